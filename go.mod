@@ -8,6 +8,7 @@ require (
 	github.com/pion/dtls/v3 v3.1.15 // indirect
 	github.com/pion/logging v0.2.4 // indirect
 	github.com/pion/transport/v5 v5.1.4 // indirect
+	github.com/pkg/errors v0.9.1 // indirect
 	github.com/plgd-dev/go-coap/v3 v3.8.0 // indirect
 	github.com/prometheus/client_golang v1.25.0 // indirect
 	github.com/tarm/serial v0.0.0-20180830185346-98f6abe2eb07 // indirect
