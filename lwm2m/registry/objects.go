@@ -1,0 +1,162 @@
+package registry
+
+import (
+	"strconv"
+	"strings"
+
+	"github.com/m2mbearer/m2mbearer/lwm2m/link"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+)
+
+// ObjectList is the interpreted Register/Update payload: the object links,
+// the alternate root path and the content formats the client announced.
+type ObjectList struct {
+	AltPath string // "/" when the client uses the default root
+	Formats Formats
+	Objects []ObjectLink
+}
+
+// ParseObjectLinks interprets a CoRE link-format object list (Core 1.1
+// §6.2.1, §6.2.2): optionally one root link to the alternate path carrying
+// rt="oma.lwm2m" (and "ct", the supported content formats), then links to
+// objects "</o>" and object instances "</o/i>" under that root, each with an
+// optional "ver" attribute. The syntax is parsed by lwm2m/link; a link to a
+// resource, a link outside the root, an out-of-range ID or a malformed "ver"
+// or "ct" is a *ParamError wrapping ErrBadRequest.
+func ParseObjectLinks(payload []byte) (*ObjectList, error) {
+	links, err := link.ParseN(payload, MaxObjectLinks+1)
+	if err != nil {
+		return nil, &ParamError{Param: "payload", Reason: err.Error(), Err: ErrBadRequest}
+	}
+	if len(links) > MaxObjectLinks {
+		return nil, bad("payload", "more than %d object links", MaxObjectLinks)
+	}
+	ol := &ObjectList{AltPath: "/"}
+	rootIdx := -1
+	for i, l := range links {
+		if rt, ok := l.Get("rt"); ok && hasToken(rt, "oma.lwm2m") {
+			if rootIdx >= 0 {
+				return nil, bad("payload", "more than one rt=\"oma.lwm2m\" link")
+			}
+			if err := checkAltPath(l.Target); err != nil {
+				return nil, err
+			}
+			rootIdx, ol.AltPath = i, strings.TrimSuffix(l.Target, "/")
+			if ol.AltPath == "" {
+				ol.AltPath = "/"
+			}
+		}
+	}
+	prefix := ""
+	if ol.AltPath != "/" {
+		prefix = ol.AltPath
+	}
+	ol.Objects = make([]ObjectLink, 0, len(links))
+	for i, l := range links {
+		target := l.Target
+		if i == rootIdx || target == ol.AltPath || target == ol.AltPath+"/" {
+			// The root link: its ct lists the supported content formats.
+			if ct, ok := l.Get("ct"); ok {
+				f, err := parseCT(ct)
+				if err != nil {
+					return nil, err
+				}
+				ol.Formats |= f
+			}
+			continue
+		}
+		if prefix != "" {
+			rest, ok := strings.CutPrefix(target, prefix)
+			if !ok || !strings.HasPrefix(rest, "/") {
+				return nil, bad("payload", "link %q is outside the root path %q", truncate(target, 32), prefix)
+			}
+			target = rest
+		}
+		p, err := path.Parse(target)
+		if err != nil {
+			return nil, &ParamError{Param: "payload", Reason: err.Error(), Err: ErrBadRequest}
+		}
+		var ol1 ObjectLink
+		switch {
+		case p.IsObject():
+			ol1 = ObjectLink{Object: p.ObjectID(), Instance: NoInstance}
+		case p.IsInstance():
+			ol1 = ObjectLink{Object: p.ObjectID(), Instance: p.InstanceID()}
+		default:
+			return nil, bad("payload", "link %q is not an object or object instance", truncate(l.Target, 32))
+		}
+		if v, ok := l.Get("ver"); ok {
+			maj, min, err := parseObjectVersion(v)
+			if err != nil {
+				return nil, err
+			}
+			ol1.VerMajor, ol1.VerMinor = maj, min
+		}
+		ol.Objects = append(ol.Objects, ol1)
+	}
+	if len(ol.Objects) == 0 {
+		ol.Objects = nil
+	}
+	return ol, nil
+}
+
+func hasToken(list, tok string) bool {
+	for f := range strings.FieldsSeq(list) {
+		if f == tok {
+			return true
+		}
+	}
+	return false
+}
+
+func checkAltPath(t string) error {
+	if t == "/" {
+		return nil
+	}
+	if !strings.HasPrefix(t, "/") || len(t) > MaxAltPathLen || strings.Contains(t, "//") ||
+		strings.ContainsAny(t, "?#") {
+		return bad("payload", "invalid alternate path %q", truncate(t, 32))
+	}
+	t = strings.TrimSuffix(t, "/")
+	// The alternate path must not itself look like an LwM2M object path.
+	if _, err := path.Parse(t); err == nil {
+		return bad("payload", "alternate path %q is an LwM2M path", t)
+	}
+	return nil
+}
+
+// parseCT parses a ct value: one number or a space-separated list (RFC 7252
+// §7.2.1 quoted form).
+func parseCT(s string) (Formats, error) {
+	var f Formats
+	n := 0
+	for tok := range strings.FieldsSeq(s) {
+		n++
+		if n > 32 {
+			return 0, bad("payload", "ct lists too many formats")
+		}
+		v, err := strconv.ParseUint(tok, 10, 16)
+		if err != nil {
+			return 0, bad("payload", "ct value %q is not a content-format number", truncate(tok, 16))
+		}
+		f |= FormatOf(uint16(v))
+	}
+	if n == 0 {
+		return 0, bad("payload", "empty ct")
+	}
+	return f, nil
+}
+
+// parseObjectVersion parses "major.minor" (each 0–255).
+func parseObjectVersion(s string) (uint8, uint8, error) {
+	maj, min, ok := strings.Cut(s, ".")
+	if !ok || !isDigits(maj) || !isDigits(min) || len(maj) > 3 || len(min) > 3 {
+		return 0, 0, &ParamError{Param: "payload", Reason: "ver " + strconv.Quote(truncate(s, 16)) + " is not major.minor", Err: ErrBadRequest}
+	}
+	a, err1 := strconv.ParseUint(maj, 10, 8)
+	b, err2 := strconv.ParseUint(min, 10, 8)
+	if err1 != nil || err2 != nil || (a == 0 && b == 0) {
+		return 0, 0, &ParamError{Param: "payload", Reason: "ver " + strconv.Quote(s) + " out of range", Err: ErrBadRequest}
+	}
+	return uint8(a), uint8(b), nil
+}

@@ -1,0 +1,361 @@
+package registry
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// Store errors.
+var (
+	// ErrNotFound: no registration with that ID (the server answers 4.04).
+	ErrNotFound = errors.New("lwm2m registry: registration not found")
+	// ErrFull: the store holds its maximum of registrations (5.03).
+	ErrFull = errors.New("lwm2m registry: store full")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("lwm2m registry: store closed")
+)
+
+// Store keeps registrations, indexed by ID (the location) and by endpoint
+// name, and orders them by expiry. Implementations are safe for concurrent
+// use. Registrations handed to and returned by a Store are immutable: Update
+// builds a new value.
+type Store interface {
+	// Add stores r. A zero r.ID is replaced by a fresh ID. A registration
+	// with the same endpoint name is replaced and returned as prev (the
+	// client registered again: Core §6.2.1 makes the new one current).
+	Add(ctx context.Context, r *Registration) (prev *Registration, err error)
+	// Update replaces the registration id by fn(old). fn must not modify
+	// old; it returns the new value (with the same ID and endpoint) or an
+	// error, which Update returns unchanged.
+	Update(ctx context.Context, id uint64, fn func(old *Registration) (*Registration, error)) (old, cur *Registration, err error)
+	// Remove deletes the registration id and returns it.
+	Remove(ctx context.Context, id uint64) (*Registration, error)
+	// Get returns the registration with the given ID.
+	Get(id uint64) (*Registration, bool)
+	// ByEndpoint returns the registration of an endpoint name.
+	ByEndpoint(name string) (*Registration, bool)
+	// Len returns the number of registrations.
+	Len() int
+	// Range calls fn for each registration until fn returns false. fn must
+	// not call the store.
+	Range(fn func(*Registration) bool)
+	// Expire removes at most max registrations whose ExpiresAt plus the
+	// store's grace is not after now, earliest first, and returns them.
+	Expire(ctx context.Context, now time.Time, max int) ([]*Registration, error)
+	// NextExpiry returns the earliest time Expire would remove something.
+	NextExpiry() (time.Time, bool)
+	// Close releases the store.
+	Close() error
+}
+
+// Options configure a store.
+type Options struct {
+	// MaxRegistrations bounds the store (default 1,000,000); Add of a new
+	// endpoint beyond it fails with ErrFull.
+	MaxRegistrations int
+	// Grace is added to a registration's lifetime before it expires
+	// (default 0). Clients send Update shortly before the lifetime ends;
+	// a few seconds of grace absorbs network delay.
+	Grace time.Duration
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxRegistrations <= 0 {
+		o.MaxRegistrations = 1_000_000
+	}
+	if o.Grace < 0 {
+		o.Grace = 0
+	}
+	return o
+}
+
+// index is the in-memory part shared by Memory and Bolt: two maps and an
+// expiry min-heap of nodes. Callers hold index.mu.
+type index struct {
+	mu     sync.RWMutex
+	opts   Options
+	byID   map[uint64]*node
+	byName map[string]*node
+	exp    expHeap
+	nextID uint64
+	closed bool
+}
+
+// node is the store's handle on a registration: the current value and its
+// position in the expiry heap. Registrations stay immutable; only nodes
+// change, under the index lock.
+type node struct {
+	r    *Registration
+	hidx int
+}
+
+func newIndex(o Options) *index {
+	return &index{opts: o.withDefaults(), byID: map[uint64]*node{}, byName: map[string]*node{}, nextID: 1}
+}
+
+func (x *index) get(id uint64) (*Registration, bool) {
+	if n, ok := x.byID[id]; ok {
+		return n.r, true
+	}
+	return nil, false
+}
+
+func (x *index) byEndpoint(name string) (*Registration, bool) {
+	if n, ok := x.byName[name]; ok {
+		return n.r, true
+	}
+	return nil, false
+}
+
+// put inserts r (assigned an ID already), replacing any registration of the
+// same endpoint or ID; it returns the replaced registration of the endpoint.
+func (x *index) put(r *Registration) (prev *Registration) {
+	if old, ok := x.byName[r.Endpoint]; ok {
+		x.del(old)
+		prev = old.r
+	}
+	if old, ok := x.byID[r.ID]; ok {
+		x.del(old)
+	}
+	n := &node{r: r}
+	x.byID[r.ID] = n
+	x.byName[r.Endpoint] = n
+	heap.Push(&x.exp, n)
+	if r.ID >= x.nextID {
+		x.nextID = r.ID + 1
+	}
+	return prev
+}
+
+func (x *index) del(n *node) {
+	delete(x.byID, n.r.ID)
+	if cur, ok := x.byName[n.r.Endpoint]; ok && cur == n {
+		delete(x.byName, n.r.Endpoint)
+	}
+	if n.hidx >= 0 && n.hidx < len(x.exp) && x.exp[n.hidx] == n {
+		heap.Remove(&x.exp, n.hidx)
+	}
+}
+
+// delReg removes r if it is still current; it reports whether it was.
+func (x *index) delReg(r *Registration) bool {
+	n, ok := x.byID[r.ID]
+	if !ok || n.r != r {
+		return false
+	}
+	x.del(n)
+	return true
+}
+
+// replace makes cur (same ID and endpoint as old) current. It reports
+// false when old is no longer current.
+func (x *index) replace(old, cur *Registration) bool {
+	n, ok := x.byID[old.ID]
+	if !ok || n.r != old {
+		return false
+	}
+	n.r = cur
+	heap.Fix(&x.exp, n.hidx)
+	return true
+}
+
+func (x *index) full(r *Registration) bool {
+	_, exists := x.byName[r.Endpoint]
+	return !exists && len(x.byID) >= x.opts.MaxRegistrations
+}
+
+// due returns up to max registrations expired at now, earliest first,
+// without removing them.
+func (x *index) due(now time.Time, max int) []*Registration {
+	limit := now.UnixNano() - int64(x.opts.Grace)
+	var popped []*node
+	for len(x.exp) > 0 && len(popped) < max && x.exp[0].r.expiry() <= limit {
+		popped = append(popped, heap.Pop(&x.exp).(*node))
+	}
+	out := make([]*Registration, len(popped))
+	for i, n := range popped {
+		heap.Push(&x.exp, n)
+		out[i] = n.r
+	}
+	return out
+}
+
+func (x *index) nextExpiry() (time.Time, bool) {
+	if len(x.exp) == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, x.exp[0].r.expiry()).Add(x.opts.Grace), true
+}
+
+func (x *index) rangeAll(fn func(*Registration) bool) {
+	for _, n := range x.byID {
+		if !fn(n.r) {
+			return
+		}
+	}
+}
+
+// expHeap orders nodes by expiry; node.hidx is the heap position.
+type expHeap []*node
+
+func (h expHeap) Len() int { return len(h) }
+func (h expHeap) Less(i, j int) bool {
+	a, b := h[i].r.expiry(), h[j].r.expiry()
+	if a != b {
+		return a < b
+	}
+	return h[i].r.ID < h[j].r.ID
+}
+func (h expHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].hidx, h[j].hidx = i, j
+}
+func (h *expHeap) Push(v any) {
+	n := v.(*node)
+	n.hidx = len(*h)
+	*h = append(*h, n)
+}
+func (h *expHeap) Pop() any {
+	old := *h
+	k := len(old) - 1
+	n := old[k]
+	old[k] = nil
+	n.hidx = -1
+	*h = old[:k]
+	return n
+}
+
+// Memory is an in-memory Store. Registrations are lost on restart; use Bolt
+// for a durable store.
+type Memory struct {
+	x *index
+}
+
+// NewMemory returns an empty in-memory store.
+func NewMemory(o Options) *Memory { return &Memory{x: newIndex(o)} }
+
+var _ Store = (*Memory)(nil)
+
+// Add implements Store.
+func (m *Memory) Add(ctx context.Context, r *Registration) (*Registration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	x := m.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return nil, ErrClosed
+	}
+	if x.full(r) {
+		return nil, ErrFull
+	}
+	if r.ID == 0 {
+		r.ID = x.nextID
+	}
+	return x.put(r), nil
+}
+
+// Update implements Store.
+func (m *Memory) Update(ctx context.Context, id uint64, fn func(*Registration) (*Registration, error)) (*Registration, *Registration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, nil, err
+	}
+	x := m.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return nil, nil, ErrClosed
+	}
+	old, ok := x.get(id)
+	if !ok {
+		return nil, nil, ErrNotFound
+	}
+	cur, err := fn(old)
+	if err != nil {
+		return old, nil, err
+	}
+	cur.ID, cur.Endpoint = old.ID, old.Endpoint
+	x.replace(old, cur)
+	return old, cur, nil
+}
+
+// Remove implements Store.
+func (m *Memory) Remove(ctx context.Context, id uint64) (*Registration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	x := m.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.closed {
+		return nil, ErrClosed
+	}
+	r, ok := x.get(id)
+	if !ok {
+		return nil, ErrNotFound
+	}
+	x.delReg(r)
+	return r, nil
+}
+
+// Get implements Store.
+func (m *Memory) Get(id uint64) (*Registration, bool) {
+	m.x.mu.RLock()
+	defer m.x.mu.RUnlock()
+	return m.x.get(id)
+}
+
+// ByEndpoint implements Store.
+func (m *Memory) ByEndpoint(name string) (*Registration, bool) {
+	m.x.mu.RLock()
+	defer m.x.mu.RUnlock()
+	return m.x.byEndpoint(name)
+}
+
+// Len implements Store.
+func (m *Memory) Len() int {
+	m.x.mu.RLock()
+	defer m.x.mu.RUnlock()
+	return len(m.x.byID)
+}
+
+// Range implements Store.
+func (m *Memory) Range(fn func(*Registration) bool) {
+	m.x.mu.RLock()
+	defer m.x.mu.RUnlock()
+	m.x.rangeAll(fn)
+}
+
+// Expire implements Store.
+func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]*Registration, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	x := m.x
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	out := x.due(now, max)
+	for _, r := range out {
+		x.delReg(r)
+	}
+	return out, nil
+}
+
+// NextExpiry implements Store.
+func (m *Memory) NextExpiry() (time.Time, bool) {
+	m.x.mu.RLock()
+	defer m.x.mu.RUnlock()
+	return m.x.nextExpiry()
+}
+
+// Close implements Store.
+func (m *Memory) Close() error {
+	m.x.mu.Lock()
+	defer m.x.mu.Unlock()
+	m.x.closed = true
+	return nil
+}
