@@ -1,0 +1,454 @@
+package bearer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+// exchange is an outgoing CON or NON message awaiting its ACK/RST and, for
+// requests, its response.
+type exchange struct {
+	peer  net.Addr
+	pkey  string
+	mid   uint16
+	token string // "" for notifications and separate responses (ACK only)
+	con   bool
+
+	ackCh  chan struct{} // closed on empty ACK
+	acked  bool          // guarded by e.exMu
+	result chan exResult // capacity 1: response or RST
+	obs    *Observation  // client observation riding on this token
+	done   bool          // guarded by e.exMu: the first response was delivered
+}
+
+type exResult struct {
+	resp *Response
+	err  error
+}
+
+type peerState struct {
+	sem  chan struct{}
+	refs int
+}
+
+// Do sends req and returns its response. A confirmable request (the
+// default) is retransmitted with exponential backoff per the bearer's
+// Params (never when MaxRetransmit is 0) and given up after
+// MAX_TRANSMIT_WAIT with a *TimeoutError; after an empty ACK the separate
+// response is awaited up to Limits.ResponseTimeout. Payloads larger than
+// BlockSize go out with Block1; a Block2 response is fetched completely
+// (at most Limits.MaxBodySize). At most NSTART requests per peer are
+// outstanding; others wait (bounded by Limits.MaxWaiting). Cancelling ctx
+// aborts the exchange.
+//
+// A response with an error code (4.xx, 5.xx) is a response, not an error.
+func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
+	if e.closing.Load() {
+		return nil, ErrClosed
+	}
+	if req == nil || req.Peer == nil {
+		return nil, errors.New("bearer: Do: request without peer")
+	}
+	if req.Code == codes.Empty || req.Code>>5 != 0 {
+		return nil, fmt.Errorf("bearer: Do: %v is not a request method", req.Code)
+	}
+	if req.Type != message.Confirmable && req.Type != message.NonConfirmable {
+		return nil, fmt.Errorf("bearer: Do: request type %v must be CON or NON", req.Type)
+	}
+	if len(req.Token) > message.MaxTokenSize {
+		return nil, message.ErrInvalidTokenLen
+	}
+	if len(req.Payload) > e.lim.MaxBodySize {
+		return nil, fmt.Errorf("%w: %d bytes > %d", ErrBodyTooLarge, len(req.Payload), e.lim.MaxBodySize)
+	}
+	token := req.Token
+	if len(token) == 0 {
+		token = e.newToken()
+	}
+	var resp *Response
+	var err error
+	if e.needsBlock1(req) {
+		resp, err = e.doBlock1(ctx, req, token)
+	} else {
+		m := message.Message{Code: req.Code, Token: token, Options: req.Options, Payload: req.Payload}
+		resp, err = e.roundTrip(ctx, req.Peer, &m, req.Type == message.Confirmable, nil, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return e.completeBlock2(ctx, req, resp, token)
+}
+
+// Get sends a confirmable GET for path to peer.
+func (e *Endpoint) Get(ctx context.Context, peer net.Addr, path string, opts ...message.Option) (*Response, error) {
+	r := NewRequest(codes.GET, peer, path)
+	for _, o := range opts {
+		r.AddOption(o)
+	}
+	return e.Do(ctx, r)
+}
+
+// Post sends a confirmable POST with payload in content format cf.
+func (e *Endpoint) Post(ctx context.Context, peer net.Addr, path string, cf message.MediaType, payload []byte, opts ...message.Option) (*Response, error) {
+	return e.doBody(ctx, codes.POST, peer, path, cf, payload, opts)
+}
+
+// Put sends a confirmable PUT with payload in content format cf.
+func (e *Endpoint) Put(ctx context.Context, peer net.Addr, path string, cf message.MediaType, payload []byte, opts ...message.Option) (*Response, error) {
+	return e.doBody(ctx, codes.PUT, peer, path, cf, payload, opts)
+}
+
+// Delete sends a confirmable DELETE for path.
+func (e *Endpoint) Delete(ctx context.Context, peer net.Addr, path string, opts ...message.Option) (*Response, error) {
+	r := NewRequest(codes.DELETE, peer, path)
+	for _, o := range opts {
+		r.AddOption(o)
+	}
+	return e.Do(ctx, r)
+}
+
+func (e *Endpoint) doBody(ctx context.Context, code codes.Code, peer net.Addr, path string, cf message.MediaType, payload []byte, opts []message.Option) (*Response, error) {
+	r := NewRequest(code, peer, path)
+	r.SetOption(ContentFormatOption(cf))
+	for _, o := range opts {
+		r.AddOption(o)
+	}
+	r.Payload = payload
+	return e.Do(ctx, r)
+}
+
+// Ping sends an empty CON message (CoAP ping) and waits for the RST that
+// proves the peer is alive.
+func (e *Endpoint) Ping(ctx context.Context, peer net.Addr) error {
+	if e.closing.Load() {
+		return ErrClosed
+	}
+	m := message.Message{Code: codes.Empty}
+	_, err := e.roundTrip(ctx, peer, &m, true, nil, false)
+	if errors.Is(err, ErrReset) {
+		return nil
+	}
+	if err == nil {
+		return fmt.Errorf("%w: answer to ping is not RST", ErrBadResponse)
+	}
+	return err
+}
+
+func (e *Endpoint) acquirePeer(ctx context.Context, pkey string) (*peerState, error) {
+	e.exMu.Lock()
+	ps, ok := e.peers[pkey]
+	if !ok {
+		if len(e.peers) >= e.lim.MaxPeers {
+			e.exMu.Unlock()
+			return nil, fmt.Errorf("%w: %d peers", ErrLimit, e.lim.MaxPeers)
+		}
+		ps = &peerState{sem: make(chan struct{}, e.p.NStart)}
+		e.peers[pkey] = ps
+		e.m.Set(GaugePeers, len(e.peers))
+	}
+	ps.refs++
+	e.exMu.Unlock()
+	select {
+	case ps.sem <- struct{}{}:
+		return ps, nil
+	default:
+	}
+	if e.waiting.Add(1) > int64(e.lim.MaxWaiting) {
+		e.waiting.Add(-1)
+		e.releasePeerRef(pkey, ps)
+		e.m.Count(EventDropOverload, 1)
+		return nil, fmt.Errorf("%w: %d requests waiting for NSTART", ErrLimit, e.lim.MaxWaiting)
+	}
+	defer e.waiting.Add(-1)
+	select {
+	case ps.sem <- struct{}{}:
+		return ps, nil
+	case <-ctx.Done():
+		e.releasePeerRef(pkey, ps)
+		return nil, ctx.Err()
+	case <-e.ctx.Done():
+		e.releasePeerRef(pkey, ps)
+		return nil, ErrClosed
+	}
+}
+
+func (e *Endpoint) releasePeerRef(pkey string, ps *peerState) {
+	e.exMu.Lock()
+	ps.refs--
+	if ps.refs == 0 {
+		delete(e.peers, pkey)
+		e.m.Set(GaugePeers, len(e.peers))
+	}
+	e.exMu.Unlock()
+}
+
+// roundTrip sends m (type set here, MID allocated) to peer and waits for
+// the ACK/RST and, for requests, the response. For an empty CON (ping)
+// the RST is the expected answer. obs, if set, receives later
+// notifications on the token. With ackOnly (separate responses and
+// notifications) it returns on the ACK and NSTART does not apply.
+func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool) (*Response, error) {
+	pkey := AddrKey(peer)
+	var ps *peerState
+	if !ackOnly {
+		var err error
+		if ps, err = e.acquirePeer(ctx, pkey); err != nil {
+			return nil, err
+		}
+	}
+	slotHeld := ps != nil
+	release := func() {
+		if slotHeld {
+			slotHeld = false
+			<-ps.sem
+			e.releasePeerRef(pkey, ps)
+		}
+	}
+	defer release()
+
+	m.MessageID = int32(e.newMID())
+	if con {
+		m.Type = message.Confirmable
+	} else {
+		m.Type = message.NonConfirmable
+	}
+	data, err := encode(m)
+	if err != nil {
+		return nil, fmt.Errorf("bearer: encode request: %w", err)
+	}
+	if len(data) > e.p.MaxDatagram {
+		return nil, fmt.Errorf("%w: request of %d bytes > %d", ErrTooLarge, len(data), e.p.MaxDatagram)
+	}
+	ex := &exchange{
+		peer: peer, pkey: pkey, mid: uint16(m.MessageID), con: con,
+		ackCh: make(chan struct{}), result: make(chan exResult, 1), obs: obs,
+	}
+	if m.Code != codes.Empty && !ackOnly {
+		ex.token = string(m.Token)
+	}
+	if err := e.register(ex); err != nil {
+		return nil, err
+	}
+	keepToken := false
+	defer func() { e.unregister(ex, keepToken) }()
+
+	start := time.Now()
+	if err := e.writeRaw(data, peer); err != nil {
+		return nil, err
+	}
+	transmissions := 1
+	var retrans *time.Timer
+	var retransC <-chan time.Time
+	timeout := e.initialTimeout()
+	giveUp := e.lim.ResponseTimeout
+	if con {
+		giveUp = e.p.MaxTransmitWait()
+		if e.p.MaxRetransmit > 0 {
+			retrans = time.NewTimer(timeout)
+			defer retrans.Stop()
+			retransC = retrans.C
+		}
+	}
+	giveUpT := time.NewTimer(giveUp)
+	defer giveUpT.Stop()
+	ackCh := ex.ackCh
+	op := "request"
+	if m.Code == codes.Empty {
+		op = "ping"
+	}
+	for {
+		select {
+		case r := <-ex.result:
+			if r.err == nil && obs != nil {
+				keepToken = true
+			}
+			return r.resp, r.err
+		case <-ackCh:
+			// Empty ACK: the interaction is no longer outstanding (§4.7);
+			// wait for the separate response.
+			if ackOnly {
+				return nil, nil
+			}
+			ackCh = nil
+			release()
+			if retrans != nil {
+				retrans.Stop()
+				retransC = nil
+			}
+			giveUpT.Reset(e.lim.ResponseTimeout)
+			op = "separate response"
+		case <-retransC:
+			if transmissions > e.p.MaxRetransmit {
+				retransC = nil
+				continue
+			}
+			if err := e.writeRaw(data, peer); err != nil {
+				return nil, err
+			}
+			e.m.Count(EventRetransmission, 1)
+			transmissions++
+			timeout *= 2
+			if transmissions <= e.p.MaxRetransmit {
+				retrans.Reset(timeout)
+			} else {
+				retransC = nil
+			}
+		case <-giveUpT.C:
+			e.m.Count(EventTimeout, 1)
+			return nil, &TimeoutError{Op: op, Peer: peer, Waited: time.Since(start), Transmissions: transmissions}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-e.ctx.Done():
+			return nil, ErrClosed
+		}
+	}
+}
+
+func (e *Endpoint) register(ex *exchange) error {
+	e.exMu.Lock()
+	defer e.exMu.Unlock()
+	if len(e.byMID) >= e.lim.MaxExchanges {
+		e.m.Count(EventDropOverload, 1)
+		return fmt.Errorf("%w: %d exchanges", ErrLimit, e.lim.MaxExchanges)
+	}
+	mk := midKey{ex.pkey, ex.mid}
+	e.byMID[mk] = ex
+	if ex.token != "" {
+		tk := tokenKey{ex.pkey, ex.token}
+		if old, ok := e.byToken[tk]; ok && old.obs != nil {
+			delete(e.byMID, mk)
+			return fmt.Errorf("bearer: token %x already in use by an observation", ex.token)
+		}
+		e.byToken[tk] = ex
+	}
+	e.m.Set(GaugeExchanges, len(e.byMID))
+	return nil
+}
+
+func (e *Endpoint) unregister(ex *exchange, keepToken bool) {
+	e.exMu.Lock()
+	mk := midKey{ex.pkey, ex.mid}
+	if cur, ok := e.byMID[mk]; ok && cur == ex {
+		delete(e.byMID, mk)
+	}
+	if ex.token != "" && !keepToken {
+		tk := tokenKey{ex.pkey, ex.token}
+		if cur, ok := e.byToken[tk]; ok && cur == ex {
+			delete(e.byToken, tk)
+		}
+	}
+	e.m.Set(GaugeExchanges, len(e.byMID))
+	e.exMu.Unlock()
+}
+
+// handleAckOrReset matches an ACK or RST to an outgoing exchange by MID.
+func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Addr) {
+	pkey := AddrKey(peer)
+	mk := midKey{pkey, uint16(m.MessageID)}
+	e.exMu.Lock()
+	ex, ok := e.byMID[mk]
+	if !ok {
+		e.exMu.Unlock()
+		if m.Type == message.Reset && e.obs.resetByMID(e, mk) {
+			return
+		}
+		e.m.Count(EventDropUnknownACK, 1)
+		return
+	}
+	delete(e.byMID, mk)
+	if m.Type == message.Reset {
+		ex.done = true
+		e.exMu.Unlock()
+		deliver(ex, exResult{err: ErrReset})
+		return
+	}
+	if m.Code == codes.Empty {
+		if !ex.acked {
+			ex.acked = true
+			close(ex.ackCh)
+		}
+		e.exMu.Unlock()
+		return
+	}
+	// Piggybacked response: the token must match.
+	if string(m.Token) != ex.token {
+		e.exMu.Unlock()
+		e.m.Count(EventDropUnexpected, 1)
+		return
+	}
+	ex.done = true
+	e.exMu.Unlock()
+	resp := e.makeResponse(m, peer)
+	if ex.obs != nil {
+		ex.obs.notify(e, resp) // queued first, before any notification
+	}
+	deliver(ex, exResult{resp: resp})
+}
+
+func deliver(ex *exchange, r exResult) {
+	select {
+	case ex.result <- r:
+	default:
+	}
+}
+
+// makeResponse copies m into a Response that outlives the read buffer.
+func (e *Endpoint) makeResponse(m *message.Message, peer net.Addr) *Response {
+	r := &Response{
+		Code:    m.Code,
+		Type:    m.Type,
+		Token:   append(message.Token(nil), m.Token...),
+		Options: cloneOptions(m.Options),
+		Peer:    peer,
+	}
+	if len(m.Payload) > 0 {
+		r.Payload = append([]byte(nil), m.Payload...)
+	}
+	return r
+}
+
+// handleResponse processes a CON or NON response (separate response or
+// notification), matched by token.
+func (e *Endpoint) handleResponse(m *message.Message, data []byte, peer net.Addr, pkey string, dk midKey) {
+	con := m.Type == message.Confirmable
+	tk := tokenKey{pkey, string(m.Token)}
+	e.exMu.Lock()
+	ex, ok := e.byToken[tk]
+	var obs *Observation
+	first := false
+	if ok {
+		if !ex.done {
+			ex.done = true
+			first = true
+			delete(e.byMID, midKey{pkey, ex.mid})
+		} else {
+			obs = ex.obs
+		}
+	}
+	e.exMu.Unlock()
+	if !ok || (!first && obs == nil) {
+		// RFC 7252 §4.2/§4.3 and RFC 7641 §3.6: reject what we cannot
+		// match.
+		e.m.Count(EventDropUnexpected, 1)
+		e.dedup.setReply(dk, e.sendEmpty(message.Reset, uint16(m.MessageID), peer))
+		return
+	}
+	if con {
+		e.dedup.setReply(dk, e.sendEmpty(message.Acknowledgement, uint16(m.MessageID), peer))
+	}
+	resp := e.makeResponse(m, peer)
+	if first {
+		if ex.obs != nil {
+			ex.obs.notify(e, resp)
+		}
+		deliver(ex, exResult{resp: resp})
+		return
+	}
+	obs.notify(e, resp)
+}

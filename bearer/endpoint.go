@@ -1,0 +1,397 @@
+package bearer
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+)
+
+// blockHeaderRoom is the room kept for the CoAP header, token and options
+// when a block size is chosen from Params.PreferredDatagram: 4 (header) +
+// 8 (token) + 4 (Block1/Block2) + 5 (Size1/Size2) + 9 (ETag) + 4 (Observe)
+// + 3 (Content-Format) + 1 (payload marker) = 38, plus 26 for a short
+// Uri-Path such as /5/0/0 and Uri-Query. So UDP's 1152 gives 1024-byte
+// blocks and one 140-byte SMS gives 64-byte blocks.
+const blockHeaderRoom = 64
+
+// Endpoint is the RFC 7252 message layer on a Bearer: it serves requests
+// to a Handler and sends requests with Do, handling message types,
+// message IDs and tokens, duplicate detection, piggybacked and separate
+// responses, retransmission with the bearer's Params, RFC 7641 observe
+// and RFC 7959 block-wise transfers.
+//
+// The Endpoint owns one read goroutine; handlers run on a bounded number
+// of goroutines. Close or Shutdown stops everything and closes the bearer.
+type Endpoint struct {
+	b        Bearer
+	p        Params
+	lim      Limits
+	h        Handler
+	log      *slog.Logger
+	m        Metrics
+	szx      uint32 // block size exponent: size = 16 << szx
+	tokenLen int
+
+	rngMu sync.Mutex
+	rng   *rand.Rand
+	mid   atomic.Uint32
+	seq   atomic.Uint32 // observe sequence numbers (24-bit)
+
+	ctx     context.Context // cancelled by Close; handler contexts derive from it
+	cancel  context.CancelFunc
+	closing atomic.Bool // Shutdown started: no new requests
+	closed  atomic.Bool
+	once    sync.Once
+	loop    chan struct{} // closed when the read loop exits
+	bg      sync.WaitGroup
+	hwg     sync.WaitGroup // running handlers
+	hsem    chan struct{}
+
+	exMu    sync.Mutex
+	byMID   map[midKey]*exchange
+	byToken map[tokenKey]*exchange
+	peers   map[string]*peerState
+	waiting atomic.Int64
+
+	dedup  dedupCache
+	obs    observerSet
+	blocks blockStore
+}
+
+type midKey struct {
+	peer string
+	mid  uint16
+}
+
+type tokenKey struct {
+	peer  string
+	token string
+}
+
+// NewEndpoint returns an Endpoint on b and starts its read loop. b must
+// have valid Params. The Endpoint takes ownership of b: Close closes it.
+func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
+	if b == nil {
+		return nil, errors.New("bearer: NewEndpoint: nil bearer")
+	}
+	p := b.Params()
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("bearer: NewEndpoint: %w", err)
+	}
+	var cfg endpointConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	e := &Endpoint{
+		b:        b,
+		p:        p,
+		lim:      cfg.limits.withDefaults(p),
+		h:        cfg.handler,
+		log:      cfg.logger,
+		m:        cfg.metrics,
+		tokenLen: cfg.tokenLen,
+		loop:     make(chan struct{}),
+		byMID:    make(map[midKey]*exchange),
+		byToken:  make(map[tokenKey]*exchange),
+		peers:    make(map[string]*peerState),
+	}
+	if e.h == nil {
+		e.h = NotFoundHandler()
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.m == nil {
+		e.m = nopMetrics{}
+	}
+	if e.tokenLen <= 0 || e.tokenLen > 8 {
+		e.tokenLen = 8
+	}
+	if cfg.seeded {
+		e.rng = rand.New(rand.NewPCG(uint64(cfg.seed), 0x6d326d6265617265))
+	} else {
+		var seed [32]byte
+		if _, err := crand.Read(seed[:]); err != nil {
+			return nil, fmt.Errorf("bearer: NewEndpoint: seeding: %w", err)
+		}
+		e.rng = rand.New(rand.NewChaCha8(seed))
+	}
+	e.mid.Store(uint32(e.rng.Uint32N(1 << 16)))
+	e.seq.Store(uint32(e.rng.Uint32N(1 << 16)))
+	if cfg.blockSize > 0 {
+		szx, ok := szxForSize(cfg.blockSize)
+		if !ok {
+			return nil, fmt.Errorf("%w: block size %d is not a power of two in 16..1024", ErrInvalidParams, cfg.blockSize)
+		}
+		e.szx = szx
+	} else {
+		e.szx = szxForDatagram(p.PreferredDatagram)
+	}
+	e.hsem = make(chan struct{}, e.lim.MaxHandlers)
+	e.dedup.init(e.lim.MaxDedup)
+	e.obs.init()
+	e.blocks.init(e.lim)
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	go e.readLoop()
+	return e, nil
+}
+
+// szxForDatagram returns the largest SZX whose block plus blockHeaderRoom
+// fits in n bytes (at least SZX 0, 16 bytes).
+func szxForDatagram(n int) uint32 {
+	szx := uint32(6)
+	for szx > 0 && (16<<szx)+blockHeaderRoom > n {
+		szx--
+	}
+	return szx
+}
+
+func szxForSize(n int) (uint32, bool) {
+	for szx := uint32(0); szx <= 6; szx++ {
+		if 16<<szx == n {
+			return szx, true
+		}
+	}
+	return 0, false
+}
+
+// Bearer returns the bearer the Endpoint runs on.
+func (e *Endpoint) Bearer() Bearer { return e.b }
+
+// Params returns the bearer's parameters.
+func (e *Endpoint) Params() Params { return e.p }
+
+// Limits returns the effective limits (defaults filled in).
+func (e *Endpoint) Limits() Limits { return e.lim }
+
+// BlockSize returns the block size used for block-wise transfers: the
+// largest of 16..1024 that fits the bearer's PreferredDatagram with header
+// room, or the WithBlockSize value.
+func (e *Endpoint) BlockSize() int { return 16 << e.szx }
+
+// LocalAddr returns the bearer's local address.
+func (e *Endpoint) LocalAddr() net.Addr { return e.b.LocalAddr() }
+
+// Close stops the Endpoint at once: the read loop stops, the bearer is
+// closed, pending exchanges fail with ErrClosed, observations end and
+// handler contexts are cancelled. It does not wait for handlers; Shutdown
+// does.
+func (e *Endpoint) Close() error {
+	var err error
+	e.once.Do(func() {
+		e.closing.Store(true)
+		e.closed.Store(true)
+		e.cancel()
+		err = e.b.Close()
+		<-e.loop
+		e.obs.closeAll(e)
+		e.closeClientObservations()
+		e.bg.Wait()
+	})
+	return err
+}
+
+// Shutdown stops accepting new requests (incoming ones get 5.03, Do
+// returns ErrClosed), waits for running handlers until ctx is done, then
+// closes the Endpoint. It returns ctx.Err() if handlers were still running.
+func (e *Endpoint) Shutdown(ctx context.Context) error {
+	e.closing.Store(true)
+	done := make(chan struct{})
+	go func() { e.hwg.Wait(); close(done) }()
+	var werr error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		werr = ctx.Err()
+	}
+	if err := e.Close(); err != nil && werr == nil {
+		werr = err
+	}
+	return werr
+}
+
+// Done returns a channel closed when the Endpoint's read loop has stopped
+// (after Close, or when the bearer failed).
+func (e *Endpoint) Done() <-chan struct{} { return e.loop }
+
+func (e *Endpoint) newMID() uint16 { return uint16(e.mid.Add(1)) }
+
+func (e *Endpoint) newToken() message.Token {
+	var b [8]byte
+	e.rngMu.Lock()
+	binary.LittleEndian.PutUint64(b[:], e.rng.Uint64())
+	e.rngMu.Unlock()
+	return message.Token(append([]byte(nil), b[:e.tokenLen]...))
+}
+
+// initialTimeout returns a random duration in [ACK_TIMEOUT,
+// ACK_TIMEOUT × ACK_RANDOM_FACTOR].
+func (e *Endpoint) initialTimeout() time.Duration {
+	e.rngMu.Lock()
+	f := e.rng.Float64()
+	e.rngMu.Unlock()
+	return time.Duration(float64(e.p.AckTimeout) * (1 + f*(e.p.AckRandomFactor-1)))
+}
+
+// encode returns the wire form of m in a new slice.
+func encode(m *message.Message) ([]byte, error) {
+	n, err := coder.DefaultCoder.Size(*m)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, n)
+	if _, err := coder.DefaultCoder.Encode(*m, buf); err != nil {
+		return nil, err
+	}
+	return buf, nil
+}
+
+// writeRaw sends an encoded datagram to peer.
+func (e *Endpoint) writeRaw(data []byte, peer net.Addr) error {
+	if _, err := e.b.WriteTo(data, peer); err != nil {
+		e.m.Count(EventWriteError, 1)
+		return fmt.Errorf("bearer: write to %v: %w", peer, err)
+	}
+	e.m.Count(EventSent, 1)
+	return nil
+}
+
+// sendEmpty sends an empty ACK or RST for mid.
+func (e *Endpoint) sendEmpty(typ message.Type, mid uint16, peer net.Addr) []byte {
+	b := []byte{0x40 | byte(typ)<<4, 0, byte(mid >> 8), byte(mid)}
+	if e.writeRaw(b, peer) == nil && typ == message.Reset {
+		e.m.Count(EventRSTSent, 1)
+	}
+	return b
+}
+
+func (e *Endpoint) readLoop() {
+	defer close(e.loop)
+	buf := make([]byte, e.p.MaxDatagram+1)
+	for {
+		n, peer, err := e.b.ReadFrom(buf)
+		if err != nil {
+			if e.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			e.log.Warn("bearer: read failed, endpoint stops", "bearer", e.p.Name, "err", err)
+			return
+		}
+		e.m.Count(EventReceived, 1)
+		if n > e.p.MaxDatagram {
+			e.m.Count(EventDropMalformed, 1)
+			continue
+		}
+		e.handleDatagram(buf[:n], peer)
+	}
+}
+
+// decode parses data into m, growing the options slice as needed.
+func decode(data []byte, m *message.Message) error {
+	if cap(m.Options) < 8 {
+		m.Options = make(message.Options, 0, 8)
+	}
+	for {
+		_, err := coder.DefaultCoder.Decode(data, m)
+		if errors.Is(err, message.ErrOptionsTooSmall) && cap(m.Options) < 512 {
+			m.Options = make(message.Options, 0, 2*cap(m.Options))
+			continue
+		}
+		return err
+	}
+}
+
+// handleDatagram processes one received datagram. data is only valid for
+// the duration of the call.
+func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
+	var m message.Message
+	var optsBuf [16]message.Option
+	m.Options = optsBuf[:0]
+	if err := decode(data, &m); err != nil {
+		e.m.Count(EventDropMalformed, 1)
+		// RFC 7252 §4.2: a CON with a format error is rejected with RST
+		// when its message ID can be read; anything else is dropped.
+		if len(data) >= 4 && data[0]>>6 == 1 && (data[0]>>4)&3 == byte(message.Confirmable) {
+			e.sendEmpty(message.Reset, binary.BigEndian.Uint16(data[2:4]), peer)
+		}
+		return
+	}
+	mid := uint16(m.MessageID)
+	code := m.Code
+	class := code >> 5
+	switch m.Type {
+	case message.Acknowledgement, message.Reset:
+		if m.Type == message.Reset {
+			e.m.Count(EventRSTReceived, 1)
+			if code != codes.Empty || len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0 {
+				e.m.Count(EventDropMalformed, 1)
+				return
+			}
+		}
+		if m.Type == message.Acknowledgement && (class == 0 && code != codes.Empty || class == 1 || class >= 6) {
+			e.m.Count(EventDropUnexpected, 1)
+			return
+		}
+		if m.Type == message.Acknowledgement && code == codes.Empty && (len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0) {
+			e.m.Count(EventDropMalformed, 1)
+			return
+		}
+		e.handleAckOrReset(&m, data, peer)
+		return
+	}
+	// CON or NON.
+	con := m.Type == message.Confirmable
+	if code == codes.Empty {
+		if con && len(m.Token) == 0 && len(m.Options) == 0 && len(m.Payload) == 0 {
+			e.sendEmpty(message.Reset, mid, peer) // CoAP ping
+			return
+		}
+		e.m.Count(EventDropMalformed, 1)
+		if con {
+			e.sendEmpty(message.Reset, mid, peer)
+		}
+		return
+	}
+	if class == 1 || class >= 6 {
+		e.m.Count(EventDropUnexpected, 1)
+		if con {
+			e.sendEmpty(message.Reset, mid, peer)
+		}
+		return
+	}
+	pkey := AddrKey(peer)
+	dk := midKey{pkey, mid}
+	lifetime := e.p.NonLifetime()
+	if con {
+		lifetime = e.p.ExchangeLifetime()
+	}
+	dup, reply := e.dedup.check(dk, lifetime, time.Now(), e.m)
+	if dup {
+		e.m.Count(EventDuplicate, 1)
+		if con && reply != nil {
+			_ = e.writeRaw(reply, peer)
+		}
+		return
+	}
+	if class == 0 {
+		e.handleRequest(&m, data, peer, pkey, dk)
+		return
+	}
+	e.handleResponse(&m, data, peer, pkey, dk)
+}

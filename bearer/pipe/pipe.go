@@ -1,0 +1,391 @@
+// Package pipe provides in-memory bearers for tests: a Hub of named
+// endpoints (New returns the common pair) that pass whole datagrams with
+// seeded, deterministic fault injection per sender: loss, duplication,
+// reordering and delay, plus the size limit and RFC 7252 parameters of
+// the bearer being imitated (UDP, SMS, ...).
+//
+// Everything here is hand-written: it is a test double for bearer.Bearer
+// and has no library counterpart. Fault decisions come from a math/rand/v2
+// PCG source seeded per sender, so a given seed and send order give the
+// same losses and duplicates on every run; delivery times still depend
+// on the scheduler.
+package pipe
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+)
+
+// Addr is the address of a pipe endpoint (network "pipe").
+type Addr string
+
+// Network returns "pipe".
+func (a Addr) Network() string { return "pipe" }
+
+// String returns the endpoint name.
+func (a Addr) String() string { return string(a) }
+
+// Faults describes what happens to datagrams a Conn sends. Probabilities
+// are in [0, 1].
+type Faults struct {
+	// Loss is the probability that a datagram is dropped.
+	Loss float64
+	// Duplicate is the probability that a datagram is delivered twice.
+	Duplicate float64
+	// Reorder is the probability that a datagram is held back by
+	// ReorderDelay, so later ones overtake it.
+	Reorder float64
+	// ReorderDelay is how long a reordered datagram is held (default 5 ms).
+	ReorderDelay time.Duration
+	// Delay is the fixed one-way delay.
+	Delay time.Duration
+	// Jitter adds a uniformly distributed delay in [0, Jitter).
+	Jitter time.Duration
+}
+
+// Stats counts what a Conn did with the datagrams it sent and received.
+type Stats struct {
+	Sent       int64 // WriteTo calls accepted
+	Delivered  int64 // datagrams queued at a receiver (duplicates included)
+	Lost       int64 // dropped by the Loss fault
+	Duplicated int64 // extra copies made by the Duplicate fault
+	Reordered  int64 // held back by the Reorder fault
+	Overflow   int64 // dropped because the receiver's queue was full
+	Unroutable int64 // sent to an address with no endpoint
+	TooLarge   int64 // refused by WriteTo (over MaxDatagram)
+	Received   int64 // datagrams returned by ReadFrom
+}
+
+// Option configures New and NewHub.
+type Option func(*config)
+
+type config struct {
+	params bearer.Params
+	faults Faults
+	seed   int64
+	queue  int
+	names  [2]string
+}
+
+// WithParams sets the bearer parameters every Conn reports (default:
+// bearer.UDPParams("pipe")). MaxDatagram is enforced by WriteTo.
+func WithParams(p bearer.Params) Option { return func(c *config) { c.params = p } }
+
+// WithFaults sets the faults of every Conn's outgoing datagrams.
+func WithFaults(f Faults) Option { return func(c *config) { c.faults = f } }
+
+// WithSeed seeds the fault decisions (default 1).
+func WithSeed(seed int64) Option { return func(c *config) { c.seed = seed } }
+
+// WithQueue bounds each Conn's receive queue (default 1024 datagrams);
+// datagrams arriving at a full queue are dropped and counted.
+func WithQueue(n int) Option { return func(c *config) { c.queue = n } }
+
+// WithNames names the two Conns returned by New (default "a" and "b").
+func WithNames(a, b string) Option { return func(c *config) { c.names = [2]string{a, b} } }
+
+// Hub connects named Conns; any Conn can send to any other by Addr.
+type Hub struct {
+	cfg   config
+	mu    sync.RWMutex
+	conns map[Addr]*Conn
+	nseed atomic.Int64
+}
+
+// NewHub returns an empty Hub.
+func NewHub(opts ...Option) *Hub {
+	cfg := config{params: bearer.UDPParams("pipe"), seed: 1, queue: 1024, names: [2]string{"a", "b"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.queue <= 0 {
+		cfg.queue = 1024
+	}
+	return &Hub{cfg: cfg, conns: make(map[Addr]*Conn)}
+}
+
+// New returns two connected Conns, a pair of bearers.
+func New(opts ...Option) (a, b *Conn) {
+	h := NewHub(opts...)
+	a, _ = h.Conn(h.cfg.names[0])
+	b, _ = h.Conn(h.cfg.names[1])
+	return a, b
+}
+
+// ErrNameInUse is returned by Hub.Conn for a name already attached.
+var ErrNameInUse = errors.New("pipe: name in use")
+
+// Conn attaches a new endpoint called name to the hub.
+func (h *Hub) Conn(name string) (*Conn, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	addr := Addr(name)
+	if _, ok := h.conns[addr]; ok {
+		return nil, fmt.Errorf("%w: %q", ErrNameInUse, name)
+	}
+	n := h.nseed.Add(1)
+	c := &Conn{
+		hub:    h,
+		addr:   addr,
+		params: h.cfg.params,
+		faults: h.cfg.faults,
+		rng:    rand.New(rand.NewPCG(uint64(h.cfg.seed), uint64(n))),
+		in:     make(chan packet, h.cfg.queue),
+		closed: make(chan struct{}),
+	}
+	c.rdl = newDeadline()
+	h.conns[addr] = c
+	return c, nil
+}
+
+func (h *Hub) lookup(a net.Addr) *Conn {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if a == nil {
+		return nil
+	}
+	return h.conns[Addr(a.String())]
+}
+
+func (h *Hub) remove(c *Conn) {
+	h.mu.Lock()
+	if h.conns[c.addr] == c {
+		delete(h.conns, c.addr)
+	}
+	h.mu.Unlock()
+}
+
+type packet struct {
+	data []byte
+	from Addr
+}
+
+// Conn is one endpoint of a Hub; it implements bearer.Bearer.
+type Conn struct {
+	hub    *Hub
+	addr   Addr
+	params bearer.Params
+
+	mu     sync.Mutex // guards faults and rng
+	faults Faults
+	rng    *rand.Rand
+
+	in     chan packet
+	closed chan struct{}
+	once   sync.Once
+	rdl    *deadline
+	timers sync.WaitGroup
+
+	stats struct {
+		sent, delivered, lost, duplicated, reordered, overflow, unroutable, tooLarge, received atomic.Int64
+	}
+}
+
+var _ bearer.Bearer = (*Conn)(nil)
+
+// Params returns the configured bearer parameters.
+func (c *Conn) Params() bearer.Params { return c.params }
+
+// SetFaults replaces the faults applied to datagrams this Conn sends.
+func (c *Conn) SetFaults(f Faults) {
+	c.mu.Lock()
+	c.faults = f
+	c.mu.Unlock()
+}
+
+// Stats returns the counters.
+func (c *Conn) Stats() Stats {
+	s := &c.stats
+	return Stats{
+		Sent: s.sent.Load(), Delivered: s.delivered.Load(), Lost: s.lost.Load(),
+		Duplicated: s.duplicated.Load(), Reordered: s.reordered.Load(), Overflow: s.overflow.Load(),
+		Unroutable: s.unroutable.Load(), TooLarge: s.tooLarge.Load(), Received: s.received.Load(),
+	}
+}
+
+// LocalAddr returns the Conn's Addr.
+func (c *Conn) LocalAddr() net.Addr { return c.addr }
+
+func opError(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: "pipe", Addr: addr, Err: err}
+}
+
+// ReadFrom returns the next datagram. It blocks until one arrives, the
+// read deadline passes (an error with Timeout() true, wrapping
+// os.ErrDeadlineExceeded) or the Conn is closed (net.ErrClosed).
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	select {
+	case <-c.closed:
+		return 0, nil, opError("read", c.addr, net.ErrClosed)
+	default:
+	}
+	select {
+	case pk := <-c.in:
+		c.stats.received.Add(1)
+		return copy(p, pk.data), pk.from, nil
+	case <-c.closed:
+		return 0, nil, opError("read", c.addr, net.ErrClosed)
+	case <-c.rdl.wait():
+		return 0, nil, opError("read", c.addr, os.ErrDeadlineExceeded)
+	}
+}
+
+// WriteTo sends p to addr, applying this Conn's faults. A datagram over
+// Params().MaxDatagram is refused with an error wrapping
+// bearer.ErrTooLarge. Sending to an unknown address succeeds and is
+// counted as unroutable, as UDP would.
+func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	select {
+	case <-c.closed:
+		return 0, opError("write", addr, net.ErrClosed)
+	default:
+	}
+	if len(p) > c.params.MaxDatagram {
+		c.stats.tooLarge.Add(1)
+		return 0, opError("write", addr, fmt.Errorf("%w: %d bytes > %d", bearer.ErrTooLarge, len(p), c.params.MaxDatagram))
+	}
+	c.stats.sent.Add(1)
+	dst := c.hub.lookup(addr)
+	if dst == nil {
+		c.stats.unroutable.Add(1)
+		return len(p), nil
+	}
+	c.mu.Lock()
+	f := c.faults
+	lost := f.Loss > 0 && c.rng.Float64() < f.Loss
+	copies := 1
+	if !lost && f.Duplicate > 0 && c.rng.Float64() < f.Duplicate {
+		copies = 2
+	}
+	delays := [2]time.Duration{}
+	for i := 0; i < copies; i++ {
+		d := f.Delay
+		if f.Jitter > 0 {
+			d += time.Duration(c.rng.Int64N(int64(f.Jitter)))
+		}
+		if f.Reorder > 0 && c.rng.Float64() < f.Reorder {
+			rd := f.ReorderDelay
+			if rd <= 0 {
+				rd = 5 * time.Millisecond
+			}
+			d += rd
+			c.stats.reordered.Add(1)
+		}
+		delays[i] = d
+	}
+	c.mu.Unlock()
+	if lost {
+		c.stats.lost.Add(1)
+		return len(p), nil
+	}
+	if copies == 2 {
+		c.stats.duplicated.Add(1)
+	}
+	data := append([]byte(nil), p...)
+	for i := 0; i < copies; i++ {
+		if delays[i] <= 0 {
+			c.deliver(dst, data)
+			continue
+		}
+		c.timers.Add(1)
+		time.AfterFunc(delays[i], func() {
+			defer c.timers.Done()
+			c.deliver(dst, data)
+		})
+	}
+	return len(p), nil
+}
+
+func (c *Conn) deliver(dst *Conn, data []byte) {
+	select {
+	case <-dst.closed:
+		return
+	default:
+	}
+	select {
+	case dst.in <- packet{data: data, from: c.addr}:
+		c.stats.delivered.Add(1)
+	default:
+		c.stats.overflow.Add(1)
+	}
+}
+
+// Close detaches the Conn; pending and later reads and writes fail with
+// net.ErrClosed. Delayed datagrams still in flight are discarded.
+func (c *Conn) Close() error {
+	err := opError("close", c.addr, net.ErrClosed)
+	c.once.Do(func() {
+		close(c.closed)
+		c.hub.remove(c)
+		err = nil
+	})
+	return err
+}
+
+// SetDeadline sets the read deadline (writes never block).
+func (c *Conn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
+
+// SetReadDeadline sets the deadline for ReadFrom; the zero time clears it.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.rdl.set(t)
+	return nil
+}
+
+// SetWriteDeadline is accepted and ignored: writes never block.
+func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
+
+// deadline is a resettable deadline whose wait channel is closed when it
+// passes, as in net.Pipe.
+type deadline struct {
+	mu     sync.Mutex
+	timer  *time.Timer
+	cancel chan struct{}
+}
+
+func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
+
+func (d *deadline) set(t time.Time) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.timer != nil && !d.timer.Stop() {
+		<-d.cancel // the timer fired and closed it
+	}
+	d.timer = nil
+	closed := false
+	select {
+	case <-d.cancel:
+		closed = true
+	default:
+	}
+	if t.IsZero() {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		return
+	}
+	if dur := time.Until(t); dur > 0 {
+		if closed {
+			d.cancel = make(chan struct{})
+		}
+		ch := d.cancel
+		d.timer = time.AfterFunc(dur, func() { close(ch) })
+		return
+	}
+	if !closed {
+		close(d.cancel)
+	}
+}
+
+func (d *deadline) wait() chan struct{} {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cancel
+}

@@ -1,0 +1,301 @@
+package bearer
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+// knownOption reports whether the Endpoint understands option id (RFC
+// 7252 §5.4.1: an unrecognised critical option rejects the message).
+func knownOption(id message.OptionID) bool {
+	switch id {
+	case message.IfMatch, message.URIHost, message.ETag, message.IfNoneMatch, message.Observe,
+		message.URIPort, message.LocationPath, message.URIPath, message.ContentFormat, message.MaxAge,
+		message.URIQuery, message.Accept, message.LocationQuery, message.Block2, message.Block1,
+		message.Size2, message.Size1, message.NoResponse, message.RequestTag, message.Echo:
+		return true
+	}
+	return false
+}
+
+// badCriticalOption returns the first critical option in opts that is not
+// recognised or has an invalid length (§5.4.3 treats those alike).
+func badCriticalOption(opts message.Options) (message.OptionID, bool) {
+	for _, o := range opts {
+		if o.ID%2 == 0 {
+			continue
+		}
+		if !knownOption(o.ID) {
+			return o.ID, true
+		}
+		if def, ok := message.CoapOptionDefs[o.ID]; ok {
+			if n := uint32(len(o.Value)); n < def.MinLen || n > def.MaxLen {
+				return o.ID, true
+			}
+		}
+	}
+	return 0, false
+}
+
+func defaultCode(method codes.Code) codes.Code {
+	switch method {
+	case codes.GET, codes.FETCH:
+		return codes.Content
+	case codes.POST:
+		return codes.Created
+	case codes.DELETE:
+		return codes.Deleted
+	default:
+		return codes.Changed
+	}
+}
+
+// handleRequest processes a new (not duplicate) CON or NON request. data
+// and m are only valid during the call.
+func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr, pkey string, dk midKey) {
+	con := m.Type == message.Confirmable
+	mid := uint16(m.MessageID)
+	direct := func(code codes.Code, opts message.Options, payload []byte) {
+		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+	}
+	if e.closing.Load() {
+		direct(codes.ServiceUnavailable, nil, nil)
+		return
+	}
+	if id, bad := badCriticalOption(m.Options); bad {
+		e.m.Count(EventBadOption, 1)
+		if id == message.ProxyURI || id == message.ProxyScheme {
+			direct(codes.ProxyingNotSupported, nil, nil)
+			return
+		}
+		direct(codes.BadOption, nil, nil)
+		return
+	}
+	obsVal, hasObs := optionUint(m.Options, message.Observe)
+	if hasObs && obsVal == 1 && (m.Code == codes.GET || m.Code == codes.FETCH) {
+		e.obs.removeByToken(e, tokenKey{pkey, string(m.Token)}, nil)
+	}
+	var block1Echo uint32
+	hasBlock1 := false
+	var payload []byte
+	if v, ok := optionUint(m.Options, message.Block1); ok {
+		res := e.blocks.block1(blockKey(pkey, m.Code, m.Options, true), v, optUint(m.Options, message.Size1), m.Payload, e.szx, time.Now(), e.m)
+		if !res.done {
+			var opts message.Options
+			if res.block1 != 0 || res.code == codes.Continue {
+				opts = opts.Add(UintOption(message.Block1, res.block1))
+			}
+			if res.size1 > 0 {
+				opts = opts.Add(UintOption(message.Size1, res.size1))
+			}
+			direct(res.code, opts, nil)
+			return
+		}
+		hasBlock1, block1Echo, payload = true, res.block1, res.body
+	}
+	if v, ok := optionUint(m.Options, message.Block2); ok && v>>4 > 0 && !hasBlock1 {
+		if e.serveCachedBlock2(m, peer, pkey, dk, con, mid, v) {
+			return
+		}
+	}
+	select {
+	case e.hsem <- struct{}{}:
+	default:
+		e.m.Count(EventDropOverload, 1)
+		e.dedup.forget(dk)
+		return
+	}
+	// Copy the datagram: the handler outlives the read buffer.
+	buf := append([]byte(nil), data...)
+	var rm message.Message
+	rm.Options = make(message.Options, 0, len(m.Options)+1)
+	if err := decode(buf, &rm); err != nil { // cannot fail: decoded once already
+		<-e.hsem
+		e.dedup.forget(dk)
+		return
+	}
+	if !hasBlock1 {
+		payload = rm.Payload
+	}
+	req := &Request{
+		Code: rm.Code, Type: rm.Type, Token: rm.Token, Options: rm.Options, Payload: payload,
+		Peer: peer, Identity: PeerIdentity(peer), ctx: e.ctx,
+	}
+	sx := &serverExchange{
+		e: e, req: req, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con,
+		block1: block1Echo, hasBlock1: hasBlock1,
+		obsReg: hasObs && obsVal == 0 && (rm.Code == codes.GET || rm.Code == codes.FETCH),
+	}
+	e.hwg.Add(1)
+	go e.serve(sx)
+}
+
+// serve runs the handler for one request on its own goroutine.
+func (e *Endpoint) serve(sx *serverExchange) {
+	defer func() {
+		<-e.hsem
+		e.hwg.Done()
+	}()
+	var late *time.Timer
+	if sx.con {
+		late = time.AfterFunc(e.lim.SeparateAfter, sx.lateAck)
+	}
+	defer func() {
+		if late != nil {
+			late.Stop()
+		}
+		if r := recover(); r != nil {
+			e.log.Error("bearer: handler panicked", "peer", sx.peer, "path", sx.req.Path(), "panic", r)
+			_ = sx.WriteResponse(codes.InternalServerError, nil)
+		}
+	}()
+	e.h.ServeCoAP(sx, sx.req)
+	if late != nil {
+		late.Stop()
+	}
+	sx.mu.Lock()
+	written := sx.written
+	sx.mu.Unlock()
+	if !written {
+		_ = sx.WriteResponse(defaultCode(sx.req.Code), nil)
+	}
+}
+
+// replyDirect answers a request from the read loop (errors, 2.31
+// Continue, cached blocks): piggybacked in an ACK for CON, a NON otherwise.
+func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, token message.Token, code codes.Code, opts message.Options, payload []byte) {
+	rm := message.Message{Code: code, Token: token, Options: opts, Payload: payload}
+	if con {
+		rm.Type, rm.MessageID = message.Acknowledgement, int32(mid)
+	} else {
+		rm.Type, rm.MessageID = message.NonConfirmable, int32(e.newMID())
+	}
+	data, err := encode(&rm)
+	if err != nil {
+		e.log.Warn("bearer: encode reply", "err", err)
+		return
+	}
+	if e.writeRaw(data, peer) == nil && con {
+		e.dedup.setReply(dk, data)
+	}
+}
+
+// serverExchange is the ResponseWriter of one request.
+type serverExchange struct {
+	e         *Endpoint
+	req       *Request
+	peer      net.Addr
+	pkey      string
+	dk        midKey
+	mid       uint16
+	con       bool
+	block1    uint32 // Block1 option to echo in the final response
+	hasBlock1 bool
+	obsReg    bool
+
+	mu       sync.Mutex
+	written  bool
+	acked    bool // empty ACK sent: the response goes separately
+	opts     message.Options
+	observer *Observer
+}
+
+func (sx *serverExchange) SetOption(opt message.Option) {
+	sx.mu.Lock()
+	sx.opts = sx.opts.Set(opt)
+	sx.mu.Unlock()
+}
+
+func (sx *serverExchange) AddOption(opt message.Option) {
+	sx.mu.Lock()
+	sx.opts = sx.opts.Add(opt)
+	sx.mu.Unlock()
+}
+
+// lateAck sends the empty ACK when the handler is slower than
+// Limits.SeparateAfter (RFC 7252 §5.2.2).
+func (sx *serverExchange) lateAck() {
+	sx.mu.Lock()
+	defer sx.mu.Unlock()
+	if sx.written || sx.acked {
+		return
+	}
+	sx.acked = true
+	sx.e.m.Count(EventSeparateResponse, 1)
+	sx.e.dedup.setReply(sx.dk, sx.e.sendEmpty(message.Acknowledgement, sx.mid, sx.peer))
+}
+
+func (sx *serverExchange) Observe() (*Observer, error) {
+	if !sx.obsReg {
+		return nil, ErrNotObservable
+	}
+	sx.mu.Lock()
+	defer sx.mu.Unlock()
+	if sx.observer != nil {
+		return sx.observer, nil
+	}
+	o, err := sx.e.obs.add(sx.e, sx.req)
+	if err != nil {
+		return nil, err
+	}
+	sx.observer = o
+	return o, nil
+}
+
+func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
+	e := sx.e
+	sx.mu.Lock()
+	if sx.written {
+		sx.mu.Unlock()
+		return ErrAlreadyWritten
+	}
+	sx.written = true
+	opts := sx.opts
+	observer := sx.observer
+	if observer != nil {
+		if code>>5 == 2 {
+			opts = opts.Set(UintOption(message.Observe, observer.nextSeq()))
+		} else {
+			// RFC 7641 §4.1: a non-2.xx response ends the registration.
+			defer e.obs.removeByToken(e, tokenKey{sx.pkey, string(sx.req.Token)}, ErrObservationEnded)
+		}
+	}
+	if sx.hasBlock1 {
+		opts = opts.Set(UintOption(message.Block1, sx.block1))
+	}
+	opts, payload = e.blockResponse(sx.pkey, sx.req, opts, payload)
+	rm := message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload}
+	if sx.con && !sx.acked {
+		rm.Type, rm.MessageID = message.Acknowledgement, int32(sx.mid)
+		data, err := encode(&rm)
+		if err != nil {
+			sx.mu.Unlock()
+			return err
+		}
+		err = e.writeRaw(data, sx.peer)
+		if err == nil {
+			e.dedup.setReply(sx.dk, data)
+		}
+		sx.mu.Unlock()
+		return err
+	}
+	sx.mu.Unlock()
+	if sx.con {
+		// Separate response: CON, retransmitted until ACKed.
+		ctx, cancel := context.WithTimeout(e.ctx, e.p.MaxTransmitWait()+time.Second)
+		defer cancel()
+		_, err := e.roundTrip(ctx, sx.peer, &rm, true, nil, true)
+		return err
+	}
+	rm.Type, rm.MessageID = message.NonConfirmable, int32(e.newMID())
+	data, err := encode(&rm)
+	if err != nil {
+		return err
+	}
+	return e.writeRaw(data, sx.peer)
+}
