@@ -1,0 +1,411 @@
+package modem
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	testSMSC       = "07911326040000F0"
+	testDeliver    = "040B911326880736F40004521152214300000301020" + "3"
+	testDeliverLen = 22
+	testReport     = "062A0B911326880736F4521152214300005211522143000000"
+	testReportLen  = 25
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func testProfile() Profile {
+	p := ProfileGeneric
+	p.CommandTimeout = 3 * time.Second
+	p.SendTimeout = 5 * time.Second
+	return p
+}
+
+// openFake opens a Modem on f; every re-dial creates a new pipe to the
+// same fake (its storage survives, as a SIM's does).
+func openFake(t *testing.T, f *fakeModem, p Profile, cfg Config) *Modem {
+	t.Helper()
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = -1
+	}
+	if cfg.ReconnectMin == 0 {
+		cfg.ReconnectMin = 20 * time.Millisecond
+		cfg.ReconnectMax = 100 * time.Millisecond
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := Open(ctx, cfg, WithProfile(p), WithLogger(quietLog()),
+		WithDialer(func(context.Context) (io.ReadWriteCloser, error) { return newFakePair(f), nil }))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
+func recvOne(t *testing.T, m *Modem, d time.Duration) *Received {
+	t.Helper()
+	select {
+	case r := <-m.Received():
+		return r
+	case <-time.After(d):
+		t.Fatalf("no message within %v", d)
+	}
+	return nil
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestOpenIdentityAndInit(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{})
+	id := m.Identity()
+	want := Identity{Manufacturer: "FAKE", Model: "F1", Revision: "Revision: 1.0", IMEI: "490154203237518", IMSI: "001010123456789", MSISDN: "+15550001", Profile: "generic"}
+	if id != want {
+		t.Fatalf("identity = %+v, want %+v", id, want)
+	}
+	cmds := strings.Join(f.commands(), "|")
+	for _, c := range []string{"E0", "+CMEE=1", "+CMGF=0", "+CSMS=0", `+CPMS="SM","SM","SM"`, "+CNMI=2,1,0,2,0", "+CMGL=4"} {
+		if !strings.Contains(cmds, c) {
+			t.Errorf("init did not send %s; sent %s", c, cmds)
+		}
+	}
+	h, err := m.Health(context.Background())
+	if err != nil {
+		t.Fatalf("Health: %v", err)
+	}
+	if !h.OK() || h.Signal.RSSI != 20 || h.CSReg.Stat != RegHome || len(h.Storage) != 3 || h.Storage[0].Total != 20 {
+		t.Fatalf("health = %+v", h)
+	}
+	if dbm, _ := h.Signal.DBm(); dbm != -73 {
+		t.Fatalf("dBm = %d", dbm)
+	}
+}
+
+func TestConfigMSISDNWinsAndPIN(t *testing.T) {
+	f := newFake()
+	f.pin = "1234"
+	m := openFake(t, f, testProfile(), Config{MSISDN: "+4915112345678", PIN: "1234"})
+	if m.MSISDN() != "+4915112345678" {
+		t.Fatalf("MSISDN = %q", m.MSISDN())
+	}
+	g := newFake()
+	g.pin = "1234"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := Open(ctx, Config{HealthInterval: -1}, WithProfile(testProfile()), WithLogger(quietLog()),
+		WithDialer(func(context.Context) (io.ReadWriteCloser, error) { return newFakePair(g), nil }))
+	if !errors.Is(err, ErrSIMPIN) {
+		t.Fatalf("Open without PIN: %v, want ErrSIMPIN", err)
+	}
+}
+
+func TestSendPDU(t *testing.T) {
+	f := newFake()
+	f.mr = 254
+	m := openFake(t, f, testProfile(), Config{})
+	ctx := context.Background()
+	for _, want := range []int{254, 255, 0} {
+		mr, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x0B, 0x91, 0x13, 0x26, 0x88, 0x07, 0x36, 0xF4, 0x00, 0x04, 0x01, 0xAA})
+		if err != nil || mr != want {
+			t.Fatalf("SendPDU = %d, %v; want %d", mr, err, want)
+		}
+	}
+	if _, err := m.SendPDU(ctx, nil); !errors.Is(err, ErrBadPDU) {
+		t.Fatalf("empty TPDU: %v", err)
+	}
+	if st := m.Stats(); st.Sent != 3 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestSendErrorsTyped(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{})
+	ctx := context.Background()
+	cases := []struct {
+		line      string
+		code      int
+		retryable bool
+		full      bool
+	}{
+		{"+CMS ERROR: 332", 332, true, false},
+		{"+CMS ERROR: 304", 304, false, false},
+		{"+CMS ERROR: 322", 322, false, true},
+		{"+CMS ERROR: 42", 42, true, false},
+		{"+CMS ERROR: 1", 1, false, false},
+	}
+	for _, c := range cases {
+		f.mu.Lock()
+		f.cmgsErr = []string{c.line}
+		f.mu.Unlock()
+		_, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
+		var cms *CMSError
+		if !errors.As(err, &cms) || cms.Code != c.code {
+			t.Fatalf("%s: err = %v", c.line, err)
+		}
+		if Retryable(err) != c.retryable {
+			t.Errorf("%s: Retryable = %v", c.line, Retryable(err))
+		}
+		if errors.Is(err, ErrStorageFull) != c.full {
+			t.Errorf("%s: storage full = %v", c.line, !c.full)
+		}
+	}
+}
+
+func TestSendMissingPromptTimesOut(t *testing.T) {
+	f := newFake()
+	p := testProfile()
+	p.SendTimeout = 200 * time.Millisecond
+	m := openFake(t, f, p, Config{})
+	f.mu.Lock()
+	f.noPrompt = true
+	f.mu.Unlock()
+	_, err := m.SendPDU(context.Background(), []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
+	if !errors.Is(err, ErrTimeout) || !Retryable(err) {
+		t.Fatalf("err = %v, want retryable ErrTimeout", err)
+	}
+	f.mu.Lock()
+	f.noPrompt = false
+	f.mu.Unlock()
+	if _, err := m.SendPDU(context.Background(), []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00}); err != nil {
+		t.Fatalf("send after escape: %v", err)
+	}
+}
+
+func TestSendHonoursContext(t *testing.T) {
+	f := newFake()
+	f.sendTime = 2 * time.Second
+	m := openFake(t, f, testProfile(), Config{})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
+	if err == nil || time.Since(start) > 1500*time.Millisecond {
+		t.Fatalf("err = %v after %v", err, time.Since(start))
+	}
+}
+
+func TestReceiveStoredAckDeletes(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{})
+	idx := f.storeMsg(testSMSC+testDeliver, testDeliverLen, true)
+	r := recvOne(t, m, 10*time.Second)
+	if r.Kind != KindDeliver || r.Index != idx || r.Storage != "SM" || r.SMSC != "+31624000000" || len(r.TPDU) != testDeliverLen {
+		t.Fatalf("received %+v", r)
+	}
+	if len(f.stored()) != 1 {
+		t.Fatal("message deleted before Ack")
+	}
+	if err := r.Ack(context.Background()); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	if len(f.stored()) != 0 {
+		t.Fatal("message not deleted after Ack")
+	}
+	if err := r.Ack(context.Background()); err != nil {
+		t.Fatalf("second Ack: %v", err)
+	}
+}
+
+func TestRejectKeepsAndSweepRedelivers(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{})
+	f.storeMsg(testSMSC+testReport, testReportLen, true)
+	r := recvOne(t, m, 10*time.Second)
+	if r.Kind != KindStatusReport {
+		t.Fatalf("kind = %v", r.Kind)
+	}
+	sr, err := r.StatusReport()
+	if err != nil || sr.MR != 0x2A || !sr.Delivered() || sr.Recipient != "+31628870634" {
+		t.Fatalf("status report %+v, %v", sr, err)
+	}
+	if err := r.Reject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// While pending, a sweep does not deliver it twice; after Reject it does.
+	if err := m.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := recvOne(t, m, 10*time.Second)
+	if r2.Index != r.Index {
+		t.Fatalf("redelivered index %d, want %d", r2.Index, r.Index)
+	}
+	if err := m.Sweep(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r3 := <-m.Received():
+		t.Fatalf("pending message delivered twice: %+v", r3)
+	default:
+	}
+	_ = r2.Ack(context.Background())
+	if len(f.stored()) != 0 {
+		t.Fatal("not deleted")
+	}
+}
+
+func TestSweepAtOpenAndGarbageDeleted(t *testing.T) {
+	f := newFake()
+	f.storeMsg(testSMSC+testDeliver, testDeliverLen, false)
+	f.storeMsg("ZZ-not-hex", 5, false)
+	f.storeMsg(testSMSC+testDeliver[:20], testDeliverLen, false) // truncated
+	m := openFake(t, f, testProfile(), Config{})
+	r := recvOne(t, m, 10*time.Second)
+	if r.Index != 0 {
+		t.Fatalf("index %d", r.Index)
+	}
+	waitFor(t, 10*time.Second, "garbage deleted", func() bool { return len(f.stored()) == 1 })
+	if m.Stats().BadInput < 2 {
+		t.Fatalf("bad input not counted: %+v", m.Stats())
+	}
+}
+
+func TestDirectDeliveryCNMA(t *testing.T) {
+	f := newFake()
+	p := ProfileSARA
+	p.CommandTimeout = 3 * time.Second
+	m := openFake(t, f, p, Config{})
+	f.write("\r\n+CMT: ,22\r\n" + testSMSC + testDeliver + "\r\n")
+	r := recvOne(t, m, 10*time.Second)
+	if r.Index != -1 || r.Kind != KindDeliver {
+		t.Fatalf("%+v", r)
+	}
+	f.mu.Lock()
+	n := f.cnma
+	f.mu.Unlock()
+	if n != 0 {
+		t.Fatal("+CNMA sent before Ack")
+	}
+	if err := r.Ack(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	n = f.cnma
+	f.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("+CNMA count %d", n)
+	}
+	// A truncated +CMT is skipped (and so not acknowledged).
+	f.write("\r\n+CMT: ,22\r\n" + testSMSC + "0400\r\n")
+	f.write("\r\n+CDS: 25\r\n" + testSMSC + testReport + "\r\n")
+	r = recvOne(t, m, 10*time.Second)
+	if r.Kind != KindStatusReport {
+		t.Fatalf("%+v", r)
+	}
+}
+
+func TestStrayURCInsideCommand(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{})
+	idx := f.storeMsg(testSMSC+testDeliver, testDeliverLen, false)
+	// A URC arriving between lines of a response must not confuse either.
+	info := parseCMGLList([]string{`+CMGL: 0,0,,22`, `+CMTI: "SM",0`, testSMSC + testDeliver, "garbage", `+CMGL: x`})
+	if len(info) != 2 || info[0].err != nil || info[0].h.Index != 0 || info[1].err == nil {
+		t.Fatalf("parseCMGLList = %+v", info)
+	}
+	f.write(`+CMTI: "SM",` + "7\r\n") // unknown index: empty slot, skipped
+	f.write("\r\n+CMTI: \"SM\",0\r\n")
+	r := recvOne(t, m, 10*time.Second)
+	if r.Index != idx {
+		t.Fatalf("index %d", r.Index)
+	}
+}
+
+func TestRecoveryAfterUnplug(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{})
+	f.mu.Lock()
+	f.sendTime = 500 * time.Millisecond
+	f.mu.Unlock()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := m.SendPDU(context.Background(), []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
+		errc <- err
+	}()
+	waitFor(t, 5*time.Second, "send in flight", func() bool {
+		c := f.commands()
+		return strings.HasPrefix(c[len(c)-1], "+CMGS=")
+	})
+	f.unplug()
+	err := <-errc
+	if !errors.Is(err, ErrLinkLost) || !Retryable(err) {
+		t.Fatalf("in-flight send: %v, want retryable ErrLinkLost", err)
+	}
+	f.mu.Lock()
+	f.sendTime = 0
+	f.mu.Unlock()
+	// A message stored while unplugged is found by the sweep after re-open.
+	f.storeMsg(testSMSC+testDeliver, testDeliverLen, false)
+	r := recvOne(t, m, 15*time.Second)
+	if r.Kind != KindDeliver {
+		t.Fatalf("%+v", r)
+	}
+	waitFor(t, 10*time.Second, "reconnect", m.Connected)
+	if _, err := m.SendPDU(context.Background(), []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00}); err != nil {
+		t.Fatalf("send after reconnect: %v", err)
+	}
+	if m.Stats().Reconnects < 1 {
+		t.Fatalf("stats %+v", m.Stats())
+	}
+	var types []EventType
+	for len(m.Events()) > 0 {
+		types = append(types, (<-m.Events()).Type)
+	}
+	if len(types) < 3 || types[0] != EventConnected || types[1] != EventDisconnected {
+		t.Fatalf("events %v", types)
+	}
+}
+
+func TestTimeoutStormReopens(t *testing.T) {
+	f := newFake()
+	p := testProfile()
+	p.CommandTimeout = 100 * time.Millisecond
+	m := openFake(t, f, p, Config{TimeoutStorm: 2})
+	f.mu.Lock()
+	f.hang = true
+	f.mu.Unlock()
+	for i := 0; i < 2; i++ {
+		if _, err := m.Command(context.Background(), "+CSQ"); !errors.Is(err, ErrTimeout) {
+			t.Fatalf("hung command: %v", err)
+		}
+	}
+	waitFor(t, 5*time.Second, "disconnect", func() bool { return !m.Connected() })
+	f.mu.Lock()
+	f.hang = false
+	f.mu.Unlock()
+	waitFor(t, 10*time.Second, "reconnect", m.Connected)
+	if _, err := m.Command(context.Background(), "+CSQ"); err != nil {
+		t.Fatalf("after reconnect: %v", err)
+	}
+}
+
+func TestCloseStopsEverything(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{HealthInterval: 10 * time.Millisecond})
+	time.Sleep(30 * time.Millisecond) // let a health poll or two run; not needed for correctness
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.SendPDU(context.Background(), []byte{1, 0, 0, 0, 0, 4, 0}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("after Close: %v", err)
+	}
+	if !m.LastHealth().Time.IsZero() && m.LastHealth().Connected {
+		t.Fatal("still connected")
+	}
+}
