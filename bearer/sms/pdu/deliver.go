@@ -132,12 +132,12 @@ type StatusReport struct {
 	Qualifier    bool
 	MoreMessages bool // TP-MMS is 0
 	// Optional parameters, present when TP-PI says so.
-	PID     byte
-	HasPID  bool
-	DCS     DCS
-	HasDCS  bool
-	HasUD   bool
-	UD      UserData
+	PID    byte
+	HasPID bool
+	DCS    DCS
+	HasDCS bool
+	HasUD  bool
+	UD     UserData
 }
 
 // Outcome classifies Status.

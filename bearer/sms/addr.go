@@ -1,0 +1,155 @@
+// Package sms is the SMS bearer of m2mbearer: CoAP over binary SMS (the
+// LwM2M SMS binding). This file holds its address type; the TPDU codec is
+// in the pdu sub-package.
+//
+// Addresses are hand-written: E.164 (ITU-T E.164 §6: at most 15 digits,
+// country code first, no leading 0) with a leading "+", national numbers
+// resolved with a configured country code and trunk prefix, and the digits
+// only form of the LwM2M "sms=" registration parameter and of the MSISDN
+// resources /0/x/9 and /1/x/? (LwM2M 1.1 Core §6.2.1). No library covers
+// this small rule set precisely.
+package sms
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Network is the network name of SMS addresses.
+const Network = "sms"
+
+// E.164 limits: at most 15 digits (E.164 §6.1); we also refuse fewer than
+// 7, shorter than the shortest national number plus country code in use
+// (short codes are not MSISDNs).
+const (
+	MaxDigits = 15
+	MinDigits = 7
+)
+
+// ErrInvalidNumber is wrapped by every *NumberError.
+var ErrInvalidNumber = errors.New("sms: invalid number")
+
+// NumberError reports a number that is not a usable MSISDN.
+type NumberError struct {
+	Input  string
+	Reason string
+}
+
+func (e *NumberError) Error() string {
+	return fmt.Sprintf("sms: invalid number %q: %s", e.Input, e.Reason)
+}
+
+// Unwrap returns ErrInvalidNumber.
+func (e *NumberError) Unwrap() error { return ErrInvalidNumber }
+
+// Addr is the address of an SMS peer: an international MSISDN. It
+// implements net.Addr with network "sms" and String "+<digits>". The zero
+// Addr is invalid; use ParseMSISDN and friends. Addr is comparable and can
+// be a map key.
+type Addr struct {
+	digits string // E.164 digits, no "+"
+}
+
+// Network returns "sms".
+func (a Addr) Network() string { return Network }
+
+// String returns the normalised E.164 form, "+4915112345678".
+func (a Addr) String() string {
+	if a.digits == "" {
+		return ""
+	}
+	return "+" + a.digits
+}
+
+// Digits returns the number without "+", the LwM2M "sms=" form.
+func (a Addr) Digits() string { return a.digits }
+
+// IsZero reports whether a is the zero Addr.
+func (a Addr) IsZero() bool { return a.digits == "" }
+
+// cleanNumber removes the visual separators people and modems use: spaces,
+// hyphens, dots, parentheses, slashes.
+func cleanNumber(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case ' ', '-', '.', '(', ')', '/', '\t':
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(s))
+}
+
+func e164(input, digits string) (Addr, error) {
+	switch {
+	case digits == "":
+		return Addr{}, &NumberError{input, "no digits"}
+	case strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0:
+		return Addr{}, &NumberError{input, "only digits may follow the optional +"}
+	case digits[0] == '0':
+		return Addr{}, &NumberError{input, "an E.164 country code does not start with 0"}
+	case len(digits) > MaxDigits:
+		return Addr{}, &NumberError{input, fmt.Sprintf("%d digits > %d (E.164)", len(digits), MaxDigits)}
+	case len(digits) < MinDigits:
+		return Addr{}, &NumberError{input, fmt.Sprintf("%d digits < %d", len(digits), MinDigits)}
+	}
+	return Addr{digits: digits}, nil
+}
+
+// ParseMSISDN parses an international number: "+4915112345678",
+// "4915112345678" (E.164 without "+", as modems and the LwM2M sms=
+// parameter give it) or "004915112345678" (international prefix 00).
+// Spaces, hyphens, dots, slashes and parentheses are ignored.
+func ParseMSISDN(s string) (Addr, error) {
+	c := cleanNumber(s)
+	switch {
+	case strings.HasPrefix(c, "+"):
+		return e164(s, c[1:])
+	case strings.HasPrefix(c, "00"):
+		return e164(s, c[2:])
+	}
+	return e164(s, c)
+}
+
+// ParseLwM2M parses the LwM2M "sms=" registration parameter and MSISDN
+// resource form: E.164 digits only, no "+", no separators.
+func ParseLwM2M(s string) (Addr, error) {
+	if strings.HasPrefix(s, "+") {
+		return Addr{}, &NumberError{s, `the LwM2M form has no "+"`}
+	}
+	return e164(s, s)
+}
+
+// Numbering resolves national numbers: a number starting with the trunk
+// prefix (default "0") becomes +<CountryCode><rest>.
+type Numbering struct {
+	// CountryCode is the E.164 country code, digits only, e.g. "49".
+	CountryCode string
+	// TrunkPrefix is the national dialling prefix (default "0").
+	TrunkPrefix string
+}
+
+// Parse parses an international number as ParseMSISDN does, or a national
+// one ("0151 12345678" with CountryCode "49" → "+4915112345678"). A number
+// with neither "+", "00" nor the trunk prefix is taken as E.164 without
+// "+".
+func (n Numbering) Parse(s string) (Addr, error) {
+	c := cleanNumber(s)
+	trunk := n.TrunkPrefix
+	if trunk == "" {
+		trunk = "0"
+	}
+	if strings.HasPrefix(c, "+") || (strings.HasPrefix(c, "00") && trunk != "00") {
+		return ParseMSISDN(c)
+	}
+	if strings.HasPrefix(c, trunk) {
+		if n.CountryCode == "" {
+			return Addr{}, &NumberError{s, "national number but no country code configured"}
+		}
+		if _, err := e164(n.CountryCode, n.CountryCode+"0000000"); err != nil || len(n.CountryCode) > 3 {
+			return Addr{}, &NumberError{s, fmt.Sprintf("bad configured country code %q", n.CountryCode)}
+		}
+		return e164(s, n.CountryCode+c[len(trunk):])
+	}
+	return e164(s, c)
+}

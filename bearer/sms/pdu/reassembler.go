@@ -1,0 +1,428 @@
+package pdu
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Reassembler errors.
+var (
+	// ErrTotalMismatch: a segment's total disagrees with the pending set of
+	// the same originator and reference.
+	ErrTotalMismatch = errors.New("pdu: segment total disagrees with its set")
+	// ErrConflict: a segment repeats a sequence number already held, with
+	// different bytes.
+	ErrConflict = errors.New("pdu: segment conflicts with one already held")
+	// ErrDuplicate: a segment repeats one already held, byte for byte; it is
+	// ignored (not an error to report upstream, but counted).
+	ErrDuplicate = errors.New("pdu: duplicate segment")
+	// ErrBadSegment: a part with an impossible concatenation or size.
+	ErrBadSegment = errors.New("pdu: invalid segment")
+)
+
+// Part is one received SMS as the Reassembler takes it.
+type Part struct {
+	// Originator is the sender, normally Address.String() of TP-OA.
+	Originator string
+	// Concat is the concatenation IE; zero for a single SMS.
+	Concat Concat
+	// Ports is the application port IE, if any.
+	Ports Ports
+	// Data is the 8-bit user data after the header. The Reassembler keeps
+	// a copy; the caller may reuse Data after Add returns.
+	Data []byte
+}
+
+// PartOf returns the Part of an SMS-DELIVER, or an error wrapping
+// ErrNotBinary if it does not carry 8-bit data.
+func PartOf(d *Deliver) (Part, error) {
+	b, err := d.Binary()
+	if err != nil {
+		return Part{}, fmt.Errorf("from %s: %w", d.Originator, err)
+	}
+	return Part{Originator: d.Originator.String(), Concat: d.UDH.Concat, Ports: d.UDH.Ports, Data: b}, nil
+}
+
+// SetKey names a set of segments: (originator, reference, total, reference
+// size). Two sets of one originator with the same reference and reference
+// size cannot be pending at once; a segment with another total is refused.
+type SetKey struct {
+	Originator string
+	Ref        uint16
+	Ref16      bool
+	Total      uint8
+}
+
+func (k SetKey) String() string {
+	bits := 8
+	if k.Ref16 {
+		bits = 16
+	}
+	return fmt.Sprintf("%s ref %d/%d-bit total %d", k.Originator, k.Ref, bits, k.Total)
+}
+
+// Datagram is a complete message.
+type Datagram struct {
+	Originator string
+	Data       []byte
+	Ports      Ports
+	// Segments is the number of SMS it came in (1 for a single SMS).
+	Segments int
+	// Key is the set it was reassembled from (zero for a single SMS).
+	Key SetKey
+}
+
+// DropReason says why a pending set was given up.
+type DropReason uint8
+
+// Drop reasons.
+const (
+	// DropExpired: the set's deadline passed before it was complete.
+	DropExpired DropReason = iota + 1
+	// DropOriginatorCap: a new set of the same originator needed room.
+	DropOriginatorCap
+	// DropSetCap: a new set needed room under the global set cap.
+	DropSetCap
+	// DropByteCap: new bytes needed room under the global byte cap.
+	DropByteCap
+	// DropClosed: Reset discarded the set.
+	DropClosed
+)
+
+func (r DropReason) String() string {
+	switch r {
+	case DropExpired:
+		return "expired"
+	case DropOriginatorCap:
+		return "originator-cap"
+	case DropSetCap:
+		return "set-cap"
+	case DropByteCap:
+		return "byte-cap"
+	case DropClosed:
+		return "reset"
+	}
+	return "unknown"
+}
+
+// Dropped describes a set that was given up.
+type Dropped struct {
+	Key      SetKey
+	Reason   DropReason
+	Received int // distinct segments held
+	Bytes    int // payload bytes held
+	Age      time.Duration
+}
+
+// ReassemblerConfig sets the Reassembler's limits. Zero fields take the
+// defaults shown.
+type ReassemblerConfig struct {
+	// Timeout is how long a set may stay incomplete after its first
+	// segment arrived (default 10 min; SMS may be delayed by minutes).
+	Timeout time.Duration
+	// MaxSetsPerOriginator caps pending sets of one originator (default 8).
+	MaxSetsPerOriginator int
+	// MaxSets caps pending sets in all (default 4,096).
+	MaxSets int
+	// MaxBytes caps payload bytes held in all (default 16 MiB; at least
+	// 140).
+	MaxBytes int
+	// OnDrop, if set, is called for every set given up, after the
+	// Reassembler's lock is released, on the goroutine that caused it.
+	OnDrop func(Dropped)
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// ReassemblerStats are the Reassembler's counters and gauges.
+type ReassemblerStats struct {
+	PendingSets int // gauge
+	BytesHeld   int // gauge: payload bytes of pending sets
+	Single      uint64
+	Completed   uint64 // concatenated datagrams completed
+	Segments    uint64 // segments accepted into sets
+	Duplicates  uint64
+	Conflicts   uint64
+	Mismatches  uint64 // total disagreed with the set
+	Invalid     uint64
+	Expired     uint64
+	Evicted     uint64 // by any cap
+}
+
+// Reassembler rebuilds concatenated messages. It starts no goroutine: the
+// owner calls Add for every SMS and Sweep from time to time (NextDeadline
+// says when). It is safe for concurrent use.
+type Reassembler struct {
+	cfg ReassemblerConfig
+
+	mu     sync.Mutex
+	sets   map[setID]*pendingSet
+	perOA  map[string]int
+	oldest *pendingSet // doubly linked list in creation (= deadline) order
+	newest *pendingSet
+	bytes  int
+	st     ReassemblerStats
+}
+
+type setID struct {
+	oa    string
+	ref   uint16
+	ref16 bool
+}
+
+type pendingSet struct {
+	key        SetKey
+	ports      Ports
+	created    time.Time
+	deadline   time.Time
+	parts      [][]byte // index seq-1; nil when missing
+	have       int
+	bytes      int
+	prev, next *pendingSet
+}
+
+// NewReassembler returns a Reassembler with cfg's limits.
+func NewReassembler(cfg ReassemblerConfig) *Reassembler {
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Minute
+	}
+	if cfg.MaxSetsPerOriginator <= 0 {
+		cfg.MaxSetsPerOriginator = 8
+	}
+	if cfg.MaxSets <= 0 {
+		cfg.MaxSets = 4096
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = 16 << 20
+	}
+	if cfg.MaxBytes < MaxUserData {
+		cfg.MaxBytes = MaxUserData
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Reassembler{cfg: cfg, sets: make(map[setID]*pendingSet), perOA: make(map[string]int)}
+}
+
+// Stats returns a snapshot of the counters.
+func (r *Reassembler) Stats() ReassemblerStats {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s := r.st
+	s.PendingSets = len(r.sets)
+	s.BytesHeld = r.bytes
+	return s
+}
+
+// NextDeadline returns the earliest deadline of a pending set, and false
+// when none is pending.
+func (r *Reassembler) NextDeadline() (time.Time, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.oldest == nil {
+		return time.Time{}, false
+	}
+	return r.oldest.deadline, true
+}
+
+// Sweep gives up every set whose deadline has passed and reports each to
+// OnDrop. It returns how many were dropped.
+func (r *Reassembler) Sweep() int {
+	r.mu.Lock()
+	drops := r.expireLocked(r.cfg.Now())
+	r.mu.Unlock()
+	r.report(drops)
+	return len(drops)
+}
+
+// Reset drops every pending set (reason DropClosed).
+func (r *Reassembler) Reset() {
+	r.mu.Lock()
+	now := r.cfg.Now()
+	var drops []Dropped
+	for r.oldest != nil {
+		drops = append(drops, r.removeLocked(r.oldest, DropClosed, now))
+	}
+	r.mu.Unlock()
+	r.report(drops)
+}
+
+func (r *Reassembler) report(drops []Dropped) {
+	if r.cfg.OnDrop == nil {
+		return
+	}
+	for _, d := range drops {
+		r.cfg.OnDrop(d)
+	}
+}
+
+// Add takes one SMS. It returns the complete datagram when p completes a
+// set or is a single SMS, nil while a set is still incomplete, and an error
+// (ErrDuplicate, ErrConflict, ErrTotalMismatch, ErrBadSegment) when p is
+// not used. Sets that expire or are evicted meanwhile go to OnDrop.
+func (r *Reassembler) Add(p Part) (*Datagram, error) {
+	c := p.Concat
+	if len(p.Data) > MaxUserData {
+		r.count(func(s *ReassemblerStats) { s.Invalid++ })
+		return nil, fmt.Errorf("%w: %d bytes in one SMS", ErrBadSegment, len(p.Data))
+	}
+	if c.IsZero() || c.Total == 1 {
+		if !c.IsZero() && c.Seq != 1 {
+			r.count(func(s *ReassemblerStats) { s.Invalid++ })
+			return nil, fmt.Errorf("%w: sequence %d of 1", ErrBadSegment, c.Seq)
+		}
+		r.count(func(s *ReassemblerStats) { s.Single++ })
+		return &Datagram{Originator: p.Originator, Data: bytes.Clone(p.Data), Ports: p.Ports, Segments: 1}, nil
+	}
+	if c.Seq == 0 || c.Seq > c.Total {
+		r.count(func(s *ReassemblerStats) { s.Invalid++ })
+		return nil, fmt.Errorf("%w: sequence %d of %d", ErrBadSegment, c.Seq, c.Total)
+	}
+	r.mu.Lock()
+	now := r.cfg.Now()
+	drops := r.expireLocked(now)
+	dg, err := r.addLocked(p, now, &drops)
+	r.mu.Unlock()
+	r.report(drops)
+	return dg, err
+}
+
+func (r *Reassembler) count(f func(*ReassemblerStats)) {
+	r.mu.Lock()
+	f(&r.st)
+	r.mu.Unlock()
+}
+
+func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datagram, error) {
+	c := p.Concat
+	id := setID{p.Originator, c.Ref, c.Ref16}
+	s := r.sets[id]
+	if s != nil && s.key.Total != c.Total {
+		r.st.Mismatches++
+		return nil, fmt.Errorf("%w: %s got a segment with total %d", ErrTotalMismatch, s.key, c.Total)
+	}
+	if s != nil {
+		if old := s.parts[c.Seq-1]; old != nil {
+			if bytes.Equal(old, p.Data) {
+				r.st.Duplicates++
+				return nil, fmt.Errorf("%w: %s segment %d", ErrDuplicate, s.key, c.Seq)
+			}
+			r.st.Conflicts++
+			return nil, fmt.Errorf("%w: %s segment %d", ErrConflict, s.key, c.Seq)
+		}
+	}
+	// Make room for the bytes (never evicting the set being filled).
+	for r.bytes+len(p.Data) > r.cfg.MaxBytes && r.oldest != nil {
+		victim := r.oldest
+		if victim == s {
+			if victim = s.next; victim == nil {
+				break
+			}
+		}
+		*drops = append(*drops, r.removeLocked(victim, DropByteCap, now))
+	}
+	if r.bytes+len(p.Data) > r.cfg.MaxBytes {
+		// Only s itself is held and it cannot grow: give it up too.
+		*drops = append(*drops, r.removeLocked(s, DropByteCap, now))
+		s = nil
+	}
+	if s == nil {
+		for r.perOA[p.Originator] >= r.cfg.MaxSetsPerOriginator {
+			victim := r.oldestOf(p.Originator)
+			if victim == nil {
+				break
+			}
+			*drops = append(*drops, r.removeLocked(victim, DropOriginatorCap, now))
+		}
+		for len(r.sets) >= r.cfg.MaxSets && r.oldest != nil {
+			*drops = append(*drops, r.removeLocked(r.oldest, DropSetCap, now))
+		}
+		s = &pendingSet{
+			key:     SetKey{Originator: p.Originator, Ref: c.Ref, Ref16: c.Ref16, Total: c.Total},
+			ports:   p.Ports,
+			created: now, deadline: now.Add(r.cfg.Timeout),
+			parts: make([][]byte, c.Total),
+		}
+		r.sets[id] = s
+		r.perOA[p.Originator]++
+		r.pushLocked(s)
+	}
+	s.parts[c.Seq-1] = bytes.Clone(p.Data)
+	if s.parts[c.Seq-1] == nil {
+		s.parts[c.Seq-1] = []byte{}
+	}
+	s.have++
+	s.bytes += len(p.Data)
+	r.bytes += len(p.Data)
+	r.st.Segments++
+	if s.have < int(s.key.Total) {
+		return nil, nil
+	}
+	data := make([]byte, 0, s.bytes)
+	for _, b := range s.parts {
+		data = append(data, b...)
+	}
+	r.unlinkLocked(s)
+	r.st.Completed++
+	return &Datagram{Originator: p.Originator, Data: data, Ports: s.ports, Segments: int(s.key.Total), Key: s.key}, nil
+}
+
+func (r *Reassembler) oldestOf(oa string) *pendingSet {
+	for s := r.oldest; s != nil; s = s.next {
+		if s.key.Originator == oa {
+			return s
+		}
+	}
+	return nil // unreachable while perOA is consistent
+}
+
+func (r *Reassembler) expireLocked(now time.Time) []Dropped {
+	var drops []Dropped
+	for r.oldest != nil && !now.Before(r.oldest.deadline) {
+		drops = append(drops, r.removeLocked(r.oldest, DropExpired, now))
+	}
+	return drops
+}
+
+func (r *Reassembler) pushLocked(s *pendingSet) {
+	s.prev = r.newest
+	if r.newest != nil {
+		r.newest.next = s
+	} else {
+		r.oldest = s
+	}
+	r.newest = s
+}
+
+// unlinkLocked forgets s without reporting it.
+func (r *Reassembler) unlinkLocked(s *pendingSet) {
+	if s.prev != nil {
+		s.prev.next = s.next
+	} else {
+		r.oldest = s.next
+	}
+	if s.next != nil {
+		s.next.prev = s.prev
+	} else {
+		r.newest = s.prev
+	}
+	s.prev, s.next = nil, nil
+	delete(r.sets, setID{s.key.Originator, s.key.Ref, s.key.Ref16})
+	if r.perOA[s.key.Originator]--; r.perOA[s.key.Originator] <= 0 {
+		delete(r.perOA, s.key.Originator)
+	}
+	r.bytes -= s.bytes
+}
+
+func (r *Reassembler) removeLocked(s *pendingSet, why DropReason, now time.Time) Dropped {
+	r.unlinkLocked(s)
+	if why == DropExpired {
+		r.st.Expired++
+	} else if why != DropClosed {
+		r.st.Evicted++
+	}
+	return Dropped{Key: s.key, Reason: why, Received: s.have, Bytes: s.bytes, Age: now.Sub(s.created)}
+}
