@@ -1,0 +1,231 @@
+package secure
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/pion/dtls/v3"
+)
+
+// Conn is the client side of DTLS over a bearer: a bearer.Bearer to a
+// single peer, the server it handshook with. ReadFrom returns decrypted
+// datagrams from that server with an *Addr carrying the server's identity;
+// WriteTo accepts only that server's address.
+type Conn struct {
+	inner  bearer.Bearer
+	peer   net.Addr
+	key    string
+	params bearer.Params
+	conn   *dtls.Conn
+	vc     *vconn
+	ident  bearer.Identity
+	addr   *Addr
+	suite  dtls.CipherSuiteID
+
+	done    chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+	dropped atomic.Uint64 // datagrams from other addresses, or on a full queue
+	// serverCID is the length of the CID the server issued, +1; 0 until
+	// the ServerHello was seen. Written by pump during the handshake.
+	serverCID atomic.Int32
+	handshook atomic.Bool
+}
+
+// Dial handshakes with peer over inner and returns the session as a
+// bearer.Bearer. ctx bounds the handshake (as does cfg.HandshakeTimeout).
+// The Conn owns inner from then on: Close closes it. On error inner is
+// closed too.
+func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) (*Conn, error) {
+	if inner == nil || peer == nil {
+		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrConfig)
+	}
+	if err := cfg.validate(false); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	if err := checkSuitesKnown(c.CipherSuites); err != nil {
+		return nil, err
+	}
+	// The client pays for the CIDs the server issues (DefaultCIDLength by
+	// default); it asks for its own only when CIDLength was set > 0.
+	params, mtu, err := wrapParams(inner.Params(), c.suites(false), max(c.CIDLength, 0), c.MTU)
+	if err != nil {
+		return nil, err
+	}
+	cn := &Conn{
+		inner: inner, peer: peer, key: bearer.AddrKey(peer), params: params,
+		done: make(chan struct{}),
+	}
+	cn.vc = newVConn(inner, c.QueueLen, nil)
+
+	v := &peerVerifier{roots: c.RootCAs, serverName: c.ServerName, rawKey: c.VerifyRawKey}
+	var opts []dtls.ClientOption
+	for _, o := range c.pionOptions(false, mtu, v) {
+		opts = append(opts, o)
+	}
+	if c.hasPSKClient() {
+		key := c.PSKKey
+		opts = append(opts,
+			dtls.WithPSK(func([]byte) ([]byte, error) { return key, nil }),
+			// pion sends the client's PSK identity as its "identity hint".
+			dtls.WithPSKIdentityHint(c.PSKIdentity))
+	}
+	if c.ServerName != "" {
+		opts = append(opts, dtls.WithServerName(c.ServerName))
+	}
+	if cfg.CIDLength > 0 {
+		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cfg.CIDLength)))
+	} else if cfg.CIDLength == 0 {
+		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
+	}
+
+	cn.wg.Add(1)
+	go cn.pump()
+	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
+	if err != nil {
+		cn.shutdown()
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
+	defer cancel()
+	if err := conn.HandshakeContext(hctx); err != nil {
+		_ = conn.Close()
+		cn.shutdown()
+		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, peer, err)
+	}
+	st, _ := conn.ConnectionState()
+	cn.conn = conn
+	cn.suite = st.CipherSuiteID
+	cn.ident = identityFromState(st, v.mode, false)
+	cn.addr = &Addr{Inner: peer, Identity: cn.ident}
+	cn.handshook.Store(true)
+	// Now the real overhead is known: the negotiated suite, and the CID
+	// the server issued (which the client's records carry).
+	cidLen := max(int(cn.serverCID.Load())-1, 0)
+	if p, _, err := wrapParams(inner.Params(), []CipherSuiteID{st.CipherSuiteID}, cidLen, c.MTU); err == nil {
+		cn.params = p
+	}
+	return cn, nil
+}
+
+// pump moves datagrams from the inner bearer to the DTLS conn, dropping
+// those from other addresses.
+func (c *Conn) pump() {
+	defer c.wg.Done()
+	buf := make([]byte, c.inner.Params().MaxDatagram+1)
+	for {
+		n, addr, err := c.inner.ReadFrom(buf)
+		if err != nil {
+			select {
+			case <-c.done:
+				return
+			default:
+			}
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				continue
+			}
+			_ = c.vc.Close() // the DTLS conn sees the end of its transport
+			return
+		}
+		if bearer.AddrKey(addr) != c.key {
+			c.dropped.Add(1)
+			continue
+		}
+		if !c.handshook.Load() {
+			if cid, ok := serverHelloCID(buf[:n]); ok {
+				c.serverCID.Store(int32(len(cid)) + 1)
+			}
+		}
+		if !c.vc.deliver(datagram{b: append([]byte(nil), buf[:n]...), addr: addr}) {
+			c.dropped.Add(1)
+		}
+	}
+}
+
+func (c *Conn) shutdown() {
+	c.once.Do(func() {
+		close(c.done)
+		_ = c.vc.Close()
+		_ = c.inner.Close()
+		c.wg.Wait()
+	})
+}
+
+// Params returns inner's parameters adapted to DTLS.
+func (c *Conn) Params() bearer.Params { return c.params }
+
+// Identity returns the server's authenticated identity.
+func (c *Conn) Identity() bearer.Identity { return c.ident }
+
+// CipherSuite returns the negotiated cipher suite's name.
+func (c *Conn) CipherSuite() string { return dtls.CipherSuiteName(c.suite) }
+
+// RemoteAddr returns the server's address as an *Addr.
+func (c *Conn) RemoteAddr() net.Addr { return c.addr }
+
+// Dropped counts datagrams dropped: from other addresses or on a full queue.
+func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
+
+// ReadFrom returns the next decrypted datagram from the server.
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, err := c.conn.Read(p)
+	if err != nil {
+		select {
+		case <-c.done:
+			return n, nil, ErrClosed
+		default:
+		}
+		return n, nil, fmt.Errorf("secure: read: %w", err)
+	}
+	return n, c.addr, nil
+}
+
+// WriteTo encrypts p to the server; addr must be the server's address.
+func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if len(p) > c.params.MaxDatagram {
+		return 0, fmt.Errorf("secure: %d bytes > %d: %w", len(p), c.params.MaxDatagram, bearer.ErrTooLarge)
+	}
+	if k := bearer.AddrKey(unwrapAddr(addr)); k != c.key {
+		return 0, fmt.Errorf("secure: write to %s on a session with %s: %w", k, c.key, ErrNoSession)
+	}
+	n, err := c.conn.Write(p)
+	if err != nil {
+		select {
+		case <-c.done:
+			return n, ErrClosed
+		default:
+		}
+		return n, fmt.Errorf("secure: write: %w", err)
+	}
+	return n, nil
+}
+
+// Close sends close_notify, closes the session and the inner bearer.
+func (c *Conn) Close() error {
+	select {
+	case <-c.done:
+		return nil
+	default:
+	}
+	err := c.conn.Close()
+	c.shutdown()
+	return err
+}
+
+// LocalAddr returns the inner bearer's local address.
+func (c *Conn) LocalAddr() net.Addr { return c.inner.LocalAddr() }
+
+// SetDeadline sets the read and write deadlines.
+func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+
+// SetReadDeadline sets the deadline of ReadFrom.
+func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline sets the deadline of WriteTo.
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }

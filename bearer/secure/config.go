@@ -1,0 +1,372 @@
+package secure
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/pion/dtls/v3"
+	"github.com/pion/dtls/v3/pkg/crypto/elliptic"
+)
+
+// CipherSuiteID is pion/dtls's cipher suite identifier (the IANA number).
+type CipherSuiteID = dtls.CipherSuiteID
+
+// Cipher suites of RFC 7925 (the IoT TLS/DTLS profile used by LwM2M). They
+// are the defaults; any other pion/dtls suite is opt-in via Config.CipherSuites.
+const (
+	TLS_PSK_WITH_AES_128_CCM_8         = dtls.TLS_PSK_WITH_AES_128_CCM_8         //nolint:revive,staticcheck // RFC name
+	TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 = dtls.TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 //nolint:revive,staticcheck // RFC name
+)
+
+// Defaults applied to zero Config fields.
+const (
+	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultIdleTimeout      = 10 * time.Minute
+	DefaultMaxSessions      = 10000
+	DefaultMaxHandshakes    = 256
+	DefaultQueueLen         = 32
+	DefaultCIDLength        = 6
+	DefaultFlightInterval   = time.Second
+)
+
+// Sentinel errors callers branch on.
+var (
+	// ErrConfig is wrapped by errors about an unusable Config.
+	ErrConfig = errors.New("secure: invalid config")
+	// ErrNoSession is wrapped by WriteTo errors when the destination has no
+	// established DTLS session.
+	ErrNoSession = errors.New("secure: no established DTLS session with peer")
+	// ErrHandshake is wrapped by errors of a failed or timed-out handshake.
+	ErrHandshake = errors.New("secure: DTLS handshake failed")
+	// ErrPeerNotTrusted is wrapped when a peer's raw public key or
+	// certificate is not accepted.
+	ErrPeerNotTrusted = errors.New("secure: peer key not trusted")
+	// ErrClosed is returned by operations on a closed Server or Conn; it
+	// wraps net.ErrClosed.
+	ErrClosed = fmt.Errorf("secure: closed: %w", netErrClosed)
+)
+
+// Config configures a Server or a client Conn. The zero value of every knob
+// means its default; credentials must be set. A Config is not modified by
+// this package and may be shared.
+//
+// Credentials, by security mode:
+//   - PSK (RFC 7925 §3): the client sets PSKIdentity and PSKKey; the server
+//     sets PSKLookup, called with the identity a client presents.
+//   - X.509: Certificate is this side's chain and key; RootCAs verifies the
+//     peer's chain. A server with RootCAs requires and verifies client
+//     certificates; a client also checks ServerName when it is set.
+//   - Raw public key: Certificate holds a self-signed certificate made by
+//     NewRawKeyCertificate; VerifyRawKey decides whether the peer's
+//     SubjectPublicKeyInfo is trusted (see TrustKeys). This is an emulation,
+//     not RFC 7250 on the wire: see the package documentation.
+//
+// A server may enable PSK and certificates together; the client's offered
+// cipher suites pick the mode.
+type Config struct {
+	// PSKIdentity and PSKKey are the client's PSK credentials.
+	PSKIdentity []byte
+	PSKKey      []byte
+	// PSKLookup returns the key of a PSK identity on the server; an error
+	// (or a nil key) fails the handshake. Keep it fast: it runs in the
+	// handshake of that peer.
+	PSKLookup func(identity []byte) ([]byte, error)
+
+	// Certificate is this side's certificate chain and private key (X.509
+	// or raw-public-key emulation).
+	Certificate *tls.Certificate
+	// RootCAs verifies the peer's X.509 chain.
+	RootCAs *x509.CertPool
+	// ServerName, on a client, is checked against the server certificate
+	// (X.509 mode) and sent as SNI.
+	ServerName string
+	// VerifyRawKey, when set, accepts peers by the DER SubjectPublicKeyInfo
+	// of their (self-signed) leaf certificate: nil error means trusted. A
+	// peer whose chain verifies against RootCAs is accepted as X.509 first.
+	VerifyRawKey func(spki []byte) error
+
+	// CipherSuites overrides the suites offered or accepted. Default:
+	// TLS_PSK_WITH_AES_128_CCM_8 when PSK is configured and
+	// TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 when a certificate is.
+	CipherSuites []CipherSuiteID
+
+	// CIDLength is the length of the RFC 9146 connection IDs a server
+	// issues (default DefaultCIDLength; negative disables CIDs). A client
+	// always supports sending the CID a server issues and itself asks for
+	// none unless CIDLength > 0.
+	CIDLength int
+
+	// HandshakeTimeout bounds each handshake (default 30 s).
+	HandshakeTimeout time.Duration
+	// IdleTimeout closes a server session with no traffic in either
+	// direction for that long (default 10 min; negative disables).
+	IdleTimeout time.Duration
+	// MaxSessions bounds the server's sessions, handshaking or
+	// established (default 10,000). ClientHellos over it are dropped and
+	// counted in Stats.Refused.
+	MaxSessions int
+	// MaxHandshakes bounds concurrent server handshakes (default 256).
+	MaxHandshakes int
+	// QueueLen bounds each peer's inbound queue of undecrypted datagrams
+	// (default 32); overflow is dropped and counted.
+	QueueLen int
+	// FlightInterval is the initial handshake retransmission timeout
+	// (default 1 s, doubled on each retransmission as RFC 6347 §4.2.4 says).
+	FlightInterval time.Duration
+	// MTU is the largest datagram a handshake flight is packed into
+	// (default: min(inner MaxDatagram, 1200)).
+	MTU int
+
+	// Logger receives debug and warning logs (default: slog.Default()).
+	Logger *slog.Logger
+}
+
+func (c *Config) hasPSKClient() bool { return len(c.PSKIdentity) > 0 || len(c.PSKKey) > 0 }
+
+// withDefaults returns a copy of c with defaults filled in.
+func (c *Config) withDefaults() Config {
+	d := *c
+	if d.HandshakeTimeout <= 0 {
+		d.HandshakeTimeout = DefaultHandshakeTimeout
+	}
+	if d.IdleTimeout == 0 {
+		d.IdleTimeout = DefaultIdleTimeout
+	}
+	if d.MaxSessions <= 0 {
+		d.MaxSessions = DefaultMaxSessions
+	}
+	if d.MaxHandshakes <= 0 {
+		d.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if d.QueueLen <= 0 {
+		d.QueueLen = DefaultQueueLen
+	}
+	if d.CIDLength == 0 {
+		d.CIDLength = DefaultCIDLength
+	}
+	if d.FlightInterval <= 0 {
+		d.FlightInterval = DefaultFlightInterval
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+	return d
+}
+
+// suites returns the cipher suites for this config.
+func (c *Config) suites(server bool) []dtls.CipherSuiteID {
+	if len(c.CipherSuites) > 0 {
+		return c.CipherSuites
+	}
+	var s []dtls.CipherSuiteID
+	if (server && c.PSKLookup != nil) || (!server && c.hasPSKClient()) {
+		s = append(s, TLS_PSK_WITH_AES_128_CCM_8)
+	}
+	if c.Certificate != nil {
+		s = append(s, TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8)
+	}
+	return s
+}
+
+// recordOverhead returns the worst-case bytes a DTLS record adds to an
+// application datagram with the configured suites: the 13-byte header plus
+// the suite's explicit nonce/IV, tag/MAC and padding, plus the CID and the
+// one-byte inner content type of RFC 9146 records when cidLen > 0.
+func recordOverhead(suites []dtls.CipherSuiteID, cidLen int) int {
+	worst := 0
+	for _, id := range suites {
+		o := suiteOverhead(id)
+		if o > worst {
+			worst = o
+		}
+	}
+	o := recordHeaderLen + worst
+	if cidLen > 0 {
+		o += cidLen + 1
+	}
+	return o
+}
+
+// suiteOverhead is the per-record expansion of a cipher suite, excluding
+// the record header.
+func suiteOverhead(id dtls.CipherSuiteID) int {
+	switch dtls.CipherSuiteName(id) {
+	case "TLS_PSK_WITH_AES_128_CCM_8", "TLS_PSK_WITH_AES_256_CCM_8", "TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8":
+		return ccm8ExplicitNonce + ccm8Tag // RFC 6655: 8-byte nonce_explicit, 8-byte tag
+	case "TLS_PSK_WITH_AES_128_CCM", "TLS_ECDHE_ECDSA_WITH_AES_128_CCM",
+		"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+		"TLS_PSK_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+		"TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384":
+		return 8 + 16 // 8-byte explicit nonce, 16-byte tag
+	case "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+		"TLS_PSK_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_PSK_WITH_CHACHA20_POLY1305_SHA256":
+		return 16 // implicit nonce (RFC 7905), 16-byte tag
+	default:
+		// CBC suites: 16-byte IV, up to 16 bytes of padding, SHA-256 MAC (32).
+		return 16 + 16 + 32
+	}
+}
+
+// validate reports config errors common to both sides.
+func (c *Config) validate(server bool) error {
+	if c == nil {
+		return fmt.Errorf("%w: nil config", ErrConfig)
+	}
+	if server {
+		if c.PSKLookup == nil && c.Certificate == nil {
+			return fmt.Errorf("%w: server needs PSKLookup or Certificate", ErrConfig)
+		}
+	} else {
+		if c.hasPSKClient() && (len(c.PSKIdentity) == 0 || len(c.PSKKey) == 0) {
+			return fmt.Errorf("%w: PSK needs both PSKIdentity and PSKKey", ErrConfig)
+		}
+		if !c.hasPSKClient() && c.Certificate == nil {
+			return fmt.Errorf("%w: client needs PSK or Certificate", ErrConfig)
+		}
+		if c.Certificate != nil && c.RootCAs == nil && c.VerifyRawKey == nil {
+			return fmt.Errorf("%w: certificate mode needs RootCAs or VerifyRawKey to authenticate the server", ErrConfig)
+		}
+	}
+	if c.Certificate != nil && len(c.Certificate.Certificate) == 0 {
+		return fmt.Errorf("%w: empty certificate chain", ErrConfig)
+	}
+	if server && c.Certificate != nil && c.PSKLookup == nil && c.RootCAs == nil && c.VerifyRawKey == nil {
+		return fmt.Errorf("%w: certificate mode needs RootCAs or VerifyRawKey to authenticate clients", ErrConfig)
+	}
+	if c.CIDLength > 255 {
+		return fmt.Errorf("%w: CIDLength %d > 255", ErrConfig, c.CIDLength)
+	}
+	return nil
+}
+
+// peerVerifier checks a peer's certificate chain: X.509 against RootCAs,
+// else raw public key through VerifyRawKey. It records the mode it accepted.
+type peerVerifier struct {
+	roots      *x509.CertPool
+	serverName string // checked only by clients, only in X.509 mode
+	rawKey     func([]byte) error
+	mode       string // "x509" or "rpk" once verified
+}
+
+func (v *peerVerifier) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+	if len(rawCerts) == 0 {
+		return fmt.Errorf("%w: no certificate", ErrPeerNotTrusted)
+	}
+	certs := make([]*x509.Certificate, 0, len(rawCerts))
+	for _, raw := range rawCerts {
+		cert, err := x509.ParseCertificate(raw)
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrPeerNotTrusted, err)
+		}
+		certs = append(certs, cert)
+	}
+	var x509Err error
+	if v.roots != nil {
+		inter := x509.NewCertPool()
+		for _, c := range certs[1:] {
+			inter.AddCert(c)
+		}
+		_, x509Err = certs[0].Verify(x509.VerifyOptions{
+			Roots:         v.roots,
+			Intermediates: inter,
+			DNSName:       v.serverName,
+			KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+		})
+		if x509Err == nil {
+			v.mode = "x509"
+			return nil
+		}
+	}
+	if v.rawKey != nil {
+		if err := v.rawKey(certs[0].RawSubjectPublicKeyInfo); err != nil {
+			return fmt.Errorf("%w: %w", ErrPeerNotTrusted, err)
+		}
+		v.mode = "rpk"
+		return nil
+	}
+	if x509Err != nil {
+		return fmt.Errorf("%w: %w", ErrPeerNotTrusted, x509Err)
+	}
+	return fmt.Errorf("%w: no trust anchor configured", ErrPeerNotTrusted)
+}
+
+// TrustKeys returns a VerifyRawKey function that accepts exactly the given
+// DER SubjectPublicKeyInfo values (compared by SHA-256).
+func TrustKeys(spkis ...[]byte) func(spki []byte) error {
+	set := make(map[[32]byte]bool, len(spkis))
+	for _, k := range spkis {
+		set[sha256.Sum256(k)] = true
+	}
+	return func(spki []byte) error {
+		if set[sha256.Sum256(spki)] {
+			return nil
+		}
+		return fmt.Errorf("%w: public key %x… not in trusted set", ErrPeerNotTrusted, prefix(spki))
+	}
+}
+
+func prefix(b []byte) []byte {
+	h := sha256.Sum256(b)
+	return bytes.Clone(h[:6])
+}
+
+// pionOptions returns the pion/dtls options shared by both sides; v is the
+// certificate verifier of this connection (nil in pure PSK mode).
+func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Option {
+	opts := []dtls.Option{
+		dtls.WithCipherSuites(c.suites(server)...),
+		dtls.WithFlightInterval(c.FlightInterval),
+		dtls.WithMTU(mtu),
+		// RFC 7925 §4.4: secp256r1 is mandatory; X25519 is accepted too.
+		dtls.WithEllipticCurves(elliptic.P256, elliptic.X25519),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
+		dtls.WithLoggerFactory(slogLoggerFactory{c.Logger}),
+	}
+	if c.Certificate != nil {
+		opts = append(opts, dtls.WithCertificates(*c.Certificate))
+	}
+	if v != nil {
+		// Verification is ours (peerVerifier) so that X.509 and pinned raw
+		// keys are handled alike; pion's own chain check is skipped.
+		opts = append(opts, dtls.WithVerifyPeerCertificate(v.verify))
+		if !server {
+			opts = append(opts, dtls.WithInsecureSkipVerify(true))
+		}
+	}
+	return opts
+}
+
+// checkSuitesKnown rejects unknown cipher suite IDs early.
+func checkSuitesKnown(ids []dtls.CipherSuiteID) error {
+	for _, id := range ids {
+		if name := dtls.CipherSuiteName(id); len(name) > 2 && name[:2] == "0x" {
+			return fmt.Errorf("%w: unknown cipher suite %s", ErrConfig, name)
+		}
+	}
+	return nil
+}
+
+// identityFromState builds the bearer.Identity of an authenticated peer.
+func identityFromState(st dtls.State, mode string, server bool) bearer.Identity {
+	if len(st.PeerCertificates) > 0 {
+		id := bearer.Identity{Mode: mode, Certificates: st.PeerCertificates}
+		if cert, err := x509.ParseCertificate(st.PeerCertificates[0]); err == nil {
+			id.PublicKey = cert.RawSubjectPublicKeyInfo
+		}
+		if mode == "rpk" {
+			id.Certificates = nil
+		}
+		return id
+	}
+	if server && st.IdentityHint != nil {
+		return bearer.Identity{Mode: "psk", PSKIdentity: bytes.Clone(st.IdentityHint)}
+	}
+	return bearer.Identity{Mode: "psk"}
+}

@@ -1,0 +1,51 @@
+// Package secure runs DTLS 1.2 over any bearer.Bearer: UDP, SMS or a test
+// pipe. A Server (NewServer) and a client Conn (Dial) are themselves
+// bearer.Bearers, so the CoAP message layer above does not change.
+//
+// # What is pion/dtls and what is ours
+//
+// The DTLS protocol itself — handshake state machines, HelloVerifyRequest
+// cookies, record protection, replay windows, RFC 9146 connection IDs on
+// the wire — is github.com/pion/dtls/v3, whose Client and Server take a
+// net.PacketConn. Security protocols are not to be re-implemented.
+//
+// Hand-written here, because pion's own listener is bound to UDP sockets and
+// its API has no bearer notion:
+//   - the server-side demultiplexer: it reads the inner bearer, parses the
+//     first record header of each datagram (record.go) and routes it to a
+//     per-peer virtual net.PacketConn — by connection ID when the record
+//     carries one (so a NAT-rebound device keeps its session and the
+//     session's address follows it), else by source address; only an epoch-0
+//     ClientHello starts a session; malformed datagrams and records for no
+//     session are dropped and counted;
+//   - limits: sessions, concurrent handshakes, per-peer queues, handshake
+//     timeout and idle expiry, all counted in Stats;
+//   - RFC 6347 §4.2.8 reconnection: a new ClientHello from the address of an
+//     established session starts a second handshake and the old session is
+//     kept until it completes;
+//   - credentials (RFC 7925 PSK, X.509, pinned raw keys) mapped to pion
+//     options, and the authenticated peer identity (bearer.Identity) carried
+//     on every address ReadFrom returns (*Addr, a bearer.IdentityAddr);
+//   - Params: the inner bearer's, with the datagram sizes reduced by the
+//     record overhead (Overhead: 13-byte header + 8-byte explicit nonce +
+//     8-byte CCM_8 tag = 29 bytes, + CID length + 1 with RFC 9146 CIDs).
+//
+// # Raw public keys are emulated, not RFC 7250
+//
+// pion/dtls does not implement the RFC 7250 client_certificate_type and
+// server_certificate_type extensions, so a raw public key cannot be sent
+// bare. This package does what LwM2M deployments on pion do: each side
+// sends a self-signed X.509 certificate (NewRawKeyCertificate) wrapping its
+// key, and the receiver trusts the peer by its SubjectPublicKeyInfo alone
+// (Config.VerifyRawKey, TrustKeys), ignoring subject, dates and signature.
+// The trust decision is the one RFC 7250 makes, but on the wire it is an
+// ordinary certificate handshake: a peer that insists on RFC 7250 (for
+// example a device that only offers the RawPublicKey certificate type)
+// cannot interoperate with it.
+//
+// # Cipher suites
+//
+// The defaults are those of RFC 7925: TLS_PSK_WITH_AES_128_CCM_8 for PSK and
+// TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 for certificates and raw keys, on the
+// secp256r1 curve. Other pion suites are opt-in through Config.CipherSuites.
+package secure

@@ -1,0 +1,670 @@
+package secure
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/pion/dtls/v3"
+)
+
+// Server is the server side of DTLS over a bearer: a bearer.Bearer whose
+// ReadFrom returns decrypted datagrams from authenticated peers (with an
+// *Addr carrying the peer's bearer.Identity) and whose WriteTo encrypts to
+// the peer's established session.
+//
+// A demultiplexer goroutine reads the inner bearer and routes each datagram
+// by its first DTLS record: records with an RFC 9146 connection ID go to the
+// session that issued it (whatever the source address), others to the
+// session of their source address; an epoch-0 ClientHello from an unknown
+// address starts a new session (pion/dtls answers it with a
+// HelloVerifyRequest cookie before any costly work). Malformed datagrams and
+// records for no session are dropped and counted in Stats.
+type Server struct {
+	inner  bearer.Bearer
+	cfg    Config
+	params bearer.Params
+	cidLen int // length of issued CIDs; 0 when disabled
+	mtu    int
+	log    *slog.Logger
+
+	ctx    context.Context // cancelled by Close
+	cancel context.CancelFunc
+
+	mu           sync.Mutex
+	byAddr       map[string]*session // AddrKey → current session of that address
+	next         map[string]*session // AddrKey → handshaking successor of an established session
+	byCID        map[string]*session
+	nSessions    int
+	nHandshaking int
+	closed       bool
+
+	incoming chan datagram // decrypted datagrams, bounded
+	rd       deadline
+	wdMu     sync.Mutex
+	wd       time.Time
+	done     chan struct{}
+	fatal    atomic.Pointer[error] // inner bearer read error that stopped the demultiplexer
+	once     sync.Once
+	wg       sync.WaitGroup // demux and janitor
+	sessWG   sync.WaitGroup // session goroutines
+	bufs     sync.Pool
+
+	st counters
+}
+
+// counters are the Server's statistics, updated atomically.
+type counters struct {
+	handshakesOK, handshakesFailed, refused, garbage, unknownPeer,
+	queueDrops, expired, rebinds, datagramsIn, bytesIn atomic.Uint64
+}
+
+// Stats is a snapshot of a Server's counters; every bounded structure of
+// the Server has its gauge or drop counter here.
+type Stats struct {
+	// Sessions is the current number of sessions (handshaking included),
+	// bounded by Config.MaxSessions.
+	Sessions int
+	// Handshaking is the current number of handshakes in progress, bounded
+	// by Config.MaxHandshakes.
+	Handshaking int
+	// HandshakesOK and HandshakesFailed count completed handshakes.
+	HandshakesOK, HandshakesFailed uint64
+	// Refused counts ClientHellos dropped because a limit was reached.
+	Refused uint64
+	// Garbage counts datagrams that did not start with a DTLS record.
+	Garbage uint64
+	// UnknownPeer counts well-formed records for no session (unknown CID,
+	// or a non-ClientHello from an unknown address).
+	UnknownPeer uint64
+	// QueueDrops counts datagrams dropped on a full per-peer queue.
+	QueueDrops uint64
+	// Expired counts sessions closed for idleness.
+	Expired uint64
+	// Rebinds counts session address changes through connection IDs.
+	Rebinds uint64
+	// DatagramsIn and BytesIn count what the inner bearer delivered.
+	DatagramsIn, BytesIn uint64
+}
+
+// NewServer starts a DTLS server on inner. The Server owns inner from now
+// on: Close closes it. Its Params are inner's with Name "dtls+"+inner name
+// and the datagram sizes reduced by the record overhead (see Overhead).
+func NewServer(inner bearer.Bearer, cfg *Config) (*Server, error) {
+	if inner == nil {
+		return nil, fmt.Errorf("%w: nil inner bearer", ErrConfig)
+	}
+	if err := cfg.validate(true); err != nil {
+		return nil, err
+	}
+	c := cfg.withDefaults()
+	if err := checkSuitesKnown(c.CipherSuites); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		inner:    inner,
+		cfg:      c,
+		log:      c.Logger.With("bearer", "dtls+"+inner.Params().Name),
+		byAddr:   make(map[string]*session),
+		next:     make(map[string]*session),
+		byCID:    make(map[string]*session),
+		incoming: make(chan datagram, c.QueueLen),
+		done:     make(chan struct{}),
+	}
+	if c.CIDLength > 0 {
+		s.cidLen = c.CIDLength
+	}
+	var err error
+	s.params, s.mtu, err = wrapParams(inner.Params(), c.suites(true), s.cidLen, c.MTU)
+	if err != nil {
+		return nil, err
+	}
+	bufSize := inner.Params().MaxDatagram + 1
+	s.bufs.New = func() any { b := make([]byte, bufSize); return &b }
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Add(1)
+	go s.demux()
+	if c.IdleTimeout > 0 {
+		s.wg.Add(1)
+		go s.janitor()
+	}
+	return s, nil
+}
+
+// wrapParams derives the Params of DTLS over inner and the handshake MTU.
+func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (bearer.Params, int, error) {
+	o := recordOverhead(suites, cidLen)
+	q := p
+	q.Name = "dtls+" + p.Name
+	q.MaxDatagram -= o
+	q.PreferredDatagram -= o
+	if q.PreferredDatagram < 16 {
+		q.PreferredDatagram = min(16, q.MaxDatagram)
+	}
+	if err := q.Validate(); err != nil {
+		return q, 0, fmt.Errorf("%w: inner bearer too small for %d bytes of record overhead: %w", ErrConfig, o, err)
+	}
+	if mtu <= 0 {
+		mtu = min(p.MaxDatagram, 1200)
+	}
+	return q, min(mtu, p.MaxDatagram), nil
+}
+
+// Overhead returns the bytes a DTLS record adds to each datagram with cfg's
+// cipher suites and connection IDs: 13-byte header, 8-byte explicit nonce
+// and 8-byte tag for the CCM_8 suites (29 bytes), plus CIDLength+1 bytes
+// (CID and inner content type, RFC 9146 §4) when connection IDs are used.
+func Overhead(cfg *Config, server bool) int {
+	c := cfg.withDefaults()
+	cid := c.CIDLength
+	if cid < 0 {
+		cid = 0
+	}
+	return recordOverhead(c.suites(server), cid)
+}
+
+// Params returns inner's parameters adapted to DTLS.
+func (s *Server) Params() bearer.Params { return s.params }
+
+// LocalAddr returns the inner bearer's local address.
+func (s *Server) LocalAddr() net.Addr { return s.inner.LocalAddr() }
+
+// Stats returns a snapshot of the counters.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	n, h := s.nSessions, s.nHandshaking
+	s.mu.Unlock()
+	return Stats{
+		Sessions: n, Handshaking: h,
+		HandshakesOK:     s.st.handshakesOK.Load(),
+		HandshakesFailed: s.st.handshakesFailed.Load(),
+		Refused:          s.st.refused.Load(),
+		Garbage:          s.st.garbage.Load(),
+		UnknownPeer:      s.st.unknownPeer.Load(),
+		QueueDrops:       s.st.queueDrops.Load(),
+		Expired:          s.st.expired.Load(),
+		Rebinds:          s.st.rebinds.Load(),
+		DatagramsIn:      s.st.datagramsIn.Load(),
+		BytesIn:          s.st.bytesIn.Load(),
+	}
+}
+
+// ReadFrom returns the next decrypted datagram and its sender as an *Addr.
+// A datagram longer than p is truncated and an error wrapping
+// io.ErrShortBuffer is returned with it.
+func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
+	select {
+	case d := <-s.incoming:
+		n := copy(p, d.b)
+		if n < len(d.b) {
+			return n, d.addr, fmt.Errorf("secure: %d-byte datagram into %d-byte buffer: %w", len(d.b), len(p), io.ErrShortBuffer)
+		}
+		return n, d.addr, nil
+	case <-s.rd.done():
+		return 0, nil, &timeoutError{op: "read"}
+	case <-s.done:
+		if e := s.fatal.Load(); e != nil {
+			return 0, nil, *e
+		}
+		return 0, nil, ErrClosed
+	}
+}
+
+// WriteTo encrypts p to the established session of addr (an *Addr from
+// ReadFrom or the peer's inner address). It fails with an error wrapping
+// ErrNoSession when there is none and bearer.ErrTooLarge when p exceeds
+// Params().MaxDatagram.
+func (s *Server) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if len(p) > s.params.MaxDatagram {
+		return 0, fmt.Errorf("secure: %d bytes > %d: %w", len(p), s.params.MaxDatagram, bearer.ErrTooLarge)
+	}
+	select {
+	case <-s.done:
+		return 0, ErrClosed
+	default:
+	}
+	s.wdMu.Lock()
+	wd := s.wd
+	s.wdMu.Unlock()
+	if !wd.IsZero() && !time.Now().Before(wd) {
+		return 0, &timeoutError{op: "write"}
+	}
+	key := bearer.AddrKey(unwrapAddr(addr))
+	s.mu.Lock()
+	sess := s.byAddr[key]
+	s.mu.Unlock()
+	if sess == nil || !sess.established.Load() {
+		return 0, fmt.Errorf("secure: write to %s: %w", key, ErrNoSession)
+	}
+	n, err := sess.conn.Write(p)
+	if err != nil {
+		return n, fmt.Errorf("secure: write to %s: %w", key, err)
+	}
+	sess.touch()
+	return n, nil
+}
+
+// Identity returns the authenticated identity of the established session
+// of addr, and whether there is one.
+func (s *Server) Identity(addr net.Addr) (bearer.Identity, bool) {
+	s.mu.Lock()
+	sess := s.byAddr[bearer.AddrKey(unwrapAddr(addr))]
+	s.mu.Unlock()
+	if sess == nil || !sess.established.Load() {
+		return bearer.Identity{}, false
+	}
+	return sess.ident, true
+}
+
+// CloseSession closes the session of addr (sending a close_notify alert),
+// e.g. when the application revokes a credential. It reports whether there
+// was one.
+func (s *Server) CloseSession(addr net.Addr) bool {
+	s.mu.Lock()
+	sess := s.byAddr[bearer.AddrKey(unwrapAddr(addr))]
+	s.mu.Unlock()
+	if sess == nil {
+		return false
+	}
+	sess.close()
+	return true
+}
+
+// SetDeadline sets the read and write deadlines.
+func (s *Server) SetDeadline(t time.Time) error {
+	_ = s.SetReadDeadline(t)
+	return s.SetWriteDeadline(t)
+}
+
+// SetReadDeadline sets the deadline of ReadFrom calls, pending ones included.
+func (s *Server) SetReadDeadline(t time.Time) error { s.rd.set(t); return nil }
+
+// SetWriteDeadline sets the deadline checked by WriteTo.
+func (s *Server) SetWriteDeadline(t time.Time) error {
+	s.wdMu.Lock()
+	s.wd = t
+	s.wdMu.Unlock()
+	return nil
+}
+
+// Close sends close_notify to every established peer, closes all sessions
+// and the inner bearer, and waits for the Server's goroutines to stop.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		all := make([]*session, 0, s.nSessions)
+		for _, sess := range s.byAddr {
+			all = append(all, sess)
+		}
+		for _, sess := range s.next {
+			all = append(all, sess)
+		}
+		for _, sess := range s.byCID {
+			all = append(all, sess) // rebound sessions whose address entry was taken
+		}
+		s.mu.Unlock()
+		for _, sess := range all {
+			sess.close()
+		}
+		s.cancel()
+		// Let sessions send their close_notify before the inner bearer goes.
+		waitTimeout(&s.sessWG, closeGrace)
+		close(s.done)
+		err = s.inner.Close()
+		s.sessWG.Wait()
+		s.rd.stop()
+		s.wg.Wait()
+	})
+	return err
+}
+
+// demux reads the inner bearer and routes datagrams to sessions.
+func (s *Server) demux() {
+	defer s.wg.Done()
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, addr, err := s.inner.ReadFrom(buf)
+		if err != nil {
+			select {
+			case <-s.done:
+				return
+			default:
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			s.log.Warn("dtls server: inner bearer read failed; stopping", "err", err)
+			e := fmt.Errorf("secure: inner bearer: %w", err)
+			s.fatal.Store(&e)
+			go s.Close() //nolint:errcheck // reported through ReadFrom
+			return
+		}
+		s.st.datagramsIn.Add(1)
+		s.st.bytesIn.Add(uint64(n))
+		s.route(bytes.Clone(buf[:n]), addr)
+	}
+}
+
+// route hands one datagram to its session, starting one for a ClientHello.
+func (s *Server) route(b []byte, addr net.Addr) {
+	ri, err := parseRecord(b, s.cidLen)
+	if err != nil {
+		s.st.garbage.Add(1)
+		s.log.Debug("dtls server: dropped datagram", "peer", addr, "err", err)
+		return
+	}
+	key := bearer.AddrKey(addr)
+	var target *session
+	s.mu.Lock()
+	switch est, nxt := s.byAddr[key], s.next[key]; {
+	case ri.cid != nil:
+		target = s.byCID[string(ri.cid)]
+	case ri.clientHello && est == nil:
+		target = s.newSessionLocked(addr, key, nil)
+	case ri.clientHello && !est.established.Load():
+		target = est // retransmission, or the ClientHello with the cookie
+	case ri.clientHello && nxt != nil:
+		target = nxt
+	case ri.clientHello:
+		// RFC 6347 §4.2.8: a new handshake on an existing association.
+		// The old session stays until the new one completes, so a spoofed
+		// ClientHello cannot tear down a live session.
+		target = s.newSessionLocked(addr, key, est)
+	case nxt != nil && (ri.contentType == contentHandshake || ri.contentType == contentChangeCipherSpec):
+		target = nxt
+	default:
+		target = est
+	}
+	s.mu.Unlock()
+	if target == nil {
+		if !ri.clientHello {
+			s.st.unknownPeer.Add(1)
+		}
+		return
+	}
+	if !target.vc.deliver(datagram{b: b, addr: addr}) {
+		s.st.queueDrops.Add(1)
+		return
+	}
+	target.touch()
+}
+
+// newSessionLocked starts a session for addr; pred is the established
+// session it will replace, if any. It returns nil (and counts) when a limit
+// is reached. s.mu is held.
+func (s *Server) newSessionLocked(addr net.Addr, key string, pred *session) *session {
+	if s.closed {
+		return nil
+	}
+	if s.nSessions >= s.cfg.MaxSessions || s.nHandshaking >= s.cfg.MaxHandshakes {
+		s.st.refused.Add(1)
+		s.log.Debug("dtls server: refused ClientHello", "peer", addr,
+			"sessions", s.nSessions, "handshaking", s.nHandshaking)
+		return nil
+	}
+	sess := &session{srv: s, addr: addr, key: key, pred: pred, closing: make(chan struct{})}
+	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.touch)
+	sess.touch()
+	s.nSessions++
+	s.nHandshaking++
+	if pred == nil {
+		s.byAddr[key] = sess
+	} else {
+		s.next[key] = sess
+	}
+	s.sessWG.Add(1)
+	go sess.run()
+	return sess
+}
+
+// janitor closes idle sessions.
+func (s *Server) janitor() {
+	defer s.wg.Done()
+	idle := s.cfg.IdleTimeout
+	tick := time.NewTicker(max(idle/4, 5*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case now := <-tick.C:
+			var stale []*session
+			s.mu.Lock()
+			for _, sess := range s.byAddr {
+				if sess.established.Load() && now.Sub(time.Unix(0, sess.last.Load())) > idle {
+					stale = append(stale, sess)
+				}
+			}
+			s.mu.Unlock()
+			for _, sess := range stale {
+				s.st.expired.Add(1)
+				s.log.Debug("dtls server: session expired", "peer", sess.addr, "identity", sess.ident.String())
+				sess.close()
+			}
+		}
+	}
+}
+
+// session is one peer's DTLS association on the Server.
+type session struct {
+	srv  *Server
+	vc   *vconn
+	pred *session // established session this one replaces (RFC 6347 §4.2.8)
+
+	// addr, key and cid are guarded by srv.mu.
+	addr net.Addr
+	key  string
+	cid  string
+
+	conn        *dtls.Conn // set before established
+	established atomic.Bool
+	ident       bearer.Identity // set before established
+	last        atomic.Int64    // unix nanoseconds of the last activity
+	closing     chan struct{}
+	closeOnce   sync.Once
+	connOnce    sync.Once
+}
+
+// closeConn closes the DTLS conn once; concurrent callers wait until the
+// close_notify alert has been written, so the vconn under it stays open
+// until then.
+func (ss *session) closeConn() {
+	ss.connOnce.Do(func() {
+		if ss.conn != nil {
+			_ = ss.conn.Close()
+		}
+	})
+}
+
+func (ss *session) touch() { ss.last.Store(time.Now().UnixNano()) }
+
+// close stops the session; run cleans up.
+func (ss *session) close() { ss.closeOnce.Do(func() { close(ss.closing) }) }
+
+// cidGen is the session's connection ID generator: one random CID, unique
+// on the Server, registered for routing.
+func (ss *session) cidGen() []byte {
+	s := ss.srv
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.cid != "" {
+		return []byte(ss.cid)
+	}
+	b := make([]byte, s.cidLen)
+	for {
+		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+		if s.byCID[string(b)] == nil {
+			break
+		}
+	}
+	ss.cid = string(b)
+	s.byCID[ss.cid] = ss
+	return bytes.Clone(b)
+}
+
+// run handshakes, then moves decrypted datagrams to srv.incoming until the
+// session ends.
+func (ss *session) run() {
+	s := ss.srv
+	defer s.sessWG.Done()
+	defer ss.cleanup()
+
+	v := &peerVerifier{roots: s.cfg.RootCAs, rawKey: s.cfg.VerifyRawKey}
+	var opts []dtls.ServerOption
+	for _, o := range s.cfg.pionOptions(true, s.mtu, v) {
+		opts = append(opts, o)
+	}
+	if s.cfg.Certificate != nil {
+		opts = append(opts, dtls.WithClientAuth(dtls.RequireAnyClientCert))
+	}
+	if lookup := s.cfg.PSKLookup; lookup != nil {
+		opts = append(opts, dtls.WithPSK(func(identity []byte) ([]byte, error) {
+			key, err := lookup(identity)
+			if err == nil && len(key) == 0 {
+				err = fmt.Errorf("unknown PSK identity %q", identity)
+			}
+			return key, err
+		}))
+	}
+	if s.cidLen > 0 {
+		opts = append(opts, dtls.WithConnectionIDGenerator(ss.cidGen))
+	}
+	conn, err := dtls.ServerWithOptions(ss.vc, ss.addr, opts...)
+	if err != nil {
+		s.st.handshakesFailed.Add(1)
+		s.log.Warn("dtls server: cannot start session", "peer", ss.addr, "err", err)
+		return
+	}
+	ss.conn = conn
+
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
+	go func() {
+		select {
+		case <-ss.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = conn.HandshakeContext(ctx)
+	cancel()
+	if err != nil {
+		s.st.handshakesFailed.Add(1)
+		s.log.Info("dtls server: handshake failed", "peer", ss.addr, "err", err)
+		return
+	}
+	st, _ := conn.ConnectionState()
+	ss.ident = identityFromState(st, v.mode, true)
+	s.mu.Lock()
+	s.nHandshaking--
+	ss.established.Store(true)
+	pred := ss.pred
+	if pred != nil {
+		if s.next[ss.key] == ss {
+			delete(s.next, ss.key)
+		}
+		s.byAddr[ss.key] = ss
+		ss.pred = nil
+	}
+	s.mu.Unlock()
+	if pred != nil {
+		pred.close()
+	}
+	s.st.handshakesOK.Add(1)
+	s.log.Debug("dtls server: session established", "peer", ss.addr, "identity", ss.ident.String(),
+		"suite", dtls.CipherSuiteName(st.CipherSuiteID), "cid", len(ss.cid) > 0)
+	ss.touch()
+
+	go func() {
+		<-ss.closing
+		ss.closeConn() // sends close_notify; unblocks Read
+	}()
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			s.log.Debug("dtls server: session ended", "peer", ss.addr, "err", err)
+			return
+		}
+		ss.touch()
+		ra := conn.RemoteAddr()
+		s.mu.Lock()
+		if k := bearer.AddrKey(ra); k != ss.key {
+			s.rebindLocked(ss, ra, k)
+		}
+		addr := &Addr{Inner: ss.addr, Identity: ss.ident}
+		s.mu.Unlock()
+		select {
+		case s.incoming <- datagram{b: bytes.Clone(buf[:n]), addr: addr}:
+		case <-ss.closing:
+			return
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// rebindLocked moves ss to a new address after pion accepted a CID record
+// from it (RFC 9146 §6). s.mu is held.
+func (s *Server) rebindLocked(ss *session, ra net.Addr, key string) {
+	if s.byAddr[ss.key] == ss {
+		delete(s.byAddr, ss.key)
+	}
+	s.log.Debug("dtls server: peer address changed", "from", ss.addr, "to", ra, "identity", ss.ident.String())
+	ss.addr, ss.key = ra, key
+	s.byAddr[key] = ss
+	s.st.rebinds.Add(1)
+}
+
+// cleanup removes the session from the Server's maps and closes its conns.
+func (ss *session) cleanup() {
+	s := ss.srv
+	ss.close()
+	s.mu.Lock()
+	if s.byAddr[ss.key] == ss {
+		delete(s.byAddr, ss.key)
+	}
+	if s.next[ss.key] == ss {
+		delete(s.next, ss.key)
+	}
+	if ss.cid != "" && s.byCID[ss.cid] == ss {
+		delete(s.byCID, ss.cid)
+	}
+	s.nSessions--
+	if !ss.established.Load() {
+		s.nHandshaking--
+	}
+	s.mu.Unlock()
+	ss.closeConn()
+	_ = ss.vc.Close()
+}
+
+// closeGrace bounds how long Close waits for sessions to say goodbye.
+const closeGrace = 2 * time.Second
+
+// waitTimeout waits for wg at most d.
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
+	ch := make(chan struct{})
+	go func() { wg.Wait(); close(ch) }()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	}
+}
