@@ -1,0 +1,538 @@
+// Package outbox is the durable outbox of the SMS bearer.
+//
+// A datagram for an SMS peer is split into SMS-SUBMIT TPDUs and stored as an
+// Entry in a bbolt file; Enqueue returns only after the transaction is
+// fsync'd, so an acknowledged datagram survives a crash. A Worker sends the
+// pending segments through a Sender (a modem pool), records each segment the
+// modem accepted (with its TP-MR) before moving on, retries retryable errors
+// with exponential backoff, and removes an entry only when every segment was
+// accepted or, when delivery reports were asked for, reported delivered.
+//
+// After a crash, only segments not recorded as accepted are sent again. The
+// one window that cannot be closed on this side is a modem that accepted a
+// segment just before the process died, before the record was written: that
+// segment goes out a second time, with the same concatenation reference, and
+// the receiver's reassembler drops it as a duplicate. A datagram is therefore
+// delivered to the peer's CoAP layer at most once per stored entry.
+//
+// Everything here is written by hand on go.etcd.io/bbolt: no queue library in
+// go.mod does durable per-segment state.
+package outbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketEntries = []byte("entries")
+	bucketMR      = []byte("mr") // from|mr -> id|seg
+)
+
+// Errors callers branch on.
+var (
+	// ErrFull is returned by Enqueue when the outbox is at its count or byte limit.
+	ErrFull = errors.New("outbox: full")
+	// ErrNotFound is returned for an entry ID that is not in the outbox.
+	ErrNotFound = errors.New("outbox: no such entry")
+	// ErrExpired is the error of an entry given up at its expiry time.
+	ErrExpired = errors.New("outbox: entry expired before it was sent")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("outbox: closed")
+	// ErrInvalid is wrapped by Enqueue errors for entries that cannot be stored.
+	ErrInvalid = errors.New("outbox: invalid entry")
+)
+
+// Limits bound the outbox.
+type Limits struct {
+	// MaxEntries is the most entries held (default 100,000).
+	MaxEntries int
+	// MaxBytes is the most TPDU bytes held (default 64 MiB).
+	MaxBytes int
+	// MaxAge is the default lifetime of an entry whose Expires is zero
+	// (default 24 h).
+	MaxAge time.Duration
+}
+
+func (l *Limits) defaults() {
+	if l.MaxEntries <= 0 {
+		l.MaxEntries = 100_000
+	}
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = 64 << 20
+	}
+	if l.MaxAge <= 0 {
+		l.MaxAge = 24 * time.Hour
+	}
+}
+
+// Stats is a snapshot of the outbox's size.
+type Stats struct {
+	Entries int
+	Bytes   int
+	// Pending is the number of entries with segments not yet accepted.
+	Pending int
+	// AwaitingReport is the number of entries whose segments were all
+	// accepted but not all reported delivered.
+	AwaitingReport int
+}
+
+type sched struct {
+	nextTry  time.Time
+	expires  time.Time
+	size     int
+	pending  bool // some segment not accepted yet
+	to, from string
+}
+
+// Outbox is a durable store of entries waiting to be sent. It is safe for
+// concurrent use.
+type Outbox struct {
+	db     *bolt.DB
+	limits Limits
+	now    func() time.Time
+
+	mu     sync.Mutex
+	closed bool
+	sched  map[uint64]*sched
+	bytes  int
+	wake   chan struct{}
+}
+
+// Option configures Open.
+type Option func(*Outbox)
+
+// WithLimits sets the outbox bounds.
+func WithLimits(l Limits) Option { return func(o *Outbox) { o.limits = l } }
+
+// WithClock replaces time.Now (tests).
+func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = now } }
+
+// Open opens (creating if needed) the outbox file at path and loads the
+// schedule of the entries it holds. A corrupt entry fails Open with an error
+// wrapping ErrCorrupt rather than being dropped silently.
+func Open(path string, opts ...Option) (*Outbox, error) {
+	o := &Outbox{now: time.Now, sched: make(map[uint64]*sched), wake: make(chan struct{}, 1)}
+	for _, opt := range opts {
+		opt(o)
+	}
+	o.limits.defaults()
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
+	}
+	o.db = db
+	err = db.Update(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(bucketEntries)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.CreateBucketIfNotExists(bucketMR); err != nil {
+			return err
+		}
+		return b.ForEach(func(k, v []byte) error {
+			e, err := unmarshalEntry(v)
+			if err != nil {
+				return fmt.Errorf("entry %x: %w", k, err)
+			}
+			o.sched[e.ID] = schedOf(e)
+			o.bytes += e.Size()
+			return nil
+		})
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("outbox: load %s: %w", path, err)
+	}
+	if len(o.sched) > 0 {
+		o.signal()
+	}
+	return o, nil
+}
+
+func schedOf(e *Entry) *sched {
+	return &sched{nextTry: e.NextTry, expires: e.Expires, size: e.Size(), pending: e.NextPending() >= 0, to: e.To, from: e.From}
+}
+
+// Close closes the file. Entries stay stored.
+func (o *Outbox) Close() error {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil
+	}
+	o.closed = true
+	o.mu.Unlock()
+	return o.db.Close()
+}
+
+// Wake returns a channel that receives when new work may be due (an entry was
+// enqueued or rescheduled). It never closes.
+func (o *Outbox) Wake() <-chan struct{} { return o.wake }
+
+func (o *Outbox) signal() {
+	select {
+	case o.wake <- struct{}{}:
+	default:
+	}
+}
+
+func key(id uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], id)
+	return k[:]
+}
+
+func mrKey(from string, mr uint8) []byte {
+	return append([]byte(from+"|"), mr)
+}
+
+// Enqueue validates and stores e, assigning e.ID, e.Created and (when zero)
+// e.Expires. It returns only after the entry is durable.
+func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
+	if err := validate(e); err != nil {
+		return 0, err
+	}
+	size := e.Size()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return 0, ErrClosed
+	}
+	if len(o.sched) >= o.limits.MaxEntries || o.bytes+size > o.limits.MaxBytes {
+		return 0, fmt.Errorf("%w: %d entries, %d bytes held", ErrFull, len(o.sched), o.bytes)
+	}
+	now := o.now()
+	e.Created = now
+	if e.Expires.IsZero() {
+		e.Expires = now.Add(o.limits.MaxAge)
+	}
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEntries)
+		id, err := b.NextSequence()
+		if err != nil {
+			return err
+		}
+		e.ID = id
+		return b.Put(key(id), e.marshal())
+	})
+	if err != nil {
+		return 0, fmt.Errorf("outbox: store: %w", err)
+	}
+	o.sched[e.ID] = schedOf(e)
+	o.bytes += size
+	o.signal()
+	return e.ID, nil
+}
+
+func validate(e *Entry) error {
+	switch {
+	case e == nil:
+		return fmt.Errorf("%w: nil", ErrInvalid)
+	case e.To == "" || len(e.To) > maxString || len(e.From) > maxString:
+		return fmt.Errorf("%w: bad destination or sender %q/%q", ErrInvalid, e.To, e.From)
+	case len(e.Segments) == 0 || len(e.Segments) > maxSegments:
+		return fmt.Errorf("%w: %d segments", ErrInvalid, len(e.Segments))
+	}
+	for i, s := range e.Segments {
+		if len(s.TPDU) == 0 || len(s.TPDU) > maxTPDU {
+			return fmt.Errorf("%w: segment %d is %d bytes", ErrInvalid, i, len(s.TPDU))
+		}
+	}
+	return nil
+}
+
+// Get returns a copy of the stored entry id.
+func (o *Outbox) Get(id uint64) (*Entry, error) {
+	var e *Entry
+	err := o.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEntries).Get(key(id))
+		if v == nil {
+			return fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		var err error
+		e, err = unmarshalEntry(v)
+		return err
+	})
+	return e, err
+}
+
+// Due returns up to max entries, oldest first, that have segments to send and
+// whose NextTry has come, excluding the IDs in skip.
+func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) bool) ([]*Entry, error) {
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return nil, ErrClosed
+	}
+	var ids []uint64
+	for id, s := range o.sched {
+		if s.pending && !s.nextTry.After(now) && (skip == nil || !skip(id, s.to)) {
+			ids = append(ids, id)
+		}
+	}
+	o.mu.Unlock()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	out := make([]*Entry, 0, min(len(ids), max))
+	for _, id := range ids {
+		if len(out) >= max {
+			break
+		}
+		e, err := o.Get(id)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// NextDue returns the earliest NextTry among entries with segments to send,
+// and false when there is none.
+func (o *Outbox) NextDue() (time.Time, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var t time.Time
+	found := false
+	for _, s := range o.sched {
+		if s.pending && (!found || s.nextTry.Before(t)) {
+			t, found = s.nextTry, true
+		}
+	}
+	return t, found
+}
+
+// update applies fn to the stored entry id in one durable transaction; when
+// fn reports the entry done it is removed. It returns the updated entry.
+func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry, bool, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, false, ErrClosed
+	}
+	var e *Entry
+	var done bool
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketEntries)
+		v := b.Get(key(id))
+		if v == nil {
+			return fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		var err error
+		if e, err = unmarshalEntry(v); err != nil {
+			return err
+		}
+		if err := fn(tx, e); err != nil {
+			return err
+		}
+		if done = e.done(); done {
+			return o.deleteTx(tx, e)
+		}
+		return b.Put(key(id), e.marshal())
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	if done {
+		o.forget(e)
+	} else {
+		o.sched[id] = schedOf(e)
+	}
+	return e, done, nil
+}
+
+func (o *Outbox) deleteTx(tx *bolt.Tx, e *Entry) error {
+	mrb := tx.Bucket(bucketMR)
+	for _, s := range e.Segments {
+		if s.State != Pending {
+			k := mrKey(e.From, s.MR)
+			if v := mrb.Get(k); len(v) == 9 && binary.BigEndian.Uint64(v) == e.ID {
+				if err := mrb.Delete(k); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return tx.Bucket(bucketEntries).Delete(key(e.ID))
+}
+
+func (o *Outbox) forget(e *Entry) {
+	if s, ok := o.sched[e.ID]; ok {
+		o.bytes -= s.size
+		delete(o.sched, e.ID)
+	}
+}
+
+// Accepted records that segment seg of entry id was accepted by the modem of
+// SIM from with message reference mr. When the entry named no SIM, from is
+// recorded as its SIM so the rest of it, and status reports, stay on it. It
+// returns the entry and whether it is finished (and removed).
+func (o *Outbox) Accepted(id uint64, seg int, from string, mr uint8) (*Entry, bool, error) {
+	return o.update(id, func(tx *bolt.Tx, e *Entry) error {
+		if seg < 0 || seg >= len(e.Segments) {
+			return fmt.Errorf("%w: segment %d of %d", ErrInvalid, seg, len(e.Segments))
+		}
+		if e.From == "" {
+			e.From = from
+		}
+		e.Segments[seg].State = Accepted
+		e.Segments[seg].MR = mr
+		if e.WantReport {
+			v := binary.BigEndian.AppendUint64(nil, id)
+			v = append(v, byte(seg))
+			return tx.Bucket(bucketMR).Put(mrKey(e.From, mr), v)
+		}
+		return nil
+	})
+}
+
+// Retry records a failed attempt and schedules the next one at next.
+func (o *Outbox) Retry(id uint64, next time.Time, cause error) (*Entry, error) {
+	e, _, err := o.update(id, func(_ *bolt.Tx, e *Entry) error {
+		e.Attempts++
+		e.NextTry = next
+		if cause != nil {
+			e.LastError = truncate(cause.Error(), 4096)
+		}
+		return nil
+	})
+	if err == nil {
+		o.signal()
+	}
+	return e, err
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// Remove deletes entry id whatever its state (a permanent failure, an expiry,
+// a cancellation) and returns it.
+func (o *Outbox) Remove(id uint64) (*Entry, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.closed {
+		return nil, ErrClosed
+	}
+	var e *Entry
+	err := o.db.Update(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketEntries).Get(key(id))
+		if v == nil {
+			return fmt.Errorf("%w: %d", ErrNotFound, id)
+		}
+		var err error
+		if e, err = unmarshalEntry(v); err != nil {
+			return err
+		}
+		return o.deleteTx(tx, e)
+	})
+	if err != nil {
+		return nil, err
+	}
+	o.forget(e)
+	return e, nil
+}
+
+// ReportStatus is what a status report said of a segment.
+type ReportStatus int
+
+// Report outcomes (TS 23.040 §9.2.3.15 classes).
+const (
+	ReportDelivered ReportStatus = iota
+	ReportTemporary              // still trying: nothing changes
+	ReportPermanent              // given up by the SMSC
+)
+
+// Report correlates a status report from the SIM from with message reference
+// mr. For ReportDelivered the segment is marked delivered (and the entry
+// removed once all are); for ReportPermanent the entry is removed. It returns
+// the entry (nil when no stored entry waits for that reference: a late or
+// foreign report), the segment index, and whether the entry is finished.
+func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
+	var id uint64
+	seg := -1
+	err := o.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketMR).Get(mrKey(from, mr))
+		if len(v) == 9 {
+			id, seg = binary.BigEndian.Uint64(v), int(v[8])
+		}
+		return nil
+	})
+	if err != nil || seg < 0 {
+		return nil, -1, false, err
+	}
+	switch status {
+	case ReportTemporary:
+		e, err := o.Get(id)
+		return e, seg, false, err
+	case ReportPermanent:
+		e, err := o.Remove(id)
+		return e, seg, true, err
+	}
+	e, done, err := o.update(id, func(_ *bolt.Tx, e *Entry) error {
+		if seg < len(e.Segments) && e.Segments[seg].MR == mr {
+			e.Segments[seg].State = Delivered
+		}
+		return nil
+	})
+	if errors.Is(err, ErrNotFound) {
+		return nil, seg, false, nil
+	}
+	return e, seg, done, err
+}
+
+// Expire removes and returns the entries whose Expires has passed.
+func (o *Outbox) Expire(now time.Time) ([]*Entry, error) {
+	o.mu.Lock()
+	var ids []uint64
+	for id, s := range o.sched {
+		if !s.expires.IsZero() && now.After(s.expires) {
+			ids = append(ids, id)
+		}
+	}
+	o.mu.Unlock()
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var out []*Entry
+	for _, id := range ids {
+		e, err := o.Remove(id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// Stats returns the current counts.
+func (o *Outbox) Stats() Stats {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	st := Stats{Entries: len(o.sched), Bytes: o.bytes}
+	for _, s := range o.sched {
+		if s.pending {
+			st.Pending++
+		} else {
+			st.AwaitingReport++
+		}
+	}
+	return st
+}
+
+// Path returns the file the outbox is stored in.
+func (o *Outbox) Path() string { return o.db.Path() }

@@ -1,0 +1,323 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// Sender sends one SMS-SUBMIT TPDU. from names the SIM it must leave from, or
+// is "" when any SIM allowed for to may be used; the SIM actually used and the
+// TP-MR the modem returned come back. modem.Pool implements it through the SMS
+// bearer's adapter.
+type Sender interface {
+	SendTPDU(ctx context.Context, from, to string, tpdu []byte) (sim string, mr uint8, err error)
+}
+
+// SenderFunc adapts a function to Sender.
+type SenderFunc func(ctx context.Context, from, to string, tpdu []byte) (string, uint8, error)
+
+// SendTPDU calls f.
+func (f SenderFunc) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (string, uint8, error) {
+	return f(ctx, from, to, tpdu)
+}
+
+// Retryable reports whether a send error is worth another attempt. An error
+// that says of itself (Retryable() or Temporary() or Timeout() somewhere in its
+// chain) decides; any other error is taken as retryable, because giving up on
+// an accepted datagram is worse than trying again until it expires.
+func Retryable(err error) bool {
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
+	}
+	var t interface{ Temporary() bool }
+	if errors.As(err, &t) {
+		return t.Temporary()
+	}
+	var to interface{ Timeout() bool }
+	if errors.As(err, &to) {
+		return to.Timeout()
+	}
+	return true
+}
+
+// Outcome is how an entry ended.
+type Outcome int
+
+// Outcomes reported to WorkerConfig.OnDone.
+const (
+	// Sent: every segment was accepted by a modem (no report asked).
+	Sent Outcome = iota
+	// DeliveredOutcome: every segment was reported delivered.
+	DeliveredOutcome
+	// Failed: a permanent error (modem or status report) ended it; Err says why.
+	Failed
+	// Expired: its Expires passed first; Err wraps ErrExpired.
+	Expired
+)
+
+func (o Outcome) String() string {
+	switch o {
+	case Sent:
+		return "sent"
+	case DeliveredOutcome:
+		return "delivered"
+	case Failed:
+		return "failed"
+	case Expired:
+		return "expired"
+	}
+	return fmt.Sprintf("Outcome(%d)", int(o))
+}
+
+// Result is reported once per entry when it leaves the outbox.
+type Result struct {
+	Entry   *Entry
+	Outcome Outcome
+	Err     error
+}
+
+// WorkerConfig configures a Worker.
+type WorkerConfig struct {
+	// MaxInFlight bounds entries being sent at once (default 16). Entries for
+	// the same destination are sent one at a time, in order.
+	MaxInFlight int
+	// SendTimeout bounds one SendTPDU call (default 60 s; +CMGS can take seconds).
+	SendTimeout time.Duration
+	// BackoffMin and BackoffMax bound the retry delay, doubled per attempt
+	// with ±20% jitter (defaults 2 s and 10 min).
+	BackoffMin, BackoffMax time.Duration
+	// Poll is the longest the worker sleeps without a wake-up (default 1 s);
+	// it also sets how often expiry is checked.
+	Poll time.Duration
+	// OnDone receives the result of each finished entry. It must not block
+	// for long. Optional.
+	OnDone func(Result)
+	// Logger for retries and failures. Optional.
+	Logger *slog.Logger
+	// Seed seeds the jitter (0: random).
+	Seed uint64
+}
+
+func (c *WorkerConfig) defaults() {
+	if c.MaxInFlight <= 0 {
+		c.MaxInFlight = 16
+	}
+	if c.SendTimeout <= 0 {
+		c.SendTimeout = 60 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = 2 * time.Second
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = max(10*time.Minute, c.BackoffMin)
+	}
+	if c.Poll <= 0 {
+		c.Poll = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Worker drains an Outbox through a Sender. Run owns every goroutine it starts.
+type Worker struct {
+	ob  *Outbox
+	snd Sender
+	cfg WorkerConfig
+
+	mu       sync.Mutex
+	inflight map[uint64]string // id -> destination
+	busyTo   map[string]bool
+	rng      *rand.Rand
+}
+
+// NewWorker returns a worker for ob sending through s.
+func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) *Worker {
+	cfg.defaults()
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return &Worker{ob: ob, snd: s, cfg: cfg, inflight: map[uint64]string{}, busyTo: map[string]bool{},
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+}
+
+// Run sends due entries until ctx is done, then waits for the sends in
+// flight to stop (they are cancelled with ctx; an interrupted segment stays
+// pending and goes out after the next start) and returns ctx's error.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, w.cfg.MaxInFlight)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		w.expire()
+		free := w.cfg.MaxInFlight - w.inflightCount()
+		if free > 0 {
+			due, err := w.ob.Due(w.ob.now(), free, w.skip)
+			if err != nil && !errors.Is(err, ErrClosed) {
+				w.cfg.Logger.Error("outbox: reading due entries", "err", err)
+			}
+			for _, e := range due {
+				if !w.claim(e) {
+					continue
+				}
+				sem <- struct{}{}
+				wg.Add(1)
+				go func(e *Entry) {
+					defer wg.Done()
+					defer func() { <-sem }()
+					defer w.release(e)
+					w.send(ctx, e)
+				}(e)
+			}
+		}
+		wait := w.cfg.Poll
+		if t, ok := w.ob.NextDue(); ok {
+			if d := t.Sub(w.ob.now()); d < wait {
+				wait = max(d, time.Millisecond)
+			}
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-w.ob.Wake():
+		case <-timer.C:
+		}
+	}
+}
+
+func (w *Worker) inflightCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.inflight)
+}
+
+func (w *Worker) skip(id uint64, to string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, busy := w.inflight[id]
+	return busy || w.busyTo[to]
+}
+
+func (w *Worker) claim(e *Entry) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.inflight[e.ID]; ok || w.busyTo[e.To] {
+		return false
+	}
+	w.inflight[e.ID] = e.To
+	w.busyTo[e.To] = true
+	return true
+}
+
+func (w *Worker) release(e *Entry) {
+	w.mu.Lock()
+	delete(w.inflight, e.ID)
+	delete(w.busyTo, e.To)
+	w.mu.Unlock()
+	w.ob.signal()
+}
+
+func (w *Worker) expire() {
+	gone, err := w.ob.Expire(w.ob.now())
+	if err != nil && !errors.Is(err, ErrClosed) {
+		w.cfg.Logger.Error("outbox: expiring entries", "err", err)
+	}
+	for _, e := range gone {
+		w.cfg.Logger.Warn("outbox: entry expired", "id", e.ID, "to", e.To, "attempts", e.Attempts, "last_error", e.LastError)
+		w.done(Result{Entry: e, Outcome: Expired, Err: fmt.Errorf("%w (to %s after %d attempts: %s)", ErrExpired, e.To, e.Attempts, e.LastError)})
+	}
+}
+
+func (w *Worker) done(r Result) {
+	if w.cfg.OnDone != nil {
+		w.cfg.OnDone(r)
+	}
+}
+
+// send sends e's pending segments in order and records each acceptance.
+func (w *Worker) send(ctx context.Context, e *Entry) {
+	for i := e.NextPending(); i >= 0; i = e.NextPending() {
+		if ctx.Err() != nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(ctx, w.cfg.SendTimeout)
+		sim, mr, err := w.snd.SendTPDU(sctx, e.From, e.To, e.Segments[i].TPDU)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return // shutting down: the segment stays pending
+			}
+			w.failed(e, err)
+			return
+		}
+		ne, finished, err := w.ob.Accepted(e.ID, i, sim, mr)
+		if err != nil {
+			if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrClosed) {
+				w.cfg.Logger.Error("outbox: recording accepted segment", "id", e.ID, "seg", i, "err", err)
+			}
+			return
+		}
+		if finished {
+			w.done(Result{Entry: ne, Outcome: Sent})
+			return
+		}
+		e = ne
+	}
+}
+
+func (w *Worker) failed(e *Entry, err error) {
+	if !Retryable(err) {
+		gone, rerr := w.ob.Remove(e.ID)
+		if rerr != nil {
+			return
+		}
+		w.cfg.Logger.Warn("outbox: permanent send failure", "id", e.ID, "to", e.To, "err", err)
+		w.done(Result{Entry: gone, Outcome: Failed, Err: err})
+		return
+	}
+	d := w.backoff(e.Attempts)
+	w.cfg.Logger.Info("outbox: send failed, will retry", "id", e.ID, "to", e.To, "attempt", e.Attempts+1, "in", d, "err", err)
+	if _, rerr := w.ob.Retry(e.ID, w.ob.now().Add(d), err); rerr != nil && !errors.Is(rerr, ErrNotFound) && !errors.Is(rerr, ErrClosed) {
+		w.cfg.Logger.Error("outbox: scheduling retry", "id", e.ID, "err", rerr)
+	}
+}
+
+func (w *Worker) backoff(attempts int) time.Duration {
+	d := w.cfg.BackoffMin
+	for i := 0; i < attempts && d < w.cfg.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, w.cfg.BackoffMax)
+	w.mu.Lock()
+	j := 0.8 + 0.4*w.rng.Float64()
+	w.mu.Unlock()
+	return time.Duration(float64(d) * j)
+}
+
+// HandleReport applies a status report (see Outbox.Report) and reports the
+// entry's end through OnDone when the report finished it.
+func (w *Worker) HandleReport(from string, mr uint8, status ReportStatus, cause error) error {
+	e, _, finished, err := w.ob.Report(from, mr, status)
+	if err != nil || e == nil || !finished {
+		return err
+	}
+	if status == ReportPermanent {
+		if cause == nil {
+			cause = errors.New("outbox: SMSC reported permanent delivery failure")
+		}
+		w.done(Result{Entry: e, Outcome: Failed, Err: cause})
+		return nil
+	}
+	w.done(Result{Entry: e, Outcome: DeliveredOutcome})
+	return nil
+}
