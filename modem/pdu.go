@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/warthog618/sms/encoding/pdumode"
+	"github.com/warthog618/sms/encoding/tpdu"
 )
 
 // This file holds the little PDU knowledge the driver needs: it splits the
@@ -137,15 +138,15 @@ func ParseStatusReport(tpdu []byte) (StatusReport, error) {
 
 // EncodeSubmitLine returns the PDU-mode hex string for +CMGS: an SMSC
 // prefix (smsc empty: "00", use the SIM's SMSC) followed by the TPDU.
-func EncodeSubmitLine(smsc string, tpdu []byte) (string, error) {
-	if len(tpdu) == 0 || len(tpdu) > maxTPDU {
-		return "", fmt.Errorf("%w: TPDU of %d octets", ErrBadPDU, len(tpdu))
+func EncodeSubmitLine(smsc string, submit []byte) (string, error) {
+	if len(submit) == 0 || len(submit) > maxTPDU {
+		return "", fmt.Errorf("%w: TPDU of %d octets", ErrBadPDU, len(submit))
 	}
 	var p pdumode.PDU
 	if smsc != "" {
-		p.SMSC.SetNumber(smsc)
+		p.SMSC.Address = tpdu.NewAddress(tpdu.FromNumber(smsc))
 	}
-	p.TPDU = tpdu
+	p.TPDU = submit
 	s, err := p.MarshalHexString()
 	if err != nil {
 		return "", fmt.Errorf("%w: SMSC %q: %v", ErrBadPDU, smsc, err)

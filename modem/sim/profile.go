@@ -1,0 +1,189 @@
+package sim
+
+import "strings"
+
+// Profile describes how one modem model answers: identity strings, the
+// +CNMI and +CSMS values it accepts, its message storages and its
+// unsolicited result code habits. Profiles are plain values; Profiles and
+// ProfileByName return fresh copies that a test may modify.
+//
+// The identity strings are the form real units print (a bare line for
+// +CGMI/+CGMM; some vendors prefix +CGMR answers). Where a detail is not
+// documented publicly the profile follows TS 27.005 and says so.
+type Profile struct {
+	// Name is the key used by ProfileByName: "generic", "sim800",
+	// "sim7600", "ec25", "bg96", "sara-r4", "sara-u2".
+	Name string
+	// Manufacturer, Model and Revision are the +CGMI, +CGMM and +CGMR
+	// answers; RevisionPrefix is printed before Revision (e.g. "+CGMR: ").
+	Manufacturer, Model, Revision, RevisionPrefix string
+	// CNMIModes, CNMIMT, CNMIBM, CNMIDS and CNMIBFR list the accepted values
+	// of each +CNMI parameter.
+	CNMIModes, CNMIMT, CNMIBM, CNMIDS, CNMIBFR []int
+	// CNMIDefault is the +CNMI setting after power-up.
+	CNMIDefault [5]int
+	// CSMSModes lists the accepted +CSMS <service> values.
+	CSMSModes []int
+	// AckWithCSMS1 is true when +CSMS=1 makes +CMT and +CDS require +CNMA
+	// (TS 27.005 §3.4.1 and §3.4.4: phase 2+ acknowledgement).
+	AckWithCSMS1 bool
+	// Storages are the message storages, the first being the default for
+	// <mem1>, <mem2> and <mem3>.
+	Storages []string
+	// IndexBase is the first storage index (1 on most modems).
+	IndexBase int
+	// BootURCs are printed once the modem is plugged in.
+	BootURCs []string
+	// PINURC is printed after a successful +CPIN=<pin> (e.g. "SMS Ready").
+	PINURCs []string
+}
+
+// Profiles returns every built-in profile.
+func Profiles() []Profile {
+	return []Profile{
+		genericProfile(), sim800Profile(), sim7600Profile(),
+		ec25Profile(), bg96Profile(), saraR4Profile(), saraU2Profile(),
+	}
+}
+
+// ProfileByName returns the built-in profile called name (case-insensitive).
+func ProfileByName(name string) (Profile, bool) {
+	for _, p := range Profiles() {
+		if strings.EqualFold(p.Name, name) {
+			return p, true
+		}
+	}
+	return Profile{}, false
+}
+
+// genericProfile is a modem that implements TS 27.005/27.007 and nothing
+// more: every +CNMI value of §3.4.1, +CSMS 0 and 1.
+func genericProfile() Profile {
+	return Profile{
+		Name: "generic", Manufacturer: "m2mbearer", Model: "SIM-27005", Revision: "1.0",
+		CNMIModes: []int{0, 1, 2, 3}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 1, 2, 3},
+		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
+		CNMIDefault: [5]int{0, 0, 0, 0, 0},
+		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
+		Storages: []string{"SM", "ME", "MT"}, IndexBase: 1,
+	}
+}
+
+// sim800Profile: SIMCom SIM800 series (SIM800 Series AT Command Manual
+// V1.09). Boot text "RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready",
+// "SMS Ready" (§ "Unsolicited result codes" and the power-on sequence);
+// +CGMM answers "SIMCOM_SIM800".
+func sim800Profile() Profile {
+	return Profile{
+		Name: "sim800", Manufacturer: "SIMCOM_Ltd", Model: "SIMCOM_SIM800",
+		Revision: "1418B04SIM800L24", RevisionPrefix: "Revision:",
+		CNMIModes: []int{0, 1, 2, 3}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
+		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
+		CNMIDefault: [5]int{2, 1, 0, 0, 0},
+		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
+		Storages: []string{"SM", "ME", "SM_P", "ME_P", "MT"}, IndexBase: 1,
+		BootURCs: []string{"RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"},
+		PINURCs:  []string{"Call Ready", "SMS Ready"},
+	}
+}
+
+// sim7600Profile: SIMCom SIM7500/SIM7600 series (AT Command Manual V1.x):
+// boot "RDY", "+CPIN: READY", "SMS DONE", "PB DONE"; +CGMR answers with
+// a "+CGMR: " prefix.
+func sim7600Profile() Profile {
+	return Profile{
+		Name: "sim7600", Manufacturer: "SIMCOM INCORPORATED", Model: "SIMCOM_SIM7600E-H",
+		Revision: "LE20B04SIM7600M22", RevisionPrefix: "+CGMR: ",
+		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
+		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
+		CNMIDefault: [5]int{2, 1, 0, 0, 0},
+		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
+		Storages: []string{"SM", "ME", "MT", "SR"}, IndexBase: 0,
+		BootURCs: []string{"RDY", "+CPIN: READY", "SMS DONE", "PB DONE"},
+		PINURCs:  []string{"SMS DONE", "PB DONE"},
+	}
+}
+
+// ec25Profile: Quectel EC25 (EC2x AT Commands Manual V1.3): boot "RDY",
+// "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE",
+// "+QIND: PB DONE"; storage indexes start at 0.
+func ec25Profile() Profile {
+	return Profile{
+		Name: "ec25", Manufacturer: "Quectel", Model: "EC25",
+		Revision:  "EC25EFAR06A06M4G",
+		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
+		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
+		CNMIDefault: [5]int{2, 1, 0, 0, 0},
+		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
+		Storages: []string{"SM", "ME", "MT"}, IndexBase: 0,
+		BootURCs: []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE"},
+		PINURCs:  []string{"+QIND: SMS DONE", "+QIND: PB DONE"},
+	}
+}
+
+// bg96Profile: Quectel BG96 (BG96 AT Commands Manual V2.x): same SMS
+// dialect as the EC2x family.
+func bg96Profile() Profile {
+	p := ec25Profile()
+	p.Name, p.Model, p.Revision = "bg96", "BG96", "BG96MAR02A07M1G"
+	p.BootURCs = []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"}
+	p.PINURCs = []string{"+QIND: SMS DONE"}
+	return p
+}
+
+// saraR4Profile: u-blox SARA-R4 (u-blox cellular modules AT commands
+// manual UBX-17003787): no boot text; storage indexes from 0.
+func saraR4Profile() Profile {
+	return Profile{
+		Name: "sara-r4", Manufacturer: "u-blox", Model: "SARA-R410M-02B",
+		Revision:  "L0.0.00.00.05.08",
+		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
+		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
+		CNMIDefault: [5]int{1, 0, 0, 0, 0},
+		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
+		Storages: []string{"ME", "SM", "MT"}, IndexBase: 0,
+	}
+}
+
+// saraU2Profile: u-blox SARA-U2 (same manual family): no boot text,
+// storage indexes from 1.
+func saraU2Profile() Profile {
+	p := saraR4Profile()
+	p.Name, p.Model, p.Revision = "sara-u2", "SARA-U201", "23.60"
+	p.Storages = []string{"SM", "ME", "MT"}
+	p.IndexBase = 1
+	return p
+}
+
+func contains(list []int, v int) bool {
+	for _, x := range list {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// rangeList formats accepted values as 27.007 test-command ranges: "(0-3)".
+func rangeList(vs []int) string {
+	var b strings.Builder
+	b.WriteByte('(')
+	for i := 0; i < len(vs); {
+		j := i
+		for j+1 < len(vs) && vs[j+1] == vs[j]+1 {
+			j++
+		}
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(itoa(vs[i]))
+		if j > i+1 {
+			b.WriteString("-" + itoa(vs[j]))
+		} else if j == i+1 {
+			b.WriteString("," + itoa(vs[j]))
+		}
+		i = j + 1
+	}
+	b.WriteByte(')')
+	return b.String()
+}
