@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"sync"
 	"time"
 )
@@ -141,6 +142,9 @@ type ReassemblerConfig struct {
 type ReassemblerStats struct {
 	PendingSets int // gauge
 	BytesHeld   int // gauge: payload bytes of pending sets
+	// Remembered is a gauge of recently completed sets kept (as one 64-bit
+	// hash a segment) to recognise late duplicates.
+	Remembered int
 	Single      uint64
 	Completed   uint64 // concatenated datagrams completed
 	Segments    uint64 // segments accepted into sets
@@ -165,6 +169,26 @@ type Reassembler struct {
 	newest *pendingSet
 	bytes  int
 	st     ReassemblerStats
+
+	// Recently completed sets, so that a late duplicate segment (SMSCs do
+	// resend) is recognised instead of opening a set that would only
+	// expire. Bounded by MaxSets, kept for Timeout; only a 64-bit hash per
+	// segment is held.
+	done     map[setID]*doneSet
+	doneFIFO []*doneSet
+}
+
+type doneSet struct {
+	id      setID
+	total   uint8
+	hashes  []uint64
+	expires time.Time
+}
+
+func segHash(b []byte) uint64 {
+	h := fnv.New64a()
+	h.Write(b)
+	return h.Sum64()
 }
 
 type setID struct {
@@ -204,7 +228,7 @@ func NewReassembler(cfg ReassemblerConfig) *Reassembler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Reassembler{cfg: cfg, sets: make(map[setID]*pendingSet), perOA: make(map[string]int)}
+	return &Reassembler{cfg: cfg, sets: make(map[setID]*pendingSet), perOA: make(map[string]int), done: make(map[setID]*doneSet)}
 }
 
 // Stats returns a snapshot of the counters.
@@ -214,6 +238,7 @@ func (r *Reassembler) Stats() ReassemblerStats {
 	s := r.st
 	s.PendingSets = len(r.sets)
 	s.BytesHeld = r.bytes
+	s.Remembered = len(r.done)
 	return s
 }
 
@@ -300,6 +325,14 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 	c := p.Concat
 	id := setID{p.Originator, c.Ref, c.Ref16}
 	s := r.sets[id]
+	r.pruneDoneLocked(now)
+	if d := r.done[id]; d != nil && s == nil {
+		if d.total == c.Total && d.hashes[c.Seq-1] == segHash(p.Data) {
+			r.st.Duplicates++
+			return nil, fmt.Errorf("%w: %s segment %d of a completed set", ErrDuplicate, SetKey{p.Originator, c.Ref, c.Ref16, c.Total}, c.Seq)
+		}
+		delete(r.done, id) // a new message reusing the reference
+	}
 	if s != nil && s.key.Total != c.Total {
 		r.st.Mismatches++
 		return nil, fmt.Errorf("%w: %s got a segment with total %d", ErrTotalMismatch, s.key, c.Total)
@@ -367,7 +400,35 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 	}
 	r.unlinkLocked(s)
 	r.st.Completed++
+	r.rememberLocked(id, s, now)
 	return &Datagram{Originator: p.Originator, Data: data, Ports: s.ports, Segments: int(s.key.Total), Key: s.key}, nil
+}
+
+func (r *Reassembler) rememberLocked(id setID, s *pendingSet, now time.Time) {
+	d := &doneSet{id: id, total: s.key.Total, hashes: make([]uint64, len(s.parts)), expires: now.Add(r.cfg.Timeout)}
+	for i, b := range s.parts {
+		d.hashes[i] = segHash(b)
+	}
+	for len(r.doneFIFO) >= r.cfg.MaxSets {
+		r.dropDoneLocked()
+	}
+	r.done[id] = d
+	r.doneFIFO = append(r.doneFIFO, d)
+}
+
+func (r *Reassembler) dropDoneLocked() {
+	d := r.doneFIFO[0]
+	r.doneFIFO[0] = nil
+	r.doneFIFO = r.doneFIFO[1:]
+	if r.done[d.id] == d {
+		delete(r.done, d.id)
+	}
+}
+
+func (r *Reassembler) pruneDoneLocked(now time.Time) {
+	for len(r.doneFIFO) > 0 && !now.Before(r.doneFIFO[0].expires) {
+		r.dropDoneLocked()
+	}
 }
 
 func (r *Reassembler) oldestOf(oa string) *pendingSet {
