@@ -265,6 +265,18 @@ func (s *Server) Identity(addr net.Addr) (bearer.Identity, bool) {
 	return sess.ident, true
 }
 
+// CipherSuite returns the name of the cipher suite negotiated with addr's
+// established session, and whether there is one.
+func (s *Server) CipherSuite(addr net.Addr) (string, bool) {
+	s.mu.Lock()
+	sess := s.byAddr[bearer.AddrKey(unwrapAddr(addr))]
+	s.mu.Unlock()
+	if sess == nil || !sess.established.Load() {
+		return "", false
+	}
+	return sess.suite, true
+}
+
 // CloseSession closes the session of addr (sending a close_notify alert),
 // e.g. when the application revokes a credential. It reports whether there
 // was one.
@@ -473,6 +485,7 @@ type session struct {
 	conn        *dtls.Conn // set before established
 	established atomic.Bool
 	ident       bearer.Identity // set before established
+	suite       string          // set before established
 	last        atomic.Int64    // unix nanoseconds of the last activity
 	closing     chan struct{}
 	closeOnce   sync.Once
@@ -568,6 +581,7 @@ func (ss *session) run() {
 	}
 	st, _ := conn.ConnectionState()
 	ss.ident = identityFromState(st, v.mode, true)
+	ss.suite = dtls.CipherSuiteName(st.CipherSuiteID)
 	s.mu.Lock()
 	s.nHandshaking--
 	ss.established.Store(true)

@@ -411,8 +411,8 @@ func TestGarbageDropped(t *testing.T) {
 	defer atk.Close()
 	for _, d := range [][]byte{
 		nil, {0}, []byte("GET /"), bytes.Repeat([]byte{0xff}, 40),
-		{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 0}, // length beyond datagram
-		{23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 0, 2, 0xaa, 0xbb}, // app data, unknown peer
+		{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 0},                // length beyond datagram
+		{23, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 0, 2, 0xaa, 0xbb},          // app data, unknown peer
 		{25, 0xfe, 0xfd, 0, 1, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4, 5, 6, 0, 1, 0}, // unknown CID
 	} {
 		if _, err := atk.WriteTo(d, memAddr("srv")); err != nil {
