@@ -62,6 +62,7 @@ type Stats struct {
 	Unroutable int64 // sent to an address with no endpoint
 	TooLarge   int64 // refused by WriteTo (over MaxDatagram)
 	Received   int64 // datagrams returned by ReadFrom
+	Largest    int64 // size of the largest datagram accepted by WriteTo
 }
 
 // Option configures New and NewHub.
@@ -185,7 +186,7 @@ type Conn struct {
 	timers sync.WaitGroup
 
 	stats struct {
-		sent, delivered, lost, duplicated, reordered, overflow, unroutable, tooLarge, received atomic.Int64
+		sent, delivered, lost, duplicated, reordered, overflow, unroutable, tooLarge, received, largest atomic.Int64
 	}
 }
 
@@ -208,6 +209,7 @@ func (c *Conn) Stats() Stats {
 		Sent: s.sent.Load(), Delivered: s.delivered.Load(), Lost: s.lost.Load(),
 		Duplicated: s.duplicated.Load(), Reordered: s.reordered.Load(), Overflow: s.overflow.Load(),
 		Unroutable: s.unroutable.Load(), TooLarge: s.tooLarge.Load(), Received: s.received.Load(),
+		Largest: s.largest.Load(),
 	}
 }
 
@@ -253,6 +255,12 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, opError("write", addr, fmt.Errorf("%w: %d bytes > %d", bearer.ErrTooLarge, len(p), c.params.MaxDatagram))
 	}
 	c.stats.sent.Add(1)
+	for n := int64(len(p)); ; {
+		cur := c.stats.largest.Load()
+		if n <= cur || c.stats.largest.CompareAndSwap(cur, n) {
+			break
+		}
+	}
 	dst := c.hub.lookup(addr)
 	if dst == nil {
 		c.stats.unroutable.Add(1)

@@ -1,0 +1,198 @@
+package bearer_test
+
+import (
+	"bytes"
+	"errors"
+	"math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/pipe"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+)
+
+func randomBody(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 7))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func TestBlock2Download(t *testing.T) {
+	tests := []struct {
+		name   string
+		params bearer.Params
+		size   int
+		faults pipe.Faults
+	}{
+		{"udp 64KiB", fastParams(50*time.Millisecond, 4), 64 << 10, pipe.Faults{}},
+		{"udp 64KiB with loss", fastParams(30*time.Millisecond, 4), 64 << 10, pipe.Faults{Loss: 0.05, Duplicate: 0.05}},
+		{"sms 2000 bytes", smsParams(), 2000, pipe.Faults{}},
+		{"exactly one block", fastParams(50*time.Millisecond, 4), 1024, pipe.Faults{}},
+		{"one byte over", fastParams(50*time.Millisecond, 4), 1025, pipe.Faults{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := randomBody(tc.size, uint64(tc.size))
+			var runs atomic.Int64
+			h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+				runs.Add(1)
+				w.SetOption(bearer.ContentFormatOption(message.AppOctets))
+				_ = w.WriteResponse(codes.Content, body)
+			})
+			p := newPair(t, h, []pipe.Option{pipe.WithParams(tc.params), pipe.WithFaults(tc.faults)})
+			resp, err := p.cli.Get(ctxT(t, 60*time.Second), p.sconn.LocalAddr(), "/fw")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(resp.Payload, body) {
+				t.Fatalf("body of %d bytes differs from the %d sent", len(resp.Payload), len(body))
+			}
+			if cf, _ := resp.ContentFormat(); cf != message.AppOctets {
+				t.Fatalf("content format %v", cf)
+			}
+			if runs.Load() != 1 {
+				t.Fatalf("handler ran %d times; continuation blocks must come from the kept body", runs.Load())
+			}
+			bs := p.srv.BlockSize()
+			if tc.params.PreferredDatagram == 140 && bs != 64 {
+				t.Fatalf("SMS block size %d, want 64", bs)
+			}
+			if max := p.sconn.Stats().Largest; max > int64(tc.params.PreferredDatagram) {
+				t.Fatalf("server sent a %d-byte datagram, preferred %d", max, tc.params.PreferredDatagram)
+			}
+		})
+	}
+}
+
+func TestBlock2SmallerSZXRequested(t *testing.T) {
+	body := randomBody(5000, 1)
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) { _ = w.WriteResponse(codes.Content, body) })
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(fastParams(50*time.Millisecond, 4))})
+	// The client asks for 128-byte blocks from the start (RFC 7959 §2.4 early negotiation).
+	r := bearer.NewRequest(codes.GET, p.sconn.LocalAddr(), "/big")
+	r.SetOption(bearer.UintOption(message.Block2, 3)) // NUM 0, M 0, SZX 3 = 128 bytes
+	resp, err := p.cli.Do(ctxT(t, 30*time.Second), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(resp.Payload, body) {
+		t.Fatalf("got %d bytes", len(resp.Payload))
+	}
+	if got := p.cconn.Stats().Sent; got != (5000+127)/128 {
+		t.Fatalf("client sent %d requests, want %d (128-byte blocks)", got, (5000+127)/128)
+	}
+}
+
+func TestBlock1Upload(t *testing.T) {
+	tests := []struct {
+		name   string
+		params bearer.Params
+		size   int
+		limits bearer.Limits
+		want   codes.Code
+	}{
+		{"udp 20000", fastParams(50*time.Millisecond, 4), 20000, bearer.Limits{}, codes.Changed},
+		{"sms 700", smsParams(), 700, bearer.Limits{}, codes.Changed},
+		{"too large 4.13", fastParams(50*time.Millisecond, 4), 5000, bearer.Limits{MaxBodySize: 4096}, codes.RequestEntityTooLarge},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body := randomBody(tc.size, 3)
+			got := make(chan []byte, 1)
+			h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+				got <- r.Payload
+				_ = w.WriteResponse(codes.Changed, nil)
+			})
+			a, b := pipe.New(pipe.WithParams(tc.params))
+			srv, err := bearer.NewEndpoint(a, bearer.WithHandler(h), bearer.WithLimits(tc.limits))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer srv.Close()
+			cli, err := bearer.NewEndpoint(b) // default limits: the client may send more than the server takes
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			resp, err := cli.Put(ctxT(t, 60*time.Second), a.LocalAddr(), "/5/0/0", message.AppOctets, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Code != tc.want {
+				t.Fatalf("code %v, want %v", resp.Code, tc.want)
+			}
+			if tc.want == codes.RequestEntityTooLarge {
+				if v, ok := optionUintT(resp.Options, message.Size1); !ok || v != 4096 {
+					t.Fatalf("4.13 without Size1 4096: %v %v", v, ok)
+				}
+				return
+			}
+			if p := <-got; !bytes.Equal(p, body) {
+				t.Fatalf("server reassembled %d bytes, want %d", len(p), len(body))
+			}
+			if max := b.Stats().Largest; max > int64(tc.params.PreferredDatagram) {
+				t.Fatalf("client sent a %d-byte datagram, preferred %d", max, tc.params.PreferredDatagram)
+			}
+			if n := int(b.Stats().Sent); n != (tc.size+srv.BlockSize()-1)/srv.BlockSize() {
+				t.Fatalf("client sent %d datagrams for %d bytes in %d-byte blocks", n, tc.size, srv.BlockSize())
+			}
+		})
+	}
+}
+
+func optionUintT(opts message.Options, id message.OptionID) (uint32, bool) {
+	v, err := opts.GetUint32(id)
+	return v, err == nil
+}
+
+func TestBlock1GapGets408(t *testing.T) {
+	raw, _ := newRaw(t, echoHandler(), fastParams(time.Second, 4))
+	blk := func(mid int32, num uint32, more bool) message.Message {
+		v := num<<4 | 2 // SZX 2: 64 bytes
+		if more {
+			v |= 8
+		}
+		return message.Message{Type: message.Confirmable, Code: codes.PUT, MessageID: mid, Token: []byte{7},
+			Options: message.Options{{ID: message.URIPath, Value: []byte("x")}, bearer.UintOption(message.Block1, v)},
+			Payload: bytes.Repeat([]byte{'a'}, 64)}
+	}
+	raw.sendMsg(blk(1, 0, true))
+	if m := raw.recv(5 * time.Second); m == nil || m.Code != codes.Continue {
+		t.Fatalf("block 0: %v", m)
+	}
+	raw.sendMsg(blk(2, 2, true)) // block 1 missing
+	if m := raw.recv(5 * time.Second); m == nil || m.Code != codes.RequestEntityIncomplete {
+		t.Fatalf("gap: %v, want 4.08", m)
+	}
+	raw.sendMsg(blk(3, 1, false)) // the buffer is gone now
+	if m := raw.recv(5 * time.Second); m == nil || m.Code != codes.RequestEntityIncomplete {
+		t.Fatalf("after gap: %v, want 4.08", m)
+	}
+}
+
+func TestBlockLimitsPerEndpoint(t *testing.T) {
+	params := fastParams(50*time.Millisecond, 4)
+	body := randomBody(3000, 9)
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) { _ = w.WriteResponse(codes.Content, body) })
+	a, b := pipe.New(pipe.WithParams(params))
+	srv, err := bearer.NewEndpoint(a, bearer.WithHandler(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := bearer.NewEndpoint(b, bearer.WithLimits(bearer.Limits{MaxBodySize: 2048}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	_, err = cli.Get(ctxT(t, 30*time.Second), a.LocalAddr(), "/big")
+	if !errors.Is(err, bearer.ErrBodyTooLarge) {
+		t.Fatalf("err %v, want ErrBodyTooLarge", err)
+	}
+}

@@ -1,0 +1,585 @@
+package bearer_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/pipe"
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+)
+
+// fastParams imitates UDP with short timers so tests are quick.
+func fastParams(ackTimeout time.Duration, maxRetransmit int) bearer.Params {
+	p := bearer.UDPParams("pipe")
+	p.AckTimeout = ackTimeout
+	p.MaxRetransmit = maxRetransmit
+	p.MaxLatency = 50 * time.Millisecond
+	p.ProcessingDelay = ackTimeout
+	return p
+}
+
+// smsParams imitates the SMS binding: one 140-byte segment, no CoAP
+// retransmission.
+func smsParams() bearer.Params {
+	p := fastParams(200*time.Millisecond, 0)
+	p.Name = "sms"
+	p.MaxDatagram = 140 * 255
+	p.PreferredDatagram = 140
+	p.CostPerDatagram = 1
+	return p
+}
+
+type pair struct {
+	srv, cli     *bearer.Endpoint
+	sconn, cconn *pipe.Conn
+	smet, cmet   *bearer.Counters
+}
+
+func newPair(t testing.TB, h bearer.Handler, popts []pipe.Option, eopts ...bearer.EndpointOption) *pair {
+	t.Helper()
+	a, b := pipe.New(popts...)
+	p := &pair{sconn: a, cconn: b, smet: new(bearer.Counters), cmet: new(bearer.Counters)}
+	var err error
+	p.srv, err = bearer.NewEndpoint(a, append([]bearer.EndpointOption{bearer.WithHandler(h), bearer.WithSeed(1), bearer.WithMetrics(p.smet)}, eopts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cli, err = bearer.NewEndpoint(b, append([]bearer.EndpointOption{bearer.WithSeed(2), bearer.WithMetrics(p.cmet)}, eopts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cli.Close()
+		_ = p.srv.Close()
+	})
+	return p
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func echoHandler() bearer.Handler {
+	return bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		_ = w.WriteResponse(codes.Content, append([]byte(r.Path()+":"), r.Payload...))
+	})
+}
+
+func TestRequestMethods(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	mux := bearer.NewServeMux()
+	mux.HandleFunc("/r", func(w bearer.ResponseWriter, r *bearer.Request) {
+		mu.Lock()
+		got = append(got, fmt.Sprintf("%v %q %v", r.Code, r.Payload, r.Queries()))
+		mu.Unlock()
+	})
+	p := newPair(t, mux, []pipe.Option{pipe.WithParams(fastParams(50*time.Millisecond, 4))})
+	ctx := ctxT(t, 10*time.Second)
+	peer := p.sconn.LocalAddr()
+	tests := []struct {
+		name string
+		do   func() (*bearer.Response, error)
+		want codes.Code
+	}{
+		{"get", func() (*bearer.Response, error) { return p.cli.Get(ctx, peer, "/r?a=1&b") }, codes.Content},
+		{"post", func() (*bearer.Response, error) {
+			return p.cli.Post(ctx, peer, "/r", message.TextPlain, []byte("x"))
+		}, codes.Created},
+		{"put", func() (*bearer.Response, error) {
+			return p.cli.Put(ctx, peer, "/r", message.TextPlain, []byte("y"))
+		}, codes.Changed},
+		{"delete", func() (*bearer.Response, error) { return p.cli.Delete(ctx, peer, "/r") }, codes.Deleted},
+		{"not found", func() (*bearer.Response, error) { return p.cli.Get(ctx, peer, "/nope") }, codes.NotFound},
+		{"non", func() (*bearer.Response, error) {
+			r := bearer.NewRequest(codes.GET, peer, "/r")
+			r.Type = message.NonConfirmable
+			return p.cli.Do(ctx, r)
+		}, codes.Content},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := tc.do()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.Code != tc.want {
+				t.Fatalf("code %v, want %v", resp.Code, tc.want)
+			}
+		})
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	want := []string{`GET "" [a=1 b]`, `POST "x" []`, `PUT "y" []`, `DELETE "" []`, `GET "" []`}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("handler saw %q, want %q", got, want)
+	}
+}
+
+func TestServeMuxRouting(t *testing.T) {
+	mux := bearer.NewServeMux()
+	for _, pat := range []string{"/a", "/a/", "/a/b/", "/c"} {
+		mux.HandleFunc(pat, func(w bearer.ResponseWriter, r *bearer.Request) {
+			_ = w.WriteResponse(codes.Content, []byte(pat))
+		})
+	}
+	tests := []struct{ path, want string }{
+		{"/a", "/a"}, {"/a/x", "/a/"}, {"/a/b", "/a/b/"}, {"/a/b/c/d", "/a/b/"}, {"/c", "/c"}, {"/c/d", ""}, {"/", ""},
+	}
+	for _, tc := range tests {
+		h := mux.Handler(tc.path)
+		if (h == nil) != (tc.want == "") {
+			t.Fatalf("%s: handler %v, want %q", tc.path, h, tc.want)
+		}
+	}
+}
+
+func TestLossAndDuplication(t *testing.T) {
+	const n = 150
+	var mu sync.Mutex
+	runs := make(map[string]int)
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		mu.Lock()
+		runs[string(r.Payload)]++
+		mu.Unlock()
+		_ = w.WriteResponse(codes.Changed, r.Payload)
+	})
+	faults := pipe.Faults{Loss: 0.2, Duplicate: 0.2, Reorder: 0.1, ReorderDelay: 2 * time.Millisecond}
+	params := fastParams(40*time.Millisecond, 4)
+	params.NStart = 8
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(params), pipe.WithFaults(faults), pipe.WithSeed(42)})
+	ctx := ctxT(t, 60*time.Second)
+	ok := 0
+	var wg sync.WaitGroup
+	var okCount atomic.Int64
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := strconv.Itoa(i)
+			resp, err := p.cli.Post(ctx, p.sconn.LocalAddr(), "/x", message.TextPlain, []byte(id))
+			if err != nil {
+				if !errors.Is(err, bearer.ErrTimeout) {
+					t.Errorf("request %d: %v", i, err)
+				}
+				return
+			}
+			if string(resp.Payload) != id {
+				t.Errorf("request %d: response %q", i, resp.Payload)
+			}
+			okCount.Add(1)
+		}()
+	}
+	wg.Wait()
+	ok = int(okCount.Load())
+	mu.Lock()
+	defer mu.Unlock()
+	for id, c := range runs {
+		if c != 1 {
+			t.Errorf("handler ran %d times for request %s", c, id)
+		}
+	}
+	if ok < n*95/100 {
+		t.Fatalf("only %d/%d requests completed", ok, n)
+	}
+	st := p.cconn.Stats()
+	if st.Lost == 0 || st.Duplicated == 0 {
+		t.Fatalf("faults not injected: %+v", st)
+	}
+	if p.smet.Get(bearer.EventDuplicate) == 0 || p.cmet.Get(bearer.EventRetransmission) == 0 {
+		t.Fatalf("no duplicates/retransmissions counted: srv %v cli %v", p.smet.Snapshot(), p.cmet.Snapshot())
+	}
+	t.Logf("%d/%d completed; client %v; server %v; pipe %+v", ok, n, p.cmet.Snapshot(), p.smet.Snapshot(), st)
+}
+
+func TestTimeoutAfterMaxTransmitWait(t *testing.T) {
+	for _, mr := range []int{4, 0} {
+		t.Run(fmt.Sprintf("MaxRetransmit=%d", mr), func(t *testing.T) {
+			params := fastParams(20*time.Millisecond, mr)
+			p := newPair(t, echoHandler(), []pipe.Option{pipe.WithParams(params), pipe.WithFaults(pipe.Faults{Loss: 1})})
+			start := time.Now()
+			_, err := p.cli.Get(ctxT(t, 30*time.Second), p.sconn.LocalAddr(), "/x")
+			elapsed := time.Since(start)
+			var te *bearer.TimeoutError
+			if !errors.As(err, &te) || !errors.Is(err, bearer.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !te.Timeout() {
+				t.Fatalf("err = %v, want a TimeoutError", err)
+			}
+			want := params.MaxTransmitWait()
+			if elapsed < want || elapsed > want+2*time.Second {
+				t.Fatalf("gave up after %v, want ≈ MAX_TRANSMIT_WAIT %v", elapsed, want)
+			}
+			if sent := p.cconn.Stats().Sent; sent != int64(mr+1) || te.Transmissions != mr+1 {
+				t.Fatalf("sent %d datagrams (%d transmissions), want %d", sent, te.Transmissions, mr+1)
+			}
+		})
+	}
+}
+
+func TestContextCancelAbortsExchange(t *testing.T) {
+	p := newPair(t, echoHandler(), []pipe.Option{pipe.WithParams(fastParams(time.Second, 4)), pipe.WithFaults(pipe.Faults{Loss: 1})})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := p.cli.Get(ctx, p.sconn.LocalAddr(), "/x")
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 5*time.Second {
+		t.Fatalf("err %v after %v", err, time.Since(start))
+	}
+}
+
+func TestSeparateResponse(t *testing.T) {
+	release := make(chan struct{})
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		<-release
+		_ = w.WriteResponse(codes.Content, []byte("late"))
+	})
+	params := fastParams(40*time.Millisecond, 4)
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(params)}, bearer.WithLimits(bearer.Limits{SeparateAfter: 10 * time.Millisecond, ResponseTimeout: 20 * time.Second}))
+	done := make(chan struct{})
+	var resp *bearer.Response
+	var err error
+	go func() {
+		defer close(done)
+		resp, err = p.cli.Get(ctxT(t, 20*time.Second), p.sconn.LocalAddr(), "/slow")
+	}()
+	// Wait until the server has sent the empty ACK, then let the handler answer.
+	deadline := time.Now().Add(10 * time.Second)
+	for p.smet.Get(bearer.EventSeparateResponse) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no empty ACK sent for a slow handler")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// Let a few retransmission periods pass: the client must not retransmit after the ACK.
+	time.Sleep(5 * params.AckTimeout)
+	close(release)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Type != message.Confirmable || string(resp.Payload) != "late" {
+		t.Fatalf("response %v %q, want CON \"late\"", resp.Type, resp.Payload)
+	}
+	if r := p.cmet.Get(bearer.EventRetransmission); r != 0 {
+		t.Fatalf("%d retransmissions after the empty ACK", r)
+	}
+}
+
+func TestNStart(t *testing.T) {
+	var cur, peak atomic.Int64
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		n := cur.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(2 * time.Millisecond)
+		cur.Add(-1)
+		_ = w.WriteResponse(codes.Content, nil)
+	})
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(fastParams(time.Second, 4))})
+	ctx := ctxT(t, 30*time.Second)
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := p.cli.Get(ctx, p.sconn.LocalAddr(), "/x"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if peak.Load() != 1 {
+		t.Fatalf("peak concurrent requests %d, want NSTART=1", peak.Load())
+	}
+}
+
+func TestPing(t *testing.T) {
+	p := newPair(t, echoHandler(), []pipe.Option{pipe.WithParams(fastParams(50*time.Millisecond, 4))})
+	if err := p.cli.Ping(ctxT(t, 10*time.Second), p.sconn.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rawPeer sends hand-made datagrams to an endpoint and reads its replies.
+type rawPeer struct {
+	t    testing.TB
+	conn *pipe.Conn
+	to   net.Addr
+}
+
+func (r *rawPeer) send(b []byte) {
+	r.t.Helper()
+	if _, err := r.conn.WriteTo(b, r.to); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawPeer) sendMsg(m message.Message) {
+	r.t.Helper()
+	buf := make([]byte, 2048)
+	n, err := coder.DefaultCoder.Encode(m, buf)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.send(buf[:n])
+}
+
+// recv returns the next reply, or nil after wait.
+func (r *rawPeer) recv(wait time.Duration) *message.Message {
+	r.t.Helper()
+	buf := make([]byte, 65536)
+	_ = r.conn.SetReadDeadline(time.Now().Add(wait))
+	n, _, err := r.conn.ReadFrom(buf)
+	if err != nil {
+		return nil
+	}
+	var m message.Message
+	m.Options = make(message.Options, 0, 16)
+	if _, err := coder.DefaultCoder.Decode(append([]byte(nil), buf[:n]...), &m); err != nil {
+		r.t.Fatalf("endpoint sent an invalid datagram % x: %v", buf[:n], err)
+	}
+	return &m
+}
+
+func newRaw(t *testing.T, h bearer.Handler, params bearer.Params, opts ...bearer.EndpointOption) (*rawPeer, *bearer.Counters) {
+	a, b := pipe.New(pipe.WithParams(params))
+	met := new(bearer.Counters)
+	e, err := bearer.NewEndpoint(a, append([]bearer.EndpointOption{bearer.WithHandler(h), bearer.WithMetrics(met)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close(); _ = b.Close() })
+	return &rawPeer{t: t, conn: b, to: a.LocalAddr()}, met
+}
+
+func TestMessageLayerRules(t *testing.T) {
+	var runs atomic.Int64
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		runs.Add(1)
+		_ = w.WriteResponse(codes.Content, []byte("ok"))
+	})
+	params := fastParams(time.Second, 4)
+	get := func(typ message.Type, mid int32, opts ...message.Option) message.Message {
+		return message.Message{Type: typ, Code: codes.GET, MessageID: mid, Token: []byte{1, 2}, Options: opts}
+	}
+	type want struct {
+		typ  message.Type
+		code codes.Code
+		mid  int32 // -1: any
+	}
+	tests := []struct {
+		name  string
+		send  [][]byte
+		msgs  []message.Message
+		want  []want // replies in order; none expected after
+		runs  int64
+		event bearer.Event
+	}{
+		{name: "CON GET piggybacked", msgs: []message.Message{get(message.Confirmable, 100)}, want: []want{{message.Acknowledgement, codes.Content, 100}}, runs: 1},
+		{name: "NON GET gets NON", msgs: []message.Message{get(message.NonConfirmable, 101)}, want: []want{{message.NonConfirmable, codes.Content, -1}}, runs: 1},
+		{name: "duplicate CON gets cached reply", msgs: []message.Message{get(message.Confirmable, 102), get(message.Confirmable, 102)},
+			want: []want{{message.Acknowledgement, codes.Content, 102}, {message.Acknowledgement, codes.Content, 102}}, runs: 1, event: bearer.EventDuplicate},
+		{name: "duplicate NON ignored", msgs: []message.Message{get(message.NonConfirmable, 103), get(message.NonConfirmable, 103)},
+			want: []want{{message.NonConfirmable, codes.Content, -1}}, runs: 1, event: bearer.EventDuplicate},
+		{name: "ping gets RST", msgs: []message.Message{{Type: message.Confirmable, Code: codes.Empty, MessageID: 104}}, want: []want{{message.Reset, codes.Empty, 104}}},
+		{name: "unknown critical option 4.02", msgs: []message.Message{get(message.Confirmable, 105, message.Option{ID: 2049, Value: []byte{1}})},
+			want: []want{{message.Acknowledgement, codes.BadOption, 105}}, event: bearer.EventBadOption},
+		{name: "unknown elective option ignored", msgs: []message.Message{get(message.Confirmable, 106, message.Option{ID: 2048, Value: []byte{1}})},
+			want: []want{{message.Acknowledgement, codes.Content, 106}}, runs: 1},
+		{name: "Proxy-Uri 5.05", msgs: []message.Message{get(message.Confirmable, 107, bearer.StringOption(message.ProxyURI, "coap://x/"))},
+			want: []want{{message.Acknowledgement, codes.ProxyingNotSupported, 107}}},
+		{name: "truncated CON header dropped", send: [][]byte{{0x40, 0x01, 0x00}}, event: bearer.EventDropMalformed},
+		{name: "bad version dropped", send: [][]byte{{0x80, 0x01, 0x00, 0x01}}, event: bearer.EventDropMalformed},
+		{name: "token length 9 CON gets RST", send: [][]byte{{0x49, 0x01, 0x01, 0x08, 1, 2, 3, 4, 5, 6, 7, 8, 9}}, want: []want{{message.Reset, codes.Empty, 0x108}}, event: bearer.EventDropMalformed},
+		{name: "token length 9 NON dropped", send: [][]byte{{0x59, 0x01, 0x01, 0x09, 1, 2, 3, 4, 5, 6, 7, 8, 9}}, event: bearer.EventDropMalformed},
+		{name: "payload marker without payload CON gets RST", send: [][]byte{{0x40, 0x01, 0x01, 0x0a, 0xff}}, want: []want{{message.Reset, codes.Empty, 0x10a}}, event: bearer.EventDropMalformed},
+		{name: "bad option delta 15 CON gets RST", send: [][]byte{{0x40, 0x01, 0x01, 0x0b, 0xf1, 0x00}}, want: []want{{message.Reset, codes.Empty, 0x10b}}, event: bearer.EventDropMalformed},
+		{name: "option length past end NON dropped", send: [][]byte{{0x50, 0x01, 0x01, 0x0c, 0xb5, 'a'}}, event: bearer.EventDropMalformed},
+		{name: "reserved class 7 CON gets RST", send: [][]byte{{0x40, 0xe0, 0x01, 0x0d}}, want: []want{{message.Reset, codes.Empty, 0x10d}}, event: bearer.EventDropUnexpected},
+		{name: "unknown ACK ignored", send: [][]byte{{0x60, 0x00, 0x01, 0x0e}}, event: bearer.EventDropUnknownACK},
+		{name: "request in ACK ignored", send: [][]byte{{0x60, 0x01, 0x01, 0x0f}}, event: bearer.EventDropUnexpected},
+		{name: "unexpected CON response gets RST", msgs: []message.Message{{Type: message.Confirmable, Code: codes.Content, MessageID: 110, Token: []byte{9}}},
+			want: []want{{message.Reset, codes.Empty, 110}}, event: bearer.EventDropUnexpected},
+		{name: "empty NON dropped", send: [][]byte{{0x50, 0x00, 0x01, 0x11}}, event: bearer.EventDropMalformed},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runs.Store(0)
+			raw, met := newRaw(t, h, params)
+			// Message i is sent after reply i-1 arrived (a duplicate sent while
+			// the handler runs is ignored; one sent later gets the cached reply).
+			for i := 0; i < len(tc.send)+len(tc.msgs) || i < len(tc.want); i++ {
+				switch {
+				case i < len(tc.send):
+					raw.send(tc.send[i])
+				case i < len(tc.send)+len(tc.msgs):
+					raw.sendMsg(tc.msgs[i-len(tc.send)])
+				}
+				if i >= len(tc.want) {
+					continue
+				}
+				w := tc.want[i]
+				m := raw.recv(5 * time.Second)
+				if m == nil {
+					t.Fatalf("reply %d: none", i)
+				}
+				if m.Type != w.typ || m.Code != w.code || (w.mid >= 0 && m.MessageID != w.mid) {
+					t.Fatalf("reply %d: %v %v mid %d, want %v %v mid %d", i, m.Type, m.Code, m.MessageID, w.typ, w.code, w.mid)
+				}
+			}
+			if m := raw.recv(30 * time.Millisecond); m != nil {
+				t.Fatalf("unexpected extra reply %v", m)
+			}
+			if runs.Load() != tc.runs {
+				t.Fatalf("handler ran %d times, want %d", runs.Load(), tc.runs)
+			}
+			if tc.event != 0 && met.Get(tc.event) == 0 {
+				t.Fatalf("event %v not counted: %v", tc.event, met.Snapshot())
+			}
+		})
+	}
+}
+
+func TestResetFailsExchange(t *testing.T) {
+	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	cli, err := bearer.NewEndpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	defer a.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		n, from, err := a.ReadFrom(buf)
+		if err != nil || n < 4 {
+			return
+		}
+		_, _ = a.WriteTo([]byte{0x70, 0, buf[2], buf[3]}, from)
+	}()
+	_, err = cli.Get(ctxT(t, 10*time.Second), a.LocalAddr(), "/x")
+	if !errors.Is(err, bearer.ErrReset) {
+		t.Fatalf("err = %v, want ErrReset", err)
+	}
+}
+
+func TestIdentityReachesHandler(t *testing.T) {
+	// A security layer returns IdentityAddr addresses; the handler sees the identity.
+	got := make(chan bearer.Identity, 1)
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		got <- r.Identity
+		_ = w.WriteResponse(codes.Content, nil)
+	})
+	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	srv, err := bearer.NewEndpoint(identityBearer{a}, bearer.WithHandler(h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := bearer.NewEndpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Get(ctxT(t, 10*time.Second), a.LocalAddr(), "/x"); err != nil {
+		t.Fatal(err)
+	}
+	id := <-got
+	if id.Mode != "psk" || !bytes.Equal(id.PSKIdentity, []byte("dev1")) {
+		t.Fatalf("identity %v", id)
+	}
+}
+
+type identityBearer struct{ *pipe.Conn }
+
+type idAddr struct{ net.Addr }
+
+func (idAddr) PeerIdentity() bearer.Identity {
+	return bearer.Identity{Mode: "psk", PSKIdentity: []byte("dev1")}
+}
+
+func (b identityBearer) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, err := b.Conn.ReadFrom(p)
+	if a != nil {
+		a = idAddr{a}
+	}
+	return n, a, err
+}
+
+func (b identityBearer) WriteTo(p []byte, a net.Addr) (int, error) {
+	if ia, ok := a.(idAddr); ok {
+		a = ia.Addr
+	}
+	return b.Conn.WriteTo(p, a)
+}
+
+func TestShutdownWaitsForHandlers(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var finished atomic.Bool
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		close(started)
+		<-release
+		finished.Store(true)
+		_ = w.WriteResponse(codes.Content, nil)
+	})
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(fastParams(time.Second, 0))})
+	go func() { _, _ = p.cli.Get(context.Background(), p.sconn.LocalAddr(), "/x") }()
+	<-started
+	errc := make(chan error, 1)
+	go func() { errc <- p.srv.Shutdown(ctxT(t, 10*time.Second)) }()
+	select {
+	case err := <-errc:
+		t.Fatalf("Shutdown returned %v before the handler finished", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if !finished.Load() {
+		t.Fatal("handler did not finish")
+	}
+	if _, err := p.srv.Get(context.Background(), p.cconn.LocalAddr(), "/x"); !errors.Is(err, bearer.ErrClosed) {
+		t.Fatalf("Do after Shutdown: %v", err)
+	}
+	select {
+	case <-p.srv.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("read loop still running")
+	}
+}
+
+func TestBlockSizeFromPreferredDatagram(t *testing.T) {
+	tests := []struct {
+		preferred, want int
+	}{{1152, 1024}, {140, 64}, {1088, 1024}, {1087, 512}, {80, 16}, {20, 16}, {65507, 1024}}
+	for _, tc := range tests {
+		params := fastParams(time.Second, 4)
+		params.PreferredDatagram = tc.preferred
+		a, _ := pipe.New(pipe.WithParams(params))
+		e, err := bearer.NewEndpoint(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := e.BlockSize(); got != tc.want {
+			t.Errorf("PreferredDatagram %d: block size %d, want %d", tc.preferred, got, tc.want)
+		}
+		_ = e.Close()
+	}
+}
