@@ -247,11 +247,16 @@ func (w *worker) run(ctx context.Context, counted bool, budget, ok, lost, bad *a
 // Content, Content-Format text/plain and payload: the reference server.
 type GoCoapServer struct {
 	// Addr is where it listens.
-	Addr *net.UDPAddr
-	srv  *coapserver.Server
-	l    *coapnet.UDPConn
-	done chan error
+	Addr   *net.UDPAddr
+	srv    *coapserver.Server
+	l      *coapnet.UDPConn
+	done   chan error
+	errors atomic.Int64
 }
+
+// Errors returns how many errors the server reported through its error
+// callback (instead of logging them).
+func (g *GoCoapServer) Errors() int64 { return g.errors.Load() }
 
 // StartGoCoap starts a GoCoapServer on address ("127.0.0.1:0").
 func StartGoCoap(address, path string, payload []byte) (*GoCoapServer, error) {
@@ -274,8 +279,9 @@ func StartGoCoap(address, path string, payload []byte) (*GoCoapServer, error) {
 	_ = uc.SetReadBuffer(4 << 20)
 	_ = uc.SetWriteBuffer(4 << 20)
 	l := coapnet.NewUDPConn("udp", uc)
-	s := coapudp.NewServer(options.WithMux(r))
-	g := &GoCoapServer{Addr: l.LocalAddr().(*net.UDPAddr), srv: s, l: l, done: make(chan error, 1)}
+	g := &GoCoapServer{Addr: l.LocalAddr().(*net.UDPAddr), l: l, done: make(chan error, 1)}
+	s := coapudp.NewServer(options.WithMux(r), options.WithErrors(func(error) { g.errors.Add(1) }))
+	g.srv = s
 	go func() { g.done <- s.Serve(l) }()
 	return g, nil
 }
