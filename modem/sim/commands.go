@@ -123,10 +123,14 @@ func (s *sess) exec(c atCmd) result {
 	case "+CSCS":
 		switch c.op {
 		case opRead:
-			return ok("+CSCS: \"IRA\"")
+			return ok("+CSCS: " + q(st.cscs))
 		case opTest:
 			return ok("+CSCS: (\"IRA\",\"GSM\",\"UCS2\")")
 		}
+		if len(args) != 1 || (args[0] != "IRA" && args[0] != "GSM" && args[0] != "UCS2") {
+			return fail(cmeErr(cmeBadParameters))
+		}
+		st.cscs = args[0]
 		return ok()
 	case "+CMEE":
 		switch c.op {
@@ -254,7 +258,7 @@ func (s *sess) cpin(c atCmd, args []string) result {
 		switch {
 		case st.pinOK:
 			return ok("+CPIN: READY")
-		case st.pinTries >= 3:
+		case m.pinTries >= 3:
 			return ok("+CPIN: SIM PUK")
 		default:
 			return ok("+CPIN: SIM PIN")
@@ -263,14 +267,15 @@ func (s *sess) cpin(c atCmd, args []string) result {
 		if st.pinOK {
 			return fail(cmeErr(cmeNotAllowed))
 		}
-		if st.pinTries >= 3 {
+		if m.pinTries >= 3 {
 			return fail(cmeErr(cmePUKRequired))
 		}
 		if len(args) == 0 || args[0] != m.pin {
-			st.pinTries++
+			m.pinTries++
 			return fail(cmeErr(cmeWrongPassword))
 		}
 		st.pinOK = true
+		m.pinTries = 0
 		defer m.net.ready(m.msisdn)
 		// The boot texts that wait for the SIM come after the OK.
 		m.lateURCs = append(m.lateURCs, m.prof.PINURCs...)

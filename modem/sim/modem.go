@@ -99,6 +99,7 @@ type Modem struct {
 	lateURCs []string     // boot texts due after +CPIN
 	inject   struct{ code, n int }
 	hung     bool
+	pinTries int // wrong PINs in a row: kept by the SIM across power cycles
 	att      *attachment
 	lastPTY  bool
 	stats    ModemStats
@@ -115,10 +116,10 @@ type settings struct {
 	cereg    int
 	cgreg    int
 	pinOK    bool
-	pinTries int
 	mem      [3]string
 	smsc     string
 	cfun     int
+	cscs     string
 }
 
 // stored is one message in a storage slot.
@@ -172,7 +173,7 @@ func (m *Modem) resetLocked() {
 		first = m.prof.Storages[0]
 	}
 	m.st = settings{echo: true, cnmi: m.prof.CNMIDefault, pinOK: m.pin == "",
-		mem: [3]string{first, first, first}, smsc: m.net.smsc, cfun: 1}
+		mem: [3]string{first, first, first}, smsc: m.net.smsc, cfun: 1, cscs: "IRA"}
 }
 
 // MSISDN returns the modem's number, normalised ("+" and digits).
