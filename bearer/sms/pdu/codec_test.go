@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/warthog618/sms/encoding/tpdu"
 )
 
 func mustHex(t testing.TB, s string) []byte {
@@ -141,6 +143,37 @@ func TestDecodeDeliverRoundTrip(t *testing.T) {
 		}
 		if _, off := g.SCTS.Zone(); off != -5*3600-30*60 {
 			t.Fatalf("zone offset %d", off)
+		}
+	}
+}
+
+// The warthog618/sms tpdu decoder, an independent implementation, reads
+// every TPDU the Encoder emits the same way we do.
+func TestLibraryDecodesOurTPDUs(t *testing.T) {
+	for _, opts := range [][]Option{nil, {With16BitRef(true)}, {WithPorts(2948, 9200), WithStatusReport(true)}} {
+		data := bytes.Repeat([]byte{0x00, 0xFF, 0x7E}, 200)
+		segs, err := NewEncoder().Encode("+4915112345678", data, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []byte
+		for _, s := range segs {
+			var lt tpdu.TPDU
+			lt.Direction = tpdu.MO
+			if err := lt.UnmarshalBinary(s.TPDU); err != nil {
+				t.Fatal(err)
+			}
+			if lt.DA.Number() != "+4915112345678" || lt.DCS != 0x04 || lt.VP.Format != tpdu.VpfRelative {
+				t.Fatalf("library read %+v", lt)
+			}
+			segsN, seq, ref, ok := lt.ConcatInfo()
+			if !ok || segsN != int(s.Concat.Total) || seq != int(s.Concat.Seq) || ref != int(s.Concat.Ref) {
+				t.Fatalf("library concat %d %d %d %v, ours %+v", segsN, seq, ref, ok, s.Concat)
+			}
+			got = append(got, lt.UD...)
+		}
+		if !bytes.Equal(got, data) {
+			t.Fatal("library reads other user data")
 		}
 	}
 }
