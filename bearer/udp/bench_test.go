@@ -117,8 +117,10 @@ func envDuration(name string, def time.Duration) time.Duration {
 // the same load, and prints requests/s and the ratio ours / go-coap. It runs
 // only when M2M_THROUGHPUT is set; M2M_THROUGHPUT_ROUNDS (default 5),
 // M2M_THROUGHPUT_DURATION (per server and round, default 2s),
-// M2M_THROUGHPUT_WORKERS (default 16) tune it, and M2M_THROUGHPUT_MIN (a
-// ratio, e.g. 1.0) makes it fail below that ratio.
+// M2M_THROUGHPUT_WORKERS (default 16) tune it, M2M_THROUGHPUT_FRESH=1
+// starts both servers afresh for every round (empty duplicate-detection
+// caches) instead of once, and M2M_THROUGHPUT_MIN (a ratio, e.g. 1.0) makes
+// it fail below that ratio.
 func TestThroughputRatio(t *testing.T) {
 	if os.Getenv("M2M_THROUGHPUT") == "" {
 		t.Skip("set M2M_THROUGHPUT=1 to compare throughput with go-coap")
@@ -130,15 +132,25 @@ func TestThroughputRatio(t *testing.T) {
 	dur := envDuration("M2M_THROUGHPUT_DURATION", 2*time.Second)
 	workers := benchWorkers()
 
-	oursAddr, stopOurs := startOurs(t)
-	defer stopOurs()
-	theirsAddr, stopTheirs := startGoCoap(t)
-	defer stopTheirs()
+	fresh := os.Getenv("M2M_THROUGHPUT_FRESH") != ""
 	ctx := context.Background()
-	for _, a := range []*net.UDPAddr{oursAddr, theirsAddr} {
+	// start starts a server and warms it up (first contact creates per-peer
+	// state in both servers).
+	start := func(f func(testing.TB) (*net.UDPAddr, func())) (*net.UDPAddr, func()) {
+		a, stop := f(t)
 		if _, err := loadgen.Run(ctx, a, loadgen.Config{Workers: workers, Path: benchPath, Duration: 300 * time.Millisecond}); err != nil {
+			stop()
 			t.Fatal(err)
 		}
+		return a, stop
+	}
+	var oursAddr, theirsAddr *net.UDPAddr
+	if !fresh {
+		var stopOurs, stopTheirs func()
+		oursAddr, stopOurs = start(startOurs)
+		defer stopOurs()
+		theirsAddr, stopTheirs = start(startGoCoap)
+		defer stopTheirs()
 	}
 	var ours, theirs []float64
 	var oursOK, theirsOK int64
@@ -154,7 +166,16 @@ func TestThroughputRatio(t *testing.T) {
 			if isOurs {
 				addr = oursAddr
 			}
+			stop := func() {}
+			if fresh {
+				if isOurs {
+					addr, stop = start(startOurs)
+				} else {
+					addr, stop = start(startGoCoap)
+				}
+			}
 			res, err := loadgen.Run(ctx, addr, loadgen.Config{Workers: workers, Path: benchPath, Duration: dur})
+			stop()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -180,8 +201,8 @@ func TestThroughputRatio(t *testing.T) {
 	ratio := oursRate / theirsRate
 	slices.Sort(ours)
 	slices.Sort(theirs)
-	summary := fmt.Sprintf("workers=%d rounds=%d x %v: ours %.0f req/s (median %.0f), go-coap %.0f req/s (median %.0f), ratio ours/go-coap = %.2f (median ratio %.2f)",
-		workers, rounds, dur, oursRate, ours[len(ours)/2], theirsRate, theirs[len(theirs)/2], ratio, ours[len(ours)/2]/theirs[len(theirs)/2])
+	summary := fmt.Sprintf("workers=%d rounds=%d x %v fresh=%v: ours %.0f req/s (median %.0f), go-coap %.0f req/s (median %.0f), ratio ours/go-coap = %.2f (median ratio %.2f)",
+		workers, rounds, dur, fresh, oursRate, ours[len(ours)/2], theirsRate, theirs[len(theirs)/2], ratio, ours[len(ours)/2]/theirs[len(theirs)/2])
 	t.Log(summary)
 	fmt.Println(summary)
 	if min, err := strconv.ParseFloat(os.Getenv("M2M_THROUGHPUT_MIN"), 64); err == nil && ratio < min {
