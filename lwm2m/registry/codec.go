@@ -42,6 +42,7 @@ func MarshalRegistration(b []byte, r *Registration) []byte {
 		ap = ""
 	}
 	b = appendString(b, ap)
+	b = appendString(b, r.Transport())
 	switch {
 	case r.Other != nil:
 		b = append(b, 2)
@@ -89,6 +90,7 @@ func UnmarshalRegistration(data []byte, dec AddrDecoder) (*Registration, error) 
 	r.Formats = Formats(f)
 	r.SMS = d.string()
 	r.SetAltPath(d.string())
+	r.SetTransport(d.string())
 	switch d.byte() {
 	case 0:
 	case 1:

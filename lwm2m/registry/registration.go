@@ -204,7 +204,8 @@ type Registration struct {
 	// Objects is the object list of the payload, in the client's order.
 	Objects []ObjectLink
 
-	altPath unique.Handle[string] // zero handle: "/"
+	altPath   unique.Handle[string] // zero handle: "/"
+	transport unique.Handle[string] // zero handle: ""
 	// Addr is the peer address for UDP-like peers (the source address of
 	// the last Register or Update); Other holds any other kind (SMS).
 	Addr  netip.AddrPort
@@ -251,6 +252,24 @@ func (r *Registration) SetAltPath(p string) {
 	r.altPath = unique.Make(p)
 }
 
+// Transport returns the name of the server transport (endpoint) the client
+// registered or last updated over, e.g. "udp" or "dtls"; "" when unset.
+func (r *Registration) Transport() string {
+	if r.transport == (unique.Handle[string]{}) {
+		return ""
+	}
+	return r.transport.Value()
+}
+
+// SetTransport sets the transport name (interned).
+func (r *Registration) SetTransport(name string) {
+	if name == "" {
+		r.transport = unique.Handle[string]{}
+		return
+	}
+	r.transport = unique.Make(name)
+}
+
 // PeerAddr returns the address requests to the client go to.
 func (r *Registration) PeerAddr() net.Addr {
 	if r.Other != nil {
@@ -265,22 +284,43 @@ func (r *Registration) PeerAddr() net.Addr {
 // SetPeerAddr records addr, inline for a *net.UDPAddr.
 func (r *Registration) SetPeerAddr(addr net.Addr) {
 	r.Addr, r.Other = netip.AddrPort{}, nil
-	if a := udpAddrOf(addr); a != nil {
-		ap := a.AddrPort()
-		r.Addr = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	if ap, ok := AddrPortOf(addr); ok {
+		r.Addr = ap
 		return
 	}
 	r.Other = addr
 }
 
-// udpAddrOf returns the *net.UDPAddr behind addr, looking through wrappers
-// that expose it with an Unwrap or UDPAddr method.
+// AddrPortOf returns the UDP address behind addr (IPv4-mapped IPv6
+// addresses unmapped), looking through wrappers such as secure.Addr whose
+// Network and String are the UDP address's; ok is false for other kinds of
+// address.
+func AddrPortOf(addr net.Addr) (ap netip.AddrPort, ok bool) {
+	a := udpAddrOf(addr)
+	if a == nil {
+		return netip.AddrPort{}, false
+	}
+	ap = a.AddrPort()
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
+}
+
+// udpAddrOf returns the *net.UDPAddr behind addr: addr itself, or, for a
+// wrapper whose Network and String are those of a UDP address (as
+// bearer.IdentityAddr implementations are), the parsed address.
 func udpAddrOf(addr net.Addr) *net.UDPAddr {
 	switch a := addr.(type) {
+	case nil:
+		return nil
 	case *net.UDPAddr:
 		return a
-	case interface{ UDPAddr() *net.UDPAddr }:
-		return a.UDPAddr()
+	}
+	switch addr.Network() {
+	case "udp", "udp4", "udp6":
+		ap, err := netip.ParseAddrPort(addr.String())
+		if err != nil {
+			return nil
+		}
+		return net.UDPAddrFromAddrPort(ap)
 	}
 	return nil
 }

@@ -289,6 +289,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			Updated:    rapid.Int64().Draw(t, "upd"),
 		}
 		r.SetAltPath(rapid.SampledFrom([]string{"/", "/lwm2m", "/a/b"}).Draw(t, "alt"))
+		r.SetTransport(rapid.SampledFrom([]string{"", "udp", "dtls"}).Draw(t, "tr"))
 		for range rapid.IntRange(0, 20).Draw(t, "n") {
 			r.Objects = append(r.Objects, ObjectLink{rapid.Uint16().Draw(t, "o"), rapid.Uint16().Draw(t, "i"), rapid.Uint8().Draw(t, "M"), rapid.Uint8().Draw(t, "m")})
 		}

@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// ErrTooManyObservations is returned by Observe when the server holds its
+// maximum of observations (WithMaxObservations).
+var ErrTooManyObservations = errors.New("lwm2m server: too many observations")
+
+// Observation is an observation the server holds on a device's path.
+type Observation struct {
+	Endpoint string
+	Path     path.Path
+	s        *Server
+	o        *bearer.Observation
+	key      obsKey
+}
+
+// Done is closed when the observation has ended.
+func (o *Observation) Done() <-chan struct{} { return o.o.Done() }
+
+// Err returns why the observation ended (nil while it runs).
+func (o *Observation) Err() error { return o.o.Err() }
+
+// Cancel cancels the observation actively (Core §6.4.2 Cancel Observation:
+// GET with Observe=1 and the observation's token).
+func (o *Observation) Cancel(ctx context.Context) error {
+	o.s.obs.remove(o)
+	return o.o.Cancel(ctx)
+}
+
+type obsKey struct {
+	ep   string
+	path path.Path
+}
+
+// observations is the server's bounded table of observations.
+type observations struct {
+	mu  sync.Mutex
+	m   map[obsKey]*Observation
+	max int
+}
+
+func (t *observations) init(max int) { t.m = map[obsKey]*Observation{}; t.max = max }
+
+func (t *observations) add(o *Observation) (replaced *Observation, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.m[o.key]
+	if old == nil && len(t.m) >= t.max {
+		return nil, ErrTooManyObservations
+	}
+	t.m[o.key] = o
+	return old, nil
+}
+
+func (t *observations) remove(o *Observation) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[o.key] == o {
+		delete(t.m, o.key)
+	}
+}
+
+func (t *observations) take(pred func(obsKey) bool) []*Observation {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []*Observation
+	for k, o := range t.m {
+		if pred(k) {
+			out = append(out, o)
+			delete(t.m, k)
+		}
+	}
+	return out
+}
+
+// dropEndpoint ends the observations of a deregistered, expired or
+// re-registered client locally (its next notification gets an RST).
+func (t *observations) dropEndpoint(ep string) {
+	for _, o := range t.take(func(k obsKey) bool { return k.ep == ep }) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = o.o.Cancel(ctx)
+	}
+}
+
+func (t *observations) closeAll() { t.dropAll() }
+
+func (t *observations) dropAll() {
+	for _, o := range t.take(func(obsKey) bool { return true }) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = o.o.Cancel(ctx)
+	}
+}
+
+// Count returns the number of observations the server holds.
+func (s *Server) Observations() int {
+	s.obs.mu.Lock()
+	defer s.obs.mu.Unlock()
+	return len(s.obs.m)
+}
+
+// Observe starts observing p on device ep (Core §6.4.1: GET with
+// Observe=0). It returns the observation and the current value; every
+// later notification goes to fn (if not nil) and to event subscribers as a
+// Notified event. An existing observation of the same path is replaced
+// (cancelled). Notification attributes are set with WriteAttributes.
+func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(Notification), opts ...RequestOption) (*Observation, Content, error) {
+	reg, e, peer, err := s.target(ep)
+	if err != nil {
+		return nil, Content{}, err
+	}
+	o := applyOpts(opts)
+	var accept []message.Option
+	switch {
+	case o.hasFmt:
+		accept = append(accept, bearer.UintOption(message.Accept, uint32(o.format)))
+	case p.Len() < path.LevelResource:
+		accept = append(accept, bearer.UintOption(message.Accept, uint32(PreferredFormat(reg))))
+	}
+	firstCh := make(chan *bearer.Response, 1)
+	var gotFirst atomic.Bool
+	cb := func(resp *bearer.Response) {
+		if gotFirst.CompareAndSwap(false, true) {
+			firstCh <- resp
+			return
+		}
+		if resp.Code != codes.Content && resp.Code != codes.Changed {
+			return
+		}
+		seq, _ := resp.Observe()
+		n := Notification{Endpoint: ep, Paths: []path.Path{p}, Content: content(resp, FormatText), Seq: seq}
+		s.stats.Notifications.Add(1)
+		if fn != nil {
+			fn(n)
+		}
+		s.events.publish(Event{Kind: Notified, Registration: reg, Notification: &n})
+	}
+	bo, err := e.Observe(ctx, peer, devicePath(reg, p), cb, accept...)
+	if err != nil {
+		select {
+		case first := <-firstCh:
+			if first.Code>>5 != 2 {
+				return nil, Content{}, &Error{Op: "observe", Endpoint: ep, Path: p.String(), Code: first.Code, Message: diag(first.Payload)}
+			}
+		default:
+		}
+		return nil, Content{}, fmt.Errorf("lwm2m observe %s %s: %w", ep, p, err)
+	}
+	// The first response reaches the callback on the observation's
+	// delivery goroutine; wait for it.
+	var first *bearer.Response
+	select {
+	case first = <-firstCh:
+	case <-bo.Done():
+	case <-ctx.Done():
+		cctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		_ = bo.Cancel(cctx)
+		return nil, Content{}, ctx.Err()
+	}
+	obs := &Observation{Endpoint: ep, Path: p, s: s, o: bo, key: obsKey{ep, p}}
+	old, err := s.obs.add(obs)
+	if err != nil {
+		_ = bo.Cancel(ctx)
+		return nil, Content{}, err
+	}
+	if old != nil {
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_ = old.o.Cancel(cctx)
+	}
+	var c Content
+	if first != nil {
+		c = content(first, FormatText)
+	}
+	return obs, c, nil
+}
+
+// CancelObservation cancels the server's observation of p on ep actively.
+// It returns ErrNoObservation when there is none.
+func (s *Server) CancelObservation(ctx context.Context, ep string, p path.Path) error {
+	s.obs.mu.Lock()
+	o := s.obs.m[obsKey{ep, p}]
+	s.obs.mu.Unlock()
+	if o == nil {
+		return ErrNoObservation
+	}
+	return o.Cancel(ctx)
+}
+
+// ErrNoObservation is returned by CancelObservation for an unknown one.
+var ErrNoObservation = errors.New("lwm2m server: no such observation")
+
+var _ = registry.NoInstance

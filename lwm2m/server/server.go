@@ -1,0 +1,259 @@
+// Package server is the LwM2M server core: the registration interface
+// (Register, Update, De-register on /rd, Core 1.1/1.2 §6.2, lifetime
+// expiry), the security binding between a DTLS identity and an endpoint
+// name, registration events for the daemon, the device management and
+// information reporting Go API (Read, Write, Write-Attributes, Discover,
+// Execute, Create, Delete, Observe, Cancel, composite operations) and the
+// 1.1 Send receiver (/dp).
+//
+// It runs on the project's CoAP message layer, bearer.Endpoint, so the same
+// server serves UDP, DTLS and SMS transports: the Server is the
+// bearer.Handler of each Endpoint (Handler(name)) and sends its requests
+// through the Endpoint the device last used (Attach). Registrations live in
+// a registry.Store (in memory or bbolt).
+//
+// Everything here is hand-written over go-coap's message types (codes,
+// options): existing Go LwM2M servers are tied to their own CoAP stacks and
+// do not run over an arbitrary bearer, which is the point of this project.
+// The CoRE link-format payload is parsed by lwm2m/link.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// Server is an LwM2M server. Create it with New, hand Handler(name) to each
+// bearer.Endpoint it serves, Attach the Endpoints, and Close it at the end.
+type Server struct {
+	store registry.Store
+	cfg   config
+	log   *slog.Logger
+
+	mu        sync.RWMutex
+	endpoints map[string]*bearer.Endpoint // by transport name
+
+	events eventHub
+	stats  Stats
+
+	wake   chan struct{} // pokes the expiry loop
+	stop   chan struct{}
+	done   chan struct{}
+	closed atomic.Bool
+
+	obs   observations
+	dp    sendReceiver
+	addrs addrIndex
+}
+
+// Option configures a Server.
+type Option func(*config)
+
+type config struct {
+	logger      *slog.Logger
+	security    Security
+	allowNoSec  bool
+	nameFromID  func(bearer.Identity) (string, bool)
+	now         func() time.Time
+	expiryBatch int
+	minLifetime uint32
+	maxLifetime uint32
+	maxObserve  int
+	sendHandler func(SendEvent)
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithSecurity sets the identity ↔ endpoint binding checked on Register,
+// Update and De-register (default: none configured).
+func WithSecurity(s Security) Option { return func(c *config) { c.security = s } }
+
+// WithNoSec allows (true, the default) or refuses clients that are not
+// authenticated by a security layer. Even when allowed, an endpoint that
+// has an identity configured in Security must present it.
+func WithNoSec(allow bool) Option { return func(c *config) { c.allowNoSec = allow } }
+
+// WithEndpointNameFromIdentity sets how a 1.1+ Register without "ep" gets
+// its endpoint name from the peer's identity (Core 1.1 §6.2.1: the name may
+// be omitted when the server can derive it from the security layer). The
+// default uses the PSK identity, or the Security binding.
+func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option {
+	return func(c *config) { c.nameFromID = f }
+}
+
+// WithClock sets the time source (tests).
+func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+
+// WithLifetimeBounds refuses Register/Update lifetimes outside [min, max]
+// seconds with 4.00 (default: any positive lifetime).
+func WithLifetimeBounds(min, max uint32) Option {
+	return func(c *config) { c.minLifetime, c.maxLifetime = min, max }
+}
+
+// WithSendHandler sets the callback for data sent by clients with the 1.1
+// Send operation (POST /dp); it runs after the 2.04 answer, one call at a
+// time. Send data also goes to event subscribers.
+func WithSendHandler(f func(SendEvent)) Option { return func(c *config) { c.sendHandler = f } }
+
+// WithMaxObservations bounds the observations the server keeps (default
+// 100,000).
+func WithMaxObservations(n int) Option { return func(c *config) { c.maxObserve = n } }
+
+// New returns a Server keeping registrations in store and starts its expiry
+// loop (stopped by Close).
+func New(store registry.Store, opts ...Option) *Server {
+	c := config{allowNoSec: true, now: time.Now, expiryBatch: 1024, maxObserve: 100_000}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.logger == nil {
+		c.logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{
+		store: store, cfg: c, log: c.logger,
+		endpoints: map[string]*bearer.Endpoint{},
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	s.events.init()
+	s.obs.init(c.maxObserve)
+	s.addrs.init()
+	store.Range(func(r *registry.Registration) bool { s.addrs.set(r); return true })
+	go s.expiryLoop()
+	return s
+}
+
+// Store returns the registration store.
+func (s *Server) Store() registry.Store { return s.store }
+
+// Attach makes ep the Endpoint used to reach clients that registered over
+// the transport called name (the name given to Handler).
+func (s *Server) Attach(name string, ep *bearer.Endpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.endpoints[name] = ep
+}
+
+func (s *Server) endpoint(name string) (*bearer.Endpoint, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ep, ok := s.endpoints[name]
+	return ep, ok
+}
+
+// Close stops the expiry loop, ends the event subscriptions and cancels
+// the server's observations locally. It does not close the store or the
+// Endpoints.
+func (s *Server) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stop)
+	<-s.done
+	s.obs.closeAll()
+	s.events.close()
+	return nil
+}
+
+// Lookup returns the registration of an endpoint name.
+func (s *Server) Lookup(endpoint string) (*registry.Registration, bool) {
+	return s.store.ByEndpoint(endpoint)
+}
+
+func (s *Server) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// expiryLoop removes registrations whose lifetime ended: one timer set to
+// the store's earliest expiry (a heap inside the store), not a goroutine
+// or timer per device.
+func (s *Server) expiryLoop() {
+	defer close(s.done)
+	t := time.NewTimer(time.Hour)
+	defer t.Stop()
+	for {
+		wait := time.Hour
+		if next, ok := s.store.NextExpiry(); ok {
+			wait = max(next.Sub(s.cfg.now()), 0)
+		}
+		t.Reset(wait)
+		select {
+		case <-s.stop:
+			return
+		case <-s.wake:
+			continue
+		case <-t.C:
+		}
+		s.expireDue()
+	}
+}
+
+func (s *Server) expireDue() {
+	for {
+		gone, err := s.store.Expire(context.Background(), s.cfg.now(), s.cfg.expiryBatch)
+		if err != nil {
+			s.log.Error("lwm2m server: expiry", "err", err)
+			return
+		}
+		for _, r := range gone {
+			s.stats.Expired.Add(1)
+			s.log.Info("lwm2m registration expired", "ep", r.Endpoint, "location", r.Location())
+			s.addrs.del(r)
+			s.obs.dropEndpoint(r.Endpoint)
+			s.events.publish(Event{Kind: Expired, Registration: r})
+		}
+		if len(gone) < s.cfg.expiryBatch {
+			return
+		}
+	}
+}
+
+// Stats are the server's counters, read with Load.
+type Stats struct {
+	Registered     atomic.Uint64 // successful Register
+	Updated        atomic.Uint64 // successful Update
+	Deregistered   atomic.Uint64 // successful De-register
+	Expired        atomic.Uint64 // lifetime expiries
+	Rejected       atomic.Uint64 // registration-interface requests refused (4.xx/5.xx)
+	Forbidden      atomic.Uint64 // of which security binding refusals (4.03)
+	Notifications  atomic.Uint64 // observe notifications received
+	Sends          atomic.Uint64 // Send (/dp) requests accepted
+	EventsDropped  atomic.Uint64 // events not delivered to a full subscription
+	StoreErrors    atomic.Uint64 // store failures (5.xx)
+	BadPayloadResp atomic.Uint64 // device responses that could not be used
+}
+
+// Stats returns the server's counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+var errClosed = errors.New("lwm2m server: closed")
+
+func (s *Server) checkOpen() error {
+	if s.closed.Load() {
+		return errClosed
+	}
+	return nil
+}
+
+// ErrNotRegistered is returned by device management calls for an endpoint
+// name with no registration.
+var ErrNotRegistered = errors.New("lwm2m server: endpoint not registered")
+
+// ErrNoTransport is returned when the transport a device registered over
+// has no attached Endpoint.
+var ErrNoTransport = errors.New("lwm2m server: no endpoint attached for transport")
+
+func notRegistered(ep string) error { return fmt.Errorf("%w: %q", ErrNotRegistered, ep) }
