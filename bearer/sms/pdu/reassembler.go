@@ -145,15 +145,15 @@ type ReassemblerStats struct {
 	// Remembered is a gauge of recently completed sets kept (as one 64-bit
 	// hash a segment) to recognise late duplicates.
 	Remembered int
-	Single      uint64
-	Completed   uint64 // concatenated datagrams completed
-	Segments    uint64 // segments accepted into sets
-	Duplicates  uint64
-	Conflicts   uint64
-	Mismatches  uint64 // total disagreed with the set
-	Invalid     uint64
-	Expired     uint64
-	Evicted     uint64 // by any cap
+	Single     uint64
+	Completed  uint64 // concatenated datagrams completed
+	Segments   uint64 // segments accepted into sets
+	Duplicates uint64
+	Conflicts  uint64
+	Mismatches uint64 // total disagreed with the set
+	Invalid    uint64
+	Expired    uint64
+	Evicted    uint64 // by any cap
 }
 
 // Reassembler rebuilds concatenated messages. It starts no goroutine: the
