@@ -130,7 +130,7 @@ func TestParseCSQAndCREG(t *testing.T) {
 
 func TestParseCNUMAndCPMS(t *testing.T) {
 	for line, want := range map[string]string{
-		`+CNUM: "","+15550001",145`:       "+15550001",
+		`+CNUM: "","+15550001",145`:        "+15550001",
 		`+CNUM: "Own","4915112345678",145`: "+4915112345678",
 		`+CNUM: ,"0151123",129`:            "0151123",
 	} {
@@ -170,7 +170,7 @@ func TestParseErrorLine(t *testing.T) {
 		{"+CMS ERROR: 500", true, 500, true},
 		{"+CMS ERROR: 305", false, 305, true},
 		{"+CMS ERROR: 0xC0", true, -1, true},
-		{"+CMS ERROR: 192", true, 192, true}, // SC busy
+		{"+CMS ERROR: 192", true, 192, true},  // SC busy
 		{"+CMS ERROR: 196", false, 196, true}, // destination SME barred
 		{"+CMS ERROR: network timeout", true, 332, true},
 		{"+CME ERROR: 14", true, 14, false},
