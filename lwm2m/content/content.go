@@ -307,8 +307,12 @@ func resolveType(m model.Resolver, p path.Path) model.Type {
 	return r.Type
 }
 
-// typed coerces v to the model type of p when the model knows it.
+// typed checks that a value sits at a resource or resource instance and
+// coerces it to the model type of p when the model knows it.
 func typed(f Format, m model.Resolver, p path.Path, v Value) (Value, error) {
+	if v.typ != model.None && p.Len() < path.LevelResource {
+		return Value{}, decErr(f, -1, nil, "value at %v, which is not a resource", p)
+	}
 	t := resolveType(m, p)
 	if t == model.None {
 		return v, nil

@@ -105,8 +105,8 @@ func cborNumber(it cborItem, mt model.Type) (Value, bool) {
 		}
 		return NewInt(i), true
 	case ckFloat:
-		if math.IsInf(it.f, 0) {
-			return Value{}, false
+		if math.IsInf(it.f, 0) || math.IsNaN(it.f) {
+			return Value{}, false // as in JSON and text, which cannot carry them
 		}
 		return NewFloat(it.f), true
 	}
