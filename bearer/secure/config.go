@@ -121,7 +121,10 @@ type Config struct {
 	// (default 1 s, doubled on each retransmission as RFC 6347 §4.2.4 says).
 	FlightInterval time.Duration
 	// MTU is the largest datagram a handshake flight is packed into
-	// (default: min(inner MaxDatagram, 1200)).
+	// (default: min(inner MaxDatagram, 1200)); handshake messages are
+	// fragmented to fit. For SMS, 140 keeps each handshake datagram in one
+	// SMS. A single record that cannot be fragmented (a ClientHello of
+	// 125 bytes or more) may still exceed a very small MTU.
 	MTU int
 
 	// Logger receives debug and warning logs (default: slog.Default()).
@@ -213,6 +216,14 @@ func suiteOverhead(id dtls.CipherSuiteID) int {
 		return 16 + 16 + 32
 	}
 }
+
+// handshakeFragmentOverhead is the record header (13) plus handshake
+// message header (12, RFC 6347 §4.2.2) around a handshake fragment;
+// minFragment is the smallest fragment size this package asks pion for.
+const (
+	handshakeFragmentOverhead = recordHeaderLen + 12
+	minFragment               = 32
+)
 
 // validate reports config errors common to both sides.
 func (c *Config) validate(server bool) error {
@@ -323,7 +334,9 @@ func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Optio
 	opts := []dtls.Option{
 		dtls.WithCipherSuites(c.suites(server)...),
 		dtls.WithFlightInterval(c.FlightInterval),
-		dtls.WithMTU(mtu),
+		// pion's MTU is the handshake fragment size; a fragment travels
+		// with a 12-byte handshake header in a 13-byte record header.
+		dtls.WithMTU(max(mtu-handshakeFragmentOverhead, minFragment)),
 		// RFC 7925 §4.4: secp256r1 is mandatory; X25519 is accepted too.
 		dtls.WithEllipticCurves(elliptic.P256, elliptic.X25519),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),

@@ -1,6 +1,7 @@
 package secure
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -192,13 +193,21 @@ func (f slogLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
 
 type slogLogger struct{ l *slog.Logger }
 
-func (s slogLogger) Trace(msg string)                  {}
-func (s slogLogger) Tracef(format string, args ...any) {}
-func (s slogLogger) Debug(msg string)                  { s.l.Debug(msg) }
-func (s slogLogger) Debugf(format string, args ...any) { s.l.Debug(fmt.Sprintf(format, args...)) }
-func (s slogLogger) Info(msg string)                   { s.l.Debug(msg) }
-func (s slogLogger) Infof(format string, args ...any)  { s.l.Debug(fmt.Sprintf(format, args...)) }
-func (s slogLogger) Warn(msg string)                   { s.l.Debug(msg) }
-func (s slogLogger) Warnf(format string, args ...any)  { s.l.Debug(fmt.Sprintf(format, args...)) }
-func (s slogLogger) Error(msg string)                  { s.l.Debug(msg) }
-func (s slogLogger) Errorf(format string, args ...any) { s.l.Debug(fmt.Sprintf(format, args...)) }
+func (s slogLogger) log(msg string) { s.l.Debug(msg) }
+
+func (s slogLogger) logf(format string, args ...any) {
+	if s.l.Enabled(context.Background(), slog.LevelDebug) {
+		s.l.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+func (s slogLogger) Trace(string)                      {}
+func (s slogLogger) Tracef(string, ...any)             {}
+func (s slogLogger) Debug(msg string)                  { s.log(msg) }
+func (s slogLogger) Debugf(format string, args ...any) { s.logf(format, args...) }
+func (s slogLogger) Info(msg string)                   { s.log(msg) }
+func (s slogLogger) Infof(format string, args ...any)  { s.logf(format, args...) }
+func (s slogLogger) Warn(msg string)                   { s.log(msg) }
+func (s slogLogger) Warnf(format string, args ...any)  { s.logf(format, args...) }
+func (s slogLogger) Error(msg string)                  { s.log(msg) }
+func (s slogLogger) Errorf(format string, args ...any) { s.logf(format, args...) }

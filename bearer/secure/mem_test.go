@@ -2,6 +2,7 @@ package secure
 
 import (
 	"fmt"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,15 @@ type memBearer struct {
 
 	// counters of what this node sent and received
 	sentN, sentB, recvN, recvB atomic.Int64
+	sizesMu                    sync.Mutex
+	sentSizes, recvSizes       []int
+}
+
+// sizes returns the sizes of the datagrams sent and received so far.
+func (b *memBearer) sizes() (sent, recv []int) {
+	b.sizesMu.Lock()
+	defer b.sizesMu.Unlock()
+	return append([]int(nil), b.sentSizes...), append([]int(nil), b.recvSizes...)
 }
 
 func (n *memNet) attach(name string, p bearer.Params) *memBearer {
@@ -76,6 +86,9 @@ func (b *memBearer) ReadFrom(p []byte) (int, net.Addr, error) {
 	case pk := <-b.in:
 		b.recvN.Add(1)
 		b.recvB.Add(int64(len(pk.b)))
+		b.sizesMu.Lock()
+		b.recvSizes = append(b.recvSizes, len(pk.b))
+		b.sizesMu.Unlock()
 		return copy(p, pk.b), pk.from, nil
 	case <-b.closed:
 		return 0, nil, net.ErrClosed
@@ -101,6 +114,9 @@ func (b *memBearer) WriteTo(p []byte, addr net.Addr) (int, error) {
 	b.net.mu.Unlock()
 	b.sentN.Add(1)
 	b.sentB.Add(int64(len(p)))
+	b.sizesMu.Lock()
+	b.sentSizes = append(b.sentSizes, len(p))
+	b.sizesMu.Unlock()
 	if dst != nil {
 		select {
 		case dst.in <- memPkt{b: append([]byte(nil), p...), from: from}:
@@ -133,3 +149,5 @@ func (b *memBearer) SetDeadline(t time.Time) error      { b.rd.set(t); return ni
 func (b *memBearer) SetReadDeadline(t time.Time) error  { b.rd.set(t); return nil }
 func (b *memBearer) SetWriteDeadline(t time.Time) error { return nil }
 func (b *memBearer) Params() bearer.Params              { return b.params }
+
+func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
