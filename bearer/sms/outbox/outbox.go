@@ -265,21 +265,37 @@ func (o *Outbox) Get(id uint64) (*Entry, error) {
 }
 
 // Due returns up to max entries, oldest first, that have segments to send and
-// whose NextTry has come, excluding the IDs in skip.
+// whose NextTry has come, excluding those skip names. Per destination only
+// the oldest pending entry is considered, so a peer's datagrams leave in
+// order even when one of them waits for a retry.
 func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) bool) ([]*Entry, error) {
 	o.mu.Lock()
 	if o.closed {
 		o.mu.Unlock()
 		return nil, ErrClosed
 	}
-	var ids []uint64
+	var pend []uint64
 	for id, s := range o.sched {
-		if s.pending && !s.nextTry.After(now) && (skip == nil || !skip(id, s.to)) {
+		if s.pending {
+			pend = append(pend, id)
+		}
+	}
+	sort.Slice(pend, func(i, j int) bool { return pend[i] < pend[j] })
+	// Per destination, only the oldest pending entry may go: datagrams to
+	// one peer leave in the order they were stored.
+	seen := make(map[string]bool)
+	var ids []uint64
+	for _, id := range pend {
+		s := o.sched[id]
+		if seen[s.to] {
+			continue
+		}
+		seen[s.to] = true
+		if !s.nextTry.After(now) && (skip == nil || !skip(id, s.to)) {
 			ids = append(ids, id)
 		}
 	}
 	o.mu.Unlock()
-	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	out := make([]*Entry, 0, min(len(ids), max))
 	for _, id := range ids {
 		if len(out) >= max {
@@ -302,10 +318,17 @@ func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) boo
 func (o *Outbox) NextDue() (time.Time, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	// The head (oldest pending entry) of each destination decides.
+	heads := make(map[string]uint64)
+	for id, s := range o.sched {
+		if h, ok := heads[s.to]; s.pending && (!ok || id < h) {
+			heads[s.to] = id
+		}
+	}
 	var t time.Time
 	found := false
-	for _, s := range o.sched {
-		if s.pending && (!found || s.nextTry.Before(t)) {
+	for _, id := range heads {
+		if s := o.sched[id]; !found || s.nextTry.Before(t) {
 			t, found = s.nextTry, true
 		}
 	}

@@ -135,7 +135,26 @@ type Worker struct {
 	inflight map[uint64]string // id -> destination
 	busyTo   map[string]bool
 	rng      *rand.Rand
+	// early holds status reports that arrived before the acceptance of
+	// their segment was recorded (the SMSC can be faster than our fsync).
+	early map[earlyKey]earlyReport
 }
+
+type earlyKey struct {
+	from string
+	mr   uint8
+}
+
+type earlyReport struct {
+	status ReportStatus
+	cause  error
+	at     time.Time
+}
+
+const (
+	maxEarly = 1024
+	earlyTTL = 10 * time.Minute
+)
 
 // NewWorker returns a worker for ob sending through s.
 func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) *Worker {
@@ -144,7 +163,7 @@ func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) *Worker {
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
-	return &Worker{ob: ob, snd: s, cfg: cfg, inflight: map[uint64]string{}, busyTo: map[string]bool{},
+	return &Worker{ob: ob, snd: s, cfg: cfg, inflight: map[uint64]string{}, busyTo: map[string]bool{}, early: map[earlyKey]earlyReport{},
 		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
@@ -271,6 +290,11 @@ func (w *Worker) send(ctx context.Context, e *Entry) {
 			w.done(Result{Entry: ne, Outcome: Sent})
 			return
 		}
+		if ne.WantReport && w.applyEarly(ne.From, mr) {
+			if _, err := w.ob.Get(e.ID); errors.Is(err, ErrNotFound) {
+				return // the early report finished it
+			}
+		}
 		e = ne
 	}
 }
@@ -308,7 +332,13 @@ func (w *Worker) backoff(attempts int) time.Duration {
 // entry's end through OnDone when the report finished it.
 func (w *Worker) HandleReport(from string, mr uint8, status ReportStatus, cause error) error {
 	e, _, finished, err := w.ob.Report(from, mr, status)
-	if err != nil || e == nil || !finished {
+	if err == nil && e == nil {
+		// No stored segment waits for this reference yet: the report may
+		// have overtaken the record of the acceptance. Keep it a while.
+		w.keepEarly(from, mr, status, cause)
+		return nil
+	}
+	if err != nil || !finished {
 		return err
 	}
 	if status == ReportPermanent {
@@ -320,4 +350,34 @@ func (w *Worker) HandleReport(from string, mr uint8, status ReportStatus, cause 
 	}
 	w.done(Result{Entry: e, Outcome: DeliveredOutcome})
 	return nil
+}
+
+func (w *Worker) keepEarly(from string, mr uint8, status ReportStatus, cause error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	now := w.ob.now()
+	if len(w.early) >= maxEarly {
+		for k, r := range w.early {
+			if now.Sub(r.at) > earlyTTL || len(w.early) >= maxEarly {
+				delete(w.early, k)
+			}
+		}
+	}
+	w.early[earlyKey{from, mr}] = earlyReport{status: status, cause: cause, at: now}
+}
+
+// applyEarly applies a kept report for (from, mr), if any.
+func (w *Worker) applyEarly(from string, mr uint8) bool {
+	k := earlyKey{from, mr}
+	w.mu.Lock()
+	r, ok := w.early[k]
+	delete(w.early, k)
+	w.mu.Unlock()
+	if !ok || w.ob.now().Sub(r.at) > earlyTTL {
+		return false
+	}
+	if err := w.HandleReport(from, mr, r.status, r.cause); err != nil {
+		w.cfg.Logger.Error("outbox: applying an early status report", "from", from, "mr", mr, "err", err)
+	}
+	return true
 }

@@ -1,0 +1,514 @@
+package sms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+)
+
+// Security is a peer's security mode on the SMS binding.
+type Security int
+
+const (
+	// SecurityDTLS: only DTLS records are exchanged with the peer (the
+	// bearer/secure layer runs over this bearer). The default.
+	SecurityDTLS Security = iota
+	// SecurityNoSec: plain CoAP. LwM2M allows it on SMS only where it was
+	// configured (triggers, tests); it must be chosen explicitly.
+	SecurityNoSec
+)
+
+func (s Security) String() string {
+	if s == SecurityNoSec {
+		return "nosec"
+	}
+	return "dtls"
+}
+
+// Framing is how outgoing datagrams are framed.
+type Framing int
+
+const (
+	// FramingCoAP sends the datagram as the SMS user data.
+	FramingCoAP Framing = iota
+	// FramingWAPPush wraps it in the WAP Push form of the LwM2M trigger
+	// (WDP port 2948, WSP push, X-WAP-Application-ID 0x9A).
+	FramingWAPPush
+)
+
+// Peer configures one SMS peer.
+type Peer struct {
+	// Security is the mode datagrams to and from the peer must be in.
+	Security Security
+	// SIM is the MSISDN of our SIM the peer knows (it accepts SMS only from
+	// that number); "" lets the transport choose.
+	SIM string
+	// Framing of outgoing datagrams (incoming: both forms are accepted).
+	Framing Framing
+}
+
+// Params defaults for CoAP over SMS. LwM2M transport binding: no CoAP
+// retransmission on SMS (MAX_RETRANSMIT 0); SMS store-and-forward latency is
+// seconds to minutes, so the timeouts are long.
+func DefaultParams() bearer.Params {
+	return bearer.Params{
+		Name:              "sms",
+		MaxDatagram:       255 * 134, // 34,170: 255 segments with the 8-bit reference
+		PreferredDatagram: pdu.MaxUserData,
+		AckTimeout:        60 * time.Second,
+		AckRandomFactor:   1.5,
+		MaxRetransmit:     0,
+		NStart:            1,
+		MaxLatency:        300 * time.Second,
+		ProcessingDelay:   60 * time.Second,
+		CostPerDatagram:   1,
+	}
+}
+
+// Config configures a Bearer.
+type Config struct {
+	// StateDir holds outbox.db and sms-state.db. Required.
+	StateDir string
+	// Peers are the numbers the bearer talks to, keyed by MSISDN in any
+	// form ParseMSISDN accepts. More may be added with AddPeer.
+	Peers map[string]Peer
+	// MaxPeers bounds the peer table (default 1,000,000).
+	MaxPeers int
+	// Numbering resolves national originator numbers.
+	Numbering Numbering
+	// Submit are the options of every SMS-SUBMIT (DCS, validity, status
+	// reports, 16-bit references).
+	Submit []pdu.Option
+	// Reassembly bounds incoming concatenated sets.
+	Reassembly pdu.ReassemblerConfig
+	// Outbox bounds the durable outbox; Worker tunes its sender.
+	Outbox outbox.Limits
+	Worker outbox.WorkerConfig
+	// DailyBudgetPerDevice and DailyBudget cap SMS segments sent per peer
+	// and in all per UTC day; 0 is unlimited.
+	DailyBudgetPerDevice, DailyBudget int
+	// PeerRate (segments a second) and PeerBurst limit sends per
+	// destination; 0 disables.
+	PeerRate  float64
+	PeerBurst int
+	// Params overrides DefaultParams when non-nil.
+	Params *bearer.Params
+	// ReadQueue bounds complete datagrams waiting for ReadFrom (default 256).
+	// A full queue holds the modems back: nothing is acknowledged meanwhile.
+	ReadQueue int
+	// OnResult receives each outbox entry's end (sent, delivered, failed,
+	// expired). Optional; must not block.
+	OnResult func(outbox.Result)
+	// Logger; optional.
+	Logger *slog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+// Stats are the bearer's counters.
+type Stats struct {
+	DatagramsSent, SegmentsQueued          uint64
+	DatagramsReceived, SegmentsReceived    uint64
+	StatusReports                          uint64
+	DroppedUnknownPeer, DroppedUndecodable uint64
+	DroppedNotBinary, DroppedSecurity      uint64
+	DroppedBadFraming, ReassemblyDropped   uint64
+	BudgetRejected, RateRejected           uint64
+	SendFailures, SendExpired, Delivered   uint64
+	WAPPushReceived                        uint64
+	Outbox                                 outbox.Stats
+	Reassembly                             pdu.ReassemblerStats
+	Peers                                  int
+	PendingRead                            int
+}
+
+type counters struct {
+	datagramsSent, segmentsQueued                            atomic.Uint64
+	datagramsReceived, segmentsReceived, statusReports       atomic.Uint64
+	droppedUnknownPeer, droppedUndecodable, droppedNotBinary atomic.Uint64
+	droppedSecurity, droppedBadFraming, reassemblyDropped    atomic.Uint64
+	budgetRejected, rateRejected                             atomic.Uint64
+	sendFailures, sendExpired, delivered, wapPushReceived    atomic.Uint64
+}
+
+type received struct {
+	data []byte
+	from Addr
+	sim  string
+	form pdu.TriggerForm
+}
+
+// Bearer is CoAP over binary SMS: a bearer.Bearer whose addresses are Addr.
+// WriteTo returns once the datagram is stored in the durable outbox; inbound
+// SMS are stored before they are acknowledged to the modem and removed once
+// the complete datagram is handed to ReadFrom.
+type Bearer struct {
+	cfg    Config
+	params bearer.Params
+	t      Transport
+	log    *slog.Logger
+	now    func() time.Time
+
+	enc    *pdu.Encoder
+	reasm  *pdu.Reassembler
+	ob     *outbox.Outbox
+	worker *outbox.Worker
+	st     *state
+	lim    *limiter
+
+	peersMu sync.RWMutex
+	peers   map[Addr]Peer
+
+	// setIDs maps a pending reassembly set to the inbox records holding its
+	// segments; touched only by the receive goroutine.
+	setIDs map[pdu.SetKey][]uint64
+	dropMu sync.Mutex
+	drops  []pdu.SetKey
+
+	readq     chan received
+	rdeadline deadline
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	c         counters
+	local     Addr
+}
+
+// New opens the bearer's state in cfg.StateDir, replays the segments that
+// were stored but not yet handed on, and starts the receive loop and the
+// outbox worker. Close stops them.
+func New(t Transport, cfg Config) (*Bearer, error) {
+	if t == nil {
+		return nil, errors.New("sms: nil transport")
+	}
+	if cfg.StateDir == "" {
+		return nil, errors.New("sms: Config.StateDir is required (the outbox and inbox are durable)")
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sms: state dir: %w", err)
+	}
+	b := &Bearer{cfg: cfg, t: t, peers: map[Addr]Peer{}, setIDs: map[pdu.SetKey][]uint64{}}
+	b.params = DefaultParams()
+	if cfg.Params != nil {
+		b.params = *cfg.Params
+	}
+	if err := b.params.Validate(); err != nil {
+		return nil, err
+	}
+	b.log = cfg.Logger
+	if b.log == nil {
+		b.log = slog.New(slog.DiscardHandler)
+	}
+	b.now = cfg.Now
+	if b.now == nil {
+		b.now = time.Now
+	}
+	if b.cfg.MaxPeers <= 0 {
+		b.cfg.MaxPeers = 1_000_000
+	}
+	if b.cfg.ReadQueue <= 0 {
+		b.cfg.ReadQueue = 256
+	}
+	for n, p := range cfg.Peers {
+		if err := b.AddPeer(n, p); err != nil {
+			return nil, err
+		}
+	}
+	b.enc = pdu.NewEncoder(pdu.WithDefaults(cfg.Submit...))
+	rc := cfg.Reassembly
+	rc.Now = b.now
+	rc.OnDrop = b.onDrop
+	b.reasm = pdu.NewReassembler(rc)
+	b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
+	b.readq = make(chan received, b.cfg.ReadQueue)
+	b.rdeadline = makeDeadline()
+
+	var err error
+	if b.st, err = openState(filepath.Join(cfg.StateDir, "sms-state.db")); err != nil {
+		return nil, err
+	}
+	if b.ob, err = outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)); err != nil {
+		b.st.close()
+		return nil, err
+	}
+	wc := cfg.Worker
+	wc.OnDone = b.onResult
+	if wc.Logger == nil {
+		wc.Logger = b.log
+	}
+	b.worker = outbox.NewWorker(b.ob, t, wc)
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+
+	if err := b.replay(); err != nil {
+		b.cancel()
+		b.ob.Close()
+		b.st.close()
+		return nil, err
+	}
+	b.wg.Add(2)
+	go func() { defer b.wg.Done(); b.worker.Run(b.ctx) }()
+	go func() { defer b.wg.Done(); b.receiveLoop() }()
+	return b, nil
+}
+
+// AddPeer configures (or reconfigures) the peer with MSISDN number.
+func (b *Bearer) AddPeer(number string, p Peer) error {
+	a, err := b.parse(number)
+	if err != nil {
+		return err
+	}
+	if p.SIM != "" {
+		sim, err := ParseMSISDN(p.SIM)
+		if err != nil {
+			return fmt.Errorf("sms: peer %s SIM: %w", a, err)
+		}
+		p.SIM = sim.String()
+	}
+	b.peersMu.Lock()
+	defer b.peersMu.Unlock()
+	if _, ok := b.peers[a]; !ok && len(b.peers) >= b.cfg.MaxPeers {
+		return fmt.Errorf("%w: %d", ErrTooManyPeers, b.cfg.MaxPeers)
+	}
+	b.peers[a] = p
+	return nil
+}
+
+// RemovePeer forgets the peer; its SMS are dropped from then on.
+func (b *Bearer) RemovePeer(number string) {
+	if a, err := b.parse(number); err == nil {
+		b.peersMu.Lock()
+		delete(b.peers, a)
+		b.peersMu.Unlock()
+	}
+}
+
+func (b *Bearer) peer(a Addr) (Peer, bool) {
+	b.peersMu.RLock()
+	defer b.peersMu.RUnlock()
+	p, ok := b.peers[a]
+	return p, ok
+}
+
+func (b *Bearer) parse(s string) (Addr, error) {
+	a, err := ParseMSISDN(s)
+	if err != nil && b.cfg.Numbering.CountryCode != "" {
+		if a2, err2 := b.cfg.Numbering.Parse(s); err2 == nil {
+			return a2, nil
+		}
+	}
+	return a, err
+}
+
+// Params returns the bearer's parameters.
+func (b *Bearer) Params() bearer.Params { return b.params }
+
+// LocalAddr returns the zero Addr: a bearer may send from several SIMs.
+func (b *Bearer) LocalAddr() net.Addr { return b.local }
+
+// isDTLS reports whether a datagram is a DTLS record (content types 20..25,
+// RFC 6347 §4.1 and RFC 9146's tls12_cid).
+func isDTLS(p []byte) bool { return len(p) >= 13 && p[0] >= 20 && p[0] <= 25 && p[1] == 254 }
+
+func checkMode(sec Security, p []byte) error {
+	if (sec == SecurityDTLS) != isDTLS(p) {
+		return fmt.Errorf("%w: peer mode %s", ErrSecurityMode, sec)
+	}
+	return nil
+}
+
+// WriteTo stores the datagram p for addr in the outbox and returns once it is
+// durable. Errors: ErrUnknownPeer, ErrSecurityMode, bearer.ErrTooLarge,
+// *BudgetError, *RateError, outbox.ErrFull, net.ErrClosed.
+func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if b.ctx.Err() != nil {
+		return 0, b.opErr("write", addr, net.ErrClosed)
+	}
+	to, err := toAddr(addr, b.parse)
+	if err != nil {
+		return 0, b.opErr("write", addr, err)
+	}
+	peer, ok := b.peer(to)
+	if !ok {
+		return 0, b.opErr("write", addr, ErrUnknownPeer)
+	}
+	if err := checkMode(peer.Security, p); err != nil {
+		return 0, b.opErr("write", addr, err)
+	}
+	if len(p) > b.params.MaxDatagram {
+		return 0, b.opErr("write", addr, fmt.Errorf("%w: %d > %d bytes", bearer.ErrTooLarge, len(p), b.params.MaxDatagram))
+	}
+	data, opts := p, []pdu.Option(nil)
+	if peer.Framing == FramingWAPPush {
+		data = pdu.BuildWAPPush(byte(b.c.datagramsSent.Load()), p)
+		opts = append(opts, pdu.WAPPushOptions(pdu.WAPPushPort))
+	}
+	segs, err := b.enc.Encode(to.String(), data, opts...)
+	if err != nil {
+		if errors.Is(err, pdu.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", bearer.ErrTooLarge, err)
+		}
+		return 0, b.opErr("write", addr, err)
+	}
+	now := b.now()
+	if ok, wait := b.lim.take(to.String(), len(segs), now); !ok {
+		b.c.rateRejected.Add(1)
+		return 0, b.opErr("write", addr, &RateError{Peer: to.String(), RetryAfter: wait})
+	}
+	day := now.UTC().Format(time.DateOnly)
+	if err := b.st.spend(day, to.String(), len(segs), b.cfg.DailyBudgetPerDevice, b.cfg.DailyBudget); err != nil {
+		if errors.Is(err, ErrBudgetExceeded) {
+			b.c.budgetRejected.Add(1)
+		}
+		return 0, b.opErr("write", addr, err)
+	}
+	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport}
+	for _, s := range segs {
+		e.Segments = append(e.Segments, outbox.Segment{TPDU: s.TPDU})
+	}
+	if _, err := b.ob.Enqueue(e); err != nil {
+		if rerr := b.st.spend(day, to.String(), -len(segs), 0, 0); rerr != nil {
+			b.log.Error("sms: refunding budget", "err", rerr)
+		}
+		return 0, b.opErr("write", addr, err)
+	}
+	b.c.datagramsSent.Add(1)
+	b.c.segmentsQueued.Add(uint64(len(segs)))
+	return len(p), nil
+}
+
+func toAddr(addr net.Addr, parse func(string) (Addr, error)) (Addr, error) {
+	switch a := addr.(type) {
+	case Addr:
+		if a.IsZero() {
+			return a, fmt.Errorf("%w: zero address", ErrInvalidNumber)
+		}
+		return a, nil
+	case *Addr:
+		if a == nil || a.IsZero() {
+			return Addr{}, fmt.Errorf("%w: zero address", ErrInvalidNumber)
+		}
+		return *a, nil
+	case nil:
+		return Addr{}, fmt.Errorf("%w: nil address", ErrInvalidNumber)
+	}
+	if addr.Network() != Network {
+		return Addr{}, fmt.Errorf("%w: network %q is not %q", ErrInvalidNumber, addr.Network(), Network)
+	}
+	return parse(addr.String())
+}
+
+func (b *Bearer) opErr(op string, addr net.Addr, err error) error {
+	return &net.OpError{Op: op, Net: Network, Addr: addr, Err: err}
+}
+
+// ReadFrom returns the next complete datagram and the peer that sent it.
+// Both raw CoAP and WAP-Push-framed triggers are returned with the framing
+// removed (see ReadFromForm to learn which).
+func (b *Bearer) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, a, _, err := b.ReadFromForm(p)
+	if err != nil {
+		return n, nil, err
+	}
+	return n, a, nil
+}
+
+// ReadFromForm is ReadFrom that also says how the datagram was framed.
+func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
+	select {
+	case r := <-b.readq:
+		n := copy(p, r.data)
+		if n < len(r.data) {
+			return n, r.from, r.form, b.opErr("read", r.from, io.ErrShortBuffer)
+		}
+		return n, r.from, r.form, nil
+	case <-b.ctx.Done():
+		return 0, Addr{}, 0, b.opErr("read", nil, net.ErrClosed)
+	case <-b.rdeadline.wait():
+		return 0, Addr{}, 0, b.opErr("read", nil, os.ErrDeadlineExceeded)
+	}
+}
+
+// SetDeadline sets the read deadline (writes do not block on the network).
+func (b *Bearer) SetDeadline(t time.Time) error { return b.SetReadDeadline(t) }
+
+// SetReadDeadline sets the deadline for ReadFrom.
+func (b *Bearer) SetReadDeadline(t time.Time) error { b.rdeadline.set(t); return nil }
+
+// SetWriteDeadline is accepted and ignored: WriteTo waits only for a local
+// fsync.
+func (b *Bearer) SetWriteDeadline(time.Time) error { return nil }
+
+// Close stops the receive loop and the outbox worker and closes the state
+// files. Stored datagrams stay in the outbox and go out after the next New.
+func (b *Bearer) Close() error {
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.wg.Wait()
+		b.closeErr = errors.Join(b.ob.Close(), b.st.close())
+	})
+	return b.closeErr
+}
+
+// Stats returns the bearer's counters.
+func (b *Bearer) Stats() Stats {
+	b.peersMu.RLock()
+	np := len(b.peers)
+	b.peersMu.RUnlock()
+	return Stats{
+		DatagramsSent: b.c.datagramsSent.Load(), SegmentsQueued: b.c.segmentsQueued.Load(),
+		DatagramsReceived: b.c.datagramsReceived.Load(), SegmentsReceived: b.c.segmentsReceived.Load(),
+		StatusReports: b.c.statusReports.Load(), DroppedUnknownPeer: b.c.droppedUnknownPeer.Load(),
+		DroppedUndecodable: b.c.droppedUndecodable.Load(), DroppedNotBinary: b.c.droppedNotBinary.Load(),
+		DroppedSecurity: b.c.droppedSecurity.Load(), DroppedBadFraming: b.c.droppedBadFraming.Load(),
+		ReassemblyDropped: b.c.reassemblyDropped.Load(), BudgetRejected: b.c.budgetRejected.Load(),
+		RateRejected: b.c.rateRejected.Load(), SendFailures: b.c.sendFailures.Load(),
+		SendExpired: b.c.sendExpired.Load(), Delivered: b.c.delivered.Load(),
+		WAPPushReceived: b.c.wapPushReceived.Load(),
+		Outbox:          b.ob.Stats(), Reassembly: b.reasm.Stats(), Peers: np, PendingRead: len(b.readq),
+	}
+}
+
+// BudgetUsed returns the SMS segments spent today for peer ("" for the
+// whole deployment).
+func (b *Bearer) BudgetUsed(peer string) (int, error) {
+	who := deploymentKey
+	if peer != "" {
+		a, err := b.parse(peer)
+		if err != nil {
+			return 0, err
+		}
+		who = a.String()
+	}
+	return b.st.used(b.now().UTC().Format(time.DateOnly), who), nil
+}
+
+func (b *Bearer) onResult(r outbox.Result) {
+	switch r.Outcome {
+	case outbox.Failed:
+		b.c.sendFailures.Add(1)
+	case outbox.Expired:
+		b.c.sendExpired.Add(1)
+	case outbox.DeliveredOutcome:
+		b.c.delivered.Add(1)
+	}
+	if r.Err != nil {
+		b.log.Warn("sms: datagram not delivered", "to", r.Entry.To, "outcome", r.Outcome.String(), "err", r.Err)
+	}
+	if b.cfg.OnResult != nil {
+		b.cfg.OnResult(r)
+	}
+}

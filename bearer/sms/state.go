@@ -1,0 +1,182 @@
+package sms
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// state is the bearer's own durable state, in one bbolt file beside the
+// outbox: received segments not yet handed on (the inbox) and the SMS budget
+// counters of the current day. Every write is one fsync'd transaction.
+type state struct {
+	db      *bolt.DB
+	mu      sync.Mutex // serialises budget check-and-add
+	lastDay string     // day whose counters are current; older ones are pruned
+}
+
+var (
+	bucketInbox  = []byte("inbox")
+	bucketBudget = []byte("budget")
+)
+
+// errCorruptState is wrapped when a stored record cannot be read.
+var errCorruptState = errors.New("sms: corrupt state record")
+
+func openState(path string) (*state, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("sms: open state %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bucketInbox); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bucketBudget)
+		return err
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sms: init state: %w", err)
+	}
+	return &state{db: db}, nil
+}
+
+func (s *state) close() error { return s.db.Close() }
+
+type storedSegment struct {
+	id   uint64
+	sim  string
+	tpdu []byte
+}
+
+func (s *state) storeSegment(sim string, tpdu []byte) (uint64, error) {
+	var id uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInbox)
+		var err error
+		if id, err = b.NextSequence(); err != nil {
+			return err
+		}
+		v := binary.AppendUvarint(nil, uint64(len(sim)))
+		v = append(v, sim...)
+		v = append(v, tpdu...)
+		return b.Put(binary.BigEndian.AppendUint64(nil, id), v)
+	})
+	return id, err
+}
+
+func (s *state) deleteSegments(ids []uint64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketInbox)
+		for _, id := range ids {
+			if err := b.Delete(binary.BigEndian.AppendUint64(nil, id)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// segments returns the stored segments in arrival order. Corrupt records are
+// returned as an error naming them; they are not skipped silently.
+func (s *state) segments() ([]storedSegment, error) {
+	var out []storedSegment
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketInbox).ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("%w: inbox key %x", errCorruptState, k)
+			}
+			n, w := binary.Uvarint(v)
+			if w <= 0 || n > uint64(len(v)-w) {
+				return fmt.Errorf("%w: inbox record %x", errCorruptState, k)
+			}
+			out = append(out, storedSegment{
+				id:   binary.BigEndian.Uint64(k),
+				sim:  string(v[w : w+int(n)]),
+				tpdu: append([]byte(nil), v[w+int(n):]...),
+			})
+			return nil
+		})
+	})
+	return out, err
+}
+
+const deploymentKey = "*"
+
+func budgetKey(day, who string) []byte { return []byte(day + "|" + who) }
+
+// spend adds n segments for peer to today's counters if neither the peer's
+// nor the deployment's daily budget would be exceeded; limits of 0 mean
+// unlimited. It returns the counts after the spend, or ErrBudgetExceeded.
+func (s *state) spend(day, peer string, n, perDevice, perDeployment int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if day != s.lastDay {
+		if err := s.pruneBudget(day); err != nil {
+			return fmt.Errorf("sms: pruning old budget counters: %w", err)
+		}
+		s.lastDay = day
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBudget)
+		get := func(k []byte) int {
+			if v := b.Get(k); len(v) == 4 {
+				return int(binary.BigEndian.Uint32(v))
+			}
+			return 0
+		}
+		dk, pk := budgetKey(day, deploymentKey), budgetKey(day, peer)
+		dep, dev := get(dk), get(pk)
+		if perDevice > 0 && dev+n > perDevice {
+			return &BudgetError{Scope: "device", Peer: peer, Limit: perDevice, Used: dev, Need: n}
+		}
+		if perDeployment > 0 && dep+n > perDeployment {
+			return &BudgetError{Scope: "deployment", Peer: peer, Limit: perDeployment, Used: dep, Need: n}
+		}
+		if err := b.Put(dk, binary.BigEndian.AppendUint32(nil, uint32(max(0, dep+n)))); err != nil {
+			return err
+		}
+		return b.Put(pk, binary.BigEndian.AppendUint32(nil, uint32(max(0, dev+n))))
+	})
+}
+
+// used returns today's count for who ("*" for the deployment).
+func (s *state) used(day, who string) int {
+	n := 0
+	s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(bucketBudget).Get(budgetKey(day, who)); len(v) == 4 {
+			n = int(binary.BigEndian.Uint32(v))
+		}
+		return nil
+	})
+	return n
+}
+
+// pruneBudget removes counters of days other than day.
+func (s *state) pruneBudget(day string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketBudget)
+		var old [][]byte
+		prefix := day + "|"
+		b.ForEach(func(k, _ []byte) error {
+			if len(k) < len(prefix) || string(k[:len(prefix)]) != prefix {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
