@@ -83,17 +83,11 @@ func WithFormat(f message.MediaType) RequestOption {
 }
 
 // PreferredFormat returns the content format the server uses for a
-// multi-value payload with a client: the best format it announced with
-// "ct" (SenML CBOR, LwM2M CBOR, SenML JSON, TLV, in that order); without an
-// announcement TLV, the format every 1.0 and 1.1 client supports.
-func PreferredFormat(r *registry.Registration) message.MediaType {
-	for _, f := range []message.MediaType{FormatSenMLCBOR, FormatLwM2MCBOR, FormatSenMLJSON, FormatTLV} {
-		if r.Formats.Has(uint16(f)) {
-			return f
-		}
-	}
-	return FormatTLV
-}
+// multi-value payload with a client: content.Preferred for its LwM2M
+// version and its "ct" announcement (SenML CBOR, SenML JSON or TLV for
+// 1.1; LwM2M CBOR first for 1.2; TLV for 1.0 and when nothing was
+// announced by a 1.0/1.1 client).
+func PreferredFormat(r *registry.Registration) message.MediaType { return formatFor(r) }
 
 // compositeFormat returns the format for composite operations (SenML).
 func compositeFormat(r *registry.Registration) message.MediaType {
@@ -171,7 +165,7 @@ func applyOpts(opts []RequestOption) reqOpts {
 	return o
 }
 
-func content(resp *bearer.Response, fallback message.MediaType) Content {
+func contentOf(resp *bearer.Response, fallback message.MediaType) Content {
 	cf, ok := resp.ContentFormat()
 	if !ok {
 		cf = fallback
@@ -196,7 +190,7 @@ func (s *Server) Read(ctx context.Context, ep string, p path.Path, opts ...Reque
 	if err != nil {
 		return Content{}, err
 	}
-	return content(resp, FormatText), nil
+	return contentOf(resp, FormatText), nil
 }
 
 // Discover returns the client's link-format description of p (Core
@@ -331,7 +325,7 @@ func (s *Server) ReadComposite(ctx context.Context, ep string, reqBody Content) 
 	if err != nil {
 		return Content{}, err
 	}
-	return content(resp, FormatSenMLJSON), nil
+	return contentOf(resp, FormatSenMLJSON), nil
 }
 
 // WriteComposite writes several resources in one request (Core 1.1

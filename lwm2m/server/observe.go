@@ -143,7 +143,7 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 			return
 		}
 		seq, _ := resp.Observe()
-		n := Notification{Endpoint: ep, Paths: []path.Path{p}, Content: content(resp, FormatText), Seq: seq}
+		n := Notification{Endpoint: ep, Paths: []path.Path{p}, Content: contentOf(resp, FormatText), Seq: seq}
 		s.stats.Notifications.Add(1)
 		if fn != nil {
 			fn(n)
@@ -186,7 +186,7 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 	}
 	var c Content
 	if first != nil {
-		c = content(first, FormatText)
+		c = contentOf(first, FormatText)
 	}
 	return obs, c, nil
 }

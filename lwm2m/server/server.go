@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -68,6 +69,7 @@ type config struct {
 	maxLifetime uint32
 	maxObserve  int
 	sendHandler func(SendEvent)
+	model       model.Resolver
 }
 
 // WithLogger sets the logger (default: discard).
@@ -117,6 +119,9 @@ func New(store registry.Store, opts ...Option) *Server {
 	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
+	}
+	if c.model == nil {
+		c.model = model.DefaultRegistry()
 	}
 	s := &Server{
 		store: store, cfg: c, log: c.logger,

@@ -465,6 +465,17 @@ func TestDeviceManagement(t *testing.T) {
 	if err != nil || c.Format != FormatTLV || len(c.Payload) != 6 {
 		t.Fatalf("Read instance: %+v %v", c, err)
 	}
+	recs, err := f.srv.ReadValues(ctx, "dm", path.Instance(3, 0))
+	if err != nil || len(recs) != 1 || recs[0].Path != path.Resource(3, 0, 0) || recs[0].Value.Str() != "ACME" {
+		t.Fatalf("ReadValues: %v %v", recs, err)
+	}
+	recs, err = f.srv.ReadCompositeValues(ctx, "dm", path.Resource(3, 0, 0))
+	if err != nil || len(recs) != 1 || recs[0].Value.Str() != "ACME" {
+		t.Fatalf("ReadCompositeValues: %v %v", recs, err)
+	}
+	if got := d.last(); got != `FETCH / [{"n":"/3/0/0"}]` {
+		t.Fatalf("device saw %q", got)
+	}
 	_, err = f.srv.Read(ctx, "dm", path.Instance(3, 0), WithFormat(FormatSenMLCBOR))
 	if Code(err) != codes.NotAcceptable {
 		t.Fatalf("Read unacceptable: %v", err)
