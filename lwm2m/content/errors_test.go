@@ -280,7 +280,7 @@ func TestCoerceAndValue(t *testing.T) {
 }
 
 func TestHalfFloat(t *testing.T) {
-	for _, f := range []float64{0, 1, -2, 0.5, 65504, 5.960464477539063e-08, 6.103515625e-05, 1.5, -0.0} {
+	for _, f := range []float64{0, 1, -2, 0.5, 65504, 5.960464477539063e-08, 6.103515625e-05, 1.5, math.Copysign(0, -1)} {
 		h, ok := toHalf(f)
 		if !ok || fromHalf(h) != f || math.Signbit(fromHalf(h)) != math.Signbit(f) {
 			t.Errorf("toHalf(%v) = %x, %v", f, h, ok)
