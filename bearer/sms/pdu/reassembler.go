@@ -91,6 +91,10 @@ const (
 	DropByteCap
 	// DropClosed: Reset discarded the set.
 	DropClosed
+	// DropLateDuplicate: the set expired holding only segments equal to
+	// those of a set completed shortly before: late SMSC duplicates, not a
+	// lost message.
+	DropLateDuplicate
 )
 
 func (r DropReason) String() string {
@@ -105,6 +109,8 @@ func (r DropReason) String() string {
 		return "byte-cap"
 	case DropClosed:
 		return "reset"
+	case DropLateDuplicate:
+		return "late-duplicate"
 	}
 	return "unknown"
 }
@@ -154,6 +160,8 @@ type ReassemblerStats struct {
 	Invalid    uint64
 	Expired    uint64
 	Evicted    uint64 // by any cap
+	// LateDuplicates counts sets dropped as DropLateDuplicate.
+	LateDuplicates uint64
 }
 
 // Reassembler rebuilds concatenated messages. It starts no goroutine: the
@@ -205,6 +213,7 @@ type pendingSet struct {
 	parts      [][]byte // index seq-1; nil when missing
 	have       int
 	bytes      int
+	suspect    bool // holds only segments equal to a completed set's
 	prev, next *pendingSet
 }
 
@@ -257,7 +266,9 @@ func (r *Reassembler) NextDeadline() (time.Time, bool) {
 // OnDrop. It returns how many were dropped.
 func (r *Reassembler) Sweep() int {
 	r.mu.Lock()
-	drops := r.expireLocked(r.cfg.Now())
+	now := r.cfg.Now()
+	drops := r.expireLocked(now)
+	r.pruneDoneLocked(now)
 	r.mu.Unlock()
 	r.report(drops)
 	return len(drops)
@@ -326,12 +337,18 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 	id := setID{p.Originator, c.Ref, c.Ref16}
 	s := r.sets[id]
 	r.pruneDoneLocked(now)
-	if d := r.done[id]; d != nil && s == nil {
+	// A segment equal to one of a set completed within Timeout is most
+	// likely a late SMSC duplicate. It is not dropped (a new message that
+	// reuses the reference may share a segment byte for byte): it opens or
+	// joins a set marked suspect, which, if it expires holding only such
+	// segments, is reported as DropLateDuplicate rather than as a loss.
+	late := false
+	if d := r.done[id]; d != nil {
 		if d.total == c.Total && d.hashes[c.Seq-1] == segHash(p.Data) {
-			r.st.Duplicates++
-			return nil, fmt.Errorf("%w: %s segment %d of a completed set", ErrDuplicate, SetKey{p.Originator, c.Ref, c.Ref16, c.Total}, c.Seq)
+			late = true
+		} else if s == nil {
+			delete(r.done, id) // a new message reusing the reference
 		}
-		delete(r.done, id) // a new message reusing the reference
 	}
 	if s != nil && s.key.Total != c.Total {
 		r.st.Mismatches++
@@ -382,6 +399,9 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 		r.sets[id] = s
 		r.perOA[p.Originator]++
 		r.pushLocked(s)
+		s.suspect = late
+	} else if !late {
+		s.suspect = false
 	}
 	s.parts[c.Seq-1] = bytes.Clone(p.Data)
 	if s.parts[c.Seq-1] == nil {
@@ -480,7 +500,10 @@ func (r *Reassembler) unlinkLocked(s *pendingSet) {
 
 func (r *Reassembler) removeLocked(s *pendingSet, why DropReason, now time.Time) Dropped {
 	r.unlinkLocked(s)
-	if why == DropExpired {
+	if why == DropExpired && s.suspect {
+		why = DropLateDuplicate
+		r.st.LateDuplicates++
+	} else if why == DropExpired {
 		r.st.Expired++
 	} else if why != DropClosed {
 		r.st.Evicted++

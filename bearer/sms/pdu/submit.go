@@ -2,10 +2,8 @@ package pdu
 
 import (
 	"container/list"
-	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -393,9 +391,11 @@ func appendSegmentUDH(t []byte, c Concat, o SubmitOptions) []byte {
 
 // pduHex returns "00" + upper-case hex of the TPDU.
 func pduHex(t []byte) string {
-	var sb strings.Builder
-	sb.Grow(2 + 2*len(t))
-	sb.WriteString("00")
-	sb.WriteString(strings.ToUpper(hex.EncodeToString(t)))
-	return sb.String()
+	const digits = "0123456789ABCDEF"
+	b := make([]byte, 2+2*len(t))
+	b[0], b[1] = '0', '0'
+	for i, c := range t {
+		b[2+2*i], b[3+2*i] = digits[c>>4], digits[c&0x0f]
+	}
+	return string(b)
 }
