@@ -44,6 +44,7 @@ type Server struct {
 	byAddr       map[string]*session // AddrKey → current session of that address
 	next         map[string]*session // AddrKey → handshaking successor of an established session
 	byCID        map[string]*session
+	all          map[*session]struct{} // every live session
 	nSessions    int
 	nHandshaking int
 	closed       bool
@@ -117,6 +118,7 @@ func NewServer(inner bearer.Bearer, cfg *Config) (*Server, error) {
 		byAddr:   make(map[string]*session),
 		next:     make(map[string]*session),
 		byCID:    make(map[string]*session),
+		all:      make(map[*session]struct{}),
 		incoming: make(chan datagram, c.QueueLen),
 		done:     make(chan struct{}),
 	}
@@ -163,6 +165,10 @@ func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (
 // cipher suites and connection IDs: 13-byte header, 8-byte explicit nonce
 // and 8-byte tag for the CCM_8 suites (29 bytes), plus CIDLength+1 bytes
 // (CID and inner content type, RFC 9146 §4) when connection IDs are used.
+// It is what Server.Params subtracts. A client cannot know before the
+// handshake whether and how long a CID the server will issue, so for a
+// client it assumes DefaultCIDLength (unless CIDLength < 0); Conn.Params,
+// computed after the handshake, is exact.
 func Overhead(cfg *Config, server bool) int {
 	c := cfg.withDefaults()
 	cid := c.CIDLength
@@ -315,15 +321,9 @@ func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
-		all := make([]*session, 0, s.nSessions)
-		for _, sess := range s.byAddr {
+		all := make([]*session, 0, len(s.all))
+		for sess := range s.all {
 			all = append(all, sess)
-		}
-		for _, sess := range s.next {
-			all = append(all, sess)
-		}
-		for _, sess := range s.byCID {
-			all = append(all, sess) // rebound sessions whose address entry was taken
 		}
 		s.mu.Unlock()
 		for _, sess := range all {
@@ -431,6 +431,7 @@ func (s *Server) newSessionLocked(addr net.Addr, key string, pred *session) *ses
 	sess := &session{srv: s, addr: addr, key: key, pred: pred, closing: make(chan struct{})}
 	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.touch)
 	sess.touch()
+	s.all[sess] = struct{}{}
 	s.nSessions++
 	s.nHandshaking++
 	if pred == nil {
@@ -456,7 +457,7 @@ func (s *Server) janitor() {
 		case now := <-tick.C:
 			var stale []*session
 			s.mu.Lock()
-			for _, sess := range s.byAddr {
+			for sess := range s.all {
 				if sess.established.Load() && now.Sub(time.Unix(0, sess.last.Load())) > idle {
 					stale = append(stale, sess)
 				}
@@ -659,6 +660,7 @@ func (ss *session) cleanup() {
 	if ss.cid != "" && s.byCID[ss.cid] == ss {
 		delete(s.byCID, ss.cid)
 	}
+	delete(s.all, ss)
 	s.nSessions--
 	if !ss.established.Load() {
 		s.nHandshaking--
