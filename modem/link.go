@@ -113,10 +113,22 @@ func (m *Modem) setup(ctx context.Context, s *session) error {
 	m.id = id
 	m.profile = p
 	m.mu.Unlock()
-	cmds := []string{"+CMGF=0", fmt.Sprintf("+CSMS=%d", p.CSMS)}
-	cmds = append(cmds, p.Init...)
-	cmds = append(cmds, fmt.Sprintf(`+CPMS="%s","%s","%s"`, p.Storage, p.Storage, p.Storage), "+CNMI="+p.CNMI)
-	for _, c := range cmds {
+	for _, c := range []string{"+CMGF=0", fmt.Sprintf("+CSMS=%d", p.CSMS)} {
+		if _, err := run(c); err != nil {
+			return fmt.Errorf("modem: init: %w", err)
+		}
+	}
+	// Vendor extras are best effort: firmware versions differ in what
+	// they accept, and none of them is needed for PDU-mode SMS.
+	for _, c := range p.Init {
+		if _, err := run(c); err != nil {
+			if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+				return fmt.Errorf("modem: init: %w", err)
+			}
+			m.log.Info("modem: vendor init command refused", "cmd", c, "err", err)
+		}
+	}
+	for _, c := range []string{fmt.Sprintf(`+CPMS="%s","%s","%s"`, p.Storage, p.Storage, p.Storage), "+CNMI=" + p.CNMI} {
 		if _, err := run(c); err != nil {
 			return fmt.Errorf("modem: init: %w", err)
 		}

@@ -58,7 +58,7 @@ var (
 	}
 	// ProfileSIM800 is SIMCom SIM800/SIM900 (2G): SIM storage.
 	ProfileSIM800 = Profile{
-		Name: "simcom-sim800", Init: []string{"+CSDH=0"}, CSMS: 0, CNMI: "2,1,0,2,0", Storage: "SM",
+		Name: "simcom-sim800", CSMS: 0, CNMI: "2,1,0,2,0", Storage: "SM",
 		SendTimeout: 60 * time.Second, CommandTimeout: 5 * time.Second,
 	}
 	// ProfileSIM7600 is SIMCom SIM7500/SIM7600 (LTE): ME storage.
@@ -107,7 +107,8 @@ func DetectProfile(manufacturer, model string) Profile {
 	m := strings.ToUpper(manufacturer)
 	mod := strings.ToUpper(model)
 	switch {
-	case strings.Contains(m, "SIMCOM") || strings.HasPrefix(mod, "SIM"):
+	case strings.Contains(m, "SIMCOM") || strings.Contains(mod, "SIMCOM") ||
+		strings.HasPrefix(mod, "SIM8") || strings.HasPrefix(mod, "SIM9") || strings.HasPrefix(mod, "SIM7"):
 		if strings.Contains(mod, "SIM7") || strings.Contains(mod, "A76") {
 			return ProfileSIM7600
 		}
