@@ -20,6 +20,7 @@ import (
 	"os/exec"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -91,6 +92,9 @@ type Server struct {
 	Addr *net.UDPAddr
 	// Log holds the server's output.
 	Log *Log
+	// Pings is the number of CoAP pings StartServer sent before the server
+	// answered one (normally 1).
+	Pings int
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -165,14 +169,19 @@ func (s *Server) Exited() bool {
 	}
 }
 
-// waitReady pings the server until it answers with RST or the timeout
-// passes or the process exits.
+// waitReady pings the server from a connected socket until it answers with
+// RST, the timeout passes or the process exits. Before the server binds its
+// port, a ping is refused at once (ICMP port unreachable, ECONNREFUSED) and
+// retried shortly; once it is bound, the ping waits in its socket buffer and
+// is answered. So the server normally sends exactly one datagram before the
+// test starts (Pings counts the pings that were not refused): tests that make
+// the server drop datagrams by number (-l) rely on that.
 func (s *Server) waitReady(timeout time.Duration) error {
-	pc, err := net.ListenPacket("udp", net.JoinHostPort(s.Addr.IP.String(), "0"))
+	conn, err := net.DialUDP("udp", nil, s.Addr)
 	if err != nil {
 		return err
 	}
-	defer pc.Close()
+	defer conn.Close()
 	deadline := time.Now().Add(timeout)
 	buf := make([]byte, 64)
 	for mid := uint16(1); time.Now().Before(deadline); mid++ {
@@ -181,22 +190,29 @@ func (s *Server) waitReady(timeout time.Duration) error {
 		}
 		ping := []byte{0x40, 0x00, 0, 0} // CON, empty, MID
 		binary.BigEndian.PutUint16(ping[2:], mid)
-		if _, err := pc.WriteTo(ping, s.Addr); err != nil {
-			return err
-		}
-		_ = pc.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		n, _, err := pc.ReadFrom(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
+		if _, err := conn.Write(ping); err != nil {
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				time.Sleep(10 * time.Millisecond) // polling interval while the server starts
 				continue
 			}
-			// ICMP port unreachable on some systems: not up yet.
-			continue
+			return err
 		}
-		// RST (type 3), empty, same MID.
-		if n == 4 && buf[0]>>4 == 0x7 && buf[1] == 0 && bytes.Equal(buf[2:4], ping[2:4]) {
-			return nil
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		for {
+			n, err := conn.Read(buf)
+			if errors.Is(err, syscall.ECONNREFUSED) {
+				time.Sleep(10 * time.Millisecond) // not bound yet
+				break
+			}
+			if err != nil {
+				s.Pings++ // timed out: it may have reached the server
+				break
+			}
+			// RST (type 3), empty, same MID.
+			if n == 4 && buf[0]>>4 == 0x7 && buf[1] == 0 && bytes.Equal(buf[2:4], ping[2:4]) {
+				s.Pings++
+				return nil
+			}
 		}
 	}
 	return fmt.Errorf("no answer to CoAP ping within %v", timeout)
