@@ -17,18 +17,25 @@ import (
 // LwM2M 1.1 Core §7.4.4 examples do: the request path with a trailing slash
 // as "bn" of the first record and relative names after it
 // ([{"bn":"/3/0/","n":"0",...},{"n":"1",...}]); a single value at the
-// request path carries only "bn"; from the root (Send, composite) every
-// record carries its full path as "n".
+// request path carries only "bn"; from the root (Send, composite), or when
+// a record sits at the request path itself, every record carries its full
+// path as "n".
 func senmlNames(base path.Path, recs []Record) (bn string, names []string) {
 	names = make([]string, len(recs))
-	if base.IsRoot() {
+	if len(recs) == 1 && recs[0].Path == base && !base.IsRoot() {
+		return base.String(), names
+	}
+	below := !base.IsRoot()
+	for _, r := range recs {
+		if r.Path.Len() <= base.Len() {
+			below = false
+		}
+	}
+	if !below {
 		for k, r := range recs {
 			names[k] = r.Path.String()
 		}
 		return "", names
-	}
-	if len(recs) == 1 && recs[0].Path == base {
-		return base.String(), names
 	}
 	bn = base.String() + "/"
 	for k, r := range recs {
