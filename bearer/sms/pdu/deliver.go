@@ -54,9 +54,9 @@ func (u *UserData) binary(dcs DCS) ([]byte, error) {
 	return nil, fmt.Errorf("%w: DCS %s carries text %q", ErrNotBinary, dcs, text)
 }
 
-// text decodes the user data as text: GSM 7-bit (with the national
-// language shift tables the UDH names falling back to the default
-// alphabet), UCS-2, or for 8-bit data the bytes as UTF-8 if valid, else hex.
+// text decodes the user data as text: GSM 7-bit (default alphabet and its
+// extension table; national language shift tables are not applied), UCS-2,
+// or for 8-bit data the bytes as UTF-8 if valid, else hex.
 func (u *UserData) text(dcs DCS) (string, error) {
 	switch alphabetForDecode(dcs) {
 	case AlphabetUCS2:

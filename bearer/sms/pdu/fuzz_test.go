@@ -172,3 +172,27 @@ func FuzzParseWAPPush(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeModemHex takes the text a modem prints and the <length> it
+// gave, as the modem driver passes them on.
+func FuzzDecodeModemHex(f *testing.F) {
+	for _, s := range seedTPDUs {
+		f.Add(s, 0)
+		f.Add(s, len(s)/2-8)
+	}
+	f.Add("06550A912143658709122022118314801220221183148000", 24)
+	f.Add(" zz ", 3)
+	f.Fuzz(func(t *testing.T, s string, length int) {
+		in, err := DecodeModemHex(s, length)
+		if err != nil {
+			var de *DecodeError
+			if !errors.As(err, &de) {
+				t.Fatalf("error %T %v is not a *DecodeError", err, err)
+			}
+			return
+		}
+		if (in.Deliver == nil) == (in.StatusReport == nil) {
+			t.Fatal("exactly one of Deliver and StatusReport must be set")
+		}
+	})
+}

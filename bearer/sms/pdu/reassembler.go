@@ -39,10 +39,20 @@ type Part struct {
 
 // PartOf returns the Part of an SMS-DELIVER, or an error wrapping
 // ErrNotBinary if it does not carry 8-bit data.
+//
+// A concatenation IE that TS 23.040 §9.2.3.24.1 says to ignore (sequence 0,
+// sequence above total, total 0, wrong length) would turn one segment into
+// a whole datagram: a truncated CoAP message that may still parse. PartOf
+// refuses such an SMS with ErrBadSegment instead.
 func PartOf(d *Deliver) (Part, error) {
 	b, err := d.Binary()
 	if err != nil {
 		return Part{}, fmt.Errorf("from %s: %w", d.Originator, err)
+	}
+	for _, id := range d.UDH.Ignored {
+		if id == IEConcat8 || id == IEConcat16 {
+			return Part{}, fmt.Errorf("from %s: %w: malformed concatenation IE 0x%02X", d.Originator, ErrBadSegment, id)
+		}
 	}
 	return Part{Originator: d.Originator.String(), Concat: d.UDH.Concat, Ports: d.UDH.Ports, Data: b}, nil
 }

@@ -360,3 +360,16 @@ func TestReferencesRotatePerDestination(t *testing.T) {
 		t.Fatal("single segment has a concat IE")
 	}
 }
+
+func TestPartOfRefusesMalformedConcat(t *testing.T) {
+	d := &Deliver{Originator: Address{TON: TONInternational, Value: "4930123456"}, DCS: DCS8Bit,
+		UserData: UserData{HasUDH: true, Data: []byte{1, 2, 3}}}
+	d.UDH, _, _ = ParseUDH([]byte{5, IEConcat8, 3, 1, 2, 3}) // sequence 3 of 2
+	if _, err := PartOf(d); !errors.Is(err, ErrBadSegment) {
+		t.Fatalf("err %v", err)
+	}
+	d.UDH, _, _ = ParseUDH([]byte{5, IEConcat8, 3, 1, 2, 2})
+	if p, err := PartOf(d); err != nil || p.Concat.Seq != 2 {
+		t.Fatalf("%+v %v", p, err)
+	}
+}
