@@ -108,12 +108,12 @@ type vconn struct {
 	closed chan struct{}
 	once   sync.Once
 	rd, wd deadline
-	// onWrite, if set, is called after each successful write (activity
-	// tracking for idle expiry).
-	onWrite func()
+	// onWrite, if set, is called with each datagram written successfully
+	// (activity tracking, handshake progress).
+	onWrite func(p []byte)
 }
 
-func newVConn(inner net.PacketConn, queueLen int, onWrite func()) *vconn {
+func newVConn(inner net.PacketConn, queueLen int, onWrite func([]byte)) *vconn {
 	return &vconn{inner: inner, queue: make(chan datagram, queueLen), closed: make(chan struct{}), onWrite: onWrite}
 }
 
@@ -158,7 +158,7 @@ func (v *vconn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	n, err := v.inner.WriteTo(p, addr)
 	if err == nil && v.onWrite != nil {
-		v.onWrite()
+		v.onWrite(p)
 	}
 	return n, err
 }

@@ -21,6 +21,7 @@ const (
 	contentTLS12CID         = 25
 
 	handshakeClientHello = 1
+	handshakeServerHello = 2
 
 	recordHeaderLen = 13 // type(1) version(2) epoch(2) sequence_number(6) length(2)
 )
@@ -121,4 +122,13 @@ func serverHelloCID(b []byte) (cid []byte, found bool) {
 		return nil, true
 	}
 	return nil, false
+}
+
+// isServerHello reports whether datagram b starts with an epoch-0 record
+// carrying a ServerHello: a pion server sends one only after the client
+// echoed a valid HelloVerifyRequest cookie, i.e. proved it receives at its
+// address.
+func isServerHello(b []byte) bool {
+	return len(b) > recordHeaderLen && b[0] == contentHandshake && b[3] == 0 && b[4] == 0 &&
+		b[recordHeaderLen] == handshakeServerHello
 }

@@ -45,6 +45,7 @@ type Server struct {
 	next         map[string]*session // AddrKey → handshaking successor of an established session
 	byCID        map[string]*session
 	all          map[*session]struct{} // every live session
+	half         map[*session]struct{} // sessions still handshaking
 	nSessions    int
 	nHandshaking int
 	closed       bool
@@ -66,7 +67,7 @@ type Server struct {
 // counters are the Server's statistics, updated atomically.
 type counters struct {
 	handshakesOK, handshakesFailed, refused, garbage, unknownPeer,
-	queueDrops, expired, rebinds, datagramsIn, bytesIn atomic.Uint64
+	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters; every bounded structure of
@@ -91,6 +92,10 @@ type Stats struct {
 	QueueDrops uint64
 	// Expired counts sessions closed for idleness.
 	Expired uint64
+	// Evicted counts handshakes dropped to make room for a new one: at the
+	// MaxSessions or MaxHandshakes limit, the oldest handshake whose peer
+	// has not echoed a HelloVerifyRequest cookie yet gives way.
+	Evicted uint64
 	// Rebinds counts session address changes through connection IDs.
 	Rebinds uint64
 	// DatagramsIn and BytesIn count what the inner bearer delivered.
@@ -119,6 +124,7 @@ func NewServer(inner bearer.Bearer, cfg *Config) (*Server, error) {
 		next:     make(map[string]*session),
 		byCID:    make(map[string]*session),
 		all:      make(map[*session]struct{}),
+		half:     make(map[*session]struct{}),
 		incoming: make(chan datagram, c.QueueLen),
 		done:     make(chan struct{}),
 	}
@@ -198,6 +204,7 @@ func (s *Server) Stats() Stats {
 		UnknownPeer:      s.st.unknownPeer.Load(),
 		QueueDrops:       s.st.queueDrops.Load(),
 		Expired:          s.st.expired.Load(),
+		Evicted:          s.st.evicted.Load(),
 		Rebinds:          s.st.rebinds.Load(),
 		DatagramsIn:      s.st.datagramsIn.Load(),
 		BytesIn:          s.st.bytesIn.Load(),
@@ -423,15 +430,20 @@ func (s *Server) newSessionLocked(addr net.Addr, key string, pred *session) *ses
 		return nil
 	}
 	if s.nSessions >= s.cfg.MaxSessions || s.nHandshaking >= s.cfg.MaxHandshakes {
+		s.evictUnverifiedLocked()
+	}
+	if s.nSessions >= s.cfg.MaxSessions || s.nHandshaking >= s.cfg.MaxHandshakes {
 		s.st.refused.Add(1)
 		s.log.Debug("dtls server: refused ClientHello", "peer", addr,
 			"sessions", s.nSessions, "handshaking", s.nHandshaking)
 		return nil
 	}
 	sess := &session{srv: s, addr: addr, key: key, pred: pred, closing: make(chan struct{})}
-	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.touch)
+	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.wrote)
+	sess.created = time.Now()
 	sess.touch()
 	s.all[sess] = struct{}{}
+	s.half[sess] = struct{}{}
 	s.nSessions++
 	s.nHandshaking++
 	if pred == nil {
@@ -442,6 +454,49 @@ func (s *Server) newSessionLocked(addr net.Addr, key string, pred *session) *ses
 	s.sessWG.Add(1)
 	go sess.run()
 	return sess
+}
+
+// evictUnverifiedLocked makes room for a new handshake by dropping the
+// oldest handshaking session whose peer has not yet echoed a cookie (pion
+// has sent it no ServerHello). Such sessions may come from spoofed
+// ClientHellos, so they must not be able to lock legitimate peers out for a
+// whole HandshakeTimeout. s.mu is held.
+func (s *Server) evictUnverifiedLocked() {
+	var victim *session
+	for ss := range s.half {
+		if !ss.verified.Load() && !ss.removed && (victim == nil || ss.created.Before(victim.created)) {
+			victim = ss
+		}
+	}
+	if victim == nil {
+		return
+	}
+	s.removeLocked(victim)
+	s.st.evicted.Add(1)
+	victim.close()
+}
+
+// removeLocked takes ss out of the maps and counts once. s.mu is held.
+func (s *Server) removeLocked(ss *session) {
+	if ss.removed {
+		return
+	}
+	ss.removed = true
+	if s.byAddr[ss.key] == ss {
+		delete(s.byAddr, ss.key)
+	}
+	if s.next[ss.key] == ss {
+		delete(s.next, ss.key)
+	}
+	if ss.cid != "" && s.byCID[ss.cid] == ss {
+		delete(s.byCID, ss.cid)
+	}
+	delete(s.all, ss)
+	if _, ok := s.half[ss]; ok {
+		delete(s.half, ss)
+		s.nHandshaking--
+	}
+	s.nSessions--
 }
 
 // janitor closes idle sessions.
@@ -478,10 +533,14 @@ type session struct {
 	vc   *vconn
 	pred *session // established session this one replaces (RFC 6347 §4.2.8)
 
-	// addr, key and cid are guarded by srv.mu.
-	addr net.Addr
-	key  string
-	cid  string
+	// addr, key, cid and removed are guarded by srv.mu.
+	addr    net.Addr
+	key     string
+	cid     string
+	removed bool // taken out of the Server's maps and counts
+
+	created  time.Time
+	verified atomic.Bool // pion sent a ServerHello: the peer echoed a cookie
 
 	conn        *dtls.Conn // set before established
 	established atomic.Bool
@@ -505,6 +564,14 @@ func (ss *session) closeConn() {
 }
 
 func (ss *session) touch() { ss.last.Store(time.Now().UnixNano()) }
+
+// wrote is the vconn's write hook.
+func (ss *session) wrote(p []byte) {
+	ss.touch()
+	if !ss.verified.Load() && isServerHello(p) {
+		ss.verified.Store(true)
+	}
+}
 
 // close stops the session; run cleans up.
 func (ss *session) close() { ss.closeOnce.Do(func() { close(ss.closing) }) }
@@ -584,6 +651,11 @@ func (ss *session) run() {
 	ss.ident = identityFromState(st, v.mode, true)
 	ss.suite = dtls.CipherSuiteName(st.CipherSuiteID)
 	s.mu.Lock()
+	if ss.removed {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.half, ss)
 	s.nHandshaking--
 	ss.established.Store(true)
 	pred := ss.pred
@@ -651,20 +723,7 @@ func (ss *session) cleanup() {
 	s := ss.srv
 	ss.close()
 	s.mu.Lock()
-	if s.byAddr[ss.key] == ss {
-		delete(s.byAddr, ss.key)
-	}
-	if s.next[ss.key] == ss {
-		delete(s.next, ss.key)
-	}
-	if ss.cid != "" && s.byCID[ss.cid] == ss {
-		delete(s.byCID, ss.cid)
-	}
-	delete(s.all, ss)
-	s.nSessions--
-	if !ss.established.Load() {
-		s.nHandshaking--
-	}
+	s.removeLocked(ss)
 	s.mu.Unlock()
 	ss.closeConn()
 	_ = ss.vc.Close()

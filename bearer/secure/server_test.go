@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -471,5 +472,37 @@ func TestConfigErrors(t *testing.T) {
 	p.MaxDatagram, p.PreferredDatagram = 40, 40
 	if _, err := NewServer(n.attach("tiny", p), &Config{PSKLookup: pskLookup}); !errors.Is(err, ErrConfig) {
 		t.Fatalf("tiny bearer: %v", err)
+	}
+}
+
+// TestHandshakeFlood: spoofed ClientHellos (their HelloVerifyRequests go
+// nowhere) fill the handshake slots, yet a real client still gets in: the
+// oldest handshake that never echoed a cookie is evicted for it.
+func TestHandshakeFlood(t *testing.T) {
+	n := newMemNet()
+	s := startServer(t, n, &Config{PSKLookup: pskLookup, MaxHandshakes: 4, Logger: discardLogger()})
+	hellos := captureClientFlight(t)
+	if len(hellos) == 0 {
+		t.Fatal("no ClientHello captured")
+	}
+	atk := n.attach("attacker", memParams())
+	defer atk.Close()
+	for i := 0; i < 20; i++ {
+		// The attacker's node forges source addresses by calling route
+		// directly, as a spoofing host would on UDP.
+		s.route(append([]byte(nil), hellos[0]...), memAddr(fmt.Sprintf("spoofed-%d", i)))
+	}
+	if st := s.Stats(); st.Handshaking != 4 || st.Evicted != 16 {
+		t.Fatalf("after flood: %+v", st)
+	}
+	c, err := dial(t, n, "dev", &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"]})
+	if err != nil {
+		t.Fatalf("real client locked out: %v", err)
+	}
+	if got := roundTrip(t, c, "in"); got != "psk:dev-1|in" {
+		t.Fatalf("echo %q", got)
+	}
+	if st := s.Stats(); st.HandshakesOK != 1 || st.Evicted != 17 || st.Refused != 0 {
+		t.Fatalf("stats %+v", st)
 	}
 }
