@@ -436,11 +436,11 @@ func (e *Endpoint) handleResponse(m *message.Message, data []byte, peer net.Addr
 		// RFC 7252 §4.2/§4.3 and RFC 7641 §3.6: reject what we cannot
 		// match.
 		e.m.Count(EventDropUnexpected, 1)
-		e.dedup.setReply(dk, e.sendEmpty(message.Reset, uint16(m.MessageID), peer))
+		e.sendEmpty(message.Reset, uint16(m.MessageID), peer, &dk)
 		return
 	}
 	if con {
-		e.dedup.setReply(dk, e.sendEmpty(message.Acknowledgement, uint16(m.MessageID), peer))
+		e.sendEmpty(message.Acknowledgement, uint16(m.MessageID), peer, &dk)
 	}
 	resp := e.makeResponse(m, peer)
 	if first {

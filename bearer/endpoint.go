@@ -268,13 +268,21 @@ func (e *Endpoint) writeRaw(data []byte, peer net.Addr) error {
 	return nil
 }
 
-// sendEmpty sends an empty ACK or RST for mid.
-func (e *Endpoint) sendEmpty(typ message.Type, mid uint16, peer net.Addr) []byte {
-	b := []byte{0x40 | byte(typ)<<4, 0, byte(mid >> 8), byte(mid)}
+func emptyMessage(typ message.Type, mid uint16) []byte {
+	return []byte{0x40 | byte(typ)<<4, 0, byte(mid >> 8), byte(mid)}
+}
+
+// sendEmpty sends an empty ACK or RST for mid. With dk set, the message is
+// first stored as the reply for duplicates of the message it answers, so
+// a duplicate arriving right after it gets it too.
+func (e *Endpoint) sendEmpty(typ message.Type, mid uint16, peer net.Addr, dk *midKey) {
+	b := emptyMessage(typ, mid)
+	if dk != nil {
+		e.dedup.setReply(*dk, b)
+	}
 	if e.writeRaw(b, peer) == nil && typ == message.Reset {
 		e.m.Count(EventRSTSent, 1)
 	}
-	return b
 }
 
 func (e *Endpoint) readLoop() {
@@ -328,7 +336,7 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 		// RFC 7252 §4.2: a CON with a format error is rejected with RST
 		// when its message ID can be read; anything else is dropped.
 		if len(data) >= 4 && data[0]>>6 == 1 && (data[0]>>4)&3 == byte(message.Confirmable) {
-			e.sendEmpty(message.Reset, binary.BigEndian.Uint16(data[2:4]), peer)
+			e.sendEmpty(message.Reset, binary.BigEndian.Uint16(data[2:4]), peer, nil)
 		}
 		return
 	}
@@ -359,19 +367,19 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	con := m.Type == message.Confirmable
 	if code == codes.Empty {
 		if con && len(m.Token) == 0 && len(m.Options) == 0 && len(m.Payload) == 0 {
-			e.sendEmpty(message.Reset, mid, peer) // CoAP ping
+			e.sendEmpty(message.Reset, mid, peer, nil) // CoAP ping
 			return
 		}
 		e.m.Count(EventDropMalformed, 1)
 		if con {
-			e.sendEmpty(message.Reset, mid, peer)
+			e.sendEmpty(message.Reset, mid, peer, nil)
 		}
 		return
 	}
 	if class == 1 || class >= 6 {
 		e.m.Count(EventDropUnexpected, 1)
 		if con {
-			e.sendEmpty(message.Reset, mid, peer)
+			e.sendEmpty(message.Reset, mid, peer, nil)
 		}
 		return
 	}

@@ -180,9 +180,10 @@ func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, t
 		e.log.Warn("bearer: encode reply", "err", err)
 		return
 	}
-	if e.writeRaw(data, peer) == nil && con {
+	if con {
 		e.dedup.setReply(dk, data)
 	}
+	_ = e.writeRaw(data, peer)
 }
 
 // serverExchange is the ResponseWriter of one request.
@@ -227,7 +228,7 @@ func (sx *serverExchange) lateAck() {
 	}
 	sx.acked = true
 	sx.e.m.Count(EventSeparateResponse, 1)
-	sx.e.dedup.setReply(sx.dk, sx.e.sendEmpty(message.Acknowledgement, sx.mid, sx.peer))
+	sx.e.sendEmpty(message.Acknowledgement, sx.mid, sx.peer, &sx.dk)
 }
 
 func (sx *serverExchange) Observe() (*Observer, error) {
@@ -277,10 +278,8 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 			sx.mu.Unlock()
 			return err
 		}
+		e.dedup.setReply(sx.dk, data)
 		err = e.writeRaw(data, sx.peer)
-		if err == nil {
-			e.dedup.setReply(sx.dk, data)
-		}
 		sx.mu.Unlock()
 		return err
 	}
