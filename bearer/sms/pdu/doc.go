@@ -13,10 +13,16 @@
 //     Segment carries the TPDU, the PDU-mode hex string with the leading
 //     SMSC length byte 00 and the <length> for AT+CMGS.
 //   - Decode / DecodePDU / DecodeModemHex: SMS-DELIVER and
-//     SMS-STATUS-REPORT (and SMS-SUBMIT, for simulators), with or without the
-//     leading SMSC address.
+//     SMS-STATUS-REPORT, with or without the leading SMSC address; 8-bit
+//     data is CoAP, GSM 7-bit and UCS-2 are decoded as text for logs and
+//     refused as CoAP (ErrNotBinary); the TP-ST of a status report is mapped
+//     to delivered / pending / failed (TS 23.040 §9.2.3.15).
+//   - For simulators and tests: ParseSubmit, DeliverOf (the DELIVER the far
+//     end gets for a SUBMIT), Deliver.Marshal and StatusReport.Marshal.
 //   - Reassembler: bounded, deadline-driven reassembly of concatenated
-//     messages with an eviction/expiry callback and counters.
+//     messages keyed by (originator, reference, reference size, total), with
+//     caps per originator, on sets and on bytes, an eviction/expiry
+//     callback with a reason, counters and Stats with the bytes held.
 //   - BuildWAPPush / ParseTrigger: the WAP Push framing of the LwM2M trigger
 //     (WDP destination port 2948, WSP push, X-WAP-Application-ID 0x9A).
 //
