@@ -1,0 +1,481 @@
+// Package client is an LwM2M client (device side) on any bearer.Endpoint:
+// it registers with a server (Register, lifetime-driven Update,
+// De-register; Core 1.1/1.2 §6.2), serves the device management
+// operations on its objects (Read, Write replace and partial update,
+// Write-Attributes, Discover, Execute, Create, Delete, Observe and
+// notifications honouring pmin/pmax/gt/lt/st, Read-Composite,
+// Write-Composite) and sends data with the 1.1 Send operation.
+//
+// Objects are described by the lwm2m/model definitions (core objects 0, 1,
+// 3, 4, 5 are built in; custom objects such as 3311 come from DDF files);
+// their values live in the client and applications hook reads, writes and
+// executes with Handlers. Payloads are encoded by lwm2m/content and links
+// by lwm2m/link.
+//
+// Everything here is hand-written: the Go LwM2M clients that exist are
+// tied to their own CoAP stack, and this one has to run on our message
+// layer over UDP, DTLS and SMS alike.
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/link"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+)
+
+// Client is an LwM2M client. Create it with New, add objects, give it to
+// bearer.NewEndpoint as the handler, then Start it.
+type Client struct {
+	name string
+	cfg  config
+	log  *slog.Logger
+
+	t tree
+
+	mu       sync.Mutex
+	ep       *bearer.Endpoint
+	server   net.Addr
+	location string
+	updateC  chan struct{}
+	stop     chan struct{}
+	loopDone chan struct{}
+	started  bool
+	closed   bool
+
+	obs observers
+}
+
+type config struct {
+	lifetime uint32
+	version  string
+	binding  string
+	queue    bool
+	sms      string
+	model    model.Resolver
+	defs     *model.Registry
+	logger   *slog.Logger
+	retry    time.Duration
+	formats  []content.Format
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithLifetime sets the registration lifetime in seconds (default 86400).
+func WithLifetime(s uint32) Option { return func(c *config) { c.lifetime = s } }
+
+// WithVersion sets the LwM2M version announced ("1.0", "1.1" default, "1.2").
+func WithVersion(v string) Option { return func(c *config) { c.version = v } }
+
+// WithBinding sets the binding ("U" default; 1.0: "UQ", "UQS", ...).
+func WithBinding(b string) Option { return func(c *config) { c.binding = b } }
+
+// WithQueueMode sets the 1.1+ Q parameter.
+func WithQueueMode() Option { return func(c *config) { c.queue = true } }
+
+// WithSMSNumber sets the "sms" MSISDN parameter.
+func WithSMSNumber(msisdn string) Option { return func(c *config) { c.sms = msisdn } }
+
+// WithModel sets the object definitions (default model.DefaultRegistry()).
+func WithModel(r *model.Registry) Option { return func(c *config) { c.defs = r } }
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+
+// WithRetry sets the wait before retrying a failed Update (default 10 s).
+func WithRetry(d time.Duration) Option { return func(c *config) { c.retry = d } }
+
+// New returns a client with endpoint name name and no objects.
+func New(name string, opts ...Option) *Client {
+	cfg := config{lifetime: 86400, version: "1.1", binding: "U", retry: 10 * time.Second,
+		formats: []content.Format{content.SenMLJSON, content.SenMLCBOR, content.TLV}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.defs == nil {
+		cfg.defs = model.DefaultRegistry()
+	}
+	cfg.model = cfg.defs
+	if cfg.logger == nil {
+		cfg.logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.version == "1.2" {
+		cfg.formats = append(cfg.formats, content.LwM2MCBOR)
+	}
+	c := &Client{name: name, cfg: cfg, log: cfg.logger, updateC: make(chan struct{}, 1), stop: make(chan struct{})}
+	c.t.init()
+	c.obs.init()
+	return c
+}
+
+// Name returns the endpoint name.
+func (c *Client) Name() string { return c.name }
+
+// AddObject adds object id, described by the client's model, with hooks h.
+func (c *Client) AddObject(id uint16, h Handlers) error {
+	def, ok := c.cfg.defs.Object(id)
+	if !ok {
+		return fmt.Errorf("%w: %d is not in the model", ErrNoObject, id)
+	}
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	c.t.objs[id] = &objNode{def: def, h: h, insts: map[uint16]instNode{}}
+	return nil
+}
+
+// AddInstance creates an empty instance of an added object.
+func (c *Client) AddInstance(obj, inst uint16) error {
+	c.t.mu.Lock()
+	defer c.t.mu.Unlock()
+	o, ok := c.t.obj(obj)
+	if !ok {
+		return fmt.Errorf("%w: %d", ErrNoObject, obj)
+	}
+	if _, ok := o.insts[inst]; ok {
+		return ErrExists
+	}
+	if len(o.insts) >= MaxInstances {
+		return ErrTooMany
+	}
+	o.insts[inst] = instNode{}
+	return nil
+}
+
+// Set stores a resource (or resource instance) value, creating the
+// object instance when needed, and notifies observers of it.
+func (c *Client) Set(p path.Path, v content.Value) error {
+	c.t.mu.Lock()
+	err := c.t.set(p, v)
+	c.t.mu.Unlock()
+	if err == nil {
+		c.obs.changed(p)
+	}
+	return err
+}
+
+// Get returns the value of a single resource or resource instance.
+func (c *Client) Get(p path.Path) (content.Value, bool) {
+	c.t.mu.RLock()
+	defer c.t.mu.RUnlock()
+	recs, err := c.t.records(p)
+	if err != nil || len(recs) != 1 || recs[0].Path != p {
+		return content.Value{}, false
+	}
+	return recs[0].Value, true
+}
+
+// ObjectLinks returns the Register/Update payload: the root link with the
+// announced content formats, then every object (with ver when not 1.0) and
+// instance, the Security object excepted (Core §6.2.1).
+func (c *Client) ObjectLinks() []link.Link {
+	c.t.mu.RLock()
+	defer c.t.mu.RUnlock()
+	var links []link.Link
+	if c.cfg.version != "1.0" {
+		root := link.Link{Target: "/"}
+		root.SetQuoted("rt", "oma.lwm2m")
+		cts := ""
+		for i, f := range c.cfg.formats {
+			if i > 0 {
+				cts += " "
+			}
+			cts += strconv.Itoa(int(f))
+		}
+		root.SetQuoted("ct", cts)
+		links = append(links, root)
+	}
+	ids := make([]int, 0, len(c.t.objs))
+	for id := range c.t.objs {
+		ids = append(ids, int(id))
+	}
+	sortInts(ids)
+	for _, id := range ids {
+		if id == 0 || id == 21 { // Security and OSCORE are never listed
+			continue
+		}
+		o := c.t.objs[uint16(id)]
+		if o.def.Version != "" && o.def.Version != "1.0" || len(o.insts) == 0 {
+			l := link.Link{Target: path.Object(uint16(id)).String()}
+			if o.def.Version != "" && o.def.Version != "1.0" {
+				l.Set("ver", o.def.Version)
+			}
+			links = append(links, l)
+		}
+		iids := make([]int, 0, len(o.insts))
+		for iid := range o.insts {
+			iids = append(iids, int(iid))
+		}
+		sortInts(iids)
+		for _, iid := range iids {
+			links = append(links, link.Link{Target: path.Instance(uint16(id), uint16(iid)).String()})
+		}
+	}
+	return links
+}
+
+func sortInts(a []int) {
+	for i := 1; i < len(a); i++ {
+		for j := i; j > 0 && a[j] < a[j-1]; j-- {
+			a[j], a[j-1] = a[j-1], a[j]
+		}
+	}
+}
+
+// ErrNotRegistered is returned by Update, Deregister and Send before a
+// successful Register.
+var ErrNotRegistered = errors.New("lwm2m client: not registered")
+
+// RegistrationError is a Register/Update/De-register the server refused.
+type RegistrationError struct {
+	Op   string
+	Code codes.Code
+	Diag string
+}
+
+func (e *RegistrationError) Error() string {
+	return fmt.Sprintf("lwm2m client: %s refused: %v %s", e.Op, e.Code, e.Diag)
+}
+
+// Start registers with the server at addr through ep and starts the
+// update loop, which sends an Update before the lifetime runs out (at 90%
+// of it), re-registers when the server forgot the client (4.04), and
+// retries after errors. ep must have been created with the client as its
+// handler.
+func (c *Client) Start(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) error {
+	c.mu.Lock()
+	if c.started || c.closed {
+		c.mu.Unlock()
+		return errors.New("lwm2m client: already started or closed")
+	}
+	c.ep, c.server = ep, addr
+	c.mu.Unlock()
+	if err := c.Register(ctx); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return errors.New("lwm2m client: closed")
+	}
+	c.started = true
+	c.loopDone = make(chan struct{})
+	go c.loop()
+	return nil
+}
+
+// Register sends a Register (POST /rd) and records the location.
+func (c *Client) Register(ctx context.Context) error {
+	c.mu.Lock()
+	ep, srv := c.ep, c.server
+	c.mu.Unlock()
+	if ep == nil {
+		return errors.New("lwm2m client: no endpoint")
+	}
+	req := bearer.NewRequest(codes.POST, srv, "/rd")
+	q := []string{"ep=" + c.name, "lt=" + strconv.FormatUint(uint64(c.cfg.lifetime), 10), "lwm2m=" + c.cfg.version, "b=" + c.cfg.binding}
+	if c.cfg.sms != "" {
+		q = append(q, "sms="+c.cfg.sms)
+	}
+	if c.cfg.queue && c.cfg.version != "1.0" {
+		q = append(q, "Q")
+	}
+	for _, s := range q {
+		req.AddOption(bearer.StringOption(message.URIQuery, s))
+	}
+	req.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
+	req.Payload = link.Encode(c.ObjectLinks())
+	resp, err := ep.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("lwm2m client: register: %w", err)
+	}
+	if resp.Code != codes.Created {
+		return &RegistrationError{Op: "register", Code: resp.Code, Diag: string(resp.Payload)}
+	}
+	loc := resp.LocationPath()
+	if loc == "" {
+		return &RegistrationError{Op: "register", Code: resp.Code, Diag: "no Location-Path"}
+	}
+	c.mu.Lock()
+	c.location = loc
+	c.mu.Unlock()
+	c.log.Info("lwm2m client registered", "ep", c.name, "location", loc)
+	return nil
+}
+
+// Location returns the registration location ("/rd/…"), "" before Register.
+func (c *Client) Location() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.location
+}
+
+// Update sends a registration Update now. With objects true the object
+// list goes along (after objects or instances changed).
+func (c *Client) Update(ctx context.Context, objects bool) error {
+	c.mu.Lock()
+	ep, srv, loc := c.ep, c.server, c.location
+	c.mu.Unlock()
+	if loc == "" {
+		return ErrNotRegistered
+	}
+	req := bearer.NewRequest(codes.POST, srv, loc)
+	if objects {
+		req.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
+		req.Payload = link.Encode(c.ObjectLinks())
+	}
+	resp, err := ep.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("lwm2m client: update: %w", err)
+	}
+	if resp.Code != codes.Changed {
+		return &RegistrationError{Op: "update", Code: resp.Code, Diag: string(resp.Payload)}
+	}
+	return nil
+}
+
+// TriggerUpdate asks the update loop to send an Update now (what
+// Execute on /1/x/8, Registration Update Trigger, does).
+func (c *Client) TriggerUpdate() {
+	select {
+	case c.updateC <- struct{}{}:
+	default:
+	}
+}
+
+// Deregister sends a De-register (DELETE on the location).
+func (c *Client) Deregister(ctx context.Context) error {
+	c.mu.Lock()
+	ep, srv, loc := c.ep, c.server, c.location
+	c.mu.Unlock()
+	if loc == "" {
+		return ErrNotRegistered
+	}
+	resp, err := ep.Delete(ctx, srv, loc)
+	if err != nil {
+		return fmt.Errorf("lwm2m client: deregister: %w", err)
+	}
+	if resp.Code != codes.Deleted {
+		return &RegistrationError{Op: "deregister", Code: resp.Code, Diag: string(resp.Payload)}
+	}
+	c.mu.Lock()
+	c.location = ""
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *Client) loop() {
+	defer close(c.loopDone)
+	lt := time.Duration(c.cfg.lifetime) * time.Second
+	period := max(lt*9/10, 500*time.Millisecond)
+	t := time.NewTimer(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		case <-c.updateC:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), max(lt/2, 5*time.Second))
+		go func() {
+			select {
+			case <-c.stop:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		err := c.Update(ctx, false)
+		var re *RegistrationError
+		if errors.As(err, &re) && re.Code == codes.NotFound {
+			err = c.Register(ctx)
+		}
+		cancel()
+		next := period
+		if err != nil {
+			c.log.Warn("lwm2m client: update failed", "ep", c.name, "err", err)
+			next = min(c.cfg.retry, period)
+		}
+		if !t.Stop() {
+			select {
+			case <-t.C:
+			default:
+			}
+		}
+		t.Reset(next)
+	}
+}
+
+// Close stops the update loop and the observations. It does not
+// de-register (call Deregister first) and does not close the Endpoint.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	close(c.stop)
+	done := c.loopDone
+	c.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+	c.obs.closeAll()
+	return nil
+}
+
+// Send sends the current values of paths to the server with the 1.1 Send
+// operation (POST /dp, SenML CBOR; SenML JSON for a 1.1 client announcing
+// it first).
+func (c *Client) Send(ctx context.Context, paths ...path.Path) error {
+	c.mu.Lock()
+	ep, srv, loc := c.ep, c.server, c.location
+	c.mu.Unlock()
+	if loc == "" {
+		return ErrNotRegistered
+	}
+	if c.cfg.version == "1.0" {
+		return errors.New("lwm2m client: Send needs LwM2M 1.1 or later")
+	}
+	var recs []content.Record
+	c.t.mu.RLock()
+	for _, p := range paths {
+		r, err := c.t.records(p)
+		if err != nil {
+			c.t.mu.RUnlock()
+			return err
+		}
+		recs = append(recs, r...)
+	}
+	c.t.mu.RUnlock()
+	f := content.SenMLCBOR
+	body, err := content.Encode(f, path.Root, recs)
+	if err != nil {
+		return err
+	}
+	req := bearer.NewRequest(codes.POST, srv, "/dp")
+	req.SetOption(bearer.ContentFormatOption(message.MediaType(f)))
+	req.Payload = body
+	resp, err := ep.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("lwm2m client: send: %w", err)
+	}
+	if resp.Code != codes.Changed {
+		return &RegistrationError{Op: "send", Code: resp.Code, Diag: string(resp.Payload)}
+	}
+	return nil
+}
