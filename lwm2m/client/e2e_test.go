@@ -20,14 +20,6 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
-type env struct {
-	srv  *server.Server
-	addr net.Addr
-	cli  *client.Client
-	cep  *bearer.Endpoint
-	sub  *server.Subscription
-}
-
 func listen(t *testing.T) bearer.Bearer {
 	t.Helper()
 	c, err := udp.Listen("udp", "127.0.0.1:0")

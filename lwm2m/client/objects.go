@@ -105,7 +105,7 @@ func (c *Client) AddDevice(d Device) error {
 		rec(path.Resource(3, 0, 1), content.NewString(d.Model)),
 		rec(path.Resource(3, 0, 2), content.NewString(d.Serial)),
 		rec(path.Resource(3, 0, 3), content.NewString(d.Firmware)),
-		rec(path.ResourceInstance(3, 0, 6, 0), content.NewInt(1)), // available power source: internal battery... DC
+		rec(path.ResourceInstance(3, 0, 6, 0), content.NewInt(1)),  // available power source: internal battery... DC
 		rec(path.ResourceInstance(3, 0, 11, 0), content.NewInt(0)), // error code: no error
 		rec(path.Resource(3, 0, 16), content.NewString(b)),
 	}

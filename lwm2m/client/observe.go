@@ -213,7 +213,7 @@ func (ob *observation) run() {
 				}
 				due = ob.last.Add(pmax)
 			}
-			if d := due.Sub(time.Now()); wait < 0 || d < wait {
+			if d := time.Until(due); wait < 0 || d < wait {
 				wait = d
 			}
 		}
