@@ -444,24 +444,30 @@ func (m *Modem) exec(ctx context.Context, s *session, cmd, pdu string, timeout t
 		info []string
 		err  error
 	}
-	ch := make(chan result, 1)
 	start := time.Now()
-	m.wg.Add(1)
-	go func() {
-		defer m.wg.Done()
-		var r result
+	call := func() (r result) {
 		if pdu == "" {
 			r.info, r.err = s.a.Command(cmd, at.WithTimeout(timeout))
 		} else {
 			r.info, r.err = s.a.SMSCommand(cmd, pdu, at.WithTimeout(timeout))
 		}
-		ch <- r
-	}()
+		return r
+	}
 	var r result
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+	if ctx.Done() == nil {
+		r = call() // cannot be cancelled: skip the goroutine hand-off
+	} else {
+		ch := make(chan result, 1)
+		m.wg.Add(1)
+		go func() {
+			defer m.wg.Done()
+			ch <- call()
+		}()
+		select {
+		case r = <-ch:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
 	}
 	err := mapATError(r.err)
 	m.metrics.Command(m.Name(), cmdName(cmd), time.Since(start), err)
