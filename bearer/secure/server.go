@@ -392,6 +392,9 @@ func (s *Server) route(b []byte, addr net.Addr) {
 	switch est, nxt := s.byAddr[key], s.next[key]; {
 	case ri.cid != nil:
 		target = s.byCID[string(ri.cid)]
+		if target != nil && target.key != key {
+			target.moved.Store(true) // maybe: pion decides if it is authentic
+		}
 	case ri.clientHello && est == nil:
 		target = s.newSessionLocked(addr, key, nil)
 	case ri.clientHello && !est.established.Load():
@@ -541,6 +544,7 @@ type session struct {
 
 	created  time.Time
 	verified atomic.Bool // pion sent a ServerHello: the peer echoed a cookie
+	moved    atomic.Bool // a CID record came from another address
 
 	conn        *dtls.Conn // set before established
 	established atomic.Bool
@@ -690,6 +694,12 @@ func (ss *session) run() {
 		}
 		ss.touch()
 		ra := conn.RemoteAddr()
+		if ss.moved.Swap(false) {
+			s.mu.Lock()
+			k := ss.key
+			s.mu.Unlock()
+			ra = ss.awaitAddressUpdate(k)
+		}
 		s.mu.Lock()
 		if k := bearer.AddrKey(ra); k != ss.key {
 			s.rebindLocked(ss, ra, k)
@@ -704,6 +714,27 @@ func (ss *session) run() {
 			return
 		}
 	}
+}
+
+// addressUpdateWait bounds how long a session's reader waits for pion to
+// apply an RFC 9146 address update after returning the record's data.
+const addressUpdateWait = 5 * time.Millisecond
+
+// awaitAddressUpdate is called when a record carrying this session's CID
+// came from another address. pion/dtls updates the peer address only after
+// it has authenticated the record and handed its data to Read, so the data
+// can arrive a moment before the new address is visible; wait for it
+// briefly. A forged or replayed record never updates it: the wait then
+// ends at the bound and the old address stays.
+func (ss *session) awaitAddressUpdate(old string) net.Addr {
+	deadline := time.Now().Add(addressUpdateWait)
+	for time.Now().Before(deadline) {
+		if cur := ss.conn.RemoteAddr(); bearer.AddrKey(cur) != old {
+			return cur
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return ss.conn.RemoteAddr()
 }
 
 // rebindLocked moves ss to a new address after pion accepted a CID record
