@@ -177,3 +177,46 @@ func TestLibraryDecodesOurTPDUs(t *testing.T) {
 		}
 	}
 }
+
+// Golden TPDUs, field by field (TS 23.040 §9.2.2.2 SMS-SUBMIT).
+func TestEncodeGolden(t *testing.T) {
+	seed := WithRefSeed(func() uint16 { return 0xAB12 })
+	for _, tc := range []struct {
+		name string
+		n    int
+		opts []Option
+		want []string // per segment, upper-case hex without data bytes
+	}{
+		{"no VP, SRR, RD, class 2", 2, []Option{WithValidity(0), WithStatusReport(true), func(o *SubmitOptions) { o.RejectDuplicates = true }, WithDCS(DCS8BitClass2)},
+			[]string{"25" + "00" + "0B91" + "5155214365F7" + "00" + "F6" + "02"}},
+		{"1 week VP, 16-bit ref + ports", 134, []Option{WithValidity(7 * 24 * time.Hour), With16BitRef(true), WithPorts(2948, 0xC002)},
+			[]string{
+				"51" + "00" + "0B91" + "5155214365F7" + "00" + "04" + "AD" + "8C" + "0C" + "0804AB120201" + "05040B84C002",
+				"51" + "00" + "0B91" + "5155214365F7" + "00" + "04" + "AD" + "14" + "0C" + "0804AB120202" + "05040B84C002",
+			}},
+		{"digits without + (TON unknown)", 1, nil, []string{"11" + "00" + "0A81" + "1032547698" + "00" + "04" + "A7" + "01"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dest := "+15551234567"
+			if tc.name == "digits without + (TON unknown)" {
+				dest = "0123456789"
+			}
+			segs, err := NewEncoder(seed).Encode(dest, make([]byte, tc.n), tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(segs) != len(tc.want) {
+				t.Fatalf("%d segments", len(segs))
+			}
+			for i, s := range segs {
+				got := strings.ToUpper(hex.EncodeToString(s.TPDU))
+				if !strings.HasPrefix(got, tc.want[i]) || len(got) != len(tc.want[i])+2*(len(s.TPDU)-len(tc.want[i])/2) {
+					t.Fatalf("segment %d\n got %s\nwant %s...", i, got, tc.want[i])
+				}
+				if s.PDU != "00"+got || s.Length != len(s.TPDU) {
+					t.Fatalf("PDU %s length %d", s.PDU, s.Length)
+				}
+			}
+		})
+	}
+}
