@@ -20,7 +20,6 @@ func itoa(i int) string        { return strconv.Itoa(i) }
 func cnmiString(v [5]int) string {
 	return itoa(v[0]) + "," + itoa(v[1]) + "," + itoa(v[2]) + "," + itoa(v[3]) + "," + itoa(v[4])
 }
-func isTestOrRead(c atCmd) bool { return c.op == opTest || c.op == opRead }
 func storageList(p Profile) string {
 	var b []string
 	for _, s := range p.Storages {
@@ -422,6 +421,8 @@ func (s *sess) cmgsPrompt(c atCmd, args []string) result {
 // finishPDU completes +CMGS or +CMGW once Ctrl-Z arrives.
 func (s *sess) finishPDU() {
 	m := s.m
+	// The +CMGS time runs from the Ctrl-Z, as on a real modem.
+	start := m.net.clock.Now()
 	s.pdu = false
 	over := s.overflow
 	s.overflow = false
@@ -474,7 +475,7 @@ func (s *sess) finishPDU() {
 	tp[1] = mr
 	d := m.sendTime
 	m.mu.Unlock()
-	if !s.sleep(d) {
+	if !s.sleep(d - m.net.clock.Now().Sub(start)) {
 		return
 	}
 	err = m.net.submit(m.msisdn, tp)

@@ -107,19 +107,19 @@ type Modem struct {
 
 // settings are reset at each plug-in (a power cycle).
 type settings struct {
-	echo     bool
-	cmee     int
-	cmgf     int
-	csms     int
-	cnmi     [5]int
-	creg     int
-	cereg    int
-	cgreg    int
-	pinOK    bool
-	mem      [3]string
-	smsc     string
-	cfun     int
-	cscs     string
+	echo  bool
+	cmee  int
+	cmgf  int
+	csms  int
+	cnmi  [5]int
+	creg  int
+	cereg int
+	cgreg int
+	pinOK bool
+	mem   [3]string
+	smsc  string
+	cfun  int
+	cscs  string
 }
 
 // stored is one message in a storage slot.
@@ -306,7 +306,7 @@ func (m *Modem) plug(a *attachment, pty bool) error {
 }
 
 // Unplug disconnects the modem as a USB unplug does: the driver's reads end
-// (EOF on a pipe, EIO on a pty), volatile settings are lost, stored
+// (EOF on a pipe; EIO or EOF on a pty), volatile settings are lost, stored
 // messages stay on the SIM, and the network holds new messages until the
 // modem is back. Unplugging an unplugged modem does nothing.
 func (m *Modem) Unplug() {

@@ -68,7 +68,7 @@ type NetworkStats struct {
 	Lost          uint64 // dropped by the Loss setting
 	Duplicated    uint64 // delivered an extra copy by the Duplicate setting
 	Reordered     uint64 // delayed by the Reorder setting
-	Retries       uint64 // delivery attempts refused by a modem (full, no ack, hung)
+	Retries       uint64 // delivery attempts refused by a subscriber (unplugged, full, no ack, hung)
 	Expired       uint64 // dropped at the end of the validity period
 	Failed        uint64 // to numbers that do not exist (WithRejectUnknown)
 	Rejected      uint64 // SUBMITs refused (bad PDU, store full)
@@ -361,8 +361,26 @@ func (n *Network) attempt(m *mtMessage) {
 	n.mu.Lock()
 	if !m.final && !n.closed {
 		n.parkLocked(m)
+		if sub != nil {
+			// A subscriber that exists but cannot take it now (unplugged,
+			// hung, busy): the SMSC tries again after the retry interval,
+			// or as soon as the subscriber says it is ready.
+			n.stats.Retries++
+			n.scheduleRetryLocked(m)
+		}
 	}
 	n.mu.Unlock()
+}
+
+func (n *Network) scheduleRetryLocked(m *mtMessage) {
+	n.scheduleLocked(n.clock.Now().Add(n.retry), func() {
+		n.mu.Lock()
+		w := m.waiting
+		n.mu.Unlock()
+		if w {
+			n.attempt(m)
+		}
+	})
 }
 
 func (n *Network) parkLocked(m *mtMessage) {
@@ -396,14 +414,7 @@ func (n *Network) result(m *mtMessage, ok bool) {
 	if !ok {
 		n.stats.Retries++
 		n.parkLocked(m)
-		n.scheduleLocked(now.Add(n.retry), func() {
-			n.mu.Lock()
-			w := m.waiting
-			n.mu.Unlock()
-			if w {
-				n.attempt(m)
-			}
-		})
+		n.scheduleRetryLocked(m)
 		return
 	}
 	m.final = true

@@ -7,9 +7,13 @@ import "strings"
 // unsolicited result code habits. Profiles are plain values; Profiles and
 // ProfileByName return fresh copies that a test may modify.
 //
-// The identity strings are the form real units print (a bare line for
-// +CGMI/+CGMM; some vendors prefix +CGMR answers). Where a detail is not
-// documented publicly the profile follows TS 27.005 and says so.
+// The identity strings have the form real units print (a bare line for
+// +CGMI/+CGMM; some vendors prefix +CGMR answers); the revision strings are
+// examples of that vendor's format, not a claim about a firmware. The
+// +CNMI ranges, boot texts and index bases follow the vendors' public AT
+// command manuals as far as the author knows them; they have not been
+// checked against hardware in this project, so hwtest on real modems is the
+// authority, and a test may adjust a Profile (it is a plain value).
 type Profile struct {
 	// Name is the key used by ProfileByName: "generic", "sim800",
 	// "sim7600", "ec25", "bg96", "sara-r4", "sara-u2".
@@ -69,10 +73,10 @@ func genericProfile() Profile {
 	}
 }
 
-// sim800Profile: SIMCom SIM800 series (SIM800 Series AT Command Manual
-// V1.09). Boot text "RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready",
-// "SMS Ready" (§ "Unsolicited result codes" and the power-on sequence);
-// +CGMM answers "SIMCOM_SIM800".
+// sim800Profile: SIMCom SIM800 series, after the SIM800 Series AT Command
+// Manual: with a fixed baud rate the module prints "RDY", then "+CFUN: 1",
+// "+CPIN: READY", "Call Ready" and "SMS Ready" at power-up; +CGMI answers
+// "SIMCOM_Ltd", +CGMM "SIMCOM_SIM800", +CGMR "Revision:<version>".
 func sim800Profile() Profile {
 	return Profile{
 		Name: "sim800", Manufacturer: "SIMCOM_Ltd", Model: "SIMCOM_SIM800",
@@ -87,9 +91,10 @@ func sim800Profile() Profile {
 	}
 }
 
-// sim7600Profile: SIMCom SIM7500/SIM7600 series (AT Command Manual V1.x):
-// boot "RDY", "+CPIN: READY", "SMS DONE", "PB DONE"; +CGMR answers with
-// a "+CGMR: " prefix.
+// sim7600Profile: SIMCom SIM7500/SIM7600 series, after the SIM7500/SIM7600
+// AT Command Manual: power-up texts "RDY", "+CPIN: READY", "SMS DONE",
+// "PB DONE"; +CGMR answers with a "+CGMR: " prefix. Index base 0 is an
+// assumption.
 func sim7600Profile() Profile {
 	return Profile{
 		Name: "sim7600", Manufacturer: "SIMCOM INCORPORATED", Model: "SIMCOM_SIM7600E-H",
@@ -104,9 +109,9 @@ func sim7600Profile() Profile {
 	}
 }
 
-// ec25Profile: Quectel EC25 (EC2x AT Commands Manual V1.3): boot "RDY",
-// "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE",
-// "+QIND: PB DONE"; storage indexes start at 0.
+// ec25Profile: Quectel EC25, after the EC2x AT Commands Manual: power-up
+// texts "RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1",
+// "+QIND: SMS DONE", "+QIND: PB DONE". Index base 0 is an assumption.
 func ec25Profile() Profile {
 	return Profile{
 		Name: "ec25", Manufacturer: "Quectel", Model: "EC25",
@@ -121,8 +126,7 @@ func ec25Profile() Profile {
 	}
 }
 
-// bg96Profile: Quectel BG96 (BG96 AT Commands Manual V2.x): same SMS
-// dialect as the EC2x family.
+// bg96Profile: Quectel BG96, modelled as the EC2x SMS dialect.
 func bg96Profile() Profile {
 	p := ec25Profile()
 	p.Name, p.Model, p.Revision = "bg96", "BG96", "BG96MAR02A07M1G"
@@ -131,8 +135,8 @@ func bg96Profile() Profile {
 	return p
 }
 
-// saraR4Profile: u-blox SARA-R4 (u-blox cellular modules AT commands
-// manual UBX-17003787): no boot text; storage indexes from 0.
+// saraR4Profile: u-blox SARA-R4: no power-up text is simulated (none is
+// assumed); index base 0 is an assumption.
 func saraR4Profile() Profile {
 	return Profile{
 		Name: "sara-r4", Manufacturer: "u-blox", Model: "SARA-R410M-02B",
@@ -145,8 +149,7 @@ func saraR4Profile() Profile {
 	}
 }
 
-// saraU2Profile: u-blox SARA-U2 (same manual family): no boot text,
-// storage indexes from 1.
+// saraU2Profile: u-blox SARA-U2: as SARA-R4, with index base 1.
 func saraU2Profile() Profile {
 	p := saraR4Profile()
 	p.Name, p.Model, p.Revision = "sara-u2", "SARA-U201", "23.60"

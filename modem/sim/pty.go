@@ -12,7 +12,8 @@ import (
 // OpenPTY plugs the modem in over a new pseudo-terminal and returns the path
 // a driver opens: the WithPTYLink symlink when configured (it is re-pointed
 // at each replug, like a udev name), else the slave device (/dev/pts/N).
-// After Unplug, reads on the slave fail with EIO.
+// After Unplug, reads on the slave fail (EIO, then EOF once Linux has
+// hung the terminal up), as reads on a vanished USB serial device do.
 func (m *Modem) OpenPTY() (string, error) {
 	master, slave, err := pty.Open()
 	if err != nil {
@@ -20,6 +21,11 @@ func (m *Modem) OpenPTY() (string, error) {
 	}
 	if err := makeRaw(slave); err != nil {
 		_ = master.Close()
+		_ = slave.Close()
+		return "", err
+	}
+	master, err = pollable(master)
+	if err != nil {
 		_ = slave.Close()
 		return "", err
 	}
@@ -88,4 +94,21 @@ func makeRaw(f *os.File) error {
 		return fmt.Errorf("sim: pty termios: %w", err)
 	}
 	return nil
+}
+
+// pollable returns f re-opened in non-blocking mode, so that it joins the
+// runtime poller and Close interrupts a Read in progress (pty.Open hands
+// out a blocking descriptor: a Read on it would outlive Unplug).
+func pollable(f *os.File) (*os.File, error) {
+	defer f.Close()
+	fd, err := unix.Dup(int(f.Fd()))
+	if err != nil {
+		return nil, fmt.Errorf("sim: pty dup: %w", err)
+	}
+	unix.CloseOnExec(fd)
+	if err := unix.SetNonblock(fd, true); err != nil {
+		_ = unix.Close(fd)
+		return nil, fmt.Errorf("sim: pty nonblock: %w", err)
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
 }

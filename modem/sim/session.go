@@ -203,6 +203,18 @@ func (s *sess) sleep(d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
+	if _, real := s.m.net.clock.(realClock); real {
+		// One goroutine hop fewer than AfterFunc: the session goroutine
+		// wakes straight from the runtime timer.
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			return true
+		case <-s.a.done:
+			return false
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	t := s.m.net.clock.AfterFunc(d, cancel)
