@@ -32,7 +32,8 @@ type Conn struct {
 	wg      sync.WaitGroup
 	dropped atomic.Uint64 // datagrams from other addresses, or on a full queue
 	// serverCID is the length of the CID the server issued, +1; 0 until
-	// the ServerHello was seen. Written by pump during the handshake.
+	// the ServerHello was seen (so > 0 also means "ServerHello received").
+	// Written by pump during the handshake.
 	serverCID atomic.Int32
 	handshook atomic.Bool
 }
@@ -97,6 +98,16 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	if err := conn.HandshakeContext(hctx); err != nil {
 		_ = conn.Close()
 		cn.shutdown()
+		if hctx.Err() != nil && cn.serverCID.Load() > 0 && c.hasPSKClient() {
+			// The server answered the hello but never sent a Finished we
+			// could decrypt: DTLS drops undecryptable records silently,
+			// which is what a key mismatch looks like.
+			return nil, fmt.Errorf("%w with %s: no Finished from the server after the PSK key exchange "+
+				"(wrong PSK key for identity %q?): %w", ErrHandshake, peer, c.PSKIdentity, err)
+		}
+		if verr := v.failure(); verr != nil {
+			err = verr
+		}
 		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, peer, err)
 	}
 	st, _ := conn.ConnectionState()

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
@@ -264,9 +265,30 @@ type peerVerifier struct {
 	serverName string // checked only by clients, only in X.509 mode
 	rawKey     func([]byte) error
 	mode       string // "x509" or "rpk" once verified
+
+	mu  sync.Mutex
+	err error // the last verification failure
 }
 
-func (v *peerVerifier) verify(rawCerts [][]byte, _ [][]*x509.Certificate) error {
+// failure returns the last verification error, if any: a clearer cause
+// than the alert pion reports afterwards.
+func (v *peerVerifier) failure() error {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.err
+}
+
+func (v *peerVerifier) verify(rawCerts [][]byte, chains [][]*x509.Certificate) error {
+	err := v.check(rawCerts)
+	if err != nil {
+		v.mu.Lock()
+		v.err = err
+		v.mu.Unlock()
+	}
+	return err
+}
+
+func (v *peerVerifier) check(rawCerts [][]byte) error {
 	if len(rawCerts) == 0 {
 		return fmt.Errorf("%w: no certificate", ErrPeerNotTrusted)
 	}

@@ -545,6 +545,9 @@ type session struct {
 	created  time.Time
 	verified atomic.Bool // pion sent a ServerHello: the peer echoed a cookie
 	moved    atomic.Bool // a CID record came from another address
+	// pskIdentity is the PSK identity the client presented (a string),
+	// for the failure log.
+	pskIdentity atomic.Value
 
 	conn        *dtls.Conn // set before established
 	established atomic.Bool
@@ -618,6 +621,7 @@ func (ss *session) run() {
 	}
 	if lookup := s.cfg.PSKLookup; lookup != nil {
 		opts = append(opts, dtls.WithPSK(func(identity []byte) ([]byte, error) {
+			ss.pskIdentity.Store(string(identity))
 			key, err := lookup(identity)
 			if err == nil && len(key) == 0 {
 				err = fmt.Errorf("unknown PSK identity %q", identity)
@@ -645,9 +649,18 @@ func (ss *session) run() {
 		}
 	}()
 	err = conn.HandshakeContext(ctx)
+	timedOut := ctx.Err() != nil && s.ctx.Err() == nil
 	cancel()
 	if err != nil {
 		s.st.handshakesFailed.Add(1)
+		if id, ok := ss.pskIdentity.Load().(string); ok && ss.verified.Load() && timedOut {
+			s.log.Info("dtls server: handshake failed: no valid Finished after the PSK key exchange (wrong PSK key?)",
+				"peer", ss.addr, "psk_identity", id, "err", err)
+			return
+		}
+		if verr := v.failure(); verr != nil {
+			err = verr
+		}
 		s.log.Info("dtls server: handshake failed", "peer", ss.addr, "err", err)
 		return
 	}

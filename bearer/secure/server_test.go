@@ -241,18 +241,24 @@ func TestWrongCredentials(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newMemNet()
-			tc.srv.HandshakeTimeout = 5 * time.Second
+			tc.srv.HandshakeTimeout = 2 * time.Second
 			s := startServer(t, n, tc.srv)
-			tc.cli.HandshakeTimeout = 5 * time.Second
+			tc.cli.HandshakeTimeout = 2 * time.Second
 			start := time.Now()
 			_, err := dial(t, n, "dev", tc.cli)
 			if !errors.Is(err, ErrHandshake) {
 				t.Fatalf("Dial error %v, want ErrHandshake", err)
 			}
-			if el := time.Since(start); el > 6*time.Second {
+			if el := time.Since(start); el > 3*time.Second {
 				t.Errorf("failure took %v, beyond the handshake timeout", el)
 			}
 			t.Logf("error: %v (after %v)", err, time.Since(start).Round(time.Millisecond))
+			if tc.name == "wrong psk" && !strings.Contains(err.Error(), "wrong PSK key") {
+				t.Errorf("unclear error for a wrong key: %v", err)
+			}
+			if tc.name == "server cert from other CA" && !errors.Is(err, ErrPeerNotTrusted) {
+				t.Errorf("error does not say the server is not trusted: %v", err)
+			}
 			waitFor(t, "server counts the failure", func() bool {
 				st := s.Stats()
 				return st.HandshakesFailed == 1 && st.Sessions == 0
@@ -276,12 +282,14 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 func TestSessionLimit(t *testing.T) {
 	n := newMemNet()
 	s := startServer(t, n, &Config{PSKLookup: pskLookup, MaxSessions: 1})
-	cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], HandshakeTimeout: 1500 * time.Millisecond}
+	cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"]}
 	c1, err := dial(t, n, "dev-a", cli)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dial(t, n, "dev-b", cli); !errors.Is(err, ErrHandshake) {
+	short := *cli
+	short.HandshakeTimeout = 1500 * time.Millisecond
+	if _, err := dial(t, n, "dev-b", &short); !errors.Is(err, ErrHandshake) {
 		t.Fatalf("second session: %v, want ErrHandshake", err)
 	}
 	if st := s.Stats(); st.Refused == 0 || st.Sessions != 1 {
