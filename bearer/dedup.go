@@ -20,6 +20,7 @@ type dedupCache struct {
 
 type dedupEntry struct {
 	key     midKey
+	token   uint64 // hash of the token: same MID, other token is not a duplicate
 	expires time.Time
 	reply   []byte // encoded reply (ACK or RST); nil while the handler runs
 	gone    bool
@@ -31,19 +32,27 @@ func (c *dedupCache) init(max int) {
 }
 
 // check reports whether k was seen; if so it returns the stored reply. If
-// not, it records k with the given lifetime.
-func (c *dedupCache) check(k midKey, lifetime time.Duration, now time.Time, m Metrics) (bool, []byte) {
+// not, it records k with the given lifetime. A message with a known MID
+// but another token is not a copy of the first: the peer reused the MID
+// too early (a busy peer wraps 16-bit MIDs within EXCHANGE_LIFETIME); it
+// replaces the entry rather than get a reply meant for another exchange.
+func (c *dedupCache) check(k midKey, token []byte, lifetime time.Duration, now time.Time, m Metrics) (bool, []byte) {
+	th := tokenHash(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[k]; ok && now.Before(e.expires) {
-		return true, e.reply
+		if e.token == th {
+			return true, e.reply
+		}
+		e.gone = true
+		delete(c.entries, k)
 	}
 	c.expire(now)
 	for len(c.entries) >= c.max {
 		c.evictOldest()
 		m.Count(EventDedupEvicted, 1)
 	}
-	e := &dedupEntry{key: k, expires: now.Add(lifetime)}
+	e := &dedupEntry{key: k, token: th, expires: now.Add(lifetime)}
 	c.entries[k] = e
 	c.fifo = append(c.fifo, e)
 	m.Set(GaugeDedupEntries, len(c.entries))
@@ -110,4 +119,14 @@ func (c *dedupCache) compact() {
 		c.fifo = c.fifo[:n]
 		c.head = 0
 	}
+}
+
+// tokenHash is FNV-1a of the token.
+func tokenHash(t []byte) uint64 {
+	h := uint64(14695981039346656037)
+	for _, b := range t {
+		h ^= uint64(b)
+		h *= 1099511628211
+	}
+	return h
 }

@@ -389,7 +389,7 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	if con {
 		lifetime = e.p.ExchangeLifetime()
 	}
-	dup, reply := e.dedup.check(dk, lifetime, time.Now(), e.m)
+	dup, reply := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
 	if dup {
 		e.m.Count(EventDuplicate, 1)
 		if con && reply != nil {

@@ -32,7 +32,7 @@ func fastParams(ackTimeout time.Duration, maxRetransmit int) bearer.Params {
 // smsParams imitates the SMS binding: one 140-byte segment, no CoAP
 // retransmission.
 func smsParams() bearer.Params {
-	p := fastParams(200*time.Millisecond, 0)
+	p := fastParams(2*time.Second, 0)
 	p.Name = "sms"
 	p.MaxDatagram = 140 * 255
 	p.PreferredDatagram = 140
@@ -395,6 +395,8 @@ func TestMessageLayerRules(t *testing.T) {
 		{name: "NON GET gets NON", msgs: []message.Message{get(message.NonConfirmable, 101)}, want: []want{{message.NonConfirmable, codes.Content, -1}}, runs: 1},
 		{name: "duplicate CON gets cached reply", msgs: []message.Message{get(message.Confirmable, 102), get(message.Confirmable, 102)},
 			want: []want{{message.Acknowledgement, codes.Content, 102}, {message.Acknowledgement, codes.Content, 102}}, runs: 1, event: bearer.EventDuplicate},
+		{name: "reused MID with another token is new", msgs: []message.Message{get(message.Confirmable, 120), {Type: message.Confirmable, Code: codes.GET, MessageID: 120, Token: []byte{3}}},
+			want: []want{{message.Acknowledgement, codes.Content, 120}, {message.Acknowledgement, codes.Content, 120}}, runs: 2},
 		{name: "duplicate NON ignored", msgs: []message.Message{get(message.NonConfirmable, 103), get(message.NonConfirmable, 103)},
 			want: []want{{message.NonConfirmable, codes.Content, -1}}, runs: 1, event: bearer.EventDuplicate},
 		{name: "ping gets RST", msgs: []message.Message{{Type: message.Confirmable, Code: codes.Empty, MessageID: 104}}, want: []want{{message.Reset, codes.Empty, 104}}},
