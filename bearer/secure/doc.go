@@ -19,7 +19,13 @@
 //     ClientHello starts a session; malformed datagrams and records for no
 //     session are dropped and counted;
 //   - limits: sessions, concurrent handshakes, per-peer queues, handshake
-//     timeout and idle expiry, all counted in Stats;
+//     timeout and idle expiry, all counted in Stats. pion answers a new
+//     ClientHello with a HelloVerifyRequest (a cookie, no larger than the
+//     ClientHello, so no amplification), but it keeps per-peer state while
+//     it waits; so when the handshake or session limit is reached, the
+//     oldest handshake whose peer never echoed a cookie (pion sent it no
+//     ServerHello) is evicted for the newcomer, and a flood of spoofed
+//     ClientHellos cannot lock real devices out;
 //   - RFC 6347 §4.2.8 reconnection: a new ClientHello from the address of an
 //     established session starts a second handshake and the old session is
 //     kept until it completes;

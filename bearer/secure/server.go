@@ -418,11 +418,11 @@ func (s *Server) route(b []byte, addr net.Addr) {
 		}
 		return
 	}
+	// No touch here: only authenticated traffic (decrypted data, our own
+	// writes) keeps a session from expiring, not datagrams anyone can spoof.
 	if !target.vc.deliver(datagram{b: b, addr: addr}) {
 		s.st.queueDrops.Add(1)
-		return
 	}
-	target.touch()
 }
 
 // newSessionLocked starts a session for addr; pred is the established
