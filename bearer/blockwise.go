@@ -57,13 +57,15 @@ func blockKey(pkey string, code codes.Code, opts message.Options, block1 bool) s
 // blockStore holds Block1 reassembly buffers and Block2 bodies being
 // served, bounded in count and bytes, each expiring after BlockExpiry.
 type blockStore struct {
-	mu     sync.Mutex
-	lim    Limits
-	bufs   map[string]*blockBuf
-	memory int
+	mu      sync.Mutex
+	lim     Limits
+	bufs    map[string]*blockBuf
+	perPeer map[string]int
+	memory  int
 }
 
 type blockBuf struct {
+	peer    string
 	data    []byte
 	etag    []byte
 	opts    message.Options // Block2: response options of the first block
@@ -73,18 +75,29 @@ type blockBuf struct {
 func (s *blockStore) init(l Limits) {
 	s.lim = l
 	s.bufs = make(map[string]*blockBuf)
+	s.perPeer = make(map[string]int)
 }
 
 func (s *blockStore) drop(k string) {
 	if b, ok := s.bufs[k]; ok {
 		s.memory -= cap(b.data)
 		delete(s.bufs, k)
+		if s.perPeer[b.peer]--; s.perPeer[b.peer] <= 0 {
+			delete(s.perPeer, b.peer)
+		}
 	}
 }
 
+func (s *blockStore) put(k string, b *blockBuf) {
+	s.bufs[k] = b
+	s.memory += cap(b.data)
+	s.perPeer[b.peer]++
+}
+
 // makeRoom expires old buffers and evicts the oldest until one more buffer
-// of n bytes fits. It reports false if n alone is over the memory bound.
-func (s *blockStore) makeRoom(n int, now time.Time, m Metrics) bool {
+// of n bytes for peer fits. It reports false if n alone is over the memory
+// bound.
+func (s *blockStore) makeRoom(n int, peer string, now time.Time, m Metrics) bool {
 	if n > s.lim.MaxBlockMemory {
 		return false
 	}
@@ -94,10 +107,14 @@ func (s *blockStore) makeRoom(n int, now time.Time, m Metrics) bool {
 			m.Count(EventBlockError, 1)
 		}
 	}
-	for len(s.bufs) >= s.lim.MaxBlockBuffers || s.memory+n > s.lim.MaxBlockMemory {
+	for len(s.bufs) >= s.lim.MaxBlockBuffers || s.memory+n > s.lim.MaxBlockMemory || s.perPeer[peer] >= s.lim.MaxBlockBuffersPerPeer {
+		onlyPeer := s.perPeer[peer] >= s.lim.MaxBlockBuffersPerPeer
 		oldest := ""
 		var t time.Time
 		for k, b := range s.bufs {
+			if onlyPeer && b.peer != peer {
+				continue
+			}
 			if oldest == "" || b.expires.Before(t) {
 				oldest, t = k, b.expires
 			}
@@ -120,7 +137,7 @@ type block1Result struct {
 }
 
 // block1 handles one Block1 request block (RFC 7959 §2.3, §2.5).
-func (s *blockStore) block1(key string, v, size1 uint32, payload []byte, ourSZX uint32, now time.Time, m Metrics) block1Result {
+func (s *blockStore) block1(peer, key string, v, size1 uint32, payload []byte, ourSZX uint32, now time.Time, m Metrics) block1Result {
 	num, more, szx := parseBlock(v)
 	if szx == 7 { // BERT is for reliable transports only
 		m.Count(EventBlockError, 1)
@@ -150,12 +167,10 @@ func (s *blockStore) block1(key string, v, size1 uint32, payload []byte, ourSZX 
 		if int(size1) > want {
 			want = int(size1)
 		}
-		if !s.makeRoom(want, now, m) {
+		if !s.makeRoom(want, peer, now, m) {
 			return block1Result{code: codes.ServiceUnavailable}
 		}
-		b := &blockBuf{data: make([]byte, 0, want)}
-		s.bufs[key] = b
-		s.memory += cap(b.data)
+		s.put(key, &blockBuf{peer: peer, data: make([]byte, 0, want), expires: now.Add(s.lim.BlockExpiry)})
 		m.Set(GaugeBlockBuffers, len(s.bufs))
 	}
 	b, ok := s.bufs[key]
@@ -175,17 +190,15 @@ func (s *blockStore) block1(key string, v, size1 uint32, payload []byte, ourSZX 
 		if grow > max {
 			grow = max
 		}
-		s.memory -= cap(b.data)
-		delete(s.bufs, key)
-		if !s.makeRoom(grow, now, m) {
+		s.drop(key)
+		if !s.makeRoom(grow, peer, now, m) {
 			m.Set(GaugeBlockBuffers, len(s.bufs))
 			return block1Result{code: codes.ServiceUnavailable}
 		}
 		nd := make([]byte, len(b.data), grow)
 		copy(nd, b.data)
 		b.data = nd
-		s.bufs[key] = b
-		s.memory += cap(b.data)
+		s.put(key, b)
 	}
 	b.data = append(b.data, payload...)
 	b.expires = now.Add(s.lim.BlockExpiry)
@@ -209,12 +222,11 @@ func (s *blockStore) putBody(key string, b *blockBuf, now time.Time, m Metrics) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.drop(key)
-	if !s.makeRoom(cap(b.data), now, m) {
+	if !s.makeRoom(cap(b.data), b.peer, now, m) {
 		return
 	}
 	b.expires = now.Add(s.lim.BlockExpiry)
-	s.bufs[key] = b
-	s.memory += cap(b.data)
+	s.put(key, b)
 	m.Set(GaugeBlockBuffers, len(s.bufs))
 }
 
@@ -267,7 +279,7 @@ func (e *Endpoint) blockResponse(pkey string, req *Request, opts message.Options
 	if more {
 		etag, _ := optionBytes(opts, message.ETag)
 		e.blocks.putBody(blockKey(pkey, req.Code, req.Options, false), &blockBuf{
-			data: payload, etag: etag, opts: cloneOptions(opts), expires: time.Now(),
+			peer: pkey, data: payload, etag: etag, opts: cloneOptions(opts), expires: time.Now(),
 		}, time.Now(), e.m)
 	}
 	opts = opts.Set(UintOption(message.Block2, blockValue(num, more, szx)))
@@ -419,6 +431,6 @@ func (e *Endpoint) completeBlock2(ctx context.Context, req *Request, resp *Respo
 	e.m.Count(EventBlockTransfer, 1)
 	out := *resp
 	out.Payload = body
-	out.Options = resp.Options.Remove(message.Block2)
+	out.Options = cloneOptions(resp.Options).Remove(message.Block2)
 	return &out, nil
 }

@@ -161,7 +161,7 @@ func FuzzBlockReassembly(f *testing.F) {
 	f.Add([]byte{0x0b, 128, 0x12, 64, 0x2a, 64, 0x32, 1})
 	f.Add([]byte{0x07, 1, 0x0f, 0, 0x08, 16, 0x10, 16})
 	f.Fuzz(func(t *testing.T, ops []byte) {
-		l := Limits{MaxBlockBuffers: 3, MaxBlockMemory: 4096, MaxBodySize: 1500}.withDefaults(UDPParams("x"))
+		l := Limits{MaxBlockBuffers: 3, MaxBlockBuffersPerPeer: 2, MaxBlockMemory: 4096, MaxBodySize: 1500}.withDefaults(UDPParams("x"))
 		var s blockStore
 		s.init(l)
 		var m Counters
@@ -169,7 +169,7 @@ func FuzzBlockReassembly(f *testing.F) {
 		now := time.Unix(0, 0)
 		for i := 0; i+1 < len(ops); i += 2 {
 			v := uint32(ops[i])
-			key := string(rune('a' + ops[i+1]%2))
+			key := string(rune('a' + ops[i+1]%3))
 			n := int(ops[i+1])
 			if v&7 != 7 {
 				if sz := 16 << (v & 7); v&8 != 0 && n%3 != 0 {
@@ -178,7 +178,7 @@ func FuzzBlockReassembly(f *testing.F) {
 			}
 			payload := bytes.Repeat([]byte{byte(i)}, n)
 			num, _, szx := parseBlock(v)
-			res := s.block1(key, v, 0, payload, 6, now, &m)
+			res := s.block1("peer", "peer|"+key, v, 0, payload, 6, now, &m)
 			now = now.Add(time.Millisecond)
 			if s.memory > l.MaxBlockMemory || len(s.bufs) > l.MaxBlockBuffers {
 				t.Fatalf("bounds broken: %d bytes, %d buffers", s.memory, len(s.bufs))
@@ -206,14 +206,14 @@ func FuzzBlockReassembly(f *testing.F) {
 				}
 				model[key] = append(model[key], payload...)
 			}
-			if _, ok := s.bufs[key]; !ok {
-				delete(model, key)
-			}
-			// Evictions of other keys invalidate their model too.
+			// Evictions (of this key or others) invalidate the model too.
 			for k := range model {
-				if _, ok := s.bufs[k]; !ok {
+				if _, ok := s.bufs["peer|"+k]; !ok {
 					delete(model, k)
 				}
+			}
+			if s.perPeer["peer"] != len(s.bufs) || len(s.bufs) > l.MaxBlockBuffersPerPeer {
+				t.Fatalf("per-peer count %d for %d buffers", s.perPeer["peer"], len(s.bufs))
 			}
 		}
 	})

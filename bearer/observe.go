@@ -101,7 +101,7 @@ func (o *Observer) Notify(ctx context.Context, code codes.Code, payload []byte, 
 	}
 	// A notification starts a new Block2 transfer: the request as seen
 	// without a Block2 option.
-	mo, payload = e.blockResponse(o.pkey, &Request{Code: o.req.Code, Options: o.req.Options.Remove(message.Block2)}, mo, payload)
+	mo, payload = e.blockResponse(o.pkey, &Request{Code: o.req.Code, Options: cloneOptions(o.req.Options).Remove(message.Block2)}, mo, payload)
 	m := message.Message{Code: code, Token: o.token, Options: mo, Payload: payload}
 	con := final || o.sinceCon+1 >= e.lim.ObserveConEvery || time.Since(o.lastCon) >= e.lim.ObserveConInterval
 	e.m.Count(EventNotificationSent, 1)
@@ -245,11 +245,12 @@ type Observation struct {
 	lastSeq  uint32
 	lastTime time.Time
 
-	queue chan *Response
-	stop  chan struct{}
-	once  sync.Once
-	done  chan struct{} // closed when the delivery goroutine exits
-	err   error
+	queue   chan *Response
+	started bool // guarded by e.exMu: the delivery goroutine runs
+	stop    chan struct{}
+	once    sync.Once
+	done    chan struct{} // closed when the delivery goroutine exits
+	err     error
 }
 
 // Observe registers an observation of path on peer (GET with Observe=0)
@@ -301,7 +302,14 @@ func (e *Endpoint) Observe(ctx context.Context, peer net.Addr, path string, fn f
 	}
 	_ = seq
 	// The read loop queued the first response before any notification.
+	e.exMu.Lock()
+	if e.closed.Load() {
+		e.exMu.Unlock()
+		return nil, ErrClosed
+	}
+	o.started = true
 	e.bg.Add(1)
+	e.exMu.Unlock()
 	go o.run()
 	return o, nil
 }
@@ -319,7 +327,7 @@ func (e *Endpoint) closeClientObservations() {
 	e.exMu.Lock()
 	var all []*Observation
 	for _, ex := range e.byToken {
-		if ex.obs != nil {
+		if ex.obs != nil && ex.obs.started {
 			all = append(all, ex.obs)
 		}
 	}

@@ -25,6 +25,9 @@ type Limits struct {
 	// MaxBlockBuffers bounds Block1 reassembly buffers and cached Block2
 	// bodies together.
 	MaxBlockBuffers int
+	// MaxBlockBuffersPerPeer bounds those buffers for one peer; the peer's
+	// oldest is evicted (default 8).
+	MaxBlockBuffersPerPeer int
 	// MaxBlockMemory bounds the bytes held in those buffers together.
 	MaxBlockMemory int
 	// MaxBodySize bounds one block-wise body, in and out (default 1 MiB).
@@ -62,22 +65,23 @@ func DefaultLimits(p Params) Limits {
 		sep = time.Millisecond
 	}
 	return Limits{
-		MaxPeers:              10000,
-		MaxExchanges:          4096,
-		MaxWaiting:            4096,
-		MaxDedup:              65536,
-		MaxObservations:       10000,
-		MaxClientObservations: 1024,
-		MaxBlockBuffers:       1024,
-		MaxBlockMemory:        32 << 20,
-		MaxBodySize:           1 << 20,
-		BlockExpiry:           p.ExchangeLifetime(),
-		MaxHandlers:           256,
-		SeparateAfter:         sep,
-		ResponseTimeout:       p.MaxTransmitWait(),
-		ObserveConEvery:       20,
-		ObserveConInterval:    24 * time.Hour,
-		ObserveQueue:          64,
+		MaxPeers:               10000,
+		MaxExchanges:           4096,
+		MaxWaiting:             4096,
+		MaxDedup:               65536,
+		MaxObservations:        10000,
+		MaxClientObservations:  1024,
+		MaxBlockBuffers:        1024,
+		MaxBlockBuffersPerPeer: 8,
+		MaxBlockMemory:         32 << 20,
+		MaxBodySize:            1 << 20,
+		BlockExpiry:            p.ExchangeLifetime(),
+		MaxHandlers:            256,
+		SeparateAfter:          sep,
+		ResponseTimeout:        p.MaxTransmitWait(),
+		ObserveConEvery:        20,
+		ObserveConInterval:     24 * time.Hour,
+		ObserveQueue:           64,
 	}
 }
 
@@ -100,6 +104,7 @@ func (l Limits) withDefaults(p Params) Limits {
 	setInt(&l.MaxObservations, d.MaxObservations)
 	setInt(&l.MaxClientObservations, d.MaxClientObservations)
 	setInt(&l.MaxBlockBuffers, d.MaxBlockBuffers)
+	setInt(&l.MaxBlockBuffersPerPeer, d.MaxBlockBuffersPerPeer)
 	setInt(&l.MaxBlockMemory, d.MaxBlockMemory)
 	setInt(&l.MaxBodySize, d.MaxBodySize)
 	setDur(&l.BlockExpiry, d.BlockExpiry)

@@ -84,7 +84,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	hasBlock1 := false
 	var payload []byte
 	if v, ok := optionUint(m.Options, message.Block1); ok {
-		res := e.blocks.block1(blockKey(pkey, m.Code, m.Options, true), v, optUint(m.Options, message.Size1), m.Payload, e.szx, time.Now(), e.m)
+		res := e.blocks.block1(pkey, blockKey(pkey, m.Code, m.Options, true), v, optUint(m.Options, message.Size1), m.Payload, e.szx, time.Now(), e.m)
 		if !res.done {
 			var opts message.Options
 			if res.block1 != 0 || res.code == codes.Continue {
