@@ -22,7 +22,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -55,6 +57,7 @@ type Client struct {
 	loopDone chan struct{}
 	started  bool
 	closed   bool
+	bsFinish chan struct{} // non-nil while a bootstrap runs
 
 	obs observers
 }
@@ -286,7 +289,7 @@ func (c *Client) Register(ctx context.Context) error {
 		return errors.New("lwm2m client: no endpoint")
 	}
 	req := bearer.NewRequest(codes.POST, srv, "/rd")
-	q := []string{"ep=" + c.name, "lt=" + strconv.FormatUint(uint64(c.cfg.lifetime), 10), "lwm2m=" + c.cfg.version, "b=" + c.cfg.binding}
+	q := []string{"ep=" + c.name, "lt=" + strconv.FormatUint(uint64(c.lifetime()), 10), "lwm2m=" + c.cfg.version, "b=" + c.cfg.binding}
 	if c.cfg.sms != "" {
 		q = append(q, "sms="+c.cfg.sms)
 	}
@@ -314,6 +317,21 @@ func (c *Client) Register(ctx context.Context) error {
 	c.mu.Unlock()
 	c.log.Info("lwm2m client registered", "ep", c.name, "location", loc)
 	return nil
+}
+
+// lifetime is the Lifetime of the first LwM2M Server instance (/1/x/1)
+// when there is one, else the WithLifetime value.
+func (c *Client) lifetime() uint32 {
+	c.t.mu.RLock()
+	defer c.t.mu.RUnlock()
+	if o, ok := c.t.objs[1]; ok {
+		for _, iid := range slices.Sorted(maps.Keys(o.insts)) {
+			if rn, ok := o.insts[iid][1]; ok && rn.multi == nil && rn.single.Int() > 0 && rn.single.Int() <= 1<<32-1 {
+				return uint32(rn.single.Int())
+			}
+		}
+	}
+	return c.cfg.lifetime
 }
 
 // Location returns the registration location ("/rd/…"), "" before Register.
@@ -379,7 +397,7 @@ func (c *Client) Deregister(ctx context.Context) error {
 
 func (c *Client) loop() {
 	defer close(c.loopDone)
-	lt := time.Duration(c.cfg.lifetime) * time.Second
+	lt := time.Duration(c.lifetime()) * time.Second
 	period := max(lt*9/10, 500*time.Millisecond)
 	t := time.NewTimer(period)
 	defer t.Stop()

@@ -317,3 +317,5 @@ func TestLifetimeUpdates(t *testing.T) {
 		t.Fatalf("re-registration %+v", ev.Registration)
 	}
 }
+
+func mustPath(s string) path.Path { return path.MustParse(s) }

@@ -18,12 +18,29 @@ import (
 // ServeCoAP implements bearer.Handler: the device management and
 // information reporting interfaces (Core §6.3, §6.4).
 func (c *Client) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
+	if r.Path() == "/bs" && r.Code == codes.POST {
+		c.finishBootstrap(w)
+		return
+	}
 	p, err := path.Parse(r.Path())
 	if err != nil {
 		answer(w, codes.NotFound, err.Error())
 		return
 	}
-	if !p.IsRoot() && p.ObjectID() == 0 {
+	bs := c.bootstrapping()
+	if bs {
+		switch {
+		case r.Code == codes.DELETE && p.Len() <= path.LevelInstance:
+			c.bootstrapDelete(w, p)
+			return
+		case r.Code == codes.GET && p.Len() <= path.LevelObject:
+			if accept, err := r.Options.Accept(); err == nil && accept == message.AppLinkFormat {
+				c.bootstrapDiscover(w, p)
+				return
+			}
+		}
+	}
+	if !bs && !p.IsRoot() && p.ObjectID() == 0 {
 		// The Security object is not accessible through the DM interface.
 		answer(w, codes.Unauthorized, "security object")
 		return
@@ -293,8 +310,12 @@ func (c *Client) write(w bearer.ResponseWriter, r *bearer.Request, p path.Path, 
 		answer(w, codeOf(err), err.Error())
 		return
 	}
+	bs := c.bootstrapping()
 	c.t.mu.Lock()
 	o, ok := c.t.obj(p.ObjectID())
+	if ok && bs && !c.t.exists(p.Truncate(2)) && len(o.insts) < MaxInstances {
+		o.insts[p.InstanceID()] = instNode{} // Bootstrap-Write creates the instance
+	}
 	if !ok || !c.t.exists(p.Truncate(2)) {
 		c.t.mu.Unlock()
 		answer(w, codes.NotFound, "not found")
@@ -307,7 +328,7 @@ func (c *Client) write(w bearer.ResponseWriter, r *bearer.Request, p path.Path, 
 			answer(w, codes.NotFound, "no resource "+rec.Path.String())
 			return
 		}
-		if !def.Operations.Writable() {
+		if !def.Operations.Writable() && !bs {
 			c.t.mu.Unlock()
 			answer(w, codes.MethodNotAllowed, rec.Path.String()+" is not writable")
 			return
