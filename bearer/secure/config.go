@@ -184,6 +184,9 @@ func (c *Config) suites(server bool) []dtls.CipherSuiteID {
 // the suite's explicit nonce/IV, tag/MAC and padding, plus the CID and the
 // one-byte inner content type of RFC 9146 records when cidLen > 0.
 func recordOverhead(suites []dtls.CipherSuiteID, cidLen int) int {
+	if len(suites) == 0 {
+		suites = []dtls.CipherSuiteID{TLS_PSK_WITH_AES_128_CCM_8}
+	}
 	worst := 0
 	for _, id := range suites {
 		o := suiteOverhead(id)

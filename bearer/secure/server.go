@@ -176,6 +176,9 @@ func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (
 // client it assumes DefaultCIDLength (unless CIDLength < 0); Conn.Params,
 // computed after the handshake, is exact.
 func Overhead(cfg *Config, server bool) int {
+	if cfg == nil {
+		cfg = &Config{}
+	}
 	c := cfg.withDefaults()
 	cid := c.CIDLength
 	if cid < 0 {

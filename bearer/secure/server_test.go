@@ -189,8 +189,20 @@ func TestParams(t *testing.T) {
 	if p.Name != "dtls+mem" || p.MaxDatagram != inner.MaxDatagram-36 || p.PreferredDatagram != inner.PreferredDatagram-36 {
 		t.Errorf("params %+v", p)
 	}
-	if got := Overhead(&Config{PSKLookup: pskLookup, CIDLength: -1}, true); got != 29 {
-		t.Errorf("overhead without CID %d, want 29", got)
+	for _, tc := range []struct {
+		cfg  *Config
+		want int
+	}{
+		{&Config{PSKLookup: pskLookup, CIDLength: -1}, 29},
+		{&Config{PSKLookup: pskLookup, CIDLength: 4}, 34},
+		{nil, 36},
+		{&Config{PSKLookup: pskLookup, CIDLength: -1, CipherSuites: []CipherSuiteID{0xC0AE}}, 29}, // ECDHE_ECDSA_CCM_8
+		{&Config{PSKLookup: pskLookup, CIDLength: -1, CipherSuites: []CipherSuiteID{0xC02B}}, 37}, // ECDHE_ECDSA_AES_128_GCM
+		{&Config{PSKLookup: pskLookup, CIDLength: -1, CipherSuites: []CipherSuiteID{0xC00A}}, 77}, // ECDHE_ECDSA_AES_256_CBC_SHA
+	} {
+		if got := Overhead(tc.cfg, true); got != tc.want {
+			t.Errorf("Overhead(%+v) = %d, want %d", tc.cfg, got, tc.want)
+		}
 	}
 	if p.AckTimeout != inner.AckTimeout || p.MaxRetransmit != inner.MaxRetransmit {
 		t.Errorf("transmission parameters changed: %+v", p)
