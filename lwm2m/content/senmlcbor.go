@@ -195,7 +195,16 @@ func decodeSenMLCBOR(base path.Path, data []byte, m model.Resolver) ([]Record, e
 			case senmlV, senmlVS, senmlVB, senmlVD:
 				nvals++
 				valItem = &rec.items[k+1]
-				valKey = map[int64]string{senmlV: "v", senmlVS: "vs", senmlVB: "vb", senmlVD: "vd"}[label]
+				switch label {
+				case senmlV:
+					valKey = "v"
+				case senmlVS:
+					valKey = "vs"
+				case senmlVB:
+					valKey = "vb"
+				default:
+					valKey = "vd"
+				}
 			}
 		}
 		if nvals > 1 {

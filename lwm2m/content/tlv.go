@@ -102,9 +102,21 @@ func tlvValue(b []byte, v Value) ([]byte, error) {
 }
 
 func appendTLVLeaf(b []byte, kind byte, id uint16, v Value) ([]byte, error) {
-	val, err := tlvValue(nil, v)
-	if err != nil {
-		return nil, err
+	var val []byte
+	switch v.typ {
+	case model.String, model.Corelnk:
+		if len(v.str) > tlvMaxLen {
+			return nil, errf(ErrNotEncodable, "TLV value of %d bytes over 16 MiB", len(v.str))
+		}
+		return append(appendTLVHeader(b, kind, id, len(v.str)), v.str...), nil
+	case model.Opaque:
+		val = v.raw
+	default:
+		var tmp [8]byte
+		var err error
+		if val, err = tlvValue(tmp[:0], v); err != nil {
+			return nil, err
+		}
 	}
 	if len(val) > tlvMaxLen {
 		return nil, errf(ErrNotEncodable, "TLV value of %d bytes over 16 MiB", len(val))
