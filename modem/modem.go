@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/warthog618/modem/at"
-	"github.com/warthog618/modem/serial"
 )
 
 // Config describes one modem.
@@ -185,7 +184,7 @@ func Open(ctx context.Context, cfg Config, opts ...Option) (*Modem, error) {
 		}
 		dev, baud := cfg.Device, m.cfg.Baud
 		m.dial = func(context.Context) (io.ReadWriteCloser, error) {
-			p, err := serial.New(serial.WithPort(dev), serial.WithBaud(baud))
+			p, err := openSerial(dev, baud)
 			if err != nil {
 				return nil, fmt.Errorf("modem: open %s: %w", dev, err)
 			}
