@@ -36,6 +36,7 @@ type Conn struct {
 	// Written by pump during the handshake.
 	serverCID atomic.Int32
 	handshook atomic.Bool
+	closing   atomic.Bool // Close was called
 }
 
 // Dial handshakes with peer over inner and returns the session as a
@@ -183,14 +184,15 @@ func (c *Conn) RemoteAddr() net.Addr { return c.addr }
 // Dropped counts datagrams dropped: from other addresses or on a full queue.
 func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 
-// ReadFrom returns the next decrypted datagram from the server.
+// ReadFrom returns the next decrypted datagram from the server. After the
+// server ends the session (close_notify, e.g. on idle expiry) it returns an
+// error wrapping io.EOF; Dial again for a new session. After Close it
+// returns ErrClosed.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 	n, err := c.conn.Read(p)
 	if err != nil {
-		select {
-		case <-c.done:
+		if c.closing.Load() {
 			return n, nil, ErrClosed
-		default:
 		}
 		return n, nil, fmt.Errorf("secure: read: %w", err)
 	}
@@ -207,10 +209,8 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	n, err := c.conn.Write(p)
 	if err != nil {
-		select {
-		case <-c.done:
+		if c.closing.Load() {
 			return n, ErrClosed
-		default:
 		}
 		return n, fmt.Errorf("secure: write: %w", err)
 	}
@@ -219,10 +219,8 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 
 // Close sends close_notify, closes the session and the inner bearer.
 func (c *Conn) Close() error {
-	select {
-	case <-c.done:
+	if c.closing.Swap(true) {
 		return nil
-	default:
 	}
 	err := c.conn.Close()
 	c.shutdown()

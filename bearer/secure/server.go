@@ -79,7 +79,8 @@ type Stats struct {
 	// Handshaking is the current number of handshakes in progress, bounded
 	// by Config.MaxHandshakes.
 	Handshaking int
-	// HandshakesOK and HandshakesFailed count completed handshakes.
+	// HandshakesOK and HandshakesFailed count finished handshakes (failed
+	// ones include timed-out and evicted handshakes).
 	HandshakesOK, HandshakesFailed uint64
 	// Refused counts ClientHellos dropped because a limit was reached.
 	Refused uint64

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -524,5 +525,68 @@ func TestHandshakeFlood(t *testing.T) {
 	}
 	if st := s.Stats(); st.HandshakesOK != 1 || st.Evicted != 17 || st.Refused != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestClientCloseErrors(t *testing.T) {
+	n := newMemNet()
+	startServer(t, n, &Config{PSKLookup: pskLookup})
+	c, err := dial(t, n, "dev", &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := c.ReadFrom(make([]byte, 64))
+		errc <- err
+	}()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) || !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("pending read after Close: %v", err)
+		}
+	case <-time.After(testWait):
+		t.Fatal("pending read not released by Close")
+	}
+	if _, err := c.WriteTo([]byte("x"), memAddr("srv")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestServerCloseErrors(t *testing.T) {
+	n := newMemNet()
+	s, err := NewServer(n.attach("srv", memParams()), &Config{PSKLookup: pskLookup})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, _, err := s.ReadFrom(make([]byte, 64)); !isTimeout(err) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read deadline: %v", err)
+	}
+	_ = s.SetReadDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() {
+		_, _, err := s.ReadFrom(make([]byte, 64))
+		errc <- err
+	}()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("pending read after Close: %v", err)
+		}
+	case <-time.After(testWait):
+		t.Fatal("pending read not released by Close")
+	}
+	if _, err := s.WriteTo([]byte("x"), memAddr("dev")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("write after Close: %v", err)
 	}
 }
