@@ -20,14 +20,14 @@ type exchange struct {
 	token string // "" for notifications and separate responses (ACK only)
 	con   bool
 
-	ackCh  chan struct{} // closed on empty ACK
+	events chan exResult // capacity 2: at most one ACK and one result
 	acked  bool          // guarded by e.exMu
-	result chan exResult // capacity 1: response or RST
 	obs    *Observation  // client observation riding on this token
 	done   bool          // guarded by e.exMu: the first response was delivered
 }
 
 type exResult struct {
+	ack  bool // empty ACK
 	resp *Response
 	err  error
 }
@@ -145,7 +145,16 @@ func (e *Endpoint) acquirePeer(ctx context.Context, pkey string) (*peerState, er
 	ps, ok := e.peers[pkey]
 	if !ok {
 		if len(e.peers) >= e.lim.MaxPeers {
+			// Idle peers are kept for reuse until the map is full.
+			for k, p := range e.peers {
+				if p.refs == 0 {
+					delete(e.peers, k)
+				}
+			}
+		}
+		if len(e.peers) >= e.lim.MaxPeers {
 			e.exMu.Unlock()
+			e.m.Count(EventDropOverload, 1)
 			return nil, fmt.Errorf("%w: %d peers", ErrLimit, e.lim.MaxPeers)
 		}
 		ps = &peerState{sem: make(chan struct{}, e.p.NStart)}
@@ -181,10 +190,6 @@ func (e *Endpoint) acquirePeer(ctx context.Context, pkey string) (*peerState, er
 func (e *Endpoint) releasePeerRef(pkey string, ps *peerState) {
 	e.exMu.Lock()
 	ps.refs--
-	if ps.refs == 0 {
-		delete(e.peers, pkey)
-		e.m.Set(GaugePeers, len(e.peers))
-	}
 	e.exMu.Unlock()
 }
 
@@ -227,7 +232,7 @@ func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Mess
 	}
 	ex := &exchange{
 		peer: peer, pkey: pkey, mid: uint16(m.MessageID), con: con,
-		ackCh: make(chan struct{}), result: make(chan exResult, 1), obs: obs,
+		events: make(chan exResult, 2), obs: obs,
 	}
 	if m.Code != codes.Empty && !ackOnly {
 		ex.token = string(m.Token)
@@ -243,65 +248,72 @@ func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Mess
 		return nil, err
 	}
 	transmissions := 1
-	var retrans *time.Timer
-	var retransC <-chan time.Time
+	// One timer serves both the next retransmission and giving up.
 	timeout := e.initialTimeout()
-	giveUp := e.lim.ResponseTimeout
+	giveUpAt := start.Add(e.lim.ResponseTimeout)
+	var retransAt time.Time // zero: no more retransmissions
 	if con {
-		giveUp = e.p.MaxTransmitWait()
+		giveUpAt = start.Add(e.p.MaxTransmitWait())
 		if e.p.MaxRetransmit > 0 {
-			retrans = time.NewTimer(timeout)
-			defer retrans.Stop()
-			retransC = retrans.C
+			retransAt = start.Add(timeout)
 		}
 	}
-	giveUpT := time.NewTimer(giveUp)
-	defer giveUpT.Stop()
-	ackCh := ex.ackCh
+	next := func() time.Duration {
+		if !retransAt.IsZero() && retransAt.Before(giveUpAt) {
+			return time.Until(retransAt)
+		}
+		return time.Until(giveUpAt)
+	}
+	timer := time.NewTimer(next())
+	defer timer.Stop()
+	acked := false
 	op := "request"
 	if m.Code == codes.Empty {
 		op = "ping"
 	}
 	for {
 		select {
-		case r := <-ex.result:
+		case r := <-ex.events:
+			if r.ack {
+				// Empty ACK: the interaction is no longer outstanding
+				// (§4.7); wait for the separate response.
+				if ackOnly {
+					return nil, nil
+				}
+				if acked {
+					continue
+				}
+				acked = true
+				release()
+				retransAt = time.Time{}
+				giveUpAt = time.Now().Add(e.lim.ResponseTimeout)
+				timer.Reset(next())
+				op = "separate response"
+				continue
+			}
 			if r.err == nil && obs != nil {
 				keepToken = true
 			}
 			return r.resp, r.err
-		case <-ackCh:
-			// Empty ACK: the interaction is no longer outstanding (§4.7);
-			// wait for the separate response.
-			if ackOnly {
-				return nil, nil
+		case now := <-timer.C:
+			if !now.Before(giveUpAt) {
+				e.m.Count(EventTimeout, 1)
+				return nil, &TimeoutError{Op: op, Peer: peer, Waited: now.Sub(start), Transmissions: transmissions}
 			}
-			ackCh = nil
-			release()
-			if retrans != nil {
-				retrans.Stop()
-				retransC = nil
+			if !retransAt.IsZero() && !now.Before(retransAt) {
+				if err := e.writeRaw(data, peer); err != nil {
+					return nil, err
+				}
+				e.m.Count(EventRetransmission, 1)
+				transmissions++
+				timeout *= 2
+				if transmissions <= e.p.MaxRetransmit {
+					retransAt = retransAt.Add(timeout)
+				} else {
+					retransAt = time.Time{}
+				}
 			}
-			giveUpT.Reset(e.lim.ResponseTimeout)
-			op = "separate response"
-		case <-retransC:
-			if transmissions > e.p.MaxRetransmit {
-				retransC = nil
-				continue
-			}
-			if err := e.writeRaw(data, peer); err != nil {
-				return nil, err
-			}
-			e.m.Count(EventRetransmission, 1)
-			transmissions++
-			timeout *= 2
-			if transmissions <= e.p.MaxRetransmit {
-				retrans.Reset(timeout)
-			} else {
-				retransC = nil
-			}
-		case <-giveUpT.C:
-			e.m.Count(EventTimeout, 1)
-			return nil, &TimeoutError{Op: op, Peer: peer, Waited: time.Since(start), Transmissions: transmissions}
+			timer.Reset(next())
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-e.ctx.Done():
@@ -371,7 +383,7 @@ func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Ad
 	if m.Code == codes.Empty {
 		if !ex.acked {
 			ex.acked = true
-			close(ex.ackCh)
+			deliver(ex, exResult{ack: true})
 		}
 		e.exMu.Unlock()
 		return
@@ -393,7 +405,7 @@ func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Ad
 
 func deliver(ex *exchange, r exResult) {
 	select {
-	case ex.result <- r:
+	case ex.events <- r:
 	default:
 	}
 }

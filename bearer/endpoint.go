@@ -65,9 +65,13 @@ type Endpoint struct {
 	peers   map[string]*peerState
 	waiting atomic.Int64
 
-	dedup  dedupCache
-	obs    observerSet
-	blocks blockStore
+	dedup    dedupCache
+	obs      observerSet
+	blocks   blockStore
+	inflight inflightList
+
+	rmsg  message.Message // read loop only
+	ropts [32]message.Option
 }
 
 type midKey struct {
@@ -144,6 +148,8 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	e.obs.init()
 	e.blocks.init(e.lim)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.bg.Add(1)
+	go e.lateAckLoop()
 	go e.readLoop()
 	return e, nil
 }
@@ -328,10 +334,10 @@ func decode(data []byte, m *message.Message) error {
 // handleDatagram processes one received datagram. data is only valid for
 // the duration of the call.
 func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
-	var m message.Message
-	var optsBuf [16]message.Option
-	m.Options = optsBuf[:0]
-	if err := decode(data, &m); err != nil {
+	// The read loop is the only caller: its message and options are reused.
+	m := &e.rmsg
+	*m = message.Message{Options: e.ropts[:0]}
+	if err := decode(data, m); err != nil {
 		e.m.Count(EventDropMalformed, 1)
 		// RFC 7252 §4.2: a CON with a format error is rejected with RST
 		// when its message ID can be read; anything else is dropped.
@@ -360,7 +366,7 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 			e.m.Count(EventDropMalformed, 1)
 			return
 		}
-		e.handleAckOrReset(&m, data, peer)
+		e.handleAckOrReset(m, data, peer)
 		return
 	}
 	// CON or NON.
@@ -398,8 +404,8 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 		return
 	}
 	if class == 0 {
-		e.handleRequest(&m, data, peer, pkey, dk)
+		e.handleRequest(m, data, peer, pkey, dk)
 		return
 	}
-	e.handleResponse(&m, data, peer, pkey, dk)
+	e.handleResponse(m, data, peer, pkey, dk)
 }

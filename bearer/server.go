@@ -110,10 +110,21 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		e.dedup.forget(dk)
 		return
 	}
-	// Copy the datagram: the handler outlives the read buffer.
-	buf := append([]byte(nil), data...)
-	var rm message.Message
-	rm.Options = make(message.Options, 0, len(m.Options)+1)
+	// One allocation holds the exchange, the request, its options and (if
+	// small) a copy of the datagram: the handler outlives the read buffer.
+	sx := &serverExchange{
+		e: e, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con,
+		block1: block1Echo, hasBlock1: hasBlock1,
+		obsReg: hasObs && obsVal == 0 && (m.Code == codes.GET || m.Code == codes.FETCH),
+	}
+	var buf []byte
+	if len(data) <= len(sx.datav) {
+		buf = sx.datav[:len(data)]
+		copy(buf, data)
+	} else {
+		buf = append([]byte(nil), data...)
+	}
+	rm := message.Message{Options: sx.optv[:0]}
 	if err := decode(buf, &rm); err != nil { // cannot fail: decoded once already
 		<-e.hsem
 		e.dedup.forget(dk)
@@ -122,15 +133,11 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	if !hasBlock1 {
 		payload = rm.Payload
 	}
-	req := &Request{
+	sx.reqv = Request{
 		Code: rm.Code, Type: rm.Type, Token: rm.Token, Options: rm.Options, Payload: payload,
 		Peer: peer, Identity: PeerIdentity(peer), ctx: e.ctx,
 	}
-	sx := &serverExchange{
-		e: e, req: req, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con,
-		block1: block1Echo, hasBlock1: hasBlock1,
-		obsReg: hasObs && obsVal == 0 && (rm.Code == codes.GET || rm.Code == codes.FETCH),
-	}
+	sx.req = &sx.reqv
 	e.hwg.Add(1)
 	go e.serve(sx)
 }
@@ -141,13 +148,12 @@ func (e *Endpoint) serve(sx *serverExchange) {
 		<-e.hsem
 		e.hwg.Done()
 	}()
-	var late *time.Timer
 	if sx.con {
-		late = time.AfterFunc(e.lim.SeparateAfter, sx.lateAck)
+		e.inflight.add(sx, time.Now())
 	}
 	defer func() {
-		if late != nil {
-			late.Stop()
+		if sx.con {
+			e.inflight.remove(sx)
 		}
 		if r := recover(); r != nil {
 			e.log.Error("bearer: handler panicked", "peer", sx.peer, "path", sx.req.Path(), "panic", r)
@@ -155,9 +161,6 @@ func (e *Endpoint) serve(sx *serverExchange) {
 		}
 	}()
 	e.h.ServeCoAP(sx, sx.req)
-	if late != nil {
-		late.Stop()
-	}
 	sx.mu.Lock()
 	written := sx.written
 	sx.mu.Unlock()
@@ -204,6 +207,96 @@ type serverExchange struct {
 	acked    bool // empty ACK sent: the response goes separately
 	opts     message.Options
 	observer *Observer
+
+	// in-flight list (guarded by Endpoint.inflight.mu)
+	start      time.Time
+	prev, next *serverExchange
+	listed     bool
+
+	reqv  Request
+	optv  [8]message.Option
+	datav [160]byte
+}
+
+// inflightList holds the CON requests whose handlers run, oldest first,
+// so one goroutine can send the empty ACK for late ones without a timer
+// per request.
+type inflightList struct {
+	mu         sync.Mutex
+	head, tail *serverExchange
+}
+
+func (l *inflightList) add(sx *serverExchange, now time.Time) {
+	l.mu.Lock()
+	sx.start, sx.listed = now, true
+	sx.prev, sx.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = sx
+	} else {
+		l.head = sx
+	}
+	l.tail = sx
+	l.mu.Unlock()
+}
+
+func (l *inflightList) unlink(sx *serverExchange) {
+	if !sx.listed {
+		return
+	}
+	if sx.prev != nil {
+		sx.prev.next = sx.next
+	} else {
+		l.head = sx.next
+	}
+	if sx.next != nil {
+		sx.next.prev = sx.prev
+	} else {
+		l.tail = sx.prev
+	}
+	sx.prev, sx.next, sx.listed = nil, nil, false
+}
+
+func (l *inflightList) remove(sx *serverExchange) {
+	l.mu.Lock()
+	l.unlink(sx)
+	l.mu.Unlock()
+}
+
+// takeLate unlinks and returns the exchanges started before cutoff.
+func (l *inflightList) takeLate(cutoff time.Time, out []*serverExchange) []*serverExchange {
+	l.mu.Lock()
+	for l.head != nil && l.head.start.Before(cutoff) {
+		sx := l.head
+		l.unlink(sx)
+		out = append(out, sx)
+	}
+	l.mu.Unlock()
+	return out
+}
+
+// lateAckLoop sends the empty ACK for requests whose handlers are slower
+// than Limits.SeparateAfter (checked every SeparateAfter/4).
+func (e *Endpoint) lateAckLoop() {
+	defer e.bg.Done()
+	tick := e.lim.SeparateAfter / 4
+	if tick < time.Millisecond {
+		tick = time.Millisecond
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	var late []*serverExchange
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case now := <-t.C:
+			late = e.inflight.takeLate(now.Add(-e.lim.SeparateAfter), late[:0])
+			for i, sx := range late {
+				sx.lateAck()
+				late[i] = nil
+			}
+		}
+	}
 }
 
 func (sx *serverExchange) SetOption(opt message.Option) {
