@@ -120,6 +120,7 @@ type DecodeError struct {
 	Err    error
 }
 
+// Error implements error.
 func (e *DecodeError) Error() string {
 	if e.Offset >= 0 {
 		return fmt.Sprintf("lwm2m content: %v at byte %d: %s", e.Format, e.Offset, e.Reason)

@@ -174,4 +174,5 @@ type Record struct {
 	Time  float64
 }
 
+// String returns "path=value".
 func (r Record) String() string { return r.Path.String() + "=" + r.Value.String() }

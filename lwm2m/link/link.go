@@ -45,6 +45,7 @@ type SyntaxError struct {
 	Err    error  // ErrSyntax or ErrLimit
 }
 
+// Error implements error.
 func (e *SyntaxError) Error() string {
 	return fmt.Sprintf("%v at byte %d: %s", e.Err, e.Offset, e.Reason)
 }

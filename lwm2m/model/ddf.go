@@ -60,6 +60,7 @@ type DDFError struct {
 	Err    error // ErrInvalid or an encoding/xml error
 }
 
+// Error implements error.
 func (e *DDFError) Error() string {
 	if e.Object != "" {
 		return fmt.Sprintf("lwm2m model: DDF object %s: %s", e.Object, e.Reason)

@@ -54,6 +54,7 @@ type Error struct {
 	Err    error // ErrSyntax, ErrRange or ErrDepth
 }
 
+// Error implements error.
 func (e *Error) Error() string {
 	return fmt.Sprintf("%v: %q: %s", e.Err, e.Input, e.Reason)
 }
