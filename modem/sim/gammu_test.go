@@ -2,6 +2,9 @@ package sim
 
 import (
 	"context"
+
+	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/warthog618/sms/encoding/tpdu"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,21 +69,40 @@ func TestGammuIdentifyAndSend(t *testing.T) {
 			t.Errorf("identify output lacks %q:\n%s", want, out)
 		}
 	}
-	cb, err := b.Pipe()
+	// The receiver is read by the m2mbearer driver (package modem) over
+	// its own pty: a real serial path on both sides.
+	devB, err := b.OpenPTY()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tb := newTerm(t, cb)
-	tb.mustOK("ATE0")
-	tb.mustOK("AT+CNMI=2,2,0,0,0")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	drv, err := modem.Open(ctx, modem.Config{Device: devB, MSISDN: b.MSISDN(), HealthInterval: -1})
+	if err != nil {
+		t.Fatalf("driver open: %v", err)
+	}
+	defer func() {
+		// tarm/serial reads a blocking descriptor; its Close waits for the
+		// read in progress, which the unplug ends.
+		b.Unplug()
+		_ = drv.Close()
+	}()
 	if out, err := gammu(t, dev, "sendsms", "TEXT", "+15550102", "-text", "hello"); err != nil {
 		t.Fatalf("sendsms: %v\n%s", err, out)
 	}
-	urc := tb.line()
-	if !strings.HasPrefix(urc, "+CMT: ") {
-		t.Fatalf("urc %q", urc)
+	var rx *modem.Received
+	select {
+	case rx = <-drv.Received():
+	case <-ctx.Done():
+		t.Fatal("nothing received by the driver")
 	}
-	d := decodeDeliverHex(t, tb.line())
+	if err := rx.Ack(ctx); err != nil {
+		t.Errorf("ack: %v", err)
+	}
+	var d tpdu.TPDU
+	if err := d.UnmarshalBinary(rx.TPDU); err != nil {
+		t.Fatalf("received TPDU %x: %v", rx.TPDU, err)
+	}
 	if d.OA.Number() != "+15550101" {
 		t.Errorf("originator %q", d.OA.Number())
 	}
