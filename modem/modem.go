@@ -616,6 +616,9 @@ func plainInfo(info []string, cmd string) string {
 		if strings.HasPrefix(l, cmd+":") {
 			l = strings.TrimSpace(l[len(cmd)+1:])
 		}
+		if cmd == "+CGMR" && strings.HasPrefix(l, "Revision:") { // SIMCom
+			l = strings.TrimSpace(l[len("Revision:"):])
+		}
 		return strings.Trim(l, `"`)
 	}
 	return ""
