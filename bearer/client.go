@@ -396,6 +396,13 @@ func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Ad
 	}
 	ex.done = true
 	e.exMu.Unlock()
+	if id, bad := badCriticalOption(m.Options); bad {
+		// RFC 7252 §5.4.1: a response with an unrecognised critical
+		// option is rejected.
+		e.m.Count(EventBadOption, 1)
+		deliver(ex, exResult{err: fmt.Errorf("%w: unrecognised critical option %d", ErrBadResponse, id)})
+		return
+	}
 	resp := e.makeResponse(m, peer)
 	if ex.obs != nil {
 		ex.obs.notify(e, resp) // queued first, before any notification
@@ -449,6 +456,20 @@ func (e *Endpoint) handleResponse(m *message.Message, data []byte, peer net.Addr
 		// match.
 		e.m.Count(EventDropUnexpected, 1)
 		e.sendEmpty(message.Reset, uint16(m.MessageID), peer, &dk)
+		return
+	}
+	if id, bad := badCriticalOption(m.Options); bad {
+		// RFC 7252 §5.4.1: reject (RST) a response with an unrecognised
+		// critical option; the request or observation fails.
+		e.m.Count(EventBadOption, 1)
+		e.sendEmpty(message.Reset, uint16(m.MessageID), peer, &dk)
+		err := fmt.Errorf("%w: unrecognised critical option %d", ErrBadResponse, id)
+		if first {
+			deliver(ex, exResult{err: err})
+		} else {
+			e.dropToken(obs)
+			obs.finishAsync(err)
+		}
 		return
 	}
 	if con {

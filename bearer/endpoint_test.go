@@ -585,3 +585,72 @@ func TestBlockSizeFromPreferredDatagram(t *testing.T) {
 		_ = e.Close()
 	}
 }
+
+func TestResponseWithUnknownCriticalOptionRejected(t *testing.T) {
+	for _, separate := range []bool{false, true} {
+		t.Run(fmt.Sprintf("separate=%v", separate), func(t *testing.T) {
+			a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+			cli, err := bearer.NewEndpoint(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cli.Close()
+			raw := &rawPeer{t: t, conn: a, to: b.LocalAddr()}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := cli.Get(context.Background(), a.LocalAddr(), "/x")
+				errc <- err
+			}()
+			req := raw.recv(5 * time.Second)
+			if req == nil {
+				t.Fatal("no request")
+			}
+			bad := message.Options{{ID: 2049, Value: []byte{1}}}
+			if separate {
+				raw.send([]byte{0x60, 0, byte(req.MessageID >> 8), byte(req.MessageID)})
+				raw.sendMsg(message.Message{Type: message.Confirmable, Code: codes.Content, MessageID: 77, Token: req.Token, Options: bad})
+				if m := raw.recv(5 * time.Second); m == nil || m.Type != message.Reset || m.MessageID != 77 {
+					t.Fatalf("bad CON response not rejected with RST: %v", m)
+				}
+			} else {
+				raw.sendMsg(message.Message{Type: message.Acknowledgement, Code: codes.Content, MessageID: req.MessageID, Token: req.Token, Options: bad})
+			}
+			if err := <-errc; !errors.Is(err, bearer.ErrBadResponse) {
+				t.Fatalf("err %v, want ErrBadResponse", err)
+			}
+		})
+	}
+}
+
+func TestWaitingQueueBounded(t *testing.T) {
+	release := make(chan struct{})
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		<-release
+		_ = w.WriteResponse(codes.Content, nil)
+	})
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(fastParams(2*time.Second, 4))},
+		bearer.WithLimits(bearer.Limits{MaxWaiting: 1, SeparateAfter: time.Minute}))
+	ctx := ctxT(t, 30*time.Second)
+	errs := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := p.cli.Get(ctx, p.sconn.LocalAddr(), "/x")
+			errs <- err
+		}()
+	}
+	// One request is outstanding (NSTART 1), one waits, one is refused.
+	select {
+	case err := <-errs:
+		if !errors.Is(err, bearer.ErrLimit) {
+			t.Fatalf("first error %v, want ErrLimit", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request refused")
+	}
+	close(release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
