@@ -63,7 +63,7 @@ func TestCoreObjects(t *testing.T) {
 		}
 	}
 	if _, ok := r.Resource(5, 4); ok {
-		t.Error("/5/x/4 does not exist in Firmware Update 1.0")
+		t.Error("/5/x/4 does not exist in Firmware Update")
 	}
 	if _, ok := r.Resource(9999, 0); ok {
 		t.Error("unknown object resolved")
