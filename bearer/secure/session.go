@@ -1,0 +1,258 @@
+package secure
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/pion/dtls/v3"
+)
+
+// session is one peer's DTLS association on the Server.
+type session struct {
+	srv  *Server
+	vc   *vconn
+	pred *session // established session this one replaces (RFC 6347 §4.2.8)
+
+	// addr, key, cid and removed are guarded by srv.mu.
+	addr    net.Addr
+	key     string
+	cid     string
+	removed bool // taken out of the Server's maps and counts
+
+	created  time.Time
+	verified atomic.Bool // pion sent a ServerHello: the peer echoed a cookie
+	moved    atomic.Bool // a CID record came from another address
+	// pskIdentity is the PSK identity the client presented (a string),
+	// for the failure log.
+	pskIdentity atomic.Value
+
+	conn        *dtls.Conn // set before established
+	established atomic.Bool
+	ident       bearer.Identity // set before established
+	suite       string          // set before established
+	last        atomic.Int64    // unix nanoseconds of the last activity
+	closing     chan struct{}
+	closeOnce   sync.Once
+	connOnce    sync.Once
+}
+
+// closeConn closes the DTLS conn once; concurrent callers wait until the
+// close_notify alert has been written, so the vconn under it stays open
+// until then.
+func (ss *session) closeConn() {
+	ss.connOnce.Do(func() {
+		if ss.conn != nil {
+			_ = ss.conn.Close()
+		}
+	})
+}
+
+func (ss *session) touch() { ss.last.Store(time.Now().UnixNano()) }
+
+// wrote is the vconn's write hook.
+func (ss *session) wrote(p []byte) {
+	ss.touch()
+	if !ss.verified.Load() && isServerHello(p) {
+		ss.verified.Store(true)
+	}
+}
+
+// close stops the session; run cleans up.
+func (ss *session) close() { ss.closeOnce.Do(func() { close(ss.closing) }) }
+
+// cidGen is the session's connection ID generator: one random CID, unique
+// on the Server, registered for routing.
+func (ss *session) cidGen() []byte {
+	s := ss.srv
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ss.cid != "" {
+		return []byte(ss.cid)
+	}
+	b := make([]byte, s.cidLen)
+	for {
+		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go ≥ 1.24)
+		if s.byCID[string(b)] == nil {
+			break
+		}
+	}
+	ss.cid = string(b)
+	s.byCID[ss.cid] = ss
+	return bytes.Clone(b)
+}
+
+// run handshakes, then moves decrypted datagrams to srv.incoming until the
+// session ends.
+func (ss *session) run() {
+	s := ss.srv
+	defer s.sessWG.Done()
+	defer ss.cleanup()
+
+	v := &peerVerifier{roots: s.cfg.RootCAs, rawKey: s.cfg.VerifyRawKey}
+	var opts []dtls.ServerOption
+	for _, o := range s.cfg.pionOptions(true, s.mtu, v) {
+		opts = append(opts, o)
+	}
+	if s.cfg.Certificate != nil {
+		opts = append(opts, dtls.WithClientAuth(dtls.RequireAnyClientCert))
+	}
+	if lookup := s.cfg.PSKLookup; lookup != nil {
+		opts = append(opts, dtls.WithPSK(func(identity []byte) ([]byte, error) {
+			ss.pskIdentity.Store(string(identity))
+			key, err := lookup(identity)
+			if err == nil && len(key) == 0 {
+				err = fmt.Errorf("unknown PSK identity %q", identity)
+			}
+			return key, err
+		}))
+	}
+	if s.cidLen > 0 {
+		opts = append(opts, dtls.WithConnectionIDGenerator(ss.cidGen))
+	}
+	conn, err := dtls.ServerWithOptions(ss.vc, ss.addr, opts...)
+	if err != nil {
+		s.st.handshakesFailed.Add(1)
+		s.log.Warn("dtls server: cannot start session", "peer", ss.addr, "err", err)
+		return
+	}
+	ss.conn = conn
+
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
+	go func() {
+		select {
+		case <-ss.closing:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err = conn.HandshakeContext(ctx)
+	timedOut := ctx.Err() != nil && s.ctx.Err() == nil
+	cancel()
+	if err != nil {
+		s.st.handshakesFailed.Add(1)
+		if id, ok := ss.pskIdentity.Load().(string); ok && ss.verified.Load() && timedOut {
+			s.log.Info("dtls server: handshake failed: no valid Finished after the PSK key exchange (wrong PSK key?)",
+				"peer", ss.addr, "psk_identity", id, "err", err)
+			return
+		}
+		if verr := v.failure(); verr != nil {
+			err = verr
+		}
+		s.log.Info("dtls server: handshake failed", "peer", ss.addr, "err", err)
+		return
+	}
+	st, _ := conn.ConnectionState()
+	ss.ident = identityFromState(st, v.mode, true)
+	ss.suite = dtls.CipherSuiteName(st.CipherSuiteID)
+	s.mu.Lock()
+	if ss.removed {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.half, ss)
+	s.nHandshaking--
+	ss.established.Store(true)
+	pred := ss.pred
+	if pred != nil {
+		if s.next[ss.key] == ss {
+			delete(s.next, ss.key)
+		}
+		s.byAddr[ss.key] = ss
+		ss.pred = nil
+	}
+	s.mu.Unlock()
+	if pred != nil {
+		pred.close()
+	}
+	s.st.handshakesOK.Add(1)
+	s.log.Debug("dtls server: session established", "peer", ss.addr, "identity", ss.ident.String(),
+		"suite", dtls.CipherSuiteName(st.CipherSuiteID), "cid", len(ss.cid) > 0)
+	ss.touch()
+
+	go func() {
+		<-ss.closing
+		ss.closeConn() // sends close_notify; unblocks Read
+	}()
+	bp := s.bufs.Get().(*[]byte)
+	defer s.bufs.Put(bp)
+	buf := *bp
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			s.log.Debug("dtls server: session ended", "peer", ss.addr, "err", err)
+			return
+		}
+		ss.touch()
+		ra := conn.RemoteAddr()
+		if ss.moved.Swap(false) {
+			s.mu.Lock()
+			k := ss.key
+			s.mu.Unlock()
+			ra = ss.awaitAddressUpdate(k)
+		}
+		s.mu.Lock()
+		if k := bearer.AddrKey(ra); k != ss.key {
+			s.rebindLocked(ss, ra, k)
+		}
+		addr := &Addr{Inner: ss.addr, Identity: ss.ident}
+		s.mu.Unlock()
+		select {
+		case s.incoming <- datagram{b: bytes.Clone(buf[:n]), addr: addr}:
+		case <-ss.closing:
+			return
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// addressUpdateWait bounds how long a session's reader waits for pion to
+// apply an RFC 9146 address update after returning the record's data.
+const addressUpdateWait = 5 * time.Millisecond
+
+// awaitAddressUpdate is called when a record carrying this session's CID
+// came from another address. pion/dtls updates the peer address only after
+// it has authenticated the record and handed its data to Read, so the data
+// can arrive a moment before the new address is visible; wait for it
+// briefly. A forged or replayed record never updates it: the wait then
+// ends at the bound and the old address stays.
+func (ss *session) awaitAddressUpdate(old string) net.Addr {
+	deadline := time.Now().Add(addressUpdateWait)
+	for time.Now().Before(deadline) {
+		if cur := ss.conn.RemoteAddr(); bearer.AddrKey(cur) != old {
+			return cur
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	return ss.conn.RemoteAddr()
+}
+
+// rebindLocked moves ss to a new address after pion accepted a CID record
+// from it (RFC 9146 §6). s.mu is held.
+func (s *Server) rebindLocked(ss *session, ra net.Addr, key string) {
+	if s.byAddr[ss.key] == ss {
+		delete(s.byAddr, ss.key)
+	}
+	s.log.Debug("dtls server: peer address changed", "from", ss.addr, "to", ra, "identity", ss.ident.String())
+	ss.addr, ss.key = ra, key
+	s.byAddr[key] = ss
+	s.st.rebinds.Add(1)
+}
+
+// cleanup removes the session from the Server's maps and closes its conns.
+func (ss *session) cleanup() {
+	s := ss.srv
+	ss.close()
+	s.mu.Lock()
+	s.removeLocked(ss)
+	s.mu.Unlock()
+	ss.closeConn()
+	_ = ss.vc.Close()
+}
