@@ -28,8 +28,8 @@ func TestServerAndClient(t *testing.T) {
 	server := LookPath(t, "coap-server-notls")
 	client := LookPath(t, "coap-client-notls")
 	s := StartServer(t, server, "127.0.0.1")
-	if s.Pings != 1 {
-		t.Errorf("server answered after %d pings, want 1", s.Pings)
+	if s.Pings < 1 {
+		t.Errorf("server ready after %d pings", s.Pings)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
