@@ -654,3 +654,49 @@ func TestWaitingQueueBounded(t *testing.T) {
 		}
 	}
 }
+
+func TestSeparateResponsesUnderLoss(t *testing.T) {
+	var mu sync.Mutex
+	runs := map[string]int{}
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		mu.Lock()
+		runs[string(r.Payload)]++
+		mu.Unlock()
+		time.Sleep(15 * time.Millisecond) // slower than SeparateAfter
+		_ = w.WriteResponse(codes.Changed, r.Payload)
+	})
+	params := fastParams(40*time.Millisecond, 5)
+	params.NStart = 4
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(params), pipe.WithFaults(pipe.Faults{Loss: 0.15, Duplicate: 0.1}), pipe.WithSeed(7)},
+		bearer.WithLimits(bearer.Limits{SeparateAfter: 5 * time.Millisecond}))
+	ctx := ctxT(t, 60*time.Second)
+	const n = 40
+	var wg sync.WaitGroup
+	var ok atomic.Int64
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := strconv.Itoa(i)
+			resp, err := p.cli.Post(ctx, p.sconn.LocalAddr(), "/s", message.TextPlain, []byte(id))
+			if err == nil && string(resp.Payload) == id {
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	for id, c := range runs {
+		if c != 1 {
+			t.Errorf("handler ran %d times for %s", c, id)
+		}
+	}
+	if ok.Load() < n*9/10 {
+		t.Fatalf("%d/%d completed", ok.Load(), n)
+	}
+	if p.smet.Get(bearer.EventSeparateResponse) == 0 {
+		t.Fatal("no separate responses")
+	}
+	t.Logf("%d/%d; server %v", ok.Load(), n, p.smet.Snapshot())
+}
