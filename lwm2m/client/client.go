@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -58,6 +59,7 @@ type Client struct {
 	started  bool
 	closed   bool
 	bsFinish chan struct{} // non-nil while a bootstrap runs
+	refused  atomic.Uint64
 
 	obs observers
 }

@@ -159,6 +159,10 @@ func TestClientAgainstServer(t *testing.T) {
 		t.Fatalf("unknown format: %v", err)
 	}
 
+	if c.Refused() < 5 {
+		t.Fatalf("client counted %d refusals", c.Refused())
+	}
+
 	// Discover.
 	links, err := srv.Discover(ctx, "light-1", path.Object(3))
 	if err != nil || len(links) < 3 || links[0].Target != "/3" || links[1].Target != "/3/0" {

@@ -99,23 +99,29 @@ func (c *Client) observe(w bearer.ResponseWriter, r *bearer.Request, p path.Path
 	if accept {
 		o, _ = w.Observe() // on error the response goes without Observe
 	}
+	var ob *observation
+	if o != nil {
+		// Registered before the response leaves, so a change made as soon
+		// as the server has the response is not missed.
+		ob = &observation{c: c, o: o, req: r, p: p, changed: make(chan struct{}, 1), last: time.Now()}
+		ob.prev, ob.numeric = c.numeric(p)
+		ob.lastNotified = ob.prev
+		c.obs.mu.Lock()
+		if c.obs.closed {
+			c.obs.mu.Unlock()
+			o.Cancel()
+			ob = nil
+		} else {
+			c.obs.set[ob] = struct{}{}
+			c.obs.wg.Add(1)
+			c.obs.mu.Unlock()
+		}
+	}
 	w.SetOption(bearer.ContentFormatOption(message.MediaType(f)))
 	_ = w.WriteResponse(codes.Content, body)
-	if o == nil {
-		return
+	if ob != nil {
+		go ob.run()
 	}
-	ob := &observation{c: c, o: o, req: r, p: p, changed: make(chan struct{}, 1), last: time.Now()}
-	ob.prev, ob.numeric = c.numeric(p)
-	ob.lastNotified = ob.prev
-	c.obs.mu.Lock()
-	defer c.obs.mu.Unlock()
-	if c.obs.closed {
-		o.Cancel()
-		return
-	}
-	c.obs.set[ob] = struct{}{}
-	c.obs.wg.Add(1)
-	go ob.run()
 }
 
 // numeric returns the value of a single numeric resource at p.

@@ -18,6 +18,7 @@ import (
 // ServeCoAP implements bearer.Handler: the device management and
 // information reporting interfaces (Core §6.3, §6.4).
 func (c *Client) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
+	w = &countingWriter{ResponseWriter: w, c: c, r: r}
 	if r.Path() == "/bs" && r.Code == codes.POST {
 		c.finishBootstrap(w)
 		return
@@ -567,3 +568,23 @@ func (c *Client) writeComposite(w bearer.ResponseWriter, r *bearer.Request, p pa
 	}
 	answer(w, codes.Changed, "")
 }
+
+// countingWriter counts and logs refused requests (4.xx, 5.xx).
+type countingWriter struct {
+	bearer.ResponseWriter
+	c *Client
+	r *bearer.Request
+}
+
+func (w *countingWriter) WriteResponse(code codes.Code, payload []byte) error {
+	if code>>5 >= 4 {
+		w.c.refused.Add(1)
+		w.c.log.Info("lwm2m client: request refused", "code", code.String(), "method", w.r.Code.String(),
+			"path", w.r.Path(), "reason", string(payload))
+	}
+	return w.ResponseWriter.WriteResponse(code, payload)
+}
+
+// Refused returns how many server requests the client refused with an
+// error code (bad paths, payloads, formats, operations).
+func (c *Client) Refused() uint64 { return c.refused.Load() }
