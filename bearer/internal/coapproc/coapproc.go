@@ -207,8 +207,8 @@ func (s *Server) waitReady(timeout time.Duration) error {
 				s.Pings++ // timed out: it may have reached the server
 				break
 			}
-			// RST (type 3), empty, same MID.
-			if n == 4 && buf[0]>>4 == 0x7 && buf[1] == 0 && bytes.Equal(buf[2:4], ping[2:4]) {
+			// RST (type 3), empty, answering this ping or a late one.
+			if rmid := binary.BigEndian.Uint16(buf[2:4]); n == 4 && buf[0]>>4 == 0x7 && buf[1] == 0 && rmid >= 1 && rmid <= mid {
 				s.Pings++
 				return nil
 			}
