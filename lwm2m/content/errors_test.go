@@ -299,3 +299,43 @@ func TestHalfFloat(t *testing.T) {
 		}
 	}
 }
+
+func TestParseValueAndAny(t *testing.T) {
+	tests := []struct {
+		t    model.Type
+		in   string
+		want Value
+		any  any
+	}{
+		{model.Integer, "80", NewInt(80), int64(80)},
+		{model.Unsigned, "7", NewUint(7), uint64(7)},
+		{model.Float, "2.5", NewFloat(2.5), 2.5},
+		{model.Boolean, "true", NewBool(true), true},
+		{model.Boolean, "0", NewBool(false), false},
+		{model.Time, "2013-05-02T10:40:15Z", NewTimeUnix(1367491215), time.Unix(1367491215, 0).UTC()},
+		{model.Time, "1367491215", NewTimeUnix(1367491215), time.Unix(1367491215, 0).UTC()},
+		{model.Objlnk, "3:0", NewObjlnk(3, 0), "3:0"},
+		{model.String, "street light", NewString("street light"), "street light"},
+		{model.Corelnk, "</3/0>", NewCorelnk("</3/0>"), "</3/0>"},
+	}
+	for _, tt := range tests {
+		v, err := ParseValue(tt.t, tt.in)
+		if err != nil || !v.Equal(tt.want) {
+			t.Errorf("ParseValue(%v, %q) = %v, %v", tt.t, tt.in, v, err)
+		}
+		if got := v.Any(); got != tt.any {
+			t.Errorf("Any() = %#v, want %#v", got, tt.any)
+		}
+	}
+	for _, bad := range []struct {
+		t  model.Type
+		in string
+	}{{model.Integer, "x"}, {model.Boolean, "yes"}, {model.None, ""}, {model.Objlnk, "3"}} {
+		if _, err := ParseValue(bad.t, bad.in); !errors.Is(err, ErrTypeMismatch) {
+			t.Errorf("ParseValue(%v, %q) = %v", bad.t, bad.in, err)
+		}
+	}
+	if (Value{}).Any() != nil || NewOpaque([]byte{1}).Any().([]byte)[0] != 1 {
+		t.Error("Any of none/opaque")
+	}
+}

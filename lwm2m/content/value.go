@@ -176,3 +176,57 @@ type Record struct {
 
 // String returns "path=value".
 func (r Record) String() string { return r.Path.String() + "=" + r.Value.String() }
+
+// ParseValue parses the plain-text form of a value of type t, as an
+// operator types it in an API or on a command line: decimal numbers,
+// "0"/"1" or "true"/"false" for booleans, Unix seconds or RFC 3339 for
+// times, "obj:inst" for object links, base64 for opaque data. Errors wrap
+// ErrTypeMismatch.
+func ParseValue(t model.Type, s string) (Value, error) {
+	switch t {
+	case model.Boolean:
+		switch s {
+		case "true":
+			return NewBool(true), nil
+		case "false":
+			return NewBool(false), nil
+		}
+	case model.Time:
+		if tm, err := time.Parse(time.RFC3339, s); err == nil {
+			return NewTime(tm), nil
+		}
+	case model.None:
+		return Value{}, fmt.Errorf("%w: executable resources have no value", ErrTypeMismatch)
+	}
+	v, err := parseText(t, []byte(s))
+	if err != nil {
+		return Value{}, fmt.Errorf("%w: %q is not a valid %v", ErrTypeMismatch, s, t)
+	}
+	return v, nil
+}
+
+// Any returns the value as a plain Go value, for JSON APIs and logs:
+// string (String, Corelnk, and Objlnk as "obj:inst"), int64 (Integer),
+// uint64 (Unsigned), float64, bool, []byte (Opaque), time.Time (Time), or
+// nil for no value.
+func (v Value) Any() any {
+	switch v.typ {
+	case model.String, model.Corelnk:
+		return v.str
+	case model.Integer:
+		return v.Int()
+	case model.Unsigned:
+		return v.num
+	case model.Float:
+		return v.Float()
+	case model.Boolean:
+		return v.Bool()
+	case model.Opaque:
+		return v.raw
+	case model.Time:
+		return v.Time()
+	case model.Objlnk:
+		return v.String()
+	}
+	return nil
+}

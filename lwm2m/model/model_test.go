@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"testing"
 	"testing/fstest"
@@ -263,6 +264,9 @@ func FuzzParseDDF(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(data)
+	if omna, err := os.ReadFile("testdata/omna-style.xml"); err == nil {
+		f.Add(omna)
+	}
 	for _, o := range Core()[:4] {
 		b, _ := MarshalDDF(o)
 		f.Add(b)
@@ -297,4 +301,28 @@ func ExampleRegistry_LoadDDF() {
 	// Output:
 	// Dimmer Integer RW 0..100
 	// Current Time Time RW
+}
+
+func TestParseDDFOMNAStyle(t *testing.T) {
+	data, err := os.ReadFile("testdata/omna-style.xml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := ParseDDF(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := objs[0]
+	if o.ID != 33001 || o.Name != "Lamp Energy Meter" || o.Version != "1.1" || !o.Multiple || o.Mandatory ||
+		o.Description != "Energy measured by a street lamp controller.\nValues are reset by executing Reset." {
+		t.Fatalf("object %+v", o)
+	}
+	want := []Resource{
+		{ID: 0, Name: "Reset", Operations: E, Description: "Sets Energy to 0."},
+		{ID: 1, Name: "Energy", Operations: R, Mandatory: true, Type: Float, Units: "Wh", Description: "Energy since the last reset, in <Wh>."},
+		{ID: 2, Name: "Samples", Operations: RW, Multiple: true, Type: Unsigned, Range: "0..65535", Description: "Last samples & counters."},
+	}
+	if !reflect.DeepEqual(o.Resources, want) {
+		t.Fatalf("resources\n got %+v\nwant %+v", o.Resources, want)
+	}
 }
