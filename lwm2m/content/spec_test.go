@@ -340,3 +340,23 @@ func TestOldJSONSpecDevice(t *testing.T) {
 		t.Fatalf("old JSON must be decode-only: %v", err)
 	}
 }
+
+func TestTLVSpecServerObject(t *testing.T) {
+	// LwM2M 1.0 §6.4.3.2 example C: Read /1 on a single Server instance.
+	data := mustHex(t, "08 00 0F C1 00 01 C4 01 00 01 51 80 C1 06 01 C1 07 55")
+	want := []Record{
+		{Path: path.Resource(1, 0, 0), Value: NewInt(1)},
+		{Path: path.Resource(1, 0, 1), Value: NewInt(86400)},
+		{Path: path.Resource(1, 0, 6), Value: NewBool(true)},
+		{Path: path.Resource(1, 0, 7), Value: NewString("U")},
+	}
+	recs, err := Decode(TLV, path.Object(1), data, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalRecords(t, recs, want)
+	got, err := Encode(TLV, path.Object(1), want)
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("encode: %v\n got % X\nwant % X", err, got, data)
+	}
+}

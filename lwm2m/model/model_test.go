@@ -326,3 +326,26 @@ func TestParseDDFOMNAStyle(t *testing.T) {
 		t.Fatalf("resources\n got %+v\nwant %+v", o.Resources, want)
 	}
 }
+
+func TestRegistryConcurrent(t *testing.T) {
+	r := DefaultRegistry()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			for _, o := range Core() {
+				if err := r.Put(o); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}
+	}()
+	for i := 0; i < 2000; i++ {
+		if res, ok := r.Resource(3, 0); !ok || res.Name != "Manufacturer" {
+			t.Fatal("lookup during Put")
+		}
+		_ = r.IDs()
+	}
+	<-done
+}
