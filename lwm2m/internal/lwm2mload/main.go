@@ -3,7 +3,7 @@
 // distinct clients closed-loop from a pool of client sockets, and prints
 // registrations per second at 10k and 100k registered and the heap growth
 // per registered device; -state also measures the registration state alone
-// (no sockets).
+// (no sockets); -bolt FILE uses the durable bbolt store.
 //
 //	go run ./lwm2m/internal/lwm2mload -n 100000
 package main
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/lwm2m/internal/loadgen"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
 func main() {
@@ -25,12 +26,23 @@ func main() {
 	workers := flag.Int("workers", 256, "concurrent closed-loop registrations")
 	state := flag.Bool("state", true, "also measure registration state bytes per device without sockets")
 	timeout := flag.Duration("timeout", 10*time.Minute, "give up after")
+	boltFile := flag.String("bolt", "", "keep registrations in this bbolt file (fsync'd) instead of memory")
 	flag.Parse()
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer cancel()
 	ctx, cancel2 := context.WithTimeout(ctx, *timeout)
 	defer cancel2()
-	res, err := loadgen.Run(ctx, loadgen.Config{N: *n, Sockets: *sockets, Workers: *workers})
+	cfg := loadgen.Config{N: *n, Sockets: *sockets, Workers: *workers}
+	if *boltFile != "" {
+		st, err := registry.OpenBolt(*boltFile, registry.BoltOptions{Options: registry.Options{MaxRegistrations: *n + 1}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lwm2mload:", err)
+			os.Exit(1)
+		}
+		defer st.Close()
+		cfg.Store = st
+	}
+	res, err := loadgen.Run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lwm2mload:", err)
 		os.Exit(1)
