@@ -58,6 +58,15 @@ type Params struct {
 	// transfers pick their block size so that a block fits in it.
 	PreferredDatagram int
 
+	// BlockDatagram is the message size block-wise transfers aim at: a body
+	// whose message fits in it goes whole, a larger one goes in the largest
+	// blocks (16..1024 bytes) that fit in it. 0 means PreferredDatagram. It
+	// differs from PreferredDatagram where one big datagram costs less than a
+	// block exchange per unit: on SMS a concatenated message of 8 segments
+	// costs 8 SMS, the same body in 64-byte blocks costs 16 requests and 16
+	// responses.
+	BlockDatagram int
+
 	// AckTimeout is ACK_TIMEOUT (RFC 7252: 2 s).
 	AckTimeout time.Duration
 	// AckRandomFactor is ACK_RANDOM_FACTOR (RFC 7252: 1.5); at least 1.
@@ -114,6 +123,8 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: MaxDatagram %d < 16", ErrInvalidParams, p.MaxDatagram)
 	case p.PreferredDatagram <= 0 || p.PreferredDatagram > p.MaxDatagram:
 		return fmt.Errorf("%w: PreferredDatagram %d not in (0, MaxDatagram]", ErrInvalidParams, p.PreferredDatagram)
+	case p.BlockDatagram < 0 || p.BlockDatagram > p.MaxDatagram:
+		return fmt.Errorf("%w: BlockDatagram %d not in [0, MaxDatagram]", ErrInvalidParams, p.BlockDatagram)
 	case p.AckTimeout <= 0:
 		return fmt.Errorf("%w: AckTimeout %v <= 0", ErrInvalidParams, p.AckTimeout)
 	case p.AckRandomFactor < 1 || math.IsNaN(p.AckRandomFactor) || math.IsInf(p.AckRandomFactor, 0):
@@ -128,6 +139,14 @@ func (p Params) Validate() error {
 		return fmt.Errorf("%w: negative CostPerDatagram", ErrInvalidParams)
 	}
 	return nil
+}
+
+// BlockTarget returns BlockDatagram, or PreferredDatagram when it is 0.
+func (p Params) BlockTarget() int {
+	if p.BlockDatagram > 0 {
+		return p.BlockDatagram
+	}
+	return p.PreferredDatagram
 }
 
 func (p Params) scaled(n int) time.Duration {

@@ -373,14 +373,15 @@ func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Ad
 		e.m.Count(EventDropUnknownACK, 1)
 		return
 	}
-	delete(e.byMID, mk)
 	if m.Type == message.Reset {
+		delete(e.byMID, mk)
 		ex.done = true
 		e.exMu.Unlock()
 		deliver(ex, exResult{err: ErrReset})
 		return
 	}
 	if m.Code == codes.Empty {
+		delete(e.byMID, mk)
 		if !ex.acked {
 			ex.acked = true
 			deliver(ex, exResult{ack: true})
@@ -388,12 +389,14 @@ func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Ad
 		e.exMu.Unlock()
 		return
 	}
-	// Piggybacked response: the token must match.
+	// Piggybacked response: the token must match, else it answers some
+	// other message (a peer that reused the MID) and we keep waiting.
 	if string(m.Token) != ex.token {
 		e.exMu.Unlock()
 		e.m.Count(EventDropUnexpected, 1)
 		return
 	}
+	delete(e.byMID, mk)
 	ex.done = true
 	e.exMu.Unlock()
 	if id, bad := badCriticalOption(m.Options); bad {

@@ -141,7 +141,7 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 		}
 		e.szx = szx
 	} else {
-		e.szx = szxForDatagram(p.PreferredDatagram)
+		e.szx = szxForDatagram(p.BlockTarget())
 	}
 	e.hsem = make(chan struct{}, e.lim.MaxHandlers)
 	e.dedup.init(e.lim.MaxDedup)

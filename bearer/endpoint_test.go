@@ -700,3 +700,30 @@ func TestSeparateResponsesUnderLoss(t *testing.T) {
 	}
 	t.Logf("%d/%d; server %v", ok.Load(), n, p.smet.Snapshot())
 }
+
+func TestHandlerPoolOverloadDropsThenServes(t *testing.T) {
+	var runs atomic.Int64
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		runs.Add(1)
+		time.Sleep(10 * time.Millisecond)
+		_ = w.WriteResponse(codes.Content, nil)
+	})
+	params := fastParams(20*time.Millisecond, 6)
+	params.NStart = 4
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(params)}, bearer.WithLimits(bearer.Limits{MaxHandlers: 1, SeparateAfter: time.Minute}))
+	ctx := ctxT(t, 30*time.Second)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := p.cli.Get(ctx, p.sconn.LocalAddr(), "/x"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if runs.Load() != 4 || p.smet.Get(bearer.EventDropOverload) == 0 {
+		t.Fatalf("runs %d, overload drops %d", runs.Load(), p.smet.Get(bearer.EventDropOverload))
+	}
+}

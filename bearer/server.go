@@ -76,6 +76,20 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		direct(codes.BadOption, nil, nil)
 		return
 	}
+	// A handler slot is taken before any state changes (a final Block1
+	// block completes its body), so that a request dropped for overload
+	// is processed intact when the client retransmits it.
+	select {
+	case e.hsem <- struct{}{}:
+	default:
+		e.m.Count(EventDropOverload, 1)
+		e.dedup.forget(dk)
+		return
+	}
+	direct = func(code codes.Code, opts message.Options, payload []byte) {
+		<-e.hsem
+		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+	}
 	obsVal, hasObs := optionUint(m.Options, message.Observe)
 	if hasObs && obsVal == 1 && (m.Code == codes.GET || m.Code == codes.FETCH) {
 		e.obs.removeByToken(e, tokenKey{pkey, string(m.Token)}, nil)
@@ -100,15 +114,9 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	}
 	if v, ok := optionUint(m.Options, message.Block2); ok && v>>4 > 0 && !hasBlock1 {
 		if e.serveCachedBlock2(m, peer, pkey, dk, con, mid, v) {
+			<-e.hsem
 			return
 		}
-	}
-	select {
-	case e.hsem <- struct{}{}:
-	default:
-		e.m.Count(EventDropOverload, 1)
-		e.dedup.forget(dk)
-		return
 	}
 	// One allocation holds the exchange, the request, its options and (if
 	// small) a copy of the datagram: the handler outlives the read buffer.
@@ -130,7 +138,10 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		e.dedup.forget(dk)
 		return
 	}
-	if !hasBlock1 {
+	if hasBlock1 {
+		// The handler sees the whole body, not the last block.
+		rm.Options = rm.Options.Remove(message.Block1).Remove(message.Size1)
+	} else {
 		payload = rm.Payload
 	}
 	sx.reqv = Request{
