@@ -323,3 +323,33 @@ func TestLifetimeUpdates(t *testing.T) {
 }
 
 func mustPath(s string) path.Path { return path.MustParse(s) }
+
+// TestClient10 registers a LwM2M 1.0 client in queue mode ("UQ"): the
+// server records version and queue mode and reads it in TLV.
+func TestClient10(t *testing.T) {
+	srv, addr := startServer(t)
+	sub := srv.Subscribe(8)
+	c, cep := newClient(t, "old", client.WithVersion("1.0"), client.WithBinding("UQ"), client.WithLifetime(300))
+	if err := c.AddDevice(client.Device{Manufacturer: "Legacy"}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := c.Start(ctx, cep, addr); err != nil {
+		t.Fatal(err)
+	}
+	reg := waitEvent(t, sub, server.Registered).Registration
+	if reg.Version != registry.V1_0 || !reg.Queue || reg.Binding != registry.BindingU || reg.Formats != 0 {
+		t.Fatalf("registration %+v", reg)
+	}
+	cv, err := srv.Read(ctx, "old", path.Instance(3, 0))
+	if err != nil || cv.Format != server.FormatTLV {
+		t.Fatalf("Read: %+v %v", cv, err)
+	}
+	recs, err := srv.Decode(path.Instance(3, 0), cv)
+	if err != nil || recs[0].Value.Str() != "Legacy" {
+		t.Fatalf("decode: %v %v", recs, err)
+	}
+	if err := c.Send(ctx, path.Resource(3, 0, 0)); err == nil {
+		t.Fatal("a 1.0 client sent with Send")
+	}
+}
