@@ -48,6 +48,9 @@ func (m *Modem) connect(ctx context.Context) error {
 	}
 	m.sess = s
 	m.mu.Unlock()
+	if m.everUp.Swap(true) {
+		m.st.reconn.Add(1)
+	}
 	m.timeouts.Store(0)
 	m.emit(EventConnected, nil, m.Identity().Model)
 	if err := m.Sweep(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -212,7 +215,6 @@ func (m *Modem) supervise() {
 			}
 			err := m.connect(ctx)
 			if err == nil {
-				m.st.reconn.Add(1)
 				break
 			}
 			if m.isClosing() {

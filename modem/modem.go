@@ -152,6 +152,7 @@ type Modem struct {
 	wg      sync.WaitGroup
 
 	timeouts atomic.Int32
+	everUp   atomic.Bool
 	st       struct {
 		sent, sendErr, recv, sr, acked, rejected, reconn, dropEv, dropURC, bad atomic.Uint64
 	}
