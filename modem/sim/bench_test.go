@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -125,5 +126,40 @@ func benchParallel(b *testing.B, nm int, sendTime time.Duration) {
 			b.ReportMetric(rate, "sms/s")
 			b.ReportMetric(rate/(float64(nm)/sendTime.Seconds()), "efficiency")
 		}
+	}
+}
+
+// BenchmarkEndpointFleet: SMS between 2,000 modem-less endpoints, the cost
+// of the SMSC itself per message (no AT, no goroutine per device).
+func BenchmarkEndpointFleet(b *testing.B) {
+	const fleet = 2000
+	n := NewNetwork()
+	defer n.Close()
+	var got atomic.Int64
+	eps := make([]*Endpoint, fleet)
+	pdus := make([][]byte, fleet)
+	for i := range fleet {
+		e, err := n.AddEndpoint(fmt.Sprintf("+1666%06d", i), func(EndpointMessage) bool { got.Add(1); return true })
+		if err != nil {
+			b.Fatal(err)
+		}
+		eps[i] = e
+		pdus[i] = submitPDU(b, fmt.Sprintf("+1666%06d", (i+1)%fleet), make([]byte, 60), false)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, err := eps[i%fleet].Send(ctx, pdus[i%fleet]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(waitLimit)
+	for got.Load() < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	b.StopTimer()
+	if got.Load() != int64(b.N) {
+		b.Fatalf("delivered %d of %d", got.Load(), b.N)
 	}
 }

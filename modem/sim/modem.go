@@ -27,6 +27,7 @@ type ModemStats struct {
 	Refused       uint64 // offers refused (storage full, hung, ack pending full)
 	AckTimeouts   uint64 // +CMT/+CDS not acknowledged by +CNMA in time
 	URCs          uint64 // unsolicited result codes written
+	URCsDropped   uint64 // indications lost to a full +CNMI mode 0 buffer
 	Stored        int    // messages in storage now
 	Plugs         uint64 // times plugged in
 }
@@ -228,6 +229,13 @@ func (m *Modem) SetRegistered(on bool) {
 	}
 }
 
+// SetSendTime changes the time each +CMGS takes (see WithSendTime).
+func (m *Modem) SetSendTime(d time.Duration) {
+	m.mu.Lock()
+	m.sendTime = d
+	m.mu.Unlock()
+}
+
 // SetSignal sets the +CSQ <rssi>.
 func (m *Modem) SetSignal(rssi int) {
 	m.mu.Lock()
@@ -394,7 +402,7 @@ func (m *Modem) offer(msg *mtMessage) bool {
 	if m.att == nil {
 		return false
 	}
-	if m.hung || m.detached || !m.st.pinOK || m.st.cfun == 0 || len(m.inbox) >= maxInbox {
+	if m.hung || m.detached || !m.st.pinOK || m.st.cfun == 0 || len(m.inbox)+len(m.direct) >= maxInbox {
 		m.stats.Refused++
 		return false
 	}

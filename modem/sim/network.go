@@ -74,6 +74,7 @@ type NetworkStats struct {
 	Rejected      uint64 // SUBMITs refused (bad PDU, store full)
 	StatusReports uint64 // SMS-STATUS-REPORTs accepted by the originator's modem
 	Stored        int    // messages held by the SMSC now
+	Scheduled     int    // timer events pending now (deliveries, retries, expiries)
 }
 
 // NetworkOption configures NewNetwork.
@@ -162,6 +163,7 @@ type mtMessage struct {
 	expires time.Time
 	dup     bool
 	waiting bool
+	expiry  *event // the validity-period event, removed once final
 	final   bool
 	// done reports the outcome of an accepted offer.
 	done func(ok bool)
@@ -211,7 +213,9 @@ func (n *Network) Provision(msisdn string) {
 func (n *Network) Stats() NetworkStats {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.stats
+	s := n.stats
+	s.Scheduled = len(n.events)
+	return s
 }
 
 // Close stops the network: pending deliveries are dropped and modems are
@@ -309,7 +313,7 @@ func (n *Network) submit(from string, b []byte) error {
 			scts: now, expires: now.Add(n.validity), dup: i > 0}
 		n.stats.Stored++
 		n.scheduleLocked(now.Add(n.transitLocked()), func() { n.attempt(m) })
-		n.scheduleLocked(m.expires, func() { n.expire(m) })
+		m.expiry = n.scheduleLocked(m.expires, func() { n.expire(m) })
 	}
 	return nil
 }
@@ -338,7 +342,7 @@ func (n *Network) statusReportLocked(s *submit, originator string, dt time.Time,
 		expires: now.Add(n.validity)}
 	n.stats.Stored++
 	n.scheduleLocked(now.Add(n.transitLocked()), func() { n.attempt(m) })
-	n.scheduleLocked(m.expires, func() { n.expire(m) })
+	m.expiry = n.scheduleLocked(m.expires, func() { n.expire(m) })
 }
 
 // attempt offers m to its destination, or parks it until the destination
@@ -418,6 +422,7 @@ func (n *Network) result(m *mtMessage, ok bool) {
 		return
 	}
 	m.final = true
+	n.cancelLocked(m.expiry)
 	n.stats.Stored--
 	switch m.kind {
 	case kindDeliver:
@@ -478,10 +483,18 @@ func sortByTime(ms []*mtMessage) {
 	}
 }
 
+// cancelLocked removes a scheduled event that has not run.
+func (n *Network) cancelLocked(e *event) {
+	if e != nil && e.index >= 0 && e.index < len(n.events) && n.events[e.index] == e {
+		heap.Remove(&n.events, e.index)
+	}
+}
+
 // scheduleLocked runs f at time at on the network's single timer.
-func (n *Network) scheduleLocked(at time.Time, f func()) {
+func (n *Network) scheduleLocked(at time.Time, f func()) *event {
 	n.seq++
-	heap.Push(&n.events, &event{at: at, seq: n.seq, f: f})
+	e := &event{at: at, seq: n.seq, f: f}
+	heap.Push(&n.events, e)
 	if n.timer == nil || at.Before(n.timerAt) {
 		if n.timer != nil {
 			n.timer.Stop()
@@ -489,6 +502,7 @@ func (n *Network) scheduleLocked(at time.Time, f func()) {
 		n.timerAt = at
 		n.timer = n.clock.AfterFunc(at.Sub(n.clock.Now()), n.fire)
 	}
+	return e
 }
 
 func (n *Network) fire() {
@@ -514,9 +528,10 @@ func (n *Network) fire() {
 }
 
 type event struct {
-	at  time.Time
-	seq uint64
-	f   func()
+	at    time.Time
+	seq   uint64
+	f     func()
+	index int // in the heap; -1 once popped or removed
 }
 
 type eventHeap []*event
@@ -528,12 +543,21 @@ func (h eventHeap) Less(i, j int) bool {
 	}
 	return h[i].at.Before(h[j].at)
 }
-func (h eventHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *eventHeap) Push(x any)   { *h = append(*h, x.(*event)) }
+func (h eventHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *eventHeap) Push(x any) {
+	e := x.(*event)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
 func (h *eventHeap) Pop() any {
 	old := *h
 	e := old[len(old)-1]
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
+	e.index = -1
 	return e
 }

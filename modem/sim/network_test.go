@@ -49,6 +49,11 @@ func TestCMTWithoutAck(t *testing.T) {
 		t.Fatalf("deliver %+v", d)
 	}
 	waitFor(t, func() bool { return n.Stats().Delivered == 1 })
+	// Nothing stays scheduled for a delivered message (no 24 h expiry
+	// event left behind).
+	if s := n.Stats(); s.Scheduled != 0 || s.Stored != 0 {
+		t.Fatalf("%+v", s)
+	}
 }
 
 // waitFor polls cond (state owned by other goroutines) with a deadline.

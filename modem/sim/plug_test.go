@@ -155,3 +155,31 @@ func TestPTYUnplugReplug(t *testing.T) {
 	tm2.mustOK("ATE0")
 	m.Unplug()
 }
+
+// TestHungModemLosesNothing: a hung modem takes no messages; after a replug
+// the SMSC's retry delivers them.
+func TestHungModemLosesNothing(t *testing.T) {
+	clk, n, ta, tb, _, b := manualPair(t, WithValidity(time.Hour, 30*time.Second))
+	tb.mustOK("AT+CNMI=2,2,0,0,0")
+	b.Hang()
+	if _, f := ta.send(submitPDU(t, "+15550002", []byte("h"), false)); f != "OK" {
+		t.Fatal(f)
+	}
+	clk.Advance(0)
+	if s := n.Stats(); s.Delivered != 0 || s.Retries != 1 {
+		t.Fatalf("%+v", s)
+	}
+	b.Unplug()
+	c, err := b.Replug()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb2 := newTerm(t, c)
+	tb2.mustOK("ATE0")
+	tb2.mustOK("AT+CNMI=2,2,0,0,0")
+	clk.Advance(30 * time.Second)
+	if d := readCMT(t, tb2); string(d.UD) != "h" {
+		t.Fatalf("%q", d.UD)
+	}
+	waitFor(t, func() bool { return n.Stats().Delivered == 1 })
+}

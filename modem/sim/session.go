@@ -234,7 +234,9 @@ func (s *sess) route() {
 	var texts []string
 	var results []func()
 	m.mu.Lock()
-	if m.att != s.a {
+	if m.att != s.a || m.hung {
+		// A hung modem handles nothing: what it was offered goes back to
+		// the network at unplug.
 		m.mu.Unlock()
 		return
 	}
@@ -298,6 +300,10 @@ func (s *sess) route() {
 		if mode == 0 {
 			if len(m.urcBuf) < maxInbox {
 				m.urcBuf = append(m.urcBuf, urc)
+			} else {
+				// The TA buffer overflows: the indication is lost (the
+				// message itself is stored).
+				m.stats.URCsDropped++
 			}
 			continue
 		}
