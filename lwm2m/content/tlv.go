@@ -3,6 +3,7 @@ package content
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 	"unicode/utf8"
 
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
@@ -125,22 +126,81 @@ func appendTLVLeaf(b []byte, kind byte, id uint16, v Value) ([]byte, error) {
 	return append(b, val...), nil
 }
 
-func appendTLVResource(b []byte, r ResourceNode) ([]byte, error) {
-	if !r.Multiple {
-		return appendTLVLeaf(b, tlvResource, r.ID, r.Value)
+// TLV containers (object instances, multiple resources) are written in
+// place: room for the longest header (type, 16-bit ID, 24-bit length) is
+// reserved, the content appended, then the real header written and the
+// content moved up. No intermediate buffers.
+const tlvMaxHeader = 6
+
+func beginTLV(b []byte) ([]byte, int) {
+	return append(b, make([]byte, tlvMaxHeader)...), len(b)
+}
+
+func endTLV(b []byte, start int, kind byte, id uint16) ([]byte, error) {
+	n := len(b) - start - tlvMaxHeader
+	if n > tlvMaxLen {
+		return nil, errf(ErrNotEncodable, "TLV container of %d bytes over 16 MiB", n)
 	}
-	var inner []byte
-	for _, ri := range r.Instances {
-		var err error
-		if inner, err = appendTLVLeaf(inner, tlvResourceInstance, ri.ID, ri.Value); err != nil {
+	var hdr [tlvMaxHeader]byte
+	h := appendTLVHeader(hdr[:0], kind, id, n)
+	copy(b[start:], h)
+	copy(b[start+len(h):], b[start+tlvMaxHeader:])
+	return b[:start+len(h)+n], nil
+}
+
+// appendTLVResources writes the resources of one object instance; recs are
+// sorted and all below the same instance.
+func appendTLVResources(b []byte, recs []Record) ([]byte, error) {
+	var err error
+	for k := 0; k < len(recs); {
+		r := recs[k]
+		if r.Path.Len() == path.LevelResource {
+			if b, err = appendTLVLeaf(b, tlvResource, r.Path.ResourceID(), r.Value); err != nil {
+				return nil, err
+			}
+			k++
+			continue
+		}
+		rid := r.Path.ResourceID()
+		var start int
+		b, start = beginTLV(b)
+		for ; k < len(recs) && recs[k].Path.ResourceID() == rid; k++ {
+			if b, err = appendTLVLeaf(b, tlvResourceInstance, recs[k].Path.ResourceInstanceID(), recs[k].Value); err != nil {
+				return nil, err
+			}
+		}
+		if b, err = endTLV(b, start, tlvMultipleResource, rid); err != nil {
 			return nil, err
 		}
 	}
-	if len(inner) > tlvMaxLen {
-		return nil, errf(ErrNotEncodable, "TLV multiple resource of %d bytes over 16 MiB", len(inner))
+	return b, nil
+}
+
+// sortedResources returns recs sorted by path (recs itself when already
+// sorted) after checking that every record is a resource or resource
+// instance, and that no path is given twice or both as a single resource
+// and with instances.
+func sortedResources(recs []Record) ([]Record, error) {
+	cmp := func(a, b Record) int { return path.Compare(a.Path, b.Path) }
+	if !slices.IsSortedFunc(recs, cmp) {
+		recs = slices.Clone(recs)
+		slices.SortStableFunc(recs, cmp)
 	}
-	b = appendTLVHeader(b, tlvMultipleResource, r.ID, len(inner))
-	return append(b, inner...), nil
+	for k, r := range recs {
+		if r.Path.Len() < path.LevelResource {
+			return nil, errf(ErrNotEncodable, "record at %v is not a resource", r.Path)
+		}
+		if k > 0 {
+			prev := recs[k-1].Path
+			if prev == r.Path {
+				return nil, errf(ErrNotEncodable, "%v given twice", r.Path)
+			}
+			if r.Path.HasPrefix(prev) {
+				return nil, errf(ErrNotEncodable, "%v is both a single resource and has instance %v", prev, r.Path)
+			}
+		}
+	}
+	return recs, nil
 }
 
 // encodeTLV encodes records for a request on base (Core §7.4.3): object
@@ -157,34 +217,33 @@ func encodeTLV(base path.Path, recs []Record) ([]byte, error) {
 		}
 		return appendTLVLeaf(nil, tlvResourceInstance, base.ResourceInstanceID(), recs[0].Value)
 	}
-	tree, err := Tree(recs)
+	sorted, err := sortedResources(recs)
 	if err != nil {
 		return nil, err
 	}
-	var b []byte
-	switch base.Len() {
-	case path.LevelObject:
-		for _, oi := range tree {
-			var inner []byte
-			for _, r := range oi.Resources {
-				if inner, err = appendTLVResource(inner, r); err != nil {
-					return nil, err
-				}
-			}
-			if len(inner) > tlvMaxLen {
-				return nil, errf(ErrNotEncodable, "TLV object instance over 16 MiB")
-			}
-			b = appendTLVHeader(b, tlvObjectInstance, oi.InstanceID, len(inner))
-			b = append(b, inner...)
+	size := 0
+	for _, r := range sorted {
+		size += 8 + len(r.Value.str) + len(r.Value.raw)
+	}
+	b := make([]byte, 0, size+tlvMaxHeader)
+	if base.Len() != path.LevelObject {
+		return appendTLVResources(b, sorted)
+	}
+	for k := 0; k < len(sorted); {
+		inst := sorted[k].Path.InstanceID()
+		end := k
+		for end < len(sorted) && sorted[end].Path.InstanceID() == inst {
+			end++
 		}
-	case path.LevelInstance, path.LevelResource:
-		for _, oi := range tree {
-			for _, r := range oi.Resources {
-				if b, err = appendTLVResource(b, r); err != nil {
-					return nil, err
-				}
-			}
+		var start int
+		b, start = beginTLV(b)
+		if b, err = appendTLVResources(b, sorted[k:end]); err != nil {
+			return nil, err
 		}
+		if b, err = endTLV(b, start, tlvObjectInstance, inst); err != nil {
+			return nil, err
+		}
+		k = end
 	}
 	return b, nil
 }
@@ -194,6 +253,7 @@ type tlvItem struct {
 	id    uint16
 	value []byte
 	off   int // offset of the header in the payload
+	hdr   int // header length
 }
 
 // readTLVs splits data into TLV items. off is the offset of data in the
@@ -235,7 +295,7 @@ func readTLVs(data []byte, off int) ([]tlvItem, error) {
 		if len(items) >= MaxRecords {
 			return nil, decErr(TLV, off+start, ErrLimit, "more than %d TLVs", MaxRecords)
 		}
-		items = append(items, tlvItem{kind: kind, id: id, value: data[pos : pos+n], off: off + start})
+		items = append(items, tlvItem{kind: kind, id: id, value: data[pos : pos+n], off: off + start, hdr: pos - start})
 		pos += n
 	}
 	return items, nil
@@ -255,7 +315,7 @@ func decodeTLV(base path.Path, data []byte, m model.Resolver) ([]Record, error) 
 	if base.IsRoot() {
 		return nil, decErr(TLV, -1, nil, "TLV cannot address the root path")
 	}
-	d := &tlvDecoder{m: m, base: data}
+	d := &tlvDecoder{m: m, base: data, recs: make([]Record, 0, min(len(data)/3+1, 1024))}
 	items, err := readTLVs(data, 0)
 	if err != nil {
 		return nil, err
@@ -316,7 +376,7 @@ func decodeTLV(base path.Path, data []byte, m model.Resolver) ([]Record, error) 
 }
 
 func (d *tlvDecoder) instance(p path.Path, it tlvItem) error {
-	items, err := readTLVs(it.value, it.off+len(tlvHeaderOf(it)))
+	items, err := readTLVs(it.value, it.off+it.hdr)
 	if err != nil {
 		return err
 	}
@@ -326,11 +386,6 @@ func (d *tlvDecoder) instance(p path.Path, it tlvItem) error {
 		}
 	}
 	return nil
-}
-
-// tlvHeaderOf returns a header of the same size as it's header, for offsets.
-func tlvHeaderOf(it tlvItem) []byte {
-	return appendTLVHeader(nil, it.kind, it.id, len(it.value))
 }
 
 // resource decodes a resource TLV under instance path p.
@@ -348,7 +403,7 @@ func (d *tlvDecoder) resource(p path.Path, it tlvItem) error {
 		d.recs = append(d.recs, Record{Path: rp, Value: v})
 		return nil
 	case tlvMultipleResource:
-		items, err := readTLVs(it.value, it.off+len(tlvHeaderOf(it)))
+		items, err := readTLVs(it.value, it.off+it.hdr)
 		if err != nil {
 			return err
 		}
