@@ -118,7 +118,8 @@ func (s *Server) Observations() int {
 // Observe=0). It returns the observation and the current value; every
 // later notification goes to fn (if not nil) and to event subscribers as a
 // Notified event. An existing observation of the same path is replaced
-// (cancelled). Notification attributes are set with WriteAttributes.
+// (cancelled). Notification attributes are set with WriteAttributes. fn
+// runs on the observation's delivery goroutine and must not block.
 func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(Notification), opts ...RequestOption) (*Observation, Content, error) {
 	reg, e, peer, err := s.target(ep)
 	if err != nil {

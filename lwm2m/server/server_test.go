@@ -602,3 +602,33 @@ func TestSend(t *testing.T) {
 		t.Fatalf("Send text: %v", resp.Code)
 	}
 }
+
+func TestSubscriptionBounded(t *testing.T) {
+	srv := New(registry.NewMemory(registry.Options{}))
+	defer srv.Close()
+	sub := srv.Subscribe(1)
+	h := srv.Handler("udp")
+	for i := range 3 {
+		w := &recorder{}
+		h.ServeCoAP(w, bearer.NewRequest(codes.POST, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 1000 + i}, "/rd?ep=e"+string(rune('a'+i))))
+		if w.code != codes.Created {
+			t.Fatal(w.code)
+		}
+	}
+	if sub.Dropped() != 2 || srv.Stats().EventsDropped.Load() != 2 {
+		t.Fatalf("dropped %d / %d", sub.Dropped(), srv.Stats().EventsDropped.Load())
+	}
+	if ev := <-sub.C; ev.Registration.Endpoint != "ea" {
+		t.Fatalf("first event %+v", ev)
+	}
+	sub.Close()
+	if _, ok := <-sub.C; ok {
+		t.Fatal("channel open after Close")
+	}
+	srv.Close()
+	if s2 := srv.Subscribe(1); s2 == nil {
+		t.Fatal("nil subscription after Close")
+	} else if _, ok := <-s2.C; ok {
+		t.Fatal("subscription after Close is open")
+	}
+}
