@@ -1,0 +1,194 @@
+package queue
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+)
+
+// WakeTarget says how to wake one device by SMS.
+type WakeTarget struct {
+	// MSISDN is the device's number (any form sms.ParseMSISDN accepts;
+	// the "sms=" registration parameter or configuration).
+	MSISDN string
+	// Version is the device's LwM2M version: "1.0", "1.1" or "1.2".
+	Version string
+	// Binding is the registered binding. LwM2M 1.0 devices are wakeable
+	// with binding "UQS" (UDP queue mode plus SMS) or "SQ".
+	Binding string
+	// Trigger is the value of /1/x/21 (LwM2M 1.1/1.2): true lets the server
+	// trigger the device over SMS.
+	Trigger bool
+	// ServerInstance is x in /1/x/8.
+	ServerInstance uint16
+	// Framing is raw CoAP or WAP Push (LwM2M 1.1 Core appendix).
+	Framing sms.Framing
+	// TransportArg, if set, is the binding letter ("U", "T", "S" or "N")
+	// passed as Execute argument 0 of /1/x/8 (LwM2M 1.1 "0='U'"): the
+	// transport the device should send its Update over.
+	TransportArg string
+	// SIM is the server number the device knows (its SMS is only accepted
+	// from it); "" lets the SMS bearer choose.
+	SIM string
+}
+
+// Wakeable reports whether the LwM2M rules allow an SMS wake-up: a number,
+// and binding UQS/SQ (1.0) or Trigger true (1.1, 1.2).
+func (t *WakeTarget) Wakeable() bool {
+	if t == nil || t.MSISDN == "" {
+		return false
+	}
+	switch t.Version {
+	case "1.0":
+		b := strings.ToUpper(t.Binding)
+		return strings.Contains(b, "S") && strings.Contains(b, "Q")
+	case "1.1", "1.2":
+		return t.Trigger
+	}
+	return false
+}
+
+// Waker sends a wake-up to a device. Wake returns once the wake-up is
+// handed to the bearer (for SMS: stored in the durable outbox); whether
+// the device shows up is learned from Manager.Seen.
+type Waker interface {
+	Wake(ctx context.Context, ep string, t WakeTarget) error
+}
+
+// WakerFunc adapts a function to Waker.
+type WakerFunc func(ctx context.Context, ep string, t WakeTarget) error
+
+// Wake calls f.
+func (f WakerFunc) Wake(ctx context.Context, ep string, t WakeTarget) error { return f(ctx, ep, t) }
+
+// ErrBadTarget is wrapped by errors about an unusable WakeTarget.
+var ErrBadTarget = errors.New("queue: bad wake target")
+
+// TriggerArgs returns the Execute argument payload of the Registration
+// Update Trigger: "" for none, or "0='U'" for TransportArg "U" (LwM2M 1.1
+// Core §5.4.5 argument syntax: arg = DIGIT ["=" "'" *CHAR "'"]).
+func TriggerArgs(transport string) (string, error) {
+	switch transport {
+	case "":
+		return "", nil
+	case "U", "T", "S", "N":
+		return "0='" + transport + "'", nil
+	}
+	return "", fmt.Errorf("%w: transport argument %q is not one of U, T, S, N", ErrBadTarget, transport)
+}
+
+// TriggerMessage encodes the SMS trigger: a CoAP NON POST (LwM2M Execute)
+// to /1/<server instance>/8 with message ID mid and token, carrying the
+// optional transport argument as a text/plain payload. The SMS bearer
+// frames it as raw CoAP or WAP Push. Encoding is go-coap's udp/coder.
+func TriggerMessage(t WakeTarget, mid uint16, token []byte) ([]byte, error) {
+	args, err := TriggerArgs(t.TransportArg)
+	if err != nil {
+		return nil, err
+	}
+	if len(token) > message.MaxTokenSize {
+		return nil, fmt.Errorf("%w: token of %d bytes", ErrBadTarget, len(token))
+	}
+	buf := make([]byte, 0, 32)
+	opts := message.Options{}
+	for _, seg := range []string{"1", strconv.Itoa(int(t.ServerInstance)), "8"} {
+		opts = opts.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
+	}
+	var payload []byte
+	if args != "" {
+		payload = []byte(args)
+		opts, _, err = opts.SetContentFormat(buf[:cap(buf)], message.TextPlain)
+		if err != nil {
+			return nil, fmt.Errorf("queue: trigger options: %w", err)
+		}
+	}
+	msg := message.Message{
+		Token:     token,
+		Options:   opts,
+		Code:      codes.POST,
+		Payload:   payload,
+		MessageID: int32(mid),
+		Type:      message.NonConfirmable,
+	}
+	size, err := coder.DefaultCoder.Size(msg)
+	if err != nil {
+		return nil, fmt.Errorf("queue: trigger size: %w", err)
+	}
+	out := make([]byte, size)
+	n, err := coder.DefaultCoder.Encode(msg, out)
+	if err != nil {
+		return nil, fmt.Errorf("queue: trigger encode: %w", err)
+	}
+	return out[:n], nil
+}
+
+// PeerSetter configures SMS peers; *sms.Bearer implements it.
+type PeerSetter interface {
+	AddPeer(number string, p sms.Peer) error
+}
+
+// SMSWaker is the Waker that sends the trigger over an SMS bearer (an
+// *sms.Bearer, or anything that writes datagrams to sms.Addr). The peer's
+// framing on the bearer decides raw CoAP or WAP Push; with Peers set, the
+// waker first configures the peer as NoSec (LwM2M allows unsecured SMS
+// triggers where configured) with the target's framing and SIM.
+type SMSWaker struct {
+	Conn  net.PacketConn
+	Peers PeerSetter
+	mid   atomic.Uint32
+}
+
+// NewSMSWaker returns a waker writing to conn; peers may be nil.
+func NewSMSWaker(conn net.PacketConn, peers PeerSetter) *SMSWaker {
+	w := &SMSWaker{Conn: conn, Peers: peers}
+	var b [2]byte
+	_, _ = rand.Read(b[:])
+	w.mid.Store(uint32(b[0])<<8 | uint32(b[1]))
+	return w
+}
+
+// Wake implements Waker. Errors of the bearer (sms.ErrBudgetExceeded,
+// sms.ErrRateLimited, sms.ErrUnknownPeer) are wrapped, so callers and the
+// Manager branch on them with errors.Is.
+func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	addr, err := sms.ParseMSISDN(t.MSISDN)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadTarget, err)
+	}
+	if w.Peers != nil {
+		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.SecurityNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
+			return fmt.Errorf("queue: wake %s: configure peer: %w", ep, err)
+		}
+	}
+	token := make([]byte, 4)
+	_, _ = rand.Read(token)
+	msg, err := TriggerMessage(t, uint16(w.mid.Add(1)), token)
+	if err != nil {
+		return err
+	}
+	if _, err := w.Conn.WriteTo(msg, addr); err != nil {
+		return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
+	}
+	return nil
+}
+
+// permanentWakeError reports wake errors that retrying later today will
+// not cure: budget exhausted, unknown peer, wrong security mode, bad target.
+func permanentWakeError(err error) bool {
+	return errors.Is(err, sms.ErrBudgetExceeded) || errors.Is(err, sms.ErrUnknownPeer) ||
+		errors.Is(err, sms.ErrSecurityMode) || errors.Is(err, ErrBadTarget)
+}
