@@ -50,11 +50,14 @@ func startOurs(tb testing.TB) (*net.UDPAddr, func()) {
 		w.SetOption(bearer.ContentFormatOption(message.TextPlain))
 		_ = w.WriteResponse(codes.Content, benchPayload)
 	})
-	ep, err := bearer.NewEndpoint(c, bearer.WithHandler(mux))
+	var m bearer.Counters
+	ep, err := bearer.NewEndpoint(c, bearer.WithHandler(mux), bearer.WithMetrics(&m))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	return c.LocalAddr().(*net.UDPAddr), func() {
+		st := c.Stats()
+		tb.Logf("ours: endpoint events %v; socket %+v", m.Snapshot(), st)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := ep.Shutdown(ctx); err != nil {
