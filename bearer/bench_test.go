@@ -67,3 +67,33 @@ func BenchmarkBlock2_64KiB(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServe measures the server side alone: a raw peer sends encoded
+// CON GETs (new MID and token each) and reads the piggybacked responses.
+func BenchmarkServe(b *testing.B) {
+	a, c := pipe.New(pipe.WithParams(fastParams(2*time.Second, 4)), pipe.WithQueue(8192))
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		_ = w.WriteResponse(codes.Content, []byte("hello"))
+	})
+	srv, err := bearer.NewEndpoint(a, bearer.WithHandler(h))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Close()
+	defer c.Close()
+	req := []byte{0x48, 0x01, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0xb1, 'a'}
+	buf := make([]byte, 1500)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		req[2], req[3] = byte(i>>8), byte(i)
+		req[4], req[5] = byte(i>>16), byte(i>>24)
+		if _, err := c.WriteTo(req, a.LocalAddr()); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, err := c.ReadFrom(buf); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -136,6 +136,7 @@ func (h *Hub) Conn(name string) (*Conn, error) {
 	c := &Conn{
 		hub:    h,
 		addr:   addr,
+		self:   addr,
 		params: h.cfg.params,
 		faults: h.cfg.faults,
 		rng:    rand.New(rand.NewPCG(uint64(h.cfg.seed), uint64(n))),
@@ -166,13 +167,14 @@ func (h *Hub) remove(c *Conn) {
 
 type packet struct {
 	data []byte
-	from Addr
+	from net.Addr
 }
 
 // Conn is one endpoint of a Hub; it implements bearer.Bearer.
 type Conn struct {
 	hub    *Hub
 	addr   Addr
+	self   net.Addr // addr boxed once: ReadFrom and LocalAddr do not allocate
 	params bearer.Params
 
 	mu     sync.Mutex // guards faults and rng
@@ -214,7 +216,7 @@ func (c *Conn) Stats() Stats {
 }
 
 // LocalAddr returns the Conn's Addr.
-func (c *Conn) LocalAddr() net.Addr { return c.addr }
+func (c *Conn) LocalAddr() net.Addr { return c.self }
 
 func opError(op string, addr net.Addr, err error) error {
 	return &net.OpError{Op: op, Net: "pipe", Addr: addr, Err: err}
@@ -319,7 +321,7 @@ func (c *Conn) deliver(dst *Conn, data []byte) {
 	default:
 	}
 	select {
-	case dst.in <- packet{data: data, from: c.addr}:
+	case dst.in <- packet{data: data, from: c.self}:
 		c.stats.delivered.Add(1)
 	default:
 		c.stats.overflow.Add(1)
