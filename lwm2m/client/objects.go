@@ -8,15 +8,14 @@ import (
 // Security describes one LwM2M Security object instance (object 0). The
 // DM interface never exposes it; it is written by bootstrap or here.
 type Security struct {
-	Instance     uint16
-	ServerURI    string // e.g. "coap://127.0.0.1:5683"
-	Bootstrap    bool
-	Mode         int64 // 0 PSK, 1 RPK, 2 certificate, 3 NoSec
-	Identity     []byte
-	SecretKey    []byte
-	ShortID      int64
-	ServerSMS    string // LwM2M Server SMS Number (/0/x/9)
-	ClientHoldOf int64
+	Instance  uint16
+	ServerURI string // e.g. "coap://127.0.0.1:5683"
+	Bootstrap bool
+	Mode      int64 // 0 PSK, 1 RPK, 2 certificate, 3 NoSec
+	Identity  []byte
+	SecretKey []byte
+	ShortID   int64
+	ServerSMS string // LwM2M Server SMS Number (/0/x/9)
 }
 
 // AddSecurity adds object 0 (if needed) and one instance.
