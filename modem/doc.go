@@ -10,10 +10,15 @@
 // the two-step "> " prompt exchange of +CMGS (SMSCommand), applies a
 // per-command timeout, splits unsolicited result codes (+CMT and +CDS with
 // their trailing PDU line, +CMTI, +CDSI) off to indication handlers, and
-// closes itself when the port reports EOF or EIO. The serial port is
-// github.com/warthog618/modem/serial over github.com/tarm/serial; a pty
-// slave path opens the same way. The SMSC-address prefix of PDU mode is
+// closes itself when the port reports EOF or EIO. The SMSC-address prefix of PDU mode is
 // split and built with github.com/warthog618/sms/encoding/pdumode.
+//
+// The serial port is opened by our openSerial (raw 8N1 termios via
+// golang.org/x/sys/unix, the settings tarm/serial applies) rather than by
+// warthog618/modem/serial over tarm/serial, because tarm/serial leaves the
+// descriptor blocking, so Close cannot interrupt a pending Read and an idle
+// modem could not be closed or re-opened; ours stays in Go's poller. A pty
+// slave path opens the same way.
 //
 // Ours, because the gsm package of warthog618/modem stops at "send a text,
 // receive +CMT": the init sequence with vendor Profiles (+CMEE, +CMGF=0,

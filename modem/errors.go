@@ -1,6 +1,7 @@
 package modem
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -9,61 +10,74 @@ import (
 	"github.com/warthog618/modem/at"
 )
 
-// Sentinel errors. Callers branch on them with errors.Is.
+// kindError is the type of the sentinel errors: each says of itself
+// whether it is worth retrying, so that callers in other packages (the SMS
+// outbox) can decide with errors.As on interface{ Retryable() bool }
+// without importing this package.
+type kindError struct {
+	msg   string
+	retry bool
+}
+
+func (e *kindError) Error() string { return e.msg }
+
+// Retryable reports whether an operation that failed with e may succeed
+// later.
+func (e *kindError) Retryable() bool { return e.retry }
+
+// Sentinel errors. Callers branch on them with errors.Is; each has a
+// Retryable() bool method.
 var (
 	// ErrClosed is returned by operations on a Modem or Pool after Close.
-	ErrClosed = errors.New("modem: closed")
+	// It is retryable: a message refused at shutdown may go after a restart.
+	ErrClosed error = &kindError{"modem: closed", true}
 	// ErrNotConnected is returned while the serial link is down (unplugged,
 	// re-opening). It is retryable.
-	ErrNotConnected = errors.New("modem: not connected")
+	ErrNotConnected error = &kindError{"modem: not connected", true}
 	// ErrLinkLost is returned by a command that was in flight when the link
 	// was lost (EOF/EIO on the port). It is retryable: the message may or may
 	// not have left the modem.
-	ErrLinkLost = errors.New("modem: link lost")
+	ErrLinkLost error = &kindError{"modem: link lost", true}
 	// ErrTimeout is returned when the modem did not complete a command in
 	// time. It is retryable.
-	ErrTimeout = errors.New("modem: command timeout")
+	ErrTimeout error = &kindError{"modem: command timeout", true}
 	// ErrATError is a bare "ERROR" final result code (no +CMS/+CME detail).
-	ErrATError = errors.New("modem: ERROR")
+	// It is retryable.
+	ErrATError error = &kindError{"modem: ERROR", true}
 	// ErrBadResponse wraps every parse failure of an AT response or URC.
-	ErrBadResponse = errors.New("modem: bad response")
+	// It is retryable (the modem may have sent the message; a duplicate is
+	// better than a loss).
+	ErrBadResponse error = &kindError{"modem: bad response", true}
 	// ErrBadPDU is returned for a TPDU that cannot be sent or a received
-	// PDU that cannot be split (empty, too long, truncated).
-	ErrBadPDU = errors.New("modem: bad PDU")
-	// ErrStorageFull is wrapped when the message storage of the modem or
-	// SIM is full (+CMS ERROR 322, +CME ERROR 20, or +CPMS used == total).
-	ErrStorageFull = errors.New("modem: message storage full")
+	// PDU that cannot be split (empty, too long, truncated). Permanent.
+	ErrBadPDU error = &kindError{"modem: bad PDU", false}
+	// ErrStorageFull is matched (errors.Is) when the message storage of the
+	// modem or SIM is full (+CMS ERROR 322, +CME ERROR 20, or +CPMS used ==
+	// total). Retryable.
+	ErrStorageFull error = &kindError{"modem: message storage full", true}
 	// ErrNoModem is returned by Pool.Send when no allowed modem can take the
-	// message now (none is connected, or none of the allowed SIMs exists).
-	ErrNoModem = errors.New("modem: no allowed modem available")
+	// message now (none is connected or registered, or all queues are
+	// full). Retryable.
+	ErrNoModem error = &kindError{"modem: no allowed modem available", true}
 	// ErrSIMPIN is returned by Open when the SIM needs a PIN (or PUK) that
-	// the configuration does not give or that the SIM refused.
-	ErrSIMPIN = errors.New("modem: SIM PIN required")
+	// the configuration does not give or that the SIM refused. Permanent.
+	ErrSIMPIN error = &kindError{"modem: SIM PIN required", false}
 )
 
 // Retryable reports whether err is worth retrying later (possibly on
-// another modem that may legally send for the destination): link loss,
-// timeouts, closed links, and +CMS/+CME errors classified as temporary.
-// Permanent errors (invalid PDU, unknown subscriber, barred) return false.
+// another modem that may legally send for the destination): the first
+// error in the chain with a Retryable() bool method decides (every
+// sentinel of this package, *CMSError and *CMEError have one); a context
+// deadline is retryable; anything else is not.
 func Retryable(err error) bool {
 	if err == nil {
 		return false
 	}
-	var cms *CMSError
-	if errors.As(err, &cms) {
-		return cms.Retryable()
+	var r interface{ Retryable() bool }
+	if errors.As(err, &r) {
+		return r.Retryable()
 	}
-	var cme *CMEError
-	if errors.As(err, &cme) {
-		return cme.Retryable()
-	}
-	switch {
-	case errors.Is(err, ErrNotConnected), errors.Is(err, ErrLinkLost),
-		errors.Is(err, ErrTimeout), errors.Is(err, ErrNoModem),
-		errors.Is(err, ErrATError):
-		return true
-	}
-	return false
+	return errors.Is(err, context.DeadlineExceeded)
 }
 
 // CMSError is a "+CMS ERROR: <err>" final result code (3GPP TS 27.005

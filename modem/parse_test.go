@@ -2,6 +2,7 @@ package modem
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -209,6 +210,17 @@ func TestParseErrorLine(t *testing.T) {
 	}
 	if Retryable(nil) || Retryable(errors.New("x")) || !Retryable(ErrLinkLost) {
 		t.Error("Retryable sentinels")
+	}
+	// Callers outside this package decide by the method alone.
+	for err, want := range map[error]bool{
+		fmt.Errorf("send: %w", ErrLinkLost): true, fmt.Errorf("x: %w", ErrBadPDU): false,
+		fmt.Errorf("pool: %w", ErrUnknownSIM): false, fmt.Errorf("%w: 3 allowed", ErrNoModem): true,
+		fmt.Errorf("AT+CMGS: %w", &CMSError{Code: 1}): false, ErrClosed: true, ErrSIMPIN: false,
+	} {
+		var r interface{ Retryable() bool }
+		if !errors.As(err, &r) || r.Retryable() != want || Retryable(err) != want {
+			t.Errorf("%v: Retryable() should be %v", err, want)
+		}
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 
 // ErrUnknownSIM is returned by Pool.Send when a named MSISDN is not in the
 // pool. It is permanent: a configuration error, not a transient state.
-var ErrUnknownSIM = errors.New("modem: SIM not in pool")
+var ErrUnknownSIM error = &kindError{"modem: SIM not in pool", false}
 
 // Member is what a Pool needs of a modem. *Modem implements it; tests and
 // simulators may provide others.
