@@ -158,6 +158,9 @@ func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (
 	if q.PreferredDatagram < 16 {
 		q.PreferredDatagram = min(16, q.MaxDatagram)
 	}
+	if q.BlockDatagram > 0 {
+		q.BlockDatagram = max(q.BlockDatagram-o, q.PreferredDatagram)
+	}
 	if err := q.Validate(); err != nil {
 		return q, 0, fmt.Errorf("%w: inner bearer too small for %d bytes of record overhead: %w", ErrConfig, o, err)
 	}

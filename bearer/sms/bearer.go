@@ -67,13 +67,16 @@ func DefaultParams() bearer.Params {
 		Name:              "sms",
 		MaxDatagram:       255 * 134, // 34,170: 255 segments with the 8-bit reference
 		PreferredDatagram: pdu.MaxUserData,
-		AckTimeout:        60 * time.Second,
-		AckRandomFactor:   1.5,
-		MaxRetransmit:     0,
-		NStart:            1,
-		MaxLatency:        300 * time.Second,
-		ProcessingDelay:   60 * time.Second,
-		CostPerDatagram:   1,
+		// Bodies up to 1 KiB go as one concatenated SMS (8 segments for
+		// typical headers); larger ones in 1,024-byte blocks.
+		BlockDatagram:   9 * 134,
+		AckTimeout:      60 * time.Second,
+		AckRandomFactor: 1.5,
+		MaxRetransmit:   0,
+		NStart:          1,
+		MaxLatency:      300 * time.Second,
+		ProcessingDelay: 60 * time.Second,
+		CostPerDatagram: 1,
 	}
 }
 

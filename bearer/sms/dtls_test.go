@@ -157,7 +157,7 @@ func TestCostTable(t *testing.T) {
 	fmt.Fprintf(&b, "|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| DTLS handshake (%s) | - | %d | %d |\n", d140.suite, d140.handshake, d1200.handshake)
 	fmt.Fprintf(&b, "| GET /3/0/0 (9-byte answer) | %d | %d | %d |\n", get, d140.get, d1200.get)
-	fmt.Fprintf(&b, "| PUT of 500 bytes (Block1) | %d | %d | %d |\n", put, d140.put, d1200.put)
+	fmt.Fprintf(&b, "| PUT of 500 bytes (one concatenated SMS each way) | %d | %d | %d |\n", put, d140.put, d1200.put)
 	t.Log(b.String())
 	if get != 2 {
 		t.Errorf("a plain GET and its piggybacked answer should take 2 SMS, took %d", get)
