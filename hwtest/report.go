@@ -5,7 +5,7 @@
 // optional M2M_MODEM_A_PIN and M2M_MODEM_B_PIN) it drives two real modems;
 // without them it starts two simulated modems (modem/sim) on
 // pseudo-terminals and opens them by path, so the real serial code path
-// (tarm/serial through github.com/warthog618/modem/serial) is exercised in
+// (the driver's non-blocking termios port, as for /dev/ttyUSB*) is exercised in
 // CI too.
 //
 // The suite checks identity, health, a single SMS round trip, a 3-segment
