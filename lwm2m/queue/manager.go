@@ -165,8 +165,9 @@ type device struct {
 	reserved   int   // Enqueues between the bound check and the store write
 	awakeUntil int64 // Unix ns
 	cfg        DeviceConfig
-	busy       bool // a worker holds it
-	ready      bool // on the ready list
+	busy       bool   // a worker holds it
+	seen       uint32 // Seen calls, to notice one during a wake-up or send
+	ready      bool   // on the ready list
 	// wake-up state since the device was last seen
 	wakes       int
 	waiting     bool  // a wake timer is pending
@@ -184,6 +185,9 @@ type waiter struct {
 	n     int
 	cause error
 }
+
+// maxCauses bounds the original errors kept for late Waits.
+const maxCauses = 4096
 
 type finished struct {
 	id uint64
@@ -212,6 +216,10 @@ type Manager struct {
 	results    []finished // final records, oldest first
 	subs       map[*Subscription]struct{}
 	closed     bool
+	// causes keeps the original errors of the latest failures for late
+	// Waits (bounded FIFO, maxCauses).
+	causes     map[uint64]error
+	causeOrder []uint64
 
 	readyC chan struct{}
 	kickC  chan struct{}
@@ -230,6 +238,7 @@ func New(cfg Config) (*Manager, error) {
 		devices: make(map[string]*device),
 		waiters: make(map[uint64]*waiter),
 		subs:    make(map[*Subscription]struct{}),
+		causes:  make(map[uint64]error),
 		readyC:  make(chan struct{}, 1),
 		kickC:   make(chan struct{}, 1),
 	}
@@ -501,6 +510,9 @@ func (m *Manager) Wait(ctx context.Context, id uint64) (*Record, error) {
 		re := e.(*RequestError)
 		m.mu.Lock()
 		re.Cause = w.cause
+		if re.Cause == nil {
+			re.Cause = m.causes[id]
+		}
 		m.mu.Unlock()
 		return rec, re
 	}
@@ -549,6 +561,7 @@ func (m *Manager) Seen(ep string, window time.Duration) {
 		window = m.cfg.DefaultWindow
 	}
 	d.awakeUntil = max(d.awakeUntil, now.Add(window).UnixNano())
+	d.seen++
 	if d.wakes > 0 || d.waiting {
 		m.emitLocked(Event{Type: EventWoke, Endpoint: ep, Time: now})
 	}
@@ -697,6 +710,14 @@ func (m *Manager) finish(rec *Record, st State, kind ErrKind, msg string, cause 
 	for len(m.results) > m.cfg.MaxResults {
 		prune = append(prune, m.results[0].id)
 		m.results = m.results[1:]
+	}
+	if cause != nil {
+		m.causes[rec.ID] = cause
+		m.causeOrder = append(m.causeOrder, rec.ID)
+		if len(m.causeOrder) > maxCauses {
+			delete(m.causes, m.causeOrder[0])
+			m.causeOrder = m.causeOrder[1:]
+		}
 	}
 	if w := m.waiters[rec.ID]; w != nil {
 		w.cause = cause
@@ -906,8 +927,9 @@ func (m *Manager) serve(d *device) {
 				return
 			}
 			target := *d.cfg.Wake
+			seen := d.seen
 			m.mu.Unlock()
-			m.wake(d, target)
+			m.wake(d, target, seen)
 			return
 		}
 		head := d.queue[0]
@@ -918,7 +940,7 @@ func (m *Manager) serve(d *device) {
 	}
 }
 
-func (m *Manager) wake(d *device, target WakeTarget) {
+func (m *Manager) wake(d *device, target WakeTarget, seen uint32) {
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.Wake.CallTimeout)
 	err := m.cfg.Waker.Wake(ctx, d.ep, target)
 	cancel()
@@ -930,6 +952,16 @@ func (m *Manager) wake(d *device, target WakeTarget) {
 		return
 	}
 	d.lastWake = now
+	if err == nil {
+		m.emitLocked(Event{Type: EventWake, Endpoint: d.ep, Time: time.Unix(0, now)})
+		m.met.Add("wakeups", 1)
+	}
+	if d.seen != seen {
+		// The device showed up while the wake-up was being sent.
+		m.scheduleLocked(d, now)
+		m.mu.Unlock()
+		return
+	}
 	d.wakes++
 	wakes := d.wakes
 	if err != nil {
@@ -944,21 +976,17 @@ func (m *Manager) wake(d *device, target WakeTarget) {
 		return
 	}
 	timeout := float64(m.cfg.Wake.Timeout)
-	for range wakes - 1 {
+	for i := 1; i < wakes && timeout < float64(m.cfg.Wake.MaxTimeout); i++ {
 		timeout *= m.cfg.Wake.Factor
 	}
 	due := now + int64(min(time.Duration(timeout), m.cfg.Wake.MaxTimeout))
 	d.waiting, d.wakeDue = true, due
 	m.pushTimerLocked(timer{at: due, kind: timerWake, dev: d})
-	if err == nil {
-		m.emitLocked(Event{Type: EventWake, Endpoint: d.ep, Time: time.Unix(0, now)})
-	}
 	m.mu.Unlock()
 	if err != nil {
 		m.met.Add("wake_errors", 1)
 		m.log.Warn("queue: wake-up failed, will retry", "endpoint", d.ep, "attempt", wakes, "err", err)
 	} else {
-		m.met.Add("wakeups", 1)
 		m.log.Debug("queue: wake-up sent", "endpoint", d.ep, "attempt", wakes)
 	}
 }
@@ -1028,6 +1056,7 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	}
 	m.met.Add("sent", 1)
 	m.mu.Lock()
+	seen := d.seen
 	m.emitLocked(Event{Type: EventSent, Endpoint: d.ep, ID: id, State: StateSending, Time: now})
 	m.mu.Unlock()
 
@@ -1060,7 +1089,9 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		m.met.Add("requeued", 1)
 		m.log.Debug("queue: device asleep mid-drain", "endpoint", d.ep, "id", id, "err", err)
 		m.mu.Lock()
-		d.awakeUntil = 0
+		if d.seen == seen {
+			d.awakeUntil = 0
+		}
 		m.mu.Unlock()
 		return release()
 	default:

@@ -1,0 +1,282 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeClock is a manual clock: time moves only by Advance.
+type fakeClock struct {
+	mu    sync.Mutex
+	now   time.Time
+	waits map[*fakeWait]struct{}
+}
+
+type fakeWait struct {
+	at time.Time
+	ch chan time.Time
+}
+
+func newFakeClock() *fakeClock {
+	return &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), waits: map[*fakeWait]struct{}{}}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	w := &fakeWait{at: c.now.Add(d), ch: make(chan time.Time, 1)}
+	if d <= 0 {
+		w.ch <- c.now
+		return w.ch, func() bool { return false }
+	}
+	c.waits[w] = struct{}{}
+	return w.ch, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		_, ok := c.waits[w]
+		delete(c.waits, w)
+		return ok
+	}
+}
+
+// Advance moves the clock and fires the due waits.
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+	for w := range c.waits {
+		if !w.at.After(c.now) {
+			w.ch <- c.now
+			delete(c.waits, w)
+		}
+	}
+}
+
+// waitFor polls cond until it holds or a generous deadline passes.
+func waitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// fakeFleet plays the devices: it runs requests, deduplicating by attempt
+// token as a CoAP message layer would, and checks NSTART=1.
+type fakeFleet struct {
+	mu          sync.Mutex
+	ran         map[string][]uint64        // ep → request ids run, in order
+	runs        map[uint64]int             // id → times the operation ran
+	seenTokens  map[string]*Result         // token → cached answer
+	inflight    map[string]int             // ep → outstanding
+	maxInflight int                        // max over devices
+	global      int                        // outstanding in all
+	maxGlobal   int                        //
+	asleepOnce  map[uint64]bool            // id → answer "asleep" once, after running
+	gate        chan struct{}              // if set, each Execute waits for a token
+	fail        map[uint64]error           // id → executor error
+	attempts    map[uint64][]Attempt       // id → attempts seen
+	onExec      func(ep string, id uint64) // optional hook
+}
+
+func newFleet() *fakeFleet {
+	return &fakeFleet{
+		ran: map[string][]uint64{}, runs: map[uint64]int{}, seenTokens: map[string]*Result{},
+		inflight: map[string]int{}, asleepOnce: map[uint64]bool{}, fail: map[uint64]error{},
+		attempts: map[uint64][]Attempt{},
+	}
+}
+
+func (f *fakeFleet) Execute(ctx context.Context, ep string, req *Request) (*Result, error) {
+	f.mu.Lock()
+	f.inflight[ep]++
+	f.global++
+	f.maxInflight = max(f.maxInflight, f.inflight[ep])
+	f.maxGlobal = max(f.maxGlobal, f.global)
+	f.attempts[req.ID] = append(f.attempts[req.ID], req.Attempt)
+	gate := f.gate
+	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inflight[ep]--
+		f.global--
+		f.mu.Unlock()
+	}()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.fail[req.ID]; err != nil {
+		return nil, err
+	}
+	tok := string(req.Attempt.Token())
+	res, dup := f.seenTokens[tok]
+	if !dup {
+		f.runs[req.ID]++
+		f.ran[ep] = append(f.ran[ep], req.ID)
+		res = &Result{Code: 0x45, ContentFormat: 0, Payload: fmt.Appendf(nil, "%s:%d", ep, req.ID)}
+		f.seenTokens[tok] = res
+	}
+	if f.asleepOnce[req.ID] {
+		delete(f.asleepOnce, req.ID)
+		return nil, fmt.Errorf("no answer: %w", ErrDeviceAsleep)
+	}
+	if f.onExec != nil {
+		f.onExec(ep, req.ID)
+	}
+	return res, nil
+}
+
+func (f *fakeFleet) order(ep string) []uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]uint64(nil), f.ran[ep]...)
+}
+
+// fakeWaker records wake-ups; onWake may make the device show up.
+type fakeWaker struct {
+	mu     sync.Mutex
+	calls  map[string][]time.Time
+	err    error
+	onWake func(ep string, n int)
+	clk    *fakeClock
+}
+
+func (w *fakeWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
+	w.mu.Lock()
+	if w.calls == nil {
+		w.calls = map[string][]time.Time{}
+	}
+	w.calls[ep] = append(w.calls[ep], w.clk.Now())
+	n, err, on := len(w.calls[ep]), w.err, w.onWake
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	if on != nil {
+		on(ep, n)
+	}
+	return nil
+}
+
+func (w *fakeWaker) count(ep string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.calls[ep])
+}
+
+func wakeable(msisdn string) *WakeTarget {
+	return &WakeTarget{MSISDN: msisdn, Version: "1.1", Trigger: true}
+}
+
+type testMetrics struct {
+	mu sync.Mutex
+	c  map[string]float64
+	g  map[string]float64
+}
+
+func (m *testMetrics) Add(n string, d float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.c == nil {
+		m.c = map[string]float64{}
+	}
+	m.c[n] += d
+}
+
+func (m *testMetrics) Set(n string, v float64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.g == nil {
+		m.g = map[string]float64{}
+	}
+	m.g[n] = v
+}
+
+func (m *testMetrics) get(n string) float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.c[n]
+}
+
+type rig struct {
+	m     *Manager
+	clk   *fakeClock
+	fleet *fakeFleet
+	waker *fakeWaker
+	met   *testMetrics
+	store Store
+}
+
+func newRig(t testing.TB, mut func(*Config)) *rig {
+	t.Helper()
+	r := &rig{clk: newFakeClock(), fleet: newFleet(), met: &testMetrics{}, store: NewMemStore()}
+	r.waker = &fakeWaker{clk: r.clk}
+	cfg := Config{
+		Store: r.store, Executor: r.fleet, Waker: r.waker, Clock: r.clk, Metrics: r.met,
+		Concurrency: 4,
+		Wake:        WakePolicy{Timeout: time.Minute, Factor: 2, MaxTimeout: 10 * time.Minute, MaxWakes: 3, MinInterval: 10 * time.Second},
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.m = m
+	t.Cleanup(func() { m.Close() })
+	return r
+}
+
+func (r *rig) enqueue(t testing.TB, ep string, kind Kind, path string) uint64 {
+	t.Helper()
+	id, err := r.m.Enqueue(context.Background(), Request{Endpoint: ep, Kind: kind, Paths: []string{path}, ContentFormat: NoContentFormat})
+	if err != nil {
+		t.Fatalf("enqueue %s %s: %v", ep, path, err)
+	}
+	return id
+}
+
+func (r *rig) wait(t testing.TB, id uint64) (*Record, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, err := r.m.Wait(ctx, id)
+	if err == context.DeadlineExceeded {
+		t.Fatalf("wait %d: %v", id, err)
+	}
+	return rec, err
+}
+
+func equalIDs(a, b []uint64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+var _ = bytes.Equal
