@@ -2,6 +2,7 @@ package bearer_test
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"math/rand/v2"
 	"sync/atomic"
@@ -194,5 +195,66 @@ func TestBlockLimitsPerEndpoint(t *testing.T) {
 	_, err = cli.Get(ctxT(t, 30*time.Second), a.LocalAddr(), "/big")
 	if !errors.Is(err, bearer.ErrBodyTooLarge) {
 		t.Fatalf("err %v, want ErrBodyTooLarge", err)
+	}
+}
+
+// TestBlock2ETagChangeRejected: a server whose body changes between blocks
+// (different ETag) makes the download fail instead of mixing two bodies.
+func TestBlock2ETagChangeRejected(t *testing.T) {
+	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	cli, err := bearer.NewEndpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	raw := &rawPeer{t: t, conn: a, to: b.LocalAddr()}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := cli.Get(context.Background(), a.LocalAddr(), "/x")
+		errc <- err
+	}()
+	for i, etag := range []byte{1, 2} {
+		req := raw.recv(5 * time.Second)
+		if req == nil {
+			t.Fatalf("request %d missing", i)
+		}
+		raw.sendMsg(message.Message{Type: message.Acknowledgement, Code: codes.Content, MessageID: req.MessageID, Token: req.Token,
+			Options: message.Options{{ID: message.ETag, Value: []byte{etag}}, bearer.UintOption(message.Block2, uint32(i)<<4|8)},
+			Payload: bytes.Repeat([]byte{etag}, 16)})
+	}
+	if err := <-errc; !errors.Is(err, bearer.ErrBadResponse) {
+		t.Fatalf("err %v, want ErrBadResponse", err)
+	}
+}
+
+// TestBlock2ContinuationAfterExpiry: when the kept body has expired, a
+// continuation request runs the handler again and is served from its
+// new output.
+func TestBlock2ContinuationAfterExpiry(t *testing.T) {
+	body := randomBody(100, 4)
+	var runs atomic.Int64
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		runs.Add(1)
+		_ = w.WriteResponse(codes.Content, body)
+	})
+	raw, _ := newRaw(t, h, fastParams(time.Second, 4), bearer.WithLimits(bearer.Limits{BlockExpiry: time.Millisecond}))
+	get := func(mid int32, num uint32) *message.Message {
+		raw.sendMsg(message.Message{Type: message.Confirmable, Code: codes.GET, MessageID: mid, Token: []byte{byte(mid)},
+			Options: message.Options{{ID: message.URIPath, Value: []byte("b")}, bearer.UintOption(message.Block2, num<<4|1)}})
+		return raw.recv(5 * time.Second)
+	}
+	if m := get(1, 0); m == nil || !bytes.Equal(m.Payload, body[:32]) {
+		t.Fatalf("block 0: %v", m)
+	}
+	time.Sleep(5 * time.Millisecond) // let the kept body expire
+	m := get(2, 3)
+	if m == nil || !bytes.Equal(m.Payload, body[96:]) {
+		t.Fatalf("block 3: %v", m)
+	}
+	if v, err := m.Options.GetUint32(message.Block2); err != nil || v != 3<<4|1 {
+		t.Fatalf("block 3 option %v %v", v, err)
+	}
+	if runs.Load() != 2 {
+		t.Fatalf("handler ran %d times, want 2", runs.Load())
 	}
 }

@@ -727,3 +727,55 @@ func TestHandlerPoolOverloadDropsThenServes(t *testing.T) {
 		t.Fatalf("runs %d, overload drops %d", runs.Load(), p.smet.Get(bearer.EventDropOverload))
 	}
 }
+
+func TestShutdownRefusesNewRequests(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		if r.Path() == "/slow" {
+			close(started)
+			<-release
+		}
+		_ = w.WriteResponse(codes.Content, nil)
+	})
+	hub := pipe.NewHub(pipe.WithParams(fastParams(time.Second, 4)))
+	sconn, _ := hub.Conn("server")
+	cconn, _ := hub.Conn("client")
+	rconn, _ := hub.Conn("raw")
+	srv, err := bearer.NewEndpoint(sconn, bearer.WithHandler(h), bearer.WithLimits(bearer.Limits{SeparateAfter: time.Minute}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := bearer.NewEndpoint(cconn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	go func() { _, _ = cli.Get(context.Background(), sconn.LocalAddr(), "/slow") }()
+	<-started
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctxT(t, 10*time.Second)) }()
+	raw := &rawPeer{t: t, conn: rconn, to: sconn.LocalAddr()}
+	// Requests arriving during the shutdown get 5.03.
+	deadline := time.Now().Add(5 * time.Second)
+	for mid := int32(1); ; mid++ {
+		raw.sendMsg(message.Message{Type: message.Confirmable, Code: codes.GET, MessageID: mid, Token: []byte{5},
+			Options: message.Options{{ID: message.URIPath, Value: []byte("fast")}}})
+		m := raw.recv(5 * time.Second)
+		if m == nil {
+			t.Fatal("no reply during shutdown")
+		}
+		if m.Code == codes.ServiceUnavailable {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still answered %v during shutdown", m.Code)
+		}
+		time.Sleep(time.Millisecond) // Shutdown has not started yet
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
