@@ -123,3 +123,45 @@ func TestParseCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// FuzzATLine sends one arbitrary command line: a line the parser rejects
+// is answered with exactly ERROR; any other line ends in a final result
+// code or a "> " prompt.
+func FuzzATLine(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add(strings.TrimRight(s, "\r"))
+	}
+	f.Fuzz(func(t *testing.T, line string) {
+		if strings.ContainsAny(line, "\r\n\x1a\x1b") {
+			return
+		}
+		s, c := fuzzSession(t)
+		s.consume([]byte("ATE0\r"))
+		c.mu.Lock()
+		c.b.Reset()
+		c.mu.Unlock()
+		s.consume([]byte(line + "\r"))
+		c.mu.Lock()
+		out := c.b.String()
+		c.mu.Unlock()
+		trimmed := strings.TrimSpace(line)
+		if trimmed == "" {
+			if out != "" {
+				t.Fatalf("empty line answered %q", out)
+			}
+			return
+		}
+		if _, err := parseCommandLine(trimmed); err != nil || len(trimmed) > maxLine {
+			if out != "\r\nERROR\r\n" {
+				t.Fatalf("%q: rejected line answered %q", line, out)
+			}
+			return
+		}
+		ok := strings.HasSuffix(out, "\r\nOK\r\n") || strings.HasSuffix(out, "\r\nERROR\r\n") ||
+			strings.HasSuffix(out, "\r\n> ") || strings.Contains(out, "\r\n+CME ERROR: ") ||
+			strings.Contains(out, "\r\n+CMS ERROR: ")
+		if !ok {
+			t.Fatalf("%q: no final result code in %q", line, out)
+		}
+	})
+}
