@@ -224,6 +224,7 @@ func TestTimeoutAfterMaxTransmitWait(t *testing.T) {
 			if sent := p.cconn.Stats().Sent; sent != int64(mr+1) || te.Transmissions != mr+1 {
 				t.Fatalf("sent %d datagrams (%d transmissions), want %d", sent, te.Transmissions, mr+1)
 			}
+			t.Logf("MAX_TRANSMIT_WAIT %v: gave up after %v, %d datagram(s) sent", want, elapsed, p.cconn.Stats().Sent)
 		})
 	}
 }
