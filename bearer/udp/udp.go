@@ -54,10 +54,11 @@ var ErrWrongPeer = errors.New("udp: destination is not the dialed peer")
 type Option func(*config)
 
 type config struct {
-	params      bearer.Params
-	paramsSet   bool
-	readBuffer  int
-	writeBuffer int
+	params       bearer.Params
+	paramsSet    bool
+	readBuffer   int
+	writeBuffer  int
+	forceBuffers bool
 }
 
 // WithParams replaces the bearer parameters (default bearer.UDPParams("udp")).
@@ -76,6 +77,15 @@ func WithReadBuffer(n int) Option {
 // bytes; 0 keeps the operating system default. Default DefaultBufferSize.
 func WithWriteBuffer(n int) Option {
 	return func(c *config) { c.writeBuffer = n }
+}
+
+// WithForceBuffers makes Listen and Dial ask for the buffer sizes even above
+// the system limit (net.core.rmem_max / wmem_max) on Linux, with
+// SO_RCVBUFFORCE / SO_SNDBUFFORCE. That needs CAP_NET_ADMIN; without it the
+// request is silently capped as usual (check BufferSizes). Elsewhere it does
+// nothing.
+func WithForceBuffers() Option {
+	return func(c *config) { c.forceBuffers = true }
 }
 
 // Stats are the counters of a Conn. All counts are since the Conn was opened.
@@ -218,6 +228,9 @@ func newConn(uc *net.UDPConn, peer *net.UDPAddr, cfg config) (*Conn, error) {
 			_ = uc.Close()
 			return nil, fmt.Errorf("udp: set write buffer: %w", err)
 		}
+	}
+	if cfg.forceBuffers {
+		forceBuffers(uc, cfg.readBuffer, cfg.writeBuffer)
 	}
 	c.rbuf, c.wbuf = socketBuffers(uc)
 	return c, nil

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -481,4 +483,41 @@ func FuzzAddrPort(f *testing.F) {
 			t.Fatalf("round trip of %v: %v, %v", ap, again, err)
 		}
 	})
+}
+
+func TestForceBuffers(t *testing.T) {
+	const want = 16 << 20
+	plain := listen(t, "udp", "127.0.0.1:0", WithReadBuffer(want), WithWriteBuffer(want))
+	forced := listen(t, "udp", "127.0.0.1:0", WithReadBuffer(want), WithWriteBuffer(want), WithForceBuffers())
+	pr, pw := plain.BufferSizes()
+	fr, fw := forced.BufferSizes()
+	t.Logf("requested %d: plain SO_RCVBUF=%d SO_SNDBUF=%d, forced SO_RCVBUF=%d SO_SNDBUF=%d", want, pr, pw, fr, fw)
+	if fr < pr || fw < pw {
+		t.Fatalf("forcing shrank the buffers")
+	}
+	if hasNetAdmin(t) && (fr < want || fw < want) {
+		t.Fatalf("with CAP_NET_ADMIN the forced sizes %d/%d are below the request %d", fr, fw, want)
+	}
+}
+
+// hasNetAdmin reports whether the process has CAP_NET_ADMIN (bit 12 of
+// CapEff in /proc/self/status, Linux only).
+func hasNetAdmin(t *testing.T) bool {
+	if runtime.GOOS != "linux" {
+		return false
+	}
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				t.Fatalf("CapEff %q: %v", v, err)
+			}
+			return caps&(1<<12) != 0
+		}
+	}
+	return false
 }
