@@ -277,7 +277,7 @@ func (s *sess) cpin(c atCmd, args []string) result {
 		m.pinTries = 0
 		defer m.net.ready(m.msisdn)
 		// The boot texts that wait for the SIM come after the OK.
-		m.lateURCs = append(m.lateURCs, m.prof.PINURCs...)
+		m.lateURCs = append(m.lateURCs, m.prof.ReadyURCs...)
 		m.kickLocked()
 		return ok()
 	}

@@ -21,7 +21,7 @@ func plugged(t *testing.T, p Profile, opts ...ModemOption) (*Network, *Modem, *t
 	}
 	tm := newTerm(t, c)
 	if m.pin == "" {
-		for _, want := range p.BootURCs {
+		for _, want := range append(p.BootURCs, p.ReadyURCs...) {
 			if got := tm.line(); got != want {
 				t.Fatalf("boot text %q, want %q", got, want)
 			}
@@ -142,11 +142,10 @@ func TestSIMPIN(t *testing.T) {
 			t.Errorf("%s: %s, want %s", c.cmd, final, c.want)
 		}
 	}
-	if l := tm.line(); l != "Call Ready" {
-		t.Fatalf("after PIN %q", l)
-	}
-	if l := tm.line(); l != "SMS Ready" {
-		t.Fatalf("after PIN %q", l)
+	for _, want := range p.ReadyURCs {
+		if l := tm.line(); l != want {
+			t.Fatalf("after PIN %q, want %q", l, want)
+		}
 	}
 	if info := tm.mustOK("AT+CPIN?"); info[0] != "+CPIN: READY" {
 		t.Fatalf("%q", info)

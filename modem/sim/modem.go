@@ -294,14 +294,16 @@ func (m *Modem) plug(a *attachment, pty bool) error {
 	pinOK := m.st.pinOK
 	var boot []byte
 	for _, u := range m.prof.BootURCs {
-		if (u == "+CPIN: READY" || u == "SMS Ready" || u == "SMS DONE" || u == "+QIND: SMS DONE" ||
-			u == "Call Ready" || u == "PB DONE" || u == "+QIND: PB DONE") && !m.st.pinOK {
-			continue
-		}
 		boot = append(boot, "\r\n"+u+"\r\n"...)
 	}
-	if !m.st.pinOK && len(m.prof.BootURCs) > 0 {
-		boot = append(boot, "\r\n+CPIN: SIM PIN\r\n"...)
+	if len(m.prof.BootURCs)+len(m.prof.ReadyURCs) > 0 {
+		ready := m.prof.ReadyURCs
+		if !pinOK {
+			ready = []string{"+CPIN: SIM PIN"}
+		}
+		for _, u := range ready {
+			boot = append(boot, "\r\n"+u+"\r\n"...)
+		}
 	}
 	m.mu.Unlock()
 	a.wg.Add(2)

@@ -111,7 +111,7 @@ func TestPTYUnplugReplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm := newTerm(t, f)
-	for _, want := range p.BootURCs {
+	for _, want := range append(p.BootURCs, p.ReadyURCs...) {
 		if l := tm.line(); l != want {
 			t.Fatalf("boot %q want %q", l, want)
 		}
@@ -149,7 +149,7 @@ func TestPTYUnplugReplug(t *testing.T) {
 		t.Fatal(err)
 	}
 	tm2 := newTerm(t, f2)
-	for range p.BootURCs {
+	for range len(p.BootURCs) + len(p.ReadyURCs) {
 		tm2.line()
 	}
 	tm2.mustOK("ATE0")

@@ -36,10 +36,12 @@ type Profile struct {
 	Storages []string
 	// IndexBase is the first storage index (1 on most modems).
 	IndexBase int
-	// BootURCs are printed once the modem is plugged in.
+	// BootURCs are printed once the modem is plugged in (e.g. "RDY").
 	BootURCs []string
-	// PINURC is printed after a successful +CPIN=<pin> (e.g. "SMS Ready").
-	PINURCs []string
+	// ReadyURCs are printed when the SIM is ready: right after BootURCs
+	// when the SIM has no PIN, else after a successful +CPIN=<pin> (before
+	// that, "+CPIN: SIM PIN" is printed instead).
+	ReadyURCs []string
 }
 
 // Profiles returns every built-in profile.
@@ -86,8 +88,8 @@ func sim800Profile() Profile {
 		CNMIDefault: [5]int{2, 1, 0, 0, 0},
 		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
 		Storages: []string{"SM", "ME", "SM_P", "ME_P", "MT"}, IndexBase: 1,
-		BootURCs: []string{"RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"},
-		PINURCs:  []string{"Call Ready", "SMS Ready"},
+		BootURCs:  []string{"RDY", "+CFUN: 1"},
+		ReadyURCs: []string{"+CPIN: READY", "Call Ready", "SMS Ready"},
 	}
 }
 
@@ -104,8 +106,8 @@ func sim7600Profile() Profile {
 		CNMIDefault: [5]int{2, 1, 0, 0, 0},
 		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
 		Storages: []string{"SM", "ME", "MT", "SR"}, IndexBase: 0,
-		BootURCs: []string{"RDY", "+CPIN: READY", "SMS DONE", "PB DONE"},
-		PINURCs:  []string{"SMS DONE", "PB DONE"},
+		BootURCs:  []string{"RDY"},
+		ReadyURCs: []string{"+CPIN: READY", "SMS DONE", "PB DONE"},
 	}
 }
 
@@ -121,8 +123,8 @@ func ec25Profile() Profile {
 		CNMIDefault: [5]int{2, 1, 0, 0, 0},
 		CSMSModes:   []int{0, 1}, AckWithCSMS1: true,
 		Storages: []string{"SM", "ME", "MT"}, IndexBase: 0,
-		BootURCs: []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE"},
-		PINURCs:  []string{"+QIND: SMS DONE", "+QIND: PB DONE"},
+		BootURCs:  []string{"RDY", "+CFUN: 1"},
+		ReadyURCs: []string{"+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "+QIND: PB DONE"},
 	}
 }
 
@@ -130,8 +132,7 @@ func ec25Profile() Profile {
 func bg96Profile() Profile {
 	p := ec25Profile()
 	p.Name, p.Model, p.Revision = "bg96", "BG96", "BG96MAR02A07M1G"
-	p.BootURCs = []string{"RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"}
-	p.PINURCs = []string{"+QIND: SMS DONE"}
+	p.ReadyURCs = []string{"+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"}
 	return p
 }
 
