@@ -26,7 +26,7 @@ const (
 // n, value). Numbers use the shortest CBOR form: integers as major types
 // 0/1, floats as half, single or double.
 func encodeSenMLCBOR(base path.Path, recs []Record) ([]byte, error) {
-	bn, names := senmlNames(base, recs)
+	bn, names := senmlNames(recs)
 	b := make([]byte, 0, 24*len(recs)+4)
 	b = cborHead(b, cborArray, uint64(len(recs)))
 	for k, r := range recs {

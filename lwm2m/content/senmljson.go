@@ -14,20 +14,29 @@ import (
 )
 
 // senmlNames splits record paths into a base name and names, the way the
-// LwM2M 1.1 Core §7.4.4 examples do: the request path with a trailing slash
-// as "bn" of the first record and relative names after it
-// ([{"bn":"/3/0/","n":"0",...},{"n":"1",...}]); a single value at the
-// request path carries only "bn"; from the root (Send, composite), or when
-// a record sits at the request path itself, every record carries its full
-// path as "n".
-func senmlNames(base path.Path, recs []Record) (bn string, names []string) {
+// LwM2M 1.1 Core §7.4.4 examples do: the deepest path shared by all records
+// (the request path in a Read) with a trailing slash as "bn" of the first
+// record and relative names after it ([{"bn":"/3/0/","n":"0",...},
+// {"n":"1",...}]); a single record carries only "bn". Records from several
+// objects (Send, composite operations) carry their full paths as "n". The
+// shared base keeps Send and Notify payloads short, which matters on SMS.
+func senmlNames(recs []Record) (bn string, names []string) {
 	names = make([]string, len(recs))
-	if len(recs) == 1 && recs[0].Path == base && !base.IsRoot() {
-		return base.String(), names
+	if len(recs) == 0 {
+		return "", names
 	}
-	below := !base.IsRoot()
+	common := recs[0].Path
+	for _, r := range recs[1:] {
+		for !r.Path.HasPrefix(common) {
+			common = common.Parent()
+		}
+	}
+	if len(recs) == 1 {
+		return common.String(), names
+	}
+	below := !common.IsRoot()
 	for _, r := range recs {
-		if r.Path.Len() <= base.Len() {
+		if r.Path.Len() <= common.Len() {
 			below = false
 		}
 	}
@@ -37,7 +46,7 @@ func senmlNames(base path.Path, recs []Record) (bn string, names []string) {
 		}
 		return "", names
 	}
-	bn = base.String() + "/"
+	bn = common.String() + "/"
 	for k, r := range recs {
 		names[k] = r.Path.String()[len(bn):]
 	}
@@ -76,6 +85,9 @@ func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		return nil, errf(ErrNotEncodable, "float %v has no JSON form", f)
 	}
+	if f == math.Trunc(f) && math.Abs(f) < 1e21 {
+		return strconv.AppendFloat(b, f, 'f', -1, 64), nil // 1700000000, not 1.7e+09
+	}
 	return strconv.AppendFloat(b, f, 'g', -1, 64), nil
 }
 
@@ -84,7 +96,7 @@ func appendJSONFloat(b []byte, f float64) ([]byte, error) {
 // opaque in "vd" (base64url without padding, RFC 8428 §4.3), object links in
 // "vlo".
 func encodeSenMLJSON(base path.Path, recs []Record) ([]byte, error) {
-	bn, names := senmlNames(base, recs)
+	bn, names := senmlNames(recs)
 	b := make([]byte, 0, 32*len(recs)+2)
 	b = append(b, '[')
 	var err error

@@ -360,3 +360,35 @@ func TestTLVSpecServerObject(t *testing.T) {
 		t.Fatalf("encode: %v\n got % X\nwant % X", err, got, data)
 	}
 }
+
+func TestSenMLSendNames(t *testing.T) {
+	// Send (/dp) from the root: a shared base name keeps the payload short.
+	recs := []Record{
+		{Path: path.Resource(3311, 0, 5850), Value: NewBool(true), Time: 1700000000},
+		{Path: path.Resource(3311, 0, 5805), Value: NewFloat(12.5), Time: 1700000000},
+	}
+	got, err := Encode(SenMLJSON, path.Root, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `[{"bn":"/3311/0/","n":"5850","t":1700000000,"vb":true},{"n":"5805","t":1700000000,"v":12.5}]`
+	if string(got) != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	back, err := Decode(SenMLJSON, path.Root, got, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equalRecords(t, back, recs)
+	// Records of two objects carry full names.
+	two := []Record{{Path: path.Resource(3, 0, 9), Value: NewInt(80)}, {Path: path.Resource(3311, 0, 5851), Value: NewInt(40)}}
+	got, err = Encode(SenMLJSON, path.Root, two)
+	if err != nil || string(got) != `[{"n":"/3/0/9","v":80},{"n":"/3311/0/5851","v":40}]` {
+		t.Fatalf("%s %v", got, err)
+	}
+	// A single value carries only "bn".
+	got, err = Encode(SenMLJSON, path.Resource(3, 0, 9), two[:1])
+	if err != nil || string(got) != `[{"bn":"/3/0/9","v":80}]` {
+		t.Fatalf("%s %v", got, err)
+	}
+}
