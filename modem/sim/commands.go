@@ -478,12 +478,15 @@ func (s *sess) finishPDU() {
 	if !s.sleep(d - m.net.clock.Now().Sub(start)) {
 		return
 	}
-	err = m.net.submit(m.msisdn, tp)
+	seg, err := m.net.submitInfo(m.msisdn, tp)
 	m.mu.Lock()
 	if err != nil {
 		m.stats.SendFailed++
 	} else {
 		m.stats.Sent++
+		if seg {
+			m.stats.Segments++
+		}
 	}
 	m.mu.Unlock()
 	switch {

@@ -21,6 +21,7 @@ type ModemStats struct {
 	Commands      uint64 // AT command lines answered
 	Errors        uint64 // of which answered with ERROR, +CME ERROR or +CMS ERROR
 	Sent          uint64 // SMS-SUBMITs accepted by the network (+CMGS: <mr>)
+	Segments      uint64 // of which carry a concatenation IE
 	SendFailed    uint64 // +CMGS answered with +CMS ERROR
 	Received      uint64 // SMS-DELIVERs taken from the network
 	StatusReports uint64 // SMS-STATUS-REPORTs taken from the network

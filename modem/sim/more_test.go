@@ -17,7 +17,7 @@ import (
 // reference UDH, as the SMS bearer does, and checks that every segment
 // arrives with its UDH and data intact.
 func TestConcatenatedBinary(t *testing.T) {
-	clk, n, ta, tb, _, _ := manualPair(t)
+	clk, n, ta, tb, a, _ := manualPair(t)
 	tb.mustOK("AT+CNMI=2,2,0,0,0")
 	msg := make([]byte, 3*133-20)
 	for i := range msg {
@@ -53,6 +53,9 @@ func TestConcatenatedBinary(t *testing.T) {
 		t.Fatal("reassembled data differs")
 	}
 	if s := n.Stats(); s.Segments != 3 || s.Submitted != 3 {
+		t.Fatalf("%+v", s)
+	}
+	if s := a.Stats(); s.Segments != 3 || s.Sent != 3 {
 		t.Fatalf("%+v", s)
 	}
 }

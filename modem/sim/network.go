@@ -265,13 +265,24 @@ func (n *Network) register(msisdn string, s subscriber) error {
 // submit is called by a modem (or an Endpoint) that sent TPDU b from
 // number from. It returns the SMSC's refusal, if any.
 func (n *Network) submit(from string, b []byte) error {
+	_, err := n.submitInfo(from, b)
+	return err
+}
+
+// submitInfo is submit that also reports whether the TPDU is a segment of
+// a concatenated message.
+func (n *Network) submitInfo(from string, b []byte) (segment bool, err error) {
 	s, err := decodeSubmit(b)
 	if err != nil {
 		n.mu.Lock()
 		n.stats.Rejected++
 		n.mu.Unlock()
-		return err
+		return false, err
 	}
+	return s.conc, n.accept(from, s)
+}
+
+func (n *Network) accept(from string, s *submit) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

@@ -336,3 +336,26 @@ func TestCMSInjectionAndSendTime(t *testing.T) {
 		t.Fatal(f)
 	}
 }
+
+func TestLatencyDistributions(t *testing.T) {
+	n := NewNetwork(WithSeed(3))
+	r := n.rng
+	for i := range 1000 {
+		if d := Fixed(time.Second)(r); d != time.Second {
+			t.Fatal(d)
+		}
+		if d := Uniform(3*time.Second, time.Second)(r); d < time.Second || d > 3*time.Second {
+			t.Fatalf("uniform %v", d)
+		}
+		if d := Exponential(time.Second, 2*time.Second)(r); d < time.Second || d > 41*time.Second {
+			t.Fatalf("exponential %v at %d", d, i)
+		}
+	}
+	var sum time.Duration
+	for range 5000 {
+		sum += Exponential(0, time.Second)(r)
+	}
+	if mean := sum / 5000; mean < 900*time.Millisecond || mean > 1100*time.Millisecond {
+		t.Fatalf("exponential mean %v", mean)
+	}
+}
