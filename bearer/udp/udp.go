@@ -97,9 +97,9 @@ type Stats struct {
 	// Truncated counts received datagrams dropped because they did not fit
 	// in the buffer given to ReadFrom.
 	Truncated uint64
-	// Refused counts ICMP port-unreachable reports (ECONNREFUSED) a dialed
-	// Conn absorbed in ReadFrom: the peer was not listening for an earlier
-	// datagram. They are not errors of the read path.
+	// Refused counts ICMP port-unreachable reports (ECONNREFUSED; Windows:
+	// WSAECONNRESET) absorbed in ReadFrom: a peer was not listening for an
+	// earlier datagram. They are not errors of the read path.
 	Refused uint64
 	// TooLarge counts WriteTo calls refused with bearer.ErrTooLarge.
 	TooLarge uint64
@@ -260,13 +260,14 @@ func (c *Conn) Stats() Stats {
 // *net.UDPAddr; IPv4-mapped IPv6 senders are reported as IPv4). A datagram
 // larger than b is dropped and counted in Stats().Truncated instead of being
 // returned cut short; give b at least Params().MaxDatagram+1 bytes to receive
-// everything. On a dialed Conn, ICMP port-unreachable reports for earlier
-// datagrams are counted and skipped.
+// everything. ICMP port-unreachable reports for earlier datagrams (on a
+// dialed Conn; on Windows on any Conn) are counted and skipped: a peer that
+// went away must not stop the caller's read loop.
 func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
 		n, _, flags, ap, err := c.uc.ReadMsgUDPAddrPort(b, nil)
 		if err != nil {
-			if c.peer != nil && errors.Is(err, syscall.ECONNREFUSED) {
+			if isRefused(err) {
 				c.counters.refused.Add(1)
 				continue
 			}
