@@ -48,6 +48,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"json vd bad base64", SenMLJSON, path.Root, `[{"n":"/8/8/4","vd":"!!"}]`, nil},
 		{"json vlo bad", SenMLJSON, path.Root, `[{"n":"/8/8/6","vlo":"3"}]`, nil},
 		{"json vb null", SenMLJSON, path.Root, `[{"n":"/8/8/5","vb":null}]`, nil},
+		{"json vs null", SenMLJSON, path.Root, `[{"n":"/8/8/3","vs":null}]`, nil},
+		{"json n null", SenMLJSON, path.Root, `[{"n":null,"v":1}]`, nil},
 		{"json huge number", SenMLJSON, path.Root, `[{"n":"/8/8/7","v":1e999}]`, ErrTypeMismatch},
 		{"cbor not array", SenMLCBOR, inst, "A0", nil},
 		{"cbor trailing", SenMLCBOR, inst, "80 00", nil},

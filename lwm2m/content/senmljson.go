@@ -265,12 +265,18 @@ func decodeSenMLJSON(base path.Path, data []byte, m model.Resolver) ([]Record, e
 	recs := make([]Record, 0, len(raw))
 	for idx, obj := range raw {
 		var (
-			n, hasN   = "", false
-			t         float64
-			v         Value
-			nvals     int
-			str       = func(k string) (string, error) { var s string; return s, json.Unmarshal(obj[k], &s) }
-			badField  = func(k string) error { return decErr(SenMLJSON, -1, nil, "record %d: bad %q", idx, k) }
+			n, hasN  = "", false
+			t        float64
+			v        Value
+			nvals    int
+			badField = func(k string) error { return decErr(SenMLJSON, -1, nil, "record %d: bad %q", idx, k) }
+			str      = func(k string) (string, error) {
+				var s string
+				if string(obj[k]) == "null" {
+					return "", badField(k)
+				}
+				return s, json.Unmarshal(obj[k], &s)
+			}
 			numberLit = func(k string) (string, error) {
 				var num json.Number
 				if err := json.Unmarshal(obj[k], &num); err != nil || len(obj[k]) == 0 || obj[k][0] == '"' {
