@@ -81,6 +81,7 @@ func TestDecodeErrors(t *testing.T) {
 		{"old json no e", OldJSON, inst, `{"bn":"/3/0/"}`, nil},
 		{"old json two values", OldJSON, inst, `{"e":[{"n":"9","v":1,"sv":"x"}]}`, nil},
 		{"old json no value", OldJSON, inst, `{"e":[{"n":"9"}]}`, nil},
+		{"old json sv null", OldJSON, inst, `{"e":[{"n":"0","sv":null}]}`, nil},
 		{"old json bad ov", OldJSON, path.Root, `{"e":[{"n":"8/8/6","ov":"x"}]}`, nil},
 		{"old json opaque not base64", OldJSON, path.Root, `{"e":[{"n":"8/8/4","sv":"!!"}]}`, nil},
 		{"text at instance", Text, inst, "x", nil},

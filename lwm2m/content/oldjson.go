@@ -63,7 +63,7 @@ func decodeOldJSON(base path.Path, data []byte, m model.Resolver) ([]Record, err
 		bad := func(k string) error { return decErr(OldJSON, -1, nil, "entry %d: bad %q", idx, k) }
 		var n string
 		if raw, ok := e["n"]; ok {
-			if json.Unmarshal(raw, &n) != nil {
+			if string(raw) == "null" || json.Unmarshal(raw, &n) != nil {
 				return nil, bad("n")
 			}
 		}
@@ -87,7 +87,7 @@ func decodeOldJSON(base path.Path, data []byte, m model.Resolver) ([]Record, err
 		if raw, ok := e["sv"]; ok {
 			nvals++
 			var s string
-			if json.Unmarshal(raw, &s) != nil {
+			if string(raw) == "null" || json.Unmarshal(raw, &s) != nil {
 				return nil, bad("sv")
 			}
 			v = NewString(s)
@@ -110,7 +110,7 @@ func decodeOldJSON(base path.Path, data []byte, m model.Resolver) ([]Record, err
 		if raw, ok := e["ov"]; ok {
 			nvals++
 			var s string
-			if json.Unmarshal(raw, &s) != nil {
+			if string(raw) == "null" || json.Unmarshal(raw, &s) != nil {
 				return nil, bad("ov")
 			}
 			if v, ok = parseObjlnk(s); !ok {
@@ -126,7 +126,7 @@ func decodeOldJSON(base path.Path, data []byte, m model.Resolver) ([]Record, err
 		r := Record{Path: p, Value: v}
 		if raw, ok := e["t"]; ok {
 			var num json.Number
-			if json.Unmarshal(raw, &num) != nil {
+			if string(raw) == "null" || json.Unmarshal(raw, &num) != nil {
 				return nil, bad("t")
 			}
 			t, err := strconv.ParseFloat(num.String(), 64)
