@@ -2,6 +2,8 @@ package sim
 
 import (
 	"context"
+	"io"
+	"log/slog"
 
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/warthog618/sms/encoding/tpdu"
@@ -77,7 +79,8 @@ func TestGammuIdentifyAndSend(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	drv, err := modem.Open(ctx, modem.Config{Device: devB, MSISDN: b.MSISDN(), HealthInterval: -1})
+	drv, err := modem.Open(ctx, modem.Config{Device: devB, MSISDN: b.MSISDN(), HealthInterval: -1},
+		modem.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatalf("driver open: %v", err)
 	}
