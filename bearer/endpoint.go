@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -294,19 +295,32 @@ func (e *Endpoint) sendEmpty(typ message.Type, mid uint16, peer net.Addr, dk *mi
 func (e *Endpoint) readLoop() {
 	defer close(e.loop)
 	buf := make([]byte, e.p.MaxDatagram+1)
+	backoff := time.Duration(0)
 	for {
 		n, peer, err := e.b.ReadFrom(buf)
 		if err != nil {
-			if e.closed.Load() || errors.Is(err, net.ErrClosed) {
+			if e.closed.Load() || errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) {
 				return
 			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			e.log.Warn("bearer: read failed, endpoint stops", "bearer", e.p.Name, "err", err)
-			return
+			// A failed read (one bad peer on a security layer, a short
+			// buffer) must not stop the server: count, back off, go on.
+			e.m.Count(EventReadError, 1)
+			backoff = min(max(2*backoff, time.Millisecond), time.Second)
+			e.log.Debug("bearer: read failed", "bearer", e.p.Name, "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-e.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
 		}
+		backoff = 0
 		e.m.Count(EventReceived, 1)
 		if n > e.p.MaxDatagram {
 			e.m.Count(EventDropMalformed, 1)

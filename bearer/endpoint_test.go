@@ -780,3 +780,55 @@ func TestShutdownRefusesNewRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestEventAndGaugeNames(t *testing.T) {
+	seen := map[string]bool{}
+	for ev := bearer.EventReceived; ev <= bearer.EventReadError; ev++ {
+		n := ev.String()
+		if n == "" || n == "unknown" || seen[n] {
+			t.Fatalf("event %d has name %q", ev, n)
+		}
+		seen[n] = true
+	}
+	for g := bearer.GaugeExchanges; g <= bearer.GaugePeers; g++ {
+		if n := g.String(); n == "" || n == "unknown" {
+			t.Fatalf("gauge %d has name %q", g, n)
+		}
+	}
+}
+
+// flakyBearer fails its first reads, as a security layer may for one bad peer.
+type flakyBearer struct {
+	*pipe.Conn
+	fails atomic.Int64
+}
+
+func (f *flakyBearer) ReadFrom(p []byte) (int, net.Addr, error) {
+	if f.fails.Add(-1) >= 0 {
+		return 0, nil, errors.New("transient read failure")
+	}
+	return f.Conn.ReadFrom(p)
+}
+
+func TestReadErrorsDoNotStopTheEndpoint(t *testing.T) {
+	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	fb := &flakyBearer{Conn: a}
+	fb.fails.Store(3)
+	met := new(bearer.Counters)
+	srv, err := bearer.NewEndpoint(fb, bearer.WithHandler(echoHandler()), bearer.WithMetrics(met))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	cli, err := bearer.NewEndpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Get(ctxT(t, 20*time.Second), a.LocalAddr(), "/x"); err != nil {
+		t.Fatal(err)
+	}
+	if met.Get(bearer.EventReadError) != 3 {
+		t.Fatalf("read errors counted %d, want 3", met.Get(bearer.EventReadError))
+	}
+}

@@ -28,14 +28,15 @@ const (
 	EventBlockTransfer                    // block-wise transfer completed
 	EventBlockError                       // block-wise error (4.08, 4.13, expired or evicted buffer)
 	EventWriteError                       // bearer WriteTo failed
+	EventReadError                        // bearer ReadFrom failed (the read loop backs off and goes on)
 	numEvents
 )
 
-var eventNames = [...]string{
+var eventNames = [numEvents]string{
 	"received", "sent", "retransmission", "duplicate", "timeout", "rst_sent", "rst_received",
 	"drop_malformed", "drop_unknown_ack", "drop_unexpected", "drop_overload", "bad_option",
 	"dedup_evicted", "separate_response", "observe_registered", "observe_removed",
-	"notification_sent", "notification_dropped", "block_transfer", "block_error", "write_error",
+	"notification_sent", "notification_dropped", "block_transfer", "block_error", "write_error", "read_error",
 }
 
 // String returns the event's snake_case name, usable as a metric label.
@@ -59,7 +60,7 @@ const (
 	numGauges
 )
 
-var gaugeNames = [...]string{"exchanges", "dedup_entries", "observations", "block_buffers", "peers"}
+var gaugeNames = [numGauges]string{"exchanges", "dedup_entries", "observations", "block_buffers", "peers"}
 
 // String returns the gauge's snake_case name.
 func (g Gauge) String() string {
