@@ -174,3 +174,20 @@ func decodeDeliverHex(t testing.TB, h string) *tpdu.TPDU {
 	}
 	return &d
 }
+
+// text7 builds an SMS-SUBMIT of GSM 7-bit text (ASCII letters only).
+func text7(t testing.TB, dst, text string) []byte {
+	t.Helper()
+	s, err := tpdu.NewSubmit()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.DA = numberAddress(dst)
+	s.DCS = 0x00
+	s.UD = []byte(text)
+	b, err := s.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
