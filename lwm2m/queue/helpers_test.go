@@ -1,7 +1,6 @@
 package queue
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -279,4 +278,14 @@ func equalIDs(a, b []uint64) bool {
 	return true
 }
 
-var _ = bytes.Equal
+func (f *fakeFleet) runCount(id uint64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.runs[id]
+}
+
+func (f *fakeFleet) attemptsOf(id uint64) []Attempt {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]Attempt(nil), f.attempts[id]...)
+}

@@ -201,7 +201,7 @@ func TestExpiry(t *testing.T) {
 	if _, err := r.wait(t, keep); err != nil {
 		t.Fatal(err)
 	}
-	if r.fleet.runs[id] != 0 {
+	if r.fleet.runCount(id) != 0 {
 		t.Fatal("expired request ran")
 	}
 }
@@ -227,7 +227,7 @@ func TestCancel(t *testing.T) {
 	if _, err := r.wait(t, b); err != nil {
 		t.Fatal(err)
 	}
-	if r.fleet.runs[a] != 0 || r.fleet.runs[b] != 1 {
+	if r.fleet.runCount(a) != 0 || r.fleet.runCount(b) != 1 {
 		t.Fatalf("runs %v", r.fleet.runs)
 	}
 	// A request being executed cannot be cancelled.
@@ -402,9 +402,9 @@ func TestAsleepMidDrain(t *testing.T) {
 	if got := r.fleet.order("lamp"); !equalIDs(got, []uint64{a, b, c}) {
 		t.Fatalf("ran %v", got)
 	}
-	at := r.fleet.attempts[b]
-	if len(at) != 2 || at[0] != at[1] || r.fleet.runs[b] != 1 {
-		t.Fatalf("attempts %v runs %d", at, r.fleet.runs[b])
+	at := r.fleet.attemptsOf(b)
+	if len(at) != 2 || at[0] != at[1] || r.fleet.runCount(b) != 1 {
+		t.Fatalf("attempts %v runs %d", at, r.fleet.runCount(b))
 	}
 }
 
@@ -431,8 +431,8 @@ func TestUnknownOutcome(t *testing.T) {
 	if _, err := r.wait(t, rd); err != nil {
 		t.Fatal(err)
 	}
-	if r.fleet.runs[ex] != 1 {
-		t.Fatalf("execute ran %d times", r.fleet.runs[ex])
+	if r.fleet.runCount(ex) != 1 {
+		t.Fatalf("execute ran %d times", r.fleet.runCount(ex))
 	}
 	// An idempotent one is re-sent as attempt 2.
 	r.fleet.gate = make(chan struct{})
@@ -448,7 +448,7 @@ func TestUnknownOutcome(t *testing.T) {
 	if _, err := r.wait(t, w); err != nil {
 		t.Fatal(err)
 	}
-	if at := r.fleet.attempts[w]; len(at) != 2 || at[0].N != 1 || at[1].N != 2 {
+	if at := r.fleet.attemptsOf(w); len(at) != 2 || at[0].N != 1 || at[1].N != 2 {
 		t.Fatalf("attempts %v", at)
 	}
 }
