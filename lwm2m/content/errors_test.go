@@ -227,6 +227,34 @@ func TestPreferred(t *testing.T) {
 	}
 }
 
+func TestPreferredCompact(t *testing.T) {
+	tests := []struct {
+		ver       string
+		announced []Format
+		want      Format
+	}{
+		{"1.0", nil, TLV},
+		{"1.1", []Format{SenMLCBOR, SenMLJSON, TLV}, TLV},
+		{"1.1", []Format{SenMLJSON, SenMLCBOR}, SenMLCBOR},
+		{"1.1", nil, TLV},
+		{"1.2", []Format{SenMLCBOR, TLV, LwM2MCBOR}, LwM2MCBOR},
+		{"1.2", []Format{SenMLJSON}, SenMLJSON},
+		{"1.2", nil, SenMLCBOR},
+	}
+	for _, tt := range tests {
+		if got := PreferredCompact(tt.ver, tt.announced); got != tt.want {
+			t.Errorf("PreferredCompact(%q, %v) = %v, want %v", tt.ver, tt.announced, got, tt.want)
+		}
+	}
+	// The sizes quoted in the documentation.
+	for f, want := range map[Format]int{LwM2MCBOR: 119, TLV: 121, SenMLCBOR: 196, SenMLJSON: 384} {
+		b, err := Encode(f, path.Instance(3, 0), deviceRecords())
+		if err != nil || len(b) != want {
+			t.Errorf("%v: %d bytes, %v; documented %d", f, len(b), err, want)
+		}
+	}
+}
+
 func TestTree(t *testing.T) {
 	recs := deviceRecords()
 	tree, err := Tree(recs)
