@@ -326,10 +326,30 @@ func (e *Endpoint) needsBlock1(req *Request) bool {
 	return len(req.Payload) > e.BlockSize()
 }
 
+// block1SZX computes the real header room of req's blocks (its options,
+// token, Block1 and Size1) and returns the largest SZX, at most the
+// Endpoint's, whose blocks still fit the bearer's PreferredDatagram
+// (long Uri-Query strings of an LwM2M registration over SMS shrink the
+// blocks rather than split every block over two SMS).
+func (e *Endpoint) block1SZX(req *Request, token message.Token) uint32 {
+	opts := cloneOptions(req.Options).Set(UintOption(message.Block1, 0xFFFFFF)).Set(UintOption(message.Size1, uint32(len(req.Payload))))
+	m := message.Message{Code: req.Code, Token: token, Options: opts, MessageID: 0, Type: message.Confirmable}
+	n, err := encode(&m)
+	if err != nil {
+		return e.szx
+	}
+	room := len(n) + 1 // payload marker
+	szx := e.szx
+	for szx > 0 && room+(16<<szx) > e.p.PreferredDatagram {
+		szx--
+	}
+	return szx
+}
+
 // doBlock1 uploads req's payload with Block1 (RFC 7959 §2.5) and returns
 // the final response.
 func (e *Endpoint) doBlock1(ctx context.Context, req *Request, token message.Token) (*Response, error) {
-	szx := e.szx
+	szx := e.block1SZX(req, token)
 	body := req.Payload
 	offset := 0
 	for {

@@ -258,3 +258,26 @@ func TestBlock2ContinuationAfterExpiry(t *testing.T) {
 		t.Fatalf("handler ran %d times, want 2", runs.Load())
 	}
 }
+
+func TestBlock1SizeShrinksForLongOptions(t *testing.T) {
+	got := make(chan int, 1)
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		got <- len(r.Payload)
+		_ = w.WriteResponse(codes.Created, nil)
+	})
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(smsParams())})
+	// An LwM2M-style registration with a long query: 64-byte blocks plus
+	// these options would not fit one 140-byte SMS.
+	r := bearer.NewRequest(codes.POST, p.sconn.LocalAddr(), "/rd?ep=urn:imei:356938035643809&lt=86400&lwm2m=1.1&b=UQS")
+	r.Payload = randomBody(500, 2)
+	resp, err := p.cli.Do(ctxT(t, 30*time.Second), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != codes.Created || <-got != 500 {
+		t.Fatalf("code %v", resp.Code)
+	}
+	if l := p.cconn.Stats().Largest; l > 140 {
+		t.Fatalf("client sent a %d-byte datagram over SMS", l)
+	}
+}
