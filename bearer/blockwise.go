@@ -31,8 +31,9 @@ func optUint(opts message.Options, id message.OptionID) uint32 {
 	return v
 }
 
-// blockKey names a block-wise transfer of a peer: the request method and
-// URI (and Request-Tag for Block1), RFC 7959 §2.4 and RFC 9175.
+// blockKey names a block-wise transfer of a peer: the request URI and
+// Accept (plus method and Request-Tag for Block1), RFC 7959 §2.4 and RFC
+// 9175.
 func blockKey(pkey string, code codes.Code, opts message.Options, block1 bool) string {
 	var sb strings.Builder
 	sb.WriteString(pkey)
@@ -43,7 +44,7 @@ func blockKey(pkey string, code codes.Code, opts message.Options, block1 bool) s
 	}
 	for _, o := range opts {
 		switch o.ID {
-		case message.URIPath, message.URIQuery:
+		case message.URIPath, message.URIQuery, message.Accept:
 			fmt.Fprintf(&sb, "|%d:%q", o.ID, o.Value)
 		case message.RequestTag:
 			if block1 {
