@@ -177,9 +177,15 @@ func (m *Manager) fire() {
 		switch t.kind {
 		case timerExpire:
 			d := t.dev
+			if d.sending == t.id {
+				// Being sent: look again when the send is over.
+				t.at = now + int64(time.Second)
+				m.timers.push(t)
+				continue
+			}
 			idx := slices.IndexFunc(d.queue, func(e entry) bool { return e.id == t.id })
-			if idx < 0 || (idx == 0 && d.busy) {
-				continue // gone, or being sent: the drain checks expiry
+			if idx < 0 {
+				continue // gone
 			}
 			m.removeLocked(d, idx)
 			expired = append(expired, t.id)
@@ -237,8 +243,8 @@ func (m *Manager) failAll(d *device, cause *NotWokenError) {
 	m.mu.Lock()
 	var ids []uint64
 	for i := len(d.queue) - 1; i >= 0; i-- {
-		if i == 0 && d.busy {
-			break
+		if d.queue[i].id == d.sending {
+			continue
 		}
 		ids = append(ids, d.queue[i].id)
 		m.removeLocked(d, i)
@@ -320,6 +326,7 @@ func (m *Manager) serve(d *device) {
 			return
 		}
 		head := d.queue[0]
+		d.sending = head.id
 		m.mu.Unlock()
 		if !m.sendHead(d, head.id) {
 			return
@@ -383,30 +390,30 @@ func (m *Manager) wake(d *device, target WakeTarget, seen uint32) {
 func (m *Manager) sendHead(d *device, id uint64) bool {
 	release := func() bool {
 		m.mu.Lock()
-		d.busy = false
+		d.busy, d.sending = false, 0
 		m.scheduleLocked(d, m.now())
 		m.mu.Unlock()
 		return false
 	}
-	rec, err := m.cfg.Store.Get(id)
-	if err != nil {
-		m.met.Add("store_errors", 1)
-		m.log.Error("queue: read request", "id", id, "err", err)
+	dequeue := func() {
 		m.mu.Lock()
+		d.sending = 0
 		if len(d.queue) > 0 && d.queue[0].id == id {
 			m.removeLocked(d, 0)
 		}
 		m.mu.Unlock()
+	}
+	rec, err := m.cfg.Store.Get(id)
+	if err != nil {
+		// The record cannot be read (corrupt, or the disk fails): take it
+		// out of the queue so the drain goes on, and report it.
+		m.met.Add("store_errors", 1)
+		m.log.Error("queue: read request", "id", id, "err", err)
+		dequeue()
+		m.reportBroken(d.ep, id, err)
 		return true
 	}
 	now := m.clk.Now()
-	dequeue := func() {
-		m.mu.Lock()
-		if len(d.queue) > 0 && d.queue[0].id == id {
-			m.removeLocked(d, 0)
-		}
-		m.mu.Unlock()
-	}
 	if !rec.Expires.After(now) {
 		dequeue()
 		msg := "expired before it could be sent"
@@ -455,7 +462,7 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		// Shutdown interrupted the send: the record stays "sending" and
 		// the next Manager resolves it.
 		m.mu.Lock()
-		d.busy = false
+		d.busy, d.sending = false, 0
 		m.mu.Unlock()
 		return false
 	}
@@ -486,6 +493,21 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		m.finish(rec, StateFailed, ErrKindExecutor, err.Error(), err)
 		return true
 	}
+}
+
+// reportBroken reports a request whose record cannot be read as failed,
+// to waiters and subscribers (Get returns the store's error for it).
+func (m *Manager) reportBroken(ep string, id uint64, err error) {
+	re := &RequestError{ID: id, Endpoint: ep, Kind: ErrKindExecutor, Msg: "unreadable record: " + err.Error(), Cause: err}
+	m.met.Add("failed", 1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if w := m.waiters[id]; w != nil {
+		w.cause = err
+		close(w.ch)
+		delete(m.waiters, id)
+	}
+	m.emitLocked(Event{Type: EventFailed, Endpoint: ep, ID: id, State: StateFailed, Err: re, Time: m.clk.Now()})
 }
 
 func asleep(err error) bool {

@@ -165,6 +165,7 @@ type device struct {
 	awakeUntil int64 // Unix ns
 	cfg        DeviceConfig
 	busy       bool   // a worker holds it
+	sending    uint64 // id of the request being sent (0: none)
 	seen       uint32 // Seen calls, to notice one during a wake-up or send
 	ready      bool   // on the ready list
 	// wake-up state since the device was last seen
@@ -448,7 +449,7 @@ func (m *Manager) Cancel(id uint64) error {
 	case idx < 0:
 		m.mu.Unlock()
 		return fmt.Errorf("queue: cancel %d: %w", id, ErrNotFound)
-	case idx == 0 && d.busy:
+	case d.queue[idx].id == d.sending:
 		m.mu.Unlock()
 		return fmt.Errorf("queue: cancel %d: %w", id, ErrInProgress)
 	}
@@ -572,6 +573,18 @@ func (m *Manager) Seen(ep string, window time.Duration) {
 // device used (93 s for UDP defaults, 90 s for the SMS defaults).
 func (m *Manager) SeenParams(ep string, p bearer.Params) {
 	m.Seen(ep, p.MaxTransmitWait())
+}
+
+// ForgetDevice drops the device's queue-mode configuration (on
+// de-registration or lifetime expiry); its queued requests stay, waiting
+// for the device or their expiry, but it is no longer woken.
+func (m *Manager) ForgetDevice(ep string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if d := m.devices[ep]; d != nil {
+		d.cfg = DeviceConfig{}
+		d.waiting, d.wakeDue = false, 0
+	}
 }
 
 // Awake reports whether the device is within its awake window.

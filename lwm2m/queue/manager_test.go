@@ -551,3 +551,45 @@ func TestRestartMemStoreKeepsQueue(t *testing.T) {
 		}
 	}
 }
+
+// A request whose expiry passes while it is being sent is not expired
+// under the executor; if the device then sleeps, it expires afterwards.
+func TestExpiryDuringSend(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Waker = nil })
+	r.m.Seen("lamp", time.Hour)
+	r.fleet.gate = make(chan struct{})
+	id, err := r.m.Enqueue(context.Background(), Request{Endpoint: "lamp", Kind: KindRead, Paths: []string{"/3/0"}, Expires: r.clk.Now().Add(time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := r.enqueue(t, "lamp", KindRead, "/3/0/1")
+	waitFor(t, "sending", func() bool { rec, _ := r.m.Get(id); return rec.State == StateSending })
+	if err := r.m.Cancel(other); err != nil { // not the one being sent
+		t.Fatal(err)
+	}
+	r.clk.Advance(2 * time.Minute)
+	if rec, _ := r.m.Get(id); rec.State != StateSending {
+		t.Fatalf("expired under the executor: %v", rec.State)
+	}
+	r.fleet.mu.Lock()
+	r.fleet.fail[id] = ErrDeviceAsleep
+	r.fleet.mu.Unlock()
+	r.fleet.gate <- struct{}{}
+	waitFor(t, "requeued", func() bool { return r.met.get("requeued") == 1 })
+	r.clk.Advance(2 * time.Second)
+	rec, err := r.wait(t, id)
+	if !errors.Is(err, ErrExpired) || rec.ErrMsg != "expired after a send whose answer was lost" {
+		t.Fatalf("%v %q", err, rec.ErrMsg)
+	}
+}
+
+func TestForgetDevice(t *testing.T) {
+	r := newRig(t, nil)
+	r.m.SetDevice("lamp", DeviceConfig{Wake: wakeable("+491710000002")})
+	r.m.ForgetDevice("lamp")
+	r.enqueue(t, "lamp", KindRead, "/3/0")
+	r.clk.Advance(time.Hour)
+	if n := r.waker.count("lamp"); n != 0 {
+		t.Fatalf("forgotten device woken %d times", n)
+	}
+}
