@@ -39,15 +39,25 @@ func BenchmarkPoolThroughput(b *testing.B) {
 }
 
 // TestPoolThroughputSmall runs the measurement at a small scale as an
-// ordinary test: it checks the harness works and that a pool of 4 is not
-// grossly unbalanced (ratio ≥ 0.5 even on a heavily loaded CI machine).
+// ordinary test: the harness works, nothing fails, and the pool spreads the
+// load evenly. The ratio itself depends on the machine's load and is the
+// benchmark's business, so it is only logged here.
 func TestPoolThroughputSmall(t *testing.T) {
-	r, err := poolbench.Measure(context.Background(), 4, 30*time.Millisecond, 10, 4)
+	ctx := context.Background()
+	rig, err := poolbench.NewRig(ctx, 4, 30*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer rig.Close()
+	rig.Senders = 4
+	r := rig.Run(ctx, 40)
 	t.Log(r)
-	if r.Errors != 0 || r.Ratio() < 0.5 {
-		t.Fatalf("pool throughput %v", r)
+	if r.Errors != 0 {
+		t.Fatalf("%d sends failed", r.Errors)
+	}
+	for _, st := range rig.Pool.Status() {
+		if st.Sent < 6 || st.Sent > 14 {
+			t.Errorf("%s sent %d of 40: unbalanced (%+v)", st.MSISDN, st.Sent, rig.Pool.Status())
+		}
 	}
 }

@@ -254,7 +254,7 @@ func (m *Modem) defaults() {
 	m.life, m.endLife = context.WithCancel(context.Background())
 	m.pending = make(map[storeKey]bool)
 	m.stores = make(map[string]bool)
-	m.profile = ProfileGeneric
+	m.profile = mustProfile("generic")
 	if m.forced != nil {
 		m.profile = *m.forced
 	} else if p, ok := ProfileByName(c.Profile); ok {

@@ -21,7 +21,7 @@ const (
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func testProfile() Profile {
-	p := ProfileGeneric
+	p := mustProfile("generic")
 	p.CommandTimeout = 3 * time.Second
 	p.SendTimeout = 5 * time.Second
 	return p
@@ -278,7 +278,7 @@ func TestSweepAtOpenAndGarbageDeleted(t *testing.T) {
 
 func TestDirectDeliveryCNMA(t *testing.T) {
 	f := newFake()
-	p := ProfileSARA
+	p := mustProfile("ublox-sara")
 	p.CommandTimeout = 3 * time.Second
 	m := openFake(t, f, p, Config{})
 	f.write("\r\n+CMT: ,22\r\n" + testSMSC + testDeliver + "\r\n")

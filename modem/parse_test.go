@@ -286,7 +286,7 @@ func TestDetectProfile(t *testing.T) {
 			t.Errorf("%s: direct delivery without +CNMA would lose messages the consumer fails to store", p.Name)
 		}
 	}
-	if !ProfileSARA.DirectDelivery() || ProfileGeneric.DirectDelivery() || !ProfileBG9x.DirectStatusReports() {
+	if !mustProfile("ublox-sara").DirectDelivery() || mustProfile("generic").DirectDelivery() || !mustProfile("quectel-bg9x").DirectStatusReports() {
 		t.Error("CNMI decoding")
 	}
 }

@@ -190,7 +190,7 @@ func TestSimHangReopens(t *testing.T) {
 	n := sim.NewNetwork(sim.WithSeed(3))
 	t.Cleanup(func() { _ = n.Close() })
 	sa, _ := n.AddModem("+15550001")
-	p := modem.ProfileGeneric
+	p, _ := modem.ProfileByName("generic")
 	p.CommandTimeout = 150 * time.Millisecond
 	p.SendTimeout = 300 * time.Millisecond
 	a := openSim(t, sa, modem.Config{TimeoutStorm: 2}, modem.WithProfile(p))
