@@ -22,7 +22,8 @@ type dedupEntry struct {
 	key     midKey
 	token   uint64 // hash of the token: same MID, other token is not a duplicate
 	expires time.Time
-	reply   []byte // encoded reply (ACK or RST); nil while the handler runs
+	reply   []byte          // encoded reply (ACK or RST); nil while the handler runs
+	running *serverExchange // the request's exchange while its handler runs
 	gone    bool
 }
 
@@ -36,13 +37,13 @@ func (c *dedupCache) init(max int) {
 // but another token is not a copy of the first: the peer reused the MID
 // too early (a busy peer wraps 16-bit MIDs within EXCHANGE_LIFETIME); it
 // replaces the entry rather than get a reply meant for another exchange.
-func (c *dedupCache) check(k midKey, token []byte, lifetime time.Duration, now time.Time, m Metrics) (bool, []byte) {
+func (c *dedupCache) check(k midKey, token []byte, lifetime time.Duration, now time.Time, m Metrics) (bool, []byte, *serverExchange) {
 	th := tokenHash(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[k]; ok && now.Before(e.expires) {
 		if e.token == th {
-			return true, e.reply
+			return true, e.reply, e.running
 		}
 		e.gone = true
 		delete(c.entries, k)
@@ -56,7 +57,16 @@ func (c *dedupCache) check(k midKey, token []byte, lifetime time.Duration, now t
 	c.entries[k] = e
 	c.fifo = append(c.fifo, e)
 	m.Set(GaugeDedupEntries, len(c.entries))
-	return false, nil
+	return false, nil, nil
+}
+
+// setRunning records (sx) or clears (nil) the exchange whose handler runs.
+func (c *dedupCache) setRunning(k midKey, sx *serverExchange) {
+	c.mu.Lock()
+	if e, ok := c.entries[k]; ok {
+		e.running = sx
+	}
+	c.mu.Unlock()
 }
 
 // setReply stores the reply for a recorded message.

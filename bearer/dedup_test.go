@@ -33,7 +33,7 @@ func TestDedupCache(t *testing.T) {
 	}
 	for _, tc := range tests {
 		now = now.Add(tc.after)
-		dup, _ := c.check(k(tc.key), tc.token, 10*time.Second, now, &m)
+		dup, _, _ := c.check(k(tc.key), tc.token, 10*time.Second, now, &m)
 		if dup != tc.wantDup {
 			t.Fatalf("%s: dup %v", tc.step, dup)
 		}
@@ -45,7 +45,7 @@ func TestDedupCache(t *testing.T) {
 		t.Fatal("eviction not counted")
 	}
 	c.setReply(k(3), []byte{9})
-	if dup, reply := c.check(k(3), tok, time.Second, now, &m); !dup || len(reply) != 1 {
+	if dup, reply, _ := c.check(k(3), tok, time.Second, now, &m); !dup || len(reply) != 1 {
 		t.Fatalf("stored reply not returned: %v %v", dup, reply)
 	}
 }

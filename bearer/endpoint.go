@@ -409,11 +409,16 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	if con {
 		lifetime = e.p.ExchangeLifetime()
 	}
-	dup, reply := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
+	dup, reply, running := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
 	if dup {
 		e.m.Count(EventDuplicate, 1)
-		if con && reply != nil {
+		switch {
+		case con && reply != nil:
 			_ = e.writeRaw(reply, peer)
+		case con && running != nil:
+			// The client retransmits while the handler runs: acknowledge
+			// now (RFC 7252 §4.5) and answer separately.
+			running.lateAck()
 		}
 		return
 	}

@@ -832,3 +832,36 @@ func TestReadErrorsDoNotStopTheEndpoint(t *testing.T) {
 		t.Fatalf("read errors counted %d, want 3", met.Get(bearer.EventReadError))
 	}
 }
+
+// TestDuplicateWhileHandlerRunsGetsEmptyACK: a retransmission that arrives
+// while the handler still runs is acknowledged at once (RFC 7252 §4.5) and
+// the response follows as a separate CON.
+func TestDuplicateWhileHandlerRunsGetsEmptyACK(t *testing.T) {
+	release := make(chan struct{})
+	var runs atomic.Int64
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		runs.Add(1)
+		<-release
+		_ = w.WriteResponse(codes.Content, []byte("done"))
+	})
+	raw, _ := newRaw(t, h, fastParams(time.Second, 4), bearer.WithLimits(bearer.Limits{SeparateAfter: time.Minute}))
+	req := message.Message{Type: message.Confirmable, Code: codes.GET, MessageID: 42, Token: []byte{4, 2}}
+	raw.sendMsg(req)
+	if m := raw.recv(30 * time.Millisecond); m != nil {
+		t.Fatalf("reply before the handler finished: %v", m)
+	}
+	raw.sendMsg(req) // the client's retransmission
+	m := raw.recv(5 * time.Second)
+	if m == nil || m.Type != message.Acknowledgement || m.Code != codes.Empty || m.MessageID != 42 {
+		t.Fatalf("duplicate not acknowledged with an empty ACK: %v", m)
+	}
+	close(release)
+	m = raw.recv(5 * time.Second)
+	if m == nil || m.Type != message.Confirmable || m.Code != codes.Content || string(m.Payload) != "done" {
+		t.Fatalf("separate response %v", m)
+	}
+	raw.send([]byte{0x60, 0, byte(m.MessageID >> 8), byte(m.MessageID)})
+	if runs.Load() != 1 {
+		t.Fatalf("handler ran %d times", runs.Load())
+	}
+}

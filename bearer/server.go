@@ -149,6 +149,9 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		Peer: peer, Identity: PeerIdentity(peer), ctx: e.ctx,
 	}
 	sx.req = &sx.reqv
+	if con {
+		e.dedup.setRunning(dk, sx)
+	}
 	e.hwg.Add(1)
 	go e.serve(sx)
 }
@@ -165,6 +168,7 @@ func (e *Endpoint) serve(sx *serverExchange) {
 	defer func() {
 		if sx.con {
 			e.inflight.remove(sx)
+			e.dedup.setRunning(sx.dk, nil)
 		}
 		if r := recover(); r != nil {
 			e.log.Error("bearer: handler panicked", "peer", sx.peer, "path", sx.req.Path(), "panic", r)
