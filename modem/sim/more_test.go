@@ -293,3 +293,35 @@ func TestManualClock(t *testing.T) {
 		t.Fatal(c.Now(), c.Pending())
 	}
 }
+
+// TestCNMIClasses: <mt>=2 stores class 2 (SIM) messages with +CMTI and
+// routes the others with +CMT; <mt>=3 routes only class 3 directly.
+func TestCNMIClasses(t *testing.T) {
+	clk, _, ta, tb, _, _ := manualPair(t)
+	send := func(dcs tpdu.DCS) {
+		t.Helper()
+		s, _ := tpdu.NewSubmit()
+		s.DA = numberAddress("+15550002")
+		s.DCS = dcs
+		s.UD = []byte{1}
+		b, _ := s.MarshalBinary()
+		if _, f := ta.send(b); f != "OK" {
+			t.Fatal(f)
+		}
+		clk.Advance(0)
+	}
+	tb.mustOK("AT+CNMI=2,2,0,0,0")
+	send(0xf6) // 8-bit, class 2
+	if l := tb.line(); l != `+CMTI: "SM",1` {
+		t.Fatalf("class 2 with mt=2: %q", l)
+	}
+	send(0xf5) // 8-bit, class 1
+	readCMT(t, tb)
+	tb.mustOK("AT+CNMI=2,3,0,0,0")
+	send(0xf7) // class 3
+	readCMT(t, tb)
+	send(tpdu.Dcs8BitData) // no class
+	if l := tb.line(); l != `+CMTI: "SM",2` {
+		t.Fatalf("no class with mt=3: %q", l)
+	}
+}

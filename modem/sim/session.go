@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/warthog618/sms/encoding/tpdu"
 )
 
 // maxPDUHex bounds the hex text accepted after a "> " prompt: a 164-octet
@@ -252,7 +254,11 @@ func (s *sess) route() {
 		msg := msg
 		mode, mt, ds := m.st.cnmi[0], m.st.cnmi[1], m.st.cnmi[3]
 		needAck := m.st.csms == 1 && m.prof.AckWithCSMS1
-		direct := (msg.kind == kindDeliver && (mt == 2 || mt == 3)) ||
+		// TS 27.005 §3.4.1 <mt>: 2 routes all but class 2 directly (+CMT),
+		// 3 routes class 3 directly; the rest is stored with +CMTI.
+		class := messageClass(msg)
+		direct := (msg.kind == kindDeliver && ((mt == 2 && class != tpdu.MClass2) ||
+			(mt == 3 && class == tpdu.MClass3))) ||
 			(msg.kind == kindStatusReport && ds == 1)
 		if mode == 0 {
 			// buffered in the TA: direct routing is not possible, store.
@@ -316,6 +322,18 @@ func (s *sess) route() {
 	for _, r := range results {
 		r()
 	}
+}
+
+// messageClass returns the TS 23.038 class of a delivered message.
+func messageClass(msg *mtMessage) tpdu.MessageClass {
+	if msg.sub == nil {
+		return tpdu.MClassUnknown
+	}
+	c, err := msg.sub.t.DCS.Class()
+	if err != nil {
+		return tpdu.MClassUnknown
+	}
+	return c
 }
 
 func (m *Modem) countLocked(msg *mtMessage) {
