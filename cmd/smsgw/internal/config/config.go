@@ -1,0 +1,405 @@
+// Package config is the smsgw configuration: the YAML schema, its embedded
+// default (default.yaml, which shows every option) and validation with
+// line-numbered errors.
+//
+// YAML decoding is go.yaml.in/yaml/v3 (with KnownFields, so a misspelt key
+// is an error, not silence); the validation rules and the mapping of each
+// problem to the yaml.Node line it came from are hand-written here.
+package config
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sort"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+)
+
+// DefaultYAML is the embedded default configuration.
+//
+//go:embed default.yaml
+var DefaultYAML []byte
+
+// Config is the whole configuration.
+type Config struct {
+	Mode      string    `yaml:"mode"`
+	DataDir   string    `yaml:"data_dir"`
+	Log       Log       `yaml:"log"`
+	API       API       `yaml:"api"`
+	LwM2M     LwM2M     `yaml:"lwm2m"`
+	Modems    []Modem   `yaml:"modems"`
+	SMS       SMS       `yaml:"sms"`
+	Queue     Queue     `yaml:"queue"`
+	Simulator Simulator `yaml:"simulator"`
+}
+
+// Log configures log/slog.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// API configures the HTTP API.
+type API struct {
+	Listen string `yaml:"listen"`
+	Token  string `yaml:"token"`
+}
+
+// LwM2M configures the LwM2M server listeners.
+type LwM2M struct {
+	UDP         string `yaml:"udp"`
+	LifetimeMin uint32 `yaml:"lifetime_min"`
+	LifetimeMax uint32 `yaml:"lifetime_max"`
+}
+
+// Modem is one real AT modem.
+type Modem struct {
+	Device  string `yaml:"device"`
+	Baud    int    `yaml:"baud"`
+	PIN     string `yaml:"pin"`
+	MSISDN  string `yaml:"msisdn"`
+	Profile string `yaml:"profile"`
+}
+
+// SMS configures the SMS bearer rules.
+type SMS struct {
+	Framing              string      `yaml:"framing"`
+	DailyBudget          int         `yaml:"daily_budget"`
+	DailyBudgetPerDevice int         `yaml:"daily_budget_per_device"`
+	PeerRate             float64     `yaml:"peer_rate"`
+	PeerBurst            int         `yaml:"peer_burst"`
+	Devices              []SMSDevice `yaml:"devices"`
+}
+
+// SMSDevice binds a device's number to its endpoint name and the server SIM
+// it accepts SMS from.
+type SMSDevice struct {
+	Endpoint  string `yaml:"endpoint"`
+	MSISDN    string `yaml:"msisdn"`
+	ServerSIM string `yaml:"server_sim"`
+	Trigger   bool   `yaml:"trigger"`
+}
+
+// Queue configures queue mode.
+type Queue struct {
+	AwakeWindow time.Duration `yaml:"awake_window"`
+	Expiry      time.Duration `yaml:"expiry"`
+	PerDevice   int           `yaml:"per_device"`
+	WakeTimeout time.Duration `yaml:"wake_timeout"`
+	WakeMax     int           `yaml:"wake_max"`
+}
+
+// Simulator configures the embedded simulated network and demo fleet.
+type Simulator struct {
+	Enabled    bool          `yaml:"enabled"`
+	Latency    time.Duration `yaml:"latency"`
+	SendTime   time.Duration `yaml:"send_time"`
+	ServerSIMs []string      `yaml:"server_sims"`
+	Fleet      Fleet         `yaml:"fleet"`
+}
+
+// Fleet sizes the demo fleet.
+type Fleet struct {
+	UDP   int           `yaml:"udp"`
+	Queue int           `yaml:"queue"`
+	SMS   int           `yaml:"sms"`
+	Awake time.Duration `yaml:"awake"`
+}
+
+// Default returns the embedded default configuration.
+func Default() *Config {
+	c, err := Parse(DefaultYAML)
+	if err != nil {
+		// The embedded file is tested; this cannot happen in a release.
+		return &Config{Mode: "server"}
+	}
+	return c
+}
+
+// Problem is one configuration error at a line of the file (0: unknown).
+type Problem struct {
+	Line, Column int
+	Field        string
+	Msg          string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Field, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.Field, p.Msg)
+}
+
+// Error lists the problems of a configuration file. It matches ErrInvalid.
+type Error struct{ Problems []Problem }
+
+// ErrInvalid is matched by every *Error.
+var ErrInvalid = errors.New("config: invalid configuration")
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("invalid configuration:")
+	for _, p := range e.Problems {
+		b.WriteString("\n  ")
+		b.WriteString(p.String())
+	}
+	return b.String()
+}
+
+// Is makes errors.Is(err, ErrInvalid) true.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// Parse decodes data over the embedded default (absent keys keep their
+// default) and validates it. Errors are an *Error with line numbers.
+func Parse(data []byte) (*Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(DefaultYAML))
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("config: embedded default: %w", err)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		return &c, nil
+	}
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
+	}
+	dec = yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		var te *yaml.TypeError
+		if errors.As(err, &te) {
+			e := &Error{}
+			for _, m := range te.Errors {
+				e.Problems = append(e.Problems, lineProblem(m))
+			}
+			return nil, e
+		}
+		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
+	}
+	if ps := c.validate(&root); len(ps) > 0 {
+		return nil, &Error{Problems: ps}
+	}
+	return &c, nil
+}
+
+// yamlProblem turns a yaml syntax error ("yaml: line 3: ...") into a Problem.
+func yamlProblem(err error) Problem {
+	return lineProblem(strings.TrimPrefix(err.Error(), "yaml: "))
+}
+
+func lineProblem(msg string) Problem {
+	var line int
+	if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {
+		if i := strings.Index(msg, ":"); i >= 0 {
+			msg = strings.TrimSpace(msg[i+1:])
+		}
+	}
+	return Problem{Line: line, Field: "yaml", Msg: msg}
+}
+
+// locate returns the node at a key path ("api", "listen"; list indexes as
+// "0", "1"), or the deepest existing one, for error positions.
+func locate(root *yaml.Node, keys ...string) *yaml.Node {
+	n := root
+	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
+		n = n.Content[0]
+	}
+	for _, k := range keys {
+		if n == nil {
+			return nil
+		}
+		switch n.Kind {
+		case yaml.MappingNode:
+			var next *yaml.Node
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if n.Content[i].Value == k {
+					next = n.Content[i+1]
+					break
+				}
+			}
+			if next == nil {
+				return n
+			}
+			n = next
+		case yaml.SequenceNode:
+			var idx int
+			if _, err := fmt.Sscanf(k, "%d", &idx); err != nil || idx < 0 || idx >= len(n.Content) {
+				return n
+			}
+			n = n.Content[idx]
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+type checker struct {
+	root *yaml.Node
+	ps   []Problem
+}
+
+func (c *checker) add(msg string, keys ...string) {
+	p := Problem{Field: strings.Join(keys, "."), Msg: msg}
+	if n := locate(c.root, keys...); n != nil && n != c.root {
+		p.Line, p.Column = n.Line, n.Column
+	}
+	c.ps = append(c.ps, p)
+}
+
+func validHostPort(s string) bool {
+	if _, err := netip.ParseAddrPort(s); err == nil {
+		return true
+	}
+	_, _, err := net.SplitHostPort(s)
+	return err == nil
+}
+
+// Validate checks a configuration built in Go (no line numbers).
+func (c *Config) Validate() error {
+	if ps := c.validate(nil); len(ps) > 0 {
+		return &Error{Problems: ps}
+	}
+	return nil
+}
+
+func (c *Config) validate(root *yaml.Node) []Problem {
+	ck := &checker{root: root}
+	switch c.Mode {
+	case "server":
+	case "proxy":
+		ck.add(`proxy mode is not available in this build; use "server"`, "mode")
+	default:
+		ck.add(fmt.Sprintf("unknown mode %q; use \"server\"", c.Mode), "mode")
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		ck.add(fmt.Sprintf("unknown level %q; use debug, info, warn or error", c.Log.Level), "log", "level")
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		ck.add(fmt.Sprintf("unknown format %q; use text or json", c.Log.Format), "log", "format")
+	}
+	if !validHostPort(c.API.Listen) {
+		ck.add(fmt.Sprintf("%q is not host:port", c.API.Listen), "api", "listen")
+	}
+	if c.LwM2M.UDP != "" && !validHostPort(c.LwM2M.UDP) {
+		ck.add(fmt.Sprintf("%q is not host:port", c.LwM2M.UDP), "lwm2m", "udp")
+	}
+	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
+		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")
+	}
+	sims := map[string]bool{}
+	for i, m := range c.Modems {
+		idx := fmt.Sprint(i)
+		if m.Device == "" {
+			ck.add("device is required (e.g. /dev/ttyUSB2)", "modems", idx, "device")
+		}
+		if m.Baud < 0 {
+			ck.add("baud must be positive", "modems", idx, "baud")
+		}
+		a, err := sms.ParseMSISDN(m.MSISDN)
+		if err != nil {
+			ck.add(fmt.Sprintf("msisdn %q: %v; give the SIM's number in E.164 form, e.g. +491710000001", m.MSISDN, err), "modems", idx, "msisdn")
+		} else {
+			sims[a.String()] = true
+		}
+		switch m.Profile {
+		case "", "generic", "simcom", "quectel", "ublox":
+		default:
+			ck.add(fmt.Sprintf("unknown profile %q; use generic, simcom, quectel, ublox or leave empty", m.Profile), "modems", idx, "profile")
+		}
+	}
+	if c.Simulator.Enabled {
+		for i, s := range c.Simulator.ServerSIMs {
+			a, err := sms.ParseMSISDN(s)
+			if err != nil {
+				ck.add(fmt.Sprintf("%q: %v", s, err), "simulator", "server_sims", fmt.Sprint(i))
+				continue
+			}
+			sims[a.String()] = true
+		}
+		if len(c.Simulator.ServerSIMs) == 0 {
+			ck.add("at least one server SIM is needed", "simulator", "server_sims")
+		}
+		f := c.Simulator.Fleet
+		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.UDP+f.Queue+f.SMS > 1000 {
+			ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
+		}
+		if f.Awake <= 0 {
+			ck.add("awake must be positive", "simulator", "fleet", "awake")
+		}
+		if c.Simulator.Latency < 0 || c.Simulator.SendTime < 0 {
+			ck.add("latency and send_time must not be negative", "simulator")
+		}
+	}
+	switch c.SMS.Framing {
+	case "coap", "wap-push":
+	default:
+		ck.add(fmt.Sprintf("unknown framing %q; use coap or wap-push", c.SMS.Framing), "sms", "framing")
+	}
+	if c.SMS.DailyBudget < 0 || c.SMS.DailyBudgetPerDevice < 0 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
+		ck.add("budgets and rates must not be negative", "sms")
+	}
+	eps := map[string]bool{}
+	for i, d := range c.SMS.Devices {
+		idx := fmt.Sprint(i)
+		if d.Endpoint == "" {
+			ck.add("endpoint is required", "sms", "devices", idx, "endpoint")
+		} else if eps[d.Endpoint] {
+			ck.add(fmt.Sprintf("endpoint %q listed twice", d.Endpoint), "sms", "devices", idx, "endpoint")
+		}
+		eps[d.Endpoint] = true
+		if _, err := sms.ParseMSISDN(d.MSISDN); err != nil {
+			ck.add(fmt.Sprintf("msisdn %q: %v", d.MSISDN, err), "sms", "devices", idx, "msisdn")
+		}
+		if d.ServerSIM != "" {
+			a, err := sms.ParseMSISDN(d.ServerSIM)
+			switch {
+			case err != nil:
+				ck.add(fmt.Sprintf("server_sim %q: %v", d.ServerSIM, err), "sms", "devices", idx, "server_sim")
+			case !sims[a.String()]:
+				ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
+			}
+		}
+	}
+	if c.Queue.Expiry <= 0 {
+		ck.add("expiry must be positive", "queue", "expiry")
+	}
+	if c.Queue.PerDevice <= 0 || c.Queue.PerDevice > 10000 {
+		ck.add("per_device must be in 1..10000", "queue", "per_device")
+	}
+	if c.Queue.WakeTimeout <= 0 {
+		ck.add("wake_timeout must be positive", "queue", "wake_timeout")
+	}
+	if c.Queue.WakeMax < 0 {
+		ck.add("wake_max must not be negative", "queue", "wake_max")
+	}
+	if c.Queue.AwakeWindow < 0 {
+		ck.add("awake_window must not be negative", "queue", "awake_window")
+	}
+	if !c.Simulator.Enabled && len(c.Modems) == 0 && c.LwM2M.UDP == "" {
+		ck.add("nothing to serve: enable the simulator, configure modems or a UDP listener", "modems")
+	}
+	return ck.ps
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,227 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/udp"
+	"github.com/m2mbearer/m2mbearer/lwm2m/client"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+	"github.com/m2mbearer/m2mbearer/modem/sim"
+)
+
+// Light kinds of the demo fleet.
+const (
+	KindUDP   = "udp"   // always reachable on UDP
+	KindQueue = "queue" // UDP in queue mode, woken by SMS
+	KindSMS   = "sms"   // SMS only
+)
+
+// Light is one simulated streetlight of the demo fleet: our LwM2M client with
+// objects 3 (Device), 4 and 3311 (Light Control).
+type Light struct {
+	Name, Kind string
+	MSISDN     string // "" for UDP lights
+	ServerSIM  string // the server number it accepts SMS from
+
+	c      *client.Client
+	udpEP  *bearer.Endpoint
+	smsEP  *bearer.Endpoint
+	smsB   *sms.Bearer
+	link   *endpointLink
+	sleepy *sleepyBearer
+}
+
+// Fleet is the demo fleet; Close stops every light.
+type Fleet struct {
+	Lights []*Light
+	log    *slog.Logger
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// FleetSpec describes the fleet to start.
+type FleetSpec struct {
+	UDP, Queue, SMS int
+	Awake           time.Duration
+	ServerUDP       net.Addr
+	ServerSIMs      []string
+	Network         *sim.Network
+	StateDir        string
+	Logger          *slog.Logger
+}
+
+// DeviceMSISDN is the number of the i-th SMS-capable demo light.
+func DeviceMSISDN(i int) string { return fmt.Sprintf("+49172%07d", i+1) }
+
+// FleetPlan returns the lights a spec creates (names, kinds, numbers),
+// so that the server can be configured before the lights start.
+func FleetPlan(s FleetSpec) []*Light {
+	var out []*Light
+	smsIdx := 0
+	add := func(kind string, n int) {
+		for i := 0; i < n; i++ {
+			l := &Light{Name: fmt.Sprintf("light-%s-%d", kind, i+1), Kind: kind}
+			if kind != KindUDP && len(s.ServerSIMs) > 0 {
+				l.MSISDN = DeviceMSISDN(smsIdx)
+				l.ServerSIM = s.ServerSIMs[smsIdx%len(s.ServerSIMs)]
+				smsIdx++
+			}
+			out = append(out, l)
+		}
+	}
+	add(KindUDP, s.UDP)
+	add(KindQueue, s.Queue)
+	add(KindSMS, s.SMS)
+	return out
+}
+
+// StartFleet creates and registers the lights of the plan. Registration
+// runs in the background (each light's update loop retries); Close stops it.
+func StartFleet(ctx context.Context, s FleetSpec, plan []*Light) (*Fleet, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	f := &Fleet{log: s.Logger, cancel: cancel}
+	for _, l := range plan {
+		if err := f.start(ctx, s, l); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("demo light %s: %w", l.Name, err)
+		}
+		f.Lights = append(f.Lights, l)
+	}
+	return f, nil
+}
+
+func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
+	opts := []client.Option{client.WithLifetime(600), client.WithLogger(s.Logger.With("light", l.Name)), client.WithRetry(2 * time.Second)}
+	binding := "U"
+	switch l.Kind {
+	case KindQueue:
+		binding = "US"
+		opts = append(opts, client.WithQueueMode(), client.WithSMSNumber(l.MSISDN[1:]))
+	case KindSMS:
+		binding = "S"
+		opts = append(opts, client.WithSMSNumber(l.MSISDN[1:]))
+	}
+	opts = append(opts, client.WithBinding(binding))
+	c := client.New(l.Name, opts...)
+	l.c = c
+	must := func(err error) error { return err }
+	if err := errors.Join(
+		must(c.AddServer(client.Server{ShortID: 101, Lifetime: 600, Binding: binding})),
+		must(c.AddDevice(client.Device{Manufacturer: "m2mbearer", Model: "SL-" + l.Kind, Serial: l.Name,
+			Firmware: "1.0.0", Binding: binding})),
+		must(c.AddConnectivity(client.Connectivity{NetworkBearer: 6, RSSI: -71, LinkQuality: 80})),
+		must(c.AddObject(3311, client.Handlers{})),
+		must(c.Set(path.Resource(3311, 0, 5850), content.NewBool(true))),
+		must(c.Set(path.Resource(3311, 0, 5851), content.NewInt(80))),
+	); err != nil {
+		return err
+	}
+	if l.Kind == KindQueue {
+		if err := c.Set(path.Resource(1, 0, 21), content.NewBool(true)); err != nil {
+			return err
+		}
+	}
+	if l.MSISDN != "" {
+		link, err := newEndpointLink(s.Network, l.MSISDN)
+		if err != nil {
+			return err
+		}
+		l.link = link
+		dir := filepath.Join(s.StateDir, l.Name)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return err
+		}
+		b, err := sms.New(link, sms.Config{
+			StateDir: dir,
+			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: sms.SecurityNoSec, SIM: l.MSISDN}},
+			Worker:   outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second},
+			Logger:   s.Logger.With("light", l.Name, "bearer", "sms"),
+		})
+		if err != nil {
+			return err
+		}
+		l.smsB = b
+		if l.smsEP, err = bearer.NewEndpoint(b, bearer.WithHandler(c)); err != nil {
+			return err
+		}
+	}
+	if l.Kind != KindSMS {
+		u, err := udp.Listen("udp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		var b bearer.Bearer = u
+		if l.Kind == KindQueue {
+			l.sleepy = &sleepyBearer{Bearer: u, window: s.Awake}
+			b = l.sleepy
+		}
+		if l.udpEP, err = bearer.NewEndpoint(b, bearer.WithHandler(c)); err != nil {
+			return err
+		}
+	}
+	ep, srv := l.udpEP, s.ServerUDP
+	if l.Kind == KindSMS {
+		a, err := sms.ParseMSISDN(l.ServerSIM)
+		if err != nil {
+			return err
+		}
+		ep, srv = l.smsEP, a
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		// Start retries until the first Register succeeds or ctx ends.
+		for ctx.Err() == nil {
+			rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+			err := c.Start(rctx, ep, srv)
+			cancel()
+			if err == nil {
+				return
+			}
+			f.log.Warn("demo light: register failed, retrying", "light", l.Name, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(2 * time.Second):
+			}
+		}
+	}()
+	return nil
+}
+
+// Awake reports whether a queue-mode light is listening now (always true for
+// the others).
+func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
+
+// Close stops the lights (without de-registering: they just go dark).
+func (f *Fleet) Close() {
+	f.cancel()
+	f.wg.Wait()
+	for _, l := range f.Lights {
+		if l.c != nil {
+			l.c.Close()
+		}
+		if l.udpEP != nil {
+			l.udpEP.Close()
+		}
+		if l.smsEP != nil {
+			l.smsEP.Close() // closes l.smsB
+		} else if l.smsB != nil {
+			l.smsB.Close()
+		}
+		if l.link != nil {
+			l.link.Close()
+		}
+	}
+}

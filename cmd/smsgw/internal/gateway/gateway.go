@@ -1,0 +1,537 @@
+// Package gateway wires m2mbearer into the smsgw daemon: modems (real ones,
+// or virtual modems of the simulated SMS network on pseudo-terminals driven by
+// the real modem driver), the SMS bearer over the modem pool, the UDP bearer,
+// the LwM2M server on both, queue mode (lwm2m/queue) with SMS wake-ups, the
+// demo fleet of streetlights, the HTTP JSON API with server-sent events,
+// and Prometheus metrics.
+//
+// What is a library's and what is ours: HTTP routing is net/http's ServeMux,
+// metrics are prometheus/client_golang, state is bbolt through the stores
+// of lwm2m/registry, lwm2m/queue and bearer/sms. The wiring, the queue
+// executor on the LwM2M server, the API handlers, the OpenAPI document and the
+// simulated device transport are hand-written here, because they are the
+// daemon's own policy.
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/udp"
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/m2mbearer/m2mbearer/modem/sim"
+)
+
+// Gateway is a running smsgw. New starts it; Shutdown stops it.
+type Gateway struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	model *model.Registry
+	token string
+
+	metrics *Metrics
+	hub     *hub
+
+	simNet    *sim.Network
+	simModems []*sim.Modem
+	modems    []*modem.Modem
+	pool      *modem.Pool
+	link      *modemlink.Link
+	smsB      *sms.Bearer
+
+	regs  *registry.Bolt
+	qs    *queue.BoltStore
+	srv   *server.Server
+	udpEP *bearer.Endpoint
+	smsEP *bearer.Endpoint
+	qm    *queue.Manager
+	fleet *Fleet
+
+	devMu   sync.RWMutex
+	devices map[string]config.SMSDevice // endpoint → SMS rule
+	plan    []*Light
+
+	httpSrv *http.Server
+	apiLn   net.Listener
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed sync.Once
+}
+
+// Info says where to look.
+type Info struct {
+	API, Metrics, OpenAPI string
+	Token, TokenFile      string
+	UDP                   string
+	DataDir               string
+	PTYs                  map[string]string // server SIM → pty path
+	Lights                []LightInfo
+}
+
+// LightInfo describes a demo light.
+type LightInfo struct{ Name, Kind, MSISDN, ServerSIM string }
+
+// New starts a gateway with cfg. The caller owns it and calls Shutdown.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("gateway: data_dir is empty")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	g = &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
+		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel}
+	defer func() {
+		if err != nil {
+			g.Shutdown(context.Background())
+		}
+	}()
+	if err = g.setToken(); err != nil {
+		return nil, err
+	}
+	for _, d := range cfg.SMS.Devices {
+		g.devices[d.Endpoint] = d
+	}
+	sims, err := g.startModems(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err = g.startSMS(sims); err != nil {
+		return nil, err
+	}
+	if err = g.startServer(); err != nil {
+		return nil, err
+	}
+	if err = g.startQueue(); err != nil {
+		return nil, err
+	}
+	g.wg.Add(1)
+	go g.events(ctx)
+	if err = g.startAPI(); err != nil {
+		return nil, err
+	}
+	if cfg.Simulator.Enabled && len(g.plan) > 0 {
+		f := cfg.Simulator.Fleet
+		g.fleet, err = StartFleet(ctx, FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, Awake: f.Awake,
+			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
+			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}, g.plan)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return g, nil
+}
+
+func (g *Gateway) setToken() error {
+	g.token = g.cfg.API.Token
+	if g.token != "" {
+		return nil
+	}
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	g.token = hex.EncodeToString(b)
+	return os.WriteFile(g.TokenFile(), []byte(g.token+"\n"), 0o600)
+}
+
+// TokenFile is where a generated API token is written.
+func (g *Gateway) TokenFile() string { return filepath.Join(g.cfg.DataDir, "api-token") }
+
+// startModems opens the modems (virtual ones on ptys in simulator mode) and
+// returns the server SIM numbers.
+func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
+	g.pool = modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	var cfgs []modem.Config
+	if g.cfg.Simulator.Enabled {
+		s := g.cfg.Simulator
+		g.simNet = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
+			sim.WithConditions(sim.Conditions{Latency: sim.Fixed(s.Latency)}), sim.WithLogger(g.log.With("component", "simnet")))
+		for _, n := range s.ServerSIMs {
+			a, _ := sms.ParseMSISDN(n)
+			m, err := g.simNet.AddModem(a.String(), sim.WithSendTime(s.SendTime))
+			if err != nil {
+				return nil, fmt.Errorf("simulated modem %s: %w", a, err)
+			}
+			p, err := m.OpenPTY()
+			if err != nil {
+				return nil, fmt.Errorf("simulated modem %s: pty: %w", a, err)
+			}
+			g.simModems = append(g.simModems, m)
+			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
+		}
+		f := s.Fleet
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, ServerSIMs: sims(s.ServerSIMs)})
+		for _, l := range g.plan {
+			if l.MSISDN != "" {
+				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM, Trigger: l.Kind == KindQueue}
+			}
+		}
+	} else {
+		for _, m := range g.cfg.Modems {
+			a, _ := sms.ParseMSISDN(m.MSISDN)
+			cfgs = append(cfgs, modem.Config{Device: m.Device, Baud: m.Baud, PIN: m.PIN, MSISDN: a.String(), Profile: m.Profile})
+		}
+	}
+	var out []string
+	for _, c := range cfgs {
+		if _, err := os.Stat(c.Device); err != nil {
+			return nil, fmt.Errorf("modem %s: device %s: %w (check the path in modems[].device, the cable, and the udev name)", c.MSISDN, c.Device, err)
+		}
+		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem))
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("modem %s on %s: %w", c.MSISDN, c.Device, err)
+		}
+		g.modems = append(g.modems, m)
+		if err := g.pool.Add(m); err != nil {
+			m.Close()
+			return nil, fmt.Errorf("modem %s: %w", c.MSISDN, err)
+		}
+		out = append(out, c.MSISDN)
+	}
+	return out, nil
+}
+
+func sims(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, n := range in {
+		if a, err := sms.ParseMSISDN(n); err == nil {
+			out = append(out, a.String())
+		}
+	}
+	return out
+}
+
+func (g *Gateway) framing() sms.Framing {
+	if g.cfg.SMS.Framing == "wap-push" {
+		return sms.FramingWAPPush
+	}
+	return sms.FramingCoAP
+}
+
+func (g *Gateway) startSMS(sims []string) error {
+	if len(sims) == 0 {
+		return nil
+	}
+	g.link = modemlink.New(g.pool, 0)
+	peers := map[string]sms.Peer{}
+	for _, d := range g.devices {
+		sim := d.ServerSIM
+		if sim == "" {
+			sim = sims[0]
+		}
+		peers[d.MSISDN] = sms.Peer{Security: sms.SecurityNoSec, SIM: sim, Framing: g.framing()}
+	}
+	dir := filepath.Join(g.cfg.DataDir, "sms")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := sms.New(g.link, sms.Config{
+		StateDir: dir, Peers: peers,
+		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
+		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
+		Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
+		Logger: g.log.With("component", "sms"),
+	})
+	if err != nil {
+		return fmt.Errorf("sms bearer: %w", err)
+	}
+	g.smsB = b
+	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
+}
+
+func (g *Gateway) startServer() error {
+	regs, err := registry.OpenBolt(filepath.Join(g.cfg.DataDir, "registrations.db"), registry.BoltOptions{
+		Options: registry.Options{Grace: 30 * time.Second},
+		AddrDecoder: func(network, addr string) (net.Addr, error) {
+			if network == sms.Network {
+				return sms.ParseMSISDN(addr)
+			}
+			return nil, fmt.Errorf("unknown network %q", network)
+		},
+		Logger: g.log.With("component", "registry"),
+	})
+	if err != nil {
+		return fmt.Errorf("registrations: %w", err)
+	}
+	g.regs = regs
+	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model)}
+	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
+		maxLt := g.cfg.LwM2M.LifetimeMax
+		if maxLt == 0 {
+			maxLt = ^uint32(0)
+		}
+		opts = append(opts, server.WithLifetimeBounds(g.cfg.LwM2M.LifetimeMin, maxLt))
+	}
+	g.srv = server.New(regs, opts...)
+	if g.cfg.LwM2M.UDP != "" {
+		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
+		if err != nil {
+			return fmt.Errorf("lwm2m udp listener %s: %w", g.cfg.LwM2M.UDP, err)
+		}
+		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.srv.Handler("udp")),
+			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
+			u.Close()
+			return err
+		}
+		g.srv.Attach("udp", g.udpEP)
+	}
+	if g.smsB != nil {
+		if g.smsEP, err = bearer.NewEndpoint(g.smsB, bearer.WithHandler(g.srv.Handler("sms")),
+			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
+			return err
+		}
+		g.srv.Attach("sms", g.smsEP)
+	}
+	return nil
+}
+
+// awakeWindow is how long the server takes a queue-mode device to listen
+// after it sent something: configured, or half the demo lights' window (so
+// the server never sends into a device that just fell asleep), or 0 for the
+// bearer's MAX_TRANSMIT_WAIT.
+func (g *Gateway) awakeWindow() time.Duration {
+	if g.cfg.Queue.AwakeWindow > 0 {
+		return g.cfg.Queue.AwakeWindow
+	}
+	if g.cfg.Simulator.Enabled {
+		return g.cfg.Simulator.Fleet.Awake / 2
+	}
+	return 0
+}
+
+func (g *Gateway) startQueue() error {
+	qs, err := queue.OpenBoltStore(filepath.Join(g.cfg.DataDir, "queue.db"), 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("queue store: %w", err)
+	}
+	g.qs = qs
+	w := g.awakeWindow()
+	execTimeout := 30 * time.Second
+	if w > 0 {
+		execTimeout = w
+	}
+	qc := queue.Config{
+		Store:         qs,
+		Executor:      &executor{srv: g.srv, timeout: execTimeout},
+		Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
+		DefaultExpiry: g.cfg.Queue.Expiry,
+		DefaultWindow: w,
+		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: g.cfg.Queue.WakeMax},
+		Metrics:       queueMetrics{g.metrics},
+		Logger:        g.log.With("component", "queue"),
+		OnEvent:       g.onQueueEvent,
+	}
+	if g.cfg.Simulator.Enabled {
+		qc.Wake.MinInterval = 2 * time.Second
+	}
+	if g.smsB != nil {
+		qc.Waker = queue.NewSMSWaker(g.smsB, g.smsB)
+	}
+	if g.qm, err = queue.New(qc); err != nil {
+		return fmt.Errorf("queue: %w", err)
+	}
+	return nil
+}
+
+// wakeTarget says how to wake a registered device, or nil.
+func (g *Gateway) wakeTarget(r *registry.Registration) *queue.WakeTarget {
+	if !r.Queue || !r.Binding.Has(registry.BindingS) && r.Version != registry.V1_0 {
+		return nil
+	}
+	g.devMu.RLock()
+	d, ok := g.devices[r.Endpoint]
+	g.devMu.RUnlock()
+	msisdn := r.SMS
+	if ok {
+		msisdn = d.MSISDN
+	}
+	if msisdn == "" {
+		return nil
+	}
+	a, err := sms.ParseMSISDN(msisdn)
+	if err != nil {
+		return nil
+	}
+	if ok && r.SMS != "" && r.SMS != a.Digits() {
+		// The device registered with another number than the one it is
+		// configured with: do not wake a stranger.
+		g.log.Warn("registration sms= does not match the configured number; no SMS wake-up",
+			"endpoint", r.Endpoint, "sms", r.SMS, "configured", a.String())
+		return nil
+	}
+	return &queue.WakeTarget{MSISDN: a.String(), Version: r.Version.String(),
+		Binding: registry.BindingMode(r.Version, r.Binding, r.Queue), Trigger: d.Trigger,
+		Framing: g.framing(), SIM: d.ServerSIM}
+}
+
+// events turns registration events into queue-mode state, metrics and SSE.
+func (g *Gateway) events(ctx context.Context) {
+	defer g.wg.Done()
+	sub := g.srv.Subscribe(1024)
+	if sub == nil {
+		g.log.Error("no registration event subscription available")
+		return
+	}
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.C:
+			if !ok {
+				return
+			}
+			g.onServerEvent(ev)
+		}
+	}
+}
+
+func (g *Gateway) onServerEvent(ev server.Event) {
+	kind := strings.ToLower(ev.Kind.String())
+	var ep string
+	switch ev.Kind {
+	case server.Registered, server.Updated:
+		g.metrics.registrations.WithLabelValues(kind).Inc()
+		r := ev.Registration
+		ep = r.Endpoint
+		if err := g.qm.SetDevice(ep, queue.DeviceConfig{Window: g.awakeWindow(), Wake: g.wakeTarget(r)}); err != nil {
+			g.log.Warn("queue: set device", "endpoint", ep, "err", err)
+		}
+		g.qm.Seen(ep, 0)
+	case server.Deregistered, server.Expired:
+		g.metrics.registrations.WithLabelValues(kind).Inc()
+		ep = ev.Registration.Endpoint
+		g.qm.Asleep(ep)
+	case server.Notified:
+		ep = ev.Notification.Endpoint
+		g.qm.Seen(ep, 0)
+	case server.Sent:
+		ep = ev.Send.Endpoint
+		g.qm.Seen(ep, 0)
+	}
+	data := map[string]any{"endpoint": ep, "time": ev.Time}
+	if ev.Notification != nil {
+		data["path"] = pathsString(ev.Notification.Paths)
+		if recs, err := ev.Notification.Records(g.model); err == nil {
+			data["values"] = recordsJSON(recs)
+		}
+	}
+	g.hub.publish(kind, data)
+}
+
+func (g *Gateway) onQueueEvent(ev queue.Event) {
+	data := map[string]any{"endpoint": ev.Endpoint, "time": ev.Time}
+	if ev.ID != 0 {
+		data["job"] = ev.ID
+		data["state"] = ev.State.String()
+	}
+	if ev.Err != nil {
+		data["error"] = ev.Err.Error()
+	}
+	g.hub.publish("job-"+ev.Type.String(), data)
+}
+
+// Info returns where to look.
+func (g *Gateway) Info() Info {
+	in := Info{Token: g.token, DataDir: g.cfg.DataDir, PTYs: map[string]string{}}
+	if g.cfg.API.Token == "" {
+		in.TokenFile = g.TokenFile()
+	}
+	if g.apiLn != nil {
+		base := "http://" + g.apiLn.Addr().String()
+		in.API, in.Metrics, in.OpenAPI = base+"/api/v1", base+"/metrics", base+"/openapi.json"
+	}
+	if g.udpEP != nil {
+		in.UDP = g.udpEP.LocalAddr().String()
+	}
+	for _, m := range g.simModems {
+		in.PTYs[m.MSISDN()] = m.PTYPath()
+	}
+	for _, l := range g.plan {
+		in.Lights = append(in.Lights, LightInfo{l.Name, l.Kind, l.MSISDN, l.ServerSIM})
+	}
+	return in
+}
+
+// Shutdown stops the API (waiting for requests in flight until ctx ends),
+// the fleet, the queue (queued requests stay in the store for the next
+// start), the server, the bearers (the SMS outbox keeps what is not sent)
+// and the modems, and closes the state files.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	var errs []error
+	g.closed.Do(func() {
+		if g.httpSrv != nil {
+			g.hub.close()
+			if err := g.httpSrv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http: %w", err))
+				g.httpSrv.Close()
+			}
+		}
+		if g.fleet != nil {
+			g.fleet.Close()
+		}
+		g.cancel()
+		if g.qm != nil {
+			errs = append(errs, g.qm.Close())
+		}
+		if g.srv != nil {
+			errs = append(errs, g.srv.Close())
+		}
+		g.wg.Wait()
+		if g.udpEP != nil {
+			errs = append(errs, g.udpEP.Close())
+		}
+		if g.smsEP != nil {
+			errs = append(errs, g.smsEP.Close()) // closes g.smsB
+		} else if g.smsB != nil {
+			errs = append(errs, g.smsB.Close())
+		}
+		if g.link != nil {
+			g.link.Close()
+		}
+		if g.pool != nil {
+			g.pool.Close()
+		}
+		for _, m := range g.modems {
+			m.Close()
+		}
+		if g.simNet != nil {
+			g.simNet.Close()
+		}
+		if g.qs != nil {
+			errs = append(errs, g.qs.Close())
+		}
+		if g.regs != nil {
+			errs = append(errs, g.regs.Close())
+		}
+	})
+	return errors.Join(errs...)
+}
