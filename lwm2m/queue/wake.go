@@ -142,7 +142,10 @@ type PeerSetter interface {
 // *sms.Bearer, or anything that writes datagrams to sms.Addr). The peer's
 // framing on the bearer decides raw CoAP or WAP Push; with Peers set, the
 // waker first configures the peer as NoSec (LwM2M allows unsecured SMS
-// triggers where configured) with the target's framing and SIM.
+// triggers where configured) with the target's framing and SIM. Leave
+// Peers nil for devices that use DTLS over SMS: their peer entry must stay
+// SecurityDTLS, and Conn is then the bearer/secure conn over the SMS
+// bearer, so the trigger goes through the DTLS session.
 type SMSWaker struct {
 	Conn  net.PacketConn
 	Peers PeerSetter
