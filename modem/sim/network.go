@@ -124,6 +124,7 @@ type Network struct {
 	maxStored     int
 	rejectUnknown bool
 
+	fireMu  sync.Mutex // serialises timer batches
 	mu      sync.Mutex
 	rng     *rand.Rand
 	cond    Conditions
@@ -517,6 +518,10 @@ func (n *Network) scheduleLocked(at time.Time, f func()) *event {
 }
 
 func (n *Network) fire() {
+	// One batch at a time: a timer armed while a batch runs must not
+	// overtake it, so that equal latencies keep submission order.
+	n.fireMu.Lock()
+	defer n.fireMu.Unlock()
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()

@@ -1,8 +1,10 @@
 package sim
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -357,5 +359,41 @@ func TestLatencyDistributions(t *testing.T) {
 	}
 	if mean := sum / 5000; mean < 900*time.Millisecond || mean > 1100*time.Millisecond {
 		t.Fatalf("exponential mean %v", mean)
+	}
+}
+
+// TestOrderKeptWallClock: with the wall clock and no faults, messages
+// from one sender arrive in the order sent.
+func TestOrderKeptWallClock(t *testing.T) {
+	n := NewNetwork(WithConditions(Conditions{Latency: Fixed(time.Millisecond)}))
+	t.Cleanup(func() { _ = n.Close() })
+	var mu sync.Mutex
+	var got []byte
+	if _, err := n.AddEndpoint("+15550002", func(m EndpointMessage) bool {
+		var d tpdu.TPDU
+		if err := d.UnmarshalBinary(m.TPDU); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		got = append(got, d.UD[0])
+		mu.Unlock()
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := n.AddEndpoint("+15550001", nil)
+	const count = 200
+	for i := range count {
+		if _, err := tx.Send(context.Background(), submitPDU(t, "+15550002", []byte{byte(i)}, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { mu.Lock(); defer mu.Unlock(); return len(got) == count })
+	mu.Lock()
+	defer mu.Unlock()
+	for i := range got {
+		if got[i] != byte(i) {
+			t.Fatalf("order broken at %d: %v", i, got)
+		}
 	}
 }
