@@ -11,6 +11,10 @@
 // that tests can step time deterministically. All randomness comes from one
 // seeded generator.
 //
+// An Endpoint is a number without a modem: it sends and receives TPDUs
+// directly and costs no goroutine, for fleets of thousands of simulated
+// devices beside a few AT modems.
+//
 // A Modem is a virtual modem attached to a Network under one MSISDN. It speaks
 // the 3GPP TS 27.005 PDU-mode SMS commands (+CMGF, +CSMS, +CPMS, +CNMI, +CMGS,
 // +CMGR, +CMGL, +CMGD, +CMGW, +CNMA, +CSCA) and the TS 27.007 basics (+CGMI,
@@ -38,6 +42,12 @@
 // # Cost
 //
 // The network runs no goroutine of its own: pending deliveries sit in one
-// timer heap behind a single Clock timer. An attached modem runs two
-// goroutines (reader and session); an unattached modem runs none.
+// timer heap behind a single Clock timer, and a delivered message leaves
+// nothing behind. A plugged-in modem runs two goroutines (reader and
+// session), stopped by Unplug or Network.Close; an unplugged modem and an
+// Endpoint run none. Every queue is bounded: the SMSC store (WithMaxStored,
+// NetworkStats.Stored), a modem's pending offers (256, then the SMSC
+// retries: ModemStats.Refused), the +CNMI mode 0 buffer (256,
+// ModemStats.URCsDropped), the command line (560 bytes) and the PDU after a
+// prompt (400 hex digits).
 package sim
