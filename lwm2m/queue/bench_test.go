@@ -171,5 +171,26 @@ func benchWakeLatency(b *testing.B, smsLatency time.Duration) {
 	avg := total / time.Duration(b.N)
 	b.ReportMetric(float64(avg.Microseconds())/1000, "ms/wake")
 	b.ReportMetric(float64(avg)/float64(smsLatency), "ratio")
-	b.ReportMetric(float64((toWaker/time.Duration(b.N)).Microseconds()), "µs-to-waker")
+	b.ReportMetric(float64((toWaker / time.Duration(b.N)).Microseconds()), "µs-to-waker")
+}
+
+// BenchmarkEnqueueBolt measures a durable Enqueue (one fsync'd bbolt
+// transaction) for a sleeping device.
+func BenchmarkEnqueueBolt(b *testing.B) {
+	store, err := OpenBoltStore(filepath.Join(b.TempDir(), "q.db"), time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	m, err := New(Config{Store: store, Executor: newFleet(), Limits: Limits{PerDevice: 1 << 30, PerDeviceBytes: 1 << 40}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.Enqueue(ctx, Request{Endpoint: "lamp", Kind: KindRead, Paths: []string{"/3/0"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -414,6 +414,12 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		return true
 	}
 	now := m.clk.Now()
+	m.mu.Lock()
+	window := d.cfg.DedupWindow
+	m.mu.Unlock()
+	if window <= 0 {
+		window = m.cfg.DedupWindow
+	}
 	if !rec.Expires.After(now) {
 		dequeue()
 		msg := "expired before it could be sent"
@@ -431,11 +437,11 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	case rec.SendingSince.IsZero() || rec.Attempt.N == 0:
 		rec.Attempt.N++
 		rec.SendingSince = now
-	case now.Sub(rec.SendingSince) > m.cfg.DedupWindow:
+	case now.Sub(rec.SendingSince) > window:
 		if !rec.Kind.Idempotent() {
 			dequeue()
 			m.finish(rec, StateFailed, ErrKindUnknownOutcome,
-				fmt.Sprintf("sent at %s, no answer, dedup window %s passed; %s is not idempotent", rec.SendingSince.UTC().Format(time.RFC3339), m.cfg.DedupWindow, rec.Kind), nil)
+				fmt.Sprintf("sent at %s, no answer, dedup window %s passed; %s is not idempotent", rec.SendingSince.UTC().Format(time.RFC3339), window, rec.Kind), nil)
 			return true
 		}
 		rec.Attempt.N++

@@ -149,6 +149,10 @@ type DeviceConfig struct {
 	Window time.Duration
 	// Wake, if wakeable, lets the Manager send it SMS wake-ups.
 	Wake *WakeTarget
+	// DedupWindow overrides Config.DedupWindow for the device: the
+	// EXCHANGE_LIFETIME of the bearer it is reached on (for the SMS
+	// defaults, sms.DefaultParams().ExchangeLifetime()).
+	DedupWindow time.Duration
 }
 
 type entry struct {
@@ -177,7 +181,7 @@ type device struct {
 }
 
 func (d *device) idle() bool {
-	return len(d.queue) == 0 && d.reserved == 0 && !d.busy && !d.ready && d.cfg.Wake == nil && d.cfg.Window == 0
+	return len(d.queue) == 0 && d.reserved == 0 && !d.busy && !d.ready && d.cfg == (DeviceConfig{})
 }
 
 type waiter struct {
