@@ -206,14 +206,14 @@ func lineProblem(msg string) Problem {
 	return Problem{Line: line, Field: "yaml", Msg: msg}
 }
 
-// locate returns the node at a key path ("api", "listen"; list indexes as
+// locate returns the key node at a key path ("api", "listen"; list indexes as
 // "0", "1"), or the deepest existing one, for error positions.
 func locate(root *yaml.Node, keys ...string) *yaml.Node {
 	n := root
 	if n != nil && n.Kind == yaml.DocumentNode && len(n.Content) > 0 {
 		n = n.Content[0]
 	}
-	for _, k := range keys {
+	for ki, k := range keys {
 		if n == nil {
 			return nil
 		}
@@ -223,6 +223,9 @@ func locate(root *yaml.Node, keys ...string) *yaml.Node {
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				if n.Content[i].Value == k {
 					next = n.Content[i+1]
+					if ki == len(keys)-1 {
+						next = n.Content[i] // the key: its line is the one to fix
+					}
 					break
 				}
 			}
