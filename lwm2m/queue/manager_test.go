@@ -593,3 +593,28 @@ func TestForgetDevice(t *testing.T) {
 		t.Fatalf("forgotten device woken %d times", n)
 	}
 }
+
+// A device reached over SMS has a longer dedup window (its bearer's
+// EXCHANGE_LIFETIME): inside it, a lost answer is re-sent as the same
+// attempt even for Execute, and the device runs it once.
+func TestPerDeviceDedupWindow(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Waker = nil; c.DedupWindow = time.Minute })
+	r.m.SetDevice("lamp", DeviceConfig{DedupWindow: 10 * time.Minute})
+	r.m.Seen("lamp", time.Hour)
+	r.fleet.gate = make(chan struct{})
+	ex := r.enqueue(t, "lamp", KindExecute, "/3/0/4")
+	r.fleet.mu.Lock()
+	r.fleet.asleepOnce[ex] = true
+	r.fleet.mu.Unlock()
+	r.fleet.gate <- struct{}{}
+	waitFor(t, "requeue", func() bool { return r.met.get("requeued") == 1 })
+	r.clk.Advance(5 * time.Minute)
+	close(r.fleet.gate)
+	r.m.Seen("lamp", time.Hour)
+	if _, err := r.wait(t, ex); err != nil {
+		t.Fatal(err)
+	}
+	if at := r.fleet.attemptsOf(ex); len(at) != 2 || at[0] != at[1] || r.fleet.runCount(ex) != 1 {
+		t.Fatalf("attempts %v runs %d", at, r.fleet.runCount(ex))
+	}
+}
