@@ -77,7 +77,7 @@ var ErrBadTarget = errors.New("queue: bad wake target")
 
 // TriggerArgs returns the Execute argument payload of the Registration
 // Update Trigger: "" for none, or "0='U'" for TransportArg "U" (LwM2M 1.1
-// Core §5.4.5 argument syntax: arg = DIGIT ["=" "'" *CHAR "'"]).
+// Core, Execute operation, argument syntax: arg = DIGIT ["=" "'" *CHAR "'"]).
 func TriggerArgs(transport string) (string, error) {
 	switch transport {
 	case "":
