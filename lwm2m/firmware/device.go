@@ -1,0 +1,304 @@
+package firmware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/client"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+)
+
+// Protocol Support (/5/0/8) and Delivery Method (/5/0/9) values.
+const (
+	ProtoCoAP  = 0
+	ProtoCoAPS = 1
+	ProtoHTTP  = 2
+	ProtoHTTPS = 3
+
+	DeliveryPull = 0
+	DeliveryPush = 1
+	DeliveryBoth = 2
+)
+
+// DeviceConfig configures the demo-device firmware behaviour.
+type DeviceConfig struct {
+	// Endpoint is the client's CoAP endpoint, used to pull coap:// URIs.
+	// Nil disables CoAP pull.
+	Endpoint *bearer.Endpoint
+	// HTTP pulls http:// URIs; nil disables HTTP pull.
+	HTTP *http.Client
+	// Delivery is the Delivery Method announced in /5/0/9
+	// (DeliveryPull, DeliveryPush or DeliveryBoth, the default).
+	Delivery int64
+	// MaxPackage bounds a package in bytes (default 1 MiB); larger gives
+	// Update Result 2 (not enough storage).
+	MaxPackage int
+	// PullTimeout bounds one download (default 2 minutes).
+	PullTimeout time.Duration
+	// Applied, if set, is called with the new version after an update.
+	Applied func(version string)
+}
+
+// Device gives an lwm2m/client Client the firmware behaviour of a demo
+// streetlight: a package written to /5/0/0 or fetched from the /5/0/1
+// URI is checked (ParsePackage: integrity failure → Update Result 5,
+// unknown format → 6); Execute /5/0/2 applies it: /3/0/3 becomes the
+// package's version and the device "reboots" by registering again.
+type Device struct {
+	c   *client.Client
+	cfg DeviceConfig
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	pending string // version of the downloaded package
+	applied int    // updates applied
+}
+
+// NewDevice adds object 5 to c with the demo firmware behaviour. The
+// client must already have object 3 (AddDevice). Close stops downloads
+// and re-registrations in flight.
+func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
+	if cfg.MaxPackage <= 0 {
+		cfg.MaxPackage = 1 << 20
+	}
+	if cfg.PullTimeout <= 0 {
+		cfg.PullTimeout = 2 * time.Minute
+	}
+	if cfg.Delivery == 0 && cfg.Endpoint == nil && cfg.HTTP == nil {
+		cfg.Delivery = DeliveryPush
+	} else if cfg.Delivery == 0 {
+		cfg.Delivery = DeliveryBoth
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &Device{c: c, cfg: cfg, ctx: ctx, cancel: cancel}
+	err := c.AddFirmware(client.Firmware{Package: d.push, URI: d.pull, Update: d.update})
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("firmware: device: %w", err)
+	}
+	var k uint16
+	if cfg.Endpoint != nil {
+		_ = c.Set(path.ResourceInstance(5, 0, 8, k), content.NewInt(ProtoCoAP))
+		k++
+	}
+	if cfg.HTTP != nil {
+		_ = c.Set(path.ResourceInstance(5, 0, 8, k), content.NewInt(ProtoHTTP))
+	}
+	if cfg.Delivery == DeliveryPush {
+		_ = c.Set(path.Resource(5, 0, 9), content.NewInt(DeliveryPush))
+	} else if cfg.Delivery == DeliveryPull {
+		_ = c.Set(path.Resource(5, 0, 9), content.NewInt(DeliveryPull))
+	} else {
+		_ = c.Set(path.Resource(5, 0, 9), content.NewInt(DeliveryBoth))
+	}
+	return d, nil
+}
+
+// Close stops the device's goroutines.
+func (d *Device) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	return nil
+}
+
+// Applied returns how many updates the device applied.
+func (d *Device) Applied() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.applied
+}
+
+func resultOf(err error) int64 {
+	switch {
+	case errors.Is(err, ErrIntegrity):
+		return ResultIntegrity
+	case errors.Is(err, ErrBadPackage):
+		return ResultUnsupportedType
+	}
+	return ResultUpdateFailed
+}
+
+// push checks a package written to /5/0/0. A failed check answers the
+// Write with an error and leaves State Idle with the Update Result.
+func (d *Device) push(pkg []byte) error {
+	if len(pkg) == 0 {
+		// Writing an empty package resets the state machine (Object 5).
+		d.setState(StateIdle, ResultInitial)
+		return &client.Error{Code: uint8(codes.Changed)}
+	}
+	if len(pkg) > d.cfg.MaxPackage {
+		d.setState(StateIdle, ResultNoStorage)
+		return &client.Error{Code: uint8(codes.RequestEntityTooLarge), Message: "package too large"}
+	}
+	v, _, err := ParsePackage(pkg)
+	if err != nil {
+		d.setState(StateIdle, resultOf(err))
+		return &client.Error{Code: uint8(codes.BadRequest), Message: err.Error()}
+	}
+	d.mu.Lock()
+	d.pending = v
+	d.mu.Unlock()
+	return nil
+}
+
+// setState sets State and Update Result from outside the client's write
+// handler (the hooks run under the client's object lock).
+func (d *Device) setState(st, res int64) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.c.SetFirmwareState(st, res)
+	}()
+}
+
+// pull starts the download of uri in the background (State Downloading).
+func (d *Device) pull(uri string) error {
+	if uri == "" {
+		d.setState(StateIdle, ResultInitial)
+		return nil
+	}
+	u, err := url.Parse(uri)
+	if err != nil || u.Host == "" {
+		d.setState(StateIdle, ResultInvalidURI)
+		return nil
+	}
+	switch {
+	case u.Scheme == "coap" && d.cfg.Endpoint != nil:
+	case u.Scheme == "http" && d.cfg.HTTP != nil:
+	default:
+		d.setState(StateIdle, ResultUnsupportedProto)
+		return nil
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		d.c.SetFirmwareState(StateDownloading, ResultInitial)
+		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.PullTimeout)
+		defer cancel()
+		pkg, res := d.fetch(ctx, u)
+		if res != ResultInitial {
+			d.c.SetFirmwareState(StateIdle, res)
+			return
+		}
+		v, _, err := ParsePackage(pkg)
+		if err != nil {
+			d.c.SetFirmwareState(StateIdle, resultOf(err))
+			return
+		}
+		d.mu.Lock()
+		d.pending = v
+		d.mu.Unlock()
+		d.c.SetFirmwareState(StateDownloaded, ResultInitial)
+	}()
+	return nil
+}
+
+func (d *Device) fetch(ctx context.Context, u *url.URL) ([]byte, int64) {
+	if u.Scheme == "coap" {
+		addr, err := net.ResolveUDPAddr("udp", u.Host)
+		if err != nil {
+			return nil, ResultInvalidURI
+		}
+		resp, err := d.cfg.Endpoint.Get(ctx, addr, u.Path)
+		if err != nil {
+			if errors.Is(err, bearer.ErrBodyTooLarge) {
+				return nil, ResultNoStorage
+			}
+			return nil, ResultConnectionLost
+		}
+		if resp.Code != codes.Content {
+			return nil, ResultInvalidURI
+		}
+		if len(resp.Payload) > d.cfg.MaxPackage {
+			return nil, ResultNoStorage
+		}
+		return resp.Payload, ResultInitial
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return nil, ResultInvalidURI
+	}
+	resp, err := d.cfg.HTTP.Do(req)
+	if err != nil {
+		return nil, ResultConnectionLost
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, ResultInvalidURI
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, int64(d.cfg.MaxPackage)+1))
+	if err != nil {
+		return nil, ResultConnectionLost
+	}
+	if len(body) > d.cfg.MaxPackage {
+		return nil, ResultNoStorage
+	}
+	return body, ResultInitial
+}
+
+// update applies the downloaded package: /3/0/3 takes the new version,
+// then the device "reboots": it registers again once State is back to
+// Idle, as a real device does after restarting into the new firmware.
+func (d *Device) update() error {
+	d.mu.Lock()
+	v := d.pending
+	d.mu.Unlock()
+	if v == "" {
+		return errors.New("firmware: no package")
+	}
+	if err := d.c.Set(path.Resource(3, 0, 3), content.NewString(v)); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.applied++
+	d.pending = ""
+	d.mu.Unlock()
+	if d.cfg.Applied != nil {
+		d.cfg.Applied(v)
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
+		defer cancel()
+		// The client sets State Idle, Update Result 1 right after update
+		// returns; register after that so the server reads both.
+		t := time.NewTicker(2 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if st, ok := d.c.Get(path.Resource(5, 0, 3)); ok && st.Int() == StateIdle {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+		for ctx.Err() == nil {
+			if err := d.c.Register(ctx); err == nil {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return nil
+}

@@ -1,0 +1,160 @@
+package firmware_test
+
+import (
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/udp"
+	"github.com/m2mbearer/m2mbearer/lwm2m/client"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+)
+
+// env is a gateway: LwM2M server on UDP loopback with the image store and
+// the CoAP Package URI server on the same endpoint.
+type env struct {
+	srv   *server.Server
+	ep    *bearer.Endpoint
+	addr  net.Addr
+	store *firmware.Store
+	upd   *firmware.Updater
+}
+
+func newEnv(t testing.TB, waker firmware.Waker) *env {
+	t.Helper()
+	store, err := firmware.OpenStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(registry.NewMemory(registry.Options{}), server.WithMaxObservations(100000))
+	mux := bearer.NewServeMux()
+	mux.Handle("/", srv.Handler("udp"))
+	lim := bearer.DefaultLimits(b.Params())
+	lim.MaxPeers = 20000
+	lim.MaxDedup = 200000
+	lim.MaxExchanges = 20000
+	lim.MaxHandlers = 256
+	ep, err := bearer.NewEndpoint(b, bearer.WithHandler(mux), bearer.WithLimits(lim))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux.Handle("/fw/", firmware.NewCoAPHandler(store, "/fw/", ep.BlockSize(), nil))
+	srv.Attach("udp", ep)
+	upd, err := firmware.NewUpdater(firmware.Config{
+		Server: srv, Store: store, Endpoints: map[string]*bearer.Endpoint{"udp": ep},
+		Pull: firmware.PullURIs{CoAP: "coap://" + b.LocalAddr().String() + "/fw/"}, Waker: waker,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { upd.Close(); srv.Close(); ep.Close() })
+	return &env{srv: srv, ep: ep, addr: b.LocalAddr(), store: store, upd: upd}
+}
+
+// light is a simulated streetlight: our LwM2M client with the demo
+// firmware behaviour, optionally sleeping (drops requests until woken).
+type light struct {
+	c      *client.Client
+	ep     *bearer.Endpoint
+	dev    *firmware.Device
+	sleepy *sleepy
+}
+
+// sleepy simulates a queue-mode device's radio: while asleep, requests are
+// not answered; Wake (the SMS trigger) wakes it and it sends an Update.
+type sleepy struct {
+	h      bearer.Handler
+	mu     sync.Mutex
+	asleep bool
+	wakes  int
+}
+
+func (s *sleepy) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
+	s.mu.Lock()
+	asleep := s.asleep
+	s.mu.Unlock()
+	if asleep {
+		return // no answer: the request times out or is retransmitted
+	}
+	s.h.ServeCoAP(w, r)
+}
+
+type lightOpts struct {
+	queue    bool
+	delivery int64
+	firmware string
+}
+
+func newLight(t testing.TB, e *env, name string, o lightOpts) *light {
+	t.Helper()
+	var opts []client.Option
+	if o.queue {
+		opts = append(opts, client.WithQueueMode())
+	}
+	c := client.New(name, opts...)
+	sl := &sleepy{h: c}
+	b, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cep, err := bearer.NewEndpoint(b, bearer.WithHandler(sl))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := o.firmware
+	if fw == "" {
+		fw = "1.0"
+	}
+	if err := c.AddServer(client.Server{ShortID: 1, Lifetime: 600, Binding: "U"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddDevice(client.Device{Manufacturer: "m2m", Model: "SL", Serial: name, Firmware: fw}); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: cep, Delivery: o.delivery})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Start(ctx, cep, e.addr); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close(); c.Close(); cep.Close() })
+	return &light{c: c, ep: cep, dev: dev, sleepy: sl}
+}
+
+func image(t testing.TB, e *env, version string, size int) firmware.ImageInfo {
+	t.Helper()
+	payload := []byte(strings.Repeat("streetlight firmware "+version+" ", size/20+1))[:size]
+	pkg, err := firmware.BuildPackage(version, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := e.store.PutBytes(context.Background(), "sl", version, pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func fast() firmware.Options {
+	return firmware.Options{PollInterval: 200 * time.Millisecond, DownloadTimeout: 30 * time.Second,
+		UpdateTimeout: 30 * time.Second, WakeTimeout: 30 * time.Second}
+}

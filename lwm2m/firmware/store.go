@@ -1,0 +1,346 @@
+package firmware
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// ImageInfo describes a stored firmware image.
+type ImageInfo struct {
+	// ID names the image in the store and in Package URIs: the first 16
+	// hex digits of its SHA-256.
+	ID string `json:"id"`
+	// Name is a free label ("streetlight-main").
+	Name string `json:"name,omitempty"`
+	// Version is the firmware version the device reports in /3/0/3 after
+	// the update.
+	Version string `json:"version"`
+	// Size is the image length in bytes.
+	Size int64 `json:"size"`
+	// SHA256 is the image's SHA-256, lower-case hex.
+	SHA256 string `json:"sha256"`
+	// Created is the upload time.
+	Created time.Time `json:"created"`
+}
+
+// StoreOption configures a Store.
+type StoreOption func(*Store)
+
+// WithMaxBytes bounds the total bytes of stored images (default 1 GiB).
+func WithMaxBytes(n int64) StoreOption { return func(s *Store) { s.maxBytes = n } }
+
+// WithMaxImages bounds the number of stored images (default 1000).
+func WithMaxImages(n int) StoreOption { return func(s *Store) { s.maxImages = n } }
+
+// WithStoreMetrics sets a hook called with the image count and total
+// bytes after every change.
+func WithStoreMetrics(f func(images int, bytes int64)) StoreOption {
+	return func(s *Store) { s.hook = f }
+}
+
+// Store keeps firmware images as files in a directory: <id>.bin holds the
+// bytes, <id>.json the ImageInfo. It is safe for concurrent use.
+type Store struct {
+	dir       string
+	maxBytes  int64
+	maxImages int
+	hook      func(int, int64)
+
+	mu       sync.Mutex
+	images   map[string]ImageInfo
+	total    int64
+	reserved int64
+}
+
+// OpenStore opens (creating it if needed) the image store in dir and loads
+// the metadata of the images already there. Partial uploads left by a
+// crash (*.tmp) are removed.
+func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
+	s := &Store{dir: dir, maxBytes: 1 << 30, maxImages: 1000, images: map[string]ImageInfo{}}
+	for _, o := range opts {
+		o(s)
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("firmware: store dir: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("firmware: store dir: %w", err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".tmp"):
+			_ = os.Remove(filepath.Join(dir, name))
+		case strings.HasSuffix(name, ".json"):
+			data, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return nil, fmt.Errorf("firmware: read %s: %w", name, err)
+			}
+			info, err := parseInfo(data)
+			if err != nil {
+				return nil, fmt.Errorf("firmware: %s: %w", name, err)
+			}
+			st, err := os.Stat(filepath.Join(dir, info.ID+".bin"))
+			if err != nil || st.Size() != info.Size {
+				// Metadata without its image: the upload did not finish.
+				_ = os.Remove(filepath.Join(dir, name))
+				continue
+			}
+			s.images[info.ID] = info
+			s.total += info.Size
+		}
+	}
+	s.report()
+	return s, nil
+}
+
+// parseInfo decodes and validates an ImageInfo record.
+func parseInfo(data []byte) (ImageInfo, error) {
+	var info ImageInfo
+	if err := json.Unmarshal(data, &info); err != nil {
+		return ImageInfo{}, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	sum, err := hex.DecodeString(info.SHA256)
+	if err != nil || len(sum) != sha256.Size {
+		return ImageInfo{}, fmt.Errorf("%w: bad sha256 %q", ErrInvalid, info.SHA256)
+	}
+	if info.ID != info.SHA256[:16] || info.Size < 0 || info.Version == "" {
+		return ImageInfo{}, fmt.Errorf("%w: inconsistent image record", ErrInvalid)
+	}
+	return info, nil
+}
+
+func (s *Store) report() {
+	if s.hook != nil {
+		s.hook(len(s.images), s.total)
+	}
+}
+
+// Upload describes an image to store.
+type Upload struct {
+	Name    string
+	Version string
+	// Size is the declared length; the bytes read must match it.
+	Size int64
+	// SHA256 is the declared checksum (hex); the bytes must match it.
+	SHA256 string
+}
+
+// Put stores the image read from r. The bytes are streamed to a temporary
+// file while hashed; the image is accepted only when exactly u.Size bytes
+// with checksum u.SHA256 arrived, and is durable (fsync'd) when Put
+// returns. Storing the same bytes again returns the existing image.
+func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
+	want, err := hex.DecodeString(strings.ToLower(u.SHA256))
+	if err != nil || len(want) != sha256.Size {
+		return ImageInfo{}, fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
+	}
+	if u.Version == "" || len(u.Version) > 255 || len(u.Name) > 255 {
+		return ImageInfo{}, fmt.Errorf("%w: version must be 1..255 bytes, name at most 255", ErrInvalid)
+	}
+	if u.Size <= 0 {
+		return ImageInfo{}, fmt.Errorf("%w: size must be positive", ErrInvalid)
+	}
+	sumHex := hex.EncodeToString(want)
+	id := sumHex[:16]
+	s.mu.Lock()
+	if info, ok := s.images[id]; ok {
+		s.mu.Unlock()
+		if info.Size != u.Size {
+			return ImageInfo{}, fmt.Errorf("%w: image %s has %d bytes", ErrSize, id, info.Size)
+		}
+		return info, nil
+	}
+	if s.total+s.reserved+u.Size > s.maxBytes || len(s.images) >= s.maxImages {
+		s.mu.Unlock()
+		return ImageInfo{}, fmt.Errorf("%w: %d+%d bytes > %d or %d images", ErrStoreFull, s.total+s.reserved, u.Size, s.maxBytes, s.maxImages)
+	}
+	s.reserved += u.Size
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.reserved -= u.Size
+		s.mu.Unlock()
+	}()
+
+	tmp, err := os.CreateTemp(s.dir, id+"-*.tmp")
+	if err != nil {
+		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	h := sha256.New()
+	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, u.Size+1)})
+	if err != nil {
+		_ = tmp.Close()
+		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	if n != u.Size {
+		_ = tmp.Close()
+		return ImageInfo{}, fmt.Errorf("%w: read %d bytes, declared %d", ErrSize, n, u.Size)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != sumHex {
+		_ = tmp.Close()
+		return ImageInfo{}, fmt.Errorf("%w: got %s, declared %s", ErrChecksum, got, sumHex)
+	}
+	if err := tmp.Sync(); err != nil {
+		_ = tmp.Close()
+		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	info := ImageInfo{ID: id, Name: u.Name, Version: u.Version, Size: u.Size, SHA256: sumHex, Created: time.Now().UTC()}
+	meta, _ := json.Marshal(info)
+	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, id+".bin")); err != nil {
+		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	if err := writeFileSync(filepath.Join(s.dir, id+".json"), meta); err != nil {
+		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	syncDir(s.dir)
+	s.mu.Lock()
+	if _, ok := s.images[id]; !ok {
+		s.images[id] = info
+		s.total += info.Size
+	}
+	s.report()
+	s.mu.Unlock()
+	return info, nil
+}
+
+// PutBytes stores an in-memory image, computing its size and checksum.
+func (s *Store) PutBytes(ctx context.Context, name, version string, data []byte) (ImageInfo, error) {
+	sum := sha256.Sum256(data)
+	return s.Put(ctx, Upload{Name: name, Version: version, Size: int64(len(data)), SHA256: hex.EncodeToString(sum[:])}, strings.NewReader(string(data)))
+}
+
+func writeFileSync(name string, data []byte) error {
+	tmp := name + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		_ = f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, name)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		_ = d.Close()
+	}
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// Get returns the metadata of image id.
+func (s *Store) Get(id string) (ImageInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	info, ok := s.images[id]
+	if !ok {
+		return ImageInfo{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return info, nil
+}
+
+// List returns the stored images, oldest first.
+func (s *Store) List() []ImageInfo {
+	s.mu.Lock()
+	out := make([]ImageInfo, 0, len(s.images))
+	for _, i := range s.images {
+		out = append(out, i)
+	}
+	s.mu.Unlock()
+	sort.Slice(out, func(a, b int) bool {
+		if !out[a].Created.Equal(out[b].Created) {
+			return out[a].Created.Before(out[b].Created)
+		}
+		return out[a].ID < out[b].ID
+	})
+	return out
+}
+
+// Usage returns the number of images and their total bytes.
+func (s *Store) Usage() (images int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.images), s.total
+}
+
+// Delete removes image id. Readers that have it open keep reading the
+// (unlinked) file until they close it.
+func (s *Store) Delete(id string) error {
+	s.mu.Lock()
+	info, ok := s.images[id]
+	if !ok {
+		s.mu.Unlock()
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	delete(s.images, id)
+	s.total -= info.Size
+	s.report()
+	s.mu.Unlock()
+	errMeta := os.Remove(filepath.Join(s.dir, id+".json"))
+	errBin := os.Remove(filepath.Join(s.dir, id+".bin"))
+	if err := errors.Join(errMeta, errBin); err != nil {
+		return fmt.Errorf("firmware: delete %s: %w", id, err)
+	}
+	return nil
+}
+
+// Image is an open stored image: an io.ReaderAt over the file (no copy in
+// memory). Close it when done.
+type Image struct {
+	Info ImageInfo
+	f    *os.File
+	*io.SectionReader
+}
+
+// Open opens image id for reading.
+func (s *Store) Open(id string) (*Image, error) {
+	info, err := s.Get(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(s.dir, id+".bin"))
+	if err != nil {
+		return nil, fmt.Errorf("firmware: open %s: %w", id, err)
+	}
+	return &Image{Info: info, f: f, SectionReader: io.NewSectionReader(f, 0, info.Size)}, nil
+}
+
+// Close closes the image file.
+func (im *Image) Close() error { return im.f.Close() }
