@@ -1,7 +1,7 @@
 // Package queue is the queue-mode core of the LwM2M server: durable
 // per-device request queues, awake tracking, the drain of a device's queue
 // when it shows up, and SMS wake-ups of sleeping devices (LwM2M 1.1/1.2
-// Core §6.5 queue mode; 1.0 "UQS" and 1.1 /1/x/21 Trigger).
+// Core Queue Mode; 1.0 "UQS" and 1.1 /1/x/21 Trigger).
 //
 // A caller enqueues an LwM2M operation for an endpoint (Manager.Enqueue);
 // the request is stored durably before its id is returned, then waits for

@@ -10,7 +10,8 @@ import (
 type Kind uint8
 
 // The device-management and information-reporting operations a request may
-// carry (LwM2M 1.1/1.2 Core §5.4, §5.5).
+// carry (LwM2M 1.1/1.2 Core: Device Management and Information Reporting
+// interfaces).
 const (
 	KindRead Kind = iota + 1
 	KindWrite
