@@ -329,7 +329,7 @@ func (e *Endpoint) needsBlock1(req *Request) bool {
 
 // block1SZX computes the real header room of req's blocks (its options,
 // token, Block1 and Size1) and returns the largest SZX, at most the
-// Endpoint's, whose blocks still fit the bearer's PreferredDatagram
+// Endpoint's, whose blocks still fit the bearer's BlockTarget()
 // (long Uri-Query strings of an LwM2M registration over SMS shrink the
 // blocks rather than split every block over two SMS).
 func (e *Endpoint) block1SZX(req *Request, token message.Token) uint32 {
@@ -341,7 +341,7 @@ func (e *Endpoint) block1SZX(req *Request, token message.Token) uint32 {
 	}
 	room := len(n) + 1 // payload marker
 	szx := e.szx
-	for szx > 0 && room+(16<<szx) > e.p.PreferredDatagram {
+	for szx > 0 && room+(16<<szx) > e.p.BlockTarget() {
 		szx--
 	}
 	return szx

@@ -20,11 +20,13 @@ import (
 )
 
 // blockHeaderRoom is the room kept for the CoAP header, token and options
-// when a block size is chosen from Params.PreferredDatagram: 4 (header) +
+// when a block size is chosen from Params.BlockTarget(): 4 (header) +
 // 8 (token) + 4 (Block1/Block2) + 5 (Size1/Size2) + 9 (ETag) + 4 (Observe)
 // + 3 (Content-Format) + 1 (payload marker) = 38, plus 26 for a short
 // Uri-Path such as /5/0/0 and Uri-Query. So UDP's 1152 gives 1024-byte
-// blocks and one 140-byte SMS gives 64-byte blocks.
+// blocks and one 140-byte SMS segment gives 64-byte blocks (the SMS
+// bearer sets BlockDatagram to a concatenated SMS of 9 segments instead,
+// giving 1024).
 const blockHeaderRoom = 64
 
 // Endpoint is the RFC 7252 message layer on a Bearer: it serves requests
@@ -184,8 +186,9 @@ func (e *Endpoint) Params() Params { return e.p }
 func (e *Endpoint) Limits() Limits { return e.lim }
 
 // BlockSize returns the block size used for block-wise transfers: the
-// largest of 16..1024 that fits the bearer's PreferredDatagram with header
-// room, or the WithBlockSize value.
+// largest of 16..1024 that fits the bearer's BlockTarget() (BlockDatagram,
+// else PreferredDatagram) with header room, or the WithBlockSize value.
+// Bodies up to BlockSize go whole.
 func (e *Endpoint) BlockSize() int { return 16 << e.szx }
 
 // LocalAddr returns the bearer's local address.

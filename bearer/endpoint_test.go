@@ -398,18 +398,20 @@ func TestShutdownWaitsForHandlers(t *testing.T) {
 
 func TestBlockSizeFromPreferredDatagram(t *testing.T) {
 	tests := []struct {
-		preferred, want int
-	}{{1152, 1024}, {140, 64}, {1088, 1024}, {1087, 512}, {80, 16}, {20, 16}, {65507, 1024}}
+		preferred, block, want int
+	}{{1152, 0, 1024}, {140, 0, 64}, {1088, 0, 1024}, {1087, 0, 512}, {80, 0, 16}, {20, 0, 16}, {65507, 0, 1024},
+		{140, 9 * 134, 1024}, {140, 300, 128}} // BlockDatagram wins over PreferredDatagram
 	for _, tc := range tests {
 		params := fastParams(time.Second, 4)
 		params.PreferredDatagram = tc.preferred
+		params.BlockDatagram = tc.block
 		a, _ := pipe.New(pipe.WithParams(params))
 		e, err := bearer.NewEndpoint(a)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := e.BlockSize(); got != tc.want {
-			t.Errorf("PreferredDatagram %d: block size %d, want %d", tc.preferred, got, tc.want)
+			t.Errorf("PreferredDatagram %d, BlockDatagram %d: block size %d, want %d", tc.preferred, tc.block, got, tc.want)
 		}
 		_ = e.Close()
 	}

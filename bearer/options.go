@@ -152,7 +152,7 @@ func WithSeed(seed int64) EndpointOption {
 }
 
 // WithBlockSize overrides the block size chosen from the bearer's
-// PreferredDatagram: one of 16, 32, 64, 128, 256, 512, 1024.
+// BlockTarget(): one of 16, 32, 64, 128, 256, 512, 1024.
 func WithBlockSize(n int) EndpointOption { return func(c *endpointConfig) { c.blockSize = n } }
 
 // WithTokenLength sets the length of generated tokens, 1..8 (default 8).
