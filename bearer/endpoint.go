@@ -418,9 +418,11 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 		switch {
 		case con && reply != nil:
 			_ = e.writeRaw(reply, peer)
-		case con && running != nil:
+		case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
 			// The client retransmits while the handler runs: acknowledge
-			// now (RFC 7252 §4.5) and answer separately.
+			// now (RFC 7252 §4.5) and answer separately. A copy arriving
+			// sooner than a client can retransmit was duplicated by the
+			// network and is just dropped.
 			running.lateAck()
 		}
 		return

@@ -234,13 +234,15 @@ func TestDuplicateWhileHandlerRunsGetsEmptyACK(t *testing.T) {
 		<-release
 		_ = w.WriteResponse(codes.Content, []byte("done"))
 	})
-	raw, _ := newRaw(t, h, fastParams(time.Second, 4), bearer.WithLimits(bearer.Limits{SeparateAfter: time.Minute}))
+	raw, _ := newRaw(t, h, fastParams(40*time.Millisecond, 4), bearer.WithLimits(bearer.Limits{SeparateAfter: time.Minute}))
 	req := message.Message{Type: message.Confirmable, Code: codes.GET, MessageID: 42, Token: []byte{4, 2}}
 	raw.sendMsg(req)
+	raw.sendMsg(req) // a network duplicate: dropped
 	if m := raw.recv(30 * time.Millisecond); m != nil {
 		t.Fatalf("reply before the handler finished: %v", m)
 	}
-	raw.sendMsg(req) // the client's retransmission
+	time.Sleep(20 * time.Millisecond) // ACK_TIMEOUT/2 of fastParams(40ms)
+	raw.sendMsg(req)                  // the client's retransmission
 	m := raw.recv(5 * time.Second)
 	if m == nil || m.Type != message.Acknowledgement || m.Code != codes.Empty || m.MessageID != 42 {
 		t.Fatalf("duplicate not acknowledged with an empty ACK: %v", m)

@@ -121,7 +121,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	// One allocation holds the exchange, the request, its options and (if
 	// small) a copy of the datagram: the handler outlives the read buffer.
 	sx := &serverExchange{
-		e: e, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con,
+		e: e, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con, arrived: time.Now(),
 		block1: block1Echo, hasBlock1: hasBlock1,
 		obsReg: hasObs && obsVal == 0 && (m.Code == codes.GET || m.Code == codes.FETCH),
 	}
@@ -213,6 +213,7 @@ type serverExchange struct {
 	dk        midKey
 	mid       uint16
 	con       bool
+	arrived   time.Time
 	block1    uint32 // Block1 option to echo in the final response
 	hasBlock1 bool
 	obsReg    bool
