@@ -2,6 +2,7 @@ package firmware_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
 	"sync"
@@ -73,20 +74,65 @@ type light struct {
 // sleepy simulates a queue-mode device's radio: while asleep, requests are
 // not answered; Wake (the SMS trigger) wakes it and it sends an Update.
 type sleepy struct {
-	h      bearer.Handler
-	mu     sync.Mutex
-	asleep bool
-	wakes  int
+	h       bearer.Handler
+	c       *client.Client
+	sleeps  bool
+	mu      sync.Mutex
+	until   time.Time // awake until
+	wakes   int
+	dropped int
 }
+
+// awakeFor is how long a woken sleepy device stays awake.
+const awakeFor = 20 * time.Second
 
 func (s *sleepy) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	s.mu.Lock()
-	asleep := s.asleep
+	asleep := s.sleeps && time.Now().After(s.until)
+	if asleep {
+		s.dropped++
+	}
 	s.mu.Unlock()
 	if asleep {
-		return // no answer: the request times out or is retransmitted
+		return // no answer: the request times out
 	}
 	s.h.ServeCoAP(w, r)
+}
+
+// wake is the SMS trigger arriving: the device wakes and sends an Update.
+func (s *sleepy) wake() {
+	s.mu.Lock()
+	s.wakes++
+	s.until = time.Now().Add(awakeFor)
+	s.mu.Unlock()
+	s.c.TriggerUpdate()
+}
+
+// lights finds lights by name for the test waker.
+type lights struct {
+	mu sync.Mutex
+	m  map[string]*light
+}
+
+func (ls *lights) add(l *light) {
+	ls.mu.Lock()
+	if ls.m == nil {
+		ls.m = map[string]*light{}
+	}
+	ls.m[l.c.Name()] = l
+	ls.mu.Unlock()
+}
+
+// Wake implements firmware.Waker, standing in for the SMS trigger.
+func (ls *lights) Wake(_ context.Context, ep string) error {
+	ls.mu.Lock()
+	l := ls.m[ep]
+	ls.mu.Unlock()
+	if l == nil {
+		return errors.New("no such light")
+	}
+	l.sleepy.wake()
+	return nil
 }
 
 type lightOpts struct {
@@ -102,7 +148,7 @@ func newLight(t testing.TB, e *env, name string, o lightOpts) *light {
 		opts = append(opts, client.WithQueueMode())
 	}
 	c := client.New(name, opts...)
-	sl := &sleepy{h: c}
+	sl := &sleepy{h: c, c: c, sleeps: o.queue, until: time.Now().Add(time.Second)}
 	b, err := udp.Listen("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

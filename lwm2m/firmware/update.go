@@ -107,7 +107,7 @@ type Options struct {
 	// NoObserve disables the /5/0/3 observation (polling only).
 	NoObserve bool
 	// Progress, if set, receives each step as it starts.
-	Progress func(Step)
+	Progress func(Step) `json:"-"`
 }
 
 func (o *Options) defaults() {

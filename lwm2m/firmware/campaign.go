@@ -1,0 +1,759 @@
+package firmware
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// Campaign status values.
+const (
+	CampaignRunning   = "running"
+	CampaignPaused    = "paused"
+	CampaignCancelled = "cancelled"
+	CampaignDone      = "done" // every device finished (done, failed or skipped)
+)
+
+// Device states in a campaign.
+const (
+	DevPending   = "pending"
+	DevRunning   = "running"
+	DevDone      = "done"
+	DevFailed    = "failed"
+	DevSkipped   = "skipped"
+	DevCancelled = "cancelled"
+)
+
+// Spec describes a campaign.
+type Spec struct {
+	Name  string `json:"name"`
+	Image string `json:"image"` // image id in the Store
+	// Target: the union of Endpoints, the registered endpoints whose name
+	// starts with Prefix (if not empty), and the registered endpoints
+	// Match accepts (if not nil). The target is resolved once, when the
+	// campaign is created, and persisted.
+	Endpoints []string                          `json:"-"`
+	Prefix    string                            `json:"prefix,omitempty"`
+	Match     func(*registry.Registration) bool `json:"-"`
+	// Concurrency bounds devices updated at once (default 10).
+	Concurrency int `json:"concurrency"`
+	// Retries is the number of retries per device after a failure that
+	// may be transient (default 2); a failure the device reports for the
+	// image itself (integrity, unsupported type) is not retried.
+	Retries int `json:"retries"`
+	// Backoff is the wait before the first retry, doubled each time up to
+	// MaxBackoff (defaults 10 s and 10 min).
+	Backoff    time.Duration `json:"backoff"`
+	MaxBackoff time.Duration `json:"max_backoff"`
+	// SMSBudget bounds the SMS the campaign may send (estimated per device
+	// before it starts, from Plan.SMS); 0 means no SMS at all for
+	// SMS-costing plans, -1 no limit.
+	SMSBudget int `json:"sms_budget"`
+	// Options are the per-device update options (Progress is ignored).
+	Options Options `json:"options"`
+}
+
+// DeviceState is one device's state in a campaign, persisted before each
+// step.
+type DeviceState struct {
+	Endpoint string    `json:"endpoint"`
+	State    string    `json:"state"`
+	Step     Step      `json:"step,omitempty"`
+	Attempts int       `json:"attempts"`
+	Method   string    `json:"method,omitempty"`
+	SMS      int       `json:"sms,omitempty"`
+	Result   int64     `json:"result,omitempty"` // Update Result when the device reported a failure
+	Error    string    `json:"error,omitempty"`
+	Started  time.Time `json:"started,omitzero"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+// Report is a campaign's progress (while it runs) or final report.
+type Report struct {
+	ID       string         `json:"id"`
+	Spec     Spec           `json:"spec"`
+	Version  string         `json:"version"`
+	Status   string         `json:"status"`
+	Total    int            `json:"total"`
+	Counts   map[string]int `json:"counts"`
+	SMSUsed  int            `json:"sms_used"`
+	Created  time.Time      `json:"created"`
+	Finished time.Time      `json:"finished,omitzero"`
+	// Devices lists every device's state when asked for (Status with all).
+	Devices []DeviceState `json:"devices,omitempty"`
+}
+
+// Failed reports whether some device failed (the campaign "says so").
+func (r Report) Failed() int { return r.Counts[DevFailed] }
+
+// CampaignEvent is sent to the metrics hook on each device state change.
+type CampaignEvent struct {
+	Campaign string
+	Device   DeviceState
+}
+
+// ManagerOption configures a Manager.
+type ManagerOption func(*Manager)
+
+// WithCampaignHook sets a hook called on each device state change (for
+// metrics); it must not block.
+func WithCampaignHook(f func(CampaignEvent)) ManagerOption {
+	return func(m *Manager) { m.hook = f }
+}
+
+// WithManagerLogger sets the logger.
+func WithManagerLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }
+
+// WithMaxCampaigns bounds the campaigns kept (default 100); finished ones
+// beyond it must be deleted first.
+func WithMaxCampaigns(n int) ManagerOption { return func(m *Manager) { m.maxCampaigns = n } }
+
+// WithMaxDevices bounds the devices of one campaign (default 100,000).
+func WithMaxDevices(n int) ManagerOption { return func(m *Manager) { m.maxDevices = n } }
+
+// Manager runs firmware campaigns and keeps them in bbolt: a campaign
+// interrupted by a crash resumes when a Manager opens the same database,
+// and no device is updated twice: each device's state is stored before
+// each step, a device whose Execute may have been sent is only checked
+// (its /3/0/3 read) and never sent the update again, and every attempt
+// starts by reading /3/0/3 and skips a device already on the version.
+type Manager struct {
+	db           *bolt.DB
+	upd          *Updater
+	log          *slog.Logger
+	hook         func(CampaignEvent)
+	maxCampaigns int
+	maxDevices   int
+
+	mu   sync.Mutex
+	runs map[string]*run
+	seq  uint64
+	wg   sync.WaitGroup
+	ctx  context.Context
+	stop context.CancelFunc
+}
+
+var (
+	bktCampaigns = []byte("fw_campaigns")
+	bktDevices   = []byte("fw_campaign_devices")
+)
+
+type campaignRecord struct {
+	ID       string    `json:"id"`
+	Spec     Spec      `json:"spec"`
+	Version  string    `json:"version"`
+	Status   string    `json:"status"`
+	SMSUsed  int       `json:"sms_used"`
+	Created  time.Time `json:"created"`
+	Finished time.Time `json:"finished,omitzero"`
+}
+
+type run struct {
+	m   *Manager
+	mu  sync.Mutex
+	rec campaignRecord
+	dev map[string]*DeviceState
+	ord []string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	resume chan struct{} // closed when not paused
+	done   chan struct{}
+}
+
+// NewManager opens the campaigns in db and resumes the running ones.
+func NewManager(db *bolt.DB, upd *Updater, opts ...ManagerOption) (*Manager, error) {
+	m := &Manager{db: db, upd: upd, maxCampaigns: 100, maxDevices: 100000, runs: map[string]*run{}}
+	for _, o := range opts {
+		o(m)
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	m.ctx, m.stop = context.WithCancel(context.Background())
+	err := db.Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucketIfNotExists(bktCampaigns); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(bktDevices)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("firmware: campaigns: %w", err)
+	}
+	var recs []campaignRecord
+	devs := map[string][]DeviceState{}
+	err = db.View(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bktCampaigns).ForEach(func(k, v []byte) error {
+			var r campaignRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("campaign %s: %w", k, err)
+			}
+			recs = append(recs, r)
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bktDevices).ForEach(func(k, v []byte) error {
+			id, _, _ := strings.Cut(string(k), "\x00")
+			var d DeviceState
+			if err := json.Unmarshal(v, &d); err != nil {
+				return fmt.Errorf("campaign device %q: %w", k, err)
+			}
+			devs[id] = append(devs[id], d)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("firmware: campaigns: %w", err)
+	}
+	for _, rec := range recs {
+		if n, err := strconv.ParseUint(strings.TrimPrefix(rec.ID, "c"), 10, 64); err == nil && n > m.seq {
+			m.seq = n
+		}
+		r := m.newRun(rec, devs[rec.ID])
+		m.runs[rec.ID] = r
+		switch rec.Status {
+		case CampaignRunning:
+			m.start(r)
+		case CampaignPaused:
+			m.start(r)
+		default:
+			close(r.done)
+		}
+	}
+	return m, nil
+}
+
+func (m *Manager) newRun(rec campaignRecord, devs []DeviceState) *run {
+	r := &run{m: m, rec: rec, dev: map[string]*DeviceState{}, resume: make(chan struct{}), done: make(chan struct{})}
+	for i := range devs {
+		d := devs[i]
+		r.dev[d.Endpoint] = &d
+		r.ord = append(r.ord, d.Endpoint)
+	}
+	sort.Strings(r.ord)
+	if rec.Status != CampaignPaused {
+		close(r.resume)
+	}
+	r.ctx, r.cancel = context.WithCancel(m.ctx)
+	return r
+}
+
+// Close stops the running campaigns (they resume when a Manager opens the
+// database again) and waits for their workers.
+func (m *Manager) Close() error {
+	m.stop()
+	m.wg.Wait()
+	return nil
+}
+
+// Create resolves the spec's target, stores the campaign and starts it.
+func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
+	info, err := m.upd.cfg.Store.Get(spec.Image)
+	if err != nil {
+		return "", err
+	}
+	if spec.Concurrency <= 0 {
+		spec.Concurrency = 10
+	}
+	if spec.Retries < 0 {
+		spec.Retries = 0
+	} else if spec.Retries == 0 {
+		spec.Retries = 2
+	}
+	if spec.Backoff <= 0 {
+		spec.Backoff = 10 * time.Second
+	}
+	if spec.MaxBackoff <= 0 {
+		spec.MaxBackoff = 10 * time.Minute
+	}
+	spec.Options.Progress = nil
+	targets := map[string]bool{}
+	for _, ep := range spec.Endpoints {
+		targets[ep] = true
+	}
+	if spec.Prefix != "" || spec.Match != nil {
+		m.upd.cfg.Server.Store().Range(func(r *registry.Registration) bool {
+			if (spec.Prefix != "" && strings.HasPrefix(r.Endpoint, spec.Prefix)) || (spec.Match != nil && spec.Match(r)) {
+				targets[r.Endpoint] = true
+			}
+			return len(targets) <= m.maxDevices
+		})
+	}
+	if len(targets) == 0 {
+		return "", fmt.Errorf("%w: campaign targets no device", ErrInvalid)
+	}
+	if len(targets) > m.maxDevices {
+		return "", fmt.Errorf("%w: more than %d devices", ErrStoreFull, m.maxDevices)
+	}
+	m.mu.Lock()
+	if len(m.runs) >= m.maxCampaigns {
+		m.mu.Unlock()
+		return "", fmt.Errorf("%w: %d campaigns", ErrStoreFull, len(m.runs))
+	}
+	m.seq++
+	id := "c" + strconv.FormatUint(m.seq, 10)
+	m.mu.Unlock()
+	rec := campaignRecord{ID: id, Spec: spec, Version: info.Version, Status: CampaignRunning, Created: time.Now().UTC()}
+	devs := make([]DeviceState, 0, len(targets))
+	for ep := range targets {
+		devs = append(devs, DeviceState{Endpoint: ep, State: DevPending})
+	}
+	err = m.db.Update(func(tx *bolt.Tx) error {
+		v, _ := json.Marshal(rec)
+		if err := tx.Bucket(bktCampaigns).Put([]byte(id), v); err != nil {
+			return err
+		}
+		b := tx.Bucket(bktDevices)
+		for _, d := range devs {
+			v, _ := json.Marshal(d)
+			if err := b.Put(devKey(id, d.Endpoint), v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("firmware: store campaign: %w", err)
+	}
+	r := m.newRun(rec, devs)
+	m.mu.Lock()
+	m.runs[id] = r
+	m.mu.Unlock()
+	m.start(r)
+	return id, nil
+}
+
+func devKey(id, ep string) []byte { return []byte(id + "\x00" + ep) }
+
+func (m *Manager) get(id string) (*run, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.runs[id]
+	if !ok {
+		return nil, fmt.Errorf("%w: campaign %q", ErrNotFound, id)
+	}
+	return r, nil
+}
+
+// Pause stops starting new devices; updates in flight finish.
+func (m *Manager) Pause(id string) error {
+	r, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rec.Status != CampaignRunning {
+		return fmt.Errorf("%w: campaign %s is %s", ErrInvalid, id, r.rec.Status)
+	}
+	r.rec.Status = CampaignPaused
+	r.resume = make(chan struct{})
+	return r.saveLocked()
+}
+
+// Resume continues a paused campaign.
+func (m *Manager) Resume(id string) error {
+	r, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.rec.Status != CampaignPaused {
+		return fmt.Errorf("%w: campaign %s is %s", ErrInvalid, id, r.rec.Status)
+	}
+	r.rec.Status = CampaignRunning
+	close(r.resume)
+	return r.saveLocked()
+}
+
+// Cancel stops the campaign: updates in flight are abandoned and devices
+// not finished are marked cancelled.
+func (m *Manager) Cancel(id string) error {
+	r, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	if r.rec.Status == CampaignDone || r.rec.Status == CampaignCancelled {
+		r.mu.Unlock()
+		return nil
+	}
+	r.rec.Status = CampaignCancelled
+	err = r.saveLocked()
+	r.mu.Unlock()
+	r.cancel()
+	<-r.done
+	return err
+}
+
+// Delete removes a finished or cancelled campaign.
+func (m *Manager) Delete(id string) error {
+	r, err := m.get(id)
+	if err != nil {
+		return err
+	}
+	select {
+	case <-r.done:
+	default:
+		return fmt.Errorf("%w: campaign %s is still active", ErrInvalid, id)
+	}
+	err = m.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(bktCampaigns).Delete([]byte(id)); err != nil {
+			return err
+		}
+		c := tx.Bucket(bktDevices).Cursor()
+		pfx := []byte(id + "\x00")
+		for k, _ := c.Seek(pfx); k != nil && strings.HasPrefix(string(k), string(pfx)); k, _ = c.Seek(pfx) {
+			if err := c.Delete(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("firmware: delete campaign: %w", err)
+	}
+	m.mu.Lock()
+	delete(m.runs, id)
+	m.mu.Unlock()
+	return nil
+}
+
+// Status returns the campaign's progress; with devices, every device's
+// state too.
+func (m *Manager) Status(id string, devices bool) (Report, error) {
+	r, err := m.get(id)
+	if err != nil {
+		return Report{}, err
+	}
+	return r.report(devices), nil
+}
+
+// List returns the progress of every campaign, without device lists.
+func (m *Manager) List() []Report {
+	m.mu.Lock()
+	runs := make([]*run, 0, len(m.runs))
+	for _, r := range m.runs {
+		runs = append(runs, r)
+	}
+	m.mu.Unlock()
+	out := make([]Report, 0, len(runs))
+	for _, r := range runs {
+		out = append(out, r.report(false))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out
+}
+
+// Wait waits until the campaign finishes (done or cancelled) and returns
+// its final report with every device.
+func (m *Manager) Wait(ctx context.Context, id string) (Report, error) {
+	r, err := m.get(id)
+	if err != nil {
+		return Report{}, err
+	}
+	select {
+	case <-r.done:
+		return r.report(true), nil
+	case <-ctx.Done():
+		return r.report(false), ctx.Err()
+	case <-m.ctx.Done():
+		return r.report(false), fmt.Errorf("firmware: manager closed: %w", ErrCancelled)
+	}
+}
+
+func (r *run) report(devices bool) Report {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rep := Report{ID: r.rec.ID, Spec: r.rec.Spec, Version: r.rec.Version, Status: r.rec.Status, Total: len(r.dev),
+		Counts: map[string]int{}, SMSUsed: r.rec.SMSUsed, Created: r.rec.Created, Finished: r.rec.Finished}
+	for _, ep := range r.ord {
+		d := r.dev[ep]
+		rep.Counts[d.State]++
+		if devices {
+			rep.Devices = append(rep.Devices, *d)
+		}
+	}
+	return rep
+}
+
+func (r *run) saveLocked() error {
+	v, _ := json.Marshal(r.rec)
+	return r.m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktCampaigns).Put([]byte(r.rec.ID), v) })
+}
+
+// setDevice stores a device's new state (durably, batched with other
+// workers' writes) before the step it announces is taken.
+func (r *run) setDevice(d DeviceState, smsDelta int) error {
+	r.mu.Lock()
+	*r.dev[d.Endpoint] = d
+	r.rec.SMSUsed += smsDelta
+	rec := r.rec
+	r.mu.Unlock()
+	v, _ := json.Marshal(d)
+	err := r.m.db.Batch(func(tx *bolt.Tx) error {
+		if smsDelta != 0 {
+			rv, _ := json.Marshal(rec)
+			if err := tx.Bucket(bktCampaigns).Put([]byte(rec.ID), rv); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(bktDevices).Put(devKey(rec.ID, d.Endpoint), v)
+	})
+	if r.m.hook != nil {
+		r.m.hook(CampaignEvent{Campaign: rec.ID, Device: d})
+	}
+	if err != nil {
+		return fmt.Errorf("firmware: store device state: %w", err)
+	}
+	return nil
+}
+
+func (m *Manager) start(r *run) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		r.loop()
+	}()
+}
+
+func (r *run) loop() {
+	defer func() {
+		r.mu.Lock()
+		finished := true
+		for _, d := range r.dev {
+			if d.State == DevPending || d.State == DevRunning {
+				finished = false
+			}
+		}
+		if finished && r.rec.Status != CampaignCancelled {
+			r.rec.Status = CampaignDone
+		}
+		if finished || r.rec.Status == CampaignCancelled {
+			r.rec.Finished = time.Now().UTC()
+			if err := r.saveLocked(); err != nil {
+				r.m.log.Error("firmware: save campaign", "id", r.rec.ID, "err", err)
+			}
+			r.mu.Unlock()
+			close(r.done)
+			return
+		}
+		r.mu.Unlock()
+		// Manager closed: the campaign resumes with the next Manager.
+	}()
+	r.mu.Lock()
+	var todo []DeviceState
+	for _, ep := range r.ord {
+		if d := r.dev[ep]; d.State == DevPending || d.State == DevRunning {
+			todo = append(todo, *d)
+		}
+	}
+	conc := r.rec.Spec.Concurrency
+	r.mu.Unlock()
+	work := make(chan DeviceState)
+	var wg sync.WaitGroup
+	for i := 0; i < conc && i < len(todo); i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for d := range work {
+				r.device(d)
+			}
+		}()
+	}
+feed:
+	for _, d := range todo {
+		r.mu.Lock()
+		resume := r.resume
+		r.mu.Unlock()
+		select {
+		case <-resume:
+		case <-r.ctx.Done():
+			break feed
+		}
+		select {
+		case work <- d:
+		case <-r.ctx.Done():
+			break feed
+		}
+	}
+	close(work)
+	wg.Wait()
+	if r.ctx.Err() != nil {
+		r.mu.Lock()
+		cancelled := r.rec.Status == CampaignCancelled
+		r.mu.Unlock()
+		if cancelled {
+			for _, ep := range r.ord {
+				r.mu.Lock()
+				d := *r.dev[ep]
+				r.mu.Unlock()
+				if d.State == DevPending || d.State == DevRunning {
+					d.State, d.Error, d.Finished = DevCancelled, ErrCancelled.Error(), time.Now().UTC()
+					_ = r.setDevice(d, 0)
+				}
+			}
+		}
+	}
+}
+
+// permanent reports whether a device failure is about the image itself,
+// so that retrying cannot help.
+func permanent(err error) bool {
+	var re *ResultError
+	if errors.As(err, &re) {
+		switch re.Result {
+		case ResultIntegrity, ResultUnsupportedType, ResultInvalidURI, ResultUnsupportedProto, ResultNoStorage:
+			return true
+		}
+	}
+	return errors.Is(err, ErrUnsupported) || errors.Is(err, ErrBudget) || errors.Is(err, ErrNotFound)
+}
+
+// device runs one device to completion (with retries).
+func (r *run) device(d DeviceState) {
+	spec := r.rec.Spec
+	version := r.rec.Version
+	ctx := r.ctx
+	// Resumed after a crash: an update may have been executed already.
+	if d.State == DevRunning && (d.Step == StepUpdating || d.Step == StepRebooting || d.Step == StepVerified) {
+		if v, err := r.readVersion(ctx, d.Endpoint, spec.Options); err == nil && v == version {
+			d.State, d.Step, d.Error, d.Finished = DevDone, StepVerified, "", time.Now().UTC()
+		} else {
+			d.State, d.Finished = DevFailed, time.Now().UTC()
+			d.Error = fmt.Sprintf("interrupted after Execute and device reports %q (err %v); not updated again", v, err)
+		}
+		_ = r.setDevice(d, 0)
+		return
+	}
+	for {
+		if ctx.Err() != nil {
+			return
+		}
+		d.Attempts++
+		d.State, d.Step, d.Error, d.Result = DevRunning, StepPlanned, "", 0
+		if d.Started.IsZero() {
+			d.Started = time.Now().UTC()
+		}
+		if err := r.setDevice(d, 0); err != nil {
+			r.m.log.Error("firmware: campaign", "err", err)
+			return
+		}
+		err := r.attempt(ctx, &d, version, spec)
+		if err == nil {
+			d.State, d.Step, d.Finished = DevDone, StepVerified, time.Now().UTC()
+			_ = r.setDevice(d, 0)
+			return
+		}
+		if ctx.Err() != nil {
+			return // cancelled or manager closed: state stays for resume
+		}
+		d.Error = err.Error()
+		var re *ResultError
+		if errors.As(err, &re) {
+			d.Result = re.Result
+		}
+		if errors.Is(err, ErrBudget) || errors.Is(err, ErrUnsupported) {
+			d.State, d.Finished = DevSkipped, time.Now().UTC()
+			_ = r.setDevice(d, 0)
+			return
+		}
+		if d.Attempts > spec.Retries || permanent(err) || d.Step == StepUpdating || d.Step == StepRebooting {
+			// After Execute the device may have updated: never again.
+			d.State, d.Finished = DevFailed, time.Now().UTC()
+			_ = r.setDevice(d, 0)
+			return
+		}
+		d.State = DevPending
+		_ = r.setDevice(d, 0)
+		back := spec.Backoff << (d.Attempts - 1)
+		if back > spec.MaxBackoff || back <= 0 {
+			back = spec.MaxBackoff
+		}
+		t := time.NewTimer(back)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *run) readVersion(ctx context.Context, ep string, o Options) (string, error) {
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	recs, err := r.m.upd.cfg.Server.ReadValues(rctx, ep, path.Resource(3, 0, 3))
+	if err != nil {
+		return "", err
+	}
+	if len(recs) != 1 {
+		return "", fmt.Errorf("firmware: %s: /3/0/3 has %d values", ep, len(recs))
+	}
+	return recs[0].Value.Str(), nil
+}
+
+// attempt is one try: skip a device already on the version, plan, reserve
+// the SMS budget, update; the device state is stored before each step.
+func (r *run) attempt(ctx context.Context, d *DeviceState, version string, spec Spec) error {
+	upd := r.m.upd
+	reg, ok := upd.cfg.Server.Lookup(d.Endpoint)
+	if !ok {
+		return fmt.Errorf("firmware: %s is not registered", d.Endpoint)
+	}
+	if !reg.Queue || upd.cfg.Waker == nil {
+		if v, err := r.readVersion(ctx, d.Endpoint, spec.Options); err == nil && v == version {
+			d.Error = "already on version " + version
+			return nil
+		}
+	}
+	plan, err := upd.Plan(ctx, d.Endpoint, spec.Image, spec.Options)
+	if err != nil {
+		return err
+	}
+	d.Method = plan.Method.String()
+	if plan.SMS > 0 {
+		r.mu.Lock()
+		over := spec.SMSBudget >= 0 && r.rec.SMSUsed+plan.SMS > spec.SMSBudget
+		r.mu.Unlock()
+		if over {
+			return fmt.Errorf("%w: %s needs about %d SMS, campaign has %d of %d left", ErrBudget, d.Endpoint, plan.SMS, spec.SMSBudget-r.rec.SMSUsed, spec.SMSBudget)
+		}
+		d.SMS += plan.SMS
+		if err := r.setDevice(*d, plan.SMS); err != nil {
+			return err
+		}
+	}
+	opts := spec.Options
+	var stepErr error
+	opts.Progress = func(s Step) {
+		d.Step = s
+		// Stored before the step is taken; Updating is the last point
+		// before Execute, after which the device is never updated again.
+		if s == StepDelivering || s == StepUpdating {
+			if err := r.setDevice(*d, 0); err != nil && stepErr == nil {
+				stepErr = err
+			}
+		}
+	}
+	_, err = upd.Update(ctx, d.Endpoint, spec.Image, opts)
+	if stepErr != nil && err == nil {
+		return stepErr
+	}
+	return err
+}
