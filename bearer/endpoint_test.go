@@ -626,3 +626,60 @@ func TestReadErrorsDoNotStopTheEndpoint(t *testing.T) {
 		t.Fatalf("read errors counted %d, want 3", met.Get(bearer.EventReadError))
 	}
 }
+
+// TestManyClientsOneServer: several client endpoints on a hub talk to one
+// server at once; per-peer state (NSTART, dedup, blocks) keeps them apart.
+func TestManyClientsOneServer(t *testing.T) {
+	body := randomBody(3000, 11)
+	mux := bearer.NewServeMux()
+	mux.HandleFunc("/who", func(w bearer.ResponseWriter, r *bearer.Request) {
+		_ = w.WriteResponse(codes.Content, []byte(r.Peer.String()))
+	})
+	mux.HandleFunc("/big", func(w bearer.ResponseWriter, r *bearer.Request) { _ = w.WriteResponse(codes.Content, body) })
+	mux.HandleFunc("/up", func(w bearer.ResponseWriter, r *bearer.Request) {
+		_ = w.WriteResponse(codes.Changed, []byte(strconv.Itoa(len(r.Payload))))
+	})
+	params := fastParams(50*time.Millisecond, 4)
+	params.PreferredDatagram = 300
+	hub := pipe.NewHub(pipe.WithParams(params), pipe.WithFaults(pipe.Faults{Loss: 0.05, Duplicate: 0.05}), pipe.WithSeed(3))
+	sconn, _ := hub.Conn("server")
+	srv, err := bearer.NewEndpoint(sconn, bearer.WithHandler(mux))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	ctx := ctxT(t, 60*time.Second)
+	var wg sync.WaitGroup
+	for i := range 6 {
+		name := fmt.Sprintf("dev%d", i)
+		c, _ := hub.Conn(name)
+		cli, err := bearer.NewEndpoint(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cli.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 3 {
+				r, err := cli.Get(ctx, sconn.LocalAddr(), "/who")
+				if err != nil || string(r.Payload) != name {
+					t.Errorf("%s: /who = %v, %v", name, r, err)
+					return
+				}
+				r, err = cli.Get(ctx, sconn.LocalAddr(), "/big")
+				if err != nil || !bytes.Equal(r.Payload, body) {
+					t.Errorf("%s: /big: %v", name, err)
+					return
+				}
+				up := randomBody(1000+100*i, uint64(i))
+				r, err = cli.Put(ctx, sconn.LocalAddr(), "/up", message.AppOctets, up)
+				if err != nil || string(r.Payload) != strconv.Itoa(len(up)) {
+					t.Errorf("%s: /up: %v %v", name, r, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
