@@ -137,6 +137,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data", "", "state directory (default: data_dir of the config, else "+defaultDataDir()+")")
 	apiAddr := fs.String("api", "", "HTTP API listen address (overrides api.listen)")
 	udpAddr := fs.String("udp", "", "LwM2M CoAP/UDP listen address (overrides lwm2m.udp)")
+	dtlsAddr := fs.String("dtls", "", "LwM2M CoAP/DTLS listen address (overrides lwm2m.dtls)")
 	token := fs.String("token", "", "API bearer token (overrides api.token)")
 	logLevel := fs.String("log-level", "", "debug, info, warn, error (overrides log.level)")
 	logFormat := fs.String("log-format", "", "text or json (overrides log.format)")
@@ -156,7 +157,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%s: %w", *cfgFile, err)
 		}
 	}
-	for dst, v := range map[*string]string{&cfg.DataDir: *dataDir, &cfg.API.Listen: *apiAddr, &cfg.LwM2M.UDP: *udpAddr,
+	for dst, v := range map[*string]string{&cfg.DataDir: *dataDir, &cfg.API.Listen: *apiAddr, &cfg.LwM2M.UDP: *udpAddr, &cfg.LwM2M.DTLS: *dtlsAddr,
 		&cfg.API.Token: *token, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
 		if v != "" {
 			*dst = v
@@ -195,7 +196,11 @@ func printInfo(w io.Writer, in gateway.Info) {
 		fmt.Fprintf(w, "  API token:  %s\n", in.TokenFile)
 	}
 	fmt.Fprintf(w, "  OpenAPI:    %s\n  Metrics:    %s\n", in.OpenAPI, in.Metrics)
-	fmt.Fprintf(w, "  LwM2M UDP:  coap://%s\n  Data dir:   %s\n", in.UDP, in.DataDir)
+	fmt.Fprintf(w, "  LwM2M UDP:  coap://%s\n", in.UDP)
+	if in.DTLS != "" {
+		fmt.Fprintf(w, "  LwM2M DTLS: coaps://%s (PSK)\n", in.DTLS)
+	}
+	fmt.Fprintf(w, "  Data dir:   %s\n", in.DataDir)
 	sims := make([]string, 0, len(in.PTYs))
 	for k := range in.PTYs {
 		sims = append(sims, k)

@@ -35,7 +35,7 @@ func TestDaemonProof(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	const token = "proof-token"
-	cmd := exec.CommandContext(ctx, bin, "-data", filepath.Join(dir, "data"), "-api", "127.0.0.1:0", "-udp", "127.0.0.1:0",
+	cmd := exec.CommandContext(ctx, bin, "-data", filepath.Join(dir, "data"), "-api", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
 		"-token", token, "-log-level", "warn")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -105,11 +105,11 @@ func TestDaemonProof(t *testing.T) {
 		return resp.StatusCode, v
 	}
 
-	// Wait for the fleet: 6 lights registered.
+	// Wait for the fleet: 7 lights registered.
 	deadline := time.Now().Add(45 * time.Second)
 	for {
 		code, v := call("GET", "/devices", "", token)
-		if code == 200 && v["count"] == float64(6) {
+		if code == 200 && v["count"] == float64(7) {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -10,6 +10,7 @@ package config
 import (
 	"bytes"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
@@ -56,9 +57,21 @@ type API struct {
 // LwM2M configures the LwM2M server listeners.
 type LwM2M struct {
 	UDP         string `yaml:"udp"`
+	DTLS        string `yaml:"dtls"`
+	PSK         []PSK  `yaml:"psk"`
 	LifetimeMin uint32 `yaml:"lifetime_min"`
 	LifetimeMax uint32 `yaml:"lifetime_max"`
 }
+
+// PSK is one entry of the DTLS PSK store.
+type PSK struct {
+	Identity string `yaml:"identity"`
+	Key      string `yaml:"key"` // hex
+	Endpoint string `yaml:"endpoint"`
+}
+
+// KeyBytes returns the decoded key.
+func (p PSK) KeyBytes() ([]byte, error) { return hex.DecodeString(p.Key) }
 
 // Modem is one real AT modem.
 type Modem struct {
@@ -111,6 +124,7 @@ type Fleet struct {
 	UDP   int           `yaml:"udp"`
 	Queue int           `yaml:"queue"`
 	SMS   int           `yaml:"sms"`
+	DTLS  int           `yaml:"dtls"`
 	Awake time.Duration `yaml:"awake"`
 }
 
@@ -300,6 +314,28 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if c.LwM2M.UDP != "" && !validHostPort(c.LwM2M.UDP) {
 		ck.add(fmt.Sprintf("%q is not host:port", c.LwM2M.UDP), "lwm2m", "udp")
 	}
+	if c.LwM2M.DTLS != "" && !validHostPort(c.LwM2M.DTLS) {
+		ck.add(fmt.Sprintf("%q is not host:port", c.LwM2M.DTLS), "lwm2m", "dtls")
+	}
+	ids, bound := map[string]bool{}, map[string]bool{}
+	for i, p := range c.LwM2M.PSK {
+		idx := fmt.Sprint(i)
+		if p.Identity == "" || len(p.Identity) > 128 {
+			ck.add("identity is required (1..128 bytes)", "lwm2m", "psk", idx, "identity")
+		} else if ids[p.Identity] {
+			ck.add(fmt.Sprintf("identity %q listed twice", p.Identity), "lwm2m", "psk", idx, "identity")
+		}
+		ids[p.Identity] = true
+		if k, err := p.KeyBytes(); err != nil || len(k) < 8 || len(k) > 64 {
+			ck.add("key must be 8..64 bytes in hex (16..128 hex digits)", "lwm2m", "psk", idx, "key")
+		}
+		if p.Endpoint == "" {
+			ck.add("endpoint is required: the endpoint name this identity may register as", "lwm2m", "psk", idx, "endpoint")
+		} else if bound[p.Endpoint] {
+			ck.add(fmt.Sprintf("endpoint %q has two identities", p.Endpoint), "lwm2m", "psk", idx, "endpoint")
+		}
+		bound[p.Endpoint] = true
+	}
 	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
 		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")
 	}
@@ -337,8 +373,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add("at least one server SIM is needed", "simulator", "server_sims")
 		}
 		f := c.Simulator.Fleet
-		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.UDP+f.Queue+f.SMS > 1000 {
+		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.DTLS < 0 || f.UDP+f.Queue+f.SMS+f.DTLS > 1000 {
 			ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
+		}
+		if f.DTLS > 0 && c.LwM2M.DTLS == "" {
+			ck.add("DTLS lights need the lwm2m.dtls listener", "simulator", "fleet", "dtls")
 		}
 		if f.Awake <= 0 {
 			ck.add("awake must be positive", "simulator", "fleet", "awake")

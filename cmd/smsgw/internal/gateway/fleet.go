@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
@@ -26,6 +28,7 @@ const (
 	KindUDP   = "udp"   // always reachable on UDP
 	KindQueue = "queue" // UDP in queue mode, woken by SMS
 	KindSMS   = "sms"   // SMS only
+	KindDTLS  = "dtls"  // DTLS (PSK) over UDP
 )
 
 // Light is one simulated streetlight of the demo fleet: our LwM2M client with
@@ -34,6 +37,7 @@ type Light struct {
 	Name, Kind string
 	MSISDN     string // "" for UDP lights
 	ServerSIM  string // the server number it accepts SMS from
+	PSK        *PSK   // DTLS lights: the credentials
 
 	c      *client.Client
 	udpEP  *bearer.Endpoint
@@ -43,9 +47,16 @@ type Light struct {
 	sleepy *sleepyBearer
 }
 
+// PSK is a DTLS pre-shared key.
+type PSK struct {
+	Identity string
+	Key      []byte
+}
+
 // Fleet is the demo fleet; Close stops every light.
 type Fleet struct {
 	Lights []*Light
+	mu     sync.Mutex // guards the endpoints DTLS lights create late
 	log    *slog.Logger
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -53,13 +64,13 @@ type Fleet struct {
 
 // FleetSpec describes the fleet to start.
 type FleetSpec struct {
-	UDP, Queue, SMS int
-	Awake           time.Duration
-	ServerUDP       net.Addr
-	ServerSIMs      []string
-	Network         *sim.Network
-	StateDir        string
-	Logger          *slog.Logger
+	UDP, Queue, SMS, DTLS int
+	Awake                 time.Duration
+	ServerUDP, ServerDTLS net.Addr
+	ServerSIMs            []string
+	Network               *sim.Network
+	StateDir              string
+	Logger                *slog.Logger
 }
 
 // DeviceMSISDN is the number of the i-th SMS-capable demo light.
@@ -73,7 +84,7 @@ func FleetPlan(s FleetSpec) []*Light {
 	add := func(kind string, n int) {
 		for i := 0; i < n; i++ {
 			l := &Light{Name: fmt.Sprintf("light-%s-%d", kind, i+1), Kind: kind}
-			if kind != KindUDP && len(s.ServerSIMs) > 0 {
+			if (kind == KindQueue || kind == KindSMS) && len(s.ServerSIMs) > 0 {
 				l.MSISDN = DeviceMSISDN(smsIdx)
 				l.ServerSIM = s.ServerSIMs[smsIdx%len(s.ServerSIMs)]
 				smsIdx++
@@ -84,6 +95,14 @@ func FleetPlan(s FleetSpec) []*Light {
 	add(KindUDP, s.UDP)
 	add(KindQueue, s.Queue)
 	add(KindSMS, s.SMS)
+	add(KindDTLS, s.DTLS)
+	for _, l := range out {
+		if l.Kind == KindDTLS {
+			key := make([]byte, 16)
+			rand.Read(key)
+			l.PSK = &PSK{Identity: l.Name, Key: key}
+		}
+	}
 	return out
 }
 
@@ -157,7 +176,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 	}
-	if l.Kind != KindSMS {
+	if l.Kind != KindSMS && l.Kind != KindDTLS {
 		u, err := udp.Listen("udp", "127.0.0.1:0")
 		if err != nil {
 			return err
@@ -178,6 +197,14 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 		ep, srv = l.smsEP, a
+	}
+	if l.Kind == KindDTLS {
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.startDTLS(ctx, s, l)
+		}()
+		return nil
 	}
 	f.wg.Add(1)
 	go func() {
@@ -200,6 +227,48 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	return nil
 }
 
+// startDTLS handshakes with the server (PSK) and registers, retrying
+// until it succeeds or ctx ends.
+func (f *Fleet) startDTLS(ctx context.Context, s FleetSpec, l *Light) {
+	for ctx.Err() == nil {
+		err := func() error {
+			u, err := udp.Listen("udp", "127.0.0.1:0")
+			if err != nil {
+				return err
+			}
+			hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			conn, err := secure.Dial(hctx, u, s.ServerDTLS, &secure.Config{PSKIdentity: []byte(l.PSK.Identity), PSKKey: l.PSK.Key,
+				Logger: s.Logger.With("light", l.Name)})
+			if err != nil {
+				u.Close()
+				return err
+			}
+			ep, err := bearer.NewEndpoint(conn, bearer.WithHandler(l.c))
+			if err != nil {
+				conn.Close()
+				return err
+			}
+			if err := l.c.Start(hctx, ep, s.ServerDTLS); err != nil {
+				ep.Close()
+				return err
+			}
+			f.mu.Lock()
+			l.udpEP = ep
+			f.mu.Unlock()
+			return nil
+		}()
+		if err == nil {
+			return
+		}
+		f.log.Warn("demo light: DTLS register failed, retrying", "light", l.Name, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
 // Awake reports whether a queue-mode light is listening now (always true for
 // the others).
 func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
@@ -208,6 +277,8 @@ func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
 func (f *Fleet) Close() {
 	f.cancel()
 	f.wg.Wait()
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	for _, l := range f.Lights {
 		if l.c != nil {
 			l.c.Close()

@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
@@ -59,13 +60,16 @@ type Gateway struct {
 	link      *modemlink.Link
 	smsB      *sms.Bearer
 
-	regs  *registry.Bolt
-	qs    *queue.BoltStore
-	srv   *server.Server
-	udpEP *bearer.Endpoint
-	smsEP *bearer.Endpoint
-	qm    *queue.Manager
-	fleet *Fleet
+	regs   *registry.Bolt
+	qs     *queue.BoltStore
+	srv    *server.Server
+	udpEP  *bearer.Endpoint
+	dtlsEP *bearer.Endpoint
+	dtls   *secure.Server
+	smsEP  *bearer.Endpoint
+	psk    map[string]config.PSK // identity → entry
+	qm     *queue.Manager
+	fleet  *Fleet
 
 	devMu   sync.RWMutex
 	devices map[string]config.SMSDevice // endpoint → SMS rule
@@ -83,7 +87,7 @@ type Gateway struct {
 type Info struct {
 	API, Metrics, OpenAPI string
 	Token, TokenFile      string
-	UDP                   string
+	UDP, DTLS             string
 	DataDir               string
 	PTYs                  map[string]string // server SIM → pty path
 	Lights                []LightInfo
@@ -117,6 +121,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	for _, d := range cfg.SMS.Devices {
 		g.devices[d.Endpoint] = d
 	}
+	g.psk = map[string]config.PSK{}
+	for _, p := range cfg.LwM2M.PSK {
+		g.psk[p.Identity] = p
+	}
 	sims, err := g.startModems(ctx)
 	if err != nil {
 		return nil, err
@@ -137,9 +145,13 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		g.fleet, err = StartFleet(ctx, FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, Awake: f.Awake,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
-			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}, g.plan)
+			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
+		if g.dtlsEP != nil {
+			spec.ServerDTLS = g.dtlsEP.LocalAddr()
+		}
+		g.fleet, err = StartFleet(ctx, spec, g.plan)
 		if err != nil {
 			return nil, err
 		}
@@ -186,8 +198,11 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, ServerSIMs: sims(s.ServerSIMs)})
 		for _, l := range g.plan {
+			if l.PSK != nil {
+				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
+			}
 			if l.MSISDN != "" {
 				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM, Trigger: l.Kind == KindQueue}
 			}
@@ -282,7 +297,13 @@ func (g *Gateway) startServer() error {
 		return fmt.Errorf("registrations: %w", err)
 	}
 	g.regs = regs
-	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model)}
+	sec := server.NewStaticSecurity(len(g.psk) + 1)
+	for id, p := range g.psk {
+		if err := sec.Bind(p.Endpoint, bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}); err != nil {
+			return err
+		}
+	}
+	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model), server.WithSecurity(sec)}
 	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
 		maxLt := g.cfg.LwM2M.LifetimeMax
 		if maxLt == 0 {
@@ -303,6 +324,27 @@ func (g *Gateway) startServer() error {
 		}
 		g.srv.Attach("udp", g.udpEP)
 	}
+	if g.cfg.LwM2M.DTLS != "" {
+		u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
+		if err != nil {
+			return fmt.Errorf("lwm2m dtls listener %s: %w", g.cfg.LwM2M.DTLS, err)
+		}
+		ds, err := secure.NewServer(u, &secure.Config{PSKLookup: g.pskLookup, Logger: g.log.With("component", "dtls")})
+		if err != nil {
+			u.Close()
+			return fmt.Errorf("dtls: %w", err)
+		}
+		g.dtls = ds
+		if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.srv.Handler("dtls")),
+			bearer.WithMetrics(endpointMetrics{g.metrics, "dtls"}), bearer.WithLogger(g.log.With("component", "coap-dtls"))); err != nil {
+			ds.Close()
+			return err
+		}
+		g.srv.Attach("dtls", g.dtlsEP)
+		if err := g.metrics.reg.Register(newDTLSCollector(ds)); err != nil {
+			return err
+		}
+	}
 	if g.smsB != nil {
 		if g.smsEP, err = bearer.NewEndpoint(g.smsB, bearer.WithHandler(g.srv.Handler("sms")),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
@@ -311,6 +353,15 @@ func (g *Gateway) startServer() error {
 		g.srv.Attach("sms", g.smsEP)
 	}
 	return nil
+}
+
+// pskLookup is the DTLS server's PSK store.
+func (g *Gateway) pskLookup(identity []byte) ([]byte, error) {
+	p, ok := g.psk[string(identity)]
+	if !ok {
+		return nil, fmt.Errorf("unknown PSK identity %q", identity)
+	}
+	return p.KeyBytes()
 }
 
 // awakeWindow is how long the server takes a queue-mode device to listen
@@ -472,6 +523,9 @@ func (g *Gateway) Info() Info {
 	if g.udpEP != nil {
 		in.UDP = g.udpEP.LocalAddr().String()
 	}
+	if g.dtlsEP != nil {
+		in.DTLS = g.dtlsEP.LocalAddr().String()
+	}
 	for _, m := range g.simModems {
 		in.PTYs[m.MSISDN()] = m.PTYPath()
 	}
@@ -508,6 +562,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.wg.Wait()
 		if g.udpEP != nil {
 			errs = append(errs, g.udpEP.Close())
+		}
+		if g.dtlsEP != nil {
+			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
 		}
 		if g.smsEP != nil {
 			errs = append(errs, g.smsEP.Close()) // closes g.smsB

@@ -20,8 +20,8 @@ func startGateway(t *testing.T) (*Gateway, string) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
-	cfg.API.Listen, cfg.LwM2M.UDP, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", testToken
-	cfg.Simulator.Fleet = config.Fleet{UDP: 1, Queue: 1, SMS: 1, Awake: 3 * time.Second}
+	cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", testToken
+	cfg.Simulator.Fleet = config.Fleet{UDP: 1, Queue: 1, SMS: 1, DTLS: 1, Awake: 3 * time.Second}
 	cfg.Simulator.Latency, cfg.Simulator.SendTime = 20*time.Millisecond, 10*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
@@ -86,7 +86,7 @@ func waitFleet(t *testing.T, a apiClient, n int) {
 func TestGatewayAPI(t *testing.T) {
 	g, api := startGateway(t)
 	a := apiClient{t, api}
-	waitFleet(t, a, 3)
+	waitFleet(t, a, 4)
 
 	// Server-sent events: subscribe before acting.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -118,6 +118,12 @@ func TestGatewayAPI(t *testing.T) {
 	}
 	if code, _ := a.do("GET", "/devices?binding=X", ""); code != 400 {
 		t.Fatalf("bad binding filter: %d", code)
+	}
+	if code, v := a.do("GET", "/devices/light-dtls-1/data/3/0/2", ""); code != 200 || !strings.Contains(toJSON(v), `"value":"light-dtls-1"`) {
+		t.Fatalf("read over DTLS: %d %v", code, v)
+	}
+	if code, v := a.do("GET", "/devices/light-dtls-1", ""); code != 200 || v["transport"] != "dtls" {
+		t.Fatalf("dtls device: %d %v", code, v)
 	}
 	if code, v := a.do("GET", "/devices/light-sms-1", ""); code != 200 || v["transport"] != "sms" || v["address"] != "+491720000002" {
 		t.Fatalf("device: %d %v", code, v)

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/modem"
 )
@@ -165,3 +166,35 @@ func (c *smsCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func since(t time.Time) float64 { return time.Since(t).Seconds() }
+
+// dtlsCollector exports the DTLS server's handshake and session counters.
+type dtlsCollector struct {
+	s                           *secure.Server
+	handshakes, sessions, drops *prometheus.Desc
+}
+
+func newDTLSCollector(s *secure.Server) *dtlsCollector {
+	return &dtlsCollector{s: s,
+		handshakes: prometheus.NewDesc("smsgw_dtls_handshakes_total", "DTLS handshakes by result (ok, failed).", []string{"result"}, nil),
+		sessions:   prometheus.NewDesc("smsgw_dtls_sessions", "DTLS sessions now (state: all, handshaking).", []string{"state"}, nil),
+		drops:      prometheus.NewDesc("smsgw_dtls_dropped_total", "DTLS datagrams and sessions dropped by reason.", []string{"reason"}, nil),
+	}
+}
+
+func (c *dtlsCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.handshakes
+	ch <- c.sessions
+	ch <- c.drops
+}
+
+func (c *dtlsCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.s.Stats()
+	ch <- prometheus.MustNewConstMetric(c.handshakes, prometheus.CounterValue, float64(s.HandshakesOK), "ok")
+	ch <- prometheus.MustNewConstMetric(c.handshakes, prometheus.CounterValue, float64(s.HandshakesFailed), "failed")
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(s.Sessions), "all")
+	ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, float64(s.Handshaking), "handshaking")
+	for k, v := range map[string]uint64{"refused": s.Refused, "garbage": s.Garbage, "unknown_peer": s.UnknownPeer,
+		"queue": s.QueueDrops, "expired": s.Expired, "evicted": s.Evicted} {
+		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), k)
+	}
+}
