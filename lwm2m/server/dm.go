@@ -138,10 +138,23 @@ func (s *Server) do(ctx context.Context, op string, ep string, p path.Path, buil
 	}
 	req := bearer.NewRequest(codes.GET, peer, devicePath(reg, p))
 	build(reg, req)
+	if q := s.queueFor(ctx, reg); q != nil {
+		if kind, ok := opKind(op, req.Code); ok {
+			resp, err := q.viaQueue(ctx, toQueued(ep, kind, p, req))
+			if err != nil {
+				return nil, reg, err
+			}
+			return checkCode(op, ep, p, resp, reg, want)
+		}
+	}
 	resp, err := e.Do(ctx, req)
 	if err != nil {
 		return nil, reg, fmt.Errorf("lwm2m %s %s %s: %w", op, ep, p, err)
 	}
+	return checkCode(op, ep, p, resp, reg, want)
+}
+
+func checkCode(op, ep string, p path.Path, resp *bearer.Response, reg *registry.Registration, want []codes.Code) (*bearer.Response, *registry.Registration, error) {
 	for _, c := range want {
 		if resp.Code == c {
 			return resp, reg, nil

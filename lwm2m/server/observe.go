@@ -146,6 +146,7 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 		seq, _ := resp.Observe()
 		n := Notification{Endpoint: ep, Paths: []path.Path{p}, Content: contentOf(resp, FormatText), Seq: seq}
 		s.stats.Notifications.Add(1)
+		s.queueSeen(reg, reg.Transport())
 		if fn != nil {
 			fn(n)
 		}

@@ -53,6 +53,9 @@ func (h *transportHandler) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request)
 			return
 		}
 		s.receiveSend(w, r)
+		if reg, ok := s.registrationOf(r); ok {
+			s.queueSeen(reg, h.name)
+		}
 	default:
 		s.reject(w, r, codes.NotFound, "no such resource")
 	}
@@ -202,6 +205,7 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 	_ = w.WriteResponse(codes.Created, nil)
 	s.events.publish(Event{Kind: Registered, Registration: reg, Previous: prev})
 	s.pokeIfEarlier(reg)
+	s.queueRegistered(reg, transport)
 }
 
 // pokeIfEarlier wakes the expiry loop only when reg expires before what the
@@ -270,6 +274,7 @@ func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport st
 	_ = w.WriteResponse(codes.Changed, nil)
 	s.events.publish(Event{Kind: Updated, Registration: cur, Previous: prev})
 	s.pokeIfEarlier(cur)
+	s.queueRegistered(cur, transport)
 }
 
 func applyUpdate(n *registry.Registration, u *registry.UpdateParams) {
@@ -317,6 +322,7 @@ func (s *Server) deregister(w bearer.ResponseWriter, r *bearer.Request, id uint6
 	_ = w.WriteResponse(codes.Deleted, nil)
 	s.obs.dropEndpoint(gone.Endpoint)
 	s.events.publish(Event{Kind: Deregistered, Registration: gone})
+	s.queueGone(gone.Endpoint)
 }
 
 // registrationOf finds the registration a request (Send, notification)

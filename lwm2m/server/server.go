@@ -53,6 +53,8 @@ type Server struct {
 	obs   observations
 	dp    sendReceiver
 	addrs addrIndex
+
+	queue atomic.Pointer[Queue] // queue mode (EnableQueue), nil when off
 }
 
 // Option configures a Server.
@@ -219,6 +221,7 @@ func (s *Server) expireDue() {
 			s.addrs.del(r)
 			s.obs.dropEndpoint(r.Endpoint)
 			s.events.publish(Event{Kind: Expired, Registration: r})
+			s.queueGone(r.Endpoint)
 		}
 		if len(gone) < s.cfg.expiryBatch {
 			return

@@ -1,0 +1,569 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// Queue mode (LwM2M 1.1/1.2 Core Queue Mode; 1.0 "UQ"/"UQS"/"SQ"): with
+// EnableQueue, every device management call of the Go API (Read, Discover,
+// Write, Write-Attributes, Execute, Create, Delete, Read-Composite,
+// Write-Composite and the *Values helpers) for a device registered in queue
+// mode goes through a durable queue.Manager: it is stored, sent at once
+// while the device is awake and otherwise when it shows up (after an SMS
+// wake-up where the device allows one). The call waits for the result
+// within its context; when the context ends first it returns a
+// *QueuedError carrying the request id, and the request stays queued
+// (Queue.Wait, Queue.Get or Queue.Cancel with that id). Observe is not
+// queued: its callback cannot outlive a restart.
+//
+// The Server is the queue's Executor: it sends a queued request with the
+// CoAP token of its queue.Attempt, so a re-send of the same attempt is a
+// duplicate the device's message layer answers from its cache.
+
+// QueueConfig configures queue mode on a Server.
+type QueueConfig struct {
+	// Store keeps the queued requests (queue.BoltStore for durability).
+	// Required.
+	Store queue.Store
+	// Waker sends SMS wake-ups (queue.NewSMSWaker over the SMS bearer);
+	// nil disables them.
+	Waker queue.Waker
+	// Peers, if set (an *sms.Bearer), learns the SMS number of a device
+	// that registered over another transport with an "sms=" number, so the
+	// SMS bearer accepts its messages and sends from the right SIM.
+	Peers queue.PeerSetter
+	// PeerSecurity is the SMS security mode of peers added through Peers
+	// (default sms.SecurityNoSec: LwM2M permits unsecured SMS triggers
+	// where configured; use a secure mode for DTLS over SMS).
+	PeerSecurity sms.Security
+	// Device returns the per-device settings (number override, server
+	// SIM, framing, transport argument, awake window); nil uses the
+	// registration alone.
+	Device func(reg *registry.Registration) DeviceSettings
+	// ShortServerID picks the LwM2M Server Object instance (/1/x, the one
+	// whose resource 0 is this value) for the Trigger read and /1/x/8; 0
+	// takes the first instance.
+	ShortServerID uint16
+	// Window is the awake window after the device sent anything; 0 uses
+	// MAX_TRANSMIT_WAIT of the bearer it used.
+	Window time.Duration
+	// ExecTimeout bounds one attempt (default: Window, or 30 s).
+	ExecTimeout time.Duration
+
+	// Passed to queue.Config.
+	Limits        queue.Limits
+	Wake          queue.WakePolicy
+	DefaultExpiry time.Duration
+	DedupWindow   time.Duration
+	Concurrency   int
+	Retention     time.Duration
+	MaxResults    int
+	MaxDevices    int
+	OnEvent       func(queue.Event)
+	Metrics       queue.Metrics
+	Clock         queue.Clock
+}
+
+// DeviceSettings are per-device queue-mode settings, typically from the
+// deployment's device table.
+type DeviceSettings struct {
+	// MSISDN overrides the registration's "sms=" number. When both are
+	// set and differ, the device is not woken (a stranger's number).
+	MSISDN string
+	// SIM is the server number the device accepts SMS from.
+	SIM string
+	// Framing is raw CoAP or WAP Push for the trigger.
+	Framing sms.Framing
+	// TransportArg is the /1/x/8 Execute argument ("U": send the Update
+	// over UDP), LwM2M 1.1+.
+	TransportArg string
+	// Window overrides QueueConfig.Window.
+	Window time.Duration
+	// NoWake disables SMS wake-ups of the device.
+	NoWake bool
+}
+
+// ErrQueued is matched by *QueuedError.
+var ErrQueued = errors.New("lwm2m server: request queued, device asleep")
+
+// QueuedError is returned by a device management call whose context ended
+// while the request waited in the queue for a sleeping device. The request
+// stays queued: Queue.Wait(ctx, ID) gets its result later.
+type QueuedError struct {
+	ID       uint64
+	Endpoint string
+	Err      error // the context's error
+}
+
+func (e *QueuedError) Error() string {
+	return fmt.Sprintf("lwm2m server: request %d for %s still queued: %v", e.ID, e.Endpoint, e.Err)
+}
+
+// Is matches ErrQueued.
+func (e *QueuedError) Is(target error) bool { return target == ErrQueued }
+
+// Unwrap returns the context error.
+func (e *QueuedError) Unwrap() error { return e.Err }
+
+// Queue is queue mode on a Server: its queue.Manager and the hooks that
+// feed it. Close it before the Server.
+type Queue struct {
+	s   *Server
+	m   *queue.Manager
+	cfg QueueConfig
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	probes atomic.Int64 // Trigger reads in flight (bounded by maxProbes)
+}
+
+const maxProbes = 256
+
+type ctxKey int
+
+const (
+	directKey ctxKey = iota + 1 // bypass the queue (the Trigger read)
+)
+
+// EnableQueue turns on queue mode: it opens a queue.Manager on cfg.Store
+// with the Server as its Executor and hooks registration traffic into it.
+// It may be called once.
+func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
+	if cfg.Store == nil {
+		return nil, fmt.Errorf("lwm2m server: queue mode needs a Store")
+	}
+	if cfg.PeerSecurity == 0 {
+		cfg.PeerSecurity = sms.SecurityNoSec
+	}
+	q := &Queue{s: s, cfg: cfg}
+	q.ctx, q.cancel = context.WithCancel(context.Background())
+	exec := cfg.ExecTimeout
+	if exec == 0 {
+		exec = cfg.Window
+	}
+	if exec == 0 {
+		exec = 30 * time.Second
+	}
+	m, err := queue.New(queue.Config{
+		Store: cfg.Store, Executor: q, Waker: cfg.Waker, Limits: cfg.Limits, Wake: cfg.Wake,
+		DefaultExpiry: cfg.DefaultExpiry, DefaultWindow: cfg.Window, DedupWindow: cfg.DedupWindow,
+		Concurrency: cfg.Concurrency, ExecTimeout: exec, Retention: cfg.Retention, MaxResults: cfg.MaxResults,
+		MaxDevices: cfg.MaxDevices, OnEvent: cfg.OnEvent, Metrics: cfg.Metrics, Clock: cfg.Clock,
+		Logger: s.log.With("component", "queue"),
+	})
+	if err != nil {
+		q.cancel()
+		return nil, err
+	}
+	q.m = m
+	if !s.queue.CompareAndSwap(nil, q) {
+		q.cancel()
+		_ = m.Close()
+		return nil, errors.New("lwm2m server: queue mode already enabled")
+	}
+	// Devices registered before (a restart with a durable registry) get
+	// their wake targets back; their Trigger resource is read when they
+	// next show up.
+	s.store.Range(func(r *registry.Registration) bool {
+		if r.Queue {
+			q.configure(r, false)
+		}
+		return true
+	})
+	return q, nil
+}
+
+// Manager returns the queue.Manager (Get, Wait, Cancel, Pending,
+// Subscribe, Stats).
+func (q *Queue) Manager() *queue.Manager { return q.m }
+
+// Enqueue stores req for its device and returns its id at once.
+func (q *Queue) Enqueue(ctx context.Context, req queue.Request) (uint64, error) {
+	return q.m.Enqueue(ctx, req)
+}
+
+// Wait waits for request id within ctx (see queue.Manager.Wait).
+func (q *Queue) Wait(ctx context.Context, id uint64) (*queue.Record, error) {
+	return q.m.Wait(ctx, id)
+}
+
+// Close stops the queue's goroutines and the Manager; queued requests stay
+// in the Store for the next start. Close it before the Server.
+func (q *Queue) Close() error {
+	q.s.queue.CompareAndSwap(q, nil)
+	q.cancel()
+	q.wg.Wait()
+	return q.m.Close()
+}
+
+// queueFor returns the queue a call for reg goes through, or nil.
+func (s *Server) queueFor(ctx context.Context, reg *registry.Registration) *Queue {
+	q := s.queue.Load()
+	if q == nil || !reg.Queue || ctx.Value(directKey) != nil {
+		return nil
+	}
+	return q
+}
+
+// opKind maps a do() operation name to the queue kind.
+func opKind(op string, code codes.Code) (queue.Kind, bool) {
+	switch op {
+	case "read":
+		return queue.KindRead, true
+	case "discover":
+		return queue.KindDiscover, true
+	case "write":
+		if code == codes.POST {
+			return queue.KindWritePartial, true
+		}
+		return queue.KindWrite, true
+	case "write-attributes":
+		return queue.KindWriteAttributes, true
+	case "execute":
+		return queue.KindExecute, true
+	case "create":
+		return queue.KindCreate, true
+	case "delete":
+		return queue.KindDelete, true
+	case "read-composite":
+		return queue.KindReadComposite, true
+	case "write-composite":
+		return queue.KindWriteComposite, true
+	}
+	return 0, false
+}
+
+// toQueued turns a built CoAP request into a queue.Request: the method
+// comes from the kind, Args holds the Accept number (reads) or the
+// Uri-Query list joined by "&" (Write-Attributes).
+func toQueued(ep string, kind queue.Kind, p path.Path, req *bearer.Request) queue.Request {
+	qr := queue.Request{Endpoint: ep, Kind: kind, Paths: []string{p.String()}, Payload: req.Payload, ContentFormat: queue.NoContentFormat}
+	if cf, err := req.Options.ContentFormat(); err == nil {
+		qr.ContentFormat = int32(cf)
+	}
+	switch kind {
+	case queue.KindWriteAttributes:
+		qr.Args = strings.Join(req.Queries(), "&")
+	default:
+		if a, err := req.Options.GetUint32(message.Accept); err == nil {
+			qr.Args = strconv.FormatUint(uint64(a), 10)
+		}
+	}
+	return qr
+}
+
+// viaQueue runs a device management request through the queue and returns
+// the device's answer as a Response.
+func (q *Queue) viaQueue(ctx context.Context, qr queue.Request) (*bearer.Response, error) {
+	id, err := q.m.Enqueue(ctx, qr)
+	if err != nil {
+		return nil, fmt.Errorf("lwm2m %s %s %s: %w", qr.Kind, qr.Endpoint, qr.Paths[0], err)
+	}
+	rec, err := q.m.Wait(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil && (errors.Is(err, ctx.Err()) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+			return nil, &QueuedError{ID: id, Endpoint: qr.Endpoint, Err: ctx.Err()}
+		}
+		return nil, fmt.Errorf("lwm2m %s %s %s: %w", qr.Kind, qr.Endpoint, qr.Paths[0], err)
+	}
+	if rec.Result == nil {
+		return nil, fmt.Errorf("lwm2m %s %s %s: request %d done without result", qr.Kind, qr.Endpoint, qr.Paths[0], id)
+	}
+	return resultResponse(rec.Kind, rec.Result), nil
+}
+
+// resultResponse rebuilds the Response of a stored Result (a Create's
+// Location-Path is kept in the Result payload).
+func resultResponse(kind queue.Kind, r *queue.Result) *bearer.Response {
+	resp := &bearer.Response{Code: codes.Code(r.Code), Payload: r.Payload}
+	if kind == queue.KindCreate && resp.Code == codes.Created {
+		for _, seg := range strings.Split(strings.Trim(string(r.Payload), "/"), "/") {
+			if seg != "" {
+				resp.Options = append(resp.Options, bearer.StringOption(message.LocationPath, seg))
+			}
+		}
+		resp.Payload = nil
+		return resp
+	}
+	if r.ContentFormat != queue.NoContentFormat {
+		resp.Options = append(resp.Options, bearer.ContentFormatOption(message.MediaType(r.ContentFormat)))
+	}
+	return resp
+}
+
+// Execute implements queue.Executor: it sends one queued request to the
+// awake device with the attempt's CoAP token. Any answer of the device,
+// error codes included, is a Result; no answer means the device is asleep
+// (queue.ErrDeviceAsleep).
+func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*queue.Result, error) {
+	if len(req.Paths) == 0 {
+		return nil, fmt.Errorf("request %d has no path", req.ID)
+	}
+	p, err := path.Parse(req.Paths[0])
+	if err != nil {
+		return nil, fmt.Errorf("request %d: %w", req.ID, err)
+	}
+	reg, e, peer, err := q.s.target(ep)
+	if err != nil {
+		return nil, err
+	}
+	creq := bearer.NewRequest(codes.GET, peer, devicePath(reg, p))
+	creq.Token = message.Token(req.Attempt.Token())
+	if req.ContentFormat != queue.NoContentFormat {
+		creq.SetOption(bearer.ContentFormatOption(message.MediaType(req.ContentFormat)))
+	}
+	creq.Payload = req.Payload
+	accept := func() {
+		if a, err := strconv.ParseUint(req.Args, 10, 16); err == nil {
+			creq.SetOption(bearer.UintOption(message.Accept, uint32(a)))
+		}
+	}
+	switch req.Kind {
+	case queue.KindRead, queue.KindDiscover:
+		accept()
+	case queue.KindReadComposite:
+		creq.Code = codes.FETCH
+		accept()
+	case queue.KindWrite:
+		creq.Code = codes.PUT
+	case queue.KindWritePartial, queue.KindExecute, queue.KindCreate:
+		creq.Code = codes.POST
+	case queue.KindWriteAttributes:
+		creq.Code = codes.PUT
+		for _, a := range strings.Split(req.Args, "&") {
+			if a != "" {
+				creq.AddOption(bearer.StringOption(message.URIQuery, a))
+			}
+		}
+	case queue.KindDelete:
+		creq.Code = codes.DELETE
+	case queue.KindWriteComposite:
+		creq.Code = codes.IPATCH
+	default:
+		return nil, fmt.Errorf("lwm2m server: queued %v is not supported", req.Kind)
+	}
+	resp, err := e.Do(ctx, creq)
+	if err != nil {
+		if isNoAnswer(err) {
+			return nil, fmt.Errorf("%w: %w", queue.ErrDeviceAsleep, err)
+		}
+		return nil, err
+	}
+	res := &queue.Result{Code: uint8(resp.Code), ContentFormat: queue.NoContentFormat, Payload: resp.Payload}
+	if cf, ok := resp.ContentFormat(); ok {
+		res.ContentFormat = int32(cf)
+	}
+	if req.Kind == queue.KindCreate && resp.Code == codes.Created {
+		res.Payload = []byte(resp.LocationPath())
+	}
+	return res, nil
+}
+
+func isNoAnswer(err error) bool {
+	if errors.Is(err, bearer.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// seen is called for anything a registered device sent on transport.
+func (s *Server) queueSeen(reg *registry.Registration, transport string) {
+	q := s.queue.Load()
+	if q == nil || reg == nil || !reg.Queue {
+		return
+	}
+	q.seen(reg, transport)
+}
+
+func (q *Queue) seen(reg *registry.Registration, transport string) {
+	w := q.cfg.Window
+	if q.cfg.Device != nil {
+		if d := q.cfg.Device(reg); d.Window > 0 {
+			w = d.Window
+		}
+	}
+	if w > 0 {
+		q.m.Seen(reg.Endpoint, w)
+		return
+	}
+	if e, ok := q.s.endpoint(transport); ok {
+		q.m.SeenParams(reg.Endpoint, e.Params())
+		return
+	}
+	q.m.Seen(reg.Endpoint, 0)
+}
+
+// registered configures the device on Register and Update: wake target,
+// SMS peer, and (LwM2M 1.1+, asynchronously) the Trigger resource.
+func (s *Server) queueRegistered(reg *registry.Registration, transport string) {
+	q := s.queue.Load()
+	if q == nil || reg == nil {
+		return
+	}
+	if !reg.Queue {
+		q.m.ForgetDevice(reg.Endpoint)
+		return
+	}
+	q.configure(reg, true)
+	q.seen(reg, transport)
+}
+
+func (s *Server) queueGone(ep string) {
+	if q := s.queue.Load(); q != nil {
+		q.m.Asleep(ep)
+		q.m.ForgetDevice(ep)
+	}
+}
+
+// configure sets the device's queue-mode config. With probe true a 1.1+
+// device that may be woken by SMS gets its /1/x/21 Trigger read.
+func (q *Queue) configure(reg *registry.Registration, probe bool) {
+	var d DeviceSettings
+	if q.cfg.Device != nil {
+		d = q.cfg.Device(reg)
+	}
+	dc := queue.DeviceConfig{Window: d.Window}
+	t := q.wakeTarget(reg, d)
+	if t != nil {
+		dc.Wake = t
+		if q.cfg.Peers != nil && reg.Transport() != "sms" {
+			if err := q.cfg.Peers.AddPeer(t.MSISDN, sms.Peer{Security: q.cfg.PeerSecurity, SIM: t.SIM, Framing: t.Framing}); err != nil {
+				q.s.log.Warn("lwm2m queue: SMS peer not added", "ep", reg.Endpoint, "err", err)
+			}
+		}
+	}
+	if err := q.m.SetDevice(reg.Endpoint, dc); err != nil {
+		q.s.log.Warn("lwm2m queue: device not configured", "ep", reg.Endpoint, "err", err)
+	}
+	if t != nil && probe && reg.Version != registry.V1_0 && q.probes.Load() < maxProbes {
+		q.probes.Add(1)
+		q.wg.Add(1)
+		go func() {
+			defer q.wg.Done()
+			defer q.probes.Add(-1)
+			q.readTrigger(reg, dc)
+		}()
+	}
+}
+
+// wakeTarget says how to wake reg by SMS, or nil.
+func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.WakeTarget {
+	if d.NoWake {
+		return nil
+	}
+	number := reg.SMS
+	if d.MSISDN != "" {
+		a, err := sms.ParseMSISDN(d.MSISDN)
+		if err != nil {
+			return nil
+		}
+		if reg.SMS != "" {
+			r, err := sms.ParseMSISDN(reg.SMS)
+			if err != nil || r.String() != a.String() {
+				q.s.log.Warn("lwm2m queue: registered sms= differs from the configured number; no SMS wake-up",
+					"ep", reg.Endpoint, "sms", reg.SMS, "configured", d.MSISDN)
+				return nil
+			}
+		}
+		number = a.String()
+	}
+	if number == "" {
+		if a, ok := reg.PeerAddr().(sms.Addr); ok && reg.Transport() == "sms" {
+			number = a.String()
+		}
+	}
+	if number == "" {
+		return nil
+	}
+	a, err := sms.ParseMSISDN(number)
+	if err != nil {
+		return nil
+	}
+	return &queue.WakeTarget{MSISDN: a.String(), Version: reg.Version.String(),
+		Binding: registry.BindingMode(reg.Version, reg.Binding, reg.Queue),
+		Framing: d.Framing, TransportArg: d.TransportArg, SIM: d.SIM}
+}
+
+// readTrigger reads /1 of an LwM2M 1.1+ device to learn the instance x of
+// this server and its Trigger (/1/x/21), then updates the wake target.
+func (q *Queue) readTrigger(reg *registry.Registration, dc queue.DeviceConfig) {
+	ctx, cancel := context.WithTimeout(context.WithValue(q.ctx, directKey, true), 30*time.Second)
+	defer cancel()
+	if w := q.cfg.Window; w > 0 {
+		cancel()
+		ctx, cancel = context.WithTimeout(context.WithValue(q.ctx, directKey, true), w)
+		defer cancel()
+	}
+	recs, err := q.s.ReadValues(ctx, reg.Endpoint, path.Object(1))
+	if err != nil {
+		q.s.log.Info("lwm2m queue: trigger read failed", "ep", reg.Endpoint, "err", err)
+		return
+	}
+	inst, trig, ok := findTrigger(recs, q.cfg.ShortServerID)
+	if !ok {
+		return
+	}
+	t := *dc.Wake
+	t.ServerInstance, t.Trigger = inst, trig
+	dc.Wake = &t
+	if err := q.m.SetDevice(reg.Endpoint, dc); err != nil {
+		q.s.log.Warn("lwm2m queue: device not configured", "ep", reg.Endpoint, "err", err)
+	}
+}
+
+// findTrigger finds the /1 instance with Short Server ID ssid (0: the
+// first instance) and its Trigger value.
+func findTrigger(recs []content.Record, ssid uint16) (inst uint16, trigger, ok bool) {
+	type srv struct {
+		ssid           int64
+		hasSSID, found bool
+		trig           bool
+	}
+	insts := map[uint16]*srv{}
+	var order []uint16
+	for _, r := range recs {
+		if r.Path.ObjectID() != 1 || r.Path.Len() < path.LevelResource {
+			continue
+		}
+		i := r.Path.InstanceID()
+		sv := insts[i]
+		if sv == nil {
+			sv = &srv{}
+			insts[i] = sv
+			order = append(order, i)
+		}
+		switch r.Path.ResourceID() {
+		case 0:
+			sv.ssid, sv.hasSSID = r.Value.Int(), true
+		case 21:
+			sv.trig, sv.found = r.Value.Bool(), true
+		}
+	}
+	for _, i := range order {
+		sv := insts[i]
+		if ssid == 0 || sv.hasSSID && sv.ssid == int64(ssid) {
+			return i, sv.trig, true
+		}
+	}
+	return 0, false, false
+}
