@@ -61,6 +61,10 @@ type Client struct {
 	bsFinish chan struct{} // non-nil while a bootstrap runs
 	refused  atomic.Uint64
 
+	sleep    *sleeper     // queue mode (StartQueueMode), nil otherwise
+	awakeNow atomic.Bool  // queue mode: awake
+	lastSeen atomic.Int64 // queue mode: Unix ns of the last exchange
+
 	obs observers
 }
 

@@ -19,6 +19,7 @@ import (
 // information reporting interfaces (Core §6.3, §6.4).
 func (c *Client) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	w = &countingWriter{ResponseWriter: w, c: c, r: r}
+	c.touch()
 	if r.Path() == "/bs" && r.Code == codes.POST {
 		c.finishBootstrap(w)
 		return
@@ -388,6 +389,11 @@ func (c *Client) execute(w bearer.ResponseWriter, r *bearer.Request, p path.Path
 		return
 	}
 	if p.ObjectID() == 1 && p.ResourceID() == 8 { // Registration Update Trigger
+		if err := c.acceptTrigger(r); err != nil {
+			c.log.Warn("lwm2m client: trigger refused", "ep", c.name, "err", err)
+			answer(w, codes.Unauthorized, "not from the server")
+			return
+		}
 		c.TriggerUpdate()
 	}
 	if o.h.Execute != nil {
