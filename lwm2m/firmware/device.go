@@ -33,9 +33,12 @@ const (
 
 // DeviceConfig configures the demo-device firmware behaviour.
 type DeviceConfig struct {
-	// Endpoint is the client's CoAP endpoint, used to pull coap:// URIs.
-	// Nil disables CoAP pull.
+	// Endpoint is the client's CoAP endpoint, used to pull coap:// URIs
+	// (coaps:// when Secure). Nil disables CoAP pull.
 	Endpoint *bearer.Endpoint
+	// Secure says Endpoint runs over a DTLS session with the gateway: the
+	// device announces CoAPS (/5/0/8 = 1) instead of CoAP.
+	Secure bool
 	// HTTP pulls http:// URIs; nil disables HTTP pull.
 	HTTP *http.Client
 	// Delivery is the Delivery Method announced in /5/0/9
@@ -92,7 +95,11 @@ func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
 	}
 	var k uint16
 	if cfg.Endpoint != nil {
-		_ = c.Set(path.ResourceInstance(5, 0, 8, k), content.NewInt(ProtoCoAP))
+		proto := int64(ProtoCoAP)
+		if cfg.Secure {
+			proto = ProtoCoAPS
+		}
+		_ = c.Set(path.ResourceInstance(5, 0, 8, k), content.NewInt(proto))
 		k++
 	}
 	if cfg.HTTP != nil {
@@ -177,7 +184,8 @@ func (d *Device) pull(uri string) error {
 		return nil
 	}
 	switch {
-	case u.Scheme == "coap" && d.cfg.Endpoint != nil:
+	case u.Scheme == "coap" && d.cfg.Endpoint != nil && !d.cfg.Secure:
+	case u.Scheme == "coaps" && d.cfg.Endpoint != nil && d.cfg.Secure:
 	case u.Scheme == "http" && d.cfg.HTTP != nil:
 	default:
 		d.setState(StateIdle, ResultUnsupportedProto)
@@ -208,7 +216,7 @@ func (d *Device) pull(uri string) error {
 }
 
 func (d *Device) fetch(ctx context.Context, u *url.URL) ([]byte, int64) {
-	if u.Scheme == "coap" {
+	if u.Scheme == "coap" || u.Scheme == "coaps" {
 		addr, err := net.ResolveUDPAddr("udp", u.Host)
 		if err != nil {
 			return nil, ResultInvalidURI
