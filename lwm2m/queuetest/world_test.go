@@ -1,0 +1,287 @@
+package queuetest
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/udp"
+	"github.com/m2mbearer/m2mbearer/lwm2m/client"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/m2mbearer/m2mbearer/modem/sim"
+)
+
+const serverNum = "+491710000001"
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// smsParams are SMS bearer parameters scaled down for tests.
+func smsParams() bearer.Params {
+	p := sms.DefaultParams()
+	p.AckTimeout, p.ProcessingDelay, p.MaxLatency = 3*time.Second, 3*time.Second, 6*time.Second
+	return p
+}
+
+// smsSide is one SIM on a simulated modem, opened through its pty by the
+// real driver, with an SMS bearer on it.
+type smsSide struct {
+	pool *modem.Pool
+	link *modemlink.Link
+	b    *sms.Bearer
+}
+
+func openSide(t testing.TB, n *sim.Network, own string, peers map[string]sms.Peer) *smsSide {
+	t.Helper()
+	sm, err := n.AddModem(own, sim.WithSendTime(2*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pty, err := sm.OpenPTY()
+	if err != nil {
+		t.Fatalf("pty: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := modem.Open(ctx, modem.Config{Device: pty, MSISDN: own, HealthInterval: -1,
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, modem.WithLogger(quiet()))
+	if err != nil {
+		t.Fatalf("open modem %s on %s: %v", own, pty, err)
+	}
+	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err := pool.Add(m); err != nil {
+		t.Fatal(err)
+	}
+	link := modemlink.New(pool, 0)
+	p := smsParams()
+	b, err := sms.New(link, sms.Config{StateDir: t.TempDir(), Peers: peers, Params: &p,
+		Worker: outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
+		Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &smsSide{pool: pool, link: link, b: b}
+	t.Cleanup(func() { b.Close(); link.Close(); pool.Close() })
+	return s
+}
+
+// world is a server (UDP on loopback + one SMS modem) with queue mode.
+type world struct {
+	t      testing.TB
+	net    *sim.Network
+	srv    *server.Server
+	qsrv   *server.Queue
+	udpEP  *bearer.Endpoint
+	smsEP  *bearer.Endpoint
+	smsB   *sms.Bearer
+	events chan queue.Event
+
+	mu      sync.Mutex
+	devices map[string]server.DeviceSettings
+}
+
+type worldConfig struct {
+	latency time.Duration
+	window  time.Duration // server's awake window
+	wake    queue.WakePolicy
+	expiry  time.Duration
+	store   queue.Store
+	smsOnly []string // numbers of SMS-only devices (peers known in advance)
+}
+
+func newWorld(t testing.TB, wc worldConfig) *world {
+	t.Helper()
+	n := sim.NewNetwork(sim.WithSeed(8), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(wc.latency)}), sim.WithLogger(quiet()))
+	t.Cleanup(func() { n.Close() })
+	peers := map[string]sms.Peer{}
+	for _, num := range wc.smsOnly {
+		peers[num] = sms.Peer{Security: sms.SecurityNoSec, SIM: serverNum}
+	}
+	side := openSide(t, n, serverNum, peers)
+	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
+	w.srv = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	uc, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.udpEP, err = bearer.NewEndpoint(uc, bearer.WithHandler(w.srv.Handler("udp")), bearer.WithLogger(quiet())); err != nil {
+		t.Fatal(err)
+	}
+	if w.smsEP, err = bearer.NewEndpoint(side.b, bearer.WithHandler(w.srv.Handler("sms")), bearer.WithLogger(quiet())); err != nil {
+		t.Fatal(err)
+	}
+	w.srv.Attach("udp", w.udpEP)
+	w.srv.Attach("sms", w.smsEP)
+	store := wc.store
+	if store == nil {
+		store = queue.NewMemStore()
+	}
+	if wc.wake.Timeout == 0 {
+		wc.wake = queue.WakePolicy{Timeout: 3 * time.Second, MaxWakes: 3, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}
+	}
+	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
+		Store: store, Waker: queue.NewSMSWaker(side.b, side.b), Peers: side.b,
+		Device: w.device, Window: wc.window, ExecTimeout: wc.window + 3*time.Second,
+		Wake: wc.wake, DefaultExpiry: wc.expiry,
+		OnEvent: func(ev queue.Event) {
+			select {
+			case w.events <- ev:
+			default:
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		w.qsrv.Close()
+		w.srv.Close()
+		w.udpEP.Close()
+		w.smsEP.Close()
+	})
+	return w
+}
+
+func (w *world) device(reg *registry.Registration) server.DeviceSettings {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.devices[reg.Endpoint]
+}
+
+func (w *world) setDevice(ep string, d server.DeviceSettings) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.devices[ep] = d
+}
+
+// counter counts the requests a device's handler runs, by "METHOD /path".
+type counter struct {
+	h  bearer.Handler
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
+	c.mu.Lock()
+	c.n[r.Code.String()+" "+r.Path()]++
+	c.mu.Unlock()
+	c.h.ServeCoAP(w, r)
+}
+
+func (c *counter) get(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+// light is a sleeping streetlight: an LwM2M client with its own modem.
+type light struct {
+	c      *client.Client
+	count  *counter
+	smsEP  *bearer.Endpoint
+	number string
+	states chan bool
+}
+
+type lightConfig struct {
+	name, number, version, binding string
+	queue, udp, trigger            bool
+	awake                          time.Duration
+}
+
+func (w *world) newLight(lc lightConfig) *light {
+	t := w.t
+	t.Helper()
+	side := openSide(t, w.net, lc.number, map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: lc.number}})
+	opts := []client.Option{client.WithVersion(lc.version), client.WithBinding(lc.binding),
+		client.WithSMSNumber(strings.TrimPrefix(lc.number, "+")), client.WithLogger(quiet()), client.WithLifetime(3600)}
+	if lc.queue {
+		opts = append(opts, client.WithQueueMode())
+	}
+	c := client.New(lc.name, opts...)
+	if err := c.AddDevice(client.Device{Manufacturer: "ACME Lighting", Model: "SL-" + lc.version, Binding: lc.binding}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddServer(client.Server{ShortID: 1, Lifetime: 3600, Binding: lc.binding}); err != nil {
+		t.Fatal(err)
+	}
+	if lc.version != "1.0" {
+		if err := c.Set(path.Resource(1, 0, 21), content.NewBool(lc.trigger)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	l := &light{c: c, count: &counter{h: c, n: map[string]int{}}, number: lc.number, states: make(chan bool, 64)}
+	var err error
+	if l.smsEP, err = bearer.NewEndpoint(side.b, bearer.WithHandler(l.count), bearer.WithLogger(quiet())); err != nil {
+		t.Fatal(err)
+	}
+	srvSMS, _ := sms.ParseMSISDN(serverNum)
+	cfg := client.QueueModeConfig{Awake: lc.awake, SMS: l.smsEP, SMSServer: srvSMS,
+		OnState: func(a bool) {
+			select {
+			case l.states <- a:
+			default:
+			}
+		}}
+	if lc.udp {
+		cfg.UDPServer = w.udpEP.LocalAddr()
+		cfg.DialUDP = func() (*bearer.Endpoint, error) {
+			uc, err := udp.Listen("udp", "127.0.0.1:0")
+			if err != nil {
+				return nil, err
+			}
+			return bearer.NewEndpoint(uc, bearer.WithHandler(l.count), bearer.WithLogger(quiet()))
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.StartQueueMode(ctx, cfg); err != nil {
+		t.Fatalf("%s: start: %v", lc.name, err)
+	}
+	t.Cleanup(func() { c.Close(); l.smsEP.Close() })
+	return l
+}
+
+// waitAsleep waits until the light closed its socket.
+func (l *light) waitAsleep(t testing.TB, d time.Duration) {
+	t.Helper()
+	deadline := time.After(d)
+	for l.c.Awake() {
+		select {
+		case <-l.states:
+		case <-deadline:
+			t.Fatalf("%s did not fall asleep within %v", l.c.Name(), d)
+		}
+	}
+}
+
+// waitEvent waits for a queue event matching f.
+func (w *world) waitEvent(t testing.TB, d time.Duration, f func(queue.Event) bool) queue.Event {
+	t.Helper()
+	deadline := time.After(d)
+	for {
+		select {
+		case ev := <-w.events:
+			if f(ev) {
+				return ev
+			}
+		case <-deadline:
+			t.Fatalf("no matching queue event within %v", d)
+		}
+	}
+}
+
+var _ net.Addr = sms.Addr{}
