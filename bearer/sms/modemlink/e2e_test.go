@@ -155,7 +155,7 @@ func TestEndToEndOverPTYModems(t *testing.T) {
 		}
 		w.WriteResponse(codes.Content, []byte("t0"))
 	})
-	w := newWorld(t, sim.Conditions{}, 5*time.Second, mux)
+	w := newWorld(t, sim.Conditions{}, 20*time.Second, mux) // generous: every segment costs an fsync on each side, slow on a loaded CI machine
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	server := addr(t, serverNum)
@@ -225,7 +225,7 @@ func TestDuplicationAndReorderingOverPTYModems(t *testing.T) {
 		runs.Add(1)
 		w.WriteResponse(codes.Changed, r.Payload[:1])
 	})
-	w := newWorld(t, sim.Conditions{Duplicate: 0.3, Reorder: 0.3, ReorderDelay: 30 * time.Millisecond}, 5*time.Second, mux)
+	w := newWorld(t, sim.Conditions{Duplicate: 0.3, Reorder: 0.3, ReorderDelay: 30 * time.Millisecond}, 20*time.Second, mux)
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	for i := 0; i < 6; i++ {
