@@ -751,7 +751,7 @@ func (r *run) attempt(ctx context.Context, d *DeviceState, version string, spec 
 			}
 		}
 	}
-	_, err = upd.Update(ctx, d.Endpoint, spec.Image, opts)
+	_, err = upd.update(ctx, d.Endpoint, spec.Image, opts, &plan)
 	if stepErr != nil && err == nil {
 		return stepErr
 	}

@@ -155,9 +155,11 @@ type Plan struct {
 	BlockSize int    // push block size, from the bearer's parameters
 	Blocks    int    // push blocks
 	Queue     bool   // device in queue mode (woken before each step)
-	// SMS is the estimated number of SMS segments the gateway sends
-	// (push blocks, Write, Execute, polls are not counted) on an SMS
-	// bearer; 0 on IP bearers.
+	// SMS is the estimated number of SMS segments the gateway sends on an
+	// SMS bearer (the package or URI write, the plan read, one State poll,
+	// the Execute, the re-registration answer and the version read; each
+	// further poll costs one more);
+	// 0 on IP bearers.
 	SMS int
 }
 
@@ -372,7 +374,7 @@ func (u *Updater) plan(reg *registry.Registration, info ImageInfo, protos map[in
 	if p.Method == Pull {
 		p.URI = uri + info.ID
 		if sms {
-			p.SMS = int(params.Cost(len(p.URI) + 32))
+			p.SMS = int(params.Cost(len(p.URI)+blockOverhead) + controlRequests*params.Cost(blockOverhead) + 0.5)
 		}
 		return p, nil
 	}
@@ -394,8 +396,14 @@ func (u *Updater) plan(reg *registry.Registration, info ImageInfo, protos map[in
 // token 8, Uri-Path "5","0","0" 6, Content-Format 2, Block1 4, Size1 5.
 const blockOverhead = 29
 
+// controlRequests are the small messages the gateway sends in an update
+// besides the package: the /5/0 read of the plan, one State poll, the
+// Execute, the answer to the device's re-registration and the /3/0/3
+// read (more polls cost one segment each).
+const controlRequests = 5
+
 // smsPushCost estimates the SMS segments a push sends: each block plus
-// its header, in segments, plus the Execute.
+// its header, in segments, plus the control requests.
 func smsPushCost(p bearer.Params, size int64, block int) int {
 	full := int(size / int64(block))
 	last := int(size % int64(block))
@@ -403,7 +411,7 @@ func smsPushCost(p bearer.Params, size int64, block int) int {
 	if last > 0 {
 		c += p.Cost(last + blockOverhead)
 	}
-	c += p.Cost(blockOverhead) // Execute /5/0/2
+	c += controlRequests * p.Cost(blockOverhead)
 	return int(c + 0.5)
 }
 
@@ -419,6 +427,12 @@ type Result struct {
 // device to re-register (or report Update Result 1), and check /3/0/3.
 // A failure the device reports is a *ResultError.
 func (u *Updater) Update(ctx context.Context, ep, imageID string, opts Options) (*Result, error) {
+	return u.update(ctx, ep, imageID, opts, nil)
+}
+
+// update runs an update with a plan made earlier (campaigns plan before
+// reserving SMS budget), or plans first when planned is nil.
+func (u *Updater) update(ctx context.Context, ep, imageID string, opts Options, planned *Plan) (*Result, error) {
 	opts.defaults()
 	start := time.Now()
 	events, stop, err := u.watch(ep)
@@ -431,8 +445,10 @@ func (u *Updater) Update(ctx context.Context, ep, imageID string, opts Options) 
 			opts.Progress(s)
 		}
 	}
-	plan, err := u.Plan(ctx, ep, imageID, opts)
-	if err != nil {
+	var plan Plan
+	if planned != nil {
+		plan = *planned
+	} else if plan, err = u.Plan(ctx, ep, imageID, opts); err != nil {
 		return nil, err
 	}
 	if opts.MaxSMS > 0 && plan.SMS > opts.MaxSMS {
