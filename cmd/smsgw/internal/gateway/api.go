@@ -84,6 +84,9 @@ func (g *Gateway) Handler() http.Handler {
 	handle("GET /api/v1/modems", g.listModems, true)
 	handle("GET /api/v1/sms", g.smsStats, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
+	handle("GET /api/v1/objects/{id}", g.getObject, true)
+	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	return mux
 }
 
@@ -112,6 +115,10 @@ func (g *Gateway) instrument(route string, h http.Handler) http.Handler {
 func (g *Gateway) auth(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok && r.URL.Path == "/api/v1/events" && r.URL.Query().Get("access_token") != "" {
+			// EventSource in browsers cannot set headers (RFC 6750 §2.3).
+			got, ok = r.URL.Query().Get("access_token"), true
+		}
 		if !ok {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="smsgw"`)
 			writeError(w, http.StatusUnauthorized, "missing bearer token: send the header \"Authorization: Bearer <token>\" (the token is in api.token of the config, or in the api-token file of the data dir)")

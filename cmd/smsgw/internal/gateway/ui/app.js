@@ -1,0 +1,201 @@
+// smsgw web UI: plain JS over the JSON API (no build step).
+"use strict";
+const params = new URLSearchParams(location.hash.slice(1));
+let token = params.get("token") || localStorage.getItem("smsgw-token") || "";
+let current = params.get("device") || "";
+const objects = {}; // object definitions by id
+
+function el(tag, attrs, ...kids) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k === "onclick") e.onclick = v; else e.setAttribute(k, v);
+  }
+  for (const k of kids) e.append(k instanceof Node ? k : document.createTextNode(String(k)));
+  return e;
+}
+
+async function api(method, path, body) {
+  const opt = { method, headers: { "Authorization": "Bearer " + token } };
+  if (body !== undefined) { opt.body = JSON.stringify(body); opt.headers["Content-Type"] = "application/json"; }
+  const r = await fetch("/api/v1" + path, opt);
+  const j = await r.json().catch(() => ({}));
+  if (r.status === 401) { askToken(); throw new Error(j.error || "unauthorized"); }
+  if (!r.ok && r.status !== 202) throw new Error(j.error || ("HTTP " + r.status));
+  return { status: r.status, body: j };
+}
+
+function askToken() {
+  document.getElementById("tokenform").hidden = false;
+  document.getElementById("status").textContent = "enter the API token";
+}
+
+document.getElementById("tokenform").onsubmit = (ev) => {
+  ev.preventDefault();
+  token = document.getElementById("token").value.trim();
+  localStorage.setItem("smsgw-token", token);
+  document.getElementById("tokenform").hidden = true;
+  refresh();
+};
+
+function fmtValue(v) {
+  if (v === null || v === undefined) return "";
+  if (typeof v === "object") return JSON.stringify(v);
+  return String(v);
+}
+
+async function loadFleet() {
+  const { body } = await api("GET", "/devices");
+  const tb = document.querySelector("#fleet tbody");
+  tb.replaceChildren();
+  for (const d of body.devices) {
+    const state = d.awake ? "awake" : "sleeping";
+    const tr = el("tr", { "data-endpoint": d.endpoint, class: d.endpoint === current ? "sel" : "" },
+      el("td", {}, el("a", { onclick: () => selectDevice(d.endpoint) }, d.endpoint)),
+      el("td", {}, d.transport), el("td", {}, d.binding + (d.queue ? " (queue)" : "")),
+      el("td", { class: "state-" + state }, state), el("td", {}, d.queued),
+      el("td", {}, d.sms || ""), el("td", {}, new Date(d.updated).toLocaleTimeString()));
+    tb.append(tr);
+  }
+  document.getElementById("status").textContent = body.count + " devices registered";
+}
+
+async function loadModems() {
+  const { body } = await api("GET", "/modems");
+  const tb = document.querySelector("#modems tbody");
+  tb.replaceChildren();
+  for (const m of body.modems) {
+    tb.append(el("tr", {}, el("td", {}, m.msisdn), el("td", {}, (m.manufacturer || "") + " " + (m.model || m.profile)),
+      el("td", {}, m.ready ? "ready" : "not ready"),
+      el("td", {}, m.signal_dbm !== undefined ? m.signal_dbm + " dBm" : "rssi " + m.signal_rssi),
+      el("td", {}, m.sent), el("td", {}, m.received), el("td", {}, m.send_errors), el("td", {}, m.pty || m.name)));
+  }
+}
+
+async function objectDef(id) {
+  if (!objects[id]) objects[id] = (await api("GET", "/objects/" + id)).body;
+  return objects[id];
+}
+
+function parseLinks(s) {
+  // "</1>;ver=1.1,</1/0>,</3311/0>" → instance paths
+  const out = [];
+  for (const m of s.matchAll(/<\/(\d+)\/(\d+)>/g)) out.push([Number(m[1]), Number(m[2])]);
+  return out;
+}
+
+async function selectDevice(ep) {
+  current = ep;
+  params.set("device", ep);
+  document.querySelectorAll("#fleet tr").forEach(tr => tr.classList.toggle("sel", tr.dataset.endpoint === ep));
+  const { body: d } = await api("GET", "/devices/" + encodeURIComponent(ep));
+  document.getElementById("device-section").hidden = false;
+  document.getElementById("device-name").textContent = ep;
+  document.getElementById("device-info").textContent =
+    `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
+    `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
+  const tree = document.getElementById("tree");
+  tree.replaceChildren();
+  for (const [o, i] of parseLinks(d.objects)) {
+    const def = await objectDef(o).catch(() => ({ id: o, name: "Object " + o, resources: [] }));
+    const box = el("div", { class: "obj", id: `obj-${o}-${i}` },
+      el("h4", {}, `/${o}/${i} ${def.name} `, el("button", { onclick: () => readInstance(ep, o, i) }, "Read")));
+    const t = el("table", {});
+    for (const r of def.resources) {
+      const p = `/${o}/${i}/${r.id}`;
+      const cell = el("td", { class: "val", id: "v" + p.replaceAll("/", "-") });
+      const actions = el("td", {});
+      if (r.operations.includes("R")) actions.append(el("button", { onclick: () => readPath(ep, p) }, "read"));
+      if (r.operations.includes("W")) {
+        const inp = el("input", { size: 10, placeholder: r.type });
+        actions.append(" ", inp, el("button", { onclick: () => writePath(ep, p, inp.value) }, "write"));
+      }
+      if (r.operations.includes("E")) actions.append(" ", el("button", { onclick: () => execPath(ep, p) }, "execute"));
+      t.append(el("tr", {}, el("td", {}, r.id), el("td", {}, r.name), el("td", {}, r.type), cell, actions));
+    }
+    box.append(t);
+    tree.append(box);
+    if (d.awake && !d.queue) readInstance(ep, o, i);
+  }
+  loadQueue(ep);
+}
+
+function showValues(res) {
+  for (const v of res.values || []) {
+    const p = v.path.split("/").slice(0, 4).join("/");
+    const cell = document.getElementById("v" + p.replaceAll("/", "-"));
+    if (cell) cell.textContent = (cell.dataset.multi && cell.textContent ? cell.textContent + ", " : "") + fmtValue(v.value);
+  }
+}
+
+function note(msg, err) {
+  const li = el("li", { class: err ? "err" : "" }, new Date().toLocaleTimeString() + " " + msg);
+  document.getElementById("events").prepend(li);
+}
+
+async function run(method, ep, path, body, what) {
+  try {
+    const { status, body: res } = await api(method, path + "?wait=60s", body);
+    if (status === 202) { note(`${what}: queued as job ${res.job.id} (device asleep)`); loadQueue(ep); return null; }
+    note(`${what}: ${res.code}`);
+    return res;
+  } catch (e) { note(`${what}: ${e.message}`, true); return null; }
+}
+
+async function readInstance(ep, o, i) {
+  const res = await run("GET", ep, `/devices/${encodeURIComponent(ep)}/data/${o}/${i}`, undefined, `read /${o}/${i}`);
+  if (res) showValues(res);
+}
+async function readPath(ep, p) {
+  const res = await run("GET", ep, `/devices/${encodeURIComponent(ep)}/data${p}`, undefined, `read ${p}`);
+  if (res) showValues(res);
+}
+async function writePath(ep, p, v) {
+  await run("PUT", ep, `/devices/${encodeURIComponent(ep)}/data${p}`, { value: v }, `write ${p}=${v}`);
+  readPath(ep, p);
+}
+async function execPath(ep, p) {
+  await run("POST", ep, `/devices/${encodeURIComponent(ep)}/execute${p}`, {}, `execute ${p}`);
+}
+
+async function loadQueue(ep) {
+  const { body } = await api("GET", "/jobs?endpoint=" + encodeURIComponent(ep));
+  const tb = document.querySelector("#queue tbody");
+  tb.replaceChildren();
+  if (!body.jobs.length) tb.append(el("tr", {}, el("td", { colspan: 5 }, "no queued work")));
+  for (const j of body.jobs) {
+    tb.append(el("tr", {}, el("td", {}, j.id), el("td", {}, j.op), el("td", {}, j.paths.join(" ")),
+      el("td", {}, j.state), el("td", {}, new Date(j.created).toLocaleTimeString())));
+  }
+}
+
+function events() {
+  // EventSource cannot send headers; the token goes as a query parameter
+  // the API accepts for this stream only.
+  const es = new EventSource("/api/v1/events?access_token=" + encodeURIComponent(token));
+  for (const kind of ["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"]) {
+    es.addEventListener(kind, (ev) => {
+      const d = JSON.parse(ev.data);
+      note(`${kind} ${d.endpoint}${d.path ? " " + d.path : ""}${d.job ? " job " + d.job : ""}`);
+      if (kind !== "notified") loadFleet().catch(() => {});
+      if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
+    });
+  }
+}
+
+async function refresh() {
+  try {
+    await Promise.all([loadFleet(), loadModems()]);
+    if (current) await selectDevice(current);
+  } catch (e) {
+    document.getElementById("status").textContent = e.message;
+  }
+}
+
+// "#live=0" renders once without the event stream and polling (snapshots,
+// printing, headless browsers whose virtual time waits for the network).
+const live = params.get("live") !== "0";
+if (!token) askToken();
+else {
+  refresh().then(() => { document.body.dataset.ready = "1"; });
+  if (live) { events(); setInterval(() => loadFleet().catch(() => {}), 5000); }
+}
