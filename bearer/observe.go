@@ -262,13 +262,28 @@ type Observation struct {
 // sees them. The observation ends with Cancel, when the server sends a
 // non-2.xx notification, or when the Endpoint closes.
 func (e *Endpoint) Observe(ctx context.Context, peer net.Addr, path string, fn func(*Response), opts ...message.Option) (*Observation, error) {
-	if e.closing.Load() {
-		return nil, ErrClosed
-	}
 	req := NewRequest(codes.GET, peer, path)
 	for _, o := range opts {
 		req.AddOption(o)
 	}
+	return e.ObserveRequest(ctx, req, fn)
+}
+
+// ObserveRequest is Observe for a prepared request: a GET, or a FETCH with
+// a body (RFC 8132 §2.4, as LwM2M Observe-Composite uses), whose options
+// and payload are sent with the registration and again, with Observe=1,
+// when Cancel deregisters. The Observe option and the token are set here.
+func (e *Endpoint) ObserveRequest(ctx context.Context, req *Request, fn func(*Response)) (*Observation, error) {
+	if e.closing.Load() {
+		return nil, ErrClosed
+	}
+	if req == nil || req.Peer == nil {
+		return nil, errors.New("bearer: observe request without a peer")
+	}
+	if req.Code != codes.GET && req.Code != codes.FETCH {
+		return nil, fmt.Errorf("bearer: %v cannot be observed (GET or FETCH only)", req.Code)
+	}
+	peer := req.Peer
 	req.SetOption(UintOption(message.Observe, 0))
 	req.Token = e.newToken()
 	o := &Observation{
@@ -286,7 +301,7 @@ func (e *Endpoint) Observe(ctx context.Context, peer net.Addr, path string, fn f
 	if n >= e.lim.MaxClientObservations {
 		return nil, fmt.Errorf("%w: %d client observations", ErrLimit, e.lim.MaxClientObservations)
 	}
-	m := message.Message{Code: codes.GET, Token: req.Token, Options: req.Options}
+	m := message.Message{Code: req.Code, Token: req.Token, Options: req.Options, Payload: req.Payload}
 	resp, err := e.roundTrip(ctx, peer, &m, true, o, false)
 	if err != nil {
 		return nil, err
@@ -432,8 +447,8 @@ func (o *Observation) Err() error {
 	}
 }
 
-// Cancel deregisters the observation with a GET carrying Observe=1 and the
-// registration's token (RFC 7641 §3.6), stops notifications and waits for
+// Cancel deregisters the observation with a GET (or the FETCH, with its
+// body) carrying Observe=1 and the registration's token (RFC 7641 §3.6), stops notifications and waits for
 // the callback goroutine. The server's answer is not required: errors
 // from the deregistration request are returned but the observation is
 // ended anyway.
@@ -443,7 +458,7 @@ func (o *Observation) Cancel(ctx context.Context) error {
 	var err error
 	if !o.e.closing.Load() {
 		opts := cloneOptions(o.req.Options).Set(UintOption(message.Observe, 1))
-		m := message.Message{Code: codes.GET, Token: o.token, Options: opts}
+		m := message.Message{Code: o.req.Code, Token: o.token, Options: opts, Payload: o.req.Payload}
 		_, err = o.e.roundTrip(ctx, o.peer, &m, true, nil, false)
 	}
 	select {
