@@ -10,6 +10,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/link"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
@@ -26,10 +27,14 @@ const MaxObservations = 256
 //     lt since the last evaluation, or moved by st or more since the last
 //     notification.
 type observation struct {
-	c       *Client
-	o       *bearer.Observer
-	req     *bearer.Request
-	p       path.Path
+	c   *Client
+	o   *bearer.Observer
+	req *bearer.Request
+	p   path.Path
+	// paths is set for an Observe-Composite (FETCH with Observe=0, Core
+	// 1.1 §6.4.3): the observation covers every path in it and notifies
+	// with a composite payload.
+	paths   []path.Path
 	changed chan struct{}
 
 	last         time.Time
@@ -63,7 +68,7 @@ func (s *observers) changed(p path.Path) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for ob := range s.set {
-		if path.Overlaps(ob.p, p) || p.IsRoot() {
+		if ob.covers(p) {
 			select {
 			case ob.changed <- struct{}{}:
 			default:
@@ -87,7 +92,33 @@ func (s *observers) closeAll() {
 }
 
 func (c *Client) observe(w bearer.ResponseWriter, r *bearer.Request, p path.Path) {
-	f, body, code, diag := c.encode(r, p)
+	c.startObservation(w, r, &observation{c: c, req: r, p: p})
+}
+
+// observeComposite serves Observe-Composite: a FETCH on the root with
+// Observe=0 naming the paths (LwM2M 1.1 Core §6.4.3). Attributes of the
+// root (the server's defaults) govern pmin and pmax.
+func (c *Client) observeComposite(w bearer.ResponseWriter, r *bearer.Request, p path.Path) {
+	if !p.IsRoot() {
+		answer(w, codes.MethodNotAllowed, "FETCH on the root only")
+		return
+	}
+	paths, err := c.compositePaths(r)
+	if err != nil {
+		answer(w, codeOf(err), err.Error())
+		return
+	}
+	if len(paths) == 0 {
+		answer(w, codes.BadRequest, "no paths to observe")
+		return
+	}
+	c.startObservation(w, r, &observation{c: c, req: r, p: path.Root, paths: paths})
+}
+
+// startObservation answers r with ob's current value and, when the
+// Endpoint accepts the registration, starts ob.
+func (c *Client) startObservation(w bearer.ResponseWriter, r *bearer.Request, ob *observation) {
+	f, body, code, diag := ob.current()
 	if code != codes.Content {
 		answer(w, code, diag)
 		return
@@ -99,12 +130,15 @@ func (c *Client) observe(w bearer.ResponseWriter, r *bearer.Request, p path.Path
 	if accept {
 		o, _ = w.Observe() // on error the response goes without Observe
 	}
-	var ob *observation
-	if o != nil {
+	if o == nil {
+		ob = nil
+	} else {
 		// Registered before the response leaves, so a change made as soon
 		// as the server has the response is not missed.
-		ob = &observation{c: c, o: o, req: r, p: p, changed: make(chan struct{}, 1), last: time.Now()}
-		ob.prev, ob.numeric = c.numeric(p)
+		ob.o, ob.changed, ob.last = o, make(chan struct{}, 1), time.Now()
+		if ob.paths == nil {
+			ob.prev, ob.numeric = c.numeric(ob.p)
+		}
 		ob.lastNotified = ob.prev
 		c.obs.mu.Lock()
 		if c.obs.closed {
@@ -246,8 +280,12 @@ func (ob *observation) run() {
 	}
 }
 
-// worth applies gt, lt and st to a change.
+// worth applies gt, lt and st to a change (a composite observation
+// reports every change, within pmin and pmax).
 func (ob *observation) worth(a link.Attributes) bool {
+	if ob.paths != nil {
+		return true
+	}
 	cur, ok := ob.c.numeric(ob.p)
 	prev := ob.prev
 	ob.prev = cur
@@ -267,9 +305,37 @@ func (ob *observation) worth(a link.Attributes) bool {
 	return false
 }
 
+// covers reports whether a change at p concerns the observation.
+func (ob *observation) covers(p path.Path) bool {
+	if p.IsRoot() {
+		return true
+	}
+	if ob.paths == nil {
+		return path.Overlaps(ob.p, p)
+	}
+	for _, q := range ob.paths {
+		if path.Overlaps(q, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// current encodes what the observation reports now.
+func (ob *observation) current() (content.Format, []byte, codes.Code, string) {
+	if ob.paths == nil {
+		return ob.c.encode(ob.req, ob.p)
+	}
+	f, body, err := ob.c.encodeComposite(ob.req, ob.paths)
+	if err != nil {
+		return f, nil, codes.NotAcceptable, err.Error()
+	}
+	return f, body, codes.Content, ""
+}
+
 // notify sends the current value; false when the observation ended.
 func (ob *observation) notify() bool {
-	f, body, code, diag := ob.c.encode(ob.req, ob.p)
+	f, body, code, diag := ob.current()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	go func() {

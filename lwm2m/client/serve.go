@@ -80,6 +80,10 @@ func (c *Client) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	case codes.DELETE:
 		c.delete(w, p)
 	case codes.FETCH:
+		if obs, err := r.Options.Observe(); err == nil && obs == 0 {
+			c.observeComposite(w, r, p)
+			return
+		}
 		c.readComposite(w, r, p)
 	case codes.IPATCH:
 		c.writeComposite(w, r, p)
@@ -500,15 +504,40 @@ func (c *Client) readComposite(w bearer.ResponseWriter, r *bearer.Request, p pat
 		answer(w, codes.MethodNotAllowed, "FETCH on the root only")
 		return
 	}
-	req, err := c.decode(r, path.Root)
+	paths, err := c.compositePaths(r)
 	if err != nil {
 		answer(w, codeOf(err), err.Error())
 		return
 	}
+	f, body, err := c.encodeComposite(r, paths)
+	if err != nil {
+		answer(w, codes.NotAcceptable, err.Error())
+		return
+	}
+	w.SetOption(bearer.ContentFormatOption(message.MediaType(f)))
+	_ = w.WriteResponse(codes.Content, body)
+}
+
+// compositePaths decodes the paths of a Read- or Observe-Composite request.
+func (c *Client) compositePaths(r *bearer.Request) ([]path.Path, error) {
+	req, err := c.decode(r, path.Root)
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]path.Path, 0, len(req))
+	for _, q := range req {
+		paths = append(paths, q.Path)
+	}
+	return paths, nil
+}
+
+// encodeComposite encodes the current values under paths in the format the
+// request asked for (Accept, else its Content-Format, else SenML CBOR).
+func (c *Client) encodeComposite(r *bearer.Request, paths []path.Path) (content.Format, []byte, error) {
 	var out []content.Record
 	c.t.mu.RLock()
-	for _, q := range req {
-		recs, err := c.t.records(q.Path)
+	for _, p := range paths {
+		recs, err := c.t.records(p)
 		if err == nil {
 			out = append(out, recs...)
 		}
@@ -521,12 +550,7 @@ func (c *Client) readComposite(w bearer.ResponseWriter, r *bearer.Request, p pat
 		f = content.Format(cf)
 	}
 	body, err := content.Encode(f, path.Root, out)
-	if err != nil {
-		answer(w, codes.NotAcceptable, err.Error())
-		return
-	}
-	w.SetOption(bearer.ContentFormatOption(message.MediaType(f)))
-	_ = w.WriteResponse(codes.Content, body)
+	return f, body, err
 }
 
 func (c *Client) writeComposite(w bearer.ResponseWriter, r *bearer.Request, p path.Path) {

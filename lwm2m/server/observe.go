@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
@@ -22,10 +24,13 @@ var ErrTooManyObservations = errors.New("lwm2m server: too many observations")
 // Observation is an observation the server holds on a device's path.
 type Observation struct {
 	Endpoint string
-	Path     path.Path
-	s        *Server
-	o        *bearer.Observation
-	key      obsKey
+	// Path is the observed path; the root for an Observe-Composite.
+	Path path.Path
+	// Paths are the paths of an Observe-Composite (nil otherwise).
+	Paths []path.Path
+	s     *Server
+	o     *bearer.Observation
+	key   obsKey
 }
 
 // Done is closed when the observation has ended.
@@ -44,6 +49,19 @@ func (o *Observation) Cancel(ctx context.Context) error {
 type obsKey struct {
 	ep   string
 	path path.Path
+	// composite names the path set of an Observe-Composite ("" otherwise).
+	composite string
+}
+
+func compositeKey(paths []path.Path) string {
+	var b strings.Builder
+	for i, p := range paths {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(p.String())
+	}
+	return b.String()
 }
 
 // observations is the server's bounded table of observations.
@@ -126,12 +144,52 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 		return nil, Content{}, err
 	}
 	o := applyOpts(opts)
-	var accept []message.Option
+	req := bearer.NewRequest(codes.GET, peer, devicePath(reg, p))
 	switch {
 	case o.hasFmt:
-		accept = append(accept, bearer.UintOption(message.Accept, uint32(o.format)))
+		req.AddOption(bearer.UintOption(message.Accept, uint32(o.format)))
 	case p.Len() < path.LevelResource:
-		accept = append(accept, bearer.UintOption(message.Accept, uint32(PreferredFormat(reg))))
+		req.AddOption(bearer.UintOption(message.Accept, uint32(PreferredFormat(reg))))
+	}
+	return s.observe(ctx, reg, e, req, ep, p, nil, fn)
+}
+
+// ObserveComposite observes several paths at once (Core 1.1 §6.4.3
+// Observe-Composite: FETCH on the root with Observe=0 and a SenML list of
+// the paths). Every notification carries the values of all the paths in
+// the client's composite format. Cancel sends the same FETCH with
+// Observe=1. An existing observation of the same path set is replaced.
+func (s *Server) ObserveComposite(ctx context.Context, ep string, paths []path.Path, fn func(Notification)) (*Observation, Content, error) {
+	if len(paths) == 0 {
+		return nil, Content{}, fmt.Errorf("lwm2m observe-composite %s: no paths", ep)
+	}
+	reg, e, peer, err := s.target(ep)
+	if err != nil {
+		return nil, Content{}, err
+	}
+	f := compositeFormat(reg)
+	recs := make([]content.Record, len(paths))
+	for i, p := range paths {
+		recs[i] = content.Record{Path: p}
+	}
+	body, err := content.Encode(content.Format(f), path.Root, recs)
+	if err != nil {
+		return nil, Content{}, fmt.Errorf("lwm2m observe-composite %s: %w", ep, err)
+	}
+	req := bearer.NewRequest(codes.FETCH, peer, devicePath(reg, path.Root))
+	req.SetOption(bearer.ContentFormatOption(f))
+	req.SetOption(bearer.UintOption(message.Accept, uint32(f)))
+	req.Payload = body
+	return s.observe(ctx, reg, e, req, ep, path.Root, append([]path.Path(nil), paths...), fn)
+}
+
+// observe registers req (GET or FETCH with Observe=0) and keeps the
+// observation in the server's table.
+func (s *Server) observe(ctx context.Context, reg *registry.Registration, e *bearer.Endpoint, req *bearer.Request,
+	ep string, p path.Path, paths []path.Path, fn func(Notification)) (*Observation, Content, error) {
+	notePaths := paths
+	if notePaths == nil {
+		notePaths = []path.Path{p}
 	}
 	firstCh := make(chan *bearer.Response, 1)
 	var gotFirst atomic.Bool
@@ -144,7 +202,7 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 			return
 		}
 		seq, _ := resp.Observe()
-		n := Notification{Endpoint: ep, Paths: []path.Path{p}, Content: contentOf(resp, FormatText), Seq: seq}
+		n := Notification{Endpoint: ep, Paths: notePaths, Content: contentOf(resp, FormatText), Seq: seq}
 		s.stats.Notifications.Add(1)
 		s.queueSeen(reg, reg.Transport())
 		if fn != nil {
@@ -152,16 +210,20 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 		}
 		s.events.publish(Event{Kind: Notified, Registration: reg, Notification: &n})
 	}
-	bo, err := e.Observe(ctx, peer, devicePath(reg, p), cb, accept...)
+	op := "observe"
+	if paths != nil {
+		op = "observe-composite"
+	}
+	bo, err := e.ObserveRequest(ctx, req, cb)
 	if err != nil {
 		select {
 		case first := <-firstCh:
 			if first.Code>>5 != 2 {
-				return nil, Content{}, &Error{Op: "observe", Endpoint: ep, Path: p.String(), Code: first.Code, Message: diag(first.Payload)}
+				return nil, Content{}, &Error{Op: op, Endpoint: ep, Path: p.String(), Code: first.Code, Message: diag(first.Payload)}
 			}
 		default:
 		}
-		return nil, Content{}, fmt.Errorf("lwm2m observe %s %s: %w", ep, p, err)
+		return nil, Content{}, fmt.Errorf("lwm2m %s %s %s: %w", op, ep, p, err)
 	}
 	// The first response reaches the callback on the observation's
 	// delivery goroutine; wait for it.
@@ -175,7 +237,7 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 		_ = bo.Cancel(cctx)
 		return nil, Content{}, ctx.Err()
 	}
-	obs := &Observation{Endpoint: ep, Path: p, s: s, o: bo, key: obsKey{ep, p}}
+	obs := &Observation{Endpoint: ep, Path: p, Paths: paths, s: s, o: bo, key: obsKey{ep: ep, path: p, composite: compositeKey(paths)}}
 	old, err := s.obs.add(obs)
 	if err != nil {
 		_ = bo.Cancel(ctx)
@@ -197,7 +259,19 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 // It returns ErrNoObservation when there is none.
 func (s *Server) CancelObservation(ctx context.Context, ep string, p path.Path) error {
 	s.obs.mu.Lock()
-	o := s.obs.m[obsKey{ep, p}]
+	o := s.obs.m[obsKey{ep: ep, path: p}]
+	s.obs.mu.Unlock()
+	if o == nil {
+		return ErrNoObservation
+	}
+	return o.Cancel(ctx)
+}
+
+// CancelCompositeObservation cancels the server's Observe-Composite of
+// paths on ep actively. It returns ErrNoObservation when there is none.
+func (s *Server) CancelCompositeObservation(ctx context.Context, ep string, paths []path.Path) error {
+	s.obs.mu.Lock()
+	o := s.obs.m[obsKey{ep: ep, path: path.Root, composite: compositeKey(paths)}]
 	s.obs.mu.Unlock()
 	if o == nil {
 		return ErrNoObservation
