@@ -52,7 +52,6 @@ func TestCampaignScale(t *testing.T) {
 	img := image(t, e, "5.0", size)
 	db := openDB(t, t.TempDir())
 	defer db.Close()
-	var blocks atomic.Int64
 	m, err := firmware.NewManager(db, e.upd)
 	if err != nil {
 		t.Fatal(err)
@@ -60,8 +59,11 @@ func TestCampaignScale(t *testing.T) {
 	defer m.Close()
 	o := firmware.Options{PollInterval: 500 * time.Millisecond, DownloadTimeout: 5 * time.Minute,
 		UpdateTimeout: 5 * time.Minute, WakeTimeout: time.Minute, AwakeWindow: 10 * time.Second}
-	_ = blocks.Load()
 
+	runtime.GC()
+	var base runtime.MemStats
+	runtime.ReadMemStats(&base)
+	t.Logf("heap in use with %d registered lights, before the campaign: %.0f MiB", n, float64(base.HeapInuse)/(1<<20))
 	var peakHeap atomic.Uint64
 	stop := make(chan struct{})
 	go func() {
