@@ -32,6 +32,7 @@ var DefaultYAML []byte
 // Config is the whole configuration.
 type Config struct {
 	Mode      string    `yaml:"mode"`
+	Proxy     Proxy     `yaml:"proxy"`
 	DataDir   string    `yaml:"data_dir"`
 	Log       Log       `yaml:"log"`
 	API       API       `yaml:"api"`
@@ -40,6 +41,12 @@ type Config struct {
 	SMS       SMS       `yaml:"sms"`
 	Queue     Queue     `yaml:"queue"`
 	Simulator Simulator `yaml:"simulator"`
+}
+
+// Proxy configures proxy mode.
+type Proxy struct {
+	Server string `yaml:"server"`
+	Bind   string `yaml:"bind"`
 }
 
 // Log configures log/slog.
@@ -294,9 +301,16 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	switch c.Mode {
 	case "server":
 	case "proxy":
-		ck.add(`proxy mode is not available in this build; use "server"`, "mode")
+		if !validHostPort(c.Proxy.Server) {
+			ck.add(fmt.Sprintf("proxy mode needs the external LwM2M server as host:port, not %q", c.Proxy.Server), "proxy", "server")
+		}
+		if c.Proxy.Bind != "" {
+			if _, err := netip.ParseAddr(c.Proxy.Bind); err != nil {
+				ck.add(fmt.Sprintf("bind %q is not an IP address", c.Proxy.Bind), "proxy", "bind")
+			}
+		}
 	default:
-		ck.add(fmt.Sprintf("unknown mode %q; use \"server\"", c.Mode), "mode")
+		ck.add(fmt.Sprintf("unknown mode %q; use \"server\" or \"proxy\"", c.Mode), "mode")
 	}
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":

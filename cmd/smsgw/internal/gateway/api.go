@@ -771,6 +771,10 @@ func (g *Gateway) smsStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	used, _ := g.smsB.BudgetUsed("")
-	writeJSON(w, 200, map[string]any{"enabled": true, "stats": g.smsB.Stats(), "budget_used_today": used,
-		"daily_budget": g.cfg.SMS.DailyBudget, "queue": g.qm.Stats()})
+	out := map[string]any{"enabled": true, "stats": g.smsB.Stats(), "budget_used_today": used,
+		"daily_budget": g.cfg.SMS.DailyBudget, "queue": g.qm.Stats()}
+	if g.proxy != nil {
+		out["proxy"] = g.proxy.stats()
+	}
+	writeJSON(w, 200, out)
 }

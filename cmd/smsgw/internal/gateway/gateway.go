@@ -67,6 +67,7 @@ type Gateway struct {
 	dtlsEP *bearer.Endpoint
 	dtls   *secure.Server
 	smsEP  *bearer.Endpoint
+	proxy  *proxy
 	psk    map[string]config.PSK // identity → entry
 	qm     *queue.Manager
 	fleet  *Fleet
@@ -345,7 +346,17 @@ func (g *Gateway) startServer() error {
 			return err
 		}
 	}
-	if g.smsB != nil {
+	if g.smsB != nil && g.cfg.Mode == "proxy" {
+		var bridged []string
+		for _, d := range g.devices {
+			if !d.Trigger {
+				bridged = append(bridged, d.MSISDN)
+			}
+		}
+		if g.proxy, err = newProxy(g.smsB, g.cfg.Proxy.Server, g.cfg.Proxy.Bind, bridged, g.log.With("component", "proxy")); err != nil {
+			return err
+		}
+	} else if g.smsB != nil {
 		if g.smsEP, err = bearer.NewEndpoint(g.smsB, bearer.WithHandler(g.srv.Handler("sms")),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
 			return err
@@ -566,10 +577,16 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.dtlsEP != nil {
 			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
 		}
+		if g.proxy != nil {
+			g.proxy.Close()
+		}
 		if g.smsEP != nil {
 			errs = append(errs, g.smsEP.Close()) // closes g.smsB
 		} else if g.smsB != nil {
 			errs = append(errs, g.smsB.Close())
+		}
+		if g.proxy != nil {
+			g.proxy.wait()
 		}
 		if g.link != nil {
 			g.link.Close()
