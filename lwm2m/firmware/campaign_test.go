@@ -3,6 +3,7 @@ package firmware_test
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,12 +56,16 @@ func TestCampaignFleet(t *testing.T) {
 	if testing.Short() {
 		n = 150
 	}
+	const nSMS = 6
 	ls := &lights{}
-	e := newEnv(t, ls)
+	e := newEnvSMS(t, ls, nSMS)
 	start := time.Now()
-	lights := fleet(t, e, ls, "sl-", n)
+	lights := fleet(t, e, ls, "sl-", n-nSMS)
+	for i := range nSMS {
+		lights = append(lights, newSMSLight(t, e, fmt.Sprintf("sl-sms-%d", i), i))
+	}
 	t.Logf("%d lights registered in %v", n, time.Since(start))
-	img := image(t, e, "2.1", 3000)
+	img := image(t, e, "2.1", 1500)
 	db := openDB(t, t.TempDir())
 	defer db.Close()
 	var hookMu sync.Mutex
@@ -77,8 +82,15 @@ func TestCampaignFleet(t *testing.T) {
 	o := fast()
 	o.AwakeWindow = 5 * time.Second
 	start = time.Now()
+	// SMS-only lights are pushed over SMS; the budget covers 4 of the 6.
+	o.AllowSMSPush = true
+	o.NoObserve = false
+	plan, err := e.upd.Plan(t.Context(), "sl-sms-0", img.ID, o)
+	if err != nil {
+		t.Fatal(err)
+	}
 	id, err := m.Create(t.Context(), firmware.Spec{Name: "fleet", Image: img.ID, Prefix: "sl-", Concurrency: 100,
-		Backoff: 100 * time.Millisecond, Options: o})
+		Backoff: 100 * time.Millisecond, SMSBudget: 4 * plan.SMS, Options: o})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,35 +99,44 @@ func TestCampaignFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("campaign over %d lights: %v, counts %v", n, time.Since(start), rep.Counts)
-	if rep.Status != firmware.CampaignDone || rep.Counts[firmware.DevDone] != n || rep.Total != n {
+	if rep.Status != firmware.CampaignDone || rep.Counts[firmware.DevDone] != n-2 || rep.Counts[firmware.DevSkipped] != 2 ||
+		rep.Total != n || rep.SMSUsed != 4*plan.SMS {
 		for _, d := range rep.Devices {
 			if d.State != firmware.DevDone {
 				t.Errorf("%s: %s %s", d.Endpoint, d.State, d.Error)
 			}
 		}
-		t.Fatalf("report %s %v", rep.Status, rep.Counts)
+		t.Fatalf("report %s %v, SMS used %d of %d", rep.Status, rep.Counts, rep.SMSUsed, 4*plan.SMS)
 	}
 	methods := map[string]int{}
 	for _, d := range rep.Devices {
 		methods[d.Method]++
+		if d.State == firmware.DevSkipped && !strings.Contains(d.Error, "budget") {
+			t.Fatalf("skipped for %q", d.Error)
+		}
 	}
 	if methods["push"] == 0 || methods["pull"] == 0 {
 		t.Fatalf("methods %v", methods)
 	}
+	t.Logf("methods %v, SMS used %d (%d per SMS-only light)", methods, rep.SMSUsed, plan.SMS)
 	woken := 0
 	for _, l := range lights {
-		if v, _ := l.c.Get(path.Resource(3, 0, 3)); v.Str() != "2.1" || l.dev.Applied() != 1 {
+		v, _ := l.c.Get(path.Resource(3, 0, 3))
+		if strings.HasPrefix(l.c.Name(), "sl-sms-") && l.dev.Applied() == 0 && v.Str() == "1.0" {
+			continue // skipped: over budget
+		}
+		if v.Str() != "2.1" || l.dev.Applied() != 1 {
 			t.Fatalf("%s: firmware %q applied %d", l.c.Name(), v.Str(), l.dev.Applied())
 		}
 		l.sleepy.mu.Lock()
 		woken += l.sleepy.wakes
 		l.sleepy.mu.Unlock()
 	}
-	if woken < n/3 {
-		t.Fatalf("only %d wake-ups for %d sleeping lights", woken, n/3)
+	if woken < (n-nSMS)/3 {
+		t.Fatalf("only %d wake-ups for %d sleeping lights", woken, (n-nSMS)/3)
 	}
 	hookMu.Lock()
-	if events[firmware.DevDone] != n {
+	if events[firmware.DevDone] != n-2 || events[firmware.DevSkipped] != 2 {
 		t.Fatalf("hook events %v", events)
 	}
 	hookMu.Unlock()

@@ -3,6 +3,7 @@ package firmware_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -10,6 +11,9 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/smstest"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
@@ -25,9 +29,21 @@ type env struct {
 	addr  net.Addr
 	store *firmware.Store
 	upd   *firmware.Updater
+	// SMS side (newEnvSMS): the network, the gateway's SMS endpoint.
+	net   *smstest.Network
+	smsEP *bearer.Endpoint
 }
 
-func newEnv(t testing.TB, waker firmware.Waker) *env {
+const gwNum = "+491710000001"
+
+// smsNumber is the MSISDN of SMS-only light i.
+func smsNumber(i int) string { return fmt.Sprintf("+4917200%06d", i) }
+
+func newEnv(t testing.TB, waker firmware.Waker) *env { return newEnvSMS(t, waker, 0) }
+
+// newEnvSMS is newEnv with an SMS bearer on the in-memory SMS network too,
+// configured for smsDevices SMS-only lights (smsNumber(0..n-1)).
+func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 	t.Helper()
 	store, err := firmware.OpenStore(t.TempDir())
 	if err != nil {
@@ -51,15 +67,68 @@ func newEnv(t testing.TB, waker firmware.Waker) *env {
 	}
 	mux.Handle("/fw/", firmware.NewCoAPHandler(store, "/fw/", ep.BlockSize(), nil))
 	srv.Attach("udp", ep)
+	eps := map[string]*bearer.Endpoint{"udp": ep}
+	var smsNet *smstest.Network
+	var sep *bearer.Endpoint
+	if smsDevices > 0 {
+		smsNet = smstest.NewNetwork(5, smstest.Faults{})
+		peers := map[string]sms.Peer{}
+		for i := range smsDevices {
+			peers[smsNumber(i)] = sms.Peer{Security: sms.SecurityNoSec, SIM: gwNum}
+		}
+		sb, err := sms.New(smsNet.AddSIM(gwNum), sms.Config{StateDir: t.TempDir(), Worker: smsWorker, Peers: peers})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sep, err = bearer.NewEndpoint(sb, bearer.WithHandler(srv.Handler("sms"))); err != nil {
+			t.Fatal(err)
+		}
+		srv.Attach("sms", sep)
+		eps["sms"] = sep
+		t.Cleanup(func() { sep.Close(); smsNet.Close() })
+	}
 	upd, err := firmware.NewUpdater(firmware.Config{
-		Server: srv, Store: store, Endpoints: map[string]*bearer.Endpoint{"udp": ep},
+		Server: srv, Store: store, Endpoints: eps,
 		Pull: firmware.PullURIs{CoAP: "coap://" + b.LocalAddr().String() + "/fw/"}, Waker: waker,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { upd.Close(); srv.Close(); ep.Close() })
-	return &env{srv: srv, ep: ep, addr: b.LocalAddr(), store: store, upd: upd}
+	return &env{srv: srv, ep: ep, addr: b.LocalAddr(), store: store, upd: upd, net: smsNet, smsEP: sep}
+}
+
+var smsWorker = outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
+
+// newSMSLight starts SMS-only light i (binding S, push only).
+func newSMSLight(t testing.TB, e *env, name string, i int) *light {
+	t.Helper()
+	num := smsNumber(i)
+	db, err := sms.New(e.net.AddSIM(num), sms.Config{StateDir: t.TempDir(), Worker: smsWorker,
+		Peers: map[string]sms.Peer{gwNum: {Security: sms.SecurityNoSec, SIM: num}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.New(name, client.WithBinding("S"), client.WithSMSNumber(num), client.WithLifetime(3600))
+	cep, err := bearer.NewEndpoint(db, bearer.WithHandler(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddDevice(client.Device{Manufacturer: "m2m", Firmware: "1.0", Binding: "S"}); err != nil {
+		t.Fatal(err)
+	}
+	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{Delivery: firmware.DeliveryPush})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, _ := sms.ParseMSISDN(gwNum)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Start(ctx, cep, gw); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close(); c.Close(); cep.Close() })
+	return &light{c: c, ep: cep, dev: dev, sleepy: &sleepy{h: c, c: c}}
 }
 
 // light is a simulated streetlight: our LwM2M client with the demo
