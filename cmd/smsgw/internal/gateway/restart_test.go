@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+)
+
+// TestShutdownKeepsQueuedWork queues a read for a sleeping light, shuts the
+// gateway down before the SMS wake-up can arrive (10 s of SMSC latency), and
+// starts a new gateway on the same data dir: the request is still there and
+// is answered once the light shows up again.
+func TestShutdownKeepsQueuedWork(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(latency time.Duration) *config.Config {
+		cfg := config.Default()
+		cfg.DataDir = dir
+		cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "", testToken
+		cfg.Simulator.Fleet = config.Fleet{Queue: 1, Awake: 2 * time.Second}
+		cfg.Simulator.Latency, cfg.Simulator.SendTime = latency, 10*time.Millisecond
+		return cfg
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+
+	g, err := New(ctx, mk(10*time.Second), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := apiClient{t, g.Info().API}
+	waitFleet(t, a, 1)
+	for asleep := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, d := a.do("GET", "/devices/light-queue-1", ""); d["awake"] == false {
+			break
+		}
+		if time.Now().After(asleep) {
+			t.Fatal("light never asleep")
+		}
+	}
+	code, v := a.do("GET", "/devices/light-queue-1/data/3/0/2", "")
+	if code != 202 {
+		t.Fatalf("queued read: %d %v", code, v)
+	}
+	id := uint64(v["job"].(map[string]any)["id"].(float64))
+	if err := g.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	g2, err := New(ctx, mk(20*time.Millisecond), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g2.Shutdown(context.Background())
+	rec, err := g2.qm.Wait(ctx, id)
+	if err != nil || rec.State != queue.StateDone || rec.Result == nil || rec.Result.Code != 0x45 {
+		t.Fatalf("job %d after restart: %+v %v", id, rec, err)
+	}
+	a2 := apiClient{t, g2.Info().API}
+	if code, v := a2.do("GET", "/jobs/"+itoa(int(id)), ""); code != 200 || v["state"] != "done" {
+		t.Fatalf("job over the API after restart: %d %v", code, v)
+	}
+}
