@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -27,7 +28,12 @@ import (
 
 const serverNum = "+491710000001"
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quiet() *slog.Logger {
+	if os.Getenv("QUEUETEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
 
 // smsParams are SMS bearer parameters scaled down for tests.
 func smsParams() bearer.Params {
@@ -285,3 +291,7 @@ func (w *world) waitEvent(t testing.TB, d time.Duration, f func(queue.Event) boo
 }
 
 var _ net.Addr = sms.Addr{}
+
+func simLoss(p float64, latency time.Duration) sim.Conditions {
+	return sim.Conditions{Loss: p, Latency: sim.Fixed(latency)}
+}

@@ -130,10 +130,27 @@ type Queue struct {
 	m   *queue.Manager
 	cfg QueueConfig
 
+	execTimeout time.Duration
+
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	probes atomic.Int64 // Trigger reads in flight (bounded by maxProbes)
+
+	mu       sync.Mutex
+	triggers map[string]triggerInfo // /1/x/21 learned at Register, dropped on de-registration
+}
+
+type triggerInfo struct {
+	inst uint16
+	on   bool
+}
+
+func (q *Queue) trigger(ep string) (triggerInfo, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t, ok := q.triggers[ep]
+	return t, ok
 }
 
 const maxProbes = 256
@@ -154,7 +171,7 @@ func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
 	if cfg.PeerSecurity == 0 {
 		cfg.PeerSecurity = sms.SecurityNoSec
 	}
-	q := &Queue{s: s, cfg: cfg}
+	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	exec := cfg.ExecTimeout
 	if exec == 0 {
@@ -174,7 +191,7 @@ func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
 		q.cancel()
 		return nil, err
 	}
-	q.m = m
+	q.m, q.execTimeout = m, exec
 	if !s.queue.CompareAndSwap(nil, q) {
 		q.cancel()
 		_ = m.Close()
@@ -368,6 +385,7 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 		}
 		return nil, err
 	}
+	q.seen(reg, reg.Transport()) // it answered: it is awake
 	res := &queue.Result{Code: uint8(resp.Code), ContentFormat: queue.NoContentFormat, Payload: resp.Payload}
 	if cf, ok := resp.ContentFormat(); ok {
 		res.ContentFormat = int32(cf)
@@ -414,8 +432,9 @@ func (q *Queue) seen(reg *registry.Registration, transport string) {
 }
 
 // registered configures the device on Register and Update: wake target,
-// SMS peer, and (LwM2M 1.1+, asynchronously) the Trigger resource.
-func (s *Server) queueRegistered(reg *registry.Registration, transport string) {
+// SMS peer, and on Register (LwM2M 1.1+, asynchronously) a read of the
+// Trigger resource; an Update keeps the Trigger learned before.
+func (s *Server) queueRegistered(reg *registry.Registration, transport string, first bool) {
 	q := s.queue.Load()
 	if q == nil || reg == nil {
 		return
@@ -424,7 +443,7 @@ func (s *Server) queueRegistered(reg *registry.Registration, transport string) {
 		q.m.ForgetDevice(reg.Endpoint)
 		return
 	}
-	q.configure(reg, true)
+	q.configure(reg, first)
 	q.seen(reg, transport)
 }
 
@@ -432,6 +451,9 @@ func (s *Server) queueGone(ep string) {
 	if q := s.queue.Load(); q != nil {
 		q.m.Asleep(ep)
 		q.m.ForgetDevice(ep)
+		q.mu.Lock()
+		delete(q.triggers, ep)
+		q.mu.Unlock()
 	}
 }
 
@@ -444,6 +466,11 @@ func (q *Queue) configure(reg *registry.Registration, probe bool) {
 	}
 	dc := queue.DeviceConfig{Window: d.Window}
 	t := q.wakeTarget(reg, d)
+	if t != nil && !probe {
+		if prev, ok := q.trigger(reg.Endpoint); ok {
+			t.ServerInstance, t.Trigger = prev.inst, prev.on
+		}
+	}
 	if t != nil {
 		dc.Wake = t
 		if q.cfg.Peers != nil && reg.Transport() != "sms" {
@@ -507,13 +534,8 @@ func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.
 // readTrigger reads /1 of an LwM2M 1.1+ device to learn the instance x of
 // this server and its Trigger (/1/x/21), then updates the wake target.
 func (q *Queue) readTrigger(reg *registry.Registration, dc queue.DeviceConfig) {
-	ctx, cancel := context.WithTimeout(context.WithValue(q.ctx, directKey, true), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithValue(q.ctx, directKey, true), q.execTimeout)
 	defer cancel()
-	if w := q.cfg.Window; w > 0 {
-		cancel()
-		ctx, cancel = context.WithTimeout(context.WithValue(q.ctx, directKey, true), w)
-		defer cancel()
-	}
 	recs, err := q.s.ReadValues(ctx, reg.Endpoint, path.Object(1))
 	if err != nil {
 		q.s.log.Info("lwm2m queue: trigger read failed", "ep", reg.Endpoint, "err", err)
@@ -526,6 +548,9 @@ func (q *Queue) readTrigger(reg *registry.Registration, dc queue.DeviceConfig) {
 	t := *dc.Wake
 	t.ServerInstance, t.Trigger = inst, trig
 	dc.Wake = &t
+	q.mu.Lock()
+	q.triggers[reg.Endpoint] = triggerInfo{inst: inst, on: trig}
+	q.mu.Unlock()
 	if err := q.m.SetDevice(reg.Endpoint, dc); err != nil {
 		q.s.log.Warn("lwm2m queue: device not configured", "ep", reg.Endpoint, "err", err)
 	}

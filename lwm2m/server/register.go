@@ -205,7 +205,7 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 	_ = w.WriteResponse(codes.Created, nil)
 	s.events.publish(Event{Kind: Registered, Registration: reg, Previous: prev})
 	s.pokeIfEarlier(reg)
-	s.queueRegistered(reg, transport)
+	s.queueRegistered(reg, transport, true)
 }
 
 // pokeIfEarlier wakes the expiry loop only when reg expires before what the
@@ -274,7 +274,7 @@ func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport st
 	_ = w.WriteResponse(codes.Changed, nil)
 	s.events.publish(Event{Kind: Updated, Registration: cur, Previous: prev})
 	s.pokeIfEarlier(cur)
-	s.queueRegistered(cur, transport)
+	s.queueRegistered(cur, transport, false)
 }
 
 func applyUpdate(n *registry.Registration, u *registry.UpdateParams) {
