@@ -1,0 +1,62 @@
+package firmware
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// QueueWaker adapts lwm2m/queue's SMS waker (queue.NewSMSWaker) to Waker:
+// it builds each device's queue.WakeTarget from its registration (the
+// "sms=" number, version, binding) and Target's additions (server SIM,
+// /1/x/21 Trigger, framing), then sends the trigger.
+type QueueWaker struct {
+	// Waker sends the trigger (a *queue.SMSWaker).
+	Waker queue.Waker
+	// Registrations looks endpoints up (the server's store).
+	Registrations registry.Store
+	// Target completes the wake target of a device (SIM, Trigger,
+	// Framing, TransportArg); nil keeps the registration's values.
+	Target func(reg *registry.Registration, t *queue.WakeTarget)
+}
+
+// Wake implements Waker.
+func (w *QueueWaker) Wake(ctx context.Context, ep string) error {
+	reg, ok := w.Registrations.ByEndpoint(ep)
+	if !ok {
+		return fmt.Errorf("firmware: wake %s: not registered", ep)
+	}
+	t := queue.WakeTarget{MSISDN: reg.SMS, Version: reg.Version.String(), Binding: bindingString(reg), TransportArg: "U"}
+	if reg.Version.String() != "1.0" {
+		t.Trigger = true
+	}
+	if w.Target != nil {
+		w.Target(reg, &t)
+	}
+	if !t.Wakeable() {
+		return fmt.Errorf("%w: %s cannot be woken by SMS (sms=%q, binding %q)", ErrUnsupported, ep, t.MSISDN, t.Binding)
+	}
+	return w.Waker.Wake(ctx, ep, t)
+}
+
+func bindingString(reg *registry.Registration) string {
+	s := ""
+	for _, b := range []struct {
+		bit registry.Binding
+		c   string
+	}{{registry.BindingU, "U"}, {registry.BindingT, "T"}, {registry.BindingS, "S"}, {registry.BindingN, "N"}} {
+		if reg.Binding.Has(b.bit) {
+			s += b.c
+		}
+	}
+	if reg.Queue && reg.Version.String() == "1.0" {
+		if len(s) > 0 && s[0] == 'U' {
+			s = "UQ" + s[1:]
+		} else {
+			s += "Q"
+		}
+	}
+	return s
+}
