@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
@@ -94,6 +96,8 @@ type world struct {
 	smsEP  *bearer.Endpoint
 	smsB   *sms.Bearer
 	events chan queue.Event
+	// udpAddr is the server's UDP address the lights talk to.
+	udpAddr net.Addr
 
 	mu      sync.Mutex
 	devices map[string]server.DeviceSettings
@@ -129,6 +133,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	if w.smsEP, err = bearer.NewEndpoint(side.b, bearer.WithHandler(w.srv.Handler("sms")), bearer.WithLogger(quiet())); err != nil {
 		t.Fatal(err)
 	}
+	w.udpAddr = w.udpEP.LocalAddr()
 	w.srv.Attach("udp", w.udpEP)
 	w.srv.Attach("sms", w.smsEP)
 	store := wc.store
@@ -183,6 +188,9 @@ type counter struct {
 func (c *counter) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	c.mu.Lock()
 	c.n[r.Code.String()+" "+r.Path()]++
+	if len(r.Payload) > 0 && r.Code == codes.POST {
+		c.n[r.Code.String()+" "+r.Path()+" "+string(r.Payload)]++
+	}
 	c.mu.Unlock()
 	c.h.ServeCoAP(w, r)
 }
@@ -243,7 +251,7 @@ func (w *world) newLight(lc lightConfig) *light {
 			}
 		}}
 	if lc.udp {
-		cfg.UDPServer = w.udpEP.LocalAddr()
+		cfg.UDPServer = w.udpAddr
 		cfg.DialUDP = func() (*bearer.Endpoint, error) {
 			uc, err := udp.Listen("udp", "127.0.0.1:0")
 			if err != nil {
