@@ -18,6 +18,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
+	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
@@ -312,7 +313,9 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		if reg.Queue {
+		if reg.Queue && kind != queue.KindObserve && kind != queue.KindCancelObserve {
+			// Observe is not queued (its callback cannot outlive a
+			// restart): it goes directly and needs an awake device.
 			g.queued(w, r, req, p, wait, start)
 			return
 		}
@@ -554,7 +557,7 @@ func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content) {
 // queued enqueues an operation for a queue-mode device and, with wait,
 // answers with its result if it arrives in time.
 func (g *Gateway) queued(w http.ResponseWriter, r *http.Request, req queue.Request, p path.Path, wait time.Duration, start time.Time) {
-	id, err := g.qm.Enqueue(r.Context(), req)
+	id, err := g.squeue.Enqueue(r.Context(), req)
 	if err != nil {
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, queue.ErrInvalidRequest) {
@@ -777,4 +780,13 @@ func (g *Gateway) smsStats(w http.ResponseWriter, r *http.Request) {
 		out["proxy"] = g.proxy.stats()
 	}
 	writeJSON(w, 200, out)
+}
+
+// isTimeout reports a request that got no answer in time.
+func isTimeout(err error) bool {
+	if errors.Is(err, bearer.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

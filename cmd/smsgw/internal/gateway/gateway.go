@@ -70,6 +70,7 @@ type Gateway struct {
 	proxy  *proxy
 	psk    map[string]config.PSK // identity → entry
 	qm     *queue.Manager
+	squeue *server.Queue
 	fleet  *Fleet
 
 	devMu   sync.RWMutex
@@ -389,6 +390,12 @@ func (g *Gateway) awakeWindow() time.Duration {
 	return 0
 }
 
+// startQueue turns on the LwM2M server's queue mode (server.EnableQueue):
+// device management calls for queue-mode devices go through the durable
+// lwm2m/queue Manager, the server is its Executor (CoAP token from the
+// queue.Attempt, so a re-send after a crash is a duplicate the device
+// answers from its cache), and registration traffic feeds awake tracking
+// and SMS wake-ups.
 func (g *Gateway) startQueue() error {
 	qs, err := queue.OpenBoltStore(filepath.Join(g.cfg.DataDir, "queue.db"), 5*time.Second)
 	if err != nil {
@@ -396,19 +403,15 @@ func (g *Gateway) startQueue() error {
 	}
 	g.qs = qs
 	w := g.awakeWindow()
-	execTimeout := 30 * time.Second
-	if w > 0 {
-		execTimeout = w
-	}
-	qc := queue.Config{
+	qc := server.QueueConfig{
 		Store:         qs,
-		Executor:      &executor{srv: g.srv, timeout: execTimeout},
+		Device:        g.deviceSettings,
+		Window:        w,
+		ExecTimeout:   w,
 		Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
 		DefaultExpiry: g.cfg.Queue.Expiry,
-		DefaultWindow: w,
 		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: g.cfg.Queue.WakeMax},
 		Metrics:       queueMetrics{g.metrics},
-		Logger:        g.log.With("component", "queue"),
 		OnEvent:       g.onQueueEvent,
 	}
 	if g.cfg.Simulator.Enabled {
@@ -416,11 +419,26 @@ func (g *Gateway) startQueue() error {
 	}
 	if g.smsB != nil {
 		qc.Waker = queue.NewSMSWaker(g.smsB, g.smsB)
+		qc.Peers = g.smsB
 	}
-	if g.qm, err = queue.New(qc); err != nil {
+	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
+	g.qm = g.squeue.Manager()
 	return nil
+}
+
+// deviceSettings gives the server's queue mode the device table's number,
+// server SIM and framing of a device.
+func (g *Gateway) deviceSettings(r *registry.Registration) server.DeviceSettings {
+	g.devMu.RLock()
+	d, ok := g.devices[r.Endpoint]
+	g.devMu.RUnlock()
+	ds := server.DeviceSettings{Framing: g.framing(), Window: g.awakeWindow()}
+	if ok {
+		ds.MSISDN, ds.SIM = d.MSISDN, d.ServerSIM
+	}
+	return ds
 }
 
 // wakeTarget says how to wake a registered device, or nil.
@@ -482,22 +500,14 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 	switch ev.Kind {
 	case server.Registered, server.Updated:
 		g.metrics.registrations.WithLabelValues(kind).Inc()
-		r := ev.Registration
-		ep = r.Endpoint
-		if err := g.qm.SetDevice(ep, queue.DeviceConfig{Window: g.awakeWindow(), Wake: g.wakeTarget(r)}); err != nil {
-			g.log.Warn("queue: set device", "endpoint", ep, "err", err)
-		}
-		g.qm.Seen(ep, 0)
+		ep = ev.Registration.Endpoint
 	case server.Deregistered, server.Expired:
 		g.metrics.registrations.WithLabelValues(kind).Inc()
 		ep = ev.Registration.Endpoint
-		g.qm.Asleep(ep)
 	case server.Notified:
 		ep = ev.Notification.Endpoint
-		g.qm.Seen(ep, 0)
 	case server.Sent:
 		ep = ev.Send.Endpoint
-		g.qm.Seen(ep, 0)
 	}
 	data := map[string]any{"endpoint": ep, "time": ev.Time}
 	if ev.Notification != nil {
@@ -564,8 +574,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.fleet.Close()
 		}
 		g.cancel()
-		if g.qm != nil {
-			errs = append(errs, g.qm.Close())
+		if g.squeue != nil {
+			errs = append(errs, g.squeue.Close())
 		}
 		if g.srv != nil {
 			errs = append(errs, g.srv.Close())
