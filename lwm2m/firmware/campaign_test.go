@@ -38,7 +38,7 @@ func fleet(t testing.TB, e *env, ls *lights, prefix string, n int) []*light {
 			o := lightOpts{}
 			switch i % 3 {
 			case 1:
-				o.delivery = firmware.DeliveryPush
+				o.pushOnly = true
 			case 2:
 				o.queue = true
 			}

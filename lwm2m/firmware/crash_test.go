@@ -177,7 +177,7 @@ func TestCampaignCrashResume(t *testing.T) {
 	for i := range n {
 		o := lightOpts{}
 		if i%2 == 1 {
-			o.delivery = firmware.DeliveryPush
+			o.pushOnly = true
 		}
 		lights[i] = newLight(t, e, fmt.Sprintf("crash-%02d", i), o)
 	}

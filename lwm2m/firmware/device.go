@@ -41,9 +41,9 @@ type DeviceConfig struct {
 	Secure bool
 	// HTTP pulls http:// URIs; nil disables HTTP pull.
 	HTTP *http.Client
-	// Delivery is the Delivery Method announced in /5/0/9
-	// (DeliveryPull, DeliveryPush or DeliveryBoth, the default).
-	Delivery int64
+	// PushOnly and PullOnly restrict the Delivery Method announced in
+	// /5/0/9 (default: both, or push only when no pull is configured).
+	PushOnly, PullOnly bool
 	// MaxPackage bounds a package in bytes (default 1 MiB); larger gives
 	// Update Result 2 (not enough storage).
 	MaxPackage int
@@ -81,10 +81,12 @@ func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
 	if cfg.PullTimeout <= 0 {
 		cfg.PullTimeout = 2 * time.Minute
 	}
-	if cfg.Delivery == 0 && cfg.Endpoint == nil && cfg.HTTP == nil {
-		cfg.Delivery = DeliveryPush
-	} else if cfg.Delivery == 0 {
-		cfg.Delivery = DeliveryBoth
+	delivery := int64(DeliveryBoth)
+	switch {
+	case cfg.PushOnly || (cfg.Endpoint == nil && cfg.HTTP == nil):
+		delivery = DeliveryPush
+	case cfg.PullOnly:
+		delivery = DeliveryPull
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d := &Device{c: c, cfg: cfg, ctx: ctx, cancel: cancel}
@@ -105,13 +107,7 @@ func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
 	if cfg.HTTP != nil {
 		_ = c.Set(path.ResourceInstance(5, 0, 8, k), content.NewInt(ProtoHTTP))
 	}
-	if cfg.Delivery == DeliveryPush {
-		_ = c.Set(path.Resource(5, 0, 9), content.NewInt(DeliveryPush))
-	} else if cfg.Delivery == DeliveryPull {
-		_ = c.Set(path.Resource(5, 0, 9), content.NewInt(DeliveryPull))
-	} else {
-		_ = c.Set(path.Resource(5, 0, 9), content.NewInt(DeliveryBoth))
-	}
+	_ = c.Set(path.Resource(5, 0, 9), content.NewInt(delivery))
 	return d, nil
 }
 

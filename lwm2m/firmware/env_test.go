@@ -117,7 +117,7 @@ func newSMSLight(t testing.TB, e *env, name string, i int) *light {
 	if err := c.AddDevice(client.Device{Manufacturer: "m2m", Firmware: "1.0", Binding: "S"}); err != nil {
 		t.Fatal(err)
 	}
-	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{Delivery: firmware.DeliveryPush})
+	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{PushOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func (ls *lights) Wake(_ context.Context, ep string) error {
 
 type lightOpts struct {
 	queue    bool
-	delivery int64
+	pushOnly bool
 	firmware string
 }
 
@@ -236,7 +236,7 @@ func newLight(t testing.TB, e *env, name string, o lightOpts) *light {
 	if err := c.AddDevice(client.Device{Manufacturer: "m2m", Model: "SL", Serial: name, Firmware: fw}); err != nil {
 		t.Fatal(err)
 	}
-	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: cep, Delivery: o.delivery})
+	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: cep, PushOnly: o.pushOnly})
 	if err != nil {
 		t.Fatal(err)
 	}

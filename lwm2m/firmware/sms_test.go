@@ -65,7 +65,7 @@ func TestUpdateSMSPush(t *testing.T) {
 	if err := c.AddDevice(client.Device{Manufacturer: "m2m", Firmware: "1.0", Binding: "S"}); err != nil {
 		t.Fatal(err)
 	}
-	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{Delivery: firmware.DeliveryPush})
+	dev, err := firmware.NewDevice(c, firmware.DeviceConfig{PushOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
