@@ -120,4 +120,3 @@ func TestDeviceResults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
