@@ -1,16 +1,20 @@
 // Package gateway wires m2mbearer into the smsgw daemon: modems (real ones,
 // or virtual modems of the simulated SMS network on pseudo-terminals driven by
 // the real modem driver), the SMS bearer over the modem pool, the UDP bearer,
-// the LwM2M server on both, queue mode (lwm2m/queue) with SMS wake-ups, the
-// demo fleet of streetlights, the HTTP JSON API with server-sent events,
-// and Prometheus metrics.
+// DTLS (PSK) on UDP, the LwM2M server on all of them, queue mode with SMS
+// wake-ups (lwm2m/server EnableQueue over lwm2m/queue), proxy mode (SMS-only
+// devices bridged to an external LwM2M server over UDP), the demo fleet of
+// streetlights, the HTTP JSON API with server-sent events, the embedded web
+// UI and Prometheus metrics.
 //
 // What is a library's and what is ours: HTTP routing is net/http's ServeMux,
 // metrics are prometheus/client_golang, state is bbolt through the stores
-// of lwm2m/registry, lwm2m/queue and bearer/sms. The wiring, the queue
-// executor on the LwM2M server, the API handlers, the OpenAPI document and the
+// of lwm2m/registry, lwm2m/queue and bearer/sms. The wiring, the API
+// handlers, the OpenAPI document, the web UI, the proxy relay and the
 // simulated device transport are hand-written here, because they are the
-// daemon's own policy.
+// daemon's own policy. Queue mode itself (durable queues, the executor with
+// attempt tokens, wake-ups) is lwm2m/server and lwm2m/queue; the gateway
+// only supplies the device table and the SMS bearer.
 package gateway
 
 import (
@@ -441,7 +445,9 @@ func (g *Gateway) deviceSettings(r *registry.Registration) server.DeviceSettings
 	return ds
 }
 
-// wakeTarget says how to wake a registered device, or nil.
+// wakeTarget says how a registered device would be woken, or nil; the API
+// shows it ("wakeable"); the server's queue mode makes the real decision
+// (it also reads /1/x/21 Trigger from the device).
 func (g *Gateway) wakeTarget(r *registry.Registration) *queue.WakeTarget {
 	if !r.Queue || !r.Binding.Has(registry.BindingS) && r.Version != registry.V1_0 {
 		return nil
