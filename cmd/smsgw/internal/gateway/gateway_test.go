@@ -213,6 +213,46 @@ func TestGatewayAPI(t *testing.T) {
 	if g.Info().PTYs["+491710000001"] == "" {
 		t.Fatal("no pty in Info")
 	}
+
+	// Metrics: every advertised family is there.
+	mresp, err := http.Get(strings.TrimSuffix(api, "/api/v1") + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	for _, want := range []string{
+		`smsgw_dtls_handshakes_total{result="ok"} 1`,
+		`smsgw_api_request_seconds_count{code="2xx",route="/api/v1/devices"}`,
+		`smsgw_registration_events_total{event="registered"} 4`,
+		`smsgw_sms_total{what="reassembly_expired"} 0`,
+		`smsgw_sms_total{what="segments_received"}`,
+		`smsgw_sms_state{what="outbox_entries"}`,
+		`smsgw_modem_sms_total{modem="+491710000001",what="sent"}`,
+		`smsgw_modem_state{modem="+491710000001",what="ready"} 1`,
+		`smsgw_queue{gauge="depth"} 0`,
+		`smsgw_sms_wakeups_total 1`,
+		`smsgw_coap_events_total{event=`,
+		`smsgw_lwm2m_operation_seconds_count{op="read",outcome="ok"}`,
+		`smsgw_modem_commands_total{`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// The event stream takes the token as access_token for browsers.
+	sreq, _ := http.NewRequestWithContext(ctx, "GET", api+"/events?access_token="+testToken, nil)
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil || sresp.StatusCode != 200 {
+		t.Fatalf("events with access_token: %v %v", err, sresp)
+	}
+	sresp.Body.Close()
+	sreq, _ = http.NewRequestWithContext(ctx, "GET", api+"/devices?access_token="+testToken, nil)
+	if sresp, err = http.DefaultClient.Do(sreq); err != nil || sresp.StatusCode != 401 {
+		t.Fatalf("access_token outside the event stream: %v %v", err, sresp)
+	}
+	sresp.Body.Close()
 }
 
 func TestOpenAPIDocument(t *testing.T) {
