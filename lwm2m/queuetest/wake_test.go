@@ -7,6 +7,8 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
@@ -20,12 +22,15 @@ func TestSleepingUDPLightWokenBySMS(t *testing.T) {
 	for _, tc := range []struct {
 		name, version, binding string
 		queue, trigger         bool
+		dev                    server.DeviceSettings
 	}{
-		{"uqs-1.0", "1.0", "UQS", false, false},
-		{"trigger-1.1", "1.1", "US", true, true},
+		{"uqs-1.0", "1.0", "UQS", false, false, server.DeviceSettings{}},
+		{"trigger-1.1", "1.1", "US", true, true, server.DeviceSettings{}},
+		{"trigger-1.2-wap-push", "1.2", "US", true, true, server.DeviceSettings{Framing: sms.FramingWAPPush, TransportArg: "U", SIM: serverNum}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, worldConfig{latency: 50 * time.Millisecond, window: 300 * time.Millisecond})
+			w.setDevice("light-"+tc.name, tc.dev)
 			l := w.newLight(lightConfig{name: "light-" + tc.name, number: "+491720000001", version: tc.version,
 				binding: tc.binding, queue: tc.queue, trigger: tc.trigger, udp: true, awake: 800 * time.Millisecond})
 			if tc.version != "1.0" {
@@ -84,6 +89,35 @@ func TestQueuedErrorAnswer(t *testing.T) {
 	_, err := w.srv.Read(ctx, "light-err", path.Instance(3303, 0))
 	if server.Code(err) != codes.NotFound {
 		t.Fatalf("want 4.04 from the device, got %v", err)
+	}
+}
+
+// A trigger from a number other than the server's is refused (4.01) and
+// does not wake the light, even when its SMS bearer accepts that number.
+func TestTriggerFromStrangerRefused(t *testing.T) {
+	const stranger = "+491799999999"
+	w := newWorld(t, worldConfig{latency: 10 * time.Millisecond, window: 300 * time.Millisecond})
+	l := w.newLight(lightConfig{name: "guarded", number: "+491720000005", version: "1.0", binding: "UQS", udp: true,
+		awake: 400 * time.Millisecond, extraPeers: []string{stranger}})
+	l.waitAsleep(t, 20*time.Second)
+	side := openSide(t, w.net, stranger, map[string]sms.Peer{l.number: {Security: sms.SecurityNoSec, SIM: stranger}})
+	ep, err := bearer.NewEndpoint(side.b, bearer.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	to, _ := sms.ParseMSISDN(l.number)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := ep.Post(ctx, to, "/1/0/8", 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.Code != codes.Unauthorized {
+		t.Fatalf("stranger's trigger answered %v", resp.Code)
+	}
+	if wakes, refused := l.c.QueueModeStats(); wakes != 0 || refused != 1 || l.c.Awake() {
+		t.Fatalf("wakes %d refused %d awake %v", wakes, refused, l.c.Awake())
 	}
 	_ = queue.ErrNotWoken
 }

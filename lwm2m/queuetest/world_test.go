@@ -214,12 +214,19 @@ type lightConfig struct {
 	name, number, version, binding string
 	queue, udp, trigger            bool
 	awake                          time.Duration
+	// extraPeers are numbers besides the server's whose SMS the light's
+	// bearer accepts (a trigger from them must still be refused).
+	extraPeers []string
 }
 
 func (w *world) newLight(lc lightConfig) *light {
 	t := w.t
 	t.Helper()
-	side := openSide(t, w.net, lc.number, map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: lc.number}})
+	peers := map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: lc.number}}
+	for _, p := range lc.extraPeers {
+		peers[p] = sms.Peer{Security: sms.SecurityNoSec, SIM: lc.number}
+	}
+	side := openSide(t, w.net, lc.number, peers)
 	opts := []client.Option{client.WithVersion(lc.version), client.WithBinding(lc.binding),
 		client.WithSMSNumber(strings.TrimPrefix(lc.number, "+")), client.WithLogger(quiet()), client.WithLifetime(3600)}
 	if lc.queue {
@@ -278,22 +285,6 @@ func (l *light) waitAsleep(t testing.TB, d time.Duration) {
 		case <-l.states:
 		case <-deadline:
 			t.Fatalf("%s did not fall asleep within %v", l.c.Name(), d)
-		}
-	}
-}
-
-// waitEvent waits for a queue event matching f.
-func (w *world) waitEvent(t testing.TB, d time.Duration, f func(queue.Event) bool) queue.Event {
-	t.Helper()
-	deadline := time.After(d)
-	for {
-		select {
-		case ev := <-w.events:
-			if f(ev) {
-				return ev
-			}
-		case <-deadline:
-			t.Fatalf("no matching queue event within %v", d)
 		}
 	}
 }
