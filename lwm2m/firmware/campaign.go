@@ -14,7 +14,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -696,16 +695,7 @@ func (r *run) device(d DeviceState) {
 }
 
 func (r *run) readVersion(ctx context.Context, ep string, o Options) (string, error) {
-	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	recs, err := r.m.upd.cfg.Server.ReadValues(rctx, ep, path.Resource(3, 0, 3))
-	if err != nil {
-		return "", err
-	}
-	if len(recs) != 1 {
-		return "", fmt.Errorf("firmware: %s: /3/0/3 has %d values", ep, len(recs))
-	}
-	return recs[0].Value.Str(), nil
+	return r.m.upd.Version(ctx, ep, o)
 }
 
 // attempt is one try: skip a device already on the version, plan, reserve

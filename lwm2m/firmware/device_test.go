@@ -120,3 +120,24 @@ func TestDeviceResults(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestVersionWakes: reading the version of a sleeping queue-mode light
+// wakes it first (the SMS trigger of the test waker).
+func TestVersionWakes(t *testing.T) {
+	ls := &lights{}
+	e := newEnv(t, ls)
+	l := newLight(t, e, "sl-sleep", lightOpts{queue: true})
+	ls.add(l)
+	l.sleepy.mu.Lock()
+	l.sleepy.until = time.Time{} // asleep now
+	l.sleepy.mu.Unlock()
+	v, err := e.upd.Version(ctxT(t, 20*time.Second), "sl-sleep", fast())
+	if err != nil || v != "1.0" {
+		t.Fatal(v, err)
+	}
+	l.sleepy.mu.Lock()
+	defer l.sleepy.mu.Unlock()
+	if l.sleepy.wakes != 1 || l.sleepy.dropped != 0 {
+		t.Fatalf("wakes %d dropped %d", l.sleepy.wakes, l.sleepy.dropped)
+	}
+}

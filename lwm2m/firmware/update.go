@@ -805,3 +805,33 @@ func (d *devUpdate) execute(ctx context.Context) error {
 	d.step(StepVerified)
 	return nil
 }
+
+// Version reads device ep's /3/0/3 firmware version, waking it first
+// when it is in queue mode and a Waker is configured.
+func (u *Updater) Version(ctx context.Context, ep string, opts Options) (string, error) {
+	opts.defaults()
+	reg, ok := u.cfg.Server.Lookup(ep)
+	if !ok {
+		return "", fmt.Errorf("firmware: %s: %w", ep, server.ErrNotRegistered)
+	}
+	events, stop, err := u.watch(ep)
+	if err != nil {
+		return "", err
+	}
+	defer stop()
+	d := &devUpdate{u: u, ep: ep, plan: Plan{Endpoint: ep, Transport: reg.Transport(), Queue: reg.Queue},
+		opts: opts, events: events, step: func(Step) {}}
+	if err := d.awake(ctx); err != nil {
+		return "", err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	recs, err := u.cfg.Server.ReadValues(rctx, ep, path.Resource(3, 0, 3))
+	if err != nil {
+		return "", fmt.Errorf("firmware: read /3/0/3 of %s: %w", ep, err)
+	}
+	if len(recs) != 1 {
+		return "", fmt.Errorf("firmware: %s: /3/0/3 has %d values", ep, len(recs))
+	}
+	return recs[0].Value.Str(), nil
+}
