@@ -109,8 +109,9 @@ func BenchmarkMemoryPerSleepingDevice(b *testing.B) {
 		for d := range n {
 			r := &registry.Registration{Endpoint: fmt.Sprintf("light-%05d", d), Lifetime: 86400, Version: registry.V1_0,
 				Binding: registry.BindingU | registry.BindingS, Queue: true, SMS: fmt.Sprintf("4917600%05d", d),
-				Addr:    netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(d >> 8), byte(d)}), 5683),
-				Objects: []registry.ObjectLink{{Object: 3, Instance: 0}, {Object: 1, Instance: 0}}}
+				Addr:       netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(d >> 8), byte(d)}), 5683),
+				Objects:    []registry.ObjectLink{{Object: 3, Instance: 0}, {Object: 1, Instance: 0}},
+				Registered: time.Now().UnixNano(), Updated: time.Now().UnixNano()}
 			r.SetTransport("udp")
 			if _, err := store.Add(ctx, r); err != nil {
 				b.Fatal(err)
