@@ -296,7 +296,9 @@ func (m *Modem) deliverStored(ctx context.Context, mem string, idx int, stat Mes
 
 // Sweep lists every message stored in the preferred storage (and in other
 // storages seen in +CMTI/+CDSI) with +CMGL and delivers those not already
-// handed out. It runs after every open and from the health poll.
+// handed out. It runs after every open and from the health poll. Like all
+// deliveries it waits while the inbox is full, so a consumer must not call
+// it from the goroutine that drains Received without a deadline in ctx.
 func (m *Modem) Sweep(ctx context.Context) error {
 	p := m.Profile()
 	mems := []string{p.Storage}

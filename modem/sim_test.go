@@ -193,32 +193,46 @@ func TestSimHangReopens(t *testing.T) {
 	p, _ := modem.ProfileByName("generic")
 	p.CommandTimeout = 150 * time.Millisecond
 	p.SendTimeout = 300 * time.Millisecond
-	a := openSim(t, sa, modem.Config{TimeoutStorm: 2}, modem.WithProfile(p))
+	// A hung modem needs a power cycle: this dialer models a USB hub that
+	// power-cycles the port on every re-open (the simulated modem stays hung
+	// until it is unplugged).
+	powerCycle := func(context.Context) (io.ReadWriteCloser, error) {
+		sa.Unplug()
+		return sa.Pipe()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, err := modem.Open(ctx, modem.Config{MSISDN: sa.MSISDN(), HealthInterval: -1, TimeoutStorm: 2,
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond},
+		modem.WithProfile(p), modem.WithLogger(quiet()), modem.WithDialer(powerCycle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
 	sa.Hang()
 	for i := 0; i < 2; i++ {
 		if _, err := a.SendPDU(context.Background(), submit(t, "+15550002", []byte{1}, false)); !errors.Is(err, modem.ErrTimeout) || !modem.Retryable(err) {
 			t.Fatalf("hung send: %v", err)
 		}
 	}
-	// The driver closes the hung link; the sim sees its line dropped. Re-plug
-	// happens through the dialer once the simulator lets go of the old line.
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		if _, err := a.SendPDU(context.Background(), submit(t, "+15550002", []byte{2}, false)); err == nil {
 			break
 		}
-		if sa.Plugged() && !a.Connected() {
-			sa.Unplug() // a real hung modem needs a power cycle; the lab does it by hand
-		}
 		if time.Now().After(deadline) {
-			t.Fatal("no recovery from hang")
+			t.Fatalf("no recovery from hang: %+v", a.Stats())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // polling interval, not a correctness wait
+	}
+	if a.Stats().Reconnects < 1 {
+		t.Fatalf("stats %+v", a.Stats())
 	}
 }
 
 func TestSimCMSInjectionAndStorageFull(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(4))
+	// The SMSC retries refused deliveries every 50 ms.
+	n := sim.NewNetwork(sim.WithSeed(4), sim.WithValidity(time.Hour, 50*time.Millisecond))
 	t.Cleanup(func() { _ = n.Close() })
 	sa, _ := n.AddModem("+15550001")
 	sb, _ := n.AddModem("+15550002", sim.WithStorageCapacity(2))
@@ -230,25 +244,41 @@ func TestSimCMSInjectionAndStorageFull(t *testing.T) {
 	if !errors.As(err, &cms) || cms.Code != 42 || !modem.Retryable(err) {
 		t.Fatalf("injected: %v", err)
 	}
-	for i := 0; i < 4; i++ {
+	const total = 5
+	for i := 0; i < total; i++ {
 		if _, err := a.SendPDU(context.Background(), submit(t, "+15550002", []byte{byte(i)}, false)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	// B's consumer is slow: storage fills (2 slots); the network holds the
-	// rest. Once the consumer acks, everything arrives.
-	got := 0
-	for got < 4 {
+	// B's consumer has not taken anything yet: its storage (2 slots) fills
+	// and the SMSC holds the rest, retrying. Once the consumer acks, each
+	// freed slot takes the next message: all arrive, none twice.
+	waitUntil(t, "storage full", func() bool { return sb.Stats().Refused > 0 })
+	seen := map[byte]bool{}
+	for len(seen) < total {
 		r := next(t, b, modem.KindDeliver)
+		d, _ := tpdu.NewDeliver()
+		if err := d.UnmarshalBinary(r.TPDU); err != nil {
+			t.Fatal(err)
+		}
+		if seen[d.UD[0]] {
+			t.Fatalf("message %d delivered twice", d.UD[0])
+		}
+		seen[d.UD[0]] = true
 		if err := r.Ack(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		got++
-		if got == 2 {
-			// Freed slots: the SMSC retries; the sweep in the health poll
-			// or the next +CMTI picks them up.
-			_ = b.Sweep(context.Background())
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
 		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
