@@ -141,7 +141,9 @@ type Upload struct {
 // Put stores the image read from r. The bytes are streamed to a temporary
 // file while hashed; the image is accepted only when exactly u.Size bytes
 // with checksum u.SHA256 arrived, and is durable (fsync'd) when Put
-// returns. Storing the same bytes again returns the existing image.
+// returns. Images are named by content: storing the same bytes again with
+// the same version returns the existing image, with another version fails
+// with ErrInvalid.
 func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
 	want, err := hex.DecodeString(strings.ToLower(u.SHA256))
 	if err != nil || len(want) != sha256.Size {
@@ -160,6 +162,9 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 		s.mu.Unlock()
 		if info.Size != u.Size {
 			return ImageInfo{}, fmt.Errorf("%w: image %s has %d bytes", ErrSize, id, info.Size)
+		}
+		if info.Version != u.Version {
+			return ImageInfo{}, fmt.Errorf("%w: the same bytes are stored as version %q (image %s)", ErrInvalid, info.Version, id)
 		}
 		return info, nil
 	}

@@ -81,6 +81,9 @@ func TestStoreReopenDeleteBounds(t *testing.T) {
 	if again, err := s.PutBytes(ctx, "a", "1.0", []byte("aaaa")); err != nil || again.ID != a.ID {
 		t.Fatal("same bytes not deduplicated", err)
 	}
+	if _, err := s.PutBytes(ctx, "a", "1.1", []byte("aaaa")); !errors.Is(err, firmware.ErrInvalid) {
+		t.Fatal("same bytes as another version:", err)
+	}
 	b, err := s.PutBytes(ctx, "b", "2.0", []byte("bbbbbb"))
 	if err != nil {
 		t.Fatal(err)
