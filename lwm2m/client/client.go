@@ -12,6 +12,12 @@
 // executes with Handlers. Payloads are encoded by lwm2m/content and links
 // by lwm2m/link.
 //
+// Queue mode (StartQueueMode, sleep.go): the client closes its UDP socket
+// after its awake window, keeps listening on its SMS Endpoint, accepts a
+// Registration Update Trigger only from its server's number, reopens UDP
+// and updates; with no UDP at all it registers, updates and answers over
+// SMS (binding S).
+//
 // Everything here is hand-written: the Go LwM2M clients that exist are
 // tied to their own CoAP stack, and this one has to run on our message
 // layer over UDP, DTLS and SMS alike.

@@ -16,6 +16,15 @@
 // options): existing Go LwM2M servers are tied to their own CoAP stacks and
 // do not run over an arbitrary bearer, which is the point of this project.
 // The CoRE link-format payload is parsed by lwm2m/link.
+//
+// Queue mode (EnableQueue, queue.go) puts lwm2m/queue under the Go API:
+// a DM call for a device registered in queue mode is stored durably and
+// sent while the device is awake, after an SMS wake-up where the device
+// allows one; the Server is the queue's Executor and feeds it the
+// device's traffic (Register, Update, notifications, Send). The queue,
+// its store and the SMS trigger are lwm2m/queue's; the mapping of DM
+// calls to queued requests and back, the wake target from the
+// registration and the /1/x/21 Trigger read are here.
 package server
 
 import (
