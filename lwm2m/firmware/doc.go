@@ -18,5 +18,21 @@
 //
 // Images are never held whole in memory per device: the store serves
 // io.SectionReader views of files, the CoAP handler reads one block per
-// request and push uploads read one block per Block1 exchange.
+// request and push uploads read one block per Block1 exchange (sent
+// through Endpoint.Do one block at a time, so the Endpoint's own
+// whole-body Block1 is not used). bearer.Endpoint's server-side Block2
+// needs the whole body, so CoAPHandler answers each Block2 request with
+// the one block it read and removes the request's Block2 option before
+// writing, which makes the Endpoint send the block as is.
+//
+// Sleeping (queue-mode) devices are woken through a Waker before each
+// step when they have not been heard from within the awake window;
+// QueueWaker adapts lwm2m/queue's SMS trigger sender. SMS-only devices
+// are pushed over SMS only with Options.AllowSMSPush, and Plan gives the
+// estimated SMS segments before anything is sent.
+//
+// Main API: Store (OpenStore, Put, Open, List, Delete), CoAPHandler and
+// HTTPHandler (Package URI servers), Updater (Plan, Update, Version),
+// Manager (Create, Pause, Resume, Cancel, Status, Wait, List, Delete),
+// Device (demo-device firmware behaviour for lwm2m/client).
 package firmware
