@@ -152,7 +152,8 @@ type sleepy struct {
 	dropped int
 }
 
-// awakeFor is how long a woken sleepy device stays awake.
+// awakeFor is how long a sleepy device stays awake after a wake-up or
+// after the last request it served.
 const awakeFor = 20 * time.Second
 
 func (s *sleepy) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
@@ -160,6 +161,8 @@ func (s *sleepy) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	asleep := s.sleeps && time.Now().After(s.until)
 	if asleep {
 		s.dropped++
+	} else if s.sleeps {
+		s.until = time.Now().Add(awakeFor) // traffic keeps the radio awake
 	}
 	s.mu.Unlock()
 	if asleep {
