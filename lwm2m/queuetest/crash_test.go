@@ -40,7 +40,8 @@ func TestCrashRestartExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("child processes")
 	}
-	n := sim.NewNetwork(sim.WithSeed(9), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}), sim.WithLogger(quiet()))
+	n := sim.NewNetwork(sim.WithSeed(9), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}), sim.WithLogger(quiet()),
+		sim.WithValidity(time.Hour, fastRetry))
 	t.Cleanup(func() { n.Close() })
 	sm, err := n.AddModem(serverNum, sim.WithSendTime(2*time.Millisecond))
 	if err != nil {
@@ -119,6 +120,11 @@ func TestCrashRestartExactlyOnce(t *testing.T) {
 	line := expect(out2, "DONE", 120*time.Second)
 	t.Logf("after restart: %s in %v", line, time.Since(start))
 	if line != "DONE 100 done=100" {
+		for _, l := range lights {
+			wakes, refused := l.c.QueueModeStats()
+			t.Logf("%s: awake %v wakes %d refused %d", l.c.Name(), l.c.Awake(), wakes, refused)
+		}
+		t.Logf("network %+v", n.Stats())
 		t.Fatalf("child reported %q", line)
 	}
 	for i, l := range lights {

@@ -114,7 +114,8 @@ type worldConfig struct {
 
 func newWorld(t testing.TB, wc worldConfig) *world {
 	t.Helper()
-	n := sim.NewNetwork(sim.WithSeed(8), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(wc.latency)}), sim.WithLogger(quiet()))
+	n := sim.NewNetwork(sim.WithSeed(8), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(wc.latency)}), sim.WithLogger(quiet()),
+		sim.WithValidity(time.Hour, fastRetry))
 	t.Cleanup(func() { n.Close() })
 	peers := map[string]sms.Peer{}
 	for _, num := range wc.smsOnly {
@@ -290,6 +291,11 @@ func (l *light) waitAsleep(t testing.TB, d time.Duration) {
 }
 
 var _ net.Addr = sms.Addr{}
+
+// fastRetry is the SMSC's retry interval to a modem that refused a
+// delivery (late +CNMA on a loaded machine): short, so a refused trigger
+// does not outlast the wake-up schedule.
+const fastRetry = 300 * time.Millisecond
 
 func simLoss(p float64, latency time.Duration) sim.Conditions {
 	return sim.Conditions{Loss: p, Latency: sim.Fixed(latency)}

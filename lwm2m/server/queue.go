@@ -432,8 +432,9 @@ func (q *Queue) seen(reg *registry.Registration, transport string) {
 }
 
 // registered configures the device on Register and Update: wake target,
-// SMS peer, and on Register (LwM2M 1.1+, asynchronously) a read of the
-// Trigger resource; an Update keeps the Trigger learned before.
+// SMS peer, and on Register, or on an Update when it is not known yet
+// (after a server restart, or a failed read), an asynchronous read of the
+// LwM2M 1.1+ Trigger resource; otherwise the Trigger learned before stays.
 func (s *Server) queueRegistered(reg *registry.Registration, transport string, first bool) {
 	q := s.queue.Load()
 	if q == nil || reg == nil {
@@ -443,7 +444,8 @@ func (s *Server) queueRegistered(reg *registry.Registration, transport string, f
 		q.m.ForgetDevice(reg.Endpoint)
 		return
 	}
-	q.configure(reg, first)
+	_, known := q.trigger(reg.Endpoint)
+	q.configure(reg, first || !known)
 	q.seen(reg, transport)
 }
 
