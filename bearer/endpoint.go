@@ -59,7 +59,7 @@ type Endpoint struct {
 	once    sync.Once
 	loop    chan struct{} // closed when the read loop exits
 	bg      sync.WaitGroup
-	hwg     sync.WaitGroup // running handlers
+	hwg     handlerCount // running handlers
 	hsem    chan struct{}
 
 	exMu    sync.Mutex
@@ -218,11 +218,9 @@ func (e *Endpoint) Close() error {
 // closes the Endpoint. It returns ctx.Err() if handlers were still running.
 func (e *Endpoint) Shutdown(ctx context.Context) error {
 	e.closing.Store(true)
-	done := make(chan struct{})
-	go func() { e.hwg.Wait(); close(done) }()
 	var werr error
 	select {
-	case <-done:
+	case <-e.hwg.idle():
 	case <-ctx.Done():
 		werr = ctx.Err()
 	}
@@ -432,4 +430,39 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 		return
 	}
 	e.handleResponse(m, data, peer, pkey, dk)
+}
+
+// handlerCount counts running handlers. Unlike a sync.WaitGroup it may be
+// incremented by the read loop while Shutdown waits for it to reach zero.
+type handlerCount struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{} // closed when n drops to 0; nil when nobody waits
+}
+
+func (h *handlerCount) Add(d int) {
+	h.mu.Lock()
+	h.n += d
+	if h.n == 0 && h.zero != nil {
+		close(h.zero)
+		h.zero = nil
+	}
+	h.mu.Unlock()
+}
+
+func (h *handlerCount) Done() { h.Add(-1) }
+
+// idle returns a channel closed once no handler runs.
+func (h *handlerCount) idle() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.n == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	if h.zero == nil {
+		h.zero = make(chan struct{})
+	}
+	return h.zero
 }

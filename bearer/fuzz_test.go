@@ -125,7 +125,7 @@ func FuzzEndpointDatagram(f *testing.F) {
 	peer := fuzzAddr("peer")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		e.handleDatagram(data, peer)
-		e.hwg.Wait()
+		<-e.hwg.idle()
 		for _, out := range cb.take() {
 			var m message.Message
 			m.Options = make(message.Options, 0, 32)
