@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -473,5 +474,45 @@ func TestGarbageFromModem(t *testing.T) {
 	case extra := <-m.Received():
 		t.Fatalf("garbage delivered as a message: %+v", extra)
 	default:
+	}
+}
+
+type lineSink struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (s *lineSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lines = append(s.lines, string(p))
+	return len(p), nil
+}
+
+func (s *lineSink) has(sub string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.lines {
+		if strings.Contains(l, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func TestTraceLogsATExchange(t *testing.T) {
+	f := newFake()
+	sink := &lineSink{}
+	log := slog.New(slog.NewTextHandler(sink, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	m, err := Open(ctx, Config{HealthInterval: -1}, WithProfile(testProfile()), WithLogger(log), WithTrace(),
+		WithDialer(func(context.Context) (io.ReadWriteCloser, error) { return newFakePair(f), nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !sink.has("AT+CMGF=0") || !sink.has("AT <-") || !sink.has("AT ->") {
+		t.Fatalf("trace missing: %q", sink.lines)
 	}
 }
