@@ -31,6 +31,7 @@ type fakeModem struct {
 	model    string
 	maker    string
 	cnma     int
+	nack     int
 	storeCap int
 	closed   chan struct{}
 }
@@ -224,6 +225,9 @@ func (f *fakeModem) respond(cmd string) string {
 		return info(fmt.Sprintf("+CPMS: %d,%d,%d,%d,%d,%d", len(f.store), f.storeCap, len(f.store), f.storeCap, len(f.store), f.storeCap))
 	case cmd == "+CNMA":
 		f.cnma++
+		return ok
+	case cmd == "+CNMA=2":
+		f.nack++
 		return ok
 	case strings.HasPrefix(cmd, "+CMGR="):
 		i, _ := strconv.Atoi(cmd[6:])

@@ -302,6 +302,17 @@ func TestDirectDeliveryCNMA(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("+CNMA count %d", n)
 	}
+	f.write("\r\n+CMT: ,22\r\n" + testSMSC + testDeliver + "\r\n")
+	r = recvOne(t, m, 10*time.Second)
+	if err := r.Reject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	n, nack := f.cnma, f.nack
+	f.mu.Unlock()
+	if n != 1 || nack != 1 {
+		t.Fatalf("after Reject: +CNMA %d, +CNMA=2 %d", n, nack)
+	}
 	// A truncated +CMT is skipped (and so not acknowledged).
 	f.write("\r\n+CMT: ,22\r\n" + testSMSC + "0400\r\n")
 	f.write("\r\n+CDS: 25\r\n" + testSMSC + testReport + "\r\n")

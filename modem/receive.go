@@ -52,6 +52,13 @@ func (r *Received) finish(ctx context.Context, ok bool) error {
 		m.st.rejected.Add(1)
 		if r.Index >= 0 {
 			m.unpend(r.Storage, r.Index)
+			return nil
+		}
+		if m.Profile().NeedsCNMA() {
+			// RP-ERROR now (TS 27.005 §3.4.4, <n>=2 without PDU: TP-FCS
+			// 'FF'), so the network retries without waiting for the ME's
+			// acknowledgement timer and the ME keeps its routing.
+			return m.cnma(ctx, "+CNMA=2")
 		}
 		return nil
 	}
@@ -59,7 +66,7 @@ func (r *Received) finish(ctx context.Context, ok bool) error {
 		err = m.deleteStored(ctx, r.Storage, r.Index)
 		m.unpend(r.Storage, r.Index) // on failure a later sweep delivers it again
 	} else if m.Profile().NeedsCNMA() {
-		err = m.cnma(ctx)
+		err = m.cnma(ctx, "+CNMA")
 	}
 	if err == nil {
 		m.st.acked.Add(1)
@@ -73,12 +80,12 @@ func (m *Modem) unpend(mem string, idx int) {
 	m.mu.Unlock()
 }
 
-func (m *Modem) cnma(ctx context.Context) error {
+func (m *Modem) cnma(ctx context.Context, cmd string) error {
 	s, err := m.current()
 	if err != nil {
 		return err
 	}
-	_, err = m.exec(ctx, s, "+CNMA", "", m.Profile().CommandTimeout)
+	_, err = m.exec(ctx, s, cmd, "", m.Profile().CommandTimeout)
 	var cms *CMSError
 	if errors.As(err, &cms) && cms.Code == 340 {
 		return fmt.Errorf("modem: acknowledgement came too late, the network will redeliver: %w", err)

@@ -1,6 +1,7 @@
 package modem_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -323,4 +324,46 @@ func TestPoolOverSim(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("pool received nothing")
 	}
+}
+
+// A direct delivery (+CMT, u-blox profile, +CSMS=1) that the consumer
+// rejects is negatively acknowledged and redelivered by the network.
+func TestSimDirectRejectRedelivers(t *testing.T) {
+	n := sim.NewNetwork(sim.WithSeed(6), sim.WithValidity(time.Hour, 50*time.Millisecond))
+	t.Cleanup(func() { _ = n.Close() })
+	sa, _ := n.AddModem("+15550001")
+	sb, _ := n.AddModem("+15550002", sim.WithProfile(mustSimProfile(t, "sara-r4")))
+	a := openSim(t, sa, modem.Config{})
+	b := openSim(t, sb, modem.Config{})
+	if b.Identity().Profile != "ublox-sara" {
+		t.Fatalf("profile %s", b.Identity().Profile)
+	}
+	if _, err := a.SendPDU(context.Background(), submit(t, "+15550002", []byte("x"), false)); err != nil {
+		t.Fatal(err)
+	}
+	r := next(t, b, modem.KindDeliver)
+	if r.Index != -1 {
+		t.Fatalf("not a direct delivery: %+v", r)
+	}
+	if err := r.Reject(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r2 := next(t, b, modem.KindDeliver)
+	if !bytes.Equal(r2.TPDU[len(r2.TPDU)-1:], []byte("x")) {
+		t.Fatalf("redelivered %x", r2.TPDU)
+	}
+	if err := r2.Ack(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if st := sb.Stats(); st.AckTimeouts != 0 {
+		t.Fatalf("sim saw an ack timeout: %+v", st)
+	}
+}
+
+func mustSimProfile(t *testing.T, name string) sim.Profile {
+	p, ok := sim.ProfileByName(name)
+	if !ok {
+		t.Fatalf("no sim profile %s", name)
+	}
+	return p
 }
