@@ -63,13 +63,16 @@ func BenchmarkWakeLatency(b *testing.B) {
 	w := newWorld(b, worldConfig{latency: lat, window: 200 * time.Millisecond})
 	l := w.newLight(lightConfig{name: "bench", number: "+491750000001", version: "1.0", binding: "UQS", udp: true, awake: 300 * time.Millisecond})
 	rtt := udpRTT(b, w)
-	var total time.Duration
+	var total, toWake, smsLeg, toAnswer time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		l.waitAsleep(b, 30*time.Second)
 		for w.qsrv.Manager().Awake("bench") {
 			time.Sleep(5 * time.Millisecond)
+		}
+		for len(w.events) > 0 {
+			<-w.events
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		b.StartTimer()
@@ -82,6 +85,16 @@ func BenchmarkWakeLatency(b *testing.B) {
 			b.Fatal(err)
 		}
 		total += d
+		var wakeSent time.Time
+		for len(w.events) > 0 {
+			if ev := <-w.events; ev.Type == queue.EventWake {
+				wakeSent = ev.Time
+			}
+		}
+		woke := time.Unix(0, l.wokeAt.Load())
+		toWake += wakeSent.Sub(start)
+		smsLeg += woke.Sub(wakeSent)
+		toAnswer += start.Add(d).Sub(woke)
 		b.StartTimer()
 	}
 	b.StopTimer()
@@ -89,6 +102,13 @@ func BenchmarkWakeLatency(b *testing.B) {
 	b.ReportMetric(float64(mean.Microseconds())/1000, "wake-ms")
 	b.ReportMetric(float64(rtt.Microseconds())/1000, "udp-rtt-ms")
 	b.ReportMetric(float64(mean)/float64(lat+rtt), "ratio")
+	// The legs: call → trigger handed to the SMS bearer (durable outbox),
+	// → the light reopened UDP (SMSC latency, both modems over their
+	// ptys), → the answer (Update and Read over UDP).
+	ms := func(d time.Duration) float64 { return float64((d / time.Duration(b.N)).Microseconds()) / 1000 }
+	b.ReportMetric(ms(toWake), "enqueue-to-trigger-ms")
+	b.ReportMetric(ms(smsLeg), "trigger-to-awake-ms")
+	b.ReportMetric(ms(toAnswer), "awake-to-answer-ms")
 }
 
 // BenchmarkMemoryPerSleepingDevice measures the server heap per registered

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -209,6 +210,7 @@ type light struct {
 	smsEP  *bearer.Endpoint
 	number string
 	states chan bool
+	wokeAt atomic.Int64 // Unix ns of the last wake-up (UDP reopened)
 }
 
 type lightConfig struct {
@@ -253,6 +255,9 @@ func (w *world) newLight(lc lightConfig) *light {
 	srvSMS, _ := sms.ParseMSISDN(serverNum)
 	cfg := client.QueueModeConfig{Awake: lc.awake, SMS: l.smsEP, SMSServer: srvSMS,
 		OnState: func(a bool) {
+			if a {
+				l.wokeAt.Store(time.Now().UnixNano())
+			}
 			select {
 			case l.states <- a:
 			default:
