@@ -40,7 +40,28 @@ type Config struct {
 	Modems    []Modem   `yaml:"modems"`
 	SMS       SMS       `yaml:"sms"`
 	Queue     Queue     `yaml:"queue"`
+	Firmware  Firmware  `yaml:"firmware"`
 	Simulator Simulator `yaml:"simulator"`
+}
+
+// Firmware configures the firmware image store, the Package URI servers and
+// campaigns.
+type Firmware struct {
+	// Dir is the image store directory; empty means <data_dir>/firmware.
+	Dir string `yaml:"dir"`
+	// MaxBytes bounds the total bytes of stored images.
+	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxImages bounds the number of stored images.
+	MaxImages int `yaml:"max_images"`
+	// AllowSMSPush is the default of allow_sms_push in update and campaign
+	// requests: push packages over SMS to SMS-only devices.
+	AllowSMSPush bool `yaml:"allow_sms_push"`
+	// Concurrency is the default number of devices a campaign updates at once.
+	Concurrency int `yaml:"concurrency"`
+	// Retries is the default number of retries per device in a campaign.
+	Retries int `yaml:"retries"`
+	// SMSBudget is the default SMS budget of a campaign (-1: no limit).
+	SMSBudget int `yaml:"sms_budget"`
 }
 
 // Proxy configures proxy mode.
@@ -399,6 +420,22 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		if c.Simulator.Latency < 0 || c.Simulator.SendTime < 0 {
 			ck.add("latency and send_time must not be negative", "simulator")
 		}
+	}
+	fw := c.Firmware
+	if fw.MaxBytes <= 0 {
+		ck.add("max_bytes must be positive", "firmware", "max_bytes")
+	}
+	if fw.MaxImages <= 0 || fw.MaxImages > 100000 {
+		ck.add("max_images must be in 1..100000", "firmware", "max_images")
+	}
+	if fw.Concurrency < 1 || fw.Concurrency > 10000 {
+		ck.add("concurrency must be in 1..10000", "firmware", "concurrency")
+	}
+	if fw.Retries < 0 || fw.Retries > 100 {
+		ck.add("retries must be in 0..100", "firmware", "retries")
+	}
+	if fw.SMSBudget < -1 {
+		ck.add("sms_budget must be -1 (no limit), 0 (no SMS) or a positive number of SMS", "firmware", "sms_budget")
 	}
 	switch c.SMS.Framing {
 	case "coap", "wap-push":

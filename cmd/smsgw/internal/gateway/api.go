@@ -86,6 +86,7 @@ func (g *Gateway) Handler() http.Handler {
 	handle("GET /api/v1/sms", g.smsStats, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
+	g.fwRoutes(handle, mux)
 	mux.Handle("GET /ui/", uiHandler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	return mux

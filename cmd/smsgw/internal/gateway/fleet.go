@@ -19,6 +19,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -45,6 +46,7 @@ type Light struct {
 	smsB   *sms.Bearer
 	link   *endpointLink
 	sleepy *sleepyBearer
+	fw     *firmware.Device
 }
 
 // PSK is a DTLS pre-shared key.
@@ -190,6 +192,14 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 	}
+	// Object 5: the light checks, applies and "reboots" into a package
+	// (bad checksum: Update Result 5). UDP lights pull over CoAP too; SMS
+	// and DTLS lights take pushes only.
+	fw, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: l.udpEP, PushOnly: l.udpEP == nil})
+	if err != nil {
+		return err
+	}
+	l.fw = fw
 	ep, srv := l.udpEP, s.ServerUDP
 	if l.Kind == KindSMS {
 		a, err := sms.ParseMSISDN(l.ServerSIM)
@@ -273,6 +283,15 @@ func (f *Fleet) startDTLS(ctx context.Context, s FleetSpec, l *Light) {
 // the others).
 func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
 
+// FirmwareApplied returns how many firmware updates the light applied since
+// it started.
+func (l *Light) FirmwareApplied() int {
+	if l.fw == nil {
+		return 0
+	}
+	return l.fw.Applied()
+}
+
 // Close stops the lights (without de-registering: they just go dark).
 func (f *Fleet) Close() {
 	f.cancel()
@@ -280,6 +299,9 @@ func (f *Fleet) Close() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, l := range f.Lights {
+		if l.fw != nil {
+			l.fw.Close()
+		}
 		if l.c != nil {
 			l.c.Close()
 		}

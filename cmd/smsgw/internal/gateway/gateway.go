@@ -76,6 +76,8 @@ type Gateway struct {
 	qm     *queue.Manager
 	squeue *server.Queue
 	fleet  *Fleet
+	fw     *fw
+	ctx    context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
 	devices map[string]config.SMSDevice // endpoint → SMS rule
@@ -115,7 +117,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g = &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
-		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel}
+		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx}
 	defer func() {
 		if err != nil {
 			g.Shutdown(context.Background())
@@ -138,6 +140,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err = g.startSMS(sims); err != nil {
 		return nil, err
 	}
+	if err = g.openFirmwareStore(); err != nil {
+		return nil, err
+	}
 	if err = g.startServer(); err != nil {
 		return nil, err
 	}
@@ -147,6 +152,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	g.wg.Add(1)
 	go g.events(ctx)
 	if err = g.startAPI(); err != nil {
+		return nil, err
+	}
+	if err = g.startFirmware(ctx); err != nil {
 		return nil, err
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
@@ -323,7 +331,7 @@ func (g *Gateway) startServer() error {
 		if err != nil {
 			return fmt.Errorf("lwm2m udp listener %s: %w", g.cfg.LwM2M.UDP, err)
 		}
-		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.srv.Handler("udp")),
+		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
 			u.Close()
 			return err
@@ -341,7 +349,7 @@ func (g *Gateway) startServer() error {
 			return fmt.Errorf("dtls: %w", err)
 		}
 		g.dtls = ds
-		if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.srv.Handler("dtls")),
+		if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.lwm2mHandler("dtls", &g.dtlsEP)),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "dtls"}), bearer.WithLogger(g.log.With("component", "coap-dtls"))); err != nil {
 			ds.Close()
 			return err
@@ -580,6 +588,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.fleet.Close()
 		}
 		g.cancel()
+		errs = append(errs, g.closeFirmware())
 		if g.squeue != nil {
 			errs = append(errs, g.squeue.Close())
 		}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -11,6 +12,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 	"github.com/m2mbearer/m2mbearer/modem"
 )
 
@@ -29,6 +31,12 @@ type Metrics struct {
 	wakeups       prometheus.Counter
 	apiLatency    *prometheus.HistogramVec
 	opLatency     *prometheus.HistogramVec
+
+	fwStore   *prometheus.GaugeVec
+	fwServed  *prometheus.CounterVec
+	fwDevices *prometheus.CounterVec
+	fwSMS     prometheus.Counter
+	campaigns *campaignCollector
 }
 
 func newMetrics() *Metrics {
@@ -55,7 +63,18 @@ func newMetrics() *Metrics {
 		opLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "smsgw_lwm2m_operation_seconds",
 			Help: "LwM2M device management operations by kind and outcome (ok, error, queued).", Buckets: prometheus.ExponentialBuckets(0.001, 4, 10)},
 			[]string{"op", "outcome"}),
+		fwStore: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "smsgw_firmware_store",
+			Help: "Firmware image store: images and bytes."}, []string{"gauge"}),
+		fwServed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_firmware_served_bytes_total",
+			Help: "Bytes served by the Package URI servers, by server (coap+udp, coap+dtls, http)."}, []string{"server"}),
+		fwDevices: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_firmware_devices_total",
+			Help: "Firmware updates finished, by outcome (done, failed, skipped, cancelled), campaigns and single updates."}, []string{"outcome"}),
+		fwSMS: prometheus.NewCounter(prometheus.CounterOpts{Name: "smsgw_firmware_campaign_sms_total",
+			Help: "SMS segments used by campaign devices (estimated per device from its plan)."}),
+		campaigns: &campaignCollector{desc: prometheus.NewDesc("smsgw_firmware_campaigns",
+			"Firmware campaigns by state (running, paused, cancelled, done).", []string{"state"}, nil)},
 	}
+	m.reg.MustRegister(m.fwStore, m.fwServed, m.fwDevices, m.fwSMS, m.campaigns)
 	m.reg.MustRegister(m.Modem, m.endpointEv, m.endpointGauge, m.queueEv, m.queueGauge, m.registrations,
 		m.wakeups, m.apiLatency, m.opLatency,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -196,5 +215,36 @@ func (c *dtlsCollector) Collect(ch chan<- prometheus.Metric) {
 	for k, v := range map[string]uint64{"refused": s.Refused, "garbage": s.Garbage, "unknown_peer": s.UnknownPeer,
 		"queue": s.QueueDrops, "expired": s.Expired, "evicted": s.Evicted} {
 		ch <- prometheus.MustNewConstMetric(c.drops, prometheus.CounterValue, float64(v), k)
+	}
+}
+
+// campaignCollector reports campaigns by state from the campaign Manager.
+type campaignCollector struct {
+	desc *prometheus.Desc
+	mu   sync.Mutex
+	list func() []firmware.Report
+}
+
+func (m *Metrics) setCampaignSource(list func() []firmware.Report) {
+	m.campaigns.mu.Lock()
+	m.campaigns.list = list
+	m.campaigns.mu.Unlock()
+}
+
+func (c *campaignCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *campaignCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	list := c.list
+	c.mu.Unlock()
+	counts := map[string]int{firmware.CampaignRunning: 0, firmware.CampaignPaused: 0,
+		firmware.CampaignCancelled: 0, firmware.CampaignDone: 0}
+	if list != nil {
+		for _, r := range list() {
+			counts[r.Status]++
+		}
+	}
+	for st, n := range counts {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, float64(n), st)
 	}
 }

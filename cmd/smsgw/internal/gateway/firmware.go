@@ -1,0 +1,295 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// fwPrefix is the path under which both Package URI servers (CoAP Block2 on
+// the LwM2M listeners, HTTP on the API listener) serve images.
+const fwPrefix = "/fw/"
+
+// maxFWJobs bounds the single-device update jobs kept for polling; the
+// oldest finished job is dropped first.
+const maxFWJobs = 1000
+
+// fw is the gateway's firmware side: the image store, the Updater and the
+// campaign Manager, and the single-device update jobs.
+type fw struct {
+	store *firmware.Store
+	upd   *firmware.Updater
+	mgr   *firmware.Manager
+	db    *bolt.DB
+
+	mu    sync.Mutex
+	jobs  map[string]*FWJob
+	order []string // job ids, oldest first
+	seq   uint64
+}
+
+// FWJob is a single-device firmware update started over the API.
+type FWJob struct {
+	ID       string        `json:"id"`
+	Endpoint string        `json:"endpoint"`
+	Image    string        `json:"image"`
+	State    string        `json:"state"` // running, done, failed
+	Step     firmware.Step `json:"step,omitempty"`
+	Plan     *PlanJSON     `json:"plan,omitempty"`
+	Version  string        `json:"version,omitempty"` // /3/0/3 after the update
+	Result   int64         `json:"update_result,omitempty"`
+	Error    string        `json:"error,omitempty"`
+	Started  time.Time     `json:"started"`
+	Finished time.Time     `json:"finished,omitzero"`
+	Duration string        `json:"duration,omitempty"`
+}
+
+// PlanJSON is a firmware.Plan in API answers.
+type PlanJSON struct {
+	Endpoint  string `json:"endpoint"`
+	Image     string `json:"image"`
+	Version   string `json:"version"`
+	Size      int64  `json:"size"`
+	Method    string `json:"method"`
+	Transport string `json:"transport"`
+	URI       string `json:"uri,omitempty"`
+	BlockSize int    `json:"block_size,omitempty"`
+	Blocks    int    `json:"blocks,omitempty"`
+	Queue     bool   `json:"queue"`
+	SMS       int    `json:"sms"`
+}
+
+func planJSON(p firmware.Plan) *PlanJSON {
+	return &PlanJSON{Endpoint: p.Endpoint, Image: p.Image.ID, Version: p.Image.Version, Size: p.Image.Size,
+		Method: p.Method.String(), Transport: p.Transport, URI: p.URI, BlockSize: p.BlockSize, Blocks: p.Blocks,
+		Queue: p.Queue, SMS: p.SMS}
+}
+
+// openFirmwareStore opens the image store; it must exist before the LwM2M
+// listeners start, because they serve it under /fw/.
+func (g *Gateway) openFirmwareStore() error {
+	dir := g.cfg.Firmware.Dir
+	if dir == "" {
+		dir = filepath.Join(g.cfg.DataDir, "firmware")
+	}
+	s, err := firmware.OpenStore(dir, firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
+		firmware.WithMaxImages(g.cfg.Firmware.MaxImages),
+		firmware.WithStoreMetrics(func(images int, bytes int64) {
+			g.metrics.fwStore.WithLabelValues("images").Set(float64(images))
+			g.metrics.fwStore.WithLabelValues("bytes").Set(float64(bytes))
+		}))
+	if err != nil {
+		return fmt.Errorf("firmware store %s: %w", dir, err)
+	}
+	n, b := s.Usage()
+	g.metrics.fwStore.WithLabelValues("images").Set(float64(n))
+	g.metrics.fwStore.WithLabelValues("bytes").Set(float64(b))
+	g.fw = &fw{store: s, jobs: map[string]*FWJob{}}
+	return nil
+}
+
+// lwm2mHandler is the handler of an LwM2M listener: the LwM2M server, and
+// the CoAP Block2 Package URI server under /fw/.
+func (g *Gateway) lwm2mHandler(transport string, epRef **bearer.Endpoint) bearer.Handler {
+	mux := bearer.NewServeMux()
+	mux.Handle("/", g.srv.Handler(transport))
+	if g.fw != nil {
+		// The block size follows the Endpoint's bearer, known once the
+		// Endpoint exists; until then (never in practice) the largest.
+		var once sync.Once
+		var h *firmware.CoAPHandler
+		mux.Handle(fwPrefix, bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+			once.Do(func() {
+				bs := 1024
+				if *epRef != nil {
+					bs = (*epRef).BlockSize()
+				}
+				h = firmware.NewCoAPHandler(g.fw.store, fwPrefix, bs, func(n int) {
+					g.metrics.fwServed.WithLabelValues("coap+" + transport).Add(float64(n))
+				})
+			})
+			h.ServeCoAP(w, r)
+		}))
+	}
+	return mux
+}
+
+// startFirmware creates the Updater (push through every transport, pull
+// from the listeners' addresses, SMS wake-ups through the queue's waker) and
+// the campaign Manager on <data_dir>/campaigns.db, which resumes campaigns
+// interrupted by a crash or a restart.
+func (g *Gateway) startFirmware(ctx context.Context) error {
+	if g.fw == nil {
+		return nil
+	}
+	eps := map[string]*bearer.Endpoint{}
+	var pull firmware.PullURIs
+	if g.udpEP != nil {
+		eps["udp"] = g.udpEP
+		pull.CoAP = "coap://" + hostPort(g.udpEP.LocalAddr()) + fwPrefix
+	}
+	if g.dtlsEP != nil {
+		eps["dtls"] = g.dtlsEP
+		pull.CoAPS = "coaps://" + hostPort(g.dtlsEP.LocalAddr()) + fwPrefix
+	}
+	if g.smsEP != nil {
+		eps["sms"] = g.smsEP
+	}
+	if g.apiLn != nil {
+		pull.HTTP = "http://" + hostPort(g.apiLn.Addr()) + fwPrefix
+	}
+	cfg := firmware.Config{Server: g.srv, Store: g.fw.store, Endpoints: eps, Pull: pull,
+		Logger: g.log.With("component", "firmware")}
+	if g.smsB != nil {
+		cfg.Waker = &firmware.QueueWaker{Waker: queue.NewSMSWaker(g.smsB, g.smsB), Registrations: g.srv.Store(),
+			Target: func(reg *registry.Registration, t *queue.WakeTarget) {
+				if wt := g.wakeTarget(reg); wt != nil {
+					t.MSISDN, t.SIM, t.Trigger, t.Framing = wt.MSISDN, wt.SIM, wt.Trigger, wt.Framing
+				}
+				g.metrics.wakeups.Inc()
+			}}
+	}
+	upd, err := firmware.NewUpdater(cfg)
+	if err != nil {
+		return fmt.Errorf("firmware updater: %w", err)
+	}
+	g.fw.upd = upd
+	db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("campaigns: %w", err)
+	}
+	g.fw.db = db
+	mgr, err := firmware.NewManager(db, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
+		firmware.WithCampaignHook(g.onCampaignEvent))
+	if err != nil {
+		return fmt.Errorf("campaigns: %w", err)
+	}
+	g.fw.mgr = mgr
+	g.metrics.setCampaignSource(mgr.List)
+	return nil
+}
+
+// hostPort gives the address a device on this host reaches: an unspecified
+// listen address becomes the loopback of its family.
+func hostPort(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	switch host {
+	case "0.0.0.0", "":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// onCampaignEvent counts device outcomes and publishes them on the SSE stream.
+func (g *Gateway) onCampaignEvent(ev firmware.CampaignEvent) {
+	switch ev.Device.State {
+	case firmware.DevDone, firmware.DevFailed, firmware.DevSkipped, firmware.DevCancelled:
+		g.metrics.fwDevices.WithLabelValues(ev.Device.State).Inc()
+		g.metrics.fwSMS.Add(float64(ev.Device.SMS))
+	}
+	g.hub.publish("campaign-device", map[string]any{"campaign": ev.Campaign, "device": ev.Device})
+}
+
+// closeFirmware stops campaigns (they resume at the next start) and the
+// Updater, and closes the campaigns database.
+func (g *Gateway) closeFirmware() error {
+	if g.fw == nil {
+		return nil
+	}
+	var errs []error
+	if g.fw.mgr != nil {
+		errs = append(errs, g.fw.mgr.Close())
+	}
+	if g.fw.upd != nil {
+		errs = append(errs, g.fw.upd.Close())
+	}
+	if g.fw.db != nil {
+		errs = append(errs, g.fw.db.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// startUpdate starts a single-device update as a job.
+func (g *Gateway) startUpdate(ep, image string, opts firmware.Options, plan firmware.Plan) (*FWJob, error) {
+	f := g.fw
+	f.mu.Lock()
+	if len(f.jobs) >= maxFWJobs {
+		dropped := false
+		for i, id := range f.order {
+			if j := f.jobs[id]; j.State != "running" {
+				delete(f.jobs, id)
+				f.order = append(f.order[:i:i], f.order[i+1:]...)
+				dropped = true
+				break
+			}
+		}
+		if !dropped {
+			f.mu.Unlock()
+			return nil, fmt.Errorf("%d firmware updates are running; wait for some to finish", maxFWJobs)
+		}
+	}
+	f.seq++
+	j := &FWJob{ID: "fw-" + strconv.FormatUint(f.seq, 10) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36),
+		Endpoint: ep, Image: image, State: "running", Step: firmware.StepPlanned, Plan: planJSON(plan), Started: time.Now().UTC()}
+	f.jobs[j.ID] = j
+	f.order = append(f.order, j.ID)
+	f.mu.Unlock()
+	opts.Progress = func(s firmware.Step) {
+		f.mu.Lock()
+		j.Step = s
+		f.mu.Unlock()
+		g.hub.publish("firmware-update", map[string]any{"job": j.ID, "endpoint": ep, "step": s})
+	}
+	g.wg.Add(1)
+	go func() {
+		defer g.wg.Done()
+		res, err := f.upd.Update(g.ctx, ep, image, opts)
+		f.mu.Lock()
+		j.Finished = time.Now().UTC()
+		j.Duration = j.Finished.Sub(j.Started).Round(time.Millisecond).String()
+		var re *firmware.ResultError
+		switch {
+		case err == nil:
+			j.State, j.Step, j.Version = "done", firmware.StepVerified, res.Version
+			j.Plan = planJSON(res.Plan)
+		case errors.As(err, &re):
+			j.State, j.Step, j.Result, j.Error = "failed", firmware.StepFailed, re.Result, err.Error()
+		default:
+			j.State, j.Step, j.Error = "failed", firmware.StepFailed, err.Error()
+		}
+		state := j.State
+		snap := *j
+		f.mu.Unlock()
+		g.metrics.fwDevices.WithLabelValues(state).Inc()
+		g.hub.publish("firmware-update", snap)
+	}()
+	return j, nil
+}
+
+// job returns a copy of job id.
+func (f *fw) job(id string) (FWJob, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	j, ok := f.jobs[id]
+	if !ok {
+		return FWJob{}, false
+	}
+	return *j, true
+}

@@ -1,0 +1,496 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+)
+
+// fwRoutes mounts the firmware API and the HTTP Package URI server. The
+// Package URI server has no bearer token: devices cannot send one, and the
+// image ids are the images' SHA-256 prefixes.
+func (g *Gateway) fwRoutes(handle func(string, http.HandlerFunc, bool), mux *http.ServeMux) {
+	if g.fw == nil {
+		return
+	}
+	served := g.metrics.fwServed.WithLabelValues("http")
+	fh := firmware.HTTPHandler(g.fw.store, fwPrefix)
+	mux.Handle("GET "+fwPrefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &countWriter{ResponseWriter: w}
+		fh.ServeHTTP(cw, r)
+		served.Add(float64(cw.n))
+	}))
+	handle("POST /api/v1/firmware", g.uploadImage, true)
+	handle("GET /api/v1/firmware", g.listImages, true)
+	handle("GET /api/v1/firmware/{id}", g.getImage, true)
+	handle("DELETE /api/v1/firmware/{id}", g.deleteImage, true)
+	handle("POST /api/v1/devices/{ep}/firmware", g.updateDevice, true)
+	handle("GET /api/v1/firmware-jobs/{id}", g.getFWJob, true)
+	handle("POST /api/v1/campaigns", g.createCampaign, true)
+	handle("GET /api/v1/campaigns", g.listCampaigns, true)
+	handle("GET /api/v1/campaigns/{id}", g.getCampaign, true)
+	handle("POST /api/v1/campaigns/{id}/{action}", g.campaignAction, true)
+}
+
+type countWriter struct {
+	http.ResponseWriter
+	n int
+}
+
+func (c *countWriter) Write(b []byte) (int, error) {
+	n, err := c.ResponseWriter.Write(b)
+	c.n += n
+	return n, err
+}
+
+func (g *Gateway) fwReady(w http.ResponseWriter) bool {
+	if g.fw == nil || g.fw.mgr == nil {
+		writeError(w, http.StatusServiceUnavailable, "firmware is not enabled in this gateway")
+		return false
+	}
+	return true
+}
+
+// uploadImage stores an image: a multipart form (field "file", and "name",
+// "version", "sha256" fields or query parameters) or the raw body (query
+// parameters or X-Firmware-Name/-Version/-SHA256 headers). The checksum is
+// verified while the bytes stream to disk.
+func (g *Gateway) uploadImage(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	q := r.URL.Query()
+	param := func(name, header string) string {
+		if v := q.Get(name); v != "" {
+			return v
+		}
+		return r.Header.Get(header)
+	}
+	u := firmware.Upload{Name: param("name", "X-Firmware-Name"), Version: param("version", "X-Firmware-Version"),
+		SHA256: strings.ToLower(param("sha256", "X-Firmware-SHA256"))}
+	limit := g.cfg.Firmware.MaxBytes
+	body := http.MaxBytesReader(w, r.Body, limit+1<<20)
+	var src io.Reader = body
+	size := r.ContentLength
+	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/form-data") {
+		mr, err := r.MultipartReader()
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
+			return
+		}
+		src, size = nil, -1
+		for src == nil {
+			part, err := mr.NextPart()
+			if err != nil {
+				writeError(w, http.StatusBadRequest, "multipart body has no \"file\" part")
+				return
+			}
+			if part.FormName() == "file" {
+				src = part
+				break
+			}
+			v, _ := io.ReadAll(io.LimitReader(part, 256))
+			switch part.FormName() {
+			case "name":
+				u.Name = string(v)
+			case "version":
+				u.Version = string(v)
+			case "sha256":
+				u.SHA256 = strings.ToLower(strings.TrimSpace(string(v)))
+			case "size":
+				size, _ = strconv.ParseInt(string(v), 10, 64)
+			}
+		}
+		defer src.(*multipart.Part).Close()
+	}
+	if u.Version == "" {
+		writeError(w, http.StatusBadRequest, "version is required (query ?version=, header X-Firmware-Version, or multipart field \"version\")")
+		return
+	}
+	if s := param("size", "X-Firmware-Size"); s != "" {
+		size, _ = strconv.ParseInt(s, 10, 64)
+	}
+	if size < 0 {
+		// Unknown length (multipart or chunked): spool through the store's
+		// own check by reading at most the store's bound.
+		data, err := io.ReadAll(io.LimitReader(src, limit+1))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "reading the image: "+err.Error())
+			return
+		}
+		src, size = strings.NewReader(string(data)), int64(len(data))
+	}
+	if size > limit {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image of %d bytes is over firmware.max_bytes (%d)", size, limit))
+		return
+	}
+	u.Size = size
+	if u.SHA256 == "" {
+		writeError(w, http.StatusBadRequest, "sha256 is required: the image's SHA-256 in hex (query ?sha256=, header X-Firmware-SHA256, or multipart field \"sha256\"); it is checked against the bytes received")
+		return
+	}
+	info, err := g.fw.store.Put(r.Context(), u, src)
+	switch {
+	case err == nil:
+		g.hub.publish("firmware-image", info)
+		writeJSON(w, http.StatusCreated, info)
+	case errors.Is(err, firmware.ErrChecksum):
+		writeError(w, http.StatusBadRequest, "checksum mismatch: the bytes received do not have the SHA-256 given ("+u.SHA256+"); nothing was stored")
+	case errors.Is(err, firmware.ErrSize):
+		writeError(w, http.StatusBadRequest, "size mismatch: "+err.Error())
+	case errors.Is(err, firmware.ErrStoreFull):
+		writeError(w, http.StatusInsufficientStorage, err.Error()+"; delete old images first")
+	case errors.Is(err, firmware.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	default:
+		writeError(w, http.StatusInternalServerError, err.Error())
+	}
+}
+
+func (g *Gateway) listImages(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	list := g.fw.store.List()
+	if list == nil {
+		list = []firmware.ImageInfo{}
+	}
+	writeJSON(w, 200, map[string]any{"count": len(list), "images": list})
+}
+
+func (g *Gateway) getImage(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	info, err := g.fw.store.Get(r.PathValue("id"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown image %q; list images with GET /api/v1/firmware", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, 200, info)
+}
+
+func (g *Gateway) deleteImage(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	if err := g.fw.store.Delete(r.PathValue("id")); err != nil {
+		if errors.Is(err, firmware.ErrNotFound) {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown image %q", r.PathValue("id")))
+			return
+		}
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, 200, map[string]string{"deleted": r.PathValue("id")})
+}
+
+// UpdateBody is the body of POST /api/v1/devices/{ep}/firmware.
+type UpdateBody struct {
+	Image        string `json:"image"`
+	AllowSMSPush *bool  `json:"allow_sms_push"`
+	DryRun       bool   `json:"dry_run"`
+	MaxSMS       int    `json:"max_sms"`
+	Method       string `json:"method"` // "", "push" or "pull"
+}
+
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
+		return false
+	}
+	return true
+}
+
+// fwError answers a firmware error with its status.
+func fwError(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, firmware.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error()+"; list images with GET /api/v1/firmware")
+	case errors.Is(err, firmware.ErrBudget):
+		writeError(w, http.StatusUnprocessableEntity, err.Error())
+	case errors.Is(err, firmware.ErrUnsupported):
+		writeError(w, http.StatusUnprocessableEntity, err.Error()+" (for an SMS-only device, set allow_sms_push after checking the SMS cost with dry_run)")
+	case errors.Is(err, firmware.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		writeError(w, http.StatusGatewayTimeout, err.Error())
+	default:
+		writeError(w, http.StatusBadGateway, err.Error())
+	}
+}
+
+// updateDevice plans (dry_run) or starts a single-device update.
+func (g *Gateway) updateDevice(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	ep := r.PathValue("ep")
+	if _, ok := g.lookup(w, ep); !ok {
+		return
+	}
+	var b UpdateBody
+	if !decodeBody(w, r, &b) {
+		return
+	}
+	if _, err := g.fw.store.Get(b.Image); err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown image %q; list images with GET /api/v1/firmware", b.Image))
+		return
+	}
+	opts := firmware.Options{AllowSMSPush: g.cfg.Firmware.AllowSMSPush, MaxSMS: b.MaxSMS}
+	if b.AllowSMSPush != nil {
+		opts.AllowSMSPush = *b.AllowSMSPush
+	}
+	switch b.Method {
+	case "":
+	case "push":
+		opts.Prefer = firmware.Push
+	case "pull":
+		opts.Prefer = firmware.Pull
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown method %q; use push, pull or leave empty", b.Method))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Minute)
+	defer cancel()
+	plan, err := g.fw.upd.Plan(ctx, ep, b.Image, opts)
+	if err != nil {
+		fwError(w, err)
+		return
+	}
+	if b.DryRun {
+		writeJSON(w, 200, map[string]any{"dry_run": true, "plan": planJSON(plan)})
+		return
+	}
+	j, err := g.startUpdate(ep, b.Image, opts, plan)
+	if err != nil {
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
+	}
+	w.Header().Set("Location", "/api/v1/firmware-jobs/"+j.ID)
+	snap, _ := g.fw.job(j.ID)
+	writeJSON(w, http.StatusAccepted, snap)
+}
+
+func (g *Gateway) getFWJob(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	j, ok := g.fw.job(r.PathValue("id"))
+	if !ok {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown firmware job %q", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, 200, j)
+}
+
+// CampaignBody is the body of POST /api/v1/campaigns.
+type CampaignBody struct {
+	Name      string   `json:"name"`
+	Image     string   `json:"image"`
+	Endpoints []string `json:"endpoints"`
+	Prefix    string   `json:"prefix"`
+	// Filter selects registered devices by attribute: binding ("U",
+	// "US", "S"...), transport ("udp", "dtls", "sms"), queue ("true",
+	// "false"), version ("1.1").
+	Filter       map[string]string `json:"filter"`
+	Concurrency  int               `json:"concurrency"`
+	Retries      *int              `json:"retries"`
+	Backoff      string            `json:"backoff"`
+	SMSBudget    *int              `json:"sms_budget"`
+	AllowSMSPush *bool             `json:"allow_sms_push"`
+	Method       string            `json:"method"`
+}
+
+// filterMatch builds a registration filter from attributes.
+func filterMatch(f map[string]string) (func(*registry.Registration) bool, error) {
+	for k, v := range f {
+		switch k {
+		case "binding", "transport", "version":
+		case "queue":
+			if v != "true" && v != "false" {
+				return nil, fmt.Errorf("filter queue must be \"true\" or \"false\", not %q", v)
+			}
+		default:
+			return nil, fmt.Errorf("unknown filter attribute %q; use binding, transport, queue or version", k)
+		}
+	}
+	return func(r *registry.Registration) bool {
+		for k, v := range f {
+			var got string
+			switch k {
+			case "binding":
+				got = r.Binding.String()
+			case "transport":
+				got = r.Transport()
+			case "queue":
+				got = strconv.FormatBool(r.Queue)
+			case "version":
+				got = r.Version.String()
+			}
+			if got != v {
+				return false
+			}
+		}
+		return true
+	}, nil
+}
+
+func (g *Gateway) createCampaign(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	var b CampaignBody
+	if !decodeBody(w, r, &b) {
+		return
+	}
+	if b.Image == "" {
+		writeError(w, http.StatusBadRequest, "image is required (an id from GET /api/v1/firmware)")
+		return
+	}
+	if _, err := g.fw.store.Get(b.Image); err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown image %q; list images with GET /api/v1/firmware", b.Image))
+		return
+	}
+	if len(b.Endpoints) == 0 && b.Prefix == "" && len(b.Filter) == 0 {
+		writeError(w, http.StatusBadRequest, "no target: give endpoints, prefix or filter")
+		return
+	}
+	fc := g.cfg.Firmware
+	spec := firmware.Spec{Name: b.Name, Image: b.Image, Endpoints: b.Endpoints, Prefix: b.Prefix,
+		Concurrency: fc.Concurrency, Retries: fc.Retries, SMSBudget: fc.SMSBudget,
+		Options: firmware.Options{AllowSMSPush: fc.AllowSMSPush}}
+	if len(b.Filter) > 0 {
+		m, err := filterMatch(b.Filter)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		spec.Match = m
+	}
+	if b.Concurrency != 0 {
+		if b.Concurrency < 1 || b.Concurrency > 10000 {
+			writeError(w, http.StatusBadRequest, "concurrency must be in 1..10000")
+			return
+		}
+		spec.Concurrency = b.Concurrency
+	}
+	if b.Retries != nil {
+		if *b.Retries < 0 || *b.Retries > 100 {
+			writeError(w, http.StatusBadRequest, "retries must be in 0..100")
+			return
+		}
+		spec.Retries = *b.Retries
+	}
+	if b.SMSBudget != nil {
+		if *b.SMSBudget < -1 {
+			writeError(w, http.StatusBadRequest, "sms_budget must be -1 (no limit), 0 (no SMS) or positive")
+			return
+		}
+		spec.SMSBudget = *b.SMSBudget
+	}
+	if b.AllowSMSPush != nil {
+		spec.Options.AllowSMSPush = *b.AllowSMSPush
+	}
+	if b.Backoff != "" {
+		d, err := time.ParseDuration(b.Backoff)
+		if err != nil || d <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("backoff %q is not a positive duration (e.g. \"10s\")", b.Backoff))
+			return
+		}
+		spec.Backoff = d
+	}
+	switch b.Method {
+	case "":
+	case "push":
+		spec.Options.Prefer = firmware.Push
+	case "pull":
+		spec.Options.Prefer = firmware.Pull
+	default:
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown method %q; use push, pull or leave empty", b.Method))
+		return
+	}
+	id, err := g.fw.mgr.Create(r.Context(), spec)
+	if err != nil {
+		switch {
+		case errors.Is(err, firmware.ErrNotFound):
+			writeError(w, http.StatusNotFound, err.Error())
+		case errors.Is(err, firmware.ErrInvalid):
+			writeError(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, firmware.ErrBudget):
+			writeError(w, http.StatusUnprocessableEntity, err.Error())
+		default:
+			writeError(w, http.StatusConflict, err.Error())
+		}
+		return
+	}
+	rep, _ := g.fw.mgr.Status(id, false)
+	g.hub.publish("campaign", rep)
+	w.Header().Set("Location", "/api/v1/campaigns/"+id)
+	writeJSON(w, http.StatusCreated, rep)
+}
+
+func (g *Gateway) listCampaigns(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	list := g.fw.mgr.List()
+	if list == nil {
+		list = []firmware.Report{}
+	}
+	writeJSON(w, 200, map[string]any{"count": len(list), "campaigns": list})
+}
+
+func (g *Gateway) getCampaign(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	rep, err := g.fw.mgr.Status(r.PathValue("id"), r.URL.Query().Get("devices") == "1" || r.URL.Query().Get("devices") == "true")
+	if err != nil {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown campaign %q; list campaigns with GET /api/v1/campaigns", r.PathValue("id")))
+		return
+	}
+	writeJSON(w, 200, map[string]any{"campaign": rep, "failed": rep.Failed()})
+}
+
+func (g *Gateway) campaignAction(w http.ResponseWriter, r *http.Request) {
+	if !g.fwReady(w) {
+		return
+	}
+	id, action := r.PathValue("id"), r.PathValue("action")
+	var err error
+	switch action {
+	case "pause":
+		err = g.fw.mgr.Pause(id)
+	case "resume":
+		err = g.fw.mgr.Resume(id)
+	case "cancel":
+		err = g.fw.mgr.Cancel(id)
+	default:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown action %q; use pause, resume or cancel", action))
+		return
+	}
+	if err != nil {
+		if _, serr := g.fw.mgr.Status(id, false); serr != nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown campaign %q", id))
+			return
+		}
+		writeError(w, http.StatusConflict, err.Error())
+		return
+	}
+	rep, _ := g.fw.mgr.Status(id, false)
+	g.hub.publish("campaign", rep)
+	writeJSON(w, 200, rep)
+}
