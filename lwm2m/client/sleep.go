@@ -17,8 +17,10 @@ import (
 // traffic the client closes its UDP socket, listens only for SMS, accepts
 // a Registration Update Trigger (Execute /1/x/8, raw CoAP or WAP Push)
 // only from its server's number, then opens a new UDP socket, sends an
-// Update, serves the queued requests and sleeps again. A client with no
-// UDP (DialUDP nil) registers, updates and answers over SMS alone.
+// Update, serves the queued requests and sleeps again. When UDP cannot be
+// opened at wake-up (no IP bearer), the Update goes over SMS and the server
+// reaches the client there. A client with no UDP (DialUDP nil) registers,
+// updates and answers over SMS alone.
 type QueueModeConfig struct {
 	// Awake is the awake window after the last exchange (default 93 s,
 	// MAX_TRANSMIT_WAIT of CoAP over UDP).
@@ -148,7 +150,16 @@ func (c *Client) wakeTransport() error {
 	}
 	ep, err := sl.cfg.DialUDP()
 	if err != nil {
-		return fmt.Errorf("lwm2m client: open UDP: %w", err)
+		if c.Location() == "" {
+			return fmt.Errorf("lwm2m client: open UDP: %w", err)
+		}
+		// No IP now: update and answer over SMS until UDP works again.
+		c.log.Warn("lwm2m client: no UDP, waking over SMS", "ep", c.name, "err", err)
+		c.mu.Lock()
+		c.ep, c.server = sl.cfg.SMS, sl.cfg.SMSServer
+		c.mu.Unlock()
+		c.setAwake(true)
+		return nil
 	}
 	c.mu.Lock()
 	sl.udp = ep

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -173,6 +174,62 @@ func TestQueueModeSMSOnly(t *testing.T) {
 		t.Fatalf("registration %+v", reg)
 	}
 	if v, err := srv.Read(ctxT(t), "sms-only", path.Resource(3, 0, 0)); err != nil || v.Text() != "ACME" {
+		t.Fatalf("read over SMS: %v %v", v, err)
+	}
+}
+
+// A UDP+SMS client that cannot open UDP when woken (no IP) sends its
+// Update over SMS; the server then reaches it over SMS.
+func TestQueueModeWakeWithoutIP(t *testing.T) {
+	srv, addr := startServer(t)
+	c := client.New("no-ip", client.WithVersion("1.0"), client.WithBinding("UQS"), client.WithSMSNumber("491710000002"))
+	if err := c.AddServer(client.Server{ShortID: 1, Lifetime: 3600, Binding: "UQS"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddDevice(client.Device{Manufacturer: "ACME"}); err != nil {
+		t.Fatal(err)
+	}
+	devSMS, srvSMS, _ := smsEndpointsH(t, c, srv.Handler("sms"))
+	srv.Attach("sms", srvSMS)
+	states := make(chan bool, 16)
+	dials := 0
+	cfg := client.QueueModeConfig{Awake: 300 * time.Millisecond, UDPServer: addr, SMS: devSMS, SMSServer: msisdn(t, srvNum),
+		OnState: func(a bool) { states <- a },
+		DialUDP: func() (*bearer.Endpoint, error) {
+			dials++
+			if dials > 1 {
+				return nil, errors.New("no PDP context")
+			}
+			return bearer.NewEndpoint(listen(t), bearer.WithHandler(c))
+		}}
+	if err := c.StartQueueMode(ctxT(t), cfg); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	for _, want := range []bool{true, false} {
+		select {
+		case a := <-states:
+			if a != want {
+				t.Fatalf("state %v", a)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatal("no state change")
+		}
+	}
+	if resp, err := srvSMS.Post(ctxT(t), msisdn(t, devNum), "/1/0/8", 0, nil); err != nil || resp.Code != codes.Changed {
+		t.Fatalf("trigger: %v %v", resp, err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if reg, _ := srv.Lookup("no-ip"); reg.Transport() == "sms" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Update over SMS")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if v, err := srv.Read(ctxT(t), "no-ip", path.Resource(3, 0, 0)); err != nil || v.Text() != "ACME" {
 		t.Fatalf("read over SMS: %v %v", v, err)
 	}
 }
