@@ -69,6 +69,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		_, err = stdout.Write(config.DefaultYAML)
 	case "devices", "read", "write", "exec", "jobs":
 		err = runClient(cmd, args, stdout)
+	case "fw":
+		err = runFW(args, stdout)
+	case "campaign":
+		err = runCampaign(args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -100,6 +104,12 @@ const usage = `usage:
   smsgw write EP PATH VALUE      write a resource, e.g. smsgw write light-udp-1 /3311/0/5851 40
   smsgw exec  EP PATH [ARGS]     execute a resource
   smsgw jobs                     list pending jobs
+  smsgw fw upload FILE -version V [-name N]     store a firmware image (SHA-256 computed and checked)
+  smsgw fw list | show ID | delete ID           firmware images
+  smsgw fw update EP IMAGE [-sms] [-dry-run]    update one device (-dry-run: plan and SMS cost)
+  smsgw fw job ID                               a single-device update's progress
+  smsgw campaign create -image ID (-prefix P | -endpoints A,B | -filter K=V) [-concurrency N] [-retries N] [-sms-budget N] [-sms]
+  smsgw campaign list | status ID [-devices] | pause ID | resume ID | cancel ID
 API client flags: -api URL (default $SMSGW_API or http://127.0.0.1:8080), -token T (default $SMSGW_TOKEN or the api-token file of the data dir), -wait D
 `
 
