@@ -77,7 +77,11 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		resp, err = e.doBlock1(ctx, req, token)
 	} else {
 		m := message.Message{Code: req.Code, Token: token, Options: req.Options, Payload: req.Payload}
-		resp, err = e.roundTrip(ctx, req.Peer, &m, req.Type == message.Confirmable, nil, false)
+		mid := int32(-1)
+		if req.midSet {
+			mid = int32(req.mid)
+		}
+		resp, err = e.roundTripMID(ctx, req.Peer, &m, req.Type == message.Confirmable, nil, false, mid)
 	}
 	if err != nil {
 		return nil, err
@@ -199,6 +203,12 @@ func (e *Endpoint) releasePeerRef(pkey string, ps *peerState) {
 // notifications on the token. With ackOnly (separate responses and
 // notifications) it returns on the ACK and NSTART does not apply.
 func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool) (*Response, error) {
+	return e.roundTripMID(ctx, peer, m, con, obs, ackOnly, -1)
+}
+
+// roundTripMID is roundTrip with the message ID fixed by the caller when
+// mid >= 0 (Request.SetMessageID), else allocated.
+func (e *Endpoint) roundTripMID(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool, mid int32) (*Response, error) {
 	pkey := AddrKey(peer)
 	var ps *peerState
 	if !ackOnly {
@@ -217,7 +227,12 @@ func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Mess
 	}
 	defer release()
 
-	m.MessageID = int32(e.newMID())
+	fixedMID := mid >= 0
+	if fixedMID {
+		m.MessageID = mid
+	} else {
+		m.MessageID = int32(e.newMID())
+	}
 	if con {
 		m.Type = message.Confirmable
 	} else {
@@ -237,7 +252,7 @@ func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Mess
 	if m.Code != codes.Empty && !ackOnly {
 		ex.token = string(m.Token)
 	}
-	if err := e.register(ex); err != nil {
+	if err := e.register(ex, fixedMID); err != nil {
 		return nil, err
 	}
 	keepToken := false
@@ -322,7 +337,7 @@ func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Mess
 	}
 }
 
-func (e *Endpoint) register(ex *exchange) error {
+func (e *Endpoint) register(ex *exchange, fixedMID bool) error {
 	e.exMu.Lock()
 	defer e.exMu.Unlock()
 	if len(e.byMID) >= e.lim.MaxExchanges {
@@ -330,6 +345,9 @@ func (e *Endpoint) register(ex *exchange) error {
 		return fmt.Errorf("%w: %d exchanges", ErrLimit, e.lim.MaxExchanges)
 	}
 	mk := midKey{ex.pkey, ex.mid}
+	if _, busy := e.byMID[mk]; busy && fixedMID {
+		return fmt.Errorf("bearer: message ID %d to %s is in use by another exchange", ex.mid, ex.pkey)
+	}
 	e.byMID[mk] = ex
 	if ex.token != "" {
 		tk := tokenKey{ex.pkey, ex.token}

@@ -35,8 +35,22 @@ type Request struct {
 	// from the address with PeerIdentity; zero for unauthenticated peers.
 	Identity Identity
 
-	ctx context.Context
+	ctx    context.Context
+	mid    uint16
+	midSet bool
 }
+
+// SetMessageID fixes the message ID of a client request (Endpoint.Do)
+// instead of taking the next one of the Endpoint. With the same Token it
+// makes a re-send of the request after a restart a CoAP duplicate that the
+// peer answers from its duplicate cache without running it again (RFC 7252
+// §4.5): lwm2m/queue derives both from a queued request's attempt. Do fails
+// if an exchange with that ID to the peer is still in flight. A request
+// uploaded with Block1 uses fixed IDs for none of its blocks.
+func (r *Request) SetMessageID(mid uint16) { r.mid, r.midSet = mid, true }
+
+// MessageID returns the ID set with SetMessageID, if any.
+func (r *Request) MessageID() (uint16, bool) { return r.mid, r.midSet }
 
 // NewRequest returns a confirmable request for method code to path on peer.
 // path is split on '/' into Uri-Path options; a "?a=b&c" suffix becomes

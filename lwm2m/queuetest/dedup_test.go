@@ -2,7 +2,6 @@ package queuetest
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -12,17 +11,9 @@ import (
 // A re-send of the same queue.Attempt (what the drain does after a server
 // crash in the middle of a request) must be a CoAP duplicate the device
 // answers from its cache (RFC 7252 §4.5), so a non-idempotent Execute runs
-// once. The Server sends the attempt's token, but bearer.Endpoint chooses
-// the message ID itself and its duplicate detection keys on the message
-// ID: the re-send runs the operation again. It needs a way to set the
-// message ID of a client request in bearer (e.g. a Request.MessageID
-// field honoured by Endpoint.Do for the first transmission), then the
-// Executor sets it from Attempt.MessageID(). Until then this test is
-// skipped; run it with QUEUETEST_EXPECT_MID=1 to see the gap.
+// once: the Server's executor sends the attempt's token and message ID
+// (bearer.Request.SetMessageID).
 func TestResendOfAttemptIsDuplicate(t *testing.T) {
-	if os.Getenv("QUEUETEST_EXPECT_MID") == "" {
-		t.Skip("needs a settable CoAP message ID in bearer.Request (see the test's doc)")
-	}
 	w := newWorld(t, worldConfig{latency: 10 * time.Millisecond, window: 5 * time.Second})
 	l := w.newLight(lightConfig{name: "dup", number: "+491720000006", version: "1.0", binding: "UQS", udp: true, awake: 5 * time.Second})
 	req := &queue.Request{Endpoint: "dup", Kind: queue.KindExecute, Paths: []string{"/3/0/4"}, Payload: []byte("0='1'"),

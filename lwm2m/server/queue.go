@@ -345,6 +345,10 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 	}
 	creq := bearer.NewRequest(codes.GET, peer, devicePath(reg, p))
 	creq.Token = message.Token(req.Attempt.Token())
+	// Token and message ID both come from the attempt: a re-send of the same
+	// attempt (after a crash or a device that fell asleep mid-request) is a
+	// CoAP duplicate the device answers from its cache (RFC 7252 §4.5).
+	creq.SetMessageID(req.Attempt.MessageID())
 	if req.ContentFormat != queue.NoContentFormat {
 		creq.SetOption(bearer.ContentFormatOption(message.MediaType(req.ContentFormat)))
 	}
