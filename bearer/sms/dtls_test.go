@@ -40,7 +40,7 @@ func secureCfg(mtu int) (srv, cli *secure.Config) {
 }
 
 type dtlsRun struct {
-	handshake, get, put int // SMS segments, both directions
+	handshake, get, put, big int // SMS segments, both directions
 	suite               string
 	identity            string
 }
@@ -73,6 +73,9 @@ func runDTLS(t *testing.T, mtu int) dtlsRun {
 			return
 		}
 		w.WriteResponse(codes.Changed, nil)
+	})
+	mux.HandleFunc("/big", func(w bearer.ResponseWriter, r *bearer.Request) {
+		w.WriteResponse(codes.Content, bytes.Repeat([]byte("fw"), 4096))
 	})
 	sep, err := bearer.NewEndpoint(srv, bearer.WithHandler(mux))
 	if err != nil {
@@ -108,6 +111,11 @@ func runDTLS(t *testing.T, mtu int) dtlsRun {
 		t.Fatalf("PUT over DTLS over SMS: %v %v", err, resp)
 	}
 	run.put = int(p.net.Submitted.Load() - n0)
+	n0 = p.net.Submitted.Load()
+	if resp, err = cep.Get(ctx, server, "/big"); err != nil || len(resp.Payload) != 8192 {
+		t.Fatalf("Block2 8 KiB over DTLS over SMS: %v", err)
+	}
+	run.big = int(p.net.Submitted.Load() - n0)
 	run.identity = ident
 	run.suite, _ = srv.CipherSuite(mustAddr(t, deviceNum))
 	return run
@@ -124,12 +132,16 @@ func TestDTLSOverSMS(t *testing.T) {
 	t.Logf("DTLS PSK over SMS (%s): handshake %d SMS, GET %d, 500-byte PUT %d", r.suite, r.handshake, r.get, r.put)
 }
 
-// plainRun counts SMS segments of a GET and a 500-byte PUT without DTLS.
-func plainRun(t *testing.T) (get, put int) {
+// plainRun counts SMS segments of a GET, a 500-byte PUT and an 8 KiB
+// Block2 GET without DTLS.
+func plainRun(t *testing.T) (get, put, big int) {
 	p := newPair(t, smstest.Faults{}, nil)
 	mux := bearer.NewServeMux()
 	mux.HandleFunc("/3/0/0", func(w bearer.ResponseWriter, r *bearer.Request) { w.WriteResponse(codes.Content, []byte("m2mbearer")) })
 	mux.HandleFunc("/5/0/0", func(w bearer.ResponseWriter, r *bearer.Request) { w.WriteResponse(codes.Changed, nil) })
+	mux.HandleFunc("/big", func(w bearer.ResponseWriter, r *bearer.Request) {
+		w.WriteResponse(codes.Content, bytes.Repeat([]byte("fw"), 4096))
+	})
 	_, dev := endpoints(t, p, mux)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -143,13 +155,18 @@ func plainRun(t *testing.T) (get, put int) {
 		t.Fatal(err)
 	}
 	put = int(p.net.Submitted.Load() - n0)
-	return get, put
+	n0 = p.net.Submitted.Load()
+	if resp, err := dev.Get(ctx, mustAddr(t, serverNum), "/big"); err != nil || len(resp.Payload) != 8192 {
+		t.Fatalf("Block2 8 KiB: %v", err)
+	}
+	big = int(p.net.Submitted.Load() - n0)
+	return get, put, big
 }
 
 // TestCostTable prints the SMS cost table of README.md: segments (both
 // directions) for a GET, a 500-byte PUT and a DTLS PSK handshake.
 func TestCostTable(t *testing.T) {
-	get, put := plainRun(t)
+	get, put, big := plainRun(t)
 	d140 := runDTLS(t, 140)
 	d1200 := runDTLS(t, 1200)
 	var b strings.Builder
@@ -157,7 +174,8 @@ func TestCostTable(t *testing.T) {
 	fmt.Fprintf(&b, "|---|---|---|---|\n")
 	fmt.Fprintf(&b, "| DTLS handshake (%s) | - | %d | %d |\n", d140.suite, d140.handshake, d1200.handshake)
 	fmt.Fprintf(&b, "| GET /3/0/0 (9-byte answer) | %d | %d | %d |\n", get, d140.get, d1200.get)
-	fmt.Fprintf(&b, "| PUT of 500 bytes (one concatenated SMS each way) | %d | %d | %d |\n", put, d140.put, d1200.put)
+	fmt.Fprintf(&b, "| PUT of 500 bytes (one concatenated request, one-SMS answer) | %d | %d | %d |\n", put, d140.put, d1200.put)
+	fmt.Fprintf(&b, "| GET of 8 KiB (Block2, 1 KiB blocks) | %d | %d | %d |\n", big, d140.big, d1200.big)
 	t.Log(b.String())
 	if get != 2 {
 		t.Errorf("a plain GET and its piggybacked answer should take 2 SMS, took %d", get)
