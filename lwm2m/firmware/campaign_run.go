@@ -217,15 +217,15 @@ func (r *run) readVersion(ctx context.Context, ep string, o Options) (string, er
 // the SMS budget, update; the device state is stored before each step.
 func (r *run) attempt(ctx context.Context, d *DeviceState, version string, spec Spec) error {
 	upd := r.m.upd
-	reg, ok := upd.cfg.Server.Lookup(d.Endpoint)
-	if !ok {
+	if _, ok := upd.cfg.Server.Lookup(d.Endpoint); !ok {
 		return fmt.Errorf("firmware: %s is not registered", d.Endpoint)
 	}
-	if !reg.Queue || upd.cfg.Waker == nil {
-		if v, err := r.readVersion(ctx, d.Endpoint, spec.Options); err == nil && v == version {
-			d.Error = "already on version " + version
-			return nil
-		}
+	// A device already on the version is skipped. A queue-mode device is
+	// woken for the read (Version wakes it); the update would wake it
+	// anyway, and it stays awake for the update that follows.
+	if v, err := r.readVersion(ctx, d.Endpoint, spec.Options); err == nil && v == version {
+		d.Error = "already on version " + version
+		return nil
 	}
 	plan, err := upd.Plan(ctx, d.Endpoint, spec.Image, spec.Options)
 	if err != nil {
