@@ -41,8 +41,8 @@ func secureCfg(mtu int) (srv, cli *secure.Config) {
 
 type dtlsRun struct {
 	handshake, get, put, big int // SMS segments, both directions
-	suite               string
-	identity            string
+	suite                    string
+	identity                 string
 }
 
 // runDTLS runs a PSK handshake, a GET and a 500-byte PUT over DTLS over SMS
