@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +50,7 @@ type Light struct {
 	link   *endpointLink
 	sleepy *sleepyBearer
 	fw     *firmware.Device
+	fwBase int // updates applied before this start
 }
 
 // PSK is a DTLS pre-shared key.
@@ -137,11 +141,19 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	opts = append(opts, client.WithBinding(binding))
 	c := client.New(l.Name, opts...)
 	l.c = c
+	dir := filepath.Join(s.StateDir, l.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fwState, err := loadLightFirmware(dir)
+	if err != nil {
+		return err
+	}
 	must := func(err error) error { return err }
 	if err := errors.Join(
 		must(c.AddServer(client.Server{ShortID: 101, Lifetime: 600, Binding: binding})),
 		must(c.AddDevice(client.Device{Manufacturer: "m2mbearer", Model: "SL-" + l.Kind, Serial: l.Name,
-			Firmware: "1.0.0", Binding: binding})),
+			Firmware: fwState.Version, Binding: binding})),
 		must(c.AddConnectivity(client.Connectivity{NetworkBearer: 6, RSSI: -71, LinkQuality: 80})),
 		must(c.AddObject(3311, client.Handlers{})),
 		must(c.Set(path.Resource(3311, 0, 5850), content.NewBool(true))),
@@ -160,10 +172,6 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 		l.link = link
-		dir := filepath.Join(s.StateDir, l.Name)
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return err
-		}
 		b, err := sms.New(link, sms.Config{
 			StateDir: dir,
 			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: sms.SecurityNoSec, SIM: l.MSISDN}},
@@ -179,7 +187,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		}
 	}
 	if l.Kind != KindSMS && l.Kind != KindDTLS {
-		u, err := udp.Listen("udp", "127.0.0.1:0")
+		u, err := listenStable(dir)
 		if err != nil {
 			return err
 		}
@@ -195,7 +203,17 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	// Object 5: the light checks, applies and "reboots" into a package
 	// (bad checksum: Update Result 5). UDP lights pull over CoAP too; SMS
 	// and DTLS lights take pushes only.
-	fw, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: l.udpEP, PushOnly: l.udpEP == nil})
+	l.fwBase = fwState.Applied
+	fw, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: l.udpEP, PushOnly: l.udpEP == nil,
+		Applied: func(v string) {
+			// The light "flashes" the version before it reboots: it
+			// survives a restart of the daemon, and so does the count.
+			fwState.Version = v
+			fwState.Applied++
+			if err := saveLightFirmware(dir, fwState); err != nil {
+				s.Logger.Error("demo light: saving firmware state", "light", l.Name, "err", err)
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -283,13 +301,13 @@ func (f *Fleet) startDTLS(ctx context.Context, s FleetSpec, l *Light) {
 // the others).
 func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
 
-// FirmwareApplied returns how many firmware updates the light applied since
-// it started.
+// FirmwareApplied returns how many firmware updates the light applied, over
+// all its starts.
 func (l *Light) FirmwareApplied() int {
 	if l.fw == nil {
-		return 0
+		return l.fwBase
 	}
-	return l.fw.Applied()
+	return l.fwBase + l.fw.Applied()
 }
 
 // Close stops the lights (without de-registering: they just go dark).
@@ -317,4 +335,74 @@ func (f *Fleet) Close() {
 			l.link.Close()
 		}
 	}
+}
+
+// LightFirmware is a demo light's persistent firmware state, kept in
+// <state dir>/<light>/firmware.json: the version it runs (its /3/0/3 after
+// a restart) and how many updates it ever applied.
+type LightFirmware struct {
+	Version string `json:"version"`
+	Applied int    `json:"applied"`
+}
+
+// LightFirmwareFile is the file name of a light's LightFirmware.
+const LightFirmwareFile = "firmware.json"
+
+func loadLightFirmware(dir string) (*LightFirmware, error) {
+	st := &LightFirmware{Version: "1.0.0"}
+	b, err := os.ReadFile(filepath.Join(dir, LightFirmwareFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return st, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, st); err != nil || st.Version == "" {
+		return nil, fmt.Errorf("%s: bad firmware state (%v); delete it to start from 1.0.0", filepath.Join(dir, LightFirmwareFile), err)
+	}
+	return st, nil
+}
+
+// saveLightFirmware writes st durably (temporary file, fsync, rename).
+func saveLightFirmware(dir string, st *LightFirmware) error {
+	b, _ := json.Marshal(st)
+	tmp := filepath.Join(dir, LightFirmwareFile+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, LightFirmwareFile))
+}
+
+// listenStable opens a light's UDP socket on the port it had before a
+// restart of the daemon (kept in <dir>/udp-port), as a real device keeps its
+// address while the gateway restarts; when that port is taken, a new one.
+func listenStable(dir string) (*udp.Conn, error) {
+	file := filepath.Join(dir, "udp-port")
+	if b, err := os.ReadFile(file); err == nil {
+		if port, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && port > 0 && port < 65536 {
+			if u, err := udp.Listen("udp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port))); err == nil {
+				return u, nil
+			}
+		}
+	}
+	u, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	if a, ok := u.LocalAddr().(*net.UDPAddr); ok {
+		_ = os.WriteFile(file, []byte(strconv.Itoa(a.Port)), 0o600)
+	}
+	return u, nil
 }
