@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -181,5 +184,59 @@ func TestFirmwareAPI(t *testing.T) {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s", want)
 		}
+	}
+}
+
+// TestFirmwareWebUI renders the firmware page in headless Chromium after a
+// campaign with a corrupt image: the image list, the campaign with its
+// progress bar and failure count, and each device's state and Update Result.
+func TestFirmwareWebUI(t *testing.T) {
+	if _, err := os.Stat(chromium); err != nil {
+		t.Skip("no " + chromium + " (Debian package chromium)")
+	}
+	_, base := startGateway(t)
+	a := apiClient{t, base}
+	waitFleet(t, a, 4)
+	pkg, _ := firmware.BuildPackage("2.5.0", bytes.Repeat([]byte("x"), 3000))
+	pkg[len(pkg)-1] ^= 1 // corrupt: each light reports Update Result 5
+	code, img := a.upload("name=ui-image&version=2.5.0&sha256="+sum(pkg), pkg)
+	if code != 201 {
+		t.Fatalf("upload: %d %v", code, img)
+	}
+	code, c := a.do("POST", "/campaigns", `{"name":"ui-test","image":"`+img["id"].(string)+`","endpoints":["light-udp-1"]}`)
+	if code != 201 {
+		t.Fatalf("campaign: %d %v", code, c)
+	}
+	cid := c["id"].(string)
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, v := a.do("GET", "/campaigns/"+cid, ""); v["campaign"].(map[string]any)["status"] == firmware.CampaignDone {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("campaign not done")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+		"--no-first-run", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000", "--dump-dom",
+		strings.TrimSuffix(base, "/api/v1")+"/ui/#live=0&token="+testToken+"&campaign="+cid).Output()
+	if err != nil {
+		t.Fatalf("chromium: %v", err)
+	}
+	dom := string(out)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`<body data-ready="1"`),
+		regexp.MustCompile(`data-image="` + img["id"].(string) + `">.*?<td>ui-image</td><td>2\.5\.0</td>`),
+		regexp.MustCompile(`data-campaign="` + cid + `" class="sel">.*?<td>ui-test</td><td>2\.5\.0</td><td class="campaign-done">done</td><td><progress max="1" value="1"></progress> 1/1 \(100%\)</td><td>0</td><td class="err">1</td>`),
+		regexp.MustCompile(`id="campaign-name">` + cid + ` → 2\.5\.0: done, 1 failed<`),
+		regexp.MustCompile(`<tr data-endpoint="light-udp-1"><td>light-udp-1</td><td class="dev-failed">failed</td>.*?<td>5</td><td class="err">[^<]*integrity`),
+	} {
+		if !want.MatchString(dom) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("DOM:\n%s", dom)
 	}
 }

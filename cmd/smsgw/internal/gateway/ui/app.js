@@ -180,11 +180,73 @@ function events() {
       if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
     });
   }
+  for (const kind of ["campaign", "campaign-device", "firmware-update", "firmware-image"]) {
+    es.addEventListener(kind, (ev) => {
+      const d = JSON.parse(ev.data);
+      if (kind === "campaign-device") note(`campaign ${d.campaign}: ${d.device.endpoint} ${d.device.state}${d.device.step ? " (" + d.device.step + ")" : ""}`);
+      else if (kind === "firmware-update") note(`firmware ${d.endpoint}: ${d.step || d.state}`);
+      else note(`${kind} ${d.id}`);
+    });
+  }
+}
+
+let currentCampaign = params.get("campaign") || "";
+
+async function loadFirmware() {
+  const { body: imgs } = await api("GET", "/firmware");
+  const it = document.querySelector("#images tbody");
+  it.replaceChildren();
+  if (!imgs.images.length) it.append(el("tr", {}, el("td", { colspan: 6 }, "no images; upload with smsgw fw upload FILE -version V")));
+  for (const im of imgs.images) {
+    it.append(el("tr", { "data-image": im.id }, el("td", {}, im.id), el("td", {}, im.name || ""), el("td", {}, im.version),
+      el("td", {}, im.size), el("td", { class: "hash" }, im.sha256.slice(0, 16) + "…"), el("td", {}, new Date(im.created).toLocaleString())));
+  }
+  const { body: cs } = await api("GET", "/campaigns");
+  const ct = document.querySelector("#campaigns tbody");
+  ct.replaceChildren();
+  if (!cs.campaigns.length) ct.append(el("tr", {}, el("td", { colspan: 9 }, "no campaigns")));
+  for (const c of cs.campaigns) {
+    const n = c.counts || {};
+    const finished = (n.done || 0) + (n.failed || 0) + (n.skipped || 0) + (n.cancelled || 0);
+    const pct = c.total ? Math.round(100 * finished / c.total) : 100;
+    const actions = el("td", {});
+    for (const a of c.status === "running" ? ["pause", "cancel"] : c.status === "paused" ? ["resume", "cancel"] : []) {
+      actions.append(el("button", { onclick: () => campaignAction(c.id, a) }, a), " ");
+    }
+    ct.append(el("tr", { "data-campaign": c.id, class: c.id === currentCampaign ? "sel" : "" },
+      el("td", {}, el("a", { onclick: () => selectCampaign(c.id) }, c.id)), el("td", {}, c.spec.name || ""), el("td", {}, c.version),
+      el("td", { class: "campaign-" + c.status }, c.status),
+      el("td", {}, el("progress", { max: c.total || 1, value: finished }), ` ${finished}/${c.total} (${pct}%)`),
+      el("td", {}, n.done || 0), el("td", { class: n.failed ? "err" : "" }, n.failed || 0), el("td", {}, c.sms_used), actions));
+  }
+  if (currentCampaign) await selectCampaign(currentCampaign);
+}
+
+async function selectCampaign(id) {
+  currentCampaign = id;
+  document.querySelectorAll("#campaigns tr").forEach(tr => tr.classList.toggle("sel", tr.dataset.campaign === id));
+  const { body } = await api("GET", "/campaigns/" + encodeURIComponent(id) + "?devices=1");
+  const c = body.campaign;
+  document.getElementById("campaign-detail").hidden = false;
+  document.getElementById("campaign-name").textContent = `${c.id} → ${c.version}: ${c.status}` + (body.failed ? `, ${body.failed} failed` : "");
+  const tb = document.querySelector("#campaign-devices tbody");
+  tb.replaceChildren();
+  for (const d of c.devices || []) {
+    tb.append(el("tr", { "data-endpoint": d.endpoint }, el("td", {}, d.endpoint), el("td", { class: "dev-" + d.state }, d.state),
+      el("td", {}, d.step || ""), el("td", {}, d.method || ""), el("td", {}, d.attempts), el("td", {}, d.sms || 0),
+      el("td", {}, d.result || ""), el("td", { class: "err" }, d.error || "")));
+  }
+}
+
+async function campaignAction(id, action) {
+  try { await api("POST", `/campaigns/${encodeURIComponent(id)}/${action}`); note(`campaign ${id}: ${action}`); }
+  catch (e) { note(`campaign ${id}: ${action}: ${e.message}`, true); }
+  loadFirmware().catch(() => {});
 }
 
 async function refresh() {
   try {
-    await Promise.all([loadFleet(), loadModems()]);
+    await Promise.all([loadFleet(), loadModems(), loadFirmware()]);
     if (current) await selectDevice(current);
   } catch (e) {
     document.getElementById("status").textContent = e.message;
@@ -197,5 +259,9 @@ const live = params.get("live") !== "0";
 if (!token) askToken();
 else {
   refresh().then(() => { document.body.dataset.ready = "1"; });
-  if (live) { events(); setInterval(() => loadFleet().catch(() => {}), 5000); }
+  if (live) {
+    events();
+    setInterval(() => loadFleet().catch(() => {}), 5000);
+    setInterval(() => loadFirmware().catch(() => {}), 3000);
+  }
 }
