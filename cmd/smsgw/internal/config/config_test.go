@@ -49,6 +49,12 @@ func TestParseErrors(t *testing.T) {
 		{"mode", "mode: client\n", 1, "unknown mode"},
 		{"fleet", "simulator:\n  fleet:\n    udp: -1\n", 2, "fleet sizes"},
 		{"per device", "queue:\n  per_device: 0\n", 2, "per_device"},
+		{"firmware max bytes", "firmware:\n  max_bytes: 0\n", 2, "max_bytes must be positive"},
+		{"firmware images", "firmware:\n  max_images: -3\n", 2, "max_images"},
+		{"firmware concurrency", "firmware:\n  concurrency: 0\n", 2, "concurrency must be in 1..10000"},
+		{"firmware retries", "firmware:\n  retries: 1000\n", 2, "retries"},
+		{"firmware budget", "firmware:\n  sms_budget: -5\n", 2, "sms_budget"},
+		{"firmware push", "firmware:\n  allow_sms_push: maybe\n", 2, "maybe"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse([]byte(c.yaml))
