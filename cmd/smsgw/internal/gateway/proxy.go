@@ -18,7 +18,9 @@ import (
 // what arrives on that socket goes to the device by SMS, and what the
 // device sends by SMS leaves on its socket. CoAP datagrams are relayed
 // whole (the external server and the device run the CoAP exchange end to
-// end), with one exception that saves SMS: a retransmitted CON from the
+// end), with two exceptions. Register and Update are rewritten so the
+// external server sees a UDP client (binding S becomes U, sms= is dropped:
+// see rewriteRegistration). And, to save SMS, a retransmitted CON from the
 // external server (same message ID within dupWindow) is not sent again over
 // SMS, since the SMS network stores and forwards the first copy (the LwM2M
 // SMS binding has no CoAP retransmission).
@@ -34,7 +36,7 @@ type proxy struct {
 	closed bool
 	wg     sync.WaitGroup
 
-	up, down, dupDropped, refused atomic.Uint64
+	up, down, dupDropped, refused, rewritten atomic.Uint64
 }
 
 type proxySock struct {
@@ -92,7 +94,12 @@ func (p *proxy) readSMS() {
 			p.log.Warn("proxy: socket", "device", a, "err", err)
 			continue
 		}
-		if _, err := s.conn.Write(buf[:n]); err != nil {
+		d := buf[:n]
+		if rd, changed := rewriteRegistration(d); changed {
+			d = rd
+			p.rewritten.Add(1)
+		}
+		if _, err := s.conn.Write(d); err != nil {
 			p.log.Warn("proxy: upstream write", "device", a, "err", err)
 			continue
 		}
@@ -202,11 +209,13 @@ func (p *proxy) wait() { p.wg.Wait() }
 type ProxyStats struct {
 	Devices                       int
 	Up, Down, DupDropped, Refused uint64
+	// Rewritten counts registrations whose binding was changed to U.
+	Rewritten uint64
 }
 
 func (p *proxy) stats() ProxyStats {
 	p.mu.Lock()
 	n := len(p.socks)
 	p.mu.Unlock()
-	return ProxyStats{Devices: n, Up: p.up.Load(), Down: p.down.Load(), DupDropped: p.dupDropped.Load(), Refused: p.refused.Load()}
+	return ProxyStats{Devices: n, Up: p.up.Load(), Down: p.down.Load(), DupDropped: p.dupDropped.Load(), Refused: p.refused.Load(), Rewritten: p.rewritten.Load()}
 }
