@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
@@ -356,70 +357,15 @@ func (g *Gateway) createCampaign(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &b) {
 		return
 	}
-	if b.Image == "" {
-		writeError(w, http.StatusBadRequest, "image is required (an id from GET /api/v1/firmware)")
-		return
-	}
-	if _, err := g.fw.store.Get(b.Image); err != nil {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown image %q; list images with GET /api/v1/firmware", b.Image))
-		return
-	}
-	if len(b.Endpoints) == 0 && b.Prefix == "" && len(b.Filter) == 0 {
-		writeError(w, http.StatusBadRequest, "no target: give endpoints, prefix or filter")
-		return
-	}
-	fc := g.cfg.Firmware
-	spec := firmware.Spec{Name: b.Name, Image: b.Image, Endpoints: b.Endpoints, Prefix: b.Prefix,
-		Concurrency: fc.Concurrency, Retries: fc.Retries, SMSBudget: fc.SMSBudget,
-		Options: firmware.Options{AllowSMSPush: fc.AllowSMSPush}}
-	if len(b.Filter) > 0 {
-		m, err := filterMatch(b.Filter)
-		if err != nil {
-			writeError(w, http.StatusBadRequest, err.Error())
+	if b.Image != "" {
+		if _, err := g.fw.store.Get(b.Image); err != nil {
+			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown image %q; list images with GET /api/v1/firmware", b.Image))
 			return
 		}
-		spec.Match = m
 	}
-	if b.Concurrency != 0 {
-		if b.Concurrency < 1 || b.Concurrency > 10000 {
-			writeError(w, http.StatusBadRequest, "concurrency must be in 1..10000")
-			return
-		}
-		spec.Concurrency = b.Concurrency
-	}
-	if b.Retries != nil {
-		if *b.Retries < 0 || *b.Retries > 100 {
-			writeError(w, http.StatusBadRequest, "retries must be in 0..100")
-			return
-		}
-		spec.Retries = *b.Retries
-	}
-	if b.SMSBudget != nil {
-		if *b.SMSBudget < -1 {
-			writeError(w, http.StatusBadRequest, "sms_budget must be -1 (no limit), 0 (no SMS) or positive")
-			return
-		}
-		spec.SMSBudget = *b.SMSBudget
-	}
-	if b.AllowSMSPush != nil {
-		spec.Options.AllowSMSPush = *b.AllowSMSPush
-	}
-	if b.Backoff != "" {
-		d, err := time.ParseDuration(b.Backoff)
-		if err != nil || d <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("backoff %q is not a positive duration (e.g. \"10s\")", b.Backoff))
-			return
-		}
-		spec.Backoff = d
-	}
-	switch b.Method {
-	case "":
-	case "push":
-		spec.Options.Prefer = firmware.Push
-	case "pull":
-		spec.Options.Prefer = firmware.Pull
-	default:
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown method %q; use push, pull or leave empty", b.Method))
+	spec, err := campaignSpec(g.cfg.Firmware, b)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	id, err := g.fw.mgr.Create(r.Context(), spec)
@@ -493,4 +439,77 @@ func (g *Gateway) campaignAction(w http.ResponseWriter, r *http.Request) {
 	rep, _ := g.fw.mgr.Status(id, false)
 	g.hub.publish("campaign", rep)
 	writeJSON(w, 200, rep)
+}
+
+// errSpec marks a bad campaign request.
+var errSpec = errors.New("bad campaign")
+
+// campaignSpec checks a campaign request and builds the Manager's Spec,
+// with the config's defaults for what the request leaves out.
+func campaignSpec(fc config.Firmware, b CampaignBody) (firmware.Spec, error) {
+	bad := func(format string, a ...any) (firmware.Spec, error) {
+		return firmware.Spec{}, fmt.Errorf("%w: "+format, append([]any{errSpec}, a...)...)
+	}
+	if b.Image == "" {
+		return bad("image is required (an id from GET /api/v1/firmware)")
+	}
+	if len(b.Endpoints) == 0 && b.Prefix == "" && len(b.Filter) == 0 {
+		return bad("no target: give endpoints, prefix or filter")
+	}
+	if len(b.Endpoints) > 100000 {
+		return bad("%d endpoints; at most 100000", len(b.Endpoints))
+	}
+	for _, ep := range b.Endpoints {
+		if ep == "" {
+			return bad("empty endpoint name in endpoints")
+		}
+	}
+	spec := firmware.Spec{Name: b.Name, Image: b.Image, Endpoints: b.Endpoints, Prefix: b.Prefix,
+		Concurrency: fc.Concurrency, Retries: fc.Retries, SMSBudget: fc.SMSBudget,
+		Options: firmware.Options{AllowSMSPush: fc.AllowSMSPush}}
+	if len(b.Filter) > 0 {
+		m, err := filterMatch(b.Filter)
+		if err != nil {
+			return bad("%v", err)
+		}
+		spec.Match = m
+	}
+	if b.Concurrency != 0 {
+		if b.Concurrency < 1 || b.Concurrency > 10000 {
+			return bad("concurrency must be in 1..10000")
+		}
+		spec.Concurrency = b.Concurrency
+	}
+	if b.Retries != nil {
+		if *b.Retries < 0 || *b.Retries > 100 {
+			return bad("retries must be in 0..100")
+		}
+		spec.Retries = *b.Retries
+	}
+	if b.SMSBudget != nil {
+		if *b.SMSBudget < -1 {
+			return bad("sms_budget must be -1 (no limit), 0 (no SMS) or positive")
+		}
+		spec.SMSBudget = *b.SMSBudget
+	}
+	if b.AllowSMSPush != nil {
+		spec.Options.AllowSMSPush = *b.AllowSMSPush
+	}
+	if b.Backoff != "" {
+		d, err := time.ParseDuration(b.Backoff)
+		if err != nil || d <= 0 || d > 24*time.Hour {
+			return bad("backoff %q is not a duration in (0, 24h] (e.g. \"10s\")", b.Backoff)
+		}
+		spec.Backoff = d
+	}
+	switch b.Method {
+	case "":
+	case "push":
+		spec.Options.Prefer = firmware.Push
+	case "pull":
+		spec.Options.Prefer = firmware.Pull
+	default:
+		return bad("unknown method %q; use push, pull or leave empty", b.Method)
+	}
+	return spec, nil
 }
