@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
@@ -37,6 +38,21 @@ func (a apiClient) upload(q string, body []byte) (int, map[string]any) {
 		a.t.Fatalf("upload: HTTP %d, not JSON: %v", resp.StatusCode, err)
 	}
 	return resp.StatusCode, v
+}
+
+func waitFWJob(a apiClient, id string) map[string]any {
+	a.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, v := a.do("GET", "/firmware-jobs/"+id, "")
+		if v["state"] != "running" {
+			return v
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("update did not finish: %v", v)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func sum(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
@@ -93,18 +109,7 @@ func TestFirmwareAPI(t *testing.T) {
 	if code != 202 {
 		t.Fatalf("update: %d %v", code, v)
 	}
-	job := v["id"].(string)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		_, v = a.do("GET", "/firmware-jobs/"+job, "")
-		if v["state"] != "running" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("update did not finish: %v", v)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	v = waitFWJob(a, v["id"].(string))
 	if v["state"] != "done" || v["version"] != "2.0.0" {
 		t.Fatalf("update: %v", v)
 	}
@@ -113,6 +118,47 @@ func TestFirmwareAPI(t *testing.T) {
 	}
 	if n := g.fleet.Lights[0].FirmwareApplied(); n != 1 {
 		t.Fatalf("light-udp-1 applied %d updates, want 1", n)
+	}
+
+	// The DTLS light takes a push (block-wise Write of /5/0/0 over DTLS).
+	code, v = a.do("POST", "/devices/light-dtls-1/firmware", `{"image":"`+id+`"}`)
+	if code != 202 || v["plan"].(map[string]any)["method"] != "push" {
+		t.Fatalf("dtls update: %d %v", code, v)
+	}
+	if j := waitFWJob(a, v["id"].(string)); j["state"] != "done" || j["version"] != "2.0.0" {
+		t.Fatalf("dtls update: %v", j)
+	}
+
+	// Multipart upload, with a wrong checksum then the right one.
+	mp := func(sha string) (int, map[string]any) {
+		var buf bytes.Buffer
+		mw := multipart.NewWriter(&buf)
+		mw.WriteField("version", "2.0.9")
+		mw.WriteField("sha256", sha)
+		fw, _ := mw.CreateFormFile("file", "sl.bin")
+		fw.Write([]byte("multipart image"))
+		mw.Close()
+		req, _ := http.NewRequest("POST", base+"/firmware", &buf)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, v
+	}
+	if code, v := mp(sum([]byte("other"))); code != 400 || !strings.Contains(fmt.Sprint(v["error"]), "checksum mismatch") {
+		t.Fatalf("multipart bad checksum: %d %v", code, v)
+	}
+	code, v = mp(sum([]byte("multipart image")))
+	if code != 201 || v["version"] != "2.0.9" || v["size"] != float64(15) {
+		t.Fatalf("multipart: %d %v", code, v)
+	}
+	if code, v := a.do("DELETE", "/firmware/"+v["id"].(string), ""); code != 200 {
+		t.Fatalf("delete: %d %v", code, v)
 	}
 
 	// SMS-only light: refused without allow_sms_push, costed with it.
@@ -146,7 +192,7 @@ func TestFirmwareAPI(t *testing.T) {
 		t.Fatalf("campaign: %d %v", code, v)
 	}
 	cid := v["id"].(string)
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		_, v = a.do("GET", "/campaigns/"+cid+"?devices=1", "")
 		c := v["campaign"].(map[string]any)
@@ -180,7 +226,7 @@ func TestFirmwareAPI(t *testing.T) {
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`smsgw_firmware_campaigns{state="done"} 1`, `smsgw_firmware_devices_total{outcome="failed"} 1`,
-		`smsgw_firmware_served_bytes_total{server="coap+udp"}`, `smsgw_firmware_store{gauge="images"} 2`} {
+		`smsgw_firmware_served_bytes_total{server="coap+udp"}`, `smsgw_firmware_store{gauge="images"} 2`, `smsgw_firmware_served_bytes_total{server="http"}`} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s", want)
 		}
