@@ -376,6 +376,7 @@ firmware:
 			if lf.Applied != 0 || !strings.Contains(fmt.Sprint(dv["error"]), "not updated again") {
 				t.Errorf("%s failed: %v (light runs %s, applied %d)", ep, dv, lf.Version, lf.Applied)
 			}
+			t.Logf("%s: interrupted by the SIGKILL after the Execute step was stored; not updated again (at most once): %v", ep, dv["error"])
 		default:
 			t.Errorf("%s: state %v", ep, dv)
 		}
