@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
@@ -110,17 +112,16 @@ func (g *Gateway) lwm2mHandler(transport string, epRef **bearer.Endpoint) bearer
 		// Endpoint exists; until then (never in practice) the largest.
 		var once sync.Once
 		var h *firmware.CoAPHandler
+		served := g.metrics.fwServed.WithLabelValues("coap+" + transport)
 		mux.Handle(fwPrefix, bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
 			once.Do(func() {
 				bs := 1024
 				if *epRef != nil {
 					bs = (*epRef).BlockSize()
 				}
-				h = firmware.NewCoAPHandler(g.fw.store, fwPrefix, bs, func(n int) {
-					g.metrics.fwServed.WithLabelValues("coap+" + transport).Add(float64(n))
-				})
+				h = firmware.NewCoAPHandler(g.fw.store, fwPrefix, bs, nil)
 			})
-			h.ServeCoAP(w, r)
+			h.ServeCoAP(countingCoAPWriter{w, served}, r)
 		}))
 	}
 	return mux
@@ -292,4 +293,18 @@ func (f *fw) job(id string) (FWJob, bool) {
 		return FWJob{}, false
 	}
 	return *j, true
+}
+
+// countingCoAPWriter counts the payload bytes of successful Package URI
+// answers (one block each).
+type countingCoAPWriter struct {
+	bearer.ResponseWriter
+	served prometheus.Counter
+}
+
+func (c countingCoAPWriter) WriteResponse(code codes.Code, payload []byte) error {
+	if code == codes.Content {
+		c.served.Add(float64(len(payload)))
+	}
+	return c.ResponseWriter.WriteResponse(code, payload)
 }

@@ -226,7 +226,7 @@ func TestFirmwareAPI(t *testing.T) {
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, want := range []string{`smsgw_firmware_campaigns{state="done"} 1`, `smsgw_firmware_devices_total{outcome="failed"} 1`,
-		`smsgw_firmware_served_bytes_total{server="coap+udp"}`, `smsgw_firmware_store{gauge="images"} 2`, `smsgw_firmware_served_bytes_total{server="http"}`} {
+		fmt.Sprintf(`smsgw_firmware_served_bytes_total{server="coap+udp"} %d`+"\n", 2*len(pkg)), `smsgw_firmware_store{gauge="images"} 2`, `smsgw_firmware_served_bytes_total{server="http"}`} {
 		if !strings.Contains(string(m), want) {
 			t.Errorf("metrics lack %s", want)
 		}
