@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/internal/deadline"
 )
 
 // Addr is the address of a pipe endpoint (network "pipe").
@@ -143,7 +144,7 @@ func (h *Hub) Conn(name string) (*Conn, error) {
 		in:     make(chan packet, h.cfg.queue),
 		closed: make(chan struct{}),
 	}
-	c.rdl = newDeadline()
+	c.rdl = deadline.New()
 	h.conns[addr] = c
 	return c, nil
 }
@@ -184,7 +185,7 @@ type Conn struct {
 	in     chan packet
 	closed chan struct{}
 	once   sync.Once
-	rdl    *deadline
+	rdl    *deadline.Deadline
 	timers sync.WaitGroup
 
 	stats struct {
@@ -237,7 +238,7 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 		return copy(p, pk.data), pk.from, nil
 	case <-c.closed:
 		return 0, nil, opError("read", c.addr, net.ErrClosed)
-	case <-c.rdl.wait():
+	case <-c.rdl.Wait():
 		return 0, nil, opError("read", c.addr, os.ErrDeadlineExceeded)
 	}
 }
@@ -345,57 +346,9 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
 
 // SetReadDeadline sets the deadline for ReadFrom; the zero time clears it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
-	c.rdl.set(t)
+	c.rdl.Set(t)
 	return nil
 }
 
 // SetWriteDeadline is accepted and ignored: writes never block.
 func (c *Conn) SetWriteDeadline(time.Time) error { return nil }
-
-// deadline is a resettable deadline whose wait channel is closed when it
-// passes, as in net.Pipe.
-type deadline struct {
-	mu     sync.Mutex
-	timer  *time.Timer
-	cancel chan struct{}
-}
-
-func newDeadline() *deadline { return &deadline{cancel: make(chan struct{})} }
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired and closed it
-	}
-	d.timer = nil
-	closed := false
-	select {
-	case <-d.cancel:
-		closed = true
-	default:
-	}
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		ch := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(ch) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/internal/deadline"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
 )
@@ -181,7 +182,7 @@ type Bearer struct {
 	drops  []pdu.SetKey
 
 	readq     chan received
-	rdeadline deadline
+	rdeadline *deadline.Deadline
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -238,7 +239,7 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	b.reasm = pdu.NewReassembler(rc)
 	b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
 	b.readq = make(chan received, b.cfg.ReadQueue)
-	b.rdeadline = makeDeadline()
+	b.rdeadline = deadline.New()
 
 	var err error
 	if b.st, err = openState(filepath.Join(cfg.StateDir, "sms-state.db")); err != nil {
@@ -440,7 +441,7 @@ func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
 		return n, r.from, r.form, nil
 	case <-b.ctx.Done():
 		return 0, Addr{}, 0, b.opErr("read", nil, net.ErrClosed)
-	case <-b.rdeadline.wait():
+	case <-b.rdeadline.Wait():
 		return 0, Addr{}, 0, b.opErr("read", nil, os.ErrDeadlineExceeded)
 	}
 }
@@ -449,7 +450,7 @@ func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
 func (b *Bearer) SetDeadline(t time.Time) error { return b.SetReadDeadline(t) }
 
 // SetReadDeadline sets the deadline for ReadFrom.
-func (b *Bearer) SetReadDeadline(t time.Time) error { b.rdeadline.set(t); return nil }
+func (b *Bearer) SetReadDeadline(t time.Time) error { b.rdeadline.Set(t); return nil }
 
 // SetWriteDeadline is accepted and ignored: WriteTo waits only for a local
 // fsync.
