@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,7 +240,8 @@ func startLights(t *testing.T, addr, prefix string, n int) *lightsProc {
 //	FW_BENCH=1 go test -count=1 -run TestCampaignScaleGateway -v -timeout 30m ./lwm2m/firmware
 //
 // FW_BENCH_N, FW_BENCH_LINK_BPS, FW_BENCH_SIZE and FW_BENCH_CONC are as for
-// TestCampaignScale.
+// TestCampaignScale; FW_BENCH_HEAPPROFILE=file writes the gateway's heap
+// profile right after the campaign.
 func TestCampaignScaleGateway(t *testing.T) {
 	if testing.Short() || os.Getenv("FW_BENCH") != "1" || os.Getenv("FW_LIGHTS_ADDR") != "" {
 		t.Skip("set FW_BENCH=1 (and no -short) to run the gateway campaign benchmark")
@@ -339,6 +341,12 @@ func TestCampaignScaleGateway(t *testing.T) {
 		t.Fatal(err)
 	}
 	hwm := procStatusKB("VmHWM")
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	if f := os.Getenv("FW_BENCH_HEAPPROFILE"); f != "" {
+		writeHeapProfile(t, f)
+	}
 	bytes := float64(img.Size) * float64(n)
 	ideal := time.Duration(bytes * 8 / link * float64(time.Second))
 	t.Logf("campaign: %d lights, image %d bytes, concurrency %d: wall %v, counts %v, wakes %d",
@@ -346,9 +354,24 @@ func TestCampaignScaleGateway(t *testing.T) {
 	t.Logf("bytes %.1f MB need %v at %.0f bit/s: ratio wall/ideal %.2f", bytes/1e6, ideal.Round(time.Millisecond), link, wall.Seconds()/ideal.Seconds())
 	t.Logf("gateway CPU %v = %.2f cores over the campaign (lights process: %v = %.2f cores, %d CPUs)",
 		cpu.Round(time.Millisecond), cpu.Seconds()/wall.Seconds(), (lcpu1 - lcpu0).Round(time.Millisecond), (lcpu1-lcpu0).Seconds()/wall.Seconds(), runtime.NumCPU())
-	t.Logf("gateway memory: peak heap in use %.0f MiB (before %.0f MiB); VmHWM %.0f MiB (process lifetime, before the campaign %.0f MiB)",
-		float64(peakHeap.Load())/(1<<20), float64(base.HeapInuse)/(1<<20), float64(hwm)/1024, float64(hwm0)/1024)
+	t.Logf("gateway memory: peak heap in use %.0f MiB (before %.0f MiB, live after the campaign and a GC %.0f MiB); VmHWM %.0f MiB (process lifetime, before the campaign %.0f MiB)",
+		float64(peakHeap.Load())/(1<<20), float64(base.HeapInuse)/(1<<20), float64(after.HeapInuse)/(1<<20), float64(hwm)/1024, float64(hwm0)/1024)
 	if rep.Counts[firmware.DevDone] != n {
 		t.Fatalf("not all lights updated: %v", rep.Counts)
 	}
+}
+
+// writeHeapProfile writes the gateway's heap profile (what is still
+// retained right after the campaign) to file, for go tool pprof.
+func writeHeapProfile(t *testing.T, file string) {
+	t.Helper()
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile written to %s", file)
 }
