@@ -2,7 +2,6 @@ package modemlink_test
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -31,20 +30,34 @@ func nonRequest(n int) []byte {
 	return append(b, path...)
 }
 
-// TestCrashChildSender is the child of TestKill9Outbox: it opens the server
+// TestMain runs crashChildSender instead of the tests when the process is
+// the child that TestKill9Outbox starts (SMS_CRASH_PTY set).
+func TestMain(m *testing.M) {
+	if pty := os.Getenv("SMS_CRASH_PTY"); pty != "" {
+		if err := crashChildSender(pty, os.Getenv("SMS_CRASH_DIR")); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(2)
+		}
+	}
+	os.Exit(m.Run())
+}
+
+// crashChildSender is the child of TestKill9Outbox: it opens the server
 // modem's pty with the real driver, stores crashDatagrams datagrams in the
 // SMS bearer's outbox, printing each one once WriteTo returned, then waits
-// for SIGKILL while the slow modem sends them.
-func TestCrashChildSender(t *testing.T) {
-	pty, dir := os.Getenv("SMS_CRASH_PTY"), os.Getenv("SMS_CRASH_DIR")
-	if pty == "" {
-		t.Skip("child process of TestKill9Outbox only")
+// for SIGKILL while the slow modem sends them. It returns only on error.
+func crashChildSender(pty, dir string) error {
+	s, err := openSide(pty, serverNum, deviceNum, params(5*time.Second), dir)
+	if err != nil {
+		return err
 	}
-	s := openSideOn(t, pty, serverNum, deviceNum, dir)
-	dev := addr(t, deviceNum)
+	dev, err := sms.ParseMSISDN(deviceNum)
+	if err != nil {
+		return err
+	}
 	for n := 0; n < crashDatagrams; n++ {
 		if _, err := s.b.WriteTo(nonRequest(n), dev); err != nil {
-			t.Fatalf("WriteTo %d: %v", n, err)
+			return fmt.Errorf("WriteTo %d: %w", n, err)
 		}
 		fmt.Printf("stored %d\n", n)
 	}
@@ -55,9 +68,6 @@ func TestCrashChildSender(t *testing.T) {
 // SMS outbox; after a restart on the same state every one is delivered to
 // the device's CoAP layer exactly once.
 func TestKill9Outbox(t *testing.T) {
-	if os.Getenv("SMS_CRASH_PTY") != "" {
-		t.Skip("in child")
-	}
 	n := sim.NewNetwork(sim.WithSeed(3), sim.WithLogger(quiet()))
 	defer n.Close()
 	sm, err := n.AddModem(serverNum, sim.WithSendTime(100*time.Millisecond))
@@ -91,7 +101,7 @@ func TestKill9Outbox(t *testing.T) {
 	defer dep.Close()
 
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChildSender$", "-test.timeout=120s")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "SMS_CRASH_PTY="+spty, "SMS_CRASH_DIR="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -160,6 +170,3 @@ func openSideOn(t *testing.T, pty, own, peer, dir string) *side {
 	t.Helper()
 	return newSideOn(t, pty, own, peer, params(5*time.Second), dir)
 }
-
-var _ = sms.SecurityNoSec
-var _ = context.Background

@@ -34,7 +34,10 @@ func TestDTLSOverPTYModems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m := openModem(t, path, own)
+		m, err := openModem(path, own)
+		if err != nil {
+			t.Fatal(err)
+		}
 		pool := modem.NewPool(modem.WithPoolLogger(quiet()))
 		pool.Add(m)
 		link := modemlink.New(pool, 0)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sync/atomic"
@@ -30,16 +31,15 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 
 // openModem opens the (simulated) modem at path with the real driver,
 // serial path included.
-func openModem(t *testing.T, path, msisdn string) *modem.Modem {
-	t.Helper()
+func openModem(path, msisdn string) (*modem.Modem, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	m, err := modem.Open(ctx, modem.Config{Device: path, MSISDN: msisdn, HealthInterval: -1,
 		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond}, modem.WithLogger(quiet()))
 	if err != nil {
-		t.Fatalf("open %s on %s: %v", msisdn, path, err)
+		return nil, fmt.Errorf("open %s on %s: %w", msisdn, path, err)
 	}
-	return m
+	return m, nil
 }
 
 type side struct {
@@ -58,18 +58,32 @@ func newSide(t *testing.T, sm *sim.Modem, peer string, params bearer.Params, sta
 }
 
 // newSideOn opens the modem at the pty path with the real driver and runs
-// an SMS bearer on it.
+// an SMS bearer on it; the test closes it.
 func newSideOn(t *testing.T, path, own, peer string, params bearer.Params, stateDir string) *side {
 	t.Helper()
-	m := openModem(t, path, own)
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
-	if err := pool.Add(m); err != nil {
-		t.Fatal(err)
-	}
-	link := modemlink.New(pool, 0)
 	if stateDir == "" {
 		stateDir = t.TempDir()
 	}
+	s, err := openSide(path, own, peer, params, stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.close() })
+	return s
+}
+
+// openSide is newSideOn without a test, for the crash test's child process.
+func openSide(path, own, peer string, params bearer.Params, stateDir string) (*side, error) {
+	m, err := openModem(path, own)
+	if err != nil {
+		return nil, err
+	}
+	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err := pool.Add(m); err != nil {
+		m.Close()
+		return nil, err
+	}
+	link := modemlink.New(pool, 0)
 	b, err := sms.New(link, sms.Config{
 		StateDir: stateDir,
 		Peers:    map[string]sms.Peer{peer: {Security: sms.SecurityNoSec, SIM: own}},
@@ -78,11 +92,11 @@ func newSideOn(t *testing.T, path, own, peer string, params bearer.Params, state
 		Logger:   quiet(),
 	})
 	if err != nil {
-		t.Fatal(err)
+		link.Close()
+		pool.Close()
+		return nil, err
 	}
-	s := &side{pool: pool, link: link, b: b}
-	t.Cleanup(func() { s.close() })
-	return s
+	return &side{pool: pool, link: link, b: b}, nil
 }
 
 func (s *side) close() {

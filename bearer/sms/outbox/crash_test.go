@@ -47,27 +47,35 @@ func crashEntry(n, segs int) *Entry {
 	return e
 }
 
-// TestCrashChild is the child process of TestKill9: it stores entries,
-// printing each one's number once Enqueue returned, and sends them slowly
-// until it is killed.
-func TestCrashChild(t *testing.T) {
-	dir := os.Getenv("OUTBOX_CRASH_DIR")
-	if dir == "" {
-		t.Skip("child process of TestKill9 only")
+// TestMain runs crashChild instead of the tests when the process is the
+// child that TestKill9 starts (OUTBOX_CRASH_DIR set).
+func TestMain(m *testing.M) {
+	if dir := os.Getenv("OUTBOX_CRASH_DIR"); dir != "" {
+		if err := crashChild(dir); err != nil {
+			fmt.Fprintln(os.Stderr, "crash child:", err)
+			os.Exit(2)
+		}
 	}
+	os.Exit(m.Run())
+}
+
+// crashChild is the child process of TestKill9: it stores entries,
+// printing each one's number once Enqueue returned, and sends them slowly
+// until it is killed. It returns only on error.
+func crashChild(dir string) error {
 	ob, err := Open(filepath.Join(dir, "outbox.db"))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	f, err := os.OpenFile(filepath.Join(dir, "sent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	w := NewWorker(ob, &logSender{f: f, delay: 2 * time.Millisecond}, WorkerConfig{MaxInFlight: 4, Poll: 5 * time.Millisecond})
 	go w.Run(context.Background())
 	for n := 0; n < 60; n++ {
 		if _, err := ob.Enqueue(crashEntry(n, 3)); err != nil {
-			t.Fatal(err)
+			return err
 		}
 		fmt.Printf("stored %d\n", n)
 	}
@@ -80,11 +88,8 @@ func TestCrashChild(t *testing.T) {
 // segment per in-flight send at the moment of the kill (sent again with the
 // same bytes, which a receiver's reassembler drops as a duplicate).
 func TestKill9(t *testing.T) {
-	if os.Getenv("OUTBOX_CRASH_DIR") != "" {
-		t.Skip("in child")
-	}
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "OUTBOX_CRASH_DIR="+dir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {

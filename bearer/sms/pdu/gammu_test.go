@@ -20,7 +20,7 @@ const gammuPython = "/usr/bin/python3"
 func needGammu(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
-		t.Skip("short mode")
+		t.Skip("testing.Short: the gammu cross-check starts python3 processes; it runs in the full suite and in CI")
 	}
 	if err := exec.Command(gammuPython, "-c", "import gammu").Run(); err != nil {
 		t.Skipf("python3-gammu not available: %v", err)
