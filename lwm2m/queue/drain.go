@@ -321,6 +321,9 @@ func (m *Manager) serve(d *device) {
 			}
 			target := *d.cfg.Wake
 			seen := d.seen
+			// A device that shows up while the trigger is being sent has
+			// woken: Seen reports it (EventWoke) even before wakes counts it.
+			d.wakeSending = true
 			m.mu.Unlock()
 			m.wake(d, target, seen)
 			return
@@ -341,6 +344,7 @@ func (m *Manager) wake(d *device, target WakeTarget, seen uint32) {
 	now := m.now()
 	m.mu.Lock()
 	d.busy = false
+	d.wakeSending = false
 	if m.closed {
 		m.mu.Unlock()
 		return

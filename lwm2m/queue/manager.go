@@ -175,6 +175,7 @@ type device struct {
 	// wake-up state since the device was last seen
 	wakes       int
 	waiting     bool  // a wake timer is pending
+	wakeSending bool  // a Waker.Wake call is in progress
 	wakeDue     int64 // when it fires
 	lastWake    int64
 	lastWakeErr error
@@ -566,7 +567,7 @@ func (m *Manager) Seen(ep string, window time.Duration) {
 	}
 	d.awakeUntil = max(d.awakeUntil, now.Add(window).UnixNano())
 	d.seen++
-	if d.wakes > 0 || d.waiting {
+	if d.wakes > 0 || d.waiting || d.wakeSending {
 		m.emitLocked(Event{Type: EventWoke, Endpoint: ep, Time: now})
 	}
 	d.wakes, d.waiting, d.wakeDue, d.lastWakeErr = 0, false, 0, nil
