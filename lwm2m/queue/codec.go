@@ -7,6 +7,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/record"
 )
 
 // Record encoding: a compact hand-written binary form, versioned by its
@@ -39,211 +41,113 @@ const (
 func EncodeRecord(dst []byte, r *Record) []byte {
 	dst = append(dst, codecVersion)
 	dst = binary.AppendUvarint(dst, r.ID)
-	dst = appendString(dst, r.Endpoint)
+	dst = record.AppendString(dst, r.Endpoint)
 	dst = append(dst, byte(r.Kind), byte(r.State))
 	dst = binary.AppendUvarint(dst, uint64(len(r.Paths)))
 	for _, p := range r.Paths {
-		dst = appendString(dst, p)
+		dst = record.AppendString(dst, p)
 	}
 	dst = binary.AppendVarint(dst, int64(r.ContentFormat))
-	dst = appendBytes(dst, r.Payload)
-	dst = appendString(dst, r.Args)
-	dst = binary.AppendVarint(dst, unixNano(r.Created))
-	dst = binary.AppendVarint(dst, unixNano(r.Expires))
+	dst = record.AppendBytes(dst, r.Payload)
+	dst = record.AppendString(dst, r.Args)
+	dst = record.AppendTime(dst, r.Created)
+	dst = record.AppendTime(dst, r.Expires)
 	dst = binary.AppendUvarint(dst, uint64(len(r.Meta)))
 	for _, k := range sortedKeys(r.Meta) {
-		dst = appendString(dst, k)
-		dst = appendString(dst, r.Meta[k])
+		dst = record.AppendString(dst, k)
+		dst = record.AppendString(dst, r.Meta[k])
 	}
 	dst = binary.AppendUvarint(dst, uint64(r.Attempt.N))
-	dst = binary.AppendVarint(dst, unixNano(r.SendingSince))
+	dst = record.AppendTime(dst, r.SendingSince)
 	if r.Result == nil {
 		dst = append(dst, 0)
 	} else {
 		dst = append(dst, 1, r.Result.Code)
 		dst = binary.AppendVarint(dst, int64(r.Result.ContentFormat))
-		dst = appendBytes(dst, r.Result.Payload)
+		dst = record.AppendBytes(dst, r.Result.Payload)
 	}
 	dst = append(dst, byte(r.ErrKind))
-	dst = appendString(dst, r.ErrMsg)
-	dst = binary.AppendVarint(dst, unixNano(r.Finished))
+	dst = record.AppendString(dst, r.ErrMsg)
+	dst = record.AppendTime(dst, r.Finished)
 	return dst
 }
 
 // DecodeRecord decodes a record written by EncodeRecord. Errors wrap
 // ErrCorrupt. The record does not alias data.
 func DecodeRecord(data []byte) (*Record, error) {
-	d := decoder{b: data}
-	if v := d.byte(); d.err == nil && v != codecVersion {
+	d := record.NewDecoder(data, ErrCorrupt)
+	if v := d.Byte(); d.Err() == nil && v != codecVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	r := &Record{}
-	r.ID = d.uvarint()
-	r.Endpoint = d.string()
-	r.Kind = Kind(d.byte())
-	r.State = State(d.byte())
-	if n := d.count(maxPaths); n > 0 {
+	r.ID = d.Uvarint()
+	r.Endpoint = d.String(maxField)
+	r.Kind = Kind(d.Byte())
+	r.State = State(d.Byte())
+	if n := d.Count(maxPaths); n > 0 {
 		r.Paths = make([]string, n)
 		for i := range r.Paths {
-			r.Paths[i] = d.string()
+			r.Paths[i] = d.String(maxField)
 		}
 	}
-	r.ContentFormat = d.int32()
-	r.Payload = d.bytes()
-	r.Args = d.string()
-	r.Created = d.time()
-	r.Expires = d.time()
-	if n := d.count(maxMeta); n > 0 {
+	r.ContentFormat = d.Int32()
+	r.Payload = d.Bytes(maxField)
+	r.Args = d.String(maxField)
+	r.Created = d.Time()
+	r.Expires = d.Time()
+	if n := d.Count(maxMeta); n > 0 {
 		r.Meta = make(map[string]string, n)
 		for range n {
-			k := d.string()
-			r.Meta[k] = d.string()
+			k := d.String(maxField)
+			r.Meta[k] = d.String(maxField)
 		}
 	}
-	n := d.uvarint()
+	n := d.Uvarint()
 	if n > math.MaxUint32 {
-		d.fail("attempt")
+		d.Fail("attempt")
 	}
 	r.Attempt = Attempt{ID: r.ID, N: uint32(n)}
-	r.SendingSince = d.time()
-	switch d.byte() {
+	r.SendingSince = d.Time()
+	switch d.Byte() {
 	case 0:
 	case 1:
-		res := &Result{Code: d.byte()}
-		res.ContentFormat = d.int32()
-		res.Payload = d.bytes()
+		res := &Result{Code: d.Byte()}
+		res.ContentFormat = d.Int32()
+		res.Payload = d.Bytes(maxField)
 		r.Result = res
 	default:
-		d.fail("result flag")
+		d.Fail("result flag")
 	}
-	r.ErrKind = ErrKind(d.byte())
-	r.ErrMsg = d.string()
-	r.Finished = d.time()
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("trailing bytes")
+	r.ErrKind = ErrKind(d.Byte())
+	r.ErrMsg = d.String(maxField)
+	r.Finished = d.Time()
+	if d.Err() == nil && d.Remaining() != 0 {
+		d.Fail("trailing bytes")
 	}
-	if d.err == nil {
+	if d.Err() == nil {
 		switch {
 		case !r.Kind.Valid():
-			d.fail("kind")
+			d.Fail("kind")
 		case r.State < StateQueued || r.State >= stateEnd:
-			d.fail("state")
+			d.Fail("state")
 		case r.ErrKind >= errKindEnd:
-			d.fail("error kind")
+			d.Fail("error kind")
 		}
 	}
-	if d.err != nil {
-		return nil, d.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	return r, nil
 }
 
+func sortedKeys(m map[string]string) []string {
+	return slices.Sorted(maps.Keys(m))
+}
+
+// unixNano is t in Unix nanoseconds, 0 for the zero time (as records store it).
 func unixNano(t time.Time) int64 {
 	if t.IsZero() {
 		return 0
 	}
 	return t.UnixNano()
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(s)))
-	return append(dst, s...)
-}
-
-func appendBytes(dst, b []byte) []byte {
-	dst = binary.AppendUvarint(dst, uint64(len(b)))
-	return append(dst, b...)
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: bad %s", ErrCorrupt, what)
-	}
-	d.b = nil
-}
-
-func (d *decoder) byte() byte {
-	if len(d.b) < 1 {
-		d.fail("length")
-		return 0
-	}
-	c := d.b[0]
-	d.b = d.b[1:]
-	return c
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("uvarint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) int32() int32 {
-	v := d.varint()
-	if v < math.MinInt32 || v > math.MaxInt32 {
-		d.fail("int32")
-		return 0
-	}
-	return int32(v)
-}
-
-func (d *decoder) time() time.Time {
-	v := d.varint()
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, v)
-}
-
-func (d *decoder) count(limit int) int {
-	n := d.uvarint()
-	if n > uint64(limit) || n > uint64(len(d.b)) {
-		d.fail("count")
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) raw() []byte {
-	n := d.uvarint()
-	if n > maxField || n > uint64(len(d.b)) {
-		d.fail("length")
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string { return string(d.raw()) }
-
-func (d *decoder) bytes() []byte {
-	v := d.raw()
-	if len(v) == 0 {
-		return nil
-	}
-	return append([]byte(nil), v...)
-}
-
-func sortedKeys(m map[string]string) []string {
-	return slices.Sorted(maps.Keys(m))
 }

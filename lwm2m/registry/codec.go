@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/m2mbearer/m2mbearer/internal/record"
 )
 
 // ErrCorrupt is wrapped by UnmarshalRegistration errors.
@@ -32,30 +34,30 @@ type AddrDecoder func(network, addr string) (net.Addr, error)
 func MarshalRegistration(b []byte, r *Registration) []byte {
 	b = append(b, codecVersion)
 	b = binary.AppendUvarint(b, r.ID)
-	b = appendString(b, r.Endpoint)
+	b = record.AppendString(b, r.Endpoint)
 	b = binary.AppendUvarint(b, uint64(r.Lifetime))
 	b = append(b, byte(r.Version), byte(r.Binding), boolByte(r.Queue))
 	b = binary.AppendUvarint(b, uint64(r.Formats))
-	b = appendString(b, r.SMS)
+	b = record.AppendString(b, r.SMS)
 	ap := r.AltPath()
 	if ap == "/" {
 		ap = ""
 	}
-	b = appendString(b, ap)
-	b = appendString(b, r.Transport())
+	b = record.AppendString(b, ap)
+	b = record.AppendString(b, r.Transport())
 	switch {
 	case r.Other != nil:
 		b = append(b, 2)
-		b = appendString(b, r.Other.Network())
-		b = appendString(b, r.Other.String())
+		b = record.AppendString(b, r.Other.Network())
+		b = record.AppendString(b, r.Other.String())
 	case r.Addr.IsValid():
 		b = append(b, 1)
 		ab, _ := r.Addr.MarshalBinary()
-		b = appendString(b, string(ab))
+		b = record.AppendString(b, string(ab))
 	default:
 		b = append(b, 0)
 	}
-	b = appendString(b, r.Identity)
+	b = record.AppendString(b, r.Identity)
 	b = binary.AppendVarint(b, r.Registered)
 	b = binary.AppendVarint(b, r.Updated)
 	b = binary.AppendUvarint(b, uint64(len(r.Objects)))
@@ -70,38 +72,38 @@ func MarshalRegistration(b []byte, r *Registration) []byte {
 // UnmarshalRegistration decodes a record written by MarshalRegistration.
 // dec rebuilds non-UDP addresses; nil keeps them as StoredAddr.
 func UnmarshalRegistration(data []byte, dec AddrDecoder) (*Registration, error) {
-	d := decoder{b: data}
-	if v := d.byte(); v != codecVersion {
+	d := record.NewDecoder(data, ErrCorrupt)
+	if v := d.Byte(); v != codecVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	r := &Registration{}
-	r.ID = d.uvarint()
-	r.Endpoint = d.string()
-	lt := d.uvarint()
+	r.ID = d.Uvarint()
+	r.Endpoint = d.String(record.NoLimit)
+	lt := d.Uvarint()
 	if lt > 1<<32-1 {
-		d.fail("lifetime")
+		d.Fail("lifetime")
 	}
 	r.Lifetime = uint32(lt)
-	r.Version, r.Binding, r.Queue = Version(d.byte()), Binding(d.byte()), d.byte() == 1
-	f := d.uvarint()
+	r.Version, r.Binding, r.Queue = Version(d.Byte()), Binding(d.Byte()), d.Byte() == 1
+	f := d.Uvarint()
 	if f > 0xFFFF {
-		d.fail("formats")
+		d.Fail("formats")
 	}
 	r.Formats = Formats(f)
-	r.SMS = d.string()
-	r.SetAltPath(d.string())
-	r.SetTransport(d.string())
-	switch d.byte() {
+	r.SMS = d.String(record.NoLimit)
+	r.SetAltPath(d.String(record.NoLimit))
+	r.SetTransport(d.String(record.NoLimit))
+	switch d.Byte() {
 	case 0:
 	case 1:
 		var ap netip.AddrPort
-		if err := ap.UnmarshalBinary([]byte(d.string())); err != nil {
-			d.fail("address")
+		if err := ap.UnmarshalBinary([]byte(d.String(record.NoLimit))); err != nil {
+			d.Fail("address")
 		}
 		r.Addr = ap
 	case 2:
-		network, s := d.string(), d.string()
-		if d.err == nil {
+		network, s := d.String(record.NoLimit), d.String(record.NoLimit)
+		if d.Err() == nil {
 			if dec != nil {
 				a, err := dec(network, s)
 				if err != nil {
@@ -113,20 +115,20 @@ func UnmarshalRegistration(data []byte, dec AddrDecoder) (*Registration, error) 
 			}
 		}
 	default:
-		d.fail("address kind")
+		d.Fail("address kind")
 	}
-	r.Identity = d.string()
-	r.Registered = d.varint()
-	r.Updated = d.varint()
-	n := d.uvarint()
-	if n > MaxObjectLinks || n*6 > uint64(len(d.b)) {
-		d.fail("object count")
+	r.Identity = d.String(record.NoLimit)
+	r.Registered = d.Varint()
+	r.Updated = d.Varint()
+	n := d.Uvarint()
+	if n > MaxObjectLinks || n*6 > uint64(d.Remaining()) {
+		d.Fail("object count")
 		n = 0
 	}
 	if n > 0 {
 		r.Objects = make([]ObjectLink, n)
 		for i := range r.Objects {
-			ob := d.take(6)
+			ob := d.Take(6)
 			if ob == nil {
 				break
 			}
@@ -137,11 +139,8 @@ func UnmarshalRegistration(data []byte, dec AddrDecoder) (*Registration, error) 
 			}
 		}
 	}
-	if d.err == nil && len(d.b) != 0 {
-		d.fail("trailing bytes")
-	}
-	if d.err != nil {
-		return nil, d.err
+	if err := d.Finish(); err != nil {
+		return nil, err
 	}
 	if r.Version < V1_0 || r.Version > V1_2 || r.Endpoint == "" || r.ID == 0 {
 		return nil, fmt.Errorf("%w: invalid fields", ErrCorrupt)
@@ -154,74 +153,4 @@ func boolByte(v bool) byte {
 		return 1
 	}
 	return 0
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s", ErrCorrupt, what)
-	}
-	d.b = nil
-}
-
-func (d *decoder) take(n int) []byte {
-	if d.err != nil || n < 0 || n > len(d.b) {
-		d.fail("short record")
-		return nil
-	}
-	v := d.b[:n]
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte() byte {
-	v := d.take(1)
-	if v == nil {
-		return 0
-	}
-	return v[0]
-}
-
-func (d *decoder) uvarint() uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(d.b)
-	if n <= 0 {
-		d.fail("varint")
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) string() string {
-	n := d.uvarint()
-	if n > uint64(len(d.b)) {
-		d.fail("string length")
-		return ""
-	}
-	return string(d.take(int(n)))
 }

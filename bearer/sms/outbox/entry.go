@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/record"
 )
 
 // SegmentState is where one SMS segment of an entry stands.
@@ -105,148 +107,69 @@ const (
 	maxString    = 64
 )
 
-// marshal encodes e in the outbox's binary record format:
+// marshal encodes e in the outbox's binary record format (internal/record):
 // version, id, from, to, flags, created, expires, attempts, nexttry,
 // lasterror, nseg, then per segment state, mr, tpdu.
 func (e *Entry) marshal() []byte {
 	b := make([]byte, 0, 64+e.Size()+4*len(e.Segments))
 	b = append(b, entryVersion)
 	b = binary.AppendUvarint(b, e.ID)
-	b = appendString(b, e.From)
-	b = appendString(b, e.To)
+	b = record.AppendString(b, e.From)
+	b = record.AppendString(b, e.To)
 	var flags byte
 	if e.WantReport {
 		flags |= 1
 	}
 	b = append(b, flags)
-	b = binary.AppendVarint(b, e.Created.UnixNano())
-	b = binary.AppendVarint(b, e.Expires.UnixNano())
+	b = record.AppendTime(b, e.Created)
+	b = record.AppendTime(b, e.Expires)
 	b = binary.AppendUvarint(b, uint64(e.Attempts))
-	b = binary.AppendVarint(b, e.NextTry.UnixNano())
-	b = appendString(b, e.LastError)
+	b = record.AppendTime(b, e.NextTry)
+	b = record.AppendString(b, e.LastError)
 	b = binary.AppendUvarint(b, uint64(len(e.Segments)))
 	for _, s := range e.Segments {
 		b = append(b, byte(s.State), s.MR)
-		b = binary.AppendUvarint(b, uint64(len(s.TPDU)))
-		b = append(b, s.TPDU...)
+		b = record.AppendBytes(b, s.TPDU)
 	}
 	return b
 }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-type reader struct {
-	b   []byte
-	err error
-}
-
-func (r *reader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", ErrCorrupt, what)
-	}
-}
-
-func (r *reader) byte(what string) byte {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail(what)
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *reader) uvarint(what string) uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail(what)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) varint(what string) int64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail(what)
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) bytes(what string, max int) []byte {
-	n := r.uvarint(what)
-	if r.err != nil {
-		return nil
-	}
-	if n > uint64(max) || n > uint64(len(r.b)) {
-		r.fail(what)
-		return nil
-	}
-	v := append([]byte(nil), r.b[:n]...)
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) time(what string) time.Time {
-	v := r.varint(what)
-	if v == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, v)
-}
-
 func unmarshalEntry(data []byte) (*Entry, error) {
-	r := &reader{b: data}
-	if v := r.byte("version"); r.err == nil && v != entryVersion {
+	d := record.NewDecoder(data, ErrCorrupt)
+	if v := d.Byte(); d.Err() == nil && v != entryVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	e := &Entry{}
-	e.ID = r.uvarint("id")
-	e.From = string(r.bytes("from", maxString))
-	e.To = string(r.bytes("to", maxString))
-	flags := r.byte("flags")
-	e.WantReport = flags&1 != 0
-	e.Created = r.time("created")
-	e.Expires = r.time("expires")
-	att := r.uvarint("attempts")
+	e.ID = d.Uvarint()
+	e.From = d.String(maxString)
+	e.To = d.String(maxString)
+	e.WantReport = d.Byte()&1 != 0
+	e.Created = d.Time()
+	e.Expires = d.Time()
+	att := d.Uvarint()
 	if att > 1<<31 {
-		r.fail("attempts")
+		d.Fail("attempts")
 	}
 	e.Attempts = int(att)
-	e.NextTry = r.time("nexttry")
-	e.LastError = string(r.bytes("lasterror", 4096))
-	nseg := r.uvarint("segments")
-	if r.err == nil && (nseg == 0 || nseg > maxSegments) {
-		r.fail("segment count")
+	e.NextTry = d.Time()
+	e.LastError = d.String(4096)
+	nseg := d.Uvarint()
+	if d.Err() == nil && (nseg == 0 || nseg > maxSegments) {
+		d.Fail("segment count")
 	}
-	if r.err != nil {
-		return nil, r.err
+	if d.Err() != nil {
+		return nil, d.Err()
 	}
 	e.Segments = make([]Segment, nseg)
 	for i := range e.Segments {
-		st := SegmentState(r.byte("state"))
+		st := SegmentState(d.Byte())
 		if st > Delivered {
-			r.fail("segment state")
+			d.Fail("segment state")
 		}
-		e.Segments[i] = Segment{State: st, MR: r.byte("mr"), TPDU: r.bytes("tpdu", maxTPDU)}
+		e.Segments[i] = Segment{State: st, MR: d.Byte(), TPDU: d.Bytes(maxTPDU)}
 	}
-	if r.err != nil {
-		return nil, r.err
-	}
-	if len(r.b) != 0 {
-		return nil, fmt.Errorf("%w: %d trailing bytes", ErrCorrupt, len(r.b))
+	if err := d.Finish(); err != nil {
+		return nil, err
 	}
 	return e, nil
 }
