@@ -74,6 +74,18 @@ func (m *Manager) gauges() {
 func (m *Manager) finish(rec *Record, st State, kind ErrKind, msg string, cause error) {
 	now := m.clk.Now()
 	rec.State, rec.ErrKind, rec.ErrMsg, rec.Finished = st, kind, msg, now
+	if cause != nil {
+		// Kept before the final state is stored: a Wait that finds the
+		// stored final state then also finds its cause.
+		m.mu.Lock()
+		m.causes[rec.ID] = cause
+		m.causeOrder = append(m.causeOrder, rec.ID)
+		if len(m.causeOrder) > maxCauses {
+			delete(m.causes, m.causeOrder[0])
+			m.causeOrder = m.causeOrder[1:]
+		}
+		m.mu.Unlock()
+	}
 	if err := m.cfg.Store.Put(rec); err != nil {
 		// The record stays live in the store and is resolved after a
 		// restart; report the outcome now anyway.
@@ -97,14 +109,6 @@ func (m *Manager) finish(rec *Record, st State, kind ErrKind, msg string, cause 
 	for len(m.results) > m.cfg.MaxResults {
 		prune = append(prune, m.results[0].id)
 		m.results = m.results[1:]
-	}
-	if cause != nil {
-		m.causes[rec.ID] = cause
-		m.causeOrder = append(m.causeOrder, rec.ID)
-		if len(m.causeOrder) > maxCauses {
-			delete(m.causes, m.causeOrder[0])
-			m.causeOrder = m.causeOrder[1:]
-		}
 	}
 	if w := m.waiters[rec.ID]; w != nil {
 		w.cause = cause

@@ -61,6 +61,19 @@ func (c *fakeClock) Advance(d time.Duration) {
 	}
 }
 
+// armedBy reports whether some wait is pending for an instant at or
+// before at.
+func (c *fakeClock) armedBy(at time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for w := range c.waits {
+		if !w.at.After(at) {
+			return true
+		}
+	}
+	return false
+}
+
 // waitFor polls cond until it holds or a generous deadline passes.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
@@ -176,6 +189,13 @@ func (w *fakeWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	return nil
 }
 
+// at returns the clock time of wake-up n (1-based) of ep.
+func (w *fakeWaker) at(ep string, n int) time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.calls[ep][n-1]
+}
+
 func (w *fakeWaker) count(ep string) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -223,6 +243,27 @@ type rig struct {
 	waker *fakeWaker
 	met   *testMetrics
 	store Store
+}
+
+// waitTimer waits until the Manager holds a timer of kind k for the
+// instant at and its timer loop waits on the clock for it (or for an
+// earlier one). A test that moves the clock before then races the timer
+// being set: the wake-up timeout, for one, is armed after Waker.Wake
+// returns, so seeing the wake-up is not enough.
+func (r *rig) waitTimer(t testing.TB, k timerKind, at time.Time) {
+	t.Helper()
+	waitFor(t, "a timer for "+at.Format(time.TimeOnly), func() bool {
+		r.m.mu.Lock()
+		found := false
+		for _, tm := range r.m.timers {
+			if tm.kind == k && tm.at == at.UnixNano() {
+				found = true
+				break
+			}
+		}
+		r.m.mu.Unlock()
+		return found && r.clk.armedBy(at)
+	})
 }
 
 func newRig(t testing.TB, mut func(*Config)) *rig {

@@ -254,7 +254,9 @@ func TestRetention(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	// MaxResults: the two oldest results are pruned.
+	// MaxResults: the two oldest results are pruned (just after the
+	// newest is reported).
+	waitFor(t, "MaxResults prune", func() bool { _, err := r.m.Get(ids[1]); return errors.Is(err, ErrNotFound) })
 	for i, id := range ids {
 		_, err := r.m.Get(id)
 		if (i < 2) != errors.Is(err, ErrNotFound) {
@@ -283,10 +285,13 @@ func TestWakeLostThenBackoff(t *testing.T) {
 	r.m.SetDevice("lamp", DeviceConfig{Wake: wakeable("+491710000002")})
 	id := r.enqueue(t, "lamp", KindRead, "/3/0")
 	waitFor(t, "first wake", func() bool { return r.waker.count("lamp") == 1 })
+	due := r.waker.at("lamp", 1).Add(time.Minute)
+	r.waitTimer(t, timerWake, due)
 	r.clk.Advance(59 * time.Second)
 	if n := r.waker.count("lamp"); n != 1 {
 		t.Fatalf("%d wake-ups before the timeout", n)
 	}
+	r.waitTimer(t, timerWake, due)
 	r.clk.Advance(time.Second)
 	if _, err := r.wait(t, id); err != nil {
 		t.Fatal(err)
@@ -308,6 +313,8 @@ func TestNeverWakes(t *testing.T) {
 	b := r.enqueue(t, "lamp", KindWrite, "/3/0/14")
 	for i, step := range []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute} {
 		waitFor(t, fmt.Sprint("wake ", i+1), func() bool { return r.waker.count("lamp") == i+1 })
+		due := r.waker.at("lamp", i+1).Add(step)
+		r.waitTimer(t, timerWake, due)
 		r.clk.Advance(step - time.Second)
 		if rec, _ := r.m.Get(a); rec.State != StateQueued {
 			t.Fatalf("state %v before the last timeout", rec.State)
@@ -315,6 +322,7 @@ func TestNeverWakes(t *testing.T) {
 		if n := r.waker.count("lamp"); n != i+1 {
 			t.Fatalf("wake-ups %d early", n)
 		}
+		r.waitTimer(t, timerWake, due)
 		r.clk.Advance(time.Second)
 	}
 	for _, id := range []uint64{a, b} {
@@ -361,10 +369,13 @@ func TestWakeRateLimit(t *testing.T) {
 	r.m.Seen("lamp", time.Second)
 	waitFor(t, "first done", func() bool { rec, _ := r.m.Get(1); return rec.State == StateDone })
 	waitFor(t, "requeued", func() bool { return r.met.get("requeued") == 1 })
+	due := r.waker.at("lamp", 1).Add(5 * time.Minute)
+	r.waitTimer(t, timerWake, due)
 	r.clk.Advance(4 * time.Minute)
 	if n := r.waker.count("lamp"); n != 1 {
 		t.Fatalf("%d wake-ups inside MinInterval", n)
 	}
+	r.waitTimer(t, timerWake, due)
 	r.clk.Advance(time.Minute)
 	waitFor(t, "second wake", func() bool { return r.waker.count("lamp") == 2 })
 }
