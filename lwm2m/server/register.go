@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -43,7 +44,7 @@ func (h *transportHandler) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request)
 		case codes.POST:
 			s.update(w, r, h.name, id)
 		case codes.DELETE:
-			s.deregister(w, r, id)
+			s.deregister(w, r, h.name, id)
 		default:
 			s.reject(w, r, codes.MethodNotAllowed, "only POST and DELETE on a registration")
 		}
@@ -174,6 +175,10 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 		s.reject(w, r, codes.Forbidden, err.Error())
 		return
 	}
+	if err := s.checkPeer(ep, transport, r); err != nil {
+		s.reject(w, r, codes.Forbidden, err.Error())
+		return
+	}
 	now := s.cfg.now().UnixNano()
 	reg := &registry.Registration{
 		Endpoint: ep, Lifetime: p.Lifetime, Version: p.Version, Binding: p.Binding, Queue: p.Queue,
@@ -216,13 +221,31 @@ func (s *Server) pokeIfEarlier(reg *registry.Registration) {
 	}
 }
 
+// checkPeer runs the configured PeerCheck; its refusals wrap ErrForbidden.
+func (s *Server) checkPeer(ep, transport string, r *bearer.Request) error {
+	if s.cfg.peerCheck == nil {
+		return nil
+	}
+	if err := s.cfg.peerCheck(ep, transport, r.Peer, r.Identity); err != nil {
+		if errors.Is(err, ErrForbidden) {
+			return err
+		}
+		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	}
+	return nil
+}
+
 // sameClient applies the security rules of Update and De-register: the
-// request must come with the identity the client registered with.
-func (s *Server) sameClient(reg *registry.Registration, id bearer.Identity) error {
-	if identityKey(id) != reg.Identity {
+// request must come with the identity the client registered with, and
+// pass the PeerCheck from where it comes now.
+func (s *Server) sameClient(reg *registry.Registration, transport string, r *bearer.Request) error {
+	if identityKey(r.Identity) != reg.Identity {
 		return ErrForbidden
 	}
-	return Authorize(s.cfg.security, s.cfg.allowNoSec, reg.Endpoint, id)
+	if err := Authorize(s.cfg.security, s.cfg.allowNoSec, reg.Endpoint, r.Identity); err != nil {
+		return err
+	}
+	return s.checkPeer(reg.Endpoint, transport, r)
 }
 
 func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport string, id uint64) {
@@ -231,7 +254,7 @@ func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport st
 		s.reject(w, r, codes.NotFound, "no such registration")
 		return
 	}
-	if err := s.sameClient(old, r.Identity); err != nil {
+	if err := s.sameClient(old, transport, r); err != nil {
 		s.reject(w, r, codes.Forbidden, "identity does not match the registration")
 		return
 	}
@@ -299,13 +322,13 @@ func applyUpdate(n *registry.Registration, u *registry.UpdateParams) {
 	}
 }
 
-func (s *Server) deregister(w bearer.ResponseWriter, r *bearer.Request, id uint64) {
+func (s *Server) deregister(w bearer.ResponseWriter, r *bearer.Request, transport string, id uint64) {
 	old, ok := s.store.Get(id)
 	if !ok {
 		s.reject(w, r, codes.NotFound, "no such registration")
 		return
 	}
-	if err := s.sameClient(old, r.Identity); err != nil {
+	if err := s.sameClient(old, transport, r); err != nil {
 		s.reject(w, r, codes.Forbidden, "identity does not match the registration")
 		return
 	}

@@ -32,6 +32,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,6 +75,7 @@ type config struct {
 	security    Security
 	allowNoSec  bool
 	nameFromID  func(bearer.Identity) (string, bool)
+	peerCheck   PeerCheck
 	now         func() time.Time
 	expiryBatch int
 	minLifetime uint32
@@ -102,6 +104,22 @@ func WithNoSec(allow bool) Option { return func(c *config) { c.allowNoSec = allo
 func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option {
 	return func(c *config) { c.nameFromID = f }
 }
+
+// PeerCheck decides whether a client at peer, reached over transport
+// ("udp", "dtls", "sms", ... as given to Handler) with identity id, may
+// register, update or de-register as endpoint ep. A non-nil error refuses
+// the request with 4.03 Forbidden (on Register its text is the
+// diagnostic payload and is logged).
+//
+// It is where a gateway binds what a security layer cannot: a NoSec SMS
+// client is known only by its MSISDN, so the number must be the one
+// configured for the endpoint name (otherwise a device could register as
+// another and have that one's commands and wake-ups sent to itself).
+type PeerCheck func(ep, transport string, peer net.Addr, id bearer.Identity) error
+
+// WithPeerCheck sets a PeerCheck run on Register (after the Security
+// rules), Update and De-register (default: none).
+func WithPeerCheck(f PeerCheck) Option { return func(c *config) { c.peerCheck = f } }
 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }

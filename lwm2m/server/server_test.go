@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/lwm2m/link"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
@@ -631,5 +633,66 @@ func TestSubscriptionBounded(t *testing.T) {
 		t.Fatal("nil subscription after Close")
 	} else if _, ok := <-s2.C; ok {
 		t.Fatal("subscription after Close is open")
+	}
+}
+
+// TestPeerCheck binds NoSec SMS clients by number: a device may register,
+// update and de-register only as the endpoint its MSISDN is configured
+// for, and only from that number.
+func TestPeerCheck(t *testing.T) {
+	numbers := map[string]string{"lamp-1": "+491710000001", "lamp-2": "+491710000002"}
+	var calls []string
+	check := func(ep, transport string, peer net.Addr, id bearer.Identity) error {
+		calls = append(calls, ep+"|"+transport)
+		if transport != "sms" {
+			return nil
+		}
+		if want, ok := numbers[ep]; !ok || peer.String() != want {
+			return fmt.Errorf("number %s is not the one configured for %q", peer, ep)
+		}
+		return nil
+	}
+	srv := New(registry.NewMemory(registry.Options{}), WithPeerCheck(check))
+	defer srv.Close()
+	h := srv.Handler("sms")
+	call := func(code codes.Code, p string, from string) *recorder {
+		addr, err := sms.ParseMSISDN(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := bearer.NewRequest(code, addr, p)
+		w := &recorder{}
+		h.ServeCoAP(w, req)
+		return w
+	}
+	w := call(codes.POST, "/rd?ep=lamp-2&lwm2m=1.1&b=S", "+491710000001")
+	if w.code != codes.Forbidden || !strings.Contains(string(w.payload), `configured for "lamp-2"`) {
+		t.Fatalf("lamp-1 as lamp-2: %v %s", w.code, w.payload)
+	}
+	if _, ok := srv.Lookup("lamp-2"); ok {
+		t.Fatal("refused registration stored")
+	}
+	if w := call(codes.POST, "/rd?ep=lamp-1&lwm2m=1.1&b=S", "+491710000001"); w.code != codes.Created {
+		t.Fatalf("own name: %v %s", w.code, w.payload)
+	}
+	reg, _ := srv.Lookup("lamp-1")
+	loc := reg.Location()
+	if w := call(codes.POST, loc+"?lt=600", "+491710000002"); w.code != codes.Forbidden {
+		t.Fatalf("update from another number: %v", w.code)
+	}
+	if w := call(codes.DELETE, loc, "+491710000002"); w.code != codes.Forbidden {
+		t.Fatalf("de-register from another number: %v", w.code)
+	}
+	if w := call(codes.POST, loc+"?lt=600", "+491710000001"); w.code != codes.Changed {
+		t.Fatalf("own update: %v", w.code)
+	}
+	if w := call(codes.DELETE, loc, "+491710000001"); w.code != codes.Deleted {
+		t.Fatalf("own de-register: %v", w.code)
+	}
+	if got := srv.Stats().Forbidden.Load(); got != 3 {
+		t.Fatalf("Forbidden = %d", got)
+	}
+	if len(calls) != 6 {
+		t.Fatalf("check ran %d times: %v", len(calls), calls)
 	}
 }

@@ -323,7 +323,8 @@ func (g *Gateway) startServer() error {
 			return err
 		}
 	}
-	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model), server.WithSecurity(sec)}
+	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
+		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer)}
 	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
 		maxLt := g.cfg.LwM2M.LifetimeMax
 		if maxLt == 0 {
@@ -443,6 +444,34 @@ func (g *Gateway) startQueue() error {
 		return fmt.Errorf("queue: %w", err)
 	}
 	g.qm = g.squeue.Manager()
+	return nil
+}
+
+// checkSMSPeer binds SMS clients to the endpoint names of the device
+// table: over SMS (NoSec) a client is known only by its number, so a
+// Register, Update or De-register over SMS must come from the number
+// configured for the endpoint (sms.devices). The SMS bearer already drops
+// SMS from numbers not in the table; this stops a configured device from
+// registering under another's name and drawing that one's commands and
+// wake-ups to itself.
+func (g *Gateway) checkSMSPeer(ep, transport string, peer net.Addr, _ bearer.Identity) error {
+	if transport != "sms" {
+		return nil
+	}
+	g.devMu.RLock()
+	d, ok := g.devices[ep]
+	g.devMu.RUnlock()
+	if !ok {
+		return fmt.Errorf("endpoint %q is not in sms.devices; add it with its number to let it register over SMS", ep)
+	}
+	want, err := sms.ParseMSISDN(d.MSISDN)
+	if err != nil {
+		return fmt.Errorf("endpoint %q: configured number: %w", ep, err)
+	}
+	got, ok := peer.(sms.Addr)
+	if !ok || got.String() != want.String() {
+		return fmt.Errorf("endpoint %q is configured for number %s, not %s", ep, want, peer)
+	}
 	return nil
 }
 
