@@ -33,7 +33,13 @@ type fakeModem struct {
 	cnma     int
 	nack     int
 	storeCap int
-	closed   chan struct{}
+	// refill: entries ("stat,len,hex") that each +CMGD stores at once in
+	// the slot it freed, announcing them with +CMTI before its OK (held
+	// back refillGap), as a modem does when the network was waiting for
+	// memory (RP-SMMA).
+	refill    []string
+	refillGap time.Duration
+	closed    chan struct{}
 }
 
 type duplex struct {
@@ -173,6 +179,25 @@ func (f *fakeModem) serve(c io.ReadWriter, closed chan struct{}) {
 			}
 			out(fmt.Sprintf("\r\n+CMGS: %d\r\n\r\nOK\r\n", mr))
 			continue
+		}
+		if strings.HasPrefix(cmd, "+CMGD=") {
+			f.mu.Lock()
+			var e string
+			if len(f.refill) > 0 {
+				e, f.refill = f.refill[0], f.refill[1:]
+			}
+			gap := f.refillGap
+			f.mu.Unlock()
+			if e != "" {
+				i, _ := strconv.Atoi(cmd[6:])
+				f.mu.Lock()
+				f.store[i] = e
+				f.mu.Unlock()
+				out(fmt.Sprintf("\r\n+CMTI: \"SM\",%d\r\n", i))
+				time.Sleep(gap) // lets the driver see the +CMTI before the OK
+				out("\r\nOK\r\n")
+				continue
+			}
 		}
 		out(f.respond(cmd))
 	}

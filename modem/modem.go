@@ -136,8 +136,13 @@ type Modem struct {
 	id      Identity
 	profile Profile
 	health  Health
+	// pending holds the stored messages handed to the consumer and not yet
+	// acknowledged or rejected; the value records that the slot was
+	// announced (+CMTI/+CDSI) or listed again meanwhile, so that it is read
+	// again once released (see unpend).
 	pending map[storeKey]bool
-	stores  map[string]bool // storages seen in +CMTI/+CDSI besides the preferred one
+	recheck map[storeKey]struct{} // released slots the URC worker reads again
+	stores  map[string]bool       // storages seen in +CMTI/+CDSI besides the preferred one
 
 	memMu sync.Mutex // serialises +CPMS switching around +CMGR/+CMGD
 
@@ -145,6 +150,7 @@ type Modem struct {
 	events  chan Event
 	urcs    chan urc
 	kick    chan struct{}
+	reread  chan struct{} // wakes the URC worker for recheck
 	closing chan struct{}
 	life    context.Context // cancelled by Close
 	endLife context.CancelFunc
@@ -253,6 +259,8 @@ func (m *Modem) defaults() {
 	m.closing = make(chan struct{})
 	m.life, m.endLife = context.WithCancel(context.Background())
 	m.pending = make(map[storeKey]bool)
+	m.recheck = make(map[storeKey]struct{})
+	m.reread = make(chan struct{}, 1)
 	m.stores = make(map[string]bool)
 	m.profile = mustProfile("generic")
 	if m.forced != nil {

@@ -3,6 +3,7 @@ package modem
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -221,6 +222,38 @@ func TestReceiveStoredAckDeletes(t *testing.T) {
 	}
 	if err := r.Ack(context.Background()); err != nil {
 		t.Fatalf("second Ack: %v", err)
+	}
+}
+
+// A slot freed by an Ack's +CMGD can take the next message, announced by
+// +CMTI, before the driver has the +CMGD's OK: the +CMTI then finds the slot
+// still handed out. The new message must still be read at once (the health
+// poll, whose sweep would find it later, is off here).
+func TestReusedSlotAnnouncedBeforeDeleteOK(t *testing.T) {
+	f := newFake()
+	f.refillGap = 100 * time.Millisecond
+	m := openFake(t, f, testProfile(), Config{})
+	const rounds = 3
+	f.mu.Lock()
+	for i := 0; i < rounds; i++ {
+		f.refill = append(f.refill, fmt.Sprintf("0,%d,%s", testDeliverLen, testSMSC+testDeliver))
+	}
+	f.mu.Unlock()
+	idx := f.storeMsg(testSMSC+testDeliver, testDeliverLen, true)
+	for i := 0; i <= rounds; i++ {
+		r := recvOne(t, m, 20*time.Second)
+		if r.Index != idx {
+			t.Fatalf("round %d: index %d, want the reused slot %d", i, r.Index, idx)
+		}
+		if err := r.Ack(context.Background()); err != nil {
+			t.Fatalf("round %d: Ack: %v", i, err)
+		}
+	}
+	waitFor(t, 10*time.Second, "storage empty", func() bool { return len(f.stored()) == 0 })
+	select {
+	case r := <-m.Received():
+		t.Fatalf("delivered after the last Ack: %+v", r)
+	default:
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +52,10 @@ func (r *Received) finish(ctx context.Context, ok bool) error {
 	if !ok {
 		m.st.rejected.Add(1)
 		if r.Index >= 0 {
-			m.unpend(r.Storage, r.Index)
+			// The message stays in its slot, so the slot cannot have been
+			// reused: an indication seen meanwhile was about this message,
+			// which the next sweep delivers again.
+			m.release(r.Storage, r.Index, false)
 			return nil
 		}
 		if m.Profile().NeedsCNMA() {
@@ -74,10 +78,55 @@ func (r *Received) finish(ctx context.Context, ok bool) error {
 	return err
 }
 
-func (m *Modem) unpend(mem string, idx int) {
+// unpend ends the hand-out of the stored message in mem/idx. If the slot
+// was announced or listed again while it was handed out, the URC worker
+// reads it again: once the +CMGD of an Ack has freed a slot, the modem may
+// store the next message in it and announce it with +CMTI before the
+// driver has seen the OK of the +CMGD, and that +CMTI found the slot still
+// claimed. Without the second read the new message would sit on the SIM
+// until the next sweep (the health poll, or never when it is disabled).
+func (m *Modem) unpend(mem string, idx int) { m.release(mem, idx, true) }
+
+// release is unpend; with reread false a mark left by a second
+// announcement is dropped (the slot still holds the same message).
+func (m *Modem) release(mem string, idx int, reread bool) {
+	k := storeKey{mem, idx}
 	m.mu.Lock()
-	delete(m.pending, storeKey{mem, idx})
+	again := m.pending[k]
+	delete(m.pending, k)
+	if again && reread {
+		m.recheck[k] = struct{}{}
+	}
 	m.mu.Unlock()
+	if again && reread {
+		select {
+		case m.reread <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// rereadReleased reads again the slots that unpend queued; it runs on the
+// URC worker, which may wait on a full inbox (an Ack must not).
+func (m *Modem) rereadReleased() {
+	m.mu.Lock()
+	keys := make([]storeKey, 0, len(m.recheck))
+	for k := range m.recheck {
+		keys = append(keys, k)
+	}
+	clear(m.recheck)
+	m.mu.Unlock()
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].mem != keys[j].mem {
+			return keys[i].mem < keys[j].mem
+		}
+		return keys[i].idx < keys[j].idx
+	})
+	for _, k := range keys {
+		if err := m.readStored(m.life, k.mem, k.idx); err != nil && !errors.Is(err, ErrClosed) {
+			m.log.Warn("modem: re-read of stored message failed; the next sweep retries", "modem", m.Name(), "mem", k.mem, "index", k.idx, "err", err)
+		}
+	}
 }
 
 func (m *Modem) cnma(ctx context.Context, cmd string) error {
@@ -147,6 +196,8 @@ func (m *Modem) urcWorker() {
 			return
 		case u := <-m.urcs:
 			m.handleURC(u)
+		case <-m.reread:
+			m.rereadReleased()
 		}
 	}
 }
@@ -225,15 +276,21 @@ func (m *Modem) deliver(ctx context.Context, r *Received) bool {
 	return true
 }
 
-// claim marks a stored message as handed out; false if it already is.
+// claim marks a stored message as handed out; false if it already is, in
+// which case the slot is marked to be read again once released (it may by
+// then hold a new message: see unpend).
 func (m *Modem) claim(mem string, idx int) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	k := storeKey{mem, idx}
-	if m.pending[k] || len(m.pending) >= 65536 {
+	if _, out := m.pending[k]; out {
+		m.pending[k] = true
 		return false
 	}
-	m.pending[k] = true
+	if len(m.pending) >= 65536 {
+		return false
+	}
+	m.pending[k] = false
 	return true
 }
 
