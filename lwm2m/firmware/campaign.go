@@ -99,6 +99,7 @@ func (r Report) Failed() int { return r.Counts[DevFailed] }
 // CampaignEvent is sent to the metrics hook on each device state change.
 type CampaignEvent struct {
 	Campaign string
+	Name     string // Spec.Name
 	Device   DeviceState
 }
 

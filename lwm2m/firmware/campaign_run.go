@@ -30,7 +30,7 @@ func (r *run) setDevice(d DeviceState, smsDelta int) error {
 		return tx.Bucket(bktDevices).Put(devKey(rec.ID, d.Endpoint), v)
 	})
 	if r.m.hook != nil {
-		r.m.hook(CampaignEvent{Campaign: rec.ID, Device: d})
+		r.m.hook(CampaignEvent{Campaign: rec.ID, Name: rec.Spec.Name, Device: d})
 	}
 	if err != nil {
 		return fmt.Errorf("firmware: store device state: %w", err)

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -24,12 +24,20 @@ import (
 // the LwM2M listeners, HTTP on the API listener) serve images.
 const fwPrefix = "/fw/"
 
-// maxFWJobs bounds the single-device update jobs kept for polling; the
-// oldest finished job is dropped first.
-const maxFWJobs = 1000
+// Single-device updates are one-device campaigns of the durable campaign
+// Manager, so a restart resumes them like any campaign (and never applies
+// an update twice). They are named devJobPrefix+endpoint; the finished ones
+// beyond maxFWJobs are deleted, oldest first, when a new one starts.
+const (
+	devJobPrefix = "device-update "
+	maxFWJobs    = 200
+	// maxCampaigns bounds campaigns of all kinds in the Manager: operator
+	// campaigns plus running single-device updates.
+	maxCampaigns = 1000
+)
 
 // fw is the gateway's firmware side: the image store, the Updater and the
-// campaign Manager, and the single-device update jobs.
+// campaign Manager (which also runs the single-device updates).
 type fw struct {
 	store *firmware.Store
 	upd   *firmware.Updater
@@ -37,17 +45,18 @@ type fw struct {
 	db    *bolt.DB
 
 	mu    sync.Mutex
-	jobs  map[string]*FWJob
-	order []string // job ids, oldest first
-	seq   uint64
+	plans map[string]*PlanJSON // job id → plan at start, for this process's jobs
+	order []string             // plans' job ids, oldest first
 }
 
-// FWJob is a single-device firmware update started over the API.
+// FWJob is a single-device firmware update started over the API: the view
+// of a one-device campaign.
 type FWJob struct {
 	ID       string        `json:"id"`
 	Endpoint string        `json:"endpoint"`
 	Image    string        `json:"image"`
 	State    string        `json:"state"` // running, done, failed
+	Campaign string        `json:"campaign"`
 	Step     firmware.Step `json:"step,omitempty"`
 	Plan     *PlanJSON     `json:"plan,omitempty"`
 	Version  string        `json:"version,omitempty"` // /3/0/3 after the update
@@ -98,7 +107,7 @@ func (g *Gateway) openFirmwareStore() error {
 	n, b := s.Usage()
 	g.metrics.fwStore.WithLabelValues("images").Set(float64(n))
 	g.metrics.fwStore.WithLabelValues("bytes").Set(float64(b))
-	g.fw = &fw{store: s, jobs: map[string]*FWJob{}}
+	g.fw = &fw{store: s, plans: map[string]*PlanJSON{}}
 	return nil
 }
 
@@ -173,12 +182,12 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 	}
 	g.fw.db = db
 	mgr, err := firmware.NewManager(db, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
-		firmware.WithCampaignHook(g.onCampaignEvent))
+		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns))
 	if err != nil {
 		return fmt.Errorf("campaigns: %w", err)
 	}
 	g.fw.mgr = mgr
-	g.metrics.setCampaignSource(mgr.List)
+	g.metrics.setCampaignSource(g.fw.campaigns)
 	return nil
 }
 
@@ -206,6 +215,10 @@ func (g *Gateway) onCampaignEvent(ev firmware.CampaignEvent) {
 		g.metrics.fwSMS.Add(float64(ev.Device.SMS))
 	}
 	g.hub.publish("campaign-device", map[string]any{"campaign": ev.Campaign, "device": ev.Device})
+	if strings.HasPrefix(ev.Name, devJobPrefix) {
+		g.hub.publish("firmware-update", map[string]any{"job": ev.Campaign, "endpoint": ev.Device.Endpoint,
+			"step": ev.Device.Step, "state": jobState(ev.Device.State)})
+	}
 }
 
 // closeFirmware stops campaigns (they resume at the next start) and the
@@ -227,72 +240,95 @@ func (g *Gateway) closeFirmware() error {
 	return errors.Join(errs...)
 }
 
-// startUpdate starts a single-device update as a job.
-func (g *Gateway) startUpdate(ep, image string, opts firmware.Options, plan firmware.Plan) (*FWJob, error) {
+// startUpdate starts a single-device update: a durable one-device campaign
+// with a single attempt (the operator decides on a retry), so it survives a
+// restart of the daemon.
+func (g *Gateway) startUpdate(ctx context.Context, ep, image string, opts firmware.Options, plan firmware.Plan) (FWJob, error) {
 	f := g.fw
+	f.pruneJobs()
+	spec := firmware.Spec{Name: devJobPrefix + ep, Image: image, Endpoints: []string{ep}, Concurrency: 1,
+		Retries: -1, SMSBudget: -1, Options: opts}
+	id, err := f.mgr.Create(ctx, spec)
+	if err != nil {
+		return FWJob{}, err
+	}
 	f.mu.Lock()
-	if len(f.jobs) >= maxFWJobs {
-		dropped := false
-		for i, id := range f.order {
-			if j := f.jobs[id]; j.State != "running" {
-				delete(f.jobs, id)
-				f.order = append(f.order[:i:i], f.order[i+1:]...)
-				dropped = true
-				break
-			}
-		}
-		if !dropped {
-			f.mu.Unlock()
-			return nil, fmt.Errorf("%d firmware updates are running; wait for some to finish", maxFWJobs)
-		}
+	f.plans[id] = planJSON(plan)
+	f.order = append(f.order, id)
+	if len(f.order) > maxFWJobs {
+		delete(f.plans, f.order[0])
+		f.order = f.order[1:]
 	}
-	f.seq++
-	j := &FWJob{ID: "fw-" + strconv.FormatUint(f.seq, 10) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e6, 36),
-		Endpoint: ep, Image: image, State: "running", Step: firmware.StepPlanned, Plan: planJSON(plan), Started: time.Now().UTC()}
-	f.jobs[j.ID] = j
-	f.order = append(f.order, j.ID)
 	f.mu.Unlock()
-	opts.Progress = func(s firmware.Step) {
-		f.mu.Lock()
-		j.Step = s
-		f.mu.Unlock()
-		g.hub.publish("firmware-update", map[string]any{"job": j.ID, "endpoint": ep, "step": s})
-	}
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
-		res, err := f.upd.Update(g.ctx, ep, image, opts)
-		f.mu.Lock()
-		j.Finished = time.Now().UTC()
-		j.Duration = j.Finished.Sub(j.Started).Round(time.Millisecond).String()
-		var re *firmware.ResultError
-		switch {
-		case err == nil:
-			j.State, j.Step, j.Version = "done", firmware.StepVerified, res.Version
-			j.Plan = planJSON(res.Plan)
-		case errors.As(err, &re):
-			j.State, j.Step, j.Result, j.Error = "failed", firmware.StepFailed, re.Result, err.Error()
-		default:
-			j.State, j.Step, j.Error = "failed", firmware.StepFailed, err.Error()
-		}
-		state := j.State
-		snap := *j
-		f.mu.Unlock()
-		g.metrics.fwDevices.WithLabelValues(state).Inc()
-		g.hub.publish("firmware-update", snap)
-	}()
+	j, _ := f.job(id)
 	return j, nil
 }
 
-// job returns a copy of job id.
+// campaigns lists the operator's campaigns: the Manager's, without the
+// single-device updates (those are firmware jobs).
+func (f *fw) campaigns() []firmware.Report {
+	all := f.mgr.List()
+	out := all[:0]
+	for _, r := range all {
+		if !strings.HasPrefix(r.Spec.Name, devJobPrefix) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// pruneJobs deletes the oldest finished single-device updates beyond
+// maxFWJobs.
+func (f *fw) pruneJobs() {
+	var done []firmware.Report
+	for _, r := range f.mgr.List() { // oldest first
+		if strings.HasPrefix(r.Spec.Name, devJobPrefix) && r.Status != firmware.CampaignRunning && r.Status != firmware.CampaignPaused {
+			done = append(done, r)
+		}
+	}
+	for i := 0; i < len(done)-maxFWJobs+1; i++ {
+		_ = f.mgr.Delete(done[i].ID)
+	}
+}
+
+// jobState maps a campaign device state to the job states running, done
+// and failed (a device skipped for its SMS budget or an unsupported method
+// has failed to update).
+func jobState(s string) string {
+	switch s {
+	case firmware.DevDone:
+		return "done"
+	case firmware.DevFailed, firmware.DevSkipped, firmware.DevCancelled:
+		return "failed"
+	}
+	return "running"
+}
+
+// job returns the single-device update id.
 func (f *fw) job(id string) (FWJob, bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	j, ok := f.jobs[id]
-	if !ok {
+	rep, err := f.mgr.Status(id, true)
+	if err != nil || !strings.HasPrefix(rep.Spec.Name, devJobPrefix) || len(rep.Devices) != 1 {
 		return FWJob{}, false
 	}
-	return *j, true
+	d := rep.Devices[0]
+	j := FWJob{ID: id, Campaign: id, Endpoint: d.Endpoint, Image: rep.Spec.Image, State: jobState(d.State), Step: d.Step,
+		Result: d.Result, Error: d.Error, Started: rep.Created, Finished: d.Finished}
+	if j.State == "running" && (rep.Status == firmware.CampaignCancelled || rep.Status == firmware.CampaignDone) {
+		j.State = "failed" // cancelled before the device started
+	}
+	if j.State == "failed" && j.Step != firmware.StepFailed {
+		j.Step = firmware.StepFailed
+	}
+	if j.State == "done" {
+		j.Version = rep.Version
+	}
+	if !j.Finished.IsZero() {
+		j.Duration = j.Finished.Sub(j.Started).Round(time.Millisecond).String()
+	}
+	f.mu.Lock()
+	j.Plan = f.plans[id]
+	f.mu.Unlock()
+	return j, true
 }
 
 // countingCoAPWriter counts the payload bytes of successful Package URI

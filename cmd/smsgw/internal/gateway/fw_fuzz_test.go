@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
@@ -21,6 +22,7 @@ func FuzzCampaignSpec(f *testing.F) {
 	f.Add(`{"image":"x","prefix":"p","backoff":"-5s","method":"fax"}`)
 	f.Add(`{"image":"","endpoints":[""]}`)
 	f.Add(`{"image":"x","prefix":"p","sms_budget":-2,"retries":101}`)
+	f.Add(`{"image":"x","name":"device-update light-1","endpoints":["light-1"]}`)
 	fc := config.Default().Firmware
 	reg := &registry.Registration{Endpoint: "light-1", Version: registry.V1_1, Binding: registry.BindingU}
 	f.Fuzz(func(t *testing.T, body string) {
@@ -38,6 +40,9 @@ func FuzzCampaignSpec(f *testing.F) {
 		if spec.Image == "" || spec.Concurrency < 1 || spec.Concurrency > 10000 || spec.Retries < 0 || spec.Retries > 100 ||
 			spec.SMSBudget < -1 || spec.Backoff < 0 {
 			t.Fatalf("spec out of bounds: %+v", spec)
+		}
+		if strings.HasPrefix(spec.Name, devJobPrefix) {
+			t.Fatalf("campaign named like a single-device update: %q", spec.Name)
 		}
 		if len(spec.Endpoints) == 0 && spec.Prefix == "" && spec.Match == nil {
 			t.Fatalf("spec without target: %+v", spec)

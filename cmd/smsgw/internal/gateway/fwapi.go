@@ -275,14 +275,13 @@ func (g *Gateway) updateDevice(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"dry_run": true, "plan": planJSON(plan)})
 		return
 	}
-	j, err := g.startUpdate(ep, b.Image, opts, plan)
+	j, err := g.startUpdate(r.Context(), ep, b.Image, opts, plan)
 	if err != nil {
 		writeError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
 	w.Header().Set("Location", "/api/v1/firmware-jobs/"+j.ID)
-	snap, _ := g.fw.job(j.ID)
-	writeJSON(w, http.StatusAccepted, snap)
+	writeJSON(w, http.StatusAccepted, j)
 }
 
 func (g *Gateway) getFWJob(w http.ResponseWriter, r *http.Request) {
@@ -392,7 +391,7 @@ func (g *Gateway) listCampaigns(w http.ResponseWriter, r *http.Request) {
 	if !g.fwReady(w) {
 		return
 	}
-	list := g.fw.mgr.List()
+	list := g.fw.campaigns()
 	if list == nil {
 		list = []firmware.Report{}
 	}
@@ -452,6 +451,9 @@ func campaignSpec(fc config.Firmware, b CampaignBody) (firmware.Spec, error) {
 	}
 	if b.Image == "" {
 		return bad("image is required (an id from GET /api/v1/firmware)")
+	}
+	if strings.HasPrefix(b.Name, devJobPrefix) {
+		return bad("name %q: the prefix %q is kept for single-device updates", b.Name, devJobPrefix)
 	}
 	if len(b.Endpoints) == 0 && b.Prefix == "" && len(b.Filter) == 0 {
 		return bad("no target: give endpoints, prefix or filter")
