@@ -163,6 +163,17 @@ func (v *vconn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, err
 }
 
+// isClosed reports whether Close has been called (by us or by pion/dtls
+// closing its conn).
+func (v *vconn) isClosed() bool {
+	select {
+	case <-v.closed:
+		return true
+	default:
+		return false
+	}
+}
+
 func (v *vconn) Close() error {
 	v.once.Do(func() {
 		close(v.closed)

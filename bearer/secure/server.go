@@ -90,7 +90,9 @@ type Stats struct {
 	UnknownPeer uint64
 	// QueueDrops counts datagrams dropped on a full per-peer queue.
 	QueueDrops uint64
-	// Expired counts sessions closed for idleness.
+	// Expired counts sessions closed for idleness. A session is out of the
+	// session table (and of Sessions) before it is counted here, so WriteTo
+	// to its peer then fails with ErrNoSession.
 	Expired uint64
 	// Evicted counts handshakes dropped to make room for a new one: at the
 	// MaxSessions or MaxHandshakes limit, the oldest handshake whose peer
@@ -240,8 +242,9 @@ func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // WriteTo encrypts p to the established session of addr (an *Addr from
 // ReadFrom or the peer's inner address). It fails with an error wrapping
-// ErrNoSession when there is none and bearer.ErrTooLarge when p exceeds
-// Params().MaxDatagram.
+// ErrNoSession when there is none — never established, expired, closed by
+// CloseSession or by the peer, or ending while p was being written — and
+// bearer.ErrTooLarge when p exceeds Params().MaxDatagram.
 func (s *Server) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if len(p) > s.params.MaxDatagram {
 		return 0, fmt.Errorf("secure: %d bytes > %d: %w", len(p), s.params.MaxDatagram, bearer.ErrTooLarge)
@@ -259,13 +262,30 @@ func (s *Server) WriteTo(p []byte, addr net.Addr) (int, error) {
 	}
 	key := bearer.AddrKey(unwrapAddr(addr))
 	s.mu.Lock()
+	closed := s.closed
 	sess := s.byAddr[key]
 	s.mu.Unlock()
-	if sess == nil || !sess.established.Load() {
+	if closed {
+		return 0, ErrClosed
+	}
+	if sess == nil || !sess.established.Load() || sess.ending() {
 		return 0, fmt.Errorf("secure: write to %s: %w", key, ErrNoSession)
 	}
 	n, err := sess.conn.Write(p)
 	if err != nil {
+		s.mu.Lock()
+		closed = s.closed
+		s.mu.Unlock()
+		switch {
+		case closed:
+			return n, ErrClosed
+		case sess.ending() || errors.Is(err, dtls.ErrConnClosed) || sess.vc.isClosed():
+			// The session ended under the write: it expired, was closed
+			// or replaced, or the peer sent close_notify or a fatal
+			// alert. For the caller that is no session, as if the write
+			// had come a moment later.
+			return n, fmt.Errorf("secure: write to %s: session ended (%v): %w", key, err, ErrNoSession)
+		}
 		return n, fmt.Errorf("secure: write to %s: %w", key, err)
 	}
 	sess.touch()
@@ -302,6 +322,11 @@ func (s *Server) CipherSuite(addr net.Addr) (string, bool) {
 func (s *Server) CloseSession(addr net.Addr) bool {
 	s.mu.Lock()
 	sess := s.byAddr[bearer.AddrKey(unwrapAddr(addr))]
+	if sess != nil {
+		// Out of the table first: once CloseSession returns, WriteTo to
+		// addr fails with ErrNoSession, not on a conn closing under it.
+		s.removeLocked(sess)
+	}
 	s.mu.Unlock()
 	if sess == nil {
 		return false
@@ -523,6 +548,12 @@ func (s *Server) janitor() {
 			s.mu.Lock()
 			for sess := range s.all {
 				if sess.established.Load() && now.Sub(time.Unix(0, sess.last.Load())) > idle {
+					// Out of the table before it is counted and closed:
+					// from the moment Expired counts it, WriteTo to the
+					// peer fails with ErrNoSession, never on the DTLS conn
+					// being closed under it, and a new ClientHello from
+					// the peer starts a fresh session.
+					s.removeLocked(sess)
 					stale = append(stale, sess)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -340,6 +341,94 @@ func TestIdleExpiry(t *testing.T) {
 	if _, _, err := c.ReadFrom(make([]byte, 64)); err == nil || isTimeout(err) {
 		t.Fatalf("client read after close_notify: %v", err)
 	}
+}
+
+// TestWriteToEndingSession: a write to a session that is ending fails with
+// ErrNoSession, never with the DTLS conn's "conn is closed" error, so a
+// caller (an LwM2M server) can tell "wait for the device or wake it" from
+// a transport failure. TestEndpointSessionExpiry flaked on this: the
+// janitor counted a session as expired while it was still in the session
+// table, and a write in that window reached its closing conn.
+func TestWriteToEndingSession(t *testing.T) {
+	cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"]}
+	t.Run("expired", func(t *testing.T) {
+		n := newMemNet()
+		s := startServer(t, n, &Config{PSKLookup: pskLookup, IdleTimeout: 100 * time.Millisecond})
+		c, err := dial(t, n, "dev", cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, "a")
+		// Write the moment Expired counts the session, not later: no
+		// sleep in this poll, so a window between counting and removal
+		// would be hit.
+		deadline := time.Now().Add(testWait)
+		for s.Stats().Expired == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("timed out waiting for the session to expire")
+			}
+			runtime.Gosched()
+		}
+		if _, err := s.WriteTo([]byte("late"), memAddr("dev")); !errors.Is(err, ErrNoSession) {
+			t.Fatalf("write right after expiry: %v, want ErrNoSession", err)
+		}
+		if st := s.Stats(); st.Sessions != 0 {
+			t.Fatalf("expired session still counted: %+v", st)
+		}
+	})
+	t.Run("CloseSession", func(t *testing.T) {
+		n := newMemNet()
+		s := startServer(t, n, &Config{PSKLookup: pskLookup})
+		c, err := dial(t, n, "dev", cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, "a")
+		if !s.CloseSession(memAddr("dev")) {
+			t.Fatal("CloseSession found no session")
+		}
+		if _, err := s.WriteTo([]byte("late"), memAddr("dev")); !errors.Is(err, ErrNoSession) {
+			t.Fatalf("write right after CloseSession: %v, want ErrNoSession", err)
+		}
+		if s.CloseSession(memAddr("dev")) {
+			t.Fatal("second CloseSession found a session")
+		}
+	})
+	t.Run("conn closed before cleanup", func(t *testing.T) {
+		// The peer's close_notify or a fatal alert makes pion close the
+		// conn; the session leaves the table only when its reader sees
+		// that. A write in between must also be ErrNoSession.
+		n := newMemNet()
+		s := startServer(t, n, &Config{PSKLookup: pskLookup})
+		c, err := dial(t, n, "dev", cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, "a")
+		s.mu.Lock()
+		ss := s.byAddr[bearer.AddrKey(memAddr("dev"))]
+		s.mu.Unlock()
+		if ss == nil {
+			t.Fatal("no session")
+		}
+		_ = ss.conn.Close()
+		if _, err := s.WriteTo([]byte("late"), memAddr("dev")); !errors.Is(err, ErrNoSession) {
+			t.Fatalf("write on a closed conn: %v, want ErrNoSession", err)
+		}
+	})
+	t.Run("server closed", func(t *testing.T) {
+		n := newMemNet()
+		s := startServer(t, n, &Config{PSKLookup: pskLookup})
+		c, err := dial(t, n, "dev", cli)
+		if err != nil {
+			t.Fatal(err)
+		}
+		roundTrip(t, c, "a")
+		_ = s.Close()
+		if _, err := s.WriteTo([]byte("late"), memAddr("dev")); !errors.Is(err, ErrClosed) {
+			t.Fatalf("write after Close: %v, want ErrClosed", err)
+		}
+	})
 }
 
 func isTimeout(err error) bool {

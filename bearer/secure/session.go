@@ -67,6 +67,16 @@ func (ss *session) wrote(p []byte) {
 // close stops the session; run cleans up.
 func (ss *session) close() { ss.closeOnce.Do(func() { close(ss.closing) }) }
 
+// ending reports whether the session has been told to stop.
+func (ss *session) ending() bool {
+	select {
+	case <-ss.closing:
+		return true
+	default:
+		return false
+	}
+}
+
 // cidGen is the session's connection ID generator: one random CID, unique
 // on the Server, registered for routing.
 func (ss *session) cidGen() []byte {
@@ -198,7 +208,9 @@ func (ss *session) run() {
 			ra = ss.awaitAddressUpdate(k)
 		}
 		s.mu.Lock()
-		if k := bearer.AddrKey(ra); k != ss.key {
+		// A session already taken out of the table (expired, closed)
+		// must not put itself back by rebinding.
+		if k := bearer.AddrKey(ra); k != ss.key && !ss.removed {
 			s.rebindLocked(ss, ra, k)
 		}
 		addr := &Addr{Inner: ss.addr, Identity: ss.ident}
