@@ -367,10 +367,10 @@ func (g *Gateway) startServer() error {
 		}
 	}
 	if g.smsB != nil && g.cfg.Mode == "proxy" {
-		var bridged []string
+		bridged := map[string]string{}
 		for _, d := range g.devices {
 			if !d.Trigger {
-				bridged = append(bridged, d.MSISDN)
+				bridged[d.MSISDN] = d.Endpoint
 			}
 		}
 		if g.proxy, err = newProxy(g.smsB, g.cfg.Proxy.Server, g.cfg.Proxy.Bind, bridged, g.log.With("component", "proxy")); err != nil {

@@ -18,7 +18,10 @@ import (
 // what arrives on that socket goes to the device by SMS, and what the
 // device sends by SMS leaves on its socket. CoAP datagrams are relayed
 // whole (the external server and the device run the CoAP exchange end to
-// end), with two exceptions. Register and Update are rewritten so the
+// end), with three exceptions. A Register whose endpoint name is not the
+// one configured for the sending number is answered 4.03 by the proxy and
+// not relayed (over NoSec SMS the number is the device's only identity).
+// Register and Update are rewritten so the
 // external server sees a UDP client (binding S becomes U, sms= is dropped:
 // see rewriteRegistration). And, to save SMS, a retransmitted CON from the
 // external server (same message ID within dupWindow) is not sent again over
@@ -28,7 +31,7 @@ type proxy struct {
 	smsConn  net.PacketConn
 	upstream *net.UDPAddr
 	bind     string
-	allowed  map[string]bool // device MSISDNs bridged
+	allowed  map[string]string // bridged device MSISDN → its endpoint name
 	log      *slog.Logger
 
 	mu     sync.Mutex
@@ -51,18 +54,19 @@ const (
 	maxSeenPerSock = 64
 )
 
-func newProxy(smsConn net.PacketConn, upstream, bind string, devices []string, log *slog.Logger) (*proxy, error) {
+// newProxy bridges devices (MSISDN → endpoint name) to upstream.
+func newProxy(smsConn net.PacketConn, upstream, bind string, devices map[string]string, log *slog.Logger) (*proxy, error) {
 	ua, err := net.ResolveUDPAddr("udp", upstream)
 	if err != nil {
 		return nil, fmt.Errorf("proxy upstream %q: %w", upstream, err)
 	}
-	p := &proxy{smsConn: smsConn, upstream: ua, bind: bind, allowed: map[string]bool{}, socks: map[string]*proxySock{}, log: log}
-	for _, d := range devices {
-		a, err := sms.ParseMSISDN(d)
+	p := &proxy{smsConn: smsConn, upstream: ua, bind: bind, allowed: map[string]string{}, socks: map[string]*proxySock{}, log: log}
+	for number, ep := range devices {
+		a, err := sms.ParseMSISDN(number)
 		if err != nil {
 			return nil, err
 		}
-		p.allowed[a.String()] = true
+		p.allowed[a.String()] = ep
 	}
 	p.wg.Add(1)
 	go p.readSMS()
@@ -84,9 +88,26 @@ func (p *proxy) readSMS() {
 			continue
 		}
 		a, ok := addr.(sms.Addr)
-		if !ok || !p.allowed[a.String()] {
+		want, bridged := "", false
+		if ok {
+			want, bridged = p.allowed[a.String()]
+		}
+		if !bridged {
 			p.refused.Add(1)
 			p.log.Warn("proxy: datagram from a device that is not bridged", "from", addr)
+			continue
+		}
+		if ep, isReg := registerEndpoint(buf[:n]); isReg && ep != want {
+			// Over NoSec SMS the number is the device's only identity: it
+			// registers under its configured name or not at all.
+			p.refused.Add(1)
+			p.log.Warn("proxy: Register refused: endpoint name is not the one configured for the number",
+				"from", a, "ep", ep, "configured", want)
+			if resp, err := forbidden(buf[:n], fmt.Sprintf("endpoint %q is not the one configured for this number", ep)); err == nil {
+				if _, err := p.smsConn.WriteTo(resp, a); err != nil {
+					p.log.Warn("proxy: sms write", "device", a, "err", err)
+				}
+			}
 			continue
 		}
 		s, err := p.sock(a)

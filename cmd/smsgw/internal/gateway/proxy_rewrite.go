@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/rand"
 	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -88,4 +89,52 @@ func rewriteRegistration(d []byte) ([]byte, bool) {
 		return d, false
 	}
 	return buf, true
+}
+
+// registerEndpoint reports whether d is an LwM2M Register (CoAP POST to
+// /rd) and the endpoint name of its ep= parameter ("" when absent).
+func registerEndpoint(d []byte) (ep string, isRegister bool) {
+	var m message.Message
+	m.Options = make(message.Options, 0, 64)
+	if _, err := coder.DefaultCoder.Decode(d, &m); err != nil || m.Code != codes.POST {
+		return "", false
+	}
+	if path, err := m.Options.Path(); err != nil || path != "/rd" {
+		return "", false
+	}
+	queries, _ := m.Options.Queries()
+	for _, q := range queries {
+		if v, ok := strings.CutPrefix(q, "ep="); ok {
+			return v, true
+		}
+	}
+	return "", true
+}
+
+// forbidden builds the 4.03 answer to request d: a piggybacked ACK for a
+// CON, a NON for a NON (RFC 7252 §5.2), with reason as diagnostic payload.
+func forbidden(d []byte, reason string) ([]byte, error) {
+	var req message.Message
+	req.Options = make(message.Options, 0, 64)
+	if _, err := coder.DefaultCoder.Decode(d, &req); err != nil {
+		return nil, err
+	}
+	resp := message.Message{Token: req.Token, Code: codes.Forbidden, Payload: []byte(reason), MessageID: req.MessageID, Type: message.Acknowledgement}
+	if req.Type != message.Confirmable {
+		resp.Type = message.NonConfirmable
+		var b [2]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return nil, err
+		}
+		resp.MessageID = int32(b[0])<<8 | int32(b[1])
+	}
+	n, err := coder.DefaultCoder.Size(resp)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, n)
+	if _, err := coder.DefaultCoder.Encode(resp, out); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -1,13 +1,21 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
@@ -104,5 +112,120 @@ func TestProxyDuplicateCON(t *testing.T) {
 	}
 	if s.duplicate([]byte{0x40}) {
 		t.Fatal("short datagram")
+	}
+}
+
+// smsConnStub is the SMS side of the proxy in a unit test: ReadFrom
+// returns what the test injects, WriteTo records what goes to devices.
+type smsConnStub struct {
+	in     chan smsDatagram
+	out    chan smsDatagram
+	closed chan struct{}
+	once   sync.Once
+}
+
+type smsDatagram struct {
+	b    []byte
+	addr net.Addr
+}
+
+func newSMSConnStub() *smsConnStub {
+	return &smsConnStub{in: make(chan smsDatagram, 4), out: make(chan smsDatagram, 4), closed: make(chan struct{})}
+}
+
+func (c *smsConnStub) ReadFrom(p []byte) (int, net.Addr, error) {
+	select {
+	case d := <-c.in:
+		return copy(p, d.b), d.addr, nil
+	case <-c.closed:
+		return 0, nil, net.ErrClosed
+	}
+}
+
+func (c *smsConnStub) WriteTo(p []byte, addr net.Addr) (int, error) {
+	select {
+	case c.out <- smsDatagram{append([]byte(nil), p...), addr}:
+		return len(p), nil
+	case <-c.closed:
+		return 0, net.ErrClosed
+	}
+}
+
+func (c *smsConnStub) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
+func (c *smsConnStub) LocalAddr() net.Addr              { return sms.Addr{} }
+func (c *smsConnStub) SetDeadline(time.Time) error      { return nil }
+func (c *smsConnStub) SetReadDeadline(time.Time) error  { return nil }
+func (c *smsConnStub) SetWriteDeadline(time.Time) error { return nil }
+
+// TestProxyRefusesForeignEndpointName: a bridged device registering under
+// another device's name gets 4.03 from the proxy and nothing reaches the
+// external server; under its own name the Register is relayed.
+func TestProxyRefusesForeignEndpointName(t *testing.T) {
+	up, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer up.Close()
+	stub := newSMSConnStub()
+	p, err := newProxy(stub, up.LocalAddr().String(), "127.0.0.1",
+		map[string]string{"+491710000001": "light-sms-1", "+491710000002": "light-sms-2"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stub.Close(); p.Close() }()
+	from, _ := sms.ParseMSISDN("+491710000001")
+	register := func(ep string, typ message.Type, mid int32) []byte {
+		m := message.Message{Token: []byte{1, 2, 3, 4}, Code: codes.POST, MessageID: mid, Type: typ}
+		for _, o := range []message.Option{{ID: message.URIPath, Value: []byte("rd")},
+			{ID: message.URIQuery, Value: []byte("ep=" + ep)}, {ID: message.URIQuery, Value: []byte("b=S")}} {
+			m.Options = m.Options.Add(o)
+		}
+		n, _ := coder.DefaultCoder.Size(m)
+		b := make([]byte, n)
+		if _, err := coder.DefaultCoder.Encode(m, b); err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	for _, typ := range []message.Type{message.Confirmable, message.NonConfirmable} {
+		stub.in <- smsDatagram{register("light-sms-2", typ, 0x1234), from}
+		select {
+		case d := <-stub.out:
+			var m message.Message
+			if _, err := coder.DefaultCoder.Decode(d.b, &m); err != nil {
+				t.Fatal(err)
+			}
+			wantType := message.Acknowledgement
+			if typ == message.NonConfirmable {
+				wantType = message.NonConfirmable
+			}
+			if m.Code != codes.Forbidden || m.Type != wantType || !bytes.Equal(m.Token, []byte{1, 2, 3, 4}) ||
+				(typ == message.Confirmable && m.MessageID != 0x1234) || d.addr.String() != from.String() {
+				t.Fatalf("answer to %v: %+v to %v", typ, m, d.addr)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no 4.03 for %v", typ)
+		}
+	}
+	// Its own name is relayed upstream (and is the first datagram there).
+	stub.in <- smsDatagram{register("light-sms-1", message.Confirmable, 0x2000), from}
+	up.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 2048)
+	n, _, err := up.ReadFromUDP(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ep, ok := registerEndpoint(buf[:n]); !ok || ep != "light-sms-1" {
+		t.Fatalf("upstream got %q %v", ep, ok)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		st := p.stats() // Up is counted just after the write upstream
+		if st.Refused == 2 && st.Up == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
 	}
 }
