@@ -80,6 +80,9 @@ type Log struct {
 type API struct {
 	Listen string `yaml:"listen"`
 	Token  string `yaml:"token"`
+	// MetricsAuth makes /metrics require the API token too (Prometheus:
+	// authorization.credentials_file in the scrape config).
+	MetricsAuth bool `yaml:"metrics_auth"`
 }
 
 // LwM2M configures the LwM2M server listeners.

@@ -67,7 +67,11 @@ func (g *Gateway) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(openAPI)
 	}, false)
-	mux.Handle("GET /metrics", g.metrics.Handler())
+	if g.cfg.API.MetricsAuth {
+		mux.Handle("GET /metrics", g.auth(g.metrics.Handler()))
+	} else {
+		mux.Handle("GET /metrics", g.metrics.Handler())
+	}
 	handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }, false)
 	handle("GET /api/v1/devices", g.listDevices, true)
 	handle("GET /api/v1/devices/{ep}", g.getDevice, true)
