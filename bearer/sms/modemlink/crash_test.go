@@ -150,7 +150,8 @@ func TestKill9Outbox(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("after restart only %d of %d datagrams arrived; outbox %+v", got, crashDatagrams, srv.b.Stats().Outbox)
+			t.Fatalf("after restart only %d of %d datagrams arrived; outbox %+v; pool %+v; server modem %+v",
+				got, crashDatagrams, srv.b.Stats().Outbox, srv.pool.Status(), sm.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

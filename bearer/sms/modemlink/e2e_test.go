@@ -132,6 +132,21 @@ func newWorld(t *testing.T, cond sim.Conditions, ack time.Duration, h bearer.Han
 	w := &world{net: n}
 	w.srv = newSide(t, sm, deviceNum, params(ack), "")
 	w.dev = newSide(t, dm, serverNum, params(ack), "")
+	t.Cleanup(func() {
+		// Runs before the sides close. A request that times out here has
+		// lost an SMS somewhere: say where it stopped (a message left in a
+		// modem's storage, a set held in reassembly, a send stuck in a pool).
+		if t.Failed() {
+			t.Logf("network %+v", n.Stats())
+			for _, x := range []struct {
+				name string
+				sm   *sim.Modem
+				s    *side
+			}{{"server", sm, w.srv}, {"device", dm, w.dev}} {
+				t.Logf("%s modem %+v; pool %+v; bearer %+v", x.name, x.sm.Stats(), x.s.pool.Status(), x.s.b.Stats())
+			}
+		}
+	})
 	if w.sep, err = bearer.NewEndpoint(w.srv.b, bearer.WithHandler(h)); err != nil {
 		t.Fatal(err)
 	}
