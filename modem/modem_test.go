@@ -560,3 +560,70 @@ func TestTraceLogsATExchange(t *testing.T) {
 		t.Fatalf("trace missing: %q", sink.lines)
 	}
 }
+
+// deliverWith is testDeliver with its last user-data octet set to b, so
+// that messages can be told apart.
+func deliverWith(b byte) string { return fmt.Sprintf("%s%02X", testDeliver[:len(testDeliver)-2], b) }
+
+// A sweep lists a slot whose message is handed out; before the sweep gets
+// to that entry, the consumer acknowledges the message (+CMGD) and a newer
+// one is stored in the freed slot without an announcement. The sweep must
+// not deliver the listed (old) PDU under the slot's index: acknowledging
+// that duplicate would delete the new message unread. The sweep is held
+// between its +CMGL and that entry by a full inbox.
+func TestSweepListingNotStaleAfterAck(t *testing.T) {
+	f := newFake()
+	m := openFake(t, f, testProfile(), Config{InboxSize: 1})
+	put := func(idx int, pdu string) {
+		f.mu.Lock()
+		f.store[idx] = fmt.Sprintf("0,%d,%s", testDeliverLen, testSMSC+pdu)
+		f.mu.Unlock()
+	}
+	old, fresh, first, filler := deliverWith(0xA1), deliverWith(0xA2), deliverWith(0xA0), deliverWith(0xAF)
+	put(1, old)
+	f.write("\r\n+CMTI: \"SM\",1\r\n")
+	r1 := recvOne(t, m, 10*time.Second)
+	if r1.Index != 1 || fmt.Sprintf("%X", r1.TPDU) != old {
+		t.Fatalf("first delivery: index %d TPDU %X", r1.Index, r1.TPDU)
+	}
+	put(5, filler) // fills the inbox, so that the sweep waits at its first entry
+	f.write("\r\n+CMTI: \"SM\",5\r\n")
+	waitFor(t, 10*time.Second, "inbox full", func() bool { return len(m.Received()) == 1 })
+	put(0, first) // the first entry of the listing: the sweep waits to deliver it
+	nList := func() int { return strings.Count(strings.Join(f.commands(), "|"), "+CMGL=4") }
+	before := nList()
+	swept := make(chan error, 1)
+	go func() { swept <- m.Sweep(context.Background()) }()
+	waitFor(t, 10*time.Second, "+CMGL sent", func() bool { return nList() > before })
+	// The Ack's +CMGD runs after the +CMGL answer (both under memMu).
+	if err := r1.Ack(context.Background()); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	put(1, fresh) // the network stores the next message in the freed slot
+	got := map[string]int{}
+	deadline := time.After(20 * time.Second)
+	for got[fresh] == 0 || got[first] == 0 || got[filler] == 0 {
+		select {
+		case r := <-m.Received():
+			pdu := fmt.Sprintf("%X", r.TPDU)
+			got[pdu]++
+			if pdu == old {
+				t.Fatalf("the acknowledged message was delivered again from slot %d (its Ack would delete the new message)", r.Index)
+			}
+			if err := r.Ack(context.Background()); err != nil {
+				t.Fatalf("Ack %s/%d: %v", r.Storage, r.Index, err)
+			}
+		case err := <-swept:
+			if err != nil {
+				t.Fatalf("Sweep: %v", err)
+			}
+			swept = nil
+			// The new message was stored unannounced after the Ack's
+			// re-read may have run: a sweep finds it, as the health poll does.
+			go func() { _ = m.Sweep(m.life) }()
+		case <-deadline:
+			t.Fatalf("delivered %v; want the new message, the first entry and the filler", got)
+		}
+	}
+	waitFor(t, 10*time.Second, "storage empty", func() bool { return len(f.stored()) == 0 })
+}

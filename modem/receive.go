@@ -385,24 +385,42 @@ func (m *Modem) sweepMem(ctx context.Context, mem string) error {
 	if err != nil {
 		return err
 	}
-	var info []string
+	// The entries are claimed under memMu, right after +CMGL, and delivered
+	// after it is released. An Ack deletes under memMu and releases its
+	// claim after that, so a slot listed here cannot be acknowledged,
+	// deleted and filled with a newer message before it is claimed: the
+	// listed PDU is still the one in the slot. (Claiming after memMu was
+	// released let an Ack and a new message slip in between; the old PDU
+	// was then delivered again with the slot's index, and acknowledging
+	// that duplicate deleted the new message unread.)
+	var claimed []cmglEntry
 	err = m.withMem(ctx, s, mem, func() error {
-		var e error
-		info, e = m.exec(ctx, s, "+CMGL=4", "", m.Profile().CommandTimeout)
-		return e
+		info, e := m.exec(ctx, s, "+CMGL=4", "", m.Profile().CommandTimeout)
+		if e != nil {
+			return e
+		}
+		for _, ent := range parseCMGLList(info) {
+			if ent.err != nil {
+				m.emit(EventBadInput, ent.err, "+CMGL entry skipped")
+				continue
+			}
+			if m.claim(mem, ent.h.Index) {
+				claimed = append(claimed, ent)
+			}
+		}
+		return nil
 	})
 	if err != nil {
+		for _, e := range claimed {
+			m.unpend(mem, e.h.Index)
+		}
 		return err
 	}
-	for _, e := range parseCMGLList(info) {
-		if e.err != nil {
-			m.emit(EventBadInput, e.err, "+CMGL entry skipped")
-			continue
-		}
-		if !m.claim(mem, e.h.Index) {
-			continue
-		}
+	for i, e := range claimed {
 		if err := m.deliverStored(ctx, mem, e.h.Index, e.h.Stat, e.h.Length, e.pdu); err != nil && ctx.Err() != nil {
+			for _, rest := range claimed[i+1:] {
+				m.unpend(mem, rest.h.Index)
+			}
 			return err
 		}
 	}
