@@ -22,7 +22,10 @@
 //
 // Ours, because the gsm package of warthog618/modem stops at "send a text,
 // receive +CMT": the init sequence with vendor Profiles (+CMEE, +CMGF=0,
-// +CSMS, +CPMS, +CNMI, SIM PIN); identity and health (+CGMI/+CGMM/+CGMR,
+// +CSMS, +CPMS, +CNMI, SIM PIN), which checks that the answers that must
+// carry an information line do, and when one does not (a late answer from
+// before the open put every answer one command behind) waits for a quiet
+// port and runs again; identity and health (+CGMI/+CGMM/+CGMR,
 // +CGSN, +CIMI, +CNUM, +CSQ, +CREG/+CEREG, +CPMS?); +CMGS of a binary TPDU
 // returning its TP-MR; the receive paths with an explicit acknowledgement
 // (Received.Ack): +CMTI/+CDSI → +CMGR, deleted with +CMGD only after the

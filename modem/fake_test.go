@@ -39,7 +39,16 @@ type fakeModem struct {
 	// memory (RP-SMMA).
 	refill    []string
 	refillGap time.Duration
-	closed    chan struct{}
+	// lateZ is written once, when the first ATZ arrives and before its
+	// answer: the late answer to a command of an earlier session. lateCMGS
+	// is written once before the "> " prompt of the next +CMGS.
+	lateZ, lateCMGS string
+	// latency delays every answer (and prompt), as a modem behind a pty or
+	// USB does: a host that has taken a late answer for the current
+	// command has sent the next one before this one's answer comes.
+	latency time.Duration
+	escapes int // ESC received at a "> " prompt (the send cancelled)
+	closed  chan struct{}
 }
 
 type duplex struct {
@@ -143,9 +152,23 @@ func (f *fakeModem) serve(c io.ReadWriter, closed chan struct{}) {
 		f.mu.Lock()
 		f.cmds = append(f.cmds, cmd)
 		hang := f.hang
+		var late string
+		if cmd == "Z" {
+			late, f.lateZ = f.lateZ, ""
+		}
+		if strings.HasPrefix(cmd, "+CMGS=") {
+			late, f.lateCMGS = f.lateCMGS, ""
+		}
+		latency := f.latency
 		f.mu.Unlock()
 		if hang {
 			continue
+		}
+		if late != "" {
+			out(late)
+		}
+		if latency > 0 {
+			time.Sleep(latency)
 		}
 		if strings.HasPrefix(cmd, "+CMGS=") {
 			f.mu.Lock()
@@ -155,11 +178,27 @@ func (f *fakeModem) serve(c io.ReadWriter, closed chan struct{}) {
 				continue
 			}
 			out("\r\n> ")
-			pdu, err := br.ReadString('\x1a')
-			if err != nil {
-				return
+			cancelled := false
+			for { // the PDU up to Ctrl-Z; ESC cancels (TS 27.005 §3.5.1)
+				b, err := br.ReadByte()
+				if err != nil {
+					return
+				}
+				if b == 0x1a {
+					break
+				}
+				if b == 0x1b {
+					cancelled = true
+					break
+				}
 			}
-			_ = pdu
+			if cancelled {
+				f.mu.Lock()
+				f.escapes++
+				f.mu.Unlock()
+				out("\r\nOK\r\n")
+				continue
+			}
 			f.mu.Lock()
 			d := f.sendTime
 			var errLine string
@@ -212,9 +251,11 @@ func (f *fakeModem) respond(cmd string) string {
 	}
 	switch {
 	case cmd == "Z", cmd == "E0", strings.HasPrefix(cmd, "+CMEE="), strings.HasPrefix(cmd, "+CMGF="),
-		strings.HasPrefix(cmd, "+CSMS="), strings.HasPrefix(cmd, "+CNMI="), strings.HasPrefix(cmd, "+CSDH"),
+		strings.HasPrefix(cmd, "+CNMI="), strings.HasPrefix(cmd, "+CSDH"),
 		strings.HasPrefix(cmd, "+QURCCFG"):
 		return ok
+	case strings.HasPrefix(cmd, "+CSMS="):
+		return info("+CSMS: 1,1,1")
 	case cmd == "+CPIN?":
 		if f.pin != "" && !f.unlocked {
 			return info("+CPIN: SIM PIN")

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/warthog618/modem/at"
@@ -22,6 +23,7 @@ func (m *Modem) connect(ctx context.Context) error {
 	if m.trace {
 		rw = &traceRW{rw: port, log: m.log, name: m.cfg.Device}
 	}
+	rx := newRxActivity(rw)
 	m.mu.Lock()
 	m.gen++
 	gen := m.gen
@@ -33,9 +35,9 @@ func (m *Modem) connect(ctx context.Context) error {
 	if to <= 0 {
 		to = 5 * time.Second
 	}
-	a := at.New(rw, at.WithTimeout(to), at.WithCmds("Z", "E0"),
+	a := at.New(rx, at.WithTimeout(to), at.WithCmds("Z", "E0"),
 		ind("+CMT:", 1), ind("+CDS:", 1), ind("+CMTI:", 0), ind("+CDSI:", 0))
-	s := &session{a: a, port: port, gen: gen}
+	s := &session{a: a, port: port, gen: gen, rx: rx}
 	if err := m.setup(ctx, s); err != nil {
 		_ = port.Close()
 		return err
@@ -59,8 +61,73 @@ func (m *Modem) connect(ctx context.Context) error {
 	return nil
 }
 
-// setup runs the init sequence on a new session.
+// errOutOfStep reports an answer without the information line its command
+// always returns (TS 27.007 +CPIN?, TS 27.005 +CSMS= and +CPMS=): it was the
+// answer to an earlier command.
+var errOutOfStep = errors.New("answers out of step with the commands")
+
+const (
+	// syncAttempts bounds the init sequences run on one session when the
+	// answers are found out of step; the last one no longer insists on the
+	// information lines (a modem that leaves one out still opens).
+	syncAttempts = 3
+	// syncQuiet is how long the port must stay silent before the channel
+	// is taken as drained; syncQuietMax bounds the wait on a chatty port.
+	syncQuiet    = 200 * time.Millisecond
+	syncQuietMax = 2 * time.Second
+)
+
+// setup runs the init sequence on a new session. The port may still carry
+// the late answer to a command of an earlier session (the host process was
+// killed during a +CMGS, the USB device re-enumerated): the at engine would
+// take it as the answer to ATZ, and every later command would get the
+// answer of the one before it (+CGMM the manufacturer, +CMGL the OK of
+// +CNMI, +CMGS a listing and no message reference). The answers that must
+// carry an information line are checked; when one does not, setup waits
+// until the port is quiet (the at engine drops lines while no command
+// runs) and runs the init sequence again, at most syncAttempts times.
 func (m *Modem) setup(ctx context.Context, s *session) error {
+	for attempt := 1; ; attempt++ {
+		strict := attempt < syncAttempts
+		err := m.setupOnce(ctx, s, strict)
+		if err == nil || !strict || ctx.Err() != nil || !resyncable(err) {
+			return err
+		}
+		m.log.Warn("modem: answers out of step at open (a late answer on the line?); initialising again once the port is quiet",
+			"modem", m.Name(), "attempt", attempt, "err", err)
+		if err := s.rx.waitQuiet(ctx, syncQuiet, syncQuietMax); err != nil {
+			return err
+		}
+	}
+}
+
+// resyncable reports whether a failed init sequence may have been misled
+// by a late answer: an answer without its information line, or an error
+// result that may have belonged to an earlier command. A wrong PIN is not
+// retried (each try costs one of the SIM's attempts), nor are timeouts,
+// a lost link or a cancelled context.
+func resyncable(err error) bool {
+	if errors.Is(err, errOutOfStep) {
+		return true
+	}
+	if errors.Is(err, ErrSIMPIN) {
+		return false
+	}
+	var cms *CMSError
+	var cme *CMEError
+	return errors.Is(err, ErrATError) || errors.As(err, &cms) || errors.As(err, &cme)
+}
+
+// needInfo returns errOutOfStep when strict and no line of info has prefix.
+func needInfo(strict bool, cmd string, info []string, prefix string) error {
+	if _, ok := findPrefix(info, prefix); ok || !strict {
+		return nil
+	}
+	return fmt.Errorf("modem: init: %w: AT%s answered without %s (got %q)", errOutOfStep, cmd, prefix, info)
+}
+
+// setupOnce runs the init sequence once; see setup.
+func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	to := m.Profile().CommandTimeout
 	initDone := make(chan error, 1)
 	go func() { initDone <- s.a.Init(at.WithTimeout(to)) }()
@@ -76,7 +143,7 @@ func (m *Modem) setup(ctx context.Context, s *session) error {
 	if _, err := run("+CMEE=1"); err != nil {
 		return fmt.Errorf("modem: init: %w", err)
 	}
-	if err := m.unlockSIM(ctx, s, run); err != nil {
+	if err := m.unlockSIM(ctx, s, run, strict); err != nil {
 		return err
 	}
 	var id Identity
@@ -116,10 +183,16 @@ func (m *Modem) setup(ctx context.Context, s *session) error {
 	m.id = id
 	m.profile = p
 	m.mu.Unlock()
-	for _, c := range []string{"+CMGF=0", fmt.Sprintf("+CSMS=%d", p.CSMS)} {
-		if _, err := run(c); err != nil {
-			return fmt.Errorf("modem: init: %w", err)
-		}
+	if _, err := run("+CMGF=0"); err != nil {
+		return fmt.Errorf("modem: init: %w", err)
+	}
+	csms := fmt.Sprintf("+CSMS=%d", p.CSMS)
+	info, err := run(csms)
+	if err != nil {
+		return fmt.Errorf("modem: init: %w", err)
+	}
+	if err := needInfo(strict, csms, info, "+CSMS:"); err != nil {
+		return err
 	}
 	// Vendor extras are best effort: firmware versions differ in what
 	// they accept, and none of them is needed for PDU-mode SMS.
@@ -131,15 +204,29 @@ func (m *Modem) setup(ctx context.Context, s *session) error {
 			m.log.Info("modem: vendor init command refused", "cmd", c, "err", err)
 		}
 	}
-	for _, c := range []string{fmt.Sprintf(`+CPMS="%s","%s","%s"`, p.Storage, p.Storage, p.Storage), "+CNMI=" + p.CNMI} {
-		if _, err := run(c); err != nil {
-			return fmt.Errorf("modem: init: %w", err)
-		}
+	cpms := fmt.Sprintf(`+CPMS="%s","%s","%s"`, p.Storage, p.Storage, p.Storage)
+	if info, err = run(cpms); err != nil {
+		return fmt.Errorf("modem: init: %w", err)
 	}
-	return nil
+	if err := needInfo(strict, cpms, info, "+CPMS:"); err != nil {
+		return err
+	}
+	if _, err := run("+CNMI=" + p.CNMI); err != nil {
+		return fmt.Errorf("modem: init: %w", err)
+	}
+	// A last answer that must carry its line: a late answer that came
+	// during +CNMI would otherwise leave the sweep's +CMGL with the OK of
+	// +CNMI.
+	if info, err = run("+CPMS?"); err != nil {
+		if !strict && (ctx.Err() == nil && !errors.Is(err, ErrLinkLost)) {
+			return nil
+		}
+		return fmt.Errorf("modem: init: %w", err)
+	}
+	return needInfo(strict, "+CPMS?", info, "+CPMS:")
 }
 
-func (m *Modem) unlockSIM(ctx context.Context, s *session, run func(string) ([]string, error)) error {
+func (m *Modem) unlockSIM(ctx context.Context, s *session, run func(string) ([]string, error), strict bool) error {
 	for attempt := 0; attempt < 10; attempt++ {
 		info, err := run("+CPIN?")
 		if err != nil {
@@ -151,6 +238,9 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, run func(string) ([]s
 				continue
 			}
 			return fmt.Errorf("modem: SIM: %w", err)
+		}
+		if err := needInfo(strict, "+CPIN?", info, "+CPIN:"); err != nil {
+			return err
 		}
 		l, _ := findPrefix(info, "+CPIN:")
 		state := strings.TrimSpace(strings.TrimPrefix(l, "+CPIN:"))
@@ -298,4 +388,43 @@ func (t *traceRW) Read(p []byte) (int, error) {
 func (t *traceRW) Write(p []byte) (int, error) {
 	t.log.Debug("AT ->", "dev", t.name, "data", fmt.Sprintf("%q", p))
 	return t.rw.Write(p)
+}
+
+// rxActivity passes reads and writes through and records when the port last
+// delivered bytes, so that setup can wait for a quiet line.
+type rxActivity struct {
+	rw   io.ReadWriter
+	last atomic.Int64 // UnixNano of the last read that returned bytes
+}
+
+func newRxActivity(rw io.ReadWriter) *rxActivity {
+	r := &rxActivity{rw: rw}
+	r.last.Store(time.Now().UnixNano())
+	return r
+}
+
+func (r *rxActivity) Read(p []byte) (int, error) {
+	n, err := r.rw.Read(p)
+	if n > 0 {
+		r.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+func (r *rxActivity) Write(p []byte) (int, error) { return r.rw.Write(p) }
+
+// waitQuiet returns once nothing was read for quiet, or after at most max
+// (a port that never goes quiet), or when ctx ends.
+func (r *rxActivity) waitQuiet(ctx context.Context, quiet, max time.Duration) error {
+	end := time.Now().Add(max)
+	for {
+		idle := time.Since(time.Unix(0, r.last.Load()))
+		left := time.Until(end)
+		if idle >= quiet || left <= 0 {
+			return nil
+		}
+		if err := sleepCtx(ctx, min(quiet-idle, left)); err != nil {
+			return err
+		}
+	}
 }

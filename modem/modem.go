@@ -116,6 +116,7 @@ type session struct {
 	a    *at.AT
 	port io.Closer
 	gen  uint64
+	rx   *rxActivity // when the port last delivered bytes
 }
 
 // Modem is one AT-command cellular modem with one SIM. It is safe for
@@ -535,6 +536,16 @@ func (m *Modem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 			m.st.sent.Add(1)
 			return mr, nil
 		}
+	}
+	// An OK without +CMGS: was the answer to something else (a late answer
+	// still on the line): the answers are out of step with the commands,
+	// and the modem may be sitting at this command's "> " prompt, where it
+	// would take the next command line as PDU text. ESC cancels the prompt
+	// (TS 27.005 §3.5.1); its own answer and the rest of the late ones are
+	// drained while the line goes quiet.
+	s.a.Escape()
+	if s.rx != nil {
+		_ = s.rx.waitQuiet(ctx, syncQuiet, syncQuietMax)
 	}
 	m.st.sendErr.Add(1)
 	return 0, fmt.Errorf("%w: +CMGS gave OK without a message reference", ErrBadResponse)

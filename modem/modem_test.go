@@ -627,3 +627,65 @@ func TestSweepListingNotStaleAfterAck(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "storage empty", func() bool { return len(f.stored()) == 0 })
 }
+
+var testSubmit = []byte{0x01, 0x00, 0x0B, 0x91, 0x13, 0x26, 0x88, 0x07, 0x36, 0xF4, 0x00, 0x04, 0x01, 0xAA}
+
+// The previous process was killed during a +CMGS; the modem writes that
+// send's answer after the driver has opened the port again, before the
+// answer to ATZ. With a modem that takes a moment to answer, every later
+// command would get the answer of the one before it (wrong identity, a
+// sweep that reads nothing, a +CMGS left at its prompt). Open must notice
+// and get back in step.
+func TestLateAnswerAtOpen(t *testing.T) {
+	f := newFake()
+	f.lateZ = "\r\n+CMGS: 7\r\n\r\nOK\r\n"
+	f.latency = 30 * time.Millisecond
+	f.storeMsg(testSMSC+testDeliver, testDeliverLen, false)
+	p := testProfile()
+	m := openFake(t, f, p, Config{})
+	if id := m.Identity(); id.Manufacturer != "FAKE" || id.Model != "F1" || id.IMSI != "001010123456789" {
+		t.Fatalf("identity = %+v", id)
+	}
+	r := recvOne(t, m, 10*time.Second) // found by the sweep at open
+	if r.Index != 0 || fmt.Sprintf("%X", r.TPDU) != testDeliver {
+		t.Fatalf("swept index %d TPDU %X", r.Index, r.TPDU)
+	}
+	if err := r.Ack(context.Background()); err != nil {
+		t.Fatalf("Ack: %v", err)
+	}
+	if len(f.stored()) != 0 {
+		t.Fatalf("stored after Ack: %v", f.stored())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), p.CommandTimeout)
+	defer cancel()
+	if mr, err := m.SendPDU(ctx, testSubmit); err != nil || mr != 0 {
+		t.Fatalf("SendPDU = %d, %v; want 0, nil", mr, err)
+	}
+}
+
+// A +CMGS that gets a late OK (no message reference) before its "> "
+// prompt fails with ErrBadResponse, and the prompt must be cancelled:
+// otherwise the modem takes the next command line as PDU text and the next
+// send hangs.
+func TestSendOKWithoutReferenceCancelsPrompt(t *testing.T) {
+	f := newFake()
+	p := testProfile()
+	m := openFake(t, f, p, Config{})
+	f.mu.Lock()
+	f.lateCMGS = "\r\nOK\r\n"
+	f.mu.Unlock()
+	if _, err := m.SendPDU(context.Background(), testSubmit); !errors.Is(err, ErrBadResponse) {
+		t.Fatalf("SendPDU after a late OK: %v, want ErrBadResponse", err)
+	}
+	escapes := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.escapes
+	}
+	waitFor(t, 10*time.Second, "the prompt cancelled with ESC", func() bool { return escapes() > 0 })
+	ctx, cancel := context.WithTimeout(context.Background(), p.CommandTimeout)
+	defer cancel()
+	if mr, err := m.SendPDU(ctx, testSubmit); err != nil || mr != 0 {
+		t.Fatalf("next SendPDU = %d, %v; want 0, nil", mr, err)
+	}
+}
