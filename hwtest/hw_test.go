@@ -306,7 +306,19 @@ func TestHardwareInTheLoop(t *testing.T) {
 		}
 		data := randomBytes(t, 50)
 		start := time.Now()
-		r.simB.Unplug()
+		oldPTY, _ := os.Readlink(r.devB)
+		drainEvents(r.b)
+		r.unplugB(t)
+		// Once B's driver has closed its port, the pty number is free and
+		// another modem (of another test process, in CI) may take it. B's
+		// driver must not find that modem by B's name.
+		awaitEvent(t, r.b, modem.EventDisconnected, r.wait)
+		decoy := r.decoy(t, oldPTY)
+		defer func() {
+			if n := decoy.Stats().Commands; n != 0 {
+				t.Errorf("B's driver re-opened another modem's pty (%s) and sent it %d AT commands", oldPTY, n)
+			}
+		}()
 		// Sent while B is away: the SMSC holds it.
 		sendSegments(t, r.a, r.b.MSISDN(), data, false)
 		if _, err := r.simB.Replug(); err != nil {
@@ -327,6 +339,70 @@ func TestHardwareInTheLoop(t *testing.T) {
 		_ = r.receiveDatagram(t, r.a, r.b.MSISDN())
 		r.report.Count("SMS segments sent", 1)
 	})
+}
+
+// unplugB unplugs modem B as a USB unplug does. Before closing the pty,
+// it removes B's device name, as udev removes /dev/ttyUSBn: the kernel
+// gives the freed pty number to the next pty opened on the machine (by
+// any process: go test runs packages in parallel), and a driver
+// re-opening a name that still points at that number would talk to a
+// stranger's modem and never come back to B.
+func (r *rig) unplugB(t *testing.T) {
+	t.Helper()
+	if err := os.Remove(r.devB); err != nil {
+		t.Fatal(err)
+	}
+	r.simB.Unplug()
+}
+
+// drainEvents discards the events m has queued.
+func drainEvents(m *modem.Modem) {
+	for {
+		select {
+		case <-m.Events():
+		default:
+			return
+		}
+	}
+}
+
+// awaitEvent waits for the next event of type typ from m.
+func awaitEvent(t *testing.T, m *modem.Modem, typ modem.EventType, wait time.Duration) {
+	t.Helper()
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
+	for {
+		select {
+		case ev := <-m.Events():
+			if ev.Type == typ {
+				return
+			}
+		case <-deadline.C:
+			t.Fatalf("%s: no %v event within %v", m.Name(), typ, wait)
+		}
+	}
+}
+
+// decoy plugs in a modem of another network over a new pty, which the
+// kernel numbers with the lowest free number: usually freed, the one B
+// used. It answers AT commands like B's model, with B's number.
+func (r *rig) decoy(t *testing.T, freed string) *sim.Modem {
+	t.Helper()
+	n := sim.NewNetwork()
+	t.Cleanup(func() { _ = n.Close() })
+	d, err := n.AddModem(r.simB.MSISDN(), sim.WithProfile(mustProfile(t, "sim800")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, err := d.OpenPTY()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Unplug)
+	if path != freed {
+		t.Logf("decoy on %s, not on B's freed %s (taken meanwhile)", path, freed)
+	}
+	return d
 }
 
 func mustSubmit(t *testing.T, dst string) []byte {
