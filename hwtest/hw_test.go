@@ -341,18 +341,15 @@ func TestHardwareInTheLoop(t *testing.T) {
 	})
 }
 
-// unplugB unplugs modem B as a USB unplug does. Before closing the pty,
-// it removes B's device name, as udev removes /dev/ttyUSBn: the kernel
-// gives the freed pty number to the next pty opened on the machine (by
-// any process: go test runs packages in parallel), and a driver
-// re-opening a name that still points at that number would talk to a
-// stranger's modem and never come back to B.
+// unplugB unplugs modem B as a USB unplug does; sim.Modem.Unplug removes
+// B's device name first, as udev removes /dev/ttyUSBn (the freed pty
+// number may go to another test process's modem at once).
 func (r *rig) unplugB(t *testing.T) {
 	t.Helper()
-	if err := os.Remove(r.devB); err != nil {
-		t.Fatal(err)
-	}
 	r.simB.Unplug()
+	if _, err := os.Lstat(r.devB); !os.IsNotExist(err) {
+		t.Fatalf("B's device name %s still there after unplug: %v", r.devB, err)
+	}
 }
 
 // drainEvents discards the events m has queued.

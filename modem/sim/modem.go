@@ -320,12 +320,24 @@ func (m *Modem) plug(a *attachment, pty bool) error {
 // (EOF on a pipe; EIO or EOF on a pty), volatile settings are lost, stored
 // messages stay on the SIM, and the network holds new messages until the
 // modem is back. Unplugging an unplugged modem does nothing.
+//
+// Over a pty with WithPTYLink, the link is removed first, as udev removes
+// /dev/ttyUSBn: the kernel gives the freed pty number to the next pty
+// opened on the machine (by any process), and a driver re-opening a name
+// that still pointed at it would talk to a stranger's terminal. Until
+// Replug the name does not exist, so re-opening fails and is retried.
 func (m *Modem) Unplug() {
 	m.mu.Lock()
 	a := m.att
+	link := m.link
 	m.mu.Unlock()
 	if a == nil {
 		return
+	}
+	if a.slave != nil && link != "" {
+		if target, err := os.Readlink(link); err == nil && target == a.path {
+			_ = os.Remove(link)
+		}
 	}
 	m.detach(a)
 	a.wg.Wait()

@@ -121,6 +121,10 @@ func TestPTYUnplugReplug(t *testing.T) {
 		t.Fatalf("%q", info)
 	}
 	m.Unplug()
+	// The name goes away, as udev removes /dev/ttyUSBn.
+	if _, err := os.Lstat(link); !os.IsNotExist(err) {
+		t.Fatalf("link after unplug: %v", err)
+	}
 	// The driver's reads end (EIO or EOF), as after a USB unplug.
 	var rerr error
 	select {
