@@ -234,10 +234,10 @@ func (r *run) attempt(ctx context.Context, d *DeviceState, version string, spec 
 	d.Method = plan.Method.String()
 	if plan.SMS > 0 {
 		r.mu.Lock()
-		over := spec.SMSBudget >= 0 && r.rec.SMSUsed+plan.SMS > spec.SMSBudget
+		used := r.rec.SMSUsed // written by other devices' setDevice under r.mu
 		r.mu.Unlock()
-		if over {
-			return fmt.Errorf("%w: %s needs about %d SMS, campaign has %d of %d left", ErrBudget, d.Endpoint, plan.SMS, spec.SMSBudget-r.rec.SMSUsed, spec.SMSBudget)
+		if spec.SMSBudget >= 0 && used+plan.SMS > spec.SMSBudget {
+			return fmt.Errorf("%w: %s needs about %d SMS, campaign has %d of %d left", ErrBudget, d.Endpoint, plan.SMS, spec.SMSBudget-used, spec.SMSBudget)
 		}
 		d.SMS += plan.SMS
 		if err := r.setDevice(*d, plan.SMS); err != nil {
