@@ -117,23 +117,27 @@ func envDuration(name string, def time.Duration) time.Duration {
 }
 
 // TestThroughputRatio runs both servers side by side, alternating rounds of
-// the same load, and prints requests/s and the ratio ours / go-coap. It runs
-// only when M2M_THROUGHPUT is set; M2M_THROUGHPUT_ROUNDS (default 5),
+// the same load, and prints requests/s and the ratio ours / go-coap. Without
+// M2M_THROUGHPUT it is a short check in the ordinary suite (one round of
+// 300 ms with 4 workers: both servers answer every request correctly under
+// load; the figures mean little then). With M2M_THROUGHPUT set it measures:
+// M2M_THROUGHPUT_ROUNDS (default 5),
 // M2M_THROUGHPUT_DURATION (per server and round, default 2s),
 // M2M_THROUGHPUT_WORKERS (default 16) tune it, M2M_THROUGHPUT_FRESH=1
 // starts both servers afresh for every round (empty duplicate-detection
 // caches) instead of once, and M2M_THROUGHPUT_MIN (a ratio, e.g. 1.0) makes
 // it fail below that ratio.
 func TestThroughputRatio(t *testing.T) {
-	if os.Getenv("M2M_THROUGHPUT") == "" {
-		t.Skip("set M2M_THROUGHPUT=1 to compare throughput with go-coap")
-	}
+	measure := os.Getenv("M2M_THROUGHPUT") != ""
 	rounds := 5
 	if n, err := strconv.Atoi(os.Getenv("M2M_THROUGHPUT_ROUNDS")); err == nil && n > 0 {
 		rounds = n
 	}
 	dur := envDuration("M2M_THROUGHPUT_DURATION", 2*time.Second)
 	workers := benchWorkers()
+	if !measure {
+		rounds, dur, workers = 1, 300*time.Millisecond, 4
+	}
 
 	fresh := os.Getenv("M2M_THROUGHPUT_FRESH") != ""
 	ctx := context.Background()
@@ -182,8 +186,8 @@ func TestThroughputRatio(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.Bad != 0 {
-				t.Fatalf("bad responses: %v", res)
+			if res.Bad != 0 || res.OK == 0 {
+				t.Fatalf("bad or no responses: %v", res)
 			}
 			name := "go-coap"
 			if isOurs {
@@ -215,7 +219,9 @@ func TestThroughputRatio(t *testing.T) {
 		workers, rounds, dur, fresh, oursRate, ours[len(ours)/2], theirsRate, theirs[len(theirs)/2], ratio,
 		paired[0], paired[len(paired)/2], paired[len(paired)-1])
 	t.Log(summary)
-	fmt.Println(summary)
+	if measure {
+		fmt.Println(summary)
+	}
 	if min, err := strconv.ParseFloat(os.Getenv("M2M_THROUGHPUT_MIN"), 64); err == nil && ratio < min {
 		t.Errorf("ratio %.2f below M2M_THROUGHPUT_MIN %.2f", ratio, min)
 	}
