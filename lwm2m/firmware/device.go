@@ -67,8 +67,26 @@ type Device struct {
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
+	closed  bool   // set by Close: no goroutine starts after it
 	pending string // version of the downloaded package
 	applied int    // updates applied
+}
+
+// spawn runs f in a goroutine that Close waits for, unless the device is
+// closed. The client calls the hooks that spawn from its own goroutines, so
+// the closed check and wg.Add are under mu: no Add can race Close's Wait.
+func (d *Device) spawn(f func()) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return false
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+	return true
 }
 
 // NewDevice adds object 5 to c with the demo firmware behaviour. The
@@ -113,6 +131,9 @@ func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
 
 // Close stops the device's goroutines.
 func (d *Device) Close() error {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
 	d.cancel()
 	d.wg.Wait()
 	return nil
@@ -161,11 +182,7 @@ func (d *Device) push(pkg []byte) error {
 // setState sets State and Update Result from outside the client's write
 // handler (the hooks run under the client's object lock).
 func (d *Device) setState(st, res int64) {
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
-		d.c.SetFirmwareState(st, res)
-	}()
+	d.spawn(func() { d.c.SetFirmwareState(st, res) })
 }
 
 // pull starts the download of uri in the background (State Downloading).
@@ -187,9 +204,7 @@ func (d *Device) pull(uri string) error {
 		d.setState(StateIdle, ResultUnsupportedProto)
 		return nil
 	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.spawn(func() {
 		d.c.SetFirmwareState(StateDownloading, ResultInitial)
 		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.PullTimeout)
 		defer cancel()
@@ -207,7 +222,7 @@ func (d *Device) pull(uri string) error {
 		d.pending = v
 		d.mu.Unlock()
 		d.c.SetFirmwareState(StateDownloaded, ResultInitial)
-	}()
+	})
 	return nil
 }
 
@@ -274,9 +289,7 @@ func (d *Device) update() error {
 	if d.cfg.Applied != nil {
 		d.cfg.Applied(v)
 	}
-	d.wg.Add(1)
-	go func() {
-		defer d.wg.Done()
+	d.spawn(func() {
 		ctx, cancel := context.WithTimeout(d.ctx, time.Minute)
 		defer cancel()
 		// The client sets State Idle, Update Result 1 right after update
@@ -303,6 +316,6 @@ func (d *Device) update() error {
 			case <-t.C:
 			}
 		}
-	}()
+	})
 	return nil
 }
