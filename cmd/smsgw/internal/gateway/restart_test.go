@@ -13,20 +13,37 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 )
 
+// sleepingLightConfig is a gateway on dir with one queue-mode light (awake
+// 2 s after each contact) and the given SMSC latency.
+func sleepingLightConfig(dir string, latency time.Duration) *config.Config {
+	cfg := config.Default()
+	cfg.DataDir = dir
+	cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "", testToken
+	cfg.Simulator.Fleet = config.Fleet{Queue: 1, Awake: 2 * time.Second}
+	cfg.Simulator.Latency, cfg.Simulator.SendTime = latency, 10*time.Millisecond
+	return cfg
+}
+
+// waitAsleep waits until the API reports ep asleep.
+func waitAsleep(t *testing.T, a apiClient, ep string) {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if _, d := a.do("GET", "/devices/"+ep, ""); d["awake"] == false {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never asleep", ep)
+		}
+	}
+}
+
 // TestShutdownKeepsQueuedWork queues a read for a sleeping light, shuts the
 // gateway down before the SMS wake-up can arrive (10 s of SMSC latency), and
 // starts a new gateway on the same data dir: the request is still there and
 // is answered once the light shows up again.
 func TestShutdownKeepsQueuedWork(t *testing.T) {
 	dir := t.TempDir()
-	mk := func(latency time.Duration) *config.Config {
-		cfg := config.Default()
-		cfg.DataDir = dir
-		cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "", testToken
-		cfg.Simulator.Fleet = config.Fleet{Queue: 1, Awake: 2 * time.Second}
-		cfg.Simulator.Latency, cfg.Simulator.SendTime = latency, 10*time.Millisecond
-		return cfg
-	}
+	mk := func(latency time.Duration) *config.Config { return sleepingLightConfig(dir, latency) }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -37,14 +54,7 @@ func TestShutdownKeepsQueuedWork(t *testing.T) {
 	}
 	a := apiClient{t, g.Info().API}
 	waitFleet(t, a, 1)
-	for asleep := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, d := a.do("GET", "/devices/light-queue-1", ""); d["awake"] == false {
-			break
-		}
-		if time.Now().After(asleep) {
-			t.Fatal("light never asleep")
-		}
-	}
+	waitAsleep(t, a, "light-queue-1")
 	code, v := a.do("GET", "/devices/light-queue-1/data/3/0/2", "")
 	if code != 202 {
 		t.Fatalf("queued read: %d %v", code, v)
@@ -76,14 +86,7 @@ func TestShutdownKeepsQueuedWork(t *testing.T) {
 // the update once.
 func TestShutdownKeepsFirmwareJob(t *testing.T) {
 	dir := t.TempDir()
-	mk := func(latency time.Duration) *config.Config {
-		cfg := config.Default()
-		cfg.DataDir = dir
-		cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "", testToken
-		cfg.Simulator.Fleet = config.Fleet{Queue: 1, Awake: 2 * time.Second}
-		cfg.Simulator.Latency, cfg.Simulator.SendTime = latency, 10*time.Millisecond
-		return cfg
-	}
+	mk := func(latency time.Duration) *config.Config { return sleepingLightConfig(dir, latency) }
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -102,14 +105,7 @@ func TestShutdownKeepsFirmwareJob(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("upload: %d %v", code, img)
 	}
-	for asleep := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		if _, d := a.do("GET", "/devices/light-queue-1", ""); d["awake"] == false {
-			break
-		}
-		if time.Now().After(asleep) {
-			t.Fatal("light never asleep")
-		}
-	}
+	waitAsleep(t, a, "light-queue-1")
 	code, v := a.do("POST", "/devices/light-queue-1/firmware", `{"image":"`+img["id"].(string)+`"}`)
 	if code != 202 || v["state"] != "running" {
 		t.Fatalf("update: %d %v", code, v)
