@@ -83,6 +83,18 @@ type config struct {
 	maxObserve  int
 	sendHandler func(SendEvent)
 	model       model.Resolver
+	// strictBinding refuses 1.1/1.2 bindings written the 1.0 way (b=UQS).
+	strictBinding bool
+}
+
+// WithStrictBinding refuses (true) or accepts (false, the default) a
+// LwM2M 1.1 or 1.2 Register or Update whose "b" carries the 1.0 queue
+// letter ("b=UQS", "b=UQ"): accepted, the Q is read as queue mode and
+// counted in Stats.LenientBinding; refused, the client gets 4.00.
+func WithStrictBinding(strict bool) Option { return func(c *config) { c.strictBinding = strict } }
+
+func (s *Server) parseOptions() registry.ParseOptions {
+	return registry.ParseOptions{LenientBinding: !s.cfg.strictBinding}
 }
 
 // WithLogger sets the logger (default: discard).
@@ -269,6 +281,9 @@ type Stats struct {
 	EventsDropped  atomic.Uint64 // events not delivered to a full subscription
 	StoreErrors    atomic.Uint64 // store failures (5.xx)
 	BadPayloadResp atomic.Uint64 // device responses that could not be used
+	// LenientBinding counts 1.1/1.2 Register and Update requests accepted
+	// with a 1.0-style binding ("b=UQS"): see WithStrictBinding.
+	LenientBinding atomic.Uint64
 }
 
 // Stats returns the server's counters.
