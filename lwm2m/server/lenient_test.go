@@ -39,7 +39,7 @@ func TestLenientBindingRegister(t *testing.T) {
 			if st.LenientBinding.Load() != 1 {
 				t.Fatalf("LenientBinding = %d", st.LenientBinding.Load())
 			}
-			reg, ok := f.srv.Lookup(tc.query[len("/rd?ep="):len("/rd?ep=")+1])
+			reg, ok := f.srv.Lookup(tc.query[len("/rd?ep=") : len("/rd?ep=")+1])
 			if !ok || !reg.Queue {
 				t.Fatalf("registration %+v", reg)
 			}
