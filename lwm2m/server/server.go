@@ -63,6 +63,7 @@ type Server struct {
 	obs   observations
 	dp    sendReceiver
 	addrs addrIndex
+	last  lastValues
 
 	queue atomic.Pointer[Queue] // queue mode (EnableQueue), nil when off
 }
@@ -83,6 +84,8 @@ type config struct {
 	maxObserve  int
 	sendHandler func(SendEvent)
 	model       model.Resolver
+	lastDevices   int
+	lastPerDevice int
 	// strictBinding refuses 1.1/1.2 bindings written the 1.0 way (b=UQS).
 	strictBinding bool
 }
@@ -154,7 +157,8 @@ func WithMaxObservations(n int) Option { return func(c *config) { c.maxObserve =
 // New returns a Server keeping registrations in store and starts its expiry
 // loop (stopped by Close).
 func New(store registry.Store, opts ...Option) *Server {
-	c := config{allowNoSec: true, now: time.Now, expiryBatch: 1024, maxObserve: 100_000}
+	c := config{allowNoSec: true, now: time.Now, expiryBatch: 1024, maxObserve: 100_000,
+		lastDevices: DefaultLastValueDevices, lastPerDevice: DefaultLastValuesPerDevice}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -174,6 +178,7 @@ func New(store registry.Store, opts ...Option) *Server {
 	s.events.init()
 	s.obs.init(c.maxObserve)
 	s.addrs.init()
+	s.last.init(c.lastDevices, c.lastPerDevice)
 	store.Range(func(r *registry.Registration) bool { s.addrs.set(r); return true })
 	go s.expiryLoop()
 	return s
