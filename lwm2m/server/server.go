@@ -72,18 +72,18 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	logger      *slog.Logger
-	security    Security
-	allowNoSec  bool
-	nameFromID  func(bearer.Identity) (string, bool)
-	peerCheck   PeerCheck
-	now         func() time.Time
-	expiryBatch int
-	minLifetime uint32
-	maxLifetime uint32
-	maxObserve  int
-	sendHandler func(SendEvent)
-	model       model.Resolver
+	logger        *slog.Logger
+	security      Security
+	allowNoSec    bool
+	nameFromID    func(bearer.Identity) (string, bool)
+	peerCheck     PeerCheck
+	now           func() time.Time
+	expiryBatch   int
+	minLifetime   uint32
+	maxLifetime   uint32
+	maxObserve    int
+	sendHandler   func(SendEvent)
+	model         model.Resolver
 	lastDevices   int
 	lastPerDevice int
 	// strictBinding refuses 1.1/1.2 bindings written the 1.0 way (b=UQS).
