@@ -84,7 +84,7 @@ type Gateway struct {
 	squeue *server.Queue
 	fleet  *Fleet
 	fw     *fw
-	models []ModelObject // objects loaded from lwm2m.models
+	models []ModelObject   // objects loaded from lwm2m.models
 	ctx    context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
