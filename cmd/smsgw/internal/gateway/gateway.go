@@ -160,6 +160,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err = g.startQueue(); err != nil {
 		return nil, err
 	}
+	if err = g.metrics.reg.Register(newLwM2MCollector(g)); err != nil {
+		return nil, err
+	}
 	if err = g.loadValues(); err != nil {
 		return nil, err
 	}
@@ -661,6 +664,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
 		}
 		if g.proxy != nil {
+			// De-register the bridged devices upstream while their
+			// sockets are still open (the external server would
+			// otherwise keep them until their lifetime runs out).
+			g.proxy.deregisterAll(ctx)
 			g.proxy.Close()
 		}
 		if g.smsEP != nil {
