@@ -127,8 +127,8 @@ func (p *proxy) readSMS() {
 			d = rd
 			p.rewritten.Add(1)
 		}
-		d = p.fromDevice(s, d)
-		if _, err := s.conn.Write(d); err != nil {
+		d, to := p.fromDevice(s, d)
+		if _, err := s.conn.WriteToUDP(d, to); err != nil {
 			p.log.Warn("proxy: upstream write", "device", a, "err", err)
 			continue
 		}
@@ -157,7 +157,14 @@ func (p *proxy) sock(dev sms.Addr) (*proxySock, error) {
 	if p.bind != "" {
 		laddr = &net.UDPAddr{IP: net.ParseIP(p.bind)}
 	}
-	c, err := net.DialUDP("udp", laddr, p.upstream)
+	// Not connected: a server may answer and send its requests from
+	// another port of its host than the one the device registered with
+	// (lwm2m-node-lib sends through a CoAP proxy agent); the answers go
+	// back to where each request came from (proxy_upstream.go).
+	if laddr == nil {
+		laddr = &net.UDPAddr{}
+	}
+	c, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		return nil, err
 	}
@@ -175,14 +182,19 @@ func (p *proxy) readUDP(s *proxySock) {
 	defer p.wg.Done()
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := s.conn.Read(buf)
+		n, from, err := s.conn.ReadFromUDP(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || p.isClosed() {
 				return
 			}
 			continue // ICMP port unreachable and the like
 		}
-		d, relay := p.fromUpstream(s, buf[:n])
+		if !from.IP.Equal(p.upstream.IP) {
+			// Only the external server's host talks to a device socket.
+			p.refused.Add(1)
+			continue
+		}
+		d, relay := p.fromUpstream(s, buf[:n], from)
 		if !relay {
 			continue
 		}

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -51,17 +52,20 @@ type upstreamState struct {
 	location string             // "/rd/5a3f", "" when not registered upstream
 	regToken map[string]bool    // tokens of Registers in flight
 	reqPaths map[string]reqInfo // tokens of the external server's requests
+	reqMIDs  map[uint16]reqInfo // message IDs of its CONs (for empty ACKs, RST)
 	ours     map[uint16]chan struct{}
 }
 
 type reqInfo struct {
 	path path.Path
 	at   time.Time
+	from *net.UDPAddr // where the request came from: where its answers go
 }
 
 func (u *upstreamState) init() {
 	u.regToken = map[string]bool{}
 	u.reqPaths = map[string]reqInfo{}
+	u.reqMIDs = map[uint16]reqInfo{}
 	u.ours = map[uint16]chan struct{}{}
 }
 
@@ -89,11 +93,13 @@ func encodeCoAP(m message.Message) ([]byte, bool) {
 func isRequest(c codes.Code) bool { return c >= codes.GET && c <= codes.IPATCH }
 
 // fromDevice looks at a datagram the device sends upstream (after the
-// Register rewrite) and returns what to send instead (d when unchanged).
-func (p *proxy) fromDevice(s *proxySock, d []byte) []byte {
+// Register rewrite) and returns what to send instead (d when unchanged) and
+// where: the device's requests go to the external server's address, its
+// answers to where the request came from.
+func (p *proxy) fromDevice(s *proxySock, d []byte) ([]byte, *net.UDPAddr) {
 	m, ok := decodeCoAP(d)
 	if !ok {
-		return d
+		return d, p.upstream
 	}
 	if isRequest(m.Code) {
 		pth, _ := m.Options.Path()
@@ -112,25 +118,33 @@ func (p *proxy) fromDevice(s *proxySock, d []byte) []byte {
 			}
 			s.up.mu.Unlock()
 		}
-		return d
+		return d, p.upstream
 	}
-	// A response (or notification) to a request of the external server.
+	// A response (or notification, or an empty ACK/RST) to a request of
+	// the external server.
 	s.up.mu.Lock()
 	ri, ok := s.up.reqPaths[string(m.Token)]
+	if !ok || len(m.Token) == 0 {
+		ri, ok = s.up.reqMIDs[uint16(m.MessageID)]
+	}
 	s.up.mu.Unlock()
+	to := p.upstream
+	if ok && ri.from != nil {
+		to = ri.from
+	}
 	if !ok || len(m.Payload) == 0 || m.Code != codes.Content && m.Code != codes.Changed {
-		return d
+		return d, to
 	}
 	if nd, changed := p.bindingView(m, ri.path, true); changed {
-		return nd
+		return nd, to
 	}
-	return d
+	return d, to
 }
 
 // fromUpstream looks at a datagram of the external server for the device.
 // It returns what to relay (d when unchanged) and false when the datagram
 // is the answer to the proxy's own De-register and stops here.
-func (p *proxy) fromUpstream(s *proxySock, d []byte) ([]byte, bool) {
+func (p *proxy) fromUpstream(s *proxySock, d []byte, from *net.UDPAddr) ([]byte, bool) {
 	m, ok := decodeCoAP(d)
 	if !ok {
 		return d, true
@@ -150,12 +164,21 @@ func (p *proxy) fromUpstream(s *proxySock, d []byte) ([]byte, bool) {
 	if isRequest(m.Code) {
 		pth, err := m.Options.Path()
 		lp, perr := path.Parse(pth)
-		if err == nil && perr == nil && len(m.Token) > 0 {
+		if err == nil && perr == nil {
+			ri := reqInfo{path: lp, at: time.Now(), from: from}
 			s.up.mu.Lock()
-			if len(s.up.reqPaths) >= maxTrackedPerSock {
-				s.up.evictOldestReq()
+			if len(m.Token) > 0 {
+				if len(s.up.reqPaths) >= maxTrackedPerSock {
+					evictOldest(s.up.reqPaths)
+				}
+				s.up.reqPaths[string(m.Token)] = ri
 			}
-			s.up.reqPaths[string(m.Token)] = reqInfo{path: lp, at: time.Now()}
+			if m.Type == message.Confirmable {
+				if len(s.up.reqMIDs) >= maxTrackedPerSock {
+					evictOldest(s.up.reqMIDs)
+				}
+				s.up.reqMIDs[uint16(m.MessageID)] = ri
+			}
 			s.up.mu.Unlock()
 			if (m.Code == codes.PUT || m.Code == codes.POST) && len(m.Payload) > 0 {
 				if nd, changed := p.bindingView(m, lp, false); changed {
@@ -170,8 +193,8 @@ func (p *proxy) fromUpstream(s *proxySock, d []byte) ([]byte, bool) {
 	if s.up.regToken[string(m.Token)] {
 		delete(s.up.regToken, string(m.Token))
 		if m.Code == codes.Created {
-			if loc, err := m.Options.LocationPath(); err == nil && loc != "" {
-				s.up.location = "/" + strings.TrimPrefix(loc, "/")
+			if loc := locationOf(m.Options); loc != "" {
+				s.up.location = loc
 			}
 		}
 	}
@@ -179,15 +202,31 @@ func (p *proxy) fromUpstream(s *proxySock, d []byte) ([]byte, bool) {
 	return d, true
 }
 
-func (u *upstreamState) evictOldestReq() {
-	var oldest string
-	var ot time.Time
-	for k, v := range u.reqPaths {
-		if oldest == "" || v.at.Before(ot) {
-			oldest, ot = k, v.at
+// locationOf joins the Location-Path options of a 2.01 ("/rd/5a3f").
+// Each option is one segment (RFC 7252 §5.10.7); some servers
+// (lwm2m-node-lib) send "rd/1" in one option, which go-coap's
+// LocationPath refuses, so the segments are joined here as they come.
+func locationOf(opts message.Options) string {
+	var b strings.Builder
+	for _, o := range opts {
+		if o.ID == message.LocationPath && len(o.Value) > 0 {
+			b.WriteByte('/')
+			b.Write(o.Value)
 		}
 	}
-	delete(u.reqPaths, oldest)
+	return b.String()
+}
+
+func evictOldest[K comparable](m map[K]reqInfo) {
+	var oldest K
+	var ot time.Time
+	first := true
+	for k, v := range m {
+		if first || v.at.Before(ot) {
+			oldest, ot, first = k, v.at, false
+		}
+	}
+	delete(m, oldest)
 }
 
 // bindingView rewrites the binding resources (/1/x/7, /3/x/16) of the
@@ -333,7 +372,7 @@ func (p *proxy) deregister(ctx context.Context, s *proxySock, loc string) bool {
 	}()
 	timeout := 2 * time.Second // ACK_TIMEOUT, doubled each retransmission (RFC 7252 §4.2)
 	for {
-		if _, err := s.conn.Write(d); err != nil {
+		if _, err := s.conn.WriteToUDP(d, p.upstream); err != nil {
 			p.log.Warn("proxy: upstream De-register", "device", s.dev, "err", err)
 			return false
 		}

@@ -1,7 +1,8 @@
 // An LwM2M server from Telefonica's lwm2m-node-lib (npm), driven by the Go
 // test TestProxyAgainstNodeLib: events and answers are JSON lines on stdout,
 // commands JSON lines on stdin ({"id":1,"op":"read","ep":"x","path":"/3/0/2"}).
-// Usage: node server.js PORT (0: any free port, printed in the 'started' event)
+// Usage: node server.js PORT (a real port: the library sends its requests
+// through its own CoAP proxy at 127.0.0.1:PORT)
 'use strict';
 const lwm2m = require('lwm2m-node-lib').server;
 const readline = require('readline');
@@ -92,7 +93,6 @@ lwm2m.start(config, (err, info) => {
         out({ event: 'update', ep: obj && obj.name ? obj.name : '' });
         cb();
     });
-    // PORT 0: the kernel chose one; tell the test which.
     out({ event: 'started', port: info.server._sock.address().port });
     const rl = readline.createInterface({ input: process.stdin });
     rl.on('line', (line) => {
