@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"os"
@@ -204,5 +205,21 @@ func TestLastValuesSurviveRestart(t *testing.T) {
 	code, v := a2.do("GET", "/devices/tdev/values", "")
 	if got := toJSON(v); code != 200 || !strings.Contains(got, `{"path":"/3/0/0","source":"read","text":"m2mbearer"`) {
 		t.Fatalf("values after restart: %d %s", code, got)
+	}
+}
+
+func TestOpenAPIDocumentsDMRoutes(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]any `json:"paths"`
+	}
+	if err := json.Unmarshal(openAPI, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/api/v1/devices/{ep}/discover/{path}", "/api/v1/devices/{ep}/attributes/{path}",
+		"/api/v1/devices/{ep}/composite/read", "/api/v1/devices/{ep}/composite/write", "/api/v1/devices/{ep}/composite/observe",
+		"/api/v1/devices/{ep}/values", "/api/v1/objects"} {
+		if doc.Paths[p] == nil {
+			t.Errorf("openapi.json lacks %s", p)
+		}
 	}
 }
