@@ -169,7 +169,9 @@ func TestSMSPush8KiBCost(t *testing.T) {
 	}
 	waitSMSSettled(t, r.sb, r.db)
 	after, _ := r.sb.Usage(pushDevNum)
-	diff := func(a, b [bearer.NumPurposes]sms.Count, p bearer.Purpose) uint64 { return b[p].Segments - a[p].Segments }
+	diff := func(a, b [bearer.NumPurposes]sms.Count, p bearer.Purpose) uint64 {
+		return b[p].Segments - a[p].Segments
+	}
 	blocksSent, blocksRcvd := diff(before.Sent, after.Sent, bearer.PurposeBlock), diff(before.Received, after.Received, bearer.PurposeBlock)
 	sent := sms.Total(after.Sent).Segments - sms.Total(before.Sent).Segments
 	rcvd := sms.Total(after.Received).Segments - sms.Total(before.Received).Segments
