@@ -5,11 +5,11 @@ import "fmt"
 // OptionNumber is the CoAP option number of OSCORE (RFC 8613 §2).
 const OptionNumber = 9
 
-// Option is the value of the OSCORE option (RFC 8613 §6.1): the flag byte
+// OptionValue is the value of the OSCORE option (RFC 8613 §6.1): the flag byte
 // with the Partial IV length n, the k (kid) and h (kid context) flags,
 // then the Partial IV, the kid context with its length byte, and the kid
 // (the rest of the value).
-type Option struct {
+type OptionValue struct {
 	PIV        []byte // 0..5 bytes
 	KID        []byte // present when HasKID
 	KIDContext []byte // present when HasKIDContext
@@ -19,7 +19,7 @@ type Option struct {
 
 // Marshal returns the option value. An option with no field set is empty
 // (a response using the request's nonce).
-func (o Option) Marshal() ([]byte, error) {
+func (o OptionValue) Marshal() ([]byte, error) {
 	if len(o.PIV) > 5 {
 		return nil, fmt.Errorf("%w: Partial IV of %d bytes", ErrBadOption, len(o.PIV))
 	}
@@ -54,8 +54,8 @@ func (o Option) Marshal() ([]byte, error) {
 // bits 6 and 5), n = 6 or 7, lengths that overrun the value, a flag byte
 // of 0 with more bytes, and a kid longer than MaxIDLen. The returned slices
 // alias data.
-func ParseOption(data []byte) (Option, error) {
-	var o Option
+func ParseOption(data []byte) (OptionValue, error) {
+	var o OptionValue
 	if len(data) == 0 {
 		return o, nil
 	}

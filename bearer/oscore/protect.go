@@ -125,7 +125,7 @@ func sortOpts(o message.Options) {
 	slices.SortStableFunc(o, func(a, b message.Option) int { return int(a.ID) - int(b.ID) })
 }
 
-func outerMessage(m *message.Message, code codes.Code, outer message.Options, opt Option, ct []byte) (*message.Message, error) {
+func outerMessage(m *message.Message, code codes.Code, outer message.Options, opt OptionValue, ct []byte) (*message.Message, error) {
 	ov, err := opt.Marshal()
 	if err != nil {
 		return nil, err
@@ -170,7 +170,7 @@ func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*mess
 	if opts.HasOption(message.Observe) {
 		code = codes.FETCH
 	}
-	opt := Option{PIV: piv, KID: c.p.SenderID, HasKID: true}
+	opt := OptionValue{PIV: piv, KID: c.p.SenderID, HasKID: true}
 	if withKIDContext && c.p.IDContext != nil {
 		opt.KIDContext, opt.HasKIDCtx = c.p.IDContext, true
 	}
@@ -190,7 +190,7 @@ func (c *Context) ProtectResponse(m *message.Message, rid RequestID, ownPIV bool
 	if err != nil {
 		return nil, err
 	}
-	var opt Option
+	var opt OptionValue
 	var n [nonceLen]byte
 	if ownPIV {
 		seq, err := c.nextSeq()
@@ -245,14 +245,14 @@ func merge(m *message.Message, code codes.Code, inner message.Options, payload [
 }
 
 // findOption returns the OSCORE option of m.
-func findOption(m *message.Message) (Option, bool, error) {
+func findOption(m *message.Message) (OptionValue, bool, error) {
 	for _, o := range m.Options {
 		if o.ID == OptionNumber {
 			opt, err := ParseOption(o.Value)
 			return opt, true, err
 		}
 	}
-	return Option{}, false, nil
+	return OptionValue{}, false, nil
 }
 
 // UnprotectRequest verifies and decrypts the OSCORE request m whose option
@@ -263,7 +263,7 @@ func findOption(m *message.Message) (Option, bool, error) {
 // ErrEchoRequired (4.01), ErrDecrypt and ErrDecode (4.00), ErrBadOption
 // (4.02). On ErrEchoRequired the RequestID is valid: answer with
 // EchoChallenge.
-func (c *Context) UnprotectRequest(m *message.Message, opt Option, now time.Time) (*message.Message, RequestID, error) {
+func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time.Time) (*message.Message, RequestID, error) {
 	if len(opt.PIV) == 0 || !opt.HasKID {
 		return nil, RequestID{}, newErr(codes.BadOption, ErrBadOption, "request without Partial IV or kid")
 	}
@@ -330,7 +330,7 @@ func (c *Context) ReplayWindowInitialised() bool {
 // response carried its own Partial IV, that number (notifications are
 // ordered by it, §7.4.1). Errors are *Error (ErrDecrypt, ErrDecode,
 // ErrBadOption).
-func (c *Context) UnprotectResponse(m *message.Message, opt Option, rid RequestID) (*message.Message, uint64, bool, error) {
+func (c *Context) UnprotectResponse(m *message.Message, opt OptionValue, rid RequestID) (*message.Message, uint64, bool, error) {
 	if opt.HasKID && string(opt.KID) != string(c.p.RecipientID) {
 		return nil, 0, false, newErr(codes.BadOption, ErrBadOption, "response kid %x is not the peer's %x", opt.KID, c.p.RecipientID)
 	}

@@ -1,0 +1,392 @@
+package oscore_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
+	"github.com/m2mbearer/m2mbearer/bearer/pipe"
+)
+
+var (
+	secret = []byte{0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10}
+	salt   = []byte{0x9e, 0x7c, 0xa9, 0x22, 0x23, 0x78, 0x63, 0x40}
+)
+
+// pair returns the two sides' parameters: the device (LwM2M client, "01")
+// and the server ("").
+func pair() (dev, srv oscore.Params) {
+	dev = oscore.Params{MasterSecret: secret, MasterSalt: salt, SenderID: []byte{0x01}, RecipientID: []byte{}}
+	srv = oscore.Params{MasterSecret: secret, MasterSalt: salt, SenderID: []byte{}, RecipientID: []byte{0x01}}
+	return dev, srv
+}
+
+type world struct {
+	t                 *testing.T
+	a, b              *pipe.Conn // raw pipes: a = server side, b = device side
+	evil              *pipe.Conn // a third node that injects datagrams
+	srvRaw            bearer.Bearer
+	srvConn, devConn  *oscore.Conn
+	srvEP, devEP      *bearer.Endpoint
+	srvCtx, devCtx    *oscore.Context
+	srvStore, devStore *oscore.MemoryStore
+	runs              atomic.Int64 // handler executions on the device
+	lastIdentity      atomic.Value
+	obs               atomic.Pointer[bearer.Observer]
+}
+
+// newWorld runs a CoAP server ("device") and client ("server") over OSCORE
+// on a pipe with params p; fresh keeps the replay windows trusted (no
+// Echo round trip for the first request).
+func newWorld(t *testing.T, p bearer.Params, fresh bool, faults pipe.Faults) *world {
+	t.Helper()
+	w := &world{t: t, srvStore: oscore.NewMemoryStore(), devStore: oscore.NewMemoryStore()}
+	hub := pipe.NewHub(pipe.WithParams(p), pipe.WithFaults(faults), pipe.WithSeed(7))
+	w.a, _ = hub.Conn("server")
+	w.b, _ = hub.Conn("device")
+	w.evil, _ = hub.Conn("attacker")
+	t.Cleanup(func() { w.evil.Close() })
+	w.srvRaw = w.a
+	w.start(fresh)
+	return w
+}
+
+func (w *world) start(fresh bool) { w.startWith(fresh, w.srvRaw) }
+
+func (w *world) startWith(fresh bool, srvRaw bearer.Bearer) {
+	t := w.t
+	dp, sp := pair()
+	var opts []oscore.ContextOption
+	if fresh {
+		opts = append(opts, oscore.WithTrustedReplayWindow())
+	}
+	var err error
+	if w.devCtx, err = oscore.NewContext(dp, w.devStore, opts...); err != nil {
+		t.Fatal(err)
+	}
+	if w.srvCtx, err = oscore.NewContext(sp, w.srvStore, opts...); err != nil {
+		t.Fatal(err)
+	}
+	if w.devConn, err = oscore.New(w.b, oscore.WithPeer(w.a.LocalAddr(), w.devCtx)); err != nil {
+		t.Fatal(err)
+	}
+	if w.srvConn, err = oscore.New(srvRaw, oscore.WithPeer(w.b.LocalAddr(), w.srvCtx)); err != nil {
+		t.Fatal(err)
+	}
+	mux := bearer.NewServeMux()
+	mux.HandleFunc("/3/0/0", func(rw bearer.ResponseWriter, r *bearer.Request) {
+		w.runs.Add(1)
+		w.lastIdentity.Store(r.Identity.String())
+		_ = rw.WriteResponse(codes.Content, []byte("m2mbearer"))
+	})
+	mux.HandleFunc("/5/0/0", func(rw bearer.ResponseWriter, r *bearer.Request) {
+		w.runs.Add(1)
+		if len(r.Payload) != 500 {
+			_ = rw.WriteResponse(codes.BadRequest, nil)
+			return
+		}
+		_ = rw.WriteResponse(codes.Changed, nil)
+	})
+	mux.HandleFunc("/big", func(rw bearer.ResponseWriter, r *bearer.Request) {
+		_ = rw.WriteResponse(codes.Content, bytes.Repeat([]byte("fw"), 4096))
+	})
+	mux.HandleFunc("/3303/0/5700", func(rw bearer.ResponseWriter, r *bearer.Request) {
+		if o, err := rw.Observe(); err == nil {
+			w.obs.Store(o)
+		}
+		_ = rw.WriteResponse(codes.Content, []byte("20.5"))
+	})
+	if w.devEP, err = bearer.NewEndpoint(w.devConn, bearer.WithHandler(mux)); err != nil {
+		t.Fatal(err)
+	}
+	if w.srvEP, err = bearer.NewEndpoint(w.srvConn); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.srvEP.Close(); w.devEP.Close() })
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func testParams() bearer.Params {
+	p := bearer.UDPParams("udp")
+	p.AckTimeout = 50 * time.Millisecond
+	p.MaxLatency = time.Second
+	p.ProcessingDelay = 50 * time.Millisecond
+	return p
+}
+
+func TestConnRoundTrips(t *testing.T) {
+	w := newWorld(t, testParams(), true, pipe.Faults{})
+	ctx := ctxT(t)
+	dev := w.b.LocalAddr()
+	t.Run("GET", func(t *testing.T) {
+		resp, err := w.srvEP.Get(ctx, dev, "/3/0/0")
+		if err != nil || string(resp.Payload) != "m2mbearer" || resp.Code != codes.Content {
+			t.Fatalf("GET: %v %v", resp, err)
+		}
+		if got := w.lastIdentity.Load(); got != "oscore:" {
+			t.Fatalf("identity at the handler %q, want the server's empty Sender ID", got)
+		}
+	})
+	t.Run("PUT 500 bytes", func(t *testing.T) {
+		resp, err := w.srvEP.Put(ctx, dev, "/5/0/0", message.AppOctets, bytes.Repeat([]byte{7}, 500))
+		if err != nil || resp.Code != codes.Changed {
+			t.Fatalf("PUT: %v %v", resp, err)
+		}
+	})
+	t.Run("Block2 8 KiB", func(t *testing.T) {
+		resp, err := w.srvEP.Get(ctx, dev, "/big")
+		if err != nil || len(resp.Payload) != 8192 {
+			t.Fatalf("Block2: %v", err)
+		}
+	})
+	t.Run("unknown path is an OSCORE-protected 4.04", func(t *testing.T) {
+		resp, err := w.srvEP.Get(ctx, dev, "/nope")
+		if err != nil || resp.Code != codes.NotFound {
+			t.Fatalf("%v %v", resp, err)
+		}
+	})
+	if n := w.devConn.Counter(oscore.EventVerified); n < 4 {
+		t.Fatalf("device verified %d requests", n)
+	}
+}
+
+func TestConnObserve(t *testing.T) {
+	w := newWorld(t, testParams(), true, pipe.Faults{})
+	ctx := ctxT(t)
+	got := make(chan string, 8)
+	o, err := w.srvEP.Observe(ctx, w.b.LocalAddr(), "/3303/0/5700", func(r *bearer.Response) { got <- string(r.Payload) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := <-got; v != "20.5" {
+		t.Fatalf("first %q", v)
+	}
+	for _, v := range []string{"21.0", "21.5", "22.0"} {
+		if err := w.obs.Load().Notify(ctx, codes.Content, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case g := <-got:
+			if g != v {
+				t.Fatalf("notification %q, want %q", g, v)
+			}
+		case <-ctx.Done():
+			t.Fatal("no notification")
+		}
+	}
+	_ = o.Cancel(ctx)
+}
+
+var _ = errors.New
+
+// tap records what the server side writes on its raw pipe, so a test can
+// replay or tamper with it by writing on the raw pipe itself.
+type tap struct {
+	*pipe.Conn
+	sent chan []byte
+}
+
+func (tp *tap) WriteTo(p []byte, addr net.Addr) (int, error) {
+	select {
+	case tp.sent <- append([]byte(nil), p...):
+	default:
+	}
+	return tp.Conn.WriteTo(p, addr)
+}
+
+// newTapWorld is newWorld with the server's raw writes recorded.
+func newTapWorld(t *testing.T, fresh bool) (*world, *tap) {
+	t.Helper()
+	w := &world{t: t, srvStore: oscore.NewMemoryStore(), devStore: oscore.NewMemoryStore()}
+	hub := pipe.NewHub(pipe.WithParams(testParams()))
+	w.a, _ = hub.Conn("server")
+	w.b, _ = hub.Conn("device")
+	w.evil, _ = hub.Conn("attacker")
+	t.Cleanup(func() { w.evil.Close() })
+	tp := &tap{Conn: w.a, sent: make(chan []byte, 256)}
+	w.srvRaw = tp
+	w.startWith(fresh, tp)
+	return w, tp
+}
+
+func lastRequest(t *testing.T, tp *tap) []byte {
+	t.Helper()
+	var last []byte
+	for {
+		select {
+		case b := <-tp.sent:
+			if b[1] != 0 && b[1]>>5 == 0 { // a request
+				last = b
+			}
+		default:
+			if last == nil {
+				t.Fatal("no request recorded")
+			}
+			return last
+		}
+	}
+}
+
+// TestBadInput sends the device tampered, replayed and out-of-window
+// requests: each is refused with the RFC 8613 code, counted, and its
+// handler never runs.
+func TestBadInput(t *testing.T) {
+	w, tp := newTapWorld(t, true)
+	ctx := ctxT(t)
+	dev := w.b.LocalAddr()
+	if _, err := w.srvEP.Get(ctx, dev, "/3/0/0"); err != nil {
+		t.Fatal(err)
+	}
+	req := lastRequest(t, tp)
+	runs := w.runs.Load()
+	// Later requests push the window forward.
+	for i := 0; i < 40; i++ {
+		if _, err := w.srvEP.Get(ctx, dev, "/3/0/0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs = w.runs.Load()
+	for _, tc := range []struct {
+		name  string
+		mod   func(b []byte) []byte
+		code  codes.Code
+		event oscore.Event
+	}{
+		{"replayed (new message ID, old Partial IV, out of window)", func(b []byte) []byte { b[2] ^= 0x55; return b }, codes.Unauthorized, oscore.EventReplay},
+		{"tampered ciphertext", func(b []byte) []byte { b = setPIV(t, b, 0x7f); b[len(b)-1] ^= 1; return b }, codes.BadRequest, oscore.EventDecryptFailed},
+		{"tampered Partial IV", func(b []byte) []byte { return setPIV(t, b, 0x7e) }, codes.BadRequest, oscore.EventDecryptFailed},
+		{"truncated ciphertext", func(b []byte) []byte { b = setPIV(t, b, 0x7d); return b[:len(b)-6] }, codes.BadRequest, oscore.EventDecryptFailed},
+		{"ciphertext shorter than a tag", func(b []byte) []byte { b = setPIV(t, b, 0x7c); return b[:len(b)-11] }, codes.BadRequest, oscore.EventDecodeError},
+		{"malformed OSCORE option (reserved flag bit)", func(b []byte) []byte { return setOptionFlags(t, b, 0xe0) }, codes.BadOption, oscore.EventBadOption},
+		{"unknown kid", func(b []byte) []byte { return setKID(t, b, 0x42) }, codes.Unauthorized, oscore.EventNoContext},
+		{"unprotected request", func(b []byte) []byte {
+			return []byte{0x40, 0x01, 0x12, 0x34, 0xb1, '3', 0x01, '0', 0x01, '0'}
+		}, codes.Unauthorized, oscore.EventPlainRefused},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := w.devConn.Counter(tc.event)
+			resp := inject(t, w, tc.mod(append([]byte(nil), req...)))
+			if resp.Code != tc.code {
+				t.Fatalf("answer %v, want %v", resp.Code, tc.code)
+			}
+			if w.devConn.Counter(tc.event) != before+1 {
+				t.Fatalf("%v not counted: %v", tc.event, w.devConn.Stats())
+			}
+			if w.runs.Load() != runs {
+				t.Fatal("the handler ran")
+			}
+		})
+	}
+	t.Run("retransmission of the same datagram is a duplicate, not a replay", func(t *testing.T) {
+		if _, err := w.srvEP.Get(ctx, dev, "/3/0/0"); err != nil {
+			t.Fatal(err)
+		}
+		runs := w.runs.Load()
+		dup := w.devConn.Counter(oscore.EventDuplicate)
+		if _, err := w.a.WriteTo(lastRequest(t, tp), dev); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, func() bool { return w.devConn.Counter(oscore.EventDuplicate) > dup })
+		if w.runs.Load() != runs {
+			t.Fatal("the handler ran twice")
+		}
+		if w.devConn.Counter(oscore.EventDuplicate) == 0 {
+			t.Fatal("duplicate not counted")
+		}
+	})
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10 s")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// inject sends a raw datagram from the attacker node to the device and
+// returns the answer it gets.
+func inject(t *testing.T, w *world, b []byte) *message.Message {
+	t.Helper()
+	if _, err := w.evil.WriteTo(b, w.b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	_ = w.evil.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, _, err := w.evil.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no answer: %v", err)
+	}
+	m := &message.Message{Options: make(message.Options, 0, 8)}
+	if _, err := coder.DefaultCoder.Decode(buf[:n], m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// editOption rewrites the OSCORE option of a datagram.
+func editOption(t *testing.T, b []byte, f func(v []byte) []byte) []byte {
+	t.Helper()
+	m := &message.Message{Options: make(message.Options, 0, 8)}
+	if _, err := coder.DefaultCoder.Decode(b, m); err != nil {
+		t.Fatal(err)
+	}
+	for i, o := range m.Options {
+		if o.ID == oscore.OptionNumber {
+			m.Options[i].Value = f(append([]byte(nil), o.Value...))
+		}
+	}
+	m.MessageID ^= 0x0f0f
+	n, _ := coder.DefaultCoder.Size(*m)
+	out := make([]byte, n)
+	if _, err := coder.DefaultCoder.Encode(*m, out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func setOptionFlags(t *testing.T, b []byte, bits byte) []byte {
+	return editOption(t, b, func(v []byte) []byte { v[0] |= bits; return v })
+}
+
+func setKID(t *testing.T, b []byte, kid byte) []byte {
+	return editOption(t, b, func(v []byte) []byte {
+		o, err := oscore.ParseOption(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.KID = []byte{kid}
+		out, _ := o.Marshal()
+		return out
+	})
+}
+
+func setPIV(t *testing.T, b []byte, piv byte) []byte {
+	return editOption(t, b, func(v []byte) []byte {
+		o, err := oscore.ParseOption(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o.PIV = []byte{piv}
+		out, _ := o.Marshal()
+		return out
+	})
+}
