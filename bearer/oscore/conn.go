@@ -126,7 +126,9 @@ func AllowPlain() ConnOption { return func(c *connConfig) error { c.allowPlain =
 
 // WithKIDContext sends the ID Context as kid context in every request
 // (needed when the peer tells contexts apart by it, RFC 8613 §6.1).
-func WithKIDContext() ConnOption { return func(c *connConfig) error { c.kidContext = true; return nil } }
+func WithKIDContext() ConnOption {
+	return func(c *connConfig) error { c.kidContext = true; return nil }
+}
 
 // WithMetrics adds a Metrics receiver (Stats counts anyway).
 func WithMetrics(m Metrics) ConnOption {
@@ -139,7 +141,9 @@ func WithMetrics(m Metrics) ConnOption {
 }
 
 // WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) ConnOption { return func(c *connConfig) error { c.log = l; return nil } }
+func WithLogger(l *slog.Logger) ConnOption {
+	return func(c *connConfig) error { c.log = l; return nil }
+}
 
 // WithLimits bounds the request/response bindings (default 16,384 each
 // way), the retransmission and duplicate caches (default 16,384 entries

@@ -32,17 +32,17 @@ func pair() (dev, srv oscore.Params) {
 }
 
 type world struct {
-	t                 *testing.T
-	a, b              *pipe.Conn // raw pipes: a = server side, b = device side
-	evil              *pipe.Conn // a third node that injects datagrams
-	srvRaw            bearer.Bearer
-	srvConn, devConn  *oscore.Conn
-	srvEP, devEP      *bearer.Endpoint
-	srvCtx, devCtx    *oscore.Context
+	t                  *testing.T
+	a, b               *pipe.Conn // raw pipes: a = server side, b = device side
+	evil               *pipe.Conn // a third node that injects datagrams
+	srvRaw             bearer.Bearer
+	srvConn, devConn   *oscore.Conn
+	srvEP, devEP       *bearer.Endpoint
+	srvCtx, devCtx     *oscore.Context
 	srvStore, devStore *oscore.MemoryStore
-	runs              atomic.Int64 // handler executions on the device
-	lastIdentity      atomic.Value
-	obs               atomic.Pointer[bearer.Observer]
+	runs               atomic.Int64 // handler executions on the device
+	lastIdentity       atomic.Value
+	obs                atomic.Pointer[bearer.Observer]
 }
 
 // newWorld runs a CoAP server ("device") and client ("server") over OSCORE
@@ -56,7 +56,7 @@ func newWorld(t *testing.T, p bearer.Params, fresh bool, faults pipe.Faults) *wo
 	w.b, _ = hub.Conn("device")
 	w.evil, _ = hub.Conn("attacker")
 	t.Cleanup(func() { w.evil.Close() })
-	w.srvRaw = w.a
+	w.srvRaw = &noClose{Conn: w.a}
 	w.start(fresh)
 	return w
 }
@@ -77,7 +77,7 @@ func (w *world) startWith(fresh bool, srvRaw bearer.Bearer) {
 	if w.srvCtx, err = oscore.NewContext(sp, w.srvStore, opts...); err != nil {
 		t.Fatal(err)
 	}
-	if w.devConn, err = oscore.New(w.b, oscore.WithPeer(w.a.LocalAddr(), w.devCtx)); err != nil {
+	if w.devConn, err = oscore.New(&noClose{Conn: w.b}, oscore.WithPeer(w.a.LocalAddr(), w.devCtx)); err != nil {
 		t.Fatal(err)
 	}
 	if w.srvConn, err = oscore.New(srvRaw, oscore.WithPeer(w.b.LocalAddr(), w.srvCtx)); err != nil {
@@ -389,4 +389,166 @@ func setPIV(t *testing.T, b []byte, piv byte) []byte {
 		out, _ := o.Marshal()
 		return out
 	})
+}
+
+// noClose lets a test restart the OSCORE layer and Endpoint of one side
+// (a reboot) on the same raw pipe.
+type noClose struct {
+	*pipe.Conn
+	closed atomic.Bool
+}
+
+func (n *noClose) Close() error {
+	n.closed.Store(true)
+	return n.Conn.SetReadDeadline(time.Now())
+}
+
+func (n *noClose) ReadFrom(p []byte) (int, net.Addr, error) {
+	k, a, err := n.Conn.ReadFrom(p)
+	if n.closed.Load() {
+		return 0, nil, net.ErrClosed
+	}
+	return k, a, err
+}
+
+// reboot restarts the device (its Endpoint, OSCORE layer and context,
+// from its sequence store) with an uninitialised replay window.
+func (w *world) rebootDevice(t *testing.T) {
+	t.Helper()
+	w.devEP.Close()
+	_ = w.b.SetReadDeadline(time.Time{})
+	dp, _ := pair()
+	var err error
+	if w.devCtx, err = oscore.NewContext(dp, w.devStore); err != nil {
+		t.Fatal(err)
+	}
+	raw := &noClose{Conn: w.b}
+	if w.devConn, err = oscore.New(raw, oscore.WithPeer(w.a.LocalAddr(), w.devCtx)); err != nil {
+		t.Fatal(err)
+	}
+	mux := bearer.NewServeMux()
+	mux.HandleFunc("/3/0/0", func(rw bearer.ResponseWriter, r *bearer.Request) {
+		w.runs.Add(1)
+		_ = rw.WriteResponse(codes.Content, []byte("m2mbearer"))
+	})
+	if w.devEP, err = bearer.NewEndpoint(w.devConn, bearer.WithHandler(mux)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// rebootServer restarts the requesting side from its sequence store.
+func (w *world) rebootServer(t *testing.T, store *oscore.MemoryStore) {
+	t.Helper()
+	w.srvEP.Close()
+	_ = w.a.SetReadDeadline(time.Time{})
+	_, sp := pair()
+	var err error
+	if w.srvCtx, err = oscore.NewContext(sp, store); err != nil {
+		t.Fatal(err)
+	}
+	raw := &noClose{Conn: w.a}
+	if w.srvConn, err = oscore.New(raw, oscore.WithPeer(w.b.LocalAddr(), w.srvCtx)); err != nil {
+		t.Fatal(err)
+	}
+	if w.srvEP, err = bearer.NewEndpoint(w.srvConn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRestartAppendixB: a side that restarts keeps its security without
+// operator action (RFC 8613 Appendix B.1): the requester resumes its
+// sequence numbers above everything it may have used (B.1.1), the
+// responder re-learns its replay window with one Echo round trip that the
+// requester's OSCORE layer does transparently (B.1.2). A requester whose
+// sequence store was wiped is refused, counted and never executed.
+func TestRestartAppendixB(t *testing.T) {
+	w := newWorld(t, testParams(), true, pipe.Faults{})
+	ctx := ctxT(t)
+	dev := w.b.LocalAddr()
+	get := func() *bearer.Response {
+		t.Helper()
+		resp, err := w.srvEP.Get(ctx, dev, "/3/0/0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for i := 0; i < 5; i++ {
+		get()
+	}
+	t.Run("device reboot: Echo round trip, transparent to the requester", func(t *testing.T) {
+		w.rebootDevice(t)
+		if w.devCtx.ReplayWindowInitialised() {
+			t.Fatal("a restarted context must not trust its replay window")
+		}
+		runs := w.runs.Load()
+		if resp := get(); resp.Code != codes.Content || string(resp.Payload) != "m2mbearer" {
+			t.Fatalf("after reboot: %v %q", resp.Code, resp.Payload)
+		}
+		if w.runs.Load() != runs+1 {
+			t.Fatalf("handler ran %d times", w.runs.Load()-runs)
+		}
+		if w.devConn.Counter(oscore.EventEchoChallenge) != 1 || w.srvConn.Counter(oscore.EventEchoRetry) != 1 {
+			t.Fatalf("echo: device %v server %v", w.devConn.Stats(), w.srvConn.Stats())
+		}
+		if !w.devCtx.ReplayWindowInitialised() {
+			t.Fatal("window not initialised by the Echo")
+		}
+		get() // no second challenge
+		if w.devConn.Counter(oscore.EventEchoChallenge) != 1 {
+			t.Fatal("second challenge")
+		}
+	})
+	t.Run("requester reboot: sequence numbers resume above the stored bound", func(t *testing.T) {
+		before := w.srvCtx.Seq()
+		w.rebootServer(t, w.srvStore)
+		if after := w.srvCtx.Seq(); after < before {
+			t.Fatalf("sequence number went back from %d to %d: nonce reuse", before, after)
+		}
+		if resp := get(); resp.Code != codes.Content {
+			t.Fatalf("after requester reboot: %v", resp.Code)
+		}
+	})
+	t.Run("requester whose store was wiped: refused, never executed", func(t *testing.T) {
+		runs := w.runs.Load()
+		replays := w.devConn.Counter(oscore.EventReplay)
+		w.rebootServer(t, oscore.NewMemoryStore()) // sequence number back to 0
+		resp := get()
+		if resp.Code != codes.Unauthorized {
+			t.Fatalf("reused sequence numbers answered %v", resp.Code)
+		}
+		if w.runs.Load() != runs || w.devConn.Counter(oscore.EventReplay) != replays+1 {
+			t.Fatalf("runs %d→%d, replay count %v", runs, w.runs.Load(), w.devConn.Stats())
+		}
+	})
+}
+
+// TestSeqStoreSteps: the sequence number is written once every K
+// numbers, and before any number of the new step is used (Appendix B.1.1).
+func TestSeqStoreSteps(t *testing.T) {
+	st := oscore.NewMemoryStore()
+	dp, _ := pair()
+	x, err := oscore.NewContext(dp, st, oscore.WithSeqStep(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &message.Message{Code: codes.GET, Type: message.Confirmable, Token: []byte{1}}
+	for i := 0; i < 25; i++ {
+		if _, _, err := x.ProtectRequest(m, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.Writes != 3 {
+		t.Fatalf("%d store writes for 25 messages with K=10, want 3", st.Writes)
+	}
+	y, err := oscore.NewContext(dp, st, oscore.WithSeqStep(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if y.Seq() != 30 {
+		t.Fatalf("restart resumes at %d, want 30 (the stored bound)", y.Seq())
+	}
+	if _, err := oscore.NewContext(dp, nil); !errors.Is(err, oscore.ErrConfig) {
+		t.Fatalf("a context without a store: %v", err)
+	}
 }

@@ -7,23 +7,23 @@ type Event uint8
 
 // Events counted by a Conn (Counters, or WithMetrics).
 const (
-	EventProtected     Event = iota // message protected and sent
-	EventVerified                   // message verified and passed up
-	EventReplay                     // request refused: Partial IV seen or below the window (4.01)
-	EventNoContext                  // request refused: unknown kid / kid context (4.01)
-	EventDecryptFailed              // message refused: tag did not verify (4.00; responses dropped)
-	EventBadOption                  // request refused: malformed OSCORE option (4.02)
-	EventDecodeError                // message refused: bad plaintext or outer code (4.00)
-	EventEchoChallenge              // 4.01 with Echo sent: replay window not initialised (B.1.2)
-	EventEchoRetry                  // request re-sent with the peer's Echo value (B.1.2)
-	EventPlainPassed                // unprotected message passed up (AllowPlain, peer without context)
-	EventPlainRefused               // unprotected request refused (4.01) or response dropped
-	EventPlainError                 // unprotected 4.xx/5.xx answer to a protected request passed up
-	EventUnexpected                 // protected response matching no request, dropped
-	EventNotificationReplay         // notification with an old Partial IV, dropped (§7.4.1)
-	EventDuplicate                  // retransmitted request recognised and passed to the message layer
-	EventSeqStoreError              // the sequence number could not be persisted: nothing sent
-	EventEvicted                    // binding or cache entry evicted before its lifetime
+	EventProtected          Event = iota // message protected and sent
+	EventVerified                        // message verified and passed up
+	EventReplay                          // request refused: Partial IV seen or below the window (4.01)
+	EventNoContext                       // request refused: unknown kid / kid context (4.01)
+	EventDecryptFailed                   // message refused: tag did not verify (4.00; responses dropped)
+	EventBadOption                       // request refused: malformed OSCORE option (4.02)
+	EventDecodeError                     // message refused: bad plaintext or outer code (4.00)
+	EventEchoChallenge                   // 4.01 with Echo sent: replay window not initialised (B.1.2)
+	EventEchoRetry                       // request re-sent with the peer's Echo value (B.1.2)
+	EventPlainPassed                     // unprotected message passed up (AllowPlain, peer without context)
+	EventPlainRefused                    // unprotected request refused (4.01) or response dropped
+	EventPlainError                      // unprotected 4.xx/5.xx answer to a protected request passed up
+	EventUnexpected                      // protected response matching no request, dropped
+	EventNotificationReplay              // notification with an old Partial IV, dropped (§7.4.1)
+	EventDuplicate                       // retransmitted request recognised and passed to the message layer
+	EventSeqStoreError                   // the sequence number could not be persisted: nothing sent
+	EventEvicted                         // binding or cache entry evicted before its lifetime
 	numEvents
 )
 

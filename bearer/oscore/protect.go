@@ -35,8 +35,8 @@ func classU(id message.OptionID) bool {
 }
 
 // aad returns the CBOR Enc_structure of RFC 8613 §5.4:
-// ["Encrypt0", h'', bstr(external_aad)], external_aad =
-// [oscore_version 1, [alg_aead], request_kid, request_piv, options h''].
+// ["Encrypt0", h”, bstr(external_aad)], external_aad =
+// [oscore_version 1, [alg_aead], request_kid, request_piv, options h”].
 func aad(requestKID, requestPIV []byte) []byte {
 	ext := cborArray(make([]byte, 0, 24), 5)
 	ext = cborInt(ext, 1)
