@@ -62,12 +62,6 @@ func (c *lru[K, V]) touch(k K, exp time.Time) {
 	}
 }
 
-func (c *lru[K, V]) del(k K) {
-	if el, ok := c.m[k]; ok {
-		c.remove(el)
-	}
-}
-
 func (c *lru[K, V]) remove(el *list.Element) {
 	e := el.Value.(*lruEntry[K, V])
 	delete(c.m, e.k)
@@ -95,5 +89,3 @@ func (c *lru[K, V]) prune(now time.Time) {
 		el = next
 	}
 }
-
-func (c *lru[K, V]) len() int { return len(c.m) }
