@@ -249,14 +249,9 @@ func (c *Conn) send(m *message.Message, peer net.Addr) {
 func (x *Context) reopenRequest(m *message.Message, opt OptionValue) (*message.Message, RequestID, error) {
 	seq := decodePIV(opt.PIV)
 	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq}
-	n := nonce(x.keys.CommonIV, opt.KID, seq)
-	pt, err := x.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
+	code, inner, payload, err := x.openRequest(m, rid)
 	if err != nil {
-		return nil, rid, newErr(codes.BadRequest, ErrDecrypt, "duplicate of Partial IV %d", seq)
-	}
-	code, inner, payload, err := parsePlaintext(pt)
-	if err != nil {
-		return nil, rid, &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
+		return nil, rid, err
 	}
 	return merge(m, code, inner, payload, false), rid, nil
 }

@@ -278,20 +278,9 @@ func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time
 	if !fresh {
 		return nil, rid, newErr(codes.Unauthorized, ErrReplay, "Partial IV %d", seq)
 	}
-	if len(m.Payload) < tagLen+1 {
-		return nil, rid, newErr(codes.BadRequest, ErrDecode, "payload of %d bytes is shorter than a tag and a code", len(m.Payload))
-	}
-	n := nonce(c.keys.CommonIV, opt.KID, seq)
-	pt, err := c.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
+	code, inner, payload, err := c.openRequest(m, rid)
 	if err != nil {
-		return nil, rid, newErr(codes.BadRequest, ErrDecrypt, "request Partial IV %d", seq)
-	}
-	code, inner, payload, err := parsePlaintext(pt)
-	if err != nil {
-		return nil, rid, &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
-	}
-	if code == codes.Empty || code>>5 != 0 {
-		return nil, rid, newErr(codes.BadRequest, ErrDecode, "inner code %v is not a request", code)
+		return nil, rid, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -308,6 +297,27 @@ func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time
 	}
 	c.win.accept(seq)
 	return merge(m, code, inner, payload, false), rid, nil
+}
+
+// openRequest decrypts and decodes request m with the nonce and AAD of
+// rid (the request's own kid and Partial IV).
+func (c *Context) openRequest(m *message.Message, rid RequestID) (codes.Code, message.Options, []byte, error) {
+	if len(m.Payload) < tagLen+1 {
+		return 0, nil, nil, newErr(codes.BadRequest, ErrDecode, "payload of %d bytes is shorter than a tag and a code", len(m.Payload))
+	}
+	n := nonce(c.keys.CommonIV, rid.KID, rid.seq)
+	pt, err := c.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
+	if err != nil {
+		return 0, nil, nil, newErr(codes.BadRequest, ErrDecrypt, "request Partial IV %d", rid.seq)
+	}
+	code, inner, payload, err := parsePlaintext(pt)
+	if err != nil {
+		return 0, nil, nil, &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
+	}
+	if code == codes.Empty || code>>5 != 0 {
+		return 0, nil, nil, newErr(codes.BadRequest, ErrDecode, "inner code %v is not a request", code)
+	}
+	return code, inner, payload, nil
 }
 
 // EchoChallenge returns the Echo value to send in a protected 4.01 while
