@@ -198,12 +198,16 @@ func (c *Client) discover(w bearer.ResponseWriter, p path.Path) {
 			add(ip)
 		}
 		inst := o.insts[iid]
-		for _, rid := range slices.Sorted(maps.Keys(inst)) {
+		for _, rid := range discoverIDs(o, inst) {
 			if p.Len() >= 3 && rid != p.ResourceID() {
 				continue
 			}
 			rn := inst[rid]
 			rp := path.Resource(p.ObjectID(), iid, rid)
+			if rn == nil { // executable: no value, but the instance has it (Execute answers 2.04)
+				add(rp)
+				continue
+			}
 			if rn.multi != nil {
 				add(rp, link.Param{Name: "dim", Value: strconv.Itoa(len(rn.multi)), HasValue: true})
 				if p.Len() >= 3 {
@@ -218,6 +222,21 @@ func (c *Client) discover(w bearer.ResponseWriter, p path.Path) {
 	}
 	w.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
 	_ = w.WriteResponse(codes.Content, link.Encode(links))
+}
+
+// discoverIDs lists the resources an instance has, for Discover (Core
+// §6.3.3: every resource of the instance): those holding a value, and the
+// executable resources of the object's definition, which hold none but
+// answer Execute.
+func discoverIDs(o *objNode, inst instNode) []uint16 {
+	ids := slices.Collect(maps.Keys(inst))
+	for _, r := range o.def.Resources {
+		if _, ok := inst[r.ID]; !ok && r.Operations.Executable() {
+			ids = append(ids, r.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func (c *Client) writeAttributes(w bearer.ResponseWriter, r *bearer.Request, p path.Path) {

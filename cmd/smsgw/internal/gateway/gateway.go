@@ -46,6 +46,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
@@ -87,6 +88,7 @@ type Gateway struct {
 	squeue *server.Queue
 	fleet  *Fleet
 	fw     *fw
+	models []ModelObject   // objects loaded from lwm2m.models
 	ctx    context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
@@ -156,13 +158,24 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err = g.openFirmwareStore(); err != nil {
 		return nil, err
 	}
+	if err = g.loadModels(); err != nil {
+		return nil, err
+	}
 	if err = g.startServer(); err != nil {
 		return nil, err
 	}
 	if err = g.startQueue(); err != nil {
 		return nil, err
 	}
-	g.wg.Add(1)
+	if err = g.metrics.reg.Register(newLwM2MCollector(g)); err != nil {
+		return nil, err
+	}
+	if err = g.loadValues(); err != nil {
+		return nil, err
+	}
+	g.wg.Add(3)
+	go g.jobValues(ctx, g.qm.Subscribe(256))
+	go g.snapshotValues(ctx)
 	go g.events(ctx)
 	if err = g.startAPI(); err != nil {
 		return nil, err
@@ -338,7 +351,7 @@ func (g *Gateway) startServer() error {
 		return err
 	}
 	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer)}
+		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer), server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}
 	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
 		maxLt := g.cfg.LwM2M.LifetimeMax
 		if maxLt == 0 {
@@ -570,6 +583,7 @@ func (g *Gateway) events(ctx context.Context) {
 func (g *Gateway) onServerEvent(ev server.Event) {
 	kind := strings.ToLower(ev.Kind.String())
 	var ep string
+	data := map[string]any{"time": ev.Time}
 	switch ev.Kind {
 	case server.Registered, server.Updated:
 		g.metrics.registrations.WithLabelValues(kind).Inc()
@@ -581,12 +595,24 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 		ep = ev.Notification.Endpoint
 	case server.Sent:
 		ep = ev.Send.Endpoint
+		// The values the device sent travel with the event (the server
+		// also keeps them as last known values).
+		data["path"] = "/dp"
+		data["format"] = content.Format(ev.Send.Content.Format).String()
+		if recs, err := ev.Send.Records(g.model); err == nil {
+			data["values"] = recordsJSON(recs)
+		} else {
+			data["error"] = err.Error()
+		}
 	}
-	data := map[string]any{"endpoint": ep, "time": ev.Time}
+	data["endpoint"] = ep
 	if ev.Notification != nil {
 		data["path"] = pathsString(ev.Notification.Paths)
+		data["format"] = content.Format(ev.Notification.Content.Format).String()
 		if recs, err := ev.Notification.Records(g.model); err == nil {
 			data["values"] = recordsJSON(recs)
+		} else {
+			data["error"] = err.Error()
 		}
 	}
 	g.hub.publish(kind, data)
@@ -662,6 +688,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
 		}
 		if g.proxy != nil {
+			// De-register the bridged devices upstream while their
+			// sockets are still open (the external server would
+			// otherwise keep them until their lifetime runs out).
+			g.proxy.deregisterAll(ctx)
 			g.proxy.Close()
 		}
 		if g.smsEP != nil {
