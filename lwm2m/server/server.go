@@ -193,6 +193,18 @@ func (s *Server) Attach(name string, ep *bearer.Endpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.endpoints[name] = ep
+	if ep == nil {
+		return
+	}
+	if ur, ok := ep.Bearer().(bearer.UnreachableReporter); ok {
+		// An ICMP port unreachable from a queue-mode device's port
+		// means it sleeps (see Queue).
+		ur.OnUnreachable(func(peer net.Addr) {
+			if q := s.queue.Load(); q != nil {
+				q.unreachable(name, peer)
+			}
+		})
+	}
 }
 
 func (s *Server) endpoint(name string) (*bearer.Endpoint, bool) {
