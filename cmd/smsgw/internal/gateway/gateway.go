@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
@@ -70,6 +71,9 @@ type Gateway struct {
 	pool      *modem.Pool
 	link      *modemlink.Link
 	smsB      *sms.Bearer
+	oscore    map[string]*oscore.Context // endpoint → context (startOSCORE)
+	oscStore  *oscore.BoltStore
+	oscCount  map[string]*oscore.Counters // transport → counts
 
 	regs   *registry.Bolt
 	qs     *queue.BoltStore
@@ -145,6 +149,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err != nil {
 		return nil, err
 	}
+	if err = g.startOSCORE(); err != nil {
+		return nil, err
+	}
 	if err = g.startSMS(sims); err != nil {
 		return nil, err
 	}
@@ -178,7 +185,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, Awake: f.Awake,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -231,7 +238,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs)})
 		for _, l := range g.plan {
 			if l.PSK != nil {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
@@ -295,7 +302,11 @@ func (g *Gateway) startSMS(sims []string) error {
 		if sim == "" {
 			sim = sims[0]
 		}
-		peers[d.MSISDN] = sms.Peer{Security: sms.SecurityNoSec, SIM: sim, Framing: g.framing()}
+		mode := sms.SecurityNoSec
+		if g.oscore[d.Endpoint] != nil {
+			mode = sms.SecurityOSCORE
+		}
+		peers[d.MSISDN] = sms.Peer{Security: mode, SIM: sim, Framing: g.framing()}
 	}
 	dir := filepath.Join(g.cfg.DataDir, "sms")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -335,11 +346,14 @@ func (g *Gateway) startServer() error {
 		return fmt.Errorf("registrations: %w", err)
 	}
 	g.regs = regs
-	sec := server.NewStaticSecurity(len(g.psk) + 1)
+	sec := server.NewStaticSecurity(len(g.psk) + len(g.oscore) + 1)
 	for id, p := range g.psk {
 		if err := sec.Bind(p.Endpoint, bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}); err != nil {
 			return err
 		}
+	}
+	if err := g.bindOSCORE(sec); err != nil {
+		return err
 	}
 	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
 		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer), server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}
@@ -356,7 +370,12 @@ func (g *Gateway) startServer() error {
 		if err != nil {
 			return fmt.Errorf("lwm2m udp listener %s: %w", g.cfg.LwM2M.UDP, err)
 		}
-		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
+		ub, err := g.wrapOSCORE(u, "udp")
+		if err != nil {
+			u.Close()
+			return err
+		}
+		if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
 			u.Close()
 			return err
@@ -395,7 +414,11 @@ func (g *Gateway) startServer() error {
 			return err
 		}
 	} else if g.smsB != nil {
-		if g.smsEP, err = bearer.NewEndpoint(g.smsB, bearer.WithHandler(g.srv.Handler("sms")),
+		sb, err := g.wrapOSCORE(g.smsB, "sms")
+		if err != nil {
+			return err
+		}
+		if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
 			return err
 		}
@@ -486,8 +509,9 @@ func (g *Gateway) checkSMSPeer(ep, transport string, peer net.Addr, _ bearer.Ide
 	if err != nil {
 		return fmt.Errorf("endpoint %q: configured number: %w", ep, err)
 	}
-	got, ok := peer.(sms.Addr)
-	if !ok || got.String() != want.String() {
+	// A security layer (OSCORE, DTLS) wraps the address; network and
+	// number are the SMS bearer's.
+	if peer == nil || peer.Network() != sms.Network || peer.String() != want.String() {
 		return fmt.Errorf("endpoint %q is configured for number %s, not %s", ep, want, peer)
 	}
 	return nil
@@ -682,6 +706,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if g.proxy != nil {
 			g.proxy.wait()
+		}
+		if g.oscStore != nil {
+			errs = append(errs, g.oscStore.Close())
 		}
 		if g.link != nil {
 			g.link.Close()
