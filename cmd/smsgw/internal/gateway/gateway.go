@@ -479,7 +479,7 @@ func (g *Gateway) startQueue() error {
 	}
 	if g.smsB != nil {
 		qc.Waker = g.smsWaker()
-		qc.Peers = g.smsB
+		qc.Peers = learnedPeers{g}
 	}
 	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
 		return fmt.Errorf("queue: %w", err)
