@@ -164,12 +164,6 @@ func (ub *usageBook) all() []Usage {
 	return out
 }
 
-func (ub *usageBook) forget(a Addr) {
-	ub.mu.Lock()
-	delete(ub.peers, a)
-	ub.mu.Unlock()
-}
-
 // HintPurpose implements bearer.PurposeHinter: bearer/secure tells the
 // purpose of the DTLS application record it is about to send to addr, or
 // of the one it just decrypted from addr, so that the accounting shows
