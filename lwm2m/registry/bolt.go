@@ -84,8 +84,11 @@ func NewBolt(db *bolt.DB, o BoltOptions) (*Bolt, error) {
 		if err != nil {
 			return err
 		}
-		if v := meta.Get(keyNextID); len(v) == 8 {
-			b.x.nextID = max(b.x.nextID, binary.BigEndian.Uint64(v))
+		// Older versions kept a sequence counter here; IDs are random now.
+		if meta.Get(keyNextID) != nil {
+			if err := meta.Delete(keyNextID); err != nil {
+				return err
+			}
 		}
 		err = regs.ForEach(func(k, v []byte) error {
 			r, err := UnmarshalRegistration(v, b.dec)
@@ -146,10 +149,7 @@ func (b *Bolt) Add(ctx context.Context, r *Registration) (*Registration, error) 
 		return nil, ErrFull
 	}
 	if r.ID == 0 {
-		r.ID = x.nextID
-	}
-	if r.ID >= x.nextID {
-		x.nextID = r.ID + 1
+		r.ID = x.freshID()
 	}
 	prev, _ := x.byEndpoint(r.Endpoint)
 	x.mu.Unlock()
@@ -158,12 +158,6 @@ func (b *Bolt) Add(ctx context.Context, r *Registration) (*Registration, error) 
 	err := b.db.Batch(func(tx *bolt.Tx) error {
 		if prev != nil && prev.ID != r.ID {
 			if err := tx.Bucket(bucketRegs).Delete(idKey(prev.ID)); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keyNextID); len(v) != 8 || binary.BigEndian.Uint64(v) <= r.ID {
-			if err := meta.Put(keyNextID, idKey(r.ID+1)); err != nil {
 				return err
 			}
 		}

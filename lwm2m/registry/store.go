@@ -3,6 +3,8 @@ package registry
 import (
 	"container/heap"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -23,9 +25,11 @@ var (
 // use. Registrations handed to and returned by a Store are immutable: Update
 // builds a new value.
 type Store interface {
-	// Add stores r. A zero r.ID is replaced by a fresh ID. A registration
-	// with the same endpoint name is replaced and returned as prev (the
-	// client registered again: Core §6.2.1 makes the new one current).
+	// Add stores r. A zero r.ID is replaced by a fresh ID: 64 random bits
+	// (crypto/rand) not in use, so that a registration's location cannot
+	// be guessed from another one's. A registration with the same endpoint
+	// name is replaced and returned as prev (the client registered again:
+	// Core §6.2.1 makes the new one current).
 	Add(ctx context.Context, r *Registration) (prev *Registration, err error)
 	// Update replaces the registration id by fn(old). fn must not modify
 	// old; it returns the new value (with the same ID and endpoint) or an
@@ -80,7 +84,6 @@ type index struct {
 	byID   map[uint64]*node
 	byName map[string]*node
 	exp    expHeap
-	nextID uint64
 	closed bool
 }
 
@@ -93,7 +96,21 @@ type node struct {
 }
 
 func newIndex(o Options) *index {
-	return &index{opts: o.withDefaults(), byID: map[uint64]*node{}, byName: map[string]*node{}, nextID: 1}
+	return &index{opts: o.withDefaults(), byID: map[uint64]*node{}, byName: map[string]*node{}}
+}
+
+// freshID returns a random non-zero ID not in use. Locations are the only
+// thing a NoSec client shows to update or delete its registration, so
+// they carry 64 bits from crypto/rand (whose Read does not fail), never a
+// sequence number.
+func (x *index) freshID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 && x.byID[id] == nil {
+			return id
+		}
+	}
 }
 
 func (x *index) get(id uint64) (*Registration, bool) {
@@ -124,9 +141,6 @@ func (x *index) put(r *Registration) (prev *Registration) {
 	x.byID[r.ID] = n
 	x.byName[r.Endpoint] = n
 	heap.Push(&x.exp, n)
-	if r.ID >= x.nextID {
-		x.nextID = r.ID + 1
-	}
 	return prev
 }
 
@@ -254,7 +268,7 @@ func (m *Memory) Add(ctx context.Context, r *Registration) (*Registration, error
 		return nil, ErrFull
 	}
 	if r.ID == 0 {
-		r.ID = x.nextID
+		r.ID = x.freshID()
 	}
 	return x.put(r), nil
 }
