@@ -136,3 +136,21 @@ func FuzzParseUpdate(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseID: a location segment from any client either names one ID
+// whose FormatID is the segment itself (one spelling per location), or is
+// refused.
+func FuzzParseID(f *testing.F) {
+	for _, s := range []string{"1", "3w5e11264sgsf", "3w5e11264sgsg", "0", "", "00001", "ZZ", "-1", "+1", "1_0", "9" + strings.Repeat("z", 20)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		id, ok := ParseID(s)
+		if !ok {
+			return
+		}
+		if got := FormatID(id); got != s || id == 0 {
+			t.Fatalf("ParseID(%q) = %d, formatted %q", s, id, got)
+		}
+	})
+}

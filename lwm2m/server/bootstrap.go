@@ -13,6 +13,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/logthrottle"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 )
@@ -55,6 +56,8 @@ type BootstrapServer struct {
 	log     *slog.Logger
 	done    func(ep string, err error)
 	timeout time.Duration
+
+	refusedLog logthrottle.Limiter
 
 	mu        sync.Mutex
 	endpoints map[string]*bearer.Endpoint
@@ -143,7 +146,9 @@ func (b *BootstrapServer) Handler(transport string) bearer.Handler {
 		}
 		cfg, ok := b.lookup(ep, r.Identity)
 		if ep == "" || !ok {
-			b.log.Info("lwm2m bootstrap refused", "ep", ep, "peer", addrString(r.Peer))
+			if ok, held := b.refusedLog.Allow(); ok { // anyone can ask: limited
+				b.log.Info("lwm2m bootstrap refused", "ep", ep, "peer", addrString(r.Peer), "suppressed", held)
+			}
 			_ = w.WriteResponse(codes.BadRequest, []byte("unknown endpoint"))
 			return
 		}

@@ -62,7 +62,7 @@ func (p policyPeer) call(s *Server, code codes.Code, uri string, payload ...stri
 // policyFixture is a server with the deployment the issue describes: a
 // PSK-bound light, an SMS-only light, a UDP light in queue mode whose
 // number is configured for wake-ups (NoSec allowed), and a NoSec rule.
-func policyFixture(t *testing.T, nosec NoSecRule, opts ...Option) *Server {
+func policyFixture(t testing.TB, nosec NoSecRule, opts ...Option) *Server {
 	t.Helper()
 	sec := NewStaticSecurity(0)
 	for ep, b := range map[string]Binding{
