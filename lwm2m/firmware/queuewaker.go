@@ -30,6 +30,9 @@ type QueueWaker struct {
 
 // Wake implements Waker.
 func (w *QueueWaker) Wake(ctx context.Context, ep string) error {
+	if w.Registrations == nil || w.Waker == nil {
+		return fmt.Errorf("%w: QueueWaker without Registrations or Waker", ErrUnsupported)
+	}
 	reg, ok := w.Registrations.ByEndpoint(ep)
 	if !ok {
 		return fmt.Errorf("firmware: wake %s: not registered", ep)

@@ -243,9 +243,21 @@ func (h *expHeap) Pop() any {
 }
 
 // Memory is an in-memory Store. Registrations are lost on restart; use Bolt
-// for a durable store.
+// for a durable store. The zero Memory is an empty store with the default
+// Options.
 type Memory struct {
-	x *index
+	once sync.Once
+	x    *index
+}
+
+// index returns the store's index, creating it for a zero Memory.
+func (m *Memory) index() *index {
+	m.once.Do(func() {
+		if m.x == nil {
+			m.x = newIndex(Options{})
+		}
+	})
+	return m.x
 }
 
 // NewMemory returns an empty in-memory store.
@@ -258,7 +270,7 @@ func (m *Memory) Add(ctx context.Context, r *Registration) (*Registration, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -278,7 +290,7 @@ func (m *Memory) Update(ctx context.Context, id uint64, fn func(*Registration) (
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -302,7 +314,7 @@ func (m *Memory) Remove(ctx context.Context, id uint64) (*Registration, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -318,30 +330,34 @@ func (m *Memory) Remove(ctx context.Context, id uint64) (*Registration, error) {
 
 // Get implements Store.
 func (m *Memory) Get(id uint64) (*Registration, bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return m.x.get(id)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.get(id)
 }
 
 // ByEndpoint implements Store.
 func (m *Memory) ByEndpoint(name string) (*Registration, bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return m.x.byEndpoint(name)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.byEndpoint(name)
 }
 
 // Len implements Store.
 func (m *Memory) Len() int {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return len(m.x.byID)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byID)
 }
 
 // Range implements Store.
 func (m *Memory) Range(fn func(*Registration) bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	m.x.rangeAll(fn)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	x.rangeAll(fn)
 }
 
 // Expire implements Store.
@@ -349,7 +365,7 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]*Registr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	out := x.due(now, max)
@@ -361,15 +377,17 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]*Registr
 
 // NextExpiry implements Store.
 func (m *Memory) NextExpiry() (time.Time, bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return m.x.nextExpiry()
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.nextExpiry()
 }
 
 // Close implements Store.
 func (m *Memory) Close() error {
-	m.x.mu.Lock()
-	defer m.x.mu.Unlock()
-	m.x.closed = true
+	x := m.index()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.closed = true
 	return nil
 }

@@ -50,7 +50,8 @@ type BootstrapConfig struct {
 // send Bootstrap-Request (POST /bs?ep=…), the server answers 2.04, deletes
 // the client's Security and Server instances, writes the configured ones
 // (Bootstrap-Write) and ends with Bootstrap-Finish (POST /bs). Provision
-// does the same server-initiated.
+// does the same server-initiated. A zero BootstrapServer has no
+// configuration for anybody: it refuses every client.
 type BootstrapServer struct {
 	lookup  func(ep string, id bearer.Identity) (*BootstrapConfig, bool)
 	log     *slog.Logger
@@ -107,6 +108,9 @@ func NewBootstrapServer(lookup func(ep string, id bearer.Identity) (*BootstrapCo
 func (b *BootstrapServer) Attach(transport string, ep *bearer.Endpoint) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.endpoints == nil {
+		b.endpoints = map[string]*bearer.Endpoint{}
+	}
 	b.endpoints[transport] = ep
 }
 
@@ -115,7 +119,9 @@ func (b *BootstrapServer) Close() error {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
-		close(b.stop)
+		if b.stop != nil {
+			close(b.stop)
+		}
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
@@ -144,7 +150,7 @@ func (b *BootstrapServer) Handler(transport string) bearer.Handler {
 		if ep == "" && r.Identity.Mode == "psk" {
 			ep = string(r.Identity.PSKIdentity)
 		}
-		cfg, ok := b.lookup(ep, r.Identity)
+		cfg, ok := b.config(ep, r.Identity)
 		if ep == "" || !ok {
 			if ok, held := b.refusedLog.Allow(); ok { // anyone can ask: limited
 				b.log.Info("lwm2m bootstrap refused", "ep", ep, "peer", addrString(r.Peer), "suppressed", held)
@@ -198,9 +204,18 @@ func cutPrefix(s, p string) (string, bool) {
 	return "", false
 }
 
+// config looks up an endpoint's configuration; a zero BootstrapServer
+// (no lookup) has none for anybody.
+func (b *BootstrapServer) config(ep string, id bearer.Identity) (*BootstrapConfig, bool) {
+	if b.lookup == nil {
+		return nil, false
+	}
+	return b.lookup(ep, id)
+}
+
 // Provision bootstraps the client at peer (server-initiated bootstrap).
 func (b *BootstrapServer) Provision(ctx context.Context, e *bearer.Endpoint, peer net.Addr, ep string) error {
-	cfg, ok := b.lookup(ep, bearer.Identity{})
+	cfg, ok := b.config(ep, bearer.Identity{})
 	if !ok {
 		return fmt.Errorf("lwm2m bootstrap: no configuration for %q", ep)
 	}

@@ -172,6 +172,9 @@ const (
 // with the Server as its Executor and hooks registration traffic into it.
 // It may be called once.
 func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("lwm2m server: queue mode needs a Store")
 	}
@@ -219,17 +222,26 @@ func (q *Queue) Manager() *queue.Manager { return q.m }
 
 // Enqueue stores req for its device and returns its id at once.
 func (q *Queue) Enqueue(ctx context.Context, req queue.Request) (uint64, error) {
+	if q.m == nil {
+		return 0, ErrNotCreated
+	}
 	return q.m.Enqueue(ctx, req)
 }
 
 // Wait waits for request id within ctx (see queue.Manager.Wait).
 func (q *Queue) Wait(ctx context.Context, id uint64) (*queue.Record, error) {
+	if q.m == nil {
+		return nil, ErrNotCreated
+	}
 	return q.m.Wait(ctx, id)
 }
 
 // Close stops the queue's goroutines and the Manager; queued requests stay
 // in the Store for the next start. Close it before the Server.
 func (q *Queue) Close() error {
+	if q.s == nil || q.m == nil { // a zero Queue: EnableQueue makes them
+		return nil
+	}
 	q.s.queue.CompareAndSwap(q, nil)
 	q.cancel()
 	q.wg.Wait()
@@ -336,6 +348,9 @@ func resultResponse(kind queue.Kind, r *queue.Result) *bearer.Response {
 // error codes included, is a Result; no answer means the device is asleep
 // (queue.ErrDeviceAsleep).
 func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*queue.Result, error) {
+	if q.s == nil {
+		return nil, ErrNotCreated
+	}
 	if len(req.Paths) == 0 {
 		return nil, fmt.Errorf("request %d has no path", req.ID)
 	}

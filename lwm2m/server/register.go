@@ -26,6 +26,10 @@ type transportHandler struct {
 // ServeCoAP routes /rd, /rd/<id> and /dp.
 func (h *transportHandler) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	s := h.s
+	if s.store == nil { // the handler of a zero Server
+		_ = w.WriteResponse(codes.ServiceUnavailable, []byte("server not created"))
+		return
+	}
 	segs := uriPath(r.Options)
 	if len(segs) > 0 && segs[0] == "rd" && !s.takeSource(w, r) {
 		return

@@ -45,6 +45,8 @@ import (
 
 // Server is an LwM2M server. Create it with New, hand Handler(name) to each
 // bearer.Endpoint it serves, Attach the Endpoints, and Close it at the end.
+// A zero Server (not made by New) refuses everything: its calls return
+// ErrNotCreated, its handlers answer 5.03.
 type Server struct {
 	store registry.Store
 	cfg   config
@@ -188,6 +190,9 @@ func (s *Server) Store() registry.Store { return s.store }
 func (s *Server) Attach(name string, ep *bearer.Endpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.endpoints == nil { // a zero Server
+		return
+	}
 	s.endpoints[name] = ep
 }
 
@@ -202,6 +207,9 @@ func (s *Server) endpoint(name string) (*bearer.Endpoint, bool) {
 // the server's observations locally. It does not close the store or the
 // Endpoints.
 func (s *Server) Close() error {
+	if s.stop == nil { // a zero Server: nothing runs
+		return nil
+	}
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -214,6 +222,9 @@ func (s *Server) Close() error {
 
 // Lookup returns the registration of an endpoint name.
 func (s *Server) Lookup(endpoint string) (*registry.Registration, bool) {
+	if s.store == nil {
+		return nil, false
+	}
 	return s.store.ByEndpoint(endpoint)
 }
 
@@ -295,7 +306,13 @@ func (s *Server) Stats() *Stats { return &s.stats }
 
 var errClosed = errors.New("lwm2m server: closed")
 
+// ErrNotCreated is returned by the calls of a zero Server: use New.
+var ErrNotCreated = errors.New("lwm2m server: zero Server, not created by New")
+
 func (s *Server) checkOpen() error {
+	if s.store == nil {
+		return ErrNotCreated
+	}
 	if s.closed.Load() {
 		return errClosed
 	}
