@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,35 @@ type Account struct {
 	Binding        string
 	DefaultMin     int64
 	DefaultMax     int64
+}
+
+// Security modes of Account.Mode (LwM2M Security object, resource 2).
+const (
+	ModePSK   = 0
+	ModeRPK   = 1
+	ModeCert  = 2
+	ModeNoSec = 3
+)
+
+// Check refuses an account whose security mode does not fit its URI or
+// its credentials. The Security Mode resource numbers PSK 0, so an Account
+// whose Mode was forgotten would otherwise be written as PSK with no key;
+// a coap:// URI must say ModeNoSec, a coaps:// one a secure mode, and PSK
+// needs Identity and SecretKey.
+func (a Account) Check() error {
+	secure := strings.HasPrefix(a.ServerURI, "coaps://") || strings.HasPrefix(a.ServerURI, "coaps+")
+	plain := strings.HasPrefix(a.ServerURI, "coap://") || strings.HasPrefix(a.ServerURI, "coap+")
+	switch {
+	case a.Mode < ModePSK || a.Mode > 4:
+		return fmt.Errorf("lwm2m bootstrap: account %d: unknown security mode %d", a.SecurityInstance, a.Mode)
+	case plain && a.Mode != ModeNoSec:
+		return fmt.Errorf("lwm2m bootstrap: account %d: %s is unsecured but the mode is %d (NoSec is %d)", a.SecurityInstance, a.ServerURI, a.Mode, ModeNoSec)
+	case secure && a.Mode == ModeNoSec:
+		return fmt.Errorf("lwm2m bootstrap: account %d: %s needs a secure mode, not NoSec", a.SecurityInstance, a.ServerURI)
+	case a.Mode == ModePSK && (len(a.Identity) == 0 || len(a.SecretKey) == 0):
+		return fmt.Errorf("lwm2m bootstrap: account %d: PSK mode needs Identity and SecretKey", a.SecurityInstance)
+	}
+	return nil
 }
 
 // BootstrapConfig is what a client gets: the accounts, written after the
@@ -240,6 +270,11 @@ func (b *BootstrapServer) provision(ctx context.Context, e *bearer.Endpoint, pee
 			return fmt.Errorf("%w: %s %s %s: %v", ErrBootstrap, op, ep, p, resp.Code)
 		}
 		return nil
+	}
+	for _, a := range cfg.Accounts {
+		if err := a.Check(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBootstrap, ep, err)
+		}
 	}
 	for _, p := range []string{"/0", "/1"} {
 		if err := step("bootstrap-delete", codes.DELETE, p, 0, nil, codes.Deleted); err != nil {

@@ -533,3 +533,29 @@ func TestStaticSecurityMoves(t *testing.T) {
 		t.Fatal("bad number accepted")
 	}
 }
+
+// TestAccountCheck: a bootstrap account's security mode must fit its URI
+// and credentials (Mode's zero value is PSK in the LwM2M numbering).
+func TestAccountCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		a    Account
+		ok   bool
+	}{
+		{"coap NoSec", Account{ServerURI: "coap://h:5683", Mode: ModeNoSec}, true},
+		{"coap with Mode forgotten (zero = PSK)", Account{ServerURI: "coap://h:5683"}, false},
+		{"coaps PSK", Account{ServerURI: "coaps://h:5684", Mode: ModePSK, Identity: []byte("id"), SecretKey: []byte("k")}, true},
+		{"coaps PSK without key", Account{ServerURI: "coaps://h:5684", Identity: []byte("id")}, false},
+		{"coaps NoSec", Account{ServerURI: "coaps://h:5684", Mode: ModeNoSec}, false},
+		{"coaps certificate", Account{ServerURI: "coaps://h:5684", Mode: ModeCert}, true},
+		{"unknown mode", Account{ServerURI: "coaps://h", Mode: 9}, false},
+		{"sms NoSec", Account{ServerURI: "sms://+491710000001", Mode: ModeNoSec}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.a.Check(); (err == nil) != tc.ok {
+				t.Fatalf("Check() = %v", err)
+			}
+		})
+	}
+}

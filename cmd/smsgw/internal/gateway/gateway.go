@@ -432,11 +432,7 @@ func (g *Gateway) startQueue() error {
 	if g.cfg.Simulator.Enabled {
 		qc.Wake.MinInterval = 2 * time.Second
 	}
-	if g.smsB != nil {
-		// No Peers: the SMS peer table stays exactly sms.devices (wake-ups
-		// go only to configured numbers, which are all peers already).
-		qc.Waker = queue.NewSMSWaker(g.smsB, nil)
-	}
+	qc.Waker = g.queueWaker()
 	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}

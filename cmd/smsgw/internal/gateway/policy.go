@@ -7,6 +7,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
@@ -63,6 +64,18 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 		}
 	}
 	return sec, nil
+}
+
+// queueWaker is the queue's SMS waker, or nil (no SMS bearer, or
+// queue.wake_max 0, which means no wake-up SMS at all: queue.WakePolicy
+// would read a MaxWakes of 0 as its default of 4). No Peers: the SMS peer
+// table stays exactly sms.devices, and wake-ups go only to configured
+// numbers, which are all peers already.
+func (g *Gateway) queueWaker() queue.Waker {
+	if g.smsB == nil || g.cfg.Queue.WakeMax == 0 {
+		return nil
+	}
+	return queue.NewSMSWaker(g.smsB, nil)
 }
 
 // policyCollector exports the server's registration-interface counters:

@@ -131,3 +131,47 @@ func TestMetricsAuth(t *testing.T) {
 		}
 	}
 }
+
+// TestCampaignRetriesZero: an operator's retries 0 (request or config)
+// means no retries; firmware.Spec reads 0 as its default of 2, so the
+// gateway must pass -1 (zero value and explicit choice meant different
+// things: a campaign asked for no retries made 2 per device).
+func TestCampaignRetriesZero(t *testing.T) {
+	zero, three := 0, 3
+	fc := config.Default().Firmware
+	tests := []struct {
+		name    string
+		cfg     int
+		request *int
+		want    int
+	}{
+		{"request 0", 2, &zero, -1},
+		{"config 0, request silent", 0, nil, -1},
+		{"request 3", 0, &three, 3},
+		{"config 2", 2, nil, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fc.Retries = tc.cfg
+			spec, err := campaignSpec(fc, CampaignBody{Image: "x", Prefix: "p", Retries: tc.request})
+			if err != nil || spec.Retries != tc.want {
+				t.Fatalf("Retries %d (%v), want %d", spec.Retries, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestWakeMaxZero: queue.wake_max 0 means no wake-up SMS (queue.WakePolicy
+// reads a MaxWakes of 0 as its default of 4).
+func TestWakeMaxZero(t *testing.T) {
+	cfg := config.Default()
+	g := &Gateway{cfg: cfg, smsB: &sms.Bearer{}}
+	cfg.Queue.WakeMax = 0
+	if w := g.queueWaker(); w != nil {
+		t.Fatalf("wake_max 0 gave a waker %T", w)
+	}
+	cfg.Queue.WakeMax = 4
+	if g.queueWaker() == nil {
+		t.Fatal("wake_max 4 gave no waker")
+	}
+}
