@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -291,13 +290,7 @@ func (d *daemon) bannerAddr(re string) string {
 // metric returns the value of one series of /metrics (0 when absent).
 func (d *daemon) metric(series string) float64 {
 	d.t.Helper()
-	resp, err := http.Get(strings.TrimSuffix(d.api, "/api/v1") + "/metrics")
-	if err != nil {
-		d.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(d.metrics(), "\n") {
 		if v, ok := strings.CutPrefix(l, series+" "); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return f
