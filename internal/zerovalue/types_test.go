@@ -7,6 +7,7 @@ import (
 	"reflect"
 
 	bearer "github.com/m2mbearer/m2mbearer/bearer"
+	bearer_oscore "github.com/m2mbearer/m2mbearer/bearer/oscore"
 	bearer_pipe "github.com/m2mbearer/m2mbearer/bearer/pipe"
 	bearer_secure "github.com/m2mbearer/m2mbearer/bearer/secure"
 	bearer_sms "github.com/m2mbearer/m2mbearer/bearer/sms"
@@ -137,4 +138,16 @@ var zeroTypes = map[string]reflect.Type{
 	"modem/sim.ManualClock":          reflect.TypeFor[modem_sim.ManualClock](),
 	"modem/sim.Modem":                reflect.TypeFor[modem_sim.Modem](),
 	"modem/sim.Network":              reflect.TypeFor[modem_sim.Network](),
+	"bearer.Steer":                   reflect.TypeFor[bearer.Steer](),
+	"bearer/oscore.Addr":             reflect.TypeFor[bearer_oscore.Addr](),
+	"bearer/oscore.BoltStore":        reflect.TypeFor[bearer_oscore.BoltStore](),
+	"bearer/oscore.Conn":             reflect.TypeFor[bearer_oscore.Conn](),
+	"bearer/oscore.Context":          reflect.TypeFor[bearer_oscore.Context](),
+	"bearer/oscore.Counters":         reflect.TypeFor[bearer_oscore.Counters](),
+	"bearer/oscore.Error":            reflect.TypeFor[bearer_oscore.Error](),
+	"bearer/oscore.MemoryStore":      reflect.TypeFor[bearer_oscore.MemoryStore](),
+	"bearer/oscore.OptionValue":      reflect.TypeFor[bearer_oscore.OptionValue](),
+	"bearer/oscore.Params":           reflect.TypeFor[bearer_oscore.Params](),
+	"bearer/oscore.RequestID":        reflect.TypeFor[bearer_oscore.RequestID](),
+	"lwm2m/server.Account":           reflect.TypeFor[lwm2m_server.Account](),
 }

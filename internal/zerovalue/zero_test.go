@@ -30,6 +30,10 @@ import (
 // is usable or refuses with an error, and TestZeroValues fails when a type
 // listed here has become safe (so the list only shrinks).
 var constructorOnly = map[string]string{
+	"bearer/oscore.Addr":        "oscore.Conn.ReadFrom",
+	"bearer/oscore.BoltStore":   "oscore.OpenBoltStore",
+	"bearer/oscore.Conn":        "oscore.New",
+	"bearer/oscore.Context":     "oscore.NewContext",
 	"bearer/secure.Conn":        "secure.Dial",
 	"bearer/secure.Server":      "secure.NewServer",
 	"bearer/sms.Bearer":         "sms.New",

@@ -41,17 +41,22 @@ func (g *Gateway) policyOptions() ([]server.Option, error) {
 	return []server.Option{server.WithSecurity(bindings), server.WithNoSecRule(nosec), server.WithLimits(lim)}, nil
 }
 
-// bindings builds the binding table from lwm2m.psk, the demo lights' PSKs
-// and sms.devices.
+// bindings builds the binding table from lwm2m.psk and lwm2m.oscore (with
+// the demo lights' PSKs and OSCORE contexts) and sms.devices.
 func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 	g.devMu.RLock()
 	defer g.devMu.RUnlock()
-	sec := server.NewStaticSecurity(len(g.psk) + len(g.devices) + 1)
+	sec := server.NewStaticSecurity(len(g.psk) + len(g.oscore) + len(g.devices) + 1)
 	byEP := map[string]server.Binding{}
 	for id, p := range g.psk {
 		b := byEP[p.Endpoint]
 		b.Identity = bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}
 		byEP[p.Endpoint] = b
+	}
+	for ep, x := range g.oscore {
+		b := byEP[ep]
+		b.Identity = x.Identity() // an OSCORE context authenticates one device
+		byEP[ep] = b
 	}
 	for ep, d := range g.devices {
 		b := byEP[ep]
