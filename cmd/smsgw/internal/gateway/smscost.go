@@ -15,7 +15,7 @@ import (
 // Endpoint when there is one, so that the answer of a device that ignores
 // the trigger's No-Response option is matched and dropped, never reset.
 func (g *Gateway) smsWaker() *queue.SMSWaker {
-	w := queue.NewSMSWaker(g.smsB, learnedPeers{g})
+	w := queue.NewSMSWaker(g.smsB, nil) // peers come from the device table only
 	if g.smsEP != nil {
 		w.Endpoint = g.smsEP
 	}
@@ -183,21 +183,4 @@ func (c *smsPurposeCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(x.Bytes), dir, p.String(), "bytes")
 		}
 	}
-}
-
-// learnedPeers adds SMS peers the server learns (a device's sms= number)
-// but never touches a number of the device table: its security mode
-// (NoSec, OSCORE, DTLS) is the operator's, not a wake-up's to change.
-type learnedPeers struct{ g *Gateway }
-
-func (p learnedPeers) AddPeer(number string, peer sms.Peer) error {
-	if _, ok := p.g.endpointOfNumber(number); ok {
-		return nil
-	}
-	if a, err := sms.ParseMSISDN(number); err == nil {
-		if _, ok := p.g.endpointOfNumber(a.String()); ok {
-			return nil
-		}
-	}
-	return p.g.smsB.AddPeer(number, peer)
 }
