@@ -1,6 +1,7 @@
 package secure
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -36,6 +37,7 @@ type Conn struct {
 	// Written by pump during the handshake.
 	serverCID atomic.Int32
 	handshook atomic.Bool
+	resumed   bool // the handshake resumed a session from Config.Sessions
 	closing   atomic.Bool // Close was called
 }
 
@@ -87,6 +89,14 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 	}
 
+	var offered []byte
+	if c.Sessions != nil {
+		key := c.SessionKey
+		if key == "" {
+			key = peer.String() + "_" + c.ServerName // pion's client key
+		}
+		offered = c.Sessions.peek(key)
+	}
 	cn.wg.Add(1)
 	go cn.pump()
 	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
@@ -115,6 +125,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	cn.conn = conn
 	cn.suite = st.CipherSuiteID
 	cn.ident = identityFromState(st, v.mode, false)
+	cn.resumed = len(offered) > 0 && bytes.Equal(offered, st.SessionID)
 	cn.addr = &Addr{Inner: peer, Identity: cn.ident}
 	cn.handshook.Store(true)
 	// Now the real overhead is known: the negotiated suite, and the CID
@@ -174,6 +185,10 @@ func (c *Conn) Params() bearer.Params { return c.params }
 
 // Identity returns the server's authenticated identity.
 func (c *Conn) Identity() bearer.Identity { return c.ident }
+
+// Resumed reports whether the handshake was an abbreviated one that
+// resumed the session Config.Sessions held for the server (RFC 5246 §7.3).
+func (c *Conn) Resumed() bool { return c.resumed }
 
 // CipherSuite returns the negotiated cipher suite's name.
 func (c *Conn) CipherSuite() string { return dtls.CipherSuiteName(c.suite) }

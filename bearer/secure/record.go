@@ -180,3 +180,43 @@ func legacyHelloVersion(b []byte) int {
 	}
 	return n
 }
+
+// hasRecord reports whether datagram b holds a record of content type ct
+// (walking the records of an unencrypted-header datagram; CID records end
+// the walk, their length field sits elsewhere).
+func hasRecord(b []byte, ct byte) bool {
+	for len(b) >= recordHeaderLen {
+		if b[0] == ct {
+			return true
+		}
+		if b[0] == contentTLS12CID {
+			return false
+		}
+		b = b[recordHeaderLen+min(int(binary.BigEndian.Uint16(b[11:13])), len(b)-recordHeaderLen):]
+	}
+	return false
+}
+
+// helloSessionID returns the session ID a ClientHello offers (RFC 5246
+// §7.4.1.2: a client that wants to resume sends the session's ID) when
+// datagram b starts with an epoch-0 ClientHello record holding the start
+// of the message; nil otherwise (no ID offered, or not there).
+func helloSessionID(b []byte) []byte {
+	if !isHelloRecord(b) {
+		return nil
+	}
+	length := int(binary.BigEndian.Uint16(b[11:13]))
+	rec := b[recordHeaderLen:min(len(b), recordHeaderLen+length)]
+	// handshake header (12): type, length(3), message_seq(2),
+	// fragment_offset(3), fragment_length(3); then client_version (2),
+	// random (32), session_id <0..32>.
+	const idAt = 12 + 2 + 32
+	if len(rec) <= idAt || rec[6] != 0 || rec[7] != 0 || rec[8] != 0 {
+		return nil
+	}
+	n := int(rec[idAt])
+	if n == 0 || n > 32 || len(rec) < idAt+1+n {
+		return nil
+	}
+	return bytes.Clone(rec[idAt+1 : idAt+1+n])
+}
