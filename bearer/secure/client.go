@@ -37,7 +37,7 @@ type Conn struct {
 	// Written by pump during the handshake.
 	serverCID atomic.Int32
 	handshook atomic.Bool
-	resumed   bool // the handshake resumed a session from Config.Sessions
+	resumed   bool        // the handshake resumed a session from Config.Sessions
 	closing   atomic.Bool // Close was called
 }
 

@@ -380,8 +380,8 @@ type keyedSessions struct {
 }
 
 func (k keyedSessions) Set(_ []byte, s dtls.Session) error { return k.c.Set(k.key, s) }
-func (k keyedSessions) Get([]byte) (dtls.Session, error)    { return k.c.Get(k.key) }
-func (k keyedSessions) Del([]byte) error                    { return k.c.Del(k.key) }
+func (k keyedSessions) Get([]byte) (dtls.Session, error)   { return k.c.Get(k.key) }
+func (k keyedSessions) Del([]byte) error                   { return k.c.Del(k.key) }
 
 // peek returns the session ID stored under key without counting a lookup
 // or refreshing the entry (to tell afterwards whether a client resumed).
