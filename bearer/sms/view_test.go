@@ -101,7 +101,9 @@ func TestMixedSMSPeers(t *testing.T) {
 	defer cancel()
 	srv := mustAddr(t, serverNum)
 	devMux := bearer.NewServeMux()
-	devMux.HandleFunc("/3/0/0", func(rw bearer.ResponseWriter, r *bearer.Request) { _ = rw.WriteResponse(codes.Content, []byte("m2mbearer")) })
+	devMux.HandleFunc("/3/0/0", func(rw bearer.ResponseWriter, r *bearer.Request) {
+		_ = rw.WriteResponse(codes.Content, []byte("m2mbearer"))
+	})
 
 	_, ccfg := secureCfg(140)
 	conn, err := secure.Dial(ctx, w.dtlsDev, srv, ccfg)
