@@ -38,6 +38,7 @@ type Conn struct {
 	serverCID atomic.Int32
 	handshook atomic.Bool
 	resumed   bool        // the handshake resumed a session from Config.Sessions
+	quiet     bool        // Config.QuietClose
 	closing   atomic.Bool // Close was called
 }
 
@@ -126,6 +127,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	cn.suite = st.CipherSuiteID
 	cn.ident = identityFromState(st, v.mode, false)
 	cn.resumed = len(offered) > 0 && bytes.Equal(offered, st.SessionID)
+	cn.quiet = c.QuietClose
 	cn.addr = &Addr{Inner: peer, Identity: cn.ident}
 	cn.handshook.Store(true)
 	// Now the real overhead is known: the negotiated suite, and the CID
@@ -234,10 +236,14 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, nil
 }
 
-// Close sends close_notify, closes the session and the inner bearer.
+// Close sends close_notify (not with Config.QuietClose), closes the
+// session and the inner bearer.
 func (c *Conn) Close() error {
 	if c.closing.Swap(true) {
 		return nil
+	}
+	if c.quiet {
+		_ = c.vc.Close() // pion's close_notify then goes nowhere
 	}
 	err := c.conn.Close()
 	c.shutdown()

@@ -151,11 +151,13 @@ type Config struct {
 	// configured numbers, it proves nothing and costs two SMS per
 	// handshake. Never set it on UDP.
 	SkipHelloVerify bool
-	// QuietClose ends sessions without a close_notify alert when the
-	// server ends them itself (idle expiry, Close): on SMS each alert is
-	// an SMS to a device that may be asleep. A session replaced by a new
-	// handshake from the same peer always ends quietly (the peer has
-	// abandoned it), and CloseSession always sends the alert.
+	// QuietClose ends sessions without a close_notify alert when this
+	// side ends them itself: a server's idle expiry and Close, a client
+	// Conn's Close. On SMS each alert is an SMS, to a device that may be
+	// asleep or to a server that forgets the session when it expires
+	// anyway. A session replaced by a new handshake from the same peer
+	// always ends quietly (the peer has abandoned it), and
+	// Server.CloseSession always sends the alert.
 	QuietClose bool
 
 	// Logger receives debug and warning logs (default: slog.Default()).

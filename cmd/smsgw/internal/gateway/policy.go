@@ -38,7 +38,8 @@ func (g *Gateway) policyOptions() ([]server.Option, error) {
 		MinLifetime: l.LifetimeMin, MaxLifetime: l.LifetimeMax}
 	g.log.Info("registration policy", "nosec", l.NoSec.String(), "bindings", bindings.Len(),
 		"register_rate", l.RegisterRate, "lifetime_max", l.LifetimeMax, "max_registrations", l.MaxRegistrations)
-	return []server.Option{server.WithSecurity(bindings), server.WithNoSecRule(nosec), server.WithLimits(lim)}, nil
+	return []server.Option{server.WithSecurity(bindings), server.WithNoSecRule(nosec), server.WithLimits(lim),
+		server.WithPeerCheck(g.smsPeerCheck)}, nil
 }
 
 // bindings builds the binding table from lwm2m.psk and lwm2m.oscore (with
@@ -56,6 +57,15 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 	for ep, x := range g.oscore {
 		b := byEP[ep]
 		b.Identity = x.Identity() // an OSCORE context authenticates one device
+		byEP[ep] = b
+	}
+	certs, err := g.certBindings() // lwm2m.rpk and lwm2m.x509 (dtlssms.go)
+	if err != nil {
+		return nil, err
+	}
+	for ep, id := range certs {
+		b := byEP[ep]
+		b.Identity = id
 		byEP[ep] = b
 	}
 	for ep, d := range g.devices {
