@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -14,6 +15,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
 // DTLS over SMS in the daemon.
@@ -301,4 +303,13 @@ func (c *dtlsSMSCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(dtlsCache, prometheus.CounterValue, float64(v), k)
 		}
 	}
+}
+
+// registrationSecurity is the security mode a registration was made with
+// (the part of its identity before ":"), "nosec" without one.
+func registrationSecurity(r *registry.Registration) string {
+	if mode, _, ok := strings.Cut(r.Identity, ":"); ok && mode != "" {
+		return mode
+	}
+	return config.SMSNoSec
 }
