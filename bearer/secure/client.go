@@ -84,12 +84,6 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	if c.ServerName != "" {
 		opts = append(opts, dtls.WithServerName(c.ServerName))
 	}
-	if cfg.CIDLength > 0 {
-		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cfg.CIDLength)))
-	} else if cfg.CIDLength == 0 {
-		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
-	}
-
 	var offered []byte
 	if c.Sessions != nil {
 		key := c.SessionKey
@@ -97,6 +91,16 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 			key = peer.String() + "_" + c.ServerName // pion's client key
 		}
 		offered = c.Sessions.peek(key)
+	}
+	switch {
+	case cfg.CIDLength > 0 && len(offered) == 0:
+		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cfg.CIDLength)))
+	case cfg.CIDLength >= 0:
+		// Offering a session, the client asks for no CID of its own:
+		// pion's abbreviated ServerHello carries no connection_id
+		// extension, yet a pion server would wrap its records in the CID
+		// the client asked for, which the client then cannot read.
+		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 	}
 	cn.wg.Add(1)
 	go cn.pump()

@@ -394,9 +394,7 @@ func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Optio
 	opts := []dtls.Option{
 		dtls.WithCipherSuites(c.suites(server)...),
 		dtls.WithFlightInterval(c.FlightInterval),
-		// pion's MTU is the handshake fragment size; a fragment travels
-		// with a 12-byte handshake header in a 13-byte record header.
-		dtls.WithMTU(max(mtu-handshakeFragmentOverhead, minFragment)),
+		dtls.WithMTU(pionMTU(mtu, c.Certificate != nil)),
 		// RFC 7925 §4.4: secp256r1 is mandatory; X25519 is accepted too.
 		dtls.WithEllipticCurves(elliptic.P256, elliptic.X25519),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
@@ -421,6 +419,24 @@ func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Optio
 		}
 	}
 	return opts
+}
+
+// pionMTU is the value given to pion's WithMTU for datagrams of at most
+// mtu bytes. pion uses it twice: as the largest handshake fragment (which
+// travels with a 12-byte handshake header in a 13-byte record header) and
+// as the bound below which it packs a flight's records into one datagram.
+// With certificates (messages of hundreds of bytes) the fragments must fit
+// mtu, so it is mtu−25, and records are packed only below that. A PSK
+// handshake has no message over mtu−25 bytes short of a 100-byte PSK
+// identity, so there the packing bound counts: mtu+1 packs records up to
+// mtu bytes (pion packs while the total stays below its MTU), and the
+// ServerHello and ServerHelloDone of a full handshake go in one SMS
+// instead of two.
+func pionMTU(mtu int, certificates bool) int {
+	if certificates {
+		return max(mtu-handshakeFragmentOverhead, minFragment)
+	}
+	return mtu + 1
 }
 
 // checkSuitesKnown rejects unknown cipher suite IDs early.

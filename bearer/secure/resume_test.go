@@ -196,20 +196,26 @@ func TestResumption(t *testing.T) {
 		reorder bool // the request overtakes the Finished
 		forget  bool // the server lost its sessions: full handshake
 		skipHVR bool
+		cid     int // the client's own CID length; the server issues 6-byte CIDs then
 	}{
 		{name: "abbreviated"},
 		{name: "request overtakes the Finished", reorder: true},
 		{name: "server forgot the session", forget: true},
 		{name: "no cookie exchange", skipHVR: true, reorder: true},
+		{name: "client with a CID of its own", cid: 4, reorder: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newMemNet()
 			scache, _ := NewSessionCache()
-			s := startServer(t, n, &Config{PSKLookup: pskLookup, Sessions: scache, CIDLength: -1,
+			scid := -1
+			if tc.cid > 0 {
+				scid = 6
+			}
+			s := startServer(t, n, &Config{PSKLookup: pskLookup, Sessions: scache, CIDLength: scid,
 				SkipHelloVerify: tc.skipHVR, Logger: discardLogger()})
 			ccache, _ := NewSessionCache()
-			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, Logger: discardLogger()}
+			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, CIDLength: tc.cid, Logger: discardLogger()}
 			old := n.attach("dev", memParams())
 			c1, err := Dial(testCtx(t), old, memAddr("srv"), cli)
 			if err != nil {
@@ -345,5 +351,44 @@ func TestSessionKeyAcrossServers(t *testing.T) {
 	waitFor(t, "server resumed", func() bool { return s2.Stats().Resumed == 1 })
 	if _, err := NewServer(n.attach("x", memParams()), &Config{PSKLookup: pskLookup, SessionKey: "k"}); err == nil {
 		t.Fatal("SessionKey without Sessions accepted")
+	}
+}
+
+// TestResumptionClientOwnCID: a client (pion's own, as a third-party
+// device would be) that asks for a connection ID of its own and offers a
+// session gets a full handshake instead (pion cannot give a resumed
+// session a CID, and would then wrap its answers in one the client cannot
+// read); its requests are answered either way.
+func TestResumptionClientOwnCID(t *testing.T) {
+	n := newMemNet()
+	scache, _ := NewSessionCache()
+	s := startServer(t, n, &Config{PSKLookup: pskLookup, Sessions: scache, Logger: discardLogger()})
+	ccache, _ := NewSessionCache()
+	for i := range 2 {
+		mb := n.attach("dev", memParams())
+		conn, err := dtls.ClientWithOptions(mb, memAddr("srv"),
+			dtls.WithPSK(func([]byte) ([]byte, error) { return testPSKs["dev-1"], nil }), dtls.WithPSKIdentityHint([]byte("dev-1")),
+			dtls.WithCipherSuites(TLS_PSK_WITH_AES_128_CCM_8), dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(6)),
+			dtls.WithSessionStore(ccache), dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.HandshakeContext(testCtx(t)); err != nil {
+			t.Fatalf("handshake %d: %v", i, err)
+		}
+		if _, err := conn.Write([]byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 256)
+		k, err := conn.Read(buf)
+		if err != nil || string(buf[:k]) != "psk:dev-1|hi" {
+			t.Fatalf("answer after handshake %d: %q %v", i, buf[:k], err)
+		}
+		_ = mb.Close() // power cut
+		_ = conn.Close()
+	}
+	if st := s.Stats(); st.NotResumedCID != 1 || st.Resumed != 0 || st.HandshakesOK != 2 {
+		t.Fatalf("server %+v", st)
 	}
 }

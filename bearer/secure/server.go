@@ -73,7 +73,7 @@ type Server struct {
 type counters struct {
 	handshakesOK, handshakesFailed, refused, garbage, unknownPeer,
 	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn, helloVersion, logSuppressed,
-	resumed, replaced atomic.Uint64
+	resumed, replaced, notResumedCID atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters; every bounded structure of
@@ -95,6 +95,11 @@ type Stats struct {
 	// the same peer (RFC 6347 §4.2.8: a device that restarted, or lost its
 	// session); they end without a close_notify.
 	Replaced uint64
+	// NotResumedCID counts sessions a peer offered that were not resumed
+	// because its ClientHello asked for a connection ID of its own (pion
+	// cannot give a resumed session one; see sessionGate): a full
+	// handshake instead.
+	NotResumedCID uint64
 	// Refused counts ClientHellos dropped because a limit was reached.
 	Refused uint64
 	// Garbage counts datagrams that did not start with a DTLS record.
@@ -230,6 +235,7 @@ func (s *Server) Stats() Stats {
 		HandshakesFailed: s.st.handshakesFailed.Load(),
 		Resumed:          s.st.resumed.Load(),
 		Replaced:         s.st.replaced.Load(),
+		NotResumedCID:    s.st.notResumedCID.Load(),
 		Refused:          s.st.refused.Load(),
 		Garbage:          s.st.garbage.Load(),
 		UnknownPeer:      s.st.unknownPeer.Load(),
@@ -500,6 +506,13 @@ func (s *Server) route(b []byte, addr net.Addr) {
 	if ri.clientHello && target != nil {
 		if id := helloSessionID(b); id != nil {
 			target.offered = id
+		}
+		if s.cidLen > 0 && s.cfg.Sessions != nil {
+			// Before pion reads the last fragment: it looks the
+			// session up as soon as it has the whole ClientHello.
+			if m := target.hello.add(b); m != nil {
+				target.ownCID.Store(wantsOwnCID(m))
+			}
 		}
 	}
 	dg := datagram{b: b, addr: addr}

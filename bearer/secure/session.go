@@ -39,6 +39,10 @@ type session struct {
 	offered []byte
 	peerCCS bool
 	held    []datagram
+	hello   helloAssembler
+	// ownCID: the peer's ClientHello asks for a connection ID of its own;
+	// such a peer is not resumed (sessionGate).
+	ownCID atomic.Bool
 	// pskIdentity is the PSK identity the client presented (a string),
 	// for the failure log.
 	pskIdentity atomic.Value
@@ -146,6 +150,9 @@ func (ss *session) run() {
 	}
 	if s.cfg.SkipHelloVerify {
 		opts = append(opts, dtls.WithInsecureSkipVerifyHello(true))
+	}
+	if s.cfg.Sessions != nil && s.cidLen > 0 {
+		opts = append(opts, dtls.WithSessionStore(sessionGate{s.cfg.Sessions, ss}))
 	}
 	conn, err := dtls.ServerWithOptions(ss.vc, ss.addr, opts...)
 	if err != nil {
@@ -298,3 +305,25 @@ func (ss *session) cleanup() {
 	ss.closeConn()
 	_ = ss.vc.Close()
 }
+
+// sessionGate is a server session's view of the SessionCache: a peer that
+// asks for a connection ID of its own gets a full handshake instead of a
+// resumed session. pion/dtls 3.1.15 gives an abbreviated handshake no
+// connection_id extension, but keeps the CID the ClientHello asked for
+// and wraps every record it sends in it: the client, told of no CID,
+// cannot read a single answer. (Our Dial asks for no CID of its own when
+// it offers a session.)
+type sessionGate struct {
+	c  *SessionCache
+	ss *session
+}
+
+func (g sessionGate) Get(key []byte) (dtls.Session, error) {
+	if g.ss.ownCID.Load() {
+		g.ss.srv.st.notResumedCID.Add(1)
+		return dtls.Session{}, nil
+	}
+	return g.c.Get(key)
+}
+func (g sessionGate) Set(key []byte, s dtls.Session) error { return g.c.Set(key, s) }
+func (g sessionGate) Del(key []byte) error                 { return g.c.Del(key) }

@@ -2,7 +2,6 @@ package sms_test
 
 import (
 	"context"
-	"net"
 	"testing"
 	"time"
 
@@ -22,43 +21,65 @@ func dtlsPeers(side string, c *sms.Config) {
 	}
 }
 
-// restartDevice closes the device's SMS bearer (a power cut: no
-// close_notify goes out) and opens a new one on the same SIM.
-func restartDevice(t *testing.T, p *pair) {
+// reopen closes one side of the pair (a power cut: nothing more goes out)
+// and opens a new bearer on the same SIM with a fresh state, its peer in
+// mode.
+func reopen(t *testing.T, p *pair, server bool, mode sms.Security) {
 	t.Helper()
-	p.dev.Close()
-	b, err := sms.New(p.devSIM, sms.Config{
+	sim, peer, own := p.devSIM, serverNum, deviceNum
+	old := &p.dev
+	if server {
+		sim, peer, own, old = p.srvSIM, deviceNum, serverNum, &p.srv
+	}
+	(*old).Close()
+	b, err := sms.New(sim, sms.Config{
 		StateDir: t.TempDir(),
-		Peers:    map[string]sms.Peer{serverNum: {Security: sms.SecurityDTLS, SIM: deviceNum}},
+		Peers:    map[string]sms.Peer{peer: {Security: mode, SIM: own}},
 		Params:   testParams(2 * time.Second),
 		Worker:   outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.dev = b
+	*old = b
+	t.Cleanup(func() { b.Close() })
 }
 
+// smsServerDTLS is the DTLS profile smsgw runs on SMS: one SMS segment per
+// handshake datagram, no cookie exchange, sessions kept for resumption,
+// quiet session ends.
+func smsServerDTLS(sessions *secure.SessionCache, cid int) *secure.Config {
+	scfg, _ := secureCfg(140)
+	scfg.SkipHelloVerify, scfg.QuietClose, scfg.Sessions, scfg.CIDLength = true, true, sessions, cid
+	return scfg
+}
+
+func smsClientDTLS(sessions *secure.SessionCache, cid int) *secure.Config {
+	_, ccfg := secureCfg(140)
+	ccfg.Sessions, ccfg.QuietClose, ccfg.CIDLength = sessions, true, cid
+	return ccfg
+}
+
+// TestDTLSResumptionAfterDeviceRestart: a device that lost power (no
+// close_notify) comes back over SMS with an abbreviated handshake, its
+// first request is answered although it may reach the server before the
+// server has read the device's Finished (SMS reorders: 20 % here), and the
+// old session ends without an alert. i19-cost saw that first request
+// time out: the cause was in bearer/secure's demultiplexer and pion's
+// abbreviated handshake (see TestResumption there).
 func TestDTLSResumptionAfterDeviceRestart(t *testing.T) {
 	for _, tc := range []struct {
-		name     string
-		graceful bool
+		name   string
+		faults smstest.Faults
 	}{
-		{"power cut", false},
-		{"close_notify", true},
+		{"in order", smstest.Faults{Latency: 20 * time.Millisecond}},
+		{"reordered", smstest.Faults{Latency: 20 * time.Millisecond, Reorder: 0.2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := newPair(t, smstest.Faults{Latency: 20 * time.Millisecond}, dtlsPeers)
-			scfg, ccfg := secureCfg(140)
-			scfg.CIDLength = -1
-			var err error
-			if scfg.Sessions, err = secure.NewSessionCache(); err != nil {
-				t.Fatal(err)
-			}
-			if ccfg.Sessions, err = secure.NewSessionCache(); err != nil {
-				t.Fatal(err)
-			}
-			ss, err := secure.NewServer(&traceBearer{p.srv, t, "server"}, scfg)
+			p := newPair(t, tc.faults, dtlsPeers)
+			scache, _ := secure.NewSessionCache()
+			ccache, _ := secure.NewSessionCache()
+			ss, err := secure.NewServer(p.srv, smsServerDTLS(scache, -1))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,47 +91,31 @@ func TestDTLSResumptionAfterDeviceRestart(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			srv := mustAddr(t, serverNum)
-			read := func(conn *secure.Conn) {
-				t.Helper()
+			for i := range 5 {
+				conn, err := secure.Dial(ctx, p.dev, srv, smsClientDTLS(ccache, -1))
+				if err != nil {
+					t.Fatalf("handshake %d: %v", i, err)
+				}
+				if conn.Resumed() != (i > 0) {
+					t.Fatalf("handshake %d resumed: %v", i, conn.Resumed())
+				}
 				dev, err := bearer.NewEndpoint(conn)
 				if err != nil {
 					t.Fatal(err)
 				}
 				if resp, err := dev.Get(ctx, srv, "/3/0/0"); err != nil || string(resp.Payload) != "m2mbearer" {
-					t.Fatalf("read: %v", err)
+					t.Fatalf("first request after handshake %d: %v", i, err)
 				}
-				if tc.graceful {
-					dev.Close()
-				}
+				reopen(t, p, false, sms.SecurityDTLS) // the device restarts: its bearer goes, the session with it
+				dev.Close()                           // quietly, and on a closed bearer
 			}
-			conn, err := secure.Dial(ctx, p.dev, srv, ccfg)
-			if err != nil {
-				t.Fatal(err)
+			deadline := time.Now().Add(10 * time.Second)
+			for ss.Stats().Replaced != 4 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
 			}
-			read(conn)
-			if !tc.graceful {
-				restartDevice(t, p)
-			} else {
-				restartDevice(t, p)
+			if st := ss.Stats(); st.HandshakesOK != 5 || st.Resumed != 4 || st.Replaced != 4 || st.HandshakesFailed != 0 {
+				t.Fatalf("server %+v", st)
 			}
-			n0 := p.net.Submitted.Load()
-			conn, err = secure.Dial(ctx, &traceBearer{p.dev, t, "device"}, srv, ccfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Logf("second handshake: %d SMS, server %+v\nserver cache %+v client cache %+v", p.net.Submitted.Load()-n0, ss.Stats(), scfg.Sessions.Stats(), ccfg.Sessions.Stats())
-			read(conn)
 		})
 	}
-}
-
-type traceBearer struct {
-	bearer.Bearer
-	t    *testing.T
-	side string
-}
-
-func (c *traceBearer) WriteTo(p []byte, a net.Addr) (int, error) {
-	c.t.Logf("%s sends %d bytes: % x", c.side, len(p), p[:min(len(p), 16)])
-	return c.Bearer.WriteTo(p, a)
 }
