@@ -72,6 +72,7 @@ type Endpoint struct {
 	obs      observerSet
 	blocks   blockStore
 	inflight inflightList
+	qb       qbState // RFC 9177 (qblock*.go)
 
 	rmsg  message.Message // read loop only
 	ropts [32]message.Option
@@ -150,9 +151,11 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	e.dedup.init(e.lim.MaxDedup)
 	e.obs.init()
 	e.blocks.init(e.lim)
+	e.qb.init(e.lim, e.rng.Uint32())
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.bg.Add(1)
+	e.bg.Add(2)
 	go e.lateAckLoop()
+	go e.qbLoop()
 	go e.readLoop()
 	return e, nil
 }
