@@ -413,12 +413,14 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	if con {
 		lifetime = e.p.ExchangeLifetime()
 	}
-	dup, reply, running := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
+	dup, hit := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
 	if dup {
 		e.m.Count(EventDuplicate, 1)
-		switch {
-		case con && reply != nil:
-			_ = e.writeRaw(reply, peer)
+		switch running := hit.running; {
+		case con && hit.reply != nil:
+			_ = e.writeRaw(hit.reply, peer)
+		case con && hit.regen:
+			e.regenerate(hit.sum, data, peer, dk) // regen.go
 		case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
 			// The client retransmits while the handler runs: acknowledge
 			// now (RFC 7252 §4.5) and answer separately. A copy arriving

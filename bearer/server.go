@@ -174,11 +174,12 @@ func (e *Endpoint) serve(sx *serverExchange) {
 		<-e.hsem
 		e.hwg.Done()
 	}()
-	if sx.con {
+	track := sx.con && sx.regenOf == nil // a regeneration is not the request's exchange
+	if track {
 		e.inflight.add(sx, time.Now())
 	}
 	defer func() {
-		if sx.con {
+		if track {
 			e.inflight.remove(sx)
 			e.dedup.setRunning(sx.dk, nil)
 		}
@@ -229,7 +230,9 @@ type serverExchange struct {
 	block1    uint32 // Block1 option to echo in the final response
 	hasBlock1 bool
 	obsReg    bool
-	qb        *qbReq // the request carried a Q-Block option
+	qb        *qbReq    // the request carried a Q-Block option
+	regen     bool      // SetRegenerable: the reply may be kept as a digest
+	regenOf   *[16]byte // this run regenerates the reply with this digest
 
 	mu       sync.Mutex
 	written  bool
@@ -414,7 +417,11 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 			sx.mu.Unlock()
 			return err
 		}
-		e.dedup.setReply(sx.dk, data)
+		if sx.regenOf != nil {
+			sx.mu.Unlock()
+			return e.sendRegenerated(sx, data)
+		}
+		e.keepReply(sx, data)
 		err = e.writeRaw(data, sx.peer)
 		sx.mu.Unlock()
 		return err
