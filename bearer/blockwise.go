@@ -64,6 +64,7 @@ type blockStore struct {
 	perPeer map[string]int
 	memory  int
 	done    map[string]*qbDoneRec // answers to finished Q-Block1 bodies
+	qbKeep  time.Duration         // how long a Q-Block2 body is kept after its last use
 }
 
 type blockBuf struct {
@@ -230,6 +231,9 @@ func (s *blockStore) putBody(key string, b *blockBuf, now time.Time, m Metrics) 
 		return
 	}
 	b.expires = now.Add(s.lim.BlockExpiry)
+	if b.qs != nil {
+		b.expires = now.Add(s.qbKeep)
+	}
 	s.put(key, b)
 	m.Set(GaugeBlockBuffers, len(s.bufs))
 }

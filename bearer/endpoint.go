@@ -151,6 +151,7 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	e.dedup.init(e.lim.MaxDedup)
 	e.obs.init()
 	e.blocks.init(e.lim)
+	e.blocks.qbKeep = max(e.lim.BlockExpiry, p.NonPartialTimeout()) // a Q-Block2 client asks that long
 	e.qb.init(e.lim, e.rng.Uint32())
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.bg.Add(2)
@@ -427,6 +428,8 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 			// sooner than a client can retransmit was duplicated by the
 			// network and is just dropped.
 			running.lateAck()
+		case !con && class == 0:
+			e.qbDuplicate(m, peer, pkey) // qblock_server.go
 		}
 		return
 	}

@@ -486,7 +486,15 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 	base := cloneOptions(req.Options).Set(message.Option{ID: message.RequestTag, Value: e.qbNewTag()}).
 		Set(UintOption(message.Size1, uint32(total)))
 	var buf []byte
-	send := func(i int) error {
+	// The message ID and token each block first went with: a block the
+	// server reports missing goes again byte for byte (a server that got
+	// it after all drops the copy as a duplicate; on SMS the copy's
+	// segments join those of the first sending).
+	sentAs := make([]struct {
+		mid int32
+		tok message.Token
+	}, n)
+	send := func(i int, again bool) error {
 		off := i * bs
 		payload, err := req.readBody(buf, off, min(bs, total-off))
 		if err != nil {
@@ -495,14 +503,20 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 		if req.body != nil {
 			buf = payload
 		}
-		tok := token
-		if t.sent > 0 {
+		tok, mid := token, int32(-1)
+		switch {
+		case again && sentAs[i].tok != nil:
+			tok, mid = sentAs[i].tok, sentAs[i].mid
+		case t.sent > 0:
 			tok = e.newToken() // every block is a request of its own (§6)
 		}
 		m := message.Message{Code: req.Code, Token: tok, Payload: payload,
 			Options: cloneOptions(base).Set(UintOption(message.QBlock1, blockValue(uint32(i), i < n-1, szx)))}
-		if err := t.send(&m); err != nil {
+		if err := t.sendMID(&m, mid); err != nil {
 			return err
+		}
+		if sentAs[i].tok == nil {
+			sentAs[i].tok, sentAs[i].mid = tok, m.MessageID
 		}
 		t.writes = append(t.writes, i)
 		return nil
@@ -510,7 +524,7 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 	next := 0
 	sendSet := func() error {
 		for end := min((next/mp+1)*mp, n); next < end; next++ {
-			if err := send(next); err != nil {
+			if err := send(next, false); err != nil {
 				return err
 			}
 		}
@@ -520,6 +534,26 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 		return nil, err
 	}
 	answered := false
+	// elicit asks for the server's answer when none came after the last
+	// block. The server answers a block received again as if it were new
+	// (§4.3; also a duplicate message, see qbDuplicate). Before the
+	// server showed it knows the body, that is the last block byte for
+	// byte (on SMS the copy also completes a block whose segments were
+	// lost in part); after, the first 16 bytes as a 16-byte block, which
+	// fits one SMS: the server answers it with its final answer or the
+	// blocks it misses.
+	elicit := func() error {
+		if !answered || szx == 0 {
+			return send(n-1, true)
+		}
+		payload, err := req.readBody(nil, 0, min(16, total))
+		if err != nil {
+			return err
+		}
+		m := message.Message{Code: req.Code, Token: e.newToken(), Payload: payload,
+			Options: cloneOptions(base).Set(UintOption(message.QBlock1, blockValue(0, total > 16, 0)))}
+		return t.send(&m)
+	}
 	retries := 0
 	for {
 		wait := e.nonTimeoutRandom()
@@ -538,7 +572,7 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 			if retries++; retries > e.p.NonMaxRetransmit() {
 				return nil, t.timeout("Q-Block1 upload")
 			}
-			err = send(n - 1) // the server answers it as if it were new
+			err = elicit()
 		case resp == nil || resp.Code == codes.BadOption && !answered && !hasQBlock(resp.Options):
 			if !answered {
 				e.qb.peers.set(pkey, qbNo)
@@ -562,7 +596,7 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 			queued := t.queued(e.backlog(t.peer))
 			for _, i := range miss {
 				if int(i) < next && !queued[int(i)] {
-					if err = send(int(i)); err != nil {
+					if err = send(int(i), true); err != nil {
 						break
 					}
 				}

@@ -132,8 +132,12 @@ func (r *qb2rx) missing(limit, maxListed int) []qbBlock {
 
 // qbFollowOptions are the options of a request for more blocks of req's
 // answer: req's, without what belongs to req's own body or observation
-// (§4.4, §4.5), with the Q-Block2 options asked.
-func qbFollowOptions(req message.Options, ask []qbBlock) message.Options {
+// (§4.4, §4.5), with the Q-Block2 options asked. A request for block 0
+// alone would read as a new request for the first block of a new body; it
+// names the body with its ETag (§4.4 allows it), so that the server
+// sends the block it kept, byte for byte, and does not run the request
+// again.
+func qbFollowOptions(req message.Options, ask []qbBlock, etag []byte) message.Options {
 	o := cloneOptions(req)
 	for _, id := range []message.OptionID{message.Observe, message.Block1, message.Block2, message.QBlock1,
 		message.QBlock2, message.Size1, message.Size2, message.RequestTag, message.ContentFormat} {
@@ -141,6 +145,10 @@ func qbFollowOptions(req message.Options, ask []qbBlock) message.Options {
 	}
 	for _, b := range ask {
 		o = o.Add(UintOption(message.QBlock2, b.value()))
+	}
+	o = o.Remove(message.ETag)
+	if len(ask) == 1 && ask[0].num == 0 && !ask[0].more && len(etag) > 0 {
+		o = o.Set(message.Option{ID: message.ETag, Value: etag})
 	}
 	return o
 }
@@ -160,7 +168,7 @@ func (e *Endpoint) qbReceive(ctx context.Context, t *qbTransfer, req *Request, r
 		if len(blocks) == 0 {
 			return nil
 		}
-		m := message.Message{Code: req.Code, Token: e.newToken(), Options: qbFollowOptions(req.Options, blocks)}
+		m := message.Message{Code: req.Code, Token: e.newToken(), Options: qbFollowOptions(req.Options, blocks, r.etag)}
 		return t.send(&m)
 	}
 	askMissing := func(limit int) error {

@@ -1,6 +1,7 @@
 package bearer
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"time"
@@ -123,6 +124,18 @@ func (s *blockStore) qblock1(e *Endpoint, peer net.Addr, pkey, key string, m *me
 		s.drop(key)
 		ok = false
 	}
+	if ok && buf.qr.size == size && buf.qr.cf == string(cf) && b.szx < buf.qr.szx && !con {
+		// A small block of a body we have in larger blocks: the client
+		// asks where we are (it lost our answers; qbElicit). Answer as
+		// for a block received again: the missing blocks.
+		q := buf.qr
+		q.token = append(q.token[:0], m.Token...)
+		if miss := q.missing(q.n, e.qbMaxListed(len(m.Token))); len(miss) > 0 {
+			e.m.Count(EventQBlockMissing, 1)
+			return qb1Result{code: codes.RequestEntityIncomplete, opts: missingOpts(), payload: encodeMissingBlocks(miss)}
+		}
+		return qb1Result{}
+	}
 	if ok && (buf.qr.size != size || buf.qr.szx != b.szx || buf.qr.cf != string(cf)) {
 		// The body changed under the same Request-Tag: give it up
 		// (RFC 7959 §2.9.2 semantics of a 4.08 without a payload).
@@ -194,6 +207,28 @@ func (s *blockStore) qblock1(e *Endpoint, peer net.Addr, pkey, key string, m *me
 
 func missingOpts() message.Options {
 	return message.Options{ContentFormatOption(message.AppMissingBlocksCBORSeq)}
+}
+
+// qbDuplicate answers a NON request that is a duplicate (same message ID)
+// of a Q-Block1 block of a finished body with the body's answer again: RFC
+// 9177 §4.3 wants a block received again answered as if it were new, and
+// a client that lost the answer asks for it so (on SMS, byte for byte, so
+// that the copy also completes a block whose segments were lost in part).
+func (e *Endpoint) qbDuplicate(m *message.Message, peer net.Addr, pkey string) {
+	if _, ok := optionBytes(m.Options, message.QBlock1); !ok {
+		return
+	}
+	key := blockKey(pkey, m.Code, m.Options, true) + "|q"
+	now := time.Now()
+	e.blocks.mu.Lock()
+	d, ok := e.blocks.done[key]
+	if !ok || d.running || !now.Before(d.expires) {
+		e.blocks.mu.Unlock()
+		return
+	}
+	code, opts, payload := d.code, d.opts, d.payload
+	e.blocks.mu.Unlock()
+	e.replyDirect(peer, midKey{}, false, 0, m.Token, code, opts, payload)
 }
 
 // qbMaxListed is how many block numbers one 4.08 or one request for
@@ -314,7 +349,10 @@ func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey strin
 		}
 		return qbReq{}, true
 	}
-	if r.wantQ2 && (len(q2) > 1 || q2[0].num > 0) {
+	_, etag := optionBytes(m.Options, message.ETag)
+	if r.wantQ2 && (len(q2) > 1 || q2[0].num > 0 || etag) {
+		// Blocks of a body being sent (missing ones, 'Continue'), or
+		// block 0 of the body with this ETag (qbFollowOptions).
 		if e.qbServeCached(m, peer, pkey, dk, q2) {
 			return qbReq{}, true
 		}
@@ -337,14 +375,34 @@ func qbKey2(pkey string, code codes.Code, opts message.Options) string {
 // qbSend is the transmission state of a kept Q-Block2 body (guarded by
 // blockStore.mu).
 type qbSend struct {
-	code    codes.Code
-	szx     uint32
-	n       int
-	token   []byte // token of the request that asked for the whole body
-	peer    net.Addr
-	con     bool
-	nextSet int // next set to send on schedule; -1: none
-	nextAt  time.Time
+	code     codes.Code
+	szx      uint32
+	n        int
+	token    []byte // token of the request that asked for the whole body
+	peer     net.Addr
+	con      bool
+	nextSet  int // next set to send on schedule; -1: none
+	nextAt   time.Time
+	sentSets int // sets 0..sentSets-1 went out (a 'Continue' for one of them is late)
+	// NON blocks sent so far: their message IDs and tokens, so that a block
+	// asked for again goes out byte for byte as the first time (a peer that
+	// got it drops the copy as a duplicate; on SMS the copy joins the
+	// segments of the first sending, see Backlogger and the SMS bearer).
+	mids []int32 // -1: not sent yet
+	toks [][]byte
+}
+
+// qbOut is a Q-Block2 body being sent: what each of its block messages
+// needs.
+type qbOut struct {
+	peer  net.Addr
+	con   bool
+	token []byte
+	code  codes.Code
+	opts  message.Options
+	body  []byte
+	szx   uint32
+	st    *qbSend // the kept body's state (message IDs of NON blocks); may be nil
 }
 
 // qbWanted expands the Q-Block2 options of a request into the block
@@ -394,9 +452,10 @@ func qbBlockMessage(code codes.Code, token []byte, opts message.Options, body []
 }
 
 // qbResponse turns a handler's answer to a Q-Block2 request into its
-// first message (sent by WriteResponse as usual: piggybacked, separate or
-// NON) and a function that sends the other blocks asked for.
-func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.Options, payload []byte) (message.Options, []byte, func()) {
+// first message (sent by WriteResponse as usual: piggybacked or separate)
+// and a function that sends the other blocks asked for. With own set (a
+// NON request) the function sends them all, the first included.
+func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.Options, payload []byte) (message.Options, []byte, func(), bool) {
 	szx := e.szx
 	if len(sx.qb.want) > 0 && sx.qb.want[0].szx < szx {
 		szx = sx.qb.want[0].szx
@@ -404,7 +463,7 @@ func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.
 	bs := 16 << szx
 	if len(payload) <= bs {
 		opts = opts.Set(UintOption(message.QBlock2, blockValue(0, false, szx))).Set(UintOption(message.Size2, uint32(len(payload))))
-		return opts, payload, nil
+		return opts, payload, nil, false
 	}
 	if _, ok := optionBytes(opts, message.ETag); !ok {
 		opts = opts.Set(message.Option{ID: message.ETag, Value: etagOf(payload)})
@@ -416,29 +475,47 @@ func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.
 		nums = []int{0}
 	}
 	now := time.Now()
-	st := &qbSend{code: code, szx: szx, n: n, token: append([]byte(nil), sx.req.Token...), peer: sx.peer, con: sx.con, nextSet: -1}
+	st := &qbSend{code: code, szx: szx, n: n, token: append([]byte(nil), sx.req.Token...), peer: sx.peer, con: sx.con,
+		nextSet: -1, sentSets: nums[len(nums)-1]/mp + 1, mids: make([]int32, n), toks: make([][]byte, n)}
+	for i := range st.mids {
+		st.mids[i] = -1
+	}
+	key := qbKey2(sx.pkey, sx.req.Code, sx.req.Options)
+	e.blocks.mu.Lock()
+	if b, ok := e.blocks.bufs[key]; ok && b.qs != nil && !sx.con && b.qs.code == code && b.qs.szx == szx &&
+		bytes.Equal(b.qs.token, st.token) && bytes.Equal(b.data, payload) {
+		// The same request again (the client lost every block): the
+		// same blocks, byte for byte, so that copies a client got are
+		// dropped as duplicates and, on SMS, segments lost the first time
+		// may complete the blocks now.
+		copy(st.mids, b.qs.mids)
+		copy(st.toks, b.qs.toks)
+	}
+	e.blocks.mu.Unlock()
 	if goOn && nums[len(nums)-1]/mp+1 < (n+mp-1)/mp {
 		st.nextSet = nums[len(nums)-1]/mp + 1
 		st.nextAt = now.Add(e.nonTimeoutRandom())
 	}
 	etag, _ := optionBytes(opts, message.ETag)
-	e.blocks.putBody(qbKey2(sx.pkey, sx.req.Code, sx.req.Options), &blockBuf{
+	e.blocks.putBody(key, &blockBuf{
 		peer: sx.pkey, data: payload, etag: etag, opts: cloneOptions(opts), qs: st,
 	}, now, e.m)
 	if st.nextSet >= 0 {
 		e.qb.kick()
 	}
+	out := qbOut{peer: sx.peer, con: sx.con, token: st.token, code: code, opts: opts, body: payload, szx: szx, st: st}
 	first := qbBlockMessage(code, nil, opts, payload, nums[0], szx)
+	if !sx.con {
+		return first.Options, first.Payload, func() { e.qbSendBlocks(out, nums) }, true
+	}
 	rest := nums[1:]
 	var after func()
 	if len(rest) > 0 {
-		token := sx.req.Token
-		peer, con := sx.peer, sx.con
-		after = func() { e.qbSendBlocks(peer, con, token, code, opts, payload, szx, rest) }
+		after = func() { e.qbSendBlocks(out, rest) }
 	} else if nums[0] == n-1 {
 		e.m.Count(EventQBlockTransfer, 1)
 	}
-	return first.Options, first.Payload, after
+	return first.Options, first.Payload, after, false
 }
 
 // nonTimeoutRandom is NON_TIMEOUT_RANDOM: a random duration in
@@ -450,32 +527,48 @@ func (e *Endpoint) nonTimeoutRandom() time.Duration {
 	return time.Duration(float64(e.p.NonTimeout()) * (1 + f*(e.p.AckRandomFactor-1)))
 }
 
-// qbSendBlocks sends blocks nums of body: NON, or CON one after the other
-// (each waits for its ACK, RFC 9177 Appendix A) when the request was CON.
-func (e *Endpoint) qbSendBlocks(peer net.Addr, con bool, token []byte, code codes.Code, opts message.Options, body []byte, szx uint32, nums []int) {
+// qbSendBlocks sends blocks nums of o's body: NON, or CON one after the
+// other (each waits for its ACK, RFC 9177 Appendix A) when the request was
+// CON. A NON block sent before goes again with its message ID and token.
+func (e *Endpoint) qbSendBlocks(o qbOut, nums []int) {
 	for _, i := range nums {
-		m := qbBlockMessage(code, token, opts, body, i, szx)
-		if con {
+		m := qbBlockMessage(o.code, o.token, o.opts, o.body, i, o.szx)
+		if o.con {
 			ctx, cancel := context.WithTimeout(e.ctx, e.p.MaxTransmitWait()+time.Second)
-			_, err := e.roundTrip(ctx, peer, &m, true, nil, true)
+			_, err := e.roundTrip(ctx, o.peer, &m, true, nil, true)
 			cancel()
 			if err != nil {
-				e.log.Debug("bearer: Q-Block2 block not acknowledged", "peer", peer, "block", i, "err", err)
+				e.log.Debug("bearer: Q-Block2 block not acknowledged", "peer", o.peer, "block", i, "err", err)
 				return
 			}
 			continue
 		}
-		m.Type, m.MessageID = message.NonConfirmable, int32(e.newMID())
+		m.Type, m.MessageID = message.NonConfirmable, -1
+		if o.st != nil {
+			e.blocks.mu.Lock()
+			if i < len(o.st.mids) {
+				if o.st.mids[i] >= 0 {
+					m.MessageID, m.Token = o.st.mids[i], o.st.toks[i]
+				} else {
+					m.MessageID = int32(e.newMID())
+					o.st.mids[i], o.st.toks[i] = m.MessageID, append([]byte(nil), m.Token...)
+				}
+			}
+			e.blocks.mu.Unlock()
+		}
+		if m.MessageID < 0 {
+			m.MessageID = int32(e.newMID())
+		}
 		data, err := encode(&m)
 		if err != nil {
 			e.log.Warn("bearer: encode Q-Block2 block", "err", err)
 			return
 		}
-		if e.writeQB(data, peer) != nil {
+		if e.writeQB(data, o.peer) != nil {
 			return
 		}
 	}
-	if len(nums) > 0 && (nums[len(nums)-1]+1)<<(szx+4) >= len(body) {
+	if len(nums) > 0 && (nums[len(nums)-1]+1)<<(o.szx+4) >= len(o.body) {
 		e.m.Count(EventQBlockTransfer, 1)
 	}
 }
@@ -494,23 +587,35 @@ func (e *Endpoint) qbServeCached(m *message.Message, peer net.Addr, pkey string,
 	}
 	st := b.qs
 	body, opts, code, szx := b.data, b.opts, st.code, st.szx
+	mp := e.p.MaxPayloads()
+	if et, ok := optionBytes(m.Options, message.ETag); ok && !bytes.Equal(et, b.etag) {
+		e.blocks.mu.Unlock()
+		return false // another representation: the handler answers afresh
+	}
 	if len(want) > 0 && want[0].szx != szx {
 		e.blocks.mu.Unlock()
 		return false // another block size: the handler answers afresh
 	}
-	mp := e.p.MaxPayloads()
 	nums, goOn := qbWanted(want, st.n, mp)
 	token := m.Token
 	if goOn && len(nums) > 0 && nums[0] > 0 {
+		if nums[0]/mp < st.sentSets {
+			// A late 'Continue' for a set that went out on schedule:
+			// nothing to do (missing blocks are asked for one by one).
+			e.blocks.mu.Unlock()
+			<-e.hsem
+			return true
+		}
 		// 'Continue': the next sets follow on schedule, with the token
 		// of the request that asked for the whole body (§7.2, Figure 13).
 		token = st.token
+		st.sentSets = nums[len(nums)-1]/mp + 1
 		st.nextSet, st.nextAt = -1, time.Time{}
 		if next := nums[len(nums)-1]/mp + 1; next*mp < st.n {
 			st.nextSet, st.nextAt = next, now.Add(e.nonTimeoutRandom())
 		}
 	}
-	b.expires = now.Add(e.lim.BlockExpiry)
+	b.expires = now.Add(e.blocks.qbKeep)
 	e.blocks.mu.Unlock()
 	con := m.Type == message.Confirmable
 	if len(nums) == 0 {
@@ -520,14 +625,18 @@ func (e *Endpoint) qbServeCached(m *message.Message, peer net.Addr, pkey string,
 		return true
 	}
 	e.qb.kick()
-	token = append([]byte(nil), token...)
+	out := qbOut{peer: peer, con: con, token: append([]byte(nil), token...), code: code, opts: opts, body: body, szx: szx, st: st}
 	first := qbBlockMessage(code, append([]byte(nil), m.Token...), opts, body, nums[0], szx)
 	mid := uint16(m.MessageID)
 	e.hwg.Add(1)
 	go func() {
 		defer func() { <-e.hsem; e.hwg.Done() }()
+		if !con {
+			e.qbSendBlocks(out, nums)
+			return
+		}
 		e.replyDirect(peer, dk, con, mid, first.Token, code, first.Options, first.Payload)
-		e.qbSendBlocks(peer, con, token, code, opts, body, szx, nums[1:])
+		e.qbSendBlocks(out, nums[1:])
 	}()
 	return true
 }
@@ -556,15 +665,8 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 		miss  []uint32
 	}
 	type set struct {
-		peer    net.Addr
-		con     bool
-		token   []byte
-		code    codes.Code
-		opts    message.Options
-		body    []byte
-		szx     uint32
-		nums    []int
-		hasNext bool
+		out  qbOut
+		nums []int
 	}
 	var asks []ask
 	var sets []set
@@ -615,14 +717,15 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 				nums = append(nums, i)
 			}
 			st.nextSet++
+			st.sentSets = max(st.sentSets, st.nextSet)
 			if st.nextSet*mp >= st.n {
 				st.nextSet = -1
 			} else {
 				st.nextAt = now.Add(e.nonTimeoutRandom())
 				soon(st.nextAt)
 			}
-			b.expires = now.Add(s.lim.BlockExpiry)
-			sets = append(sets, set{st.peer, st.con, st.token, st.code, b.opts, b.data, st.szx, nums, st.nextSet >= 0})
+			b.expires = now.Add(s.qbKeep)
+			sets = append(sets, set{qbOut{st.peer, st.con, st.token, st.code, b.opts, b.data, st.szx, st}, nums})
 		}
 	}
 	for k, d := range s.done {
@@ -639,14 +742,14 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 		e.qbWriteAnswer(a.peer, a.token, codes.RequestEntityIncomplete, missingOpts(), encodeMissingBlocks(a.miss))
 	}
 	for _, st := range sets {
-		if st.con {
+		if st.out.con {
 			// CON blocks wait for their ACKs: not on the timer loop.
-			if !e.qbGo(func() { e.qbSendBlocks(st.peer, st.con, st.token, st.code, st.opts, st.body, st.szx, st.nums) }) {
+			if !e.qbGo(func() { e.qbSendBlocks(st.out, st.nums) }) {
 				e.m.Count(EventDropOverload, 1)
 			}
 			continue
 		}
-		e.qbSendBlocks(st.peer, false, st.token, st.code, st.opts, st.body, st.szx, st.nums)
+		e.qbSendBlocks(st.out, st.nums)
 	}
 	return next
 }

@@ -399,12 +399,21 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 		opts = opts.Set(UintOption(message.QBlock1, sx.qb.last.value()))
 	}
 	if sx.qb != nil && sx.qb.wantQ2 && code>>5 == 2 {
-		opts, payload, after = e.qbResponse(sx, code, opts, payload)
+		var own bool
+		opts, payload, after, own = e.qbResponse(sx, code, opts, payload) // qblock_server.go
+		if sx.qb.doneKey != "" {
+			e.blocks.finishDone(sx.qb.doneKey, code, opts, payload)
+		}
+		if own {
+			sx.mu.Unlock()
+			after()
+			return nil
+		}
 	} else {
 		opts, payload = e.blockResponse(sx.pkey, sx.req, opts, payload)
-	}
-	if sx.qb != nil && sx.qb.doneKey != "" {
-		e.blocks.finishDone(sx.qb.doneKey, code, opts, payload)
+		if sx.qb != nil && sx.qb.doneKey != "" {
+			e.blocks.finishDone(sx.qb.doneKey, code, opts, payload)
+		}
 	}
 	if after != nil {
 		defer after()
