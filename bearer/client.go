@@ -85,6 +85,8 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		r2.Payload, r2.body = p, nil
 		req = &r2
 	}
+	t := e.qbGuard(req, token) // qblock_client.go
+	defer t.close()
 	if e.needsBlock1(req) {
 		resp, err = e.doBlock1(ctx, req, token)
 	} else {
@@ -96,6 +98,9 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		resp, err = e.roundTripMID(ctx, req.Peer, &m, req.Type == message.Confirmable, nil, false, mid)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if resp, err = e.qbFinish(ctx, t, req, resp); err != nil {
 		return nil, err
 	}
 	return e.completeBlock2(ctx, req, resp, token)

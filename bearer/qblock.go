@@ -248,17 +248,20 @@ func (e *Endpoint) SetQBlockSupport(peer net.Addr, supported bool) {
 }
 
 // learnQBlock records from a response to a request of ours whether the
-// peer supports Q-Block: a Q-Block option says yes; a 4.02 to a request
-// that carried one, or a 2.xx without one, says no.
-func (e *Endpoint) learnQBlock(pkey string, sentQB bool, resp *Response) {
+// peer supports Q-Block: a Q-Block option in any answer but a 4.02 says
+// yes; a 4.02 to a request that carried one (probe) says no (libcoap
+// 4.3.1 echoes the option it does not know in its 4.02). A 2.xx without
+// one says nothing: a server sends no Q-Block2 when its answer fits one
+// block (libcoap does so; ours always adds it to answer a probe).
+func (e *Endpoint) learnQBlock(pkey string, probe bool, resp *Response) {
 	if resp == nil {
 		return
 	}
 	switch {
-	case hasQBlock(resp.Options):
-		e.qb.peers.set(pkey, qbYes)
-	case sentQB && (resp.Code == codes.BadOption || resp.Code>>5 == 2):
+	case probe && resp.Code == codes.BadOption:
 		e.qb.peers.set(pkey, qbNo)
+	case hasQBlock(resp.Options) && resp.Code != codes.BadOption:
+		e.qb.peers.set(pkey, qbYes)
 	}
 }
 

@@ -161,8 +161,12 @@ func (t *qbTransfer) sendMID(m *message.Message, mid int32) error {
 }
 
 // close ends t; its tokens are kept a while so that late answers are
-// dropped quietly instead of answered with an RST (one SMS each).
+// dropped quietly instead of answered with an RST (one SMS each). A nil t
+// is a no-op.
 func (t *qbTransfer) close() {
+	if t == nil {
+		return
+	}
 	q := &t.e.qb
 	q.mu.Lock()
 	t.finished = true
@@ -309,6 +313,9 @@ func (e *Endpoint) doQBlock(ctx context.Context, req *Request, token message.Tok
 			e.m.Count(EventQBlockFallback, 1)
 			return nil, nil, false
 		}
+		if err == nil {
+			resp, err = e.completeBlock2(ctx, req, resp, token) // a server may answer with Block2
+		}
 		return resp, err, true
 	case qbNo:
 		return nil, nil, false
@@ -320,6 +327,35 @@ func (e *Endpoint) doQBlock(ctx context.Context, req *Request, token message.Tok
 		return nil, nil, false
 	}
 	return e.doQBProbe(ctx, req, token)
+}
+
+// qbGuard prepares for a Q-Block2 answer to a request sent the RFC 7252
+// way by an Endpoint that uses Q-Block: a server that knows the peer
+// supports Q-Block (libcoap remembers it from the probe) may answer any
+// request with Q-Block2 blocks, the first in the ACK and the others as
+// CON messages right after it. It returns nil when Q-Block is off.
+func (e *Endpoint) qbGuard(req *Request, token message.Token) *qbTransfer {
+	if !e.p.QBlock.Enabled {
+		return nil
+	}
+	t := e.qbNewTransfer(req.Peer)
+	if t.register(token) != nil {
+		return nil
+	}
+	return t
+}
+
+// qbFinish gathers the rest of a Q-Block2 answer to a request sent the
+// RFC 7252 way (see qbGuard); other answers are returned as they are.
+func (e *Endpoint) qbFinish(ctx context.Context, t *qbTransfer, req *Request, resp *Response) (*Response, error) {
+	if t == nil || resp == nil {
+		return resp, nil
+	}
+	if b, bad := qbOptions(resp.Options, message.QBlock2); bad || len(b) != 1 || !b[0].more {
+		return resp, nil
+	}
+	e.learnQBlock(t.pkey, false, resp)
+	return e.qbReceive(ctx, t, req, resp, false)
 }
 
 // qbRequestFor returns the message of req with extra options (the body,
@@ -351,7 +387,7 @@ func (e *Endpoint) doQBProbe(ctx context.Context, req *Request, token message.To
 	if err != nil {
 		return nil, err, true
 	}
-	if resp.Code == codes.BadOption && !hasQBlock(resp.Options) {
+	if resp.Code == codes.BadOption {
 		e.qb.peers.set(pkey, qbNo)
 		e.m.Count(EventQBlockFallback, 1)
 		return nil, nil, false
@@ -362,6 +398,9 @@ func (e *Endpoint) doQBProbe(ctx context.Context, req *Request, token message.To
 			return nil, err, true
 		}
 		resp, err = e.qbReceive(ctx, t, req, resp, true)
+	}
+	if err == nil {
+		resp, err = e.completeBlock2(ctx, req, resp, token)
 	}
 	return resp, err, true
 }
@@ -454,7 +493,7 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 			}
 			return nil, t.timeout("request")
 		}
-		if resp == nil || resp.Code == codes.BadOption && !hasQBlock(resp.Options) {
+		if resp == nil || resp.Code == codes.BadOption {
 			e.qb.peers.set(pkey, qbNo)
 			return nil, errQBFallback
 		}
@@ -573,7 +612,7 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 				return nil, t.timeout("Q-Block1 upload")
 			}
 			err = elicit()
-		case resp == nil || resp.Code == codes.BadOption && !answered && !hasQBlock(resp.Options):
+		case resp == nil || resp.Code == codes.BadOption && !answered:
 			if !answered {
 				e.qb.peers.set(pkey, qbNo)
 				return nil, errQBFallback
@@ -602,7 +641,7 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 				}
 			}
 		default:
-			e.learnQBlock(pkey, true, resp)
+			e.learnQBlock(pkey, false, resp)
 			e.m.Count(EventQBlockTransfer, 1)
 			if b, _ := qbOptions(resp.Options, message.QBlock2); len(b) == 1 && (b[0].more || b[0].num > 0) {
 				return e.qbReceive(ctx, t, req, resp, false)

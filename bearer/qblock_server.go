@@ -283,7 +283,7 @@ type qbReq struct {
 	doneKey  string    // key of the finished body's answer record
 	want     []qbBlock // Q-Block2 options of the request: answer with Q-Block2
 	wantQ2   bool
-	peerHasQ bool
+	implicit bool // no Q-Block2 in the request: an answer that fits stays plain
 }
 
 // qbHandleRequest runs the RFC 9177 part of an incoming request that
@@ -365,6 +365,20 @@ func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey strin
 		}
 	}
 	return r, false
+}
+
+// qbImplicit lets a peer known to support Q-Block get a large answer with
+// Q-Block2 even when its request carries no Q-Block2 option: libcoap's
+// client puts one in its probe only and relies on the server remembering
+// (its server does). Observations and RFC 7959 requests stay as they are.
+func (e *Endpoint) qbImplicit(m *message.Message, pkey string) *qbReq {
+	if hasAnyBlock(m.Options) || e.qb.peers.get(pkey) != qbYes {
+		return nil
+	}
+	if _, obs := optionUint(m.Options, message.Observe); obs {
+		return nil
+	}
+	return &qbReq{want: []qbBlock{{num: 0, more: true, szx: e.szx}}, wantQ2: true, implicit: true}
 }
 
 // qbKey2 names a Q-Block2 body kept for a peer.
@@ -462,7 +476,9 @@ func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.
 	}
 	bs := 16 << szx
 	if len(payload) <= bs {
-		opts = opts.Set(UintOption(message.QBlock2, blockValue(0, false, szx))).Set(UintOption(message.Size2, uint32(len(payload))))
+		if !sx.qb.implicit {
+			opts = opts.Set(UintOption(message.QBlock2, blockValue(0, false, szx))).Set(UintOption(message.Size2, uint32(len(payload))))
+		}
 		return opts, payload, nil, false
 	}
 	if _, ok := optionBytes(opts, message.ETag); !ok {

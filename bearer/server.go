@@ -98,6 +98,8 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 			return
 		}
 		qb = &r
+	} else {
+		qb = e.qbImplicit(m, pkey)
 	}
 	obsVal, hasObs := optionUint(m.Options, message.Observe)
 	if hasObs && obsVal == 1 && (m.Code == codes.GET || m.Code == codes.FETCH) {
