@@ -55,11 +55,11 @@ func qbFuzzContent(tag byte, i int) byte { return byte(i*7) ^ tag }
 // the body (Request-Tag, content), Size1 in 16-byte units, and flags: bit
 // 0 CON, bit 1 a payload of the wrong length.
 func FuzzQBlockReassembly(f *testing.F) {
-	f.Add([]byte{0x0c, 1, 20, 0, 0x1c, 1, 20, 0, 0x24, 1, 20, 0})             // 3 blocks of 128 in order
+	f.Add([]byte{0x0c, 1, 20, 0, 0x1c, 1, 20, 0, 0x24, 1, 20, 0})                 // 3 blocks of 128 in order
 	f.Add([]byte{0x24, 2, 20, 0, 0x0c, 2, 20, 0, 0x1c, 2, 20, 0, 0x1c, 2, 20, 0}) // out of order, a duplicate
-	f.Add([]byte{0x0c, 3, 20, 1, 0x1c, 3, 20, 1, 0x24, 3, 20, 1})             // CON
-	f.Add([]byte{0x0c, 1, 20, 2, 0x0b, 1, 20, 0, 0x0c, 1, 21, 0})             // bad length, other SZX, other Size1
-	f.Add([]byte{0x00, 4, 0, 0, 0x08, 5, 200, 0})                             // empty body; over the body limit
+	f.Add([]byte{0x0c, 3, 20, 1, 0x1c, 3, 20, 1, 0x24, 3, 20, 1})                 // CON
+	f.Add([]byte{0x0c, 1, 20, 2, 0x0b, 1, 20, 0, 0x0c, 1, 21, 0})                 // bad length, other SZX, other Size1
+	f.Add([]byte{0x00, 4, 0, 0, 0x08, 5, 200, 0})                                 // empty body; over the body limit
 	p := UDPParams("fuzz")
 	p.PreferredDatagram = 140
 	p.QBlock.MaxPayloads = 2
