@@ -199,20 +199,12 @@ func TestQBlockClientAbuse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			p := UDPParams("raw")
-			p.AckTimeout, p.MaxRetransmit, p.MaxLatency, p.ProcessingDelay = 20*time.Millisecond, 0, 20*time.Millisecond, 20*time.Millisecond
+			p := rawParams()
 			p.QBlock = QBlockParams{Enabled: true, NonMaxRetransmit: 2}
 			a, b := pipeConns(p)
 			rawPeer(t, b, tc.answer)
-			e, err := NewEndpoint(a, WithLimits(Limits{MaxBodySize: 8192}))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer e.Close()
-			e.SetQBlockSupport(b.LocalAddr(), true)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			_, err = e.Get(ctx, b.LocalAddr(), "/fw")
+			e, ctx := rawClient(t, a, b, WithLimits(Limits{MaxBodySize: 8192}))
+			_, err := e.Get(ctx, b.LocalAddr(), "/fw")
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}
@@ -241,6 +233,28 @@ func pipeConns(p Params) (Bearer, net.PacketConn) {
 	return testUDPBearer{a, p}, b
 }
 
+// rawClient is an Endpoint on a, a client of the rawPeer on b (known to
+// support Q-Block), and a context for its requests.
+func rawClient(t *testing.T, a Bearer, b net.PacketConn, opts ...EndpointOption) (*Endpoint, context.Context) {
+	t.Helper()
+	e, err := NewEndpoint(a, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Close() })
+	e.SetQBlockSupport(b.LocalAddr(), true)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return e, ctx
+}
+
+// rawParams are fast UDP-like params for a client of rawPeer.
+func rawParams() Params {
+	p := UDPParams("raw")
+	p.AckTimeout, p.MaxRetransmit, p.MaxLatency, p.ProcessingDelay = 20*time.Millisecond, 0, 20*time.Millisecond, 20*time.Millisecond
+	return p
+}
+
 func qbOpts(m *message.Message) []qbBlock {
 	b, _ := qbOptions(m.Options, message.QBlock2)
 	return b
@@ -250,8 +264,7 @@ func qbOpts(m *message.Message) []qbBlock {
 // not ascending CBOR is dropped (RFC 9177 §5) and counted; the upload
 // goes on and completes when the server answers properly.
 func TestQBlockClientBadMissingList(t *testing.T) {
-	p := UDPParams("raw")
-	p.AckTimeout, p.MaxRetransmit, p.MaxLatency, p.ProcessingDelay = 20*time.Millisecond, 0, 20*time.Millisecond, 20*time.Millisecond
+	p := rawParams()
 	p.QBlock = QBlockParams{Enabled: true}
 	a, b := pipeConns(p)
 	var mu sync.Mutex
@@ -273,14 +286,7 @@ func TestQBlockClientBadMissingList(t *testing.T) {
 		return []message.Message{bad, ok}
 	})
 	met := new(Counters)
-	e, err := NewEndpoint(a, WithMetrics(met))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	e.SetQBlockSupport(b.LocalAddr(), true)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	e, ctx := rawClient(t, a, b, WithMetrics(met))
 	body := bytes.Repeat([]byte("0123456789abcdef"), 200)
 	resp, err := e.Put(ctx, b.LocalAddr(), "/fw", message.AppOctets, body)
 	if err != nil || resp.Code != codes.Changed {

@@ -283,6 +283,15 @@ func (e *Endpoint) backlog(peer net.Addr) int {
 	return 0
 }
 
+// holdPeer takes one of the peer's NSTART slots for a whole transfer.
+func (e *Endpoint) holdPeer(ctx context.Context, pkey string) (release func(), err error) {
+	ps, err := e.acquirePeer(ctx, pkey)
+	if err != nil {
+		return nil, err
+	}
+	return func() { <-ps.sem; e.releasePeerRef(pkey, ps) }, nil
+}
+
 // qbNewTag returns the Request-Tag of a new body.
 func (e *Endpoint) qbNewTag() []byte {
 	return binary.BigEndian.AppendUint32(nil, e.qb.tag.Add(1))
@@ -444,11 +453,11 @@ func (t *qbTransfer) timeout(op string) error {
 // Other methods are sent once and wait MAX_TRANSMIT_WAIT.
 func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.Token) (*Response, error) {
 	pkey := AddrKey(req.Peer)
-	ps, err := e.acquirePeer(ctx, pkey)
+	release, err := e.holdPeer(ctx, pkey)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { <-ps.sem; e.releasePeerRef(pkey, ps) }()
+	defer release()
 	t := e.qbNewTransfer(req.Peer)
 	defer t.close()
 	m, err := qbRequestFor(req, token, UintOption(message.QBlock2, blockValue(0, true, e.szx)))
@@ -510,11 +519,11 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 // Q-Block2 answer's blocks).
 func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.Token) (*Response, error) {
 	pkey := AddrKey(req.Peer)
-	ps, err := e.acquirePeer(ctx, pkey)
+	release, err := e.holdPeer(ctx, pkey)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { <-ps.sem; e.releasePeerRef(pkey, ps) }()
+	defer release()
 	szx := e.blockSZXFor(req, token, message.QBlock1)
 	bs := 16 << szx
 	total := req.bodyLen()

@@ -85,6 +85,14 @@ func newSMSPushEnv(t *testing.T) *smsPushEnv {
 	return e
 }
 
+// smsOptions are the update options of the SMS tests: polling, no observe.
+func smsOptions() firmware.Options {
+	o := fast()
+	o.PollInterval = time.Second
+	o.NoObserve = true
+	return o
+}
+
 // TestUpdateSMSPush: an SMS-only streetlight on the in-memory SMS network
 // is pushed a small image over SMS, only when allowed, within its budget,
 // with the cost known before the start.
@@ -97,9 +105,7 @@ func TestUpdateSMSPush(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := fast()
-	o.PollInterval = time.Second
-	o.NoObserve = true
+	o := smsOptions()
 	if _, err := upd.Plan(ctx, "sl-sms", img.ID, o); !errors.Is(err, firmware.ErrUnsupported) {
 		t.Fatalf("SMS push without permission: %v", err)
 	}
@@ -152,9 +158,7 @@ func TestUpdateSMSPushQBlock(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := fast()
-	o.PollInterval = time.Second
-	o.NoObserve = true
+	o := smsOptions()
 	o.AllowSMSPush = true
 	plan, err := e.upd.Plan(ctx, "sl-sms", img.ID, o)
 	if err != nil {
