@@ -42,6 +42,7 @@ type Request struct {
 	ctx    context.Context
 	mid    uint16
 	midSet bool
+	steer  *Steer
 
 	body     io.ReaderAt // SetBody: the body, read block by block
 	bodySize int64
@@ -78,6 +79,10 @@ func (r *Request) readBody(buf []byte, off, n int) ([]byte, error) {
 	}
 	return buf, nil
 }
+
+// SetSteer lets s re-send or abort the request while Endpoint.Do waits
+// for its answer (see Steer).
+func (r *Request) SetSteer(s *Steer) { r.steer = s }
 
 // SetMessageID fixes the message ID of a client request (Endpoint.Do)
 // instead of taking the next one of the Endpoint. With the same Token it

@@ -29,6 +29,8 @@ const (
 	EventBlockError                       // block-wise error (4.08, 4.13, expired or evicted buffer)
 	EventWriteError                       // bearer WriteTo failed
 	EventReadError                        // bearer ReadFrom failed (the read loop backs off and goes on)
+	EventNoResponse                       // response not sent: the request's No-Response option (RFC 7967) declined it
+	EventFiredAnswer                      // answer to a fire-and-forget NON (Endpoint.Fire) matched and dropped, not reset
 	EventQBlockTransfer                   // RFC 9177 Q-Block body completed (sent or received)
 	EventQBlockMissing                    // RFC 9177 request or 4.08 for missing blocks sent
 	EventQBlockFallback                   // peer turned Q-Block down (4.02, RST): RFC 7959 instead
@@ -42,6 +44,7 @@ var eventNames = [numEvents]string{
 	"drop_malformed", "drop_unknown_ack", "drop_unexpected", "drop_overload", "bad_option",
 	"dedup_evicted", "separate_response", "observe_registered", "observe_removed",
 	"notification_sent", "notification_dropped", "block_transfer", "block_error", "write_error", "read_error",
+	"no_response", "fired_answer",
 	"qblock_transfer", "qblock_missing", "qblock_fallback", "dedup_regenerated", "dedup_regen_mismatch",
 }
 

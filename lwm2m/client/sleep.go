@@ -39,6 +39,10 @@ type QueueModeConfig struct {
 	// OnState, if set, is called with true when the client wakes and
 	// false when it falls asleep (tests, metrics).
 	OnState func(awake bool)
+	// RegisterOnWake makes the client send a Register instead of an
+	// Update when it wakes from sleep, as Anjay does when its socket
+	// changed (a new registration, same endpoint name).
+	RegisterOnWake bool
 }
 
 // errTriggerSource: a trigger from a number other than the server's.
@@ -208,6 +212,7 @@ func (c *Client) sleepLoop() {
 	nextUpdate := time.Now().Add(period)
 	t := time.NewTimer(awake)
 	defer t.Stop()
+	fails := 0 // Update failures in a row
 	for {
 		now := time.Now()
 		wait := time.Until(nextUpdate)
@@ -239,11 +244,13 @@ func (c *Client) sleepLoop() {
 		if !update {
 			continue
 		}
+		woke := false
 		if !c.awakeNow.Load() {
 			if err := c.wakeTransport(); err != nil {
 				c.log.Warn("lwm2m client: wake", "ep", c.name, "err", err)
 				continue
 			}
+			woke = true
 		}
 		c.touch()
 		ctx, cancel := context.WithTimeout(context.Background(), max(awake, 5*time.Second))
@@ -254,18 +261,51 @@ func (c *Client) sleepLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		err := c.Update(ctx, false)
+		var err error
+		c.mu.Lock()
+		register := woke && c.sleep.cfg.RegisterOnWake
+		c.mu.Unlock()
+		if register {
+			err = c.Register(ctx)
+		} else {
+			err = c.Update(ctx, false)
+		}
 		var re *RegistrationError
 		if errors.As(err, &re) && re.Code == codes.NotFound { // the server forgot us
 			err = c.Register(ctx)
 		}
 		cancel()
 		c.touch()
-		if err != nil {
-			c.log.Warn("lwm2m client: update failed", "ep", c.name, "err", err)
-			nextUpdate = time.Now().Add(min(c.cfg.retry, period))
-		} else {
+		if err == nil {
+			fails = 0
 			nextUpdate = time.Now().Add(period)
+			continue
 		}
+		fails++
+		c.log.Warn("lwm2m client: update failed", "ep", c.name, "failures", fails, "err", err)
+		wait, giveUp := c.updateRetry(fails, period)
+		if !giveUp {
+			nextUpdate = time.Now().Add(wait)
+			continue
+		}
+		// The registration procedure with its backoff (RetryPolicy); when
+		// it gives up, so does the client.
+		rctx, rcancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.stop:
+				rcancel()
+			case <-rctx.Done():
+			}
+		}()
+		err = c.RegisterWithRetry(rctx)
+		rcancel()
+		if err != nil {
+			c.log.Error("lwm2m client: registration failed, the client stops", "ep", c.name, "err", err)
+			return
+		}
+		fails = 0
+		c.touch()
+		nextUpdate = time.Now().Add(period)
 	}
 }

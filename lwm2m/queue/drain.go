@@ -441,10 +441,12 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	// re-sent as the same attempt only while the device's CoAP
 	// deduplication still knows it; later, only idempotent kinds get a
 	// fresh attempt.
+	fresh := false // this send is the attempt's first: nothing of it was delivered before
 	switch {
 	case rec.SendingSince.IsZero() || rec.Attempt.N == 0:
 		rec.Attempt.N++
 		rec.SendingSince = now
+		fresh = true
 	case now.Sub(rec.SendingSince) > window:
 		if !rec.Kind.Idempotent() {
 			dequeue()
@@ -454,6 +456,7 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		}
 		rec.Attempt.N++
 		rec.SendingSince = now
+		fresh = true
 	}
 	rec.Attempt.ID = rec.ID
 	rec.State = StateSending
@@ -467,6 +470,7 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	seen := d.seen
 	m.emitLocked(Event{Type: EventSent, Endpoint: d.ep, ID: id, State: StateSending, Time: now})
 	m.mu.Unlock()
+	sentAt := now.UnixNano()
 
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.ExecTimeout)
 	req := rec.Request
@@ -486,11 +490,21 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 			res = &Result{ContentFormat: NoContentFormat}
 		}
 		rec.Result = res
+		m.mu.Lock()
+		if d.seen == seen {
+			m.learnLocked(d, sentAt, true)
+		}
+		m.mu.Unlock()
 		dequeue()
 		m.finish(rec, StateDone, ErrKindNone, "", nil)
 		return true
 	case asleep(err):
 		rec.State = StateQueued
+		if fresh && errors.Is(err, ErrNotDelivered) {
+			// Certainly not delivered: as if never sent.
+			rec.SendingSince = time.Time{}
+			m.met.Add("not_delivered", 1)
+		}
 		if perr := m.cfg.Store.Put(rec); perr != nil {
 			m.met.Add("store_errors", 1)
 		}
@@ -498,6 +512,11 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		m.log.Debug("queue: device asleep mid-drain", "endpoint", d.ep, "id", id, "err", err)
 		m.mu.Lock()
 		if d.seen == seen {
+			// Unanswered while the device said nothing: it was asleep
+			// when the request went out, so it listens less long after
+			// its messages than we assumed. It waits, never failed for
+			// this alone, for the device's next message.
+			m.learnLocked(d, sentAt, false)
 			d.awakeUntil = 0
 		}
 		m.mu.Unlock()

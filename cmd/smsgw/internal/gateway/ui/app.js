@@ -83,6 +83,15 @@ function parseLinks(s) {
   return out;
 }
 
+// smsUsageText renders a device's SMS accounting: totals, by purpose,
+// and today's spend against its daily budget.
+function smsUsageText(u) {
+  if (!u) return "";
+  const parts = m => Object.entries(m || {}).map(([p, c]) => `${p} ${c.segments}`).join(", ") || "none";
+  const budget = u.budget_per_day > 0 ? ` — today ${u.budget_used_today} of ${u.budget_per_day} SMS` : ` — today ${u.budget_used_today} SMS`;
+  return `SMS ${u.number}: sent ${u.sent_total.segments} (${parts(u.sent)}), received ${u.received_total.segments} (${parts(u.received)})${budget}`;
+}
+
 async function selectDevice(ep) {
   current = ep;
   params.set("device", ep);
@@ -93,6 +102,7 @@ async function selectDevice(ep) {
   document.getElementById("device-info").textContent =
     `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
     `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
+  document.getElementById("device-sms").textContent = smsUsageText(d.sms_usage);
   const tree = document.getElementById("tree");
   tree.replaceChildren();
   for (const [o, i] of parseLinks(d.objects)) {
@@ -116,7 +126,22 @@ async function selectDevice(ep) {
     tree.append(box);
     if (d.awake && !d.queue) readInstance(ep, o, i);
   }
+  loadLastValues(ep).catch(() => {});
   loadQueue(ep);
+}
+
+// Last known values (reads, notifications, Send): shown for every device,
+// sleeping ones included, with when and how each value arrived.
+async function loadLastValues(ep) {
+  const { body } = await api("GET", "/devices/" + encodeURIComponent(ep) + "/values");
+  for (const v of body.values || []) {
+    const cell = document.getElementById("v" + v.path.split("/").slice(0, 4).join("/").replaceAll("/", "-"));
+    if (cell && !cell.textContent) {
+      cell.textContent = fmtValue(v.value);
+      cell.title = `last known: ${v.source} at ${new Date(v.time).toLocaleString()}`;
+      cell.classList.add("last");
+    }
+  }
 }
 
 function showValues(res) {
@@ -172,6 +197,13 @@ function events() {
   // EventSource cannot send headers; the token goes as a query parameter
   // the API accepts for this stream only.
   const es = new EventSource("/api/v1/events?access_token=" + encodeURIComponent(token));
+  for (const kind of ["notification", "send"]) {
+    es.addEventListener(kind, (ev) => {
+      const d = JSON.parse(ev.data);
+      note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
+      if (current && d.endpoint === current) showValues(d);
+    });
+  }
   for (const kind of ["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"]) {
     es.addEventListener(kind, (ev) => {
       const d = JSON.parse(ev.data);
