@@ -300,7 +300,9 @@ func (e *Endpoint) qbNewTag() []byte {
 // doQBlock sends req with RFC 9177 when it applies; ok false leaves it to
 // the RFC 7252/7959 path of Do.
 func (e *Endpoint) doQBlock(ctx context.Context, req *Request, token message.Token) (resp *Response, err error, ok bool) {
-	if !e.p.QBlock.Enabled || req.midSet || hasAnyBlock(req.Options) {
+	if !e.p.QBlock.Enabled || req.midSet || req.steer != nil || hasAnyBlock(req.Options) {
+		// A fixed message ID or a Steer (queue mode re-sends) is about one
+		// RFC 7252 exchange: such requests go that way.
 		return nil, nil, false
 	}
 	if _, obs := optionUint(req.Options, message.Observe); obs {
