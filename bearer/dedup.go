@@ -14,17 +14,21 @@ import (
 //
 // It is laid out for hundreds of thousands of entries (a firmware campaign
 // keeps one per block request for EXCHANGE_LIFETIME): the entries live in
-// one ring in arrival order (no allocation per entry), peers are interned
-// (an entry names its peer by a 4-byte number, not a string), and a
-// regenerable reply is a 16-byte digest in the entry (regen.go).
+// one ring of 48-byte slots in arrival order (no allocation per entry),
+// peers are interned (an entry names its peer by a 4-byte number, not a
+// string), a regenerable reply is a 16-byte digest in the slot
+// (regen.go), and what few entries have (a whole reply, a running
+// handler) is in side maps.
 type dedupCache struct {
-	mu    sync.Mutex
-	max   int
-	index map[dedupKey]int32 // → position in ring
-	ring  []dedupSlot        // arrival order from head, wrapping
-	head  int
-	n     int // slots in use, live or gone
-	live  int
+	mu      sync.Mutex
+	max     int
+	index   map[dedupKey]int32 // → position in ring
+	ring    []dedupSlot        // arrival order from head, wrapping
+	head    int
+	n       int // slots in use, live or gone
+	live    int
+	replies map[dedupKey][]byte          // encoded reply (ACK or RST) of entries that keep it whole
+	running map[dedupKey]*serverExchange // the request's exchange while its handler runs
 
 	peerIDs  map[string]uint32
 	peerKeys []string // by id
@@ -37,16 +41,14 @@ type dedupKey struct {
 	mid  uint16
 }
 
-// dedupSlot is one entry.
+// dedupSlot is one entry (48 bytes).
 type dedupSlot struct {
 	key     dedupKey
-	gone    bool   // forgotten or replaced: skipped, reclaimed at the head
-	regen   bool   // the reply is sum: regenerate it
-	token   uint64 // hash of the token: same MID, other token is not a duplicate
-	expires int64  // unix nanoseconds
-	reply   []byte // encoded reply (ACK or RST); nil while the handler runs
-	running *serverExchange
-	sum     [16]byte
+	gone    bool     // forgotten or replaced: skipped, reclaimed at the head
+	regen   bool     // the reply is sum: regenerate it
+	token   uint64   // hash of the token: same MID, other token is not a duplicate
+	expires int64    // unix nanoseconds
+	sum     [16]byte // digest of a regenerable reply
 }
 
 // dedupHit is what the cache holds for a duplicate.
@@ -61,6 +63,8 @@ func (c *dedupCache) init(max int) {
 	c.max = max
 	c.index = make(map[dedupKey]int32)
 	c.peerIDs = make(map[string]uint32)
+	c.replies = make(map[dedupKey][]byte)
+	c.running = make(map[dedupKey]*serverExchange)
 }
 
 // lookup returns the live slot of k, or nil.
@@ -107,9 +111,10 @@ func (c *dedupCache) release(id uint32) {
 // drop makes a live slot gone.
 func (c *dedupCache) drop(s *dedupSlot) {
 	delete(c.index, s.key)
+	delete(c.replies, s.key)
+	delete(c.running, s.key)
 	c.release(s.key.peer)
 	s.gone = true
-	s.reply, s.running = nil, nil
 	c.live--
 }
 
@@ -125,7 +130,7 @@ func (c *dedupCache) check(k midKey, token []byte, lifetime time.Duration, now t
 	defer c.mu.Unlock()
 	if s := c.lookup(k); s != nil && t < s.expires {
 		if s.token == th {
-			return true, dedupHit{reply: s.reply, regen: s.regen, sum: s.sum, running: s.running}
+			return true, dedupHit{reply: c.replies[s.key], regen: s.regen, sum: s.sum, running: c.running[s.key]}
 		}
 		c.drop(s)
 	}
@@ -175,7 +180,11 @@ func (c *dedupCache) makeRoom() {
 func (c *dedupCache) setRunning(k midKey, sx *serverExchange) {
 	c.mu.Lock()
 	if s := c.lookup(k); s != nil {
-		s.running = sx
+		if sx != nil {
+			c.running[s.key] = sx
+		} else {
+			delete(c.running, s.key)
+		}
 	}
 	c.mu.Unlock()
 }
@@ -184,7 +193,7 @@ func (c *dedupCache) setRunning(k midKey, sx *serverExchange) {
 func (c *dedupCache) setReply(k midKey, reply []byte) {
 	c.mu.Lock()
 	if s := c.lookup(k); s != nil {
-		s.reply, s.regen = reply, false
+		c.replies[s.key], s.regen = reply, false
 	}
 	c.mu.Unlock()
 }
@@ -193,7 +202,8 @@ func (c *dedupCache) setReply(k midKey, reply []byte) {
 func (c *dedupCache) setRegen(k midKey, sum [16]byte) {
 	c.mu.Lock()
 	if s := c.lookup(k); s != nil {
-		s.reply, s.regen, s.sum = nil, true, sum
+		delete(c.replies, s.key)
+		s.regen, s.sum = true, sum
 	}
 	c.mu.Unlock()
 }
@@ -267,6 +277,16 @@ func (c *dedupCache) verify() error {
 	}
 	if live != c.live || live != len(c.index) || live > c.max {
 		return fmt.Errorf("%d live slots, live %d, %d indexed, max %d", live, c.live, len(c.index), c.max)
+	}
+	for k := range c.replies {
+		if _, ok := c.index[k]; !ok {
+			return fmt.Errorf("reply kept for a key not in the cache")
+		}
+	}
+	for k := range c.running {
+		if _, ok := c.index[k]; !ok {
+			return fmt.Errorf("running handler kept for a key not in the cache")
+		}
 	}
 	for id, n := range refs {
 		if c.peerRefs[id] != n || c.peerIDs[c.peerKeys[id]] != id {

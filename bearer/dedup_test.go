@@ -3,6 +3,7 @@ package bearer
 import (
 	"testing"
 	"time"
+	"unsafe"
 
 	"pgregory.net/rapid"
 )
@@ -79,4 +80,12 @@ func TestDedupCacheBounded(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestDedupSlotSize: the ring's slot stays at 48 bytes (a campaign keeps
+// hundreds of thousands of them).
+func TestDedupSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(dedupSlot{}); n != 48 {
+		t.Fatalf("dedupSlot is %d bytes", n)
+	}
 }

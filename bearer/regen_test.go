@@ -107,7 +107,7 @@ func TestDedupBySize(t *testing.T) {
 			first := waitOut(t, cb, 1)[0]
 			e.dedup.mu.Lock()
 			ent := e.dedup.lookup(midKey{AddrKey(peer), 4242})
-			regen, kept := ent.regen, len(ent.reply)
+			regen, kept := ent.regen, len(e.dedup.replies[ent.key])
 			e.dedup.mu.Unlock()
 			if regen != tc.wantRegen {
 				t.Fatalf("kept as digest %v (reply of %d bytes kept), want %v", regen, kept, tc.wantRegen)
