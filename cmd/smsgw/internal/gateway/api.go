@@ -442,6 +442,13 @@ func (g *Gateway) buildRequest(reg *registry.Registration, kind queue.Kind, p pa
 			return req, nil, fmt.Errorf("delete needs an object instance path (/o/i), not %s", p)
 		}
 	}
+	ts := g.recordTypes(recs)
+	if kind == queue.KindRead {
+		ts = g.readType(p, body.Type)
+	}
+	if len(ts) > 0 {
+		req.Meta = map[string]string{metaTypes: ts.meta()}
+	}
 	if len(recs) > 0 {
 		f := content.Format(server.PreferredFormat(reg))
 		if p.IsResource() && kind != queue.KindCreate {
@@ -531,16 +538,17 @@ func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind q
 	case queue.KindRead, queue.KindObserve:
 		var c server.Content
 		var err error
+		ts := g.readType(p, body.Type)
 		if kind == queue.KindRead {
-			c, err = g.srv.Read(ctx, ep, p)
+			c, err = g.srv.Read(ctx, ep, p, ts.options()...)
 		} else {
-			_, c, err = g.srv.Observe(ctx, ep, p, nil)
+			_, c, err = g.srv.Observe(ctx, ep, p, nil, ts.options()...)
 		}
 		if err != nil {
 			return nil, err
 		}
 		res.Code = coapCode(uint8(codes.Content))
-		g.fillContent(res, p, c, body.Type)
+		g.fillContent(res, p, c, g.resolver(ts))
 	case queue.KindWrite:
 		if err := g.srv.WriteValues(ctx, ep, p, server.Replace, recs...); err != nil {
 			return nil, err
@@ -579,14 +587,10 @@ func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind q
 	return res, nil
 }
 
-func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, as ...string) {
+// fillContent decodes c (the answer for p) into res with m: the model,
+// plus the explicit types of the request (resolver).
+func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, m model.Resolver) {
 	res.Format = content.Format(c.Format).String()
-	var m model.Resolver = g.model
-	if len(as) > 0 && as[0] != "" && p.Len() >= path.LevelResource {
-		if t, err := parseType(as[0]); err == nil {
-			m = typedResolver{base: g.model, obj: p.ObjectID(), res: p.ResourceID(), def: model.Resource{ID: p.ResourceID(), Operations: model.RW, Type: t}}
-		}
-	}
 	if recs, err := content.Decode(content.Format(c.Format), p, c.Payload, m); err == nil {
 		res.Values = recordsJSON(recs)
 	} else {
@@ -619,7 +623,7 @@ func (g *Gateway) queued(w http.ResponseWriter, r *http.Request, req queue.Reque
 			}
 			out := &OpResult{Endpoint: req.Endpoint, Op: req.Kind.String(), Path: p.String(), Code: coapCode(res.Code), Job: g.job(rec)}
 			if res.ContentFormat != queue.NoContentFormat && len(res.Payload) > 0 {
-				g.fillContent(out, p, server.Content{Format: message.MediaType(res.ContentFormat), Payload: res.Payload})
+				g.fillContent(out, p, server.Content{Format: message.MediaType(res.ContentFormat), Payload: res.Payload}, g.resolver(typesOfMeta(rec.Meta)))
 			}
 			writeJSON(w, http.StatusOK, out)
 			return
@@ -669,7 +673,7 @@ func (g *Gateway) job(rec *queue.Record) *Job {
 			res.Path = rec.Paths[0]
 		}
 		if p, err := path.Parse(res.Path); err == nil && rec.Result.ContentFormat != queue.NoContentFormat && len(rec.Result.Payload) > 0 {
-			g.fillContent(res, p, server.Content{Format: message.MediaType(rec.Result.ContentFormat), Payload: rec.Result.Payload})
+			g.fillContent(res, p, server.Content{Format: message.MediaType(rec.Result.ContentFormat), Payload: rec.Result.Payload}, g.resolver(typesOfMeta(rec.Meta)))
 		} else if len(rec.Result.Payload) > 0 {
 			res.Text = string(rec.Result.Payload)
 		}

@@ -406,7 +406,7 @@ func (g *Gateway) observeComposite(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		res := &OpResult{Code: coapCode(uint8(codes.Content))}
-		g.fillContent(res, path.Root, c)
+		g.fillContent(res, path.Root, c, g.model)
 		return res, nil
 	})
 }
@@ -427,32 +427,4 @@ func (g *Gateway) cancelObserveComposite(w http.ResponseWriter, r *http.Request)
 		}
 		return &OpResult{Code: coapCode(uint8(codes.Content))}, nil
 	})
-}
-
-// typedResolver is the object model plus one explicit type for a
-// resource the model does not know (reads with ?type=).
-type typedResolver struct {
-	base model.Resolver
-	obj  uint16
-	res  uint16
-	def  model.Resource
-}
-
-func (t typedResolver) Resource(obj, res uint16) (*model.Resource, bool) {
-	if r, ok := t.base.Resource(obj, res); ok {
-		return r, true
-	}
-	if obj == t.obj && res == t.res {
-		return &t.def, true
-	}
-	return nil, false
-}
-
-// parseType reads an explicit type name ("Integer", "opaque", "unsigned").
-func parseType(s string) (model.Type, error) {
-	t, err := model.ParseType(s)
-	if err != nil || t == model.None {
-		return model.None, fmt.Errorf("type %q: use String, Integer, Unsigned Integer, Float, Boolean, Opaque, Time, Objlnk or Corelnk", s)
-	}
-	return t, nil
 }
