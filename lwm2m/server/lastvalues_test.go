@@ -151,6 +151,7 @@ func TestLastValuesTypedAndWritten(t *testing.T) {
 		return LastValue{}
 	}
 	p1, p3 := path.Resource(31024, 0, 1), path.Resource(31024, 0, 3)
+	notes := make(chan Notification, 4)
 
 	steps := []struct {
 		name   string
@@ -187,7 +188,7 @@ func TestLastValuesTypedAndWritten(t *testing.T) {
 			return f.srv.WriteCompositeValues(ctx, "typed", content.Record{Path: p3, Value: content.NewFloat(2.5)})
 		}, p3, model.Float, "2.5", "write-composite"},
 		{"observe with a type", func() error {
-			_, _, err := f.srv.Observe(ctx, "typed", p1, nil, WithType(p1, model.Integer))
+			_, _, err := f.srv.Observe(ctx, "typed", p1, func(n Notification) { notes <- n }, WithType(p1, model.Integer))
 			return err
 		}, p1, model.Integer, "42", "observe"},
 		{"notification of a typed observation", func() error {
@@ -199,6 +200,15 @@ func TestLastValuesTypedAndWritten(t *testing.T) {
 			}
 			if err := o.Notify(ctx, codes.Content, []byte{0xC1, 0x01, 99}, bearer.ContentFormatOption(message.AppLwm2mTLV)); err != nil {
 				return err
+			}
+			select {
+			case n := <-notes:
+				// The notification decodes with the observation's type.
+				if recs, err := n.Values(); err != nil || len(recs) != 1 || recs[0].Value.Type() != model.Integer {
+					return fmt.Errorf("notification values %v %v", recs, err)
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("no notification")
 			}
 			for deadline := time.Now().Add(10 * time.Second); last(p1).Source != "notify"; time.Sleep(5 * time.Millisecond) {
 				if time.Now().After(deadline) {

@@ -213,7 +213,7 @@ func (s *Server) observe(ctx context.Context, e *bearer.Endpoint, req *bearer.Re
 			return
 		}
 		seq, _ := resp.Observe()
-		n := Notification{Endpoint: ep, Paths: notePaths, Content: contentOf(resp, FormatText), Seq: seq}
+		n := Notification{Endpoint: ep, Paths: notePaths, Content: contentOf(resp, FormatText), Seq: seq, m: sp.m}
 		s.stats.Notifications.Add(1)
 		s.remember(ep, "notify", p, n.Content, sp.m)
 		s.queueSeen(reg, reg.Transport())

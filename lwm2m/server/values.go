@@ -151,6 +151,18 @@ func (n Notification) Records(m model.Resolver) ([]content.Record, error) {
 	return content.Decode(content.Format(n.Content.Format), base, n.Content.Payload, m)
 }
 
+// Values decodes a notification with the model of its observation: the
+// server's, plus the types given to Observe with WithType (a resource
+// outside the model then decodes as that type, not raw). A Notification
+// built by hand decodes only self-described content (SenML).
+func (n Notification) Values() ([]content.Record, error) {
+	m := n.m
+	if m == nil {
+		m = model.Typed{}
+	}
+	return n.Records(m)
+}
+
 // Records decodes the data of a Send.
 func (e SendEvent) Records(m model.Resolver) ([]content.Record, error) {
 	return content.Decode(content.Format(e.Content.Format), path.Root, e.Content.Payload, m)

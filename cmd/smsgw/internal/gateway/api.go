@@ -318,7 +318,7 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 				return
 			}
 		}
-		if t := r.URL.Query().Get("type"); t != "" && kind == queue.KindRead {
+		if t := r.URL.Query().Get("type"); t != "" && (kind == queue.KindRead || kind == queue.KindObserve) {
 			if _, err := parseType(t); err != nil {
 				writeError(w, http.StatusBadRequest, err.Error())
 				return

@@ -7,7 +7,9 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 )
 
 // TestLastValuesTypedAndWritten: through the API, a read of a resource
@@ -17,7 +19,12 @@ import (
 // device in queue mode, whose read and write run as jobs (the type travels
 // with the job) and whose values arrive after the API call.
 func TestLastValuesTypedAndWritten(t *testing.T) {
-	g, a, _ := startDMGateway(t, t.TempDir(), "")
+	g, a, tc := startDMGateway(t, t.TempDir(), "")
+	sse, ok := g.hub.subscribe()
+	if !ok {
+		t.Fatal("no event subscription")
+	}
+	defer g.hub.unsubscribe(sse)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	qc := startTestClient(ctx, t, g, "qdev", client.WithQueueMode())
@@ -53,6 +60,7 @@ func TestLastValuesTypedAndWritten(t *testing.T) {
 		{"write in the model", "tdev", "PUT", "/data/3/0/13", `{"value": "2026-12-01T00:00:00Z"}`, 200, `"code":"2.04"`, "Time write 1796083200", "/3/0/13"},
 		{"refused write keeps the value", "tdev", "PUT", "/data/31024/10/1", `{"value": 300, "type": "Integer"}`, 400, `out of range`, "Integer write 42", "/31024/10/1"},
 		{"write composite", "tdev", "POST", "/composite/write", `{"values": {"/31024/10/3": 2.25}, "types": {"/31024/10/3": "Float"}}`, 200, `"code":"2.04"`, "Float write-composite 2.25", "/31024/10/3"},
+		{"typed observe", "tdev", "POST", "/observe/31024/10/1?type=Integer", "", 200, `"value":42}`, "Integer observe 42", "/31024/10/1"},
 		{"queued typed read", "qdev", "GET", "/data/31024/10/1?type=Integer&wait=30s", "", 200, `"value":1}`, "Integer job 1", "/31024/10/1"},
 		{"queued write", "qdev", "PUT", "/data/31024/10/3?wait=30s", `{"value": 7.5, "type": "Float"}`, 200, `"code":"2.04"`, "Float write 7.5", "/31024/10/3"},
 		{"queued read answer typed in the job", "qdev", "GET", "/data/31024/10/5?type=String&wait=30s", "", 200, `"value":"hello"`, "String job hello", "/31024/10/5"},
@@ -83,6 +91,29 @@ func TestLastValuesTypedAndWritten(t *testing.T) {
 				t.Fatalf("last value of %s: %q, want %q", st.valuePath, got, st.value)
 			}
 		})
+	}
+
+	// A notification of the typed observation: its event and the last
+	// value carry the type.
+	if err := tc.Set(path.Resource(31024, 10, 1), content.NewInt(5)); err != nil {
+		t.Fatal(err)
+	}
+	for got := false; !got; {
+		select {
+		case ev := <-sse:
+			if ev.kind != "notification" {
+				continue
+			}
+			if !strings.Contains(string(ev.data), `"values":[{"path":"/31024/10/1","value":5}]`) {
+				t.Fatalf("notification event: %s", ev.data)
+			}
+			got = true
+		case <-ctx.Done():
+			t.Fatal("no notification")
+		}
+	}
+	if m := value("tdev", "/31024/10/1"); m["type"] != "Integer" || m["source"] != "notify" || m["value"] != float64(5) {
+		t.Fatalf("last value after the notification: %v", m)
 	}
 }
 
