@@ -357,25 +357,36 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 		}
 		g.metrics.opLatency.WithLabelValues(kind.String(), outcome).Observe(since(start))
 		if err != nil {
-			var se *server.Error
-			switch {
-			case errors.As(err, &se):
-				msg := fmt.Sprintf("device %s answered %s to %s %s", ep, coapCode(uint8(se.Code)), kind, p)
-				if se.Message != "" {
-					msg += ": " + se.Message
-				}
-				writeError(w, httpStatus(se.Code), msg)
-			case errors.Is(err, server.ErrNotRegistered):
-				writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
-			case isTimeout(err):
-				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s did not answer %s %s within %v", ep, kind, p, timeout))
-			default:
-				writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", kind, p, ep, err))
-			}
+			writeOpError(w, ep, kind.String(), p.String(), timeout, err)
 			return
 		}
 		res.Endpoint, res.Op, res.Path = ep, kind.String(), p.String()
 		writeJSON(w, http.StatusOK, res)
+	}
+}
+
+// writeOpError answers the error of a device management call op on what
+// (a path, or the paths of a composite operation) that had timeout.
+func writeOpError(w http.ResponseWriter, ep, op, what string, timeout time.Duration, err error) {
+	var se *server.Error
+	var te *bearer.TimeoutError
+	switch {
+	case errors.As(err, &se):
+		msg := fmt.Sprintf("device %s answered %s to %s %s", ep, coapCode(uint8(se.Code)), op, what)
+		if se.Message != "" {
+			msg += ": " + se.Message
+		}
+		writeError(w, httpStatus(se.Code), msg)
+	case errors.Is(err, server.ErrNotRegistered):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
+	case errors.As(err, &te) && te.Op == "separate response":
+		// An empty ACK and nothing after it: what a device that does not
+		// implement the method does (Wakaama's client, for composite ops).
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s acknowledged %s %s (empty ACK) but sent no response within %v: it may not implement %s", ep, op, what, timeout, op))
+	case isTimeout(err):
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s did not answer %s %s within %v", ep, op, what, timeout))
+	default:
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", op, what, ep, err))
 	}
 }
 

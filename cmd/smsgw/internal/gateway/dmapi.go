@@ -164,21 +164,7 @@ func (g *Gateway) dmCall(w http.ResponseWriter, r *http.Request, op string, what
 		return
 	case err != nil:
 		g.metrics.opLatency.WithLabelValues(op, "error").Observe(since(start))
-		var se *server.Error
-		switch {
-		case errors.As(err, &se):
-			msg := fmt.Sprintf("device %s answered %s to %s %s", ep, coapCode(uint8(se.Code)), op, what)
-			if se.Message != "" {
-				msg += ": " + se.Message
-			}
-			writeError(w, httpStatus(se.Code), msg)
-		case errors.Is(err, server.ErrNotRegistered):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
-		case isTimeout(err):
-			writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s did not answer %s %s within %v", ep, op, what, timeout))
-		default:
-			writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", op, what, ep, err))
-		}
+		writeOpError(w, ep, op, what, timeout, err)
 		return
 	}
 	g.metrics.opLatency.WithLabelValues(op, "ok").Observe(since(start))

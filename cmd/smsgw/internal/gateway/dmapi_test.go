@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
@@ -230,5 +233,51 @@ func TestOpenAPIDocumentsDMRoutes(t *testing.T) {
 		if doc.Paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}
+	}
+}
+
+// TestCompositeUnsupportedByDevice: a device that acknowledges a FETCH
+// or iPATCH with an empty ACK and never answers (Wakaama's lwm2mclient,
+// which knows neither method) gets a 504 that says so when ?wait= ends,
+// not the "did not answer" of a device that is gone.
+func TestCompositeUnsupportedByDevice(t *testing.T) {
+	g, a, _ := startDMGateway(t, t.TempDir(), "")
+	release := make(chan struct{})
+	mux := bearer.NewServeMux()
+	mux.HandleFunc("/", func(w bearer.ResponseWriter, r *bearer.Request) {
+		// Late handler: the endpoint sends the empty ACK; the response
+		// comes only when the test ends.
+		<-release
+		w.WriteResponse(codes.MethodNotAllowed, nil)
+	})
+	u, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := bearer.NewEndpoint(u, bearer.WithHandler(mux), bearer.WithLimits(bearer.Limits{SeparateAfter: 50 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(release); dev.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	reg := bearer.NewRequest(codes.POST, g.udpEP.LocalAddr(), "/rd?ep=nofetch&lwm2m=1.1&b=U")
+	reg.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
+	reg.Payload = []byte("</3/0>,</31024/10>")
+	if resp, err := dev.Do(ctx, reg); err != nil || resp.Code != codes.Created {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	tests := []struct{ name, path, body string }{
+		{"read composite", "/composite/read", `{"paths": ["/3/0/0"]}`},
+		{"write composite", "/composite/write", `{"values": {"/31024/10/1": 9}, "types": {"/31024/10/1": "Integer"}}`},
+		{"observe composite", "/composite/observe", `{"paths": ["/3/0/0"]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, v := a.do("POST", "/devices/nofetch"+tc.path+"?wait=1s", tc.body)
+			if msg, _ := v["error"].(string); code != 504 || !strings.Contains(msg, "acknowledged") || !strings.Contains(msg, "(empty ACK) but sent no response within 1s") {
+				t.Fatalf("HTTP %d %v", code, v)
+			}
+		})
 	}
 }
