@@ -37,8 +37,8 @@ func testObject() *model.Object {
 
 // startDMGateway starts a gateway with one demo UDP light, the object
 // models of dir, and a LwM2M 1.1 client "tdev" of our own with object
-// 31024 registered over UDP.
-func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClient, *client.Client) {
+// 31024 registered over UDP; tweaks change the configuration first.
+func startDMGateway(t *testing.T, dataDir, modelsDir string, tweaks ...func(*config.Config)) (*Gateway, apiClient, *client.Client) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = dataDir
@@ -46,6 +46,9 @@ func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClien
 	cfg.LwM2M.Models = modelsDir
 	cfg.Simulator.Fleet = config.Fleet{UDP: 1, Awake: 3 * time.Second}
 	cfg.Simulator.Latency, cfg.Simulator.SendTime = 20*time.Millisecond, 10*time.Millisecond
+	for _, tw := range tweaks {
+		tw(cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
