@@ -165,14 +165,21 @@ func TestMessageLayerRules(t *testing.T) {
 	}
 }
 
-func TestResetFailsExchange(t *testing.T) {
+// newClientPipe is an Endpoint (the client) on one end of a pipe and the
+// bare other end (a peer the test answers for by hand).
+func newClientPipe(t *testing.T) (*bearer.Endpoint, *pipe.Conn) {
+	t.Helper()
 	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
 	cli, err := bearer.NewEndpoint(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
-	defer a.Close()
+	t.Cleanup(func() { cli.Close(); a.Close() })
+	return cli, a
+}
+
+func TestResetFailsExchange(t *testing.T) {
+	cli, a := newClientPipe(t)
 	go func() {
 		buf := make([]byte, 1500)
 		n, from, err := a.ReadFrom(buf)
@@ -181,7 +188,7 @@ func TestResetFailsExchange(t *testing.T) {
 		}
 		_, _ = a.WriteTo([]byte{0x70, 0, buf[2], buf[3]}, from)
 	}()
-	_, err = cli.Get(ctxT(t, 10*time.Second), a.LocalAddr(), "/x")
+	_, err := cli.Get(ctxT(t, 10*time.Second), a.LocalAddr(), "/x")
 	if !errors.Is(err, bearer.ErrReset) {
 		t.Fatalf("err = %v, want ErrReset", err)
 	}
@@ -275,13 +282,7 @@ func TestEmptyACKThenNothing(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
-			cli, err := bearer.NewEndpoint(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer cli.Close()
-			defer a.Close()
+			cli, a := newClientPipe(t)
 			acked := make(chan struct{})
 			go func() {
 				buf := make([]byte, 1500)
@@ -305,7 +306,7 @@ func TestEmptyACKThenNothing(t *testing.T) {
 				}()
 			}
 			req := bearer.NewRequest(codes.FETCH, a.LocalAddr(), "/")
-			_, err = cli.Do(ctx, req)
+			_, err := cli.Do(ctx, req)
 			var te *bearer.TimeoutError
 			switch {
 			case tc.wantCanc:

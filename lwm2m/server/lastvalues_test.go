@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -106,24 +105,8 @@ func TestLastValuesBounded(t *testing.T) {
 func TestLastValuesTypedAndWritten(t *testing.T) {
 	f := newFixture(t)
 	d := newDevice(t)
-	var (
-		mu    sync.Mutex
-		obsr  *bearer.Observer
-		tlv42 = []byte{0xC1, 0x01, 42} // /31024/0/1 = 42 (one byte) in TLV
-	)
-	d.mux.HandleFunc("/31024/0/1", func(w bearer.ResponseWriter, r *bearer.Request) {
-		if r.Code == codes.PUT {
-			w.WriteResponse(codes.Changed, nil)
-			return
-		}
-		if o, err := w.Observe(); err == nil {
-			mu.Lock()
-			obsr = o
-			mu.Unlock()
-		}
-		w.SetOption(bearer.ContentFormatOption(message.AppLwm2mTLV))
-		w.WriteResponse(codes.Content, tlv42)
-	})
+	var res1 observedResource // /31024/0/1 = 42 (one byte) in TLV
+	d.mux.HandleFunc("/31024/0/1", res1.handler(message.AppLwm2mTLV, []byte{0xC1, 0x01, 42}, nil))
 	d.mux.HandleFunc("/31024/0/3", func(w bearer.ResponseWriter, r *bearer.Request) {
 		w.SetOption(bearer.ContentFormatOption(message.AppLwm2mTLV))
 		w.WriteResponse(codes.Content, []byte{0xC1, 0x03, 7})
@@ -192,9 +175,7 @@ func TestLastValuesTypedAndWritten(t *testing.T) {
 			return err
 		}, p1, model.Integer, "42", "observe"},
 		{"notification of a typed observation", func() error {
-			mu.Lock()
-			o := obsr
-			mu.Unlock()
+			o := res1.observer()
 			if o == nil {
 				return fmt.Errorf("device did not accept the observation")
 			}

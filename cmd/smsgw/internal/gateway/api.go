@@ -341,13 +341,7 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 			g.queued(w, r, req, p, wait, start)
 			return
 		}
-		timeout := 30 * time.Second
-		if reg.Transport() == "sms" {
-			timeout = 3 * time.Minute
-		}
-		if wait > 0 {
-			timeout = wait
-		}
+		timeout := opTimeout(reg, wait)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		res, err := g.direct(ctx, reg, kind, p, body, recs, req)
@@ -388,6 +382,18 @@ func writeOpError(w http.ResponseWriter, ep, op, what string, timeout time.Durat
 	default:
 		writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", op, what, ep, err))
 	}
+}
+
+// opTimeout bounds an operation sent to a device directly: ?wait= when
+// given, else 30 s (3 min over SMS).
+func opTimeout(reg *registry.Registration, wait time.Duration) time.Duration {
+	switch {
+	case wait > 0:
+		return wait
+	case reg.Transport() == "sms":
+		return 3 * time.Minute
+	}
+	return 30 * time.Second
 }
 
 func parseWait(s string, def time.Duration) (time.Duration, error) {

@@ -138,14 +138,8 @@ func (g *Gateway) dmCall(w http.ResponseWriter, r *http.Request, op string, what
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	timeout := 30 * time.Second
-	if reg.Transport() == "sms" {
-		timeout = 3 * time.Minute
-	}
-	switch {
-	case wait > 0:
-		timeout = wait
-	case reg.Queue:
+	timeout := opTimeout(reg, wait)
+	if wait == 0 && reg.Queue {
 		timeout = 50 * time.Millisecond // enqueue, answer 202 unless the device is awake and quick
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)

@@ -243,6 +243,9 @@ func (g *Gateway) snapshotValues(ctx context.Context) {
 	}
 }
 
+// writeFileAtomic replaces file name with b durably: a temporary file
+// beside it, fsync, rename, fsync of the directory. A crash leaves the old
+// file or the new one, never a part.
 func writeFileAtomic(name string, b []byte) error {
 	tmp := name + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -260,5 +263,13 @@ func writeFileAtomic(name string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, name)
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
