@@ -299,7 +299,6 @@ func TestEmptyACKThenNothing(t *testing.T) {
 				go func() {
 					select {
 					case <-acked:
-						time.Sleep(20 * time.Millisecond) // let the client take the ACK
 						cancel()
 					case <-time.After(10 * time.Second):
 					}

@@ -216,6 +216,18 @@ func (b *browser) do(js string) {
 // contains want, and returns that text.
 func (b *browser) waitText(selector, want string, within time.Duration) string {
 	b.t.Helper()
+	return b.waitFor(selector, want, false, within)
+}
+
+// waitExact waits until the text of the first element matching selector
+// is want.
+func (b *browser) waitExact(selector, want string, within time.Duration) string {
+	b.t.Helper()
+	return b.waitFor(selector, want, true, within)
+}
+
+func (b *browser) waitFor(selector, want string, exact bool, within time.Duration) string {
+	b.t.Helper()
 	sel, _ := json.Marshal(selector)
 	w, _ := json.Marshal(want)
 	js := fmt.Sprintf(`(async () => {
@@ -223,18 +235,18 @@ func (b *browser) waitText(selector, want string, within time.Duration) string {
 		for (;;) {
 			const e = document.querySelector(%s);
 			const text = e ? e.textContent : null;
-			if (text !== null && text.includes(%s)) return text;
+			if (text !== null && (%v ? text === %s : text.includes(%s))) return text;
 			if (Date.now() > end) return "TIMEOUT: " + (text === null ? "no element" : JSON.stringify(text));
 			await new Promise(r => setTimeout(r, 25));
 		}
-	})()`, within.Milliseconds(), sel, w)
+	})()`, within.Milliseconds(), sel, exact, w, w)
 	v, err := b.eval(js)
 	if err != nil {
 		b.t.Fatalf("waiting for %s: %v", selector, err)
 	}
 	s, _ := v.(string)
 	if strings.HasPrefix(s, "TIMEOUT: ") {
-		b.t.Fatalf("%s never contained %q: %s", selector, want, strings.TrimPrefix(s, "TIMEOUT: "))
+		b.t.Fatalf("%s never read %q (exact %v): %s", selector, want, exact, strings.TrimPrefix(s, "TIMEOUT: "))
 	}
 	return s
 }
