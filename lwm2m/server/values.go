@@ -59,7 +59,7 @@ func (s *Server) ReadValues(ctx context.Context, ep string, p path.Path, opts ..
 // its last known values (source "write", with their own types: a
 // resource outside the model keeps the type it was written as).
 func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode WriteMode, recs ...content.Record) error {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return notRegistered(ep)
 	}
@@ -67,6 +67,15 @@ func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode W
 	body, err := content.Encode(content.Format(f), p, recs)
 	if err != nil {
 		return fmt.Errorf("lwm2m write %s %s: %w", ep, p, err)
+	}
+	if reg.Transport() == "sms" && len(recs) == 1 && recs[0].Path == p && p.Len() == path.LevelResource && f != message.TextPlain {
+		// On SMS every byte costs: a single resource goes as plain text
+		// (Core: text/plain carries one resource value) when that is
+		// smaller than the structured format (a 500-byte string: 4 SMS
+		// instead of 5).
+		if tb, err := content.Encode(content.Text, p, recs); err == nil && len(tb) < len(body) {
+			f, body = message.TextPlain, tb
+		}
 	}
 	if err := s.write(ctx, ep, p, mode, Content{Format: f, Payload: body}); err != nil {
 		return err
@@ -78,7 +87,7 @@ func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode W
 // CreateValues creates an instance of object p from recs (paths
 // /p/<instance>/<resource>) and returns the instance path.
 func (s *Server) CreateValues(ctx context.Context, ep string, p path.Path, recs ...content.Record) (path.Path, error) {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return path.Path{}, notRegistered(ep)
 	}
@@ -97,7 +106,7 @@ func (s *Server) CreateValues(ctx context.Context, ep string, p path.Path, recs 
 // ReadCompositeValues reads several paths at once (Read-Composite) and
 // decodes the records.
 func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...path.Path) ([]content.Record, error) {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return nil, notRegistered(ep)
 	}
@@ -126,7 +135,7 @@ func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...pa
 // device accepted them they are its last known values (source
 // "write-composite").
 func (s *Server) WriteCompositeValues(ctx context.Context, ep string, recs ...content.Record) error {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return notRegistered(ep)
 	}

@@ -100,6 +100,13 @@ type LwM2M struct {
 	// StrictBinding refuses 1.1/1.2 registrations whose binding carries
 	// the 1.0 queue letter (b=UQS, b=UQ); false accepts and counts them.
 	StrictBinding bool `yaml:"strict_binding"`
+	// OSCORE lists per-device OSCORE contexts (UDP and SMS).
+	OSCORE []OSCORE `yaml:"oscore"`
+	// The registration security policy and its limits (security.go).
+	NoSec            NoSec   `yaml:"nosec"`
+	RegisterRate     float64 `yaml:"register_rate"`
+	RegisterBurst    int     `yaml:"register_burst"`
+	MaxRegistrations int     `yaml:"max_registrations"`
 }
 
 // Proxy-mode defaults of the embedded server's listeners: an external
@@ -136,6 +143,13 @@ type SMS struct {
 	PeerRate             float64     `yaml:"peer_rate"`
 	PeerBurst            int         `yaml:"peer_burst"`
 	Devices              []SMSDevice `yaml:"devices"`
+	// BudgetWarn is the share of a daily budget at which an alert is
+	// raised (event sms-budget, metric smsgw_sms_budget_alerts_total).
+	BudgetWarn float64 `yaml:"budget_warn"`
+	// LoopMax refuses more than this many identical SMS to or from one
+	// device within LoopWindow (0: no check).
+	LoopMax    int           `yaml:"loop_max"`
+	LoopWindow time.Duration `yaml:"loop_window"`
 }
 
 // SMSDevice binds a device's number to its endpoint name and the server SIM
@@ -145,6 +159,10 @@ type SMSDevice struct {
 	MSISDN    string `yaml:"msisdn"`
 	ServerSIM string `yaml:"server_sim"`
 	Trigger   bool   `yaml:"trigger"`
+	// NoSec lets the device also register over UDP without DTLS, where
+	// lwm2m.nosec allows its name; otherwise it registers only over SMS
+	// from MSISDN (or over DTLS with a PSK bound to its endpoint).
+	NoSec bool `yaml:"nosec"`
 }
 
 // Queue configures queue mode.
@@ -167,11 +185,14 @@ type Simulator struct {
 
 // Fleet sizes the demo fleet.
 type Fleet struct {
-	UDP   int           `yaml:"udp"`
-	Queue int           `yaml:"queue"`
-	SMS   int           `yaml:"sms"`
-	DTLS  int           `yaml:"dtls"`
-	Awake time.Duration `yaml:"awake"`
+	UDP   int `yaml:"udp"`
+	Queue int `yaml:"queue"`
+	SMS   int `yaml:"sms"`
+	DTLS  int `yaml:"dtls"`
+	// OSCORE lights talk OSCORE over UDP, OSCORESMS over SMS only.
+	OSCORE    int           `yaml:"oscore"`
+	OSCORESMS int           `yaml:"oscore_sms"`
+	Awake     time.Duration `yaml:"awake"`
 }
 
 // Default returns the embedded default configuration.
@@ -450,9 +471,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("models %q is not a readable directory of DDF XML files", m), "lwm2m", "models")
 		}
 	}
-	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
-		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")
-	}
+	c.validateSecurity(ck)
 	sims := map[string]bool{}
 	for i, m := range c.Modems {
 		idx := fmt.Sprint(i)
@@ -490,6 +509,9 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.DTLS < 0 || f.UDP+f.Queue+f.SMS+f.DTLS > 1000 {
 			ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
 		}
+		if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCORE+f.OSCORESMS > 100 {
+			ck.add("oscore and oscore_sms must be in 0..100", "simulator", "fleet")
+		}
 		if f.DTLS > 0 && c.LwM2M.DTLS == "" {
 			ck.add("DTLS lights need the lwm2m.dtls listener", "simulator", "fleet", "dtls")
 		}
@@ -500,6 +522,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add("latency and send_time must not be negative", "simulator")
 		}
 	}
+	c.validateOSCORE(ck)
 	fw := c.Firmware
 	if fw.MaxBytes <= 0 {
 		ck.add("max_bytes must be positive", "firmware", "max_bytes")
@@ -523,6 +546,12 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	}
 	if c.SMS.DailyBudget < 0 || c.SMS.DailyBudgetPerDevice < 0 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
 		ck.add("budgets and rates must not be negative", "sms")
+	}
+	if c.SMS.BudgetWarn < 0 || c.SMS.BudgetWarn > 1 {
+		ck.add("budget_warn is a share of the budget, 0..1", "sms", "budget_warn")
+	}
+	if c.SMS.LoopMax < 0 || c.SMS.LoopWindow < 0 {
+		ck.add("loop_max and loop_window must not be negative", "sms", "loop_max")
 	}
 	eps := map[string]bool{}
 	for i, d := range c.SMS.Devices {
