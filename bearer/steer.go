@@ -87,7 +87,7 @@ type AbortError struct {
 
 func (e *AbortError) Error() string {
 	if e.Err == nil {
-		return "bearer: request aborted"
+		return "bearer: exchange aborted"
 	}
 	return e.Err.Error()
 }

@@ -30,6 +30,9 @@ import (
 
 var zeroTypes = map[string]reflect.Type{
 	"bearer.AbortError":                    reflect.TypeFor[bearer.AbortError](),
+	"bearer/sms.LoopError":                 reflect.TypeFor[bearer_sms.LoopError](),
+	"lwm2m/client.RegistrationFailedError": reflect.TypeFor[lwm2m_client.RegistrationFailedError](),
+	"lwm2m/client.RetryPolicy":             reflect.TypeFor[lwm2m_client.RetryPolicy](),
 	"bearer.Counters":                      reflect.TypeFor[bearer.Counters](),
 	"bearer.Endpoint":                      reflect.TypeFor[bearer.Endpoint](),
 	"bearer.Identity":                      reflect.TypeFor[bearer.Identity](),
@@ -50,7 +53,6 @@ var zeroTypes = map[string]reflect.Type{
 	"bearer/sms.BudgetError":               reflect.TypeFor[bearer_sms.BudgetError](),
 	"bearer/sms.DeliveryError":             reflect.TypeFor[bearer_sms.DeliveryError](),
 	"bearer/sms.NumberError":               reflect.TypeFor[bearer_sms.NumberError](),
-	"bearer/sms.LoopError":                 reflect.TypeFor[bearer_sms.LoopError](),
 	"bearer/sms.Numbering":                 reflect.TypeFor[bearer_sms.Numbering](),
 	"bearer/sms.RateError":                 reflect.TypeFor[bearer_sms.RateError](),
 	"bearer/sms/modemlink.Link":            reflect.TypeFor[bearer_sms_modemlink.Link](),
@@ -71,8 +73,6 @@ var zeroTypes = map[string]reflect.Type{
 	"bearer/udp.Conn":                      reflect.TypeFor[bearer_udp.Conn](),
 	"lwm2m/client.Client":                  reflect.TypeFor[lwm2m_client.Client](),
 	"lwm2m/client.Error":                   reflect.TypeFor[lwm2m_client.Error](),
-	"lwm2m/client.RegistrationFailedError": reflect.TypeFor[lwm2m_client.RegistrationFailedError](),
-	"lwm2m/client.RetryPolicy":             reflect.TypeFor[lwm2m_client.RetryPolicy](),
 	"lwm2m/client.RegistrationError":       reflect.TypeFor[lwm2m_client.RegistrationError](),
 	"lwm2m/content.DecodeError":            reflect.TypeFor[lwm2m_content.DecodeError](),
 	"lwm2m/content.ObjectInstance":         reflect.TypeFor[lwm2m_content.ObjectInstance](),
