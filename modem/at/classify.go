@@ -185,7 +185,9 @@ const (
 	// ShapePrefixed: only lines that carry the command's own prefix
 	// ("+CSQ: 20,99" for AT+CSQ). The default.
 	ShapePrefixed Shape = iota
-	// ShapePDU: prefixed lines and hexadecimal lines (AT+CMGR, AT+CMGL).
+	// ShapePDU: prefixed lines and the lines in PDU position, i.e. every
+	// line but URCs and other commands' information responses (AT+CMGR,
+	// AT+CMGL).
 	ShapePDU
 	// ShapeText: every line that is not a URC or a final result code
 	// (AT+CGMI, AT+CGSN, ATI, commands the caller does not know).
@@ -218,7 +220,10 @@ func belongs(line, prefix string, shape Shape, d Dialect) bool {
 	case ShapeText:
 		return true
 	case ShapePDU:
-		return IsHex(line)
+		// PDU lines and whatever the modem put there that is not shaped
+		// like an information response of another command: the driver
+		// needs the line it got, even garbage, to quarantine it.
+		return Prefix(line) == ""
 	}
 	return false
 }

@@ -59,8 +59,10 @@
 //     the running command's own prefix (+CREG: during AT+CREG?);
 //  5. a line of the running command's answer, if its Shape admits it:
 //     ShapePrefixed takes only lines with the command's prefix, ShapePDU
-//     also the hexadecimal lines (PDUs), ShapeText every other line (the
-//     bare answers of +CGMI or +CGSN). A line the shape refuses is
+//     also every line that is not shaped like another command's
+//     information response (the PDU lines, and garbage in their place, which
+//     the driver must see to quarantine it), ShapeText every other line
+//     (the bare answers of +CGMI or +CGSN). A line the shape refuses is
 //     unsolicited, never part of the answer.
 //
 // Lines that arrive while no command runs go to Config.OnUnsolicited (late
