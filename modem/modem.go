@@ -454,6 +454,9 @@ func (m *Modem) Command(ctx context.Context, cmd string) ([]string, error) {
 // the PDU lines for +CMGR/+CMGL, bare text for the identity commands, only
 // the command's own prefixed lines for the rest.
 func shapeOf(cmd string) at.Shape {
+	if cmd == "" || !strings.ContainsRune("+^*#%$!", rune(cmd[0])) {
+		return at.ShapeText // a basic command (I, I4): bare text
+	}
 	switch cmdName(cmd) {
 	case "+CMGR", "+CMGL":
 		return at.ShapePDU

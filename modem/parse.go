@@ -541,3 +541,54 @@ func ParseCPMS(line string) ([]StorageUse, error) {
 	}
 	return out, nil
 }
+
+// ParseCSCA parses `+CSCA: <sca>[,<tosca>]` (TS 27.005 §3.3.1) and returns
+// the SMSC number, with a leading '+' for international numbers (type 145).
+// A number sent as UCS2 hex (under +CSCS="UCS2": "002B0039...") is decoded.
+// An empty number is refused.
+func ParseCSCA(line string) (string, error) {
+	p, err := params(line, "+CSCA:", 1, 2)
+	if err != nil {
+		return "", err
+	}
+	num := decodeUCS2Digits(p[0])
+	typ := -1
+	if len(p) == 2 {
+		if t, err := atoiRange(p[1], "type", 0, 255); err == nil {
+			typ = t
+		}
+	}
+	digits := strings.TrimPrefix(num, "+")
+	if digits == "" || len(num) > 24 {
+		return "", fmt.Errorf("%w: +CSCA number %q", ErrBadResponse, clip(p[0]))
+	}
+	for i := 0; i < len(digits); i++ {
+		if c := digits[i]; (c < '0' || c > '9') && c != '*' && c != '#' {
+			return "", fmt.Errorf("%w: +CSCA number %q", ErrBadResponse, clip(p[0]))
+		}
+	}
+	if typ == 145 && !strings.HasPrefix(num, "+") {
+		num = "+" + num
+	}
+	return num, nil
+}
+
+// decodeUCS2Digits turns "002B0034..." (UCS2 hex of ASCII) into "+4...";
+// anything else is returned unchanged.
+func decodeUCS2Digits(s string) string {
+	if len(s) < 8 || len(s)%4 != 0 || !isHexField(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i += 4 {
+		if s[i:i+2] != "00" {
+			return s
+		}
+		v, err := strconv.ParseUint(s[i+2:i+4], 16, 8)
+		if err != nil || v < 0x20 || v > 0x7e {
+			return s
+		}
+		b.WriteByte(byte(v))
+	}
+	return b.String()
+}
