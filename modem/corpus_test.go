@@ -402,4 +402,3 @@ func TestGammuDumps(t *testing.T) {
 func verdictName(v verdict) string {
 	return [...]string{"empty", "deliver", "leave", "quarantine", "unreadable"}[v]
 }
-

@@ -421,4 +421,3 @@ func (t *traceRW) Write(p []byte) (int, error) {
 	t.log.Debug("AT ->", "dev", t.name, "data", fmt.Sprintf("%q", p))
 	return t.rw.Write(p)
 }
-

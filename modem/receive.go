@@ -209,4 +209,3 @@ func (m *Modem) claim(mem string, idx int) bool {
 	m.pending[k] = false
 	return true
 }
-

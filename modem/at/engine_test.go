@@ -193,7 +193,6 @@ func TestURCsInsideAnswers(t *testing.T) {
 		{"unknown +XYZ: is not the answer", []string{"+XYZ: 1"}, [][]string{{"+XYZ: 1"}}},
 		{"power-up text", []string{"RDY", "SMS Ready"}, [][]string{{"RDY"}, {"SMS Ready"}}},
 		{"+CMT with its PDU", []string{"+CMT: ,22", cmt}, [][]string{{"+CMT: ,22", cmt}}},
-
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := newLine(t, d)
