@@ -88,6 +88,8 @@ func TestDriverOnEverySimProfile(t *testing.T) {
 	want := map[string]string{
 		"generic": "generic", "sim800": "simcom-sim800", "sim7600": "simcom-sim7600",
 		"ec25": "quectel-ec2x", "bg96": "quectel-bg9x", "sara-r4": "ublox-sara", "sara-u2": "ublox-sara",
+		"huawei": "huawei", "zte": "zte", "wavecom": "sierra-wavecom", "telit": "telit", "cinterion": "cinterion",
+		"nrf91": "nordic-nrf91",
 	}
 	for _, sp := range sim.Profiles() {
 		t.Run(sp.Name, func(t *testing.T) {

@@ -42,14 +42,88 @@ type Profile struct {
 	// when the SIM has no PIN, else after a successful +CPIN=<pin> (before
 	// that, "+CPIN: SIM PIN" is printed instead).
 	ReadyURCs []string
+
+	// The fields below make the dialect of a vendor; their zero values are
+	// TS 27.005/27.007 behaviour.
+
+	// LineEnd ends every line the modem writes (default "\r\n"; Huawei
+	// "\r\r\n"; "\n" and "\r" for tests). Lines also start with it.
+	LineEnd string
+	// CPINNoOK answers AT+CPIN? without a final OK (old Wavecom firmware).
+	CPINNoOK bool
+	// CPINQuoted quotes the state: +CPIN: "SIM PIN".
+	CPINQuoted bool
+	// PadIdentity puts a space before and after the +CGMI/+CGMM answers
+	// (" WAVECOM MODEM").
+	PadIdentity bool
+	// Unsupported is the final result code of a command the modem does not
+	// know (default ERROR; Huawei: COMMAND NOT SUPPORT).
+	Unsupported string
+	// TooManyParams is the final result code of a command given a surplus
+	// parameter (Huawei: TOO MANY PARAMETERS); empty: the command's usual
+	// error.
+	TooManyParams string
+	// Noise are unsolicited lines the modem writes inside answers: after
+	// each +CMGR/+CMGL header (between it and its PDU line) and after the
+	// first line of other multi-line answers, cycling through the list
+	// (Huawei ^RSSI, ^MODE).
+	Noise []string
+	// ReportStorage is the memory stored status reports go to (ZTE "SR");
+	// empty: <mem3>.
+	ReportStorage string
+	// EmptyReportStat lists stored status reports with an empty <stat>
+	// (ZTE: +CMGR: ,,27).
+	EmptyReportStat bool
+	// StorageMems is how many memories +CPMS= takes (default 3; Wavecom
+	// and nRF91: 2, a third is refused).
+	StorageMems int
+	// NoStorage: the modem keeps no messages. +CMGR, +CMGL and +CMGD are
+	// refused; a message that cannot be routed directly (+CMT/+CDS) is
+	// refused to the network (nRF91).
+	NoStorage bool
+	// AckAlways: +CMT and +CDS must be acknowledged with +CNMA whatever
+	// +CSMS says (nRF91).
+	AckAlways bool
 }
 
-// Profiles returns every built-in profile.
+// lineEnd returns the line terminator of the profile.
+func (p Profile) lineEnd() string {
+	if p.LineEnd == "" {
+		return "\r\n"
+	}
+	return p.LineEnd
+}
+
+// storageMems returns how many memories +CPMS= takes.
+func (p Profile) storageMems() int {
+	if p.StorageMems < 1 || p.StorageMems > 3 {
+		return 3
+	}
+	return p.StorageMems
+}
+
+// Profiles returns every built-in profile: the TS 27.005 ones ("generic",
+// "sim800", "sim7600", "ec25", "bg96", "sara-r4", "sara-u2") and the
+// vendor dialects ("huawei", "zte", "wavecom", "telit", "cinterion",
+// "nrf91"); see StandardProfiles for the former alone.
 func Profiles() []Profile {
+	return append(StandardProfiles(), DialectProfiles()...)
+}
+
+// StandardProfiles returns the built-in profiles that answer exactly as
+// TS 27.005/27.007 say (CR LF, OK after every answer, no noise).
+func StandardProfiles() []Profile {
 	return []Profile{
 		genericProfile(), sim800Profile(), sim7600Profile(),
 		ec25Profile(), bg96Profile(), saraR4Profile(), saraU2Profile(),
 	}
+}
+
+// DialectProfiles returns the built-in profiles of vendors whose modems
+// depart from TS 27.005/27.007 (see dialects.go): each plays the quirks
+// the driver's profile of the same vendor handles.
+func DialectProfiles() []Profile {
+	return []Profile{huaweiProfile(), zteProfile(), wavecomProfile(), telitProfile(), cinterionProfile(), nrf91Profile()}
 }
 
 // ProfileByName returns the built-in profile called name (case-insensitive).
