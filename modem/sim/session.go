@@ -389,7 +389,10 @@ func (s *sess) route() {
 		results = append(results, func() { msg.done(true) })
 		urc := ""
 		switch {
-		case msg.kind == kindStatusReport && ds == 2:
+		case msg.kind == kindStatusReport && (ds == 2 || ds == 1):
+			// ds=2 stores with +CDSI; ds=1 under <mode> 0 cannot route the
+			// +CDS directly, so the report is stored and its +CDSI
+			// buffered like any other indication (never stored silently).
 			urc = "+CDSI: \"" + mem + "\"," + strconv.Itoa(idx)
 		case msg.kind == kindDeliver && mt != 0:
 			urc = "+CMTI: \"" + mem + "\"," + strconv.Itoa(idx)
