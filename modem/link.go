@@ -230,6 +230,20 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 			m.log.Info("modem: vendor init command refused", "cmd", c, "err", err)
 		}
 	}
+	// Messages that came before this init are stored where the modem put
+	// them at power-up (its saved <mem3>), which may not be the preferred
+	// storage: those memories are swept too.
+	if info, err := run("+CPMS?"); err == nil {
+		for _, l := range info {
+			if su, perr := ParseCPMS(l); perr == nil {
+				for _, u := range su {
+					m.noteStorage(u.Mem, p)
+				}
+			}
+		}
+	} else if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+		return fmt.Errorf("modem: init: %w", err)
+	}
 	cpms := p.cpmsSet()
 	info, err := run(cpms)
 	if err != nil {

@@ -58,13 +58,7 @@ func (m *Modem) handleURC(u urc) {
 			m.emit(EventBadInput, err, "URC skipped")
 			return
 		}
-		if si.Storage != p.Storage {
-			m.mu.Lock()
-			if len(m.stores) < 8 {
-				m.stores[si.Storage] = true
-			}
-			m.mu.Unlock()
-		}
+		m.noteStorage(si.Storage, p)
 		if err := m.readStored(ctx, si.Storage, si.Index); err != nil && !errors.Is(err, ErrClosed) {
 			m.log.Warn("modem: read of stored message failed; the next sweep retries", "modem", m.Name(), "mem", si.Storage, "index", si.Index, "err", err)
 		}
@@ -84,6 +78,19 @@ func (m *Modem) handleURC(u urc) {
 			m.log.Debug("modem: unsolicited line", "modem", m.Name(), "lines", u.lines)
 		}
 	}
+}
+
+// noteStorage remembers a memory besides the preferred one that may hold
+// messages, so that sweeps list it too (at most 8).
+func (m *Modem) noteStorage(mem string, p Profile) {
+	if mem == "" || mem == p.Storage || p.NoStorage {
+		return
+	}
+	m.mu.Lock()
+	if len(m.stores) < 8 {
+		m.stores[mem] = true
+	}
+	m.mu.Unlock()
 }
 
 func matchAny(line string, list []string) bool {
