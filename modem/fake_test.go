@@ -311,6 +311,8 @@ func (f *fakeModem) respond(cmd string) string {
 		return info(`+CNUM: "","+15550001",145`)
 	case cmd == "+CSQ":
 		return info("+CSQ: 20,99")
+	case cmd == "+CSCA?":
+		return info(`+CSCA: "+31624000000",145`)
 	case cmd == "+CREG?":
 		return info("+CREG: 0,1")
 	case cmd == "+CEREG?":

@@ -25,7 +25,15 @@ func (m *Modem) connect(ctx context.Context) error {
 	m.mu.Lock()
 	m.gen++
 	gen := m.gen
+	live := make(chan struct{})
+	m.liveCh = live
 	m.mu.Unlock()
+	fail := func() {
+		m.mu.Lock()
+		m.failedGen = gen
+		m.mu.Unlock()
+		close(live)
+	}
 	to := m.Profile().CommandTimeout
 	if to <= 0 {
 		to = 5 * time.Second
@@ -41,6 +49,7 @@ func (m *Modem) connect(ctx context.Context) error {
 	if err := m.setup(ctx, s); err != nil {
 		_ = port.Close()
 		s.waitReader()
+		fail()
 		return err
 	}
 	m.mu.Lock()
@@ -48,10 +57,12 @@ func (m *Modem) connect(ctx context.Context) error {
 		m.mu.Unlock()
 		_ = port.Close()
 		s.waitReader()
+		fail()
 		return ErrClosed
 	}
 	m.sess = s
 	m.mu.Unlock()
+	close(live)
 	if m.everUp.Swap(true) {
 		m.st.reconn.Add(1)
 	}
@@ -192,6 +203,16 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 				}
 			}
 		}
+	}
+	if info, err := run("+CSCA?"); err == nil {
+		for _, l := range info {
+			if n, perr := ParseCSCA(l); perr == nil {
+				id.SMSC = n
+				break
+			}
+		}
+	} else if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+		return fmt.Errorf("modem: identity: %w", err)
 	}
 	p := m.Profile()
 	if m.forced == nil {

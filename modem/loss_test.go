@@ -337,3 +337,28 @@ func TestHealthDegradesField(t *testing.T) {
 		t.Fatal("a degraded storage read made the modem not OK")
 	}
 }
+
+// A +CMT that arrives while a session is being set up after a reconnect
+// (the network delivers right after +CNMI) is handled once the session is
+// live, so that its +CNMA can go out (it failed with ErrNotConnected, and
+// the network had to deliver it again).
+func TestDirectDeliveryDuringSetup(t *testing.T) {
+	f := newFake()
+	p := mustProfile("ublox-sara")
+	p.CommandTimeout = 3 * time.Second
+	m := openFake(t, f, p, Config{})
+	f.mu.Lock()
+	f.override = map[string]string{"+CNMI=" + p.CNMI: "\r\nOK\r\n\r\n+CMT: ,22\r\n" + testSMSC + testDeliver + "\r\n"}
+	f.latency = 100 * time.Millisecond // the rest of the setup takes a while
+	f.mu.Unlock()
+	f.unplug()
+	r := recvOne(t, m, 20*time.Second)
+	if err := r.Ack(context.Background()); err != nil {
+		t.Fatalf("Ack of a +CMT that came during setup: %v", err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cnma != 1 {
+		t.Fatalf("+CNMA sent %d times", f.cnma)
+	}
+}

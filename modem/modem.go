@@ -81,6 +81,7 @@ type Identity struct {
 	IMEI         string // +CGSN
 	IMSI         string // +CIMI
 	MSISDN       string // Config.MSISDN or +CNUM
+	SMSC         string // the SIM's SMSC address (+CSCA?), when the modem says
 	Profile      string // the profile in use
 }
 
@@ -137,12 +138,16 @@ type Modem struct {
 	metrics Metrics
 	quar    Quarantine
 
-	mu      sync.Mutex
-	sess    *session
-	gen     uint64
-	id      Identity
-	profile Profile
-	health  Health
+	mu   sync.Mutex
+	sess *session
+	gen  uint64
+	// liveCh is closed when the session of generation gen goes live or
+	// fails (failedGen); URCs of a session being set up wait for it.
+	liveCh    chan struct{}
+	failedGen uint64
+	id        Identity
+	profile   Profile
+	health    Health
 	// pending holds the stored messages handed to the consumer and not yet
 	// acknowledged or rejected; the value records that the slot was
 	// announced (+CMTI/+CDSI) or listed again meanwhile, so that it is read

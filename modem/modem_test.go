@@ -77,7 +77,7 @@ func TestOpenIdentityAndInit(t *testing.T) {
 	f := newFake()
 	m := openFake(t, f, testProfile(), Config{})
 	id := m.Identity()
-	want := Identity{Manufacturer: "FAKE", Model: "F1", Revision: "1.0", IMEI: "490154203237518", IMSI: "001010123456789", MSISDN: "+15550001", Profile: "generic"}
+	want := Identity{Manufacturer: "FAKE", Model: "F1", Revision: "1.0", IMEI: "490154203237518", IMSI: "001010123456789", MSISDN: "+15550001", SMSC: "+31624000000", Profile: "generic"}
 	if id != want {
 		t.Fatalf("identity = %+v, want %+v", id, want)
 	}

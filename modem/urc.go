@@ -36,9 +36,39 @@ func (m *Modem) urcWorker() {
 	}
 }
 
+// awaitLive waits until the session of generation gen is live (true), or
+// has failed or been replaced, or the modem closes (false). A URC that
+// came while its session was being set up (a +CMT right after +CNMI) is
+// handled once the session can carry the +CNMA or +CMGR it needs.
+func (m *Modem) awaitLive(gen uint64) bool {
+	for {
+		m.mu.Lock()
+		switch {
+		case m.sess != nil && m.sess.gen == gen:
+			m.mu.Unlock()
+			return true
+		case m.failedGen >= gen || m.gen != gen || m.liveCh == nil:
+			m.mu.Unlock()
+			return false
+		}
+		ch := m.liveCh
+		m.mu.Unlock()
+		select {
+		case <-ch:
+		case <-m.closing:
+			return false
+		}
+	}
+}
+
 func (m *Modem) handleURC(u urc) {
 	ctx := m.life
 	if len(u.lines) == 0 {
+		return
+	}
+	if !m.awaitLive(u.gen) {
+		// Its session is gone: a +CMT not acknowledged comes again from
+		// the network, a stored message is found by the next sweep.
 		return
 	}
 	head := strings.TrimSpace(u.lines[0])

@@ -390,6 +390,12 @@ func (s *sess) cnmi(c atCmd, args []string) result {
 		v[i] = x
 	}
 	st.cnmi = v
+	if p.NoStorage && v[1] != 0 {
+		// A modem without storage refused what came before its SMS client
+		// registered; now it can take messages, as after freeing memory
+		// (TS 24.011 RP-SMMA), the SMSC tries again at once.
+		defer m.net.ready(m.msisdn)
+	}
 	if v[0] != 0 {
 		// TS 27.005 §3.4.1 <bfr>: 0 flushes the buffered codes to the TE,
 		// 1 clears them.
