@@ -444,3 +444,37 @@ func TestLossPathsThroughPTY(t *testing.T) {
 		}
 	})
 }
+
+// An nRF91 that drops its SMS client says so with an unsolicited +CMS
+// ERROR: 524; the driver registers it again (+CNMI) and messages flow.
+// Without the profile's RearmOn nothing more arrives.
+func TestNRF91RearmsSMSClient(t *testing.T) {
+	for _, rearm := range []bool{true, false} {
+		t.Run(fmt.Sprintf("rearm=%v", rearm), func(t *testing.T) {
+			sp, _ := sim.ProfileByName("nrf91")
+			n := sim.NewNetwork(sim.WithSeed(15), sim.WithValidity(time.Hour, 50*time.Millisecond))
+			t.Cleanup(func() { _ = n.Close() })
+			sx, _ := n.AddModem("+15557201", sim.WithProfile(sp))
+			sy, _ := n.AddModem("+15557202")
+			p, _ := modem.ProfileByName("nordic-nrf91")
+			if !rearm {
+				p.RearmOn = nil
+			}
+			x := openSim(t, sx, modem.Config{}, modem.WithProfile(p))
+			y := openSim(t, sy, modem.Config{})
+			sx.DropSMSClient()
+			atX := collect(t, x)
+			send(t, y, sx.MSISDN(), []message{{id: 300, parts: 1}, {id: 301, parts: 2}})
+			if rearm {
+				atX.waitAll(t, []int{300, 301}, 30*time.Second)
+				return
+			}
+			time.Sleep(time.Second)
+			atX.mu.Lock()
+			defer atX.mu.Unlock()
+			if len(atX.complete) != 0 {
+				t.Fatalf("delivered without re-registering: %v", atX.complete)
+			}
+		})
+	}
+}
