@@ -18,15 +18,6 @@ import (
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
 
-// driverProfileOf names the driver profile each simulated dialect must be
-// detected as.
-var driverProfileOf = map[string]string{
-	"generic": "generic", "sim800": "simcom-sim800", "sim7600": "simcom-sim7600",
-	"ec25": "quectel-ec2x", "bg96": "quectel-bg9x", "sara-r4": "ublox-sara", "sara-u2": "ublox-sara",
-	"huawei": "huawei", "zte": "zte", "wavecom": "sierra-wavecom", "telit": "telit", "cinterion": "cinterion",
-	"nrf91": "nordic-nrf91",
-}
-
 func envOr(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
@@ -271,7 +262,7 @@ func TestHardwareInTheLoop(t *testing.T) {
 				Revision: id.Revision, Profile: id.Profile, IMEI: id.IMEI, IMSI: id.IMSI, SMSC: id.SMSC, SignalDBm: dbm, SignalKnown: known,
 				Registration: reg, Device: x.dev})
 		}
-		if !r.hardware() && (r.a.Identity().Profile != driverProfileOf[r.simNames[0]] || r.b.Identity().Profile != driverProfileOf[r.simNames[1]]) {
+		if !r.hardware() && (r.a.Identity().Profile != r.simA.Profile().DriverProfile || r.b.Identity().Profile != r.simB.Profile().DriverProfile) {
 			t.Errorf("profiles detected: %s, %s for the dialects %s, %s", r.a.Identity().Profile, r.b.Identity().Profile, r.simNames[0], r.simNames[1])
 		}
 	})

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/m2mbearer/m2mbearer/modem/at"
 )
 
 // This file holds the parsers of AT information responses and unsolicited
@@ -405,7 +407,7 @@ func ParseCREG(line string, fromRead bool) (Registration, error) {
 	// A routing area code between <lac> and <ci>: a field of at most two
 	// hex digits followed by a longer one, where the standard form has
 	// <ci> and then <AcT> (a small integer).
-	if len(rest) >= 4 && len(rest[1]) <= 2 && len(rest[2]) > len(rest[1]) && isHexField(rest[1]) && isHexField(rest[2]) {
+	if len(rest) >= 4 && len(rest[1]) <= 2 && len(rest[2]) > len(rest[1]) && at.IsHex(rest[1]) && at.IsHex(rest[2]) {
 		if _, err := atoiRange(rest[3], "<AcT>", 0, 15); err == nil {
 			rest = append([]string{rest[0]}, rest[2:]...)
 		}
@@ -437,19 +439,6 @@ func regField(s string) string {
 		}
 	}
 	return s
-}
-
-func isHexField(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F' || c >= 'a' && c <= 'f') {
-			return false
-		}
-	}
-	return true
 }
 
 // ParseCNUM parses `+CNUM: [<alpha>],<number>,<type>[,...]` (TS 27.007
@@ -576,7 +565,7 @@ func ParseCSCA(line string) (string, error) {
 // decodeUCS2Digits turns "002B0034..." (UCS2 hex of ASCII) into "+4...";
 // anything else is returned unchanged.
 func decodeUCS2Digits(s string) string {
-	if len(s) < 8 || len(s)%4 != 0 || !isHexField(s) {
+	if len(s) < 8 || len(s)%4 != 0 || !at.IsHex(s) || strings.ContainsAny(s, "\" ") {
 		return s
 	}
 	var b strings.Builder

@@ -21,15 +21,6 @@ import (
 // (the real serial code path) with the driver detecting its profile, and
 // run the loss paths of issue 13 through a pty as well.
 
-// driverProfileOf names the driver profile each simulated dialect must be
-// detected as.
-var driverProfileOf = map[string]string{
-	"generic": "generic", "sim800": "simcom-sim800", "sim7600": "simcom-sim7600",
-	"ec25": "quectel-ec2x", "bg96": "quectel-bg9x", "sara-r4": "ublox-sara", "sara-u2": "ublox-sara",
-	"huawei": "huawei", "zte": "zte", "wavecom": "sierra-wavecom", "telit": "telit", "cinterion": "cinterion",
-	"nrf91": "nordic-nrf91",
-}
-
 // openPTY opens the driver on a simulated modem plugged into a pty behind
 // a stable link (a udev name), as a deployment opens /dev/ttyUSBn.
 func openPTY(t *testing.T, sm *sim.Modem, link string, opts ...modem.Option) *modem.Modem {
@@ -214,8 +205,8 @@ func TestEveryDialectSendsReceivesSurvivesUnplug(t *testing.T) {
 			}
 			x := openPTY(t, sx, link)
 			y := openSim(t, sy, modem.Config{})
-			if got := x.Profile().Name; got != driverProfileOf[sp.Name] {
-				t.Fatalf("profile %s detected for the %s dialect, want %s", got, sp.Name, driverProfileOf[sp.Name])
+			if got := x.Profile().Name; got != sp.DriverProfile {
+				t.Fatalf("profile %s detected for the %s dialect, want %s", got, sp.Name, sp.DriverProfile)
 			}
 			atX, atY := collect(t, x), collect(t, y)
 			var out, in []message

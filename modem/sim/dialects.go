@@ -11,6 +11,7 @@ package sim
 func huaweiProfile() Profile {
 	p := genericProfile()
 	p.Name, p.Manufacturer, p.Model, p.Revision = "huawei", "huawei", "E1752", "11.126.13.00.00"
+	p.DriverProfile = "huawei"
 	p.CNMIModes, p.CNMIMT, p.CNMIBM, p.CNMIDS, p.CNMIBFR = []int{0, 1, 2}, []int{0, 1, 2, 3}, []int{0, 2}, []int{0, 1, 2}, []int{0, 1}
 	p.CNMIDefault = [5]int{0, 0, 0, 0, 0}
 	p.Storages = []string{"SM", "ME", "MT", "SR"}
@@ -28,6 +29,7 @@ func huaweiProfile() Profile {
 func zteProfile() Profile {
 	p := genericProfile()
 	p.Name, p.Manufacturer, p.Model, p.Revision = "zte", "ZTE INCORPORATED", "K3565-Z", "BD_P673A2V1.0.0B09"
+	p.DriverProfile = "zte"
 	p.Storages = []string{"SM", "ME", "MT", "SR"}
 	p.ReportStorage = "SR"
 	p.EmptyReportStat = true
@@ -43,6 +45,7 @@ func zteProfile() Profile {
 func wavecomProfile() Profile {
 	p := genericProfile()
 	p.Name, p.Manufacturer, p.Model, p.Revision = "wavecom", "WAVECOM MODEM", "MULTIBAND  900E  1800", "641b09gg.Q2403A"
+	p.DriverProfile = "sierra-wavecom"
 	p.CNMIModes, p.CNMIMT, p.CNMIBM, p.CNMIDS, p.CNMIBFR = []int{0, 1, 2, 3}, []int{0, 1, 2, 3}, []int{0, 2}, []int{0, 1, 2}, []int{0, 1}
 	p.CNMIDefault = [5]int{0, 0, 0, 0, 0}
 	p.Storages = []string{"SM", "BM", "SR"}
@@ -60,6 +63,7 @@ func wavecomProfile() Profile {
 func telitProfile() Profile {
 	p := genericProfile()
 	p.Name, p.Manufacturer, p.Model, p.Revision = "telit", "Telit", "LE910-EU1", "20.00.403"
+	p.DriverProfile = "telit"
 	p.Storages = []string{"SM", "ME"}
 	p.ReadyURCs = []string{"#QSS: 1"}
 	p.Noise = []string{"#QSS: 3"}
@@ -71,6 +75,7 @@ func telitProfile() Profile {
 func cinterionProfile() Profile {
 	p := genericProfile()
 	p.Name, p.Manufacturer, p.Model, p.Revision = "cinterion", "Cinterion", "EHS6", "REVISION 03.001"
+	p.DriverProfile = "cinterion"
 	p.Storages = []string{"SM", "ME", "MT"}
 	p.BootURCs = []string{"^SYSSTART"}
 	p.Noise = []string{"+CIEV: signal,2", "+CIEV: service,1"}
@@ -83,6 +88,7 @@ func cinterionProfile() Profile {
 func nrf91Profile() Profile {
 	p := genericProfile()
 	p.Name, p.Manufacturer, p.Model, p.Revision = "nrf91", "Nordic Semiconductor ASA", "nRF9160-SICA", "mfw_nrf9160_1.3.5"
+	p.DriverProfile = "nordic-nrf91"
 	p.CNMIModes, p.CNMIMT, p.CNMIBM, p.CNMIDS, p.CNMIBFR = []int{0, 3}, []int{0, 2}, []int{0}, []int{0, 1}, []int{0}
 	p.CNMIDefault = [5]int{0, 0, 0, 0, 0}
 	p.CSMSModes = []int{0}

@@ -94,6 +94,26 @@ func plugRaw(t *testing.T, p Profile, opts ...ModemOption) (*Network, *Modem, *r
 	return n, m, r
 }
 
+// addTerm adds a modem with profile p to n, plugs it in over a pipe, reads
+// its boot texts and turns its echo off.
+func addTerm(t *testing.T, n *Network, msisdn string, p Profile) (*Modem, *term) {
+	t.Helper()
+	m, err := n.AddModem(msisdn, WithProfile(p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := newTerm(t, c)
+	for range append(p.BootURCs, p.ReadyURCs...) {
+		_ = tm.line()
+	}
+	tm.mustOK("ATE0")
+	return m, tm
+}
+
 // What gammu, smsd and gsmsendsms found missing or wrong.
 func TestToolParity(t *testing.T) {
 	_, _, r := plugRaw(t, genericProfile())
@@ -183,16 +203,7 @@ func TestVendorDialects(t *testing.T) {
 	})
 	t.Run("zte", func(t *testing.T) {
 		clk, n, ta, _, _, _ := manualPair(t, WithConditions(Conditions{Latency: Fixed(time.Second)}))
-		z, err := n.AddModem("+15550003", WithProfile(zteProfile()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := z.Pipe()
-		tz := newTerm(t, c)
-		for range zteProfile().ReadyURCs {
-			_ = tz.line()
-		}
-		tz.mustOK("ATE0")
+		_, tz := addTerm(t, n, "+15550003", zteProfile())
 		tz.mustOK("AT+CNMI=2,1,0,2,0")
 		ta.mustOK("ATE0")
 		if _, f := tz.send(submitPDU(t, "+15550001", []byte("r"), true)); f != "OK" {
@@ -248,13 +259,7 @@ func TestVendorDialects(t *testing.T) {
 	})
 	t.Run("nrf91", func(t *testing.T) {
 		clk, n, ta, _, _, _ := manualPair(t, WithConditions(Conditions{Latency: Fixed(time.Second)}))
-		nr, err := n.AddModem("+15550004", WithProfile(nrf91Profile()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, _ := nr.Pipe()
-		tn := newTerm(t, c)
-		tn.mustOK("ATE0")
+		nr, tn := addTerm(t, n, "+15550004", nrf91Profile())
 		if _, f := tn.cmd("AT+CMGL=4"); f != "ERROR" {
 			t.Fatalf("+CMGL: %s", f)
 		}

@@ -84,6 +84,10 @@ type Profile struct {
 	// AckAlways: +CMT and +CDS must be acknowledged with +CNMA whatever
 	// +CSMS says (nRF91).
 	AckAlways bool
+
+	// DriverProfile names the profile of package modem that handles this
+	// dialect, the one the driver must detect from +CGMI/+CGMM.
+	DriverProfile string
 }
 
 // lineEnd returns the line terminator of the profile.
@@ -140,7 +144,7 @@ func ProfileByName(name string) (Profile, bool) {
 // more: every +CNMI value of §3.4.1, +CSMS 0 and 1.
 func genericProfile() Profile {
 	return Profile{
-		Name: "generic", Manufacturer: "m2mbearer", Model: "SIM-27005", Revision: "1.0",
+		Name: "generic", Manufacturer: "m2mbearer", Model: "SIM-27005", Revision: "1.0", DriverProfile: "generic",
 		CNMIModes: []int{0, 1, 2, 3}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 1, 2, 3},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
 		CNMIDefault: [5]int{0, 0, 0, 0, 0},
@@ -155,7 +159,7 @@ func genericProfile() Profile {
 // "SIMCOM_Ltd", +CGMM "SIMCOM_SIM800", +CGMR "Revision:<version>".
 func sim800Profile() Profile {
 	return Profile{
-		Name: "sim800", Manufacturer: "SIMCOM_Ltd", Model: "SIMCOM_SIM800",
+		Name: "sim800", Manufacturer: "SIMCOM_Ltd", Model: "SIMCOM_SIM800", DriverProfile: "simcom-sim800",
 		Revision: "1418B04SIM800L24", RevisionPrefix: "Revision:",
 		CNMIModes: []int{0, 1, 2, 3}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
@@ -173,7 +177,7 @@ func sim800Profile() Profile {
 // assumption.
 func sim7600Profile() Profile {
 	return Profile{
-		Name: "sim7600", Manufacturer: "SIMCOM INCORPORATED", Model: "SIMCOM_SIM7600E-H",
+		Name: "sim7600", Manufacturer: "SIMCOM INCORPORATED", Model: "SIMCOM_SIM7600E-H", DriverProfile: "simcom-sim7600",
 		Revision: "LE20B04SIM7600M22", RevisionPrefix: "+CGMR: ",
 		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
@@ -190,7 +194,7 @@ func sim7600Profile() Profile {
 // "+QIND: SMS DONE", "+QIND: PB DONE". Index base 0 is an assumption.
 func ec25Profile() Profile {
 	return Profile{
-		Name: "ec25", Manufacturer: "Quectel", Model: "EC25",
+		Name: "ec25", Manufacturer: "Quectel", Model: "EC25", DriverProfile: "quectel-ec2x",
 		Revision:  "EC25EFAR06A06M4G",
 		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
@@ -205,7 +209,7 @@ func ec25Profile() Profile {
 // bg96Profile: Quectel BG96, modelled as the EC2x SMS dialect.
 func bg96Profile() Profile {
 	p := ec25Profile()
-	p.Name, p.Model, p.Revision = "bg96", "BG96", "BG96MAR02A07M1G"
+	p.Name, p.Model, p.Revision, p.DriverProfile = "bg96", "BG96", "BG96MAR02A07M1G", "quectel-bg9x"
 	p.ReadyURCs = []string{"+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"}
 	return p
 }
@@ -214,7 +218,7 @@ func bg96Profile() Profile {
 // assumed); index base 0 is an assumption.
 func saraR4Profile() Profile {
 	return Profile{
-		Name: "sara-r4", Manufacturer: "u-blox", Model: "SARA-R410M-02B",
+		Name: "sara-r4", Manufacturer: "u-blox", Model: "SARA-R410M-02B", DriverProfile: "ublox-sara",
 		Revision:  "L0.0.00.00.05.08",
 		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
