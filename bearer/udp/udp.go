@@ -107,7 +107,8 @@ type Stats struct {
 	BadAddr uint64
 }
 
-// Conn is a UDP bearer. It is safe for concurrent use.
+// Conn is a UDP bearer. It is safe for concurrent use. A zero Conn (not
+// made by Listen or Dial) behaves as a closed one.
 type Conn struct {
 	uc     *net.UDPConn
 	params bearer.Params
@@ -116,12 +117,16 @@ type Conn struct {
 	peerAP   netip.AddrPort
 	rbuf     int
 	wbuf     int
+	unreach  atomic.Pointer[func(net.Addr)] // OnUnreachable
 	counters struct {
 		in, bytesIn, out, bytesOut, truncated, refused, tooLarge, badAddr atomic.Uint64
 	}
 }
 
-var _ bearer.Bearer = (*Conn)(nil)
+var (
+	_ bearer.Bearer              = (*Conn)(nil)
+	_ bearer.UnreachableReporter = (*Conn)(nil)
+)
 
 func checkNetwork(network string) error {
 	switch network {
@@ -264,11 +269,14 @@ func (c *Conn) Stats() Stats {
 // dialed Conn; on Windows on any Conn) are counted and skipped: a peer that
 // went away must not stop the caller's read loop.
 func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if c.uc == nil {
+		return 0, nil, notOpen("read")
+	}
 	for {
 		n, _, flags, ap, err := c.uc.ReadMsgUDPAddrPort(b, nil)
 		if err != nil {
 			if isRefused(err) {
-				c.counters.refused.Add(1)
+				c.refused()
 				continue
 			}
 			return n, nil, err
@@ -292,6 +300,24 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 // an error wrapping bearer.ErrTooLarge, and addresses it cannot use with
 // ErrBadAddr (or ErrWrongPeer on a dialed Conn).
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.uc == nil {
+		return 0, notOpen("write")
+	}
+	for i := 0; ; i++ {
+		n, err := c.writeOnce(b, addr)
+		if err != nil && isRefused(err) && c.unreach.Load() != nil && i < 4 {
+			// With OnUnreachable on, the kernel reports an ICMP error
+			// of an earlier datagram on the next send too, which then
+			// did not go out: take the report and send again.
+			c.refused()
+			continue
+		}
+		return n, err
+	}
+}
+
+// writeOnce is one send of WriteTo.
+func (c *Conn) writeOnce(b []byte, addr net.Addr) (int, error) {
 	if len(b) > c.params.MaxDatagram {
 		c.counters.tooLarge.Add(1)
 		return 0, &net.OpError{Op: "write", Net: c.network(), Source: c.uc.LocalAddr(), Addr: addr,
@@ -332,6 +358,44 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return n, nil
 }
 
+// OnUnreachable makes the Conn call fn with the destination of every
+// datagram it sent that met an ICMP port unreachable (nothing listens
+// there: for a sleeping LwM2M device, its socket is closed). It reports
+// whether the Conn can tell: a dialed Conn can on every platform (the
+// destination is its peer); a listening Conn only on Linux, where it turns
+// on IP_RECVERR/IPV6_RECVERR and reads the socket's error queue. fn runs
+// on the goroutine of ReadFrom or WriteTo and must not block. Every report
+// is also counted in Stats.Refused. It implements
+// bearer.UnreachableReporter.
+func (c *Conn) OnUnreachable(fn func(peer net.Addr)) bool {
+	if fn == nil {
+		c.unreach.Store(nil)
+		return true
+	}
+	if c.peer == nil && !enableRecvErr(c.uc) {
+		return false
+	}
+	c.unreach.Store(&fn)
+	return true
+}
+
+// refused counts an ICMP error surfacing as ECONNREFUSED and reports the
+// destinations it concerns to OnUnreachable's function.
+func (c *Conn) refused() {
+	c.counters.refused.Add(1)
+	fp := c.unreach.Load()
+	if fp == nil {
+		return
+	}
+	if c.peer != nil {
+		(*fp)(c.peer)
+		return
+	}
+	for _, ap := range drainErrQueue(c.uc) {
+		(*fp)(net.UDPAddrFromAddrPort(ap))
+	}
+}
+
 func (c *Conn) network() string {
 	if a, ok := c.uc.LocalAddr().(*net.UDPAddr); ok {
 		return a.Network()
@@ -341,10 +405,24 @@ func (c *Conn) network() string {
 
 // Close closes the socket; blocked ReadFrom and WriteTo calls return an error
 // wrapping net.ErrClosed.
-func (c *Conn) Close() error { return c.uc.Close() }
+func (c *Conn) Close() error {
+	if c.uc == nil {
+		return notOpen("close")
+	}
+	return c.uc.Close()
+}
 
-// LocalAddr returns the local address, a *net.UDPAddr.
-func (c *Conn) LocalAddr() net.Addr { return c.uc.LocalAddr() }
+// notOpen is the error of a zero Conn (not made by Listen or Dial), which
+// behaves as a closed one.
+func notOpen(op string) error { return &net.OpError{Op: op, Net: "udp", Err: net.ErrClosed} }
+
+// LocalAddr returns the local address, a *net.UDPAddr (nil for a zero Conn).
+func (c *Conn) LocalAddr() net.Addr {
+	if c.uc == nil {
+		return nil
+	}
+	return c.uc.LocalAddr()
+}
 
 // RemoteAddr returns the dialed peer, or nil for a listening Conn.
 func (c *Conn) RemoteAddr() net.Addr {
@@ -355,18 +433,38 @@ func (c *Conn) RemoteAddr() net.Addr {
 }
 
 // SetDeadline sets the read and write deadlines (net.PacketConn).
-func (c *Conn) SetDeadline(t time.Time) error { return c.uc.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.uc == nil {
+		return notOpen("set deadline")
+	}
+	return c.uc.SetDeadline(t)
+}
 
 // SetReadDeadline sets the read deadline; a ReadFrom that passes it returns
 // an error with Timeout() true that wraps os.ErrDeadlineExceeded.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.uc == nil {
+		return notOpen("set deadline")
+	}
+	return c.uc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.uc == nil {
+		return notOpen("set deadline")
+	}
+	return c.uc.SetWriteDeadline(t)
+}
 
 // SyscallConn gives access to the socket for options this package does not
 // set (DSCP, SO_MARK, ...).
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.uc.SyscallConn() }
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if c.uc == nil {
+		return nil, notOpen("syscall conn")
+	}
+	return c.uc.SyscallConn()
+}
 
 // AddrPort converts a net.Addr to a UDP address: a *net.UDPAddr directly,
 // anything else by parsing its String() as a literal IP host:port (with an

@@ -46,13 +46,16 @@ type QueueConfig struct {
 	// Waker sends SMS wake-ups (queue.NewSMSWaker over the SMS bearer);
 	// nil disables them.
 	Waker queue.Waker
-	// Peers, if set (an *sms.Bearer), learns the SMS number of a device
-	// that registered over another transport with an "sms=" number, so the
-	// SMS bearer accepts its messages and sends from the right SIM.
+	// Peers, if set (an *sms.Bearer), learns the configured SMS number
+	// (DeviceSettings.MSISDN or the endpoint's Binding) of a device that
+	// registered over another transport, so the SMS bearer accepts its
+	// messages and sends from the right SIM. A registration's own "sms="
+	// number is never added.
 	Peers queue.PeerSetter
-	// PeerSecurity is the SMS security mode of peers added through Peers
-	// (default sms.SecurityNoSec: LwM2M permits unsecured SMS triggers
-	// where configured; use a secure mode for DTLS over SMS).
+	// PeerSecurity is the SMS security mode of peers added through Peers.
+	// Its zero value is sms.SecurityDTLS, as for sms.Peer: unsecured SMS
+	// (what LwM2M permits for triggers where configured) must be chosen
+	// explicitly with sms.SecurityNoSec.
 	PeerSecurity sms.Security
 	// Device returns the per-device settings (number override, server
 	// SIM, framing, transport argument, awake window); nil uses the
@@ -85,8 +88,12 @@ type QueueConfig struct {
 // DeviceSettings are per-device queue-mode settings, typically from the
 // deployment's device table.
 type DeviceSettings struct {
-	// MSISDN overrides the registration's "sms=" number. When both are
-	// set and differ, the device is not woken (a stranger's number).
+	// MSISDN is the device's SMS number from the operator's provisioning
+	// store; "" takes the number of the endpoint's Binding (WithSecurity).
+	// Wake-ups go only to a configured number, never to the "sms=" of a
+	// registration (anyone can register with any sms=); when the
+	// registration's sms= differs from the configured number, the device
+	// is not woken.
 	MSISDN string
 	// SIM is the server number the device accepts SMS from.
 	SIM string
@@ -139,7 +146,19 @@ type Queue struct {
 
 	mu       sync.Mutex
 	triggers map[string]triggerInfo // /1/x/21 learned at Register, dropped on de-registration
+	inflight map[string]inflight    // endpoint → the queued request being sent to it
 }
+
+// inflight is a queued request on the wire: its Steer and the transport
+// its exchange runs on.
+type inflight struct {
+	steer     *bearer.Steer
+	transport string
+}
+
+// errUnreachable aborts an exchange whose device's port answered with an
+// ICMP port unreachable: the device sleeps (its socket is closed).
+var errUnreachable = fmt.Errorf("%w: ICMP port unreachable", queue.ErrDeviceAsleep)
 
 type triggerInfo struct {
 	inst uint16
@@ -165,13 +184,13 @@ const (
 // with the Server as its Executor and hooks registration traffic into it.
 // It may be called once.
 func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("lwm2m server: queue mode needs a Store")
 	}
-	if cfg.PeerSecurity == 0 {
-		cfg.PeerSecurity = sms.SecurityNoSec
-	}
-	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}}
+	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}, inflight: map[string]inflight{}}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	exec := cfg.ExecTimeout
 	if exec == 0 {
@@ -215,17 +234,26 @@ func (q *Queue) Manager() *queue.Manager { return q.m }
 
 // Enqueue stores req for its device and returns its id at once.
 func (q *Queue) Enqueue(ctx context.Context, req queue.Request) (uint64, error) {
+	if q.m == nil {
+		return 0, ErrNotCreated
+	}
 	return q.m.Enqueue(ctx, req)
 }
 
 // Wait waits for request id within ctx (see queue.Manager.Wait).
 func (q *Queue) Wait(ctx context.Context, id uint64) (*queue.Record, error) {
+	if q.m == nil {
+		return nil, ErrNotCreated
+	}
 	return q.m.Wait(ctx, id)
 }
 
 // Close stops the queue's goroutines and the Manager; queued requests stay
 // in the Store for the next start. Close it before the Server.
 func (q *Queue) Close() error {
+	if q.s == nil || q.m == nil { // a zero Queue: EnableQueue makes them
+		return nil
+	}
 	q.s.queue.CompareAndSwap(q, nil)
 	q.cancel()
 	q.wg.Wait()
@@ -332,6 +360,9 @@ func resultResponse(kind queue.Kind, r *queue.Result) *bearer.Response {
 // error codes included, is a Result; no answer means the device is asleep
 // (queue.ErrDeviceAsleep).
 func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*queue.Result, error) {
+	if q.s == nil {
+		return nil, ErrNotCreated
+	}
 	if len(req.Paths) == 0 {
 		return nil, fmt.Errorf("request %d has no path", req.ID)
 	}
@@ -382,8 +413,24 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 	default:
 		return nil, fmt.Errorf("lwm2m server: queued %v is not supported", req.Kind)
 	}
+	// While it is on the wire, the device's next message re-sends it at
+	// once to where the device is now (q.seen), and an ICMP port
+	// unreachable from the device's port aborts it (q.unreachable).
+	st := bearer.NewSteer()
+	creq.SetSteer(st)
+	q.mu.Lock()
+	q.inflight[ep] = inflight{steer: st, transport: reg.Transport()}
+	q.mu.Unlock()
 	resp, err := e.Do(ctx, creq)
+	q.mu.Lock()
+	if q.inflight[ep].steer == st {
+		delete(q.inflight, ep)
+	}
+	q.mu.Unlock()
 	if err != nil {
+		if errors.Is(err, queue.ErrDeviceAsleep) {
+			return nil, err
+		}
 		if isNoAnswer(err) {
 			return nil, fmt.Errorf("%w: %w", queue.ErrDeviceAsleep, err)
 		}
@@ -418,6 +465,56 @@ func (s *Server) queueSeen(reg *registry.Registration, transport string) {
 }
 
 func (q *Queue) seen(reg *registry.Registration, transport string) {
+	q.markSeen(reg, transport)
+	q.resendInFlight(reg)
+}
+
+// resendInFlight re-sends the request on the wire to reg's device, if
+// any, at once and to reg's current address: the device just sent
+// something, so it listens now, maybe on a new port. Same message ID and
+// token, so a device that had received it answers from its cache. When
+// the device moved to another transport the exchange cannot follow: it is
+// aborted and the request goes back to the head of the queue, drained
+// over the new transport right away.
+func (q *Queue) resendInFlight(reg *registry.Registration) {
+	q.mu.Lock()
+	in, ok := q.inflight[reg.Endpoint]
+	q.mu.Unlock()
+	if !ok {
+		return
+	}
+	if in.transport != reg.Transport() {
+		in.steer.Abort(fmt.Errorf("%w: device moved from %s to %s", queue.ErrDeviceAsleep, in.transport, reg.Transport()))
+		return
+	}
+	in.steer.Resend(reg.PeerAddr())
+}
+
+// unreachable handles an ICMP port unreachable for peer on transport: if
+// peer is the current address of a queue-mode device, the device sleeps
+// (its socket is closed): it is marked asleep and the request on the wire
+// to it goes back to the queue at once instead of being retransmitted into
+// the closed port; the device's next message sends it again.
+func (q *Queue) unreachable(transport string, peer net.Addr) {
+	id, ok := q.s.addrs.lookup(peer)
+	if !ok {
+		return
+	}
+	reg, ok := q.s.store.Get(id)
+	if !ok || !reg.Queue || reg.Transport() != transport || bearer.AddrKey(reg.PeerAddr()) != bearer.AddrKey(peer) {
+		return
+	}
+	q.m.Asleep(reg.Endpoint)
+	q.mu.Lock()
+	in, ok := q.inflight[reg.Endpoint]
+	q.mu.Unlock()
+	if ok && in.transport == transport {
+		in.steer.Abort(errUnreachable)
+	}
+}
+
+// markSeen tells the Manager the device is awake, with its window.
+func (q *Queue) markSeen(reg *registry.Registration, transport string) {
 	w := q.cfg.Window
 	if q.cfg.Device != nil {
 		if d := q.cfg.Device(reg); d.Window > 0 {
@@ -499,14 +596,22 @@ func (q *Queue) configure(reg *registry.Registration, probe bool) {
 	}
 }
 
-// wakeTarget says how to wake reg by SMS, or nil.
+// wakeTarget says how to wake reg by SMS, or nil. The number is the
+// configured one (DeviceSettings.MSISDN, else the endpoint's Binding), or
+// for a device registered over SMS the number it registered from (which
+// the SMS bearer and the policy vouched for); never the registration's
+// "sms=" parameter alone.
 func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.WakeTarget {
 	if d.NoWake {
 		return nil
 	}
-	number := reg.SMS
-	if d.MSISDN != "" {
-		a, err := sms.ParseMSISDN(d.MSISDN)
+	var number string
+	configured := d.MSISDN
+	if configured == "" {
+		configured = q.s.policy.msisdn(reg.Endpoint)
+	}
+	if configured != "" {
+		a, err := sms.ParseMSISDN(configured)
 		if err != nil {
 			return nil
 		}
@@ -514,7 +619,7 @@ func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.
 			r, err := sms.ParseMSISDN(reg.SMS)
 			if err != nil || r.String() != a.String() {
 				q.s.log.Warn("lwm2m queue: registered sms= differs from the configured number; no SMS wake-up",
-					"ep", reg.Endpoint, "sms", reg.SMS, "configured", d.MSISDN)
+					"ep", reg.Endpoint, "sms", reg.SMS, "configured", configured)
 				return nil
 			}
 		}
