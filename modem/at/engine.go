@@ -62,7 +62,8 @@ type Config struct {
 
 // Engine runs AT commands on one serial line; see the package
 // documentation. Its methods are safe for concurrent use; commands run one
-// at a time in the order they get the line.
+// at a time in the order they get the line. The zero Engine has no line:
+// its commands fail with ErrClosed (New returns a working one).
 type Engine struct {
 	rw   io.ReadWriter
 	cfg  Config
@@ -197,6 +198,9 @@ func (e *Engine) Send(ctx context.Context, cmd, pdu string, opts ...Option) ([]s
 func (e *Engine) run(ctx context.Context, cmd, pdu string, opts []Option) ([]string, error) {
 	if strings.ContainsAny(cmd, "\r\n\x1a\x1b") || strings.ContainsAny(pdu, "\r\n\x1a\x1b") {
 		return nil, fmt.Errorf("at: control character in command %q", cmd)
+	}
+	if e.done == nil {
+		return nil, ErrClosed
 	}
 	r := &request{cmd: cmd, pdu: pdu, prefix: commandPrefix(cmd), timeout: e.cfg.Timeout,
 		done: make(chan struct{}), prompt: make(chan struct{}, 1)}
@@ -335,6 +339,9 @@ func (e *Engine) write(s string) error {
 // ESC is not taken for the next command's. It waits for a running command
 // to end first.
 func (e *Engine) Escape(ctx context.Context) error {
+	if e.done == nil {
+		return ErrClosed
+	}
 	select {
 	case e.sem <- struct{}{}:
 	case <-ctx.Done():

@@ -30,6 +30,10 @@ import (
 // ErrCorrupt wraps every problem decoding a stored entry.
 var ErrCorrupt = errors.New("quarantine: corrupt entry")
 
+// ErrNotOpen is returned by a Store that Open did not return (the zero
+// value): it holds nothing and refuses everything.
+var ErrNotOpen = errors.New("quarantine: store not opened (use Open)")
+
 // DefaultMax is the bound used when Options.Max is 0.
 const DefaultMax = 1000
 
@@ -49,7 +53,8 @@ type Stats struct {
 	Rejected uint64 // Put refused because the store was full
 }
 
-// Store is a bbolt-backed Quarantine. It is safe for concurrent use.
+// Store is a bbolt-backed Quarantine. It is safe for concurrent use. The
+// zero Store is not open: Put, List and Delete fail with ErrNotOpen.
 type Store struct {
 	db  *bolt.DB
 	max int
@@ -91,13 +96,21 @@ func Open(path string, opts Options) (*Store, error) {
 }
 
 // Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
+}
 
 // Put stores q under a new ID and returns it once committed (fsync'd). It
 // implements modem.Quarantine.
 func (s *Store) Put(ctx context.Context, q modem.Quarantined) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if s.db == nil {
+		return 0, ErrNotOpen
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -127,6 +140,9 @@ func (s *Store) Put(ctx context.Context, q modem.Quarantined) (uint64, error) {
 // List returns up to limit entries with an ID greater than after, oldest
 // first (limit <= 0: all).
 func (s *Store) List(after uint64, limit int) ([]modem.Quarantined, error) {
+	if s.db == nil {
+		return nil, ErrNotOpen
+	}
 	var out []modem.Quarantined
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucket).Cursor()
@@ -148,6 +164,9 @@ func (s *Store) List(after uint64, limit int) ([]modem.Quarantined, error) {
 
 // Delete removes the entry with that ID; false when there was none.
 func (s *Store) Delete(id uint64) (bool, error) {
+	if s.db == nil {
+		return false, ErrNotOpen
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	found := false
