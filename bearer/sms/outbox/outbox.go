@@ -33,7 +33,7 @@ import (
 
 var (
 	bucketEntries = []byte("entries")
-	bucketMR      = []byte("mr") // from|mr -> id|seg
+	bucketMR      = []byte("mr") // from|mr and from|to|mr -> id|seg
 )
 
 // Errors callers branch on.
@@ -192,6 +192,15 @@ func key(id uint64) []byte {
 
 func mrKey(from string, mr uint8) []byte {
 	return append([]byte(from+"|"), mr)
+}
+
+// mrToKey names a segment by sender, recipient and TP-MR. TP-MR is one octet
+// per sender: a modem pool wraps it after 256 sends, an SMPP link at 100 SMS/s
+// every 2.6 s, long before the reports come back. A status report names its
+// recipient (TP-RA), and the worker sends one entry per recipient at a time,
+// so (from, to, mr) stays unambiguous for 256 sends to the same device.
+func mrToKey(from, to string, mr uint8) []byte {
+	return append([]byte(from+"|"+to+"|"), mr)
 }
 
 // Enqueue validates and stores e, assigning e.ID, e.Created and (when zero)
@@ -377,8 +386,10 @@ func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry
 func (o *Outbox) deleteTx(tx *bolt.Tx, e *Entry) error {
 	mrb := tx.Bucket(bucketMR)
 	for _, s := range e.Segments {
-		if s.State != Pending {
-			k := mrKey(e.From, s.MR)
+		if s.State == Pending {
+			continue
+		}
+		for _, k := range [][]byte{mrKey(e.From, s.MR), mrToKey(e.From, e.To, s.MR)} {
 			if v := mrb.Get(k); len(v) == 9 && binary.BigEndian.Uint64(v) == e.ID {
 				if err := mrb.Delete(k); err != nil {
 					return err
@@ -413,6 +424,9 @@ func (o *Outbox) Accepted(id uint64, seg int, from string, mr uint8) (*Entry, bo
 		if e.WantReport {
 			v := binary.BigEndian.AppendUint64(nil, id)
 			v = append(v, byte(seg))
+			if err := tx.Bucket(bucketMR).Put(mrToKey(e.From, e.To, mr), v); err != nil {
+				return err
+			}
 			return tx.Bucket(bucketMR).Put(mrKey(e.From, mr), v)
 		}
 		return nil
@@ -485,10 +499,25 @@ const (
 // the entry (nil when no stored entry waits for that reference: a late or
 // foreign report), the segment index, and whether the entry is finished.
 func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
+	return o.ReportTo(from, "", mr, status)
+}
+
+// ReportTo is Report for a status report that names its recipient to (TP-RA,
+// normalised like Entry.To): the segment is found by (from, to, mr), which
+// stays unambiguous when from's TP-MR has wrapped; an empty to, or a
+// segment recorded before recipients were keyed, falls back to (from, mr).
+func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
 	var id uint64
 	seg := -1
 	err := o.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketMR).Get(mrKey(from, mr))
+		b := tx.Bucket(bucketMR)
+		var v []byte
+		if to != "" {
+			v = b.Get(mrToKey(from, to, mr))
+		}
+		if v == nil {
+			v = b.Get(mrKey(from, mr))
+		}
 		if len(v) == 9 {
 			id, seg = binary.BigEndian.Uint64(v), int(v[8])
 		}

@@ -388,3 +388,39 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCorrelationByRecipient: one sender's TP-MR wraps (an SMPP link
+// at 100 SMS/s does so every 2.6 s); reports naming their recipient still
+// find their own segment, and a report naming none falls back to the last.
+func TestReportCorrelationByRecipient(t *testing.T) {
+	ob := openTest(t)
+	var ids []uint64
+	for _, to := range []string{"+15550001", "+15550002", "+15550003"} {
+		e := testEntry(to, 1)
+		e.WantReport, e.From = true, "+15559999"
+		id, _ := ob.Enqueue(e)
+		if _, _, err := ob.Accepted(id, 0, "+15559999", 42); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	cases := []struct {
+		name, to string
+		want     uint64
+	}{
+		{"no recipient: legacy key, last accepted", "", ids[2]},
+		{"first recipient", "+15550001", ids[0]},
+		{"second recipient", "+15550002", ids[1]},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, _, done, err := ob.ReportTo("+15559999", c.to, 42, ReportDelivered)
+			if err != nil || e == nil || e.ID != c.want || !done {
+				t.Fatalf("got %+v done %v err %v, want entry %d", e, done, err, c.want)
+			}
+		})
+	}
+	if st := ob.Stats(); st.Entries != 0 {
+		t.Fatalf("left: %+v", st)
+	}
+}
