@@ -151,6 +151,9 @@ type SMS struct {
 	PeerRate             float64     `yaml:"peer_rate"`
 	PeerBurst            int         `yaml:"peer_burst"`
 	Devices              []SMSDevice `yaml:"devices"`
+	// StatusReports asks for a status report (an SMPP receipt) of every
+	// SMS; outbox entries then stay until reported delivered.
+	StatusReports bool `yaml:"status_reports"`
 }
 
 // SMSDevice binds a device's number to its endpoint name and the server SIM

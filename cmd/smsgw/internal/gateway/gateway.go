@@ -42,6 +42,9 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/route"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
@@ -69,6 +72,9 @@ type Gateway struct {
 	pool      *modem.Pool
 	link      *modemlink.Link
 	smsB      *sms.Bearer
+	simSMSC   *smsc.Server // simulator.smpp
+	smppLinks []smppLink
+	mux       *route.Mux // over the SMPP links and the modems, when there are links
 
 	regs   *registry.Bolt
 	qs     *queue.BoltStore
@@ -143,7 +149,21 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err != nil {
 		return nil, err
 	}
-	if err = g.startSMS(sims); err != nil {
+	var simLinks []config.SMPPLink
+	if cfg.Simulator.Enabled && cfg.Simulator.SMPP {
+		l, err := g.startSimSMSC()
+		if err != nil {
+			return nil, err
+		}
+		simLinks = append(simLinks, l)
+	}
+	modemSIMs := sims
+	smppSIMs, err := g.startSMPP(simLinks)
+	if err != nil {
+		return nil, err
+	}
+	sims = append(append([]string(nil), sims...), smppSIMs...)
+	if err = g.startSMS(sims, modemSIMs); err != nil {
 		return nil, err
 	}
 	if err = g.openFirmwareStore(); err != nil {
@@ -205,6 +225,9 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 		g.simNet = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
 			sim.WithConditions(sim.Conditions{Latency: sim.Fixed(s.Latency)}), sim.WithLogger(g.log.With("component", "simnet")))
 		for _, n := range s.ServerSIMs {
+			if s.SMPP {
+				break // served by the simulated SMSC over SMPP (startSimSMSC)
+			}
 			a, _ := sms.ParseMSISDN(n)
 			m, err := g.simNet.AddModem(a.String(), sim.WithSendTime(s.SendTime))
 			if err != nil {
@@ -271,11 +294,17 @@ func (g *Gateway) framing() sms.Framing {
 	return sms.FramingCoAP
 }
 
-func (g *Gateway) startSMS(sims []string) error {
+func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	if len(sims) == 0 {
 		return nil
 	}
-	g.link = modemlink.New(g.pool, 0)
+	if len(modemSIMs) > 0 {
+		g.link = modemlink.New(g.pool, 0)
+	}
+	tr, err := g.transport(modemSIMs)
+	if err != nil {
+		return err
+	}
 	peers := map[string]sms.Peer{}
 	for _, d := range g.devices {
 		sim := d.ServerSIM
@@ -288,10 +317,11 @@ func (g *Gateway) startSMS(sims []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	b, err := sms.New(g.link, sms.Config{
+	b, err := sms.New(tr, sms.Config{
 		StateDir: dir, Peers: peers,
 		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
+		Submit: []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
 		Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
 		Logger: g.log.With("component", "sms"),
 	})
@@ -299,6 +329,11 @@ func (g *Gateway) startSMS(sims []string) error {
 		return fmt.Errorf("sms bearer: %w", err)
 	}
 	g.smsB = b
+	if len(g.smppLinks) > 0 {
+		if err := g.metrics.reg.Register(newSMPPCollector(g.smppLinks)); err != nil {
+			return err
+		}
+	}
 	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
 }
 
@@ -648,6 +683,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.proxy != nil {
 			g.proxy.wait()
 		}
+		g.closeSMPP()
 		if g.link != nil {
 			g.link.Close()
 		}
