@@ -3,12 +3,10 @@ package smpp_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -284,14 +282,38 @@ func TestMissingReceipt(t *testing.T) {
 	}
 }
 
-var _ = fmt.Sprint
-var _ sync.Mutex
-var _ atomic.Int32
-
 func addr(n string) sms.Addr {
 	a, err := sms.ParseMSISDN(n)
 	if err != nil {
 		panic(err)
 	}
 	return a
+}
+
+// capture is a transport that keeps the first TPDU sent.
+type capture struct {
+	mu  sync.Mutex
+	b   []byte
+	in  chan sms.Inbound
+	one sync.Once
+}
+
+func (c *capture) SendTPDU(_ context.Context, _, _ string, tpdu []byte) (string, uint8, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.b == nil {
+		c.b = append([]byte(nil), tpdu...)
+	}
+	return serverNum, 0, nil
+}
+
+func (c *capture) get() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.b
+}
+
+func (c *capture) Inbound() <-chan sms.Inbound {
+	c.one.Do(func() { c.in = make(chan sms.Inbound) })
+	return c.in
 }
