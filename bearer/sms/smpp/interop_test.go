@@ -279,4 +279,3 @@ func TestInteropNodeESME(t *testing.T) {
 		t.Fatalf("smsc stats %+v", st)
 	}
 }
-
