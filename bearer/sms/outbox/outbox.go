@@ -220,7 +220,7 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	}
 	now := o.now()
 	e.Created = now
-	if e.Expires.IsZero() {
+	if e.Expires.IsZero() || e.Expires.After(now.Add(o.limits.MaxAge)) {
 		e.Expires = now.Add(o.limits.MaxAge)
 	}
 	err := o.db.Update(func(tx *bolt.Tx) error {
@@ -273,8 +273,10 @@ func (o *Outbox) Get(id uint64) (*Entry, error) {
 	return e, err
 }
 
-// Due returns up to max entries, oldest first, that have segments to send and
-// whose NextTry has come, excluding those skip names. Per destination only
+// Due returns up to max entries that have segments to send and whose
+// NextTry has come, excluding those skip names, earliest expiry first (ties
+// oldest first; entries stored without a deadline expire MaxAge after they
+// were stored, so among them this is oldest first). Per destination only
 // the oldest pending entry is considered, so a peer's datagrams leave in
 // order even when one of them waits for a retry.
 func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) bool) ([]*Entry, error) {
@@ -304,6 +306,8 @@ func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) boo
 			ids = append(ids, id)
 		}
 	}
+	// Earliest deadline first across destinations.
+	sort.SliceStable(ids, func(i, j int) bool { return o.sched[ids[i]].expires.Before(o.sched[ids[j]].expires) })
 	o.mu.Unlock()
 	out := make([]*Entry, 0, min(len(ids), max))
 	for _, id := range ids {

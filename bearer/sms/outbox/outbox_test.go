@@ -424,3 +424,38 @@ func TestReportCorrelationByRecipient(t *testing.T) {
 		t.Fatalf("left: %+v", st)
 	}
 }
+
+// TestDueEarliestDeadlineFirst: across destinations the entry that expires
+// first goes first; per destination the stored order is kept.
+func TestDueEarliestDeadlineFirst(t *testing.T) {
+	ob := openTest(t)
+	now := time.Now()
+	add := func(to string, in time.Duration) uint64 {
+		e := testEntry(to, 1)
+		if in > 0 {
+			e.Expires = now.Add(in)
+		}
+		id, err := ob.Enqueue(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	late := add("+15550001", time.Hour)
+	none := add("+15550002", 0) // MaxAge: 24 h
+	soon := add("+15550003", time.Minute)
+	add("+15550003", time.Second) // behind soon: same destination
+	mid := add("+15550004", 10*time.Minute)
+	due, err := ob.Due(now, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, e := range due {
+		got = append(got, e.ID)
+	}
+	want := []uint64{soon, mid, late, none}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
