@@ -26,6 +26,7 @@ import (
 
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -85,6 +86,7 @@ type Stats struct {
 }
 
 type sched struct {
+	seq      uint64 // the transaction that produced it (0: loaded or enqueued)
 	nextTry  time.Time
 	expires  time.Time
 	size     int
@@ -102,6 +104,9 @@ type Outbox struct {
 	mu     sync.Mutex
 	closed bool
 	sched  map[uint64]*sched
+	pendTo map[string][]uint64 // see index.go
+	gone   map[uint64]goneMark
+	txSeq  atomic.Uint64 // transactions of update, in commit order (taken under bolt's writer lock)
 	bytes  int
 	wake   chan struct{}
 }
@@ -119,7 +124,8 @@ func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = n
 // schedule of the entries it holds. A corrupt entry fails Open with an error
 // wrapping ErrCorrupt rather than being dropped silently.
 func Open(path string, opts ...Option) (*Outbox, error) {
-	o := &Outbox{now: time.Now, sched: make(map[uint64]*sched), wake: make(chan struct{}, 1)}
+	o := &Outbox{now: time.Now, sched: make(map[uint64]*sched), pendTo: map[string][]uint64{}, gone: map[uint64]goneMark{},
+		wake: make(chan struct{}, 1)}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -129,6 +135,9 @@ func Open(path string, opts ...Option) (*Outbox, error) {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	o.db = db
+	// Updates go through Batch; a lone one waits at most this long for
+	// company before its fsync.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketEntries)
 		if err != nil {
@@ -142,7 +151,7 @@ func Open(path string, opts ...Option) (*Outbox, error) {
 			if err != nil {
 				return fmt.Errorf("entry %x: %w", k, err)
 			}
-			o.sched[e.ID] = schedOf(e)
+			o.setSchedLocked(e.ID, schedOf(e))
 			o.bytes += e.Size()
 			return nil
 		})
@@ -235,7 +244,7 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: store: %w", err)
 	}
-	o.sched[e.ID] = schedOf(e)
+	o.setSchedLocked(e.ID, schedOf(e))
 	o.bytes += size
 	o.signal()
 	return e.ID, nil
@@ -285,29 +294,24 @@ func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) boo
 		o.mu.Unlock()
 		return nil, ErrClosed
 	}
-	var pend []uint64
-	for id, s := range o.sched {
-		if s.pending {
-			pend = append(pend, id)
-		}
-	}
-	sort.Slice(pend, func(i, j int) bool { return pend[i] < pend[j] })
-	// Per destination, only the oldest pending entry may go: datagrams to
-	// one peer leave in the order they were stored.
-	seen := make(map[string]bool)
+	// Per destination only the head (oldest pending entry) may go, so a
+	// peer's datagrams leave in the order they were stored; across
+	// destinations the max earliest deadlines, kept sorted in ids.
 	var ids []uint64
-	for _, id := range pend {
-		s := o.sched[id]
-		if seen[s.to] {
-			continue
+	o.headsLocked(func(id uint64, s *sched) {
+		if s.nextTry.After(now) || (skip != nil && skip(id, s.to)) {
+			return
 		}
-		seen[s.to] = true
-		if !s.nextTry.After(now) && (skip == nil || !skip(id, s.to)) {
-			ids = append(ids, id)
+		if len(ids) == max && !earlier(s, id, o.sched[ids[max-1]], ids[max-1]) {
+			return
 		}
-	}
-	// Earliest deadline first across destinations.
-	sort.SliceStable(ids, func(i, j int) bool { return o.sched[ids[i]].expires.Before(o.sched[ids[j]].expires) })
+		i := sort.Search(len(ids), func(i int) bool { return earlier(s, id, o.sched[ids[i]], ids[i]) })
+		if len(ids) < max {
+			ids = append(ids, 0)
+		}
+		copy(ids[i+1:], ids[i:])
+		ids[i] = id
+	})
 	o.mu.Unlock()
 	out := make([]*Entry, 0, min(len(ids), max))
 	for _, id := range ids {
@@ -332,19 +336,13 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	// The head (oldest pending entry) of each destination decides.
-	heads := make(map[string]uint64)
-	for id, s := range o.sched {
-		if h, ok := heads[s.to]; s.pending && (!ok || id < h) {
-			heads[s.to] = id
-		}
-	}
 	var t time.Time
 	found := false
-	for _, id := range heads {
-		if s := o.sched[id]; !found || s.nextTry.Before(t) {
+	o.headsLocked(func(_ uint64, s *sched) {
+		if !found || s.nextTry.Before(t) {
 			t, found = s.nextTry, true
 		}
-	}
+	})
 	return t, found
 }
 
@@ -352,13 +350,18 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 // fn reports the entry done it is removed. It returns the updated entry.
 func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry, bool, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
 		return nil, false, ErrClosed
 	}
 	var e *Entry
 	var done bool
-	err := o.db.Update(func(tx *bolt.Tx) error {
+	var seq uint64
+	// Batch: concurrent updates (one per segment a modem or an SMPP link
+	// accepted) share one fsync. fn may run again if a batch fails; every
+	// run starts from the stored entry.
+	err := o.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		v := b.Get(key(id))
 		if v == nil {
@@ -371,19 +374,33 @@ func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry
 		if err := fn(tx, e); err != nil {
 			return err
 		}
+		// Not o.mu: Enqueue and Remove hold it while they wait for
+		// bolt's writer lock, which this transaction holds.
+		seq = o.txSeq.Add(1)
 		if done = e.done(); done {
 			return o.deleteTx(tx, e)
 		}
 		return b.Put(key(id), e.marshal())
 	})
 	if err != nil {
+		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+			err = ErrClosed
+		}
 		return nil, false, err
 	}
-	if done {
-		o.forget(e)
-	} else {
-		o.sched[id] = schedOf(e)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.staleLocked(id, seq) {
+		return e, done, nil
 	}
+	if done {
+		o.forgetLocked(id, seq)
+	} else {
+		s := schedOf(e)
+		s.seq = seq
+		o.setSchedLocked(id, s)
+	}
+	o.pruneGoneLocked(o.now())
 	return e, done, nil
 }
 
@@ -405,10 +422,7 @@ func (o *Outbox) deleteTx(tx *bolt.Tx, e *Entry) error {
 }
 
 func (o *Outbox) forget(e *Entry) {
-	if s, ok := o.sched[e.ID]; ok {
-		o.bytes -= s.size
-		delete(o.sched, e.ID)
-	}
+	o.forgetLocked(e.ID, o.txSeq.Add(1))
 }
 
 // Accepted records that segment seg of entry id was accepted by the modem of

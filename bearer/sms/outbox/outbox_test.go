@@ -459,3 +459,54 @@ func TestDueEarliestDeadlineFirst(t *testing.T) {
 		t.Fatalf("order %v, want %v", got, want)
 	}
 }
+
+// TestConcurrentUpdatesKeepScheduleConsistent: acceptances, reports and
+// removals of many entries at once (their fsyncs batched) leave the
+// in-memory schedule equal to what is stored, as a reopen shows.
+func TestConcurrentUpdatesKeepScheduleConsistent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	ob, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	ids := make([]uint64, n)
+	for i := range ids {
+		e := testEntry(fmt.Sprintf("+1555%07d", i), 2)
+		e.WantReport, e.From = true, "+15559999"
+		if ids[i], err = ob.Enqueue(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func(i int, id uint64) {
+			defer wg.Done()
+			to := fmt.Sprintf("+1555%07d", i)
+			ob.Accepted(id, 0, "+15559999", 1)
+			ob.Accepted(id, 1, "+15559999", 2)
+			switch i % 3 {
+			case 0: // delivered: gone
+				ob.ReportTo("+15559999", to, 1, ReportDelivered)
+				ob.ReportTo("+15559999", to, 2, ReportDelivered)
+			case 1: // removed
+				ob.Remove(id)
+			}
+		}(i, id)
+	}
+	wg.Wait()
+	got := ob.Stats()
+	if due, _ := ob.Due(time.Now(), n, nil); len(due) != 0 {
+		t.Fatalf("%d entries due, none has a pending segment", len(due))
+	}
+	ob.Close()
+	ob2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob2.Close()
+	if want := ob2.Stats(); got != want || got.Entries != n/3 || got.AwaitingReport != n/3 {
+		t.Fatalf("in memory %+v, stored %+v (want %d awaiting report)", got, want, n/3)
+	}
+}

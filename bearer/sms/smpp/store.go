@@ -71,6 +71,7 @@ func openStore(path string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("smpp: init state: %w", err)
 	}
+	db.MaxBatchDelay = 2 * time.Millisecond
 	return &store{db: db}, nil
 }
 

@@ -60,7 +60,7 @@ func (r wakeResult) String() string {
 // so the order of deadlines is not the order of enqueueing), lets the
 // queue Manager wake them through the SMS bearer on tr, and times the
 // wake-ups' arrival at the lights.
-func runWakeups(t *testing.T, net *sim.Network, tr sms.Transport, sims []string, n, inflight int) (times []time.Time, rank []int) {
+func runWakeups(t *testing.T, net *sim.Network, tr sms.Transport, sims []string, n, inflight int) (start time.Time, times []time.Time, rank []int) {
 	t.Helper()
 	type arrival struct {
 		i  int
@@ -114,6 +114,7 @@ func runWakeups(t *testing.T, net *sim.Network, tr sms.Transport, sims []string,
 	m.Close()
 	b.Close()
 	// The link comes up: a bearer on the same outbox, over the transport.
+	start = time.Now()
 	b, err = sms.New(tr, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -131,13 +132,15 @@ func runWakeups(t *testing.T, net *sim.Network, tr sms.Transport, sims []string,
 		times = append(times, a.at)
 		rank = append(rank, perm[a.i])
 	}
-	return times, rank
+	return start, times, rank
 }
 
-func measure(path string, configured float64, times []time.Time, rank []int) wakeResult {
+// measure: the rate is the wake-ups over the time from the link coming up
+// to the last arrival (the first one's transit included).
+func measure(path string, configured float64, start time.Time, times []time.Time, rank []int) wakeResult {
 	n := len(times)
-	r := wakeResult{path: path, lights: n, configured: configured, elapsed: times[n-1].Sub(times[0])}
-	r.achieved = float64(n-1) / r.elapsed.Seconds()
+	r := wakeResult{path: path, lights: n, configured: configured, elapsed: times[n-1].Sub(start)}
+	r.achieved = float64(n) / r.elapsed.Seconds()
 	r.ratio = r.achieved / configured
 	ordered := 0
 	disp := make([]int, n)
@@ -156,18 +159,20 @@ func measure(path string, configured float64, times []time.Time, rank []int) wak
 // TestWakeupThroughput: wake-ups of sleeping lights through one SMPP link at
 // a configured 100 SMS/s, and through 8 simulated modems (real driver) whose
 // physical rate is 8/T = 100 SMS/s; achieved ÷ configured ≥ 0.95 both, the
-// wake-ups leaving in the order of their requests' deadlines. 300 lights
-// in the suite; M2M_WAKE_BENCH=10000 for the figure.
+// wake-ups leaving in the order of their requests' deadlines. The suite
+// runs 100 lights at 25 SMS/s; M2M_WAKE_BENCH=10000 runs the figure.
 func TestWakeupThroughput(t *testing.T) {
-	n, full := 300, false
+	// The suite's short version runs 100 lights at 25 SMS/s: the mechanism
+	// (rate, window, deadline order) is the same, at a rate the
+	// race-instrumented build sustains on a loaded 2-core machine.
+	n, full, rate := 100, false, 25.0
 	if v := os.Getenv("M2M_WAKE_BENCH"); v != "" {
 		var err error
 		if n, err = strconv.Atoi(v); err != nil || n < 10 {
 			t.Fatalf("M2M_WAKE_BENCH=%q: want a number of lights", v)
 		}
-		full = true
+		full, rate = true, 100
 	}
-	const rate = 100.0
 	var results []wakeResult
 	t.Run("smpp", func(t *testing.T) {
 		net := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
@@ -184,11 +189,12 @@ func TestWakeupThroughput(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer l.Close()
-		times, rank := runWakeups(t, net, l, []string{src}, n, 2*10)
-		results = append(results, measure("smpp link 100/s", rate, times, rank))
+		start, times, rank := runWakeups(t, net, l, []string{src}, n, 2*10)
+		results = append(results, measure(fmt.Sprintf("smpp link %.0f/s", rate), rate, start, times, rank))
 	})
 	t.Run("modems", func(t *testing.T) {
-		const nModems, sendTime = 8, 80 * time.Millisecond
+		const nModems = 8
+		sendTime := time.Duration(float64(nModems) / rate * float64(time.Second)) // N/T = rate
 		net := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
 		defer net.Close()
 		pool := modem.NewPool(modem.WithPoolLogger(quiet()), modem.WithMaxQueue(1024))
@@ -213,12 +219,12 @@ func TestWakeupThroughput(t *testing.T) {
 		}
 		link := modemlink.New(pool, 0)
 		defer link.Close()
-		times, rank := runWakeups(t, net, link, sims, n, 8*nModems)
-		results = append(results, measure(fmt.Sprintf("%d modems T=%v", nModems, sendTime), nModems/sendTime.Seconds(), times, rank))
+		start, times, rank := runWakeups(t, net, link, sims, n, 8*nModems)
+		results = append(results, measure(fmt.Sprintf("%d modems T=%v", nModems, sendTime), nModems/sendTime.Seconds(), start, times, rank))
 	})
 	min := 0.95
 	if !full {
-		// 300 wake-ups last 3 s: one late timer on the loaded machine
+		// 100 wake-ups last 4 s: one late timer on the loaded machine
 		// weighs more than in the 100 s run.
 		min = 0.9
 	}

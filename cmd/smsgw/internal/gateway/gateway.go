@@ -322,7 +322,8 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 		Submit: []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
-		Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
+		// 64 sends in flight keep 8 modems or an SMPP window busy (docs/smpp.md, TestWakeupThroughput).
+		Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, MaxInFlight: 64},
 		Logger: g.log.With("component", "sms"),
 	})
 	if err != nil {
