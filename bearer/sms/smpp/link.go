@@ -323,9 +323,16 @@ func (l *Link) session(ctx context.Context) (*session, error) {
 	}
 }
 
-func (l *Link) setTx(s *session) {
+// setBound publishes (s non-nil) or withdraws the session bound with cmd.
+func (l *Link) setBound(cmd smppwire.CommandID, s *session) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if cmd != smppwire.BindTransmitter {
+		l.rxBound = s != nil
+	}
+	if cmd == smppwire.BindReceiver {
+		return
+	}
 	if s != nil {
 		l.tx = s
 		close(l.txReady)
@@ -355,23 +362,9 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 		fails = 0
 		l.c.binds.Add(1)
 		l.log.Info("smpp: bound", "bind", cmd.String(), "addr", l.cfg.Addr)
-		if cmd != smppwire.BindReceiver {
-			l.setTx(s)
-		}
-		if cmd != smppwire.BindTransmitter {
-			l.mu.Lock()
-			l.rxBound = true
-			l.mu.Unlock()
-		}
+		l.setBound(cmd, s)
 		s.serve()
-		if cmd != smppwire.BindReceiver {
-			l.setTx(nil)
-		}
-		if cmd != smppwire.BindTransmitter {
-			l.mu.Lock()
-			l.rxBound = false
-			l.mu.Unlock()
-		}
+		l.setBound(cmd, nil)
 		if l.ctx.Err() != nil {
 			return
 		}

@@ -13,6 +13,7 @@ type counters struct {
 // Stats are the link's counters since Dial.
 type Stats struct {
 	Bound                bool   // a session that submits is bound now
+	Receiving            bool   // a session that receives is bound now
 	Binds, BindFailures  uint64 // successful and failed binds
 	LinkDrops            uint64 // bound sessions lost (re-bound after)
 	EnquireFailures      uint64 // enquire_link unanswered
@@ -35,8 +36,11 @@ type Stats struct {
 // Stats returns the link's counters.
 func (l *Link) Stats() Stats {
 	c := &l.c
+	l.mu.Lock()
+	receiving := l.rxBound
+	l.mu.Unlock()
 	return Stats{
-		Bound: l.Ready(), Binds: c.binds.Load(), BindFailures: c.bindFailures.Load(), LinkDrops: c.linkDrops.Load(),
+		Bound: l.Ready(), Receiving: receiving, Binds: c.binds.Load(), BindFailures: c.bindFailures.Load(), LinkDrops: c.linkDrops.Load(),
 		EnquireFailures: c.enquireFailures.Load(), Submitted: c.submitted.Load(), SubmitErrors: c.submitErrors.Load(),
 		Throttled: c.throttled.Load(), Timeouts: c.timeouts.Load(), Refused: c.refused.Load(), Received: c.received.Load(),
 		Receipts: c.receipts.Load(), ReceiptsIntermediate: c.receiptsIntermediate.Load(),

@@ -130,7 +130,7 @@ type smppCollector struct {
 func newSMPPCollector(links []smppLink) *smppCollector {
 	return &smppCollector{links: links,
 		counter: prometheus.NewDesc("smsgw_smpp_total", "SMPP link counters (binds, submits, throttling, receipts, malformed PDUs).", []string{"link", "what"}, nil),
-		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound (0/1), awaiting_receipt.", []string{"link", "what"}, nil)}
+		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt.", []string{"link", "what"}, nil)}
 }
 
 func (c *smppCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.counter; ch <- c.gau }
@@ -153,6 +153,11 @@ func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
 			bound = 1
 		}
 		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, bound, n, "bound")
+		receiving := 0.0
+		if s.Receiving {
+			receiving = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, receiving, n, "receiving")
 		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, float64(s.AwaitingReceipt), n, "awaiting_receipt")
 	}
 }
