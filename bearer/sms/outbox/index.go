@@ -27,6 +27,9 @@ func (o *Outbox) setSchedLocked(id uint64, s *sched) {
 		o.pendTo[s.to] = l
 	}
 	o.sched[id] = s
+	if !s.expires.IsZero() && !o.nextExpiry.IsZero() && s.expires.Before(o.nextExpiry) {
+		o.nextExpiry = s.expires
+	}
 }
 
 func (o *Outbox) unpendLocked(id uint64, to string) {

@@ -106,9 +106,11 @@ type Outbox struct {
 	sched  map[uint64]*sched
 	pendTo map[string][]uint64 // see index.go
 	gone   map[uint64]goneMark
-	txSeq  atomic.Uint64 // transactions of update, in commit order (taken under bolt's writer lock)
-	bytes  int
-	wake   chan struct{}
+	// nextExpiry is no later than the earliest expiry held (zero: unknown).
+	nextExpiry time.Time
+	txSeq      atomic.Uint64 // transactions of update, in commit order (taken under bolt's writer lock)
+	bytes      int
+	wake       chan struct{}
 }
 
 // Option configures Open.
@@ -567,12 +569,24 @@ func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entr
 // Expire removes and returns the entries whose Expires has passed.
 func (o *Outbox) Expire(now time.Time) ([]*Entry, error) {
 	o.mu.Lock()
+	if !o.nextExpiry.IsZero() && !now.After(o.nextExpiry) {
+		// Nothing can have expired yet: no scan (the worker calls Expire
+		// on every loop, a hundred times a second under load).
+		o.mu.Unlock()
+		return nil, nil
+	}
 	var ids []uint64
+	var next time.Time
 	for id, s := range o.sched {
-		if !s.expires.IsZero() && now.After(s.expires) {
+		switch {
+		case s.expires.IsZero():
+		case now.After(s.expires):
 			ids = append(ids, id)
+		case next.IsZero() || s.expires.Before(next):
+			next = s.expires
 		}
 	}
+	o.nextExpiry = next
 	o.mu.Unlock()
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var out []*Entry
