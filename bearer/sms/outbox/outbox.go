@@ -105,6 +105,7 @@ type Outbox struct {
 	closed bool
 	sched  map[uint64]*sched
 	pendTo map[string][]uint64 // see index.go
+	heads  []headRef
 	gone   map[uint64]goneMark
 	// nextExpiry is no later than the earliest expiry held (zero: unknown).
 	nextExpiry time.Time
@@ -297,23 +298,18 @@ func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) boo
 		return nil, ErrClosed
 	}
 	// Per destination only the head (oldest pending entry) may go, so a
-	// peer's datagrams leave in the order they were stored; across
-	// destinations the max earliest deadlines, kept sorted in ids.
+	// peer's datagrams leave in order; across destinations the earliest
+	// deadlines first (o.heads is in that order).
 	var ids []uint64
-	o.headsLocked(func(id uint64, s *sched) {
-		if s.nextTry.After(now) || (skip != nil && skip(id, s.to)) {
-			return
+	for _, h := range o.heads {
+		if len(ids) == max {
+			break
 		}
-		if len(ids) == max && !earlier(s, id, o.sched[ids[max-1]], ids[max-1]) {
-			return
+		if h.nextTry.After(now) || (skip != nil && skip(h.id, h.to)) {
+			continue
 		}
-		i := sort.Search(len(ids), func(i int) bool { return earlier(s, id, o.sched[ids[i]], ids[i]) })
-		if len(ids) < max {
-			ids = append(ids, 0)
-		}
-		copy(ids[i+1:], ids[i:])
-		ids[i] = id
-	})
+		ids = append(ids, h.id)
+	}
 	o.mu.Unlock()
 	out := make([]*Entry, 0, min(len(ids), max))
 	for _, id := range ids {
@@ -340,11 +336,11 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 	// The head (oldest pending entry) of each destination decides.
 	var t time.Time
 	found := false
-	o.headsLocked(func(_ uint64, s *sched) {
-		if !found || s.nextTry.Before(t) {
-			t, found = s.nextTry, true
+	for _, h := range o.heads {
+		if !found || h.nextTry.Before(t) {
+			t, found = h.nextTry, true
 		}
-	})
+	}
 	return t, found
 }
 
