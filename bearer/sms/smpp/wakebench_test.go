@@ -42,6 +42,7 @@ func (noExec) Execute(context.Context, string, *queue.Request) (*queue.Result, e
 // wakeResult is one run of the wake-up benchmark.
 type wakeResult struct {
 	path            string
+	inflight        int // outbox sends in flight: the reordering they allow
 	lights          int
 	configured      float64 // SMS/s: the link's rate, or the modems' N/T
 	elapsed         time.Duration
@@ -190,11 +191,24 @@ func TestWakeupThroughput(t *testing.T) {
 		}
 		defer l.Close()
 		start, times, rank := runWakeups(t, net, l, []string{src}, n, 2*10)
-		results = append(results, measure(fmt.Sprintf("smpp link %.0f/s", rate), rate, start, times, rank))
+		r := measure(fmt.Sprintf("smpp link %.0f/s", rate), rate, start, times, rank)
+		r.inflight = 2 * 10
+		results = append(results, r)
 	})
 	t.Run("modems", func(t *testing.T) {
 		const nModems = 8
-		sendTime := time.Duration(float64(nModems) / rate * float64(time.Second)) // N/T = rate
+		mrate := rate
+		if v := os.Getenv("M2M_WAKE_BENCH_MODEM_RATE"); v != "" {
+			// The modems' physical rate N/T (the full run uses 20 SMS/s,
+			// T = 400 ms: the driver's few milliseconds per +CMGS weigh
+			// on an 80 ms T as they never do on a real modem's 2-5 s).
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || f <= 0 {
+				t.Fatalf("M2M_WAKE_BENCH_MODEM_RATE=%q", v)
+			}
+			mrate = f
+		}
+		sendTime := time.Duration(float64(nModems) / mrate * float64(time.Second)) // N/T = mrate
 		net := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
 		defer net.Close()
 		pool := modem.NewPool(modem.WithPoolLogger(quiet()), modem.WithMaxQueue(1024))
@@ -220,7 +234,9 @@ func TestWakeupThroughput(t *testing.T) {
 		link := modemlink.New(pool, 0)
 		defer link.Close()
 		start, times, rank := runWakeups(t, net, link, sims, n, 8*nModems)
-		results = append(results, measure(fmt.Sprintf("%d modems T=%v", nModems, sendTime), nModems/sendTime.Seconds(), start, times, rank))
+		r := measure(fmt.Sprintf("%d modems T=%v", nModems, sendTime), nModems/sendTime.Seconds(), start, times, rank)
+		r.inflight = 8 * nModems
+		results = append(results, r)
 	})
 	min := 0.95
 	if !full {
@@ -233,7 +249,9 @@ func TestWakeupThroughput(t *testing.T) {
 		if r.ratio < min {
 			t.Errorf("%s: achieved ÷ configured %.3f < %.2f", r.path, r.ratio, min)
 		}
-		if r.p99Displacement > 64 {
+		// Sends in flight at once may finish in any order among
+		// themselves (eight modems side by side, a window of submits).
+		if r.p99Displacement > 2*r.inflight {
 			t.Errorf("%s: wake-ups left out of deadline order (p99 displacement %d)", r.path, r.p99Displacement)
 		}
 	}
