@@ -240,14 +240,16 @@ func (l *Link) submit(ctx context.Context, sm *smppwire.SM) (string, error) {
 		if err := l.waitThrottle(ctx); err != nil {
 			return "", err
 		}
+		// The bind first, then the rate slot: slots taken while the link
+		// is down would all come due at once when it is back.
+		s, err := l.session(ctx)
+		if err != nil {
+			return "", err
+		}
 		if d := l.rate.reserve(time.Now()); d > 0 {
 			if err := sleepCtx(ctx, d); err != nil {
 				return "", fmt.Errorf("%w: %w", ErrNotBound, err)
 			}
-		}
-		s, err := l.session(ctx)
-		if err != nil {
-			return "", err
 		}
 		resp, err := s.requestWindowed(ctx, smppwire.SubmitSM, body)
 		if err != nil {
