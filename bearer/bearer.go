@@ -44,6 +44,16 @@ type Bearer interface {
 	Params() Params
 }
 
+// UnreachableReporter is implemented by a Bearer that can tell when a
+// datagram it sent found nothing listening at its destination (an ICMP
+// port unreachable, RFC 792 / RFC 4443): udp.Conn. OnUnreachable sets the
+// function called with each such destination (it runs on the bearer's
+// read or write path and must not block; nil stops the reports) and says
+// whether the bearer can report at all.
+type UnreachableReporter interface {
+	OnUnreachable(fn func(peer net.Addr)) bool
+}
+
 // Params describes a bearer: its datagram sizes, its RFC 7252 §4.8
 // transmission parameters and a cost hint. The derived values of §4.8.2
 // (MAX_TRANSMIT_SPAN, MAX_TRANSMIT_WAIT, EXCHANGE_LIFETIME, NON_LIFETIME) are
@@ -203,7 +213,7 @@ var ErrTooLarge = errors.New("bearer: datagram too large")
 // (bearer/secure) on the addresses it returns. A zero Identity means the peer
 // is not authenticated (NoSec).
 type Identity struct {
-	// Mode is "psk", "rpk", "x509" or "" (none).
+	// Mode is "psk", "rpk", "x509", "oscore" or "" (none).
 	Mode string
 	// PSKIdentity is the PSK identity the peer presented (mode "psk").
 	PSKIdentity []byte
@@ -212,6 +222,10 @@ type Identity struct {
 	PublicKey []byte
 	// Certificates is the peer's DER certificate chain, leaf first (mode "x509").
 	Certificates [][]byte
+	// OSCOREID is the peer's OSCORE Sender ID (our Recipient ID) and
+	// OSCOREIDContext the context's ID Context, nil when absent (mode
+	// "oscore", bearer/oscore).
+	OSCOREID, OSCOREIDContext []byte
 }
 
 // IsZero reports whether the identity is empty (unauthenticated peer).
@@ -224,6 +238,11 @@ func (id Identity) String() string {
 		return "none"
 	case "psk":
 		return "psk:" + string(id.PSKIdentity)
+	case "oscore":
+		if id.OSCOREIDContext != nil {
+			return fmt.Sprintf("oscore:%x/%x", id.OSCOREIDContext, id.OSCOREID)
+		}
+		return fmt.Sprintf("oscore:%x", id.OSCOREID)
 	default:
 		return fmt.Sprintf("%s:%d-byte key", id.Mode, len(id.PublicKey))
 	}

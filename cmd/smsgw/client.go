@@ -55,10 +55,61 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		}
 		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w
 	case "write":
-		if err := need(3, "EP PATH VALUE"); err != nil {
+		if err := need(3, "EP PATH VALUE [TYPE]"); err != nil {
 			return err
 		}
-		method, u, body = "PUT", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"value": a[2]}
+		wb := map[string]any{"value": a[2]}
+		if len(a) > 3 {
+			wb["type"] = a[3] // a resource outside the object model: written raw as this type
+		}
+		method, u, body = "PUT", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, wb
+	case "discover":
+		if err := need(2, "EP PATH"); err != nil {
+			return err
+		}
+		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/discover/"+strings.TrimPrefix(a[1], "/")+w
+	case "attrs":
+		if err := need(3, "EP PATH NAME=VALUE|NAME ..."); err != nil {
+			return err
+		}
+		set, unset := map[string]json.Number{}, []string{}
+		for _, kv := range a[2:] {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				set[k] = json.Number(v)
+			} else {
+				unset = append(unset, kv)
+			}
+		}
+		method, u, body = "PUT", base+"/devices/"+url.PathEscape(a[0])+"/attributes/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"set": set, "unset": unset}
+	case "read-composite", "observe-composite":
+		if err := need(2, "EP PATH..."); err != nil {
+			return err
+		}
+		op := strings.TrimSuffix(cmd, "-composite")
+		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/composite/"+op+w, map[string]any{"paths": a[1:]}
+	case "write-composite":
+		if err := need(2, "EP PATH=VALUE[:TYPE]..."); err != nil {
+			return err
+		}
+		vals, types := map[string]any{}, map[string]string{}
+		for _, kv := range a[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return usageError{"usage: smsgw write-composite EP PATH=VALUE[:TYPE]..., e.g. /3311/0/5851=40 /31024/10/1=7:Integer"}
+			}
+			if i := strings.LastIndexByte(v, ':'); i > 0 && isTypeName(v[i+1:]) {
+				v, types[k] = v[:i], v[i+1:]
+			}
+			vals[k] = v
+		}
+		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/composite/write"+w, map[string]any{"values": vals, "types": types}
+	case "values":
+		if err := need(1, "EP"); err != nil {
+			return err
+		}
+		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/values"
+	case "objects":
+		method, u = "GET", base+"/objects"
 	case "exec":
 		if err := need(2, "EP PATH [ARGS]"); err != nil {
 			return err
@@ -98,6 +149,15 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		return fmt.Errorf("HTTP %s", strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
 	}
 	return nil
+}
+
+// isTypeName reports an LwM2M data type name as write-composite takes it.
+func isTypeName(s string) bool {
+	switch strings.ToLower(s) {
+	case "string", "integer", "unsigned", "float", "boolean", "opaque", "time", "objlnk", "corelnk":
+		return true
+	}
+	return false
 }
 
 func envOr(k, def string) string {

@@ -46,7 +46,8 @@ func Authorize(sec Security, allowNoSec bool, ep string, id bearer.Identity) err
 }
 
 // SameIdentity reports whether a and b name the same credentials: same
-// mode and PSK identity, raw public key, or leaf certificate.
+// mode and PSK identity, raw public key, leaf certificate, or OSCORE
+// Sender ID and ID Context.
 func SameIdentity(a, b bearer.Identity) bool {
 	if a.Mode != b.Mode {
 		return false
@@ -58,6 +59,9 @@ func SameIdentity(a, b bearer.Identity) bool {
 		return bytes.Equal(a.PSKIdentity, b.PSKIdentity)
 	case "rpk":
 		return bytes.Equal(a.PublicKey, b.PublicKey)
+	case "oscore":
+		return bytes.Equal(a.OSCOREID, b.OSCOREID) && bytes.Equal(a.OSCOREIDContext, b.OSCOREIDContext) &&
+			(a.OSCOREIDContext == nil) == (b.OSCOREIDContext == nil)
 	default:
 		if len(a.Certificates) > 0 && len(b.Certificates) > 0 {
 			return bytes.Equal(a.Certificates[0], b.Certificates[0])
@@ -76,6 +80,10 @@ func identityKey(id bearer.Identity) string {
 		return "psk:" + string(id.PSKIdentity)
 	case "rpk":
 		return "rpk:" + string(id.PublicKey)
+	case "oscore":
+		// The OSCORE identity is the peer's Sender ID within its ID Context
+		// (bearer/oscore); one context authenticates one device.
+		return id.String()
 	default:
 		if len(id.Certificates) > 0 {
 			return id.Mode + ":" + string(id.Certificates[0])

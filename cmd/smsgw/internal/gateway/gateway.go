@@ -39,6 +39,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
@@ -48,6 +49,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
@@ -74,7 +76,10 @@ type Gateway struct {
 	smsB      *sms.Bearer
 	simSMSC   *smsc.Server // simulator.smpp
 	smppLinks []smppLink
-	mux       *route.Mux // over the SMPP links and the modems, when there are links
+	mux       *route.Mux                 // over the SMPP links and the modems, when there are links
+	oscore    map[string]*oscore.Context // endpoint → context (startOSCORE)
+	oscStore  *oscore.BoltStore
+	oscCount  map[string]*oscore.Counters // transport → counts
 
 	regs   *registry.Bolt
 	qs     *queue.BoltStore
@@ -89,6 +94,7 @@ type Gateway struct {
 	squeue *server.Queue
 	fleet  *Fleet
 	fw     *fw
+	models []ModelObject   // objects loaded from lwm2m.models
 	ctx    context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
@@ -163,10 +169,16 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 		return nil, err
 	}
 	sims = append(append([]string(nil), sims...), smppSIMs...)
+	if err = g.startOSCORE(); err != nil {
+		return nil, err
+	}
 	if err = g.startSMS(sims, modemSIMs); err != nil {
 		return nil, err
 	}
 	if err = g.openFirmwareStore(); err != nil {
+		return nil, err
+	}
+	if err = g.loadModels(); err != nil {
 		return nil, err
 	}
 	if err = g.startServer(); err != nil {
@@ -175,7 +187,15 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err = g.startQueue(); err != nil {
 		return nil, err
 	}
-	g.wg.Add(1)
+	if err = g.metrics.reg.Register(newLwM2MCollector(g)); err != nil {
+		return nil, err
+	}
+	if err = g.loadValues(); err != nil {
+		return nil, err
+	}
+	g.wg.Add(3)
+	go g.jobValues(ctx, g.qm.Subscribe(256))
+	go g.snapshotValues(ctx)
 	go g.events(ctx)
 	if err = g.startAPI(); err != nil {
 		return nil, err
@@ -185,7 +205,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, Awake: f.Awake,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -241,7 +261,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs)})
 		for _, l := range g.plan {
 			if l.PSK != nil {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
@@ -311,7 +331,11 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		if sim == "" {
 			sim = sims[0]
 		}
-		peers[d.MSISDN] = sms.Peer{Security: sms.SecurityNoSec, SIM: sim, Framing: g.framing()}
+		mode := sms.SecurityNoSec
+		if g.oscore[d.Endpoint] != nil {
+			mode = sms.SecurityOSCORE
+		}
+		peers[d.MSISDN] = sms.Peer{Security: mode, SIM: sim, Framing: g.framing()}
 	}
 	dir := filepath.Join(g.cfg.DataDir, "sms")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -353,14 +377,17 @@ func (g *Gateway) startServer() error {
 		return fmt.Errorf("registrations: %w", err)
 	}
 	g.regs = regs
-	sec := server.NewStaticSecurity(len(g.psk) + 1)
+	sec := server.NewStaticSecurity(len(g.psk) + len(g.oscore) + 1)
 	for id, p := range g.psk {
 		if err := sec.Bind(p.Endpoint, bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}); err != nil {
 			return err
 		}
 	}
+	if err := g.bindOSCORE(sec); err != nil {
+		return err
+	}
 	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer)}
+		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer), server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}
 	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
 		maxLt := g.cfg.LwM2M.LifetimeMax
 		if maxLt == 0 {
@@ -374,7 +401,12 @@ func (g *Gateway) startServer() error {
 		if err != nil {
 			return fmt.Errorf("lwm2m udp listener %s: %w", g.cfg.LwM2M.UDP, err)
 		}
-		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
+		ub, err := g.wrapOSCORE(u, "udp")
+		if err != nil {
+			u.Close()
+			return err
+		}
+		if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
 			u.Close()
 			return err
@@ -413,7 +445,11 @@ func (g *Gateway) startServer() error {
 			return err
 		}
 	} else if g.smsB != nil {
-		if g.smsEP, err = bearer.NewEndpoint(g.smsB, bearer.WithHandler(g.srv.Handler("sms")),
+		sb, err := g.wrapOSCORE(g.smsB, "sms")
+		if err != nil {
+			return err
+		}
+		if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
 			return err
 		}
@@ -504,8 +540,9 @@ func (g *Gateway) checkSMSPeer(ep, transport string, peer net.Addr, _ bearer.Ide
 	if err != nil {
 		return fmt.Errorf("endpoint %q: configured number: %w", ep, err)
 	}
-	got, ok := peer.(sms.Addr)
-	if !ok || got.String() != want.String() {
+	// A security layer (OSCORE, DTLS) wraps the address; network and
+	// number are the SMS bearer's.
+	if peer == nil || peer.Network() != sms.Network || peer.String() != want.String() {
 		return fmt.Errorf("endpoint %q is configured for number %s, not %s", ep, want, peer)
 	}
 	return nil
@@ -582,6 +619,7 @@ func (g *Gateway) events(ctx context.Context) {
 func (g *Gateway) onServerEvent(ev server.Event) {
 	kind := strings.ToLower(ev.Kind.String())
 	var ep string
+	data := map[string]any{"time": ev.Time}
 	switch ev.Kind {
 	case server.Registered, server.Updated:
 		g.metrics.registrations.WithLabelValues(kind).Inc()
@@ -593,12 +631,24 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 		ep = ev.Notification.Endpoint
 	case server.Sent:
 		ep = ev.Send.Endpoint
+		// The values the device sent travel with the event (the server
+		// also keeps them as last known values).
+		data["path"] = "/dp"
+		data["format"] = content.Format(ev.Send.Content.Format).String()
+		if recs, err := ev.Send.Records(g.model); err == nil {
+			data["values"] = recordsJSON(recs)
+		} else {
+			data["error"] = err.Error()
+		}
 	}
-	data := map[string]any{"endpoint": ep, "time": ev.Time}
+	data["endpoint"] = ep
 	if ev.Notification != nil {
 		data["path"] = pathsString(ev.Notification.Paths)
+		data["format"] = content.Format(ev.Notification.Content.Format).String()
 		if recs, err := ev.Notification.Records(g.model); err == nil {
 			data["values"] = recordsJSON(recs)
+		} else {
+			data["error"] = err.Error()
 		}
 	}
 	g.hub.publish(kind, data)
@@ -674,6 +724,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
 		}
 		if g.proxy != nil {
+			// De-register the bridged devices upstream while their
+			// sockets are still open (the external server would
+			// otherwise keep them until their lifetime runs out).
+			g.proxy.deregisterAll(ctx)
 			g.proxy.Close()
 		}
 		if g.smsEP != nil {
@@ -685,6 +739,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			g.proxy.wait()
 		}
 		g.closeSMPP()
+		if g.oscStore != nil {
+			errs = append(errs, g.oscStore.Close())
+		}
 		if g.link != nil {
 			g.link.Close()
 		}
