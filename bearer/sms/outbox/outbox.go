@@ -30,6 +30,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var (
@@ -381,7 +382,7 @@ func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry
 		return b.Put(key(id), e.marshal())
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrDatabaseNotOpen) {
+		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
 			err = ErrClosed
 		}
 		return nil, false, err
