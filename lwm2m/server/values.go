@@ -57,7 +57,7 @@ func (s *Server) ReadValues(ctx context.Context, ep string, p path.Path, opts ..
 // WriteValues encodes recs (absolute paths under p) in the client's
 // format and writes them to p.
 func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode WriteMode, recs ...content.Record) error {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return notRegistered(ep)
 	}
@@ -66,13 +66,22 @@ func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode W
 	if err != nil {
 		return fmt.Errorf("lwm2m write %s %s: %w", ep, p, err)
 	}
+	if reg.Transport() == "sms" && len(recs) == 1 && recs[0].Path == p && p.Len() == path.LevelResource && f != message.TextPlain {
+		// On SMS every byte costs: a single resource goes as plain text
+		// (Core: text/plain carries one resource value) when that is
+		// smaller than the structured format (a 500-byte string: 4 SMS
+		// instead of 5).
+		if tb, err := content.Encode(content.Text, p, recs); err == nil && len(tb) < len(body) {
+			f, body = message.TextPlain, tb
+		}
+	}
 	return s.Write(ctx, ep, p, mode, Content{Format: f, Payload: body})
 }
 
 // CreateValues creates an instance of object p from recs (paths
 // /p/<instance>/<resource>) and returns the instance path.
 func (s *Server) CreateValues(ctx context.Context, ep string, p path.Path, recs ...content.Record) (path.Path, error) {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return path.Path{}, notRegistered(ep)
 	}
@@ -91,7 +100,7 @@ func (s *Server) CreateValues(ctx context.Context, ep string, p path.Path, recs 
 // ReadCompositeValues reads several paths at once (Read-Composite) and
 // decodes the records.
 func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...path.Path) ([]content.Record, error) {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return nil, notRegistered(ep)
 	}
@@ -118,7 +127,7 @@ func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...pa
 
 // WriteCompositeValues writes records at several paths at once.
 func (s *Server) WriteCompositeValues(ctx context.Context, ep string, recs ...content.Record) error {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return notRegistered(ep)
 	}

@@ -132,6 +132,11 @@ type LwM2M struct {
 	StrictBinding bool `yaml:"strict_binding"`
 	// OSCORE lists per-device OSCORE contexts (UDP and SMS).
 	OSCORE []OSCORE `yaml:"oscore"`
+	// The registration security policy and its limits (security.go).
+	NoSec            NoSec   `yaml:"nosec"`
+	RegisterRate     float64 `yaml:"register_rate"`
+	RegisterBurst    int     `yaml:"register_burst"`
+	MaxRegistrations int     `yaml:"max_registrations"`
 }
 
 // Proxy-mode defaults of the embedded server's listeners: an external
@@ -168,6 +173,13 @@ type SMS struct {
 	PeerRate             float64     `yaml:"peer_rate"`
 	PeerBurst            int         `yaml:"peer_burst"`
 	Devices              []SMSDevice `yaml:"devices"`
+	// BudgetWarn is the share of a daily budget at which an alert is
+	// raised (event sms-budget, metric smsgw_sms_budget_alerts_total).
+	BudgetWarn float64 `yaml:"budget_warn"`
+	// LoopMax refuses more than this many identical SMS to or from one
+	// device within LoopWindow (0: no check).
+	LoopMax    int           `yaml:"loop_max"`
+	LoopWindow time.Duration `yaml:"loop_window"`
 	// StatusReports asks for a status report (an SMPP receipt) of every
 	// SMS; outbox entries then stay until reported delivered.
 	StatusReports bool `yaml:"status_reports"`
@@ -180,6 +192,10 @@ type SMSDevice struct {
 	MSISDN    string `yaml:"msisdn"`
 	ServerSIM string `yaml:"server_sim"`
 	Trigger   bool   `yaml:"trigger"`
+	// NoSec lets the device also register over UDP without DTLS, where
+	// lwm2m.nosec allows its name; otherwise it registers only over SMS
+	// from MSISDN (or over DTLS with a PSK bound to its endpoint).
+	NoSec bool `yaml:"nosec"`
 }
 
 // Queue configures queue mode.
@@ -493,9 +509,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("models %q is not a readable directory of DDF XML files", m), "lwm2m", "models")
 		}
 	}
-	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
-		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")
-	}
+	c.validateSecurity(ck)
 	sims := map[string]bool{}
 	for i, m := range c.Modems {
 		idx := fmt.Sprint(i)
@@ -571,6 +585,12 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	}
 	if c.SMS.DailyBudget < 0 || c.SMS.DailyBudgetPerDevice < 0 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
 		ck.add("budgets and rates must not be negative", "sms")
+	}
+	if c.SMS.BudgetWarn < 0 || c.SMS.BudgetWarn > 1 {
+		ck.add("budget_warn is a share of the budget, 0..1", "sms", "budget_warn")
+	}
+	if c.SMS.LoopMax < 0 || c.SMS.LoopWindow < 0 {
+		ck.add("loop_max and loop_window must not be negative", "sms", "loop_max")
 	}
 	eps := map[string]bool{}
 	for i, d := range c.SMS.Devices {
