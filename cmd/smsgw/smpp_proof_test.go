@@ -105,6 +105,9 @@ func TestSMPPProof(t *testing.T) {
 	}
 	const serverNum, nSMS = "+491710000009", 6
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("SMPP_PROOF_DEBUG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
 	n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(30 * time.Millisecond)}), sim.WithLogger(log),
 		sim.WithValidity(time.Hour, 200*time.Millisecond))
 	defer n.Close()
@@ -158,7 +161,9 @@ func TestSMPPProof(t *testing.T) {
 	udpAddr := freeUDPPort(t)
 	var devs strings.Builder
 	for _, l := range plan {
-		fmt.Fprintf(&devs, "    - {endpoint: %s, msisdn: '%s', server_sim: '%s', trigger: %v}\n", l.Name, l.MSISDN, l.ServerSIM, l.Kind == gateway.KindQueue)
+		// The sleeping light registers over UDP (nosec) and is woken by SMS.
+		q := l.Kind == gateway.KindQueue
+		fmt.Fprintf(&devs, "    - {endpoint: %s, msisdn: '%s', server_sim: '%s', trigger: %v, nosec: %v}\n", l.Name, l.MSISDN, l.ServerSIM, q, q)
 	}
 	cfgFile := filepath.Join(dir, "smsgw.yaml")
 	cfg := fmt.Sprintf(`api:
@@ -210,6 +215,12 @@ sms:
 
 	// Register over SMS (the SMS-only lights) and UDP (the sleeping one).
 	start := time.Now()
+	defer func() {
+		if t.Failed() {
+			_, v := d.call("GET", "/devices", "")
+			t.Logf("devices: %v", v)
+		}
+	}()
 	d.waitFleet(nSMS+1, 90*time.Second)
 	t.Logf("%d lights registered (%d over SMS through SMPP) in %v", nSMS+1, nSMS, time.Since(start).Round(time.Millisecond))
 

@@ -211,6 +211,9 @@ func (m *Mux) Stats() []Stats {
 // Close stops merging. Messages not yet handed on are rejected back to
 // their transport.
 func (m *Mux) Close() error {
+	if m.stop == nil {
+		return nil // the zero Mux: nothing started
+	}
 	m.once.Do(func() { close(m.stop) })
 	m.wg.Wait()
 	return nil

@@ -127,6 +127,9 @@ func (l *Link) Inbound() <-chan sms.Inbound { return l.in }
 // not wait for the bearer to acknowledge what it holds: deliver_sm not yet
 // answered are delivered again by the SMSC after the next bind.
 func (l *Link) Close() error {
+	if l.ctx == nil {
+		return nil // the zero Link: never dialled
+	}
 	var err error
 	l.once.Do(func() {
 		l.cancel()
@@ -144,7 +147,7 @@ func (l *Link) Close() error {
 // ErrUnknownSource and ErrBadTPDU (permanent), ErrNotBound and
 // ErrResponseTimeout (retryable), *StatusError (by its status), ErrClosed.
 func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (string, uint8, error) {
-	if l.ctx.Err() != nil {
+	if l.ctx == nil || l.ctx.Err() != nil {
 		return "", 0, ErrClosed
 	}
 	src := l.defSrc

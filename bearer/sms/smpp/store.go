@@ -160,6 +160,9 @@ func (s *store) prune(before time.Time) (int, error) {
 
 // pending counts the stored correlations.
 func (s *store) pending() int {
+	if s == nil {
+		return 0
+	}
 	n := 0
 	s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketIDs).Stats().KeyN; return nil })
 	return n

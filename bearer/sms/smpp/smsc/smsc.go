@@ -169,7 +169,12 @@ func Start(cfg Config) (*Server, error) {
 }
 
 // Addr is the listening address.
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return "" // the zero Server: not started
+	}
+	return s.ln.Addr().String()
+}
 
 // SetFaults replaces the fault settings.
 func (s *Server) SetFaults(f Faults) {
@@ -202,7 +207,7 @@ func (s *Server) Stats() Stats {
 // Close stops listening, drops every session and detaches the numbers.
 func (s *Server) Close() error {
 	s.mu.Lock()
-	if s.closed {
+	if s.closed || s.ln == nil {
 		s.mu.Unlock()
 		return nil
 	}
