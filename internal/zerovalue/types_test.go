@@ -28,6 +28,8 @@ import (
 	lwm2m_registry "github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	lwm2m_server "github.com/m2mbearer/m2mbearer/lwm2m/server"
 	modem "github.com/m2mbearer/m2mbearer/modem"
+	modem_at "github.com/m2mbearer/m2mbearer/modem/at"
+	modem_quarantine "github.com/m2mbearer/m2mbearer/modem/quarantine"
 	modem_sim "github.com/m2mbearer/m2mbearer/modem/sim"
 )
 
@@ -141,10 +143,15 @@ var zeroTypes = map[string]reflect.Type{
 	"modem.Pool":                           reflect.TypeFor[modem.Pool](),
 	"modem.Profile":                        reflect.TypeFor[modem.Profile](),
 	"modem.PrometheusMetrics":              reflect.TypeFor[modem.PrometheusMetrics](),
+	"modem.ResultCodeError":                reflect.TypeFor[modem.ResultCodeError](),
 	"modem.Received":                       reflect.TypeFor[modem.Received](),
 	"modem.Signal":                         reflect.TypeFor[modem.Signal](),
 	"modem.StatusReport":                   reflect.TypeFor[modem.StatusReport](),
 	"modem.StorageUse":                     reflect.TypeFor[modem.StorageUse](),
+	"modem/at.Dialect":                     reflect.TypeFor[modem_at.Dialect](),
+	"modem/at.Engine":                      reflect.TypeFor[modem_at.Engine](),
+	"modem/at.ResultError":                 reflect.TypeFor[modem_at.ResultError](),
+	"modem/quarantine.Store":               reflect.TypeFor[modem_quarantine.Store](),
 	"modem/sim.Endpoint":                   reflect.TypeFor[modem_sim.Endpoint](),
 	"modem/sim.ManualClock":                reflect.TypeFor[modem_sim.ManualClock](),
 	"modem/sim.Modem":                      reflect.TypeFor[modem_sim.Modem](),

@@ -23,6 +23,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/modem"
 )
 
 // DefaultYAML is the embedded default configuration.
@@ -525,10 +526,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		} else {
 			sims[a.String()] = true
 		}
-		switch m.Profile {
-		case "", "generic", "simcom", "quectel", "ublox":
-		default:
-			ck.add(fmt.Sprintf("unknown profile %q; use generic, simcom, quectel, ublox or leave empty", m.Profile), "modems", idx, "profile")
+		if !knownProfile(m.Profile) {
+			ck.add(fmt.Sprintf("unknown profile %q; use one of %s, or leave empty to detect it", m.Profile, strings.Join(profileNames(), ", ")), "modems", idx, "profile")
 		}
 	}
 	c.validateSMPP(ck, sims)
@@ -642,4 +641,24 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// knownProfile reports whether name selects a modem profile: a built-in
+// one (modem.Profiles), a vendor ("simcom", "quectel", "ublox": the family
+// is detected), or "" (detected).
+func knownProfile(name string) bool {
+	switch name {
+	case "", "simcom", "quectel", "ublox":
+		return true
+	}
+	_, ok := modem.ProfileByName(name)
+	return ok
+}
+
+func profileNames() []string {
+	var out []string
+	for _, p := range modem.Profiles() {
+		out = append(out, p.Name)
+	}
+	return append(out, "simcom", "quectel", "ublox")
 }

@@ -55,6 +55,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/m2mbearer/m2mbearer/modem/quarantine"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
 
@@ -77,6 +78,7 @@ type Gateway struct {
 	simSMSC   *smsc.Server // simulator.smpp
 	smppLinks []smppLink
 	mux       *route.Mux                 // over the SMPP links and the modems, when there are links
+	quar      *quarantine.Store          // received SMS that cannot be delivered
 	oscore    map[string]*oscore.Context // endpoint → context (startOSCORE)
 	oscStore  *oscore.BoltStore
 	oscCount  map[string]*oscore.Counters // transport → counts
@@ -239,6 +241,9 @@ func (g *Gateway) TokenFile() string { return filepath.Join(g.cfg.DataDir, "api-
 // returns the server SIM numbers.
 func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 	g.pool = modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	if err := g.openQuarantine(); err != nil {
+		return nil, err
+	}
 	var cfgs []modem.Config
 	if g.cfg.Simulator.Enabled {
 		s := g.cfg.Simulator
@@ -283,7 +288,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("modem %s: device %s: %w (check the path in modems[].device, the cable, and the udev name)", c.MSISDN, c.Device, err)
 		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem))
+		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem),
+			modem.WithQuarantine(g.quar))
 		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("modem %s on %s: %w", c.MSISDN, c.Device, err)
@@ -320,7 +326,7 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		return nil
 	}
 	if len(modemSIMs) > 0 {
-		g.link = modemlink.New(g.pool, 0)
+		g.link = modemlink.New(g.pool, 0, modemlink.WithQuarantine(g.quar), modemlink.WithLogger(g.log.With("component", "modemlink")))
 	}
 	tr, err := g.transport(modemSIMs)
 	if err != nil {
@@ -713,6 +719,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		for _, m := range g.modems {
 			m.Close()
+		}
+		if g.quar != nil {
+			errs = append(errs, g.quar.Close())
 		}
 		if g.simNet != nil {
 			g.simNet.Close()
