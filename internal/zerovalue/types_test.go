@@ -14,6 +14,9 @@ import (
 	bearer_sms_modemlink "github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	bearer_sms_outbox "github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	bearer_sms_pdu "github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+	bearer_sms_route "github.com/m2mbearer/m2mbearer/bearer/sms/route"
+	bearer_sms_smpp "github.com/m2mbearer/m2mbearer/bearer/sms/smpp"
+	bearer_sms_smpp_smsc "github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	bearer_udp "github.com/m2mbearer/m2mbearer/bearer/udp"
 	lwm2m_client "github.com/m2mbearer/m2mbearer/lwm2m/client"
 	lwm2m_content "github.com/m2mbearer/m2mbearer/lwm2m/content"
@@ -62,6 +65,9 @@ var zeroTypes = map[string]reflect.Type{
 	"bearer/sms/outbox.Outbox":             reflect.TypeFor[bearer_sms_outbox.Outbox](),
 	"bearer/sms/outbox.Worker":             reflect.TypeFor[bearer_sms_outbox.Worker](),
 	"bearer/sms/pdu.Address":               reflect.TypeFor[bearer_sms_pdu.Address](),
+	"bearer/sms/route.Mux":                 reflect.TypeFor[bearer_sms_route.Mux](),
+	"bearer/sms/smpp.Link":                 reflect.TypeFor[bearer_sms_smpp.Link](),
+	"bearer/sms/smpp/smsc.Server":          reflect.TypeFor[bearer_sms_smpp_smsc.Server](),
 	"bearer/sms/pdu.Concat":                reflect.TypeFor[bearer_sms_pdu.Concat](),
 	"bearer/sms/pdu.DecodeError":           reflect.TypeFor[bearer_sms_pdu.DecodeError](),
 	"bearer/sms/pdu.Deliver":               reflect.TypeFor[bearer_sms_pdu.Deliver](),
