@@ -2,8 +2,13 @@ package bearer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -34,11 +39,51 @@ type Request struct {
 	// Identity is the authenticated identity of Peer (server side), taken
 	// from the address with PeerIdentity; zero for unauthenticated peers.
 	Identity Identity
+	// Expires, set on a request sent with Endpoint.Fire, is when it stops
+	// being worth sending: a bearer with a queue of its own that implements
+	// DeadlineWriter (the SMS outbox) gives up then and sends the earliest
+	// first (an SMS wake-up for a request that expires then). Zero: none.
+	Expires time.Time
 
 	ctx    context.Context
 	mid    uint16
 	midSet bool
 	steer  *Steer
+
+	body     io.ReaderAt // SetBody: the body, read block by block
+	bodySize int64
+}
+
+// SetBody makes the request's body the first size bytes of body instead
+// of Payload, read block by block as the blocks are sent (and again for
+// blocks the peer asks for again), so that a large body such as a
+// firmware image is never held whole in memory (client side, Do).
+func (r *Request) SetBody(body io.ReaderAt, size int64) {
+	r.body, r.bodySize, r.Payload = body, size, nil
+}
+
+// bodyLen is the length of the body: SetBody's size, or len(Payload).
+func (r *Request) bodyLen() int {
+	if r.body != nil {
+		return int(min(r.bodySize, math.MaxInt32))
+	}
+	return len(r.Payload)
+}
+
+// readBody returns n bytes of the body at off, in buf when it is large
+// enough.
+func (r *Request) readBody(buf []byte, off, n int) ([]byte, error) {
+	if r.body == nil {
+		return r.Payload[off : off+n], nil
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := r.body.ReadAt(buf, int64(off)); err != nil && !(errors.Is(err, io.EOF) && off+n == r.bodyLen()) {
+		return nil, fmt.Errorf("bearer: read request body at %d: %w", off, err)
+	}
+	return buf, nil
 }
 
 // SetSteer lets s re-send or abort the request while Endpoint.Do waits

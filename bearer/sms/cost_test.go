@@ -73,7 +73,7 @@ func costMux() *bearer.ServeMux {
 }
 
 // exchanges runs the table's exchanges from dev to the server: a read of
-// one resource, a 500-byte write, an 8 KiB Block1 push.
+// one resource, a 500-byte write, an 8 KiB push (RFC 9177 Q-Block1).
 func exchanges(t *testing.T, m *meter, dev *bearer.Endpoint, run *costRun) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -96,7 +96,7 @@ func (v *DTLSView) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, v.b.opErr("write", addr, net.ErrClosed)
 	default:
 	}
-	return v.b.writeTo(p, addr, true)
+	return v.b.writeTo(p, addr, time.Time{}, true)
 }
 
 // HintPurpose passes bearer/secure's purpose hints to the Bearer's
