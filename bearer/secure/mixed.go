@@ -25,7 +25,7 @@ import (
 // refused below (sms.DTLSView).
 //
 // Its Params are the Server's (the smaller datagrams, so that a message
-// fits either way) with the plain bearer's Name.
+// fits either way) with the plain bearer's Name. The zero Mixed is closed.
 type Mixed struct {
 	plain   bearer.Bearer
 	srv     *Server
@@ -89,14 +89,26 @@ func (m *Mixed) pump(b bearer.Bearer) {
 // Params returns the Server's parameters with the plain bearer's name.
 func (m *Mixed) Params() bearer.Params { return m.params }
 
-// LocalAddr returns the plain bearer's local address.
-func (m *Mixed) LocalAddr() net.Addr { return m.plain.LocalAddr() }
+// LocalAddr returns the plain bearer's local address (nil for a zero
+// Mixed).
+func (m *Mixed) LocalAddr() net.Addr {
+	if m.plain == nil {
+		return nil
+	}
+	return m.plain.LocalAddr()
+}
+
+// zero reports whether m was not made by NewMixed.
+func (m *Mixed) zero() bool { return m.plain == nil || m.srv == nil || m.done == nil }
 
 // Server returns the DTLS side.
 func (m *Mixed) Server() *Server { return m.srv }
 
 // ReadFrom returns the next datagram from either side.
 func (m *Mixed) ReadFrom(p []byte) (int, net.Addr, error) {
+	if m.zero() {
+		return 0, nil, ErrClosed
+	}
 	select {
 	case d := <-m.in:
 		n := copy(p, d.b)
@@ -117,6 +129,9 @@ func (m *Mixed) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo sends p to addr through the Server (a DTLS peer) or the plain
 // bearer.
 func (m *Mixed) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if m.zero() {
+		return 0, ErrClosed
+	}
 	select {
 	case <-m.done:
 		return 0, ErrClosed
@@ -136,12 +151,18 @@ func (m *Mixed) SetReadDeadline(t time.Time) error { m.rd.set(t); return nil }
 
 // SetWriteDeadline sets both sides' write deadlines.
 func (m *Mixed) SetWriteDeadline(t time.Time) error {
+	if m.zero() {
+		return ErrClosed
+	}
 	return errors.Join(m.srv.SetWriteDeadline(t), m.plain.SetWriteDeadline(t))
 }
 
 // Close closes the Server, then the plain bearer, and waits for the
 // readers.
 func (m *Mixed) Close() error {
+	if m.zero() {
+		return nil
+	}
 	var err error
 	m.once.Do(func() {
 		close(m.done)
@@ -151,3 +172,47 @@ func (m *Mixed) Close() error {
 	})
 	return err
 }
+
+// WriteToBefore passes a datagram's deadline to the plain bearer when it
+// is a bearer.DeadlineWriter (the SMS bearer: its outbox drops the
+// datagram at the deadline and sends the earliest first), so wake-ups
+// keep their order through a Mixed; a DTLS peer's record has none.
+func (m *Mixed) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int, error) {
+	if m.zero() {
+		return 0, ErrClosed
+	}
+	select {
+	case <-m.done:
+		return 0, ErrClosed
+	default:
+	}
+	if m.secured(addr) {
+		return m.srv.WriteTo(p, addr)
+	}
+	if dw, ok := m.plain.(bearer.DeadlineWriter); ok {
+		return dw.WriteToBefore(p, addr, deadline)
+	}
+	return m.plain.WriteTo(p, addr)
+}
+
+// Backlog reports how many datagrams to peer wait below (bearer.Backlogger:
+// the SMS bearer's outbox), from the side that carries the peer; 0 when
+// that side cannot tell.
+func (m *Mixed) Backlog(peer net.Addr) int {
+	if m.zero() {
+		return 0
+	}
+	var b net.PacketConn = m.plain
+	if m.secured(peer) {
+		b = m.srv.inner
+	}
+	if bl, ok := b.(bearer.Backlogger); ok {
+		return bl.Backlog(unwrapAddr(peer))
+	}
+	return 0
+}
+
+var (
+	_ bearer.DeadlineWriter = (*Mixed)(nil)
+	_ bearer.Backlogger     = (*Mixed)(nil)
+)

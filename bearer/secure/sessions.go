@@ -46,8 +46,8 @@ var ErrSessionCache = errors.New("secure: session cache")
 // pays a full handshake. A resumed session has no RFC 9146 connection ID
 // (pion's abbreviated ServerHello carries none).
 //
-// The zero SessionCache is not usable; use NewSessionCache or
-// OpenSessionCache.
+// The zero SessionCache is an in-memory cache with the defaults, as
+// NewSessionCache() returns.
 type SessionCache struct {
 	max int
 	ttl time.Duration
@@ -102,6 +102,22 @@ func WithSessionClock(now func() time.Time) SessionCacheOption {
 		}
 		c.now = now
 		return nil
+	}
+}
+
+// init fills the defaults of a zero SessionCache. c.mu is held.
+func (c *SessionCache) init() {
+	if c.lru == nil {
+		c.lru, c.by = list.New(), map[string]*list.Element{}
+	}
+	if c.max <= 0 {
+		c.max = DefaultMaxSessionsCached
+	}
+	if c.ttl <= 0 {
+		c.ttl = DefaultSessionTTL
+	}
+	if c.now == nil {
+		c.now = time.Now
 	}
 }
 
@@ -218,6 +234,7 @@ type SessionCacheStats struct {
 // Stats returns the counters.
 func (c *SessionCache) Stats() SessionCacheStats {
 	c.mu.Lock()
+	c.init()
 	n := c.lru.Len()
 	c.mu.Unlock()
 	return SessionCacheStats{Entries: n, Hits: c.hits.Load(), Misses: c.misses.Load(),
@@ -228,6 +245,7 @@ func (c *SessionCache) Stats() SessionCacheStats {
 func (c *SessionCache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.init()
 	return c.lru.Len()
 }
 
@@ -235,8 +253,9 @@ func (c *SessionCache) Len() int {
 // resumed again under the same key keeps the creation time of the first.
 func (c *SessionCache) Set(key []byte, s dtls.Session) error {
 	k := string(key)
-	now := c.now()
 	c.mu.Lock()
+	c.init()
+	now := c.now()
 	created := now
 	if el, ok := c.by[k]; ok {
 		e := el.Value.(*cacheEntry)
@@ -276,6 +295,7 @@ func (c *SessionCache) Set(key []byte, s dtls.Session) error {
 func (c *SessionCache) Get(key []byte) (dtls.Session, error) {
 	k := string(key)
 	c.mu.Lock()
+	c.init()
 	el, ok := c.by[k]
 	if !ok {
 		c.mu.Unlock()
@@ -303,6 +323,7 @@ func (c *SessionCache) Get(key []byte) (dtls.Session, error) {
 func (c *SessionCache) Del(key []byte) error {
 	k := string(key)
 	c.mu.Lock()
+	c.init()
 	if el, ok := c.by[k]; ok {
 		c.lru.Remove(el)
 		delete(c.by, k)
@@ -388,6 +409,7 @@ func (k keyedSessions) Del([]byte) error                   { return k.c.Del(k.ke
 func (c *SessionCache) peek(key string) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.init()
 	if el, ok := c.by[key]; ok {
 		return append([]byte(nil), el.Value.(*cacheEntry).s.ID...)
 	}

@@ -29,6 +29,7 @@ import (
 // Close ends the view only (the Bearer's Close ends both): datagrams of
 // DTLS peers that arrive afterwards stay in the bearer's inbox store, not
 // handed on (Stats.HeldForRestart), and are replayed at the next start.
+// The zero DTLSView is closed; Bearer.DTLS makes the real one.
 type DTLSView struct {
 	b    *Bearer
 	q    chan received
@@ -63,14 +64,27 @@ func (b *Bearer) queueFor(sec Security) (chan received, <-chan struct{}) {
 // DTLS view rather than to the Bearer.
 func (b *Bearer) isSplitDTLS(sec Security) bool { return b.dtls != nil && sec == SecurityDTLS }
 
-// Params returns the Bearer's parameters.
-func (v *DTLSView) Params() bearer.Params { return v.b.params }
+// Params returns the Bearer's parameters (zero for a zero view).
+func (v *DTLSView) Params() bearer.Params {
+	if v.b == nil {
+		return bearer.Params{}
+	}
+	return v.b.params
+}
 
 // LocalAddr returns the Bearer's local address.
-func (v *DTLSView) LocalAddr() net.Addr { return v.b.local }
+func (v *DTLSView) LocalAddr() net.Addr {
+	if v.b == nil {
+		return Addr{}
+	}
+	return v.b.local
+}
 
 // ReadFrom returns the next datagram (a DTLS record) from a DTLS peer.
 func (v *DTLSView) ReadFrom(p []byte) (int, net.Addr, error) {
+	if v.b == nil {
+		return 0, nil, &net.OpError{Op: "read", Net: Network, Err: net.ErrClosed}
+	}
 	select {
 	case r := <-v.q:
 		n := copy(p, r.data)
@@ -91,6 +105,9 @@ func (v *DTLSView) ReadFrom(p []byte) (int, net.Addr, error) {
 // outbox, budgets, accounting). A peer configured otherwise gets
 // ErrSecurityMode; the other errors are Bearer.WriteTo's.
 func (v *DTLSView) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if v.b == nil {
+		return 0, &net.OpError{Op: "write", Net: Network, Addr: addr, Err: net.ErrClosed}
+	}
 	select {
 	case <-v.done:
 		return 0, v.b.opErr("write", addr, net.ErrClosed)
@@ -102,21 +119,30 @@ func (v *DTLSView) WriteTo(p []byte, addr net.Addr) (int, error) {
 // HintPurpose passes bearer/secure's purpose hints to the Bearer's
 // accounting.
 func (v *DTLSView) HintPurpose(addr net.Addr, received bool, p bearer.Purpose) {
-	v.b.HintPurpose(addr, received, p)
+	if v.b != nil {
+		v.b.HintPurpose(addr, received, p)
+	}
 }
 
 // SetDeadline sets the read deadline.
 func (v *DTLSView) SetDeadline(t time.Time) error { return v.SetReadDeadline(t) }
 
 // SetReadDeadline sets the deadline of ReadFrom.
-func (v *DTLSView) SetReadDeadline(t time.Time) error { v.rd.Set(t); return nil }
+func (v *DTLSView) SetReadDeadline(t time.Time) error {
+	if v.rd != nil {
+		v.rd.Set(t)
+	}
+	return nil
+}
 
 // SetWriteDeadline is accepted and ignored, as on the Bearer.
 func (v *DTLSView) SetWriteDeadline(time.Time) error { return nil }
 
 // Close ends the view (not the Bearer).
 func (v *DTLSView) Close() error {
-	v.once.Do(func() { close(v.done) })
+	if v.done != nil {
+		v.once.Do(func() { close(v.done) })
+	}
 	return nil
 }
 
@@ -140,3 +166,14 @@ func (b *Bearer) PeerMode(addr net.Addr) (Security, bool) {
 	p, ok := b.peer(a)
 	return p.Security, ok
 }
+
+// Backlog is the Bearer's (bearer.Backlogger): datagrams to peer still in
+// the outbox.
+func (v *DTLSView) Backlog(peer net.Addr) int {
+	if v.b == nil {
+		return 0
+	}
+	return v.b.Backlog(peer)
+}
+
+var _ bearer.Backlogger = (*DTLSView)(nil)
