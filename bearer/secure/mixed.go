@@ -129,18 +129,7 @@ func (m *Mixed) ReadFrom(p []byte) (int, net.Addr, error) {
 // WriteTo sends p to addr through the Server (a DTLS peer) or the plain
 // bearer.
 func (m *Mixed) WriteTo(p []byte, addr net.Addr) (int, error) {
-	if m.zero() {
-		return 0, ErrClosed
-	}
-	select {
-	case <-m.done:
-		return 0, ErrClosed
-	default:
-	}
-	if m.secured(addr) {
-		return m.srv.WriteTo(p, addr)
-	}
-	return m.plain.WriteTo(p, addr)
+	return m.WriteToBefore(p, addr, time.Time{})
 }
 
 // SetDeadline sets the read deadline.
@@ -173,10 +162,11 @@ func (m *Mixed) Close() error {
 	return err
 }
 
-// WriteToBefore passes a datagram's deadline to the plain bearer when it
-// is a bearer.DeadlineWriter (the SMS bearer: its outbox drops the
-// datagram at the deadline and sends the earliest first), so wake-ups
-// keep their order through a Mixed; a DTLS peer's record has none.
+// WriteToBefore is WriteTo for a datagram worth nothing after deadline:
+// the deadline goes to the plain bearer when it is a bearer.DeadlineWriter
+// (the SMS bearer: its outbox drops the datagram at the deadline and sends
+// the earliest first), so wake-ups keep their order through a Mixed; a
+// DTLS peer's record goes without. The zero deadline is WriteTo.
 func (m *Mixed) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int, error) {
 	if m.zero() {
 		return 0, ErrClosed
@@ -189,7 +179,7 @@ func (m *Mixed) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int,
 	if m.secured(addr) {
 		return m.srv.WriteTo(p, addr)
 	}
-	if dw, ok := m.plain.(bearer.DeadlineWriter); ok {
+	if dw, ok := m.plain.(bearer.DeadlineWriter); ok && !deadline.IsZero() {
 		return dw.WriteToBefore(p, addr, deadline)
 	}
 	return m.plain.WriteTo(p, addr)

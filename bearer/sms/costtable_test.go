@@ -1,7 +1,6 @@
 package sms_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"strings"
@@ -146,15 +145,8 @@ func costDTLS(t *testing.T, cid int) costRun {
 }
 
 func costOSCORE(t *testing.T) costRun {
-	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
-		for k, pc := range c.Peers {
-			pc.Security = sms.SecurityOSCORE
-			c.Peers[k] = pc
-		}
-	})
-	secret := bytes.Repeat([]byte{0x5a}, 16)
-	devP := oscore.Params{MasterSecret: secret, SenderID: []byte{0x01}, RecipientID: []byte{}}
-	srvP := oscore.Params{MasterSecret: secret, SenderID: []byte{}, RecipientID: []byte{0x01}}
+	p := newPair(t, smstest.Faults{}, peersIn(sms.SecurityOSCORE))
+	devP, srvP := oscoreParams()
 	devStore, srvStore := oscore.NewMemoryStore(), oscore.NewMemoryStore()
 	server, device := mustAddr(t, serverNum), mustAddr(t, deviceNum)
 	newSide := func(b bearer.Bearer, params oscore.Params, st oscore.SeqStore, peer sms.Addr, h bearer.Handler, opts ...oscore.ContextOption) *bearer.Endpoint {

@@ -43,15 +43,8 @@ func (c *countBearer) WriteTo(p []byte, a net.Addr) (int, error) {
 // the first GET again (Appendix B.1.2 Echo round trip).
 func runOSCORE(t *testing.T) oscoreRun {
 	t.Helper()
-	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
-		for k, pc := range c.Peers {
-			pc.Security = sms.SecurityOSCORE
-			c.Peers[k] = pc
-		}
-	})
-	secret := bytes.Repeat([]byte{0x5a}, 16)
-	devP := oscore.Params{MasterSecret: secret, SenderID: []byte{0x01}, RecipientID: []byte{}}
-	srvP := oscore.Params{MasterSecret: secret, SenderID: []byte{}, RecipientID: []byte{0x01}}
+	p := newPair(t, smstest.Faults{}, peersIn(sms.SecurityOSCORE))
+	devP, srvP := oscoreParams()
 	devCtx, err := oscore.NewContext(devP, oscore.NewMemoryStore(), oscore.WithTrustedReplayWindow())
 	if err != nil {
 		t.Fatal(err)

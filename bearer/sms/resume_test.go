@@ -1,24 +1,38 @@
 package sms_test
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smstest"
 )
 
-// dtlsPeers makes every peer of a pair's bearers a DTLS peer.
-func dtlsPeers(side string, c *sms.Config) {
-	for k := range c.Peers {
-		pc := c.Peers[k]
-		pc.Security = sms.SecurityDTLS
-		c.Peers[k] = pc
+// peersIn makes every peer of a pair's bearers a peer in mode.
+func peersIn(mode sms.Security) func(side string, c *sms.Config) {
+	return func(_ string, c *sms.Config) {
+		for k, pc := range c.Peers {
+			pc.Security = mode
+			c.Peers[k] = pc
+		}
 	}
+}
+
+// dtlsPeers makes every peer of a pair's bearers a DTLS peer.
+var dtlsPeers = peersIn(sms.SecurityDTLS)
+
+// oscoreParams are the device's and the server's halves of the OSCORE
+// context of the SMS tests.
+func oscoreParams() (dev, srv oscore.Params) {
+	secret := bytes.Repeat([]byte{0x5a}, 16)
+	return oscore.Params{MasterSecret: secret, SenderID: []byte{0x01}, RecipientID: []byte{}},
+		oscore.Params{MasterSecret: secret, SenderID: []byte{}, RecipientID: []byte{0x01}}
 }
 
 // reopen closes one side of the pair (a power cut: nothing more goes out)
