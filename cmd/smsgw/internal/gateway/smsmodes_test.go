@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
+	"errors"
 	"io"
 	"log/slog"
 	"math/big"
@@ -27,6 +28,8 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 )
 
 // pki is a CA, the server's certificate and a device's, in PEM files.
@@ -144,7 +147,8 @@ func TestSMSDeviceModes(t *testing.T) {
 	cfg.LwM2M.NoSec = config.NoSec{Names: []string{"meter-nosec"}}
 	cfg.LwM2M.Certificate, cfg.LwM2M.PrivateKey, cfg.LwM2M.CA = p.srvCert, p.srvKey, p.caFile
 	cfg.LwM2M.PSK = []config.PSK{{Identity: "meter-psk", Key: pskKey, Endpoint: "meter-psk"},
-		{Identity: "meter-liar", Key: pskKey, Endpoint: "meter-liar"}}
+		{Identity: "meter-liar", Key: pskKey, Endpoint: "meter-liar"}, {Identity: "meter-sleepy", Key: pskKey, Endpoint: "meter-sleepy"}}
+	cfg.Queue.AwakeWindow = time.Second
 	cfg.LwM2M.RPK = []config.RPK{{Endpoint: "meter-rpk", PublicKey: hex.EncodeToString(rpkSPKI)}}
 	cfg.LwM2M.X509 = []config.X509{{Endpoint: "meter-x509", Certificate: p.devCertFile}}
 	dev := func(ep, num, mode string) config.SMSDevice {
@@ -152,6 +156,9 @@ func TestSMSDeviceModes(t *testing.T) {
 	}
 	cfg.SMS.Devices = []config.SMSDevice{dev("meter-psk", "+491729900001", "psk"), dev("meter-rpk", "+491729900002", "rpk"),
 		dev("meter-x509", "+491729900003", "x509"), dev("meter-nosec", "+491729900004", "nosec"), dev("meter-liar", "+491729900005", "psk")}
+	sleepy := dev("meter-sleepy", "+491729900006", "psk")
+	sleepy.Trigger = true
+	cfg.SMS.Devices = append(cfg.SMS.Devices, sleepy)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -205,6 +212,48 @@ func TestSMSDeviceModes(t *testing.T) {
 			}
 		})
 	}
+
+	// A queue-mode device on DTLS over SMS: asleep for the server, it is
+	// woken by a trigger that can only reach it over its DTLS session
+	// (its SMS bearer takes nothing else from the server's number).
+	t.Run("queue-mode DTLS device woken over its session", func(t *testing.T) {
+		b, _ := smsTestDevice(t, g, "+491729900006", sms.SecurityDTLS, &secure.Config{PSKIdentity: []byte("meter-sleepy"), PSKKey: mustHex(t, pskKey)})
+		c := client.New("meter-sleepy", client.WithBinding("S"), client.WithQueueMode(), client.WithLifetime(300),
+			client.WithSMSNumber("491729900006"), client.WithLogger(slog.New(slog.DiscardHandler)))
+		if err := errors.Join(c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "S"}),
+			c.AddDevice(client.Device{Manufacturer: "m2mbearer", Serial: "meter-sleepy", Binding: "S"}),
+			c.Set(path.Resource(1, 0, 21), content.NewBool(true))); err != nil {
+			t.Fatal(err)
+		}
+		ep, err := bearer.NewEndpoint(b, bearer.WithHandler(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ep.Close()
+		defer c.Close()
+		if err := c.Start(ctx, ep, srvSIM); err != nil {
+			t.Fatalf("register: %v", err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			_, v := a.do("GET", "/devices/meter-sleepy", "")
+			if v["awake"] == false && v["wakeable"] == true {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("never asleep and wakeable: %v", v)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		before := g.smsB.Stats().DatagramsSent
+		if code, v := a.do("GET", "/devices/meter-sleepy/data/3/0/0?wait=30s", ""); code != 200 || !strings.Contains(strings.ToLower(toJSON(v)), "m2mbearer") {
+			t.Fatalf("queued read: %d %v", code, v)
+		}
+		if m := metricsText(t, a); !strings.Contains(m, "smsgw_sms_wakeups_total 1") {
+			t.Fatalf("wake-ups: %s", grepLines(m, "wakeups"))
+		}
+		t.Logf("woken over DTLS over SMS and read: %d datagrams sent by the server", g.smsB.Stats().DatagramsSent-before)
+	})
 
 	t.Run("DTLS device in plain is refused and counted", func(t *testing.T) {
 		before := g.smsB.Stats().DroppedSecurity
