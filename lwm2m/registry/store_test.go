@@ -291,6 +291,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 		r.SetAltPath(rapid.SampledFrom([]string{"/", "/lwm2m", "/a/b"}).Draw(t, "alt"))
 		r.SetTransport(rapid.SampledFrom([]string{"", "udp", "dtls"}).Draw(t, "tr"))
+		r.SetNode(rapid.SampledFrom([]string{"", "node-a", "gw-2.example"}).Draw(t, "node"))
 		for range rapid.IntRange(0, 20).Draw(t, "n") {
 			r.Objects = append(r.Objects, ObjectLink{rapid.Uint16().Draw(t, "o"), rapid.Uint16().Draw(t, "i"), rapid.Uint8().Draw(t, "M"), rapid.Uint8().Draw(t, "m")})
 		}
@@ -316,6 +317,8 @@ func FuzzUnmarshalRegistration(f *testing.F) {
 	r.SetAltPath("/lwm2m")
 	f.Add(MarshalRegistration(nil, r))
 	r.SetPeerAddr(StoredAddr{"sms", "+4915112345"})
+	f.Add(MarshalRegistration(nil, r))
+	r.SetNode("node-a")
 	f.Add(MarshalRegistration(nil, r))
 	f.Add([]byte{1, 0})
 	f.Add([]byte{})
