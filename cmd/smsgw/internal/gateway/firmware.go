@@ -176,12 +176,20 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 		return fmt.Errorf("firmware updater: %w", err)
 	}
 	g.fw.upd = upd
-	db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return fmt.Errorf("campaigns: %w", err)
+	var cs firmware.CampaignStore
+	if g.rdb != nil {
+		cs = g.rdb.Campaigns()
+	} else {
+		db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		if err != nil {
+			return fmt.Errorf("campaigns: %w", err)
+		}
+		g.fw.db = db
+		if cs, err = firmware.NewBoltCampaigns(db); err != nil {
+			return err
+		}
 	}
-	g.fw.db = db
-	mgr, err := firmware.NewManager(db, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
+	mgr, err := firmware.NewManagerOn(cs, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
 		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns))
 	if err != nil {
 		return fmt.Errorf("campaigns: %w", err)
