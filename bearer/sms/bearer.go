@@ -128,6 +128,11 @@ type Config struct {
 	// destination; 0 disables.
 	PeerRate  float64
 	PeerBurst int
+	// State keeps the inbox and the budget counters; nil: a BoltState in
+	// StateDir/sms-state.db. The bearer closes it.
+	State StateStore
+	// RateLimiter enforces PeerRate/PeerBurst; nil: in memory.
+	RateLimiter RateLimiter
 	// Params overrides DefaultParams when non-nil.
 	Params *bearer.Params
 	// ReadQueue bounds complete datagrams waiting for ReadFrom (default 256).
@@ -195,7 +200,7 @@ type Bearer struct {
 	ob     *outbox.Outbox
 	worker *outbox.Worker
 	st     *state
-	lim    *limiter
+	lim    RateLimiter
 
 	peersMu sync.RWMutex
 	peers   map[Addr]Peer
@@ -265,7 +270,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	rc.Now = b.now
 	rc.OnDrop = b.onDrop
 	b.reasm = pdu.NewReassembler(rc)
-	b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
+	if b.lim = cfg.RateLimiter; b.lim == nil {
+		b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
+	}
 	b.guard = newLoopGuard(cfg.LoopMax, cfg.LoopWindow)
 	b.budget.ratio = cfg.BudgetWarnRatio
 	if b.budget.ratio == 0 {
@@ -275,8 +282,14 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	b.rdeadline = deadline.New()
 
 	var err error
-	if b.st, err = openState(filepath.Join(cfg.StateDir, "sms-state.db")); err != nil {
-		return nil, err
+	if cfg.State != nil {
+		b.st = &state{cfg.State}
+	} else {
+		bs, err := OpenBoltState(filepath.Join(cfg.StateDir, "sms-state.db"))
+		if err != nil {
+			return nil, err
+		}
+		b.st = &state{bs}
 	}
 	if b.ob, err = outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)); err != nil {
 		b.st.close()
@@ -401,7 +414,9 @@ func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
 		return 0, b.opErr("write", addr, err)
 	}
 	now := b.now()
-	if ok, wait := b.lim.take(to.String(), len(segs), now); !ok {
+	if ok, wait, err := b.lim.Take(to.String(), len(segs), now); err != nil {
+		return 0, b.opErr("write", addr, err)
+	} else if !ok {
 		b.c.rateRejected.Add(1)
 		return 0, b.opErr("write", addr, &RateError{Peer: to.String(), RetryAfter: wait})
 	}

@@ -58,7 +58,16 @@ var (
 // BoltCampaigns is a CampaignStore in a bbolt database (shared with other
 // state of the daemon). Every change is one fsync'd transaction; device
 // states of concurrent workers share transactions (bbolt's Batch).
+//
+// A zero BoltCampaigns refuses every call with ErrInvalid.
 type BoltCampaigns struct{ db *bolt.DB }
+
+func (s *BoltCampaigns) check() error {
+	if s.db == nil {
+		return fmt.Errorf("%w: campaign store not opened (NewBoltCampaigns)", ErrInvalid)
+	}
+	return nil
+}
 
 var _ CampaignStore = (*BoltCampaigns)(nil)
 
@@ -85,6 +94,9 @@ func devKey(id, ep string) []byte { return []byte(id + "\x00" + ep) }
 
 // Load implements CampaignStore.
 func (s *BoltCampaigns) Load(context.Context) ([]CampaignRecord, map[string][]DeviceState, error) {
+	if err := s.check(); err != nil {
+		return nil, nil, err
+	}
 	var recs []CampaignRecord
 	devs := map[string][]DeviceState{}
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -118,6 +130,9 @@ func (s *BoltCampaigns) Load(context.Context) ([]CampaignRecord, map[string][]De
 // above the highest campaign already stored (files of older versions had
 // none).
 func (s *BoltCampaigns) NextID(context.Context) (uint64, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
 	var n uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bktCampMeta)
@@ -141,6 +156,9 @@ func (s *BoltCampaigns) NextID(context.Context) (uint64, error) {
 
 // Create implements CampaignStore.
 func (s *BoltCampaigns) Create(_ context.Context, rec CampaignRecord, devs []DeviceState) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		v, _ := json.Marshal(rec)
 		if err := tx.Bucket(bktCampaigns).Put([]byte(rec.ID), v); err != nil {
@@ -159,6 +177,9 @@ func (s *BoltCampaigns) Create(_ context.Context, rec CampaignRecord, devs []Dev
 
 // SaveCampaign implements CampaignStore.
 func (s *BoltCampaigns) SaveCampaign(_ context.Context, rec CampaignRecord) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bktCampaigns)
 		var old CampaignRecord
@@ -172,6 +193,9 @@ func (s *BoltCampaigns) SaveCampaign(_ context.Context, rec CampaignRecord) erro
 
 // SaveDevice implements CampaignStore.
 func (s *BoltCampaigns) SaveDevice(_ context.Context, id string, d DeviceState, smsDelta int) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	v, _ := json.Marshal(d)
 	return s.db.Batch(func(tx *bolt.Tx) error {
 		if smsDelta != 0 {
@@ -194,6 +218,9 @@ func (s *BoltCampaigns) SaveDevice(_ context.Context, id string, d DeviceState, 
 
 // Delete implements CampaignStore.
 func (s *BoltCampaigns) Delete(_ context.Context, id string) error {
+	if err := s.check(); err != nil {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bktCampaigns).Delete([]byte(id)); err != nil {
 			return err

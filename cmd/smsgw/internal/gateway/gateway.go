@@ -318,8 +318,9 @@ func (g *Gateway) startSMS(sims []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	st, lim := g.smsShared()
 	b, err := sms.New(g.link, sms.Config{
-		StateDir: dir, Peers: peers,
+		StateDir: dir, Peers: peers, State: st, RateLimiter: lim,
 		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 		BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
@@ -76,4 +77,13 @@ func (g *Gateway) redisQueue() (queue.Store, error) {
 		return nil, fmt.Errorf("queue store in Redis: %w", err)
 	}
 	return q, nil
+}
+
+// smsShared returns the SMS bearer's state store and rate limiter in Redis,
+// or nils for the bearer's defaults (bbolt file, in-memory buckets).
+func (g *Gateway) smsShared() (sms.StateStore, sms.RateLimiter) {
+	if g.rdb == nil {
+		return nil, nil
+	}
+	return g.rdb.SMSState(), g.rdb.RateLimiter(g.cfg.SMS.PeerRate, g.cfg.SMS.PeerBurst)
 }
