@@ -133,6 +133,9 @@ type Config struct {
 	State StateStore
 	// RateLimiter enforces PeerRate/PeerBurst; nil: in memory.
 	RateLimiter RateLimiter
+	// OutboxBackend keeps the outbox; nil: a bbolt file,
+	// StateDir/outbox.db. The bearer closes it.
+	OutboxBackend outbox.Backend
 	// Params overrides DefaultParams when non-nil.
 	Params *bearer.Params
 	// ReadQueue bounds complete datagrams waiting for ReadFrom (default 256).
@@ -291,7 +294,16 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 		}
 		b.st = &state{bs}
 	}
-	if b.ob, err = outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)); err != nil {
+	oopts := []outbox.Option{outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)}
+	if cfg.OutboxBackend != nil {
+		b.ob, err = outbox.OpenBackend(cfg.OutboxBackend, oopts...)
+		if err != nil {
+			cfg.OutboxBackend.Close()
+		}
+	} else {
+		b.ob, err = outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), oopts...)
+	}
+	if err != nil {
 		b.st.close()
 		return nil, err
 	}

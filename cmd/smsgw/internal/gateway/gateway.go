@@ -353,9 +353,9 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	st, lim := g.smsShared()
+	st, lim, ob := g.smsShared(sims)
 	b, err := sms.New(tr, sms.Config{
-		StateDir: dir, Peers: peers, State: st, RateLimiter: lim,
+		StateDir: dir, Peers: peers, State: st, RateLimiter: lim, OutboxBackend: ob,
 		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 		BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
@@ -79,11 +80,12 @@ func (g *Gateway) redisQueue() (queue.Store, error) {
 	return q, nil
 }
 
-// smsShared returns the SMS bearer's state store and rate limiter in Redis,
-// or nils for the bearer's defaults (bbolt file, in-memory buckets).
-func (g *Gateway) smsShared() (sms.StateStore, sms.RateLimiter) {
+// smsShared returns the SMS bearer's state store, rate limiter and outbox
+// (for the SIMs sims) in Redis, or nils for the bearer's defaults (bbolt
+// files, in-memory buckets).
+func (g *Gateway) smsShared(sims []string) (sms.StateStore, sms.RateLimiter, outbox.Backend) {
 	if g.rdb == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
-	return g.rdb.SMSState(), g.rdb.RateLimiter(g.cfg.SMS.PeerRate, g.cfg.SMS.PeerBurst)
+	return g.rdb.SMSState(), g.rdb.RateLimiter(g.cfg.SMS.PeerRate, g.cfg.SMS.PeerBurst), g.rdb.Outbox(sims)
 }
