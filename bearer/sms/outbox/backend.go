@@ -64,7 +64,9 @@ func MRKey(from string, mr uint8) string { return from + "|" + string([]byte{mr}
 func MRToKey(from, to string, mr uint8) string { return from + "|" + to + "|" + string([]byte{mr}) }
 
 // RefValue is a reference's stored value: the entry ID and segment index.
-func RefValue(id uint64, seg int) []byte { return append(binary.BigEndian.AppendUint64(nil, id), byte(seg)) }
+func RefValue(id uint64, seg int) []byte {
+	return append(binary.BigEndian.AppendUint64(nil, id), byte(seg))
+}
 
 // ParseRef decodes a RefValue; ok is false when v is not one.
 func ParseRef(v []byte) (id uint64, seg int, ok bool) {
