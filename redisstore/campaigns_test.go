@@ -27,3 +27,21 @@ func TestCampaignsConformance(t *testing.T) {
 		},
 	})
 }
+
+// TestImagesConformance runs the ImageCatalog suite against Redis, with a
+// peer node that has its own image directory.
+func TestImagesConformance(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefixOf := map[firmware.ImageCatalog]string{}
+	firmwaretest.RunImages(t, firmwaretest.ImageFactory{
+		New: func(t *testing.T, _ string) firmware.ImageCatalog {
+			p := prefixes(t)
+			c := openDB(t, srv, p, "a").Images()
+			prefixOf[c] = p
+			return c
+		},
+		Peer: func(t *testing.T, c firmware.ImageCatalog, _ string) firmware.ImageCatalog {
+			return openDB(t, srv, prefixOf[c], "b").Images()
+		},
+	})
+}

@@ -97,6 +97,7 @@ var zeroTypes = map[string]reflect.Type{
 	"lwm2m/firmware.Store":                 reflect.TypeFor[lwm2m_firmware.Store](),
 	"lwm2m/firmware.Updater":               reflect.TypeFor[lwm2m_firmware.Updater](),
 	"lwm2m/firmware.BoltCampaigns":         reflect.TypeFor[lwm2m_firmware.BoltCampaigns](),
+	"lwm2m/firmware.DirCatalog":            reflect.TypeFor[lwm2m_firmware.DirCatalog](),
 	"lwm2m/link.Attributes":                reflect.TypeFor[lwm2m_link.Attributes](),
 	"lwm2m/link.Link":                      reflect.TypeFor[lwm2m_link.Link](),
 	"lwm2m/link.Registration":              reflect.TypeFor[lwm2m_link.Registration](),

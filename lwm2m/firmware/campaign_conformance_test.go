@@ -37,3 +37,11 @@ func TestCampaignStoreConformance(t *testing.T) {
 		},
 	})
 }
+
+// TestImageCatalogConformance runs the ImageCatalog suite against the
+// directory catalog (redisstore runs it against Redis).
+func TestImageCatalogConformance(t *testing.T) {
+	firmwaretest.RunImages(t, firmwaretest.ImageFactory{
+		New: func(_ *testing.T, dir string) firmware.ImageCatalog { return firmware.DirCatalog{Dir: dir} },
+	})
+}

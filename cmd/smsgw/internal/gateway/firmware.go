@@ -95,12 +95,12 @@ func (g *Gateway) openFirmwareStore() error {
 	if dir == "" {
 		dir = filepath.Join(g.cfg.DataDir, "firmware")
 	}
-	s, err := firmware.OpenStore(dir, firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
+	s, err := firmware.OpenStore(dir, append(g.imageCatalog(), firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
 		firmware.WithMaxImages(g.cfg.Firmware.MaxImages),
 		firmware.WithStoreMetrics(func(images int, bytes int64) {
 			g.metrics.fwStore.WithLabelValues("images").Set(float64(images))
 			g.metrics.fwStore.WithLabelValues("bytes").Set(float64(bytes))
-		}))
+		}))...)
 	if err != nil {
 		return fmt.Errorf("firmware store %s: %w", dir, err)
 	}

@@ -124,6 +124,9 @@ func TestRedisDemo(t *testing.T) {
 	if code != 201 {
 		t.Fatalf("upload: %d %v", code, img)
 	}
+	if got := redisDo(t, srv, "HEXISTS", "demo:fw:img", img["id"].(string)); got != ":1" {
+		t.Fatalf("image metadata in Redis: %s", got)
+	}
 	code, v = a.do("POST", "/campaigns", `{"image":"`+img["id"].(string)+`","prefix":"light-udp-"}`)
 	if code != 201 {
 		t.Fatalf("campaign: %d %v", code, v)

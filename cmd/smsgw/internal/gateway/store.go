@@ -8,6 +8,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
@@ -88,4 +89,13 @@ func (g *Gateway) smsShared(sims []string) (sms.StateStore, sms.RateLimiter, out
 		return nil, nil, nil
 	}
 	return g.rdb.SMSState(), g.rdb.RateLimiter(g.cfg.SMS.PeerRate, g.cfg.SMS.PeerBurst), g.rdb.Outbox(sims)
+}
+
+// imageCatalog keeps the firmware image metadata in Redis when the store
+// is shared (the images stay files in firmware.dir, named by content).
+func (g *Gateway) imageCatalog() []firmware.StoreOption {
+	if g.rdb == nil {
+		return nil
+	}
+	return []firmware.StoreOption{firmware.WithCatalog(g.rdb.Images())}
 }
