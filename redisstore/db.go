@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -182,6 +183,7 @@ func Open(ctx context.Context, rawURL string, o Options) (*DB, error) {
 	ro.DisableIdentity = true
 	ro.Protocol = 2
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
+	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
 	d := New(redis.NewClient(ro), o)
 	if err := d.Ping(ctx); err != nil {
 		d.Close()
@@ -189,6 +191,16 @@ func Open(ctx context.Context, rawURL string, o Options) (*DB, error) {
 	}
 	return d, nil
 }
+
+// quiet silences go-redis's own log lines (a dial failure on every command
+// during an outage): the stores return those errors as *UnavailableError
+// and the change feeds log outages, limited. go-redis's logger is
+// process-wide; Open sets it once.
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+var quietOnce sync.Once
 
 // New uses a client made elsewhere. Close closes it.
 func New(c *redis.Client, o Options) *DB {

@@ -199,11 +199,13 @@ func (f *feed) fail(ctx context.Context, err error, backoff *time.Duration) {
 	}
 	f.stats.mu.Lock()
 	f.stats.errors++
-	first := f.stats.lastErr == ""
+	n := f.stats.errors
 	f.stats.lastErr = err.Error()
 	f.stats.mu.Unlock()
-	if first || *backoff >= 2*time.Second {
-		f.log.Warn("redisstore: change feed interrupted; reloading when Redis answers", "table", f.name, "err", err)
+	// The first failure of an outage, then one line a minute (the feed
+	// retries every 2 s).
+	if *backoff == 100*time.Millisecond || n%30 == 0 {
+		f.log.Warn("redisstore: change feed interrupted; reloading when Redis answers", "table", f.name, "failures", n, "err", err)
 	}
 	t := time.NewTimer(*backoff)
 	select {
