@@ -7,6 +7,8 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry/registrytest"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server/bindingstest"
 	"github.com/m2mbearer/m2mbearer/redisstore"
 	"github.com/m2mbearer/m2mbearer/redisstore/redistest"
 )
@@ -50,5 +52,25 @@ func TestRegistryConformance(t *testing.T) {
 		Peer: func(t *testing.T, s registry.Store, o registry.Options) registry.Store {
 			return open(t, prefixOf[s], o)
 		},
+	})
+}
+
+// TestBindingsConformance runs the BindingStore suite against Redis, with
+// a peer node.
+func TestBindingsConformance(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	prefixOf := map[server.BindingStore]string{}
+	open := func(t *testing.T, prefix string, max int) server.BindingStore {
+		b, err := openDB(t, srv, prefix, "n").OpenBindings(context.Background(), max)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { b.Close() })
+		prefixOf[b] = prefix
+		return b
+	}
+	bindingstest.Run(t, bindingstest.Factory{
+		New:  func(t *testing.T, max int) server.BindingStore { return open(t, prefixes(t), max) },
+		Peer: func(t *testing.T, s server.BindingStore) server.BindingStore { return open(t, prefixOf[s], 0) },
 	})
 }

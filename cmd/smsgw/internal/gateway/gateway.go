@@ -84,22 +84,24 @@ type Gateway struct {
 	oscStore  *oscore.BoltStore
 	oscCount  map[string]*oscore.Counters // transport → counts
 
-	regs   registry.Store
-	qs     queue.Store
-	rdb    *redisstore.DB // the shared store (store: redis://...); nil for bbolt
-	srv    *server.Server
-	udpEP  *bearer.Endpoint
-	dtlsEP *bearer.Endpoint
-	dtls   *secure.Server
-	smsEP  *bearer.Endpoint
-	proxy  *proxy
-	psk    map[string]config.PSK // identity → entry
-	qm     *queue.Manager
-	squeue *server.Queue
-	fleet  *Fleet
-	fw     *fw
-	models []ModelObject   // objects loaded from lwm2m.models
-	ctx    context.Context // the gateway's life; ends at Shutdown
+	regs registry.Store
+	qs   queue.Store
+	rdb  *redisstore.DB // the shared store (store: redis://...); nil for bbolt
+	// sharedBind is the provisioning store in Redis (nil for bbolt).
+	sharedBind *redisstore.Bindings
+	srv        *server.Server
+	udpEP      *bearer.Endpoint
+	dtlsEP     *bearer.Endpoint
+	dtls       *secure.Server
+	smsEP      *bearer.Endpoint
+	proxy      *proxy
+	psk        map[string]config.PSK // identity → entry
+	qm         *queue.Manager
+	squeue     *server.Queue
+	fleet      *Fleet
+	fw         *fw
+	models     []ModelObject   // objects loaded from lwm2m.models
+	ctx        context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
 	devices map[string]config.SMSDevice // endpoint → SMS rule
@@ -478,6 +480,9 @@ func (g *Gateway) startServer() (err error) {
 
 // pskLookup is the DTLS server's PSK store.
 func (g *Gateway) pskLookup(identity []byte) ([]byte, error) {
+	if g.sharedBind != nil {
+		return server.PSKLookup(g.sharedBind)(identity)
+	}
 	p, ok := g.psk[string(identity)]
 	if !ok {
 		return nil, fmt.Errorf("unknown PSK identity %q", identity)
@@ -749,6 +754,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if g.regs != nil {
 			errs = append(errs, g.regs.Close())
+		}
+		if g.sharedBind != nil {
+			errs = append(errs, g.sharedBind.Close())
 		}
 		if g.rdb != nil {
 			errs = append(errs, g.rdb.Close())

@@ -76,20 +76,29 @@ func waitJob(t *testing.T, a apiClient, id int) map[string]any {
 }
 
 // TestRedisDemo runs the README's demo with store: redis://: the fleet
-// registers (its registrations in Redis, with the node), a queued read of
+// registers (its registrations in Redis, with the node; the DTLS light's
+// PSK looked up in the shared provisioning store), a queued read of
 // the sleeping light completes after an SMS wake-up (the request, the SMS
 // budget and the outbox in Redis), and a firmware campaign over the UDP
 // light finishes (its record in Redis).
 func TestRedisDemo(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{AOF: true})
-	g := redisGateway(t, srv, "demo:", config.Fleet{UDP: 1, Queue: 1, SMS: 1, Awake: 3 * time.Second}, 20*time.Millisecond)
+	g := redisGateway(t, srv, "demo:", config.Fleet{UDP: 1, Queue: 1, SMS: 1, DTLS: 1, Awake: 3 * time.Second}, 20*time.Millisecond)
 	if _, ok := g.regs.(*redisstore.Registry); !ok {
 		t.Fatalf("registry is %T", g.regs)
 	}
 	a := apiClient{t, g.Info().API}
-	waitFleet(t, a, 3)
-	if got := redisDo(t, srv, "HLEN", "demo:reg"); got != ":3" {
+	waitFleet(t, a, 4)
+	if got := redisDo(t, srv, "HLEN", "demo:reg"); got != ":4" {
 		t.Fatalf("registrations in Redis: %s", got)
+	}
+	// The DTLS light's PSK and the SMS lights' numbers are bound in the
+	// shared provisioning store; its handshake found the key there.
+	if got := redisDo(t, srv, "HEXISTS", "demo:bind", "light-dtls-1"); got != ":1" {
+		t.Fatalf("binding in Redis: %s", got)
+	}
+	if code, v := a.do("GET", "/devices/light-dtls-1/data/3/0/2", ""); code != 200 || !strings.Contains(toJSON(v), "light-dtls-1") {
+		t.Fatalf("read over DTLS: %d %v", code, v)
 	}
 	if r, ok := g.regs.ByEndpoint("light-queue-1"); !ok || r.Node() != "gw-a" {
 		t.Fatalf("node of the registration: %v", r)

@@ -99,3 +99,29 @@ func (g *Gateway) imageCatalog() []firmware.StoreOption {
 	}
 	return []firmware.StoreOption{firmware.WithCatalog(g.rdb.Images())}
 }
+
+// redisBindings opens the shared provisioning store and writes the
+// configured bindings into it (the configuration is their source; bindings
+// a provisioning system added stay); nil for bbolt.
+func (g *Gateway) redisBindings(static *server.StaticSecurity) (*redisstore.Bindings, error) {
+	if g.rdb == nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, time.Minute)
+	defer cancel()
+	b, err := g.rdb.OpenBindings(ctx, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bindings in Redis: %w", err)
+	}
+	var serr error
+	static.Range(func(ep string, bd server.Binding) bool {
+		serr = b.Set(ep, bd)
+		return serr == nil
+	})
+	if serr != nil {
+		b.Close()
+		return nil, fmt.Errorf("bindings in Redis: %w", serr)
+	}
+	g.sharedBind = b
+	return b, nil
+}
