@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -224,15 +225,7 @@ func (q *Queue) ForEach(fn func(*queue.Record) error) error {
 			break
 		}
 	}
-	slices.SortFunc(all, func(a, b kv) int {
-		switch {
-		case a.id < b.id:
-			return -1
-		case a.id > b.id:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(all, func(a, b kv) int { return cmp.Compare(a.id, b.id) })
 	all = slices.CompactFunc(all, func(a, b kv) bool { return a.id == b.id }) // HSCAN may repeat
 	for _, e := range all {
 		rec, err := queue.DecodeRecord([]byte(e.rec))

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -99,15 +100,7 @@ func (s *SMSState) Segments() ([]sms.StoredSegment, error) {
 		}
 		out = append(out, sms.StoredSegment{ID: id, SIM: v[w : w+int(n)], TPDU: []byte(v[w+int(n):])})
 	}
-	slices.SortFunc(out, func(a, b sms.StoredSegment) int {
-		switch {
-		case a.ID < b.ID:
-			return -1
-		case a.ID > b.ID:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(out, func(a, b sms.StoredSegment) int { return cmp.Compare(a.ID, b.ID) })
 	return out, nil
 }
 

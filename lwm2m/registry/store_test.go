@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -185,48 +184,6 @@ func TestBoltDurable(t *testing.T) {
 	b2.Add(ctx, n)
 	if n.ID == gone.ID || n.ID == a.ID {
 		t.Fatalf("new ID %d reuses an old one", n.ID)
-	}
-}
-
-func TestStoreConcurrent(t *testing.T) {
-	ctx := context.Background()
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			s := mk(Options{})
-			var wg sync.WaitGroup
-			for g := range 8 {
-				wg.Go(func() {
-					for i := range 50 {
-						ep := fmt.Sprintf("ep-%d", i%10) // shared names across goroutines
-						r := newReg(ep, uint32(1+g), t0)
-						if _, err := s.Add(ctx, r); err != nil {
-							t.Error(err)
-							return
-						}
-						s.Update(ctx, r.ID, func(o *Registration) (*Registration, error) { return o.Clone(), nil })
-						if i%7 == 0 {
-							s.Remove(ctx, r.ID)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			n := 0
-			s.Range(func(r *Registration) bool {
-				if got, ok := s.ByEndpoint(r.Endpoint); !ok || got != r {
-					t.Errorf("index mismatch for %s", r.Endpoint)
-				}
-				n++
-				return true
-			})
-			if n != s.Len() || n > 10 {
-				t.Fatalf("Range saw %d, Len %d", n, s.Len())
-			}
-			got, _ := s.Expire(ctx, t0.Add(time.Hour), 100)
-			if len(got) != n || s.Len() != 0 {
-				t.Fatalf("expired %d of %d", len(got), n)
-			}
-		})
 	}
 }
 
