@@ -7,6 +7,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
@@ -38,7 +39,13 @@ func (g *Gateway) policyOptions() ([]server.Option, error) {
 		MinLifetime: l.LifetimeMin, MaxLifetime: l.LifetimeMax}
 	g.log.Info("registration policy", "nosec", l.NoSec.String(), "bindings", bindings.Len(),
 		"register_rate", l.RegisterRate, "lifetime_max", l.LifetimeMax, "max_registrations", l.MaxRegistrations)
-	return []server.Option{server.WithSecurity(bindings), server.WithNoSecRule(nosec), server.WithLimits(lim),
+	var sec server.Security = bindings
+	if shared, err := g.redisBindings(bindings); err != nil {
+		return nil, err
+	} else if shared != nil {
+		sec = shared
+	}
+	return []server.Option{server.WithSecurity(sec), server.WithNoSecRule(nosec), server.WithLimits(lim),
 		server.WithPeerCheck(g.smsPeerCheck)}, nil
 }
 
@@ -52,6 +59,7 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 	for id, p := range g.psk {
 		b := byEP[p.Endpoint]
 		b.Identity = bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}
+		b.PSK, _ = p.KeyBytes()
 		byEP[p.Endpoint] = b
 	}
 	for ep, x := range g.oscore {
@@ -71,6 +79,7 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 	for ep, d := range g.devices {
 		b := byEP[ep]
 		b.MSISDN, b.NoSec = d.MSISDN, d.NoSec
+		b.SMSSecured = g.smsSecurity(d) != config.SMSNoSec // DTLS or OSCORE over SMS (dtlssms.go)
 		byEP[ep] = b
 	}
 	for ep, b := range byEP {
