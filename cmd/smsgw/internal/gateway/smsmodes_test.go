@@ -186,23 +186,7 @@ func TestSMSDeviceModes(t *testing.T) {
 				s, r := sms.Total(u.Sent), sms.Total(u.Received)
 				t.Logf("%s handshake over SMS: %d SMS (%d sent, %d received), %d bytes", tc.ep, s.Segments+r.Segments, s.Segments, r.Segments, s.Bytes+r.Bytes)
 			}
-			c := client.New(tc.ep, client.WithBinding("S"), client.WithLifetime(300), client.WithSMSNumber(tc.num[1:]),
-				client.WithLogger(slog.New(slog.DiscardHandler)))
-			if err := c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "S"}); err != nil {
-				t.Fatal(err)
-			}
-			if err := c.AddDevice(client.Device{Manufacturer: "m2mbearer", Serial: tc.ep, Binding: "S"}); err != nil {
-				t.Fatal(err)
-			}
-			ep, err := bearer.NewEndpoint(b, bearer.WithHandler(c))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ep.Close()
-			defer c.Close()
-			if err := c.Start(ctx, ep, srvSIM); err != nil {
-				t.Fatalf("register: %v", err)
-			}
+			startSMSClient(t, ctx, b, tc.ep, tc.num, false)
 			reg, ok := g.srv.Lookup(tc.ep)
 			if !ok || reg.Transport() != "sms" || !strings.HasPrefix(reg.Identity, tc.identity) || (tc.identity == "") != (reg.Identity == "") {
 				t.Fatalf("registration %v: transport %q identity %q", ok, reg.Transport(), reg.Identity)
@@ -218,22 +202,7 @@ func TestSMSDeviceModes(t *testing.T) {
 	// (its SMS bearer takes nothing else from the server's number).
 	t.Run("queue-mode DTLS device woken over its session", func(t *testing.T) {
 		b, _ := smsTestDevice(t, g, "+491729900006", sms.SecurityDTLS, &secure.Config{PSKIdentity: []byte("meter-sleepy"), PSKKey: mustHex(t, pskKey)})
-		c := client.New("meter-sleepy", client.WithBinding("S"), client.WithQueueMode(), client.WithLifetime(300),
-			client.WithSMSNumber("491729900006"), client.WithLogger(slog.New(slog.DiscardHandler)))
-		if err := errors.Join(c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "S"}),
-			c.AddDevice(client.Device{Manufacturer: "m2mbearer", Serial: "meter-sleepy", Binding: "S"}),
-			c.Set(path.Resource(1, 0, 21), content.NewBool(true))); err != nil {
-			t.Fatal(err)
-		}
-		ep, err := bearer.NewEndpoint(b, bearer.WithHandler(c))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ep.Close()
-		defer c.Close()
-		if err := c.Start(ctx, ep, srvSIM); err != nil {
-			t.Fatalf("register: %v", err)
-		}
+		startSMSClient(t, ctx, b, "meter-sleepy", "+491729900006", true)
 		deadline := time.Now().Add(20 * time.Second)
 		for {
 			_, v := a.do("GET", "/devices/meter-sleepy", "")
@@ -277,6 +246,35 @@ func TestSMSDeviceModes(t *testing.T) {
 			t.Fatalf("metric: %s", grepLines(m, "dropped_security"))
 		}
 	})
+}
+
+// startSMSClient registers our LwM2M client as ep over b (binding S; in
+// queue mode with /1/0/21 Trigger true when queue), closed at the end of
+// the test.
+func startSMSClient(t *testing.T, ctx context.Context, b bearer.Bearer, ep, num string, queue bool) {
+	t.Helper()
+	opts := []client.Option{client.WithBinding("S"), client.WithLifetime(300), client.WithSMSNumber(num[1:]),
+		client.WithLogger(slog.New(slog.DiscardHandler))}
+	if queue {
+		opts = append(opts, client.WithQueueMode())
+	}
+	c := client.New(ep, opts...)
+	err := errors.Join(c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "S"}),
+		c.AddDevice(client.Device{Manufacturer: "m2mbearer", Serial: ep, Binding: "S"}))
+	if queue && err == nil {
+		err = c.Set(path.Resource(1, 0, 21), content.NewBool(true))
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := bearer.NewEndpoint(b, bearer.WithHandler(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); e.Close() })
+	if err := c.Start(ctx, e, srvSIM); err != nil {
+		t.Fatalf("register %s: %v", ep, err)
+	}
 }
 
 func mustHex(t *testing.T, s string) []byte {
