@@ -57,6 +57,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -173,9 +174,15 @@ func (c *Context) Rederivation() (enabled, established bool) {
 	return true, c.b2.established
 }
 
+// randReader is where R1, R2 and R3 come from (B.2: "good sources of
+// randomness"); tests make it deterministic to build a seed corpus.
+var randReader io.Reader = rand.Reader
+
 func random(n int) []byte {
 	b := make([]byte, n)
-	_, _ = rand.Read(b)
+	if _, err := io.ReadFull(randReader, b); err != nil {
+		panic("oscore: no randomness: " + err.Error())
+	}
 	return b
 }
 
