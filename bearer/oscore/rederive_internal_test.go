@@ -10,6 +10,7 @@ import (
 	"github.com/pion/dtls/v3/pkg/crypto/ccm"
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"pgregory.net/rapid"
 )
 
 func b2Pair() (cli, srv Params) {
@@ -416,4 +417,124 @@ func TestAppendixB2TamperedResponse1(t *testing.T) {
 	if r, err := cli.unprotectResponse(m, o, rid1); err != nil || !r.rederive || cli.b2.pend == nil {
 		t.Fatalf("the genuine response #1: %v", err)
 	}
+}
+
+// nonceLog records every (key, nonce) an exchange seals with, and fails
+// when one protects two different ciphertexts: a reused nonce.
+type nonceLog struct {
+	t    *rapid.T
+	seen map[string][]byte
+}
+
+func (l *nonceLog) add(key []byte, n [nonceLen]byte, ct []byte) {
+	k := string(key) + string(n[:])
+	if prev, ok := l.seen[k]; ok && !bytes.Equal(prev, ct) {
+		l.t.Fatalf("nonce %x reused under key %x", n, key)
+	}
+	l.seen[k] = append([]byte(nil), ct...)
+}
+
+// exchange runs one request from c to s the way two Conns do (Echo
+// challenges, Appendix B.2 response #1 and the re-sent request), logging
+// every nonce; it returns how often s executed the request.
+func exchange(t *rapid.T, l *nonceLog, c, s *Context, payload []byte) int {
+	now := time.Now()
+	for attempt := 0; attempt < 4; attempt++ {
+		m, rid, err := c.ProtectRequest(&message.Message{Code: codes.POST, Token: []byte{1}, Payload: payload}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l.add(rid.ks.keys.SenderKey, nonce(rid.ks.keys.CommonIV, c.p.SenderID, rid.seq), m.Payload)
+		o, _ := ParseOption(m.Options[0].Value)
+		pm, srid, err := s.UnprotectRequest(m, o, now)
+		var resp *message.Message
+		var e *Error
+		switch {
+		case errors.As(err, &e) && errors.Is(err, ErrRederive):
+			resp, err = s.protectResponse(srid.ks, &message.Message{Code: codes.Unauthorized, Token: []byte{1}}, srid, false, cborBytes(nil, e.r2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.add(srid.ks.keys.SenderKey, srid.requestNonce(nil), resp.Payload)
+		case errors.Is(err, ErrEchoRequired):
+			before := srid.ks.seq
+			resp, err = s.ProtectResponse(&message.Message{Code: codes.Unauthorized, Token: []byte{1},
+				Options: message.Options{{ID: message.Echo, Value: s.echoChallenge(srid.ks, now)}}}, srid, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.add(srid.ks.keys.SenderKey, nonce(srid.ks.keys.CommonIV, s.p.SenderID, before), resp.Payload)
+		case err == nil:
+			if !bytes.Equal(pm.Payload, payload) {
+				t.Fatalf("payload %q", pm.Payload)
+			}
+			resp, err = s.ProtectResponse(&message.Message{Code: codes.Changed, Token: []byte{1}, Payload: payload}, srid, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l.add(srid.ks.keys.SenderKey, srid.requestNonce(nil), resp.Payload)
+		default:
+			t.Fatalf("attempt %d: %v", attempt, err)
+		}
+		ro := OptionValue{}
+		for _, op := range resp.Options {
+			if op.ID == OptionNumber {
+				ro, _ = ParseOption(op.Value)
+			}
+		}
+		r, err := c.unprotectResponse(resp, ro, rid)
+		if err != nil {
+			t.Fatalf("response: %v", err)
+		}
+		if r.msg.Code == codes.Changed {
+			return 1
+		}
+	}
+	t.Fatal("no answer in 4 attempts")
+	return 0
+}
+
+// TestAppendixB2NeverReusesANonce is a property: whatever the sequence of
+// exchanges (either side requesting), restarts with storage and losses of
+// all storage on either side, every exchange is executed exactly once and
+// no (key, nonce) pair ever protects two different messages.
+func TestAppendixB2NeverReusesANonce(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cp, sp := b2Pair()
+		cst, sst := NewMemoryStore(), NewMemoryStore()
+		open := func(p Params, st *MemoryStore) *Context {
+			x, err := NewContext(p, st, WithRederivation(), WithSeqStep(4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return x
+		}
+		c, s := open(cp, cst), open(sp, sst)
+		l := &nonceLog{t: t, seen: map[string][]byte{}}
+		n := 0
+		t.Repeat(map[string]func(*rapid.T){
+			"device requests": func(t *rapid.T) {
+				n++
+				if exchange(t, l, c, s, []byte{byte(n), byte(n >> 8), 'd'}) != 1 {
+					t.Fatal("not executed once")
+				}
+			},
+			"server requests": func(t *rapid.T) {
+				n++
+				if exchange(t, l, s, c, []byte{byte(n), byte(n >> 8), 's'}) != 1 {
+					t.Fatal("not executed once")
+				}
+			},
+			"device restarts": func(t *rapid.T) { c = open(cp, cst) },
+			"server restarts": func(t *rapid.T) { s = open(sp, sst) },
+			"device loses its storage": func(t *rapid.T) {
+				cst.Forget()
+				c = open(cp, cst)
+			},
+			"server loses its storage": func(t *rapid.T) {
+				sst.Forget()
+				s = open(sp, sst)
+			},
+		})
+	})
 }
