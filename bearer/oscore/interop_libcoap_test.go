@@ -131,7 +131,7 @@ func TestInteropLibcoapAppendixB2(t *testing.T) {
 	t.Run("our client starts the run, libcoap server answers", func(t *testing.T) {
 		port := freeUDPPort(t)
 		conf := libcoapConf(t, "02", "01", false)
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		srv := exec.CommandContext(ctx, filepath.Join(dir, "coap-server"), "-E", conf, "-A", "127.0.0.1", "-p", port, "-v", "8")
 		var log bytes.Buffer
