@@ -28,6 +28,7 @@ type daemon struct {
 	api    string
 	done   chan error
 	stderr *lockedBuffer
+	stdout *lockedBuffer // the banner and anything else printed
 	once   sync.Once
 }
 
@@ -35,7 +36,7 @@ const fwProofToken = "fw-proof-token"
 
 func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}}
+	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}}
 	d.cmd = exec.CommandContext(ctx, bin, args...)
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
@@ -62,6 +63,7 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 			if !ok {
 				t.Fatalf("daemon exited before printing the API address:\n%s", d.stderr.String())
 			}
+			d.stdout.Write([]byte(l + "\n"))
 			if m := apiRe.FindStringSubmatch(l); m != nil {
 				d.api = m[1]
 			}
@@ -70,7 +72,8 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 		}
 	}
 	go func() {
-		for range lines {
+		for l := range lines {
+			d.stdout.Write([]byte(l + "\n"))
 		}
 	}()
 	return d
@@ -424,14 +427,24 @@ func tail(s string, n int) string {
 }
 
 // lockedBuffer is a bytes.Buffer the process writes while the test reads.
+// It keeps the last MiB or so, and counts every byte written.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	total int64
+}
+
+// Total returns the number of bytes ever written.
+func (l *lockedBuffer) Total() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.total += int64(len(p))
 	if l.b.Len() > 1<<20 {
 		l.b.Reset()
 	}

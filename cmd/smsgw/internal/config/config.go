@@ -102,6 +102,11 @@ type LwM2M struct {
 	StrictBinding bool `yaml:"strict_binding"`
 	// OSCORE lists per-device OSCORE contexts (UDP and SMS).
 	OSCORE []OSCORE `yaml:"oscore"`
+	// The registration security policy and its limits (security.go).
+	NoSec            NoSec   `yaml:"nosec"`
+	RegisterRate     float64 `yaml:"register_rate"`
+	RegisterBurst    int     `yaml:"register_burst"`
+	MaxRegistrations int     `yaml:"max_registrations"`
 }
 
 // Proxy-mode defaults of the embedded server's listeners: an external
@@ -147,6 +152,10 @@ type SMSDevice struct {
 	MSISDN    string `yaml:"msisdn"`
 	ServerSIM string `yaml:"server_sim"`
 	Trigger   bool   `yaml:"trigger"`
+	// NoSec lets the device also register over UDP without DTLS, where
+	// lwm2m.nosec allows its name; otherwise it registers only over SMS
+	// from MSISDN (or over DTLS with a PSK bound to its endpoint).
+	NoSec bool `yaml:"nosec"`
 }
 
 // Queue configures queue mode.
@@ -455,9 +464,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("models %q is not a readable directory of DDF XML files", m), "lwm2m", "models")
 		}
 	}
-	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
-		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")
-	}
+	c.validateSecurity(ck)
 	sims := map[string]bool{}
 	for i, m := range c.Modems {
 		idx := fmt.Sprint(i)

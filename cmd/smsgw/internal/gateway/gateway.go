@@ -245,7 +245,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
 			}
 			if l.MSISDN != "" {
-				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM, Trigger: l.Kind == KindQueue}
+				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
+					Trigger: l.Kind == KindQueue, NoSec: l.Kind == KindQueue}
 			}
 		}
 	} else {
@@ -327,9 +328,9 @@ func (g *Gateway) startSMS(sims []string) error {
 	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
 }
 
-func (g *Gateway) startServer() error {
+func (g *Gateway) startServer() (err error) {
 	regs, err := registry.OpenBolt(filepath.Join(g.cfg.DataDir, "registrations.db"), registry.BoltOptions{
-		Options: registry.Options{Grace: 30 * time.Second},
+		Options: registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations},
 		AddrDecoder: func(network, addr string) (net.Addr, error) {
 			if network == sms.Network {
 				return sms.ParseMSISDN(addr)
@@ -342,25 +343,18 @@ func (g *Gateway) startServer() error {
 		return fmt.Errorf("registrations: %w", err)
 	}
 	g.regs = regs
-	sec := server.NewStaticSecurity(len(g.psk) + len(g.oscore) + 1)
-	for id, p := range g.psk {
-		if err := sec.Bind(p.Endpoint, bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}); err != nil {
-			return err
-		}
-	}
-	if err := g.bindOSCORE(sec); err != nil {
+	policy, err := g.policyOptions()
+	if err != nil {
 		return err
 	}
-	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer), server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}
-	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
-		maxLt := g.cfg.LwM2M.LifetimeMax
-		if maxLt == 0 {
-			maxLt = ^uint32(0)
-		}
-		opts = append(opts, server.WithLifetimeBounds(g.cfg.LwM2M.LifetimeMin, maxLt))
-	}
+	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
+		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, policy...)
 	g.srv = server.New(regs, opts...)
+	defer func() {
+		if err == nil {
+			err = g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
+		}
+	}()
 	if g.cfg.LwM2M.UDP != "" {
 		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
 		if err != nil {
@@ -473,43 +467,11 @@ func (g *Gateway) startQueue() error {
 	if g.cfg.Simulator.Enabled {
 		qc.Wake.MinInterval = 2 * time.Second
 	}
-	if g.smsB != nil {
-		qc.Waker = queue.NewSMSWaker(g.smsB, g.smsB)
-		qc.Peers = g.smsB
-	}
+	qc.Waker = g.queueWaker()
 	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
 	g.qm = g.squeue.Manager()
-	return nil
-}
-
-// checkSMSPeer binds SMS clients to the endpoint names of the device
-// table: over SMS (NoSec) a client is known only by its number, so a
-// Register, Update or De-register over SMS must come from the number
-// configured for the endpoint (sms.devices). The SMS bearer already drops
-// SMS from numbers not in the table; this stops a configured device from
-// registering under another's name and drawing that one's commands and
-// wake-ups to itself.
-func (g *Gateway) checkSMSPeer(ep, transport string, peer net.Addr, _ bearer.Identity) error {
-	if transport != "sms" {
-		return nil
-	}
-	g.devMu.RLock()
-	d, ok := g.devices[ep]
-	g.devMu.RUnlock()
-	if !ok {
-		return fmt.Errorf("endpoint %q is not in sms.devices; add it with its number to let it register over SMS", ep)
-	}
-	want, err := sms.ParseMSISDN(d.MSISDN)
-	if err != nil {
-		return fmt.Errorf("endpoint %q: configured number: %w", ep, err)
-	}
-	// A security layer (OSCORE, DTLS) wraps the address; network and
-	// number are the SMS bearer's.
-	if peer == nil || peer.Network() != sms.Network || peer.String() != want.String() {
-		return fmt.Errorf("endpoint %q is configured for number %s, not %s", ep, want, peer)
-	}
 	return nil
 }
 
@@ -536,18 +498,14 @@ func (g *Gateway) wakeTarget(r *registry.Registration) *queue.WakeTarget {
 	g.devMu.RLock()
 	d, ok := g.devices[r.Endpoint]
 	g.devMu.RUnlock()
-	msisdn := r.SMS
-	if ok {
-		msisdn = d.MSISDN
+	if !ok {
+		return nil // only configured numbers are woken, never a registration's sms=
 	}
-	if msisdn == "" {
-		return nil
-	}
-	a, err := sms.ParseMSISDN(msisdn)
+	a, err := sms.ParseMSISDN(d.MSISDN)
 	if err != nil {
 		return nil
 	}
-	if ok && r.SMS != "" && r.SMS != a.Digits() {
+	if rs, err := sms.ParseMSISDN(r.SMS); r.SMS != "" && (err != nil || rs != a) {
 		// The device registered with another number than the one it is
 		// configured with: do not wake a stranger.
 		g.log.Warn("registration sms= does not match the configured number; no SMS wake-up",

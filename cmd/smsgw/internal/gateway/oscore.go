@@ -16,7 +16,6 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
-	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
 // OSCOREKeys is a demo light's OSCORE keying material: its Object 21 and
@@ -116,16 +115,6 @@ func (g *Gateway) startOSCORE() error {
 		g.oscore[o.Endpoint] = x
 	}
 	return g.metrics.reg.Register(&oscoreCollector{g: g})
-}
-
-// bindOSCORE binds each context's identity to its endpoint name.
-func (g *Gateway) bindOSCORE(sec *server.StaticSecurity) error {
-	for ep, x := range g.oscore {
-		if err := sec.Bind(ep, x.Identity()); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // wrapOSCORE puts a listener's bearer under OSCORE when contexts exist:
