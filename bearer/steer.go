@@ -85,7 +85,12 @@ type AbortError struct {
 	Blocks int
 }
 
-func (e *AbortError) Error() string { return e.Err.Error() }
+func (e *AbortError) Error() string {
+	if e.Err == nil {
+		return "bearer: exchange aborted"
+	}
+	return e.Err.Error()
+}
 
 // Unwrap returns the caller's error.
 func (e *AbortError) Unwrap() error { return e.Err }
