@@ -94,6 +94,7 @@ var zeroTypes = map[string]reflect.Type{
 	"lwm2m/model.DDFError":                 reflect.TypeFor[lwm2m_model.DDFError](),
 	"lwm2m/model.Object":                   reflect.TypeFor[lwm2m_model.Object](),
 	"lwm2m/model.Registry":                 reflect.TypeFor[lwm2m_model.Registry](),
+	"lwm2m/model.Typed":                    reflect.TypeFor[lwm2m_model.Typed](),
 	"lwm2m/path.Error":                     reflect.TypeFor[lwm2m_path.Error](),
 	"lwm2m/path.Path":                      reflect.TypeFor[lwm2m_path.Path](),
 	"lwm2m/queue.Attempt":                  reflect.TypeFor[lwm2m_queue.Attempt](),

@@ -403,26 +403,10 @@ func loadLightFirmware(dir string) (*LightFirmware, error) {
 	return st, nil
 }
 
-// saveLightFirmware writes st durably (temporary file, fsync, rename).
+// saveLightFirmware writes st durably (writeFileAtomic).
 func saveLightFirmware(dir string, st *LightFirmware) error {
 	b, _ := json.Marshal(st)
-	tmp := filepath.Join(dir, LightFirmwareFile+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, LightFirmwareFile))
+	return writeFileAtomic(filepath.Join(dir, LightFirmwareFile), b)
 }
 
 // listenStable opens a light's UDP socket on the port it had before a

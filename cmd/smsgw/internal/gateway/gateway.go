@@ -573,7 +573,7 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 	if ev.Notification != nil {
 		data["path"] = pathsString(ev.Notification.Paths)
 		data["format"] = content.Format(ev.Notification.Content.Format).String()
-		if recs, err := ev.Notification.Records(g.model); err == nil {
+		if recs, err := ev.Notification.Values(); err == nil {
 			data["values"] = recordsJSON(recs)
 		} else {
 			data["error"] = err.Error()
