@@ -90,6 +90,8 @@ func (g *Gateway) Handler() http.Handler {
 	handle("DELETE /api/v1/jobs/{id}", g.cancelJob, true)
 	handle("GET /api/v1/modems", g.listModems, true)
 	handle("GET /api/v1/sms", g.smsStats, true)
+	handle("GET /api/v1/sms/quarantine", g.listQuarantine, true)
+	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
 	g.dmRoutes(handle)

@@ -85,6 +85,10 @@ type FleetSpec struct {
 	Network               *sim.Network
 	StateDir              string
 	Logger                *slog.Logger
+	// SMSTransport, when set, gives each SMS-capable light its SIM (a
+	// simulated modem through the real driver, say) instead of a modem-less
+	// Endpoint on Network; the caller owns and closes what it returns.
+	SMSTransport func(msisdn string) (sms.Transport, error)
 }
 
 // DeviceMSISDN is the number of the i-th SMS-capable demo light.
@@ -193,16 +197,23 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		}
 	}
 	if l.MSISDN != "" {
-		link, err := newEndpointLink(s.Network, l.MSISDN)
-		if err != nil {
-			return err
+		var tr sms.Transport
+		if s.SMSTransport != nil {
+			if tr, err = s.SMSTransport(l.MSISDN); err != nil {
+				return err
+			}
+		} else {
+			link, err := newEndpointLink(s.Network, l.MSISDN)
+			if err != nil {
+				return err
+			}
+			l.link, tr = link, link
 		}
-		l.link = link
 		mode := sms.SecurityNoSec
 		if l.OSCORE != nil {
 			mode = sms.SecurityOSCORE
 		}
-		b, err := sms.New(link, sms.Config{
+		b, err := sms.New(tr, sms.Config{
 			StateDir: dir,
 			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: mode, SIM: l.MSISDN}},
 			Worker:   outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second},
@@ -337,6 +348,15 @@ func (f *Fleet) startDTLS(ctx context.Context, s FleetSpec, l *Light) {
 // Awake reports whether a queue-mode light is listening now (always true for
 // the others).
 func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
+
+// SMSStats returns the counters of the light's SMS bearer (false for a
+// light without SMS).
+func (l *Light) SMSStats() (sms.Stats, bool) {
+	if l.smsB == nil {
+		return sms.Stats{}, false
+	}
+	return l.smsB.Stats(), true
+}
 
 // FirmwareApplied returns how many firmware updates the light applied, over
 // all its starts.
