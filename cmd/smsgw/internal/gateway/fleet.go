@@ -133,7 +133,11 @@ func FleetPlan(s FleetSpec) []*Light {
 			}
 		}
 		if l.Kind == KindOSCORE || l.Kind == KindOSCORESMS {
-			l.OSCORE = newOSCOREKeys(nosc)
+			dir := ""
+			if s.StateDir != "" {
+				dir = filepath.Join(s.StateDir, l.Name)
+			}
+			l.OSCORE = newOSCOREKeys(dir, nosc)
 			nosc++
 		}
 	}
