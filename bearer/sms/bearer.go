@@ -643,6 +643,23 @@ func (b *Bearer) Backlog(addr net.Addr) int {
 
 var _ bearer.Backlogger = (*Bearer)(nil)
 
+// LastHeard returns when an SMS segment from addr last arrived, whether
+// or not it completed a datagram (bearer.PeerActivity: an answer on its
+// way whose blocks are not whole yet counts). The zero time: none since
+// the bearer started.
+func (b *Bearer) LastHeard(addr net.Addr) time.Time {
+	if b == nil || b.ob == nil {
+		return time.Time{}
+	}
+	a, err := toAddr(addr, b.parse)
+	if err != nil {
+		return time.Time{}
+	}
+	return b.usage.lastHeard(a)
+}
+
+var _ bearer.PeerActivity = (*Bearer)(nil)
+
 // BudgetUsed returns the SMS segments spent today for peer ("" for the
 // whole deployment).
 func (b *Bearer) BudgetUsed(peer string) (int, error) {

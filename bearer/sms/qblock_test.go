@@ -215,7 +215,7 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				p.net.SetFaults(smstest.Faults{Loss: 0.2})
 				n0, l0 := p.net.Submitted.Load(), p.net.Lost.Load()
 				t0 := time.Now()
-				resp, err := dev.Get(ctx, server, "/big")
+				resp, attempts, err := smstest.GetAsking(ctx, dev, server, "/big", 3)
 				if err != nil || !bytes.Equal(resp.Payload, big) {
 					t.Fatalf("GET under loss: %v; device %+v; server repeats %d", err, p.dev.Stats(), p.srv.Stats().Repeats)
 				}
@@ -229,8 +229,8 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				if u := srv.uploads(); len(u) != 1 || !bytes.Equal(u[0], big) {
 					t.Fatalf("PUT under loss: %d uploads reached the handler", len(u))
 				}
-				t.Logf("%d KiB, 20%% segment loss: GET %d SMS (%d lost) in %v; PUT %d SMS (%d lost) in %v; minimum %d / %d; repeats device %d server %d",
-					size>>10, get, getLost, getTime.Round(time.Millisecond), p.net.Submitted.Load()-n0, p.net.Lost.Load()-l0,
+				t.Logf("%d KiB, 20%% segment loss: GET %d SMS (%d lost, %d request(s)) in %v; PUT %d SMS (%d lost) in %v; minimum %d / %d; repeats device %d server %d",
+					size>>10, get, getLost, attempts, getTime.Round(time.Millisecond), p.net.Submitted.Load()-n0, p.net.Lost.Load()-l0,
 					time.Since(t0).Round(time.Millisecond), minimumSMS(t, false, size), minimumSMS(t, true, size),
 					p.dev.Stats().Repeats, p.srv.Stats().Repeats)
 			})
