@@ -170,6 +170,9 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		binding = "S"
 		opts = append(opts, client.WithSMSNumber(l.MSISDN[1:]))
 	}
+	if l.Kind == KindDTLSSMS { // a new DTLS session when the server lost it (fleet_dtlssms.go)
+		opts = append(opts, client.WithRedial(func(ctx context.Context) (*bearer.Endpoint, error) { return f.dialDTLSSMS(ctx, s, l) }))
+	}
 	opts = append(opts, client.WithBinding(binding))
 	c := client.New(l.Name, opts...)
 	l.c = c
