@@ -13,6 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/internal/deadline"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
@@ -427,6 +431,44 @@ func checkMode(sec Security, p []byte) error {
 	return nil
 }
 
+// checkSend is checkMode for a datagram to send: besides, a CoAP request
+// to an OSCORE peer must carry the OSCORE option (RFC 8613): an
+// unprotected one (an SMS trigger written straight onto the bearer, an
+// Endpoint without the peer's OSCORE context) would cost an SMS the
+// device refuses. Empty messages and responses pass (an OSCORE endpoint
+// may answer a request it cannot verify with an unprotected error).
+func checkSend(sec Security, p []byte) error {
+	if err := checkMode(sec, p); err != nil {
+		return err
+	}
+	if sec == SecurityOSCORE && plainRequest(p) {
+		return fmt.Errorf("%w: peer mode %s: CoAP request without the OSCORE option", ErrSecurityMode, sec)
+	}
+	return nil
+}
+
+// oscoreOption is the OSCORE option number (RFC 8613 §2).
+const oscoreOption message.OptionID = 9
+
+// plainRequest reports whether p is a CoAP request (not an empty message,
+// not a response) without an OSCORE option; a datagram that does not
+// decode is not judged here.
+func plainRequest(p []byte) bool {
+	m := message.Message{Options: make(message.Options, 0, 16)}
+	for {
+		_, err := coder.DefaultCoder.Decode(p, &m)
+		if errors.Is(err, message.ErrOptionsTooSmall) && cap(m.Options) < 256 {
+			m.Options = make(message.Options, 0, 4*cap(m.Options))
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		break
+	}
+	return m.Code != codes.Empty && m.Code>>5 == 0 && !m.Options.HasOption(oscoreOption)
+}
+
 // WriteTo stores the datagram p for addr in the outbox and returns once it is
 // durable. Errors: ErrUnknownPeer, ErrSecurityMode, bearer.ErrTooLarge,
 // *BudgetError, *RateError, outbox.ErrFull, net.ErrClosed. With
@@ -460,7 +502,7 @@ func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool)
 	if b.isSplitDTLS(peer.Security) != view {
 		return 0, b.opErr("write", addr, modeError(peer.Security, view))
 	}
-	if err := checkMode(peer.Security, p); err != nil {
+	if err := checkSend(peer.Security, p); err != nil {
 		return 0, b.opErr("write", addr, err)
 	}
 	if len(p) > b.params.MaxDatagram {

@@ -171,10 +171,18 @@ type PeerSetter interface {
 // *sms.Bearer, or anything that writes datagrams to sms.Addr). The peer's
 // framing on the bearer decides raw CoAP or WAP Push; with Peers set, the
 // waker first configures the peer as NoSec (LwM2M allows unsecured SMS
-// triggers where configured) with the target's framing and SIM. Leave
-// Peers nil for devices that use DTLS over SMS: their peer entry must stay
-// SecurityDTLS, and Conn is then the bearer/secure conn over the SMS
-// bearer, so the trigger goes through the DTLS session.
+// triggers where configured) with the target's framing and SIM, unless
+// the peer is configured for DTLS or OSCORE already (Peers that tell, as
+// *sms.Bearer does: a secured peer is never downgraded).
+//
+// A device that talks DTLS or OSCORE over SMS refuses an unprotected
+// trigger: set Endpoint to the Endpoint whose bearer carries that security
+// for the device (smsgw: its SMS Endpoint, over OSCORE contexts bound to
+// the devices' numbers and the DTLS server), so the trigger is an
+// OSCORE-protected request (one SMS: the protected Execute with its
+// No-Response option fits one segment) or goes through the DTLS session.
+// Written to Conn, a trigger to an OSCORE or DTLS peer of an *sms.Bearer
+// is refused with sms.ErrSecurityMode and costs nothing.
 //
 // With Endpoint set (the server's SMS Endpoint, or the one over DTLS) the
 // trigger goes through it (Firer), so that the answer of a device that
@@ -207,7 +215,7 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadTarget, err)
 	}
-	if w.Peers != nil {
+	if w.Peers != nil && !securedPeer(w.Peers, addr) {
 		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.SecurityNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
 			return fmt.Errorf("queue: wake %s: configure peer: %w", ep, err)
 		}
@@ -239,6 +247,23 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 		return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
 	}
 	return nil
+}
+
+// securedPeer reports whether peers already has addr as a DTLS or OSCORE
+// peer (*sms.Bearer tells, PeerMode): the waker never turns such a peer
+// into a NoSec one. Its trigger must go through Endpoint, under the
+// peer's security: written straight onto the SMS bearer it is refused
+// there (sms.ErrSecurityMode, a permanent wake error), never sent as an
+// SMS the device would refuse.
+func securedPeer(peers PeerSetter, addr sms.Addr) bool {
+	pm, ok := peers.(interface {
+		PeerMode(net.Addr) (sms.Security, bool)
+	})
+	if !ok {
+		return false
+	}
+	mode, known := pm.PeerMode(addr)
+	return known && mode != sms.SecurityNoSec
 }
 
 // DeadlineWriter is a PacketConn that can be told when a datagram stops

@@ -219,6 +219,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
 		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, Awake: f.Awake,
+			OSCOREQueue: f.OSCOREQueue,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -278,6 +279,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 		}
 		f := s.Fleet
 		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, ServerSIMs: sims(s.ServerSIMs),
+			OSCOREQueue: f.OSCOREQueue,
 			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
@@ -285,7 +287,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			}
 			if l.MSISDN != "" {
 				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
-					Trigger: l.Kind == KindQueue, NoSec: l.Kind == KindQueue}
+					Trigger: l.sleeps(), NoSec: l.Kind == KindQueue}
 				if l.Kind == KindDTLSSMS {
 					d := g.devices[l.Name]
 					d.Security = config.SMSPSK
