@@ -1,0 +1,64 @@
+package zerovalue
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/m2mbearer/m2mbearer/modem/sim"
+)
+
+// refusals: a zero value that is not usable refuses with its package's
+// documented sentinel (not merely without panicking, which TestZeroValues
+// checks): each case calls one method and names the error it must match.
+var refusals = []struct {
+	name string
+	call func(ctx context.Context) error
+	want error
+}{
+	{"modem.Modem.Command", func(ctx context.Context) error {
+		_, err := new(modem.Modem).Command(ctx, "+CSQ")
+		return err
+	}, modem.ErrNotCreated},
+	{"modem.Modem.SendPDU", func(ctx context.Context) error {
+		_, err := new(modem.Modem).SendPDU(ctx, []byte{0x01, 0x00, 0x0b})
+		return err
+	}, modem.ErrNotCreated},
+	{"modem.Pool.Add", func(ctx context.Context) error {
+		return new(modem.Pool).Add(new(modem.Modem))
+	}, modem.ErrNotCreated},
+	{"modem.Pool.Send", func(ctx context.Context) error {
+		_, err := new(modem.Pool).Send(ctx, nil, []byte{1, 2})
+		return err
+	}, modem.ErrNotCreated},
+	{"sim.Network.AddModem", func(ctx context.Context) error {
+		_, err := new(sim.Network).AddModem("+15550000001")
+		return err
+	}, sim.ErrNotCreated},
+	{"sim.Network.AddEndpoint", func(ctx context.Context) error {
+		_, err := new(sim.Network).AddEndpoint("+15550000001", nil)
+		return err
+	}, sim.ErrNotCreated},
+	{"sim.Modem.Pipe", func(ctx context.Context) error {
+		_, err := new(sim.Modem).Pipe()
+		return err
+	}, sim.ErrNotCreated},
+	{"sim.Endpoint.Send", func(ctx context.Context) error {
+		_, err := new(sim.Endpoint).Send(ctx, []byte{1, 2, 3})
+		return err
+	}, sim.ErrNotCreated},
+}
+
+func TestZeroRefusals(t *testing.T) {
+	for _, tc := range refusals {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if err := tc.call(ctx); !errors.Is(err, tc.want) {
+				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
