@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -45,6 +47,31 @@ var refusals = []struct {
 		_, err := new(sim.Modem).Pipe()
 		return err
 	}, sim.ErrNotCreated},
+	{"modemlink.Link.SendTPDU", func(ctx context.Context) error {
+		_, _, err := new(modemlink.Link).SendTPDU(ctx, "", "+15550000001", []byte{1, 2})
+		return err
+	}, modemlink.ErrNotCreated},
+	{"modemlink.Link.Inbound is closed", func(ctx context.Context) error {
+		if _, ok := <-new(modemlink.Link).Inbound(); !ok {
+			return modemlink.ErrNotCreated
+		}
+		return nil
+	}, modemlink.ErrNotCreated},
+	{"outbox.Outbox.Enqueue", func(ctx context.Context) error {
+		_, err := new(outbox.Outbox).Enqueue(&outbox.Entry{To: "+15550000001", Segments: []outbox.Segment{{TPDU: []byte{1}}}})
+		return err
+	}, outbox.ErrNotCreated},
+	{"outbox.Outbox.Enqueue is closed", func(ctx context.Context) error {
+		_, err := new(outbox.Outbox).Enqueue(&outbox.Entry{To: "+15550000001", Segments: []outbox.Segment{{TPDU: []byte{1}}}})
+		return err
+	}, outbox.ErrClosed},
+	{"outbox.Outbox.Retry", func(ctx context.Context) error {
+		_, err := new(outbox.Outbox).Retry(1, time.Now(), nil)
+		return err
+	}, outbox.ErrNotCreated},
+	{"outbox.Worker.Run", func(ctx context.Context) error {
+		return new(outbox.Worker).Run(ctx)
+	}, outbox.ErrNotCreated},
 	{"sim.Endpoint.Send", func(ctx context.Context) error {
 		_, err := new(sim.Endpoint).Send(ctx, []byte{1, 2, 3})
 		return err

@@ -50,6 +50,10 @@ var (
 	ErrClosed = errors.New("outbox: closed")
 	// ErrInvalid is wrapped by Enqueue errors for entries that cannot be stored.
 	ErrInvalid = errors.New("outbox: invalid entry")
+	// ErrNotCreated is returned by a zero Outbox or Worker (not made by
+	// Open or NewWorker). It matches ErrClosed too: a zero Outbox holds
+	// nothing and takes nothing, as a closed one.
+	ErrNotCreated = fmt.Errorf("%w: zero value, not made by Open or NewWorker", ErrClosed)
 )
 
 // Limits bound the outbox.
@@ -97,6 +101,9 @@ type sched struct {
 
 // Outbox is a durable store of entries waiting to be sent. It is safe for
 // concurrent use.
+//
+// The zero Outbox is not usable: use Open. Its methods fail with
+// ErrNotCreated (Due and Expire find nothing, Close does nothing).
 type Outbox struct {
 	db     *bolt.DB
 	limits Limits
@@ -177,7 +184,7 @@ func schedOf(e *Entry) *sched {
 // Close closes the file. Entries stay stored.
 func (o *Outbox) Close() error {
 	o.mu.Lock()
-	if o.closed {
+	if o.closed || o.wake == nil {
 		o.mu.Unlock()
 		return nil
 	}
@@ -225,6 +232,9 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	size := e.Size()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.wake == nil {
+		return 0, ErrNotCreated
+	}
 	if o.closed {
 		return 0, ErrClosed
 	}
@@ -273,6 +283,9 @@ func validate(e *Entry) error {
 
 // Get returns a copy of the stored entry id.
 func (o *Outbox) Get(id uint64) (*Entry, error) {
+	if o.wake == nil {
+		return nil, ErrNotCreated
+	}
 	var e *Entry
 	err := o.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketEntries).Get(key(id))
@@ -348,6 +361,9 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 // update applies fn to the stored entry id in one durable transaction; when
 // fn reports the entry done it is removed. It returns the updated entry.
 func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry, bool, error) {
+	if o.wake == nil {
+		return nil, false, ErrNotCreated
+	}
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
@@ -478,6 +494,9 @@ func truncate(s string, n int) string {
 func (o *Outbox) Remove(id uint64) (*Entry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.wake == nil {
+		return nil, ErrNotCreated
+	}
 	if o.closed {
 		return nil, ErrClosed
 	}
@@ -524,6 +543,9 @@ func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int
 // stays unambiguous when from's TP-MR has wrapped; an empty to, or a
 // segment recorded before recipients were keyed, falls back to (from, mr).
 func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
+	if o.wake == nil {
+		return nil, -1, false, ErrNotCreated
+	}
 	var id uint64
 	seg := -1
 	err := o.db.View(func(tx *bolt.Tx) error {
@@ -616,4 +638,9 @@ func (o *Outbox) Stats() Stats {
 }
 
 // Path returns the file the outbox is stored in.
-func (o *Outbox) Path() string { return o.db.Path() }
+func (o *Outbox) Path() string {
+	if o.wake == nil {
+		return ""
+	}
+	return o.db.Path()
+}
