@@ -183,6 +183,10 @@ type received struct {
 // WriteTo returns once the datagram is stored in the durable outbox; inbound
 // SMS are stored before they are acknowledged to the modem and removed once
 // the complete datagram is handed to ReadFrom.
+//
+// The zero Bearer is not usable: use New. It behaves as a closed Bearer:
+// reads, writes, deadlines and AddPeer fail with errors wrapping
+// ErrNotCreated (and net.ErrClosed), Close does nothing.
 type Bearer struct {
 	cfg    Config
 	params bearer.Params
@@ -304,6 +308,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 
 // AddPeer configures (or reconfigures) the peer with MSISDN number.
 func (b *Bearer) AddPeer(number string, p Peer) error {
+	if b.peers == nil {
+		return ErrNotCreated
+	}
 	a, err := b.parse(number)
 	if err != nil {
 		return err
@@ -380,6 +387,9 @@ func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
 // outbox sends the entries of different peers earliest deadline first. The
 // zero deadline is WriteTo.
 func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int, error) {
+	if b.ctx == nil {
+		return 0, b.opErr("write", addr, ErrNotCreated)
+	}
 	if b.ctx.Err() != nil {
 		return 0, b.opErr("write", addr, net.ErrClosed)
 	}
@@ -491,6 +501,9 @@ func (b *Bearer) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // ReadFromForm is ReadFrom that also says how the datagram was framed.
 func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
+	if b.ctx == nil {
+		return 0, Addr{}, 0, b.opErr("read", nil, ErrNotCreated)
+	}
 	select {
 	case r := <-b.readq:
 		n := copy(p, r.data)
@@ -509,7 +522,13 @@ func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
 func (b *Bearer) SetDeadline(t time.Time) error { return b.SetReadDeadline(t) }
 
 // SetReadDeadline sets the deadline for ReadFrom.
-func (b *Bearer) SetReadDeadline(t time.Time) error { b.rdeadline.Set(t); return nil }
+func (b *Bearer) SetReadDeadline(t time.Time) error {
+	if b.rdeadline == nil {
+		return b.opErr("set deadline", nil, ErrNotCreated)
+	}
+	b.rdeadline.Set(t)
+	return nil
+}
 
 // SetWriteDeadline is accepted and ignored: WriteTo waits only for a local
 // fsync.
@@ -518,6 +537,9 @@ func (b *Bearer) SetWriteDeadline(time.Time) error { return nil }
 // Close stops the receive loop and the outbox worker and closes the state
 // files. Stored datagrams stay in the outbox and go out after the next New.
 func (b *Bearer) Close() error {
+	if b.cancel == nil { // a zero Bearer: nothing runs
+		return nil
+	}
 	b.closeOnce.Do(func() {
 		b.cancel()
 		b.wg.Wait()
@@ -528,6 +550,9 @@ func (b *Bearer) Close() error {
 
 // Stats returns the bearer's counters.
 func (b *Bearer) Stats() Stats {
+	if b.ob == nil { // a zero Bearer
+		return Stats{}
+	}
 	b.peersMu.RLock()
 	np := len(b.peers)
 	b.peersMu.RUnlock()
@@ -549,6 +574,9 @@ func (b *Bearer) Stats() Stats {
 // BudgetUsed returns the SMS segments spent today for peer ("" for the
 // whole deployment).
 func (b *Bearer) BudgetUsed(peer string) (int, error) {
+	if b.st == nil {
+		return 0, ErrNotCreated
+	}
 	who := deploymentKey
 	if peer != "" {
 		a, err := b.parse(peer)

@@ -3,9 +3,11 @@ package zerovalue
 import (
 	"context"
 	"errors"
+	"net"
 	"testing"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/modem"
@@ -47,6 +49,17 @@ var refusals = []struct {
 		_, err := new(sim.Modem).Pipe()
 		return err
 	}, sim.ErrNotCreated},
+	{"sms.Bearer.WriteTo", func(ctx context.Context) error {
+		_, err := new(sms.Bearer).WriteTo([]byte{0x40, 1, 0, 1}, sms.Addr{})
+		return err
+	}, sms.ErrNotCreated},
+	{"sms.Bearer.ReadFrom is closed", func(ctx context.Context) error {
+		_, _, err := new(sms.Bearer).ReadFrom(make([]byte, 64))
+		return err
+	}, net.ErrClosed},
+	{"sms.Bearer.AddPeer", func(ctx context.Context) error {
+		return new(sms.Bearer).AddPeer("+15550000001", sms.Peer{})
+	}, sms.ErrNotCreated},
 	{"modemlink.Link.SendTPDU", func(ctx context.Context) error {
 		_, _, err := new(modemlink.Link).SendTPDU(ctx, "", "+15550000001", []byte{1, 2})
 		return err

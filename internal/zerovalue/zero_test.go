@@ -36,7 +36,6 @@ var constructorOnly = map[string]string{
 	"bearer/oscore.Context":    "oscore.NewContext",
 	"bearer/secure.Conn":       "secure.Dial",
 	"bearer/secure.Server":     "secure.NewServer",
-	"bearer/sms.Bearer":        "sms.New",
 	"lwm2m/client.Client":      "client.New",
 	"lwm2m/firmware.Device":    "firmware.NewDevice",
 	"lwm2m/firmware.Image":     "firmware.Store.Open",
