@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
@@ -49,6 +50,22 @@ var refusals = []struct {
 		_, err := new(sim.Modem).Pipe()
 		return err
 	}, sim.ErrNotCreated},
+	{"secure.Server.ReadFrom", func(ctx context.Context) error {
+		_, _, err := new(secure.Server).ReadFrom(make([]byte, 64))
+		return err
+	}, secure.ErrNotCreated},
+	{"secure.Server.WriteTo is closed", func(ctx context.Context) error {
+		_, err := new(secure.Server).WriteTo([]byte{0x40, 1, 0, 1}, &net.UDPAddr{})
+		return err
+	}, secure.ErrClosed},
+	{"secure.Conn.WriteTo", func(ctx context.Context) error {
+		_, err := new(secure.Conn).WriteTo([]byte{0x40, 1, 0, 1}, &net.UDPAddr{})
+		return err
+	}, secure.ErrNotCreated},
+	{"secure.Conn.ReadFrom is net.ErrClosed", func(ctx context.Context) error {
+		_, _, err := new(secure.Conn).ReadFrom(make([]byte, 64))
+		return err
+	}, net.ErrClosed},
 	{"sms.Bearer.WriteTo", func(ctx context.Context) error {
 		_, err := new(sms.Bearer).WriteTo([]byte{0x40, 1, 0, 1}, sms.Addr{})
 		return err

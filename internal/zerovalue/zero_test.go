@@ -34,8 +34,6 @@ var constructorOnly = map[string]string{
 	"bearer/oscore.BoltStore":  "oscore.OpenBoltStore",
 	"bearer/oscore.Conn":       "oscore.New",
 	"bearer/oscore.Context":    "oscore.NewContext",
-	"bearer/secure.Conn":       "secure.Dial",
-	"bearer/secure.Server":     "secure.NewServer",
 	"lwm2m/client.Client":      "client.New",
 	"lwm2m/firmware.Device":    "firmware.NewDevice",
 	"lwm2m/firmware.Image":     "firmware.Store.Open",
