@@ -50,30 +50,12 @@ var refusals = []struct {
 		_, err := new(sim.Modem).Pipe()
 		return err
 	}, sim.ErrNotCreated},
-	{"secure.Server.ReadFrom", func(ctx context.Context) error {
-		_, _, err := new(secure.Server).ReadFrom(make([]byte, 64))
-		return err
-	}, secure.ErrNotCreated},
-	{"secure.Server.WriteTo is closed", func(ctx context.Context) error {
-		_, err := new(secure.Server).WriteTo([]byte{0x40, 1, 0, 1}, &net.UDPAddr{})
-		return err
-	}, secure.ErrClosed},
-	{"secure.Conn.WriteTo", func(ctx context.Context) error {
-		_, err := new(secure.Conn).WriteTo([]byte{0x40, 1, 0, 1}, &net.UDPAddr{})
-		return err
-	}, secure.ErrNotCreated},
-	{"secure.Conn.ReadFrom is net.ErrClosed", func(ctx context.Context) error {
-		_, _, err := new(secure.Conn).ReadFrom(make([]byte, 64))
-		return err
-	}, net.ErrClosed},
-	{"sms.Bearer.WriteTo", func(ctx context.Context) error {
-		_, err := new(sms.Bearer).WriteTo([]byte{0x40, 1, 0, 1}, sms.Addr{})
-		return err
-	}, sms.ErrNotCreated},
-	{"sms.Bearer.ReadFrom is closed", func(ctx context.Context) error {
-		_, _, err := new(sms.Bearer).ReadFrom(make([]byte, 64))
-		return err
-	}, net.ErrClosed},
+	{"secure.Server.ReadFrom", readFrom(new(secure.Server)), secure.ErrNotCreated},
+	{"secure.Server.WriteTo is closed", writeTo(new(secure.Server), &net.UDPAddr{}), secure.ErrClosed},
+	{"secure.Conn.WriteTo", writeTo(new(secure.Conn), &net.UDPAddr{}), secure.ErrNotCreated},
+	{"secure.Conn.ReadFrom is net.ErrClosed", readFrom(new(secure.Conn)), net.ErrClosed},
+	{"sms.Bearer.WriteTo", writeTo(new(sms.Bearer), sms.Addr{}), sms.ErrNotCreated},
+	{"sms.Bearer.ReadFrom is closed", readFrom(new(sms.Bearer)), net.ErrClosed},
 	{"sms.Bearer.AddPeer", func(ctx context.Context) error {
 		return new(sms.Bearer).AddPeer("+15550000001", sms.Peer{})
 	}, sms.ErrNotCreated},
@@ -106,6 +88,21 @@ var refusals = []struct {
 		_, err := new(sim.Endpoint).Send(ctx, []byte{1, 2, 3})
 		return err
 	}, sim.ErrNotCreated},
+}
+
+// readFrom and writeTo make the cases of a zero bearer.
+func readFrom(c net.PacketConn) func(context.Context) error {
+	return func(context.Context) error {
+		_, _, err := c.ReadFrom(make([]byte, 64))
+		return err
+	}
+}
+
+func writeTo(c net.PacketConn, to net.Addr) func(context.Context) error {
+	return func(context.Context) error {
+		_, err := c.WriteTo([]byte{0x40, 1, 0, 1}, to)
+		return err
+	}
 }
 
 func TestZeroRefusals(t *testing.T) {
