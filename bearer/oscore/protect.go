@@ -145,6 +145,9 @@ func outerMessage(m *message.Message, code codes.Code, outer message.Options, op
 // the peer asked for an Echo value (a 4.01 challenge, Appendix B.1.2), it
 // is added as an inner Echo option.
 func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*message.Message, RequestID, error) {
+	if c.store == nil {
+		return nil, RequestID{}, ErrNotCreated
+	}
 	seq, err := c.nextSeq()
 	if err != nil {
 		return nil, RequestID{}, err
@@ -185,6 +188,9 @@ func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*mess
 // used twice); otherwise the request's nonce is used and the option is
 // empty. Outer code 2.04, or 2.05 for a notification.
 func (c *Context) ProtectResponse(m *message.Message, rid RequestID, ownPIV bool) (*message.Message, error) {
+	if c.store == nil {
+		return nil, ErrNotCreated
+	}
 	inner, outer := split(m.Options, true)
 	pt, err := plaintext(m.Code, inner, m.Payload)
 	if err != nil {
@@ -264,6 +270,9 @@ func findOption(m *message.Message) (OptionValue, bool, error) {
 // (4.02). On ErrEchoRequired the RequestID is valid: answer with
 // EchoChallenge.
 func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time.Time) (*message.Message, RequestID, error) {
+	if c.store == nil {
+		return nil, RequestID{}, errZeroContext
+	}
 	if len(opt.PIV) == 0 || !opt.HasKID {
 		return nil, RequestID{}, newErr(codes.BadOption, ErrBadOption, "request without Partial IV or kid")
 	}
@@ -341,6 +350,9 @@ func (c *Context) ReplayWindowInitialised() bool {
 // ordered by it, §7.4.1). Errors are *Error (ErrDecrypt, ErrDecode,
 // ErrBadOption).
 func (c *Context) UnprotectResponse(m *message.Message, opt OptionValue, rid RequestID) (*message.Message, uint64, bool, error) {
+	if c.store == nil {
+		return nil, 0, false, errZeroContext
+	}
 	if opt.HasKID && string(opt.KID) != string(c.p.RecipientID) {
 		return nil, 0, false, newErr(codes.BadOption, ErrBadOption, "response kid %x is not the peer's %x", opt.KID, c.p.RecipientID)
 	}

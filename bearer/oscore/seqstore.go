@@ -63,7 +63,9 @@ func (s *MemoryStore) Forget() {
 var seqBucket = []byte("oscore-seq")
 
 // BoltStore is a SeqStore in a bbolt database (each StoreSeq is one synced
-// transaction).
+// transaction). The zero BoltStore is not usable (use OpenBoltStore or
+// NewBoltStore): LoadSeq and StoreSeq fail with ErrNotCreated, so a
+// Context on it protects nothing rather than reuse a sequence number.
 type BoltStore struct {
 	db  *bolt.DB
 	own bool
@@ -101,6 +103,9 @@ func OpenBoltStore(path string) (*BoltStore, error) {
 
 // LoadSeq implements SeqStore.
 func (s *BoltStore) LoadSeq(key string) (bound uint64, ok bool, err error) {
+	if s.db == nil {
+		return 0, false, ErrNotCreated
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(seqBucket).Get([]byte(key))
 		if len(v) == 8 {
@@ -113,6 +118,9 @@ func (s *BoltStore) LoadSeq(key string) (bound uint64, ok bool, err error) {
 
 // StoreSeq implements SeqStore.
 func (s *BoltStore) StoreSeq(key string, bound uint64) error {
+	if s.db == nil {
+		return ErrNotCreated
+	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], bound)
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -122,7 +130,7 @@ func (s *BoltStore) StoreSeq(key string, bound uint64) error {
 
 // Close closes the database if OpenBoltStore opened it.
 func (s *BoltStore) Close() error {
-	if s.own {
+	if s.own && s.db != nil {
 		return s.db.Close()
 	}
 	return nil

@@ -3,10 +3,15 @@ package zerovalue
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
@@ -50,6 +55,33 @@ var refusals = []struct {
 		_, err := new(sim.Modem).Pipe()
 		return err
 	}, sim.ErrNotCreated},
+	{"oscore.Conn.WriteTo", writeTo(new(oscore.Conn), &net.UDPAddr{}), oscore.ErrNotCreated},
+	{"oscore.Conn.ReadFrom is closed", readFrom(new(oscore.Conn)), net.ErrClosed},
+	{"oscore.Context.ProtectRequest", func(context.Context) error {
+		_, _, err := new(oscore.Context).ProtectRequest(&message.Message{Code: codes.GET, Token: []byte{1}}, false)
+		return err
+	}, oscore.ErrNotCreated},
+	{"oscore.Context.UnprotectRequest", func(context.Context) error {
+		_, _, err := new(oscore.Context).UnprotectRequest(&message.Message{Code: codes.POST, Payload: make([]byte, 16)},
+			oscore.OptionValue{PIV: []byte{1}, KID: []byte{1}, HasKID: true}, time.Now())
+		if oscore.CodeOf(err) != codes.Unauthorized {
+			return fmt.Errorf("code %v, want 4.01: %w", oscore.CodeOf(err), err)
+		}
+		return err
+	}, oscore.ErrNotCreated},
+	{"oscore.BoltStore.LoadSeq", func(context.Context) error {
+		_, _, err := new(oscore.BoltStore).LoadSeq("k")
+		return err
+	}, oscore.ErrNotCreated},
+	{"oscore.BoltStore.StoreSeq", func(context.Context) error {
+		return new(oscore.BoltStore).StoreSeq("k", 64)
+	}, oscore.ErrNotCreated},
+	// Security: a context on a zero store must not start its sequence
+	// numbers at 0 as if nothing had been sent (nonce reuse).
+	{"oscore.NewContext on a zero BoltStore", func(context.Context) error {
+		_, err := oscore.NewContext(oscore.Params{MasterSecret: make([]byte, 16), SenderID: []byte{1}}, new(oscore.BoltStore))
+		return err
+	}, oscore.ErrNotCreated},
 	{"secure.Server.ReadFrom", readFrom(new(secure.Server)), secure.ErrNotCreated},
 	{"secure.Server.WriteTo is closed", writeTo(new(secure.Server), &net.UDPAddr{}), secure.ErrClosed},
 	{"secure.Conn.WriteTo", writeTo(new(secure.Conn), &net.UDPAddr{}), secure.ErrNotCreated},

@@ -30,10 +30,6 @@ import (
 // is usable or refuses with an error, and TestZeroValues fails when a type
 // listed here has become safe (so the list only shrinks).
 var constructorOnly = map[string]string{
-	"bearer/oscore.Addr":       "oscore.Conn.ReadFrom",
-	"bearer/oscore.BoltStore":  "oscore.OpenBoltStore",
-	"bearer/oscore.Conn":       "oscore.New",
-	"bearer/oscore.Context":    "oscore.NewContext",
 	"lwm2m/client.Client":      "client.New",
 	"lwm2m/firmware.Device":    "firmware.NewDevice",
 	"lwm2m/firmware.Image":     "firmware.Store.Open",
