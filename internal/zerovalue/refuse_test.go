@@ -16,6 +16,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -116,6 +117,24 @@ var refusals = []struct {
 	{"outbox.Worker.Run", func(ctx context.Context) error {
 		return new(outbox.Worker).Run(ctx)
 	}, outbox.ErrNotCreated},
+	{"queue.Manager.Enqueue", func(ctx context.Context) error {
+		_, err := new(queue.Manager).Enqueue(ctx, queue.Request{Endpoint: "lamp", Kind: queue.KindRead})
+		return err
+	}, queue.ErrNotCreated},
+	{"queue.Manager.Wait is closed", func(ctx context.Context) error {
+		_, err := new(queue.Manager).Wait(ctx, 1)
+		return err
+	}, queue.ErrClosed},
+	{"queue.BoltStore.Add", func(context.Context) error {
+		_, err := new(queue.BoltStore).Add(&queue.Record{})
+		return err
+	}, queue.ErrNotCreated},
+	{"queue.Subscription.C is closed", func(context.Context) error {
+		if _, ok := <-new(queue.Manager).Subscribe(1).C(); !ok {
+			return queue.ErrClosed
+		}
+		return nil
+	}, queue.ErrClosed},
 	{"sim.Endpoint.Send", func(ctx context.Context) error {
 		_, err := new(sim.Endpoint).Send(ctx, []byte{1, 2, 3})
 		return err
@@ -144,6 +163,34 @@ func TestZeroRefusals(t *testing.T) {
 			defer cancel()
 			if err := tc.call(ctx); !errors.Is(err, tc.want) {
 				t.Fatalf("err = %v, want %v", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestZeroUsable: the zero values documented as ready to use work.
+func TestZeroUsable(t *testing.T) {
+	tests := []struct {
+		name string
+		use  func() error
+	}{
+		{"queue.MemStore", func() error {
+			var s queue.MemStore
+			id, err := s.Add(&queue.Record{Request: queue.Request{Endpoint: "lamp", Kind: queue.KindRead}, State: queue.StateQueued})
+			if err != nil {
+				return err
+			}
+			r, err := s.Get(id)
+			if err != nil || r.Endpoint != "lamp" || s.Len() != 1 {
+				return fmt.Errorf("got %+v, %v; %d records", r, err, s.Len())
+			}
+			return nil
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.use(); err != nil {
+				t.Fatal(err)
 			}
 		})
 	}

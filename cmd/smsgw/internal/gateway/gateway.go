@@ -506,7 +506,7 @@ func (g *Gateway) startQueue() error {
 		ExecTimeout:   w,
 		Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
 		DefaultExpiry: g.cfg.Queue.Expiry,
-		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: g.cfg.Queue.WakeMax},
+		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: new(g.cfg.Queue.WakeMax)},
 		Metrics:       queueMetrics{g.metrics},
 		OnEvent:       g.onQueueEvent,
 	}

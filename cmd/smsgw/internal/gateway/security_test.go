@@ -162,7 +162,8 @@ func TestCampaignRetriesZero(t *testing.T) {
 }
 
 // TestWakeMaxZero: queue.wake_max 0 means no wake-up SMS (queue.WakePolicy
-// reads a MaxWakes of 0 as its default of 4).
+// read a MaxWakes of 0 as its default of 4; it is a *int now, nil the
+// default).
 func TestWakeMaxZero(t *testing.T) {
 	cfg := config.Default()
 	g := &Gateway{cfg: cfg, smsB: &sms.Bearer{}}
