@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
@@ -117,6 +119,21 @@ var refusals = []struct {
 	{"outbox.Worker.Run", func(ctx context.Context) error {
 		return new(outbox.Worker).Run(ctx)
 	}, outbox.ErrNotCreated},
+	{"firmware.Manager.Create", func(ctx context.Context) error {
+		_, err := new(firmware.Manager).Create(ctx, firmware.Spec{Image: "x", Endpoints: []string{"lamp"}})
+		return err
+	}, firmware.ErrNotCreated},
+	{"firmware.Manager.Pause", func(context.Context) error {
+		return new(firmware.Manager).Pause("c1")
+	}, firmware.ErrNotCreated},
+	{"firmware.Updater.Update", func(ctx context.Context) error {
+		_, err := new(firmware.Updater).Update(ctx, "lamp", "x", firmware.Options{})
+		return err
+	}, firmware.ErrNotCreated},
+	{"firmware.Image.Read is empty", func(context.Context) error {
+		_, err := new(firmware.Image).Read(make([]byte, 8))
+		return err
+	}, io.EOF},
 	{"queue.Manager.Enqueue", func(ctx context.Context) error {
 		_, err := new(queue.Manager).Enqueue(ctx, queue.Request{Endpoint: "lamp", Kind: queue.KindRead})
 		return err

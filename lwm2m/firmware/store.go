@@ -327,7 +327,8 @@ func (s *Store) Delete(id string) error {
 }
 
 // Image is an open stored image: an io.ReaderAt over the file (no copy in
-// memory). Close it when done.
+// memory). Close it when done. The zero Image is empty: it reads io.EOF,
+// its Size is 0 and Close does nothing.
 type Image struct {
 	Info ImageInfo
 	f    *os.File
@@ -348,4 +349,36 @@ func (s *Store) Open(id string) (*Image, error) {
 }
 
 // Close closes the image file.
-func (im *Image) Close() error { return im.f.Close() }
+func (im *Image) Close() error {
+	if im.f == nil {
+		return nil
+	}
+	return im.f.Close()
+}
+
+// The io methods of a zero Image read an empty section; the others are
+// those of the embedded SectionReader.
+
+// Read implements io.Reader.
+func (im *Image) Read(p []byte) (int, error) { return im.section().Read(p) }
+
+// ReadAt implements io.ReaderAt.
+func (im *Image) ReadAt(p []byte, off int64) (int, error) { return im.section().ReadAt(p, off) }
+
+// Seek implements io.Seeker.
+func (im *Image) Seek(offset int64, whence int) (int64, error) {
+	return im.section().Seek(offset, whence)
+}
+
+// Size returns the image's size in bytes.
+func (im *Image) Size() int64 { return im.section().Size() }
+
+// Outer returns the file, offset and size of the image.
+func (im *Image) Outer() (io.ReaderAt, int64, int64) { return im.section().Outer() }
+
+func (im *Image) section() *io.SectionReader {
+	if im.SectionReader == nil {
+		return io.NewSectionReader(nil, 0, 0)
+	}
+	return im.SectionReader
+}
