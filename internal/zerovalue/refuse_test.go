@@ -12,11 +12,13 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
+	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/lwm2m/client"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/modem"
@@ -119,6 +121,20 @@ var refusals = []struct {
 	{"outbox.Worker.Run", func(ctx context.Context) error {
 		return new(outbox.Worker).Run(ctx)
 	}, outbox.ErrNotCreated},
+	{"client.Client.AddObject", func(context.Context) error {
+		return new(client.Client).AddObject(3, client.Handlers{})
+	}, client.ErrNotCreated},
+	{"client.Client.Start", func(ctx context.Context) error {
+		return new(client.Client).Start(ctx, new(bearer.Endpoint), &net.UDPAddr{})
+	}, client.ErrNotCreated},
+	{"client.Client.ServeCoAP answers 5.03", func(context.Context) error {
+		w := &codeWriter{}
+		new(client.Client).ServeCoAP(w, bearer.NewRequest(codes.GET, &net.UDPAddr{}, "/3/0/0"))
+		if w.code != codes.ServiceUnavailable {
+			return fmt.Errorf("answered %v", w.code)
+		}
+		return client.ErrNotCreated
+	}, client.ErrNotCreated},
 	{"firmware.Manager.Create", func(ctx context.Context) error {
 		_, err := new(firmware.Manager).Create(ctx, firmware.Spec{Image: "x", Endpoints: []string{"lamp"}})
 		return err
@@ -212,3 +228,11 @@ func TestZeroUsable(t *testing.T) {
 		})
 	}
 }
+
+// codeWriter records the code of a handler's response.
+type codeWriter struct {
+	discardWriter
+	code codes.Code
+}
+
+func (w *codeWriter) WriteResponse(c codes.Code, _ []byte) error { w.code = c; return nil }
