@@ -26,7 +26,7 @@ import (
 
 // TestZeroValues calls every exported method of every listed type on a
 // pointer to its zero value twice: with zero arguments, and with
-// non-zero ones (true, 1, "+15550000001", 64 bytes, a deadline 50 ms
+// non-zero ones (true, 1, "+15550000001", 300 bytes: more than an SMS, a deadline 50 ms
 // ahead, a buffered channel, a func returning zero values: see
 // nonZeroArg), so that a guard cannot hide behind an argument's zero value
 // (SetRegistered(true), a TPDU of two octets). A context.Context ends
@@ -158,8 +158,8 @@ func nonZeroArg(at reflect.Type, ctx context.Context) reflect.Value {
 		if at.Elem().Kind() != reflect.Uint8 {
 			return argFor(at, ctx)
 		}
-		b := reflect.MakeSlice(at, 64, 64)
-		for i := range 64 {
+		b := reflect.MakeSlice(at, 300, 300)
+		for i := range 300 {
 			b.Index(i).SetUint(0x40)
 		}
 		return b

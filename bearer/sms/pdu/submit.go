@@ -180,7 +180,8 @@ type EncoderStats struct {
 // Encoder turns datagrams into SMS-SUBMIT segments. It keeps one rotating
 // concatenation reference per destination (bounded: the least recently
 // used destination is forgotten past the cap, and counted). It is safe for
-// concurrent use.
+// concurrent use. The zero Encoder is ready to use, as NewEncoder() with
+// no options.
 type Encoder struct {
 	defaults SubmitOptions
 	maxDest  int
@@ -231,11 +232,14 @@ func WithRefSeed(f func() uint16) EncoderOption {
 	}
 }
 
+// defaultMaxDest is the default of WithMaxDestinations.
+const defaultMaxDest = 1 << 16
+
 // NewEncoder returns an Encoder.
 func NewEncoder(opts ...EncoderOption) *Encoder {
 	e := &Encoder{
 		defaults: DefaultSubmitOptions(),
-		maxDest:  1 << 16,
+		maxDest:  defaultMaxDest,
 		seed:     func() uint16 { return uint16(rand.Uint32()) },
 		refs:     make(map[string]*list.Element),
 	}
@@ -246,7 +250,12 @@ func NewEncoder(opts ...EncoderOption) *Encoder {
 }
 
 // Defaults returns the options Encode starts from.
-func (e *Encoder) Defaults() SubmitOptions { return e.defaults }
+func (e *Encoder) Defaults() SubmitOptions {
+	if e.seed == nil { // the zero Encoder: NewEncoder's defaults
+		return DefaultSubmitOptions()
+	}
+	return e.defaults
+}
 
 // Stats returns the counters.
 func (e *Encoder) Stats() EncoderStats {
@@ -263,15 +272,26 @@ func (e *Encoder) Stats() EncoderStats {
 func (e *Encoder) nextRef(dest string, ref16 bool) uint16 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.refs == nil { // the zero Encoder
+		e.refs = make(map[string]*list.Element)
+	}
 	el, ok := e.refs[dest]
 	if !ok {
-		for len(e.refs) >= e.maxDest {
+		limit := e.maxDest
+		if limit <= 0 { // the zero Encoder
+			limit = defaultMaxDest
+		}
+		for len(e.refs) >= limit {
 			old := e.lru.Back()
 			delete(e.refs, old.Value.(*refEntry).dest)
 			e.lru.Remove(old)
 			e.evictions.Add(1)
 		}
-		el = e.lru.PushFront(&refEntry{dest: dest, next: e.seed()})
+		first := uint16(rand.Uint32()) // NewEncoder's seed, for the zero Encoder
+		if e.seed != nil {
+			first = e.seed()
+		}
+		el = e.lru.PushFront(&refEntry{dest: dest, next: first})
 		e.refs[dest] = el
 	} else {
 		e.lru.MoveToFront(el)
@@ -290,7 +310,7 @@ func (e *Encoder) nextRef(dest string, ref16 bool) uint16 {
 // datagram that does not fit in 255 segments gives an error wrapping
 // ErrTooLarge and consumes no reference.
 func (e *Encoder) Encode(dest string, data []byte, opts ...Option) ([]Segment, error) {
-	o := e.defaults
+	o := e.Defaults()
 	for _, f := range opts {
 		f(&o)
 	}
