@@ -18,16 +18,21 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/route"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp"
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
 
 // refusals: a zero value that is not usable refuses with its package's
 // documented sentinel (not merely without panicking, which TestZeroValues
-// checks): each case calls one method and names the error it must match.
+// checks): each case calls one method and names the error it must match
+// (nil for a handler's answer, which the case checks itself).
 var refusals = []struct {
 	name string
 	call func(ctx context.Context) error
@@ -60,6 +65,36 @@ var refusals = []struct {
 		_, err := new(sim.Modem).Pipe()
 		return err
 	}, sim.ErrNotCreated},
+	{"bearer.Endpoint.Do is closed", func(ctx context.Context) error {
+		_, err := new(bearer.Endpoint).Do(ctx, bearer.NewRequest(codes.GET, &net.UDPAddr{}, "/3/0"))
+		return err
+	}, bearer.ErrClosed},
+	{"bearer.Observer.Notify has ended", func(ctx context.Context) error {
+		return new(bearer.Observer).Notify(ctx, codes.Content, nil)
+	}, bearer.ErrObservationEnded},
+	{"route.Mux.SendTPDU", sendTPDU(new(route.Mux)), route.ErrNoRoute},
+	{"route.Mux.Inbound is closed", inboundClosed(new(route.Mux).Inbound()), net.ErrClosed},
+	{"smpp.Link.SendTPDU is closed", sendTPDU(new(smpp.Link)), smpp.ErrClosed},
+	{"smpp.Link.Inbound is closed", inboundClosed(new(smpp.Link).Inbound()), net.ErrClosed},
+	{"sms.BoltState.Spend", func(context.Context) error {
+		_, _, err := new(sms.BoltState).Spend("2026-12-06", "+15550000001", 1, 10, 10)
+		return err
+	}, sms.ErrNotCreated},
+	{"server.Queue.Wait", waitFor(new(server.Queue)), server.ErrNotCreated},
+	{"server.Observation.Cancel", func(ctx context.Context) error {
+		return new(server.Observation).Cancel(ctx)
+	}, server.ErrNotCreated},
+	{"queue.SMSWaker.Wake", func(ctx context.Context) error {
+		return new(queue.SMSWaker).Wake(ctx, "lamp", queue.WakeTarget{MSISDN: "+15550000001"})
+	}, queue.ErrNotCreated},
+	{"firmware.Store.Put", func(ctx context.Context) error {
+		_, err := new(firmware.Store).PutBytes(ctx, "img", "1.0", []byte{1})
+		return err
+	}, firmware.ErrNotCreated},
+	{"firmware.DirCatalog.Put writes nowhere", func(ctx context.Context) error {
+		return firmware.DirCatalog{}.Put(ctx, firmware.ImageInfo{ID: "0123456789abcdef"})
+	}, firmware.ErrInvalid},
+	{"firmware.CoAPHandler answers 4.04", answers(new(firmware.CoAPHandler), "/0123456789abcdef", codes.NotFound), nil},
 	{"oscore.Conn.WriteTo", writeTo(new(oscore.Conn), &net.UDPAddr{}), oscore.ErrNotCreated},
 	{"oscore.Conn.ReadFrom is closed", readFrom(new(oscore.Conn)), net.ErrClosed},
 	{"oscore.Context.ProtectRequest", func(context.Context) error {
@@ -96,16 +131,8 @@ var refusals = []struct {
 	{"sms.Bearer.AddPeer", func(ctx context.Context) error {
 		return new(sms.Bearer).AddPeer("+15550000001", sms.Peer{})
 	}, sms.ErrNotCreated},
-	{"modemlink.Link.SendTPDU", func(ctx context.Context) error {
-		_, _, err := new(modemlink.Link).SendTPDU(ctx, "", "+15550000001", []byte{1, 2})
-		return err
-	}, modemlink.ErrNotCreated},
-	{"modemlink.Link.Inbound is closed", func(ctx context.Context) error {
-		if _, ok := <-new(modemlink.Link).Inbound(); !ok {
-			return modemlink.ErrNotCreated
-		}
-		return nil
-	}, modemlink.ErrNotCreated},
+	{"modemlink.Link.SendTPDU", sendTPDU(new(modemlink.Link)), modemlink.ErrNotCreated},
+	{"modemlink.Link.Inbound is closed", inboundClosed(new(modemlink.Link).Inbound()), net.ErrClosed},
 	{"outbox.Outbox.Enqueue", func(ctx context.Context) error {
 		_, err := new(outbox.Outbox).Enqueue(&outbox.Entry{To: "+15550000001", Segments: []outbox.Segment{{TPDU: []byte{1}}}})
 		return err
@@ -127,14 +154,7 @@ var refusals = []struct {
 	{"client.Client.Start", func(ctx context.Context) error {
 		return new(client.Client).Start(ctx, new(bearer.Endpoint), &net.UDPAddr{})
 	}, client.ErrNotCreated},
-	{"client.Client.ServeCoAP answers 5.03", func(context.Context) error {
-		w := &codeWriter{}
-		new(client.Client).ServeCoAP(w, bearer.NewRequest(codes.GET, &net.UDPAddr{}, "/3/0/0"))
-		if w.code != codes.ServiceUnavailable {
-			return fmt.Errorf("answered %v", w.code)
-		}
-		return client.ErrNotCreated
-	}, client.ErrNotCreated},
+	{"client.Client.ServeCoAP answers 5.03", answers(new(client.Client), "/3/0/0", codes.ServiceUnavailable), nil},
 	{"firmware.Manager.Create", func(ctx context.Context) error {
 		_, err := new(firmware.Manager).Create(ctx, firmware.Spec{Image: "x", Endpoints: []string{"lamp"}})
 		return err
@@ -154,10 +174,7 @@ var refusals = []struct {
 		_, err := new(queue.Manager).Enqueue(ctx, queue.Request{Endpoint: "lamp", Kind: queue.KindRead})
 		return err
 	}, queue.ErrNotCreated},
-	{"queue.Manager.Wait is closed", func(ctx context.Context) error {
-		_, err := new(queue.Manager).Wait(ctx, 1)
-		return err
-	}, queue.ErrClosed},
+	{"queue.Manager.Wait is closed", waitFor(new(queue.Manager)), queue.ErrClosed},
 	{"queue.BoltStore.Add", func(context.Context) error {
 		_, err := new(queue.BoltStore).Add(&queue.Record{})
 		return err
@@ -189,12 +206,58 @@ func writeTo(c net.PacketConn, to net.Addr) func(context.Context) error {
 	}
 }
 
+// answers is the case of a zero handler: a GET of path gets code.
+func answers(h bearer.Handler, path string, code codes.Code) func(context.Context) error {
+	return func(context.Context) error {
+		w := &codeWriter{}
+		h.ServeCoAP(w, bearer.NewRequest(codes.GET, &net.UDPAddr{}, path))
+		if w.code != code {
+			return fmt.Errorf("answered %v, want %v", w.code, code)
+		}
+		return nil
+	}
+}
+
+// waitFor is the case of a zero queue's Wait for a request.
+func waitFor(q interface {
+	Wait(context.Context, uint64) (*queue.Record, error)
+}) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, err := q.Wait(ctx, 1)
+		return err
+	}
+}
+
+// sendTPDU is the case of a zero transport's send.
+func sendTPDU(t sms.Transport) func(context.Context) error {
+	return func(ctx context.Context) error {
+		_, _, err := t.SendTPDU(ctx, "", "+15550000001", []byte{1, 2})
+		return err
+	}
+}
+
+// inboundClosed is the case of a zero transport's Inbound channel, which
+// must be closed (a reader stops), not nil (a reader waits forever).
+func inboundClosed(c <-chan sms.Inbound) func(context.Context) error {
+	return func(context.Context) error {
+		select {
+		case _, ok := <-c:
+			if !ok {
+				return net.ErrClosed
+			}
+			return errors.New("received from a zero transport")
+		case <-time.After(time.Second):
+			return errors.New("Inbound neither closed nor sending")
+		}
+	}
+}
+
 func TestZeroRefusals(t *testing.T) {
 	for _, tc := range refusals {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
-			if err := tc.call(ctx); !errors.Is(err, tc.want) {
+			if err := tc.call(ctx); !errors.Is(err, tc.want) { // want nil: no error
 				t.Fatalf("err = %v, want %v", err, tc.want)
 			}
 		})
@@ -207,6 +270,28 @@ func TestZeroUsable(t *testing.T) {
 		name string
 		use  func() error
 	}{
+		{"model.Registry", func() error {
+			var r model.Registry
+			for _, o := range model.Core() {
+				if err := r.Add(o); err != nil {
+					return err
+				}
+			}
+			if _, ok := r.Object(3); !ok || r.Len() != len(model.Core()) {
+				return fmt.Errorf("%d objects, /3 missing", r.Len())
+			}
+			return nil
+		}},
+		{"sim.ManualClock", func() error {
+			var c sim.ManualClock
+			ran := false
+			c.AfterFunc(time.Second, func() { ran = true })
+			c.Advance(time.Second)
+			if !ran || !c.Now().Equal(time.Time{}.Add(time.Second)) {
+				return fmt.Errorf("ran %v, now %v", ran, c.Now())
+			}
+			return nil
+		}},
 		{"queue.MemStore", func() error {
 			var s queue.MemStore
 			id, err := s.Add(&queue.Record{Request: queue.Request{Endpoint: "lamp", Kind: queue.KindRead}, State: queue.StateQueued})

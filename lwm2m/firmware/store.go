@@ -50,7 +50,9 @@ func WithStoreMetrics(f func(images int, bytes int64)) StoreOption {
 }
 
 // Store keeps firmware images as files in a directory: <id>.bin holds the
-// bytes, <id>.json the ImageInfo. It is safe for concurrent use.
+// bytes, <id>.json the ImageInfo. It is safe for concurrent use. The zero
+// Store is empty and takes nothing: Put fails with ErrNotCreated (use
+// OpenStore).
 type Store struct {
 	dir       string
 	maxBytes  int64
@@ -138,6 +140,9 @@ type Upload struct {
 // the same version returns the existing image, with another version fails
 // with ErrInvalid.
 func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
+	if s.images == nil {
+		return ImageInfo{}, ErrNotCreated
+	}
 	want, err := hex.DecodeString(strings.ToLower(u.SHA256))
 	if err != nil || len(want) != sha256.Size {
 		return ImageInfo{}, fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)

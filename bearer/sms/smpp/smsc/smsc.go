@@ -78,7 +78,8 @@ type Stats struct {
 	Receipts, ReceiptsDropped, Malformed int64
 }
 
-// Server is the simulated SMSC.
+// Server is the simulated SMSC. The zero Server was never started (use
+// Start): its Addr is "" and Close does nothing.
 type Server struct {
 	cfg Config
 	log *slog.Logger
