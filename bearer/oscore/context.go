@@ -35,7 +35,8 @@ const (
 )
 
 // Params are the input parameters of an OSCORE security context (RFC 8613
-// §3.2): what an operator provisions (LwM2M Object 21).
+// §3.2): what an operator provisions (LwM2M Object 21). The zero Params
+// has no master secret: Validate and NewContext refuse it.
 type Params struct {
 	// MasterSecret is the shared secret; at least 16 bytes recommended.
 	MasterSecret []byte

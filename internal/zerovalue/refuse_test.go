@@ -87,6 +87,9 @@ var refusals = []struct {
 	{"queue.SMSWaker.Wake", func(ctx context.Context) error {
 		return new(queue.SMSWaker).Wake(ctx, "lamp", queue.WakeTarget{MSISDN: "+15550000001"})
 	}, queue.ErrNotCreated},
+	{"queue.WakeTarget names no number", func(ctx context.Context) error {
+		return (&queue.SMSWaker{Conn: new(sms.Bearer)}).Wake(ctx, "lamp", queue.WakeTarget{})
+	}, queue.ErrBadTarget},
 	{"firmware.Store.Put", func(ctx context.Context) error {
 		_, err := new(firmware.Store).PutBytes(ctx, "img", "1.0", []byte{1})
 		return err
@@ -109,6 +112,7 @@ var refusals = []struct {
 		}
 		return err
 	}, oscore.ErrNotCreated},
+	{"oscore.Params is refused", func(context.Context) error { return oscore.Params{}.Validate() }, oscore.ErrConfig},
 	{"oscore.BoltStore.LoadSeq", func(context.Context) error {
 		_, _, err := new(oscore.BoltStore).LoadSeq("k")
 		return err

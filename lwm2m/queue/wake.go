@@ -19,7 +19,8 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 )
 
-// WakeTarget says how to wake one device by SMS.
+// WakeTarget says how to wake one device by SMS. The zero WakeTarget
+// names no number: Wake fails with ErrBadTarget.
 type WakeTarget struct {
 	// MSISDN is the device's number (any form sms.ParseMSISDN accepts;
 	// the "sms=" registration parameter or configuration).

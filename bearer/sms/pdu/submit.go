@@ -41,6 +41,10 @@ const (
 )
 
 // SubmitOptions are the knobs of one encoded message.
+//
+// The zero SubmitOptions is not the default: its DCS 0x00 (GSM 7-bit) is
+// refused by Encode and its Validity 0 omits TP-VP. Start from
+// DefaultSubmitOptions.
 type SubmitOptions struct {
 	// DCS is TP-DCS; it must name uncompressed 8-bit data (DCS8Bit,
 	// DCS8BitClass1, DCS8BitClass2, ...). Default DCS8Bit (0x04).
