@@ -116,9 +116,11 @@ type Config struct {
 	// Outbox bounds the durable outbox; Worker tunes its sender.
 	Outbox outbox.Limits
 	Worker outbox.WorkerConfig
-	// DailyBudgetPerDevice and DailyBudget cap SMS segments sent per peer
-	// and in all per UTC day; 0 is unlimited.
-	DailyBudgetPerDevice, DailyBudget int
+	// DailyBudgetPerDevice and DailyBudget cap the SMS segments sent per
+	// peer and in all per UTC day: nil is unlimited, new(0) no SMS at all
+	// (every send fails with a *BudgetError), new(n) n segments; negative
+	// is refused by New. A budget of 0 is never read as "unlimited".
+	DailyBudgetPerDevice, DailyBudget *int
 	// BudgetWarnRatio is the share of a daily budget whose crossing is
 	// reported to OnBudget (default 0.8; negative: never). OnBudget also
 	// hears of the day's first refusal of each budget. Optional; must
@@ -255,6 +257,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	}
 	if cfg.StateDir == "" {
 		return nil, errors.New("sms: Config.StateDir is required (the outbox and inbox are durable)")
+	}
+	if err := ownBudgets(&cfg); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("sms: state dir: %w", err)
@@ -489,7 +494,7 @@ func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int
 		return 0, b.opErr("write", addr, &LoopError{Peer: to.String(), Count: n, Window: b.guard.window})
 	}
 	day := now.UTC().Format(time.DateOnly)
-	dev, dep, err := b.st.spend(day, to.String(), len(segs), b.cfg.DailyBudgetPerDevice, b.cfg.DailyBudget)
+	dev, dep, err := b.spend(day, to.String(), len(segs))
 	if err != nil {
 		var be *BudgetError
 		if errors.As(err, &be) {
@@ -500,11 +505,11 @@ func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int
 		}
 		return 0, b.opErr("write", addr, err)
 	}
-	if b.budget.crossed(dev-len(segs), dev, b.cfg.DailyBudgetPerDevice) && b.budget.once(day, "device|"+to.String()) {
-		b.budgetAlert(BudgetAlert{Scope: "device", Peer: to.String(), Used: dev, Limit: b.cfg.DailyBudgetPerDevice})
+	if b.budget.crossed(dev-len(segs), dev, limitOf(b.cfg.DailyBudgetPerDevice)) && b.budget.once(day, "device|"+to.String()) {
+		b.budgetAlert(BudgetAlert{Scope: "device", Peer: to.String(), Used: dev, Limit: limitOf(b.cfg.DailyBudgetPerDevice)})
 	}
-	if b.budget.crossed(dep-len(segs), dep, b.cfg.DailyBudget) && b.budget.once(day, "deployment|") {
-		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: b.cfg.DailyBudget})
+	if b.budget.crossed(dep-len(segs), dep, limitOf(b.cfg.DailyBudget)) && b.budget.once(day, "deployment|") {
+		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: limitOf(b.cfg.DailyBudget)})
 	}
 	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport, Expires: deadline}
 	for _, s := range segs {
