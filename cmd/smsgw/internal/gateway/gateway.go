@@ -273,7 +273,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs),
+			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
