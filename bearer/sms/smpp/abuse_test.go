@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,8 @@ func TestHostileSMSC(t *testing.T) {
 			ShortMessage: []byte("garbage")})), smppwire.DeliverSMResp, smppwire.ROK, func(s smpp.Stats) uint64 { return s.ReceiptsUnreadable }, false},
 		{"response to nothing", smppwire.Marshal(smppwire.SubmitSMResp, 0, 999, []byte("x\x00")), 0, 0,
 			func(s smpp.Stats) uint64 { return s.LateResponses }, false},
+		{"outbind on a bound session", smppwire.Marshal(smppwire.Outbind, 0, 15, []byte("smsc\x00secret\x00")), smppwire.GenericNack, smppwire.RInvBndSts,
+			func(s smpp.Stats) uint64 { return s.OutbindRefused }, false},
 		{"command_length 4 GiB", []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 15}, smppwire.GenericNack, smppwire.RInvCmdLen,
 			func(s smpp.Stats) uint64 { return s.Malformed }, true},
 	}
@@ -147,6 +150,39 @@ func TestHostileSMSC(t *testing.T) {
 				r.accept()
 			}
 		})
+	}
+}
+
+// TestOutbindAnswerToBind: an SMSC that answers the bind with an outbind
+// (it wants an SMSC-initiated session) is refused with ErrOutbind's text,
+// counted, and the link binds again with backoff.
+func TestOutbindAnswerToBind(t *testing.T) {
+	r := newRawSMSC(t)
+	l := dialRaw(t, r)
+	for i := 0; i < 2; i++ {
+		var c net.Conn
+		select {
+		case c = <-r.conn:
+		case <-time.After(10 * time.Second):
+			t.Fatal("link did not connect")
+		}
+		t.Cleanup(func() { c.Close() })
+		br := bufio.NewReader(c)
+		p, err := smppwire.ReadPDU(br, 0)
+		if err != nil || p.ID != smppwire.BindTransceiver {
+			t.Fatalf("bind: %+v %v", p.Header, err)
+		}
+		c.Write(smppwire.Marshal(smppwire.Outbind, 0, 1, []byte("smsc\x00secret\x00")))
+	}
+	st := l.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.OutbindRefused < 2 || st.LastBindError == ""; st = l.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st.Bound || st.BindFailures < 2 || !strings.Contains(st.LastBindError, "outbind") {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

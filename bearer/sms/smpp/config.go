@@ -98,6 +98,19 @@ type Config struct {
 	// ReceiptMaxAge is how long a correlation waits for its receipt
 	// (default 72 h, past any SMSC validity period).
 	ReceiptMaxAge time.Duration
+	// ReceiptHold bounds how long a receipt whose message_id is not stored
+	// yet is held while submits are in flight (it overtook the
+	// submit_sm_resp or the store of its correlation); default
+	// ResponseTimeout. It is released as soon as those submits ended.
+	ReceiptHold time.Duration
+	// PayloadSetMaxAge is how long ConcatPayload keeps the segments of a
+	// set whose other segments never came (the outbox entry expired or
+	// failed midway); default 72 h. It must exceed the outbox's entry
+	// lifetime (24 h by default), or a set still being sent could go.
+	PayloadSetMaxAge time.Duration
+	// PruneInterval is how often correlations past ReceiptMaxAge and sets
+	// past PayloadSetMaxAge are removed (default 1 h; also at Dial).
+	PruneInterval time.Duration
 	// InboundBuffer bounds the Inbound channel (default 256).
 	InboundBuffer int
 	// Logger; optional.
@@ -143,6 +156,9 @@ func (c *Config) defaults() error {
 	def(&c.ThrottleMin, 200*time.Millisecond)
 	def(&c.ThrottleMax, 30*time.Second)
 	def(&c.ReceiptMaxAge, 72*time.Hour)
+	def(&c.ReceiptHold, c.ResponseTimeout)
+	def(&c.PayloadSetMaxAge, 72*time.Hour)
+	def(&c.PruneInterval, time.Hour)
 	if c.InboundBuffer <= 0 {
 		c.InboundBuffer = 256
 	}

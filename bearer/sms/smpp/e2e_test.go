@@ -3,6 +3,7 @@ package smpp_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"io"
 	"log/slog"
 	"os"
@@ -74,6 +75,7 @@ type rigOpts struct {
 	faults  smsc.Faults
 	reports bool
 	dir     string
+	smscTLS *tls.Config // the SMSC listens with TLS
 }
 
 func newRig(t *testing.T, o rigOpts) *rig {
@@ -83,7 +85,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		sim.WithValidity(time.Hour, 50*time.Millisecond))
 	t.Cleanup(func() { r.net.Close() })
 	var err error
-	r.smsc, err = smsc.Start(smsc.Config{Network: r.net, Faults: o.faults, Logger: quiet(),
+	r.smsc, err = smsc.Start(smsc.Config{Network: r.net, Faults: o.faults, Logger: quiet(), TLS: o.smscTLS,
 		Accounts: []smsc.Account{{SystemID: "gw", Password: "pw", Numbers: []string{serverNum}}}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package smsc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"sync"
 	"time"
 
@@ -53,6 +54,17 @@ func (c *conn) serve() {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer c.close()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The handshake first, bounded: a client that never completes
+		// one must not hold a session slot.
+		tc.SetDeadline(time.Now().Add(respTimeout))
+		if err := tc.HandshakeContext(c.s.ctx); err != nil {
+			c.s.st.tlsFailures.Add(1)
+			c.s.log.Warn("smsc: TLS handshake failed", "remote", tc.RemoteAddr(), "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	br := bufio.NewReader(c.nc)
 	for {
 		p, err := smppwire.ReadPDU(br, 0)

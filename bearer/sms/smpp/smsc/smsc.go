@@ -15,6 +15,7 @@ package smsc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,6 +59,11 @@ type Config struct {
 	Accounts []Account
 	// Listen is the TCP address (default 127.0.0.1:0).
 	Listen string
+	// TLS, when set, makes the listener speak SMPP over TLS with this
+	// configuration (its Certificates; ClientAuth to ask for client
+	// certificates). A handshake that fails is counted (Stats.TLSFailures)
+	// and its connection closed.
+	TLS *tls.Config
 	// Window bounds deliver_sm outstanding per session (default 10).
 	Window int
 	// QueueLen bounds the messages held per account for its ESMEs
@@ -76,6 +82,7 @@ type Stats struct {
 	Submits, Throttled, SubmitsRefused   int64
 	Delivers, DeliverRetries             int64
 	Receipts, ReceiptsDropped, Malformed int64
+	TLSFailures                          int64 // handshakes that failed
 }
 
 // Server is the simulated SMSC.
@@ -101,6 +108,7 @@ type Server struct {
 	st     struct {
 		binds, bindsRefused, sessions, submits, throttled, submitsRefused atomic.Int64
 		delivers, deliverRetries, receipts, receiptsDropped, malformed    atomic.Int64
+		tlsFailures                                                       atomic.Int64
 	}
 }
 
@@ -161,6 +169,9 @@ func Start(cfg Config) (*Server, error) {
 		s.closeEndpoints()
 		return nil, fmt.Errorf("smsc: listen: %w", err)
 	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
 	s.ln = ln
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -201,7 +212,7 @@ func (s *Server) Stats() Stats {
 	return Stats{Binds: s.st.binds.Load(), BindsRefused: s.st.bindsRefused.Load(), Sessions: s.st.sessions.Load(),
 		Submits: s.st.submits.Load(), Throttled: s.st.throttled.Load(), SubmitsRefused: s.st.submitsRefused.Load(),
 		Delivers: s.st.delivers.Load(), DeliverRetries: s.st.deliverRetries.Load(), Receipts: s.st.receipts.Load(),
-		ReceiptsDropped: s.st.receiptsDropped.Load(), Malformed: s.st.malformed.Load()}
+		ReceiptsDropped: s.st.receiptsDropped.Load(), Malformed: s.st.malformed.Load(), TLSFailures: s.st.tlsFailures.Load()}
 }
 
 // Close stops listening, drops every session and detaches the numbers.

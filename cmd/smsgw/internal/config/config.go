@@ -59,6 +59,12 @@ type SMPPLink struct {
 	// TLS wraps the connection; TLSServerName overrides the name checked.
 	TLS           bool   `yaml:"tls"`
 	TLSServerName string `yaml:"tls_server_name"`
+	// TLSCAFile trusts the CAs in it (PEM; an SMSC's self-signed
+	// certificate pins it) instead of the system's roots; TLSCertFile and
+	// TLSKeyFile are a client certificate for SMSCs that ask for one.
+	TLSCAFile   string `yaml:"tls_ca_file"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 	// Bind is "transceiver" (default) or "transmitter-receiver".
 	Bind string `yaml:"bind"`
 	// Sources are the numbers the account may send from; devices that know

@@ -64,5 +64,34 @@ func (c *Config) validateSMPP(ck *checker, sims map[string]bool) {
 		if l.EnquireLink < 0 {
 			at("enquire_link must not be negative", "enquire_link")
 		}
+		validateSMPPTLS(l, at)
 	}
+}
+
+// validateSMPPTLS checks the tls_* options of one link: they need tls:
+// true, and the files they name must load.
+func validateSMPPTLS(l SMPPLink, at func(msg, key string)) {
+	if !l.TLS {
+		for _, o := range []struct{ key, v string }{{"tls_server_name", l.TLSServerName}, {"tls_ca_file", l.TLSCAFile},
+			{"tls_cert_file", l.TLSCertFile}, {"tls_key_file", l.TLSKeyFile}} {
+			if o.v != "" {
+				at(o.key+" has no effect without tls: true", o.key)
+			}
+		}
+		return
+	}
+	if _, err := l.TLSOptions().Config(l.Host); err != nil {
+		key := "tls_ca_file"
+		if l.TLSCertFile != "" || l.TLSKeyFile != "" {
+			if _, err2 := (smpp.TLSOptions{CAFile: l.TLSCAFile}).Config(l.Host); err2 == nil {
+				key = "tls_cert_file"
+			}
+		}
+		at(err.Error(), key)
+	}
+}
+
+// TLSOptions are the link's tls_* options.
+func (l SMPPLink) TLSOptions() smpp.TLSOptions {
+	return smpp.TLSOptions{ServerName: l.TLSServerName, CAFile: l.TLSCAFile, CertFile: l.TLSCertFile, KeyFile: l.TLSKeyFile}
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
 	"path/filepath"
@@ -56,11 +55,9 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 			c.Bind = smpp.TransmitterReceiver
 		}
 		if lc.TLS {
-			sn := lc.TLSServerName
-			if sn == "" {
-				sn = lc.Host
+			if c.TLS, err = lc.TLSOptions().Config(lc.Host); err != nil {
+				return nil, fmt.Errorf("smpp link %s: %w", name, err)
 			}
-			c.TLS = &tls.Config{ServerName: sn, MinVersion: tls.VersionTLS12}
 		}
 		l, err := smpp.Dial(c)
 		if err != nil {
@@ -130,7 +127,7 @@ type smppCollector struct {
 func newSMPPCollector(links []smppLink) *smppCollector {
 	return &smppCollector{links: links,
 		counter: prometheus.NewDesc("smsgw_smpp_total", "SMPP link counters (binds, submits, throttling, receipts, malformed PDUs).", []string{"link", "what"}, nil),
-		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt.", []string{"link", "what"}, nil)}
+		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt, payload_sets (incomplete, payload mode).", []string{"link", "what"}, nil)}
 }
 
 func (c *smppCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.counter; ch <- c.gau }
@@ -145,6 +142,8 @@ func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
 			"refused": s.Refused, "received": s.Received, "receipts": s.Receipts, "receipts_intermediate": s.ReceiptsIntermediate,
 			"receipts_unknown": s.ReceiptsUnknown, "receipts_unreadable": s.ReceiptsUnreadable, "malformed": s.Malformed,
 			"late_responses": s.LateResponses, "inbound_rejected": s.InboundRejected,
+			"receipts_held": s.ReceiptsHeld, "receipts_hold_full": s.ReceiptsHoldFull, "outbind_refused": s.OutbindRefused,
+			"payload_sets_expired": s.SetsExpired, "payload_sets_evicted": s.SetsEvicted, "correlations_expired": s.CorrelationsExpired,
 		} {
 			ch <- prometheus.MustNewConstMetric(c.counter, prometheus.CounterValue, float64(v), n, k)
 		}
@@ -159,5 +158,6 @@ func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, receiving, n, "receiving")
 		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, float64(s.AwaitingReceipt), n, "awaiting_receipt")
+		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, float64(s.PayloadSets), n, "payload_sets")
 	}
 }
