@@ -108,6 +108,12 @@ type Config struct {
 	// failed midway); default 72 h. It must exceed the outbox's entry
 	// lifetime (24 h by default), or a set still being sent could go.
 	PayloadSetMaxAge time.Duration
+	// MaxPayloadSets bounds the incomplete ConcatPayload sets kept (default
+	// 4096); a new set beyond it evicts the oldest. The outbox sends one
+	// entry per destination at a time, so the sets being sent number at
+	// most its sends in flight: beyond them only leftovers of entries that
+	// ended midway are held.
+	MaxPayloadSets int
 	// PruneInterval is how often correlations past ReceiptMaxAge and sets
 	// past PayloadSetMaxAge are removed (default 1 h; also at Dial).
 	PruneInterval time.Duration
@@ -159,6 +165,9 @@ func (c *Config) defaults() error {
 	def(&c.ReceiptHold, c.ResponseTimeout)
 	def(&c.PayloadSetMaxAge, 72*time.Hour)
 	def(&c.PruneInterval, time.Hour)
+	if c.MaxPayloadSets <= 0 {
+		c.MaxPayloadSets = 4096
+	}
 	if c.InboundBuffer <= 0 {
 		c.InboundBuffer = 256
 	}

@@ -197,13 +197,13 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 	if c.Seq < 1 || c.Seq > c.Total {
 		return "", 0, fmt.Errorf("%w: segment %d of %d", ErrBadTPDU, c.Seq, c.Total)
 	}
-	segs, mrs, evicted, err := l.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now())
+	segs, mrs, evicted, err := l.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
 	if err != nil {
 		return "", 0, err
 	}
 	if evicted != "" {
 		l.c.setsEvicted.Add(1)
-		l.log.Warn("smpp: incomplete payload set removed: too many sets held", "set", evicted, "limit", maxSets)
+		l.log.Warn("smpp: incomplete payload set removed: too many sets held", "set", evicted, "limit", l.cfg.MaxPayloadSets)
 	}
 	parts := make([]*submitParts, 0, len(segs))
 	for _, s := range segs {

@@ -27,11 +27,7 @@ var (
 	bucketSetAge = []byte("setage") // sim|to|ref|total -> when its first segment came (unix ns)
 )
 
-// maxSets bounds the incomplete ConcatPayload sets kept. The outbox sends
-// one entry per destination at a time, so the sets being sent number at
-// most its sends in flight; beyond the bound only leftovers of entries that
-// ended midway can be held, and the oldest goes.
-const maxSets = 4096
+
 
 var errCorrupt = errors.New("smpp: corrupt state record")
 
@@ -226,7 +222,7 @@ func setKey(sim, to string, ref uint16, total uint8) []byte {
 // and returns the set's segments so far (index seq-1; nil where missing)
 // and their TP-MRs. A segment stored before (a resend after a crash) keeps
 // its TP-MR. A new set beyond maxSets evicts the oldest one, returned.
-func (s *store) addSegment(sim, to string, ref uint16, total, seq uint8, tpdu []byte, now time.Time) ([][]byte, []uint8, string, error) {
+func (s *store) addSegment(sim, to string, ref uint16, total, seq uint8, tpdu []byte, now time.Time, maxSets int) ([][]byte, []uint8, string, error) {
 	segs := make([][]byte, total)
 	mrs := make([]uint8, total)
 	var evicted string

@@ -31,6 +31,7 @@ type conn struct {
 	window  chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	late    sync.WaitGroup // held submit_sm_resp (Faults.ReceiptFirst)
 }
 
 func (c *conn) close() {
@@ -53,6 +54,7 @@ func (c *conn) serve() {
 	defer c.close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer c.late.Wait()
 	defer c.close()
 	if tc, ok := c.nc.(*tls.Conn); ok {
 		// The handshake first, bounded: a client that never completes
@@ -161,7 +163,26 @@ func (c *conn) submit(p smppwire.PDU) {
 		} else {
 			c.s.st.submitsRefused.Add(1)
 		}
-		c.write(smppwire.Marshal(smppwire.SubmitSMResp, st, p.Sequence, body))
+		b := smppwire.Marshal(smppwire.SubmitSMResp, st, p.Sequence, body)
+		v, held := c.s.receiptOut.Load(id)
+		if st != smppwire.ROK || !held {
+			c.write(b)
+			return
+		}
+		c.late.Add(1)
+		go func() {
+			defer c.late.Done()
+			t := time.NewTimer(respTimeout)
+			defer t.Stop()
+			select {
+			case <-v.(chan struct{}):
+			case <-t.C:
+				c.s.receiptOut.Delete(id)
+			case <-c.done:
+				return
+			}
+			c.write(b)
+		}()
 	}
 	if acc == nil || bind == smppwire.BindReceiver {
 		answer(smppwire.RInvBndSts, "")
@@ -210,9 +231,16 @@ func (c *conn) submit(p smppwire.PDU) {
 	}
 	id := c.s.nextID()
 	want := sm.RegisteredDelivery&3 != 0
+	c.s.mu.Lock()
+	first := c.s.faults.ReceiptFirst
+	c.s.mu.Unlock()
+	if want && first {
+		c.s.receiptOut.Store(id, make(chan struct{}))
+	}
 	for _, t := range tpdus {
 		mr, err := ep.Send(context.Background(), t)
 		if err != nil {
+			c.s.receiptOut.Delete(id)
 			answer(smppwire.RMsgQFul, "")
 			return
 		}
@@ -304,6 +332,11 @@ func (c *conn) deliver(sm *smppwire.SM) bool {
 		c.mu.Unlock()
 	}()
 	c.write(smppwire.Marshal(smppwire.DeliverSM, 0, seq, body))
+	if id, ok := sm.TLVs.CString(smppwire.TagReceiptedMessageID); ok && smppwire.IsReceipt(sm.ESMClass) {
+		if v, ok := c.s.receiptOut.LoadAndDelete(id); ok {
+			close(v.(chan struct{}))
+		}
+	}
 	t := time.NewTimer(respTimeout)
 	defer t.Stop()
 	select {

@@ -51,6 +51,11 @@ type Faults struct {
 	// that a receipt is never sent.
 	ReceiptDelay time.Duration
 	DropReceipts float64
+	// ReceiptFirst holds back the submit_sm_resp of a submit that asked for
+	// a receipt until that receipt was written to the ESME (10 s at most):
+	// the receipt reaches the ESME before the message_id it names, on a
+	// receiver bind or ahead of the response on a transceiver.
+	ReceiptFirst bool
 }
 
 // Config configures a Server.
@@ -101,6 +106,9 @@ type Server struct {
 	msgSeq   uint64
 	idBase   uint32 // distinguishes message_ids across restarts
 	ref      uint16
+	// receiptOut: message_id -> closed once its receipt was written
+	// (Faults.ReceiptFirst).
+	receiptOut sync.Map
 
 	wg     sync.WaitGroup
 	ctx    context.Context
