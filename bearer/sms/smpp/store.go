@@ -27,8 +27,6 @@ var (
 	bucketSetAge = []byte("setage") // sim|to|ref|total -> when its first segment came (unix ns)
 )
 
-
-
 var errCorrupt = errors.New("smpp: corrupt state record")
 
 // corr is what a message_id stands for: the SIM (source) and destination
