@@ -15,6 +15,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,11 +69,18 @@ type Mux struct {
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// TP-MR translation of numbers with several routes (mr.go).
+	shared    map[string]bool
+	allShared bool
+	tr        *translator
+	log       *slog.Logger
 }
 
 // New returns a Mux over routes, tried in the given order (earlier is
-// preferred). buffer bounds the merged Inbound channel (default 256).
-func New(routes []Route, buffer int) (*Mux, error) {
+// preferred). buffer bounds the merged Inbound channel (default 256). A
+// number with several routes needs WithStateFile (see MRStats).
+func New(routes []Route, buffer int, opts ...Option) (*Mux, error) {
 	if len(routes) == 0 {
 		return nil, errors.New("route: no routes")
 	}
@@ -93,6 +101,17 @@ func New(routes []Route, buffer int) (*Mux, error) {
 			rr.numbers[a.String()] = true
 		}
 		m.routes = append(m.routes, rr)
+	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := m.setupMR(o); err != nil {
+		return nil, err
+	}
+	if m.tr != nil {
+		m.wg.Add(1)
+		go m.pruneMR()
 	}
 	var open sync.WaitGroup
 	open.Add(len(m.routes))
@@ -122,6 +141,9 @@ func (m *Mux) forward(r *route, open *sync.WaitGroup) {
 				return
 			}
 			r.recvd.Add(1)
+			if msg, ok = m.translateIn(r, msg); !ok {
+				continue
+			}
 			select {
 			case m.in <- msg:
 			case <-m.stop:
@@ -184,7 +206,7 @@ func (m *Mux) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (strin
 		sim, mr, err := r.Transport.SendTPDU(ctx, from, to, tpdu)
 		if err == nil {
 			r.sent.Add(1)
-			return sim, mr, nil
+			return m.translateSent(r, sim, to, tpdu, mr)
 		}
 		r.failed.Add(1)
 		last = fmt.Errorf("route %s: %w", r.Name, err)
@@ -214,9 +236,16 @@ func (m *Mux) Close() error {
 	if m.stop == nil {
 		return nil // the zero Mux: nothing started
 	}
-	m.once.Do(func() { close(m.stop) })
+	var err error
+	m.once.Do(func() {
+		close(m.stop)
+		m.wg.Wait()
+		if m.tr != nil {
+			err = m.tr.close()
+		}
+	})
 	m.wg.Wait()
-	return nil
+	return err
 }
 
 var _ sms.Transport = (*Mux)(nil)

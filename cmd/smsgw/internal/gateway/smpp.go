@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -98,7 +99,13 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 		routes = append(routes, route.Route{Name: "modems", Transport: g.link, Numbers: modemSIMs})
 	}
 	add(true)
-	m, err := route.New(routes, 0)
+	// A number on two routes (an SMPP account and a SIM, or two links) has
+	// two TP-MR spaces; the mux keeps them apart in this file (route/mr.go).
+	dir := filepath.Join(g.cfg.DataDir, "sms")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	m, err := route.New(routes, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(g.log.With("component", "route")))
 	if err != nil {
 		return nil, err
 	}
@@ -118,21 +125,47 @@ func (g *Gateway) closeSMPP() {
 	}
 }
 
-// smppCollector exports the links' counters.
+// smppCollector exports the links' counters and the route mux's.
 type smppCollector struct {
 	links        []smppLink
+	mux          *route.Mux // nil without one
 	counter, gau *prometheus.Desc
+	routes, mr   *prometheus.Desc
+	mrMapped     *prometheus.Desc
 }
 
-func newSMPPCollector(links []smppLink) *smppCollector {
-	return &smppCollector{links: links,
+func newSMPPCollector(links []smppLink, mux *route.Mux) *smppCollector {
+	return &smppCollector{links: links, mux: mux,
 		counter: prometheus.NewDesc("smsgw_smpp_total", "SMPP link counters (binds, submits, throttling, receipts, malformed PDUs).", []string{"link", "what"}, nil),
-		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt, payload_sets (incomplete, payload mode).", []string{"link", "what"}, nil)}
+		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt, payload_sets (incomplete, payload mode).", []string{"link", "what"}, nil),
+		routes:  prometheus.NewDesc("smsgw_sms_route_total", "SMS routes (SMPP links, modems): sends, failures, failovers, receptions.", []string{"route", "what"}, nil),
+		mr: prometheus.NewDesc("smsgw_sms_tpmr_total", "TP-MR translation for numbers with several routes (docs/smpp.md): assigned, translated, unmapped, dropped, reused, expired.",
+			[]string{"what"}, nil),
+		mrMapped: prometheus.NewDesc("smsgw_sms_tpmr_mapped", "Sends over numbers with several routes awaiting their status report.", nil, nil)}
 }
 
-func (c *smppCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.counter; ch <- c.gau }
+func (c *smppCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.counter
+	ch <- c.gau
+	ch <- c.routes
+	ch <- c.mr
+	ch <- c.mrMapped
+}
 
 func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.mux != nil {
+		for _, r := range c.mux.Stats() {
+			for k, v := range map[string]uint64{"sent": r.Sent, "failed": r.Failed, "failed_over": r.FailedOver, "received": r.Received} {
+				ch <- prometheus.MustNewConstMetric(c.routes, prometheus.CounterValue, float64(v), r.Name, k)
+			}
+		}
+		st := c.mux.MRStats()
+		for k, v := range map[string]uint64{"assigned": st.Assigned, "translated": st.Translated, "unmapped": st.Unmapped,
+			"dropped": st.Dropped, "reused": st.Reused, "expired": st.Expired} {
+			ch <- prometheus.MustNewConstMetric(c.mr, prometheus.CounterValue, float64(v), k)
+		}
+		ch <- prometheus.MustNewConstMetric(c.mrMapped, prometheus.GaugeValue, float64(st.Mapped))
+	}
 	for _, sl := range c.links {
 		s := sl.l.Stats()
 		n := sl.l.Name()

@@ -1,0 +1,157 @@
+package smpp_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/route"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
+	"github.com/m2mbearer/m2mbearer/modem/sim"
+)
+
+// modemRoute stands for a modem whose SIM has the same number as the SMPP
+// account: it numbers its sends as a SIM does (TP-MR 0, 1, ... like the
+// SMPP link's counter for the device, so the two collide), refuses every
+// second datagram retryably (the mux then fails over to the SMPP link, so
+// the datagrams interleave), and reports what it sent on demand.
+type modemRoute struct {
+	mu    sync.Mutex
+	mine  bool // the datagram being sent is the modem's
+	next  uint8
+	sent  map[string]uint8 // TPDU -> TP-MR
+	in    chan sms.Inbound
+	calls int
+}
+
+func (m *modemRoute) SendTPDU(_ context.Context, from, _ string, tpdu []byte) (string, uint8, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.calls++
+	if sub, err := pdu.ParseSubmit(tpdu); err == nil && sub.UDH.Concat.Seq <= 1 {
+		m.mine = !m.mine // a new datagram
+	}
+	if !m.mine {
+		return "", 0, smpp.ErrNotBound // any retryable error
+	}
+	mr := m.next
+	m.next++
+	m.sent[string(tpdu)] = mr
+	return from, mr, nil
+}
+
+func (m *modemRoute) Inbound() <-chan sms.Inbound { return m.in }
+
+// TestSharedNumberReports: one number on an SMPP account and on a modem's
+// SIM; the gateway's sends for one device interleave over both, whose
+// TP-MRs collide. The modem reports its sends failed, the SMSC reports its
+// own delivered; every report must reach its own outbox entry: an entry
+// fails exactly when one of its segments went through the modem.
+func TestSharedNumberReports(t *testing.T) {
+	n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+	t.Cleanup(func() { n.Close() })
+	// The SMSC's receipts come 300 ms late, after the modem's reports.
+	srv, err := smsc.Start(smsc.Config{Network: n, Logger: quiet(), Faults: smsc.Faults{ReceiptDelay: 300 * time.Millisecond},
+		Accounts: []smsc.Account{{SystemID: "gw", Password: "pw", Numbers: []string{serverNum}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	dir := t.TempDir()
+	link, err := smpp.Dial(smpp.Config{Name: "op1", Addr: srv.Addr(), SystemID: "gw", Password: "pw", Sources: []string{serverNum},
+		StateDir: dir, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { link.Close() })
+	modem := &modemRoute{sent: map[string]uint8{}, in: make(chan sms.Inbound, 64)}
+	mux, err := route.New([]route.Route{
+		{Name: "modems", Transport: modem, Numbers: []string{serverNum}},
+		{Name: "smpp:op1", Transport: link, Numbers: link.Sources(), Ready: link.Ready},
+	}, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mux.Close() })
+	results := make(chan outbox.Result, 64)
+	gw, err := sms.New(mux, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
+		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
+		Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		OnResult: func(r outbox.Result) { results <- r }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
+		Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	for deadline := time.Now().Add(10 * time.Second); !link.Ready(); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("link not bound")
+		}
+	}
+
+	const entries = 8
+	for i := 0; i < entries; i++ {
+		size := []int{20, 300}[i%2] // one segment, or three
+		if _, err := gw.WriteTo(datagram(size, byte(i)), addr(deviceNum)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Once every segment was accepted, the modem reports its own failed.
+	for deadline := time.Now().Add(20 * time.Second); gw.Stats().Outbox.Pending != 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("segments not all accepted: %+v", gw.Stats().Outbox)
+		}
+	}
+	modem.mu.Lock()
+	var viaModem [][]byte
+	for tp, mr := range modem.sent {
+		viaModem = append(viaModem, []byte(tp))
+		ra, _ := pdu.NumberAddress(deviceNum)
+		b, _ := (&pdu.StatusReport{MR: mr, Recipient: ra, SCTS: time.Now(), Discharge: time.Now(), Status: 0x41}).Marshal()
+		modem.in <- sms.Inbound{SIM: serverNum, TPDU: b}
+	}
+	modem.mu.Unlock()
+	if len(viaModem) == 0 {
+		t.Fatal("nothing went through the modem")
+	}
+	failed, delivered := 0, 0
+	for i := 0; i < entries; i++ {
+		var r outbox.Result
+		select {
+		case r = <-results:
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%d of %d entries ended; mux %+v, link %+v", i, entries, mux.MRStats(), link.Stats())
+		}
+		touched := false
+		for _, s := range r.Entry.Segments {
+			for _, tp := range viaModem {
+				touched = touched || bytes.Equal(s.TPDU, tp)
+			}
+		}
+		switch {
+		case touched && r.Outcome == outbox.Failed:
+			failed++
+		case !touched && r.Outcome == outbox.DeliveredOutcome:
+			delivered++
+		default:
+			t.Fatalf("entry %d (%d segments, through the modem: %v) ended %v: %v", r.Entry.ID, len(r.Entry.Segments), touched, r.Outcome, r.Err)
+		}
+	}
+	st := mux.MRStats()
+	if failed == 0 || delivered == 0 || st.Dropped != 0 || st.Unmapped != 0 {
+		t.Fatalf("failed %d, delivered %d, mux %+v", failed, delivered, st)
+	}
+	t.Logf("%d entries failed through the modem, %d delivered through SMPP; mux %+v", failed, delivered, st)
+}
