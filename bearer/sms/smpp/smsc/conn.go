@@ -32,6 +32,7 @@ type conn struct {
 	done    chan struct{}
 	once    sync.Once
 	late    sync.WaitGroup // held submit_sm_resp (Faults.ReceiptFirst)
+	id      int64          // Submitted.Session
 }
 
 func (c *conn) close() {
@@ -233,8 +234,12 @@ func (c *conn) submit(p smppwire.PDU) {
 	want := sm.RegisteredDelivery&3 != 0
 	c.s.mu.Lock()
 	first := c.s.faults.ReceiptFirst
+	hold := c.s.faults.HoldResponses > 0
+	if hold {
+		c.s.faults.HoldResponses--
+	}
 	c.s.mu.Unlock()
-	if want && first {
+	if want && first && !hold {
 		c.s.receiptOut.Store(id, make(chan struct{}))
 	}
 	for _, t := range tpdus {
@@ -256,6 +261,13 @@ func (c *conn) submit(p smppwire.PDU) {
 		want = false
 	}
 	c.s.st.submits.Add(1)
+	if c.s.cfg.OnSubmit != nil {
+		c.s.cfg.OnSubmit(Submitted{ID: id, Session: c.id, From: from, To: to, TPDUs: tpdus})
+	}
+	if hold {
+		c.s.st.responsesHeld.Add(1)
+		return // accepted and sent; the ESME never hears of it
+	}
 	answer(smppwire.ROK, id)
 }
 

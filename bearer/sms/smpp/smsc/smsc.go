@@ -56,6 +56,11 @@ type Faults struct {
 	// the receipt reaches the ESME before the message_id it names, on a
 	// receiver bind or ahead of the response on a transceiver.
 	ReceiptFirst bool
+	// HoldResponses withholds the submit_sm_resp of the next this many
+	// accepted submits (the messages go to the network): an SMSC that
+	// accepted a message the ESME never learnt about, as when the ESME
+	// dies first. Counted in Stats.ResponsesHeld.
+	HoldResponses int
 }
 
 // Config configures a Server.
@@ -79,6 +84,21 @@ type Config struct {
 	Faults      Faults
 	Seed        uint64
 	Logger      *slog.Logger
+	// OnSubmit, when set, is told of every submit_sm accepted, before it is
+	// answered (tests and tools: which connection sent what). It must not
+	// block.
+	OnSubmit func(Submitted)
+}
+
+// Submitted is a submit_sm the SMSC accepted.
+type Submitted struct {
+	ID      string // the message_id answered
+	Session int64  // the connection it came on, numbered from 1 in accept order
+	From    string // the account's number, "+digits"
+	To      string // "+digits"
+	// TPDUs are the SMS-SUBMITs it became on the network (one per
+	// segment of a split message_payload).
+	TPDUs [][]byte
 }
 
 // Stats are the server's counters.
@@ -88,6 +108,7 @@ type Stats struct {
 	Delivers, DeliverRetries             int64
 	Receipts, ReceiptsDropped, Malformed int64
 	TLSFailures                          int64 // handshakes that failed
+	ResponsesHeld                        int64 // submit_sm_resp withheld (Faults.HoldResponses)
 }
 
 // Server is the simulated SMSC.
@@ -116,7 +137,7 @@ type Server struct {
 	st     struct {
 		binds, bindsRefused, sessions, submits, throttled, submitsRefused atomic.Int64
 		delivers, deliverRetries, receipts, receiptsDropped, malformed    atomic.Int64
-		tlsFailures                                                       atomic.Int64
+		tlsFailures, responsesHeld                                        atomic.Int64
 	}
 }
 
@@ -220,7 +241,8 @@ func (s *Server) Stats() Stats {
 	return Stats{Binds: s.st.binds.Load(), BindsRefused: s.st.bindsRefused.Load(), Sessions: s.st.sessions.Load(),
 		Submits: s.st.submits.Load(), Throttled: s.st.throttled.Load(), SubmitsRefused: s.st.submitsRefused.Load(),
 		Delivers: s.st.delivers.Load(), DeliverRetries: s.st.deliverRetries.Load(), Receipts: s.st.receipts.Load(),
-		ReceiptsDropped: s.st.receiptsDropped.Load(), Malformed: s.st.malformed.Load(), TLSFailures: s.st.tlsFailures.Load()}
+		ReceiptsDropped: s.st.receiptsDropped.Load(), Malformed: s.st.malformed.Load(), TLSFailures: s.st.tlsFailures.Load(),
+		ResponsesHeld: s.st.responsesHeld.Load()}
 }
 
 // Close stops listening, drops every session and detaches the numbers.
@@ -265,7 +287,7 @@ func (s *Server) accept() {
 		}
 		s.sessions[c] = true
 		s.mu.Unlock()
-		s.st.sessions.Add(1)
+		c.id = s.st.sessions.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
