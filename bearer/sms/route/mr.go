@@ -32,8 +32,8 @@ import (
 //
 // So for such numbers the Mux hands the bearer a TP-MR of its own,
 // allocated per sender number across routes and never one still awaiting
-// its report for the same recipient, and keeps route, sender, recipient
-// and the route's TP-MR → that TP-MR durably (bbolt, fsync'd before
+// its report for the same recipient, and keeps route (its TP-MR space),
+// sender, recipient and the route's TP-MR → that TP-MR durably (bbolt, fsync'd before
 // SendTPDU returns, so a report after a restart finds it). A status report
 // coming in on a route is rewritten to the Mux's TP-MR before the bearer
 // sees it; the mapping goes once a final report was acknowledged, or after
@@ -46,31 +46,31 @@ var (
 
 var errCorrupt = errors.New("route: corrupt TP-MR record")
 
-// mrKey is the identity of a sent SMS on its route.
+// mrKey is the identity of a sent SMS in its route's TP-MR space.
 type mrKey struct {
-	route, from, to string
+	space, from, to string
 	mr              uint8
 }
 
 func (k mrKey) bytes() []byte {
 	b := record.AppendString(nil, k.from)
 	b = record.AppendString(b, k.to)
-	b = record.AppendString(b, k.route)
+	b = record.AppendString(b, k.space)
 	return append(b, k.mr)
 }
 
 func parseMRKey(b []byte) (mrKey, error) {
 	d := record.NewDecoder(b, errCorrupt)
-	k := mrKey{from: d.String(64), to: d.String(64), route: d.String(256)}
+	k := mrKey{from: d.String(64), to: d.String(64), space: d.String(256)}
 	k.mr = d.Byte()
 	return k, d.Finish()
 }
 
 // routeMR is the fallback identity when the report's recipient is written
 // differently from the number it was sent to (a national form): a modem's
-// TP-MR is per SIM, so (route, from, mr) names its latest send.
+// TP-MR is per SIM, so (space, from, mr) names its latest send.
 type routeMR struct {
-	route, from string
+	space, from string
 	mr          uint8
 }
 
@@ -173,7 +173,7 @@ func (t *translator) addLocked(k mrKey, m mapping) {
 		t.inUse[p] = s
 	}
 	s.set(m.v)
-	rk := routeMR{k.route, k.from, k.mr}
+	rk := routeMR{k.space, k.from, k.mr}
 	if old, ok := t.latest[rk]; !ok || t.maps[old].at.Before(m.at) || old == k {
 		t.latest[rk] = k
 	}
@@ -192,7 +192,7 @@ func (t *translator) removeLocked(k mrKey) {
 			delete(t.inUse, p)
 		}
 	}
-	if rk := (routeMR{k.route, k.from, k.mr}); t.latest[rk] == k {
+	if rk := (routeMR{k.space, k.from, k.mr}); t.latest[rk] == k {
 		delete(t.latest, rk)
 	}
 }
@@ -212,8 +212,8 @@ func (t *translator) oldestLocked(p pair) mrKey {
 
 // assign maps the route's TP-MR of a send from → to to a TP-MR of the Mux's
 // and stores it durably before returning it.
-func (t *translator) assign(route, from, to string, mr uint8) (uint8, error) {
-	k := mrKey{route, from, to, mr}
+func (t *translator) assign(space, from, to string, mr uint8) (uint8, error) {
+	k := mrKey{space, from, to, mr}
 	p := pair{from, to}
 	now := t.now()
 	t.mu.Lock()
@@ -261,21 +261,21 @@ func (t *translator) assign(route, from, to string, mr uint8) (uint8, error) {
 	}
 	if evicted != nil {
 		t.log.Warn("route: all 256 TP-MRs of a sender and recipient await reports; the oldest mapping is given up",
-			"from", from, "to", to, "route", evicted.route)
+			"from", from, "to", to, "space", evicted.space)
 	}
 	t.assigned.Add(1)
 	return v, nil
 }
 
-// lookup finds the mapping of a report that came in on route.
-func (t *translator) lookup(route, from, to string, mr uint8) (mrKey, mapping, bool) {
+// lookup finds the mapping of a report that came in on a route of space.
+func (t *translator) lookup(space, from, to string, mr uint8) (mrKey, mapping, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	k := mrKey{route, from, to, mr}
+	k := mrKey{space, from, to, mr}
 	if m, ok := t.maps[k]; ok {
 		return k, m, true
 	}
-	if k2, ok := t.latest[routeMR{route, from, mr}]; ok {
+	if k2, ok := t.latest[routeMR{space, from, mr}]; ok {
 		return k2, t.maps[k2], true
 	}
 	return mrKey{}, mapping{}, false
@@ -459,6 +459,14 @@ func (m *Mux) pruneMR() {
 	}
 }
 
+// space is the route's TP-MR space.
+func (r *route) space() string {
+	if r.Space != "" {
+		return r.Space
+	}
+	return r.Name
+}
+
 // translateSent returns the TP-MR the bearer sees for a send route r
 // accepted with TP-MR mr: the route's own for a number with one route or a
 // send that asked for no report, else a mapped one.
@@ -471,7 +479,7 @@ func (m *Mux) translateSent(r *route, sim, to string, tpdu []byte, mr uint8) (st
 	if !m.isShared(from) {
 		return sim, mr, nil
 	}
-	v, err := m.tr.assign(r.Name, from, numKey(to), mr)
+	v, err := m.tr.assign(r.space(), from, numKey(to), mr)
 	if err != nil {
 		// Sent, but no report could be told apart: the outbox sends it
 		// again (a duplicate the receiver drops) rather than guess.
@@ -504,7 +512,7 @@ func (m *Mux) translateIn(r *route, msg sms.Inbound) (sms.Inbound, bool) {
 		return msg, true // the bearer counts and drops what it cannot decode
 	}
 	to := numKey(sr.Recipient.String())
-	k, mp, ok := m.tr.lookup(r.Name, from, to, sr.MR)
+	k, mp, ok := m.tr.lookup(r.space(), from, to, sr.MR)
 	if !ok {
 		if m.tr.used(from, to, sr.MR) {
 			m.tr.dropped.Add(1)

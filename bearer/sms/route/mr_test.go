@@ -306,6 +306,30 @@ func TestMRTranslation(t *testing.T) {
 			t.Fatalf("stats %+v", st)
 		}
 	})
+	t.Run("routes of one TP-MR space: a report on either finds the send", func(t *testing.T) {
+		a, b, modems := newSimRoute(), newSimRoute(), newSimRoute()
+		m, err := New([]Route{
+			{Name: "smpp:op1", Transport: a, Numbers: []string{shared}, Space: "account"},
+			{Name: "smpp:op2", Transport: b, Numbers: []string{shared}, Space: "account"},
+			{Name: "modems", Transport: modems, Numbers: []string{shared}},
+		}, 0, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		_, v, err := m.SendTPDU(context.Background(), shared, dev, submit(t, dev, true)) // op1, its TP-MR 0
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.report(t, shared, dev, 0, 0x00) // the receipt reaches op2
+		if got, _ := readReport(t, m); got != v {
+			t.Fatalf("got %d, want %d", got, v)
+		}
+		modems.report(t, shared, dev, 0, 0x00) // another space, no send of its own: not op1's
+		if got, _ := readReport(t, m); got != 0 || got == v || m.MRStats().Unmapped != 1 {
+			t.Fatalf("the modems' report passed on as %d (op1's send has %d), stats %+v", got, v, m.MRStats())
+		}
+	})
 	t.Run("state file unusable: a send that asked for a report fails retryably", func(t *testing.T) {
 		r := newMRRig(t, filepath.Join(t.TempDir(), "route.db"))
 		r.m.tr.db.Close()

@@ -45,6 +45,11 @@ type Route struct {
 	// Ready, when set, reports whether the route can take a send now; a
 	// route that is not ready is tried after the ready ones.
 	Ready func() bool
+	// Space names the TP-MR space of the route's sends (default Name):
+	// routes that allocate TP-MRs together and may receive each other's
+	// reports (the links of one SMSC account sharing an smpp.State) name
+	// the same one.
+	Space string
 }
 
 // Stats counts sends per route.

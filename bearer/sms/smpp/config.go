@@ -84,8 +84,12 @@ type Config struct {
 	// Concat is how concatenated SMS are submitted.
 	Concat Concat
 	// StateDir holds the link's durable correlation state
-	// (smpp-<Name>.db). Required.
+	// (smpp-<Name>.db). Required unless State is set.
 	StateDir string
+	// State, when set, is the correlation state the link shares with the
+	// other links bound to the same SMSC account (see State); its owner
+	// closes it after the links.
+	State *State
 	// EnquireLink is the keep-alive interval (default 30 s).
 	EnquireLink time.Duration
 	// ResponseTimeout bounds the wait for any response (default 10 s).
@@ -129,8 +133,8 @@ func (c *Config) defaults() error {
 	if c.Addr == "" {
 		return errors.New("smpp: Config.Addr is required")
 	}
-	if c.StateDir == "" {
-		return errors.New("smpp: Config.StateDir is required (receipt correlation is durable)")
+	if c.StateDir == "" && c.State == nil {
+		return errors.New("smpp: Config.StateDir or State is required (receipt correlation is durable)")
 	}
 	if len(c.Sources) == 0 {
 		return errors.New("smpp: Config.Sources needs at least one number")

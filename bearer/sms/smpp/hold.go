@@ -84,19 +84,19 @@ func (l *Link) holdReceipt(s *session, seq uint32, r *smppwire.Receipt, snap uin
 		return false
 	}
 	l.c.receiptsHeld.Add(1)
-	v, _ := l.storing.LoadOrStore(r.ID, make(chan struct{}))
+	v, _ := l.state.storing.LoadOrStore(r.ID, make(chan struct{}))
 	stored := v.(chan struct{})
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
 		defer l.held.Add(-1)
 		// Never stored: the channel must not stay in the map.
-		defer l.storing.CompareAndDelete(r.ID, stored)
+		defer l.state.storing.CompareAndDelete(r.ID, stored)
 		t := time.NewTimer(l.cfg.ReceiptHold)
 		defer t.Stop()
 	wait:
 		for {
-			done, changed := l.flight.settled(snap)
+			done, changed := l.state.flight.settled(snap)
 			if done {
 				break
 			}
@@ -113,7 +113,7 @@ func (l *Link) holdReceipt(s *session, seq uint32, r *smppwire.Receipt, snap uin
 				return
 			}
 		}
-		c, err := l.st.lookup(r.ID)
+		c, err := l.state.st.lookup(r.ID)
 		tpdus, sim, onAck := l.receiptTPDUs(r, c, err)
 		l.handOn(s, seq, tpdus, sim, onAck)
 	}()

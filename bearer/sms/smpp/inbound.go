@@ -106,9 +106,9 @@ func (l *Link) handleDeliver(s *session, p smppwire.PDU) {
 			s.respond(smppwire.DeliverSMResp, smppwire.ROK, p.Sequence, []byte{0})
 			return
 		}
-		c, err := l.st.lookup(r.ID)
+		c, err := l.state.st.lookup(r.ID)
 		if c == nil && err == nil {
-			if snap, inFlight := l.flight.snapshot(); inFlight && l.holdReceipt(s, p.Sequence, r, snap) {
+			if snap, inFlight := l.state.flight.snapshot(); inFlight && l.holdReceipt(s, p.Sequence, r, snap) {
 				return
 			}
 		}
@@ -185,7 +185,7 @@ func (l *Link) receiptTPDUs(r *smppwire.Receipt, c *corr, err error) ([][]byte, 
 		out = append(out, b)
 	}
 	id := r.ID
-	return out, c.SIM, func() error { return l.st.forget(id) }
+	return out, c.SIM, func() error { return l.state.st.forget(id) }
 }
 
 // message turns a deliver_sm carrying a short message into one or more

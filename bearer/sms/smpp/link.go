@@ -22,7 +22,8 @@ import (
 type Link struct {
 	cfg     Config
 	log     *slog.Logger
-	st      *store
+	state   *State
+	owns    bool // state opened by Dial (no Config.State), closed by Close
 	sources map[string]Address
 	defSrc  string
 	in      chan sms.Inbound
@@ -40,8 +41,6 @@ type Link struct {
 	thrN     int
 
 	rate    gcra
-	storing sync.Map // message_id -> chan struct{} closed once stored (for held receipts)
-	flight  *flight
 	held    atomic.Int32 // receipts held now (holdReceipt)
 	inRef   atomic.Uint32
 	c       counters
@@ -56,7 +55,7 @@ func Dial(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger.With("smpp", cfg.Name), sources: map[string]Address{},
-		in: make(chan sms.Inbound, cfg.InboundBuffer), txReady: make(chan struct{}), flight: newFlight()}
+		in: make(chan sms.Inbound, cfg.InboundBuffer), txReady: make(chan struct{}), state: cfg.State}
 	for i, s := range cfg.Sources {
 		a, err := SourceAddress(s)
 		if err != nil {
@@ -72,12 +71,17 @@ func Dial(cfg Config) (*Link, error) {
 	if cfg.Rate > 0 {
 		l.rate.interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("smpp: state dir: %w", err)
-	}
-	var err error
-	if l.st, err = openStore(filepath.Join(cfg.StateDir, "smpp-"+fileName(cfg.Name)+".db")); err != nil {
-		return nil, err
+	if l.state == nil {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("smpp: state dir: %w", err)
+		}
+		var err error
+		if l.state, err = OpenState(filepath.Join(cfg.StateDir, "smpp-"+fileName(cfg.Name)+".db")); err != nil {
+			return nil, err
+		}
+		l.owns = true
+	} else if l.state.st == nil {
+		return nil, errors.New("smpp: Config.State is not open (OpenState)")
 	}
 	l.prune()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
@@ -138,7 +142,9 @@ func (l *Link) Close() error {
 		l.cancel()
 		l.wg.Wait()
 		close(l.in)
-		err = l.st.close()
+		if l.owns {
+			err = l.state.Close()
+		}
 	})
 	return err
 }
@@ -177,13 +183,13 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 	}
 	// In flight until the correlation is stored (the deferred calls run in
 	// reverse: stored, then the end of the flight).
-	defer l.flight.end(l.flight.start())
+	defer l.state.flight.end(l.state.flight.start())
 	id, err := l.submit(ctx, sm)
 	if err != nil {
 		return "", 0, err
 	}
 	defer l.stored(id)
-	mrs, err := l.st.accepted(id, src, to, 1, p.sub.StatusReport, l.cfg.Now())
+	mrs, err := l.state.st.accepted(id, src, to, 1, p.sub.StatusReport, l.cfg.Now())
 	if err != nil {
 		return "", 0, err
 	}
@@ -197,7 +203,7 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 	if c.Seq < 1 || c.Seq > c.Total {
 		return "", 0, fmt.Errorf("%w: segment %d of %d", ErrBadTPDU, c.Seq, c.Total)
 	}
-	segs, mrs, evicted, err := l.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
+	segs, mrs, evicted, err := l.state.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
 	if err != nil {
 		return "", 0, err
 	}
@@ -222,13 +228,13 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 	if err != nil {
 		return "", 0, err
 	}
-	defer l.flight.end(l.flight.start())
+	defer l.state.flight.end(l.state.flight.start())
 	id, err := l.submit(ctx, sm)
 	if err != nil {
 		return "", 0, err
 	}
 	defer l.stored(id)
-	if err := l.st.setSubmitted(src, to, c.Ref, c.Total, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
+	if err := l.state.st.setSubmitted(src, to, c.Ref, c.Total, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
 		return "", 0, err
 	}
 	return src, mrs[c.Seq-1], nil
@@ -237,7 +243,7 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 // stored releases receipts for id that arrived while its correlation was
 // being written.
 func (l *Link) stored(id string) {
-	if ch, ok := l.storing.LoadAndDelete(id); ok {
+	if ch, ok := l.state.storing.LoadAndDelete(id); ok {
 		close(ch.(chan struct{}))
 	}
 }
@@ -414,7 +420,7 @@ func (l *Link) refuseOutbind(p smppwire.PDU) {
 // whose other segments never came, counting and logging them.
 func (l *Link) prune() {
 	now := l.cfg.Now()
-	corrs, sets, err := l.st.prune(now.Add(-l.cfg.ReceiptMaxAge), now.Add(-l.cfg.PayloadSetMaxAge), now)
+	corrs, sets, err := l.state.st.prune(now.Add(-l.cfg.ReceiptMaxAge), now.Add(-l.cfg.PayloadSetMaxAge), now)
 	if err != nil {
 		l.log.Error("smpp: pruning the state file", "err", err)
 		return

@@ -155,3 +155,100 @@ func TestSharedNumberReports(t *testing.T) {
 	}
 	t.Logf("%d entries failed through the modem, %d delivered through SMPP; mux %+v", failed, delivered, st)
 }
+
+// TestAccountSharedByLinks: two links bound to one SMSC account (redundant
+// binds), the SMSC handing each receipt to whichever session of the account
+// takes it next. Sharing one State (and one TP-MR space in the mux), every
+// receipt is correlated whichever link it reaches; each link with its own,
+// the receipts that reach the other link are unknown there.
+func TestAccountSharedByLinks(t *testing.T) {
+	for _, shared := range []bool{true, false} {
+		name := map[bool]string{true: "one State", false: "a State each"}[shared]
+		t.Run(name, func(t *testing.T) {
+			n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+			t.Cleanup(func() { n.Close() })
+			srv, err := smsc.Start(smsc.Config{Network: n, Logger: quiet(),
+				Accounts: []smsc.Account{{SystemID: "gw", Password: "pw", Numbers: []string{serverNum}}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { srv.Close() })
+			dir := t.TempDir()
+			var st *smpp.State
+			space := ""
+			if shared {
+				if st, err = smpp.OpenState(filepath.Join(dir, "smpp-account.db")); err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() }) // after the links (cleanups run last first)
+				space = "smpp-account:gw"
+			}
+			var routes []route.Route
+			var links []*smpp.Link
+			for _, name := range []string{"op1", "op2"} {
+				l, err := smpp.Dial(smpp.Config{Name: name, Addr: srv.Addr(), SystemID: "gw", Password: "pw", Sources: []string{serverNum},
+					StateDir: dir, State: st, Logger: quiet()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { l.Close() })
+				links = append(links, l)
+				routes = append(routes, route.Route{Name: "smpp:" + name, Transport: l, Numbers: l.Sources(), Ready: l.Ready, Space: space})
+			}
+			mux, err := route.New(routes, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(quiet()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { mux.Close() })
+			results := make(chan outbox.Result, 64)
+			gw, err := sms.New(mux, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
+				Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
+				Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond},
+				OnResult: func(r outbox.Result) { results <- r }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { gw.Close() })
+			dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
+				Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { dev.Close() })
+			for deadline := time.Now().Add(10 * time.Second); !links[0].Ready() || !links[1].Ready(); time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("links not bound")
+				}
+			}
+			const entries = 16
+			for i := 0; i < entries; i++ {
+				if _, err := gw.WriteTo(datagram(20, byte(i)), addr(deviceNum)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !shared {
+				for deadline := time.Now().Add(20 * time.Second); links[0].Stats().ReceiptsUnknown+links[1].Stats().ReceiptsUnknown == 0; time.Sleep(5 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("no receipt reached the other link: %+v / %+v", links[0].Stats(), links[1].Stats())
+					}
+				}
+				return
+			}
+			for i := 0; i < entries; i++ {
+				select {
+				case r := <-results:
+					if r.Outcome != outbox.DeliveredOutcome {
+						t.Fatalf("entry %d: %v %v", r.Entry.ID, r.Outcome, r.Err)
+					}
+				case <-time.After(20 * time.Second):
+					t.Fatalf("%d of %d delivered; op1 %+v, op2 %+v", i, entries, links[0].Stats(), links[1].Stats())
+				}
+			}
+			a, b := links[0].Stats(), links[1].Stats()
+			if a.ReceiptsUnknown+b.ReceiptsUnknown != 0 || a.Receipts == 0 || b.Receipts == 0 || a.Receipts+b.Receipts != entries {
+				t.Fatalf("op1 %+v\nop2 %+v", a, b)
+			}
+			t.Logf("receipts correlated by op1 %d, by op2 %d; submits op1 %d, op2 %d", a.Receipts, b.Receipts, a.Submitted, b.Submitted)
+		})
+	}
+}

@@ -38,8 +38,8 @@ type Stats struct {
 	SetsExpired          uint64 // ConcatPayload sets removed incomplete after PayloadSetMaxAge
 	SetsEvicted          uint64 // ConcatPayload sets removed incomplete beyond the bound on sets held
 	CorrelationsExpired  uint64 // correlations removed after ReceiptMaxAge (their receipt never came)
-	AwaitingReceipt      int    // correlations stored now
-	PayloadSets          int    // incomplete ConcatPayload sets stored now
+	AwaitingReceipt      int    // correlations stored now (of every link sharing the State)
+	PayloadSets          int    // incomplete ConcatPayload sets stored now (idem)
 	LastBindError        string // the last failed bind's error, "" once bound again
 }
 
@@ -53,7 +53,7 @@ func (l *Link) Stats() Stats {
 	if p := l.lastErr.Load(); p != nil {
 		lastErr = *p
 	}
-	return Stats{
+	st := Stats{
 		Bound: l.Ready(), Receiving: receiving, Binds: c.binds.Load(), BindFailures: c.bindFailures.Load(), LinkDrops: c.linkDrops.Load(),
 		EnquireFailures: c.enquireFailures.Load(), Submitted: c.submitted.Load(), SubmitErrors: c.submitErrors.Load(),
 		Throttled: c.throttled.Load(), Timeouts: c.timeouts.Load(), Refused: c.refused.Load(), Received: c.received.Load(),
@@ -62,6 +62,10 @@ func (l *Link) Stats() Stats {
 		Malformed: c.malformed.Load(), LateResponses: c.lateResponses.Load(), InboundRejected: c.inboundRejected.Load(),
 		ReceiptsHeld: c.receiptsHeld.Load(), ReceiptsHoldFull: c.receiptsHoldFull.Load(), OutbindRefused: c.outbindRefused.Load(),
 		SetsExpired: c.setsExpired.Load(), SetsEvicted: c.setsEvicted.Load(), CorrelationsExpired: c.correlationsExpired.Load(),
-		AwaitingReceipt: l.st.pending(), PayloadSets: l.st.sets(), LastBindError: lastErr,
+		LastBindError: lastErr,
 	}
+	if l.state != nil {
+		st.AwaitingReceipt, st.PayloadSets = l.state.st.pending(), l.state.st.sets()
+	}
+	return st
 }

@@ -80,6 +80,10 @@ type SMPPLink struct {
 	Backup bool `yaml:"backup"`
 	// EnquireLink is the keep-alive interval (default 30s).
 	EnquireLink time.Duration `yaml:"enquire_link"`
+	// Account groups links bound to the same SMSC account (redundant
+	// binds): they share receipt correlation, since the SMSC may send a
+	// receipt on any of them.
+	Account string `yaml:"account"`
 }
 
 // Firmware configures the firmware image store, the Package URI servers and

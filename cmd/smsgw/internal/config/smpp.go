@@ -10,6 +10,7 @@ import (
 // validateSMPP checks the smpp: links and adds their E.164 sources to sims.
 func (c *Config) validateSMPP(ck *checker, sims map[string]bool) {
 	names := map[string]bool{}
+	accounts := map[string]string{} // account -> system_id
 	for i, l := range c.SMPP {
 		idx := fmt.Sprint(i)
 		at := func(msg, key string) { ck.add(msg, "smpp", idx, key) }
@@ -65,6 +66,13 @@ func (c *Config) validateSMPP(ck *checker, sims map[string]bool) {
 			at("enquire_link must not be negative", "enquire_link")
 		}
 		validateSMPPTLS(l, at)
+		if l.Account != "" {
+			if id, ok := accounts[l.Account]; ok && id != l.SystemID {
+				at(fmt.Sprintf("account %q is bound with system_id %q by another link; links of one account share its system_id", l.Account, id), "account")
+			} else if !ok {
+				accounts[l.Account] = l.SystemID
+			}
+		}
 	}
 }
 

@@ -36,6 +36,7 @@ func TestSMPPValidation(t *testing.T) {
 		{"tls_server_name without tls", link("    tls_server_name: smsc.example.net\n"), 6, "tls_server_name has no effect"},
 		{"CA file missing", link("    tls: true\n    tls_ca_file: /nonexistent/smsc-ca.pem\n"), 7, "tls_ca_file"},
 		{"client certificate without key", link("    tls: true\n    tls_cert_file: /nonexistent/client.pem\n"), 7, "go together"},
+		{"account with two system_ids", link("    account: op\n") + "  - host: 127.0.0.2\n    port: 2775\n    system_id: other\n    sources: ['+491710000009']\n    account: op\n", 11, "share its system_id"},
 		{"twice", link("") + "  - host: 127.0.0.1\n    port: 2775\n    system_id: c\n    sources: ['+491710000008']\n", 6, "used twice"},
 	}
 	for _, c := range cases {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,6 +40,7 @@ func (g *Gateway) startSimSMSC() (config.SMPPLink, error) {
 // returns the E.164 numbers they send from.
 func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 	var out []string
+	states := map[string]*smpp.State{} // account -> the state its links share
 	for _, lc := range append(append([]config.SMPPLink(nil), g.cfg.SMPP...), extra...) {
 		name := lc.Name
 		if name == "" {
@@ -60,11 +62,27 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 				return nil, fmt.Errorf("smpp link %s: %w", name, err)
 			}
 		}
+		sl := smppLink{backup: lc.Backup}
+		if lc.Account != "" {
+			// One correlation state and TP-MR space for the links of an
+			// account: a receipt may come on any of them.
+			if states[lc.Account] == nil {
+				st, err := smpp.OpenState(filepath.Join(c.StateDir, "smpp-account-"+fileSafe(lc.Account)+".db"))
+				if err != nil {
+					return nil, fmt.Errorf("smpp account %s: %w", lc.Account, err)
+				}
+				states[lc.Account] = st
+				sl.ownState = st
+			}
+			c.State, sl.space = states[lc.Account], "smpp-account:"+lc.Account
+		}
 		l, err := smpp.Dial(c)
 		if err != nil {
+			sl.ownState.Close()
 			return nil, fmt.Errorf("smpp link %s: %w", name, err)
 		}
-		g.smppLinks = append(g.smppLinks, smppLink{l: l, backup: lc.Backup})
+		sl.l = l
+		g.smppLinks = append(g.smppLinks, sl)
 		for _, s := range l.Sources() {
 			if a, err := sms.ParseMSISDN(s); err == nil {
 				out = append(out, a.String())
@@ -75,8 +93,20 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 }
 
 type smppLink struct {
-	l      *smpp.Link
-	backup bool
+	l        *smpp.Link
+	backup   bool
+	space    string      // the route's TP-MR space: its account's, or "" (its own)
+	ownState *smpp.State // the account state this entry closes (the first link of an account)
+}
+
+// fileSafe maps a name to file-name characters.
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, s)
 }
 
 // transport is the SMS bearer's transport: the modem pool alone, or a
@@ -90,7 +120,8 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 	add := func(backup bool) {
 		for _, sl := range g.smppLinks {
 			if sl.backup == backup {
-				routes = append(routes, route.Route{Name: "smpp:" + sl.l.Name(), Transport: sl.l, Numbers: sl.l.Sources(), Ready: sl.l.Ready})
+				routes = append(routes, route.Route{Name: "smpp:" + sl.l.Name(), Transport: sl.l, Numbers: sl.l.Sources(), Ready: sl.l.Ready,
+					Space: sl.space})
 			}
 		}
 	}
@@ -119,6 +150,9 @@ func (g *Gateway) closeSMPP() {
 	}
 	for _, sl := range g.smppLinks {
 		sl.l.Close()
+	}
+	for _, sl := range g.smppLinks {
+		sl.ownState.Close() // after every link of its account
 	}
 	if g.simSMSC != nil {
 		g.simSMSC.Close()
