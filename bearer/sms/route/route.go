@@ -8,7 +8,10 @@
 // SMPP link the source numbers of its account — and a number reachable
 // both ways (an operator's long number on its SMSC account and on a SIM)
 // fails over between them. A Mux is itself an sms.Transport: the bearer,
-// its outbox and status-report correlation sit above it unchanged.
+// its outbox and status-report correlation sit above it unchanged. For a
+// number with several routes, whose TP-MR spaces would collide, the Mux
+// hands out the TP-MRs and maps each route's own durably (WithStateFile,
+// MRStats).
 package route
 
 import (
