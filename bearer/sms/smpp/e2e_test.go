@@ -197,7 +197,7 @@ func TestRoundTrip(t *testing.T) {
 					t.Fatalf("gateway got %d bytes from %s", len(got), from)
 				}
 			}
-			st := r.link.Stats()
+			st := settled(r.link)
 			if st.Receipts == 0 || st.AwaitingReceipt != 0 || st.Malformed != 0 {
 				t.Fatalf("link stats %+v", st)
 			}
@@ -318,4 +318,15 @@ func (c *capture) get() []byte {
 func (c *capture) Inbound() <-chan sms.Inbound {
 	c.one.Do(func() { c.in = make(chan sms.Inbound) })
 	return c.in
+}
+
+// settled returns l's stats once no correlation is stored, or after 5 s: a
+// correlation is forgotten once the bearer acknowledged the report, just
+// after the outbox told its result.
+func settled(l *smpp.Link) smpp.Stats {
+	st := l.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.AwaitingReceipt != 0 && time.Now().Before(deadline); st = l.Stats() {
+		time.Sleep(2 * time.Millisecond)
+	}
+	return st
 }

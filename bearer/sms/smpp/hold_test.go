@@ -46,12 +46,7 @@ func TestReceiptBeforeSubmitResp(t *testing.T) {
 			for i := 0; i < 2*rounds; i++ {
 				waitResult(t, r, outbox.DeliveredOutcome)
 			}
-			// A correlation is forgotten once the bearer acknowledged its
-			// report, just after the outbox saw it.
-			st := r.link.Stats()
-			for deadline := time.Now().Add(5 * time.Second); st.AwaitingReceipt != 0 && time.Now().Before(deadline); st = r.link.Stats() {
-				time.Sleep(2 * time.Millisecond)
-			}
+			st := settled(r.link)
 			if st.ReceiptsUnknown != 0 || st.Receipts != uint64(rounds*c.wantReport) || st.AwaitingReceipt != 0 || st.ReceiptsHeld == 0 {
 				t.Fatalf("link %+v", st)
 			}

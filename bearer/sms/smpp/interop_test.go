@@ -227,7 +227,7 @@ func TestInteropNodeSMSC(t *testing.T) {
 					t.Fatalf("no receipt correlated: %+v", link.Stats())
 				}
 			}
-			if st := link.Stats(); st.Receipts == 0 || st.ReceiptsUnknown != 0 || st.Malformed != 0 || st.AwaitingReceipt != 0 {
+			if st := settled(link); st.Receipts == 0 || st.ReceiptsUnknown != 0 || st.Malformed != 0 || st.AwaitingReceipt != 0 {
 				t.Fatalf("link stats %+v", st)
 			}
 		})

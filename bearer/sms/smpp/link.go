@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -76,7 +74,7 @@ func Dial(cfg Config) (*Link, error) {
 			return nil, fmt.Errorf("smpp: state dir: %w", err)
 		}
 		var err error
-		if l.state, err = OpenState(filepath.Join(cfg.StateDir, "smpp-"+fileName(cfg.Name)+".db")); err != nil {
+		if l.state, err = OpenState(StateFile(cfg.StateDir, cfg.Name)); err != nil {
 			return nil, err
 		}
 		l.owns = true
@@ -97,15 +95,6 @@ func Dial(cfg Config) (*Link, error) {
 		go l.keepBound(smppwire.BindTransceiver)
 	}
 	return l, nil
-}
-
-func fileName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // Name returns the link's name.

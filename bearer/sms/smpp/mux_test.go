@@ -80,26 +80,7 @@ func TestSharedNumberReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { mux.Close() })
-	results := make(chan outbox.Result, 64)
-	gw, err := sms.New(mux, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
-		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
-		Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
-		OnResult: func(r outbox.Result) { results <- r }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
-	dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
-		Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { dev.Close() })
-	for deadline := time.Now().Add(10 * time.Second); !link.Ready(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("link not bound")
-		}
-	}
+	gw, results := muxBearers(t, n, mux, dir, link)
 
 	const entries = 8
 	for i := 0; i < entries; i++ {
@@ -200,26 +181,7 @@ func TestAccountSharedByLinks(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { mux.Close() })
-			results := make(chan outbox.Result, 64)
-			gw, err := sms.New(mux, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
-				Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
-				Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond},
-				OnResult: func(r outbox.Result) { results <- r }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { gw.Close() })
-			dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
-				Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { dev.Close() })
-			for deadline := time.Now().Add(10 * time.Second); !links[0].Ready() || !links[1].Ready(); time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("links not bound")
-				}
-			}
+			gw, results := muxBearers(t, n, mux, dir, links...)
 			const entries = 16
 			for i := 0; i < entries; i++ {
 				if _, err := gw.WriteTo(datagram(20, byte(i)), addr(deviceNum)); err != nil {
@@ -251,4 +213,34 @@ func TestAccountSharedByLinks(t *testing.T) {
 			t.Logf("receipts correlated by op1 %d, by op2 %d; submits op1 %d, op2 %d", a.Receipts, b.Receipts, a.Submitted, b.Submitted)
 		})
 	}
+}
+
+// muxBearers starts the gateway's bearer over mux (status reports asked
+// for, results on the channel) and the device's on the network, and waits
+// for the links to bind.
+func muxBearers(t *testing.T, n *sim.Network, mux *route.Mux, dir string, links ...*smpp.Link) (*sms.Bearer, chan outbox.Result) {
+	t.Helper()
+	results := make(chan outbox.Result, 64)
+	gw, err := sms.New(mux, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
+		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
+		Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
+		OnResult: func(r outbox.Result) { results <- r }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
+		Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	for _, l := range links {
+		for deadline := time.Now().Add(10 * time.Second); !l.Ready(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("link %s not bound", l.Name())
+			}
+		}
+	}
+	return gw, results
 }

@@ -1,6 +1,10 @@
 package smpp
 
-import "sync"
+import (
+	"path/filepath"
+	"strings"
+	"sync"
+)
 
 // State is the durable correlation state of one SMSC account: the
 // message_id → (source, destination, TP-MRs) of every submit awaiting its
@@ -37,4 +41,16 @@ func (s *State) Close() error {
 		return nil
 	}
 	return s.st.close()
+}
+
+// StateFile is the path of the state file called name in dir
+// (smpp-<name>.db, name reduced to file-name characters): a link's own is
+// StateFile(StateDir, Name).
+func StateFile(dir, name string) string {
+	return filepath.Join(dir, "smpp-"+strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, name)+".db")
 }

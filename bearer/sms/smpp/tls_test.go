@@ -201,7 +201,7 @@ func TestTLS(t *testing.T) {
 					t.Fatalf("gateway got %d bytes from %s", len(got), from)
 				}
 			}
-			st := r.link.Stats()
+			st := settled(r.link)
 			if st.Receipts == 0 || st.AwaitingReceipt != 0 || st.ReceiptsUnknown != 0 || st.LastBindError != "" {
 				t.Fatalf("link stats %+v", st)
 			}

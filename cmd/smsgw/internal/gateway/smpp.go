@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -67,7 +66,7 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 			// One correlation state and TP-MR space for the links of an
 			// account: a receipt may come on any of them.
 			if states[lc.Account] == nil {
-				st, err := smpp.OpenState(filepath.Join(c.StateDir, "smpp-account-"+fileSafe(lc.Account)+".db"))
+				st, err := smpp.OpenState(smpp.StateFile(c.StateDir, "account-"+lc.Account))
 				if err != nil {
 					return nil, fmt.Errorf("smpp account %s: %w", lc.Account, err)
 				}
@@ -97,16 +96,6 @@ type smppLink struct {
 	backup   bool
 	space    string      // the route's TP-MR space: its account's, or "" (its own)
 	ownState *smpp.State // the account state this entry closes (the first link of an account)
-}
-
-// fileSafe maps a name to file-name characters.
-func fileSafe(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // transport is the SMS bearer's transport: the modem pool alone, or a
