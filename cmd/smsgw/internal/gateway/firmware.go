@@ -95,12 +95,12 @@ func (g *Gateway) openFirmwareStore() error {
 	if dir == "" {
 		dir = filepath.Join(g.cfg.DataDir, "firmware")
 	}
-	s, err := firmware.OpenStore(dir, firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
+	s, err := firmware.OpenStore(dir, append(g.imageCatalog(), firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
 		firmware.WithMaxImages(g.cfg.Firmware.MaxImages),
 		firmware.WithStoreMetrics(func(images int, bytes int64) {
 			g.metrics.fwStore.WithLabelValues("images").Set(float64(images))
 			g.metrics.fwStore.WithLabelValues("bytes").Set(float64(bytes))
-		}))
+		}))...)
 	if err != nil {
 		return fmt.Errorf("firmware store %s: %w", dir, err)
 	}
@@ -176,12 +176,20 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 		return fmt.Errorf("firmware updater: %w", err)
 	}
 	g.fw.upd = upd
-	db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return fmt.Errorf("campaigns: %w", err)
+	var cs firmware.CampaignStore
+	if g.rdb != nil {
+		cs = g.rdb.Campaigns()
+	} else {
+		db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		if err != nil {
+			return fmt.Errorf("campaigns: %w", err)
+		}
+		g.fw.db = db
+		if cs, err = firmware.NewBoltCampaigns(db); err != nil {
+			return err
+		}
 	}
-	g.fw.db = db
-	mgr, err := firmware.NewManager(db, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
+	mgr, err := firmware.NewManagerOn(cs, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
 		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns))
 	if err != nil {
 		return fmt.Errorf("campaigns: %w", err)
@@ -337,6 +345,9 @@ type countingCoAPWriter struct {
 	bearer.ResponseWriter
 	served prometheus.Counter
 }
+
+// Unwrap lets bearer.SetRegenerable reach the Endpoint's writer.
+func (c countingCoAPWriter) Unwrap() bearer.ResponseWriter { return c.ResponseWriter }
 
 func (c countingCoAPWriter) WriteResponse(code codes.Code, payload []byte) error {
 	if code == codes.Content {

@@ -57,6 +57,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/quarantine"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
+	"github.com/m2mbearer/m2mbearer/redisstore"
 )
 
 // Gateway is a running smsgw. New starts it; Shutdown stops it.
@@ -83,21 +84,24 @@ type Gateway struct {
 	oscStore  *oscore.BoltStore
 	oscCount  map[string]*oscore.Counters // transport → counts
 
-	regs   *registry.Bolt
-	qs     *queue.BoltStore
-	srv    *server.Server
-	udpEP  *bearer.Endpoint
-	dtlsEP *bearer.Endpoint
-	dtls   *secure.Server
-	smsEP  *bearer.Endpoint
-	proxy  *proxy
-	psk    map[string]config.PSK // identity → entry
-	qm     *queue.Manager
-	squeue *server.Queue
-	fleet  *Fleet
-	fw     *fw
-	models []ModelObject   // objects loaded from lwm2m.models
-	ctx    context.Context // the gateway's life; ends at Shutdown
+	regs registry.Store
+	qs   queue.Store
+	rdb  *redisstore.DB // the shared store (store: redis://...); nil for bbolt
+	// sharedBind is the provisioning store in Redis (nil for bbolt).
+	sharedBind *redisstore.Bindings
+	srv        *server.Server
+	udpEP      *bearer.Endpoint
+	dtlsEP     *bearer.Endpoint
+	dtls       *secure.Server
+	smsEP      *bearer.Endpoint
+	proxy      *proxy
+	psk        map[string]config.PSK // identity → entry
+	qm         *queue.Manager
+	squeue     *server.Queue
+	fleet      *Fleet
+	fw         *fw
+	models     []ModelObject   // objects loaded from lwm2m.models
+	ctx        context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
 	devices map[string]config.SMSDevice // endpoint → SMS rule
@@ -144,6 +148,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 		}
 	}()
 	if err = g.setToken(); err != nil {
+		return nil, err
+	}
+	if err = g.openRedis(ctx); err != nil {
 		return nil, err
 	}
 	for _, d := range cfg.SMS.Devices {
@@ -266,7 +273,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs),
+			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
@@ -348,8 +356,9 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	st, lim, ob := g.smsShared(sims)
 	b, err := sms.New(tr, sms.Config{
-		StateDir: dir, Peers: peers,
+		StateDir: dir, Peers: peers, State: st, RateLimiter: lim, OutboxBackend: ob,
 		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 		BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
@@ -375,18 +384,25 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 }
 
 func (g *Gateway) startServer() (err error) {
-	regs, err := registry.OpenBolt(filepath.Join(g.cfg.DataDir, "registrations.db"), registry.BoltOptions{
-		Options: registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations},
-		AddrDecoder: func(network, addr string) (net.Addr, error) {
-			if network == sms.Network {
-				return sms.ParseMSISDN(addr)
-			}
-			return nil, fmt.Errorf("unknown network %q", network)
-		},
-		Logger: g.log.With("component", "registry"),
-	})
+	ropts := registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations}
+	dec := func(network, addr string) (net.Addr, error) {
+		if network == sms.Network {
+			return sms.ParseMSISDN(addr)
+		}
+		return nil, fmt.Errorf("unknown network %q", network)
+	}
+	regs, err := g.redisRegistry(ropts, dec)
 	if err != nil {
-		return fmt.Errorf("registrations: %w", err)
+		return err
+	}
+	if regs == nil {
+		b, err := registry.OpenBolt(filepath.Join(g.cfg.DataDir, "registrations.db"), registry.BoltOptions{
+			Options: ropts, AddrDecoder: dec, Logger: g.log.With("component", "registry"),
+		})
+		if err != nil {
+			return fmt.Errorf("registrations: %w", err)
+		}
+		regs = b
 	}
 	g.regs = regs
 	policy, err := g.policyOptions()
@@ -394,7 +410,7 @@ func (g *Gateway) startServer() (err error) {
 		return err
 	}
 	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, policy...)
+		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
 	g.srv = server.New(regs, opts...)
 	defer func() {
 		if err == nil {
@@ -465,6 +481,9 @@ func (g *Gateway) startServer() (err error) {
 
 // pskLookup is the DTLS server's PSK store.
 func (g *Gateway) pskLookup(identity []byte) ([]byte, error) {
+	if g.sharedBind != nil {
+		return server.PSKLookup(g.sharedBind)(identity)
+	}
 	p, ok := g.psk[string(identity)]
 	if !ok {
 		return nil, fmt.Errorf("unknown PSK identity %q", identity)
@@ -493,9 +512,14 @@ func (g *Gateway) awakeWindow() time.Duration {
 // answers from its cache), and registration traffic feeds awake tracking
 // and SMS wake-ups.
 func (g *Gateway) startQueue() error {
-	qs, err := queue.OpenBoltStore(filepath.Join(g.cfg.DataDir, "queue.db"), 5*time.Second)
+	qs, err := g.redisQueue()
 	if err != nil {
-		return fmt.Errorf("queue store: %w", err)
+		return err
+	}
+	if qs == nil {
+		if qs, err = queue.OpenBoltStore(filepath.Join(g.cfg.DataDir, "queue.db"), 5*time.Second); err != nil {
+			return fmt.Errorf("queue store: %w", err)
+		}
 	}
 	g.qs = qs
 	w := g.awakeWindow()
@@ -731,6 +755,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if g.regs != nil {
 			errs = append(errs, g.regs.Close())
+		}
+		if g.sharedBind != nil {
+			errs = append(errs, g.sharedBind.Close())
+		}
+		if g.rdb != nil {
+			errs = append(errs, g.rdb.Close())
 		}
 	})
 	return errors.Join(errs...)
