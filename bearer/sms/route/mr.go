@@ -101,6 +101,7 @@ type MRStats struct {
 	Dropped    uint64 // status reports with no mapping whose TP-MR is in use for another send: acknowledged and dropped
 	Reused     uint64 // mappings given up because all 256 TP-MRs of a sender and recipient were awaiting reports
 	Expired    uint64 // mappings removed after MaxAge (their report never came)
+	Held       uint64 // status reports that came before their send's mapping was stored, held for it
 }
 
 // translator is the durable TP-MR map.
@@ -117,6 +118,7 @@ type translator struct {
 	next                                           map[string]uint8
 	assigned                                       atomic.Uint64
 	translated, unmapped, dropped, reused, expired atomic.Uint64
+	held                                           atomic.Uint64
 }
 
 func openTranslator(path string, maxAge time.Duration, now func() time.Time, log *slog.Logger) (*translator, error) {
@@ -351,7 +353,7 @@ func (t *translator) stats() MRStats {
 	n := len(t.maps)
 	t.mu.Unlock()
 	return MRStats{Mapped: n, Assigned: t.assigned.Load(), Translated: t.translated.Load(), Unmapped: t.unmapped.Load(),
-		Dropped: t.dropped.Load(), Reused: t.reused.Load(), Expired: t.expired.Load()}
+		Dropped: t.dropped.Load(), Reused: t.reused.Load(), Expired: t.expired.Load(), Held: t.held.Load()}
 }
 
 // numKey is the form numbers are mapped by.
@@ -437,7 +439,79 @@ func (m *Mux) setupMR(o options) error {
 		return err
 	}
 	m.tr, m.log = tr, o.log
+	m.flight = &sends{open: map[uint64]string{}, changed: make(chan struct{})}
 	return nil
+}
+
+// sends tracks the sends that asked for a report whose TP-MR is not mapped
+// yet, by TP-MR space. A report can overtake the mapping of its own send:
+// the SMSC's receipt may reach a link (and the mux) before that link's
+// SendTPDU returned to the mux. Such a report finds no mapping; it is held
+// until its mapping appears or every send of its space in flight at its
+// arrival has ended (mrHold at most).
+type sends struct {
+	mu      sync.Mutex
+	next    uint64
+	open    map[uint64]string // token -> space
+	changed chan struct{}     // closed and replaced when a send ends
+}
+
+const (
+	mrHold  = 30 * time.Second // longest a report waits for its mapping
+	maxHeld = 1024             // reports held at once
+)
+
+// sending takes a token for a send on r that asked for a report (0: none
+// needed).
+func (m *Mux) sending(r *route, tpdu []byte) uint64 {
+	if m.flight == nil || len(tpdu) == 0 || tpdu[0]&3 != 1 || tpdu[0]&0x20 == 0 {
+		return 0
+	}
+	f := m.flight
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.next++
+	f.open[f.next] = r.space()
+	return f.next
+}
+
+// sent gives the token back once the send's TP-MR is mapped (or it failed).
+func (m *Mux) sent(tok uint64) {
+	if tok == 0 {
+		return
+	}
+	f := m.flight
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.open, tok)
+	close(f.changed)
+	f.changed = make(chan struct{})
+}
+
+// inFlight returns the newest token, and whether a send of space is in
+// flight.
+func (f *sends) inFlight(space string) (uint64, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, sp := range f.open {
+		if sp == space {
+			return f.next, true
+		}
+	}
+	return f.next, false
+}
+
+// settled reports whether the sends of space that took a token up to snap
+// have all ended, or returns a channel closed at the next end.
+func (f *sends) settled(snap uint64, space string) (bool, <-chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for t, sp := range f.open {
+		if t <= snap && sp == space {
+			return false, f.changed
+		}
+	}
+	return true, nil
 }
 
 func (m *Mux) isShared(number string) bool {
@@ -497,8 +571,10 @@ func (e *storeError) Retryable() bool { return true }
 
 // translateIn rewrites a status report that came in on r for a number with
 // several routes to the TP-MR the bearer knows. It returns false when the
-// report was dropped (acknowledged): it has no mapping, and its TP-MR is
-// in use for another send, so passing it on could mark the wrong entry.
+// report is not to be passed on now: held for a mapping still being stored
+// (handed on by holdReport), or dropped (acknowledged): no mapping, and its
+// TP-MR in use for another send, so passing it on could mark the wrong
+// entry.
 func (m *Mux) translateIn(r *route, msg sms.Inbound) (sms.Inbound, bool) {
 	if m.tr == nil || len(msg.TPDU) < 2 || msg.TPDU[0]&3 != 2 {
 		return msg, true
@@ -512,24 +588,69 @@ func (m *Mux) translateIn(r *route, msg sms.Inbound) (sms.Inbound, bool) {
 		return msg, true // the bearer counts and drops what it cannot decode
 	}
 	to := numKey(sr.Recipient.String())
-	k, mp, ok := m.tr.lookup(r.space(), from, to, sr.MR)
-	if !ok {
-		if m.tr.used(from, to, sr.MR) {
-			m.tr.dropped.Add(1)
-			m.log.Warn("route: status report for no mapped send, its TP-MR awaits another report: dropped",
-				"route", r.Name, "sim", from, "recipient", to, "mr", sr.MR, "status", sr.Status)
-			ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
-			defer cancel()
-			if msg.Ack != nil {
-				if err := msg.Ack(ctx); err != nil {
-					m.log.Warn("route: acknowledging a dropped status report", "route", r.Name, "err", err)
-				}
-			}
+	if k, mp, ok := m.tr.lookup(r.space(), from, to, sr.MR); ok {
+		return m.rewrite(msg, sr, k, mp), true
+	}
+	if snap, busy := m.flight.inFlight(r.space()); busy {
+		if m.held.Add(1) <= maxHeld {
+			m.tr.held.Add(1)
+			m.heldWG.Add(1)
+			go m.holdReport(r, msg, sr, from, to, snap)
 			return msg, false
 		}
-		m.tr.unmapped.Add(1)
-		return msg, true
+		m.held.Add(-1)
+		m.log.Warn("route: too many status reports held for their mapping; this one is decided now", "route", r.Name)
 	}
+	return m.unmapped(r, msg, sr, from, to)
+}
+
+// holdReport waits for the mapping of a report that overtook it, then hands
+// the report on (or decides it as unmapped).
+func (m *Mux) holdReport(r *route, msg sms.Inbound, sr *pdu.StatusReport, from, to string, snap uint64) {
+	defer m.heldWG.Done()
+	defer m.held.Add(-1)
+	t := time.NewTimer(mrHold)
+	defer t.Stop()
+	for {
+		if k, mp, ok := m.tr.lookup(r.space(), from, to, sr.MR); ok {
+			m.handOn(m.rewrite(msg, sr, k, mp))
+			return
+		}
+		done, changed := m.flight.settled(snap, r.space())
+		if done {
+			break
+		}
+		select {
+		case <-changed:
+			continue
+		case <-t.C:
+		case <-m.stop:
+			if msg.Reject != nil {
+				msg.Reject(context.Background()) // the transport delivers it again
+			}
+			return
+		}
+		break
+	}
+	if msg, ok := m.unmapped(r, msg, sr, from, to); ok {
+		m.handOn(msg)
+	}
+}
+
+// handOn passes a held report on to Inbound.
+func (m *Mux) handOn(msg sms.Inbound) {
+	select {
+	case m.in <- msg:
+	case <-m.stop:
+		if msg.Reject != nil {
+			msg.Reject(context.Background())
+		}
+	}
+}
+
+// rewrite gives msg the Mux's TP-MR of mapping k; a final report's
+// acknowledgement removes the mapping.
+func (m *Mux) rewrite(msg sms.Inbound, sr *pdu.StatusReport, k mrKey, mp mapping) sms.Inbound {
 	m.tr.translated.Add(1)
 	t := append([]byte(nil), msg.TPDU...)
 	t[1] = mp.v
@@ -548,7 +669,27 @@ func (m *Mux) translateIn(r *route, msg sms.Inbound) (sms.Inbound, bool) {
 			return nil
 		}
 	}
-	return msg, true
+	return msg
+}
+
+// unmapped decides a report with no mapping: passed on unchanged when its
+// TP-MR awaits no report, else acknowledged and dropped (false).
+func (m *Mux) unmapped(r *route, msg sms.Inbound, sr *pdu.StatusReport, from, to string) (sms.Inbound, bool) {
+	if !m.tr.used(from, to, sr.MR) {
+		m.tr.unmapped.Add(1)
+		return msg, true
+	}
+	m.tr.dropped.Add(1)
+	m.log.Warn("route: status report for no mapped send, its TP-MR awaits another report: dropped",
+		"route", r.Name, "sim", from, "recipient", to, "mr", sr.MR, "status", sr.Status)
+	ctx, cancel := context.WithTimeout(context.Background(), ackTimeout)
+	defer cancel()
+	if msg.Ack != nil {
+		if err := msg.Ack(ctx); err != nil {
+			m.log.Warn("route: acknowledging a dropped status report", "route", r.Name, "err", err)
+		}
+	}
+	return msg, false
 }
 
 // ackTimeout bounds the acknowledgement of a dropped report.

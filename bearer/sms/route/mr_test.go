@@ -24,27 +24,36 @@ const (
 // simRoute is a route that numbers its sends as a SIM does: one TP-MR counter
 // per sender, starting at 0, so two of them collide at once.
 type simRoute struct {
-	mu   sync.Mutex
-	next map[string]uint8
-	fail func(n int) bool // a retryable failure for the n-th call
-	n    int
-	in   chan sms.Inbound
-	acks chan uint8 // TP-MRs of reports acknowledged
+	mu      sync.Mutex
+	next    map[string]uint8
+	fail    func(n int) bool // a retryable failure for the n-th call
+	n       int
+	block   chan struct{} // when set, a send returns only once it is closed
+	entered chan struct{} // a blocked send has its TP-MR
+	in      chan sms.Inbound
+	acks    chan uint8 // TP-MRs of reports acknowledged
 }
 
 func newSimRoute() *simRoute {
-	return &simRoute{next: map[string]uint8{}, in: make(chan sms.Inbound, 512), acks: make(chan uint8, 512)}
+	return &simRoute{next: map[string]uint8{}, in: make(chan sms.Inbound, 512), acks: make(chan uint8, 512),
+		entered: make(chan struct{}, 16)}
 }
 
 func (s *simRoute) SendTPDU(_ context.Context, from, _ string, _ []byte) (string, uint8, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.n++
 	if s.fail != nil && s.fail(s.n) {
+		s.mu.Unlock()
 		return "", 0, retryErr{true}
 	}
 	mr := s.next[from]
 	s.next[from] = mr + 1
+	block := s.block
+	s.mu.Unlock()
+	if block != nil {
+		s.entered <- struct{}{}
+		<-block
+	}
 	return from, mr, nil
 }
 
@@ -328,6 +337,52 @@ func TestMRTranslation(t *testing.T) {
 		modems.report(t, shared, dev, 0, 0x00) // another space, no send of its own: not op1's
 		if got, _ := readReport(t, m); got != 0 || got == v || m.MRStats().Unmapped != 1 {
 			t.Fatalf("the modems' report passed on as %d (op1's send has %d), stats %+v", got, v, m.MRStats())
+		}
+	})
+	t.Run("report before its send's mapping: held until it is stored", func(t *testing.T) {
+		r := newMRRig(t, filepath.Join(t.TempDir(), "route.db"))
+		r.sendVia(t, "smpp:op1", shared, dev, true) // smpp TP-MR 0 mapped
+		// The modems' next send (their TP-MR 0) is reported before its
+		// SendTPDU returns to the mux; a foreign report comes too.
+		release := make(chan struct{})
+		r.modems.mu.Lock()
+		r.modems.block = release
+		r.modems.mu.Unlock()
+		type res struct {
+			v   uint8
+			err error
+		}
+		done := make(chan res, 1)
+		go func() {
+			r.smpp.mu.Lock()
+			r.smpp.fail = func(int) bool { return true }
+			r.smpp.mu.Unlock()
+			_, v, err := r.m.SendTPDU(context.Background(), shared, dev, submit(t, dev, true))
+			done <- res{v, err}
+		}()
+		<-r.modems.entered
+		r.modems.report(t, shared, dev, 0, 0x00)  // its own, early
+		r.modems.report(t, shared, dev2, 9, 0x00) // nobody's
+		select {
+		case msg := <-r.m.Inbound():
+			t.Fatalf("report passed on before the mapping existed: %x", msg.TPDU)
+		case <-time.After(100 * time.Millisecond):
+		}
+		close(release)
+		got := <-done
+		if got.err != nil {
+			t.Fatal(got.err)
+		}
+		seen := map[uint8]bool{}
+		for i := 0; i < 2; i++ {
+			mr, _ := readReport(t, r.m)
+			seen[mr] = true
+		}
+		if !seen[got.v] || !seen[9] {
+			t.Fatalf("reports passed on as %v, want the send's %d and the foreign 9", seen, got.v)
+		}
+		if st := r.m.MRStats(); st.Held != 2 || st.Translated != 1 || st.Unmapped != 1 {
+			t.Fatalf("stats %+v", st)
 		}
 	})
 	t.Run("state file unusable: a send that asked for a report fails retryably", func(t *testing.T) {

@@ -83,6 +83,9 @@ type Mux struct {
 	allShared bool
 	tr        *translator
 	log       *slog.Logger
+	flight    *sends         // sends whose TP-MR is not mapped yet
+	heldWG    sync.WaitGroup // reports held for their mapping
+	held      atomic.Int32
 }
 
 // New returns a Mux over routes, tried in the given order (earlier is
@@ -127,6 +130,7 @@ func New(routes []Route, buffer int, opts ...Option) (*Mux, error) {
 	go func() {
 		defer m.wg.Done()
 		open.Wait()
+		m.heldWG.Wait() // reports held for their mapping (mr.go) are handed on first
 		close(m.in)
 	}()
 	for _, r := range m.routes {
@@ -211,11 +215,14 @@ func (m *Mux) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (strin
 	}
 	var last error
 	for i, r := range cands {
+		tok := m.sending(r, tpdu) // until its TP-MR is mapped (mr.go)
 		sim, mr, err := r.Transport.SendTPDU(ctx, from, to, tpdu)
 		if err == nil {
 			r.sent.Add(1)
+			defer m.sent(tok)
 			return m.translateSent(r, sim, to, tpdu, mr)
 		}
+		m.sent(tok)
 		r.failed.Add(1)
 		last = fmt.Errorf("route %s: %w", r.Name, err)
 		if !outbox.Retryable(err) || ctx.Err() != nil {

@@ -203,7 +203,7 @@ func TestAccountSharedByLinks(t *testing.T) {
 						t.Fatalf("entry %d: %v %v", r.Entry.ID, r.Outcome, r.Err)
 					}
 				case <-time.After(20 * time.Second):
-					t.Fatalf("%d of %d delivered; op1 %+v, op2 %+v", i, entries, links[0].Stats(), links[1].Stats())
+					t.Fatalf("%d of %d delivered; op1 %+v, op2 %+v, mux %+v", i, entries, links[0].Stats(), links[1].Stats(), mux.MRStats())
 				}
 			}
 			a, b := links[0].Stats(), links[1].Stats()

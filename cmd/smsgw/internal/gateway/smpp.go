@@ -162,7 +162,7 @@ func newSMPPCollector(links []smppLink, mux *route.Mux) *smppCollector {
 		counter: prometheus.NewDesc("smsgw_smpp_total", "SMPP link counters (binds, submits, throttling, receipts, malformed PDUs).", []string{"link", "what"}, nil),
 		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt, payload_sets (incomplete, payload mode).", []string{"link", "what"}, nil),
 		routes:  prometheus.NewDesc("smsgw_sms_route_total", "SMS routes (SMPP links, modems): sends, failures, failovers, receptions.", []string{"route", "what"}, nil),
-		mr: prometheus.NewDesc("smsgw_sms_tpmr_total", "TP-MR translation for numbers with several routes (docs/smpp.md): assigned, translated, unmapped, dropped, reused, expired.",
+		mr: prometheus.NewDesc("smsgw_sms_tpmr_total", "TP-MR translation for numbers with several routes (docs/smpp.md): assigned, translated, unmapped, dropped, reused, expired, held.",
 			[]string{"what"}, nil),
 		mrMapped: prometheus.NewDesc("smsgw_sms_tpmr_mapped", "Sends over numbers with several routes awaiting their status report.", nil, nil)}
 }
@@ -184,7 +184,7 @@ func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		st := c.mux.MRStats()
 		for k, v := range map[string]uint64{"assigned": st.Assigned, "translated": st.Translated, "unmapped": st.Unmapped,
-			"dropped": st.Dropped, "reused": st.Reused, "expired": st.Expired} {
+			"dropped": st.Dropped, "reused": st.Reused, "expired": st.Expired, "held": st.Held} {
 			ch <- prometheus.MustNewConstMetric(c.mr, prometheus.CounterValue, float64(v), k)
 		}
 		ch <- prometheus.MustNewConstMetric(c.mrMapped, prometheus.GaugeValue, float64(st.Mapped))
