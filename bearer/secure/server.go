@@ -29,6 +29,9 @@ import (
 // address starts a new session (pion/dtls answers it with a
 // HelloVerifyRequest cookie before any costly work). Malformed datagrams and
 // records for no session are dropped and counted in Stats.
+//
+// The zero Server is not usable: use NewServer. It behaves as a closed
+// Server whose calls fail with ErrNotCreated.
 type Server struct {
 	inner  bearer.Bearer
 	cfg    Config
@@ -240,7 +243,12 @@ func (s *Server) LastHeard(peer net.Addr) time.Time {
 }
 
 // LocalAddr returns the inner bearer's local address.
-func (s *Server) LocalAddr() net.Addr { return s.inner.LocalAddr() }
+func (s *Server) LocalAddr() net.Addr {
+	if s.inner == nil {
+		return nil
+	}
+	return s.inner.LocalAddr()
+}
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
@@ -283,6 +291,9 @@ func (s *Server) logFailure(msg string, args ...any) {
 // A datagram longer than p is truncated and an error wrapping
 // io.ErrShortBuffer is returned with it.
 func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
+	if s.done == nil {
+		return 0, nil, ErrNotCreated
+	}
 	select {
 	case d := <-s.incoming:
 		n := copy(p, d.b)
@@ -307,6 +318,9 @@ func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
 // CloseSession or by the peer, or ending while p was being written — and
 // bearer.ErrTooLarge when p exceeds Params().MaxDatagram.
 func (s *Server) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if s.done == nil {
+		return 0, ErrNotCreated
+	}
 	if len(p) > s.params.MaxDatagram {
 		return 0, fmt.Errorf("secure: %d bytes > %d: %w", len(p), s.params.MaxDatagram, bearer.ErrTooLarge)
 	}
@@ -404,10 +418,19 @@ func (s *Server) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the deadline of ReadFrom calls, pending ones included.
-func (s *Server) SetReadDeadline(t time.Time) error { s.rd.set(t); return nil }
+func (s *Server) SetReadDeadline(t time.Time) error {
+	if s.done == nil {
+		return ErrNotCreated
+	}
+	s.rd.set(t)
+	return nil
+}
 
 // SetWriteDeadline sets the deadline checked by WriteTo.
 func (s *Server) SetWriteDeadline(t time.Time) error {
+	if s.done == nil {
+		return ErrNotCreated
+	}
 	s.wdMu.Lock()
 	s.wd = t
 	s.wdMu.Unlock()
@@ -417,6 +440,9 @@ func (s *Server) SetWriteDeadline(t time.Time) error {
 // Close sends close_notify to every established peer, closes all sessions
 // and the inner bearer, and waits for the Server's goroutines to stop.
 func (s *Server) Close() error {
+	if s.done == nil { // a zero Server: nothing runs
+		return nil
+	}
 	var err error
 	s.once.Do(func() {
 		s.mu.Lock()

@@ -161,6 +161,9 @@ func (c *Client) clock() Clock {
 // first opens a new security context when the last one was lost (a
 // handshake that fails is a failed attempt).
 func (c *Client) RegisterWithRetry(ctx context.Context) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	p := c.RetryPolicy()
 	attempts := 0
 	var last error
@@ -201,6 +204,9 @@ func (c *Client) RegisterWithRetry(ctx context.Context) error {
 // 17–20) and then starts the update loop. It returns a
 // *RegistrationFailedError when the procedure gave up.
 func (c *Client) StartRetry(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	c.mu.Lock()
 	if c.started || c.closed {
 		c.mu.Unlock()
