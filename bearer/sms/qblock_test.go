@@ -204,14 +204,7 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				big := body(size, seed)
 				srv := newBodyServer(big)
 				p := newPairSeed(t, seed, smstest.Faults{}, func(side string, c *sms.Config) {
-					// The Q-Block timers of ACK_TIMEOUT 200 ms; the wait
-					// for the first sign of an answer (MAX_TRANSMIT_WAIT)
-					// of ACK_TIMEOUT 600 ms: a request and its first block
-					// each pass two fsync'd stores (outbox, inbox), which
-					// under -race on a loaded machine take more than the
-					// 300 ms of ACK_TIMEOUT 200 ms.
-					c.Params = testParams(600 * time.Millisecond)
-					c.Params.QBlock.NonTimeout, c.Params.QBlock.NonReceiveTimeout = 200*time.Millisecond, 400*time.Millisecond
+					c.Params = testParams(200 * time.Millisecond)
 				})
 				_, dev := endpoints(t, p, srv.mux)
 				ctx := ctxT(t, 3*time.Minute)

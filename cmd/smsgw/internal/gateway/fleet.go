@@ -69,7 +69,7 @@ type Light struct {
 	fwBase int // updates applied before this start
 	oscSt  *oscore.BoltStore
 	oscCtx *oscore.Context // OSCORE lights: one context for every bearer
-	dtls   *dtlsSMSLight // KindDTLSSMS
+	dtls   *dtlsSMSLight   // KindDTLSSMS
 }
 
 // PSK is a DTLS pre-shared key.
@@ -254,7 +254,11 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			if err != nil {
 				return err
 			}
-			if sb, err = l.wrapOSCORE(dir, b, a); err != nil {
+			var reg net.Addr = a
+			if l.sleeps() { // registers over UDP, woken over SMS
+				reg = s.ServerUDP
+			}
+			if sb, err = l.wrapOSCORE(dir, b, a, reg); err != nil {
 				return err
 			}
 		}
@@ -275,7 +279,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			b = l.sleepy
 		}
 		if l.OSCORE != nil {
-			if b, err = l.wrapOSCORE(dir, b, s.ServerUDP); err != nil {
+			if b, err = l.wrapOSCORE(dir, b, s.ServerUDP, s.ServerUDP); err != nil {
 				u.Close()
 				return err
 			}

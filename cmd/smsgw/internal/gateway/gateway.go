@@ -218,8 +218,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, Awake: f.Awake,
-			OSCOREQueue: f.OSCOREQueue,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -278,8 +277,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, ServerSIMs: sims(s.ServerSIMs),
-			OSCOREQueue: f.OSCOREQueue,
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, ServerSIMs: sims(s.ServerSIMs),
 			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
