@@ -70,7 +70,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 		inner: inner, peer: peer, key: bearer.AddrKey(peer), params: params,
 		done: make(chan struct{}),
 	}
-	cn.vc = newVConn(inner, c.QueueLen, nil)
+	cn.vc = newVConn(inner, c.QueueLen, nil, nil)
 
 	v := &peerVerifier{roots: c.RootCAs, serverName: c.ServerName, rawKey: c.VerifyRawKey}
 	var opts []dtls.ClientOption

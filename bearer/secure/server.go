@@ -516,11 +516,13 @@ func (s *Server) route(b []byte, addr net.Addr) {
 	case nxt != nil && (ri.contentType == contentHandshake || ri.contentType == contentChangeCipherSpec):
 		target = nxt
 	case nxt != nil && nxt.ccsSent.Load():
-		// The successor has sent its ChangeCipherSpec and Finished: the
-		// peer may now write under the new keys (at once after an
-		// abbreviated handshake, where the peer's Finished and its first
-		// request arrive together, before the successor has read the
-		// Finished and taken the address over). Without a CID neither
+		// The successor is sending its ChangeCipherSpec and Finished (the
+		// flag is set before the datagram leaves: the peer's answer can
+		// come back before the write returns): the peer may now write
+		// under the new keys (at once after an abbreviated handshake,
+		// where the peer's Finished and its first request arrive
+		// together, before the successor has read the Finished and
+		// taken the address over). Without a CID neither
 		// header says which session a record belongs to, so both get it:
 		// the one whose keys fit decrypts it, the other drops it (DTLS
 		// drops records that fail authentication silently).
@@ -626,7 +628,7 @@ func (s *Server) newSessionLocked(addr net.Addr, key string, pred *session) *ses
 		return nil
 	}
 	sess := &session{srv: s, addr: addr, key: key, pred: pred, closing: make(chan struct{})}
-	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.wrote)
+	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.sending, sess.wrote)
 	sess.created = time.Now()
 	sess.touch()
 	s.all[sess] = struct{}{}

@@ -27,7 +27,13 @@ func testCtx(t *testing.T) context.Context {
 // writes every datagram back prefixed with the peer's identity string.
 func startServer(t *testing.T, n *memNet, cfg *Config) *Server {
 	t.Helper()
-	s, err := NewServer(n.attach("srv", memParams()), cfg)
+	return startServerOn(t, n.attach("srv", memParams()), cfg)
+}
+
+// startServerOn is startServer on a given inner bearer.
+func startServerOn(t *testing.T, inner bearer.Bearer, cfg *Config) *Server {
+	t.Helper()
+	s, err := NewServer(inner, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
