@@ -209,14 +209,14 @@ func TestResumption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newMemNet()
 			scache, _ := NewSessionCache()
-			scid := -1
+			scid, ccid := new(0), (*int)(nil)
 			if tc.cid > 0 {
-				scid = 6
+				scid, ccid = new(6), new(tc.cid)
 			}
 			s := startServer(t, n, &Config{PSKLookup: pskLookup, Sessions: scache, CIDLength: scid,
 				SkipHelloVerify: tc.skipHVR, Logger: discardLogger()})
 			ccache, _ := NewSessionCache()
-			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, CIDLength: tc.cid, Logger: discardLogger()}
+			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, CIDLength: ccid, Logger: discardLogger()}
 			old := n.attach("dev", memParams())
 			c1, err := Dial(testCtx(t), old, memAddr("srv"), cli)
 			if err != nil {
@@ -450,10 +450,10 @@ func (b *lateReturn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func TestResumptionPeerFasterThanWrite(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		cid  int // the server's CIDLength
+		cid  *int // the server's CIDLength
 	}{
-		{name: "no CIDs", cid: -1},
-		{name: "server issues CIDs", cid: 6},
+		{name: "no CIDs", cid: new(0)},
+		{name: "server issues CIDs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newMemNet()

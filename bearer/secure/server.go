@@ -159,9 +159,7 @@ func NewServer(inner bearer.Bearer, cfg *Config) (*Server, error) {
 		incoming: make(chan datagram, c.QueueLen),
 		done:     make(chan struct{}),
 	}
-	if c.CIDLength > 0 {
-		s.cidLen = c.CIDLength
-	}
+	s.cidLen = c.issuedCIDLen()
 	var err error
 	s.params, s.mtu, err = wrapParams(inner.Params(), c.suites(true), s.cidLen, c.MTU)
 	if err != nil {
@@ -207,18 +205,14 @@ func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (
 // (CID and inner content type, RFC 9146 §4) when connection IDs are used.
 // It is what Server.Params subtracts. A client cannot know before the
 // handshake whether and how long a CID the server will issue, so for a
-// client it assumes DefaultCIDLength (unless CIDLength < 0); Conn.Params,
-// computed after the handshake, is exact.
+// client it assumes DefaultCIDLength (none when CIDLength is new(0));
+// Conn.Params, computed after the handshake, is exact.
 func Overhead(cfg *Config, server bool) int {
 	if cfg == nil {
 		cfg = &Config{}
 	}
 	c := cfg.withDefaults()
-	cid := c.CIDLength
-	if cid < 0 {
-		cid = 0
-	}
-	return recordOverhead(c.suites(server), cid)
+	return recordOverhead(c.suites(server), c.issuedCIDLen())
 }
 
 // Params returns inner's parameters adapted to DTLS.
