@@ -174,7 +174,7 @@ func rpkCreds(t *testing.T) (srv, dev tls.Certificate, srvSPKI, devSPKI []byte) 
 func handshakeConfigs(t *testing.T, mode string, mtu int) (srv, dev *secure.Config) {
 	t.Helper()
 	srv, dev = secureCfg(mtu)
-	srv.SkipHelloVerify, srv.CIDLength, dev.CIDLength = true, -1, -1
+	srv.SkipHelloVerify, srv.CIDLength, dev.CIDLength = true, new(0), new(0)
 	switch mode {
 	case "psk":
 	case "rpk":

@@ -64,7 +64,7 @@ func TestUnansweredRequestOverSMS(t *testing.T) {
 			return dev
 		}},
 		{"DTLS PSK", sms.SecurityDTLS, func(t *testing.T, p *pair) *bearer.Endpoint {
-			ss, err := secure.NewServer(p.srv, smsServerDTLS(nil, -1))
+			ss, err := secure.NewServer(p.srv, smsServerDTLS(nil, new(0)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -72,7 +72,7 @@ func TestUnansweredRequestOverSMS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			conn, err := secure.Dial(costCtx(t), p.dev, mustAddr(t, serverNum), smsClientDTLS(nil, -1))
+			conn, err := secure.Dial(costCtx(t), p.dev, mustAddr(t, serverNum), smsClientDTLS(nil, new(0)))
 			if err != nil {
 				t.Fatal(err)
 			}

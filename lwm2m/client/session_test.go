@@ -59,7 +59,7 @@ func (s *dtlsServer) start() {
 	dsrv, err := secure.NewServer(s.side.listen(t), &secure.Config{
 		PSKLookup:  func(id []byte) ([]byte, error) { return recoverKey, nil },
 		Sessions:   s.cache,
-		QuietClose: s.quiet, SkipHelloVerify: s.side.mtu > 0, MTU: s.side.mtu, CIDLength: -1,
+		QuietClose: s.quiet, SkipHelloVerify: s.side.mtu > 0, MTU: s.side.mtu, CIDLength: new(0),
 		FlightInterval: 300 * time.Millisecond,
 	})
 	if err != nil {
@@ -122,7 +122,7 @@ func TestClientRecoversLostDTLSSession(t *testing.T) {
 					dials.Add(1)
 					conn, err := secure.Dial(ctx, sd.device(t), sd.srvAddr(), &secure.Config{
 						PSKIdentity: []byte("psk-a"), PSKKey: recoverKey, Sessions: ccache,
-						QuietClose: sd.mtu > 0, MTU: sd.mtu, CIDLength: -1,
+						QuietClose: sd.mtu > 0, MTU: sd.mtu, CIDLength: new(0),
 						FlightInterval: 300 * time.Millisecond, HandshakeTimeout: 10 * time.Second,
 					})
 					if err != nil {
@@ -190,7 +190,7 @@ func TestClientSessionRecoveryBounded(t *testing.T) {
 	dial := func(ctx context.Context) (*bearer.Endpoint, error) {
 		dials.Add(1)
 		conn, err := secure.Dial(ctx, sd.device(t), sd.srvAddr(), &secure.Config{
-			PSKIdentity: []byte("psk-a"), PSKKey: recoverKey, Sessions: ccache, QuietClose: true, MTU: sd.mtu, CIDLength: -1,
+			PSKIdentity: []byte("psk-a"), PSKKey: recoverKey, Sessions: ccache, QuietClose: true, MTU: sd.mtu, CIDLength: new(0),
 			FlightInterval: 200 * time.Millisecond, HandshakeTimeout: 1500 * time.Millisecond,
 		})
 		if err != nil {
