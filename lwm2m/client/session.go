@@ -27,7 +27,6 @@ import (
 
 // sessionState is the client's security-context recovery.
 type sessionState struct {
-	dial func(ctx context.Context) (*bearer.Endpoint, error)
 	lost atomic.Bool // renew the session before the next Register
 
 	owned *bearer.Endpoint // guarded by Client.mu: the Endpoint the client opened last (closed on Close)
