@@ -204,7 +204,14 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				big := body(size, seed)
 				srv := newBodyServer(big)
 				p := newPairSeed(t, seed, smstest.Faults{}, func(side string, c *sms.Config) {
-					c.Params = testParams(200 * time.Millisecond)
+					// ACK_TIMEOUT 500 ms: on SMS a request goes once
+					// (MAX_RETRANSMIT 0) and waits MAX_TRANSMIT_WAIT (750 ms
+					// here) for the first sign of an answer; each datagram
+					// passes two fsync'd stores (outbox, inbox), and with
+					// 200 ms (300 ms to wait) even the loss-free first GET
+					// timed out on a loaded machine (3 test binaries at
+					// once: 1 run in 6).
+					c.Params = testParams(500 * time.Millisecond)
 				})
 				_, dev := endpoints(t, p, srv.mux)
 				ctx := ctxT(t, 3*time.Minute)
