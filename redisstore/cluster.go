@@ -148,6 +148,11 @@ func (d *DB) Forget(ctx context.Context, node string) error {
 	return wrap("forget", d.c.HDel(ctx, d.Key("nodes"), node).Err())
 }
 
+// Classify returns err of a command run on DB.Client as the stores return
+// theirs: an outage becomes an *UnavailableError (503 upstream), anything
+// else gets op's name.
+func Classify(op string, err error) error { return wrap(op, err) }
+
 // Lease is one grant of a named lease.
 type Lease struct {
 	Name  string `json:"name"`
@@ -269,4 +274,64 @@ func (d *DB) Leases(ctx context.Context, prefix string, max int) ([]Lease, error
 func escapeGlob(s string) string {
 	r := strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
 	return r.Replace(s)
+}
+
+type leaseKey struct{}
+
+// WithLease returns ctx carrying l: a store write given that context is
+// fenced by it (Campaigns.SaveDevice).
+func WithLease(ctx context.Context, l Lease) context.Context {
+	return context.WithValue(ctx, leaseKey{}, l)
+}
+
+// LeaseFrom returns the lease ctx carries.
+func LeaseFrom(ctx context.Context) (Lease, bool) {
+	l, ok := ctx.Value(leaseKey{}).(Lease)
+	return l, ok
+}
+
+// Hold takes the lease name for ttl and keeps renewing it (every ttl/3)
+// until release is called or ctx ends. The context it returns carries the
+// lease (WithLease) and ends when the lease is lost (a renewal found
+// another grant, or could not reach Redis before the lease ran out) or
+// ctx ends; release gives the lease up.
+func (d *DB) Hold(ctx context.Context, name string, ttl time.Duration) (context.Context, func(), error) {
+	l, err := d.Acquire(ctx, name, ttl)
+	if err != nil {
+		return nil, nil, err
+	}
+	lctx, cancel := context.WithCancel(WithLease(ctx, l))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		last := time.Now()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(lctx, ttl/3)
+			err := d.Renew(rctx, l, ttl)
+			rcancel()
+			switch {
+			case err == nil:
+				last = time.Now()
+			case errors.Is(err, ErrLeaseLost) || time.Since(last) > ttl:
+				d.log.Warn("redisstore: lease lost", "lease", name, "token", l.Token, "err", err)
+				cancel()
+				return
+			}
+		}
+	}()
+	release := func() {
+		cancel()
+		<-done
+		rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer rcancel()
+		_ = d.Release(rctx, l)
+	}
+	return lctx, release, nil
 }

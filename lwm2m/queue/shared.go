@@ -170,3 +170,17 @@ func (m *Manager) insertLocked(d *device, e entry) bool {
 	m.gauges()
 	return true
 }
+
+// Reschedule looks again at every device with queued work (cluster mode:
+// when a node goes down, Config.Holds changes for its devices, and the
+// node that takes them over wakes them).
+func (m *Manager) Reschedule() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	for _, d := range m.devices {
+		if len(d.queue) > 0 {
+			m.scheduleLocked(d, now)
+		}
+	}
+}

@@ -83,6 +83,9 @@ type QueueConfig struct {
 	OnEvent       func(queue.Event)
 	Metrics       queue.Metrics
 	Clock         queue.Clock
+	// Holds is queue.Config.Holds: on a queue Store shared by several
+	// nodes, whether this node wakes the device (nil: always).
+	Holds func(ep string) bool
 }
 
 // DeviceSettings are per-device queue-mode settings, typically from the
@@ -204,7 +207,7 @@ func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
 		DefaultExpiry: cfg.DefaultExpiry, DefaultWindow: cfg.Window, DedupWindow: cfg.DedupWindow,
 		Concurrency: cfg.Concurrency, ExecTimeout: exec, Retention: cfg.Retention, MaxResults: cfg.MaxResults,
 		MaxDevices: cfg.MaxDevices, OnEvent: cfg.OnEvent, Metrics: cfg.Metrics, Clock: cfg.Clock,
-		Logger: s.log.With("component", "queue"),
+		Holds: cfg.Holds, Logger: s.log.With("component", "queue"),
 	})
 	if err != nil {
 		q.cancel()

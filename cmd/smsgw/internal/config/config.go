@@ -40,6 +40,7 @@ type Config struct {
 	Store       string    `yaml:"store"`
 	StorePrefix string    `yaml:"store_prefix"`
 	Node        string    `yaml:"node"`
+	Cluster     Cluster   `yaml:"cluster"`
 	Log         Log       `yaml:"log"`
 	API         API       `yaml:"api"`
 	LwM2M       LwM2M     `yaml:"lwm2m"`

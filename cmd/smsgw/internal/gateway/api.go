@@ -58,6 +58,9 @@ func (g *Gateway) Handler() http.Handler {
 		if i := strings.IndexByte(route, ' '); i >= 0 {
 			route = route[i+1:]
 		}
+		if strings.Contains(pattern, "/{ep}/") {
+			h = g.routed(h) // to the node holding the device (cluster mode)
+		}
 		var hh http.Handler = h
 		if auth {
 			hh = g.auth(h)
@@ -94,6 +97,7 @@ func (g *Gateway) Handler() http.Handler {
 	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
+	handle("GET /api/v1/cluster", g.getCluster, true)
 	g.dmRoutes(handle)
 	g.fwRoutes(handle, mux)
 	mux.Handle("GET /ui/", uiHandler())
