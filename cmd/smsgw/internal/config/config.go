@@ -614,7 +614,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			switch {
 			case err != nil:
 				ck.add(fmt.Sprintf("server_sim %q: %v", d.ServerSIM, err), "sms", "devices", idx, "server_sim")
-			case !sims[a.String()]:
+			case !sims[a.String()] && !c.RedisStore():
+				// In a cluster the SIM may be on another node's modem.
 				ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem or SMPP source (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
 			}
 		}

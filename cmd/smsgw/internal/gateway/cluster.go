@@ -35,7 +35,7 @@ type cluster struct {
 	localSIMs map[string]bool
 	started   time.Time
 
-	alive atomic.Pointer[map[string]bool]   // live nodes, from the last heartbeat round
+	alive atomic.Pointer[map[string]bool] // live nodes, from the last heartbeat round
 	nodes atomic.Pointer[[]redisstore.NodeStatus]
 
 	met clusterMetrics
