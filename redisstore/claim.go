@@ -226,8 +226,9 @@ func (q *Queue) Claims() []Lease {
 // added or finished by any node (this one included), in order; resync is
 // called when entries may have been missed (after an outage or a gap), to
 // walk the whole store again. Both run on the Watch goroutine, which Close
-// stops.
-func (q *Queue) Watch(changed func(ids []uint64), resync func(), log *slog.Logger) error {
+// stops; an error from either (Redis out of reach) makes the stream resync
+// once Redis answers.
+func (q *Queue) Watch(changed func(ids []uint64) error, resync func() error, log *slog.Logger) error {
 	if err := q.open(); err != nil {
 		return err
 	}
@@ -238,8 +239,7 @@ func (q *Queue) Watch(changed func(ids []uint64), resync func(), log *slog.Logge
 				first = false // the Manager has just loaded the store
 				return nil
 			}
-			resync()
-			return nil
+			return resync()
 		},
 		apply: func(_ context.Context, msgs []redis.XMessage) error {
 			ids := make([]uint64, 0, len(msgs))
@@ -248,8 +248,7 @@ func (q *Queue) Watch(changed func(ids []uint64), resync func(), log *slog.Logge
 					ids = append(ids, id)
 				}
 			}
-			changed(ids)
-			return nil
+			return changed(ids)
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -335,3 +335,47 @@ func (d *DB) Hold(ctx context.Context, name string, ttl time.Duration) (context.
 	}
 	return lctx, release, nil
 }
+
+// Triggers keeps what the LwM2M server learned of each device's Trigger
+// (/1/x/21) and the /1 instance of this server, for every node
+// (server.TriggerStore). Key: P trig, hash endpoint -> "<inst> <0|1>".
+type Triggers struct{ db *DB }
+
+// Triggers returns the deployment's trigger table.
+func (d *DB) Triggers() *Triggers { return &Triggers{db: d} }
+
+// GetTrigger implements server.TriggerStore.
+func (t *Triggers) GetTrigger(ep string) (uint16, bool, bool, error) {
+	if t == nil || t.db == nil || t.db.c == nil {
+		return 0, false, false, ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	v, err := t.db.c.HGet(ctx, t.db.Key("trig"), ep).Result()
+	if errors.Is(err, redis.Nil) {
+		return 0, false, false, nil
+	}
+	if err != nil {
+		return 0, false, false, wrap("trigger get", err)
+	}
+	inst, on, _ := strings.Cut(v, " ")
+	n, err := strconv.ParseUint(inst, 10, 16)
+	if err != nil {
+		return 0, false, false, fmt.Errorf("redisstore: trigger of %s: %q", ep, v)
+	}
+	return uint16(n), on == "1", true, nil
+}
+
+// SetTrigger implements server.TriggerStore.
+func (t *Triggers) SetTrigger(ep string, inst uint16, on bool) error {
+	if t == nil || t.db == nil || t.db.c == nil {
+		return ErrClosed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	v := strconv.FormatUint(uint64(inst), 10) + " 0"
+	if on {
+		v = v[:len(v)-1] + "1"
+	}
+	return wrap("trigger set", t.db.c.HSet(ctx, t.db.Key("trig"), ep, v).Err())
+}

@@ -211,11 +211,12 @@ func TestQueueLeases(t *testing.T) {
 	t.Run("change stream", func(t *testing.T) {
 		var mu sync.Mutex
 		var seen []uint64
-		if err := b.Watch(func(ids []uint64) {
+		if err := b.Watch(func(ids []uint64) error {
 			mu.Lock()
 			seen = append(seen, ids...)
 			mu.Unlock()
-		}, func() {}, nil); err != nil {
+			return nil
+		}, func() error { return nil }, nil); err != nil {
 			t.Fatal(err)
 		}
 		id, _ := a.Add(storetest.Rec("light-4", 0))

@@ -1,12 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/gateway"
+	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 )
 
 // TestClusterRouting (issue 15): three smsgw processes on one redis-server.
@@ -29,7 +36,10 @@ func TestClusterRouting(t *testing.T) {
 	defer func() {
 		if t.Failed() {
 			for _, n := range e.nodes {
-				t.Logf("%s stderr (last 3k):\n%s", n.name, tail(n.d.stderr.String(), 3072))
+				t.Logf("%s stderr (last 3k):\n%s", n.name, tail(n.d.stderr.String(), clusterTail()))
+				if os.Getenv("M2M_CLUSTER_LOG") != "" {
+					os.WriteFile(filepath.Join(os.TempDir(), "cluster-"+n.name+".log"), []byte(n.d.stderr.String()), 0o600)
+				}
 			}
 		}
 	}()
@@ -91,4 +101,172 @@ func TestClusterRouting(t *testing.T) {
 	if got := a.metric(`smsgw_queue_events_total{event="wakeups"}`) + c.metric(`smsgw_queue_events_total{event="wakeups"}`); got != 0 {
 		t.Fatalf("A and C sent %v wake-ups (only B holds the light)", got)
 	}
+}
+
+// clusterLights is how many lights the failover proof updates: 100 in the
+// suite, M2M_CLUSTER_LIGHTS (e.g. 1000) by hand.
+func clusterLights(t *testing.T) int {
+	if s := os.Getenv("M2M_CLUSTER_LIGHTS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 5000 {
+			t.Fatalf("M2M_CLUSTER_LIGHTS=%q: want 1..5000", s)
+		}
+		return n
+	}
+	return 100
+}
+
+// TestClusterFailover (issue 15): three smsgw processes behind a UDP load
+// balancer; a firmware campaign over the UDP lights and 100 queued writes
+// (each a distinct value) to lights in queue mode whose SIMs are spread
+// over the nodes. Each node in turn is SIGKILLed mid-run and started again
+// a lease later; then redis-server is SIGKILLed and restarted from its AOF
+// while 30 more writes are in flight. Every accepted write is applied by
+// its light exactly once (the lights count them), every light is updated
+// exactly once (the lights count it), the campaign finishes, and every job
+// ends done.
+func TestClusterFailover(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs three daemons and redis-server")
+	}
+	nUDP, nQueue := clusterLights(t), 20
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(8+nUDP/100)*time.Minute)
+	defer cancel()
+	udpL := planLights(gateway.KindUDP, "f", nUDP, 0, 3)
+	qL := planLights(gateway.KindQueue, "w", nQueue, 2000, 3)
+	e := newClusterEnv(t, ctx, 3, devicesYAML(qL))
+	defer func() {
+		if t.Failed() {
+			for _, n := range e.nodes {
+				t.Logf("%s stderr (last 3k):\n%s", n.name, tail(n.d.stderr.String(), clusterTail()))
+				if os.Getenv("M2M_CLUSTER_LOG") != "" {
+					os.WriteFile(filepath.Join(os.TempDir(), "cluster-"+n.name+".log"), []byte(n.d.stderr.String()), 0o600)
+				}
+			}
+		}
+	}()
+	e.lb = newUDPLB(t, 3)
+	for i, n := range e.nodes {
+		e.lb.setBackend(i, n.udp)
+	}
+	e.startLights(udpL, e.lb.addr(), 0)
+	e.startLights(qL, e.lb.addr(), 4*time.Second)
+	e.waitRegistered(0, nUDP+nQueue, time.Duration(60+nUDP/10)*time.Second)
+	live := func(skip int) *daemon {
+		for i, n := range e.nodes {
+			if i != skip {
+				return n.d
+			}
+		}
+		return nil
+	}
+
+	// 100 queued writes, 5 per queue light, asked at the nodes in turn.
+	type job struct {
+		id    string
+		light int
+		value int
+	}
+	var jobs []job
+	queueWrites := func(n, base int, skip int) {
+		for k := 0; k < n; k++ {
+			li, val := k%nQueue, (base+k)/nQueue // distinct per light, 0..100
+			d := e.nodes[k%3].d
+			if k%3 == skip {
+				d = live(skip)
+			}
+			code, v := d.call("PUT", fmt.Sprintf("/devices/%s/data/3311/0/5851", qL[li].Name), fmt.Sprintf(`{"value":%d}`, val))
+			if code != 202 && code != 200 {
+				t.Fatalf("write %d to %s: %d %v", val, qL[li].Name, code, v)
+			}
+			j, _ := v["job"].(map[string]any)
+			jobs = append(jobs, job{id: fmt.Sprint(j["id"]), light: li, value: val})
+		}
+	}
+
+	// The image, in the firmware dir all nodes share.
+	pkg, err := firmware.BuildPackage("2.0.0", bytes.Repeat([]byte("cluster firmware 2.0.0 "), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgFile := filepath.Join(e.dir, "sl-2.0.0.bin")
+	os.WriteFile(pkgFile, pkg, 0o600)
+	img := e.nodes[0].d.cli("fw", "upload", pkgFile, "-version", "2.0.0")
+	imgID, _ := img["id"].(string)
+	queueWrites(100, 0, -1)
+	code, v := e.nodes[0].d.call("POST", "/campaigns", fmt.Sprintf(`{"image":%q,"prefix":"f-","concurrency":%d,"retries":5,"backoff":"2s"}`, imgID, max(2, nUDP/25)))
+	if code != 201 {
+		t.Fatalf("campaign: %d %v", code, v)
+	}
+	campID, _ := v["id"].(string)
+	// Each node in turn: SIGKILL mid-run, back a lease later.
+	for i := range e.nodes {
+		if os.Getenv("M2M_CLUSTER_NOKILL") != "" {
+			break
+		}
+		time.Sleep(1500 * time.Millisecond)
+		rep := campaignCounts(t, live(i), campID)
+		t.Logf("SIGKILL %s; campaign so far %v", e.nodes[i].name, rep)
+		e.kill(i)
+		time.Sleep(5 * time.Second) // heartbeat TTL, lease TTL
+		e.start(i)
+	}
+
+	// Redis SIGKILLed and restarted from its AOF with 30 writes queued.
+	queueWrites(30, 100, -1)
+	e.redis.Kill()
+	time.Sleep(2 * time.Second)
+	e.redis.Restart()
+
+	for _, j := range jobs {
+		deadline := time.Now().Add(3 * time.Minute)
+		for {
+			code, v := e.nodes[j.light%3].d.call("GET", "/jobs/"+j.id, "")
+			if code == 200 && v["state"] == "done" {
+				if r, _ := v["result"].(map[string]any); r["code"] != "2.04" {
+					t.Fatalf("job %s (write %d to %s): %v", j.id, j.value, qL[j.light].Name, v)
+				}
+				break
+			}
+			if code == 200 && v["state"] != "queued" && v["state"] != "sending" || time.Now().After(deadline) {
+				_, cv := e.nodes[0].d.call("GET", "/cluster", "")
+				t.Logf("cluster: holder of %s: %v; leases %v; nodes %v", qL[j.light].Name, cv["devices"].(map[string]any)[qL[j.light].Name], cv["leases"], cv["nodes"])
+				for _, n := range e.nodes {
+					for _, l := range strings.Split(n.d.metrics(), "\n") {
+						if strings.HasPrefix(l, "smsgw_queue") || strings.HasPrefix(l, "smsgw_cluster") || strings.HasPrefix(l, "smsgw_sms_") {
+							t.Logf("%s %s", n.name, l)
+						}
+					}
+				}
+				t.Fatalf("job %s (write %d to %s): %d %v", j.id, j.value, qL[j.light].Name, code, v)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	for _, j := range jobs {
+		key := fmt.Sprintf("/3311/0/5851=%d", j.value)
+		if n := qL[j.light].Writes()[key]; n != 1 {
+			_, v := e.nodes[0].d.call("GET", "/jobs/"+j.id, "")
+			t.Errorf("%s applied write %d %d times (job %v; light's writes %v)", qL[j.light].Name, j.value, n, v, qL[j.light].Writes())
+		}
+	}
+	rep := waitCampaign(t, e.nodes[0].d, campID, time.Duration(3+nUDP/100)*time.Minute)
+	counts := rep["campaign"].(map[string]any)["counts"]
+	twice := 0
+	for _, l := range udpL {
+		if n := l.FirmwareApplied(); n != 1 {
+			twice++
+			t.Errorf("%s applied the update %d times", l.Name, n)
+		}
+	}
+	t.Logf("%d queued writes applied once each across 3 node kills and a Redis restart; campaign over %d lights %v; lights updated != once: %d",
+		len(jobs), nUDP, counts, twice)
+}
+
+// campaignCounts returns the campaign's device counts as seen by d.
+func campaignCounts(t *testing.T, d *daemon, id string) any {
+	t.Helper()
+	_, v := d.call("GET", "/campaigns/"+id, "")
+	c, _ := v["campaign"].(map[string]any)
+	return c["counts"]
 }

@@ -95,7 +95,7 @@ node: %s
 cluster: {heartbeat_ttl: 1500ms, lease_ttl: 3s, rpc_timeout: 20s}
 api: {listen: 127.0.0.1:0, token: %s}
 lwm2m: {udp: 127.0.0.1:0, dtls: ""}
-log: {level: warn}
+log: {level: %s}
 modems:
   - {device: %s, msisdn: "%s"}
 sms:
@@ -104,7 +104,7 @@ sms:
 queue: {awake_window: 2s, wake_timeout: 6s, wake_max: 20, expiry: 10m}
 firmware: {dir: %s, concurrency: 20, retries: 3}
 simulator: {enabled: false}
-`, e.redis.URL(), e.prefix, nd.name, clusterToken, nd.pty, nd.sim, e.device, e.fwDir)
+`, e.redis.URL(), e.prefix, nd.name, clusterToken, logLevel(), nd.pty, nd.sim, e.device, e.fwDir)
 	if err := os.WriteFile(nd.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -313,4 +313,18 @@ func (lb *udpLB) back(f *lbFlow) {
 		lb.mu.Unlock()
 		lb.vip.WriteToUDP(buf[:n], f.client)
 	}
+}
+
+func logLevel() string {
+	if l := os.Getenv("M2M_CLUSTER_LOG"); l != "" {
+		return l
+	}
+	return "warn"
+}
+
+func clusterTail() int {
+	if os.Getenv("M2M_CLUSTER_LOG") != "" {
+		return 20000
+	}
+	return 3072
 }

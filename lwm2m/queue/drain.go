@@ -92,7 +92,7 @@ func (m *Manager) finish(rec *Record, st State, kind ErrKind, msg string, cause 
 		// learns it from the store (Refresh).
 		m.met.Add("lease_lost", 1)
 		m.log.Warn("queue: outcome not stored, the request is another node's", "id", rec.ID, "endpoint", rec.Endpoint, "state", st, "err", err)
-		m.Refresh(rec.ID)
+		_ = m.Refresh(rec.ID) // an outage: the change stream's resync reads it again
 		return
 	} else if err != nil {
 		// The record stays live in the store and is resolved after a
@@ -424,7 +424,20 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		}
 		m.mu.Unlock()
 	}
+	retry := func() bool {
+		// The store is out of reach (a Redis outage): the request stays
+		// queued and is looked at again shortly, without spinning.
+		m.mu.Lock()
+		d.busy, d.sending = false, 0
+		m.pushTimerLocked(timer{at: m.now() + int64(m.cfg.LeaseRetry), kind: timerRetry, dev: d})
+		m.mu.Unlock()
+		return false
+	}
 	rec, err := m.cfg.Store.Get(id)
+	if err != nil && unavailable(err) {
+		m.met.Add("store_errors", 1)
+		return retry()
+	}
 	if err != nil {
 		// The record cannot be read (corrupt, or the disk fails): take it
 		// out of the queue so the drain goes on, and report it.
@@ -479,6 +492,9 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		}
 		m.met.Add("store_errors", 1)
 		m.log.Error("queue: persist sending state", "id", id, "err", err)
+		if unavailable(err) {
+			return retry()
+		}
 		return release()
 	}
 	m.met.Add("sent", 1)

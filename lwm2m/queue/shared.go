@@ -58,8 +58,10 @@ func (m *Manager) ceded(d *device, id uint64, cause error) bool {
 // added it), a final one leaves its queue and its waiters get the
 // outcome. A record being sent by this Manager is left alone. The change
 // stream of a shared Store calls it; with a Store of its own a Manager
-// never needs it.
-func (m *Manager) Refresh(ids ...uint64) {
+// never needs it. It returns the first error of a record it could not
+// read (the caller reads it again later: Resync).
+func (m *Manager) Refresh(ids ...uint64) error {
+	var first error
 	for _, id := range ids {
 		rec, err := m.cfg.Store.Get(id)
 		switch {
@@ -67,7 +69,9 @@ func (m *Manager) Refresh(ids ...uint64) {
 			m.drop(id, "")
 		case err != nil:
 			m.met.Add("store_errors", 1)
-			m.log.Warn("queue: refresh", "id", id, "err", err)
+			if first == nil {
+				first = err
+			}
 		case rec.State.Final():
 			if m.drop(id, rec.Endpoint) {
 				m.resolve(rec)
@@ -78,6 +82,7 @@ func (m *Manager) Refresh(ids ...uint64) {
 			m.adopt(rec)
 		}
 	}
+	return first
 }
 
 // Resync walks the whole Store and refreshes every record (after the
@@ -90,8 +95,7 @@ func (m *Manager) Resync() error {
 	}); err != nil {
 		return err
 	}
-	m.Refresh(ids...)
-	return nil
+	return m.Refresh(ids...)
 }
 
 // drop removes id from its device queue unless it is being sent here; it
@@ -183,4 +187,12 @@ func (m *Manager) Reschedule() {
 			m.scheduleLocked(d, now)
 		}
 	}
+}
+
+// unavailable reports whether err says the store is out of reach for now
+// (an error with an Unavailable() bool method that says so, as
+// redisstore's), so the request stays queued rather than failing.
+func unavailable(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
 }

@@ -120,7 +120,7 @@ func (c *cluster) start(ctx context.Context) error {
 	ctx, c.cancel = context.WithCancel(ctx)
 	if q, ok := c.g.qs.(*redisstore.Queue); ok {
 		q.SetLeaseTTL(c.g.cfg.Cluster.LeaseTTL)
-		if err := q.Watch(func(ids []uint64) { c.g.qm.Refresh(ids...) }, func() { _ = c.g.qm.Resync() }, c.g.log.With("component", "queue-feed")); err != nil {
+		if err := q.Watch(func(ids []uint64) error { return c.g.qm.Refresh(ids...) }, c.g.qm.Resync, c.g.log.With("component", "queue-feed")); err != nil {
 			return err
 		}
 	}

@@ -547,6 +547,7 @@ func (g *Gateway) startQueue() error {
 	qc.Waker = g.queueWaker()
 	if g.cluster != nil {
 		qc.Holds = g.cluster.holds
+		qc.Triggers = g.rdb.Triggers()
 		qc.Waker = g.cluster.wakeOnce(qc.Waker, qc.Wake.MinInterval)
 	}
 	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
