@@ -161,16 +161,19 @@ func TestClusterFailover(t *testing.T) {
 		return nil
 	}
 
-	// 100 queued writes, 5 per queue light, asked at the nodes in turn.
+	// Queued writes: the i-th goes to light i mod 20 with value i / 20
+	// (distinct per light), asked at the live nodes in turn.
 	type job struct {
 		id    string
 		light int
 		value int
 	}
 	var jobs []job
-	queueWrites := func(n, base int, skip int) {
+	seq := 0
+	queueWrites := func(n, skip int) {
 		for k := 0; k < n; k++ {
-			li, val := k%nQueue, (base+k)/nQueue // distinct per light, 0..100
+			li, val := seq%nQueue, seq/nQueue
+			seq++
 			d := e.nodes[k%3].d
 			if k%3 == skip {
 				d = live(skip)
@@ -193,27 +196,37 @@ func TestClusterFailover(t *testing.T) {
 	os.WriteFile(pkgFile, pkg, 0o600)
 	img := e.nodes[0].d.cli("fw", "upload", pkgFile, "-version", "2.0.0")
 	imgID, _ := img["id"].(string)
-	queueWrites(100, 0, -1)
-	code, v := e.nodes[0].d.call("POST", "/campaigns", fmt.Sprintf(`{"image":%q,"prefix":"f-","concurrency":%d,"retries":5,"backoff":"2s"}`, imgID, max(2, nUDP/25)))
+	code, v := e.nodes[0].d.call("POST", "/campaigns", fmt.Sprintf(`{"image":%q,"prefix":"f-","concurrency":%d,"retries":5,"backoff":"2s"}`, imgID, max(1, nUDP/200)))
 	if code != 201 {
 		t.Fatalf("campaign: %d %v", code, v)
 	}
 	campID, _ := v["id"].(string)
-	// Each node in turn: SIGKILL mid-run, back a lease later.
+	// Each node in turn: SIGKILL mid-campaign (at 1/8, 3/8 and 5/8 of
+	// the lights done), back after the heartbeat and lease TTLs.
 	for i := range e.nodes {
 		if os.Getenv("M2M_CLUSTER_NOKILL") != "" {
-			break
+			queueWrites(34, -1)
+			continue
 		}
-		time.Sleep(1500 * time.Millisecond)
-		rep := campaignCounts(t, live(i), campID)
-		t.Logf("SIGKILL %s; campaign so far %v", e.nodes[i].name, rep)
+		want := float64(nUDP * (2*i + 1) / 8)
+		deadline := time.Now().Add(time.Duration(60+nUDP/10) * time.Second)
+		var counts map[string]any
+		for {
+			counts, _ = campaignCounts(t, live(i), campID).(map[string]any)
+			if done, _ := counts["done"].(float64); done >= want || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		queueWrites(34, i) // 102 writes queued around the kills
+		t.Logf("SIGKILL %s; campaign so far %v", e.nodes[i].name, counts)
 		e.kill(i)
-		time.Sleep(5 * time.Second) // heartbeat TTL, lease TTL
+		time.Sleep(4 * time.Second) // heartbeat TTL 1.5 s, lease TTL 3 s
 		e.start(i)
 	}
 
 	// Redis SIGKILLed and restarted from its AOF with 30 writes queued.
-	queueWrites(30, 100, -1)
+	queueWrites(30, -1)
 	e.redis.Kill()
 	time.Sleep(2 * time.Second)
 	e.redis.Restart()

@@ -186,10 +186,13 @@ func (e *clusterEnv) waitRegistered(i, n int, within time.Duration) {
 // node the flow is assigned to (round-robin; moved to a live node when its
 // node is taken down); a device's answers (ACK, RST, responses) go to the
 // node that last sent to the device on that flow, like a NAT's
-// connection tracking. It forwards at most 1 MiB datagrams... no: at most
-// 2 KiB, plenty for CoAP here.
+// connection tracking. Datagrams (at most 2 KiB) are delayed 15 ms each
+// way, a WAN's latency, so a campaign over 100 lights lasts long enough to
+// kill nodes in the middle of it.
 type udpLB struct {
 	vip *net.UDPConn
+
+	delay time.Duration // one-way, each direction: a WAN's latency
 
 	mu       sync.Mutex
 	backends []*net.UDPAddr // by node index; nil when down
@@ -211,7 +214,7 @@ func newUDPLB(t *testing.T, n int) *udpLB {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lb := &udpLB{vip: vip, backends: make([]*net.UDPAddr, n), flows: map[string]*lbFlow{}}
+	lb := &udpLB{vip: vip, delay: 15 * time.Millisecond, backends: make([]*net.UDPAddr, n), flows: map[string]*lbFlow{}}
 	lb.wg.Add(1)
 	go lb.serve()
 	t.Cleanup(func() {
@@ -290,7 +293,8 @@ func (lb *udpLB) serve() {
 		}
 		lb.mu.Unlock()
 		if dst != nil {
-			f.sock.WriteToUDP(pkt, dst)
+			sock := f.sock
+			time.AfterFunc(lb.delay, func() { sock.WriteToUDP(pkt, dst) })
 		}
 	}
 }
@@ -311,7 +315,8 @@ func (lb *udpLB) back(f *lbFlow) {
 			}
 		}
 		lb.mu.Unlock()
-		lb.vip.WriteToUDP(buf[:n], f.client)
+		pkt := append([]byte(nil), buf[:n]...)
+		time.AfterFunc(lb.delay, func() { lb.vip.WriteToUDP(pkt, f.client) })
 	}
 }
 
