@@ -62,6 +62,9 @@ func TestClusterRouting(t *testing.T) {
 	if len(nodes) != 3 {
 		t.Fatalf("nodes %v", nodes)
 	}
+	if cv := c.cli("cluster"); cv["node"] != "gw-c" || len(cv["nodes"].([]any)) != 3 {
+		t.Fatalf("smsgw cluster at C: %v", cv)
+	}
 
 	// Direct read of the UDP light at B, asked at A.
 	code, v = a.call("GET", "/devices/u-1/data/3/0/0?wait=20s", "")

@@ -184,6 +184,8 @@ type Device struct {
 	Wakeable   bool      `json:"wakeable"`
 	// SMSUsage is the device's SMS accounting (absent without an SMS number).
 	SMSUsage *SMSUsage `json:"sms_usage,omitempty"`
+	// Node is the cluster node holding the device's session (cluster mode).
+	Node string `json:"node,omitempty"`
 }
 
 func (g *Gateway) device(r *registry.Registration) Device {
@@ -191,7 +193,7 @@ func (g *Gateway) device(r *registry.Registration) Device {
 		SMS: r.SMS, Transport: r.Transport(), Lifetime: r.Lifetime,
 		Registered: time.Unix(0, r.Registered).UTC(), Updated: time.Unix(0, r.Updated).UTC(),
 		Expires: r.ExpiresAt().UTC(), Objects: r.Links(), Awake: !r.Queue || g.qm.Awake(r.Endpoint),
-		Queued: len(g.qm.Pending(r.Endpoint)), Wakeable: g.wakeTarget(r).Wakeable(), SMSUsage: g.smsUsageOf(r)}
+		Queued: len(g.qm.Pending(r.Endpoint)), Wakeable: g.wakeTarget(r).Wakeable(), SMSUsage: g.smsUsageOf(r), Node: r.Node()}
 	if a := r.PeerAddr(); a != nil {
 		d.Address = a.String()
 	}
