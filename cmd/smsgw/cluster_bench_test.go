@@ -17,8 +17,8 @@ import (
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
