@@ -186,6 +186,9 @@ type Device struct {
 	SMSUsage *SMSUsage `json:"sms_usage,omitempty"`
 	// Node is the cluster node holding the device's session (cluster mode).
 	Node string `json:"node,omitempty"`
+	// Security is how the device authenticated its registration: psk,
+	// rpk, x509 (DTLS over UDP or SMS), oscore, or nosec.
+	Security string `json:"security"`
 }
 
 func (g *Gateway) device(r *registry.Registration) Device {
@@ -197,6 +200,7 @@ func (g *Gateway) device(r *registry.Registration) Device {
 	if a := r.PeerAddr(); a != nil {
 		d.Address = a.String()
 	}
+	d.Security = registrationSecurity(r)
 	return d
 }
 
