@@ -48,6 +48,7 @@ type cluster struct {
 type clusterMetrics struct {
 	forwarded *prometheus.CounterVec // result: ok, timeout, holder_down, error
 	served    prometheus.Counter
+	rpcDrop   *prometheus.CounterVec // reason: unreadable, late
 	relayed   *prometheus.CounterVec // direction: out (to another node's SIM), in (sent here), dropped
 	hbErrors  prometheus.Counter
 	alive     prometheus.Gauge
@@ -63,6 +64,8 @@ func newClusterMetrics(reg *prometheus.Registry, node string) (clusterMetrics, e
 			Help: "API calls this node forwarded to the node holding the device, by result (ok, timeout, holder_down, error)."}, []string{"result"}),
 		served: prometheus.NewCounter(prometheus.CounterOpts{Name: "smsgw_cluster_rpc_served_total",
 			Help: "API calls other nodes forwarded to this one and it answered."}),
+		rpcDrop: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_cluster_rpc_dropped_total",
+			Help: "Forwarded calls this node did not run, by reason (unreadable; late: past the caller's deadline)."}, []string{"reason"}),
 		relayed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_cluster_sms_relayed_total",
 			Help: "SMS datagrams handed between nodes by SIM stream: out (to the node with the SIM), in (taken from this node's SIM streams into its outbox), dropped (expired or refused, logged)."},
 			[]string{"direction"}),
@@ -78,7 +81,7 @@ func newClusterMetrics(reg *prometheus.Registry, node string) (clusterMetrics, e
 		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "smsgw_node_info", Help: "This node's name (value 1)."}, []string{"node"}),
 	}
 	m.info.WithLabelValues(node).Set(1)
-	for _, c := range []prometheus.Collector{m.forwarded, m.served, m.relayed, m.hbErrors, m.alive, m.held, m.leases, m.takeovers, m.info} {
+	for _, c := range []prometheus.Collector{m.forwarded, m.served, m.rpcDrop, m.relayed, m.hbErrors, m.alive, m.held, m.leases, m.takeovers, m.info} {
 		if err := reg.Register(c); err != nil {
 			return m, err
 		}

@@ -175,10 +175,12 @@ func (c *cluster) serveRPC(ctx context.Context) {
 				raw, _ := m.Values["m"].(string)
 				var call rpcCall
 				if json.Unmarshal([]byte(raw), &call) != nil || call.ID == "" {
+					c.met.rpcDrop.WithLabelValues("unreadable").Inc()
 					c.g.log.Warn("cluster: unreadable forwarded call", "id", m.ID)
 					continue
 				}
 				if time.Now().UnixMilli() > call.Deadline {
+					c.met.rpcDrop.WithLabelValues("late").Inc()
 					c.g.log.Warn("cluster: forwarded call arrived after its deadline; not run", "from", call.From, "uri", call.URI)
 					continue
 				}
