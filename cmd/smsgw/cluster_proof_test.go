@@ -32,7 +32,7 @@ func TestClusterRouting(t *testing.T) {
 	q := planLights(gateway.KindQueue, "q", 1, 500, 3)
 	q[0].ServerSIM = clusterSIM(2) // on node C
 	u := planLights(gateway.KindUDP, "u", 1, 0, 3)
-	e := newClusterEnv(t, ctx, 3, devicesYAML(q))
+	e := newClusterEnv(t, ctx, 3, devicesYAML(q), false)
 	defer func() {
 		if t.Failed() {
 			for _, n := range e.nodes {
@@ -104,6 +104,31 @@ func TestClusterRouting(t *testing.T) {
 	if got := a.metric(`smsgw_queue_events_total{event="wakeups"}`) + c.metric(`smsgw_queue_events_total{event="wakeups"}`); got != 0 {
 		t.Fatalf("A and C sent %v wake-ups (only B holds the light)", got)
 	}
+
+	// A firmware update of the UDP light at B, asked at A, with the image
+	// uploaded at A: forwarded to B, which fetches the bytes from A (each
+	// node has its own firmware directory here).
+	pkg, err := firmware.BuildPackage("2.0.0", bytes.Repeat([]byte("routed firmware "), 64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkgFile := filepath.Join(e.dir, "fw.bin")
+	os.WriteFile(pkgFile, pkg, 0o600)
+	imgID, _ := a.cli("fw", "upload", pkgFile, "-version", "2.0.0")["id"].(string)
+	code, v = a.call("POST", "/devices/u-1/firmware", `{"image":"`+imgID+`"}`)
+	if code != 202 && code != 200 {
+		t.Fatalf("firmware update through A: %d %v", code, v)
+	}
+	jobID, _ := v["id"].(string)
+	if st := b.waitJob(jobID, 60*time.Second); st["state"] != "done" {
+		t.Fatalf("firmware job at B: %v", st)
+	}
+	if n := u[0].FirmwareApplied(); n != 1 {
+		t.Fatalf("u-1 applied %d updates", n)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "gw-b-firmware", imgID+".bin")); err != nil {
+		t.Fatalf("B did not keep the fetched image: %v", err)
+	}
 }
 
 // clusterLights is how many lights the failover proof updates: 100 in the
@@ -137,7 +162,7 @@ func TestClusterFailover(t *testing.T) {
 	defer cancel()
 	udpL := planLights(gateway.KindUDP, "f", nUDP, 0, 3)
 	qL := planLights(gateway.KindQueue, "w", nQueue, 2000, 3)
-	e := newClusterEnv(t, ctx, 3, devicesYAML(qL))
+	e := newClusterEnv(t, ctx, 3, devicesYAML(qL), true)
 	defer func() {
 		if t.Failed() {
 			for _, n := range e.nodes {

@@ -59,10 +59,16 @@ var clusterNames = []string{"gw-a", "gw-b", "gw-c"}
 // clusterSIM is node i's server SIM.
 func clusterSIM(i int) string { return fmt.Sprintf("+4917100009%02d", i+1) }
 
-func newClusterEnv(t *testing.T, ctx context.Context, n int, devices string) *clusterEnv {
+// newClusterEnv starts n nodes; with sharedFW they share one firmware
+// directory, else each has its own (images uploaded on one node are
+// fetched from it by the others).
+func newClusterEnv(t *testing.T, ctx context.Context, n int, devices string, sharedFW bool) *clusterEnv {
 	t.Helper()
 	dir := t.TempDir()
-	e := &clusterEnv{t: t, ctx: ctx, dir: dir, fwDir: filepath.Join(dir, "firmware"), device: devices, prefix: "cl:"}
+	e := &clusterEnv{t: t, ctx: ctx, dir: dir, device: devices, prefix: "cl:"}
+	if sharedFW {
+		e.fwDir = filepath.Join(dir, "firmware")
+	}
 	e.bin = buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
 	e.redis = redistest.Start(t, redistest.Options{AOF: true})
 	e.net = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}))
@@ -89,6 +95,10 @@ func (e *clusterEnv) start(i int) {
 	t := e.t
 	nd := e.nodes[i]
 	nd.cfg = filepath.Join(e.dir, nd.name+".yaml")
+	fwDir := e.fwDir
+	if fwDir == "" {
+		fwDir = filepath.Join(e.dir, nd.name+"-firmware")
+	}
 	cfg := fmt.Sprintf(`store: %s
 store_prefix: %q
 node: %s
@@ -104,7 +114,7 @@ sms:
 queue: {awake_window: 2s, wake_timeout: 6s, wake_max: 20, expiry: 10m}
 firmware: {dir: %s, concurrency: 20, retries: 3}
 simulator: {enabled: false}
-`, e.redis.URL(), e.prefix, nd.name, clusterToken, logLevel(), nd.pty, nd.sim, e.device, e.fwDir)
+`, e.redis.URL(), e.prefix, nd.name, clusterToken, logLevel(), nd.pty, nd.sim, e.device, fwDir)
 	if err := os.WriteFile(nd.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}

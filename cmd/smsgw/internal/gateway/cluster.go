@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
+	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -379,4 +381,49 @@ func (c *cluster) campaignOptions() []firmware.ManagerOption {
 			return c.db.Hold(ctx, name, ttl)
 		},
 	})}
+}
+
+// fetchImage copies the bytes of an image uploaded on another node from
+// that node's Package URI server (GET <api>/fw/<id>, the one devices pull
+// from), trying the live nodes in turn; the store checks size and SHA-256.
+func (c *cluster) fetchImage(ctx context.Context, info firmware.ImageInfo, w io.Writer) error {
+	if c == nil {
+		return errors.New("not a cluster")
+	}
+	var errs []error
+	ns := c.nodes.Load()
+	if ns == nil {
+		return errors.New("no other node known yet")
+	}
+	for _, n := range *ns {
+		if !n.Alive || n.Name == c.self || n.API == "" {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, n.API+fwPrefix+info.ID, nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", n.Name, err))
+			continue
+		}
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			errs = append(errs, fmt.Errorf("%s: HTTP %d", n.Name, resp.StatusCode))
+			continue
+		}
+		_, err = io.Copy(w, resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("%s: %w", n.Name, err) // w has part of it: the store starts again next time
+		}
+		c.g.log.Info("cluster: firmware image fetched from another node", "image", info.ID, "node", n.Name, "bytes", info.Size)
+		return nil
+	}
+	if len(errs) == 0 {
+		return errors.New("no other live node to fetch from")
+	}
+	return errors.Join(errs...)
 }
