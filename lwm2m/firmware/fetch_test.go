@@ -38,7 +38,10 @@ func TestStoreFetch(t *testing.T) {
 			_, err := w.Write(append(append([]byte{}, data...), 'x'))
 			return err
 		}, false},
-		{"too few bytes", func(_ context.Context, _ firmware.ImageInfo, w io.Writer) error { _, err := w.Write(data[:10]); return err }, false},
+		{"too few bytes", func(_ context.Context, _ firmware.ImageInfo, w io.Writer) error {
+			_, err := w.Write(data[:10])
+			return err
+		}, false},
 		{"the peer fails", func(context.Context, firmware.ImageInfo, io.Writer) error { return errors.New("connection refused") }, false},
 	}
 	for _, c := range cases {
