@@ -64,6 +64,12 @@ type SMPPLink struct {
 	// TLS wraps the connection; TLSServerName overrides the name checked.
 	TLS           bool   `yaml:"tls"`
 	TLSServerName string `yaml:"tls_server_name"`
+	// TLSCAFile trusts the CAs in it (PEM; an SMSC's self-signed
+	// certificate pins it) instead of the system's roots; TLSCertFile and
+	// TLSKeyFile are a client certificate for SMSCs that ask for one.
+	TLSCAFile   string `yaml:"tls_ca_file"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 	// Bind is "transceiver" (default) or "transmitter-receiver".
 	Bind string `yaml:"bind"`
 	// Sources are the numbers the account may send from; devices that know
@@ -79,6 +85,10 @@ type SMPPLink struct {
 	Backup bool `yaml:"backup"`
 	// EnquireLink is the keep-alive interval (default 30s).
 	EnquireLink time.Duration `yaml:"enquire_link"`
+	// Account groups links bound to the same SMSC account (redundant
+	// binds): they share receipt correlation, since the SMSC may send a
+	// receipt on any of them.
+	Account string `yaml:"account"`
 }
 
 // Firmware configures the firmware image store, the Package URI servers and

@@ -392,7 +392,7 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	}
 	g.smsB = b
 	if len(g.smppLinks) > 0 {
-		if err := g.metrics.reg.Register(newSMPPCollector(g.smppLinks)); err != nil {
+		if err := g.metrics.reg.Register(newSMPPCollector(g.smppLinks, g.mux)); err != nil {
 			return err
 		}
 	}
