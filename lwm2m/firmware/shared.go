@@ -67,6 +67,22 @@ func (m *Manager) syncLoop() {
 		if err != nil {
 			continue
 		}
+		stored := make(map[string]bool, len(recs))
+		for _, rec := range recs {
+			stored[rec.ID] = true
+		}
+		// Campaigns another node deleted (finished ones only can be).
+		m.mu.Lock()
+		for id, r := range m.runs {
+			select {
+			case <-r.done:
+				if !stored[id] {
+					delete(m.runs, id)
+				}
+			default:
+			}
+		}
+		m.mu.Unlock()
 		for _, rec := range recs {
 			m.mu.Lock()
 			_, known := m.runs[rec.ID]
