@@ -267,8 +267,14 @@ func (c *cluster) holder(ep string) (node string, alive, ok bool) {
 // ep by rendezvous hashing (every node computes the same choice from the
 // same live set, so one node takes each device over).
 func (c *cluster) holds(ep string) bool {
-	n, alive, ok := c.holder(ep)
-	if !ok || n == c.self {
+	reg, ok := c.g.regs.ByEndpoint(ep)
+	if !ok || reg.Node() == "" {
+		// Not registered (its requests wait for it), or registered by a
+		// gateway that did not name itself: one node, by the same rule.
+		return c.successor(ep) == c.self
+	}
+	n, alive, _ := c.holder(ep)
+	if n == c.self {
 		return true
 	}
 	if alive {
