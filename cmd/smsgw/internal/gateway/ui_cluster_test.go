@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -101,6 +102,16 @@ func TestWebUIClusterHeadlessChromium(t *testing.T) {
 		`<tr data-endpoint="light-udp-1"><td>light-udp-1</td><td>gw-a</td><td>gw-a</td></tr>`,
 		`data-endpoint="light-queue-1"[^>]*>.*?<td class="node">gw-a</td>`,
 	)
+	// A picture of the page for a person (kept with go test -artifacts).
+	shot := filepath.Join(t.ArtifactDir(), "cluster.png")
+	sctx0, cancel0 := context.WithTimeout(context.Background(), 60*time.Second)
+	if err := exec.CommandContext(sctx0, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000", "--window-size=1280,2400", "--screenshot="+shot,
+		strings.TrimSuffix(b.Info().API, "/api/v1")+"/ui/#live=0&token="+testToken).Run(); err != nil {
+		t.Fatalf("chromium screenshot: %v", err)
+	}
+	cancel0()
+	t.Logf("screenshot %s", shot)
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := a.Shutdown(sctx); err != nil {

@@ -104,6 +104,7 @@ async function loadCluster() {
   }
   const lb = document.querySelector("#leases tbody");
   lb.replaceChildren();
+  if (!(c.leases || []).length) lb.append(el("tr", {}, el("td", { colspan: 4 }, "no work in flight")));
   for (const l of c.leases || []) {
     lb.append(el("tr", {}, el("td", {}, l.name), el("td", {}, l.owner), el("td", {}, l.token), el("td", {}, Math.round(l.ttl / 1e6) + " ms")));
   }
