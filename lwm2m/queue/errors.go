@@ -35,6 +35,10 @@ var (
 	ErrNotOwner = errors.New("queue: request is final or leased by another node")
 	// ErrClosed: the Manager or Store is closed.
 	ErrClosed = errors.New("queue: closed")
+	// ErrNotCreated: a zero Manager or BoltStore (not made by New,
+	// OpenBoltStore or NewBoltStore), which behaves as a closed one (it
+	// matches ErrClosed too), or a zero SMSWaker (no Conn, no Endpoint).
+	ErrNotCreated = fmt.Errorf("%w: zero value, not made by New, OpenBoltStore, NewBoltStore or NewSMSWaker", ErrClosed)
 	// ErrInvalidRequest: Enqueue of a request without endpoint, with an
 	// unknown kind, or with a past expiry.
 	ErrInvalidRequest = errors.New("queue: invalid request")

@@ -71,6 +71,8 @@ type route struct {
 
 // Mux is an sms.Transport over several routes. Close stops its merging
 // goroutines; the routes' transports stay open (their owners close them).
+// The zero Mux has no route (use New): SendTPDU fails with ErrNoRoute and
+// Inbound is closed.
 type Mux struct {
 	routes []*route
 	in     chan sms.Inbound
@@ -169,7 +171,14 @@ func (m *Mux) forward(r *route, open *sync.WaitGroup) {
 }
 
 // Inbound implements sms.Transport: what every route received.
-func (m *Mux) Inbound() <-chan sms.Inbound { return m.in }
+func (m *Mux) Inbound() <-chan sms.Inbound {
+	if m.in == nil { // the zero Mux receives nothing
+		return closedInbound
+	}
+	return m.in
+}
+
+var closedInbound = func() chan sms.Inbound { c := make(chan sms.Inbound); close(c); return c }()
 
 // Routes returns the names of the routes that may send from number, in the
 // order they are tried now (ready ones first).

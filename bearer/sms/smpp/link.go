@@ -16,7 +16,9 @@ import (
 
 // Link is an SMPP ESME connection to one SMSC account; it implements
 // sms.Transport. Dial starts the goroutines that bind, keep alive and
-// re-bind; Close unbinds and stops them.
+// re-bind; Close unbinds and stops them. The zero Link was never dialled:
+// it behaves as a closed one (SendTPDU fails with ErrClosed, Inbound is
+// closed).
 type Link struct {
 	cfg     Config
 	log     *slog.Logger
@@ -117,7 +119,14 @@ func (l *Link) Ready() bool {
 }
 
 // Inbound implements sms.Transport. The channel closes after Close.
-func (l *Link) Inbound() <-chan sms.Inbound { return l.in }
+func (l *Link) Inbound() <-chan sms.Inbound {
+	if l.in == nil { // the zero Link receives nothing
+		return closedInbound
+	}
+	return l.in
+}
+
+var closedInbound = func() chan sms.Inbound { c := make(chan sms.Inbound); close(c); return c }()
 
 // Close unbinds, stops the link's goroutines and closes its state. It does
 // not wait for the bearer to acknowledge what it holds: deliver_sm not yet

@@ -16,7 +16,8 @@ import (
 // tls_key_file). There is deliberately no option to skip verification: the
 // bind carries the account's password, and an SMSC with a private CA or a
 // self-signed certificate is trusted by putting that CA (or the certificate
-// itself) in CAFile, which pins it.
+// itself) in CAFile, which pins it. The zero TLSOptions verifies the
+// SMSC's certificate for the dialled host against the system's roots.
 type TLSOptions struct {
 	// ServerName is the name the SMSC's certificate must carry; empty means
 	// the host the link dials (a name, or an IP address matched against the

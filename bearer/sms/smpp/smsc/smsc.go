@@ -111,7 +111,8 @@ type Stats struct {
 	ResponsesHeld                        int64 // submit_sm_resp withheld (Faults.HoldResponses)
 }
 
-// Server is the simulated SMSC.
+// Server is the simulated SMSC. The zero Server was never started (use
+// Start): its Addr is "" and Close does nothing.
 type Server struct {
 	cfg Config
 	log *slog.Logger

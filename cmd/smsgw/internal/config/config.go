@@ -623,8 +623,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	default:
 		ck.add(fmt.Sprintf("unknown framing %q; use coap or wap-push", c.SMS.Framing), "sms", "framing")
 	}
-	if c.SMS.DailyBudget < 0 || c.SMS.DailyBudgetPerDevice < 0 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
-		ck.add("budgets and rates must not be negative", "sms")
+	if c.SMS.DailyBudget < -1 || c.SMS.DailyBudgetPerDevice < -1 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
+		ck.add("budgets are -1 (unlimited), 0 (no SMS) or positive; rates must not be negative", "sms")
 	}
 	if c.SMS.BudgetWarn < 0 || c.SMS.BudgetWarn > 1 {
 		ck.add("budget_warn is a share of the budget, 0..1", "sms", "budget_warn")
