@@ -59,8 +59,12 @@ func (m *Manager) ceded(d *device, id uint64, cause error) bool {
 // outcome. A record being sent by this Manager is left alone. The change
 // stream of a shared Store calls it; with a Store of its own a Manager
 // never needs it. It returns the first error of a record it could not
-// read (the caller reads it again later: Resync).
+// read (the caller reads it again later: Resync); a zero Manager refuses
+// with ErrNotCreated.
 func (m *Manager) Refresh(ids ...uint64) error {
+	if m.devices == nil {
+		return ErrNotCreated
+	}
 	var first error
 	for _, id := range ids {
 		rec, err := m.cfg.Store.Get(id)
@@ -86,8 +90,12 @@ func (m *Manager) Refresh(ids ...uint64) error {
 }
 
 // Resync walks the whole Store and refreshes every record (after the
-// change stream may have missed entries).
+// change stream may have missed entries). A zero Manager refuses with
+// ErrNotCreated.
 func (m *Manager) Resync() error {
+	if m.devices == nil {
+		return ErrNotCreated
+	}
 	var ids []uint64
 	if err := m.cfg.Store.ForEach(func(r *Record) error {
 		ids = append(ids, r.ID)
@@ -177,8 +185,11 @@ func (m *Manager) insertLocked(d *device, e entry) bool {
 
 // Reschedule looks again at every device with queued work (cluster mode:
 // when a node goes down, Config.Holds changes for its devices, and the
-// node that takes them over wakes them).
+// node that takes them over wakes them). A zero Manager has nothing to do.
 func (m *Manager) Reschedule() {
+	if m.devices == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
