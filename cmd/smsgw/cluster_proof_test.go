@@ -33,16 +33,7 @@ func TestClusterRouting(t *testing.T) {
 	q[0].ServerSIM = clusterSIM(2) // on node C
 	u := planLights(gateway.KindUDP, "u", 1, 0, 3)
 	e := newClusterEnv(t, ctx, 3, devicesYAML(q), false)
-	defer func() {
-		if t.Failed() {
-			for _, n := range e.nodes {
-				t.Logf("%s stderr (last 3k):\n%s", n.name, tail(n.d.stderr.String(), clusterTail()))
-				if os.Getenv("M2M_CLUSTER_LOG") != "" {
-					os.WriteFile(filepath.Join(os.TempDir(), "cluster-"+n.name+".log"), []byte(n.d.stderr.String()), 0o600)
-				}
-			}
-		}
-	}()
+	defer e.logOnFailure()
 	a, b, c := e.nodes[0].d, e.nodes[1].d, e.nodes[2].d
 	atB, _ := net.ResolveUDPAddr("udp", e.nodes[1].udp)
 	e.startLights(q, atB, 4*time.Second)
@@ -163,16 +154,7 @@ func TestClusterFailover(t *testing.T) {
 	udpL := planLights(gateway.KindUDP, "f", nUDP, 0, 3)
 	qL := planLights(gateway.KindQueue, "w", nQueue, 2000, 3)
 	e := newClusterEnv(t, ctx, 3, devicesYAML(qL), true)
-	defer func() {
-		if t.Failed() {
-			for _, n := range e.nodes {
-				t.Logf("%s stderr (last 3k):\n%s", n.name, tail(n.d.stderr.String(), clusterTail()))
-				if os.Getenv("M2M_CLUSTER_LOG") != "" {
-					os.WriteFile(filepath.Join(os.TempDir(), "cluster-"+n.name+".log"), []byte(n.d.stderr.String()), 0o600)
-				}
-			}
-		}
-	}()
+	defer e.logOnFailure()
 	e.lb = newUDPLB(t, 3)
 	for i, n := range e.nodes {
 		e.lb.setBackend(i, n.udp)

@@ -337,9 +337,21 @@ func logLevel() string {
 	return "warn"
 }
 
-func clusterTail() int {
-	if os.Getenv("M2M_CLUSTER_LOG") != "" {
-		return 20000
+// logOnFailure logs the end of each node's stderr when the test failed
+// (the last 3 KiB; 20 KB with M2M_CLUSTER_LOG set, which also writes each
+// node's whole stderr to $TMPDIR/cluster-<node>.log).
+func (e *clusterEnv) logOnFailure() {
+	if !e.t.Failed() {
+		return
 	}
-	return 3072
+	n := 3072
+	if os.Getenv("M2M_CLUSTER_LOG") != "" {
+		n = 20000
+	}
+	for _, nd := range e.nodes {
+		e.t.Logf("%s stderr (last %d bytes):\n%s", nd.name, n, tail(nd.d.stderr.String(), n))
+		if os.Getenv("M2M_CLUSTER_LOG") != "" {
+			os.WriteFile(filepath.Join(os.TempDir(), "cluster-"+nd.name+".log"), []byte(nd.d.stderr.String()), 0o600)
+		}
+	}
 }

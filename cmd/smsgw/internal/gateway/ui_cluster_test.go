@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,23 +25,7 @@ func clusterGateway(t *testing.T, srv *redistest.Server, node string, f config.F
 	cfg.Simulator.Fleet, cfg.Simulator.ServerSIMs = f, sims
 	cfg.Simulator.Latency, cfg.Simulator.SendTime = 20*time.Millisecond, 10*time.Millisecond
 	cfg.Cluster.HeartbeatTTL = time.Second
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
-	t.Cleanup(cancel)
-	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		if err := g.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	return g
+	return startValidGateway(t, cfg)
 }
 
 // TestWebUIClusterHeadlessChromium: two nodes on one redis-server; the page
