@@ -157,11 +157,31 @@ func TestQueueLeases(t *testing.T) {
 		}
 	})
 	t.Run("renewed while in flight", func(t *testing.T) {
+		// A TTL of 1 s (renewed every 333 ms): the lease lapses only if
+		// the renewals stall for 2/3 of it, which a loaded 2-core CI
+		// machine did once with 400 ms. The renewals are seen in Redis
+		// (the TTL left goes up again) before the other node tries.
+		a := open("gw-a1s", time.Second)
+		look := openDB(t, srv, "ql:", "x")
 		id, _ := a.Add(storetest.Rec("light-2", 0))
 		if err := sending(a, id); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(1200 * time.Millisecond) // three TTLs
+		start, last, renewals := time.Now(), time.Second, 0
+		for renewals < 2 || time.Since(start) < 1500*time.Millisecond {
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("%d renewals seen in 10 s", renewals)
+			}
+			ls, err := look.Leases(context.Background(), "q:"+itoa(id), 10)
+			if err != nil || len(ls) != 1 || ls[0].Owner != "gw-a1s" {
+				t.Fatalf("lease after %v: %v %v", time.Since(start), ls, err)
+			}
+			if ls[0].TTL > last {
+				renewals++
+			}
+			last = ls[0].TTL
+			time.Sleep(50 * time.Millisecond)
+		}
 		if err := sending(b, id); !errors.Is(err, queue.ErrNotOwner) {
 			t.Fatalf("lease not renewed: %v", err)
 		}
