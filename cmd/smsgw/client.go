@@ -1,64 +1,60 @@
 package main
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
 
-// runClient implements the API client subcommands.
+// runClient implements the API client subcommands devices, read, write,
+// exec and jobs.
 func runClient(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smsgw "+cmd, flag.ContinueOnError)
-	api := fs.String("api", envOr("SMSGW_API", "http://127.0.0.1:8080"), "API base URL")
-	token := fs.String("token", os.Getenv("SMSGW_TOKEN"), "API token (default: $SMSGW_TOKEN, else the api-token file of -data)")
-	data := fs.String("data", defaultDataDir(), "data dir holding the generated api-token")
+	af := addAPIFlags(fs)
 	wait := fs.Duration("wait", 60*time.Second, "for queue-mode devices: how long to wait for the device to wake up and answer")
+	limit := fs.Int("limit", 0, "devices, jobs: items per page (default 100, at most 1000)")
+	cursor := fs.String("cursor", "", "devices, jobs: the next_cursor of the previous page")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *token == "" {
-		b, err := os.ReadFile(filepath.Join(*data, "api-token"))
-		if err != nil {
-			return fmt.Errorf("no API token: pass -token, set SMSGW_TOKEN, or run the daemon with -data %s (%v)", *data, err)
-		}
-		*token = strings.TrimSpace(string(b))
-	}
-	a := fs.Args()
+	a := fs.Args() // flags first: a VALUE may start with '-'
 	need := func(n int, u string) error {
 		if len(a) < n {
 			return usageError{"usage: smsgw " + cmd + " " + u}
 		}
 		return nil
 	}
-	base := strings.TrimRight(*api, "/") + "/api/v1"
+	page := url.Values{}
+	if *limit > 0 {
+		page.Set("limit", fmt.Sprint(*limit))
+	}
+	if *cursor != "" {
+		page.Set("cursor", *cursor)
+	}
 	w := "?wait=" + wait.String()
-	var method, u string
-	var body any
+	*af.timeout = max(*af.timeout, *wait+30*time.Second)
 	switch cmd {
-	case "devices":
-		method, u = "GET", base+"/devices"
-	case "jobs":
-		method, u = "GET", base+"/jobs"
+	case "devices", "jobs":
+		p := "/" + cmd
+		if len(page) > 0 {
+			p += "?" + page.Encode()
+		}
+		return af.call(stdout, "GET", p, nil, "")
 	case "read":
 		if err := need(2, "EP PATH"); err != nil {
 			return err
 		}
-		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w
+		return af.call(stdout, "GET", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, nil, "")
 	case "write":
 		if err := need(3, "EP PATH VALUE"); err != nil {
 			return err
 		}
-		method, u, body = "PUT", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"value": a[2]}
+		return af.call(stdout, "PUT", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w,
+			jsonBody(map[string]any{"value": a[2]}), "application/json")
 	case "exec":
 		if err := need(2, "EP PATH [ARGS]"); err != nil {
 			return err
@@ -67,37 +63,10 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		if len(a) > 2 {
 			args = a[2]
 		}
-		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"args": args}
+		return af.call(stdout, "POST", "/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w,
+			jsonBody(map[string]any{"args": args}), "application/json")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *wait+30*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+*token)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	stdout.Write(out)
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("HTTP %s", strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
-	}
-	return nil
+	return usageError{fmt.Sprintf("unknown command %q", cmd)}
 }
 
 func envOr(k, def string) string {

@@ -29,6 +29,8 @@ type daemon struct {
 	done   chan error
 	stderr *lockedBuffer
 	once   sync.Once
+	// tokenFile holds fwProofToken for the CLI (-token-file).
+	tokenFile string
 }
 
 const fwProofToken = "fw-proof-token"
@@ -112,7 +114,13 @@ func (d *daemon) call(method, path, body string) (int, map[string]any) {
 func (d *daemon) cli(args ...string) map[string]any {
 	d.t.Helper()
 	var out, errb bytes.Buffer
-	args = append(args, "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token", fwProofToken)
+	if d.tokenFile == "" {
+		d.tokenFile = filepath.Join(d.t.TempDir(), "token")
+		if err := os.WriteFile(d.tokenFile, []byte(fwProofToken+"\n"), 0o600); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	args = append(args, "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token-file", d.tokenFile)
 	if rc := run(args, &out, &errb); rc != 0 {
 		d.t.Fatalf("smsgw %v: rc %d: %s %s", args, rc, errb.String(), out.String())
 	}

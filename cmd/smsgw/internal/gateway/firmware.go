@@ -12,7 +12,6 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
@@ -42,7 +41,6 @@ type fw struct {
 	store *firmware.Store
 	upd   *firmware.Updater
 	mgr   *firmware.Manager
-	db    *bolt.DB
 
 	mu    sync.Mutex
 	plans map[string]*PlanJSON // job id → plan at start, for this process's jobs
@@ -96,13 +94,14 @@ func (g *Gateway) openFirmwareStore() error {
 		dir = filepath.Join(g.cfg.DataDir, "firmware")
 	}
 	s, err := firmware.OpenStore(dir, firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
+		firmware.WithMaxImageBytes(g.cfg.Firmware.MaxImageBytes),
 		firmware.WithMaxImages(g.cfg.Firmware.MaxImages),
 		firmware.WithStoreMetrics(func(images int, bytes int64) {
 			g.metrics.fwStore.WithLabelValues("images").Set(float64(images))
 			g.metrics.fwStore.WithLabelValues("bytes").Set(float64(bytes))
 		}))
 	if err != nil {
-		return fmt.Errorf("firmware store %s: %w", dir, err)
+		return &StartError{Option: "firmware.dir", Value: dir, Err: err}
 	}
 	n, b := s.Usage()
 	g.metrics.fwStore.WithLabelValues("images").Set(float64(n))
@@ -176,11 +175,10 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 		return fmt.Errorf("firmware updater: %w", err)
 	}
 	g.fw.upd = upd
-	db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := g.openStateDB("campaigns.db", nil) // closed by the gateway
 	if err != nil {
-		return fmt.Errorf("campaigns: %w", err)
+		return err
 	}
-	g.fw.db = db
 	mgr, err := firmware.NewManager(db, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
 		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns))
 	if err != nil {
@@ -233,9 +231,6 @@ func (g *Gateway) closeFirmware() error {
 	}
 	if g.fw.upd != nil {
 		errs = append(errs, g.fw.upd.Close())
-	}
-	if g.fw.db != nil {
-		errs = append(errs, g.fw.db.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -25,7 +25,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +37,8 @@ import (
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
@@ -45,6 +46,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
@@ -59,6 +61,13 @@ type Gateway struct {
 	log   *slog.Logger
 	model *model.Registry
 	token string
+	// tokenFile is the file the token came from ("" for api.token);
+	// tokenSource says how: api.token, api.token_file, data dir, generated.
+	tokenFile, tokenSource string
+
+	lock *state.Lock         // the data dir's, held until Shutdown's end
+	dbs  map[string]*bolt.DB // state files the gateway opened, by name
+	web  *httpGuard          // HTTP limits and their counters
 
 	metrics *Metrics
 	hub     *hub
@@ -97,40 +106,68 @@ type Gateway struct {
 	closed sync.Once
 }
 
-// Info says where to look.
+// Info says where to look. It never holds the API token.
 type Info struct {
 	API, Metrics, OpenAPI string
-	Token, TokenFile      string
-	UDP, DTLS             string
-	DataDir               string
-	PTYs                  map[string]string // server SIM → pty path
-	Lights                []LightInfo
+	// TokenFile is the file holding the API token ("" when it came from
+	// api.token); TokenSource says where it came from: api.token,
+	// api.token_file, data dir (kept from an earlier start), generated.
+	TokenFile, TokenSource string
+	UDP, DTLS              string
+	DataDir                string
+	PTYs                   map[string]string // server SIM → pty path
+	Lights                 []LightInfo
 }
 
 // LightInfo describes a demo light.
 type LightInfo struct{ Name, Kind, MSISDN, ServerSIM string }
 
 // New starts a gateway with cfg. The caller owns it and calls Shutdown.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
+//
+// Before anything else it takes the data dir's lock (a second gateway on
+// the same data dir fails at once, with an error wrapping state.ErrLocked,
+// and changes nothing) and checks every state file (state.Preflight: a
+// missing, empty, truncated or damaged file fails with a *state.FileError
+// naming it). Errors an option can fix are a *StartError naming it. On any
+// error, what was started is stopped again.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("gateway: data_dir is empty")
+		return nil, &StartError{Option: "data_dir", Err: errors.New("empty")}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, &StartError{Option: "data_dir", Value: cfg.DataDir, Err: err}
+	}
+	lock, err := state.Acquire(cfg.DataDir)
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return nil, fmt.Errorf("data_dir %w; stop that smsgw first or give this one another data dir", err)
+		}
+		return nil, &StartError{Option: "data_dir", Value: cfg.DataDir, Err: err}
+	}
+	if err := state.Preflight(cfg.DataDir); err != nil {
+		lock.Release()
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g = &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
-		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx}
-	defer func() {
-		if err != nil {
-			g.Shutdown(context.Background())
-		}
-	}()
-	if err = g.setToken(); err != nil {
+	g := &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
+		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx,
+		lock: lock, dbs: map[string]*bolt.DB{}}
+	if err := g.start(ctx); err != nil {
+		g.Shutdown(context.Background())
 		return nil, err
+	}
+	return g, nil
+}
+
+// start starts the parts in order; New stops them again on an error.
+func (g *Gateway) start(ctx context.Context) error {
+	cfg, log := g.cfg, g.log
+	err := g.setToken()
+	if err != nil {
+		return err
 	}
 	for _, d := range cfg.SMS.Devices {
 		g.devices[d.Endpoint] = d
@@ -141,27 +178,27 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	sims, err := g.startModems(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startSMS(sims); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.openFirmwareStore(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startServer(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startQueue(); err != nil {
-		return nil, err
+		return err
 	}
 	g.wg.Add(1)
 	go g.events(ctx)
 	if err = g.startAPI(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startFirmware(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
@@ -173,27 +210,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 		}
 		g.fleet, err = StartFleet(ctx, spec, g.plan)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return g, nil
-}
-
-func (g *Gateway) setToken() error {
-	g.token = g.cfg.API.Token
-	if g.token != "" {
-		return nil
-	}
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+	if err := g.lock.SetAPI(strings.TrimSuffix(g.Info().API, "/api/v1")); err != nil {
 		return err
 	}
-	g.token = hex.EncodeToString(b)
-	return os.WriteFile(g.TokenFile(), []byte(g.token+"\n"), 0o600)
+	return state.MarkInitialised(g.cfg.DataDir)
 }
-
-// TokenFile is where a generated API token is written.
-func (g *Gateway) TokenFile() string { return filepath.Join(g.cfg.DataDir, "api-token") }
 
 // startModems opens the modems (virtual ones on ptys in simulator mode) and
 // returns the server SIM numbers.
@@ -234,20 +258,24 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 		}
 	}
 	var out []string
-	for _, c := range cfgs {
+	for i, c := range cfgs {
+		option := fmt.Sprintf("modems.%d.device", i)
+		if g.cfg.Simulator.Enabled {
+			option = fmt.Sprintf("simulator.server_sims.%d", i)
+		}
 		if _, err := os.Stat(c.Device); err != nil {
-			return nil, fmt.Errorf("modem %s: device %s: %w (check the path in modems[].device, the cable, and the udev name)", c.MSISDN, c.Device, err)
+			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("%w (check the path, the cable, and the udev name)", netCause(err))}
 		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem))
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("modem %s on %s: %w", c.MSISDN, c.Device, err)
+			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("modem %s: %w", c.MSISDN, err)}
 		}
 		g.modems = append(g.modems, m)
 		if err := g.pool.Add(m); err != nil {
 			m.Close()
-			return nil, fmt.Errorf("modem %s: %w", c.MSISDN, err)
+			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("modem %s: %w", c.MSISDN, err)}
 		}
 		out = append(out, c.MSISDN)
 	}
@@ -288,12 +316,16 @@ func (g *Gateway) startSMS(sims []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	b, err := sms.New(g.link, sms.Config{
-		StateDir: dir, Peers: peers,
-		DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
-		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
-		Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
-		Logger: g.log.With("component", "sms"),
+	var b *sms.Bearer
+	err := guardOpen(g.cfg.DataDir, "sms/", func() (err error) {
+		b, err = sms.New(g.link, sms.Config{
+			StateDir: dir, Peers: peers,
+			DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
+			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
+			Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
+			Logger: g.log.With("component", "sms"),
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sms bearer: %w", err)
@@ -303,18 +335,22 @@ func (g *Gateway) startSMS(sims []string) error {
 }
 
 func (g *Gateway) startServer() error {
-	regs, err := registry.OpenBolt(filepath.Join(g.cfg.DataDir, "registrations.db"), registry.BoltOptions{
-		Options: registry.Options{Grace: 30 * time.Second},
-		AddrDecoder: func(network, addr string) (net.Addr, error) {
-			if network == sms.Network {
-				return sms.ParseMSISDN(addr)
-			}
-			return nil, fmt.Errorf("unknown network %q", network)
-		},
-		Logger: g.log.With("component", "registry"),
+	var regs *registry.Bolt
+	_, err := g.openStateDB("registrations.db", func(db *bolt.DB) (err error) {
+		regs, err = registry.NewBolt(db, registry.BoltOptions{
+			Options: registry.Options{Grace: 30 * time.Second},
+			AddrDecoder: func(network, addr string) (net.Addr, error) {
+				if network == sms.Network {
+					return sms.ParseMSISDN(addr)
+				}
+				return nil, fmt.Errorf("unknown network %q", network)
+			},
+			Logger: g.log.With("component", "registry"),
+		})
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("registrations: %w", err)
+		return err
 	}
 	g.regs = regs
 	sec := server.NewStaticSecurity(len(g.psk) + 1)
@@ -336,7 +372,7 @@ func (g *Gateway) startServer() error {
 	if g.cfg.LwM2M.UDP != "" {
 		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
 		if err != nil {
-			return fmt.Errorf("lwm2m udp listener %s: %w", g.cfg.LwM2M.UDP, err)
+			return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
 		}
 		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
@@ -348,7 +384,7 @@ func (g *Gateway) startServer() error {
 	if g.cfg.LwM2M.DTLS != "" {
 		u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
 		if err != nil {
-			return fmt.Errorf("lwm2m dtls listener %s: %w", g.cfg.LwM2M.DTLS, err)
+			return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
 		}
 		ds, err := secure.NewServer(u, &secure.Config{PSKLookup: g.pskLookup, Logger: g.log.With("component", "dtls")})
 		if err != nil {
@@ -416,9 +452,13 @@ func (g *Gateway) awakeWindow() time.Duration {
 // answers from its cache), and registration traffic feeds awake tracking
 // and SMS wake-ups.
 func (g *Gateway) startQueue() error {
-	qs, err := queue.OpenBoltStore(filepath.Join(g.cfg.DataDir, "queue.db"), 5*time.Second)
+	var qs *queue.BoltStore
+	_, err := g.openStateDB("queue.db", func(db *bolt.DB) (err error) {
+		qs, err = queue.NewBoltStore(db)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("queue store: %w", err)
+		return err
 	}
 	g.qs = qs
 	w := g.awakeWindow()
@@ -582,10 +622,7 @@ func (g *Gateway) onQueueEvent(ev queue.Event) {
 
 // Info returns where to look.
 func (g *Gateway) Info() Info {
-	in := Info{Token: g.token, DataDir: g.cfg.DataDir, PTYs: map[string]string{}}
-	if g.cfg.API.Token == "" {
-		in.TokenFile = g.TokenFile()
-	}
+	in := Info{TokenFile: g.tokenFile, TokenSource: g.tokenSource, DataDir: g.cfg.DataDir, PTYs: map[string]string{}}
 	if g.apiLn != nil {
 		base := "http://" + g.apiLn.Addr().String()
 		in.API, in.Metrics, in.OpenAPI = base+"/api/v1", base+"/metrics", base+"/openapi.json"
@@ -666,6 +703,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.regs != nil {
 			errs = append(errs, g.regs.Close())
 		}
+		errs = append(errs, g.closeStateDBs())
+		errs = append(errs, g.lock.Release())
 	})
 	return errors.Join(errs...)
 }
