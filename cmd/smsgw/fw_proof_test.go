@@ -28,6 +28,7 @@ type daemon struct {
 	api    string
 	done   chan error
 	stderr *lockedBuffer
+	stdout *lockedBuffer // the lines printed (the banner)
 	once   sync.Once
 	// tokenFile holds fwProofToken for the CLI (-token-file).
 	tokenFile string
@@ -37,7 +38,7 @@ const fwProofToken = "fw-proof-token"
 
 func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}}
+	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}}
 	d.cmd = exec.CommandContext(ctx, bin, args...)
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
@@ -54,6 +55,7 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			d.stdout.Write([]byte(sc.Text() + "\n"))
 			lines <- sc.Text()
 		}
 		close(lines)

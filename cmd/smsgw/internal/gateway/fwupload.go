@@ -75,13 +75,31 @@ func (g *Gateway) uploadImage(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "the image is empty")
 		return
 	}
-	info, err := g.fw.store.Put(r.Context(), u, src)
+	info, err := g.fw.store.Put(r.Context(), u, &uploadReader{r: src})
 	if err != nil {
 		g.uploadRefused(w, err, limit)
 		return
 	}
 	g.hub.publish("firmware-image", info)
 	writeJSON(w, http.StatusCreated, info)
+}
+
+// uploadReader marks the errors of reading the upload, to tell them (the
+// client's: 400, 408, 413) from the store's (500).
+type uploadReader struct{ r io.Reader }
+
+// uploadReadError is an error reading the upload.
+type uploadReadError struct{ err error }
+
+func (e *uploadReadError) Error() string { return "reading the upload: " + e.err.Error() }
+func (e *uploadReadError) Unwrap() error { return e.err }
+
+func (u *uploadReader) Read(p []byte) (int, error) {
+	n, err := u.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		err = &uploadReadError{err}
+	}
+	return n, err
 }
 
 // errMultipart is a multipart upload whose framing is refused.
@@ -169,7 +187,11 @@ func (g *Gateway) uploadRefused(w http.ResponseWriter, err error, limit int64) {
 		writeError(w, code, msg)
 		return
 	}
+	var re *uploadReadError
 	switch {
+	case errors.As(err, &re):
+		w.Header().Set("Connection", "close")
+		writeError(w, http.StatusBadRequest, re.Error()+" (the upload ended early or broke off); nothing was stored")
 	case errors.Is(err, firmware.ErrTooLarge):
 		w.Header().Set("Connection", "close")
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image over firmware.max_image_bytes (%d); nothing was stored", limit))

@@ -190,6 +190,16 @@ func (s *statusSniffer) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 func (g *Gateway) guard(mux *http.ServeMux) http.Handler {
 	h := g.web
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		now := time.Now()
+		hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+		if hasBody {
+			// Whatever happens to the request (refused, not routed, a
+			// handler that ignores its body), net/http drains up to 256 KB
+			// of an unread body after the answer: never longer than this.
+			_ = rc.SetReadDeadline(now.Add(h.lim.BodyTimeout))
+		}
+		_ = rc.SetWriteDeadline(now.Add(h.lim.WriteTimeout))
 		_, pattern := mux.Handler(r)
 		if pattern == "" {
 			h.notRouted(mux, w, r)
@@ -217,9 +227,10 @@ func (g *Gateway) guard(mux *http.ServeMux) http.Handler {
 				fmt.Sprintf("request body of %d bytes; this route takes at most %d", r.ContentLength, limit))
 			return
 		}
-		rc := http.NewResponseController(sn.ResponseWriter)
-		now := time.Now()
-		hasBody := r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0
+		// The handler gets a copy: net/http must still see its own body
+		// in the request it holds, to drain or close the connection
+		// gracefully (so a client still sending reads the refusal).
+		r = r.WithContext(r.Context())
 		body := func() io.ReadCloser { return http.MaxBytesReader(sn.ResponseWriter, r.Body, limit) }
 		switch kind {
 		case kindUpload:
@@ -267,7 +278,9 @@ func (h *httpGuard) deadlineBody(b io.ReadCloser, rc *http.ResponseController, n
 
 // clearingBody drops the read deadline once the body is read: net/http
 // then reads ahead to notice a client that leaves, and a read deadline
-// passing meanwhile would cancel the request of a route that waits.
+// passing meanwhile would cancel the request of a route that waits. A body
+// that fails (too slow, too large) keeps an expired deadline: net/http's
+// own draining of the rest must not wait for a client that stalls.
 type clearingBody struct {
 	io.ReadCloser
 	rc   *http.ResponseController
@@ -278,9 +291,19 @@ func (b *clearingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && !b.done {
 		b.done = true
-		_ = b.rc.SetReadDeadline(time.Time{})
+		endBody(b.rc, err)
 	}
 	return n, err
+}
+
+// endBody sets the read deadline at the end of a request body: none after
+// the whole body, an expired one after a failure.
+func endBody(rc *http.ResponseController, err error) {
+	if errors.Is(err, io.EOF) {
+		_ = rc.SetReadDeadline(time.Time{})
+		return
+	}
+	_ = rc.SetReadDeadline(time.Now())
 }
 
 // errSlowUpload is a firmware upload under api.limits.upload_min_rate.
@@ -306,7 +329,7 @@ func (b *rateBody) Read(p []byte) (int, error) {
 	now := time.Now()
 	if el := now.Sub(b.start); el > b.window && float64(b.n) < el.Seconds()*float64(b.minRate) {
 		b.err = fmt.Errorf("%w: %d bytes in %v", errSlowUpload, b.n, el.Round(time.Second))
-		_ = b.rc.SetReadDeadline(time.Time{})
+		endBody(b.rc, b.err)
 		return 0, b.err
 	}
 	_ = b.rc.SetReadDeadline(now.Add(b.window))
@@ -314,7 +337,7 @@ func (b *rateBody) Read(p []byte) (int, error) {
 	b.n += int64(n)
 	if err != nil {
 		b.err = err
-		_ = b.rc.SetReadDeadline(time.Time{})
+		endBody(b.rc, err)
 	}
 	return n, err
 }

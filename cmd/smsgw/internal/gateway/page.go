@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"container/heap"
 	"encoding/base64"
 	"encoding/json"
@@ -116,16 +117,20 @@ func (h *keyHeap[T]) Pop() any {
 func pageBody[T any](name string, items []keyed[T], more bool, total int, render func(T) any, extra map[string]any) map[string]any {
 	out := make([]json.RawMessage, 0, len(items))
 	size, last := 0, ""
+	var ind bytes.Buffer
 	for i, it := range items {
 		b, err := json.Marshal(render(it.item))
 		if err != nil {
 			continue
 		}
-		if i > 0 && size+len(b) > maxPageBytes {
+		// Counted as writeJSON writes it: indented, two levels deep.
+		ind.Reset()
+		_ = json.Indent(&ind, b, "    ", "  ")
+		if i > 0 && size+ind.Len()+6 > maxPageBytes {
 			more = true
 			break
 		}
-		size += len(b)
+		size += ind.Len() + 6
 		out = append(out, b)
 		last = it.key
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"math/big"
 )
 
 // The on-disk layout of a bbolt file (go.etcd.io/bbolt, format version 2),
@@ -116,9 +117,8 @@ func checkBolt(r io.ReaderAt, size int64) error {
 		return err
 	}
 	c := &checker{r: r, size: size, m: m, ps: int64(m.pageSize)}
-	need := int64(m.pgid) * c.ps
-	if need/c.ps != int64(m.pgid) || need > size {
-		return fmt.Errorf("%w: %d bytes, but its pages reach byte %d", ErrTruncated, size, need)
+	if m.pgid > uint64(size)/uint64(c.ps) {
+		return fmt.Errorf("%w: %d bytes, but its pages reach byte %d", ErrTruncated, size, new(big.Int).Mul(new(big.Int).SetUint64(m.pgid), big.NewInt(c.ps)))
 	}
 	c.reachable, c.freed = newBitset(m.pgid), newBitset(m.pgid)
 	c.reachable.set(0)
