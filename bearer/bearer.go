@@ -44,6 +44,16 @@ type Bearer interface {
 	Params() Params
 }
 
+// UnreachableReporter is implemented by a Bearer that can tell when a
+// datagram it sent found nothing listening at its destination (an ICMP
+// port unreachable, RFC 792 / RFC 4443): udp.Conn. OnUnreachable sets the
+// function called with each such destination (it runs on the bearer's
+// read or write path and must not block; nil stops the reports) and says
+// whether the bearer can report at all.
+type UnreachableReporter interface {
+	OnUnreachable(fn func(peer net.Addr)) bool
+}
+
 // Params describes a bearer: its datagram sizes, its RFC 7252 §4.8
 // transmission parameters and a cost hint. The derived values of §4.8.2
 // (MAX_TRANSMIT_SPAN, MAX_TRANSMIT_WAIT, EXCHANGE_LIFETIME, NON_LIFETIME) are

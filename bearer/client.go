@@ -81,7 +81,7 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		if req.midSet {
 			mid = int32(req.mid)
 		}
-		resp, err = e.roundTripMID(ctx, req.Peer, &m, req.Type == message.Confirmable, nil, false, mid)
+		resp, err = e.roundTripWith(ctx, req.Peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: mid, steer: req.steer})
 	}
 	if err != nil {
 		return nil, err
@@ -203,12 +203,22 @@ func (e *Endpoint) releasePeerRef(pkey string, ps *peerState) {
 // notifications on the token. With ackOnly (separate responses and
 // notifications) it returns on the ACK and NSTART does not apply.
 func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool) (*Response, error) {
-	return e.roundTripMID(ctx, peer, m, con, obs, ackOnly, -1)
+	return e.roundTripWith(ctx, peer, m, rtOpts{con: con, obs: obs, ackOnly: ackOnly, mid: -1})
 }
 
-// roundTripMID is roundTrip with the message ID fixed by the caller when
-// mid >= 0 (Request.SetMessageID), else allocated.
-func (e *Endpoint) roundTripMID(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool, mid int32) (*Response, error) {
+// rtOpts are the knobs of roundTripWith.
+type rtOpts struct {
+	con     bool
+	obs     *Observation
+	ackOnly bool
+	mid     int32  // fixed message ID (Request.SetMessageID) when >= 0, else allocated
+	steer   *Steer // re-send/abort while in flight (Request.SetSteer)
+}
+
+// roundTripWith is roundTrip with the message ID fixed by the caller when
+// o.mid >= 0 and an optional Steer.
+func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.Message, o rtOpts) (*Response, error) {
+	con, obs, ackOnly, mid := o.con, o.obs, o.ackOnly, o.mid
 	pkey := AddrKey(peer)
 	var ps *peerState
 	if !ackOnly {
@@ -286,8 +296,48 @@ func (e *Endpoint) roundTripMID(ctx context.Context, peer net.Addr, m *message.M
 	if m.Code == codes.Empty {
 		op = "ping"
 	}
+	round := 1 // transmissions since the last (re)start of the schedule
+	var steered <-chan struct{}
+	if o.steer != nil && con && !ackOnly {
+		steered = o.steer.sig
+	}
 	for {
 		select {
+		case <-steered:
+			resend, to, abort := o.steer.take()
+			if abort != nil {
+				return nil, abort
+			}
+			if !resend || acked {
+				continue
+			}
+			if to != nil && AddrKey(to) != ex.pkey {
+				if !e.rekey(ex, to) {
+					e.m.Count(EventDropOverload, 1)
+					continue
+				}
+				peer = to
+			}
+			if err := e.writeRaw(data, peer); err != nil {
+				return nil, err
+			}
+			e.m.Count(EventRetransmission, 1)
+			transmissions++
+			round = 1
+			now := time.Now()
+			timeout = e.initialTimeout()
+			giveUpAt = now.Add(e.p.MaxTransmitWait())
+			retransAt = time.Time{}
+			if e.p.MaxRetransmit > 0 {
+				retransAt = now.Add(timeout)
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+			timer.Reset(next())
 		case r := <-ex.events:
 			if r.ack {
 				// Empty ACK: the interaction is no longer outstanding
@@ -321,8 +371,9 @@ func (e *Endpoint) roundTripMID(ctx context.Context, peer net.Addr, m *message.M
 				}
 				e.m.Count(EventRetransmission, 1)
 				transmissions++
+				round++
 				timeout *= 2
-				if transmissions <= e.p.MaxRetransmit {
+				if round <= e.p.MaxRetransmit {
 					retransAt = retransAt.Add(timeout)
 				} else {
 					retransAt = time.Time{}

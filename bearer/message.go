@@ -38,7 +38,12 @@ type Request struct {
 	ctx    context.Context
 	mid    uint16
 	midSet bool
+	steer  *Steer
 }
+
+// SetSteer lets s re-send or abort the request while Endpoint.Do waits
+// for its answer (see Steer).
+func (r *Request) SetSteer(s *Steer) { r.steer = s }
 
 // SetMessageID fixes the message ID of a client request (Endpoint.Do)
 // instead of taking the next one of the Endpoint. With the same Token it

@@ -36,6 +36,19 @@
 //     record overhead (Overhead: 13-byte header + 8-byte explicit nonce +
 //     8-byte CCM_8 tag = 29 bytes, + CID length + 1 with RFC 9146 CIDs).
 //
+// # ClientHello record versions
+//
+// The record-layer version of an epoch-0 ClientHello may be any {254, xx}:
+// the client does not know the server's version yet (RFC 6347 §4.1; TLS
+// servers accept any {03, xx} the same way, RFC 5246 Appendix E.1), and
+// mbedTLS 2.x — Anjay's default build — sends 0xFE00. pion/dtls refuses any
+// record version but 0xFEFF and 0xFEFD, so the demultiplexer rewrites the
+// version of such ClientHello records to 0xFEFF before pion reads them
+// (counted in Stats.HelloVersionRewritten). That header is covered by no
+// MAC and is not in the handshake transcript; the version the client
+// offers (client_version in the ClientHello body) is untouched. Every other
+// record with a version other than 0xFEFF or 0xFEFD is still dropped.
+//
 // # Raw public keys are emulated, not RFC 7250
 //
 // pion/dtls does not implement the RFC 7250 client_certificate_type and

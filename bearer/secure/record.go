@@ -51,7 +51,9 @@ type recordInfo struct {
 // length of the connection IDs this side issued (0 when it issues none);
 // RFC 9146 records carry no CID length, so the receiver must know it.
 // parseRecord validates only what routing needs: a known content type, a
-// DTLS version (1.0 0xFEFF or 1.2 0xFEFD), and a length that fits b.
+// DTLS version (1.0 0xFEFF or 1.2 0xFEFD), and a length that fits b. An
+// epoch-0 ClientHello record may carry any {254, xx} version (see
+// legacyHelloVersion).
 func parseRecord(b []byte, cidLen int) (recordInfo, error) {
 	var ri recordInfo
 	if len(b) < recordHeaderLen {
@@ -67,10 +69,10 @@ func parseRecord(b []byte, cidLen int) (recordInfo, error) {
 	default:
 		return ri, fmt.Errorf("%w: content type %d", errBadRecord, ri.contentType)
 	}
-	if b[1] != 0xFE || (b[2] != 0xFF && b[2] != 0xFD) {
+	ri.epoch = binary.BigEndian.Uint16(b[3:5])
+	if b[1] != 0xFE || (b[2] != 0xFF && b[2] != 0xFD && !isHelloRecord(b)) {
 		return ri, fmt.Errorf("%w: version %#02x%02x", errBadRecord, b[1], b[2])
 	}
-	ri.epoch = binary.BigEndian.Uint16(b[3:5])
 	hdr := recordHeaderLen
 	if ri.contentType == contentTLS12CID {
 		hdr += cidLen
@@ -131,4 +133,50 @@ func serverHelloCID(b []byte) (cid []byte, found bool) {
 func isServerHello(b []byte) bool {
 	return len(b) > recordHeaderLen && b[0] == contentHandshake && b[3] == 0 && b[4] == 0 &&
 		b[recordHeaderLen] == handshakeServerHello
+}
+
+// isHelloRecord reports whether the record at the start of b is an epoch-0
+// handshake record whose body starts a ClientHello (its header and first
+// body byte are there; the length is checked by the caller).
+func isHelloRecord(b []byte) bool {
+	return len(b) > recordHeaderLen && b[0] == contentHandshake && b[3] == 0 && b[4] == 0 &&
+		b[recordHeaderLen] == handshakeClientHello
+}
+
+// helloRecordVersion is the record-layer version legacyHelloVersion
+// writes into a ClientHello record: DTLS 1.0, what RFC 6347 §4.1 lets a
+// client send before it knows the server's version.
+const helloRecordVersion = 0xFF // minor byte of 0xFEFF
+
+// legacyHelloVersion rewrites, in place, the record-layer version of every
+// epoch-0 ClientHello record of datagram b whose version is {254, xx} but
+// neither DTLS 1.0 (0xFEFF) nor 1.2 (0xFEFD) to 0xFEFF, and returns how
+// many it rewrote. Records it does not understand end the walk untouched.
+//
+// Why: a TLS server accepts any {03, xx} record version on a ClientHello
+// (RFC 5246 Appendix E.1) because the client does not know the server's
+// version yet; DTLS peers do the same with {254, xx}. mbedTLS 2.x (Anjay's
+// default build) sends its first ClientHello with record version 0xFE00,
+// which OpenSSL and GnuTLS accept; pion/dtls refuses any record whose
+// version is not 0xFEFF or 0xFEFD. The record header of an epoch-0
+// handshake record is covered by no MAC and is not part of the handshake
+// transcript (RFC 6347 §4.2.6 hashes handshake messages only), so
+// rewriting it changes nothing either side authenticates; the version the
+// client offers, client_version inside the ClientHello, is left alone and
+// pion negotiates from it as before. Records of any other kind keep the
+// strict check (parseRecord and pion refuse them).
+func legacyHelloVersion(b []byte) int {
+	n := 0
+	for len(b) >= recordHeaderLen {
+		length := int(binary.BigEndian.Uint16(b[11:13]))
+		if b[0] == contentTLS12CID || recordHeaderLen+length > len(b) {
+			return n
+		}
+		if b[1] == 0xFE && b[2] != 0xFF && b[2] != 0xFD && length > 0 && isHelloRecord(b) {
+			b[2] = helloRecordVersion
+			n++
+		}
+		b = b[recordHeaderLen+length:]
+	}
+	return n
 }

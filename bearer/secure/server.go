@@ -66,7 +66,7 @@ type Server struct {
 // counters are the Server's statistics, updated atomically.
 type counters struct {
 	handshakesOK, handshakesFailed, refused, garbage, unknownPeer,
-	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn atomic.Uint64
+	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn, helloVersion atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters; every bounded structure of
@@ -102,6 +102,10 @@ type Stats struct {
 	Rebinds uint64
 	// DatagramsIn and BytesIn count what the inner bearer delivered.
 	DatagramsIn, BytesIn uint64
+	// HelloVersionRewritten counts ClientHello datagrams whose record-layer
+	// version was an older or unusual {254, xx} (mbedTLS 2.x sends 0xFE00)
+	// and was read as DTLS 1.0 (see the package documentation).
+	HelloVersionRewritten uint64
 }
 
 // NewServer starts a DTLS server on inner. The Server owns inner from now
@@ -216,6 +220,8 @@ func (s *Server) Stats() Stats {
 		Rebinds:          s.st.rebinds.Load(),
 		DatagramsIn:      s.st.datagramsIn.Load(),
 		BytesIn:          s.st.bytesIn.Load(),
+
+		HelloVersionRewritten: s.st.helloVersion.Load(),
 	}
 }
 
@@ -416,6 +422,9 @@ func (s *Server) route(b []byte, addr net.Addr) {
 		s.st.garbage.Add(1)
 		s.log.Debug("dtls server: dropped datagram", "peer", addr, "err", err)
 		return
+	}
+	if ri.clientHello && legacyHelloVersion(b) > 0 {
+		s.st.helloVersion.Add(1)
 	}
 	key := bearer.AddrKey(addr)
 	var target *session

@@ -116,12 +116,16 @@ type Conn struct {
 	peerAP   netip.AddrPort
 	rbuf     int
 	wbuf     int
+	unreach  atomic.Pointer[func(net.Addr)] // OnUnreachable
 	counters struct {
 		in, bytesIn, out, bytesOut, truncated, refused, tooLarge, badAddr atomic.Uint64
 	}
 }
 
-var _ bearer.Bearer = (*Conn)(nil)
+var (
+	_ bearer.Bearer              = (*Conn)(nil)
+	_ bearer.UnreachableReporter = (*Conn)(nil)
+)
 
 func checkNetwork(network string) error {
 	switch network {
@@ -268,7 +272,7 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 		n, _, flags, ap, err := c.uc.ReadMsgUDPAddrPort(b, nil)
 		if err != nil {
 			if isRefused(err) {
-				c.counters.refused.Add(1)
+				c.refused()
 				continue
 			}
 			return n, nil, err
@@ -292,6 +296,21 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 // an error wrapping bearer.ErrTooLarge, and addresses it cannot use with
 // ErrBadAddr (or ErrWrongPeer on a dialed Conn).
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	for i := 0; ; i++ {
+		n, err := c.writeOnce(b, addr)
+		if err != nil && isRefused(err) && c.unreach.Load() != nil && i < 4 {
+			// With OnUnreachable on, the kernel reports an ICMP error
+			// of an earlier datagram on the next send too, which then
+			// did not go out: take the report and send again.
+			c.refused()
+			continue
+		}
+		return n, err
+	}
+}
+
+// writeOnce is one send of WriteTo.
+func (c *Conn) writeOnce(b []byte, addr net.Addr) (int, error) {
 	if len(b) > c.params.MaxDatagram {
 		c.counters.tooLarge.Add(1)
 		return 0, &net.OpError{Op: "write", Net: c.network(), Source: c.uc.LocalAddr(), Addr: addr,
@@ -330,6 +349,44 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	c.counters.out.Add(1)
 	c.counters.bytesOut.Add(uint64(n))
 	return n, nil
+}
+
+// OnUnreachable makes the Conn call fn with the destination of every
+// datagram it sent that met an ICMP port unreachable (nothing listens
+// there: for a sleeping LwM2M device, its socket is closed). It reports
+// whether the Conn can tell: a dialed Conn can on every platform (the
+// destination is its peer); a listening Conn only on Linux, where it turns
+// on IP_RECVERR/IPV6_RECVERR and reads the socket's error queue. fn runs
+// on the goroutine of ReadFrom or WriteTo and must not block. Every report
+// is also counted in Stats.Refused. It implements
+// bearer.UnreachableReporter.
+func (c *Conn) OnUnreachable(fn func(peer net.Addr)) bool {
+	if fn == nil {
+		c.unreach.Store(nil)
+		return true
+	}
+	if c.peer == nil && !enableRecvErr(c.uc) {
+		return false
+	}
+	c.unreach.Store(&fn)
+	return true
+}
+
+// refused counts an ICMP error surfacing as ECONNREFUSED and reports the
+// destinations it concerns to OnUnreachable's function.
+func (c *Conn) refused() {
+	c.counters.refused.Add(1)
+	fp := c.unreach.Load()
+	if fp == nil {
+		return
+	}
+	if c.peer != nil {
+		(*fp)(c.peer)
+		return
+	}
+	for _, ap := range drainErrQueue(c.uc) {
+		(*fp)(net.UDPAddrFromAddrPort(ap))
+	}
 }
 
 func (c *Conn) network() string {

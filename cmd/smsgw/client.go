@@ -1,17 +1,19 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// runClient implements the API client subcommands devices, read, write,
-// exec and jobs.
+// runClient implements the API client subcommands (devices, read, write,
+// exec, jobs, and the device management ones).
 func runClient(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smsgw "+cmd, flag.ContinueOnError)
 	af := addAPIFlags(fs)
@@ -30,31 +32,85 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 	}
 	page := url.Values{}
 	if *limit > 0 {
-		page.Set("limit", fmt.Sprint(*limit))
+		page.Set("limit", strconv.Itoa(*limit))
 	}
 	if *cursor != "" {
 		page.Set("cursor", *cursor)
 	}
+	pageQuery := ""
+	if len(page) > 0 {
+		pageQuery = "?" + page.Encode()
+	}
 	w := "?wait=" + wait.String()
 	*af.timeout = max(*af.timeout, *wait+30*time.Second)
+	var method, u string
+	var body any
 	switch cmd {
-	case "devices", "jobs":
-		p := "/" + cmd
-		if len(page) > 0 {
-			p += "?" + page.Encode()
-		}
-		return af.call(stdout, "GET", p, nil, "")
+	case "devices":
+		method, u = "GET", "/devices"+pageQuery
+	case "jobs":
+		method, u = "GET", "/jobs"+pageQuery
 	case "read":
 		if err := need(2, "EP PATH"); err != nil {
 			return err
 		}
-		return af.call(stdout, "GET", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, nil, "")
+		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w
 	case "write":
-		if err := need(3, "EP PATH VALUE"); err != nil {
+		if err := need(3, "EP PATH VALUE [TYPE]"); err != nil {
 			return err
 		}
-		return af.call(stdout, "PUT", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w,
-			jsonBody(map[string]any{"value": a[2]}), "application/json")
+		wb := map[string]any{"value": a[2]}
+		if len(a) > 3 {
+			wb["type"] = a[3] // a resource outside the object model: written raw as this type
+		}
+		method, u, body = "PUT", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, wb
+	case "discover":
+		if err := need(2, "EP PATH"); err != nil {
+			return err
+		}
+		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/discover/"+strings.TrimPrefix(a[1], "/")+w
+	case "attrs":
+		if err := need(3, "EP PATH NAME=VALUE|NAME ..."); err != nil {
+			return err
+		}
+		set, unset := map[string]json.Number{}, []string{}
+		for _, kv := range a[2:] {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				set[k] = json.Number(v)
+			} else {
+				unset = append(unset, kv)
+			}
+		}
+		method, u, body = "PUT", "/devices/"+url.PathEscape(a[0])+"/attributes/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"set": set, "unset": unset}
+	case "read-composite", "observe-composite":
+		if err := need(2, "EP PATH..."); err != nil {
+			return err
+		}
+		op := strings.TrimSuffix(cmd, "-composite")
+		method, u, body = "POST", "/devices/"+url.PathEscape(a[0])+"/composite/"+op+w, map[string]any{"paths": a[1:]}
+	case "write-composite":
+		if err := need(2, "EP PATH=VALUE[:TYPE]..."); err != nil {
+			return err
+		}
+		vals, types := map[string]any{}, map[string]string{}
+		for _, kv := range a[1:] {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok {
+				return usageError{"usage: smsgw write-composite EP PATH=VALUE[:TYPE]..., e.g. /3311/0/5851=40 /31024/10/1=7:Integer"}
+			}
+			if i := strings.LastIndexByte(v, ':'); i > 0 && isTypeName(v[i+1:]) {
+				v, types[k] = v[:i], v[i+1:]
+			}
+			vals[k] = v
+		}
+		method, u, body = "POST", "/devices/"+url.PathEscape(a[0])+"/composite/write"+w, map[string]any{"values": vals, "types": types}
+	case "values":
+		if err := need(1, "EP"); err != nil {
+			return err
+		}
+		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/values"
+	case "objects":
+		method, u = "GET", "/objects"
 	case "exec":
 		if err := need(2, "EP PATH [ARGS]"); err != nil {
 			return err
@@ -63,10 +119,24 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		if len(a) > 2 {
 			args = a[2]
 		}
-		return af.call(stdout, "POST", "/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w,
-			jsonBody(map[string]any{"args": args}), "application/json")
+		method, u, body = "POST", "/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"args": args}
 	}
-	return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	if method == "" {
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if body == nil {
+		return af.call(stdout, method, u, nil, "")
+	}
+	return af.call(stdout, method, u, jsonBody(body), "application/json")
+}
+
+// isTypeName reports an LwM2M data type name as write-composite takes it.
+func isTypeName(s string) bool {
+	switch strings.ToLower(s) {
+	case "string", "integer", "unsigned", "float", "boolean", "opaque", "time", "objlnk", "corelnk":
+		return true
+	}
+	return false
 }
 
 func envOr(k, def string) string {

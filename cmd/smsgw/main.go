@@ -86,7 +86,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = checkConfig(args, stdout)
 	case "default-config":
 		_, err = stdout.Write(config.DefaultYAML)
-	case "devices", "read", "write", "exec", "jobs":
+	case "devices", "read", "write", "exec", "jobs", "discover", "attrs", "read-composite", "write-composite", "observe-composite", "values", "objects":
 		err = runClient(cmd, args, stdout)
 	case "fw":
 		err = runFW(args, stdout)
@@ -126,6 +126,14 @@ const usage = `usage:
   smsgw write EP PATH VALUE      write a resource, e.g. smsgw write light-udp-1 /3311/0/5851 40
   smsgw exec  EP PATH [ARGS]     execute a resource
   smsgw jobs                     list pending jobs
+  smsgw write EP PATH VALUE TYPE write a resource outside the object model raw, e.g. /31024/10/1 7 Integer
+  smsgw discover EP PATH         Discover, e.g. smsgw discover light-udp-1 /3/0
+  smsgw attrs EP PATH pmin=10 pmax=60 [gt]   Write-Attributes (a bare name removes it)
+  smsgw read-composite EP PATH...            Read-Composite
+  smsgw write-composite EP PATH=VALUE[:TYPE]...  Write-Composite
+  smsgw observe-composite EP PATH...         Observe-Composite (notifications on the event stream)
+  smsgw values EP                last known values (also of a sleeping device)
+  smsgw objects                  the object model (built-in and lwm2m.models)
   smsgw fw upload FILE -version V [-name N]     store a firmware image (SHA-256 computed and checked)
   smsgw fw list | show ID | delete ID           firmware images
   smsgw fw update EP IMAGE [-sms] [-dry-run]    update one device (-dry-run: plan and SMS cost)

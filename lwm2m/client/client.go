@@ -32,6 +32,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,13 +60,16 @@ type Client struct {
 	ep       *bearer.Endpoint
 	server   net.Addr
 	location string
-	updateC  chan struct{}
-	stop     chan struct{}
-	loopDone chan struct{}
-	started  bool
-	closed   bool
-	bsFinish chan struct{} // non-nil while a bootstrap runs
-	refused  atomic.Uint64
+	// sentLinks is the object list the server has: the payload of the
+	// last successful Register, or of an Update that carried one.
+	sentLinks string
+	updateC   chan struct{}
+	stop      chan struct{}
+	loopDone  chan struct{}
+	started   bool
+	closed    bool
+	bsFinish  chan struct{} // non-nil while a bootstrap runs
+	refused   atomic.Uint64
 
 	sleep    *sleeper     // queue mode (StartQueueMode), nil otherwise
 	awakeNow atomic.Bool  // queue mode: awake
@@ -194,8 +198,15 @@ func (c *Client) Get(p path.Path) (content.Value, bool) {
 }
 
 // ObjectLinks returns the Register/Update payload: the root link with the
-// announced content formats, then every object (with ver when not 1.0) and
-// instance, the Security object excepted (Core §6.2.1).
+// announced content formats, then every object (with ver when not 1.0 in
+// the announced LwM2M version, see objectVersion) and instance, the
+// Security and OSCORE objects excepted (Core §6.2.1).
+//
+// The root link's ct differs by version: LwM2M 1.1 (Core §6.2.1.1,
+// Table 6.2.1.1-1) gives one Content-Format, the preferred one (the first
+// of the client's formats, SenML JSON by default); the space-separated
+// quoted list is LwM2M 1.2 syntax, and a 1.1 server (Wakaama's) refuses a
+// Register that carries it. LwM2M 1.0 has no root link.
 func (c *Client) ObjectLinks() []link.Link {
 	c.t.mu.RLock()
 	defer c.t.mu.RUnlock()
@@ -203,14 +214,17 @@ func (c *Client) ObjectLinks() []link.Link {
 	if c.cfg.version != "1.0" {
 		root := link.Link{Target: "/"}
 		root.SetQuoted("rt", "oma.lwm2m")
-		cts := ""
+		cts := make([]string, len(c.cfg.formats))
 		for i, f := range c.cfg.formats {
-			if i > 0 {
-				cts += " "
-			}
-			cts += strconv.Itoa(int(f))
+			cts[i] = strconv.Itoa(int(f))
 		}
-		root.SetQuoted("ct", cts)
+		switch {
+		case len(cts) == 0:
+		case c.cfg.version == "1.1":
+			root.Set("ct", cts[0])
+		default:
+			root.SetQuoted("ct", strings.Join(cts, " "))
+		}
 		links = append(links, root)
 	}
 	ids := make([]int, 0, len(c.t.objs))
@@ -223,10 +237,11 @@ func (c *Client) ObjectLinks() []link.Link {
 			continue
 		}
 		o := c.t.objs[uint16(id)]
-		if o.def.Version != "" && o.def.Version != "1.0" || len(o.insts) == 0 {
+		ver := objectVersion(o.def, c.cfg.version)
+		if ver != "1.0" || len(o.insts) == 0 {
 			l := link.Link{Target: path.Object(uint16(id)).String()}
-			if o.def.Version != "" && o.def.Version != "1.0" {
-				l.Set("ver", o.def.Version)
+			if ver != "1.0" {
+				l.Set("ver", ver)
 			}
 			links = append(links, l)
 		}
@@ -240,6 +255,24 @@ func (c *Client) ObjectLinks() []link.Link {
 		}
 	}
 	return links
+}
+
+// objectVersion is the version of object def a client of LwM2M version
+// enabler announces ("1.0" when the definition states none). The core
+// objects of the LwM2M 1.0 enabler (0 Security … 7 Connectivity
+// Statistics) are all version 1.0; the built-in definitions are their
+// 1.1-and-later editions (Security, Server, Device 1.1, Connectivity
+// Monitoring 1.3, ...), so a 1.0 registration announces 1.0 for those, as
+// a 1.0 server expects. Other objects keep the version of their definition.
+func objectVersion(def *model.Object, enabler string) string {
+	v := def.Version
+	if v == "" {
+		v = "1.0"
+	}
+	if enabler == "1.0" && def.ID <= model.ConnectivityStatisticsID && def.LwM2MVersion != "" && def.LwM2MVersion != "1.0" {
+		return "1.0"
+	}
+	return v
 }
 
 func sortInts(a []int) {
@@ -317,6 +350,7 @@ func (c *Client) Register(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("lwm2m client: register: %w", err)
 	}
+	sent := string(req.Payload)
 	if resp.Code != codes.Created {
 		return &RegistrationError{Op: "register", Code: resp.Code, Diag: string(resp.Payload)}
 	}
@@ -325,7 +359,7 @@ func (c *Client) Register(ctx context.Context) error {
 		return &RegistrationError{Op: "register", Code: resp.Code, Diag: "no Location-Path"}
 	}
 	c.mu.Lock()
-	c.location = loc
+	c.location, c.sentLinks = loc, sent
 	c.mu.Unlock()
 	c.log.Info("lwm2m client registered", "ep", c.name, "location", loc)
 	return nil
@@ -353,19 +387,24 @@ func (c *Client) Location() string {
 	return c.location
 }
 
-// Update sends a registration Update now. With objects true the object
-// list goes along (after objects or instances changed).
+// Update sends a registration Update now. The object list goes along
+// whenever it differs from the one the server last accepted (an instance
+// was created or deleted, by the server or through AddInstance/Set), so
+// the server's view never goes stale (Core §6.2.2: the Update carries
+// the Objects and Object Instances when they changed); with objects true
+// it goes along in any case.
 func (c *Client) Update(ctx context.Context, objects bool) error {
 	c.mu.Lock()
-	ep, srv, loc := c.ep, c.server, c.location
+	ep, srv, loc, sent := c.ep, c.server, c.location, c.sentLinks
 	c.mu.Unlock()
 	if loc == "" {
 		return ErrNotRegistered
 	}
 	req := bearer.NewRequest(codes.POST, srv, loc)
-	if objects {
+	payload := link.Encode(c.ObjectLinks())
+	if objects || string(payload) != sent {
 		req.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
-		req.Payload = link.Encode(c.ObjectLinks())
+		req.Payload = payload
 	}
 	resp, err := ep.Do(ctx, req)
 	if err != nil {
@@ -373,6 +412,13 @@ func (c *Client) Update(ctx context.Context, objects bool) error {
 	}
 	if resp.Code != codes.Changed {
 		return &RegistrationError{Op: "update", Code: resp.Code, Diag: string(resp.Payload)}
+	}
+	if req.Payload != nil {
+		c.mu.Lock()
+		if c.location == loc {
+			c.sentLinks = string(payload)
+		}
+		c.mu.Unlock()
 	}
 	return nil
 }

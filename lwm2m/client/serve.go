@@ -184,8 +184,8 @@ func (c *Client) discover(w bearer.ResponseWriter, p path.Path) {
 	}
 	if p.Len() == 1 {
 		var ver []link.Param
-		if o.def.Version != "" && o.def.Version != "1.0" {
-			ver = append(ver, link.Param{Name: "ver", Value: o.def.Version, HasValue: true})
+		if v := objectVersion(o.def, c.cfg.version); v != "1.0" {
+			ver = append(ver, link.Param{Name: "ver", Value: v, HasValue: true})
 		}
 		add(p, ver...)
 	}
@@ -198,12 +198,16 @@ func (c *Client) discover(w bearer.ResponseWriter, p path.Path) {
 			add(ip)
 		}
 		inst := o.insts[iid]
-		for _, rid := range slices.Sorted(maps.Keys(inst)) {
+		for _, rid := range discoverIDs(o, inst) {
 			if p.Len() >= 3 && rid != p.ResourceID() {
 				continue
 			}
 			rn := inst[rid]
 			rp := path.Resource(p.ObjectID(), iid, rid)
+			if rn == nil { // executable: no value, but the instance has it (Execute answers 2.04)
+				add(rp)
+				continue
+			}
 			if rn.multi != nil {
 				add(rp, link.Param{Name: "dim", Value: strconv.Itoa(len(rn.multi)), HasValue: true})
 				if p.Len() >= 3 {
@@ -218,6 +222,21 @@ func (c *Client) discover(w bearer.ResponseWriter, p path.Path) {
 	}
 	w.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
 	_ = w.WriteResponse(codes.Content, link.Encode(links))
+}
+
+// discoverIDs lists the resources an instance has, for Discover (Core
+// §6.3.3: every resource of the instance): those holding a value, and the
+// executable resources of the object's definition, which hold none but
+// answer Execute.
+func discoverIDs(o *objNode, inst instNode) []uint16 {
+	ids := slices.Collect(maps.Keys(inst))
+	for _, r := range o.def.Resources {
+		if _, ok := inst[r.ID]; !ok && r.Operations.Executable() {
+			ids = append(ids, r.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
 }
 
 func (c *Client) writeAttributes(w bearer.ResponseWriter, r *bearer.Request, p path.Path) {
@@ -327,7 +346,7 @@ func (c *Client) write(w bearer.ResponseWriter, r *bearer.Request, p path.Path, 
 		answer(w, codes.NotFound, "not found")
 		return
 	}
-	for _, rec := range recs {
+	for i, rec := range recs {
 		def, ok := o.def.Resource(rec.Path.ResourceID())
 		if !ok {
 			c.t.mu.Unlock()
@@ -337,6 +356,11 @@ func (c *Client) write(w bearer.ResponseWriter, r *bearer.Request, p path.Path, 
 		if !def.Operations.Writable() && !bs {
 			c.t.mu.Unlock()
 			answer(w, codes.MethodNotAllowed, rec.Path.String()+" is not writable")
+			return
+		}
+		if recs[i].Value, err = checkValue(rec, def); err != nil {
+			c.t.mu.Unlock()
+			answer(w, codes.BadRequest, err.Error())
 			return
 		}
 	}
@@ -442,6 +466,22 @@ func (c *Client) create(w bearer.ResponseWriter, r *bearer.Request, p path.Path)
 		answer(w, codes.RequestEntityTooLarge, "too many instances")
 		return
 	}
+	for i, rec := range recs {
+		if rec.Path.Len() < 3 {
+			continue
+		}
+		def, ok := o.def.Resource(rec.Path.ResourceID())
+		if !ok {
+			c.t.mu.Unlock()
+			answer(w, codes.NotFound, "no resource "+rec.Path.String())
+			return
+		}
+		if recs[i].Value, err = checkValue(rec, def); err != nil {
+			c.t.mu.Unlock()
+			answer(w, codes.BadRequest, err.Error())
+			return
+		}
+	}
 	if o.h.Create != nil {
 		if err := o.h.Create(iid); err != nil {
 			c.t.mu.Unlock()
@@ -478,6 +518,11 @@ func (c *Client) delete(w bearer.ResponseWriter, p path.Path) {
 	if !ok || !c.t.exists(p) {
 		c.t.mu.Unlock()
 		answer(w, codes.NotFound, "not found")
+		return
+	}
+	if why := undeletable(o); why != "" {
+		c.t.mu.Unlock()
+		answer(w, codes.MethodNotAllowed, why)
 		return
 	}
 	if o.h.Delete != nil {
@@ -564,16 +609,22 @@ func (c *Client) writeComposite(w bearer.ResponseWriter, r *bearer.Request, p pa
 		return
 	}
 	c.t.mu.Lock()
-	for _, rec := range recs {
+	for i, rec := range recs {
 		o, ok := c.t.obj(rec.Path.ObjectID())
 		if !ok || rec.Path.Len() < 3 {
 			c.t.mu.Unlock()
 			answer(w, codes.NotFound, "no resource "+rec.Path.String())
 			return
 		}
-		if def, ok := o.def.Resource(rec.Path.ResourceID()); !ok || !def.Operations.Writable() {
+		def, ok := o.def.Resource(rec.Path.ResourceID())
+		if !ok || !def.Operations.Writable() {
 			c.t.mu.Unlock()
 			answer(w, codes.MethodNotAllowed, rec.Path.String()+" is not writable")
+			return
+		}
+		if recs[i].Value, err = checkValue(rec, def); err != nil {
+			c.t.mu.Unlock()
+			answer(w, codes.BadRequest, err.Error())
 			return
 		}
 	}

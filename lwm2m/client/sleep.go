@@ -39,6 +39,10 @@ type QueueModeConfig struct {
 	// OnState, if set, is called with true when the client wakes and
 	// false when it falls asleep (tests, metrics).
 	OnState func(awake bool)
+	// RegisterOnWake makes the client send a Register instead of an
+	// Update when it wakes from sleep, as Anjay does when its socket
+	// changed (a new registration, same endpoint name).
+	RegisterOnWake bool
 }
 
 // errTriggerSource: a trigger from a number other than the server's.
@@ -239,11 +243,13 @@ func (c *Client) sleepLoop() {
 		if !update {
 			continue
 		}
+		woke := false
 		if !c.awakeNow.Load() {
 			if err := c.wakeTransport(); err != nil {
 				c.log.Warn("lwm2m client: wake", "ep", c.name, "err", err)
 				continue
 			}
+			woke = true
 		}
 		c.touch()
 		ctx, cancel := context.WithTimeout(context.Background(), max(awake, 5*time.Second))
@@ -254,7 +260,15 @@ func (c *Client) sleepLoop() {
 			case <-ctx.Done():
 			}
 		}()
-		err := c.Update(ctx, false)
+		var err error
+		c.mu.Lock()
+		register := woke && c.sleep.cfg.RegisterOnWake
+		c.mu.Unlock()
+		if register {
+			err = c.Register(ctx)
+		} else {
+			err = c.Update(ctx, false)
+		}
 		var re *RegistrationError
 		if errors.As(err, &re) && re.Code == codes.NotFound { // the server forgot us
 			err = c.Register(ctx)

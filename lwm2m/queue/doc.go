@@ -6,9 +6,14 @@
 // A caller enqueues an LwM2M operation for an endpoint (Manager.Enqueue);
 // the request is stored durably before its id is returned, then waits for
 // the device. The server reports the device's traffic (Manager.Seen); while
-// the device is awake (MAX_TRANSMIT_WAIT of its bearer, or a configured
-// window) its queue drains in order with NSTART=1 through an Executor, the
-// one edge the LwM2M server implements. A sleeping device that may be
+// the device is awake (from its last message for MAX_TRANSMIT_WAIT of its
+// bearer or a configured window, narrowed to the window learned from its
+// unanswered requests, see Config.MinWindow) its queue drains in order
+// with NSTART=1 through an Executor, the one edge the LwM2M server
+// implements. A request left unanswered because the device slept goes
+// back to the head of the queue, never failed for that alone; the
+// server's Executor re-sends a request on the wire at once when the device
+// shows up again (lwm2m/server, bearer.Steer). A sleeping device that may be
 // woken by SMS gets a trigger (an Execute of /1/x/8 as a CoAP NON over SMS,
 // see SMSWaker and TriggerMessage), again with exponential backoff, until
 // it shows up or the requests fail with ErrNotWoken. Every request ends in

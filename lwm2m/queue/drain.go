@@ -467,6 +467,7 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	seen := d.seen
 	m.emitLocked(Event{Type: EventSent, Endpoint: d.ep, ID: id, State: StateSending, Time: now})
 	m.mu.Unlock()
+	sentAt := now.UnixNano()
 
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.ExecTimeout)
 	req := rec.Request
@@ -486,6 +487,11 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 			res = &Result{ContentFormat: NoContentFormat}
 		}
 		rec.Result = res
+		m.mu.Lock()
+		if d.seen == seen {
+			m.learnLocked(d, sentAt, true)
+		}
+		m.mu.Unlock()
 		dequeue()
 		m.finish(rec, StateDone, ErrKindNone, "", nil)
 		return true
@@ -498,6 +504,11 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		m.log.Debug("queue: device asleep mid-drain", "endpoint", d.ep, "id", id, "err", err)
 		m.mu.Lock()
 		if d.seen == seen {
+			// Unanswered while the device said nothing: it was asleep
+			// when the request went out, so it listens less long after
+			// its messages than we assumed. It waits, never failed for
+			// this alone, for the device's next message.
+			m.learnLocked(d, sentAt, false)
 			d.awakeUntil = 0
 		}
 		m.mu.Unlock()

@@ -67,6 +67,15 @@ type Config struct {
 	// DefaultWindow is the awake window of Seen without one: MAX_TRANSMIT_WAIT
 	// of CoAP over UDP with RFC 7252 defaults (93 s) unless set.
 	DefaultWindow time.Duration
+	// MinWindow is the least awake window learned for a device (default
+	// 1 s). The Manager learns each device's window from its traffic: a
+	// request first sent t after the device's last message and left
+	// unanswered (while it sent nothing else) shows the device listens
+	// less than t, and the window becomes t (never below MinWindow); an
+	// answered one sent t after shows it listens at least t. The learned
+	// window never exceeds the configured one (DeviceConfig.Window, the
+	// window given to Seen, or DefaultWindow). See Manager.Window.
+	MinWindow time.Duration
 	// DedupWindow is how long after an attempt was first sent a re-send of
 	// it is still answered from the device's CoAP duplicate cache:
 	// EXCHANGE_LIFETIME (247 s for UDP defaults) unless set. Beyond it, a
@@ -124,6 +133,7 @@ func (c *Config) defaults() error {
 	setD(&c.Wake.CallTimeout, 30*time.Second)
 	setD(&c.DefaultExpiry, 24*time.Hour)
 	setD(&c.DefaultWindow, udp.MaxTransmitWait())
+	setD(&c.MinWindow, time.Second)
 	setD(&c.DedupWindow, udp.ExchangeLifetime())
 	setI(&c.Concurrency, 16)
 	setD(&c.ExecTimeout, 5*time.Minute)
@@ -167,11 +177,15 @@ type device struct {
 	bytes      int64
 	reserved   int   // Enqueues between the bound check and the store write
 	awakeUntil int64 // Unix ns
-	cfg        DeviceConfig
-	busy       bool   // a worker holds it
-	sending    uint64 // id of the request being sent (0: none)
-	seen       uint32 // Seen calls, to notice one during a wake-up or send
-	ready      bool   // on the ready list
+	lastSeen   int64 // Unix ns of the last Seen
+	// learned is the awake window learned from the device's traffic (0:
+	// nothing learned yet); it caps the window of Seen (see MinWindow).
+	learned time.Duration
+	cfg     DeviceConfig
+	busy    bool   // a worker holds it
+	sending uint64 // id of the request being sent (0: none)
+	seen    uint32 // Seen calls, to notice one during a wake-up or send
+	ready   bool   // on the ready list
 	// wake-up state since the device was last seen
 	wakes       int
 	waiting     bool  // a wake timer is pending
@@ -565,7 +579,13 @@ func (m *Manager) Seen(ep string, window time.Duration) {
 	if window <= 0 {
 		window = m.cfg.DefaultWindow
 	}
-	d.awakeUntil = max(d.awakeUntil, now.Add(window).UnixNano())
+	if d.learned > 0 {
+		window = min(window, d.learned)
+	}
+	// The device's own message says when it is awake: its window runs
+	// from now, whatever an earlier, longer guess said.
+	d.awakeUntil = now.Add(window).UnixNano()
+	d.lastSeen = now.UnixNano()
 	d.seen++
 	if d.wakes > 0 || d.waiting || d.wakeSending {
 		m.emitLocked(Event{Type: EventWoke, Endpoint: ep, Time: now})
@@ -580,15 +600,17 @@ func (m *Manager) SeenParams(ep string, p bearer.Params) {
 	m.Seen(ep, p.MaxTransmitWait())
 }
 
-// ForgetDevice drops the device's queue-mode configuration (on
-// de-registration or lifetime expiry); its queued requests stay, waiting
-// for the device or their expiry, but it is no longer woken.
+// ForgetDevice drops the device's queue-mode configuration and its
+// learned awake window (on de-registration or lifetime expiry); its queued
+// requests stay, waiting for the device or their expiry, but it is no
+// longer woken.
 func (m *Manager) ForgetDevice(ep string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if d := m.devices[ep]; d != nil {
 		d.cfg = DeviceConfig{}
 		d.waiting, d.wakeDue = false, 0
+		d.learned = 0
 	}
 }
 
@@ -608,6 +630,35 @@ func (m *Manager) Asleep(ep string) {
 	if d := m.devices[ep]; d != nil {
 		d.awakeUntil = 0
 		m.scheduleLocked(d, m.now())
+	}
+}
+
+// Window returns the awake window learned for the device (see
+// Config.MinWindow) and whether one was learned yet.
+func (m *Manager) Window(ep string) (time.Duration, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d := m.devices[ep]
+	if d == nil || d.learned == 0 {
+		return 0, false
+	}
+	return d.learned, true
+}
+
+// learnLocked updates d's learned window from a request first sent at
+// sentAt (Unix ns), answered or not. m.mu is held.
+func (m *Manager) learnLocked(d *device, sentAt int64, answered bool) {
+	if d.lastSeen == 0 || sentAt < d.lastSeen {
+		return
+	}
+	gap := time.Duration(sentAt - d.lastSeen)
+	switch {
+	case !answered && (d.learned == 0 || gap < d.learned):
+		d.learned = max(gap, m.cfg.MinWindow)
+		m.met.Add("window_learned", 1)
+	case answered && d.learned > 0 && gap > d.learned:
+		d.learned = gap
+		m.met.Add("window_learned", 1)
 	}
 }
 

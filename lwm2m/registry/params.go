@@ -64,6 +64,22 @@ type RegisterParams struct {
 	// Ignored lists query parameters that are not part of the operation
 	// and were skipped (for a counted log line).
 	Ignored []string
+	// LenientBinding is set when a 1.1/1.2 "b" carried the 1.0 queue
+	// letter Q ("UQS", "UQ") and ParseOptions.LenientBinding accepted it as
+	// queue mode.
+	LenientBinding bool
+}
+
+// ParseOptions relax the Register and Update parsers for what deployed
+// clients send. The zero value is strict (the letter of the
+// specification).
+type ParseOptions struct {
+	// LenientBinding accepts the LwM2M 1.0 spelling of queue mode inside
+	// a 1.1 or 1.2 binding ("b=UQS", "b=UQ", "b=SQ": a Q after the
+	// letters) as the Q parameter. Real 1.1 clients (and Wakaama's server,
+	// which accepts them) send it; the parsed params report it in
+	// LenientBinding so the server can count it.
+	LenientBinding bool
 }
 
 // UpdateParams are the parameters of an Update request (Core §6.2.2). A nil
@@ -79,6 +95,8 @@ type UpdateParams struct {
 	AltPath string
 	Formats Formats
 	Ignored []string
+	// LenientBinding: as in RegisterParams.
+	LenientBinding bool
 }
 
 // splitQuery splits one Uri-Query option value "k=v" (or "k").
@@ -92,6 +110,11 @@ func splitQuery(q string) (key, val string, hasVal bool) {
 // payload is accepted (a client with no objects to announce beyond the
 // mandatory ones is malformed, but the object list is the server's business).
 func ParseRegister(queries []string, payload []byte) (*RegisterParams, error) {
+	return ParseRegisterWith(ParseOptions{}, queries, payload)
+}
+
+// ParseRegisterWith is ParseRegister with the relaxations of o.
+func ParseRegisterWith(o ParseOptions, queries []string, payload []byte) (*RegisterParams, error) {
 	p := &RegisterParams{Lifetime: DefaultLifetime, Version: V1_0, Binding: BindingU, AltPath: "/"}
 	seen := map[string]bool{}
 	var rawBinding string
@@ -153,11 +176,11 @@ func ParseRegister(queries []string, payload []byte) (*RegisterParams, error) {
 		p.Queue = true
 	}
 	if haveBinding {
-		b, q, err := ParseBinding(p.Version, rawBinding)
+		b, q, lenient, err := parseBindingWith(o, p.Version, rawBinding)
 		if err != nil {
 			return nil, err
 		}
-		p.Binding = b
+		p.Binding, p.LenientBinding = b, lenient
 		if q {
 			p.Queue = true
 		}
@@ -183,6 +206,13 @@ func (p *RegisterParams) parseObjects(payload []byte) error {
 // ParseUpdate parses the Uri-Query values and payload of an Update for a
 // client registered with version v.
 func ParseUpdate(v Version, queries []string, payload []byte) (*UpdateParams, error) {
+	return ParseUpdateWith(ParseOptions{}, v, queries, payload)
+}
+
+// ParseUpdateWith is ParseUpdate with the relaxations of o. A lenient
+// 1.1/1.2 binding with Q turns queue mode on; without Q it leaves it as
+// it was (1.1 has no way to turn it off in an Update).
+func ParseUpdateWith(o ParseOptions, v Version, queries []string, payload []byte) (*UpdateParams, error) {
 	u := &UpdateParams{}
 	seen := map[string]bool{}
 	for _, q := range queries {
@@ -199,14 +229,15 @@ func ParseUpdate(v Version, queries []string, payload []byte) (*UpdateParams, er
 			}
 			u.Lifetime = &lt
 		case "b":
-			b, queue, err := ParseBinding(v, val)
+			b, queue, lenient, err := parseBindingWith(o, v, val)
 			if err != nil {
 				return nil, err
 			}
 			u.Binding = &b
-			if v == V1_0 {
+			if v == V1_0 || lenient {
 				u.Queue = &queue
 			}
+			u.LenientBinding = lenient
 		case "sms":
 			if err := checkMSISDN(val); err != nil {
 				return nil, err
@@ -297,6 +328,22 @@ func ParseBinding(v Version, s string) (b Binding, queue bool, err error) {
 		b |= bit
 	}
 	return b, false, nil
+}
+
+// parseBindingWith is ParseBinding, and with o.LenientBinding a 1.1/1.2
+// binding holding one Q (the 1.0 spelling of queue mode) is read as its
+// other letters plus queue mode; lenient reports that it happened.
+func parseBindingWith(o ParseOptions, v Version, s string) (b Binding, queue, lenient bool, err error) {
+	b, queue, err = ParseBinding(v, s)
+	if err == nil || !o.LenientBinding || v == V1_0 || strings.Count(s, "Q") != 1 {
+		return b, queue, false, err
+	}
+	rest := strings.Replace(s, "Q", "", 1)
+	b, _, err2 := ParseBinding(v, rest)
+	if err2 != nil {
+		return 0, false, false, err // the strict reason is the clearer one
+	}
+	return b, true, true, nil
 }
 
 func parseLifetime(s string) (uint32, error) {

@@ -218,3 +218,62 @@ func FuzzParseRegister(f *testing.F) {
 		}
 	})
 }
+
+// TestLenientBinding: deployed 1.1 clients send the 1.0 spelling of queue
+// mode inside "b" (b=UQS; 1.2 clients b=UQ). Strict parsing refuses it;
+// ParseOptions.LenientBinding reads the Q as queue mode and says so.
+func TestLenientBinding(t *testing.T) {
+	lenient := ParseOptions{LenientBinding: true}
+	tests := []struct {
+		name      string
+		q         []string
+		binding   Binding
+		queue     bool
+		reported  bool
+		strictErr bool
+		wantErr   bool
+	}{
+		{name: "1.1 UQS", q: []string{"ep=a", "lwm2m=1.1", "b=UQS"}, binding: BindingU | BindingS, queue: true, reported: true, strictErr: true},
+		{name: "1.2 UQ", q: []string{"ep=a", "lwm2m=1.2", "b=UQ"}, binding: BindingU, queue: true, reported: true, strictErr: true},
+		{name: "1.1 SQ", q: []string{"ep=a", "lwm2m=1.1", "b=SQ"}, binding: BindingS, queue: true, reported: true, strictErr: true},
+		{name: "1.1 UQ with Q param", q: []string{"ep=a", "lwm2m=1.1", "b=UQ", "Q"}, binding: BindingU, queue: true, reported: true, strictErr: true},
+		{name: "1.1 U is not lenient", q: []string{"ep=a", "lwm2m=1.1", "b=U"}, binding: BindingU},
+		{name: "1.0 UQS is the 1.0 syntax", q: []string{"ep=a", "b=UQS"}, binding: BindingU | BindingS, queue: true},
+		{name: "Q alone", q: []string{"ep=a", "lwm2m=1.1", "b=Q"}, wantErr: true, strictErr: true},
+		{name: "two Q", q: []string{"ep=a", "lwm2m=1.1", "b=UQSQ"}, wantErr: true, strictErr: true},
+		{name: "Q with a bad letter", q: []string{"ep=a", "lwm2m=1.1", "b=UQX"}, wantErr: true, strictErr: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := ParseRegister(tc.q, nil); (err != nil) != tc.strictErr {
+				t.Fatalf("strict: err %v, want error %v", err, tc.strictErr)
+			}
+			p, err := ParseRegisterWith(lenient, tc.q, nil)
+			if tc.wantErr {
+				if !errors.Is(err, ErrBadRequest) {
+					t.Fatalf("lenient: err %v, want ErrBadRequest", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Binding != tc.binding || p.Queue != tc.queue || p.LenientBinding != tc.reported {
+				t.Fatalf("got binding %v queue %v lenient %v", p.Binding, p.Queue, p.LenientBinding)
+			}
+		})
+	}
+	t.Run("update", func(t *testing.T) {
+		if _, err := ParseUpdate(V1_1, []string{"b=UQ"}, nil); !errors.Is(err, ErrBadRequest) {
+			t.Fatalf("strict update: %v", err)
+		}
+		u, err := ParseUpdateWith(lenient, V1_1, []string{"b=UQS"}, nil)
+		if err != nil || *u.Binding != BindingU|BindingS || u.Queue == nil || !*u.Queue || !u.LenientBinding {
+			t.Fatalf("lenient update: %+v %v", u, err)
+		}
+		u, err = ParseUpdateWith(lenient, V1_1, []string{"b=U"}, nil)
+		if err != nil || u.Queue != nil || u.LenientBinding {
+			t.Fatalf("plain 1.1 update leaves queue mode alone: %+v %v", u, err)
+		}
+	})
+}

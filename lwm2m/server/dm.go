@@ -203,7 +203,9 @@ func (s *Server) Read(ctx context.Context, ep string, p path.Path, opts ...Reque
 	if err != nil {
 		return Content{}, err
 	}
-	return contentOf(resp, FormatText), nil
+	c := contentOf(resp, FormatText)
+	s.remember(ep, "read", p, c)
+	return c, nil
 }
 
 // Discover returns the client's link-format description of p (Core
@@ -338,7 +340,9 @@ func (s *Server) ReadComposite(ctx context.Context, ep string, reqBody Content) 
 	if err != nil {
 		return Content{}, err
 	}
-	return contentOf(resp, FormatSenMLJSON), nil
+	c := contentOf(resp, FormatSenMLJSON)
+	s.remember(ep, "read-composite", path.Root, c)
+	return c, nil
 }
 
 // WriteComposite writes several resources in one request (Core 1.1

@@ -204,6 +204,7 @@ func (s *Server) observe(ctx context.Context, reg *registry.Registration, e *bea
 		seq, _ := resp.Observe()
 		n := Notification{Endpoint: ep, Paths: notePaths, Content: contentOf(resp, FormatText), Seq: seq}
 		s.stats.Notifications.Add(1)
+		s.remember(ep, "notify", p, n.Content)
 		s.queueSeen(reg, reg.Transport())
 		if fn != nil {
 			fn(n)
@@ -251,6 +252,7 @@ func (s *Server) observe(ctx context.Context, reg *registry.Registration, e *bea
 	var c Content
 	if first != nil {
 		c = contentOf(first, FormatText)
+		s.remember(ep, "observe", p, c)
 	}
 	return obs, c, nil
 }

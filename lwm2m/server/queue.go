@@ -139,7 +139,19 @@ type Queue struct {
 
 	mu       sync.Mutex
 	triggers map[string]triggerInfo // /1/x/21 learned at Register, dropped on de-registration
+	inflight map[string]inflight    // endpoint → the queued request being sent to it
 }
+
+// inflight is a queued request on the wire: its Steer and the transport
+// its exchange runs on.
+type inflight struct {
+	steer     *bearer.Steer
+	transport string
+}
+
+// errUnreachable aborts an exchange whose device's port answered with an
+// ICMP port unreachable: the device sleeps (its socket is closed).
+var errUnreachable = fmt.Errorf("%w: ICMP port unreachable", queue.ErrDeviceAsleep)
 
 type triggerInfo struct {
 	inst uint16
@@ -171,7 +183,7 @@ func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
 	if cfg.PeerSecurity == 0 {
 		cfg.PeerSecurity = sms.SecurityNoSec
 	}
-	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}}
+	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}, inflight: map[string]inflight{}}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	exec := cfg.ExecTimeout
 	if exec == 0 {
@@ -382,8 +394,24 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 	default:
 		return nil, fmt.Errorf("lwm2m server: queued %v is not supported", req.Kind)
 	}
+	// While it is on the wire, the device's next message re-sends it at
+	// once to where the device is now (q.seen), and an ICMP port
+	// unreachable from the device's port aborts it (q.unreachable).
+	st := bearer.NewSteer()
+	creq.SetSteer(st)
+	q.mu.Lock()
+	q.inflight[ep] = inflight{steer: st, transport: reg.Transport()}
+	q.mu.Unlock()
 	resp, err := e.Do(ctx, creq)
+	q.mu.Lock()
+	if q.inflight[ep].steer == st {
+		delete(q.inflight, ep)
+	}
+	q.mu.Unlock()
 	if err != nil {
+		if errors.Is(err, queue.ErrDeviceAsleep) {
+			return nil, err
+		}
 		if isNoAnswer(err) {
 			return nil, fmt.Errorf("%w: %w", queue.ErrDeviceAsleep, err)
 		}
@@ -418,6 +446,56 @@ func (s *Server) queueSeen(reg *registry.Registration, transport string) {
 }
 
 func (q *Queue) seen(reg *registry.Registration, transport string) {
+	q.markSeen(reg, transport)
+	q.resendInFlight(reg)
+}
+
+// resendInFlight re-sends the request on the wire to reg's device, if
+// any, at once and to reg's current address: the device just sent
+// something, so it listens now, maybe on a new port. Same message ID and
+// token, so a device that had received it answers from its cache. When
+// the device moved to another transport the exchange cannot follow: it is
+// aborted and the request goes back to the head of the queue, drained
+// over the new transport right away.
+func (q *Queue) resendInFlight(reg *registry.Registration) {
+	q.mu.Lock()
+	in, ok := q.inflight[reg.Endpoint]
+	q.mu.Unlock()
+	if !ok {
+		return
+	}
+	if in.transport != reg.Transport() {
+		in.steer.Abort(fmt.Errorf("%w: device moved from %s to %s", queue.ErrDeviceAsleep, in.transport, reg.Transport()))
+		return
+	}
+	in.steer.Resend(reg.PeerAddr())
+}
+
+// unreachable handles an ICMP port unreachable for peer on transport: if
+// peer is the current address of a queue-mode device, the device sleeps
+// (its socket is closed): it is marked asleep and the request on the wire
+// to it goes back to the queue at once instead of being retransmitted into
+// the closed port; the device's next message sends it again.
+func (q *Queue) unreachable(transport string, peer net.Addr) {
+	id, ok := q.s.addrs.lookup(peer)
+	if !ok {
+		return
+	}
+	reg, ok := q.s.store.Get(id)
+	if !ok || !reg.Queue || reg.Transport() != transport || bearer.AddrKey(reg.PeerAddr()) != bearer.AddrKey(peer) {
+		return
+	}
+	q.m.Asleep(reg.Endpoint)
+	q.mu.Lock()
+	in, ok := q.inflight[reg.Endpoint]
+	q.mu.Unlock()
+	if ok && in.transport == transport {
+		in.steer.Abort(errUnreachable)
+	}
+}
+
+// markSeen tells the Manager the device is awake, with its window.
+func (q *Queue) markSeen(reg *registry.Registration, transport string) {
 	w := q.cfg.Window
 	if q.cfg.Device != nil {
 		if d := q.cfg.Device(reg); d.Window > 0 {

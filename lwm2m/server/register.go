@@ -154,7 +154,10 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 		s.reject(w, r, codeFor(err), err.Error())
 		return
 	}
-	p, err := registry.ParseRegister(r.Queries(), r.Payload)
+	p, err := registry.ParseRegisterWith(s.parseOptions(), r.Queries(), r.Payload)
+	if err == nil && p.LenientBinding {
+		s.stats.LenientBinding.Add(1)
+	}
 	if err == nil {
 		err = s.checkLifetime(p.Lifetime)
 	}
@@ -262,7 +265,10 @@ func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport st
 		s.reject(w, r, codeFor(err), err.Error())
 		return
 	}
-	u, err := registry.ParseUpdate(old.Version, r.Queries(), r.Payload)
+	u, err := registry.ParseUpdateWith(s.parseOptions(), old.Version, r.Queries(), r.Payload)
+	if err == nil && u.LenientBinding {
+		s.stats.LenientBinding.Add(1)
+	}
 	if err == nil && u.Lifetime != nil {
 		err = s.checkLifetime(*u.Lifetime)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -52,6 +53,7 @@ func (s *Server) receiveSend(w bearer.ResponseWriter, r *bearer.Request) {
 	ev := SendEvent{Endpoint: reg.Endpoint, Registration: reg, Content: Content{Format: cf, Payload: r.Payload}}
 	s.stats.Sends.Add(1)
 	_ = w.WriteResponse(codes.Changed, nil)
+	s.remember(reg.Endpoint, "send", path.Root, ev.Content)
 	if f := s.cfg.sendHandler; f != nil {
 		s.dp.mu.Lock()
 		f(ev)

@@ -63,6 +63,7 @@ type Server struct {
 	obs   observations
 	dp    sendReceiver
 	addrs addrIndex
+	last  lastValues
 
 	queue atomic.Pointer[Queue] // queue mode (EnableQueue), nil when off
 }
@@ -71,18 +72,32 @@ type Server struct {
 type Option func(*config)
 
 type config struct {
-	logger      *slog.Logger
-	security    Security
-	allowNoSec  bool
-	nameFromID  func(bearer.Identity) (string, bool)
-	peerCheck   PeerCheck
-	now         func() time.Time
-	expiryBatch int
-	minLifetime uint32
-	maxLifetime uint32
-	maxObserve  int
-	sendHandler func(SendEvent)
-	model       model.Resolver
+	logger        *slog.Logger
+	security      Security
+	allowNoSec    bool
+	nameFromID    func(bearer.Identity) (string, bool)
+	peerCheck     PeerCheck
+	now           func() time.Time
+	expiryBatch   int
+	minLifetime   uint32
+	maxLifetime   uint32
+	maxObserve    int
+	sendHandler   func(SendEvent)
+	model         model.Resolver
+	lastDevices   int
+	lastPerDevice int
+	// strictBinding refuses 1.1/1.2 bindings written the 1.0 way (b=UQS).
+	strictBinding bool
+}
+
+// WithStrictBinding refuses (true) or accepts (false, the default) a
+// LwM2M 1.1 or 1.2 Register or Update whose "b" carries the 1.0 queue
+// letter ("b=UQS", "b=UQ"): accepted, the Q is read as queue mode and
+// counted in Stats.LenientBinding; refused, the client gets 4.00.
+func WithStrictBinding(strict bool) Option { return func(c *config) { c.strictBinding = strict } }
+
+func (s *Server) parseOptions() registry.ParseOptions {
+	return registry.ParseOptions{LenientBinding: !s.cfg.strictBinding}
 }
 
 // WithLogger sets the logger (default: discard).
@@ -142,7 +157,8 @@ func WithMaxObservations(n int) Option { return func(c *config) { c.maxObserve =
 // New returns a Server keeping registrations in store and starts its expiry
 // loop (stopped by Close).
 func New(store registry.Store, opts ...Option) *Server {
-	c := config{allowNoSec: true, now: time.Now, expiryBatch: 1024, maxObserve: 100_000}
+	c := config{allowNoSec: true, now: time.Now, expiryBatch: 1024, maxObserve: 100_000,
+		lastDevices: DefaultLastValueDevices, lastPerDevice: DefaultLastValuesPerDevice}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -162,6 +178,7 @@ func New(store registry.Store, opts ...Option) *Server {
 	s.events.init()
 	s.obs.init(c.maxObserve)
 	s.addrs.init()
+	s.last.init(c.lastDevices, c.lastPerDevice)
 	store.Range(func(r *registry.Registration) bool { s.addrs.set(r); return true })
 	go s.expiryLoop()
 	return s
@@ -176,6 +193,18 @@ func (s *Server) Attach(name string, ep *bearer.Endpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.endpoints[name] = ep
+	if ep == nil {
+		return
+	}
+	if ur, ok := ep.Bearer().(bearer.UnreachableReporter); ok {
+		// An ICMP port unreachable from a queue-mode device's port
+		// means it sleeps (see Queue).
+		ur.OnUnreachable(func(peer net.Addr) {
+			if q := s.queue.Load(); q != nil {
+				q.unreachable(name, peer)
+			}
+		})
+	}
 }
 
 func (s *Server) endpoint(name string) (*bearer.Endpoint, bool) {
@@ -269,6 +298,9 @@ type Stats struct {
 	EventsDropped  atomic.Uint64 // events not delivered to a full subscription
 	StoreErrors    atomic.Uint64 // store failures (5.xx)
 	BadPayloadResp atomic.Uint64 // device responses that could not be used
+	// LenientBinding counts 1.1/1.2 Register and Update requests accepted
+	// with a 1.0-style binding ("b=UQS"): see WithStrictBinding.
+	LenientBinding atomic.Uint64
 }
 
 // Stats returns the server's counters.

@@ -19,6 +19,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,6 +46,8 @@ func LookPath(t testing.TB, names ...string) string {
 }
 
 // FreeUDPPort returns a UDP port on host that was free a moment ago.
+// libcoap's servers also bind the next port (port+1, their DTLS endpoint,
+// even when no key is given), so StartServer uses freeUDPPortPair.
 func FreeUDPPort(t testing.TB, host string) int {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
@@ -54,6 +57,35 @@ func FreeUDPPort(t testing.TB, host string) int {
 	port := pc.LocalAddr().(*net.UDPAddr).Port
 	_ = pc.Close()
 	return port
+}
+
+// freeUDPPortPair returns a port p on host such that p and p+1 were both
+// free a moment ago: coap-server-* binds p for CoAP and p+1 for CoAPS.
+func freeUDPPortPair(host string) (int, error) {
+	var lastErr error
+	for range 20 {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+		if err != nil {
+			return 0, fmt.Errorf("no free UDP port on %s: %w", host, err)
+		}
+		port := pc.LocalAddr().(*net.UDPAddr).Port
+		next, err := net.ListenPacket("udp", net.JoinHostPort(host, strconv.Itoa(port+1)))
+		_ = pc.Close()
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		_ = next.Close()
+		return port, nil
+	}
+	return 0, fmt.Errorf("no free pair of UDP ports on %s: %w", host, lastErr)
+}
+
+// bindFailed reports whether a server's output says one of its endpoints
+// could not bind (another process took the port between the choice and
+// the start): its plain endpoint may still answer pings.
+func bindFailed(out string) bool {
+	return strings.Contains(out, "Address already in use") || strings.Contains(out, "cannot create")
 }
 
 // Log is a concurrency-safe buffer that keeps the last logLimit bytes
@@ -122,7 +154,10 @@ func StartServer(t testing.TB, binary, host string, args ...string) *Server {
 }
 
 func startServer(t testing.TB, binary, host string, args []string) (*Server, error) {
-	port := FreeUDPPort(t, host)
+	port, err := freeUDPPortPair(host)
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	full := append([]string{"-A", host, "-p", strconv.Itoa(port)}, args...)
 	cmd := exec.CommandContext(ctx, binary, full...)
@@ -145,6 +180,10 @@ func startServer(t testing.TB, binary, host string, args []string) (*Server, err
 	if err := s.waitReady(StartTimeout); err != nil {
 		s.stop()
 		return nil, fmt.Errorf("%s %v: %w\n%s", binary, full, err, s.Log)
+	}
+	if out := s.Log.String(); bindFailed(out) {
+		s.stop()
+		return nil, fmt.Errorf("%s %v: an endpoint could not bind\n%s", binary, full, out)
 	}
 	t.Cleanup(func() {
 		s.stop()

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -128,7 +129,21 @@ type LwM2M struct {
 	PSK         []PSK  `yaml:"psk"`
 	LifetimeMin uint32 `yaml:"lifetime_min"`
 	LifetimeMax uint32 `yaml:"lifetime_max"`
+	// Models is a directory of OMA DDF XML files (*.xml) loaded into the
+	// object model at start, beside the built-in objects (Leshan's models
+	// folder); empty: none.
+	Models string `yaml:"models"`
+	// StrictBinding refuses 1.1/1.2 registrations whose binding carries
+	// the 1.0 queue letter (b=UQS, b=UQ); false accepts and counts them.
+	StrictBinding bool `yaml:"strict_binding"`
 }
+
+// Proxy-mode defaults of the embedded server's listeners: an external
+// LwM2M server on the same host usually holds 5683 and 5684.
+const (
+	ProxyModeUDP  = "127.0.0.1:5783"
+	ProxyModeDTLS = "127.0.0.1:5784"
+)
 
 // PSK is one entry of the DTLS PSK store.
 type PSK struct {
@@ -269,10 +284,60 @@ func Parse(data []byte) (*Config, error) {
 		}
 		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
 	}
+	c.proxyModeDefaults(&root)
 	if ps := c.validate(&root); len(ps) > 0 {
 		return nil, &Error{Problems: ps}
 	}
 	return &c, nil
+}
+
+// proxyModeDefaults moves the embedded server's listeners off the
+// standard CoAP ports in proxy mode when the file does not set them: the
+// external server proxied to often runs on the same host on 5683/5684.
+func (c *Config) proxyModeDefaults(root *yaml.Node) {
+	if c.Mode != "proxy" {
+		return
+	}
+	if !hasKey(root, "lwm2m", "udp") {
+		c.LwM2M.UDP = ProxyModeUDP
+	}
+	if !hasKey(root, "lwm2m", "dtls") && c.LwM2M.DTLS != "" {
+		c.LwM2M.DTLS = ProxyModeDTLS
+	}
+}
+
+// hasKey reports whether the document sets the key path.
+func hasKey(root *yaml.Node, keys ...string) bool {
+	n := locate(root, keys...)
+	return n != nil && n.Kind == yaml.ScalarNode && n.Value == keys[len(keys)-1]
+}
+
+// sameSocket reports whether two host:port addresses would take the same
+// UDP port on this host: the same port, and the same IP, or either a
+// wildcard, or "localhost" against a loopback address. Host names other
+// than localhost are not resolved (check-config must not need DNS).
+func sameSocket(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	ip := func(h string) (netip.Addr, bool) {
+		if h == "" {
+			return netip.IPv6Unspecified(), true
+		}
+		if strings.EqualFold(h, "localhost") {
+			return netip.MustParseAddr("127.0.0.1"), true
+		}
+		x, err := netip.ParseAddr(h)
+		return x.Unmap(), err == nil
+	}
+	ia, oka := ip(ha)
+	ib, okb := ip(hb)
+	if !oka || !okb {
+		return false
+	}
+	return ia == ib || ia.IsUnspecified() || ib.IsUnspecified()
 }
 
 // yamlProblem turns a yaml syntax error ("yaml: line 3: ...") into a Problem.
@@ -376,6 +441,12 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 				ck.add(fmt.Sprintf("bind %q is not an IP address", c.Proxy.Bind), "proxy", "bind")
 			}
 		}
+		for _, l := range []struct{ key, addr, def string }{{"udp", c.LwM2M.UDP, ProxyModeUDP}, {"dtls", c.LwM2M.DTLS, ProxyModeDTLS}} {
+			if l.addr != "" && sameSocket(l.addr, c.Proxy.Server) {
+				ck.add(fmt.Sprintf("%s is the port of the external server proxy.server %s; give the embedded server another one (proxy-mode default %s)",
+					l.addr, c.Proxy.Server, l.def), "lwm2m", l.key)
+			}
+		}
 	default:
 		ck.add(fmt.Sprintf("unknown mode %q; use \"server\" or \"proxy\"", c.Mode), "mode")
 	}
@@ -417,6 +488,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("endpoint %q has two identities", p.Endpoint), "lwm2m", "psk", idx, "endpoint")
 		}
 		bound[p.Endpoint] = true
+	}
+	if m := c.LwM2M.Models; m != "" {
+		if st, err := os.Stat(m); err != nil || !st.IsDir() {
+			ck.add(fmt.Sprintf("models %q is not a readable directory of DDF XML files", m), "lwm2m", "models")
+		}
 	}
 	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
 		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")

@@ -19,6 +19,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
@@ -95,6 +96,7 @@ func (g *Gateway) Handler() http.Handler {
 	handle("GET /api/v1/sms", g.smsStats, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
+	g.dmRoutes(handle)
 	g.fwRoutes(handle, mux)
 	g.stateRoutes(handle)
 	mux.Handle("GET /ui/", uiHandler())
@@ -261,6 +263,13 @@ type OpBody struct {
 	Args string `json:"args,omitempty"`
 	// Instance is the new instance ID of a Create.
 	Instance *uint16 `json:"instance,omitempty"`
+	// Type is the data type of Value ("Integer", "Opaque", ...): needed
+	// for a resource outside the object model (then written as that type,
+	// e.g. in TLV), checked against the model otherwise. On a Read
+	// (?type=) it types the answer of a resource the model does not know.
+	Type string `json:"type,omitempty"`
+	// Types are the types of Values by resource ID, as Type.
+	Types map[string]string `json:"types,omitempty"`
 }
 
 // OpResult is the answer of a device operation.
@@ -274,6 +283,7 @@ type OpResult struct {
 	Text     string      `json:"text,omitempty"`
 	Location string      `json:"location,omitempty"`
 	Job      *Job        `json:"job,omitempty"`
+	Links    []LinkJSON  `json:"links,omitempty"`
 }
 
 func coapCode(c uint8) string { return fmt.Sprintf("%d.%02d", c>>5, c&31) }
@@ -313,6 +323,13 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 		var body OpBody
 		if !decodeOptionalBody(w, r, &body) {
 			return
+		}
+		if t := r.URL.Query().Get("type"); t != "" && kind == queue.KindRead {
+			if _, err := parseType(t); err != nil {
+				writeError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			body.Type = t
 		}
 		req, recs, err := g.buildRequest(reg, kind, p, body)
 		if err != nil {
@@ -395,12 +412,12 @@ func (g *Gateway) buildRequest(reg *registry.Registration, kind queue.Kind, p pa
 		switch {
 		case p.IsResource() && body.Value != nil:
 			var rec content.Record
-			if rec, err = g.parseValue(p, body.Value); err != nil {
+			if rec, err = g.parseValue(p, body.Value, body.Type); err != nil {
 				return req, nil, err
 			}
 			recs = []content.Record{rec}
 		case p.IsInstance() && len(body.Values) > 0:
-			if recs, err = g.parseValues(p, body.Values); err != nil {
+			if recs, err = g.parseValues(p, body.Values, body.Types); err != nil {
 				return req, nil, err
 			}
 		default:
@@ -414,7 +431,7 @@ func (g *Gateway) buildRequest(reg *registry.Registration, kind queue.Kind, p pa
 		if !ip.Valid() {
 			return req, nil, fmt.Errorf("instance %d is not a valid instance ID", *body.Instance)
 		}
-		if recs, err = g.parseValues(ip, body.Values); err != nil {
+		if recs, err = g.parseValues(ip, body.Values, body.Types); err != nil {
 			return req, nil, err
 		}
 	case queue.KindExecute:
@@ -452,10 +469,22 @@ func (g *Gateway) buildRequest(reg *registry.Registration, kind queue.Kind, p pa
 	return req, recs, nil
 }
 
-func (g *Gateway) parseValue(p path.Path, v any) (content.Record, error) {
+func (g *Gateway) parseValue(p path.Path, v any, typ string) (content.Record, error) {
 	res, ok := g.model.Resource(p.ObjectID(), p.ResourceID())
-	if !ok {
-		return content.Record{}, fmt.Errorf("resource %s is not in the object model; check the path", p)
+	if typ != "" {
+		t, err := parseType(typ)
+		if err != nil {
+			return content.Record{}, err
+		}
+		if ok && res.Type != t {
+			return content.Record{}, fmt.Errorf("resource %s (%s) is %v in the object model, not %v", p, res.Name, res.Type, t)
+		}
+		if !ok {
+			// Outside the model: written as raw data of the given type.
+			res = &model.Resource{ID: p.ResourceID(), Name: "resource " + p.String(), Operations: model.RW, Type: t}
+		}
+	} else if !ok {
+		return content.Record{}, fmt.Errorf("resource %s is not in the object model; give its type (\"type\": \"Integer\", \"Opaque\" as base64, ...) to write it raw, or add its DDF file to lwm2m.models", p)
 	}
 	var s string
 	switch x := v.(type) {
@@ -475,7 +504,7 @@ func (g *Gateway) parseValue(p path.Path, v any) (content.Record, error) {
 	return content.Record{Path: p, Value: val}, nil
 }
 
-func (g *Gateway) parseValues(inst path.Path, vals map[string]any) ([]content.Record, error) {
+func (g *Gateway) parseValues(inst path.Path, vals map[string]any, types map[string]string) ([]content.Record, error) {
 	ids := make([]string, 0, len(vals))
 	for k := range vals {
 		ids = append(ids, k)
@@ -491,7 +520,7 @@ func (g *Gateway) parseValues(inst path.Path, vals map[string]any) ([]content.Re
 		if err != nil {
 			return nil, fmt.Errorf("resource ID %q: %v", k, err)
 		}
-		rec, err := g.parseValue(rp, vals[k])
+		rec, err := g.parseValue(rp, vals[k], types[k])
 		if err != nil {
 			return nil, err
 		}
@@ -517,7 +546,7 @@ func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind q
 			return nil, err
 		}
 		res.Code = coapCode(uint8(codes.Content))
-		g.fillContent(res, p, c)
+		g.fillContent(res, p, c, body.Type)
 	case queue.KindWrite:
 		if err := g.srv.WriteValues(ctx, ep, p, server.Replace, recs...); err != nil {
 			return nil, err
@@ -556,9 +585,15 @@ func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind q
 	return res, nil
 }
 
-func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content) {
+func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, as ...string) {
 	res.Format = content.Format(c.Format).String()
-	if recs, err := g.srv.Decode(p, c); err == nil {
+	var m model.Resolver = g.model
+	if len(as) > 0 && as[0] != "" && p.Len() >= path.LevelResource {
+		if t, err := parseType(as[0]); err == nil {
+			m = typedResolver{base: g.model, obj: p.ObjectID(), res: p.ResourceID(), def: model.Resource{ID: p.ResourceID(), Operations: model.RW, Type: t}}
+		}
+	}
+	if recs, err := content.Decode(content.Format(c.Format), p, c.Payload, m); err == nil {
 		res.Values = recordsJSON(recs)
 	} else {
 		res.Text = string(c.Payload)

@@ -47,6 +47,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
@@ -92,6 +93,7 @@ type Gateway struct {
 	squeue *server.Queue
 	fleet  *Fleet
 	fw     *fw
+	models []ModelObject   // objects loaded from lwm2m.models
 	ctx    context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
@@ -186,13 +188,24 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err = g.openFirmwareStore(); err != nil {
 		return err
 	}
+	if err = g.loadModels(); err != nil {
+		return err
+	}
 	if err = g.startServer(); err != nil {
 		return err
 	}
 	if err = g.startQueue(); err != nil {
 		return err
 	}
-	g.wg.Add(1)
+	if err = g.metrics.reg.Register(newLwM2MCollector(g)); err != nil {
+		return err
+	}
+	if err = g.loadValues(); err != nil {
+		return err
+	}
+	g.wg.Add(3)
+	go g.jobValues(ctx, g.qm.Subscribe(256))
+	go g.snapshotValues(ctx)
 	go g.events(ctx)
 	if err = g.startAPI(); err != nil {
 		return err
@@ -360,7 +373,7 @@ func (g *Gateway) startServer() error {
 		}
 	}
 	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer)}
+		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer), server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}
 	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
 		maxLt := g.cfg.LwM2M.LifetimeMax
 		if maxLt == 0 {
@@ -586,6 +599,7 @@ func (g *Gateway) events(ctx context.Context) {
 func (g *Gateway) onServerEvent(ev server.Event) {
 	kind := strings.ToLower(ev.Kind.String())
 	var ep string
+	data := map[string]any{"time": ev.Time}
 	switch ev.Kind {
 	case server.Registered, server.Updated:
 		g.metrics.registrations.WithLabelValues(kind).Inc()
@@ -597,12 +611,24 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 		ep = ev.Notification.Endpoint
 	case server.Sent:
 		ep = ev.Send.Endpoint
+		// The values the device sent travel with the event (the server
+		// also keeps them as last known values).
+		data["path"] = "/dp"
+		data["format"] = content.Format(ev.Send.Content.Format).String()
+		if recs, err := ev.Send.Records(g.model); err == nil {
+			data["values"] = recordsJSON(recs)
+		} else {
+			data["error"] = err.Error()
+		}
 	}
-	data := map[string]any{"endpoint": ep, "time": ev.Time}
+	data["endpoint"] = ep
 	if ev.Notification != nil {
 		data["path"] = pathsString(ev.Notification.Paths)
+		data["format"] = content.Format(ev.Notification.Content.Format).String()
 		if recs, err := ev.Notification.Records(g.model); err == nil {
 			data["values"] = recordsJSON(recs)
+		} else {
+			data["error"] = err.Error()
 		}
 	}
 	g.hub.publish(kind, data)
@@ -675,6 +701,10 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
 		}
 		if g.proxy != nil {
+			// De-register the bridged devices upstream while their
+			// sockets are still open (the external server would
+			// otherwise keep them until their lifetime runs out).
+			g.proxy.deregisterAll(ctx)
 			g.proxy.Close()
 		}
 		if g.smsEP != nil {

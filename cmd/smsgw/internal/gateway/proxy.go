@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 )
 
 // proxy bridges SMS-only devices to an external LwM2M server over UDP: each
@@ -33,6 +34,7 @@ type proxy struct {
 	bind     string
 	allowed  map[string]string // bridged device MSISDN → its endpoint name
 	log      *slog.Logger
+	model    model.Resolver // types the payloads bindingView decodes
 
 	mu     sync.Mutex
 	socks  map[string]*proxySock
@@ -40,6 +42,9 @@ type proxy struct {
 	wg     sync.WaitGroup
 
 	up, down, dupDropped, refused, rewritten atomic.Uint64
+	// deregistered and deregisterFailed count the upstream De-registers
+	// at shutdown; bindingRewritten the payloads bindingView changed.
+	deregistered, deregisterFailed, bindingRewritten atomic.Uint64
 }
 
 type proxySock struct {
@@ -47,6 +52,7 @@ type proxySock struct {
 	dev  sms.Addr
 	mu   sync.Mutex
 	seen map[uint16]time.Time // CON message IDs recently relayed down
+	up   upstreamState        // see proxy_upstream.go
 }
 
 const (
@@ -60,7 +66,8 @@ func newProxy(smsConn net.PacketConn, upstream, bind string, devices map[string]
 	if err != nil {
 		return nil, fmt.Errorf("proxy upstream %q: %w", upstream, err)
 	}
-	p := &proxy{smsConn: smsConn, upstream: ua, bind: bind, allowed: map[string]string{}, socks: map[string]*proxySock{}, log: log}
+	p := &proxy{smsConn: smsConn, upstream: ua, bind: bind, allowed: map[string]string{}, socks: map[string]*proxySock{}, log: log,
+		model: model.DefaultRegistry()}
 	for number, ep := range devices {
 		a, err := sms.ParseMSISDN(number)
 		if err != nil {
@@ -120,7 +127,8 @@ func (p *proxy) readSMS() {
 			d = rd
 			p.rewritten.Add(1)
 		}
-		if _, err := s.conn.Write(d); err != nil {
+		d, to := p.fromDevice(s, d)
+		if _, err := s.conn.WriteToUDP(d, to); err != nil {
 			p.log.Warn("proxy: upstream write", "device", a, "err", err)
 			continue
 		}
@@ -149,11 +157,19 @@ func (p *proxy) sock(dev sms.Addr) (*proxySock, error) {
 	if p.bind != "" {
 		laddr = &net.UDPAddr{IP: net.ParseIP(p.bind)}
 	}
-	c, err := net.DialUDP("udp", laddr, p.upstream)
+	// Not connected: a server may answer and send its requests from
+	// another port of its host than the one the device registered with
+	// (lwm2m-node-lib sends through a CoAP proxy agent); the answers go
+	// back to where each request came from (proxy_upstream.go).
+	if laddr == nil {
+		laddr = &net.UDPAddr{}
+	}
+	c, err := net.ListenUDP("udp", laddr)
 	if err != nil {
 		return nil, err
 	}
 	s := &proxySock{conn: c, dev: dev, seen: map[uint16]time.Time{}}
+	s.up.init()
 	p.socks[dev.String()] = s
 	p.wg.Add(1)
 	go p.readUDP(s)
@@ -166,18 +182,27 @@ func (p *proxy) readUDP(s *proxySock) {
 	defer p.wg.Done()
 	buf := make([]byte, 64<<10)
 	for {
-		n, err := s.conn.Read(buf)
+		n, from, err := s.conn.ReadFromUDP(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) || p.isClosed() {
 				return
 			}
 			continue // ICMP port unreachable and the like
 		}
-		if s.duplicate(buf[:n]) {
+		if !from.IP.Equal(p.upstream.IP) {
+			// Only the external server's host talks to a device socket.
+			p.refused.Add(1)
+			continue
+		}
+		d, relay := p.fromUpstream(s, buf[:n], from)
+		if !relay {
+			continue
+		}
+		if s.duplicate(d) {
 			p.dupDropped.Add(1)
 			continue
 		}
-		if _, err := p.smsConn.WriteTo(buf[:n], s.dev); err != nil {
+		if _, err := p.smsConn.WriteTo(d, s.dev); err != nil {
 			p.log.Warn("proxy: sms write", "device", s.dev, "err", err)
 			continue
 		}
@@ -232,11 +257,28 @@ type ProxyStats struct {
 	Up, Down, DupDropped, Refused uint64
 	// Rewritten counts registrations whose binding was changed to U.
 	Rewritten uint64
+	// Deregistered and DeregisterFailed count the upstream De-registers
+	// of bridged devices at shutdown, answered or not.
+	Deregistered, DeregisterFailed uint64
+	// BindingRewritten counts payloads whose /1/x/7 or /3/x/16 were shown
+	// as the external server's link (or a Write mapped back).
+	BindingRewritten uint64
+	// Registered is the number of devices registered upstream now.
+	Registered int
 }
 
 func (p *proxy) stats() ProxyStats {
 	p.mu.Lock()
 	n := len(p.socks)
+	reg := 0
+	for _, s := range p.socks {
+		s.up.mu.Lock()
+		if s.up.location != "" {
+			reg++
+		}
+		s.up.mu.Unlock()
+	}
 	p.mu.Unlock()
-	return ProxyStats{Devices: n, Up: p.up.Load(), Down: p.down.Load(), DupDropped: p.dupDropped.Load(), Refused: p.refused.Load(), Rewritten: p.rewritten.Load()}
+	return ProxyStats{Devices: n, Up: p.up.Load(), Down: p.down.Load(), DupDropped: p.dupDropped.Load(), Refused: p.refused.Load(), Rewritten: p.rewritten.Load(),
+		Deregistered: p.deregistered.Load(), DeregisterFailed: p.deregisterFailed.Load(), BindingRewritten: p.bindingRewritten.Load(), Registered: reg}
 }

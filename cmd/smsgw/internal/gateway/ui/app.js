@@ -136,7 +136,22 @@ async function selectDevice(ep) {
     tree.append(box);
     if (d.awake && !d.queue) readInstance(ep, o, i);
   }
+  loadLastValues(ep).catch(() => {});
   loadQueue(ep);
+}
+
+// Last known values (reads, notifications, Send): shown for every device,
+// sleeping ones included, with when and how each value arrived.
+async function loadLastValues(ep) {
+  const { body } = await api("GET", "/devices/" + encodeURIComponent(ep) + "/values");
+  for (const v of body.values || []) {
+    const cell = document.getElementById("v" + v.path.split("/").slice(0, 4).join("/").replaceAll("/", "-"));
+    if (cell && !cell.textContent) {
+      cell.textContent = fmtValue(v.value);
+      cell.title = `last known: ${v.source} at ${new Date(v.time).toLocaleString()}`;
+      cell.classList.add("last");
+    }
+  }
 }
 
 function showValues(res) {
@@ -192,6 +207,13 @@ function events() {
   // EventSource cannot send headers; the token goes as a query parameter
   // the API accepts for this stream only.
   const es = new EventSource("/api/v1/events?access_token=" + encodeURIComponent(token));
+  for (const kind of ["notification", "send"]) {
+    es.addEventListener(kind, (ev) => {
+      const d = JSON.parse(ev.data);
+      note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
+      if (current && d.endpoint === current) showValues(d);
+    });
+  }
   for (const kind of ["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"]) {
     es.addEventListener(kind, (ev) => {
       const d = JSON.parse(ev.data);
