@@ -28,8 +28,9 @@ type daemon struct {
 	api    string
 	done   chan error
 	stderr *lockedBuffer
-	stdout *lockedBuffer // the lines printed (the banner)
+	stdout *lockedBuffer // the banner and anything else printed
 	once   sync.Once
+
 	// tokenFile holds fwProofToken for the CLI (-token-file).
 	tokenFile string
 }
@@ -55,7 +56,6 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			d.stdout.Write([]byte(sc.Text() + "\n"))
 			lines <- sc.Text()
 		}
 		close(lines)
@@ -66,6 +66,7 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 			if !ok {
 				t.Fatalf("daemon exited before printing the API address:\n%s", d.stderr.String())
 			}
+			d.stdout.Write([]byte(l + "\n"))
 			if m := apiRe.FindStringSubmatch(l); m != nil {
 				d.api = m[1]
 			}
@@ -74,7 +75,8 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 		}
 	}
 	go func() {
-		for range lines {
+		for l := range lines {
+			d.stdout.Write([]byte(l + "\n"))
 		}
 	}()
 	return d
