@@ -143,23 +143,14 @@ func oneLine(t *testing.T, stderr, want string) {
 // exit code 1 and one line naming the option, never a panic.
 func TestProofStartupErrors(t *testing.T) {
 	bin := smsgwBinary(t)
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
+	tcp, udp := gwtest.BusyPorts(t)
 	for _, tc := range []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"API port busy", []string{"-api", tcp.Addr().String()}, "smsgw: api.listen " + tcp.Addr().String() + ": address already in use"},
-		{"UDP port busy", []string{"-udp", udp.LocalAddr().String()}, "smsgw: lwm2m.udp " + udp.LocalAddr().String() + ": address already in use"},
+		{"API port busy", []string{"-api", tcp}, "smsgw: api.listen " + tcp + ": address already in use"},
+		{"UDP port busy", []string{"-udp", udp}, "smsgw: lwm2m.udp " + udp + ": address already in use"},
 		{"API port out of range", []string{"-api", "127.0.0.1:99999"}, "api.listen"},
 		{"API host unknown", []string{"-api", "no-such-host.invalid:8080"}, "smsgw: api.listen no-such-host.invalid:8080: "},
 	} {

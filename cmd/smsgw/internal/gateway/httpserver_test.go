@@ -26,14 +26,20 @@ import (
 // URL ("http://127.0.0.1:port").
 func quietGateway(t *testing.T, dir string, edit func(*config.Config)) (*Gateway, string) {
 	t.Helper()
-	cfg := config.Default()
-	cfg.DataDir = dir
-	cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "", testToken
-	cfg.Simulator.Enabled = false
+	cfg := quietConfig(dir)
+	cfg.API.Token = testToken
 	if edit != nil {
 		edit(cfg)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	g := runGateway(t, cfg)
+	return g, strings.TrimSuffix(g.Info().API, "/api/v1")
+}
+
+// runGateway starts a gateway with cfg and shuts it down when the test
+// ends.
+func runGateway(t *testing.T, cfg *config.Config) *Gateway {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -46,7 +52,7 @@ func quietGateway(t *testing.T, dir string, edit func(*config.Config)) (*Gateway
 			t.Errorf("shutdown: %v", err)
 		}
 	})
-	return g, strings.TrimSuffix(g.Info().API, "/api/v1")
+	return g
 }
 
 // rawRequest sends bytes on a new connection and returns the status line's

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/gwtest"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
 )
 
@@ -34,16 +34,7 @@ func newQuiet(cfg *config.Config) (*Gateway, error) {
 // TestStartupErrors: each start-up failure is an error (never a panic)
 // naming the option to change, and leaves nothing running.
 func TestStartupErrors(t *testing.T) {
-	tcp, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tcp.Close()
-	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer udp.Close()
+	tcp, udp := gwtest.BusyPorts(t)
 	tests := []struct {
 		name   string
 		edit   func(c *config.Config, dir string)
@@ -51,11 +42,11 @@ func TestStartupErrors(t *testing.T) {
 		is     error
 		want   string
 	}{
-		{"API port in use", func(c *config.Config, _ string) { c.API.Listen = tcp.Addr().String() }, "api.listen", syscall.EADDRINUSE,
-			"api.listen " + tcp.Addr().String() + ": address already in use"},
-		{"UDP port in use", func(c *config.Config, _ string) { c.LwM2M.UDP = udp.LocalAddr().String() }, "lwm2m.udp", syscall.EADDRINUSE,
-			"lwm2m.udp " + udp.LocalAddr().String() + ": address already in use"},
-		{"DTLS port in use", func(c *config.Config, _ string) { c.LwM2M.DTLS = udp.LocalAddr().String() }, "lwm2m.dtls", syscall.EADDRINUSE, "address already in use"},
+		{"API port in use", func(c *config.Config, _ string) { c.API.Listen = tcp }, "api.listen", syscall.EADDRINUSE,
+			"api.listen " + tcp + ": address already in use"},
+		{"UDP port in use", func(c *config.Config, _ string) { c.LwM2M.UDP = udp }, "lwm2m.udp", syscall.EADDRINUSE,
+			"lwm2m.udp " + udp + ": address already in use"},
+		{"DTLS port in use", func(c *config.Config, _ string) { c.LwM2M.DTLS = udp }, "lwm2m.dtls", syscall.EADDRINUSE, "address already in use"},
 		{"API host unknown", func(c *config.Config, _ string) { c.API.Listen = "no-such-host.invalid:8080" }, "api.listen", nil, "api.listen no-such-host.invalid:8080: "},
 		{"token file absent", func(c *config.Config, dir string) { c.API.TokenFile = filepath.Join(dir, "nope") }, "api.token_file", os.ErrNotExist, "no such file"},
 		{"token file readable by all", func(c *config.Config, dir string) {

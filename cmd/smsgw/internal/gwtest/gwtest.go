@@ -7,9 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -57,4 +59,21 @@ func FillRegistrations(dir string, n, linkBytes int) (err error) {
 	}
 	wg.Wait()
 	return errors.Join(append(errs, regs.Close())...)
+}
+
+// BusyPorts holds a TCP and a UDP port on 127.0.0.1 for the test's life
+// and returns their addresses, for start-up tests against ports in use.
+func BusyPorts(t testing.TB) (tcp, udp string) {
+	t.Helper()
+	tl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tl.Close() })
+	ul, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ul.Close() })
+	return tl.Addr().String(), ul.LocalAddr().String()
 }
