@@ -213,7 +213,7 @@ var ErrTooLarge = errors.New("bearer: datagram too large")
 // (bearer/secure) on the addresses it returns. A zero Identity means the peer
 // is not authenticated (NoSec).
 type Identity struct {
-	// Mode is "psk", "rpk", "x509" or "" (none).
+	// Mode is "psk", "rpk", "x509", "oscore" or "" (none).
 	Mode string
 	// PSKIdentity is the PSK identity the peer presented (mode "psk").
 	PSKIdentity []byte
@@ -222,6 +222,10 @@ type Identity struct {
 	PublicKey []byte
 	// Certificates is the peer's DER certificate chain, leaf first (mode "x509").
 	Certificates [][]byte
+	// OSCOREID is the peer's OSCORE Sender ID (our Recipient ID) and
+	// OSCOREIDContext the context's ID Context, nil when absent (mode
+	// "oscore", bearer/oscore).
+	OSCOREID, OSCOREIDContext []byte
 }
 
 // IsZero reports whether the identity is empty (unauthenticated peer).
@@ -234,6 +238,11 @@ func (id Identity) String() string {
 		return "none"
 	case "psk":
 		return "psk:" + string(id.PSKIdentity)
+	case "oscore":
+		if id.OSCOREIDContext != nil {
+			return fmt.Sprintf("oscore:%x/%x", id.OSCOREIDContext, id.OSCOREID)
+		}
+		return fmt.Sprintf("oscore:%x", id.OSCOREID)
 	default:
 		return fmt.Sprintf("%s:%d-byte key", id.Mode, len(id.PublicKey))
 	}

@@ -49,7 +49,7 @@ type peerState struct {
 //
 // A response with an error code (4.xx, 5.xx) is a response, not an error.
 func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
-	if e.closing.Load() {
+	if e.b == nil || e.closing.Load() { // a zero Endpoint is a closed one
 		return nil, ErrClosed
 	}
 	if req == nil || req.Peer == nil {
@@ -130,7 +130,7 @@ func (e *Endpoint) doBody(ctx context.Context, code codes.Code, peer net.Addr, p
 // Ping sends an empty CON message (CoAP ping) and waits for the RST that
 // proves the peer is alive.
 func (e *Endpoint) Ping(ctx context.Context, peer net.Addr) error {
-	if e.closing.Load() {
+	if e.b == nil || e.closing.Load() {
 		return ErrClosed
 	}
 	m := message.Message{Code: codes.Empty}

@@ -192,13 +192,21 @@ func (e *Endpoint) Limits() Limits { return e.lim }
 func (e *Endpoint) BlockSize() int { return 16 << e.szx }
 
 // LocalAddr returns the bearer's local address.
-func (e *Endpoint) LocalAddr() net.Addr { return e.b.LocalAddr() }
+func (e *Endpoint) LocalAddr() net.Addr {
+	if e.b == nil {
+		return nil
+	}
+	return e.b.LocalAddr()
+}
 
 // Close stops the Endpoint at once: the read loop stops, the bearer is
 // closed, pending exchanges fail with ErrClosed, observations end and
 // handler contexts are cancelled. It does not wait for handlers; Shutdown
 // does.
 func (e *Endpoint) Close() error {
+	if e.b == nil { // a zero Endpoint: nothing to close
+		return nil
+	}
 	var err error
 	e.once.Do(func() {
 		e.closing.Store(true)
@@ -232,7 +240,14 @@ func (e *Endpoint) Shutdown(ctx context.Context) error {
 
 // Done returns a channel closed when the Endpoint's read loop has stopped
 // (after Close, or when the bearer failed).
-func (e *Endpoint) Done() <-chan struct{} { return e.loop }
+func (e *Endpoint) Done() <-chan struct{} {
+	if e.loop == nil { // a zero Endpoint has no read loop
+		return closedChan
+	}
+	return e.loop
+}
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
 func (e *Endpoint) newMID() uint16 { return uint16(e.mid.Add(1)) }
 

@@ -53,6 +53,7 @@ type ResponseWriter interface {
 // pattern "/3/0" matches exactly that path; a pattern ending in "/"
 // ("/fw/") matches every path under it, the longest such prefix winning.
 // An exact match wins over a prefix. Unmatched requests get 4.04 Not Found.
+// The zero value is an empty ServeMux ready to use, as NewServeMux's.
 type ServeMux struct {
 	mu       sync.RWMutex
 	exact    map[string]Handler
@@ -75,6 +76,9 @@ func (m *ServeMux) Handle(pattern string, h Handler) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.exact == nil {
+		m.exact = make(map[string]Handler)
+	}
 	if strings.HasSuffix(pattern, "/") {
 		for i := range m.prefixes {
 			if m.prefixes[i].prefix == pattern {

@@ -39,7 +39,12 @@ func (o *Observer) Peer() net.Addr { return o.peer }
 func (o *Observer) Token() message.Token { return o.token }
 
 // Path returns the observed resource's path.
-func (o *Observer) Path() string { return o.req.Path() }
+func (o *Observer) Path() string {
+	if o.req == nil { // a zero Observer
+		return ""
+	}
+	return o.req.Path()
+}
 
 // Request returns the registration request.
 func (o *Observer) Request() *Request { return o.req }
@@ -47,7 +52,12 @@ func (o *Observer) Request() *Request { return o.req }
 // Done is closed when the observation ends: the client deregistered or
 // answered a notification with RST, a confirmable notification timed out,
 // the server cancelled it, or the Endpoint closed.
-func (o *Observer) Done() <-chan struct{} { return o.done }
+func (o *Observer) Done() <-chan struct{} {
+	if o.done == nil { // a zero Observer never ran
+		return closedChan
+	}
+	return o.done
+}
 
 // Err returns why the observation ended (nil while it runs).
 func (o *Observer) Err() error {
@@ -62,6 +72,9 @@ func (o *Observer) Err() error {
 // Cancel ends the observation on the server side without telling the
 // client (send a final non-2.xx notification first to tell it).
 func (o *Observer) Cancel() {
+	if o.e == nil {
+		return
+	}
 	o.e.obs.removeByToken(o.e, tokenKey{o.pkey, string(o.token)}, ErrObservationEnded)
 }
 
@@ -83,6 +96,9 @@ func (o *Observer) nextSeq() uint32 { return o.e.seq.Add(1) & 0xFFFFFF }
 // block; the client fetches the rest. Notify calls on one Observer are
 // serialised.
 func (o *Observer) Notify(ctx context.Context, code codes.Code, payload []byte, opts ...message.Option) error {
+	if o.e == nil {
+		return fmt.Errorf("%w: not an observation of an Endpoint", ErrObservationEnded)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	select {
@@ -274,7 +290,7 @@ func (e *Endpoint) Observe(ctx context.Context, peer net.Addr, path string, fn f
 // and payload are sent with the registration and again, with Observe=1,
 // when Cancel deregisters. The Observe option and the token are set here.
 func (e *Endpoint) ObserveRequest(ctx context.Context, req *Request, fn func(*Response)) (*Observation, error) {
-	if e.closing.Load() {
+	if e.b == nil || e.closing.Load() {
 		return nil, ErrClosed
 	}
 	if req == nil || req.Peer == nil {
@@ -435,7 +451,12 @@ func (o *Observation) Token() message.Token { return o.token }
 
 // Done is closed when the observation has ended and its callback will not
 // be called again.
-func (o *Observation) Done() <-chan struct{} { return o.done }
+func (o *Observation) Done() <-chan struct{} {
+	if o.done == nil { // a zero Observation never ran
+		return closedChan
+	}
+	return o.done
+}
 
 // Err returns why the observation ended, nil while it runs.
 func (o *Observation) Err() error {
@@ -453,6 +474,9 @@ func (o *Observation) Err() error {
 // from the deregistration request are returned but the observation is
 // ended anyway.
 func (o *Observation) Cancel(ctx context.Context) error {
+	if o.e == nil {
+		return fmt.Errorf("%w: not an observation of an Endpoint", ErrObservationEnded)
+	}
 	o.e.dropToken(o)
 	o.finishAsync(ErrObservationEnded)
 	var err error

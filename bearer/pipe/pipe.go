@@ -94,7 +94,8 @@ func WithQueue(n int) Option { return func(c *config) { c.queue = n } }
 // WithNames names the two Conns returned by New (default "a" and "b").
 func WithNames(a, b string) Option { return func(c *config) { c.names = [2]string{a, b} } }
 
-// Hub connects named Conns; any Conn can send to any other by Addr.
+// Hub connects named Conns; any Conn can send to any other by Addr. The
+// zero Hub is ready to use, with NewHub's defaults.
 type Hub struct {
 	cfg   config
 	mu    sync.RWMutex
@@ -104,7 +105,7 @@ type Hub struct {
 
 // NewHub returns an empty Hub.
 func NewHub(opts ...Option) *Hub {
-	cfg := config{params: bearer.UDPParams("pipe"), seed: 1, queue: 1024, names: [2]string{"a", "b"}}
+	cfg := defaultConfig()
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -112,6 +113,10 @@ func NewHub(opts ...Option) *Hub {
 		cfg.queue = 1024
 	}
 	return &Hub{cfg: cfg, conns: make(map[Addr]*Conn)}
+}
+
+func defaultConfig() config {
+	return config{params: bearer.UDPParams("pipe"), seed: 1, queue: 1024, names: [2]string{"a", "b"}}
 }
 
 // New returns two connected Conns, a pair of bearers.
@@ -129,6 +134,9 @@ var ErrNameInUse = errors.New("pipe: name in use")
 func (h *Hub) Conn(name string) (*Conn, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.conns == nil { // the zero Hub
+		h.cfg, h.conns = defaultConfig(), make(map[Addr]*Conn)
+	}
 	addr := Addr(name)
 	if _, ok := h.conns[addr]; ok {
 		return nil, fmt.Errorf("%w: %q", ErrNameInUse, name)
@@ -171,7 +179,9 @@ type packet struct {
 	from net.Addr
 }
 
-// Conn is one endpoint of a Hub; it implements bearer.Bearer.
+// Conn is one endpoint of a Hub; it implements bearer.Bearer. A zero Conn
+// (not made by a Hub) is a closed one: its methods fail with
+// net.ErrClosed.
 type Conn struct {
 	hub    *Hub
 	addr   Addr
@@ -227,6 +237,9 @@ func opError(op string, addr net.Addr, err error) error {
 // read deadline passes (an error with Timeout() true, wrapping
 // os.ErrDeadlineExceeded) or the Conn is closed (net.ErrClosed).
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.closed == nil {
+		return 0, nil, opError("read", c.addr, net.ErrClosed)
+	}
 	select {
 	case <-c.closed:
 		return 0, nil, opError("read", c.addr, net.ErrClosed)
@@ -248,6 +261,9 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 // bearer.ErrTooLarge. Sending to an unknown address succeeds and is
 // counted as unroutable, as UDP would.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.closed == nil {
+		return 0, opError("write", addr, net.ErrClosed)
+	}
 	select {
 	case <-c.closed:
 		return 0, opError("write", addr, net.ErrClosed)
@@ -333,6 +349,9 @@ func (c *Conn) deliver(dst *Conn, data []byte) {
 // net.ErrClosed. Delayed datagrams still in flight are discarded.
 func (c *Conn) Close() error {
 	err := opError("close", c.addr, net.ErrClosed)
+	if c.closed == nil {
+		return err
+	}
 	c.once.Do(func() {
 		close(c.closed)
 		c.hub.remove(c)
@@ -346,6 +365,9 @@ func (c *Conn) SetDeadline(t time.Time) error { return c.SetReadDeadline(t) }
 
 // SetReadDeadline sets the deadline for ReadFrom; the zero time clears it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.rdl == nil {
+		return opError("set deadline", c.addr, net.ErrClosed)
+	}
 	c.rdl.Set(t)
 	return nil
 }

@@ -19,11 +19,21 @@ type Addr struct {
 
 var _ bearer.IdentityAddr = (*Addr)(nil)
 
-// Network returns the inner address's network.
-func (a *Addr) Network() string { return a.Inner.Network() }
+// Network returns the inner address's network ("" for a zero Addr).
+func (a *Addr) Network() string {
+	if a.Inner == nil {
+		return ""
+	}
+	return a.Inner.Network()
+}
 
-// String returns the inner address's string.
-func (a *Addr) String() string { return a.Inner.String() }
+// String returns the inner address's string ("" for a zero Addr).
+func (a *Addr) String() string {
+	if a.Inner == nil {
+		return ""
+	}
+	return a.Inner.String()
+}
 
 // PeerIdentity returns the authenticated identity.
 func (a *Addr) PeerIdentity() bearer.Identity { return a.Identity }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/logthrottle"
 	"github.com/pion/dtls/v3"
 )
 
@@ -61,12 +62,17 @@ type Server struct {
 	bufs     sync.Pool
 
 	st counters
+	// failLog limits the lines about failed handshakes: anyone can send
+	// ClientHellos from spoofed addresses, so each failure is counted
+	// (HandshakesFailed) but only the first lines of every 10 s are
+	// logged, then one with the number held back (LogSuppressed).
+	failLog logthrottle.Limiter
 }
 
 // counters are the Server's statistics, updated atomically.
 type counters struct {
 	handshakesOK, handshakesFailed, refused, garbage, unknownPeer,
-	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn, helloVersion atomic.Uint64
+	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn, helloVersion, logSuppressed atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters; every bounded structure of
@@ -106,6 +112,9 @@ type Stats struct {
 	// version was an older or unusual {254, xx} (mbedTLS 2.x sends 0xFE00)
 	// and was read as DTLS 1.0 (see the package documentation).
 	HelloVersionRewritten uint64
+	// LogSuppressed counts handshake failure log lines held back by the
+	// log limit (HandshakesFailed counts every failure).
+	LogSuppressed uint64
 }
 
 // NewServer starts a DTLS server on inner. The Server owns inner from now
@@ -222,7 +231,18 @@ func (s *Server) Stats() Stats {
 		BytesIn:          s.st.bytesIn.Load(),
 
 		HelloVersionRewritten: s.st.helloVersion.Load(),
+		LogSuppressed:         s.st.logSuppressed.Load(),
 	}
+}
+
+// logFailure logs a failed handshake within the log limit.
+func (s *Server) logFailure(msg string, args ...any) {
+	ok, held := s.failLog.Allow()
+	if !ok {
+		s.st.logSuppressed.Add(1)
+		return
+	}
+	s.log.Info(msg, append(args, "suppressed", held)...)
 }
 
 // ReadFrom returns the next decrypted datagram and its sender as an *Addr.

@@ -148,14 +148,14 @@ func (ss *session) run() {
 	if err != nil {
 		s.st.handshakesFailed.Add(1)
 		if id, ok := ss.pskIdentity.Load().(string); ok && ss.verified.Load() && timedOut {
-			s.log.Info("dtls server: handshake failed: no valid Finished after the PSK key exchange (wrong PSK key?)",
+			s.logFailure("dtls server: handshake failed: no valid Finished after the PSK key exchange (wrong PSK key?)",
 				"peer", ss.addr, "psk_identity", id, "err", err)
 			return
 		}
 		if verr := v.failure(); verr != nil {
 			err = verr
 		}
-		s.log.Info("dtls server: handshake failed", "peer", ss.addr, "err", err)
+		s.logFailure("dtls server: handshake failed", "peer", ss.addr, "err", err)
 		return
 	}
 	st, _ := conn.ConnectionState()

@@ -29,11 +29,18 @@ const (
 	// SecurityNoSec: plain CoAP. LwM2M allows it on SMS only where it was
 	// configured (triggers, tests); it must be chosen explicitly.
 	SecurityNoSec
+	// SecurityOSCORE: CoAP messages protected end to end by OSCORE
+	// (bearer/oscore runs over this bearer); on the SMS they travel as CoAP,
+	// like NoSec, and the OSCORE layer refuses what it cannot verify.
+	SecurityOSCORE
 )
 
 func (s Security) String() string {
-	if s == SecurityNoSec {
+	switch s {
+	case SecurityNoSec:
 		return "nosec"
+	case SecurityOSCORE:
+		return "oscore"
 	}
 	return "dtls"
 }

@@ -41,6 +41,7 @@ func secureCfg(mtu int) (srv, cli *secure.Config) {
 
 type dtlsRun struct {
 	handshake, get, put, big int // SMS segments, both directions
+	bytesGet, bytesPut       int // datagram bytes on the SMS bearer, both directions
 	suite                    string
 	identity                 string
 }
@@ -57,7 +58,9 @@ func runDTLS(t *testing.T, mtu int) dtlsRun {
 		}
 	})
 	scfg, ccfg := secureCfg(mtu)
-	srv, err := secure.NewServer(p.srv, scfg)
+	below := [2]*countBearer{{Bearer: p.srv}, {Bearer: p.dev}}
+	onWire := func() int { return int(below[0].n.Load() + below[1].n.Load()) }
+	srv, err := secure.NewServer(below[0], scfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +89,7 @@ func runDTLS(t *testing.T, mtu int) dtlsRun {
 	defer cancel()
 	server := mustAddr(t, serverNum)
 	n0 := p.net.Submitted.Load()
-	conn, err := secure.Dial(ctx, p.dev, server, ccfg)
+	conn, err := secure.Dial(ctx, below[1], server, ccfg)
 	if err != nil {
 		t.Fatalf("DTLS handshake over SMS: %v", err)
 	}
@@ -100,17 +103,20 @@ func runDTLS(t *testing.T, mtu int) dtlsRun {
 	}
 	defer cep.Close()
 	n0 = p.net.Submitted.Load()
+	w0 := onWire()
 	resp, err := cep.Get(ctx, server, "/3/0/0")
 	if err != nil || string(resp.Payload) != "m2mbearer" {
 		t.Fatalf("GET over DTLS over SMS: %v", err)
 	}
 	run.get = int(p.net.Submitted.Load() - n0)
-	n0 = p.net.Submitted.Load()
+	run.bytesGet = onWire() - w0
+	n0, w0 = p.net.Submitted.Load(), onWire()
 	resp, err = cep.Put(ctx, server, "/5/0/0", message.AppOctets, bytes.Repeat([]byte{7}, 500))
 	if err != nil || resp.Code != codes.Changed {
 		t.Fatalf("PUT over DTLS over SMS: %v %v", err, resp)
 	}
 	run.put = int(p.net.Submitted.Load() - n0)
+	run.bytesPut = onWire() - w0
 	n0 = p.net.Submitted.Load()
 	if resp, err = cep.Get(ctx, server, "/big"); err != nil || len(resp.Payload) != 8192 {
 		t.Fatalf("Block2 8 KiB over DTLS over SMS: %v", err)

@@ -107,7 +107,8 @@ type Stats struct {
 	BadAddr uint64
 }
 
-// Conn is a UDP bearer. It is safe for concurrent use.
+// Conn is a UDP bearer. It is safe for concurrent use. A zero Conn (not
+// made by Listen or Dial) behaves as a closed one.
 type Conn struct {
 	uc     *net.UDPConn
 	params bearer.Params
@@ -268,6 +269,9 @@ func (c *Conn) Stats() Stats {
 // dialed Conn; on Windows on any Conn) are counted and skipped: a peer that
 // went away must not stop the caller's read loop.
 func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
+	if c.uc == nil {
+		return 0, nil, notOpen("read")
+	}
 	for {
 		n, _, flags, ap, err := c.uc.ReadMsgUDPAddrPort(b, nil)
 		if err != nil {
@@ -296,6 +300,9 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 // an error wrapping bearer.ErrTooLarge, and addresses it cannot use with
 // ErrBadAddr (or ErrWrongPeer on a dialed Conn).
 func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.uc == nil {
+		return 0, notOpen("write")
+	}
 	for i := 0; ; i++ {
 		n, err := c.writeOnce(b, addr)
 		if err != nil && isRefused(err) && c.unreach.Load() != nil && i < 4 {
@@ -398,10 +405,24 @@ func (c *Conn) network() string {
 
 // Close closes the socket; blocked ReadFrom and WriteTo calls return an error
 // wrapping net.ErrClosed.
-func (c *Conn) Close() error { return c.uc.Close() }
+func (c *Conn) Close() error {
+	if c.uc == nil {
+		return notOpen("close")
+	}
+	return c.uc.Close()
+}
 
-// LocalAddr returns the local address, a *net.UDPAddr.
-func (c *Conn) LocalAddr() net.Addr { return c.uc.LocalAddr() }
+// notOpen is the error of a zero Conn (not made by Listen or Dial), which
+// behaves as a closed one.
+func notOpen(op string) error { return &net.OpError{Op: op, Net: "udp", Err: net.ErrClosed} }
+
+// LocalAddr returns the local address, a *net.UDPAddr (nil for a zero Conn).
+func (c *Conn) LocalAddr() net.Addr {
+	if c.uc == nil {
+		return nil
+	}
+	return c.uc.LocalAddr()
+}
 
 // RemoteAddr returns the dialed peer, or nil for a listening Conn.
 func (c *Conn) RemoteAddr() net.Addr {
@@ -412,18 +433,38 @@ func (c *Conn) RemoteAddr() net.Addr {
 }
 
 // SetDeadline sets the read and write deadlines (net.PacketConn).
-func (c *Conn) SetDeadline(t time.Time) error { return c.uc.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.uc == nil {
+		return notOpen("set deadline")
+	}
+	return c.uc.SetDeadline(t)
+}
 
 // SetReadDeadline sets the read deadline; a ReadFrom that passes it returns
 // an error with Timeout() true that wraps os.ErrDeadlineExceeded.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.uc.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.uc == nil {
+		return notOpen("set deadline")
+	}
+	return c.uc.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.uc.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.uc == nil {
+		return notOpen("set deadline")
+	}
+	return c.uc.SetWriteDeadline(t)
+}
 
 // SyscallConn gives access to the socket for options this package does not
 // set (DSCP, SO_MARK, ...).
-func (c *Conn) SyscallConn() (syscall.RawConn, error) { return c.uc.SyscallConn() }
+func (c *Conn) SyscallConn() (syscall.RawConn, error) {
+	if c.uc == nil {
+		return nil, notOpen("syscall conn")
+	}
+	return c.uc.SyscallConn()
+}
 
 // AddrPort converts a net.Addr to a UDP address: a *net.UDPAddr directly,
 // anything else by parsing its String() as a literal IP host:port (with an

@@ -436,14 +436,24 @@ func tail(s string, n int) string {
 }
 
 // lockedBuffer is a bytes.Buffer the process writes while the test reads.
+// It keeps the last MiB or so, and counts every byte written.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	total int64
+}
+
+// Total returns the number of bytes ever written.
+func (l *lockedBuffer) Total() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.total += int64(len(p))
 	if l.b.Len() > 1<<20 {
 		l.b.Reset()
 	}

@@ -9,26 +9,35 @@ import (
 )
 
 // QueueWaker adapts lwm2m/queue's SMS waker (queue.NewSMSWaker) to Waker:
-// it builds each device's queue.WakeTarget from its registration (the
-// "sms=" number, version, binding) and Target's additions (server SIM,
+// it builds each device's queue.WakeTarget from its registration (version,
+// binding) and Target's additions (the device's number, server SIM,
 // /1/x/21 Trigger, framing), then sends the trigger.
+//
+// The number comes only from Target, i.e. from the operator's
+// configuration: a registration's own "sms=" parameter is never used,
+// since anyone who can send a Register can put any number there and have
+// wake-ups sent to it at the operator's expense.
 type QueueWaker struct {
 	// Waker sends the trigger (a *queue.SMSWaker).
 	Waker queue.Waker
 	// Registrations looks endpoints up (the server's store).
 	Registrations registry.Store
-	// Target completes the wake target of a device (SIM, Trigger,
-	// Framing, TransportArg); nil keeps the registration's values.
+	// Target completes the wake target of a device: MSISDN (required for
+	// a wake-up), SIM, Trigger, Framing, TransportArg. Nil: no device can
+	// be woken.
 	Target func(reg *registry.Registration, t *queue.WakeTarget)
 }
 
 // Wake implements Waker.
 func (w *QueueWaker) Wake(ctx context.Context, ep string) error {
+	if w.Registrations == nil || w.Waker == nil {
+		return fmt.Errorf("%w: QueueWaker without Registrations or Waker", ErrUnsupported)
+	}
 	reg, ok := w.Registrations.ByEndpoint(ep)
 	if !ok {
 		return fmt.Errorf("firmware: wake %s: not registered", ep)
 	}
-	t := queue.WakeTarget{MSISDN: reg.SMS, Version: reg.Version.String(), Binding: bindingString(reg), TransportArg: "U"}
+	t := queue.WakeTarget{Version: reg.Version.String(), Binding: bindingString(reg), TransportArg: "U"}
 	if reg.Version.String() != "1.0" {
 		t.Trigger = true
 	}
@@ -36,7 +45,7 @@ func (w *QueueWaker) Wake(ctx context.Context, ep string) error {
 		w.Target(reg, &t)
 	}
 	if !t.Wakeable() {
-		return fmt.Errorf("%w: %s cannot be woken by SMS (sms=%q, binding %q)", ErrUnsupported, ep, t.MSISDN, t.Binding)
+		return fmt.Errorf("%w: %s cannot be woken by SMS (configured number %q, binding %q)", ErrUnsupported, ep, t.MSISDN, t.Binding)
 	}
 	return w.Waker.Wake(ctx, ep, t)
 }

@@ -38,14 +38,20 @@ func TestQueueWaker(t *testing.T) {
 	}
 	start("sleeper", client.WithQueueMode(), client.WithBinding("US"), client.WithSMSNumber("+491720000099"))
 	start("ip-only", client.WithQueueMode())
+	// A stranger registered with an sms= number and nothing configured.
+	start("stranger", client.WithQueueMode(), client.WithBinding("US"), client.WithSMSNumber("+491510000666"))
+	provisioned := map[string]string{"sleeper": "+491720000099"}
 	rw := &recWaker{}
 	w := &firmware.QueueWaker{Waker: rw, Registrations: e.srv.Store(),
-		Target: func(_ *registry.Registration, t *queue.WakeTarget) { t.SIM = gwNum }}
+		Target: func(r *registry.Registration, t *queue.WakeTarget) { t.MSISDN, t.SIM = provisioned[r.Endpoint], gwNum }}
 	if err := w.Wake(ctx, "sleeper"); err != nil {
 		t.Fatal(err)
 	}
-	if len(rw.got) != 1 || rw.got[0].MSISDN == "" || !rw.got[0].Trigger || rw.got[0].SIM != gwNum || rw.got[0].Binding != "US" {
+	if len(rw.got) != 1 || rw.got[0].MSISDN != "+491720000099" || !rw.got[0].Trigger || rw.got[0].SIM != gwNum || rw.got[0].Binding != "US" {
 		t.Fatalf("%+v", rw.got)
+	}
+	if err := w.Wake(ctx, "stranger"); !errors.Is(err, firmware.ErrUnsupported) || len(rw.got) != 1 {
+		t.Fatalf("woke a registration's own sms= number: %v %+v", err, rw.got)
 	}
 	if err := w.Wake(ctx, "ip-only"); !errors.Is(err, firmware.ErrUnsupported) {
 		t.Fatalf("ip-only: %v", err)

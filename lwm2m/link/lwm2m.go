@@ -173,6 +173,11 @@ func (a *Attributes) set(name, v string, hasValue bool) error {
 		}
 		a.SSID = Ptr(uint16(n))
 	case AttrURI:
+		// A link cannot carry control characters, even quoted (RFC 6690
+		// quoted-string), so a uri with one could never be written back.
+		if strings.ContainsFunc(v, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f }) {
+			err = fmt.Errorf("%w: uri=%q contains a control character", ErrAttribute, v)
+		}
 		a.URI = v
 	case AttrVer:
 		if _, _, e := ParseVersion(v); e != nil {

@@ -264,6 +264,7 @@ func DefaultRegistry() *Registry {
 	for _, o := range Core() {
 		_ = r.Put(o)
 	}
+	_ = r.Put(OSCORE())
 	for _, o := range Embedded() {
 		_ = r.Put(o)
 	}

@@ -69,7 +69,7 @@ func TestCoreObjects(t *testing.T) {
 	if _, ok := r.Resource(9999, 0); ok {
 		t.Error("unknown object resolved")
 	}
-	if got := r.IDs(); !reflect.DeepEqual(got, []uint16{0, 1, 2, 3, 4, 5, 6, 7, 3311}) {
+	if got := r.IDs(); !reflect.DeepEqual(got, []uint16{0, 1, 2, 3, 4, 5, 6, 7, 21, 3311}) {
 		t.Errorf("IDs %v", got)
 	}
 	if o, _ := r.Object(3); o.Multiple || !o.Mandatory {

@@ -185,7 +185,13 @@ func TestCrashChild(t *testing.T) {
 	}
 	srv.Attach("udp", udpEP)
 	srv.Attach("sms", smsEP)
-	qc := server.QueueConfig{Store: qs, Peers: smsB, Window: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
+	// The provisioning store: crash-NN has number +4917400000NN (the
+	// server wakes only configured numbers).
+	device := func(r *registry.Registration) server.DeviceSettings {
+		return server.DeviceSettings{MSISDN: "+4917400000" + strings.TrimPrefix(r.Endpoint, "crash-")}
+	}
+	qc := server.QueueConfig{Store: qs, Peers: smsB, PeerSecurity: sms.SecurityNoSec, Device: device,
+		Window: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
 		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: 8, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
 		Concurrency: crashDevices}
 	if phase == "drain" {

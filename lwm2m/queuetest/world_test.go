@@ -146,7 +146,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 		wc.wake = queue.WakePolicy{Timeout: 3 * time.Second, MaxWakes: 3, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}
 	}
 	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
-		Store: store, Waker: queue.NewSMSWaker(side.b, side.b), Peers: side.b,
+		Store: store, Waker: queue.NewSMSWaker(side.b, side.b), Peers: side.b, PeerSecurity: sms.SecurityNoSec,
 		Device: w.device, Window: wc.window, ExecTimeout: wc.window + 3*time.Second,
 		Wake: wc.wake, DefaultExpiry: wc.expiry,
 		OnEvent: func(ev queue.Event) {
@@ -225,6 +225,17 @@ type lightConfig struct {
 func (w *world) newLight(lc lightConfig) *light {
 	t := w.t
 	t.Helper()
+	// The operator's provisioning store knows each light's number: the
+	// server wakes only configured numbers, never a registration's sms=.
+	w.mu.Lock()
+	if w.devices == nil {
+		w.devices = map[string]server.DeviceSettings{}
+	}
+	if d := w.devices[lc.name]; d.MSISDN == "" {
+		d.MSISDN = lc.number
+		w.devices[lc.name] = d
+	}
+	w.mu.Unlock()
 	peers := map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: lc.number}}
 	for _, p := range lc.extraPeers {
 		peers[p] = sms.Peer{Security: sms.SecurityNoSec, SIM: lc.number}

@@ -30,6 +30,9 @@ const stripes = 256
 //
 // Changes to the same endpoint are serialised by striped locks, so the
 // database and the index apply them in the same order.
+//
+// A zero Bolt (not opened) is a closed store: changes fail with ErrClosed
+// and it holds nothing.
 type Bolt struct {
 	db     *bolt.DB
 	x      *index
@@ -84,8 +87,11 @@ func NewBolt(db *bolt.DB, o BoltOptions) (*Bolt, error) {
 		if err != nil {
 			return err
 		}
-		if v := meta.Get(keyNextID); len(v) == 8 {
-			b.x.nextID = max(b.x.nextID, binary.BigEndian.Uint64(v))
+		// Older versions kept a sequence counter here; IDs are random now.
+		if meta.Get(keyNextID) != nil {
+			if err := meta.Delete(keyNextID); err != nil {
+				return err
+			}
 		}
 		err = regs.ForEach(func(k, v []byte) error {
 			r, err := UnmarshalRegistration(v, b.dec)
@@ -132,6 +138,9 @@ func (b *Bolt) Add(ctx context.Context, r *Registration) (*Registration, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if b.x == nil {
+		return nil, ErrClosed
+	}
 	l := &b.locks[b.stripe(r.Endpoint)]
 	l.Lock()
 	defer l.Unlock()
@@ -146,10 +155,7 @@ func (b *Bolt) Add(ctx context.Context, r *Registration) (*Registration, error) 
 		return nil, ErrFull
 	}
 	if r.ID == 0 {
-		r.ID = x.nextID
-	}
-	if r.ID >= x.nextID {
-		x.nextID = r.ID + 1
+		r.ID = x.freshID()
 	}
 	prev, _ := x.byEndpoint(r.Endpoint)
 	x.mu.Unlock()
@@ -158,12 +164,6 @@ func (b *Bolt) Add(ctx context.Context, r *Registration) (*Registration, error) 
 	err := b.db.Batch(func(tx *bolt.Tx) error {
 		if prev != nil && prev.ID != r.ID {
 			if err := tx.Bucket(bucketRegs).Delete(idKey(prev.ID)); err != nil {
-				return err
-			}
-		}
-		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keyNextID); len(v) != 8 || binary.BigEndian.Uint64(v) <= r.ID {
-			if err := meta.Put(keyNextID, idKey(r.ID+1)); err != nil {
 				return err
 			}
 		}
@@ -180,6 +180,9 @@ func (b *Bolt) Add(ctx context.Context, r *Registration) (*Registration, error) 
 // lockID finds registration id and locks its endpoint's stripe; it returns
 // the registration current under the lock, or ErrNotFound.
 func (b *Bolt) lockID(id uint64) (*Registration, *sync.Mutex, error) {
+	if b.x == nil {
+		return nil, nil, ErrClosed
+	}
 	for range 3 {
 		r, ok := b.Get(id)
 		if !ok {
@@ -251,6 +254,9 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time, max int) ([]*Registrat
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if b.x == nil {
+		return nil, ErrClosed
+	}
 	b.x.mu.Lock() // due reorders the heap
 	cand := b.x.due(now, max)
 	b.x.mu.Unlock()
@@ -301,6 +307,9 @@ func (b *Bolt) Expire(ctx context.Context, now time.Time, max int) ([]*Registrat
 
 // Get implements Store.
 func (b *Bolt) Get(id uint64) (*Registration, bool) {
+	if b.x == nil {
+		return nil, false
+	}
 	b.x.mu.RLock()
 	defer b.x.mu.RUnlock()
 	return b.x.get(id)
@@ -308,6 +317,9 @@ func (b *Bolt) Get(id uint64) (*Registration, bool) {
 
 // ByEndpoint implements Store.
 func (b *Bolt) ByEndpoint(name string) (*Registration, bool) {
+	if b.x == nil {
+		return nil, false
+	}
 	b.x.mu.RLock()
 	defer b.x.mu.RUnlock()
 	return b.x.byEndpoint(name)
@@ -315,6 +327,9 @@ func (b *Bolt) ByEndpoint(name string) (*Registration, bool) {
 
 // Len implements Store.
 func (b *Bolt) Len() int {
+	if b.x == nil {
+		return 0
+	}
 	b.x.mu.RLock()
 	defer b.x.mu.RUnlock()
 	return len(b.x.byID)
@@ -322,6 +337,9 @@ func (b *Bolt) Len() int {
 
 // Range implements Store.
 func (b *Bolt) Range(fn func(*Registration) bool) {
+	if b.x == nil {
+		return
+	}
 	b.x.mu.RLock()
 	defer b.x.mu.RUnlock()
 	b.x.rangeAll(fn)
@@ -329,6 +347,9 @@ func (b *Bolt) Range(fn func(*Registration) bool) {
 
 // NextExpiry implements Store.
 func (b *Bolt) NextExpiry() (time.Time, bool) {
+	if b.x == nil {
+		return time.Time{}, false
+	}
 	b.x.mu.RLock()
 	defer b.x.mu.RUnlock()
 	return b.x.nextExpiry()
@@ -336,6 +357,9 @@ func (b *Bolt) NextExpiry() (time.Time, bool) {
 
 // Close implements Store; it closes the database when OpenBolt opened it.
 func (b *Bolt) Close() error {
+	if b.x == nil {
+		return nil
+	}
 	b.x.mu.Lock()
 	b.x.closed = true
 	b.x.mu.Unlock()

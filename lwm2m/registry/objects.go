@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 
@@ -22,14 +23,26 @@ type ObjectList struct {
 // objects "</o>" and object instances "</o/i>" under that root, each with an
 // optional "ver" attribute. The syntax is parsed by lwm2m/link; a link to a
 // resource, a link outside the root, an out-of-range ID or a malformed "ver"
-// or "ct" is a *ParamError wrapping ErrBadRequest.
+// or "ct", or an attribute value over MaxAttrLen bytes is a *ParamError
+// wrapping ErrBadRequest; a payload over MaxLinkPayload bytes wraps
+// ErrTooLarge.
 func ParseObjectLinks(payload []byte) (*ObjectList, error) {
+	if len(payload) > MaxLinkPayload {
+		return nil, &ParamError{Param: "payload", Reason: fmt.Sprintf("%d bytes, more than %d", len(payload), MaxLinkPayload), Err: ErrTooLarge}
+	}
 	links, err := link.ParseN(payload, MaxObjectLinks+1)
 	if err != nil {
 		return nil, &ParamError{Param: "payload", Reason: err.Error(), Err: ErrBadRequest}
 	}
 	if len(links) > MaxObjectLinks {
 		return nil, bad("payload", "more than %d object links", MaxObjectLinks)
+	}
+	for _, l := range links {
+		for _, p := range l.Params {
+			if len(p.Value) > MaxAttrLen {
+				return nil, bad("payload", "attribute %q of link %q: %d bytes, more than %d", truncate(p.Name, 16), truncate(l.Target, 32), len(p.Value), MaxAttrLen)
+			}
+		}
 	}
 	ol := &ObjectList{AltPath: "/"}
 	rootIdx := -1

@@ -12,11 +12,12 @@ import (
 // Sentinel errors wrapped by *ParamError. A server maps them to CoAP codes:
 // ErrBadRequest → 4.00, ErrUnsupportedVersion → 4.12 Precondition Failed
 // (Core 1.1 §6.2.1: the server does not support the client's LwM2M version),
-// ErrUnsupportedFormat → 4.15.
+// ErrUnsupportedFormat → 4.15, ErrTooLarge → 4.13 Request Entity Too Large.
 var (
 	ErrBadRequest         = errors.New("lwm2m registration: bad request")
 	ErrUnsupportedVersion = errors.New("lwm2m registration: unsupported LwM2M version")
 	ErrUnsupportedFormat  = errors.New("lwm2m registration: unsupported content format")
+	ErrTooLarge           = errors.New("lwm2m registration: object list too large")
 )
 
 // ParamError describes a rejected Register or Update request.
@@ -34,6 +35,9 @@ func (e *ParamError) Error() string {
 func (e *ParamError) Unwrap() error { return e.Err }
 
 func bad(param, format string, args ...any) *ParamError {
+	if param == "" {
+		param = "(empty query parameter)" // "?&" or "?=x"
+	}
 	return &ParamError{Param: param, Reason: fmt.Sprintf(format, args...), Err: ErrBadRequest}
 }
 
@@ -42,6 +46,14 @@ const (
 	MaxEndpointLen = 256  // bytes of "ep"
 	MaxObjectLinks = 1024 // entries of the object list
 	MaxAltPathLen  = 64   // bytes of the alternate root path
+	// MaxLinkPayload bounds the object list payload of a Register or
+	// Update in bytes (MaxObjectLinks links of the longest form fit in
+	// half of it); a larger one is refused with ErrTooLarge before it is
+	// parsed.
+	MaxLinkPayload = 64 << 10
+	// MaxAttrLen bounds one link attribute value in the object list
+	// ("ver", "ct", "rt" and whatever else a client sends), in bytes.
+	MaxAttrLen = 255
 	// DefaultLifetime is the lifetime when "lt" is absent (Core §6.2.1).
 	DefaultLifetime = 86400
 )

@@ -226,13 +226,15 @@ func (r *Registration) Location() string { return "/rd/" + FormatID(r.ID) }
 // FormatID returns the location segment of a registration ID.
 func FormatID(id uint64) string { return strconv.FormatUint(id, 36) }
 
-// ParseID parses a location segment produced by FormatID.
+// ParseID parses a location segment produced by FormatID. Only that
+// spelling is accepted (no leading zeros, no capitals, no zero ID): one
+// location has one name.
 func ParseID(s string) (uint64, bool) {
 	if s == "" || len(s) > 13 {
 		return 0, false
 	}
 	id, err := strconv.ParseUint(s, 36, 64)
-	return id, err == nil
+	return id, err == nil && id != 0 && FormatID(id) == s
 }
 
 // AltPath returns the alternate root path ("/" when the client sent none).

@@ -3,6 +3,8 @@ package registry
 import (
 	"container/heap"
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"sync"
 	"time"
@@ -23,9 +25,11 @@ var (
 // use. Registrations handed to and returned by a Store are immutable: Update
 // builds a new value.
 type Store interface {
-	// Add stores r. A zero r.ID is replaced by a fresh ID. A registration
-	// with the same endpoint name is replaced and returned as prev (the
-	// client registered again: Core §6.2.1 makes the new one current).
+	// Add stores r. A zero r.ID is replaced by a fresh ID: 64 random bits
+	// (crypto/rand) not in use, so that a registration's location cannot
+	// be guessed from another one's. A registration with the same endpoint
+	// name is replaced and returned as prev (the client registered again:
+	// Core §6.2.1 makes the new one current).
 	Add(ctx context.Context, r *Registration) (prev *Registration, err error)
 	// Update replaces the registration id by fn(old). fn must not modify
 	// old; it returns the new value (with the same ID and endpoint) or an
@@ -80,7 +84,6 @@ type index struct {
 	byID   map[uint64]*node
 	byName map[string]*node
 	exp    expHeap
-	nextID uint64
 	closed bool
 }
 
@@ -93,7 +96,21 @@ type node struct {
 }
 
 func newIndex(o Options) *index {
-	return &index{opts: o.withDefaults(), byID: map[uint64]*node{}, byName: map[string]*node{}, nextID: 1}
+	return &index{opts: o.withDefaults(), byID: map[uint64]*node{}, byName: map[string]*node{}}
+}
+
+// freshID returns a random non-zero ID not in use. Locations are the only
+// thing a NoSec client shows to update or delete its registration, so
+// they carry 64 bits from crypto/rand (whose Read does not fail), never a
+// sequence number.
+func (x *index) freshID() uint64 {
+	var b [8]byte
+	for {
+		_, _ = rand.Read(b[:])
+		if id := binary.BigEndian.Uint64(b[:]); id != 0 && x.byID[id] == nil {
+			return id
+		}
+	}
 }
 
 func (x *index) get(id uint64) (*Registration, bool) {
@@ -124,9 +141,6 @@ func (x *index) put(r *Registration) (prev *Registration) {
 	x.byID[r.ID] = n
 	x.byName[r.Endpoint] = n
 	heap.Push(&x.exp, n)
-	if r.ID >= x.nextID {
-		x.nextID = r.ID + 1
-	}
 	return prev
 }
 
@@ -229,9 +243,21 @@ func (h *expHeap) Pop() any {
 }
 
 // Memory is an in-memory Store. Registrations are lost on restart; use Bolt
-// for a durable store.
+// for a durable store. The zero Memory is an empty store with the default
+// Options.
 type Memory struct {
-	x *index
+	once sync.Once
+	x    *index
+}
+
+// index returns the store's index, creating it for a zero Memory.
+func (m *Memory) index() *index {
+	m.once.Do(func() {
+		if m.x == nil {
+			m.x = newIndex(Options{})
+		}
+	})
+	return m.x
 }
 
 // NewMemory returns an empty in-memory store.
@@ -244,7 +270,7 @@ func (m *Memory) Add(ctx context.Context, r *Registration) (*Registration, error
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -254,7 +280,7 @@ func (m *Memory) Add(ctx context.Context, r *Registration) (*Registration, error
 		return nil, ErrFull
 	}
 	if r.ID == 0 {
-		r.ID = x.nextID
+		r.ID = x.freshID()
 	}
 	return x.put(r), nil
 }
@@ -264,7 +290,7 @@ func (m *Memory) Update(ctx context.Context, id uint64, fn func(*Registration) (
 	if err := ctx.Err(); err != nil {
 		return nil, nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -288,7 +314,7 @@ func (m *Memory) Remove(ctx context.Context, id uint64) (*Registration, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.closed {
@@ -304,30 +330,34 @@ func (m *Memory) Remove(ctx context.Context, id uint64) (*Registration, error) {
 
 // Get implements Store.
 func (m *Memory) Get(id uint64) (*Registration, bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return m.x.get(id)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.get(id)
 }
 
 // ByEndpoint implements Store.
 func (m *Memory) ByEndpoint(name string) (*Registration, bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return m.x.byEndpoint(name)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.byEndpoint(name)
 }
 
 // Len implements Store.
 func (m *Memory) Len() int {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return len(m.x.byID)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return len(x.byID)
 }
 
 // Range implements Store.
 func (m *Memory) Range(fn func(*Registration) bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	m.x.rangeAll(fn)
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	x.rangeAll(fn)
 }
 
 // Expire implements Store.
@@ -335,7 +365,7 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]*Registr
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	x := m.x
+	x := m.index()
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	out := x.due(now, max)
@@ -347,15 +377,17 @@ func (m *Memory) Expire(ctx context.Context, now time.Time, max int) ([]*Registr
 
 // NextExpiry implements Store.
 func (m *Memory) NextExpiry() (time.Time, bool) {
-	m.x.mu.RLock()
-	defer m.x.mu.RUnlock()
-	return m.x.nextExpiry()
+	x := m.index()
+	x.mu.RLock()
+	defer x.mu.RUnlock()
+	return x.nextExpiry()
 }
 
 // Close implements Store.
 func (m *Memory) Close() error {
-	m.x.mu.Lock()
-	defer m.x.mu.Unlock()
-	m.x.closed = true
+	x := m.index()
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.closed = true
 	return nil
 }

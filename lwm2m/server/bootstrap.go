@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/logthrottle"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 )
@@ -39,6 +41,35 @@ type Account struct {
 	DefaultMax     int64
 }
 
+// Security modes of Account.Mode (LwM2M Security object, resource 2).
+const (
+	ModePSK   = 0
+	ModeRPK   = 1
+	ModeCert  = 2
+	ModeNoSec = 3
+)
+
+// Check refuses an account whose security mode does not fit its URI or
+// its credentials. The Security Mode resource numbers PSK 0, so an Account
+// whose Mode was forgotten would otherwise be written as PSK with no key;
+// a coap:// URI must say ModeNoSec, a coaps:// one a secure mode, and PSK
+// needs Identity and SecretKey.
+func (a Account) Check() error {
+	secure := strings.HasPrefix(a.ServerURI, "coaps://") || strings.HasPrefix(a.ServerURI, "coaps+")
+	plain := strings.HasPrefix(a.ServerURI, "coap://") || strings.HasPrefix(a.ServerURI, "coap+")
+	switch {
+	case a.Mode < ModePSK || a.Mode > 4:
+		return fmt.Errorf("lwm2m bootstrap: account %d: unknown security mode %d", a.SecurityInstance, a.Mode)
+	case plain && a.Mode != ModeNoSec:
+		return fmt.Errorf("lwm2m bootstrap: account %d: %s is unsecured but the mode is %d (NoSec is %d)", a.SecurityInstance, a.ServerURI, a.Mode, ModeNoSec)
+	case secure && a.Mode == ModeNoSec:
+		return fmt.Errorf("lwm2m bootstrap: account %d: %s needs a secure mode, not NoSec", a.SecurityInstance, a.ServerURI)
+	case a.Mode == ModePSK && (len(a.Identity) == 0 || len(a.SecretKey) == 0):
+		return fmt.Errorf("lwm2m bootstrap: account %d: PSK mode needs Identity and SecretKey", a.SecurityInstance)
+	}
+	return nil
+}
+
 // BootstrapConfig is what a client gets: the accounts, written after the
 // existing Security and Server instances are deleted (Bootstrap-Delete).
 type BootstrapConfig struct {
@@ -49,12 +80,15 @@ type BootstrapConfig struct {
 // send Bootstrap-Request (POST /bs?ep=…), the server answers 2.04, deletes
 // the client's Security and Server instances, writes the configured ones
 // (Bootstrap-Write) and ends with Bootstrap-Finish (POST /bs). Provision
-// does the same server-initiated.
+// does the same server-initiated. A zero BootstrapServer has no
+// configuration for anybody: it refuses every client.
 type BootstrapServer struct {
 	lookup  func(ep string, id bearer.Identity) (*BootstrapConfig, bool)
 	log     *slog.Logger
 	done    func(ep string, err error)
 	timeout time.Duration
+
+	refusedLog logthrottle.Limiter
 
 	mu        sync.Mutex
 	endpoints map[string]*bearer.Endpoint
@@ -104,6 +138,9 @@ func NewBootstrapServer(lookup func(ep string, id bearer.Identity) (*BootstrapCo
 func (b *BootstrapServer) Attach(transport string, ep *bearer.Endpoint) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.endpoints == nil {
+		b.endpoints = map[string]*bearer.Endpoint{}
+	}
 	b.endpoints[transport] = ep
 }
 
@@ -112,7 +149,9 @@ func (b *BootstrapServer) Close() error {
 	b.mu.Lock()
 	if !b.closed {
 		b.closed = true
-		close(b.stop)
+		if b.stop != nil {
+			close(b.stop)
+		}
 	}
 	b.mu.Unlock()
 	b.wg.Wait()
@@ -141,9 +180,11 @@ func (b *BootstrapServer) Handler(transport string) bearer.Handler {
 		if ep == "" && r.Identity.Mode == "psk" {
 			ep = string(r.Identity.PSKIdentity)
 		}
-		cfg, ok := b.lookup(ep, r.Identity)
+		cfg, ok := b.config(ep, r.Identity)
 		if ep == "" || !ok {
-			b.log.Info("lwm2m bootstrap refused", "ep", ep, "peer", addrString(r.Peer))
+			if ok, held := b.refusedLog.Allow(); ok { // anyone can ask: limited
+				b.log.Info("lwm2m bootstrap refused", "ep", ep, "peer", addrString(r.Peer), "suppressed", held)
+			}
 			_ = w.WriteResponse(codes.BadRequest, []byte("unknown endpoint"))
 			return
 		}
@@ -193,9 +234,18 @@ func cutPrefix(s, p string) (string, bool) {
 	return "", false
 }
 
+// config looks up an endpoint's configuration; a zero BootstrapServer
+// (no lookup) has none for anybody.
+func (b *BootstrapServer) config(ep string, id bearer.Identity) (*BootstrapConfig, bool) {
+	if b.lookup == nil {
+		return nil, false
+	}
+	return b.lookup(ep, id)
+}
+
 // Provision bootstraps the client at peer (server-initiated bootstrap).
 func (b *BootstrapServer) Provision(ctx context.Context, e *bearer.Endpoint, peer net.Addr, ep string) error {
-	cfg, ok := b.lookup(ep, bearer.Identity{})
+	cfg, ok := b.config(ep, bearer.Identity{})
 	if !ok {
 		return fmt.Errorf("lwm2m bootstrap: no configuration for %q", ep)
 	}
@@ -220,6 +270,11 @@ func (b *BootstrapServer) provision(ctx context.Context, e *bearer.Endpoint, pee
 			return fmt.Errorf("%w: %s %s %s: %v", ErrBootstrap, op, ep, p, resp.Code)
 		}
 		return nil
+	}
+	for _, a := range cfg.Accounts {
+		if err := a.Check(); err != nil {
+			return fmt.Errorf("%w: %s: %w", ErrBootstrap, ep, err)
+		}
 	}
 	for _, p := range []string{"/0", "/1"} {
 		if err := step("bootstrap-delete", codes.DELETE, p, 0, nil, codes.Deleted); err != nil {

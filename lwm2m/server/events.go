@@ -72,7 +72,11 @@ type Subscription struct {
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // Close ends the subscription and closes C.
-func (s *Subscription) Close() { s.hub.remove(s) }
+func (s *Subscription) Close() {
+	if s.hub != nil {
+		s.hub.remove(s)
+	}
+}
 
 type eventHub struct {
 	mu     sync.Mutex
@@ -91,6 +95,9 @@ func (s *Server) Subscribe(size int) *Subscription {
 	h := &s.events
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.subs == nil { // a zero Server
+		return nil
+	}
 	h.drops = &s.stats.EventsDropped
 	c := make(chan Event, size)
 	sub := &Subscription{C: c, c: c, hub: h}

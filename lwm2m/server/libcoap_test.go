@@ -2,14 +2,18 @@ package server
 
 import (
 	"context"
+	"net"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
 // TestLibcoapRegisterUpdate has libcoap's command-line client send a raw
-// Register and an Update to the server over loopback UDP.
+// Register and an Update to the server over loopback UDP, both from one
+// local port (a NoSec registration is updated only from its source), and
+// an Update from another port, refused with 4.04.
 func TestLibcoapRegisterUpdate(t *testing.T) {
 	bin, err := exec.LookPath("coap-client-notls")
 	if err != nil {
@@ -27,7 +31,8 @@ func TestLibcoapRegisterUpdate(t *testing.T) {
 		return string(out)
 	}
 	base := "coap://" + f.addr.String()
-	out := run("-v", "6", "-B", "20", "-m", "post", "-t", "40", "-e", "</1/0>,</3/0>", base+"/rd?ep=x&lt=300&lwm2m=1.1&b=U")
+	port := freeUDPPort(t)
+	out := run("-v", "6", "-B", "20", "-p", port, "-m", "post", "-t", "40", "-e", "</1/0>,</3/0>", base+"/rd?ep=x&lt=300&lwm2m=1.1&b=U")
 	t.Logf("register:\n%s", out)
 	ev := waitEvent(t, sub, Registered)
 	reg := ev.Registration
@@ -37,7 +42,12 @@ func TestLibcoapRegisterUpdate(t *testing.T) {
 	if !strings.Contains(out, "c:2.01") || !strings.Contains(out, "Location-Path:rd, Location-Path:"+reg.Location()[4:]+" ]") {
 		t.Fatalf("coap-client did not show 2.01 with the location %s:\n%s", reg.Location(), out)
 	}
-	out = run("-v", "6", "-B", "20", "-m", "post", base+reg.Location()+"?lt=600")
+	out = run("-v", "6", "-B", "20", "-p", freeUDPPort(t), "-m", "post", base+reg.Location()+"?lt=600")
+	t.Logf("update from another port:\n%s", out)
+	if !strings.Contains(out, "c:4.04") {
+		t.Fatalf("coap-client did not show 4.04:\n%s", out)
+	}
+	out = run("-v", "6", "-B", "20", "-p", port, "-m", "post", base+reg.Location()+"?lt=600")
 	t.Logf("update:\n%s", out)
 	if !strings.Contains(out, "c:2.04") {
 		t.Fatalf("coap-client did not show 2.04:\n%s", out)
@@ -46,4 +56,15 @@ func TestLibcoapRegisterUpdate(t *testing.T) {
 	if ev.Registration.Lifetime != 600 {
 		t.Fatalf("updated %+v", ev.Registration)
 	}
+}
+
+// freeUDPPort returns a loopback UDP port free a moment ago.
+func freeUDPPort(t *testing.T) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return strconv.Itoa(c.LocalAddr().(*net.UDPAddr).Port)
 }

@@ -34,14 +34,27 @@ type Observation struct {
 }
 
 // Done is closed when the observation has ended.
-func (o *Observation) Done() <-chan struct{} { return o.o.Done() }
+func (o *Observation) Done() <-chan struct{} {
+	if o.o == nil { // a zero Observation never ran
+		return (&bearer.Observation{}).Done()
+	}
+	return o.o.Done()
+}
 
 // Err returns why the observation ended (nil while it runs).
-func (o *Observation) Err() error { return o.o.Err() }
+func (o *Observation) Err() error {
+	if o.o == nil {
+		return ErrNotCreated
+	}
+	return o.o.Err()
+}
 
 // Cancel cancels the observation actively (Core §6.4.2 Cancel Observation:
 // GET with Observe=1 and the observation's token).
 func (o *Observation) Cancel(ctx context.Context) error {
+	if o.o == nil || o.s == nil {
+		return ErrNotCreated
+	}
 	o.s.obs.remove(o)
 	return o.o.Cancel(ctx)
 }

@@ -46,13 +46,16 @@ type QueueConfig struct {
 	// Waker sends SMS wake-ups (queue.NewSMSWaker over the SMS bearer);
 	// nil disables them.
 	Waker queue.Waker
-	// Peers, if set (an *sms.Bearer), learns the SMS number of a device
-	// that registered over another transport with an "sms=" number, so the
-	// SMS bearer accepts its messages and sends from the right SIM.
+	// Peers, if set (an *sms.Bearer), learns the configured SMS number
+	// (DeviceSettings.MSISDN or the endpoint's Binding) of a device that
+	// registered over another transport, so the SMS bearer accepts its
+	// messages and sends from the right SIM. A registration's own "sms="
+	// number is never added.
 	Peers queue.PeerSetter
-	// PeerSecurity is the SMS security mode of peers added through Peers
-	// (default sms.SecurityNoSec: LwM2M permits unsecured SMS triggers
-	// where configured; use a secure mode for DTLS over SMS).
+	// PeerSecurity is the SMS security mode of peers added through Peers.
+	// Its zero value is sms.SecurityDTLS, as for sms.Peer: unsecured SMS
+	// (what LwM2M permits for triggers where configured) must be chosen
+	// explicitly with sms.SecurityNoSec.
 	PeerSecurity sms.Security
 	// Device returns the per-device settings (number override, server
 	// SIM, framing, transport argument, awake window); nil uses the
@@ -85,8 +88,12 @@ type QueueConfig struct {
 // DeviceSettings are per-device queue-mode settings, typically from the
 // deployment's device table.
 type DeviceSettings struct {
-	// MSISDN overrides the registration's "sms=" number. When both are
-	// set and differ, the device is not woken (a stranger's number).
+	// MSISDN is the device's SMS number from the operator's provisioning
+	// store; "" takes the number of the endpoint's Binding (WithSecurity).
+	// Wake-ups go only to a configured number, never to the "sms=" of a
+	// registration (anyone can register with any sms=); when the
+	// registration's sms= differs from the configured number, the device
+	// is not woken.
 	MSISDN string
 	// SIM is the server number the device accepts SMS from.
 	SIM string
@@ -177,11 +184,11 @@ const (
 // with the Server as its Executor and hooks registration traffic into it.
 // It may be called once.
 func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
+	if err := s.checkOpen(); err != nil {
+		return nil, err
+	}
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("lwm2m server: queue mode needs a Store")
-	}
-	if cfg.PeerSecurity == 0 {
-		cfg.PeerSecurity = sms.SecurityNoSec
 	}
 	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}, inflight: map[string]inflight{}}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
@@ -227,17 +234,26 @@ func (q *Queue) Manager() *queue.Manager { return q.m }
 
 // Enqueue stores req for its device and returns its id at once.
 func (q *Queue) Enqueue(ctx context.Context, req queue.Request) (uint64, error) {
+	if q.m == nil {
+		return 0, ErrNotCreated
+	}
 	return q.m.Enqueue(ctx, req)
 }
 
 // Wait waits for request id within ctx (see queue.Manager.Wait).
 func (q *Queue) Wait(ctx context.Context, id uint64) (*queue.Record, error) {
+	if q.m == nil {
+		return nil, ErrNotCreated
+	}
 	return q.m.Wait(ctx, id)
 }
 
 // Close stops the queue's goroutines and the Manager; queued requests stay
 // in the Store for the next start. Close it before the Server.
 func (q *Queue) Close() error {
+	if q.s == nil || q.m == nil { // a zero Queue: EnableQueue makes them
+		return nil
+	}
 	q.s.queue.CompareAndSwap(q, nil)
 	q.cancel()
 	q.wg.Wait()
@@ -344,6 +360,9 @@ func resultResponse(kind queue.Kind, r *queue.Result) *bearer.Response {
 // error codes included, is a Result; no answer means the device is asleep
 // (queue.ErrDeviceAsleep).
 func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*queue.Result, error) {
+	if q.s == nil {
+		return nil, ErrNotCreated
+	}
 	if len(req.Paths) == 0 {
 		return nil, fmt.Errorf("request %d has no path", req.ID)
 	}
@@ -577,14 +596,22 @@ func (q *Queue) configure(reg *registry.Registration, probe bool) {
 	}
 }
 
-// wakeTarget says how to wake reg by SMS, or nil.
+// wakeTarget says how to wake reg by SMS, or nil. The number is the
+// configured one (DeviceSettings.MSISDN, else the endpoint's Binding), or
+// for a device registered over SMS the number it registered from (which
+// the SMS bearer and the policy vouched for); never the registration's
+// "sms=" parameter alone.
 func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.WakeTarget {
 	if d.NoWake {
 		return nil
 	}
-	number := reg.SMS
-	if d.MSISDN != "" {
-		a, err := sms.ParseMSISDN(d.MSISDN)
+	var number string
+	configured := d.MSISDN
+	if configured == "" {
+		configured = q.s.policy.msisdn(reg.Endpoint)
+	}
+	if configured != "" {
+		a, err := sms.ParseMSISDN(configured)
 		if err != nil {
 			return nil
 		}
@@ -592,7 +619,7 @@ func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.
 			r, err := sms.ParseMSISDN(reg.SMS)
 			if err != nil || r.String() != a.String() {
 				q.s.log.Warn("lwm2m queue: registered sms= differs from the configured number; no SMS wake-up",
-					"ep", reg.Endpoint, "sms", reg.SMS, "configured", d.MSISDN)
+					"ep", reg.Endpoint, "sms", reg.SMS, "configured", configured)
 				return nil
 			}
 		}

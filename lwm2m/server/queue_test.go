@@ -28,7 +28,11 @@ func queueReg(ep string, v registry.Version, b registry.Binding, q bool, msisdn 
 
 // The wake target follows the registration and the device settings.
 func TestWakeTarget(t *testing.T) {
-	srv := New(registry.NewMemory(registry.Options{}))
+	sec := NewStaticSecurity(0)
+	if err := sec.Set("bound", Binding{MSISDN: "+491710000009", NoSec: true}); err != nil {
+		t.Fatal(err)
+	}
+	srv := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
 	defer srv.Close()
 	q := &Queue{s: srv}
 	for _, tc := range []struct {
@@ -39,7 +43,10 @@ func TestWakeTarget(t *testing.T) {
 		binding  string
 		wakeable bool
 	}{
-		{"1.0 UQS with sms=", queueReg("a", registry.V1_0, registry.BindingU|registry.BindingS, true, "491710000002"), DeviceSettings{}, "+491710000002", "UQS", true},
+		{"1.0 UQS with only sms= (never trusted)", queueReg("a", registry.V1_0, registry.BindingU|registry.BindingS, true, "491710000002"), DeviceSettings{}, "", "", false},
+		{"1.0 UQS, number from the binding", queueReg("bound", registry.V1_0, registry.BindingU|registry.BindingS, true, ""), DeviceSettings{}, "+491710000009", "UQS", true},
+		{"sms= agrees with the binding", queueReg("bound", registry.V1_0, registry.BindingU|registry.BindingS, true, "491710000009"), DeviceSettings{}, "+491710000009", "UQS", true},
+		{"sms= differs from the binding", queueReg("bound", registry.V1_0, registry.BindingU|registry.BindingS, true, "491710000002"), DeviceSettings{}, "", "", false},
 		{"1.0 UQ without number", queueReg("b", registry.V1_0, registry.BindingU, true, ""), DeviceSettings{}, "", "", false},
 		{"1.1 number from config", queueReg("c", registry.V1_1, registry.BindingU, true, ""), DeviceSettings{MSISDN: "+49 171 0000003"}, "+491710000003", "U", false},
 		{"configured number differs", queueReg("d", registry.V1_1, registry.BindingU, true, "491710000004"), DeviceSettings{MSISDN: "+491710000005"}, "", "", false},

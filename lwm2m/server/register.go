@@ -26,7 +26,14 @@ type transportHandler struct {
 // ServeCoAP routes /rd, /rd/<id> and /dp.
 func (h *transportHandler) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	s := h.s
+	if s.store == nil { // the handler of a zero Server
+		_ = w.WriteResponse(codes.ServiceUnavailable, []byte("server not created"))
+		return
+	}
 	segs := uriPath(r.Options)
+	if len(segs) > 0 && segs[0] == "rd" && !s.takeSource(w, r) {
+		return
+	}
 	switch {
 	case len(segs) == 1 && segs[0] == "rd":
 		if r.Code != codes.POST {
@@ -72,15 +79,46 @@ func uriPath(opts message.Options) []string {
 	return segs
 }
 
+// takeSource applies the per-source rate of the registration interface;
+// over it the request is answered 4.29 Too Many Requests with Max-Age
+// (RFC 8516) and false is returned.
+func (s *Server) takeSource(w bearer.ResponseWriter, r *bearer.Request) bool {
+	ok, wait := s.sources.take(sourceKey(r.Peer), s.cfg.now())
+	if ok {
+		return true
+	}
+	w.SetOption(bearer.UintOption(message.MaxAge, maxAgeSeconds(wait)))
+	s.reject(w, r, codes.TooManyRequests, "too many registration requests from this source")
+	return false
+}
+
 // reject answers with an error code and a diagnostic payload (RFC 7252
-// §5.5.2) and counts and logs the refusal.
+// §5.5.2) and counts and logs the refusal. The log lines are limited
+// (anyone can make the server refuse): the first ones of every 10 s, then
+// one saying how many were held back; Stats count them all.
 func (s *Server) reject(w bearer.ResponseWriter, r *bearer.Request, code codes.Code, reason string) {
 	s.stats.Rejected.Add(1)
-	if code == codes.Forbidden {
+	switch code {
+	case codes.Forbidden:
 		s.stats.Forbidden.Add(1)
+	case codes.TooManyRequests:
+		s.stats.RateLimited.Add(1)
+	case codes.RequestEntityTooLarge:
+		s.stats.TooLarge.Add(1)
+	case codes.ServiceUnavailable:
+		s.stats.Full.Add(1)
 	}
-	s.log.Info("lwm2m request refused", "code", code.String(), "method", r.Code.String(),
-		"path", r.Path(), "peer", addrString(r.Peer), "reason", reason)
+	lim := &s.refusedLog
+	if !r.Identity.IsZero() {
+		lim = &s.refusedAuthLog
+	}
+	if ok, held := lim.Allow(); ok {
+		s.log.Info("lwm2m request refused", "code", code.String(), "method", r.Code.String(),
+			"path", r.Path(), "peer", addrString(r.Peer), "identity", r.Identity.String(), "reason", reason,
+			"suppressed", held)
+	} else {
+		s.stats.LogSuppressed.Add(1)
+	}
 	_ = w.WriteResponse(code, []byte(reason))
 }
 
@@ -98,6 +136,8 @@ func codeFor(err error) codes.Code {
 		return codes.PreconditionFailed
 	case errors.Is(err, registry.ErrUnsupportedFormat):
 		return codes.UnsupportedMediaType
+	case errors.Is(err, registry.ErrTooLarge):
+		return codes.RequestEntityTooLarge
 	case errors.Is(err, registry.ErrBadRequest):
 		return codes.BadRequest
 	case errors.Is(err, ErrForbidden):
@@ -124,9 +164,13 @@ func checkLinkFormat(r *bearer.Request) error {
 	return nil
 }
 
+// checkLifetime enforces the lifetime bounds of the limits.
 func (s *Server) checkLifetime(lt uint32) error {
-	if s.cfg.minLifetime > 0 && lt < s.cfg.minLifetime || s.cfg.maxLifetime > 0 && lt > s.cfg.maxLifetime {
-		return &registry.ParamError{Param: "lt", Reason: "lifetime outside the server's bounds", Err: registry.ErrBadRequest}
+	if l := s.cfg.limits; lt < l.MinLifetime || lt > l.MaxLifetime {
+		s.stats.BadLifetime.Add(1)
+		return &registry.ParamError{Param: "lt",
+			Reason: fmt.Sprintf("lifetime %d s outside the server's bounds %d..%d s", lt, l.MinLifetime, l.MaxLifetime),
+			Err:    registry.ErrBadRequest}
 	}
 	return nil
 }
@@ -174,11 +218,7 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 		}
 		ep = name
 	}
-	if err := Authorize(s.cfg.security, s.cfg.allowNoSec, ep, r.Identity); err != nil {
-		s.reject(w, r, codes.Forbidden, err.Error())
-		return
-	}
-	if err := s.checkPeer(ep, transport, r); err != nil {
+	if err := s.policy.authorize(ep, transport, r.Peer, r.Identity); err != nil {
 		s.reject(w, r, codes.Forbidden, err.Error())
 		return
 	}
@@ -193,9 +233,12 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 	reg.SetTransport(transport)
 	prev, err := s.store.Add(r.Context(), reg)
 	if err != nil {
-		if !errors.Is(err, registry.ErrFull) {
-			s.stats.StoreErrors.Add(1)
+		if errors.Is(err, registry.ErrFull) {
+			w.SetOption(bearer.UintOption(message.MaxAge, 60))
+			s.reject(w, r, codes.ServiceUnavailable, "registry full, try again later")
+			return
 		}
+		s.stats.StoreErrors.Add(1)
 		s.reject(w, r, codeFor(err), "registration not stored")
 		return
 	}
@@ -224,31 +267,37 @@ func (s *Server) pokeIfEarlier(reg *registry.Registration) {
 	}
 }
 
-// checkPeer runs the configured PeerCheck; its refusals wrap ErrForbidden.
-func (s *Server) checkPeer(ep, transport string, r *bearer.Request) error {
-	if s.cfg.peerCheck == nil {
-		return nil
+// errWrongSource: an Update or De-register of a NoSec registration from
+// another source than the registration's (answered 4.04).
+var errWrongSource = errors.New("lwm2m server: not the registration's source")
+
+// sameClient applies the security rules of Update and De-register (rule 4
+// of policy.go): the request comes with the identity the client
+// registered with, passes the policy from where it comes now, and for a
+// NoSec registration comes from its source address (errWrongSource).
+func (s *Server) sameClient(reg *registry.Registration, transport string, r *bearer.Request) error {
+	if identityKey(r.Identity) != reg.Identity {
+		return forbidden("identity %s does not match the registration", r.Identity)
 	}
-	if err := s.cfg.peerCheck(ep, transport, r.Peer, r.Identity); err != nil {
-		if errors.Is(err, ErrForbidden) {
-			return err
-		}
-		return fmt.Errorf("%w: %w", ErrForbidden, err)
+	if err := s.policy.authorize(reg.Endpoint, transport, r.Peer, r.Identity); err != nil {
+		return err
+	}
+	if reg.Identity == "" && !s.policy.sameSource(reg, r.Peer) {
+		return errWrongSource
 	}
 	return nil
 }
 
-// sameClient applies the security rules of Update and De-register: the
-// request must come with the identity the client registered with, and
-// pass the PeerCheck from where it comes now.
-func (s *Server) sameClient(reg *registry.Registration, transport string, r *bearer.Request) error {
-	if identityKey(r.Identity) != reg.Identity {
-		return ErrForbidden
+// refuseClient answers a sameClient error: 4.04 for another source (as
+// for a location that does not exist: the client registers again), 4.03
+// otherwise.
+func (s *Server) refuseClient(w bearer.ResponseWriter, r *bearer.Request, err error) {
+	if errors.Is(err, errWrongSource) {
+		s.stats.WrongSource.Add(1)
+		s.reject(w, r, codes.NotFound, "no such registration for this source; register again")
+		return
 	}
-	if err := Authorize(s.cfg.security, s.cfg.allowNoSec, reg.Endpoint, r.Identity); err != nil {
-		return err
-	}
-	return s.checkPeer(reg.Endpoint, transport, r)
+	s.reject(w, r, codes.Forbidden, "identity does not match the registration")
 }
 
 func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport string, id uint64) {
@@ -258,7 +307,7 @@ func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport st
 		return
 	}
 	if err := s.sameClient(old, transport, r); err != nil {
-		s.reject(w, r, codes.Forbidden, "identity does not match the registration")
+		s.refuseClient(w, r, err)
 		return
 	}
 	if err := checkLinkFormat(r); err != nil {
@@ -335,7 +384,7 @@ func (s *Server) deregister(w bearer.ResponseWriter, r *bearer.Request, transpor
 		return
 	}
 	if err := s.sameClient(old, transport, r); err != nil {
-		s.reject(w, r, codes.Forbidden, "identity does not match the registration")
+		s.refuseClient(w, r, err)
 		return
 	}
 	gone, err := s.store.Remove(r.Context(), id)

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
 )
 
 // ErrForbidden is wrapped by security binding refusals (answered 4.03).
@@ -21,32 +22,27 @@ type Security interface {
 	EndpointOf(id bearer.Identity) (string, bool)
 }
 
-// Authorize applies the binding rules to a client presenting identity id
-// for endpoint name ep:
+// Authorize applies the binding rules of the server's policy to a client
+// presenting identity id for endpoint name ep over IP (see policy.go):
 //   - an identity bound to another endpoint name is refused;
 //   - an endpoint with a configured identity must present exactly it;
-//   - an unauthenticated client is refused when allowNoSec is false.
+//   - an unauthenticated client is refused when allowNoSec is false, and
+//     for a name with a Binding unless the Binding allows NoSec.
 //
 // A nil sec configures nothing (only the NoSec rule applies).
 func Authorize(sec Security, allowNoSec bool, ep string, id bearer.Identity) error {
-	if sec != nil {
-		if !id.IsZero() {
-			if bound, ok := sec.EndpointOf(id); ok && bound != ep {
-				return fmt.Errorf("%w: identity %s is bound to another endpoint, not %q", ErrForbidden, id, ep)
-			}
-		}
-		if want, ok := sec.IdentityOf(ep); ok && !SameIdentity(want, id) {
-			return fmt.Errorf("%w: endpoint %q requires identity %s, got %s", ErrForbidden, ep, want, id)
-		}
+	p := policy{bindings: bindingsOf(sec), nosec: NoSecNone()}
+	if allowNoSec {
+		p.nosec = NoSecAll()
 	}
-	if id.IsZero() && !allowNoSec {
-		return fmt.Errorf("%w: endpoint %q is not authenticated", ErrForbidden, ep)
-	}
-	return nil
+	return p.bound(ep, nil, id)
 }
 
+func errForbidden(err error) bool { return errors.Is(err, ErrForbidden) }
+
 // SameIdentity reports whether a and b name the same credentials: same
-// mode and PSK identity, raw public key, or leaf certificate.
+// mode and PSK identity, raw public key, leaf certificate, or OSCORE
+// Sender ID and ID Context.
 func SameIdentity(a, b bearer.Identity) bool {
 	if a.Mode != b.Mode {
 		return false
@@ -58,6 +54,9 @@ func SameIdentity(a, b bearer.Identity) bool {
 		return bytes.Equal(a.PSKIdentity, b.PSKIdentity)
 	case "rpk":
 		return bytes.Equal(a.PublicKey, b.PublicKey)
+	case "oscore":
+		return bytes.Equal(a.OSCOREID, b.OSCOREID) && bytes.Equal(a.OSCOREIDContext, b.OSCOREIDContext) &&
+			(a.OSCOREIDContext == nil) == (b.OSCOREIDContext == nil)
 	default:
 		if len(a.Certificates) > 0 && len(b.Certificates) > 0 {
 			return bytes.Equal(a.Certificates[0], b.Certificates[0])
@@ -76,6 +75,10 @@ func identityKey(id bearer.Identity) string {
 		return "psk:" + string(id.PSKIdentity)
 	case "rpk":
 		return "rpk:" + string(id.PublicKey)
+	case "oscore":
+		// The OSCORE identity is the peer's Sender ID within its ID Context
+		// (bearer/oscore); one context authenticates one device.
+		return id.String()
 	default:
 		if len(id.Certificates) > 0 {
 			return id.Mode + ":" + string(id.Certificates[0])
@@ -84,73 +87,176 @@ func identityKey(id bearer.Identity) string {
 	}
 }
 
-// StaticSecurity is a Security held in memory, bounded by the number of
-// bindings the operator configures. It is safe for concurrent use.
+// StaticSecurity is a Security and Bindings held in memory, bounded by
+// the number of bindings the operator configures. It is safe for
+// concurrent use; the zero value is an empty table holding at most
+// 1,000,000 bindings.
 type StaticSecurity struct {
-	mu     sync.RWMutex
-	byEP   map[string]bearer.Identity
-	byID   map[string]string // identityKey → endpoint
-	maxLen int
+	mu       sync.RWMutex
+	byEP     map[string]Binding
+	byID     map[string]string // identityKey → endpoint
+	byNumber map[string]string // "+<digits>" → endpoint
+	maxLen   int
 }
+
+var (
+	_ Security = (*StaticSecurity)(nil)
+	_ Bindings = (*StaticSecurity)(nil)
+)
 
 // NewStaticSecurity returns an empty binding table holding at most max
 // bindings (0: 1,000,000).
 func NewStaticSecurity(max int) *StaticSecurity {
-	if max <= 0 {
-		max = 1_000_000
-	}
-	return &StaticSecurity{byEP: map[string]bearer.Identity{}, byID: map[string]string{}, maxLen: max}
+	return &StaticSecurity{maxLen: max}
 }
 
-// ErrTooManyBindings is returned by Bind when the table is full.
+// ErrTooManyBindings is returned by Bind and Set when the table is full.
 var ErrTooManyBindings = errors.New("lwm2m server: too many security bindings")
 
-// Bind binds identity id to endpoint ep, replacing earlier bindings of
-// either.
+// init makes the zero value usable; s.mu is held.
+func (s *StaticSecurity) init() {
+	if s.byEP == nil {
+		s.byEP, s.byID, s.byNumber = map[string]Binding{}, map[string]string{}, map[string]string{}
+	}
+	if s.maxLen <= 0 {
+		s.maxLen = 1_000_000
+	}
+}
+
+// Bind binds identity id to endpoint ep, replacing ep's earlier identity
+// and taking id from the endpoint it was bound to before; ep's SMS number
+// and NoSec stay.
 func (s *StaticSecurity) Bind(ep string, id bearer.Identity) error {
 	if id.IsZero() || ep == "" {
 		return fmt.Errorf("lwm2m server: Bind needs an endpoint and an identity")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.init()
+	b := s.byEP[ep]
+	b.Identity = id
+	return s.setLocked(ep, b)
+}
+
+// Set replaces the binding of endpoint ep by b (a zero b removes it). The
+// identity and the SMS number of b are taken from any other endpoint they
+// were bound to. b.MSISDN must parse with sms.ParseMSISDN.
+func (s *StaticSecurity) Set(ep string, b Binding) error {
+	if ep == "" {
+		return fmt.Errorf("lwm2m server: Set needs an endpoint")
+	}
+	if b.MSISDN != "" {
+		a, err := sms.ParseMSISDN(b.MSISDN)
+		if err != nil {
+			return fmt.Errorf("lwm2m server: binding of %q: %w", ep, err)
+		}
+		b.MSISDN = a.String()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.init()
+	if b.IsZero() {
+		s.removeLocked(ep)
+		return nil
+	}
+	return s.setLocked(ep, b)
+}
+
+func (s *StaticSecurity) setLocked(ep string, b Binding) error {
 	if _, ok := s.byEP[ep]; !ok && len(s.byEP) >= s.maxLen {
 		return ErrTooManyBindings
 	}
-	if old, ok := s.byEP[ep]; ok {
-		delete(s.byID, identityKey(old))
+	s.removeLocked(ep)
+	if !b.Identity.IsZero() {
+		k := identityKey(b.Identity)
+		if other, ok := s.byID[k]; ok {
+			ob := s.byEP[other]
+			ob.Identity = bearer.Identity{}
+			s.removeLocked(other)
+			if !ob.IsZero() {
+				s.putLocked(other, ob)
+			}
+		}
 	}
-	k := identityKey(id)
-	if other, ok := s.byID[k]; ok {
-		delete(s.byEP, other)
+	if b.MSISDN != "" {
+		if other, ok := s.byNumber[b.MSISDN]; ok {
+			ob := s.byEP[other]
+			ob.MSISDN = ""
+			s.removeLocked(other)
+			if !ob.IsZero() {
+				s.putLocked(other, ob)
+			}
+		}
 	}
-	s.byEP[ep] = id
-	s.byID[k] = ep
+	s.putLocked(ep, b)
 	return nil
+}
+
+func (s *StaticSecurity) putLocked(ep string, b Binding) {
+	s.byEP[ep] = b
+	if !b.Identity.IsZero() {
+		s.byID[identityKey(b.Identity)] = ep
+	}
+	if b.MSISDN != "" {
+		s.byNumber[b.MSISDN] = ep
+	}
+}
+
+func (s *StaticSecurity) removeLocked(ep string) {
+	old, ok := s.byEP[ep]
+	if !ok {
+		return
+	}
+	if !old.Identity.IsZero() && s.byID[identityKey(old.Identity)] == ep {
+		delete(s.byID, identityKey(old.Identity))
+	}
+	if old.MSISDN != "" && s.byNumber[old.MSISDN] == ep {
+		delete(s.byNumber, old.MSISDN)
+	}
+	delete(s.byEP, ep)
 }
 
 // Unbind removes the binding of endpoint ep.
 func (s *StaticSecurity) Unbind(ep string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if old, ok := s.byEP[ep]; ok {
-		delete(s.byID, identityKey(old))
-		delete(s.byEP, ep)
-	}
+	s.init()
+	s.removeLocked(ep)
 }
 
 // IdentityOf implements Security.
 func (s *StaticSecurity) IdentityOf(ep string) (bearer.Identity, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	id, ok := s.byEP[ep]
-	return id, ok
+	b, ok := s.byEP[ep]
+	return b.Identity, ok && !b.Identity.IsZero()
 }
 
-// EndpointOf implements Security.
+// EndpointOf implements Security and Bindings.
 func (s *StaticSecurity) EndpointOf(id bearer.Identity) (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	ep, ok := s.byID[identityKey(id)]
+	return ep, ok
+}
+
+// Binding implements Bindings.
+func (s *StaticSecurity) Binding(ep string) (Binding, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	b, ok := s.byEP[ep]
+	return b, ok
+}
+
+// EndpointOfNumber implements Bindings.
+func (s *StaticSecurity) EndpointOfNumber(msisdn string) (string, bool) {
+	a, err := sms.ParseMSISDN(msisdn)
+	if err != nil {
+		return "", false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ep, ok := s.byNumber[a.String()]
 	return ep, ok
 }
 

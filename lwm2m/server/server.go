@@ -38,12 +38,15 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/logthrottle"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
 // Server is an LwM2M server. Create it with New, hand Handler(name) to each
 // bearer.Endpoint it serves, Attach the Endpoints, and Close it at the end.
+// A zero Server (not made by New) refuses everything: its calls return
+// ErrNotCreated, its handlers answer 5.03.
 type Server struct {
 	store registry.Store
 	cfg   config
@@ -66,6 +69,12 @@ type Server struct {
 	last  lastValues
 
 	queue atomic.Pointer[Queue] // queue mode (EnableQueue), nil when off
+
+	policy  policy         // who may register what (policy.go)
+	sources *sourceLimiter // requests per source (limits.go); nil: no limit
+	// Refusals are logged through these: the first lines of every 10 s,
+	// then one line saying how many were held back (Stats keep totals).
+	refusedLog, refusedAuthLog logthrottle.Limiter
 }
 
 // Option configures a Server.
@@ -74,13 +83,12 @@ type Option func(*config)
 type config struct {
 	logger        *slog.Logger
 	security      Security
-	allowNoSec    bool
+	nosec         NoSecRule
 	nameFromID    func(bearer.Identity) (string, bool)
 	peerCheck     PeerCheck
 	now           func() time.Time
 	expiryBatch   int
-	minLifetime   uint32
-	maxLifetime   uint32
+	limits        Limits
 	maxObserve    int
 	sendHandler   func(SendEvent)
 	model         model.Resolver
@@ -103,14 +111,24 @@ func (s *Server) parseOptions() registry.ParseOptions {
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithSecurity sets the identity ↔ endpoint binding checked on Register,
-// Update and De-register (default: none configured).
+// WithSecurity sets the endpoint bindings checked on Register, Update and
+// De-register (default: none configured). A Security that is also a
+// Bindings (StaticSecurity) binds SMS numbers too; see policy.go for the
+// rules.
 func WithSecurity(s Security) Option { return func(c *config) { c.security = s } }
 
-// WithNoSec allows (true, the default) or refuses clients that are not
-// authenticated by a security layer. Even when allowed, an endpoint that
-// has an identity configured in Security must present it.
-func WithNoSec(allow bool) Option { return func(c *config) { c.allowNoSec = allow } }
+// WithNoSec allows (true, the default) or refuses every client that is
+// not authenticated by a security layer: WithNoSecRule(NoSecAll()) or
+// WithNoSecRule(NoSecNone()). Even when allowed, an endpoint with a
+// Binding registers only through it.
+func WithNoSec(allow bool) Option {
+	return func(c *config) {
+		c.nosec = NoSecNone()
+		if allow {
+			c.nosec = NoSecAll()
+		}
+	}
+}
 
 // WithEndpointNameFromIdentity sets how a 1.1+ Register without "ep" gets
 // its endpoint name from the peer's identity (Core 1.1 §6.2.1: the name may
@@ -139,12 +157,6 @@ func WithPeerCheck(f PeerCheck) Option { return func(c *config) { c.peerCheck = 
 // WithClock sets the time source (tests).
 func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
 
-// WithLifetimeBounds refuses Register/Update lifetimes outside [min, max]
-// seconds with 4.00 (default: any positive lifetime).
-func WithLifetimeBounds(min, max uint32) Option {
-	return func(c *config) { c.minLifetime, c.maxLifetime = min, max }
-}
-
 // WithSendHandler sets the callback for data sent by clients with the 1.1
 // Send operation (POST /dp); it runs after the 2.04 answer, one call at a
 // time. Send data also goes to event subscribers.
@@ -157,11 +169,12 @@ func WithMaxObservations(n int) Option { return func(c *config) { c.maxObserve =
 // New returns a Server keeping registrations in store and starts its expiry
 // loop (stopped by Close).
 func New(store registry.Store, opts ...Option) *Server {
-	c := config{allowNoSec: true, now: time.Now, expiryBatch: 1024, maxObserve: 100_000,
+	c := config{nosec: NoSecAll(), now: time.Now, expiryBatch: 1024, maxObserve: 100_000,
 		lastDevices: DefaultLastValueDevices, lastPerDevice: DefaultLastValuesPerDevice}
 	for _, o := range opts {
 		o(&c)
 	}
+	c.limits = c.limits.withDefaults()
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -170,6 +183,8 @@ func New(store registry.Store, opts ...Option) *Server {
 	}
 	s := &Server{
 		store: store, cfg: c, log: c.logger,
+		policy:    policy{bindings: bindingsOf(c.security), nosec: c.nosec, peerCheck: c.peerCheck},
+		sources:   newSourceLimiter(c.limits),
 		endpoints: map[string]*bearer.Endpoint{},
 		wake:      make(chan struct{}, 1),
 		stop:      make(chan struct{}),
@@ -192,6 +207,9 @@ func (s *Server) Store() registry.Store { return s.store }
 func (s *Server) Attach(name string, ep *bearer.Endpoint) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.endpoints == nil { // a zero Server
+		return
+	}
 	s.endpoints[name] = ep
 	if ep == nil {
 		return
@@ -218,6 +236,9 @@ func (s *Server) endpoint(name string) (*bearer.Endpoint, bool) {
 // the server's observations locally. It does not close the store or the
 // Endpoints.
 func (s *Server) Close() error {
+	if s.stop == nil { // a zero Server: nothing runs
+		return nil
+	}
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
@@ -230,6 +251,9 @@ func (s *Server) Close() error {
 
 // Lookup returns the registration of an endpoint name.
 func (s *Server) Lookup(endpoint string) (*registry.Registration, bool) {
+	if s.store == nil {
+		return nil, false
+	}
 	return s.store.ByEndpoint(endpoint)
 }
 
@@ -287,12 +311,18 @@ func (s *Server) expireDue() {
 
 // Stats are the server's counters, read with Load.
 type Stats struct {
-	Registered     atomic.Uint64 // successful Register
-	Updated        atomic.Uint64 // successful Update
-	Deregistered   atomic.Uint64 // successful De-register
-	Expired        atomic.Uint64 // lifetime expiries
-	Rejected       atomic.Uint64 // registration-interface requests refused (4.xx/5.xx)
-	Forbidden      atomic.Uint64 // of which security binding refusals (4.03)
+	Registered   atomic.Uint64 // successful Register
+	Updated      atomic.Uint64 // successful Update
+	Deregistered atomic.Uint64 // successful De-register
+	Expired      atomic.Uint64 // lifetime expiries
+	Rejected     atomic.Uint64 // registration-interface requests refused (4.xx/5.xx)
+	Forbidden    atomic.Uint64 // of which security policy refusals (4.03)
+	// Of Rejected, by reason: from another source than a NoSec
+	// registration's (4.04), over the source rate (4.29), lifetime out of
+	// bounds (4.00), object list too large (4.13), registry full (5.03).
+	WrongSource, RateLimited, BadLifetime, TooLarge, Full atomic.Uint64
+	// LogSuppressed counts refusal log lines held back by the log limit.
+	LogSuppressed  atomic.Uint64
 	Notifications  atomic.Uint64 // observe notifications received
 	Sends          atomic.Uint64 // Send (/dp) requests accepted
 	EventsDropped  atomic.Uint64 // events not delivered to a full subscription
@@ -308,7 +338,13 @@ func (s *Server) Stats() *Stats { return &s.stats }
 
 var errClosed = errors.New("lwm2m server: closed")
 
+// ErrNotCreated is returned by the calls of a zero Server: use New.
+var ErrNotCreated = errors.New("lwm2m server: zero Server, not created by New")
+
 func (s *Server) checkOpen() error {
+	if s.store == nil {
+		return ErrNotCreated
+	}
 	if s.closed.Load() {
 		return errClosed
 	}

@@ -156,15 +156,21 @@ func TestRegistrationInterface(t *testing.T) {
 		t.Fatalf("peer %v, want %v", reg.PeerAddr(), d.ep.LocalAddr())
 	}
 
-	// Update from a new source address (NAT rebinding): the address follows.
+	// Update from a new source address (NAT rebinding, or someone else):
+	// a NoSec registration is updated only from its source; 4.04 makes a
+	// client whose address changed register again (Core §6.2.2).
 	d2 := newDevice(t)
 	resp = post(t, d2, f.addr, loc+"?lt=600", "</1/0>,</3/0>,</5/0>")
+	if resp.Code != codes.NotFound {
+		t.Fatalf("Update from another source: %v %s", resp.Code, resp.Payload)
+	}
+	resp = post(t, d, f.addr, loc+"?lt=600", "</1/0>,</3/0>,</5/0>")
 	if resp.Code != codes.Changed {
 		t.Fatalf("Update: %v %s", resp.Code, resp.Payload)
 	}
 	ev = waitEvent(t, sub, Updated)
 	if ev.Registration.Lifetime != 600 || len(ev.Registration.Objects) != 3 || ev.Previous.Lifetime != 300 ||
-		ev.Registration.PeerAddr().String() != d2.ep.LocalAddr().String() {
+		ev.Registration.PeerAddr().String() != d.ep.LocalAddr().String() {
 		t.Fatalf("updated %+v", ev.Registration)
 	}
 	// Update of an unknown location: 4.04; bad parameter: 4.00.
@@ -188,7 +194,7 @@ func TestRegistrationInterface(t *testing.T) {
 		t.Fatalf("second De-register: %v", resp.Code)
 	}
 	st := f.srv.Stats()
-	if st.Registered.Load() != 1 || st.Updated.Load() != 1 || st.Deregistered.Load() != 1 || st.Rejected.Load() != 3 {
+	if st.Registered.Load() != 1 || st.Updated.Load() != 1 || st.Deregistered.Load() != 1 || st.Rejected.Load() != 4 || st.WrongSource.Load() != 1 {
 		t.Fatalf("stats reg=%d upd=%d dereg=%d rej=%d", st.Registered.Load(), st.Updated.Load(), st.Deregistered.Load(), st.Rejected.Load())
 	}
 }

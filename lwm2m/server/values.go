@@ -57,7 +57,7 @@ func (s *Server) ReadValues(ctx context.Context, ep string, p path.Path, opts ..
 // WriteValues encodes recs (absolute paths under p) in the client's
 // format and writes them to p.
 func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode WriteMode, recs ...content.Record) error {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return notRegistered(ep)
 	}
@@ -72,7 +72,7 @@ func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode W
 // CreateValues creates an instance of object p from recs (paths
 // /p/<instance>/<resource>) and returns the instance path.
 func (s *Server) CreateValues(ctx context.Context, ep string, p path.Path, recs ...content.Record) (path.Path, error) {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return path.Path{}, notRegistered(ep)
 	}
@@ -91,7 +91,7 @@ func (s *Server) CreateValues(ctx context.Context, ep string, p path.Path, recs 
 // ReadCompositeValues reads several paths at once (Read-Composite) and
 // decodes the records.
 func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...path.Path) ([]content.Record, error) {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return nil, notRegistered(ep)
 	}
@@ -118,7 +118,7 @@ func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...pa
 
 // WriteCompositeValues writes records at several paths at once.
 func (s *Server) WriteCompositeValues(ctx context.Context, ep string, recs ...content.Record) error {
-	reg, ok := s.store.ByEndpoint(ep)
+	reg, ok := s.Lookup(ep)
 	if !ok {
 		return notRegistered(ep)
 	}

@@ -227,8 +227,21 @@ type pendingSet struct {
 	prev, next *pendingSet
 }
 
-// NewReassembler returns a Reassembler with cfg's limits.
+// NewReassembler returns a Reassembler with cfg's limits. A zero
+// Reassembler is usable too, with the defaults of a zero config.
 func NewReassembler(cfg ReassemblerConfig) *Reassembler {
+	r := &Reassembler{cfg: cfg}
+	r.initLocked()
+	return r
+}
+
+// initLocked applies the defaults on first use; r.mu is held (or r is not
+// shared yet).
+func (r *Reassembler) initLocked() {
+	if r.sets != nil {
+		return
+	}
+	cfg := &r.cfg
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Minute
 	}
@@ -247,7 +260,7 @@ func NewReassembler(cfg ReassemblerConfig) *Reassembler {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Reassembler{cfg: cfg, sets: make(map[setID]*pendingSet), perOA: make(map[string]int), done: make(map[setID]*doneSet)}
+	r.sets, r.perOA, r.done = make(map[setID]*pendingSet), make(map[string]int), make(map[setID]*doneSet)
 }
 
 // Stats returns a snapshot of the counters.
@@ -276,6 +289,7 @@ func (r *Reassembler) NextDeadline() (time.Time, bool) {
 // OnDrop. It returns how many were dropped.
 func (r *Reassembler) Sweep() int {
 	r.mu.Lock()
+	r.initLocked()
 	now := r.cfg.Now()
 	drops := r.expireLocked(now)
 	r.pruneDoneLocked(now)
@@ -287,6 +301,7 @@ func (r *Reassembler) Sweep() int {
 // Reset drops every pending set (reason DropClosed).
 func (r *Reassembler) Reset() {
 	r.mu.Lock()
+	r.initLocked()
 	now := r.cfg.Now()
 	var drops []Dropped
 	for r.oldest != nil {
@@ -328,6 +343,7 @@ func (r *Reassembler) Add(p Part) (*Datagram, error) {
 		return nil, fmt.Errorf("%w: sequence %d of %d", ErrBadSegment, c.Seq, c.Total)
 	}
 	r.mu.Lock()
+	r.initLocked()
 	now := r.cfg.Now()
 	drops := r.expireLocked(now)
 	dg, err := r.addLocked(p, now, &drops)

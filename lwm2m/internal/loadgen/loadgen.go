@@ -122,7 +122,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	srv := server.New(cfg.Store)
+	// Every simulated device is on 127.0.0.1: one source, whose rate the
+	// server would hold to its default (a flood from one address).
+	srv := server.New(cfg.Store, server.WithLimits(server.Limits{SourceRate: -1}))
 	defer srv.Close()
 	srvEP, err := bearer.NewEndpoint(srvConn, bearer.WithHandler(srv.Handler("udp")),
 		bearer.WithLimits(bearer.Limits{MaxHandlers: 1024}))
@@ -264,7 +266,7 @@ func StateBytes(n int, payload string) (float64, error) {
 		payload = "</1/0>,</3/0>,</4/0>,</5/0>"
 	}
 	store := registry.NewMemory(registry.Options{MaxRegistrations: n + 1})
-	srv := server.New(store)
+	srv := server.New(store, server.WithLimits(server.Limits{SourceRate: -1}))
 	defer srv.Close()
 	h := srv.Handler("udp")
 	body := []byte(payload)

@@ -136,6 +136,13 @@ type LwM2M struct {
 	// StrictBinding refuses 1.1/1.2 registrations whose binding carries
 	// the 1.0 queue letter (b=UQS, b=UQ); false accepts and counts them.
 	StrictBinding bool `yaml:"strict_binding"`
+	// OSCORE lists per-device OSCORE contexts (UDP and SMS).
+	OSCORE []OSCORE `yaml:"oscore"`
+	// The registration security policy and its limits (security.go).
+	NoSec            NoSec   `yaml:"nosec"`
+	RegisterRate     float64 `yaml:"register_rate"`
+	RegisterBurst    int     `yaml:"register_burst"`
+	MaxRegistrations int     `yaml:"max_registrations"`
 }
 
 // Proxy-mode defaults of the embedded server's listeners: an external
@@ -181,6 +188,10 @@ type SMSDevice struct {
 	MSISDN    string `yaml:"msisdn"`
 	ServerSIM string `yaml:"server_sim"`
 	Trigger   bool   `yaml:"trigger"`
+	// NoSec lets the device also register over UDP without DTLS, where
+	// lwm2m.nosec allows its name; otherwise it registers only over SMS
+	// from MSISDN (or over DTLS with a PSK bound to its endpoint).
+	NoSec bool `yaml:"nosec"`
 }
 
 // Queue configures queue mode.
@@ -203,11 +214,14 @@ type Simulator struct {
 
 // Fleet sizes the demo fleet.
 type Fleet struct {
-	UDP   int           `yaml:"udp"`
-	Queue int           `yaml:"queue"`
-	SMS   int           `yaml:"sms"`
-	DTLS  int           `yaml:"dtls"`
-	Awake time.Duration `yaml:"awake"`
+	UDP   int `yaml:"udp"`
+	Queue int `yaml:"queue"`
+	SMS   int `yaml:"sms"`
+	DTLS  int `yaml:"dtls"`
+	// OSCORE lights talk OSCORE over UDP, OSCORESMS over SMS only.
+	OSCORE    int           `yaml:"oscore"`
+	OSCORESMS int           `yaml:"oscore_sms"`
+	Awake     time.Duration `yaml:"awake"`
 }
 
 // Default returns the embedded default configuration.
@@ -494,9 +508,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("models %q is not a readable directory of DDF XML files", m), "lwm2m", "models")
 		}
 	}
-	if c.LwM2M.LifetimeMax != 0 && c.LwM2M.LifetimeMin > c.LwM2M.LifetimeMax {
-		ck.add("lifetime_min is above lifetime_max", "lwm2m", "lifetime_min")
-	}
+	c.validateSecurity(ck)
 	sims := map[string]bool{}
 	for i, m := range c.Modems {
 		idx := fmt.Sprint(i)
@@ -534,6 +546,9 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.DTLS < 0 || f.UDP+f.Queue+f.SMS+f.DTLS > 1000 {
 			ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
 		}
+		if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCORE+f.OSCORESMS > 100 {
+			ck.add("oscore and oscore_sms must be in 0..100", "simulator", "fleet")
+		}
 		if f.DTLS > 0 && c.LwM2M.DTLS == "" {
 			ck.add("DTLS lights need the lwm2m.dtls listener", "simulator", "fleet", "dtls")
 		}
@@ -544,6 +559,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add("latency and send_time must not be negative", "simulator")
 		}
 	}
+	c.validateOSCORE(ck)
 	fw := c.Firmware
 	if fw.MaxBytes <= 0 {
 		ck.add("max_bytes must be positive", "firmware", "max_bytes")

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
@@ -33,15 +34,20 @@ const (
 	KindQueue = "queue" // UDP in queue mode, woken by SMS
 	KindSMS   = "sms"   // SMS only
 	KindDTLS  = "dtls"  // DTLS (PSK) over UDP
+	// KindOSCORE lights talk OSCORE (RFC 8613) over UDP, KindOSCORESMS over
+	// SMS only; their contexts are generated at start, like the DTLS PSKs.
+	KindOSCORE    = "oscore"
+	KindOSCORESMS = "oscore-sms"
 )
 
 // Light is one simulated streetlight of the demo fleet: our LwM2M client with
 // objects 3 (Device), 4 and 3311 (Light Control).
 type Light struct {
 	Name, Kind string
-	MSISDN     string // "" for UDP lights
-	ServerSIM  string // the server number it accepts SMS from
-	PSK        *PSK   // DTLS lights: the credentials
+	MSISDN     string      // "" for UDP lights
+	ServerSIM  string      // the server number it accepts SMS from
+	PSK        *PSK        // DTLS lights: the credentials
+	OSCORE     *OSCOREKeys // OSCORE lights: the context's keying material
 
 	c      *client.Client
 	udpEP  *bearer.Endpoint
@@ -51,6 +57,7 @@ type Light struct {
 	sleepy *sleepyBearer
 	fw     *firmware.Device
 	fwBase int // updates applied before this start
+	oscSt  *oscore.BoltStore
 }
 
 // PSK is a DTLS pre-shared key.
@@ -71,6 +78,7 @@ type Fleet struct {
 // FleetSpec describes the fleet to start.
 type FleetSpec struct {
 	UDP, Queue, SMS, DTLS int
+	OSCORE, OSCORESMS     int
 	Awake                 time.Duration
 	ServerUDP, ServerDTLS net.Addr
 	ServerSIMs            []string
@@ -90,7 +98,7 @@ func FleetPlan(s FleetSpec) []*Light {
 	add := func(kind string, n int) {
 		for i := 0; i < n; i++ {
 			l := &Light{Name: fmt.Sprintf("light-%s-%d", kind, i+1), Kind: kind}
-			if (kind == KindQueue || kind == KindSMS) && len(s.ServerSIMs) > 0 {
+			if (kind == KindQueue || kind == KindSMS || kind == KindOSCORESMS) && len(s.ServerSIMs) > 0 {
 				l.MSISDN = DeviceMSISDN(smsIdx)
 				l.ServerSIM = s.ServerSIMs[smsIdx%len(s.ServerSIMs)]
 				smsIdx++
@@ -102,11 +110,18 @@ func FleetPlan(s FleetSpec) []*Light {
 	add(KindQueue, s.Queue)
 	add(KindSMS, s.SMS)
 	add(KindDTLS, s.DTLS)
+	add(KindOSCORE, s.OSCORE)
+	add(KindOSCORESMS, s.OSCORESMS)
+	nosc := 0
 	for _, l := range out {
 		if l.Kind == KindDTLS {
 			key := make([]byte, 16)
 			rand.Read(key)
 			l.PSK = &PSK{Identity: l.Name, Key: key}
+		}
+		if l.Kind == KindOSCORE || l.Kind == KindOSCORESMS {
+			l.OSCORE = newOSCOREKeys(nosc)
+			nosc++
 		}
 	}
 	return out
@@ -134,7 +149,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	case KindQueue:
 		binding = "US"
 		opts = append(opts, client.WithQueueMode(), client.WithSMSNumber(l.MSISDN[1:]))
-	case KindSMS:
+	case KindSMS, KindOSCORESMS:
 		binding = "S"
 		opts = append(opts, client.WithSMSNumber(l.MSISDN[1:]))
 	}
@@ -172,9 +187,13 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 		l.link = link
+		mode := sms.SecurityNoSec
+		if l.OSCORE != nil {
+			mode = sms.SecurityOSCORE
+		}
 		b, err := sms.New(link, sms.Config{
 			StateDir: dir,
-			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: sms.SecurityNoSec, SIM: l.MSISDN}},
+			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: mode, SIM: l.MSISDN}},
 			Worker:   outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second},
 			Logger:   s.Logger.With("light", l.Name, "bearer", "sms"),
 		})
@@ -182,11 +201,21 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 		l.smsB = b
-		if l.smsEP, err = bearer.NewEndpoint(b, bearer.WithHandler(c)); err != nil {
+		var sb bearer.Bearer = b
+		if l.OSCORE != nil {
+			a, err := sms.ParseMSISDN(l.ServerSIM)
+			if err != nil {
+				return err
+			}
+			if sb, err = l.wrapOSCORE(dir, b, a); err != nil {
+				return err
+			}
+		}
+		if l.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(c)); err != nil {
 			return err
 		}
 	}
-	if l.Kind != KindSMS && l.Kind != KindDTLS {
+	if l.Kind != KindSMS && l.Kind != KindDTLS && l.Kind != KindOSCORESMS {
 		u, err := listenStable(dir)
 		if err != nil {
 			return err
@@ -195,6 +224,12 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		if l.Kind == KindQueue {
 			l.sleepy = &sleepyBearer{Bearer: u, window: s.Awake}
 			b = l.sleepy
+		}
+		if l.OSCORE != nil {
+			if b, err = l.wrapOSCORE(dir, u, s.ServerUDP); err != nil {
+				u.Close()
+				return err
+			}
 		}
 		if l.udpEP, err = bearer.NewEndpoint(b, bearer.WithHandler(c)); err != nil {
 			return err
@@ -219,7 +254,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	}
 	l.fw = fw
 	ep, srv := l.udpEP, s.ServerUDP
-	if l.Kind == KindSMS {
+	if l.Kind == KindSMS || l.Kind == KindOSCORESMS {
 		a, err := sms.ParseMSISDN(l.ServerSIM)
 		if err != nil {
 			return err
@@ -333,6 +368,9 @@ func (f *Fleet) Close() {
 		}
 		if l.link != nil {
 			l.link.Close()
+		}
+		if l.oscSt != nil {
+			l.oscSt.Close()
 		}
 	}
 }

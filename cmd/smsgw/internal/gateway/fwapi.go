@@ -417,6 +417,11 @@ func campaignSpec(fc config.Firmware, b CampaignBody) (firmware.Spec, error) {
 		}
 		spec.Retries = *b.Retries
 	}
+	if spec.Retries == 0 {
+		// firmware.Spec takes 0 as "its default" (2 retries); the
+		// operator's 0 (config or request) means none, which Spec spells -1.
+		spec.Retries = -1
+	}
 	if b.SMSBudget != nil {
 		if *b.SMSBudget < -1 {
 			return bad("sms_budget must be -1 (no limit), 0 (no SMS) or positive")

@@ -40,6 +40,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
@@ -79,6 +80,9 @@ type Gateway struct {
 	pool      *modem.Pool
 	link      *modemlink.Link
 	smsB      *sms.Bearer
+	oscore    map[string]*oscore.Context // endpoint → context (startOSCORE)
+	oscStore  *oscore.BoltStore
+	oscCount  map[string]*oscore.Counters // transport → counts
 
 	regs   *registry.Bolt
 	qs     *queue.BoltStore
@@ -182,6 +186,9 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err = g.startOSCORE(); err != nil {
+		return err
+	}
 	if err = g.startSMS(sims); err != nil {
 		return err
 	}
@@ -215,7 +222,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, Awake: f.Awake,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -255,13 +262,14 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs)})
 		for _, l := range g.plan {
 			if l.PSK != nil {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
 			}
 			if l.MSISDN != "" {
-				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM, Trigger: l.Kind == KindQueue}
+				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
+					Trigger: l.Kind == KindQueue, NoSec: l.Kind == KindQueue}
 			}
 		}
 	} else {
@@ -323,7 +331,11 @@ func (g *Gateway) startSMS(sims []string) error {
 		if sim == "" {
 			sim = sims[0]
 		}
-		peers[d.MSISDN] = sms.Peer{Security: sms.SecurityNoSec, SIM: sim, Framing: g.framing()}
+		mode := sms.SecurityNoSec
+		if g.oscore[d.Endpoint] != nil {
+			mode = sms.SecurityOSCORE
+		}
+		peers[d.MSISDN] = sms.Peer{Security: mode, SIM: sim, Framing: g.framing()}
 	}
 	dir := filepath.Join(g.cfg.DataDir, "sms")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -347,11 +359,11 @@ func (g *Gateway) startSMS(sims []string) error {
 	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
 }
 
-func (g *Gateway) startServer() error {
+func (g *Gateway) startServer() (err error) {
 	var regs *registry.Bolt
-	_, err := g.openStateDB("registrations.db", func(db *bolt.DB) (err error) {
+	_, err = g.openStateDB("registrations.db", func(db *bolt.DB) (err error) {
 		regs, err = registry.NewBolt(db, registry.BoltOptions{
-			Options: registry.Options{Grace: 30 * time.Second},
+			Options: registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations},
 			AddrDecoder: func(network, addr string) (net.Addr, error) {
 				if network == sms.Network {
 					return sms.ParseMSISDN(addr)
@@ -366,28 +378,29 @@ func (g *Gateway) startServer() error {
 		return err
 	}
 	g.regs = regs
-	sec := server.NewStaticSecurity(len(g.psk) + 1)
-	for id, p := range g.psk {
-		if err := sec.Bind(p.Endpoint, bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}); err != nil {
-			return err
-		}
+	policy, err := g.policyOptions()
+	if err != nil {
+		return err
 	}
-	opts := []server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithSecurity(sec), server.WithPeerCheck(g.checkSMSPeer), server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}
-	if g.cfg.LwM2M.LifetimeMin > 0 || g.cfg.LwM2M.LifetimeMax > 0 {
-		maxLt := g.cfg.LwM2M.LifetimeMax
-		if maxLt == 0 {
-			maxLt = ^uint32(0)
-		}
-		opts = append(opts, server.WithLifetimeBounds(g.cfg.LwM2M.LifetimeMin, maxLt))
-	}
+	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
+		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, policy...)
 	g.srv = server.New(regs, opts...)
+	defer func() {
+		if err == nil {
+			err = g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
+		}
+	}()
 	if g.cfg.LwM2M.UDP != "" {
 		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
 		if err != nil {
 			return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
 		}
-		if g.udpEP, err = bearer.NewEndpoint(u, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
+		ub, err := g.wrapOSCORE(u, "udp")
+		if err != nil {
+			u.Close()
+			return err
+		}
+		if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
 			u.Close()
 			return err
@@ -426,7 +439,11 @@ func (g *Gateway) startServer() error {
 			return err
 		}
 	} else if g.smsB != nil {
-		if g.smsEP, err = bearer.NewEndpoint(g.smsB, bearer.WithHandler(g.srv.Handler("sms")),
+		sb, err := g.wrapOSCORE(g.smsB, "sms")
+		if err != nil {
+			return err
+		}
+		if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
 			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
 			return err
 		}
@@ -489,42 +506,11 @@ func (g *Gateway) startQueue() error {
 	if g.cfg.Simulator.Enabled {
 		qc.Wake.MinInterval = 2 * time.Second
 	}
-	if g.smsB != nil {
-		qc.Waker = queue.NewSMSWaker(g.smsB, g.smsB)
-		qc.Peers = g.smsB
-	}
+	qc.Waker = g.queueWaker()
 	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
 	g.qm = g.squeue.Manager()
-	return nil
-}
-
-// checkSMSPeer binds SMS clients to the endpoint names of the device
-// table: over SMS (NoSec) a client is known only by its number, so a
-// Register, Update or De-register over SMS must come from the number
-// configured for the endpoint (sms.devices). The SMS bearer already drops
-// SMS from numbers not in the table; this stops a configured device from
-// registering under another's name and drawing that one's commands and
-// wake-ups to itself.
-func (g *Gateway) checkSMSPeer(ep, transport string, peer net.Addr, _ bearer.Identity) error {
-	if transport != "sms" {
-		return nil
-	}
-	g.devMu.RLock()
-	d, ok := g.devices[ep]
-	g.devMu.RUnlock()
-	if !ok {
-		return fmt.Errorf("endpoint %q is not in sms.devices; add it with its number to let it register over SMS", ep)
-	}
-	want, err := sms.ParseMSISDN(d.MSISDN)
-	if err != nil {
-		return fmt.Errorf("endpoint %q: configured number: %w", ep, err)
-	}
-	got, ok := peer.(sms.Addr)
-	if !ok || got.String() != want.String() {
-		return fmt.Errorf("endpoint %q is configured for number %s, not %s", ep, want, peer)
-	}
 	return nil
 }
 
@@ -551,18 +537,14 @@ func (g *Gateway) wakeTarget(r *registry.Registration) *queue.WakeTarget {
 	g.devMu.RLock()
 	d, ok := g.devices[r.Endpoint]
 	g.devMu.RUnlock()
-	msisdn := r.SMS
-	if ok {
-		msisdn = d.MSISDN
+	if !ok {
+		return nil // only configured numbers are woken, never a registration's sms=
 	}
-	if msisdn == "" {
-		return nil
-	}
-	a, err := sms.ParseMSISDN(msisdn)
+	a, err := sms.ParseMSISDN(d.MSISDN)
 	if err != nil {
 		return nil
 	}
-	if ok && r.SMS != "" && r.SMS != a.Digits() {
+	if rs, err := sms.ParseMSISDN(r.SMS); r.SMS != "" && (err != nil || rs != a) {
 		// The device registered with another number than the one it is
 		// configured with: do not wake a stranger.
 		g.log.Warn("registration sms= does not match the configured number; no SMS wake-up",
@@ -714,6 +696,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if g.proxy != nil {
 			g.proxy.wait()
+		}
+		if g.oscStore != nil {
+			errs = append(errs, g.oscStore.Close())
 		}
 		if g.link != nil {
 			g.link.Close()

@@ -10,19 +10,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
-// TestCheckSMSPeer: over SMS an endpoint registers only from the number
-// configured for it (server.WithPeerCheck turns a refusal into 4.03; see
-// lwm2m/server TestPeerCheck).
-func TestCheckSMSPeer(t *testing.T) {
-	g := &Gateway{devices: map[string]config.SMSDevice{
-		"lamp-1": {Endpoint: "lamp-1", MSISDN: "+491710000001"},
-		"lamp-2": {Endpoint: "lamp-2", MSISDN: "00491710000002"}, // any form ParseMSISDN takes
-	}}
+// TestGatewayPolicy: the configuration becomes the server's bindings: an
+// SMS device registers only over SMS from its number (unless nosec: true
+// and lwm2m.nosec allows it), a PSK-bound name only with its PSK, and
+// lwm2m.nosec decides for the other names.
+func TestGatewayPolicy(t *testing.T) {
+	cfg := config.Default()
+	cfg.LwM2M.NoSec = config.NoSec{Names: []string{"lamp-udp-*", "lamp-3"}}
+	g := &Gateway{cfg: cfg, log: slog.New(slog.DiscardHandler),
+		psk: map[string]config.PSK{"pole-7": {Identity: "pole-7", Key: "000102030405060708090a0b0c0d0e0f", Endpoint: "pole-7"}},
+		devices: map[string]config.SMSDevice{
+			"lamp-1": {Endpoint: "lamp-1", MSISDN: "+491710000001"},
+			"lamp-2": {Endpoint: "lamp-2", MSISDN: "00491710000002"}, // any form ParseMSISDN takes
+			"lamp-3": {Endpoint: "lamp-3", MSISDN: "+491710000003", NoSec: true},
+		}}
+	opts, err := g.policyOptions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(registry.NewMemory(registry.Options{}), opts...)
+	defer srv.Close()
 	num := func(s string) net.Addr {
 		a, err := sms.ParseMSISDN(s)
 		if err != nil {
@@ -34,28 +51,41 @@ func TestCheckSMSPeer(t *testing.T) {
 	tests := []struct {
 		name, ep, transport string
 		peer                net.Addr
-		want                string // "" = allowed, else part of the error
+		want                codes.Code
 	}{
-		{"own number", "lamp-1", "sms", num("+491710000001"), ""},
-		{"other number form", "lamp-2", "sms", num("+491710000002"), ""},
-		{"lamp-1 as lamp-2", "lamp-2", "sms", num("+491710000001"), "configured for number +491710000002"},
-		{"unknown endpoint over SMS", "lamp-9", "sms", num("+491710000001"), "not in sms.devices"},
-		{"UDP is not checked", "lamp-9", "udp", udpPeer, ""},
-		{"DTLS is not checked", "lamp-2", "dtls", udpPeer, ""},
+		{"own number", "lamp-1", "sms", num("+491710000001"), codes.Created},
+		{"other number form", "lamp-2", "sms", num("+491710000002"), codes.Created},
+		{"lamp-1 as lamp-2", "lamp-2", "sms", num("+491710000001"), codes.Forbidden},
+		{"bound number as an unknown endpoint", "lamp-9", "sms", num("+491710000001"), codes.Forbidden},
+		{"SMS device over UDP", "lamp-1", "udp", udpPeer, codes.Forbidden},
+		{"SMS device with nosec: true over UDP", "lamp-3", "udp", udpPeer, codes.Created},
+		{"PSK-bound name over UDP", "pole-7", "udp", udpPeer, codes.Forbidden},
+		{"unbound name in lwm2m.nosec", "lamp-udp-4", "udp", udpPeer, codes.Created},
+		{"unbound name outside lwm2m.nosec", "meter-1", "udp", udpPeer, codes.Forbidden},
 	}
 	for _, tc := range tests {
-		err := g.checkSMSPeer(tc.ep, tc.transport, tc.peer, bearer.Identity{})
-		if tc.want == "" {
-			if err != nil {
-				t.Errorf("%s: %v", tc.name, err)
+		t.Run(tc.name, func(t *testing.T) {
+			w := &codeRecorder{}
+			srv.Handler(tc.transport).ServeCoAP(w, bearer.NewRequest(codes.POST, tc.peer, "/rd?ep="+tc.ep+"&b=US"))
+			if w.code != tc.want {
+				t.Fatalf("code %v, want %v (%s)", w.code, tc.want, w.payload)
 			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
-		}
+		})
 	}
 }
+
+type codeRecorder struct {
+	code    codes.Code
+	payload []byte
+}
+
+func (r *codeRecorder) SetOption(message.Option) {}
+func (r *codeRecorder) AddOption(message.Option) {}
+func (r *codeRecorder) WriteResponse(c codes.Code, p []byte) error {
+	r.code, r.payload = c, p
+	return nil
+}
+func (r *codeRecorder) Observe() (*bearer.Observer, error) { return nil, bearer.ErrNotObservable }
 
 // TestMetricsAuth: with api.metrics_auth, /metrics needs the API token;
 // /healthz and /openapi.json stay open.
@@ -99,5 +129,49 @@ func TestMetricsAuth(t *testing.T) {
 		if code, _ := get(p, ""); code != 200 {
 			t.Fatalf("%s: %d", p, code)
 		}
+	}
+}
+
+// TestCampaignRetriesZero: an operator's retries 0 (request or config)
+// means no retries; firmware.Spec reads 0 as its default of 2, so the
+// gateway must pass -1 (zero value and explicit choice meant different
+// things: a campaign asked for no retries made 2 per device).
+func TestCampaignRetriesZero(t *testing.T) {
+	zero, three := 0, 3
+	fc := config.Default().Firmware
+	tests := []struct {
+		name    string
+		cfg     int
+		request *int
+		want    int
+	}{
+		{"request 0", 2, &zero, -1},
+		{"config 0, request silent", 0, nil, -1},
+		{"request 3", 0, &three, 3},
+		{"config 2", 2, nil, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fc.Retries = tc.cfg
+			spec, err := campaignSpec(fc, CampaignBody{Image: "x", Prefix: "p", Retries: tc.request})
+			if err != nil || spec.Retries != tc.want {
+				t.Fatalf("Retries %d (%v), want %d", spec.Retries, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestWakeMaxZero: queue.wake_max 0 means no wake-up SMS (queue.WakePolicy
+// reads a MaxWakes of 0 as its default of 4).
+func TestWakeMaxZero(t *testing.T) {
+	cfg := config.Default()
+	g := &Gateway{cfg: cfg, smsB: &sms.Bearer{}}
+	cfg.Queue.WakeMax = 0
+	if w := g.queueWaker(); w != nil {
+		t.Fatalf("wake_max 0 gave a waker %T", w)
+	}
+	cfg.Queue.WakeMax = 4
+	if g.queueWaker() == nil {
+		t.Fatal("wake_max 4 gave no waker")
 	}
 }

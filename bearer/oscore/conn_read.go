@@ -1,0 +1,446 @@
+package oscore
+
+import (
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
+	"github.com/m2mbearer/m2mbearer/bearer"
+)
+
+// ReadFrom returns the next datagram for the message layer: a verified
+// message in plain form (from an *Addr carrying the OSCORE identity), an
+// empty message, or, with AllowPlain, an unprotected one. What fails
+// verification never comes up: a request is answered with the RFC 8613
+// error (4.01, 4.02, 4.00) and counted, a response is dropped and counted.
+func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	for {
+		n, peer, err := c.inner.ReadFrom(c.rbuf)
+		if err != nil {
+			return 0, peer, err
+		}
+		if n > len(c.rbuf)-1 {
+			continue
+		}
+		out, from, ok := c.receive(c.rbuf[:n], peer)
+		if !ok {
+			continue
+		}
+		if len(out) > len(p) {
+			c.m.Count(EventDecodeError, 1)
+			continue
+		}
+		return copy(p, out), from, nil
+	}
+}
+
+// receive processes one datagram; ok false means it was consumed here.
+func (c *Conn) receive(data []byte, peer net.Addr) ([]byte, net.Addr, bool) {
+	m, err := decodeDatagram(data)
+	pk := bearer.AddrKey(peer)
+	if err == nil && m.Code == codes.Empty && m.Type == message.Acknowledgement {
+		c.mu.Lock()
+		b, ok := c.retries[midKey{pk, uint16(m.MessageID)}]
+		c.mu.Unlock()
+		if ok {
+			// The ACK of our own Echo retry: the message layer never sent
+			// that message ID.
+			c.stopRetry(b)
+			return nil, nil, false
+		}
+	}
+	if err != nil || m.Code == codes.Empty {
+		// Malformed datagrams go up for the message layer's own answer
+		// (RST or drop); empty ACK/RST/ping are not protected.
+		return data, peer, true
+	}
+	opt, has, oerr := findOption(m)
+	if m.Code>>5 == 0 {
+		return c.receiveRequest(m, data, peer, pk, opt, has, oerr)
+	}
+	return c.receiveResponse(m, data, peer, pk, opt, has, oerr)
+}
+
+func (c *Conn) receiveRequest(m *message.Message, data []byte, peer net.Addr, pk string, opt OptionValue, has bool, oerr error) ([]byte, net.Addr, bool) {
+	if !has {
+		if c.cfg.allowPlain && !c.configured(pk) {
+			c.m.Count(EventPlainPassed, 1)
+			return data, peer, true
+		}
+		c.m.Count(EventPlainRefused, 1)
+		c.replyError(m, peer, &Error{Code: codes.Unauthorized, Reason: ErrNotProtected})
+		return nil, nil, false
+	}
+	if oerr != nil {
+		c.m.Count(EventBadOption, 1)
+		c.replyError(m, peer, &Error{Code: codes.BadOption, Reason: ErrBadOption, Detail: oerr.Error()})
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	x, ok := c.byKID[kidKey(ctxOf(opt), opt.KID)]
+	if !ok && !opt.HasKIDCtx {
+		// A peer that does not send its kid context: match by kid alone
+		// when exactly one context has that Recipient ID.
+		x = c.byKIDOnlyLocked(opt.KID)
+		ok = x != nil
+	}
+	c.mu.Unlock()
+	if !ok || !opt.HasKID {
+		c.m.Count(EventNoContext, 1)
+		c.replyError(m, peer, &Error{Code: codes.Unauthorized, Reason: ErrNoContext})
+		return nil, nil, false
+	}
+	now := time.Now()
+	mk := midKey{pk, uint16(m.MessageID)}
+	d := digest(data)
+	c.mu.Lock()
+	prev, dup := c.seen.get(mk, now)
+	c.mu.Unlock()
+	var inner *message.Message
+	var rid RequestID
+	var err error
+	if dup && prev == d {
+		// The same protected request again (a CON retransmission, or the
+		// network duplicated it): give it to the message layer, whose
+		// duplicate detection answers it from its cache without running
+		// the handler. The replay window is not consulted: it would
+		// refuse it, and the peer would get 4.01 for its own retransmission.
+		inner, rid, err = x.reopenRequest(m, opt)
+		c.m.Count(EventDuplicate, 1)
+	} else {
+		inner, rid, err = x.UnprotectRequest(m, opt, now)
+	}
+	if err != nil {
+		c.refuse(m, peer, x, rid, err)
+		return nil, nil, false
+	}
+	obs, oe := inner.Options.Observe()
+	b := &srvBinding{ctx: x, rid: rid, observe: oe == nil && obs == 0}
+	exp := now.Add(c.lifetime())
+	if b.observe {
+		exp = now.Add(c.cfg.obsIdle)
+	}
+	c.mu.Lock()
+	c.seen.put(mk, d, now.Add(c.lifetime()), now)
+	tk := tokKey{pk, string(m.Token)}
+	if old, ok := c.srv.get(tk, now); !(ok && dup && prev == d && old.rid.seq == rid.seq) {
+		c.srv.put(tk, b, exp, now)
+	}
+	if _, bound := c.byPeer[pk]; !bound {
+		c.learned[pk] = x
+		if len(c.learned) > c.cfg.maxBindings {
+			for k := range c.learned {
+				delete(c.learned, k)
+				break
+			}
+		}
+	}
+	c.mu.Unlock()
+	out, err := encodeDatagram(inner)
+	if err != nil {
+		c.m.Count(EventDecodeError, 1)
+		c.replyError(m, peer, &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()})
+		return nil, nil, false
+	}
+	c.m.Count(EventVerified, 1)
+	return out, &Addr{Inner: peer, Identity: x.Identity()}, true
+}
+
+func ctxOf(o OptionValue) []byte {
+	if !o.HasKIDCtx {
+		return nil
+	}
+	return o.KIDContext
+}
+
+func (c *Conn) byKIDOnlyLocked(kid []byte) *Context {
+	var found *Context
+	for _, x := range c.byKID {
+		if string(x.p.RecipientID) == string(kid) {
+			if found != nil {
+				return nil
+			}
+			found = x
+		}
+	}
+	return found
+}
+
+// refuse counts a failed request and answers it: a protected 4.01 with an
+// Echo value when only freshness is missing (Appendix B.1.2), the RFC
+// 8613 error code unprotected otherwise.
+func (c *Conn) refuse(m *message.Message, peer net.Addr, x *Context, rid RequestID, err error) {
+	switch {
+	case errors.Is(err, ErrEchoRequired):
+		c.m.Count(EventEchoChallenge, 1)
+		resp := c.replyHeader(m)
+		resp.Code = codes.Unauthorized
+		resp.Options = message.Options{{ID: message.Echo, Value: x.EchoChallenge(time.Now())}}
+		// Our own Partial IV: the request may be a replay, and its nonce
+		// must not protect a second plaintext (Appendix B.1.2).
+		out, perr := x.ProtectResponse(resp, rid, true)
+		if perr != nil {
+			c.m.Count(EventSeqStoreError, 1)
+			return
+		}
+		c.send(out, peer)
+		return
+	case errors.Is(err, ErrReplay):
+		c.m.Count(EventReplay, 1)
+	case errors.Is(err, ErrDecrypt):
+		c.m.Count(EventDecryptFailed, 1)
+	case errors.Is(err, ErrBadOption):
+		c.m.Count(EventBadOption, 1)
+	default:
+		c.m.Count(EventDecodeError, 1)
+	}
+	c.log.Debug("oscore: request refused", "peer", peer.String(), "err", err)
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
+	}
+	c.replyError(m, peer, e)
+}
+
+// replyHeader returns a response header for request m: a piggybacked ACK
+// for a CON, a NON with a fresh message ID for a NON.
+func (c *Conn) replyHeader(m *message.Message) *message.Message {
+	r := &message.Message{Token: m.Token, MessageID: m.MessageID, Type: message.Acknowledgement}
+	if m.Type == message.NonConfirmable {
+		r.Type = message.NonConfirmable
+		r.MessageID = int32(rand.Uint32N(1 << 16))
+	}
+	return r
+}
+
+// replyError answers request m with the error's code and diagnostic
+// payload, unprotected (RFC 8613 §8.2: the error is not protected, the
+// context to protect it is what failed).
+func (c *Conn) replyError(m *message.Message, peer net.Addr, e *Error) {
+	if m.Type != message.Confirmable && m.Type != message.NonConfirmable {
+		return
+	}
+	r := c.replyHeader(m)
+	r.Code = e.Code
+	r.Payload = []byte(e.Diagnostic())
+	r.Options = message.Options{{ID: message.ContentFormat, Value: []byte{}}}
+	c.send(r, peer)
+}
+
+func (c *Conn) send(m *message.Message, peer net.Addr) {
+	b, err := encodeDatagram(m)
+	if err != nil {
+		return
+	}
+	if _, err := c.inner.WriteTo(b, peer); err != nil {
+		c.log.Debug("oscore: write failed", "peer", peer.String(), "err", err)
+	}
+}
+
+// reopenRequest decrypts a request already accepted once (a duplicate of
+// the same datagram), without the replay window.
+func (x *Context) reopenRequest(m *message.Message, opt OptionValue) (*message.Message, RequestID, error) {
+	seq := decodePIV(opt.PIV)
+	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq}
+	code, inner, payload, err := x.openRequest(m, rid)
+	if err != nil {
+		return nil, rid, err
+	}
+	return merge(m, code, inner, payload, false), rid, nil
+}
+
+func (c *Conn) receiveResponse(m *message.Message, data []byte, peer net.Addr, pk string, opt OptionValue, has bool, oerr error) ([]byte, net.Addr, bool) {
+	now := time.Now()
+	tk := tokKey{pk, string(m.Token)}
+	c.mu.Lock()
+	b, ok := c.cli.get(tk, now)
+	c.mu.Unlock()
+	if !ok {
+		if !has && c.cfg.allowPlain && !c.configured(pk) {
+			c.m.Count(EventPlainPassed, 1)
+			return data, peer, true
+		}
+		c.m.Count(EventUnexpected, 1)
+		c.ackIfCON(m, peer)
+		return nil, nil, false
+	}
+	if !has {
+		if m.Code>>5 >= 4 {
+			// An unprotected error (the peer could not verify the request:
+			// 4.01, 4.02, 4.00): the requester learns it failed. It is not
+			// authenticated, so it can only ever fail a request.
+			c.m.Count(EventPlainError, 1)
+			return data, peer, true
+		}
+		c.m.Count(EventPlainRefused, 1)
+		return nil, nil, false
+	}
+	if oerr != nil {
+		c.m.Count(EventBadOption, 1)
+		return nil, nil, false
+	}
+	inner, seq, own, err := b.ctx.UnprotectResponse(m, opt, b.rid)
+	if err != nil {
+		if errors.Is(err, ErrDecrypt) {
+			c.m.Count(EventDecryptFailed, 1)
+		} else {
+			c.m.Count(EventDecodeError, 1)
+		}
+		c.log.Debug("oscore: response dropped", "peer", peer.String(), "err", err)
+		return nil, nil, false
+	}
+	c.mu.Lock()
+	if b.observe && own {
+		// §7.4.1: notifications are accepted in Partial IV order only.
+		if b.notified && seq <= b.lastNotif {
+			c.mu.Unlock()
+			c.m.Count(EventNotificationReplay, 1)
+			c.ackIfCON(m, peer)
+			return nil, nil, false
+		}
+		b.notified, b.lastNotif = true, seq
+		c.cli.touch(tk, now.Add(c.cfg.obsIdle))
+	}
+	retry := inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo) && !b.retried
+	if retry {
+		b.retried = true
+	}
+	c.mu.Unlock()
+	if retry {
+		return c.echoRetry(m, peer, pk, b)
+	}
+	if b.retryMID >= 0 && m.Type == message.Acknowledgement && m.MessageID == b.retryMID {
+		// The answer to our Echo retry, piggybacked on an ACK the message
+		// layer never sent a request for: hand it up as a separate
+		// response, matched by token.
+		inner.Type = message.NonConfirmable
+	}
+	if b.stop != nil && (m.Type != message.Acknowledgement || m.MessageID == b.retryMID) {
+		c.stopRetry(b)
+	}
+	out, err := encodeDatagram(inner)
+	if err != nil {
+		c.m.Count(EventDecodeError, 1)
+		return nil, nil, false
+	}
+	c.m.Count(EventVerified, 1)
+	return out, &Addr{Inner: peer, Identity: b.ctx.Identity()}, true
+}
+
+func (c *Conn) ackIfCON(m *message.Message, peer net.Addr) {
+	if m.Type == message.Confirmable {
+		b := []byte{0x60, 0, 0, 0}
+		binary.BigEndian.PutUint16(b[2:], uint16(m.MessageID))
+		_, _ = c.inner.WriteTo(b, peer)
+	}
+}
+
+func (c *Conn) stopRetry(b *cliBinding) {
+	c.mu.Lock()
+	s := b.stop
+	b.stop = nil
+	for k, v := range c.retries {
+		if v == b {
+			delete(c.retries, k)
+		}
+	}
+	c.mu.Unlock()
+	if s != nil {
+		close(s)
+	}
+}
+
+// echoRetry re-sends the request of b with the Echo value the peer just
+// sent (Appendix B.1.2, RFC 9175 §2.3), under a new message ID and
+// Partial IV and the same token, so the message layer above, which saw
+// only an empty ACK, gets the real answer as a separate response.
+func (c *Conn) echoRetry(m *message.Message, peer net.Addr, pk string, b *cliBinding) ([]byte, net.Addr, bool) {
+	c.m.Count(EventEchoRetry, 1)
+	plain, err := decodeDatagram(b.plain)
+	if err != nil {
+		return nil, nil, false
+	}
+	newMID := uint16(b.mid) + 0x8000
+	plain.MessageID = int32(newMID)
+	out, rid, err := b.ctx.ProtectRequest(plain, c.cfg.kidContext)
+	if err != nil {
+		c.m.Count(EventSeqStoreError, 1)
+		return nil, nil, false
+	}
+	data, err := encodeDatagram(out)
+	if err != nil {
+		return nil, nil, false
+	}
+	stop := make(chan struct{})
+	c.mu.Lock()
+	b.rid, b.retryMID, b.stop = rid, int32(newMID), stop
+	if len(c.retries) < c.cfg.maxBindings {
+		c.retries[midKey{pk, newMID}] = b
+	}
+	c.mu.Unlock()
+	if _, err := c.inner.WriteTo(data, peer); err != nil {
+		c.log.Debug("oscore: echo retry write failed", "peer", peer.String(), "err", err)
+	}
+	c.m.Count(EventProtected, 1)
+	if plain.Type == message.Confirmable {
+		c.retransmit(data, peer, stop)
+	}
+	switch m.Type {
+	case message.Acknowledgement:
+		// The 4.01 came piggybacked: the message layer gets an empty ACK
+		// and waits for the separate response.
+		ack := []byte{0x60, 0, 0, 0}
+		binary.BigEndian.PutUint16(ack[2:], uint16(m.MessageID))
+		return ack, peer, true
+	case message.Confirmable:
+		c.ackIfCON(m, peer)
+	}
+	return nil, nil, false
+}
+
+// retransmit re-sends a CON Echo retry with the bearer's RFC 7252 backoff
+// until stop is closed (its answer arrived), the Conn closes, or
+// MAX_RETRANSMIT is reached.
+func (c *Conn) retransmit(data []byte, peer net.Addr, stop chan struct{}) {
+	p := c.inner.Params()
+	if p.MaxRetransmit == 0 {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer func() {
+			c.mu.Lock()
+			for k, v := range c.retries {
+				if v.stop == stop {
+					delete(c.retries, k)
+				}
+			}
+			c.mu.Unlock()
+		}()
+		d := time.Duration(float64(p.AckTimeout) * (1 + rand.Float64()*(p.AckRandomFactor-1)))
+		for i := 0; i < p.MaxRetransmit; i++ {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-stop:
+				t.Stop()
+				return
+			case <-c.closed:
+				t.Stop()
+				return
+			}
+			if _, err := c.inner.WriteTo(data, peer); err != nil {
+				return
+			}
+			d *= 2
+		}
+	}()
+}

@@ -1,0 +1,129 @@
+package oscore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// SeqStore keeps, per sender context, an upper bound of the Sender
+// Sequence Numbers that may have been used (RFC 8613 Appendix B.1.1).
+// StoreSeq must be durable (synced) when it returns: the numbers below the
+// bound are used only after it. Keys are opaque hex names of sender
+// contexts (no secrets).
+type SeqStore interface {
+	LoadSeq(key string) (bound uint64, ok bool, err error)
+	StoreSeq(key string, bound uint64) error
+}
+
+// MemoryStore is a SeqStore in memory: a context restarted in the same
+// process continues where it was, but a process restart forgets, so use it
+// only for tests or contexts that never outlive the process. The zero
+// value is ready to use.
+type MemoryStore struct {
+	mu sync.Mutex
+	m  map[string]uint64
+	// Writes counts StoreSeq calls (to test Appendix B.1.1 steps).
+	Writes int
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore { return &MemoryStore{} }
+
+// LoadSeq implements SeqStore.
+func (s *MemoryStore) LoadSeq(key string) (uint64, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.m[key]
+	return v, ok, nil
+}
+
+// StoreSeq implements SeqStore.
+func (s *MemoryStore) StoreSeq(key string, bound uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]uint64{}
+	}
+	s.m[key] = bound
+	s.Writes++
+	return nil
+}
+
+// Forget drops every stored bound: a device whose storage was wiped.
+func (s *MemoryStore) Forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.m = nil
+}
+
+var seqBucket = []byte("oscore-seq")
+
+// BoltStore is a SeqStore in a bbolt database (each StoreSeq is one synced
+// transaction).
+type BoltStore struct {
+	db  *bolt.DB
+	own bool
+}
+
+// NewBoltStore uses db (not closed by Close).
+func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
+	if db == nil {
+		return nil, errors.New("oscore: NewBoltStore: nil db")
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(seqBucket)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("oscore: bolt store: %w", err)
+	}
+	return &BoltStore{db: db}, nil
+}
+
+// OpenBoltStore opens (creating) a bbolt file at path.
+func OpenBoltStore(path string) (*BoltStore, error) {
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		return nil, fmt.Errorf("oscore: open %s: %w", path, err)
+	}
+	s, err := NewBoltStore(db)
+	if err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.own = true
+	return s, nil
+}
+
+// LoadSeq implements SeqStore.
+func (s *BoltStore) LoadSeq(key string) (bound uint64, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(seqBucket).Get([]byte(key))
+		if len(v) == 8 {
+			bound, ok = binary.BigEndian.Uint64(v), true
+		}
+		return nil
+	})
+	return bound, ok, err
+}
+
+// StoreSeq implements SeqStore.
+func (s *BoltStore) StoreSeq(key string, bound uint64) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], bound)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(seqBucket).Put([]byte(key), v[:])
+	})
+}
+
+// Close closes the database if OpenBoltStore opened it.
+func (s *BoltStore) Close() error {
+	if s.own {
+		return s.db.Close()
+	}
+	return nil
+}

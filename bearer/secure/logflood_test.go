@@ -1,0 +1,57 @@
+package secure
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestHandshakeFailureLogBounded: 2,000 spoofed ClientHellos whose
+// handshakes fail (evicted, never authenticated) are all counted, but the
+// log gets a bounded number of lines about them.
+func TestHandshakeFailureLogBounded(t *testing.T) {
+	var mu sync.Mutex
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(syncWriter{&mu, &buf}, nil))
+	n := newMemNet()
+	s := startServer(t, n, &Config{PSKLookup: pskLookup, MaxHandshakes: 4, Logger: log})
+	hellos := captureClientFlight(t)
+	if len(hellos) == 0 {
+		t.Fatal("no ClientHello captured")
+	}
+	const flood = 2000
+	for i := range flood {
+		s.route(append([]byte(nil), hellos[0]...), memAddr(fmt.Sprintf("spoofed-%d", i)))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for s.Stats().HandshakesFailed < flood-4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("failures counted: %+v", s.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	lines := strings.Count(out, "handshake failed")
+	st := s.Stats()
+	t.Logf("%d failed handshakes: %d log lines (%d bytes of log), %d held back", st.HandshakesFailed, lines, len(out), st.LogSuppressed)
+	if lines > 20 || st.LogSuppressed+uint64(lines) != st.HandshakesFailed {
+		t.Fatalf("%d lines, %d held back, %d failures", lines, st.LogSuppressed, st.HandshakesFailed)
+	}
+}
+
+type syncWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w syncWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
