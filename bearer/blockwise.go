@@ -2,6 +2,7 @@ package bearer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"net"
@@ -353,6 +354,7 @@ func (e *Endpoint) doBlock1(ctx context.Context, req *Request, token message.Tok
 	szx := e.block1SZX(req, token)
 	body := req.Payload
 	offset := 0
+	peer := req.Peer
 	for {
 		size := 16 << szx
 		num := uint32(offset / size)
@@ -366,9 +368,16 @@ func (e *Endpoint) doBlock1(ctx context.Context, req *Request, token message.Tok
 			opts = opts.Set(UintOption(message.Size1, uint32(len(body))))
 		}
 		m := message.Message{Code: req.Code, Token: token, Options: opts, Payload: body[offset:end]}
-		resp, err := e.roundTrip(ctx, req.Peer, &m, req.Type == message.Confirmable, nil, false)
+		resp, err := e.roundTripWith(ctx, peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: -1, steer: req.steer})
 		if err != nil {
+			var ab *AbortError
+			if errors.As(err, &ab) {
+				ab.Blocks = int(num)
+			}
 			return nil, err
+		}
+		if resp.Peer != nil {
+			peer = resp.Peer // a Steer may have moved the exchange
 		}
 		if !more {
 			return resp, nil
@@ -405,6 +414,10 @@ func (e *Endpoint) completeBlock2(ctx context.Context, req *Request, resp *Respo
 	}
 	etag, _ := optionBytes(resp.Options, message.ETag)
 	body := append([]byte(nil), resp.Payload...)
+	peer := req.Peer
+	if resp.Peer != nil {
+		peer = resp.Peer
+	}
 	if len(body) != 16<<szx {
 		return nil, fmt.Errorf("%w: Block2 0 has %d bytes, SZX says %d", ErrBadResponse, len(body), 16<<szx)
 	}
@@ -421,9 +434,12 @@ func (e *Endpoint) completeBlock2(ctx context.Context, req *Request, resp *Respo
 			payload = req.Payload
 		}
 		m := message.Message{Code: code, Token: token, Options: opts, Payload: payload}
-		r, err := e.roundTrip(ctx, req.Peer, &m, true, nil, false)
+		r, err := e.roundTripWith(ctx, peer, &m, rtOpts{con: true, mid: -1, steer: req.steer})
 		if err != nil {
 			return nil, err
+		}
+		if r.Peer != nil {
+			peer = r.Peer
 		}
 		if r.Code>>5 != 2 {
 			return nil, fmt.Errorf("%w: Block2 %d answered %v", ErrBadResponse, next, r.Code)

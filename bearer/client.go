@@ -306,7 +306,7 @@ func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.
 		case <-steered:
 			resend, to, abort := o.steer.take()
 			if abort != nil {
-				return nil, abort
+				return nil, &AbortError{Err: abort, Transmissions: transmissions, Acked: acked}
 			}
 			if !resend || acked {
 				continue
@@ -523,6 +523,15 @@ func (e *Endpoint) handleResponse(m *message.Message, data []byte, peer net.Addr
 		}
 	}
 	e.exMu.Unlock()
+	if !ok && e.fired.answered(tk, time.Now()) {
+		// The answer to a fire-and-forget request (Fire): expected,
+		// not needed. A CON answer is still acknowledged.
+		e.m.Count(EventFiredAnswer, 1)
+		if con {
+			e.sendEmpty(message.Acknowledgement, uint16(m.MessageID), peer, &dk)
+		}
+		return
+	}
 	if !ok || (!first && obs == nil) {
 		// RFC 7252 §4.2/§4.3 and RFC 7641 §3.6: reject what we cannot
 		// match.

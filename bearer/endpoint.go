@@ -72,6 +72,7 @@ type Endpoint struct {
 	obs      observerSet
 	blocks   blockStore
 	inflight inflightList
+	fired    firedSet
 
 	rmsg  message.Message // read loop only
 	ropts [32]message.Option

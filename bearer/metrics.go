@@ -29,6 +29,8 @@ const (
 	EventBlockError                       // block-wise error (4.08, 4.13, expired or evicted buffer)
 	EventWriteError                       // bearer WriteTo failed
 	EventReadError                        // bearer ReadFrom failed (the read loop backs off and goes on)
+	EventNoResponse                       // response not sent: the request's No-Response option (RFC 7967) declined it
+	EventFiredAnswer                      // answer to a fire-and-forget NON (Endpoint.Fire) matched and dropped, not reset
 	numEvents
 )
 
@@ -37,6 +39,7 @@ var eventNames = [numEvents]string{
 	"drop_malformed", "drop_unknown_ack", "drop_unexpected", "drop_overload", "bad_option",
 	"dedup_evicted", "separate_response", "observe_registered", "observe_removed",
 	"notification_sent", "notification_dropped", "block_transfer", "block_error", "write_error", "read_error",
+	"no_response", "fired_answer",
 }
 
 // String returns the event's snake_case name, usable as a metric label.

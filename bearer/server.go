@@ -184,6 +184,25 @@ func (e *Endpoint) serve(sx *serverExchange) {
 	}
 }
 
+// suppressed reports whether the request's No-Response option (RFC 7967
+// §2.1: bit 1 suppresses 2.xx, bit 3 4.xx, bit 4 5.xx; an empty option
+// suppresses nothing) asks not to be answered with code.
+func suppressed(opts message.Options, code codes.Code) bool {
+	v, ok := optionUint(opts, message.NoResponse)
+	if !ok || v == 0 {
+		return false
+	}
+	switch code >> 5 {
+	case 2:
+		return v&0x02 != 0
+	case 4:
+		return v&0x08 != 0
+	case 5:
+		return v&0x10 != 0
+	}
+	return false
+}
+
 // replyDirect answers a request from the read loop (errors, 2.31
 // Continue, cached blocks): piggybacked in an ACK for CON, a NON otherwise.
 func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, token message.Token, code codes.Code, opts message.Options, payload []byte) {
@@ -377,6 +396,19 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 	}
 	if sx.hasBlock1 {
 		opts = opts.Set(UintOption(message.Block1, sx.block1))
+	}
+	if suppressed(sx.req.Options, code) && observer == nil {
+		// RFC 7967: the requester is not interested in this class of
+		// response. A NON gets nothing; a CON still gets its empty ACK.
+		e.m.Count(EventNoResponse, 1)
+		if sx.con && !sx.acked {
+			sx.acked = true
+			sx.mu.Unlock()
+			e.sendEmpty(message.Acknowledgement, sx.mid, sx.peer, &sx.dk)
+			return nil
+		}
+		sx.mu.Unlock()
+		return nil
 	}
 	opts, payload = e.blockResponse(sx.pkey, sx.req, opts, payload)
 	rm := message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload}

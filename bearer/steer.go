@@ -24,7 +24,10 @@ import (
 //
 // A Steer is for one Do call at a time; its methods never block and may be
 // called from any goroutine, also before Do or after it returned (then
-// they do nothing to that Do). Requests sent block-wise (Block1) ignore it.
+// they do nothing to that Do). A request sent block-wise (Block1, and the
+// Block2 requests that fetch the rest of a response) is steered block by
+// block: the block on the wire is re-sent or aborted, and the blocks after
+// it go to the address of the last re-send.
 type Steer struct {
 	mu     sync.Mutex
 	resend bool
@@ -49,8 +52,8 @@ func (s *Steer) Resend(peer net.Addr) {
 	s.signal()
 }
 
-// Abort ends the exchange at once: Do returns err (which must not be nil).
-// It wins over a pending Resend.
+// Abort ends the exchange at once: Do returns an *AbortError wrapping err
+// (which must not be nil). It wins over a pending Resend.
 func (s *Steer) Abort(err error) {
 	s.mu.Lock()
 	s.abort = err
@@ -64,6 +67,33 @@ func (s *Steer) signal() {
 	default:
 	}
 }
+
+// AbortError is what Endpoint.Do returns for a request ended by
+// Steer.Abort: the caller's error, and what had happened on the wire. A
+// request transmitted once and never acknowledged, whose only
+// transmission is known not to have arrived (an ICMP port unreachable for
+// it), was certainly not delivered.
+type AbortError struct {
+	Err error
+	// Transmissions is how many times the message on the wire when it
+	// was aborted had been sent (1: never retransmitted nor re-sent).
+	Transmissions int
+	// Acked: the peer had acknowledged it (it arrived).
+	Acked bool
+	// Blocks is how many earlier blocks of a block-wise request had
+	// been exchanged before (0 for a request sent whole).
+	Blocks int
+}
+
+func (e *AbortError) Error() string {
+	if e.Err == nil {
+		return "bearer: exchange aborted"
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the caller's error.
+func (e *AbortError) Unwrap() error { return e.Err }
 
 // take returns and clears what was asked since the last take.
 func (s *Steer) take() (resend bool, to net.Addr, abort error) {

@@ -196,6 +196,7 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		return n, nil, fmt.Errorf("secure: read: %w", err)
 	}
+	hintPurpose(c.inner, c.addr, bearer.Received, p[:n])
 	return n, c.addr, nil
 }
 
@@ -207,6 +208,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if k := bearer.AddrKey(unwrapAddr(addr)); k != c.key {
 		return 0, fmt.Errorf("secure: write to %s on a session with %s: %w", k, c.key, ErrNoSession)
 	}
+	hintPurpose(c.inner, c.addr, bearer.Sent, p)
 	n, err := c.conn.Write(p)
 	if err != nil {
 		if c.closing.Load() {

@@ -255,6 +255,7 @@ func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
 		if n < len(d.b) {
 			return n, d.addr, fmt.Errorf("secure: %d-byte datagram into %d-byte buffer: %w", len(d.b), len(p), io.ErrShortBuffer)
 		}
+		hintPurpose(s.inner, d.addr, bearer.Received, d.b)
 		return n, d.addr, nil
 	case <-s.rd.done():
 		return 0, nil, &timeoutError{op: "read"}
@@ -297,6 +298,7 @@ func (s *Server) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if sess == nil || !sess.established.Load() || sess.ending() {
 		return 0, fmt.Errorf("secure: write to %s: %w", key, ErrNoSession)
 	}
+	hintPurpose(s.inner, addr, bearer.Sent, p)
 	n, err := sess.conn.Write(p)
 	if err != nil {
 		s.mu.Lock()
@@ -608,5 +610,13 @@ func waitTimeout(wg *sync.WaitGroup, d time.Duration) {
 	select {
 	case <-ch:
 	case <-t.C:
+	}
+}
+
+// hintPurpose tells an inner bearer that accounts costs by purpose (SMS)
+// what the plain datagram p of a DTLS record is (see bearer.PurposeHinter).
+func hintPurpose(inner net.PacketConn, addr net.Addr, received bool, p []byte) {
+	if h, ok := inner.(bearer.PurposeHinter); ok && addr != nil {
+		h.HintPurpose(unwrapAddr(addr), received, bearer.Classify(p))
 	}
 }

@@ -110,6 +110,20 @@ type Config struct {
 	// DailyBudgetPerDevice and DailyBudget cap SMS segments sent per peer
 	// and in all per UTC day; 0 is unlimited.
 	DailyBudgetPerDevice, DailyBudget int
+	// BudgetWarnRatio is the share of a daily budget whose crossing is
+	// reported to OnBudget (default 0.8; negative: never). OnBudget also
+	// hears of the day's first refusal of each budget. Optional; must
+	// not block.
+	BudgetWarnRatio float64
+	OnBudget        func(BudgetAlert)
+	// LoopMax refuses a loop: more than LoopMax identical CoAP datagrams
+	// (message ID and token aside) to or from one peer within LoopWindow
+	// (default 1 h). A refused send fails with a *LoopError; a refused
+	// receipt is dropped and counted (Stats.DroppedLoop). Both reach
+	// OnLoop. 0 disables the check.
+	LoopMax    int
+	LoopWindow time.Duration
+	OnLoop     func(LoopAlert)
 	// PeerRate (segments a second) and PeerBurst limit sends per
 	// destination; 0 disables.
 	PeerRate  float64
@@ -139,6 +153,9 @@ type Stats struct {
 	BudgetRejected, RateRejected           uint64
 	SendFailures, SendExpired, Delivered   uint64
 	WAPPushReceived                        uint64
+	// LoopRefused: sends refused as a loop; DroppedLoop: received
+	// datagrams dropped as a loop; BudgetAlerts: alerts given to OnBudget.
+	LoopRefused, DroppedLoop, BudgetAlerts uint64
 	Outbox                                 outbox.Stats
 	Reassembly                             pdu.ReassemblerStats
 	Peers                                  int
@@ -152,6 +169,7 @@ type counters struct {
 	droppedSecurity, droppedBadFraming, reassemblyDropped    atomic.Uint64
 	budgetRejected, rateRejected                             atomic.Uint64
 	sendFailures, sendExpired, delivered, wapPushReceived    atomic.Uint64
+	loopRefused, loopDropped, budgetAlerts                   atomic.Uint64
 }
 
 type received struct {
@@ -197,6 +215,9 @@ type Bearer struct {
 	closeErr  error
 	c         counters
 	local     Addr
+	usage     usageBook
+	guard     *loopGuard
+	budget    budgetWatch
 }
 
 // New opens the bearer's state in cfg.StateDir, replays the segments that
@@ -245,6 +266,11 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	rc.OnDrop = b.onDrop
 	b.reasm = pdu.NewReassembler(rc)
 	b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
+	b.guard = newLoopGuard(cfg.LoopMax, cfg.LoopWindow)
+	b.budget.ratio = cfg.BudgetWarnRatio
+	if b.budget.ratio == 0 {
+		b.budget.ratio = 0.8
+	}
 	b.readq = make(chan received, b.cfg.ReadQueue)
 	b.rdeadline = deadline.New()
 
@@ -379,25 +405,42 @@ func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
 		b.c.rateRejected.Add(1)
 		return 0, b.opErr("write", addr, &RateError{Peer: to.String(), RetryAfter: wait})
 	}
+	if n, loop := b.guard.check(to, false, p, now); loop {
+		b.c.loopRefused.Add(1)
+		b.loopAlert(LoopAlert{Peer: to.String(), Count: n, Window: b.guard.window})
+		return 0, b.opErr("write", addr, &LoopError{Peer: to.String(), Count: n, Window: b.guard.window})
+	}
 	day := now.UTC().Format(time.DateOnly)
-	if err := b.st.spend(day, to.String(), len(segs), b.cfg.DailyBudgetPerDevice, b.cfg.DailyBudget); err != nil {
-		if errors.Is(err, ErrBudgetExceeded) {
+	dev, dep, err := b.st.spend(day, to.String(), len(segs), b.cfg.DailyBudgetPerDevice, b.cfg.DailyBudget)
+	if err != nil {
+		var be *BudgetError
+		if errors.As(err, &be) {
 			b.c.budgetRejected.Add(1)
+			if b.budget.once(day, be.Scope+"|"+to.String()+"|exhausted") {
+				b.budgetAlert(BudgetAlert{Scope: be.Scope, Peer: to.String(), Used: be.Used, Limit: be.Limit, Exhausted: true})
+			}
 		}
 		return 0, b.opErr("write", addr, err)
+	}
+	if b.budget.crossed(dev-len(segs), dev, b.cfg.DailyBudgetPerDevice) && b.budget.once(day, "device|"+to.String()) {
+		b.budgetAlert(BudgetAlert{Scope: "device", Peer: to.String(), Used: dev, Limit: b.cfg.DailyBudgetPerDevice})
+	}
+	if b.budget.crossed(dep-len(segs), dep, b.cfg.DailyBudget) && b.budget.once(day, "deployment|") {
+		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: b.cfg.DailyBudget})
 	}
 	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport}
 	for _, s := range segs {
 		e.Segments = append(e.Segments, outbox.Segment{TPDU: s.TPDU})
 	}
 	if _, err := b.ob.Enqueue(e); err != nil {
-		if rerr := b.st.spend(day, to.String(), -len(segs), 0, 0); rerr != nil {
+		if _, _, rerr := b.st.spend(day, to.String(), -len(segs), 0, 0); rerr != nil {
 			b.log.Error("sms: refunding budget", "err", rerr)
 		}
 		return 0, b.opErr("write", addr, err)
 	}
 	b.c.datagramsSent.Add(1)
 	b.c.segmentsQueued.Add(uint64(len(segs)))
+	b.usage.sent(to, p, len(segs))
 	return len(p), nil
 }
 
@@ -489,7 +532,8 @@ func (b *Bearer) Stats() Stats {
 		RateRejected: b.c.rateRejected.Load(), SendFailures: b.c.sendFailures.Load(),
 		SendExpired: b.c.sendExpired.Load(), Delivered: b.c.delivered.Load(),
 		WAPPushReceived: b.c.wapPushReceived.Load(),
-		Outbox:          b.ob.Stats(), Reassembly: b.reasm.Stats(), Peers: np, PendingRead: len(b.readq),
+		LoopRefused:     b.c.loopRefused.Load(), DroppedLoop: b.c.loopDropped.Load(), BudgetAlerts: b.c.budgetAlerts.Load(),
+		Outbox: b.ob.Stats(), Reassembly: b.reasm.Stats(), Peers: np, PendingRead: len(b.readq),
 	}
 }
 
@@ -505,6 +549,23 @@ func (b *Bearer) BudgetUsed(peer string) (int, error) {
 		who = a.String()
 	}
 	return b.st.used(b.now().UTC().Format(time.DateOnly), who), nil
+}
+
+func (b *Bearer) budgetAlert(a BudgetAlert) {
+	b.c.budgetAlerts.Add(1)
+	b.log.Warn("sms: daily budget", "scope", a.Scope, "peer", a.Peer, "used", a.Used, "limit", a.Limit, "exhausted", a.Exhausted)
+	if b.cfg.OnBudget != nil {
+		b.cfg.OnBudget(a)
+	}
+}
+
+func (b *Bearer) loopAlert(a LoopAlert) {
+	if a.Count == b.guard.max+1 || a.Count%b.guard.max == 0 {
+		b.log.Warn("sms: loop of identical SMS refused", "peer", a.Peer, "received", a.Received, "count", a.Count, "window", a.Window)
+	}
+	if b.cfg.OnLoop != nil {
+		b.cfg.OnLoop(a)
+	}
 }
 
 func (b *Bearer) onResult(r outbox.Result) {

@@ -20,6 +20,8 @@ var (
 	ErrSecurityMode = errors.New("sms: datagram does not match the peer's security mode")
 	// ErrTooManyPeers: AddPeer over Config.MaxPeers.
 	ErrTooManyPeers = errors.New("sms: too many peers")
+	// ErrLoop is matched by *LoopError.
+	ErrLoop = errors.New("sms: loop of identical SMS refused")
 )
 
 // BudgetError says which daily SMS budget a send would exceed.
@@ -58,3 +60,20 @@ func (e *RateError) Temporary() bool { return true }
 
 // Timeout reports false.
 func (e *RateError) Timeout() bool { return false }
+
+// LoopError refuses a send that repeats the same datagram to one peer more
+// than Config.LoopMax times within Config.LoopWindow (a device refused
+// over and over, a relay in a loop). It is not temporary: the loop must be
+// broken, not retried.
+type LoopError struct {
+	Peer   string
+	Count  int
+	Window time.Duration
+}
+
+func (e *LoopError) Error() string {
+	return fmt.Sprintf("sms: loop refused: datagram sent to %s %d times within %v", e.Peer, e.Count, e.Window)
+}
+
+// Is makes errors.Is(err, ErrLoop) true.
+func (e *LoopError) Is(target error) bool { return target == ErrLoop }

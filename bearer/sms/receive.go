@@ -199,6 +199,13 @@ func (b *Bearer) deliver(dg *pdu.Datagram, from Addr, sim string, ids []uint64) 
 		b.c.wapPushReceived.Add(1)
 	}
 	r := received{data: append([]byte(nil), trig.CoAP...), from: from, sim: sim, form: trig.Form}
+	b.usage.received(from, r.data, max(dg.Segments, 1))
+	if n, loop := b.guard.check(from, true, r.data, b.now()); loop {
+		b.c.loopDropped.Add(1)
+		b.loopAlert(LoopAlert{Peer: from.String(), Received: true, Count: n, Window: b.guard.window})
+		b.st.deleteSegments(ids)
+		return
+	}
 	select {
 	case b.readq <- r:
 	case <-b.ctx.Done():

@@ -115,17 +115,18 @@ func budgetKey(day, who string) []byte { return []byte(day + "|" + who) }
 
 // spend adds n segments for peer to today's counters if neither the peer's
 // nor the deployment's daily budget would be exceeded; limits of 0 mean
-// unlimited. It returns the counts after the spend, or ErrBudgetExceeded.
-func (s *state) spend(day, peer string, n, perDevice, perDeployment int) error {
+// unlimited. It returns the counts after the spend (device, deployment),
+// or a *BudgetError.
+func (s *state) spend(day, peer string, n, perDevice, perDeployment int) (devAfter, depAfter int, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if day != s.lastDay {
 		if err := s.pruneBudget(day); err != nil {
-			return fmt.Errorf("sms: pruning old budget counters: %w", err)
+			return 0, 0, fmt.Errorf("sms: pruning old budget counters: %w", err)
 		}
 		s.lastDay = day
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	err = s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBudget)
 		get := func(k []byte) int {
 			if v := b.Get(k); len(v) == 4 {
@@ -141,11 +142,13 @@ func (s *state) spend(day, peer string, n, perDevice, perDeployment int) error {
 		if perDeployment > 0 && dep+n > perDeployment {
 			return &BudgetError{Scope: "deployment", Peer: peer, Limit: perDeployment, Used: dep, Need: n}
 		}
-		if err := b.Put(dk, binary.BigEndian.AppendUint32(nil, uint32(max(0, dep+n)))); err != nil {
+		devAfter, depAfter = max(0, dev+n), max(0, dep+n)
+		if err := b.Put(dk, binary.BigEndian.AppendUint32(nil, uint32(depAfter))); err != nil {
 			return err
 		}
-		return b.Put(pk, binary.BigEndian.AppendUint32(nil, uint32(max(0, dev+n))))
+		return b.Put(pk, binary.BigEndian.AppendUint32(nil, uint32(devAfter)))
 	})
+	return devAfter, depAfter, err
 }
 
 // used returns today's count for who ("*" for the deployment).

@@ -88,6 +88,8 @@ type config struct {
 	defs     *model.Registry
 	logger   *slog.Logger
 	retry    time.Duration
+	retrySet bool
+	clock    Clock
 	formats  []content.Format
 }
 
@@ -115,12 +117,16 @@ func WithModel(r *model.Registry) Option { return func(c *config) { c.defs = r }
 // WithLogger sets the logger (default: discard).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
-// WithRetry sets the wait before retrying a failed Update (default 10 s).
-func WithRetry(d time.Duration) Option { return func(c *config) { c.retry = d } }
+// WithRetry sets the Communication Retry Timer (the base wait of the
+// registration procedure, see RetryPolicy) of a client whose Server
+// object has no /1/x/18 (default 60 s, LwM2M 1.1).
+func WithRetry(d time.Duration) Option {
+	return func(c *config) { c.retry, c.retrySet = d, d > 0 }
+}
 
 // New returns a client with endpoint name name and no objects.
 func New(name string, opts ...Option) *Client {
-	cfg := config{lifetime: 86400, version: "1.1", binding: "U", retry: 10 * time.Second,
+	cfg := config{lifetime: 86400, version: "1.1", binding: "U", retry: 60 * time.Second,
 		formats: []content.Format{content.SenMLJSON, content.SenMLCBOR, content.TLV}}
 	for _, o := range opts {
 		o(&cfg)
@@ -459,6 +465,7 @@ func (c *Client) loop() {
 	period := max(lt*9/10, 500*time.Millisecond)
 	t := time.NewTimer(period)
 	defer t.Stop()
+	fails := 0 // Update failures in a row
 	for {
 		select {
 		case <-c.stop:
@@ -475,15 +482,36 @@ func (c *Client) loop() {
 			}
 		}()
 		err := c.Update(ctx, false)
-		var re *RegistrationError
-		if errors.As(err, &re) && re.Code == codes.NotFound {
-			err = c.Register(ctx)
-		}
 		cancel()
+		var re *RegistrationError
+		reregister := errors.As(err, &re) && re.Code == codes.NotFound // the server forgot us
 		next := period
-		if err != nil {
-			c.log.Warn("lwm2m client: update failed", "ep", c.name, "err", err)
-			next = min(c.cfg.retry, period)
+		if err != nil && !reregister {
+			fails++
+			c.log.Warn("lwm2m client: update failed", "ep", c.name, "failures", fails, "err", err)
+			next, reregister = c.updateRetry(fails, period)
+		}
+		if reregister {
+			// The registration procedure, with its backoff: a refused
+			// device costs at most what the Server object allows.
+			rctx, rcancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-c.stop:
+					rcancel()
+				case <-rctx.Done():
+				}
+			}()
+			err = c.RegisterWithRetry(rctx)
+			rcancel()
+			if err != nil {
+				c.log.Error("lwm2m client: registration failed, update loop stops", "ep", c.name, "err", err)
+				return
+			}
+			next = period
+		}
+		if err == nil {
+			fails = 0
 		}
 		if !t.Stop() {
 			select {

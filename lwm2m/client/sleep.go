@@ -212,6 +212,7 @@ func (c *Client) sleepLoop() {
 	nextUpdate := time.Now().Add(period)
 	t := time.NewTimer(awake)
 	defer t.Stop()
+	fails := 0 // Update failures in a row
 	for {
 		now := time.Now()
 		wait := time.Until(nextUpdate)
@@ -275,11 +276,36 @@ func (c *Client) sleepLoop() {
 		}
 		cancel()
 		c.touch()
-		if err != nil {
-			c.log.Warn("lwm2m client: update failed", "ep", c.name, "err", err)
-			nextUpdate = time.Now().Add(min(c.cfg.retry, period))
-		} else {
+		if err == nil {
+			fails = 0
 			nextUpdate = time.Now().Add(period)
+			continue
 		}
+		fails++
+		c.log.Warn("lwm2m client: update failed", "ep", c.name, "failures", fails, "err", err)
+		wait, giveUp := c.updateRetry(fails, period)
+		if !giveUp {
+			nextUpdate = time.Now().Add(wait)
+			continue
+		}
+		// The registration procedure with its backoff (RetryPolicy); when
+		// it gives up, so does the client.
+		rctx, rcancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-c.stop:
+				rcancel()
+			case <-rctx.Done():
+			}
+		}()
+		err = c.RegisterWithRetry(rctx)
+		rcancel()
+		if err != nil {
+			c.log.Error("lwm2m client: registration failed, the client stops", "ep", c.name, "err", err)
+			return
+		}
+		fails = 0
+		c.touch()
+		nextUpdate = time.Now().Add(period)
 	}
 }

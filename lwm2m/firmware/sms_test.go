@@ -1,6 +1,7 @@
 package firmware_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -16,12 +17,22 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
-// TestUpdateSMSPush: an SMS-only streetlight on the in-memory SMS network
-// is pushed a small image over SMS, only when allowed, within its budget,
-// with the cost known before the start.
-func TestUpdateSMSPush(t *testing.T) {
-	const srvNum, devNum = "+491710000001", "+491710000002"
-	ctx := ctxT(t, 60*time.Second)
+// smsPushRig is an SMS-only streetlight (push only) and a server with an
+// Updater, on the in-memory SMS network.
+type smsPushRig struct {
+	upd    *firmware.Updater
+	sb, db *sms.Bearer
+	sep    *bearer.Endpoint
+	c      *client.Client
+	dev    *firmware.Device
+	store  *firmware.Store
+}
+
+const pushSrvNum, pushDevNum = "+491710000001", "+491710000002"
+
+func newSMSPushRig(ctx context.Context, t *testing.T) *smsPushRig {
+	t.Helper()
+	const srvNum, devNum = pushSrvNum, pushDevNum
 	n := smstest.NewNetwork(11, smstest.Faults{})
 	worker := outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
 	sb, err := sms.New(n.AddSIM(srvNum), sms.Config{StateDir: t.TempDir(), Worker: worker,
@@ -74,6 +85,16 @@ func TestUpdateSMSPush(t *testing.T) {
 	if err := c.Start(ctx, cep, srvAddr); err != nil {
 		t.Fatal(err)
 	}
+	return &smsPushRig{upd: upd, sb: sb, db: db, sep: sep, c: c, dev: dev, store: store}
+}
+
+// TestUpdateSMSPush: an SMS-only streetlight on the in-memory SMS network
+// is pushed a small image over SMS, only when allowed, within its budget,
+// with the cost known before the start.
+func TestUpdateSMSPush(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	r := newSMSPushRig(ctx, t)
+	upd, sb, sep, c, dev, store := r.upd, r.sb, r.sep, r.c, r.dev, r.store
 	pkg, _ := firmware.BuildPackage("2.0-sms", make([]byte, 400))
 	img, err := store.PutBytes(ctx, "small", "2.0-sms", pkg)
 	if err != nil {
@@ -111,5 +132,77 @@ func TestUpdateSMSPush(t *testing.T) {
 	}
 	if v, _ := c.Get(path.Resource(3, 0, 3)); v.Str() != "2.0-sms" || dev.Applied() != 1 {
 		t.Fatal(v.Str(), dev.Applied())
+	}
+}
+
+// TestSMSPush8KiBCost: the exact SMS cost of pushing an 8 KiB firmware
+// package to an SMS-only light, counted by the server's SMS bearer. The
+// package (8,192 bytes of image and its 39-byte header) goes in 9 Block1
+// blocks of 1,024 bytes (the SMS bearer's block: one concatenated SMS of
+// 8 segments each, 1,024 + 21 bytes of CoAP header ≤ 8 × 134) and a last
+// one of 39 bytes (1 segment); each block is answered by one SMS (2.31
+// Continue, then 2.04). The blocks alone: 8 × 8 + 1 = 65 SMS sent, 9
+// received; the whole update (state reads, Execute, version check) sends
+// exactly what Plan said before the start (70).
+func TestSMSPush8KiBCost(t *testing.T) {
+	ctx := ctxT(t, 60*time.Second)
+	r := newSMSPushRig(ctx, t)
+	pkg, err := firmware.BuildPackage("8k", make([]byte, 8192))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := r.store.PutBytes(ctx, "eight", "8k", pkg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := fast()
+	o.PollInterval = time.Second
+	o.NoObserve = true
+	o.AllowSMSPush = true
+	plan, err := r.upd.Plan(ctx, "sl-sms", img.ID, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := r.sb.Usage(pushDevNum)
+	if _, err := r.upd.Update(ctx, "sl-sms", img.ID, o); err != nil {
+		t.Fatal(err)
+	}
+	waitSMSSettled(t, r.sb, r.db)
+	after, _ := r.sb.Usage(pushDevNum)
+	diff := func(a, b [bearer.NumPurposes]sms.Count, p bearer.Purpose) uint64 {
+		return b[p].Segments - a[p].Segments
+	}
+	blocksSent, blocksRcvd := diff(before.Sent, after.Sent, bearer.PurposeBlock), diff(before.Received, after.Received, bearer.PurposeBlock)
+	sent := sms.Total(after.Sent).Segments - sms.Total(before.Sent).Segments
+	rcvd := sms.Total(after.Received).Segments - sms.Total(before.Received).Segments
+	t.Logf("8 KiB push (%d-byte package, %d blocks): blocks %d SMS sent, %d received; whole update %d sent, %d received; planned %d",
+		img.Size, plan.Blocks, blocksSent, blocksRcvd, sent, rcvd, plan.SMS)
+	if img.Size != 8192+39 || plan.Blocks != 9 || blocksSent != 65 || blocksRcvd != 9 {
+		t.Fatalf("package %d bytes in %d blocks cost %d block SMS sent and %d received; want 8231, 9, 65, 9",
+			img.Size, plan.Blocks, blocksSent, blocksRcvd)
+	}
+	if int(sent) != plan.SMS {
+		t.Fatalf("update sent %d SMS, planned %d", sent, plan.SMS)
+	}
+	if r.dev.Applied() != 1 {
+		t.Fatalf("applied %d", r.dev.Applied())
+	}
+}
+
+// waitSMSSettled waits until what each bearer accounts as sent to the
+// other has arrived there.
+func waitSMSSettled(t *testing.T, a, b *sms.Bearer) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ua, _ := a.Usage(pushDevNum)
+		ub, _ := b.Usage(pushSrvNum)
+		if sms.Total(ua.Sent).Datagrams == sms.Total(ub.Received).Datagrams && sms.Total(ub.Sent).Datagrams == sms.Total(ua.Received).Datagrams {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("SMS still on the way")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -31,7 +31,20 @@ type devUpdate struct {
 // awake makes sure a queue-mode device is awake: heard from within the
 // awake window, or woken and heard from.
 func (d *devUpdate) awake(ctx context.Context) error {
-	if !d.plan.Queue || d.u.cfg.Waker == nil {
+	return d.awakeOr(ctx, false)
+}
+
+// serverQueues reports whether the server's queue mode carries this
+// device's requests: it then wakes the device itself, once, when a
+// request waits, and the Updater must not wake it a second time.
+func (d *devUpdate) serverQueues() bool {
+	return d.plan.Queue && d.u.cfg.Server.Queued(d.ep)
+}
+
+// awakeOr is awake; with force the device is woken even when the server's
+// queue would carry the requests (a device that never came back).
+func (d *devUpdate) awakeOr(ctx context.Context, force bool) error {
+	if !d.plan.Queue || d.u.cfg.Waker == nil || d.serverQueues() && !force {
 		return nil
 	}
 	win := d.opts.AwakeWindow
@@ -305,16 +318,25 @@ func (d *devUpdate) execute(ctx context.Context) error {
 		return d.deviceError(ctx, fmt.Errorf("firmware: execute update on %s: %w", d.ep, err))
 	}
 	d.u.touch(d.ep)
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, d.opts.UpdateTimeout)
 	defer cancel()
 	tick := time.NewTicker(d.opts.PollInterval)
 	defer tick.Stop()
 	d.step(StepRebooting)
 	registered := false
+	// A sleeping device's registration after the update is the
+	// confirmation: it is not polled (each poll would wake it).
+	sleeper := d.plan.Queue && (d.u.cfg.Waker != nil || d.serverQueues())
 	for !registered {
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				if sleeper && parent.Err() == nil {
+					// It never came back by itself: one wake-up, then
+					// its version says whether the update took.
+					return d.confirmAfterWake(parent)
+				}
 				return fmt.Errorf("%w: %s did not come back after Execute within %v", ErrTimeout, d.ep, d.opts.UpdateTimeout)
 			}
 			return ctx.Err()
@@ -326,7 +348,7 @@ func (d *devUpdate) execute(ctx context.Context) error {
 		case <-d.notify:
 		case <-tick.C:
 		}
-		if d.plan.Queue && d.u.cfg.Waker != nil {
+		if sleeper {
 			continue // a sleeping device comes back by itself
 		}
 		rctx, rcancel := context.WithTimeout(ctx, 30*time.Second)
@@ -342,6 +364,21 @@ func (d *devUpdate) execute(ctx context.Context) error {
 			break
 		}
 	}
+	return d.verify(ctx)
+}
+
+// confirmAfterWake wakes a device that did not register after the update
+// within UpdateTimeout (the second and last wake-up of its update) and
+// checks its version.
+func (d *devUpdate) confirmAfterWake(ctx context.Context) error {
+	if err := d.awakeOr(ctx, true); err != nil {
+		return fmt.Errorf("%w: %s did not come back after Execute within %v: %w", ErrTimeout, d.ep, d.opts.UpdateTimeout, err)
+	}
+	return d.verify(ctx)
+}
+
+// verify reads /3/0/3 and compares it with the image's version.
+func (d *devUpdate) verify(ctx context.Context) error {
 	rctx, rcancel := context.WithTimeout(ctx, 60*time.Second)
 	defer rcancel()
 	recs, err := d.u.cfg.Server.ReadValues(rctx, d.ep, path.Resource(3, 0, 3))

@@ -201,13 +201,32 @@ func (u *Updater) watch(ep string) (chan server.Event, func(), error) {
 	}
 	ch := make(chan server.Event, 1)
 	u.waiters[ep] = ch
-	u.seen[ep] = time.Time{}
+	if _, ok := u.seen[ep]; !ok {
+		// When it was last heard from outlives the watch: the campaign's
+		// version read and the update that follows share one wake-up.
+		u.seen[ep] = time.Time{}
+	}
 	return ch, func() {
 		u.mu.Lock()
 		delete(u.waiters, ep)
-		delete(u.seen, ep)
+		u.pruneSeenLocked()
 		u.mu.Unlock()
 	}, nil
+}
+
+// pruneSeenLocked bounds the last-heard table: past MaxWaiters entries,
+// those of devices not being updated and not heard from within an hour
+// go.
+func (u *Updater) pruneSeenLocked() {
+	if len(u.seen) <= u.cfg.MaxWaiters {
+		return
+	}
+	cut := time.Now().Add(-time.Hour)
+	for ep, t := range u.seen {
+		if _, busy := u.waiters[ep]; !busy && t.Before(cut) {
+			delete(u.seen, ep)
+		}
+	}
 }
 
 func (u *Updater) touch(ep string) {

@@ -441,10 +441,12 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	// re-sent as the same attempt only while the device's CoAP
 	// deduplication still knows it; later, only idempotent kinds get a
 	// fresh attempt.
+	fresh := false // this send is the attempt's first: nothing of it was delivered before
 	switch {
 	case rec.SendingSince.IsZero() || rec.Attempt.N == 0:
 		rec.Attempt.N++
 		rec.SendingSince = now
+		fresh = true
 	case now.Sub(rec.SendingSince) > window:
 		if !rec.Kind.Idempotent() {
 			dequeue()
@@ -454,6 +456,7 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		}
 		rec.Attempt.N++
 		rec.SendingSince = now
+		fresh = true
 	}
 	rec.Attempt.ID = rec.ID
 	rec.State = StateSending
@@ -497,6 +500,11 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		return true
 	case asleep(err):
 		rec.State = StateQueued
+		if fresh && errors.Is(err, ErrNotDelivered) {
+			// Certainly not delivered: as if never sent.
+			rec.SendingSince = time.Time{}
+			m.met.Add("not_delivered", 1)
+		}
 		if perr := m.cfg.Store.Put(rec); perr != nil {
 			m.met.Add("store_errors", 1)
 		}

@@ -42,6 +42,13 @@ var (
 	// executor's own deadline) is taken the same way. The request goes
 	// back to the head of its queue.
 	ErrDeviceAsleep = errors.New("queue: device asleep")
+	// ErrNotDelivered is wrapped, together with ErrDeviceAsleep, by an
+	// Executor that knows its request never reached the device (it went
+	// out once and an ICMP port unreachable came back for it). The
+	// request goes back to the queue as not sent at all: the next send is
+	// a new attempt, and a non-idempotent request is not failed with
+	// ErrUnknownOutcome however late the device wakes.
+	ErrNotDelivered = errors.New("queue: request not delivered")
 	// ErrCorrupt: a stored record does not decode.
 	ErrCorrupt = errors.New("queue: corrupt record")
 )

@@ -57,14 +57,15 @@ func Example() {
 }
 
 // The SMS trigger of an LwM2M 1.1 device with the transport argument: a
-// CoAP NON POST to /1/0/8 with payload 0='U'.
+// CoAP NON POST to /1/0/8 with No-Response 2 (no success answer wanted,
+// RFC 7967) and payload 0='U'.
 func ExampleTriggerMessage() {
 	b, err := queue.TriggerMessage(queue.WakeTarget{Version: "1.1", Trigger: true, TransportArg: "U"}, 0x0001, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
 	fmt.Printf("% x\n", b)
-	// Output: 50 02 00 01 b1 31 01 30 01 38 10 ff 30 3d 27 55 27
+	// Output: 50 02 00 01 b1 31 01 30 01 38 10 d1 e9 02 ff 30 3d 27 55 27
 }
 
 // Requests of a device that never shows up fail with ErrNotWoken after the

@@ -629,3 +629,38 @@ func TestPerDeviceDedupWindow(t *testing.T) {
 		t.Fatalf("attempts %v runs %d", at, r.fleet.runCount(ex))
 	}
 }
+
+// An Execute whose only transmission met an ICMP port unreachable
+// (ErrNotDelivered) was never delivered: when the device wakes after the
+// dedup window it is sent as a fresh attempt and runs once, instead of
+// failing with ErrUnknownOutcome. The same request left unanswered
+// without that knowledge fails (TestUnknownOutcome).
+func TestNotDeliveredIsNotUnknownOutcome(t *testing.T) {
+	r := newRig(t, func(c *Config) { c.Waker = nil; c.DedupWindow = time.Minute })
+	r.m.Seen("lamp", time.Hour)
+	r.fleet.gate = make(chan struct{})
+	ex := r.enqueue(t, "lamp", KindExecute, "/3/0/4")
+	r.fleet.mu.Lock()
+	r.fleet.fail[ex] = fmt.Errorf("%w: %w", ErrNotDelivered, ErrDeviceAsleep)
+	r.fleet.mu.Unlock()
+	r.fleet.gate <- struct{}{}
+	waitFor(t, "requeue", func() bool { return r.met.get("requeued") == 1 })
+	if rec, _ := r.m.Get(ex); rec.State != StateQueued || !rec.SendingSince.IsZero() {
+		t.Fatalf("after ICMP: %s, sending since %v; want queued, never sent", rec.State, rec.SendingSince)
+	}
+	r.clk.Advance(5 * time.Minute) // far past the dedup window
+	r.fleet.mu.Lock()
+	delete(r.fleet.fail, ex)
+	r.fleet.mu.Unlock()
+	close(r.fleet.gate)
+	r.m.Seen("lamp", time.Hour)
+	if _, err := r.wait(t, ex); err != nil {
+		t.Fatalf("execute after a late wake-up: %v", err)
+	}
+	if at := r.fleet.attemptsOf(ex); len(at) != 2 || at[0].N != 1 || at[1].N != 2 || r.fleet.runCount(ex) != 1 {
+		t.Fatalf("attempts %v, runs %d", at, r.fleet.runCount(ex))
+	}
+	if r.met.get("not_delivered") != 1 {
+		t.Fatalf("not_delivered %v", r.met.get("not_delivered"))
+	}
+}

@@ -9,11 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
+	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 )
 
@@ -88,19 +90,25 @@ func TriggerArgs(transport string) (string, error) {
 	return "", fmt.Errorf("%w: transport argument %q is not one of U, T, S, N", ErrBadTarget, transport)
 }
 
-// TriggerMessage encodes the SMS trigger: a CoAP NON POST (LwM2M Execute)
-// to /1/<server instance>/8 with message ID mid and token, carrying the
-// optional transport argument as a text/plain payload. The SMS bearer
-// frames it as raw CoAP or WAP Push. Encoding is go-coap's udp/coder.
-func TriggerMessage(t WakeTarget, mid uint16, token []byte) ([]byte, error) {
+// NoResponseSuccess is the No-Response option value (RFC 7967 §2.1) the
+// trigger carries: "not interested in 2.xx responses". The device's
+// answer to the trigger is of no use to the server (the device shows up by
+// its Update), and on SMS it costs one more message; errors (4.xx, 5.xx)
+// are still answered. A device that does not know the option (it is
+// elective) answers anyway, and the server's Endpoint.Fire matches that
+// answer and drops it without a Reset.
+const NoResponseSuccess = 0x02
+
+// triggerMessage returns the trigger as a CoAP message (MID and token
+// left to the caller): a NON POST (LwM2M Execute) to /1/<server
+// instance>/8 with No-Response 2.xx, carrying the optional transport
+// argument as a text/plain payload.
+func triggerMessage(t WakeTarget) (message.Message, error) {
 	args, err := TriggerArgs(t.TransportArg)
 	if err != nil {
-		return nil, err
+		return message.Message{}, err
 	}
-	if len(token) > message.MaxTokenSize {
-		return nil, fmt.Errorf("%w: token of %d bytes", ErrBadTarget, len(token))
-	}
-	buf := make([]byte, 0, 32)
+	buf := make([]byte, 0, 8)
 	opts := message.Options{}
 	for _, seg := range []string{"1", strconv.Itoa(int(t.ServerInstance)), "8"} {
 		opts = opts.Add(message.Option{ID: message.URIPath, Value: []byte(seg)})
@@ -110,17 +118,27 @@ func TriggerMessage(t WakeTarget, mid uint16, token []byte) ([]byte, error) {
 		payload = []byte(args)
 		opts, _, err = opts.SetContentFormat(buf[:cap(buf)], message.TextPlain)
 		if err != nil {
-			return nil, fmt.Errorf("queue: trigger options: %w", err)
+			return message.Message{}, fmt.Errorf("queue: trigger options: %w", err)
 		}
 	}
-	msg := message.Message{
-		Token:     token,
-		Options:   opts,
-		Code:      codes.POST,
-		Payload:   payload,
-		MessageID: int32(mid),
-		Type:      message.NonConfirmable,
+	opts = opts.Add(message.Option{ID: message.NoResponse, Value: []byte{NoResponseSuccess}})
+	return message.Message{Options: opts, Code: codes.POST, Payload: payload, Type: message.NonConfirmable}, nil
+}
+
+// TriggerMessage encodes the SMS trigger: a CoAP NON POST (LwM2M Execute)
+// to /1/<server instance>/8 with message ID mid and token, the No-Response
+// option asking for no success answer (NoResponseSuccess), and the
+// optional transport argument as a text/plain payload. The SMS bearer
+// frames it as raw CoAP or WAP Push. Encoding is go-coap's udp/coder.
+func TriggerMessage(t WakeTarget, mid uint16, token []byte) ([]byte, error) {
+	if len(token) > message.MaxTokenSize {
+		return nil, fmt.Errorf("%w: token of %d bytes", ErrBadTarget, len(token))
 	}
+	msg, err := triggerMessage(t)
+	if err != nil {
+		return nil, err
+	}
+	msg.Token, msg.MessageID = token, int32(mid)
 	size, err := coder.DefaultCoder.Size(msg)
 	if err != nil {
 		return nil, fmt.Errorf("queue: trigger size: %w", err)
@@ -131,6 +149,13 @@ func TriggerMessage(t WakeTarget, mid uint16, token []byte) ([]byte, error) {
 		return nil, fmt.Errorf("queue: trigger encode: %w", err)
 	}
 	return out[:n], nil
+}
+
+// Firer sends a NON request without waiting for its answer and matches a
+// late answer instead of resetting it; *bearer.Endpoint implements it
+// (Endpoint.Fire).
+type Firer interface {
+	Fire(ctx context.Context, req *bearer.Request, keep time.Duration) error
 }
 
 // PeerSetter configures SMS peers; *sms.Bearer implements it.
@@ -146,10 +171,16 @@ type PeerSetter interface {
 // Peers nil for devices that use DTLS over SMS: their peer entry must stay
 // SecurityDTLS, and Conn is then the bearer/secure conn over the SMS
 // bearer, so the trigger goes through the DTLS session.
+//
+// With Endpoint set (the server's SMS Endpoint, or the one over DTLS) the
+// trigger goes through it (Firer), so that the answer of a device that
+// ignores the No-Response option is matched and dropped rather than reset:
+// a wake-up then costs one SMS, or two with such a device, never three.
 type SMSWaker struct {
-	Conn  net.PacketConn
-	Peers PeerSetter
-	mid   atomic.Uint32
+	Conn     net.PacketConn
+	Peers    PeerSetter
+	Endpoint Firer
+	mid      atomic.Uint32
 }
 
 // NewSMSWaker returns a waker writing to conn; peers may be nil.
@@ -179,6 +210,18 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	}
 	token := make([]byte, 4)
 	_, _ = rand.Read(token)
+	if w.Endpoint != nil {
+		msg, err := triggerMessage(t)
+		if err != nil {
+			return err
+		}
+		req := &bearer.Request{Code: msg.Code, Type: message.NonConfirmable, Token: token, Options: msg.Options,
+			Payload: msg.Payload, Peer: addr}
+		if err := w.Endpoint.Fire(ctx, req, 0); err != nil {
+			return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
+		}
+		return nil
+	}
 	msg, err := TriggerMessage(t, uint16(w.mid.Add(1)), token)
 	if err != nil {
 		return err

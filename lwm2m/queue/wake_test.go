@@ -46,9 +46,10 @@ func TestTriggerMessage(t *testing.T) {
 		})
 	}
 	// Byte for byte, the 1.0 trigger: NON POST, TKL 2, MID 0x1234, token,
-	// Uri-Path "1" (delta 11), "0", "8".
+	// Uri-Path "1" (delta 11), "0", "8", No-Response (258: delta 247 =
+	// 13 + 0xea) 0x02 (RFC 7967: no 2.xx answer wanted).
 	b, _ := TriggerMessage(WakeTarget{}, 0x1234, []byte{1, 2})
-	want := []byte{0x52, 0x02, 0x12, 0x34, 1, 2, 0xb1, '1', 0x01, '0', 0x01, '8'}
+	want := []byte{0x52, 0x02, 0x12, 0x34, 1, 2, 0xb1, '1', 0x01, '0', 0x01, '8', 0xd1, 0xea, 0x02}
 	if !bytes.Equal(b, want) {
 		t.Fatalf("trigger % x, want % x", b, want)
 	}
@@ -66,6 +67,9 @@ func checkTrigger(t *testing.T, b []byte, path, payload string) {
 	}
 	if string(msg.Payload) != payload {
 		t.Fatalf("payload %q, want %q", msg.Payload, payload)
+	}
+	if v, err := msg.Options.GetUint32(message.NoResponse); err != nil || v != NoResponseSuccess {
+		t.Fatalf("No-Response %d (%v), want %d", v, err, NoResponseSuccess)
 	}
 	if cf, err := msg.Options.ContentFormat(); payload != "" && (err != nil || cf != message.TextPlain) {
 		t.Fatalf("content format %v %v", cf, err)

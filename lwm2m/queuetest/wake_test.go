@@ -47,6 +47,8 @@ func TestSleepingUDPLightWokenBySMS(t *testing.T) {
 			ep := "light-" + tc.name
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
+			settleSMS(t, w, l)
+			before, _ := w.smsB.Usage(l.number)
 			start := time.Now()
 			recs, err := w.srv.ReadValues(ctx, ep, path.Instance(3, 0))
 			if err != nil {
@@ -65,6 +67,17 @@ func TestSleepingUDPLightWokenBySMS(t *testing.T) {
 			t.Logf("%s: queued Read answered after %v (wakes %d, refused %d)", tc.name, time.Since(start), wakes, refused)
 			if wakes != 1 || l.count.get("GET /3/0") != 1 {
 				t.Fatalf("wakes %d, reads on device %d", wakes, l.count.get("GET /3/0"))
+			}
+			// The physical minimum: one SMS (the trigger) from the server,
+			// none back (No-Response; the light talks over UDP).
+			settleSMS(t, w, l)
+			after, _ := w.smsB.Usage(l.number)
+			if sent, trig, rcvd := segments(before.Sent, after.Sent, ""), segments(before.Sent, after.Sent, "trigger"),
+				segments(before.Received, after.Received, ""); sent != 1 || trig != 1 || rcvd != 0 {
+				t.Fatalf("wake-up + queued read cost %d SMS sent (%d trigger), %d received; want 1 (1), 0", sent, trig, rcvd)
+			}
+			if dev, _ := l.smsB.Usage(serverNum); sms.Total(dev.Sent).Segments != 0 {
+				t.Fatalf("the light sent %d SMS", sms.Total(dev.Sent).Segments)
 			}
 			// Back to sleep; a Write is queued and answered after another wake.
 			l.waitAsleep(t, 20*time.Second)

@@ -145,8 +145,10 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	if wc.wake.Timeout == 0 {
 		wc.wake = queue.WakePolicy{Timeout: 3 * time.Second, MaxWakes: 3, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}
 	}
+	waker := queue.NewSMSWaker(side.b, side.b)
+	waker.Endpoint = w.smsEP // the device's answer, if any, is matched, never reset
 	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
-		Store: store, Waker: queue.NewSMSWaker(side.b, side.b), Peers: side.b, PeerSecurity: sms.SecurityNoSec,
+		Store: store, Waker: waker, Peers: side.b, PeerSecurity: sms.SecurityNoSec,
 		Device: w.device, Window: wc.window, ExecTimeout: wc.window + 3*time.Second,
 		Wake: wc.wake, DefaultExpiry: wc.expiry,
 		OnEvent: func(ev queue.Event) {
@@ -182,12 +184,15 @@ func (w *world) setDevice(ep string, d server.DeviceSettings) {
 
 // counter counts the requests a device's handler runs, by "METHOD /path".
 type counter struct {
-	h  bearer.Handler
-	mu sync.Mutex
-	n  map[string]int
+	h       bearer.Handler
+	mu      sync.Mutex
+	n       map[string]int
+	running atomic.Int64 // handlers not returned yet
 }
 
 func (c *counter) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
+	c.running.Add(1)
+	defer c.running.Add(-1)
 	c.mu.Lock()
 	c.n[r.Code.String()+" "+r.Path()]++
 	if len(r.Payload) > 0 && r.Code == codes.POST {
@@ -208,6 +213,7 @@ type light struct {
 	c      *client.Client
 	count  *counter
 	smsEP  *bearer.Endpoint
+	smsB   *sms.Bearer
 	number string
 	states chan bool
 	wokeAt atomic.Int64 // Unix ns of the last wake-up (UDP reopened)
@@ -258,7 +264,7 @@ func (w *world) newLight(lc lightConfig) *light {
 			t.Fatal(err)
 		}
 	}
-	l := &light{c: c, count: &counter{h: c, n: map[string]int{}}, number: lc.number, states: make(chan bool, 64)}
+	l := &light{c: c, count: &counter{h: c, n: map[string]int{}}, number: lc.number, smsB: side.b, states: make(chan bool, 64)}
 	var err error
 	if l.smsEP, err = bearer.NewEndpoint(side.b, bearer.WithHandler(l.count), bearer.WithLogger(quiet())); err != nil {
 		t.Fatal(err)
@@ -315,4 +321,39 @@ const fastRetry = 300 * time.Millisecond
 
 func simLoss(p float64, latency time.Duration) sim.Conditions {
 	return sim.Conditions{Loss: p, Latency: sim.Fixed(latency)}
+}
+
+// segments returns the segments of one direction and purpose ("" for all)
+// between before and after.
+func segments(before, after [bearer.NumPurposes]sms.Count, purpose string) uint64 {
+	var n uint64
+	for p := range bearer.NumPurposes {
+		if purpose == "" || p.String() == purpose {
+			n += after[p].Segments - before[p].Segments
+		}
+	}
+	return n
+}
+
+// settleSMS waits until the light's handlers returned (their answers are
+// written) and every SMS datagram between the server and the light
+// arrived: what each side's bearer accounts as sent to the other is
+// what the other accounts as received (a count taken then includes every
+// answer already on its way).
+func settleSMS(t testing.TB, w *world, l *light) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		srv, _ := w.smsB.Usage(l.number)
+		dev, _ := l.smsB.Usage(serverNum)
+		if l.count.running.Load() == 0 && sms.Total(srv.Sent).Datagrams == sms.Total(dev.Received).Datagrams &&
+			sms.Total(dev.Sent).Datagrams == sms.Total(srv.Received).Datagrams {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("SMS still on the way: server sent %+v received %+v, light sent %+v received %+v",
+				sms.Total(srv.Sent), sms.Total(srv.Received), sms.Total(dev.Sent), sms.Total(dev.Received))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }

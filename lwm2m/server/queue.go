@@ -260,6 +260,14 @@ func (q *Queue) Close() error {
 	return q.m.Close()
 }
 
+// Queued reports whether device management requests for ep go through
+// the queue (queue mode is enabled and ep is registered in queue mode): the
+// queue then wakes the device when a request waits for it.
+func (s *Server) Queued(ep string) bool {
+	reg, ok := s.Lookup(ep)
+	return ok && s.queueFor(context.Background(), reg) != nil
+}
+
 // queueFor returns the queue a call for reg goes through, or nil.
 func (s *Server) queueFor(ctx context.Context, reg *registry.Registration) *Queue {
 	q := s.queue.Load()
@@ -428,6 +436,13 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 	}
 	q.mu.Unlock()
 	if err != nil {
+		var ab *bearer.AbortError
+		if errors.Is(err, errUnreachable) && errors.As(err, &ab) && ab.Transmissions == 1 && !ab.Acked && ab.Blocks == 0 {
+			// Sent once, and that one datagram met a closed port: the
+			// device never got it, so a later send is a first one (an
+			// Execute is not failed as "unknown outcome").
+			return nil, fmt.Errorf("%w: %w", queue.ErrNotDelivered, err)
+		}
 		if errors.Is(err, queue.ErrDeviceAsleep) {
 			return nil, err
 		}

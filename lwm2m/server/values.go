@@ -66,6 +66,15 @@ func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode W
 	if err != nil {
 		return fmt.Errorf("lwm2m write %s %s: %w", ep, p, err)
 	}
+	if reg.Transport() == "sms" && len(recs) == 1 && recs[0].Path == p && p.Len() == path.LevelResource && f != message.TextPlain {
+		// On SMS every byte costs: a single resource goes as plain text
+		// (Core: text/plain carries one resource value) when that is
+		// smaller than the structured format (a 500-byte string: 4 SMS
+		// instead of 5).
+		if tb, err := content.Encode(content.Text, p, recs); err == nil && len(tb) < len(body) {
+			f, body = message.TextPlain, tb
+		}
+	}
 	return s.Write(ctx, ep, p, mode, Content{Format: f, Payload: body})
 }
 

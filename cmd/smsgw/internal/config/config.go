@@ -179,6 +179,13 @@ type SMS struct {
 	PeerRate             float64     `yaml:"peer_rate"`
 	PeerBurst            int         `yaml:"peer_burst"`
 	Devices              []SMSDevice `yaml:"devices"`
+	// BudgetWarn is the share of a daily budget at which an alert is
+	// raised (event sms-budget, metric smsgw_sms_budget_alerts_total).
+	BudgetWarn float64 `yaml:"budget_warn"`
+	// LoopMax refuses more than this many identical SMS to or from one
+	// device within LoopWindow (0: no check).
+	LoopMax    int           `yaml:"loop_max"`
+	LoopWindow time.Duration `yaml:"loop_window"`
 }
 
 // SMSDevice binds a device's number to its endpoint name and the server SIM
@@ -586,6 +593,12 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	}
 	if c.SMS.DailyBudget < 0 || c.SMS.DailyBudgetPerDevice < 0 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
 		ck.add("budgets and rates must not be negative", "sms")
+	}
+	if c.SMS.BudgetWarn < 0 || c.SMS.BudgetWarn > 1 {
+		ck.add("budget_warn is a share of the budget, 0..1", "sms", "budget_warn")
+	}
+	if c.SMS.LoopMax < 0 || c.SMS.LoopWindow < 0 {
+		ck.add("loop_max and loop_window must not be negative", "sms", "loop_max")
 	}
 	eps := map[string]bool{}
 	for i, d := range c.SMS.Devices {

@@ -81,6 +81,7 @@ func (g *Gateway) Handler() http.Handler {
 	handle("GET /healthz", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, map[string]string{"status": "ok"}) }, false)
 	handle("GET /api/v1/devices", g.listDevices, true)
 	handle("GET /api/v1/devices/{ep}", g.getDevice, true)
+	handle("GET /api/v1/devices/{ep}/sms", g.getDeviceSMS, true)
 	handle("GET /api/v1/devices/{ep}/data/{path...}", g.opHandler(queue.KindRead), true)
 	handle("PUT /api/v1/devices/{ep}/data/{path...}", g.opHandler(queue.KindWrite), true)
 	handle("POST /api/v1/devices/{ep}/data/{path...}", g.opHandler(queue.KindWritePartial), true)
@@ -185,6 +186,8 @@ type Device struct {
 	Awake      bool      `json:"awake"`
 	Queued     int       `json:"queued"`
 	Wakeable   bool      `json:"wakeable"`
+	// SMSUsage is the device's SMS accounting (absent without an SMS number).
+	SMSUsage *SMSUsage `json:"sms_usage,omitempty"`
 }
 
 func (g *Gateway) device(r *registry.Registration) Device {
@@ -192,7 +195,7 @@ func (g *Gateway) device(r *registry.Registration) Device {
 		SMS: r.SMS, Transport: r.Transport(), Lifetime: r.Lifetime,
 		Registered: time.Unix(0, r.Registered).UTC(), Updated: time.Unix(0, r.Updated).UTC(),
 		Expires: r.ExpiresAt().UTC(), Objects: r.Links(), Awake: !r.Queue || g.qm.Awake(r.Endpoint),
-		Queued: len(g.qm.Pending(r.Endpoint)), Wakeable: g.wakeTarget(r).Wakeable()}
+		Queued: len(g.qm.Pending(r.Endpoint)), Wakeable: g.wakeTarget(r).Wakeable(), SMSUsage: g.smsUsageOf(r)}
 	if a := r.PeerAddr(); a != nil {
 		d.Address = a.String()
 	}

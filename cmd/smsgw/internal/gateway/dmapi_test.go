@@ -217,7 +217,7 @@ func TestOpenAPIDocumentsDMRoutes(t *testing.T) {
 	}
 	for _, p := range []string{"/api/v1/devices/{ep}/discover/{path}", "/api/v1/devices/{ep}/attributes/{path}",
 		"/api/v1/devices/{ep}/composite/read", "/api/v1/devices/{ep}/composite/write", "/api/v1/devices/{ep}/composite/observe",
-		"/api/v1/devices/{ep}/values", "/api/v1/objects"} {
+		"/api/v1/devices/{ep}/values", "/api/v1/objects", "/api/v1/devices/{ep}/sms"} {
 		if doc.Paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}

@@ -162,7 +162,7 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 	cfg := firmware.Config{Server: g.srv, Store: g.fw.store, Endpoints: eps, Pull: pull,
 		Logger: g.log.With("component", "firmware")}
 	if g.smsB != nil {
-		cfg.Waker = &firmware.QueueWaker{Waker: queue.NewSMSWaker(g.smsB, nil), Registrations: g.srv.Store(),
+		cfg.Waker = &firmware.QueueWaker{Waker: g.smsWaker(), Registrations: g.srv.Store(),
 			Target: func(reg *registry.Registration, t *queue.WakeTarget) {
 				if wt := g.wakeTarget(reg); wt != nil {
 					t.MSISDN, t.SIM, t.Trigger, t.Framing = wt.MSISDN, wt.SIM, wt.Trigger, wt.Framing

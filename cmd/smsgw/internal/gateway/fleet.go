@@ -173,6 +173,13 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		must(c.AddObject(3311, client.Handlers{})),
 		must(c.Set(path.Resource(3311, 0, 5850), content.NewBool(true))),
 		must(c.Set(path.Resource(3311, 0, 5851), content.NewInt(80))),
+		// The registration procedure (LwM2M 1.1, /1/x/17-20): 5 attempts
+		// 2 s x 2^(n-1) apart, 3 sequences an hour apart; a light whose
+		// Register is refused costs at most 15 Register SMS, then stops.
+		must(c.Set(path.Resource(1, 0, 17), content.NewInt(5))),
+		must(c.Set(path.Resource(1, 0, 18), content.NewInt(2))),
+		must(c.Set(path.Resource(1, 0, 19), content.NewInt(3600))),
+		must(c.Set(path.Resource(1, 0, 20), content.NewInt(3))),
 	); err != nil {
 		return err
 	}
@@ -272,19 +279,10 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		// Start retries until the first Register succeeds or ctx ends.
-		for ctx.Err() == nil {
-			rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			err := c.Start(rctx, ep, srv)
-			cancel()
-			if err == nil {
-				return
-			}
-			f.log.Warn("demo light: register failed, retrying", "light", l.Name, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(2 * time.Second):
-			}
+		// The registration procedure with its backoff; it gives up for
+		// good when every attempt failed (no SMS storm).
+		if err := c.StartRetry(ctx, ep, srv); err != nil && ctx.Err() == nil {
+			f.log.Error("demo light: registration failed", "light", l.Name, "err", err)
 		}
 	}()
 	return nil

@@ -347,6 +347,8 @@ func (g *Gateway) startSMS(sims []string) error {
 			StateDir: dir, Peers: peers,
 			DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
+			BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
+			LoopMax: g.cfg.SMS.LoopMax, LoopWindow: g.cfg.SMS.LoopWindow, OnLoop: g.onLoop,
 			Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
 			Logger: g.log.With("component", "sms"),
 		})
@@ -356,6 +358,9 @@ func (g *Gateway) startSMS(sims []string) error {
 		return fmt.Errorf("sms bearer: %w", err)
 	}
 	g.smsB = b
+	if err := g.metrics.reg.Register(newSMSPurposeCollector(func() *sms.Bearer { return g.smsB })); err != nil {
+		return err
+	}
 	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
 }
 

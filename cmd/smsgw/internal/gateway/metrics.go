@@ -37,6 +37,9 @@ type Metrics struct {
 	fwDevices *prometheus.CounterVec
 	fwSMS     prometheus.Counter
 	campaigns *campaignCollector
+
+	budgetAlerts *prometheus.CounterVec
+	loopRefused  *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -55,6 +58,11 @@ func newMetrics() *Metrics {
 			Help: "Queue-mode sizes: depth (live requests), bytes, devices, results."}, []string{"gauge"}),
 		registrations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_registration_events_total",
 			Help: "LwM2M registration interface events (registered, updated, deregistered, expired)."}, []string{"event"}),
+		budgetAlerts: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_sms_budget_alerts_total",
+			Help: "Daily SMS budget alerts: a budget crossed sms.budget_warn (exhausted=false) or refused a send (exhausted=true), by scope (device, deployment)."},
+			[]string{"scope", "exhausted"}),
+		loopRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "smsgw_sms_loop_refused_total",
+			Help: "SMS refused as a loop of identical datagrams to (sent) or from (received) one device."}, []string{"direction"}),
 		wakeups: prometheus.NewCounter(prometheus.CounterOpts{Name: "smsgw_sms_wakeups_total",
 			Help: "SMS wake-up triggers handed to the SMS bearer."}),
 		apiLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "smsgw_api_request_seconds",
@@ -76,7 +84,7 @@ func newMetrics() *Metrics {
 	}
 	m.reg.MustRegister(m.fwStore, m.fwServed, m.fwDevices, m.fwSMS, m.campaigns)
 	m.reg.MustRegister(m.Modem, m.endpointEv, m.endpointGauge, m.queueEv, m.queueGauge, m.registrations,
-		m.wakeups, m.apiLatency, m.opLatency,
+		m.wakeups, m.apiLatency, m.opLatency, m.budgetAlerts, m.loopRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

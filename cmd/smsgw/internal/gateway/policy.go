@@ -80,7 +80,7 @@ func (g *Gateway) queueWaker() queue.Waker {
 	if g.smsB == nil || g.cfg.Queue.WakeMax == 0 {
 		return nil
 	}
-	return queue.NewSMSWaker(g.smsB, nil)
+	return g.smsWaker()
 }
 
 // policyCollector exports the server's registration-interface counters:

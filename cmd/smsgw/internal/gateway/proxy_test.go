@@ -86,7 +86,14 @@ func TestProxyMode(t *testing.T) {
 	if _, ok := g.srv.Lookup("light-sms-1"); ok {
 		t.Fatal("SMS light registered with the embedded server in proxy mode")
 	}
+	// The proxy counts a relayed datagram after writing it: the external
+	// server may have its answer a moment before the count moves.
+	deadline := time.Now().Add(5 * time.Second)
 	st := g.proxy.stats()
+	for (st.Up < 4 || st.Down < 4) && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		st = g.proxy.stats()
+	}
 	if st.Devices != 2 || st.Up < 4 || st.Down < 4 || st.Rewritten < 2 {
 		t.Fatalf("proxy stats %+v", st)
 	}

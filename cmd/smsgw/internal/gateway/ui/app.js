@@ -103,6 +103,15 @@ function parseLinks(s) {
   return out;
 }
 
+// smsUsageText renders a device's SMS accounting: totals, by purpose,
+// and today's spend against its daily budget.
+function smsUsageText(u) {
+  if (!u) return "";
+  const parts = m => Object.entries(m || {}).map(([p, c]) => `${p} ${c.segments}`).join(", ") || "none";
+  const budget = u.budget_per_day > 0 ? ` — today ${u.budget_used_today} of ${u.budget_per_day} SMS` : ` — today ${u.budget_used_today} SMS`;
+  return `SMS ${u.number}: sent ${u.sent_total.segments} (${parts(u.sent)}), received ${u.received_total.segments} (${parts(u.received)})${budget}`;
+}
+
 async function selectDevice(ep) {
   current = ep;
   params.set("device", ep);
@@ -113,6 +122,7 @@ async function selectDevice(ep) {
   document.getElementById("device-info").textContent =
     `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
     `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
+  document.getElementById("device-sms").textContent = smsUsageText(d.sms_usage);
   const tree = document.getElementById("tree");
   tree.replaceChildren();
   for (const [o, i] of parseLinks(d.objects)) {
