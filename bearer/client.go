@@ -381,6 +381,13 @@ func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.
 			}
 			timer.Reset(next())
 		case <-ctx.Done():
+			if acked && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				// Acknowledged, and the separate response never came: say
+				// so (a peer that does not implement a method, such as
+				// Wakaama's client for FETCH and iPATCH, answers with an
+				// empty ACK and nothing after it). Still a deadline.
+				return nil, &TimeoutError{Op: op, Peer: peer, Waited: time.Since(start), Transmissions: transmissions}
+			}
 			return nil, ctx.Err()
 		case <-e.ctx.Done():
 			return nil, ErrClosed

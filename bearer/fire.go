@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -98,5 +99,20 @@ func (e *Endpoint) Fire(ctx context.Context, req *Request, keep time.Duration) e
 	}
 	now := time.Now()
 	e.fired.add(tokenKey{AddrKey(req.Peer), string(token)}, now.Add(keep), now)
+	if dw, ok := e.b.(DeadlineWriter); ok && !req.Expires.IsZero() {
+		if _, err := dw.WriteToBefore(data, req.Peer, req.Expires); err != nil {
+			e.m.Count(EventWriteError, 1)
+			return fmt.Errorf("bearer: write to %v: %w", req.Peer, err)
+		}
+		e.m.Count(EventSent, 1)
+		return nil
+	}
 	return e.writeRaw(data, req.Peer)
+}
+
+// DeadlineWriter is a Bearer that can be told when a datagram stops being
+// worth sending (*sms.Bearer: its outbox gives up at the deadline and
+// sends the earliest deadline first).
+type DeadlineWriter interface {
+	WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int, error)
 }

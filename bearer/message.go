@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strings"
+	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -34,6 +35,11 @@ type Request struct {
 	// Identity is the authenticated identity of Peer (server side), taken
 	// from the address with PeerIdentity; zero for unauthenticated peers.
 	Identity Identity
+	// Expires, set on a request sent with Endpoint.Fire, is when it stops
+	// being worth sending: a bearer with a queue of its own that implements
+	// DeadlineWriter (the SMS outbox) gives up then and sends the earliest
+	// first (an SMS wake-up for a request that expires then). Zero: none.
+	Expires time.Time
 
 	ctx    context.Context
 	mid    uint16

@@ -165,14 +165,21 @@ func TestMessageLayerRules(t *testing.T) {
 	}
 }
 
-func TestResetFailsExchange(t *testing.T) {
+// newClientPipe is an Endpoint (the client) on one end of a pipe and the
+// bare other end (a peer the test answers for by hand).
+func newClientPipe(t *testing.T) (*bearer.Endpoint, *pipe.Conn) {
+	t.Helper()
 	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
 	cli, err := bearer.NewEndpoint(b)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cli.Close()
-	defer a.Close()
+	t.Cleanup(func() { cli.Close(); a.Close() })
+	return cli, a
+}
+
+func TestResetFailsExchange(t *testing.T) {
+	cli, a := newClientPipe(t)
 	go func() {
 		buf := make([]byte, 1500)
 		n, from, err := a.ReadFrom(buf)
@@ -181,7 +188,7 @@ func TestResetFailsExchange(t *testing.T) {
 		}
 		_, _ = a.WriteTo([]byte{0x70, 0, buf[2], buf[3]}, from)
 	}()
-	_, err = cli.Get(ctxT(t, 10*time.Second), a.LocalAddr(), "/x")
+	_, err := cli.Get(ctxT(t, 10*time.Second), a.LocalAddr(), "/x")
 	if !errors.Is(err, bearer.ErrReset) {
 		t.Fatalf("err = %v, want ErrReset", err)
 	}
@@ -255,5 +262,61 @@ func TestDuplicateWhileHandlerRunsGetsEmptyACK(t *testing.T) {
 	raw.send([]byte{0x60, 0, byte(m.MessageID >> 8), byte(m.MessageID)})
 	if runs.Load() != 1 {
 		t.Fatalf("handler ran %d times", runs.Load())
+	}
+}
+
+// TestEmptyACKThenNothing: a peer acknowledges a request with an empty ACK
+// and never sends the separate response (Wakaama's client does so for
+// FETCH and iPATCH). When the caller's deadline ends the wait, the error
+// says the request was acknowledged and the separate response did not
+// come, and is still a deadline; a cancelled context stays a cancel.
+func TestEmptyACKThenNothing(t *testing.T) {
+	tests := []struct {
+		name     string
+		cancel   bool // cancel instead of a deadline
+		wantOp   string
+		wantCanc bool
+	}{
+		{"deadline", false, "separate response", false},
+		{"cancel", true, "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cli, a := newClientPipe(t)
+			acked := make(chan struct{})
+			go func() {
+				buf := make([]byte, 1500)
+				n, from, err := a.ReadFrom(buf)
+				if err != nil || n < 4 {
+					return
+				}
+				_, _ = a.WriteTo([]byte{0x60, 0, buf[2], buf[3]}, from) // empty ACK, same MID
+				close(acked)
+			}()
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			if tc.cancel {
+				go func() {
+					select {
+					case <-acked:
+						cancel()
+					case <-time.After(10 * time.Second):
+					}
+				}()
+			}
+			req := bearer.NewRequest(codes.FETCH, a.LocalAddr(), "/")
+			_, err := cli.Do(ctx, req)
+			var te *bearer.TimeoutError
+			switch {
+			case tc.wantCanc:
+				if !errors.Is(err, context.Canceled) || errors.As(err, &te) {
+					t.Fatalf("err = %v, want context.Canceled", err)
+				}
+			default:
+				if !errors.As(err, &te) || te.Op != tc.wantOp || !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("err = %#v, want a TimeoutError for the %s that is a deadline", err, tc.wantOp)
+				}
+			}
+		})
 	}
 }

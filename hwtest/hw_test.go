@@ -14,8 +14,16 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
 	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/m2mbearer/m2mbearer/modem/quarantine"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
 
 // rig is the pair of modems under test.
 type rig struct {
@@ -25,6 +33,8 @@ type rig struct {
 	wait       time.Duration // deadline for one SMS to arrive
 	devA, devB string
 	report     *Report
+	quar       *quarantine.Store
+	simNames   [2]string // the simulated dialects (no hardware)
 }
 
 func (r *rig) hardware() bool { return r.simA == nil }
@@ -46,6 +56,13 @@ func setup(t *testing.T) *rig {
 		opts = append(opts, modem.WithTrace())
 	}
 	r := &rig{}
+	q, err := quarantine.Open(filepath.Join(t.TempDir(), "quarantine.db"), quarantine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = q.Close() })
+	r.quar = q
+	opts = append(opts, modem.WithQuarantine(q))
 	cfgA := modem.Config{Device: devA, MSISDN: numA, PIN: os.Getenv("M2M_MODEM_A_PIN"), Baud: 115200}
 	cfgB := modem.Config{Device: devB, MSISDN: numB, PIN: os.Getenv("M2M_MODEM_B_PIN"), Baud: 115200}
 	if devA != "" || devB != "" {
@@ -61,13 +78,13 @@ func setup(t *testing.T) *rig {
 		r.net = sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(10*time.Millisecond, 60*time.Millisecond)}))
 		t.Cleanup(func() { _ = r.net.Close() })
 		dir := t.TempDir()
-		var err error
-		r.simA, err = r.net.AddModem("+491510000001", sim.WithProfile(mustProfile(t, "ec25")),
+		r.simNames = [2]string{envOr("M2M_HWTEST_SIM_A", "ec25"), envOr("M2M_HWTEST_SIM_B", "sim800")}
+		r.simA, err = r.net.AddModem("+491510000001", sim.WithProfile(mustProfile(t, r.simNames[0])),
 			sim.WithSendTime(50*time.Millisecond), sim.WithPTYLink(filepath.Join(dir, "ttyModemA")))
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.simB, err = r.net.AddModem("+491510000002", sim.WithProfile(mustProfile(t, "sim800")),
+		r.simB, err = r.net.AddModem("+491510000002", sim.WithProfile(mustProfile(t, r.simNames[1])),
 			sim.WithSendTime(50*time.Millisecond), sim.WithPTYLink(filepath.Join(dir, "ttyModemB")))
 		if err != nil {
 			t.Fatal(err)
@@ -86,7 +103,6 @@ func setup(t *testing.T) *rig {
 	r.devA, r.devB = cfgA.Device, cfgB.Device
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	var err error
 	start := time.Now()
 	if r.a, err = modem.Open(ctx, cfgA, opts...); err != nil {
 		t.Fatalf("open A (%s): %v", cfgA.Device, err)
@@ -107,6 +123,13 @@ func setup(t *testing.T) *rig {
 			r.report.Count("received by "+m.Name(), int(st.Received))
 			r.report.Count("status reports to "+m.Name(), int(st.StatusReports))
 			r.report.Count("reconnects of "+m.Name(), int(st.Reconnects))
+			r.report.Count("quarantined by "+m.Name(), int(st.Quarantined))
+			r.report.Count("length mismatches on "+m.Name(), int(st.LengthMismatches))
+		}
+		if es, err := r.quar.List(0, 50); err == nil {
+			for _, e := range es {
+				r.report.Note("quarantined %s %s/%d: %s: %q", e.Modem, e.Storage, e.Index, e.Reason, e.Lines)
+			}
 		}
 		_, _ = r.report.WriteTo(&buf)
 		t.Log("\n" + buf.String())
@@ -236,11 +259,11 @@ func TestHardwareInTheLoop(t *testing.T) {
 				reg = "registered"
 			}
 			r.report.AddModem(ModemInfo{Role: role, MSISDN: id.MSISDN, Manufacturer: id.Manufacturer, Model: id.Model,
-				Revision: id.Revision, Profile: id.Profile, IMEI: id.IMEI, IMSI: id.IMSI, SignalDBm: dbm, SignalKnown: known,
+				Revision: id.Revision, Profile: id.Profile, IMEI: id.IMEI, IMSI: id.IMSI, SMSC: id.SMSC, SignalDBm: dbm, SignalKnown: known,
 				Registration: reg, Device: x.dev})
 		}
-		if !r.hardware() && (r.a.Identity().Profile != "quectel-ec2x" || r.b.Identity().Profile != "simcom-sim800") {
-			t.Errorf("profiles detected: %s, %s", r.a.Identity().Profile, r.b.Identity().Profile)
+		if !r.hardware() && (r.a.Identity().Profile != r.simA.Profile().DriverProfile || r.b.Identity().Profile != r.simB.Profile().DriverProfile) {
+			t.Errorf("profiles detected: %s, %s for the dialects %s, %s", r.a.Identity().Profile, r.b.Identity().Profile, r.simNames[0], r.simNames[1])
 		}
 	})
 
@@ -286,6 +309,10 @@ func TestHardwareInTheLoop(t *testing.T) {
 	run("status report", func(t *testing.T) {
 		start := time.Now()
 		mrs := sendSegments(t, r.a, r.b.MSISDN(), randomBytes(t, 20), true)
+		// The recipient takes the message first: a modem that delivers
+		// directly (+CMT under +CSMS=1, the nRF91) acknowledges it to the
+		// network only then, and the SMSC reports on it only after that.
+		_ = r.receiveDatagram(t, r.b, r.a.MSISDN())
 		x := r.await(t, r.a, modem.KindStatusReport, func(x *modem.Received) bool {
 			sr, err := x.StatusReport()
 			return err == nil && sr.MR == mrs[0] && sr.Final()
@@ -297,7 +324,6 @@ func TestHardwareInTheLoop(t *testing.T) {
 			t.Errorf("status 0x%02X for MR %d", sr.Status, sr.MR)
 		}
 		_ = x.Ack(context.Background())
-		_ = r.receiveDatagram(t, r.b, r.a.MSISDN())
 	})
 
 	run("recovery after unplug", func(t *testing.T) {

@@ -15,8 +15,16 @@
 // and firmware, signal, timings and SMS counts, via t.Log and, when
 // M2M_HWTEST_REPORT names a file, into that file.
 //
+// Without hardware, M2M_HWTEST_SIM_A and M2M_HWTEST_SIM_B name the
+// simulated dialects (modem/sim profile names: ec25 and sim800 by default;
+// huawei, zte, wavecom, telit, cinterion, nrf91, ...), and the suite checks
+// that the driver detects the matching profile.
+//
 // Note for labs: the suite acknowledges (deletes) every message it finds
-// stored on the two SIMs, including old ones.
+// stored on the two SIMs, including old ones. What the driver cannot read
+// is not deleted unrecorded: it goes to a quarantine (a bbolt file in the
+// test's temporary directory), whose entries the report lists with their
+// raw lines; they show a lab the quirks of its modems.
 package hwtest
 
 import (
@@ -44,7 +52,7 @@ type Report struct {
 type ModemInfo struct {
 	Role, Device, MSISDN                   string
 	Manufacturer, Model, Revision, Profile string
-	IMEI, IMSI                             string
+	IMEI, IMSI, SMSC                       string
 	SignalDBm                              int
 	SignalKnown                            bool
 	Registration                           string
@@ -112,8 +120,8 @@ func (r *Report) WriteTo(w io.Writer) (int64, error) {
 		if m.SignalKnown {
 			sig = fmt.Sprintf("%d dBm", m.SignalDBm)
 		}
-		fmt.Fprintf(&b, "modem %s: %s %s (firmware %s), profile %s\n  device %s  MSISDN %s  IMEI %s  IMSI %s\n  signal %s  registration %s\n",
-			m.Role, m.Manufacturer, m.Model, m.Revision, m.Profile, m.Device, m.MSISDN, m.IMEI, m.IMSI, sig, m.Registration)
+		fmt.Fprintf(&b, "modem %s: %s %s (firmware %s), profile %s\n  device %s  MSISDN %s  IMEI %s  IMSI %s  SMSC %s\n  signal %s  registration %s\n",
+			m.Role, m.Manufacturer, m.Model, m.Revision, m.Profile, m.Device, m.MSISDN, m.IMEI, m.IMSI, m.SMSC, sig, m.Registration)
 	}
 	fmt.Fprintf(&b, "\ntimings:\n")
 	for _, k := range sortedKeys(r.Timings) {

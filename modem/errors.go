@@ -7,7 +7,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/warthog618/modem/at"
+	"github.com/m2mbearer/m2mbearer/modem/at"
 )
 
 // kindError is the type of the sentinel errors: each says of itself
@@ -127,9 +127,20 @@ func (e *CMSError) Retryable() bool {
 	return true // 512.. manufacturer specific
 }
 
-// Is makes errors.Is(err, ErrStorageFull) true for memory-full codes.
+// Is makes errors.Is(err, ErrStorageFull) true for memory-full codes and
+// errors.Is(err, ErrSIMPIN) true for the PIN/PUK codes (311, 312, 316,
+// 317, 318).
 func (e *CMSError) Is(target error) bool {
-	return target == ErrStorageFull && (e.Code == 322 || e.Code == 0xD0 || e.Code == 0xD3)
+	switch target {
+	case ErrStorageFull:
+		return e.Code == 322 || e.Code == 0xD0 || e.Code == 0xD3
+	case ErrSIMPIN:
+		switch e.Code {
+		case 311, 312, 316, 317, 318:
+			return true
+		}
+	}
+	return false
 }
 
 // CMEError is a "+CME ERROR: <err>" final result code (3GPP TS 27.007
@@ -214,6 +225,11 @@ var cmeTexts = map[int]string{
 	23: "memory failure", 24: "text string too long", 25: "invalid characters in text string",
 	26: "dial string too long", 27: "invalid characters in dial string",
 	30: "no network service", 31: "network timeout", 32: "network not allowed - emergency calls only",
+	40: "network personalization PIN required", 41: "network personalization PUK required",
+	42: "network subset personalization PIN required", 43: "network subset personalization PUK required",
+	44: "service provider personalization PIN required", 45: "service provider personalization PUK required",
+	46: "corporate personalization PIN required", 47: "corporate personalization PUK required",
+	48: "hidden key required", 49: "EAP method not supported", 50: "incorrect parameters",
 	100: "unknown",
 }
 
@@ -226,7 +242,7 @@ func codeFromText(s string, table map[int]string) int {
 	if n, err := strconv.Atoi(s); err == nil && n >= 0 {
 		return n
 	}
-	ls := strings.ToLower(s)
+	ls := strings.ToLower(strings.TrimRight(s, ". "))
 	for c, t := range table {
 		if strings.ToLower(t) == ls {
 			return c
@@ -235,45 +251,68 @@ func codeFromText(s string, table map[int]string) int {
 	return -1
 }
 
-// ParseErrorLine parses a final error result line: "ERROR",
-// "+CMS ERROR: <err>" or "+CME ERROR: <err>". It returns nil when line is
-// not an error result.
+// ResultCodeError is a final result code other than OK, ERROR, +CMS ERROR
+// and +CME ERROR: a V.250 code (NO CARRIER, BUSY, ...), a vendor code
+// (Huawei's COMMAND NOT SUPPORT and TOO MANY PARAMETERS, MODEM ERROR: <n>)
+// or one of a Profile's FinalCodes. The command ended at once, as for
+// ERROR: errors.Is(err, ErrATError) is true, and it is retryable.
+type ResultCodeError struct {
+	Line string // the code as the modem sent it
+}
+
+func (e *ResultCodeError) Error() string { return "modem: final result code " + strconv.Quote(e.Line) }
+
+// Is makes errors.Is(err, ErrATError) true.
+func (e *ResultCodeError) Is(target error) bool { return target == ErrATError }
+
+// Retryable reports true: the modem answered, for a reason it does not
+// explain in 27.005/27.007 terms.
+func (e *ResultCodeError) Retryable() bool { return true }
+
+// ParseErrorLine parses a final error result line: "ERROR" (also with a
+// detail, "ERROR: 3"), "+CMS ERROR: <err>", "+CME ERROR: <err>" (numeric or
+// verbose, +CMEE=1 or 2), or another final result code other than OK
+// (*ResultCodeError). It returns nil when line is not an error result.
 func ParseErrorLine(line string) error {
+	return parseFinal(line, at.Dialect{})
+}
+
+func parseFinal(line string, d at.Dialect) error {
 	line = strings.TrimSpace(line)
 	switch {
-	case line == "ERROR":
-		return ErrATError
 	case strings.HasPrefix(line, "+CMS ERROR:"):
 		v := strings.TrimSpace(line[len("+CMS ERROR:"):])
 		return &CMSError{Code: codeFromText(v, cmsTexts), Text: v}
 	case strings.HasPrefix(line, "+CME ERROR:"):
 		v := strings.TrimSpace(line[len("+CME ERROR:"):])
 		return &CMEError{Code: codeFromText(v, cmeTexts), Text: v}
+	case line == "ERROR" || strings.HasPrefix(line, "ERROR:") || strings.HasPrefix(line, "ERROR "):
+		return ErrATError
+	}
+	if final, ok := at.IsFinal(line, d); final && !ok {
+		return &ResultCodeError{Line: line}
 	}
 	return nil
 }
 
-// mapATError turns an error of the at package into ours: typed +CMS/+CME
-// errors, ErrTimeout, ErrLinkLost.
-func mapATError(err error) error {
+// mapEngineError turns an error of the AT engine into ours: typed
+// +CMS/+CME errors, ErrATError, *ResultCodeError, ErrTimeout, ErrLinkLost.
+// Context errors pass through.
+func mapEngineError(err error) error {
 	if err == nil {
 		return nil
 	}
-	var cms at.CMSError
-	var cme at.CMEError
+	var re *at.ResultError
 	switch {
-	case errors.As(err, &cms):
-		v := string(cms)
-		return &CMSError{Code: codeFromText(v, cmsTexts), Text: v}
-	case errors.As(err, &cme):
-		v := string(cme)
-		return &CMEError{Code: codeFromText(v, cmeTexts), Text: v}
-	case errors.Is(err, at.ErrDeadlineExceeded):
+	case errors.As(err, &re):
+		if e := parseFinal(re.Line, at.Dialect{Finals: []string{re.Line}}); e != nil {
+			return e
+		}
+		return &ResultCodeError{Line: re.Line}
+	case errors.Is(err, at.ErrTimeout):
 		return ErrTimeout
 	case errors.Is(err, at.ErrClosed):
-		return ErrLinkLost
-	case errors.Is(err, at.ErrError):
-		return ErrATError
+		return fmt.Errorf("%w: %w", ErrLinkLost, err)
 	}
 	return err
 }

@@ -17,6 +17,8 @@ const (
 	EventHealth                           // a health poll completed
 	EventDropped                          // something was dropped because a bounded queue was full
 	EventBadInput                         // a line or PDU from the modem could not be parsed and was skipped
+	EventQuarantined                      // a received message that cannot be delivered was put in the quarantine
+	EventLengthMismatch                   // a PDU's length differed from its <length>; it was used because it decodes
 )
 
 func (t EventType) String() string {
@@ -35,6 +37,10 @@ func (t EventType) String() string {
 		return "dropped"
 	case EventBadInput:
 		return "bad-input"
+	case EventQuarantined:
+		return "quarantined"
+	case EventLengthMismatch:
+		return "length-mismatch"
 	}
 	return fmt.Sprintf("event(%d)", int(t))
 }

@@ -49,6 +49,16 @@ type fakeModem struct {
 	latency time.Duration
 	escapes int // ESC received at a "> " prompt (the send cancelled)
 	closed  chan struct{}
+	// eol replaces every CR LF the fake writes ("\r\r\n", "\n", "\r").
+	eol string
+	// override answers a command (exact text after AT) with raw text.
+	override map[string]string
+	// inside are lines put between each header and its PDU line in +CMGR
+	// and +CMGL answers (URCs a real modem interleaves).
+	inside []string
+	// cpinNoOK answers AT+CPIN? without a final OK (old Wavecom);
+	// cpinQuoted quotes the state (+CPIN: "SIM PIN").
+	cpinNoOK, cpinQuoted bool
 }
 
 type duplex struct {
@@ -137,7 +147,15 @@ func (f *fakeModem) commands() []string {
 func (f *fakeModem) serve(c io.ReadWriter, closed chan struct{}) {
 	defer close(closed)
 	br := bufio.NewReader(c)
-	out := func(s string) { _, _ = io.WriteString(c, s) }
+	out := func(s string) {
+		f.mu.Lock()
+		eol := f.eol
+		f.mu.Unlock()
+		if eol != "" {
+			s = strings.ReplaceAll(s, "\r\n", eol)
+		}
+		_, _ = io.WriteString(c, s)
+	}
 	for {
 		line, err := br.ReadString('\r')
 		if err != nil {
@@ -152,6 +170,7 @@ func (f *fakeModem) serve(c io.ReadWriter, closed chan struct{}) {
 		f.mu.Lock()
 		f.cmds = append(f.cmds, cmd)
 		hang := f.hang
+		raw, overridden := f.override[cmd]
 		var late string
 		if cmd == "Z" {
 			late, f.lateZ = f.lateZ, ""
@@ -162,6 +181,10 @@ func (f *fakeModem) serve(c io.ReadWriter, closed chan struct{}) {
 		latency := f.latency
 		f.mu.Unlock()
 		if hang {
+			continue
+		}
+		if overridden {
+			out(raw)
 			continue
 		}
 		if late != "" {
@@ -257,10 +280,17 @@ func (f *fakeModem) respond(cmd string) string {
 	case strings.HasPrefix(cmd, "+CSMS="):
 		return info("+CSMS: 1,1,1")
 	case cmd == "+CPIN?":
+		state := "READY"
 		if f.pin != "" && !f.unlocked {
-			return info("+CPIN: SIM PIN")
+			state = "SIM PIN"
 		}
-		return info("+CPIN: READY")
+		if f.cpinQuoted {
+			state = `"` + state + `"`
+		}
+		if f.cpinNoOK {
+			return "\r\n+CPIN: " + state + "\r\n"
+		}
+		return info("+CPIN: " + state)
 	case strings.HasPrefix(cmd, "+CPIN="):
 		if strings.Trim(cmd[6:], `"`) == f.pin {
 			f.unlocked = true
@@ -281,6 +311,8 @@ func (f *fakeModem) respond(cmd string) string {
 		return info(`+CNUM: "","+15550001",145`)
 	case cmd == "+CSQ":
 		return info("+CSQ: 20,99")
+	case cmd == "+CSCA?":
+		return info(`+CSCA: "+31624000000",145`)
 	case cmd == "+CREG?":
 		return info("+CREG: 0,1")
 	case cmd == "+CEREG?":
@@ -302,7 +334,7 @@ func (f *fakeModem) respond(cmd string) string {
 			return ok
 		}
 		p := strings.SplitN(e, ",", 3)
-		return info(fmt.Sprintf("+CMGR: %s,,%s", p[0], p[1]), p[2])
+		return info(append(append([]string{fmt.Sprintf("+CMGR: %s,,%s", p[0], p[1])}, f.inside...), p[2])...)
 	case cmd == "+CMGL=4":
 		var lines []string
 		var keys []int
@@ -312,7 +344,8 @@ func (f *fakeModem) respond(cmd string) string {
 		sort.Ints(keys)
 		for _, k := range keys {
 			p := strings.SplitN(f.store[k], ",", 3)
-			lines = append(lines, fmt.Sprintf("+CMGL: %d,%s,,%s", k, p[0], p[1]), p[2])
+			lines = append(lines, fmt.Sprintf("+CMGL: %d,%s,,%s", k, p[0], p[1]))
+			lines = append(append(lines, f.inside...), p[2])
 		}
 		if len(lines) == 0 {
 			return ok

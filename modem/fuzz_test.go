@@ -1,9 +1,31 @@
 package modem
 
 import (
+	"bufio"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// corpusInputs returns the input column of the field corpus, split into
+// lines, when it is there (see corpus_test.go).
+func corpusInputs() []string {
+	f, err := os.Open(filepath.Join(corpusDir, "at-lines.tsv"))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		c := strings.Split(sc.Text(), "\t")
+		if len(c) >= 5 && c[0] != "id" {
+			out = append(out, strings.Split(strings.NewReplacer(`\r`, "\r", `\n`, "\n").Replace(c[4]), "\r\n")...)
+		}
+	}
+	return out
+}
 
 // FuzzParseLine feeds one line to every response and URC parser: none may
 // panic, and every failure must wrap ErrBadResponse.
@@ -13,7 +35,11 @@ func FuzzParseLine(f *testing.F) {
 		`+CMGL: 1,"REC READ",,30`, `+CMGS: 12,"0791"`, `+CSQ: 31,99`, `+CREG: 2,5,"1A","2B",7`,
 		`+CEREG: 1`, `+CNUM: "me","+4915112345678",145`, `+CPMS: "SM",1,20,"ME",0,10,"MT",1,30`,
 		`+CPMS: 1,20,1,20`, `+CMS ERROR: 500`, `+CME ERROR: SIM busy`, `+CMTI: "SM`, "", ",,,,",
+		`+CSCA: "002B0034",145`, `+CEREG: 2,1, 1F00, 20 ,79D903 ,7`, `+CMGR: 4,1,,151`,
 	} {
+		f.Add(s)
+	}
+	for _, s := range corpusInputs() {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, line string) {
@@ -29,12 +55,36 @@ func FuzzParseLine(f *testing.F) {
 		_, _ = ParseCREG(line, false)
 		_, _ = ParseCNUM(line)
 		_, _ = ParseCPMS(line)
+		_, _ = ParseCSCA(line)
 		if err := ParseErrorLine(line); err != nil {
 			_ = err.Error()
 			_ = Retryable(err)
 		}
-		_ = parseCMGLList(strings.Split(line, "|"))
+		for _, e := range parseCMGLList(strings.Split(line, "|")) {
+			checkJudgement(t, e.sm)
+		}
+		checkJudgement(t, judgeCMGR(strings.Split(line, "|")))
 	})
+}
+
+// checkJudgement: a slot is delivered only with a TPDU of a kind the
+// consumer takes, and quarantined (deleted) only with a reason and with
+// the line in the PDU's place among the lines the quarantine keeps.
+func checkJudgement(t *testing.T, sm storedMsg) {
+	switch sm.v {
+	case vDeliver:
+		if len(sm.pdu.TPDU) == 0 || sm.pdu.Kind == KindOther {
+			t.Fatalf("delivered %+v", sm)
+		}
+	case vBad:
+		kept := false
+		for _, l := range sm.lines {
+			kept = kept || strings.TrimSpace(l) != ""
+		}
+		if sm.reason == nil || !kept {
+			t.Fatalf("quarantine verdict without a reason or a PDU line: %+v", sm)
+		}
+	}
 }
 
 // FuzzSplitPDU checks the PDU splitter and status report reader on any
@@ -53,6 +103,15 @@ func FuzzSplitPDU(f *testing.F) {
 		if err == nil {
 			_, _ = ParseStatusReport(tp)
 			_ = TPDUKind(tp)
+		}
+		pl, err := DecodePDULine(line, n)
+		if err == nil {
+			if len(pl.TPDU) == 0 {
+				t.Fatal("empty TPDU accepted")
+			}
+			if n >= 0 && len(pl.TPDU) != n && (!pl.Mismatch || tpduDecodes(pl.TPDU) != nil) {
+				t.Fatalf("TPDU of %d octets for length %d used without decoding", len(pl.TPDU), n)
+			}
 		}
 	})
 }

@@ -7,10 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"strings"
-	"sync/atomic"
 	"time"
 
-	"github.com/warthog618/modem/at"
+	"github.com/m2mbearer/m2mbearer/modem/at"
 )
 
 // connect dials, initialises and sweeps; on success the session is live.
@@ -23,33 +22,47 @@ func (m *Modem) connect(ctx context.Context) error {
 	if m.trace {
 		rw = &traceRW{rw: port, log: m.log, name: m.cfg.Device}
 	}
-	rx := newRxActivity(rw)
 	m.mu.Lock()
 	m.gen++
 	gen := m.gen
+	live := make(chan struct{})
+	m.liveCh = live
 	m.mu.Unlock()
-	ind := func(prefix string, trailing int) at.Option {
-		return at.WithIndication(prefix, func(lines []string) { m.queueURC(gen, lines) }, at.WithTrailingLines(trailing))
+	fail := func() {
+		m.mu.Lock()
+		m.failedGen = gen
+		m.mu.Unlock()
+		close(live)
 	}
 	to := m.Profile().CommandTimeout
 	if to <= 0 {
 		to = 5 * time.Second
 	}
-	a := at.New(rx, at.WithTimeout(to), at.WithCmds("Z", "E0"),
-		ind("+CMT:", 1), ind("+CDS:", 1), ind("+CMTI:", 0), ind("+CDSI:", 0))
-	s := &session{a: a, port: port, gen: gen, rx: rx}
+	e := at.New(rw, at.Config{
+		Dialect: dialectOf(m.Profile()), Timeout: to, Quiet: syncQuiet, QuietMax: syncQuietMax,
+		OnUnsolicited: func(lines []string) { m.queueURC(gen, lines) },
+		OnDropped: func(what, line string) {
+			m.emit(EventBadInput, fmt.Errorf("%w: %s", ErrBadResponse, what), clip(line))
+		},
+	})
+	s := &session{e: e, port: port, gen: gen}
 	if err := m.setup(ctx, s); err != nil {
 		_ = port.Close()
+		s.waitReader()
+		fail()
 		return err
 	}
 	m.mu.Lock()
 	if m.isClosing() {
 		m.mu.Unlock()
 		_ = port.Close()
+		s.waitReader()
+		fail()
 		return ErrClosed
 	}
 	m.sess = s
 	m.mu.Unlock()
+	close(live)
 	if m.everUp.Swap(true) {
 		m.st.reconn.Add(1)
 	}
@@ -59,6 +72,22 @@ func (m *Modem) connect(ctx context.Context) error {
 		m.log.Warn("modem: sweep after open failed", "modem", m.Name(), "err", err)
 	}
 	return nil
+}
+
+// readerGrace bounds the wait for the engine's reader after the port was
+// closed: a Dialer's stream whose Close does not end a pending Read must
+// not hang Close or the supervisor.
+const readerGrace = 2 * time.Second
+
+// waitReader waits (bounded) until the engine's reader has returned after
+// the port was closed.
+func (s *session) waitReader() {
+	t := time.NewTimer(readerGrace)
+	defer t.Stop()
+	select {
+	case <-s.e.Done():
+	case <-t.C:
+	}
 }
 
 // errOutOfStep reports an answer without the information line its command
@@ -95,7 +124,7 @@ func (m *Modem) setup(ctx context.Context, s *session) error {
 		}
 		m.log.Warn("modem: answers out of step at open (a late answer on the line?); initialising again once the port is quiet",
 			"modem", m.Name(), "attempt", attempt, "err", err)
-		if err := s.rx.waitQuiet(ctx, syncQuiet, syncQuietMax); err != nil {
+		if err := s.e.WaitQuiet(ctx, syncQuiet, syncQuietMax); err != nil {
 			return err
 		}
 	}
@@ -126,24 +155,28 @@ func needInfo(strict bool, cmd string, info []string, prefix string) error {
 	return fmt.Errorf("modem: init: %w: AT%s answered without %s (got %q)", errOutOfStep, cmd, prefix, info)
 }
 
+// cpinGrace is how long AT+CPIN? waits for its OK after the +CPIN line:
+// old Wavecom firmware sends none.
+const cpinGrace = 500 * time.Millisecond
+
 // setupOnce runs the init sequence once; see setup.
 func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	to := m.Profile().CommandTimeout
-	initDone := make(chan error, 1)
-	go func() { initDone <- s.a.Init(at.WithTimeout(to)) }()
-	select {
-	case err := <-initDone:
-		if err != nil {
-			return fmt.Errorf("modem: init: %w", mapATError(err))
-		}
-	case <-ctx.Done():
-		return ctx.Err()
+	// ESC CR cancels a "> " prompt left from before (TS 27.005 §3.5.1);
+	// its answer, if any, is drained while the line goes quiet.
+	if err := s.e.Escape(ctx); err != nil {
+		return fmt.Errorf("modem: init: %w", mapEngineError(err))
 	}
 	run := func(cmd string) ([]string, error) { return m.exec(ctx, s, cmd, "", to) }
+	for _, c := range []string{"Z", "E0"} {
+		if _, err := run(c); err != nil {
+			return fmt.Errorf("modem: init: %w", err)
+		}
+	}
 	if _, err := run("+CMEE=1"); err != nil {
 		return fmt.Errorf("modem: init: %w", err)
 	}
-	if err := m.unlockSIM(ctx, s, run, strict); err != nil {
+	if err := m.unlockSIM(ctx, s, strict); err != nil {
 		return err
 	}
 	var id Identity
@@ -163,12 +196,23 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	id.MSISDN = m.cfg.MSISDN
 	if id.MSISDN == "" {
 		if info, err := run("+CNUM"); err == nil {
-			if l, ok := findPrefix(info, "+CNUM:"); ok {
+			for _, l := range info {
 				if n, perr := ParseCNUM(l); perr == nil {
 					id.MSISDN = n
+					break
 				}
 			}
 		}
+	}
+	if info, err := run("+CSCA?"); err == nil {
+		for _, l := range info {
+			if n, perr := ParseCSCA(l); perr == nil {
+				id.SMSC = n
+				break
+			}
+		}
+	} else if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+		return fmt.Errorf("modem: identity: %w", err)
 	}
 	p := m.Profile()
 	if m.forced == nil {
@@ -183,16 +227,19 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	m.id = id
 	m.profile = p
 	m.mu.Unlock()
+	s.e.SetDialect(dialectOf(p))
 	if _, err := run("+CMGF=0"); err != nil {
 		return fmt.Errorf("modem: init: %w", err)
 	}
-	csms := fmt.Sprintf("+CSMS=%d", p.CSMS)
-	info, err := run(csms)
-	if err != nil {
-		return fmt.Errorf("modem: init: %w", err)
-	}
-	if err := needInfo(strict, csms, info, "+CSMS:"); err != nil {
-		return err
+	if p.CSMS >= 0 {
+		csms := fmt.Sprintf("+CSMS=%d", p.CSMS)
+		info, err := run(csms)
+		if err != nil {
+			return fmt.Errorf("modem: init: %w", err)
+		}
+		if err := needInfo(strict, csms, info, "+CSMS:"); err != nil {
+			return err
+		}
 	}
 	// Vendor extras are best effort: firmware versions differ in what
 	// they accept, and none of them is needed for PDU-mode SMS.
@@ -204,8 +251,23 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 			m.log.Info("modem: vendor init command refused", "cmd", c, "err", err)
 		}
 	}
-	cpms := fmt.Sprintf(`+CPMS="%s","%s","%s"`, p.Storage, p.Storage, p.Storage)
-	if info, err = run(cpms); err != nil {
+	// Messages that came before this init are stored where the modem put
+	// them at power-up (its saved <mem3>), which may not be the preferred
+	// storage: those memories are swept too.
+	if info, err := run("+CPMS?"); err == nil {
+		for _, l := range info {
+			if su, perr := ParseCPMS(l); perr == nil {
+				for _, u := range su {
+					m.noteStorage(u.Mem, p)
+				}
+			}
+		}
+	} else if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
+		return fmt.Errorf("modem: init: %w", err)
+	}
+	cpms := p.cpmsSet()
+	info, err := run(cpms)
+	if err != nil {
 		return fmt.Errorf("modem: init: %w", err)
 	}
 	if err := needInfo(strict, cpms, info, "+CPMS:"); err != nil {
@@ -226,9 +288,13 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	return needInfo(strict, "+CPMS?", info, "+CPMS:")
 }
 
-func (m *Modem) unlockSIM(ctx context.Context, s *session, run func(string) ([]string, error), strict bool) error {
+// unlockSIM reads the SIM state and gives the PIN when asked for. It
+// accepts "+CPIN: READY" without OK (Wavecom) and quoted states
+// (+CPIN: "SIM PIN").
+func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
+	to := m.Profile().CommandTimeout
 	for attempt := 0; attempt < 10; attempt++ {
-		info, err := run("+CPIN?")
+		info, err := m.exec(ctx, s, "+CPIN?", "", to, at.WithEndOnInfo(cpinGrace))
 		if err != nil {
 			var cme *CMEError
 			if errors.As(err, &cme) && cme.Code == 14 { // SIM busy just after power-up
@@ -243,7 +309,7 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, run func(string) ([]s
 			return err
 		}
 		l, _ := findPrefix(info, "+CPIN:")
-		state := strings.TrimSpace(strings.TrimPrefix(l, "+CPIN:"))
+		state := strings.ToUpper(strings.TrimSpace(strings.Trim(strings.TrimSpace(strings.TrimPrefix(l, "+CPIN:")), `"`)))
 		switch state {
 		case "READY", "":
 			return nil
@@ -251,7 +317,7 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, run func(string) ([]s
 			if m.cfg.PIN == "" || attempt > 0 {
 				return fmt.Errorf("%w (state %q)", ErrSIMPIN, state)
 			}
-			if _, err := run(fmt.Sprintf(`+CPIN="%s"`, m.cfg.PIN)); err != nil {
+			if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPIN="%s"`, m.cfg.PIN), "", to); err != nil {
 				return fmt.Errorf("%w: %w", ErrSIMPIN, err)
 			}
 		default:
@@ -285,7 +351,7 @@ func (m *Modem) supervise() {
 			select {
 			case <-m.closing:
 				return
-			case <-s.a.Closed():
+			case <-s.e.Done():
 				reason = fmt.Errorf("%w: port closed (EOF/EIO)", ErrLinkLost)
 			case <-m.kick:
 				reason = fmt.Errorf("%w: %d consecutive command timeouts", ErrTimeout, m.cfg.TimeoutStorm)
@@ -296,6 +362,7 @@ func (m *Modem) supervise() {
 			}
 			m.mu.Unlock()
 			_ = s.port.Close()
+			s.waitReader()
 			m.emit(EventDisconnected, reason, "")
 		}
 		backoff := m.cfg.ReconnectMin
@@ -346,7 +413,7 @@ func (m *Modem) healthOnce(ctx context.Context) {
 	}
 	m.emit(EventHealth, nil, fmt.Sprintf("rssi=%d reg=%d/%d", h.Signal.RSSI, h.CSReg.Stat, h.EPSReg.Stat))
 	p := m.Profile()
-	if p.DirectDelivery() || p.DirectStatusReports() {
+	if p.DirectDelivery() || p.DirectStatusReports() || p.NoStorage {
 		if s, err := m.current(); err == nil {
 			_, _ = m.exec(ctx, s, "+CNMI="+p.CNMI, "", p.CommandTimeout)
 		}
@@ -388,43 +455,4 @@ func (t *traceRW) Read(p []byte) (int, error) {
 func (t *traceRW) Write(p []byte) (int, error) {
 	t.log.Debug("AT ->", "dev", t.name, "data", fmt.Sprintf("%q", p))
 	return t.rw.Write(p)
-}
-
-// rxActivity passes reads and writes through and records when the port last
-// delivered bytes, so that setup can wait for a quiet line.
-type rxActivity struct {
-	rw   io.ReadWriter
-	last atomic.Int64 // UnixNano of the last read that returned bytes
-}
-
-func newRxActivity(rw io.ReadWriter) *rxActivity {
-	r := &rxActivity{rw: rw}
-	r.last.Store(time.Now().UnixNano())
-	return r
-}
-
-func (r *rxActivity) Read(p []byte) (int, error) {
-	n, err := r.rw.Read(p)
-	if n > 0 {
-		r.last.Store(time.Now().UnixNano())
-	}
-	return n, err
-}
-
-func (r *rxActivity) Write(p []byte) (int, error) { return r.rw.Write(p) }
-
-// waitQuiet returns once nothing was read for quiet, or after at most max
-// (a port that never goes quiet), or when ctx ends.
-func (r *rxActivity) waitQuiet(ctx context.Context, quiet, max time.Duration) error {
-	end := time.Now().Add(max)
-	for {
-		idle := time.Since(time.Unix(0, r.last.Load()))
-		left := time.Until(end)
-		if idle >= quiet || left <= 0 {
-			return nil
-		}
-		if err := sleepCtx(ctx, min(quiet-idle, left)); err != nil {
-			return err
-		}
-	}
 }

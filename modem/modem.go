@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/warthog618/modem/at"
+	"github.com/m2mbearer/m2mbearer/modem/at"
 )
 
 // Config describes one modem.
@@ -81,6 +81,7 @@ type Identity struct {
 	IMEI         string // +CGSN
 	IMSI         string // +CIMI
 	MSISDN       string // Config.MSISDN or +CNUM
+	SMSC         string // the SIM's SMSC address (+CSCA?), when the modem says
 	Profile      string // the profile in use
 }
 
@@ -92,7 +93,11 @@ type Health struct {
 	EPSReg    Registration // +CEREG (Stat RegUnknown when unsupported)
 	Storage   []StorageUse // +CPMS?
 	Time      time.Time
-	Err       error // why the poll failed, if it did
+	Err       error // why the poll failed, if it did (timeout, lost link)
+	// Degraded lists what the poll could not read although the modem
+	// answered (an unparseable +CPMS, a refused +CSQ): the rest of the
+	// result stands.
+	Degraded []string
 }
 
 // Registered reports whether the modem is registered on any domain that
@@ -110,13 +115,14 @@ type Stats struct {
 	Reconnects                 uint64
 	DroppedEvents, DroppedURCs uint64
 	BadInput                   uint64
+	Quarantined                uint64 // messages put in the quarantine (then deleted or acknowledged)
+	LengthMismatches           uint64 // PDUs used although their <length> was wrong
 }
 
 type session struct {
-	a    *at.AT
+	e    *at.Engine
 	port io.Closer
 	gen  uint64
-	rx   *rxActivity // when the port last delivered bytes
 }
 
 // Modem is one AT-command cellular modem with one SIM. It is safe for
@@ -130,13 +136,18 @@ type Modem struct {
 	trace   bool
 	forced  *Profile
 	metrics Metrics
+	quar    Quarantine
 
-	mu      sync.Mutex
-	sess    *session
-	gen     uint64
-	id      Identity
-	profile Profile
-	health  Health
+	mu   sync.Mutex
+	sess *session
+	gen  uint64
+	// liveCh is closed when the session of generation gen goes live or
+	// fails (failedGen); URCs of a session being set up wait for it.
+	liveCh    chan struct{}
+	failedGen uint64
+	id        Identity
+	profile   Profile
+	health    Health
 	// pending holds the stored messages handed to the consumer and not yet
 	// acknowledged or rejected; the value records that the slot was
 	// announced (+CMTI/+CDSI) or listed again meanwhile, so that it is read
@@ -144,6 +155,10 @@ type Modem struct {
 	pending map[storeKey]bool
 	recheck map[storeKey]struct{} // released slots the URC worker reads again
 	stores  map[string]bool       // storages seen in +CMTI/+CDSI besides the preferred one
+	// stuck records slots whose message can be neither delivered nor
+	// quarantined (bounded), so that each is reported once, not at every
+	// sweep.
+	stuck map[storeKey]string
 
 	memMu sync.Mutex // serialises +CPMS switching around +CMGR/+CMGD
 
@@ -161,7 +176,7 @@ type Modem struct {
 	timeouts atomic.Int32
 	everUp   atomic.Bool
 	st       struct {
-		sent, sendErr, recv, sr, acked, rejected, reconn, dropEv, dropURC, bad atomic.Uint64
+		sent, sendErr, recv, sr, acked, rejected, reconn, dropEv, dropURC, bad, quar, mismatch atomic.Uint64
 	}
 }
 
@@ -263,6 +278,7 @@ func (m *Modem) defaults() {
 	m.recheck = make(map[storeKey]struct{})
 	m.reread = make(chan struct{}, 1)
 	m.stores = make(map[string]bool)
+	m.stuck = make(map[storeKey]string)
 	m.profile = mustProfile("generic")
 	if m.forced != nil {
 		m.profile = *m.forced
@@ -357,6 +373,7 @@ func (m *Modem) Stats() Stats {
 		Acked: m.st.acked.Load(), Rejected: m.st.rejected.Load(),
 		Reconnects: m.st.reconn.Load(), DroppedEvents: m.st.dropEv.Load(),
 		DroppedURCs: m.st.dropURC.Load(), BadInput: m.st.bad.Load(),
+		Quarantined: m.st.quar.Load(), LengthMismatches: m.st.mismatch.Load(),
 	}
 }
 
@@ -373,6 +390,7 @@ func (m *Modem) Close() error {
 		m.mu.Unlock()
 		if s != nil {
 			_ = s.port.Close()
+			s.waitReader()
 		}
 	})
 	m.wg.Wait()
@@ -391,8 +409,13 @@ func (m *Modem) isClosing() bool {
 func (m *Modem) emit(t EventType, err error, detail string) {
 	ev := Event{Time: time.Now(), Modem: m.Name(), Type: t, Err: err, Detail: detail}
 	m.metrics.Event(ev.Modem, t)
-	if t == EventBadInput {
+	switch t {
+	case EventBadInput:
 		m.st.bad.Add(1)
+	case EventQuarantined:
+		m.st.quar.Add(1)
+	case EventLengthMismatch:
+		m.st.mismatch.Add(1)
 	}
 	select {
 	case m.events <- ev:
@@ -422,63 +445,59 @@ func (m *Modem) current() (*session, error) {
 }
 
 // Command sends one AT command (without the "AT" prefix) and returns its
-// information lines. It is the escape hatch for diagnostics and lab tests.
+// information lines: every line but URCs and the final result code. It is
+// the escape hatch for diagnostics and lab tests.
 func (m *Modem) Command(ctx context.Context, cmd string) ([]string, error) {
 	s, err := m.current()
 	if err != nil {
 		return nil, err
 	}
-	return m.exec(ctx, s, cmd, "", m.Profile().CommandTimeout)
+	return m.run(ctx, s, cmd, "", m.Profile().CommandTimeout, at.WithShape(at.ShapeText))
 }
 
-// exec runs one command on session s, bounded by timeout and ctx. When ctx
-// ends first it returns ctx.Err() at once; the at engine finishes the
-// command within its own timeout.
-func (m *Modem) exec(ctx context.Context, s *session, cmd, pdu string, timeout time.Duration) ([]string, error) {
+// shapeOf returns which lines belong to the answer of a driver command:
+// the PDU lines for +CMGR/+CMGL, bare text for the identity commands, only
+// the command's own prefixed lines for the rest.
+func shapeOf(cmd string) at.Shape {
+	if cmd == "" || !strings.ContainsRune("+^*#%$!", rune(cmd[0])) {
+		return at.ShapeText // a basic command (I, I4): bare text
+	}
+	switch cmdName(cmd) {
+	case "+CMGR", "+CMGL":
+		return at.ShapePDU
+	case "+CGMI", "+CGMM", "+CGMR", "+CGSN", "+CIMI", "+GMI", "+GMM", "+GMR", "+GSN", "I":
+		return at.ShapeText
+	}
+	return at.ShapePrefixed
+}
+
+// exec runs one driver command on session s, bounded by timeout and ctx.
+func (m *Modem) exec(ctx context.Context, s *session, cmd, pdu string, timeout time.Duration, opts ...at.Option) ([]string, error) {
+	return m.run(ctx, s, cmd, pdu, timeout, append([]at.Option{at.WithShape(shapeOf(cmd))}, opts...)...)
+}
+
+// run runs one command; see exec. When ctx ends first it returns ctx.Err()
+// at once; the engine keeps the command until its answer or timeout.
+func (m *Modem) run(ctx context.Context, s *session, cmd, pdu string, timeout time.Duration, opts ...at.Option) ([]string, error) {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
-	}
-	if dl, ok := ctx.Deadline(); ok {
-		if r := time.Until(dl); r < timeout {
-			timeout = r
-		}
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if timeout <= 0 {
-		return nil, context.DeadlineExceeded
-	}
-	type result struct {
-		info []string
-		err  error
-	}
+	opts = append(opts, at.WithTimeout(timeout))
 	start := time.Now()
-	call := func() (r result) {
-		if pdu == "" {
-			r.info, r.err = s.a.Command(cmd, at.WithTimeout(timeout))
-		} else {
-			r.info, r.err = s.a.SMSCommand(cmd, pdu, at.WithTimeout(timeout))
-		}
-		return r
-	}
-	var r result
-	if ctx.Done() == nil {
-		r = call() // cannot be cancelled: skip the goroutine hand-off
+	var info []string
+	var err error
+	if pdu == "" {
+		info, err = s.e.Exec(ctx, cmd, opts...)
 	} else {
-		ch := make(chan result, 1)
-		m.wg.Add(1)
-		go func() {
-			defer m.wg.Done()
-			ch <- call()
-		}()
-		select {
-		case r = <-ch:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
+		info, err = s.e.Send(ctx, cmd, pdu, opts...)
 	}
-	err := mapATError(r.err)
+	if ctx.Err() != nil && err != nil && errors.Is(err, ctx.Err()) {
+		return nil, err
+	}
+	err = mapEngineError(err)
 	m.metrics.Command(m.Name(), cmdName(cmd), time.Since(start), err)
 	switch {
 	case errors.Is(err, ErrTimeout):
@@ -495,9 +514,9 @@ func (m *Modem) exec(ctx context.Context, s *session, cmd, pdu string, timeout t
 		if m.trace {
 			m.log.Debug("AT error", "cmd", cmd, "err", err)
 		}
-		return r.info, fmt.Errorf("AT%s: %w", cmdName(cmd), err)
+		return info, fmt.Errorf("AT%s: %w", cmdName(cmd), err)
 	}
-	return r.info, nil
+	return info, nil
 }
 
 func cmdName(cmd string) string {
@@ -543,10 +562,7 @@ func (m *Modem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 	// would take the next command line as PDU text. ESC cancels the prompt
 	// (TS 27.005 §3.5.1); its own answer and the rest of the late ones are
 	// drained while the line goes quiet.
-	s.a.Escape()
-	if s.rx != nil {
-		_ = s.rx.waitQuiet(ctx, syncQuiet, syncQuietMax)
-	}
+	_ = s.e.Escape(ctx)
 	m.st.sendErr.Add(1)
 	return 0, fmt.Errorf("%w: +CMGS gave OK without a message reference", ErrBadResponse)
 }
@@ -574,45 +590,66 @@ func (m *Modem) setHealth(h Health) {
 	m.mu.Unlock()
 }
 
+// poll reads signal, registration and storage. A command the modem
+// refuses or an answer the parsers cannot read degrades that part of the
+// result (h.Degraded) and the poll goes on; a timeout, a lost link or an
+// ended context stops it.
 func (m *Modem) poll(ctx context.Context, s *session, h *Health) error {
 	to := m.Profile().CommandTimeout
-	info, err := m.exec(ctx, s, "+CSQ", "", to)
-	if err != nil {
-		return err
+	fatal := func(err error) bool {
+		return ctx.Err() != nil || errors.Is(err, ErrLinkLost) || errors.Is(err, ErrTimeout) || errors.Is(err, ErrNotConnected)
 	}
-	if l, ok := findPrefix(info, "+CSQ:"); ok {
-		if h.Signal, err = ParseCSQ(l); err != nil {
-			return err
+	degrade := func(what string, err error) {
+		h.Degraded = append(h.Degraded, what+": "+err.Error())
+		if errors.Is(err, ErrBadResponse) {
+			m.emit(EventBadInput, err, what)
 		}
 	}
-	info, err = m.exec(ctx, s, "+CREG?", "", to)
-	if err != nil {
-		return err
-	}
-	if l, ok := findPrefix(info, "+CREG:"); ok {
-		if h.CSReg, err = ParseCREG(l, true); err != nil {
-			return err
+	step := func(cmd, prefix string, parse func(string) error) error {
+		info, err := m.exec(ctx, s, cmd, "", to)
+		if err != nil {
+			if fatal(err) {
+				return err
+			}
+			degrade(cmd, err)
+			return nil
 		}
-	}
-	if info, err = m.exec(ctx, s, "+CEREG?", "", to); err == nil {
-		if l, ok := findPrefix(info, "+CEREG:"); ok {
-			if r, perr := ParseCREG(l, true); perr == nil {
-				h.EPSReg = r
+		var perr error
+		found := false
+		for _, l := range info {
+			if !strings.HasPrefix(l, prefix) {
+				continue
+			}
+			found = true
+			if perr = parse(l); perr == nil {
+				return nil
 			}
 		}
-	} else if ctx.Err() != nil || errors.Is(err, ErrLinkLost) {
-		return err
-	}
-	info, err = m.exec(ctx, s, "+CPMS?", "", to)
-	if err != nil {
-		return err
-	}
-	if l, ok := findPrefix(info, "+CPMS:"); ok {
-		if h.Storage, err = ParseCPMS(l); err != nil {
-			return err
+		if perr != nil {
+			degrade(cmd, perr)
+		} else if !found {
+			degrade(cmd, fmt.Errorf("%w: no %s line", ErrBadResponse, prefix))
 		}
+		return nil
 	}
-	return nil
+	if err := step("+CSQ", "+CSQ:", func(l string) (err error) { h.Signal, err = ParseCSQ(l); return }); err != nil {
+		return err
+	}
+	if err := step("+CREG?", "+CREG:", func(l string) (err error) { h.CSReg, err = ParseCREG(l, true); return }); err != nil {
+		return err
+	}
+	// +CEREG? is refused by 2G modems: not a degradation.
+	if info, err := m.exec(ctx, s, "+CEREG?", "", to); err == nil {
+		for _, l := range info {
+			if r, perr := ParseCREG(l, true); perr == nil && strings.HasPrefix(l, "+CEREG:") {
+				h.EPSReg = r
+				break
+			}
+		}
+	} else if fatal(err) {
+		return err
+	}
+	return step("+CPMS?", "+CPMS:", func(l string) (err error) { h.Storage, err = ParseCPMS(l); return })
 }
 
 // findPrefix returns the first line with the prefix.
@@ -630,7 +667,7 @@ func findPrefix(info []string, prefix string) (string, bool) {
 func plainInfo(info []string, cmd string) string {
 	for _, l := range info {
 		l = strings.TrimSpace(l)
-		if l == "" || isURC(l) {
+		if l == "" || at.IsUnsolicited(l, allURCs()) {
 			continue
 		}
 		if strings.HasPrefix(l, cmd+":") {
@@ -639,18 +676,7 @@ func plainInfo(info []string, cmd string) string {
 		if cmd == "+CGMR" && strings.HasPrefix(l, "Revision:") { // SIMCom
 			l = strings.TrimSpace(l[len("Revision:"):])
 		}
-		return strings.Trim(l, `"`)
+		return strings.TrimSpace(strings.Trim(l, `"`))
 	}
 	return ""
-}
-
-// isURC reports whether a line is one of the URCs the driver registers
-// (the at engine also passes their first line to a running command).
-func isURC(l string) bool {
-	for _, p := range []string{"+CMTI:", "+CMT:", "+CDSI:", "+CDS:"} {
-		if strings.HasPrefix(l, p) {
-			return true
-		}
-	}
-	return false
 }

@@ -31,7 +31,7 @@ func testProfile() Profile {
 
 // openFake opens a Modem on f; every re-dial creates a new pipe to the
 // same fake (its storage survives, as a SIM's does).
-func openFake(t *testing.T, f *fakeModem, p Profile, cfg Config) *Modem {
+func openFake(t *testing.T, f *fakeModem, p Profile, cfg Config, opts ...Option) *Modem {
 	t.Helper()
 	if cfg.HealthInterval == 0 {
 		cfg.HealthInterval = -1
@@ -42,8 +42,8 @@ func openFake(t *testing.T, f *fakeModem, p Profile, cfg Config) *Modem {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	m, err := Open(ctx, cfg, WithProfile(p), WithLogger(quietLog()),
-		WithDialer(func(context.Context) (io.ReadWriteCloser, error) { return newFakePair(f), nil }))
+	m, err := Open(ctx, cfg, append([]Option{WithProfile(p), WithLogger(quietLog()),
+		WithDialer(func(context.Context) (io.ReadWriteCloser, error) { return newFakePair(f), nil })}, opts...)...)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
@@ -77,7 +77,7 @@ func TestOpenIdentityAndInit(t *testing.T) {
 	f := newFake()
 	m := openFake(t, f, testProfile(), Config{})
 	id := m.Identity()
-	want := Identity{Manufacturer: "FAKE", Model: "F1", Revision: "1.0", IMEI: "490154203237518", IMSI: "001010123456789", MSISDN: "+15550001", Profile: "generic"}
+	want := Identity{Manufacturer: "FAKE", Model: "F1", Revision: "1.0", IMEI: "490154203237518", IMSI: "001010123456789", MSISDN: "+15550001", SMSC: "+31624000000", Profile: "generic"}
 	if id != want {
 		t.Fatalf("identity = %+v, want %+v", id, want)
 	}
@@ -294,19 +294,31 @@ func TestRejectKeepsAndSweepRedelivers(t *testing.T) {
 	}
 }
 
-func TestSweepAtOpenAndGarbageDeleted(t *testing.T) {
+// Garbage found by the start-up sweep is quarantined before it is deleted;
+// the valid message beside it is delivered.
+func TestSweepAtOpenQuarantinesGarbage(t *testing.T) {
 	f := newFake()
 	f.storeMsg(testSMSC+testDeliver, testDeliverLen, false)
 	f.storeMsg("ZZ-not-hex", 5, false)
 	f.storeMsg(testSMSC+testDeliver[:20], testDeliverLen, false) // truncated
-	m := openFake(t, f, testProfile(), Config{})
+	q := newMemQuarantine(f)
+	m := openFake(t, f, testProfile(), Config{}, WithQuarantine(q))
 	r := recvOne(t, m, 10*time.Second)
 	if r.Index != 0 {
 		t.Fatalf("index %d", r.Index)
 	}
-	waitFor(t, 10*time.Second, "garbage deleted", func() bool { return len(f.stored()) == 1 })
-	if m.Stats().BadInput < 2 {
-		t.Fatalf("bad input not counted: %+v", m.Stats())
+	waitFor(t, 10*time.Second, "garbage quarantined and deleted", func() bool { return len(f.stored()) == 1 })
+	got := q.entries()
+	if len(got) != 2 || got[0].Index != 1 || got[1].Index != 2 || got[0].Lines[1] != "ZZ-not-hex" || got[0].Modem != "+15550001" {
+		t.Fatalf("quarantine %+v", got)
+	}
+	for _, e := range got {
+		if !e.storedAtPut {
+			t.Fatalf("slot %d deleted before it was in the quarantine", e.Index)
+		}
+	}
+	if st := m.Stats(); st.Quarantined != 2 {
+		t.Fatalf("stats %+v", st)
 	}
 }
 
@@ -360,8 +372,8 @@ func TestStrayURCInsideCommand(t *testing.T) {
 	m := openFake(t, f, testProfile(), Config{})
 	idx := f.storeMsg(testSMSC+testDeliver, testDeliverLen, false)
 	// A URC arriving between lines of a response must not confuse either.
-	info := parseCMGLList([]string{`+CMGL: 0,0,,22`, `+CMTI: "SM",0`, testSMSC + testDeliver, "garbage", `+CMGL: x`})
-	if len(info) != 2 || info[0].err != nil || info[0].h.Index != 0 || info[1].err == nil {
+	info := parseCMGLList([]string{`+CMGL: 0,0,,22`, testSMSC + testDeliver, "garbage", `+CMGL: x`})
+	if len(info) != 2 || info[0].sm.v != vDeliver || info[0].idx != 0 || info[1].idx != -1 || info[1].sm.v != vUnreadable {
 		t.Fatalf("parseCMGLList = %+v", info)
 	}
 	f.write(`+CMTI: "SM",` + "7\r\n") // unknown index: empty slot, skipped

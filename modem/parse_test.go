@@ -21,7 +21,7 @@ func TestParseStoredIndications(t *testing.T) {
 		{`+CMTI:"MT",0`, StoredIndication{"MT", 0}, true},
 		{`+CMTI: "SM"`, StoredIndication{}, false},
 		{`+CMTI: "SM",-1`, StoredIndication{}, false},
-		{`+CMTI: "SM,1`, StoredIndication{}, false},
+		{`+CMTI: "SM,1`, StoredIndication{"SM", 1}, true}, // broken quote: the fields stay readable
 		{`+CMTI: ,1`, StoredIndication{}, false},
 		{`+CMT: "SM",1`, StoredIndication{}, false},
 	}
@@ -46,7 +46,10 @@ func TestParseHeaders(t *testing.T) {
 	if n, err := ParseCMT(`+CMT: "Alice, B",40`); err != nil || n != 40 {
 		t.Errorf("CMT alpha with comma = %d, %v", n, err)
 	}
-	for _, bad := range []string{`+CMT: ,0`, `+CMT: ,999`, `+CMT: 22`, `+CMT: ,x`} {
+	if n, err := ParseCMT(`+CMT: 22`); err != nil || n != 22 {
+		t.Errorf("CMT without <alpha> = %d, %v", n, err)
+	}
+	for _, bad := range []string{`+CMT: ,0`, `+CMT: ,999`, `+CMT: ,x`, `+CMT: a,b,22`} {
 		if _, err := ParseCMT(bad); err == nil {
 			t.Errorf("ParseCMT(%q) accepted", bad)
 		}
@@ -63,8 +66,13 @@ func TestParseHeaders(t *testing.T) {
 	if h, err := ParseCMGR(`+CMGR: "REC UNREAD",,22`); err != nil || h.Stat != StatRecUnread {
 		t.Errorf("CMGR text stat = %+v, %v", h, err)
 	}
-	if _, err := ParseCMGR(`+CMGR: 7,,22`); err == nil {
-		t.Error("CMGR stat 7 accepted")
+	if h, err := ParseCMGR(`+CMGR: 7,,22`); err != nil || h.Stat != StatUnknown {
+		t.Errorf("CMGR stat 7 = %+v, %v; want StatUnknown (the field degrades)", h, err)
+	}
+	for _, bad := range []string{`+CMGR: 1,,147 07914306073011F0`, `+CMGR: 1,,0`, `+CMGR: 1,,x`, `+CMGR: "REC READ","+4123","09/8/18,19:11:45"`} {
+		if _, err := ParseCMGR(bad); err == nil {
+			t.Errorf("ParseCMGR(%q) accepted", bad)
+		}
 	}
 	if h, err := ParseCMGL(`+CMGL: 4,2,,30`); err != nil || h != (CMGLHeader{4, StatStoUnsent, 30}) || h.Stat.Received() {
 		t.Errorf("CMGL = %+v, %v", h, err)
@@ -91,7 +99,8 @@ func TestParseCSQAndCREG(t *testing.T) {
 		{"+CSQ: 20,99", Signal{20, 99}, true},
 		{"+CSQ: 99,99", Signal{99, 99}, true},
 		{"+CSQ: 0,7", Signal{0, 7}, true},
-		{"+CSQ: 32,0", Signal{}, false},
+		{"+CSQ: 32,0", Signal{99, 0}, true}, // rssi out of range degrades to unknown
+		{"+CSQ: 15,x", Signal{15, 99}, true},
 		{"+CSQ: 5", Signal{}, false},
 		{"+CSQ: a,b", Signal{}, false},
 	}
@@ -139,7 +148,10 @@ func TestParseCNUMAndCPMS(t *testing.T) {
 			t.Errorf("ParseCNUM(%q) = %q, %v", line, got, err)
 		}
 	}
-	for _, bad := range []string{`+CNUM: "",,145`, `+CNUM: "","12a4",129`, `+CNUM: "","1"`} {
+	if got, err := ParseCNUM(`+CNUM: "","+15550001"`); err != nil || got != "+15550001" {
+		t.Errorf("ParseCNUM without <type> = %q, %v", got, err)
+	}
+	for _, bad := range []string{`+CNUM: "",,145`, `+CNUM: "","12a4",129`, `+CNUM: "","+"`, `+CNUM: "x"`} {
 		if _, err := ParseCNUM(bad); err == nil {
 			t.Errorf("ParseCNUM(%q) accepted", bad)
 		}
@@ -271,7 +283,13 @@ func TestDetectProfile(t *testing.T) {
 		{"Quectel", "EC25", "quectel-ec2x"},
 		{"Quectel", "BG96", "quectel-bg9x"},
 		{"u-blox", "SARA-R410M-02B", "ublox-sara"},
-		{"Telit", "LE910", "generic"},
+		{"Telit", "LE910", "telit"},
+		{"huawei", "E1752", "huawei"},
+		{"ZTE INCORPORATED", "K3565-Z", "zte"},
+		{" WAVECOM MODEM", " MULTIBAND  900E  1800", "sierra-wavecom"},
+		{"Cinterion", "EHS6", "cinterion"},
+		{"Nordic Semiconductor ASA", "nRF9160-SICA", "nordic-nrf91"},
+		{"Nokia", "Nokia 5210", "generic"},
 	}
 	for _, tt := range tests {
 		if got := DetectProfile(tt.maker, tt.model).Name; got != tt.want {

@@ -2,6 +2,7 @@ package modem
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -77,6 +78,91 @@ func SplitPDU(hexLine string, length int) (smsc string, tpdu []byte, err error) 
 		smsc = p.SMSC.Number()
 	}
 	return smsc, append([]byte(nil), p.TPDU...), nil
+}
+
+// PDULine is a PDU-mode line as DecodePDULine read it.
+type PDULine struct {
+	SMSC     string // the SMSC address ('+' when international), "" when absent
+	TPDU     []byte // the TPDU without SMSC address
+	Kind     Kind   // by TP-MTI
+	Length   int    // the <length> the modem announced (-1: none)
+	Mismatch bool   // the TPDU does not have the announced length (used because it decodes)
+	NoSMSC   bool   // the line carried no SMSC part: its octets are the announced <length>
+}
+
+// DecodePDULine reads a PDU-mode hex line as modems print it after +CMGR,
+// +CMGL, +CMT and +CDS: hex digits (spaces and a stray pair of quotes
+// around them are ignored) holding an SMSC address (TS 24.011 RP address,
+// length octet first) and the TPDU; length is the <length> of the header
+// (TPDU octets; -1 when there is none).
+//
+// It is lenient where modems and phones are: a line whose octets are
+// exactly <length> is a TPDU without SMSC part; a TPDU whose length differs
+// from <length> (common in real dumps) is used when it decodes as the
+// message its TP-MTI says (SMS-DELIVER or SMS-STATUS-REPORT, mobile
+// terminated; SMS-SUBMIT, mobile originated), and PDULine.Mismatch tells
+// the caller to log it. Everything else is an error wrapping ErrBadPDU:
+// not hex, an unreadable SMSC address, an empty TPDU, or a mismatched
+// length with a TPDU that does not decode.
+func DecodePDULine(line string, length int) (PDULine, error) {
+	s := strings.Trim(strings.TrimSpace(line), `"`)
+	s = strings.TrimSpace(s)
+	if len(s) > 2*(maxTPDU+12) {
+		return PDULine{}, fmt.Errorf("%w: PDU line of %d characters", ErrBadPDU, len(s))
+	}
+	raw, err := hex.DecodeString(s)
+	if err != nil {
+		return PDULine{}, fmt.Errorf("%w: %v", ErrBadPDU, err)
+	}
+	if len(raw) == 0 {
+		return PDULine{}, fmt.Errorf("%w: empty PDU line", ErrBadPDU)
+	}
+	out := PDULine{Length: length}
+	var p pdumode.PDU
+	splitErr := p.UnmarshalBinary(raw)
+	if splitErr == nil && len(p.TPDU) == 0 {
+		splitErr = errors.New("empty TPDU")
+	}
+	if splitErr == nil && (length < 0 || len(p.TPDU) == length) {
+		return finishPDU(out, p.SMSC.Addr, p.SMSC.Number(), p.TPDU), nil
+	}
+	if length > 0 && len(raw) == length {
+		if derr := tpduDecodes(raw); derr == nil || splitErr != nil {
+			out.NoSMSC = true
+			return finishPDU(out, "", "", raw), nil
+		}
+	}
+	if splitErr != nil {
+		return PDULine{}, fmt.Errorf("%w: SMSC address: %v", ErrBadPDU, splitErr)
+	}
+	if derr := tpduDecodes(p.TPDU); derr != nil {
+		return PDULine{}, fmt.Errorf("%w: TPDU has %d octets, modem announced %d, and it does not decode: %v", ErrBadPDU, len(p.TPDU), length, derr)
+	}
+	out.Mismatch = true
+	return finishPDU(out, p.SMSC.Addr, p.SMSC.Number(), p.TPDU), nil
+}
+
+func finishPDU(out PDULine, addr, number string, tp []byte) PDULine {
+	if addr != "" {
+		out.SMSC = number
+	}
+	out.TPDU = append([]byte(nil), tp...)
+	out.Kind = TPDUKind(tp)
+	return out
+}
+
+// tpduDecodes checks that tp decodes as the message its TP-MTI names:
+// SMS-DELIVER or SMS-STATUS-REPORT (mobile terminated) or SMS-SUBMIT
+// (mobile originated, as a phone stores its sent messages).
+func tpduDecodes(tp []byte) error {
+	if len(tp) == 0 {
+		return errors.New("empty TPDU")
+	}
+	t := tpdu.TPDU{Direction: tpdu.MT}
+	if tp[0]&0x03 == 0x01 {
+		t.Direction = tpdu.MO
+	}
+	return t.UnmarshalBinary(tp)
 }
 
 // StatusReport is what the driver reads from an SMS-STATUS-REPORT TPDU

@@ -85,10 +85,6 @@ func next(t *testing.T, m *modem.Modem, kind modem.Kind) *modem.Received {
 }
 
 func TestDriverOnEverySimProfile(t *testing.T) {
-	want := map[string]string{
-		"generic": "generic", "sim800": "simcom-sim800", "sim7600": "simcom-sim7600",
-		"ec25": "quectel-ec2x", "bg96": "quectel-bg9x", "sara-r4": "ublox-sara", "sara-u2": "ublox-sara",
-	}
 	for _, sp := range sim.Profiles() {
 		t.Run(sp.Name, func(t *testing.T) {
 			n := sim.NewNetwork(sim.WithSeed(1))
@@ -104,7 +100,7 @@ func TestDriverOnEverySimProfile(t *testing.T) {
 			a := openSim(t, sa, modem.Config{})
 			b := openSim(t, sb, modem.Config{})
 			id := a.Identity()
-			if id.Profile != want[sp.Name] || id.Manufacturer != sp.Manufacturer || id.Model != sp.Model || id.IMEI == "" {
+			if id.Profile != sp.DriverProfile || id.Manufacturer != sp.Manufacturer || id.Model != sp.Model || id.IMEI == "" {
 				t.Fatalf("identity %+v (sim profile %s)", id, sp.Name)
 			}
 			h, err := a.Health(context.Background())

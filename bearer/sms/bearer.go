@@ -371,6 +371,15 @@ func checkMode(sec Security, p []byte) error {
 // durable. Errors: ErrUnknownPeer, ErrSecurityMode, bearer.ErrTooLarge,
 // *BudgetError, *RateError, outbox.ErrFull, net.ErrClosed.
 func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
+	return b.WriteToBefore(p, addr, time.Time{})
+}
+
+// WriteToBefore is WriteTo for a datagram that is worth nothing after
+// deadline (an SMS wake-up for a request that expires then): its outbox
+// entry expires at the deadline (at most Outbox.MaxAge away), and the
+// outbox sends the entries of different peers earliest deadline first. The
+// zero deadline is WriteTo.
+func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int, error) {
 	if b.ctx.Err() != nil {
 		return 0, b.opErr("write", addr, net.ErrClosed)
 	}
@@ -428,7 +437,7 @@ func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if b.budget.crossed(dep-len(segs), dep, b.cfg.DailyBudget) && b.budget.once(day, "deployment|") {
 		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: b.cfg.DailyBudget})
 	}
-	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport}
+	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport, Expires: deadline}
 	for _, s := range segs {
 		e.Segments = append(e.Segments, outbox.Segment{TPDU: s.TPDU})
 	}

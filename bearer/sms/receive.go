@@ -85,7 +85,11 @@ func (b *Bearer) handle(msg Inbound) {
 		if st == outbox.ReportPermanent {
 			cause = &DeliveryError{Recipient: sr.Recipient.String(), MR: sr.MR, Status: sr.Status}
 		}
-		if err := b.worker.HandleReport(sim, sr.MR, st, cause); err != nil {
+		to := ""
+		if a, err := b.parse(sr.Recipient.String()); err == nil {
+			to = a.String()
+		}
+		if err := b.worker.HandleReportTo(sim, to, sr.MR, st, cause); err != nil {
 			b.log.Error("sms: recording status report", "sim", sim, "mr", sr.MR, "err", err)
 			b.reject(msg)
 			return

@@ -51,10 +51,13 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 	case "jobs":
 		method, u = "GET", "/jobs"+pageQuery
 	case "read":
-		if err := need(2, "EP PATH"); err != nil {
+		if err := need(2, "EP PATH [TYPE]"); err != nil {
 			return err
 		}
 		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w
+		if len(a) > 2 {
+			u += "&type=" + url.QueryEscape(a[2]) // a resource outside the object model, read as this type
+		}
 	case "write":
 		if err := need(3, "EP PATH VALUE [TYPE]"); err != nil {
 			return err

@@ -18,6 +18,9 @@ func TestDMCommands(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		got = r.Method + " " + r.URL.Path + " " + strings.TrimSpace(string(b))
+		if typ := r.URL.Query().Get("type"); typ != "" {
+			got += " type=" + typ
+		}
 		w.Write([]byte(`{}`))
 	}))
 	defer srv.Close()
@@ -33,6 +36,7 @@ func TestDMCommands(t *testing.T) {
 		{"write-composite", []string{"write-composite", "l1", "/3311/0/5851=40", "/31024/10/1=7:Integer"},
 			`POST /api/v1/devices/l1/composite/write {"types":{"/31024/10/1":"Integer"},"values":{"/31024/10/1":"7","/3311/0/5851":"40"}}`},
 		{"raw write", []string{"write", "l1", "/31024/10/1", "7", "Integer"}, `PUT /api/v1/devices/l1/data/31024/10/1 {"type":"Integer","value":"7"}`},
+		{"typed read", []string{"read", "l1", "/31024/10/1", "Unsigned Integer"}, `GET /api/v1/devices/l1/data/31024/10/1  type=Unsigned Integer`},
 		{"values", []string{"values", "l1"}, `GET /api/v1/devices/l1/values `},
 		{"objects", []string{"objects"}, `GET /api/v1/objects `},
 	}

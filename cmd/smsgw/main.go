@@ -127,6 +127,7 @@ const usage = `usage:
   smsgw exec  EP PATH [ARGS]     execute a resource
   smsgw jobs                     list pending jobs
   smsgw write EP PATH VALUE TYPE write a resource outside the object model raw, e.g. /31024/10/1 7 Integer
+  smsgw read  EP PATH TYPE       read it as that type, e.g. smsgw read wak-1 /31024/10/1 Integer
   smsgw discover EP PATH         Discover, e.g. smsgw discover light-udp-1 /3/0
   smsgw attrs EP PATH pmin=10 pmax=60 [gt]   Write-Attributes (a bare name removes it)
   smsgw read-composite EP PATH...            Read-Composite

@@ -14,6 +14,9 @@ import (
 	bearer_sms_modemlink "github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	bearer_sms_outbox "github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	bearer_sms_pdu "github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+	bearer_sms_route "github.com/m2mbearer/m2mbearer/bearer/sms/route"
+	bearer_sms_smpp "github.com/m2mbearer/m2mbearer/bearer/sms/smpp"
+	bearer_sms_smpp_smsc "github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	bearer_udp "github.com/m2mbearer/m2mbearer/bearer/udp"
 	lwm2m_client "github.com/m2mbearer/m2mbearer/lwm2m/client"
 	lwm2m_content "github.com/m2mbearer/m2mbearer/lwm2m/content"
@@ -25,6 +28,8 @@ import (
 	lwm2m_registry "github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	lwm2m_server "github.com/m2mbearer/m2mbearer/lwm2m/server"
 	modem "github.com/m2mbearer/m2mbearer/modem"
+	modem_at "github.com/m2mbearer/m2mbearer/modem/at"
+	modem_quarantine "github.com/m2mbearer/m2mbearer/modem/quarantine"
 	modem_sim "github.com/m2mbearer/m2mbearer/modem/sim"
 )
 
@@ -60,6 +65,9 @@ var zeroTypes = map[string]reflect.Type{
 	"bearer/sms/outbox.Outbox":             reflect.TypeFor[bearer_sms_outbox.Outbox](),
 	"bearer/sms/outbox.Worker":             reflect.TypeFor[bearer_sms_outbox.Worker](),
 	"bearer/sms/pdu.Address":               reflect.TypeFor[bearer_sms_pdu.Address](),
+	"bearer/sms/route.Mux":                 reflect.TypeFor[bearer_sms_route.Mux](),
+	"bearer/sms/smpp.Link":                 reflect.TypeFor[bearer_sms_smpp.Link](),
+	"bearer/sms/smpp/smsc.Server":          reflect.TypeFor[bearer_sms_smpp_smsc.Server](),
 	"bearer/sms/pdu.Concat":                reflect.TypeFor[bearer_sms_pdu.Concat](),
 	"bearer/sms/pdu.DecodeError":           reflect.TypeFor[bearer_sms_pdu.DecodeError](),
 	"bearer/sms/pdu.Deliver":               reflect.TypeFor[bearer_sms_pdu.Deliver](),
@@ -94,6 +102,7 @@ var zeroTypes = map[string]reflect.Type{
 	"lwm2m/model.DDFError":                 reflect.TypeFor[lwm2m_model.DDFError](),
 	"lwm2m/model.Object":                   reflect.TypeFor[lwm2m_model.Object](),
 	"lwm2m/model.Registry":                 reflect.TypeFor[lwm2m_model.Registry](),
+	"lwm2m/model.Typed":                    reflect.TypeFor[lwm2m_model.Typed](),
 	"lwm2m/path.Error":                     reflect.TypeFor[lwm2m_path.Error](),
 	"lwm2m/path.Path":                      reflect.TypeFor[lwm2m_path.Path](),
 	"lwm2m/queue.Attempt":                  reflect.TypeFor[lwm2m_queue.Attempt](),
@@ -134,10 +143,15 @@ var zeroTypes = map[string]reflect.Type{
 	"modem.Pool":                           reflect.TypeFor[modem.Pool](),
 	"modem.Profile":                        reflect.TypeFor[modem.Profile](),
 	"modem.PrometheusMetrics":              reflect.TypeFor[modem.PrometheusMetrics](),
+	"modem.ResultCodeError":                reflect.TypeFor[modem.ResultCodeError](),
 	"modem.Received":                       reflect.TypeFor[modem.Received](),
 	"modem.Signal":                         reflect.TypeFor[modem.Signal](),
 	"modem.StatusReport":                   reflect.TypeFor[modem.StatusReport](),
 	"modem.StorageUse":                     reflect.TypeFor[modem.StorageUse](),
+	"modem/at.Dialect":                     reflect.TypeFor[modem_at.Dialect](),
+	"modem/at.Engine":                      reflect.TypeFor[modem_at.Engine](),
+	"modem/at.ResultError":                 reflect.TypeFor[modem_at.ResultError](),
+	"modem/quarantine.Store":               reflect.TypeFor[modem_quarantine.Store](),
 	"modem/sim.Endpoint":                   reflect.TypeFor[modem_sim.Endpoint](),
 	"modem/sim.ManualClock":                reflect.TypeFor[modem_sim.ManualClock](),
 	"modem/sim.Modem":                      reflect.TypeFor[modem_sim.Modem](),

@@ -324,6 +324,7 @@ func (m *Manager) serve(d *device) {
 				return
 			}
 			target := *d.cfg.Wake
+			target.Deadline = earliestExpiry(d.queue)
 			seen := d.seen
 			// A device that shows up while the trigger is being sent has
 			// woken: Seen reports it (EventWoke) even before wakes counts it.
@@ -549,4 +550,19 @@ func asleep(err error) bool {
 	}
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// earliestExpiry is the earliest expiry among queued entries (zero when
+// none has one).
+func earliestExpiry(q []entry) time.Time {
+	var min int64
+	for _, e := range q {
+		if e.expires > 0 && (min == 0 || e.expires < min) {
+			min = e.expires
+		}
+	}
+	if min == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, min)
 }

@@ -6,72 +6,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/clocktest"
 )
 
 // fakeClock is a manual clock: time moves only by Advance.
-type fakeClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits map[*fakeWait]struct{}
-}
-
-type fakeWait struct {
-	at time.Time
-	ch chan time.Time
-}
+type fakeClock = clocktest.Manual
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{now: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), waits: map[*fakeWait]struct{}{}}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) After(d time.Duration) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := &fakeWait{at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		w.ch <- c.now
-		return w.ch, func() bool { return false }
-	}
-	c.waits[w] = struct{}{}
-	return w.ch, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		_, ok := c.waits[w]
-		delete(c.waits, w)
-		return ok
-	}
-}
-
-// Advance moves the clock and fires the due waits.
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for w := range c.waits {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-			delete(c.waits, w)
-		}
-	}
-}
-
-// armedBy reports whether some wait is pending for an instant at or
-// before at.
-func (c *fakeClock) armedBy(at time.Time) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for w := range c.waits {
-		if !w.at.After(at) {
-			return true
-		}
-	}
-	return false
+	return clocktest.New(time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC))
 }
 
 // waitFor polls cond until it holds or a generous deadline passes.
@@ -262,7 +205,7 @@ func (r *rig) waitTimer(t testing.TB, k timerKind, at time.Time) {
 			}
 		}
 		r.m.mu.Unlock()
-		return found && r.clk.armedBy(at)
+		return found && r.clk.ArmedBy(at)
 	})
 }
 

@@ -43,6 +43,10 @@ type WakeTarget struct {
 	// SIM is the server number the device knows (its SMS is only accepted
 	// from it); "" lets the SMS bearer choose.
 	SIM string
+	// Deadline is the earliest Expires of the device's queued requests, set
+	// by the Manager: a wake-up is worth nothing after it, and an SMS
+	// bearer that knows it sends the most urgent wake-ups first.
+	Deadline time.Time
 }
 
 // Wakeable reports whether the LwM2M rules allow an SMS wake-up: a number,
@@ -216,7 +220,7 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 			return err
 		}
 		req := &bearer.Request{Code: msg.Code, Type: message.NonConfirmable, Token: token, Options: msg.Options,
-			Payload: msg.Payload, Peer: addr}
+			Payload: msg.Payload, Peer: addr, Expires: t.Deadline}
 		if err := w.Endpoint.Fire(ctx, req, 0); err != nil {
 			return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
 		}
@@ -226,11 +230,21 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	if err != nil {
 		return err
 	}
-	if _, err := w.Conn.WriteTo(msg, addr); err != nil {
+	if dw, ok := w.Conn.(DeadlineWriter); ok && !t.Deadline.IsZero() {
+		_, err = dw.WriteToBefore(msg, addr, t.Deadline)
+	} else {
+		_, err = w.Conn.WriteTo(msg, addr)
+	}
+	if err != nil {
 		return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
 	}
 	return nil
 }
+
+// DeadlineWriter is a PacketConn that can be told when a datagram stops
+// being worth sending (*sms.Bearer: its outbox sends the earliest deadline
+// first and gives up at the deadline).
+type DeadlineWriter = bearer.DeadlineWriter
 
 // permanentWakeError reports wake errors that retrying later today will
 // not cure: budget exhausted, unknown peer, wrong security mode, bad target.

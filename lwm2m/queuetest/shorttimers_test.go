@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,64 +11,18 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/pipe"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
+	"github.com/m2mbearer/m2mbearer/internal/clocktest"
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
-// manualClock is the queue Manager's clock in these tests: it moves only
-// by Advance, so a test can put a request 100 s after the device fell
+// newManualClock is the queue Manager's clock in these tests: it moves
+// only by Advance, so a test can put a request 100 s after the device fell
 // asleep without waiting 100 s. The CoAP exchanges keep real time.
-type manualClock struct {
-	mu    sync.Mutex
-	now   time.Time
-	waits map[*manualWait]struct{}
-}
-
-type manualWait struct {
-	at time.Time
-	ch chan time.Time
-}
-
-func newManualClock() *manualClock {
-	return &manualClock{now: time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC), waits: map[*manualWait]struct{}{}}
-}
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) After(d time.Duration) (<-chan time.Time, func() bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w := &manualWait{at: c.now.Add(d), ch: make(chan time.Time, 1)}
-	if d <= 0 {
-		w.ch <- c.now
-		return w.ch, func() bool { return false }
-	}
-	c.waits[w] = struct{}{}
-	return w.ch, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		_, ok := c.waits[w]
-		delete(c.waits, w)
-		return ok
-	}
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-	for w := range c.waits {
-		if !w.at.After(c.now) {
-			w.ch <- c.now
-			delete(c.waits, w)
-		}
-	}
+func newManualClock() *clocktest.Manual {
+	return clocktest.New(time.Date(2026, 12, 1, 8, 0, 0, 0, time.UTC))
 }
 
 // anjayParams are the CoAP timers Anjay runs with in the field report:
@@ -248,7 +201,7 @@ func TestShortTimerClient(t *testing.T) {
 		newPort, quiet bool
 		off            time.Duration
 		w              *shortTimerWorld
-		clk            *manualClock
+		clk            *clocktest.Manual
 		ep             string
 	}
 	var cases []*tcase

@@ -13,6 +13,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/link"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
@@ -71,6 +72,8 @@ func (c Content) Text() string { return string(c.Payload) }
 type reqOpts struct {
 	format message.MediaType
 	hasFmt bool
+	// types are explicit types of resources outside the model (WithType).
+	types map[model.ResourceKey]model.Type
 }
 
 // RequestOption adjusts one device management request.
@@ -80,6 +83,34 @@ type RequestOption func(*reqOpts)
 // content format instead of the one chosen from the client's announcement.
 func WithFormat(f message.MediaType) RequestOption {
 	return func(o *reqOpts) { o.format, o.hasFmt = f, true }
+}
+
+// WithType types resource p (any instance of its object) as t when the
+// server's model does not define it: a Read's answer (ReadValues) and what
+// the server remembers of it, and an Observe's notifications, are decoded
+// as t instead of raw (TLV and plain text carry no types; without a type a
+// resource outside the model decodes as Opaque from TLV, String from
+// text). The model wins where it defines the resource. Give it once per
+// resource; p shorter than a resource path is ignored.
+func WithType(p path.Path, t model.Type) RequestOption {
+	return func(o *reqOpts) {
+		if p.Len() < path.LevelResource {
+			return
+		}
+		if o.types == nil {
+			o.types = map[model.ResourceKey]model.Type{}
+		}
+		o.types[model.ResourceKey{Object: p.ObjectID(), Resource: p.ResourceID()}] = t
+	}
+}
+
+// resolver is the model the answers of a request are decoded with: the
+// server's, plus the explicit types of WithType.
+func (s *Server) resolverFor(o reqOpts) model.Resolver {
+	if len(o.types) == 0 {
+		return s.resolver()
+	}
+	return model.Typed{Base: s.resolver(), Types: o.types}
 }
 
 // PreferredFormat returns the content format the server uses for a
@@ -204,7 +235,7 @@ func (s *Server) Read(ctx context.Context, ep string, p path.Path, opts ...Reque
 		return Content{}, err
 	}
 	c := contentOf(resp, FormatText)
-	s.remember(ep, "read", p, c)
+	s.remember(ep, "read", p, c, s.resolverFor(o))
 	return c, nil
 }
 
@@ -235,8 +266,18 @@ const (
 	PartialUpdate                  // POST: the given resources are written, others kept
 )
 
-// Write writes an already-encoded payload c to p (2.04 Changed).
+// Write writes an already-encoded payload c to p (2.04 Changed). What the
+// device accepted is remembered as its last known values (source "write",
+// decoded with the server's model).
 func (s *Server) Write(ctx context.Context, ep string, p path.Path, mode WriteMode, c Content) error {
+	if err := s.write(ctx, ep, p, mode, c); err != nil {
+		return err
+	}
+	s.remember(ep, "write", p, c, s.resolver())
+	return nil
+}
+
+func (s *Server) write(ctx context.Context, ep string, p path.Path, mode WriteMode, c Content) error {
 	if p.IsRoot() || p.IsObject() {
 		return &Error{Op: "write", Endpoint: ep, Path: p.String(), Code: codes.MethodNotAllowed, Message: "write needs an object instance or deeper"}
 	}
@@ -341,13 +382,22 @@ func (s *Server) ReadComposite(ctx context.Context, ep string, reqBody Content) 
 		return Content{}, err
 	}
 	c := contentOf(resp, FormatSenMLJSON)
-	s.remember(ep, "read-composite", path.Root, c)
+	s.remember(ep, "read-composite", path.Root, c, s.resolver())
 	return c, nil
 }
 
 // WriteComposite writes several resources in one request (Core 1.1
-// §6.3.9: iPATCH on the root with a SenML payload, 2.04 Changed).
+// §6.3.9: iPATCH on the root with a SenML payload, 2.04 Changed). What the
+// device accepted is remembered (source "write-composite").
 func (s *Server) WriteComposite(ctx context.Context, ep string, c Content) error {
+	if err := s.writeComposite(ctx, ep, c); err != nil {
+		return err
+	}
+	s.remember(ep, "write-composite", path.Root, c, s.resolver())
+	return nil
+}
+
+func (s *Server) writeComposite(ctx context.Context, ep string, c Content) error {
 	_, _, err := s.do(ctx, "write-composite", ep, path.Root, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.IPATCH
 		req.SetOption(bearer.ContentFormatOption(c.Format))

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
@@ -56,6 +57,8 @@ type Notification struct {
 	Paths    []path.Path // the observed path(s)
 	Content  Content
 	Seq      uint32 // the Observe option value
+	// m is the model of the observation (WithType types included).
+	m model.Resolver
 }
 
 // Subscription receives events on C until Close or until the Server

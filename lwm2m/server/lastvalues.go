@@ -18,8 +18,10 @@ type LastValue struct {
 	Value content.Value
 	Time  time.Time
 	// Source is how the value arrived: "read", "read-composite",
-	// "observe" (first answer), "notify", "send", or what the caller of
-	// Remember names (the gateway uses "job" for queued reads).
+	// "observe" (first answer), "notify", "send", or how it left: "write",
+	// "write-composite" (the value the device accepted with 2.04); or what
+	// the caller of Remember names (the gateway uses "job" for queued
+	// reads).
 	Source string
 	// Size is the size in bytes of an Opaque or String value that was cut
 	// to MaxLastValueBytes (0 when kept whole).
@@ -201,13 +203,14 @@ func (s *Server) Remember(ep string, vals ...LastValue) { s.last.put(ep, vals) }
 // ForgetValues drops the last known values of ep.
 func (s *Server) ForgetValues(ep string) { s.last.drop(ep) }
 
-// remember decodes c (received for p) and keeps its values; content the
-// model cannot decode is skipped (the caller gets the raw payload anyway).
-func (s *Server) remember(ep, source string, p path.Path, c Content) {
+// remember decodes c (received or written for p) with m and keeps its
+// values; content m cannot decode is skipped (the caller gets the raw
+// payload anyway).
+func (s *Server) remember(ep, source string, p path.Path, c Content, m model.Resolver) {
 	if s.last.maxDev <= 0 || len(c.Payload) == 0 || c.Format == FormatLink {
 		return
 	}
-	recs, err := s.Decode(p, c)
+	recs, err := content.Decode(content.Format(c.Format), p, c.Payload, m)
 	if err != nil {
 		return
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 )
 
@@ -93,5 +94,120 @@ func TestLastValuesBounded(t *testing.T) {
 	lv.put("dev-9", []LastValue{{Path: path.Resource(3, 0, 9), Value: content.NewOpaque(big), Time: t0.Add(time.Hour)}})
 	if v := lv.get("dev-9")[3]; len(v.Value.Bytes()) != MaxLastValueBytes || v.Size != len(big) {
 		t.Fatalf("long value kept as %d bytes, size %d", len(v.Value.Bytes()), v.Size)
+	}
+}
+
+// TestLastValuesTypedAndWritten: a read or observation of a resource
+// outside the model with an explicit type (WithType) is remembered with
+// that type, not raw; writes the device accepted are remembered as
+// "write"/"write-composite" with the types they were written as, and a
+// refused write leaves the last value alone.
+func TestLastValuesTypedAndWritten(t *testing.T) {
+	f := newFixture(t)
+	d := newDevice(t)
+	var res1 observedResource // /31024/0/1 = 42 (one byte) in TLV
+	d.mux.HandleFunc("/31024/0/1", res1.handler(message.AppLwm2mTLV, []byte{0xC1, 0x01, 42}, nil))
+	d.mux.HandleFunc("/31024/0/3", func(w bearer.ResponseWriter, r *bearer.Request) {
+		w.SetOption(bearer.ContentFormatOption(message.AppLwm2mTLV))
+		w.WriteResponse(codes.Content, []byte{0xC1, 0x03, 7})
+	})
+	d.mux.HandleFunc("/3311/0/5851", func(w bearer.ResponseWriter, r *bearer.Request) {
+		w.WriteResponse(codes.BadRequest, []byte("out of range")) // refuses every write
+	})
+	d.mux.HandleFunc("/", func(w bearer.ResponseWriter, r *bearer.Request) {
+		if r.Code == codes.IPATCH {
+			w.WriteResponse(codes.Changed, nil)
+			return
+		}
+		w.WriteResponse(codes.NotFound, nil)
+	})
+	if resp := post(t, d, f.addr, "/rd?ep=typed&lwm2m=1.1", "</3311/0>,</31024/0>"); resp.Code != codes.Created {
+		t.Fatal(resp.Code)
+	}
+	ctx := ctxT(t)
+	last := func(p path.Path) LastValue {
+		for _, v := range f.srv.LastValues("typed") {
+			if v.Path == p {
+				return v
+			}
+		}
+		return LastValue{}
+	}
+	p1, p3 := path.Resource(31024, 0, 1), path.Resource(31024, 0, 3)
+	notes := make(chan Notification, 4)
+
+	steps := []struct {
+		name   string
+		do     func() error
+		p      path.Path
+		typ    model.Type
+		value  string
+		source string
+	}{
+		{"read without a type is raw", func() error { _, err := f.srv.Read(ctx, "typed", p1); return err }, p1, model.Opaque, "opaque(1 bytes)", "read"},
+		{"read with a type", func() error { _, err := f.srv.Read(ctx, "typed", p1, WithType(p1, model.Integer)); return err }, p1, model.Integer, "42", "read"},
+		{"read values with a type", func() error {
+			recs, err := f.srv.ReadValues(ctx, "typed", p3, WithType(p3, model.Unsigned))
+			if err == nil && (len(recs) != 1 || recs[0].Value.Type() != model.Unsigned) {
+				err = fmt.Errorf("decoded %v", recs)
+			}
+			return err
+		}, p3, model.Unsigned, "7", "read"},
+		{"write values keep their type", func() error {
+			return f.srv.WriteValues(ctx, "typed", p1, Replace, content.Record{Path: p1, Value: content.NewInt(200)})
+		}, p1, model.Integer, "200", "write"},
+		{"refused write not remembered", func() error {
+			err := f.srv.WriteValues(ctx, "typed", path.Resource(3311, 0, 5851), Replace,
+				content.Record{Path: path.Resource(3311, 0, 5851), Value: content.NewInt(150)})
+			if err == nil {
+				return fmt.Errorf("write of 150 accepted")
+			}
+			if v := last(path.Resource(3311, 0, 5851)); !v.Value.IsNone() {
+				return fmt.Errorf("refused write remembered: %+v", v)
+			}
+			return nil
+		}, p1, model.Integer, "200", "write"},
+		{"write composite", func() error {
+			return f.srv.WriteCompositeValues(ctx, "typed", content.Record{Path: p3, Value: content.NewFloat(2.5)})
+		}, p3, model.Float, "2.5", "write-composite"},
+		{"observe with a type", func() error {
+			_, _, err := f.srv.Observe(ctx, "typed", p1, func(n Notification) { notes <- n }, WithType(p1, model.Integer))
+			return err
+		}, p1, model.Integer, "42", "observe"},
+		{"notification of a typed observation", func() error {
+			o := res1.observer()
+			if o == nil {
+				return fmt.Errorf("device did not accept the observation")
+			}
+			if err := o.Notify(ctx, codes.Content, []byte{0xC1, 0x01, 99}, bearer.ContentFormatOption(message.AppLwm2mTLV)); err != nil {
+				return err
+			}
+			select {
+			case n := <-notes:
+				// The notification decodes with the observation's type.
+				if recs, err := n.Values(); err != nil || len(recs) != 1 || recs[0].Value.Type() != model.Integer {
+					return fmt.Errorf("notification values %v %v", recs, err)
+				}
+			case <-ctx.Done():
+				return fmt.Errorf("no notification")
+			}
+			for deadline := time.Now().Add(10 * time.Second); last(p1).Source != "notify"; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("notification not remembered: %+v", last(p1))
+				}
+			}
+			return nil
+		}, p1, model.Integer, "99", "notify"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			if err := st.do(); err != nil {
+				t.Fatal(err)
+			}
+			v := last(st.p)
+			if v.Value.Type() != st.typ || v.Value.String() != st.value || v.Source != st.source {
+				t.Fatalf("%s: %v %q from %q, want %v %q from %q", st.p, v.Value.Type(), v.Value.String(), v.Source, st.typ, st.value, st.source)
+			}
+		})
 	}
 }

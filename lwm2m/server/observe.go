@@ -13,6 +13,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
+	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
@@ -164,7 +165,7 @@ func (s *Server) Observe(ctx context.Context, ep string, p path.Path, fn func(No
 	case p.Len() < path.LevelResource:
 		req.AddOption(bearer.UintOption(message.Accept, uint32(PreferredFormat(reg))))
 	}
-	return s.observe(ctx, reg, e, req, ep, p, nil, fn)
+	return s.observe(ctx, e, req, obsSpec{reg: reg, ep: ep, p: p, fn: fn, m: s.resolverFor(o)})
 }
 
 // ObserveComposite observes several paths at once (Core 1.1 §6.4.3
@@ -193,13 +194,23 @@ func (s *Server) ObserveComposite(ctx context.Context, ep string, paths []path.P
 	req.SetOption(bearer.ContentFormatOption(f))
 	req.SetOption(bearer.UintOption(message.Accept, uint32(f)))
 	req.Payload = body
-	return s.observe(ctx, reg, e, req, ep, path.Root, append([]path.Path(nil), paths...), fn)
+	return s.observe(ctx, e, req, obsSpec{reg: reg, ep: ep, p: path.Root, paths: append([]path.Path(nil), paths...), fn: fn, m: s.resolver()})
+}
+
+// obsSpec is what an observation is of and for.
+type obsSpec struct {
+	reg   *registry.Registration
+	ep    string
+	p     path.Path   // the observed path (the root for a composite)
+	paths []path.Path // the paths of an Observe-Composite (nil otherwise)
+	fn    func(Notification)
+	m     model.Resolver // decodes the values the server remembers
 }
 
 // observe registers req (GET or FETCH with Observe=0) and keeps the
 // observation in the server's table.
-func (s *Server) observe(ctx context.Context, reg *registry.Registration, e *bearer.Endpoint, req *bearer.Request,
-	ep string, p path.Path, paths []path.Path, fn func(Notification)) (*Observation, Content, error) {
+func (s *Server) observe(ctx context.Context, e *bearer.Endpoint, req *bearer.Request, sp obsSpec) (*Observation, Content, error) {
+	reg, ep, p, paths, fn := sp.reg, sp.ep, sp.p, sp.paths, sp.fn
 	notePaths := paths
 	if notePaths == nil {
 		notePaths = []path.Path{p}
@@ -215,9 +226,9 @@ func (s *Server) observe(ctx context.Context, reg *registry.Registration, e *bea
 			return
 		}
 		seq, _ := resp.Observe()
-		n := Notification{Endpoint: ep, Paths: notePaths, Content: contentOf(resp, FormatText), Seq: seq}
+		n := Notification{Endpoint: ep, Paths: notePaths, Content: contentOf(resp, FormatText), Seq: seq, m: sp.m}
 		s.stats.Notifications.Add(1)
-		s.remember(ep, "notify", p, n.Content)
+		s.remember(ep, "notify", p, n.Content, sp.m)
 		s.queueSeen(reg, reg.Transport())
 		if fn != nil {
 			fn(n)
@@ -265,7 +276,7 @@ func (s *Server) observe(ctx context.Context, reg *registry.Registration, e *bea
 	var c Content
 	if first != nil {
 		c = contentOf(first, FormatText)
-		s.remember(ep, "observe", p, c)
+		s.remember(ep, "observe", p, c, sp.m)
 	}
 	return obs, c, nil
 }

@@ -53,7 +53,7 @@ func (s *Server) receiveSend(w bearer.ResponseWriter, r *bearer.Request) {
 	ev := SendEvent{Endpoint: reg.Endpoint, Registration: reg, Content: Content{Format: cf, Payload: r.Payload}}
 	s.stats.Sends.Add(1)
 	_ = w.WriteResponse(codes.Changed, nil)
-	s.remember(reg.Endpoint, "send", path.Root, ev.Content)
+	s.remember(reg.Endpoint, "send", path.Root, ev.Content, s.resolver())
 	if f := s.cfg.sendHandler; f != nil {
 		s.dp.mu.Lock()
 		f(ev)

@@ -95,6 +95,39 @@ func (d *device) last() string {
 	return d.got[len(d.got)-1]
 }
 
+// observedResource is a device's resource that answers a PUT with 2.04
+// and a GET with payload in format cf, accepting an Observe; observer is
+// the last observer it accepted.
+type observedResource struct {
+	mu sync.Mutex
+	o  *bearer.Observer
+}
+
+func (x *observedResource) handler(cf message.MediaType, payload []byte, seen func(*bearer.Request)) bearer.HandlerFunc {
+	return func(w bearer.ResponseWriter, r *bearer.Request) {
+		if seen != nil {
+			seen(r)
+		}
+		if r.Code == codes.PUT {
+			w.WriteResponse(codes.Changed, nil)
+			return
+		}
+		if o, err := w.Observe(); err == nil {
+			x.mu.Lock()
+			x.o = o
+			x.mu.Unlock()
+		}
+		w.SetOption(bearer.ContentFormatOption(cf))
+		w.WriteResponse(codes.Content, payload)
+	}
+}
+
+func (x *observedResource) observer() *bearer.Observer {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.o
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)
@@ -440,24 +473,8 @@ func TestDeviceManagement(t *testing.T) {
 		}
 		w.WriteResponse(codes.Changed, nil)
 	})
-	var (
-		obsMu sync.Mutex
-		obsr  *bearer.Observer
-	)
-	m.HandleFunc("/3/0/13", func(w bearer.ResponseWriter, r *bearer.Request) {
-		d.record(r)
-		if r.Code == codes.PUT {
-			w.WriteResponse(codes.Changed, nil)
-			return
-		}
-		if o, err := w.Observe(); err == nil {
-			obsMu.Lock()
-			obsr = o
-			obsMu.Unlock()
-		}
-		w.SetOption(bearer.ContentFormatOption(message.TextPlain))
-		w.WriteResponse(codes.Content, []byte("1000"))
-	})
+	var time13 observedResource
+	m.HandleFunc("/3/0/13", time13.handler(message.TextPlain, []byte("1000"), d.record))
 
 	resp := post(t, d, f.addr, "/rd?ep=dm&lwm2m=1.1&b=U", "</1/0>,</3/0>,</3303>")
 	if resp.Code != codes.Created {
@@ -546,9 +563,7 @@ func TestDeviceManagement(t *testing.T) {
 	if err != nil || first.Text() != "1000" {
 		t.Fatalf("Observe: %+v %v", first, err)
 	}
-	obsMu.Lock()
-	dev := obsr
-	obsMu.Unlock()
+	dev := time13.observer()
 	if dev == nil {
 		t.Fatal("device did not accept the observation")
 	}

@@ -46,7 +46,7 @@ func (s *Server) ReadValues(ctx context.Context, ep string, p path.Path, opts ..
 	if err != nil {
 		return nil, err
 	}
-	recs, err := s.Decode(p, c)
+	recs, err := content.Decode(content.Format(c.Format), p, c.Payload, s.resolverFor(applyOpts(opts)))
 	if err != nil {
 		s.stats.BadPayloadResp.Add(1)
 		return nil, fmt.Errorf("lwm2m read %s %s: %w", ep, p, err)
@@ -55,7 +55,9 @@ func (s *Server) ReadValues(ctx context.Context, ep string, p path.Path, opts ..
 }
 
 // WriteValues encodes recs (absolute paths under p) in the client's
-// format and writes them to p.
+// format and writes them to p. Once the device accepted them, recs are
+// its last known values (source "write", with their own types: a
+// resource outside the model keeps the type it was written as).
 func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode WriteMode, recs ...content.Record) error {
 	reg, ok := s.Lookup(ep)
 	if !ok {
@@ -75,7 +77,11 @@ func (s *Server) WriteValues(ctx context.Context, ep string, p path.Path, mode W
 			f, body = message.TextPlain, tb
 		}
 	}
-	return s.Write(ctx, ep, p, mode, Content{Format: f, Payload: body})
+	if err := s.write(ctx, ep, p, mode, Content{Format: f, Payload: body}); err != nil {
+		return err
+	}
+	s.rememberRecords(ep, "write", s.cfg.now(), recs)
+	return nil
 }
 
 // CreateValues creates an instance of object p from recs (paths
@@ -125,7 +131,9 @@ func (s *Server) ReadCompositeValues(ctx context.Context, ep string, paths ...pa
 	return recs, nil
 }
 
-// WriteCompositeValues writes records at several paths at once.
+// WriteCompositeValues writes records at several paths at once; once the
+// device accepted them they are its last known values (source
+// "write-composite").
 func (s *Server) WriteCompositeValues(ctx context.Context, ep string, recs ...content.Record) error {
 	reg, ok := s.Lookup(ep)
 	if !ok {
@@ -136,7 +144,11 @@ func (s *Server) WriteCompositeValues(ctx context.Context, ep string, recs ...co
 	if err != nil {
 		return fmt.Errorf("lwm2m write-composite %s: %w", ep, err)
 	}
-	return s.WriteComposite(ctx, ep, Content{Format: f, Payload: body})
+	if err := s.writeComposite(ctx, ep, Content{Format: f, Payload: body}); err != nil {
+		return err
+	}
+	s.rememberRecords(ep, "write-composite", s.cfg.now(), recs)
+	return nil
 }
 
 // Records decodes a notification's content.
@@ -146,6 +158,18 @@ func (n Notification) Records(m model.Resolver) ([]content.Record, error) {
 		base = n.Paths[0]
 	}
 	return content.Decode(content.Format(n.Content.Format), base, n.Content.Payload, m)
+}
+
+// Values decodes a notification with the model of its observation: the
+// server's, plus the types given to Observe with WithType (a resource
+// outside the model then decodes as that type, not raw). A Notification
+// built by hand decodes only self-described content (SenML).
+func (n Notification) Values() ([]content.Record, error) {
+	m := n.m
+	if m == nil {
+		m = model.Typed{}
+	}
+	return n.Records(m)
 }
 
 // Records decodes the data of a Send.

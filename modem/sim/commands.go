@@ -7,9 +7,28 @@ import (
 
 // result is the outcome of one command of a command line.
 type result struct {
-	info   []string
-	err    *atError
-	prompt bool // a "> " prompt follows; the PDU comes next
+	info    []string
+	err     *atError
+	prompt  bool // a "> " prompt follows; the PDU comes next
+	noFinal bool // the answer ends without a final result code (Profile.CPINNoOK)
+}
+
+// unsupported is the final result code of a command the modem does not
+// know.
+func (s *sess) unsupported() *atError {
+	if t := s.m.prof.Unsupported; t != "" {
+		return codeErr(t)
+	}
+	return errPlain
+}
+
+// tooMany is the final result code of a surplus parameter: the profile's,
+// or e.
+func (s *sess) tooMany(e *atError) *atError {
+	if t := s.m.prof.TooManyParams; t != "" {
+		return codeErr(t)
+	}
+	return e
 }
 
 func ok(info ...string) result { return result{info: info} }
@@ -63,7 +82,7 @@ func (s *sess) exec(c atCmd) result {
 		if !okv {
 			return fail(errPlain)
 		}
-		st.echo = v == 1
+		st.echo = v == 1 || m.echoStuck
 		return ok()
 	case "V", "Q":
 		// Only verbose results (V1) and results on (Q0) are simulated.
@@ -92,12 +111,12 @@ func (s *sess) exec(c atCmd) result {
 		if c.op == opTest {
 			return ok()
 		}
-		return ok(m.prof.Manufacturer)
+		return ok(m.pad(m.prof.Manufacturer))
 	case "+CGMM", "+GMM":
 		if c.op == opTest {
 			return ok()
 		}
-		return ok(m.prof.Model)
+		return ok(m.pad(m.prof.Model))
 	case "+CGMR", "+GMR":
 		if c.op == opTest {
 			return ok()
@@ -123,9 +142,9 @@ func (s *sess) exec(c atCmd) result {
 		case opRead:
 			return ok("+CSCS: " + q(st.cscs))
 		case opTest:
-			return ok("+CSCS: (\"IRA\",\"GSM\",\"UCS2\")")
+			return ok("+CSCS: (\"IRA\",\"GSM\",\"UCS2\",\"HEX\")")
 		}
-		if len(args) != 1 || (args[0] != "IRA" && args[0] != "GSM" && args[0] != "UCS2") {
+		if len(args) != 1 || (args[0] != "IRA" && args[0] != "GSM" && args[0] != "UCS2" && args[0] != "HEX") {
 			return fail(cmeErr(cmeBadParameters))
 		}
 		st.cscs = args[0]
@@ -172,6 +191,21 @@ func (s *sess) exec(c atCmd) result {
 		return ok("+CSQ: " + itoa(rssi) + ",99")
 	case "+CREG", "+CGREG", "+CEREG":
 		return s.creg(c, args)
+	case "+CGATT":
+		// TS 27.007 §10.1.9: packet domain attach follows registration.
+		switch c.op {
+		case opRead:
+			if m.registeredLocked() {
+				return ok("+CGATT: 1")
+			}
+			return ok("+CGATT: 0")
+		case opTest:
+			return ok("+CGATT: (0,1)")
+		}
+		if _, okv := intArg(args, 0, 1, 0, 1); !okv || len(args) != 1 {
+			return fail(cmeErr(cmeBadParameters))
+		}
+		return ok()
 	case "+COPS":
 		switch c.op {
 		case opRead:
@@ -232,16 +266,29 @@ func (s *sess) exec(c atCmd) result {
 		return ok()
 	case "+CMGS", "+CMGW":
 		return s.cmgsPrompt(c, args)
-	case "+CMGR":
-		return s.cmgr(c, args)
-	case "+CMGL":
-		return s.cmgl(c, args)
-	case "+CMGD":
+	case "+CMGR", "+CMGL", "+CMGD":
+		if m.prof.NoStorage {
+			return fail(s.unsupported())
+		}
+		switch c.name {
+		case "+CMGR":
+			return s.cmgr(c, args)
+		case "+CMGL":
+			return s.cmgl(c, args)
+		}
 		return s.cmgd(c, args)
 	case "+CNMA":
 		return s.cnma(c, args)
 	}
-	return fail(errPlain)
+	return fail(s.unsupported())
+}
+
+// pad puts the spaces of Profile.PadIdentity around an identity answer.
+func (m *Modem) pad(s string) string {
+	if m.prof.PadIdentity {
+		return " " + s + " "
+	}
+	return s
 }
 
 func (m *Modem) registeredLocked() bool { return !m.detached && m.st.cfun == 1 && m.st.pinOK }
@@ -253,14 +300,17 @@ func (s *sess) cpin(c atCmd, args []string) result {
 	case opTest:
 		return ok()
 	case opRead:
+		state := "SIM PIN"
 		switch {
 		case st.pinOK:
-			return ok("+CPIN: READY")
+			state = "READY"
 		case m.pinTries >= 3:
-			return ok("+CPIN: SIM PUK")
-		default:
-			return ok("+CPIN: SIM PIN")
+			state = "SIM PUK"
 		}
+		if m.prof.CPINQuoted {
+			state = q(state)
+		}
+		return result{info: []string{"+CPIN: " + state}, noFinal: m.prof.CPINNoOK}
 	case opSet:
 		if st.pinOK {
 			return fail(cmeErr(cmeNotAllowed))
@@ -330,7 +380,7 @@ func (s *sess) cnmi(c atCmd, args []string) result {
 	v := st.cnmi
 	lists := [][]int{p.CNMIModes, p.CNMIMT, p.CNMIBM, p.CNMIDS, p.CNMIBFR}
 	if len(args) > 5 {
-		return fail(cmsErr(cmsNotSupported))
+		return fail(s.tooMany(cmsErr(cmsNotSupported)))
 	}
 	for i := range args {
 		x, okv := intArg(args, i, v[i], 0, 9)
@@ -340,6 +390,12 @@ func (s *sess) cnmi(c atCmd, args []string) result {
 		v[i] = x
 	}
 	st.cnmi = v
+	if p.NoStorage && v[1] != 0 {
+		// A modem without storage refused what came before its SMS client
+		// registered; now it can take messages, as after freeing memory
+		// (TS 24.011 RP-SMMA), the SMSC tries again at once.
+		defer m.net.ready(m.msisdn)
+	}
 	if v[0] != 0 {
 		// TS 27.005 §3.4.1 <bfr>: 0 flushes the buffered codes to the TE,
 		// 1 clears them.
@@ -365,7 +421,7 @@ func (s *sess) cnma(c atCmd, args []string) result {
 		return fail(cmsErr(cmsNotAllowed))
 	}
 	msg := m.ack
-	if msg == nil || m.st.csms != 1 {
+	if msg == nil || (m.st.csms != 1 && !m.prof.AckAlways) {
 		return fail(cmsErr(cmsNoCNMAExpected))
 	}
 	m.ack = nil

@@ -31,7 +31,7 @@ func plugged(t *testing.T, p Profile, opts ...ModemOption) (*Network, *Modem, *t
 }
 
 func TestProfileDialect(t *testing.T) {
-	for _, p := range Profiles() {
+	for _, p := range StandardProfiles() {
 		t.Run(p.Name, func(t *testing.T) {
 			_, m, tm := plugged(t, p, WithIdentity("356938035643809", "001010123456789"))
 			// Echo is on after power-up, as on every modem.

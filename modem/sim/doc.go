@@ -19,13 +19,22 @@
 // the 3GPP TS 27.005 PDU-mode SMS commands (+CMGF, +CSMS, +CPMS, +CNMI, +CMGS,
 // +CMGR, +CMGL, +CMGD, +CMGW, +CNMA, +CSCA) and the TS 27.007 basics (+CGMI,
 // +CGMM, +CGMR, +CGSN, +CIMI, +CNUM, +CSQ, +CREG, +CEREG, +CPIN, +CMEE, +CFUN,
-// E, V, Z, I) with the answers of a vendor Profile (generic 27.005, SIMCom
-// SIM800/SIM7600, Quectel EC25/BG96, u-blox SARA-R4/U2). It is served over an
-// in-memory pipe (Modem.Pipe) for unit tests or over a pseudo-terminal
-// (Modem.OpenPTY) so that real serial code and third-party tools such as
-// gammu can drive it. Faults: +CMS ERROR injection, a modem that hangs
-// mid-command, unplug/replug (the driver sees EOF or EIO), full message
-// storage, a configurable time per +CMGS.
+// E, V, Z, I, +CSCS, +CGATT) with the answers of a vendor Profile: the
+// TS 27.005 ones (generic 27.005, SIMCom SIM800/SIM7600, Quectel EC25/BG96,
+// u-blox SARA-R4/U2) and the vendor dialects (Huawei, ZTE, Wavecom,
+// Telit, Cinterion, Nordic nRF91: line ends, URCs inside answers, final
+// result codes of their own, +CPIN? without OK, two-memory +CPMS, status
+// reports in SR with an empty <stat>, direct-only delivery; see
+// dialects.go). It is served over an in-memory pipe (Modem.Pipe) for unit
+// tests or over a pseudo-terminal (Modem.OpenPTY, on Linux, macOS and
+// FreeBSD) so that real serial code and third-party tools drive it: gammu,
+// gammu-smsd, smsd (smstools) and gsmsendsms (gsm-utils) work against it
+// unchanged (ESC CR answers OK, +CSCS=? lists HEX, a NUL after
+// AT+CMGS=<n> is ignored). Faults: +CMS ERROR injection, a modem that
+// hangs mid-command, unplug/replug (the driver sees EOF or EIO), full
+// message storage, a configurable time per +CMGS, and for the driver's
+// loss paths raw storage entries (StoreRaw), lines put inside answers
+// (Interleave), wrong <length>s, output in small pieces, stuck echo.
 //
 // # Hand-written versus library
 //

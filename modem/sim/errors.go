@@ -6,7 +6,11 @@ import "strconv"
 type atError struct {
 	kind int // errKindPlain, errKindCME, errKindCMS
 	code int
+	text string // a vendor final result code written as it is
 }
+
+// codeErr is a vendor final result code (COMMAND NOT SUPPORT).
+func codeErr(text string) *atError { return &atError{kind: errKindPlain, text: text} }
 
 const (
 	errKindPlain = iota
@@ -66,6 +70,9 @@ var cmsText = map[int]string{
 // format renders the result code under +CMEE=cmee: 0 bare ERROR, 1
 // numeric, 2 verbose (numeric when no text is known).
 func (e *atError) format(cmee int) string {
+	if e.text != "" {
+		return e.text
+	}
 	if e.kind == errKindPlain || cmee == 0 {
 		return "ERROR"
 	}

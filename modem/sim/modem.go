@@ -69,6 +69,17 @@ func WithPTYLink(path string) ModemOption { return func(m *Modem) { m.link = pat
 // WithSignal sets the +CSQ <rssi> (0..31, 99 unknown; default 20).
 func WithSignal(rssi int) ModemOption { return func(m *Modem) { m.rssi = rssi } }
 
+// WithChunkedWrites makes the modem write its output n bytes at a time,
+// so that lines reach the driver split across reads.
+func WithChunkedWrites(n int) ModemOption { return func(m *Modem) { m.chunk = n } }
+
+// WithLengthSkew makes the modem print every <length> (+CMGR, +CMGL, +CMT,
+// +CDS) off by d octets, as the phones in gammu's test dumps do.
+func WithLengthSkew(d int) ModemOption { return func(m *Modem) { m.lengthSkew = d } }
+
+// WithEchoStuck makes ATE0 answer OK but leave the echo on.
+func WithEchoStuck() ModemOption { return func(m *Modem) { m.echoStuck = true } }
+
 // maxInbox bounds the messages offered to a modem and not yet handled.
 const maxInbox = 256
 
@@ -85,6 +96,9 @@ type Modem struct {
 	capacity   int
 	trace      *slog.Logger
 	link       string
+	chunk      int
+	lengthSkew int
+	echoStuck  bool
 
 	mu       sync.Mutex
 	st       settings
@@ -99,12 +113,15 @@ type Modem struct {
 	direct   []*mtMessage // +CMT/+CDS queued behind ack
 	urcBuf   []string     // URCs held by +CNMI mode 0
 	lateURCs []string     // boot texts due after +CPIN
-	inject   struct{ code, n int }
-	hung     bool
-	pinTries int // wrong PINs in a row: kept by the SIM across power cycles
-	att      *attachment
-	lastPTY  bool
-	stats    ModemStats
+	// interleave are lines to put after the next +CMGR/+CMGL headers
+	// (Interleave), one per header.
+	interleave []string
+	inject     struct{ code, n int }
+	hung       bool
+	pinTries   int // wrong PINs in a row: kept by the SIM across power cycles
+	att        *attachment
+	lastPTY    bool
+	stats      ModemStats
 }
 
 // settings are reset at each plug-in (a power cycle).
@@ -126,9 +143,18 @@ type settings struct {
 
 // stored is one message in a storage slot.
 type stored struct {
-	stat int // 0 REC UNREAD, 1 REC READ, 2 STO UNSENT, 3 STO SENT
-	pdu  string
-	n    int
+	stat      int // 0 REC UNREAD, 1 REC READ, 2 STO UNSENT, 3 STO SENT
+	emptyStat bool
+	pdu       string
+	n         int
+}
+
+// statText is <stat> as +CMGR and +CMGL print it.
+func (x *stored) statText() string {
+	if x.emptyStat {
+		return ""
+	}
+	return itoa(x.stat)
 }
 
 // AddModem adds a modem owning msisdn to the network. It is unplugged:
@@ -207,6 +233,53 @@ func (m *Modem) Stats() ModemStats {
 func (m *Modem) InjectCMSError(code, n int) {
 	m.mu.Lock()
 	m.inject.code, m.inject.n = code, n
+	m.mu.Unlock()
+}
+
+// StoreRaw puts an entry into memory mem as a modem or a phone may hold
+// one: <stat> stat (-1 prints it empty), the <length> length as printed,
+// and pdu as the PDU line, whatever it is. With announce, +CMTI reports it.
+// It returns the index shown to the driver.
+func (m *Modem) StoreRaw(mem string, stat, length int, pdu string, announce bool) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.stores[mem] == nil {
+		return 0, fmt.Errorf("sim: no memory %q", mem)
+	}
+	x := &stored{stat: stat, emptyStat: stat < 0, pdu: pdu, n: length}
+	if stat < 0 {
+		x.stat = 0
+	}
+	idx, ok := m.storeLocked(mem, x)
+	if !ok {
+		return 0, fmt.Errorf("sim: memory %s full", mem)
+	}
+	if announce {
+		m.lateURCs = append(m.lateURCs, "+CMTI: \""+mem+"\","+itoa(idx))
+		m.kickLocked()
+	}
+	return idx, nil
+}
+
+// Interleave makes the modem put line after each of the next n +CMGR and
+// +CMGL headers, between the header and its PDU line, as a modem does when
+// a URC comes while it writes an answer.
+func (m *Modem) Interleave(line string, n int) {
+	m.mu.Lock()
+	for i := 0; i < n; i++ {
+		m.interleave = append(m.interleave, line)
+	}
+	m.mu.Unlock()
+}
+
+// DropSMSClient makes the modem forget its +CNMI routing and say so with
+// an unsolicited +CMS ERROR: 524, as an nRF91 does when its SMS client is
+// unregistered.
+func (m *Modem) DropSMSClient() {
+	m.mu.Lock()
+	m.st.cnmi = [5]int{}
+	m.lateURCs = append(m.lateURCs, "+CMS ERROR: 524")
+	m.kickLocked()
 	m.mu.Unlock()
 }
 

@@ -42,14 +42,92 @@ type Profile struct {
 	// when the SIM has no PIN, else after a successful +CPIN=<pin> (before
 	// that, "+CPIN: SIM PIN" is printed instead).
 	ReadyURCs []string
+
+	// The fields below make the dialect of a vendor; their zero values are
+	// TS 27.005/27.007 behaviour.
+
+	// LineEnd ends every line the modem writes (default "\r\n"; Huawei
+	// "\r\r\n"; "\n" and "\r" for tests). Lines also start with it.
+	LineEnd string
+	// CPINNoOK answers AT+CPIN? without a final OK (old Wavecom firmware).
+	CPINNoOK bool
+	// CPINQuoted quotes the state: +CPIN: "SIM PIN".
+	CPINQuoted bool
+	// PadIdentity puts a space before and after the +CGMI/+CGMM answers
+	// (" WAVECOM MODEM").
+	PadIdentity bool
+	// Unsupported is the final result code of a command the modem does not
+	// know (default ERROR; Huawei: COMMAND NOT SUPPORT).
+	Unsupported string
+	// TooManyParams is the final result code of a command given a surplus
+	// parameter (Huawei: TOO MANY PARAMETERS); empty: the command's usual
+	// error.
+	TooManyParams string
+	// Noise are unsolicited lines the modem writes inside answers: after
+	// each +CMGR/+CMGL header (between it and its PDU line) and after the
+	// first line of other multi-line answers, cycling through the list
+	// (Huawei ^RSSI, ^MODE).
+	Noise []string
+	// ReportStorage is the memory stored status reports go to (ZTE "SR");
+	// empty: <mem3>.
+	ReportStorage string
+	// EmptyReportStat lists stored status reports with an empty <stat>
+	// (ZTE: +CMGR: ,,27).
+	EmptyReportStat bool
+	// StorageMems is how many memories +CPMS= takes (default 3; Wavecom
+	// and nRF91: 2, a third is refused).
+	StorageMems int
+	// NoStorage: the modem keeps no messages. +CMGR, +CMGL and +CMGD are
+	// refused; a message that cannot be routed directly (+CMT/+CDS) is
+	// refused to the network (nRF91).
+	NoStorage bool
+	// AckAlways: +CMT and +CDS must be acknowledged with +CNMA whatever
+	// +CSMS says (nRF91).
+	AckAlways bool
+
+	// DriverProfile names the profile of package modem that handles this
+	// dialect, the one the driver must detect from +CGMI/+CGMM.
+	DriverProfile string
 }
 
-// Profiles returns every built-in profile.
+// lineEnd returns the line terminator of the profile.
+func (p Profile) lineEnd() string {
+	if p.LineEnd == "" {
+		return "\r\n"
+	}
+	return p.LineEnd
+}
+
+// storageMems returns how many memories +CPMS= takes.
+func (p Profile) storageMems() int {
+	if p.StorageMems < 1 || p.StorageMems > 3 {
+		return 3
+	}
+	return p.StorageMems
+}
+
+// Profiles returns every built-in profile: the TS 27.005 ones ("generic",
+// "sim800", "sim7600", "ec25", "bg96", "sara-r4", "sara-u2") and the
+// vendor dialects ("huawei", "zte", "wavecom", "telit", "cinterion",
+// "nrf91"); see StandardProfiles for the former alone.
 func Profiles() []Profile {
+	return append(StandardProfiles(), DialectProfiles()...)
+}
+
+// StandardProfiles returns the built-in profiles that answer exactly as
+// TS 27.005/27.007 say (CR LF, OK after every answer, no noise).
+func StandardProfiles() []Profile {
 	return []Profile{
 		genericProfile(), sim800Profile(), sim7600Profile(),
 		ec25Profile(), bg96Profile(), saraR4Profile(), saraU2Profile(),
 	}
+}
+
+// DialectProfiles returns the built-in profiles of vendors whose modems
+// depart from TS 27.005/27.007 (see dialects.go): each plays the quirks
+// the driver's profile of the same vendor handles.
+func DialectProfiles() []Profile {
+	return []Profile{huaweiProfile(), zteProfile(), wavecomProfile(), telitProfile(), cinterionProfile(), nrf91Profile()}
 }
 
 // ProfileByName returns the built-in profile called name (case-insensitive).
@@ -66,7 +144,7 @@ func ProfileByName(name string) (Profile, bool) {
 // more: every +CNMI value of §3.4.1, +CSMS 0 and 1.
 func genericProfile() Profile {
 	return Profile{
-		Name: "generic", Manufacturer: "m2mbearer", Model: "SIM-27005", Revision: "1.0",
+		Name: "generic", Manufacturer: "m2mbearer", Model: "SIM-27005", Revision: "1.0", DriverProfile: "generic",
 		CNMIModes: []int{0, 1, 2, 3}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 1, 2, 3},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
 		CNMIDefault: [5]int{0, 0, 0, 0, 0},
@@ -81,7 +159,7 @@ func genericProfile() Profile {
 // "SIMCOM_Ltd", +CGMM "SIMCOM_SIM800", +CGMR "Revision:<version>".
 func sim800Profile() Profile {
 	return Profile{
-		Name: "sim800", Manufacturer: "SIMCOM_Ltd", Model: "SIMCOM_SIM800",
+		Name: "sim800", Manufacturer: "SIMCOM_Ltd", Model: "SIMCOM_SIM800", DriverProfile: "simcom-sim800",
 		Revision: "1418B04SIM800L24", RevisionPrefix: "Revision:",
 		CNMIModes: []int{0, 1, 2, 3}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
@@ -99,7 +177,7 @@ func sim800Profile() Profile {
 // assumption.
 func sim7600Profile() Profile {
 	return Profile{
-		Name: "sim7600", Manufacturer: "SIMCOM INCORPORATED", Model: "SIMCOM_SIM7600E-H",
+		Name: "sim7600", Manufacturer: "SIMCOM INCORPORATED", Model: "SIMCOM_SIM7600E-H", DriverProfile: "simcom-sim7600",
 		Revision: "LE20B04SIM7600M22", RevisionPrefix: "+CGMR: ",
 		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
@@ -116,7 +194,7 @@ func sim7600Profile() Profile {
 // "+QIND: SMS DONE", "+QIND: PB DONE". Index base 0 is an assumption.
 func ec25Profile() Profile {
 	return Profile{
-		Name: "ec25", Manufacturer: "Quectel", Model: "EC25",
+		Name: "ec25", Manufacturer: "Quectel", Model: "EC25", DriverProfile: "quectel-ec2x",
 		Revision:  "EC25EFAR06A06M4G",
 		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},
@@ -131,7 +209,7 @@ func ec25Profile() Profile {
 // bg96Profile: Quectel BG96, modelled as the EC2x SMS dialect.
 func bg96Profile() Profile {
 	p := ec25Profile()
-	p.Name, p.Model, p.Revision = "bg96", "BG96", "BG96MAR02A07M1G"
+	p.Name, p.Model, p.Revision, p.DriverProfile = "bg96", "BG96", "BG96MAR02A07M1G", "quectel-bg9x"
 	p.ReadyURCs = []string{"+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE"}
 	return p
 }
@@ -140,7 +218,7 @@ func bg96Profile() Profile {
 // assumed); index base 0 is an assumption.
 func saraR4Profile() Profile {
 	return Profile{
-		Name: "sara-r4", Manufacturer: "u-blox", Model: "SARA-R410M-02B",
+		Name: "sara-r4", Manufacturer: "u-blox", Model: "SARA-R410M-02B", DriverProfile: "ublox-sara",
 		Revision:  "L0.0.00.00.05.08",
 		CNMIModes: []int{0, 1, 2}, CNMIMT: []int{0, 1, 2, 3}, CNMIBM: []int{0, 2},
 		CNMIDS: []int{0, 1, 2}, CNMIBFR: []int{0, 1},

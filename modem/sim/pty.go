@@ -1,3 +1,5 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
 package sim
 
 import (
@@ -79,7 +81,7 @@ func relink(target, link string) error {
 // driver would, so that the line discipline neither echoes nor edits.
 func makeRaw(f *os.File) error {
 	fd := int(f.Fd())
-	t, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	t, err := getTermios(fd)
 	if err != nil {
 		return fmt.Errorf("sim: pty termios: %w", err)
 	}
@@ -90,7 +92,7 @@ func makeRaw(f *os.File) error {
 	t.Cflag |= unix.CS8
 	t.Cc[unix.VMIN] = 1
 	t.Cc[unix.VTIME] = 0
-	if err := unix.IoctlSetTermios(fd, unix.TCSETS, t); err != nil {
+	if err := setTermios(fd, t); err != nil {
 		return fmt.Errorf("sim: pty termios: %w", err)
 	}
 	return nil

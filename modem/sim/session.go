@@ -20,6 +20,8 @@ type sess struct {
 	a        *attachment
 	line     []byte
 	overflow bool
+	esc      bool   // ESC came at the command line: a CR on an empty line answers OK
+	noise    int    // next Profile.Noise line
 	pdu      bool   // collecting a PDU after "> "
 	pduCmd   string // "+CMGS" or "+CMGW"
 	pduLen   int
@@ -56,14 +58,25 @@ func (m *Modem) session(a *attachment, boot []byte) {
 	}
 }
 
-// write sends text to the driver unless the modem hangs.
+// write sends formatted text to the driver unless the modem hangs: every
+// CR LF becomes the profile's line end, and it goes out in pieces when
+// WithChunkedWrites asks for it.
 func (s *sess) write(text string, urc bool) {
+	if eol := s.m.prof.lineEnd(); eol != "\r\n" {
+		text = strings.ReplaceAll(text, "\r\n", eol)
+	}
+	s.raw(text, urc)
+}
+
+// raw sends text as it is (the echo).
+func (s *sess) raw(text string, urc bool) {
 	m := s.m
 	m.mu.Lock()
 	hung := m.hung
 	if urc && !hung {
 		m.stats.URCs++
 	}
+	chunk := m.chunk
 	m.mu.Unlock()
 	if hung {
 		return
@@ -71,7 +84,18 @@ func (s *sess) write(text string, urc bool) {
 	if m.trace != nil {
 		m.trace.Debug("sim: at tx", "msisdn", m.msisdn, "text", text)
 	}
-	_, _ = s.a.conn.Write([]byte(text))
+	if chunk <= 0 {
+		_, _ = s.a.conn.Write([]byte(text))
+		return
+	}
+	for len(text) > 0 {
+		n := min(chunk, len(text))
+		_, _ = s.a.conn.Write([]byte(text[:n]))
+		text = text[n:]
+		if len(text) > 0 {
+			time.Sleep(200 * time.Microsecond) // a separate read on the other side
+		}
+	}
 }
 
 // consume feeds bytes from the driver through the line discipline.
@@ -86,11 +110,14 @@ func (s *sess) consume(b []byte) {
 	var out []byte
 	flush := func() {
 		if len(out) > 0 {
-			s.write(string(out), false)
+			s.raw(string(out), false)
 			out = out[:0]
 		}
 	}
 	for _, c := range b {
+		if c == 0 {
+			continue // NUL: gsmsendsms ends AT+CMGS=<n> with one
+		}
 		if s.pdu {
 			if echo {
 				out = append(out, c)
@@ -121,6 +148,14 @@ func (s *sess) consume(b []byte) {
 			flush()
 			line, over := string(s.line), s.overflow
 			s.line, s.overflow = s.line[:0], false
+			if strings.TrimSpace(line) == "" && s.esc {
+				// ESC CR outside a prompt: the command line is cancelled
+				// and the modem answers OK, as gammu and smsd expect.
+				s.esc = false
+				s.write("\r\nOK\r\n", false)
+				continue
+			}
+			s.esc = false
 			s.handleLine(line, over)
 			m.mu.Lock()
 			hung, echo = m.hung, m.st.echo
@@ -131,6 +166,7 @@ func (s *sess) consume(b []byte) {
 		case '\n':
 		case 0x1a, 0x1b:
 			s.line, s.overflow = s.line[:0], false
+			s.esc = c == 0x1b
 		default:
 			if len(s.line) < maxLine {
 				s.line = append(s.line, c)
@@ -161,6 +197,7 @@ func (s *sess) handleLine(line string, overflow bool) {
 		return
 	}
 	var info []string
+	noFinal := false
 	for _, c := range cmds {
 		r := s.exec(c)
 		info = append(info, r.info...)
@@ -168,6 +205,7 @@ func (s *sess) handleLine(line string, overflow bool) {
 			s.final(info, r.err)
 			return
 		}
+		noFinal = noFinal || r.noFinal
 		if r.prompt {
 			if len(info) > 0 {
 				s.write("\r\n"+strings.Join(info, "\r\n")+"\r\n", false)
@@ -177,12 +215,55 @@ func (s *sess) handleLine(line string, overflow bool) {
 			return
 		}
 	}
+	if noFinal {
+		s.write("\r\n"+strings.Join(s.noisy(info), "\r\n")+"\r\n", false)
+		return
+	}
 	s.final(info, nil)
+}
+
+// noisy puts the profile's Noise lines and the lines queued by Interleave
+// into an answer: after each +CMGR/+CMGL header, else after the first
+// line.
+func (s *sess) noisy(info []string) []string {
+	m := s.m
+	m.mu.Lock()
+	extra := m.interleave
+	noise := m.prof.Noise
+	m.mu.Unlock()
+	if len(info) == 0 || (len(noise) == 0 && len(extra) == 0) {
+		return info
+	}
+	out := make([]string, 0, len(info)+2)
+	put := false
+	for i, l := range info {
+		out = append(out, l)
+		header := strings.HasPrefix(l, "+CMGR:") || strings.HasPrefix(l, "+CMGL:")
+		if !header && (i > 0 || put) {
+			continue
+		}
+		if header && len(extra) > 0 {
+			m.mu.Lock()
+			if len(m.interleave) > 0 {
+				out = append(out, m.interleave[0])
+				m.interleave = m.interleave[1:]
+			}
+			extra = m.interleave
+			m.mu.Unlock()
+		}
+		if len(noise) > 0 {
+			out = append(out, noise[s.noise%len(noise)])
+			s.noise++
+		}
+		put = true
+	}
+	return out
 }
 
 // final writes information text and the final result code.
 func (s *sess) final(info []string, e *atError) {
 	var b strings.Builder
+	info = s.noisy(info)
 	if len(info) > 0 {
 		b.WriteString("\r\n")
 		b.WriteString(strings.Join(info, "\r\n"))
@@ -253,7 +334,7 @@ func (s *sess) route() {
 	for _, msg := range inbox {
 		msg := msg
 		mode, mt, ds := m.st.cnmi[0], m.st.cnmi[1], m.st.cnmi[3]
-		needAck := m.st.csms == 1 && m.prof.AckWithCSMS1
+		needAck := (m.st.csms == 1 && m.prof.AckWithCSMS1) || m.prof.AckAlways
 		// TS 27.005 §3.4.1 <mt>: 2 routes all but class 2 directly (+CMT),
 		// 3 routes class 3 directly; the rest is stored with +CMTI.
 		class := messageClass(msg)
@@ -284,8 +365,21 @@ func (s *sess) route() {
 			}
 			continue
 		}
+		if m.prof.NoStorage {
+			// Nowhere to keep it: the network tries again later.
+			m.stats.Refused++
+			results = append(results, func() { msg.done(false) })
+			continue
+		}
 		mem := m.st.mem[2]
-		idx, ok := m.storeLocked(mem, &stored{stat: 0, pdu: hexOf(m, msg), n: len(msg.tpdu)})
+		x := &stored{stat: 0, pdu: hexOf(m, msg), n: len(msg.tpdu)}
+		if msg.kind == kindStatusReport {
+			if r := m.prof.ReportStorage; r != "" && m.stores[r] != nil {
+				mem = r
+			}
+			x.emptyStat = m.prof.EmptyReportStat
+		}
+		idx, ok := m.storeLocked(mem, x)
 		if !ok {
 			m.stats.Refused++
 			results = append(results, func() { msg.done(false) })
@@ -295,7 +389,10 @@ func (s *sess) route() {
 		results = append(results, func() { msg.done(true) })
 		urc := ""
 		switch {
-		case msg.kind == kindStatusReport && ds == 2:
+		case msg.kind == kindStatusReport && (ds == 2 || ds == 1):
+			// ds=2 stores with +CDSI; ds=1 under <mode> 0 cannot route the
+			// +CDS directly, so the report is stored and its +CDSI
+			// buffered like any other indication (never stored silently).
 			urc = "+CDSI: \"" + mem + "\"," + strconv.Itoa(idx)
 		case msg.kind == kindDeliver && mt != 0:
 			urc = "+CMTI: \"" + mem + "\"," + strconv.Itoa(idx)
@@ -353,6 +450,7 @@ func hexOf(m *Modem, msg *mtMessage) string {
 // or +CDS (+CDS: <length><CR><LF><pdu>).
 func (m *Modem) directURC(msg *mtMessage) string {
 	h, n := pduModeHex(m.net.smsc, msg.tpdu)
+	n += m.lengthSkew
 	if msg.kind == kindStatusReport {
 		return "+CDS: " + strconv.Itoa(n) + "\r\n" + h
 	}

@@ -21,6 +21,11 @@ func (s *sess) cpms(c atCmd, args []string) result {
 	case opTest:
 		l := storageList(m.prof)
 		return ok("+CPMS: " + l + "," + l + "," + l)
+	}
+	if c.op == opSet && len(args) > m.prof.storageMems() {
+		return fail(s.tooMany(cmsErr(cmsNotSupported)))
+	}
+	switch c.op {
 	case opRead:
 		return ok("+CPMS: " + q(st.mem[0]) + "," + usage(st.mem[0]) + "," + q(st.mem[1]) + "," +
 			usage(st.mem[1]) + "," + q(st.mem[2]) + "," + usage(st.mem[2]))
@@ -39,6 +44,9 @@ func (s *sess) cpms(c atCmd, args []string) result {
 		mem[i] = strings.ToUpper(a)
 	}
 	st.mem = mem
+	if m.prof.storageMems() == 2 {
+		return ok("+CPMS: " + usage(mem[0]) + "," + usage(mem[1]))
+	}
 	return ok("+CPMS: " + usage(mem[0]) + "," + usage(mem[1]) + "," + usage(mem[2]))
 }
 
@@ -70,7 +78,7 @@ func (s *sess) cmgr(c atCmd, args []string) result {
 		// An empty slot: most modems answer a bare OK.
 		return ok()
 	}
-	info := []string{"+CMGR: " + itoa(x.stat) + ",," + itoa(x.n), x.pdu}
+	info := []string{"+CMGR: " + x.statText() + ",," + itoa(x.n+m.lengthSkew), x.pdu}
 	if x.stat == 0 {
 		x.stat = 1
 	}
@@ -92,7 +100,7 @@ func (s *sess) cmgl(c atCmd, args []string) result {
 		if x == nil || (want != 4 && x.stat != want) {
 			continue
 		}
-		info = append(info, "+CMGL: "+itoa(i+m.prof.IndexBase)+","+itoa(x.stat)+",,"+itoa(x.n), x.pdu)
+		info = append(info, "+CMGL: "+itoa(i+m.prof.IndexBase)+","+x.statText()+",,"+itoa(x.n+m.lengthSkew), x.pdu)
 		if x.stat == 0 {
 			x.stat = 1
 		}

@@ -5,11 +5,15 @@ package modemlink
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
 	"github.com/m2mbearer/m2mbearer/modem"
 )
 
@@ -21,16 +25,37 @@ type Link struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+	quar modem.Quarantine
+	log  *slog.Logger
 }
+
+// Option configures a Link.
+type Option func(*Link)
+
+// WithQuarantine makes the link put every TPDU the SMS bearer cannot
+// decode (the bearer's own decoder, pdu.Decode) in q before it is
+// acknowledged to the modem: otherwise the bearer acknowledges and drops
+// it, and the message is gone. A TPDU that cannot be quarantined is given
+// back to the modem (Reject), which keeps it.
+func WithQuarantine(q modem.Quarantine) Option { return func(l *Link) { l.quar = q } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(lg *slog.Logger) Option { return func(l *Link) { l.log = lg } }
 
 // New starts forwarding what the pool receives. buffer bounds the inbound
 // channel (default 64); a full channel holds the pool back, and the modems
 // keep what they have not been able to hand over.
-func New(p *modem.Pool, buffer int) *Link {
+func New(p *modem.Pool, buffer int, opts ...Option) *Link {
 	if buffer <= 0 {
 		buffer = 64
 	}
-	l := &Link{pool: p, in: make(chan sms.Inbound, buffer), stop: make(chan struct{})}
+	l := &Link{pool: p, in: make(chan sms.Inbound, buffer), stop: make(chan struct{}), log: slog.Default()}
+	for _, o := range opts {
+		o(l)
+	}
+	if l.log == nil {
+		l.log = slog.Default()
+	}
 	l.wg.Add(1)
 	go l.forward()
 	return l
@@ -48,6 +73,9 @@ func (l *Link) forward() {
 			if !ok {
 				return
 			}
+			if l.quarantined(r) {
+				continue
+			}
 			msg := sms.Inbound{SIM: r.Modem, TPDU: r.TPDU, Ack: r.Ack, Reject: r.Reject}
 			select {
 			case l.in <- msg:
@@ -60,6 +88,34 @@ func (l *Link) forward() {
 			}
 		}
 	}
+}
+
+// quarantined handles a TPDU the bearer cannot decode: it goes to the
+// quarantine and is acknowledged to the modem (true), or, when it cannot
+// be quarantined, is given back to the modem (true). It returns false for
+// a TPDU the bearer can decode, and when no quarantine is configured.
+func (l *Link) quarantined(r *modem.Received) bool {
+	if l.quar == nil {
+		return false
+	}
+	_, derr := pdu.Decode(r.TPDU)
+	if derr == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	line := strings.ToUpper(hex.EncodeToString(r.TPDU))
+	q := modem.Quarantined{Time: r.Time, Modem: r.Modem, Storage: r.Storage, Index: r.Index,
+		Lines: []string{line}, Reason: "the SMS bearer cannot decode the TPDU: " + derr.Error()}
+	if _, err := l.quar.Put(ctx, q); err != nil {
+		l.log.Warn("modemlink: undecodable TPDU not quarantined; left with the modem", "sim", r.Modem, "err", err)
+		_ = r.Reject(ctx)
+		return true
+	}
+	if err := r.Ack(ctx); err != nil {
+		l.log.Warn("modemlink: acknowledging a quarantined TPDU failed; it will come again", "sim", r.Modem, "err", err)
+	}
+	return true
 }
 
 // SendTPDU implements sms.Transport. The pool picks among all its SIMs when

@@ -110,6 +110,8 @@ func TestKill9(t *testing.T) {
 		close(lines)
 	}()
 	logPath := filepath.Join(dir, "sent.log")
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
 wait:
 	for {
 		select {
@@ -121,14 +123,17 @@ wait:
 				v, _ := strconv.Atoi(n)
 				stored[v] = true
 			}
-			// Kill once some entries are stored and some segments are out,
-			// so both stored-but-unsent and half-sent entries exist.
-			if b, _ := os.ReadFile(logPath); len(stored) >= 30 && strings.Count(string(b), "\n") >= 20 {
-				break wait
-			}
+		case <-tick.C:
+			// The child may have stored all it will before 20 segments
+			// are out: the condition is polled, not only checked per line.
 		case <-deadline:
 			cmd.Process.Kill()
 			t.Fatal("child too slow")
+		}
+		// Kill once some entries are stored and some segments are out,
+		// so both stored-but-unsent and half-sent entries exist.
+		if b, _ := os.ReadFile(logPath); len(stored) >= 30 && strings.Count(string(b), "\n") >= 20 {
+			break wait
 		}
 	}
 	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {

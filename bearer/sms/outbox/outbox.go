@@ -26,14 +26,16 @@ import (
 
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 )
 
 var (
 	bucketEntries = []byte("entries")
-	bucketMR      = []byte("mr") // from|mr -> id|seg
+	bucketMR      = []byte("mr") // from|mr and from|to|mr -> id|seg
 )
 
 // Errors callers branch on.
@@ -85,6 +87,7 @@ type Stats struct {
 }
 
 type sched struct {
+	seq      uint64 // the transaction that produced it (0: loaded or enqueued)
 	nextTry  time.Time
 	expires  time.Time
 	size     int
@@ -102,8 +105,14 @@ type Outbox struct {
 	mu     sync.Mutex
 	closed bool
 	sched  map[uint64]*sched
-	bytes  int
-	wake   chan struct{}
+	pendTo map[string][]uint64 // see index.go
+	heads  []headRef
+	gone   map[uint64]goneMark
+	// nextExpiry is no later than the earliest expiry held (zero: unknown).
+	nextExpiry time.Time
+	txSeq      atomic.Uint64 // transactions of update, in commit order (taken under bolt's writer lock)
+	bytes      int
+	wake       chan struct{}
 }
 
 // Option configures Open.
@@ -119,7 +128,8 @@ func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = n
 // schedule of the entries it holds. A corrupt entry fails Open with an error
 // wrapping ErrCorrupt rather than being dropped silently.
 func Open(path string, opts ...Option) (*Outbox, error) {
-	o := &Outbox{now: time.Now, sched: make(map[uint64]*sched), wake: make(chan struct{}, 1)}
+	o := &Outbox{now: time.Now, sched: make(map[uint64]*sched), pendTo: map[string][]uint64{}, gone: map[uint64]goneMark{},
+		wake: make(chan struct{}, 1)}
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -129,6 +139,9 @@ func Open(path string, opts ...Option) (*Outbox, error) {
 		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
 	}
 	o.db = db
+	// Updates go through Batch; a lone one waits at most this long for
+	// company before its fsync.
+	db.MaxBatchDelay = 2 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketEntries)
 		if err != nil {
@@ -142,7 +155,7 @@ func Open(path string, opts ...Option) (*Outbox, error) {
 			if err != nil {
 				return fmt.Errorf("entry %x: %w", k, err)
 			}
-			o.sched[e.ID] = schedOf(e)
+			o.setSchedLocked(e.ID, schedOf(e))
 			o.bytes += e.Size()
 			return nil
 		})
@@ -194,6 +207,15 @@ func mrKey(from string, mr uint8) []byte {
 	return append([]byte(from+"|"), mr)
 }
 
+// mrToKey names a segment by sender, recipient and TP-MR. TP-MR is one octet
+// per sender: a modem pool wraps it after 256 sends, an SMPP link at 100 SMS/s
+// every 2.6 s, long before the reports come back. A status report names its
+// recipient (TP-RA), and the worker sends one entry per recipient at a time,
+// so (from, to, mr) stays unambiguous for 256 sends to the same device.
+func mrToKey(from, to string, mr uint8) []byte {
+	return append([]byte(from+"|"+to+"|"), mr)
+}
+
 // Enqueue validates and stores e, assigning e.ID, e.Created and (when zero)
 // e.Expires. It returns only after the entry is durable.
 func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
@@ -211,7 +233,7 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	}
 	now := o.now()
 	e.Created = now
-	if e.Expires.IsZero() {
+	if e.Expires.IsZero() || e.Expires.After(now.Add(o.limits.MaxAge)) {
 		e.Expires = now.Add(o.limits.MaxAge)
 	}
 	err := o.db.Update(func(tx *bolt.Tx) error {
@@ -226,7 +248,7 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("outbox: store: %w", err)
 	}
-	o.sched[e.ID] = schedOf(e)
+	o.setSchedLocked(e.ID, schedOf(e))
 	o.bytes += size
 	o.signal()
 	return e.ID, nil
@@ -264,8 +286,10 @@ func (o *Outbox) Get(id uint64) (*Entry, error) {
 	return e, err
 }
 
-// Due returns up to max entries, oldest first, that have segments to send and
-// whose NextTry has come, excluding those skip names. Per destination only
+// Due returns up to max entries that have segments to send and whose
+// NextTry has come, excluding those skip names, earliest expiry first (ties
+// oldest first; entries stored without a deadline expire MaxAge after they
+// were stored, so among them this is oldest first). Per destination only
 // the oldest pending entry is considered, so a peer's datagrams leave in
 // order even when one of them waits for a retry.
 func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) bool) ([]*Entry, error) {
@@ -274,26 +298,18 @@ func (o *Outbox) Due(now time.Time, max int, skip func(id uint64, to string) boo
 		o.mu.Unlock()
 		return nil, ErrClosed
 	}
-	var pend []uint64
-	for id, s := range o.sched {
-		if s.pending {
-			pend = append(pend, id)
-		}
-	}
-	sort.Slice(pend, func(i, j int) bool { return pend[i] < pend[j] })
-	// Per destination, only the oldest pending entry may go: datagrams to
-	// one peer leave in the order they were stored.
-	seen := make(map[string]bool)
+	// Per destination only the head (oldest pending entry) may go, so a
+	// peer's datagrams leave in order; across destinations the earliest
+	// deadlines first (o.heads is in that order).
 	var ids []uint64
-	for _, id := range pend {
-		s := o.sched[id]
-		if seen[s.to] {
+	for _, h := range o.heads {
+		if len(ids) == max {
+			break
+		}
+		if h.nextTry.After(now) || (skip != nil && skip(h.id, h.to)) {
 			continue
 		}
-		seen[s.to] = true
-		if !s.nextTry.After(now) && (skip == nil || !skip(id, s.to)) {
-			ids = append(ids, id)
-		}
+		ids = append(ids, h.id)
 	}
 	o.mu.Unlock()
 	out := make([]*Entry, 0, min(len(ids), max))
@@ -319,17 +335,11 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	// The head (oldest pending entry) of each destination decides.
-	heads := make(map[string]uint64)
-	for id, s := range o.sched {
-		if h, ok := heads[s.to]; s.pending && (!ok || id < h) {
-			heads[s.to] = id
-		}
-	}
 	var t time.Time
 	found := false
-	for _, id := range heads {
-		if s := o.sched[id]; !found || s.nextTry.Before(t) {
-			t, found = s.nextTry, true
+	for _, h := range o.heads {
+		if !found || h.nextTry.Before(t) {
+			t, found = h.nextTry, true
 		}
 	}
 	return t, found
@@ -339,13 +349,18 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 // fn reports the entry done it is removed. It returns the updated entry.
 func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry, bool, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed {
+	closed := o.closed
+	o.mu.Unlock()
+	if closed {
 		return nil, false, ErrClosed
 	}
 	var e *Entry
 	var done bool
-	err := o.db.Update(func(tx *bolt.Tx) error {
+	var seq uint64
+	// Batch: concurrent updates (one per segment a modem or an SMPP link
+	// accepted) share one fsync. fn may run again if a batch fails; every
+	// run starts from the stored entry.
+	err := o.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketEntries)
 		v := b.Get(key(id))
 		if v == nil {
@@ -358,27 +373,43 @@ func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry
 		if err := fn(tx, e); err != nil {
 			return err
 		}
+		// Not o.mu: Enqueue and Remove hold it while they wait for
+		// bolt's writer lock, which this transaction holds.
+		seq = o.txSeq.Add(1)
 		if done = e.done(); done {
 			return o.deleteTx(tx, e)
 		}
 		return b.Put(key(id), e.marshal())
 	})
 	if err != nil {
+		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
+			err = ErrClosed
+		}
 		return nil, false, err
 	}
-	if done {
-		o.forget(e)
-	} else {
-		o.sched[id] = schedOf(e)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.staleLocked(id, seq) {
+		return e, done, nil
 	}
+	if done {
+		o.forgetLocked(id, seq)
+	} else {
+		s := schedOf(e)
+		s.seq = seq
+		o.setSchedLocked(id, s)
+	}
+	o.pruneGoneLocked(o.now())
 	return e, done, nil
 }
 
 func (o *Outbox) deleteTx(tx *bolt.Tx, e *Entry) error {
 	mrb := tx.Bucket(bucketMR)
 	for _, s := range e.Segments {
-		if s.State != Pending {
-			k := mrKey(e.From, s.MR)
+		if s.State == Pending {
+			continue
+		}
+		for _, k := range [][]byte{mrKey(e.From, s.MR), mrToKey(e.From, e.To, s.MR)} {
 			if v := mrb.Get(k); len(v) == 9 && binary.BigEndian.Uint64(v) == e.ID {
 				if err := mrb.Delete(k); err != nil {
 					return err
@@ -390,10 +421,7 @@ func (o *Outbox) deleteTx(tx *bolt.Tx, e *Entry) error {
 }
 
 func (o *Outbox) forget(e *Entry) {
-	if s, ok := o.sched[e.ID]; ok {
-		o.bytes -= s.size
-		delete(o.sched, e.ID)
-	}
+	o.forgetLocked(e.ID, o.txSeq.Add(1))
 }
 
 // Accepted records that segment seg of entry id was accepted by the modem of
@@ -413,6 +441,9 @@ func (o *Outbox) Accepted(id uint64, seg int, from string, mr uint8) (*Entry, bo
 		if e.WantReport {
 			v := binary.BigEndian.AppendUint64(nil, id)
 			v = append(v, byte(seg))
+			if err := tx.Bucket(bucketMR).Put(mrToKey(e.From, e.To, mr), v); err != nil {
+				return err
+			}
 			return tx.Bucket(bucketMR).Put(mrKey(e.From, mr), v)
 		}
 		return nil
@@ -485,10 +516,25 @@ const (
 // the entry (nil when no stored entry waits for that reference: a late or
 // foreign report), the segment index, and whether the entry is finished.
 func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
+	return o.ReportTo(from, "", mr, status)
+}
+
+// ReportTo is Report for a status report that names its recipient to (TP-RA,
+// normalised like Entry.To): the segment is found by (from, to, mr), which
+// stays unambiguous when from's TP-MR has wrapped; an empty to, or a
+// segment recorded before recipients were keyed, falls back to (from, mr).
+func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
 	var id uint64
 	seg := -1
 	err := o.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketMR).Get(mrKey(from, mr))
+		b := tx.Bucket(bucketMR)
+		var v []byte
+		if to != "" {
+			v = b.Get(mrToKey(from, to, mr))
+		}
+		if v == nil {
+			v = b.Get(mrKey(from, mr))
+		}
 		if len(v) == 9 {
 			id, seg = binary.BigEndian.Uint64(v), int(v[8])
 		}
@@ -520,12 +566,24 @@ func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int
 // Expire removes and returns the entries whose Expires has passed.
 func (o *Outbox) Expire(now time.Time) ([]*Entry, error) {
 	o.mu.Lock()
+	if !o.nextExpiry.IsZero() && !now.After(o.nextExpiry) {
+		// Nothing can have expired yet: no scan (the worker calls Expire
+		// on every loop, a hundred times a second under load).
+		o.mu.Unlock()
+		return nil, nil
+	}
 	var ids []uint64
+	var next time.Time
 	for id, s := range o.sched {
-		if !s.expires.IsZero() && now.After(s.expires) {
+		switch {
+		case s.expires.IsZero():
+		case now.After(s.expires):
 			ids = append(ids, id)
+		case next.IsZero() || s.expires.Before(next):
+			next = s.expires
 		}
 	}
+	o.nextExpiry = next
 	o.mu.Unlock()
 	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
 	var out []*Entry

@@ -388,3 +388,125 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCorrelationByRecipient: one sender's TP-MR wraps (an SMPP link
+// at 100 SMS/s does so every 2.6 s); reports naming their recipient still
+// find their own segment, and a report naming none falls back to the last.
+func TestReportCorrelationByRecipient(t *testing.T) {
+	ob := openTest(t)
+	var ids []uint64
+	for _, to := range []string{"+15550001", "+15550002", "+15550003"} {
+		e := testEntry(to, 1)
+		e.WantReport, e.From = true, "+15559999"
+		id, _ := ob.Enqueue(e)
+		if _, _, err := ob.Accepted(id, 0, "+15559999", 42); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	cases := []struct {
+		name, to string
+		want     uint64
+	}{
+		{"no recipient: legacy key, last accepted", "", ids[2]},
+		{"first recipient", "+15550001", ids[0]},
+		{"second recipient", "+15550002", ids[1]},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e, _, done, err := ob.ReportTo("+15559999", c.to, 42, ReportDelivered)
+			if err != nil || e == nil || e.ID != c.want || !done {
+				t.Fatalf("got %+v done %v err %v, want entry %d", e, done, err, c.want)
+			}
+		})
+	}
+	if st := ob.Stats(); st.Entries != 0 {
+		t.Fatalf("left: %+v", st)
+	}
+}
+
+// TestDueEarliestDeadlineFirst: across destinations the entry that expires
+// first goes first; per destination the stored order is kept.
+func TestDueEarliestDeadlineFirst(t *testing.T) {
+	ob := openTest(t)
+	now := time.Now()
+	add := func(to string, in time.Duration) uint64 {
+		e := testEntry(to, 1)
+		if in > 0 {
+			e.Expires = now.Add(in)
+		}
+		id, err := ob.Enqueue(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	late := add("+15550001", time.Hour)
+	none := add("+15550002", 0) // MaxAge: 24 h
+	soon := add("+15550003", time.Minute)
+	add("+15550003", time.Second) // behind soon: same destination
+	mid := add("+15550004", 10*time.Minute)
+	due, err := ob.Due(now, 10, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	for _, e := range due {
+		got = append(got, e.ID)
+	}
+	want := []uint64{soon, mid, late, none}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v", got, want)
+	}
+}
+
+// TestConcurrentUpdatesKeepScheduleConsistent: acceptances, reports and
+// removals of many entries at once (their fsyncs batched) leave the
+// in-memory schedule equal to what is stored, as a reopen shows.
+func TestConcurrentUpdatesKeepScheduleConsistent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	ob, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	ids := make([]uint64, n)
+	for i := range ids {
+		e := testEntry(fmt.Sprintf("+1555%07d", i), 2)
+		e.WantReport, e.From = true, "+15559999"
+		if ids[i], err = ob.Enqueue(e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		wg.Add(1)
+		go func(i int, id uint64) {
+			defer wg.Done()
+			to := fmt.Sprintf("+1555%07d", i)
+			ob.Accepted(id, 0, "+15559999", 1)
+			ob.Accepted(id, 1, "+15559999", 2)
+			switch i % 3 {
+			case 0: // delivered: gone
+				ob.ReportTo("+15559999", to, 1, ReportDelivered)
+				ob.ReportTo("+15559999", to, 2, ReportDelivered)
+			case 1: // removed
+				ob.Remove(id)
+			}
+		}(i, id)
+	}
+	wg.Wait()
+	got := ob.Stats()
+	if due, _ := ob.Due(time.Now(), n, nil); len(due) != 0 {
+		t.Fatalf("%d entries due, none has a pending segment", len(due))
+	}
+	ob.Close()
+	ob2, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob2.Close()
+	if want := ob2.Stats(); got != want || got.Entries != n/3 || got.AwaitingReport != n/3 {
+		t.Fatalf("in memory %+v, stored %+v (want %d awaiting report)", got, want, n/3)
+	}
+}

@@ -141,8 +141,8 @@ type Worker struct {
 }
 
 type earlyKey struct {
-	from string
-	mr   uint8
+	from, to string
+	mr       uint8
 }
 
 type earlyReport struct {
@@ -290,7 +290,7 @@ func (w *Worker) send(ctx context.Context, e *Entry) {
 			w.done(Result{Entry: ne, Outcome: Sent})
 			return
 		}
-		if ne.WantReport && w.applyEarly(ne.From, mr) {
+		if ne.WantReport && w.applyEarly(ne.From, ne.To, mr) {
 			if _, err := w.ob.Get(e.ID); errors.Is(err, ErrNotFound) {
 				return // the early report finished it
 			}
@@ -331,11 +331,17 @@ func (w *Worker) backoff(attempts int) time.Duration {
 // HandleReport applies a status report (see Outbox.Report) and reports the
 // entry's end through OnDone when the report finished it.
 func (w *Worker) HandleReport(from string, mr uint8, status ReportStatus, cause error) error {
-	e, _, finished, err := w.ob.Report(from, mr, status)
+	return w.HandleReportTo(from, "", mr, status, cause)
+}
+
+// HandleReportTo is HandleReport for a report naming its recipient (see
+// Outbox.ReportTo).
+func (w *Worker) HandleReportTo(from, to string, mr uint8, status ReportStatus, cause error) error {
+	e, _, finished, err := w.ob.ReportTo(from, to, mr, status)
 	if err == nil && e == nil {
 		// No stored segment waits for this reference yet: the report may
 		// have overtaken the record of the acceptance. Keep it a while.
-		w.keepEarly(from, mr, status, cause)
+		w.keepEarly(earlyKey{from, to, mr}, status, cause)
 		return nil
 	}
 	if err != nil || !finished {
@@ -352,7 +358,7 @@ func (w *Worker) HandleReport(from string, mr uint8, status ReportStatus, cause 
 	return nil
 }
 
-func (w *Worker) keepEarly(from string, mr uint8, status ReportStatus, cause error) {
+func (w *Worker) keepEarly(k earlyKey, status ReportStatus, cause error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := w.ob.now()
@@ -363,20 +369,25 @@ func (w *Worker) keepEarly(from string, mr uint8, status ReportStatus, cause err
 			}
 		}
 	}
-	w.early[earlyKey{from, mr}] = earlyReport{status: status, cause: cause, at: now}
+	w.early[k] = earlyReport{status: status, cause: cause, at: now}
 }
 
-// applyEarly applies a kept report for (from, mr), if any.
-func (w *Worker) applyEarly(from string, mr uint8) bool {
-	k := earlyKey{from, mr}
+// applyEarly applies a kept report for (from, to, mr), or for (from, mr)
+// from a report that named no recipient, if any.
+func (w *Worker) applyEarly(from, to string, mr uint8) bool {
+	k := earlyKey{from, to, mr}
 	w.mu.Lock()
 	r, ok := w.early[k]
+	if !ok {
+		k = earlyKey{from, "", mr}
+		r, ok = w.early[k]
+	}
 	delete(w.early, k)
 	w.mu.Unlock()
 	if !ok || w.ob.now().Sub(r.at) > earlyTTL {
 		return false
 	}
-	if err := w.HandleReport(from, mr, r.status, r.cause); err != nil {
+	if err := w.HandleReportTo(from, k.to, mr, r.status, r.cause); err != nil {
 		w.cfg.Logger.Error("outbox: applying an early status report", "from", from, "mr", mr, "err", err)
 	}
 	return true

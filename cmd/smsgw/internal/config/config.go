@@ -24,6 +24,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/modem"
 )
 
 // DefaultYAML is the embedded default configuration.
@@ -44,6 +45,36 @@ type Config struct {
 	Queue     Queue     `yaml:"queue"`
 	Firmware  Firmware  `yaml:"firmware"`
 	Simulator Simulator `yaml:"simulator"`
+	// SMPP are links to operators' SMSCs (docs/smpp.md).
+	SMPP []SMPPLink `yaml:"smpp"`
+}
+
+// SMPPLink is one SMPP 3.4 account at an operator's SMSC.
+type SMPPLink struct {
+	Name       string `yaml:"name"`
+	Host       string `yaml:"host"`
+	Port       int    `yaml:"port"`
+	SystemID   string `yaml:"system_id"`
+	Password   string `yaml:"password"`
+	SystemType string `yaml:"system_type"`
+	// TLS wraps the connection; TLSServerName overrides the name checked.
+	TLS           bool   `yaml:"tls"`
+	TLSServerName string `yaml:"tls_server_name"`
+	// Bind is "transceiver" (default) or "transmitter-receiver".
+	Bind string `yaml:"bind"`
+	// Sources are the numbers the account may send from; devices that know
+	// one of them as their server number are reached over this link.
+	Sources []string `yaml:"sources"`
+	// Window is the submit_sm outstanding at once; Rate the submits a
+	// second (0: no limit).
+	Window int     `yaml:"window"`
+	Rate   float64 `yaml:"rate"`
+	// Concat is udh (default), sar or payload.
+	Concat string `yaml:"concat"`
+	// Backup tries the link only after the modems that share its numbers.
+	Backup bool `yaml:"backup"`
+	// EnquireLink is the keep-alive interval (default 30s).
+	EnquireLink time.Duration `yaml:"enquire_link"`
 }
 
 // Firmware configures the firmware image store, the Package URI servers and
@@ -186,6 +217,9 @@ type SMS struct {
 	// device within LoopWindow (0: no check).
 	LoopMax    int           `yaml:"loop_max"`
 	LoopWindow time.Duration `yaml:"loop_window"`
+	// StatusReports asks for a status report (an SMPP receipt) of every
+	// SMS; outbox entries then stay until reported delivered.
+	StatusReports bool `yaml:"status_reports"`
 }
 
 // SMSDevice binds a device's number to its endpoint name and the server SIM
@@ -217,6 +251,11 @@ type Simulator struct {
 	SendTime   time.Duration `yaml:"send_time"`
 	ServerSIMs []string      `yaml:"server_sims"`
 	Fleet      Fleet         `yaml:"fleet"`
+	// SMPP serves the server SIMs' numbers through a simulated SMSC over an
+	// SMPP link on loopback instead of simulated modems; SMPPRate is that
+	// link's rate (SMS a second, 0: no limit).
+	SMPP     bool    `yaml:"smpp"`
+	SMPPRate float64 `yaml:"smpp_rate"`
 }
 
 // Fleet sizes the demo fleet.
@@ -531,12 +570,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		} else {
 			sims[a.String()] = true
 		}
-		switch m.Profile {
-		case "", "generic", "simcom", "quectel", "ublox":
-		default:
-			ck.add(fmt.Sprintf("unknown profile %q; use generic, simcom, quectel, ublox or leave empty", m.Profile), "modems", idx, "profile")
+		if !knownProfile(m.Profile) {
+			ck.add(fmt.Sprintf("unknown profile %q; use one of %s, or leave empty to detect it", m.Profile, strings.Join(profileNames(), ", ")), "modems", idx, "profile")
 		}
 	}
+	c.validateSMPP(ck, sims)
 	if c.Simulator.Enabled {
 		for i, s := range c.Simulator.ServerSIMs {
 			a, err := sms.ParseMSISDN(s)
@@ -618,7 +656,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			case err != nil:
 				ck.add(fmt.Sprintf("server_sim %q: %v", d.ServerSIM, err), "sms", "devices", idx, "server_sim")
 			case !sims[a.String()]:
-				ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
+				ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem or SMPP source (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
 			}
 		}
 	}
@@ -637,7 +675,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if c.Queue.AwakeWindow < 0 {
 		ck.add("awake_window must not be negative", "queue", "awake_window")
 	}
-	if !c.Simulator.Enabled && len(c.Modems) == 0 && c.LwM2M.UDP == "" {
+	if !c.Simulator.Enabled && len(c.Modems) == 0 && len(c.SMPP) == 0 && c.LwM2M.UDP == "" {
 		ck.add("nothing to serve: enable the simulator, configure modems or a UDP listener", "modems")
 	}
 	return ck.ps
@@ -673,4 +711,24 @@ func sortedKeys(m map[string]bool) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// knownProfile reports whether name selects a modem profile: a built-in
+// one (modem.Profiles), a vendor ("simcom", "quectel", "ublox": the family
+// is detected), or "" (detected).
+func knownProfile(name string) bool {
+	switch name {
+	case "", "simcom", "quectel", "ublox":
+		return true
+	}
+	_, ok := modem.ProfileByName(name)
+	return ok
+}
+
+func profileNames() []string {
+	var out []string
+	for _, p := range modem.Profiles() {
+		out = append(out, p.Name)
+	}
+	return append(out, "simcom", "quectel", "ublox")
 }

@@ -95,6 +95,8 @@ func (g *Gateway) Handler() http.Handler {
 	handle("DELETE /api/v1/jobs/{id}", g.cancelJob, true)
 	handle("GET /api/v1/modems", g.listModems, true)
 	handle("GET /api/v1/sms", g.smsStats, true)
+	handle("GET /api/v1/sms/quarantine", g.listQuarantine, true)
+	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
 	g.dmRoutes(handle)
@@ -327,7 +329,7 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 		if !decodeOptionalBody(w, r, &body) {
 			return
 		}
-		if t := r.URL.Query().Get("type"); t != "" && kind == queue.KindRead {
+		if t := r.URL.Query().Get("type"); t != "" && (kind == queue.KindRead || kind == queue.KindObserve) {
 			if _, err := parseType(t); err != nil {
 				writeError(w, http.StatusBadRequest, err.Error())
 				return
@@ -350,13 +352,7 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 			g.queued(w, r, req, p, wait, start)
 			return
 		}
-		timeout := 30 * time.Second
-		if reg.Transport() == "sms" {
-			timeout = 3 * time.Minute
-		}
-		if wait > 0 {
-			timeout = wait
-		}
+		timeout := opTimeout(reg, wait)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
 		res, err := g.direct(ctx, reg, kind, p, body, recs, req)
@@ -366,26 +362,49 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 		}
 		g.metrics.opLatency.WithLabelValues(kind.String(), outcome).Observe(since(start))
 		if err != nil {
-			var se *server.Error
-			switch {
-			case errors.As(err, &se):
-				msg := fmt.Sprintf("device %s answered %s to %s %s", ep, coapCode(uint8(se.Code)), kind, p)
-				if se.Message != "" {
-					msg += ": " + se.Message
-				}
-				writeError(w, httpStatus(se.Code), msg)
-			case errors.Is(err, server.ErrNotRegistered):
-				writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
-			case isTimeout(err):
-				writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s did not answer %s %s within %v", ep, kind, p, timeout))
-			default:
-				writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", kind, p, ep, err))
-			}
+			writeOpError(w, ep, kind.String(), p.String(), timeout, err)
 			return
 		}
 		res.Endpoint, res.Op, res.Path = ep, kind.String(), p.String()
 		writeJSON(w, http.StatusOK, res)
 	}
+}
+
+// writeOpError answers the error of a device management call op on what
+// (a path, or the paths of a composite operation) that had timeout.
+func writeOpError(w http.ResponseWriter, ep, op, what string, timeout time.Duration, err error) {
+	var se *server.Error
+	var te *bearer.TimeoutError
+	switch {
+	case errors.As(err, &se):
+		msg := fmt.Sprintf("device %s answered %s to %s %s", ep, coapCode(uint8(se.Code)), op, what)
+		if se.Message != "" {
+			msg += ": " + se.Message
+		}
+		writeError(w, httpStatus(se.Code), msg)
+	case errors.Is(err, server.ErrNotRegistered):
+		writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
+	case errors.As(err, &te) && te.Op == "separate response":
+		// An empty ACK and nothing after it: what a device that does not
+		// implement the method does (Wakaama's client, for composite ops).
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s acknowledged %s %s (empty ACK) but sent no response within %v: it may not implement %s", ep, op, what, timeout, op))
+	case isTimeout(err):
+		writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s did not answer %s %s within %v", ep, op, what, timeout))
+	default:
+		writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", op, what, ep, err))
+	}
+}
+
+// opTimeout bounds an operation sent to a device directly: ?wait= when
+// given, else 30 s (3 min over SMS).
+func opTimeout(reg *registry.Registration, wait time.Duration) time.Duration {
+	switch {
+	case wait > 0:
+		return wait
+	case reg.Transport() == "sms":
+		return 3 * time.Minute
+	}
+	return 30 * time.Second
 }
 
 func parseWait(s string, def time.Duration) (time.Duration, error) {
@@ -450,6 +469,13 @@ func (g *Gateway) buildRequest(reg *registry.Registration, kind queue.Kind, p pa
 		if !p.IsInstance() {
 			return req, nil, fmt.Errorf("delete needs an object instance path (/o/i), not %s", p)
 		}
+	}
+	ts := g.recordTypes(recs)
+	if kind == queue.KindRead {
+		ts = g.readType(p, body.Type)
+	}
+	if len(ts) > 0 {
+		req.Meta = map[string]string{metaTypes: ts.meta()}
 	}
 	if len(recs) > 0 {
 		f := content.Format(server.PreferredFormat(reg))
@@ -540,16 +566,17 @@ func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind q
 	case queue.KindRead, queue.KindObserve:
 		var c server.Content
 		var err error
+		ts := g.readType(p, body.Type)
 		if kind == queue.KindRead {
-			c, err = g.srv.Read(ctx, ep, p)
+			c, err = g.srv.Read(ctx, ep, p, ts.options()...)
 		} else {
-			_, c, err = g.srv.Observe(ctx, ep, p, nil)
+			_, c, err = g.srv.Observe(ctx, ep, p, nil, ts.options()...)
 		}
 		if err != nil {
 			return nil, err
 		}
 		res.Code = coapCode(uint8(codes.Content))
-		g.fillContent(res, p, c, body.Type)
+		g.fillContent(res, p, c, g.resolver(ts))
 	case queue.KindWrite:
 		if err := g.srv.WriteValues(ctx, ep, p, server.Replace, recs...); err != nil {
 			return nil, err
@@ -588,14 +615,10 @@ func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind q
 	return res, nil
 }
 
-func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, as ...string) {
+// fillContent decodes c (the answer for p) into res with m: the model,
+// plus the explicit types of the request (resolver).
+func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, m model.Resolver) {
 	res.Format = content.Format(c.Format).String()
-	var m model.Resolver = g.model
-	if len(as) > 0 && as[0] != "" && p.Len() >= path.LevelResource {
-		if t, err := parseType(as[0]); err == nil {
-			m = typedResolver{base: g.model, obj: p.ObjectID(), res: p.ResourceID(), def: model.Resource{ID: p.ResourceID(), Operations: model.RW, Type: t}}
-		}
-	}
 	if recs, err := content.Decode(content.Format(c.Format), p, c.Payload, m); err == nil {
 		res.Values = recordsJSON(recs)
 	} else {
@@ -628,7 +651,7 @@ func (g *Gateway) queued(w http.ResponseWriter, r *http.Request, req queue.Reque
 			}
 			out := &OpResult{Endpoint: req.Endpoint, Op: req.Kind.String(), Path: p.String(), Code: coapCode(res.Code), Job: g.job(rec)}
 			if res.ContentFormat != queue.NoContentFormat && len(res.Payload) > 0 {
-				g.fillContent(out, p, server.Content{Format: message.MediaType(res.ContentFormat), Payload: res.Payload})
+				g.fillContent(out, p, server.Content{Format: message.MediaType(res.ContentFormat), Payload: res.Payload}, g.resolver(typesOfMeta(rec.Meta)))
 			}
 			writeJSON(w, http.StatusOK, out)
 			return
@@ -678,7 +701,7 @@ func (g *Gateway) job(rec *queue.Record) *Job {
 			res.Path = rec.Paths[0]
 		}
 		if p, err := path.Parse(res.Path); err == nil && rec.Result.ContentFormat != queue.NoContentFormat && len(rec.Result.Payload) > 0 {
-			g.fillContent(res, p, server.Content{Format: message.MediaType(rec.Result.ContentFormat), Payload: rec.Result.Payload})
+			g.fillContent(res, p, server.Content{Format: message.MediaType(rec.Result.ContentFormat), Payload: rec.Result.Payload}, g.resolver(typesOfMeta(rec.Meta)))
 		} else if len(rec.Result.Payload) > 0 {
 			res.Text = string(rec.Result.Payload)
 		}

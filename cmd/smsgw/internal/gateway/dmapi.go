@@ -138,14 +138,8 @@ func (g *Gateway) dmCall(w http.ResponseWriter, r *http.Request, op string, what
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	timeout := 30 * time.Second
-	if reg.Transport() == "sms" {
-		timeout = 3 * time.Minute
-	}
-	switch {
-	case wait > 0:
-		timeout = wait
-	case reg.Queue:
+	timeout := opTimeout(reg, wait)
+	if wait == 0 && reg.Queue {
 		timeout = 50 * time.Millisecond // enqueue, answer 202 unless the device is awake and quick
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), timeout)
@@ -164,21 +158,7 @@ func (g *Gateway) dmCall(w http.ResponseWriter, r *http.Request, op string, what
 		return
 	case err != nil:
 		g.metrics.opLatency.WithLabelValues(op, "error").Observe(since(start))
-		var se *server.Error
-		switch {
-		case errors.As(err, &se):
-			msg := fmt.Sprintf("device %s answered %s to %s %s", ep, coapCode(uint8(se.Code)), op, what)
-			if se.Message != "" {
-				msg += ": " + se.Message
-			}
-			writeError(w, httpStatus(se.Code), msg)
-		case errors.Is(err, server.ErrNotRegistered):
-			writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
-		case isTimeout(err):
-			writeError(w, http.StatusGatewayTimeout, fmt.Sprintf("device %s did not answer %s %s within %v", ep, op, what, timeout))
-		default:
-			writeError(w, http.StatusBadGateway, fmt.Sprintf("%s %s on %s: %v", op, what, ep, err))
-		}
+		writeOpError(w, ep, op, what, timeout, err)
 		return
 	}
 	g.metrics.opLatency.WithLabelValues(op, "ok").Observe(since(start))
@@ -399,7 +379,7 @@ func (g *Gateway) observeComposite(w http.ResponseWriter, r *http.Request) {
 			return nil, err
 		}
 		res := &OpResult{Code: coapCode(uint8(codes.Content))}
-		g.fillContent(res, path.Root, c)
+		g.fillContent(res, path.Root, c, g.model)
 		return res, nil
 	})
 }
@@ -420,32 +400,4 @@ func (g *Gateway) cancelObserveComposite(w http.ResponseWriter, r *http.Request)
 		}
 		return &OpResult{Code: coapCode(uint8(codes.Content))}, nil
 	})
-}
-
-// typedResolver is the object model plus one explicit type for a
-// resource the model does not know (reads with ?type=).
-type typedResolver struct {
-	base model.Resolver
-	obj  uint16
-	res  uint16
-	def  model.Resource
-}
-
-func (t typedResolver) Resource(obj, res uint16) (*model.Resource, bool) {
-	if r, ok := t.base.Resource(obj, res); ok {
-		return r, true
-	}
-	if obj == t.obj && res == t.res {
-		return &t.def, true
-	}
-	return nil, false
-}
-
-// parseType reads an explicit type name ("Integer", "opaque", "unsigned").
-func parseType(s string) (model.Type, error) {
-	t, err := model.ParseType(s)
-	if err != nil || t == model.None {
-		return model.None, fmt.Errorf("type %q: use String, Integer, Unsigned Integer, Float, Boolean, Opaque, Time, Objlnk or Corelnk", s)
-	}
-	return t, nil
 }

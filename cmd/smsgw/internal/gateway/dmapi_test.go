@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
@@ -34,8 +37,8 @@ func testObject() *model.Object {
 
 // startDMGateway starts a gateway with one demo UDP light, the object
 // models of dir, and a LwM2M 1.1 client "tdev" of our own with object
-// 31024 registered over UDP.
-func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClient, *client.Client) {
+// 31024 registered over UDP; tweaks change the configuration first.
+func startDMGateway(t *testing.T, dataDir, modelsDir string, tweaks ...func(*config.Config)) (*Gateway, apiClient, *client.Client) {
 	t.Helper()
 	cfg := config.Default()
 	cfg.DataDir = dataDir
@@ -43,6 +46,9 @@ func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClien
 	cfg.LwM2M.Models = modelsDir
 	cfg.Simulator.Fleet = config.Fleet{UDP: 1, Awake: 3 * time.Second}
 	cfg.Simulator.Latency, cfg.Simulator.SendTime = 20*time.Millisecond, 10*time.Millisecond
+	for _, tw := range tweaks {
+		tw(cfg)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	t.Cleanup(cancel)
 	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -50,11 +56,20 @@ func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClien
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { g.Shutdown(context.Background()) })
+	c := startTestClient(ctx, t, g, "tdev")
+	return g, apiClient{t, g.Info().API}, c
+}
+
+// startTestClient registers a LwM2M 1.1 client of our own named name with
+// object 31024 (instance 10) to g over UDP; opts add to its options (e.g.
+// client.WithQueueMode()).
+func startTestClient(ctx context.Context, t *testing.T, g *Gateway, name string, opts ...client.Option) *client.Client {
+	t.Helper()
 	defs := model.DefaultRegistry()
 	if err := defs.Put(testObject()); err != nil {
 		t.Fatal(err)
 	}
-	c := client.New("tdev", client.WithVersion("1.1"), client.WithModel(defs), client.WithLifetime(300))
+	c := client.New(name, append([]client.Option{client.WithVersion("1.1"), client.WithModel(defs), client.WithLifetime(300)}, opts...)...)
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
@@ -62,7 +77,7 @@ func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClien
 		}
 	}
 	must(c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "U"}))
-	must(c.AddDevice(client.Device{Manufacturer: "m2mbearer", Model: "tdev"}))
+	must(c.AddDevice(client.Device{Manufacturer: "m2mbearer", Model: name}))
 	must(c.AddObject(31024, client.Handlers{}))
 	must(c.Set(path.Resource(31024, 10, 1), content.NewInt(1)))
 	must(c.Set(path.Resource(31024, 10, 3), content.NewFloat(0.5)))
@@ -73,7 +88,7 @@ func startDMGateway(t *testing.T, dataDir, modelsDir string) (*Gateway, apiClien
 	must(err)
 	t.Cleanup(func() { c.Close(); ep.Close() })
 	must(c.Start(ctx, ep, g.udpEP.LocalAddr()))
-	return g, apiClient{t, g.Info().API}, c
+	return c
 }
 
 // TestDeviceManagementAPI: the routes the API lacked (issue 20 item 4):
@@ -173,7 +188,7 @@ func TestDeviceManagementAPI(t *testing.T) {
 	code, v := a.do("GET", "/devices/tdev/values", "")
 	got := toJSON(v)
 	for _, w := range []string{`{"path":"/31024/10/3","source":"send","text":"9.25","time":"`, `"type":"Float","value":9.25}`,
-		`{"path":"/31024/10/5","source":"read-composite","text":"wakaama"`, `{"path":"/3/0/0","source":"send"`} {
+		`{"path":"/31024/10/5","source":"write-composite","text":"x"`, `{"path":"/3/0/0","source":"send"`} {
 		if code != 200 || !strings.Contains(got, w) {
 			t.Errorf("values: %d %s lacks %s", code, got, w)
 		}
@@ -221,5 +236,51 @@ func TestOpenAPIDocumentsDMRoutes(t *testing.T) {
 		if doc.Paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}
+	}
+}
+
+// TestCompositeUnsupportedByDevice: a device that acknowledges a FETCH
+// or iPATCH with an empty ACK and never answers (Wakaama's lwm2mclient,
+// which knows neither method) gets a 504 that says so when ?wait= ends,
+// not the "did not answer" of a device that is gone.
+func TestCompositeUnsupportedByDevice(t *testing.T) {
+	g, a, _ := startDMGateway(t, t.TempDir(), "")
+	release := make(chan struct{})
+	mux := bearer.NewServeMux()
+	mux.HandleFunc("/", func(w bearer.ResponseWriter, r *bearer.Request) {
+		// Late handler: the endpoint sends the empty ACK; the response
+		// comes only when the test ends.
+		<-release
+		w.WriteResponse(codes.MethodNotAllowed, nil)
+	})
+	u, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev, err := bearer.NewEndpoint(u, bearer.WithHandler(mux), bearer.WithLimits(bearer.Limits{SeparateAfter: 50 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(release); dev.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	reg := bearer.NewRequest(codes.POST, g.udpEP.LocalAddr(), "/rd?ep=nofetch&lwm2m=1.1&b=U")
+	reg.SetOption(bearer.ContentFormatOption(message.AppLinkFormat))
+	reg.Payload = []byte("</3/0>,</31024/10>")
+	if resp, err := dev.Do(ctx, reg); err != nil || resp.Code != codes.Created {
+		t.Fatalf("register: %v %v", resp, err)
+	}
+	tests := []struct{ name, path, body string }{
+		{"read composite", "/composite/read", `{"paths": ["/3/0/0"]}`},
+		{"write composite", "/composite/write", `{"values": {"/31024/10/1": 9}, "types": {"/31024/10/1": "Integer"}}`},
+		{"observe composite", "/composite/observe", `{"paths": ["/3/0/0"]}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, v := a.do("POST", "/devices/nofetch"+tc.path+"?wait=1s", tc.body)
+			if msg, _ := v["error"].(string); code != 504 || !strings.Contains(msg, "acknowledged") || !strings.Contains(msg, "(empty ACK) but sent no response within 1s") {
+				t.Fatalf("HTTP %d %v", code, v)
+			}
+		})
 	}
 }

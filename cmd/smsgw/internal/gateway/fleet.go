@@ -85,6 +85,10 @@ type FleetSpec struct {
 	Network               *sim.Network
 	StateDir              string
 	Logger                *slog.Logger
+	// SMSTransport, when set, gives each SMS-capable light its SIM (a
+	// simulated modem through the real driver, say) instead of a modem-less
+	// Endpoint on Network; the caller owns and closes what it returns.
+	SMSTransport func(msisdn string) (sms.Transport, error)
 }
 
 // DeviceMSISDN is the number of the i-th SMS-capable demo light.
@@ -189,16 +193,23 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		}
 	}
 	if l.MSISDN != "" {
-		link, err := newEndpointLink(s.Network, l.MSISDN)
-		if err != nil {
-			return err
+		var tr sms.Transport
+		if s.SMSTransport != nil {
+			if tr, err = s.SMSTransport(l.MSISDN); err != nil {
+				return err
+			}
+		} else {
+			link, err := newEndpointLink(s.Network, l.MSISDN)
+			if err != nil {
+				return err
+			}
+			l.link, tr = link, link
 		}
-		l.link = link
 		mode := sms.SecurityNoSec
 		if l.OSCORE != nil {
 			mode = sms.SecurityOSCORE
 		}
-		b, err := sms.New(link, sms.Config{
+		b, err := sms.New(tr, sms.Config{
 			StateDir: dir,
 			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: mode, SIM: l.MSISDN}},
 			Worker:   outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second},
@@ -334,6 +345,15 @@ func (f *Fleet) startDTLS(ctx context.Context, s FleetSpec, l *Light) {
 // the others).
 func (l *Light) Awake() bool { return l.sleepy == nil || l.sleepy.Awake() }
 
+// SMSStats returns the counters of the light's SMS bearer (false for a
+// light without SMS).
+func (l *Light) SMSStats() (sms.Stats, bool) {
+	if l.smsB == nil {
+		return sms.Stats{}, false
+	}
+	return l.smsB.Stats(), true
+}
+
 // FirmwareApplied returns how many firmware updates the light applied, over
 // all its starts.
 func (l *Light) FirmwareApplied() int {
@@ -399,26 +419,10 @@ func loadLightFirmware(dir string) (*LightFirmware, error) {
 	return st, nil
 }
 
-// saveLightFirmware writes st durably (temporary file, fsync, rename).
+// saveLightFirmware writes st durably (writeFileAtomic).
 func saveLightFirmware(dir string, st *LightFirmware) error {
 	b, _ := json.Marshal(st)
-	tmp := filepath.Join(dir, LightFirmwareFile+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, LightFirmwareFile))
+	return writeFileAtomic(filepath.Join(dir, LightFirmwareFile), b)
 }
 
 // listenStable opens a light's UDP socket on the port it had before a

@@ -45,6 +45,9 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/route"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
@@ -54,6 +57,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 	"github.com/m2mbearer/m2mbearer/modem"
+	"github.com/m2mbearer/m2mbearer/modem/quarantine"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
 
@@ -80,6 +84,10 @@ type Gateway struct {
 	pool      *modem.Pool
 	link      *modemlink.Link
 	smsB      *sms.Bearer
+	simSMSC   *smsc.Server // simulator.smpp
+	smppLinks []smppLink
+	mux       *route.Mux                 // over the SMPP links and the modems, when there are links
+	quar      *quarantine.Store          // received SMS that cannot be delivered
 	oscore    map[string]*oscore.Context // endpoint → context (startOSCORE)
 	oscStore  *oscore.BoltStore
 	oscCount  map[string]*oscore.Counters // transport → counts
@@ -186,10 +194,24 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var simLinks []config.SMPPLink
+	if cfg.Simulator.Enabled && cfg.Simulator.SMPP {
+		l, err := g.startSimSMSC()
+		if err != nil {
+			return err
+		}
+		simLinks = append(simLinks, l)
+	}
+	modemSIMs := sims
+	smppSIMs, err := g.startSMPP(simLinks)
+	if err != nil {
+		return err
+	}
+	sims = append(append([]string(nil), sims...), smppSIMs...)
 	if err = g.startOSCORE(); err != nil {
 		return err
 	}
-	if err = g.startSMS(sims); err != nil {
+	if err = g.startSMS(sims, modemSIMs); err != nil {
 		return err
 	}
 	if err = g.openFirmwareStore(); err != nil {
@@ -243,12 +265,18 @@ func (g *Gateway) start(ctx context.Context) error {
 // returns the server SIM numbers.
 func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 	g.pool = modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	if err := g.openQuarantine(); err != nil {
+		return nil, err
+	}
 	var cfgs []modem.Config
 	if g.cfg.Simulator.Enabled {
 		s := g.cfg.Simulator
 		g.simNet = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
 			sim.WithConditions(sim.Conditions{Latency: sim.Fixed(s.Latency)}), sim.WithLogger(g.log.With("component", "simnet")))
 		for _, n := range s.ServerSIMs {
+			if s.SMPP {
+				break // served by the simulated SMSC over SMPP (startSimSMSC)
+			}
 			a, _ := sms.ParseMSISDN(n)
 			m, err := g.simNet.AddModem(a.String(), sim.WithSendTime(s.SendTime))
 			if err != nil {
@@ -288,7 +316,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("%w (check the path, the cable, and the udev name)", netCause(err))}
 		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem))
+		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem),
+			modem.WithQuarantine(g.quar))
 		cancel()
 		if err != nil {
 			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("modem %s: %w", c.MSISDN, err)}
@@ -320,11 +349,17 @@ func (g *Gateway) framing() sms.Framing {
 	return sms.FramingCoAP
 }
 
-func (g *Gateway) startSMS(sims []string) error {
+func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	if len(sims) == 0 {
 		return nil
 	}
-	g.link = modemlink.New(g.pool, 0)
+	if len(modemSIMs) > 0 {
+		g.link = modemlink.New(g.pool, 0, modemlink.WithQuarantine(g.quar), modemlink.WithLogger(g.log.With("component", "modemlink")))
+	}
+	tr, err := g.transport(modemSIMs)
+	if err != nil {
+		return err
+	}
 	peers := map[string]sms.Peer{}
 	for _, d := range g.devices {
 		sim := d.ServerSIM
@@ -342,14 +377,16 @@ func (g *Gateway) startSMS(sims []string) error {
 		return err
 	}
 	var b *sms.Bearer
-	err := guardOpen(g.cfg.DataDir, "sms/", func() (err error) {
-		b, err = sms.New(g.link, sms.Config{
+	err = guardOpen(g.cfg.DataDir, "sms/", func() (err error) {
+		b, err = sms.New(tr, sms.Config{
 			StateDir: dir, Peers: peers,
 			DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 			BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
 			LoopMax: g.cfg.SMS.LoopMax, LoopWindow: g.cfg.SMS.LoopWindow, OnLoop: g.onLoop,
-			Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second},
+			Submit: []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
+			// 64 sends in flight keep 8 modems or an SMPP window busy (docs/smpp.md, TestWakeupThroughput).
+			Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, MaxInFlight: 64},
 			Logger: g.log.With("component", "sms"),
 		})
 		return err
@@ -358,6 +395,11 @@ func (g *Gateway) startSMS(sims []string) error {
 		return fmt.Errorf("sms bearer: %w", err)
 	}
 	g.smsB = b
+	if len(g.smppLinks) > 0 {
+		if err := g.metrics.reg.Register(newSMPPCollector(g.smppLinks)); err != nil {
+			return err
+		}
+	}
 	if err := g.metrics.reg.Register(newSMSPurposeCollector(func() *sms.Bearer { return g.smsB })); err != nil {
 		return err
 	}
@@ -612,7 +654,7 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 	if ev.Notification != nil {
 		data["path"] = pathsString(ev.Notification.Paths)
 		data["format"] = content.Format(ev.Notification.Content.Format).String()
-		if recs, err := ev.Notification.Records(g.model); err == nil {
+		if recs, err := ev.Notification.Values(); err == nil {
 			data["values"] = recordsJSON(recs)
 		} else {
 			data["error"] = err.Error()
@@ -702,6 +744,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.proxy != nil {
 			g.proxy.wait()
 		}
+		g.closeSMPP()
 		if g.oscStore != nil {
 			errs = append(errs, g.oscStore.Close())
 		}
@@ -713,6 +756,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		for _, m := range g.modems {
 			m.Close()
+		}
+		if g.quar != nil {
+			errs = append(errs, g.quar.Close())
 		}
 		if g.simNet != nil {
 			g.simNet.Close()

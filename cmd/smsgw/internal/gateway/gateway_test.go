@@ -255,7 +255,8 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	for _, p := range []string{"/api/v1/devices", "/api/v1/devices/{ep}/data/{path}", "/api/v1/jobs/{id}", "/api/v1/modems", "/api/v1/events", "/metrics",
 		"/api/v1/firmware", "/api/v1/firmware/{id}", "/api/v1/devices/{ep}/firmware", "/api/v1/firmware-jobs/{id}",
-		"/api/v1/campaigns", "/api/v1/campaigns/{id}", "/api/v1/campaigns/{id}/{action}", "/fw/{id}"} {
+		"/api/v1/campaigns", "/api/v1/campaigns/{id}", "/api/v1/campaigns/{id}/{action}", "/fw/{id}",
+		"/api/v1/sms/quarantine", "/api/v1/sms/quarantine/{id}"} {
 		if doc.Paths[p] == nil {
 			t.Errorf("openapi.json lacks %s", p)
 		}

@@ -14,10 +14,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
-	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
-	"github.com/m2mbearer/m2mbearer/bearer/udp"
-	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
@@ -28,33 +25,11 @@ import (
 // register through the proxy, each from its own UDP socket, and the external
 // server reads them; the answers travel SMS → proxy → UDP.
 func TestProxyMode(t *testing.T) {
-	u, err := udp.Listen("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext := server.New(registry.NewMemory(registry.Options{}))
-	ep, err := bearer.NewEndpoint(u, bearer.WithHandler(ext.Handler("udp")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext.Attach("udp", ep)
-	t.Cleanup(func() { ext.Close(); ep.Close() })
+	ext, extAddr := startExternal(t)
 	sub := ext.Subscribe(16)
-
-	cfg := config.Default()
-	cfg.Mode = "proxy"
-	cfg.Proxy.Server = u.LocalAddr().String()
-	cfg.DataDir = t.TempDir()
-	cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "", testToken
-	cfg.Simulator.Fleet = config.Fleet{SMS: 2, Awake: 3 * time.Second}
-	cfg.Simulator.Latency, cfg.Simulator.SendTime = 20*time.Millisecond, 10*time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Shutdown(context.Background())
+	g := startProxy(t, ctx, extAddr)
 
 	addrs := map[string]string{}
 	for len(addrs) < 2 {

@@ -18,6 +18,24 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
+// startExternal starts our own LwM2M server on a UDP loopback port to
+// stand in for the external server of proxy mode, and returns its address.
+func startExternal(t *testing.T) (*server.Server, string) {
+	t.Helper()
+	u, err := udp.Listen("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := server.New(registry.NewMemory(registry.Options{}))
+	ep, err := bearer.NewEndpoint(u, bearer.WithHandler(ext.Handler("udp")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext.Attach("udp", ep)
+	t.Cleanup(func() { ext.Close(); ep.Close() })
+	return ext, u.LocalAddr().String()
+}
+
 // startProxy starts a gateway in proxy mode with two SMS-only lights
 // bridged to upstream (host:port).
 func startProxy(t *testing.T, ctx context.Context, upstream string) *Gateway {
@@ -44,21 +62,11 @@ func startProxy(t *testing.T, ctx context.Context, upstream string) *Gateway {
 // proxy's counters are in /metrics; a gateway shutdown de-registers every
 // light upstream.
 func TestProxyUpstreamLifecycle(t *testing.T) {
-	u, err := udp.Listen("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext := server.New(registry.NewMemory(registry.Options{}))
-	ep, err := bearer.NewEndpoint(u, bearer.WithHandler(ext.Handler("udp")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ext.Attach("udp", ep)
-	t.Cleanup(func() { ext.Close(); ep.Close() })
+	ext, extAddr := startExternal(t)
 	sub := ext.Subscribe(64)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	g := startProxy(t, ctx, u.LocalAddr().String())
+	g := startProxy(t, ctx, extAddr)
 	for n := 0; n < 2; {
 		select {
 		case ev := <-sub.C:

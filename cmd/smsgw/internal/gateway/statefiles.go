@@ -76,6 +76,9 @@ func (g *Gateway) snapshotters() map[string]func(io.Writer) (int64, error) {
 	for name, db := range g.dbs {
 		out[name] = func(w io.Writer) (int64, error) { return state.Snapshot(db, w) }
 	}
+	if g.quar != nil {
+		out["quarantine.db"] = g.quar.WriteTo
+	}
 	if g.smsB != nil {
 		for _, f := range sms.StateFiles {
 			out["sms/"+f] = func(w io.Writer) (int64, error) { return g.smsB.SnapshotState(f, w) }

@@ -11,7 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
@@ -87,9 +87,10 @@ func (g *Gateway) getValues(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"endpoint": ep, "registered": registered, "values": out, "count": len(out)})
 }
 
-// jobValues keeps the values of queued reads that finish: it follows the
-// queue's events on its own subscription (OnEvent runs under the queue's
-// lock and must not call back into it). Owned by g.wg, ends with ctx.
+// jobValues keeps the values of queued reads and writes that finish: it
+// follows the queue's events on its own subscription (OnEvent runs under
+// the queue's lock and must not call back into it). Owned by g.wg, ends
+// with ctx.
 func (g *Gateway) jobValues(ctx context.Context, sub *queue.Subscription) {
 	defer g.wg.Done()
 	defer sub.Close()
@@ -104,34 +105,58 @@ func (g *Gateway) jobValues(ctx context.Context, sub *queue.Subscription) {
 			if ev.Type != queue.EventDone || ev.ID == 0 {
 				continue
 			}
-			rec, err := g.qm.Get(ev.ID)
-			if err != nil || rec.Result == nil || len(rec.Paths) == 0 || rec.Result.ContentFormat == queue.NoContentFormat {
-				continue
+			if rec, err := g.qm.Get(ev.ID); err == nil {
+				g.rememberJob(rec, ev.Time)
 			}
-			if rec.Kind != queue.KindRead && rec.Kind != queue.KindReadComposite {
-				continue
-			}
-			base := path.Root
-			if rec.Kind == queue.KindRead {
-				if base, err = path.Parse(rec.Paths[0]); err != nil {
-					continue
-				}
-			}
-			recs, err := g.srv.Decode(base, server.Content{Format: message.MediaType(rec.Result.ContentFormat), Payload: rec.Result.Payload})
-			if err != nil {
-				continue
-			}
-			at := rec.Finished
-			if at.IsZero() {
-				at = ev.Time
-			}
-			vals := make([]server.LastValue, 0, len(recs))
-			for _, r := range recs {
-				vals = append(vals, server.LastValue{Path: r.Path, Value: r.Value, Time: at, Source: "job"})
-			}
-			g.srv.Remember(rec.Endpoint, vals...)
 		}
 	}
+}
+
+// rememberJob keeps the values of a finished queued request: what a read
+// answered (source "job"), what a write the device accepted carried
+// ("write", "write-composite"), typed with the explicit types the API
+// caller gave (Meta).
+func (g *Gateway) rememberJob(rec *queue.Record, at time.Time) {
+	if rec.Result == nil || len(rec.Paths) == 0 {
+		return
+	}
+	source, want := "job", codes.Content
+	switch rec.Kind {
+	case queue.KindRead, queue.KindReadComposite:
+	case queue.KindWrite, queue.KindWritePartial:
+		source, want = "write", codes.Changed
+	case queue.KindWriteComposite:
+		source, want = "write-composite", codes.Changed
+	default:
+		return
+	}
+	// A read's values are in its answer, a write's in its request.
+	cf, payload := rec.Result.ContentFormat, rec.Result.Payload
+	if want == codes.Changed {
+		cf, payload = rec.ContentFormat, rec.Payload
+	}
+	if codes.Code(rec.Result.Code) != want || cf == queue.NoContentFormat {
+		return
+	}
+	base := path.Root
+	if rec.Kind != queue.KindReadComposite && rec.Kind != queue.KindWriteComposite {
+		var err error
+		if base, err = path.Parse(rec.Paths[0]); err != nil {
+			return
+		}
+	}
+	recs, err := content.Decode(content.Format(cf), base, payload, g.resolver(typesOfMeta(rec.Meta)))
+	if err != nil {
+		return
+	}
+	if !rec.Finished.IsZero() {
+		at = rec.Finished
+	}
+	vals := make([]server.LastValue, 0, len(recs))
+	for _, r := range recs {
+		vals = append(vals, server.LastValue{Path: r.Path, Value: r.Value, Time: at, Source: source})
+	}
+	g.srv.Remember(rec.Endpoint, vals...)
 }
 
 // loadValues restores the snapshot of the last known values.
@@ -218,6 +243,9 @@ func (g *Gateway) snapshotValues(ctx context.Context) {
 	}
 }
 
+// writeFileAtomic replaces file name with b durably: a temporary file
+// beside it, fsync, rename, fsync of the directory. A crash leaves the old
+// file or the new one, never a part.
 func writeFileAtomic(name string, b []byte) error {
 	tmp := name + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
@@ -235,5 +263,13 @@ func writeFileAtomic(name string, b []byte) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, name)
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	d, err := os.Open(filepath.Dir(name))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }

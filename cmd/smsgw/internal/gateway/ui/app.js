@@ -143,32 +143,24 @@ async function selectDevice(ep) {
       t.append(el("tr", {}, el("td", {}, r.id), el("td", {}, r.name), el("td", {}, r.type), cell, actions));
     }
     box.append(t);
+    if (!def.resources.length) box.append(el("p", { class: "nomodel" }, `object ${o} is not in the object model: its values show under Last known values; ` +
+      "use Discover, and read or write with an explicit type (or add its DDF file to lwm2m.models)"));
     tree.append(box);
     if (d.awake && !d.queue) readInstance(ep, o, i);
   }
   loadLastValues(ep).catch(() => {});
+  dmPanel(ep);
   loadQueue(ep);
-}
-
-// Last known values (reads, notifications, Send): shown for every device,
-// sleeping ones included, with when and how each value arrived.
-async function loadLastValues(ep) {
-  const { body } = await api("GET", "/devices/" + encodeURIComponent(ep) + "/values");
-  for (const v of body.values || []) {
-    const cell = document.getElementById("v" + v.path.split("/").slice(0, 4).join("/").replaceAll("/", "-"));
-    if (cell && !cell.textContent) {
-      cell.textContent = fmtValue(v.value);
-      cell.title = `last known: ${v.source} at ${new Date(v.time).toLocaleString()}`;
-      cell.classList.add("last");
-    }
-  }
 }
 
 function showValues(res) {
   for (const v of res.values || []) {
     const p = v.path.split("/").slice(0, 4).join("/");
     const cell = document.getElementById("v" + p.replaceAll("/", "-"));
-    if (cell) cell.textContent = (cell.dataset.multi && cell.textContent ? cell.textContent + ", " : "") + fmtValue(v.value);
+    if (cell) {
+      cell.textContent = (cell.dataset.multi && cell.textContent && !cell.classList.contains("last") ? cell.textContent + ", " : "") + fmtValue(v.value);
+      cell.classList.remove("last");
+    }
   }
 }
 
@@ -196,7 +188,8 @@ async function readPath(ep, p) {
 }
 async function writePath(ep, p, v) {
   await run("PUT", ep, `/devices/${encodeURIComponent(ep)}/data${p}`, { value: v }, `write ${p}=${v}`);
-  readPath(ep, p);
+  await readPath(ep, p);
+  loadLastValues(ep).catch(() => {});
 }
 async function execPath(ep, p) {
   await run("POST", ep, `/devices/${encodeURIComponent(ep)}/execute${p}`, {}, `execute ${p}`);
@@ -222,6 +215,7 @@ function events() {
       const d = JSON.parse(ev.data);
       note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
       if (current && d.endpoint === current) showValues(d);
+      if (kind === "notification") dmNotification(d);
     });
   }
   for (const kind of ["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"]) {
@@ -324,5 +318,6 @@ else {
     events();
     setInterval(() => loadFleet().catch(() => {}), 5000);
     setInterval(() => loadFirmware().catch(() => {}), 3000);
+    setInterval(refreshAges, 5000);
   }
 }

@@ -1,3 +1,5 @@
+//go:build linux || darwin || freebsd || netbsd || openbsd || dragonfly
+
 package modem
 
 import (
@@ -8,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openSerial opens a serial device (or a pty slave) in raw mode at baud, with
-// the descriptor left non-blocking under Go's poller.
+// openSerial opens a serial device (or a pty slave) in raw 8N1 mode at
+// baud, with the descriptor left non-blocking under Go's poller.
 //
 // Why not tarm/serial (through warthog618/modem/serial): it switches the
 // descriptor back to blocking mode after configuring it, so a Read waits in
@@ -17,10 +19,11 @@ import (
 // until the modem happens to print something. Here the file stays in the
 // poller: Close wakes a pending Read at once (os.ErrClosed), which the
 // driver's recovery and shutdown need. The termios settings are the same
-// raw 8N1 that tarm/serial applies.
+// raw 8N1 that tarm/serial applies; getTermios, setTermios and setSpeed
+// are the per-system parts (Linux TCGETS with CBAUD speeds, BSD and macOS
+// TIOCGETA with numeric speeds).
 func openSerial(path string, baud int) (io.ReadWriteCloser, error) {
-	speed, ok := baudRates[baud]
-	if !ok {
+	if !supportedBaud(baud) {
 		return nil, fmt.Errorf("modem: unsupported baud rate %d", baud)
 	}
 	f, err := os.OpenFile(path, os.O_RDWR|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
@@ -34,7 +37,7 @@ func openSerial(path string, baud int) (io.ReadWriteCloser, error) {
 	}
 	var terr error
 	err = rc.Control(func(fd uintptr) {
-		t, err := unix.IoctlGetTermios(int(fd), unix.TCGETS)
+		t, err := getTermios(int(fd))
 		if err != nil {
 			terr = fmt.Errorf("not a terminal: %w", err)
 			return
@@ -42,11 +45,11 @@ func openSerial(path string, baud int) (io.ReadWriteCloser, error) {
 		t.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON | unix.IXOFF | unix.IXANY
 		t.Oflag &^= unix.OPOST
 		t.Lflag &^= unix.ECHO | unix.ECHONL | unix.ICANON | unix.ISIG | unix.IEXTEN
-		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CSTOPB | unix.CRTSCTS | unix.CBAUD
-		t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL | speed
-		t.Ispeed, t.Ospeed = speed, speed
+		t.Cflag &^= unix.CSIZE | unix.PARENB | unix.CSTOPB | unix.CRTSCTS
+		t.Cflag |= unix.CS8 | unix.CREAD | unix.CLOCAL
 		t.Cc[unix.VMIN], t.Cc[unix.VTIME] = 1, 0
-		terr = unix.IoctlSetTermios(int(fd), unix.TCSETS, t)
+		setSpeed(t, baud)
+		terr = setTermios(int(fd), t)
 	})
 	if err == nil {
 		err = terr
@@ -56,10 +59,4 @@ func openSerial(path string, baud int) (io.ReadWriteCloser, error) {
 		return nil, fmt.Errorf("configure %s: %w", path, err)
 	}
 	return f, nil
-}
-
-var baudRates = map[int]uint32{
-	9600: unix.B9600, 19200: unix.B19200, 38400: unix.B38400, 57600: unix.B57600,
-	115200: unix.B115200, 230400: unix.B230400, 460800: unix.B460800, 921600: unix.B921600,
-	1000000: unix.B1000000, 3000000: unix.B3000000, 4000000: unix.B4000000,
 }

@@ -1,0 +1,222 @@
+// Package route sends the SMS bearer's traffic over several transports (a
+// modem pool, SMPP links) by the number each message must leave from, with
+// failover between the transports that may send for that number.
+//
+// A device accepts SMS only from the server number it was provisioned
+// with (LwM2M SMS binding), so the route is chosen by that number: every
+// [Route] lists the numbers it can send from — a modem pool its SIMs, an
+// SMPP link the source numbers of its account — and a number reachable
+// both ways (an operator's long number on its SMSC account and on a SIM)
+// fails over between them. A Mux is itself an sms.Transport: the bearer,
+// its outbox and status-report correlation sit above it unchanged.
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+)
+
+// ErrNoRoute is returned for a number no route can send from; it is
+// permanent (a configuration error).
+var ErrNoRoute error = &noRoute{}
+
+type noRoute struct{}
+
+func (*noRoute) Error() string   { return "route: no transport may send from this number" }
+func (*noRoute) Retryable() bool { return false }
+
+// Route is one transport and the numbers it may send from.
+type Route struct {
+	// Name names the route in errors and stats ("modems", "smpp:op1").
+	Name string
+	// Transport sends and receives.
+	Transport sms.Transport
+	// Numbers it can send from ("+" E.164); empty means any number (a
+	// transport that picks its own, like a pool given "").
+	Numbers []string
+	// Ready, when set, reports whether the route can take a send now; a
+	// route that is not ready is tried after the ready ones.
+	Ready func() bool
+}
+
+// Stats counts sends per route.
+type Stats struct {
+	Name         string
+	Sent, Failed uint64
+	FailedOver   uint64 // sends that went to another route after this one failed
+	Received     uint64
+}
+
+type route struct {
+	Route
+	numbers                         map[string]bool
+	sent, failed, failedOver, recvd atomic.Uint64
+}
+
+// Mux is an sms.Transport over several routes. Close stops its merging
+// goroutines; the routes' transports stay open (their owners close them).
+type Mux struct {
+	routes []*route
+	in     chan sms.Inbound
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// New returns a Mux over routes, tried in the given order (earlier is
+// preferred). buffer bounds the merged Inbound channel (default 256).
+func New(routes []Route, buffer int) (*Mux, error) {
+	if len(routes) == 0 {
+		return nil, errors.New("route: no routes")
+	}
+	if buffer <= 0 {
+		buffer = 256
+	}
+	m := &Mux{in: make(chan sms.Inbound, buffer), stop: make(chan struct{})}
+	for _, r := range routes {
+		if r.Transport == nil {
+			return nil, fmt.Errorf("route %s: nil transport", r.Name)
+		}
+		rr := &route{Route: r, numbers: map[string]bool{}}
+		for _, n := range r.Numbers {
+			a, err := sms.ParseMSISDN(n)
+			if err != nil {
+				return nil, fmt.Errorf("route %s: number %q: %w", r.Name, n, err)
+			}
+			rr.numbers[a.String()] = true
+		}
+		m.routes = append(m.routes, rr)
+	}
+	var open sync.WaitGroup
+	open.Add(len(m.routes))
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		open.Wait()
+		close(m.in)
+	}()
+	for _, r := range m.routes {
+		m.wg.Add(1)
+		go m.forward(r, &open)
+	}
+	return m, nil
+}
+
+func (m *Mux) forward(r *route, open *sync.WaitGroup) {
+	defer m.wg.Done()
+	defer open.Done()
+	src := r.Transport.Inbound()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case msg, ok := <-src:
+			if !ok {
+				return
+			}
+			r.recvd.Add(1)
+			select {
+			case m.in <- msg:
+			case <-m.stop:
+				if msg.Reject != nil {
+					msg.Reject(context.Background())
+				}
+				return
+			}
+		}
+	}
+}
+
+// Inbound implements sms.Transport: what every route received.
+func (m *Mux) Inbound() <-chan sms.Inbound { return m.in }
+
+// Routes returns the names of the routes that may send from number, in the
+// order they are tried now (ready ones first).
+func (m *Mux) Routes(number string) []string {
+	var out []string
+	for _, r := range m.candidates(number) {
+		out = append(out, r.Name)
+	}
+	return out
+}
+
+func (m *Mux) candidates(from string) []*route {
+	key := ""
+	if from != "" {
+		if a, err := sms.ParseMSISDN(from); err == nil {
+			key = a.String()
+		} else {
+			key = strings.TrimSpace(from)
+		}
+	}
+	var ready, later []*route
+	for _, r := range m.routes {
+		if key != "" && len(r.numbers) > 0 && !r.numbers[key] {
+			continue
+		}
+		if r.Ready != nil && !r.Ready() {
+			later = append(later, r)
+		} else {
+			ready = append(ready, r)
+		}
+	}
+	return append(ready, later...)
+}
+
+// SendTPDU implements sms.Transport: it sends over the first route that may
+// send from from and is ready, failing over to the next one on a
+// retryable error. Errors: ErrNoRoute, a permanent error of a route, or
+// the last route's error.
+func (m *Mux) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (string, uint8, error) {
+	cands := m.candidates(from)
+	if len(cands) == 0 {
+		return "", 0, fmt.Errorf("%w: %s", ErrNoRoute, from)
+	}
+	var last error
+	for i, r := range cands {
+		sim, mr, err := r.Transport.SendTPDU(ctx, from, to, tpdu)
+		if err == nil {
+			r.sent.Add(1)
+			return sim, mr, nil
+		}
+		r.failed.Add(1)
+		last = fmt.Errorf("route %s: %w", r.Name, err)
+		if !outbox.Retryable(err) || ctx.Err() != nil {
+			return "", 0, last
+		}
+		if i+1 < len(cands) {
+			r.failedOver.Add(1)
+		}
+	}
+	return "", 0, last
+}
+
+// Stats returns per-route counters in route order.
+func (m *Mux) Stats() []Stats {
+	out := make([]Stats, 0, len(m.routes))
+	for _, r := range m.routes {
+		out = append(out, Stats{Name: r.Name, Sent: r.sent.Load(), Failed: r.failed.Load(),
+			FailedOver: r.failedOver.Load(), Received: r.recvd.Load()})
+	}
+	return out
+}
+
+// Close stops merging. Messages not yet handed on are rejected back to
+// their transport.
+func (m *Mux) Close() error {
+	if m.stop == nil {
+		return nil // the zero Mux: nothing started
+	}
+	m.once.Do(func() { close(m.stop) })
+	m.wg.Wait()
+	return nil
+}
+
+var _ sms.Transport = (*Mux)(nil)

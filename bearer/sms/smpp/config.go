@@ -1,0 +1,233 @@
+package smpp
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/smppwire"
+)
+
+// BindMode is how the link binds.
+type BindMode int
+
+const (
+	// Transceiver: one bind_transceiver session sends and receives (default).
+	Transceiver BindMode = iota
+	// TransmitterReceiver: a bind_transmitter and a bind_receiver session,
+	// for SMSCs that do not offer transceivers.
+	TransmitterReceiver
+)
+
+// Concat is how concatenated SMS go to the SMSC.
+type Concat int
+
+const (
+	// ConcatUDH sends each segment with its TS 23.040 UDH in short_message
+	// and esm_class UDHI (default; every SMSC accepts it).
+	ConcatUDH Concat = iota
+	// ConcatSAR sends each segment without the concatenation IE, with the
+	// sar_msg_ref_num, sar_total_segments and sar_segment_seqnum TLVs.
+	ConcatSAR
+	// ConcatPayload sends the whole datagram in one submit_sm's
+	// message_payload; the SMSC segments it. Segments are kept durably by
+	// the link until the last one arrives.
+	ConcatPayload
+)
+
+// ParseConcat reads "udh", "sar" or "payload".
+func ParseConcat(s string) (Concat, error) {
+	switch strings.ToLower(s) {
+	case "", "udh":
+		return ConcatUDH, nil
+	case "sar":
+		return ConcatSAR, nil
+	case "payload", "message_payload":
+		return ConcatPayload, nil
+	}
+	return 0, fmt.Errorf("smpp: concat %q: want udh, sar or payload", s)
+}
+
+func (c Concat) String() string {
+	return [...]string{"udh", "sar", "payload"}[c]
+}
+
+// Config configures a Link. The zero value of every optional field is a
+// working default.
+type Config struct {
+	// Name identifies the link in logs, metrics and its state file.
+	Name string
+	// Addr is the SMSC's host:port. Required.
+	Addr string
+	// TLS, when non-nil, wraps the connection (SMPP over TLS).
+	TLS *tls.Config
+	// SystemID, Password and SystemType are the bind credentials
+	// (at most 15, 8 and 12 characters).
+	SystemID, Password, SystemType string
+	// Bind is the bind mode.
+	Bind BindMode
+	// Sources are the numbers this link may send from, in any form; the
+	// first is used when a send names none. Required.
+	Sources []string
+	// SourceTON and SourceNPI override the source address TON/NPI that
+	// the number's form implies (see SourceAddress); nil keeps the rule.
+	SourceTON, SourceNPI *byte
+	// Window bounds submit_sm outstanding per bind (default 10).
+	Window int
+	// Rate limits submit_sm per second (0: no limit); Burst is the bucket
+	// size (default 1).
+	Rate  float64
+	Burst int
+	// Concat is how concatenated SMS are submitted.
+	Concat Concat
+	// StateDir holds the link's durable correlation state
+	// (smpp-<Name>.db). Required.
+	StateDir string
+	// EnquireLink is the keep-alive interval (default 30 s).
+	EnquireLink time.Duration
+	// ResponseTimeout bounds the wait for any response (default 10 s).
+	ResponseTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the re-bind backoff (defaults 1 s
+	// and 60 s); ThrottleMin and ThrottleMax the pause after
+	// ESME_RTHROTTLED / ESME_RMSGQFUL (defaults 200 ms and 30 s).
+	ReconnectMin, ReconnectMax time.Duration
+	ThrottleMin, ThrottleMax   time.Duration
+	// ReceiptMaxAge is how long a correlation waits for its receipt
+	// (default 72 h, past any SMSC validity period).
+	ReceiptMaxAge time.Duration
+	// InboundBuffer bounds the Inbound channel (default 256).
+	InboundBuffer int
+	// Logger; optional.
+	Logger *slog.Logger
+	// Now is the clock (tests).
+	Now func() time.Time
+}
+
+func (c *Config) defaults() error {
+	if c.Addr == "" {
+		return errors.New("smpp: Config.Addr is required")
+	}
+	if c.StateDir == "" {
+		return errors.New("smpp: Config.StateDir is required (receipt correlation is durable)")
+	}
+	if len(c.Sources) == 0 {
+		return errors.New("smpp: Config.Sources needs at least one number")
+	}
+	if c.Name == "" {
+		c.Name = c.Addr
+	}
+	if c.Window <= 0 {
+		c.Window = 10
+	}
+	if c.Burst <= 0 {
+		c.Burst = 1
+	}
+	if c.Rate < 0 {
+		return fmt.Errorf("smpp: negative rate %v", c.Rate)
+	}
+	if _, err := (&smppwire.Bind{SystemID: c.SystemID, Password: c.Password, SystemType: c.SystemType}).Marshal(); err != nil {
+		return err
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&c.EnquireLink, 30*time.Second)
+	def(&c.ResponseTimeout, 10*time.Second)
+	def(&c.ReconnectMin, time.Second)
+	def(&c.ReconnectMax, 60*time.Second)
+	def(&c.ThrottleMin, 200*time.Millisecond)
+	def(&c.ThrottleMax, 30*time.Second)
+	def(&c.ReceiptMaxAge, 72*time.Hour)
+	if c.InboundBuffer <= 0 {
+		c.InboundBuffer = 256
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return nil
+}
+
+// Address is an SMPP address with its TON and NPI.
+type Address struct {
+	TON, NPI byte
+	Addr     string
+}
+
+// SourceAddress applies the source address rules to a configured number:
+// "+" and digits is international E.164 (TON 1, NPI 1, digits without
+// "+"); digits alone are national (TON 2, NPI 1) unless they are a short
+// code of at most 8 digits (TON 3 network-specific, NPI 0); anything else
+// is alphanumeric (TON 5, NPI 0, at most 11 characters, GSM 03.38). An
+// alphanumeric sender cannot be replied to, so devices never learn one as
+// their server number; it is accepted for completeness and logged.
+func SourceAddress(n string) (Address, error) {
+	n = strings.TrimSpace(n)
+	switch {
+	case n == "":
+		return Address{}, errors.New("smpp: empty source number")
+	case n[0] == '+' && allDigits(n[1:]) && len(n) > 1 && len(n) <= 16:
+		return Address{TON: smppwire.TONInternational, NPI: smppwire.NPIISDN, Addr: n[1:]}, nil
+	case allDigits(n) && len(n) <= 8:
+		return Address{TON: 3, NPI: smppwire.NPIUnknown, Addr: n}, nil
+	case allDigits(n) && len(n) <= 20:
+		return Address{TON: smppwire.TONNational, NPI: smppwire.NPIISDN, Addr: n}, nil
+	case len(n) <= 11 && printableGSM(n):
+		return Address{TON: smppwire.TONAlphanumeric, NPI: smppwire.NPIUnknown, Addr: n}, nil
+	}
+	return Address{}, fmt.Errorf("smpp: source %q is neither a number nor an alphanumeric sender of at most 11 characters", n)
+}
+
+// DestAddress is the destination of an E.164 number "+digits" (TON 1,
+// NPI 1); other forms are national (TON 2, NPI 1) or unknown.
+func DestAddress(n string) Address {
+	if strings.HasPrefix(n, "+") {
+		return Address{TON: smppwire.TONInternational, NPI: smppwire.NPIISDN, Addr: n[1:]}
+	}
+	return Address{TON: smppwire.TONUnknown, NPI: smppwire.NPIISDN, Addr: n}
+}
+
+func allDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func printableGSM(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// normalise returns the key a source or SIM is known by: "+digits" for
+// international numbers, the text otherwise.
+func normalise(n string) string {
+	n = strings.TrimSpace(n)
+	if strings.HasPrefix(n, "+") {
+		var b strings.Builder
+		b.WriteByte('+')
+		for i := 1; i < len(n); i++ {
+			if n[i] >= '0' && n[i] <= '9' {
+				b.WriteByte(n[i])
+			}
+		}
+		return b.String()
+	}
+	return n
+}

@@ -1,0 +1,309 @@
+package smsc
+
+import (
+	"bufio"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/smppwire"
+	"github.com/m2mbearer/m2mbearer/modem/sim"
+)
+
+const respTimeout = 10 * time.Second
+
+// conn is one ESME connection.
+type conn struct {
+	s  *Server
+	nc interface {
+		Read([]byte) (int, error)
+		Write([]byte) (int, error)
+		Close() error
+		SetWriteDeadline(time.Time) error
+	}
+	wmu     sync.Mutex
+	mu      sync.Mutex
+	acc     *account
+	bind    smppwire.CommandID
+	seq     uint32
+	pending map[uint32]chan smppwire.Status
+	window  chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (c *conn) close() {
+	c.once.Do(func() {
+		close(c.done)
+		c.nc.Close()
+	})
+}
+
+func (c *conn) write(b []byte) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.nc.SetWriteDeadline(time.Now().Add(respTimeout))
+	if _, err := c.nc.Write(b); err != nil {
+		c.close()
+	}
+}
+
+func (c *conn) serve() {
+	defer c.close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer c.close()
+	br := bufio.NewReader(c.nc)
+	for {
+		p, err := smppwire.ReadPDU(br, 0)
+		if err != nil {
+			return
+		}
+		if p.ID.IsResponse() {
+			c.mu.Lock()
+			ch := c.pending[p.Sequence]
+			c.mu.Unlock()
+			if ch != nil {
+				ch <- p.Status
+			}
+			continue
+		}
+		switch p.ID {
+		case smppwire.BindTransceiver, smppwire.BindTransmitter, smppwire.BindReceiver:
+			if c.doBind(p) {
+				if p.ID != smppwire.BindTransmitter {
+					wg.Add(1)
+					go func() { defer wg.Done(); c.deliverLoop() }()
+				}
+			}
+		case smppwire.EnquireLink:
+			c.write(smppwire.Marshal(smppwire.EnquireLinkResp, 0, p.Sequence, nil))
+		case smppwire.Unbind:
+			c.write(smppwire.Marshal(smppwire.UnbindResp, 0, p.Sequence, nil))
+			return
+		case smppwire.SubmitSM:
+			c.submit(p)
+		default:
+			c.s.st.malformed.Add(1)
+			c.write(smppwire.Marshal(smppwire.GenericNack, smppwire.RInvCmdID, p.Sequence, nil))
+		}
+	}
+}
+
+func (c *conn) doBind(p smppwire.PDU) bool {
+	resp := p.ID.Resp()
+	b, err := smppwire.ParseBind(p.Body)
+	c.mu.Lock()
+	bound := c.acc != nil
+	c.mu.Unlock()
+	c.s.mu.Lock()
+	refuse := c.s.faults.RefuseBind
+	c.s.mu.Unlock()
+	var acc *account
+	if err == nil {
+		acc = c.s.accounts[b.SystemID]
+	}
+	st := smppwire.ROK
+	switch {
+	case err != nil:
+		st = smppwire.RInvCmdLen
+	case bound:
+		st = smppwire.RAlyBnd
+	case refuse:
+		st = smppwire.RBindFail
+	case acc == nil:
+		st = smppwire.RInvSysID
+	case acc.Password != b.Password:
+		st = smppwire.RInvPaswd
+	}
+	if st != smppwire.ROK {
+		c.s.st.bindsRefused.Add(1)
+		c.write(smppwire.Marshal(resp, st, p.Sequence, nil))
+		return false
+	}
+	body, _ := (&smppwire.BindResp{SystemID: "simsmsc", InterfaceVersion: smppwire.InterfaceVersion}).Marshal()
+	c.mu.Lock()
+	c.acc, c.bind = acc, p.ID
+	c.mu.Unlock()
+	c.s.st.binds.Add(1)
+	c.write(smppwire.Marshal(resp, 0, p.Sequence, body))
+	if p.ID != smppwire.BindTransmitter {
+		acc.attMu.Lock()
+		acc.rxN++
+		acc.attMu.Unlock()
+		for _, ep := range acc.eps {
+			ep.SetAttached(true)
+		}
+	}
+	return true
+}
+
+func (c *conn) submit(p smppwire.PDU) {
+	c.mu.Lock()
+	acc, bind := c.acc, c.bind
+	c.mu.Unlock()
+	answer := func(st smppwire.Status, id string) {
+		var body []byte
+		if st == smppwire.ROK {
+			body, _ = (&smppwire.SubmitResp{MessageID: id}).Marshal()
+		} else {
+			c.s.st.submitsRefused.Add(1)
+		}
+		c.write(smppwire.Marshal(smppwire.SubmitSMResp, st, p.Sequence, body))
+	}
+	if acc == nil || bind == smppwire.BindReceiver {
+		answer(smppwire.RInvBndSts, "")
+		return
+	}
+	sm, err := smppwire.ParseSM(p.Body)
+	if err != nil {
+		c.s.st.malformed.Add(1)
+		answer(smppwire.RInvMsgLen, "")
+		return
+	}
+	// Source address rules: an international number of the account's
+	// (TON 1, NPI 1), or the same digits with TON unknown.
+	if sm.SourceTON != smppwire.TONInternational && sm.SourceTON != smppwire.TONUnknown {
+		answer(smppwire.RInvSrcTON, "")
+		return
+	}
+	if sm.SourceNPI != smppwire.NPIISDN && sm.SourceNPI != smppwire.NPIUnknown {
+		answer(smppwire.RInvSrcNPI, "")
+		return
+	}
+	from := sim.NormalizeMSISDN(sm.SourceAddr)
+	ep := acc.eps[from]
+	if ep == nil {
+		answer(smppwire.RInvSrcAdr, "")
+		return
+	}
+	if sm.DestTON != smppwire.TONInternational {
+		answer(smppwire.RInvDstTON, "")
+		return
+	}
+	to := sim.NormalizeMSISDN(sm.DestAddr)
+	if to == "" {
+		answer(smppwire.RInvDstAdr, "")
+		return
+	}
+	if st := c.s.admit(); st != smppwire.ROK {
+		c.s.st.throttled.Add(1)
+		answer(st, "")
+		return
+	}
+	tpdus, err := submitTPDUs(sm, to, c.s.nextRef())
+	if err != nil {
+		answer(smppwire.RInvMsgLen, "")
+		return
+	}
+	id := c.s.nextID()
+	want := sm.RegisteredDelivery&3 != 0
+	for _, t := range tpdus {
+		mr, err := ep.Send(context.Background(), t)
+		if err != nil {
+			answer(smppwire.RMsgQFul, "")
+			return
+		}
+		if want {
+			k := idKey{from, to, mr}
+			acc.attMu.Lock()
+			if len(acc.ids[k]) < 16 {
+				acc.ids[k] = append(acc.ids[k], id)
+			}
+			acc.attMu.Unlock()
+		}
+		// Only the first segment of a split payload carries the receipt.
+		want = false
+	}
+	c.s.st.submits.Add(1)
+	answer(smppwire.ROK, id)
+}
+
+// deliverLoop hands the account's queued messages to this session, a
+// window at a time; one refused or unanswered goes back to the queue.
+func (c *conn) deliverLoop() {
+	c.mu.Lock()
+	acc := c.acc
+	c.mu.Unlock()
+	defer func() {
+		acc.attMu.Lock()
+		acc.rxN--
+		last := acc.rxN == 0
+		acc.attMu.Unlock()
+		if last {
+			for _, ep := range acc.eps {
+				ep.SetAttached(false)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		var sm *smppwire.SM
+		select {
+		case sm = <-acc.queue:
+		case <-c.done:
+			return
+		}
+		select {
+		case c.window <- struct{}{}:
+		case <-c.done:
+			c.requeue(acc, sm)
+			return
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-c.window }()
+			if !c.deliver(sm) {
+				c.s.st.deliverRetries.Add(1)
+				c.requeue(acc, sm)
+				select {
+				case <-time.After(200 * time.Millisecond):
+				case <-c.done:
+				}
+			}
+		}()
+	}
+}
+
+func (c *conn) requeue(acc *account, sm *smppwire.SM) {
+	select {
+	case acc.queue <- sm:
+	default:
+		c.s.st.receiptsDropped.Add(1)
+	}
+}
+
+func (c *conn) deliver(sm *smppwire.SM) bool {
+	body, err := sm.Marshal()
+	if err != nil {
+		return true // cannot ever go
+	}
+	ch := make(chan smppwire.Status, 1)
+	c.mu.Lock()
+	c.seq++
+	seq := c.seq
+	c.pending[seq] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, seq)
+		c.mu.Unlock()
+	}()
+	c.write(smppwire.Marshal(smppwire.DeliverSM, 0, seq, body))
+	t := time.NewTimer(respTimeout)
+	defer t.Stop()
+	select {
+	case st := <-ch:
+		if st == smppwire.ROK {
+			c.s.st.delivers.Add(1)
+			return true
+		}
+		return st == smppwire.RXPAppn // permanent: the ESME will never take it
+	case <-t.C:
+		return false
+	case <-c.done:
+		return false
+	}
+}
