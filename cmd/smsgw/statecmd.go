@@ -139,7 +139,7 @@ func runState(args []string, stdout io.Writer) error {
 	}
 	var bad int
 	for _, f := range files {
-		if f.Status == "new" {
+		if f.Status == "new" || f.Status == "absent" {
 			continue
 		}
 		if f.Err != nil {

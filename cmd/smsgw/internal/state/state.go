@@ -78,8 +78,9 @@ func (e *FileError) Unwrap() error { return e.Err }
 type FileStatus struct {
 	Name string `json:"name"`
 	Size int64  `json:"size"`
-	// Status is ok, new (absent or empty in a fresh data dir: created at
-	// start), missing, empty, truncated, damaged or unreadable.
+	// Status is ok, absent (never had, created when needed), new (empty in
+	// a fresh data dir: initialised at start), missing (had, now gone),
+	// empty, truncated, damaged or unreadable.
 	Status string `json:"status"`
 	Err    error  `json:"-"`
 }
@@ -135,8 +136,10 @@ func Report(dir string) (files []FileStatus, fresh bool, err error) {
 		switch {
 		case sizes[n] < 0 && hasMarker && slices.Contains(mk.Files, n):
 			fail(ErrMissing)
-		case sizes[n] < 0, sizes[n] == 0 && fresh:
-			fsz.Status, fsz.Size = "new", 0
+		case sizes[n] < 0:
+			fsz.Status, fsz.Size = "absent", 0
+		case sizes[n] == 0 && fresh:
+			fsz.Status = "new"
 		case sizes[n] == 0:
 			fail(ErrEmpty)
 		default:
