@@ -94,6 +94,10 @@ type Params struct {
 	// CostPerDatagram is a relative cost hint for sending one preferred-size
 	// datagram (0 for free bearers such as UDP, 1 for one SMS segment).
 	CostPerDatagram float64
+
+	// QBlock are the RFC 9177 Q-Block parameters (qblock.go); the zero
+	// value serves Q-Block requests but sends none.
+	QBlock QBlockParams
 }
 
 // RFC 7252 §4.8 defaults.
@@ -148,7 +152,7 @@ func (p Params) Validate() error {
 	case p.CostPerDatagram < 0:
 		return fmt.Errorf("%w: negative CostPerDatagram", ErrInvalidParams)
 	}
-	return nil
+	return p.QBlock.validate(p)
 }
 
 // BlockTarget returns BlockDatagram, or PreferredDatagram when it is 0.

@@ -64,6 +64,8 @@ type blockStore struct {
 	bufs    map[string]*blockBuf
 	perPeer map[string]int
 	memory  int
+	done    map[string]*qbDoneRec // answers to finished Q-Block1 bodies
+	qbKeep  time.Duration         // how long a Q-Block2 body is kept after its last use
 }
 
 type blockBuf struct {
@@ -72,6 +74,8 @@ type blockBuf struct {
 	etag    []byte
 	opts    message.Options // Block2: response options of the first block
 	expires time.Time
+	qr      *qbRecv // a Q-Block1 body being received (qblock_server.go)
+	qs      *qbSend // a Q-Block2 body being sent
 }
 
 func (s *blockStore) init(l Limits) {
@@ -228,6 +232,9 @@ func (s *blockStore) putBody(key string, b *blockBuf, now time.Time, m Metrics) 
 		return
 	}
 	b.expires = now.Add(s.lim.BlockExpiry)
+	if b.qs != nil {
+		b.expires = now.Add(s.qbKeep)
+	}
 	s.put(key, b)
 	m.Set(GaugeBlockBuffers, len(s.bufs))
 }
@@ -325,7 +332,7 @@ func (e *Endpoint) serveCachedBlock2(m *message.Message, peer net.Addr, pkey str
 
 // needsBlock1 reports whether req's payload must go out in blocks.
 func (e *Endpoint) needsBlock1(req *Request) bool {
-	return len(req.Payload) > e.BlockSize()
+	return req.bodyLen() > e.BlockSize()
 }
 
 // block1SZX computes the real header room of req's blocks (its options,
@@ -334,7 +341,16 @@ func (e *Endpoint) needsBlock1(req *Request) bool {
 // (long Uri-Query strings of an LwM2M registration over SMS shrink the
 // blocks rather than split every block over two SMS).
 func (e *Endpoint) block1SZX(req *Request, token message.Token) uint32 {
-	opts := cloneOptions(req.Options).Set(UintOption(message.Block1, 0xFFFFFF)).Set(UintOption(message.Size1, uint32(len(req.Payload))))
+	return e.blockSZXFor(req, token, message.Block1)
+}
+
+// blockSZXFor is block1SZX for the block option id (Block1 or Q-Block1:
+// Q-Block1 adds a Request-Tag to every block).
+func (e *Endpoint) blockSZXFor(req *Request, token message.Token, id message.OptionID) uint32 {
+	opts := cloneOptions(req.Options).Set(UintOption(id, 0xFFFFFF)).Set(UintOption(message.Size1, uint32(req.bodyLen())))
+	if id == message.QBlock1 {
+		opts = opts.Set(message.Option{ID: message.RequestTag, Value: make([]byte, qbTagLen)})
+	}
 	m := message.Message{Code: req.Code, Token: token, Options: opts, MessageID: 0, Type: message.Confirmable}
 	n, err := encode(&m)
 	if err != nil {
@@ -352,22 +368,30 @@ func (e *Endpoint) block1SZX(req *Request, token message.Token) uint32 {
 // the final response.
 func (e *Endpoint) doBlock1(ctx context.Context, req *Request, token message.Token) (*Response, error) {
 	szx := e.block1SZX(req, token)
-	body := req.Payload
+	total := req.bodyLen()
 	offset := 0
+	var buf []byte
 	peer := req.Peer
 	for {
 		size := 16 << szx
 		num := uint32(offset / size)
 		end := offset + size
-		more := end < len(body)
+		more := end < total
 		if !more {
-			end = len(body)
+			end = total
 		}
 		opts := cloneOptions(req.Options).Set(UintOption(message.Block1, blockValue(num, more, szx)))
 		if num == 0 {
-			opts = opts.Set(UintOption(message.Size1, uint32(len(body))))
+			opts = opts.Set(UintOption(message.Size1, uint32(total)))
 		}
-		m := message.Message{Code: req.Code, Token: token, Options: opts, Payload: body[offset:end]}
+		payload, err := req.readBody(buf, offset, end-offset)
+		if err != nil {
+			return nil, err
+		}
+		if req.body != nil {
+			buf = payload
+		}
+		m := message.Message{Code: req.Code, Token: token, Options: opts, Payload: payload}
 		resp, err := e.roundTripWith(ctx, peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: -1, steer: req.steer})
 		if err != nil {
 			var ab *AbortError

@@ -64,15 +64,29 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 	if len(req.Token) > message.MaxTokenSize {
 		return nil, message.ErrInvalidTokenLen
 	}
-	if len(req.Payload) > e.lim.MaxBodySize {
-		return nil, fmt.Errorf("%w: %d bytes > %d", ErrBodyTooLarge, len(req.Payload), e.lim.MaxBodySize)
+	if req.bodyLen() > e.lim.MaxBodySize || req.bodySize > int64(e.lim.MaxBodySize) {
+		return nil, fmt.Errorf("%w: %d bytes > %d", ErrBodyTooLarge, max(int64(len(req.Payload)), req.bodySize), e.lim.MaxBodySize)
 	}
 	token := req.Token
 	if len(token) == 0 {
 		token = e.newToken()
 	}
+	if resp, err, ok := e.doQBlock(ctx, req, token); ok {
+		return resp, err
+	}
 	var resp *Response
 	var err error
+	if req.body != nil && !e.needsBlock1(req) {
+		p, err := req.readBody(nil, 0, req.bodyLen())
+		if err != nil {
+			return nil, err
+		}
+		r2 := *req
+		r2.Payload, r2.body = p, nil
+		req = &r2
+	}
+	t := e.qbGuard(req, token) // qblock_client.go
+	defer t.close()
 	if e.needsBlock1(req) {
 		resp, err = e.doBlock1(ctx, req, token)
 	} else {
@@ -84,6 +98,9 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		resp, err = e.roundTripWith(ctx, req.Peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: mid, steer: req.steer})
 	}
 	if err != nil {
+		return nil, err
+	}
+	if resp, err = e.qbFinish(ctx, t, req, resp); err != nil {
 		return nil, err
 	}
 	return e.completeBlock2(ctx, req, resp, token)
@@ -443,7 +460,7 @@ func (e *Endpoint) handleAckOrReset(m *message.Message, data []byte, peer net.Ad
 	ex, ok := e.byMID[mk]
 	if !ok {
 		e.exMu.Unlock()
-		if m.Type == message.Reset && e.obs.resetByMID(e, mk) {
+		if m.Type == message.Reset && (e.obs.resetByMID(e, mk) || e.qbResetIn(mk)) {
 			return
 		}
 		e.m.Count(EventDropUnknownACK, 1)
@@ -540,6 +557,9 @@ func (e *Endpoint) handleResponse(m *message.Message, data []byte, peer net.Addr
 		return
 	}
 	if !ok || (!first && obs == nil) {
+		if e.qbResponseIn(m, peer, pkey, dk) {
+			return // a block of a Q-Block transfer (qblock_client.go)
+		}
 		// RFC 7252 §4.2/§4.3 and RFC 7641 §3.6: reject what we cannot
 		// match.
 		e.m.Count(EventDropUnexpected, 1)

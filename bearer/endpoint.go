@@ -72,6 +72,7 @@ type Endpoint struct {
 	obs      observerSet
 	blocks   blockStore
 	inflight inflightList
+	qb       qbState // RFC 9177 (qblock*.go)
 	fired    firedSet
 
 	rmsg  message.Message // read loop only
@@ -151,9 +152,12 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	e.dedup.init(e.lim.MaxDedup)
 	e.obs.init()
 	e.blocks.init(e.lim)
+	e.blocks.qbKeep = max(e.lim.BlockExpiry, p.NonPartialTimeout()) // a Q-Block2 client asks that long
+	e.qb.init(e.lim, e.rng.Uint32())
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.bg.Add(1)
+	e.bg.Add(2)
 	go e.lateAckLoop()
+	go e.qbLoop()
 	go e.readLoop()
 	return e, nil
 }
@@ -426,18 +430,22 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	if con {
 		lifetime = e.p.ExchangeLifetime()
 	}
-	dup, reply, running := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
+	dup, hit := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
 	if dup {
 		e.m.Count(EventDuplicate, 1)
-		switch {
-		case con && reply != nil:
-			_ = e.writeRaw(reply, peer)
+		switch running := hit.running; {
+		case con && hit.reply != nil:
+			_ = e.writeRaw(hit.reply, peer)
+		case con && hit.regen:
+			e.regenerate(hit.sum, data, peer, dk) // regen.go
 		case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
 			// The client retransmits while the handler runs: acknowledge
 			// now (RFC 7252 §4.5) and answer separately. A copy arriving
 			// sooner than a client can retransmit was duplicated by the
 			// network and is just dropped.
 			running.lateAck()
+		case !con && class == 0:
+			e.qbDuplicate(m, peer, pkey) // qblock_server.go
 		}
 		return
 	}

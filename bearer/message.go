@@ -2,6 +2,10 @@ package bearer
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
 	"net"
 	"strings"
 	"time"
@@ -45,6 +49,41 @@ type Request struct {
 	mid    uint16
 	midSet bool
 	steer  *Steer
+
+	body     io.ReaderAt // SetBody: the body, read block by block
+	bodySize int64
+}
+
+// SetBody makes the request's body the first size bytes of body instead
+// of Payload, read block by block as the blocks are sent (and again for
+// blocks the peer asks for again), so that a large body such as a
+// firmware image is never held whole in memory (client side, Do).
+func (r *Request) SetBody(body io.ReaderAt, size int64) {
+	r.body, r.bodySize, r.Payload = body, size, nil
+}
+
+// bodyLen is the length of the body: SetBody's size, or len(Payload).
+func (r *Request) bodyLen() int {
+	if r.body != nil {
+		return int(min(r.bodySize, math.MaxInt32))
+	}
+	return len(r.Payload)
+}
+
+// readBody returns n bytes of the body at off, in buf when it is large
+// enough.
+func (r *Request) readBody(buf []byte, off, n int) ([]byte, error) {
+	if r.body == nil {
+		return r.Payload[off : off+n], nil
+	}
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := r.body.ReadAt(buf, int64(off)); err != nil && !(errors.Is(err, io.EOF) && off+n == r.bodyLen()) {
+		return nil, fmt.Errorf("bearer: read request body at %d: %w", off, err)
+	}
+	return buf, nil
 }
 
 // SetSteer lets s re-send or abort the request while Endpoint.Do waits

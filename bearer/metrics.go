@@ -31,6 +31,11 @@ const (
 	EventReadError                        // bearer ReadFrom failed (the read loop backs off and goes on)
 	EventNoResponse                       // response not sent: the request's No-Response option (RFC 7967) declined it
 	EventFiredAnswer                      // answer to a fire-and-forget NON (Endpoint.Fire) matched and dropped, not reset
+	EventQBlockTransfer                   // RFC 9177 Q-Block body completed (sent or received)
+	EventQBlockMissing                    // RFC 9177 request or 4.08 for missing blocks sent
+	EventQBlockFallback                   // peer turned Q-Block down (4.02, RST): RFC 7959 instead
+	EventDedupRegenerated                 // duplicate answered by running a regenerable handler again
+	EventDedupRegenMismatch               // regenerated reply differed from the digest: not sent, entry dropped
 	numEvents
 )
 
@@ -40,6 +45,7 @@ var eventNames = [numEvents]string{
 	"dedup_evicted", "separate_response", "observe_registered", "observe_removed",
 	"notification_sent", "notification_dropped", "block_transfer", "block_error", "write_error", "read_error",
 	"no_response", "fired_answer",
+	"qblock_transfer", "qblock_missing", "qblock_fallback", "dedup_regenerated", "dedup_regen_mismatch",
 }
 
 // String returns the event's snake_case name, usable as a metric label.

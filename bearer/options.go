@@ -18,6 +18,10 @@ type Limits struct {
 	// MaxDedup bounds the duplicate-detection cache (peer, MID); the
 	// oldest entry is evicted (and counted) when it is full.
 	MaxDedup int
+	// MaxDedupReply is the largest reply the duplicate cache keeps whole
+	// for a handler that called SetRegenerable; larger ones are kept as a
+	// 16-byte digest and the request, and regenerated (default 256 bytes).
+	MaxDedupReply int
 	// MaxObservations bounds server-side observations.
 	MaxObservations int
 	// MaxClientObservations bounds client-side observations.
@@ -69,6 +73,7 @@ func DefaultLimits(p Params) Limits {
 		MaxExchanges:           4096,
 		MaxWaiting:             4096,
 		MaxDedup:               65536,
+		MaxDedupReply:          256,
 		MaxObservations:        10000,
 		MaxClientObservations:  1024,
 		MaxBlockBuffers:        1024,
@@ -101,6 +106,7 @@ func (l Limits) withDefaults(p Params) Limits {
 	setInt(&l.MaxExchanges, d.MaxExchanges)
 	setInt(&l.MaxWaiting, d.MaxWaiting)
 	setInt(&l.MaxDedup, d.MaxDedup)
+	setInt(&l.MaxDedupReply, d.MaxDedupReply)
 	setInt(&l.MaxObservations, d.MaxObservations)
 	setInt(&l.MaxClientObservations, d.MaxClientObservations)
 	setInt(&l.MaxBlockBuffers, d.MaxBlockBuffers)

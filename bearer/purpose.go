@@ -61,7 +61,7 @@ func Classify(data []byte) Purpose {
 	if m.Code == codes.Empty {
 		return PurposeEmpty
 	}
-	if m.Options.HasOption(message.Block1) || m.Options.HasOption(message.Block2) {
+	if m.Options.HasOption(message.Block1) || m.Options.HasOption(message.Block2) || isQBlockPart(&m) {
 		return PurposeBlock
 	}
 	if m.Code>>5 != 0 {
@@ -73,6 +73,29 @@ func Classify(data []byte) Purpose {
 		}
 	}
 	return PurposeRequest
+}
+
+// isQBlockPart reports whether m is part of an RFC 9177 transfer of a body
+// in several blocks: a Q-Block1 block or its 2.31 and final answer, a
+// Q-Block2 block of a body in several, a request for missing blocks or
+// 'Continue', a 4.08 listing missing blocks. A Q-Block2 option asking
+// for (or answering with) a body in one block is only the probe of
+// RFC 9177 §4.1: that message keeps its purpose.
+func isQBlockPart(m *message.Message) bool {
+	if m.Options.HasOption(message.QBlock1) {
+		return true
+	}
+	if cf, err := m.Options.ContentFormat(); err == nil && cf == message.AppMissingBlocksCBORSeq && m.Code == codes.RequestEntityIncomplete {
+		return true
+	}
+	b, bad := qbOptions(m.Options, message.QBlock2)
+	if bad || len(b) == 0 {
+		return false
+	}
+	if m.Code>>5 == 0 {
+		return len(b) > 1 || b[0].num > 0
+	}
+	return b[0].more || b[0].num > 0
 }
 
 // isTriggerPath reports whether p is /1/<instance>/8.

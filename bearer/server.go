@@ -17,7 +17,8 @@ func knownOption(id message.OptionID) bool {
 	case message.IfMatch, message.URIHost, message.ETag, message.IfNoneMatch, message.Observe,
 		message.URIPort, message.LocationPath, message.URIPath, message.ContentFormat, message.MaxAge,
 		message.URIQuery, message.Accept, message.LocationQuery, message.Block2, message.Block1,
-		message.Size2, message.Size1, message.NoResponse, message.RequestTag, message.Echo:
+		message.Size2, message.Size1, message.NoResponse, message.RequestTag, message.Echo,
+		message.QBlock1, message.QBlock2:
 		return true
 	}
 	return false
@@ -90,6 +91,16 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		<-e.hsem
 		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
 	}
+	var qb *qbReq
+	if hasQBlock(m.Options) {
+		r, handled := e.qbHandleRequest(m, peer, pkey, dk) // qblock_server.go
+		if handled {
+			return
+		}
+		qb = &r
+	} else {
+		qb = e.qbImplicit(m, pkey)
+	}
 	obsVal, hasObs := optionUint(m.Options, message.Observe)
 	if hasObs && obsVal == 1 && (m.Code == codes.GET || m.Code == codes.FETCH) {
 		e.obs.removeByToken(e, tokenKey{pkey, string(m.Token)}, nil)
@@ -112,6 +123,9 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		}
 		hasBlock1, block1Echo, payload = true, res.block1, res.body
 	}
+	if qb != nil && qb.hasBody {
+		payload = qb.body
+	}
 	if v, ok := optionUint(m.Options, message.Block2); ok && v>>4 > 0 && !hasBlock1 {
 		if e.serveCachedBlock2(m, peer, pkey, dk, con, mid, v) {
 			<-e.hsem
@@ -123,7 +137,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	sx := &serverExchange{
 		e: e, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con, arrived: time.Now(),
 		block1: block1Echo, hasBlock1: hasBlock1,
-		obsReg: hasObs && obsVal == 0 && (m.Code == codes.GET || m.Code == codes.FETCH),
+		obsReg: hasObs && obsVal == 0 && (m.Code == codes.GET || m.Code == codes.FETCH), qb: qb,
 	}
 	var buf []byte
 	if len(data) <= len(sx.datav) {
@@ -138,9 +152,9 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		e.dedup.forget(dk)
 		return
 	}
-	if hasBlock1 {
+	if hasBlock1 || qb != nil && qb.hasBody {
 		// The handler sees the whole body, not the last block.
-		rm.Options = rm.Options.Remove(message.Block1).Remove(message.Size1)
+		rm.Options = rm.Options.Remove(message.Block1).Remove(message.QBlock1).Remove(message.Size1)
 	} else {
 		payload = rm.Payload
 	}
@@ -162,11 +176,12 @@ func (e *Endpoint) serve(sx *serverExchange) {
 		<-e.hsem
 		e.hwg.Done()
 	}()
-	if sx.con {
+	track := sx.con && sx.regenOf == nil // a regeneration is not the request's exchange
+	if track {
 		e.inflight.add(sx, time.Now())
 	}
 	defer func() {
-		if sx.con {
+		if track {
 			e.inflight.remove(sx)
 			e.dedup.setRunning(sx.dk, nil)
 		}
@@ -236,6 +251,9 @@ type serverExchange struct {
 	block1    uint32 // Block1 option to echo in the final response
 	hasBlock1 bool
 	obsReg    bool
+	qb        *qbReq    // the request carried a Q-Block option
+	regen     bool      // SetRegenerable: the reply may be kept as a digest
+	regenOf   *[16]byte // this run regenerates the reply with this digest
 
 	mu       sync.Mutex
 	written  bool
@@ -410,7 +428,30 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 		sx.mu.Unlock()
 		return nil
 	}
-	opts, payload = e.blockResponse(sx.pkey, sx.req, opts, payload)
+	var after func() // the other blocks of a Q-Block2 answer
+	if sx.qb != nil && sx.qb.hasBody {
+		opts = opts.Set(UintOption(message.QBlock1, sx.qb.last.value()))
+	}
+	if sx.qb != nil && sx.qb.wantQ2 && code>>5 == 2 {
+		var own bool
+		opts, payload, after, own = e.qbResponse(sx, code, opts, payload) // qblock_server.go
+		if sx.qb.doneKey != "" {
+			e.blocks.finishDone(sx.qb.doneKey, code, opts, payload)
+		}
+		if own {
+			sx.mu.Unlock()
+			after()
+			return nil
+		}
+	} else {
+		opts, payload = e.blockResponse(sx.pkey, sx.req, opts, payload)
+		if sx.qb != nil && sx.qb.doneKey != "" {
+			e.blocks.finishDone(sx.qb.doneKey, code, opts, payload)
+		}
+	}
+	if after != nil {
+		defer after()
+	}
 	rm := message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload}
 	if sx.con && !sx.acked {
 		rm.Type, rm.MessageID = message.Acknowledgement, int32(sx.mid)
@@ -419,7 +460,11 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 			sx.mu.Unlock()
 			return err
 		}
-		e.dedup.setReply(sx.dk, data)
+		if sx.regenOf != nil {
+			sx.mu.Unlock()
+			return e.sendRegenerated(sx, data)
+		}
+		e.keepReply(sx, data)
 		err = e.writeRaw(data, sx.peer)
 		sx.mu.Unlock()
 		return err

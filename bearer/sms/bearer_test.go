@@ -42,7 +42,13 @@ type pair struct {
 
 func newPair(t *testing.T, f smstest.Faults, mut func(side string, c *sms.Config)) *pair {
 	t.Helper()
-	p := &pair{net: smstest.NewNetwork(42, f)}
+	return newPairSeed(t, 42, f, mut)
+}
+
+// newPairSeed is newPair with the network's fault seed.
+func newPairSeed(t *testing.T, seed uint64, f smstest.Faults, mut func(side string, c *sms.Config)) *pair {
+	t.Helper()
+	p := &pair{net: smstest.NewNetwork(seed, f)}
 	p.srvSIM = p.net.AddSIM(serverNum)
 	p.devSIM = p.net.AddSIM(deviceNum)
 	mk := func(side string, sim *smstest.SIM, peer, own string) *sms.Bearer {

@@ -69,7 +69,7 @@ func costMux() *bearer.ServeMux {
 }
 
 // exchanges runs the table's exchanges from dev to the server: a read of
-// one resource, a 500-byte write, an 8 KiB Block1 push.
+// one resource, a 500-byte write, an 8 KiB push (RFC 9177 Q-Block1).
 func exchanges(t *testing.T, m *meter, dev *bearer.Endpoint, run *costRun) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -157,7 +157,7 @@ func TestDTLSCostTable(t *testing.T) {
 	row("full handshake (TLS_PSK_WITH_AES_128_CCM_8, MTU 140)", "-", d.handshake.String(), c.handshake.String())
 	row("read of one resource", n.read.String(), d.read.String(), c.read.String())
 	row("write of 500 B", n.write500.String(), d.write500.String(), c.write500.String())
-	row("firmware push of 8 KiB (Block1)", n.push8k.String(), d.push8k.String(), c.push8k.String())
+	row("firmware push of 8 KiB (Q-Block1)", n.push8k.String(), d.push8k.String(), c.push8k.String())
 	t.Log(b.String())
 	for name, x := range map[string]costRun{"dtls": d, "dtls+cid": c} {
 		if x.read.segs != n.read.segs || x.read.bytes <= n.read.bytes {

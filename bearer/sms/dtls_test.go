@@ -181,7 +181,7 @@ func TestCostTable(t *testing.T) {
 	fmt.Fprintf(&b, "| DTLS handshake (%s) | - | %d | %d |\n", d140.suite, d140.handshake, d1200.handshake)
 	fmt.Fprintf(&b, "| GET /3/0/0 (9-byte answer) | %d | %d | %d |\n", get, d140.get, d1200.get)
 	fmt.Fprintf(&b, "| PUT of 500 bytes (one concatenated request, one-SMS answer) | %d | %d | %d |\n", put, d140.put, d1200.put)
-	fmt.Fprintf(&b, "| GET of 8 KiB (Block2, 1 KiB blocks) | %d | %d | %d |\n", big, d140.big, d1200.big)
+	fmt.Fprintf(&b, "| GET of 8 KiB (RFC 9177 Q-Block2, 1 KiB blocks) | %d | %d | %d |\n", big, d140.big, d1200.big)
 	t.Log(b.String())
 	if get != 2 {
 		t.Errorf("a plain GET and its piggybacked answer should take 2 SMS, took %d", get)

@@ -175,7 +175,7 @@ func TestSecurityCostTable(t *testing.T) {
 	fmt.Fprintf(&b, "| same, bytes on the SMS bearer both directions | %d | %d | %d |\n", o.plainGet, d.bytesGet, o.protGet)
 	fmt.Fprintf(&b, "| write of 500 bytes (PUT) | %d | %d | %d |\n", put, d.put, o.put)
 	fmt.Fprintf(&b, "| same, bytes on the SMS bearer both directions | %d | %d | %d |\n", o.plainPut, d.bytesPut, o.protPut)
-	fmt.Fprintf(&b, "| read of 8 KiB (Block2, 1 KiB blocks) | %d | %d | %d |\n", big, d.big, o.big)
+	fmt.Fprintf(&b, "| read of 8 KiB (Q-Block2, 1 KiB blocks) | %d | %d | %d |\n", big, d.big, o.big)
 	fmt.Fprintf(&b, "| first read after the peer restarted | %d | %d + %d (a new handshake; derived from the rows above, not measured) | %d (Echo round trip, measured) |\n", get, d.get, d.handshake, o.firstGet)
 	t.Log(b.String())
 	if o.get > get || o.put > put+1 {

@@ -26,6 +26,7 @@ import (
 type env struct {
 	srv   *server.Server
 	ep    *bearer.Endpoint
+	met   *bearer.Counters // the UDP Endpoint's counters
 	addr  net.Addr
 	store *firmware.Store
 	upd   *firmware.Updater
@@ -63,7 +64,8 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 	lim.MaxDedup = 200000
 	lim.MaxExchanges = 20000
 	lim.MaxHandlers = 256
-	ep, err := bearer.NewEndpoint(b, bearer.WithHandler(mux), bearer.WithLimits(lim))
+	met := new(bearer.Counters)
+	ep, err := bearer.NewEndpoint(b, bearer.WithHandler(mux), bearer.WithLimits(lim), bearer.WithMetrics(met))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +99,7 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { upd.Close(); srv.Close(); ep.Close() })
-	return &env{srv: srv, ep: ep, addr: b.LocalAddr(), store: store, upd: upd, net: smsNet, smsEP: sep}
+	return &env{srv: srv, ep: ep, met: met, addr: b.LocalAddr(), store: store, upd: upd, net: smsNet, smsEP: sep}
 }
 
 var smsWorker = outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
@@ -186,6 +188,19 @@ func (s *sleepy) wake() {
 type lights struct {
 	mu sync.Mutex
 	m  map[string]*light
+}
+
+// applied returns the updates the lights applied, in all and at most by
+// one light.
+func (ls *lights) applied() (total, most int) {
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	for _, l := range ls.m {
+		n := l.dev.Applied()
+		total += n
+		most = max(most, n)
+	}
+	return total, most
 }
 
 func (ls *lights) add(l *light) {

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
 )
 
@@ -73,6 +74,9 @@ func TestScaleLightsChild(t *testing.T) {
 			}
 		case "cpu":
 			say("cpu %d", cpuSelf().Nanoseconds())
+		case "applied":
+			total, most := ls.applied()
+			say("applied %d %d", total, most)
 		}
 	}
 }
@@ -358,6 +362,27 @@ func TestCampaignScaleGateway(t *testing.T) {
 		float64(peakHeap.Load())/(1<<20), float64(base.HeapInuse)/(1<<20), float64(after.HeapInuse)/(1<<20), float64(hwm)/1024, float64(hwm0)/1024)
 	if rep.Counts[firmware.DevDone] != n {
 		t.Fatalf("not all lights updated: %v", rep.Counts)
+	}
+	// Duplicate executions: none on the gateway when no duplicate-cache
+	// entry left before EXCHANGE_LIFETIME and every regenerated reply
+	// matched; none on the lights when each applied the update once.
+	if err := p.send("applied"); err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.wait(ctxT(t, time.Minute), "applied")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var applied, most int
+	if _, err := fmt.Sscanf(l, "applied %d %d", &applied, &most); err != nil {
+		t.Fatal(err)
+	}
+	gm := e.met
+	t.Logf("gateway duplicate cache: %d duplicates received, %d answered by regenerating a firmware block, %d regenerations differed, %d entries evicted early; lights: %d updates applied, at most %d by one light",
+		gm.Get(bearer.EventDuplicate), gm.Get(bearer.EventDedupRegenerated), gm.Get(bearer.EventDedupRegenMismatch), gm.Get(bearer.EventDedupEvicted), applied, most)
+	if gm.Get(bearer.EventDedupEvicted) != 0 || gm.Get(bearer.EventDedupRegenMismatch) != 0 || applied != n || most != 1 {
+		t.Fatalf("duplicate executions possible: evicted %d, mismatches %d, applied %d (at most %d by one light)",
+			gm.Get(bearer.EventDedupEvicted), gm.Get(bearer.EventDedupRegenMismatch), applied, most)
 	}
 }
 

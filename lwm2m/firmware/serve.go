@@ -121,6 +121,11 @@ func (h *CoAPHandler) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	if h.served != nil {
 		h.served(1)
 	}
+	// The block is a function of the request and the image, which is
+	// stored under its content's hash and never changes: a duplicate of
+	// the request is answered by reading the block again, so the
+	// Endpoint's duplicate cache keeps a digest instead of the block.
+	bearer.SetRegenerable(w)
 	_ = w.WriteResponse(codes.Content, buf)
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"time"
 
@@ -164,9 +163,11 @@ func (d *devUpdate) deviceError(ctx context.Context, err error) error {
 	return err
 }
 
-// push streams the image to /5/0/0 in Block1 blocks read one at a time
-// from the store (RFC 7959 §2.5), following a smaller block size the
-// device asks for.
+// push streams the image to /5/0/0 in blocks read one at a time from the
+// store: RFC 9177 Q-Block1 when the device is known to support it (its
+// Endpoint learnt so from a Q-Block option in the device's Register or in
+// its answer to the plan's read of /5/0, see bearer.QBlockParams), else
+// RFC 7959 Block1, following a smaller block size the device asks for.
 func (d *devUpdate) push(ctx context.Context) error {
 	reg, ok := d.u.cfg.Server.Lookup(d.ep)
 	if !ok {
@@ -182,7 +183,7 @@ func (d *devUpdate) push(ctx context.Context) error {
 		return err
 	}
 	defer img.Close()
-	return pushBlocks(ctx, e, peer, devPath(reg, "/5/0/0"), img, d.plan.BlockSize)
+	return pushBlocks(ctx, e, peer, devPath(reg, "/5/0/0"), img)
 }
 
 func devPath(reg *registry.Registration, p string) string {
@@ -192,54 +193,18 @@ func devPath(reg *registry.Registration, p string) string {
 	return p
 }
 
-func pushBlocks(ctx context.Context, e *bearer.Endpoint, peer net.Addr, p string, img *Image, blockSize int) error {
-	szx := uint32(0)
-	for szx < 6 && 16<<(szx+1) <= blockSize {
-		szx++
+func pushBlocks(ctx context.Context, e *bearer.Endpoint, peer net.Addr, p string, img *Image) error {
+	req := bearer.NewRequest(codes.PUT, peer, p)
+	req.SetOption(bearer.ContentFormatOption(message.AppOctets))
+	req.SetBody(img, img.Info.Size) // read block by block from the store
+	resp, err := e.Do(ctx, req)
+	if err != nil {
+		return fmt.Errorf("firmware: push %s: %w", p, err)
 	}
-	total := img.Info.Size
-	buf := make([]byte, 16<<szx)
-	var offset int64
-	for {
-		size := int64(16 << szx)
-		n := size
-		if total-offset < n {
-			n = total - offset
-		}
-		if _, err := img.ReadAt(buf[:n], offset); err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("firmware: read image: %w", err)
-		}
-		more := offset+n < total
-		num := uint32(offset / size)
-		bv := num<<4 | szx
-		if more {
-			bv |= 8
-		}
-		req := bearer.NewRequest(codes.PUT, peer, p)
-		req.SetOption(bearer.ContentFormatOption(message.AppOctets))
-		req.SetOption(bearer.UintOption(message.Block1, bv))
-		if offset == 0 {
-			req.SetOption(bearer.UintOption(message.Size1, uint32(total)))
-		}
-		req.Payload = buf[:n]
-		resp, err := e.Do(ctx, req)
-		if err != nil {
-			return fmt.Errorf("firmware: push block %d: %w", num, err)
-		}
-		if !more {
-			if resp.Code != codes.Changed && resp.Code != codes.Created {
-				return &server.Error{Op: "write", Path: p, Code: resp.Code, Message: string(resp.Payload)}
-			}
-			return nil
-		}
-		if resp.Code != codes.Continue {
-			return &server.Error{Op: "write", Path: p, Code: resp.Code, Message: string(resp.Payload)}
-		}
-		offset += n
-		if v, ok := optUint(resp.Options, message.Block1); ok && v&7 < szx {
-			szx = v & 7 // the device wants smaller blocks (RFC 7959 §2.5)
-		}
+	if resp.Code != codes.Changed && resp.Code != codes.Created {
+		return &server.Error{Op: "write", Path: p, Code: resp.Code, Message: string(resp.Payload)}
 	}
+	return nil
 }
 
 // state reads /5/0/3 State and /5/0/5 Update Result.

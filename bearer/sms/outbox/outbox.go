@@ -615,5 +615,19 @@ func (o *Outbox) Stats() Stats {
 	return st
 }
 
+// PendingTo returns how many entries for destination to have segments not
+// yet accepted by a modem: datagrams still waiting to leave.
+func (o *Outbox) PendingTo(to string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, s := range o.sched {
+		if s.pending && s.to == to {
+			n++
+		}
+	}
+	return n
+}
+
 // Path returns the file the outbox is stored in.
 func (o *Outbox) Path() string { return o.db.Path() }

@@ -61,6 +61,12 @@ type SubmitOptions struct {
 	// Ports, when Present, adds an application port IE to every segment:
 	// IE 0x05 (16-bit ports) when Wide, IE 0x04 (8-bit) otherwise.
 	Ports Ports
+	// Repeat sends a concatenated message again under the reference it had
+	// (RepeatRef) instead of taking the next one: the receiver's
+	// reassembler joins the new copies of its segments to those of the
+	// first sending, so a segment lost then may complete it now.
+	Repeat    bool
+	RepeatRef uint16
 }
 
 // DefaultSubmitOptions returns the defaults: DCS 0x04, PID 0, 24 h validity,
@@ -80,6 +86,11 @@ func WithValidity(d time.Duration) Option { return func(o *SubmitOptions) { o.Va
 
 // WithStatusReport sets or clears TP-SRR.
 func WithStatusReport(on bool) Option { return func(o *SubmitOptions) { o.StatusReport = on } }
+
+// WithRepeat sends the message again under reference ref (SubmitOptions.Repeat).
+func WithRepeat(ref uint16) Option {
+	return func(o *SubmitOptions) { o.Repeat, o.RepeatRef = true, ref }
+}
 
 // With16BitRef selects the 16-bit reference concatenation IE.
 func With16BitRef(on bool) Option { return func(o *SubmitOptions) { o.Ref16 = on } }
@@ -336,7 +347,13 @@ func (e *Encoder) EncodeTo(da Address, data []byte, o SubmitOptions) ([]Segment,
 		head = append(head, RelativeVP(o.Validity))
 	}
 	var ref uint16
-	if n > 1 {
+	switch {
+	case n > 1 && o.Repeat:
+		ref = o.RepeatRef
+		if !o.Ref16 {
+			ref &= 0xff
+		}
+	case n > 1:
 		ref = e.nextRef(da.String(), o.Ref16)
 	}
 	segs := make([]Segment, n)

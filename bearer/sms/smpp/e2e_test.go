@@ -225,7 +225,16 @@ func TestFaults(t *testing.T) {
 				t.Fatal("no bind failure seen")
 			}
 		}},
-		{"dropped link", smsc.Faults{}, func(r *rig) { r.smsc.DropSessions() }, func(t *testing.T, r *rig) {
+		{"dropped link", smsc.Faults{}, func(r *rig) {
+			// Drop the session once it is up (dropped before the first
+			// bind, there is nothing to drop and nothing to re-bind).
+			for deadline := time.Now().Add(30 * time.Second); r.link.Stats().Binds == 0 || r.smsc.Stats().Binds == 0; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					break // the check below reports it
+				}
+			}
+			r.smsc.DropSessions()
+		}, func(t *testing.T, r *rig) {
 			if r.link.Stats().Binds < 2 {
 				t.Fatalf("not re-bound: %+v", r.link.Stats())
 			}

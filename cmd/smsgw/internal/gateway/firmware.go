@@ -333,6 +333,9 @@ type countingCoAPWriter struct {
 	served prometheus.Counter
 }
 
+// Unwrap lets bearer.SetRegenerable reach the Endpoint's writer.
+func (c countingCoAPWriter) Unwrap() bearer.ResponseWriter { return c.ResponseWriter }
+
 func (c countingCoAPWriter) WriteResponse(code codes.Code, payload []byte) error {
 	if code == codes.Content {
 		c.served.Add(float64(len(payload)))
