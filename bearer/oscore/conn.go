@@ -177,12 +177,13 @@ type Conn struct {
 
 	mu      sync.Mutex
 	byKID   map[string]*Context // kid context | kid → context
+	byRID   map[string]*Context // kid → context with Appendix B.2 (its ID Context changes)
 	byPeer  map[string]peerCtx  // configured peers
 	learned map[string]*Context // peers seen with a verified request
 	srv     *lru[tokKey, *srvBinding]
 	cli     *lru[tokKey, *cliBinding]
 	sent    *lru[midKey, sentEntry] // protected datagrams by MID, for retransmissions
-	seen    *lru[midKey, [32]byte]  // accepted requests by MID, for duplicates
+	seen    *lru[midKey, seenEntry] // accepted requests by MID, for duplicates
 	retries map[midKey]*cliBinding  // Echo retries awaiting their ACK
 
 	closed chan struct{}
@@ -207,6 +208,11 @@ type sentEntry struct {
 	data   []byte
 }
 
+type seenEntry struct {
+	digest [32]byte
+	ks     *keyset // the keys the request verified with
+}
+
 type srvBinding struct {
 	ctx     *Context
 	rid     RequestID
@@ -224,7 +230,7 @@ type cliBinding struct {
 	observe   bool
 	notified  bool
 	lastNotif uint64
-	retried   bool
+	retries   int   // re-sent after an Echo challenge or a B.2 response #1 (at most maxRetries)
 	retryMID  int32 // -1: none
 	stop      chan struct{}
 }
@@ -245,11 +251,12 @@ func New(inner bearer.Bearer, opts ...ConnOption) (*Conn, error) {
 	}
 	c := &Conn{
 		inner: inner, cfg: cfg, log: cfg.log,
-		retries: map[midKey]*cliBinding{}, byKID: map[string]*Context{}, byPeer: map[string]peerCtx{}, learned: map[string]*Context{},
+		retries: map[midKey]*cliBinding{}, byKID: map[string]*Context{}, byRID: map[string]*Context{},
+		byPeer: map[string]peerCtx{}, learned: map[string]*Context{},
 		srv:    newLRU[tokKey, *srvBinding](cfg.maxBindings, 0, nil),
 		cli:    newLRU[tokKey, *cliBinding](cfg.maxBindings, 0, nil),
 		sent:   newLRU[midKey, sentEntry](cfg.maxCache, cfg.maxCacheB, func(e sentEntry) int { return len(e.data) + 64 }),
-		seen:   newLRU[midKey, [32]byte](cfg.maxCache, 0, nil),
+		seen:   newLRU[midKey, seenEntry](cfg.maxCache, 0, nil),
 		closed: make(chan struct{}),
 	}
 	if c.log == nil {
@@ -257,13 +264,15 @@ func New(inner bearer.Bearer, opts ...ConnOption) (*Conn, error) {
 	}
 	c.m = append(multiMetrics{&c.stats}, cfg.metrics...)
 	for _, x := range cfg.contexts {
-		c.byKID[kidKey(x.p.IDContext, x.p.RecipientID)] = x
+		if err := c.indexLocked(x); err != nil {
+			return nil, err
+		}
 	}
 	for k, v := range cfg.peers {
 		c.byPeer[k] = v
 	}
 	p := inner.Params()
-	ov := Overhead(cfg.kidContext, maxIDContext(cfg.contexts))
+	ov := Overhead(maxKIDContext(cfg.kidContext, cfg.contexts))
 	p.Name = "oscore+" + p.Name
 	p.MaxDatagram -= ov
 	p.PreferredDatagram = max(p.PreferredDatagram-ov, 16)
@@ -278,12 +287,19 @@ func New(inner bearer.Bearer, opts ...ConnOption) (*Conn, error) {
 	return c, nil
 }
 
-func maxIDContext(cs []*Context) int {
-	n := 0
+// maxKIDContext reports whether requests may carry a kid context and its
+// longest length: the ID Context with WithKIDContext, a B.2 run's
+// bstr(R2||R3) with WithRederivation.
+func maxKIDContext(kidContext bool, cs []*Context) (bool, int) {
+	n, any := 0, kidContext
 	for _, c := range cs {
-		n = max(n, len(c.p.IDContext))
+		if c.b2 != nil {
+			any, n = true, max(n, b2MaxKIDContext)
+		} else if kidContext {
+			n = max(n, len(c.p.IDContext))
+		}
 	}
-	return n
+	return any, n
 }
 
 // Overhead is the most OSCORE adds to a message: the AEAD tag (8), the
@@ -305,19 +321,51 @@ func kidKey(idctx, kid []byte) string {
 	return "\x01" + string(idctx) + "|" + string(kid)
 }
 
-// AddContext adds (or replaces) a context at run time.
-func (c *Conn) AddContext(x *Context) {
+// indexLocked makes x findable by the kid (and kid context) of requests.
+// A context with Appendix B.2 is found by its Recipient ID alone, which
+// must then be unique in the Conn.
+func (c *Conn) indexLocked(x *Context) error {
+	rid := string(x.p.RecipientID)
+	if other, ok := c.byRID[rid]; ok && other != x {
+		return fmt.Errorf("%w: two contexts with Recipient ID %x and Appendix B.2", ErrConfig, x.p.RecipientID)
+	}
+	if x.b2 != nil {
+		for _, y := range c.byKID {
+			if string(y.p.RecipientID) == rid {
+				return fmt.Errorf("%w: Recipient ID %x of a context with Appendix B.2 is used by another context", ErrConfig, x.p.RecipientID)
+			}
+		}
+		c.byRID[rid] = x
+		return nil
+	}
+	c.byKID[kidKey(x.p.IDContext, x.p.RecipientID)] = x
+	return nil
+}
+
+// AddContext adds (or replaces) a context at run time. It fails when x
+// has Appendix B.2 and another context has its Recipient ID.
+func (c *Conn) AddContext(x *Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.byKID[kidKey(x.p.IDContext, x.p.RecipientID)] = x
+	c.unindexLocked(x.p.IDContext, x.p.RecipientID)
+	return c.indexLocked(x)
 }
 
 // BindPeer binds peer to x at run time (see WithPeer).
-func (c *Conn) BindPeer(peer net.Addr, x *Context) {
+func (c *Conn) BindPeer(peer net.Addr, x *Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.byKID[kidKey(x.p.IDContext, x.p.RecipientID)] = x
+	c.unindexLocked(x.p.IDContext, x.p.RecipientID)
+	if err := c.indexLocked(x); err != nil {
+		return err
+	}
 	c.byPeer[bearer.AddrKey(peer)] = peerCtx{peer, x}
+	return nil
+}
+
+func (c *Conn) unindexLocked(idctx, rid []byte) {
+	delete(c.byKID, kidKey(idctx, rid))
+	delete(c.byRID, string(rid))
 }
 
 // RemoveContext forgets x and every peer bound to it.
@@ -327,6 +375,9 @@ func (c *Conn) RemoveContext(x *Context) {
 	k := kidKey(x.p.IDContext, x.p.RecipientID)
 	if c.byKID[k] == x {
 		delete(c.byKID, k)
+	}
+	if c.byRID[string(x.p.RecipientID)] == x {
+		delete(c.byRID, string(x.p.RecipientID))
 	}
 	for pk, v := range c.byPeer {
 		if v.ctx == x {
@@ -487,6 +538,10 @@ func (c *Conn) protectRequest(m *message.Message, p []byte, pk string) (*message
 	out, rid, err := x.ProtectRequest(m, c.cfg.kidContext)
 	if err != nil {
 		return nil, err
+	}
+	if rid.phase == b2Start {
+		c.m.Count(EventB2Started, 1)
+		c.log.Info("oscore: no established context for the peer, Appendix B.2 run started", "peer", pk)
 	}
 	obs, err := m.Options.Observe()
 	b := &cliBinding{ctx: x, rid: rid, plain: append([]byte(nil), p...), mid: uint16(m.MessageID), typ: m.Type,

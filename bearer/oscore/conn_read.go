@@ -84,7 +84,10 @@ func (c *Conn) receiveRequest(m *message.Message, data []byte, peer net.Addr, pk
 		return nil, nil, false
 	}
 	c.mu.Lock()
-	x, ok := c.byKID[kidKey(ctxOf(opt), opt.KID)]
+	x, ok := c.byRID[string(opt.KID)]
+	if !ok {
+		x, ok = c.byKID[kidKey(ctxOf(opt), opt.KID)]
+	}
 	if !ok && !opt.HasKIDCtx {
 		// A peer that does not send its kid context: match by kid alone
 		// when exactly one context has that Recipient ID.
@@ -106,13 +109,13 @@ func (c *Conn) receiveRequest(m *message.Message, data []byte, peer net.Addr, pk
 	var inner *message.Message
 	var rid RequestID
 	var err error
-	if dup && prev == d {
+	if dup && prev.digest == d {
 		// The same protected request again (a CON retransmission, or the
 		// network duplicated it): give it to the message layer, whose
 		// duplicate detection answers it from its cache without running
 		// the handler. The replay window is not consulted: it would
 		// refuse it, and the peer would get 4.01 for its own retransmission.
-		inner, rid, err = x.reopenRequest(m, opt)
+		inner, rid, err = x.reopenRequest(m, opt, prev.ks)
 		c.m.Count(EventDuplicate, 1)
 	} else {
 		inner, rid, err = x.UnprotectRequest(m, opt, now)
@@ -121,6 +124,10 @@ func (c *Conn) receiveRequest(m *message.Message, data []byte, peer net.Addr, pk
 		c.refuse(m, peer, x, rid, err)
 		return nil, nil, false
 	}
+	if rid.phase == b2Complete {
+		c.m.Count(EventB2Established, 1)
+		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
+	}
 	obs, oe := inner.Options.Observe()
 	b := &srvBinding{ctx: x, rid: rid, observe: oe == nil && obs == 0}
 	exp := now.Add(c.lifetime())
@@ -128,9 +135,9 @@ func (c *Conn) receiveRequest(m *message.Message, data []byte, peer net.Addr, pk
 		exp = now.Add(c.cfg.obsIdle)
 	}
 	c.mu.Lock()
-	c.seen.put(mk, d, now.Add(c.lifetime()), now)
+	c.seen.put(mk, seenEntry{d, rid.ks}, now.Add(c.lifetime()), now)
 	tk := tokKey{pk, string(m.Token)}
-	if old, ok := c.srv.get(tk, now); !(ok && dup && prev == d && old.rid.seq == rid.seq) {
+	if old, ok := c.srv.get(tk, now); !(ok && dup && prev.digest == d && old.rid.seq == rid.seq) {
 		c.srv.put(tk, b, exp, now)
 	}
 	if _, bound := c.byPeer[pk]; !bound {
@@ -177,12 +184,31 @@ func (c *Conn) byKIDOnlyLocked(kid []byte) *Context {
 // Echo value when only freshness is missing (Appendix B.1.2), the RFC
 // 8613 error code unprotected otherwise.
 func (c *Conn) refuse(m *message.Message, peer net.Addr, x *Context, rid RequestID, err error) {
+	var e *Error
 	switch {
+	case errors.As(err, &e) && errors.Is(err, ErrRederive):
+		// Appendix B.2 step 2: response #1, a protected 4.01 with R2 in its
+		// kid context, under the keys of R2||ID1 (fresh: the request's
+		// nonce protects nothing else with them).
+		c.m.Count(EventB2Response1, 1)
+		if e.evicted {
+			c.m.Count(EventB2Evicted, 1)
+		}
+		resp := c.replyHeader(m)
+		resp.Code = codes.Unauthorized
+		out, perr := x.protectResponse(rid.ks, resp, rid, false, cborBytes(nil, e.r2))
+		if perr != nil {
+			c.m.Count(EventDecodeError, 1)
+			return
+		}
+		c.log.Info("oscore: request answered with Appendix B.2 response #1", "peer", peer.String(), "detail", e.Detail)
+		c.send(out, peer)
+		return
 	case errors.Is(err, ErrEchoRequired):
 		c.m.Count(EventEchoChallenge, 1)
 		resp := c.replyHeader(m)
 		resp.Code = codes.Unauthorized
-		resp.Options = message.Options{{ID: message.Echo, Value: x.EchoChallenge(time.Now())}}
+		resp.Options = message.Options{{ID: message.Echo, Value: x.echoChallenge(rid.ks, time.Now())}}
 		// Our own Partial IV: the request may be a replay, and its nonce
 		// must not protect a second plaintext (Appendix B.1.2).
 		out, perr := x.ProtectResponse(resp, rid, true)
@@ -198,11 +224,12 @@ func (c *Conn) refuse(m *message.Message, peer net.Addr, x *Context, rid Request
 		c.m.Count(EventDecryptFailed, 1)
 	case errors.Is(err, ErrBadOption):
 		c.m.Count(EventBadOption, 1)
+	case errors.Is(err, ErrSeqStore):
+		c.m.Count(EventSeqStoreError, 1)
 	default:
 		c.m.Count(EventDecodeError, 1)
 	}
 	c.log.Debug("oscore: request refused", "peer", peer.String(), "err", err)
-	var e *Error
 	if !errors.As(err, &e) {
 		e = &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
 	}
@@ -245,11 +272,15 @@ func (c *Conn) send(m *message.Message, peer net.Addr) {
 }
 
 // reopenRequest decrypts a request already accepted once (a duplicate of
-// the same datagram), without the replay window.
-func (x *Context) reopenRequest(m *message.Message, opt OptionValue) (*message.Message, RequestID, error) {
+// the same datagram) with the keys it verified with, without the replay
+// window.
+func (x *Context) reopenRequest(m *message.Message, opt OptionValue, ks *keyset) (*message.Message, RequestID, error) {
 	seq := decodePIV(opt.PIV)
-	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq}
-	code, inner, payload, err := x.openRequest(m, rid)
+	if ks == nil {
+		ks = x.current()
+	}
+	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq, ks: ks}
+	code, inner, payload, err := openRequest(ks, m, rid)
 	if err != nil {
 		return nil, rid, err
 	}
@@ -286,15 +317,23 @@ func (c *Conn) receiveResponse(m *message.Message, data []byte, peer net.Addr, p
 		c.m.Count(EventBadOption, 1)
 		return nil, nil, false
 	}
-	inner, seq, own, err := b.ctx.UnprotectResponse(m, opt, b.rid)
+	r, err := b.ctx.unprotectResponse(m, opt, b.rid)
 	if err != nil {
-		if errors.Is(err, ErrDecrypt) {
+		switch {
+		case errors.Is(err, ErrDecrypt):
 			c.m.Count(EventDecryptFailed, 1)
-		} else {
+		case errors.Is(err, ErrBadOption):
+			c.m.Count(EventBadOption, 1)
+		default:
 			c.m.Count(EventDecodeError, 1)
 		}
 		c.log.Debug("oscore: response dropped", "peer", peer.String(), "err", err)
 		return nil, nil, false
+	}
+	inner, seq, own := r.msg, r.seq, r.own
+	if r.confirmed {
+		c.m.Count(EventB2Established, 1)
+		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
 	}
 	c.mu.Lock()
 	if b.observe && own {
@@ -308,13 +347,17 @@ func (c *Conn) receiveResponse(m *message.Message, data []byte, peer net.Addr, p
 		b.notified, b.lastNotif = true, seq
 		c.cli.touch(tk, now.Add(c.cfg.obsIdle))
 	}
-	retry := inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo) && !b.retried
+	ev := EventEchoRetry
+	if r.rederive {
+		ev = EventB2Request2
+	}
+	retry := (r.rederive || inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo)) && b.retries < maxRetries
 	if retry {
-		b.retried = true
+		b.retries++
 	}
 	c.mu.Unlock()
 	if retry {
-		return c.echoRetry(m, peer, pk, b)
+		return c.retry(m, peer, pk, b, ev)
 	}
 	if b.retryMID >= 0 && m.Type == message.Acknowledgement && m.MessageID == b.retryMID {
 		// The answer to our Echo retry, piggybacked on an ACK the message
@@ -357,17 +400,30 @@ func (c *Conn) stopRetry(b *cliBinding) {
 	}
 }
 
-// echoRetry re-sends the request of b with the Echo value the peer just
-// sent (Appendix B.1.2, RFC 9175 §2.3), under a new message ID and
-// Partial IV and the same token, so the message layer above, which saw
-// only an empty ACK, gets the real answer as a separate response.
-func (c *Conn) echoRetry(m *message.Message, peer net.Addr, pk string, b *cliBinding) ([]byte, net.Addr, bool) {
-	c.m.Count(EventEchoRetry, 1)
+// maxRetries bounds how often one request is re-sent after an Echo
+// challenge or an Appendix B.2 response #1 (e.g. response #1 and then, the
+// peer having lost its R2, another).
+const maxRetries = 2
+
+// retry re-sends the request of b: with the Echo value the peer just sent
+// (ev EventEchoRetry: Appendix B.1.2, RFC 9175 §2.3), or with the keys of
+// the Appendix B.2 run the peer's response #1 started (EventB2Request2:
+// request #2). It goes under a new message ID and Partial IV and the same
+// token, so the message layer above, which saw only an empty ACK, gets the
+// real answer as a separate response.
+func (c *Conn) retry(m *message.Message, peer net.Addr, pk string, b *cliBinding, ev Event) ([]byte, net.Addr, bool) {
+	c.m.Count(ev, 1)
 	plain, err := decodeDatagram(b.plain)
 	if err != nil {
 		return nil, nil, false
 	}
-	newMID := uint16(b.mid) + 0x8000
+	// The answer to an earlier retry (its ACK carries the retry's message
+	// ID, which the message layer never sent): stop retransmitting it.
+	answersRetry := m.Type == message.Acknowledgement && b.retryMID >= 0 && m.MessageID == b.retryMID
+	if b.stop != nil {
+		c.stopRetry(b)
+	}
+	newMID := uint16(b.mid) + [maxRetries]uint16{0x8000, 0x4000}[b.retries-1]
 	plain.MessageID = int32(newMID)
 	out, rid, err := b.ctx.ProtectRequest(plain, c.cfg.kidContext)
 	if err != nil {
@@ -386,20 +442,21 @@ func (c *Conn) echoRetry(m *message.Message, peer net.Addr, pk string, b *cliBin
 	}
 	c.mu.Unlock()
 	if _, err := c.inner.WriteTo(data, peer); err != nil {
-		c.log.Debug("oscore: echo retry write failed", "peer", peer.String(), "err", err)
+		c.log.Debug("oscore: retry write failed", "peer", peer.String(), "err", err)
 	}
 	c.m.Count(EventProtected, 1)
 	if plain.Type == message.Confirmable {
 		c.retransmit(data, peer, stop)
 	}
-	switch m.Type {
-	case message.Acknowledgement:
+	switch {
+	case answersRetry:
+	case m.Type == message.Acknowledgement:
 		// The 4.01 came piggybacked: the message layer gets an empty ACK
 		// and waits for the separate response.
 		ack := []byte{0x60, 0, 0, 0}
 		binary.BigEndian.PutUint16(ack[2:], uint16(m.MessageID))
 		return ack, peer, true
-	case message.Confirmable:
+	case m.Type == message.Confirmable:
 		c.ackIfCON(m, peer)
 	}
 	return nil, nil, false

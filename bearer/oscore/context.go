@@ -168,26 +168,41 @@ func decodePIV(piv []byte) uint64 {
 	return v
 }
 
-// Context is one OSCORE security context: the Common Context, this
-// endpoint's Sender Context (key, sequence number persisted in steps per
-// Appendix B.1.1) and the Recipient Context (key, replay window that starts
-// uninitialised and is set by an Echo exchange per Appendix B.1.2). It is
-// safe for concurrent use.
+// Context is one OSCORE security context as provisioned (RFC 8613 §3):
+// the Common Context, this endpoint's Sender Context (key, sequence number
+// persisted in steps per Appendix B.1.1) and the Recipient Context (key,
+// replay window that starts uninitialised and is set by an Echo exchange
+// per Appendix B.1.2). With WithRederivation it also runs Appendix B.2:
+// the keys in use are then derived from the provisioned parameters with a
+// new ID Context, while the Context (its identity, its place in a Conn)
+// stays the same. It is safe for concurrent use.
 type Context struct {
-	p    Params
-	keys Keys
-	send ccm.CCM
-	recv ccm.CCM
-	key  string // store key: names the sender context, not its secrets
+	p     Params // as provisioned: the identity and the input of every derivation
+	store SeqStore
+	cfg   contextConfig
 
 	mu      sync.Mutex
-	seq     uint64 // next Sender Sequence Number
-	bound   uint64 // persisted: every seq < bound may have been used
-	store   SeqStore
-	step    uint64
-	win     replayWindow
-	echo    echoState
-	peerEch []byte // Echo value the peer asked for; sent in our next requests
+	cur     *keyset // keys in use
+	peerEch []byte  // Echo value the peer asked for; sent in our next requests
+	b2      *rederivation
+}
+
+// keyset is one derivation of a context's keys (RFC 8613 §3.2) with its
+// mutable part: the sender sequence number and the replay window. The
+// provisioned context has one; Appendix B.2 derives more, one per ID
+// Context. The mutable fields are guarded by the owning Context's mu.
+type keyset struct {
+	idctx   []byte // nil: absent
+	keys    Keys
+	send    ccm.CCM
+	recv    ccm.CCM
+	key     string // SeqStore key: names the sender context, not its secrets
+	persist bool   // sequence numbers kept in the SeqStore (false: a B.2 run's short-lived keys)
+
+	seq   uint64 // next Sender Sequence Number
+	bound uint64 // persisted: every seq < bound may have been used
+	win   replayWindow
+	echo  echoState
 }
 
 // ContextOption configures NewContext.
@@ -200,6 +215,7 @@ type contextConfig struct {
 	noEcho    bool
 	startSeq  uint64
 	haveStart bool
+	b2        bool
 }
 
 // WithSeqStep sets K of Appendix B.1.1: how many sequence numbers are
@@ -229,6 +245,7 @@ func WithReplayWindow(n int) ContextOption {
 
 // WithEchoLifetime sets how long an Echo value sent in a 4.01 challenge
 // stays valid (default 5 minutes: an SMS round trip can take a minute).
+// An Appendix B.2 run waits as long for its second request.
 func WithEchoLifetime(d time.Duration) ContextOption {
 	return func(c *contextConfig) error {
 		if d <= 0 {
@@ -268,34 +285,62 @@ func NewContext(p Params, store SeqStore, opts ...ContextOption) (*Context, erro
 			return nil, err
 		}
 	}
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	c := &Context{p: clone(p), store: store, cfg: cfg}
+	if cfg.b2 {
+		if cfg.haveStart {
+			return nil, fmt.Errorf("%w: WithSenderSequence and WithRederivation exclude each other", ErrConfig)
+		}
+		return c, c.loadRederivation()
+	}
+	ks, err := c.derive(c.p.IDContext, true, !cfg.noEcho)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.haveStart {
+		ks.seq, ks.bound = cfg.startSeq, cfg.startSeq
+	} else if err := c.loadSeq(ks); err != nil {
+		return nil, err
+	}
+	c.cur = ks
+	return c, nil
+}
+
+// derive computes the keys of this context with ID Context idctx; persist
+// says whether its sequence numbers go to the SeqStore, needEcho whether
+// its replay window starts uninitialised (Appendix B.1.2).
+func (c *Context) derive(idctx []byte, persist, needEcho bool) (*keyset, error) {
+	p := c.p
+	p.IDContext = idctx
 	keys, err := Derive(p)
 	if err != nil {
 		return nil, err
 	}
-	c := &Context{p: clone(p), keys: keys, store: store, step: cfg.step}
-	if c.send, err = newAEAD(keys.SenderKey); err != nil {
+	ks := &keyset{idctx: idctx, keys: keys, key: storeKey(p), persist: persist}
+	if ks.send, err = newAEAD(keys.SenderKey); err != nil {
 		return nil, err
 	}
-	if c.recv, err = newAEAD(keys.RecipientKey); err != nil {
+	if ks.recv, err = newAEAD(keys.RecipientKey); err != nil {
 		return nil, err
 	}
-	c.key = storeKey(p)
-	c.win.init(cfg.window, !cfg.noEcho)
-	c.echo.ttl = cfg.echoTTL
-	if cfg.haveStart {
-		c.seq, c.bound = cfg.startSeq, cfg.startSeq
-	} else {
-		bound, ok, err := store.LoadSeq(c.key)
-		if err != nil {
-			return nil, fmt.Errorf("%w: load: %w", ErrSeqStore, err)
-		}
-		if ok {
-			// Appendix B.1.1: every number below the stored bound may have
-			// been used before the restart; start at the bound.
-			c.seq, c.bound = bound, bound
-		}
+	ks.win.init(c.cfg.window, needEcho)
+	ks.echo.ttl = c.cfg.echoTTL
+	return ks, nil
+}
+
+// loadSeq starts ks at its stored bound (Appendix B.1.1: every number below
+// it may have been used before the restart).
+func (c *Context) loadSeq(ks *keyset) error {
+	bound, ok, err := c.store.LoadSeq(ks.key)
+	if err != nil {
+		return fmt.Errorf("%w: load: %w", ErrSeqStore, err)
 	}
-	return c, nil
+	if ok {
+		ks.seq, ks.bound = bound, bound
+	}
+	return nil
 }
 
 func newAEAD(key []byte) (ccm.CCM, error) {
@@ -346,8 +391,15 @@ func storeKey(p Params) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Keys returns the derived keys (for tests and diagnostics).
-func (c *Context) Keys() Keys { return c.keys }
+// current returns the keys in use.
+func (c *Context) current() *keyset {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.cur
+}
+
+// Keys returns the derived keys in use (for tests and diagnostics).
+func (c *Context) Keys() Keys { return c.current().keys }
 
 // SenderID returns this endpoint's Sender ID.
 func (c *Context) SenderID() []byte { return c.p.SenderID }
@@ -355,40 +407,46 @@ func (c *Context) SenderID() []byte { return c.p.SenderID }
 // RecipientID returns the peer's Sender ID.
 func (c *Context) RecipientID() []byte { return c.p.RecipientID }
 
-// IDContext returns the ID Context (nil when absent).
+// IDContext returns the provisioned ID Context (nil when absent). With
+// WithRederivation the keys in use may be derived from another one
+// (CurrentIDContext); the identity stays the provisioned one.
 func (c *Context) IDContext() []byte { return c.p.IDContext }
 
-// Seq returns the next Sender Sequence Number.
+// CurrentIDContext returns the ID Context of the keys in use: the
+// provisioned one, or the one the last Appendix B.2 run established.
+func (c *Context) CurrentIDContext() []byte { return c.current().idctx }
+
+// Seq returns the next Sender Sequence Number of the keys in use.
 func (c *Context) Seq() uint64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.seq
+	return c.cur.seq
 }
 
-// nextSeq allocates a Sender Sequence Number, persisting the next step
-// first when the allocation reaches the stored bound (Appendix B.1.1: the
-// store write happens before the number is used).
-func (c *Context) nextSeq() (uint64, error) {
+// nextSeq allocates a Sender Sequence Number of ks, persisting the next
+// step first when the allocation reaches the stored bound (Appendix
+// B.1.1: the store write happens before the number is used).
+func (c *Context) nextSeq(ks *keyset) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.seq > maxSeq {
+	if ks.seq > maxSeq {
 		return 0, ErrSeqExhausted
 	}
-	if c.seq >= c.bound {
-		nb := min(c.seq+c.step, maxSeq+1)
-		if err := c.store.StoreSeq(c.key, nb); err != nil {
+	if ks.persist && ks.seq >= ks.bound {
+		nb := min(ks.seq+c.cfg.step, maxSeq+1)
+		if err := c.store.StoreSeq(ks.key, nb); err != nil {
 			return 0, fmt.Errorf("%w: %w", ErrSeqStore, err)
 		}
-		c.bound = nb
+		ks.bound = nb
 	}
-	s := c.seq
-	c.seq++
+	s := ks.seq
+	ks.seq++
 	return s, nil
 }
 
 // Nonce returns the nonce for a Partial IV generated by the endpoint with
 // Sender ID idPIV (exported for the test vectors).
 func (c *Context) Nonce(idPIV []byte, piv uint64) []byte {
-	n := nonce(c.keys.CommonIV, idPIV, piv)
+	n := nonce(c.current().keys.CommonIV, idPIV, piv)
 	return n[:]
 }

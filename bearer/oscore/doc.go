@@ -25,6 +25,20 @@
 // NoSec devices; handlers see the OSCORE identity in Request.Identity
 // (mode "oscore", the device's Sender ID and ID Context).
 //
+// # Restarts and lost state (Appendix B)
+//
+// Appendix B.1 is always on: sequence numbers persisted in steps (B.1.1),
+// the replay window re-learnt with Echo after a restart (B.1.2). With
+// WithRederivation a context also runs Appendix B.2 ("Security Context
+// Derived Multiple Times"), in both roles: when an endpoint has no state to
+// continue with (first contact, lost storage), the two derive fresh keys
+// from the provisioned ones and an ID Context built from random R1, R2, R3
+// exchanged in 'kid context' (request #1, response #1, request #2 of
+// Figure 14); Conn re-sends the request of step 1 as request #2 by itself.
+// The identity stays the provisioned one. The rules on who starts a run,
+// the bounds (B.2.1) and the replay handling (B.2.2) are in rederive.go
+// and docs/oscore.md.
+//
 // # Where it sits, and why
 //
 // RFC 8613 puts OSCORE between CoAP's request/response layer and its

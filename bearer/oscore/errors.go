@@ -40,6 +40,10 @@ var (
 	ErrSeqStore = errors.New("oscore: cannot persist the sender sequence number")
 	// ErrConfig is wrapped by errors about unusable Params.
 	ErrConfig = errors.New("oscore: invalid parameters")
+	// ErrRederive: the request was verified with keys derived for an
+	// Appendix B.2 run (step 2) and is not executed; it is answered with a
+	// protected 4.01 response #1 carrying R2 in its kid context.
+	ErrRederive = errors.New("oscore: security context being re-derived (RFC 8613 Appendix B.2)")
 	// ErrNotProtected: a message that must be protected came without the
 	// OSCORE option.
 	ErrNotProtected = errors.New("oscore: message is not OSCORE-protected")
@@ -51,6 +55,9 @@ type Error struct {
 	Code   codes.Code // 4.00, 4.01 or 4.02
 	Reason error      // a sentinel above
 	Detail string     // what exactly, for logs; never sent
+
+	r2      []byte // ErrRederive: the R2 of response #1
+	evicted bool   // ErrRederive: an older cached R2 was dropped for it
 }
 
 func (e *Error) Error() string {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"pgregory.net/rapid"
 )
 
@@ -92,6 +93,60 @@ func TestOptionRoundTrip(t *testing.T) {
 		if !bytes.Equal(p.PIV, o.PIV) || p.HasKID != o.HasKID || p.HasKIDCtx != o.HasKIDCtx ||
 			!bytes.Equal(p.KID, o.KID) || !bytes.Equal(p.KIDContext, o.KIDContext) {
 			t.Fatalf("round trip %+v -> %x -> %+v", o, b, p)
+		}
+	})
+}
+
+// FuzzUnprotectRederivable: arbitrary OSCORE options (kid contexts of any
+// shape) and payloads sent to a context with Appendix B.2 never panic,
+// never verify unless they are a genuine request, and never grow the R2
+// cache past its bound.
+func FuzzUnprotectRederivable(f *testing.F) {
+	cp, sp := b2Pair()
+	// The same R1 in every fuzzing process, so the genuine seeds are the same.
+	saved := randReader
+	randReader = bytes.NewReader(bytes.Repeat([]byte{0x5a}, 64))
+	defer func() { randReader = saved }()
+	cli, err := NewContext(cp, NewMemoryStore(), WithRederivation())
+	if err != nil {
+		f.Fatal(err)
+	}
+	genuine := map[string]bool{}
+	for i := 0; i < 2; i++ {
+		m, _, err := cli.ProtectRequest(&message.Message{Code: codes.GET, Token: []byte{1}}, false)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, o := range m.Options {
+			if o.ID == OptionNumber {
+				f.Add(o.Value, m.Payload)
+				genuine[string(o.Value)+"|"+string(m.Payload)] = true
+			}
+		}
+	}
+	f.Add(h("1900094800000000000000000001"), h("00112233445566778899"))
+	f.Add(h("19001150000000000000000000000000000000000001"), h("00112233445566778899"))
+	randReader = saved
+	srv, err := NewContext(sp, NewMemoryStore(), WithRederivation())
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, opt, payload []byte) {
+		o, err := ParseOption(opt)
+		if err != nil {
+			return
+		}
+		m := decodeMsgF(t, h("44025d1f00003974"))
+		m.Payload = payload
+		_, _, err = srv.UnprotectRequest(m, o, timeNow())
+		if (err == nil || errors.Is(err, ErrRederive)) && !genuine[string(opt)+"|"+string(payload)] {
+			t.Fatalf("forged request accepted (%v): option %x payload %x", err, opt, payload)
+		}
+		srv.mu.Lock()
+		n := len(srv.b2.r2)
+		srv.mu.Unlock()
+		if n > b2MaxRuns {
+			t.Fatalf("%d R2 cached", n)
 		}
 	})
 }

@@ -24,6 +24,11 @@ const (
 	EventDuplicate                       // retransmitted request recognised and passed to the message layer
 	EventSeqStoreError                   // the sequence number could not be persisted: nothing sent
 	EventEvicted                         // binding or cache entry evicted before its lifetime
+	EventB2Started                       // Appendix B.2 run started by us as requester: request #1 sent (step 1)
+	EventB2Response1                     // request answered with an Appendix B.2 response #1, not executed (step 2)
+	EventB2Request2                      // request re-sent with a run's new keys after response #1 (step 3)
+	EventB2Established                   // Appendix B.2 run completed: the new context is in use (step 4 or 5)
+	EventB2Evicted                       // cached R2 dropped for a newer run (more than 4 pending)
 	numEvents
 )
 
@@ -31,6 +36,7 @@ var eventNames = [numEvents]string{
 	"protected", "verified", "replay", "no_context", "decrypt_failed", "bad_option", "decode_error",
 	"echo_challenge", "echo_retry", "plain_passed", "plain_refused", "plain_error", "unexpected",
 	"notification_replay", "duplicate", "seq_store_error", "evicted",
+	"b2_started", "b2_response1", "b2_request2", "b2_established", "b2_evicted",
 }
 
 // String returns the event's snake_case name (a metric label).

@@ -14,9 +14,28 @@ import (
 // Partial IV of the request, which enter the response's AAD and, when the
 // response carries no Partial IV of its own, its nonce.
 type RequestID struct {
-	KID []byte // the requester's Sender ID
-	PIV []byte // the request's Partial IV as sent
-	seq uint64
+	KID   []byte // the requester's Sender ID
+	PIV   []byte // the request's Partial IV as sent
+	seq   uint64
+	ks    *keyset // the keys the request was protected or verified with (or its response is protected with)
+	reqKS *keyset // the request's keys when they differ from ks (Appendix B.2 response #1)
+	phase b2Phase // Appendix B.2 step this request is (requester side)
+}
+
+// requestNonce returns the AEAD nonce of the request, which a response
+// without a Partial IV uses (§8.3 step 3, §8.4 step 4: "the AEAD nonce
+// from the request"): computed with the Common IV of the request's keys,
+// also when the response is protected with others (Appendix B.2 response
+// #1, as libcoap does).
+func (r RequestID) requestNonce(fallback *keyset) [nonceLen]byte {
+	ks := r.reqKS
+	if ks == nil {
+		ks = r.ks
+	}
+	if ks == nil {
+		ks = fallback
+	}
+	return nonce(ks.keys.CommonIV, r.KID, r.seq)
 }
 
 // Seq returns the request's Partial IV as a number.
@@ -143,9 +162,14 @@ func outerMessage(m *message.Message, code codes.Code, outer message.Options, op
 // Sender ID (and kid context = ID Context when withKIDContext), outer code
 // POST, or FETCH when m observes. Type, message ID and token are m's. If
 // the peer asked for an Echo value (a 4.01 challenge, Appendix B.1.2), it
-// is added as an inner Echo option.
+// is added as an inner Echo option. With WithRederivation the keys and the
+// kid context follow Appendix B.2 (see rederive.go).
 func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*message.Message, RequestID, error) {
-	seq, err := c.nextSeq()
+	ks, kc, phase, err := c.requestKeyset(withKIDContext)
+	if err != nil {
+		return nil, RequestID{}, err
+	}
+	seq, err := c.nextSeq(ks)
 	if err != nil {
 		return nil, RequestID{}, err
 	}
@@ -163,28 +187,39 @@ func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*mess
 		return nil, RequestID{}, err
 	}
 	piv := encodePIV(seq)
-	rid := RequestID{KID: c.p.SenderID, PIV: piv, seq: seq}
-	n := nonce(c.keys.CommonIV, c.p.SenderID, seq)
-	ct := c.send.Seal(pt[:0:0], n[:], pt, aad(rid.KID, rid.PIV))
+	rid := RequestID{KID: c.p.SenderID, PIV: piv, seq: seq, ks: ks, phase: phase}
+	n := nonce(ks.keys.CommonIV, c.p.SenderID, seq)
+	ct := ks.send.Seal(pt[:0:0], n[:], pt, aad(rid.KID, rid.PIV))
 	code := codes.POST
 	if opts.HasOption(message.Observe) {
 		code = codes.FETCH
 	}
 	opt := OptionValue{PIV: piv, KID: c.p.SenderID, HasKID: true}
-	if withKIDContext && c.p.IDContext != nil {
-		opt.KIDContext, opt.HasKIDCtx = c.p.IDContext, true
+	if kc != nil {
+		opt.KIDContext, opt.HasKIDCtx = kc, true
 	}
 	out, err := outerMessage(m, code, outer, opt, ct)
 	return out, rid, err
 }
 
 // ProtectResponse returns the OSCORE response for the plaintext response m
-// to the request rid (§8.3). With ownPIV the response carries a Partial IV
-// from this endpoint's Sender Sequence Number and its nonce is built from
-// it (required for notifications and whenever a request nonce could be
-// used twice); otherwise the request's nonce is used and the option is
-// empty. Outer code 2.04, or 2.05 for a notification.
+// to the request rid (§8.3), with the keys the request was verified with.
+// With ownPIV the response carries a Partial IV from this endpoint's
+// Sender Sequence Number and its nonce is built from it (required for
+// notifications and whenever a request nonce could be used twice);
+// otherwise the request's nonce is used and the option is empty. Outer
+// code 2.04, or 2.05 for a notification.
 func (c *Context) ProtectResponse(m *message.Message, rid RequestID, ownPIV bool) (*message.Message, error) {
+	ks := rid.ks
+	if ks == nil {
+		ks = c.current()
+	}
+	return c.protectResponse(ks, m, rid, ownPIV, nil)
+}
+
+// protectResponse protects m with ks; kidContext, when set, goes in the
+// option (the R2 of an Appendix B.2 response #1).
+func (c *Context) protectResponse(ks *keyset, m *message.Message, rid RequestID, ownPIV bool, kidContext []byte) (*message.Message, error) {
 	inner, outer := split(m.Options, true)
 	pt, err := plaintext(m.Code, inner, m.Payload)
 	if err != nil {
@@ -193,16 +228,19 @@ func (c *Context) ProtectResponse(m *message.Message, rid RequestID, ownPIV bool
 	var opt OptionValue
 	var n [nonceLen]byte
 	if ownPIV {
-		seq, err := c.nextSeq()
+		seq, err := c.nextSeq(ks)
 		if err != nil {
 			return nil, err
 		}
 		opt.PIV = encodePIV(seq)
-		n = nonce(c.keys.CommonIV, c.p.SenderID, seq)
+		n = nonce(ks.keys.CommonIV, c.p.SenderID, seq)
 	} else {
-		n = nonce(c.keys.CommonIV, rid.KID, rid.seq)
+		n = rid.requestNonce(ks)
 	}
-	ct := c.send.Seal(pt[:0:0], n[:], pt, aad(rid.KID, rid.PIV))
+	if kidContext != nil {
+		opt.KIDContext, opt.HasKIDCtx = kidContext, true
+	}
+	ct := ks.send.Seal(pt[:0:0], n[:], pt, aad(rid.KID, rid.PIV))
 	code := codes.Changed
 	if m.Options.HasOption(message.Observe) {
 		code = codes.Content
@@ -261,8 +299,10 @@ func findOption(m *message.Message) (OptionValue, bool, error) {
 // (Appendix B.1.2). It returns the plaintext request and the RequestID to
 // protect the response with. Errors are *Error: ErrReplay and
 // ErrEchoRequired (4.01), ErrDecrypt and ErrDecode (4.00), ErrBadOption
-// (4.02). On ErrEchoRequired the RequestID is valid: answer with
-// EchoChallenge.
+// (4.02), and with WithRederivation ErrRederive (4.01: the request started
+// or continued an Appendix B.2 run and is not executed; Conn answers it
+// with response #1). On ErrEchoRequired the RequestID is valid: answer
+// with EchoChallenge.
 func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time.Time) (*message.Message, RequestID, error) {
 	if len(opt.PIV) == 0 || !opt.HasKID {
 		return nil, RequestID{}, newErr(codes.BadOption, ErrBadOption, "request without Partial IV or kid")
@@ -270,43 +310,51 @@ func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time
 	if m.Code != codes.POST && m.Code != codes.FETCH {
 		return nil, RequestID{}, newErr(codes.BadRequest, ErrDecode, "outer code %v is not POST or FETCH", m.Code)
 	}
+	if c.b2 != nil {
+		return c.unprotectRederivable(m, opt, now)
+	}
+	return c.unprotectWith(c.current(), m, opt, now)
+}
+
+// unprotectWith is UnprotectRequest with the keys ks.
+func (c *Context) unprotectWith(ks *keyset, m *message.Message, opt OptionValue, now time.Time) (*message.Message, RequestID, error) {
 	seq := decodePIV(opt.PIV)
-	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq}
+	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq, ks: ks}
 	c.mu.Lock()
-	fresh := c.win.check(seq)
+	fresh := ks.win.check(seq)
 	c.mu.Unlock()
 	if !fresh {
 		return nil, rid, newErr(codes.Unauthorized, ErrReplay, "Partial IV %d", seq)
 	}
-	code, inner, payload, err := c.openRequest(m, rid)
+	code, inner, payload, err := openRequest(ks, m, rid)
 	if err != nil {
 		return nil, rid, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.win.check(seq) {
+	if !ks.win.check(seq) {
 		return nil, rid, newErr(codes.Unauthorized, ErrReplay, "Partial IV %d (concurrent)", seq)
 	}
-	if !c.win.inited {
+	if !ks.win.inited {
 		ev, _ := inner.GetBytes(message.Echo)
-		if ev == nil || !c.echo.verify(ev, now) {
+		if ev == nil || !ks.echo.verify(ev, now) {
 			return nil, rid, newErr(codes.Unauthorized, ErrEchoRequired, "replay window not initialised (Appendix B.1.2)")
 		}
-		c.win.inited = true
-		c.echo.value = nil
+		ks.win.inited = true
+		ks.echo.value = nil
 	}
-	c.win.accept(seq)
+	ks.win.accept(seq)
 	return merge(m, code, inner, payload, false), rid, nil
 }
 
-// openRequest decrypts and decodes request m with the nonce and AAD of
-// rid (the request's own kid and Partial IV).
-func (c *Context) openRequest(m *message.Message, rid RequestID) (codes.Code, message.Options, []byte, error) {
+// openRequest decrypts and decodes request m with the keys ks and the
+// nonce and AAD of rid (the request's own kid and Partial IV).
+func openRequest(ks *keyset, m *message.Message, rid RequestID) (codes.Code, message.Options, []byte, error) {
 	if len(m.Payload) < tagLen+1 {
 		return 0, nil, nil, newErr(codes.BadRequest, ErrDecode, "payload of %d bytes is shorter than a tag and a code", len(m.Payload))
 	}
-	n := nonce(c.keys.CommonIV, rid.KID, rid.seq)
-	pt, err := c.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
+	n := nonce(ks.keys.CommonIV, rid.KID, rid.seq)
+	pt, err := ks.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
 	if err != nil {
 		return 0, nil, nil, newErr(codes.BadRequest, ErrDecrypt, "request Partial IV %d", rid.seq)
 	}
@@ -323,51 +371,64 @@ func (c *Context) openRequest(m *message.Message, rid RequestID) (codes.Code, me
 // EchoChallenge returns the Echo value to send in a protected 4.01 while
 // the replay window is not initialised (Appendix B.1.2, RFC 9175 §2.4).
 func (c *Context) EchoChallenge(now time.Time) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return append([]byte(nil), c.echo.challenge(now)...)
+	return c.echoChallenge(c.current(), now)
 }
 
-// ReplayWindowInitialised reports whether the replay window is set.
+func (c *Context) echoChallenge(ks *keyset, now time.Time) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), ks.echo.challenge(now)...)
+}
+
+// ReplayWindowInitialised reports whether the replay window of the keys
+// in use is set.
 func (c *Context) ReplayWindowInitialised() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.win.inited
+	return c.cur.win.inited
 }
 
 // UnprotectResponse verifies and decrypts the OSCORE response m to the
-// request rid (§8.4). It returns the plaintext response and, when the
-// response carried its own Partial IV, that number (notifications are
-// ordered by it, §7.4.1). Errors are *Error (ErrDecrypt, ErrDecode,
-// ErrBadOption).
+// request rid (§8.4), with the keys the request was protected with. It
+// returns the plaintext response and, when the response carried its own
+// Partial IV, that number (notifications are ordered by it, §7.4.1).
+// Errors are *Error (ErrDecrypt, ErrDecode, ErrBadOption). A response with
+// a kid context is an Appendix B.2 response #1: verified with the keys
+// derived from its R2 when the context has WithRederivation, refused
+// (ErrBadOption) otherwise.
 func (c *Context) UnprotectResponse(m *message.Message, opt OptionValue, rid RequestID) (*message.Message, uint64, bool, error) {
+	r, err := c.unprotectResponse(m, opt, rid)
+	return r.msg, r.seq, r.own, err
+}
+
+// responseResult is what unprotectResponse found.
+type responseResult struct {
+	msg       *message.Message
+	seq       uint64
+	own       bool
+	rederive  bool // an Appendix B.2 response #1: re-send the request (request #2)
+	confirmed bool // verified with a B.2 run's new keys: the run is complete (step 5)
+}
+
+func (c *Context) unprotectResponse(m *message.Message, opt OptionValue, rid RequestID) (responseResult, error) {
 	if opt.HasKID && string(opt.KID) != string(c.p.RecipientID) {
-		return nil, 0, false, newErr(codes.BadOption, ErrBadOption, "response kid %x is not the peer's %x", opt.KID, c.p.RecipientID)
+		return responseResult{}, newErr(codes.BadOption, ErrBadOption, "response kid %x is not the peer's %x", opt.KID, c.p.RecipientID)
 	}
 	if len(m.Payload) < tagLen+1 {
-		return nil, 0, false, newErr(codes.BadRequest, ErrDecode, "payload of %d bytes is shorter than a tag and a code", len(m.Payload))
+		return responseResult{}, newErr(codes.BadRequest, ErrDecode, "payload of %d bytes is shorter than a tag and a code", len(m.Payload))
 	}
-	var n [nonceLen]byte
-	var seq uint64
-	own := len(opt.PIV) > 0
-	if own {
-		seq = decodePIV(opt.PIV)
-		n = nonce(c.keys.CommonIV, c.p.RecipientID, seq)
-	} else {
-		n = nonce(c.keys.CommonIV, rid.KID, rid.seq)
+	ks := rid.ks
+	if ks == nil {
+		ks = c.current()
 	}
-	pt, err := c.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
+	if opt.HasKIDCtx {
+		return c.response1(m, opt, rid)
+	}
+	r, inner, err := openResponse(ks, c.p.RecipientID, m, opt, rid)
 	if err != nil {
-		return nil, 0, false, newErr(codes.BadRequest, ErrDecrypt, "response to Partial IV %d", rid.seq)
+		return r, err
 	}
-	code, inner, payload, err := parsePlaintext(pt)
-	if err != nil {
-		return nil, 0, false, &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
-	}
-	if code>>5 < 2 {
-		return nil, 0, false, newErr(codes.BadRequest, ErrDecode, "inner code %v is not a response", code)
-	}
-	if code == codes.Unauthorized {
+	if r.msg.Code == codes.Unauthorized {
 		if ev, _ := inner.GetBytes(message.Echo); len(ev) > 0 && len(ev) <= 40 {
 			// Appendix B.1.2: the peer's replay window is being set up; our
 			// next request carries this value.
@@ -375,10 +436,41 @@ func (c *Context) UnprotectResponse(m *message.Message, opt OptionValue, rid Req
 			c.peerEch = append([]byte(nil), ev...)
 			c.mu.Unlock()
 		}
-	} else if code>>5 == 2 {
+	} else if r.msg.Code>>5 == 2 {
 		c.mu.Lock()
 		c.peerEch = nil
 		c.mu.Unlock()
 	}
-	return merge(m, code, inner, payload, true), seq, own, nil
+	if c.b2 != nil {
+		r.confirmed = c.verifiedWith(ks)
+	}
+	return r, nil
+}
+
+// openResponse decrypts response m to rid with ks: the nonce from the
+// response's own Partial IV (generated by the peer, recipient) or the
+// request's.
+func openResponse(ks *keyset, recipient []byte, m *message.Message, opt OptionValue, rid RequestID) (responseResult, message.Options, error) {
+	var n [nonceLen]byte
+	var r responseResult
+	r.own = len(opt.PIV) > 0
+	if r.own {
+		r.seq = decodePIV(opt.PIV)
+		n = nonce(ks.keys.CommonIV, recipient, r.seq)
+	} else {
+		n = rid.requestNonce(ks)
+	}
+	pt, err := ks.recv.Open(nil, n[:], m.Payload, aad(rid.KID, rid.PIV))
+	if err != nil {
+		return r, nil, newErr(codes.BadRequest, ErrDecrypt, "response to Partial IV %d", rid.seq)
+	}
+	code, inner, payload, err := parsePlaintext(pt)
+	if err != nil {
+		return r, nil, &Error{Code: codes.BadRequest, Reason: ErrDecode, Detail: err.Error()}
+	}
+	if code>>5 < 2 {
+		return r, nil, newErr(codes.BadRequest, ErrDecode, "inner code %v is not a response", code)
+	}
+	r.msg = merge(m, code, inner, payload, true)
+	return r, inner, nil
 }

@@ -24,8 +24,9 @@ type SeqStore interface {
 // only for tests or contexts that never outlive the process. The zero
 // value is ready to use.
 type MemoryStore struct {
-	mu sync.Mutex
-	m  map[string]uint64
+	mu  sync.Mutex
+	m   map[string]uint64
+	ids map[string][]byte
 	// Writes counts StoreSeq calls (to test Appendix B.1.1 steps).
 	Writes int
 }
@@ -53,14 +54,51 @@ func (s *MemoryStore) StoreSeq(key string, bound uint64) error {
 	return nil
 }
 
-// Forget drops every stored bound: a device whose storage was wiped.
+// LoadIDContext implements IDContextStore.
+func (s *MemoryStore) LoadIDContext(origin string) ([]byte, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	v, ok := s.ids[origin]
+	return append([]byte(nil), v...), ok, nil
+}
+
+// SwitchIDContext implements IDContextStore.
+func (s *MemoryStore) SwitchIDContext(origin string, idctx []byte, seqKey string, bound uint64, retired string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string]uint64{}
+	}
+	if s.ids == nil {
+		s.ids = map[string][]byte{}
+	}
+	s.ids[origin] = append([]byte{}, idctx...)
+	s.m[seqKey] = bound
+	if retired != "" && retired != seqKey {
+		delete(s.m, retired)
+	}
+	s.Writes++
+	return nil
+}
+
+// Len returns how many sequence bounds and ID Contexts are stored.
+func (s *MemoryStore) Len() (bounds, idContexts int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.m), len(s.ids)
+}
+
+// Forget drops everything stored: a device whose storage was wiped.
 func (s *MemoryStore) Forget() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.m = nil
+	s.m, s.ids = nil, nil
 }
 
-var seqBucket = []byte("oscore-seq")
+var (
+	seqBucket   = []byte("oscore-seq")
+	idctxBucket = []byte("oscore-idctx")
+)
 
 // BoltStore is a SeqStore in a bbolt database (each StoreSeq is one synced
 // transaction).
@@ -75,7 +113,10 @@ func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 		return nil, errors.New("oscore: NewBoltStore: nil db")
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
-		_, err := tx.CreateBucketIfNotExists(seqBucket)
+		if _, err := tx.CreateBucketIfNotExists(seqBucket); err != nil {
+			return err
+		}
+		_, err := tx.CreateBucketIfNotExists(idctxBucket)
 		return err
 	})
 	if err != nil {
@@ -117,6 +158,36 @@ func (s *BoltStore) StoreSeq(key string, bound uint64) error {
 	binary.BigEndian.PutUint64(v[:], bound)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(seqBucket).Put([]byte(key), v[:])
+	})
+}
+
+// LoadIDContext implements IDContextStore.
+func (s *BoltStore) LoadIDContext(origin string) (idctx []byte, ok bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(idctxBucket).Get([]byte(origin)); v != nil {
+			idctx, ok = append([]byte{}, v...), true
+		}
+		return nil
+	})
+	return idctx, ok, err
+}
+
+// SwitchIDContext implements IDContextStore: one synced transaction.
+func (s *BoltStore) SwitchIDContext(origin string, idctx []byte, seqKey string, bound uint64, retired string) error {
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], bound)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if err := tx.Bucket(idctxBucket).Put([]byte(origin), append([]byte{}, idctx...)); err != nil {
+			return err
+		}
+		seq := tx.Bucket(seqBucket)
+		if err := seq.Put([]byte(seqKey), v[:]); err != nil {
+			return err
+		}
+		if retired != "" && retired != seqKey {
+			return seq.Delete([]byte(retired))
+		}
+		return nil
 	})
 }
 

@@ -137,6 +137,14 @@ type Config struct {
 	// destination; 0 disables.
 	PeerRate  float64
 	PeerBurst int
+	// State keeps the inbox and the budget counters; nil: a BoltState in
+	// StateDir/sms-state.db. The bearer closes it.
+	State StateStore
+	// RateLimiter enforces PeerRate/PeerBurst; nil: in memory.
+	RateLimiter RateLimiter
+	// OutboxBackend keeps the outbox; nil: a bbolt file,
+	// StateDir/outbox.db. The bearer closes it.
+	OutboxBackend outbox.Backend
 	// Params overrides DefaultParams when non-nil.
 	Params *bearer.Params
 	// ReadQueue bounds complete datagrams waiting for ReadFrom (default 256).
@@ -209,7 +217,7 @@ type Bearer struct {
 	ob     *outbox.Outbox
 	worker *outbox.Worker
 	st     *state
-	lim    *limiter
+	lim    RateLimiter
 
 	peersMu sync.RWMutex
 	peers   map[Addr]Peer
@@ -286,7 +294,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	rc.Now = b.now
 	rc.OnDrop = b.onDrop
 	b.reasm = pdu.NewReassembler(rc)
-	b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
+	if b.lim = cfg.RateLimiter; b.lim == nil {
+		b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
+	}
 	b.guard = newLoopGuard(cfg.LoopMax, cfg.LoopWindow)
 	b.budget.ratio = cfg.BudgetWarnRatio
 	if b.budget.ratio == 0 {
@@ -296,10 +306,25 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	b.rdeadline = deadline.New()
 
 	var err error
-	if b.st, err = openState(filepath.Join(cfg.StateDir, "sms-state.db")); err != nil {
-		return nil, err
+	if cfg.State != nil {
+		b.st = &state{cfg.State}
+	} else {
+		bs, err := OpenBoltState(filepath.Join(cfg.StateDir, "sms-state.db"))
+		if err != nil {
+			return nil, err
+		}
+		b.st = &state{bs}
 	}
-	if b.ob, err = outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)); err != nil {
+	oopts := []outbox.Option{outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)}
+	if cfg.OutboxBackend != nil {
+		b.ob, err = outbox.OpenBackend(cfg.OutboxBackend, oopts...)
+		if err != nil {
+			cfg.OutboxBackend.Close()
+		}
+	} else {
+		b.ob, err = outbox.Open(filepath.Join(cfg.StateDir, "outbox.db"), oopts...)
+	}
+	if err != nil {
 		b.st.close()
 		return nil, err
 	}
@@ -442,7 +467,9 @@ func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int
 		return 0, b.opErr("write", addr, err)
 	}
 	now := b.now()
-	if ok, wait := b.lim.take(to.String(), len(segs), now); !ok {
+	if ok, wait, err := b.lim.Take(to.String(), len(segs), now); err != nil {
+		return 0, b.opErr("write", addr, err)
+	} else if !ok {
 		b.c.rateRejected.Add(1)
 		return 0, b.opErr("write", addr, &RateError{Peer: to.String(), RetryAfter: wait})
 	}

@@ -10,10 +10,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// state is the bearer's own durable state, in one bbolt file beside the
-// outbox: received segments not yet handed on (the inbox) and the SMS budget
-// counters of the current day. Every write is one fsync'd transaction.
-type state struct {
+// BoltState is the bearer's own durable state in one bbolt file beside the
+// outbox (sms-state.db), the default StateStore: received segments not yet
+// handed on (the inbox) and the SMS budget counters of the current day.
+// Every write is one fsync'd transaction.
+type BoltState struct {
 	db      *bolt.DB
 	mu      sync.Mutex // serialises budget check-and-add
 	lastDay string     // day whose counters are current; older ones are pruned
@@ -24,10 +25,16 @@ var (
 	bucketBudget = []byte("budget")
 )
 
+// errStateNotOpen is returned by a zero BoltState.
+var errStateNotOpen = errors.New("sms: state store not opened (OpenBoltState)")
+
 // errCorruptState is wrapped when a stored record cannot be read.
 var errCorruptState = errors.New("sms: corrupt state record")
 
-func openState(path string) (*state, error) {
+var _ StateStore = (*BoltState)(nil)
+
+// OpenBoltState opens (creating if needed) the state file at path.
+func OpenBoltState(path string) (*BoltState, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("sms: open state %s: %w", path, err)
@@ -43,18 +50,22 @@ func openState(path string) (*state, error) {
 		db.Close()
 		return nil, fmt.Errorf("sms: init state: %w", err)
 	}
-	return &state{db: db}, nil
+	return &BoltState{db: db}, nil
 }
 
-func (s *state) close() error { return s.db.Close() }
-
-type storedSegment struct {
-	id   uint64
-	sim  string
-	tpdu []byte
+// Close implements StateStore.
+func (s *BoltState) Close() error {
+	if s.db == nil {
+		return nil
+	}
+	return s.db.Close()
 }
 
-func (s *state) storeSegment(sim string, tpdu []byte) (uint64, error) {
+// StoreSegment implements StateStore.
+func (s *BoltState) StoreSegment(sim string, tpdu []byte) (uint64, error) {
+	if s.db == nil {
+		return 0, errStateNotOpen
+	}
 	var id uint64
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketInbox)
@@ -70,7 +81,11 @@ func (s *state) storeSegment(sim string, tpdu []byte) (uint64, error) {
 	return id, err
 }
 
-func (s *state) deleteSegments(ids []uint64) error {
+// DeleteSegments implements StateStore.
+func (s *BoltState) DeleteSegments(ids []uint64) error {
+	if s.db == nil {
+		return errStateNotOpen
+	}
 	if len(ids) == 0 {
 		return nil
 	}
@@ -85,10 +100,13 @@ func (s *state) deleteSegments(ids []uint64) error {
 	})
 }
 
-// segments returns the stored segments in arrival order. Corrupt records are
-// returned as an error naming them; they are not skipped silently.
-func (s *state) segments() ([]storedSegment, error) {
-	var out []storedSegment
+// Segments implements StateStore. Corrupt records are returned as an error
+// naming them; they are not skipped silently.
+func (s *BoltState) Segments() ([]StoredSegment, error) {
+	if s.db == nil {
+		return nil, errStateNotOpen
+	}
+	var out []StoredSegment
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketInbox).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
@@ -98,10 +116,10 @@ func (s *state) segments() ([]storedSegment, error) {
 			if w <= 0 || n > uint64(len(v)-w) {
 				return fmt.Errorf("%w: inbox record %x", errCorruptState, k)
 			}
-			out = append(out, storedSegment{
-				id:   binary.BigEndian.Uint64(k),
-				sim:  string(v[w : w+int(n)]),
-				tpdu: append([]byte(nil), v[w+int(n):]...),
+			out = append(out, StoredSegment{
+				ID:   binary.BigEndian.Uint64(k),
+				SIM:  string(v[w : w+int(n)]),
+				TPDU: append([]byte(nil), v[w+int(n):]...),
 			})
 			return nil
 		})
@@ -109,15 +127,16 @@ func (s *state) segments() ([]storedSegment, error) {
 	return out, err
 }
 
-const deploymentKey = "*"
+// deploymentKey is the budget counter of the whole deployment.
+const deploymentKey = DeploymentBudget
 
 func budgetKey(day, who string) []byte { return []byte(day + "|" + who) }
 
-// spend adds n segments for peer to today's counters if neither the peer's
-// nor the deployment's daily budget would be exceeded; limits of 0 mean
-// unlimited. It returns the counts after the spend (device, deployment),
-// or a *BudgetError.
-func (s *state) spend(day, peer string, n, perDevice, perDeployment int) (devAfter, depAfter int, err error) {
+// Spend implements StateStore.
+func (s *BoltState) Spend(day, peer string, n, perDevice, perDeployment int) (devAfter, depAfter int, err error) {
+	if s.db == nil {
+		return 0, 0, errStateNotOpen
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if day != s.lastDay {
@@ -151,20 +170,23 @@ func (s *state) spend(day, peer string, n, perDevice, perDeployment int) (devAft
 	return devAfter, depAfter, err
 }
 
-// used returns today's count for who ("*" for the deployment).
-func (s *state) used(day, who string) int {
+// Used implements StateStore.
+func (s *BoltState) Used(day, who string) (int, error) {
+	if s.db == nil {
+		return 0, errStateNotOpen
+	}
 	n := 0
-	s.db.View(func(tx *bolt.Tx) error {
+	err := s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(bucketBudget).Get(budgetKey(day, who)); len(v) == 4 {
 			n = int(binary.BigEndian.Uint32(v))
 		}
 		return nil
 	})
-	return n
+	return n, err
 }
 
 // pruneBudget removes counters of days other than day.
-func (s *state) pruneBudget(day string) error {
+func (s *BoltState) pruneBudget(day string) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketBudget)
 		var old [][]byte

@@ -2,7 +2,6 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -129,7 +128,7 @@ func WithMaxDevices(n int) ManagerOption { return func(m *Manager) { m.maxDevice
 // (its /3/0/3 read) and never sent the update again, and every attempt
 // starts by reading /3/0/3 and skips a device already on the version.
 type Manager struct {
-	db           *bolt.DB
+	store        CampaignStore
 	upd          *Updater
 	log          *slog.Logger
 	hook         func(CampaignEvent)
@@ -138,26 +137,13 @@ type Manager struct {
 
 	mu   sync.Mutex
 	runs map[string]*run
-	seq  uint64
 	wg   sync.WaitGroup
 	ctx  context.Context
 	stop context.CancelFunc
 }
 
-var (
-	bktCampaigns = []byte("fw_campaigns")
-	bktDevices   = []byte("fw_campaign_devices")
-)
-
-type campaignRecord struct {
-	ID       string    `json:"id"`
-	Spec     Spec      `json:"spec"`
-	Version  string    `json:"version"`
-	Status   string    `json:"status"`
-	SMSUsed  int       `json:"sms_used"`
-	Created  time.Time `json:"created"`
-	Finished time.Time `json:"finished,omitzero"`
-}
+// campaignRecord is the Manager's name for a stored campaign.
+type campaignRecord = CampaignRecord
 
 type run struct {
 	m   *Manager
@@ -172,9 +158,20 @@ type run struct {
 	done   chan struct{}
 }
 
-// NewManager opens the campaigns in db and resumes the running ones.
+// NewManager opens the campaigns in the bbolt database db and resumes
+// the running ones (NewManagerOn with NewBoltCampaigns(db)).
 func NewManager(db *bolt.DB, upd *Updater, opts ...ManagerOption) (*Manager, error) {
-	m := &Manager{db: db, upd: upd, maxCampaigns: 100, maxDevices: 100000, runs: map[string]*run{}}
+	st, err := NewBoltCampaigns(db)
+	if err != nil {
+		return nil, err
+	}
+	return NewManagerOn(st, upd, opts...)
+}
+
+// NewManagerOn opens the campaigns kept in store and resumes the running
+// ones.
+func NewManagerOn(store CampaignStore, upd *Updater, opts ...ManagerOption) (*Manager, error) {
+	m := &Manager{store: store, upd: upd, maxCampaigns: 100, maxDevices: 100000, runs: map[string]*run{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -182,46 +179,11 @@ func NewManager(db *bolt.DB, upd *Updater, opts ...ManagerOption) (*Manager, err
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	m.ctx, m.stop = context.WithCancel(context.Background())
-	err := db.Update(func(tx *bolt.Tx) error {
-		if _, err := tx.CreateBucketIfNotExists(bktCampaigns); err != nil {
-			return err
-		}
-		_, err := tx.CreateBucketIfNotExists(bktDevices)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("firmware: campaigns: %w", err)
-	}
-	var recs []campaignRecord
-	devs := map[string][]DeviceState{}
-	err = db.View(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bktCampaigns).ForEach(func(k, v []byte) error {
-			var r campaignRecord
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("campaign %s: %w", k, err)
-			}
-			recs = append(recs, r)
-			return nil
-		}); err != nil {
-			return err
-		}
-		return tx.Bucket(bktDevices).ForEach(func(k, v []byte) error {
-			id, _, _ := strings.Cut(string(k), "\x00")
-			var d DeviceState
-			if err := json.Unmarshal(v, &d); err != nil {
-				return fmt.Errorf("campaign device %q: %w", k, err)
-			}
-			devs[id] = append(devs[id], d)
-			return nil
-		})
-	})
+	recs, devs, err := store.Load(m.ctx)
 	if err != nil {
 		return nil, fmt.Errorf("firmware: campaigns: %w", err)
 	}
 	for _, rec := range recs {
-		if n, err := strconv.ParseUint(strings.TrimPrefix(rec.ID, "c"), 10, 64); err == nil && n > m.seq {
-			m.seq = n
-		}
 		r := m.newRun(rec, devs[rec.ID])
 		m.runs[rec.ID] = r
 		switch rec.Status {
@@ -303,28 +265,18 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
 		m.mu.Unlock()
 		return "", fmt.Errorf("%w: %d campaigns", ErrStoreFull, len(m.runs))
 	}
-	m.seq++
-	id := "c" + strconv.FormatUint(m.seq, 10)
 	m.mu.Unlock()
+	n, err := m.store.NextID(ctx)
+	if err != nil {
+		return "", fmt.Errorf("firmware: store campaign: %w", err)
+	}
+	id := "c" + strconv.FormatUint(n, 10)
 	rec := campaignRecord{ID: id, Spec: spec, Version: info.Version, Status: CampaignRunning, Created: time.Now().UTC()}
 	devs := make([]DeviceState, 0, len(targets))
 	for ep := range targets {
 		devs = append(devs, DeviceState{Endpoint: ep, State: DevPending})
 	}
-	err = m.db.Update(func(tx *bolt.Tx) error {
-		v, _ := json.Marshal(rec)
-		if err := tx.Bucket(bktCampaigns).Put([]byte(id), v); err != nil {
-			return err
-		}
-		b := tx.Bucket(bktDevices)
-		for _, d := range devs {
-			v, _ := json.Marshal(d)
-			if err := b.Put(devKey(id, d.Endpoint), v); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = m.store.Create(ctx, rec, devs)
 	if err != nil {
 		return "", fmt.Errorf("firmware: store campaign: %w", err)
 	}
@@ -335,8 +287,6 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
 	m.start(r)
 	return id, nil
 }
-
-func devKey(id, ep string) []byte { return []byte(id + "\x00" + ep) }
 
 func (m *Manager) get(id string) (*run, error) {
 	m.mu.Lock()
@@ -411,19 +361,7 @@ func (m *Manager) Delete(id string) error {
 	default:
 		return fmt.Errorf("%w: campaign %s is still active", ErrInvalid, id)
 	}
-	err = m.db.Update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bktCampaigns).Delete([]byte(id)); err != nil {
-			return err
-		}
-		c := tx.Bucket(bktDevices).Cursor()
-		pfx := []byte(id + "\x00")
-		for k, _ := c.Seek(pfx); k != nil && strings.HasPrefix(string(k), string(pfx)); k, _ = c.Seek(pfx) {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	err = m.store.Delete(m.ctx, id)
 	if err != nil {
 		return fmt.Errorf("firmware: delete campaign: %w", err)
 	}
@@ -492,6 +430,7 @@ func (r *run) report(devices bool) Report {
 }
 
 func (r *run) saveLocked() error {
-	v, _ := json.Marshal(r.rec)
-	return r.m.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bktCampaigns).Put([]byte(r.rec.ID), v) })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return r.m.store.SaveCampaign(ctx, r.rec)
 }

@@ -2,13 +2,10 @@ package firmware
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // setDevice stores a device's new state (durably, batched with other
@@ -19,16 +16,9 @@ func (r *run) setDevice(d DeviceState, smsDelta int) error {
 	r.rec.SMSUsed += smsDelta
 	rec := r.rec
 	r.mu.Unlock()
-	v, _ := json.Marshal(d)
-	err := r.m.db.Batch(func(tx *bolt.Tx) error {
-		if smsDelta != 0 {
-			rv, _ := json.Marshal(rec)
-			if err := tx.Bucket(bktCampaigns).Put([]byte(rec.ID), rv); err != nil {
-				return err
-			}
-		}
-		return tx.Bucket(bktDevices).Put(devKey(rec.ID, d.Endpoint), v)
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	err := r.m.store.SaveDevice(ctx, rec.ID, d, smsDelta)
+	cancel()
 	if r.m.hook != nil {
 		r.m.hook(CampaignEvent{Campaign: rec.ID, Name: rec.Spec.Name, Device: d})
 	}

@@ -61,6 +61,7 @@ type Store struct {
 	maxImage  int64
 	maxImages int
 	hook      func(int, int64)
+	cat       ImageCatalog
 
 	mu       sync.Mutex
 	images   map[string]ImageInfo
@@ -87,28 +88,20 @@ func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 		return nil, fmt.Errorf("firmware: store dir: %w", err)
 	}
 	for _, e := range ents {
-		name := e.Name()
-		switch {
-		case strings.HasSuffix(name, ".tmp"):
-			_ = os.Remove(filepath.Join(dir, name))
-		case strings.HasSuffix(name, ".json"):
-			data, err := os.ReadFile(filepath.Join(dir, name))
-			if err != nil {
-				return nil, fmt.Errorf("firmware: read %s: %w", name, err)
-			}
-			info, err := parseInfo(data)
-			if err != nil {
-				return nil, fmt.Errorf("firmware: %s: %w", name, err)
-			}
-			st, err := os.Stat(filepath.Join(dir, info.ID+".bin"))
-			if err != nil || st.Size() != info.Size {
-				// Metadata without its image: the upload did not finish.
-				_ = os.Remove(filepath.Join(dir, name))
-				continue
-			}
-			s.images[info.ID] = info
-			s.total += info.Size
+		if strings.HasSuffix(e.Name(), ".tmp") {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
 		}
+	}
+	if s.cat == nil {
+		s.cat = DirCatalog{Dir: dir}
+	}
+	infos, err := s.cat.Load(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	for _, info := range infos {
+		s.images[info.ID] = info
+		s.total += info.Size
 	}
 	s.report()
 	return s, nil
@@ -175,7 +168,7 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 	sumHex := hex.EncodeToString(want)
 	id := sumHex[:16]
 	s.mu.Lock()
-	if info, ok := s.images[id]; ok && u.Size >= 0 {
+	if info, ok := s.images[id]; ok && u.Size >= 0 && s.local(id) {
 		s.mu.Unlock()
 		if info.Size != u.Size {
 			return ImageInfo{}, fmt.Errorf("%w: image %s has %d bytes", ErrSize, id, info.Size)
@@ -248,8 +241,8 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
 	}
 	s.mu.Lock()
-	if info, ok := s.images[id]; ok {
-		// Stored meanwhile, or before (an upload of unknown size).
+	if info, ok := s.images[id]; ok && s.local(id) {
+		// Stored here meanwhile, or before (an upload of unknown size).
 		s.mu.Unlock()
 		if info.Version != u.Version {
 			return ImageInfo{}, fmt.Errorf("%w: the same bytes are stored as version %q (image %s)", ErrInvalid, info.Version, id)
@@ -258,14 +251,13 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 	}
 	s.mu.Unlock()
 	info := ImageInfo{ID: id, Name: u.Name, Version: u.Version, Size: u.Size, SHA256: sumHex, Created: time.Now().UTC()}
-	meta, _ := json.Marshal(info)
 	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, id+".bin")); err != nil {
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
 	}
-	if err := writeFileSync(filepath.Join(s.dir, id+".json"), meta); err != nil {
+	syncDir(s.dir)
+	if err := s.cat.Put(ctx, info); err != nil {
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
 	}
-	syncDir(s.dir)
 	s.mu.Lock()
 	if _, ok := s.images[id]; !ok {
 		s.images[id] = info
@@ -374,16 +366,32 @@ func (c *ctxReader) Read(p []byte) (int, error) {
 // Get returns the metadata of image id.
 func (s *Store) Get(id string) (ImageInfo, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	info, ok := s.images[id]
+	s.mu.Unlock()
+	if ok {
+		return info, nil
+	}
+	// Stored by another node sharing the catalog?
+	info, ok, err := s.catalog().Get(context.Background(), id)
+	if err != nil {
+		return ImageInfo{}, err
+	}
 	if !ok {
 		return ImageInfo{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
+	s.mu.Lock()
+	if _, dup := s.images[id]; !dup {
+		s.images[id] = info
+		s.total += info.Size
+		s.report()
+	}
+	s.mu.Unlock()
 	return info, nil
 }
 
 // List returns the stored images, oldest first.
 func (s *Store) List() []ImageInfo {
+	s.refresh()
 	s.mu.Lock()
 	out := make([]ImageInfo, 0, len(s.images))
 	for _, i := range s.images {
@@ -397,6 +405,42 @@ func (s *Store) List() []ImageInfo {
 		return out[a].ID < out[b].ID
 	})
 	return out
+}
+
+// catalog returns the metadata catalog (DirCatalog for a zero Store).
+func (s *Store) catalog() ImageCatalog {
+	if s.cat == nil {
+		return DirCatalog{Dir: s.dir}
+	}
+	return s.cat
+}
+
+// local reports whether image id's bytes are in this store's directory
+// (with a shared catalog, another node may have stored them).
+func (s *Store) local(id string) bool {
+	_, err := os.Stat(filepath.Join(s.dir, id+".bin"))
+	return err == nil
+}
+
+// refresh reloads the metadata from a catalog shared with other nodes
+// (what they stored or deleted); the directory catalog is this store's
+// alone. On an error the metadata held stays.
+func (s *Store) refresh() {
+	if _, local := s.catalog().(DirCatalog); local {
+		return
+	}
+	infos, err := s.cat.Load(context.Background())
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.images, s.total = make(map[string]ImageInfo, len(infos)), 0
+	for _, info := range infos {
+		s.images[info.ID] = info
+		s.total += info.Size
+	}
+	s.report()
 }
 
 // Usage returns the number of images and their total bytes.
@@ -419,8 +463,11 @@ func (s *Store) Delete(id string) error {
 	s.total -= info.Size
 	s.report()
 	s.mu.Unlock()
-	errMeta := os.Remove(filepath.Join(s.dir, id+".json"))
+	errMeta := s.catalog().Delete(context.Background(), id)
 	errBin := os.Remove(filepath.Join(s.dir, id+".bin"))
+	if errors.Is(errBin, os.ErrNotExist) {
+		errBin = nil // stored on another node
+	}
 	if err := errors.Join(errMeta, errBin); err != nil {
 		return fmt.Errorf("firmware: delete %s: %w", id, err)
 	}
@@ -442,6 +489,9 @@ func (s *Store) Open(id string) (*Image, error) {
 		return nil, err
 	}
 	f, err := os.Open(filepath.Join(s.dir, id+".bin"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("firmware: open %s: %w: %w", id, ErrNotFound, ErrNotLocal)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("firmware: open %s: %w", id, err)
 	}

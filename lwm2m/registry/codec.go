@@ -13,7 +13,12 @@ import (
 // ErrCorrupt is wrapped by UnmarshalRegistration errors.
 var ErrCorrupt = errors.New("lwm2m registry: corrupt record")
 
-const codecVersion = 1
+// Record versions: 1, and 2 which appends the node (written only when
+// Registration.Node is set, so single-node records stay as they were).
+const (
+	codecVersion     = 1
+	codecVersionNode = 2
+)
 
 // StoredAddr is a non-UDP peer address restored from a durable store when
 // no AddrDecoder was configured: it keeps the network and string forms.
@@ -32,7 +37,12 @@ type AddrDecoder func(network, addr string) (net.Addr, error)
 // MarshalRegistration appends the binary form of r to b. The format is
 // private to this package (version byte, varints, length-prefixed strings).
 func MarshalRegistration(b []byte, r *Registration) []byte {
-	b = append(b, codecVersion)
+	node := r.Node()
+	if node == "" {
+		b = append(b, codecVersion)
+	} else {
+		b = append(b, codecVersionNode)
+	}
 	b = binary.AppendUvarint(b, r.ID)
 	b = record.AppendString(b, r.Endpoint)
 	b = binary.AppendUvarint(b, uint64(r.Lifetime))
@@ -66,6 +76,9 @@ func MarshalRegistration(b []byte, r *Registration) []byte {
 		b = binary.BigEndian.AppendUint16(b, l.Instance)
 		b = append(b, l.VerMajor, l.VerMinor)
 	}
+	if node != "" {
+		b = record.AppendString(b, node)
+	}
 	return b
 }
 
@@ -73,7 +86,8 @@ func MarshalRegistration(b []byte, r *Registration) []byte {
 // dec rebuilds non-UDP addresses; nil keeps them as StoredAddr.
 func UnmarshalRegistration(data []byte, dec AddrDecoder) (*Registration, error) {
 	d := record.NewDecoder(data, ErrCorrupt)
-	if v := d.Byte(); v != codecVersion {
+	v := d.Byte()
+	if v != codecVersion && v != codecVersionNode {
 		return nil, fmt.Errorf("%w: version %d", ErrCorrupt, v)
 	}
 	r := &Registration{}
@@ -138,6 +152,9 @@ func UnmarshalRegistration(data []byte, dec AddrDecoder) (*Registration, error) 
 				VerMajor: ob[4], VerMinor: ob[5],
 			}
 		}
+	}
+	if v == codecVersionNode {
+		r.SetNode(d.String(MaxNodeLen))
 	}
 	if err := d.Finish(); err != nil {
 		return nil, err

@@ -206,6 +206,7 @@ type Registration struct {
 
 	altPath   unique.Handle[string] // zero handle: "/"
 	transport unique.Handle[string] // zero handle: ""
+	node      unique.Handle[string] // zero handle: ""
 	// Addr is the peer address for UDP-like peers (the source address of
 	// the last Register or Update); Other holds any other kind (SMS).
 	Addr  netip.AddrPort
@@ -270,6 +271,32 @@ func (r *Registration) SetTransport(name string) {
 		return
 	}
 	r.transport = unique.Make(name)
+}
+
+// MaxNodeLen bounds a node name (Registration.SetNode).
+const MaxNodeLen = 255
+
+// Node returns the name of the gateway node that holds the client's
+// session (the node its last Register or Update arrived at; requests to
+// the client go out through that node), "" in a single-node deployment.
+func (r *Registration) Node() string {
+	if r.node == (unique.Handle[string]{}) {
+		return ""
+	}
+	return r.node.Value()
+}
+
+// SetNode sets the node name (interned; at most MaxNodeLen bytes, longer
+// names are cut).
+func (r *Registration) SetNode(name string) {
+	if name == "" {
+		r.node = unique.Handle[string]{}
+		return
+	}
+	if len(name) > MaxNodeLen {
+		name = name[:MaxNodeLen]
+	}
+	r.node = unique.Make(name)
 }
 
 // PeerAddr returns the address requests to the client go to.

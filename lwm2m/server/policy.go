@@ -51,6 +51,10 @@ type Binding struct {
 	// NoSec lets the endpoint also register over IP without a security
 	// identity, where the server's NoSec rule allows its name.
 	NoSec bool
+	// PSK is the pre-shared key of a "psk" Identity, for the DTLS layer
+	// (PSKLookup); nil when keys are kept elsewhere. It grants nothing by
+	// itself.
+	PSK []byte
 }
 
 // IsZero reports whether b grants nothing.
@@ -68,6 +72,43 @@ type Bindings interface {
 	// EndpointOfNumber returns the endpoint name an SMS number (E.164
 	// with "+") is bound to.
 	EndpointOfNumber(msisdn string) (string, bool)
+}
+
+// BindingStore is a Bindings that can be changed while the server runs
+// (a provisioning system adding devices): StaticSecurity in memory, filled
+// from the configuration (the default), or redisstore's, shared by the
+// gateway nodes of a cluster so a device provisioned through one is bound
+// on all. Reads stay fast and error-free (a store keeps a copy in memory).
+type BindingStore interface {
+	Bindings
+	// Set replaces the binding of ep (a zero b removes it); b's identity
+	// and number are taken from any other endpoint they were bound to, in
+	// one step.
+	Set(ep string, b Binding) error
+	// Len returns the number of bindings.
+	Len() int
+}
+
+var _ BindingStore = (*StaticSecurity)(nil)
+
+// IdentityKey is the compact form of an identity that bindings and
+// registrations are indexed by: "psk:<identity>", "rpk:<key bytes>",
+// "x509:<leaf bytes>", the OSCORE sender ID and context, or "".
+func IdentityKey(id bearer.Identity) string { return identityKey(id) }
+
+// PSKLookup returns a DTLS PSK callback (secure.Config.PSKLookup) that
+// finds an identity's key in b: the Binding bound to the "psk" identity
+// carries it (Binding.PSK).
+func PSKLookup(b Bindings) func(identity []byte) ([]byte, error) {
+	return func(identity []byte) ([]byte, error) {
+		id := bearer.Identity{Mode: "psk", PSKIdentity: identity}
+		if ep, ok := b.EndpointOf(id); ok {
+			if bd, ok := b.Binding(ep); ok && len(bd.PSK) > 0 {
+				return bd.PSK, nil
+			}
+		}
+		return nil, fmt.Errorf("unknown PSK identity %q", identity)
+	}
 }
 
 // securityBindings adapts a Security that is not a Bindings: identities

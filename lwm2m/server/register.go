@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
@@ -106,7 +107,11 @@ func (s *Server) reject(w bearer.ResponseWriter, r *bearer.Request, code codes.C
 	case codes.RequestEntityTooLarge:
 		s.stats.TooLarge.Add(1)
 	case codes.ServiceUnavailable:
-		s.stats.Full.Add(1)
+		if strings.HasPrefix(reason, reasonUnavailable) {
+			s.stats.Unavailable.Add(1)
+		} else {
+			s.stats.Full.Add(1)
+		}
 	}
 	lim := &s.refusedLog
 	if !r.Identity.IsZero() {
@@ -129,9 +134,35 @@ func addrString(a interface{ String() string }) string {
 	return a.String()
 }
 
+// reasonUnavailable starts the diagnostic of a 5.03 for a store out of
+// reach.
+const reasonUnavailable = "registration store unavailable"
+
+// Unavailable reports whether err says a store is out of reach for now
+// (an error with an Unavailable() bool method that returns true, as
+// redisstore's do): the request should be refused with 5.03 (CoAP) or 503
+// (HTTP) and retried later.
+func Unavailable(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
+}
+
+// refuseStore answers a store failure: 5.03 with Max-Age 5 when the store
+// is out of reach, else the code of the error.
+func (s *Server) refuseStore(w bearer.ResponseWriter, r *bearer.Request, err error, what string) {
+	if Unavailable(err) {
+		w.SetOption(bearer.UintOption(message.MaxAge, 5))
+		s.reject(w, r, codes.ServiceUnavailable, reasonUnavailable+", try again later: "+what)
+		return
+	}
+	s.reject(w, r, codeFor(err), what)
+}
+
 // codeFor maps registration errors to CoAP codes.
 func codeFor(err error) codes.Code {
 	switch {
+	case Unavailable(err):
+		return codes.ServiceUnavailable
 	case errors.Is(err, registry.ErrUnsupportedVersion):
 		return codes.PreconditionFailed
 	case errors.Is(err, registry.ErrUnsupportedFormat):
@@ -231,6 +262,7 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 	reg.SetAltPath(p.AltPath)
 	reg.SetPeerAddr(r.Peer)
 	reg.SetTransport(transport)
+	reg.SetNode(s.cfg.node)
 	prev, err := s.store.Add(r.Context(), reg)
 	if err != nil {
 		if errors.Is(err, registry.ErrFull) {
@@ -239,7 +271,7 @@ func (s *Server) register(w bearer.ResponseWriter, r *bearer.Request, transport 
 			return
 		}
 		s.stats.StoreErrors.Add(1)
-		s.reject(w, r, codeFor(err), "registration not stored")
+		s.refuseStore(w, r, err, "registration not stored")
 		return
 	}
 	s.stats.Registered.Add(1)
@@ -335,13 +367,14 @@ func (s *Server) update(w bearer.ResponseWriter, r *bearer.Request, transport st
 		n.Updated = now
 		n.SetPeerAddr(r.Peer) // the source address of the Update is current (NAT rebinding, 1.1 queue mode)
 		n.SetTransport(transport)
+		n.SetNode(s.cfg.node)
 		return &n, nil
 	})
 	if err != nil {
 		if !errors.Is(err, registry.ErrNotFound) && !errors.Is(err, ErrForbidden) {
 			s.stats.StoreErrors.Add(1)
 		}
-		s.reject(w, r, codeFor(err), "update refused")
+		s.refuseStore(w, r, err, "update refused")
 		return
 	}
 	s.stats.Updated.Add(1)
@@ -392,7 +425,7 @@ func (s *Server) deregister(w bearer.ResponseWriter, r *bearer.Request, transpor
 		if !errors.Is(err, registry.ErrNotFound) {
 			s.stats.StoreErrors.Add(1)
 		}
-		s.reject(w, r, codeFor(err), "de-register refused")
+		s.refuseStore(w, r, err, "de-register refused")
 		return
 	}
 	s.stats.Deregistered.Add(1)

@@ -171,7 +171,7 @@ func (s *StaticSecurity) setLocked(ep string, b Binding) error {
 		k := identityKey(b.Identity)
 		if other, ok := s.byID[k]; ok {
 			ob := s.byEP[other]
-			ob.Identity = bearer.Identity{}
+			ob.Identity, ob.PSK = bearer.Identity{}, nil
 			s.removeLocked(other)
 			if !ob.IsZero() {
 				s.putLocked(other, ob)
@@ -258,6 +258,18 @@ func (s *StaticSecurity) EndpointOfNumber(msisdn string) (string, bool) {
 	defer s.mu.RUnlock()
 	ep, ok := s.byNumber[a.String()]
 	return ep, ok
+}
+
+// Range calls fn with each binding until fn returns false; fn must not
+// call s.
+func (s *StaticSecurity) Range(fn func(ep string, b Binding) bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for ep, b := range s.byEP {
+		if !fn(ep, b) {
+			return
+		}
+	}
 }
 
 // Len returns the number of bindings.

@@ -96,7 +96,15 @@ type config struct {
 	lastPerDevice int
 	// strictBinding refuses 1.1/1.2 bindings written the 1.0 way (b=UQS).
 	strictBinding bool
+	// node is recorded in each registration this server accepts.
+	node string
 }
+
+// WithNode names this server's gateway node in a deployment of several
+// sharing one registry.Store (redisstore): every Register and Update it
+// accepts records the name (registry.Registration.Node), so the others
+// know which node holds the client's session. Default "" (one node).
+func WithNode(name string) Option { return func(c *config) { c.node = name } }
 
 // WithStrictBinding refuses (true) or accepts (false, the default) a
 // LwM2M 1.1 or 1.2 Register or Update whose "b" carries the 1.0 queue
@@ -321,6 +329,10 @@ type Stats struct {
 	// registration's (4.04), over the source rate (4.29), lifetime out of
 	// bounds (4.00), object list too large (4.13), registry full (5.03).
 	WrongSource, RateLimited, BadLifetime, TooLarge, Full atomic.Uint64
+	// Unavailable: of Rejected, requests refused because the registry
+	// store was out of reach (a Redis outage: 5.03 with Max-Age 5; the
+	// client retries, nothing was stored).
+	Unavailable atomic.Uint64
 	// LogSuppressed counts refusal log lines held back by the log limit.
 	LogSuppressed  atomic.Uint64
 	Notifications  atomic.Uint64 // observe notifications received

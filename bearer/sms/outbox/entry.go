@@ -173,3 +173,15 @@ func unmarshalEntry(data []byte) (*Entry, error) {
 	}
 	return e, nil
 }
+
+// Done reports whether nothing remains to do for the entry: every segment
+// accepted, and delivered when reports are wanted.
+func (e *Entry) Done() bool { return e.done() }
+
+// Marshal encodes e in the outbox's binary record format (for Backends
+// outside this package).
+func (e *Entry) Marshal() []byte { return e.marshal() }
+
+// UnmarshalEntry decodes a record written by Marshal; errors wrap
+// ErrCorrupt.
+func UnmarshalEntry(data []byte) (*Entry, error) { return unmarshalEntry(data) }

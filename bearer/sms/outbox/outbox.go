@@ -20,7 +20,6 @@
 package outbox
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -28,14 +27,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
-	bolterrors "go.etcd.io/bbolt/errors"
-)
-
-var (
-	bucketEntries = []byte("entries")
-	bucketMR      = []byte("mr") // from|mr and from|to|mr -> id|seg
 )
 
 // Errors callers branch on.
@@ -98,7 +89,7 @@ type sched struct {
 // Outbox is a durable store of entries waiting to be sent. It is safe for
 // concurrent use.
 type Outbox struct {
-	db     *bolt.DB
+	be     Backend
 	limits Limits
 	now    func() time.Time
 
@@ -110,7 +101,7 @@ type Outbox struct {
 	gone   map[uint64]goneMark
 	// nextExpiry is no later than the earliest expiry held (zero: unknown).
 	nextExpiry time.Time
-	txSeq      atomic.Uint64 // transactions of update, in commit order (taken under bolt's writer lock)
+	txSeq      atomic.Uint64 // transactions of update, in commit order (taken inside Backend.Update)
 	bytes      int
 	wake       chan struct{}
 }
@@ -124,45 +115,39 @@ func WithLimits(l Limits) Option { return func(o *Outbox) { o.limits = l } }
 // WithClock replaces time.Now (tests).
 func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = now } }
 
-// Open opens (creating if needed) the outbox file at path and loads the
-// schedule of the entries it holds. A corrupt entry fails Open with an error
-// wrapping ErrCorrupt rather than being dropped silently.
+// Open opens (creating if needed) the outbox file at path (a bbolt
+// Backend) and loads the schedule of the entries it holds. A corrupt entry
+// fails Open with an error wrapping ErrCorrupt rather than being dropped
+// silently.
 func Open(path string, opts ...Option) (*Outbox, error) {
-	o := &Outbox{now: time.Now, sched: make(map[uint64]*sched), pendTo: map[string][]uint64{}, gone: map[uint64]goneMark{},
+	be, err := OpenBolt(path)
+	if err != nil {
+		return nil, err
+	}
+	o, err := OpenBackend(be, opts...)
+	if err != nil {
+		be.Close()
+		return nil, fmt.Errorf("outbox: load %s: %w", path, err)
+	}
+	return o, nil
+}
+
+// OpenBackend opens an outbox over be and loads the schedule of the
+// entries it holds. Close closes be.
+func OpenBackend(be Backend, opts ...Option) (*Outbox, error) {
+	o := &Outbox{be: be, now: time.Now, sched: make(map[uint64]*sched), pendTo: map[string][]uint64{}, gone: map[uint64]goneMark{},
 		wake: make(chan struct{}, 1)}
 	for _, opt := range opts {
 		opt(o)
 	}
 	o.limits.defaults()
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
-		return nil, fmt.Errorf("outbox: open %s: %w", path, err)
-	}
-	o.db = db
-	// Updates go through Batch; a lone one waits at most this long for
-	// company before its fsync.
-	db.MaxBatchDelay = 2 * time.Millisecond
-	err = db.Update(func(tx *bolt.Tx) error {
-		b, err := tx.CreateBucketIfNotExists(bucketEntries)
-		if err != nil {
-			return err
-		}
-		if _, err := tx.CreateBucketIfNotExists(bucketMR); err != nil {
-			return err
-		}
-		return b.ForEach(func(k, v []byte) error {
-			e, err := unmarshalEntry(v)
-			if err != nil {
-				return fmt.Errorf("entry %x: %w", k, err)
-			}
-			o.setSchedLocked(e.ID, schedOf(e))
-			o.bytes += e.Size()
-			return nil
-		})
+	err := be.Load(func(e *Entry) error {
+		o.setSchedLocked(e.ID, schedOf(e))
+		o.bytes += e.Size()
+		return nil
 	})
 	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("outbox: load %s: %w", path, err)
+		return nil, err
 	}
 	if len(o.sched) > 0 {
 		o.signal()
@@ -183,7 +168,7 @@ func (o *Outbox) Close() error {
 	}
 	o.closed = true
 	o.mu.Unlock()
-	return o.db.Close()
+	return o.be.Close()
 }
 
 // Wake returns a channel that receives when new work may be due (an entry was
@@ -195,25 +180,6 @@ func (o *Outbox) signal() {
 	case o.wake <- struct{}{}:
 	default:
 	}
-}
-
-func key(id uint64) []byte {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], id)
-	return k[:]
-}
-
-func mrKey(from string, mr uint8) []byte {
-	return append([]byte(from+"|"), mr)
-}
-
-// mrToKey names a segment by sender, recipient and TP-MR. TP-MR is one octet
-// per sender: a modem pool wraps it after 256 sends, an SMPP link at 100 SMS/s
-// every 2.6 s, long before the reports come back. A status report names its
-// recipient (TP-RA), and the worker sends one entry per recipient at a time,
-// so (from, to, mr) stays unambiguous for 256 sends to the same device.
-func mrToKey(from, to string, mr uint8) []byte {
-	return append([]byte(from+"|"+to+"|"), mr)
 }
 
 // Enqueue validates and stores e, assigning e.ID, e.Created and (when zero)
@@ -236,16 +202,7 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	if e.Expires.IsZero() || e.Expires.After(now.Add(o.limits.MaxAge)) {
 		e.Expires = now.Add(o.limits.MaxAge)
 	}
-	err := o.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEntries)
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		e.ID = id
-		return b.Put(key(id), e.marshal())
-	})
-	if err != nil {
+	if err := o.be.Add(e); err != nil {
 		return 0, fmt.Errorf("outbox: store: %w", err)
 	}
 	o.setSchedLocked(e.ID, schedOf(e))
@@ -272,19 +229,7 @@ func validate(e *Entry) error {
 }
 
 // Get returns a copy of the stored entry id.
-func (o *Outbox) Get(id uint64) (*Entry, error) {
-	var e *Entry
-	err := o.db.View(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEntries).Get(key(id))
-		if v == nil {
-			return fmt.Errorf("%w: %d", ErrNotFound, id)
-		}
-		var err error
-		e, err = unmarshalEntry(v)
-		return err
-	})
-	return e, err
-}
+func (o *Outbox) Get(id uint64) (*Entry, error) { return o.be.Get(id) }
 
 // Due returns up to max entries that have segments to send and whose
 // NextTry has come, excluding those skip names, earliest expiry first (ties
@@ -345,46 +290,27 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 	return t, found
 }
 
-// update applies fn to the stored entry id in one durable transaction; when
-// fn reports the entry done it is removed. It returns the updated entry.
-func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry, bool, error) {
+// update applies fn to the stored entry id in one durable step
+// (Backend.Update); when the entry is done it is removed. It returns the
+// updated entry.
+func (o *Outbox) update(id uint64, fn func(e *Entry) error) (*Entry, bool, error) {
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
 	if closed {
 		return nil, false, ErrClosed
 	}
-	var e *Entry
-	var done bool
 	var seq uint64
-	// Batch: concurrent updates (one per segment a modem or an SMPP link
-	// accepted) share one fsync. fn may run again if a batch fails; every
-	// run starts from the stored entry.
-	err := o.db.Batch(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEntries)
-		v := b.Get(key(id))
-		if v == nil {
-			return fmt.Errorf("%w: %d", ErrNotFound, id)
-		}
-		var err error
-		if e, err = unmarshalEntry(v); err != nil {
+	e, done, err := o.be.Update(id, func(e *Entry) error {
+		if err := fn(e); err != nil {
 			return err
 		}
-		if err := fn(tx, e); err != nil {
-			return err
-		}
-		// Not o.mu: Enqueue and Remove hold it while they wait for
-		// bolt's writer lock, which this transaction holds.
+		// Not o.mu: Enqueue and Remove hold it while they wait for the
+		// backend, which may be inside this update.
 		seq = o.txSeq.Add(1)
-		if done = e.done(); done {
-			return o.deleteTx(tx, e)
-		}
-		return b.Put(key(id), e.marshal())
+		return nil
 	})
 	if err != nil {
-		if errors.Is(err, bolterrors.ErrDatabaseNotOpen) {
-			err = ErrClosed
-		}
 		return nil, false, err
 	}
 	o.mu.Lock()
@@ -403,23 +329,6 @@ func (o *Outbox) update(id uint64, fn func(tx *bolt.Tx, e *Entry) error) (*Entry
 	return e, done, nil
 }
 
-func (o *Outbox) deleteTx(tx *bolt.Tx, e *Entry) error {
-	mrb := tx.Bucket(bucketMR)
-	for _, s := range e.Segments {
-		if s.State == Pending {
-			continue
-		}
-		for _, k := range [][]byte{mrKey(e.From, s.MR), mrToKey(e.From, e.To, s.MR)} {
-			if v := mrb.Get(k); len(v) == 9 && binary.BigEndian.Uint64(v) == e.ID {
-				if err := mrb.Delete(k); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return tx.Bucket(bucketEntries).Delete(key(e.ID))
-}
-
 func (o *Outbox) forget(e *Entry) {
 	o.forgetLocked(e.ID, o.txSeq.Add(1))
 }
@@ -429,7 +338,7 @@ func (o *Outbox) forget(e *Entry) {
 // recorded as its SIM so the rest of it, and status reports, stay on it. It
 // returns the entry and whether it is finished (and removed).
 func (o *Outbox) Accepted(id uint64, seg int, from string, mr uint8) (*Entry, bool, error) {
-	return o.update(id, func(tx *bolt.Tx, e *Entry) error {
+	return o.update(id, func(e *Entry) error {
 		if seg < 0 || seg >= len(e.Segments) {
 			return fmt.Errorf("%w: segment %d of %d", ErrInvalid, seg, len(e.Segments))
 		}
@@ -438,21 +347,13 @@ func (o *Outbox) Accepted(id uint64, seg int, from string, mr uint8) (*Entry, bo
 		}
 		e.Segments[seg].State = Accepted
 		e.Segments[seg].MR = mr
-		if e.WantReport {
-			v := binary.BigEndian.AppendUint64(nil, id)
-			v = append(v, byte(seg))
-			if err := tx.Bucket(bucketMR).Put(mrToKey(e.From, e.To, mr), v); err != nil {
-				return err
-			}
-			return tx.Bucket(bucketMR).Put(mrKey(e.From, mr), v)
-		}
 		return nil
 	})
 }
 
 // Retry records a failed attempt and schedules the next one at next.
 func (o *Outbox) Retry(id uint64, next time.Time, cause error) (*Entry, error) {
-	e, _, err := o.update(id, func(_ *bolt.Tx, e *Entry) error {
+	e, _, err := o.update(id, func(e *Entry) error {
 		e.Attempts++
 		e.NextTry = next
 		if cause != nil {
@@ -481,18 +382,7 @@ func (o *Outbox) Remove(id uint64) (*Entry, error) {
 	if o.closed {
 		return nil, ErrClosed
 	}
-	var e *Entry
-	err := o.db.Update(func(tx *bolt.Tx) error {
-		v := tx.Bucket(bucketEntries).Get(key(id))
-		if v == nil {
-			return fmt.Errorf("%w: %d", ErrNotFound, id)
-		}
-		var err error
-		if e, err = unmarshalEntry(v); err != nil {
-			return err
-		}
-		return o.deleteTx(tx, e)
-	})
+	e, err := o.be.Remove(id)
 	if err != nil {
 		return nil, err
 	}
@@ -524,22 +414,7 @@ func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int
 // stays unambiguous when from's TP-MR has wrapped; an empty to, or a
 // segment recorded before recipients were keyed, falls back to (from, mr).
 func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
-	var id uint64
-	seg := -1
-	err := o.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketMR)
-		var v []byte
-		if to != "" {
-			v = b.Get(mrToKey(from, to, mr))
-		}
-		if v == nil {
-			v = b.Get(mrKey(from, mr))
-		}
-		if len(v) == 9 {
-			id, seg = binary.BigEndian.Uint64(v), int(v[8])
-		}
-		return nil
-	})
+	id, seg, err := o.be.Lookup(from, to, mr)
 	if err != nil || seg < 0 {
 		return nil, -1, false, err
 	}
@@ -551,7 +426,7 @@ func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entr
 		e, err := o.Remove(id)
 		return e, seg, true, err
 	}
-	e, done, err := o.update(id, func(_ *bolt.Tx, e *Entry) error {
+	e, done, err := o.update(id, func(e *Entry) error {
 		if seg < len(e.Segments) && e.Segments[seg].MR == mr {
 			e.Segments[seg].State = Delivered
 		}
@@ -629,5 +504,11 @@ func (o *Outbox) PendingTo(to string) int {
 	return n
 }
 
-// Path returns the file the outbox is stored in.
-func (o *Outbox) Path() string { return o.db.Path() }
+// Path returns the file the outbox is stored in ("" for a backend that is
+// not a file).
+func (o *Outbox) Path() string {
+	if b, ok := o.be.(*boltBackend); ok {
+		return b.path()
+	}
+	return ""
+}

@@ -34,17 +34,21 @@ var DefaultYAML []byte
 
 // Config is the whole configuration.
 type Config struct {
-	Mode      string    `yaml:"mode"`
-	Proxy     Proxy     `yaml:"proxy"`
-	DataDir   string    `yaml:"data_dir"`
-	Log       Log       `yaml:"log"`
-	API       API       `yaml:"api"`
-	LwM2M     LwM2M     `yaml:"lwm2m"`
-	Modems    []Modem   `yaml:"modems"`
-	SMS       SMS       `yaml:"sms"`
-	Queue     Queue     `yaml:"queue"`
-	Firmware  Firmware  `yaml:"firmware"`
-	Simulator Simulator `yaml:"simulator"`
+	Mode    string `yaml:"mode"`
+	Proxy   Proxy  `yaml:"proxy"`
+	DataDir string `yaml:"data_dir"`
+	// Store, StorePrefix and Node: where the shared state lives (store.go).
+	Store       string    `yaml:"store"`
+	StorePrefix string    `yaml:"store_prefix"`
+	Node        string    `yaml:"node"`
+	Log         Log       `yaml:"log"`
+	API         API       `yaml:"api"`
+	LwM2M       LwM2M     `yaml:"lwm2m"`
+	Modems      []Modem   `yaml:"modems"`
+	SMS         SMS       `yaml:"sms"`
+	Queue       Queue     `yaml:"queue"`
+	Firmware    Firmware  `yaml:"firmware"`
+	Simulator   Simulator `yaml:"simulator"`
 	// SMPP are links to operators' SMSCs (docs/smpp.md).
 	SMPP []SMPPLink `yaml:"smpp"`
 }
@@ -510,6 +514,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	default:
 		ck.add(fmt.Sprintf("unknown mode %q; use \"server\" or \"proxy\"", c.Mode), "mode")
 	}
+	c.validateStore(ck)
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:

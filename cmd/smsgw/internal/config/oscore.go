@@ -21,6 +21,20 @@ type OSCORE struct {
 	RecipientID string `yaml:"recipient_id"`
 	// IDContext is optional; empty means none.
 	IDContext string `yaml:"id_context"`
+	// Rederive runs RFC 8613 Appendix B.2 with the device: whenever either
+	// side has no state to continue with (first contact, lost storage),
+	// the two derive a fresh context from these parameters and random
+	// values, with no operator action. The device must enable it too; its
+	// recipient_id must then be unique among all contexts.
+	Rederive bool `yaml:"rederive"`
+}
+
+// ContextOptions returns the oscore.NewContext options the entry asks for.
+func (o OSCORE) ContextOptions() []oscore.ContextOption {
+	if o.Rederive {
+		return []oscore.ContextOption{oscore.WithRederivation()}
+	}
+	return nil
 }
 
 // Params decodes the context parameters.
@@ -49,6 +63,7 @@ func (o OSCORE) Params() (oscore.Params, error) {
 func (c *Config) validateOSCORE(ck *checker) {
 	eps := map[string]bool{}
 	kids := map[string]bool{}
+	ids, rederive := map[string]bool{}, map[string]bool{}
 	for i, o := range c.LwM2M.OSCORE {
 		idx := fmt.Sprint(i)
 		if o.Endpoint == "" {
@@ -70,5 +85,14 @@ func (c *Config) validateOSCORE(ck *checker) {
 			ck.add(fmt.Sprintf("recipient_id %q (id_context %q) is used twice: the server finds a device's context by it", o.RecipientID, o.IDContext), "lwm2m", "oscore", idx, "recipient_id")
 		}
 		kids[k] = true
+		if o.Rederive {
+			if rederive[o.RecipientID] || ids[o.RecipientID] {
+				ck.add(fmt.Sprintf("recipient_id %q of a context with rederive is used by another context: its re-derivation requests are found by recipient_id alone", o.RecipientID), "lwm2m", "oscore", idx, "recipient_id")
+			}
+			rederive[o.RecipientID] = true
+		} else if rederive[o.RecipientID] {
+			ck.add(fmt.Sprintf("recipient_id %q is used by a context with rederive", o.RecipientID), "lwm2m", "oscore", idx, "recipient_id")
+		}
+		ids[o.RecipientID] = true
 	}
 }

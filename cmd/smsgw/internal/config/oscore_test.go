@@ -19,6 +19,10 @@ func TestOSCOREConfig(t *testing.T) {
 		{"no endpoint", entry("''", good, "", "01"), "endpoint is required"},
 		{"endpoint twice", entry("a", good, "", "01") + entry("a", good, "", "02"), "two OSCORE contexts"},
 		{"recipient twice", entry("a", good, "", "01") + entry("b", good, "", "01"), "used twice"},
+		{"rederive recipient shared across ID contexts", entry("a", good, "", "01") + "      rederive: true\n" +
+			entry("b", good, "", "01") + "      id_context: '37cb'\n", "used by a context with rederive"},
+		{"recipient of a rederive context reused", entry("a", good, "", "01") + "      id_context: '37cb'\n" +
+			entry("b", good, "", "01") + "      rederive: true\n", "is used by another context"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Parse([]byte("lwm2m:\n  oscore:\n" + c.yaml))
@@ -35,5 +39,12 @@ func TestOSCOREConfig(t *testing.T) {
 	p, err := cfg.LwM2M.OSCORE[0].Params()
 	if err != nil || len(p.MasterSecret) != 16 || len(p.SenderID) != 0 || string(p.RecipientID) != "\x01" || len(p.IDContext) != 8 {
 		t.Fatalf("params %+v %v", p, err)
+	}
+	if len(cfg.LwM2M.OSCORE[0].ContextOptions()) != 0 {
+		t.Fatal("Appendix B.2 on without rederive")
+	}
+	cfg, err = Parse([]byte("lwm2m:\n  oscore:\n" + entry("pole-9", good, "", "02") + "      rederive: true\n"))
+	if err != nil || !cfg.LwM2M.OSCORE[0].Rederive || len(cfg.LwM2M.OSCORE[0].ContextOptions()) != 1 {
+		t.Fatalf("rederive: %v", err)
 	}
 }

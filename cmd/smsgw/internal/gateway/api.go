@@ -384,6 +384,7 @@ func writeOpError(w http.ResponseWriter, ep, op, what string, timeout time.Durat
 		writeError(w, httpStatus(se.Code), msg)
 	case errors.Is(err, server.ErrNotRegistered):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("device %q is not registered", ep))
+	case storeDown(w, err):
 	case errors.As(err, &te) && te.Op == "separate response":
 		// An empty ACK and nothing after it: what a device that does not
 		// implement the method does (Wakaama's client, for composite ops).
@@ -631,6 +632,9 @@ func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, m mo
 func (g *Gateway) queued(w http.ResponseWriter, r *http.Request, req queue.Request, p path.Path, wait time.Duration, start time.Time) {
 	id, err := g.squeue.Enqueue(r.Context(), req)
 	if err != nil {
+		if storeDown(w, err) {
+			return
+		}
 		status := http.StatusServiceUnavailable
 		if errors.Is(err, queue.ErrInvalidRequest) {
 			status = http.StatusBadRequest
@@ -774,6 +778,9 @@ func (g *Gateway) getJob(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("no job %d (never existed, or its result expired)", id))
 			return
 		}
+		if storeDown(w, err) {
+			return
+		}
 		writeError(w, http.StatusInternalServerError, fmt.Sprint(err))
 		return
 	}
@@ -796,6 +803,7 @@ func (g *Gateway) cancelJob(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]any{"id": id, "state": "cancelled"})
 	case errors.Is(err, queue.ErrNotFound):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no job %d", id))
+	case storeDown(w, err):
 	default:
 		writeError(w, http.StatusConflict, fmt.Sprintf("job %d cannot be cancelled: %v", id, err))
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
@@ -93,13 +94,13 @@ func (g *Gateway) openFirmwareStore() error {
 	if dir == "" {
 		dir = filepath.Join(g.cfg.DataDir, "firmware")
 	}
-	s, err := firmware.OpenStore(dir, firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
+	s, err := firmware.OpenStore(dir, append(g.imageCatalog(), firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
 		firmware.WithMaxImageBytes(g.cfg.Firmware.MaxImageBytes),
 		firmware.WithMaxImages(g.cfg.Firmware.MaxImages),
 		firmware.WithStoreMetrics(func(images int, bytes int64) {
 			g.metrics.fwStore.WithLabelValues("images").Set(float64(images))
 			g.metrics.fwStore.WithLabelValues("bytes").Set(float64(bytes))
-		}))
+		}))...)
 	if err != nil {
 		return &StartError{Option: "firmware.dir", Value: dir, Err: err}
 	}
@@ -175,11 +176,20 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 		return fmt.Errorf("firmware updater: %w", err)
 	}
 	g.fw.upd = upd
-	db, err := g.openStateDB("campaigns.db", nil) // closed by the gateway
-	if err != nil {
-		return err
+	var cs firmware.CampaignStore
+	if g.rdb != nil {
+		cs = g.rdb.Campaigns()
+	} else {
+		var err error
+		_, err = g.openStateDB("campaigns.db", func(db *bolt.DB) (err error) { // closed by the gateway
+			cs, err = firmware.NewBoltCampaigns(db)
+			return err
+		})
+		if err != nil {
+			return err
+		}
 	}
-	mgr, err := firmware.NewManager(db, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
+	mgr, err := firmware.NewManagerOn(cs, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
 		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns))
 	if err != nil {
 		return fmt.Errorf("campaigns: %w", err)

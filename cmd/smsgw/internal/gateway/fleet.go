@@ -124,7 +124,11 @@ func FleetPlan(s FleetSpec) []*Light {
 			l.PSK = &PSK{Identity: l.Name, Key: key}
 		}
 		if l.Kind == KindOSCORE || l.Kind == KindOSCORESMS {
-			l.OSCORE = newOSCOREKeys(nosc)
+			dir := ""
+			if s.StateDir != "" {
+				dir = filepath.Join(s.StateDir, l.Name)
+			}
+			l.OSCORE = newOSCOREKeys(dir, nosc)
 			nosc++
 		}
 	}

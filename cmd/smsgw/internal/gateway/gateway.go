@@ -59,6 +59,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/quarantine"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
+	"github.com/m2mbearer/m2mbearer/redisstore"
 )
 
 // Gateway is a running smsgw. New starts it; Shutdown stops it.
@@ -92,21 +93,24 @@ type Gateway struct {
 	oscStore  *oscore.BoltStore
 	oscCount  map[string]*oscore.Counters // transport → counts
 
-	regs   *registry.Bolt
-	qs     *queue.BoltStore
-	srv    *server.Server
-	udpEP  *bearer.Endpoint
-	dtlsEP *bearer.Endpoint
-	dtls   *secure.Server
-	smsEP  *bearer.Endpoint
-	proxy  *proxy
-	psk    map[string]config.PSK // identity → entry
-	qm     *queue.Manager
-	squeue *server.Queue
-	fleet  *Fleet
-	fw     *fw
-	models []ModelObject   // objects loaded from lwm2m.models
-	ctx    context.Context // the gateway's life; ends at Shutdown
+	regs registry.Store
+	qs   queue.Store
+	rdb  *redisstore.DB // the shared store (store: redis://...); nil for bbolt
+	// sharedBind is the provisioning store in Redis (nil for bbolt).
+	sharedBind *redisstore.Bindings
+	srv        *server.Server
+	udpEP      *bearer.Endpoint
+	dtlsEP     *bearer.Endpoint
+	dtls       *secure.Server
+	smsEP      *bearer.Endpoint
+	proxy      *proxy
+	psk        map[string]config.PSK // identity → entry
+	qm         *queue.Manager
+	squeue     *server.Queue
+	fleet      *Fleet
+	fw         *fw
+	models     []ModelObject   // objects loaded from lwm2m.models
+	ctx        context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
 	devices map[string]config.SMSDevice // endpoint → SMS rule
@@ -181,6 +185,9 @@ func (g *Gateway) start(ctx context.Context) error {
 	cfg, log := g.cfg, g.log
 	err := g.setToken()
 	if err != nil {
+		return err
+	}
+	if err = g.openRedis(ctx); err != nil {
 		return err
 	}
 	for _, d := range cfg.SMS.Devices {
@@ -290,7 +297,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs)})
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs),
+			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
 				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
@@ -376,10 +384,11 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	st, lim, ob := g.smsShared(sims)
 	var b *sms.Bearer
 	err = guardOpen(g.cfg.DataDir, "sms/", func() (err error) {
 		b, err = sms.New(tr, sms.Config{
-			StateDir: dir, Peers: peers,
+			StateDir: dir, Peers: peers, State: st, RateLimiter: lim, OutboxBackend: ob,
 			DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
 			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 			BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
@@ -407,22 +416,27 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 }
 
 func (g *Gateway) startServer() (err error) {
-	var regs *registry.Bolt
-	_, err = g.openStateDB("registrations.db", func(db *bolt.DB) (err error) {
-		regs, err = registry.NewBolt(db, registry.BoltOptions{
-			Options: registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations},
-			AddrDecoder: func(network, addr string) (net.Addr, error) {
-				if network == sms.Network {
-					return sms.ParseMSISDN(addr)
-				}
-				return nil, fmt.Errorf("unknown network %q", network)
-			},
-			Logger: g.log.With("component", "registry"),
-		})
-		return err
-	})
+	ropts := registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations}
+	dec := func(network, addr string) (net.Addr, error) {
+		if network == sms.Network {
+			return sms.ParseMSISDN(addr)
+		}
+		return nil, fmt.Errorf("unknown network %q", network)
+	}
+	regs, err := g.redisRegistry(ropts, dec)
 	if err != nil {
 		return err
+	}
+	if regs == nil {
+		var b *registry.Bolt
+		_, err = g.openStateDB("registrations.db", func(db *bolt.DB) (err error) {
+			b, err = registry.NewBolt(db, registry.BoltOptions{Options: ropts, AddrDecoder: dec, Logger: g.log.With("component", "registry")})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		regs = b
 	}
 	g.regs = regs
 	policy, err := g.policyOptions()
@@ -430,7 +444,7 @@ func (g *Gateway) startServer() (err error) {
 		return err
 	}
 	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, policy...)
+		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
 	g.srv = server.New(regs, opts...)
 	defer func() {
 		if err == nil {
@@ -501,6 +515,9 @@ func (g *Gateway) startServer() (err error) {
 
 // pskLookup is the DTLS server's PSK store.
 func (g *Gateway) pskLookup(identity []byte) ([]byte, error) {
+	if g.sharedBind != nil {
+		return server.PSKLookup(g.sharedBind)(identity)
+	}
 	p, ok := g.psk[string(identity)]
 	if !ok {
 		return nil, fmt.Errorf("unknown PSK identity %q", identity)
@@ -529,13 +546,20 @@ func (g *Gateway) awakeWindow() time.Duration {
 // answers from its cache), and registration traffic feeds awake tracking
 // and SMS wake-ups.
 func (g *Gateway) startQueue() error {
-	var qs *queue.BoltStore
-	_, err := g.openStateDB("queue.db", func(db *bolt.DB) (err error) {
-		qs, err = queue.NewBoltStore(db)
-		return err
-	})
+	qs, err := g.redisQueue()
 	if err != nil {
 		return err
+	}
+	if qs == nil {
+		var bs *queue.BoltStore
+		_, err = g.openStateDB("queue.db", func(db *bolt.DB) (err error) {
+			bs, err = queue.NewBoltStore(db)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		qs = bs
 	}
 	g.qs = qs
 	w := g.awakeWindow()
@@ -768,6 +792,12 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		}
 		if g.regs != nil {
 			errs = append(errs, g.regs.Close())
+		}
+		if g.sharedBind != nil {
+			errs = append(errs, g.sharedBind.Close())
+		}
+		if g.rdb != nil {
+			errs = append(errs, g.rdb.Close())
 		}
 		errs = append(errs, g.closeStateDBs())
 		errs = append(errs, g.lock.Release())

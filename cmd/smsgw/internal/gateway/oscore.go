@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
@@ -24,20 +26,39 @@ type OSCOREKeys struct {
 	DeviceID, Server []byte // Sender IDs
 }
 
-func newOSCOREKeys(i int) *OSCOREKeys {
+// newOSCOREKeys returns the i-th demo light's keys: the ones provisioned
+// into <dir>/oscore-keys at its first start (its Object 21, which a real
+// light keeps across reboots and storage loss), or new random ones when
+// dir is empty or cannot be written.
+func newOSCOREKeys(dir string, i int) *OSCOREKeys {
 	k := &OSCOREKeys{Secret: make([]byte, 16), DeviceID: []byte{'L', byte(i >> 8), byte(i)}, Server: []byte{'S'}}
+	file := filepath.Join(dir, "oscore-keys")
+	if dir != "" {
+		if b, err := os.ReadFile(file); err == nil {
+			if s, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(s) == 16 {
+				k.Secret = s
+				return k
+			}
+		}
+	}
 	_, _ = rand.Read(k.Secret)
+	if dir != "" && os.MkdirAll(dir, 0o700) == nil {
+		_ = os.WriteFile(file, []byte(hex.EncodeToString(k.Secret)+"\n"), 0o600)
+	}
 	return k
 }
 
+// config is the server's half of the light's context; demo lights run
+// Appendix B.2 (rederive), so one whose OSCORE state is lost comes back.
 func (k *OSCOREKeys) config(ep string) config.OSCORE {
 	return config.OSCORE{Endpoint: ep, MasterSecret: hex.EncodeToString(k.Secret),
-		SenderID: hex.EncodeToString(k.Server), RecipientID: hex.EncodeToString(k.DeviceID)}
+		SenderID: hex.EncodeToString(k.Server), RecipientID: hex.EncodeToString(k.DeviceID), Rederive: true}
 }
 
 // wrapOSCORE gives a demo light its Object 21 and puts its bearer under
-// OSCORE with the context built from it, the sequence numbers kept in its
-// state directory (Appendix B.1.1).
+// OSCORE with the context built from it, the sequence numbers and the ID
+// Context of its last Appendix B.2 run kept in <dir>/oscore.db (Appendix
+// B.1.1; B.2 when that file is lost).
 func (l *Light) wrapOSCORE(dir string, b bearer.Bearer, server net.Addr) (bearer.Bearer, error) {
 	uri := "coap://" + server.String()
 	if server.Network() == sms.Network {
@@ -58,7 +79,7 @@ func (l *Light) wrapOSCORE(dir string, b bearer.Bearer, server net.Addr) (bearer
 			return nil, err
 		}
 	}
-	x, err := oscore.NewContext(p, l.oscSt)
+	x, err := oscore.NewContext(p, l.oscSt, oscore.WithRederivation())
 	if err != nil {
 		return nil, err
 	}
@@ -92,7 +113,7 @@ func (g *Gateway) startOSCORE() error {
 		if err != nil {
 			return fmt.Errorf("oscore context of %s: %w", o.Endpoint, err)
 		}
-		x, err := oscore.NewContext(p, st)
+		x, err := oscore.NewContext(p, st, o.ContextOptions()...)
 		if err != nil {
 			return fmt.Errorf("oscore context of %s: %w", o.Endpoint, err)
 		}

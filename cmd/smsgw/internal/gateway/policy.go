@@ -38,7 +38,13 @@ func (g *Gateway) policyOptions() ([]server.Option, error) {
 		MinLifetime: l.LifetimeMin, MaxLifetime: l.LifetimeMax}
 	g.log.Info("registration policy", "nosec", l.NoSec.String(), "bindings", bindings.Len(),
 		"register_rate", l.RegisterRate, "lifetime_max", l.LifetimeMax, "max_registrations", l.MaxRegistrations)
-	return []server.Option{server.WithSecurity(bindings), server.WithNoSecRule(nosec), server.WithLimits(lim)}, nil
+	var sec server.Security = bindings
+	if shared, err := g.redisBindings(bindings); err != nil {
+		return nil, err
+	} else if shared != nil {
+		sec = shared
+	}
+	return []server.Option{server.WithSecurity(sec), server.WithNoSecRule(nosec), server.WithLimits(lim)}, nil
 }
 
 // bindings builds the binding table from lwm2m.psk and lwm2m.oscore (with
@@ -51,6 +57,7 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 	for id, p := range g.psk {
 		b := byEP[p.Endpoint]
 		b.Identity = bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)}
+		b.PSK, _ = p.KeyBytes()
 		byEP[p.Endpoint] = b
 	}
 	for ep, x := range g.oscore {

@@ -13,7 +13,6 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
 )
 
@@ -80,7 +79,7 @@ func (g *Gateway) snapshotters() map[string]func(io.Writer) (int64, error) {
 		out["quarantine.db"] = g.quar.WriteTo
 	}
 	if g.smsB != nil {
-		for _, f := range sms.StateFiles {
+		for _, f := range g.smsB.StateFiles() {
 			out["sms/"+f] = func(w io.Writer) (int64, error) { return g.smsB.SnapshotState(f, w) }
 		}
 	}
