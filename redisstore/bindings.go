@@ -56,12 +56,13 @@ type bindingJSON struct {
 	MSISDN          string   `json:"msisdn,omitempty"`
 	NoSec           bool     `json:"nosec,omitempty"`
 	PSK             []byte   `json:"psk,omitempty"`
+	SMSSecured      bool     `json:"sms_secured,omitempty"`
 }
 
 func encodeBinding(b server.Binding) []byte {
 	v, _ := json.Marshal(bindingJSON{Mode: b.Identity.Mode, PSKIdentity: b.Identity.PSKIdentity, PublicKey: b.Identity.PublicKey,
 		Certificates: b.Identity.Certificates, OSCOREID: b.Identity.OSCOREID, OSCOREIDContext: b.Identity.OSCOREIDContext,
-		HasIDContext: b.Identity.OSCOREIDContext != nil, MSISDN: b.MSISDN, NoSec: b.NoSec, PSK: b.PSK})
+		HasIDContext: b.Identity.OSCOREIDContext != nil, MSISDN: b.MSISDN, NoSec: b.NoSec, PSK: b.PSK, SMSSecured: b.SMSSecured})
 	return v
 }
 
@@ -75,7 +76,7 @@ func decodeBinding(v []byte) (server.Binding, error) {
 	if j.HasIDContext && id.OSCOREIDContext == nil {
 		id.OSCOREIDContext = []byte{}
 	}
-	return server.Binding{Identity: id, MSISDN: j.MSISDN, NoSec: j.NoSec, PSK: j.PSK}, nil
+	return server.Binding{Identity: id, MSISDN: j.MSISDN, NoSec: j.NoSec, PSK: j.PSK, SMSSecured: j.SMSSecured}, nil
 }
 
 // OpenBindings loads the deployment's bindings and follows their changes;

@@ -1,6 +1,7 @@
 package secure
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -36,6 +37,8 @@ type Conn struct {
 	// Written by pump during the handshake.
 	serverCID atomic.Int32
 	handshook atomic.Bool
+	resumed   bool        // the handshake resumed a session from Config.Sessions
+	quiet     bool        // Config.QuietClose
 	closing   atomic.Bool // Close was called
 }
 
@@ -81,12 +84,24 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	if c.ServerName != "" {
 		opts = append(opts, dtls.WithServerName(c.ServerName))
 	}
-	if cfg.CIDLength > 0 {
+	var offered []byte
+	if c.Sessions != nil {
+		key := c.SessionKey
+		if key == "" {
+			key = peer.String() + "_" + c.ServerName // pion's client key
+		}
+		offered = c.Sessions.peek(key)
+	}
+	switch {
+	case cfg.CIDLength > 0 && len(offered) == 0:
 		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cfg.CIDLength)))
-	} else if cfg.CIDLength == 0 {
+	case cfg.CIDLength >= 0:
+		// Offering a session, the client asks for no CID of its own:
+		// pion's abbreviated ServerHello carries no connection_id
+		// extension, yet a pion server would wrap its records in the CID
+		// the client asked for, which the client then cannot read.
 		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 	}
-
 	cn.wg.Add(1)
 	go cn.pump()
 	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
@@ -115,6 +130,8 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	cn.conn = conn
 	cn.suite = st.CipherSuiteID
 	cn.ident = identityFromState(st, v.mode, false)
+	cn.resumed = len(offered) > 0 && bytes.Equal(offered, st.SessionID)
+	cn.quiet = c.QuietClose
 	cn.addr = &Addr{Inner: peer, Identity: cn.ident}
 	cn.handshook.Store(true)
 	// Now the real overhead is known: the negotiated suite, and the CID
@@ -175,6 +192,10 @@ func (c *Conn) Params() bearer.Params { return c.params }
 // Identity returns the server's authenticated identity.
 func (c *Conn) Identity() bearer.Identity { return c.ident }
 
+// Resumed reports whether the handshake was an abbreviated one that
+// resumed the session Config.Sessions held for the server (RFC 5246 §7.3).
+func (c *Conn) Resumed() bool { return c.resumed }
+
 // CipherSuite returns the negotiated cipher suite's name.
 func (c *Conn) CipherSuite() string { return dtls.CipherSuiteName(c.suite) }
 
@@ -219,10 +240,14 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return n, nil
 }
 
-// Close sends close_notify, closes the session and the inner bearer.
+// Close sends close_notify (not with Config.QuietClose), closes the
+// session and the inner bearer.
 func (c *Conn) Close() error {
 	if c.closing.Swap(true) {
 		return nil
+	}
+	if c.quiet {
+		_ = c.vc.Close() // pion's close_notify then goes nowhere
 	}
 	err := c.conn.Close()
 	c.shutdown()

@@ -128,6 +128,38 @@ type Config struct {
 	// 125 bytes or more) may still exceed a very small MTU.
 	MTU int
 
+	// Sessions, when set, keeps sessions for resumption (RFC 5246 §7.3
+	// abbreviated handshake; see SessionCache): a server stores the
+	// sessions it makes and resumes those a client offers; a client
+	// offers the session it has for the server's address. Nil: every
+	// handshake is a full one.
+	Sessions *SessionCache
+	// SessionKey, on a client, is the key its session is kept under in
+	// Sessions instead of the server's address: give the same key (the
+	// LwM2M server's URI, say) to the clients a device runs over UDP and
+	// over SMS, and the session one made is offered by the other, so a
+	// device that moves from one bearer to the other resumes instead of
+	// paying a full handshake (the servers must share their Sessions).
+	SessionKey string
+
+	// SkipHelloVerify, on a server, answers a ClientHello at once instead
+	// of with a HelloVerifyRequest cookie first (RFC 6347 §4.2.1 lets a
+	// server skip the cookie exchange where amplification is not a
+	// problem). The cookie proves that the client receives at its source
+	// address; on SMS, where the mobile network vouches for the
+	// originating number and the SMS bearer takes datagrams only from
+	// configured numbers, it proves nothing and costs two SMS per
+	// handshake. Never set it on UDP.
+	SkipHelloVerify bool
+	// QuietClose ends sessions without a close_notify alert when this
+	// side ends them itself: a server's idle expiry and Close, a client
+	// Conn's Close. On SMS each alert is an SMS, to a device that may be
+	// asleep or to a server that forgets the session when it expires
+	// anyway. A session replaced by a new handshake from the same peer
+	// always ends quietly (the peer has abandoned it), and
+	// Server.CloseSession always sends the alert.
+	QuietClose bool
+
 	// Logger receives debug and warning logs (default: slog.Default()).
 	Logger *slog.Logger
 }
@@ -255,6 +287,9 @@ func (c *Config) validate(server bool) error {
 	if server && c.Certificate != nil && c.PSKLookup == nil && c.RootCAs == nil && c.VerifyRawKey == nil {
 		return fmt.Errorf("%w: certificate mode needs RootCAs or VerifyRawKey to authenticate clients", ErrConfig)
 	}
+	if c.SessionKey != "" && c.Sessions == nil {
+		return fmt.Errorf("%w: SessionKey without Sessions", ErrConfig)
+	}
 	if c.CIDLength > 255 {
 		return fmt.Errorf("%w: CIDLength %d > 255", ErrConfig, c.CIDLength)
 	}
@@ -359,9 +394,7 @@ func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Optio
 	opts := []dtls.Option{
 		dtls.WithCipherSuites(c.suites(server)...),
 		dtls.WithFlightInterval(c.FlightInterval),
-		// pion's MTU is the handshake fragment size; a fragment travels
-		// with a 12-byte handshake header in a 13-byte record header.
-		dtls.WithMTU(max(mtu-handshakeFragmentOverhead, minFragment)),
+		dtls.WithMTU(pionMTU(mtu, c.Certificate != nil)),
 		// RFC 7925 §4.4: secp256r1 is mandatory; X25519 is accepted too.
 		dtls.WithEllipticCurves(elliptic.P256, elliptic.X25519),
 		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
@@ -369,6 +402,13 @@ func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Optio
 	}
 	if c.Certificate != nil {
 		opts = append(opts, dtls.WithCertificates(*c.Certificate))
+	}
+	if c.Sessions != nil {
+		var st dtls.SessionStore = c.Sessions
+		if !server && c.SessionKey != "" {
+			st = keyedSessions{c.Sessions, []byte(c.SessionKey)}
+		}
+		opts = append(opts, dtls.WithSessionStore(st))
 	}
 	if v != nil {
 		// Verification is ours (peerVerifier) so that X.509 and pinned raw
@@ -379,6 +419,24 @@ func (c *Config) pionOptions(server bool, mtu int, v *peerVerifier) []dtls.Optio
 		}
 	}
 	return opts
+}
+
+// pionMTU is the value given to pion's WithMTU for datagrams of at most
+// mtu bytes. pion uses it twice: as the largest handshake fragment (which
+// travels with a 12-byte handshake header in a 13-byte record header) and
+// as the bound below which it packs a flight's records into one datagram.
+// With certificates (messages of hundreds of bytes) the fragments must fit
+// mtu, so it is mtu−25, and records are packed only below that. A PSK
+// handshake has no message over mtu−25 bytes short of a 100-byte PSK
+// identity, so there the packing bound counts: mtu+1 packs records up to
+// mtu bytes (pion packs while the total stays below its MTU), and the
+// ServerHello and ServerHelloDone of a full handshake go in one SMS
+// instead of two.
+func pionMTU(mtu int, certificates bool) int {
+	if certificates {
+		return max(mtu-handshakeFragmentOverhead, minFragment)
+	}
+	return mtu + 1
 }
 
 // checkSuitesKnown rejects unknown cipher suite IDs early.

@@ -180,3 +180,109 @@ func legacyHelloVersion(b []byte) int {
 	}
 	return n
 }
+
+// hasRecord reports whether datagram b holds a record of content type ct
+// (walking the records of an unencrypted-header datagram; CID records end
+// the walk, their length field sits elsewhere).
+func hasRecord(b []byte, ct byte) bool {
+	for len(b) >= recordHeaderLen {
+		if b[0] == ct {
+			return true
+		}
+		if b[0] == contentTLS12CID {
+			return false
+		}
+		b = b[recordHeaderLen+min(int(binary.BigEndian.Uint16(b[11:13])), len(b)-recordHeaderLen):]
+	}
+	return false
+}
+
+// helloSessionID returns the session ID a ClientHello offers (RFC 5246
+// §7.4.1.2: a client that wants to resume sends the session's ID) when
+// datagram b starts with an epoch-0 ClientHello record holding the start
+// of the message; nil otherwise (no ID offered, or not there).
+func helloSessionID(b []byte) []byte {
+	if !isHelloRecord(b) {
+		return nil
+	}
+	length := int(binary.BigEndian.Uint16(b[11:13]))
+	rec := b[recordHeaderLen:min(len(b), recordHeaderLen+length)]
+	// handshake header (12): type, length(3), message_seq(2),
+	// fragment_offset(3), fragment_length(3); then client_version (2),
+	// random (32), session_id <0..32>.
+	const idAt = 12 + 2 + 32
+	if len(rec) <= idAt || rec[6] != 0 || rec[7] != 0 || rec[8] != 0 {
+		return nil
+	}
+	n := int(rec[idAt])
+	if n == 0 || n > 32 || len(rec) < idAt+1+n {
+		return nil
+	}
+	return bytes.Clone(rec[idAt+1 : idAt+1+n])
+}
+
+// maxHelloLen bounds the ClientHello a helloAssembler reassembles.
+const maxHelloLen = 4096
+
+// helloAssembler puts a fragmented ClientHello back together (RFC 6347
+// §4.2.3) far enough to read its extensions; the demultiplexer feeds it
+// the ClientHello records of one peer. It is bounded by maxHelloLen.
+type helloAssembler struct {
+	seq     uint16
+	body    []byte
+	covered []bool
+	left    int
+}
+
+// add feeds the ClientHello fragments of datagram b and returns the whole
+// message body when the last fragment came.
+func (h *helloAssembler) add(b []byte) *handshake.MessageClientHello {
+	var done *handshake.MessageClientHello
+	for len(b) >= recordHeaderLen {
+		length := int(binary.BigEndian.Uint16(b[11:13]))
+		if b[0] == contentTLS12CID || recordHeaderLen+length > len(b) {
+			return done
+		}
+		rec := b[recordHeaderLen : recordHeaderLen+length]
+		b = b[recordHeaderLen+length:]
+		if len(rec) < handshake.HeaderLength || rec[0] != handshakeClientHello {
+			continue
+		}
+		var hh handshake.Header
+		if hh.Unmarshal(rec) != nil || hh.Length > maxHelloLen || hh.FragmentOffset+hh.FragmentLength > hh.Length ||
+			int(hh.FragmentLength) > len(rec)-handshake.HeaderLength {
+			continue
+		}
+		if h.body == nil || h.seq != hh.MessageSequence || len(h.body) != int(hh.Length) {
+			h.seq, h.body, h.covered, h.left = hh.MessageSequence, make([]byte, hh.Length), make([]bool, hh.Length), int(hh.Length)
+		}
+		frag := rec[handshake.HeaderLength : handshake.HeaderLength+int(hh.FragmentLength)]
+		for i, c := range frag {
+			j := int(hh.FragmentOffset) + i
+			if !h.covered[j] {
+				h.covered[j] = true
+				h.left--
+			}
+			h.body[j] = c
+		}
+		if h.left == 0 {
+			var m handshake.MessageClientHello
+			if m.Unmarshal(h.body) == nil {
+				done = &m
+			}
+			h.body = nil
+		}
+	}
+	return done
+}
+
+// wantsOwnCID reports whether a ClientHello asks the server to send it
+// records with a non-empty connection ID of its own (RFC 9146 §3).
+func wantsOwnCID(m *handshake.MessageClientHello) bool {
+	for _, e := range m.Extensions {
+		if c, ok := e.(*extension.ConnectionID); ok && len(c.CID) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -72,7 +72,8 @@ type Server struct {
 // counters are the Server's statistics, updated atomically.
 type counters struct {
 	handshakesOK, handshakesFailed, refused, garbage, unknownPeer,
-	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn, helloVersion, logSuppressed atomic.Uint64
+	queueDrops, expired, rebinds, evicted, datagramsIn, bytesIn, helloVersion, logSuppressed,
+	resumed, replaced, notResumedCID atomic.Uint64
 }
 
 // Stats is a snapshot of a Server's counters; every bounded structure of
@@ -87,6 +88,18 @@ type Stats struct {
 	// HandshakesOK and HandshakesFailed count finished handshakes (failed
 	// ones include timed-out and evicted handshakes).
 	HandshakesOK, HandshakesFailed uint64
+	// Resumed counts the HandshakesOK that were abbreviated handshakes
+	// resuming a session from Config.Sessions (RFC 5246 §7.3).
+	Resumed uint64
+	// Replaced counts established sessions ended by a new handshake from
+	// the same peer (RFC 6347 §4.2.8: a device that restarted, or lost its
+	// session); they end without a close_notify.
+	Replaced uint64
+	// NotResumedCID counts sessions a peer offered that were not resumed
+	// because its ClientHello asked for a connection ID of its own (pion
+	// cannot give a resumed session one; see sessionGate): a full
+	// handshake instead.
+	NotResumedCID uint64
 	// Refused counts ClientHellos dropped because a limit was reached.
 	Refused uint64
 	// Garbage counts datagrams that did not start with a DTLS record.
@@ -220,6 +233,9 @@ func (s *Server) Stats() Stats {
 		Sessions: n, Handshaking: h,
 		HandshakesOK:     s.st.handshakesOK.Load(),
 		HandshakesFailed: s.st.handshakesFailed.Load(),
+		Resumed:          s.st.resumed.Load(),
+		Replaced:         s.st.replaced.Load(),
+		NotResumedCID:    s.st.notResumedCID.Load(),
 		Refused:          s.st.refused.Load(),
 		Garbage:          s.st.garbage.Load(),
 		UnknownPeer:      s.st.unknownPeer.Load(),
@@ -393,6 +409,9 @@ func (s *Server) Close() error {
 		}
 		s.mu.Unlock()
 		for _, sess := range all {
+			if s.cfg.QuietClose {
+				sess.quiet.Store(true)
+			}
 			sess.close()
 		}
 		s.cancel()
@@ -449,7 +468,7 @@ func (s *Server) route(b []byte, addr net.Addr) {
 		s.st.helloVersion.Add(1)
 	}
 	key := bearer.AddrKey(addr)
-	var target *session
+	var target, also *session
 	s.mu.Lock()
 	switch est, nxt := s.byAddr[key], s.next[key]; {
 	case ri.cid != nil:
@@ -470,8 +489,39 @@ func (s *Server) route(b []byte, addr net.Addr) {
 		target = s.newSessionLocked(addr, key, est)
 	case nxt != nil && (ri.contentType == contentHandshake || ri.contentType == contentChangeCipherSpec):
 		target = nxt
+	case nxt != nil && nxt.ccsSent.Load():
+		// The successor has sent its ChangeCipherSpec and Finished: the
+		// peer may now write under the new keys (at once after an
+		// abbreviated handshake, where the peer's Finished and its first
+		// request arrive together, before the successor has read the
+		// Finished and taken the address over). Without a CID neither
+		// header says which session a record belongs to, so both get it:
+		// the one whose keys fit decrypts it, the other drops it (DTLS
+		// drops records that fail authentication silently).
+		also = est
+		target = nxt
 	default:
 		target = est
+	}
+	if ri.clientHello && target != nil {
+		if id := helloSessionID(b); id != nil {
+			target.offered = id
+		}
+		if s.cidLen > 0 && s.cfg.Sessions != nil {
+			// Before pion reads the last fragment: it looks the
+			// session up as soon as it has the whole ClientHello.
+			if m := target.hello.add(b); m != nil {
+				target.ownCID.Store(wantsOwnCID(m))
+			}
+		}
+	}
+	dg := datagram{b: b, addr: addr}
+	var out []delivery
+	if target != nil {
+		out = s.admitLocked(target, ri, dg, out)
+	}
+	if also != nil {
+		out = s.admitLocked(also, ri, dg, out)
 	}
 	s.mu.Unlock()
 	if target == nil {
@@ -482,9 +532,55 @@ func (s *Server) route(b []byte, addr net.Addr) {
 	}
 	// No touch here: only authenticated traffic (decrypted data, our own
 	// writes) keeps a session from expiring, not datagrams anyone can spoof.
-	if !target.vc.deliver(datagram{b: b, addr: addr}) {
-		s.st.queueDrops.Add(1)
+	for _, d := range out {
+		if !d.ss.vc.deliver(d.dg) {
+			s.st.queueDrops.Add(1)
+		}
 	}
+}
+
+// delivery is a datagram for a session's virtual conn.
+type delivery struct {
+	ss *session
+	dg datagram
+}
+
+// maxHeld bounds the datagrams a handshaking session holds back (see
+// admitLocked).
+const maxHeld = 8
+
+// admitLocked appends to out what ss gets now for a datagram whose first
+// record is ri. A handshaking session gets records of the new epoch only
+// after the peer's ChangeCipherSpec: datagrams can be reordered (SMS
+// reorders freely), and pion/dtls leaves a record of the next epoch that
+// comes before the ChangeCipherSpec queued for good in an abbreviated
+// handshake (its server never reads that queue before the handshake
+// ends), so a request sent right after the peer's Finished was lost.
+// Such records wait here (at most maxHeld; more are dropped and counted
+// in Stats.QueueDrops) and follow the datagram carrying the
+// ChangeCipherSpec, in order. s.mu is held.
+func (s *Server) admitLocked(ss *session, ri recordInfo, dg datagram, out []delivery) []delivery {
+	if ss.established.Load() || ss.peerCCS {
+		return append(out, delivery{ss, dg})
+	}
+	if hasRecord(dg.b, contentChangeCipherSpec) {
+		ss.peerCCS = true
+		out = append(out, delivery{ss, dg})
+		for _, h := range ss.held {
+			out = append(out, delivery{ss, h})
+		}
+		ss.held = nil
+		return out
+	}
+	if ri.epoch > 0 || ri.contentType == contentTLS12CID {
+		if len(ss.held) >= maxHeld {
+			s.st.queueDrops.Add(1)
+			return out
+		}
+		ss.held = append(ss.held, dg)
+		return out
+	}
+	return append(out, delivery{ss, dg})
 }
 
 // newSessionLocked starts a session for addr; pred is the established
@@ -591,6 +687,9 @@ func (s *Server) janitor() {
 			s.mu.Unlock()
 			for _, sess := range stale {
 				s.st.expired.Add(1)
+				if s.cfg.QuietClose {
+					sess.quiet.Store(true)
+				}
 				s.log.Debug("dtls server: session expired", "peer", sess.addr, "identity", sess.ident.String())
 				sess.close()
 			}

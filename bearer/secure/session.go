@@ -29,6 +29,20 @@ type session struct {
 	created  time.Time
 	verified atomic.Bool // pion sent a ServerHello: the peer echoed a cookie
 	moved    atomic.Bool // a CID record came from another address
+	ccsSent  atomic.Bool // pion wrote its ChangeCipherSpec (new keys in use)
+	quiet    atomic.Bool // end without close_notify
+	resumed  bool        // an abbreviated handshake; set before established
+	// offered is the session ID the peer's ClientHello offered; peerCCS
+	// says the peer's ChangeCipherSpec was routed here, held are the
+	// datagrams of the new epoch that came before it (admitLocked). All
+	// three are guarded by srv.mu.
+	offered []byte
+	peerCCS bool
+	held    []datagram
+	hello   helloAssembler
+	// ownCID: the peer's ClientHello asks for a connection ID of its own;
+	// such a peer is not resumed (sessionGate).
+	ownCID atomic.Bool
 	// pskIdentity is the PSK identity the client presented (a string),
 	// for the failure log.
 	pskIdentity atomic.Value
@@ -48,6 +62,11 @@ type session struct {
 // until then.
 func (ss *session) closeConn() {
 	ss.connOnce.Do(func() {
+		if ss.quiet.Load() {
+			// pion's Close writes close_notify; with the vconn closed
+			// first that write fails and nothing goes out.
+			_ = ss.vc.Close()
+		}
 		if ss.conn != nil {
 			_ = ss.conn.Close()
 		}
@@ -61,6 +80,9 @@ func (ss *session) wrote(p []byte) {
 	ss.touch()
 	if !ss.verified.Load() && isServerHello(p) {
 		ss.verified.Store(true)
+	}
+	if !ss.ccsSent.Load() && hasRecord(p, contentChangeCipherSpec) {
+		ss.ccsSent.Store(true)
 	}
 }
 
@@ -126,6 +148,12 @@ func (ss *session) run() {
 	if s.cidLen > 0 {
 		opts = append(opts, dtls.WithConnectionIDGenerator(ss.cidGen))
 	}
+	if s.cfg.SkipHelloVerify {
+		opts = append(opts, dtls.WithInsecureSkipVerifyHello(true))
+	}
+	if s.cfg.Sessions != nil && s.cidLen > 0 {
+		opts = append(opts, dtls.WithSessionStore(sessionGate{s.cfg.Sessions, ss}))
+	}
 	conn, err := dtls.ServerWithOptions(ss.vc, ss.addr, opts...)
 	if err != nil {
 		s.st.handshakesFailed.Add(1)
@@ -166,6 +194,7 @@ func (ss *session) run() {
 		s.mu.Unlock()
 		return
 	}
+	ss.resumed = len(ss.offered) > 0 && bytes.Equal(ss.offered, st.SessionID)
 	delete(s.half, ss)
 	s.nHandshaking--
 	ss.established.Store(true)
@@ -179,11 +208,19 @@ func (ss *session) run() {
 	}
 	s.mu.Unlock()
 	if pred != nil {
+		// The peer handshook again from the same address: it has lost
+		// or abandoned the old session, which ends without a
+		// close_notify (on SMS that alert is an SMS nobody can read).
+		pred.quiet.Store(true)
 		pred.close()
+		s.st.replaced.Add(1)
 	}
 	s.st.handshakesOK.Add(1)
+	if ss.resumed {
+		s.st.resumed.Add(1)
+	}
 	s.log.Debug("dtls server: session established", "peer", ss.addr, "identity", ss.ident.String(),
-		"suite", dtls.CipherSuiteName(st.CipherSuiteID), "cid", len(ss.cid) > 0)
+		"suite", dtls.CipherSuiteName(st.CipherSuiteID), "cid", len(ss.cid) > 0, "resumed", ss.resumed)
 	ss.touch()
 
 	go func() {
@@ -268,3 +305,25 @@ func (ss *session) cleanup() {
 	ss.closeConn()
 	_ = ss.vc.Close()
 }
+
+// sessionGate is a server session's view of the SessionCache: a peer that
+// asks for a connection ID of its own gets a full handshake instead of a
+// resumed session. pion/dtls 3.1.15 gives an abbreviated handshake no
+// connection_id extension, but keeps the CID the ClientHello asked for
+// and wraps every record it sends in it: the client, told of no CID,
+// cannot read a single answer. (Our Dial asks for no CID of its own when
+// it offers a session.)
+type sessionGate struct {
+	c  *SessionCache
+	ss *session
+}
+
+func (g sessionGate) Get(key []byte) (dtls.Session, error) {
+	if g.ss.ownCID.Load() {
+		g.ss.srv.st.notResumedCID.Add(1)
+		return dtls.Session{}, nil
+	}
+	return g.c.Get(key)
+}
+func (g sessionGate) Set(key []byte, s dtls.Session) error { return g.c.Set(key, s) }
+func (g sessionGate) Del(key []byte) error                 { return g.c.Del(key) }

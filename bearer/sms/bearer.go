@@ -150,6 +150,11 @@ type Config struct {
 	// ReadQueue bounds complete datagrams waiting for ReadFrom (default 256).
 	// A full queue holds the modems back: nothing is acknowledged meanwhile.
 	ReadQueue int
+	// SplitDTLS hands the datagrams of DTLS peers to DTLS() instead of
+	// ReadFrom (see DTLSView), so that a bearer/secure Server runs on them
+	// while the Bearer carries its NoSec and OSCORE peers. The view's
+	// queue is ReadQueue long too.
+	SplitDTLS bool
 	// OnResult receives each outbox entry's end (sent, delivered, failed,
 	// expired). Optional; must not block.
 	OnResult func(outbox.Result)
@@ -161,6 +166,10 @@ type Config struct {
 
 // Stats are the bearer's counters.
 type Stats struct {
+	// HeldForRestart counts datagrams of DTLS peers that came after the
+	// DTLS view was closed: kept in the inbox store for the next start.
+	HeldForRestart uint64
+
 	DatagramsSent, SegmentsQueued          uint64
 	DatagramsReceived, SegmentsReceived    uint64
 	StatusReports                          uint64
@@ -190,6 +199,7 @@ type counters struct {
 	budgetRejected, rateRejected                             atomic.Uint64
 	sendFailures, sendExpired, delivered, wapPushReceived    atomic.Uint64
 	loopRefused, loopDropped, budgetAlerts                   atomic.Uint64
+	heldForRestart                                           atomic.Uint64
 	repeats                                                  atomic.Uint64
 }
 
@@ -240,6 +250,7 @@ type Bearer struct {
 	usage     usageBook
 	guard     *loopGuard
 	budget    budgetWatch
+	dtls      *DTLSView // with Config.SplitDTLS
 }
 
 // New opens the bearer's state in cfg.StateDir, replays the segments that
@@ -304,6 +315,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	}
 	b.readq = make(chan received, b.cfg.ReadQueue)
 	b.rdeadline = deadline.New()
+	if cfg.SplitDTLS {
+		b.dtls = newDTLSView(b, b.cfg.ReadQueue)
+	}
 
 	var err error
 	if cfg.State != nil {
@@ -415,9 +429,10 @@ func checkMode(sec Security, p []byte) error {
 
 // WriteTo stores the datagram p for addr in the outbox and returns once it is
 // durable. Errors: ErrUnknownPeer, ErrSecurityMode, bearer.ErrTooLarge,
-// *BudgetError, *RateError, outbox.ErrFull, net.ErrClosed.
+// *BudgetError, *RateError, outbox.ErrFull, net.ErrClosed. With
+// Config.SplitDTLS, DTLS peers are written through DTLS() only.
 func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
-	return b.WriteToBefore(p, addr, time.Time{})
+	return b.writeTo(p, addr, time.Time{}, false)
 }
 
 // WriteToBefore is WriteTo for a datagram that is worth nothing after
@@ -426,6 +441,11 @@ func (b *Bearer) WriteTo(p []byte, addr net.Addr) (int, error) {
 // outbox sends the entries of different peers earliest deadline first. The
 // zero deadline is WriteTo.
 func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int, error) {
+	return b.writeTo(p, addr, deadline, false)
+}
+
+// writeTo is WriteToBefore from the Bearer (view false) or its DTLS view.
+func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool) (int, error) {
 	if b.ctx.Err() != nil {
 		return 0, b.opErr("write", addr, net.ErrClosed)
 	}
@@ -436,6 +456,9 @@ func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int
 	peer, ok := b.peer(to)
 	if !ok {
 		return 0, b.opErr("write", addr, ErrUnknownPeer)
+	}
+	if b.isSplitDTLS(peer.Security) != view {
+		return 0, b.opErr("write", addr, modeError(peer.Security, view))
 	}
 	if err := checkMode(peer.Security, p); err != nil {
 		return 0, b.opErr("write", addr, err)
@@ -591,6 +614,8 @@ func (b *Bearer) Stats() Stats {
 	np := len(b.peers)
 	b.peersMu.RUnlock()
 	return Stats{
+		HeldForRestart: b.c.heldForRestart.Load(),
+
 		DatagramsSent: b.c.datagramsSent.Load(), SegmentsQueued: b.c.segmentsQueued.Load(),
 		DatagramsReceived: b.c.datagramsReceived.Load(), SegmentsReceived: b.c.segmentsReceived.Load(),
 		StatusReports: b.c.statusReports.Load(), DroppedUnknownPeer: b.c.droppedUnknownPeer.Load(),

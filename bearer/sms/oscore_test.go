@@ -3,9 +3,7 @@ package sms_test
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"net"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,15 +43,8 @@ func (c *countBearer) WriteTo(p []byte, a net.Addr) (int, error) {
 // the first GET again (Appendix B.1.2 Echo round trip).
 func runOSCORE(t *testing.T) oscoreRun {
 	t.Helper()
-	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
-		for k, pc := range c.Peers {
-			pc.Security = sms.SecurityOSCORE
-			c.Peers[k] = pc
-		}
-	})
-	secret := bytes.Repeat([]byte{0x5a}, 16)
-	devP := oscore.Params{MasterSecret: secret, SenderID: []byte{0x01}, RecipientID: []byte{}}
-	srvP := oscore.Params{MasterSecret: secret, SenderID: []byte{}, RecipientID: []byte{0x01}}
+	p := newPair(t, smstest.Faults{}, peersIn(sms.SecurityOSCORE))
+	devP, srvP := oscoreParams()
 	devCtx, err := oscore.NewContext(devP, oscore.NewMemoryStore(), oscore.WithTrustedReplayWindow())
 	if err != nil {
 		t.Fatal(err)
@@ -159,26 +150,4 @@ func TestOSCOREOverSMS(t *testing.T) {
 	}
 	t.Logf("OSCORE over SMS: GET %d SMS (%d bytes, NoSec %d), 500-byte PUT %d SMS (%d bytes, NoSec %d), 8 KiB Block2 %d, first GET after restart %d",
 		r.get, r.protGet, r.plainGet, r.put, r.protPut, r.plainPut, r.big, r.firstGet)
-}
-
-// TestSecurityCostTable measures, in one run, the SMS segments of the
-// same exchanges with NoSec, DTLS PSK (with its handshake; RFC 9146 CID on
-// by default) and OSCORE: the README's security cost table.
-func TestSecurityCostTable(t *testing.T) {
-	get, put, big := plainRun(t)
-	d := runDTLS(t, 140)
-	o := runOSCORE(t)
-	var b strings.Builder
-	fmt.Fprintf(&b, "\n| exchange (SMS segments, both directions) | NoSec | DTLS PSK (%s, CID) | OSCORE |\n|---|---|---|---|\n", d.suite)
-	fmt.Fprintf(&b, "| security set-up | 0 | %d (handshake) | 0 |\n", d.handshake)
-	fmt.Fprintf(&b, "| read of one resource (GET /3/0/0) | %d | %d | %d |\n", get, d.get, o.get)
-	fmt.Fprintf(&b, "| same, bytes on the SMS bearer both directions | %d | %d | %d |\n", o.plainGet, d.bytesGet, o.protGet)
-	fmt.Fprintf(&b, "| write of 500 bytes (PUT) | %d | %d | %d |\n", put, d.put, o.put)
-	fmt.Fprintf(&b, "| same, bytes on the SMS bearer both directions | %d | %d | %d |\n", o.plainPut, d.bytesPut, o.protPut)
-	fmt.Fprintf(&b, "| read of 8 KiB (Q-Block2, 1 KiB blocks) | %d | %d | %d |\n", big, d.big, o.big)
-	fmt.Fprintf(&b, "| first read after the peer restarted | %d | %d + %d (a new handshake; derived from the rows above, not measured) | %d (Echo round trip, measured) |\n", get, d.get, d.handshake, o.firstGet)
-	t.Log(b.String())
-	if o.get > get || o.put > put+1 {
-		t.Errorf("OSCORE should cost what NoSec costs, give or take a segment: GET %d vs %d, PUT %d vs %d", o.get, get, o.put, put)
-	}
 }

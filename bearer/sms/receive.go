@@ -210,8 +210,18 @@ func (b *Bearer) deliver(dg *pdu.Datagram, from Addr, sim string, ids []uint64) 
 		b.st.deleteSegments(ids)
 		return
 	}
+	q, gone := b.queueFor(peer.Security)
 	select {
-	case b.readq <- r:
+	case <-gone:
+		b.c.heldForRestart.Add(1) // the reader is gone: still stored, replayed at the next start
+		return
+	default:
+	}
+	select {
+	case q <- r:
+	case <-gone:
+		b.c.heldForRestart.Add(1) // the reader is gone: still stored, replayed at the next start
+		return
 	case <-b.ctx.Done():
 		return // still stored: replayed after the next start
 	}

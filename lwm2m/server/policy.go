@@ -18,8 +18,9 @@ import (
 //     another endpoint name.
 //  2. An endpoint name with a Binding registers only through what the
 //     binding names: its Identity (over DTLS, on any bearer), its MSISDN
-//     (over SMS, from that number), or, when the binding says NoSec and
-//     the NoSec rule allows the name, without authentication over IP.
+//     (over SMS, from that number; with SMSSecured only together with its
+//     Identity), or, when the binding says NoSec and the NoSec rule allows
+//     the name, without authentication over IP.
 //  3. A name without a Binding registers with any identity nobody bound,
 //     or unauthenticated (UDP, or SMS from a number the SMS bearer knows)
 //     when the NoSec rule allows the name.
@@ -55,6 +56,11 @@ type Binding struct {
 	// (PSKLookup); nil when keys are kept elsewhere. It grants nothing by
 	// itself.
 	PSK []byte
+	// SMSSecured says the endpoint's SMS security mode is DTLS or OSCORE
+	// (LwM2M's SMS Security Mode): over SMS it registers only with its
+	// Identity, never with its MSISDN alone. It grants nothing by itself.
+	// False keeps the number as the SMS credential (NoSec on SMS).
+	SMSSecured bool
 }
 
 // IsZero reports whether b grants nothing.
@@ -284,6 +290,8 @@ func (p *policy) bound(ep string, peer net.Addr, id bearer.Identity) error {
 	}
 	if viaSMS {
 		switch {
+		case b.SMSSecured && (id.IsZero() || b.Identity.IsZero()):
+			return forbidden("endpoint %q registers over SMS only with its security identity %s, not without", ep, b.Identity)
 		case b.MSISDN != "" && sameNumber(b.MSISDN, number):
 			return nil
 		case b.MSISDN != "":

@@ -17,6 +17,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
@@ -46,6 +47,11 @@ func smsPeer(t testing.TB, number string) policyPeer {
 	return policyPeer{"sms", a}
 }
 
+// dtlsSMSPeer is a DTLS peer over SMS: the number and the PSK identity.
+func dtlsSMSPeer(t testing.TB, number, psk string) policyPeer {
+	return policyPeer{"sms", &secure.Addr{Inner: smsPeer(t, number).addr, Identity: bearer.Identity{Mode: "psk", PSKIdentity: []byte(psk)}}}
+}
+
 // call sends one registration-interface request straight to the handler.
 func (p policyPeer) call(s *Server, code codes.Code, uri string, payload ...string) *recorder {
 	req := bearer.NewRequest(code, p.addr, uri)
@@ -69,6 +75,8 @@ func policyFixture(t testing.TB, nosec NoSecRule, opts ...Option) *Server {
 		"light-dtls-1":  {Identity: bearer.Identity{Mode: "psk", PSKIdentity: []byte("light-dtls-1")}},
 		"light-sms-1":   {MSISDN: "+491720000003"},
 		"light-queue-1": {MSISDN: "+491720000001", NoSec: true},
+		"meter-dtls-sms": {Identity: bearer.Identity{Mode: "psk", PSKIdentity: []byte("meter-dtls-sms")},
+			MSISDN: "+491720000005", SMSSecured: true},
 	} {
 		if err := sec.Set(ep, b); err != nil {
 			t.Fatal(err)
@@ -110,6 +118,9 @@ func TestPolicyRegister(t *testing.T) {
 		{"unbound name, NoSec denied", NoSecNone(), udpPeer(1), "ep=x&b=U", codes.Forbidden, "NoSec is not allowed"},
 		{"unbound name over SMS from an unbound number, NoSec denied", NoSecNone(), smsPeer(t, "+491720000099"), "ep=x&b=S", codes.Forbidden, "NoSec is not allowed"},
 		{"unbound name with an unbound identity", NoSecNone(), dtlsPeer(1, "stranger"), "ep=x&b=U", codes.Created, ""},
+		{"SMS-secured name from its number in plain", NoSecAll(), smsPeer(t, "+491720000005"), "ep=meter-dtls-sms&b=S", codes.Forbidden, "only with its security identity"},
+		{"SMS-secured name over DTLS over SMS", NoSecNone(), dtlsSMSPeer(t, "+491720000005", "meter-dtls-sms"), "ep=meter-dtls-sms&b=S", codes.Created, ""},
+		{"SMS-secured name over DTLS over SMS from another number", NoSecAll(), dtlsSMSPeer(t, "+491720000099", "meter-dtls-sms"), "ep=meter-dtls-sms&b=S", codes.Forbidden, "only from its configured number"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

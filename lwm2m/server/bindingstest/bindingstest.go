@@ -56,6 +56,10 @@ func Run(t *testing.T, f Factory) {
 			must(t, s.Set("meter-1", server.Binding{MSISDN: "00491720000001", NoSec: true}))
 			rpk := bearer.Identity{Mode: "rpk", PublicKey: []byte{0x30, 0x00, 0xff, 0x01}}
 			must(t, s.Set("cam-1", server.Binding{Identity: rpk}))
+			must(t, s.Set("meter-2", server.Binding{Identity: psk("meter-2"), MSISDN: "+491720000002", SMSSecured: true}))
+			if b, ok := s.Binding("meter-2"); !ok || !b.SMSSecured || b.MSISDN != "+491720000002" {
+				t.Fatalf("SMS security mode kept: %+v %v", b, ok)
+			}
 			if b, ok := s.Binding("pole-7"); !ok || !server.SameIdentity(b.Identity, psk("pole-7")) || !bytes.Equal(b.PSK, []byte{1, 2, 3}) {
 				t.Fatalf("Binding %+v %v", b, ok)
 			}
@@ -71,7 +75,7 @@ func Run(t *testing.T, f Factory) {
 			if ep, ok := s.EndpointOfNumber("+491720000001"); !ok || ep != "meter-1" {
 				t.Fatalf("EndpointOfNumber %q %v", ep, ok)
 			}
-			if s.Len() != 3 {
+			if s.Len() != 4 {
 				t.Fatalf("Len %d", s.Len())
 			}
 			key, err := server.PSKLookup(s)([]byte("pole-7"))

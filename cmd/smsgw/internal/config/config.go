@@ -178,6 +178,19 @@ type LwM2M struct {
 	RegisterRate     float64 `yaml:"register_rate"`
 	RegisterBurst    int     `yaml:"register_burst"`
 	MaxRegistrations int     `yaml:"max_registrations"`
+	// DTLS credentials beside the PSKs (smssecurity.go): the server's
+	// certificate and key (PEM files; a key alone is a raw public key),
+	// the CAs of device certificates, and the devices' raw public keys
+	// and certificates, each bound to its endpoint name.
+	Certificate string `yaml:"certificate"`
+	PrivateKey  string `yaml:"private_key"`
+	CA          string `yaml:"ca"`
+	RPK         []RPK  `yaml:"rpk"`
+	X509        []X509 `yaml:"x509"`
+	// DTLSSessionTTL is how long a DTLS session may be resumed with an
+	// abbreviated handshake (both listeners, UDP and SMS; sessions kept
+	// in <data_dir>/dtls-sessions.db); 0: no resumption.
+	DTLSSessionTTL time.Duration `yaml:"dtls_session_ttl"`
 }
 
 // Proxy-mode defaults of the embedded server's listeners: an external
@@ -221,6 +234,9 @@ type SMS struct {
 	// device within LoopWindow (0: no check).
 	LoopMax    int           `yaml:"loop_max"`
 	LoopWindow time.Duration `yaml:"loop_window"`
+	// DTLSIdle ends a DTLS-over-SMS session with no traffic for that long,
+	// without an alert (0: the DTLS default, 10 minutes).
+	DTLSIdle time.Duration `yaml:"dtls_idle"`
 	// StatusReports asks for a status report (an SMPP receipt) of every
 	// SMS; outbox entries then stay until reported delivered.
 	StatusReports bool `yaml:"status_reports"`
@@ -237,6 +253,9 @@ type SMSDevice struct {
 	// lwm2m.nosec allows its name; otherwise it registers only over SMS
 	// from MSISDN (or over DTLS with a PSK bound to its endpoint).
 	NoSec bool `yaml:"nosec"`
+	// Security is the device's SMS security mode: nosec, psk, rpk, x509
+	// or oscore (Config.SecurityMode says what unset means).
+	Security string `yaml:"security"`
 }
 
 // Queue configures queue mode.
@@ -269,9 +288,11 @@ type Fleet struct {
 	SMS   int `yaml:"sms"`
 	DTLS  int `yaml:"dtls"`
 	// OSCORE lights talk OSCORE over UDP, OSCORESMS over SMS only.
-	OSCORE    int           `yaml:"oscore"`
-	OSCORESMS int           `yaml:"oscore_sms"`
-	Awake     time.Duration `yaml:"awake"`
+	OSCORE    int `yaml:"oscore"`
+	OSCORESMS int `yaml:"oscore_sms"`
+	// DTLSSMS lights are SMS only and talk DTLS (PSK) over SMS.
+	DTLSSMS int           `yaml:"dtls_sms"`
+	Awake   time.Duration `yaml:"awake"`
 }
 
 // Default returns the embedded default configuration.
@@ -599,6 +620,9 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCORE+f.OSCORESMS > 100 {
 			ck.add("oscore and oscore_sms must be in 0..100", "simulator", "fleet")
 		}
+		if f.DTLSSMS < 0 || f.DTLSSMS > 100 {
+			ck.add("dtls_sms must be in 0..100", "simulator", "fleet", "dtls_sms")
+		}
 		if f.DTLS > 0 && c.LwM2M.DTLS == "" {
 			ck.add("DTLS lights need the lwm2m.dtls listener", "simulator", "fleet", "dtls")
 		}
@@ -610,6 +634,7 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		}
 	}
 	c.validateOSCORE(ck)
+	c.validateSMSSecurity(ck)
 	fw := c.Firmware
 	if fw.MaxBytes <= 0 {
 		ck.add("max_bytes must be positive", "firmware", "max_bytes")

@@ -190,6 +190,9 @@ type Device struct {
 	Wakeable   bool      `json:"wakeable"`
 	// SMSUsage is the device's SMS accounting (absent without an SMS number).
 	SMSUsage *SMSUsage `json:"sms_usage,omitempty"`
+	// Security is how the device authenticated its registration: psk,
+	// rpk, x509 (DTLS over UDP or SMS), oscore, or nosec.
+	Security string `json:"security"`
 }
 
 func (g *Gateway) device(r *registry.Registration) Device {
@@ -201,6 +204,7 @@ func (g *Gateway) device(r *registry.Registration) Device {
 	if a := r.PeerAddr(); a != nil {
 		d.Address = a.String()
 	}
+	d.Security = registrationSecurity(r)
 	return d
 }
 

@@ -38,6 +38,9 @@ const (
 	// SMS only; their contexts are generated at start, like the DTLS PSKs.
 	KindOSCORE    = "oscore"
 	KindOSCORESMS = "oscore-sms"
+	// KindDTLSSMS lights are SMS only and talk DTLS (PSK) over SMS
+	// (fleet_dtlssms.go).
+	KindDTLSSMS = "dtls-sms"
 )
 
 // Light is one simulated streetlight of the demo fleet: our LwM2M client with
@@ -58,6 +61,7 @@ type Light struct {
 	fw     *firmware.Device
 	fwBase int // updates applied before this start
 	oscSt  *oscore.BoltStore
+	dtls   *dtlsSMSLight // KindDTLSSMS
 }
 
 // PSK is a DTLS pre-shared key.
@@ -79,6 +83,7 @@ type Fleet struct {
 type FleetSpec struct {
 	UDP, Queue, SMS, DTLS int
 	OSCORE, OSCORESMS     int
+	DTLSSMS               int
 	Awake                 time.Duration
 	ServerUDP, ServerDTLS net.Addr
 	ServerSIMs            []string
@@ -102,7 +107,7 @@ func FleetPlan(s FleetSpec) []*Light {
 	add := func(kind string, n int) {
 		for i := 0; i < n; i++ {
 			l := &Light{Name: fmt.Sprintf("light-%s-%d", kind, i+1), Kind: kind}
-			if (kind == KindQueue || kind == KindSMS || kind == KindOSCORESMS) && len(s.ServerSIMs) > 0 {
+			if (kind == KindQueue || kind == KindSMS || kind == KindOSCORESMS || kind == KindDTLSSMS) && len(s.ServerSIMs) > 0 {
 				l.MSISDN = DeviceMSISDN(smsIdx)
 				l.ServerSIM = s.ServerSIMs[smsIdx%len(s.ServerSIMs)]
 				smsIdx++
@@ -116,12 +121,16 @@ func FleetPlan(s FleetSpec) []*Light {
 	add(KindDTLS, s.DTLS)
 	add(KindOSCORE, s.OSCORE)
 	add(KindOSCORESMS, s.OSCORESMS)
+	add(KindDTLSSMS, s.DTLSSMS)
 	nosc := 0
 	for _, l := range out {
-		if l.Kind == KindDTLS {
+		if l.Kind == KindDTLS || l.Kind == KindDTLSSMS {
 			key := make([]byte, 16)
 			rand.Read(key)
 			l.PSK = &PSK{Identity: l.Name, Key: key}
+			if l.Kind == KindDTLSSMS && s.StateDir != "" {
+				l.PSK.Key = lightPSK(filepath.Join(s.StateDir, l.Name), key)
+			}
 		}
 		if l.Kind == KindOSCORE || l.Kind == KindOSCORESMS {
 			dir := ""
@@ -157,7 +166,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	case KindQueue:
 		binding = "US"
 		opts = append(opts, client.WithQueueMode(), client.WithSMSNumber(l.MSISDN[1:]))
-	case KindSMS, KindOSCORESMS:
+	case KindSMS, KindOSCORESMS, KindDTLSSMS:
 		binding = "S"
 		opts = append(opts, client.WithSMSNumber(l.MSISDN[1:]))
 	}
@@ -213,6 +222,9 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		if l.OSCORE != nil {
 			mode = sms.SecurityOSCORE
 		}
+		if l.Kind == KindDTLSSMS {
+			mode = sms.SecurityDTLS
+		}
 		b, err := sms.New(tr, sms.Config{
 			StateDir: dir,
 			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: mode, SIM: l.MSISDN}},
@@ -233,11 +245,13 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 				return err
 			}
 		}
-		if l.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(c)); err != nil {
-			return err
+		if l.Kind != KindDTLSSMS { // a DTLS light's Endpoint comes with its session (startDTLSSMS)
+			if l.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(c)); err != nil {
+				return err
+			}
 		}
 	}
-	if l.Kind != KindSMS && l.Kind != KindDTLS && l.Kind != KindOSCORESMS {
+	if l.Kind != KindSMS && l.Kind != KindDTLS && l.Kind != KindOSCORESMS && l.Kind != KindDTLSSMS {
 		u, err := listenStable(dir)
 		if err != nil {
 			return err
@@ -290,6 +304,9 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			f.startDTLS(ctx, s, l)
 		}()
 		return nil
+	}
+	if l.Kind == KindDTLSSMS {
+		return f.startDTLSSMS(ctx, s, l, dir)
 	}
 	f.wg.Add(1)
 	go func() {
@@ -393,6 +410,9 @@ func (f *Fleet) Close() {
 		}
 		if l.oscSt != nil {
 			l.oscSt.Close()
+		}
+		if l.dtls != nil {
+			l.dtls.close()
 		}
 	}
 }

@@ -103,14 +103,18 @@ type Gateway struct {
 	dtlsEP     *bearer.Endpoint
 	dtls       *secure.Server
 	smsEP      *bearer.Endpoint
-	proxy      *proxy
-	psk        map[string]config.PSK // identity → entry
-	qm         *queue.Manager
-	squeue     *server.Queue
-	fleet      *Fleet
-	fw         *fw
-	models     []ModelObject   // objects loaded from lwm2m.models
-	ctx        context.Context // the gateway's life; ends at Shutdown
+	// DTLS over SMS and the session cache of both listeners (dtlssms.go).
+	dtlsSMS     *secure.Server
+	dtlsSess    *secure.SessionCache
+	dtlsMetrics bool
+	proxy       *proxy
+	psk         map[string]config.PSK // identity → entry
+	qm          *queue.Manager
+	squeue      *server.Queue
+	fleet       *Fleet
+	fw          *fw
+	models      []ModelObject   // objects loaded from lwm2m.models
+	ctx         context.Context // the gateway's life; ends at Shutdown
 
 	devMu   sync.RWMutex
 	devices map[string]config.SMSDevice // endpoint → SMS rule
@@ -251,7 +255,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, Awake: f.Awake,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -297,7 +301,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, ServerSIMs: sims(s.ServerSIMs),
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, ServerSIMs: sims(s.ServerSIMs),
 			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
@@ -306,6 +310,11 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			if l.MSISDN != "" {
 				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
 					Trigger: l.Kind == KindQueue, NoSec: l.Kind == KindQueue}
+				if l.Kind == KindDTLSSMS {
+					d := g.devices[l.Name]
+					d.Security = config.SMSPSK
+					g.devices[l.Name] = d
+				}
 			}
 		}
 	} else {
@@ -374,11 +383,12 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		if sim == "" {
 			sim = sims[0]
 		}
-		mode := sms.SecurityNoSec
-		if g.oscore[d.Endpoint] != nil {
-			mode = sms.SecurityOSCORE
+		mode := smsPeerMode(g.smsSecurity(d))
+		framing := g.framing()
+		if mode == sms.SecurityDTLS {
+			framing = sms.FramingCoAP // DTLS records go bare, never WAP-Push framed
 		}
-		peers[d.MSISDN] = sms.Peer{Security: mode, SIM: sim, Framing: g.framing()}
+		peers[d.MSISDN] = sms.Peer{Security: mode, SIM: sim, Framing: framing}
 	}
 	dir := filepath.Join(g.cfg.DataDir, "sms")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -393,7 +403,8 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 			BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
 			LoopMax: g.cfg.SMS.LoopMax, LoopWindow: g.cfg.SMS.LoopWindow, OnLoop: g.onLoop,
-			Submit: []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
+			SplitDTLS: g.dtlsOverSMS() && g.cfg.Mode != "proxy",
+			Submit:    []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
 			// 64 sends in flight keep 8 modems or an SMPP window busy (docs/smpp.md, TestWakeupThroughput).
 			Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, MaxInFlight: 64},
 			Logger: g.log.With("component", "sms"),
@@ -473,7 +484,12 @@ func (g *Gateway) startServer() (err error) {
 		if err != nil {
 			return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
 		}
-		ds, err := secure.NewServer(u, &secure.Config{PSKLookup: g.pskLookup, Logger: g.log.With("component", "dtls")})
+		dcfg, err := g.dtlsConfig("udp")
+		if err != nil {
+			u.Close()
+			return err
+		}
+		ds, err := secure.NewServer(u, dcfg)
 		if err != nil {
 			u.Close()
 			return fmt.Errorf("dtls: %w", err)
@@ -500,7 +516,7 @@ func (g *Gateway) startServer() (err error) {
 			return err
 		}
 	} else if g.smsB != nil {
-		sb, err := g.wrapOSCORE(g.smsB, "sms")
+		sb, err := g.smsServerBearer()
 		if err != nil {
 			return err
 		}
@@ -771,6 +787,9 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		g.closeSMPP()
 		if g.oscStore != nil {
 			errs = append(errs, g.oscStore.Close())
+		}
+		if g.dtlsSess != nil {
+			errs = append(errs, g.dtlsSess.Close())
 		}
 		if g.link != nil {
 			g.link.Close()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
@@ -44,7 +45,8 @@ func (g *Gateway) policyOptions() ([]server.Option, error) {
 	} else if shared != nil {
 		sec = shared
 	}
-	return []server.Option{server.WithSecurity(sec), server.WithNoSecRule(nosec), server.WithLimits(lim)}, nil
+	return []server.Option{server.WithSecurity(sec), server.WithNoSecRule(nosec), server.WithLimits(lim),
+		server.WithPeerCheck(g.smsPeerCheck)}, nil
 }
 
 // bindings builds the binding table from lwm2m.psk and lwm2m.oscore (with
@@ -65,9 +67,19 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 		b.Identity = x.Identity() // an OSCORE context authenticates one device
 		byEP[ep] = b
 	}
+	certs, err := g.certBindings() // lwm2m.rpk and lwm2m.x509 (dtlssms.go)
+	if err != nil {
+		return nil, err
+	}
+	for ep, id := range certs {
+		b := byEP[ep]
+		b.Identity = id
+		byEP[ep] = b
+	}
 	for ep, d := range g.devices {
 		b := byEP[ep]
 		b.MSISDN, b.NoSec = d.MSISDN, d.NoSec
+		b.SMSSecured = g.smsSecurity(d) != config.SMSNoSec // DTLS or OSCORE over SMS (dtlssms.go)
 		byEP[ep] = b
 	}
 	for ep, b := range byEP {

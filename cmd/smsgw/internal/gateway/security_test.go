@@ -26,13 +26,18 @@ import (
 // lwm2m.nosec decides for the other names.
 func TestGatewayPolicy(t *testing.T) {
 	cfg := config.Default()
-	cfg.LwM2M.NoSec = config.NoSec{Names: []string{"lamp-udp-*", "lamp-3"}}
+	cfg.LwM2M.NoSec = config.NoSec{Names: []string{"lamp-udp-*", "lamp-1", "lamp-2", "lamp-3"}}
 	g := &Gateway{cfg: cfg, log: slog.New(slog.DiscardHandler),
-		psk: map[string]config.PSK{"pole-7": {Identity: "pole-7", Key: "000102030405060708090a0b0c0d0e0f", Endpoint: "pole-7"}},
+		psk: map[string]config.PSK{
+			"pole-7":    {Identity: "pole-7", Key: "000102030405060708090a0b0c0d0e0f", Endpoint: "pole-7"},
+			"meter-psk": {Identity: "meter-psk", Key: "000102030405060708090a0b0c0d0e0f", Endpoint: "meter-psk"},
+		},
 		devices: map[string]config.SMSDevice{
-			"lamp-1": {Endpoint: "lamp-1", MSISDN: "+491710000001"},
-			"lamp-2": {Endpoint: "lamp-2", MSISDN: "00491710000002"}, // any form ParseMSISDN takes
-			"lamp-3": {Endpoint: "lamp-3", MSISDN: "+491710000003", NoSec: true},
+			"lamp-1":    {Endpoint: "lamp-1", MSISDN: "+491710000001"},
+			"lamp-2":    {Endpoint: "lamp-2", MSISDN: "00491710000002"}, // any form ParseMSISDN takes
+			"lamp-3":    {Endpoint: "lamp-3", MSISDN: "+491710000003", NoSec: true},
+			"lamp-4":    {Endpoint: "lamp-4", MSISDN: "+491710000004", Security: config.SMSNoSec},
+			"meter-psk": {Endpoint: "meter-psk", MSISDN: "+491710000005", Security: config.SMSPSK},
 		}}
 	opts, err := g.policyOptions()
 	if err != nil {
@@ -67,6 +72,31 @@ func TestGatewayPolicy(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := &codeRecorder{}
 			srv.Handler(tc.transport).ServeCoAP(w, bearer.NewRequest(codes.POST, tc.peer, "/rd?ep="+tc.ep+"&b=US"))
+			if w.code != tc.want {
+				t.Fatalf("code %v, want %v (%s)", w.code, tc.want, w.payload)
+			}
+		})
+	}
+	// sms.devices[].security (dtlssms.go): NoSec over SMS only where
+	// lwm2m.nosec allows the name; a DTLS device only with its identity.
+	psk := func(id string) bearer.Identity { return bearer.Identity{Mode: "psk", PSKIdentity: []byte(id)} }
+	for _, tc := range []struct {
+		name, ep, number string
+		id               bearer.Identity
+		want             codes.Code
+	}{
+		{name: "nosec SMS device outside lwm2m.nosec", ep: "lamp-4", number: "+491710000004", want: codes.Forbidden},
+		{name: "psk SMS device in plain", ep: "meter-psk", number: "+491710000005", want: codes.Forbidden},
+		{name: "psk SMS device over DTLS", ep: "meter-psk", number: "+491710000005", id: psk("meter-psk"), want: codes.Created},
+		{name: "psk SMS device with another's PSK", ep: "meter-psk", number: "+491710000005", id: psk("pole-7"), want: codes.Forbidden},
+		{name: "psk SMS device with an OSCORE identity", ep: "meter-psk", number: "+491710000005",
+			id: bearer.Identity{Mode: "oscore", OSCOREID: []byte{1}}, want: codes.Forbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := &codeRecorder{}
+			r := bearer.NewRequest(codes.POST, num(tc.number), "/rd?ep="+tc.ep+"&b=S")
+			r.Identity = tc.id
+			srv.Handler("sms").ServeCoAP(w, r)
 			if w.code != tc.want {
 				t.Fatalf("code %v, want %v (%s)", w.code, tc.want, w.payload)
 			}
