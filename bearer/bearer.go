@@ -57,7 +57,8 @@ type UnreachableReporter interface {
 // Params describes a bearer: its datagram sizes, its RFC 7252 §4.8
 // transmission parameters and a cost hint. The derived values of §4.8.2
 // (MAX_TRANSMIT_SPAN, MAX_TRANSMIT_WAIT, EXCHANGE_LIFETIME, NON_LIFETIME) are
-// methods, computed from the fields.
+// methods, computed from the fields. The zero Params describes no bearer
+// (no datagram fits): start from UDPParams or a Bearer's Params.
 type Params struct {
 	// Name is a short name of the bearer kind: "udp", "dtls+udp", "sms", ...
 	Name string

@@ -37,6 +37,9 @@ const blockHeaderRoom = 64
 //
 // The Endpoint owns one read goroutine; handlers run on a bounded number
 // of goroutines. Close or Shutdown stops everything and closes the bearer.
+//
+// The zero Endpoint is a closed one (use NewEndpoint): its requests fail
+// with ErrClosed and Done is closed.
 type Endpoint struct {
 	b        Bearer
 	p        Params

@@ -14,7 +14,8 @@ import (
 
 // Observer is the server side of an RFC 7641 observation: a remote client
 // that registered interest in a resource. Resource code sends
-// notifications with Notify until Done is closed.
+// notifications with Notify until Done is closed. The zero Observer has
+// ended: Done is closed and Notify fails with ErrObservationEnded.
 type Observer struct {
 	e     *Endpoint
 	peer  net.Addr
@@ -247,7 +248,8 @@ func (e *Endpoint) Observations() int { return e.obs.count() }
 
 // Observation is the client side of an RFC 7641 observation, made by
 // Endpoint.Observe. Notifications are delivered in order to the callback,
-// on one goroutine per observation.
+// on one goroutine per observation. The zero Observation has ended: Done
+// is closed and Cancel fails with ErrObservationEnded.
 type Observation struct {
 	e     *Endpoint
 	peer  net.Addr

@@ -31,6 +31,9 @@ var (
 	// ErrClosed is returned by operations on a Modem or Pool after Close.
 	// It is retryable: a message refused at shutdown may go after a restart.
 	ErrClosed error = &kindError{"modem: closed", true}
+	// ErrNotCreated is returned by a zero Modem or Pool (not made by
+	// Open, New or NewPool). It is permanent: a programming error.
+	ErrNotCreated error = &kindError{"modem: zero value, not made by Open, New or NewPool", false}
 	// ErrNotConnected is returned while the serial link is down (unplugged,
 	// re-opening). It is retryable.
 	ErrNotConnected error = &kindError{"modem: not connected", true}

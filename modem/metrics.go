@@ -15,6 +15,9 @@ import (
 // <ns>_modem_events_total{modem,type}, <ns>_modem_queue_length{modem,queue}.
 // The label modem is the MSISDN, so cardinality is bounded by the number of
 // SIMs; cmd is the AT command name without arguments.
+//
+// The zero PrometheusMetrics records nothing and exports nothing: use
+// NewPrometheusMetrics.
 type PrometheusMetrics struct {
 	commands *prometheus.CounterVec
 	cmdTime  *prometheus.HistogramVec
@@ -42,6 +45,9 @@ func NewPrometheusMetrics(ns string) *PrometheusMetrics {
 
 // Describe implements prometheus.Collector.
 func (p *PrometheusMetrics) Describe(ch chan<- *prometheus.Desc) {
+	if p.queue == nil {
+		return
+	}
 	p.commands.Describe(ch)
 	p.cmdTime.Describe(ch)
 	p.received.Describe(ch)
@@ -51,6 +57,9 @@ func (p *PrometheusMetrics) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (p *PrometheusMetrics) Collect(ch chan<- prometheus.Metric) {
+	if p.queue == nil {
+		return
+	}
 	p.commands.Collect(ch)
 	p.cmdTime.Collect(ch)
 	p.received.Collect(ch)
@@ -60,22 +69,34 @@ func (p *PrometheusMetrics) Collect(ch chan<- prometheus.Metric) {
 
 // Command implements Metrics.
 func (p *PrometheusMetrics) Command(modem, cmd string, d time.Duration, err error) {
+	if p.queue == nil {
+		return
+	}
 	p.commands.WithLabelValues(modem, cmd, resultLabel(err)).Inc()
 	p.cmdTime.WithLabelValues(cmd).Observe(d.Seconds())
 }
 
 // Received implements Metrics.
 func (p *PrometheusMetrics) Received(modem string, kind Kind) {
+	if p.queue == nil {
+		return
+	}
 	p.received.WithLabelValues(modem, kind.String()).Inc()
 }
 
 // Event implements Metrics.
 func (p *PrometheusMetrics) Event(modem string, t EventType) {
+	if p.queue == nil {
+		return
+	}
 	p.events.WithLabelValues(modem, t.String()).Inc()
 }
 
 // Queue implements Metrics.
 func (p *PrometheusMetrics) Queue(modem, queue string, n int) {
+	if p.queue == nil {
+		return
+	}
 	p.queue.WithLabelValues(modem, queue).Set(float64(n))
 }
 

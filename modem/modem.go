@@ -129,6 +129,9 @@ type session struct {
 // concurrent use. Commands are serialised by the at engine; URCs are
 // handled by one worker goroutine; a supervisor goroutine re-opens the link
 // when it is lost. Close stops them all.
+//
+// The zero Modem is not usable: use Open or New. Its commands fail with
+// ErrNotCreated, it is never connected, and Close does nothing.
 type Modem struct {
 	cfg     Config
 	dial    Dialer
@@ -381,6 +384,9 @@ func (m *Modem) Stats() Stats {
 // inbox that were not acknowledged stay stored in the modem (or, for direct
 // deliveries, are redelivered by the network).
 func (m *Modem) Close() error {
+	if m.closing == nil { // a zero Modem: nothing runs
+		return nil
+	}
 	m.closeMu.Do(func() {
 		close(m.closing)
 		m.endLife()
@@ -431,8 +437,12 @@ func (m *Modem) emit(t EventType, err error, detail string) {
 	}
 }
 
-// current returns the live session or ErrNotConnected / ErrClosed.
+// current returns the live session or ErrNotConnected / ErrClosed
+// (ErrNotCreated for a zero Modem).
 func (m *Modem) current() (*session, error) {
+	if m.closing == nil {
+		return nil, ErrNotCreated
+	}
 	if m.isClosing() {
 		return nil, ErrClosed
 	}

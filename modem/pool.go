@@ -141,6 +141,9 @@ type MemberStatus struct {
 // the pool picks a ready one with the least work queued, honouring each
 // member's rate limit, and fails over to another allowed SIM on a
 // retryable error. The pool owns its members: Close closes them.
+//
+// The zero Pool is not usable: use NewPool. Add and Send fail with
+// ErrNotCreated; it has no members and Close does nothing.
 type Pool struct {
 	log        *slog.Logger
 	metrics    Metrics
@@ -179,6 +182,12 @@ func NewPool(opts ...PoolOption) *Pool {
 // Add puts a modem in the pool under its MSISDN, which must be known and
 // unique.
 func (p *Pool) Add(dev Member, opts ...MemberOption) error {
+	if p.done == nil { // set once by NewPool
+		return ErrNotCreated
+	}
+	if dev == nil {
+		return errors.New("modem: Pool.Add of a nil Member")
+	}
 	msisdn := dev.MSISDN()
 	if msisdn == "" {
 		return errors.New("modem: pool member without MSISDN (set Config.MSISDN)")
@@ -344,6 +353,9 @@ func (p *Pool) sendOn(ctx context.Context, m *member, tpdu []byte) (int, error) 
 func (p *Pool) pick(allowed []string, tried map[*member]bool) (*member, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if p.done == nil {
+		return nil, ErrNotCreated
+	}
 	if p.closed {
 		return nil, ErrClosed
 	}
@@ -406,7 +418,7 @@ func (p *Pool) pick(allowed []string, tried map[*member]bool) (*member, error) {
 // Close closes every member and stops the pool's goroutines.
 func (p *Pool) Close() error {
 	p.mu.Lock()
-	if p.closed {
+	if p.closed || p.done == nil {
 		p.mu.Unlock()
 		return nil
 	}

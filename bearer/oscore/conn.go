@@ -18,7 +18,8 @@ import (
 // Addr is the address of a peer whose message was verified with an OSCORE
 // context, as ReadFrom returns it. Network and String are the inner
 // address's, so bearer.AddrKey is the same with or without OSCORE; WriteTo
-// accepts either form. It implements bearer.IdentityAddr.
+// accepts either form. It implements bearer.IdentityAddr. The zero Addr
+// has no inner address: its Network and String are "".
 type Addr struct {
 	Inner    net.Addr
 	Identity bearer.Identity
@@ -27,10 +28,18 @@ type Addr struct {
 var _ bearer.IdentityAddr = (*Addr)(nil)
 
 // Network returns the inner address's network.
-func (a *Addr) Network() string { return a.Inner.Network() }
+func (a *Addr) Network() string { return ofInner(a.Inner, net.Addr.Network) }
 
 // String returns the inner address's string.
-func (a *Addr) String() string { return a.Inner.String() }
+func (a *Addr) String() string { return ofInner(a.Inner, net.Addr.String) }
+
+// ofInner is f(inner), or "" for a zero Addr's nil inner address.
+func ofInner(inner net.Addr, f func(net.Addr) string) string {
+	if inner == nil {
+		return ""
+	}
+	return f(inner)
+}
 
 // PeerIdentity returns the OSCORE identity.
 func (a *Addr) PeerIdentity() bearer.Identity { return a.Identity }
@@ -167,6 +176,9 @@ func WithLimits(bindings, cacheEntries, cacheBytes int) ConnOption {
 //
 // It owns no goroutine but the short-lived ones re-sending an Echo retry
 // (stopped by Close).
+//
+// The zero Conn is not usable: use New. It behaves as a closed Conn whose
+// calls fail with ErrNotCreated; AddContext and BindPeer do nothing.
 type Conn struct {
 	inner  bearer.Bearer
 	params bearer.Params
@@ -347,6 +359,9 @@ func (c *Conn) indexLocked(x *Context) error {
 func (c *Conn) AddContext(x *Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.byKID == nil { // a zero Conn
+		return ErrNotCreated
+	}
 	c.unindexLocked(x.p.IDContext, x.p.RecipientID)
 	return c.indexLocked(x)
 }
@@ -355,6 +370,9 @@ func (c *Conn) AddContext(x *Context) error {
 func (c *Conn) BindPeer(peer net.Addr, x *Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.byKID == nil { // a zero Conn
+		return ErrNotCreated
+	}
 	c.unindexLocked(x.p.IDContext, x.p.RecipientID)
 	if err := c.indexLocked(x); err != nil {
 		return err
@@ -401,19 +419,40 @@ func (c *Conn) Counter(ev Event) int64 { return c.stats.Get(ev) }
 func (c *Conn) Params() bearer.Params { return c.params }
 
 // LocalAddr returns the inner bearer's local address.
-func (c *Conn) LocalAddr() net.Addr { return c.inner.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr {
+	if c.inner == nil {
+		return nil
+	}
+	return c.inner.LocalAddr()
+}
 
 // SetDeadline sets the inner bearer's deadlines.
-func (c *Conn) SetDeadline(t time.Time) error { return c.inner.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error { return c.setInner(bearer.Bearer.SetDeadline, t) }
 
 // SetReadDeadline sets the inner bearer's read deadline.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.inner.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	return c.setInner(bearer.Bearer.SetReadDeadline, t)
+}
 
 // SetWriteDeadline sets the inner bearer's write deadline.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.inner.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	return c.setInner(bearer.Bearer.SetWriteDeadline, t)
+}
+
+// setInner sets a deadline of the inner bearer (ErrNotCreated for a zero
+// Conn).
+func (c *Conn) setInner(set func(bearer.Bearer, time.Time) error, t time.Time) error {
+	if c.inner == nil {
+		return ErrNotCreated
+	}
+	return set(c.inner, t)
+}
 
 // Close stops the Echo retries and closes the inner bearer.
 func (c *Conn) Close() error {
+	if c.inner == nil { // a zero Conn: nothing runs
+		return nil
+	}
 	var err error
 	c.once.Do(func() {
 		close(c.closed)
@@ -470,6 +509,9 @@ var ErrNoContextForPeer = errors.New("oscore: no security context for peer")
 // messages go as they are; a request is protected with the peer's context;
 // a response with the context of the request it answers.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.inner == nil {
+		return 0, ErrNotCreated
+	}
 	if c.isClosed() {
 		return 0, errClosed
 	}

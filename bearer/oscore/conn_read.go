@@ -19,6 +19,9 @@ import (
 // verification never comes up: a request is answered with the RFC 8613
 // error (4.01, 4.02, 4.00) and counted, a response is dropped and counted.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.inner == nil {
+		return 0, nil, ErrNotCreated
+	}
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	for {

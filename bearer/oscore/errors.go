@@ -3,6 +3,7 @@ package oscore
 import (
 	"errors"
 	"fmt"
+	"net"
 
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 )
@@ -47,6 +48,12 @@ var (
 	// ErrNotProtected: a message that must be protected came without the
 	// OSCORE option.
 	ErrNotProtected = errors.New("oscore: message is not OSCORE-protected")
+	// ErrNotCreated is returned by a zero Conn, Context or BoltStore (not
+	// made by New, NewContext, NewBoltStore or OpenBoltStore): a zero
+	// Context has no keys and protects nothing, a zero BoltStore stores
+	// no sequence number, a zero Conn behaves as a closed one (the error
+	// wraps net.ErrClosed).
+	ErrNotCreated = fmt.Errorf("oscore: zero value, not made by its constructor: %w", net.ErrClosed)
 )
 
 // Error is a verification failure: the reason (one of the sentinels above)
@@ -74,7 +81,7 @@ func (e *Error) Unwrap() error { return e.Reason }
 // response ("Security context not found", "Replay detected", ...).
 func (e *Error) Diagnostic() string {
 	switch {
-	case errors.Is(e.Reason, ErrNoContext):
+	case errors.Is(e.Reason, ErrNoContext), errors.Is(e.Reason, ErrNotCreated):
 		return "Security context not found"
 	case errors.Is(e.Reason, ErrReplay):
 		return "Replay detected"
@@ -87,6 +94,10 @@ func (e *Error) Diagnostic() string {
 	}
 	return "Bad request"
 }
+
+// errZeroContext is what a zero Context answers to a protected message:
+// it has no keys, so no security context (4.01, as ErrNoContext).
+var errZeroContext = &Error{Code: codes.Unauthorized, Reason: ErrNotCreated, Detail: "zero Context, not made by NewContext"}
 
 func newErr(code codes.Code, reason error, format string, a ...any) *Error {
 	return &Error{Code: code, Reason: reason, Detail: fmt.Sprintf(format, a...)}

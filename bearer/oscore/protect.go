@@ -165,6 +165,9 @@ func outerMessage(m *message.Message, code codes.Code, outer message.Options, op
 // is added as an inner Echo option. With WithRederivation the keys and the
 // kid context follow Appendix B.2 (see rederive.go).
 func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*message.Message, RequestID, error) {
+	if c.store == nil {
+		return nil, RequestID{}, ErrNotCreated
+	}
 	ks, kc, phase, err := c.requestKeyset(withKIDContext)
 	if err != nil {
 		return nil, RequestID{}, err
@@ -210,6 +213,9 @@ func (c *Context) ProtectRequest(m *message.Message, withKIDContext bool) (*mess
 // otherwise the request's nonce is used and the option is empty. Outer
 // code 2.04, or 2.05 for a notification.
 func (c *Context) ProtectResponse(m *message.Message, rid RequestID, ownPIV bool) (*message.Message, error) {
+	if c.store == nil {
+		return nil, ErrNotCreated
+	}
 	ks := rid.ks
 	if ks == nil {
 		ks = c.current()
@@ -304,6 +310,9 @@ func findOption(m *message.Message) (OptionValue, bool, error) {
 // with response #1). On ErrEchoRequired the RequestID is valid: answer
 // with EchoChallenge.
 func (c *Context) UnprotectRequest(m *message.Message, opt OptionValue, now time.Time) (*message.Message, RequestID, error) {
+	if c.store == nil {
+		return nil, RequestID{}, errZeroContext
+	}
 	if len(opt.PIV) == 0 || !opt.HasKID {
 		return nil, RequestID{}, newErr(codes.BadOption, ErrBadOption, "request without Partial IV or kid")
 	}
@@ -371,6 +380,9 @@ func openRequest(ks *keyset, m *message.Message, rid RequestID) (codes.Code, mes
 // EchoChallenge returns the Echo value to send in a protected 4.01 while
 // the replay window is not initialised (Appendix B.1.2, RFC 9175 §2.4).
 func (c *Context) EchoChallenge(now time.Time) []byte {
+	if c.store == nil { // a zero Context verifies nothing
+		return nil
+	}
 	return c.echoChallenge(c.current(), now)
 }
 
@@ -385,7 +397,7 @@ func (c *Context) echoChallenge(ks *keyset, now time.Time) []byte {
 func (c *Context) ReplayWindowInitialised() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.cur.win.inited
+	return c.cur != nil && c.cur.win.inited
 }
 
 // UnprotectResponse verifies and decrypts the OSCORE response m to the
@@ -397,6 +409,9 @@ func (c *Context) ReplayWindowInitialised() bool {
 // derived from its R2 when the context has WithRederivation, refused
 // (ErrBadOption) otherwise.
 func (c *Context) UnprotectResponse(m *message.Message, opt OptionValue, rid RequestID) (*message.Message, uint64, bool, error) {
+	if c.store == nil {
+		return nil, 0, false, errZeroContext
+	}
 	r, err := c.unprotectResponse(m, opt, rid)
 	return r.msg, r.seq, r.own, err
 }

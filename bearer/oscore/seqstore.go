@@ -101,7 +101,9 @@ var (
 )
 
 // BoltStore is a SeqStore in a bbolt database (each StoreSeq is one synced
-// transaction).
+// transaction). The zero BoltStore is not usable (use OpenBoltStore or
+// NewBoltStore): its calls fail with ErrNotCreated, so a Context on it
+// protects nothing rather than reuse a sequence number.
 type BoltStore struct {
 	db  *bolt.DB
 	own bool
@@ -142,6 +144,9 @@ func OpenBoltStore(path string) (*BoltStore, error) {
 
 // LoadSeq implements SeqStore.
 func (s *BoltStore) LoadSeq(key string) (bound uint64, ok bool, err error) {
+	if s.db == nil {
+		return 0, false, ErrNotCreated
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(seqBucket).Get([]byte(key))
 		if len(v) == 8 {
@@ -154,6 +159,9 @@ func (s *BoltStore) LoadSeq(key string) (bound uint64, ok bool, err error) {
 
 // StoreSeq implements SeqStore.
 func (s *BoltStore) StoreSeq(key string, bound uint64) error {
+	if s.db == nil {
+		return ErrNotCreated
+	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], bound)
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -163,6 +171,9 @@ func (s *BoltStore) StoreSeq(key string, bound uint64) error {
 
 // LoadIDContext implements IDContextStore.
 func (s *BoltStore) LoadIDContext(origin string) (idctx []byte, ok bool, err error) {
+	if s.db == nil {
+		return nil, false, ErrNotCreated
+	}
 	err = s.db.View(func(tx *bolt.Tx) error {
 		if v := tx.Bucket(idctxBucket).Get([]byte(origin)); v != nil {
 			idctx, ok = append([]byte{}, v...), true
@@ -174,6 +185,9 @@ func (s *BoltStore) LoadIDContext(origin string) (idctx []byte, ok bool, err err
 
 // SwitchIDContext implements IDContextStore: one synced transaction.
 func (s *BoltStore) SwitchIDContext(origin string, idctx []byte, seqKey string, bound uint64, retired string) error {
+	if s.db == nil {
+		return ErrNotCreated
+	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], bound)
 	return s.db.Update(func(tx *bolt.Tx) error {
@@ -193,7 +207,7 @@ func (s *BoltStore) SwitchIDContext(origin string, idctx []byte, seqKey string, 
 
 // Close closes the database if OpenBoltStore opened it.
 func (s *BoltStore) Close() error {
-	if s.own {
+	if s.own && s.db != nil {
 		return s.db.Close()
 	}
 	return nil

@@ -9,7 +9,8 @@ import (
 // Addr is the address of an authenticated DTLS peer, as ReadFrom returns it.
 // Network and String are those of the inner bearer's address, so a peer has
 // the same bearer.AddrKey whether or not it came through this layer; WriteTo
-// accepts either form. It implements bearer.IdentityAddr.
+// accepts either form. It implements bearer.IdentityAddr. The zero Addr
+// has no inner address: its Network and String are "".
 type Addr struct {
 	// Inner is the peer's address on the inner bearer.
 	Inner net.Addr

@@ -17,6 +17,9 @@ import (
 // single peer, the server it handshook with. ReadFrom returns decrypted
 // datagrams from that server with an *Addr carrying the server's identity;
 // WriteTo accepts only that server's address.
+//
+// The zero Conn is not usable: use Dial. It behaves as a closed Conn whose
+// calls fail with ErrNotCreated.
 type Conn struct {
 	inner  bearer.Bearer
 	peer   net.Addr
@@ -210,6 +213,9 @@ func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 // error wrapping io.EOF; Dial again for a new session. After Close it
 // returns ErrClosed.
 func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if c.conn == nil {
+		return 0, nil, ErrNotCreated
+	}
 	n, err := c.conn.Read(p)
 	if err != nil {
 		if c.closing.Load() {
@@ -223,6 +229,9 @@ func (c *Conn) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // WriteTo encrypts p to the server; addr must be the server's address.
 func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if c.conn == nil {
+		return 0, ErrNotCreated
+	}
 	if len(p) > c.params.MaxDatagram {
 		return 0, fmt.Errorf("secure: %d bytes > %d: %w", len(p), c.params.MaxDatagram, bearer.ErrTooLarge)
 	}
@@ -243,7 +252,7 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 // Close sends close_notify (not with Config.QuietClose), closes the
 // session and the inner bearer.
 func (c *Conn) Close() error {
-	if c.closing.Swap(true) {
+	if c.conn == nil || c.closing.Swap(true) {
 		return nil
 	}
 	if c.quiet {
@@ -255,13 +264,33 @@ func (c *Conn) Close() error {
 }
 
 // LocalAddr returns the inner bearer's local address.
-func (c *Conn) LocalAddr() net.Addr { return c.inner.LocalAddr() }
+func (c *Conn) LocalAddr() net.Addr {
+	if c.inner == nil {
+		return nil
+	}
+	return c.inner.LocalAddr()
+}
 
 // SetDeadline sets the read and write deadlines.
-func (c *Conn) SetDeadline(t time.Time) error { return c.conn.SetDeadline(t) }
+func (c *Conn) SetDeadline(t time.Time) error {
+	if c.conn == nil {
+		return ErrNotCreated
+	}
+	return c.conn.SetDeadline(t)
+}
 
 // SetReadDeadline sets the deadline of ReadFrom.
-func (c *Conn) SetReadDeadline(t time.Time) error { return c.conn.SetReadDeadline(t) }
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	if c.conn == nil {
+		return ErrNotCreated
+	}
+	return c.conn.SetReadDeadline(t)
+}
 
 // SetWriteDeadline sets the deadline of WriteTo.
-func (c *Conn) SetWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.conn == nil {
+		return ErrNotCreated
+	}
+	return c.conn.SetWriteDeadline(t)
+}

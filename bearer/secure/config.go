@@ -52,6 +52,10 @@ var (
 	// ErrClosed is returned by operations on a closed Server or Conn; it
 	// wraps net.ErrClosed.
 	ErrClosed = fmt.Errorf("secure: closed: %w", netErrClosed)
+	// ErrNotCreated is returned by a zero Server or Conn (not made by
+	// NewServer or Dial), which behaves as a closed one: it wraps
+	// ErrClosed.
+	ErrNotCreated = fmt.Errorf("%w (zero value, not made by NewServer or Dial)", ErrClosed)
 )
 
 // Config configures a Server or a client Conn. The zero value of every knob

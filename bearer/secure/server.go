@@ -29,6 +29,9 @@ import (
 // address starts a new session (pion/dtls answers it with a
 // HelloVerifyRequest cookie before any costly work). Malformed datagrams and
 // records for no session are dropped and counted in Stats.
+//
+// The zero Server is not usable: use NewServer. It behaves as a closed
+// Server whose calls fail with ErrNotCreated.
 type Server struct {
 	inner  bearer.Bearer
 	cfg    Config
@@ -222,7 +225,12 @@ func Overhead(cfg *Config, server bool) int {
 func (s *Server) Params() bearer.Params { return s.params }
 
 // LocalAddr returns the inner bearer's local address.
-func (s *Server) LocalAddr() net.Addr { return s.inner.LocalAddr() }
+func (s *Server) LocalAddr() net.Addr {
+	if s.inner == nil {
+		return nil
+	}
+	return s.inner.LocalAddr()
+}
 
 // Stats returns a snapshot of the counters.
 func (s *Server) Stats() Stats {
@@ -265,6 +273,9 @@ func (s *Server) logFailure(msg string, args ...any) {
 // A datagram longer than p is truncated and an error wrapping
 // io.ErrShortBuffer is returned with it.
 func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
+	if s.done == nil {
+		return 0, nil, ErrNotCreated
+	}
 	select {
 	case d := <-s.incoming:
 		n := copy(p, d.b)
@@ -289,6 +300,9 @@ func (s *Server) ReadFrom(p []byte) (int, net.Addr, error) {
 // CloseSession or by the peer, or ending while p was being written — and
 // bearer.ErrTooLarge when p exceeds Params().MaxDatagram.
 func (s *Server) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if s.done == nil {
+		return 0, ErrNotCreated
+	}
 	if len(p) > s.params.MaxDatagram {
 		return 0, fmt.Errorf("secure: %d bytes > %d: %w", len(p), s.params.MaxDatagram, bearer.ErrTooLarge)
 	}
@@ -386,10 +400,19 @@ func (s *Server) SetDeadline(t time.Time) error {
 }
 
 // SetReadDeadline sets the deadline of ReadFrom calls, pending ones included.
-func (s *Server) SetReadDeadline(t time.Time) error { s.rd.set(t); return nil }
+func (s *Server) SetReadDeadline(t time.Time) error {
+	if s.done == nil {
+		return ErrNotCreated
+	}
+	s.rd.set(t)
+	return nil
+}
 
 // SetWriteDeadline sets the deadline checked by WriteTo.
 func (s *Server) SetWriteDeadline(t time.Time) error {
+	if s.done == nil {
+		return ErrNotCreated
+	}
 	s.wdMu.Lock()
 	s.wd = t
 	s.wdMu.Unlock()
@@ -399,6 +422,9 @@ func (s *Server) SetWriteDeadline(t time.Time) error {
 // Close sends close_notify to every established peer, closes all sessions
 // and the inner bearer, and waits for the Server's goroutines to stop.
 func (s *Server) Close() error {
+	if s.done == nil { // a zero Server: nothing runs
+		return nil
+	}
 	var err error
 	s.once.Do(func() {
 		s.mu.Lock()

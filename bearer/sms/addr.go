@@ -121,7 +121,8 @@ func ParseLwM2M(s string) (Addr, error) {
 }
 
 // Numbering resolves national numbers: a number starting with the trunk
-// prefix (default "0") becomes +<CountryCode><rest>.
+// prefix (default "0") becomes +<CountryCode><rest>. The zero Numbering has
+// no country code: Parse refuses national numbers.
 type Numbering struct {
 	// CountryCode is the E.164 country code, digits only, e.g. "49".
 	CountryCode string

@@ -116,9 +116,11 @@ type Config struct {
 	// Outbox bounds the durable outbox; Worker tunes its sender.
 	Outbox outbox.Limits
 	Worker outbox.WorkerConfig
-	// DailyBudgetPerDevice and DailyBudget cap SMS segments sent per peer
-	// and in all per UTC day; 0 is unlimited.
-	DailyBudgetPerDevice, DailyBudget int
+	// DailyBudgetPerDevice and DailyBudget cap the SMS segments sent per
+	// peer and in all per UTC day: nil is unlimited, new(0) no SMS at all
+	// (every send fails with a *BudgetError), new(n) n segments; negative
+	// is refused by New. A budget of 0 is never read as "unlimited".
+	DailyBudgetPerDevice, DailyBudget *int
 	// BudgetWarnRatio is the share of a daily budget whose crossing is
 	// reported to OnBudget (default 0.8; negative: never). OnBudget also
 	// hears of the day's first refusal of each budget. Optional; must
@@ -214,6 +216,10 @@ type received struct {
 // WriteTo returns once the datagram is stored in the durable outbox; inbound
 // SMS are stored before they are acknowledged to the modem and removed once
 // the complete datagram is handed to ReadFrom.
+//
+// The zero Bearer is not usable: use New. It behaves as a closed Bearer:
+// reads, writes, deadlines and AddPeer fail with errors wrapping
+// ErrNotCreated (and net.ErrClosed), Close does nothing.
 type Bearer struct {
 	cfg    Config
 	params bearer.Params
@@ -262,6 +268,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	}
 	if cfg.StateDir == "" {
 		return nil, errors.New("sms: Config.StateDir is required (the outbox and inbox are durable)")
+	}
+	if err := ownBudgets(&cfg); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("sms: state dir: %w", err)
@@ -364,6 +373,9 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 
 // AddPeer configures (or reconfigures) the peer with MSISDN number.
 func (b *Bearer) AddPeer(number string, p Peer) error {
+	if b.peers == nil {
+		return ErrNotCreated
+	}
 	a, err := b.parse(number)
 	if err != nil {
 		return err
@@ -446,6 +458,9 @@ func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int
 
 // writeTo is WriteToBefore from the Bearer (view false) or its DTLS view.
 func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool) (int, error) {
+	if b.ctx == nil {
+		return 0, b.opErr("write", addr, ErrNotCreated)
+	}
 	if b.ctx.Err() != nil {
 		return 0, b.opErr("write", addr, net.ErrClosed)
 	}
@@ -502,7 +517,7 @@ func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool)
 		return 0, b.opErr("write", addr, &LoopError{Peer: to.String(), Count: n, Window: b.guard.window})
 	}
 	day := now.UTC().Format(time.DateOnly)
-	dev, dep, err := b.st.spend(day, to.String(), len(segs), b.cfg.DailyBudgetPerDevice, b.cfg.DailyBudget)
+	dev, dep, err := b.spend(day, to.String(), len(segs))
 	if err != nil {
 		var be *BudgetError
 		if errors.As(err, &be) {
@@ -513,11 +528,11 @@ func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool)
 		}
 		return 0, b.opErr("write", addr, err)
 	}
-	if b.budget.crossed(dev-len(segs), dev, b.cfg.DailyBudgetPerDevice) && b.budget.once(day, "device|"+to.String()) {
-		b.budgetAlert(BudgetAlert{Scope: "device", Peer: to.String(), Used: dev, Limit: b.cfg.DailyBudgetPerDevice})
+	if b.budget.crossed(dev-len(segs), dev, limitOf(b.cfg.DailyBudgetPerDevice)) && b.budget.once(day, "device|"+to.String()) {
+		b.budgetAlert(BudgetAlert{Scope: "device", Peer: to.String(), Used: dev, Limit: limitOf(b.cfg.DailyBudgetPerDevice)})
 	}
-	if b.budget.crossed(dep-len(segs), dep, b.cfg.DailyBudget) && b.budget.once(day, "deployment|") {
-		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: b.cfg.DailyBudget})
+	if b.budget.crossed(dep-len(segs), dep, limitOf(b.cfg.DailyBudget)) && b.budget.once(day, "deployment|") {
+		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: limitOf(b.cfg.DailyBudget)})
 	}
 	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport, Expires: deadline}
 	for _, s := range segs {
@@ -573,6 +588,9 @@ func (b *Bearer) ReadFrom(p []byte) (int, net.Addr, error) {
 
 // ReadFromForm is ReadFrom that also says how the datagram was framed.
 func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
+	if b.ctx == nil {
+		return 0, Addr{}, 0, b.opErr("read", nil, ErrNotCreated)
+	}
 	select {
 	case r := <-b.readq:
 		n := copy(p, r.data)
@@ -591,7 +609,13 @@ func (b *Bearer) ReadFromForm(p []byte) (int, Addr, pdu.TriggerForm, error) {
 func (b *Bearer) SetDeadline(t time.Time) error { return b.SetReadDeadline(t) }
 
 // SetReadDeadline sets the deadline for ReadFrom.
-func (b *Bearer) SetReadDeadline(t time.Time) error { b.rdeadline.Set(t); return nil }
+func (b *Bearer) SetReadDeadline(t time.Time) error {
+	if b.rdeadline == nil {
+		return b.opErr("set deadline", nil, ErrNotCreated)
+	}
+	b.rdeadline.Set(t)
+	return nil
+}
 
 // SetWriteDeadline is accepted and ignored: WriteTo waits only for a local
 // fsync.
@@ -600,6 +624,9 @@ func (b *Bearer) SetWriteDeadline(time.Time) error { return nil }
 // Close stops the receive loop and the outbox worker and closes the state
 // files. Stored datagrams stay in the outbox and go out after the next New.
 func (b *Bearer) Close() error {
+	if b.cancel == nil { // a zero Bearer: nothing runs
+		return nil
+	}
 	b.closeOnce.Do(func() {
 		b.cancel()
 		b.wg.Wait()
@@ -610,6 +637,9 @@ func (b *Bearer) Close() error {
 
 // Stats returns the bearer's counters.
 func (b *Bearer) Stats() Stats {
+	if b.ob == nil { // a zero Bearer
+		return Stats{}
+	}
 	b.peersMu.RLock()
 	np := len(b.peers)
 	b.peersMu.RUnlock()
@@ -646,6 +676,9 @@ var _ bearer.Backlogger = (*Bearer)(nil)
 // BudgetUsed returns the SMS segments spent today for peer ("" for the
 // whole deployment).
 func (b *Bearer) BudgetUsed(peer string) (int, error) {
+	if b.st == nil {
+		return 0, ErrNotCreated
+	}
 	who := deploymentKey
 	if peer != "" {
 		a, err := b.parse(peer)

@@ -280,7 +280,7 @@ func TestUnknownSenderDropped(t *testing.T) {
 func TestWriteErrors(t *testing.T) {
 	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
 		if side == "server" {
-			c.DailyBudgetPerDevice = 3
+			c.DailyBudgetPerDevice = new(3)
 			c.Peers["+491710000003"] = sms.Peer{Security: sms.SecurityDTLS}
 		}
 	})

@@ -3,6 +3,7 @@ package sms
 import (
 	"errors"
 	"fmt"
+	"net"
 	"time"
 )
 
@@ -22,6 +23,10 @@ var (
 	ErrTooManyPeers = errors.New("sms: too many peers")
 	// ErrLoop is matched by *LoopError.
 	ErrLoop = errors.New("sms: loop of identical SMS refused")
+	// ErrNotCreated is wrapped by the errors of a zero Bearer or
+	// BoltState (not made by New or OpenBoltState). It matches
+	// net.ErrClosed too: a zero value behaves as a closed one.
+	ErrNotCreated = fmt.Errorf("%w: zero value, not made by New or OpenBoltState", net.ErrClosed)
 )
 
 // BudgetError says which daily SMS budget a send would exceed.

@@ -1,6 +1,7 @@
 package sms
 
 import (
+	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -148,4 +149,43 @@ func (w *budgetWatch) crossed(before, after, limit int) bool {
 	}
 	warn := int(float64(limit)*w.ratio + 0.999)
 	return before < warn && after >= warn
+}
+
+// ownBudgets checks cfg's daily budgets and gives the bearer its own
+// copies (the caller's variables may change afterwards).
+func ownBudgets(cfg *Config) error {
+	for _, p := range []**int{&cfg.DailyBudgetPerDevice, &cfg.DailyBudget} {
+		if *p == nil {
+			continue
+		}
+		if **p < 0 {
+			return fmt.Errorf("sms: daily budget %d is negative (nil: unlimited, new(0): no SMS)", **p)
+		}
+		*p = new(**p)
+	}
+	return nil
+}
+
+// limitOf is a budget as the StateStore takes it: 0 is unlimited.
+func limitOf(budget *int) int {
+	if budget == nil {
+		return 0
+	}
+	return *budget
+}
+
+// spend takes n segments for peer from the budgets of day. A budget of
+// new(0) refuses every send here: the StateStore reads a limit of 0 as
+// unlimited.
+func (b *Bearer) spend(day, peer string, n int) (int, int, error) {
+	for _, z := range []struct {
+		scope  string
+		budget *int
+		who    string
+	}{{"device", b.cfg.DailyBudgetPerDevice, peer}, {"deployment", b.cfg.DailyBudget, deploymentKey}} {
+		if z.budget != nil && *z.budget == 0 {
+			return 0, 0, &BudgetError{Scope: z.scope, Peer: peer, Limit: 0, Used: b.st.used(day, z.who), Need: n}
+		}
+	}
+	return b.st.spend(day, peer, n, limitOf(b.cfg.DailyBudgetPerDevice), limitOf(b.cfg.DailyBudget))
 }

@@ -98,7 +98,7 @@ func TestBudgetAlerts(t *testing.T) {
 	var mu sync.Mutex
 	var alerts []sms.BudgetAlert
 	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
-		c.DailyBudgetPerDevice, c.DailyBudget = 5, 1000
+		c.DailyBudgetPerDevice, c.DailyBudget = new(5), new(1000)
 		c.OnBudget = func(a sms.BudgetAlert) { mu.Lock(); alerts = append(alerts, a); mu.Unlock() }
 	})
 	srv := mustAddr(t, serverNum)

@@ -13,7 +13,8 @@ import (
 // BoltState is the bearer's own durable state in one bbolt file beside the
 // outbox (sms-state.db), the default StateStore: received segments not yet
 // handed on (the inbox) and the SMS budget counters of the current day.
-// Every write is one fsync'd transaction.
+// Every write is one fsync'd transaction. The zero BoltState is not
+// usable (use OpenBoltState): its calls fail with ErrNotCreated.
 type BoltState struct {
 	db      *bolt.DB
 	mu      sync.Mutex // serialises budget check-and-add
@@ -26,7 +27,7 @@ var (
 )
 
 // errStateNotOpen is returned by a zero BoltState.
-var errStateNotOpen = errors.New("sms: state store not opened (OpenBoltState)")
+var errStateNotOpen = ErrNotCreated
 
 // errCorruptState is wrapped when a stored record cannot be read.
 var errCorruptState = errors.New("sms: corrupt state record")

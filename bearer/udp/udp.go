@@ -372,6 +372,9 @@ func (c *Conn) OnUnreachable(fn func(peer net.Addr)) bool {
 		c.unreach.Store(nil)
 		return true
 	}
+	if c.uc == nil { // a zero Conn: nothing to report
+		return false
+	}
 	if c.peer == nil && !enableRecvErr(c.uc) {
 		return false
 	}

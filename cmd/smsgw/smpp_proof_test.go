@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,8 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
+	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/gateway"
 	"github.com/m2mbearer/m2mbearer/lwm2m/firmware"
@@ -34,7 +35,7 @@ type countingLink struct {
 	*modemlink.Link
 	in   chan sms.Inbound
 	mu   sync.Mutex
-	seen map[[32]byte]int
+	seen map[string]int // userData key -> copies received
 }
 
 func (c *countingLink) Inbound() <-chan sms.Inbound { return c.in }
@@ -42,16 +43,10 @@ func (c *countingLink) Inbound() <-chan sms.Inbound { return c.in }
 func (c *countingLink) run() {
 	defer close(c.in)
 	for m := range c.Link.Inbound() {
-		if len(m.TPDU) > 0 && m.TPDU[0]&3 == 0 { // SMS-DELIVER
-			// Key on what the gateway sent: from the TP-PID on (TP-OA is
-			// fixed; TP-SCTS differs between copies, so skip its 7 octets).
-			oaLen := int(m.TPDU[1]+1)/2 + 2
-			if 1+oaLen+9 <= len(m.TPDU) {
-				k := append(append([]byte(nil), m.TPDU[1+oaLen:1+oaLen+2]...), m.TPDU[1+oaLen+9:]...)
-				c.mu.Lock()
-				c.seen[sha256.Sum256(k)]++
-				c.mu.Unlock()
-			}
+		if d, err := pdu.ParseDeliver(m.TPDU); err == nil {
+			c.mu.Lock()
+			c.seen[userData(d.UserData)]++
+			c.mu.Unlock()
 		}
 		c.in <- m
 	}
@@ -65,6 +60,55 @@ func (c *countingLink) dups() (distinct, dups int) {
 		dups += n - 1
 	}
 	return
+}
+
+// userData keys an SMS by what the gateway sent in it: its header
+// (concatenation reference and ports) and data, the same in the outbox's
+// SMS-SUBMIT, the SMSC's and the light's SMS-DELIVER.
+func userData(u pdu.UserData) string {
+	var b []byte
+	if u.HasUDH {
+		b, _ = pdu.AppendUDH(nil, u.UDH)
+	}
+	return fmt.Sprintf("%x|%x", b, u.Data)
+}
+
+func submitUserData(t *testing.T, tpdu []byte) string {
+	t.Helper()
+	s, err := pdu.ParseSubmit(tpdu)
+	if err != nil {
+		t.Fatalf("SMS-SUBMIT: %v", err)
+	}
+	return userData(s.UserData)
+}
+
+// unrecorded returns, per destination, the user data of the segments the
+// killed daemon's outbox had not recorded as accepted: the only ones it
+// sends again after a restart.
+func unrecorded(t *testing.T, path string) map[string]bool {
+	t.Helper()
+	ob, err := outbox.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ob.Close()
+	out := map[string]bool{}
+	want := ob.Stats().Entries
+	// Entry IDs come from a sequence; the outbox has no listing of its own.
+	for id, found, misses := uint64(1), 0, 0; found < want && misses < 100_000; id++ {
+		e, err := ob.Get(id)
+		if err != nil {
+			misses++
+			continue
+		}
+		found, misses = found+1, 0
+		for _, s := range e.Segments {
+			if s.State == outbox.Pending {
+				out[e.To+" "+submitUserData(t, s.TPDU)] = true
+			}
+		}
+	}
+	return out
 }
 
 func freeUDPPort(t *testing.T) string {
@@ -111,8 +155,22 @@ func TestSMPPProof(t *testing.T) {
 	n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(30 * time.Millisecond)}), sim.WithLogger(log),
 		sim.WithValidity(time.Hour, 200*time.Millisecond))
 	defer n.Close()
+	// Which connection the SMSC accepted each segment on (the daemon
+	// before the kill, or after the restart).
+	var subMu sync.Mutex
+	session := map[string][]int64{} // destination and user data -> sessions
 	srv, err := smsc.Start(smsc.Config{Network: n, Logger: log,
-		Accounts: []smsc.Account{{SystemID: "city", Password: "secret", Numbers: []string{serverNum}}}})
+		Accounts: []smsc.Account{{SystemID: "city", Password: "secret", Numbers: []string{serverNum}}},
+		OnSubmit: func(x smsc.Submitted) {
+			subMu.Lock()
+			defer subMu.Unlock()
+			for _, tp := range x.TPDUs {
+				if s, err := pdu.ParseSubmit(tp); err == nil {
+					k := x.To + " " + userData(s.UserData)
+					session[k] = append(session[k], x.Session)
+				}
+			}
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +205,7 @@ func TestSMPPProof(t *testing.T) {
 		if err := pool.Add(md); err != nil {
 			return nil, err
 		}
-		cl := &countingLink{Link: modemlink.New(pool, 0), in: make(chan sms.Inbound, 64), seen: map[[32]byte]int{}}
+		cl := &countingLink{Link: modemlink.New(pool, 0), in: make(chan sms.Inbound, 64), seen: map[string]int{}}
 		go cl.run()
 		mu.Lock()
 		links[msisdn] = cl
@@ -277,8 +335,11 @@ sms:
 	}
 
 	// SIGKILL with submits and receipts in flight: the SMSC now holds its
-	// receipts back 2 s and admits 20 submit_sm a second.
-	srv.SetFaults(smsc.Faults{ReceiptDelay: 2 * time.Second, MaxRate: 20})
+	// receipts back 2 s and admits 20 submit_sm a second, and it accepts
+	// two submits without ever answering them, as if the daemon had died
+	// between the SMSC's acceptance and its own record of it: those two
+	// are sent again after the restart, the one duplicate SMPP allows.
+	srv.SetFaults(smsc.Faults{ReceiptDelay: 2 * time.Second, MaxRate: 20, HoldResponses: 2})
 	var wg sync.WaitGroup
 	for _, l := range plan {
 		if l.Kind != gateway.KindSMS {
@@ -297,7 +358,7 @@ sms:
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		before = d.metrics()
 		if metricValue(t, before, `smsgw_smpp_state\{link="op1",what="awaiting_receipt"\}`) >= 2 &&
-			metricValue(t, before, `smsgw_sms_state\{what="outbox_entries"\}`) >= 4 {
+			metricValue(t, before, `smsgw_sms_state\{what="outbox_entries"\}`) >= 4 && srv.Stats().ResponsesHeld == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -306,9 +367,14 @@ sms:
 	}
 	d.kill()
 	wg.Wait()
+	srv.SetFaults(smsc.Faults{})
 	t.Logf("SIGKILL with %v outbox entries, %v awaiting a receipt", metricValue(t, before, `smsgw_sms_state\{what="outbox_entries"\}`),
 		metricValue(t, before, `smsgw_smpp_state\{link="op1",what="awaiting_receipt"\}`))
 
+	// What the outbox had not recorded as accepted at the kill; sessions
+	// the SMSC numbers above this one are the restarted daemon's.
+	pending := unrecorded(t, filepath.Join(data, "sms", "outbox.db"))
+	firstSession := srv.Stats().Sessions + 1
 	d2 := startDaemon(t, ctx, bin, args...)
 	defer func() {
 		if t.Failed() {
@@ -328,21 +394,46 @@ sms:
 	}
 	receipts := metricValue(t, after, `smsgw_smpp_total\{link="op1",what="receipts"\}`)
 	unknown := metricValue(t, after, `smsgw_smpp_total\{link="op1",what="receipts_unknown"\}`)
-	if receipts <= 0 || unknown != 0 {
-		t.Fatalf("after the restart: %v receipts correlated, %v unknown: %s", receipts, unknown, grepLines([]byte(after), "smsgw_smpp"))
-	}
 	distinct, dups := 0, 0
-	for _, l := range links {
+	for msisdn, l := range links {
 		a, b := l.dups()
 		distinct, dups = distinct+a, dups+b
+		// The one duplicate there may be (docs/smpp.md, "A duplicate after
+		// a crash"): a segment the SMSC accepted from the killed daemon
+		// whose acceptance its outbox had not recorded yet, sent once more
+		// by the restarted one. Anything else delivered twice is a bug.
+		l.mu.Lock()
+		for k, copies := range l.seen {
+			if copies == 1 {
+				continue
+			}
+			key := msisdn + " " + k
+			subMu.Lock()
+			ss := session[key]
+			subMu.Unlock()
+			before, after := 0, 0
+			for _, s := range ss {
+				if s < firstSession {
+					before++
+				} else {
+					after++
+				}
+			}
+			if copies != 2 || !pending[key] || before != 1 || after != 1 {
+				t.Errorf("%s received an SMS %d times: unrecorded in the outbox at the kill %v, accepted by the SMSC %d times before it and %d after the restart",
+					msisdn, copies, pending[key], before, after)
+			}
+		}
+		l.mu.Unlock()
 	}
-	// A segment the SMSC accepted in the instant before the kill, before
-	// its message_id was stored, goes out again: at most one per window slot.
-	if dups > 10 {
-		t.Fatalf("%d duplicate SMS at the lights (of %d distinct)", dups, distinct)
+	// Receipts after the restart are all correlated but those of such
+	// first copies, whose message_id the killed daemon may not have stored.
+	// The two unanswered submits are among them.
+	if receipts <= 0 || unknown < 0 || unknown > float64(dups) || dups < 2 {
+		t.Fatalf("after the restart: %v receipts correlated, %v unknown (%d duplicates): %s", receipts, unknown, dups, grepLines([]byte(after), "smsgw_smpp"))
 	}
-	t.Logf("restart: outbox drained, %v receipts correlated after it (0 unknown); lights received %d distinct SMS, %d duplicates",
-		receipts, distinct, dups)
+	t.Logf("restart: outbox drained, %v receipts correlated after it (%v unknown); lights received %d distinct SMS, %d duplicates (%d segments unrecorded at the kill)",
+		receipts, unknown, distinct, dups, len(pending))
 	// The lights answer after the restart.
 	if code, v := d2.call("GET", "/devices/light-sms-2/data/3311/0/5851?wait=60s", ""); code != 200 {
 		t.Fatalf("read after the restart: %d %v", code, v)

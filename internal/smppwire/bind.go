@@ -121,3 +121,28 @@ func ParseSubmitResp(body []byte) (*SubmitResp, error) {
 	}
 	return s, nil
 }
+
+// OutbindBody is the body of an outbind (§4.1.7.1): the SMSC's system_id and
+// the password it presents to the ESME.
+type OutbindBody struct {
+	SystemID, Password string
+}
+
+// Marshal encodes the body.
+func (o *OutbindBody) Marshal() ([]byte, error) {
+	out, err := appendCString(nil, o.SystemID, sizeSystemID)
+	if err != nil {
+		return nil, err
+	}
+	return appendCString(out, o.Password, sizePassword)
+}
+
+// ParseOutbind decodes an outbind body.
+func ParseOutbind(body []byte) (*OutbindBody, error) {
+	r := &reader{b: body}
+	o := &OutbindBody{SystemID: r.cstring("system_id", sizeSystemID), Password: r.cstring("password", sizePassword)}
+	if r.err != nil {
+		return nil, r.err
+	}
+	return o, nil
+}

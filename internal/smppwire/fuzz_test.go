@@ -21,6 +21,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(Marshal(SubmitSMResp, ROK, 4, []byte("abc\x00")))
 	f.Add(Marshal(BindTransceiverResp, ROK, 5, []byte("smsc\x00\x02\x10\x00\x01\x34")))
 	f.Add(Marshal(EnquireLink, ROK, 6, nil))
+	ob, _ := (&OutbindBody{SystemID: "smsc", Password: "secret"}).Marshal()
+	f.Add(Marshal(Outbind, ROK, 7, ob))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p, err := ReadPDU(bytes.NewReader(b), 0)
 		if err != nil {
@@ -50,6 +52,13 @@ func FuzzDecode(f *testing.F) {
 		if bd, err := ParseBind(p.Body); err == nil {
 			if _, err := bd.Marshal(); err != nil {
 				t.Fatalf("decoded bind does not re-encode: %v", err)
+			}
+		} else {
+			check(err)
+		}
+		if o, err := ParseOutbind(p.Body); err == nil {
+			if _, err := o.Marshal(); err != nil {
+				t.Fatalf("decoded outbind does not re-encode: %v", err)
 			}
 		} else {
 			check(err)

@@ -239,3 +239,35 @@ func itoa(n int) string {
 	}
 	return itoa(n/10) + string(rune('0'+n%10))
 }
+
+func TestOutbind(t *testing.T) {
+	cases := []struct {
+		name string
+		body []byte
+		want *OutbindBody
+	}{
+		{"spec fields", []byte("smsc\x00secret\x00"), &OutbindBody{SystemID: "smsc", Password: "secret"}},
+		{"empty password", []byte("smsc\x00\x00"), &OutbindBody{SystemID: "smsc"}},
+		{"password missing", []byte("smsc\x00"), nil},
+		{"system_id over 15", []byte("0123456789abcdef\x00pw\x00"), nil},
+		{"no terminator", []byte("smsc"), nil},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := ParseOutbind(c.body)
+			if c.want == nil {
+				if !errors.Is(err, ErrMalformed) {
+					t.Fatalf("err = %v, want ErrMalformed", err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got %+v, %v", got, err)
+			}
+			b, err := got.Marshal()
+			if err != nil || !bytes.Equal(b, c.body) {
+				t.Fatalf("re-encoded %q, %v", b, err)
+			}
+		})
+	}
+}

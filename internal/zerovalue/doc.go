@@ -1,10 +1,14 @@
-// Package zerovalue holds the test that keeps the zero values of the
-// library's exported types safe: for every exported struct type with
-// methods in bearer/..., lwm2m/... and modem/..., each method called on a
-// pointer to the zero value (with zero arguments) returns: it does not
-// panic and does not block. A type whose zero value is not usable must
-// refuse with an error (or do nothing); the types not yet there are listed
-// in the test's constructorOnly table, each with its constructor, and the
-// list may only shrink. TestTableComplete reads the sources, so a new
-// exported type is covered without anyone remembering to add it.
+// Package zerovalue holds the tests that keep the zero values of the
+// library's exported types safe.
+//
+// TestZeroValues calls every method of every exported struct type with
+// methods in bearer/..., lwm2m/... and modem/... on a pointer to its zero
+// value, once with zero arguments and once with non-zero ones, and fails
+// on a panic or a call that does not return. Each type's zero value either
+// works (documented "ready to use", as net/http's ServeMux) or refuses
+// every call with its package's error (ErrNotCreated, documented "not
+// usable: use New"); there is no list of exceptions. TestZeroRefusals
+// checks that the refusals carry that error, TestZeroUsable that the
+// usable ones work. TestTableComplete reads the sources, so a new exported
+// type is covered without anyone remembering to add it.
 package zerovalue

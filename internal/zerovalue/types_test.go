@@ -71,6 +71,8 @@ var zeroTypes = map[string]reflect.Type{
 	"bearer/sms/pdu.Address":               reflect.TypeFor[bearer_sms_pdu.Address](),
 	"bearer/sms/route.Mux":                 reflect.TypeFor[bearer_sms_route.Mux](),
 	"bearer/sms/smpp.Link":                 reflect.TypeFor[bearer_sms_smpp.Link](),
+	"bearer/sms/smpp.State":                reflect.TypeFor[bearer_sms_smpp.State](),
+	"bearer/sms/smpp.TLSOptions":           reflect.TypeFor[bearer_sms_smpp.TLSOptions](),
 	"bearer/sms/smpp/smsc.Server":          reflect.TypeFor[bearer_sms_smpp_smsc.Server](),
 	"bearer/sms/pdu.Concat":                reflect.TypeFor[bearer_sms_pdu.Concat](),
 	"bearer/sms/pdu.DecodeError":           reflect.TypeFor[bearer_sms_pdu.DecodeError](),

@@ -37,6 +37,9 @@ type Account struct {
 // runs the client accepts the bootstrap interface (writes to objects 0
 // and 1, Bootstrap-Delete, Bootstrap-Discover).
 func (c *Client) Bootstrap(ctx context.Context, ep *bearer.Endpoint, bs net.Addr) ([]Account, error) {
+	if c.stop == nil {
+		return nil, ErrNotCreated
+	}
 	finished := make(chan struct{})
 	c.mu.Lock()
 	if c.bsFinish != nil {

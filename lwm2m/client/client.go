@@ -49,6 +49,9 @@ import (
 
 // Client is an LwM2M client. Create it with New, add objects, give it to
 // bearer.NewEndpoint as the handler, then Start it.
+//
+// The zero Client is not usable: use New. Its calls fail with
+// ErrNotCreated, as a handler it answers 5.03, and Close does nothing.
 type Client struct {
 	name string
 	cfg  config
@@ -152,6 +155,9 @@ func (c *Client) Name() string { return c.name }
 
 // AddObject adds object id, described by the client's model, with hooks h.
 func (c *Client) AddObject(id uint16, h Handlers) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	def, ok := c.cfg.defs.Object(id)
 	if !ok {
 		return fmt.Errorf("%w: %d is not in the model", ErrNoObject, id)
@@ -293,6 +299,9 @@ func sortInts(a []int) {
 // successful Register.
 var ErrNotRegistered = errors.New("lwm2m client: not registered")
 
+// ErrNotCreated is returned by a zero Client (not made by New).
+var ErrNotCreated = errors.New("lwm2m client: zero Client, not made by New")
+
 // RegistrationError is a Register/Update/De-register the server refused.
 type RegistrationError struct {
 	Op   string
@@ -310,6 +319,9 @@ func (e *RegistrationError) Error() string {
 // retries after errors. ep must have been created with the client as its
 // handler.
 func (c *Client) Start(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	c.mu.Lock()
 	if c.started || c.closed {
 		c.mu.Unlock()
@@ -333,6 +345,9 @@ func (c *Client) Start(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) 
 
 // Register sends a Register (POST /rd) and records the location.
 func (c *Client) Register(ctx context.Context) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	c.mu.Lock()
 	ep, srv := c.ep, c.server
 	c.mu.Unlock()
@@ -527,7 +542,7 @@ func (c *Client) loop() {
 // de-register (call Deregister first) and does not close the Endpoint.
 func (c *Client) Close() error {
 	c.mu.Lock()
-	if c.closed {
+	if c.closed || c.stop == nil {
 		c.mu.Unlock()
 		return nil
 	}

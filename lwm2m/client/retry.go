@@ -159,6 +159,9 @@ func (c *Client) clock() Clock {
 // with the defaults that bounds a device refused by its server to 5
 // Register SMS (and their answers) a day.
 func (c *Client) RegisterWithRetry(ctx context.Context) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	p := c.RetryPolicy()
 	attempts := 0
 	var last error
@@ -195,6 +198,9 @@ func (c *Client) RegisterWithRetry(ctx context.Context) error {
 // 17–20) and then starts the update loop. It returns a
 // *RegistrationFailedError when the procedure gave up.
 func (c *Client) StartRetry(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	c.mu.Lock()
 	if c.started || c.closed {
 		c.mu.Unlock()

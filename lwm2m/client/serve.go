@@ -18,6 +18,10 @@ import (
 // ServeCoAP implements bearer.Handler: the device management and
 // information reporting interfaces (Core §6.3, §6.4).
 func (c *Client) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
+	if c.stop == nil { // a zero Client has no objects to serve
+		answer(w, codes.ServiceUnavailable, ErrNotCreated.Error())
+		return
+	}
 	w = &countingWriter{ResponseWriter: w, c: c, r: r}
 	c.touch()
 	if r.Path() == "/bs" && r.Code == codes.POST {

@@ -61,6 +61,9 @@ type sleeper struct {
 // cfg.Awake after the last exchange, then asleep until a trigger from
 // the server's number or the lifetime Update is due.
 func (c *Client) StartQueueMode(ctx context.Context, cfg QueueModeConfig) error {
+	if c.stop == nil {
+		return ErrNotCreated
+	}
 	if cfg.SMS == nil || cfg.SMSServer == nil {
 		return errors.New("lwm2m client: queue mode needs an SMS endpoint and the server's number")
 	}

@@ -50,13 +50,7 @@ func TestCampaignScale(t *testing.T) {
 	fleet(t, e, ls, "bl-", n)
 	t.Logf("%d lights registered in %v", n, time.Since(t0))
 	img := image(t, e, "5.0", size)
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	m, err := firmware.NewManager(db, e.upd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newManager(t, e.upd)
 	o := firmware.Options{PollInterval: 500 * time.Millisecond, DownloadTimeout: 5 * time.Minute,
 		UpdateTimeout: 5 * time.Minute, WakeTimeout: time.Minute, AwakeWindow: 10 * time.Second}
 

@@ -47,9 +47,11 @@ type Spec struct {
 	// Concurrency bounds devices updated at once (default 10).
 	Concurrency int `json:"concurrency"`
 	// Retries is the number of retries per device after a failure that
-	// may be transient (default 2); a failure the device reports for the
-	// image itself (integrity, unsupported type) is not retried.
-	Retries int `json:"retries"`
+	// may be transient: nil means DefaultRetries, new(0) none (a count of
+	// 0 is never read as "the default"); negative is refused by Create. A
+	// failure the device reports for the image itself (integrity,
+	// unsupported type) is not retried.
+	Retries *int `json:"retries"`
 	// Backoff is the wait before the first retry, doubled each time up to
 	// MaxBackoff (defaults 10 s and 10 min).
 	Backoff    time.Duration `json:"backoff"`
@@ -60,6 +62,17 @@ type Spec struct {
 	SMSBudget int `json:"sms_budget"`
 	// Options are the per-device update options (Progress is ignored).
 	Options Options `json:"options"`
+}
+
+// DefaultRetries is Spec.Retries when it is nil.
+const DefaultRetries = 2
+
+// retries is the number of retries of a stored spec (Create fills it in).
+func (s *Spec) retries() int {
+	if s.Retries == nil {
+		return DefaultRetries
+	}
+	return *s.Retries
 }
 
 // DeviceState is one device's state in a campaign, persisted before each
@@ -127,6 +140,9 @@ func WithMaxDevices(n int) ManagerOption { return func(m *Manager) { m.maxDevice
 // each step, a device whose Execute may have been sent is only checked
 // (its /3/0/3 read) and never sent the update again, and every attempt
 // starts by reading /3/0/3 and skips a device already on the version.
+//
+// The zero Manager is not usable: use NewManager. Its calls fail with
+// ErrNotCreated, List is empty and Close does nothing.
 type Manager struct {
 	store        CampaignStore
 	upd          *Updater
@@ -216,6 +232,9 @@ func (m *Manager) newRun(rec campaignRecord, devs []DeviceState) *run {
 // Close stops the running campaigns (they resume when a Manager opens the
 // database again) and waits for their workers.
 func (m *Manager) Close() error {
+	if m.stop == nil { // a zero Manager: nothing runs
+		return nil
+	}
 	m.stop()
 	m.wg.Wait()
 	return nil
@@ -223,6 +242,9 @@ func (m *Manager) Close() error {
 
 // Create resolves the spec's target, stores the campaign and starts it.
 func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
+	if m.runs == nil {
+		return "", ErrNotCreated
+	}
 	info, err := m.upd.cfg.Store.Get(spec.Image)
 	if err != nil {
 		return "", err
@@ -230,11 +252,10 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
 	if spec.Concurrency <= 0 {
 		spec.Concurrency = 10
 	}
-	if spec.Retries < 0 {
-		spec.Retries = 0
-	} else if spec.Retries == 0 {
-		spec.Retries = 2
+	if spec.Retries != nil && *spec.Retries < 0 {
+		return "", fmt.Errorf("%w: retries %d is negative (new(0): none)", ErrInvalid, *spec.Retries)
 	}
+	spec.Retries = new(spec.retries()) // stored as a number, never the caller's variable
 	if spec.Backoff <= 0 {
 		spec.Backoff = 10 * time.Second
 	}
@@ -291,6 +312,9 @@ func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
 func (m *Manager) get(id string) (*run, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.runs == nil {
+		return nil, ErrNotCreated
+	}
 	r, ok := m.runs[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: campaign %q", ErrNotFound, id)

@@ -177,7 +177,7 @@ func (r *run) device(d DeviceState) {
 			_ = r.setDevice(d, 0)
 			return
 		}
-		if d.Attempts > spec.Retries || permanent(err) || d.Step == StepUpdating || d.Step == StepRebooting {
+		if d.Attempts > spec.retries() || permanent(err) || d.Step == StepUpdating || d.Step == StepRebooting {
 			// After Execute the device may have updated: never again.
 			d.State, d.Finished = DevFailed, time.Now().UTC()
 			_ = r.setDevice(d, 0)

@@ -23,6 +23,20 @@ func openDB(t testing.TB, dir string) *bolt.DB {
 	return db
 }
 
+// newManager opens a campaign Manager on a new database; both are closed
+// at the end of the test.
+func newManager(t testing.TB, upd *firmware.Updater) *firmware.Manager {
+	t.Helper()
+	db := openDB(t, t.TempDir())
+	t.Cleanup(func() { db.Close() })
+	m, err := firmware.NewManager(db, upd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m
+}
+
 // fleet starts n lights: a third pull-or-push (IP, pulls), a third
 // push-only, a third sleeping in queue mode (woken by the test waker).
 func fleet(t testing.TB, e *env, ls *lights, prefix string, n int) []*light {
@@ -173,13 +187,7 @@ func TestCampaignCorruptImage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	m, err := firmware.NewManager(db, e.upd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newManager(t, e.upd)
 	o := fast()
 	o.AwakeWindow = 5 * time.Second
 	id, err := m.Create(t.Context(), firmware.Spec{Image: info.ID, Prefix: "bad-", Concurrency: 4, Backoff: 50 * time.Millisecond, Options: o})
@@ -206,13 +214,7 @@ func TestCampaignPauseResumeCancel(t *testing.T) {
 	n := 9
 	fleet(t, e, ls, "pr-", n)
 	img := image(t, e, "3.0", 500)
-	db := openDB(t, t.TempDir())
-	defer db.Close()
-	m, err := firmware.NewManager(db, e.upd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := newManager(t, e.upd)
 	o := fast()
 	o.AwakeWindow = 5 * time.Second
 	// Pause at once: at most Concurrency devices start.

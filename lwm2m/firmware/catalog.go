@@ -30,13 +30,18 @@ type ImageCatalog interface {
 
 // DirCatalog is the default ImageCatalog: <id>.json beside <id>.bin in
 // the image directory. Load drops (and removes) metadata whose image file
-// is missing or has another size: an upload that did not finish.
+// is missing or has another size: an upload that did not finish. The zero
+// DirCatalog has no directory: it holds nothing and Put fails with
+// ErrInvalid (it never writes to the working directory).
 type DirCatalog struct{ Dir string }
 
 var _ ImageCatalog = DirCatalog{}
 
 // Load implements ImageCatalog.
 func (c DirCatalog) Load(context.Context) ([]ImageInfo, error) {
+	if c.Dir == "" {
+		return nil, nil
+	}
 	ents, err := os.ReadDir(c.Dir)
 	if err != nil {
 		return nil, fmt.Errorf("firmware: store dir: %w", err)
@@ -68,7 +73,7 @@ func (c DirCatalog) Load(context.Context) ([]ImageInfo, error) {
 
 // Get implements ImageCatalog.
 func (c DirCatalog) Get(_ context.Context, id string) (ImageInfo, bool, error) {
-	if !validID(id) {
+	if !validID(id) || c.Dir == "" {
 		return ImageInfo{}, false, nil
 	}
 	data, err := os.ReadFile(filepath.Join(c.Dir, id+".json"))
@@ -84,6 +89,9 @@ func (c DirCatalog) Get(_ context.Context, id string) (ImageInfo, bool, error) {
 
 // Put implements ImageCatalog (fsync'd file and directory).
 func (c DirCatalog) Put(_ context.Context, info ImageInfo) error {
+	if c.Dir == "" {
+		return fmt.Errorf("%w: DirCatalog without Dir", ErrInvalid)
+	}
 	if !validID(info.ID) {
 		return fmt.Errorf("%w: image id %q", ErrInvalid, info.ID)
 	}
@@ -97,7 +105,7 @@ func (c DirCatalog) Put(_ context.Context, info ImageInfo) error {
 
 // Delete implements ImageCatalog.
 func (c DirCatalog) Delete(_ context.Context, id string) error {
-	if !validID(id) {
+	if !validID(id) || c.Dir == "" {
 		return nil
 	}
 	if err := os.Remove(filepath.Join(c.Dir, id+".json")); err != nil && !errors.Is(err, os.ErrNotExist) {

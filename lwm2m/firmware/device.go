@@ -58,6 +58,7 @@ type DeviceConfig struct {
 // URI is checked (ParsePackage: integrity failure → Update Result 5,
 // unknown format → 6); Execute /5/0/2 applies it: /3/0/3 becomes the
 // package's version and the device "reboots" by registering again.
+// The zero Device has no client: Close does nothing (use NewDevice).
 type Device struct {
 	c   *client.Client
 	cfg DeviceConfig
@@ -131,6 +132,9 @@ func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
 
 // Close stops the device's goroutines.
 func (d *Device) Close() error {
+	if d.cancel == nil { // a zero Device: nothing runs
+		return nil
+	}
 	d.mu.Lock()
 	d.closed = true
 	d.mu.Unlock()

@@ -38,6 +38,9 @@ var (
 	ErrBadPackage = errors.New("firmware: bad package")
 	// ErrIntegrity: a demo package's payload does not match its checksum.
 	ErrIntegrity = errors.New("firmware: package integrity check failed")
+	// ErrNotCreated: a zero Manager, Updater or Store (not made by
+	// NewManager, NewUpdater or OpenStore) refuses everything.
+	ErrNotCreated = errors.New("firmware: zero value, not made by NewManager, NewUpdater or OpenStore")
 )
 
 // Update Result values of /5/0/5 (LwM2M 1.1 Core, Object 5 definition).

@@ -67,6 +67,9 @@ func isSMS(transport string, p bearer.Params) bool {
 // Plan does not wake it; it plans from the registration alone when the
 // read fails).
 func (u *Updater) Plan(ctx context.Context, ep, imageID string, opts Options) (Plan, error) {
+	if u.done == nil {
+		return Plan{}, ErrNotCreated
+	}
 	info, err := u.cfg.Store.Get(imageID)
 	if err != nil {
 		return Plan{}, err

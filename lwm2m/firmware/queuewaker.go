@@ -17,6 +17,9 @@ import (
 // configuration: a registration's own "sms=" parameter is never used,
 // since anyone who can send a Register can put any number there and have
 // wake-ups sent to it at the operator's expense.
+//
+// The zero QueueWaker, without Registrations or Waker, wakes nothing: Wake
+// fails with ErrUnsupported.
 type QueueWaker struct {
 	// Waker sends the trigger (a *queue.SMSWaker).
 	Waker queue.Waker

@@ -16,7 +16,8 @@ import (
 // CoAPHandler serves stored images for pull over CoAP: GET <prefix><id>
 // answers with the image in RFC 7959 Block2 blocks. Each request reads one
 // block from the image file, so a thousand devices pulling at once hold
-// one block each, never the image.
+// one block each, never the image. The zero CoAPHandler has no store: it
+// answers 4.04 (use NewCoAPHandler).
 type CoAPHandler struct {
 	store  *Store
 	prefix string
@@ -60,7 +61,7 @@ func (h *CoAPHandler) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 		return
 	}
 	id, ok := strings.CutPrefix(r.Path(), strings.TrimSuffix(h.prefix, "/")+"/")
-	if !ok || id == "" || strings.Contains(id, "/") {
+	if !ok || id == "" || strings.Contains(id, "/") || h.store == nil {
 		_ = w.WriteResponse(codes.NotFound, nil)
 		return
 	}

@@ -54,7 +54,9 @@ func WithStoreMetrics(f func(images int, bytes int64)) StoreOption {
 }
 
 // Store keeps firmware images as files in a directory: <id>.bin holds the
-// bytes, <id>.json the ImageInfo. It is safe for concurrent use.
+// bytes, <id>.json the ImageInfo. It is safe for concurrent use. The zero
+// Store is empty and takes nothing: Put fails with ErrNotCreated (use
+// OpenStore).
 type Store struct {
 	dir       string
 	maxBytes  int64
@@ -152,6 +154,9 @@ type Upload struct {
 // the same bytes again with the same version returns the existing image,
 // with another version fails with ErrInvalid.
 func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
+	if s.images == nil {
+		return ImageInfo{}, ErrNotCreated
+	}
 	want, err := hex.DecodeString(strings.ToLower(u.SHA256))
 	if err != nil || len(want) != sha256.Size {
 		return ImageInfo{}, fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
@@ -475,7 +480,8 @@ func (s *Store) Delete(id string) error {
 }
 
 // Image is an open stored image: an io.ReaderAt over the file (no copy in
-// memory). Close it when done.
+// memory). Close it when done. The zero Image is empty: it reads io.EOF,
+// its Size is 0 and Close does nothing.
 type Image struct {
 	Info ImageInfo
 	f    *os.File
@@ -499,4 +505,36 @@ func (s *Store) Open(id string) (*Image, error) {
 }
 
 // Close closes the image file.
-func (im *Image) Close() error { return im.f.Close() }
+func (im *Image) Close() error {
+	if im.f == nil {
+		return nil
+	}
+	return im.f.Close()
+}
+
+// The io methods of a zero Image read an empty section; the others are
+// those of the embedded SectionReader.
+
+// Read implements io.Reader.
+func (im *Image) Read(p []byte) (int, error) { return im.section().Read(p) }
+
+// ReadAt implements io.ReaderAt.
+func (im *Image) ReadAt(p []byte, off int64) (int, error) { return im.section().ReadAt(p, off) }
+
+// Seek implements io.Seeker.
+func (im *Image) Seek(offset int64, whence int) (int64, error) {
+	return im.section().Seek(offset, whence)
+}
+
+// Size returns the image's size in bytes.
+func (im *Image) Size() int64 { return im.section().Size() }
+
+// Outer returns the file, offset and size of the image.
+func (im *Image) Outer() (io.ReaderAt, int64, int64) { return im.section().Outer() }
+
+func (im *Image) section() *io.SectionReader {
+	if im.SectionReader == nil {
+		return io.NewSectionReader(nil, 0, 0)
+	}
+	return im.SectionReader
+}

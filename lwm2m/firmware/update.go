@@ -111,6 +111,9 @@ const (
 
 // Updater updates the firmware of single devices. It owns one server
 // event subscription that it fans out to the updates in flight.
+//
+// The zero Updater is not usable: use NewUpdater. Its calls fail with
+// ErrNotCreated and Close does nothing.
 type Updater struct {
 	cfg Config
 	log *slog.Logger
@@ -148,6 +151,9 @@ func NewUpdater(cfg Config) (*Updater, error) {
 
 // Close ends the event subscription; updates in flight fail.
 func (u *Updater) Close() error {
+	if u.done == nil { // a zero Updater: nothing runs
+		return nil
+	}
 	select {
 	case <-u.done:
 		return nil
@@ -255,6 +261,9 @@ type Result struct {
 // device to re-register (or report Update Result 1), and check /3/0/3.
 // A failure the device reports is a *ResultError.
 func (u *Updater) Update(ctx context.Context, ep, imageID string, opts Options) (*Result, error) {
+	if u.done == nil {
+		return nil, ErrNotCreated
+	}
 	return u.update(ctx, ep, imageID, opts, nil)
 }
 
@@ -293,6 +302,9 @@ func (u *Updater) update(ctx context.Context, ep, imageID string, opts Options, 
 // Version reads device ep's /3/0/3 firmware version, waking it first
 // when it is in queue mode and a Waker is configured.
 func (u *Updater) Version(ctx context.Context, ep string, opts Options) (string, error) {
+	if u.done == nil {
+		return "", ErrNotCreated
+	}
 	opts.defaults()
 	reg, ok := u.cfg.Server.Lookup(ep)
 	if !ok {

@@ -235,7 +235,8 @@ var (
 )
 
 // Registry holds object definitions by ID. It is safe for concurrent use.
-// Registered objects must not be modified.
+// Registered objects must not be modified. The zero Registry is an empty
+// registry ready to use, as NewRegistry().
 type Registry struct {
 	mu   sync.RWMutex
 	objs map[uint16]*Object
@@ -284,6 +285,9 @@ func (r *Registry) add(o *Object, replace bool) error {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.objs == nil { // the zero Registry: NewRegistry's
+		r.objs, r.max = make(map[uint16]*Object), DefaultMaxObjects
+	}
 	if _, ok := r.objs[o.ID]; ok {
 		if !replace {
 			return fmt.Errorf("%w: %d", ErrExists, o.ID)

@@ -15,7 +15,8 @@ var bucketRequests = []byte("queue.requests")
 // BoltStore is a Store in a bbolt file: every Add, Put and Delete is one
 // fsync'd transaction, so a record is on disk before the caller learns its
 // id. Ids come from the bucket's sequence, which is part of the same
-// transaction.
+// transaction. The zero BoltStore is not usable (use OpenBoltStore or
+// NewBoltStore): its calls fail with ErrNotCreated.
 type BoltStore struct {
 	db   *bolt.DB
 	own  bool
@@ -66,6 +67,9 @@ func mapClosed(err error) error {
 
 // Add implements Store.
 func (s *BoltStore) Add(rec *Record) (uint64, error) {
+	if s.db == nil {
+		return 0, ErrNotCreated
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketRequests)
 		id, err := b.NextSequence()
@@ -84,6 +88,9 @@ func (s *BoltStore) Add(rec *Record) (uint64, error) {
 
 // Put implements Store.
 func (s *BoltStore) Put(rec *Record) error {
+	if s.db == nil {
+		return ErrNotCreated
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).Put(key(rec.ID), EncodeRecord(nil, rec))
 	})
@@ -95,6 +102,9 @@ func (s *BoltStore) Put(rec *Record) error {
 
 // Get implements Store.
 func (s *BoltStore) Get(id uint64) (*Record, error) {
+	if s.db == nil {
+		return nil, ErrNotCreated
+	}
 	var rec *Record
 	err := s.db.View(func(tx *bolt.Tx) error {
 		v := tx.Bucket(bucketRequests).Get(key(id))
@@ -113,6 +123,9 @@ func (s *BoltStore) Get(id uint64) (*Record, error) {
 
 // Delete implements Store.
 func (s *BoltStore) Delete(ids ...uint64) error {
+	if s.db == nil {
+		return ErrNotCreated
+	}
 	if len(ids) == 0 {
 		return nil
 	}
@@ -133,6 +146,9 @@ func (s *BoltStore) Delete(ids ...uint64) error {
 
 // ForEach implements Store.
 func (s *BoltStore) ForEach(fn func(*Record) error) error {
+	if s.db == nil {
+		return ErrNotCreated
+	}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketRequests).ForEach(func(k, v []byte) error {
 			rec, err := DecodeRecord(v)

@@ -199,7 +199,7 @@ func (m *Manager) fire() {
 				continue // stale
 			}
 			d.waiting, d.wakeDue = false, 0
-			if d.wakes >= m.cfg.Wake.MaxWakes {
+			if d.wakes >= *m.cfg.Wake.MaxWakes {
 				fails = append(fails, failDev{d: d, cause: d.lastWakeErr, wakes: d.wakes})
 				d.wakes, d.lastWakeErr = 0, nil
 				continue

@@ -31,6 +31,10 @@ var (
 	ErrNotFound = errors.New("queue: no such request")
 	// ErrClosed: the Manager or Store is closed.
 	ErrClosed = errors.New("queue: closed")
+	// ErrNotCreated: a zero Manager or BoltStore (not made by New,
+	// OpenBoltStore or NewBoltStore), which behaves as a closed one (it
+	// matches ErrClosed too), or a zero SMSWaker (no Conn, no Endpoint).
+	ErrNotCreated = fmt.Errorf("%w: zero value, not made by New, OpenBoltStore, NewBoltStore or NewSMSWaker", ErrClosed)
 	// ErrInvalidRequest: Enqueue of a request without endpoint, with an
 	// unknown kind, or with a past expiry.
 	ErrInvalidRequest = errors.New("queue: invalid request")

@@ -69,7 +69,7 @@ type Event struct {
 // Subscription receives events on a bounded channel. A subscriber too slow
 // to keep up loses events (counted by Dropped and the "events_dropped"
 // metric), never requests: final states are always in the Store for Get
-// and Wait.
+// and Wait. The zero Subscription is an ended one: its channel is closed.
 type Subscription struct {
 	m       *Manager
 	c       chan Event
@@ -82,7 +82,7 @@ func (m *Manager) Subscribe(buf int) *Subscription {
 	s := &Subscription{m: m, c: make(chan Event, max(buf, 1))}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
+	if m.closed || m.subs == nil { // closed, or a zero Manager
 		s.closeLocked()
 		return s
 	}
@@ -91,13 +91,23 @@ func (m *Manager) Subscribe(buf int) *Subscription {
 }
 
 // C returns the event channel; it is closed by Close or Manager.Close.
-func (s *Subscription) C() <-chan Event { return s.c }
+func (s *Subscription) C() <-chan Event {
+	if s.c == nil { // the zero Subscription has ended
+		return closedEvents
+	}
+	return s.c
+}
+
+var closedEvents = func() chan Event { c := make(chan Event); close(c); return c }()
 
 // Dropped returns how many events did not fit the channel.
 func (s *Subscription) Dropped() uint64 { return s.dropped.Load() }
 
 // Close ends the subscription.
 func (s *Subscription) Close() {
+	if s.m == nil { // the zero Subscription
+		return
+	}
 	s.m.mu.Lock()
 	defer s.m.mu.Unlock()
 	s.closeLocked()

@@ -78,7 +78,7 @@ func ExampleManager_SetDevice() {
 	m, _ := queue.New(queue.Config{
 		Store: queue.NewMemStore(), Waker: waker,
 		Executor: queue.ExecutorFunc(func(context.Context, string, *queue.Request) (*queue.Result, error) { return nil, nil }),
-		Wake:     queue.WakePolicy{Timeout: 10 * time.Millisecond, MaxWakes: 2, MinInterval: time.Millisecond},
+		Wake:     queue.WakePolicy{Timeout: 10 * time.Millisecond, MaxWakes: new(2), MinInterval: time.Millisecond},
 	})
 	defer m.Close()
 	m.SetDevice("lamp", queue.DeviceConfig{Wake: &queue.WakeTarget{MSISDN: "+491710000002", Version: "1.0", Binding: "UQS"}})

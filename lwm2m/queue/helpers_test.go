@@ -216,7 +216,7 @@ func newRig(t testing.TB, mut func(*Config)) *rig {
 	cfg := Config{
 		Store: r.store, Executor: r.fleet, Waker: r.waker, Clock: r.clk, Metrics: r.met,
 		Concurrency: 4,
-		Wake:        WakePolicy{Timeout: time.Minute, Factor: 2, MaxTimeout: 10 * time.Minute, MaxWakes: 3, MinInterval: 10 * time.Second},
+		Wake:        WakePolicy{Timeout: time.Minute, Factor: 2, MaxTimeout: 10 * time.Minute, MaxWakes: new(3), MinInterval: 10 * time.Second},
 	}
 	if mut != nil {
 		mut(&cfg)

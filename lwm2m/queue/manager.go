@@ -44,14 +44,21 @@ type Limits struct {
 // wake-ups without it, its queued requests fail with ErrNotWoken. Two
 // wake-ups of one device are at least MinInterval apart.
 type WakePolicy struct {
-	Timeout     time.Duration // default 2 min
-	Factor      float64       // default 2
-	MaxTimeout  time.Duration // default 30 min
-	MaxWakes    int           // default 4
+	Timeout    time.Duration // default 2 min
+	Factor     float64       // default 2
+	MaxTimeout time.Duration // default 30 min
+	// MaxWakes is the number of wake-ups before the requests fail: nil
+	// means DefaultMaxWakes; new(0) means none at all (no wake-up SMS, as
+	// with a nil Waker: requests wait for the device or expire); negative
+	// is refused by New. A count of 0 is never read as "the default".
+	MaxWakes    *int
 	MinInterval time.Duration // default 30 s
 	// CallTimeout bounds one Waker.Wake call (default 30 s).
 	CallTimeout time.Duration
 }
+
+// DefaultMaxWakes is WakePolicy.MaxWakes when it is nil.
+const DefaultMaxWakes = 4
 
 // Config configures a Manager. Store and Executor are required.
 type Config struct {
@@ -128,7 +135,17 @@ func (c *Config) defaults() error {
 		c.Wake.Factor = 2
 	}
 	setD(&c.Wake.MaxTimeout, 30*time.Minute)
-	setI(&c.Wake.MaxWakes, 4)
+	switch {
+	case c.Wake.MaxWakes == nil:
+		c.Wake.MaxWakes = new(DefaultMaxWakes)
+	case *c.Wake.MaxWakes < 0:
+		return fmt.Errorf("queue: Wake.MaxWakes %d is negative (new(0): no wake-ups)", *c.Wake.MaxWakes)
+	default:
+		c.Wake.MaxWakes = new(*c.Wake.MaxWakes) // the Manager's own copy
+	}
+	if *c.Wake.MaxWakes == 0 {
+		c.Waker = nil // no wake-up at all
+	}
 	setD(&c.Wake.MinInterval, 30*time.Second)
 	setD(&c.Wake.CallTimeout, 30*time.Second)
 	setD(&c.DefaultExpiry, 24*time.Hour)
@@ -216,6 +233,10 @@ type finished struct {
 // Manager is the queue-mode core: durable per-device queues, awake
 // tracking, the drain (NSTART=1 per device, Config.Concurrency devices at
 // once) and SMS wake-ups. New starts its goroutines; Close stops them.
+//
+// The zero Manager is not usable: use New. It behaves as a closed Manager
+// whose calls fail with ErrNotCreated; Seen and the other calls without an
+// error do nothing.
 type Manager struct {
 	cfg  Config
 	log  *slog.Logger
@@ -329,7 +350,7 @@ func (m *Manager) load() error {
 // get ErrClosed. The Store is not closed.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	if m.closed {
+	if m.closed || m.devices == nil {
 		m.mu.Unlock()
 		return nil
 	}
@@ -355,6 +376,9 @@ func (m *Manager) Close() error {
 func (m *Manager) Enqueue(ctx context.Context, req Request) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if m.devices == nil {
+		return 0, ErrNotCreated
 	}
 	now := m.clk.Now()
 	if req.Endpoint == "" || !req.Kind.Valid() {
@@ -451,6 +475,9 @@ var ErrInProgress = errors.New("queue: request already sent")
 // waiters and subscribers. Errors: ErrNotFound, ErrInProgress (being
 // executed now), or a *RequestError of a request already final.
 func (m *Manager) Cancel(id uint64) error {
+	if m.devices == nil {
+		return ErrNotCreated
+	}
 	rec, err := m.cfg.Store.Get(id)
 	if err != nil {
 		return err
@@ -481,6 +508,9 @@ func (m *Manager) Cancel(id uint64) error {
 // Get returns the stored record of a request: its state, and its result or
 // error once final. ErrNotFound after the retention.
 func (m *Manager) Get(id uint64) (*Record, error) {
+	if m.devices == nil {
+		return nil, ErrNotCreated
+	}
 	return m.cfg.Store.Get(id)
 }
 
@@ -490,6 +520,9 @@ func (m *Manager) Get(id uint64) (*Record, error) {
 // while this Manager runs it unwraps to the original cause, e.g. an
 // sms.BudgetError).
 func (m *Manager) Wait(ctx context.Context, id uint64) (*Record, error) {
+	if m.devices == nil {
+		return nil, ErrNotCreated
+	}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -544,6 +577,9 @@ func (m *Manager) Wait(ctx context.Context, id uint64) (*Record, error) {
 // window and how to wake it). The LwM2M server calls it on Register and
 // Update. A device with queued work that is now wakeable gets a wake-up.
 func (m *Manager) SetDevice(ep string, cfg DeviceConfig) error {
+	if m.devices == nil {
+		return ErrNotCreated
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.closed {
@@ -563,6 +599,9 @@ func (m *Manager) SetDevice(ep string, cfg DeviceConfig) error {
 // anything the device sends (Register, Update, a notification, a request).
 // A device with queued work starts draining.
 func (m *Manager) Seen(ep string, window time.Duration) {
+	if m.devices == nil { // a zero Manager
+		return
+	}
 	now := m.clk.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()

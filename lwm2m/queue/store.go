@@ -32,7 +32,7 @@ type Store interface {
 
 // MemStore is an in-memory Store: fast, not durable across a process
 // restart. Records are kept encoded, so a caller never shares memory with
-// the store.
+// the store. The zero MemStore is an empty store ready to use.
 type MemStore struct {
 	mu     sync.Mutex
 	seq    uint64
@@ -50,6 +50,9 @@ func (s *MemStore) Add(rec *Record) (uint64, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
+	if s.recs == nil { // the zero MemStore
+		s.recs = make(map[uint64][]byte)
+	}
 	s.seq++
 	rec.ID = s.seq
 	rec.Attempt.ID = rec.ID
@@ -63,6 +66,9 @@ func (s *MemStore) Put(rec *Record) error {
 	defer s.mu.Unlock()
 	if s.closed {
 		return ErrClosed
+	}
+	if s.recs == nil { // the zero MemStore
+		s.recs = make(map[uint64][]byte)
 	}
 	s.recs[rec.ID] = EncodeRecord(nil, rec)
 	return nil

@@ -19,7 +19,8 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 )
 
-// WakeTarget says how to wake one device by SMS.
+// WakeTarget says how to wake one device by SMS. The zero WakeTarget
+// names no number: Wake fails with ErrBadTarget.
 type WakeTarget struct {
 	// MSISDN is the device's number (any form sms.ParseMSISDN accepts;
 	// the "sms=" registration parameter or configuration).
@@ -180,6 +181,9 @@ type PeerSetter interface {
 // trigger goes through it (Firer), so that the answer of a device that
 // ignores the No-Response option is matched and dropped rather than reset:
 // a wake-up then costs one SMS, or two with such a device, never three.
+//
+// The zero SMSWaker has neither: Wake fails with ErrNotCreated (use
+// NewSMSWaker or set Conn or Endpoint).
 type SMSWaker struct {
 	Conn     net.PacketConn
 	Peers    PeerSetter
@@ -202,6 +206,9 @@ func NewSMSWaker(conn net.PacketConn, peers PeerSetter) *SMSWaker {
 func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if w.Conn == nil && w.Endpoint == nil {
+		return fmt.Errorf("queue: SMSWaker without Conn or Endpoint: %w", ErrNotCreated)
 	}
 	addr, err := sms.ParseMSISDN(t.MSISDN)
 	if err != nil {
@@ -250,5 +257,5 @@ type DeadlineWriter = bearer.DeadlineWriter
 // not cure: budget exhausted, unknown peer, wrong security mode, bad target.
 func permanentWakeError(err error) bool {
 	return errors.Is(err, sms.ErrBudgetExceeded) || errors.Is(err, sms.ErrUnknownPeer) ||
-		errors.Is(err, sms.ErrSecurityMode) || errors.Is(err, ErrBadTarget)
+		errors.Is(err, sms.ErrSecurityMode) || errors.Is(err, ErrBadTarget) || errors.Is(err, ErrNotCreated)
 }

@@ -175,7 +175,7 @@ func TestWakeOverSMSEndToEnd(t *testing.T) {
 // The SMS bearer's daily budget refuses the wake-up: the requests fail
 // with ErrNotWoken caused by sms.ErrBudgetExceeded.
 func TestWakeOverSMSBudget(t *testing.T) {
-	srv, _ := smsPair(t, func(c *sms.Config) { c.DailyBudgetPerDevice = 1 })
+	srv, _ := smsPair(t, func(c *sms.Config) { c.DailyBudgetPerDevice = new(1) })
 	m, err := New(Config{Store: NewMemStore(), Executor: newFleet(), Waker: NewSMSWaker(srv, srv),
 		Wake: WakePolicy{MinInterval: time.Millisecond, Timeout: 10 * time.Millisecond}})
 	if err != nil {

@@ -192,7 +192,7 @@ func TestCrashChild(t *testing.T) {
 	}
 	qc := server.QueueConfig{Store: qs, Peers: smsB, PeerSecurity: sms.SecurityNoSec, Device: device,
 		Window: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
-		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: 8, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
+		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: new(8), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
 		Concurrency: crashDevices}
 	if phase == "drain" {
 		qc.Waker = queue.NewSMSWaker(smsB, smsB)

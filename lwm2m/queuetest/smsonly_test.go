@@ -56,7 +56,7 @@ func TestSMSOnlyLight(t *testing.T) {
 // light again after the backoff and the queued Read still completes.
 func TestTriggerLostSecondWake(t *testing.T) {
 	w := newWorld(t, worldConfig{latency: 20 * time.Millisecond, window: 300 * time.Millisecond,
-		wake: queue.WakePolicy{Timeout: 1500 * time.Millisecond, MaxWakes: 3, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}})
+		wake: queue.WakePolicy{Timeout: 1500 * time.Millisecond, MaxWakes: new(3), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}})
 	l := w.newLight(lightConfig{name: "lossy", number: "+491720000002", version: "1.0", binding: "UQS", udp: true, awake: 600 * time.Millisecond})
 	l.waitAsleep(t, 20*time.Second)
 	cond := w.net.Stats().Lost
@@ -97,7 +97,7 @@ func TestTriggerLostSecondWake(t *testing.T) {
 // request with a short expiry fails with ErrExpired.
 func TestNeverWakes(t *testing.T) {
 	w := newWorld(t, worldConfig{latency: 10 * time.Millisecond, window: 300 * time.Millisecond,
-		wake: queue.WakePolicy{Timeout: 300 * time.Millisecond, Factor: 1, MaxWakes: 2, MinInterval: 50 * time.Millisecond, CallTimeout: 5 * time.Second}})
+		wake: queue.WakePolicy{Timeout: 300 * time.Millisecond, Factor: 1, MaxWakes: new(2), MinInterval: 50 * time.Millisecond, CallTimeout: 5 * time.Second}})
 	l := w.newLight(lightConfig{name: "dead", number: "+491720000003", version: "1.0", binding: "UQS", udp: true, awake: 500 * time.Millisecond})
 	l.waitAsleep(t, 20*time.Second)
 	l.c.Close() // stops its loop: triggers arrive, no Update follows

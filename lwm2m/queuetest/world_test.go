@@ -143,7 +143,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 		store = queue.NewMemStore()
 	}
 	if wc.wake.Timeout == 0 {
-		wc.wake = queue.WakePolicy{Timeout: 3 * time.Second, MaxWakes: 3, MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}
+		wc.wake = queue.WakePolicy{Timeout: 3 * time.Second, MaxWakes: new(3), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}
 	}
 	waker := queue.NewSMSWaker(side.b, side.b)
 	waker.Endpoint = w.smsEP // the device's answer, if any, is matched, never reset

@@ -21,7 +21,8 @@ import (
 
 // Account is one server account a bootstrap server writes to a client:
 // an LwM2M Security object instance and, for a DM server, the matching
-// LwM2M Server object instance (Core 1.1 §5.2.7, objects 0 and 1).
+// LwM2M Server object instance (Core 1.1 §5.2.7, objects 0 and 1). The
+// zero Account is refused by Check: its Mode 0 is PSK, with no key.
 type Account struct {
 	// Security object instance (/0/SecurityInstance).
 	SecurityInstance uint16

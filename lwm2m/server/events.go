@@ -63,7 +63,9 @@ type Notification struct {
 
 // Subscription receives events on C until Close or until the Server
 // closes (C is then closed). A subscriber that does not keep up loses
-// events rather than stalling the server: see Dropped.
+// events rather than stalling the server: see Dropped. The zero
+// Subscription receives nothing (its C is nil); Server.Subscribe makes
+// one.
 type Subscription struct {
 	C       <-chan Event
 	c       chan Event

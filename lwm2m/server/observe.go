@@ -23,6 +23,8 @@ import (
 var ErrTooManyObservations = errors.New("lwm2m server: too many observations")
 
 // Observation is an observation the server holds on a device's path.
+// The zero Observation never ran: Done is closed and Err and Cancel fail
+// with ErrNotCreated.
 type Observation struct {
 	Endpoint string
 	// Path is the observed path; the root for an Observe-Composite.

@@ -131,7 +131,8 @@ func (e *QueuedError) Is(target error) bool { return target == ErrQueued }
 func (e *QueuedError) Unwrap() error { return e.Err }
 
 // Queue is queue mode on a Server: its queue.Manager and the hooks that
-// feed it. Close it before the Server.
+// feed it. Close it before the Server. The zero Queue is not usable
+// (Server.EnableQueue makes one): its calls fail with ErrNotCreated.
 type Queue struct {
 	s   *Server
 	m   *queue.Manager

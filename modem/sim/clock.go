@@ -31,7 +31,8 @@ func (realClock) AfterFunc(d time.Duration, f func()) Timer {
 }
 
 // ManualClock is a Clock that moves only when Advance is called. Calls due
-// are run, in time order, by the goroutine calling Advance.
+// are run, in time order, by the goroutine calling Advance. The zero
+// ManualClock is ready to use, set to the zero time.
 type ManualClock struct {
 	mu  sync.Mutex
 	now time.Time

@@ -17,6 +17,8 @@ type EndpointMessage struct {
 // Endpoint is a subscriber without a modem: a number that sends and
 // receives TPDUs directly. It costs no goroutine, so a fleet of thousands of
 // simulated devices can sit on one network next to a few AT modems.
+// The zero Endpoint is not usable (use Network.AddEndpoint): Send fails
+// with ErrNotCreated.
 type Endpoint struct {
 	n       *Network
 	msisdn  string
@@ -49,7 +51,7 @@ func (e *Endpoint) SetAttached(on bool) {
 	e.mu.Lock()
 	e.attached = on
 	e.mu.Unlock()
-	if on {
+	if on && e.n != nil {
 		e.n.ready(e.msisdn)
 	}
 }
@@ -59,6 +61,9 @@ func (e *Endpoint) SetAttached(on bool) {
 func (e *Endpoint) Send(ctx context.Context, tpdu []byte) (uint8, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
+	}
+	if e.n == nil {
+		return 0, ErrNotCreated
 	}
 	if len(tpdu) < 2 {
 		return 0, fmt.Errorf("%w: %d octets", ErrBadPDU, len(tpdu))

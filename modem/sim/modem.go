@@ -85,6 +85,9 @@ const maxInbox = 256
 
 // Modem is a simulated cellular modem with one SIM, attached to a Network.
 // Its methods are safe for concurrent use.
+//
+// The zero Modem is not usable: use Network.AddModem. It cannot be plugged
+// in (Pipe, OpenPTY and Replug fail with ErrNotCreated).
 type Modem struct {
 	net        *Network
 	msisdn     string
@@ -298,7 +301,7 @@ func (m *Modem) SetRegistered(on bool) {
 	m.mu.Lock()
 	m.detached = !on
 	m.mu.Unlock()
-	if on {
+	if on && m.net != nil {
 		m.net.ready(m.msisdn)
 	}
 }
@@ -338,6 +341,9 @@ type attachment struct {
 // Pipe plugs the modem in over an in-memory pipe and returns the driver's
 // end. Reading it after Unplug gives io.EOF.
 func (m *Modem) Pipe() (io.ReadWriteCloser, error) {
+	if m.net == nil {
+		return nil, ErrNotCreated
+	}
 	drv, mod := newPipe()
 	if err := m.plug(&attachment{conn: mod}, false); err != nil {
 		return nil, err

@@ -18,6 +18,9 @@ var (
 	ErrCongestion = errors.New("sim: SMSC store full (congestion)")
 	ErrExists     = errors.New("sim: MSISDN already in use")
 	ErrNoMSISDN   = errors.New("sim: invalid MSISDN")
+	// ErrNotCreated is returned by a zero Network or Modem (not made by
+	// NewNetwork or Network.AddModem).
+	ErrNotCreated = errors.New("sim: zero value, not made by NewNetwork or Network.AddModem")
 )
 
 // Latency draws one SMSC transit delay from r. Fixed, Uniform and
@@ -114,6 +117,9 @@ func WithRejectUnknown() NetworkOption { return func(n *Network) { n.rejectUnkno
 
 // Network is a simulated SMS network: an SMSC that stores and forwards
 // short messages between the MSISDNs of its modems.
+//
+// The zero Network is not usable: use NewNetwork. AddModem and AddEndpoint
+// fail with ErrNotCreated and Provision does nothing.
 type Network struct {
 	clock         Clock
 	log           *slog.Logger
@@ -206,6 +212,10 @@ func (n *Network) SetConditions(c Conditions) {
 // their validity ends.
 func (n *Network) Provision(msisdn string) {
 	n.mu.Lock()
+	if n.known == nil { // a zero Network
+		n.mu.Unlock()
+		return
+	}
 	n.known[NormalizeMSISDN(msisdn)] = true
 	n.mu.Unlock()
 }
@@ -249,6 +259,9 @@ func (n *Network) Close() error {
 func (n *Network) register(msisdn string, s subscriber) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.subs == nil {
+		return ErrNotCreated
+	}
 	if n.closed {
 		return ErrClosed
 	}

@@ -17,6 +17,9 @@ import (
 // After Unplug, reads on the slave fail (EIO, then EOF once Linux has
 // hung the terminal up), as reads on a vanished USB serial device do.
 func (m *Modem) OpenPTY() (string, error) {
+	if m.net == nil {
+		return "", ErrNotCreated
+	}
 	master, slave, err := pty.Open()
 	if err != nil {
 		return "", fmt.Errorf("sim: open pty: %w", err)

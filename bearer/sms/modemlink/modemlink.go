@@ -6,6 +6,7 @@ package modemlink
 import (
 	"context"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -17,8 +18,14 @@ import (
 	"github.com/m2mbearer/m2mbearer/modem"
 )
 
+// ErrNotCreated is returned by a zero Link (not made by New).
+var ErrNotCreated = errors.New("modemlink: zero Link, not made by New")
+
 // Link is an sms.Transport over a modem.Pool. Close stops its forwarding
 // goroutine; the pool stays open (its owner closes it).
+//
+// The zero Link is not usable: use New. It behaves as a closed Link whose
+// SendTPDU fails with ErrNotCreated.
 type Link struct {
 	pool *modem.Pool
 	in   chan sms.Inbound
@@ -121,6 +128,9 @@ func (l *Link) quarantined(r *modem.Received) bool {
 // SendTPDU implements sms.Transport. The pool picks among all its SIMs when
 // from is empty.
 func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (string, uint8, error) {
+	if l.pool == nil {
+		return "", 0, ErrNotCreated
+	}
 	rc, err := l.pool.SendTPDU(ctx, from, tpdu)
 	if err != nil {
 		return "", 0, fmt.Errorf("modemlink: send to %s: %w", to, err)
@@ -128,11 +138,22 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 	return rc.From, uint8(rc.MR), nil
 }
 
-// Inbound implements sms.Transport.
-func (l *Link) Inbound() <-chan sms.Inbound { return l.in }
+// Inbound implements sms.Transport. The channel is closed once the Link
+// has stopped (at once for a zero Link).
+func (l *Link) Inbound() <-chan sms.Inbound {
+	if l.in == nil {
+		return closedInbound
+	}
+	return l.in
+}
+
+var closedInbound = func() chan sms.Inbound { c := make(chan sms.Inbound); close(c); return c }()
 
 // Close stops forwarding. It does not close the pool.
 func (l *Link) Close() error {
+	if l.stop == nil { // a zero Link: nothing runs
+		return nil
+	}
 	l.once.Do(func() { close(l.stop) })
 	l.wg.Wait()
 	return nil

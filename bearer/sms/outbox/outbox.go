@@ -41,6 +41,10 @@ var (
 	ErrClosed = errors.New("outbox: closed")
 	// ErrInvalid is wrapped by Enqueue errors for entries that cannot be stored.
 	ErrInvalid = errors.New("outbox: invalid entry")
+	// ErrNotCreated is returned by a zero Outbox or Worker (not made by
+	// Open or NewWorker). It matches ErrClosed too: a zero Outbox holds
+	// nothing and takes nothing, as a closed one.
+	ErrNotCreated = fmt.Errorf("%w: zero value, not made by Open or NewWorker", ErrClosed)
 )
 
 // Limits bound the outbox.
@@ -88,6 +92,9 @@ type sched struct {
 
 // Outbox is a durable store of entries waiting to be sent. It is safe for
 // concurrent use.
+//
+// The zero Outbox is not usable: use Open. Its methods fail with
+// ErrNotCreated (Due and Expire find nothing, Close does nothing).
 type Outbox struct {
 	be     Backend
 	limits Limits
@@ -162,7 +169,7 @@ func schedOf(e *Entry) *sched {
 // Close closes the file. Entries stay stored.
 func (o *Outbox) Close() error {
 	o.mu.Lock()
-	if o.closed {
+	if o.closed || o.wake == nil {
 		o.mu.Unlock()
 		return nil
 	}
@@ -191,6 +198,9 @@ func (o *Outbox) Enqueue(e *Entry) (uint64, error) {
 	size := e.Size()
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.wake == nil {
+		return 0, ErrNotCreated
+	}
 	if o.closed {
 		return 0, ErrClosed
 	}
@@ -229,7 +239,12 @@ func validate(e *Entry) error {
 }
 
 // Get returns a copy of the stored entry id.
-func (o *Outbox) Get(id uint64) (*Entry, error) { return o.be.Get(id) }
+func (o *Outbox) Get(id uint64) (*Entry, error) {
+	if o.wake == nil {
+		return nil, ErrNotCreated
+	}
+	return o.be.Get(id)
+}
 
 // Due returns up to max entries that have segments to send and whose
 // NextTry has come, excluding those skip names, earliest expiry first (ties
@@ -294,6 +309,9 @@ func (o *Outbox) NextDue() (time.Time, bool) {
 // (Backend.Update); when the entry is done it is removed. It returns the
 // updated entry.
 func (o *Outbox) update(id uint64, fn func(e *Entry) error) (*Entry, bool, error) {
+	if o.wake == nil {
+		return nil, false, ErrNotCreated
+	}
 	o.mu.Lock()
 	closed := o.closed
 	o.mu.Unlock()
@@ -379,6 +397,9 @@ func truncate(s string, n int) string {
 func (o *Outbox) Remove(id uint64) (*Entry, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.wake == nil {
+		return nil, ErrNotCreated
+	}
 	if o.closed {
 		return nil, ErrClosed
 	}
@@ -414,6 +435,9 @@ func (o *Outbox) Report(from string, mr uint8, status ReportStatus) (*Entry, int
 // stays unambiguous when from's TP-MR has wrapped; an empty to, or a
 // segment recorded before recipients were keyed, falls back to (from, mr).
 func (o *Outbox) ReportTo(from, to string, mr uint8, status ReportStatus) (*Entry, int, bool, error) {
+	if o.wake == nil {
+		return nil, -1, false, ErrNotCreated
+	}
 	id, seg, err := o.be.Lookup(from, to, mr)
 	if err != nil || seg < 0 {
 		return nil, -1, false, err

@@ -126,6 +126,9 @@ func (c *WorkerConfig) defaults() {
 }
 
 // Worker drains an Outbox through a Sender. Run owns every goroutine it starts.
+//
+// The zero Worker is not usable: use NewWorker. Run and HandleReport fail
+// with ErrNotCreated.
 type Worker struct {
 	ob  *Outbox
 	snd Sender
@@ -171,6 +174,9 @@ func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) *Worker {
 // flight to stop (they are cancelled with ctx; an interrupted segment stays
 // pending and goes out after the next start) and returns ctx's error.
 func (w *Worker) Run(ctx context.Context) error {
+	if w.inflight == nil {
+		return ErrNotCreated
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	sem := make(chan struct{}, w.cfg.MaxInFlight)
@@ -337,6 +343,9 @@ func (w *Worker) HandleReport(from string, mr uint8, status ReportStatus, cause 
 // HandleReportTo is HandleReport for a report naming its recipient (see
 // Outbox.ReportTo).
 func (w *Worker) HandleReportTo(from, to string, mr uint8, status ReportStatus, cause error) error {
+	if w.inflight == nil {
+		return ErrNotCreated
+	}
 	e, _, finished, err := w.ob.ReportTo(from, to, mr, status)
 	if err == nil && e == nil {
 		// No stored segment waits for this reference yet: the report may

@@ -176,7 +176,8 @@ type ReassemblerStats struct {
 
 // Reassembler rebuilds concatenated messages. It starts no goroutine: the
 // owner calls Add for every SMS and Sweep from time to time (NextDeadline
-// says when). It is safe for concurrent use.
+// says when). It is safe for concurrent use. The zero Reassembler is ready
+// to use, with the limits of a zero ReassemblerConfig (the defaults).
 type Reassembler struct {
 	cfg ReassemblerConfig
 

@@ -41,6 +41,10 @@ const (
 )
 
 // SubmitOptions are the knobs of one encoded message.
+//
+// The zero SubmitOptions is not the default: its DCS 0x00 (GSM 7-bit) is
+// refused by Encode and its Validity 0 omits TP-VP. Start from
+// DefaultSubmitOptions.
 type SubmitOptions struct {
 	// DCS is TP-DCS; it must name uncompressed 8-bit data (DCS8Bit,
 	// DCS8BitClass1, DCS8BitClass2, ...). Default DCS8Bit (0x04).
@@ -191,7 +195,8 @@ type EncoderStats struct {
 // Encoder turns datagrams into SMS-SUBMIT segments. It keeps one rotating
 // concatenation reference per destination (bounded: the least recently
 // used destination is forgotten past the cap, and counted). It is safe for
-// concurrent use.
+// concurrent use. The zero Encoder is ready to use, as NewEncoder() with
+// no options.
 type Encoder struct {
 	defaults SubmitOptions
 	maxDest  int
@@ -242,11 +247,14 @@ func WithRefSeed(f func() uint16) EncoderOption {
 	}
 }
 
+// defaultMaxDest is the default of WithMaxDestinations.
+const defaultMaxDest = 1 << 16
+
 // NewEncoder returns an Encoder.
 func NewEncoder(opts ...EncoderOption) *Encoder {
 	e := &Encoder{
 		defaults: DefaultSubmitOptions(),
-		maxDest:  1 << 16,
+		maxDest:  defaultMaxDest,
 		seed:     func() uint16 { return uint16(rand.Uint32()) },
 		refs:     make(map[string]*list.Element),
 	}
@@ -257,7 +265,12 @@ func NewEncoder(opts ...EncoderOption) *Encoder {
 }
 
 // Defaults returns the options Encode starts from.
-func (e *Encoder) Defaults() SubmitOptions { return e.defaults }
+func (e *Encoder) Defaults() SubmitOptions {
+	if e.seed == nil { // the zero Encoder: NewEncoder's defaults
+		return DefaultSubmitOptions()
+	}
+	return e.defaults
+}
 
 // Stats returns the counters.
 func (e *Encoder) Stats() EncoderStats {
@@ -274,15 +287,26 @@ func (e *Encoder) Stats() EncoderStats {
 func (e *Encoder) nextRef(dest string, ref16 bool) uint16 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if e.refs == nil { // the zero Encoder
+		e.refs = make(map[string]*list.Element)
+	}
 	el, ok := e.refs[dest]
 	if !ok {
-		for len(e.refs) >= e.maxDest {
+		limit := e.maxDest
+		if limit <= 0 { // the zero Encoder
+			limit = defaultMaxDest
+		}
+		for len(e.refs) >= limit {
 			old := e.lru.Back()
 			delete(e.refs, old.Value.(*refEntry).dest)
 			e.lru.Remove(old)
 			e.evictions.Add(1)
 		}
-		el = e.lru.PushFront(&refEntry{dest: dest, next: e.seed()})
+		first := uint16(rand.Uint32()) // NewEncoder's seed, for the zero Encoder
+		if e.seed != nil {
+			first = e.seed()
+		}
+		el = e.lru.PushFront(&refEntry{dest: dest, next: first})
 		e.refs[dest] = el
 	} else {
 		e.lru.MoveToFront(el)
@@ -301,7 +325,7 @@ func (e *Encoder) nextRef(dest string, ref16 bool) uint16 {
 // datagram that does not fit in 255 segments gives an error wrapping
 // ErrTooLarge and consumes no reference.
 func (e *Encoder) Encode(dest string, data []byte, opts ...Option) ([]Segment, error) {
-	o := e.defaults
+	o := e.Defaults()
 	for _, f := range opts {
 		f(&o)
 	}

@@ -8,13 +8,17 @@
 // SMPP link the source numbers of its account — and a number reachable
 // both ways (an operator's long number on its SMSC account and on a SIM)
 // fails over between them. A Mux is itself an sms.Transport: the bearer,
-// its outbox and status-report correlation sit above it unchanged.
+// its outbox and status-report correlation sit above it unchanged. For a
+// number with several routes, whose TP-MR spaces would collide, the Mux
+// hands out the TP-MRs and maps each route's own durably (WithStateFile,
+// MRStats).
 package route
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +48,11 @@ type Route struct {
 	// Ready, when set, reports whether the route can take a send now; a
 	// route that is not ready is tried after the ready ones.
 	Ready func() bool
+	// Space names the TP-MR space of the route's sends (default Name):
+	// routes that allocate TP-MRs together and may receive each other's
+	// reports (the links of one SMSC account sharing an smpp.State) name
+	// the same one.
+	Space string
 }
 
 // Stats counts sends per route.
@@ -62,17 +71,29 @@ type route struct {
 
 // Mux is an sms.Transport over several routes. Close stops its merging
 // goroutines; the routes' transports stay open (their owners close them).
+// The zero Mux has no route (use New): SendTPDU fails with ErrNoRoute and
+// Inbound is closed.
 type Mux struct {
 	routes []*route
 	in     chan sms.Inbound
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	// TP-MR translation of numbers with several routes (mr.go).
+	shared    map[string]bool
+	allShared bool
+	tr        *translator
+	log       *slog.Logger
+	flight    *sends         // sends whose TP-MR is not mapped yet
+	heldWG    sync.WaitGroup // reports held for their mapping
+	held      atomic.Int32
 }
 
 // New returns a Mux over routes, tried in the given order (earlier is
-// preferred). buffer bounds the merged Inbound channel (default 256).
-func New(routes []Route, buffer int) (*Mux, error) {
+// preferred). buffer bounds the merged Inbound channel (default 256). A
+// number with several routes needs WithStateFile (see MRStats).
+func New(routes []Route, buffer int, opts ...Option) (*Mux, error) {
 	if len(routes) == 0 {
 		return nil, errors.New("route: no routes")
 	}
@@ -94,12 +115,24 @@ func New(routes []Route, buffer int) (*Mux, error) {
 		}
 		m.routes = append(m.routes, rr)
 	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := m.setupMR(o); err != nil {
+		return nil, err
+	}
+	if m.tr != nil {
+		m.wg.Add(1)
+		go m.pruneMR()
+	}
 	var open sync.WaitGroup
 	open.Add(len(m.routes))
 	m.wg.Add(1)
 	go func() {
 		defer m.wg.Done()
 		open.Wait()
+		m.heldWG.Wait() // reports held for their mapping (mr.go) are handed on first
 		close(m.in)
 	}()
 	for _, r := range m.routes {
@@ -122,6 +155,9 @@ func (m *Mux) forward(r *route, open *sync.WaitGroup) {
 				return
 			}
 			r.recvd.Add(1)
+			if msg, ok = m.translateIn(r, msg); !ok {
+				continue
+			}
 			select {
 			case m.in <- msg:
 			case <-m.stop:
@@ -135,7 +171,14 @@ func (m *Mux) forward(r *route, open *sync.WaitGroup) {
 }
 
 // Inbound implements sms.Transport: what every route received.
-func (m *Mux) Inbound() <-chan sms.Inbound { return m.in }
+func (m *Mux) Inbound() <-chan sms.Inbound {
+	if m.in == nil { // the zero Mux receives nothing
+		return closedInbound
+	}
+	return m.in
+}
+
+var closedInbound = func() chan sms.Inbound { c := make(chan sms.Inbound); close(c); return c }()
 
 // Routes returns the names of the routes that may send from number, in the
 // order they are tried now (ready ones first).
@@ -181,11 +224,14 @@ func (m *Mux) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (strin
 	}
 	var last error
 	for i, r := range cands {
+		tok := m.sending(r, tpdu) // until its TP-MR is mapped (mr.go)
 		sim, mr, err := r.Transport.SendTPDU(ctx, from, to, tpdu)
 		if err == nil {
 			r.sent.Add(1)
-			return sim, mr, nil
+			defer m.sent(tok)
+			return m.translateSent(r, sim, to, tpdu, mr)
 		}
+		m.sent(tok)
 		r.failed.Add(1)
 		last = fmt.Errorf("route %s: %w", r.Name, err)
 		if !outbox.Retryable(err) || ctx.Err() != nil {
@@ -214,9 +260,16 @@ func (m *Mux) Close() error {
 	if m.stop == nil {
 		return nil // the zero Mux: nothing started
 	}
-	m.once.Do(func() { close(m.stop) })
+	var err error
+	m.once.Do(func() {
+		close(m.stop)
+		m.wg.Wait()
+		if m.tr != nil {
+			err = m.tr.close()
+		}
+	})
 	m.wg.Wait()
-	return nil
+	return err
 }
 
 var _ sms.Transport = (*Mux)(nil)

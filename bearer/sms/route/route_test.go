@@ -3,6 +3,7 @@ package route
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,7 +58,7 @@ func TestSendPicksRouteAndFailsOver(t *testing.T) {
 			m, err := New([]Route{
 				{Name: "smpp", Transport: smpp, Numbers: []string{a}, Ready: func() bool { return ready }},
 				{Name: "modems", Transport: modems, Numbers: []string{a, b}},
-			}, 0)
+			}, 0, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -81,7 +82,7 @@ func TestSendPicksRouteAndFailsOver(t *testing.T) {
 
 func TestInboundMerged(t *testing.T) {
 	x, y := &fake{in: make(chan sms.Inbound, 1)}, &fake{in: make(chan sms.Inbound, 1)}
-	m, err := New([]Route{{Name: "x", Transport: x}, {Name: "y", Transport: y}}, 4)
+	m, err := New([]Route{{Name: "x", Transport: x}, {Name: "y", Transport: y}}, 4, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,6 +121,10 @@ func TestNewRefusesBadRoutes(t *testing.T) {
 		{"none", nil},
 		{"nil transport", []Route{{Name: "x"}}},
 		{"bad number", []Route{{Name: "x", Transport: &fake{}, Numbers: []string{"12ab"}}}},
+		{"shared number without a state file", []Route{{Name: "x", Transport: &fake{}, Numbers: []string{"+15550001"}},
+			{Name: "y", Transport: &fake{}, Numbers: []string{"+15550001"}}}},
+		{"any-number route beside another without a state file", []Route{{Name: "x", Transport: &fake{}},
+			{Name: "y", Transport: &fake{}, Numbers: []string{"+15550001"}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

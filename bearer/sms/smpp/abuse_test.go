@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,6 +121,8 @@ func TestHostileSMSC(t *testing.T) {
 			ShortMessage: []byte("garbage")})), smppwire.DeliverSMResp, smppwire.ROK, func(s smpp.Stats) uint64 { return s.ReceiptsUnreadable }, false},
 		{"response to nothing", smppwire.Marshal(smppwire.SubmitSMResp, 0, 999, []byte("x\x00")), 0, 0,
 			func(s smpp.Stats) uint64 { return s.LateResponses }, false},
+		{"outbind on a bound session", smppwire.Marshal(smppwire.Outbind, 0, 15, []byte("smsc\x00secret\x00")), smppwire.GenericNack, smppwire.RInvBndSts,
+			func(s smpp.Stats) uint64 { return s.OutbindRefused }, false},
 		{"command_length 4 GiB", []byte{0xff, 0xff, 0xff, 0xff, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 15}, smppwire.GenericNack, smppwire.RInvCmdLen,
 			func(s smpp.Stats) uint64 { return s.Malformed }, true},
 	}
@@ -147,6 +150,43 @@ func TestHostileSMSC(t *testing.T) {
 				r.accept()
 			}
 		})
+	}
+}
+
+// TestOutbindAnswerToBind: an SMSC that answers the bind with an outbind
+// (it wants an SMSC-initiated session) is refused with ErrOutbind's text,
+// counted, and the link binds again with backoff.
+func TestOutbindAnswerToBind(t *testing.T) {
+	r := newRawSMSC(t)
+	l := dialRaw(t, r)
+	stop := make(chan struct{})
+	served := make(chan struct{})
+	go func() { // every bind is answered with an outbind
+		defer close(served)
+		for {
+			var c net.Conn
+			select {
+			case c = <-r.conn:
+			case <-stop:
+				return
+			}
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			if p, err := smppwire.ReadPDU(bufio.NewReader(c), 0); err == nil && p.ID == smppwire.BindTransceiver {
+				c.Write(smppwire.Marshal(smppwire.Outbind, 0, 1, []byte("smsc\x00secret\x00")))
+			}
+			defer c.Close()
+		}
+	}()
+	defer func() { close(stop); <-served }()
+	st := l.Stats()
+	for deadline := time.Now().Add(5 * time.Second); st.OutbindRefused < 2 || st.BindFailures < 2; st = l.Stats() {
+		if time.Now().After(deadline) {
+			t.Fatalf("stats %+v", st)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if st.Bound || st.Binds != 0 || !strings.Contains(st.LastBindError, "outbind") {
+		t.Fatalf("stats %+v", st)
 	}
 }
 

@@ -84,8 +84,12 @@ type Config struct {
 	// Concat is how concatenated SMS are submitted.
 	Concat Concat
 	// StateDir holds the link's durable correlation state
-	// (smpp-<Name>.db). Required.
+	// (smpp-<Name>.db). Required unless State is set.
 	StateDir string
+	// State, when set, is the correlation state the link shares with the
+	// other links bound to the same SMSC account (see State); its owner
+	// closes it after the links.
+	State *State
 	// EnquireLink is the keep-alive interval (default 30 s).
 	EnquireLink time.Duration
 	// ResponseTimeout bounds the wait for any response (default 10 s).
@@ -98,6 +102,25 @@ type Config struct {
 	// ReceiptMaxAge is how long a correlation waits for its receipt
 	// (default 72 h, past any SMSC validity period).
 	ReceiptMaxAge time.Duration
+	// ReceiptHold bounds how long a receipt whose message_id is not stored
+	// yet is held while submits are in flight (it overtook the
+	// submit_sm_resp or the store of its correlation); default
+	// ResponseTimeout. It is released as soon as those submits ended.
+	ReceiptHold time.Duration
+	// PayloadSetMaxAge is how long ConcatPayload keeps the segments of a
+	// set whose other segments never came (the outbox entry expired or
+	// failed midway); default 72 h. It must exceed the outbox's entry
+	// lifetime (24 h by default), or a set still being sent could go.
+	PayloadSetMaxAge time.Duration
+	// MaxPayloadSets bounds the incomplete ConcatPayload sets kept (default
+	// 4096); a new set beyond it evicts the oldest. The outbox sends one
+	// entry per destination at a time, so the sets being sent number at
+	// most its sends in flight: beyond them only leftovers of entries that
+	// ended midway are held.
+	MaxPayloadSets int
+	// PruneInterval is how often correlations past ReceiptMaxAge and sets
+	// past PayloadSetMaxAge are removed (default 1 h; also at Dial).
+	PruneInterval time.Duration
 	// InboundBuffer bounds the Inbound channel (default 256).
 	InboundBuffer int
 	// Logger; optional.
@@ -110,8 +133,8 @@ func (c *Config) defaults() error {
 	if c.Addr == "" {
 		return errors.New("smpp: Config.Addr is required")
 	}
-	if c.StateDir == "" {
-		return errors.New("smpp: Config.StateDir is required (receipt correlation is durable)")
+	if c.StateDir == "" && c.State == nil {
+		return errors.New("smpp: Config.StateDir or State is required (receipt correlation is durable)")
 	}
 	if len(c.Sources) == 0 {
 		return errors.New("smpp: Config.Sources needs at least one number")
@@ -143,6 +166,12 @@ func (c *Config) defaults() error {
 	def(&c.ThrottleMin, 200*time.Millisecond)
 	def(&c.ThrottleMax, 30*time.Second)
 	def(&c.ReceiptMaxAge, 72*time.Hour)
+	def(&c.ReceiptHold, c.ResponseTimeout)
+	def(&c.PayloadSetMaxAge, 72*time.Hour)
+	def(&c.PruneInterval, time.Hour)
+	if c.MaxPayloadSets <= 0 {
+		c.MaxPayloadSets = 4096
+	}
 	if c.InboundBuffer <= 0 {
 		c.InboundBuffer = 256
 	}

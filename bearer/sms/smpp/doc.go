@@ -24,6 +24,13 @@
 // what it carried (stored or handed on); a refusal answers ESME_RX_T_APPN
 // and the SMSC delivers it again.
 //
+// A receipt that arrives before its message_id is stored (it overtook the
+// submit_sm_resp) is held until the submits in flight have ended. Links
+// bound to one SMSC account share a [State], as its SMSC may deliver a
+// receipt on any of them. SMPP over TLS verifies the SMSC's certificate
+// ([TLSOptions]; no skip-verify). An outbind (an SMSC-initiated session)
+// is refused, logged and counted ([ErrOutbind]).
+//
 // # Library
 //
 // No maintained Go SMPP library could be had here: the module proxy

@@ -23,6 +23,10 @@ var (
 	// (retryable; the outcome of a submit is unknown, so a duplicate is
 	// possible, which the receiver's reassembler and CoAP drop).
 	ErrResponseTimeout error = &kindError{"smpp: no response in time", true}
+	// ErrOutbind: the SMSC sent an outbind (SMPP 3.4 §4.1.7). SMSC-initiated
+	// sessions are not supported (docs/smpp.md says why); the account
+	// must be set up for ESME-initiated binds.
+	ErrOutbind error = &kindError{"smpp: outbind (an SMSC-initiated session) is not supported; ask the operator for ESME-initiated binds", true}
 )
 
 // StatusError is the SMSC's refusal of a request; see smppwire.Status for

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
@@ -89,7 +88,8 @@ func (g *ackGroup) reject(context.Context) error {
 
 // handleDeliver runs on the reader: it turns a deliver_sm into Inbound
 // TPDUs for the bearer, blocking while the Inbound channel is full (the
-// SMSC's window then holds the rest back).
+// SMSC's window then holds the rest back). A receipt that overtook the
+// store of its message_id is held (holdReceipt) without blocking the reader.
 func (l *Link) handleDeliver(s *session, p smppwire.PDU) {
 	sm, err := smppwire.ParseSM(p.Body)
 	if err != nil {
@@ -98,26 +98,44 @@ func (l *Link) handleDeliver(s *session, p smppwire.PDU) {
 		s.respond(smppwire.DeliverSMResp, smppwire.RXPAppn, p.Sequence, []byte{0})
 		return
 	}
-	var tpdus [][]byte
-	var sim string
-	var onAck func() error
 	if smppwire.IsReceipt(sm.ESMClass) {
-		tpdus, sim, onAck = l.receipt(sm)
-		if tpdus == nil {
+		r, err := smppwire.ParseReceipt(sm)
+		if err != nil {
+			l.c.receiptsUnreadable.Add(1)
+			l.log.Warn("smpp: unreadable receipt dropped", "err", err)
 			s.respond(smppwire.DeliverSMResp, smppwire.ROK, p.Sequence, []byte{0})
 			return
 		}
-	} else {
-		l.c.received.Add(1)
-		tpdus, sim, err = l.message(sm)
-		if err != nil {
-			l.c.malformed.Add(1)
-			l.log.Warn("smpp: deliver_sm cannot become an SMS-DELIVER, refused", "from", sm.SourceAddr, "err", err)
-			s.respond(smppwire.DeliverSMResp, smppwire.RXPAppn, p.Sequence, []byte{0})
-			return
+		c, err := l.state.st.lookup(r.ID)
+		if c == nil && err == nil {
+			if snap, inFlight := l.state.flight.snapshot(); inFlight && l.holdReceipt(s, p.Sequence, r, snap) {
+				return
+			}
 		}
+		tpdus, sim, onAck := l.receiptTPDUs(r, c, err)
+		l.handOn(s, p.Sequence, tpdus, sim, onAck)
+		return
 	}
-	g := &ackGroup{s: s, seq: p.Sequence, left: len(tpdus), onAck: onAck}
+	l.c.received.Add(1)
+	tpdus, sim, err := l.message(sm)
+	if err != nil {
+		l.c.malformed.Add(1)
+		l.log.Warn("smpp: deliver_sm cannot become an SMS-DELIVER, refused", "from", sm.SourceAddr, "err", err)
+		s.respond(smppwire.DeliverSMResp, smppwire.RXPAppn, p.Sequence, []byte{0})
+		return
+	}
+	l.handOn(s, p.Sequence, tpdus, sim, nil)
+}
+
+// handOn gives the TPDUs made of the deliver_sm seq to the bearer; the
+// deliver_sm is answered once all are acknowledged (or one is rejected).
+// No TPDUs: it is answered ESME_ROK at once.
+func (l *Link) handOn(s *session, seq uint32, tpdus [][]byte, sim string, onAck func() error) {
+	if len(tpdus) == 0 {
+		s.respond(smppwire.DeliverSMResp, smppwire.ROK, seq, []byte{0})
+		return
+	}
+	g := &ackGroup{s: s, seq: seq, left: len(tpdus), onAck: onAck}
 	for _, t := range tpdus {
 		select {
 		case l.in <- sms.Inbound{SIM: sim, TPDU: t, Ack: g.ack, Reject: g.reject}:
@@ -129,27 +147,11 @@ func (l *Link) handleDeliver(s *session, p smppwire.PDU) {
 	}
 }
 
-// receipt turns a delivery receipt into SMS-STATUS-REPORTs, one per TP-MR
-// the message carried. It returns nil TPDUs for receipts answered at once:
-// intermediate states, unknown or unreadable ones (counted and logged).
-func (l *Link) receipt(sm *smppwire.SM) ([][]byte, string, func() error) {
-	r, err := smppwire.ParseReceipt(sm)
-	if err != nil {
-		l.c.receiptsUnreadable.Add(1)
-		l.log.Warn("smpp: unreadable receipt dropped", "err", err)
-		return nil, "", nil
-	}
-	if ch, ok := l.storing.Load(r.ID); ok {
-		t := time.NewTimer(l.cfg.ResponseTimeout)
-		select {
-		case <-ch.(chan struct{}):
-		case <-t.C:
-			l.storing.Delete(r.ID)
-		case <-l.ctx.Done():
-		}
-		t.Stop()
-	}
-	c, err := l.st.lookup(r.ID)
+// receiptTPDUs turns a delivery receipt and its correlation c (nil: none
+// stored) into SMS-STATUS-REPORTs, one per TP-MR the message carried. It
+// returns no TPDUs for receipts answered at once: intermediate states and
+// unknown ones (counted and logged).
+func (l *Link) receiptTPDUs(r *smppwire.Receipt, c *corr, err error) ([][]byte, string, func() error) {
 	if err != nil || c == nil {
 		l.c.receiptsUnknown.Add(1)
 		l.log.Info("smpp: receipt for a message_id this link does not wait for", "id", r.ID, "state", r.State.String(), "err", err)
@@ -183,7 +185,7 @@ func (l *Link) receipt(sm *smppwire.SM) ([][]byte, string, func() error) {
 		out = append(out, b)
 	}
 	id := r.ID
-	return out, c.SIM, func() error { return l.st.forget(id) }
+	return out, c.SIM, func() error { return l.state.st.forget(id) }
 }
 
 // message turns a deliver_sm carrying a short message into one or more

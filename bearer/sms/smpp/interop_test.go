@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"os"
@@ -133,10 +134,26 @@ func TestInteropNodeSMSC(t *testing.T) {
 	cases := []struct {
 		name   string
 		concat smpp.Concat
-	}{{"udh", smpp.ConcatUDH}, {"sar", smpp.ConcatSAR}, {"payload", smpp.ConcatPayload}}
+		tls    bool
+	}{{"udh", smpp.ConcatUDH, false}, {"sar", smpp.ConcatSAR, false}, {"payload", smpp.ConcatPayload, false},
+		{"udh over TLS", smpp.ConcatUDH, true}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			node := startNode(t, "interop_smsc.js")
+			var args []string
+			var tlsCfg *tls.Config
+			if c.tls {
+				// node's TLS server with a certificate for 127.0.0.1 from a
+				// CA of this test; the link trusts that CA only.
+				ca := newCA(t, "interop CA")
+				_, cert, key := ca.issue(t, false, "smsc.test", "127.0.0.1")
+				d := t.TempDir()
+				args = []string{writeFile(t, d, "smsc.pem", cert), writeFile(t, d, "smsc.key", key)}
+				var err error
+				if tlsCfg, err = (smpp.TLSOptions{CAFile: writeFile(t, d, "ca.pem", ca.pem)}).Config("127.0.0.1"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			node := startNode(t, "interop_smsc.js", args...)
 			var port string
 			select {
 			case port = <-node.port:
@@ -144,7 +161,7 @@ func TestInteropNodeSMSC(t *testing.T) {
 				t.Fatal("node SMSC did not start")
 			}
 			dir := t.TempDir()
-			link, err := smpp.Dial(smpp.Config{Name: "node", Addr: "127.0.0.1:" + port, SystemID: "gw", Password: "pw",
+			link, err := smpp.Dial(smpp.Config{Name: "node", Addr: "127.0.0.1:" + port, SystemID: "gw", Password: "pw", TLS: tlsCfg,
 				Sources: []string{serverNum}, StateDir: dir, Concat: c.concat, Logger: quiet()})
 			if err != nil {
 				t.Fatal(err)
@@ -210,7 +227,7 @@ func TestInteropNodeSMSC(t *testing.T) {
 					t.Fatalf("no receipt correlated: %+v", link.Stats())
 				}
 			}
-			if st := link.Stats(); st.Receipts == 0 || st.ReceiptsUnknown != 0 || st.Malformed != 0 || st.AwaitingReceipt != 0 {
+			if st := settled(link); st.Receipts == 0 || st.ReceiptsUnknown != 0 || st.Malformed != 0 || st.AwaitingReceipt != 0 {
 				t.Fatalf("link stats %+v", st)
 			}
 		})

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,11 +16,14 @@ import (
 
 // Link is an SMPP ESME connection to one SMSC account; it implements
 // sms.Transport. Dial starts the goroutines that bind, keep alive and
-// re-bind; Close unbinds and stops them.
+// re-bind; Close unbinds and stops them. The zero Link was never dialled:
+// it behaves as a closed one (SendTPDU fails with ErrClosed, Inbound is
+// closed).
 type Link struct {
 	cfg     Config
 	log     *slog.Logger
-	st      *store
+	state   *State
+	owns    bool // state opened by Dial (no Config.State), closed by Close
 	sources map[string]Address
 	defSrc  string
 	in      chan sms.Inbound
@@ -40,9 +41,10 @@ type Link struct {
 	thrN     int
 
 	rate    gcra
-	storing sync.Map // message_id -> chan struct{} closed once stored
+	held    atomic.Int32 // receipts held now (holdReceipt)
 	inRef   atomic.Uint32
 	c       counters
+	lastErr atomic.Pointer[string] // the last failed bind's error; nil after a bind
 }
 
 // Dial opens the link's state, starts binding in the background and
@@ -53,7 +55,7 @@ func Dial(cfg Config) (*Link, error) {
 		return nil, err
 	}
 	l := &Link{cfg: cfg, log: cfg.Logger.With("smpp", cfg.Name), sources: map[string]Address{},
-		in: make(chan sms.Inbound, cfg.InboundBuffer), txReady: make(chan struct{})}
+		in: make(chan sms.Inbound, cfg.InboundBuffer), txReady: make(chan struct{}), state: cfg.State}
 	for i, s := range cfg.Sources {
 		a, err := SourceAddress(s)
 		if err != nil {
@@ -69,17 +71,22 @@ func Dial(cfg Config) (*Link, error) {
 	if cfg.Rate > 0 {
 		l.rate.interval = time.Duration(float64(time.Second) / cfg.Rate)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return nil, fmt.Errorf("smpp: state dir: %w", err)
+	if l.state == nil {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			return nil, fmt.Errorf("smpp: state dir: %w", err)
+		}
+		var err error
+		if l.state, err = OpenState(StateFile(cfg.StateDir, cfg.Name)); err != nil {
+			return nil, err
+		}
+		l.owns = true
+	} else if l.state.st == nil {
+		return nil, errors.New("smpp: Config.State is not open (OpenState)")
 	}
-	var err error
-	if l.st, err = openStore(filepath.Join(cfg.StateDir, "smpp-"+fileName(cfg.Name)+".db")); err != nil {
-		return nil, err
-	}
-	if n, err := l.st.prune(cfg.Now().Add(-cfg.ReceiptMaxAge)); err == nil && n > 0 {
-		l.log.Warn("smpp: correlations past their age removed (receipts never came)", "count", n)
-	}
+	l.prune()
 	l.ctx, l.cancel = context.WithCancel(context.Background())
+	l.wg.Add(1)
+	go l.housekeep()
 	switch cfg.Bind {
 	case TransmitterReceiver:
 		l.wg.Add(2)
@@ -90,15 +97,6 @@ func Dial(cfg Config) (*Link, error) {
 		go l.keepBound(smppwire.BindTransceiver)
 	}
 	return l, nil
-}
-
-func fileName(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
-			return r
-		}
-		return '_'
-	}, s)
 }
 
 // Name returns the link's name.
@@ -121,7 +119,14 @@ func (l *Link) Ready() bool {
 }
 
 // Inbound implements sms.Transport. The channel closes after Close.
-func (l *Link) Inbound() <-chan sms.Inbound { return l.in }
+func (l *Link) Inbound() <-chan sms.Inbound {
+	if l.in == nil { // the zero Link receives nothing
+		return closedInbound
+	}
+	return l.in
+}
+
+var closedInbound = func() chan sms.Inbound { c := make(chan sms.Inbound); close(c); return c }()
 
 // Close unbinds, stops the link's goroutines and closes its state. It does
 // not wait for the bearer to acknowledge what it holds: deliver_sm not yet
@@ -135,7 +140,9 @@ func (l *Link) Close() error {
 		l.cancel()
 		l.wg.Wait()
 		close(l.in)
-		err = l.st.close()
+		if l.owns {
+			err = l.state.Close()
+		}
 	})
 	return err
 }
@@ -172,12 +179,15 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 		l.c.refused.Add(1)
 		return "", 0, err
 	}
+	// In flight until the correlation is stored (the deferred calls run in
+	// reverse: stored, then the end of the flight).
+	defer l.state.flight.end(l.state.flight.start())
 	id, err := l.submit(ctx, sm)
 	if err != nil {
 		return "", 0, err
 	}
 	defer l.stored(id)
-	mrs, err := l.st.accepted(id, src, to, 1, p.sub.StatusReport, l.cfg.Now())
+	mrs, err := l.state.st.accepted(id, src, to, 1, p.sub.StatusReport, l.cfg.Now())
 	if err != nil {
 		return "", 0, err
 	}
@@ -191,9 +201,13 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 	if c.Seq < 1 || c.Seq > c.Total {
 		return "", 0, fmt.Errorf("%w: segment %d of %d", ErrBadTPDU, c.Seq, c.Total)
 	}
-	segs, mrs, err := l.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu)
+	segs, mrs, evicted, err := l.state.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
 	if err != nil {
 		return "", 0, err
+	}
+	if evicted != "" {
+		l.c.setsEvicted.Add(1)
+		l.log.Warn("smpp: incomplete payload set removed: too many sets held", "set", evicted, "limit", l.cfg.MaxPayloadSets)
 	}
 	parts := make([]*submitParts, 0, len(segs))
 	for _, s := range segs {
@@ -212,12 +226,13 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 	if err != nil {
 		return "", 0, err
 	}
+	defer l.state.flight.end(l.state.flight.start())
 	id, err := l.submit(ctx, sm)
 	if err != nil {
 		return "", 0, err
 	}
 	defer l.stored(id)
-	if err := l.st.setSubmitted(src, to, c.Ref, c.Total, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
+	if err := l.state.st.setSubmitted(src, to, c.Ref, c.Total, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
 		return "", 0, err
 	}
 	return src, mrs[c.Seq-1], nil
@@ -226,7 +241,7 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 // stored releases receipts for id that arrived while its correlation was
 // being written.
 func (l *Link) stored(id string) {
-	if ch, ok := l.storing.LoadAndDelete(id); ok {
+	if ch, ok := l.state.storing.LoadAndDelete(id); ok {
 		close(ch.(chan struct{}))
 	}
 }
@@ -355,6 +370,8 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 	for l.ctx.Err() == nil {
 		s, err := l.bind(cmd)
 		if err != nil {
+			msg := err.Error()
+			l.lastErr.Store(&msg)
 			l.c.bindFailures.Add(1)
 			d := backoff(l.cfg.ReconnectMin, l.cfg.ReconnectMax, fails)
 			fails++
@@ -365,6 +382,7 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 			continue
 		}
 		fails = 0
+		l.lastErr.Store(nil)
 		l.c.binds.Add(1)
 		l.log.Info("smpp: bound", "bind", cmd.String(), "addr", l.cfg.Addr)
 		l.setBound(cmd, s)
@@ -382,3 +400,50 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 }
 
 var errBindRefused = errors.New("smpp: bind refused")
+
+// refuseOutbind logs and counts an outbind from the SMSC: SMPP 3.4 §4.1.7
+// lets an SMSC open a session to the ESME and ask it to bind as a
+// receiver; this link binds itself and listens on no port (docs/smpp.md).
+func (l *Link) refuseOutbind(p smppwire.PDU) {
+	l.c.outbindRefused.Add(1)
+	sysID := ""
+	if o, err := smppwire.ParseOutbind(p.Body); err == nil {
+		sysID = o.SystemID
+	}
+	l.log.Warn("smpp: outbind from the SMSC refused: SMSC-initiated sessions are not supported; ask the operator for ESME-initiated binds (transceiver, or transmitter and receiver)",
+		"smsc_system_id", sysID, "seq", p.Sequence)
+}
+
+// prune removes correlations whose receipt never came and payload sets
+// whose other segments never came, counting and logging them.
+func (l *Link) prune() {
+	now := l.cfg.Now()
+	corrs, sets, err := l.state.st.prune(now.Add(-l.cfg.ReceiptMaxAge), now.Add(-l.cfg.PayloadSetMaxAge), now)
+	if err != nil {
+		l.log.Error("smpp: pruning the state file", "err", err)
+		return
+	}
+	if corrs > 0 {
+		l.c.correlationsExpired.Add(uint64(corrs))
+		l.log.Warn("smpp: correlations past their age removed (their receipts never came)", "count", corrs, "max_age", l.cfg.ReceiptMaxAge)
+	}
+	for _, k := range sets {
+		l.c.setsExpired.Add(1)
+		l.log.Warn("smpp: incomplete payload set expired (its other segments never came)", "set", k, "max_age", l.cfg.PayloadSetMaxAge)
+	}
+}
+
+// housekeep prunes every PruneInterval until Close.
+func (l *Link) housekeep() {
+	defer l.wg.Done()
+	t := time.NewTicker(l.cfg.PruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.ctx.Done():
+			return
+		case <-t.C:
+			l.prune()
+		}
+	}
+}

@@ -49,6 +49,9 @@ func (l *Link) bind(cmd smppwire.CommandID) (*session, error) {
 	defer cancel()
 	conn, err := l.dial(ctx)
 	if err != nil {
+		if l.cfg.TLS != nil {
+			err = tlsError(err, true)
+		}
 		return nil, fmt.Errorf("smpp: connect %s: %w", l.cfg.Addr, err)
 	}
 	s := &session{l: l, conn: conn, cmd: cmd, br: bufio.NewReader(conn), window: make(chan struct{}, l.cfg.Window),
@@ -75,11 +78,21 @@ func (l *Link) bind(cmd smppwire.CommandID) (*session, error) {
 		p, err := smppwire.ReadPDU(s.br, 0)
 		if err != nil {
 			conn.Close()
+			if l.cfg.TLS != nil {
+				// With TLS 1.3 an SMSC that refuses our certificate says
+				// so only now, on the first read.
+				err = tlsError(err, false)
+			}
 			return nil, fmt.Errorf("smpp: %s: reading the answer: %w", cmd, err)
 		}
 		if p.ID == smppwire.EnquireLink {
 			conn.Write(smppwire.Marshal(smppwire.EnquireLinkResp, 0, p.Sequence, nil))
 			continue
+		}
+		if p.ID == smppwire.Outbind {
+			l.refuseOutbind(p)
+			conn.Close()
+			return nil, fmt.Errorf("%w: %s answered with outbind", ErrOutbind, cmd)
 		}
 		if p.Sequence != seq || (p.ID != cmd.Resp() && p.ID != smppwire.GenericNack) {
 			conn.Close()
@@ -247,13 +260,6 @@ func (s *session) readLoop() {
 			s.mu.Lock()
 			ch := s.pending[p.Sequence]
 			s.mu.Unlock()
-			if ch != nil && p.ID == smppwire.SubmitSMResp && p.Status == smppwire.ROK {
-				// Its receipt may follow at once, before the sender has
-				// stored the correlation: receipts for it wait for that.
-				if r, err := smppwire.ParseSubmitResp(p.Body); err == nil && r.MessageID != "" {
-					s.l.storing.LoadOrStore(r.MessageID, make(chan struct{}))
-				}
-			}
 			if ch == nil {
 				s.l.c.lateResponses.Add(1)
 				continue
@@ -276,6 +282,9 @@ func (s *session) readLoop() {
 			s.l.handleDeliver(s, p)
 		case smppwire.GenericNack:
 			s.l.c.malformed.Add(1)
+		case smppwire.Outbind:
+			s.l.refuseOutbind(p)
+			s.respond(smppwire.GenericNack, smppwire.RInvBndSts, p.Sequence, nil)
 		default:
 			s.l.c.malformed.Add(1)
 			s.respond(smppwire.GenericNack, smppwire.RInvCmdID, p.Sequence, nil)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -21,9 +22,10 @@ type store struct {
 }
 
 var (
-	bucketIDs  = []byte("ids")  // message_id -> corr
-	bucketMR   = []byte("mr")   // sim|to -> last TP-MR
-	bucketSets = []byte("sets") // sim|to|ref|total -> segments (payload mode)
+	bucketIDs    = []byte("ids")    // message_id -> corr
+	bucketMR     = []byte("mr")     // sim|to -> last TP-MR
+	bucketSets   = []byte("sets")   // sim|to|ref|total -> segments (payload mode)
+	bucketSetAge = []byte("setage") // sim|to|ref|total -> when its first segment came (unix ns)
 )
 
 var errCorrupt = errors.New("smpp: corrupt state record")
@@ -60,7 +62,7 @@ func openStore(path string) (*store, error) {
 		return nil, fmt.Errorf("smpp: open state %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketIDs, bucketMR, bucketSets} {
+		for _, b := range [][]byte{bucketIDs, bucketMR, bucketSets, bucketSetAge} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -76,6 +78,14 @@ func openStore(path string) (*store, error) {
 }
 
 func (s *store) close() error { return s.db.Close() }
+
+func (s *store) writeTo(w io.Writer) (n int64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
 
 func pairKey(sim, to string) []byte { return []byte(sim + "|" + to) }
 
@@ -133,16 +143,18 @@ func (s *store) forget(id string) error {
 	return s.db.Batch(func(tx *bolt.Tx) error { return tx.Bucket(bucketIDs).Delete([]byte(id)) })
 }
 
-// prune removes correlations older than before (receipts that never came)
-// and returns how many.
-func (s *store) prune(before time.Time) (int, error) {
-	n := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
+// prune removes correlations created before corrBefore (receipts that
+// never came) and ConcatPayload sets begun before setBefore (their other
+// segments never came), and returns how many of each. A set stored without
+// an age (by an older version) is given now as its age.
+func (s *store) prune(corrBefore, setBefore, now time.Time) (corrs int, sets []string, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		corrs, sets = 0, nil
 		b := tx.Bucket(bucketIDs)
 		var old [][]byte
 		b.ForEach(func(k, v []byte) error {
 			c, err := unmarshalCorr(v)
-			if err != nil || c.Created.Before(before) {
+			if err != nil || c.Created.Before(corrBefore) {
 				old = append(old, append([]byte(nil), k...))
 			}
 			return nil
@@ -152,10 +164,51 @@ func (s *store) prune(before time.Time) (int, error) {
 				return err
 			}
 		}
-		n = len(old)
+		corrs = len(old)
+		sb, ab := tx.Bucket(bucketSets), tx.Bucket(bucketSetAge)
+		var unaged [][]byte
+		old = old[:0]
+		sb.ForEach(func(k, _ []byte) error {
+			v := ab.Get(k)
+			switch {
+			case len(v) != 8:
+				unaged = append(unaged, append([]byte(nil), k...))
+			case time.Unix(0, int64(binary.BigEndian.Uint64(v))).Before(setBefore):
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		for _, k := range unaged {
+			if err := ab.Put(k, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
+				return err
+			}
+		}
+		for _, k := range old {
+			if err := deleteSet(tx, k); err != nil {
+				return err
+			}
+			sets = append(sets, string(k))
+		}
 		return nil
 	})
-	return n, err
+	return corrs, sets, err
+}
+
+func deleteSet(tx *bolt.Tx, k []byte) error {
+	if err := tx.Bucket(bucketSets).Delete(k); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSetAge).Delete(k)
+}
+
+// sets counts the incomplete ConcatPayload sets stored.
+func (s *store) sets() int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket(bucketSets).Stats().KeyN; return nil })
+	return n
 }
 
 // pending counts the stored correlations.
@@ -175,17 +228,30 @@ func setKey(sim, to string, ref uint16, total uint8) []byte {
 // addSegment stores one segment of a set (payload mode) with a fresh TP-MR
 // and returns the set's segments so far (index seq-1; nil where missing)
 // and their TP-MRs. A segment stored before (a resend after a crash) keeps
-// its TP-MR.
-func (s *store) addSegment(sim, to string, ref uint16, total, seq uint8, tpdu []byte) ([][]byte, []uint8, error) {
+// its TP-MR. A new set beyond maxSets evicts the oldest one, returned.
+func (s *store) addSegment(sim, to string, ref uint16, total, seq uint8, tpdu []byte, now time.Time, maxSets int) ([][]byte, []uint8, string, error) {
 	segs := make([][]byte, total)
 	mrs := make([]uint8, total)
+	var evicted string
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSets)
 		k := setKey(sim, to, ref, total)
+		evicted = ""
 		for i := range segs {
 			segs[i], mrs[i] = nil, 0
 		}
-		if v := b.Get(k); v != nil {
+		if v := b.Get(k); v == nil {
+			if b.Stats().KeyN >= maxSets {
+				old := oldestSet(tx)
+				if err := deleteSet(tx, old); err != nil {
+					return err
+				}
+				evicted = string(old)
+			}
+			if err := tx.Bucket(bucketSetAge).Put(k, binary.BigEndian.AppendUint64(nil, uint64(now.UnixNano()))); err != nil {
+				return err
+			}
+		} else {
 			d := record.NewDecoder(v, errCorrupt)
 			for n := d.Count(255); n > 0 && d.Err() == nil; n-- {
 				i := int(d.Byte())
@@ -218,14 +284,32 @@ func (s *store) addSegment(sim, to string, ref uint16, total, seq uint8, tpdu []
 		}
 		return b.Put(k, out)
 	})
-	return segs, mrs, err
+	return segs, mrs, evicted, err
+}
+
+// oldestSet names the set begun first (an unaged one counts as oldest).
+func oldestSet(tx *bolt.Tx) []byte {
+	ab := tx.Bucket(bucketSetAge)
+	var oldest []byte
+	var at uint64
+	tx.Bucket(bucketSets).ForEach(func(k, _ []byte) error {
+		var t uint64
+		if v := ab.Get(k); len(v) == 8 {
+			t = binary.BigEndian.Uint64(v)
+		}
+		if oldest == nil || t < at {
+			oldest, at = append([]byte(nil), k...), t
+		}
+		return nil
+	})
+	return oldest
 }
 
 // setSubmitted replaces a complete set by the correlation of its
 // message_id (when want is set), in one transaction.
 func (s *store) setSubmitted(sim, to string, ref uint16, total uint8, id string, mrs []uint8, want bool, now time.Time) error {
 	return s.db.Batch(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketSets).Delete(setKey(sim, to, ref, total)); err != nil {
+		if err := deleteSet(tx, setKey(sim, to, ref, total)); err != nil {
 			return err
 		}
 		if !want {

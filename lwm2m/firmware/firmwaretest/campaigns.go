@@ -27,7 +27,7 @@ type CampaignFactory struct {
 var ctx = context.Background()
 
 func camp(id string) firmware.CampaignRecord {
-	return firmware.CampaignRecord{ID: id, Spec: firmware.Spec{Name: "spring", Image: "img", Concurrency: 3, Retries: 2},
+	return firmware.CampaignRecord{ID: id, Spec: firmware.Spec{Name: "spring", Image: "img", Concurrency: 3, Retries: new(2)},
 		Version: "2.0.0", Status: firmware.CampaignRunning, Created: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 }
 

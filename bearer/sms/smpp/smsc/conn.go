@@ -3,6 +3,7 @@ package smsc
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"sync"
 	"time"
 
@@ -30,6 +31,8 @@ type conn struct {
 	window  chan struct{}
 	done    chan struct{}
 	once    sync.Once
+	late    sync.WaitGroup // held submit_sm_resp (Faults.ReceiptFirst)
+	id      int64          // Submitted.Session
 }
 
 func (c *conn) close() {
@@ -52,7 +55,19 @@ func (c *conn) serve() {
 	defer c.close()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer c.late.Wait()
 	defer c.close()
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		// The handshake first, bounded: a client that never completes
+		// one must not hold a session slot.
+		tc.SetDeadline(time.Now().Add(respTimeout))
+		if err := tc.HandshakeContext(c.s.ctx); err != nil {
+			c.s.st.tlsFailures.Add(1)
+			c.s.log.Warn("smsc: TLS handshake failed", "remote", tc.RemoteAddr(), "err", err)
+			return
+		}
+		tc.SetDeadline(time.Time{})
+	}
 	br := bufio.NewReader(c.nc)
 	for {
 		p, err := smppwire.ReadPDU(br, 0)
@@ -149,7 +164,26 @@ func (c *conn) submit(p smppwire.PDU) {
 		} else {
 			c.s.st.submitsRefused.Add(1)
 		}
-		c.write(smppwire.Marshal(smppwire.SubmitSMResp, st, p.Sequence, body))
+		b := smppwire.Marshal(smppwire.SubmitSMResp, st, p.Sequence, body)
+		v, held := c.s.receiptOut.Load(id)
+		if st != smppwire.ROK || !held {
+			c.write(b)
+			return
+		}
+		c.late.Add(1)
+		go func() {
+			defer c.late.Done()
+			t := time.NewTimer(respTimeout)
+			defer t.Stop()
+			select {
+			case <-v.(chan struct{}):
+			case <-t.C:
+				c.s.receiptOut.Delete(id)
+			case <-c.done:
+				return
+			}
+			c.write(b)
+		}()
 	}
 	if acc == nil || bind == smppwire.BindReceiver {
 		answer(smppwire.RInvBndSts, "")
@@ -198,9 +232,20 @@ func (c *conn) submit(p smppwire.PDU) {
 	}
 	id := c.s.nextID()
 	want := sm.RegisteredDelivery&3 != 0
+	c.s.mu.Lock()
+	first := c.s.faults.ReceiptFirst
+	hold := c.s.faults.HoldResponses > 0
+	if hold {
+		c.s.faults.HoldResponses--
+	}
+	c.s.mu.Unlock()
+	if want && first && !hold {
+		c.s.receiptOut.Store(id, make(chan struct{}))
+	}
 	for _, t := range tpdus {
 		mr, err := ep.Send(context.Background(), t)
 		if err != nil {
+			c.s.receiptOut.Delete(id)
 			answer(smppwire.RMsgQFul, "")
 			return
 		}
@@ -216,6 +261,13 @@ func (c *conn) submit(p smppwire.PDU) {
 		want = false
 	}
 	c.s.st.submits.Add(1)
+	if c.s.cfg.OnSubmit != nil {
+		c.s.cfg.OnSubmit(Submitted{ID: id, Session: c.id, From: from, To: to, TPDUs: tpdus})
+	}
+	if hold {
+		c.s.st.responsesHeld.Add(1)
+		return // accepted and sent; the ESME never hears of it
+	}
 	answer(smppwire.ROK, id)
 }
 
@@ -292,6 +344,11 @@ func (c *conn) deliver(sm *smppwire.SM) bool {
 		c.mu.Unlock()
 	}()
 	c.write(smppwire.Marshal(smppwire.DeliverSM, 0, seq, body))
+	if id, ok := sm.TLVs.CString(smppwire.TagReceiptedMessageID); ok && smppwire.IsReceipt(sm.ESMClass) {
+		if v, ok := c.s.receiptOut.LoadAndDelete(id); ok {
+			close(v.(chan struct{}))
+		}
+	}
 	t := time.NewTimer(respTimeout)
 	defer t.Stop()
 	select {

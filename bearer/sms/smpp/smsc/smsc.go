@@ -15,6 +15,7 @@ package smsc
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -50,6 +51,16 @@ type Faults struct {
 	// that a receipt is never sent.
 	ReceiptDelay time.Duration
 	DropReceipts float64
+	// ReceiptFirst holds back the submit_sm_resp of a submit that asked for
+	// a receipt until that receipt was written to the ESME (10 s at most):
+	// the receipt reaches the ESME before the message_id it names, on a
+	// receiver bind or ahead of the response on a transceiver.
+	ReceiptFirst bool
+	// HoldResponses withholds the submit_sm_resp of the next this many
+	// accepted submits (the messages go to the network): an SMSC that
+	// accepted a message the ESME never learnt about, as when the ESME
+	// dies first. Counted in Stats.ResponsesHeld.
+	HoldResponses int
 }
 
 // Config configures a Server.
@@ -58,6 +69,11 @@ type Config struct {
 	Accounts []Account
 	// Listen is the TCP address (default 127.0.0.1:0).
 	Listen string
+	// TLS, when set, makes the listener speak SMPP over TLS with this
+	// configuration (its Certificates; ClientAuth to ask for client
+	// certificates). A handshake that fails is counted (Stats.TLSFailures)
+	// and its connection closed.
+	TLS *tls.Config
 	// Window bounds deliver_sm outstanding per session (default 10).
 	Window int
 	// QueueLen bounds the messages held per account for its ESMEs
@@ -68,6 +84,21 @@ type Config struct {
 	Faults      Faults
 	Seed        uint64
 	Logger      *slog.Logger
+	// OnSubmit, when set, is told of every submit_sm accepted, before it is
+	// answered (tests and tools: which connection sent what). It must not
+	// block.
+	OnSubmit func(Submitted)
+}
+
+// Submitted is a submit_sm the SMSC accepted.
+type Submitted struct {
+	ID      string // the message_id answered
+	Session int64  // the connection it came on, numbered from 1 in accept order
+	From    string // the account's number, "+digits"
+	To      string // "+digits"
+	// TPDUs are the SMS-SUBMITs it became on the network (one per
+	// segment of a split message_payload).
+	TPDUs [][]byte
 }
 
 // Stats are the server's counters.
@@ -76,9 +107,12 @@ type Stats struct {
 	Submits, Throttled, SubmitsRefused   int64
 	Delivers, DeliverRetries             int64
 	Receipts, ReceiptsDropped, Malformed int64
+	TLSFailures                          int64 // handshakes that failed
+	ResponsesHeld                        int64 // submit_sm_resp withheld (Faults.HoldResponses)
 }
 
-// Server is the simulated SMSC.
+// Server is the simulated SMSC. The zero Server was never started (use
+// Start): its Addr is "" and Close does nothing.
 type Server struct {
 	cfg Config
 	log *slog.Logger
@@ -94,6 +128,9 @@ type Server struct {
 	msgSeq   uint64
 	idBase   uint32 // distinguishes message_ids across restarts
 	ref      uint16
+	// receiptOut: message_id -> closed once its receipt was written
+	// (Faults.ReceiptFirst).
+	receiptOut sync.Map
 
 	wg     sync.WaitGroup
 	ctx    context.Context
@@ -101,6 +138,7 @@ type Server struct {
 	st     struct {
 		binds, bindsRefused, sessions, submits, throttled, submitsRefused atomic.Int64
 		delivers, deliverRetries, receipts, receiptsDropped, malformed    atomic.Int64
+		tlsFailures, responsesHeld                                        atomic.Int64
 	}
 }
 
@@ -161,6 +199,9 @@ func Start(cfg Config) (*Server, error) {
 		s.closeEndpoints()
 		return nil, fmt.Errorf("smsc: listen: %w", err)
 	}
+	if cfg.TLS != nil {
+		ln = tls.NewListener(ln, cfg.TLS)
+	}
 	s.ln = ln
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
@@ -201,7 +242,8 @@ func (s *Server) Stats() Stats {
 	return Stats{Binds: s.st.binds.Load(), BindsRefused: s.st.bindsRefused.Load(), Sessions: s.st.sessions.Load(),
 		Submits: s.st.submits.Load(), Throttled: s.st.throttled.Load(), SubmitsRefused: s.st.submitsRefused.Load(),
 		Delivers: s.st.delivers.Load(), DeliverRetries: s.st.deliverRetries.Load(), Receipts: s.st.receipts.Load(),
-		ReceiptsDropped: s.st.receiptsDropped.Load(), Malformed: s.st.malformed.Load()}
+		ReceiptsDropped: s.st.receiptsDropped.Load(), Malformed: s.st.malformed.Load(), TLSFailures: s.st.tlsFailures.Load(),
+		ResponsesHeld: s.st.responsesHeld.Load()}
 }
 
 // Close stops listening, drops every session and detaches the numbers.
@@ -246,7 +288,7 @@ func (s *Server) accept() {
 		}
 		s.sessions[c] = true
 		s.mu.Unlock()
-		s.st.sessions.Add(1)
+		c.id = s.st.sessions.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

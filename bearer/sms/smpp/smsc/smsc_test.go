@@ -113,3 +113,39 @@ func TestThrottleFaults(t *testing.T) {
 		t.Fatal("5 submits at once above 1/s: none throttled")
 	}
 }
+
+// TestOnSubmit: every accepted submit_sm is told with the connection it
+// came on and the SMS-SUBMITs it became; refused ones are not.
+func TestOnSubmit(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	n := sim.NewNetwork(sim.WithLogger(log))
+	t.Cleanup(func() { n.Close() })
+	got := make(chan Submitted, 4)
+	s, err := Start(Config{Network: n, Logger: log, OnSubmit: func(x Submitted) { got <- x },
+		Accounts: []Account{{SystemID: "gw", Password: "pw", Numbers: []string{"+15550100"}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ok := &smppwire.Bind{SystemID: "gw", Password: "pw"}
+	body := func(src string) []byte {
+		b, _ := (&smppwire.SM{SourceTON: 1, SourceNPI: 1, SourceAddr: src, DestTON: 1, DestNPI: 1, DestAddr: "15551234",
+			DataCoding: 4, ShortMessage: []byte{1, 2, 3}}).Marshal()
+		return b
+	}
+	if st := exchange(t, s, ok, smppwire.SubmitSM, body("15559999")); st != smppwire.RInvSrcAdr {
+		t.Fatalf("status %s", st)
+	}
+	for session := int64(2); session <= 3; session++ {
+		if st := exchange(t, s, ok, smppwire.SubmitSM, body("15550100")); st != smppwire.ROK {
+			t.Fatalf("status %s", st)
+		}
+		x := <-got
+		if x.Session != session || x.ID == "" || x.From != "+15550100" || x.To != "+15551234" || len(x.TPDUs) != 1 {
+			t.Fatalf("submitted %+v", x)
+		}
+	}
+	if len(got) != 0 {
+		t.Fatalf("refused submit told: %+v", <-got)
+	}
+}

@@ -3,9 +3,14 @@
 // message_id, reports each submit as a JSON line on stdout, sends a
 // delivery receipt when one was asked for, and echoes the message back as a
 // deliver_sm from the destination (same esm_class, data_coding, UDH and
-// sar_* TLVs), as a device replying through the SMSC would.
+// sar_* TLVs), as a device replying through the SMSC would. Given a
+// certificate and a key it speaks SMPP over TLS (node's tls server).
 'use strict';
+const fs = require('fs');
 const smpp = require('smpp');
+
+// With a certificate and key (PEM files) as arguments, SMPP over TLS.
+const [certFile, keyFile] = process.argv.slice(2);
 
 let next = 1;
 const hex = (b) => (b ? Buffer.from(b).toString('hex') : null);
@@ -21,7 +26,7 @@ function raw(sm) {
   return Buffer.concat([Buffer.from([ies.length]), ies, msg]);
 }
 
-const server = smpp.createServer((session) => {
+const handler = (session) => {
   session.on('error', () => {});
   session.on('bind_transceiver', (pdu) => {
     if (pdu.system_id !== 'gw' || pdu.password !== 'pw') {
@@ -67,7 +72,10 @@ const server = smpp.createServer((session) => {
     if (pdu.destination_port !== undefined) { echo.destination_port = pdu.destination_port; echo.source_port = pdu.source_port; }
     session.deliver_sm(echo);
   });
-});
+};
+const server = certFile
+  ? smpp.createServer({ cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) }, handler)
+  : smpp.createServer(handler);
 
 server.listen(0, '127.0.0.1', () => {
   console.log('PORT ' + server.address().port);

@@ -64,6 +64,12 @@ type SMPPLink struct {
 	// TLS wraps the connection; TLSServerName overrides the name checked.
 	TLS           bool   `yaml:"tls"`
 	TLSServerName string `yaml:"tls_server_name"`
+	// TLSCAFile trusts the CAs in it (PEM; an SMSC's self-signed
+	// certificate pins it) instead of the system's roots; TLSCertFile and
+	// TLSKeyFile are a client certificate for SMSCs that ask for one.
+	TLSCAFile   string `yaml:"tls_ca_file"`
+	TLSCertFile string `yaml:"tls_cert_file"`
+	TLSKeyFile  string `yaml:"tls_key_file"`
 	// Bind is "transceiver" (default) or "transmitter-receiver".
 	Bind string `yaml:"bind"`
 	// Sources are the numbers the account may send from; devices that know
@@ -79,6 +85,10 @@ type SMPPLink struct {
 	Backup bool `yaml:"backup"`
 	// EnquireLink is the keep-alive interval (default 30s).
 	EnquireLink time.Duration `yaml:"enquire_link"`
+	// Account groups links bound to the same SMSC account (redundant
+	// binds): they share receipt correlation, since the SMSC may send a
+	// receipt on any of them.
+	Account string `yaml:"account"`
 }
 
 // Firmware configures the firmware image store, the Package URI servers and
@@ -659,8 +669,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	default:
 		ck.add(fmt.Sprintf("unknown framing %q; use coap or wap-push", c.SMS.Framing), "sms", "framing")
 	}
-	if c.SMS.DailyBudget < 0 || c.SMS.DailyBudgetPerDevice < 0 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
-		ck.add("budgets and rates must not be negative", "sms")
+	if c.SMS.DailyBudget < -1 || c.SMS.DailyBudgetPerDevice < -1 || c.SMS.PeerRate < 0 || c.SMS.PeerBurst < 0 {
+		ck.add("budgets are -1 (unlimited), 0 (no SMS) or positive; rates must not be negative", "sms")
 	}
 	if c.SMS.BudgetWarn < 0 || c.SMS.BudgetWarn > 1 {
 		ck.add("budget_warn is a share of the budget, 0..1", "sms", "budget_warn")

@@ -51,6 +51,7 @@ func TestParseErrors(t *testing.T) {
 		{"device sim not ours", "sms:\n  devices:\n    - endpoint: a\n      msisdn: '+491720000001'\n      server_sim: '+491799999999'\n", 5, "not the number of a configured modem"},
 		{"device twice", "sms:\n  devices:\n    - endpoint: a\n      msisdn: '+491720000001'\n    - endpoint: a\n      msisdn: '+491720000002'\n", 5, "twice"},
 		{"framing", "sms:\n  framing: morse\n", 2, "coap or wap-push"},
+		{"daily budget", "sms:\n  daily_budget: -2\n", 1, "budgets are -1 (unlimited), 0 (no SMS)"},
 		{"proxy", "mode: proxy\n", 1, "external LwM2M server"},
 		{"proxy bind", "mode: proxy\nproxy:\n  server: 127.0.0.1:5683\n  bind: here\n", 4, "not an IP"},
 		{"mode", "mode: client\n", 1, "unknown mode"},

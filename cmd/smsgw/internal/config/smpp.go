@@ -10,6 +10,7 @@ import (
 // validateSMPP checks the smpp: links and adds their E.164 sources to sims.
 func (c *Config) validateSMPP(ck *checker, sims map[string]bool) {
 	names := map[string]bool{}
+	accounts := map[string]string{} // account -> system_id
 	for i, l := range c.SMPP {
 		idx := fmt.Sprint(i)
 		at := func(msg, key string) { ck.add(msg, "smpp", idx, key) }
@@ -64,5 +65,41 @@ func (c *Config) validateSMPP(ck *checker, sims map[string]bool) {
 		if l.EnquireLink < 0 {
 			at("enquire_link must not be negative", "enquire_link")
 		}
+		validateSMPPTLS(l, at)
+		if l.Account != "" {
+			if id, ok := accounts[l.Account]; ok && id != l.SystemID {
+				at(fmt.Sprintf("account %q is bound with system_id %q by another link; links of one account share its system_id", l.Account, id), "account")
+			} else if !ok {
+				accounts[l.Account] = l.SystemID
+			}
+		}
 	}
+}
+
+// validateSMPPTLS checks the tls_* options of one link: they need tls:
+// true, and the files they name must load.
+func validateSMPPTLS(l SMPPLink, at func(msg, key string)) {
+	if !l.TLS {
+		for _, o := range []struct{ key, v string }{{"tls_server_name", l.TLSServerName}, {"tls_ca_file", l.TLSCAFile},
+			{"tls_cert_file", l.TLSCertFile}, {"tls_key_file", l.TLSKeyFile}} {
+			if o.v != "" {
+				at(o.key+" has no effect without tls: true", o.key)
+			}
+		}
+		return
+	}
+	if _, err := l.TLSOptions().Config(l.Host); err != nil {
+		key := "tls_ca_file"
+		if l.TLSCertFile != "" || l.TLSKeyFile != "" {
+			if _, err2 := (smpp.TLSOptions{CAFile: l.TLSCAFile}).Config(l.Host); err2 == nil {
+				key = "tls_cert_file"
+			}
+		}
+		at(err.Error(), key)
+	}
+}
+
+// TLSOptions are the link's tls_* options.
+func (l SMPPLink) TLSOptions() smpp.TLSOptions {
+	return smpp.TLSOptions{ServerName: l.TLSServerName, CAFile: l.TLSCAFile, CertFile: l.TLSCertFile, KeyFile: l.TLSKeyFile}
 }

@@ -32,6 +32,11 @@ func TestSMPPValidation(t *testing.T) {
 		{"no sources", "smpp:\n  - host: h\n    port: 1\n    system_id: a\n", 2, "source number"},
 		{"window", link("    window: 5000\n"), 6, "window"},
 		{"rate", link("    rate: -1\n"), 6, "rate"},
+		{"tls option without tls", link("    tls_ca_file: /etc/ssl/smsc.pem\n"), 6, "tls_ca_file has no effect without tls: true"},
+		{"tls_server_name without tls", link("    tls_server_name: smsc.example.net\n"), 6, "tls_server_name has no effect"},
+		{"CA file missing", link("    tls: true\n    tls_ca_file: /nonexistent/smsc-ca.pem\n"), 7, "tls_ca_file"},
+		{"client certificate without key", link("    tls: true\n    tls_cert_file: /nonexistent/client.pem\n"), 7, "go together"},
+		{"account with two system_ids", link("    account: op\n") + "  - host: 127.0.0.2\n    port: 2775\n    system_id: other\n    sources: ['+491710000009']\n    account: op\n", 11, "share its system_id"},
 		{"twice", link("") + "  - host: 127.0.0.1\n    port: 2775\n    system_id: c\n    sources: ['+491710000008']\n", 6, "used twice"},
 	}
 	for _, c := range cases {

@@ -252,7 +252,7 @@ func (g *Gateway) startUpdate(ctx context.Context, ep, image string, opts firmwa
 	f := g.fw
 	f.pruneJobs()
 	spec := firmware.Spec{Name: devJobPrefix + ep, Image: image, Endpoints: []string{ep}, Concurrency: 1,
-		Retries: -1, SMSBudget: -1, Options: opts}
+		Retries: new(0), SMSBudget: -1, Options: opts}
 	id, err := f.mgr.Create(ctx, spec)
 	if err != nil {
 		return FWJob{}, err

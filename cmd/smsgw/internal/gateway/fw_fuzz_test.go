@@ -36,7 +36,7 @@ func FuzzCampaignSpec(f *testing.F) {
 			}
 			return
 		}
-		if spec.Image == "" || spec.Concurrency < 1 || spec.Concurrency > 10000 || spec.Retries < -1 || spec.Retries == 0 || spec.Retries > 100 ||
+		if spec.Image == "" || spec.Concurrency < 1 || spec.Concurrency > 10000 || spec.Retries == nil || *spec.Retries < 0 || *spec.Retries > 100 ||
 			spec.SMSBudget < -1 || spec.Backoff < 0 {
 			t.Fatalf("spec out of bounds: %+v", spec)
 		}

@@ -396,7 +396,7 @@ func campaignSpec(fc config.Firmware, b CampaignBody) (firmware.Spec, error) {
 		}
 	}
 	spec := firmware.Spec{Name: b.Name, Image: b.Image, Endpoints: b.Endpoints, Prefix: b.Prefix,
-		Concurrency: fc.Concurrency, Retries: fc.Retries, SMSBudget: fc.SMSBudget,
+		Concurrency: fc.Concurrency, Retries: new(fc.Retries), SMSBudget: fc.SMSBudget,
 		Options: firmware.Options{AllowSMSPush: fc.AllowSMSPush}}
 	if len(b.Filter) > 0 {
 		m, err := filterMatch(b.Filter)
@@ -415,12 +415,7 @@ func campaignSpec(fc config.Firmware, b CampaignBody) (firmware.Spec, error) {
 		if *b.Retries < 0 || *b.Retries > 100 {
 			return bad("retries must be in 0..100")
 		}
-		spec.Retries = *b.Retries
-	}
-	if spec.Retries == 0 {
-		// firmware.Spec takes 0 as "its default" (2 retries); the
-		// operator's 0 (config or request) means none, which Spec spells -1.
-		spec.Retries = -1
+		spec.Retries = new(*b.Retries)
 	}
 	if b.SMSBudget != nil {
 		if *b.SMSBudget < -1 {

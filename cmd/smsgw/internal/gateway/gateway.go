@@ -399,7 +399,7 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	err = guardOpen(g.cfg.DataDir, "sms/", func() (err error) {
 		b, err = sms.New(tr, sms.Config{
 			StateDir: dir, Peers: peers, State: st, RateLimiter: lim, OutboxBackend: ob,
-			DailyBudget: g.cfg.SMS.DailyBudget, DailyBudgetPerDevice: g.cfg.SMS.DailyBudgetPerDevice,
+			DailyBudget: smsBudget(g.cfg.SMS.DailyBudget), DailyBudgetPerDevice: smsBudget(g.cfg.SMS.DailyBudgetPerDevice),
 			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
 			BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
 			LoopMax: g.cfg.SMS.LoopMax, LoopWindow: g.cfg.SMS.LoopWindow, OnLoop: g.onLoop,
@@ -416,7 +416,7 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	}
 	g.smsB = b
 	if len(g.smppLinks) > 0 {
-		if err := g.metrics.reg.Register(newSMPPCollector(g.smppLinks)); err != nil {
+		if err := g.metrics.reg.Register(newSMPPCollector(g.smppLinks, g.mux)); err != nil {
 			return err
 		}
 	}
@@ -586,7 +586,7 @@ func (g *Gateway) startQueue() error {
 		ExecTimeout:   w,
 		Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
 		DefaultExpiry: g.cfg.Queue.Expiry,
-		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: g.cfg.Queue.WakeMax},
+		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: new(g.cfg.Queue.WakeMax)},
 		Metrics:       queueMetrics{g.metrics},
 		OnEvent:       g.onQueueEvent,
 	}

@@ -91,8 +91,8 @@ func (g *Gateway) bindings() (*server.StaticSecurity, error) {
 }
 
 // queueWaker is the queue's SMS waker, or nil (no SMS bearer, or
-// queue.wake_max 0, which means no wake-up SMS at all: queue.WakePolicy
-// would read a MaxWakes of 0 as its default of 4). No Peers: the SMS peer
+// queue.wake_max 0, which means no wake-up SMS at all, as the queue's
+// WakePolicy.MaxWakes new(0) does). No Peers: the SMS peer
 // table stays exactly sms.devices, and wake-ups go only to configured
 // numbers, which are all peers already.
 func (g *Gateway) queueWaker() queue.Waker {

@@ -163,9 +163,9 @@ func TestMetricsAuth(t *testing.T) {
 }
 
 // TestCampaignRetriesZero: an operator's retries 0 (request or config)
-// means no retries; firmware.Spec reads 0 as its default of 2, so the
-// gateway must pass -1 (zero value and explicit choice meant different
-// things: a campaign asked for no retries made 2 per device).
+// means no retries (firmware.Spec read 0 as its default of 2: zero value
+// and explicit choice meant different things, and a campaign asked for no
+// retries made 2 per device; Spec.Retries is a *int now, nil the default).
 func TestCampaignRetriesZero(t *testing.T) {
 	zero, three := 0, 3
 	fc := config.Default().Firmware
@@ -175,8 +175,8 @@ func TestCampaignRetriesZero(t *testing.T) {
 		request *int
 		want    int
 	}{
-		{"request 0", 2, &zero, -1},
-		{"config 0, request silent", 0, nil, -1},
+		{"request 0", 2, &zero, 0},
+		{"config 0, request silent", 0, nil, 0},
 		{"request 3", 0, &three, 3},
 		{"config 2", 2, nil, 2},
 	}
@@ -184,15 +184,16 @@ func TestCampaignRetriesZero(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			fc.Retries = tc.cfg
 			spec, err := campaignSpec(fc, CampaignBody{Image: "x", Prefix: "p", Retries: tc.request})
-			if err != nil || spec.Retries != tc.want {
-				t.Fatalf("Retries %d (%v), want %d", spec.Retries, err, tc.want)
+			if err != nil || spec.Retries == nil || *spec.Retries != tc.want {
+				t.Fatalf("Retries %v (%v), want %d", spec.Retries, err, tc.want)
 			}
 		})
 	}
 }
 
 // TestWakeMaxZero: queue.wake_max 0 means no wake-up SMS (queue.WakePolicy
-// reads a MaxWakes of 0 as its default of 4).
+// read a MaxWakes of 0 as its default of 4; it is a *int now, nil the
+// default).
 func TestWakeMaxZero(t *testing.T) {
 	cfg := config.Default()
 	g := &Gateway{cfg: cfg, smsB: &sms.Bearer{}}

@@ -1,9 +1,9 @@
 package gateway
 
 import (
-	"crypto/tls"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 
@@ -15,6 +15,9 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 )
+
+// routeStateFile is the route mux's TP-MR map, relative to the data dir.
+const routeStateFile = "sms/route.db"
 
 // Credentials of the simulated SMSC's account (simulator.smpp).
 const simSystemID, simPassword = "smsgw", "sim"
@@ -39,6 +42,7 @@ func (g *Gateway) startSimSMSC() (config.SMPPLink, error) {
 // returns the E.164 numbers they send from.
 func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 	var out []string
+	states := map[string]*smpp.State{} // account -> the state its links share
 	for _, lc := range append(append([]config.SMPPLink(nil), g.cfg.SMPP...), extra...) {
 		name := lc.Name
 		if name == "" {
@@ -56,17 +60,37 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 			c.Bind = smpp.TransmitterReceiver
 		}
 		if lc.TLS {
-			sn := lc.TLSServerName
-			if sn == "" {
-				sn = lc.Host
+			if c.TLS, err = lc.TLSOptions().Config(lc.Host); err != nil {
+				return nil, fmt.Errorf("smpp link %s: %w", name, err)
 			}
-			c.TLS = &tls.Config{ServerName: sn, MinVersion: tls.VersionTLS12}
+		}
+		sl := smppLink{backup: lc.Backup}
+		if lc.Account != "" {
+			// One correlation state and TP-MR space for the links of an
+			// account: a receipt may come on any of them.
+			if states[lc.Account] == nil {
+				st, err := g.openSMPPState(&sl, c.StateDir, "account-"+lc.Account)
+				if err != nil {
+					return nil, fmt.Errorf("smpp account %s: %w", lc.Account, err)
+				}
+				states[lc.Account] = st
+			}
+			c.State, sl.space = states[lc.Account], "smpp-account:"+lc.Account
+		} else {
+			// The link's own state, opened here (the same file Dial would
+			// open) so that it is opened under the guard and snapshot for
+			// backups like the other state files.
+			if c.State, err = g.openSMPPState(&sl, c.StateDir, name); err != nil {
+				return nil, fmt.Errorf("smpp link %s: %w", name, err)
+			}
 		}
 		l, err := smpp.Dial(c)
 		if err != nil {
+			sl.ownState.Close()
 			return nil, fmt.Errorf("smpp link %s: %w", name, err)
 		}
-		g.smppLinks = append(g.smppLinks, smppLink{l: l, backup: lc.Backup})
+		sl.l = l
+		g.smppLinks = append(g.smppLinks, sl)
 		for _, s := range l.Sources() {
 			if a, err := sms.ParseMSISDN(s); err == nil {
 				out = append(out, a.String())
@@ -77,8 +101,35 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 }
 
 type smppLink struct {
-	l      *smpp.Link
-	backup bool
+	l         *smpp.Link
+	backup    bool
+	space     string      // the route's TP-MR space: its account's, or "" (its own)
+	ownState  *smpp.State // the state this entry closes: its own, or its account's (the first link of an account)
+	stateFile string      // ownState's file, relative to the data dir
+}
+
+// openSMPPState opens the SMPP state file called name (smpp.StateFile) in
+// dir under the state file guard, for sl to own and close.
+func (g *Gateway) openSMPPState(sl *smppLink, dir, name string) (*smpp.State, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := smpp.StateFile(dir, name)
+	rel, err := filepath.Rel(g.cfg.DataDir, path)
+	if err != nil {
+		return nil, err
+	}
+	rel = filepath.ToSlash(rel)
+	var st *smpp.State
+	err = guardOpen(g.cfg.DataDir, rel, func() (err error) {
+		st, err = smpp.OpenState(path)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sl.ownState, sl.stateFile = st, rel
+	return st, nil
 }
 
 // transport is the SMS bearer's transport: the modem pool alone, or a
@@ -92,7 +143,8 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 	add := func(backup bool) {
 		for _, sl := range g.smppLinks {
 			if sl.backup == backup {
-				routes = append(routes, route.Route{Name: "smpp:" + sl.l.Name(), Transport: sl.l, Numbers: sl.l.Sources(), Ready: sl.l.Ready})
+				routes = append(routes, route.Route{Name: "smpp:" + sl.l.Name(), Transport: sl.l, Numbers: sl.l.Sources(), Ready: sl.l.Ready,
+					Space: sl.space})
 			}
 		}
 	}
@@ -101,7 +153,17 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 		routes = append(routes, route.Route{Name: "modems", Transport: g.link, Numbers: modemSIMs})
 	}
 	add(true)
-	m, err := route.New(routes, 0)
+	// A number on two routes (an SMPP account and a SIM, or two links) has
+	// two TP-MR spaces; the mux keeps them apart in this file (route/mr.go).
+	dir := filepath.Join(g.cfg.DataDir, "sms")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var m *route.Mux
+	err := guardOpen(g.cfg.DataDir, routeStateFile, func() (err error) {
+		m, err = route.New(routes, 0, route.WithStateFile(filepath.Join(g.cfg.DataDir, routeStateFile)), route.WithLogger(g.log.With("component", "route")))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -116,26 +178,55 @@ func (g *Gateway) closeSMPP() {
 	for _, sl := range g.smppLinks {
 		sl.l.Close()
 	}
+	for _, sl := range g.smppLinks {
+		sl.ownState.Close() // after every link of its account
+	}
 	if g.simSMSC != nil {
 		g.simSMSC.Close()
 	}
 }
 
-// smppCollector exports the links' counters.
+// smppCollector exports the links' counters and the route mux's.
 type smppCollector struct {
 	links        []smppLink
+	mux          *route.Mux // nil without one
 	counter, gau *prometheus.Desc
+	routes, mr   *prometheus.Desc
+	mrMapped     *prometheus.Desc
 }
 
-func newSMPPCollector(links []smppLink) *smppCollector {
-	return &smppCollector{links: links,
+func newSMPPCollector(links []smppLink, mux *route.Mux) *smppCollector {
+	return &smppCollector{links: links, mux: mux,
 		counter: prometheus.NewDesc("smsgw_smpp_total", "SMPP link counters (binds, submits, throttling, receipts, malformed PDUs).", []string{"link", "what"}, nil),
-		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt.", []string{"link", "what"}, nil)}
+		gau:     prometheus.NewDesc("smsgw_smpp_state", "SMPP link state: bound and receiving (0/1), awaiting_receipt, payload_sets (incomplete, payload mode).", []string{"link", "what"}, nil),
+		routes:  prometheus.NewDesc("smsgw_sms_route_total", "SMS routes (SMPP links, modems): sends, failures, failovers, receptions.", []string{"route", "what"}, nil),
+		mr: prometheus.NewDesc("smsgw_sms_tpmr_total", "TP-MR translation for numbers with several routes (docs/smpp.md): assigned, translated, unmapped, dropped, reused, expired, held.",
+			[]string{"what"}, nil),
+		mrMapped: prometheus.NewDesc("smsgw_sms_tpmr_mapped", "Sends over numbers with several routes awaiting their status report.", nil, nil)}
 }
 
-func (c *smppCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.counter; ch <- c.gau }
+func (c *smppCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.counter
+	ch <- c.gau
+	ch <- c.routes
+	ch <- c.mr
+	ch <- c.mrMapped
+}
 
 func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.mux != nil {
+		for _, r := range c.mux.Stats() {
+			for k, v := range map[string]uint64{"sent": r.Sent, "failed": r.Failed, "failed_over": r.FailedOver, "received": r.Received} {
+				ch <- prometheus.MustNewConstMetric(c.routes, prometheus.CounterValue, float64(v), r.Name, k)
+			}
+		}
+		st := c.mux.MRStats()
+		for k, v := range map[string]uint64{"assigned": st.Assigned, "translated": st.Translated, "unmapped": st.Unmapped,
+			"dropped": st.Dropped, "reused": st.Reused, "expired": st.Expired, "held": st.Held} {
+			ch <- prometheus.MustNewConstMetric(c.mr, prometheus.CounterValue, float64(v), k)
+		}
+		ch <- prometheus.MustNewConstMetric(c.mrMapped, prometheus.GaugeValue, float64(st.Mapped))
+	}
 	for _, sl := range c.links {
 		s := sl.l.Stats()
 		n := sl.l.Name()
@@ -145,6 +236,8 @@ func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
 			"refused": s.Refused, "received": s.Received, "receipts": s.Receipts, "receipts_intermediate": s.ReceiptsIntermediate,
 			"receipts_unknown": s.ReceiptsUnknown, "receipts_unreadable": s.ReceiptsUnreadable, "malformed": s.Malformed,
 			"late_responses": s.LateResponses, "inbound_rejected": s.InboundRejected,
+			"receipts_held": s.ReceiptsHeld, "receipts_hold_full": s.ReceiptsHoldFull, "outbind_refused": s.OutbindRefused,
+			"payload_sets_expired": s.SetsExpired, "payload_sets_evicted": s.SetsEvicted, "correlations_expired": s.CorrelationsExpired,
 		} {
 			ch <- prometheus.MustNewConstMetric(c.counter, prometheus.CounterValue, float64(v), n, k)
 		}
@@ -159,5 +252,6 @@ func (c *smppCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, receiving, n, "receiving")
 		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, float64(s.AwaitingReceipt), n, "awaiting_receipt")
+		ch <- prometheus.MustNewConstMetric(c.gau, prometheus.GaugeValue, float64(s.PayloadSets), n, "payload_sets")
 	}
 }

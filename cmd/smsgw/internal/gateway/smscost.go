@@ -184,3 +184,13 @@ func (c *smsPurposeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 }
+
+// smsBudget is a configured daily budget as sms.Config takes it: -1 is
+// unlimited (nil), 0 no SMS at all, n n segments (it used to pass 0 on,
+// which the bearer read as unlimited).
+func smsBudget(n int) *int {
+	if n < 0 {
+		return nil
+	}
+	return new(n)
+}

@@ -78,6 +78,17 @@ func (g *Gateway) snapshotters() map[string]func(io.Writer) (int64, error) {
 	if g.quar != nil {
 		out["quarantine.db"] = g.quar.WriteTo
 	}
+	if g.dtlsSess != nil {
+		out[dtlsSessionsFileName] = g.dtlsSess.WriteTo
+	}
+	if g.mux != nil && g.mux.KeepsState() {
+		out[routeStateFile] = g.mux.WriteStateTo
+	}
+	for _, sl := range g.smppLinks {
+		if sl.ownState != nil {
+			out[sl.stateFile] = sl.ownState.WriteTo
+		}
+	}
 	if g.smsB != nil {
 		for _, f := range g.smsB.StateFiles() {
 			out["sms/"+f] = func(w io.Writer) (int64, error) { return g.smsB.SnapshotState(f, w) }

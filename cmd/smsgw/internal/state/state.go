@@ -31,8 +31,10 @@ import (
 
 // Files are the bbolt state files smsgw keeps, relative to the data dir.
 // Any other *.db file at the top of the data dir or in sms/ is checked as
-// well.
-var Files = []string{"registrations.db", "queue.db", "campaigns.db", "oscore.db", "quarantine.db", "sms/outbox.db", "sms/sms-state.db"}
+// well: the SMPP links' and accounts' sms/smpp-NAME.db, whose names come
+// from the configuration.
+var Files = []string{"registrations.db", "queue.db", "campaigns.db", "oscore.db", "quarantine.db", "dtls-sessions.db",
+	"sms/outbox.db", "sms/sms-state.db", "sms/route.db"}
 
 // MarkerName is the file, written at the end of the first successful start,
 // that lists the state files of an initialised data dir. Without it a data

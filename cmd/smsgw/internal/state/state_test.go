@@ -258,6 +258,11 @@ func TestReport(t *testing.T) {
 		{"truncated", []setup{good("campaigns.db"), func(t *testing.T, dir string) {
 			os.Truncate(filepath.Join(dir, "campaigns.db"), 4096)
 		}}, false, "campaigns.db", ErrTruncated},
+		{"DTLS session cache truncated", []setup{good("queue.db"), good("dtls-sessions.db"), func(t *testing.T, dir string) {
+			os.Truncate(filepath.Join(dir, "dtls-sessions.db"), 4096)
+		}}, false, "dtls-sessions.db", ErrTruncated},
+		{"route map missing after marker", []setup{good("queue.db"), good("sms/route.db"), mark, rm("sms/route.db")}, false, "sms/route.db", ErrMissing},
+		{"SMPP account state empty after marker", []setup{good("sms/smpp-account-op1.db"), mark, write("sms/smpp-account-op1.db", nil)}, false, "sms/smpp-account-op1.db", ErrEmpty},
 		{"unknown db file damaged", []setup{good("queue.db"), write("sms/quarantine.db", bytes.Repeat([]byte{7}, 9000))}, false, "sms/quarantine.db", ErrDamaged},
 	}
 	for _, c := range cases {
