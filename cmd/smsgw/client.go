@@ -50,6 +50,8 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		method, u = "GET", "/devices"+pageQuery
 	case "jobs":
 		method, u = "GET", "/jobs"+pageQuery
+	case "cluster":
+		method, u = "GET", "/cluster"
 	case "read":
 		if err := need(2, "EP PATH [TYPE]"); err != nil {
 			return err
