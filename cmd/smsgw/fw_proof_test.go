@@ -153,11 +153,11 @@ func (d *daemon) waitFleet(n int, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for {
 		code, v := d.call("GET", "/devices", "")
-		if code == 200 && v["count"] == float64(n) {
+		if code == 200 && v["total"] == float64(n) { // total: the list comes a page (100) at a time
 			return
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("fleet not registered: %d count %v of %d", code, v["count"], n)
+			d.t.Fatalf("fleet not registered: %d total %v of %d", code, v["total"], n)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
