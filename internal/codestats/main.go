@@ -39,6 +39,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -69,8 +70,13 @@ type stats struct {
 	productFiles int
 	testFiles    int
 	productFuncs int
-	maxLines     int
-	maxParams    int
+
+	docLinks   int             // [Name] doc links in product comments
+	pkgDocs    map[string]bool // packages with a package doc comment
+	usageDocs  map[string]bool // ... that has a "# Usage" heading
+	designDocs map[string]bool // ... that has a "# Design" heading
+	maxLines   int
+	maxParams  int
 }
 
 func main() {
@@ -88,6 +94,9 @@ func main() {
 		loopsByPkg:   map[string]int{},
 		testsByPkg:   map[string]int{},
 		tRunsByPkg:   map[string]int{},
+		pkgDocs:      map[string]bool{},
+		usageDocs:    map[string]bool{},
+		designDocs:   map[string]bool{},
 		maxLines:     *maxLines,
 		maxParams:    *maxParams,
 	}
@@ -118,7 +127,7 @@ func (s *stats) walk(root string) error {
 		if err != nil {
 			return err
 		}
-		f, err := parser.ParseFile(s.fset, path, nil, parser.SkipObjectResolution)
+		f, err := parser.ParseFile(s.fset, path, nil, parser.SkipObjectResolution|parser.ParseComments)
 		if err != nil {
 			return err
 		}
@@ -174,7 +183,24 @@ func countFields(fl *ast.FieldList) int {
 	return n
 }
 
+// docLink matches a Go doc link: [Name], [Name.Method], [pkg.Name],
+// [*Name], not followed by "(" or ":" (a Markdown link or link definition).
+var docLink = regexp.MustCompile(`\[\*?[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\]([^(:]|$)`)
+
 func (s *stats) scanProduct(pkg string, f *ast.File) {
+	for _, cg := range f.Comments {
+		s.docLinks += len(docLink.FindAllString(cg.Text(), -1))
+	}
+	if f.Doc != nil {
+		text := f.Doc.Text()
+		s.pkgDocs[pkg] = true
+		if strings.Contains(text, "\n# Usage\n") {
+			s.usageDocs[pkg] = true
+		}
+		if strings.Contains(text, "\n# Design\n") {
+			s.designDocs[pkg] = true
+		}
+	}
 	for _, decl := range f.Decls {
 		switch d := decl.(type) {
 		case *ast.FuncDecl:
@@ -421,6 +447,16 @@ func (s *stats) print(w *os.File, verbose bool) {
 		}
 	}
 
+	fmt.Fprintf(w, "doc links [Name] in product comments: %d\n", s.docLinks)
+	fmt.Fprintf(w, "package docs: %d; with a # Usage section: %d; with a # Design section: %d\n",
+		len(s.pkgDocs), len(s.usageDocs), len(s.designDocs))
+	if verbose {
+		for _, p := range keys(s.pkgDocs) {
+			if !s.usageDocs[p] || !s.designDocs[p] {
+				fmt.Fprintf(w, "  package doc without # Usage or # Design: %s\n", p)
+			}
+		}
+	}
 	fmt.Fprintf(w, "Test functions: %d; t.Run calls: %d; table loops without t.Run: %d\n", s.tests, s.tRuns, len(s.plainLoops))
 	if verbose {
 		pkgs := keysInt(s.loopsByPkg)
