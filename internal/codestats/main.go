@@ -34,6 +34,8 @@ import (
 	"flag"
 	"fmt"
 	"go/ast"
+	"go/doc"
+	"go/doc/comment"
 	"go/parser"
 	"go/token"
 	"io/fs"
@@ -71,7 +73,9 @@ type stats struct {
 	testFiles    int
 	productFuncs int
 
-	docLinks   int             // [Name] doc links in product comments
+	docLinks   int // [Name] doc links in product comments
+	pkgFiles   map[string][]*ast.File
+	badLinks   []string        // [Name] in a package doc that go/doc does not resolve
 	pkgDocs    map[string]bool // packages with a package doc comment
 	usageDocs  map[string]bool // ... that has a "# Usage" heading
 	designDocs map[string]bool // ... that has a "# Design" heading
@@ -97,6 +101,7 @@ func main() {
 		pkgDocs:      map[string]bool{},
 		usageDocs:    map[string]bool{},
 		designDocs:   map[string]bool{},
+		pkgFiles:     map[string][]*ast.File{},
 		maxLines:     *maxLines,
 		maxParams:    *maxParams,
 	}
@@ -104,6 +109,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "codestats:", err)
 		os.Exit(1)
 	}
+	s.checkLinks()
 	s.print(os.Stdout, *verbose)
 }
 
@@ -138,9 +144,54 @@ func (s *stats) walk(root string) error {
 		} else {
 			s.productFiles++
 			s.scanProduct(pkg, f)
+			s.pkgFiles[pkg] = append(s.pkgFiles[pkg], f)
 		}
 		return nil
 	})
+}
+
+// checkLinks lists the bracketed names of each package doc that go/doc does
+// not turn into a doc link: a misspelt or vanished name, or a package the
+// files do not import.
+func (s *stats) checkLinks() {
+	for _, pkg := range sortedKeys(s.pkgFiles) {
+		p, err := doc.NewFromFiles(s.fset, s.pkgFiles[pkg], pkg)
+		if err != nil || p.Doc == "" {
+			continue
+		}
+		d := p.Parser().Parse(p.Doc)
+		for _, b := range d.Content {
+			var texts []comment.Text
+			switch b := b.(type) {
+			case *comment.Paragraph:
+				texts = b.Text
+			case *comment.List:
+				for _, it := range b.Items {
+					for _, c := range it.Content {
+						if para, ok := c.(*comment.Paragraph); ok {
+							texts = append(texts, para.Text...)
+						}
+					}
+				}
+			}
+			for _, t := range texts {
+				if plain, ok := t.(comment.Plain); ok {
+					for _, m := range docLink.FindAllString(string(plain), -1) {
+						s.badLinks = append(s.badLinks, pkg+": "+strings.TrimRight(m[:strings.Index(m, "]")+1], " "))
+					}
+				}
+			}
+		}
+	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (s *stats) position(p token.Pos) string {
@@ -450,6 +501,10 @@ func (s *stats) print(w *os.File, verbose bool) {
 	fmt.Fprintf(w, "doc links [Name] in product comments: %d\n", s.docLinks)
 	fmt.Fprintf(w, "package docs: %d; with a # Usage section: %d; with a # Design section: %d\n",
 		len(s.pkgDocs), len(s.usageDocs), len(s.designDocs))
+	fmt.Fprintf(w, "unresolved [Name] links in package docs: %d\n", len(s.badLinks))
+	for _, l := range s.badLinks {
+		fmt.Fprintf(w, "  %s\n", l)
+	}
 	if verbose {
 		for _, p := range keys(s.pkgDocs) {
 			if !s.usageDocs[p] || !s.designDocs[p] {
