@@ -18,7 +18,7 @@
 //	if errors.As(err, &re) { ... }                           // ERROR, +CMS ERROR: 500, ...
 //
 // [Engine.Exec] runs a command, [Engine.Send] a two-step one (the command,
-// the "> " prompt, then the PDU and Ctrl-Z); [WithShape] says which lines
+// the send prompt, then the PDU and Ctrl-Z); [WithShape] says which lines
 // belong to the answer. A [Dialect] adds a vendor's final result codes and
 // URCs; the zero [Config] works.
 //
