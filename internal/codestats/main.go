@@ -1,33 +1,46 @@
 // Command codestats prints the code-health counts of issue 18 for the
-// module it is run in, so that the same numbers can be measured before and
-// after a refactor with one command:
+// module it is run in, so that the same numbers are measured before and
+// after a refactor with one command.
+//
+// # Usage
 //
 //	go run ./internal/codestats          # summary
-//	go run ./internal/codestats -v       # summary and every function, type and loop counted
+//	go run ./internal/codestats -v       # and every function, type, link and loop counted
+//	go run ./internal/codestats -root ../other-checkout
 //
-// # What it counts
+// .ci/run prints the summary in its complexity report (a report, not a
+// gate).
 //
-// Product code is every non-test .go file; test code is every _test.go file.
-// Directories named testdata, vendor, or starting with "." or "_" are skipped,
-// as the go command skips them.
+// # Design
 //
-//   - long functions: function and method declarations in product code whose
-//     declaration (signature to closing brace) spans more than -maxlines lines
-//     (80);
-//   - long parameter lists: declarations in product code with -maxparams (6)
-//     or more parameters, the receiver not counted, "a, b int" counted as two;
-//   - duplicate definitions: the packages that define the LwM2M content-format
-//     numbers (a const or var declaration holding the literal 11542, the TLV
-//     format), the packages that declare a type named Security, and the
-//     exported type names declared in more than one product package;
+// Product code is every non-test .go file; test code is every _test.go
+// file. Directories named testdata, vendor, or starting with "." or "_"
+// are skipped, as the go command skips them. It counts:
+//
+//   - long functions: function and method declarations in product code
+//     whose declaration (signature to closing brace) spans more than
+//     -maxlines lines (80);
+//   - long parameter lists: declarations in product code with -maxparams
+//     (6) or more parameters, the receiver not counted, "a, b int" counted
+//     as two;
+//   - duplicate definitions: the packages that define the LwM2M
+//     content-format numbers (a const or var declaration holding the
+//     literal 11542, the TLV format), the packages that declare a type
+//     named Security, and the exported type names declared in more than
+//     one product package;
+//   - package docs: doc links (a name in square brackets) in product
+//     comments, package docs with a "# Usage" and a "# Design" section,
+//     and the bracketed names in package docs that go/doc does not resolve
+//     to a link;
 //   - table tests: Test functions, calls of t.Run (any X.Run(name, func(t
 //     *testing.T) ...)), and table loops that do not use t.Run: a range
-//     over a slice or map of struct literals whose body reports failures with
-//     t.Error/t.Errorf/t.Fatal/t.Fatalf directly, so a failing case does not
-//     name itself.
+//     over a slice or map of struct literals whose body reports failures
+//     with t.Error/t.Errorf/t.Fatal/t.Fatalf directly, so that a failing
+//     case does not name itself.
 //
-// The counts are syntactic (go/parser, no type checking): they are meant to
-// be compared with themselves over time, not to be exact to a definition.
+// The counts are syntactic (go/parser and go/doc, no type checking): they
+// are meant to be compared with themselves over time, not to be exact to a
+// definition.
 package main
 
 import (
