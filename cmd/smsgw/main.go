@@ -1,31 +1,3 @@
-// Command smsgw is the m2mbearer gateway daemon: an LwM2M server reachable
-// over CoAP/UDP and over binary SMS through AT modems, with queue mode (SMS
-// wake-ups of sleeping devices), an HTTP JSON API, server-sent events and
-// Prometheus metrics.
-//
-// With no arguments it runs the embedded default: a simulated SMS network
-// whose server SIMs are virtual modems on pseudo-terminals driven by the real
-// modem driver, and a demo fleet of streetlights (UDP, UDP in queue mode
-// woken by SMS, SMS only).
-//
-// Usage:
-//
-//	smsgw [run] [-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-token T]
-//	smsgw sim                      run only the simulator, print the pty paths
-//	smsgw check-config FILE        validate a configuration file
-//	smsgw default-config           print the embedded default configuration
-//	smsgw devices                  list devices (API client)
-//	smsgw read  EP PATH            read a path
-//	smsgw write EP PATH VALUE      write a resource
-//	smsgw exec  EP PATH [ARGS]     execute a resource
-//	smsgw jobs                     list pending jobs
-//
-// The API client subcommands take -api URL (default http://127.0.0.1:8080,
-// or $SMSGW_API) and -token (default $SMSGW_TOKEN, else the api-token file
-// of the default data dir).
-//
-// Everything here is hand-written flag handling over the standard library;
-// the daemon itself is cmd/smsgw/internal/gateway.
 package main
 
 import (
