@@ -153,20 +153,22 @@ func TestSendErrorsTyped(t *testing.T) {
 		{"+CMS ERROR: 1", 1, false, false},
 	}
 	for _, c := range cases {
-		f.mu.Lock()
-		f.cmgsErr = []string{c.line}
-		f.mu.Unlock()
-		_, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
-		var cms *CMSError
-		if !errors.As(err, &cms) || cms.Code != c.code {
-			t.Fatalf("%s: err = %v", c.line, err)
-		}
-		if Retryable(err) != c.retryable {
-			t.Errorf("%s: Retryable = %v", c.line, Retryable(err))
-		}
-		if errors.Is(err, ErrStorageFull) != c.full {
-			t.Errorf("%s: storage full = %v", c.line, !c.full)
-		}
+		t.Run(c.line, func(t *testing.T) {
+			f.mu.Lock()
+			f.cmgsErr = []string{c.line}
+			f.mu.Unlock()
+			_, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
+			var cms *CMSError
+			if !errors.As(err, &cms) || cms.Code != c.code {
+				t.Fatalf("%s: err = %v", c.line, err)
+			}
+			if Retryable(err) != c.retryable {
+				t.Errorf("%s: Retryable = %v", c.line, Retryable(err))
+			}
+			if errors.Is(err, ErrStorageFull) != c.full {
+				t.Errorf("%s: storage full = %v", c.line, !c.full)
+			}
+		})
 	}
 }
 

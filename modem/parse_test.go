@@ -26,13 +26,15 @@ func TestParseStoredIndications(t *testing.T) {
 		{`+CMT: "SM",1`, StoredIndication{}, false},
 	}
 	for _, tt := range tests {
-		got, err := ParseCMTI(tt.line)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseCMTI(%q) = %+v, %v", tt.line, got, err)
-		}
-		if err != nil && !errors.Is(err, ErrBadResponse) {
-			t.Errorf("ParseCMTI(%q) error %v does not wrap ErrBadResponse", tt.line, err)
-		}
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseCMTI(tt.line)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseCMTI(%q) = %+v, %v", tt.line, got, err)
+			}
+			if err != nil && !errors.Is(err, ErrBadResponse) {
+				t.Errorf("ParseCMTI(%q) error %v does not wrap ErrBadResponse", tt.line, err)
+			}
+		})
 	}
 	if got, err := ParseCDSI(`+CDSI: "SR",5`); err != nil || got != (StoredIndication{"SR", 5}) {
 		t.Errorf("ParseCDSI = %+v, %v", got, err)
@@ -105,10 +107,12 @@ func TestParseCSQAndCREG(t *testing.T) {
 		{"+CSQ: a,b", Signal{}, false},
 	}
 	for _, tt := range tests {
-		got, err := ParseCSQ(tt.line)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseCSQ(%q) = %+v, %v", tt.line, got, err)
-		}
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseCSQ(tt.line)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseCSQ(%q) = %+v, %v", tt.line, got, err)
+			}
+		})
 	}
 	if _, ok := (Signal{RSSI: 99}).DBm(); ok {
 		t.Error("unknown RSSI has dBm")
@@ -128,10 +132,12 @@ func TestParseCSQAndCREG(t *testing.T) {
 		{`+COPS: 0,1`, true, Registration{}, false},
 	}
 	for _, tt := range regs {
-		got, err := ParseCREG(tt.line, tt.read)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseCREG(%q) = %+v, %v", tt.line, got, err)
-		}
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseCREG(tt.line, tt.read)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseCREG(%q) = %+v, %v", tt.line, got, err)
+			}
+		})
 	}
 	if !RegSMSOnlyHome.Registered() || RegDenied.Registered() {
 		t.Error("Registered()")
@@ -192,27 +198,29 @@ func TestParseErrorLine(t *testing.T) {
 		{"+CME ERROR: 30", true, 30, false},
 	}
 	for _, tt := range tests {
-		err := ParseErrorLine(tt.line)
-		var cms *CMSError
-		var cme *CMEError
-		switch {
-		case tt.cms && errors.As(err, &cms):
-			if cms.Code != tt.code {
-				t.Errorf("%q: code %d", tt.line, cms.Code)
+		t.Run(tt.line, func(t *testing.T) {
+			err := ParseErrorLine(tt.line)
+			var cms *CMSError
+			var cme *CMEError
+			switch {
+			case tt.cms && errors.As(err, &cms):
+				if cms.Code != tt.code {
+					t.Errorf("%q: code %d", tt.line, cms.Code)
+				}
+			case !tt.cms && errors.As(err, &cme):
+				if cme.Code != tt.code {
+					t.Errorf("%q: code %d", tt.line, cme.Code)
+				}
+			default:
+				t.Errorf("%q: %T %v", tt.line, err, err)
 			}
-		case !tt.cms && errors.As(err, &cme):
-			if cme.Code != tt.code {
-				t.Errorf("%q: code %d", tt.line, cme.Code)
+			if Retryable(err) != tt.retryable {
+				t.Errorf("%q: Retryable = %v", tt.line, !tt.retryable)
 			}
-		default:
-			t.Errorf("%q: %T %v", tt.line, err, err)
-		}
-		if Retryable(err) != tt.retryable {
-			t.Errorf("%q: Retryable = %v", tt.line, !tt.retryable)
-		}
-		if !strings.Contains(err.Error(), "ERROR") {
-			t.Errorf("%q: message %q", tt.line, err.Error())
-		}
+			if !strings.Contains(err.Error(), "ERROR") {
+				t.Errorf("%q: message %q", tt.line, err.Error())
+			}
+		})
 	}
 	if ParseErrorLine("OK") != nil || ParseErrorLine("ERROR") != ErrATError {
 		t.Error("plain lines")
@@ -248,9 +256,11 @@ func TestSplitPDUAndStatusReport(t *testing.T) {
 		line string
 		n    int
 	}{{"", 1}, {"00", 1}, {"0791", 1}, {testSMSC + testDeliver, 21}, {"zz", 1}, {"FF00", 1}} {
-		if _, _, err := SplitPDU(bad.line, bad.n); !errors.Is(err, ErrBadPDU) {
-			t.Errorf("SplitPDU(%q,%d) = %v", bad.line, bad.n, err)
-		}
+		t.Run(fmt.Sprintf("%q/%d", bad.line, bad.n), func(t *testing.T) {
+			if _, _, err := SplitPDU(bad.line, bad.n); !errors.Is(err, ErrBadPDU) {
+				t.Errorf("SplitPDU(%q,%d) = %v", bad.line, bad.n, err)
+			}
+		})
 	}
 	_, rep, _ := SplitPDU(testSMSC+testReport, testReportLen)
 	sr, err := ParseStatusReport(rep)
@@ -292,9 +302,11 @@ func TestDetectProfile(t *testing.T) {
 		{"Nokia", "Nokia 5210", "generic"},
 	}
 	for _, tt := range tests {
-		if got := DetectProfile(tt.maker, tt.model).Name; got != tt.want {
-			t.Errorf("DetectProfile(%q,%q) = %s, want %s", tt.maker, tt.model, got, tt.want)
-		}
+		t.Run(tt.maker+"/"+tt.model, func(t *testing.T) {
+			if got := DetectProfile(tt.maker, tt.model).Name; got != tt.want {
+				t.Errorf("DetectProfile(%q,%q) = %s, want %s", tt.maker, tt.model, got, tt.want)
+			}
+		})
 	}
 	for _, p := range Profiles() {
 		if q, ok := ProfileByName(p.Name); !ok || q.Name != p.Name {
