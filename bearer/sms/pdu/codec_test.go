@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,10 +108,12 @@ func TestEncodeTooLarge(t *testing.T) {
 		{255*133 + 1, []Option{With16BitRef(true)}},
 		{255*128 + 1, []Option{WithPorts(1, 2)}},
 	} {
-		_, err := e.Encode("+15551234567", make([]byte, tc.n), tc.opts...)
-		if !errors.Is(err, ErrTooLarge) {
-			t.Fatalf("%d bytes: err %v", tc.n, err)
-		}
+		t.Run(fmt.Sprintf("%d bytes", tc.n), func(t *testing.T) {
+			_, err := e.Encode("+15551234567", make([]byte, tc.n), tc.opts...)
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("%d bytes: err %v", tc.n, err)
+			}
+		})
 	}
 	if st := e.Stats(); st.TooLarge != 3 || st.Destinations != 0 {
 		t.Fatalf("stats %+v", st)
