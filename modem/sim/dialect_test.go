@@ -94,6 +94,7 @@ func TestProfileDialect(t *testing.T) {
 			}
 			for _, c := range cases {
 				t.Run(c.cmd, func(t *testing.T) {
+					tm := tm.on(t)
 					info, final := tm.cmd(c.cmd)
 					if final != c.final || strings.Join(info, "|") != strings.Join(c.info, "|") {
 						t.Errorf("%s: got %q %s, want %q %s", c.cmd, info, final, c.info, c.final)
@@ -143,6 +144,7 @@ func TestSIMPIN(t *testing.T) {
 		{`AT+CPIN="1234"`, "OK"},
 	} {
 		t.Run(c.cmd, func(t *testing.T) {
+			tm := tm.on(t)
 			if _, final := tm.cmd(c.cmd); final != c.want {
 				t.Errorf("%s: %s, want %s", c.cmd, final, c.want)
 			}
