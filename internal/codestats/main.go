@@ -354,7 +354,14 @@ func (s *stats) scanTest(pkg string, f *ast.File) {
 		}
 		return true
 	})
-	fileTables := tableVars(f)
+	fileTables := map[string]bool{}
+	for _, decl := range f.Decls {
+		if gd, ok := decl.(*ast.GenDecl); ok && gd.Tok == token.VAR {
+			for name := range tableVars(gd) {
+				fileTables[name] = true
+			}
+		}
+	}
 	for _, decl := range f.Decls {
 		fd, ok := decl.(*ast.FuncDecl)
 		if !ok || fd.Body == nil {
@@ -382,8 +389,8 @@ func (s *stats) scanTest(pkg string, f *ast.File) {
 	}
 }
 
-// tableVars returns the names declared in n (a function body or a whole
-// file) as slices, arrays or maps of struct literals (x := []struct{...}{...},
+// tableVars returns the names declared in n (a function body or a
+// top-level var declaration) as slices, arrays or maps of struct literals (x := []struct{...}{...},
 // var x = ..., or a named struct element type written as []T{{...}}).
 func tableVars(n ast.Node) map[string]bool {
 	m := map[string]bool{}
