@@ -36,7 +36,9 @@
 //     *testing.T) ...)), and table loops that do not use t.Run: a range
 //     over a slice or map of struct literals whose body reports failures
 //     with t.Error/t.Errorf/t.Fatal/t.Fatalf directly, so that a failing
-//     case does not name itself.
+//     case does not name itself; and, counted apart, loops of the same kind
+//     over a literal list of values or a map (for _, in := range
+//     []string{...}).
 //
 // The counts are syntactic (go/parser and go/doc, no type checking): they
 // are meant to be compared with themselves over time, not to be exact to a
@@ -79,6 +81,7 @@ type stats struct {
 	tests        int
 	tRuns        int
 	plainLoops   []string // positions of table loops without t.Run
+	valueLoops   []string // positions of value-list loops without t.Run
 	loopsByPkg   map[string]int
 	testsByPkg   map[string]int
 	tRunsByPkg   map[string]int
@@ -377,12 +380,15 @@ func (s *stats) scanTest(pkg string, f *ast.File) {
 		}
 		ast.Inspect(fd.Body, func(n ast.Node) bool {
 			rs, ok := n.(*ast.RangeStmt)
-			if !ok || !isTable(rs.X, tables) {
+			if !ok || !reportsDirectly(rs.Body) {
 				return true
 			}
-			if reportsDirectly(rs.Body) {
+			switch {
+			case isTable(rs.X, tables):
 				s.plainLoops = append(s.plainLoops, s.position(rs.Pos())+" "+fd.Name.Name)
 				s.loopsByPkg[pkg]++
+			case isValueList(rs.X):
+				s.valueLoops = append(s.valueLoops, s.position(rs.Pos())+" "+fd.Name.Name)
 			}
 			return true
 		})
@@ -453,6 +459,21 @@ func isTableLit(e ast.Expr) bool {
 	}
 	_, keyed := inner.Elts[0].(*ast.KeyValueExpr)
 	return keyed || len(inner.Elts) > 1
+}
+
+// isValueList reports whether e is a slice, array or map literal of two or
+// more elements that are not struct literals: a list of inputs
+// ([]string{"a", "b"}) or a map of input to expectation.
+func isValueList(e ast.Expr) bool {
+	cl, ok := e.(*ast.CompositeLit)
+	if !ok || len(cl.Elts) < 2 {
+		return false
+	}
+	switch cl.Type.(type) {
+	case *ast.ArrayType, *ast.MapType:
+		return !isTableLit(e)
+	}
+	return false
 }
 
 // reportsDirectly reports whether body calls t.Error, t.Errorf, t.Fatal or
@@ -532,7 +553,8 @@ func (s *stats) print(w *os.File, verbose bool) {
 			}
 		}
 	}
-	fmt.Fprintf(w, "Test functions: %d; t.Run calls: %d; table loops without t.Run: %d\n", s.tests, s.tRuns, len(s.plainLoops))
+	fmt.Fprintf(w, "Test functions: %d; t.Run calls: %d; table loops without t.Run: %d; value-list loops without t.Run: %d\n",
+		s.tests, s.tRuns, len(s.plainLoops), len(s.valueLoops))
 	if verbose {
 		pkgs := keysInt(s.loopsByPkg)
 		sort.Slice(pkgs, func(i, j int) bool {
@@ -546,6 +568,9 @@ func (s *stats) print(w *os.File, verbose bool) {
 		}
 		for _, l := range s.plainLoops {
 			fmt.Fprintf(w, "  loop %s\n", l)
+		}
+		for _, l := range s.valueLoops {
+			fmt.Fprintf(w, "  value-list loop %s\n", l)
 		}
 	}
 }
