@@ -52,9 +52,11 @@ func TestParseHeaders(t *testing.T) {
 		t.Errorf("CMT without <alpha> = %d, %v", n, err)
 	}
 	for _, bad := range []string{`+CMT: ,0`, `+CMT: ,999`, `+CMT: ,x`, `+CMT: a,b,22`} {
-		if _, err := ParseCMT(bad); err == nil {
-			t.Errorf("ParseCMT(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCMT(bad); err == nil {
+				t.Errorf("ParseCMT(%q) accepted", bad)
+			}
+		})
 	}
 	if n, err := ParseCDS(`+CDS: 25`); err != nil || n != 25 {
 		t.Errorf("CDS = %d, %v", n, err)
@@ -72,9 +74,11 @@ func TestParseHeaders(t *testing.T) {
 		t.Errorf("CMGR stat 7 = %+v, %v; want StatUnknown (the field degrades)", h, err)
 	}
 	for _, bad := range []string{`+CMGR: 1,,147 07914306073011F0`, `+CMGR: 1,,0`, `+CMGR: 1,,x`, `+CMGR: "REC READ","+4123","09/8/18,19:11:45"`} {
-		if _, err := ParseCMGR(bad); err == nil {
-			t.Errorf("ParseCMGR(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCMGR(bad); err == nil {
+				t.Errorf("ParseCMGR(%q) accepted", bad)
+			}
+		})
 	}
 	if h, err := ParseCMGL(`+CMGL: 4,2,,30`); err != nil || h != (CMGLHeader{4, StatStoUnsent, 30}) || h.Stat.Received() {
 		t.Errorf("CMGL = %+v, %v", h, err)
@@ -83,9 +87,11 @@ func TestParseHeaders(t *testing.T) {
 		t.Errorf("CMGL no alpha = %+v, %v", h, err)
 	}
 	for line, want := range map[string]int{`+CMGS: 17`: 17, `+CMGS: 0,"07911326"`: 0, `+CMGS: 255`: 255} {
-		if mr, err := ParseCMGS(line); err != nil || mr != want {
-			t.Errorf("ParseCMGS(%q) = %d, %v", line, mr, err)
-		}
+		t.Run(line, func(t *testing.T) {
+			if mr, err := ParseCMGS(line); err != nil || mr != want {
+				t.Errorf("ParseCMGS(%q) = %d, %v", line, mr, err)
+			}
+		})
 	}
 	if _, err := ParseCMGS(`+CMGS: 256`); err == nil {
 		t.Error("MR 256 accepted")
@@ -150,17 +156,21 @@ func TestParseCNUMAndCPMS(t *testing.T) {
 		`+CNUM: "Own","4915112345678",145`: "+4915112345678",
 		`+CNUM: ,"0151123",129`:            "0151123",
 	} {
-		if got, err := ParseCNUM(line); err != nil || got != want {
-			t.Errorf("ParseCNUM(%q) = %q, %v", line, got, err)
-		}
+		t.Run(line, func(t *testing.T) {
+			if got, err := ParseCNUM(line); err != nil || got != want {
+				t.Errorf("ParseCNUM(%q) = %q, %v", line, got, err)
+			}
+		})
 	}
 	if got, err := ParseCNUM(`+CNUM: "","+15550001"`); err != nil || got != "+15550001" {
 		t.Errorf("ParseCNUM without <type> = %q, %v", got, err)
 	}
 	for _, bad := range []string{`+CNUM: "",,145`, `+CNUM: "","12a4",129`, `+CNUM: "","+"`, `+CNUM: "x"`} {
-		if _, err := ParseCNUM(bad); err == nil {
-			t.Errorf("ParseCNUM(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCNUM(bad); err == nil {
+				t.Errorf("ParseCNUM(%q) accepted", bad)
+			}
+		})
 	}
 	got, err := ParseCPMS(`+CPMS: "SM",3,20,"SM",3,20,"ME",0,255`)
 	want := []StorageUse{{"SM", 3, 20}, {"SM", 3, 20}, {"ME", 0, 255}}
@@ -172,9 +182,11 @@ func TestParseCNUMAndCPMS(t *testing.T) {
 		t.Errorf("ParseCPMS set = %+v, %v", got, err)
 	}
 	for _, bad := range []string{`+CPMS: "SM",3`, `+CPMS: 1,2,3`, `+CPMS: "SM",-1,20`} {
-		if _, err := ParseCPMS(bad); err == nil {
-			t.Errorf("ParseCPMS(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCPMS(bad); err == nil {
+				t.Errorf("ParseCPMS(%q) accepted", bad)
+			}
+		})
 	}
 }
 
@@ -237,10 +249,12 @@ func TestParseErrorLine(t *testing.T) {
 		fmt.Errorf("pool: %w", ErrUnknownSIM): false, fmt.Errorf("%w: 3 allowed", ErrNoModem): true,
 		fmt.Errorf("AT+CMGS: %w", &CMSError{Code: 1}): false, ErrClosed: true, ErrSIMPIN: false,
 	} {
-		var r interface{ Retryable() bool }
-		if !errors.As(err, &r) || r.Retryable() != want || Retryable(err) != want {
-			t.Errorf("%v: Retryable() should be %v", err, want)
-		}
+		t.Run(err.Error(), func(t *testing.T) {
+			var r interface{ Retryable() bool }
+			if !errors.As(err, &r) || r.Retryable() != want || Retryable(err) != want {
+				t.Errorf("%v: Retryable() should be %v", err, want)
+			}
+		})
 	}
 }
 
