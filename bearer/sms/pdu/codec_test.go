@@ -154,30 +154,32 @@ func TestDecodeDeliverRoundTrip(t *testing.T) {
 // every TPDU the Encoder emits the same way we do.
 func TestLibraryDecodesOurTPDUs(t *testing.T) {
 	for _, opts := range [][]Option{nil, {With16BitRef(true)}, {WithPorts(2948, 9200), WithStatusReport(true)}} {
-		data := bytes.Repeat([]byte{0x00, 0xFF, 0x7E}, 200)
-		segs, err := NewEncoder().Encode("+4915112345678", data, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for _, s := range segs {
-			var lt tpdu.TPDU
-			lt.Direction = tpdu.MO
-			if err := lt.UnmarshalBinary(s.TPDU); err != nil {
+		t.Run(fmt.Sprintf("%d options", len(opts)), func(t *testing.T) {
+			data := bytes.Repeat([]byte{0x00, 0xFF, 0x7E}, 200)
+			segs, err := NewEncoder().Encode("+4915112345678", data, opts...)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if lt.DA.Number() != "+4915112345678" || lt.DCS != 0x04 || lt.VP.Format != tpdu.VpfRelative {
-				t.Fatalf("library read %+v", lt)
+			var got []byte
+			for _, s := range segs {
+				var lt tpdu.TPDU
+				lt.Direction = tpdu.MO
+				if err := lt.UnmarshalBinary(s.TPDU); err != nil {
+					t.Fatal(err)
+				}
+				if lt.DA.Number() != "+4915112345678" || lt.DCS != 0x04 || lt.VP.Format != tpdu.VpfRelative {
+					t.Fatalf("library read %+v", lt)
+				}
+				segsN, seq, ref, ok := lt.ConcatInfo()
+				if !ok || segsN != int(s.Concat.Total) || seq != int(s.Concat.Seq) || ref != int(s.Concat.Ref) {
+					t.Fatalf("library concat %d %d %d %v, ours %+v", segsN, seq, ref, ok, s.Concat)
+				}
+				got = append(got, lt.UD...)
 			}
-			segsN, seq, ref, ok := lt.ConcatInfo()
-			if !ok || segsN != int(s.Concat.Total) || seq != int(s.Concat.Seq) || ref != int(s.Concat.Ref) {
-				t.Fatalf("library concat %d %d %d %v, ours %+v", segsN, seq, ref, ok, s.Concat)
+			if !bytes.Equal(got, data) {
+				t.Fatal("library reads other user data")
 			}
-			got = append(got, lt.UD...)
-		}
-		if !bytes.Equal(got, data) {
-			t.Fatal("library reads other user data")
-		}
+		})
 	}
 }
 
