@@ -53,9 +53,11 @@ func TestParseLwM2M(t *testing.T) {
 		t.Fatalf("%v %v", a, err)
 	}
 	for _, bad := range []string{"+4915112345678", "49 151 12345678", "0049151", ""} {
-		if _, err := ParseLwM2M(bad); !errors.Is(err, ErrInvalidNumber) {
-			t.Errorf("%q accepted: %v", bad, err)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseLwM2M(bad); !errors.Is(err, ErrInvalidNumber) {
+				t.Errorf("%q accepted: %v", bad, err)
+			}
+		})
 	}
 }
 
