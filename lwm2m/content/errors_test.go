@@ -257,10 +257,12 @@ func TestPreferredCompact(t *testing.T) {
 	}
 	// The sizes quoted in the documentation.
 	for f, want := range map[Format]int{LwM2MCBOR: 119, TLV: 121, SenMLCBOR: 196, SenMLJSON: 384} {
-		b, err := Encode(f, path.Instance(3, 0), deviceRecords())
-		if err != nil || len(b) != want {
-			t.Errorf("%v: %d bytes, %v; documented %d", f, len(b), err, want)
-		}
+		t.Run(f.String(), func(t *testing.T) {
+			b, err := Encode(f, path.Instance(3, 0), deviceRecords())
+			if err != nil || len(b) != want {
+				t.Errorf("%v: %d bytes, %v; documented %d", f, len(b), err, want)
+			}
+		})
 	}
 }
 
@@ -323,22 +325,28 @@ func TestCoerceAndValue(t *testing.T) {
 
 func TestHalfFloat(t *testing.T) {
 	for _, f := range []float64{0, 1, -2, 0.5, 65504, 5.960464477539063e-08, 6.103515625e-05, 1.5, math.Copysign(0, -1)} {
-		h, ok := toHalf(f)
-		if !ok || fromHalf(h) != f || math.Signbit(fromHalf(h)) != math.Signbit(f) {
-			t.Errorf("toHalf(%v) = %x, %v", f, h, ok)
-		}
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			h, ok := toHalf(f)
+			if !ok || fromHalf(h) != f || math.Signbit(fromHalf(h)) != math.Signbit(f) {
+				t.Errorf("toHalf(%v) = %x, %v", f, h, ok)
+			}
+		})
 	}
 	for _, f := range []float64{1.1, 65505, 1e-9, 100000, 0.1} {
-		if _, ok := toHalf(f); ok {
-			t.Errorf("toHalf(%v) should not be exact", f)
-		}
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			if _, ok := toHalf(f); ok {
+				t.Errorf("toHalf(%v) should not be exact", f)
+			}
+		})
 	}
 	// RFC 8949 Appendix A examples.
 	for f, want := range map[float64]string{1.0: "f93c00", 1.1: "fb3ff199999999999a", 100000.0: "fa47c35000", 65504.0: "f97bff", -4.0: "f9c400", 5.960464477539063e-8: "f90001"} {
-		got := cborFloat(nil, f)
-		if string(mustHex(t, want)) != string(got) {
-			t.Errorf("cborFloat(%v) = %x, want %s", f, got, want)
-		}
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			got := cborFloat(nil, f)
+			if string(mustHex(t, want)) != string(got) {
+				t.Errorf("cborFloat(%v) = %x, want %s", f, got, want)
+			}
+		})
 	}
 }
 
