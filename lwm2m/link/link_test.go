@@ -179,13 +179,15 @@ func TestAttributes(t *testing.T) {
 	}
 
 	for _, s := range []string{"</a>;pmin=-1", "</a>;gt=x", "</a>;gt=NaN", "</a>;edge=2", "</a>;dim=70000", "</a>;ssid=0", "</a>;st=-1"} {
-		l, err := Parse([]byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l[0].Attributes(); !errors.Is(err, ErrAttribute) {
-			t.Errorf("%s: %v", s, err)
-		}
+		t.Run(s, func(t *testing.T) {
+			l, err := Parse([]byte(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l[0].Attributes(); !errors.Is(err, ErrAttribute) {
+				t.Errorf("%s: %v", s, err)
+			}
+		})
 	}
 }
 
