@@ -192,15 +192,19 @@ func TestLoadDir(t *testing.T) {
 
 func TestParseHelpers(t *testing.T) {
 	for _, s := range []string{"", "R", "W", "RW", "E"} {
-		o, err := ParseOperations(s)
-		if err != nil || o.String() != s {
-			t.Errorf("ParseOperations(%q) = %v, %v", s, o, err)
-		}
+		t.Run(s, func(t *testing.T) {
+			o, err := ParseOperations(s)
+			if err != nil || o.String() != s {
+				t.Errorf("ParseOperations(%q) = %v, %v", s, o, err)
+			}
+		})
 	}
 	for _, s := range []string{"RE", "X"} {
-		if _, err := ParseOperations(s); !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseOperations(%q) accepted", s)
-		}
+		t.Run(s, func(t *testing.T) {
+			if _, err := ParseOperations(s); !errors.Is(err, ErrInvalid) {
+				t.Errorf("ParseOperations(%q) accepted", s)
+			}
+		})
 	}
 	for ty := None + 1; ty <= Corelnk; ty++ {
 		got, err := ParseType(ty.String())
