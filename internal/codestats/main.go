@@ -53,6 +53,7 @@ import (
 	"go/doc/comment"
 	"go/parser"
 	"go/token"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -69,6 +70,7 @@ type funcInfo struct {
 }
 
 type stats struct {
+	root string
 	fset *token.FileSet
 
 	longFuncs  []funcInfo
@@ -106,7 +108,18 @@ func main() {
 	maxParams := flag.Int("maxparams", 6, "a function with at least this many parameters is counted")
 	flag.Parse()
 
+	s, err := collect(*root, *maxLines, *maxParams)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "codestats:", err)
+		os.Exit(1)
+	}
+	s.print(os.Stdout, *verbose)
+}
+
+// collect reads every Go file under root and counts.
+func collect(root string, maxLines, maxParams int) (*stats, error) {
 	s := &stats{
+		root:         root,
 		fset:         token.NewFileSet(),
 		formatPkgs:   map[string]bool{},
 		securityPkgs: map[string]bool{},
@@ -118,15 +131,14 @@ func main() {
 		usageDocs:    map[string]bool{},
 		designDocs:   map[string]bool{},
 		pkgFiles:     map[string][]*ast.File{},
-		maxLines:     *maxLines,
-		maxParams:    *maxParams,
+		maxLines:     maxLines,
+		maxParams:    maxParams,
 	}
-	if err := s.walk(*root); err != nil {
-		fmt.Fprintln(os.Stderr, "codestats:", err)
-		os.Exit(1)
+	if err := s.walk(root); err != nil {
+		return nil, err
 	}
 	s.checkLinks()
-	s.print(os.Stdout, *verbose)
+	return s, nil
 }
 
 func (s *stats) walk(root string) error {
@@ -212,7 +224,11 @@ func sortedKeys[V any](m map[string]V) []string {
 
 func (s *stats) position(p token.Pos) string {
 	pos := s.fset.Position(p)
-	return fmt.Sprintf("%s:%d", filepath.ToSlash(pos.Filename), pos.Line)
+	name := pos.Filename
+	if rel, err := filepath.Rel(s.root, name); err == nil {
+		name = rel
+	}
+	return fmt.Sprintf("%s:%d", filepath.ToSlash(name), pos.Line)
 }
 
 func funcName(fd *ast.FuncDecl) string {
@@ -505,7 +521,7 @@ func reportsDirectly(body *ast.BlockStmt) bool {
 	return found
 }
 
-func (s *stats) print(w *os.File, verbose bool) {
+func (s *stats) print(w io.Writer, verbose bool) {
 	fmt.Fprintf(w, "files: %d product, %d test; %d product functions\n", s.productFiles, s.testFiles, s.productFuncs)
 
 	fmt.Fprintf(w, "functions over %d lines (product): %d\n", s.maxLines, len(s.longFuncs))
@@ -523,8 +539,8 @@ func (s *stats) print(w *os.File, verbose bool) {
 		}
 	}
 
-	fmt.Fprintf(w, "packages defining the content-format numbers: %d %v\n", len(s.formatPkgs), keys(s.formatPkgs))
-	fmt.Fprintf(w, "packages declaring a type Security: %d %v\n", len(s.securityPkgs), keys(s.securityPkgs))
+	fmt.Fprintf(w, "packages defining the content-format numbers: %d %v\n", len(s.formatPkgs), sortedKeys(s.formatPkgs))
+	fmt.Fprintf(w, "packages declaring a type Security: %d %v\n", len(s.securityPkgs), sortedKeys(s.securityPkgs))
 	var dup []string
 	for name, pkgs := range s.typePkgs {
 		if len(pkgs) > 1 {
@@ -535,7 +551,7 @@ func (s *stats) print(w *os.File, verbose bool) {
 	fmt.Fprintf(w, "exported type names declared in more than one package: %d\n", len(dup))
 	if verbose {
 		for _, name := range dup {
-			fmt.Fprintf(w, "  %s: %v\n", name, keys(s.typePkgs[name]))
+			fmt.Fprintf(w, "  %s: %v\n", name, sortedKeys(s.typePkgs[name]))
 		}
 	}
 
@@ -547,7 +563,7 @@ func (s *stats) print(w *os.File, verbose bool) {
 		fmt.Fprintf(w, "  %s\n", l)
 	}
 	if verbose {
-		for _, p := range keys(s.pkgDocs) {
+		for _, p := range sortedKeys(s.pkgDocs) {
 			if !s.usageDocs[p] || !s.designDocs[p] {
 				fmt.Fprintf(w, "  package doc without # Usage or # Design: %s\n", p)
 			}
@@ -556,7 +572,7 @@ func (s *stats) print(w *os.File, verbose bool) {
 	fmt.Fprintf(w, "Test functions: %d; t.Run calls: %d; table loops without t.Run: %d; value-list loops without t.Run: %d\n",
 		s.tests, s.tRuns, len(s.plainLoops), len(s.valueLoops))
 	if verbose {
-		pkgs := keysInt(s.loopsByPkg)
+		pkgs := sortedKeys(s.loopsByPkg)
 		sort.Slice(pkgs, func(i, j int) bool {
 			if s.loopsByPkg[pkgs[i]] != s.loopsByPkg[pkgs[j]] {
 				return s.loopsByPkg[pkgs[i]] > s.loopsByPkg[pkgs[j]]
@@ -573,22 +589,4 @@ func (s *stats) print(w *os.File, verbose bool) {
 			fmt.Fprintf(w, "  value-list loop %s\n", l)
 		}
 	}
-}
-
-func keys(m map[string]bool) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func keysInt(m map[string]int) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
