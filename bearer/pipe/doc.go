@@ -4,7 +4,7 @@
 // # Usage
 //
 //	srvConn, cliConn := pipe.New(pipe.WithNames("server", "device"),
-//		pipe.WithParams(sms.DefaultParams()),            // imitate an SMS bearer
+//		pipe.WithParams(sms.DefaultParams()), // imitate an SMS bearer
 //		pipe.WithFaults(pipe.Faults{Loss: 0.1}), pipe.WithSeed(7))
 //	server, _ := bearer.NewEndpoint(srvConn, bearer.WithHandler(mux))
 //	client, _ := bearer.NewEndpoint(cliConn)

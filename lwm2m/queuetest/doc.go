@@ -7,7 +7,7 @@
 // It has no API: the package is its tests and benchmarks.
 //
 //	go test -race -count=1 ./lwm2m/queuetest
-//	go test -run '^$' -bench . ./lwm2m/queuetest   // wake latency, memory per sleeping device
+//	go test -run '^$' -bench . ./lwm2m/queuetest # wake latency, memory per sleeping device
 //
 // # Design
 //

@@ -11,7 +11,7 @@
 //		Expires: time.Now().Add(time.Hour)}) // returns once fsync'd
 //
 //	w := outbox.NewWorker(ob, sender, outbox.WorkerConfig{OnDone: report})
-//	go w.Run(ctx)                            // sends, retries, reports
+//	go w.Run(ctx) // sends, retries, reports
 //	_ = w.HandleReport(sim, mr, outbox.ReportDelivered, nil) // a status report arrived
 //
 // # Design

@@ -5,7 +5,7 @@
 //
 //	c, err := config.Parse(yamlBytes) // a *Error listing each problem with its line
 //	if err != nil { ... }
-//	c.DataDir = dir                   // flags override the file
+//	c.DataDir = dir // flags override the file
 //	if err := c.Validate(); err != nil { ... }
 //	g, err := gateway.New(ctx, c, log)
 //
