@@ -187,30 +187,41 @@ func (s *stats) checkLinks() {
 		if err != nil || p.Doc == "" {
 			continue
 		}
-		d := p.Parser().Parse(p.Doc)
-		for _, b := range d.Content {
-			var texts []comment.Text
-			switch b := b.(type) {
-			case *comment.Paragraph:
-				texts = b.Text
-			case *comment.List:
-				for _, it := range b.Items {
-					for _, c := range it.Content {
-						if para, ok := c.(*comment.Paragraph); ok {
-							texts = append(texts, para.Text...)
-						}
-					}
-				}
+		for _, plain := range plainText(p.Parser().Parse(p.Doc)) {
+			for _, m := range docLink.FindAllString(string(plain), -1) {
+				s.badLinks = append(s.badLinks, pkg+": "+m[:strings.Index(m, "]")+1])
 			}
-			for _, t := range texts {
-				if plain, ok := t.(comment.Plain); ok {
-					for _, m := range docLink.FindAllString(string(plain), -1) {
-						s.badLinks = append(s.badLinks, pkg+": "+strings.TrimRight(m[:strings.Index(m, "]")+1], " "))
+		}
+	}
+}
+
+// plainText returns the plain text of d's paragraphs and list items: what
+// go/doc did not turn into a link, code or a heading.
+func plainText(d *comment.Doc) []comment.Plain {
+	var paras []*comment.Paragraph
+	for _, b := range d.Content {
+		switch b := b.(type) {
+		case *comment.Paragraph:
+			paras = append(paras, b)
+		case *comment.List:
+			for _, it := range b.Items {
+				for _, c := range it.Content {
+					if para, ok := c.(*comment.Paragraph); ok {
+						paras = append(paras, para)
 					}
 				}
 			}
 		}
 	}
+	var out []comment.Plain
+	for _, para := range paras {
+		for _, t := range para.Text {
+			if plain, ok := t.(comment.Plain); ok {
+				out = append(out, plain)
+			}
+		}
+	}
+	return out
 }
 
 func sortedKeys[V any](m map[string]V) []string {
