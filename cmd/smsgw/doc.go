@@ -19,6 +19,7 @@
 //	smsgw write EP PATH VALUE      write a resource
 //	smsgw exec  EP PATH [ARGS]     execute a resource
 //	smsgw jobs                     list pending jobs
+//	smsgw cluster                  nodes, devices and modems by node, leases
 //	smsgw fw upload FILE -version V           store a firmware image
 //	smsgw fw update EP IMAGE [-dry-run]       update one device
 //	smsgw campaign create -image ID -prefix P update a group
