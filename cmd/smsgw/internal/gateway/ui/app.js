@@ -96,19 +96,17 @@ async function selectDevice(ep) {
   current = ep;
   params.set("device", ep);
   document.querySelectorAll("#fleet tr").forEach(tr => tr.classList.toggle("sel", tr.dataset.endpoint === ep));
-  const { body: d } = await api("GET", "/devices/" + encodeURIComponent(ep));
+  const d = await refreshDevice(ep);
   document.getElementById("device-section").hidden = false;
   document.getElementById("device-name").textContent = ep;
-  document.getElementById("device-info").textContent =
-    `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
-    `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
-  document.getElementById("device-sms").textContent = smsUsageText(d.sms_usage);
   const tree = document.getElementById("tree");
   tree.replaceChildren();
+  const asleep = d.queue && !d.awake;
   for (const [o, i] of parseLinks(d.objects)) {
     const def = await objectDef(o).catch(() => ({ id: o, name: "Object " + o, resources: [] }));
     const box = el("div", { class: "obj", id: `obj-${o}-${i}` },
-      el("h4", {}, `/${o}/${i} ${def.name} `, el("button", { onclick: () => readInstance(ep, o, i) }, "Read")));
+      el("h4", {}, `/${o}/${i} ${def.name} `, el("button", { onclick: () => readInstance(ep, o, i) }, "Read"),
+        asleep ? " " : "", asleep ? el("button", { class: "next-wake", onclick: () => readAtWake(ep, [`/${o}/${i}`]) }, "read at next wake-up") : ""));
     const t = el("table", {});
     for (const r of def.resources) {
       const p = `/${o}/${i}/${r.id}`;
@@ -128,9 +126,24 @@ async function selectDevice(ep) {
     tree.append(box);
     if (d.awake && !d.queue) readInstance(ep, o, i);
   }
-  loadLastValues(ep).catch(() => {});
   dmPanel(ep);
-  loadQueue(ep);
+  // The first render (and the page's load event, see holdLoad) waits
+  // for these.
+  await Promise.all([loadLastValues(ep).catch(() => {}), loadQueue(ep).catch(() => {})]);
+}
+
+// refreshDevice renders the device's description, SMS use and, for a
+// sleeping queue-mode device, what the page shows of it and how to reach
+// it (sleepNotice in values.js); it returns the device.
+async function refreshDevice(ep) {
+  const { body: d } = await api("GET", "/devices/" + encodeURIComponent(ep));
+  if (ep !== current) return d;
+  document.getElementById("device-info").textContent =
+    `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
+    `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
+  document.getElementById("device-sms").textContent = smsUsageText(d.sms_usage);
+  sleepNotice(d);
+  return d;
 }
 
 function showValues(res) {
@@ -186,34 +199,60 @@ async function loadQueue(ep) {
   }
 }
 
+// The live event stream. It runs in a dedicated worker (events-worker.js)
+// that forwards each event to the page: an EventSource is a fetch that
+// never ends, and a page with a fetch pending never becomes idle for
+// headless browsers (chromium --virtual-time-budget stops its clock while
+// a fetch of the page is pending, so it never took its screenshot); a
+// worker's fetches are not the page's. Without Worker support the page
+// opens the stream itself.
+const eventHandlers = {};
+function onEvent(kinds, f) { for (const k of kinds) eventHandlers[k] = f; }
+
+onEvent(["notification", "send"], (d, kind) => {
+  note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
+  if (current && d.endpoint === current) showValues(d);
+  if (kind === "notification") dmNotification(d);
+});
+onEvent(["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"], (d, kind) => {
+  note(`${kind} ${d.endpoint}${d.path ? " " + d.path : ""}${d.job ? " job " + d.job : ""}`);
+  if (kind !== "notified") loadFleet().catch(() => {});
+  if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
+  if (current && d.endpoint === current && (kind === "registered" || kind === "updated")) refreshDevice(current).catch(() => {});
+});
+onEvent(["campaign", "campaign-device", "firmware-update", "firmware-image"], (d, kind) => {
+  if (kind === "campaign-device") note(`campaign ${d.campaign}: ${d.device.endpoint} ${d.device.state}${d.device.step ? " (" + d.device.step + ")" : ""}`);
+  else if (kind === "firmware-update") note(`firmware ${d.endpoint}: ${d.step || d.state}`);
+  else note(`${kind} ${d.id}`);
+});
+onEvent(["values"], (d) => {
+  if (current && d.endpoint === current) loadLastValues(current).catch(() => {});
+});
+onEvent(["sms-budget"], (d) => {
+  note(`SMS budget (${d.scope}) ${d.endpoint || d.number || ""}: ${d.used} of ${d.limit}${d.exhausted ? ", exhausted" : ""}`, d.exhausted);
+});
+
+function dispatchEvent(kind, data) {
+  const h = eventHandlers[kind];
+  if (!h) return;
+  let d;
+  try { d = JSON.parse(data); } catch (e) { return; }
+  h(d, kind);
+}
+
 function events() {
   // EventSource cannot send headers; the token goes as a query parameter
   // the API accepts for this stream only.
-  const es = new EventSource("/api/v1/events?access_token=" + encodeURIComponent(token));
-  for (const kind of ["notification", "send"]) {
-    es.addEventListener(kind, (ev) => {
-      const d = JSON.parse(ev.data);
-      note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
-      if (current && d.endpoint === current) showValues(d);
-      if (kind === "notification") dmNotification(d);
-    });
+  const url = "/api/v1/events?access_token=" + encodeURIComponent(token);
+  const kinds = Object.keys(eventHandlers);
+  if (window.Worker) {
+    const w = new Worker("events-worker.js");
+    w.onmessage = (m) => dispatchEvent(m.data.kind, m.data.data);
+    w.postMessage({ url, kinds });
+    return;
   }
-  for (const kind of ["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"]) {
-    es.addEventListener(kind, (ev) => {
-      const d = JSON.parse(ev.data);
-      note(`${kind} ${d.endpoint}${d.path ? " " + d.path : ""}${d.job ? " job " + d.job : ""}`);
-      if (kind !== "notified") loadFleet().catch(() => {});
-      if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
-    });
-  }
-  for (const kind of ["campaign", "campaign-device", "firmware-update", "firmware-image"]) {
-    es.addEventListener(kind, (ev) => {
-      const d = JSON.parse(ev.data);
-      if (kind === "campaign-device") note(`campaign ${d.campaign}: ${d.device.endpoint} ${d.device.state}${d.device.step ? " (" + d.device.step + ")" : ""}`);
-      else if (kind === "firmware-update") note(`firmware ${d.endpoint}: ${d.step || d.state}`);
-      else note(`${kind} ${d.id}`);
-    });
-  }
+  const es = new EventSource(url);
+  for (const k of kinds) es.addEventListener(k, (ev) => dispatchEvent(k, ev.data));
 }
 
 let currentCampaign = params.get("campaign") || "";
@@ -279,12 +318,36 @@ async function refresh() {
   }
 }
 
-// "#live=0" renders once without the event stream and polling (snapshots,
-// printing, headless browsers whose virtual time waits for the network).
+// holdLoad keeps the page's load event from firing until the function it
+// returns is called (or maxMs passed): a hidden frame whose document is
+// open (document.open) delays its parent's load event until it is closed.
+// The first render runs on API calls the load event does not wait for, so
+// without this a screenshot taken at load (chromium --headless
+// --screenshot URL, print, crawlers) showed a half-filled page.
+function holdLoad(maxMs) {
+  const f = document.createElement("iframe");
+  f.hidden = true;
+  f.title = "load hold";
+  document.body.append(f);
+  let held = true;
+  try { f.contentDocument.open(); } catch (e) { f.remove(); return () => {}; }
+  const release = () => {
+    if (!held) return;
+    held = false;
+    try { f.contentDocument.close(); } catch (e) { /* already gone */ }
+    f.remove();
+  };
+  setTimeout(release, maxMs);
+  return release;
+}
+
+// "#live=0" renders once without the event stream and polling (printing,
+// a static snapshot); headless screenshots no longer need it.
 const live = params.get("live") !== "0";
 if (!token) askToken();
 else {
-  refresh().then(() => { document.body.dataset.ready = "1"; });
+  const release = holdLoad(15000);
+  refresh().then(() => { document.body.dataset.ready = "1"; }).finally(release);
   if (live) {
     events();
     setInterval(() => loadFleet().catch(() => {}), 5000);
