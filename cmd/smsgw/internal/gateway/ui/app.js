@@ -350,7 +350,8 @@ else {
   refresh().then(() => { document.body.dataset.ready = "1"; }).finally(release);
   if (live) {
     events();
-    setInterval(() => loadFleet().catch(() => {}), 5000);
+    // A device falls asleep without an event: its view is polled with the fleet.
+    setInterval(() => { loadFleet().catch(() => {}); if (current) refreshDevice(current).catch(() => {}); }, 5000);
     setInterval(() => loadFirmware().catch(() => {}), 3000);
     setInterval(refreshAges, 5000);
   }
