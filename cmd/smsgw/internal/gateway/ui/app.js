@@ -269,22 +269,50 @@ async function loadFirmware() {
   const { body: cs } = await api("GET", "/campaigns");
   const ct = document.querySelector("#campaigns tbody");
   ct.replaceChildren();
-  if (!cs.campaigns.length) ct.append(el("tr", {}, el("td", { colspan: 9 }, "no campaigns")));
+  if (!cs.campaigns.length) ct.append(el("tr", {}, el("td", { colspan: 15 }, "no campaigns")));
   for (const c of cs.campaigns) {
-    const n = c.counts || {};
+    const n = c.counts || {}, why = c.reasons || {};
     const finished = (n.done || 0) + (n.failed || 0) + (n.skipped || 0) + (n.cancelled || 0);
     const pct = c.total ? Math.round(100 * finished / c.total) : 100;
     const actions = el("td", {});
     for (const a of c.status === "running" ? ["pause", "cancel"] : c.status === "paused" ? ["resume", "cancel"] : []) {
       actions.append(el("button", { onclick: () => campaignAction(c.id, a) }, a), " ");
     }
+    const count = (k, v, cls) => el("td", { class: "count count-" + k + (v && cls ? " " + cls : "") }, v || 0);
     ct.append(el("tr", { "data-campaign": c.id, class: c.id === currentCampaign ? "sel" : "" },
       el("td", {}, el("a", { onclick: () => selectCampaign(c.id) }, c.id)), el("td", {}, c.spec.name || ""), el("td", {}, c.version),
       el("td", { class: "campaign-" + c.status }, c.status),
       el("td", {}, el("progress", { max: c.total || 1, value: finished }), ` ${finished}/${c.total} (${pct}%)`),
-      el("td", {}, n.done || 0), el("td", { class: n.failed ? "err" : "" }, n.failed || 0), el("td", {}, c.sms_used), actions));
+      count("pending", n.pending), count("running", n.running), count("done", n.done), count("skipped", n.skipped, "warn"),
+      count("over-budget", why.sms_budget, "warn"), count("failed", n.failed, "err"), count("cancelled", n.cancelled),
+      el("td", { class: "count-sms" }, `${c.sms_used} / ${smsBudgetText(c.spec.sms_budget)}`), actions));
   }
   if (currentCampaign) await selectCampaign(currentCampaign);
+}
+
+function smsBudgetText(b) { return b < 0 ? "unlimited" : b === 0 ? "none" : String(b); }
+
+// What a device's reason reads as in the campaign view.
+const campaignReasons = { sms_budget: "over the SMS budget", unsupported: "cannot take this update", up_to_date: "already on the version" };
+
+// campaignSummary says where every device of the campaign stands, each
+// state (and the reasons behind skipped and done) with its count, so that
+// the counts add up to the campaign's size.
+function campaignSummary(c) {
+  const n = c.counts || {}, why = c.reasons || {};
+  const parts = [];
+  const add = (state, label, sub) => {
+    if (!n[state]) return;
+    const subs = (sub || []).filter(r => why[r]).map(r => `${why[r]} ${campaignReasons[r]}`);
+    parts.push(`${n[state]} ${label}` + (subs.length ? ` (${subs.join(", ")})` : ""));
+  };
+  add("done", "done", ["up_to_date"]);
+  add("skipped", "skipped", ["sms_budget", "unsupported"]);
+  add("failed", "failed");
+  add("cancelled", "cancelled");
+  add("running", "running");
+  add("pending", "pending");
+  return `${c.total} device${c.total === 1 ? "" : "s"}: ${parts.join(", ") || "none"}; SMS ${c.sms_used} used of ${smsBudgetText(c.spec.sms_budget)}`;
 }
 
 async function selectCampaign(id) {
@@ -294,12 +322,14 @@ async function selectCampaign(id) {
   const c = body.campaign;
   document.getElementById("campaign-detail").hidden = false;
   document.getElementById("campaign-name").textContent = `${c.id} → ${c.version}: ${c.status}` + (body.failed ? `, ${body.failed} failed` : "");
+  document.getElementById("campaign-summary").textContent = campaignSummary(c);
   const tb = document.querySelector("#campaign-devices tbody");
   tb.replaceChildren();
   for (const d of c.devices || []) {
-    tb.append(el("tr", { "data-endpoint": d.endpoint }, el("td", {}, d.endpoint), el("td", { class: "dev-" + d.state }, d.state),
+    tb.append(el("tr", { "data-endpoint": d.endpoint, class: "dev-row-" + d.state }, el("td", {}, d.endpoint), el("td", { class: "dev-" + d.state }, d.state),
       el("td", {}, d.step || ""), el("td", {}, d.method || ""), el("td", {}, d.attempts), el("td", {}, d.sms || 0),
-      el("td", {}, d.result || ""), el("td", { class: "err" }, d.error || "")));
+      el("td", {}, d.result || ""), el("td", { class: "reason" }, campaignReasons[d.reason] || d.reason || ""),
+      el("td", { class: d.state === "done" ? "" : "err" }, d.error || "")));
   }
 }
 
