@@ -104,6 +104,8 @@ type Gateway struct {
 	squeue      *server.Queue
 	fleet       *Fleet
 	fw          *fw
+	wakes       *wakeBook       // wake-up latencies (wakeups.go)
+	spend       *spendBook      // SMS spend per day (smsspend.go)
 	models      []ModelObject   // objects loaded from lwm2m.models
 	ctx         context.Context // the gateway's life; ends at Shutdown
 
@@ -146,6 +148,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	ctx, cancel := context.WithCancel(ctx)
 	g = &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
 		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx}
+	g.wakes, g.spend = newWakeBook(g.metrics.wakeLatency), &spendBook{}
 	defer func() {
 		if err != nil {
 			g.Shutdown(context.Background())
@@ -206,10 +209,12 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err = g.loadValues(); err != nil {
 		return nil, err
 	}
-	g.wg.Add(3)
+	g.loadSpend()
+	g.wg.Add(4)
 	go g.jobValues(ctx, g.qm.Subscribe(256))
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
+	go g.spendLoop(ctx)
 	if err = g.startAPI(); err != nil {
 		return nil, err
 	}
@@ -664,6 +669,7 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 }
 
 func (g *Gateway) onQueueEvent(ev queue.Event) {
+	g.wakes.event(ev)
 	data := map[string]any{"endpoint": ev.Endpoint, "time": ev.Time}
 	if ev.ID != 0 {
 		data["job"] = ev.ID

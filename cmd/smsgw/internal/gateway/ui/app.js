@@ -214,10 +214,11 @@ onEvent(["notification", "send"], (d, kind) => {
   if (current && d.endpoint === current) showValues(d);
   if (kind === "notification") dmNotification(d);
 });
-onEvent(["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"], (d, kind) => {
+onEvent(["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-woke", "job-queued"], (d, kind) => {
   note(`${kind} ${d.endpoint}${d.path ? " " + d.path : ""}${d.job ? " job " + d.job : ""}`);
   if (kind !== "notified") loadFleet().catch(() => {});
   if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
+  if (kind === "job-wake" || kind === "job-woke") loadSMS().catch(() => {});
   if (current && d.endpoint === current && (kind === "registered" || kind === "updated")) refreshDevice(current).catch(() => {});
 });
 onEvent(["campaign", "campaign-device", "firmware-update", "firmware-image"], (d, kind) => {
@@ -230,6 +231,7 @@ onEvent(["values"], (d) => {
 });
 onEvent(["sms-budget"], (d) => {
   note(`SMS budget (${d.scope}) ${d.endpoint || d.number || ""}: ${d.used} of ${d.limit}${d.exhausted ? ", exhausted" : ""}`, d.exhausted);
+  loadSMS().catch(() => {});
 });
 
 function dispatchEvent(kind, data) {
@@ -341,7 +343,7 @@ async function campaignAction(id, action) {
 
 async function refresh() {
   try {
-    await Promise.all([loadFleet(), loadModems(), loadFirmware()]);
+    await Promise.all([loadFleet(), loadModems(), loadFirmware(), loadSMS()]);
     if (current) await selectDevice(current);
   } catch (e) {
     document.getElementById("status").textContent = e.message;
@@ -383,6 +385,7 @@ else {
     // A device falls asleep without an event: its view is polled with the fleet.
     setInterval(() => { loadFleet().catch(() => {}); if (current) refreshDevice(current).catch(() => {}); }, 5000);
     setInterval(() => loadFirmware().catch(() => {}), 3000);
+    setInterval(() => loadSMS().catch(() => {}), 10000);
     setInterval(refreshAges, 5000);
   }
 }
