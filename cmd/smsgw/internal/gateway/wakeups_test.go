@@ -14,8 +14,12 @@ import (
 func TestWakeBook(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	at := func(s float64) time.Time { return t0.Add(time.Duration(s * float64(time.Second))) }
-	wake := func(ep string, s float64) queue.Event { return queue.Event{Type: queue.EventWake, Endpoint: ep, Time: at(s)} }
-	woke := func(ep string, s float64) queue.Event { return queue.Event{Type: queue.EventWoke, Endpoint: ep, Time: at(s)} }
+	wake := func(ep string, s float64) queue.Event {
+		return queue.Event{Type: queue.EventWake, Endpoint: ep, Time: at(s)}
+	}
+	woke := func(ep string, s float64) queue.Event {
+		return queue.Event{Type: queue.EventWoke, Endpoint: ep, Time: at(s)}
+	}
 	for _, c := range []struct {
 		name   string
 		events []queue.Event
