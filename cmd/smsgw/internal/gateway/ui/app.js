@@ -102,6 +102,7 @@ async function selectDevice(ep) {
   const tree = document.getElementById("tree");
   tree.replaceChildren();
   const asleep = d.queue && !d.awake;
+  const reads = [];
   for (const [o, i] of parseLinks(d.objects)) {
     const def = await objectDef(o).catch(() => ({ id: o, name: "Object " + o, resources: [] }));
     const box = el("div", { class: "obj", id: `obj-${o}-${i}` },
@@ -124,12 +125,12 @@ async function selectDevice(ep) {
     if (!def.resources.length) box.append(el("p", { class: "nomodel" }, `object ${o} is not in the object model: its values show under Last known values; ` +
       "use Discover, and read or write with an explicit type (or add its DDF file to lwm2m.models)"));
     tree.append(box);
-    if (d.awake && !d.queue) readInstance(ep, o, i);
+    if (d.awake && !d.queue) reads.push(readInstance(ep, o, i));
   }
   dmPanel(ep);
   // The first render (and the page's load event, see holdLoad) waits
   // for these.
-  await Promise.all([loadLastValues(ep).catch(() => {}), loadQueue(ep).catch(() => {})]);
+  await Promise.all([...reads, loadLastValues(ep).catch(() => {}), loadQueue(ep).catch(() => {})]);
 }
 
 // refreshDevice renders the device's description, SMS use and, for a
