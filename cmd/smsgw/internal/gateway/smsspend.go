@@ -61,11 +61,13 @@ type spendBook struct {
 }
 
 // sample adds what each number's counters grew by since the last sample
-// to the UTC day of now.
-func (b *spendBook) sample(now time.Time, us []sms.Usage) {
+// to the UTC day of now. The counters are read under the book's lock: two
+// samples read out of order would see a counter go back.
+func (b *spendBook) sample(now time.Time, usages func() []sms.Usage) {
 	day := now.UTC().Format(time.DateOnly)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	us := usages()
 	if b.last == nil {
 		b.last = map[string]SMSSegments{}
 	}
@@ -180,7 +182,7 @@ func (g *Gateway) sampleSpend() {
 	if g.smsB == nil || g.spend == nil {
 		return
 	}
-	g.spend.sample(time.Now(), g.smsB.Usages())
+	g.spend.sample(time.Now(), g.smsB.Usages)
 }
 
 // loadSpend restores <data_dir>/sms-spend.json; a file that cannot be

@@ -54,7 +54,7 @@ func TestSpendBook(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var b spendBook
 			for _, s := range c.samples {
-				b.sample(s.at, s.us)
+				b.sample(s.at, func() []sms.Usage { return s.us })
 			}
 			if got := fmt.Sprint(b.recent(spendDays)); got != c.want {
 				t.Errorf("got %s, want %s", got, c.want)
@@ -70,7 +70,7 @@ func TestSpendBookBoundsAndSnapshot(t *testing.T) {
 	var b spendBook
 	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	for i := range 40 {
-		b.sample(t0.AddDate(0, 0, i), []sms.Usage{usage("+1", uint64(i+1), 0)})
+		b.sample(t0.AddDate(0, 0, i), func() []sms.Usage { return []sms.Usage{usage("+1", uint64(i+1), 0)} })
 	}
 	days := b.recent(100)
 	if len(days) != spendDays || days[0].Day != "2026-02-09" || days[spendDays-1].Day != "2026-01-10" {
@@ -123,4 +123,29 @@ func TestSpendBookBoundsAndSnapshot(t *testing.T) {
 	if got := fmt.Sprint(c.recent(10)); got != "[{2026-01-03 map[+1:{2 0}]}]" {
 		t.Fatalf("loaded %s", got)
 	}
+}
+
+// FuzzSpendLoad: any snapshot file loads or is refused, never panics, and
+// what loads stays within spendDays days, sorted, one entry a day.
+func FuzzSpendLoad(f *testing.F) {
+	f.Add(`[{"day":"2026-12-05","numbers":{"+1":{"sent_segments":3,"received_segments":1}}}]`)
+	f.Add(`[{"day":"2026-12-06","numbers":{}},{"day":"2026-12-05","numbers":{"+2":{}}}]`)
+	f.Add(`[{"day":"x"}]`)
+	f.Add(`{}`)
+	f.Fuzz(func(t *testing.T, data string) {
+		var b spendBook
+		if b.load(strings.NewReader(data)) != nil {
+			return
+		}
+		days := b.recent(100)
+		if len(days) > spendDays {
+			t.Fatalf("%d days", len(days))
+		}
+		for i := 1; i < len(days); i++ {
+			if days[i].Day >= days[i-1].Day {
+				t.Fatalf("days not newest first, one each: %v", days)
+			}
+		}
+		b.sample(time.Now(), func() []sms.Usage { return []sms.Usage{usage("+1", 1, 1)} })
+	})
 }

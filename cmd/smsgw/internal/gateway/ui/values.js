@@ -62,6 +62,10 @@ function refreshAges() {
 function sleepNotice(d) {
   const box = document.getElementById("device-sleep");
   const asleep = d.queue && !d.awake;
+  // What Read at next wake-up said stays while the notice is redrawn
+  // (every poll) for the same device.
+  const said = box.dataset.endpoint === d.endpoint ? (document.getElementById("device-sleep-result") || {}).textContent || "" : "";
+  box.dataset.endpoint = d.endpoint;
   box.hidden = !asleep;
   if (!asleep) { box.replaceChildren(); return; }
   const paths = parseLinks(d.objects).map(([o, i]) => `/${o}/${i}`);
@@ -73,7 +77,7 @@ function sleepNotice(d) {
     "The values shown are the last the server saw, with where they came from and their age. ",
     el("button", { id: "read-next-wake", onclick: () => readAtWake(d.endpoint, paths) }, "Read at next wake-up"),
     ` queues a read of its ${paths.length} object instances: ${how}. `,
-    el("span", { id: "device-sleep-result" }));
+    el("span", { id: "device-sleep-result" }, said));
 }
 
 // readAtWake queues a read of each path without waiting for the device:
