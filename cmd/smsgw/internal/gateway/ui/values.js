@@ -69,8 +69,9 @@ function sleepNotice(d) {
   box.hidden = !asleep;
   if (!asleep) { box.replaceChildren(); return; }
   const paths = parseLinks(d.objects).map(([o, i]) => `/${o}/${i}`);
-  const how = d.wakeable ? "the server wakes it with one SMS trigger and the reads go when it answers"
+  let how = d.wakeable ? "the server wakes it with one SMS trigger and the reads go when it answers"
     : "it cannot be woken by SMS, so the reads wait until it next contacts the server";
+  if (d.transport === "sms") how += " (over SMS: each read costs an SMS each way)";
   box.replaceChildren(
     el("strong", {}, "Asleep"), " (queue mode, last heard ", el("span", { class: "age", "data-time": d.updated }, fmtAge(d.updated)),
     d.queued ? `, ${d.queued} request${d.queued > 1 ? "s" : ""} waiting` : "", "). ",
