@@ -151,6 +151,7 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	g = &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
 		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx}
 	g.wakes, g.spend = newWakeBook(g.metrics.wakeLatency), &spendBook{}
+	g.metrics.reg.MustRegister(g.wakes.collectors()...)
 	defer func() {
 		if err != nil {
 			g.Shutdown(context.Background())

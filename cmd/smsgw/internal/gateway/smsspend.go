@@ -119,6 +119,13 @@ func (b *spendBook) dayLocked(day string) map[string]SMSSegments {
 	return b.days[len(b.days)-1].Numbers
 }
 
+// droppedNumbers counts the numbers not kept (maxSpendNumbers).
+func (b *spendBook) droppedNumbers() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.dropped
+}
+
 // recent returns copies of the last n days, newest first.
 func (b *spendBook) recent(n int) []spendDay {
 	b.mu.Lock()
@@ -262,7 +269,7 @@ func (g *Gateway) getSMSSpend(w http.ResponseWriter, r *http.Request) {
 		n = v
 	}
 	out := map[string]any{"budget_per_device": g.cfg.SMS.DailyBudgetPerDevice, "budget_per_day": g.cfg.SMS.DailyBudget,
-		"timezone": "UTC", "days": []SMSSpendDay{}}
+		"timezone": "UTC", "days": []SMSSpendDay{}, "dropped_numbers": g.spend.droppedNumbers()}
 	if g.smsB == nil {
 		writeJSON(w, http.StatusOK, out)
 		return

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,6 +112,21 @@ func TestWebUISMSSpendAndWakeups(t *testing.T) {
 		}
 		if n != wakeups || v["p50_seconds"].(float64) <= 0 {
 			t.Errorf("buckets hold %v of %v wake-ups: %v", n, wakeups, v)
+		}
+	})
+	t.Run("metrics", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", strings.TrimSuffix(api, "/api/v1")+"/metrics", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, want := range []string{fmt.Sprintf("smsgw_wakeup_latency_seconds_count %v\n", wakeups), "smsgw_wakeup_waking 0\n", "smsgw_wakeup_dropped_total 0\n"} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("metrics lack %q", want)
+			}
 		}
 	})
 	t.Run("api-spend", func(t *testing.T) {

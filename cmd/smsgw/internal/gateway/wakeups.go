@@ -134,12 +134,15 @@ type WakeStats struct {
 	P90    float64 `json:"p90_seconds"`
 	Max    float64 `json:"max_seconds"`
 	Waking int     `json:"waking"` // devices being woken now
+	// Dropped counts the wake-ups not followed because maxWaking devices
+	// were being woken already.
+	Dropped uint64 `json:"dropped"`
 }
 
 func (w *wakeBook) stats() WakeStats {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	s := WakeStats{Count: w.total, Seconds: w.sum, Waking: len(w.waking), Recent: make([]WakeLatency, 0, len(w.ring))}
+	s := WakeStats{Count: w.total, Seconds: w.sum, Waking: len(w.waking), Dropped: w.dropped, Recent: make([]WakeLatency, 0, len(w.ring))}
 	for i, c := range w.counts {
 		b := WakeBucket{Count: c}
 		if i < len(wakeBuckets) {
@@ -168,6 +171,26 @@ func (w *wakeBook) stats() WakeStats {
 func quantile(sorted []float64, q float64) float64 {
 	i := int(q*float64(len(sorted))+0.999999) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// sizes returns the devices being woken and the wake-ups dropped.
+func (w *wakeBook) sizes() (waking int, dropped uint64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.waking), w.dropped
+}
+
+// collectors export the book's bounded structures: the devices being
+// woken and the wake-ups dropped beyond maxWaking.
+func (w *wakeBook) collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "smsgw_wakeup_waking",
+			Help: "Devices being woken now (SMS trigger sent, device not seen yet); at most 100,000 followed."},
+			func() float64 { n, _ := w.sizes(); return float64(n) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "smsgw_wakeup_dropped_total",
+			Help: "Wake-ups not followed for their latency because 100,000 devices were being woken already."},
+			func() float64 { _, d := w.sizes(); return float64(d) }),
+	}
 }
 
 // getWakeups serves GET /api/v1/wakeups.

@@ -94,8 +94,11 @@ func TestWakeBookBounds(t *testing.T) {
 	for i := range maxWaking + 10 {
 		w.event(queue.Event{Type: queue.EventWake, Endpoint: fmt.Sprint("w", i), Time: t0.Add(time.Duration(i))})
 	}
-	if s := w.stats(); s.Waking != maxWaking || w.dropped != 10 {
-		t.Fatalf("waking %d dropped %d", s.Waking, w.dropped)
+	if s := w.stats(); s.Waking != maxWaking || s.Dropped != 10 {
+		t.Fatalf("waking %d dropped %d", s.Waking, s.Dropped)
+	}
+	if n, d := w.sizes(); n != maxWaking || d != 10 {
+		t.Fatalf("sizes %d %d", n, d)
 	}
 	if _, ok := w.waking["w0"]; ok {
 		t.Fatal("the oldest wake-up was kept")
