@@ -86,6 +86,9 @@ type Identity struct {
 }
 
 // Health is the result of a health poll.
+//
+// The zero Health is that of a modem never polled: not connected, not
+// registered, not OK.
 type Health struct {
 	Connected bool
 	Signal    Signal

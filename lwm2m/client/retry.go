@@ -37,6 +37,9 @@ func WithClock(c Clock) Option { return func(cf *config) { cf.clock = c } }
 // registration has failed and the client stops trying (until
 // StartRetry is called again). Every wait is spread by ±25 % jitter so
 // that a fleet refused at the same moment does not retry in step.
+//
+// The zero RetryPolicy allows no attempt (MaxAttempts 0);
+// DefaultRetryPolicy returns the Core defaults.
 type RetryPolicy struct {
 	RetryCount    int           // /1/x/17 Communication Retry Count (default 5)
 	RetryTimer    time.Duration // /1/x/18 Communication Retry Timer (default 60 s)

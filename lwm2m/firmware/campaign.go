@@ -91,6 +91,9 @@ type DeviceState struct {
 }
 
 // Report is a campaign's progress (while it runs) or final report.
+//
+// The zero Report is that of a campaign with no device: nothing done,
+// nothing Failed.
 type Report struct {
 	ID       string         `json:"id"`
 	Spec     Spec           `json:"spec"`
