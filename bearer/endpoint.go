@@ -123,7 +123,7 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 		e.h = NotFoundHandler()
 	}
 	if e.log == nil {
-		e.log = slog.Default()
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.m == nil {
 		e.m = nopMetrics{}

@@ -144,7 +144,7 @@ func WithHandler(h Handler) EndpointOption { return func(c *endpointConfig) { c.
 // WithLimits sets the bounds; zero fields keep their defaults.
 func WithLimits(l Limits) EndpointOption { return func(c *endpointConfig) { c.limits = l } }
 
-// WithLogger sets the logger (default: slog.Default()).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) EndpointOption { return func(c *endpointConfig) { c.logger = l } }
 
 // WithMetrics sets the metrics sink (default: no-op).

@@ -61,7 +61,7 @@ type Option func(*Modem)
 // WithDialer replaces the serial-port dialer (for pipes and simulators).
 func WithDialer(d Dialer) Option { return func(m *Modem) { m.dial = d } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) Option { return func(m *Modem) { m.log = l } }
 
 // WithTrace logs every line to and from the modem at debug level.
@@ -201,7 +201,7 @@ type urc struct {
 // starts the supervisor, the URC worker and the health poll. The returned
 // Modem re-opens the link by itself after a loss until Close.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Modem, error) {
-	m := &Modem{cfg: cfg, log: slog.Default(), metrics: nopMetrics{}}
+	m := &Modem{cfg: cfg, metrics: nopMetrics{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -292,7 +292,7 @@ func (m *Modem) defaults() {
 		m.profile = p
 	}
 	if m.log == nil {
-		m.log = slog.Default()
+		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.metrics == nil {
 		m.metrics = nopMetrics{}

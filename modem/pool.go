@@ -43,7 +43,7 @@ type Receipt struct {
 // PoolOption configures a Pool.
 type PoolOption func(*Pool)
 
-// WithPoolLogger sets the pool's logger.
+// WithPoolLogger sets the pool's logger (default: none, a discard logger).
 func WithPoolLogger(l *slog.Logger) PoolOption { return func(p *Pool) { p.log = l } }
 
 // WithPoolMetrics sets the metrics hook (queue lengths "pool-inflight").
@@ -166,7 +166,7 @@ type Pool struct {
 
 // NewPool returns an empty pool.
 func NewPool(opts ...PoolOption) *Pool {
-	p := &Pool{log: slog.Default(), metrics: nopMetrics{}, maxQueue: 256, inboxSize: 256, eventsSize: 256,
+	p := &Pool{log: slog.New(slog.DiscardHandler), metrics: nopMetrics{}, maxQueue: 256, inboxSize: 256, eventsSize: 256,
 		members: make(map[string]*member), done: make(chan struct{})}
 	for _, o := range opts {
 		o(p)

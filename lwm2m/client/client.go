@@ -117,7 +117,7 @@ func WithSMSNumber(msisdn string) Option { return func(c *config) { c.sms = msis
 // WithModel sets the object definitions (default model.DefaultRegistry()).
 func WithModel(r *model.Registry) Option { return func(c *config) { c.defs = r } }
 
-// WithLogger sets the logger (default: discard).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithRetry sets the Communication Retry Timer (the base wait of the

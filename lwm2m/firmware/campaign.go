@@ -127,7 +127,7 @@ func WithCampaignHook(f func(CampaignEvent)) ManagerOption {
 	return func(m *Manager) { m.hook = f }
 }
 
-// WithManagerLogger sets the logger.
+// WithManagerLogger sets the logger (default: none, a discard logger).
 func WithManagerLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }
 
 // WithMaxCampaigns bounds the campaigns kept (default 100); finished ones

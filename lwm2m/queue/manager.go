@@ -103,8 +103,9 @@ type Config struct {
 	// OnEvent, if set, receives every event synchronously; it must not block.
 	OnEvent func(Event)
 	Metrics Metrics
-	Logger  *slog.Logger
-	Clock   Clock
+	// Logger receives the manager's logs (default: none, a discard logger).
+	Logger *slog.Logger
+	Clock  Clock
 }
 
 func (c *Config) defaults() error {

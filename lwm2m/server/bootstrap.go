@@ -109,7 +109,7 @@ func WithBootstrapDone(f func(ep string, err error)) BootstrapOption {
 	return func(b *BootstrapServer) { b.done = f }
 }
 
-// WithBootstrapLogger sets the logger.
+// WithBootstrapLogger sets the logger (default: none, a discard logger).
 func WithBootstrapLogger(l *slog.Logger) BootstrapOption {
 	return func(b *BootstrapServer) { b.log = l }
 }

@@ -116,7 +116,7 @@ func (s *Server) parseOptions() registry.ParseOptions {
 	return registry.ParseOptions{LenientBinding: !s.cfg.strictBinding}
 }
 
-// WithLogger sets the logger (default: discard).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithSecurity sets the endpoint bindings checked on Register, Update and

@@ -46,7 +46,7 @@ type Option func(*Link)
 // back to the modem (Reject), which keeps it.
 func WithQuarantine(q modem.Quarantine) Option { return func(l *Link) { l.quar = q } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(lg *slog.Logger) Option { return func(l *Link) { l.log = lg } }
 
 // New starts forwarding what the pool receives. buffer bounds the inbound
@@ -56,12 +56,12 @@ func New(p *modem.Pool, buffer int, opts ...Option) *Link {
 	if buffer <= 0 {
 		buffer = 64
 	}
-	l := &Link{pool: p, in: make(chan sms.Inbound, buffer), stop: make(chan struct{}), log: slog.Default()}
+	l := &Link{pool: p, in: make(chan sms.Inbound, buffer), stop: make(chan struct{})}
 	for _, o := range opts {
 		o(l)
 	}
 	if l.log == nil {
-		l.log = slog.Default()
+		l.log = slog.New(slog.DiscardHandler)
 	}
 	l.wg.Add(1)
 	go l.forward()

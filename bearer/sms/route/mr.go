@@ -384,7 +384,7 @@ func WithStateFile(path string) Option { return func(o *options) { o.statePath =
 // past any SMSC validity period).
 func WithMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
 
-// WithLogger sets the logger (default: none).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
 
 // WithClock replaces time.Now (tests).
