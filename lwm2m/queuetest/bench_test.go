@@ -137,7 +137,7 @@ func BenchmarkMemoryPerSleepingDevice(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		q, err := srv.EnableQueue(server.QueueConfig{Store: queue.NewMemStore(), Limits: queue.Limits{Total: 2 * n}})
+		q, err := srv.EnableQueue(server.QueueConfig{Config: queue.Config{Store: queue.NewMemStore(), Limits: queue.Limits{Total: 2 * n}}})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -190,10 +190,10 @@ func TestCrashChild(t *testing.T) {
 	device := func(r *registry.Registration) server.DeviceSettings {
 		return server.DeviceSettings{MSISDN: "+4917400000" + strings.TrimPrefix(r.Endpoint, "crash-")}
 	}
-	qc := server.QueueConfig{Store: qs, Peers: smsB, PeerSecurity: sms.SecurityNoSec, Device: device,
-		Window: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
+	qc := server.QueueConfig{Config: queue.Config{Store: qs,
+		DefaultWindow: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
 		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: new(8), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
-		Concurrency: crashDevices}
+		Concurrency: crashDevices}, Peers: smsB, PeerSecurity: sms.SecurityNoSec, Device: device}
 	if phase == "drain" {
 		qc.Waker = queue.NewSMSWaker(smsB, smsB)
 	}

@@ -71,7 +71,7 @@ func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTi
 	w.srv.Attach("udp", ep)
 	// Window 0: the server's only guess is MAX_TRANSMIT_WAIT of its
 	// bearer (93 s), far longer than the device listens.
-	w.q, err = w.srv.EnableQueue(server.QueueConfig{Store: queue.NewMemStore(), Clock: sc.clock, ExecTimeout: 30 * time.Second})
+	w.q, err = w.srv.EnableQueue(server.QueueConfig{Config: queue.Config{Store: queue.NewMemStore(), Clock: sc.clock, ExecTimeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,10 @@ func openSide(t testing.TB, n *sim.Network, own string, peers map[string]sms.Pee
 	if err != nil {
 		t.Fatalf("open modem %s on %s: %v", own, pty, err)
 	}
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := pool.Add(m); err != nil {
 		t.Fatal(err)
 	}
@@ -148,15 +151,18 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	waker := queue.NewSMSWaker(side.b, side.b)
 	waker.Endpoint = w.smsEP // the device's answer, if any, is matched, never reset
 	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
-		Store: store, Waker: waker, Peers: side.b, PeerSecurity: sms.SecurityNoSec,
-		Device: w.device, Window: wc.window, ExecTimeout: wc.window + 3*time.Second,
-		Wake: wc.wake, DefaultExpiry: wc.expiry,
-		OnEvent: func(ev queue.Event) {
-			select {
-			case w.events <- ev:
-			default:
-			}
+		Config: queue.Config{
+			Store: store, Waker: waker,
+			DefaultWindow: wc.window, ExecTimeout: wc.window + 3*time.Second,
+			Wake: wc.wake, DefaultExpiry: wc.expiry,
+			OnEvent: func(ev queue.Event) {
+				select {
+				case w.events <- ev:
+				default:
+				}
+			},
 		},
+		Peers: side.b, PeerSecurity: sms.SecurityNoSec, Device: w.device,
 	})
 	if err != nil {
 		t.Fatal(err)

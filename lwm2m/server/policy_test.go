@@ -458,7 +458,7 @@ func TestSecurityDefaults(t *testing.T) {
 		srv := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore(), Peers: peers})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -475,7 +475,7 @@ func TestSecurityDefaults(t *testing.T) {
 		srv := New(registry.NewMemory(registry.Options{}))
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore(), Peers: peers, PeerSecurity: sms.SecurityNoSec})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers, PeerSecurity: sms.SecurityNoSec})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -24,7 +24,7 @@ func ExampleServer_EnableQueue() {
 	light.SetTransport("udp")
 	store.Add(context.Background(), light)
 
-	q, err := srv.EnableQueue(server.QueueConfig{Store: queue.NewMemStore()})
+	q, err := srv.EnableQueue(server.QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}})
 	if err != nil {
 		fmt.Println(err)
 		return

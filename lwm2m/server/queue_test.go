@@ -176,12 +176,12 @@ func TestQueuedErrorKeepsRequest(t *testing.T) {
 	if _, err := store.Add(context.Background(), queueReg("sleepy", registry.V1_1, registry.BindingU, true, "")); err != nil {
 		t.Fatal(err)
 	}
-	q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore()})
+	q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	if _, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore()}); err == nil {
+	if _, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}}); err == nil {
 		t.Fatal("second EnableQueue accepted")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

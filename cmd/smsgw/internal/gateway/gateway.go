@@ -540,15 +540,17 @@ func (g *Gateway) startQueue() error {
 	g.qs = qs
 	w := g.awakeWindow()
 	qc := server.QueueConfig{
-		Store:         qs,
-		Device:        g.deviceSettings,
-		Window:        w,
-		ExecTimeout:   w,
-		Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
-		DefaultExpiry: g.cfg.Queue.Expiry,
-		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: new(g.cfg.Queue.WakeMax)},
-		Metrics:       queueMetrics{g.metrics},
-		OnEvent:       g.onQueueEvent,
+		Config: queue.Config{
+			Store:         qs,
+			DefaultWindow: w,
+			ExecTimeout:   w,
+			Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
+			DefaultExpiry: g.cfg.Queue.Expiry,
+			Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: new(g.cfg.Queue.WakeMax)},
+			Metrics:       queueMetrics{g.metrics},
+			OnEvent:       g.onQueueEvent,
+		},
+		Device: g.deviceSettings,
 	}
 	if g.cfg.Simulator.Enabled {
 		qc.Wake.MinInterval = 2 * time.Second
