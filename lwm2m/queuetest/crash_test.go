@@ -151,11 +151,17 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := pool.Add(m); err != nil {
 		t.Fatal(err)
 	}
-	link := modemlink.New(pool, 0)
+	link, err := modemlink.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := smsParams()
 	smsB, err := sms.New(link, sms.Config{StateDir: filepath.Join(dir, "sms"), Params: &p, Logger: quiet(),
 		Worker: outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond}})

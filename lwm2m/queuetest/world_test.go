@@ -77,7 +77,10 @@ func openSide(t testing.TB, n *sim.Network, own string, peers map[string]sms.Pee
 	if err := pool.Add(m); err != nil {
 		t.Fatal(err)
 	}
-	link := modemlink.New(pool, 0)
+	link, err := modemlink.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := smsParams()
 	b, err := sms.New(link, sms.Config{StateDir: t.TempDir(), Peers: peers, Params: &p,
 		Worker: outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond},

@@ -251,7 +251,11 @@ func (g *Gateway) TokenFile() string { return filepath.Join(g.cfg.DataDir, "api-
 // startModems opens the modems (virtual ones on ptys in simulator mode) and
 // returns the server SIM numbers.
 func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
-	g.pool = modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	pool, err := modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	if err != nil {
+		return nil, err
+	}
+	g.pool = pool
 	if err := g.openQuarantine(); err != nil {
 		return nil, err
 	}
@@ -343,7 +347,11 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		return nil
 	}
 	if len(modemSIMs) > 0 {
-		g.link = modemlink.New(g.pool, 0, modemlink.WithQuarantine(g.quar), modemlink.WithLogger(g.log.With("component", "modemlink")))
+		link, err := modemlink.New(g.pool, modemlink.WithQuarantine(g.quar), modemlink.WithLogger(g.log.With("component", "modemlink")))
+		if err != nil {
+			return err
+		}
+		g.link = link
 	}
 	tr, err := g.transport(modemSIMs)
 	if err != nil {
