@@ -127,7 +127,7 @@ func (r *mrRig) open(t *testing.T, opts ...Option) {
 	m, err := New([]Route{
 		{Name: "smpp:op1", Transport: r.smpp, Numbers: []string{shared}},
 		{Name: "modems", Transport: r.modems, Numbers: []string{shared, only}},
-	}, 0, append([]Option{WithStateFile(r.path)}, opts...)...)
+	}, append([]Option{WithStateFile(r.path)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +321,7 @@ func TestMRTranslation(t *testing.T) {
 			{Name: "smpp:op1", Transport: a, Numbers: []string{shared}, Space: "account"},
 			{Name: "smpp:op2", Transport: b, Numbers: []string{shared}, Space: "account"},
 			{Name: "modems", Transport: modems, Numbers: []string{shared}},
-		}, 0, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
+		}, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -409,7 +409,7 @@ func TestMRProperty(t *testing.T) {
 		m, err := New([]Route{
 			{Name: "smpp:op1", Transport: smpp, Numbers: []string{shared}},
 			{Name: "modems", Transport: modems, Numbers: []string{shared}},
-		}, 512, WithStateFile(filepath.Join(dir, time.Now().Format("150405.000000000")+".db")))
+		}, WithBuffer(512), WithStateFile(filepath.Join(dir, time.Now().Format("150405.000000000")+".db")))
 		if err != nil {
 			rt.Fatal(err)
 		}

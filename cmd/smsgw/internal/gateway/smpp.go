@@ -125,7 +125,7 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	m, err := route.New(routes, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(g.log.With("component", "route")))
+	m, err := route.New(routes, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(g.log.With("component", "route")))
 	if err != nil {
 		return nil, err
 	}
