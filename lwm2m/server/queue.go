@@ -70,6 +70,19 @@ type QueueConfig struct {
 	// whose resource 0 is this value) for the Trigger read and /1/x/8; 0
 	// takes the first instance.
 	ShortServerID uint16
+	// Triggers, when set, keeps what the server learned of each device's
+	// /1/x/21 Trigger where every node (and the next start) finds it;
+	// without it that is known only to the node that read it, until the
+	// device registers again.
+	Triggers TriggerStore
+}
+
+// TriggerStore keeps the /1 instance of this server and the Trigger value
+// (/1/x/21) of each device (redisstore.Triggers). Errors are logged; the
+// value is then read again at the device's next registration.
+type TriggerStore interface {
+	GetTrigger(ep string) (inst uint16, on, ok bool, err error)
+	SetTrigger(ep string, inst uint16, on bool) error
 }
 
 // DeviceSettings are per-device queue-mode settings, typically from the
@@ -155,8 +168,22 @@ type triggerInfo struct {
 
 func (q *Queue) trigger(ep string) (triggerInfo, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	t, ok := q.triggers[ep]
+	q.mu.Unlock()
+	if ok || q.cfg.Triggers == nil {
+		return t, ok
+	}
+	inst, on, ok, err := q.cfg.Triggers.GetTrigger(ep)
+	if err != nil {
+		q.s.log.Warn("lwm2m queue: trigger store", "ep", ep, "err", err)
+		return t, false
+	}
+	if ok {
+		t = triggerInfo{inst: inst, on: on}
+		q.mu.Lock()
+		q.triggers[ep] = t
+		q.mu.Unlock()
+	}
 	return t, ok
 }
 
@@ -667,6 +694,11 @@ func (q *Queue) readTrigger(reg *registry.Registration, dc queue.DeviceConfig) {
 	q.mu.Lock()
 	q.triggers[reg.Endpoint] = triggerInfo{inst: inst, on: trig}
 	q.mu.Unlock()
+	if q.cfg.Triggers != nil {
+		if err := q.cfg.Triggers.SetTrigger(reg.Endpoint, inst, trig); err != nil {
+			q.s.log.Warn("lwm2m queue: trigger store", "ep", reg.Endpoint, "err", err)
+		}
+	}
 	if err := q.m.SetDevice(reg.Endpoint, dc); err != nil {
 		q.s.log.Warn("lwm2m queue: device not configured", "ep", reg.Endpoint, "err", err)
 	}
