@@ -34,19 +34,38 @@ type ImageInfo struct {
 	Created time.Time `json:"created"`
 }
 
-// StoreOption configures a Store.
-type StoreOption func(*Store)
+// StoreOption configures a Store. An option given a value out of its
+// range makes OpenStore fail with an error wrapping ErrInvalid.
+type StoreOption func(*Store) error
 
-// WithMaxBytes bounds the total bytes of stored images (default 1 GiB).
-func WithMaxBytes(n int64) StoreOption { return func(s *Store) { s.maxBytes = n } }
+// WithMaxBytes bounds the total bytes of stored images, at least 1
+// (default 1 GiB).
+func WithMaxBytes(n int64) StoreOption {
+	return func(s *Store) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxBytes(%d): at least 1", ErrInvalid, n)
+		}
+		s.maxBytes = n
+		return nil
+	}
+}
 
-// WithMaxImages bounds the number of stored images (default 1000).
-func WithMaxImages(n int) StoreOption { return func(s *Store) { s.maxImages = n } }
+// WithMaxImages bounds the number of stored images, at least 1 (default
+// 1000).
+func WithMaxImages(n int) StoreOption {
+	return func(s *Store) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxImages(%d): at least 1", ErrInvalid, n)
+		}
+		s.maxImages = n
+		return nil
+	}
+}
 
 // WithStoreMetrics sets a hook called with the image count and total
 // bytes after every change.
 func WithStoreMetrics(f func(images int, bytes int64)) StoreOption {
-	return func(s *Store) { s.hook = f }
+	return func(s *Store) error { s.hook = f; return nil }
 }
 
 // Store keeps firmware images as files in a directory: <id>.bin holds the
@@ -74,7 +93,9 @@ type Store struct {
 func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	s := &Store{dir: dir, maxBytes: 1 << 30, maxImages: 1000, images: map[string]ImageInfo{}}
 	for _, o := range opts {
-		o(s)
+		if err := o(s); err != nil {
+			return nil, fmt.Errorf("firmware: OpenStore: %w", err)
+		}
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("firmware: store dir: %w", err)
