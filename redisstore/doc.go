@@ -23,7 +23,7 @@
 //
 //	db, err := redisstore.Open(ctx, "redis://127.0.0.1:6379/0", redisstore.Options{Prefix: "city:", Node: "gw-a"})
 //	regs, err := db.OpenRegistry(ctx, redisstore.RegistryOptions{})
-//	srv := server.New(regs, server.WithNode(db.Node()))
+//	srv, err := server.New(regs, server.WithNode(db.Node()))
 //
 // # Outages
 //

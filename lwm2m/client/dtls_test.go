@@ -33,7 +33,10 @@ func TestClientAgainstServerDTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(dsrv, bearer.WithHandler(srv.Handler("dtls")))
 	if err != nil {
 		t.Fatal(err)

@@ -32,7 +32,10 @@ func listen(t *testing.T) bearer.Bearer {
 func startServer(t *testing.T, opts ...server.Option) (*server.Server, net.Addr) {
 	t.Helper()
 	b := listen(t)
-	srv := server.New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := server.New(registry.NewMemory(registry.Options{}), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep, err := bearer.NewEndpoint(b, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)

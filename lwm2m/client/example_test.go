@@ -21,7 +21,11 @@ func Example() {
 	defer cancel()
 	serverSide, deviceSide := pipe.New(pipe.WithNames("server", "light"))
 
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer srv.Close()
 	sep, _ := bearer.NewEndpoint(serverSide, bearer.WithHandler(srv.Handler("pipe")))
 	defer sep.Close()

@@ -41,7 +41,10 @@ func TestClientAgainstServerOSCORE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(oconn, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)
@@ -179,7 +182,10 @@ func TestClientAgainstServerOSCOREAppendixB2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(oconn, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)

@@ -157,7 +157,10 @@ func TestQueueModeSleepAndTrigger(t *testing.T) {
 
 // An SMS-only client (no UDP) registers over SMS and answers over SMS.
 func TestQueueModeSMSOnly(t *testing.T) {
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { srv.Close() })
 	c := client.New("sms-only", client.WithBinding("S"), client.WithQueueMode(), client.WithSMSNumber("491710000002"))
 	if err := c.AddDevice(client.Device{Manufacturer: "ACME"}); err != nil {

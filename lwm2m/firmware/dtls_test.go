@@ -40,7 +40,10 @@ func TestUpdateDTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+			srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+			if err != nil {
+				t.Fatal(err)
+			}
 			mux := bearer.NewServeMux()
 			mux.Handle("/", srv.Handler("dtls"))
 			sep, err := bearer.NewEndpoint(dsrv, bearer.WithHandler(mux))

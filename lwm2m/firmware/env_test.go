@@ -55,8 +55,11 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 		t.Fatal(err)
 	}
 	// The fleet is on 127.0.0.1: one source for the server's rate limit.
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithMaxObservations(100000),
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithMaxObservations(100000),
 		server.WithLimits(server.Limits{SourceRate: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := bearer.NewServeMux()
 	mux.Handle("/", srv.Handler("udp"))
 	lim := bearer.DefaultLimits(b.Params())

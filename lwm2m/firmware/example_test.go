@@ -40,7 +40,10 @@ func ExampleStore() {
 func gateway(dir string) (*server.Server, *bearer.Endpoint, *firmware.Store, *firmware.Updater) {
 	store, _ := firmware.OpenStore(filepath.Join(dir, "images"))
 	b, _ := udp.Listen("udp", "127.0.0.1:0")
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		panic(err)
+	}
 	mux := bearer.NewServeMux()
 	mux.Handle("/", srv.Handler("udp"))
 	ep, _ := bearer.NewEndpoint(b, bearer.WithHandler(mux))

@@ -49,7 +49,10 @@ func newSMSPushRig(ctx context.Context, t *testing.T) *smsPushRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(sb, bearer.WithHandler(srv.Handler("sms")))
 	if err != nil {
 		t.Fatal(err)

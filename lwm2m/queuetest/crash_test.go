@@ -176,7 +176,10 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(reg, server.WithLogger(quiet()))
+	srv, err := server.New(reg, server.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	uc, err := udp.Listen("udp", os.Getenv("QUEUETEST_UDP"))
 	if err != nil {
 		t.Fatal(err)

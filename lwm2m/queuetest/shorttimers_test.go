@@ -59,7 +59,11 @@ type shortTimerConfig struct {
 func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTimerWorld {
 	t.Helper()
 	w := &shortTimerWorld{clk: sc.clock, woke: make(chan time.Time, 16), slept: make(chan struct{}, 16)}
-	w.srv = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	var err error
+	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	uc, err := udp.Listen("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

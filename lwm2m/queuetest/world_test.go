@@ -130,7 +130,11 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	}
 	side := openSide(t, n, serverNum, peers)
 	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
-	w.srv = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	var err error
+	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	uc, err := udp.Listen("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

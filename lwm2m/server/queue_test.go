@@ -32,7 +32,10 @@ func TestWakeTarget(t *testing.T) {
 	if err := sec.Set("bound", Binding{MSISDN: "+491710000009", NoSec: true}); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+	srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	q := &Queue{s: srv}
 	for _, tc := range []struct {
@@ -170,7 +173,10 @@ func FuzzResultResponse(f *testing.F) {
 // and the request stays queued until cancelled.
 func TestQueuedErrorKeepsRequest(t *testing.T) {
 	store := registry.NewMemory(registry.Options{})
-	srv := New(store)
+	srv, err := New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	srv.Attach("udp", nil)
 	if _, err := store.Add(context.Background(), queueReg("sleepy", registry.V1_1, registry.BindingU, true, "")); err != nil {

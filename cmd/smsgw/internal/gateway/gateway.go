@@ -438,7 +438,10 @@ func (g *Gateway) startServer() (err error) {
 	}
 	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
 		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
-	g.srv = server.New(regs, opts...)
+	g.srv, err = server.New(regs, opts...)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err == nil {
 			err = g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
