@@ -52,7 +52,10 @@ func TestClientAgainstServerDTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := client.New(name, client.WithLifetime(300))
+		c, err := client.New(name, client.WithLifetime(300))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddDevice(client.Device{Manufacturer: "ACME"}); err != nil {
 			t.Fatal(err)
 		}

@@ -47,7 +47,10 @@ func startServer(t *testing.T, opts ...server.Option) (*server.Server, net.Addr)
 
 func newClient(t *testing.T, name string, opts ...client.Option) (*client.Client, *bearer.Endpoint) {
 	t.Helper()
-	c := client.New(name, opts...)
+	c, err := client.New(name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep, err := bearer.NewEndpoint(listen(t), bearer.WithHandler(c))
 	if err != nil {
 		t.Fatal(err)

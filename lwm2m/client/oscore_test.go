@@ -57,7 +57,10 @@ func TestClientAgainstServerOSCORE(t *testing.T) {
 	devStore := oscore.NewMemoryStore()
 
 	dial := func(name string, withOSCORE bool) (*client.Client, *bearer.Endpoint) {
-		c := client.New(name, client.WithLifetime(300))
+		c, err := client.New(name, client.WithLifetime(300))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddSecurity(client.Security{ServerURI: "coap://" + inner.LocalAddr().String(), Mode: 3, ShortID: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -198,7 +201,10 @@ func TestClientAgainstServerOSCOREAppendixB2(t *testing.T) {
 	// boot starts a device process with the Object 21 of secret/senderID,
 	// its context built with WithRederivation from devStore.
 	boot := func(name string, secret, senderID []byte) (*client.Client, *bearer.Endpoint, *oscore.Conn) {
-		c := client.New(name, client.WithLifetime(300))
+		c, err := client.New(name, client.WithLifetime(300))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddSecurity(client.Security{ServerURI: "coap://" + inner.LocalAddr().String(), Mode: 3, ShortID: 1}); err != nil {
 			t.Fatal(err)
 		}

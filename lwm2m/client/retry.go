@@ -27,7 +27,15 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // WithClock sets the clock of the registration procedure (default: the
 // real clock).
-func WithClock(c Clock) Option { return func(cf *config) { cf.clock = c } }
+func WithClock(c Clock) Option {
+	return func(cf *config) error {
+		if c == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		cf.clock = c
+		return nil
+	}
+}
 
 // RetryPolicy is the LwM2M 1.1 registration procedure's schedule (Core
 // §6.2.1.1, Server Object resources 17–20). A communication sequence is

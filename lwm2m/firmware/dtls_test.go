@@ -68,7 +68,10 @@ func TestUpdateDTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := client.New("sl-dtls", client.WithLifetime(300))
+			c, err := client.New("sl-dtls", client.WithLifetime(300))
+			if err != nil {
+				t.Fatal(err)
+			}
 			cep, err := bearer.NewEndpoint(conn, bearer.WithHandler(c))
 			if err != nil {
 				t.Fatal(err)

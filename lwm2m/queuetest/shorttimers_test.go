@@ -81,7 +81,10 @@ func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTi
 	}
 	t.Cleanup(func() { w.q.Close(); w.srv.Close(); ep.Close() })
 
-	w.light = client.New(name, client.WithVersion("1.1"), client.WithQueueMode(), client.WithLogger(quiet()), client.WithLifetime(3600))
+	w.light, err = client.New(name, client.WithVersion("1.1"), client.WithQueueMode(), client.WithLogger(quiet()), client.WithLifetime(3600))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.light.AddDevice(client.Device{Manufacturer: "ACME", Model: "short-timers"}); err != nil {
 		t.Fatal(err)
 	}

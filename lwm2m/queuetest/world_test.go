@@ -265,7 +265,10 @@ func (w *world) newLight(lc lightConfig) *light {
 	if lc.queue {
 		opts = append(opts, client.WithQueueMode())
 	}
-	c := client.New(lc.name, opts...)
+	c, err := client.New(lc.name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.AddDevice(client.Device{Manufacturer: "ACME Lighting", Model: "SL-" + lc.version, Binding: lc.binding}); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +281,6 @@ func (w *world) newLight(lc lightConfig) *light {
 		}
 	}
 	l := &light{c: c, count: &counter{h: c, n: map[string]int{}}, number: lc.number, smsB: side.b, states: make(chan bool, 64)}
-	var err error
 	if l.smsEP, err = bearer.NewEndpoint(side.b, bearer.WithHandler(l.count), bearer.WithLogger(quiet())); err != nil {
 		t.Fatal(err)
 	}
