@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"testing"
+	"time"
 
+	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -42,4 +44,33 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 		s.Close()
 	})
+}
+
+// TestNewBootstrapServerRefuses: a nil lookup (a panic at the first
+// Bootstrap-Request) and limits below 1 session or a timeout of 0 or less
+// fail NewBootstrapServer with ErrInvalidOption.
+func TestNewBootstrapServerRefuses(t *testing.T) {
+	lookup := func(string, bearer.Identity) (*BootstrapConfig, bool) { return nil, false }
+	cases := []struct {
+		name   string
+		lookup func(string, bearer.Identity) (*BootstrapConfig, bool)
+		opt    BootstrapOption
+	}{
+		{"nil lookup", nil, WithBootstrapLimits(1, time.Second)},
+		{"no session", lookup, WithBootstrapLimits(0, time.Second)},
+		{"no timeout", lookup, WithBootstrapLimits(1, 0)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := NewBootstrapServer(tc.lookup, tc.opt)
+			if !errors.Is(err, ErrInvalidOption) || b != nil {
+				t.Fatalf("NewBootstrapServer = %v, %v; want nil and ErrInvalidOption", b, err)
+			}
+		})
+	}
+	b, err := NewBootstrapServer(lookup, WithBootstrapLimits(1, time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
 }
