@@ -37,10 +37,14 @@ type Config struct {
 	// 0 means 30 s; negative disables the poll.
 	HealthInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the re-open backoff (defaults 1 s
-	// and 30 s).
+	// and 30 s, or ReconnectMin when that is longer); a negative value or
+	// a ReconnectMax below ReconnectMin makes Open fail with
+	// ErrInvalidOption.
 	ReconnectMin, ReconnectMax time.Duration
 	// TimeoutStorm is the number of consecutive command timeouts after which
-	// the link is considered hung and re-opened (default 3).
+	// the link is considered hung and re-opened (default 3). Here and in
+	// InboxSize and EventsSize, 0 takes the default and a negative value
+	// makes Open fail with ErrInvalidOption.
 	TimeoutStorm int
 	// InboxSize bounds the queue of received messages not yet taken by the
 	// consumer (default 64). A full inbox holds the URC worker back; stored
@@ -201,6 +205,9 @@ type urc struct {
 // starts the supervisor, the URC worker and the health poll. The returned
 // Modem re-opens the link by itself after a loss until Close.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Modem, error) {
+	if err := checkConfig(cfg); err != nil {
+		return nil, fmt.Errorf("modem: Open: %w", err)
+	}
 	m := &Modem{cfg: cfg, metrics: nopMetrics{}}
 	for _, o := range opts {
 		o(m)
@@ -248,6 +255,19 @@ func New(ctx context.Context, rw io.ReadWriteCloser, cfg Config, opts ...Option)
 	return Open(ctx, cfg, append([]Option{WithDialer(d)}, opts...)...)
 }
 
+// checkConfig refuses the Config values that used to be corrected
+// silently: negative sizes and backoff bounds, ReconnectMax below
+// ReconnectMin.
+func checkConfig(c Config) error {
+	switch {
+	case c.Baud < 0, c.ReconnectMin < 0, c.ReconnectMax < 0, c.TimeoutStorm < 0, c.InboxSize < 0, c.EventsSize < 0:
+		return fmt.Errorf("%w: negative Baud, ReconnectMin, ReconnectMax, TimeoutStorm, InboxSize or EventsSize", ErrInvalidOption)
+	case c.ReconnectMax != 0 && c.ReconnectMax < c.ReconnectMin:
+		return fmt.Errorf("%w: ReconnectMax %v below ReconnectMin %v", ErrInvalidOption, c.ReconnectMax, c.ReconnectMin)
+	}
+	return nil
+}
+
 func (m *Modem) defaults() {
 	c := &m.cfg
 	if c.Baud == 0 {
@@ -256,22 +276,19 @@ func (m *Modem) defaults() {
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 30 * time.Second
 	}
-	if c.ReconnectMin <= 0 {
+	if c.ReconnectMin == 0 {
 		c.ReconnectMin = time.Second
 	}
-	if c.ReconnectMax < c.ReconnectMin {
-		c.ReconnectMax = 30 * time.Second
-		if c.ReconnectMax < c.ReconnectMin {
-			c.ReconnectMax = c.ReconnectMin
-		}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = max(30*time.Second, c.ReconnectMin)
 	}
-	if c.TimeoutStorm <= 0 {
+	if c.TimeoutStorm == 0 {
 		c.TimeoutStorm = 3
 	}
-	if c.InboxSize <= 0 {
+	if c.InboxSize == 0 {
 		c.InboxSize = 64
 	}
-	if c.EventsSize <= 0 {
+	if c.EventsSize == 0 {
 		c.EventsSize = 64
 	}
 	m.inbox = make(chan *Received, c.InboxSize)

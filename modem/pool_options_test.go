@@ -1,8 +1,11 @@
 package modem
 
 import (
+	"context"
 	"errors"
+	"io"
 	"testing"
+	"time"
 )
 
 // TestPoolOptionsRefuse: an option given a value out of its range fails
@@ -47,6 +50,35 @@ func TestPoolOptionsRefuse(t *testing.T) {
 			err = p.Add(newStub("+1", 0), tc.opt)
 			if tc.ok != (err == nil) || (!tc.ok && !errors.Is(err, ErrInvalidOption)) {
 				t.Fatalf("Add = %v, want ok %v or ErrInvalidOption", err, tc.ok)
+			}
+		})
+	}
+}
+
+// TestOpenRefusesBadConfig: Config values that Open used to correct
+// silently (a negative size or backoff bound, ReconnectMax below
+// ReconnectMin, which became 30 s) fail Open with ErrInvalidOption
+// before the modem is dialled.
+func TestOpenRefusesBadConfig(t *testing.T) {
+	cases := []struct {
+		name string
+		cfg  Config
+	}{
+		{"negative InboxSize", Config{InboxSize: -1}},
+		{"negative EventsSize", Config{EventsSize: -1}},
+		{"negative TimeoutStorm", Config{TimeoutStorm: -1}},
+		{"negative ReconnectMin", Config{ReconnectMin: -time.Second}},
+		{"ReconnectMax below ReconnectMin", Config{ReconnectMin: time.Minute, ReconnectMax: time.Second}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			dialled := false
+			m, err := Open(context.Background(), tc.cfg, WithDialer(func(context.Context) (io.ReadWriteCloser, error) {
+				dialled = true
+				return nil, ErrNotConnected
+			}))
+			if !errors.Is(err, ErrInvalidOption) || m != nil || dialled {
+				t.Fatalf("Open = %v, %v (dialled %v); want nil and ErrInvalidOption, not dialled", m, err, dialled)
 			}
 		})
 	}
