@@ -20,6 +20,7 @@ func TestOptionsRefuse(t *testing.T) {
 		{"WithMaxBytes(0)", firmware.WithMaxBytes(0)},
 		{"WithMaxBytes(-1)", firmware.WithMaxBytes(-1)},
 		{"WithMaxImages(0)", firmware.WithMaxImages(0)},
+		{"WithMaxImageBytes(0)", firmware.WithMaxImageBytes(0)},
 	}
 	for _, tc := range stores {
 		t.Run(tc.name, func(t *testing.T) {
@@ -29,6 +30,12 @@ func TestOptionsRefuse(t *testing.T) {
 			}
 		})
 	}
+	t.Run("image bound above the store's", func(t *testing.T) {
+		s, err := firmware.OpenStore(t.TempDir(), firmware.WithMaxBytes(100), firmware.WithMaxImageBytes(101))
+		if !errors.Is(err, firmware.ErrInvalid) || s != nil {
+			t.Fatalf("OpenStore = %v, %v; want nil and ErrInvalid", s, err)
+		}
+	})
 	lease := func(ctx context.Context, _ string) (context.Context, func(), error) { return ctx, func() {}, nil }
 	holds := func(string) bool { return true }
 	managers := []struct {
