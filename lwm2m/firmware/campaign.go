@@ -136,25 +136,13 @@ func WithManagerLogger(l *slog.Logger) ManagerOption {
 // WithMaxCampaigns bounds the campaigns kept, at least 1 (default 100);
 // finished ones beyond it must be deleted first.
 func WithMaxCampaigns(n int) ManagerOption {
-	return func(m *Manager) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxCampaigns(%d): at least 1", ErrInvalid, n)
-		}
-		m.maxCampaigns = n
-		return nil
-	}
+	return func(m *Manager) error { m.maxCampaigns = n; return atLeast1("WithMaxCampaigns", n) }
 }
 
 // WithMaxDevices bounds the devices of one campaign, at least 1 (default
 // 100,000).
 func WithMaxDevices(n int) ManagerOption {
-	return func(m *Manager) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxDevices(%d): at least 1", ErrInvalid, n)
-		}
-		m.maxDevices = n
-		return nil
-	}
+	return func(m *Manager) error { m.maxDevices = n; return atLeast1("WithMaxDevices", n) }
 }
 
 // Manager runs firmware campaigns and keeps them in bbolt: a campaign

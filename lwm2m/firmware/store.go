@@ -38,41 +38,31 @@ type ImageInfo struct {
 // range makes OpenStore fail with an error wrapping ErrInvalid.
 type StoreOption func(*Store) error
 
+// atLeast1 is the check of a bound option: n below 1 is refused.
+func atLeast1[T ~int | ~int64](option string, n T) error {
+	if n < 1 {
+		return fmt.Errorf("%w: %s(%d): at least 1", ErrInvalid, option, n)
+	}
+	return nil
+}
+
 // WithMaxBytes bounds the total bytes of stored images, at least 1
 // (default 1 GiB).
 func WithMaxBytes(n int64) StoreOption {
-	return func(s *Store) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxBytes(%d): at least 1", ErrInvalid, n)
-		}
-		s.maxBytes = n
-		return nil
-	}
+	return func(s *Store) error { s.maxBytes = n; return atLeast1("WithMaxBytes", n) }
 }
 
 // WithMaxImageBytes bounds one image, from 1 to the store's byte bound
 // (default: that bound). Put reads at most this many bytes of an image of unknown
 // size.
 func WithMaxImageBytes(n int64) StoreOption {
-	return func(s *Store) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxImageBytes(%d): at least 1", ErrInvalid, n)
-		}
-		s.maxImage = n
-		return nil
-	}
+	return func(s *Store) error { s.maxImage = n; return atLeast1("WithMaxImageBytes", n) }
 }
 
 // WithMaxImages bounds the number of stored images, at least 1 (default
 // 1000).
 func WithMaxImages(n int) StoreOption {
-	return func(s *Store) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxImages(%d): at least 1", ErrInvalid, n)
-		}
-		s.maxImages = n
-		return nil
-	}
+	return func(s *Store) error { s.maxImages = n; return atLeast1("WithMaxImages", n) }
 }
 
 // WithStoreMetrics sets a hook called with the image count and total
