@@ -46,7 +46,13 @@ type sessionState struct {
 // Endpoint is replaced); a client with DialUDP gets a new UDP Endpoint,
 // and session, at every wake-up anyway.
 func WithRedial(dial func(ctx context.Context) (*bearer.Endpoint, error)) Option {
-	return func(c *config) { c.redial = dial }
+	return func(c *config) error {
+		if dial == nil {
+			return fmt.Errorf("%w: WithRedial(nil)", ErrInvalidOption)
+		}
+		c.redial = dial
+		return nil
+	}
 }
 
 // SessionStats returns how many times the client opened a new security

@@ -66,7 +66,9 @@ func (s *dtlsServer) start() {
 		t.Fatal(err)
 	}
 	s.dsrv = dsrv
-	s.srv = server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+	if s.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false)); err != nil {
+		t.Fatal(err)
+	}
 	s.sep, err = bearer.NewEndpoint(dsrv, bearer.WithHandler(s.srv.Handler("dtls")))
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +132,10 @@ func TestClientRecoversLostDTLSSession(t *testing.T) {
 					}
 					return bearer.NewEndpoint(conn, bearer.WithHandler(c))
 				}
-				c = client.New("dev-a", client.WithLifetime(tc.lifetime), client.WithRetry(time.Second), client.WithRedial(dial))
+				var err error
+				if c, err = client.New("dev-a", client.WithLifetime(tc.lifetime), client.WithRetry(time.Second), client.WithRedial(dial)); err != nil {
+					t.Fatal(err)
+				}
 				if err := c.AddDevice(client.Device{Manufacturer: "ACME"}); err != nil {
 					t.Fatal(err)
 				}
@@ -198,7 +203,10 @@ func TestClientSessionRecoveryBounded(t *testing.T) {
 		}
 		return bearer.NewEndpoint(conn, bearer.WithHandler(c))
 	}
-	c = client.New("dev-a", client.WithLifetime(2), client.WithRetry(200*time.Millisecond), client.WithRedial(dial))
+	var err error
+	if c, err = client.New("dev-a", client.WithLifetime(2), client.WithRetry(200*time.Millisecond), client.WithRedial(dial)); err != nil {
+		t.Fatal(err)
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {
