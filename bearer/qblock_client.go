@@ -453,8 +453,11 @@ func (t *qbTransfer) timeout(op string) error {
 // store-and-forward) a request nobody answers goes once and ends at
 // MAX_TRANSMIT_WAIT, as a CON request does; it is sent again only while
 // the peer is heard from, its answer's segments arriving without
-// completing a block (qb2Schedule, PeerActivity). The first copy keeps the message ID, so a peer that
-// got the original drops it as a duplicate. Other methods are sent once
+// completing a block (qb2Schedule, PeerActivity), each time with a new
+// message ID and the same token, so that the server, which got the
+// request, answers it again with the same blocks. On the CON schedule the
+// first copy keeps the message ID, so a peer that got the original drops
+// it as a duplicate. Other methods are sent once
 // and wait MAX_TRANSMIT_WAIT. Blocks missing from an answer that started
 // to arrive are asked for by qbReceive.
 func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.Token) (*Response, error) {
@@ -479,9 +482,15 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 		if err := t.sendMID(&mm, mid); err != nil {
 			return nil, err
 		}
-		if n == 0 {
+		if n == 0 && !s.partial {
 			mid = mm.MessageID // the first copy keeps it; later ones do not
 		} else {
+			// Sent again because the peer is heard: it got the
+			// request and answers, but no block of the answer
+			// arrived whole. A copy with the first message ID would
+			// be dropped as a duplicate (RFC 7252 §4.5); a new one
+			// with the same token gets the same blocks again (RFC
+			// 9177 §4.4), on SMS byte for byte.
 			mid = -1
 		}
 		resp, again, err := s.await(ctx, t, n)
