@@ -21,6 +21,11 @@ type Faults struct {
 	Latency time.Duration
 	// ReportStatus is the TP-ST of status reports (0 = delivered).
 	ReportStatus byte
+	// LoseIf, when set, loses every SMS-SUBMIT it returns true for (from
+	// and to are MSISDNs): a chosen fault pattern that does not depend on
+	// the order in which goroutines send. It is called from the sender's
+	// goroutine, not under the Network's lock.
+	LoseIf func(from, to string, sub *pdu.Submit) bool
 }
 
 // Network is an in-memory SMSC. Its goroutines stop with Close.
@@ -127,6 +132,9 @@ func (s *SIM) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (strin
 	dup := n.rng.Float64() < f.Duplicate
 	late := n.rng.Float64() < f.Reorder
 	n.mu.Unlock()
+	if f.LoseIf != nil && f.LoseIf(s.MSISDN, to, sub) {
+		lost = true
+	}
 	if dst == nil {
 		return "", 0, fmt.Errorf("%w: %s", ErrNoRoute, to)
 	}
