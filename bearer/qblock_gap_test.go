@@ -81,7 +81,11 @@ func TestQBlock2NoBlockOfFirstAnswer(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			big := randomBody(tc.size, 9)
 			q := newQBMux(big)
-			params := qbParams(200*time.Millisecond, tc.mp)
+			// ACK_TIMEOUT 1 s: the server's answer must be heard
+			// within MAX_TRANSMIT_WAIT (1.5 s) of the request, or the
+			// client takes it for a silent peer (with 200 ms, 300 ms:
+			// missed under -race on a loaded machine, 1 run in 40).
+			params := qbParams(time.Second, tc.mp)
 			// As on SMS, a message ID is remembered far longer than
 			// NON_RECEIVE_TIMEOUT (NON_LIFETIME = MAX_LATENCY here): a
 			// copy of the request is a duplicate to the server.
