@@ -286,7 +286,6 @@ type Problem struct {
 	Msg          string
 }
 
-//
 // A message that names its field itself, in backquotes ("unknown key
 // `sms.dialy_budget` ...", "`api.listen` must be host:port ...") is shown
 // as it is after the line; others after "field: ".
