@@ -51,8 +51,13 @@ func (g *Gateway) startAPI() error {
 }
 
 // Handler returns the HTTP handler of the API, /openapi.json and /metrics.
-func (g *Gateway) Handler() http.Handler {
-	mux := http.NewServeMux()
+// Requests it does not route get the JSON error shape (404, 405).
+func (g *Gateway) Handler() http.Handler { return jsonFallback(g.routes()) }
+
+// routes registers every route on a mux that remembers their patterns
+// (TestRoutesMatchOpenAPI holds them against openapi.json).
+func (g *Gateway) routes() *routeMux {
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	handle := func(pattern string, h http.HandlerFunc, auth bool) {
 		route := pattern
 		if i := strings.IndexByte(route, ' '); i >= 0 {
@@ -852,10 +857,10 @@ func (g *Gateway) smsStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	used, _ := g.smsB.BudgetUsed("")
-	out := map[string]any{"enabled": true, "stats": g.smsB.Stats(), "budget_used_today": used,
-		"daily_budget": g.cfg.SMS.DailyBudget, "queue": g.qm.Stats()}
+	out := map[string]any{"enabled": true, "stats": snakeJSON(g.smsB.Stats()), "budget_used_today": used,
+		"daily_budget": g.cfg.SMS.DailyBudget, "queue": snakeJSON(g.qm.Stats())}
 	if g.proxy != nil {
-		out["proxy"] = g.proxy.stats()
+		out["proxy"] = snakeJSON(g.proxy.stats())
 	}
 	writeJSON(w, 200, out)
 }

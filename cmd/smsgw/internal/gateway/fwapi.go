@@ -20,7 +20,7 @@ import (
 // fwRoutes mounts the firmware API and the HTTP Package URI server. The
 // Package URI server has no bearer token: devices cannot send one, and the
 // image ids are the images' SHA-256 prefixes.
-func (g *Gateway) fwRoutes(handle func(string, http.HandlerFunc, bool), mux *http.ServeMux) {
+func (g *Gateway) fwRoutes(handle func(string, http.HandlerFunc, bool), mux *routeMux) {
 	if g.fw == nil {
 		return
 	}

@@ -1,0 +1,173 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// routeMux is the API's ServeMux; it remembers the patterns registered on
+// it so that a test can hold them against the OpenAPI document.
+type routeMux struct {
+	*http.ServeMux
+	patterns []string
+}
+
+// Handle registers the handler for the pattern and remembers the pattern.
+func (m *routeMux) Handle(pattern string, h http.Handler) {
+	m.patterns = append(m.patterns, pattern)
+	m.ServeMux.Handle(pattern, h)
+}
+
+// jsonFallback answers the requests the mux does not route with the API's
+// one error shape ({"error": "..."}): 404 for an unknown path, 405 (with
+// Allow) for a method the path does not take. net/http's own answers for
+// these are plain text.
+func jsonFallback(mux *routeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		rec := &fallbackRecorder{h: http.Header{}}
+		mux.ServeHTTP(rec, r)
+		for k, v := range rec.h {
+			if k != "Content-Type" && k != "Content-Length" && k != "X-Content-Type-Options" {
+				w.Header()[k] = v
+			}
+		}
+		switch {
+		case rec.code == http.StatusNotFound:
+			writeError(w, rec.code, fmt.Sprintf("no route %s %s; the API is described at /openapi.json", r.Method, r.URL.Path))
+		case rec.code == http.StatusMethodNotAllowed:
+			writeError(w, rec.code, fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.h.Get("Allow")))
+		case rec.code >= 400:
+			writeError(w, rec.code, strings.TrimSpace(rec.body.String()))
+		default: // a redirect to the canonical path
+			if ct := rec.h.Get("Content-Type"); ct != "" {
+				w.Header().Set("Content-Type", ct)
+			}
+			w.WriteHeader(rec.code)
+			w.Write(rec.body.Bytes())
+		}
+	})
+}
+
+// fallbackRecorder keeps the mux's small fallback answers (at most 4 KB).
+type fallbackRecorder struct {
+	h    http.Header
+	code int
+	body bytes.Buffer
+}
+
+func (r *fallbackRecorder) Header() http.Header { return r.h }
+
+func (r *fallbackRecorder) WriteHeader(c int) {
+	if r.code == 0 {
+		r.code = c
+	}
+}
+
+func (r *fallbackRecorder) Write(b []byte) (int, error) {
+	if r.code == 0 {
+		r.code = http.StatusOK
+	}
+	if n := 4096 - r.body.Len(); n > 0 {
+		r.body.Write(b[:min(len(b), n)])
+	}
+	return len(b), nil
+}
+
+var (
+	timeType      = reflect.TypeOf(time.Time{})
+	marshalerType = reflect.TypeOf((*json.Marshaler)(nil)).Elem()
+)
+
+// snakeJSON returns v for encoding/json with the snake_case field names of
+// the rest of the API: struct fields without a json tag (the statistics
+// structs of the bearer, queue and proxy packages) are named by their Go
+// name in snake_case (DatagramsSent: datagrams_sent, WAPPushReceived:
+// wap_push_received); fields with a json tag keep it. Map keys are data and
+// are kept.
+func snakeJSON(v any) any {
+	if v == nil {
+		return nil
+	}
+	return snakeValue(reflect.ValueOf(v))
+}
+
+func snakeValue(v reflect.Value) any {
+	t := v.Type()
+	if t == timeType || t.Implements(marshalerType) {
+		return v.Interface()
+	}
+	switch v.Kind() {
+	case reflect.Pointer, reflect.Interface:
+		if v.IsNil() {
+			return nil
+		}
+		return snakeValue(v.Elem())
+	case reflect.Struct:
+		out := make(map[string]any, t.NumField())
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			if !f.IsExported() {
+				continue
+			}
+			name, opts, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "-" && opts == "" {
+				continue
+			}
+			if strings.Contains(opts, "omitempty") && v.Field(i).IsZero() {
+				continue
+			}
+			if name == "" {
+				name = snakeName(f.Name)
+			}
+			out[name] = snakeValue(v.Field(i))
+		}
+		return out
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 || v.Kind() == reflect.Slice && v.IsNil() {
+			return v.Interface()
+		}
+		out := make([]any, v.Len())
+		for i := range out {
+			out[i] = snakeValue(v.Index(i))
+		}
+		return out
+	case reflect.Map:
+		if v.IsNil() || t.Key().Kind() != reflect.String {
+			return v.Interface()
+		}
+		out := make(map[string]any, v.Len())
+		for it := v.MapRange(); it.Next(); {
+			out[it.Key().String()] = snakeValue(it.Value())
+		}
+		return out
+	}
+	return v.Interface()
+}
+
+// snakeName turns a Go field name into snake_case; an initialism stays one
+// word (HTTPLimits: http_limits, DroppedNotBinary: dropped_not_binary).
+func snakeName(s string) string {
+	r := []rune(s)
+	var b strings.Builder
+	for i, c := range r {
+		if unicode.IsUpper(c) && i > 0 {
+			prevLower := unicode.IsLower(r[i-1]) || unicode.IsDigit(r[i-1])
+			nextLower := i+1 < len(r) && unicode.IsLower(r[i+1])
+			if prevLower || unicode.IsUpper(r[i-1]) && nextLower {
+				b.WriteByte('_')
+			}
+		}
+		b.WriteRune(unicode.ToLower(c))
+	}
+	return b.String()
+}
