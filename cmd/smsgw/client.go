@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -19,29 +14,25 @@ import (
 // runClient implements the API client subcommands.
 func runClient(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smsgw "+cmd, flag.ContinueOnError)
-	api := fs.String("api", envOr("SMSGW_API", "http://127.0.0.1:8080"), "API base URL")
-	token := fs.String("token", os.Getenv("SMSGW_TOKEN"), "API token (default: $SMSGW_TOKEN, else the api-token file of -data)")
-	data := fs.String("data", defaultDataDir(), "data dir holding the generated api-token")
+	af := addAPIFlags(fs)
+	af.pending202 = true
 	wait := fs.Duration("wait", 60*time.Second, "for queue-mode devices: how long to wait for the device to wake up and answer")
-	if err := fs.Parse(args); err != nil {
+	a, err := parseInterspersed(fs, args) // a VALUE starting with '-' goes after "--"
+	if err != nil {
 		return err
 	}
-	if *token == "" {
-		b, err := os.ReadFile(filepath.Join(*data, "api-token"))
-		if err != nil {
-			return fmt.Errorf("no API token: pass -token, set SMSGW_TOKEN, or run the daemon with -data %s (%v)", *data, err)
-		}
-		*token = strings.TrimSpace(string(b))
+	if n, ok := wantArgs[cmd]; ok && len(a) > n {
+		return usageError{fmt.Sprintf("unexpected arguments %q", a[n:])}
 	}
-	a := fs.Args()
 	need := func(n int, u string) error {
 		if len(a) < n {
 			return usageError{"usage: smsgw " + cmd + " " + u}
 		}
 		return nil
 	}
-	base := strings.TrimRight(*api, "/") + "/api/v1"
+	base := ""
 	w := "?wait=" + wait.String()
+	*af.timeout = max(*af.timeout, *wait+30*time.Second)
 	var method, u string
 	var body any
 	switch cmd {
@@ -123,36 +114,15 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		}
 		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"args": args}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *wait+30*time.Second)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+	if body == nil {
+		return af.call(stdout, method, u, nil, "")
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+*token)
-	if rd != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return err
-	}
-	stdout.Write(out)
-	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("HTTP %s", strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode))
-	}
-	return nil
+	return af.call(stdout, method, u, jsonBody(body), "application/json")
 }
+
+// wantArgs is the most positional arguments a command takes (absent: no
+// limit).
+var wantArgs = map[string]int{"devices": 0, "jobs": 0, "objects": 0, "values": 1, "discover": 2, "exec": 3, "read": 3, "write": 4}
 
 // isTypeName reports an LwM2M data type name as write-composite takes it.
 func isTypeName(s string) bool {

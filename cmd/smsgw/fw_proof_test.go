@@ -115,7 +115,7 @@ func (d *daemon) call(method, path, body string) (int, map[string]any) {
 func (d *daemon) cli(args ...string) map[string]any {
 	d.t.Helper()
 	var out, errb bytes.Buffer
-	args = append(args, "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token", fwProofToken)
+	args = append(args, "-o", "json", "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token", fwProofToken)
 	if rc := run(args, &out, &errb); rc != 0 {
 		d.t.Fatalf("smsgw %v: rc %d: %s %s", args, rc, errb.String(), out.String())
 	}
