@@ -134,7 +134,6 @@ func apiCommand(args []string, stdout io.Writer, f func([]string, io.Writer) err
 	return err
 }
 
-
 type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
