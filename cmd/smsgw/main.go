@@ -22,7 +22,9 @@
 //
 // The API client subcommands take -api URL (default http://127.0.0.1:8080,
 // or $SMSGW_API) and -token (default $SMSGW_TOKEN, else the api-token file
-// of the default data dir).
+// of the default data dir), before or after the command name, and -o table
+// (default) or json. "smsgw --help" lists every command, "smsgw CMD --help"
+// its flags; the exit codes are the constants of cli.go (docs/cli.md).
 //
 // Everything here is hand-written flag handling over the standard library;
 // the daemon itself is cmd/smsgw/internal/gateway.

@@ -335,8 +335,8 @@ func Parse(data []byte) (*Config, error) {
 		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
 	}
 	if ps := checkKeys(&root); len(ps) > 0 {
-		// The values that could be read are checked too, so that one run
-		// of check-config lists every problem.
+		// The values that could be read are checked too (checkKeys took
+		// the refused ones out), so that one run lists every problem.
 		if root.Decode(&c) == nil {
 			c.proxyModeDefaults(&root)
 			ps = append(ps, c.validate(&root)...)

@@ -24,15 +24,48 @@ func checkKeys(root *yaml.Node) []Problem {
 		}
 		n = n.Content[0]
 	}
-	w := &keyWalker{}
+	w := &keyWalker{drop: map[*yaml.Node]bool{}}
 	w.value(n, reflect.TypeOf(Config{}), "")
+	w.prune(n)
 	return w.ps
 }
 
-type keyWalker struct{ ps []Problem }
+// keyWalker collects the problems; the keys and values it refuses are then
+// taken out of the document (prune), so that the rest can still be decoded
+// and validated and one run lists every problem.
+type keyWalker struct {
+	ps   []Problem
+	drop map[*yaml.Node]bool // key nodes of pairs to remove, value nodes to reset
+}
 
 func (w *keyWalker) add(n *yaml.Node, field, msg string) {
 	w.ps = append(w.ps, Problem{Line: n.Line, Column: n.Column, Field: field, Msg: msg})
+	w.drop[n] = true
+}
+
+// prune removes the refused pairs from their mappings and resets refused
+// values to null (the default is kept).
+func (w *keyWalker) prune(n *yaml.Node) {
+	if n == nil || len(w.drop) == 0 {
+		return
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !w.drop[n.Content[i]] {
+				kept = append(kept, n.Content[i], n.Content[i+1])
+			}
+		}
+		n.Content = kept
+	}
+	for _, c := range n.Content {
+		if w.drop[c] {
+			*c = yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Line: c.Line, Column: c.Column}
+			continue
+		}
+		w.prune(c)
+	}
 }
 
 var (

@@ -112,6 +112,8 @@ func TestProblemsSortedByLine(t *testing.T) {
 	}{
 		{"validation", "api:\n  listen: 127.0.0.1:99999\nqueue:\n  per_device: 0\nlog:\n  level: loud\n", []int{2, 4, 6}},
 		{"keys", "sms:\n  dialy_budget: 1\napi:\n  lissen: x\nlog:\n  colour: red\n", []int{2, 4, 6}},
+		// the refused key and value are set aside, the rest is still validated
+		{"keys, kinds and values", "api:\n  listen: 127.0.0.1:99999\nsms:\n  dialy_budget: 3\nqueue:\n  per_device: 10\n  expiry: soon\n", []int{2, 4, 7}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
