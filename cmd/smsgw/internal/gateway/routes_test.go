@@ -123,16 +123,7 @@ func TestErrorShape(t *testing.T) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, method, base+path, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := rawCall(t, ctx, method, base+path, token)
 		var v map[string]any
 		if resp.StatusCode != want || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &v) != nil {
 			t.Fatalf("%s %s: HTTP %d %q %s, want %d with a JSON error", method, path, resp.StatusCode, resp.Header.Get("Content-Type"), b, want)
@@ -347,4 +338,21 @@ func TestSnakeName(t *testing.T) {
 			}
 		})
 	}
+}
+
+// rawCall sends a request without a body, with the bearer token unless it
+// is "", and returns the answer (its body read and closed).
+func rawCall(t *testing.T, ctx context.Context, method, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, method, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, b
 }
