@@ -77,12 +77,14 @@ func decodeValue(dec *json.Decoder) (any, error) {
 }
 
 // columns narrows the tables of some answers to the columns a person reads
-// first (the JSON form has every field). Keyed by the list's field name.
+// first (the JSON form has every field). Keyed by the list's field name; a
+// set applies only to rows that have most of its columns (a campaign's
+// "devices" are not the registered devices).
 var columns = map[string][]string{
 	"devices":   {"endpoint", "transport", "binding", "queue", "awake", "queued", "security", "sms", "address", "updated"},
 	"jobs":      {"id", "endpoint", "op", "paths", "state", "created", "expires", "error"},
 	"images":    {"id", "name", "version", "size", "sha256", "created"},
-	"campaigns": {"id", "name", "state", "image", "total", "done", "failed", "skipped", "created"},
+	"campaigns": {"id", "version", "status", "total", "counts", "sms_used", "created", "finished"},
 }
 
 // renderTable writes the API's JSON answer for a person: the scalar fields
@@ -174,6 +176,11 @@ func allObjects(l []any) bool {
 // fields of the rows in first-seen order (or the list's columns entry).
 func renderRows(b *bytes.Buffer, name string, rows []any, indent string) {
 	cols := columns[name]
+	if p := presentColumns(cols, rows); 3*len(p) < 2*len(cols) {
+		cols = nil
+	} else {
+		cols = p
+	}
 	if cols == nil {
 		seen := map[string]bool{}
 		for _, r := range rows {
@@ -184,8 +191,6 @@ func renderRows(b *bytes.Buffer, name string, rows []any, indent string) {
 				}
 			}
 		}
-	} else {
-		cols = presentColumns(cols, rows)
 	}
 	tw := tabwriter.NewWriter(b, 0, 8, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s%s\n", indent, strings.ToUpper(strings.Join(cols, "\t")))

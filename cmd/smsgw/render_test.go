@@ -19,8 +19,11 @@ func TestRenderTable(t *testing.T) {
 		{"empty list", `{"jobs": []}`, "jobs:  (none)\n"},
 		{"list of scalars", `["a", "b"]`, "a\nb\n"},
 		{"not JSON: as it came", "plain text\n", "plain text\n"},
-		{"device columns", `{"devices": [{"endpoint": "l1", "objects": "</1/0>", "transport": "udp"}]}`,
-			"devices (1):\n  ENDPOINT  TRANSPORT\n  l1        udp\n"},
+		{"a campaign's devices are not registered devices", `{"id": "c1", "devices": [{"endpoint": "l1", "state": "done", "attempts": 1, "sms": 3}]}`,
+			"id:  c1\ndevices (1):\n  ENDPOINT  STATE  ATTEMPTS  SMS\n  l1        done   1         3\n"},
+		{"device columns", `{"devices": [{"endpoint": "l1", "objects": "</1/0>", "transport": "udp", "binding": "U", "queue": false,
+			"awake": true, "queued": 0, "security": "nosec", "address": "127.0.0.1:5", "updated": "2026-12-06T12:00:00Z"}]}`,
+			"devices (1):\n  ENDPOINT  TRANSPORT  BINDING  QUEUE  AWAKE  QUEUED  SECURITY  ADDRESS      UPDATED\n  l1        udp        U        no     yes    0       nosec     127.0.0.1:5  2026-12-06T12:00:00Z\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
