@@ -213,3 +213,35 @@ func TestDaemonRefusesBadConfig(t *testing.T) {
 		})
 	}
 }
+
+// TestEveryClientCommandRuns: each API client command of the help's table
+// sends a request (none is listed without being handled, none is handled
+// without being listed: run dispatches by the table).
+func TestEveryClientCommandRuns(t *testing.T) {
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = append(got, r.Method+" "+r.URL.Path)
+		w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	samples := map[string][]string{
+		"read": {"l", "/3/0"}, "write": {"l", "/3/0/1", "x"}, "exec": {"l", "/3/0/4"}, "discover": {"l", "/3"},
+		"attrs": {"l", "/3/0", "pmin=1"}, "read-composite": {"l", "/3/0"}, "write-composite": {"l", "/3/0/1=x"},
+		"observe-composite": {"l", "/3/0"}, "values": {"l"}, "fw upload": {"cli_test.go", "-version", "1"},
+		"fw show": {"i"}, "fw delete": {"i"}, "fw update": {"l", "i"}, "fw job": {"1"}, "campaign create": {"-image", "i", "-prefix", "l"},
+		"campaign status": {"c"}, "campaign pause": {"c"}, "campaign resume": {"c"}, "campaign cancel": {"c"},
+	}
+	for _, c := range commands {
+		if !c.client {
+			continue
+		}
+		t.Run(c.name, func(t *testing.T) {
+			got = nil
+			args := append(append(strings.Fields(c.name), samples[c.name]...), "-api", srv.URL, "-token", "t")
+			var out, errb bytes.Buffer
+			if rc := run(args, &out, &errb); rc != exitOK || len(got) != 1 {
+				t.Fatalf("exit %d, requests %q, stderr %q (a new command needs its sample arguments here)", rc, got, errb.String())
+			}
+		})
+	}
+}

@@ -114,6 +114,9 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		}
 		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"args": args}
 	}
+	if method == "" {
+		return usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
 	if body == nil {
 		return af.call(stdout, method, u, nil, "")
 	}

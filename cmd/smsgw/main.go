@@ -81,8 +81,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err = parseFlags(flag.NewFlagSet("smsgw default-config", flag.ContinueOnError), args); err == nil {
 			_, err = stdout.Write(config.DefaultYAML)
 		}
-	case "devices", "read", "write", "exec", "jobs", "discover", "attrs", "read-composite", "write-composite", "observe-composite", "values", "objects":
-		err = apiCommand(args, stdout, func(args []string, w io.Writer) error { return runClient(cmd, args, w) })
 	case "fw":
 		err = apiCommand(args, stdout, runFW)
 	case "campaign":
@@ -94,8 +92,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printHelp(stdout)
 		return exitOK
 	default:
-		fmt.Fprintf(stderr, "smsgw: unknown command %q; the commands are listed by smsgw --help\n", cmd)
-		return exitUsage
+		// The device commands of runClient: every client command of the
+		// table that is not a group's.
+		if c, ok := findCommand(cmd); !ok || !c.client {
+			fmt.Fprintf(stderr, "smsgw: unknown command %q; the commands are listed by smsgw --help\n", cmd)
+			return exitUsage
+		}
+		err = apiCommand(args, stdout, func(args []string, w io.Writer) error { return runClient(cmd, args, w) })
 	}
 	if err != nil {
 		var hr *helpRequest
