@@ -101,7 +101,7 @@ func (g *Gateway) routes() *routeMux {
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
 	g.dmRoutes(handle)
 	g.fwRoutes(handle, mux)
-	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /ui/", jsonErrors(uiHandler(), "file of the web UI"))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
 	return mux
 }

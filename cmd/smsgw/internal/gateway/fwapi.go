@@ -25,7 +25,7 @@ func (g *Gateway) fwRoutes(handle func(string, http.HandlerFunc, bool), mux *rou
 		return
 	}
 	served := g.metrics.fwServed.WithLabelValues("http")
-	fh := firmware.HTTPHandler(g.fw.store, fwPrefix)
+	fh := jsonErrors(firmware.HTTPHandler(g.fw.store, fwPrefix), "firmware image")
 	mux.Handle("GET "+fwPrefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw := &countWriter{ResponseWriter: w}
 		fh.ServeHTTP(cw, r)

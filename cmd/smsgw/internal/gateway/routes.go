@@ -58,6 +58,46 @@ func jsonFallback(mux *routeMux) http.Handler {
 	})
 }
 
+// jsonErrors gives a handler that answers errors in plain text (file
+// servers: "404 page not found") the API's error shape; what names what a
+// 404 did not find ("file in the web UI").
+func jsonErrors(h http.Handler, what string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(&errorRewriter{ResponseWriter: w, r: r, what: what}, r)
+	})
+}
+
+// errorRewriter replaces the body of an error answer (status 400 or more)
+// with {"error": ...}.
+type errorRewriter struct {
+	http.ResponseWriter
+	r      *http.Request
+	what   string
+	failed bool
+}
+
+func (e *errorRewriter) WriteHeader(code int) {
+	if code < 400 {
+		e.ResponseWriter.WriteHeader(code)
+		return
+	}
+	e.failed = true
+	e.Header().Del("Content-Length")
+	e.Header().Del("X-Content-Type-Options")
+	msg := http.StatusText(code)
+	if code == http.StatusNotFound {
+		msg = fmt.Sprintf("no %s at %s", e.what, e.r.URL.Path)
+	}
+	writeError(e.ResponseWriter, code, msg)
+}
+
+func (e *errorRewriter) Write(b []byte) (int, error) {
+	if e.failed {
+		return len(b), nil // the plain-text message, already replaced
+	}
+	return e.ResponseWriter.Write(b)
+}
+
 // fallbackRecorder keeps the mux's small fallback answers (at most 4 KB).
 type fallbackRecorder struct {
 	h    http.Header

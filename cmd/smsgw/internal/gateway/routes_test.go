@@ -137,7 +137,7 @@ func TestErrorShape(t *testing.T) {
 		return v
 	}
 	t.Run("unknown paths", func(t *testing.T) {
-		for _, p := range []string{"/nope", "/api/v1/nope", "/api/v2/devices", "/api/v1/devices/x/nothing/3/0", "/api/v1/firmware/x/y"} {
+		for _, p := range []string{"/nope", "/api/v1/nope", "/api/v2/devices", "/api/v1/devices/x/nothing/3/0", "/api/v1/firmware/x/y", "/ui/nope.js", "/fw/nope"} {
 			check(t, "GET", p, testToken, http.StatusNotFound)
 		}
 	})
