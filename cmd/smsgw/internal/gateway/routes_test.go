@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -196,12 +197,22 @@ func TestResponsesMatchSchemas(t *testing.T) {
 		}
 		return v
 	}
+	img := bytes.Repeat([]byte("image"), 100)
+	code, up := a.upload("name=a&version=2.0&sha256="+sum(img)+"&size=500", img)
+	if err := doc.validate(doc.Paths["/api/v1/firmware"]["post"].Responses[fmt.Sprint(code)].Content["application/json"].Schema, up, "$"); code != 201 || err != nil {
+		t.Fatalf("upload: HTTP %d %v: %v", code, up, err)
+	}
 	for _, tc := range []struct {
 		name, path, docPath string
 	}{
+		{"firmware image", "/firmware/" + up["id"].(string), "/api/v1/firmware/{id}"},
+		{"unknown image", "/firmware/0123456789abcdef", "/api/v1/firmware/{id}"},
+		{"read", "/devices/light-udp-1/data/3/0", "/api/v1/devices/{ep}/data/{path}"},
+		{"bad path", "/devices/light-udp-1/data/3/zero", "/api/v1/devices/{ep}/data/{path}"},
 		{"device", "/devices/light-udp-1", "/api/v1/devices/{ep}"},
 		{"SMS device", "/devices/light-sms-1", "/api/v1/devices/{ep}"},
 		{"unknown device", "/devices/no-such-light", "/api/v1/devices/{ep}"},
+		{"SMS statistics", "/sms", "/api/v1/sms"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, v := a.do("GET", tc.path, "")
