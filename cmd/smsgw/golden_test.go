@@ -110,7 +110,6 @@ func TestGolden(t *testing.T) {
 	if err := os.WriteFile(image, bytes.Repeat([]byte("firmware 2.0 for the demo light\n"), 64), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	update := *updateGolden || os.Getenv("SMSGW_UPDATE_GOLDEN") == "1"
 	tests := []struct {
 		name string
 		args []string
@@ -160,29 +159,59 @@ func TestGolden(t *testing.T) {
 					}
 					args = append(args, a)
 				}
-				var out, errb bytes.Buffer
-				code := run(args, &out, &errb)
-				got := out.String() + "--- stderr\n" + errb.String() + "--- exit " + strconv.Itoa(code) + "\n"
-				file := filepath.Join("testdata", "golden", tc.name+"."+format)
-				if update {
-					if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				if code != tc.code {
-					t.Errorf("exit %d, want %d\n%s", code, tc.code, got)
-				}
-				want, err := os.ReadFile(file)
-				if err != nil {
-					t.Fatalf("%v (run with -update to create it)", err)
-				}
-				if got != string(want) {
-					t.Fatalf("output differs from %s (run with -update to accept it):\n--- got\n%s--- want\n%s", file, got, want)
-				}
+				checkGolden(t, tc.name+"."+format, args, tc.code)
 			})
 		}
+	}
+}
+
+// checkGolden runs smsgw with args and compares its stdout, stderr and exit
+// code with testdata/golden/name (rewritten first under -update).
+func checkGolden(t *testing.T, name string, args []string, wantCode int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	got := out.String() + "--- stderr\n" + errb.String() + "--- exit " + strconv.Itoa(code) + "\n"
+	file := filepath.Join("testdata", "golden", name)
+	if *updateGolden || os.Getenv("SMSGW_UPDATE_GOLDEN") == "1" {
+		if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code != wantCode {
+		t.Errorf("exit %d, want %d\n%s", code, wantCode, got)
+	}
+	want, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Fatalf("output differs from %s (run with -update to accept it):\n--- got\n%s--- want\n%s", file, got, want)
+	}
+}
+
+// TestGoldenLocal: the commands that need no daemon: the help texts and
+// check-config's report.
+func TestGoldenLocal(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", "/var/lib") // the default data dir the help shows
+	t.Setenv("SMSGW_API", "")
+	t.Setenv("SMSGW_TOKEN", "")
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+	}{
+		{"help", []string{"--help"}, exitOK},
+		{"help-devices", []string{"devices", "--help"}, exitOK},
+		{"help-fw", []string{"fw", "--help"}, exitOK},
+		{"help-fw-update", []string{"fw", "update", "--help"}, exitOK},
+		{"help-run", []string{"run", "--help"}, exitOK},
+		{"check-config-bad", []string{"check-config", filepath.Join("testdata", "check-config-bad.yaml")}, exitFailed},
+		{"check-config-good", []string{"check-config", filepath.Join("testdata", "check-config-good.yaml")}, exitOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) { checkGolden(t, tc.name, tc.args, tc.code) })
 	}
 }
