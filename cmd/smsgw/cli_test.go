@@ -53,6 +53,12 @@ func TestHelp(t *testing.T) {
 			}
 		})
 	}
+	t.Run("API URL without a command", func(t *testing.T) {
+		var out, errb bytes.Buffer
+		if rc := run([]string{"-api", "http://gw:8080"}, &out, &errb); rc != exitUsage || !strings.Contains(errb.String(), "smsgw -api http://gw:8080 devices") {
+			t.Fatalf("exit %d:\n%s", rc, errb.String())
+		}
+	})
 	t.Run("group without subcommand", func(t *testing.T) {
 		var out, errb bytes.Buffer
 		if rc := run([]string{"fw"}, &out, &errb); rc != exitUsage || !strings.Contains(errb.String(), "smsgw fw upload") {

@@ -182,6 +182,11 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
+	if strings.Contains(*apiAddr, "://") {
+		// "smsgw -api http://gw:8080" without a command runs the daemon,
+		// whose -api is the address it listens on.
+		return usageError{fmt.Sprintf("-api %s: the daemon's -api is the host:port it listens on; an API client command takes a URL: smsgw -api %s devices", *apiAddr, *apiAddr)}
+	}
 	cfg := config.Default()
 	if *cfgFile != "" {
 		data, err := os.ReadFile(*cfgFile)
