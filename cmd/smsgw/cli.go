@@ -57,6 +57,7 @@ var commands = []command{
 	{"values", "EP", "last known values (also of a sleeping device)", "Devices", true},
 	{"objects", "", "the object model (built-in and lwm2m.models)", "Devices", true},
 	{"jobs", "", "list pending jobs (requests queued for sleeping devices)", "Devices", true},
+	{"cluster", "", "cluster mode: nodes and their health, which node holds which device and modem, leases", "Cluster", true},
 	{"fw upload", "FILE -version V [-name N]", "store a firmware image (SHA-256 computed and checked)", "Firmware", true},
 	{"fw list", "", "list firmware images", "Firmware", true},
 	{"fw show", "ID", "one firmware image", "Firmware", true},

@@ -40,6 +40,8 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		method, u = "GET", base+"/devices"
 	case "jobs":
 		method, u = "GET", base+"/jobs"
+	case "cluster":
+		method, u = "GET", base+"/cluster"
 	case "read":
 		if err := need(2, "EP PATH [TYPE]"); err != nil {
 			return err
@@ -125,7 +127,7 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 
 // wantArgs is the most positional arguments a command takes (absent: no
 // limit).
-var wantArgs = map[string]int{"devices": 0, "jobs": 0, "objects": 0, "values": 1, "discover": 2, "exec": 3, "read": 3, "write": 4}
+var wantArgs = map[string]int{"devices": 0, "jobs": 0, "cluster": 0, "objects": 0, "values": 1, "discover": 2, "exec": 3, "read": 3, "write": 4}
 
 // isTypeName reports an LwM2M data type name as write-composite takes it.
 func isTypeName(s string) bool {

@@ -124,6 +124,7 @@ func TestGolden(t *testing.T) {
 		{"attrs", []string{"attrs", "light-udp-1", "/3311/0/5851", "pmin=10", "pmax=60"}, exitOK},
 		{"read-composite", []string{"read-composite", "light-udp-1", "/3/0/0", "/3311/0/5850"}, exitOK},
 		{"jobs", []string{"jobs"}, exitOK},
+		{"cluster-not-a-cluster", []string{"cluster"}, exitFailed},
 		{"fw-upload", []string{"fw", "upload", image, "-version", "2.0"}, exitOK},
 		{"fw-list", []string{"fw", "list"}, exitOK},
 		{"fw-dry-run", []string{"fw", "update", "light-udp-2", "1747eccc4c88272f", "-dry-run"}, exitOK},

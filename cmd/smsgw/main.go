@@ -19,6 +19,7 @@
 //	smsgw write EP PATH VALUE      write a resource
 //	smsgw exec  EP PATH [ARGS]     execute a resource
 //	smsgw jobs                     list pending jobs
+//	smsgw cluster                  nodes, devices and modems by node, leases
 //
 // The API client subcommands take -api URL (default http://127.0.0.1:8080,
 // or $SMSGW_API) and -token (default $SMSGW_TOKEN, else the api-token file
