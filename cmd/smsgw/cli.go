@@ -43,6 +43,9 @@ type command struct {
 var commands = []command{
 	{"run", "[-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-dtls ADDR] [-log-level L] [-log-format F]", "run the daemon (the default command; no config: the embedded demo)", "Daemon", false},
 	{"sim", "[-modems N] [-latency D] [-msisdn N]", "run only the simulated SMS network, print the pty paths", "Daemon", false},
+	{"state check", "[-data DIR] [-config FILE]", "check every state file (through the daemon when it runs)", "State files", false},
+	{"state backup", "DIR [-data DIR]", "consistent copies of the state files (also while the daemon runs)", "State files", false},
+	{"state reset", "NAME [-data DIR]", "set a damaged state file aside (daemon stopped); it starts empty", "State files", false},
 	{"check-config", "FILE", "validate a configuration file (every problem, by line); the daemon runs the same checks at start", "Configuration", false},
 	{"default-config", "", "print the embedded default configuration (every option)", "Configuration", false},
 	{"devices", "", "list registered devices", "Devices", true},
@@ -74,7 +77,7 @@ var commands = []command{
 }
 
 // groups are the commands that take a subcommand ("fw upload").
-var groups = map[string]bool{"fw": true, "campaign": true}
+var groups = map[string]bool{"fw": true, "campaign": true, "state": true}
 
 func findCommand(name string) (command, bool) {
 	for _, c := range commands {
@@ -93,7 +96,8 @@ func known(name string) bool {
 
 const globalFlagsHelp = `Global flags of the API client commands (before or after the command name):
   -api URL         the daemon's API (default $SMSGW_API, else http://127.0.0.1:8080)
-  -token T         API token (default $SMSGW_TOKEN, else the api-token file of -data)
+  -token-file F    file holding the API token (default $SMSGW_TOKEN, else the api-token file of -data);
+                   there is no -token: a token on the command line shows in the process list
   -data DIR        the daemon's data dir, where it keeps the generated api-token
   -o FORMAT        table (default: human-readable) or json (the API's answer as it is, for scripts)
   -wait D          device commands: how long to wait for a sleeping device to wake up and answer (default 1m)

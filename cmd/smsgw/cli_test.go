@@ -82,7 +82,7 @@ func TestSplitCommand(t *testing.T) {
 		{"flags after", []string{"devices", "-api", "http://h:1"}, "devices", []string{"-api", "http://h:1"}, false},
 		{"group: after the subcommand", []string{"-api", "http://h:1", "fw", "list"}, "fw", []string{"list", "-api", "http://h:1"}, false},
 		{"bool flag before", []string{"-sms", "fw", "update", "l", "img"}, "fw", []string{"update", "-sms", "l", "img"}, false},
-		{"flag value that is a command name", []string{"-token", "devices", "jobs"}, "jobs", []string{"-token", "devices"}, false},
+		{"flag value that is a command name", []string{"-token-file", "devices", "jobs"}, "jobs", []string{"-token-file", "devices"}, false},
 		{"help before a command", []string{"-api", "x", "--help"}, "", nil, true},
 		{"unknown command", []string{"-api", "x", "frobnicate"}, "frobnicate", nil, false},
 	}
@@ -131,6 +131,7 @@ func TestTakeOutput(t *testing.T) {
 // TestExitCodes: each kind of answer maps to its documented exit code,
 // whatever the output format.
 func TestExitCodes(t *testing.T) {
+	tok := tokenFile(t, "t")
 	status := 200
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -165,7 +166,7 @@ func TestExitCodes(t *testing.T) {
 			t.Run(tc.name+"/"+format, func(t *testing.T) {
 				status = tc.status
 				var out, errb bytes.Buffer
-				args := append(append([]string{}, tc.args...), "-api", srv.URL, "-token", "t", "-o", format)
+				args := append(append([]string{}, tc.args...), "-api", srv.URL, "-token-file", tok, "-o", format)
 				if rc := run(args, &out, &errb); rc != tc.want {
 					t.Fatalf("exit %d, want %d; stderr %q", rc, tc.want, errb.String())
 				}
@@ -224,6 +225,7 @@ func TestDaemonRefusesBadConfig(t *testing.T) {
 // sends a request (none is listed without being handled, none is handled
 // without being listed: run dispatches by the table).
 func TestEveryClientCommandRuns(t *testing.T) {
+	tok := tokenFile(t, "t")
 	var got []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		got = append(got, r.Method+" "+r.URL.Path)
@@ -243,11 +245,23 @@ func TestEveryClientCommandRuns(t *testing.T) {
 		}
 		t.Run(c.name, func(t *testing.T) {
 			got = nil
-			args := append(append(strings.Fields(c.name), samples[c.name]...), "-api", srv.URL, "-token", "t")
+			args := append(append(strings.Fields(c.name), samples[c.name]...), "-api", srv.URL, "-token-file", tok)
 			var out, errb bytes.Buffer
 			if rc := run(args, &out, &errb); rc != exitOK || len(got) != 1 {
 				t.Fatalf("exit %d, requests %q, stderr %q (a new command needs its sample arguments here)", rc, got, errb.String())
 			}
 		})
 	}
+}
+
+// tokenFile writes token to a file for -token-file; $SMSGW_TOKEN, which
+// would take precedence, is unset for the test.
+func tokenFile(t *testing.T, token string) string {
+	t.Helper()
+	t.Setenv("SMSGW_TOKEN", "")
+	f := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(f, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
 }

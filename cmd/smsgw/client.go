@@ -7,16 +7,20 @@ import (
 	"io"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// runClient implements the API client subcommands.
+// runClient implements the API client subcommands (devices, read, write,
+// exec, jobs, and the device management ones).
 func runClient(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smsgw "+cmd, flag.ContinueOnError)
 	af := addAPIFlags(fs)
 	af.pending202 = true
 	wait := fs.Duration("wait", 60*time.Second, "for queue-mode devices: how long to wait for the device to wake up and answer")
+	limit := fs.Int("limit", 0, "devices, jobs: items per page (default 100, at most 1000)")
+	cursor := fs.String("cursor", "", "devices, jobs: the next_cursor of the previous page")
 	a, err := parseInterspersed(fs, args) // a VALUE starting with '-' goes after "--"
 	if err != nil {
 		return err
@@ -30,23 +34,33 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		}
 		return nil
 	}
-	base := ""
+	page := url.Values{}
+	if *limit > 0 {
+		page.Set("limit", strconv.Itoa(*limit))
+	}
+	if *cursor != "" {
+		page.Set("cursor", *cursor)
+	}
+	pageQuery := ""
+	if len(page) > 0 {
+		pageQuery = "?" + page.Encode()
+	}
 	w := "?wait=" + wait.String()
 	*af.timeout = max(*af.timeout, *wait+30*time.Second)
 	var method, u string
 	var body any
 	switch cmd {
 	case "devices":
-		method, u = "GET", base+"/devices"
+		method, u = "GET", "/devices"+pageQuery
 	case "jobs":
-		method, u = "GET", base+"/jobs"
+		method, u = "GET", "/jobs"+pageQuery
 	case "cluster":
-		method, u = "GET", base+"/cluster"
+		method, u = "GET", "/cluster"
 	case "read":
 		if err := need(2, "EP PATH [TYPE]"); err != nil {
 			return err
 		}
-		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w
+		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w
 		if len(a) > 2 {
 			u += "&type=" + url.QueryEscape(a[2]) // a resource outside the object model, read as this type
 		}
@@ -58,12 +72,12 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		if len(a) > 3 {
 			wb["type"] = a[3] // a resource outside the object model: written raw as this type
 		}
-		method, u, body = "PUT", base+"/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, wb
+		method, u, body = "PUT", "/devices/"+url.PathEscape(a[0])+"/data/"+strings.TrimPrefix(a[1], "/")+w, wb
 	case "discover":
 		if err := need(2, "EP PATH"); err != nil {
 			return err
 		}
-		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/discover/"+strings.TrimPrefix(a[1], "/")+w
+		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/discover/"+strings.TrimPrefix(a[1], "/")+w
 	case "attrs":
 		if err := need(3, "EP PATH NAME=VALUE|NAME ..."); err != nil {
 			return err
@@ -76,13 +90,13 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 				unset = append(unset, kv)
 			}
 		}
-		method, u, body = "PUT", base+"/devices/"+url.PathEscape(a[0])+"/attributes/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"set": set, "unset": unset}
+		method, u, body = "PUT", "/devices/"+url.PathEscape(a[0])+"/attributes/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"set": set, "unset": unset}
 	case "read-composite", "observe-composite":
 		if err := need(2, "EP PATH..."); err != nil {
 			return err
 		}
 		op := strings.TrimSuffix(cmd, "-composite")
-		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/composite/"+op+w, map[string]any{"paths": a[1:]}
+		method, u, body = "POST", "/devices/"+url.PathEscape(a[0])+"/composite/"+op+w, map[string]any{"paths": a[1:]}
 	case "write-composite":
 		if err := need(2, "EP PATH=VALUE[:TYPE]..."); err != nil {
 			return err
@@ -98,14 +112,14 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 			}
 			vals[k] = v
 		}
-		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/composite/write"+w, map[string]any{"values": vals, "types": types}
+		method, u, body = "POST", "/devices/"+url.PathEscape(a[0])+"/composite/write"+w, map[string]any{"values": vals, "types": types}
 	case "values":
 		if err := need(1, "EP"); err != nil {
 			return err
 		}
-		method, u = "GET", base+"/devices/"+url.PathEscape(a[0])+"/values"
+		method, u = "GET", "/devices/"+url.PathEscape(a[0])+"/values"
 	case "objects":
-		method, u = "GET", base+"/objects"
+		method, u = "GET", "/objects"
 	case "exec":
 		if err := need(2, "EP PATH [ARGS]"); err != nil {
 			return err
@@ -114,7 +128,7 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		if len(a) > 2 {
 			args = a[2]
 		}
-		method, u, body = "POST", base+"/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"args": args}
+		method, u, body = "POST", "/devices/"+url.PathEscape(a[0])+"/execute/"+strings.TrimPrefix(a[1], "/")+w, map[string]any{"args": args}
 	}
 	if method == "" {
 		return usageError{fmt.Sprintf("unknown command %q", cmd)}

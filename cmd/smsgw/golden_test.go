@@ -72,7 +72,7 @@ func startGoldenGateway(t *testing.T) string {
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var out, errb bytes.Buffer
-		if run([]string{"devices", "-api", srv.URL, "-token", goldenToken, "-o", "json"}, &out, &errb) == 0 &&
+		if run([]string{"devices", "-api", srv.URL, "-token-file", tokenFile(t, goldenToken), "-o", "json"}, &out, &errb) == 0 &&
 			strings.Contains(out.String(), `"count": 2`) {
 			return srv.URL
 		}
@@ -110,6 +110,7 @@ func TestGolden(t *testing.T) {
 	if err := os.WriteFile(image, bytes.Repeat([]byte("firmware 2.0 for the demo light\n"), 64), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	good, wrong := tokenFile(t, goldenToken), tokenFile(t, "wrong")
 	tests := []struct {
 		name string
 		args []string
@@ -138,7 +139,7 @@ func TestGolden(t *testing.T) {
 		{"unknown-command", []string{"frobnicate"}, exitUsage},
 		{"bad-output", []string{"devices", "-o", "yaml"}, exitUsage},
 		{"unreachable", []string{"devices", "-api", "http://127.0.0.1:1"}, exitUnreachable},
-		{"wrong-token", []string{"devices", "-token", "wrong"}, exitAuth},
+		{"wrong-token", []string{"devices", "-token-file", "%wrong"}, exitAuth},
 	}
 	for _, tc := range tests {
 		for _, format := range []string{"table", "json"} {
@@ -146,7 +147,7 @@ func TestGolden(t *testing.T) {
 				// The common flags go first, before the command name (a
 				// case's own flags after it override them), or where the
 				// case has "%flags".
-				common := []string{"-o", format, "-api", api, "-token", goldenToken}
+				common := []string{"-o", format, "-api", api, "-token-file", good}
 				args := append([]string{}, common...)
 				for _, a := range tc.args {
 					if a == "%flags" {
@@ -157,6 +158,9 @@ func TestGolden(t *testing.T) {
 					if a == "%flags" {
 						args = append(args, common...)
 						continue
+					}
+					if a == "%wrong" {
+						a = wrong
 					}
 					args = append(args, a)
 				}

@@ -1,34 +1,3 @@
-// Command smsgw is the m2mbearer gateway daemon: an LwM2M server reachable
-// over CoAP/UDP and over binary SMS through AT modems, with queue mode (SMS
-// wake-ups of sleeping devices), an HTTP JSON API, server-sent events and
-// Prometheus metrics.
-//
-// With no arguments it runs the embedded default: a simulated SMS network
-// whose server SIMs are virtual modems on pseudo-terminals driven by the real
-// modem driver, and a demo fleet of streetlights (UDP, UDP in queue mode
-// woken by SMS, SMS only).
-//
-// Usage:
-//
-//	smsgw [run] [-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-token T]
-//	smsgw sim                      run only the simulator, print the pty paths
-//	smsgw check-config FILE        validate a configuration file
-//	smsgw default-config           print the embedded default configuration
-//	smsgw devices                  list devices (API client)
-//	smsgw read  EP PATH            read a path
-//	smsgw write EP PATH VALUE      write a resource
-//	smsgw exec  EP PATH [ARGS]     execute a resource
-//	smsgw jobs                     list pending jobs
-//	smsgw cluster                  nodes, devices and modems by node, leases
-//
-// The API client subcommands take -api URL (default http://127.0.0.1:8080,
-// or $SMSGW_API) and -token (default $SMSGW_TOKEN, else the api-token file
-// of the default data dir), before or after the command name, and -o table
-// (default) or json. "smsgw --help" lists every command, "smsgw CMD --help"
-// its flags; the exit codes are the constants of cli.go (docs/cli.md).
-//
-// Everything here is hand-written flag handling over the standard library;
-// the daemon itself is cmd/smsgw/internal/gateway.
 package main
 
 import (
@@ -42,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -73,7 +43,23 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		err = runDaemon(args, stdout, stderr)
+		// A daemon's error is one line naming the option to change.
+		if err := runDaemon(args, stdout, stderr); err != nil {
+			var hr *helpRequest
+			if errors.As(err, &hr) {
+				printCommandHelp(stdout, hr.name, hr.fs)
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "smsgw: %v\n", err)
+			var ue usageError
+			if errors.As(err, &ue) {
+				return exitUsage
+			}
+			return exitFailed
+		}
+		return exitOK
+	case "state":
+		err = runState(args, stdout)
 	case "sim":
 		err = runSim(args, stdout)
 	case "check-config":
@@ -167,14 +153,31 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-func runDaemon(args []string, stdout, stderr io.Writer) error {
+// loadConfig reads the configuration file (the embedded default for "").
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return config.Default(), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("-config: %w", err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+func runDaemon(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("smsgw run", flag.ContinueOnError)
 	cfgFile := fs.String("config", "", "YAML configuration file (default: the embedded demo configuration)")
 	dataDir := fs.String("data", "", "state directory (default: data_dir of the config, else "+defaultDataDir()+")")
 	apiAddr := fs.String("api", "", "HTTP API listen address (overrides api.listen)")
 	udpAddr := fs.String("udp", "", "LwM2M CoAP/UDP listen address (overrides lwm2m.udp)")
 	dtlsAddr := fs.String("dtls", "", "LwM2M CoAP/DTLS listen address (overrides lwm2m.dtls)")
-	token := fs.String("token", "", "API bearer token (overrides api.token)")
+	tokenFile := fs.String("token-file", "", "file holding the API token (overrides api.token_file; $SMSGW_TOKEN overrides both)")
+	removedTokenFlag(fs)
 	logLevel := fs.String("log-level", "", "debug, info, warn, error (overrides log.level)")
 	logFormat := fs.String("log-format", "", "text or json (overrides log.format)")
 	if err := parseFlags(fs, args); err != nil {
@@ -188,24 +191,25 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 		// whose -api is the address it listens on.
 		return usageError{fmt.Sprintf("-api %s: the daemon's -api is the host:port it listens on; an API client command takes a URL: smsgw -api %s devices", *apiAddr, *apiAddr)}
 	}
-	cfg := config.Default()
-	if *cfgFile != "" {
-		data, err := os.ReadFile(*cfgFile)
-		if err != nil {
-			return err
-		}
-		if cfg, err = config.Parse(data); err != nil {
-			return fmt.Errorf("%s: %w", *cfgFile, err)
-		}
+	cfg, err := loadConfig(*cfgFile)
+	if err != nil {
+		return err
 	}
 	for dst, v := range map[*string]string{&cfg.DataDir: *dataDir, &cfg.API.Listen: *apiAddr, &cfg.LwM2M.UDP: *udpAddr, &cfg.LwM2M.DTLS: *dtlsAddr,
-		&cfg.API.Token: *token, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
+		&cfg.API.TokenFile: *tokenFile, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
 		if v != "" {
 			*dst = v
 		}
 	}
+	fromEnv := false
+	if t := strings.TrimSpace(os.Getenv("SMSGW_TOKEN")); t != "" {
+		cfg.API.Token, fromEnv = t, true
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDataDir()
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs // messages name the files unambiguously
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -213,11 +217,23 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log.Level, cfg.Log.Format, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A panic while starting is a bug; it still ends as one error line
+	// (and the stack for the report), never as a half-started daemon.
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "%s\n", debug.Stack())
+			err = fmt.Errorf("internal error while starting (a bug; please report it with the stack above): %v", r)
+		}
+	}()
 	g, err := gateway.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	printInfo(stdout, g.Info())
+	in := g.Info()
+	if fromEnv {
+		in.TokenSource = "SMSGW_TOKEN"
+	}
+	printInfo(stdout, in)
 	log.Info("smsgw running; stop with Ctrl-C (SIGINT) or SIGTERM")
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -230,12 +246,27 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// printInfo prints where to look. It never prints the API token: a
+// daemon's output ends up in journals.
 func printInfo(w io.Writer, in gateway.Info) {
 	fmt.Fprintf(w, "smsgw is running\n")
-	fmt.Fprintf(w, "  HTTP API:   %s   (Authorization: Bearer %s)\n", in.API, in.Token)
-	if in.TokenFile != "" {
-		fmt.Fprintf(w, "  API token:  %s\n", in.TokenFile)
+	fmt.Fprintf(w, "  HTTP API:   %s   (Authorization: Bearer <token>)\n", in.API)
+	auth := "Authorization: Bearer $SMSGW_TOKEN"
+	switch {
+	case in.TokenFile != "":
+		how := map[string]string{"generated": "generated now, kept", "data dir": "kept from an earlier start"}[in.TokenSource]
+		if how == "" {
+			how = in.TokenSource
+		}
+		fmt.Fprintf(w, "  API token:  in %s (%s; never printed)\n", in.TokenFile, how)
+		auth = "Authorization: Bearer $(cat " + in.TokenFile + ")"
+	case in.TokenSource == "SMSGW_TOKEN":
+		fmt.Fprintf(w, "  API token:  from $SMSGW_TOKEN\n")
+	default:
+		fmt.Fprintf(w, "  API token:  from %s of the configuration\n", in.TokenSource)
 	}
+	base := strings.TrimSuffix(in.API, "/api/v1")
+	fmt.Fprintf(w, "  Web UI:     %s/ui/ (asks for the token)\n", base)
 	fmt.Fprintf(w, "  OpenAPI:    %s\n  Metrics:    %s\n", in.OpenAPI, in.Metrics)
 	fmt.Fprintf(w, "  LwM2M UDP:  coap://%s\n", in.UDP)
 	if in.DTLS != "" {
@@ -257,7 +288,7 @@ func printInfo(w io.Writer, in gateway.Info) {
 		}
 		fmt.Fprintf(w, "  Light %-18s %-5s%s\n", l.Name, l.Kind, extra)
 	}
-	fmt.Fprintf(w, "Try: curl -H 'Authorization: Bearer %s' %s/devices\n", in.Token, in.API)
+	fmt.Fprintf(w, "Try: curl -H \"%s\" %s/devices\n", auth, in.API)
 }
 
 // runSim runs the simulated network with virtual modems on ptys only.

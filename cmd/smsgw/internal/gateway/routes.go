@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,40 +21,6 @@ type routeMux struct {
 func (m *routeMux) Handle(pattern string, h http.Handler) {
 	m.patterns = append(m.patterns, pattern)
 	m.ServeMux.Handle(pattern, h)
-}
-
-// jsonFallback answers the requests the mux does not route with the API's
-// one error shape ({"error": "..."}): 404 for an unknown path, 405 (with
-// Allow) for a method the path does not take. net/http's own answers for
-// these are plain text.
-func jsonFallback(mux *routeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		rec := &fallbackRecorder{h: http.Header{}}
-		mux.ServeHTTP(rec, r)
-		for k, v := range rec.h {
-			if k != "Content-Type" && k != "Content-Length" && k != "X-Content-Type-Options" {
-				w.Header()[k] = v
-			}
-		}
-		switch {
-		case rec.code == http.StatusNotFound:
-			writeError(w, rec.code, fmt.Sprintf("no route %s %s; the API is described at /openapi.json", r.Method, r.URL.Path))
-		case rec.code == http.StatusMethodNotAllowed:
-			writeError(w, rec.code, fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, rec.h.Get("Allow")))
-		case rec.code >= 400:
-			writeError(w, rec.code, strings.TrimSpace(rec.body.String()))
-		default: // a redirect to the canonical path
-			if ct := rec.h.Get("Content-Type"); ct != "" {
-				w.Header().Set("Content-Type", ct)
-			}
-			w.WriteHeader(rec.code)
-			w.Write(rec.body.Bytes())
-		}
-	})
 }
 
 // jsonErrors gives a handler that answers errors in plain text (file
@@ -96,31 +61,6 @@ func (e *errorRewriter) Write(b []byte) (int, error) {
 		return len(b), nil // the plain-text message, already replaced
 	}
 	return e.ResponseWriter.Write(b)
-}
-
-// fallbackRecorder keeps the mux's small fallback answers (at most 4 KB).
-type fallbackRecorder struct {
-	h    http.Header
-	code int
-	body bytes.Buffer
-}
-
-func (r *fallbackRecorder) Header() http.Header { return r.h }
-
-func (r *fallbackRecorder) WriteHeader(c int) {
-	if r.code == 0 {
-		r.code = c
-	}
-}
-
-func (r *fallbackRecorder) Write(b []byte) (int, error) {
-	if r.code == 0 {
-		r.code = http.StatusOK
-	}
-	if n := 4096 - r.body.Len(); n > 0 {
-		r.body.Write(b[:min(len(b), n)])
-	}
-	return len(b), nil
 }
 
 var (
