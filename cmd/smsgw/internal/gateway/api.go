@@ -105,6 +105,8 @@ func (g *Gateway) routes() *routeMux {
 	handle("GET /api/v1/modems", g.listModems, true)
 	handle("GET /api/v1/sms", g.smsStats, true)
 	handle("GET /api/v1/sms/quarantine", g.listQuarantine, true)
+	handle("GET /api/v1/sms/spend", g.getSMSSpend, true)
+	handle("GET /api/v1/wakeups", g.getWakeups, true)
 	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)

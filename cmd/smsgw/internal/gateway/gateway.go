@@ -92,6 +92,8 @@ type Gateway struct {
 	squeue      *server.Queue
 	fleet       *Fleet
 	fw          *fw
+	wakes       *wakeBook       // wake-up latencies (wakeups.go)
+	spend       *spendBook      // SMS spend per day (smsspend.go)
 	models      []ModelObject   // objects loaded from lwm2m.models
 	ctx         context.Context // the gateway's life; ends at Shutdown
 
@@ -156,6 +158,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	g := &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
 		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx,
 		lock: lock, dbs: map[string]*bolt.DB{}}
+	g.wakes, g.spend = newWakeBook(g.metrics.wakeLatency), &spendBook{}
+	g.metrics.reg.MustRegister(g.wakes.collectors()...)
 	if err := g.start(ctx); err != nil {
 		g.Shutdown(context.Background())
 		return nil, err
@@ -225,10 +229,12 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err = g.loadValues(); err != nil {
 		return err
 	}
-	g.wg.Add(3)
+	g.loadSpend()
+	g.wg.Add(4)
 	go g.jobValues(ctx, g.qm.Subscribe(256))
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
+	go g.spendLoop(ctx)
 	if err = g.startAPI(); err != nil {
 		return err
 	}
@@ -694,6 +700,7 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 }
 
 func (g *Gateway) onQueueEvent(ev queue.Event) {
+	g.wakes.event(ev)
 	data := map[string]any{"endpoint": ev.Endpoint, "time": ev.Time}
 	if ev.ID != 0 {
 		data["job"] = ev.ID

@@ -258,7 +258,7 @@ func TestResponsesMatchSchemas(t *testing.T) {
 		})
 	}
 	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-	for _, p := range []string{"/devices", "/devices/light-sms-1", "/devices/light-sms-1/sms", "/jobs", "/modems", "/sms", "/sms/quarantine", "/firmware", "/campaigns", "/devices/light-udp-1/values", "/objects", "/objects/3311"} {
+	for _, p := range []string{"/devices", "/devices/light-sms-1", "/devices/light-sms-1/sms", "/jobs", "/modems", "/sms", "/sms/quarantine", "/firmware", "/campaigns", "/devices/light-udp-1/values", "/objects", "/objects/3311", "/sms/spend", "/wakeups"} {
 		t.Run("snake_case "+p, func(t *testing.T) {
 			var walk func(v any, at string)
 			walk = func(v any, at string) {
