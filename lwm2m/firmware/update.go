@@ -326,6 +326,7 @@ func (u *Updater) Version(ctx context.Context, ep string, opts Options) (string,
 	if err != nil {
 		return "", fmt.Errorf("firmware: read /3/0/3 of %s: %w", ep, err)
 	}
+	u.touch(ep) // it answered: the update that follows shares this wake-up
 	if len(recs) != 1 {
 		return "", fmt.Errorf("firmware: %s: /3/0/3 has %d values", ep, len(recs))
 	}
