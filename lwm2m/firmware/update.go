@@ -67,7 +67,8 @@ type Options struct {
 	// WakeTimeout bounds the wait for a woken device (default 5 min).
 	WakeTimeout time.Duration
 	// AwakeWindow is how long a queue-mode device is taken to be awake
-	// after it was last heard from (default its bearer's MAX_TRANSMIT_WAIT).
+	// after it was last heard from: its Register/Update or any answer to
+	// the Updater's requests (default its bearer's MAX_TRANSMIT_WAIT).
 	AwakeWindow time.Duration
 	// NoObserve disables the /5/0/3 observation (polling only).
 	NoObserve bool
