@@ -215,6 +215,7 @@ func printInfo(w io.Writer, in gateway.Info) {
 		fmt.Fprintf(w, "  API token:  %s\n", in.TokenFile)
 	}
 	fmt.Fprintf(w, "  OpenAPI:    %s\n  Metrics:    %s\n", in.OpenAPI, in.Metrics)
+	fmt.Fprintf(w, "  Web UI:     %s/ui/   (asks for the API token once)\n", strings.TrimSuffix(in.API, "/api/v1"))
 	fmt.Fprintf(w, "  LwM2M UDP:  coap://%s\n", in.UDP)
 	if in.DTLS != "" {
 		fmt.Fprintf(w, "  LwM2M DTLS: coaps://%s (PSK)\n", in.DTLS)
