@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -135,6 +136,83 @@ func TestTutorial(t *testing.T) {
 				time.Since(start).Round(time.Millisecond), err, b.text, out)
 		}
 		t.Logf("block %d (line %d) ok in %v:\n%s", i+1, b.line, time.Since(start).Round(time.Millisecond), indent(out))
+	}
+	checkAlertRules(t, api)
+}
+
+// alertMetric is a metric name with optional label matchers in a PromQL
+// expression: smsgw_modem_state{what="ready"}.
+var alertMetric = regexp.MustCompile(`\b(smsgw_[a-z0-9_]+)(\{([^}]*)\})?`)
+
+// checkAlertRules checks that every smsgw metric, and every label value
+// matched, in the alert rules of operations.md is exported by the running
+// daemon (after the tutorial, which exercised the fleet, firmware and SMS).
+func checkAlertRules(t *testing.T, api string) {
+	t.Helper()
+	md, err := os.ReadFile("operations.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	blocks, err := codeBlocks(md)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rules string
+	for _, b := range blocks {
+		if b.lang == "yaml" && strings.Contains(b.text, "groups:") && strings.Contains(b.text, "expr:") {
+			rules = b.text
+		}
+	}
+	if rules == "" {
+		t.Fatal("operations.md has no alert rules block (yaml with groups: and expr:)")
+	}
+	resp, err := http.Get(api + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %v %v", resp.Status, err)
+	}
+	var samples []string
+	for _, l := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(l, "smsgw_") {
+			samples = append(samples, l)
+		}
+	}
+	checked := 0
+	for _, l := range strings.Split(rules, "\n") {
+		_, expr, ok := strings.Cut(l, "expr:")
+		if !ok {
+			continue
+		}
+		for _, m := range alertMetric.FindAllStringSubmatch(expr, -1) {
+			name, matchers := m[1], strings.Split(m[3], ",")
+			found := false
+			for _, s := range samples {
+				if !strings.HasPrefix(s, name+"{") && !strings.HasPrefix(s, name+" ") {
+					continue
+				}
+				all := true
+				for _, mt := range matchers {
+					if mt = strings.TrimSpace(mt); mt != "" && !strings.Contains(s, mt) {
+						all = false
+					}
+				}
+				if all {
+					found = true
+					break
+				}
+			}
+			checked++
+			if !found {
+				t.Errorf("operations.md alert rule uses %s, which the daemon does not export:\n%s", m[0], l)
+			}
+		}
+	}
+	if checked < 10 {
+		t.Errorf("only %d metrics found in the alert rules", checked)
 	}
 }
 
