@@ -102,12 +102,10 @@ func firstDiffLine(a, b []byte) int {
 
 // refKey is one documented configuration key.
 type refKey struct {
-	path   string // e.g. lwm2m.udp, smpp[].host
-	typ    reflect.Type
-	owner  string // Go struct type holding the field
-	field  string // Go field name
-	value  reflect.Value
-	hasVal bool
+	path  string // e.g. lwm2m.udp, smpp[].host
+	typ   reflect.Type
+	owner string // Go struct type holding the field
+	field string // Go field name
 }
 
 var durationType = reflect.TypeFor[time.Duration]()
