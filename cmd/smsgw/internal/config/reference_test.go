@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -220,8 +221,102 @@ func goDocs() (map[string]string, error) {
 // yamlInfo is what default.yaml says about a key.
 type yamlInfo struct {
 	value   string // the default as written
-	comment string // its comments, '#' removed
+	comment string // the comment above it, '#' removed
+	line    string // the comment after it on its line
 	example string // a commented-out example (list keys)
+}
+
+var slashPair = regexp.MustCompile(`(\w+)/(\w+)`)
+
+// describes reports whether a comment written above one key also describes
+// the next key: it names it as a word, or as the second half of "a/b"
+// ("lifetime_min/max" names lifetime_max).
+func describes(comment, key string) bool {
+	if comment == "" {
+		return false
+	}
+	if regexp.MustCompile(`(^|[^\w.])` + regexp.QuoteMeta(key) + `($|[^\w])`).MatchString(comment) {
+		return true
+	}
+	for _, m := range slashPair.FindAllStringSubmatch(comment, -1) {
+		if a, b := m[1], m[2]; !strings.Contains(b, "_") && strings.Contains(a, "_") && a[:strings.LastIndexByte(a, '_')+1]+b == key {
+			return true
+		}
+	}
+	return false
+}
+
+// exampleComment returns the comment after key on its line of a
+// commented-out example, with the comment lines below it that continue it
+// (their '#' in the same column).
+func exampleComment(example, key string) string {
+	lines := strings.Split(example, "\n")
+	keyLine := regexp.MustCompile(`^\s*(- )?` + regexp.QuoteMeta(key) + `:`)
+	for i, l := range lines {
+		if !keyLine.MatchString(l) {
+			continue
+		}
+		col := strings.Index(l, " # ")
+		if col < 0 {
+			return ""
+		}
+		col++
+		parts := []string{strings.TrimSpace(l[col+1:])}
+		for _, next := range lines[i+1:] {
+			if len(next) <= col || next[col] != '#' || strings.TrimSpace(next[:col]) != "" {
+				break
+			}
+			parts = append(parts, strings.TrimSpace(next[col+1:]))
+		}
+		return strings.Join(parts, " ")
+	}
+	return ""
+}
+
+// sentence makes a comment fragment a sentence: capital first, full stop.
+func sentence(s string) string {
+	s = paragraph(s)
+	if s == "" {
+		return ""
+	}
+	s = strings.ToUpper(s[:1]) + s[1:]
+	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, ")") {
+		s += "."
+	}
+	return s
+}
+
+// exampleItem returns, for the field key of the first entry of a list's
+// commented-out example, its example value and its line comment.
+func exampleItem(example, key string) (value, comment string) {
+	var root yaml.Node
+	if yaml.Unmarshal([]byte(example), &root) != nil || len(root.Content) == 0 {
+		return "", ""
+	}
+	seq := root.Content[0]
+	if seq.Kind != yaml.SequenceNode || len(seq.Content) == 0 || seq.Content[0].Kind != yaml.MappingNode {
+		return "", ""
+	}
+	m := seq.Content[0]
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			v := m.Content[i+1]
+			c := exampleComment(example, key)
+			val := v.Value
+			if v.Kind == yaml.ScalarNode && (v.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0 || val == "") {
+				val = fmt.Sprintf("%q", val)
+			}
+			if v.Kind == yaml.SequenceNode {
+				var items []string
+				for _, it := range v.Content {
+					items = append(items, fmt.Sprintf("%q", it.Value))
+				}
+				val = "[" + strings.Join(items, ", ") + "]"
+			}
+			return val, c
+		}
+	}
+	return "", ""
 }
 
 var exampleLine = regexp.MustCompile(`^#\s{2,}`)
@@ -257,15 +352,15 @@ func yamlInfos() (map[string]*yamlInfo, error) {
 			in := &yamlInfo{}
 			infos[prefix+k.Value] = in
 			take(k.HeadComment, in)
-			// "a/b: ..." describes the keys a and b.
-			if lead, _, ok := strings.Cut(prevHead, ":"); ok && k.HeadComment == "" && !strings.Contains(lead, "\n") &&
-				strings.Contains(lead, k.Value) {
+			if k.HeadComment == "" && v.Kind != yaml.MappingNode && i >= 2 && describes(prevHead, k.Value) {
 				in.comment = infos[prefix+n.Content[i-2].Value].comment
 			} else {
 				prevHead = k.HeadComment
 			}
-			take(k.LineComment, in)
-			take(v.LineComment, in)
+			line := &yamlInfo{}
+			take(k.LineComment, line)
+			take(v.LineComment, line)
+			in.line = line.comment
 			switch v.Kind {
 			case yaml.ScalarNode:
 				in.value = v.Value
@@ -423,12 +518,27 @@ func writeKey(b *bytes.Buffer, k refKey, docs map[string]string, infos map[strin
 	b.WriteString(line + "\n\n")
 	var text []string
 	if in != nil {
+		if c := sentence(in.line); c != "" {
+			text = append(text, c)
+		}
 		if c := paragraph(in.comment); c != "" {
 			text = append(text, c)
 		}
 	}
+	if list, field, ok := strings.Cut(k.path, "[]."); ok && !strings.Contains(field, ".") {
+		if li := infos[list]; li != nil && li.example != "" {
+			if v, c := exampleItem(li.example, field); v != "" || c != "" {
+				if c != "" {
+					text = append(text, sentence(c))
+				}
+				if v != "" && v != `""` {
+					text = append(text, fmt.Sprintf("Example: `%s`.", v))
+				}
+			}
+		}
+	}
 	gd := paragraph(docs[k.owner+"."+k.field])
-	if gd != "" && (len(text) == 0 || !strings.Contains(text[0], gd)) {
+	if gd != "" && !slices.ContainsFunc(text, func(t string) bool { return strings.Contains(t, gd) }) {
 		text = append(text, gd)
 	}
 	if k.typ.Kind() == reflect.Struct && isLeaf(k.typ) {
