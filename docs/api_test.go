@@ -65,6 +65,8 @@ type (
 		Paths      map[string]map[string]json.RawMessage
 		Components struct {
 			Schemas         map[string]*oaSchema
+			Parameters      map[string]oaParameter
+			Responses       map[string]oaResponse
 			SecuritySchemes map[string]struct{ Type, Scheme string }
 		}
 	}
@@ -79,11 +81,13 @@ type (
 			Required    bool
 			Content     map[string]struct{ Schema *oaSchema }
 		} `json:"requestBody"`
-		Responses map[string]struct {
-			Description string
-			Content     map[string]struct{ Schema *oaSchema }
-		}
-		Security *[]map[string][]string
+		Responses map[string]oaResponse
+		Security  *[]map[string][]string
+	}
+	oaResponse struct {
+		Ref         string `json:"$ref"`
+		Description string
+		Content     map[string]struct{ Schema *oaSchema }
 	}
 	oaParameter struct {
 		Ref         string `json:"$ref"`
@@ -115,7 +119,7 @@ func schemaType(s *oaSchema) string {
 	case s == nil:
 		return ""
 	case s.Ref != "":
-		n := s.Ref[strings.LastIndexByte(s.Ref, '/')+1:]
+		n := refName(s.Ref)
 		return fmt.Sprintf("[%s](#schema-%s)", n, strings.ToLower(n))
 	case s.Type == "array":
 		return "array of " + schemaType(s.Items)
@@ -248,10 +252,14 @@ func apiReference(src []byte) ([]byte, error) {
 		if len(o.o.Parameters) > 0 {
 			b.WriteString("| parameter | in | type | description |\n|---|---|---|---|\n")
 			for _, p := range o.o.Parameters {
-				name := "`" + p.Name + "`"
 				if p.Ref != "" {
-					name = "`" + p.Ref[strings.LastIndexByte(p.Ref, '/')+1:] + "` (shared)"
+					shared, ok := d.Components.Parameters[refName(p.Ref)]
+					if !ok {
+						return nil, fmt.Errorf("openapi.json: %s %s: unknown parameter %s", o.method, o.path, p.Ref)
+					}
+					p = shared
 				}
+				name := "`" + p.Name + "`"
 				if p.Required {
 					name += " (required)"
 				}
@@ -286,6 +294,13 @@ func apiReference(src []byte) ([]byte, error) {
 			b.WriteString("| response | description | body |\n|---|---|---|\n")
 			for _, code := range sortedKeys(o.o.Responses) {
 				r := o.o.Responses[code]
+				if r.Ref != "" {
+					shared, ok := d.Components.Responses[refName(r.Ref)]
+					if !ok {
+						return nil, fmt.Errorf("openapi.json: %s %s: unknown response %s", o.method, o.path, r.Ref)
+					}
+					r = shared
+				}
 				var bodies []string
 				for _, ct := range sortedKeys(r.Content) {
 					t := schemaType(r.Content[ct].Schema)
@@ -315,6 +330,9 @@ func apiReference(src []byte) ([]byte, error) {
 	}
 	return b.Bytes(), nil
 }
+
+// refName is the last element of a local $ref.
+func refName(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
 
 func methodRank(m string) int {
 	for i, x := range httpMethods {
@@ -375,4 +393,41 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func TestAPIReferenceCases(t *testing.T) {
+	const comps = `"components":{"parameters":{"Limit":{"name":"limit","in":"query","schema":{"type":"integer"},"description":"page size"}},` +
+		`"responses":{"NotFound":{"description":"no such thing"}},"schemas":{"E":{"type":"object","properties":{"error":{"type":"string"}}}}}`
+	for _, c := range []struct {
+		name, doc string
+		want      []string // substrings of the page
+		err       string   // substring of the error
+	}{
+		{name: "shared parameter and response resolved",
+			doc:  `{"info":{"title":"t","version":"1"},` + comps + `,"paths":{"/x":{"get":{"operationId":"getX","summary":"x: y","parameters":[{"$ref":"#/components/parameters/Limit"}],"responses":{"404":{"$ref":"#/components/responses/NotFound"},"400":{"description":"bad","content":{"application/json":{"schema":{"$ref":"#/components/schemas/E"}}}}}}}}}`,
+			want: []string{"| GET | [`/x`](#get-x) | `getX` | x |", "| `limit` | query | integer | page size |", "| 404 | no such thing |", "[E](#schema-e)", "### E"}},
+		{name: "unknown shared parameter",
+			doc: `{"info":{"title":"t","version":"1"},` + comps + `,"paths":{"/x":{"get":{"parameters":[{"$ref":"#/components/parameters/Nope"}]}}}}`,
+			err: "unknown parameter"},
+		{name: "no operations", doc: `{"info":{"title":"t","version":"1"},"paths":{}}`, err: "no operations"},
+		{name: "not JSON", doc: `{`, err: "openapi.json"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := apiReference([]byte(c.doc))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want one containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(got), w) {
+					t.Errorf("page lacks %q:\n%s", w, got)
+				}
+			}
+		})
+	}
 }
