@@ -214,8 +214,9 @@ func printInfo(w io.Writer, in gateway.Info) {
 	if in.TokenFile != "" {
 		fmt.Fprintf(w, "  API token:  %s\n", in.TokenFile)
 	}
+	base := strings.TrimSuffix(in.API, "/api/v1")
+	fmt.Fprintf(w, "  Web UI:     %s/ui/ (asks for the token)\n", base)
 	fmt.Fprintf(w, "  OpenAPI:    %s\n  Metrics:    %s\n", in.OpenAPI, in.Metrics)
-	fmt.Fprintf(w, "  Web UI:     %s/ui/   (asks for the API token once)\n", strings.TrimSuffix(in.API, "/api/v1"))
 	fmt.Fprintf(w, "  LwM2M UDP:  coap://%s\n", in.UDP)
 	if in.DTLS != "" {
 		fmt.Fprintf(w, "  LwM2M DTLS: coaps://%s (PSK)\n", in.DTLS)
