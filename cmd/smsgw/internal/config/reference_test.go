@@ -91,6 +91,34 @@ func TestConfigurationReferenceCoversEveryKey(t *testing.T) {
 	}
 }
 
+// TestConfigurationReferenceDescribesEveryKey fails on a key with no
+// description anywhere (default.yaml's comments or example, or a Go doc
+// comment on its field): document new options where they are defined.
+func TestConfigurationReferenceDescribesEveryKey(t *testing.T) {
+	docs, err := goDocs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	infos, err := yamlInfos()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range referenceKeys(reflect.TypeFor[Config](), "") {
+		if typeName(k.typ) == "section" {
+			continue
+		}
+		described := false
+		for _, line := range keyText(k, docs, infos) {
+			if !strings.HasPrefix(line, "Example: ") {
+				described = true
+			}
+		}
+		if !described {
+			t.Errorf("%s (%s.%s) has no description: give the field a doc comment or default.yaml a comment", k.path, k.owner, k.field)
+		}
+	}
+}
+
 func firstDiffLine(a, b []byte) int {
 	al, bl := bytes.Split(a, []byte("\n")), bytes.Split(b, []byte("\n"))
 	for i := 0; i < len(al) && i < len(bl); i++ {
@@ -203,13 +231,23 @@ func goDocs() (map[string]string, error) {
 				if !ok {
 					continue
 				}
+				// A field without a comment shares the one above it when
+				// that names it ("Host and Port are ...").
+				var prev string
 				for _, fl := range st.Fields.List {
 					text := fl.Doc.Text()
 					if text == "" {
 						text = fl.Comment.Text()
 					}
 					for _, n := range fl.Names {
+						if text == "" && regexp.MustCompile(`\b`+n.Name+`\b`).MatchString(prev) {
+							docs[ts.Name.Name+"."+n.Name] = prev
+							continue
+						}
 						docs[ts.Name.Name+"."+n.Name] = text
+					}
+					if text != "" {
+						prev = text
 					}
 				}
 			}
@@ -273,13 +311,13 @@ func exampleComment(example, key string) string {
 	return ""
 }
 
-// sentence makes a comment fragment a sentence: capital first, full stop.
+// sentence ends a comment fragment with a full stop (its first word may
+// be a value, "udh, sar or payload", so it keeps its case).
 func sentence(s string) string {
 	s = paragraph(s)
 	if s == "" {
 		return ""
 	}
-	s = strings.ToUpper(s[:1]) + s[1:]
 	if !strings.HasSuffix(s, ".") && !strings.HasSuffix(s, ")") {
 		s += "."
 	}
@@ -354,7 +392,7 @@ func yamlInfos() (map[string]*yamlInfo, error) {
 			take(k.HeadComment, in)
 			if k.HeadComment == "" && v.Kind != yaml.MappingNode && i >= 2 && describes(prevHead, k.Value) {
 				in.comment = infos[prefix+n.Content[i-2].Value].comment
-			} else {
+			} else if k.HeadComment != "" {
 				prevHead = k.HeadComment
 			}
 			line := &yamlInfo{}
@@ -516,6 +554,19 @@ func writeKey(b *bytes.Buffer, k refKey, docs map[string]string, infos map[strin
 	}
 	line += fmt.Sprintf(" · Go: `%s.%s`", k.owner, k.field)
 	b.WriteString(line + "\n\n")
+	for _, t := range keyText(k, docs, infos) {
+		b.WriteString(t + "\n\n")
+	}
+	if in != nil && in.example != "" {
+		fmt.Fprintf(b, "Example:\n\n```yaml\n%s:\n%s```\n\n", k.path[strings.LastIndexByte(k.path, '.')+1:], in.example)
+	}
+}
+
+// keyText is the description of a key: default.yaml's comments, the
+// commented-out example's value and comment for a list entry's field, the
+// Go doc comments of the field and of its type.
+func keyText(k refKey, docs map[string]string, infos map[string]*yamlInfo) []string {
+	in := infos[k.path]
 	var text []string
 	if in != nil {
 		if c := sentence(in.line); c != "" {
@@ -546,12 +597,7 @@ func writeKey(b *bytes.Buffer, k refKey, docs map[string]string, infos map[strin
 			text = append(text, td)
 		}
 	}
-	for _, t := range text {
-		b.WriteString(t + "\n\n")
-	}
-	if in != nil && in.example != "" {
-		fmt.Fprintf(b, "Example:\n\n```yaml\n%s:\n%s```\n\n", k.path[strings.LastIndexByte(k.path, '.')+1:], in.example)
-	}
+	return text
 }
 
 // zeroDefault is the default of a key default.yaml does not set: its
