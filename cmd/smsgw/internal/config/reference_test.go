@@ -137,7 +137,7 @@ type refKey struct {
 	field string // Go field name
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var referenceDurationType = reflect.TypeFor[time.Duration]()
 
 // isLeaf reports whether t is documented as one value (not a section).
 func isLeaf(t reflect.Type) bool {
@@ -172,7 +172,7 @@ func referenceKeys(t reflect.Type, prefix string) []refKey {
 // typeName is how the reference names a key's type.
 func typeName(t reflect.Type) string {
 	switch {
-	case t == durationType:
+	case t == referenceDurationType:
 		return "duration"
 	case t.Kind() == reflect.Struct && isLeaf(t):
 		return t.Name()
@@ -425,7 +425,7 @@ func yamlInfos() (map[string]*yamlInfo, error) {
 // yamlScalarDefault is a YAML value of k's type for the key check.
 func yamlScalarDefault(k refKey) string {
 	switch {
-	case k.typ == durationType:
+	case k.typ == referenceDurationType:
 		return "1s"
 	case k.typ.Kind() == reflect.Slice:
 		return "[]"
