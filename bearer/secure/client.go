@@ -62,7 +62,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	}
 	// The client pays for the CIDs the server issues (DefaultCIDLength by
 	// default); it asks for its own only when CIDLength was set > 0.
-	params, mtu, err := wrapParams(inner.Params(), c.suites(false), max(c.CIDLength, 0), c.MTU)
+	params, mtu, err := wrapParams(inner.Params(), c.suites(false), c.issuedCIDLen(), c.MTU)
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 		inner: inner, peer: peer, key: bearer.AddrKey(peer), params: params,
 		done: make(chan struct{}),
 	}
-	cn.vc = newVConn(inner, c.QueueLen, nil)
+	cn.vc = newVConn(inner, c.QueueLen, nil, nil)
 
 	v := &peerVerifier{roots: c.RootCAs, serverName: c.ServerName, rawKey: c.VerifyRawKey}
 	var opts []dtls.ClientOption
@@ -95,12 +95,15 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 		}
 		offered = c.Sessions.peek(key)
 	}
-	switch {
-	case cfg.CIDLength > 0 && len(offered) == 0:
-		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(cfg.CIDLength)))
-	case cfg.CIDLength >= 0:
-		// Offering a session, the client asks for no CID of its own:
-		// pion's abbreviated ServerHello carries no connection_id
+	switch own := c.ownCIDLen(); {
+	case c.CIDLength != nil && own == 0:
+		// No connection IDs: no connection_id extension at all.
+	case own > 0 && len(offered) == 0:
+		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.RandomCIDGenerator(own)))
+	default:
+		// The default, or a session offered: the client sends the CID
+		// the server issues and asks for none of its own. Offering a
+		// session it must not ask: pion's abbreviated ServerHello carries no connection_id
 		// extension, yet a pion server would wrap its records in the CID
 		// the client asked for, which the client then cannot read.
 		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))

@@ -102,11 +102,22 @@ type Config struct {
 	// TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8 when a certificate is.
 	CipherSuites []CipherSuiteID
 
-	// CIDLength is the length of the RFC 9146 connection IDs a server
-	// issues (default DefaultCIDLength; negative disables CIDs). A client
-	// always supports sending the CID a server issues and itself asks for
-	// none unless CIDLength > 0.
-	CIDLength int
+	// CIDLength sets RFC 9146 connection IDs; negative is refused
+	// (ErrConfig), more than 255 too.
+	//
+	// nil (the default): a server issues DefaultCIDLength-byte CIDs; a
+	// client asks for no CID of its own but sends the CID a server
+	// issues (so a NATed device keeps its session).
+	//
+	// new(0): no connection IDs at all. A server issues none; a client
+	// offers no connection_id extension, so its records never carry the
+	// CID+1 bytes (what DTLS over SMS wants: an SMS does not change
+	// address).
+	//
+	// new(n), n > 0: a server issues n-byte CIDs; a client also asks the
+	// server to send it records with an n-byte CID of its own (not when
+	// it offers a session for resumption: see Sessions).
+	CIDLength *int
 
 	// HandshakeTimeout bounds each handshake (default 30 s).
 	HandshakeTimeout time.Duration
@@ -168,6 +179,22 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// issuedCIDLen is the length of the CIDs a server issues: 0 for none.
+func (c *Config) issuedCIDLen() int {
+	if c.CIDLength == nil {
+		return DefaultCIDLength
+	}
+	return *c.CIDLength
+}
+
+// ownCIDLen is the length of the CID a client asks for itself: 0 for none.
+func (c *Config) ownCIDLen() int {
+	if c.CIDLength == nil {
+		return 0
+	}
+	return *c.CIDLength
+}
+
 func (c *Config) hasPSKClient() bool { return len(c.PSKIdentity) > 0 || len(c.PSKKey) > 0 }
 
 // withDefaults returns a copy of c with defaults filled in.
@@ -187,9 +214,6 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.QueueLen <= 0 {
 		d.QueueLen = DefaultQueueLen
-	}
-	if d.CIDLength == 0 {
-		d.CIDLength = DefaultCIDLength
 	}
 	if d.FlightInterval <= 0 {
 		d.FlightInterval = DefaultFlightInterval
@@ -294,8 +318,8 @@ func (c *Config) validate(server bool) error {
 	if c.SessionKey != "" && c.Sessions == nil {
 		return fmt.Errorf("%w: SessionKey without Sessions", ErrConfig)
 	}
-	if c.CIDLength > 255 {
-		return fmt.Errorf("%w: CIDLength %d > 255", ErrConfig, c.CIDLength)
+	if n := c.CIDLength; n != nil && (*n < 0 || *n > 255) {
+		return fmt.Errorf("%w: CIDLength %d: want nil (default), 0 (no connection IDs) or 1..255", ErrConfig, *n)
 	}
 	return nil
 }

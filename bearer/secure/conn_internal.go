@@ -108,13 +108,19 @@ type vconn struct {
 	closed chan struct{}
 	once   sync.Once
 	rd, wd deadline
+	// onSend, if set, is called with each datagram before it is handed
+	// to the inner bearer: state the peer's answer depends on must be in
+	// place before that answer can come back, and an inner WriteTo may
+	// return after the peer has answered (a bearer that delivers at once,
+	// a writer descheduled after the send).
+	onSend func(p []byte)
 	// onWrite, if set, is called with each datagram written successfully
 	// (activity tracking, handshake progress).
 	onWrite func(p []byte)
 }
 
-func newVConn(inner net.PacketConn, queueLen int, onWrite func([]byte)) *vconn {
-	return &vconn{inner: inner, queue: make(chan datagram, queueLen), closed: make(chan struct{}), onWrite: onWrite}
+func newVConn(inner net.PacketConn, queueLen int, onSend, onWrite func([]byte)) *vconn {
+	return &vconn{inner: inner, queue: make(chan datagram, queueLen), closed: make(chan struct{}), onSend: onSend, onWrite: onWrite}
 }
 
 // deliver queues d without blocking; it reports false when the queue is
@@ -155,6 +161,9 @@ func (v *vconn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	case <-v.wd.done():
 		return 0, &timeoutError{op: "write"}
 	default:
+	}
+	if v.onSend != nil {
+		v.onSend(p)
 	}
 	n, err := v.inner.WriteTo(p, addr)
 	if err == nil && v.onWrite != nil {

@@ -56,7 +56,7 @@ func TestHelloAssembler(t *testing.T) {
 				if m := h.add(bytes.Clone(p)); m != nil {
 					got = true
 					if wantsOwnCID(m) {
-						t.Fatal("a client with CIDLength 0 asks for no CID of its own")
+						t.Fatal("a client with CIDLength nil asks for no CID of its own")
 					}
 				}
 			}

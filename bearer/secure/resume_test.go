@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -208,14 +209,14 @@ func TestResumption(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			n := newMemNet()
 			scache, _ := NewSessionCache()
-			scid := -1
+			scid, ccid := new(0), (*int)(nil)
 			if tc.cid > 0 {
-				scid = 6
+				scid, ccid = new(6), new(tc.cid)
 			}
 			s := startServer(t, n, &Config{PSKLookup: pskLookup, Sessions: scache, CIDLength: scid,
 				SkipHelloVerify: tc.skipHVR, Logger: discardLogger()})
 			ccache, _ := NewSessionCache()
-			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, CIDLength: tc.cid, Logger: discardLogger()}
+			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, CIDLength: ccid, Logger: discardLogger()}
 			old := n.attach("dev", memParams())
 			c1, err := Dial(testCtx(t), old, memAddr("srv"), cli)
 			if err != nil {
@@ -390,5 +391,102 @@ func TestResumptionClientOwnCID(t *testing.T) {
 	}
 	if st := s.Stats(); st.NotResumedCID != 1 || st.Resumed != 0 || st.HandshakesOK != 2 {
 		t.Fatalf("server %+v", st)
+	}
+}
+
+// lateReturn is the server's bearer in TestResumptionPeerFasterThanWrite.
+// Once armed, its WriteTo of the datagram carrying the server's
+// ChangeCipherSpec sends it, then returns only after the server has read
+// the peer's first application-data datagram and come back for the next
+// one (its demultiplexer has routed it): a bearer that hands a datagram
+// over at once, or a scheduler that parks the writing goroutine, lets a
+// fast peer's Finished and first request in before WriteTo returns.
+type lateReturn struct {
+	bearer.Bearer
+	armed   atomic.Bool
+	appRead atomic.Bool   // an application-data datagram was read while armed
+	routed  chan struct{} // closed at the next ReadFrom after it
+	once    sync.Once
+	blocked atomic.Int32 // writes that waited for the peer
+	waitMax time.Duration
+	late    atomic.Bool // a write gave up waiting
+}
+
+func newLateReturn(b bearer.Bearer, waitMax time.Duration) *lateReturn {
+	return &lateReturn{Bearer: b, routed: make(chan struct{}), waitMax: waitMax}
+}
+
+func (b *lateReturn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if b.appRead.Load() {
+		b.once.Do(func() { close(b.routed) })
+	}
+	n, a, err := b.Bearer.ReadFrom(p)
+	if err == nil && n > 0 && p[0] == contentApplicationData && b.armed.Load() {
+		b.appRead.Store(true)
+	}
+	return n, a, err
+}
+
+func (b *lateReturn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	n, err := b.Bearer.WriteTo(p, addr)
+	if err == nil && b.armed.Load() && hasRecord(p, contentChangeCipherSpec) {
+		b.blocked.Add(1)
+		select {
+		case <-b.routed:
+		case <-time.After(b.waitMax):
+			b.late.Store(true)
+		}
+	}
+	return n, err
+}
+
+// TestResumptionPeerFasterThanWrite: in an abbreviated handshake the
+// server sends its ChangeCipherSpec and Finished first; the peer's
+// Finished and its first request can reach the server before the
+// server's WriteTo of that flight has returned. The request must go to
+// the new session (which decrypts it once it has the Finished), not only
+// to the one being replaced, which drops it as a replay: the server must
+// know its ChangeCipherSpec is out before the datagram leaves.
+func TestResumptionPeerFasterThanWrite(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cid  *int // the server's CIDLength
+	}{
+		{name: "no CIDs", cid: new(0)},
+		{name: "server issues CIDs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newMemNet()
+			scache, _ := NewSessionCache()
+			sb := newLateReturn(n.attach("srv", memParams()), 3*time.Second)
+			s := startServerOn(t, sb, &Config{PSKLookup: pskLookup, Sessions: scache, CIDLength: tc.cid, Logger: discardLogger()})
+			ccache, _ := NewSessionCache()
+			cli := &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], Sessions: ccache, Logger: discardLogger()}
+			old := n.attach("dev", memParams())
+			c1, err := Dial(testCtx(t), old, memAddr("srv"), cli)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := roundTripWithin(c1, "one", testWait); err != nil || got != "psk:dev-1|one" {
+				t.Fatalf("first session: %q %v", got, err)
+			}
+			_ = old.Close() // reboot: the server keeps the old session
+			sb.armed.Store(true)
+			c2, err := Dial(testCtx(t), n.attach("dev", memParams()), memAddr("srv"), cli)
+			if err != nil {
+				t.Fatalf("second handshake: %v", err)
+			}
+			defer c2.Close()
+			if !c2.Resumed() {
+				t.Fatal("second handshake not abbreviated")
+			}
+			got, err := roundTripWithin(c2, "two", 5*time.Second)
+			if sb.blocked.Load() == 0 || sb.late.Load() {
+				t.Fatalf("harness: %d writes held, one gave up %v", sb.blocked.Load(), sb.late.Load())
+			}
+			if err != nil || got != "psk:dev-1|two" {
+				t.Fatalf("first request after the resumption, sent before the server's flight write returned: %q %v (stats %+v)", got, err, s.Stats())
+			}
+		})
 	}
 }

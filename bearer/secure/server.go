@@ -159,9 +159,7 @@ func NewServer(inner bearer.Bearer, cfg *Config) (*Server, error) {
 		incoming: make(chan datagram, c.QueueLen),
 		done:     make(chan struct{}),
 	}
-	if c.CIDLength > 0 {
-		s.cidLen = c.CIDLength
-	}
+	s.cidLen = c.issuedCIDLen()
 	var err error
 	s.params, s.mtu, err = wrapParams(inner.Params(), c.suites(true), s.cidLen, c.MTU)
 	if err != nil {
@@ -207,18 +205,14 @@ func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (
 // (CID and inner content type, RFC 9146 §4) when connection IDs are used.
 // It is what Server.Params subtracts. A client cannot know before the
 // handshake whether and how long a CID the server will issue, so for a
-// client it assumes DefaultCIDLength (unless CIDLength < 0); Conn.Params,
-// computed after the handshake, is exact.
+// client it assumes DefaultCIDLength (none when CIDLength is new(0));
+// Conn.Params, computed after the handshake, is exact.
 func Overhead(cfg *Config, server bool) int {
 	if cfg == nil {
 		cfg = &Config{}
 	}
 	c := cfg.withDefaults()
-	cid := c.CIDLength
-	if cid < 0 {
-		cid = 0
-	}
-	return recordOverhead(c.suites(server), cid)
+	return recordOverhead(c.suites(server), c.issuedCIDLen())
 }
 
 // Params returns inner's parameters adapted to DTLS.
@@ -516,11 +510,13 @@ func (s *Server) route(b []byte, addr net.Addr) {
 	case nxt != nil && (ri.contentType == contentHandshake || ri.contentType == contentChangeCipherSpec):
 		target = nxt
 	case nxt != nil && nxt.ccsSent.Load():
-		// The successor has sent its ChangeCipherSpec and Finished: the
-		// peer may now write under the new keys (at once after an
-		// abbreviated handshake, where the peer's Finished and its first
-		// request arrive together, before the successor has read the
-		// Finished and taken the address over). Without a CID neither
+		// The successor is sending its ChangeCipherSpec and Finished (the
+		// flag is set before the datagram leaves: the peer's answer can
+		// come back before the write returns): the peer may now write
+		// under the new keys (at once after an abbreviated handshake,
+		// where the peer's Finished and its first request arrive
+		// together, before the successor has read the Finished and
+		// taken the address over). Without a CID neither
 		// header says which session a record belongs to, so both get it:
 		// the one whose keys fit decrypts it, the other drops it (DTLS
 		// drops records that fail authentication silently).
@@ -626,7 +622,7 @@ func (s *Server) newSessionLocked(addr net.Addr, key string, pred *session) *ses
 		return nil
 	}
 	sess := &session{srv: s, addr: addr, key: key, pred: pred, closing: make(chan struct{})}
-	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.wrote)
+	sess.vc = newVConn(s.inner, s.cfg.QueueLen, sess.sending, sess.wrote)
 	sess.created = time.Now()
 	sess.touch()
 	s.all[sess] = struct{}{}

@@ -27,7 +27,13 @@ func testCtx(t *testing.T) context.Context {
 // writes every datagram back prefixed with the peer's identity string.
 func startServer(t *testing.T, n *memNet, cfg *Config) *Server {
 	t.Helper()
-	s, err := NewServer(n.attach("srv", memParams()), cfg)
+	return startServerOn(t, n.attach("srv", memParams()), cfg)
+}
+
+// startServerOn is startServer on a given inner bearer.
+func startServerOn(t *testing.T, inner bearer.Bearer, cfg *Config) *Server {
+	t.Helper()
+	s, err := NewServer(inner, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,12 +201,12 @@ func TestParams(t *testing.T) {
 		cfg  *Config
 		want int
 	}{
-		{&Config{PSKLookup: pskLookup, CIDLength: -1}, 29},
-		{&Config{PSKLookup: pskLookup, CIDLength: 4}, 34},
+		{&Config{PSKLookup: pskLookup, CIDLength: new(0)}, 29},
+		{&Config{PSKLookup: pskLookup, CIDLength: new(4)}, 34},
 		{nil, 36},
-		{&Config{PSKLookup: pskLookup, CIDLength: -1, CipherSuites: []CipherSuiteID{0xC0AE}}, 29}, // ECDHE_ECDSA_CCM_8
-		{&Config{PSKLookup: pskLookup, CIDLength: -1, CipherSuites: []CipherSuiteID{0xC02B}}, 37}, // ECDHE_ECDSA_AES_128_GCM
-		{&Config{PSKLookup: pskLookup, CIDLength: -1, CipherSuites: []CipherSuiteID{0xC00A}}, 77}, // ECDHE_ECDSA_AES_256_CBC_SHA
+		{&Config{PSKLookup: pskLookup, CIDLength: new(0), CipherSuites: []CipherSuiteID{0xC0AE}}, 29}, // ECDHE_ECDSA_CCM_8
+		{&Config{PSKLookup: pskLookup, CIDLength: new(0), CipherSuites: []CipherSuiteID{0xC02B}}, 37}, // ECDHE_ECDSA_AES_128_GCM
+		{&Config{PSKLookup: pskLookup, CIDLength: new(0), CipherSuites: []CipherSuiteID{0xC00A}}, 77}, // ECDHE_ECDSA_AES_256_CBC_SHA
 	} {
 		if got := Overhead(tc.cfg, true); got != tc.want {
 			t.Errorf("Overhead(%+v) = %d, want %d", tc.cfg, got, tc.want)
@@ -471,7 +477,7 @@ func TestCIDRebinding(t *testing.T) {
 // unknown peer: its records are dropped and counted.
 func TestNoCIDNoRebinding(t *testing.T) {
 	n := newMemNet()
-	s := startServer(t, n, &Config{PSKLookup: pskLookup, CIDLength: -1})
+	s := startServer(t, n, &Config{PSKLookup: pskLookup, CIDLength: new(0)})
 	inner := n.attach("a", memParams())
 	c, err := Dial(testCtx(t), inner, memAddr("srv"), &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"]})
 	if err != nil {
@@ -559,7 +565,9 @@ func TestConfigErrors(t *testing.T) {
 		{"client without credentials", false, &Config{}},
 		{"client psk without key", false, &Config{PSKIdentity: []byte("a")}},
 		{"client cert without trust", false, &Config{Certificate: &pki.client}},
-		{"cid too long", true, &Config{PSKLookup: pskLookup, CIDLength: 256}},
+		{"cid too long", true, &Config{PSKLookup: pskLookup, CIDLength: new(256)}},
+		{"cid negative", true, &Config{PSKLookup: pskLookup, CIDLength: new(-1)}},
+		{"client cid negative", false, &Config{PSKIdentity: []byte("dev-1"), PSKKey: testPSKs["dev-1"], CIDLength: new(-1)}},
 		{"unknown suite", true, &Config{PSKLookup: pskLookup, CipherSuites: []CipherSuiteID{0x1234}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -29,7 +29,7 @@ type session struct {
 	created  time.Time
 	verified atomic.Bool // pion sent a ServerHello: the peer echoed a cookie
 	moved    atomic.Bool // a CID record came from another address
-	ccsSent  atomic.Bool // pion wrote its ChangeCipherSpec (new keys in use)
+	ccsSent  atomic.Bool // pion is sending its ChangeCipherSpec (new keys in use); see sending
 	quiet    atomic.Bool // end without close_notify
 	resumed  bool        // an abbreviated handshake; set before established
 	// offered is the session ID the peer's ClientHello offered; peerCCS
@@ -75,14 +75,24 @@ func (ss *session) closeConn() {
 
 func (ss *session) touch() { ss.last.Store(time.Now().UnixNano()) }
 
-// wrote is the vconn's write hook.
+// sending is the vconn's hook run before a datagram goes out. ccsSent is
+// set here, not once the write has returned: the peer's Finished and first
+// request under the new keys can reach the demultiplexer before the inner
+// WriteTo returns, and were then routed to the session being replaced
+// only, which dropped the request (TestResumptionPeerFasterThanWrite).
+// Set early it costs nothing if the write fails: until this session is
+// established, records of the new epoch go to both sessions (route).
+func (ss *session) sending(p []byte) {
+	if !ss.ccsSent.Load() && hasRecord(p, contentChangeCipherSpec) {
+		ss.ccsSent.Store(true)
+	}
+}
+
+// wrote is the vconn's hook run after a datagram was written.
 func (ss *session) wrote(p []byte) {
 	ss.touch()
 	if !ss.verified.Load() && isServerHello(p) {
 		ss.verified.Store(true)
-	}
-	if !ss.ccsSent.Load() && hasRecord(p, contentChangeCipherSpec) {
-		ss.ccsSent.Store(true)
 	}
 }
 

@@ -36,7 +36,7 @@ func TestOverSMSLikeBearer(t *testing.T) {
 	cb, _ := hub.Conn("+15550002")
 	psk := []byte("sms-psk-16-bytes")
 	srv, err := secure.NewServer(sb, &secure.Config{
-		PSKLookup: func([]byte) ([]byte, error) { return psk, nil }, CIDLength: -1, MTU: 140,
+		PSKLookup: func([]byte) ([]byte, error) { return psk, nil }, CIDLength: new(0), MTU: 140,
 	})
 	if err != nil {
 		t.Fatal(err)

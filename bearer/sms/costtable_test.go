@@ -47,7 +47,7 @@ func costNoSec(t *testing.T) costRun {
 	return run
 }
 
-// costDTLS measures the DTLS column with connection IDs of cid bytes (-1:
+// costDTLS measures the DTLS column with connection IDs of cid bytes (0:
 // none).
 func costDTLS(t *testing.T, cid int) costRun {
 	var run costRun
@@ -55,7 +55,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 	// UDP, for comparison.
 	{
 		p := newPair(t, smstest.Faults{}, dtlsPeers)
-		scfg := smsServerDTLS(nil, cid)
+		scfg := smsServerDTLS(nil, new(cid))
 		scfg.SkipHelloVerify = false
 		ss, err := secure.NewServer(p.srv, scfg)
 		if err != nil {
@@ -63,7 +63,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 		}
 		m := &meter{t: t, p: p}
 		m.start()
-		conn, err := secure.Dial(costCtx(t), p.dev, mustAddr(t, serverNum), smsClientDTLS(nil, cid))
+		conn, err := secure.Dial(costCtx(t), p.dev, mustAddr(t, serverNum), smsClientDTLS(nil, new(cid)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 	scache, _ := secure.NewSessionCache()
 	ccache, _ := secure.NewSessionCache()
 	startServer := func() *bearer.Endpoint {
-		ss, err := secure.NewServer(p.srv, smsServerDTLS(scache, cid))
+		ss, err := secure.NewServer(p.srv, smsServerDTLS(scache, new(cid)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +87,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 	}
 	dial := func(m *meter) (*bearer.Endpoint, cost) {
 		m.start()
-		conn, err := secure.Dial(costCtx(t), p.dev, mustAddr(t, serverNum), smsClientDTLS(ccache, cid))
+		conn, err := secure.Dial(costCtx(t), p.dev, mustAddr(t, serverNum), smsClientDTLS(ccache, new(cid)))
 		if err != nil {
 			t.Fatalf("handshake: %v", err)
 		}
@@ -202,7 +202,7 @@ func costOSCORE(t *testing.T) costRun {
 // again, and the CID adds bytes to every record.
 func TestSMSCostTable(t *testing.T) {
 	n := costNoSec(t)
-	d := costDTLS(t, -1)
+	d := costDTLS(t, 0)
 	c := costDTLS(t, 6)
 	o := costOSCORE(t)
 	var b strings.Builder

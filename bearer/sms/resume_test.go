@@ -62,13 +62,13 @@ func reopen(t *testing.T, p *pair, server bool, mode sms.Security) {
 // smsServerDTLS is the DTLS profile smsgw runs on SMS: one SMS segment per
 // handshake datagram, no cookie exchange, sessions kept for resumption,
 // quiet session ends.
-func smsServerDTLS(sessions *secure.SessionCache, cid int) *secure.Config {
+func smsServerDTLS(sessions *secure.SessionCache, cid *int) *secure.Config {
 	scfg, _ := secureCfg(140)
 	scfg.SkipHelloVerify, scfg.QuietClose, scfg.Sessions, scfg.CIDLength = true, true, sessions, cid
 	return scfg
 }
 
-func smsClientDTLS(sessions *secure.SessionCache, cid int) *secure.Config {
+func smsClientDTLS(sessions *secure.SessionCache, cid *int) *secure.Config {
 	_, ccfg := secureCfg(140)
 	ccfg.Sessions, ccfg.QuietClose, ccfg.CIDLength = sessions, true, cid
 	return ccfg
@@ -93,7 +93,7 @@ func TestDTLSResumptionAfterDeviceRestart(t *testing.T) {
 			p := newPair(t, tc.faults, dtlsPeers)
 			scache, _ := secure.NewSessionCache()
 			ccache, _ := secure.NewSessionCache()
-			ss, err := secure.NewServer(p.srv, smsServerDTLS(scache, -1))
+			ss, err := secure.NewServer(p.srv, smsServerDTLS(scache, new(0)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestDTLSResumptionAfterDeviceRestart(t *testing.T) {
 			defer cancel()
 			srv := mustAddr(t, serverNum)
 			for i := range 5 {
-				conn, err := secure.Dial(ctx, p.dev, srv, smsClientDTLS(ccache, -1))
+				conn, err := secure.Dial(ctx, p.dev, srv, smsClientDTLS(ccache, new(0)))
 				if err != nil {
 					t.Fatalf("handshake %d: %v", i, err)
 				}

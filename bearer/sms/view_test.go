@@ -64,7 +64,7 @@ func newMixedWorld(t *testing.T) *mixedWorld {
 	w.plainDv = smsBearer(t, w.net.AddSIM(plainDevNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: plainDevNum}})
 	t.Cleanup(func() { w.dtlsDev.Close(); w.plainDv.Close() })
 	scfg, _ := secureCfg(140)
-	scfg.CIDLength = -1
+	scfg.CIDLength = new(0)
 	var err error
 	if w.srv, err = secure.NewServer(w.srvB.DTLS(), scfg); err != nil {
 		t.Fatal(err)

@@ -153,7 +153,7 @@ func (g *Gateway) dtlsConfig(transport string) (*secure.Config, error) {
 		c.Logger = g.log.With("component", "dtls-sms")
 		c.MTU = smsHandshakeMTU
 		c.SkipHelloVerify = true
-		c.CIDLength = -1
+		c.CIDLength = new(0)
 		c.QuietClose = true
 		c.FlightInterval = smsFlightInterval
 		c.HandshakeTimeout = smsHandshakeTimeout

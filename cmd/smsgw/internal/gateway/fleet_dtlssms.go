@@ -102,7 +102,7 @@ func (f *Fleet) dialDTLSSMS(ctx context.Context, s FleetSpec, l *Light, srv net.
 	defer cancel()
 	conn, err := secure.Dial(hctx, &lentBearer{Bearer: l.smsB}, srv, &secure.Config{
 		PSKIdentity: []byte(l.PSK.Identity), PSKKey: l.PSK.Key,
-		MTU: smsHandshakeMTU, CIDLength: -1, FlightInterval: smsFlightInterval, HandshakeTimeout: smsHandshakeTimeout,
+		MTU: smsHandshakeMTU, CIDLength: new(0), FlightInterval: smsFlightInterval, HandshakeTimeout: smsHandshakeTimeout,
 		Sessions: l.dtls.sess, SessionKey: DTLSSMSSessionKey, QuietClose: true, // a light going dark says nothing
 		Logger: s.Logger.With("light", l.Name, "bearer", "dtls+sms"),
 	})

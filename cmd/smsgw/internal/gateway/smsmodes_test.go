@@ -111,7 +111,7 @@ func smsTestDevice(t *testing.T, g *Gateway, msisdn string, mode sms.Security, c
 		t.Cleanup(func() { b.Close() })
 		return b, b
 	}
-	cfg.MTU, cfg.CIDLength = smsHandshakeMTU, -1
+	cfg.MTU, cfg.CIDLength = smsHandshakeMTU, new(0)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	conn, err := secure.Dial(ctx, b, srvSIM, cfg)
