@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 
@@ -124,12 +125,26 @@ func (c *Campaigns) SaveCampaign(ctx context.Context, rec firmware.CampaignRecor
 	return wrap("campaign save "+rec.ID, c.db.c.HSet(ctx, c.db.Key("fw:camp"), rec.ID, v).Err())
 }
 
-// SaveDevice implements firmware.CampaignStore.
+// SaveDevice implements firmware.CampaignStore. When ctx carries a lease
+// (WithLease: a campaign step's, in cluster mode) the write is fenced: it
+// happens only while that grant still holds the lease, in the same script,
+// else it fails with ErrLeaseLost.
 func (c *Campaigns) SaveDevice(ctx context.Context, id string, d firmware.DeviceState, smsDelta int) error {
 	if err := c.ok(); err != nil {
 		return err
 	}
 	v, _ := json.Marshal(d)
+	if l, ok := LeaseFrom(ctx); ok {
+		n, err := campDeviceFenced.Run(ctx, c.db.c, []string{c.db.Key("lease", l.Name), c.db.Key("fw:camp:dev", id), c.db.Key("fw:camp:sms")},
+			l.value(), d.Endpoint, v, smsDelta, id).Int()
+		if err != nil {
+			return wrap("campaign device "+d.Endpoint, err)
+		}
+		if n == 0 {
+			return fmt.Errorf("campaign %s device %s: %w (token %d)", id, d.Endpoint, ErrLeaseLost, l.Token)
+		}
+		return nil
+	}
 	_, err := c.db.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, c.db.Key("fw:camp:dev", id), d.Endpoint, v)
 		if smsDelta != 0 {
@@ -138,6 +153,34 @@ func (c *Campaigns) SaveDevice(ctx context.Context, id string, d firmware.Device
 		return nil
 	})
 	return wrap("campaign device "+d.Endpoint, err)
+}
+
+// campDeviceFenced: KEYS lease, fw:camp:dev:<id>, fw:camp:sms; ARGV lease
+// value, endpoint, state, sms delta, campaign id.
+var campDeviceFenced = redis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+if ARGV[4] ~= '0' then redis.call('HINCRBY', KEYS[3], ARGV[5], ARGV[4]) end
+return 1
+`)
+
+// GetDevice implements firmware.DeviceGetter.
+func (c *Campaigns) GetDevice(ctx context.Context, id, ep string) (firmware.DeviceState, error) {
+	var d firmware.DeviceState
+	if err := c.ok(); err != nil {
+		return d, err
+	}
+	b, err := c.db.c.HGet(ctx, c.db.Key("fw:camp:dev", id), ep).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return d, fmt.Errorf("redisstore: campaign %s device %s: %w", id, ep, firmware.ErrNotFound)
+	}
+	if err != nil {
+		return d, wrap("campaign device "+ep, err)
+	}
+	if err := json.Unmarshal(b, &d); err != nil {
+		return d, fmt.Errorf("redisstore: campaign %s device %s: %w", id, ep, err)
+	}
+	return d, nil
 }
 
 // Delete implements firmware.CampaignStore.

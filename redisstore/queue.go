@@ -43,6 +43,10 @@ type Queue struct {
 	mu     sync.Mutex
 	closed bool
 	doubt  []string // tokens of Adds whose outcome is unknown
+	claims map[uint64]*claim
+	ttl    time.Duration
+	feed   *feed
+	wg     sync.WaitGroup
 }
 
 var _ queue.Store = (*Queue)(nil)
@@ -58,7 +62,7 @@ func (d *DB) OpenQueue(ctx context.Context) (*Queue, error) {
 	return &Queue{db: d}, nil
 }
 
-// queueAdd: KEYS q, q:seq, q:tok:<t>; ARGV record (encoded with id 0: its
+// queueAdd: KEYS q, q:seq, q:tok:<t>, q:log; ARGV record, stream bound (encoded with id 0: its
 // second byte is the uvarint 0). Returns the id.
 var queueAdd = redis.NewScript(`
 local id = redis.call('INCR', KEYS[2])
@@ -71,6 +75,7 @@ v = v .. string.char(n)
 local rec = string.sub(ARGV[1], 1, 1) .. v .. string.sub(ARGV[1], 3)
 redis.call('HSET', KEYS[1], id, rec)
 redis.call('SET', KEYS[3], id, 'EX', 3600)
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[2], '*', 'id', id)
 return id
 `)
 
@@ -102,8 +107,8 @@ func (q *Queue) Add(rec *queue.Record) (uint64, error) {
 	var tb [12]byte
 	_, _ = rand.Read(tb[:])
 	tok := hex.EncodeToString(tb[:])
-	id, err := queueAdd.Run(ctx, q.db.c, []string{q.db.Key("q"), q.db.Key("q:seq"), q.db.Key("q:tok", tok)},
-		queue.EncodeRecord(nil, rec)).Uint64()
+	id, err := queueAdd.Run(ctx, q.db.c, []string{q.db.Key("q"), q.db.Key("q:seq"), q.db.Key("q:tok", tok), q.db.Key("q:log")},
+		queue.EncodeRecord(nil, rec), maxStream).Uint64()
 	if err != nil {
 		err = wrap("queue add", err)
 		var ue *UnavailableError
@@ -150,15 +155,20 @@ func (q *Queue) settle(ctx context.Context) {
 	}
 }
 
-// Put implements queue.Store.
+// Put implements queue.Store. It is fenced (see claim.go): a record that
+// is final in Redis is never written again, and a record leased by another
+// node is not written at all; both are refused with an error wrapping
+// queue.ErrNotOwner. Storing a record in StateSending takes the request's
+// lease for this node (renewed until the next Put of the record); storing
+// it in any other state gives the lease up. Final states are announced on
+// the change stream.
 func (q *Queue) Put(rec *queue.Record) error {
 	if err := q.open(); err != nil {
 		return err
 	}
 	ctx, cancel := q.ctx()
 	defer cancel()
-	err := q.db.c.HSet(ctx, q.db.Key("q"), strconv.FormatUint(rec.ID, 10), queue.EncodeRecord(nil, rec)).Err()
-	return wrap(fmt.Sprintf("queue put %d", rec.ID), err)
+	return q.put(ctx, rec)
 }
 
 // Get implements queue.Store.
@@ -185,6 +195,9 @@ func (q *Queue) Delete(ids ...uint64) error {
 	}
 	if len(ids) == 0 {
 		return nil
+	}
+	for _, id := range ids {
+		q.unclaim(id)
 	}
 	ctx, cancel := q.ctx()
 	defer cancel()
@@ -262,7 +275,17 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	q.closed = true
+	claims := q.claims
+	q.claims = nil
+	f := q.feed
 	q.mu.Unlock()
+	for _, c := range claims {
+		c.cancel()
+	}
+	if f != nil {
+		f.stop()
+	}
+	q.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	q.settle(ctx)

@@ -49,6 +49,8 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 		method, u = "GET", base+"/devices"
 	case "jobs":
 		method, u = "GET", base+"/jobs"
+	case "cluster":
+		method, u = "GET", base+"/cluster"
 	case "read":
 		if err := need(2, "EP PATH [TYPE]"); err != nil {
 			return err

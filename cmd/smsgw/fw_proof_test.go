@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -57,8 +58,20 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 		}
 		close(lines)
 	}()
+	// A daemon that has not printed its banner after two minutes is stuck
+	// in its start-up: SIGQUIT makes it print its goroutines on stderr,
+	// shown with the failure.
+	stuck := time.NewTimer(2 * time.Minute)
+	defer stuck.Stop()
 	for d.api == "" {
 		select {
+		case <-stuck.C:
+			d.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-d.done:
+			case <-time.After(10 * time.Second):
+			}
+			t.Fatalf("no API address printed after 2 min (SIGQUIT sent):\n%s", tail(d.stderr.String(), 64<<10))
 		case l, ok := <-lines:
 			if !ok {
 				t.Fatalf("daemon exited before printing the API address:\n%s", d.stderr.String())
@@ -68,7 +81,7 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 				d.api = m[1]
 			}
 		case <-ctx.Done():
-			t.Fatal("no API address printed")
+			t.Fatalf("no API address printed:\n%s", tail(d.stderr.String(), 8<<10))
 		}
 	}
 	go func() {

@@ -19,6 +19,7 @@
 //	smsgw write EP PATH VALUE      write a resource
 //	smsgw exec  EP PATH [ARGS]     execute a resource
 //	smsgw jobs                     list pending jobs
+//	smsgw cluster                  nodes, devices and modems by node, leases
 //
 // The API client subcommands take -api URL (default http://127.0.0.1:8080,
 // or $SMSGW_API) and -token (default $SMSGW_TOKEN, else the api-token file
@@ -67,7 +68,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = checkConfig(args, stdout)
 	case "default-config":
 		_, err = stdout.Write(config.DefaultYAML)
-	case "devices", "read", "write", "exec", "jobs", "discover", "attrs", "read-composite", "write-composite", "observe-composite", "values", "objects":
+	case "devices", "read", "write", "exec", "jobs", "cluster", "discover", "attrs", "read-composite", "write-composite", "observe-composite", "values", "objects":
 		err = runClient(cmd, args, stdout)
 	case "fw":
 		err = runFW(args, stdout)
@@ -104,6 +105,7 @@ const usage = `usage:
   smsgw write EP PATH VALUE      write a resource, e.g. smsgw write light-udp-1 /3311/0/5851 40
   smsgw exec  EP PATH [ARGS]     execute a resource
   smsgw jobs                     list pending jobs
+  smsgw cluster                  cluster mode: nodes and their health, which node holds which device and modem, leases
   smsgw write EP PATH VALUE TYPE write a resource outside the object model raw, e.g. /31024/10/1 7 Integer
   smsgw read  EP PATH TYPE       read it as that type, e.g. smsgw read wak-1 /31024/10/1 Integer
   smsgw discover EP PATH         Discover, e.g. smsgw discover light-udp-1 /3/0

@@ -179,6 +179,12 @@ var refusals = []struct {
 		return err
 	}, queue.ErrNotCreated},
 	{"queue.Manager.Wait is closed", waitFor(new(queue.Manager)), queue.ErrClosed},
+	{"queue.Manager.Refresh", func(context.Context) error {
+		return new(queue.Manager).Refresh(1)
+	}, queue.ErrNotCreated},
+	{"queue.Manager.Resync", func(context.Context) error {
+		return new(queue.Manager).Resync()
+	}, queue.ErrNotCreated},
 	{"queue.BoltStore.Add", func(context.Context) error {
 		_, err := new(queue.BoltStore).Add(&queue.Record{})
 		return err

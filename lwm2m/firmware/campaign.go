@@ -150,6 +150,7 @@ type Manager struct {
 	hook         func(CampaignEvent)
 	maxCampaigns int
 	maxDevices   int
+	shared       *Shared // several nodes on one store (shared.go)
 
 	mu   sync.Mutex
 	runs map[string]*run
@@ -172,6 +173,9 @@ type run struct {
 	cancel context.CancelFunc
 	resume chan struct{} // closed when not paused
 	done   chan struct{}
+	// fence: the step lease contexts of the devices this node works on
+	// (shared mode), by endpoint.
+	fence map[string]context.Context
 }
 
 // NewManager opens the campaigns in the bbolt database db and resumes
@@ -210,6 +214,10 @@ func NewManagerOn(store CampaignStore, upd *Updater, opts ...ManagerOption) (*Ma
 		default:
 			close(r.done)
 		}
+	}
+	if m.shared != nil {
+		m.wg.Add(1)
+		go m.syncLoop()
 	}
 	return m, nil
 }

@@ -16,7 +16,7 @@ func (r *run) setDevice(d DeviceState, smsDelta int) error {
 	r.rec.SMSUsed += smsDelta
 	rec := r.rec
 	r.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := r.saveCtx(d.Endpoint)
 	err := r.m.store.SaveDevice(ctx, rec.ID, d, smsDelta)
 	cancel()
 	if r.m.hook != nil {
@@ -60,6 +60,31 @@ func (r *run) loop() {
 		r.mu.Unlock()
 		// Manager closed: the campaign resumes with the next Manager.
 	}()
+	if r.m.shared != nil {
+		r.sharedLoop()
+	} else {
+		r.localLoop()
+	}
+	if r.ctx.Err() != nil {
+		r.mu.Lock()
+		cancelled := r.rec.Status == CampaignCancelled
+		r.mu.Unlock()
+		if cancelled {
+			for _, ep := range r.ord {
+				r.mu.Lock()
+				d := *r.dev[ep]
+				r.mu.Unlock()
+				if d.State == DevPending || d.State == DevRunning {
+					d.State, d.Error, d.Finished = DevCancelled, ErrCancelled.Error(), time.Now().UTC()
+					_ = r.setDevice(d, 0)
+				}
+			}
+		}
+	}
+}
+
+// localLoop runs the campaign's devices on this node alone.
+func (r *run) localLoop() {
 	r.mu.Lock()
 	var todo []DeviceState
 	for _, ep := range r.ord {
@@ -98,22 +123,6 @@ feed:
 	}
 	close(work)
 	wg.Wait()
-	if r.ctx.Err() != nil {
-		r.mu.Lock()
-		cancelled := r.rec.Status == CampaignCancelled
-		r.mu.Unlock()
-		if cancelled {
-			for _, ep := range r.ord {
-				r.mu.Lock()
-				d := *r.dev[ep]
-				r.mu.Unlock()
-				if d.State == DevPending || d.State == DevRunning {
-					d.State, d.Error, d.Finished = DevCancelled, ErrCancelled.Error(), time.Now().UTC()
-					_ = r.setDevice(d, 0)
-				}
-			}
-		}
-	}
 }
 
 // permanent reports whether a device failure is about the image itself,
@@ -130,13 +139,15 @@ func permanent(err error) bool {
 }
 
 // device runs one device to completion (with retries).
-func (r *run) device(d DeviceState) {
+func (r *run) device(d DeviceState) { r.deviceCtx(r.ctx, d) }
+
+// deviceCtx is device within ctx (a step lease's, in shared mode).
+func (r *run) deviceCtx(ctx context.Context, d DeviceState) {
 	spec := r.rec.Spec
 	version := r.rec.Version
-	ctx := r.ctx
 	// Resumed after a crash: an update may have been executed already.
 	if d.State == DevRunning && (d.Step == StepUpdating || d.Step == StepRebooting || d.Step == StepVerified) {
-		if v, err := r.readVersion(ctx, d.Endpoint, spec.Options); err == nil && v == version {
+		if v, err := r.settleVersion(ctx, d.Endpoint, version, spec.Options); err == nil && v == version {
 			d.State, d.Step, d.Error, d.Finished = DevDone, StepVerified, "", time.Now().UTC()
 		} else {
 			d.State, d.Finished = DevFailed, time.Now().UTC()

@@ -60,6 +60,8 @@ type Store struct {
 	hook      func(int, int64)
 	cat       ImageCatalog
 
+	fetch    Fetcher    // WithFetch; nil: no fetching
+	fetchMu  sync.Mutex // one fetch at a time
 	mu       sync.Mutex
 	images   map[string]ImageInfo
 	total    int64
@@ -394,6 +396,12 @@ func (s *Store) Open(id string) (*Image, error) {
 		return nil, err
 	}
 	f, err := os.Open(filepath.Join(s.dir, id+".bin"))
+	if errors.Is(err, os.ErrNotExist) && s.fetch != nil {
+		if ferr := s.fetchLocal(info); ferr != nil {
+			return nil, ferr
+		}
+		f, err = os.Open(filepath.Join(s.dir, id+".bin"))
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("firmware: open %s: %w: %w", id, ErrNotFound, ErrNotLocal)
 	}

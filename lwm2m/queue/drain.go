@@ -21,7 +21,7 @@ func (m *Manager) scheduleLocked(d *device, now int64) {
 		m.readyLocked(d)
 		return
 	}
-	if m.cfg.Waker == nil || !d.cfg.Wake.Wakeable() || d.waiting {
+	if m.cfg.Waker == nil || !d.cfg.Wake.Wakeable() || d.waiting || !m.holdsLocked(d) {
 		return
 	}
 	if next := d.lastWake + int64(m.cfg.Wake.MinInterval); d.lastWake != 0 && next > now {
@@ -86,7 +86,15 @@ func (m *Manager) finish(rec *Record, st State, kind ErrKind, msg string, cause 
 		}
 		m.mu.Unlock()
 	}
-	if err := m.cfg.Store.Put(rec); err != nil {
+	if err := m.cfg.Store.Put(rec); errors.Is(err, ErrNotOwner) {
+		// Final already, or another node took the request over (its
+		// lease): that node's outcome is the one reported; this one
+		// learns it from the store (Refresh).
+		m.met.Add("lease_lost", 1)
+		m.log.Warn("queue: outcome not stored, the request is another node's", "id", rec.ID, "endpoint", rec.Endpoint, "state", st, "err", err)
+		_ = m.Refresh(rec.ID) // an outage: the change stream's resync reads it again
+		return
+	} else if err != nil {
 		// The record stays live in the store and is resolved after a
 		// restart; report the outcome now anyway.
 		m.met.Add("store_errors", 1)
@@ -205,6 +213,10 @@ func (m *Manager) fire() {
 				continue
 			}
 			m.scheduleLocked(d, now)
+		case timerRetry:
+			if len(t.dev.queue) > 0 {
+				m.scheduleLocked(t.dev, now)
+			}
 		case timerPrune:
 			cut := now - int64(m.cfg.Retention)
 			for len(m.results) > 0 && m.results[0].at < cut {
@@ -315,7 +327,7 @@ func (m *Manager) serve(d *device) {
 		}
 		if d.awakeUntil <= now {
 			// Asleep: wake it if that is allowed and due.
-			wake := m.cfg.Waker != nil && d.cfg.Wake.Wakeable() && !d.waiting &&
+			wake := m.cfg.Waker != nil && d.cfg.Wake.Wakeable() && !d.waiting && m.holdsLocked(d) &&
 				(d.lastWake == 0 || now >= d.lastWake+int64(m.cfg.Wake.MinInterval))
 			if !wake {
 				d.busy = false
@@ -412,7 +424,20 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		}
 		m.mu.Unlock()
 	}
+	retry := func() bool {
+		// The store is out of reach (a Redis outage): the request stays
+		// queued and is looked at again shortly, without spinning.
+		m.mu.Lock()
+		d.busy, d.sending = false, 0
+		m.pushTimerLocked(timer{at: m.now() + int64(m.cfg.LeaseRetry), kind: timerRetry, dev: d})
+		m.mu.Unlock()
+		return false
+	}
 	rec, err := m.cfg.Store.Get(id)
+	if err != nil && unavailable(err) {
+		m.met.Add("store_errors", 1)
+		return retry()
+	}
 	if err != nil {
 		// The record cannot be read (corrupt, or the disk fails): take it
 		// out of the queue so the drain goes on, and report it.
@@ -462,8 +487,14 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 	rec.Attempt.ID = rec.ID
 	rec.State = StateSending
 	if err := m.cfg.Store.Put(rec); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			return m.ceded(d, id, err)
+		}
 		m.met.Add("store_errors", 1)
 		m.log.Error("queue: persist sending state", "id", id, "err", err)
+		if unavailable(err) {
+			return retry()
+		}
 		return release()
 	}
 	m.met.Add("sent", 1)

@@ -29,6 +29,10 @@ var (
 	// ErrNotFound: no request with that id (never existed, or pruned
 	// after the result retention).
 	ErrNotFound = errors.New("queue: no such request")
+	// ErrNotOwner: a shared Store refused a Put because the record is
+	// already final or is being sent by another node (it holds the
+	// request's lease). The Manager leaves the request to that node.
+	ErrNotOwner = errors.New("queue: request is final or leased by another node")
 	// ErrClosed: the Manager or Store is closed.
 	ErrClosed = errors.New("queue: closed")
 	// ErrNotCreated: a zero Manager or BoltStore (not made by New,

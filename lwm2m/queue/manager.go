@@ -100,6 +100,16 @@ type Config struct {
 	MaxResults int
 	// MaxDevices bounds the device table (default 1,000,000).
 	MaxDevices int
+	// Holds, when set, says whether this Manager may wake the device: on a
+	// Store shared by several nodes (cluster mode) every node's Manager
+	// knows every request, but only the node holding the device's session
+	// wakes it; the others wait until the device shows up on them (Seen).
+	// It is called with the Manager's lock held and must not call back.
+	// Nil: always. See shared.go for the rest of the cluster contract.
+	Holds func(ep string) bool
+	// LeaseRetry is how soon a request another node is sending is looked
+	// at again (default 1 s; see ErrNotOwner).
+	LeaseRetry time.Duration
 	// OnEvent, if set, receives every event synchronously; it must not block.
 	OnEvent func(Event)
 	Metrics Metrics
@@ -154,6 +164,7 @@ func (c *Config) defaults() error {
 	setD(&c.DedupWindow, udp.ExchangeLifetime())
 	setI(&c.Concurrency, 16)
 	setD(&c.ExecTimeout, 5*time.Minute)
+	setD(&c.LeaseRetry, time.Second)
 	setD(&c.Retention, 24*time.Hour)
 	setI(&c.MaxResults, 100_000)
 	setI(&c.MaxDevices, 1_000_000)
@@ -431,21 +442,17 @@ func (m *Manager) Enqueue(ctx context.Context, req Request) (uint64, error) {
 
 	m.mu.Lock()
 	d.reserved--
+	d.bytes -= int64(size)
+	m.total--
+	m.totalBytes -= int64(size)
 	if err != nil {
-		d.bytes -= int64(size)
-		m.total--
-		m.totalBytes -= int64(size)
 		m.mu.Unlock()
 		m.met.Add("store_errors", 1)
 		return 0, fmt.Errorf("queue: enqueue for %q: %w", req.Endpoint, err)
 	}
-	e := entry{id: id, size: size, expires: req.Expires.UnixNano()}
-	i := len(d.queue)
-	for i > 0 && d.queue[i-1].id > id {
-		i--
-	}
-	d.queue = slices.Insert(d.queue, i, e)
-	m.pushTimerLocked(timer{at: e.expires, kind: timerExpire, id: id, dev: d})
+	// insertLocked counts it again, unless a shared store's change stream
+	// has queued it already (Refresh).
+	m.insertLocked(d, entry{id: id, size: size, expires: req.Expires.UnixNano()})
 	m.emitLocked(Event{Type: EventQueued, Endpoint: req.Endpoint, ID: id, State: StateQueued, Time: now})
 	m.scheduleLocked(d, now.UnixNano())
 	m.gauges()

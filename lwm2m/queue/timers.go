@@ -8,6 +8,7 @@ const (
 	timerExpire timerKind = iota + 1 // a request's expiry
 	timerWake                        // a wake-up timeout or a deferred wake-up
 	timerPrune                       // result retention and device table sweep
+	timerRetry                       // a request leased by another node: look again
 )
 
 // timer is one entry of the Manager's single timer heap. Entries are

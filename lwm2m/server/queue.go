@@ -83,6 +83,22 @@ type QueueConfig struct {
 	OnEvent       func(queue.Event)
 	Metrics       queue.Metrics
 	Clock         queue.Clock
+	// Holds is queue.Config.Holds: on a queue Store shared by several
+	// nodes, whether this node wakes the device (nil: always).
+	Holds func(ep string) bool
+	// Triggers, when set, keeps what the server learned of each device's
+	// /1/x/21 Trigger where every node (and the next start) finds it;
+	// without it that is known only to the node that read it, until the
+	// device registers again.
+	Triggers TriggerStore
+}
+
+// TriggerStore keeps the /1 instance of this server and the Trigger value
+// (/1/x/21) of each device (redisstore.Triggers). Errors are logged; the
+// value is then read again at the device's next registration.
+type TriggerStore interface {
+	GetTrigger(ep string) (inst uint16, on, ok bool, err error)
+	SetTrigger(ep string, inst uint16, on bool) error
 }
 
 // DeviceSettings are per-device queue-mode settings, typically from the
@@ -168,8 +184,22 @@ type triggerInfo struct {
 
 func (q *Queue) trigger(ep string) (triggerInfo, bool) {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	t, ok := q.triggers[ep]
+	q.mu.Unlock()
+	if ok || q.cfg.Triggers == nil {
+		return t, ok
+	}
+	inst, on, ok, err := q.cfg.Triggers.GetTrigger(ep)
+	if err != nil {
+		q.s.log.Warn("lwm2m queue: trigger store", "ep", ep, "err", err)
+		return t, false
+	}
+	if ok {
+		t = triggerInfo{inst: inst, on: on}
+		q.mu.Lock()
+		q.triggers[ep] = t
+		q.mu.Unlock()
+	}
 	return t, ok
 }
 
@@ -205,7 +235,7 @@ func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
 		DefaultExpiry: cfg.DefaultExpiry, DefaultWindow: cfg.Window, DedupWindow: cfg.DedupWindow,
 		Concurrency: cfg.Concurrency, ExecTimeout: exec, Retention: cfg.Retention, MaxResults: cfg.MaxResults,
 		MaxDevices: cfg.MaxDevices, OnEvent: cfg.OnEvent, Metrics: cfg.Metrics, Clock: cfg.Clock,
-		Logger: s.log.With("component", "queue"),
+		Holds: cfg.Holds, Logger: s.log.With("component", "queue"),
 	})
 	if err != nil {
 		q.cancel()
@@ -678,6 +708,11 @@ func (q *Queue) readTrigger(reg *registry.Registration, dc queue.DeviceConfig) {
 	q.mu.Lock()
 	q.triggers[reg.Endpoint] = triggerInfo{inst: inst, on: trig}
 	q.mu.Unlock()
+	if q.cfg.Triggers != nil {
+		if err := q.cfg.Triggers.SetTrigger(reg.Endpoint, inst, trig); err != nil {
+			q.s.log.Warn("lwm2m queue: trigger store", "ep", reg.Endpoint, "err", err)
+		}
+	}
 	if err := q.m.SetDevice(reg.Endpoint, dc); err != nil {
 		q.s.log.Warn("lwm2m queue: device not configured", "ep", reg.Endpoint, "err", err)
 	}

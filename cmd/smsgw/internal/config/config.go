@@ -40,6 +40,7 @@ type Config struct {
 	Store       string    `yaml:"store"`
 	StorePrefix string    `yaml:"store_prefix"`
 	Node        string    `yaml:"node"`
+	Cluster     Cluster   `yaml:"cluster"`
 	Log         Log       `yaml:"log"`
 	API         API       `yaml:"api"`
 	LwM2M       LwM2M     `yaml:"lwm2m"`
@@ -667,7 +668,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			switch {
 			case err != nil:
 				ck.add(fmt.Sprintf("server_sim %q: %v", d.ServerSIM, err), "sms", "devices", idx, "server_sim")
-			case !sims[a.String()]:
+			case !sims[a.String()] && !c.RedisStore():
+				// In a cluster the SIM may be on another node's modem.
 				ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem or SMPP source (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
 			}
 		}

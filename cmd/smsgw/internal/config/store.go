@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"time"
 
 	"github.com/m2mbearer/m2mbearer/redisstore"
 )
@@ -17,7 +18,22 @@ var (
 	nodeRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 )
 
+// Cluster tunes several nodes on one Redis store (docs/cluster.md).
+type Cluster struct {
+	HeartbeatTTL time.Duration `yaml:"heartbeat_ttl"`
+	LeaseTTL     time.Duration `yaml:"lease_ttl"`
+	RPCTimeout   time.Duration `yaml:"rpc_timeout"`
+}
+
 func (c *Config) validateStore(ck *checker) {
+	for _, d := range []struct {
+		v    time.Duration
+		name string
+	}{{c.Cluster.HeartbeatTTL, "heartbeat_ttl"}, {c.Cluster.LeaseTTL, "lease_ttl"}, {c.Cluster.RPCTimeout, "rpc_timeout"}} {
+		if d.v < 300*time.Millisecond || d.v > time.Hour {
+			ck.add(fmt.Sprintf("%v: between 300ms and 1h", d.v), "cluster", d.name)
+		}
+	}
 	if c.RedisStore() {
 		if _, err := redisstore.ParseURL(c.Store); err != nil {
 			ck.add(fmt.Sprintf("%v; use bbolt (the default) or redis://[user:pass@]host:port/db", err), "store")

@@ -58,6 +58,9 @@ func (g *Gateway) Handler() http.Handler {
 		if i := strings.IndexByte(route, ' '); i >= 0 {
 			route = route[i+1:]
 		}
+		if strings.Contains(pattern, "/{ep}/") {
+			h = g.routed(h) // to the node holding the device (cluster mode)
+		}
 		var hh http.Handler = h
 		if auth {
 			hh = g.auth(h)
@@ -94,6 +97,7 @@ func (g *Gateway) Handler() http.Handler {
 	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
+	handle("GET /api/v1/cluster", g.getCluster, true)
 	g.dmRoutes(handle)
 	g.fwRoutes(handle, mux)
 	mux.Handle("GET /ui/", uiHandler())
@@ -180,6 +184,8 @@ type Device struct {
 	Wakeable   bool      `json:"wakeable"`
 	// SMSUsage is the device's SMS accounting (absent without an SMS number).
 	SMSUsage *SMSUsage `json:"sms_usage,omitempty"`
+	// Node is the cluster node holding the device's session (cluster mode).
+	Node string `json:"node,omitempty"`
 	// Security is how the device authenticated its registration: psk,
 	// rpk, x509 (DTLS over UDP or SMS), oscore, or nosec.
 	Security string `json:"security"`
@@ -190,7 +196,7 @@ func (g *Gateway) device(r *registry.Registration) Device {
 		SMS: r.SMS, Transport: r.Transport(), Lifetime: r.Lifetime,
 		Registered: time.Unix(0, r.Registered).UTC(), Updated: time.Unix(0, r.Updated).UTC(),
 		Expires: r.ExpiresAt().UTC(), Objects: r.Links(), Awake: !r.Queue || g.qm.Awake(r.Endpoint),
-		Queued: len(g.qm.Pending(r.Endpoint)), Wakeable: g.wakeTarget(r).Wakeable(), SMSUsage: g.smsUsageOf(r)}
+		Queued: len(g.qm.Pending(r.Endpoint)), Wakeable: g.wakeTarget(r).Wakeable(), SMSUsage: g.smsUsageOf(r), Node: r.Node()}
 	if a := r.PeerAddr(); a != nil {
 		d.Address = a.String()
 	}

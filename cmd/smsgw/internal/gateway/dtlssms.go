@@ -169,7 +169,7 @@ func (g *Gateway) dtlsConfig(transport string) (*secure.Config, error) {
 // SMS bearer under OSCORE (when contexts exist), joined with a DTLS server
 // on the bearer's DTLS view when any device speaks DTLS over SMS.
 func (g *Gateway) smsServerBearer() (bearer.Bearer, error) {
-	plain, err := g.wrapOSCORE(g.smsB, "sms")
+	plain, err := g.wrapOSCORE(g.smsRelayed(), "sms") // cluster: other nodes' SIMs by their streams
 	if err != nil {
 		return nil, err
 	}

@@ -189,8 +189,8 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 			return err
 		}
 	}
-	mgr, err := firmware.NewManagerOn(cs, upd, firmware.WithManagerLogger(g.log.With("component", "campaign")),
-		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns))
+	mgr, err := firmware.NewManagerOn(cs, upd, append([]firmware.ManagerOption{firmware.WithManagerLogger(g.log.With("component", "campaign")),
+		firmware.WithCampaignHook(g.onCampaignEvent), firmware.WithMaxCampaigns(maxCampaigns)}, g.cluster.campaignOptions()...)...)
 	if err != nil {
 		return fmt.Errorf("campaigns: %w", err)
 	}

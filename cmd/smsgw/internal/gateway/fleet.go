@@ -61,6 +61,8 @@ type Light struct {
 	fw     *firmware.Device
 	fwBase int // updates applied before this start
 	oscSt  *oscore.BoltStore
+	wmu    sync.Mutex
+	writes map[string]int
 	dtls   *dtlsSMSLight // KindDTLSSMS
 }
 
@@ -187,7 +189,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		must(c.AddDevice(client.Device{Manufacturer: "m2mbearer", Model: "SL-" + l.Kind, Serial: l.Name,
 			Firmware: fwState.Version, Binding: binding})),
 		must(c.AddConnectivity(client.Connectivity{NetworkBearer: 6, RSSI: -71, LinkQuality: 80})),
-		must(c.AddObject(3311, client.Handlers{})),
+		must(c.AddObject(3311, client.Handlers{Write: l.recordWrite})),
 		must(c.Set(path.Resource(3311, 0, 5850), content.NewBool(true))),
 		must(c.Set(path.Resource(3311, 0, 5851), content.NewInt(80))),
 		// The registration procedure (LwM2M 1.1, /1/x/17-20): 5 attempts
@@ -373,6 +375,32 @@ func (l *Light) SMSStats() (sms.Stats, bool) {
 		return sms.Stats{}, false
 	}
 	return l.smsB.Stats(), true
+}
+
+// recordWrite counts the Writes the light applied to its Light Control
+// object, by path and value (tests check each ran once).
+func (l *Light) recordWrite(p path.Path, v content.Value) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.writes == nil {
+		l.writes = map[string]int{}
+	}
+	if len(l.writes) < 4096 {
+		l.writes[p.String()+"="+v.String()]++
+	}
+	return nil
+}
+
+// Writes returns how often each Light Control write ("/3311/0/5851=42")
+// was applied.
+func (l *Light) Writes() map[string]int {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	out := make(map[string]int, len(l.writes))
+	for k, v := range l.writes {
+		out[k] = v
+	}
+	return out
 }
 
 // FirmwareApplied returns how many firmware updates the light applied, over

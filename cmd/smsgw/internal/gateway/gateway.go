@@ -87,6 +87,8 @@ type Gateway struct {
 	regs registry.Store
 	qs   queue.Store
 	rdb  *redisstore.DB // the shared store (store: redis://...); nil for bbolt
+	// cluster is this node's part in a cluster on rdb (cluster.go); nil for bbolt.
+	cluster *cluster
 	// sharedBind is the provisioning store in Redis (nil for bbolt).
 	sharedBind *redisstore.Bindings
 	srv        *server.Server
@@ -188,6 +190,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	if err = g.startSMS(sims, modemSIMs); err != nil {
 		return nil, err
 	}
+	if err = g.newCluster(sims); err != nil {
+		return nil, err
+	}
 	if err = g.openFirmwareStore(); err != nil {
 		return nil, err
 	}
@@ -211,6 +216,9 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
 	if err = g.startAPI(); err != nil {
+		return nil, err
+	}
+	if err = g.cluster.start(ctx); err != nil {
 		return nil, err
 	}
 	if err = g.startFirmware(ctx); err != nil {
@@ -554,6 +562,11 @@ func (g *Gateway) startQueue() error {
 		qc.Wake.MinInterval = 2 * time.Second
 	}
 	qc.Waker = g.queueWaker()
+	if g.cluster != nil {
+		qc.Holds = g.cluster.holds
+		qc.Triggers = g.rdb.Triggers()
+		qc.Waker = g.cluster.wakeOnce(qc.Waker, qc.Wake.MinInterval)
+	}
 	if g.squeue, err = g.srv.EnableQueue(qc); err != nil {
 		return fmt.Errorf("queue: %w", err)
 	}
@@ -717,6 +730,7 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.fleet != nil {
 			g.fleet.Close()
 		}
+		g.cluster.stop()
 		g.cancel()
 		errs = append(errs, g.closeFirmware())
 		if g.squeue != nil {

@@ -35,6 +35,13 @@ func redisGateway(t *testing.T, srv *redistest.Server, prefix string, f config.F
 	cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", testToken
 	cfg.Simulator.Fleet = f
 	cfg.Simulator.Latency, cfg.Simulator.SendTime = latency, 10*time.Millisecond
+	return startValidGateway(t, cfg)
+}
+
+// startValidGateway validates cfg and starts a gateway on it, shut down
+// when the test ends.
+func startValidGateway(t *testing.T, cfg *config.Config) *Gateway {
+	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}

@@ -97,7 +97,7 @@ func (g *Gateway) imageCatalog() []firmware.StoreOption {
 	if g.rdb == nil {
 		return nil
 	}
-	return []firmware.StoreOption{firmware.WithCatalog(g.rdb.Images())}
+	return []firmware.StoreOption{firmware.WithCatalog(g.rdb.Images()), firmware.WithFetch(g.cluster.fetchImage)}
 }
 
 // redisBindings opens the shared provisioning store and writes the

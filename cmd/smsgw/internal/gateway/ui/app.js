@@ -54,6 +54,7 @@ async function loadFleet() {
       el("td", {}, d.transport), el("td", {}, d.binding + (d.queue ? " (queue)" : "")),
       el("td", { class: "state-" + state }, state), el("td", {}, d.queued),
       el("td", {}, d.sms || ""), el("td", {}, new Date(d.updated).toLocaleTimeString()));
+    if (d.node) tr.append(el("td", { class: "node" }, d.node));
     tb.append(tr);
   }
   document.getElementById("status").textContent = body.count + " devices registered";
@@ -68,6 +69,44 @@ async function loadModems() {
       el("td", {}, m.ready ? "ready" : "not ready"),
       el("td", {}, m.signal_dbm !== undefined ? m.signal_dbm + " dBm" : "rssi " + m.signal_rssi),
       el("td", {}, m.sent), el("td", {}, m.received), el("td", {}, m.send_errors), el("td", {}, m.pty || m.name)));
+  }
+}
+
+// loadCluster shows the nodes of a cluster (store: redis://...): each
+// node's state, the devices and modems it holds, and the leases; hidden on
+// a single gateway (GET /cluster answers 404).
+async function loadCluster() {
+  const r = await fetch("/api/v1/cluster", { headers: { "Authorization": "Bearer " + token } });
+  if (r.status === 404) return;
+  if (!r.ok) throw new Error("cluster: HTTP " + r.status);
+  const c = await r.json();
+  document.getElementById("cluster-section").hidden = false;
+  for (const th of document.querySelectorAll(".cluster-only")) th.hidden = false;
+  document.getElementById("cluster-self").textContent = "this page is served by " + c.node;
+  const held = {};
+  for (const [ep, n] of Object.entries(c.devices || {})) held[n] = (held[n] || 0) + 1;
+  const inflight = {};
+  for (const l of c.leases || []) if (l.name.startsWith("q:")) inflight[l.owner] = (inflight[l.owner] || 0) + 1;
+  const tb = document.querySelector("#nodes tbody");
+  tb.replaceChildren();
+  for (const n of c.nodes) {
+    const state = n.alive ? "alive" : "down";
+    tb.append(el("tr", { "data-node": n.name },
+      el("td", {}, n.name), el("td", { class: "state-" + state }, state), el("td", {}, held[n.name] || 0),
+      el("td", {}, (n.sims || []).join(" ")), el("td", {}, inflight[n.name] || 0),
+      el("td", {}, n.udp || ""), el("td", {}, n.api || ""), el("td", {}, new Date(n.heartbeat).toLocaleTimeString())));
+  }
+  const db = document.querySelector("#cluster-devices tbody");
+  db.replaceChildren();
+  for (const ep of Object.keys(c.devices || {}).sort()) {
+    const n = c.devices[ep], by = (c.takeover || {})[ep];
+    db.append(el("tr", { "data-endpoint": ep }, el("td", {}, ep), el("td", {}, n), el("td", {}, by ? by + " (takeover)" : n)));
+  }
+  const lb = document.querySelector("#leases tbody");
+  lb.replaceChildren();
+  if (!(c.leases || []).length) lb.append(el("tr", {}, el("td", { colspan: 4 }, "no work in flight")));
+  for (const l of c.leases || []) {
+    lb.append(el("tr", {}, el("td", {}, l.name), el("td", {}, l.owner), el("td", {}, l.token), el("td", {}, Math.round(l.ttl / 1e6) + " ms")));
   }
 }
 
@@ -272,7 +311,7 @@ async function campaignAction(id, action) {
 
 async function refresh() {
   try {
-    await Promise.all([loadFleet(), loadModems(), loadFirmware()]);
+    await Promise.all([loadFleet(), loadModems(), loadFirmware(), loadCluster()]);
     if (current) await selectDevice(current);
   } catch (e) {
     document.getElementById("status").textContent = e.message;
@@ -289,6 +328,7 @@ else {
     events();
     setInterval(() => loadFleet().catch(() => {}), 5000);
     setInterval(() => loadFirmware().catch(() => {}), 3000);
+    setInterval(() => loadCluster().catch(() => {}), 3000);
     setInterval(refreshAges, 5000);
   }
 }
