@@ -1,6 +1,7 @@
 package docs
 
 import (
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -54,5 +55,27 @@ func TestImportRules(t *testing.T) {
 	}
 	if pkgs < 20 {
 		t.Fatalf("go list gave %d packages of the module", pkgs)
+	}
+}
+
+// TestEveryPackageDocumented fails when a package of the module is not
+// named in architecture.md (each package says there what it owns).
+func TestEveryPackageDocumented(t *testing.T) {
+	out, err := exec.Command("go", "list", "../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	arch, err := os.ReadFile("architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		rel, ok := strings.CutPrefix(p, "github.com/m2mbearer/m2mbearer/")
+		if !ok {
+			continue
+		}
+		if !strings.Contains(string(arch), "`"+rel+"`") {
+			t.Errorf("package %s is not in docs/architecture.md: say what it owns there", rel)
+		}
 	}
 }
