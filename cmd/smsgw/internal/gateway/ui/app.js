@@ -43,8 +43,16 @@ function fmtValue(v) {
   return String(v);
 }
 
+// The fleet is shown a page at a time (limit/cursor of the API): a city's
+// fleet does not fit one answer, nor one screen.
+const fleetLimit = Number(params.get("limit")) || 100;
+let fleetCursors = [""]; // cursor of each page seen; the last is the current page's
+let fleetNext = "";
+
 async function loadFleet() {
-  const { body } = await api("GET", "/devices");
+  const cur = fleetCursors[fleetCursors.length - 1];
+  const q = "?limit=" + fleetLimit + (cur ? "&cursor=" + encodeURIComponent(cur) : "");
+  const { body } = await api("GET", "/devices" + q);
   const tb = document.querySelector("#fleet tbody");
   tb.replaceChildren();
   for (const d of body.devices) {
@@ -57,7 +65,19 @@ async function loadFleet() {
     if (d.node) tr.append(el("td", { class: "node" }, d.node));
     tb.append(tr);
   }
-  document.getElementById("status").textContent = body.count + " devices registered";
+  fleetNext = body.next_cursor || "";
+  const first = fleetCursors.length === 1;
+  document.getElementById("fleet-prev").disabled = first;
+  document.getElementById("fleet-next").disabled = !fleetNext;
+  document.getElementById("fleet-page").textContent = (first && !fleetNext) ? "" :
+    `page ${fleetCursors.length}: ${body.count} of ${body.total}`;
+  document.getElementById("status").textContent = body.total + " devices registered";
+}
+
+function fleetPage(step) {
+  if (step > 0 && fleetNext) fleetCursors.push(fleetNext);
+  else if (step < 0 && fleetCursors.length > 1) fleetCursors.pop();
+  loadFleet().catch((e) => note(`fleet: ${e.message}`, true));
 }
 
 async function loadModems() {
@@ -287,20 +307,29 @@ async function loadFirmware() {
   if (currentCampaign) await selectCampaign(currentCampaign);
 }
 
-async function selectCampaign(id) {
+// A campaign's devices come a page at a time too; "more" appends the next.
+let campaignNext = "";
+
+async function selectCampaign(id, more) {
+  if (id !== currentCampaign) more = false;
   currentCampaign = id;
   document.querySelectorAll("#campaigns tr").forEach(tr => tr.classList.toggle("sel", tr.dataset.campaign === id));
-  const { body } = await api("GET", "/campaigns/" + encodeURIComponent(id) + "?devices=1");
+  const cur = more && campaignNext ? "&cursor=" + encodeURIComponent(campaignNext) : "";
+  const { body } = await api("GET", "/campaigns/" + encodeURIComponent(id) + "?devices=1&limit=200" + cur);
   const c = body.campaign;
   document.getElementById("campaign-detail").hidden = false;
   document.getElementById("campaign-name").textContent = `${c.id} → ${c.version}: ${c.status}` + (body.failed ? `, ${body.failed} failed` : "");
   const tb = document.querySelector("#campaign-devices tbody");
-  tb.replaceChildren();
+  if (!more) tb.replaceChildren();
   for (const d of c.devices || []) {
     tb.append(el("tr", { "data-endpoint": d.endpoint }, el("td", {}, d.endpoint), el("td", { class: "dev-" + d.state }, d.state),
       el("td", {}, d.step || ""), el("td", {}, d.method || ""), el("td", {}, d.attempts), el("td", {}, d.sms || 0),
       el("td", {}, d.result || ""), el("td", { class: "err" }, d.error || "")));
   }
+  campaignNext = body.next_cursor || "";
+  const btn = document.getElementById("campaign-more");
+  btn.hidden = !campaignNext;
+  btn.textContent = `more (${tb.children.length} of ${body.total} shown)`;
 }
 
 async function campaignAction(id, action) {
