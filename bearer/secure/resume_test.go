@@ -123,9 +123,11 @@ func TestSessionCache(t *testing.T) {
 		for name, o := range map[string]SessionCacheOption{
 			"ttl 0": WithSessionTTL(0), "size 0": WithMaxEntries(0), "nil clock": WithSessionClock(nil),
 		} {
-			if _, err := NewSessionCache(o); err == nil {
-				t.Errorf("%s accepted", name)
-			}
+			t.Run(name, func(t *testing.T) {
+				if _, err := NewSessionCache(o); err == nil {
+					t.Errorf("%s accepted", name)
+				}
+			})
 		}
 		if _, err := OpenSessionCache(filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")); err == nil {
 			t.Error("unopenable file accepted")

@@ -252,21 +252,23 @@ func TestHTTPHandlerRange(t *testing.T) {
 		{"GET", "/fw/", "", 404, ""},
 		{"POST", "/fw/" + info.ID, "", 405, ""},
 	} {
-		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
-		if tc.rng != "" {
-			req.Header.Set("Range", tc.rng)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.code || (tc.body != "" && string(body) != tc.body) {
-			t.Fatalf("%s %s %s: %d %q", tc.method, tc.path, tc.rng, resp.StatusCode, body)
-		}
-		if tc.code == 200 && resp.Header.Get("ETag") != `"`+info.SHA256+`"` {
-			t.Fatal("etag", resp.Header.Get("ETag"))
-		}
+		t.Run(tc.method+" "+tc.path+" "+tc.rng, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+			if tc.rng != "" {
+				req.Header.Set("Range", tc.rng)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || (tc.body != "" && string(body) != tc.body) {
+				t.Fatalf("%s %s %s: %d %q", tc.method, tc.path, tc.rng, resp.StatusCode, body)
+			}
+			if tc.code == 200 && resp.Header.Get("ETag") != `"`+info.SHA256+`"` {
+				t.Fatal("etag", resp.Header.Get("ETag"))
+			}
+		})
 	}
 }

@@ -1,10 +1,3 @@
-// Package registrytest is the conformance suite of registry.Store: one
-// table of named cases run against every implementation (Memory and Bolt
-// in lwm2m/registry, Redis in redisstore), so that nothing above the store
-// depends on which one it has.
-//
-// Registrations are compared by value (their encoded form), never by
-// pointer: a store that keeps them elsewhere hands back copies.
 package registrytest
 
 import (

@@ -1,10 +1,3 @@
-// Package config is the smsgw configuration: the YAML schema, its embedded
-// default (default.yaml, which shows every option) and validation with
-// line-numbered errors.
-//
-// YAML decoding is go.yaml.in/yaml/v3 (with KnownFields, so a misspelt key
-// is an error, not silence); the validation rules and the mapping of each
-// problem to the yaml.Node line it came from are hand-written here.
 package config
 
 import (

@@ -99,6 +99,8 @@ func (g *Gateway) Handler() http.Handler {
 	handle("GET /api/v1/modems", g.listModems, true)
 	handle("GET /api/v1/sms", g.smsStats, true)
 	handle("GET /api/v1/sms/quarantine", g.listQuarantine, true)
+	handle("GET /api/v1/sms/spend", g.getSMSSpend, true)
+	handle("GET /api/v1/wakeups", g.getWakeups, true)
 	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)

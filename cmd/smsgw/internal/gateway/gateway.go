@@ -1,26 +1,3 @@
-// Package gateway wires m2mbearer into the smsgw daemon: modems (real ones,
-// or virtual modems of the simulated SMS network on pseudo-terminals driven by
-// the real modem driver), the SMS bearer over the modem pool, the UDP bearer,
-// DTLS (PSK) on UDP, the LwM2M server on all of them, queue mode with SMS
-// wake-ups (lwm2m/server EnableQueue over lwm2m/queue), proxy mode (SMS-only
-// devices bridged to an external LwM2M server over UDP), the demo fleet of
-// streetlights, the HTTP JSON API with server-sent events, the embedded web
-// UI and Prometheus metrics, and firmware updates: the image store under the
-// data dir, the Package URI servers (CoAP Block2 under /fw/ on the UDP and
-// DTLS listeners, HTTP under /fw/ on the API listener), single-device
-// updates and campaigns persisted in <data_dir>/campaigns.db (lwm2m/firmware),
-// with SMS wake-ups through lwm2m/queue's SMS waker.
-//
-// What is a library's and what is ours: HTTP routing is net/http's ServeMux,
-// metrics are prometheus/client_golang, state is bbolt through the stores
-// of lwm2m/registry, lwm2m/queue and bearer/sms. The wiring, the API
-// handlers, the OpenAPI document, the web UI, the proxy relay and the
-// simulated device transport, the firmware API and the demo lights'
-// persistent firmware state are hand-written here, because they are the
-// daemon's own policy; the Object 5 procedure, campaigns and image store
-// are lwm2m/firmware's. Queue mode itself (durable queues, the executor with
-// attempt tokens, wake-ups) is lwm2m/server and lwm2m/queue; the gateway
-// only supplies the device table and the SMS bearer.
 package gateway
 
 import (
@@ -115,6 +92,8 @@ type Gateway struct {
 	squeue      *server.Queue
 	fleet       *Fleet
 	fw          *fw
+	wakes       *wakeBook       // wake-up latencies (wakeups.go)
+	spend       *spendBook      // SMS spend per day (smsspend.go)
 	models      []ModelObject   // objects loaded from lwm2m.models
 	ctx         context.Context // the gateway's life; ends at Shutdown
 
@@ -179,6 +158,8 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 	g := &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
 		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx,
 		lock: lock, dbs: map[string]*bolt.DB{}}
+	g.wakes, g.spend = newWakeBook(g.metrics.wakeLatency), &spendBook{}
+	g.metrics.reg.MustRegister(g.wakes.collectors()...)
 	if err := g.start(ctx); err != nil {
 		g.Shutdown(context.Background())
 		return nil, err
@@ -248,10 +229,12 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err = g.loadValues(); err != nil {
 		return err
 	}
-	g.wg.Add(3)
+	g.loadSpend()
+	g.wg.Add(4)
 	go g.jobValues(ctx, g.qm.Subscribe(256))
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
+	go g.spendLoop(ctx)
 	if err = g.startAPI(); err != nil {
 		return err
 	}
@@ -717,6 +700,7 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 }
 
 func (g *Gateway) onQueueEvent(ev queue.Event) {
+	g.wakes.event(ev)
 	data := map[string]any{"endpoint": ev.Endpoint, "time": ev.Time}
 	if ev.ID != 0 {
 		data["job"] = ev.ID

@@ -269,10 +269,12 @@ func TestParseWait(t *testing.T) {
 		want time.Duration
 		ok   bool
 	}{{"", 0, true}, {"30s", 30 * time.Second, true}, {"5", 5 * time.Second, true}, {"-1s", 0, false}, {"1h", 0, false}, {"soon", 0, false}} {
-		d, err := parseWait(c.in, 0)
-		if (err == nil) != c.ok || (c.ok && d != c.want) {
-			t.Errorf("parseWait(%q) = %v, %v", c.in, d, err)
-		}
+		t.Run(c.in, func(t *testing.T) {
+			d, err := parseWait(c.in, 0)
+			if (err == nil) != c.ok || (c.ok && d != c.want) {
+				t.Errorf("parseWait(%q) = %v, %v", c.in, d, err)
+			}
+		})
 	}
 }
 
