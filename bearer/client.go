@@ -316,7 +316,7 @@ func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.
 	round := 1 // transmissions since the last (re)start of the schedule
 	var steered <-chan struct{}
 	if o.steer != nil && con && !ackOnly {
-		steered = o.steer.sig
+		steered = o.steer.signals()
 	}
 	for {
 		select {
