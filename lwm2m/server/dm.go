@@ -12,23 +12,25 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/link"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
-// LwM2M content formats (CoAP Content-Format numbers) used by the API.
+// LwM2M content formats (CoAP Content-Format numbers) used by the API:
+// lwm2m/content's list as go-coap media types.
 const (
-	FormatText      message.MediaType = 0     // text/plain
-	FormatLink      message.MediaType = 40    // application/link-format
-	FormatOpaque    message.MediaType = 42    // application/octet-stream
-	FormatCBOR      message.MediaType = 60    // application/cbor
-	FormatSenMLJSON message.MediaType = 110   // application/senml+json
-	FormatSenMLCBOR message.MediaType = 112   // application/senml+cbor
-	FormatTLV       message.MediaType = 11542 // application/vnd.oma.lwm2m+tlv
-	FormatJSON      message.MediaType = 11543 // application/vnd.oma.lwm2m+json (1.0, read only)
-	FormatLwM2MCBOR message.MediaType = 11544 // application/vnd.oma.lwm2m+cbor
+	FormatText      = message.MediaType(content.Text)      // text/plain
+	FormatLink      = message.MediaType(content.CoreLink)  // application/link-format
+	FormatOpaque    = message.MediaType(content.Opaque)    // application/octet-stream
+	FormatCBOR      = message.MediaType(content.CBOR)      // application/cbor
+	FormatSenMLJSON = message.MediaType(content.SenMLJSON) // application/senml+json
+	FormatSenMLCBOR = message.MediaType(content.SenMLCBOR) // application/senml+cbor
+	FormatTLV       = message.MediaType(content.TLV)       // application/vnd.oma.lwm2m+tlv
+	FormatJSON      = message.MediaType(content.OldJSON)   // application/vnd.oma.lwm2m+json (1.0, read only)
+	FormatLwM2MCBOR = message.MediaType(content.LwM2MCBOR) // application/vnd.oma.lwm2m+cbor
 )
 
 // Error is a device management failure reported by the device: the CoAP
