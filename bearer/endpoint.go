@@ -17,6 +17,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // blockHeaderRoom is the room kept for the CoAP header, token and options
@@ -316,10 +318,14 @@ func (e *Endpoint) sendEmpty(typ message.Type, mid uint16, peer net.Addr, dk *mi
 	}
 }
 
+// readBackoff is the pause after failed reads in a row: 1 ms doubled up
+// to 1 s.
+var readBackoff = backoff.Policy{Min: time.Millisecond, Max: time.Second}
+
 func (e *Endpoint) readLoop() {
 	defer close(e.loop)
 	buf := make([]byte, e.p.MaxDatagram+1)
-	backoff := time.Duration(0)
+	fails := 0 // failed reads in a row
 	for {
 		n, peer, err := e.b.ReadFrom(buf)
 		if err != nil {
@@ -333,18 +339,15 @@ func (e *Endpoint) readLoop() {
 			// A failed read (one bad peer on a security layer, a short
 			// buffer) must not stop the server: count, back off, go on.
 			e.m.Count(EventReadError, 1)
-			backoff = min(max(2*backoff, time.Millisecond), time.Second)
-			e.log.Debug("bearer: read failed", "bearer", e.p.Name, "err", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-e.ctx.Done():
-				t.Stop()
+			d := readBackoff.Delay(fails)
+			fails++
+			e.log.Debug("bearer: read failed", "bearer", e.p.Name, "err", err, "retry_in", d)
+			if backoff.Wait(e.ctx, d) != nil {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		fails = 0
 		e.m.Count(EventReceived, 1)
 		if n > e.p.MaxDatagram {
 			e.m.Count(EventDropMalformed, 1)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 	"github.com/m2mbearer/m2mbearer/modem/at"
 )
 
@@ -298,7 +299,7 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 		if err != nil {
 			var cme *CMEError
 			if errors.As(err, &cme) && cme.Code == 14 { // SIM busy just after power-up
-				if werr := sleepCtx(ctx, 500*time.Millisecond); werr != nil {
+				if werr := backoff.Wait(ctx, 500*time.Millisecond); werr != nil {
 					return werr
 				}
 				continue
@@ -325,17 +326,6 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 		}
 	}
 	return fmt.Errorf("%w: SIM not ready", ErrSIMPIN)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // supervise waits for the link to fail and re-opens it with backoff.
@@ -365,9 +355,10 @@ func (m *Modem) supervise() {
 			s.waitReader()
 			m.emit(EventDisconnected, reason, "")
 		}
-		backoff := m.cfg.ReconnectMin
-		for {
-			if err := sleepCtx(ctx, backoff); err != nil {
+		reopen := backoff.Policy{Min: m.cfg.ReconnectMin, Max: m.cfg.ReconnectMax}
+		for fails := 0; ; fails++ {
+			wait := reopen.Delay(fails)
+			if err := backoff.Wait(ctx, wait); err != nil {
 				return
 			}
 			err := m.connect(ctx)
@@ -377,11 +368,7 @@ func (m *Modem) supervise() {
 			if m.isClosing() {
 				return
 			}
-			m.emit(EventReconnectFailed, err, fmt.Sprintf("retry in %v", backoff))
-			backoff *= 2
-			if backoff > m.cfg.ReconnectMax {
-				backoff = m.cfg.ReconnectMax
-			}
+			m.emit(EventReconnectFailed, err, fmt.Sprintf("retry in %v", wait))
 		}
 	}
 }

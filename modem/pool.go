@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // ErrUnknownSIM is returned by Pool.Send when a named MSISDN is not in the
@@ -335,7 +337,7 @@ func (p *Pool) sendOn(ctx context.Context, m *member, tpdu []byte) (int, error) 
 	p.metrics.Queue(m.msisdn, "pool-inflight", int(n))
 	defer func() { p.metrics.Queue(m.msisdn, "pool-inflight", int(m.inflight.Add(-1))) }()
 	if wait := m.reserve(time.Now()); wait > 0 {
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := backoff.Wait(ctx, wait); err != nil {
 			return 0, err
 		}
 	}

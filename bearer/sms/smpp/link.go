@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 	"github.com/m2mbearer/m2mbearer/internal/smppwire"
 )
 
@@ -265,7 +266,7 @@ func (l *Link) submit(ctx context.Context, sm *smppwire.SM) (string, error) {
 			return "", err
 		}
 		if d := l.rate.reserve(time.Now()); d > 0 {
-			if err := sleepCtx(ctx, d); err != nil {
+			if err := backoff.Wait(ctx, d); err != nil {
 				return "", fmt.Errorf("%w: %w", ErrNotBound, err)
 			}
 		}
@@ -298,7 +299,7 @@ func (l *Link) submit(ctx context.Context, sm *smppwire.SM) (string, error) {
 
 func (l *Link) throttle() {
 	l.mu.Lock()
-	d := backoff(l.cfg.ThrottleMin, l.cfg.ThrottleMax, l.thrN)
+	d := backoff.Policy{Min: l.cfg.ThrottleMin, Max: l.cfg.ThrottleMax}.Delay(l.thrN)
 	l.thrN++
 	l.thrUntil = time.Now().Add(d)
 	l.mu.Unlock()
@@ -318,7 +319,7 @@ func (l *Link) waitThrottle(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	if err := sleepCtx(ctx, d); err != nil {
+	if err := backoff.Wait(ctx, d); err != nil {
 		return fmt.Errorf("%w: throttled by the SMSC: %w", ErrNotBound, err)
 	}
 	return nil
@@ -373,10 +374,10 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 			msg := err.Error()
 			l.lastErr.Store(&msg)
 			l.c.bindFailures.Add(1)
-			d := backoff(l.cfg.ReconnectMin, l.cfg.ReconnectMax, fails)
+			d := backoff.Policy{Min: l.cfg.ReconnectMin, Max: l.cfg.ReconnectMax}.Delay(fails)
 			fails++
 			l.log.Warn("smpp: bind failed", "bind", cmd.String(), "err", err, "retry_in", d)
-			if sleepCtx(l.ctx, d) != nil {
+			if backoff.Wait(l.ctx, d) != nil {
 				return
 			}
 			continue
@@ -393,7 +394,7 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 		}
 		l.c.linkDrops.Add(1)
 		l.log.Warn("smpp: session ended, binding again", "bind", cmd.String(), "err", s.err())
-		if sleepCtx(l.ctx, l.cfg.ReconnectMin) != nil {
+		if backoff.Wait(l.ctx, l.cfg.ReconnectMin) != nil {
 			return
 		}
 	}

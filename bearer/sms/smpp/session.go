@@ -316,14 +316,3 @@ func (g *gcra) reserve(now time.Time) time.Duration {
 	}
 	return 0
 }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
