@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
@@ -86,8 +88,7 @@ type member struct {
 	interval time.Duration
 	burst    int
 
-	mu  sync.Mutex
-	tat time.Time // GCRA theoretical arrival time
+	sends *rate.Limiter // nil: no rate limit (interval <= 0)
 
 	inflight atomic.Int32
 	sent     atomic.Uint64
@@ -98,34 +99,21 @@ type member struct {
 
 // reserve takes a token and returns how long to wait before using it.
 func (m *member) reserve(now time.Time) time.Duration {
-	if m.interval <= 0 {
+	if m.sends == nil {
 		return 0
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.tat.Before(now) {
-		m.tat = now
-	}
-	m.tat = m.tat.Add(m.interval)
-	allowAt := m.tat.Add(-time.Duration(m.burst) * m.interval)
-	if allowAt.After(now) {
-		return allowAt.Sub(now)
-	}
-	return 0
+	return m.sends.ReserveN(now, 1).DelayFrom(now)
 }
 
 // backlog estimates how long a new send would wait for the rate limit.
 func (m *member) backlog(now time.Time) time.Duration {
-	if m.interval <= 0 {
+	if m.sends == nil {
 		return 0
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.tat.Sub(now) - time.Duration(m.burst-1)*m.interval
-	if d < 0 {
-		return 0
+	if t := m.sends.TokensAt(now); t < 1 {
+		return time.Duration((1 - t) * float64(m.interval))
 	}
-	return d
+	return 0
 }
 
 // MemberStatus is a snapshot of one pool member.
@@ -197,6 +185,9 @@ func (p *Pool) Add(dev Member, opts ...MemberOption) error {
 	m := &member{dev: dev, msisdn: msisdn, burst: 1, stop: make(chan struct{})}
 	for _, o := range opts {
 		o(m)
+	}
+	if m.interval > 0 {
+		m.sends = rate.NewLimiter(rate.Every(m.interval), m.burst)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/internal/backoff"
 	"github.com/m2mbearer/m2mbearer/internal/smppwire"
@@ -41,8 +43,8 @@ type Link struct {
 	thrUntil time.Time
 	thrN     int
 
-	rate    gcra
-	held    atomic.Int32 // receipts held now (holdReceipt)
+	submits *rate.Limiter // submit_sm rate (Config.Rate, Burst)
+	held    atomic.Int32  // receipts held now (holdReceipt)
 	inRef   atomic.Uint32
 	c       counters
 	lastErr atomic.Pointer[string] // the last failed bind's error; nil after a bind
@@ -68,9 +70,9 @@ func Dial(cfg Config) (*Link, error) {
 			l.defSrc = k
 		}
 	}
-	l.rate = gcra{burst: cfg.Burst}
+	l.submits = rate.NewLimiter(rate.Inf, cfg.Burst)
 	if cfg.Rate > 0 {
-		l.rate.interval = time.Duration(float64(time.Second) / cfg.Rate)
+		l.submits.SetLimit(rate.Limit(cfg.Rate))
 	}
 	if l.state == nil {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -265,7 +267,7 @@ func (l *Link) submit(ctx context.Context, sm *smppwire.SM) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if d := l.rate.reserve(time.Now()); d > 0 {
+		if d := l.submitDelay(time.Now()); d > 0 {
 			if err := backoff.Wait(ctx, d); err != nil {
 				return "", fmt.Errorf("%w: %w", ErrNotBound, err)
 			}
@@ -310,6 +312,15 @@ func (l *Link) unthrottle() {
 	l.mu.Lock()
 	l.thrN = 0
 	l.mu.Unlock()
+}
+
+// submitDelay takes a submit_sm slot of the configured rate at now and
+// returns how long to wait before using it.
+func (l *Link) submitDelay(now time.Time) time.Duration {
+	if l.submits == nil {
+		return 0
+	}
+	return l.submits.ReserveN(now, 1).DelayFrom(now)
 }
 
 func (l *Link) waitThrottle(ctx context.Context) error {
