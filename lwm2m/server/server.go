@@ -82,7 +82,7 @@ type Option func(*config)
 
 type config struct {
 	logger        *slog.Logger
-	security      Security
+	security      IdentityBinding
 	nosec         NoSecRule
 	nameFromID    func(bearer.Identity) (string, bool)
 	peerCheck     PeerCheck
@@ -120,10 +120,10 @@ func (s *Server) parseOptions() registry.ParseOptions {
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
 
 // WithSecurity sets the endpoint bindings checked on Register, Update and
-// De-register (default: none configured). A Security that is also a
+// De-register (default: none configured). An IdentityBinding that is also a
 // Bindings (StaticSecurity) binds SMS numbers too; see policy.go for the
 // rules.
-func WithSecurity(s Security) Option { return func(c *config) { c.security = s } }
+func WithSecurity(s IdentityBinding) Option { return func(c *config) { c.security = s } }
 
 // WithNoSec allows (true, the default) or refuses every client that is
 // not authenticated by a security layer: WithNoSecRule(NoSecAll()) or
@@ -141,7 +141,7 @@ func WithNoSec(allow bool) Option {
 // WithEndpointNameFromIdentity sets how a 1.1+ Register without "ep" gets
 // its endpoint name from the peer's identity (Core 1.1 §6.2.1: the name may
 // be omitted when the server can derive it from the security layer). The
-// default uses the PSK identity, or the Security binding.
+// default uses the PSK identity, or the IdentityBinding.
 func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option {
 	return func(c *config) { c.nameFromID = f }
 }
@@ -158,7 +158,7 @@ func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option
 // another and have that one's commands and wake-ups sent to itself).
 type PeerCheck func(ep, transport string, peer net.Addr, id bearer.Identity) error
 
-// WithPeerCheck sets a PeerCheck run on Register (after the Security
+// WithPeerCheck sets a PeerCheck run on Register (after the IdentityBinding
 // rules), Update and De-register (default: none).
 func WithPeerCheck(f PeerCheck) Option { return func(c *config) { c.peerCheck = f } }
 
