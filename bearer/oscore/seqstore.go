@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -127,9 +128,10 @@ func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 	return &BoltStore{db: db}, nil
 }
 
-// OpenBoltStore opens (creating) a bbolt file at path.
+// OpenBoltStore opens (creating) a bbolt file at path. A file another
+// process holds makes it fail after 5 s (bbolt's flock), not wait forever.
 func OpenBoltStore(path string) (*BoltStore, error) {
-	db, err := bolt.Open(path, 0o600, nil)
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("oscore: open %s: %w", path, err)
 	}
