@@ -91,11 +91,7 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		resp, err = e.doBlock1(ctx, req, token)
 	} else {
 		m := message.Message{Code: req.Code, Token: token, Options: req.Options, Payload: req.Payload}
-		mid := int32(-1)
-		if req.midSet {
-			mid = int32(req.mid)
-		}
-		resp, err = e.roundTripWith(ctx, req.Peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: mid, steer: req.steer})
+		resp, err = e.roundTrip(ctx, req.Peer, &m, rtOpts{con: req.Type == message.Confirmable, midSet: req.midSet, mid: req.mid, steer: req.steer})
 	}
 	if err != nil {
 		return nil, err
@@ -117,12 +113,12 @@ func (e *Endpoint) Get(ctx context.Context, peer net.Addr, path string, opts ...
 
 // Post sends a confirmable POST with payload in content format cf.
 func (e *Endpoint) Post(ctx context.Context, peer net.Addr, path string, cf message.MediaType, payload []byte, opts ...message.Option) (*Response, error) {
-	return e.doBody(ctx, codes.POST, peer, path, cf, payload, opts)
+	return e.Do(ctx, withBody(NewRequest(codes.POST, peer, path), cf, payload, opts))
 }
 
 // Put sends a confirmable PUT with payload in content format cf.
 func (e *Endpoint) Put(ctx context.Context, peer net.Addr, path string, cf message.MediaType, payload []byte, opts ...message.Option) (*Response, error) {
-	return e.doBody(ctx, codes.PUT, peer, path, cf, payload, opts)
+	return e.Do(ctx, withBody(NewRequest(codes.PUT, peer, path), cf, payload, opts))
 }
 
 // Delete sends a confirmable DELETE for path.
@@ -134,14 +130,14 @@ func (e *Endpoint) Delete(ctx context.Context, peer net.Addr, path string, opts 
 	return e.Do(ctx, r)
 }
 
-func (e *Endpoint) doBody(ctx context.Context, code codes.Code, peer net.Addr, path string, cf message.MediaType, payload []byte, opts []message.Option) (*Response, error) {
-	r := NewRequest(code, peer, path)
+// withBody sets r's payload in content format cf and adds opts.
+func withBody(r *Request, cf message.MediaType, payload []byte, opts []message.Option) *Request {
 	r.SetOption(ContentFormatOption(cf))
 	for _, o := range opts {
 		r.AddOption(o)
 	}
 	r.Payload = payload
-	return e.Do(ctx, r)
+	return r
 }
 
 // Ping sends an empty CON message (CoAP ping) and waits for the RST that
@@ -151,7 +147,7 @@ func (e *Endpoint) Ping(ctx context.Context, peer net.Addr) error {
 		return ErrClosed
 	}
 	m := message.Message{Code: codes.Empty}
-	_, err := e.roundTrip(ctx, peer, &m, true, nil, false)
+	_, err := e.roundTrip(ctx, peer, &m, rtOpts{con: true})
 	if errors.Is(err, ErrReset) {
 		return nil
 	}
@@ -214,28 +210,23 @@ func (e *Endpoint) releasePeerRef(pkey string, ps *peerState) {
 	e.exMu.Unlock()
 }
 
-// roundTrip sends m (type set here, MID allocated) to peer and waits for
-// the ACK/RST and, for requests, the response. For an empty CON (ping)
-// the RST is the expected answer. obs, if set, receives later
-// notifications on the token. With ackOnly (separate responses and
-// notifications) it returns on the ACK and NSTART does not apply.
-func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool) (*Response, error) {
-	return e.roundTripWith(ctx, peer, m, rtOpts{con: con, obs: obs, ackOnly: ackOnly, mid: -1})
-}
-
-// rtOpts are the knobs of roundTripWith.
+// rtOpts are the knobs of roundTrip.
 type rtOpts struct {
 	con     bool
-	obs     *Observation
-	ackOnly bool
-	mid     int32  // fixed message ID (Request.SetMessageID) when >= 0, else allocated
+	obs     *Observation // receives later notifications on the token
+	ackOnly bool         // return on the ACK; NSTART does not apply
+	midSet  bool         // mid is fixed by the caller (Request.SetMessageID), else allocated
+	mid     uint16
 	steer   *Steer // re-send/abort while in flight (Request.SetSteer)
 }
 
-// roundTripWith is roundTrip with the message ID fixed by the caller when
-// o.mid >= 0 and an optional Steer.
-func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.Message, o rtOpts) (*Response, error) {
-	con, obs, ackOnly, mid := o.con, o.obs, o.ackOnly, o.mid
+// roundTrip sends m (type set here, MID allocated unless o fixes it) to
+// peer and waits for the ACK/RST and, for requests, the response. For an
+// empty CON (ping) the RST is the expected answer. o.obs, if set, receives
+// later notifications on the token. With o.ackOnly (separate responses
+// and notifications) it returns on the ACK and NSTART does not apply.
+func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, o rtOpts) (*Response, error) {
+	con, obs, ackOnly := o.con, o.obs, o.ackOnly
 	pkey := AddrKey(peer)
 	var ps *peerState
 	if !ackOnly {
@@ -254,9 +245,9 @@ func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.
 	}
 	defer release()
 
-	fixedMID := mid >= 0
+	fixedMID := o.midSet
 	if fixedMID {
-		m.MessageID = mid
+		m.MessageID = int32(o.mid)
 	} else {
 		m.MessageID = int32(e.newMID())
 	}

@@ -84,8 +84,18 @@ type qb1Result struct {
 	ignore  bool       // the body's handler runs: its answer will come
 }
 
+// qb1Part is one Q-Block1 request block as received: its peer (and the
+// peer's key), the body's key, the message and its Q-Block1 option.
+type qb1Part struct {
+	peer      net.Addr
+	pkey, key string
+	m         *message.Message
+	b         qbBlock
+}
+
 // qblock1 takes one Q-Block1 block (RFC 9177 §4.3).
-func (s *blockStore) qblock1(e *Endpoint, peer net.Addr, pkey, key string, m *message.Message, b qbBlock, now time.Time) qb1Result {
+func (s *blockStore) qblock1(e *Endpoint, in qb1Part, now time.Time) qb1Result {
+	peer, pkey, key, m, b := in.peer, in.pkey, in.key, in.m, in.b
 	bad := func() qb1Result { e.m.Count(EventBlockError, 1); return qb1Result{code: codes.BadRequest} }
 	size1, hasSize := optionUint(m.Options, message.Size1)
 	if _, ok := optionBytes(m.Options, message.RequestTag); !ok || !hasSize {
@@ -228,7 +238,7 @@ func (e *Endpoint) qbDuplicate(m *message.Message, peer net.Addr, pkey string) {
 	}
 	code, opts, payload := d.code, d.opts, d.payload
 	e.blocks.mu.Unlock()
-	e.replyDirect(peer, midKey{}, false, 0, m.Token, code, opts, payload)
+	e.replyDirect(inbound{peer: peer}, m.Token, code, opts, payload)
 }
 
 // qbMaxListed is how many block numbers one 4.08 or one request for
@@ -291,11 +301,10 @@ type qbReq struct {
 // needs no answer) and the handler slot was released; otherwise the
 // handler runs with what qbReq says.
 func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey string, dk midKey) (qbReq, bool) {
-	con := m.Type == message.Confirmable
-	mid := uint16(m.MessageID)
+	in := inboundOf(m, peer, dk)
 	direct := func(code codes.Code, opts message.Options, payload []byte) {
 		<-e.hsem
-		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+		e.replyDirect(in, m.Token, code, opts, payload)
 	}
 	q1, bad1 := qbOptions(m.Options, message.QBlock1)
 	q2, bad2 := qbOptions(m.Options, message.QBlock2)
@@ -325,7 +334,7 @@ func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey strin
 	}
 	if len(q1) == 1 {
 		key := blockKey(pkey, m.Code, m.Options, true) + "|q"
-		res := e.blocks.qblock1(e, peer, pkey, key, m, q1[0], time.Now())
+		res := e.blocks.qblock1(e, qb1Part{peer: peer, pkey: pkey, key: key, m: m, b: q1[0]}, time.Now())
 		switch {
 		case res.done:
 			r.body, r.hasBody, r.last, r.doneKey = res.body, true, res.last, key
@@ -341,7 +350,7 @@ func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey strin
 			<-e.hsem
 		case res.ack:
 			<-e.hsem
-			e.sendEmpty(message.Acknowledgement, mid, peer, &dk)
+			e.sendEmpty(message.Acknowledgement, in.mid, peer, &dk)
 		case res.code != 0:
 			direct(res.code, res.opts, res.payload)
 		default:
@@ -456,13 +465,13 @@ func qbWanted(want []qbBlock, n, mp int) (nums []int, goOn bool) {
 	return nums, goOn
 }
 
-// qbBlockMessage builds block i of body.
-func qbBlockMessage(code codes.Code, token []byte, opts message.Options, body []byte, i int, szx uint32) message.Message {
-	bs := 16 << szx
-	end := min((i+1)*bs, len(body))
-	o := cloneOptions(opts).Set(UintOption(message.QBlock2, blockValue(uint32(i), end < len(body), szx)))
-	o = o.Set(UintOption(message.Size2, uint32(len(body))))
-	return message.Message{Code: code, Token: token, Options: o, Payload: body[i*bs : end]}
+// block builds block i of the body with token.
+func (o qbOut) block(i int, token []byte) message.Message {
+	bs := 16 << o.szx
+	end := min((i+1)*bs, len(o.body))
+	opts := cloneOptions(o.opts).Set(UintOption(message.QBlock2, blockValue(uint32(i), end < len(o.body), o.szx)))
+	opts = opts.Set(UintOption(message.Size2, uint32(len(o.body))))
+	return message.Message{Code: o.code, Token: token, Options: opts, Payload: o.body[i*bs : end]}
 }
 
 // qbResponse turns a handler's answer to a Q-Block2 request into its
@@ -520,7 +529,7 @@ func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.
 		e.qb.kick()
 	}
 	out := qbOut{peer: sx.peer, con: sx.con, token: st.token, code: code, opts: opts, body: payload, szx: szx, st: st}
-	first := qbBlockMessage(code, nil, opts, payload, nums[0], szx)
+	first := out.block(nums[0], nil)
 	if !sx.con {
 		return first.Options, first.Payload, func() { e.qbSendBlocks(out, nums) }, true
 	}
@@ -548,10 +557,10 @@ func (e *Endpoint) nonTimeoutRandom() time.Duration {
 // CON. A NON block sent before goes again with its message ID and token.
 func (e *Endpoint) qbSendBlocks(o qbOut, nums []int) {
 	for _, i := range nums {
-		m := qbBlockMessage(o.code, o.token, o.opts, o.body, i, o.szx)
+		m := o.block(i, o.token)
 		if o.con {
 			ctx, cancel := context.WithTimeout(e.ctx, e.p.MaxTransmitWait()+time.Second)
-			_, err := e.roundTrip(ctx, o.peer, &m, true, nil, true)
+			_, err := e.roundTrip(ctx, o.peer, &m, rtOpts{con: true, ackOnly: true})
 			cancel()
 			if err != nil {
 				e.log.Debug("bearer: Q-Block2 block not acknowledged", "peer", o.peer, "block", i, "err", err)
@@ -637,12 +646,12 @@ func (e *Endpoint) qbServeCached(m *message.Message, peer net.Addr, pkey string,
 	if len(nums) == 0 {
 		e.m.Count(EventBlockError, 1)
 		<-e.hsem
-		e.replyDirect(peer, dk, con, uint16(m.MessageID), m.Token, codes.BadOption, nil, nil)
+		e.replyDirect(inboundOf(m, peer, dk), m.Token, codes.BadOption, nil, nil)
 		return true
 	}
 	e.qb.kick()
 	out := qbOut{peer: peer, con: con, token: append([]byte(nil), token...), code: code, opts: opts, body: body, szx: szx, st: st}
-	first := qbBlockMessage(code, append([]byte(nil), m.Token...), opts, body, nums[0], szx)
+	first := out.block(nums[0], append([]byte(nil), m.Token...))
 	mid := uint16(m.MessageID)
 	e.hwg.Add(1)
 	go func() {
@@ -651,7 +660,7 @@ func (e *Endpoint) qbServeCached(m *message.Message, peer net.Addr, pkey string,
 			e.qbSendBlocks(out, nums)
 			return
 		}
-		e.replyDirect(peer, dk, con, mid, first.Token, code, first.Options, first.Payload)
+		e.replyDirect(inbound{peer: peer, dk: dk, con: con, mid: mid}, first.Token, code, first.Options, first.Payload)
 		e.qbSendBlocks(out, nums[1:])
 	}()
 	return true

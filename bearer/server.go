@@ -59,10 +59,10 @@ func defaultCode(method codes.Code) codes.Code {
 // handleRequest processes a new (not duplicate) CON or NON request. data
 // and m are only valid during the call.
 func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr, pkey string, dk midKey) {
-	con := m.Type == message.Confirmable
-	mid := uint16(m.MessageID)
+	in := inboundOf(m, peer, dk)
+	con, mid := in.con, in.mid
 	direct := func(code codes.Code, opts message.Options, payload []byte) {
-		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+		e.replyDirect(in, m.Token, code, opts, payload)
 	}
 	if e.closing.Load() {
 		direct(codes.ServiceUnavailable, nil, nil)
@@ -89,7 +89,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	}
 	direct = func(code codes.Code, opts message.Options, payload []byte) {
 		<-e.hsem
-		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+		e.replyDirect(in, m.Token, code, opts, payload)
 	}
 	var qb *qbReq
 	if hasQBlock(m.Options) {
@@ -109,7 +109,8 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	hasBlock1 := false
 	var payload []byte
 	if v, ok := optionUint(m.Options, message.Block1); ok {
-		res := e.blocks.block1(pkey, blockKey(pkey, m.Code, m.Options, true), v, optUint(m.Options, message.Size1), m.Payload, e.szx, time.Now(), e.m)
+		res := e.blocks.block1(block1Part{peer: pkey, key: blockKey(pkey, m.Code, m.Options, true), v: v,
+			size1: optUint(m.Options, message.Size1), payload: m.Payload}, e.szx, time.Now(), e.m)
 		if !res.done {
 			var opts message.Options
 			if res.block1 != 0 || res.code == codes.Continue {
@@ -127,7 +128,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		payload = qb.body
 	}
 	if v, ok := optionUint(m.Options, message.Block2); ok && v>>4 > 0 && !hasBlock1 {
-		if e.serveCachedBlock2(m, peer, pkey, dk, con, mid, v) {
+		if e.serveCachedBlock2(m, in, pkey, v) {
 			<-e.hsem
 			return
 		}
@@ -218,12 +219,27 @@ func suppressed(opts message.Options, code codes.Code) bool {
 	return false
 }
 
+// inbound is where the read loop's replies to one received request go:
+// its peer, the deduplication key the reply is kept under, and whether it
+// came CON (the reply is then piggybacked in an ACK with its message ID).
+type inbound struct {
+	peer net.Addr
+	dk   midKey
+	con  bool
+	mid  uint16
+}
+
+// inboundOf is the inbound of request m from peer.
+func inboundOf(m *message.Message, peer net.Addr, dk midKey) inbound {
+	return inbound{peer: peer, dk: dk, con: m.Type == message.Confirmable, mid: uint16(m.MessageID)}
+}
+
 // replyDirect answers a request from the read loop (errors, 2.31
 // Continue, cached blocks): piggybacked in an ACK for CON, a NON otherwise.
-func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, token message.Token, code codes.Code, opts message.Options, payload []byte) {
+func (e *Endpoint) replyDirect(in inbound, token message.Token, code codes.Code, opts message.Options, payload []byte) {
 	rm := message.Message{Code: code, Token: token, Options: opts, Payload: payload}
-	if con {
-		rm.Type, rm.MessageID = message.Acknowledgement, int32(mid)
+	if in.con {
+		rm.Type, rm.MessageID = message.Acknowledgement, int32(in.mid)
 	} else {
 		rm.Type, rm.MessageID = message.NonConfirmable, int32(e.newMID())
 	}
@@ -232,10 +248,10 @@ func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, t
 		e.log.Warn("bearer: encode reply", "err", err)
 		return
 	}
-	if con {
-		e.dedup.setReply(dk, data)
+	if in.con {
+		e.dedup.setReply(in.dk, data)
 	}
-	_ = e.writeRaw(data, peer)
+	_ = e.writeRaw(data, in.peer)
 }
 
 // serverExchange is the ResponseWriter of one request.
@@ -474,7 +490,7 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 		// Separate response: CON, retransmitted until ACKed.
 		ctx, cancel := context.WithTimeout(e.ctx, e.p.MaxTransmitWait()+time.Second)
 		defer cancel()
-		_, err := e.roundTrip(ctx, sx.peer, &rm, true, nil, true)
+		_, err := e.roundTrip(ctx, sx.peer, &rm, rtOpts{con: true, ackOnly: true})
 		return err
 	}
 	rm.Type, rm.MessageID = message.NonConfirmable, int32(e.newMID())
