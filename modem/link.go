@@ -168,7 +168,7 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	if err := s.e.Escape(ctx); err != nil {
 		return fmt.Errorf("modem: init: %w", mapEngineError(err))
 	}
-	run := func(cmd string) ([]string, error) { return m.exec(ctx, s, cmd, "", to) }
+	run := func(cmd string) ([]string, error) { return m.exec(ctx, s, cmd, to) }
 	for _, c := range []string{"Z", "E0"} {
 		if _, err := run(c); err != nil {
 			return fmt.Errorf("modem: init: %w", err)
@@ -295,7 +295,7 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 	to := m.Profile().CommandTimeout
 	for attempt := 0; attempt < 10; attempt++ {
-		info, err := m.exec(ctx, s, "+CPIN?", "", to, at.WithEndOnInfo(cpinGrace))
+		info, err := m.exec(ctx, s, "+CPIN?", to, at.WithEndOnInfo(cpinGrace))
 		if err != nil {
 			var cme *CMEError
 			if errors.As(err, &cme) && cme.Code == 14 { // SIM busy just after power-up
@@ -318,7 +318,7 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 			if m.cfg.PIN == "" || attempt > 0 {
 				return fmt.Errorf("%w (state %q)", ErrSIMPIN, state)
 			}
-			if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPIN="%s"`, m.cfg.PIN), "", to); err != nil {
+			if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPIN="%s"`, m.cfg.PIN), to); err != nil {
 				return fmt.Errorf("%w: %w", ErrSIMPIN, err)
 			}
 		default:
@@ -402,7 +402,7 @@ func (m *Modem) healthOnce(ctx context.Context) {
 	p := m.Profile()
 	if p.DirectDelivery() || p.DirectStatusReports() || p.NoStorage {
 		if s, err := m.current(); err == nil {
-			_, _ = m.exec(ctx, s, "+CNMI="+p.CNMI, "", p.CommandTimeout)
+			_, _ = m.exec(ctx, s, "+CNMI="+p.CNMI, p.CommandTimeout)
 		}
 	}
 	used := 0

@@ -175,7 +175,7 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 		return "", 0, err
 	}
 	if l.cfg.Concat == ConcatPayload && p.concat.Total > 1 {
-		return l.sendPayloadSegment(ctx, src, srcAddr, to, p, tpdu)
+		return l.sendPayloadSegment(ctx, src, to, p, tpdu)
 	}
 	sm, err := l.segmentSM(srcAddr, to, p)
 	if err != nil {
@@ -190,7 +190,7 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 		return "", 0, err
 	}
 	defer l.stored(id)
-	mrs, err := l.state.st.accepted(id, src, to, 1, p.sub.StatusReport, l.cfg.Now())
+	mrs, err := l.state.st.accepted(id, leg{src, to}, 1, p.sub.StatusReport, l.cfg.Now())
 	if err != nil {
 		return "", 0, err
 	}
@@ -198,13 +198,16 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 }
 
 // sendPayloadSegment keeps a segment of a set durably and, once the set is
-// complete, submits it whole as one message_payload.
-func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Address, to string, p *submitParts, tpdu []byte) (string, uint8, error) {
+// complete, submits it whole as one message_payload from source src (a key
+// of l.sources, checked by the caller).
+func (l *Link) sendPayloadSegment(ctx context.Context, src, to string, p *submitParts, tpdu []byte) (string, uint8, error) {
+	srcAddr := l.sources[src]
 	c := p.concat
 	if c.Seq < 1 || c.Seq > c.Total {
 		return "", 0, fmt.Errorf("%w: segment %d of %d", ErrBadTPDU, c.Seq, c.Total)
 	}
-	segs, mrs, evicted, err := l.state.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
+	set := segSet{leg{src, to}, c.Ref, c.Total}
+	segs, mrs, evicted, err := l.state.st.addSegment(set, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
 	if err != nil {
 		return "", 0, err
 	}
@@ -235,7 +238,7 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 		return "", 0, err
 	}
 	defer l.stored(id)
-	if err := l.state.st.setSubmitted(src, to, c.Ref, c.Total, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
+	if err := l.state.st.setSubmitted(set, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
 		return "", 0, err
 	}
 	return src, mrs[c.Seq-1], nil
