@@ -180,6 +180,24 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	if err := m.unlockSIM(ctx, s, strict); err != nil {
 		return err
 	}
+	id, err := m.identify(ctx, run)
+	if err != nil {
+		return err
+	}
+	p := m.adoptProfile(id)
+	s.e.SetDialect(dialectOf(p))
+	if err := m.setupSMS(ctx, run, p, strict); err != nil {
+		return err
+	}
+	return m.setupStorage(ctx, run, p, strict)
+}
+
+// atRun runs one init command on the session being set up.
+type atRun func(cmd string) ([]string, error)
+
+// identify reads the modem's identity (each command optional), its
+// number (configured, else +CNUM) and its SMSC.
+func (m *Modem) identify(ctx context.Context, run atRun) (Identity, error) {
 	var id Identity
 	for _, q := range []struct {
 		cmd string
@@ -188,7 +206,7 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 		info, err := run(q.cmd)
 		if err != nil {
 			if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
-				return fmt.Errorf("modem: identity: %w", err)
+				return id, fmt.Errorf("modem: identity: %w", err)
 			}
 			continue // optional
 		}
@@ -213,8 +231,14 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 			}
 		}
 	} else if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
-		return fmt.Errorf("modem: identity: %w", err)
+		return id, fmt.Errorf("modem: identity: %w", err)
 	}
+	return id, nil
+}
+
+// adoptProfile chooses the profile (forced, named in the configuration,
+// else detected from the identity) and records it with the identity.
+func (m *Modem) adoptProfile(id Identity) Profile {
 	p := m.Profile()
 	if m.forced == nil {
 		if named, ok := ProfileByName(m.cfg.Profile); ok {
@@ -228,7 +252,11 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	m.id = id
 	m.profile = p
 	m.mu.Unlock()
-	s.e.SetDialect(dialectOf(p))
+	return p
+}
+
+// setupSMS selects PDU mode, the message service and the vendor extras.
+func (m *Modem) setupSMS(ctx context.Context, run atRun, p Profile, strict bool) error {
 	if _, err := run("+CMGF=0"); err != nil {
 		return fmt.Errorf("modem: init: %w", err)
 	}
@@ -252,6 +280,12 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 			m.log.Info("modem: vendor init command refused", "cmd", c, "err", err)
 		}
 	}
+	return nil
+}
+
+// setupStorage notes the storages in use, selects the preferred ones and
+// turns on new-message indications.
+func (m *Modem) setupStorage(ctx context.Context, run atRun, p Profile, strict bool) error {
 	// Messages that came before this init are stored where the modem put
 	// them at power-up (its saved <mem3>), which may not be the preferred
 	// storage: those memories are swept too.
