@@ -174,7 +174,7 @@ type PeerSetter interface {
 // waker first configures the peer as NoSec (LwM2M allows unsecured SMS
 // triggers where configured) with the target's framing and SIM. Leave
 // Peers nil for devices that use DTLS over SMS: their peer entry must stay
-// SecurityDTLS, and Conn is then the bearer/secure conn over the SMS
+// ModeDTLS, and Conn is then the bearer/secure conn over the SMS
 // bearer, so the trigger goes through the DTLS session.
 //
 // With Endpoint set (the server's SMS Endpoint, or the one over DTLS) the
@@ -215,7 +215,7 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 		return fmt.Errorf("%w: %w", ErrBadTarget, err)
 	}
 	if w.Peers != nil {
-		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.SecurityNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
+		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.ModeNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
 			return fmt.Errorf("queue: wake %s: configure peer: %w", ep, err)
 		}
 	}

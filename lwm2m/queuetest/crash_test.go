@@ -190,7 +190,7 @@ func TestCrashChild(t *testing.T) {
 	device := func(r *registry.Registration) server.DeviceSettings {
 		return server.DeviceSettings{MSISDN: "+4917400000" + strings.TrimPrefix(r.Endpoint, "crash-")}
 	}
-	qc := server.QueueConfig{Store: qs, Peers: smsB, PeerSecurity: sms.SecurityNoSec, Device: device,
+	qc := server.QueueConfig{Store: qs, Peers: smsB, PeerSecurity: sms.ModeNoSec, Device: device,
 		Window: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
 		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: new(8), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
 		Concurrency: crashDevices}

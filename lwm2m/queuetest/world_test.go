@@ -120,7 +120,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	t.Cleanup(func() { n.Close() })
 	peers := map[string]sms.Peer{}
 	for _, num := range wc.smsOnly {
-		peers[num] = sms.Peer{Security: sms.SecurityNoSec, SIM: serverNum}
+		peers[num] = sms.Peer{Security: sms.ModeNoSec, SIM: serverNum}
 	}
 	side := openSide(t, n, serverNum, peers)
 	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
@@ -148,7 +148,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	waker := queue.NewSMSWaker(side.b, side.b)
 	waker.Endpoint = w.smsEP // the device's answer, if any, is matched, never reset
 	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
-		Store: store, Waker: waker, Peers: side.b, PeerSecurity: sms.SecurityNoSec,
+		Store: store, Waker: waker, Peers: side.b, PeerSecurity: sms.ModeNoSec,
 		Device: w.device, Window: wc.window, ExecTimeout: wc.window + 3*time.Second,
 		Wake: wc.wake, DefaultExpiry: wc.expiry,
 		OnEvent: func(ev queue.Event) {
@@ -242,9 +242,9 @@ func (w *world) newLight(lc lightConfig) *light {
 		w.devices[lc.name] = d
 	}
 	w.mu.Unlock()
-	peers := map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: lc.number}}
+	peers := map[string]sms.Peer{serverNum: {Security: sms.ModeNoSec, SIM: lc.number}}
 	for _, p := range lc.extraPeers {
-		peers[p] = sms.Peer{Security: sms.SecurityNoSec, SIM: lc.number}
+		peers[p] = sms.Peer{Security: sms.ModeNoSec, SIM: lc.number}
 	}
 	side := openSide(t, w.net, lc.number, peers)
 	opts := []client.Option{client.WithVersion(lc.version), client.WithBinding(lc.binding),

@@ -467,7 +467,7 @@ func TestSecurityDefaults(t *testing.T) {
 			t.Fatal(w.code)
 		}
 		got := peers.get()
-		if len(got) != 1 || got["+491720000001"].Security != sms.SecurityDTLS {
+		if len(got) != 1 || got["+491720000001"].Security != sms.ModeDTLS {
 			t.Fatalf("peers added %+v; want the configured number as DTLS", got)
 		}
 	})
@@ -475,7 +475,7 @@ func TestSecurityDefaults(t *testing.T) {
 		srv := New(registry.NewMemory(registry.Options{}))
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore(), Peers: peers, PeerSecurity: sms.SecurityNoSec})
+		q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore(), Peers: peers, PeerSecurity: sms.ModeNoSec})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -53,10 +53,10 @@ type QueueConfig struct {
 	// number is never added.
 	Peers queue.PeerSetter
 	// PeerSecurity is the SMS security mode of peers added through Peers.
-	// Its zero value is sms.SecurityDTLS, as for sms.Peer: unsecured SMS
+	// Its zero value is sms.ModeDTLS, as for sms.Peer: unsecured SMS
 	// (what LwM2M permits for triggers where configured) must be chosen
-	// explicitly with sms.SecurityNoSec.
-	PeerSecurity sms.Security
+	// explicitly with sms.ModeNoSec.
+	PeerSecurity sms.Mode
 	// Device returns the per-device settings (number override, server
 	// SIM, framing, transport argument, awake window); nil uses the
 	// registration alone.
