@@ -1,27 +1,3 @@
-// Package bearer defines what m2mbearer moves CoAP over and the CoAP message
-// layer that runs on it.
-//
-// A Bearer is a net.PacketConn that carries whole CoAP datagrams to and from a
-// net.Addr (a *net.UDPAddr for UDP, an sms.Addr for SMS), plus Params: the
-// bearer's size limits and RFC 7252 transmission parameters. Security
-// (bearer/secure) wraps a Bearer and returns a Bearer, so the layers above
-// never change with the transport.
-//
-// Endpoint is the RFC 7252 message layer on any Bearer, with RFC 7641
-// observe and RFC 7959 block-wise transfer, a net/http-style Handler and
-// ServeMux on the server side and Do/Get/Put/Post/Delete/Observe on the
-// client side.
-//
-// What comes from a library and what is ours: the CoAP codec and message
-// types are go-coap v3's (udp/coder, message, message/codes), because
-// they are complete, fuzzed and fast. The exchange logic is hand-written
-// here, because go-coap's own exchange layer is bound to *net.UDPConn and
-// its DTLS/TCP connections, while ours must run over any net.PacketConn
-// (SMS, DTLS over SMS) with per-bearer parameters (MAX_RETRANSMIT 0 on
-// SMS, block size from one SMS segment): message IDs and tokens,
-// duplicate detection, piggybacked and separate responses,
-// retransmission, NSTART, observe and block-wise state, all bounded and
-// counted through Metrics.
 package bearer
 
 import (

@@ -33,17 +33,19 @@ func TestDedupCache(t *testing.T) {
 		{"expired is new", 3, tok, 20 * time.Second, false},
 	}
 	for _, tc := range tests {
-		now = now.Add(tc.after)
-		dup, _ := c.check(k(tc.key), tc.token, 10*time.Second, now, &m)
-		if dup != tc.wantDup {
-			t.Fatalf("%s: dup %v", tc.step, dup)
-		}
-		if c.len() > 3 {
-			t.Fatalf("%s: %d entries", tc.step, c.len())
-		}
-		if err := c.verify(); err != nil {
-			t.Fatalf("%s: %v", tc.step, err)
-		}
+		t.Run(tc.step, func(t *testing.T) {
+			now = now.Add(tc.after)
+			dup, _ := c.check(k(tc.key), tc.token, 10*time.Second, now, &m)
+			if dup != tc.wantDup {
+				t.Fatalf("%s: dup %v", tc.step, dup)
+			}
+			if c.len() > 3 {
+				t.Fatalf("%s: %d entries", tc.step, c.len())
+			}
+			if err := c.verify(); err != nil {
+				t.Fatalf("%s: %v", tc.step, err)
+			}
+		})
 	}
 	if m.Get(EventDedupEvicted) == 0 {
 		t.Fatal("eviction not counted")

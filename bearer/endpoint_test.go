@@ -139,10 +139,12 @@ func TestServeMuxRouting(t *testing.T) {
 		{"/a", "/a"}, {"/a/x", "/a/"}, {"/a/b", "/a/b/"}, {"/a/b/c/d", "/a/b/"}, {"/c", "/c"}, {"/c/d", ""}, {"/", ""},
 	}
 	for _, tc := range tests {
-		h := mux.Handler(tc.path)
-		if (h == nil) != (tc.want == "") {
-			t.Fatalf("%s: handler %v, want %q", tc.path, h, tc.want)
-		}
+		t.Run(tc.path, func(t *testing.T) {
+			h := mux.Handler(tc.path)
+			if (h == nil) != (tc.want == "") {
+				t.Fatalf("%s: handler %v, want %q", tc.path, h, tc.want)
+			}
+		})
 	}
 }
 
@@ -409,18 +411,20 @@ func TestBlockSizeFromPreferredDatagram(t *testing.T) {
 	}{{1152, 0, 1024}, {140, 0, 64}, {1088, 0, 1024}, {1087, 0, 512}, {80, 0, 16}, {20, 0, 16}, {65507, 0, 1024},
 		{140, 9 * 134, 1024}, {140, 300, 128}} // BlockDatagram wins over PreferredDatagram
 	for _, tc := range tests {
-		params := fastParams(time.Second, 4)
-		params.PreferredDatagram = tc.preferred
-		params.BlockDatagram = tc.block
-		a, _ := pipe.New(pipe.WithParams(params))
-		e, err := bearer.NewEndpoint(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := e.BlockSize(); got != tc.want {
-			t.Errorf("PreferredDatagram %d, BlockDatagram %d: block size %d, want %d", tc.preferred, tc.block, got, tc.want)
-		}
-		_ = e.Close()
+		t.Run(fmt.Sprintf("%d/%d", tc.preferred, tc.block), func(t *testing.T) {
+			params := fastParams(time.Second, 4)
+			params.PreferredDatagram = tc.preferred
+			params.BlockDatagram = tc.block
+			a, _ := pipe.New(pipe.WithParams(params))
+			e, err := bearer.NewEndpoint(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := e.BlockSize(); got != tc.want {
+				t.Errorf("PreferredDatagram %d, BlockDatagram %d: block size %d, want %d", tc.preferred, tc.block, got, tc.want)
+			}
+			_ = e.Close()
+		})
 	}
 }
 

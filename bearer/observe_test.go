@@ -336,8 +336,10 @@ func TestFreshnessRule(t *testing.T) {
 		{2, 1, 129 * time.Second, true}, {2, 1, 127 * time.Second, false},
 	}
 	for _, tc := range tests {
-		if got := bearer.Fresh(tc.v1, tc.v2, t0, t0.Add(tc.dt)); got != tc.want {
-			t.Errorf("fresh(%#x, %#x, +%v) = %v, want %v", tc.v1, tc.v2, tc.dt, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("%#x/%#x/%v", tc.v1, tc.v2, tc.dt), func(t *testing.T) {
+			if got := bearer.Fresh(tc.v1, tc.v2, t0, t0.Add(tc.dt)); got != tc.want {
+				t.Errorf("fresh(%#x, %#x, +%v) = %v, want %v", tc.v1, tc.v2, tc.dt, got, tc.want)
+			}
+		})
 	}
 }

@@ -247,20 +247,22 @@ func TestHardwareInTheLoop(t *testing.T) {
 			role, dev string
 			m         *modem.Modem
 		}{{"A", r.devA, r.a}, {"B", r.devB, r.b}} {
-			role, m := x.role, x.m
-			id := m.Identity()
-			if id.Manufacturer == "" || id.Model == "" || id.MSISDN == "" {
-				t.Errorf("modem %s identity incomplete: %+v", role, id)
-			}
-			h, _ := m.Health(context.Background())
-			dbm, known := h.Signal.DBm()
-			reg := "not registered"
-			if h.Registered() {
-				reg = "registered"
-			}
-			r.report.AddModem(ModemInfo{Role: role, MSISDN: id.MSISDN, Manufacturer: id.Manufacturer, Model: id.Model,
-				Revision: id.Revision, Profile: id.Profile, IMEI: id.IMEI, IMSI: id.IMSI, SMSC: id.SMSC, SignalDBm: dbm, SignalKnown: known,
-				Registration: reg, Device: x.dev})
+			t.Run(x.role, func(t *testing.T) {
+				role, m := x.role, x.m
+				id := m.Identity()
+				if id.Manufacturer == "" || id.Model == "" || id.MSISDN == "" {
+					t.Errorf("modem %s identity incomplete: %+v", role, id)
+				}
+				h, _ := m.Health(context.Background())
+				dbm, known := h.Signal.DBm()
+				reg := "not registered"
+				if h.Registered() {
+					reg = "registered"
+				}
+				r.report.AddModem(ModemInfo{Role: role, MSISDN: id.MSISDN, Manufacturer: id.Manufacturer, Model: id.Model,
+					Revision: id.Revision, Profile: id.Profile, IMEI: id.IMEI, IMSI: id.IMSI, SMSC: id.SMSC, SignalDBm: dbm, SignalKnown: known,
+					Registration: reg, Device: x.dev})
+			})
 		}
 		if !r.hardware() && (r.a.Identity().Profile != r.simA.Profile().DriverProfile || r.b.Identity().Profile != r.simB.Profile().DriverProfile) {
 			t.Errorf("profiles detected: %s, %s for the dialects %s, %s", r.a.Identity().Profile, r.b.Identity().Profile, r.simNames[0], r.simNames[1])

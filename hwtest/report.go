@@ -1,30 +1,3 @@
-// Package hwtest is the hardware-in-the-loop suite of m2mbearer. It lives
-// in the package's tests (go test ./hwtest/...): with the environment
-// variables M2M_MODEM_A, M2M_MODEM_A_MSISDN, M2M_MODEM_B and
-// M2M_MODEM_B_MSISDN set (serial devices and their SIMs' numbers, with
-// optional M2M_MODEM_A_PIN and M2M_MODEM_B_PIN) it drives two real modems;
-// without them it starts two simulated modems (modem/sim) on
-// pseudo-terminals and opens them by path, so the real serial code path
-// (the driver's non-blocking termios port, as for /dev/ttyUSB*) is exercised in
-// CI too.
-//
-// The suite checks identity, health, a single SMS round trip, a 3-segment
-// binary concatenated round trip (segmented and reassembled by
-// bearer/sms/pdu), a status report correlated by TP-MR, and recovery after
-// an unplug (simulator only). It prints a Report a lab keeps: modem model
-// and firmware, signal, timings and SMS counts, via t.Log and, when
-// M2M_HWTEST_REPORT names a file, into that file.
-//
-// Without hardware, M2M_HWTEST_SIM_A and M2M_HWTEST_SIM_B name the
-// simulated dialects (modem/sim profile names: ec25 and sim800 by default;
-// huawei, zte, wavecom, telit, cinterion, nrf91, ...), and the suite checks
-// that the driver detects the matching profile.
-//
-// Note for labs: the suite acknowledges (deletes) every message it finds
-// stored on the two SIMs, including old ones. What the driver cannot read
-// is not deleted unrecorded: it goes to a quarantine (a bbolt file in the
-// test's temporary directory), whose entries the report lists with their
-// raw lines; they show a lab the quirks of its modems.
 package hwtest
 
 import (

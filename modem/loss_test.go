@@ -278,18 +278,20 @@ func TestUnknownFinalCodes(t *testing.T) {
 	p := testProfile()
 	m := openFake(t, f, p, Config{TimeoutStorm: 2})
 	for _, code := range []string{"COMMAND NOT SUPPORT", "TOO MANY PARAMETERS", "MODEM ERROR: 5"} {
-		f.mu.Lock()
-		f.override = map[string]string{"+CBC": "\r\n" + code + "\r\n"}
-		f.mu.Unlock()
-		start := time.Now()
-		_, err := m.Command(context.Background(), "+CBC")
-		var rc *ResultCodeError
-		if !errors.As(err, &rc) || rc.Line != code || !errors.Is(err, ErrATError) || !Retryable(err) {
-			t.Fatalf("%s: err = %v", code, err)
-		}
-		if d := time.Since(start); d > p.CommandTimeout/2 {
-			t.Fatalf("%s took %v: waited for the timeout", code, d)
-		}
+		t.Run(code, func(t *testing.T) {
+			f.mu.Lock()
+			f.override = map[string]string{"+CBC": "\r\n" + code + "\r\n"}
+			f.mu.Unlock()
+			start := time.Now()
+			_, err := m.Command(context.Background(), "+CBC")
+			var rc *ResultCodeError
+			if !errors.As(err, &rc) || rc.Line != code || !errors.Is(err, ErrATError) || !Retryable(err) {
+				t.Fatalf("%s: err = %v", code, err)
+			}
+			if d := time.Since(start); d > p.CommandTimeout/2 {
+				t.Fatalf("%s took %v: waited for the timeout", code, d)
+			}
+		})
 	}
 	if !m.Connected() || m.Stats().Reconnects != 0 {
 		t.Fatal("unknown final codes counted as timeouts")

@@ -83,9 +83,11 @@ func TestOpenIdentityAndInit(t *testing.T) {
 	}
 	cmds := strings.Join(f.commands(), "|")
 	for _, c := range []string{"E0", "+CMEE=1", "+CMGF=0", "+CSMS=0", `+CPMS="SM","SM","SM"`, "+CNMI=2,1,0,2,0", "+CMGL=4"} {
-		if !strings.Contains(cmds, c) {
-			t.Errorf("init did not send %s; sent %s", c, cmds)
-		}
+		t.Run(c, func(t *testing.T) {
+			if !strings.Contains(cmds, c) {
+				t.Errorf("init did not send %s; sent %s", c, cmds)
+			}
+		})
 	}
 	h, err := m.Health(context.Background())
 	if err != nil {
@@ -123,10 +125,12 @@ func TestSendPDU(t *testing.T) {
 	m := openFake(t, f, testProfile(), Config{})
 	ctx := context.Background()
 	for _, want := range []int{254, 255, 0} {
-		mr, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x0B, 0x91, 0x13, 0x26, 0x88, 0x07, 0x36, 0xF4, 0x00, 0x04, 0x01, 0xAA})
-		if err != nil || mr != want {
-			t.Fatalf("SendPDU = %d, %v; want %d", mr, err, want)
-		}
+		t.Run(fmt.Sprint(want), func(t *testing.T) {
+			mr, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x0B, 0x91, 0x13, 0x26, 0x88, 0x07, 0x36, 0xF4, 0x00, 0x04, 0x01, 0xAA})
+			if err != nil || mr != want {
+				t.Fatalf("SendPDU = %d, %v; want %d", mr, err, want)
+			}
+		})
 	}
 	if _, err := m.SendPDU(ctx, nil); !errors.Is(err, ErrBadPDU) {
 		t.Fatalf("empty TPDU: %v", err)
@@ -153,20 +157,22 @@ func TestSendErrorsTyped(t *testing.T) {
 		{"+CMS ERROR: 1", 1, false, false},
 	}
 	for _, c := range cases {
-		f.mu.Lock()
-		f.cmgsErr = []string{c.line}
-		f.mu.Unlock()
-		_, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
-		var cms *CMSError
-		if !errors.As(err, &cms) || cms.Code != c.code {
-			t.Fatalf("%s: err = %v", c.line, err)
-		}
-		if Retryable(err) != c.retryable {
-			t.Errorf("%s: Retryable = %v", c.line, Retryable(err))
-		}
-		if errors.Is(err, ErrStorageFull) != c.full {
-			t.Errorf("%s: storage full = %v", c.line, !c.full)
-		}
+		t.Run(c.line, func(t *testing.T) {
+			f.mu.Lock()
+			f.cmgsErr = []string{c.line}
+			f.mu.Unlock()
+			_, err := m.SendPDU(ctx, []byte{0x01, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00})
+			var cms *CMSError
+			if !errors.As(err, &cms) || cms.Code != c.code {
+				t.Fatalf("%s: err = %v", c.line, err)
+			}
+			if Retryable(err) != c.retryable {
+				t.Errorf("%s: Retryable = %v", c.line, Retryable(err))
+			}
+			if errors.Is(err, ErrStorageFull) != c.full {
+				t.Errorf("%s: storage full = %v", c.line, !c.full)
+			}
+		})
 	}
 }
 

@@ -26,13 +26,15 @@ func TestParseStoredIndications(t *testing.T) {
 		{`+CMT: "SM",1`, StoredIndication{}, false},
 	}
 	for _, tt := range tests {
-		got, err := ParseCMTI(tt.line)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseCMTI(%q) = %+v, %v", tt.line, got, err)
-		}
-		if err != nil && !errors.Is(err, ErrBadResponse) {
-			t.Errorf("ParseCMTI(%q) error %v does not wrap ErrBadResponse", tt.line, err)
-		}
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseCMTI(tt.line)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseCMTI(%q) = %+v, %v", tt.line, got, err)
+			}
+			if err != nil && !errors.Is(err, ErrBadResponse) {
+				t.Errorf("ParseCMTI(%q) error %v does not wrap ErrBadResponse", tt.line, err)
+			}
+		})
 	}
 	if got, err := ParseCDSI(`+CDSI: "SR",5`); err != nil || got != (StoredIndication{"SR", 5}) {
 		t.Errorf("ParseCDSI = %+v, %v", got, err)
@@ -50,9 +52,11 @@ func TestParseHeaders(t *testing.T) {
 		t.Errorf("CMT without <alpha> = %d, %v", n, err)
 	}
 	for _, bad := range []string{`+CMT: ,0`, `+CMT: ,999`, `+CMT: ,x`, `+CMT: a,b,22`} {
-		if _, err := ParseCMT(bad); err == nil {
-			t.Errorf("ParseCMT(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCMT(bad); err == nil {
+				t.Errorf("ParseCMT(%q) accepted", bad)
+			}
+		})
 	}
 	if n, err := ParseCDS(`+CDS: 25`); err != nil || n != 25 {
 		t.Errorf("CDS = %d, %v", n, err)
@@ -70,9 +74,11 @@ func TestParseHeaders(t *testing.T) {
 		t.Errorf("CMGR stat 7 = %+v, %v; want StatUnknown (the field degrades)", h, err)
 	}
 	for _, bad := range []string{`+CMGR: 1,,147 07914306073011F0`, `+CMGR: 1,,0`, `+CMGR: 1,,x`, `+CMGR: "REC READ","+4123","09/8/18,19:11:45"`} {
-		if _, err := ParseCMGR(bad); err == nil {
-			t.Errorf("ParseCMGR(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCMGR(bad); err == nil {
+				t.Errorf("ParseCMGR(%q) accepted", bad)
+			}
+		})
 	}
 	if h, err := ParseCMGL(`+CMGL: 4,2,,30`); err != nil || h != (CMGLHeader{4, StatStoUnsent, 30}) || h.Stat.Received() {
 		t.Errorf("CMGL = %+v, %v", h, err)
@@ -81,9 +87,11 @@ func TestParseHeaders(t *testing.T) {
 		t.Errorf("CMGL no alpha = %+v, %v", h, err)
 	}
 	for line, want := range map[string]int{`+CMGS: 17`: 17, `+CMGS: 0,"07911326"`: 0, `+CMGS: 255`: 255} {
-		if mr, err := ParseCMGS(line); err != nil || mr != want {
-			t.Errorf("ParseCMGS(%q) = %d, %v", line, mr, err)
-		}
+		t.Run(line, func(t *testing.T) {
+			if mr, err := ParseCMGS(line); err != nil || mr != want {
+				t.Errorf("ParseCMGS(%q) = %d, %v", line, mr, err)
+			}
+		})
 	}
 	if _, err := ParseCMGS(`+CMGS: 256`); err == nil {
 		t.Error("MR 256 accepted")
@@ -105,10 +113,12 @@ func TestParseCSQAndCREG(t *testing.T) {
 		{"+CSQ: a,b", Signal{}, false},
 	}
 	for _, tt := range tests {
-		got, err := ParseCSQ(tt.line)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseCSQ(%q) = %+v, %v", tt.line, got, err)
-		}
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseCSQ(tt.line)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseCSQ(%q) = %+v, %v", tt.line, got, err)
+			}
+		})
 	}
 	if _, ok := (Signal{RSSI: 99}).DBm(); ok {
 		t.Error("unknown RSSI has dBm")
@@ -128,10 +138,12 @@ func TestParseCSQAndCREG(t *testing.T) {
 		{`+COPS: 0,1`, true, Registration{}, false},
 	}
 	for _, tt := range regs {
-		got, err := ParseCREG(tt.line, tt.read)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("ParseCREG(%q) = %+v, %v", tt.line, got, err)
-		}
+		t.Run(tt.line, func(t *testing.T) {
+			got, err := ParseCREG(tt.line, tt.read)
+			if (err == nil) != tt.ok || got != tt.want {
+				t.Errorf("ParseCREG(%q) = %+v, %v", tt.line, got, err)
+			}
+		})
 	}
 	if !RegSMSOnlyHome.Registered() || RegDenied.Registered() {
 		t.Error("Registered()")
@@ -144,17 +156,21 @@ func TestParseCNUMAndCPMS(t *testing.T) {
 		`+CNUM: "Own","4915112345678",145`: "+4915112345678",
 		`+CNUM: ,"0151123",129`:            "0151123",
 	} {
-		if got, err := ParseCNUM(line); err != nil || got != want {
-			t.Errorf("ParseCNUM(%q) = %q, %v", line, got, err)
-		}
+		t.Run(line, func(t *testing.T) {
+			if got, err := ParseCNUM(line); err != nil || got != want {
+				t.Errorf("ParseCNUM(%q) = %q, %v", line, got, err)
+			}
+		})
 	}
 	if got, err := ParseCNUM(`+CNUM: "","+15550001"`); err != nil || got != "+15550001" {
 		t.Errorf("ParseCNUM without <type> = %q, %v", got, err)
 	}
 	for _, bad := range []string{`+CNUM: "",,145`, `+CNUM: "","12a4",129`, `+CNUM: "","+"`, `+CNUM: "x"`} {
-		if _, err := ParseCNUM(bad); err == nil {
-			t.Errorf("ParseCNUM(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCNUM(bad); err == nil {
+				t.Errorf("ParseCNUM(%q) accepted", bad)
+			}
+		})
 	}
 	got, err := ParseCPMS(`+CPMS: "SM",3,20,"SM",3,20,"ME",0,255`)
 	want := []StorageUse{{"SM", 3, 20}, {"SM", 3, 20}, {"ME", 0, 255}}
@@ -166,9 +182,11 @@ func TestParseCNUMAndCPMS(t *testing.T) {
 		t.Errorf("ParseCPMS set = %+v, %v", got, err)
 	}
 	for _, bad := range []string{`+CPMS: "SM",3`, `+CPMS: 1,2,3`, `+CPMS: "SM",-1,20`} {
-		if _, err := ParseCPMS(bad); err == nil {
-			t.Errorf("ParseCPMS(%q) accepted", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseCPMS(bad); err == nil {
+				t.Errorf("ParseCPMS(%q) accepted", bad)
+			}
+		})
 	}
 }
 
@@ -192,27 +210,29 @@ func TestParseErrorLine(t *testing.T) {
 		{"+CME ERROR: 30", true, 30, false},
 	}
 	for _, tt := range tests {
-		err := ParseErrorLine(tt.line)
-		var cms *CMSError
-		var cme *CMEError
-		switch {
-		case tt.cms && errors.As(err, &cms):
-			if cms.Code != tt.code {
-				t.Errorf("%q: code %d", tt.line, cms.Code)
+		t.Run(tt.line, func(t *testing.T) {
+			err := ParseErrorLine(tt.line)
+			var cms *CMSError
+			var cme *CMEError
+			switch {
+			case tt.cms && errors.As(err, &cms):
+				if cms.Code != tt.code {
+					t.Errorf("%q: code %d", tt.line, cms.Code)
+				}
+			case !tt.cms && errors.As(err, &cme):
+				if cme.Code != tt.code {
+					t.Errorf("%q: code %d", tt.line, cme.Code)
+				}
+			default:
+				t.Errorf("%q: %T %v", tt.line, err, err)
 			}
-		case !tt.cms && errors.As(err, &cme):
-			if cme.Code != tt.code {
-				t.Errorf("%q: code %d", tt.line, cme.Code)
+			if Retryable(err) != tt.retryable {
+				t.Errorf("%q: Retryable = %v", tt.line, !tt.retryable)
 			}
-		default:
-			t.Errorf("%q: %T %v", tt.line, err, err)
-		}
-		if Retryable(err) != tt.retryable {
-			t.Errorf("%q: Retryable = %v", tt.line, !tt.retryable)
-		}
-		if !strings.Contains(err.Error(), "ERROR") {
-			t.Errorf("%q: message %q", tt.line, err.Error())
-		}
+			if !strings.Contains(err.Error(), "ERROR") {
+				t.Errorf("%q: message %q", tt.line, err.Error())
+			}
+		})
 	}
 	if ParseErrorLine("OK") != nil || ParseErrorLine("ERROR") != ErrATError {
 		t.Error("plain lines")
@@ -229,10 +249,12 @@ func TestParseErrorLine(t *testing.T) {
 		fmt.Errorf("pool: %w", ErrUnknownSIM): false, fmt.Errorf("%w: 3 allowed", ErrNoModem): true,
 		fmt.Errorf("AT+CMGS: %w", &CMSError{Code: 1}): false, ErrClosed: true, ErrSIMPIN: false,
 	} {
-		var r interface{ Retryable() bool }
-		if !errors.As(err, &r) || r.Retryable() != want || Retryable(err) != want {
-			t.Errorf("%v: Retryable() should be %v", err, want)
-		}
+		t.Run(err.Error(), func(t *testing.T) {
+			var r interface{ Retryable() bool }
+			if !errors.As(err, &r) || r.Retryable() != want || Retryable(err) != want {
+				t.Errorf("%v: Retryable() should be %v", err, want)
+			}
+		})
 	}
 }
 
@@ -248,9 +270,11 @@ func TestSplitPDUAndStatusReport(t *testing.T) {
 		line string
 		n    int
 	}{{"", 1}, {"00", 1}, {"0791", 1}, {testSMSC + testDeliver, 21}, {"zz", 1}, {"FF00", 1}} {
-		if _, _, err := SplitPDU(bad.line, bad.n); !errors.Is(err, ErrBadPDU) {
-			t.Errorf("SplitPDU(%q,%d) = %v", bad.line, bad.n, err)
-		}
+		t.Run(fmt.Sprintf("%q/%d", bad.line, bad.n), func(t *testing.T) {
+			if _, _, err := SplitPDU(bad.line, bad.n); !errors.Is(err, ErrBadPDU) {
+				t.Errorf("SplitPDU(%q,%d) = %v", bad.line, bad.n, err)
+			}
+		})
 	}
 	_, rep, _ := SplitPDU(testSMSC+testReport, testReportLen)
 	sr, err := ParseStatusReport(rep)
@@ -292,9 +316,11 @@ func TestDetectProfile(t *testing.T) {
 		{"Nokia", "Nokia 5210", "generic"},
 	}
 	for _, tt := range tests {
-		if got := DetectProfile(tt.maker, tt.model).Name; got != tt.want {
-			t.Errorf("DetectProfile(%q,%q) = %s, want %s", tt.maker, tt.model, got, tt.want)
-		}
+		t.Run(tt.maker+"/"+tt.model, func(t *testing.T) {
+			if got := DetectProfile(tt.maker, tt.model).Name; got != tt.want {
+				t.Errorf("DetectProfile(%q,%q) = %s, want %s", tt.maker, tt.model, got, tt.want)
+			}
+		})
 	}
 	for _, p := range Profiles() {
 		if q, ok := ProfileByName(p.Name); !ok || q.Name != p.Name {

@@ -1,8 +1,24 @@
-// Package redisstore keeps the state of smsgw in Redis, so several gateway
-// nodes can share one fleet: the Redis implementations, beside the bbolt
-// ones, of every store interface the gateway uses (Leshan's
-// leshan-lwm2m-server-redis is the model: a store is an interface with an
-// embedded and a Redis implementation, and nothing above it knows which).
+// Package redisstore keeps smsgw's state in Redis, so that several gateway
+// nodes share one fleet.
+//
+// It has the Redis implementations, beside the bbolt ones, of every store
+// interface the gateway uses. Leshan's leshan-lwm2m-server-redis is the
+// model: a store is an interface with an embedded and a Redis
+// implementation, and nothing above it knows which.
+//
+// # Usage
+//
+//	db, err := redisstore.Open(ctx, "redis://127.0.0.1:6379/0", redisstore.Options{Prefix: "city:", Node: "gw-a"})
+//	regs, err := db.OpenRegistry(ctx, redisstore.RegistryOptions{})
+//	if err != nil { ... } // an *UnavailableError when Redis is out of reach
+//	srv := server.New(regs, server.WithNode(db.Node()))
+//
+// [Open] (or [New] over a redis.Client) gives a [DB], and the DB each
+// store: [DB.OpenRegistry], [DB.OpenQueue], [DB.OpenBindings],
+// [DB.Campaigns], [DB.Images], [DB.SMSState], [DB.RateLimiter] and
+// [DB.Outbox].
+//
+// # Design
 //
 //	store interface              embedded default          here
 //	registry.Store               registry.Bolt             Registry
@@ -19,17 +35,11 @@
 // against both implementations; this package's tests run them against a
 // real redis-server (redistest).
 //
-// # Usage
-//
-//	db, err := redisstore.Open(ctx, "redis://127.0.0.1:6379/0", redisstore.Options{Prefix: "city:", Node: "gw-a"})
-//	regs, err := db.OpenRegistry(ctx, redisstore.RegistryOptions{})
-//	srv := server.New(regs, server.WithNode(db.Node()))
-//
 // # Outages
 //
 // Commands are never retried by the client (a write whose reply was lost
 // must not be applied twice). An error that comes from Redis being out of
-// reach is an *UnavailableError (errors.Is ErrUnavailable; its
+// reach is an [*UnavailableError] (errors.Is [ErrUnavailable]; its
 // Unavailable method answers true, which lwm2m/server and the smsgw API
 // turn into CoAP 5.03 and HTTP 503). The connection pool dials again on the
 // next command, so the stores work again as soon as Redis answers; the

@@ -1,35 +1,35 @@
-// Package oscore is OSCORE, Object Security for Constrained RESTful
-// Environments (RFC 8613), for LwM2M 1.1+ (Object 21): CoAP requests and
-// responses protected end to end with AES-CCM-16-64-128, with no handshake,
-// so a secured exchange over SMS costs what a NoSec one costs plus a few
-// bytes.
+// Package oscore protects CoAP requests and responses end to end with
+// OSCORE (RFC 8613), the object security of LwM2M 1.1+ (Object 21).
+//
+// Messages are protected with AES-CCM-16-64-128 and no handshake, so a
+// secured exchange over SMS costs what a NoSec one costs plus a few bytes.
 //
 // # Usage
 //
-// A Context is one security context: derived from Params with HKDF-SHA256
-// (§3.2), it protects and verifies messages, keeps its Sender Sequence
-// Number in a SeqStore in steps (Appendix B.1.1) and its replay window
+// A [Context] is one security context: derived from [Params] with
+// HKDF-SHA256 (§3.2), it protects and verifies messages, keeps its Sender
+// Sequence Number in a [SeqStore] in steps (Appendix B.1.1) and its replay window
 // (§7.4), re-learnt with an Echo round trip after a restart (Appendix
 // B.1.2, RFC 9175).
 //
-// A Conn runs OSCORE over any bearer.Bearer (UDP, SMS, DTLS, a test pipe)
-// and is itself a bearer.Bearer, so bearer.Endpoint, block-wise transfers,
+// A [Conn] runs OSCORE over any [bearer.Bearer] (UDP, SMS, DTLS, a test
+// pipe) and is itself a bearer.Bearer, so [bearer.Endpoint], block-wise transfers,
 // observe and LwM2M above it do not change:
 //
 //	x, _ := oscore.NewContext(params, store)          // store: BoltStore, MemoryStore in tests
 //	conn, _ := oscore.New(udpConn, oscore.WithPeer(serverAddr, x))
 //	ep, _ := bearer.NewEndpoint(conn, bearer.WithHandler(client))
 //
-// A server with many devices adds one context per device (WithContext;
-// WithPeer also binds an SMS number) and, with AllowPlain, still serves
-// NoSec devices; handlers see the OSCORE identity in Request.Identity
+// A server with many devices adds one context per device ([WithContext];
+// [WithPeer] also binds an SMS number) and, with [AllowPlain], still serves
+// NoSec devices; handlers see the OSCORE identity in [bearer.Request].Identity
 // (mode "oscore", the device's Sender ID and ID Context).
 //
-// # Restarts and lost state (Appendix B)
+// # Design
 //
-// Appendix B.1 is always on: sequence numbers persisted in steps (B.1.1),
+// Restarts and lost state (Appendix B). Appendix B.1 is always on: sequence numbers persisted in steps (B.1.1),
 // the replay window re-learnt with Echo after a restart (B.1.2). With
-// WithRederivation a context also runs Appendix B.2 ("Security Context
+// [WithRederivation] a context also runs Appendix B.2 ("Security Context
 // Derived Multiple Times"), in both roles: when an endpoint has no state to
 // continue with (first contact, lost storage), the two derive fresh keys
 // from the provisioned ones and an ID Context built from random R1, R2, R3
@@ -39,9 +39,7 @@
 // the bounds (B.2.1) and the replay handling (B.2.2) are in rederive.go
 // and docs/oscore.md.
 //
-// # Where it sits, and why
-//
-// RFC 8613 puts OSCORE between CoAP's request/response layer and its
+// Where it sits, and why. RFC 8613 puts OSCORE between CoAP's request/response layer and its
 // messaging layer. bearer.Endpoint is both, so Conn sits under it, as DTLS
 // does, and carries the messaging-layer knowledge it needs: empty messages
 // (ACK, RST, ping) pass unprotected; a retransmission by the message layer
@@ -59,19 +57,15 @@
 // observing request, notifications protected with their own Partial IV and
 // accepted in Partial IV order (§7.4.1).
 //
-// # Bad input
-//
-// What does not verify never reaches the message layer: a request is
+// Bad input. What does not verify never reaches the message layer: a request is
 // answered 4.02 (malformed OSCORE option), 4.01 (unknown kid, replayed or
 // out-of-window Partial IV, unprotected request from a peer that must
 // protect), 4.00 (decryption failed, bad plaintext), unprotected as §8.2
-// says, and counted (Counters, WithMetrics); a response is dropped and
+// says, and counted ([Counters], [WithMetrics]); a response is dropped and
 // counted. Memory is bounded: bindings, the retransmission and duplicate
 // caches (entries and bytes), the replay window (one 64-bit word).
 //
-// # What is a library's and what is ours
-//
-// AES-CCM is pion/dtls's exported package pkg/crypto/ccm (RFC 3610, any
+// What is a library's and what is ours. AES-CCM is pion/dtls's exported package pkg/crypto/ccm (RFC 3610, any
 // tag and nonce size; already a dependency for DTLS), HKDF is Go's
 // crypto/hkdf, the CoAP codec is go-coap v3's. The OSCORE protocol —
 // key derivation info, nonce, AAD, option codec, Class E/U split, replay

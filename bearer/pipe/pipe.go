@@ -1,14 +1,3 @@
-// Package pipe provides in-memory bearers for tests: a Hub of named
-// endpoints (New returns the common pair) that pass whole datagrams with
-// seeded, deterministic fault injection per sender: loss, duplication,
-// reordering and delay, plus the size limit and RFC 7252 parameters of
-// the bearer being imitated (UDP, SMS, ...).
-//
-// Everything here is hand-written: it is a test double for bearer.Bearer
-// and has no library counterpart. Fault decisions come from a math/rand/v2
-// PCG source seeded per sender, so a given seed and send order give the
-// same losses and duplicates on every run; delivery times still depend
-// on the scheduler.
 package pipe
 
 import (

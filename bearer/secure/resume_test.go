@@ -2,6 +2,7 @@ package secure
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
 	"path/filepath"
@@ -122,9 +123,11 @@ func TestSessionCache(t *testing.T) {
 		for name, o := range map[string]SessionCacheOption{
 			"ttl 0": WithSessionTTL(0), "size 0": WithMaxEntries(0), "nil clock": WithSessionClock(nil),
 		} {
-			if _, err := NewSessionCache(o); err == nil {
-				t.Errorf("%s accepted", name)
-			}
+			t.Run(name, func(t *testing.T) {
+				if _, err := NewSessionCache(o); err == nil {
+					t.Errorf("%s accepted", name)
+				}
+			})
 		}
 		if _, err := OpenSessionCache(filepath.Join(t.TempDir(), "no", "such", "dir", "x.db")); err == nil {
 			t.Error("unopenable file accepted")
@@ -391,6 +394,43 @@ func TestResumptionClientOwnCID(t *testing.T) {
 	}
 	if st := s.Stats(); st.NotResumedCID != 1 || st.Resumed != 0 || st.HandshakesOK != 2 {
 		t.Fatalf("server %+v", st)
+	}
+}
+
+// TestSessionCacheWriteTo: the copy WriteTo makes of a cache's file is a
+// file the cache opens again with the same sessions; a cache without a
+// file refuses.
+func TestSessionCacheWriteTo(t *testing.T) {
+	dir := t.TempDir()
+	c, err := OpenSessionCache(filepath.Join(dir, "sessions.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Set([]byte("a"), testSession(7)); err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if n, err := c.WriteTo(&buf); err != nil || n != int64(buf.Len()) || n == 0 {
+		t.Fatalf("WriteTo: %d %v (%d bytes written)", n, err, buf.Len())
+	}
+	cp := filepath.Join(dir, "copy.db")
+	if err := os.WriteFile(cp, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := OpenSessionCache(cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if s, _ := c2.Get([]byte("a")); !bytes.Equal(s.Secret, testSession(7).Secret) {
+		t.Fatalf("session in the copy: %+v", s)
+	}
+	mem, _ := NewSessionCache()
+	for name, c := range map[string]*SessionCache{"memory only": mem, "zero": {}} {
+		if _, err := c.WriteTo(&buf); !errors.Is(err, ErrSessionCache) {
+			t.Errorf("%s: WriteTo %v, want ErrSessionCache", name, err)
+		}
 	}
 }
 

@@ -208,9 +208,11 @@ func TestParams(t *testing.T) {
 		{&Config{PSKLookup: pskLookup, CIDLength: new(0), CipherSuites: []CipherSuiteID{0xC02B}}, 37}, // ECDHE_ECDSA_AES_128_GCM
 		{&Config{PSKLookup: pskLookup, CIDLength: new(0), CipherSuites: []CipherSuiteID{0xC00A}}, 77}, // ECDHE_ECDSA_AES_256_CBC_SHA
 	} {
-		if got := Overhead(tc.cfg, true); got != tc.want {
-			t.Errorf("Overhead(%+v) = %d, want %d", tc.cfg, got, tc.want)
-		}
+		t.Run(fmt.Sprintf("overhead %d", tc.want), func(t *testing.T) {
+			if got := Overhead(tc.cfg, true); got != tc.want {
+				t.Errorf("Overhead(%+v) = %d, want %d", tc.cfg, got, tc.want)
+			}
+		})
 	}
 	if p.AckTimeout != inner.AckTimeout || p.MaxRetransmit != inner.MaxRetransmit {
 		t.Errorf("transmission parameters changed: %+v", p)

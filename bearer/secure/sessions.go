@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -209,6 +210,21 @@ func OpenSessionCache(path string, opts ...SessionCacheOption) (*SessionCache, e
 		}
 	}
 	return c, nil
+}
+
+// WriteTo writes a consistent copy of the cache's file to w (one read
+// transaction: sessions go on being stored meanwhile), for backups of a
+// running server. A cache without a file (NewSessionCache, the zero value)
+// has nothing to copy and returns an error wrapping ErrSessionCache.
+func (c *SessionCache) WriteTo(w io.Writer) (n int64, err error) {
+	if c == nil || c.db == nil {
+		return 0, fmt.Errorf("%w: not kept in a file", ErrSessionCache)
+	}
+	err = c.db.View(func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
 }
 
 // Close closes the cache's file (a memory-only cache has nothing to

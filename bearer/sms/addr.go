@@ -1,13 +1,3 @@
-// Package sms is the SMS bearer of m2mbearer: CoAP over binary SMS (the
-// LwM2M SMS binding). This file holds its address type; the TPDU codec is
-// in the pdu sub-package.
-//
-// Addresses are hand-written: E.164 (ITU-T E.164 §6: at most 15 digits,
-// country code first, no leading 0) with a leading "+", national numbers
-// resolved with a configured country code and trunk prefix, and the digits
-// only form of the LwM2M "sms=" registration parameter and of the MSISDN
-// resources /0/x/9 and /1/x/? (LwM2M 1.1 Core §6.2.1). No library covers
-// this small rule set precisely.
 package sms
 
 import (

@@ -31,17 +31,19 @@ func TestParseMSISDN(t *testing.T) {
 		{in: "+", bad: true},
 		{in: "+49 151 12345678 ext 2", bad: true},
 	} {
-		a, err := ParseMSISDN(tc.in)
-		if tc.bad {
-			var ne *NumberError
-			if !errors.Is(err, ErrInvalidNumber) || !errors.As(err, &ne) || ne.Input != tc.in {
-				t.Errorf("%q: got %v, %v; want a *NumberError", tc.in, a, err)
+		t.Run(tc.in, func(t *testing.T) {
+			a, err := ParseMSISDN(tc.in)
+			if tc.bad {
+				var ne *NumberError
+				if !errors.Is(err, ErrInvalidNumber) || !errors.As(err, &ne) || ne.Input != tc.in {
+					t.Errorf("%q: got %v, %v; want a *NumberError", tc.in, a, err)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || a.String() != tc.want || a.Network() != "sms" || a.Digits() != tc.want[1:] {
-			t.Errorf("%q: got %q %v", tc.in, a, err)
-		}
+			if err != nil || a.String() != tc.want || a.Network() != "sms" || a.Digits() != tc.want[1:] {
+				t.Errorf("%q: got %q %v", tc.in, a, err)
+			}
+		})
 	}
 }
 
@@ -51,9 +53,11 @@ func TestParseLwM2M(t *testing.T) {
 		t.Fatalf("%v %v", a, err)
 	}
 	for _, bad := range []string{"+4915112345678", "49 151 12345678", "0049151", ""} {
-		if _, err := ParseLwM2M(bad); !errors.Is(err, ErrInvalidNumber) {
-			t.Errorf("%q accepted: %v", bad, err)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if _, err := ParseLwM2M(bad); !errors.Is(err, ErrInvalidNumber) {
+				t.Errorf("%q accepted: %v", bad, err)
+			}
+		})
 	}
 }
 
@@ -83,16 +87,18 @@ func TestNumbering(t *testing.T) {
 		{n: Numbering{CountryCode: "4912"}, in: "015112345678", bad: true},
 		{n: de, in: "0", bad: true},
 	} {
-		a, err := tc.n.Parse(tc.in)
-		if tc.bad {
-			if !errors.Is(err, ErrInvalidNumber) {
-				t.Errorf("%+v %q: got %v %v", tc.n, tc.in, a, err)
+		t.Run(tc.in, func(t *testing.T) {
+			a, err := tc.n.Parse(tc.in)
+			if tc.bad {
+				if !errors.Is(err, ErrInvalidNumber) {
+					t.Errorf("%+v %q: got %v %v", tc.n, tc.in, a, err)
+				}
+				return
 			}
-			continue
-		}
-		if err != nil || a.String() != tc.want {
-			t.Errorf("%+v %q: got %q %v", tc.n, tc.in, a, err)
-		}
+			if err != nil || a.String() != tc.want {
+				t.Errorf("%+v %q: got %q %v", tc.n, tc.in, a, err)
+			}
+		})
 	}
 }
 

@@ -230,14 +230,18 @@ func TestSMSCostTable(t *testing.T) {
 		t.Errorf("NoSec read %v, write %v", n.read, n.write500)
 	}
 	for name, x := range map[string]costRun{"dtls": d, "dtls+cid": c, "oscore": o} {
-		if x.read.segs != n.read.segs || x.read.bytes <= n.read.bytes || x.write500.segs > n.write500.segs+1 {
-			t.Errorf("%s read %v write %v vs NoSec %v %v", name, x.read, x.write500, n.read, n.write500)
-		}
+		t.Run(name, func(t *testing.T) {
+			if x.read.segs != n.read.segs || x.read.bytes <= n.read.bytes || x.write500.segs > n.write500.segs+1 {
+				t.Errorf("%s read %v write %v vs NoSec %v %v", name, x.read, x.write500, n.read, n.write500)
+			}
+		})
 	}
 	for name, x := range map[string]costRun{"dtls": d, "dtls+cid": c} {
-		if x.abbreviated.bytes >= x.handshake.bytes || x.abbreviated.segs > x.handshake.segs || x.handshake.segs >= x.handshakeHVR.segs {
-			t.Errorf("%s: full %v, abbreviated %v, with cookie exchange %v", name, x.handshake, x.abbreviated, x.handshakeHVR)
-		}
+		t.Run(name, func(t *testing.T) {
+			if x.abbreviated.bytes >= x.handshake.bytes || x.abbreviated.segs > x.handshake.segs || x.handshake.segs >= x.handshakeHVR.segs {
+				t.Errorf("%s: full %v, abbreviated %v, with cookie exchange %v", name, x.handshake, x.abbreviated, x.handshakeHVR)
+			}
+		})
 	}
 	if c.read.bytes <= d.read.bytes {
 		t.Errorf("a CID adds bytes to every record: %v vs %v", c.read, d.read)

@@ -153,22 +153,24 @@ func TestQBlockCostTable(t *testing.T) {
 	}
 	var rows []costRow
 	for _, size := range []int{4 << 10, 8 << 10, 16 << 10, 32 << 10} {
-		var r costRow
-		r.size = size
-		r.min = [2]int{minimumSMS(t, false, size), minimumSMS(t, true, size)}
-		r.qblock[0], r.qblock[1] = runTransfers(t, size, true)
-		r.rfc7959[0], r.rfc7959[1] = runTransfers(t, size, false)
-		for i := range 2 {
-			r.qblockRatio[i] = float64(r.qblock[i]) / float64(r.min[i])
-			r.rfc7959Ratios[i] = float64(r.rfc7959[i]) / float64(r.min[i])
-			if r.qblockRatio[i] > 1.05 {
-				t.Errorf("%d KiB %s: Q-Block %d SMS, minimum %d: ratio %.3f > 1.05", size>>10, []string{"GET", "PUT"}[i], r.qblock[i], r.min[i], r.qblockRatio[i])
+		t.Run(fmt.Sprintf("%d KiB", size>>10), func(t *testing.T) {
+			var r costRow
+			r.size = size
+			r.min = [2]int{minimumSMS(t, false, size), minimumSMS(t, true, size)}
+			r.qblock[0], r.qblock[1] = runTransfers(t, size, true)
+			r.rfc7959[0], r.rfc7959[1] = runTransfers(t, size, false)
+			for i := range 2 {
+				r.qblockRatio[i] = float64(r.qblock[i]) / float64(r.min[i])
+				r.rfc7959Ratios[i] = float64(r.rfc7959[i]) / float64(r.min[i])
+				if r.qblockRatio[i] > 1.05 {
+					t.Errorf("%d KiB %s: Q-Block %d SMS, minimum %d: ratio %.3f > 1.05", size>>10, []string{"GET", "PUT"}[i], r.qblock[i], r.min[i], r.qblockRatio[i])
+				}
 			}
-		}
-		if r.qblock != want[size] {
-			t.Errorf("%d KiB: Q-Block GET/PUT took %v SMS, want %v", size>>10, r.qblock, want[size])
-		}
-		rows = append(rows, r)
+			if r.qblock != want[size] {
+				t.Errorf("%d KiB: Q-Block GET/PUT took %v SMS, want %v", size>>10, r.qblock, want[size])
+			}
+			rows = append(rows, r)
+		})
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "\n| body | minimum GET / PUT | Q-Block GET / PUT | ratio | RFC 7959 GET / PUT | ratio |\n|---|---|---|---|---|---|\n")

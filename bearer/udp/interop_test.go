@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -292,25 +293,27 @@ func TestInteropServerBlock1(t *testing.T) {
 		{5000, "64"},
 		{64 << 10, "512"},
 	} {
-		body := randomBytes(t, tc.size)
-		file := filepath.Join(dir, "upload.bin")
-		if err := os.WriteFile(file, body, 0o600); err != nil {
-			t.Fatal(err)
-		}
-		ctx := testCtx(t)
-		_, log, err := coapproc.Run(ctx, interopTimeout, cliBin, "-B", clientWait, "-m", "put", "-b", tc.block,
-			"-f", file, coapURI(addr, "/fw/package"))
-		if err != nil {
-			t.Fatalf("%d bytes, block %s: %v\n%s", tc.size, tc.block, err, log)
-		}
-		select {
-		case b := <-got:
-			if !bytes.Equal(b, body) {
-				t.Fatalf("%d bytes, block %s: handler saw %d bytes, equal=false", tc.size, tc.block, len(b))
+		t.Run(fmt.Sprintf("%d bytes/block %s", tc.size, tc.block), func(t *testing.T) {
+			body := randomBytes(t, tc.size)
+			file := filepath.Join(dir, "upload.bin")
+			if err := os.WriteFile(file, body, 0o600); err != nil {
+				t.Fatal(err)
 			}
-		default:
-			t.Fatalf("%d bytes, block %s: handler not called\n%s", tc.size, tc.block, log)
-		}
+			ctx := testCtx(t)
+			_, log, err := coapproc.Run(ctx, interopTimeout, cliBin, "-B", clientWait, "-m", "put", "-b", tc.block,
+				"-f", file, coapURI(addr, "/fw/package"))
+			if err != nil {
+				t.Fatalf("%d bytes, block %s: %v\n%s", tc.size, tc.block, err, log)
+			}
+			select {
+			case b := <-got:
+				if !bytes.Equal(b, body) {
+					t.Fatalf("%d bytes, block %s: handler saw %d bytes, equal=false", tc.size, tc.block, len(b))
+				}
+			default:
+				t.Fatalf("%d bytes, block %s: handler not called\n%s", tc.size, tc.block, log)
+			}
+		})
 	}
 }
 

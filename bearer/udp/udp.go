@@ -1,23 +1,3 @@
-// Package udp is the plain UDP bearer: CoAP over UDP (RFC 7252 §3) on IPv4
-// and IPv6.
-//
-// Listen opens an unconnected socket that talks to any peer (a server, or a
-// client that talks to several servers); Dial opens a socket connected to one
-// peer, so the kernel drops datagrams from anyone else. Both return a *Conn,
-// which is a bearer.Bearer with the RFC 7252 default transmission parameters
-// (bearer.UDPParams) unless WithParams overrides them.
-//
-// What is hand-written and what is not: the socket itself is the standard
-// library's *net.UDPConn. This package adds what a CoAP message layer needs
-// from a bearer and the standard library does not give: Params, refusal of
-// datagrams over Params().MaxDatagram with bearer.ErrTooLarge, detection of
-// datagrams truncated by a short read buffer (they are dropped and counted,
-// never handed up as if whole), acceptance of any net.Addr whose String() is
-// a literal host:port, socket buffers sized for load with the granted size
-// reported, and counters for every drop. go-coap's own UDP server is bound to
-// *net.UDPConn and its exchange logic cannot run on other bearers (SMS), which
-// is why m2mbearer puts its message layer (bearer.Endpoint) above the Bearer
-// interface and keeps this package to the socket.
 package udp
 
 import (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -255,10 +256,12 @@ func TestBadAddr(t *testing.T) {
 		stringAddr{"udp", "localhost:5683"},
 		stringAddr{"udp", "127.0.0.1"},
 	} {
-		_, err := c.WriteTo([]byte("x"), a)
-		if !errors.Is(err, ErrBadAddr) {
-			t.Errorf("WriteTo(%#v) = %v, want ErrBadAddr", a, err)
-		}
+		t.Run(fmt.Sprintf("%T/%v", a, a), func(t *testing.T) {
+			_, err := c.WriteTo([]byte("x"), a)
+			if !errors.Is(err, ErrBadAddr) {
+				t.Errorf("WriteTo(%#v) = %v, want ErrBadAddr", a, err)
+			}
+		})
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -38,10 +40,12 @@ func TestDMCommands(t *testing.T) {
 		{"values", []string{"values", "l1"}, `GET /api/v1/devices/l1/values `},
 		{"objects", []string{"objects"}, `GET /api/v1/objects `},
 	}
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokenFile, []byte("t\n"), 0o600)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got = ""
-			args := append([]string{"-api", srv.URL, "-token", "t"}, tc.args[1:]...)
+			args := append([]string{"-api", srv.URL, "-token-file", tokenFile}, tc.args[1:]...)
 			if err := runClient(tc.args[0], args, io.Discard); err != nil {
 				t.Fatal(err)
 			}

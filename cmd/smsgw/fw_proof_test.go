@@ -31,6 +31,9 @@ type daemon struct {
 	stderr *lockedBuffer
 	stdout *lockedBuffer // the banner and anything else printed
 	once   sync.Once
+
+	// tokenFile holds fwProofToken for the CLI (-token-file).
+	tokenFile string
 }
 
 const fwProofToken = "fw-proof-token"
@@ -128,7 +131,13 @@ func (d *daemon) call(method, path, body string) (int, map[string]any) {
 func (d *daemon) cli(args ...string) map[string]any {
 	d.t.Helper()
 	var out, errb bytes.Buffer
-	args = append(args, "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token", fwProofToken)
+	if d.tokenFile == "" {
+		d.tokenFile = filepath.Join(d.t.TempDir(), "token")
+		if err := os.WriteFile(d.tokenFile, []byte(fwProofToken+"\n"), 0o600); err != nil {
+			d.t.Fatal(err)
+		}
+	}
+	args = append(args, "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token-file", d.tokenFile)
 	if rc := run(args, &out, &errb); rc != 0 {
 		d.t.Fatalf("smsgw %v: rc %d: %s %s", args, rc, errb.String(), out.String())
 	}
@@ -144,11 +153,11 @@ func (d *daemon) waitFleet(n int, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for {
 		code, v := d.call("GET", "/devices", "")
-		if code == 200 && v["count"] == float64(n) {
+		if code == 200 && v["total"] == float64(n) { // total: the list comes a page (100) at a time
 			return
 		}
 		if time.Now().After(deadline) {
-			d.t.Fatalf("fleet not registered: %d count %v of %d", code, v["count"], n)
+			d.t.Fatalf("fleet not registered: %d total %v of %d", code, v["total"], n)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/gateway"
 )
 
 // parseInterspersed parses flags placed before, between or after the
@@ -37,28 +40,55 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // apiFlags are the API client's common flags.
 type apiFlags struct {
-	api, token, data *string
-	timeout          *time.Duration
+	api, tokenFile, data *string
+	timeout              *time.Duration
 }
 
 func addAPIFlags(fs *flag.FlagSet) apiFlags {
-	return apiFlags{
-		api:     fs.String("api", envOr("SMSGW_API", "http://127.0.0.1:8080"), "API base URL"),
-		token:   fs.String("token", os.Getenv("SMSGW_TOKEN"), "API token (default: $SMSGW_TOKEN, else the api-token file of -data)"),
-		data:    fs.String("data", defaultDataDir(), "data dir holding the generated api-token"),
-		timeout: fs.Duration("timeout", 5*time.Minute, "how long to wait for the API"),
+	f := apiFlags{
+		api:       fs.String("api", envOr("SMSGW_API", "http://127.0.0.1:8080"), "API base URL"),
+		tokenFile: fs.String("token-file", "", "file holding the API token (default: $SMSGW_TOKEN, else the api-token file of -data)"),
+		data:      fs.String("data", defaultDataDir(), "data dir holding the generated api-token"),
+		timeout:   fs.Duration("timeout", 5*time.Minute, "how long to wait for the API"),
 	}
+	removedTokenFlag(fs)
+	return f
+}
+
+// errTokenFlag: a token on the command line shows in the process list.
+var errTokenFlag = errors.New("-token was removed: a token on the command line shows in the process list; set SMSGW_TOKEN or use -token-file FILE")
+
+// removedTokenFlag defines -token so that using it says what replaced it.
+func removedTokenFlag(fs *flag.FlagSet) {
+	fs.Func("token", "removed: use $SMSGW_TOKEN or -token-file", func(string) error { return errTokenFlag })
+}
+
+// apiToken is the client's token: $SMSGW_TOKEN, else the token file, else
+// the data dir's api-token.
+func apiToken(tokenFile, data string) (string, error) {
+	if t := strings.TrimSpace(os.Getenv("SMSGW_TOKEN")); t != "" {
+		return t, nil
+	}
+	file := tokenFile
+	if file == "" {
+		file = filepath.Join(data, gateway.TokenFileName)
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("no API token: set SMSGW_TOKEN, pass -token-file, or give the daemon's -data (%v)", err)
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", fmt.Errorf("no API token: %s is empty", file)
+	}
+	return t, nil
 }
 
 // call sends one API request and copies the answer to stdout.
 func (f apiFlags) call(stdout io.Writer, method, path string, body io.Reader, ctype string) error {
-	token := *f.token
-	if token == "" {
-		b, err := os.ReadFile(filepath.Join(*f.data, "api-token"))
-		if err != nil {
-			return fmt.Errorf("no API token: pass -token, set SMSGW_TOKEN, or run the daemon with -data %s (%v)", *f.data, err)
-		}
-		token = strings.TrimSpace(string(b))
+	token, err := apiToken(*f.tokenFile, *f.data)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()

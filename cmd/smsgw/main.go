@@ -1,32 +1,3 @@
-// Command smsgw is the m2mbearer gateway daemon: an LwM2M server reachable
-// over CoAP/UDP and over binary SMS through AT modems, with queue mode (SMS
-// wake-ups of sleeping devices), an HTTP JSON API, server-sent events and
-// Prometheus metrics.
-//
-// With no arguments it runs the embedded default: a simulated SMS network
-// whose server SIMs are virtual modems on pseudo-terminals driven by the real
-// modem driver, and a demo fleet of streetlights (UDP, UDP in queue mode
-// woken by SMS, SMS only).
-//
-// Usage:
-//
-//	smsgw [run] [-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-token T]
-//	smsgw sim                      run only the simulator, print the pty paths
-//	smsgw check-config FILE        validate a configuration file
-//	smsgw default-config           print the embedded default configuration
-//	smsgw devices                  list devices (API client)
-//	smsgw read  EP PATH            read a path
-//	smsgw write EP PATH VALUE      write a resource
-//	smsgw exec  EP PATH [ARGS]     execute a resource
-//	smsgw jobs                     list pending jobs
-//	smsgw cluster                  nodes, devices and modems by node, leases
-//
-// The API client subcommands take -api URL (default http://127.0.0.1:8080,
-// or $SMSGW_API) and -token (default $SMSGW_TOKEN, else the api-token file
-// of the default data dir).
-//
-// Everything here is hand-written flag handling over the standard library;
-// the daemon itself is cmd/smsgw/internal/gateway.
 package main
 
 import (
@@ -39,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"syscall"
@@ -61,7 +33,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "run":
-		err = runDaemon(args, stdout, stderr)
+		if err := runDaemon(args, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(stderr, "smsgw: %v\n", err)
+			var ue usageError
+			if errors.As(err, &ue) {
+				return 2
+			}
+			return 1
+		}
+		return 0
+	case "state":
+		err = runState(args, stdout)
 	case "sim":
 		err = runSim(args, stdout)
 	case "check-config":
@@ -96,8 +78,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 const usage = `usage:
-  smsgw [run] [-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-token T] [-log-level L] [-log-format F]
+  smsgw [run] [-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-token-file F] [-log-level L] [-log-format F]
   smsgw sim                      run only the simulated SMS network, print the pty paths
+  smsgw state check [-data DIR]          check every state file (through the daemon when it runs)
+  smsgw state backup [-data DIR] DIR     consistent copies of the state files (also while the daemon runs)
+  smsgw state reset [-data DIR] NAME     set a damaged state file aside (daemon stopped); it starts empty
   smsgw check-config FILE        validate a configuration file (line-numbered errors)
   smsgw default-config           print the embedded default configuration (every option)
   smsgw devices                  list registered devices          (API client)
@@ -121,7 +106,8 @@ const usage = `usage:
   smsgw fw job ID                               a single-device update's progress
   smsgw campaign create -image ID (-prefix P | -endpoints A,B | -filter K=V) [-concurrency N] [-retries N] [-sms-budget N] [-sms]
   smsgw campaign list | status ID [-devices] | pause ID | resume ID | cancel ID
-API client flags: -api URL (default $SMSGW_API or http://127.0.0.1:8080), -token T (default $SMSGW_TOKEN or the api-token file of the data dir), -wait D
+API client flags: -api URL (default $SMSGW_API or http://127.0.0.1:8080), -token-file F (default $SMSGW_TOKEN, else the
+api-token file of -data), -wait D, -limit N -cursor C (devices, jobs: one page of the list)
 `
 
 type usageError struct{ msg string }
@@ -151,7 +137,23 @@ func newLogger(level, format string, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, o))
 }
 
-func runDaemon(args []string, stdout, stderr io.Writer) error {
+// loadConfig reads the configuration file (the embedded default for "").
+func loadConfig(file string) (*config.Config, error) {
+	if file == "" {
+		return config.Default(), nil
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("-config: %w", err)
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return cfg, nil
+}
+
+func runDaemon(args []string, stdout, stderr io.Writer) (err error) {
 	fs := flag.NewFlagSet("smsgw", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgFile := fs.String("config", "", "YAML configuration file (default: the embedded demo configuration)")
@@ -159,33 +161,38 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	apiAddr := fs.String("api", "", "HTTP API listen address (overrides api.listen)")
 	udpAddr := fs.String("udp", "", "LwM2M CoAP/UDP listen address (overrides lwm2m.udp)")
 	dtlsAddr := fs.String("dtls", "", "LwM2M CoAP/DTLS listen address (overrides lwm2m.dtls)")
-	token := fs.String("token", "", "API bearer token (overrides api.token)")
+	tokenFile := fs.String("token-file", "", "file holding the API token (overrides api.token_file; $SMSGW_TOKEN overrides both)")
+	removedTokenFlag(fs)
 	logLevel := fs.String("log-level", "", "debug, info, warn, error (overrides log.level)")
 	logFormat := fs.String("log-format", "", "text or json (overrides log.format)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, errTokenFlag) {
+			return usageError{errTokenFlag.Error()}
+		}
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
 	}
-	cfg := config.Default()
-	if *cfgFile != "" {
-		data, err := os.ReadFile(*cfgFile)
-		if err != nil {
-			return err
-		}
-		if cfg, err = config.Parse(data); err != nil {
-			return fmt.Errorf("%s: %w", *cfgFile, err)
-		}
+	cfg, err := loadConfig(*cfgFile)
+	if err != nil {
+		return err
 	}
 	for dst, v := range map[*string]string{&cfg.DataDir: *dataDir, &cfg.API.Listen: *apiAddr, &cfg.LwM2M.UDP: *udpAddr, &cfg.LwM2M.DTLS: *dtlsAddr,
-		&cfg.API.Token: *token, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
+		&cfg.API.TokenFile: *tokenFile, &cfg.Log.Level: *logLevel, &cfg.Log.Format: *logFormat} {
 		if v != "" {
 			*dst = v
 		}
 	}
+	fromEnv := false
+	if t := strings.TrimSpace(os.Getenv("SMSGW_TOKEN")); t != "" {
+		cfg.API.Token, fromEnv = t, true
+	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDataDir()
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs // messages name the files unambiguously
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -193,11 +200,23 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log.Level, cfg.Log.Format, stderr)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// A panic while starting is a bug; it still ends as one error line
+	// (and the stack for the report), never as a half-started daemon.
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(stderr, "%s\n", debug.Stack())
+			err = fmt.Errorf("internal error while starting (a bug; please report it with the stack above): %v", r)
+		}
+	}()
 	g, err := gateway.New(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	printInfo(stdout, g.Info())
+	in := g.Info()
+	if fromEnv {
+		in.TokenSource = "SMSGW_TOKEN"
+	}
+	printInfo(stdout, in)
 	log.Info("smsgw running; stop with Ctrl-C (SIGINT) or SIGTERM")
 	<-ctx.Done()
 	log.Info("shutting down")
@@ -210,12 +229,27 @@ func runDaemon(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
+// printInfo prints where to look. It never prints the API token: a
+// daemon's output ends up in journals.
 func printInfo(w io.Writer, in gateway.Info) {
 	fmt.Fprintf(w, "smsgw is running\n")
-	fmt.Fprintf(w, "  HTTP API:   %s   (Authorization: Bearer %s)\n", in.API, in.Token)
-	if in.TokenFile != "" {
-		fmt.Fprintf(w, "  API token:  %s\n", in.TokenFile)
+	fmt.Fprintf(w, "  HTTP API:   %s   (Authorization: Bearer <token>)\n", in.API)
+	auth := "Authorization: Bearer $SMSGW_TOKEN"
+	switch {
+	case in.TokenFile != "":
+		how := map[string]string{"generated": "generated now, kept", "data dir": "kept from an earlier start"}[in.TokenSource]
+		if how == "" {
+			how = in.TokenSource
+		}
+		fmt.Fprintf(w, "  API token:  in %s (%s; never printed)\n", in.TokenFile, how)
+		auth = "Authorization: Bearer $(cat " + in.TokenFile + ")"
+	case in.TokenSource == "SMSGW_TOKEN":
+		fmt.Fprintf(w, "  API token:  from $SMSGW_TOKEN\n")
+	default:
+		fmt.Fprintf(w, "  API token:  from %s of the configuration\n", in.TokenSource)
 	}
+	base := strings.TrimSuffix(in.API, "/api/v1")
+	fmt.Fprintf(w, "  Web UI:     %s/ui/ (asks for the token)\n", base)
 	fmt.Fprintf(w, "  OpenAPI:    %s\n  Metrics:    %s\n", in.OpenAPI, in.Metrics)
 	fmt.Fprintf(w, "  LwM2M UDP:  coap://%s\n", in.UDP)
 	if in.DTLS != "" {
@@ -237,7 +271,7 @@ func printInfo(w io.Writer, in gateway.Info) {
 		}
 		fmt.Fprintf(w, "  Light %-18s %-5s%s\n", l.Name, l.Kind, extra)
 	}
-	fmt.Fprintf(w, "Try: curl -H 'Authorization: Bearer %s' %s/devices\n", in.Token, in.API)
+	fmt.Fprintf(w, "Try: curl -H \"%s\" %s/devices\n", auth, in.API)
 }
 
 // runSim runs the simulated network with virtual modems on ptys only.

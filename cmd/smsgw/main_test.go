@@ -36,7 +36,8 @@ func TestDaemonProof(t *testing.T) {
 	defer cancel()
 	const token = "proof-token"
 	cmd := exec.CommandContext(ctx, bin, "-data", filepath.Join(dir, "data"), "-api", "127.0.0.1:0", "-udp", "127.0.0.1:0", "-dtls", "127.0.0.1:0",
-		"-token", token, "-log-level", "warn")
+		"-log-level", "warn")
+	cmd.Env = append(os.Environ(), "SMSGW_TOKEN="+token)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()

@@ -1,7 +1,3 @@
-// Package clocktest is a manual clock for tests: time moves only by
-// Advance, and a wait fires when Advance reaches its instant. It has the
-// methods of the queue Manager's Clock (Now, After), so a test can put a
-// request 100 s after a device fell asleep without waiting 100 s.
 package clocktest
 
 import (

@@ -1,9 +1,15 @@
-// Package fuzzdrive holds the test that runs every fuzz target of the
-// repository for a while: TestFuzzTargets, skipped unless M2M_FUZZTIME is
-// set. The normal suite runs each target's seed corpus only (go test does
-// that for every Fuzz function); this driver fuzzes for real.
+// Package fuzzdrive runs every fuzz target of the repository for a while:
+// TestFuzzTargets, skipped unless M2M_FUZZTIME is set.
+//
+// The normal suite runs each target's seed corpus only (go test does that
+// for every Fuzz function); this driver fuzzes for real.
+//
+// # Usage
 //
 //	M2M_FUZZTIME=5s go test -run TestFuzzTargets -v -timeout 2h ./internal/fuzzdrive
+//	M2M_FUZZTIME=30s M2M_FUZZ='bearer/sms/pdu/.*' go test -run TestFuzzTargets -v ./internal/fuzzdrive
+//
+// # Design
 //
 // Each package with fuzz targets is built once with coverage
 // instrumentation (go test -c -fuzz), then each of its targets runs for

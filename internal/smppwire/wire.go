@@ -1,16 +1,3 @@
-// Package smppwire is the SMPP 3.4 wire format: PDU headers, the bodies of
-// the operations an ESME and an SMSC exchange for SMS (bind_*, unbind,
-// enquire_link, submit_sm, deliver_sm, generic_nack and their responses),
-// TLVs, command_status codes and the delivery-receipt text of Appendix B.
-//
-// It is a codec with no I/O beyond [ReadPDU] on an io.Reader, shared by the
-// ESME client (bearer/sms/smpp) and the simulated SMSC (modem/sim/smsc).
-// No Go SMPP library could be had from the module proxy here
-// (github.com/linxGnu/gosmpp and github.com/fiorix/go-smpp were refused),
-// so it is written for this project from the SMPP 3.4 specification
-// (issue 12-Oct-1999). Every decoder bounds what it reads: a PDU is at most
-// [MaxPDU] octets, every C-Octet String at most its field's size, and a
-// malformed PDU is an error wrapping [ErrMalformed], never a panic.
 package smppwire
 
 import (

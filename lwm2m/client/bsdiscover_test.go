@@ -51,9 +51,11 @@ func TestBootstrapInterface(t *testing.T) {
 	w := serve(codes.GET, "/", true)
 	got := string(w.body)
 	for _, want := range []string{`</>;lwm2m="1.1"`, `</0/1>;ssid=101;uri="coaps://dm:5684"`, `</1/0>;ssid=101`, `</3/0>`} {
-		if w.code != codes.Content || !strings.Contains(got, want) {
-			t.Fatalf("bootstrap-discover %v %q lacks %q", w.code, got, want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if w.code != codes.Content || !strings.Contains(got, want) {
+				t.Fatalf("bootstrap-discover %v %q lacks %q", w.code, got, want)
+			}
+		})
 	}
 	// Bootstrap-Delete keeps the bootstrap account and the Device object.
 	if w := serve(codes.DELETE, "/", false); w.code != codes.Deleted {

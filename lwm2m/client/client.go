@@ -1,26 +1,3 @@
-// Package client is an LwM2M client (device side) on any bearer.Endpoint:
-// it registers with a server (Register, lifetime-driven Update,
-// De-register; Core 1.1/1.2 §6.2), serves the device management
-// operations on its objects (Read, Write replace and partial update,
-// Write-Attributes, Discover, Execute, Create, Delete, Observe and
-// notifications honouring pmin/pmax/gt/lt/st, Read-Composite,
-// Write-Composite) and sends data with the 1.1 Send operation.
-//
-// Objects are described by the lwm2m/model definitions (core objects 0, 1,
-// 3, 4, 5 are built in; custom objects such as 3311 come from DDF files);
-// their values live in the client and applications hook reads, writes and
-// executes with Handlers. Payloads are encoded by lwm2m/content and links
-// by lwm2m/link.
-//
-// Queue mode (StartQueueMode, sleep.go): the client closes its UDP socket
-// after its awake window, keeps listening on its SMS Endpoint, accepts a
-// Registration Update Trigger only from its server's number, reopens UDP
-// and updates; with no UDP at all it registers, updates and answers over
-// SMS (binding S).
-//
-// Everything here is hand-written: the Go LwM2M clients that exist are
-// tied to their own CoAP stack, and this one has to run on our message
-// layer over UDP, DTLS and SMS alike.
 package client
 
 import (

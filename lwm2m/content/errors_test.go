@@ -2,6 +2,7 @@ package content
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -153,9 +154,11 @@ func TestEncodeErrors(t *testing.T) {
 		{"invalid path", SenMLJSON, path.Root, []Record{{Path: path.Object(65535), Value: NewInt(1)}}, ErrNotEncodable},
 	}
 	for _, tt := range tests {
-		if _, err := Encode(tt.f, tt.base, tt.recs); !errors.Is(err, tt.want) {
-			t.Errorf("%s: Encode = %v, want %v", tt.name, err, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := Encode(tt.f, tt.base, tt.recs); !errors.Is(err, tt.want) {
+				t.Errorf("%s: Encode = %v, want %v", tt.name, err, tt.want)
+			}
+		})
 	}
 }
 
@@ -179,17 +182,19 @@ func TestText(t *testing.T) {
 		{9, NewCorelnk("</3/0>"), "</3/0>"},
 	}
 	for _, tt := range tests {
-		p := path.Resource(8, 0, tt.res)
-		recs := []Record{{Path: p, Value: tt.v}}
-		got, err := Encode(Text, p, recs)
-		if err != nil || string(got) != tt.text {
-			t.Errorf("%v: Encode = %q, %v; want %q", tt.v, got, err, tt.text)
-		}
-		back, err := Decode(Text, p, []byte(tt.text), m)
-		if err != nil {
-			t.Fatalf("%q: %v", tt.text, err)
-		}
-		equalRecords(t, back, recs)
+		t.Run(tt.text, func(t *testing.T) {
+			p := path.Resource(8, 0, tt.res)
+			recs := []Record{{Path: p, Value: tt.v}}
+			got, err := Encode(Text, p, recs)
+			if err != nil || string(got) != tt.text {
+				t.Errorf("%v: Encode = %q, %v; want %q", tt.v, got, err, tt.text)
+			}
+			back, err := Decode(Text, p, []byte(tt.text), m)
+			if err != nil {
+				t.Fatalf("%q: %v", tt.text, err)
+			}
+			equalRecords(t, back, recs)
+		})
 	}
 	// Unknown resources decode as strings.
 	recs, err := Decode(Text, path.Resource(9999, 0, 1), []byte("42"), m)
@@ -221,9 +226,11 @@ func TestPreferred(t *testing.T) {
 		{"1.2", []Format{Text}, SenMLCBOR},
 	}
 	for _, tt := range tests {
-		if got := Preferred(tt.ver, tt.announced); got != tt.want {
-			t.Errorf("Preferred(%q, %v) = %v, want %v", tt.ver, tt.announced, got, tt.want)
-		}
+		t.Run(fmt.Sprintf("%s/%v", tt.ver, tt.announced), func(t *testing.T) {
+			if got := Preferred(tt.ver, tt.announced); got != tt.want {
+				t.Errorf("Preferred(%q, %v) = %v, want %v", tt.ver, tt.announced, got, tt.want)
+			}
+		})
 	}
 }
 
@@ -242,16 +249,20 @@ func TestPreferredCompact(t *testing.T) {
 		{"1.2", nil, SenMLCBOR},
 	}
 	for _, tt := range tests {
-		if got := PreferredCompact(tt.ver, tt.announced); got != tt.want {
-			t.Errorf("PreferredCompact(%q, %v) = %v, want %v", tt.ver, tt.announced, got, tt.want)
-		}
+		t.Run(fmt.Sprintf("%s/%v", tt.ver, tt.announced), func(t *testing.T) {
+			if got := PreferredCompact(tt.ver, tt.announced); got != tt.want {
+				t.Errorf("PreferredCompact(%q, %v) = %v, want %v", tt.ver, tt.announced, got, tt.want)
+			}
+		})
 	}
 	// The sizes quoted in the documentation.
 	for f, want := range map[Format]int{LwM2MCBOR: 119, TLV: 121, SenMLCBOR: 196, SenMLJSON: 384} {
-		b, err := Encode(f, path.Instance(3, 0), deviceRecords())
-		if err != nil || len(b) != want {
-			t.Errorf("%v: %d bytes, %v; documented %d", f, len(b), err, want)
-		}
+		t.Run(f.String(), func(t *testing.T) {
+			b, err := Encode(f, path.Instance(3, 0), deviceRecords())
+			if err != nil || len(b) != want {
+				t.Errorf("%v: %d bytes, %v; documented %d", f, len(b), err, want)
+			}
+		})
 	}
 }
 
@@ -291,13 +302,15 @@ func TestCoerceAndValue(t *testing.T) {
 		{Value{}, model.String, Value{}, true},
 	}
 	for _, tt := range tests {
-		got, err := Coerce(tt.v, tt.t)
-		if (err == nil) != tt.ok || (tt.ok && !got.Equal(tt.want)) {
-			t.Errorf("Coerce(%v, %v) = %v, %v", tt.v, tt.t, got, err)
-		}
-		if err != nil && !errors.Is(err, ErrTypeMismatch) {
-			t.Errorf("error %v not ErrTypeMismatch", err)
-		}
+		t.Run(fmt.Sprintf("%v/%v", tt.v, tt.t), func(t *testing.T) {
+			got, err := Coerce(tt.v, tt.t)
+			if (err == nil) != tt.ok || (tt.ok && !got.Equal(tt.want)) {
+				t.Errorf("Coerce(%v, %v) = %v, %v", tt.v, tt.t, got, err)
+			}
+			if err != nil && !errors.Is(err, ErrTypeMismatch) {
+				t.Errorf("error %v not ErrTypeMismatch", err)
+			}
+		})
 	}
 	if NewTimeUnix(0).Time() != time.Unix(0, 0).UTC() {
 		t.Fatal("Time")
@@ -312,22 +325,28 @@ func TestCoerceAndValue(t *testing.T) {
 
 func TestHalfFloat(t *testing.T) {
 	for _, f := range []float64{0, 1, -2, 0.5, 65504, 5.960464477539063e-08, 6.103515625e-05, 1.5, math.Copysign(0, -1)} {
-		h, ok := toHalf(f)
-		if !ok || fromHalf(h) != f || math.Signbit(fromHalf(h)) != math.Signbit(f) {
-			t.Errorf("toHalf(%v) = %x, %v", f, h, ok)
-		}
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			h, ok := toHalf(f)
+			if !ok || fromHalf(h) != f || math.Signbit(fromHalf(h)) != math.Signbit(f) {
+				t.Errorf("toHalf(%v) = %x, %v", f, h, ok)
+			}
+		})
 	}
 	for _, f := range []float64{1.1, 65505, 1e-9, 100000, 0.1} {
-		if _, ok := toHalf(f); ok {
-			t.Errorf("toHalf(%v) should not be exact", f)
-		}
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			if _, ok := toHalf(f); ok {
+				t.Errorf("toHalf(%v) should not be exact", f)
+			}
+		})
 	}
 	// RFC 8949 Appendix A examples.
 	for f, want := range map[float64]string{1.0: "f93c00", 1.1: "fb3ff199999999999a", 100000.0: "fa47c35000", 65504.0: "f97bff", -4.0: "f9c400", 5.960464477539063e-8: "f90001"} {
-		got := cborFloat(nil, f)
-		if string(mustHex(t, want)) != string(got) {
-			t.Errorf("cborFloat(%v) = %x, want %s", f, got, want)
-		}
+		t.Run(fmt.Sprint(f), func(t *testing.T) {
+			got := cborFloat(nil, f)
+			if string(mustHex(t, want)) != string(got) {
+				t.Errorf("cborFloat(%v) = %x, want %s", f, got, want)
+			}
+		})
 	}
 }
 
@@ -350,21 +369,25 @@ func TestParseValueAndAny(t *testing.T) {
 		{model.Corelnk, "</3/0>", NewCorelnk("</3/0>"), "</3/0>"},
 	}
 	for _, tt := range tests {
-		v, err := ParseValue(tt.t, tt.in)
-		if err != nil || !v.Equal(tt.want) {
-			t.Errorf("ParseValue(%v, %q) = %v, %v", tt.t, tt.in, v, err)
-		}
-		if got := v.Any(); got != tt.any {
-			t.Errorf("Any() = %#v, want %#v", got, tt.any)
-		}
+		t.Run(fmt.Sprintf("%v/%s", tt.t, tt.in), func(t *testing.T) {
+			v, err := ParseValue(tt.t, tt.in)
+			if err != nil || !v.Equal(tt.want) {
+				t.Errorf("ParseValue(%v, %q) = %v, %v", tt.t, tt.in, v, err)
+			}
+			if got := v.Any(); got != tt.any {
+				t.Errorf("Any() = %#v, want %#v", got, tt.any)
+			}
+		})
 	}
 	for _, bad := range []struct {
 		t  model.Type
 		in string
 	}{{model.Integer, "x"}, {model.Boolean, "yes"}, {model.None, ""}, {model.Objlnk, "3"}} {
-		if _, err := ParseValue(bad.t, bad.in); !errors.Is(err, ErrTypeMismatch) {
-			t.Errorf("ParseValue(%v, %q) = %v", bad.t, bad.in, err)
-		}
+		t.Run(fmt.Sprintf("%v/%q", bad.t, bad.in), func(t *testing.T) {
+			if _, err := ParseValue(bad.t, bad.in); !errors.Is(err, ErrTypeMismatch) {
+				t.Errorf("ParseValue(%v, %q) = %v", bad.t, bad.in, err)
+			}
+		})
 	}
 	if (Value{}).Any() != nil || NewOpaque([]byte{1}).Any().([]byte)[0] != 1 {
 		t.Error("Any of none/opaque")

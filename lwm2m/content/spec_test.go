@@ -164,19 +164,21 @@ func TestTLVSingleResources(t *testing.T) {
 		{path.Resource(5, 0, 0), NewOpaque(make([]byte, 300)), "D0 00 012C" + strings.Repeat("00", 300)},
 	}
 	for _, tt := range tests {
-		recs := []Record{{Path: tt.p, Value: tt.v}}
-		got, err := Encode(TLV, tt.p, recs)
-		if err != nil {
-			t.Fatalf("%v: %v", tt.p, err)
-		}
-		if want := mustHex(t, tt.want); !bytes.Equal(got, want) {
-			t.Errorf("%v = %v:\n got % X\nwant % X", tt.p, tt.v, got, want)
-		}
-		back, err := Decode(TLV, tt.p, got, reg)
-		if err != nil {
-			t.Fatalf("%v: decode: %v", tt.p, err)
-		}
-		equalRecords(t, back, recs)
+		t.Run(tt.p.String()+"="+tt.v.String(), func(t *testing.T) {
+			recs := []Record{{Path: tt.p, Value: tt.v}}
+			got, err := Encode(TLV, tt.p, recs)
+			if err != nil {
+				t.Fatalf("%v: %v", tt.p, err)
+			}
+			if want := mustHex(t, tt.want); !bytes.Equal(got, want) {
+				t.Errorf("%v = %v:\n got % X\nwant % X", tt.p, tt.v, got, want)
+			}
+			back, err := Decode(TLV, tt.p, got, reg)
+			if err != nil {
+				t.Fatalf("%v: decode: %v", tt.p, err)
+			}
+			equalRecords(t, back, recs)
+		})
 	}
 	// A multiple resource read at its own path.
 	multi := []Record{{Path: path.ResourceInstance(3, 0, 7, 0), Value: NewInt(3800)}, {Path: path.ResourceInstance(3, 0, 7, 1), Value: NewInt(5000)}}

@@ -33,6 +33,19 @@ const (
 	DevCancelled = "cancelled"
 )
 
+// Reasons a device ended as it did, where its state alone does not say
+// (DeviceState.Reason, counted in Report.Reasons).
+const (
+	// ReasonSMSBudget: skipped, its update would exceed the campaign's
+	// SMS budget (ErrBudget).
+	ReasonSMSBudget = "sms_budget"
+	// ReasonUnsupported: skipped, the device cannot take this update
+	// (ErrUnsupported).
+	ReasonUnsupported = "unsupported"
+	// ReasonUpToDate: done without an update, it already ran the version.
+	ReasonUpToDate = "up_to_date"
+)
+
 // Spec describes a campaign.
 type Spec struct {
 	Name  string `json:"name"`
@@ -86,6 +99,7 @@ type DeviceState struct {
 	SMS      int       `json:"sms,omitempty"`
 	Result   int64     `json:"result,omitempty"` // Update Result when the device reported a failure
 	Error    string    `json:"error,omitempty"`
+	Reason   string    `json:"reason,omitempty"` // a Reason constant (skipped over the SMS budget, ...), or ""
 	Started  time.Time `json:"started,omitzero"`
 	Finished time.Time `json:"finished,omitzero"`
 }
@@ -98,6 +112,7 @@ type Report struct {
 	Status   string         `json:"status"`
 	Total    int            `json:"total"`
 	Counts   map[string]int `json:"counts"`
+	Reasons  map[string]int `json:"reasons,omitempty"` // devices by DeviceState.Reason
 	SMSUsed  int            `json:"sms_used"`
 	Created  time.Time      `json:"created"`
 	Finished time.Time      `json:"finished,omitzero"`
@@ -454,6 +469,12 @@ func (r *run) report(devices bool) Report {
 	for _, ep := range r.ord {
 		d := r.dev[ep]
 		rep.Counts[d.State]++
+		if d.Reason != "" {
+			if rep.Reasons == nil {
+				rep.Reasons = map[string]int{}
+			}
+			rep.Reasons[d.Reason]++
+		}
 		if devices {
 			rep.Devices = append(rep.Devices, *d)
 		}

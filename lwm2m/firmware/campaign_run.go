@@ -161,7 +161,7 @@ func (r *run) deviceCtx(ctx context.Context, d DeviceState) {
 			return
 		}
 		d.Attempts++
-		d.State, d.Step, d.Error, d.Result = DevRunning, StepPlanned, "", 0
+		d.State, d.Step, d.Error, d.Result, d.Reason = DevRunning, StepPlanned, "", 0, ""
 		if d.Started.IsZero() {
 			d.Started = time.Now().UTC()
 		}
@@ -184,7 +184,10 @@ func (r *run) deviceCtx(ctx context.Context, d DeviceState) {
 			d.Result = re.Result
 		}
 		if errors.Is(err, ErrBudget) || errors.Is(err, ErrUnsupported) {
-			d.State, d.Finished = DevSkipped, time.Now().UTC()
+			d.State, d.Finished, d.Reason = DevSkipped, time.Now().UTC(), ReasonUnsupported
+			if errors.Is(err, ErrBudget) {
+				d.Reason = ReasonSMSBudget
+			}
 			_ = r.setDevice(d, 0)
 			return
 		}
@@ -225,7 +228,7 @@ func (r *run) attempt(ctx context.Context, d *DeviceState, version string, spec 
 	// woken for the read (Version wakes it); the update would wake it
 	// anyway, and it stays awake for the update that follows.
 	if v, err := r.readVersion(ctx, d.Endpoint, spec.Options); err == nil && v == version {
-		d.Error = "already on version " + version
+		d.Error, d.Reason = "already on version "+version, ReasonUpToDate
 		return nil
 	}
 	plan, err := upd.Plan(ctx, d.Endpoint, spec.Image, spec.Options)

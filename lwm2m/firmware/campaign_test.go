@@ -125,9 +125,12 @@ func TestCampaignFleet(t *testing.T) {
 	methods := map[string]int{}
 	for _, d := range rep.Devices {
 		methods[d.Method]++
-		if d.State == firmware.DevSkipped && !strings.Contains(d.Error, "budget") {
-			t.Fatalf("skipped for %q", d.Error)
+		if d.State == firmware.DevSkipped && (!strings.Contains(d.Error, "budget") || d.Reason != firmware.ReasonSMSBudget) {
+			t.Fatalf("skipped for %q (reason %q)", d.Error, d.Reason)
 		}
+	}
+	if rep.Reasons[firmware.ReasonSMSBudget] != 2 || len(rep.Reasons) != 1 {
+		t.Fatalf("reasons %v, want 2 over the SMS budget", rep.Reasons)
 	}
 	if methods["push"] == 0 || methods["pull"] == 0 {
 		t.Fatalf("methods %v", methods)
@@ -168,8 +171,8 @@ func TestCampaignFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	rep, err = m.Wait(ctxT(t, time.Minute), id2)
-	if err != nil || rep.Counts[firmware.DevDone] != 2 {
-		t.Fatalf("second campaign %v %v", rep.Counts, err)
+	if err != nil || rep.Counts[firmware.DevDone] != 2 || rep.Reasons[firmware.ReasonUpToDate] != 2 {
+		t.Fatalf("second campaign %v %v %v", rep.Counts, rep.Reasons, err)
 	}
 	if lights[0].dev.Applied() != 1 || lights[1].dev.Applied() != 1 {
 		t.Fatal("updated twice")

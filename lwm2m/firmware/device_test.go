@@ -75,7 +75,7 @@ func TestDeviceResults(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	write := func(uri string) {
+	write := func(t *testing.T, uri string) {
 		t.Helper()
 		if err := e.srv.WriteValues(ctx, "sl-res", path.Resource(5, 0, 1), server.Replace,
 			content.Record{Path: path.Resource(5, 0, 1), Value: content.NewString(uri)}); err != nil {
@@ -91,14 +91,16 @@ func TestDeviceResults(t *testing.T) {
 		{"http://127.0.0.1:9/x", firmware.ResultUnsupportedProto}, // no HTTP client configured
 		{"coap://" + e.addr.String() + "/fw/nope", firmware.ResultInvalidURI},
 	} {
-		write(tc.uri)
-		if st, res := waitState(func(_, res int64) bool { return res != 0 }); st != firmware.StateIdle || res != tc.want {
-			t.Fatalf("%s: state %d result %d, want %d", tc.uri, st, res, tc.want)
-		}
-		write("") // reset
-		if _, res := waitState(func(st, res int64) bool { return st == firmware.StateIdle && res == 0 }); res != 0 {
-			t.Fatalf("reset: result %d", res)
-		}
+		t.Run(tc.uri, func(t *testing.T) {
+			write(t, tc.uri)
+			if st, res := waitState(func(_, res int64) bool { return res != 0 }); st != firmware.StateIdle || res != tc.want {
+				t.Fatalf("%s: state %d result %d, want %d", tc.uri, st, res, tc.want)
+			}
+			write(t, "") // reset
+			if _, res := waitState(func(st, res int64) bool { return st == firmware.StateIdle && res == 0 }); res != 0 {
+				t.Fatalf("reset: result %d", res)
+			}
+		})
 	}
 	// Not a package at all: Update Result 6 through the Updater.
 	info, err := e.store.PutBytes(context.Background(), "junk", "x", []byte("not a firmware package"))

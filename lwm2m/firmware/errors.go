@@ -15,6 +15,10 @@ var (
 	ErrSize = errors.New("firmware: size mismatch")
 	// ErrStoreFull: the store's byte or image bound would be exceeded.
 	ErrStoreFull = errors.New("firmware: store full")
+	// ErrTooLarge: an image over the store's per-image bound
+	// (WithMaxImageBytes), known from its declared size or while it
+	// streams in.
+	ErrTooLarge = errors.New("firmware: image too large")
 	// ErrInvalid: a bad argument (empty version, bad checksum text, ...).
 	ErrInvalid = errors.New("firmware: invalid argument")
 	// ErrUnsupported: the device supports no delivery method usable on its

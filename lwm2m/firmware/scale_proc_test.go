@@ -122,9 +122,11 @@ func TestParseStatusKB(t *testing.T) {
 		field string
 		want  int64
 	}{{"VmHWM", 81234}, {"VmRSS", 70000}, {"VmPeak", 2345}, {"Threads", 9}, {"VmSwap", 0}, {"Name", 0}} {
-		if got := parseStatusKB(st, c.field); got != c.want {
-			t.Errorf("%s: got %d want %d", c.field, got, c.want)
-		}
+		t.Run(c.field, func(t *testing.T) {
+			if got := parseStatusKB(st, c.field); got != c.want {
+				t.Errorf("%s: got %d want %d", c.field, got, c.want)
+			}
+		})
 	}
 }
 

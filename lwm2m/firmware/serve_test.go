@@ -99,10 +99,12 @@ func TestCoAPHandlerBlock2(t *testing.T) {
 		{codes.NotFound, "/fw/", nil},
 		{codes.NotFound, "/fw/a/b", nil},
 	} {
-		resp, err := cep.Get(ctx, sep.LocalAddr(), tc.path, tc.opts...)
-		if err != nil || resp.Code != tc.code {
-			t.Fatalf("%s: %v %v", tc.path, resp, err)
-		}
+		t.Run(tc.path, func(t *testing.T) {
+			resp, err := cep.Get(ctx, sep.LocalAddr(), tc.path, tc.opts...)
+			if err != nil || resp.Code != tc.code {
+				t.Fatalf("%s: %v %v", tc.path, resp, err)
+			}
+		})
 	}
 	resp, err := cep.Post(ctx, sep.LocalAddr(), "/fw/x", message.AppOctets, nil)
 	if err != nil || resp.Code != codes.MethodNotAllowed {

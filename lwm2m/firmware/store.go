@@ -40,6 +40,10 @@ type StoreOption func(*Store)
 // WithMaxBytes bounds the total bytes of stored images (default 1 GiB).
 func WithMaxBytes(n int64) StoreOption { return func(s *Store) { s.maxBytes = n } }
 
+// WithMaxImageBytes bounds one image (default: the store's byte bound).
+// Put reads at most this many bytes of an image of unknown size.
+func WithMaxImageBytes(n int64) StoreOption { return func(s *Store) { s.maxImage = n } }
+
 // WithMaxImages bounds the number of stored images (default 1000).
 func WithMaxImages(n int) StoreOption { return func(s *Store) { s.maxImages = n } }
 
@@ -56,6 +60,7 @@ func WithStoreMetrics(f func(images int, bytes int64)) StoreOption {
 type Store struct {
 	dir       string
 	maxBytes  int64
+	maxImage  int64
 	maxImages int
 	hook      func(int, int64)
 	cat       ImageCatalog
@@ -75,6 +80,9 @@ func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	s := &Store{dir: dir, maxBytes: 1 << 30, maxImages: 1000, images: map[string]ImageInfo{}}
 	for _, o := range opts {
 		o(s)
+	}
+	if s.maxImage <= 0 || s.maxImage > s.maxBytes {
+		s.maxImage = s.maxBytes
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("firmware: store dir: %w", err)
@@ -129,18 +137,24 @@ func (s *Store) report() {
 type Upload struct {
 	Name    string
 	Version string
-	// Size is the declared length; the bytes read must match it.
+	// Size is the declared length; the bytes read must match it. -1: not
+	// known in advance (a chunked or multipart upload); Put then takes
+	// what the reader gives, up to the store's bounds.
 	Size int64
 	// SHA256 is the declared checksum (hex); the bytes must match it.
 	SHA256 string
 }
 
 // Put stores the image read from r. The bytes are streamed to a temporary
-// file while hashed; the image is accepted only when exactly u.Size bytes
-// with checksum u.SHA256 arrived, and is durable (fsync'd) when Put
-// returns. Images are named by content: storing the same bytes again with
-// the same version returns the existing image, with another version fails
-// with ErrInvalid.
+// file while hashed, so memory does not grow with the image; the image is
+// accepted only when exactly u.Size bytes (or, for Size -1, the whole
+// stream) with checksum u.SHA256 arrived, and is durable (fsync'd) when Put
+// returns. The bounds hold while streaming: an image over the per-image
+// bound fails with ErrTooLarge, one over the store's free space with
+// ErrStoreFull, as soon as the first byte too many arrives; the partial
+// file is removed on every failure. Images are named by content: storing
+// the same bytes again with the same version returns the existing image,
+// with another version fails with ErrInvalid.
 func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
 	if s.images == nil {
 		return ImageInfo{}, ErrNotCreated
@@ -152,13 +166,16 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 	if u.Version == "" || len(u.Version) > 255 || len(u.Name) > 255 {
 		return ImageInfo{}, fmt.Errorf("%w: version must be 1..255 bytes, name at most 255", ErrInvalid)
 	}
-	if u.Size <= 0 {
-		return ImageInfo{}, fmt.Errorf("%w: size must be positive", ErrInvalid)
+	if u.Size == 0 || u.Size < -1 {
+		return ImageInfo{}, fmt.Errorf("%w: size must be positive, or -1 when not known", ErrInvalid)
+	}
+	if u.Size > s.maxImage {
+		return ImageInfo{}, fmt.Errorf("%w: %d bytes, at most %d an image", ErrTooLarge, u.Size, s.maxImage)
 	}
 	sumHex := hex.EncodeToString(want)
 	id := sumHex[:16]
 	s.mu.Lock()
-	if info, ok := s.images[id]; ok && s.local(id) {
+	if info, ok := s.images[id]; ok && u.Size >= 0 && s.local(id) {
 		s.mu.Unlock()
 		if info.Size != u.Size {
 			return ImageInfo{}, fmt.Errorf("%w: image %s has %d bytes", ErrSize, id, info.Size)
@@ -168,17 +185,20 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 		}
 		return info, nil
 	}
-	if s.total+s.reserved+u.Size > s.maxBytes || len(s.images) >= s.maxImages {
+	if len(s.images) >= s.maxImages {
 		s.mu.Unlock()
-		return ImageInfo{}, fmt.Errorf("%w: %d+%d bytes > %d or %d images", ErrStoreFull, s.total+s.reserved, u.Size, s.maxBytes, s.maxImages)
+		return ImageInfo{}, fmt.Errorf("%w: %d images", ErrStoreFull, s.maxImages)
 	}
-	s.reserved += u.Size
 	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		s.reserved -= u.Size
-		s.mu.Unlock()
-	}()
+	// Space is reserved as bytes arrive (all at once for a declared size),
+	// so concurrent uploads never pass the store's bound together.
+	res := &reservation{s: s}
+	defer res.release()
+	if u.Size > 0 {
+		if err := res.grow(u.Size); err != nil {
+			return ImageInfo{}, err
+		}
+	}
 
 	tmp, err := os.CreateTemp(s.dir, id+"-*.tmp")
 	if err != nil {
@@ -186,10 +206,31 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 	}
 	defer func() { _ = os.Remove(tmp.Name()) }()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), &ctxReader{ctx: ctx, r: io.LimitReader(r, u.Size+1)})
+	limit := u.Size
+	if limit < 0 {
+		limit = s.maxImage
+	}
+	// A declared size may be passed by one byte (ErrSize below); an
+	// unknown one stops at the image bound.
+	max := s.maxImage
+	if u.Size > 0 {
+		max = u.Size + 1
+	}
+	dst := io.MultiWriter(&reservingWriter{w: tmp, res: res, fixed: u.Size > 0, max: max}, h)
+	n, err := io.Copy(dst, &ctxReader{ctx: ctx, r: io.LimitReader(r, limit+1)})
 	if err != nil {
 		_ = tmp.Close()
+		if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrStoreFull) {
+			return ImageInfo{}, err
+		}
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	if u.Size < 0 {
+		if n == 0 {
+			_ = tmp.Close()
+			return ImageInfo{}, fmt.Errorf("%w: empty image", ErrSize)
+		}
+		u.Size = n
 	}
 	if n != u.Size {
 		_ = tmp.Close()
@@ -206,6 +247,16 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 	if err := tmp.Close(); err != nil {
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
 	}
+	s.mu.Lock()
+	if info, ok := s.images[id]; ok && s.local(id) {
+		// Stored here meanwhile, or before (an upload of unknown size).
+		s.mu.Unlock()
+		if info.Version != u.Version {
+			return ImageInfo{}, fmt.Errorf("%w: the same bytes are stored as version %q (image %s)", ErrInvalid, info.Version, id)
+		}
+		return info, nil
+	}
+	s.mu.Unlock()
 	info := ImageInfo{ID: id, Name: u.Name, Version: u.Version, Size: u.Size, SHA256: sumHex, Created: time.Now().UTC()}
 	if err := os.Rename(tmp.Name(), filepath.Join(s.dir, id+".bin")); err != nil {
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
@@ -255,6 +306,56 @@ func syncDir(dir string) {
 		_ = d.Sync()
 		_ = d.Close()
 	}
+}
+
+// reservation is the store space an upload in progress holds.
+type reservation struct {
+	s *Store
+	n int64
+}
+
+// grow reserves n more bytes, or fails with ErrStoreFull.
+func (r *reservation) grow(n int64) error {
+	s := r.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.total+s.reserved+n > s.maxBytes {
+		return fmt.Errorf("%w: %d bytes stored or arriving, %d more do not fit in %d", ErrStoreFull, s.total+s.reserved, n, s.maxBytes)
+	}
+	s.reserved += n
+	r.n += n
+	return nil
+}
+
+func (r *reservation) release() {
+	r.s.mu.Lock()
+	r.s.reserved -= r.n
+	r.s.mu.Unlock()
+	r.n = 0
+}
+
+// reservingWriter reserves store space for each write before it (unless
+// the whole size was reserved up front) and refuses bytes past the
+// per-image bound.
+type reservingWriter struct {
+	w      io.Writer
+	res    *reservation
+	fixed  bool
+	max, n int64
+}
+
+func (w *reservingWriter) Write(p []byte) (int, error) {
+	if w.n+int64(len(p)) > w.max {
+		return 0, fmt.Errorf("%w: more than %d bytes, at most %d an image", ErrTooLarge, w.max, w.max)
+	}
+	if !w.fixed {
+		if err := w.res.grow(int64(len(p))); err != nil {
+			return 0, err
+		}
+	}
+	n, err := w.w.Write(p)
+	w.n += int64(n)
+	return n, err
 }
 
 type ctxReader struct {

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -36,7 +37,12 @@ func TestStorePut(t *testing.T) {
 		{"bad hex", firmware.Upload{Version: "1", Size: 8, SHA256: "xyz"}, data, firmware.ErrInvalid},
 		{"no version", firmware.Upload{Size: int64(len(data)), SHA256: sum(data)}, data, firmware.ErrInvalid},
 		{"zero size", firmware.Upload{Version: "1", SHA256: sum(nil)}, nil, firmware.ErrInvalid},
-		{"too big", firmware.Upload{Version: "1", Size: 1 << 20, SHA256: sum(data)}, data, firmware.ErrStoreFull},
+		{"too big", firmware.Upload{Version: "1", Size: 1 << 20, SHA256: sum(data)}, data, firmware.ErrTooLarge},
+		{"unknown size", firmware.Upload{Version: "1", Size: -1, SHA256: sum(data)}, data, nil},
+		{"unknown size, empty", firmware.Upload{Version: "1", Size: -1, SHA256: sum(nil)}, nil, firmware.ErrSize},
+		{"unknown size, checksum", firmware.Upload{Version: "1", Size: -1, SHA256: sum(data[1:])}, data, firmware.ErrChecksum},
+		{"unknown size, too big", firmware.Upload{Version: "1", Size: -1, SHA256: sum(data)}, bytes.Repeat(data, 13), firmware.ErrTooLarge},
+		{"size -2", firmware.Upload{Version: "1", Size: -2, SHA256: sum(data)}, data, firmware.ErrInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -65,6 +71,67 @@ func TestStorePut(t *testing.T) {
 		})
 	}
 }
+
+// TestStorePutStreams: an upload of unknown size is bounded while it
+// streams (per image and by the store's free space), its partial file is
+// removed on every failure, and memory does not grow with the image.
+func TestStorePutStreams(t *testing.T) {
+	ctx := context.Background()
+	t.Run("store full while streaming", func(t *testing.T) {
+		dir := t.TempDir()
+		s, _ := firmware.OpenStore(dir, firmware.WithMaxBytes(100000), firmware.WithMaxImageBytes(80000))
+		if _, err := s.PutBytes(ctx, "a", "1", bytes.Repeat([]byte("a"), 60000)); err != nil {
+			t.Fatal(err)
+		}
+		b := bytes.Repeat([]byte("b"), 50000) // fits the image bound, not the space left
+		_, err := s.Put(ctx, firmware.Upload{Version: "2", Size: -1, SHA256: sum(b)}, bytes.NewReader(b))
+		if !errors.Is(err, firmware.ErrStoreFull) {
+			t.Fatalf("err %v", err)
+		}
+		if n, total := s.Usage(); n != 1 || total != 60000 {
+			t.Fatalf("usage %d %d", n, total)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+			t.Fatalf("left %v", ents)
+		}
+	})
+	t.Run("reader fails mid-way", func(t *testing.T) {
+		dir := t.TempDir()
+		s, _ := firmware.OpenStore(dir)
+		r := io.MultiReader(bytes.NewReader(make([]byte, 100000)), errReader{})
+		if _, err := s.Put(ctx, firmware.Upload{Version: "1", Size: -1, SHA256: sum(nil)}, r); err == nil || !strings.Contains(err.Error(), "peer went away") {
+			t.Fatalf("err %v", err)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("left %v", ents)
+		}
+	})
+	t.Run("memory independent of size", func(t *testing.T) {
+		const size = 64 << 20
+		s, _ := firmware.OpenStore(t.TempDir())
+		h := sha256.New()
+		io.Copy(h, io.LimitReader(zeros{}, size))
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		info, err := s.Put(ctx, firmware.Upload{Version: "1", Size: -1, SHA256: hex.EncodeToString(h.Sum(nil))}, io.LimitReader(zeros{}, size))
+		runtime.ReadMemStats(&after)
+		if err != nil || info.Size != size {
+			t.Fatalf("%+v %v", info, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4<<20 {
+			t.Fatalf("storing %d bytes allocated %d bytes", size, alloc)
+		}
+	})
+}
+
+type errReader struct{}
+
+func (errReader) Read([]byte) (int, error) { return 0, errors.New("peer went away") }
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
 
 func TestStoreReopenDeleteBounds(t *testing.T) {
 	dir := t.TempDir()
@@ -185,21 +252,23 @@ func TestHTTPHandlerRange(t *testing.T) {
 		{"GET", "/fw/", "", 404, ""},
 		{"POST", "/fw/" + info.ID, "", 405, ""},
 	} {
-		req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
-		if tc.rng != "" {
-			req.Header.Set("Range", tc.rng)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != tc.code || (tc.body != "" && string(body) != tc.body) {
-			t.Fatalf("%s %s %s: %d %q", tc.method, tc.path, tc.rng, resp.StatusCode, body)
-		}
-		if tc.code == 200 && resp.Header.Get("ETag") != `"`+info.SHA256+`"` {
-			t.Fatal("etag", resp.Header.Get("ETag"))
-		}
+		t.Run(tc.method+" "+tc.path+" "+tc.rng, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, ts.URL+tc.path, nil)
+			if tc.rng != "" {
+				req.Header.Set("Range", tc.rng)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.code || (tc.body != "" && string(body) != tc.body) {
+				t.Fatalf("%s %s %s: %d %q", tc.method, tc.path, tc.rng, resp.StatusCode, body)
+			}
+			if tc.code == 200 && resp.Header.Get("ETag") != `"`+info.SHA256+`"` {
+				t.Fatal("etag", resp.Header.Get("ETag"))
+			}
+		})
 	}
 }

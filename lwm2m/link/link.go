@@ -1,18 +1,3 @@
-// Package link implements the CoRE Link Format (RFC 6690, content format 40)
-// as LwM2M uses it: the Register/Update payload ("</>;rt="oma.lwm2m";
-// ct=11543,</1/0>,</3/0>;ver=1.1"), the Discover and Bootstrap-Discover
-// responses ("</3/0/7>;dim=8;pmin=10", "</0/1>;ssid=101;uri="coap://h"") and
-// the LwM2M attributes carried in them (OMA LwM2M 1.1 Core §5.1.2, 1.2 Core
-// §5.1.1: pmin, pmax, gt, lt, st, epmin, epmax, edge, con, hqmax, dim, ssid,
-// uri, ver).
-//
-// The parser and encoder are hand-written: the grammar is small, LwM2M needs
-// the parameter order and quoting kept as the peer sent them, and no Go
-// module offers RFC 6690 with a bounded, panic-free parser. The parser
-// follows the RFC 6690 §2 ABNF with two tolerances seen in real devices:
-// optional whitespace (SP, HTAB, CR, LF) around ',' and ';', and an empty
-// payload (no links). Everything else that the ABNF refuses is refused with
-// a *SyntaxError wrapping ErrSyntax, which a server maps to 4.00 Bad Request.
 package link
 
 import (

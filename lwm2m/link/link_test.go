@@ -92,14 +92,16 @@ func TestParseErrors(t *testing.T) {
 		{"</a>" + strings.Repeat(";p", MaxParams+1), ErrLimit},
 	}
 	for _, tt := range tests {
-		_, err := Parse([]byte(tt.in))
-		if !errors.Is(err, tt.err) {
-			t.Errorf("Parse(%q) = %v, want %v", tt.in, err, tt.err)
-		}
-		var se *SyntaxError
-		if err != nil && !errors.As(err, &se) {
-			t.Errorf("Parse(%q): error %T not *SyntaxError", tt.in, err)
-		}
+		t.Run(tt.in, func(t *testing.T) {
+			_, err := Parse([]byte(tt.in))
+			if !errors.Is(err, tt.err) {
+				t.Errorf("Parse(%q) = %v, want %v", tt.in, err, tt.err)
+			}
+			var se *SyntaxError
+			if err != nil && !errors.As(err, &se) {
+				t.Errorf("Parse(%q): error %T not *SyntaxError", tt.in, err)
+			}
+		})
 	}
 	if _, err := ParseN([]byte("</1>,</2>,</3>"), 2); !errors.Is(err, ErrLimit) {
 		t.Errorf("ParseN limit: %v", err)
@@ -177,13 +179,15 @@ func TestAttributes(t *testing.T) {
 	}
 
 	for _, s := range []string{"</a>;pmin=-1", "</a>;gt=x", "</a>;gt=NaN", "</a>;edge=2", "</a>;dim=70000", "</a>;ssid=0", "</a>;st=-1"} {
-		l, err := Parse([]byte(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := l[0].Attributes(); !errors.Is(err, ErrAttribute) {
-			t.Errorf("%s: %v", s, err)
-		}
+		t.Run(s, func(t *testing.T) {
+			l, err := Parse([]byte(s))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := l[0].Attributes(); !errors.Is(err, ErrAttribute) {
+				t.Errorf("%s: %v", s, err)
+			}
+		})
 	}
 }
 
@@ -203,9 +207,11 @@ func TestParseQuery(t *testing.T) {
 		{"pmin=1", "pmin=2"},
 		{"pmin=x"},
 	} {
-		if _, _, err := ParseQuery(q); !errors.Is(err, ErrAttribute) {
-			t.Errorf("ParseQuery(%v) = %v", q, err)
-		}
+		t.Run(strings.Join(q, "&"), func(t *testing.T) {
+			if _, _, err := ParseQuery(q); !errors.Is(err, ErrAttribute) {
+				t.Errorf("ParseQuery(%v) = %v", q, err)
+			}
+		})
 	}
 }
 

@@ -1,17 +1,3 @@
-// Package model describes LwM2M objects and resources: their IDs, names,
-// operations, instance multiplicity, mandatory flags and data types (OMA
-// LwM2M 1.1 Core §7.1 and Appendix "Data Types"), and keeps them in a
-// Registry that the content-format decoders use to type untyped payloads
-// (TLV, plain text).
-//
-// Everything is hand-written. The core objects 0–7 (Security, Server, Access
-// Control, Device, Connectivity Monitoring, Firmware Update, Location,
-// Connectivity Statistics) are written from the OMA object definitions (the
-// LwM2M 1.1 Core appendices and the OMNA LwM2M registry) as Go tables in
-// core.go. Further objects come from OMA DDF XML files (the LWM2M.xsd format
-// used by the OMNA registry), parsed with encoding/xml by ParseDDF; the
-// IPSO 3311 Light Control object, the streetlight object, ships embedded
-// (ddf/3311.xml) and is in DefaultRegistry.
 package model
 
 import (

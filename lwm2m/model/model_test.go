@@ -54,14 +54,16 @@ func TestCoreObjects(t *testing.T) {
 		{3311, 5805, "Cumulative active power", R, false, false, Float},
 	}
 	for _, c := range checks {
-		res, ok := r.Resource(c.obj, c.res)
-		if !ok {
-			t.Errorf("/%d/x/%d missing", c.obj, c.res)
-			continue
-		}
-		if res.Name != c.name || res.Operations != c.ops || res.Multiple != c.multiple || res.Mandatory != c.mand || res.Type != c.typ {
-			t.Errorf("/%d/x/%d = %+v", c.obj, c.res, *res)
-		}
+		t.Run(fmt.Sprintf("/%d/x/%d", c.obj, c.res), func(t *testing.T) {
+			res, ok := r.Resource(c.obj, c.res)
+			if !ok {
+				t.Errorf("/%d/x/%d missing", c.obj, c.res)
+				return
+			}
+			if res.Name != c.name || res.Operations != c.ops || res.Multiple != c.multiple || res.Mandatory != c.mand || res.Type != c.typ {
+				t.Errorf("/%d/x/%d = %+v", c.obj, c.res, *res)
+			}
+		})
 	}
 	if _, ok := r.Resource(5, 4); ok {
 		t.Error("/5/x/4 does not exist in Firmware Update")
@@ -118,14 +120,16 @@ func TestParseDDFErrors(t *testing.T) {
 		{"charset", `<?xml version="1.0" encoding="ISO-8859-1"?><LWM2M></LWM2M>`},
 	}
 	for _, tt := range tests {
-		_, err := ParseDDF([]byte(tt.doc))
-		if !errors.Is(err, ErrInvalid) {
-			t.Errorf("%s: %v", tt.name, err)
-		}
-		var de *DDFError
-		if err != nil && !errors.As(err, &de) {
-			t.Errorf("%s: %T not *DDFError", tt.name, err)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseDDF([]byte(tt.doc))
+			if !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: %v", tt.name, err)
+			}
+			var de *DDFError
+			if err != nil && !errors.As(err, &de) {
+				t.Errorf("%s: %T not *DDFError", tt.name, err)
+			}
+		})
 	}
 	ok := wrap(fmt.Sprintf(good, "10", "Single", fmt.Sprintf(item, "2", "R", "Unsigned Integer")+fmt.Sprintf(item, "1", "E", "")))
 	objs, err := ParseDDF([]byte(ok))
@@ -188,15 +192,19 @@ func TestLoadDir(t *testing.T) {
 
 func TestParseHelpers(t *testing.T) {
 	for _, s := range []string{"", "R", "W", "RW", "E"} {
-		o, err := ParseOperations(s)
-		if err != nil || o.String() != s {
-			t.Errorf("ParseOperations(%q) = %v, %v", s, o, err)
-		}
+		t.Run(s, func(t *testing.T) {
+			o, err := ParseOperations(s)
+			if err != nil || o.String() != s {
+				t.Errorf("ParseOperations(%q) = %v, %v", s, o, err)
+			}
+		})
 	}
 	for _, s := range []string{"RE", "X"} {
-		if _, err := ParseOperations(s); !errors.Is(err, ErrInvalid) {
-			t.Errorf("ParseOperations(%q) accepted", s)
-		}
+		t.Run(s, func(t *testing.T) {
+			if _, err := ParseOperations(s); !errors.Is(err, ErrInvalid) {
+				t.Errorf("ParseOperations(%q) accepted", s)
+			}
+		})
 	}
 	for ty := None + 1; ty <= Corelnk; ty++ {
 		got, err := ParseType(ty.String())

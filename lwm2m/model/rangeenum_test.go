@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -42,9 +43,11 @@ func TestParseRange(t *testing.T) {
 	}
 	r, _ := ParseRange("0..100")
 	for x, want := range map[float64]bool{0: true, 100: true, 50.5: true, -1: false, 150: false, 99999999999: false} {
-		if r.Contains(x) != want {
-			t.Errorf("Contains(%v) = %v", x, !want)
-		}
+		t.Run(fmt.Sprint(x), func(t *testing.T) {
+			if r.Contains(x) != want {
+				t.Errorf("Contains(%v) = %v", x, !want)
+			}
+		})
 	}
 }
 

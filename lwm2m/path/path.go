@@ -1,17 +1,3 @@
-// Package path implements LwM2M paths: the root "/", an object "/o", an
-// object instance "/o/i", a resource "/o/i/r" and a resource instance
-// "/o/i/r/ri" (OMA LwM2M 1.1/1.2 Core §6.1, "Resource Model" and §7.4.1
-// content-format path rules).
-//
-// Everything here is hand-written: the path grammar is tiny and the LwM2M
-// libraries for Go do not expose a comparable, allocation-free path value.
-// A Path is a small comparable value (usable as a map key), totally ordered
-// (Compare) so trees of values sort the way LwM2M encoders expect: an object
-// before its instances, instance 0 before instance 1, and so on.
-//
-// Each ID is an unsigned 16-bit integer; 65535 (MAX_ID) is reserved by the
-// specification (Core §7.1 "ID 65535 ... MUST NOT be used for identifying an
-// Object Instance") and is refused everywhere.
 package path
 
 import (

@@ -118,11 +118,13 @@ func TestAccessors(t *testing.T) {
 
 func TestSegments(t *testing.T) {
 	for _, s := range []string{"/", "/1", "/1/2", "/1/2/3", "/1/2/3/4"} {
-		p := MustParse(s)
-		q, err := FromSegments(p.Segments())
-		if err != nil || q != p {
-			t.Fatalf("FromSegments(%v) = %v, %v", p.Segments(), q, err)
-		}
+		t.Run(s, func(t *testing.T) {
+			p := MustParse(s)
+			q, err := FromSegments(p.Segments())
+			if err != nil || q != p {
+				t.Fatalf("FromSegments(%v) = %v, %v", p.Segments(), q, err)
+			}
+		})
 	}
 	if p, err := FromSegments([]string{""}); err != nil || !p.IsRoot() {
 		t.Fatal("single empty segment is root")

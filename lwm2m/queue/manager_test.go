@@ -159,9 +159,11 @@ func TestInvalidRequest(t *testing.T) {
 		{Endpoint: "x", Kind: 99},
 		{Endpoint: "x", Kind: KindRead, Expires: r.clk.Now().Add(-time.Second)},
 	} {
-		if _, err := r.m.Enqueue(context.Background(), req); !errors.Is(err, ErrInvalidRequest) {
-			t.Errorf("%+v: %v", req, err)
-		}
+		t.Run(fmt.Sprintf("%+v", req), func(t *testing.T) {
+			if _, err := r.m.Enqueue(context.Background(), req); !errors.Is(err, ErrInvalidRequest) {
+				t.Errorf("%+v: %v", req, err)
+			}
+		})
 	}
 }
 
@@ -518,9 +520,11 @@ func TestWakeable(t *testing.T) {
 		{&WakeTarget{Version: "2.0", Trigger: true, MSISDN: "+491710000002"}, false},
 	}
 	for _, tc := range tests {
-		if got := tc.t.Wakeable(); got != tc.want {
-			t.Errorf("%+v: %v", tc.t, got)
-		}
+		t.Run(fmt.Sprintf("%+v", tc.t), func(t *testing.T) {
+			if got := tc.t.Wakeable(); got != tc.want {
+				t.Errorf("%+v: %v", tc.t, got)
+			}
+		})
 	}
 }
 

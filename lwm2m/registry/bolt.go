@@ -340,8 +340,6 @@ func (b *Bolt) Range(fn func(*Registration) bool) {
 	if b.x == nil {
 		return
 	}
-	b.x.mu.RLock()
-	defer b.x.mu.RUnlock()
 	b.x.rangeAll(fn)
 }
 

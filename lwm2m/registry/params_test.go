@@ -152,9 +152,11 @@ func TestParseUpdate(t *testing.T) {
 		t.Fatalf("empty update: %+v, %v", u, err)
 	}
 	for _, q := range [][]string{{"lt=0"}, {"b=UQ"}, {"sms=x"}, {"lt=1", "lt=2"}} {
-		if _, err := ParseUpdate(V1_1, q, nil); !errors.Is(err, ErrBadRequest) {
-			t.Errorf("%v: err = %v", q, err)
-		}
+		t.Run(strings.Join(q, "&"), func(t *testing.T) {
+			if _, err := ParseUpdate(V1_1, q, nil); !errors.Is(err, ErrBadRequest) {
+				t.Errorf("%v: err = %v", q, err)
+			}
+		})
 	}
 	if _, err := ParseUpdate(V1_1, nil, []byte("<bad")); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("bad payload: %v", err)
@@ -163,22 +165,26 @@ func TestParseUpdate(t *testing.T) {
 
 func TestBindingModeRoundTrip(t *testing.T) {
 	for _, s := range []string{"U", "UQ", "S", "SQ", "US", "UQS"} {
-		b, q, err := ParseBinding(V1_0, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := BindingMode(V1_0, b, q); got != s {
-			t.Errorf("%s → %s", s, got)
-		}
+		t.Run("1.0/"+s, func(t *testing.T) {
+			b, q, err := ParseBinding(V1_0, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := BindingMode(V1_0, b, q); got != s {
+				t.Errorf("%s → %s", s, got)
+			}
+		})
 	}
 	for _, s := range []string{"U", "T", "S", "N", "UT", "US", "UTSN"} {
-		b, _, err := ParseBinding(V1_2, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := BindingMode(V1_2, b, true); got != s {
-			t.Errorf("%s → %s", s, got)
-		}
+		t.Run("1.2/"+s, func(t *testing.T) {
+			b, _, err := ParseBinding(V1_2, s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := BindingMode(V1_2, b, true); got != s {
+				t.Errorf("%s → %s", s, got)
+			}
+		})
 	}
 }
 

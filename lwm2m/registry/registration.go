@@ -1,21 +1,3 @@
-// Package registry holds the LwM2M server's registration model and its
-// store: the parameters a client sends with Register and Update (OMA LwM2M
-// 1.0/1.1/1.2 Core §6.2, Transport §6.4 bindings), their validation, a
-// compact in-memory Registration record, and the Store interface with an
-// in-memory implementation (Memory) and a durable one over bbolt (Bolt).
-//
-// Everything here is hand-written. The LwM2M rules (which query parameters
-// exist in which version, the 1.0 versus 1.1 binding grammar, the alternate
-// root path) are small and have no Go library worth depending on; the CoRE
-// link-format payload is parsed by lwm2m/link, the project's RFC 6690 parser,
-// and only interpreted here. Persistence uses go.etcd.io/bbolt, whose
-// transactions are fsync'd on commit, so a registration acknowledged with
-// 2.01 survives a crash.
-//
-// A Registration is designed to be small (the goal is under 512 bytes of heap
-// per registered device, measured over 100k registrations): object links are
-// packed into 8-byte values, times are int64 nanoseconds, a UDP peer address
-// is a netip.AddrPort held inline and the alternate path is interned.
 package registry
 
 import (

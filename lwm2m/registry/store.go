@@ -43,8 +43,10 @@ type Store interface {
 	ByEndpoint(name string) (*Registration, bool)
 	// Len returns the number of registrations.
 	Len() int
-	// Range calls fn for each registration until fn returns false. fn must
-	// not call the store.
+	// Range calls fn for each registration until fn returns false. It
+	// iterates over the registrations present when it was called, holding
+	// no lock while fn runs, so fn may call the store (and other locks
+	// taken in fn cannot deadlock against the store's).
 	Range(fn func(*Registration) bool)
 	// Expire removes at most max registrations whose ExpiresAt plus the
 	// store's grace is not after now, earliest first, and returns them.
@@ -204,9 +206,20 @@ func (x *index) nextExpiry() (time.Time, bool) {
 	return time.Unix(0, x.exp[0].r.expiry()).Add(x.opts.Grace), true
 }
 
+// rangeAll calls fn for each registration of a snapshot taken under the
+// read lock, and calls fn without the lock: a callback that calls back
+// into the store (the queue's holder check asks ByEndpoint) must not
+// take the read lock again while a writer waits, which deadlocks a
+// sync.RWMutex.
 func (x *index) rangeAll(fn func(*Registration) bool) {
+	x.mu.RLock()
+	regs := make([]*Registration, 0, len(x.byID))
 	for _, n := range x.byID {
-		if !fn(n.r) {
+		regs = append(regs, n.r)
+	}
+	x.mu.RUnlock()
+	for _, r := range regs {
+		if !fn(r) {
 			return
 		}
 	}
@@ -354,10 +367,7 @@ func (m *Memory) Len() int {
 
 // Range implements Store.
 func (m *Memory) Range(fn func(*Registration) bool) {
-	x := m.index()
-	x.mu.RLock()
-	defer x.mu.RUnlock()
-	x.rangeAll(fn)
+	m.index().rangeAll(fn)
 }
 
 // Expire implements Store.

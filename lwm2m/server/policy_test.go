@@ -401,9 +401,11 @@ func TestSecurityDefaults(t *testing.T) {
 	})
 	t.Run("NoSecNames refuses bad patterns", func(t *testing.T) {
 		for _, p := range []string{"", "a*b", "**"} {
-			if _, err := NoSecNames(p); err == nil {
-				t.Errorf("%q accepted", p)
-			}
+			t.Run(p, func(t *testing.T) {
+				if _, err := NoSecNames(p); err == nil {
+					t.Errorf("%q accepted", p)
+				}
+			})
 		}
 	})
 	t.Run("zero Binding grants nothing", func(t *testing.T) {

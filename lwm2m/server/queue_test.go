@@ -82,10 +82,12 @@ func TestFindTrigger(t *testing.T) {
 		inst     uint16
 		trig, ok bool
 	}{{0, 0, false, true}, {7, 3, true, true}, {101, 0, false, true}, {9, 0, false, false}} {
-		inst, trig, ok := findTrigger(recs, tc.ssid)
-		if inst != tc.inst || trig != tc.trig || ok != tc.ok {
-			t.Errorf("ssid %d: %d %v %v", tc.ssid, inst, trig, ok)
-		}
+		t.Run(fmt.Sprintf("ssid %d", tc.ssid), func(t *testing.T) {
+			inst, trig, ok := findTrigger(recs, tc.ssid)
+			if inst != tc.inst || trig != tc.trig || ok != tc.ok {
+				t.Errorf("ssid %d: %d %v %v", tc.ssid, inst, trig, ok)
+			}
+		})
 	}
 	if _, _, ok := findTrigger(nil, 0); ok {
 		t.Error("empty /1 found")

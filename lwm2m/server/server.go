@@ -1,30 +1,3 @@
-// Package server is the LwM2M server core: the registration interface
-// (Register, Update, De-register on /rd, Core 1.1/1.2 §6.2, lifetime
-// expiry), the security binding between a DTLS identity and an endpoint
-// name, registration events for the daemon, the device management and
-// information reporting Go API (Read, Write, Write-Attributes, Discover,
-// Execute, Create, Delete, Observe, Cancel, composite operations) and the
-// 1.1 Send receiver (/dp).
-//
-// It runs on the project's CoAP message layer, bearer.Endpoint, so the same
-// server serves UDP, DTLS and SMS transports: the Server is the
-// bearer.Handler of each Endpoint (Handler(name)) and sends its requests
-// through the Endpoint the device last used (Attach). Registrations live in
-// a registry.Store (in memory or bbolt).
-//
-// Everything here is hand-written over go-coap's message types (codes,
-// options): existing Go LwM2M servers are tied to their own CoAP stacks and
-// do not run over an arbitrary bearer, which is the point of this project.
-// The CoRE link-format payload is parsed by lwm2m/link.
-//
-// Queue mode (EnableQueue, queue.go) puts lwm2m/queue under the Go API:
-// a DM call for a device registered in queue mode is stored durably and
-// sent while the device is awake, after an SMS wake-up where the device
-// allows one; the Server is the queue's Executor and feeds it the
-// device's traffic (Register, Update, notifications, Send). The queue,
-// its store and the SMS trigger are lwm2m/queue's; the mapping of DM
-// calls to queued requests and back, the wake target from the
-// registration and the /1/x/21 Trigger read are here.
 package server
 
 import (

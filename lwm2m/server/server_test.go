@@ -301,13 +301,15 @@ func TestSecurityBinding(t *testing.T) {
 		{"rpk vs psk", "dev-a", bearer.Identity{Mode: "rpk", PublicKey: []byte("id-a")}, false, false},
 	}
 	for _, tc := range tests {
-		err := Authorize(sec, tc.nosec, tc.ep, tc.id)
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: err = %v", tc.name, err)
-		}
-		if err != nil && !errors.Is(err, ErrForbidden) {
-			t.Errorf("%s: %v does not wrap ErrForbidden", tc.name, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			err := Authorize(sec, tc.nosec, tc.ep, tc.id)
+			if (err == nil) != tc.ok {
+				t.Errorf("%s: err = %v", tc.name, err)
+			}
+			if err != nil && !errors.Is(err, ErrForbidden) {
+				t.Errorf("%s: %v does not wrap ErrForbidden", tc.name, err)
+			}
+		})
 	}
 	if ep, ok := sec.EndpointOf(idB); !ok || ep != "dev-b" {
 		t.Fatal("EndpointOf")

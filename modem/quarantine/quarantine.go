@@ -1,15 +1,3 @@
-// Package quarantine is a durable, bounded store for received SMS that
-// could not be delivered (modem.Quarantined): a bbolt file in which every
-// Put is committed and fsync'd before it returns, so that the modem driver
-// deletes a message from the SIM only once it is safe here. Operators list
-// the entries (smsgw serves them at GET /api/v1/sms/quarantine) and delete
-// those they have dealt with.
-//
-// # Usage
-//
-//	q, err := quarantine.Open("/var/lib/smsgw/quarantine.db", quarantine.Options{Max: 1000})
-//	m, err := modem.Open(ctx, cfg, modem.WithQuarantine(q))
-//	entries, err := q.List(0, 100)
 package quarantine
 
 import (

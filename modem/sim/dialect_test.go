@@ -93,10 +93,13 @@ func TestProfileDialect(t *testing.T) {
 				{"AT+CMGS=0", nil, "+CMS ERROR: 304"},
 			}
 			for _, c := range cases {
-				info, final := tm.cmd(c.cmd)
-				if final != c.final || strings.Join(info, "|") != strings.Join(c.info, "|") {
-					t.Errorf("%s: got %q %s, want %q %s", c.cmd, info, final, c.info, c.final)
-				}
+				t.Run(c.cmd, func(t *testing.T) {
+					tm := tm.on(t)
+					info, final := tm.cmd(c.cmd)
+					if final != c.final || strings.Join(info, "|") != strings.Join(c.info, "|") {
+						t.Errorf("%s: got %q %s, want %q %s", c.cmd, info, final, c.info, c.final)
+					}
+				})
 			}
 		})
 	}
@@ -110,9 +113,11 @@ func TestRangeList(t *testing.T) {
 		{[]int{0, 1, 2, 3}, "(0-3)"}, {[]int{0, 2}, "(0,2)"}, {[]int{0, 1}, "(0,1)"},
 		{[]int{0, 1, 2, 5}, "(0-2,5)"}, {[]int{1}, "(1)"}, {nil, "()"},
 	} {
-		if got := rangeList(c.in); got != c.want {
-			t.Errorf("rangeList(%v) = %q, want %q", c.in, got, c.want)
-		}
+		t.Run(c.want, func(t *testing.T) {
+			if got := rangeList(c.in); got != c.want {
+				t.Errorf("rangeList(%v) = %q, want %q", c.in, got, c.want)
+			}
+		})
 	}
 }
 
@@ -138,9 +143,12 @@ func TestSIMPIN(t *testing.T) {
 		{`AT+CPIN="0000"`, "+CME ERROR: 16"},
 		{`AT+CPIN="1234"`, "OK"},
 	} {
-		if _, final := tm.cmd(c.cmd); final != c.want {
-			t.Errorf("%s: %s, want %s", c.cmd, final, c.want)
-		}
+		t.Run(c.cmd, func(t *testing.T) {
+			tm := tm.on(t)
+			if _, final := tm.cmd(c.cmd); final != c.want {
+				t.Errorf("%s: %s, want %s", c.cmd, final, c.want)
+			}
+		})
 	}
 	for _, want := range p.ReadyURCs {
 		if l := tm.line(); l != want {

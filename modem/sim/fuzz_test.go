@@ -107,20 +107,22 @@ func TestParseCommandLine(t *testing.T) {
 		{"AT+CMGF?X", nil, true},
 		{"ATS", nil, true},
 	} {
-		got, err := parseCommandLine(c.in)
-		if (err != nil) != c.err {
-			t.Errorf("%q: err %v", c.in, err)
-			continue
-		}
-		if len(got) != len(c.want) {
-			t.Errorf("%q: %+v, want %+v", c.in, got, c.want)
-			continue
-		}
-		for i := range got {
-			if got[i] != c.want[i] {
-				t.Errorf("%q: %+v, want %+v", c.in, got, c.want)
+		t.Run(c.in, func(t *testing.T) {
+			got, err := parseCommandLine(c.in)
+			if (err != nil) != c.err {
+				t.Errorf("%q: err %v", c.in, err)
+				return
 			}
-		}
+			if len(got) != len(c.want) {
+				t.Errorf("%q: %+v, want %+v", c.in, got, c.want)
+				return
+			}
+			for i := range got {
+				if got[i] != c.want[i] {
+					t.Errorf("%q: %+v, want %+v", c.in, got, c.want)
+				}
+			}
+		})
 	}
 }
 

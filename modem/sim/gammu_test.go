@@ -67,9 +67,11 @@ func TestGammuIdentifyAndSend(t *testing.T) {
 		t.Fatalf("identify: %v", err)
 	}
 	for _, want := range []string{"SIMCOM_Ltd", "SIMCOM_SIM800", "356938035643809"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("identify output lacks %q:\n%s", want, out)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(out, want) {
+				t.Errorf("identify output lacks %q:\n%s", want, out)
+			}
+		})
 	}
 	// The receiver is read by the m2mbearer driver (package modem) over
 	// its own pty: a real serial path on both sides.

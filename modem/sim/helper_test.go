@@ -58,6 +58,15 @@ func newTerm(t testing.TB, conn io.ReadWriteCloser) *term {
 }
 
 // line returns the next non-empty line.
+// on returns tm reporting to t (a subtest of the test that made tm): the
+// same connection and lines, so that a failure inside the subtest ends the
+// subtest, not its parent from the wrong goroutine.
+func (tm *term) on(t testing.TB) *term {
+	c := *tm
+	c.t = t
+	return &c
+}
+
 func (tm *term) line() string {
 	tm.t.Helper()
 	deadline := time.After(waitLimit)

@@ -64,27 +64,29 @@ func TestConcatenatedBinary(t *testing.T) {
 // flushed when <mode> goes to 1-3 with <bfr> 0, or dropped with <bfr> 1.
 func TestCNMIBufferMode(t *testing.T) {
 	for _, bfr := range []int{0, 1} {
-		clk, _, ta, tb, _, _ := manualPair(t)
-		tb.mustOK("AT+CNMI=0,1,0,0,0")
-		if _, f := ta.send(submitPDU(t, "+15550002", []byte("b"), false)); f != "OK" {
-			t.Fatal(f)
-		}
-		clk.Advance(0)
-		waitFor(t, func() bool {
-			info := tb.mustOK("AT+CPMS?")
-			return strings.HasPrefix(info[0], `+CPMS: "SM",1,`)
-		})
-		info, _ := tb.cmd("AT+CNMI=2,1,0,0," + itoa(bfr))
-		if len(info) != 0 {
-			t.Fatalf("info %q", info)
-		}
-		if bfr == 0 {
-			if l := tb.line(); l != `+CMTI: "SM",1` {
-				t.Fatalf("flushed %q", l)
+		t.Run("bfr="+itoa(bfr), func(t *testing.T) {
+			clk, _, ta, tb, _, _ := manualPair(t)
+			tb.mustOK("AT+CNMI=0,1,0,0,0")
+			if _, f := ta.send(submitPDU(t, "+15550002", []byte("b"), false)); f != "OK" {
+				t.Fatal(f)
 			}
-		} else {
-			tb.mustOK("AT") // nothing came before this OK
-		}
+			clk.Advance(0)
+			waitFor(t, func() bool {
+				info := tb.mustOK("AT+CPMS?")
+				return strings.HasPrefix(info[0], `+CPMS: "SM",1,`)
+			})
+			info, _ := tb.cmd("AT+CNMI=2,1,0,0," + itoa(bfr))
+			if len(info) != 0 {
+				t.Fatalf("info %q", info)
+			}
+			if bfr == 0 {
+				if l := tb.line(); l != `+CMTI: "SM",1` {
+					t.Fatalf("flushed %q", l)
+				}
+			} else {
+				tb.mustOK("AT") // nothing came before this OK
+			}
+		})
 	}
 }
 
@@ -186,9 +188,11 @@ func TestTrace(t *testing.T) {
 	tm.mustOK("AT+CGMI")
 	out := buf.String()
 	for _, want := range []string{`msg="sim: at rx"`, `line=AT+CGMI`, `msg="sim: at tx"`, "m2mbearer"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("trace lacks %q:\n%s", want, out)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(out, want) {
+				t.Errorf("trace lacks %q:\n%s", want, out)
+			}
+		})
 	}
 }
 

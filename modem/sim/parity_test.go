@@ -241,10 +241,12 @@ func TestVendorDialects(t *testing.T) {
 	})
 	t.Run("telit and cinterion noise", func(t *testing.T) {
 		for _, p := range []Profile{telitProfile(), cinterionProfile()} {
-			_, _, r := plugRaw(t, p)
-			if got := r.exchange(t, "AT+CSQ\r", "OK"); !strings.Contains(got, p.Noise[0]) {
-				t.Fatalf("%s: %q", p.Name, got)
-			}
+			t.Run(p.Name, func(t *testing.T) {
+				_, _, r := plugRaw(t, p)
+				if got := r.exchange(t, "AT+CSQ\r", "OK"); !strings.Contains(got, p.Noise[0]) {
+					t.Fatalf("%s: %q", p.Name, got)
+				}
+			})
 		}
 	})
 	t.Run("cinterion boot", func(t *testing.T) {
@@ -297,9 +299,11 @@ func TestDialectKnobs(t *testing.T) {
 	m.Interleave(`+CMTI: "SM",9`, 1)
 	got := r.exchange(t, "AT+CMGR="+itoa(idx)+"\r", "OK\r\n")
 	for _, want := range []string{"AT+CMGR=", "+CMGR: ,,12\r\n", `+CMTI: "SM",9`, "ZZ-not-hex"} {
-		if !strings.Contains(got, want) {
-			t.Fatalf("got %q, want %q in it", got, want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(got, want) {
+				t.Fatalf("got %q, want %q in it", got, want)
+			}
+		})
 	}
 	if strings.Index(got, "+CMTI") > strings.Index(got, "ZZ") {
 		t.Fatalf("interleaved line not between header and PDU: %q", got)

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -105,9 +106,11 @@ func TestDecodeSubmitRejects(t *testing.T) {
 		{0x01, 0x00},             // truncated
 		{0x01, 0x00, 0x00, 0x80}, // empty destination
 	} {
-		if _, err := decodeSubmit(h); err == nil {
-			t.Errorf("%x accepted", h)
-		}
+		t.Run(fmt.Sprintf("%x", h), func(t *testing.T) {
+			if _, err := decodeSubmit(h); err == nil {
+				t.Errorf("%x accepted", h)
+			}
+		})
 	}
 }
 
@@ -115,8 +118,10 @@ func TestNormalizeMSISDN(t *testing.T) {
 	for in, want := range map[string]string{
 		"+49 151 234": "+49151234", "0049151": "+0049151", "": "", "abc": "", "4915": "+4915",
 	} {
-		if got := NormalizeMSISDN(in); got != want {
-			t.Errorf("%q -> %q, want %q", in, got, want)
-		}
+		t.Run(in, func(t *testing.T) {
+			if got := NormalizeMSISDN(in); got != want {
+				t.Errorf("%q -> %q, want %q", in, got, want)
+			}
+		})
 	}
 }

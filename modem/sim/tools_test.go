@@ -309,15 +309,17 @@ func TestGsmsendsms(t *testing.T) {
 		{"-r", "-d", devA, "+15550502", "with a report"},     // TP-SRR set
 		{"-b", "115200", "-d", devA, "15550502", "national"}, // no '+'
 	} {
-		cmd := exec.CommandContext(ctx, bin, args...)
-		cmd.Env = append(os.Environ(), "LD_PRELOAD="+so)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("gsmsendsms %q: %v\n%s", args, err, out)
-		}
-		want := args[len(args)-1]
-		if from, text := recvText(t, drv, 30*time.Second); from != "+15550501" || text != want {
-			t.Fatalf("driver received %q from %s, want %q", text, from, want)
-		}
+		t.Run(args[len(args)-1], func(t *testing.T) {
+			cmd := exec.CommandContext(ctx, bin, args...)
+			cmd.Env = append(os.Environ(), "LD_PRELOAD="+so)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("gsmsendsms %q: %v\n%s", args, err, out)
+			}
+			want := args[len(args)-1]
+			if from, text := recvText(t, drv, 30*time.Second); from != "+15550501" || text != want {
+				t.Fatalf("driver received %q from %s, want %q", text, from, want)
+			}
+		})
 	}
 	if st := a.Stats(); st.Sent != 3 || st.SendFailed != 0 {
 		t.Fatalf("modem stats %+v", st)

@@ -1,12 +1,5 @@
 //go:build linux
 
-// Package redistest starts a real redis-server for tests: on a loopback
-// port, with its own temporary directory, stopped when the test ends. A
-// test can SIGKILL it and start it again on the same port and directory
-// (with AOF on, what was acknowledged survives).
-//
-// Tests skip when redis-server is not installed (exec.LookPath fails);
-// .ci/run installs Debian's redis-server.
 package redistest
 
 import (

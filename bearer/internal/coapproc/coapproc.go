@@ -1,13 +1,3 @@
-// Package coapproc starts and stops libcoap's command-line programs
-// (coap-server-notls, coap-client-notls, and their -openssl variants) for
-// interoperability tests.
-//
-// It is test support, hand-written: it finds a program with exec.LookPath
-// (the test is skipped only when the program is absent), picks a free
-// loopback port, starts the server and waits until it answers a CoAP ping
-// (RFC 7252 §4.3: an empty CON is answered with RST), keeps the last bytes of
-// the program's output for the failure message, and kills the process when
-// the test ends. Every wait is bounded by a deadline.
 package coapproc
 
 import (

@@ -1,7 +1,3 @@
-// Package deadline is a settable read deadline for bearers that are not
-// backed by a socket (the in-memory pipe, the SMS bearer): a channel that is
-// closed when the deadline passes and replaced when it is moved, the way
-// net.Pipe implements SetReadDeadline.
 package deadline
 
 import (

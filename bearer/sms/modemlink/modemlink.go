@@ -1,6 +1,3 @@
-// Package modemlink connects the SMS bearer to real (or simulated) AT modems:
-// it adapts a modem.Pool to sms.Transport. It is the only package that knows
-// both sides, so neither modem nor bearer/sms depends on the other.
 package modemlink
 
 import (

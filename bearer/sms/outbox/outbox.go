@@ -1,22 +1,3 @@
-// Package outbox is the durable outbox of the SMS bearer.
-//
-// A datagram for an SMS peer is split into SMS-SUBMIT TPDUs and stored as an
-// Entry in a bbolt file; Enqueue returns only after the transaction is
-// fsync'd, so an acknowledged datagram survives a crash. A Worker sends the
-// pending segments through a Sender (a modem pool), records each segment the
-// modem accepted (with its TP-MR) before moving on, retries retryable errors
-// with exponential backoff, and removes an entry only when every segment was
-// accepted or, when delivery reports were asked for, reported delivered.
-//
-// After a crash, only segments not recorded as accepted are sent again. The
-// one window that cannot be closed on this side is a modem that accepted a
-// segment just before the process died, before the record was written: that
-// segment goes out a second time, with the same concatenation reference, and
-// the receiver's reassembler drops it as a duplicate. A datagram is therefore
-// delivered to the peer's CoAP layer at most once per stored entry.
-//
-// Everything here is written by hand on go.etcd.io/bbolt: no queue library in
-// go.mod does durable per-segment state.
 package outbox
 
 import (

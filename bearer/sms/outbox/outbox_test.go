@@ -383,9 +383,11 @@ func TestRetryable(t *testing.T) {
 		{context.DeadlineExceeded, true},
 	}
 	for _, c := range cases {
-		if got := Retryable(c.err); got != c.want {
-			t.Errorf("Retryable(%v) = %v, want %v", c.err, got, c.want)
-		}
+		t.Run(fmt.Sprintf("%v", c.err), func(t *testing.T) {
+			if got := Retryable(c.err); got != c.want {
+				t.Errorf("Retryable(%v) = %v, want %v", c.err, got, c.want)
+			}
+		})
 	}
 }
 

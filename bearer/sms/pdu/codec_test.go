@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -107,10 +108,12 @@ func TestEncodeTooLarge(t *testing.T) {
 		{255*133 + 1, []Option{With16BitRef(true)}},
 		{255*128 + 1, []Option{WithPorts(1, 2)}},
 	} {
-		_, err := e.Encode("+15551234567", make([]byte, tc.n), tc.opts...)
-		if !errors.Is(err, ErrTooLarge) {
-			t.Fatalf("%d bytes: err %v", tc.n, err)
-		}
+		t.Run(fmt.Sprintf("%d bytes", tc.n), func(t *testing.T) {
+			_, err := e.Encode("+15551234567", make([]byte, tc.n), tc.opts...)
+			if !errors.Is(err, ErrTooLarge) {
+				t.Fatalf("%d bytes: err %v", tc.n, err)
+			}
+		})
 	}
 	if st := e.Stats(); st.TooLarge != 3 || st.Destinations != 0 {
 		t.Fatalf("stats %+v", st)
@@ -151,30 +154,32 @@ func TestDecodeDeliverRoundTrip(t *testing.T) {
 // every TPDU the Encoder emits the same way we do.
 func TestLibraryDecodesOurTPDUs(t *testing.T) {
 	for _, opts := range [][]Option{nil, {With16BitRef(true)}, {WithPorts(2948, 9200), WithStatusReport(true)}} {
-		data := bytes.Repeat([]byte{0x00, 0xFF, 0x7E}, 200)
-		segs, err := NewEncoder().Encode("+4915112345678", data, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []byte
-		for _, s := range segs {
-			var lt tpdu.TPDU
-			lt.Direction = tpdu.MO
-			if err := lt.UnmarshalBinary(s.TPDU); err != nil {
+		t.Run(fmt.Sprintf("%d options", len(opts)), func(t *testing.T) {
+			data := bytes.Repeat([]byte{0x00, 0xFF, 0x7E}, 200)
+			segs, err := NewEncoder().Encode("+4915112345678", data, opts...)
+			if err != nil {
 				t.Fatal(err)
 			}
-			if lt.DA.Number() != "+4915112345678" || lt.DCS != 0x04 || lt.VP.Format != tpdu.VpfRelative {
-				t.Fatalf("library read %+v", lt)
+			var got []byte
+			for _, s := range segs {
+				var lt tpdu.TPDU
+				lt.Direction = tpdu.MO
+				if err := lt.UnmarshalBinary(s.TPDU); err != nil {
+					t.Fatal(err)
+				}
+				if lt.DA.Number() != "+4915112345678" || lt.DCS != 0x04 || lt.VP.Format != tpdu.VpfRelative {
+					t.Fatalf("library read %+v", lt)
+				}
+				segsN, seq, ref, ok := lt.ConcatInfo()
+				if !ok || segsN != int(s.Concat.Total) || seq != int(s.Concat.Seq) || ref != int(s.Concat.Ref) {
+					t.Fatalf("library concat %d %d %d %v, ours %+v", segsN, seq, ref, ok, s.Concat)
+				}
+				got = append(got, lt.UD...)
 			}
-			segsN, seq, ref, ok := lt.ConcatInfo()
-			if !ok || segsN != int(s.Concat.Total) || seq != int(s.Concat.Seq) || ref != int(s.Concat.Ref) {
-				t.Fatalf("library concat %d %d %d %v, ours %+v", segsN, seq, ref, ok, s.Concat)
+			if !bytes.Equal(got, data) {
+				t.Fatal("library reads other user data")
 			}
-			got = append(got, lt.UD...)
-		}
-		if !bytes.Equal(got, data) {
-			t.Fatal("library reads other user data")
-		}
+		})
 	}
 }
 

@@ -73,13 +73,15 @@ func TestReassemblerBasics(t *testing.T) {
 		{part("+1", 7, 3, 2, "BB"), nil, "AABBCC"},
 	}
 	for i, s := range steps {
-		dg, err := r.Add(s.p)
-		if !errors.Is(err, s.err) {
-			t.Fatalf("step %d: err %v, want %v", i, err, s.err)
-		}
-		if (dg == nil) != (s.done == "") || (dg != nil && string(dg.Data) != s.done) {
-			t.Fatalf("step %d: datagram %+v", i, dg)
-		}
+		t.Run(fmt.Sprintf("step %d", i), func(t *testing.T) {
+			dg, err := r.Add(s.p)
+			if !errors.Is(err, s.err) {
+				t.Fatalf("step %d: err %v, want %v", i, err, s.err)
+			}
+			if (dg == nil) != (s.done == "") || (dg != nil && string(dg.Data) != s.done) {
+				t.Fatalf("step %d: datagram %+v", i, dg)
+			}
+		})
 	}
 	st := r.Stats()
 	if st.PendingSets != 1 || st.BytesHeld != 2 || st.Completed != 1 || st.Single != 1 || st.Duplicates != 1 || st.Remembered != 1 ||

@@ -146,13 +146,15 @@ func TestDCS(t *testing.T) {
 		{0xF7, Alphabet8Bit, 3, true},
 		{0xFC, AlphabetReserved, 0, false},
 	} {
-		c, ok := tc.dcs.Class()
-		if !ok {
-			c = -1
-		}
-		if tc.dcs.Alphabet() != tc.alpha || c != tc.class || tc.dcs.IsBinary() != tc.binary {
-			t.Errorf("%s: alphabet %v class %d binary %v", tc.dcs, tc.dcs.Alphabet(), c, tc.dcs.IsBinary())
-		}
+		t.Run(tc.dcs.String(), func(t *testing.T) {
+			c, ok := tc.dcs.Class()
+			if !ok {
+				c = -1
+			}
+			if tc.dcs.Alphabet() != tc.alpha || c != tc.class || tc.dcs.IsBinary() != tc.binary {
+				t.Errorf("%s: alphabet %v class %d binary %v", tc.dcs, tc.dcs.Alphabet(), c, tc.dcs.IsBinary())
+			}
+		})
 	}
 }
 
@@ -175,10 +177,12 @@ func TestRelativeVP(t *testing.T) {
 		{63 * week, 255, 63 * week},
 		{100 * week, 255, 63 * week},
 	} {
-		vp := RelativeVP(tc.d)
-		if vp != tc.vp || RelativeVPDuration(vp) != tc.rt {
-			t.Errorf("%v: VP %d (%v), want %d (%v)", tc.d, vp, RelativeVPDuration(vp), tc.vp, tc.rt)
-		}
+		t.Run(tc.d.String(), func(t *testing.T) {
+			vp := RelativeVP(tc.d)
+			if vp != tc.vp || RelativeVPDuration(vp) != tc.rt {
+				t.Errorf("%v: VP %d (%v), want %d (%v)", tc.d, vp, RelativeVPDuration(vp), tc.vp, tc.rt)
+			}
+		})
 	}
 	for v := 0; v < 256; v++ {
 		if got := RelativeVP(RelativeVPDuration(byte(v))); got != byte(v) {

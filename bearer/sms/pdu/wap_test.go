@@ -3,6 +3,7 @@ package pdu
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 )
 
@@ -37,10 +38,12 @@ func TestWAPPushAppendixL(t *testing.T) {
 	}
 	// Raw CoAP: no port IE, or another port.
 	for _, p := range []Ports{{}, {Present: true, Wide: true, Dst: 5683}} {
-		tr, err := ParseTrigger(p, appendixLCoAP)
-		if err != nil || tr.Form != FormCoAP || !bytes.Equal(tr.CoAP, appendixLCoAP) {
-			t.Fatalf("raw %+v %v", tr, err)
-		}
+		t.Run(fmt.Sprintf("%+v", p), func(t *testing.T) {
+			tr, err := ParseTrigger(p, appendixLCoAP)
+			if err != nil || tr.Form != FormCoAP || !bytes.Equal(tr.CoAP, appendixLCoAP) {
+				t.Fatalf("raw %+v %v", tr, err)
+			}
+		})
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/bits"
 	"strings"
@@ -694,6 +695,27 @@ func (m *Mux) unmapped(r *route, msg sms.Inbound, sr *pdu.StatusReport, from, to
 
 // ackTimeout bounds the acknowledgement of a dropped report.
 const ackTimeout = 10 * time.Second
+
+// ErrNoStateFile is WriteStateTo's error when the Mux keeps no state file
+// (no number has several routes, or the zero Mux).
+var ErrNoStateFile = errors.New("route: no TP-MR state file open")
+
+// KeepsState reports whether the Mux has its state file (WithStateFile)
+// open: it does when some number has several routes.
+func (m *Mux) KeepsState() bool { return m.tr != nil }
+
+// WriteStateTo writes a consistent copy of the state file to w (one read
+// transaction: sends go on meanwhile), for backups of a running daemon.
+func (m *Mux) WriteStateTo(w io.Writer) (n int64, err error) {
+	if m.tr == nil {
+		return 0, ErrNoStateFile
+	}
+	err = m.tr.db.View(func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
 
 // MRStats returns the TP-MR translation counters (zero when no number has
 // several routes).

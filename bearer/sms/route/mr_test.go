@@ -1,8 +1,10 @@
 package route
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -474,4 +476,37 @@ func TestMRProperty(t *testing.T) {
 			rt.Fatalf("stats %+v", st)
 		}
 	})
+}
+
+// TestMRStateSnapshot: WriteStateTo copies the TP-MR map consistently (a
+// Mux opened on the copy knows the mapping awaiting its report); a Mux
+// with no number on several routes keeps no file and says so.
+func TestMRStateSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	r := newMRRig(t, filepath.Join(dir, "route.db"))
+	r.sendVia(t, "smpp:op1", shared, dev, true)
+	if !r.m.KeepsState() {
+		t.Fatal("KeepsState false with a shared number")
+	}
+	var buf bytes.Buffer
+	if n, err := r.m.WriteStateTo(&buf); err != nil || n != int64(buf.Len()) {
+		t.Fatalf("WriteStateTo: %d %v", n, err)
+	}
+	cp := filepath.Join(dir, "copy.db")
+	if err := os.WriteFile(cp, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c := newMRRig(t, cp); c.m.MRStats().Mapped != 1 {
+		t.Fatalf("the copy holds %d mappings, want 1", c.m.MRStats().Mapped)
+	}
+	one, err := New([]Route{{Name: "modems", Transport: newSimRoute(), Numbers: []string{only}}}, 0, WithStateFile(filepath.Join(dir, "unused.db")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	for name, m := range map[string]*Mux{"one route per number": one, "zero": {}} {
+		if _, err := m.WriteStateTo(&buf); m.KeepsState() || !errors.Is(err, ErrNoStateFile) {
+			t.Errorf("%s: KeepsState %v, WriteStateTo %v", name, m.KeepsState(), err)
+		}
+	}
 }

@@ -1,17 +1,3 @@
-// Package route sends the SMS bearer's traffic over several transports (a
-// modem pool, SMPP links) by the number each message must leave from, with
-// failover between the transports that may send for that number.
-//
-// A device accepts SMS only from the server number it was provisioned
-// with (LwM2M SMS binding), so the route is chosen by that number: every
-// [Route] lists the numbers it can send from — a modem pool its SIMs, an
-// SMPP link the source numbers of its account — and a number reachable
-// both ways (an operator's long number on its SMSC account and on a SIM)
-// fails over between them. A Mux is itself an sms.Transport: the bearer,
-// its outbox and status-report correlation sit above it unchanged. For a
-// number with several routes, whose TP-MR spaces would collide, the Mux
-// hands out the TP-MRs and maps each route's own durably (WithStateFile,
-// MRStats).
 package route
 
 import (

@@ -1,6 +1,7 @@
 package smpp
 
 import (
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -41,6 +42,16 @@ func (s *State) Close() error {
 		return nil
 	}
 	return s.st.close()
+}
+
+// WriteTo writes a consistent copy of the state file to w (one read
+// transaction: the links go on meanwhile), for backups of a running
+// daemon. The zero State has no file: ErrClosed.
+func (s *State) WriteTo(w io.Writer) (int64, error) {
+	if s == nil || s.st == nil {
+		return 0, ErrClosed
+	}
+	return s.st.writeTo(w)
 }
 
 // StateFile is the path of the state file called name in dir

@@ -1,8 +1,3 @@
-// Package smstest is an in-memory SMS network for tests of the SMS bearer:
-// SIMs that implement sms.Transport, an SMSC that turns each SMS-SUBMIT into
-// the SMS-DELIVER the recipient receives, and seeded loss, duplication and
-// reordering of segments, plus status reports. It is a test double; the
-// simulator of real AT modems is modem/sim.
 package smstest
 
 import (

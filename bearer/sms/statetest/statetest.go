@@ -1,7 +1,3 @@
-// Package statetest is the conformance suite of the SMS bearer's shared
-// state: sms.StateStore (inbox and daily budgets) and sms.RateLimiter,
-// run against every implementation (bbolt and memory in bearer/sms, Redis
-// in redisstore).
 package statetest
 
 import (

@@ -1,7 +1,3 @@
-// Package firmwaretest is the conformance suite of lwm2m/firmware's store
-// interfaces (CampaignStore, ImageCatalog): one table of named cases run
-// against every implementation (bbolt and the image directory in
-// lwm2m/firmware, Redis in redisstore).
 package firmwaretest
 
 import (

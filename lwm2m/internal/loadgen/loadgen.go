@@ -1,13 +1,3 @@
-// Package loadgen measures the LwM2M server's registration interface: it
-// starts a server on loopback UDP and registers N distinct endpoint names
-// from a pool of client sockets, closed-loop (each worker waits for its
-// 2.01 before sending the next Register), and reports registrations per
-// second at checkpoints (10k, 100k registered) and the heap growth per
-// registered device.
-//
-// It is hand-written for this project: it drives our own bearer.Endpoint
-// and server, in one process, so heap growth can be read with
-// runtime.ReadMemStats.
 package loadgen
 
 import (

@@ -1,11 +1,18 @@
 // Command lwm2mload measures the LwM2M server's registration interface on
-// this machine: it starts the server on loopback UDP, registers -n
-// distinct clients closed-loop from a pool of client sockets, and prints
-// registrations per second at 10k and 100k registered and the heap growth
-// per registered device; -state also measures the registration state alone
-// (no sockets); -bolt FILE uses the durable bbolt store.
+// this machine.
+//
+// # Usage
 //
 //	go run ./lwm2m/internal/lwm2mload -n 100000
+//	go run ./lwm2m/internal/lwm2mload -bolt reg.db    # with the durable bbolt store
+//
+// # Design
+//
+// It starts the server on loopback UDP, registers -n distinct clients
+// closed-loop from a pool of client sockets (lwm2m/internal/loadgen), and
+// prints registrations per second at 10k and 100k registered and the heap
+// growth per registered device; -state (on by default) also measures the
+// registration state alone, without sockets.
 package main
 
 import (

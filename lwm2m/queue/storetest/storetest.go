@@ -1,7 +1,3 @@
-// Package storetest is the conformance suite of queue.Store: one table of
-// named cases run against every implementation (MemStore and BoltStore in
-// lwm2m/queue, the Redis store in redisstore), so the queue Manager works
-// alike on each.
 package storetest
 
 import (

@@ -1,10 +1,3 @@
-// Package registrytest is the conformance suite of registry.Store: one
-// table of named cases run against every implementation (Memory and Bolt
-// in lwm2m/registry, Redis in redisstore), so that nothing above the store
-// depends on which one it has.
-//
-// Registrations are compared by value (their encoded form), never by
-// pointer: a store that keeps them elsewhere hands back copies.
 package registrytest
 
 import (
@@ -270,6 +263,49 @@ var cases = []tcase{
 		s.Range(func(*registry.Registration) bool { n++; return n < 3 })
 		if n != 3 {
 			t.Fatalf("Range did not stop: %d", n)
+		}
+	}},
+	{name: "range callback may call the store while a writer waits", run: func(t *testing.T, f Factory) {
+		// A callback that reads the store (the queue's holder check does)
+		// while another goroutine adds a registration: with the read lock
+		// held across fn, the writer's pending Lock blocks fn's second
+		// RLock and both wait forever.
+		s := open(t, f, registry.Options{})
+		for i := range 3 {
+			mustAdd(t, s, NewReg(fmt.Sprintf("r%d", i), 60, T0))
+		}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			first := true
+			s.Range(func(r *registry.Registration) bool {
+				if first {
+					first = false
+					added := make(chan struct{})
+					go func() {
+						defer close(added)
+						if _, err := s.Add(ctx, NewReg("writer", 60, T0)); err != nil {
+							t.Error(err)
+						}
+					}()
+					select { // let the writer reach its lock, or finish
+					case <-added:
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+				if _, ok := s.ByEndpoint(r.Endpoint); !ok {
+					t.Errorf("ByEndpoint(%s) inside Range: not found", r.Endpoint)
+				}
+				return true
+			})
+		}()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Range with a callback reading the store did not return within 10 s (deadlock)")
+		}
+		if _, ok := s.ByEndpoint("writer"); !ok {
+			t.Fatal("the concurrent Add was lost")
 		}
 	}},
 	{name: "closed store refuses changes", run: func(t *testing.T, f Factory) {

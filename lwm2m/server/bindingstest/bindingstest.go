@@ -1,6 +1,3 @@
-// Package bindingstest is the conformance suite of server.BindingStore
-// (the provisioning store the registration policy reads): StaticSecurity
-// in lwm2m/server, Redis in redisstore.
 package bindingstest
 
 import (

@@ -1,8 +1,14 @@
-// Command poolbench prints the modem pool throughput table: SMS/s through
-// a pool of N simulated modems divided by N × the physical rate of one
-// modem (1 / +CMGS time), for N = 1, 4, 16, 32.
+// Command poolbench prints the modem pool throughput table.
+//
+// # Usage
 //
 //	go run ./modem/cmd/poolbench -t 50ms -per 40
+//
+// # Design
+//
+// For N = 1, 4, 16, 32 simulated modems it prints SMS/s through the pool
+// divided by N × the physical rate of one modem (1 / +CMGS time), measured
+// by modem/internal/poolbench.
 package main
 
 import (

@@ -1,11 +1,3 @@
-// Package poolbench measures SMS throughput through a modem.Pool of
-// simulated modems against the physical limit of those modems: each
-// simulated modem takes a fixed time per +CMGS, so N modems can at best
-// send N/T messages a second. The ratio measured/ideal shows what the
-// driver and the pool lose to overhead and imbalance.
-//
-// It is shared by the Go benchmark in package modem and by the
-// modem/cmd/poolbench command that prints the table for README.md.
 package poolbench
 
 import (

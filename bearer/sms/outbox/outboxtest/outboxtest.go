@@ -1,7 +1,3 @@
-// Package outboxtest is the conformance suite of outbox.Backend: one table
-// of named cases run against every implementation (the bbolt file in
-// bearer/sms/outbox, Redis in redisstore), directly and through an
-// outbox.Outbox.
 package outboxtest
 
 import (

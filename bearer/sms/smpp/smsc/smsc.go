@@ -1,16 +1,3 @@
-// Package smsc is a simulated SMSC that speaks SMPP 3.4 on loopback in
-// front of a modem/sim Network, so an ESME (the gateway's SMPP link, or any
-// other SMPP client) exchanges SMS with the simulated devices and modems on
-// that network: a submit_sm becomes an SMS-SUBMIT from the account's
-// number, what the network delivers to that number becomes a deliver_sm,
-// and the network's status reports become SMPP delivery receipts.
-//
-// It lives beside the client (not in modem/sim) because it converts with
-// the bearer's TPDU codec; it uses the Network only through its exported
-// Endpoint API. Faults can be injected at any time ([Faults]): throttling
-// (a rate above which submit_sm is answered ESME_RTHROTTLED, or a random
-// share), bind refusal, dropped links ([Server.DropSessions]), receipts
-// late or missing.
 package smsc
 
 import (

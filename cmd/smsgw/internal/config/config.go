@@ -1,10 +1,3 @@
-// Package config is the smsgw configuration: the YAML schema, its embedded
-// default (default.yaml, which shows every option) and validation with
-// line-numbered errors.
-//
-// YAML decoding is go.yaml.in/yaml/v3 (with KnownFields, so a misspelt key
-// is an error, not silence); the validation rules and the mapping of each
-// problem to the yaml.Node line it came from are hand-written here.
 package config
 
 import (
@@ -17,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -98,6 +92,9 @@ type Firmware struct {
 	Dir string `yaml:"dir"`
 	// MaxBytes bounds the total bytes of stored images.
 	MaxBytes int64 `yaml:"max_bytes"`
+	// MaxImageBytes bounds one image; a larger upload is refused with 413
+	// while it streams (at most this many bytes are read and stored).
+	MaxImageBytes int64 `yaml:"max_image_bytes"`
 	// MaxImages bounds the number of stored images.
 	MaxImages int `yaml:"max_images"`
 	// AllowSMSPush is the default of allow_sms_push in update and campaign
@@ -126,10 +123,42 @@ type Log struct {
 // API configures the HTTP API.
 type API struct {
 	Listen string `yaml:"listen"`
-	Token  string `yaml:"token"`
+	// Token is the bearer token (the SMSGW_TOKEN environment variable
+	// overrides it). Empty: TokenFile.
+	Token string `yaml:"token"`
+	// TokenFile is a file holding the token. Empty: <data_dir>/api-token,
+	// generated (mode 0600) at the first start and kept.
+	TokenFile string `yaml:"token_file"`
 	// MetricsAuth makes /metrics require the API token too (Prometheus:
 	// authorization.credentials_file in the scrape config).
 	MetricsAuth bool `yaml:"metrics_auth"`
+	// Limits bound what one client can hold of the HTTP listener.
+	Limits HTTPLimits `yaml:"limits"`
+}
+
+// HTTPLimits are the HTTP listener's timeouts and bounds.
+type HTTPLimits struct {
+	// HeaderTimeout: time to send the request line and headers.
+	HeaderTimeout time.Duration `yaml:"header_timeout"`
+	// BodyTimeout: time to send a JSON request body; for a firmware
+	// upload, the longest pause between two reads.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	// WriteTimeout: time to take an answer; for long answers (firmware
+	// downloads, snapshots, the event stream) the longest pause between
+	// two writes. Routes that wait for a device add their wait.
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	// IdleTimeout: how long a keep-alive connection may wait for its next
+	// request.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxHeaderBytes bounds the request line and headers.
+	MaxHeaderBytes int `yaml:"max_header_bytes"`
+	// MaxConnsPerClient bounds the open connections of one client address
+	// (IPv6: one /64); MaxConns all of them.
+	MaxConnsPerClient int `yaml:"max_conns_per_client"`
+	MaxConns          int `yaml:"max_conns"`
+	// UploadMinRate is the slowest average rate (bytes a second) a
+	// firmware upload may keep once BodyTimeout has passed.
+	UploadMinRate int64 `yaml:"upload_min_rate"`
 }
 
 // LwM2M configures the LwM2M server listeners.
@@ -301,6 +330,9 @@ type Error struct{ Problems []Problem }
 var ErrInvalid = errors.New("config: invalid configuration")
 
 func (e *Error) Error() string {
+	if len(e.Problems) == 1 {
+		return "invalid configuration: " + e.Problems[0].String()
+	}
 	var b strings.Builder
 	b.WriteString("invalid configuration:")
 	for _, p := range e.Problems {
@@ -469,8 +501,12 @@ func validHostPort(s string) bool {
 	if _, err := netip.ParseAddrPort(s); err == nil {
 		return true
 	}
-	_, _, err := net.SplitHostPort(s)
-	return err == nil
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	n, err := strconv.ParseUint(port, 10, 16)
+	return err == nil && n <= 65535
 }
 
 // Validate checks a configuration built in Go (no line numbers).
@@ -515,13 +551,14 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		ck.add(fmt.Sprintf("unknown format %q; use text or json", c.Log.Format), "log", "format")
 	}
 	if !validHostPort(c.API.Listen) {
-		ck.add(fmt.Sprintf("%q is not host:port", c.API.Listen), "api", "listen")
+		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.API.Listen), "api", "listen")
 	}
+	c.API.Limits.validate(ck)
 	if c.LwM2M.UDP != "" && !validHostPort(c.LwM2M.UDP) {
-		ck.add(fmt.Sprintf("%q is not host:port", c.LwM2M.UDP), "lwm2m", "udp")
+		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.LwM2M.UDP), "lwm2m", "udp")
 	}
 	if c.LwM2M.DTLS != "" && !validHostPort(c.LwM2M.DTLS) {
-		ck.add(fmt.Sprintf("%q is not host:port", c.LwM2M.DTLS), "lwm2m", "dtls")
+		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.LwM2M.DTLS), "lwm2m", "dtls")
 	}
 	ids, bound := map[string]bool{}, map[string]bool{}
 	for i, p := range c.LwM2M.PSK {
@@ -606,6 +643,9 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if fw.MaxBytes <= 0 {
 		ck.add("max_bytes must be positive", "firmware", "max_bytes")
 	}
+	if fw.MaxImageBytes <= 0 || fw.MaxImageBytes > fw.MaxBytes && fw.MaxBytes > 0 {
+		ck.add("max_image_bytes must be positive and at most max_bytes", "firmware", "max_image_bytes")
+	}
 	if fw.MaxImages <= 0 || fw.MaxImages > 100000 {
 		ck.add("max_images must be in 1..100000", "firmware", "max_images")
 	}
@@ -674,6 +714,29 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		ck.add("nothing to serve: enable the simulator, configure modems or a UDP listener", "modems")
 	}
 	return ck.ps
+}
+
+func (l HTTPLimits) validate(ck *checker) {
+	for _, d := range []struct {
+		v    time.Duration
+		name string
+	}{{l.HeaderTimeout, "header_timeout"}, {l.BodyTimeout, "body_timeout"}, {l.WriteTimeout, "write_timeout"}, {l.IdleTimeout, "idle_timeout"}} {
+		if d.v <= 0 || d.v > time.Hour {
+			ck.add("must be a duration in (0, 1h], e.g. 30s", "api", "limits", d.name)
+		}
+	}
+	if l.MaxHeaderBytes < 1024 || l.MaxHeaderBytes > 1<<20 {
+		ck.add("must be in 1024..1048576", "api", "limits", "max_header_bytes")
+	}
+	if l.MaxConns < 1 || l.MaxConns > 1_000_000 {
+		ck.add("must be in 1..1000000", "api", "limits", "max_conns")
+	}
+	if l.MaxConnsPerClient < 1 || l.MaxConnsPerClient > l.MaxConns {
+		ck.add("must be in 1..max_conns", "api", "limits", "max_conns_per_client")
+	}
+	if l.UploadMinRate < 1 {
+		ck.add("must be a positive number of bytes a second", "api", "limits", "upload_min_rate")
+	}
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -12,7 +12,6 @@ func ExampleParse() {
 	c, _ := config.Parse([]byte("simulator:\n  fleet:\n    sms: 3\n"))
 	fmt.Println(c.Simulator.Fleet.UDP, c.Simulator.Fleet.Queue, c.Simulator.Fleet.SMS)
 	// Output:
-	// invalid configuration:
-	//   line 4: log.level: unknown level "loud"; use debug, info, warn or error
+	// invalid configuration: line 4: log.level: unknown level "loud"; use debug, info, warn or error
 	// 2 2 3
 }

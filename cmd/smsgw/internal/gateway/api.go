@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"sort"
@@ -36,22 +35,28 @@ const maxBody = 64 << 10
 func (g *Gateway) startAPI() error {
 	ln, err := net.Listen("tcp", g.cfg.API.Listen)
 	if err != nil {
-		return fmt.Errorf("api listener %s: %w", g.cfg.API.Listen, err)
+		return listenError("api.listen", g.cfg.API.Listen, err)
 	}
 	g.apiLn = ln
-	g.httpSrv = &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	h := g.Handler() // creates g.web
+	g.httpSrv = g.web.server(h)
 	g.wg.Add(1)
 	go func() {
 		defer g.wg.Done()
-		if err := g.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := g.httpSrv.Serve(g.web.listener(ln)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			g.log.Error("api server", "err", err)
 		}
 	}()
 	return nil
 }
 
-// Handler returns the HTTP handler of the API, /openapi.json and /metrics.
+// Handler returns the HTTP handler of the API, /openapi.json and /metrics,
+// behind the guard of httpserver.go (per-route deadlines and body bounds,
+// JSON errors for unrouted requests).
 func (g *Gateway) Handler() http.Handler {
+	if g.web == nil {
+		g.web = newHTTPGuard(g.cfg, g.log, g.metrics)
+	}
 	mux := http.NewServeMux()
 	handle := func(pattern string, h http.HandlerFunc, auth bool) {
 		route := pattern
@@ -94,15 +99,18 @@ func (g *Gateway) Handler() http.Handler {
 	handle("GET /api/v1/modems", g.listModems, true)
 	handle("GET /api/v1/sms", g.smsStats, true)
 	handle("GET /api/v1/sms/quarantine", g.listQuarantine, true)
+	handle("GET /api/v1/sms/spend", g.getSMSSpend, true)
+	handle("GET /api/v1/wakeups", g.getWakeups, true)
 	handle("DELETE /api/v1/sms/quarantine/{id}", g.deleteQuarantine, true)
 	handle("GET /api/v1/events", g.hub.serveSSE, true)
 	handle("GET /api/v1/objects/{id}", g.getObject, true)
 	handle("GET /api/v1/cluster", g.getCluster, true)
 	g.dmRoutes(handle)
 	g.fwRoutes(handle, mux)
+	g.stateRoutes(handle)
 	mux.Handle("GET /ui/", uiHandler())
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	return mux
+	return g.guard(mux)
 }
 
 type statusRecorder struct {
@@ -111,11 +119,15 @@ type statusRecorder struct {
 }
 
 func (s *statusRecorder) WriteHeader(c int) { s.code = c; s.ResponseWriter.WriteHeader(c) }
-func (s *statusRecorder) Flush() {
-	if f, ok := s.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
+func (s *statusRecorder) Flush()            { _ = s.FlushError() }
+
+// FlushError flushes and reports a client that stopped reading.
+func (s *statusRecorder) FlushError() error {
+	return http.NewResponseController(s.ResponseWriter).Flush()
 }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (g *Gateway) instrument(route string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -206,7 +218,11 @@ func (g *Gateway) device(r *registry.Registration) Device {
 
 func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	var out []Device
+	pq, ok := pageOrError(w, r)
+	if !ok {
+		return
+	}
+	pg := newPager[*registry.Registration](pq)
 	var bad string
 	g.srv.Store().Range(func(reg *registry.Registration) bool {
 		if s := q.Get("q"); s != "" && !strings.Contains(reg.Endpoint, s) {
@@ -228,18 +244,15 @@ func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request) {
 		if s := q.Get("queue"); s != "" && strconv.FormatBool(reg.Queue) != s {
 			return true
 		}
-		out = append(out, g.device(reg))
+		pg.add(reg.Endpoint, reg)
 		return true
 	})
 	if bad != "" {
 		writeError(w, http.StatusBadRequest, bad)
 		return
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Endpoint < out[j].Endpoint })
-	if out == nil {
-		out = []Device{}
-	}
-	writeJSON(w, 200, map[string]any{"devices": out, "count": len(out)})
+	items, more := pg.page()
+	writeJSON(w, 200, pageBody("devices", items, more, pg.total, func(reg *registry.Registration) any { return g.device(reg) }, nil))
 }
 
 func (g *Gateway) lookup(w http.ResponseWriter, ep string) (*registry.Registration, bool) {
@@ -325,13 +338,8 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 			return
 		}
 		var body OpBody
-		if r.Body != nil && r.ContentLength != 0 {
-			dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-				writeError(w, http.StatusBadRequest, fmt.Sprintf("bad JSON body: %v", err))
-				return
-			}
+		if !decodeOptionalBody(w, r, &body) {
+			return
 		}
 		if t := r.URL.Query().Get("type"); t != "" && (kind == queue.KindRead || kind == queue.KindObserve) {
 			if _, err := parseType(t); err != nil {
@@ -718,27 +726,33 @@ func (g *Gateway) job(rec *queue.Record) *Job {
 	return j
 }
 
+// listJobs lists pending jobs, oldest first (by id), a page at a time.
 func (g *Gateway) listJobs(w http.ResponseWriter, r *http.Request) {
-	ep := r.URL.Query().Get("endpoint")
-	var eps []string
-	if ep != "" {
-		eps = []string{ep}
-	} else {
-		g.srv.Store().Range(func(reg *registry.Registration) bool {
-			eps = append(eps, reg.Endpoint)
-			return true
-		})
-		sort.Strings(eps)
+	pq, ok := pageOrError(w, r)
+	if !ok {
+		return
 	}
-	jobs := []*Job{}
-	for _, e := range eps {
-		for _, id := range g.qm.Pending(e) {
-			if rec, err := g.qm.Get(id); err == nil {
-				jobs = append(jobs, g.job(rec))
-			}
+	pg := newPager[uint64](pq)
+	add := func(ep string) {
+		for _, id := range g.qm.Pending(ep) {
+			pg.add(fmt.Sprintf("%020d", id), id)
 		}
 	}
-	writeJSON(w, 200, map[string]any{"jobs": jobs, "count": len(jobs), "note": "pending jobs; finished ones are at /api/v1/jobs/{id}"})
+	if ep := r.URL.Query().Get("endpoint"); ep != "" {
+		add(ep)
+	} else {
+		g.srv.Store().Range(func(reg *registry.Registration) bool {
+			add(reg.Endpoint)
+			return true
+		})
+	}
+	items, more := pg.page()
+	writeJSON(w, 200, pageBody("jobs", items, more, pg.total, func(id uint64) any {
+		if rec, err := g.qm.Get(id); err == nil {
+			return g.job(rec)
+		}
+		return Job{ID: id, State: "finished"}
+	}, map[string]any{"note": "pending jobs; finished ones are at /api/v1/jobs/{id}"}))
 }
 
 func (g *Gateway) jobID(w http.ResponseWriter, r *http.Request) (uint64, bool) {

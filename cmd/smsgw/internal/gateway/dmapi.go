@@ -178,16 +178,9 @@ func apiPath(w http.ResponseWriter, r *http.Request) (path.Path, bool) {
 	return p, true
 }
 
-// dmBody reads a bounded JSON body with no unknown fields.
-func dmBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("bad JSON body: %v", err))
-		return false
-	}
-	return true
-}
+// dmBody reads a required JSON body strictly (jsonbody.go: bounded, UTF-8,
+// one object, no unknown fields, nothing after it).
+func dmBody(w http.ResponseWriter, r *http.Request, v any) bool { return decodeBody(w, r, v) }
 
 // LinkJSON is one link of a Discover answer.
 type LinkJSON struct {

@@ -86,8 +86,12 @@ func (g *Gateway) sessions() (*secure.SessionCache, error) {
 	if g.dtlsSess != nil || g.cfg.LwM2M.DTLSSessionTTL <= 0 {
 		return g.dtlsSess, nil
 	}
-	c, err := secure.OpenSessionCache(filepath.Join(g.cfg.DataDir, dtlsSessionsFileName),
-		secure.WithSessionTTL(g.cfg.LwM2M.DTLSSessionTTL))
+	var c *secure.SessionCache
+	err := guardOpen(g.cfg.DataDir, dtlsSessionsFileName, func() (err error) {
+		c, err = secure.OpenSessionCache(filepath.Join(g.cfg.DataDir, dtlsSessionsFileName),
+			secure.WithSessionTTL(g.cfg.LwM2M.DTLSSessionTTL))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -79,14 +79,11 @@ func (h *hub) close() {
 	}
 }
 
-// serveSSE streams events as text/event-stream until the client leaves or
-// the gateway shuts down.
+// serveSSE streams events as text/event-stream until the client leaves, a
+// write does not go through within api.limits.write_timeout (a client that
+// stopped reading), or the gateway shuts down.
 func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported")
-		return
-	}
+	rc := http.NewResponseController(w)
 	c, ok := h.subscribe()
 	if !ok {
 		writeError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many event streams (max %d)", maxSubscribers))
@@ -96,8 +93,15 @@ func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprint(w, ": m2mbearer smsgw events\n\n")
-	fl.Flush()
+	send := func(format string, a ...any) bool {
+		if _, err := fmt.Fprintf(w, format, a...); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send(": m2mbearer smsgw events\n\n") {
+		return
+	}
 	keep := time.NewTicker(15 * time.Second)
 	defer keep.Stop()
 	for {
@@ -105,14 +109,16 @@ func (h *hub) serveSSE(w http.ResponseWriter, r *http.Request) {
 		case <-r.Context().Done():
 			return
 		case <-keep.C:
-			fmt.Fprint(w, ": keep-alive\n\n")
-			fl.Flush()
+			if !send(": keep-alive\n\n") {
+				return
+			}
 		case ev, ok := <-c:
 			if !ok {
 				return
 			}
-			fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.kind, ev.data)
-			fl.Flush()
+			if !send("event: %s\ndata: %s\n\n", ev.kind, ev.data) {
+				return
+			}
 		}
 	}
 }

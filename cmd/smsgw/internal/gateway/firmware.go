@@ -42,7 +42,6 @@ type fw struct {
 	store *firmware.Store
 	upd   *firmware.Updater
 	mgr   *firmware.Manager
-	db    *bolt.DB
 
 	mu    sync.Mutex
 	plans map[string]*PlanJSON // job id → plan at start, for this process's jobs
@@ -96,13 +95,14 @@ func (g *Gateway) openFirmwareStore() error {
 		dir = filepath.Join(g.cfg.DataDir, "firmware")
 	}
 	s, err := firmware.OpenStore(dir, append(g.imageCatalog(), firmware.WithMaxBytes(g.cfg.Firmware.MaxBytes),
+		firmware.WithMaxImageBytes(g.cfg.Firmware.MaxImageBytes),
 		firmware.WithMaxImages(g.cfg.Firmware.MaxImages),
 		firmware.WithStoreMetrics(func(images int, bytes int64) {
 			g.metrics.fwStore.WithLabelValues("images").Set(float64(images))
 			g.metrics.fwStore.WithLabelValues("bytes").Set(float64(bytes))
 		}))...)
 	if err != nil {
-		return fmt.Errorf("firmware store %s: %w", dir, err)
+		return &StartError{Option: "firmware.dir", Value: dir, Err: err}
 	}
 	n, b := s.Usage()
 	g.metrics.fwStore.WithLabelValues("images").Set(float64(n))
@@ -180,12 +180,12 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 	if g.rdb != nil {
 		cs = g.rdb.Campaigns()
 	} else {
-		db, err := bolt.Open(filepath.Join(g.cfg.DataDir, "campaigns.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+		var err error
+		_, err = g.openStateDB("campaigns.db", func(db *bolt.DB) (err error) { // closed by the gateway
+			cs, err = firmware.NewBoltCampaigns(db)
+			return err
+		})
 		if err != nil {
-			return fmt.Errorf("campaigns: %w", err)
-		}
-		g.fw.db = db
-		if cs, err = firmware.NewBoltCampaigns(db); err != nil {
 			return err
 		}
 	}
@@ -241,9 +241,6 @@ func (g *Gateway) closeFirmware() error {
 	}
 	if g.fw.upd != nil {
 		errs = append(errs, g.fw.upd.Close())
-	}
-	if g.fw.db != nil {
-		errs = append(errs, g.fw.db.Close())
 	}
 	return errors.Join(errs...)
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 
@@ -35,7 +34,7 @@ func FuzzOperationRequest(f *testing.F) {
 			return
 		}
 		var b OpBody
-		if json.Unmarshal([]byte(body), &b) != nil {
+		if decodeJSONBytes([]byte(body), &b, false) != nil {
 			return
 		}
 		k := queue.Kind(kind%12 + 1)

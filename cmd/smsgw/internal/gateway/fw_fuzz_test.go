@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -27,7 +26,7 @@ func FuzzCampaignSpec(f *testing.F) {
 	reg := &registry.Registration{Endpoint: "light-1", Version: registry.V1_1, Binding: registry.BindingU}
 	f.Fuzz(func(t *testing.T, body string) {
 		var b CampaignBody
-		if json.Unmarshal([]byte(body), &b) != nil {
+		if decodeJSONBytes([]byte(body), &b, true) != nil {
 			return
 		}
 		spec, err := campaignSpec(fc, b)

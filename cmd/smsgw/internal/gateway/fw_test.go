@@ -266,7 +266,7 @@ func TestFirmwareWebUI(t *testing.T) {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 		"--no-first-run", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000", "--dump-dom",
-		strings.TrimSuffix(base, "/api/v1")+"/ui/#live=0&token="+testToken+"&campaign="+cid).Output()
+		strings.TrimSuffix(base, "/api/v1")+"/ui/#token="+testToken+"&campaign="+cid).Output()
 	if err != nil {
 		t.Fatalf("chromium: %v", err)
 	}
@@ -274,9 +274,10 @@ func TestFirmwareWebUI(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`<body data-ready="1"`),
 		regexp.MustCompile(`data-image="` + img["id"].(string) + `">.*?<td>ui-image</td><td>2\.5\.0</td>`),
-		regexp.MustCompile(`data-campaign="` + cid + `" class="sel">.*?<td>ui-test</td><td>2\.5\.0</td><td class="campaign-done">done</td><td><progress max="1" value="1"></progress> 1/1 \(100%\)</td><td>0</td><td class="err">1</td>`),
+		regexp.MustCompile(`data-campaign="` + cid + `" class="sel">.*?<td>ui-test</td><td>2\.5\.0</td><td class="campaign-done">done</td><td><progress max="1" value="1"></progress> 1/1 \(100%\)</td>` +
+			`.*?<td class="count count-done">0</td>.*?<td class="count count-failed err">1</td>`),
 		regexp.MustCompile(`id="campaign-name">` + cid + ` → 2\.5\.0: done, 1 failed<`),
-		regexp.MustCompile(`<tr data-endpoint="light-udp-1"><td>light-udp-1</td><td class="dev-failed">failed</td>.*?<td>5</td><td class="err">[^<]*integrity`),
+		regexp.MustCompile(`<tr data-endpoint="light-udp-1"[^>]*><td>light-udp-1</td><td class="dev-failed">failed</td>.*?<td>5</td><td class="reason"></td><td class="err">[^<]*integrity`),
 	} {
 		if !want.MatchString(dom) {
 			t.Errorf("page lacks %s", want)

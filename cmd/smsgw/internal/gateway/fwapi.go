@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
 	"strconv"
 	"strings"
@@ -62,111 +60,20 @@ func (g *Gateway) fwReady(w http.ResponseWriter) bool {
 	return true
 }
 
-// uploadImage stores an image: a multipart form (field "file", and "name",
-// "version", "sha256" fields or query parameters) or the raw body (query
-// parameters or X-Firmware-Name/-Version/-SHA256 headers). The checksum is
-// verified while the bytes stream to disk.
-func (g *Gateway) uploadImage(w http.ResponseWriter, r *http.Request) {
-	if !g.fwReady(w) {
-		return
-	}
-	q := r.URL.Query()
-	param := func(name, header string) string {
-		if v := q.Get(name); v != "" {
-			return v
-		}
-		return r.Header.Get(header)
-	}
-	u := firmware.Upload{Name: param("name", "X-Firmware-Name"), Version: param("version", "X-Firmware-Version"),
-		SHA256: strings.ToLower(param("sha256", "X-Firmware-SHA256"))}
-	limit := g.cfg.Firmware.MaxBytes
-	body := http.MaxBytesReader(w, r.Body, limit+1<<20)
-	var src io.Reader = body
-	size := r.ContentLength
-	if ct := r.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/form-data") {
-		mr, err := r.MultipartReader()
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "bad multipart body: "+err.Error())
-			return
-		}
-		src, size = nil, -1
-		for src == nil {
-			part, err := mr.NextPart()
-			if err != nil {
-				writeError(w, http.StatusBadRequest, "multipart body has no \"file\" part")
-				return
-			}
-			if part.FormName() == "file" {
-				src = part
-				break
-			}
-			v, _ := io.ReadAll(io.LimitReader(part, 256))
-			switch part.FormName() {
-			case "name":
-				u.Name = string(v)
-			case "version":
-				u.Version = string(v)
-			case "sha256":
-				u.SHA256 = strings.ToLower(strings.TrimSpace(string(v)))
-			case "size":
-				size, _ = strconv.ParseInt(string(v), 10, 64)
-			}
-		}
-		defer src.(*multipart.Part).Close()
-	}
-	if u.Version == "" {
-		writeError(w, http.StatusBadRequest, "version is required (query ?version=, header X-Firmware-Version, or multipart field \"version\")")
-		return
-	}
-	if s := param("size", "X-Firmware-Size"); s != "" {
-		size, _ = strconv.ParseInt(s, 10, 64)
-	}
-	if size < 0 {
-		// Unknown length (multipart or chunked): spool through the store's
-		// own check by reading at most the store's bound.
-		data, err := io.ReadAll(io.LimitReader(src, limit+1))
-		if err != nil {
-			writeError(w, http.StatusBadRequest, "reading the image: "+err.Error())
-			return
-		}
-		src, size = strings.NewReader(string(data)), int64(len(data))
-	}
-	if size > limit {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("image of %d bytes is over firmware.max_bytes (%d)", size, limit))
-		return
-	}
-	u.Size = size
-	if u.SHA256 == "" {
-		writeError(w, http.StatusBadRequest, "sha256 is required: the image's SHA-256 in hex (query ?sha256=, header X-Firmware-SHA256, or multipart field \"sha256\"); it is checked against the bytes received")
-		return
-	}
-	info, err := g.fw.store.Put(r.Context(), u, src)
-	switch {
-	case err == nil:
-		g.hub.publish("firmware-image", info)
-		writeJSON(w, http.StatusCreated, info)
-	case errors.Is(err, firmware.ErrChecksum):
-		writeError(w, http.StatusBadRequest, "checksum mismatch: the bytes received do not have the SHA-256 given ("+u.SHA256+"); nothing was stored")
-	case errors.Is(err, firmware.ErrSize):
-		writeError(w, http.StatusBadRequest, "size mismatch: "+err.Error())
-	case errors.Is(err, firmware.ErrStoreFull):
-		writeError(w, http.StatusInsufficientStorage, err.Error()+"; delete old images first")
-	case errors.Is(err, firmware.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
-	default:
-		writeError(w, http.StatusInternalServerError, err.Error())
-	}
-}
-
 func (g *Gateway) listImages(w http.ResponseWriter, r *http.Request) {
 	if !g.fwReady(w) {
 		return
 	}
-	list := g.fw.store.List()
-	if list == nil {
-		list = []firmware.ImageInfo{}
+	pq, ok := pageOrError(w, r)
+	if !ok {
+		return
 	}
-	writeJSON(w, 200, map[string]any{"count": len(list), "images": list})
+	pg := newPager[firmware.ImageInfo](pq)
+	for _, im := range g.fw.store.List() {
+		pg.add(timeKey(im.Created.UnixNano(), im.ID), im)
+	}
+	items, more := pg.page()
+	writeJSON(w, 200, pageBody("images", items, more, pg.total, func(im firmware.ImageInfo) any { return im }, nil))
 }
 
 func (g *Gateway) getImage(w http.ResponseWriter, r *http.Request) {
@@ -203,16 +110,6 @@ type UpdateBody struct {
 	DryRun       bool   `json:"dry_run"`
 	MaxSMS       int    `json:"max_sms"`
 	Method       string `json:"method"` // "", "push" or "pull"
-}
-
-func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		writeError(w, http.StatusBadRequest, "bad JSON body: "+err.Error())
-		return false
-	}
-	return true
 }
 
 // fwError answers a firmware error with its status.
@@ -391,23 +288,55 @@ func (g *Gateway) listCampaigns(w http.ResponseWriter, r *http.Request) {
 	if !g.fwReady(w) {
 		return
 	}
-	list := g.fw.campaigns()
-	if list == nil {
-		list = []firmware.Report{}
+	pq, ok := pageOrError(w, r)
+	if !ok {
+		return
 	}
-	writeJSON(w, 200, map[string]any{"count": len(list), "campaigns": list})
+	pg := newPager[firmware.Report](pq)
+	for _, c := range g.fw.campaigns() {
+		pg.add(timeKey(c.Created.UnixNano(), c.ID), c)
+	}
+	items, more := pg.page()
+	writeJSON(w, 200, pageBody("campaigns", items, more, pg.total, func(c firmware.Report) any { return c }, nil))
 }
 
 func (g *Gateway) getCampaign(w http.ResponseWriter, r *http.Request) {
 	if !g.fwReady(w) {
 		return
 	}
-	rep, err := g.fw.mgr.Status(r.PathValue("id"), r.URL.Query().Get("devices") == "1" || r.URL.Query().Get("devices") == "true")
+	devices := r.URL.Query().Get("devices") == "1" || r.URL.Query().Get("devices") == "true"
+	pq, ok := pageOrError(w, r)
+	if !ok {
+		return
+	}
+	rep, err := g.fw.mgr.Status(r.PathValue("id"), devices)
 	if err != nil {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown campaign %q; list campaigns with GET /api/v1/campaigns", r.PathValue("id")))
 		return
 	}
-	writeJSON(w, 200, map[string]any{"campaign": rep, "failed": rep.Failed()})
+	if !devices {
+		writeJSON(w, 200, map[string]any{"campaign": rep, "failed": rep.Failed()})
+		return
+	}
+	// The campaign's devices, a page at a time (by endpoint).
+	pg := newPager[firmware.DeviceState](pq)
+	for _, d := range rep.Devices {
+		pg.add(d.Endpoint, d)
+	}
+	items, more := pg.page()
+	rep.Devices = nil
+	body := pageBody("devices", items, more, pg.total, func(d firmware.DeviceState) any { return d },
+		map[string]any{"failed": rep.Failed()})
+	body["campaign"] = campaignPage{Report: rep, Devices: body["devices"].([]json.RawMessage)}
+	delete(body, "devices")
+	writeJSON(w, 200, body)
+}
+
+// campaignPage is a campaign with a page of its devices (count, total and
+// next_cursor beside it).
+type campaignPage struct {
+	firmware.Report
+	Devices []json.RawMessage `json:"devices"`
 }
 
 func (g *Gateway) campaignAction(w http.ResponseWriter, r *http.Request) {

@@ -1,31 +1,7 @@
-// Package gateway wires m2mbearer into the smsgw daemon: modems (real ones,
-// or virtual modems of the simulated SMS network on pseudo-terminals driven by
-// the real modem driver), the SMS bearer over the modem pool, the UDP bearer,
-// DTLS (PSK) on UDP, the LwM2M server on all of them, queue mode with SMS
-// wake-ups (lwm2m/server EnableQueue over lwm2m/queue), proxy mode (SMS-only
-// devices bridged to an external LwM2M server over UDP), the demo fleet of
-// streetlights, the HTTP JSON API with server-sent events, the embedded web
-// UI and Prometheus metrics, and firmware updates: the image store under the
-// data dir, the Package URI servers (CoAP Block2 under /fw/ on the UDP and
-// DTLS listeners, HTTP under /fw/ on the API listener), single-device
-// updates and campaigns persisted in <data_dir>/campaigns.db (lwm2m/firmware),
-// with SMS wake-ups through lwm2m/queue's SMS waker.
-//
-// What is a library's and what is ours: HTTP routing is net/http's ServeMux,
-// metrics are prometheus/client_golang, state is bbolt through the stores
-// of lwm2m/registry, lwm2m/queue and bearer/sms. The wiring, the API
-// handlers, the OpenAPI document, the web UI, the proxy relay and the
-// simulated device transport, the firmware API and the demo lights'
-// persistent firmware state are hand-written here, because they are the
-// daemon's own policy; the Object 5 procedure, campaigns and image store
-// are lwm2m/firmware's. Queue mode itself (durable queues, the executor with
-// attempt tokens, wake-ups) is lwm2m/server and lwm2m/queue; the gateway
-// only supplies the device table and the SMS bearer.
 package gateway
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -38,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
@@ -49,6 +27,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/bearer/udp"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
@@ -66,6 +45,13 @@ type Gateway struct {
 	log   *slog.Logger
 	model *model.Registry
 	token string
+	// tokenFile is the file the token came from ("" for api.token);
+	// tokenSource says how: api.token, api.token_file, data dir, generated.
+	tokenFile, tokenSource string
+
+	lock *state.Lock         // the data dir's, held until Shutdown's end
+	dbs  map[string]*bolt.DB // state files the gateway opened, by name
+	web  *httpGuard          // HTTP limits and their counters
 
 	metrics *Metrics
 	hub     *hub
@@ -106,6 +92,8 @@ type Gateway struct {
 	squeue      *server.Queue
 	fleet       *Fleet
 	fw          *fw
+	wakes       *wakeBook       // wake-up latencies (wakeups.go)
+	spend       *spendBook      // SMS spend per day (smsspend.go)
 	models      []ModelObject   // objects loaded from lwm2m.models
 	ctx         context.Context // the gateway's life; ends at Shutdown
 
@@ -121,43 +109,73 @@ type Gateway struct {
 	closed sync.Once
 }
 
-// Info says where to look.
+// Info says where to look. It never holds the API token.
 type Info struct {
 	API, Metrics, OpenAPI string
-	Token, TokenFile      string
-	UDP, DTLS             string
-	DataDir               string
-	PTYs                  map[string]string // server SIM → pty path
-	Lights                []LightInfo
+	// TokenFile is the file holding the API token ("" when it came from
+	// api.token); TokenSource says where it came from: api.token,
+	// api.token_file, data dir (kept from an earlier start), generated.
+	TokenFile, TokenSource string
+	UDP, DTLS              string
+	DataDir                string
+	PTYs                   map[string]string // server SIM → pty path
+	Lights                 []LightInfo
 }
 
 // LightInfo describes a demo light.
 type LightInfo struct{ Name, Kind, MSISDN, ServerSIM string }
 
 // New starts a gateway with cfg. The caller owns it and calls Shutdown.
-func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway, err error) {
+//
+// Before anything else it takes the data dir's lock (a second gateway on
+// the same data dir fails at once, with an error wrapping state.ErrLocked,
+// and changes nothing) and checks every state file (state.Preflight: a
+// missing, empty, truncated or damaged file fails with a *state.FileError
+// naming it). Errors an option can fix are a *StartError naming it. On any
+// error, what was started is stopped again.
+func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("gateway: data_dir is empty")
+		return nil, &StartError{Option: "data_dir", Err: errors.New("empty")}
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
+		return nil, &StartError{Option: "data_dir", Value: cfg.DataDir, Err: err}
+	}
+	lock, err := state.Acquire(cfg.DataDir)
+	if err != nil {
+		if errors.Is(err, state.ErrLocked) {
+			return nil, fmt.Errorf("data_dir %w; stop that smsgw first or give this one another data dir", err)
+		}
+		return nil, &StartError{Option: "data_dir", Value: cfg.DataDir, Err: err}
+	}
+	if err := state.Preflight(cfg.DataDir); err != nil {
+		lock.Release()
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	g = &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
-		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx}
-	defer func() {
-		if err != nil {
-			g.Shutdown(context.Background())
-		}
-	}()
-	if err = g.setToken(); err != nil {
+	g := &Gateway{cfg: cfg, log: log, model: model.DefaultRegistry(), metrics: newMetrics(),
+		hub: newHub(64), devices: map[string]config.SMSDevice{}, cancel: cancel, ctx: ctx,
+		lock: lock, dbs: map[string]*bolt.DB{}}
+	g.wakes, g.spend = newWakeBook(g.metrics.wakeLatency), &spendBook{}
+	g.metrics.reg.MustRegister(g.wakes.collectors()...)
+	if err := g.start(ctx); err != nil {
+		g.Shutdown(context.Background())
 		return nil, err
 	}
+	return g, nil
+}
+
+// start starts the parts in order; New stops them again on an error.
+func (g *Gateway) start(ctx context.Context) error {
+	cfg, log := g.cfg, g.log
+	err := g.setToken()
+	if err != nil {
+		return err
+	}
 	if err = g.openRedis(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	for _, d := range cfg.SMS.Devices {
 		g.devices[d.Endpoint] = d
@@ -168,61 +186,63 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 	}
 	sims, err := g.startModems(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var simLinks []config.SMPPLink
 	if cfg.Simulator.Enabled && cfg.Simulator.SMPP {
 		l, err := g.startSimSMSC()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		simLinks = append(simLinks, l)
 	}
 	modemSIMs := sims
 	smppSIMs, err := g.startSMPP(simLinks)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sims = append(append([]string(nil), sims...), smppSIMs...)
 	if err = g.startOSCORE(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startSMS(sims, modemSIMs); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.newCluster(sims); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.openFirmwareStore(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.loadModels(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startServer(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startQueue(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.metrics.reg.Register(newLwM2MCollector(g)); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.loadValues(); err != nil {
-		return nil, err
+		return err
 	}
-	g.wg.Add(3)
+	g.loadSpend()
+	g.wg.Add(4)
 	go g.jobValues(ctx, g.qm.Subscribe(256))
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
+	go g.spendLoop(ctx)
 	if err = g.startAPI(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.cluster.start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err = g.startFirmware(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
@@ -234,27 +254,14 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (g *Gateway,
 		}
 		g.fleet, err = StartFleet(ctx, spec, g.plan)
 		if err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return g, nil
-}
-
-func (g *Gateway) setToken() error {
-	g.token = g.cfg.API.Token
-	if g.token != "" {
-		return nil
-	}
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
+	if err := g.lock.SetAPI(strings.TrimSuffix(g.Info().API, "/api/v1")); err != nil {
 		return err
 	}
-	g.token = hex.EncodeToString(b)
-	return os.WriteFile(g.TokenFile(), []byte(g.token+"\n"), 0o600)
+	return state.MarkInitialised(g.cfg.DataDir)
 }
-
-// TokenFile is where a generated API token is written.
-func (g *Gateway) TokenFile() string { return filepath.Join(g.cfg.DataDir, "api-token") }
 
 // startModems opens the modems (virtual ones on ptys in simulator mode) and
 // returns the server SIM numbers.
@@ -308,21 +315,25 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 		}
 	}
 	var out []string
-	for _, c := range cfgs {
+	for i, c := range cfgs {
+		option := fmt.Sprintf("modems.%d.device", i)
+		if g.cfg.Simulator.Enabled {
+			option = fmt.Sprintf("simulator.server_sims.%d", i)
+		}
 		if _, err := os.Stat(c.Device); err != nil {
-			return nil, fmt.Errorf("modem %s: device %s: %w (check the path in modems[].device, the cable, and the udev name)", c.MSISDN, c.Device, err)
+			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("%w (check the path, the cable, and the udev name)", netCause(err))}
 		}
 		octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		m, err := modem.Open(octx, c, modem.WithLogger(g.log.With("component", "modem", "modem", c.MSISDN)), modem.WithMetrics(g.metrics.Modem),
 			modem.WithQuarantine(g.quar))
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("modem %s on %s: %w", c.MSISDN, c.Device, err)
+			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("modem %s: %w", c.MSISDN, err)}
 		}
 		g.modems = append(g.modems, m)
 		if err := g.pool.Add(m); err != nil {
 			m.Close()
-			return nil, fmt.Errorf("modem %s: %w", c.MSISDN, err)
+			return nil, &StartError{Option: option, Value: c.Device, Err: fmt.Errorf("modem %s: %w", c.MSISDN, err)}
 		}
 		out = append(out, c.MSISDN)
 	}
@@ -375,17 +386,21 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		return err
 	}
 	st, lim, ob := g.smsShared(sims)
-	b, err := sms.New(tr, sms.Config{
-		StateDir: dir, Peers: peers, State: st, RateLimiter: lim, OutboxBackend: ob,
-		DailyBudget: smsBudget(g.cfg.SMS.DailyBudget), DailyBudgetPerDevice: smsBudget(g.cfg.SMS.DailyBudgetPerDevice),
-		PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
-		BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
-		LoopMax: g.cfg.SMS.LoopMax, LoopWindow: g.cfg.SMS.LoopWindow, OnLoop: g.onLoop,
-		SplitDTLS: g.dtlsOverSMS() && g.cfg.Mode != "proxy",
-		Submit:    []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
-		// 64 sends in flight keep 8 modems or an SMPP window busy (docs/smpp.md, TestWakeupThroughput).
-		Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, MaxInFlight: 64},
-		Logger: g.log.With("component", "sms"),
+	var b *sms.Bearer
+	err = guardOpen(g.cfg.DataDir, "sms/", func() (err error) {
+		b, err = sms.New(tr, sms.Config{
+			StateDir: dir, Peers: peers, State: st, RateLimiter: lim, OutboxBackend: ob,
+			DailyBudget: smsBudget(g.cfg.SMS.DailyBudget), DailyBudgetPerDevice: smsBudget(g.cfg.SMS.DailyBudgetPerDevice),
+			PeerRate: g.cfg.SMS.PeerRate, PeerBurst: g.cfg.SMS.PeerBurst,
+			BudgetWarnRatio: g.cfg.SMS.BudgetWarn, OnBudget: g.onBudget,
+			LoopMax: g.cfg.SMS.LoopMax, LoopWindow: g.cfg.SMS.LoopWindow, OnLoop: g.onLoop,
+			SplitDTLS: g.dtlsOverSMS() && g.cfg.Mode != "proxy",
+			Submit:    []pdu.Option{pdu.WithStatusReport(g.cfg.SMS.StatusReports)},
+			// 64 sends in flight keep 8 modems or an SMPP window busy (docs/smpp.md, TestWakeupThroughput).
+			Worker: outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 100 * time.Millisecond, BackoffMax: 30 * time.Second, MaxInFlight: 64},
+			Logger: g.log.With("component", "sms"),
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("sms bearer: %w", err)
@@ -415,11 +430,13 @@ func (g *Gateway) startServer() (err error) {
 		return err
 	}
 	if regs == nil {
-		b, err := registry.OpenBolt(filepath.Join(g.cfg.DataDir, "registrations.db"), registry.BoltOptions{
-			Options: ropts, AddrDecoder: dec, Logger: g.log.With("component", "registry"),
+		var b *registry.Bolt
+		_, err = g.openStateDB("registrations.db", func(db *bolt.DB) (err error) {
+			b, err = registry.NewBolt(db, registry.BoltOptions{Options: ropts, AddrDecoder: dec, Logger: g.log.With("component", "registry")})
+			return err
 		})
 		if err != nil {
-			return fmt.Errorf("registrations: %w", err)
+			return err
 		}
 		regs = b
 	}
@@ -439,7 +456,7 @@ func (g *Gateway) startServer() (err error) {
 	if g.cfg.LwM2M.UDP != "" {
 		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
 		if err != nil {
-			return fmt.Errorf("lwm2m udp listener %s: %w", g.cfg.LwM2M.UDP, err)
+			return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
 		}
 		ub, err := g.wrapOSCORE(u, "udp")
 		if err != nil {
@@ -456,7 +473,7 @@ func (g *Gateway) startServer() (err error) {
 	if g.cfg.LwM2M.DTLS != "" {
 		u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
 		if err != nil {
-			return fmt.Errorf("lwm2m dtls listener %s: %w", g.cfg.LwM2M.DTLS, err)
+			return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
 		}
 		dcfg, err := g.dtlsConfig("udp")
 		if err != nil {
@@ -541,9 +558,15 @@ func (g *Gateway) startQueue() error {
 		return err
 	}
 	if qs == nil {
-		if qs, err = queue.OpenBoltStore(filepath.Join(g.cfg.DataDir, "queue.db"), 5*time.Second); err != nil {
-			return fmt.Errorf("queue store: %w", err)
+		var bs *queue.BoltStore
+		_, err = g.openStateDB("queue.db", func(db *bolt.DB) (err error) {
+			bs, err = queue.NewBoltStore(db)
+			return err
+		})
+		if err != nil {
+			return err
 		}
+		qs = bs
 	}
 	g.qs = qs
 	w := g.awakeWindow()
@@ -677,6 +700,7 @@ func (g *Gateway) onServerEvent(ev server.Event) {
 }
 
 func (g *Gateway) onQueueEvent(ev queue.Event) {
+	g.wakes.event(ev)
 	data := map[string]any{"endpoint": ev.Endpoint, "time": ev.Time}
 	if ev.ID != 0 {
 		data["job"] = ev.ID
@@ -690,10 +714,7 @@ func (g *Gateway) onQueueEvent(ev queue.Event) {
 
 // Info returns where to look.
 func (g *Gateway) Info() Info {
-	in := Info{Token: g.token, DataDir: g.cfg.DataDir, PTYs: map[string]string{}}
-	if g.cfg.API.Token == "" {
-		in.TokenFile = g.TokenFile()
-	}
+	in := Info{TokenFile: g.tokenFile, TokenSource: g.tokenSource, DataDir: g.cfg.DataDir, PTYs: map[string]string{}}
 	if g.apiLn != nil {
 		base := "http://" + g.apiLn.Addr().String()
 		in.API, in.Metrics, in.OpenAPI = base+"/api/v1", base+"/metrics", base+"/openapi.json"
@@ -795,6 +816,8 @@ func (g *Gateway) Shutdown(ctx context.Context) error {
 		if g.rdb != nil {
 			errs = append(errs, g.rdb.Close())
 		}
+		errs = append(errs, g.closeStateDBs())
+		errs = append(errs, g.lock.Release())
 	})
 	return errors.Join(errs...)
 }

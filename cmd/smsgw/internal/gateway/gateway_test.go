@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -23,19 +22,7 @@ func startGateway(t *testing.T) (*Gateway, string) {
 	cfg.API.Listen, cfg.LwM2M.UDP, cfg.LwM2M.DTLS, cfg.API.Token = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", testToken
 	cfg.Simulator.Fleet = config.Fleet{UDP: 1, Queue: 1, SMS: 1, DTLS: 1, Awake: 3 * time.Second}
 	cfg.Simulator.Latency, cfg.Simulator.SendTime = 20*time.Millisecond, 10*time.Millisecond
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	t.Cleanup(cancel)
-	g, err := New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, c := context.WithTimeout(context.Background(), 30*time.Second)
-		defer c()
-		if err := g.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
+	g := runGateway(t, cfg)
 	return g, g.Info().API
 }
 
@@ -282,10 +269,12 @@ func TestParseWait(t *testing.T) {
 		want time.Duration
 		ok   bool
 	}{{"", 0, true}, {"30s", 30 * time.Second, true}, {"5", 5 * time.Second, true}, {"-1s", 0, false}, {"1h", 0, false}, {"soon", 0, false}} {
-		d, err := parseWait(c.in, 0)
-		if (err == nil) != c.ok || (c.ok && d != c.want) {
-			t.Errorf("parseWait(%q) = %v, %v", c.in, d, err)
-		}
+		t.Run(c.in, func(t *testing.T) {
+			d, err := parseWait(c.in, 0)
+			if (err == nil) != c.ok || (c.ok && d != c.want) {
+				t.Errorf("parseWait(%q) = %v, %v", c.in, d, err)
+			}
+		})
 	}
 }
 

@@ -40,6 +40,7 @@ type Metrics struct {
 
 	budgetAlerts *prometheus.CounterVec
 	loopRefused  *prometheus.CounterVec
+	wakeLatency  prometheus.Histogram
 }
 
 func newMetrics() *Metrics {
@@ -83,6 +84,9 @@ func newMetrics() *Metrics {
 			"Firmware campaigns by state (running, paused, cancelled, done).", []string{"state"}, nil)},
 	}
 	m.reg.MustRegister(m.fwStore, m.fwServed, m.fwDevices, m.fwSMS, m.campaigns)
+	m.wakeLatency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "smsgw_wakeup_latency_seconds",
+		Help: "Queue-mode wake-ups: seconds from the first SMS trigger to the device showing up.", Buckets: wakeBuckets})
+	m.reg.MustRegister(m.wakeLatency)
 	m.reg.MustRegister(m.Modem, m.endpointEv, m.endpointGauge, m.queueEv, m.queueGauge, m.registrations,
 		m.wakeups, m.apiLatency, m.opLatency, m.budgetAlerts, m.loopRefused,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/oscore"
@@ -98,7 +99,11 @@ func (g *Gateway) startOSCORE() error {
 	if len(list) == 0 {
 		return nil
 	}
-	st, err := oscore.OpenBoltStore(filepath.Join(g.cfg.DataDir, "oscore.db"))
+	var st *oscore.BoltStore
+	_, err := g.openStateDB("oscore.db", func(db *bolt.DB) (err error) {
+		st, err = oscore.NewBoltStore(db)
+		return err
+	})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,11 @@ import (
 // cannot read before deleting it from the SIM, the SMS link what the SMS
 // bearer cannot decode before acknowledging it.
 func (g *Gateway) openQuarantine() error {
-	q, err := quarantine.Open(filepath.Join(g.cfg.DataDir, "quarantine.db"), quarantine.Options{})
+	var q *quarantine.Store
+	err := guardOpen(g.cfg.DataDir, "quarantine.db", func() (err error) {
+		q, err = quarantine.Open(filepath.Join(g.cfg.DataDir, "quarantine.db"), quarantine.Options{})
+		return err
+	})
 	if err != nil {
 		return err
 	}

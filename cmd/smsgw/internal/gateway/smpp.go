@@ -16,6 +16,9 @@ import (
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 )
 
+// routeStateFile is the route mux's TP-MR map, relative to the data dir.
+const routeStateFile = "sms/route.db"
+
 // Credentials of the simulated SMSC's account (simulator.smpp).
 const simSystemID, simPassword = "smsgw", "sim"
 
@@ -66,14 +69,20 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 			// One correlation state and TP-MR space for the links of an
 			// account: a receipt may come on any of them.
 			if states[lc.Account] == nil {
-				st, err := smpp.OpenState(smpp.StateFile(c.StateDir, "account-"+lc.Account))
+				st, err := g.openSMPPState(&sl, c.StateDir, "account-"+lc.Account)
 				if err != nil {
 					return nil, fmt.Errorf("smpp account %s: %w", lc.Account, err)
 				}
 				states[lc.Account] = st
-				sl.ownState = st
 			}
 			c.State, sl.space = states[lc.Account], "smpp-account:"+lc.Account
+		} else {
+			// The link's own state, opened here (the same file Dial would
+			// open) so that it is opened under the guard and snapshot for
+			// backups like the other state files.
+			if c.State, err = g.openSMPPState(&sl, c.StateDir, name); err != nil {
+				return nil, fmt.Errorf("smpp link %s: %w", name, err)
+			}
 		}
 		l, err := smpp.Dial(c)
 		if err != nil {
@@ -92,10 +101,35 @@ func (g *Gateway) startSMPP(extra []config.SMPPLink) ([]string, error) {
 }
 
 type smppLink struct {
-	l        *smpp.Link
-	backup   bool
-	space    string      // the route's TP-MR space: its account's, or "" (its own)
-	ownState *smpp.State // the account state this entry closes (the first link of an account)
+	l         *smpp.Link
+	backup    bool
+	space     string      // the route's TP-MR space: its account's, or "" (its own)
+	ownState  *smpp.State // the state this entry closes: its own, or its account's (the first link of an account)
+	stateFile string      // ownState's file, relative to the data dir
+}
+
+// openSMPPState opens the SMPP state file called name (smpp.StateFile) in
+// dir under the state file guard, for sl to own and close.
+func (g *Gateway) openSMPPState(sl *smppLink, dir, name string) (*smpp.State, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := smpp.StateFile(dir, name)
+	rel, err := filepath.Rel(g.cfg.DataDir, path)
+	if err != nil {
+		return nil, err
+	}
+	rel = filepath.ToSlash(rel)
+	var st *smpp.State
+	err = guardOpen(g.cfg.DataDir, rel, func() (err error) {
+		st, err = smpp.OpenState(path)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	sl.ownState, sl.stateFile = st, rel
+	return st, nil
 }
 
 // transport is the SMS bearer's transport: the modem pool alone, or a
@@ -125,7 +159,11 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	m, err := route.New(routes, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(g.log.With("component", "route")))
+	var m *route.Mux
+	err := guardOpen(g.cfg.DataDir, routeStateFile, func() (err error) {
+		m, err = route.New(routes, 0, route.WithStateFile(filepath.Join(g.cfg.DataDir, routeStateFile)), route.WithLogger(g.log.With("component", "route")))
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func TestWebUIClusterHeadlessChromium(t *testing.T) {
 		base := strings.TrimSuffix(b.Info().API, "/api/v1")
 		out, err := exec.CommandContext(ctx, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
 			"--no-first-run", "--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000", "--dump-dom",
-			base+"/ui/#live=0&token="+testToken).Output()
+			base+"/ui/#token="+testToken).Output()
 		if err != nil {
 			t.Fatalf("chromium: %v", err)
 		}
@@ -89,7 +89,7 @@ func TestWebUIClusterHeadlessChromium(t *testing.T) {
 	sctx0, cancel0 := context.WithTimeout(context.Background(), 60*time.Second)
 	if err := exec.CommandContext(sctx0, chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
 		"--user-data-dir="+t.TempDir(), "--virtual-time-budget=15000", "--window-size=1280,2400", "--screenshot="+shot,
-		strings.TrimSuffix(b.Info().API, "/api/v1")+"/ui/#live=0&token="+testToken).Run(); err != nil {
+		strings.TrimSuffix(b.Info().API, "/api/v1")+"/ui/#token="+testToken).Run(); err != nil {
 		t.Fatalf("chromium screenshot: %v", err)
 	}
 	cancel0()

@@ -167,6 +167,36 @@ func TestWebUIDeviceManagement(t *testing.T) {
 			b.waitText("#obj-31024-10 .nomodel", "object 31024 is not in the object model", time.Second)
 			b.screenshot(t, "last-values-sleeping", "#device-section")
 		}},
+		{"read-at-next-wake-up", func(t *testing.T) {
+			// The page says the device sleeps, what its values are, and
+			// how a read reaches it (qdev has no SMS number).
+			notice := b.waitText("#device-sleep", "Asleep", time.Second)
+			for _, want := range []string{"last heard", "s ago", "the last the server saw", "Read at next wake-up",
+				"queues a read of its 3 object instances", "cannot be woken by SMS"} {
+				if !strings.Contains(notice, want) {
+					t.Errorf("notice %q lacks %q", notice, want)
+				}
+			}
+			if err := qc.Set(path.Resource(3, 0, 9), content.NewInt(77)); err != nil {
+				t.Fatal(err)
+			}
+			b.do(`document.getElementById("read-next-wake").click();`)
+			b.waitText("#device-sleep-result", "Queued 3 reads", 10*time.Second)
+			b.waitText("#queue tbody", "read/3/0queued", 5*time.Second)
+			if code, v := a.do("GET", "/jobs?endpoint=qdev", ""); code != 200 || v["count"] != float64(3) {
+				t.Errorf("jobs of qdev: %d %v", code, v)
+			}
+			b.screenshot(t, "read-at-next-wake-up-queued", "#device-section")
+			// The device wakes on its own: the reads go, and their values
+			// reach the page (the "values" event) with their source.
+			if err := qc.Update(ctx, false); err != nil {
+				t.Fatal(err)
+			}
+			b.waitText(`#lastvalues tr[data-path="/3/0/9"]`, "77Integerqueued read", 20*time.Second)
+			b.waitText("#v-3-0-9", "77 (queued read, ", 5*time.Second)
+			b.waitText("#queue tbody", "no queued work", 10*time.Second)
+			b.screenshot(t, "read-at-next-wake-up-answered", "#device-section")
+		}},
 	}
 	for _, st := range steps {
 		ok := t.Run(st.name, func(t *testing.T) {

@@ -157,6 +157,9 @@ func (g *Gateway) rememberJob(rec *queue.Record, at time.Time) {
 		vals = append(vals, server.LastValue{Path: r.Path, Value: r.Value, Time: at, Source: source})
 	}
 	g.srv.Remember(rec.Endpoint, vals...)
+	// The web UI reloads the device's last known values on this event (a
+	// read queued for the next wake-up has answered).
+	g.hub.publish("values", map[string]any{"endpoint": rec.Endpoint, "job": rec.ID, "source": source, "count": len(vals)})
 }
 
 // loadValues restores the snapshot of the last known values.

@@ -43,8 +43,16 @@ function fmtValue(v) {
   return String(v);
 }
 
+// The fleet is shown a page at a time (limit/cursor of the API): a city's
+// fleet does not fit one answer, nor one screen.
+const fleetLimit = Number(params.get("limit")) || 100;
+let fleetCursors = [""]; // cursor of each page seen; the last is the current page's
+let fleetNext = "";
+
 async function loadFleet() {
-  const { body } = await api("GET", "/devices");
+  const cur = fleetCursors[fleetCursors.length - 1];
+  const q = "?limit=" + fleetLimit + (cur ? "&cursor=" + encodeURIComponent(cur) : "");
+  const { body } = await api("GET", "/devices" + q);
   const tb = document.querySelector("#fleet tbody");
   tb.replaceChildren();
   for (const d of body.devices) {
@@ -57,7 +65,19 @@ async function loadFleet() {
     if (d.node) tr.append(el("td", { class: "node" }, d.node));
     tb.append(tr);
   }
-  document.getElementById("status").textContent = body.count + " devices registered";
+  fleetNext = body.next_cursor || "";
+  const first = fleetCursors.length === 1;
+  document.getElementById("fleet-prev").disabled = first;
+  document.getElementById("fleet-next").disabled = !fleetNext;
+  document.getElementById("fleet-page").textContent = (first && !fleetNext) ? "" :
+    `page ${fleetCursors.length}: ${body.count} of ${body.total}`;
+  document.getElementById("status").textContent = body.total + " devices registered";
+}
+
+function fleetPage(step) {
+  if (step > 0 && fleetNext) fleetCursors.push(fleetNext);
+  else if (step < 0 && fleetCursors.length > 1) fleetCursors.pop();
+  loadFleet().catch((e) => note(`fleet: ${e.message}`, true));
 }
 
 async function loadModems() {
@@ -135,19 +155,18 @@ async function selectDevice(ep) {
   current = ep;
   params.set("device", ep);
   document.querySelectorAll("#fleet tr").forEach(tr => tr.classList.toggle("sel", tr.dataset.endpoint === ep));
-  const { body: d } = await api("GET", "/devices/" + encodeURIComponent(ep));
+  const d = await refreshDevice(ep);
   document.getElementById("device-section").hidden = false;
   document.getElementById("device-name").textContent = ep;
-  document.getElementById("device-info").textContent =
-    `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
-    `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
-  document.getElementById("device-sms").textContent = smsUsageText(d.sms_usage);
   const tree = document.getElementById("tree");
   tree.replaceChildren();
+  const asleep = d.queue && !d.awake;
+  const reads = [];
   for (const [o, i] of parseLinks(d.objects)) {
     const def = await objectDef(o).catch(() => ({ id: o, name: "Object " + o, resources: [] }));
     const box = el("div", { class: "obj", id: `obj-${o}-${i}` },
-      el("h4", {}, `/${o}/${i} ${def.name} `, el("button", { onclick: () => readInstance(ep, o, i) }, "Read")));
+      el("h4", {}, `/${o}/${i} ${def.name} `, el("button", { onclick: () => readInstance(ep, o, i) }, "Read"),
+        asleep ? " " : "", asleep ? el("button", { class: "next-wake", onclick: () => readAtWake(ep, [`/${o}/${i}`]) }, "read at next wake-up") : ""));
     const t = el("table", {});
     for (const r of def.resources) {
       const p = `/${o}/${i}/${r.id}`;
@@ -165,11 +184,26 @@ async function selectDevice(ep) {
     if (!def.resources.length) box.append(el("p", { class: "nomodel" }, `object ${o} is not in the object model: its values show under Last known values; ` +
       "use Discover, and read or write with an explicit type (or add its DDF file to lwm2m.models)"));
     tree.append(box);
-    if (d.awake && !d.queue) readInstance(ep, o, i);
+    if (d.awake && !d.queue) reads.push(readInstance(ep, o, i));
   }
-  loadLastValues(ep).catch(() => {});
   dmPanel(ep);
-  loadQueue(ep);
+  // The first render (and the page's load event, see holdLoad) waits
+  // for these.
+  await Promise.all([...reads, loadLastValues(ep).catch(() => {}), loadQueue(ep).catch(() => {})]);
+}
+
+// refreshDevice renders the device's description, SMS use and, for a
+// sleeping queue-mode device, what the page shows of it and how to reach
+// it (sleepNotice in values.js); it returns the device.
+async function refreshDevice(ep) {
+  const { body: d } = await api("GET", "/devices/" + encodeURIComponent(ep));
+  if (ep !== current) return d;
+  document.getElementById("device-info").textContent =
+    `LwM2M ${d.version}, binding ${d.binding}${d.queue ? " queue mode" : ""}, over ${d.transport} from ${d.address}` +
+    `, ${d.awake ? "awake" : "sleeping"}${d.wakeable ? " (wakeable by SMS)" : ""}, lifetime ${d.lifetime} s`;
+  document.getElementById("device-sms").textContent = smsUsageText(d.sms_usage);
+  sleepNotice(d);
+  return d;
 }
 
 function showValues(res) {
@@ -225,34 +259,62 @@ async function loadQueue(ep) {
   }
 }
 
+// The live event stream. It runs in a dedicated worker (events-worker.js)
+// that forwards each event to the page: an EventSource is a fetch that
+// never ends, and a page with a fetch pending never becomes idle for
+// headless browsers (chromium --virtual-time-budget stops its clock while
+// a fetch of the page is pending, so it never took its screenshot); a
+// worker's fetches are not the page's. Without Worker support the page
+// opens the stream itself.
+const eventHandlers = {};
+function onEvent(kinds, f) { for (const k of kinds) eventHandlers[k] = f; }
+
+onEvent(["notification", "send"], (d, kind) => {
+  note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
+  if (current && d.endpoint === current) showValues(d);
+  if (kind === "notification") dmNotification(d);
+});
+onEvent(["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-woke", "job-queued"], (d, kind) => {
+  note(`${kind} ${d.endpoint}${d.path ? " " + d.path : ""}${d.job ? " job " + d.job : ""}`);
+  if (kind !== "notified") loadFleet().catch(() => {});
+  if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
+  if (kind === "job-wake" || kind === "job-woke") loadSMS().catch(() => {});
+  if (current && d.endpoint === current && (kind === "registered" || kind === "updated")) refreshDevice(current).catch(() => {});
+});
+onEvent(["campaign", "campaign-device", "firmware-update", "firmware-image"], (d, kind) => {
+  if (kind === "campaign-device") note(`campaign ${d.campaign}: ${d.device.endpoint} ${d.device.state}${d.device.step ? " (" + d.device.step + ")" : ""}`);
+  else if (kind === "firmware-update") note(`firmware ${d.endpoint}: ${d.step || d.state}`);
+  else note(`${kind} ${d.id}`);
+});
+onEvent(["values"], (d) => {
+  if (current && d.endpoint === current) loadLastValues(current).catch(() => {});
+});
+onEvent(["sms-budget"], (d) => {
+  note(`SMS budget (${d.scope}) ${d.endpoint || d.number || ""}: ${d.used} of ${d.limit}${d.exhausted ? ", exhausted" : ""}`, d.exhausted);
+  loadSMS().catch(() => {});
+});
+
+function dispatchEvent(kind, data) {
+  const h = eventHandlers[kind];
+  if (!h) return;
+  let d;
+  try { d = JSON.parse(data); } catch (e) { return; }
+  h(d, kind);
+}
+
 function events() {
   // EventSource cannot send headers; the token goes as a query parameter
   // the API accepts for this stream only.
-  const es = new EventSource("/api/v1/events?access_token=" + encodeURIComponent(token));
-  for (const kind of ["notification", "send"]) {
-    es.addEventListener(kind, (ev) => {
-      const d = JSON.parse(ev.data);
-      note(`${kind} ${d.endpoint} ${d.path || ""} ${(d.values || []).map(v => v.path + "=" + fmtValue(v.value)).join(" ")}`);
-      if (current && d.endpoint === current) showValues(d);
-      if (kind === "notification") dmNotification(d);
-    });
+  const url = "/api/v1/events?access_token=" + encodeURIComponent(token);
+  const kinds = Object.keys(eventHandlers);
+  if (window.Worker) {
+    const w = new Worker("events-worker.js");
+    w.onmessage = (m) => dispatchEvent(m.data.kind, m.data.data);
+    w.postMessage({ url, kinds });
+    return;
   }
-  for (const kind of ["registered", "updated", "deregistered", "expired", "notified", "job-done", "job-failed", "job-wake", "job-queued"]) {
-    es.addEventListener(kind, (ev) => {
-      const d = JSON.parse(ev.data);
-      note(`${kind} ${d.endpoint}${d.path ? " " + d.path : ""}${d.job ? " job " + d.job : ""}`);
-      if (kind !== "notified") loadFleet().catch(() => {});
-      if (current && d.endpoint === current && kind.startsWith("job-")) loadQueue(current).catch(() => {});
-    });
-  }
-  for (const kind of ["campaign", "campaign-device", "firmware-update", "firmware-image"]) {
-    es.addEventListener(kind, (ev) => {
-      const d = JSON.parse(ev.data);
-      if (kind === "campaign-device") note(`campaign ${d.campaign}: ${d.device.endpoint} ${d.device.state}${d.device.step ? " (" + d.device.step + ")" : ""}`);
-      else if (kind === "firmware-update") note(`firmware ${d.endpoint}: ${d.step || d.state}`);
-      else note(`${kind} ${d.id}`);
-    });
-  }
+  const es = new EventSource(url);
+  for (const k of kinds) es.addEventListener(k, (ev) => dispatchEvent(k, ev.data));
 }
 
 let currentCampaign = params.get("campaign") || "";
@@ -269,38 +331,78 @@ async function loadFirmware() {
   const { body: cs } = await api("GET", "/campaigns");
   const ct = document.querySelector("#campaigns tbody");
   ct.replaceChildren();
-  if (!cs.campaigns.length) ct.append(el("tr", {}, el("td", { colspan: 9 }, "no campaigns")));
+  if (!cs.campaigns.length) ct.append(el("tr", {}, el("td", { colspan: 15 }, "no campaigns")));
   for (const c of cs.campaigns) {
-    const n = c.counts || {};
+    const n = c.counts || {}, why = c.reasons || {};
     const finished = (n.done || 0) + (n.failed || 0) + (n.skipped || 0) + (n.cancelled || 0);
     const pct = c.total ? Math.round(100 * finished / c.total) : 100;
     const actions = el("td", {});
     for (const a of c.status === "running" ? ["pause", "cancel"] : c.status === "paused" ? ["resume", "cancel"] : []) {
       actions.append(el("button", { onclick: () => campaignAction(c.id, a) }, a), " ");
     }
+    const count = (k, v, cls) => el("td", { class: "count count-" + k + (v && cls ? " " + cls : "") }, v || 0);
     ct.append(el("tr", { "data-campaign": c.id, class: c.id === currentCampaign ? "sel" : "" },
       el("td", {}, el("a", { onclick: () => selectCampaign(c.id) }, c.id)), el("td", {}, c.spec.name || ""), el("td", {}, c.version),
       el("td", { class: "campaign-" + c.status }, c.status),
       el("td", {}, el("progress", { max: c.total || 1, value: finished }), ` ${finished}/${c.total} (${pct}%)`),
-      el("td", {}, n.done || 0), el("td", { class: n.failed ? "err" : "" }, n.failed || 0), el("td", {}, c.sms_used), actions));
+      count("pending", n.pending), count("running", n.running), count("done", n.done), count("skipped", n.skipped, "warn"),
+      count("over-budget", why.sms_budget, "warn"), count("failed", n.failed, "err"), count("cancelled", n.cancelled),
+      el("td", { class: "count-sms" }, `${c.sms_used} / ${smsBudgetText(c.spec.sms_budget)}`), actions));
   }
   if (currentCampaign) await selectCampaign(currentCampaign);
 }
 
-async function selectCampaign(id) {
+function smsBudgetText(b) { return b < 0 ? "unlimited" : b === 0 ? "none" : String(b); }
+
+// What a device's reason reads as in the campaign view.
+const campaignReasons = { sms_budget: "over the SMS budget", unsupported: "cannot take this update", up_to_date: "already on the version" };
+
+// campaignSummary says where every device of the campaign stands, each
+// state (and the reasons behind skipped and done) with its count, so that
+// the counts add up to the campaign's size.
+function campaignSummary(c) {
+  const n = c.counts || {}, why = c.reasons || {};
+  const parts = [];
+  const add = (state, label, sub) => {
+    if (!n[state]) return;
+    const subs = (sub || []).filter(r => why[r]).map(r => `${why[r]} ${campaignReasons[r]}`);
+    parts.push(`${n[state]} ${label}` + (subs.length ? ` (${subs.join(", ")})` : ""));
+  };
+  add("done", "done", ["up_to_date"]);
+  add("skipped", "skipped", ["sms_budget", "unsupported"]);
+  add("failed", "failed");
+  add("cancelled", "cancelled");
+  add("running", "running");
+  add("pending", "pending");
+  return `${c.total} device${c.total === 1 ? "" : "s"}: ${parts.join(", ") || "none"}; SMS ${c.sms_used} used of ${smsBudgetText(c.spec.sms_budget)}`;
+}
+
+
+// A campaign's devices come a page at a time too; "more" appends the next.
+let campaignNext = "";
+
+async function selectCampaign(id, more) {
+  if (id !== currentCampaign) more = false;
   currentCampaign = id;
   document.querySelectorAll("#campaigns tr").forEach(tr => tr.classList.toggle("sel", tr.dataset.campaign === id));
-  const { body } = await api("GET", "/campaigns/" + encodeURIComponent(id) + "?devices=1");
+  const cur = more && campaignNext ? "&cursor=" + encodeURIComponent(campaignNext) : "";
+  const { body } = await api("GET", "/campaigns/" + encodeURIComponent(id) + "?devices=1&limit=200" + cur);
   const c = body.campaign;
   document.getElementById("campaign-detail").hidden = false;
   document.getElementById("campaign-name").textContent = `${c.id} → ${c.version}: ${c.status}` + (body.failed ? `, ${body.failed} failed` : "");
+  document.getElementById("campaign-summary").textContent = campaignSummary(c);
   const tb = document.querySelector("#campaign-devices tbody");
-  tb.replaceChildren();
+  if (!more) tb.replaceChildren();
   for (const d of c.devices || []) {
-    tb.append(el("tr", { "data-endpoint": d.endpoint }, el("td", {}, d.endpoint), el("td", { class: "dev-" + d.state }, d.state),
+    tb.append(el("tr", { "data-endpoint": d.endpoint, class: "dev-row-" + d.state }, el("td", {}, d.endpoint), el("td", { class: "dev-" + d.state }, d.state),
       el("td", {}, d.step || ""), el("td", {}, d.method || ""), el("td", {}, d.attempts), el("td", {}, d.sms || 0),
-      el("td", {}, d.result || ""), el("td", { class: "err" }, d.error || "")));
+      el("td", {}, d.result || ""), el("td", { class: "reason" }, campaignReasons[d.reason] || d.reason || ""),
+      el("td", { class: d.state === "done" ? "" : "err" }, d.error || "")));
   }
+  campaignNext = body.next_cursor || "";
+  const btn = document.getElementById("campaign-more");
+  btn.hidden = !campaignNext;
+  btn.textContent = `more (${tb.children.length} of ${body.total} shown)`;
 }
 
 async function campaignAction(id, action) {
@@ -311,23 +413,49 @@ async function campaignAction(id, action) {
 
 async function refresh() {
   try {
-    await Promise.all([loadFleet(), loadModems(), loadFirmware(), loadCluster()]);
+    await Promise.all([loadFleet(), loadModems(), loadFirmware(), loadSMS(), loadCluster()]);
     if (current) await selectDevice(current);
   } catch (e) {
     document.getElementById("status").textContent = e.message;
   }
 }
 
-// "#live=0" renders once without the event stream and polling (snapshots,
-// printing, headless browsers whose virtual time waits for the network).
+// holdLoad keeps the page's load event from firing until the function it
+// returns is called (or maxMs passed): a hidden frame whose document is
+// open (document.open) delays its parent's load event until it is closed.
+// The first render runs on API calls the load event does not wait for, so
+// without this a screenshot taken at load (chromium --headless
+// --screenshot URL, print, crawlers) showed a half-filled page.
+function holdLoad(maxMs) {
+  const f = document.createElement("iframe");
+  f.hidden = true;
+  f.title = "load hold";
+  document.body.append(f);
+  let held = true;
+  try { f.contentDocument.open(); } catch (e) { f.remove(); return () => {}; }
+  const release = () => {
+    if (!held) return;
+    held = false;
+    try { f.contentDocument.close(); } catch (e) { /* already gone */ }
+    f.remove();
+  };
+  setTimeout(release, maxMs);
+  return release;
+}
+
+// "#live=0" renders once without the event stream and polling (printing,
+// a static snapshot); headless screenshots no longer need it.
 const live = params.get("live") !== "0";
 if (!token) askToken();
 else {
-  refresh().then(() => { document.body.dataset.ready = "1"; });
+  const release = holdLoad(15000);
+  refresh().then(() => { document.body.dataset.ready = "1"; }).finally(release);
   if (live) {
     events();
-    setInterval(() => loadFleet().catch(() => {}), 5000);
+    // A device falls asleep without an event: its view is polled with the fleet.
+    setInterval(() => { loadFleet().catch(() => {}); if (current) refreshDevice(current).catch(() => {}); }, 5000);
     setInterval(() => loadFirmware().catch(() => {}), 3000);
+    setInterval(() => loadSMS().catch(() => {}), 10000);
     setInterval(() => loadCluster().catch(() => {}), 3000);
     setInterval(refreshAges, 5000);
   }

@@ -44,13 +44,63 @@ async function loadLastValues(ep) {
       cell.classList.add("last");
     }
   }
-  if (!vals.length) tb.append(el("tr", {}, el("td", { colspan: 6 }, "no values seen yet: read the device, or wait for its notifications")));
+  if (!vals.length) tb.append(el("tr", {}, el("td", { colspan: 6 }, "no values seen yet: read the device (Read at next wake-up when it sleeps), or wait for its notifications")));
 }
 
 // refreshAges rewrites every age on the page (live mode, every few seconds).
 function refreshAges() {
   for (const e of document.querySelectorAll("[data-time]")) {
     const age = fmtAge(e.dataset.time);
-    e.textContent = e.classList.contains("age") && e.tagName === "SPAN" ? e.textContent.replace(/[^,(]*ago\)$/, " " + age + ")") : age;
+    const t = e.textContent;
+    e.textContent = /ago\)$/.test(t) ? t.replace(/[^,(]*ago\)$/, " " + age + ")") : age;
   }
+}
+
+// sleepNotice says, for a queue-mode device that sleeps, what the page
+// shows of it (the last known values, with their age) and offers to read
+// it at its next wake-up; it hides itself for an awake device.
+function sleepNotice(d) {
+  const box = document.getElementById("device-sleep");
+  const asleep = d.queue && !d.awake;
+  // What Read at next wake-up said stays while the notice is redrawn
+  // (every poll) for the same device.
+  const said = box.dataset.endpoint === d.endpoint ? (document.getElementById("device-sleep-result") || {}).textContent || "" : "";
+  box.dataset.endpoint = d.endpoint;
+  box.hidden = !asleep;
+  if (!asleep) { box.replaceChildren(); return; }
+  const paths = parseLinks(d.objects).map(([o, i]) => `/${o}/${i}`);
+  let how = d.wakeable ? "the server wakes it with one SMS trigger and the reads go when it answers"
+    : "it cannot be woken by SMS, so the reads wait until it next contacts the server";
+  if (d.transport === "sms") how += " (over SMS: each read costs an SMS each way)";
+  box.replaceChildren(
+    el("strong", {}, "Asleep"), " (queue mode, last heard ", el("span", { class: "age", "data-time": d.updated }, fmtAge(d.updated)),
+    d.queued ? `, ${d.queued} request${d.queued > 1 ? "s" : ""} waiting` : "", "). ",
+    "The values shown are the last the server saw, with where they came from and their age. ",
+    el("button", { id: "read-next-wake", onclick: () => readAtWake(d.endpoint, paths) }, "Read at next wake-up"),
+    ` queues a read of its ${paths.length} object instances: ${how}. `,
+    el("span", { id: "device-sleep-result" }, said));
+}
+
+// readAtWake queues a read of each path without waiting for the device:
+// each becomes a job of its queue, and its values reach Last known values
+// when it answers (the "values" event).
+async function readAtWake(ep, paths) {
+  const jobs = [];
+  for (const p of paths) {
+    try {
+      const { status, body } = await api("GET", `/devices/${encodeURIComponent(ep)}/data${p}?wait=0s`);
+      if (status === 202) {
+        jobs.push(body.job.id);
+        note(`read ${p}: queued as job ${body.job.id} for the next wake-up`);
+      } else {
+        note(`read ${p}: ${body.code}`);
+        showValues(body);
+      }
+    } catch (e) { note(`read ${p}: ${e.message}`, true); }
+  }
+  const out = document.getElementById("device-sleep-result");
+  if (out && ep === current) {
+    out.textContent = jobs.length ? `Queued ${jobs.length} read${jobs.length > 1 ? "s" : ""} (job ${jobs.join(", ")}); the values appear when the device answers.` : "";
+  }
+  if (ep === current) loadQueue(ep).catch(() => {});
 }
