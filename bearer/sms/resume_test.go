@@ -121,7 +121,7 @@ func TestDTLSResumptionAfterDeviceRestart(t *testing.T) {
 					t.Fatalf("first request after handshake %d: %v", i, err)
 				}
 				reopen(t, p, false, sms.ModeDTLS) // the device restarts: its bearer goes, the session with it
-				dev.Close()                           // quietly, and on a closed bearer
+				dev.Close()                       // quietly, and on a closed bearer
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for ss.Stats().Replaced != 4 && time.Now().Before(deadline) {
