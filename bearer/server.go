@@ -60,21 +60,7 @@ func defaultCode(method codes.Code) codes.Code {
 // and m are only valid during the call.
 func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr, pkey string, dk midKey) {
 	in := inboundOf(m, peer, dk)
-	con, mid := in.con, in.mid
-	direct := func(code codes.Code, opts message.Options, payload []byte) {
-		e.replyDirect(in, m.Token, code, opts, payload)
-	}
-	if e.closing.Load() {
-		direct(codes.ServiceUnavailable, nil, nil)
-		return
-	}
-	if id, bad := badCriticalOption(m.Options); bad {
-		e.m.Count(EventBadOption, 1)
-		if id == message.ProxyURI || id == message.ProxyScheme {
-			direct(codes.ProxyingNotSupported, nil, nil)
-			return
-		}
-		direct(codes.BadOption, nil, nil)
+	if e.refuseEarly(m, in) {
 		return
 	}
 	// A handler slot is taken before any state changes (a final Block1
@@ -87,7 +73,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		e.dedup.forget(dk)
 		return
 	}
-	direct = func(code codes.Code, opts message.Options, payload []byte) {
+	direct := func(code codes.Code, opts message.Options, payload []byte) {
 		<-e.hsem
 		e.replyDirect(in, m.Token, code, opts, payload)
 	}
@@ -112,14 +98,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		res := e.blocks.block1(block1Part{peer: pkey, key: blockKey(pkey, m.Code, m.Options, true), v: v,
 			size1: optUint(m.Options, message.Size1), payload: m.Payload}, e.szx, time.Now(), e.m)
 		if !res.done {
-			var opts message.Options
-			if res.block1 != 0 || res.code == codes.Continue {
-				opts = opts.Add(UintOption(message.Block1, res.block1))
-			}
-			if res.size1 > 0 {
-				opts = opts.Add(UintOption(message.Size1, res.size1))
-			}
-			direct(res.code, opts, nil)
+			direct(res.code, res.replyOptions(), nil)
 			return
 		}
 		hasBlock1, block1Echo, payload = true, res.block1, res.body
@@ -136,10 +115,53 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	// One allocation holds the exchange, the request, its options and (if
 	// small) a copy of the datagram: the handler outlives the read buffer.
 	sx := &serverExchange{
-		e: e, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con, arrived: time.Now(),
+		e: e, peer: peer, pkey: pkey, dk: dk, mid: in.mid, con: in.con, arrived: time.Now(),
 		block1: block1Echo, hasBlock1: hasBlock1,
 		obsReg: hasObs && obsVal == 0 && (m.Code == codes.GET || m.Code == codes.FETCH), qb: qb,
 	}
+	e.startServe(sx, data, payload)
+}
+
+// refuseEarly answers, from the read loop, a request that no handler may
+// see: the endpoint is closing (5.03), or an unknown critical option
+// (4.02, or 5.05 for proxying). It reports whether it did.
+func (e *Endpoint) refuseEarly(m *message.Message, in inbound) bool {
+	direct := func(code codes.Code) { e.replyDirect(in, m.Token, code, nil, nil) }
+	if e.closing.Load() {
+		direct(codes.ServiceUnavailable)
+		return true
+	}
+	if id, bad := badCriticalOption(m.Options); bad {
+		e.m.Count(EventBadOption, 1)
+		if id == message.ProxyURI || id == message.ProxyScheme {
+			direct(codes.ProxyingNotSupported)
+			return true
+		}
+		direct(codes.BadOption)
+		return true
+	}
+	return false
+}
+
+// replyOptions are the options of the answer to a Block1 block that does
+// not complete the body: Block1 (2.31 Continue or an error echoing it) and
+// Size1 (4.13).
+func (res block1Result) replyOptions() message.Options {
+	var opts message.Options
+	if res.block1 != 0 || res.code == codes.Continue {
+		opts = opts.Add(UintOption(message.Block1, res.block1))
+	}
+	if res.size1 > 0 {
+		opts = opts.Add(UintOption(message.Size1, res.size1))
+	}
+	return opts
+}
+
+// startServe copies the datagram into sx (the handler outlives the read
+// buffer), builds its Request with payload (the whole body when blocks
+// made it), and starts the handler. The handler slot is held.
+func (e *Endpoint) startServe(sx *serverExchange, data, payload []byte) {
+	hasBlock1, qb, dk, peer := sx.hasBlock1, sx.qb, sx.dk, sx.peer
 	var buf []byte
 	if len(data) <= len(sx.datav) {
 		buf = sx.datav[:len(data)]
@@ -164,7 +186,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		Peer: peer, Identity: PeerIdentity(peer), ctx: e.ctx,
 	}
 	sx.req = &sx.reqv
-	if con {
+	if sx.con {
 		e.dedup.setRunning(dk, sx)
 	}
 	e.hwg.Add(1)
