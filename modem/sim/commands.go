@@ -74,7 +74,7 @@ func (s *sess) exec(c atCmd) result {
 		return fail(cmeErr(cmePINRequired))
 	}
 	args := splitArgs(c.args)
-	for _, group := range []func(atCmd, []string) (result, bool){s.execV250, s.execIdentity, s.execTS27007, s.execTS27005} {
+	for _, group := range []func(atCmd, []string) (result, bool){s.execV250, s.execIdentity, s.execTS27007, s.execNetwork, s.execTS27005} {
 		if r, handled := group(c, args); handled {
 			return r
 		}
@@ -160,8 +160,8 @@ func (s *sess) execIdentity(c atCmd, _ []string) (r result, handled bool) {
 	return result{}, false
 }
 
-// execTS27007 runs the TS 27.007 settings and network commands; handled is false for a
-// command not in the group.
+// execTS27007 runs the TS 27.007 settings commands (+CSCS, +CMEE, +CFUN,
+// +CPIN); handled is false for a command not in the group.
 func (s *sess) execTS27007(c atCmd, args []string) (r result, handled bool) {
 	m := s.m
 	st := &m.st
@@ -209,6 +209,16 @@ func (s *sess) execTS27007(c atCmd, args []string) (r result, handled bool) {
 		return ok(), true
 	case "+CPIN":
 		return s.cpin(c, args), true
+	}
+	return result{}, false
+}
+
+// execNetwork runs the TS 27.007 network commands (+CSQ, +CREG/+CGREG/
+// +CEREG, +CGATT, +COPS); handled is false for a command not in the group.
+func (s *sess) execNetwork(c atCmd, args []string) (r result, handled bool) {
+	m := s.m
+	st := &m.st
+	switch c.name {
 	case "+CSQ":
 		if c.op == opTest {
 			return ok("+CSQ: (0-31,99),(0-7,99)"), true
