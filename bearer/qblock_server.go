@@ -96,29 +96,11 @@ type qb1Part struct {
 // qblock1 takes one Q-Block1 block (RFC 9177 §4.3).
 func (s *blockStore) qblock1(e *Endpoint, in qb1Part, now time.Time) qb1Result {
 	peer, pkey, key, m, b := in.peer, in.pkey, in.key, in.m, in.b
-	bad := func() qb1Result { e.m.Count(EventBlockError, 1); return qb1Result{code: codes.BadRequest} }
-	size1, hasSize := optionUint(m.Options, message.Size1)
-	if _, ok := optionBytes(m.Options, message.RequestTag); !ok || !hasSize {
-		return bad() // §4.3: Q-Block1 needs Request-Tag and Size1
+	size, n, refused, ok := s.qb1Check(e, m, b)
+	if !ok {
+		return refused
 	}
-	if b.szx > 6 {
-		return bad()
-	}
-	if int64(size1) > int64(s.lim.MaxBodySize) {
-		e.m.Count(EventBlockError, 1)
-		return qb1Result{code: codes.RequestEntityTooLarge, opts: message.Options{UintOption(message.Size1, uint32(s.lim.MaxBodySize))}}
-	}
-	bs := 16 << b.szx
-	size := int(size1)
-	n := max((size+bs-1)/bs, 1)
-	num := int(b.num)
-	want := bs
-	if num == n-1 {
-		want = size - num*bs
-	}
-	if num >= n || b.more != (num < n-1) || len(m.Payload) != want {
-		return bad()
-	}
+	bs, num := 16<<b.szx, int(b.num)
 	cf, _ := optionBytes(m.Options, message.ContentFormat)
 	con := m.Type == message.Confirmable
 	s.mu.Lock()
@@ -184,6 +166,46 @@ func (s *blockStore) qblock1(e *Endpoint, in qb1Part, now time.Time) qb1Result {
 	if con {
 		return qb1Result{ack: true}
 	}
+	return q.nonAnswer(e, num, len(m.Token), now)
+}
+
+// qb1Check checks a Q-Block1 block against its Size1 (§4.3): it returns the
+// body's size and block count, or the refusal (ok false).
+func (s *blockStore) qb1Check(e *Endpoint, m *message.Message, b qbBlock) (size, n int, refused qb1Result, ok bool) {
+	bad := func() (int, int, qb1Result, bool) {
+		e.m.Count(EventBlockError, 1)
+		return 0, 0, qb1Result{code: codes.BadRequest}, false
+	}
+	size1, hasSize := optionUint(m.Options, message.Size1)
+	if _, ok := optionBytes(m.Options, message.RequestTag); !ok || !hasSize {
+		return bad() // §4.3: Q-Block1 needs Request-Tag and Size1
+	}
+	if b.szx > 6 {
+		return bad()
+	}
+	if int64(size1) > int64(s.lim.MaxBodySize) {
+		e.m.Count(EventBlockError, 1)
+		return 0, 0, qb1Result{code: codes.RequestEntityTooLarge, opts: message.Options{UintOption(message.Size1, uint32(s.lim.MaxBodySize))}}, false
+	}
+	bs := 16 << b.szx
+	size = int(size1)
+	n = max((size+bs-1)/bs, 1)
+	num := int(b.num)
+	want := bs
+	if num == n-1 {
+		want = size - num*bs
+	}
+	if num >= n || b.more != (num < n-1) || len(m.Payload) != want {
+		return bad()
+	}
+	return size, n, qb1Result{}, true
+}
+
+// nonAnswer is the answer to NON block num of an incomplete body (the
+// store's lock held): 2.31 when its set is complete, 4.08 with the missing
+// blocks when an earlier set has holes, else nothing (the timer asks
+// later). tokLen is the request's token length.
+func (q *qbRecv) nonAnswer(e *Endpoint, num, tokLen int, now time.Time) qb1Result {
 	q.askAt = now.Add(e.p.NonReceiveTimeout())
 	e.qb.kick()
 	mp := e.p.MaxPayloads()
@@ -203,7 +225,7 @@ func (s *blockStore) qblock1(e *Endpoint, in qb1Part, now time.Time) qb1Result {
 	}
 	if set > q.askedSet && set > q.acked {
 		q.askedSet = set
-		if miss := q.missing(set*mp, e.qbMaxListed(len(m.Token))); len(miss) > 0 {
+		if miss := q.missing(set*mp, e.qbMaxListed(tokLen)); len(miss) > 0 {
 			// A block of a later set while an earlier one has holes:
 			// ask for them now (§7.2).
 			q.asks++
