@@ -706,17 +706,8 @@ func (e *Endpoint) qbWriteAnswer(peer net.Addr, token []byte, code codes.Code, o
 // giving up bodies asked for too often, the next set of Q-Block2 bodies.
 // It returns when it next has something to do (zero: nothing pending).
 func (e *Endpoint) qbTick(now time.Time) time.Time {
-	type ask struct {
-		peer  net.Addr
-		token []byte
-		miss  []uint32
-	}
-	type set struct {
-		out  qbOut
-		nums []int
-	}
-	var asks []ask
-	var sets []set
+	var asks []qbAsk
+	var sets []qbSet
 	var next time.Time
 	soon := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -724,55 +715,21 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 		}
 	}
 	s := &e.blocks
-	mp := e.p.MaxPayloads()
 	s.mu.Lock()
 	for k, b := range s.bufs {
 		switch {
 		case b.qr != nil:
-			q := b.qr
-			if !now.Before(b.expires) {
-				s.drop(k)
-				e.m.Count(EventBlockError, 1)
-				continue
+			a, at := e.qbRecvDue(k, b, now)
+			soon(at)
+			if a != nil {
+				asks = append(asks, *a)
 			}
-			if q.con || q.askAt.IsZero() {
-				continue
-			}
-			if now.Before(q.askAt) {
-				soon(q.askAt)
-				continue
-			}
-			if q.asks >= e.p.NonMaxRetransmit() {
-				// §7.2: NON_MAX_RETRANSMIT asks without an answer: give
-				// the body up.
-				s.drop(k)
-				e.m.Count(EventBlockError, 1)
-				continue
-			}
-			q.asks++
-			q.askAt = now.Add(e.p.NonReceiveTimeout() << min(q.asks, 16))
-			soon(q.askAt)
-			asks = append(asks, ask{q.peer, append([]byte(nil), q.token...), q.missing(q.n, e.qbMaxListed(len(q.token)))})
 		case b.qs != nil && b.qs.nextSet >= 0:
-			st := b.qs
-			if now.Before(st.nextAt) {
-				soon(st.nextAt)
-				continue
+			set, at := e.qbSendDue(b, now)
+			soon(at)
+			if set != nil {
+				sets = append(sets, *set)
 			}
-			var nums []int
-			for i := st.nextSet * mp; i < min((st.nextSet+1)*mp, st.n); i++ {
-				nums = append(nums, i)
-			}
-			st.nextSet++
-			st.sentSets = max(st.sentSets, st.nextSet)
-			if st.nextSet*mp >= st.n {
-				st.nextSet = -1
-			} else {
-				st.nextAt = now.Add(e.nonTimeoutRandom())
-				soon(st.nextAt)
-			}
-			b.expires = now.Add(s.qbKeep)
-			sets = append(sets, set{qbOut{st.peer, st.con, st.token, st.code, b.opts, b.data, st.szx, st}, nums})
 		}
 	}
 	for k, d := range s.done {
@@ -799,6 +756,71 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 		e.qbSendBlocks(st.out, st.nums)
 	}
 	return next
+}
+
+// qbAsk is a request for missing blocks qbTick sends.
+type qbAsk struct {
+	peer  net.Addr
+	token []byte
+	miss  []uint32
+}
+
+// qbSet is the next set of a Q-Block2 body qbTick sends.
+type qbSet struct {
+	out  qbOut
+	nums []int
+}
+
+// qbRecvDue looks at body k being received (b.qr; the store's lock held):
+// it gives up a body past its time or asked for NON_MAX_RETRANSMIT times
+// without an answer (§7.2), or returns the request for its missing blocks
+// when one is due; at is when to look again (zero: no need).
+func (e *Endpoint) qbRecvDue(k string, b *blockBuf, now time.Time) (a *qbAsk, at time.Time) {
+	s, q := &e.blocks, b.qr
+	if !now.Before(b.expires) {
+		s.drop(k)
+		e.m.Count(EventBlockError, 1)
+		return nil, time.Time{}
+	}
+	if q.con || q.askAt.IsZero() {
+		return nil, time.Time{}
+	}
+	if now.Before(q.askAt) {
+		return nil, q.askAt
+	}
+	if q.asks >= e.p.NonMaxRetransmit() {
+		// §7.2: NON_MAX_RETRANSMIT asks without an answer: give
+		// the body up.
+		s.drop(k)
+		e.m.Count(EventBlockError, 1)
+		return nil, time.Time{}
+	}
+	q.asks++
+	q.askAt = now.Add(e.p.NonReceiveTimeout() << min(q.asks, 16))
+	return &qbAsk{q.peer, append([]byte(nil), q.token...), q.missing(q.n, e.qbMaxListed(len(q.token)))}, q.askAt
+}
+
+// qbSendDue returns the next set of body b being sent (b.qs; the store's
+// lock held) when it is due; at is when to look again (zero: no need).
+func (e *Endpoint) qbSendDue(b *blockBuf, now time.Time) (set *qbSet, at time.Time) {
+	st, mp := b.qs, e.p.MaxPayloads()
+	if now.Before(st.nextAt) {
+		return nil, st.nextAt
+	}
+	var nums []int
+	for i := st.nextSet * mp; i < min((st.nextSet+1)*mp, st.n); i++ {
+		nums = append(nums, i)
+	}
+	st.nextSet++
+	st.sentSets = max(st.sentSets, st.nextSet)
+	if st.nextSet*mp >= st.n {
+		st.nextSet = -1
+	} else {
+		st.nextAt = now.Add(e.nonTimeoutRandom())
+		at = st.nextAt
+	}
+	b.expires = now.Add(e.blocks.qbKeep)
+	return &qbSet{qbOut{st.peer, st.con, st.token, st.code, b.opts, b.data, st.szx, st}, nums}, at
 }
 
 // qbGo runs fn on a handler slot (bounded by Limits.MaxHandlers, waited for
