@@ -344,7 +344,7 @@ func (w *rtWait) run(ctx context.Context) (resp *Response, keep bool, err error)
 	defer w.timer.Stop()
 	var steered <-chan struct{}
 	if w.o.steer != nil && w.o.con && !w.o.ackOnly {
-		steered = w.o.steer.sig
+		steered = w.o.steer.signals()
 	}
 	for {
 		var done bool

@@ -106,7 +106,9 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	}
 	var cfg endpointConfig
 	for _, o := range opts {
-		o(&cfg)
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("bearer: NewEndpoint: %w", err)
+		}
 	}
 	e := &Endpoint{
 		b:        b,
@@ -125,12 +127,12 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 		e.h = NotFoundHandler()
 	}
 	if e.log == nil {
-		e.log = slog.Default()
+		e.log = slog.New(slog.DiscardHandler)
 	}
 	if e.m == nil {
 		e.m = nopMetrics{}
 	}
-	if e.tokenLen <= 0 || e.tokenLen > 8 {
+	if e.tokenLen == 0 {
 		e.tokenLen = 8
 	}
 	if cfg.seeded {
@@ -145,11 +147,7 @@ func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	e.mid.Store(uint32(e.rng.Uint32N(1 << 16)))
 	e.seq.Store(uint32(e.rng.Uint32N(1 << 16)))
 	if cfg.blockSize > 0 {
-		szx, ok := szxForSize(cfg.blockSize)
-		if !ok {
-			return nil, fmt.Errorf("%w: block size %d is not a power of two in 16..1024", ErrInvalidParams, cfg.blockSize)
-		}
-		e.szx = szx
+		e.szx, _ = szxForSize(cfg.blockSize) // WithBlockSize checked it
 	} else {
 		e.szx = szxForDatagram(p.BlockTarget())
 	}

@@ -20,6 +20,9 @@ import (
 // On the server side Payload is complete: a Block1 upload has been
 // reassembled before the handler runs. On the client side a Payload larger
 // than the Endpoint's block size is uploaded with Block1 transparently.
+//
+// The zero Request is a confirmable request with code 0 (Empty), no peer
+// and the root path: Endpoint.Do refuses it; use NewRequest.
 type Request struct {
 	// Code is the method: codes.GET, codes.POST, codes.PUT, codes.DELETE,
 	// codes.FETCH, codes.PATCH or codes.IPATCH.
@@ -163,6 +166,9 @@ func (r *Request) AddOption(opt message.Option) { r.Options = r.Options.Add(opt)
 
 // Response is a CoAP response received by the client side of an Endpoint.
 // Payload is complete: a Block2 transfer has been fetched and reassembled.
+//
+// The zero Response has no code, options or payload (ContentFormat and
+// Observe report none).
 type Response struct {
 	// Code is the response code (codes.Content, codes.NotFound, ...).
 	Code codes.Code

@@ -1,6 +1,7 @@
 package bearer
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -123,8 +124,10 @@ func (l Limits) withDefaults(p Params) Limits {
 	return l
 }
 
-// EndpointOption configures NewEndpoint.
-type EndpointOption func(*endpointConfig)
+// EndpointOption configures NewEndpoint. An option given a value out of
+// its range makes NewEndpoint fail with an error wrapping
+// ErrInvalidParams (WithTokenLength(9) is refused, not made 8).
+type EndpointOption func(*endpointConfig) error
 
 type endpointConfig struct {
 	handler   Handler
@@ -133,33 +136,59 @@ type endpointConfig struct {
 	metrics   Metrics
 	seed      int64
 	seeded    bool
-	blockSize int
-	tokenLen  int
+	blockSize int // 0: from the bearer's BlockTarget
+	tokenLen  int // 0: 8
 }
 
 // WithHandler sets the handler for incoming requests. Without one, every
 // request gets 4.04 Not Found (a client-only endpoint).
-func WithHandler(h Handler) EndpointOption { return func(c *endpointConfig) { c.handler = h } }
+func WithHandler(h Handler) EndpointOption {
+	return func(c *endpointConfig) error { c.handler = h; return nil }
+}
 
 // WithLimits sets the bounds; zero fields keep their defaults.
-func WithLimits(l Limits) EndpointOption { return func(c *endpointConfig) { c.limits = l } }
+func WithLimits(l Limits) EndpointOption {
+	return func(c *endpointConfig) error { c.limits = l; return nil }
+}
 
-// WithLogger sets the logger (default: slog.Default()).
-func WithLogger(l *slog.Logger) EndpointOption { return func(c *endpointConfig) { c.logger = l } }
+// WithLogger sets the logger (default: none, a discard logger).
+func WithLogger(l *slog.Logger) EndpointOption {
+	return func(c *endpointConfig) error { c.logger = l; return nil }
+}
 
 // WithMetrics sets the metrics sink (default: no-op).
-func WithMetrics(m Metrics) EndpointOption { return func(c *endpointConfig) { c.metrics = m } }
+func WithMetrics(m Metrics) EndpointOption {
+	return func(c *endpointConfig) error { c.metrics = m; return nil }
+}
 
 // WithSeed makes message IDs, tokens and retransmission jitter come from a
 // deterministic source seeded with seed (tests). Without it they come from
 // a generator seeded by crypto/rand.
 func WithSeed(seed int64) EndpointOption {
-	return func(c *endpointConfig) { c.seed, c.seeded = seed, true }
+	return func(c *endpointConfig) error { c.seed, c.seeded = seed, true; return nil }
 }
 
 // WithBlockSize overrides the block size chosen from the bearer's
-// BlockTarget(): one of 16, 32, 64, 128, 256, 512, 1024.
-func WithBlockSize(n int) EndpointOption { return func(c *endpointConfig) { c.blockSize = n } }
+// BlockTarget(): one of 16, 32, 64, 128, 256, 512, 1024 (another value is
+// an error wrapping ErrInvalidParams).
+func WithBlockSize(n int) EndpointOption {
+	return func(c *endpointConfig) error {
+		if _, ok := szxForSize(n); !ok {
+			return fmt.Errorf("%w: block size %d is not a power of two in 16..1024", ErrInvalidParams, n)
+		}
+		c.blockSize = n
+		return nil
+	}
+}
 
-// WithTokenLength sets the length of generated tokens, 1..8 (default 8).
-func WithTokenLength(n int) EndpointOption { return func(c *endpointConfig) { c.tokenLen = n } }
+// WithTokenLength sets the length of generated tokens, 1..8 (default 8;
+// another value is an error wrapping ErrInvalidParams).
+func WithTokenLength(n int) EndpointOption {
+	return func(c *endpointConfig) error {
+		if n < 1 || n > 8 {
+			return fmt.Errorf("%w: token length %d not in 1..8", ErrInvalidParams, n)
+		}
+		c.tokenLen = n
+		return nil
+	}
+}

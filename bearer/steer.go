@@ -28,16 +28,29 @@ import (
 // Block2 requests that fetch the rest of a response) is steered block by
 // block: the block on the wire is re-sent or aborted, and the blocks after
 // it go to the address of the last re-send.
+//
+// The zero Steer is ready to use, as NewSteer's.
 type Steer struct {
 	mu     sync.Mutex
 	resend bool
 	to     net.Addr
 	abort  error
-	sig    chan struct{}
+	sig    chan struct{} // made on first use: the zero Steer works
 }
 
 // NewSteer returns a Steer.
 func NewSteer() *Steer { return &Steer{sig: make(chan struct{}, 1)} }
+
+// signals returns the channel that wakes the exchange, making it for a
+// zero Steer.
+func (s *Steer) signals() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sig == nil {
+		s.sig = make(chan struct{}, 1)
+	}
+	return s.sig
+}
 
 // Resend asks the exchange to transmit its request again now, to peer
 // (nil: to the address of its last transmission). Calls that come before
@@ -63,7 +76,7 @@ func (s *Steer) Abort(err error) {
 
 func (s *Steer) signal() {
 	select {
-	case s.sig <- struct{}{}:
+	case s.signals() <- struct{}{}:
 	default:
 	}
 }

@@ -21,7 +21,7 @@
 // A [Pool] sends from the SIM a device knows and merges what all modems
 // receive:
 //
-//	pool := modem.NewPool()
+//	pool, err := modem.NewPool()
 //	_ = pool.Add(m, modem.WithRate(0.5, 3)) // one SMS every 2 s, bursts of 3
 //	rc, err := pool.SendTPDU(ctx, "+4915100000001", submitTPDU)
 //

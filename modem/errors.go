@@ -34,6 +34,11 @@ var (
 	// ErrNotCreated is returned by a zero Modem or Pool (not made by
 	// Open, New or NewPool). It is permanent: a programming error.
 	ErrNotCreated error = &kindError{"modem: zero value, not made by Open, New or NewPool", false}
+	// ErrInvalidOption is returned by NewPool, Pool.Add and Open for an
+	// option or Config field out of its range (WithMaxQueue(0),
+	// WithRate(1, 0), a negative Config.InboxSize).
+	// It is permanent: a programming or configuration error.
+	ErrInvalidOption error = &kindError{"modem: invalid option", false}
 	// ErrNotConnected is returned while the serial link is down (unplugged,
 	// re-opening). It is retryable.
 	ErrNotConnected error = &kindError{"modem: not connected", true}

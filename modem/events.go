@@ -46,6 +46,8 @@ func (t EventType) String() string {
 }
 
 // Event is a modem life-cycle or fault notice.
+//
+// The zero Event is a "connected" notice at the zero time naming no modem.
 type Event struct {
 	Time   time.Time
 	Modem  string // the modem's name (its MSISDN when known, else the device)

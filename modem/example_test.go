@@ -62,7 +62,11 @@ func ExampleOpen() {
 func ExamplePool() {
 	net := sim.NewNetwork()
 	defer net.Close()
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer pool.Close()
 	ctx := context.Background()
 	for _, n := range []string{"+4915100000001", "+4915100000002"} {

@@ -37,10 +37,14 @@ type Config struct {
 	// 0 means 30 s; negative disables the poll.
 	HealthInterval time.Duration
 	// ReconnectMin and ReconnectMax bound the re-open backoff (defaults 1 s
-	// and 30 s).
+	// and 30 s, or ReconnectMin when that is longer); a negative value or
+	// a ReconnectMax below ReconnectMin makes Open fail with
+	// ErrInvalidOption.
 	ReconnectMin, ReconnectMax time.Duration
 	// TimeoutStorm is the number of consecutive command timeouts after which
-	// the link is considered hung and re-opened (default 3).
+	// the link is considered hung and re-opened (default 3). Here and in
+	// InboxSize and EventsSize, 0 takes the default and a negative value
+	// makes Open fail with ErrInvalidOption.
 	TimeoutStorm int
 	// InboxSize bounds the queue of received messages not yet taken by the
 	// consumer (default 64). A full inbox holds the URC worker back; stored
@@ -61,7 +65,7 @@ type Option func(*Modem)
 // WithDialer replaces the serial-port dialer (for pipes and simulators).
 func WithDialer(d Dialer) Option { return func(m *Modem) { m.dial = d } }
 
-// WithLogger sets the logger (default slog.Default()).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) Option { return func(m *Modem) { m.log = l } }
 
 // WithTrace logs every line to and from the modem at debug level.
@@ -86,6 +90,9 @@ type Identity struct {
 }
 
 // Health is the result of a health poll.
+//
+// The zero Health is that of a modem never polled: not connected, not
+// registered, not OK.
 type Health struct {
 	Connected bool
 	Signal    Signal
@@ -198,7 +205,10 @@ type urc struct {
 // starts the supervisor, the URC worker and the health poll. The returned
 // Modem re-opens the link by itself after a loss until Close.
 func Open(ctx context.Context, cfg Config, opts ...Option) (*Modem, error) {
-	m := &Modem{cfg: cfg, log: slog.Default(), metrics: nopMetrics{}}
+	if err := checkConfig(cfg); err != nil {
+		return nil, fmt.Errorf("modem: Open: %w", err)
+	}
+	m := &Modem{cfg: cfg, metrics: nopMetrics{}}
 	for _, o := range opts {
 		o(m)
 	}
@@ -245,6 +255,19 @@ func New(ctx context.Context, rw io.ReadWriteCloser, cfg Config, opts ...Option)
 	return Open(ctx, cfg, append([]Option{WithDialer(d)}, opts...)...)
 }
 
+// checkConfig refuses the Config values that used to be corrected
+// silently: negative sizes and backoff bounds, ReconnectMax below
+// ReconnectMin.
+func checkConfig(c Config) error {
+	switch {
+	case c.Baud < 0, c.ReconnectMin < 0, c.ReconnectMax < 0, c.TimeoutStorm < 0, c.InboxSize < 0, c.EventsSize < 0:
+		return fmt.Errorf("%w: negative Baud, ReconnectMin, ReconnectMax, TimeoutStorm, InboxSize or EventsSize", ErrInvalidOption)
+	case c.ReconnectMax != 0 && c.ReconnectMax < c.ReconnectMin:
+		return fmt.Errorf("%w: ReconnectMax %v below ReconnectMin %v", ErrInvalidOption, c.ReconnectMax, c.ReconnectMin)
+	}
+	return nil
+}
+
 func (m *Modem) defaults() {
 	c := &m.cfg
 	if c.Baud == 0 {
@@ -253,22 +276,19 @@ func (m *Modem) defaults() {
 	if c.HealthInterval == 0 {
 		c.HealthInterval = 30 * time.Second
 	}
-	if c.ReconnectMin <= 0 {
+	if c.ReconnectMin == 0 {
 		c.ReconnectMin = time.Second
 	}
-	if c.ReconnectMax < c.ReconnectMin {
-		c.ReconnectMax = 30 * time.Second
-		if c.ReconnectMax < c.ReconnectMin {
-			c.ReconnectMax = c.ReconnectMin
-		}
+	if c.ReconnectMax == 0 {
+		c.ReconnectMax = max(30*time.Second, c.ReconnectMin)
 	}
-	if c.TimeoutStorm <= 0 {
+	if c.TimeoutStorm == 0 {
 		c.TimeoutStorm = 3
 	}
-	if c.InboxSize <= 0 {
+	if c.InboxSize == 0 {
 		c.InboxSize = 64
 	}
-	if c.EventsSize <= 0 {
+	if c.EventsSize == 0 {
 		c.EventsSize = 64
 	}
 	m.inbox = make(chan *Received, c.InboxSize)
@@ -289,7 +309,7 @@ func (m *Modem) defaults() {
 		m.profile = p
 	}
 	if m.log == nil {
-		m.log = slog.Default()
+		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.metrics == nil {
 		m.metrics = nopMetrics{}

@@ -284,6 +284,8 @@ func ParseCMGS(line string) (int, error) {
 }
 
 // Signal is a +CSQ result (TS 27.007 §8.5).
+//
+// The zero Signal is RSSI 0 (−113 dBm or less) with BER 0, a valid reading.
 type Signal struct {
 	RSSI int // 0..31, 99 = unknown
 	BER  int // 0..7, 99 = unknown
@@ -477,6 +479,8 @@ func ParseCNUM(line string) (string, error) {
 }
 
 // StorageUse is one memory of a +CPMS response: used and total slots.
+//
+// The zero StorageUse has no slots and is not Full.
 type StorageUse struct {
 	Mem   string // empty in the set-command response, which has no names
 	Used  int

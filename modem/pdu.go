@@ -167,6 +167,9 @@ func tpduDecodes(tp []byte) error {
 
 // StatusReport is what the driver reads from an SMS-STATUS-REPORT TPDU
 // (TS 23.040 §9.2.2.3): enough to correlate it with the send.
+//
+// The zero StatusReport reports TP-ST 0 (delivered) for message reference
+// 0.
 type StatusReport struct {
 	MR        int    // TP-MR of the SMS-SUBMIT it reports on
 	Recipient string // TP-RA digits (with '+' when international)

@@ -44,41 +44,64 @@ type Receipt struct {
 	Attempts int           // modems tried
 }
 
-// PoolOption configures a Pool.
-type PoolOption func(*Pool)
+// PoolOption configures a Pool. An option given a value out of its range
+// makes NewPool fail with an error wrapping ErrInvalidOption.
+type PoolOption func(*Pool) error
 
-// WithPoolLogger sets the pool's logger.
-func WithPoolLogger(l *slog.Logger) PoolOption { return func(p *Pool) { p.log = l } }
-
-// WithPoolMetrics sets the metrics hook (queue lengths "pool-inflight").
-func WithPoolMetrics(m Metrics) PoolOption { return func(p *Pool) { p.metrics = m } }
-
-// WithMaxQueue bounds the sends waiting for or running on one member
-// (default 256). When every allowed member is at the bound, Send fails
-// with an error wrapping ErrNoModem, which is retryable.
-func WithMaxQueue(n int) PoolOption { return func(p *Pool) { p.maxQueue = n } }
-
-// WithPoolBuffers sets the sizes of the pool's received and event channels
-// (defaults 256 and 256).
-func WithPoolBuffers(received, events int) PoolOption {
-	return func(p *Pool) { p.inboxSize, p.eventsSize = received, events }
+// WithPoolLogger sets the pool's logger (default: none, a discard logger).
+func WithPoolLogger(l *slog.Logger) PoolOption {
+	return func(p *Pool) error { p.log = l; return nil }
 }
 
-// MemberOption configures one member of a Pool.
-type MemberOption func(*member)
+// WithPoolMetrics sets the metrics hook (queue lengths "pool-inflight").
+func WithPoolMetrics(m Metrics) PoolOption {
+	return func(p *Pool) error { p.metrics = m; return nil }
+}
 
-// WithRate limits the member to perSecond sends with bursts of burst
-// (a token bucket); perSecond <= 0 means no limit. Real modems manage
-// about one +CMGS every 2-5 s, and operators throttle SIMs that go faster.
+// WithMaxQueue bounds the sends waiting for or running on one member, at
+// least 1 (default 256). When every allowed member is at the bound, Send
+// fails with an error wrapping ErrNoModem, which is retryable.
+func WithMaxQueue(n int) PoolOption {
+	return func(p *Pool) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithMaxQueue(%d): at least 1", ErrInvalidOption, n)
+		}
+		p.maxQueue = n
+		return nil
+	}
+}
+
+// WithPoolBuffers sets the sizes of the pool's received and event
+// channels, each at least 1 (defaults 256 and 256).
+func WithPoolBuffers(received, events int) PoolOption {
+	return func(p *Pool) error {
+		if received < 1 || events < 1 {
+			return fmt.Errorf("%w: WithPoolBuffers(%d, %d): each at least 1", ErrInvalidOption, received, events)
+		}
+		p.inboxSize, p.eventsSize = received, events
+		return nil
+	}
+}
+
+// MemberOption configures one member of a Pool. An option given a value
+// out of its range makes Pool.Add fail with an error wrapping
+// ErrInvalidOption.
+type MemberOption func(*member) error
+
+// WithRate limits the member to perSecond sends with bursts of burst, at
+// least 1 (a token bucket); perSecond <= 0 means no limit. Real modems
+// manage about one +CMGS every 2-5 s, and operators throttle SIMs that go
+// faster.
 func WithRate(perSecond float64, burst int) MemberOption {
-	return func(m *member) {
+	return func(m *member) error {
+		if burst < 1 {
+			return fmt.Errorf("%w: WithRate burst %d: at least 1", ErrInvalidOption, burst)
+		}
 		if perSecond > 0 {
 			m.interval = time.Duration(float64(time.Second) / perSecond)
 		}
-		if burst < 1 {
-			burst = 1
-		}
 		m.burst = burst
+		return nil
 	}
 }
 
@@ -155,18 +178,18 @@ type Pool struct {
 }
 
 // NewPool returns an empty pool.
-func NewPool(opts ...PoolOption) *Pool {
-	p := &Pool{log: slog.Default(), metrics: nopMetrics{}, maxQueue: 256, inboxSize: 256, eventsSize: 256,
-		members: make(map[string]*member), done: make(chan struct{})}
+func NewPool(opts ...PoolOption) (*Pool, error) {
+	p := &Pool{log: slog.New(slog.DiscardHandler), metrics: nopMetrics{}, maxQueue: 256, inboxSize: 256, eventsSize: 256,
+		members: make(map[string]*member)}
 	for _, o := range opts {
-		o(p)
+		if err := o(p); err != nil {
+			return nil, fmt.Errorf("modem: NewPool: %w", err)
+		}
 	}
-	if p.maxQueue < 1 {
-		p.maxQueue = 1
-	}
-	p.inbox = make(chan *Received, max(p.inboxSize, 1))
-	p.events = make(chan Event, max(p.eventsSize, 1))
-	return p
+	p.done = make(chan struct{}) // last: a Pool refused above stays a zero one
+	p.inbox = make(chan *Received, p.inboxSize)
+	p.events = make(chan Event, p.eventsSize)
+	return p, nil
 }
 
 // Add puts a modem in the pool under its MSISDN, which must be known and
@@ -184,7 +207,9 @@ func (p *Pool) Add(dev Member, opts ...MemberOption) error {
 	}
 	m := &member{dev: dev, msisdn: msisdn, burst: 1, stop: make(chan struct{})}
 	for _, o := range opts {
-		o(m)
+		if err := o(m); err != nil {
+			return fmt.Errorf("modem: Pool.Add %s: %w", msisdn, err)
+		}
 	}
 	if m.interval > 0 {
 		m.sends = rate.NewLimiter(rate.Every(m.interval), m.burst)

@@ -53,7 +53,10 @@ func (s *memberStub) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 }
 
 func TestPoolNamedSIMAndErrors(t *testing.T) {
-	p := NewPool(WithPoolLogger(quietLog()))
+	p, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	a, b := newStub("+1001", 0), newStub("+1002", 0)
 	for _, s := range []*memberStub{a, b} {
@@ -97,7 +100,10 @@ func TestPoolNamedSIMAndErrors(t *testing.T) {
 }
 
 func TestPoolFailover(t *testing.T) {
-	p := NewPool(WithPoolLogger(quietLog()))
+	p, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	a, b, c := newStub("+1", 0), newStub("+2", 0), newStub("+3", 0)
 	a.fail = &CMSError{Code: 331, Text: "331"} // no network service: retryable
@@ -113,7 +119,7 @@ func TestPoolFailover(t *testing.T) {
 		}
 	}
 	// Only +1 allowed: its error comes back, no other SIM is used.
-	_, err := p.Send(ctx, []string{"+1"}, []byte{1})
+	_, err = p.Send(ctx, []string{"+1"}, []byte{1})
 	var cms *CMSError
 	if !errors.As(err, &cms) || cms.Code != 331 {
 		t.Fatalf("single allowed: %v", err)
@@ -131,7 +137,10 @@ func TestPoolFailover(t *testing.T) {
 }
 
 func TestPoolBalancesAndRateLimits(t *testing.T) {
-	p := NewPool(WithPoolLogger(quietLog()))
+	p, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	stubs := []*memberStub{newStub("+1", 5*time.Millisecond), newStub("+2", 5*time.Millisecond), newStub("+3", 5*time.Millisecond)}
 	for _, s := range stubs {
@@ -154,7 +163,10 @@ func TestPoolBalancesAndRateLimits(t *testing.T) {
 		}
 	}
 
-	q := NewPool(WithPoolLogger(quietLog()))
+	q, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer q.Close()
 	_ = q.Add(newStub("+9", 0), WithRate(50, 2)) // 20 ms a token, burst 2
 	start := time.Now()
@@ -169,7 +181,10 @@ func TestPoolBalancesAndRateLimits(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Millisecond)
 	defer cancel()
-	q2 := NewPool(WithPoolLogger(quietLog()))
+	q2, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer q2.Close()
 	_ = q2.Add(newStub("+8", 0), WithRate(0.1, 1))
 	_, _ = q2.SendTPDU(context.Background(), "+8", []byte{1})
@@ -179,7 +194,10 @@ func TestPoolBalancesAndRateLimits(t *testing.T) {
 }
 
 func TestPoolQueueLimit(t *testing.T) {
-	p := NewPool(WithPoolLogger(quietLog()), WithMaxQueue(1))
+	p, err := NewPool(WithPoolLogger(quietLog()), WithMaxQueue(1))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	s := newStub("+1", 300*time.Millisecond)
 	_ = p.Add(s)
@@ -201,7 +219,10 @@ func TestPoolQueueLimit(t *testing.T) {
 }
 
 func TestPoolMergesReceived(t *testing.T) {
-	p := NewPool(WithPoolLogger(quietLog()))
+	p, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, b := newStub("+1", 0), newStub("+2", 0)
 	_ = p.Add(a)
 	_ = p.Add(b)
@@ -240,7 +261,10 @@ func TestPoolMergesReceived(t *testing.T) {
 }
 
 func TestPoolOverDriver(t *testing.T) {
-	p := NewPool(WithPoolLogger(quietLog()))
+	p, err := NewPool(WithPoolLogger(quietLog()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	fakes := []*fakeModem{newFake(), newFake()}
 	for i, f := range fakes {

@@ -11,6 +11,9 @@ import (
 // the +CNMI routing, whether +CMT/+CDS need +CNMA, the message storage, the
 // vendor's own final result codes and unsolicited result codes, and command
 // timings. Profiles are values; callers may copy and adjust one.
+//
+// The zero Profile has no quirks, not even the generic ones: start from a
+// built-in profile (ProfileByName) and adjust it.
 type Profile struct {
 	// Name identifies the profile (see Profiles).
 	Name string

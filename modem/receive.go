@@ -17,6 +17,9 @@ import (
 // is acknowledged to the network (+CNMA) only then. Reject leaves a stored
 // message in place for the next sweep and lets the network redeliver a
 // direct one. Until one of them is called the message is not lost.
+//
+// The zero Received holds no message: Ack and Reject do nothing and return
+// nil.
 type Received struct {
 	Kind    Kind
 	TPDU    []byte    // the TPDU, without SMSC address

@@ -282,7 +282,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestPoolOverSim(t *testing.T) {
 	n := sim.NewNetwork(sim.WithSeed(5))
 	t.Cleanup(func() { _ = n.Close() })
-	p := modem.NewPool(modem.WithPoolLogger(quiet()))
+	p, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer p.Close()
 	for i := 0; i < 3; i++ {
 		sm, _ := n.AddModem(fmt.Sprintf("+1555000%d", i))

@@ -108,7 +108,7 @@ type Options struct {
 	// DialTimeout bounds connecting (default 2 s); OpTimeout bounds one
 	// command's read and write (default 3 s).
 	DialTimeout, OpTimeout time.Duration
-	// Logger; optional.
+	// Logger receives the store's logs (default: none, a discard logger).
 	Logger *slog.Logger
 }
 

@@ -11,7 +11,7 @@
 //	db, err := redisstore.Open(ctx, "redis://127.0.0.1:6379/0", redisstore.Options{Prefix: "city:", Node: "gw-a"})
 //	regs, err := db.OpenRegistry(ctx, redisstore.RegistryOptions{})
 //	if err != nil { ... } // an *UnavailableError when Redis is out of reach
-//	srv := server.New(regs, server.WithNode(db.Node()))
+//	srv, err := server.New(regs, server.WithNode(db.Node()))
 //
 // [Open] (or [New] over a redis.Client) gives a [DB], and the DB each
 // store: [DB.OpenRegistry], [DB.OpenQueue], [DB.OpenBindings],

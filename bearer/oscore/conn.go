@@ -149,7 +149,7 @@ func WithMetrics(m Metrics) ConnOption {
 	}
 }
 
-// WithLogger sets the logger (default: discard).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) ConnOption {
 	return func(c *connConfig) error { c.log = l; return nil }
 }

@@ -9,6 +9,9 @@ const OptionNumber = 9
 // with the Partial IV length n, the k (kid) and h (kid context) flags,
 // then the Partial IV, the kid context with its length byte, and the kid
 // (the rest of the value).
+//
+// The zero OptionValue is the empty option (no Partial IV, kid or kid
+// context), which Marshal encodes as zero bytes.
 type OptionValue struct {
 	PIV        []byte // 0..5 bytes
 	KID        []byte // present when HasKID

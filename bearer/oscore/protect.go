@@ -13,6 +13,8 @@ import (
 // RequestID is what a response is bound to (RFC 8613 §5.4): the kid and
 // Partial IV of the request, which enter the response's AAD and, when the
 // response carries no Partial IV of its own, its nonce.
+//
+// The zero RequestID has an empty kid and Partial IV (Seq 0).
 type RequestID struct {
 	KID   []byte // the requester's Sender ID
 	PIV   []byte // the request's Partial IV as sent

@@ -175,7 +175,8 @@ type Config struct {
 	// Server.CloseSession always sends the alert.
 	QuietClose bool
 
-	// Logger receives debug and warning logs (default: slog.Default()).
+	// Logger receives debug and warning logs (default: none, a discard
+	// logger).
 	Logger *slog.Logger
 }
 
@@ -219,7 +220,7 @@ func (c *Config) withDefaults() Config {
 		d.FlightInterval = DefaultFlightInterval
 	}
 	if d.Logger == nil {
-		d.Logger = slog.Default()
+		d.Logger = slog.New(slog.DiscardHandler)
 	}
 	return d
 }

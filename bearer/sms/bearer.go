@@ -175,7 +175,7 @@ type Config struct {
 	// OnResult receives each outbox entry's end (sent, delivered, failed,
 	// expired). Optional; must not block.
 	OnResult func(outbox.Result)
-	// Logger; optional.
+	// Logger receives the bearer's logs (default: none, a discard logger).
 	Logger *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time

@@ -7,7 +7,7 @@
 // SMSC through bearer/sms/smpp), a state directory and the peers it may talk
 // to, then run a bearer.Endpoint (or a DTLS or OSCORE layer) on it:
 //
-//	link := modemlink.New(pool, 0) // or an smpp.Link
+//	link, err := modemlink.New(pool) // or an smpp.Link
 //	b, err := sms.New(link, sms.Config{
 //		StateDir: dir,
 //		Peers: map[string]sms.Peer{

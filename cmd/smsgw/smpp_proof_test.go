@@ -201,11 +201,20 @@ func TestSMPPProof(t *testing.T) {
 		if err != nil {
 			return nil, err
 		}
-		pool := modem.NewPool(modem.WithPoolLogger(log))
+		pool, err := modem.NewPool(modem.WithPoolLogger(log))
+		if err != nil {
+			md.Close()
+			return nil, err
+		}
 		if err := pool.Add(md); err != nil {
 			return nil, err
 		}
-		cl := &countingLink{Link: modemlink.New(pool, 0), in: make(chan sms.Inbound, 64), seen: map[string]int{}}
+		link, err := modemlink.New(pool)
+		if err != nil {
+			pool.Close()
+			return nil, err
+		}
+		cl := &countingLink{Link: link, in: make(chan sms.Inbound, 64), seen: map[string]int{}}
 		go cl.run()
 		mu.Lock()
 		links[msisdn] = cl

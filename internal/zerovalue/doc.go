@@ -22,5 +22,7 @@
 // documented "not usable: use New"); there is no list of exceptions.
 // TestZeroRefusals checks that the refusals carry that error,
 // TestZeroUsable that the usable ones work. TestTableComplete reads the
-// sources, so a new exported type is not forgotten.
+// sources, so a new exported type is not forgotten. TestZeroDocumented
+// checks that each listed type's doc says what its zero value is (error
+// types excepted: their zero value is an error without detail).
 package zerovalue

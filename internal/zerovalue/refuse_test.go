@@ -14,6 +14,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/oscore"
+	"github.com/m2mbearer/m2mbearer/bearer/pipe"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/modemlink"
@@ -299,6 +300,30 @@ func TestZeroUsable(t *testing.T) {
 			c.Advance(time.Second)
 			if !ran || !c.Now().Equal(time.Time{}.Add(time.Second)) {
 				return fmt.Errorf("ran %v, now %v", ran, c.Now())
+			}
+			return nil
+		}},
+		{"bearer.Steer", func() error {
+			// A request to a peer that never answers, aborted through
+			// a zero Steer: Do returns at once with the *AbortError.
+			a, b := pipe.New()
+			defer b.Close()
+			e, err := bearer.NewEndpoint(a)
+			if err != nil {
+				return err
+			}
+			defer e.Close()
+			var s bearer.Steer
+			req := bearer.NewRequest(codes.GET, b.LocalAddr(), "/3/0")
+			req.SetSteer(&s)
+			stop := errors.New("stop")
+			time.AfterFunc(50*time.Millisecond, func() { s.Abort(stop) })
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			_, err = e.Do(ctx, req)
+			var ae *bearer.AbortError
+			if !errors.As(err, &ae) || !errors.Is(err, stop) {
+				return fmt.Errorf("Do = %v, want an *AbortError wrapping %v", err, stop)
 			}
 			return nil
 		}},

@@ -216,6 +216,63 @@ func TestTableComplete(t *testing.T) {
 	}
 }
 
+// TestZeroDocumented: every listed type says what its zero value is ("The
+// zero X is ready to use", "The zero X is not usable: use NewX", or what
+// the zero data means), except the error types, whose zero value is an
+// error with no detail.
+func TestZeroDocumented(t *testing.T) {
+	docs := map[string]map[string]string{} // package -> type -> doc comment
+	for n := range zeroTypes {
+		pkg, typ, _ := strings.Cut(n, ".")
+		if strings.HasSuffix(typ, "Error") {
+			continue
+		}
+		if docs[pkg] == nil {
+			docs[pkg] = typeDocs(t, filepath.Join("../..", pkg))
+		}
+		if !strings.Contains(strings.ToLower(docs[pkg][typ]), "zero") {
+			t.Errorf("%s: its doc does not say what its zero value is", n)
+		}
+	}
+}
+
+// typeDocs returns the doc comments of the exported types of the package
+// in dir.
+func typeDocs(t *testing.T, dir string) map[string]string {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs := token.NewFileSet()
+	out := map[string]string{}
+	for _, e := range entries {
+		n := e.Name()
+		if e.IsDir() || !strings.HasSuffix(n, ".go") || strings.HasSuffix(n, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fs, filepath.Join(dir, n), nil, parser.ParseComments|parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok {
+				continue
+			}
+			for _, s := range g.Specs {
+				if ts, ok := s.(*ast.TypeSpec); ok && ts.Name.IsExported() {
+					doc := ts.Doc
+					if doc == nil {
+						doc = g.Doc
+					}
+					out[ts.Name.Name] = doc.Text()
+				}
+			}
+		}
+	}
+	return out
+}
+
 func exportedTypesWithMethods(t *testing.T, dir string) []string {
 	entries, err := os.ReadDir(dir)
 	if err != nil {

@@ -17,7 +17,7 @@ func TestBootstrapThenRegister(t *testing.T) {
 	sub := dm.Subscribe(16)
 	finished := make(chan error, 1)
 	bsConn := listen(t)
-	bsrv := server.NewBootstrapServer(func(ep string, _ bearer.Identity) (*server.BootstrapConfig, bool) {
+	bsrv, err := server.NewBootstrapServer(func(ep string, _ bearer.Identity) (*server.BootstrapConfig, bool) {
 		if ep != "fresh-light" {
 			return nil, false
 		}
@@ -27,6 +27,9 @@ func TestBootstrapThenRegister(t *testing.T) {
 				ServerInstance: 0, Lifetime: 120, Binding: "U"},
 		}}, true
 	}, server.WithBootstrapDone(func(ep string, err error) { finished <- err }))
+	if err != nil {
+		t.Fatal(err)
+	}
 	bep, err := bearer.NewEndpoint(bsConn, bearer.WithHandler(bsrv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)

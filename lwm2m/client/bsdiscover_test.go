@@ -23,7 +23,10 @@ func (r *bodyRec) WriteResponse(c codes.Code, b []byte) error {
 }
 
 func TestBootstrapInterface(t *testing.T) {
-	c := New("bs", WithVersion("1.1"))
+	c, err := New("bs", WithVersion("1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	c.AddSecurity(Security{Instance: 0, ServerURI: "coap://bs", Bootstrap: true, Mode: 3})
 	c.AddSecurity(Security{Instance: 1, ServerURI: "coaps://dm:5684", Mode: 0, ShortID: 101})

@@ -73,43 +73,79 @@ type config struct {
 	formats  []content.Format
 }
 
-// Option configures New.
-type Option func(*config)
+// Option configures New. An option given a value out of its range makes
+// New fail with an error wrapping ErrInvalidOption.
+type Option func(*config) error
 
 // WithLifetime sets the registration lifetime in seconds (default 86400).
-func WithLifetime(s uint32) Option { return func(c *config) { c.lifetime = s } }
+func WithLifetime(s uint32) Option {
+	return func(c *config) error {
+		if s == 0 {
+			return fmt.Errorf("%w: WithLifetime(0)", ErrInvalidOption)
+		}
+		c.lifetime = s
+		return nil
+	}
+}
 
 // WithVersion sets the LwM2M version announced ("1.0", "1.1" default, "1.2").
-func WithVersion(v string) Option { return func(c *config) { c.version = v } }
+func WithVersion(v string) Option {
+	return func(c *config) error {
+		switch v {
+		case "1.0", "1.1", "1.2":
+		default:
+			return fmt.Errorf("%w: WithVersion(%q): not 1.0, 1.1 or 1.2", ErrInvalidOption, v)
+		}
+		c.version = v
+		return nil
+	}
+}
 
 // WithBinding sets the binding ("U" default; 1.0: "UQ", "UQS", ...).
-func WithBinding(b string) Option { return func(c *config) { c.binding = b } }
+func WithBinding(b string) Option {
+	return func(c *config) error {
+		if b == "" || strings.Trim(b, "UQSNT") != "" {
+			return fmt.Errorf("%w: WithBinding(%q): not made of U, Q, S, N, T", ErrInvalidOption, b)
+		}
+		c.binding = b
+		return nil
+	}
+}
 
 // WithQueueMode sets the 1.1+ Q parameter.
-func WithQueueMode() Option { return func(c *config) { c.queue = true } }
+func WithQueueMode() Option { return func(c *config) error { c.queue = true; return nil } }
 
 // WithSMSNumber sets the "sms" MSISDN parameter.
-func WithSMSNumber(msisdn string) Option { return func(c *config) { c.sms = msisdn } }
+func WithSMSNumber(msisdn string) Option { return func(c *config) error { c.sms = msisdn; return nil } }
 
 // WithModel sets the object definitions (default model.DefaultRegistry()).
-func WithModel(r *model.Registry) Option { return func(c *config) { c.defs = r } }
+func WithModel(r *model.Registry) Option { return func(c *config) error { c.defs = r; return nil } }
 
-// WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+// WithLogger sets the logger (default: none, a discard logger).
+func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.logger = l; return nil } }
 
 // WithRetry sets the Communication Retry Timer (the base wait of the
 // registration procedure, see RetryPolicy) of a client whose Server
 // object has no /1/x/18 (default 60 s, LwM2M 1.1).
 func WithRetry(d time.Duration) Option {
-	return func(c *config) { c.retry, c.retrySet = d, d > 0 }
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithRetry(%v): must be positive", ErrInvalidOption, d)
+		}
+		c.retry, c.retrySet = d, true
+		return nil
+	}
 }
 
-// New returns a client with endpoint name name and no objects.
-func New(name string, opts ...Option) *Client {
+// New returns a client with endpoint name name and no objects. It fails
+// on an option out of its range (ErrInvalidOption).
+func New(name string, opts ...Option) (*Client, error) {
 	cfg := config{lifetime: 86400, version: "1.1", binding: "U", retry: 60 * time.Second,
 		formats: []content.Format{content.SenMLJSON, content.SenMLCBOR, content.TLV}}
 	for _, o := range opts {
-		o(&cfg)
+		if err := o(&cfg); err != nil {
+			return nil, fmt.Errorf("lwm2m client: New: %w", err)
+		}
 	}
 	if cfg.defs == nil {
 		cfg.defs = model.DefaultRegistry()
@@ -124,7 +160,7 @@ func New(name string, opts ...Option) *Client {
 	c := &Client{name: name, cfg: cfg, log: cfg.logger, updateC: make(chan struct{}, 1), stop: make(chan struct{})}
 	c.t.init()
 	c.obs.init()
-	return c
+	return c, nil
 }
 
 // Name returns the endpoint name.
@@ -278,6 +314,10 @@ var ErrNotRegistered = errors.New("lwm2m client: not registered")
 
 // ErrNotCreated is returned by a zero Client (not made by New).
 var ErrNotCreated = errors.New("lwm2m client: zero Client, not made by New")
+
+// ErrInvalidOption is wrapped by New's error for an option given a value
+// out of its range (WithLifetime(0), WithVersion("2.0"), WithRetry(0)).
+var ErrInvalidOption = errors.New("lwm2m client: invalid option")
 
 // RegistrationError is a Register/Update/De-register the server refused.
 type RegistrationError struct {

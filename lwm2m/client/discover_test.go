@@ -16,7 +16,10 @@ import (
 // (issue 20: Discover of /3/0 left out Reboot /3/0/4 and Factory Reset
 // /3/0/5, so a server's UI offered no Execute).
 func TestDiscoverListsExecutables(t *testing.T) {
-	c := New("disc", WithVersion("1.1"))
+	c, err := New("disc", WithVersion("1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer c.Close()
 	c.AddServer(Server{Instance: 0, ShortID: 101, Lifetime: 300, Binding: "U"})
 	c.AddDevice(Device{Manufacturer: "x"})

@@ -11,7 +11,7 @@
 // Describe the objects, then run the Client as the handler of its
 // Endpoint and start it against the server's address:
 //
-//	light := client.New("urn:imei:490154203237518", client.WithLifetime(300))
+//	light, err := client.New("urn:imei:490154203237518", client.WithLifetime(300))
 //	light.AddDevice(client.Device{Manufacturer: "ACME", Model: "SL-1"})
 //	light.AddObject(3311, client.Handlers{
 //		Write: func(p path.Path, v content.Value) error { return lamp.Set(v.Bool()) },

@@ -33,7 +33,10 @@ func TestClientAgainstServerDTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(dsrv, bearer.WithHandler(srv.Handler("dtls")))
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +52,10 @@ func TestClientAgainstServerDTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := client.New(name, client.WithLifetime(300))
+		c, err := client.New(name, client.WithLifetime(300))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddDevice(client.Device{Manufacturer: "ACME"}); err != nil {
 			t.Fatal(err)
 		}

@@ -32,7 +32,10 @@ func listen(t *testing.T) bearer.Bearer {
 func startServer(t *testing.T, opts ...server.Option) (*server.Server, net.Addr) {
 	t.Helper()
 	b := listen(t)
-	srv := server.New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := server.New(registry.NewMemory(registry.Options{}), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep, err := bearer.NewEndpoint(b, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +47,10 @@ func startServer(t *testing.T, opts ...server.Option) (*server.Server, net.Addr)
 
 func newClient(t *testing.T, name string, opts ...client.Option) (*client.Client, *bearer.Endpoint) {
 	t.Helper()
-	c := client.New(name, opts...)
+	c, err := client.New(name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep, err := bearer.NewEndpoint(listen(t), bearer.WithHandler(c))
 	if err != nil {
 		t.Fatal(err)

@@ -21,14 +21,22 @@ func Example() {
 	defer cancel()
 	serverSide, deviceSide := pipe.New(pipe.WithNames("server", "light"))
 
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer srv.Close()
 	sep, _ := bearer.NewEndpoint(serverSide, bearer.WithHandler(srv.Handler("pipe")))
 	defer sep.Close()
 	srv.Attach("pipe", sep)
 	events := srv.Subscribe(16)
 
-	light := client.New("urn:imei:490154203237518", client.WithLifetime(300))
+	light, err := client.New("urn:imei:490154203237518", client.WithLifetime(300))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	light.AddDevice(client.Device{Manufacturer: "ACME", Model: "SL-1"})
 	light.AddObject(3311, client.Handlers{})
 	light.Set(path.Resource(3311, 0, 5850), content.NewBool(false))

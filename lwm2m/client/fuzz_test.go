@@ -39,7 +39,10 @@ func FuzzServe(f *testing.F) {
 	f.Add(uint8(codes.POST), "/3/0/4", []byte("0='x'"), uint16(0), uint16(0))
 	f.Add(uint8(codes.GET), "/3", []byte(nil), uint16(0), uint16(40))
 	f.Fuzz(func(t *testing.T, code uint8, target string, payload []byte, cf, accept uint16) {
-		c := New("fuzz")
+		c, err := New("fuzz")
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddDevice(Device{Manufacturer: "x"}); err != nil {
 			t.Fatal(err)
 		}

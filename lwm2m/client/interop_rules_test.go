@@ -18,7 +18,10 @@ import (
 // Connectivity Monitoring, Firmware and Light Control.
 func lampClient(t *testing.T, name string, opts ...client.Option) *client.Client {
 	t.Helper()
-	c := client.New(name, opts...)
+	c, err := client.New(name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, err := range []error{
 		c.AddServer(client.Server{ShortID: 101, Lifetime: 60, Binding: "U"}),
 		c.AddDevice(client.Device{Manufacturer: "ACME", Model: "SL-1", Serial: "0001", Firmware: "1.0"}),

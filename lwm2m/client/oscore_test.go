@@ -41,7 +41,10 @@ func TestClientAgainstServerOSCORE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(oconn, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +57,10 @@ func TestClientAgainstServerOSCORE(t *testing.T) {
 	devStore := oscore.NewMemoryStore()
 
 	dial := func(name string, withOSCORE bool) (*client.Client, *bearer.Endpoint) {
-		c := client.New(name, client.WithLifetime(300))
+		c, err := client.New(name, client.WithLifetime(300))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddSecurity(client.Security{ServerURI: "coap://" + inner.LocalAddr().String(), Mode: 3, ShortID: 1}); err != nil {
 			t.Fatal(err)
 		}
@@ -179,7 +185,10 @@ func TestClientAgainstServerOSCOREAppendixB2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(oconn, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)
@@ -192,7 +201,10 @@ func TestClientAgainstServerOSCOREAppendixB2(t *testing.T) {
 	// boot starts a device process with the Object 21 of secret/senderID,
 	// its context built with WithRederivation from devStore.
 	boot := func(name string, secret, senderID []byte) (*client.Client, *bearer.Endpoint, *oscore.Conn) {
-		c := client.New(name, client.WithLifetime(300))
+		c, err := client.New(name, client.WithLifetime(300))
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := c.AddSecurity(client.Security{ServerURI: "coap://" + inner.LocalAddr().String(), Mode: 3, ShortID: 1}); err != nil {
 			t.Fatal(err)
 		}

@@ -28,7 +28,15 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 
 // WithClock sets the clock of the registration procedure (default: the
 // real clock).
-func WithClock(c Clock) Option { return func(cf *config) { cf.clock = c } }
+func WithClock(c Clock) Option {
+	return func(cf *config) error {
+		if c == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		cf.clock = c
+		return nil
+	}
+}
 
 // RetryPolicy is the LwM2M 1.1 registration procedure's schedule (Core
 // §6.2.1.1, Server Object resources 17–20). A communication sequence is
@@ -38,6 +46,9 @@ func WithClock(c Clock) Option { return func(cf *config) { cf.clock = c } }
 // registration has failed and the client stops trying (until
 // StartRetry is called again). Every wait is spread by ±25 % jitter so
 // that a fleet refused at the same moment does not retry in step.
+//
+// The zero RetryPolicy allows no attempt (MaxAttempts 0);
+// DefaultRetryPolicy returns the Core defaults.
 type RetryPolicy struct {
 	RetryCount    int           // /1/x/17 Communication Retry Count (default 5)
 	RetryTimer    time.Duration // /1/x/18 Communication Retry Timer (default 60 s)

@@ -108,7 +108,10 @@ func TestRegistrationProcedureBoundsSMS(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clk := newManualClock()
-			c := client.New("refused-light", client.WithBinding("S"), client.WithClock(clk), client.WithLifetime(3600))
+			c, err := client.New("refused-light", client.WithBinding("S"), client.WithClock(clk), client.WithLifetime(3600))
+			if err != nil {
+				t.Fatal(err)
+			}
 			if err := c.AddServer(client.Server{ShortID: 1, Lifetime: 3600, Binding: "S"}); err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +124,6 @@ func TestRegistrationProcedureBoundsSMS(t *testing.T) {
 			dev, srvEP, _ := smsEndpointsH(t, c, ref)
 			done := make(chan error, 1)
 			go func() { done <- c.StartRetry(context.Background(), dev, msisdn(t, srvNum)) }()
-			var err error
 		loop:
 			for {
 				select {
@@ -178,7 +180,10 @@ func TestRetryPolicyDefaults(t *testing.T) {
 	if p.RetryCount != 5 || p.RetryTimer != time.Minute || p.SequenceDelay != 24*time.Hour || p.SequenceCount != 1 || p.MaxAttempts() != 5 {
 		t.Fatalf("%+v", p)
 	}
-	c := client.New("x", client.WithRetry(5*time.Second))
+	c, err := client.New("x", client.WithRetry(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := c.RetryPolicy(); got.RetryTimer != 5*time.Second || got.RetryCount != 5 {
 		t.Fatalf("%+v", got)
 	}

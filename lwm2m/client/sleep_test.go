@@ -79,7 +79,10 @@ func msisdn(t *testing.T, s string) sms.Addr {
 // from a new UDP socket and answers.
 func TestQueueModeSleepAndTrigger(t *testing.T) {
 	srv, addr := startServer(t)
-	c := client.New("sleeper", client.WithVersion("1.0"), client.WithBinding("UQS"), client.WithSMSNumber("491710000002"))
+	c, err := client.New("sleeper", client.WithVersion("1.0"), client.WithBinding("UQS"), client.WithSMSNumber("491710000002"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.AddServer(client.Server{ShortID: 1, Lifetime: 3600, Binding: "UQS"}); err != nil {
 		t.Fatal(err)
 	}
@@ -157,9 +160,15 @@ func TestQueueModeSleepAndTrigger(t *testing.T) {
 
 // An SMS-only client (no UDP) registers over SMS and answers over SMS.
 func TestQueueModeSMSOnly(t *testing.T) {
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { srv.Close() })
-	c := client.New("sms-only", client.WithBinding("S"), client.WithQueueMode(), client.WithSMSNumber("491710000002"))
+	c, err := client.New("sms-only", client.WithBinding("S"), client.WithQueueMode(), client.WithSMSNumber("491710000002"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.AddDevice(client.Device{Manufacturer: "ACME"}); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +191,10 @@ func TestQueueModeSMSOnly(t *testing.T) {
 // Update over SMS; the server then reaches it over SMS.
 func TestQueueModeWakeWithoutIP(t *testing.T) {
 	srv, addr := startServer(t)
-	c := client.New("no-ip", client.WithVersion("1.0"), client.WithBinding("UQS"), client.WithSMSNumber("491710000002"))
+	c, err := client.New("no-ip", client.WithVersion("1.0"), client.WithBinding("UQS"), client.WithSMSNumber("491710000002"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.AddServer(client.Server{ShortID: 1, Lifetime: 3600, Binding: "UQS"}); err != nil {
 		t.Fatal(err)
 	}

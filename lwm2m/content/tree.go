@@ -27,6 +27,8 @@ type ResourceNode struct {
 }
 
 // ObjectInstance is an object instance and its resources, sorted by ID.
+//
+// The zero ObjectInstance is instance 0 with no resources.
 type ObjectInstance struct {
 	ObjectID   uint16
 	InstanceID uint16

@@ -168,6 +168,8 @@ func parseObjlnk(s string) (Value, bool) {
 // Record is one resource (or resource instance) value at an absolute path,
 // the unit every format encodes. Time is the SenML time (base time + time,
 // seconds) of a timestamped value, 0 when absent.
+//
+// The zero Record is the root path with no value (model.None).
 type Record struct {
 	Path  path.Path
 	Value Value

@@ -105,6 +105,9 @@ type DeviceState struct {
 }
 
 // Report is a campaign's progress (while it runs) or final report.
+//
+// The zero Report is that of a campaign with no device: nothing done,
+// nothing Failed.
 type Report struct {
 	ID       string         `json:"id"`
 	Spec     Spec           `json:"spec"`
@@ -130,24 +133,32 @@ type CampaignEvent struct {
 	Device   DeviceState
 }
 
-// ManagerOption configures a Manager.
-type ManagerOption func(*Manager)
+// ManagerOption configures a Manager. An option given a value out of its
+// range makes NewManager fail with an error wrapping ErrInvalid.
+type ManagerOption func(*Manager) error
 
 // WithCampaignHook sets a hook called on each device state change (for
 // metrics); it must not block.
 func WithCampaignHook(f func(CampaignEvent)) ManagerOption {
-	return func(m *Manager) { m.hook = f }
+	return func(m *Manager) error { m.hook = f; return nil }
 }
 
-// WithManagerLogger sets the logger.
-func WithManagerLogger(l *slog.Logger) ManagerOption { return func(m *Manager) { m.log = l } }
+// WithManagerLogger sets the logger (default: none, a discard logger).
+func WithManagerLogger(l *slog.Logger) ManagerOption {
+	return func(m *Manager) error { m.log = l; return nil }
+}
 
-// WithMaxCampaigns bounds the campaigns kept (default 100); finished ones
-// beyond it must be deleted first.
-func WithMaxCampaigns(n int) ManagerOption { return func(m *Manager) { m.maxCampaigns = n } }
+// WithMaxCampaigns bounds the campaigns kept, at least 1 (default 100);
+// finished ones beyond it must be deleted first.
+func WithMaxCampaigns(n int) ManagerOption {
+	return func(m *Manager) error { m.maxCampaigns = n; return atLeast1("WithMaxCampaigns", n) }
+}
 
-// WithMaxDevices bounds the devices of one campaign (default 100,000).
-func WithMaxDevices(n int) ManagerOption { return func(m *Manager) { m.maxDevices = n } }
+// WithMaxDevices bounds the devices of one campaign, at least 1 (default
+// 100,000).
+func WithMaxDevices(n int) ManagerOption {
+	return func(m *Manager) error { m.maxDevices = n; return atLeast1("WithMaxDevices", n) }
+}
 
 // Manager runs firmware campaigns and keeps them in bbolt: a campaign
 // interrupted by a crash resumes when a Manager opens the same database,
@@ -208,7 +219,9 @@ func NewManager(db *bolt.DB, upd *Updater, opts ...ManagerOption) (*Manager, err
 func NewManagerOn(store CampaignStore, upd *Updater, opts ...ManagerOption) (*Manager, error) {
 	m := &Manager{store: store, upd: upd, maxCampaigns: 100, maxDevices: 100000, runs: map[string]*run{}}
 	for _, o := range opts {
-		o(m)
+		if err := o(m); err != nil {
+			return nil, fmt.Errorf("firmware: NewManager: %w", err)
+		}
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)

@@ -130,7 +130,9 @@ func validID(id string) bool {
 
 // WithCatalog keeps the image metadata in c instead of JSON files beside
 // the images (DirCatalog).
-func WithCatalog(c ImageCatalog) StoreOption { return func(s *Store) { s.cat = c } }
+func WithCatalog(c ImageCatalog) StoreOption {
+	return func(s *Store) error { s.cat = c; return nil }
+}
 
 // ErrNotLocal is wrapped by Open for an image the catalog knows whose
 // bytes are not in this node's directory (another node stored it: use a

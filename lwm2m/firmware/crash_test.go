@@ -35,7 +35,10 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(reg)
+	srv, err := server.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, err := udp.Listen("udp", os.Getenv("FW_CHILD_ADDR"))
 	if err != nil {
 		t.Fatal(err)

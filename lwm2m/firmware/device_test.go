@@ -28,7 +28,10 @@ func TestUpdateHTTPPull(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer upd.Close()
-	c := client.New("sl-http")
+	c, err := client.New("sl-http")
+	if err != nil {
+		t.Fatal(err)
+	}
 	b, _ := udp.Listen("udp", "127.0.0.1:0")
 	cep, _ := bearer.NewEndpoint(b, bearer.WithHandler(c))
 	defer cep.Close()

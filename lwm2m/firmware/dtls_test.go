@@ -40,7 +40,10 @@ func TestUpdateDTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+			srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+			if err != nil {
+				t.Fatal(err)
+			}
 			mux := bearer.NewServeMux()
 			mux.Handle("/", srv.Handler("dtls"))
 			sep, err := bearer.NewEndpoint(dsrv, bearer.WithHandler(mux))
@@ -65,7 +68,10 @@ func TestUpdateDTLS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := client.New("sl-dtls", client.WithLifetime(300))
+			c, err := client.New("sl-dtls", client.WithLifetime(300))
+			if err != nil {
+				t.Fatal(err)
+			}
 			cep, err := bearer.NewEndpoint(conn, bearer.WithHandler(c))
 			if err != nil {
 				t.Fatal(err)

@@ -55,8 +55,11 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 		t.Fatal(err)
 	}
 	// The fleet is on 127.0.0.1: one source for the server's rate limit.
-	srv := server.New(registry.NewMemory(registry.Options{}), server.WithMaxObservations(100000),
+	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithMaxObservations(100000),
 		server.WithLimits(server.Limits{SourceRate: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := bearer.NewServeMux()
 	mux.Handle("/", srv.Handler("udp"))
 	lim := bearer.DefaultLimits(b.Params())
@@ -113,7 +116,10 @@ func newSMSLight(t testing.TB, e *env, name string, i int) *light {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.New(name, client.WithBinding("S"), client.WithSMSNumber(num), client.WithLifetime(3600))
+	c, err := client.New(name, client.WithBinding("S"), client.WithSMSNumber(num), client.WithLifetime(3600))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cep, err := bearer.NewEndpoint(db, bearer.WithHandler(c))
 	if err != nil {
 		t.Fatal(err)
@@ -236,7 +242,10 @@ func newLight(t testing.TB, e *env, name string, o lightOpts) *light {
 	if o.queue {
 		opts = append(opts, client.WithQueueMode())
 	}
-	c := client.New(name, opts...)
+	c, err := client.New(name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	sl := &sleepy{h: c, c: c, sleeps: o.queue, until: time.Now().Add(time.Second)}
 	b, err := udp.Listen("udp", "127.0.0.1:0")
 	if err != nil {

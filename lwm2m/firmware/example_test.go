@@ -40,7 +40,10 @@ func ExampleStore() {
 func gateway(dir string) (*server.Server, *bearer.Endpoint, *firmware.Store, *firmware.Updater) {
 	store, _ := firmware.OpenStore(filepath.Join(dir, "images"))
 	b, _ := udp.Listen("udp", "127.0.0.1:0")
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		panic(err)
+	}
 	mux := bearer.NewServeMux()
 	mux.Handle("/", srv.Handler("udp"))
 	ep, _ := bearer.NewEndpoint(b, bearer.WithHandler(mux))
@@ -56,7 +59,10 @@ func gateway(dir string) (*server.Server, *bearer.Endpoint, *firmware.Store, *fi
 
 // streetlight starts a demo device: our LwM2M client with firmware 1.0.
 func streetlight(name string, gw *bearer.Endpoint) func() {
-	c := client.New(name)
+	c, err := client.New(name)
+	if err != nil {
+		panic(err)
+	}
 	b, _ := udp.Listen("udp", "127.0.0.1:0")
 	ep, _ := bearer.NewEndpoint(b, bearer.WithHandler(c))
 	c.AddDevice(client.Device{Manufacturer: "m2m", Model: "SL", Firmware: "1.0"})

@@ -21,7 +21,9 @@ type Fetcher func(ctx context.Context, info ImageInfo, w io.Writer) error
 // The bytes are checked against the catalog's size and SHA-256 before they
 // are kept (fsync'd, renamed into place); a mismatch is refused with
 // ErrNotLocal. Without it Open fails with ErrNotLocal.
-func WithFetch(f Fetcher) StoreOption { return func(s *Store) { s.fetch = f } }
+func WithFetch(f Fetcher) StoreOption {
+	return func(s *Store) error { s.fetch = f; return nil }
+}
 
 // fetchTimeout bounds one fetch.
 const fetchTimeout = 5 * time.Minute

@@ -25,7 +25,10 @@ func TestQueueWaker(t *testing.T) {
 	e := newEnv(t, nil)
 	ctx := ctxT(t, 20*time.Second)
 	start := func(name string, opts ...client.Option) {
-		c := client.New(name, opts...)
+		c, err := client.New(name, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
 		b, _ := udp.Listen("udp", "127.0.0.1:0")
 		ep, err := bearer.NewEndpoint(b, bearer.WithHandler(c))
 		if err != nil {

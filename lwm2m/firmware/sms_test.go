@@ -49,7 +49,10 @@ func newSMSPushRig(ctx context.Context, t *testing.T) *smsPushRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sep, err := bearer.NewEndpoint(sb, bearer.WithHandler(srv.Handler("sms")))
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +63,10 @@ func newSMSPushRig(ctx context.Context, t *testing.T) *smsPushRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := client.New("sl-sms", client.WithBinding("S"), client.WithSMSNumber(devNum), client.WithLifetime(3600))
+	c, err := client.New("sl-sms", client.WithBinding("S"), client.WithSMSNumber(devNum), client.WithLifetime(3600))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cep, err := bearer.NewEndpoint(db, bearer.WithHandler(c))
 	if err != nil {
 		t.Fatal(err)

@@ -34,23 +34,41 @@ type ImageInfo struct {
 	Created time.Time `json:"created"`
 }
 
-// StoreOption configures a Store.
-type StoreOption func(*Store)
+// StoreOption configures a Store. An option given a value out of its
+// range makes OpenStore fail with an error wrapping ErrInvalid.
+type StoreOption func(*Store) error
 
-// WithMaxBytes bounds the total bytes of stored images (default 1 GiB).
-func WithMaxBytes(n int64) StoreOption { return func(s *Store) { s.maxBytes = n } }
+// atLeast1 is the check of a bound option: n below 1 is refused.
+func atLeast1[T ~int | ~int64](option string, n T) error {
+	if n < 1 {
+		return fmt.Errorf("%w: %s(%d): at least 1", ErrInvalid, option, n)
+	}
+	return nil
+}
 
-// WithMaxImageBytes bounds one image (default: the store's byte bound).
-// Put reads at most this many bytes of an image of unknown size.
-func WithMaxImageBytes(n int64) StoreOption { return func(s *Store) { s.maxImage = n } }
+// WithMaxBytes bounds the total bytes of stored images, at least 1
+// (default 1 GiB).
+func WithMaxBytes(n int64) StoreOption {
+	return func(s *Store) error { s.maxBytes = n; return atLeast1("WithMaxBytes", n) }
+}
 
-// WithMaxImages bounds the number of stored images (default 1000).
-func WithMaxImages(n int) StoreOption { return func(s *Store) { s.maxImages = n } }
+// WithMaxImageBytes bounds one image, from 1 to the store's byte bound
+// (default: that bound). Put reads at most this many bytes of an image of unknown
+// size.
+func WithMaxImageBytes(n int64) StoreOption {
+	return func(s *Store) error { s.maxImage = n; return atLeast1("WithMaxImageBytes", n) }
+}
+
+// WithMaxImages bounds the number of stored images, at least 1 (default
+// 1000).
+func WithMaxImages(n int) StoreOption {
+	return func(s *Store) error { s.maxImages = n; return atLeast1("WithMaxImages", n) }
+}
 
 // WithStoreMetrics sets a hook called with the image count and total
 // bytes after every change.
 func WithStoreMetrics(f func(images int, bytes int64)) StoreOption {
-	return func(s *Store) { s.hook = f }
+	return func(s *Store) error { s.hook = f; return nil }
 }
 
 // Store keeps firmware images as files in a directory: <id>.bin holds the
@@ -79,9 +97,14 @@ type Store struct {
 func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 	s := &Store{dir: dir, maxBytes: 1 << 30, maxImages: 1000, images: map[string]ImageInfo{}}
 	for _, o := range opts {
-		o(s)
+		if err := o(s); err != nil {
+			return nil, fmt.Errorf("firmware: OpenStore: %w", err)
+		}
 	}
-	if s.maxImage <= 0 || s.maxImage > s.maxBytes {
+	if s.maxImage > s.maxBytes {
+		return nil, fmt.Errorf("firmware: OpenStore: %w: WithMaxImageBytes(%d) above the store's %d bytes", ErrInvalid, s.maxImage, s.maxBytes)
+	}
+	if s.maxImage == 0 {
 		s.maxImage = s.maxBytes
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {

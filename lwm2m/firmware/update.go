@@ -39,7 +39,7 @@ type Config struct {
 	Pull PullURIs
 	// Waker wakes queue-mode devices; nil means they are expected awake.
 	Waker Waker
-	// Logger; nil discards.
+	// Logger receives the updater's logs (default: none, a discard logger).
 	Logger *slog.Logger
 	// MaxWaiters bounds the devices being updated at once through this
 	// Updater (default 100,000).

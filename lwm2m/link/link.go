@@ -52,6 +52,8 @@ type Param struct {
 }
 
 // Link is one link-value: a target URI reference and its parameters, in order.
+//
+// The zero Link has an empty target and no parameters.
 type Link struct {
 	Target string
 	Params []Param

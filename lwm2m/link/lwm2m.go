@@ -37,6 +37,8 @@ const (
 
 // Attributes are the LwM2M attributes of a link or a Write-Attributes
 // query. A nil pointer (or empty string) means "not present".
+//
+// The zero Attributes has none present.
 type Attributes struct {
 	Pmin, Pmax   *uint32
 	Gt, Lt, St   *float64
@@ -277,6 +279,8 @@ type ObjectLink struct {
 
 // Registration is the content of a Register/Update payload (LwM2M 1.1 Core
 // §6.2.1, 1.2 §6.2.1).
+//
+// The zero Registration has no links.
 type Registration struct {
 	// RootPath is the alternate path of the link with rt="oma.lwm2m"
 	// ("/" when absent or when it is "</>").

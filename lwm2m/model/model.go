@@ -140,6 +140,8 @@ type Resource struct {
 }
 
 // Object describes an LwM2M object.
+//
+// The zero Object describes nothing: Validate refuses it (no name).
 type Object struct {
 	ID           uint16
 	Name         string

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -45,7 +46,7 @@ type Limits struct {
 // wake-ups of one device are at least MinInterval apart.
 type WakePolicy struct {
 	Timeout    time.Duration // default 2 min
-	Factor     float64       // default 2
+	Factor     float64       // default 2; at least 1
 	MaxTimeout time.Duration // default 30 min
 	// MaxWakes is the number of wake-ups before the requests fail: nil
 	// means DefaultMaxWakes; new(0) means none at all (no wake-up SMS, as
@@ -60,7 +61,10 @@ type WakePolicy struct {
 // DefaultMaxWakes is WakePolicy.MaxWakes when it is nil.
 const DefaultMaxWakes = 4
 
-// Config configures a Manager. Store and Executor are required.
+// Config configures a Manager. Store and Executor are required. A zero
+// limit or duration takes its default; a negative one (or a Wake.Factor
+// between 0 and 1) makes New fail with an error wrapping
+// ErrInvalidConfig.
 type Config struct {
 	Store    Store
 	Executor Executor
@@ -113,38 +117,33 @@ type Config struct {
 	// OnEvent, if set, receives every event synchronously; it must not block.
 	OnEvent func(Event)
 	Metrics Metrics
-	Logger  *slog.Logger
-	Clock   Clock
+	// Logger receives the manager's logs (default: none, a discard logger).
+	Logger *slog.Logger
+	Clock  Clock
 }
 
 func (c *Config) defaults() error {
 	if c.Store == nil || c.Executor == nil {
 		return errors.New("queue: Config.Store and Config.Executor are required")
 	}
-	setD := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
-		}
-	}
-	setI := func(i *int, v int) {
-		if *i <= 0 {
-			*i = v
-		}
-	}
+	// A zero field takes its default; a negative one is refused (it used
+	// to take the default too).
+	var bad []string
+	setD := func(name string, d *time.Duration, v time.Duration) { orDefault(&bad, name, d, v) }
+	setI := func(name string, i *int, v int) { orDefault(&bad, name, i, v) }
 	udp := bearer.UDPParams("udp")
-	setI(&c.Limits.PerDevice, 64)
-	if c.Limits.PerDeviceBytes <= 0 {
-		c.Limits.PerDeviceBytes = 256 << 10
-	}
-	setI(&c.Limits.Total, 1_000_000)
-	if c.Limits.TotalBytes <= 0 {
-		c.Limits.TotalBytes = 512 << 20
-	}
-	setD(&c.Wake.Timeout, 2*time.Minute)
-	if c.Wake.Factor < 1 {
+	setI("Limits.PerDevice", &c.Limits.PerDevice, 64)
+	orDefault(&bad, "Limits.PerDeviceBytes", &c.Limits.PerDeviceBytes, 256<<10)
+	setI("Limits.Total", &c.Limits.Total, 1_000_000)
+	orDefault(&bad, "Limits.TotalBytes", &c.Limits.TotalBytes, 512<<20)
+	setD("Wake.Timeout", &c.Wake.Timeout, 2*time.Minute)
+	switch {
+	case c.Wake.Factor == 0:
 		c.Wake.Factor = 2
+	case c.Wake.Factor < 1:
+		bad = append(bad, fmt.Sprintf("Wake.Factor %v is below 1", c.Wake.Factor))
 	}
-	setD(&c.Wake.MaxTimeout, 30*time.Minute)
+	setD("Wake.MaxTimeout", &c.Wake.MaxTimeout, 30*time.Minute)
 	switch {
 	case c.Wake.MaxWakes == nil:
 		c.Wake.MaxWakes = new(DefaultMaxWakes)
@@ -156,18 +155,21 @@ func (c *Config) defaults() error {
 	if *c.Wake.MaxWakes == 0 {
 		c.Waker = nil // no wake-up at all
 	}
-	setD(&c.Wake.MinInterval, 30*time.Second)
-	setD(&c.Wake.CallTimeout, 30*time.Second)
-	setD(&c.DefaultExpiry, 24*time.Hour)
-	setD(&c.DefaultWindow, udp.MaxTransmitWait())
-	setD(&c.MinWindow, time.Second)
-	setD(&c.DedupWindow, udp.ExchangeLifetime())
-	setI(&c.Concurrency, 16)
-	setD(&c.ExecTimeout, 5*time.Minute)
-	setD(&c.LeaseRetry, time.Second)
-	setD(&c.Retention, 24*time.Hour)
-	setI(&c.MaxResults, 100_000)
-	setI(&c.MaxDevices, 1_000_000)
+	setD("Wake.MinInterval", &c.Wake.MinInterval, 30*time.Second)
+	setD("Wake.CallTimeout", &c.Wake.CallTimeout, 30*time.Second)
+	setD("DefaultExpiry", &c.DefaultExpiry, 24*time.Hour)
+	setD("DefaultWindow", &c.DefaultWindow, udp.MaxTransmitWait())
+	setD("MinWindow", &c.MinWindow, time.Second)
+	setD("DedupWindow", &c.DedupWindow, udp.ExchangeLifetime())
+	setI("Concurrency", &c.Concurrency, 16)
+	setD("ExecTimeout", &c.ExecTimeout, 5*time.Minute)
+	setD("LeaseRetry", &c.LeaseRetry, time.Second)
+	setD("Retention", &c.Retention, 24*time.Hour)
+	setI("MaxResults", &c.MaxResults, 100_000)
+	setI("MaxDevices", &c.MaxDevices, 1_000_000)
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(bad, "; "))
+	}
 	if c.Metrics == nil {
 		c.Metrics = nopMetrics{}
 	}
@@ -178,6 +180,16 @@ func (c *Config) defaults() error {
 		c.Clock = realClock{}
 	}
 	return nil
+}
+
+// orDefault sets *p to def when it is 0 and adds a negative *p to bad.
+func orDefault[T ~int | ~int64](bad *[]string, name string, p *T, def T) {
+	switch {
+	case *p < 0:
+		*bad = append(*bad, fmt.Sprintf("%s %v is negative", name, *p))
+	case *p == 0:
+		*p = def
+	}
 }
 
 // DeviceConfig is the queue-mode configuration of one device.

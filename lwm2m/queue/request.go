@@ -137,6 +137,8 @@ type Request struct {
 // re-send of the same attempt is a CoAP duplicate the device's message
 // layer answers from its cache without running the operation again (RFC
 // 7252 §4.5).
+//
+// The zero Attempt maps to message ID 0 and an all-zero token.
 type Attempt struct {
 	// ID is the request id.
 	ID uint64
@@ -177,6 +179,9 @@ type Result struct {
 
 // Record is a request as the Store keeps it: the request, its state, its
 // result and the bookkeeping of the drain.
+//
+// The zero Record is request 0 of no device, in no valid state
+// (State 0), with no result.
 type Record struct {
 	Request
 	State State

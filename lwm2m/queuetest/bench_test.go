@@ -124,7 +124,10 @@ func BenchmarkMemoryPerSleepingDevice(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
 		store := registry.NewMemory(registry.Options{})
-		srv := server.New(store, server.WithLogger(quiet()))
+		srv, err := server.New(store, server.WithLogger(quiet()))
+		if err != nil {
+			b.Fatal(err)
+		}
 		ctx := context.Background()
 		for d := range n {
 			r := &registry.Registration{Endpoint: fmt.Sprintf("light-%05d", d), Lifetime: 86400, Version: registry.V1_0,
@@ -137,7 +140,7 @@ func BenchmarkMemoryPerSleepingDevice(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		q, err := srv.EnableQueue(server.QueueConfig{Store: queue.NewMemStore(), Limits: queue.Limits{Total: 2 * n}})
+		q, err := srv.EnableQueue(server.QueueConfig{Config: queue.Config{Store: queue.NewMemStore(), Limits: queue.Limits{Total: 2 * n}}})
 		if err != nil {
 			b.Fatal(err)
 		}

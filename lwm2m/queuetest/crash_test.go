@@ -151,11 +151,17 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := pool.Add(m); err != nil {
 		t.Fatal(err)
 	}
-	link := modemlink.New(pool, 0)
+	link, err := modemlink.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := smsParams()
 	smsB, err := sms.New(link, sms.Config{StateDir: filepath.Join(dir, "sms"), Params: &p, Logger: quiet(),
 		Worker: outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond}})
@@ -170,7 +176,10 @@ func TestCrashChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(reg, server.WithLogger(quiet()))
+	srv, err := server.New(reg, server.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	uc, err := udp.Listen("udp", os.Getenv("QUEUETEST_UDP"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,10 +199,10 @@ func TestCrashChild(t *testing.T) {
 	device := func(r *registry.Registration) server.DeviceSettings {
 		return server.DeviceSettings{MSISDN: "+4917400000" + strings.TrimPrefix(r.Endpoint, "crash-")}
 	}
-	qc := server.QueueConfig{Store: qs, Peers: smsB, PeerSecurity: sms.ModeNoSec, Device: device,
-		Window: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
+	qc := server.QueueConfig{Config: queue.Config{Store: qs,
+		DefaultWindow: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
 		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: new(8), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
-		Concurrency: crashDevices}
+		Concurrency: crashDevices}, Peers: smsB, PeerSecurity: sms.ModeNoSec, Device: device}
 	if phase == "drain" {
 		qc.Waker = queue.NewSMSWaker(smsB, smsB)
 	}

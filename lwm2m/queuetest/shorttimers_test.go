@@ -59,7 +59,11 @@ type shortTimerConfig struct {
 func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTimerWorld {
 	t.Helper()
 	w := &shortTimerWorld{clk: sc.clock, woke: make(chan time.Time, 16), slept: make(chan struct{}, 16)}
-	w.srv = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	var err error
+	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	uc, err := udp.Listen("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -71,13 +75,16 @@ func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTi
 	w.srv.Attach("udp", ep)
 	// Window 0: the server's only guess is MAX_TRANSMIT_WAIT of its
 	// bearer (93 s), far longer than the device listens.
-	w.q, err = w.srv.EnableQueue(server.QueueConfig{Store: queue.NewMemStore(), Clock: sc.clock, ExecTimeout: 30 * time.Second})
+	w.q, err = w.srv.EnableQueue(server.QueueConfig{Config: queue.Config{Store: queue.NewMemStore(), Clock: sc.clock, ExecTimeout: 30 * time.Second}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.q.Close(); w.srv.Close(); ep.Close() })
 
-	w.light = client.New(name, client.WithVersion("1.1"), client.WithQueueMode(), client.WithLogger(quiet()), client.WithLifetime(3600))
+	w.light, err = client.New(name, client.WithVersion("1.1"), client.WithQueueMode(), client.WithLogger(quiet()), client.WithLifetime(3600))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.light.AddDevice(client.Device{Manufacturer: "ACME", Model: "short-timers"}); err != nil {
 		t.Fatal(err)
 	}

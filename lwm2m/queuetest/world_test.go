@@ -70,11 +70,17 @@ func openSide(t testing.TB, n *sim.Network, own string, peers map[string]sms.Pee
 	if err != nil {
 		t.Fatalf("open modem %s on %s: %v", own, pty, err)
 	}
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := pool.Add(m); err != nil {
 		t.Fatal(err)
 	}
-	link := modemlink.New(pool, 0)
+	link, err := modemlink.New(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := smsParams()
 	b, err := sms.New(link, sms.Config{StateDir: t.TempDir(), Peers: peers, Params: &p,
 		Worker: outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 10 * time.Millisecond, BackoffMax: 100 * time.Millisecond},
@@ -124,7 +130,11 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	}
 	side := openSide(t, n, serverNum, peers)
 	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
-	w.srv = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	var err error
+	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	uc, err := udp.Listen("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -148,15 +158,18 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	waker := queue.NewSMSWaker(side.b, side.b)
 	waker.Endpoint = w.smsEP // the device's answer, if any, is matched, never reset
 	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
-		Store: store, Waker: waker, Peers: side.b, PeerSecurity: sms.ModeNoSec,
-		Device: w.device, Window: wc.window, ExecTimeout: wc.window + 3*time.Second,
-		Wake: wc.wake, DefaultExpiry: wc.expiry,
-		OnEvent: func(ev queue.Event) {
-			select {
-			case w.events <- ev:
-			default:
-			}
+		Config: queue.Config{
+			Store: store, Waker: waker,
+			DefaultWindow: wc.window, ExecTimeout: wc.window + 3*time.Second,
+			Wake: wc.wake, DefaultExpiry: wc.expiry,
+			OnEvent: func(ev queue.Event) {
+				select {
+				case w.events <- ev:
+				default:
+				}
+			},
 		},
+		Peers: side.b, PeerSecurity: sms.ModeNoSec, Device: w.device,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +265,10 @@ func (w *world) newLight(lc lightConfig) *light {
 	if lc.queue {
 		opts = append(opts, client.WithQueueMode())
 	}
-	c := client.New(lc.name, opts...)
+	c, err := client.New(lc.name, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := c.AddDevice(client.Device{Manufacturer: "ACME Lighting", Model: "SL-" + lc.version, Binding: lc.binding}); err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +281,6 @@ func (w *world) newLight(lc lightConfig) *light {
 		}
 	}
 	l := &light{c: c, count: &counter{h: c, n: map[string]int{}}, number: lc.number, smsB: side.b, states: make(chan bool, 64)}
-	var err error
 	if l.smsEP, err = bearer.NewEndpoint(side.b, bearer.WithHandler(l.count), bearer.WithLogger(quiet())); err != nil {
 		t.Fatal(err)
 	}

@@ -49,7 +49,8 @@ type BoltOptions struct {
 	Options
 	// AddrDecoder rebuilds non-UDP addresses at load; nil keeps StoredAddr.
 	AddrDecoder AddrDecoder
-	// Logger receives a line per corrupt record skipped at load.
+	// Logger receives a line per corrupt record skipped at load
+	// (default: none, a discard logger).
 	Logger *slog.Logger
 }
 

@@ -22,6 +22,8 @@ const (
 
 // StoredAddr is a non-UDP peer address restored from a durable store when
 // no AddrDecoder was configured: it keeps the network and string forms.
+//
+// The zero StoredAddr has empty network and string forms.
 type StoredAddr struct{ Net, Addr string }
 
 // Network implements net.Addr.

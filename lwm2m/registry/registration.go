@@ -136,6 +136,8 @@ const NoInstance = 0xFFFF
 // ObjectLink is one entry of the client's object list: "</o>" or "</o/i>",
 // with the object version of a "ver" attribute (0 when absent, meaning the
 // version the client's LwM2M version implies). It is 8 bytes.
+//
+// The zero ObjectLink is "</0/0>" with no version.
 type ObjectLink struct {
 	Object   uint16
 	Instance uint16 // NoInstance for an object link without instance
@@ -170,6 +172,9 @@ func (l ObjectLink) String() string {
 // Registration is one registered LwM2M client. The store treats a
 // Registration as immutable once added: Update produces a new value, so a
 // Registration obtained from a store can be read without locks.
+//
+// The zero Registration names no endpoint, peer or object, and expired at
+// the Unix epoch (ExpiresAt).
 type Registration struct {
 	// ID is the registration's location, "/rd/<ID in base 36>" (Location).
 	ID uint64

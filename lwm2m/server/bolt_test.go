@@ -22,7 +22,11 @@ func TestBoltRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return New(st), st
+		srv, err := New(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, st
 	}
 	srv, st := open()
 	w := &recorder{}

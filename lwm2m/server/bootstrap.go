@@ -100,39 +100,55 @@ type BootstrapServer struct {
 	stop      chan struct{}
 }
 
-// BootstrapOption configures NewBootstrapServer.
-type BootstrapOption func(*BootstrapServer)
+// BootstrapOption configures NewBootstrapServer. An option given a value
+// out of its range makes NewBootstrapServer fail with an error wrapping
+// ErrInvalidOption.
+type BootstrapOption func(*BootstrapServer) error
 
 // WithBootstrapDone sets a callback run when a bootstrap session ends
 // (err nil after a successful Bootstrap-Finish).
 func WithBootstrapDone(f func(ep string, err error)) BootstrapOption {
-	return func(b *BootstrapServer) { b.done = f }
+	return func(b *BootstrapServer) error { b.done = f; return nil }
 }
 
-// WithBootstrapLogger sets the logger.
+// WithBootstrapLogger sets the logger (default: none, a discard logger).
 func WithBootstrapLogger(l *slog.Logger) BootstrapOption {
-	return func(b *BootstrapServer) { b.log = l }
+	return func(b *BootstrapServer) error { b.log = l; return nil }
 }
 
-// WithBootstrapLimits bounds concurrent sessions (default 1024) and the
-// duration of one session (default 5 min).
+// WithBootstrapLimits bounds concurrent sessions, at least 1 (default
+// 1024), and the duration of one session, above 0 (default 5 min).
 func WithBootstrapLimits(sessions int, timeout time.Duration) BootstrapOption {
-	return func(b *BootstrapServer) { b.max, b.timeout = sessions, timeout }
+	return func(b *BootstrapServer) error {
+		if sessions < 1 || timeout <= 0 {
+			return fmt.Errorf("%w: WithBootstrapLimits(%d, %v): at least 1 session and a positive timeout",
+				ErrInvalidOption, sessions, timeout)
+		}
+		b.max, b.timeout = sessions, timeout
+		return nil
+	}
 }
 
 // NewBootstrapServer returns a bootstrap server; lookup returns the
 // configuration of an endpoint name presented with a security identity
 // (false refuses the client: Bootstrap-Request gets 4.00 Bad Request).
-func NewBootstrapServer(lookup func(ep string, id bearer.Identity) (*BootstrapConfig, bool), opts ...BootstrapOption) *BootstrapServer {
+// It fails on a nil lookup or an option out of its range
+// (ErrInvalidOption).
+func NewBootstrapServer(lookup func(ep string, id bearer.Identity) (*BootstrapConfig, bool), opts ...BootstrapOption) (*BootstrapServer, error) {
+	if lookup == nil {
+		return nil, fmt.Errorf("lwm2m bootstrap: %w: nil lookup", ErrInvalidOption)
+	}
 	b := &BootstrapServer{lookup: lookup, endpoints: map[string]*bearer.Endpoint{}, sessions: map[string]bool{},
 		max: 1024, timeout: 5 * time.Minute, stop: make(chan struct{})}
 	for _, o := range opts {
-		o(b)
+		if err := o(b); err != nil {
+			return nil, fmt.Errorf("lwm2m bootstrap: %w", err)
+		}
 	}
 	if b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	return b
+	return b, nil
 }
 
 // Attach sets the Endpoint used to reach clients on a transport.

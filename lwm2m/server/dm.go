@@ -62,6 +62,8 @@ func Code(err error) codes.Code {
 }
 
 // Content is an LwM2M payload with its content format.
+//
+// The zero Content is an empty text/plain payload.
 type Content struct {
 	Format  message.MediaType
 	Payload []byte

@@ -52,6 +52,9 @@ type Event struct {
 }
 
 // Notification is an observe notification from a device.
+//
+// The zero Notification carries an empty text/plain payload for the root
+// path, which Values refuses.
 type Notification struct {
 	Endpoint string
 	Paths    []path.Path // the observed path(s)

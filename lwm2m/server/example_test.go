@@ -18,7 +18,11 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer srv.Close()
 	ep, err := bearer.NewEndpoint(conn, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {

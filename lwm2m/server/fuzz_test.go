@@ -30,7 +30,10 @@ func FuzzRegistrationInterface(f *testing.F) {
 	}
 	// One peer at fuzzing speed: the source rate would answer 4.29 to
 	// nearly everything and hide the parsers from the fuzzer.
-	srv := New(registry.NewMemory(registry.Options{MaxRegistrations: 64}), WithLimits(Limits{SourceRate: -1}))
+	srv, err := New(registry.NewMemory(registry.Options{MaxRegistrations: 64}), WithLimits(Limits{SourceRate: -1}))
+	if err != nil {
+		f.Fatal(err)
+	}
 	defer srv.Close()
 	h := srv.Handler("udp")
 	peer := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 5683}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -65,7 +66,13 @@ func (t *lastValues) init(maxDev, maxPer int) {
 // DefaultLastValueDevices devices, DefaultLastValuesPerDevice paths a
 // device); 0 devices turns it off.
 func WithLastValues(devices, perDevice int) Option {
-	return func(c *config) { c.lastDevices, c.lastPerDevice = devices, perDevice }
+	return func(c *config) error {
+		if devices < 0 || perDevice < 0 {
+			return fmt.Errorf("%w: WithLastValues(%d, %d): negative", ErrInvalidOption, devices, perDevice)
+		}
+		c.lastDevices, c.lastPerDevice = devices, perDevice
+		return nil
+	}
 }
 
 func clip(v content.Value) (content.Value, int) {

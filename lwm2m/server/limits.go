@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"math"
 	"net"
 	"time"
@@ -52,13 +53,21 @@ type Limits struct {
 
 // WithLimits sets the limits on what clients may register (default: the
 // zero Limits, i.e. the Default* constants).
-func WithLimits(l Limits) Option { return func(c *config) { c.limits = l } }
+func WithLimits(l Limits) Option {
+	return func(c *config) error {
+		if l.SourceBurst < 0 || l.MaxSources < 0 {
+			return fmt.Errorf("%w: negative SourceBurst or MaxSources in %+v", ErrInvalidOption, l)
+		}
+		c.limits = l
+		return nil
+	}
+}
 
 // WithLifetimeBounds refuses Register/Update lifetimes outside [min, max]
 // seconds with 4.00 (a 0 takes the default of Limits). It sets the
 // lifetime fields of the limits and keeps the others.
 func WithLifetimeBounds(min, max uint32) Option {
-	return func(c *config) { c.limits.MinLifetime, c.limits.MaxLifetime = min, max }
+	return func(c *config) error { c.limits.MinLifetime, c.limits.MaxLifetime = min, max; return nil }
 }
 
 func (l Limits) withDefaults() Limits {

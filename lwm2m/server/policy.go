@@ -213,7 +213,7 @@ func (r NoSecRule) String() string {
 // identity (default NoSecAll(), the library's historical default; a
 // deployment on an open network sets NoSecNone() or a list of names).
 // A name with a Binding needs its Binding's NoSec as well.
-func WithNoSecRule(r NoSecRule) Option { return func(c *config) { c.nosec = r } }
+func WithNoSecRule(r NoSecRule) Option { return func(c *config) error { c.nosec = r; return nil } }
 
 // policy is the server's registration security policy (see the comment at
 // the top of this file).

@@ -82,7 +82,10 @@ func policyFixture(t testing.TB, nosec NoSecRule, opts ...Option) *Server {
 			t.Fatal(err)
 		}
 	}
-	srv := New(registry.NewMemory(registry.Options{}), append([]Option{WithSecurity(sec), WithNoSecRule(nosec)}, opts...)...)
+	srv, err := New(registry.NewMemory(registry.Options{}), append([]Option{WithSecurity(sec), WithNoSecRule(nosec)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { srv.Close() })
 	return srv
 }
@@ -228,8 +231,11 @@ func TestRegistrationFlood(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	srv := New(registry.NewMemory(registry.Options{}), WithClock(clock),
+	srv, err := New(registry.NewMemory(registry.Options{}), WithClock(clock),
 		WithLimits(Limits{SourceRate: 10, SourceBurst: 20, MaxSources: 8}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	a := udpPeer(1)
 	created := 0
@@ -320,7 +326,10 @@ func TestRegistrationLimits(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			srv := New(store, tc.opts...)
+			srv, err := New(store, tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer srv.Close()
 			req := bearer.NewRequest(codes.POST, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9}, "/rd")
 			for _, kv := range strings.Split(tc.query, "&") {
@@ -360,8 +369,11 @@ func TestRegistrationLimits(t *testing.T) {
 func TestRefusalLogBounded(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex
-	srv := New(registry.NewMemory(registry.Options{}), WithNoSec(false),
+	srv, err := New(registry.NewMemory(registry.Options{}), WithNoSec(false),
 		WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))), WithLimits(Limits{SourceRate: -1}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	for i := range 10000 {
 		w := registerQ(srv, udpPeer(i%60000+1), "ep=x&b=U")
@@ -436,7 +448,10 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 	})
 	t.Run("library NoSec default is allow, documented", func(t *testing.T) {
-		srv := New(registry.NewMemory(registry.Options{}))
+		srv, err := New(registry.NewMemory(registry.Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer srv.Close()
 		if !srv.policy.nosec.Allows("any") {
 			t.Fatal("default changed: update WithNoSecRule's documentation and SECURITY.md")
@@ -457,10 +472,13 @@ func TestSecurityDefaults(t *testing.T) {
 	t.Run("QueueConfig zero PeerSecurity is DTLS", func(t *testing.T) {
 		sec := NewStaticSecurity(0)
 		sec.Set("q", Binding{MSISDN: "+491720000001", NoSec: true})
-		srv := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+		srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore(), Peers: peers})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,10 +492,13 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 	})
 	t.Run("sms= of a registration never becomes an SMS peer", func(t *testing.T) {
-		srv := New(registry.NewMemory(registry.Options{}))
+		srv, err := New(registry.NewMemory(registry.Options{}))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore(), Peers: peers, PeerSecurity: sms.ModeNoSec})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers, PeerSecurity: sms.ModeNoSec})
 		if err != nil {
 			t.Fatal(err)
 		}

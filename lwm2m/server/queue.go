@@ -38,14 +38,19 @@ import (
 // CoAP token of its queue.Attempt, so a re-send of the same attempt is a
 // duplicate the device's message layer answers from its cache.
 
-// QueueConfig configures queue mode on a Server.
+// QueueConfig configures queue mode on a Server: the queue.Manager's
+// Config, embedded, and what the Server adds around it.
 type QueueConfig struct {
-	// Store keeps the queued requests (queue.BoltStore for durability).
-	// Required.
-	Store queue.Store
-	// Waker sends SMS wake-ups (queue.NewSMSWaker over the SMS bearer);
-	// nil disables them.
-	Waker queue.Waker
+	// Config configures the queue.Manager; Config.Store is required
+	// (queue.BoltStore for durability) and Config.Waker sends the SMS
+	// wake-ups (queue.NewSMSWaker over the SMS bearer; nil disables
+	// them). EnableQueue sets Config.Executor to the Server (it must be
+	// left nil) and, when Config.Logger is nil, gives the Manager the
+	// Server's logger. Config.DefaultWindow is the awake window after the
+	// device sent anything; 0 uses MAX_TRANSMIT_WAIT of the bearer it used.
+	// Config.ExecTimeout bounds one attempt (default: DefaultWindow, or
+	// 30 s).
+	queue.Config
 	// Peers, if set (an *sms.Bearer), learns the configured SMS number
 	// (DeviceSettings.MSISDN or the endpoint's Binding) of a device that
 	// registered over another transport, so the SMS bearer accepts its
@@ -65,27 +70,6 @@ type QueueConfig struct {
 	// whose resource 0 is this value) for the Trigger read and /1/x/8; 0
 	// takes the first instance.
 	ShortServerID uint16
-	// Window is the awake window after the device sent anything; 0 uses
-	// MAX_TRANSMIT_WAIT of the bearer it used.
-	Window time.Duration
-	// ExecTimeout bounds one attempt (default: Window, or 30 s).
-	ExecTimeout time.Duration
-
-	// Passed to queue.Config.
-	Limits        queue.Limits
-	Wake          queue.WakePolicy
-	DefaultExpiry time.Duration
-	DedupWindow   time.Duration
-	Concurrency   int
-	Retention     time.Duration
-	MaxResults    int
-	MaxDevices    int
-	OnEvent       func(queue.Event)
-	Metrics       queue.Metrics
-	Clock         queue.Clock
-	// Holds is queue.Config.Holds: on a queue Store shared by several
-	// nodes, whether this node wakes the device (nil: always).
-	Holds func(ep string) bool
 	// Triggers, when set, keeps what the server learned of each device's
 	// /1/x/21 Trigger where every node (and the next start) finds it;
 	// without it that is known only to the node that read it, until the
@@ -118,7 +102,7 @@ type DeviceSettings struct {
 	// TransportArg is the /1/x/8 Execute argument ("U": send the Update
 	// over UDP), LwM2M 1.1+.
 	TransportArg string
-	// Window overrides QueueConfig.Window.
+	// Window overrides QueueConfig's Config.DefaultWindow.
 	Window time.Duration
 	// NoWake disables SMS wake-ups of the device.
 	NoWake bool
@@ -221,22 +205,24 @@ func (s *Server) EnableQueue(cfg QueueConfig) (*Queue, error) {
 	if cfg.Store == nil {
 		return nil, fmt.Errorf("lwm2m server: queue mode needs a Store")
 	}
+	if cfg.Executor != nil {
+		return nil, fmt.Errorf("lwm2m server: QueueConfig's Executor is the Server: leave it nil")
+	}
 	q := &Queue{s: s, cfg: cfg, triggers: map[string]triggerInfo{}, inflight: map[string]inflight{}}
 	q.ctx, q.cancel = context.WithCancel(context.Background())
 	exec := cfg.ExecTimeout
 	if exec == 0 {
-		exec = cfg.Window
+		exec = cfg.DefaultWindow
 	}
 	if exec == 0 {
 		exec = 30 * time.Second
 	}
-	m, err := queue.New(queue.Config{
-		Store: cfg.Store, Executor: q, Waker: cfg.Waker, Limits: cfg.Limits, Wake: cfg.Wake,
-		DefaultExpiry: cfg.DefaultExpiry, DefaultWindow: cfg.Window, DedupWindow: cfg.DedupWindow,
-		Concurrency: cfg.Concurrency, ExecTimeout: exec, Retention: cfg.Retention, MaxResults: cfg.MaxResults,
-		MaxDevices: cfg.MaxDevices, OnEvent: cfg.OnEvent, Metrics: cfg.Metrics, Clock: cfg.Clock,
-		Holds: cfg.Holds, Logger: s.log.With("component", "queue"),
-	})
+	qc := cfg.Config
+	qc.Executor, qc.ExecTimeout = q, exec
+	if qc.Logger == nil {
+		qc.Logger = s.log.With("component", "queue")
+	}
+	m, err := queue.New(qc)
 	if err != nil {
 		q.cancel()
 		return nil, err
@@ -561,7 +547,7 @@ func (q *Queue) unreachable(transport string, peer net.Addr) {
 
 // markSeen tells the Manager the device is awake, with its window.
 func (q *Queue) markSeen(reg *registry.Registration, transport string) {
-	w := q.cfg.Window
+	w := q.cfg.DefaultWindow
 	if q.cfg.Device != nil {
 		if d := q.cfg.Device(reg); d.Window > 0 {
 			w = d.Window

@@ -16,7 +16,11 @@ import (
 // gets a queued Read; without a Waker it waits for the light to show up.
 func ExampleServer_EnableQueue() {
 	store := registry.NewMemory(registry.Options{})
-	srv := server.New(store)
+	srv, err := server.New(store)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer srv.Close()
 	light := &registry.Registration{Endpoint: "light-7", Lifetime: 86400, Version: registry.V1_0,
 		Binding: registry.BindingU | registry.BindingS, Queue: true, SMS: "491710000007",
@@ -24,7 +28,7 @@ func ExampleServer_EnableQueue() {
 	light.SetTransport("udp")
 	store.Add(context.Background(), light)
 
-	q, err := srv.EnableQueue(server.QueueConfig{Store: queue.NewMemStore()})
+	q, err := srv.EnableQueue(server.QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -32,7 +32,10 @@ func TestWakeTarget(t *testing.T) {
 	if err := sec.Set("bound", Binding{MSISDN: "+491710000009", NoSec: true}); err != nil {
 		t.Fatal(err)
 	}
-	srv := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+	srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	q := &Queue{s: srv}
 	for _, tc := range []struct {
@@ -172,18 +175,21 @@ func FuzzResultResponse(f *testing.F) {
 // and the request stays queued until cancelled.
 func TestQueuedErrorKeepsRequest(t *testing.T) {
 	store := registry.NewMemory(registry.Options{})
-	srv := New(store)
+	srv, err := New(store)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	srv.Attach("udp", nil)
 	if _, err := store.Add(context.Background(), queueReg("sleepy", registry.V1_1, registry.BindingU, true, "")); err != nil {
 		t.Fatal(err)
 	}
-	q, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore()})
+	q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	if _, err := srv.EnableQueue(QueueConfig{Store: queue.NewMemStore()}); err == nil {
+	if _, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}}); err == nil {
 		t.Fatal("second EnableQueue accepted")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)

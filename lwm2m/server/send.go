@@ -15,6 +15,8 @@ import (
 
 // SendEvent is data a client sent with the LwM2M 1.1 Send operation
 // (Core 1.1 §6.4.5: POST /dp with a SenML or LwM2M CBOR payload).
+//
+// The zero SendEvent carries an empty payload, which Records refuses.
 type SendEvent struct {
 	Endpoint     string
 	Registration *registry.Registration

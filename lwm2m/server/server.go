@@ -50,8 +50,9 @@ type Server struct {
 	refusedLog, refusedAuthLog logthrottle.Limiter
 }
 
-// Option configures a Server.
-type Option func(*config)
+// Option configures a Server. An option given a value out of its range
+// makes New fail with an error wrapping ErrInvalidOption.
+type Option func(*config) error
 
 type config struct {
 	logger        *slog.Logger
@@ -77,37 +78,42 @@ type config struct {
 // sharing one registry.Store (redisstore): every Register and Update it
 // accepts records the name (registry.Registration.Node), so the others
 // know which node holds the client's session. Default "" (one node).
-func WithNode(name string) Option { return func(c *config) { c.node = name } }
+func WithNode(name string) Option { return func(c *config) error { c.node = name; return nil } }
 
 // WithStrictBinding refuses (true) or accepts (false, the default) a
 // LwM2M 1.1 or 1.2 Register or Update whose "b" carries the 1.0 queue
 // letter ("b=UQS", "b=UQ"): accepted, the Q is read as queue mode and
 // counted in Stats.LenientBinding; refused, the client gets 4.00.
-func WithStrictBinding(strict bool) Option { return func(c *config) { c.strictBinding = strict } }
+func WithStrictBinding(strict bool) Option {
+	return func(c *config) error { c.strictBinding = strict; return nil }
+}
 
 func (s *Server) parseOptions() registry.ParseOptions {
 	return registry.ParseOptions{LenientBinding: !s.cfg.strictBinding}
 }
 
-// WithLogger sets the logger (default: discard).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+// WithLogger sets the logger (default: none, a discard logger).
+func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.logger = l; return nil } }
 
 // WithSecurity sets the endpoint bindings checked on Register, Update and
 // De-register (default: none configured). An IdentityBinding that is also a
 // Bindings (StaticSecurity) binds SMS numbers too; see policy.go for the
 // rules.
-func WithSecurity(s IdentityBinding) Option { return func(c *config) { c.security = s } }
+func WithSecurity(s IdentityBinding) Option {
+	return func(c *config) error { c.security = s; return nil }
+}
 
 // WithNoSec allows (true, the default) or refuses every client that is
 // not authenticated by a security layer: WithNoSecRule(NoSecAll()) or
 // WithNoSecRule(NoSecNone()). Even when allowed, an endpoint with a
 // Binding registers only through it.
 func WithNoSec(allow bool) Option {
-	return func(c *config) {
+	return func(c *config) error {
 		c.nosec = NoSecNone()
 		if allow {
 			c.nosec = NoSecAll()
 		}
+		return nil
 	}
 }
 
@@ -116,7 +122,7 @@ func WithNoSec(allow bool) Option {
 // be omitted when the server can derive it from the security layer). The
 // default uses the PSK identity, or the IdentityBinding.
 func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option {
-	return func(c *config) { c.nameFromID = f }
+	return func(c *config) error { c.nameFromID = f; return nil }
 }
 
 // PeerCheck decides whether a client at peer, reached over transport
@@ -133,29 +139,57 @@ type PeerCheck func(ep, transport string, peer net.Addr, id bearer.Identity) err
 
 // WithPeerCheck sets a PeerCheck run on Register (after the IdentityBinding
 // rules), Update and De-register (default: none).
-func WithPeerCheck(f PeerCheck) Option { return func(c *config) { c.peerCheck = f } }
+func WithPeerCheck(f PeerCheck) Option { return func(c *config) error { c.peerCheck = f; return nil } }
 
 // WithClock sets the time source (tests).
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		c.now = now
+		return nil
+	}
+}
 
 // WithSendHandler sets the callback for data sent by clients with the 1.1
 // Send operation (POST /dp); it runs after the 2.04 answer, one call at a
 // time. Send data also goes to event subscribers.
-func WithSendHandler(f func(SendEvent)) Option { return func(c *config) { c.sendHandler = f } }
+func WithSendHandler(f func(SendEvent)) Option {
+	return func(c *config) error { c.sendHandler = f; return nil }
+}
 
 // WithMaxObservations bounds the observations the server keeps (default
 // 100,000).
-func WithMaxObservations(n int) Option { return func(c *config) { c.maxObserve = n } }
+func WithMaxObservations(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return fmt.Errorf("%w: WithMaxObservations(%d) is negative", ErrInvalidOption, n)
+		}
+		c.maxObserve = n
+		return nil
+	}
+}
 
 // New returns a Server keeping registrations in store and starts its expiry
-// loop (stopped by Close).
-func New(store registry.Store, opts ...Option) *Server {
+// loop (stopped by Close). It fails, starting nothing, on a nil store or an
+// option out of its range (ErrInvalidOption).
+func New(store registry.Store, opts ...Option) (*Server, error) {
+	if store == nil {
+		return nil, fmt.Errorf("lwm2m server: New: %w: nil store", ErrInvalidOption)
+	}
 	c := config{nosec: NoSecAll(), now: time.Now, expiryBatch: 1024, maxObserve: 100_000,
 		lastDevices: DefaultLastValueDevices, lastPerDevice: DefaultLastValuesPerDevice}
 	for _, o := range opts {
-		o(&c)
+		if err := o(&c); err != nil {
+			return nil, fmt.Errorf("lwm2m server: New: %w", err)
+		}
 	}
 	c.limits = c.limits.withDefaults()
+	if c.limits.MinLifetime > c.limits.MaxLifetime {
+		return nil, fmt.Errorf("lwm2m server: New: %w: lifetime bounds [%d, %d] are empty",
+			ErrInvalidOption, c.limits.MinLifetime, c.limits.MaxLifetime)
+	}
 	if c.logger == nil {
 		c.logger = slog.New(slog.DiscardHandler)
 	}
@@ -177,7 +211,7 @@ func New(store registry.Store, opts ...Option) *Server {
 	s.last.init(c.lastDevices, c.lastPerDevice)
 	store.Range(func(r *registry.Registration) bool { s.addrs.set(r); return true })
 	go s.expiryLoop()
-	return s
+	return s, nil
 }
 
 // Store returns the registration store.
@@ -325,6 +359,11 @@ var errClosed = errors.New("lwm2m server: closed")
 
 // ErrNotCreated is returned by the calls of a zero Server: use New.
 var ErrNotCreated = errors.New("lwm2m server: zero Server, not created by New")
+
+// ErrInvalidOption is wrapped by New's error for an option given a value
+// out of its range (a negative limit, WithClock(nil), empty lifetime
+// bounds).
+var ErrInvalidOption = errors.New("lwm2m server: invalid option")
 
 func (s *Server) checkOpen() error {
 	if s.store == nil {

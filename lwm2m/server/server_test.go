@@ -34,7 +34,10 @@ func newFixture(t *testing.T, opts ...Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := New(registry.NewMemory(registry.Options{}), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep, err := bearer.NewEndpoint(conn, bearer.WithHandler(srv.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)
@@ -340,7 +343,10 @@ func TestSecurityOverRegistration(t *testing.T) {
 	sec := NewStaticSecurity(0)
 	idA := bearer.Identity{Mode: "psk", PSKIdentity: []byte("id-a")}
 	sec.Bind("dev-a", idA)
-	srv := New(registry.NewMemory(registry.Options{}), WithSecurity(sec), WithNoSec(false))
+	srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec), WithNoSec(false))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	h := srv.Handler("dtls")
 	peer := identityAddr{&net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 4000}, idA}
@@ -398,7 +404,10 @@ func TestExpiry(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	srv := New(registry.NewMemory(registry.Options{}), WithClock(clock))
+	srv, err := New(registry.NewMemory(registry.Options{}), WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	sub := srv.Subscribe(8)
 	h := srv.Handler("udp")
@@ -630,7 +639,10 @@ func TestSend(t *testing.T) {
 }
 
 func TestSubscriptionBounded(t *testing.T) {
-	srv := New(registry.NewMemory(registry.Options{}))
+	srv, err := New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	sub := srv.Subscribe(1)
 	h := srv.Handler("udp")
@@ -675,7 +687,10 @@ func TestPeerCheck(t *testing.T) {
 		}
 		return nil
 	}
-	srv := New(registry.NewMemory(registry.Options{}), WithPeerCheck(check))
+	srv, err := New(registry.NewMemory(registry.Options{}), WithPeerCheck(check))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	h := srv.Handler("sms")
 	call := func(code codes.Code, p string, from string) *recorder {

@@ -54,7 +54,10 @@ func (f *flakyStore) Remove(ctx context.Context, id uint64) (*registry.Registrat
 // full"; once it is back, the same requests succeed.
 func TestStoreUnavailable(t *testing.T) {
 	st := &flakyStore{Store: registry.NewMemory(registry.Options{})}
-	srv := New(st, WithNoSecRule(NoSecAll()))
+	srv, err := New(st, WithNoSecRule(NoSecAll()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { srv.Close() })
 	p := udpPeer(5683)
 	reg := p.call(srv, codes.POST, "/rd?ep=lamp&lt=300&lwm2m=1.1", "</3/0>")

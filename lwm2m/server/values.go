@@ -15,7 +15,7 @@ import (
 // WithModel sets the object model that types decoded values (TLV and
 // plain text carry no types). Default: model.DefaultRegistry() (core
 // objects 0–7 and the embedded ones).
-func WithModel(m model.Resolver) Option { return func(c *config) { c.model = m } }
+func WithModel(m model.Resolver) Option { return func(c *config) error { c.model = m; return nil } }
 
 func (s *Server) resolver() model.Resolver { return s.cfg.model }
 

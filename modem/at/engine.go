@@ -21,6 +21,9 @@ var (
 	ErrClosed = errors.New("at: line closed")
 	// ErrTooLong: the answer had more lines than MaxAnswerLines.
 	ErrTooLong = errors.New("at: answer too long")
+	// ErrInvalidOption is wrapped by the error of a command given an
+	// option out of its range (WithTimeout(0), WithEndOnInfo(-1)).
+	ErrInvalidOption = errors.New("at: invalid option")
 )
 
 // ResultError is a final result code other than OK: ERROR, +CME ERROR,
@@ -151,27 +154,38 @@ func (e *Engine) Err() error {
 	}
 }
 
-// Option configures one command.
-type Option func(*request)
+// Option configures one command. An option given a value out of its
+// range fails the command with an error wrapping ErrInvalidOption before
+// anything is sent.
+type Option func(*request) error
 
-// WithTimeout sets the command's timeout (default Config.Timeout).
+// WithTimeout sets the command's timeout, above 0 (default
+// Config.Timeout; 0 or less used to be ignored).
 func WithTimeout(d time.Duration) Option {
-	return func(r *request) {
-		if d > 0 {
-			r.timeout = d
+	return func(r *request) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithTimeout(%v): must be positive", ErrInvalidOption, d)
 		}
+		r.timeout = d
+		return nil
 	}
 }
 
 // WithShape sets which lines belong to the answer (default ShapePrefixed).
-func WithShape(s Shape) Option { return func(r *request) { r.shape = s } }
+func WithShape(s Shape) Option { return func(r *request) error { r.shape = s; return nil } }
 
 // WithEndOnInfo makes a line with the command's prefix end the command
 // successfully when no final result code follows within grace: for modems
 // that answer AT+CPIN? with "+CPIN: READY" and no OK (old Wavecom
 // firmware; python-gsmmodem test/fakemodems.py).
 func WithEndOnInfo(grace time.Duration) Option {
-	return func(r *request) { r.ends, r.grace = true, grace }
+	return func(r *request) error {
+		if grace < 0 {
+			return fmt.Errorf("%w: WithEndOnInfo(%v): negative grace", ErrInvalidOption, grace)
+		}
+		r.ends, r.grace = true, grace
+		return nil
+	}
 }
 
 // Exec runs the command line "AT"+cmd and returns its answer lines. It
@@ -205,7 +219,9 @@ func (e *Engine) run(ctx context.Context, cmd, pdu string, opts []Option) ([]str
 	r := &request{cmd: cmd, pdu: pdu, prefix: commandPrefix(cmd), timeout: e.cfg.Timeout,
 		done: make(chan struct{}), prompt: make(chan struct{}, 1)}
 	for _, o := range opts {
-		o(r)
+		if err := o(r); err != nil {
+			return nil, fmt.Errorf("at: %s: %w", cmd, err)
+		}
 	}
 	select {
 	case e.sem <- struct{}{}:

@@ -92,7 +92,7 @@ func WithClock(c Clock) NetworkOption { return func(n *Network) { n.clock = c } 
 // WithConditions sets the initial delay and fault settings.
 func WithConditions(c Conditions) NetworkOption { return func(n *Network) { n.cond = c } }
 
-// WithLogger sets the logger (default: slog.Default()).
+// WithLogger sets the logger (default: none, a discard logger).
 func WithLogger(l *slog.Logger) NetworkOption { return func(n *Network) { n.log = l } }
 
 // WithSMSC sets the SMSC address shown in PDUs and by +CSCA
@@ -188,7 +188,7 @@ func NewNetwork(opts ...NetworkOption) *Network {
 		o(n)
 	}
 	if n.log == nil {
-		n.log = slog.Default()
+		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.rng = rand.New(rand.NewPCG(n.seed, n.seed^0x9e3779b97f4a7c15))
 	return n

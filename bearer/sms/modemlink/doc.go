@@ -3,9 +3,9 @@
 //
 // # Usage
 //
-//	pool := modem.NewPool()
+//	pool, err := modem.NewPool()
 //	_ = pool.Add(m) // each *modem.Modem, one per SIM
-//	link := modemlink.New(pool, 0, modemlink.WithQuarantine(q))
+//	link, err := modemlink.New(pool, modemlink.WithQuarantine(q))
 //	b, err := sms.New(link, sms.Config{StateDir: dir, ...})
 //
 // # Design

@@ -38,9 +38,15 @@ func TestDTLSOverPTYModems(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+		pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+		if err != nil {
+			t.Fatal(err)
+		}
 		pool.Add(m)
-		link := modemlink.New(pool, 0)
+		link, err := modemlink.New(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
 		p := params(10 * time.Second)
 		b, err := sms.New(link, sms.Config{StateDir: t.TempDir(), Params: &p, Logger: quiet(),
 			Peers:  map[string]sms.Peer{peer: {Security: sms.ModeDTLS, SIM: own}},

@@ -78,12 +78,20 @@ func openSide(path, own, peer string, params bearer.Params, stateDir string) (*s
 	if err != nil {
 		return nil, err
 	}
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
 	if err := pool.Add(m); err != nil {
 		m.Close()
 		return nil, err
 	}
-	link := modemlink.New(pool, 0)
+	link, err := modemlink.New(pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
 	b, err := sms.New(link, sms.Config{
 		StateDir: stateDir,
 		Peers:    map[string]sms.Peer{peer: {Security: sms.ModeNoSec, SIM: own}},

@@ -18,6 +18,10 @@ import (
 // ErrNotCreated is returned by a zero Link (not made by New).
 var ErrNotCreated = errors.New("modemlink: zero Link, not made by New")
 
+// ErrInvalidOption is wrapped by New's error for an option given a value
+// out of its range (WithBuffer(0)) or a nil pool.
+var ErrInvalidOption = errors.New("modemlink: invalid option")
+
 // Link is an sms.Transport over a modem.Pool. Close stops its forwarding
 // goroutine; the pool stays open (its owner closes it).
 //
@@ -33,36 +37,61 @@ type Link struct {
 	log  *slog.Logger
 }
 
-// Option configures a Link.
-type Option func(*Link)
+// Option configures a Link. An option given a value out of its range
+// makes New fail with an error wrapping ErrInvalidOption.
+type Option func(*linkConfig) error
+
+type linkConfig struct {
+	buffer int
+	quar   modem.Quarantine
+	log    *slog.Logger
+}
+
+// WithBuffer bounds the inbound channel, at least 1 (default 64); a full
+// channel holds the pool back, and the modems keep what they have not
+// been able to hand over.
+func WithBuffer(n int) Option {
+	return func(c *linkConfig) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithBuffer(%d): at least 1", ErrInvalidOption, n)
+		}
+		c.buffer = n
+		return nil
+	}
+}
 
 // WithQuarantine makes the link put every TPDU the SMS bearer cannot
 // decode (the bearer's own decoder, pdu.Decode) in q before it is
 // acknowledged to the modem: otherwise the bearer acknowledges and drops
 // it, and the message is gone. A TPDU that cannot be quarantined is given
 // back to the modem (Reject), which keeps it.
-func WithQuarantine(q modem.Quarantine) Option { return func(l *Link) { l.quar = q } }
+func WithQuarantine(q modem.Quarantine) Option {
+	return func(c *linkConfig) error { c.quar = q; return nil }
+}
 
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(lg *slog.Logger) Option { return func(l *Link) { l.log = lg } }
+// WithLogger sets the logger (default: none, a discard logger).
+func WithLogger(lg *slog.Logger) Option {
+	return func(c *linkConfig) error { c.log = lg; return nil }
+}
 
-// New starts forwarding what the pool receives. buffer bounds the inbound
-// channel (default 64); a full channel holds the pool back, and the modems
-// keep what they have not been able to hand over.
-func New(p *modem.Pool, buffer int, opts ...Option) *Link {
-	if buffer <= 0 {
-		buffer = 64
+// New starts forwarding what the pool p receives (see WithBuffer).
+func New(p *modem.Pool, opts ...Option) (*Link, error) {
+	if p == nil {
+		return nil, fmt.Errorf("modemlink: New: %w: nil pool", ErrInvalidOption)
 	}
-	l := &Link{pool: p, in: make(chan sms.Inbound, buffer), stop: make(chan struct{}), log: slog.Default()}
+	c := linkConfig{buffer: 64}
 	for _, o := range opts {
-		o(l)
+		if err := o(&c); err != nil {
+			return nil, fmt.Errorf("modemlink: New: %w", err)
+		}
 	}
-	if l.log == nil {
-		l.log = slog.Default()
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
 	}
+	l := &Link{pool: p, in: make(chan sms.Inbound, c.buffer), stop: make(chan struct{}), quar: c.quar, log: c.log}
 	l.wg.Add(1)
 	go l.forward()
-	return l
+	return l, nil
 }
 
 func (l *Link) forward() {

@@ -60,12 +60,18 @@ func TestUndecodableTPDUQuarantined(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := modem.NewPool(modem.WithPoolLogger(quiet()))
+	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := pool.Add(m); err != nil {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	link := modemlink.New(pool, 0, modemlink.WithQuarantine(q), modemlink.WithLogger(quiet()))
+	link, err := modemlink.New(pool, modemlink.WithQuarantine(q), modemlink.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer link.Close()
 	if err := m.Sweep(context.Background()); err != nil {
 		t.Fatal(err)

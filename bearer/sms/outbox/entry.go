@@ -47,6 +47,8 @@ type Segment struct {
 }
 
 // Entry is one datagram waiting in the outbox, already split into TPDUs.
+//
+// The zero Entry has no segments: it is Done, with nothing pending.
 type Entry struct {
 	// ID is assigned by Enqueue, increasing.
 	ID uint64

@@ -22,13 +22,17 @@ var (
 	ErrClosed = errors.New("outbox: closed")
 	// ErrInvalid is wrapped by Enqueue errors for entries that cannot be stored.
 	ErrInvalid = errors.New("outbox: invalid entry")
+	// ErrInvalidOption is wrapped by Open's error for an option given a
+	// value out of its range (a negative limit, WithClock(nil)).
+	ErrInvalidOption = errors.New("outbox: invalid option")
 	// ErrNotCreated is returned by a zero Outbox or Worker (not made by
 	// Open or NewWorker). It matches ErrClosed too: a zero Outbox holds
 	// nothing and takes nothing, as a closed one.
 	ErrNotCreated = fmt.Errorf("%w: zero value, not made by Open or NewWorker", ErrClosed)
 )
 
-// Limits bound the outbox.
+// Limits bound the outbox. A zero field takes its default; a negative one
+// is refused (WithLimits).
 type Limits struct {
 	// MaxEntries is the most entries held (default 100,000).
 	MaxEntries int
@@ -94,14 +98,32 @@ type Outbox struct {
 	wake       chan struct{}
 }
 
-// Option configures Open.
-type Option func(*Outbox)
+// Option configures Open. An option given a value out of its range makes
+// Open fail with an error wrapping ErrInvalidOption.
+type Option func(*Outbox) error
 
-// WithLimits sets the outbox bounds.
-func WithLimits(l Limits) Option { return func(o *Outbox) { o.limits = l } }
+// WithLimits sets the outbox bounds; a negative one is refused (it used to
+// mean the default).
+func WithLimits(l Limits) Option {
+	return func(o *Outbox) error {
+		if l.MaxEntries < 0 || l.MaxBytes < 0 || l.MaxAge < 0 {
+			return fmt.Errorf("%w: negative limit in %+v", ErrInvalidOption, l)
+		}
+		o.limits = l
+		return nil
+	}
+}
 
 // WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) Option { return func(o *Outbox) { o.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(o *Outbox) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		o.now = now
+		return nil
+	}
+}
 
 // Open opens (creating if needed) the outbox file at path (a bbolt
 // Backend) and loads the schedule of the entries it holds. A corrupt entry
@@ -126,7 +148,9 @@ func OpenBackend(be Backend, opts ...Option) (*Outbox, error) {
 	o := &Outbox{be: be, now: time.Now, sched: make(map[uint64]*sched), pendTo: map[string][]uint64{}, gone: map[uint64]goneMark{},
 		wake: make(chan struct{}, 1)}
 	for _, opt := range opts {
-		opt(o)
+		if err := opt(o); err != nil {
+			return nil, fmt.Errorf("outbox: %w", err)
+		}
 	}
 	o.limits.defaults()
 	err := be.Load(func(e *Entry) error {

@@ -100,7 +100,7 @@ type WorkerConfig struct {
 	// OnDone receives the result of each finished entry. It must not block
 	// for long. Optional.
 	OnDone func(Result)
-	// Logger for retries and failures. Optional.
+	// Logger for retries and failures (default: none, a discard logger).
 	Logger *slog.Logger
 	// Seed seeds the jitter (0: random).
 	Seed uint64

@@ -40,6 +40,8 @@ const (
 const maxAddrDigits = 20
 
 // Address is a TP-OA, TP-DA or TP-RA address, or an SMSC address.
+//
+// The zero Address is the empty address (IsZero).
 type Address struct {
 	TON TypeOfNumber
 	NPI NumberingPlan

@@ -23,6 +23,9 @@ type UserData struct {
 }
 
 // Deliver is a decoded SMS-DELIVER (TS 23.040 §9.2.2.1).
+//
+// The zero Deliver is an empty GSM 7-bit message from the empty address:
+// Text returns "", Binary fails (not 8-bit data).
 type Deliver struct {
 	Originator Address   // TP-OA
 	PID        byte      // TP-PID
@@ -122,6 +125,9 @@ func ClassifyStatus(st byte) DeliveryStatus {
 }
 
 // StatusReport is a decoded SMS-STATUS-REPORT (TS 23.040 §9.2.2.3).
+//
+// The zero StatusReport reports TP-ST 0 (delivered) for message reference
+// 0.
 type StatusReport struct {
 	MR        byte      // TP-MR of the SMS-SUBMIT it reports on
 	Recipient Address   // TP-RA

@@ -9,6 +9,9 @@ import (
 
 // Submit is a decoded SMS-SUBMIT (TS 23.040 §9.2.2.2). Simulators and tests
 // use it to turn what a modem sends into what the far end receives.
+//
+// The zero Submit is an empty GSM 7-bit message to the empty address:
+// Binary fails (not 8-bit data).
 type Submit struct {
 	MR               byte    // TP-MR
 	Destination      Address // TP-DA

@@ -60,6 +60,8 @@ func PartOf(d *Deliver) (Part, error) {
 // SetKey names a set of segments: (originator, reference, total, reference
 // size). Two sets of one originator with the same reference and reference
 // size cannot be pending at once; a segment with another total is refused.
+//
+// The zero SetKey names no set: the empty originator, reference 0, total 0.
 type SetKey struct {
 	Originator string
 	Ref        uint16

@@ -45,6 +45,8 @@ type Ports struct {
 // an IE repeats, the last occurrence wins (TS 23.040 §9.2.3.24). A
 // concatenation or port IE whose length or values are not allowed is
 // ignored, as §9.2.3.24.1 requires, and its ID is listed in Ignored.
+//
+// The zero UDH is an empty header (Len 0).
 type UDH struct {
 	IEs     []IE
 	Concat  Concat

@@ -7,7 +7,7 @@
 //	mux, err := route.New([]route.Route{
 //		{Name: "modems", Transport: modemLink, Numbers: []string{"+4915100000001"}},
 //		{Name: "smpp:op1", Transport: smppLink, Numbers: []string{"+4915100000001", "+15550100"}},
-//	}, 0, route.WithStateFile(filepath.Join(dir, "mr.db")))
+//	}, route.WithStateFile(filepath.Join(dir, "mr.db")))
 //	if err != nil { ... }
 //	b, err := sms.New(mux, sms.Config{StateDir: dir, ...})
 //

@@ -365,31 +365,74 @@ func numKey(s string) string {
 	return strings.TrimSpace(s)
 }
 
-// Option configures New.
-type Option func(*options)
+// Option configures New. An option given a value out of its range makes
+// New fail with an error wrapping ErrInvalidOption.
+type Option func(*options) error
+
+// ErrInvalidOption is wrapped by New's error for an option given a value
+// out of its range (WithBuffer(0), WithMaxAge(-1), WithClock(nil)).
+var ErrInvalidOption = errors.New("route: invalid option")
 
 type options struct {
+	buffer    int
 	statePath string
 	maxAge    time.Duration
 	log       *slog.Logger
 	now       func() time.Time
 }
 
+// WithBuffer bounds the merged Inbound channel, at least 1 (default 256).
+func WithBuffer(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("%w: WithBuffer(%d): at least 1", ErrInvalidOption, n)
+		}
+		o.buffer = n
+		return nil
+	}
+}
+
 // WithStateFile keeps the TP-MR translation of numbers with several routes
 // in the bbolt file at path. It is required when a number has more than one
 // route (New fails without it), so that reports after a restart still find
 // their sends.
-func WithStateFile(path string) Option { return func(o *options) { o.statePath = path } }
+func WithStateFile(path string) Option {
+	return func(o *options) error {
+		if path == "" {
+			return fmt.Errorf("%w: WithStateFile(\"\")", ErrInvalidOption)
+		}
+		o.statePath = path
+		return nil
+	}
+}
 
-// WithMaxAge sets how long a mapping waits for its report (default 72 h,
-// past any SMSC validity period).
-func WithMaxAge(d time.Duration) Option { return func(o *options) { o.maxAge = d } }
+// WithMaxAge sets how long a mapping waits for its report, above 0
+// (default 72 h, past any SMSC validity period).
+func WithMaxAge(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 {
+			return fmt.Errorf("%w: WithMaxAge(%v): must be positive", ErrInvalidOption, d)
+		}
+		o.maxAge = d
+		return nil
+	}
+}
 
-// WithLogger sets the logger (default: none).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+// WithLogger sets the logger (default: none, a discard logger).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error { o.log = l; return nil }
+}
 
 // WithClock replaces time.Now (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(o *options) error {
+		if now == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		o.now = now
+		return nil
+	}
+}
 
 // sharedNumbers returns the numbers more than one route may send from, and
 // whether every number is shared (two routes or more, one of them taking
@@ -426,7 +469,7 @@ func (m *Mux) setupMR(o options) error {
 	if o.statePath == "" {
 		return errors.New("route: a number has several routes: WithStateFile is required to keep their TP-MRs apart across restarts")
 	}
-	if o.maxAge <= 0 {
+	if o.maxAge == 0 {
 		o.maxAge = 72 * time.Hour
 	}
 	if o.log == nil {

@@ -129,7 +129,7 @@ func (r *mrRig) open(t *testing.T, opts ...Option) {
 	m, err := New([]Route{
 		{Name: "smpp:op1", Transport: r.smpp, Numbers: []string{shared}},
 		{Name: "modems", Transport: r.modems, Numbers: []string{shared, only}},
-	}, 0, append([]Option{WithStateFile(r.path)}, opts...)...)
+	}, append([]Option{WithStateFile(r.path)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +323,7 @@ func TestMRTranslation(t *testing.T) {
 			{Name: "smpp:op1", Transport: a, Numbers: []string{shared}, Space: "account"},
 			{Name: "smpp:op2", Transport: b, Numbers: []string{shared}, Space: "account"},
 			{Name: "modems", Transport: modems, Numbers: []string{shared}},
-		}, 0, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
+		}, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,7 +411,7 @@ func TestMRProperty(t *testing.T) {
 		m, err := New([]Route{
 			{Name: "smpp:op1", Transport: smpp, Numbers: []string{shared}},
 			{Name: "modems", Transport: modems, Numbers: []string{shared}},
-		}, 512, WithStateFile(filepath.Join(dir, time.Now().Format("150405.000000000")+".db")))
+		}, WithBuffer(512), WithStateFile(filepath.Join(dir, time.Now().Format("150405.000000000")+".db")))
 		if err != nil {
 			rt.Fatal(err)
 		}
@@ -499,7 +499,7 @@ func TestMRStateSnapshot(t *testing.T) {
 	if c := newMRRig(t, cp); c.m.MRStats().Mapped != 1 {
 		t.Fatalf("the copy holds %d mappings, want 1", c.m.MRStats().Mapped)
 	}
-	one, err := New([]Route{{Name: "modems", Transport: newSimRoute(), Numbers: []string{only}}}, 0, WithStateFile(filepath.Join(dir, "unused.db")))
+	one, err := New([]Route{{Name: "modems", Transport: newSimRoute(), Numbers: []string{only}}}, WithStateFile(filepath.Join(dir, "unused.db")))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,16 +77,19 @@ type Mux struct {
 }
 
 // New returns a Mux over routes, tried in the given order (earlier is
-// preferred). buffer bounds the merged Inbound channel (default 256). A
-// number with several routes needs WithStateFile (see MRStats).
-func New(routes []Route, buffer int, opts ...Option) (*Mux, error) {
+// preferred). A number with several routes needs WithStateFile (see
+// MRStats).
+func New(routes []Route, opts ...Option) (*Mux, error) {
 	if len(routes) == 0 {
 		return nil, errors.New("route: no routes")
 	}
-	if buffer <= 0 {
-		buffer = 256
+	o := options{buffer: 256}
+	for _, f := range opts {
+		if err := f(&o); err != nil {
+			return nil, fmt.Errorf("route: New: %w", err)
+		}
 	}
-	m := &Mux{in: make(chan sms.Inbound, buffer), stop: make(chan struct{})}
+	m := &Mux{in: make(chan sms.Inbound, o.buffer), stop: make(chan struct{})}
 	for _, r := range routes {
 		if r.Transport == nil {
 			return nil, fmt.Errorf("route %s: nil transport", r.Name)
@@ -100,10 +103,6 @@ func New(routes []Route, buffer int, opts ...Option) (*Mux, error) {
 			rr.numbers[a.String()] = true
 		}
 		m.routes = append(m.routes, rr)
-	}
-	var o options
-	for _, f := range opts {
-		f(&o)
 	}
 	if err := m.setupMR(o); err != nil {
 		return nil, err

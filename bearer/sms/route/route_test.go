@@ -58,7 +58,7 @@ func TestSendPicksRouteAndFailsOver(t *testing.T) {
 			m, err := New([]Route{
 				{Name: "smpp", Transport: smpp, Numbers: []string{a}, Ready: func() bool { return ready }},
 				{Name: "modems", Transport: modems, Numbers: []string{a, b}},
-			}, 0, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
+			}, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestSendPicksRouteAndFailsOver(t *testing.T) {
 
 func TestInboundMerged(t *testing.T) {
 	x, y := &fake{in: make(chan sms.Inbound, 1)}, &fake{in: make(chan sms.Inbound, 1)}
-	m, err := New([]Route{{Name: "x", Transport: x}, {Name: "y", Transport: y}}, 4, WithStateFile(filepath.Join(t.TempDir(), "route.db")))
+	m, err := New([]Route{{Name: "x", Transport: x}, {Name: "y", Transport: y}}, WithBuffer(4), WithStateFile(filepath.Join(t.TempDir(), "route.db")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestNewRefusesBadRoutes(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := New(c.routes, 0); err == nil {
+			if _, err := New(c.routes); err == nil {
 				t.Fatal("accepted")
 			}
 		})

@@ -123,7 +123,7 @@ type Config struct {
 	PruneInterval time.Duration
 	// InboundBuffer bounds the Inbound channel (default 256).
 	InboundBuffer int
-	// Logger; optional.
+	// Logger receives the link's logs (default: none, a discard logger).
 	Logger *slog.Logger
 	// Now is the clock (tests).
 	Now func() time.Time

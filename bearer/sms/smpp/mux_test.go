@@ -75,7 +75,7 @@ func TestSharedNumberReports(t *testing.T) {
 	mux, err := route.New([]route.Route{
 		{Name: "modems", Transport: modem, Numbers: []string{serverNum}},
 		{Name: "smpp:op1", Transport: link, Numbers: link.Sources(), Ready: link.Ready},
-	}, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(quiet()))
+	}, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestAccountSharedByLinks(t *testing.T) {
 				links = append(links, l)
 				routes = append(routes, route.Route{Name: "smpp:" + name, Transport: l, Numbers: l.Sources(), Ready: l.Ready, Space: space})
 			}
-			mux, err := route.New(routes, 0, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(quiet()))
+			mux, err := route.New(routes, route.WithStateFile(filepath.Join(dir, "route.db")), route.WithLogger(quiet()))
 			if err != nil {
 				t.Fatal(err)
 			}

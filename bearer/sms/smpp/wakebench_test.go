@@ -211,7 +211,10 @@ func TestWakeupThroughput(t *testing.T) {
 		sendTime := time.Duration(float64(nModems) / mrate * float64(time.Second)) // N/T = mrate
 		net := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
 		defer net.Close()
-		pool := modem.NewPool(modem.WithPoolLogger(quiet()), modem.WithMaxQueue(1024))
+		pool, err := modem.NewPool(modem.WithPoolLogger(quiet()), modem.WithMaxQueue(1024))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer pool.Close()
 		var sims []string
 		for i := 0; i < nModems; i++ {
@@ -231,7 +234,10 @@ func TestWakeupThroughput(t *testing.T) {
 			}
 			sims = append(sims, sm.MSISDN())
 		}
-		link := modemlink.New(pool, 0)
+		link, err := modemlink.New(pool)
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer link.Close()
 		start, times, rank := runWakeups(t, net, link, sims, n, 8*nModems)
 		r := measure(fmt.Sprintf("%d modems T=%v", nModems, sendTime), nModems/sendTime.Seconds(), start, times, rank)

@@ -114,7 +114,10 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	// Every simulated device is on 127.0.0.1: one source, whose rate the
 	// server would hold to its default (a flood from one address).
-	srv := server.New(cfg.Store, server.WithLimits(server.Limits{SourceRate: -1}))
+	srv, err := server.New(cfg.Store, server.WithLimits(server.Limits{SourceRate: -1}))
+	if err != nil {
+		return Result{}, err
+	}
 	defer srv.Close()
 	srvEP, err := bearer.NewEndpoint(srvConn, bearer.WithHandler(srv.Handler("udp")),
 		bearer.WithLimits(bearer.Limits{MaxHandlers: 1024}))
@@ -256,7 +259,10 @@ func StateBytes(n int, payload string) (float64, error) {
 		payload = "</1/0>,</3/0>,</4/0>,</5/0>"
 	}
 	store := registry.NewMemory(registry.Options{MaxRegistrations: n + 1})
-	srv := server.New(store, server.WithLimits(server.Limits{SourceRate: -1}))
+	srv, err := server.New(store, server.WithLimits(server.Limits{SourceRate: -1}))
+	if err != nil {
+		return 0, err
+	}
 	defer srv.Close()
 	h := srv.Handler("udp")
 	body := []byte(payload)

@@ -54,7 +54,11 @@ type Rig struct {
 func NewRig(ctx context.Context, n int, t time.Duration) (*Rig, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	net := sim.NewNetwork(sim.WithSeed(1), sim.WithRejectUnknown(), sim.WithLogger(log))
-	pool := modem.NewPool(modem.WithPoolLogger(log), modem.WithMaxQueue(1024))
+	pool, err := modem.NewPool(modem.WithPoolLogger(log), modem.WithMaxQueue(1024))
+	if err != nil {
+		net.Close()
+		return nil, err
+	}
 	rig := &Rig{Net: net, Pool: pool, N: n, T: t}
 	for i := 0; i < n; i++ {
 		sm, err := net.AddModem(fmt.Sprintf("+1555%06d", i), sim.WithSendTime(t))

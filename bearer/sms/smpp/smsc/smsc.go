@@ -70,7 +70,8 @@ type Config struct {
 	MaxSessions int
 	Faults      Faults
 	Seed        uint64
-	Logger      *slog.Logger
+	// Logger receives the SMSC's logs (default: none, a discard logger).
+	Logger *slog.Logger
 	// OnSubmit, when set, is told of every submit_sm accepted, before it is
 	// answered (tests and tools: which connection sent what). It must not
 	// block.

@@ -69,7 +69,10 @@ func startTestClient(ctx context.Context, t *testing.T, g *Gateway, name string,
 	if err := defs.Put(testObject()); err != nil {
 		t.Fatal(err)
 	}
-	c := client.New(name, append([]client.Option{client.WithVersion("1.1"), client.WithModel(defs), client.WithLifetime(300)}, opts...)...)
+	c, err := client.New(name, append([]client.Option{client.WithVersion("1.1"), client.WithModel(defs), client.WithLifetime(300)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	must := func(err error) {
 		t.Helper()
 		if err != nil {

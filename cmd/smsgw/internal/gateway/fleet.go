@@ -173,7 +173,10 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		opts = append(opts, client.WithSMSNumber(l.MSISDN[1:]))
 	}
 	opts = append(opts, client.WithBinding(binding))
-	c := client.New(l.Name, opts...)
+	c, err := client.New(l.Name, opts...)
+	if err != nil {
+		return err
+	}
 	l.c = c
 	dir := filepath.Join(s.StateDir, l.Name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {

@@ -266,7 +266,11 @@ func (g *Gateway) start(ctx context.Context) error {
 // startModems opens the modems (virtual ones on ptys in simulator mode) and
 // returns the server SIM numbers.
 func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
-	g.pool = modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	pool, err := modem.NewPool(modem.WithPoolLogger(g.log.With("component", "pool")))
+	if err != nil {
+		return nil, err
+	}
+	g.pool = pool
 	if err := g.openQuarantine(); err != nil {
 		return nil, err
 	}
@@ -362,7 +366,11 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		return nil
 	}
 	if len(modemSIMs) > 0 {
-		g.link = modemlink.New(g.pool, 0, modemlink.WithQuarantine(g.quar), modemlink.WithLogger(g.log.With("component", "modemlink")))
+		link, err := modemlink.New(g.pool, modemlink.WithQuarantine(g.quar), modemlink.WithLogger(g.log.With("component", "modemlink")))
+		if err != nil {
+			return err
+		}
+		g.link = link
 	}
 	tr, err := g.transport(modemSIMs)
 	if err != nil {
@@ -447,7 +455,10 @@ func (g *Gateway) startServer() (err error) {
 	}
 	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
 		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
-	g.srv = server.New(regs, opts...)
+	g.srv, err = server.New(regs, opts...)
+	if err != nil {
+		return err
+	}
 	defer func() {
 		if err == nil {
 			err = g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
@@ -571,15 +582,17 @@ func (g *Gateway) startQueue() error {
 	g.qs = qs
 	w := g.awakeWindow()
 	qc := server.QueueConfig{
-		Store:         qs,
-		Device:        g.deviceSettings,
-		Window:        w,
-		ExecTimeout:   w,
-		Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
-		DefaultExpiry: g.cfg.Queue.Expiry,
-		Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: new(g.cfg.Queue.WakeMax)},
-		Metrics:       queueMetrics{g.metrics},
-		OnEvent:       g.onQueueEvent,
+		Config: queue.Config{
+			Store:         qs,
+			DefaultWindow: w,
+			ExecTimeout:   w,
+			Limits:        queue.Limits{PerDevice: g.cfg.Queue.PerDevice},
+			DefaultExpiry: g.cfg.Queue.Expiry,
+			Wake:          queue.WakePolicy{Timeout: g.cfg.Queue.WakeTimeout, MaxWakes: new(g.cfg.Queue.WakeMax)},
+			Metrics:       queueMetrics{g.metrics},
+			OnEvent:       g.onQueueEvent,
+		},
+		Device: g.deviceSettings,
 	}
 	if g.cfg.Simulator.Enabled {
 		qc.Wake.MinInterval = 2 * time.Second

@@ -26,7 +26,10 @@ func startExternal(t *testing.T) (*server.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext := server.New(registry.NewMemory(registry.Options{}))
+	ext, err := server.New(registry.NewMemory(registry.Options{}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	ep, err := bearer.NewEndpoint(u, bearer.WithHandler(ext.Handler("udp")))
 	if err != nil {
 		t.Fatal(err)

@@ -43,7 +43,10 @@ func TestGatewayPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := server.New(registry.NewMemory(registry.Options{}), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer srv.Close()
 	num := func(s string) net.Addr {
 		a, err := sms.ParseMSISDN(s)

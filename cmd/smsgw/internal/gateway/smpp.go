@@ -161,7 +161,7 @@ func (g *Gateway) transport(modemSIMs []string) (sms.Transport, error) {
 	}
 	var m *route.Mux
 	err := guardOpen(g.cfg.DataDir, routeStateFile, func() (err error) {
-		m, err = route.New(routes, 0, route.WithStateFile(filepath.Join(g.cfg.DataDir, routeStateFile)), route.WithLogger(g.log.With("component", "route")))
+		m, err = route.New(routes, route.WithStateFile(filepath.Join(g.cfg.DataDir, routeStateFile)), route.WithLogger(g.log.With("component", "route")))
 		return err
 	})
 	if err != nil {

@@ -258,8 +258,11 @@ func startSMSClient(t *testing.T, ctx context.Context, b bearer.Bearer, ep, num 
 	if queue {
 		opts = append(opts, client.WithQueueMode())
 	}
-	c := client.New(ep, opts...)
-	err := errors.Join(c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "S"}),
+	c, err := client.New(ep, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = errors.Join(c.AddServer(client.Server{ShortID: 101, Lifetime: 300, Binding: "S"}),
 		c.AddDevice(client.Device{Manufacturer: "m2mbearer", Serial: ep, Binding: "S"}))
 	if queue && err == nil {
 		err = c.Set(path.Resource(1, 0, 21), content.NewBool(true))
