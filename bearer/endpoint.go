@@ -390,42 +390,14 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	class := code >> 5
 	switch m.Type {
 	case message.Acknowledgement, message.Reset:
-		if m.Type == message.Reset {
-			e.m.Count(EventRSTReceived, 1)
-			if code != codes.Empty || len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0 {
-				e.m.Count(EventDropMalformed, 1)
-				return
-			}
+		if e.validAckOrReset(m) {
+			e.handleAckOrReset(m, data, peer)
 		}
-		if m.Type == message.Acknowledgement && (class == 0 && code != codes.Empty || class == 1 || class >= 6) {
-			e.m.Count(EventDropUnexpected, 1)
-			return
-		}
-		if m.Type == message.Acknowledgement && code == codes.Empty && (len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0) {
-			e.m.Count(EventDropMalformed, 1)
-			return
-		}
-		e.handleAckOrReset(m, data, peer)
 		return
 	}
 	// CON or NON.
 	con := m.Type == message.Confirmable
-	if code == codes.Empty {
-		if con && len(m.Token) == 0 && len(m.Options) == 0 && len(m.Payload) == 0 {
-			e.sendEmpty(message.Reset, mid, peer, nil) // CoAP ping
-			return
-		}
-		e.m.Count(EventDropMalformed, 1)
-		if con {
-			e.sendEmpty(message.Reset, mid, peer, nil)
-		}
-		return
-	}
-	if class == 1 || class >= 6 {
-		e.m.Count(EventDropUnexpected, 1)
-		if con {
-			e.sendEmpty(message.Reset, mid, peer, nil)
-		}
+	if e.refuseNonRequest(m, peer) {
 		return
 	}
 	pkey := AddrKey(peer)
@@ -434,23 +406,9 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	if con {
 		lifetime = e.p.ExchangeLifetime()
 	}
-	dup, hit := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
-	if dup {
+	if dup, hit := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m); dup {
 		e.m.Count(EventDuplicate, 1)
-		switch running := hit.running; {
-		case con && hit.reply != nil:
-			_ = e.writeRaw(hit.reply, peer)
-		case con && hit.regen:
-			e.regenerate(hit.sum, data, peer, dk) // regen.go
-		case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
-			// The client retransmits while the handler runs: acknowledge
-			// now (RFC 7252 §4.5) and answer separately. A copy arriving
-			// sooner than a client can retransmit was duplicated by the
-			// network and is just dropped.
-			running.lateAck()
-		case !con && class == 0:
-			e.qbDuplicate(m, peer, pkey) // qblock_server.go
-		}
+		e.answerDuplicate(m, data, peer, dk, hit)
 		return
 	}
 	if class == 0 {
@@ -458,6 +416,80 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 		return
 	}
 	e.handleResponse(m, data, peer, pkey, dk)
+}
+
+// validAckOrReset reports whether an ACK or RST is well formed (RFC 7252
+// §4.1–4.2: an RST and an empty ACK carry nothing; an ACK carries no
+// request); it counts what it drops.
+func (e *Endpoint) validAckOrReset(m *message.Message) bool {
+	code := m.Code
+	class := code >> 5
+	if m.Type == message.Reset {
+		e.m.Count(EventRSTReceived, 1)
+		if code != codes.Empty || len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0 {
+			e.m.Count(EventDropMalformed, 1)
+			return false
+		}
+	}
+	if m.Type == message.Acknowledgement && (class == 0 && code != codes.Empty || class == 1 || class >= 6) {
+		e.m.Count(EventDropUnexpected, 1)
+		return false
+	}
+	if m.Type == message.Acknowledgement && code == codes.Empty && (len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0) {
+		e.m.Count(EventDropMalformed, 1)
+		return false
+	}
+	return true
+}
+
+// refuseNonRequest answers a CON or NON that is neither a request nor a
+// response: an empty CON is a CoAP ping (answered with RST), anything else
+// empty or of a reserved class is dropped (a CON with an RST). It reports
+// whether it did.
+func (e *Endpoint) refuseNonRequest(m *message.Message, peer net.Addr) bool {
+	con, mid := m.Type == message.Confirmable, uint16(m.MessageID)
+	class := m.Code >> 5
+	if m.Code == codes.Empty {
+		if con && len(m.Token) == 0 && len(m.Options) == 0 && len(m.Payload) == 0 {
+			e.sendEmpty(message.Reset, mid, peer, nil) // CoAP ping
+			return true
+		}
+		e.m.Count(EventDropMalformed, 1)
+		if con {
+			e.sendEmpty(message.Reset, mid, peer, nil)
+		}
+		return true
+	}
+	if class == 1 || class >= 6 {
+		e.m.Count(EventDropUnexpected, 1)
+		if con {
+			e.sendEmpty(message.Reset, mid, peer, nil)
+		}
+		return true
+	}
+	return false
+}
+
+// answerDuplicate answers a duplicate of message m (key dk) as the
+// deduplication cache's hit says: the kept reply again, a regenerated
+// one, a late empty ACK for a request whose handler still runs, or the
+// Q-Block answer of a NON request; else nothing.
+func (e *Endpoint) answerDuplicate(m *message.Message, data []byte, peer net.Addr, dk midKey, hit dedupHit) {
+	con, class := m.Type == message.Confirmable, m.Code>>5
+	switch running := hit.running; {
+	case con && hit.reply != nil:
+		_ = e.writeRaw(hit.reply, peer)
+	case con && hit.regen:
+		e.regenerate(hit.sum, data, peer, dk) // regen.go
+	case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
+		// The client retransmits while the handler runs: acknowledge
+		// now (RFC 7252 §4.5) and answer separately. A copy arriving
+		// sooner than a client can retransmit was duplicated by the
+		// network and is just dropped.
+		running.lateAck()
+	case !con && class == 0:
+		e.qbDuplicate(m, peer, dk.peer) // qblock_server.go
+	}
 }
 
 // handlerCount counts running handlers. Unlike a sync.WaitGroup it may be
