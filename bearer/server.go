@@ -490,7 +490,15 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 	if after != nil {
 		defer after()
 	}
-	rm := message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload}
+	return sx.send(message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload})
+}
+
+// send sends the response rm (sx.mu held; send releases it): piggybacked
+// in the ACK of a CON not yet acknowledged (kept for duplicates, or sent
+// as a regenerated reply), else separately, CON retransmitted until
+// acknowledged, or NON.
+func (sx *serverExchange) send(rm message.Message) error {
+	e := sx.e
 	if sx.con && !sx.acked {
 		rm.Type, rm.MessageID = message.Acknowledgement, int32(sx.mid)
 		data, err := encode(&rm)
