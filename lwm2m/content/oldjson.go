@@ -58,15 +58,9 @@ func decodeOldJSON(base path.Path, data []byte, m model.Resolver) ([]Record, err
 		bt = f
 	}
 	st := &senmlState{f: OldJSON, base: base, m: m, bn: bn}
-	recs := make([]Record, 0, len(doc.E))
-	for idx, e := range doc.E {
-		r, err := st.oldJSONEntry(oldJSONEntry{idx: idx, e: e}, bt)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
+	return eachRecord(doc.E, func(idx int, e map[string]json.RawMessage) (Record, error) {
+		return st.oldJSONEntry(oldJSONEntry{idx: idx, e: e}, bt)
+	})
 }
 
 // oldJSONEntry is one entry (the idx-th) of the "e" array.

@@ -138,15 +138,7 @@ func decodeSenMLCBOR(base path.Path, data []byte, m model.Resolver) ([]Record, e
 		return nil, decErr(SenMLCBOR, 0, ErrLimit, "more than %d records", MaxRecords)
 	}
 	st := &senmlState{f: SenMLCBOR, base: base, m: m}
-	recs := make([]Record, 0, len(top.items))
-	for idx, rec := range top.items {
-		r, err := st.cborRecord(idx, rec)
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
-	}
-	return recs, nil
+	return eachRecord(top.items, st.cborRecord)
 }
 
 // cborLabels is what one SenML CBOR record's labels say: its name (hasN:

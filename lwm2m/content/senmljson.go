@@ -262,13 +262,20 @@ func decodeSenMLJSON(base path.Path, data []byte, m model.Resolver) ([]Record, e
 		return nil, decErr(SenMLJSON, -1, ErrLimit, "more than %d records", MaxRecords)
 	}
 	st := &senmlState{f: SenMLJSON, base: base, m: m}
-	recs := make([]Record, 0, len(raw))
-	for idx, obj := range raw {
-		rec, err := st.jsonRecord(jsonRecord{idx: idx, obj: obj})
+	return eachRecord(raw, func(idx int, obj map[string]json.RawMessage) (Record, error) {
+		return st.jsonRecord(jsonRecord{idx: idx, obj: obj})
+	})
+}
+
+// eachRecord decodes items in order, one record each, with dec.
+func eachRecord[T any](items []T, dec func(idx int, it T) (Record, error)) ([]Record, error) {
+	recs := make([]Record, 0, len(items))
+	for idx, it := range items {
+		r, err := dec(idx, it)
 		if err != nil {
 			return nil, err
 		}
-		recs = append(recs, rec)
+		recs = append(recs, r)
 	}
 	return recs, nil
 }
