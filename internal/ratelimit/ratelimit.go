@@ -54,8 +54,8 @@ type Config struct {
 	SweepEvery time.Duration
 }
 
-// Keyed is a token bucket per key. It is safe for concurrent use; a nil
-// *Keyed limits nothing.
+// Keyed is a token bucket per key, made by NewKeyed. It is safe for
+// concurrent use; a nil *Keyed and the zero Keyed (Rate 0) limit nothing.
 type Keyed struct {
 	cfg Config
 

@@ -117,3 +117,10 @@ func TestKeyedProperties(t *testing.T) {
 		}
 	})
 }
+
+func TestZeroKeyed(t *testing.T) {
+	var l Keyed
+	if ok, wait := l.Take("a", 5, t0); !ok || wait != 0 || l.Len() != 0 {
+		t.Fatalf("zero Keyed: %v %v %d", ok, wait, l.Len())
+	}
+}
