@@ -251,7 +251,7 @@ func rawClient(t *testing.T, a Bearer, b net.PacketConn, opts ...EndpointOption)
 // rawParams are fast UDP-like params for a client of rawPeer.
 func rawParams() Params {
 	p := UDPParams("raw")
-	p.AckTimeout, p.MaxRetransmit, p.MaxLatency, p.ProcessingDelay = 20*time.Millisecond, 0, 20*time.Millisecond, 20*time.Millisecond
+	p.AckTimeout, p.MaxRetransmit, p.MaxLatency, p.ProcessingDelay = 20*time.Millisecond, DefaultMaxRetransmit, 20*time.Millisecond, 20*time.Millisecond
 	return p
 }
 

@@ -447,12 +447,16 @@ func (t *qbTransfer) timeout(op string) error {
 // doQBlock2 sends req as a NON with Q-Block2 asking for the whole body
 // (NUM 0, M set) to a peer known to support Q-Block, and gathers the
 // answer's blocks. A GET or FETCH that gets no answer at all is sent
-// again, all of its blocks being missing: on the bearer's CON schedule
-// when it has one (ACK_TIMEOUT doubling, MAX_RETRANSMIT times, within
-// MAX_TRANSMIT_WAIT), else after NON_RECEIVE_TIMEOUT, doubling,
-// NON_MAX_RETRANSMIT times (SMS). The first copy keeps the message ID, so
-// a peer that got the original (a slow SMS) drops it as a duplicate.
-// Other methods are sent once and wait MAX_TRANSMIT_WAIT.
+// again on the bearer's CON schedule (ACK_TIMEOUT doubling, MAX_RETRANSMIT
+// times, within MAX_TRANSMIT_WAIT). On a bearer whose MAX_RETRANSMIT is 0
+// (the SMS binding: no CoAP retransmission, SMS has its own
+// store-and-forward) a request nobody answers goes once and ends at
+// MAX_TRANSMIT_WAIT, as a CON request does; it is sent again only while
+// the peer is heard from, its answer's segments arriving without
+// completing a block (qb2Schedule, PeerActivity). The first copy keeps the message ID, so a peer that
+// got the original drops it as a duplicate. Other methods are sent once
+// and wait MAX_TRANSMIT_WAIT. Blocks missing from an answer that started
+// to arrive are asked for by qbReceive.
 func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.Token) (*Response, error) {
 	pkey := AddrKey(req.Peer)
 	release, err := e.holdPeer(ctx, pkey)
@@ -467,15 +471,7 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 		return nil, err
 	}
 	safe := req.Code == codes.GET || req.Code == codes.FETCH
-	conSchedule := e.p.MaxRetransmit > 0
-	deadline := time.Now().Add(e.p.MaxTransmitWait())
-	wait, tries := e.initialTimeout(), e.p.MaxRetransmit
-	if !conSchedule {
-		wait, tries = e.p.NonReceiveTimeout(), e.p.NonMaxRetransmit()
-	}
-	if !safe {
-		wait, tries = e.p.MaxTransmitWait(), 0
-	}
+	s := e.qb2Schedule(safe)
 	mid := int32(-1)
 	for n := 0; ; n++ {
 		mm := m
@@ -488,21 +484,13 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 		} else {
 			mid = -1
 		}
-		d := wait
-		if conSchedule && n >= tries {
-			d = time.Until(deadline)
-		}
-		resp, timedOut, err := e.qbAwait(ctx, t, d)
+		resp, again, err := s.await(ctx, t, n)
 		if err != nil {
 			return nil, err
 		}
-		if timedOut {
-			if n < tries && (!conSchedule || time.Now().Before(deadline)) {
-				wait *= 2
-				e.m.Count(EventRetransmission, 1)
-				continue
-			}
-			return nil, t.timeout("request")
+		if again {
+			e.m.Count(EventRetransmission, 1)
+			continue
 		}
 		if resp == nil || resp.Code == codes.BadOption {
 			e.qb.peers.set(pkey, qbNo)

@@ -418,6 +418,32 @@ func (c *Conn) Counter(ev Event) int64 { return c.stats.Get(ev) }
 // Params returns the inner bearer's parameters, sizes reduced by Overhead.
 func (c *Conn) Params() bearer.Params { return c.params }
 
+// Backlog and LastHeard are the inner bearer's (bearer.Backlogger,
+// bearer.PeerActivity: over SMS, the outbox and the arrival of segments),
+// for the message layer's RFC 9177 timers.
+func (c *Conn) Backlog(peer net.Addr) int {
+	if c.inner == nil {
+		return 0
+	}
+	return bearer.BacklogOf(c.inner, innerAddr(peer))
+}
+
+// LastHeard: see Backlog.
+func (c *Conn) LastHeard(peer net.Addr) time.Time {
+	if c.inner == nil {
+		return time.Time{}
+	}
+	return bearer.LastHeardOf(c.inner, innerAddr(peer))
+}
+
+// innerAddr returns the inner bearer's address of addr.
+func innerAddr(addr net.Addr) net.Addr {
+	if a, ok := addr.(*Addr); ok && a != nil && a.Inner != nil {
+		return a.Inner
+	}
+	return addr
+}
+
 // LocalAddr returns the inner bearer's local address.
 func (c *Conn) LocalAddr() net.Addr {
 	if c.inner == nil {

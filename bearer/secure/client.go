@@ -211,6 +211,24 @@ func (c *Conn) RemoteAddr() net.Addr { return c.addr }
 // Dropped counts datagrams dropped: from other addresses or on a full queue.
 func (c *Conn) Dropped() uint64 { return c.dropped.Load() }
 
+// Backlog and LastHeard are the inner bearer's (bearer.Backlogger,
+// bearer.PeerActivity: over SMS, the outbox and the arrival of segments),
+// for the message layer's RFC 9177 timers.
+func (c *Conn) Backlog(peer net.Addr) int {
+	if c.inner == nil {
+		return 0
+	}
+	return bearer.BacklogOf(c.inner, unwrapAddr(peer))
+}
+
+// LastHeard: see Backlog.
+func (c *Conn) LastHeard(peer net.Addr) time.Time {
+	if c.inner == nil {
+		return time.Time{}
+	}
+	return bearer.LastHeardOf(c.inner, unwrapAddr(peer))
+}
+
 // ReadFrom returns the next decrypted datagram from the server. After the
 // server ends the session (close_notify, e.g. on idle expiry) it returns an
 // error wrapping io.EOF; Dial again for a new session. After Close it

@@ -196,13 +196,25 @@ func (m *Mixed) Backlog(peer net.Addr) int {
 	if m.secured(peer) {
 		b = m.srv.inner
 	}
-	if bl, ok := b.(bearer.Backlogger); ok {
-		return bl.Backlog(unwrapAddr(peer))
+	return bearer.BacklogOf(b, unwrapAddr(peer))
+}
+
+// LastHeard reports when anything from peer last arrived below
+// (bearer.PeerActivity: the SMS bearer's segments), from the side that
+// carries the peer.
+func (m *Mixed) LastHeard(peer net.Addr) time.Time {
+	if m.zero() {
+		return time.Time{}
 	}
-	return 0
+	var b net.PacketConn = m.plain
+	if m.secured(peer) {
+		b = m.srv.inner
+	}
+	return bearer.LastHeardOf(b, unwrapAddr(peer))
 }
 
 var (
 	_ bearer.DeadlineWriter = (*Mixed)(nil)
 	_ bearer.Backlogger     = (*Mixed)(nil)
+	_ bearer.PeerActivity   = (*Mixed)(nil)
 )

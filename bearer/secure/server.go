@@ -218,6 +218,24 @@ func Overhead(cfg *Config, server bool) int {
 // Params returns inner's parameters adapted to DTLS.
 func (s *Server) Params() bearer.Params { return s.params }
 
+// Backlog and LastHeard are the inner bearer's (bearer.Backlogger,
+// bearer.PeerActivity: over SMS, the outbox and the arrival of segments),
+// for the message layer's RFC 9177 timers.
+func (s *Server) Backlog(peer net.Addr) int {
+	if s.inner == nil {
+		return 0
+	}
+	return bearer.BacklogOf(s.inner, unwrapAddr(peer))
+}
+
+// LastHeard: see Backlog.
+func (s *Server) LastHeard(peer net.Addr) time.Time {
+	if s.inner == nil {
+		return time.Time{}
+	}
+	return bearer.LastHeardOf(s.inner, unwrapAddr(peer))
+}
+
 // LocalAddr returns the inner bearer's local address.
 func (s *Server) LocalAddr() net.Addr {
 	if s.inner == nil {

@@ -13,6 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/plgd-dev/go-coap/v3/message"
+	"github.com/plgd-dev/go-coap/v3/message/codes"
+	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/internal/deadline"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
@@ -33,20 +37,6 @@ const (
 	// (bearer/oscore runs over this bearer); on the SMS they travel as CoAP,
 	// like NoSec, and the OSCORE layer refuses what it cannot verify.
 	ModeOSCORE
-)
-
-// The names Mode had before issue 18, kept while branches written against
-// them land (lwm2m/server's IdentityBinding and client.Security are other
-// ideas; one name each now).
-//
-// Deprecated: use Mode, ModeDTLS, ModeNoSec and ModeOSCORE.
-type Security = Mode
-
-// Deprecated: use ModeDTLS, ModeNoSec and ModeOSCORE.
-const (
-	SecurityDTLS   = ModeDTLS
-	SecurityNoSec  = ModeNoSec
-	SecurityOSCORE = ModeOSCORE
 )
 
 // String returns "dtls", "nosec" or "oscore".
@@ -454,6 +444,44 @@ func checkMode(sec Mode, p []byte) error {
 	return nil
 }
 
+// checkSend is checkMode for a datagram to send: besides, a CoAP request
+// to an OSCORE peer must carry the OSCORE option (RFC 8613): an
+// unprotected one (an SMS trigger written straight onto the bearer, an
+// Endpoint without the peer's OSCORE context) would cost an SMS the
+// device refuses. Empty messages and responses pass (an OSCORE endpoint
+// may answer a request it cannot verify with an unprotected error).
+func checkSend(sec Mode, p []byte) error {
+	if err := checkMode(sec, p); err != nil {
+		return err
+	}
+	if sec == ModeOSCORE && plainRequest(p) {
+		return fmt.Errorf("%w: peer mode %s: CoAP request without the OSCORE option", ErrSecurityMode, sec)
+	}
+	return nil
+}
+
+// oscoreOption is the OSCORE option number (RFC 8613 §2).
+const oscoreOption message.OptionID = 9
+
+// plainRequest reports whether p is a CoAP request (not an empty message,
+// not a response) without an OSCORE option; a datagram that does not
+// decode is not judged here.
+func plainRequest(p []byte) bool {
+	m := message.Message{Options: make(message.Options, 0, 16)}
+	for {
+		_, err := coder.DefaultCoder.Decode(p, &m)
+		if errors.Is(err, message.ErrOptionsTooSmall) && cap(m.Options) < 256 {
+			m.Options = make(message.Options, 0, 4*cap(m.Options))
+			continue
+		}
+		if err != nil {
+			return false
+		}
+		break
+	}
+	return m.Code != codes.Empty && m.Code>>5 == 0 && !m.Options.HasOption(oscoreOption)
+}
+
 // WriteTo stores the datagram p for addr in the outbox and returns once it is
 // durable. Errors: ErrUnknownPeer, ErrSecurityMode, bearer.ErrTooLarge,
 // *BudgetError, *RateError, outbox.ErrFull, net.ErrClosed. With
@@ -490,7 +518,7 @@ func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool)
 	if b.isSplitDTLS(peer.Security) != view {
 		return 0, b.opErr("write", addr, modeError(peer.Security, view))
 	}
-	if err := checkMode(peer.Security, p); err != nil {
+	if err := checkSend(peer.Security, p); err != nil {
 		return 0, b.opErr("write", addr, err)
 	}
 	if len(p) > b.params.MaxDatagram {
@@ -687,6 +715,23 @@ func (b *Bearer) Backlog(addr net.Addr) int {
 }
 
 var _ bearer.Backlogger = (*Bearer)(nil)
+
+// LastHeard returns when an SMS segment from addr last arrived, whether
+// or not it completed a datagram (bearer.PeerActivity: an answer on its
+// way whose blocks are not whole yet counts). The zero time: none since
+// the bearer started.
+func (b *Bearer) LastHeard(addr net.Addr) time.Time {
+	if b == nil || b.ob == nil {
+		return time.Time{}
+	}
+	a, err := toAddr(addr, b.parse)
+	if err != nil {
+		return time.Time{}
+	}
+	return b.usage.lastHeard(a)
+}
+
+var _ bearer.PeerActivity = (*Bearer)(nil)
 
 // BudgetUsed returns the SMS segments spent today for peer ("" for the
 // whole deployment).

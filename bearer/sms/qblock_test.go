@@ -206,7 +206,14 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				big := body(size, seed)
 				srv := newBodyServer(big)
 				p := newPairSeed(t, seed, smstest.Faults{}, func(side string, c *sms.Config) {
-					c.Params = testParams(200 * time.Millisecond)
+					// ACK_TIMEOUT 500 ms: on SMS a request goes once
+					// (MAX_RETRANSMIT 0) and waits MAX_TRANSMIT_WAIT (750 ms
+					// here) for the first sign of an answer; each datagram
+					// passes two fsync'd stores (outbox, inbox), and with
+					// 200 ms (300 ms to wait) even the loss-free first GET
+					// timed out on a loaded machine (3 test binaries at
+					// once: 1 run in 6).
+					c.Params = testParams(500 * time.Millisecond)
 				})
 				_, dev := endpoints(t, p, srv.mux)
 				ctx := ctxT(t, 3*time.Minute)
@@ -217,7 +224,7 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				p.net.SetFaults(smstest.Faults{Loss: 0.2})
 				n0, l0 := p.net.Submitted.Load(), p.net.Lost.Load()
 				t0 := time.Now()
-				resp, err := dev.Get(ctx, server, "/big")
+				resp, attempts, err := smstest.GetAsking(ctx, dev, server, "/big", 3)
 				if err != nil || !bytes.Equal(resp.Payload, big) {
 					t.Fatalf("GET under loss: %v; device %+v; server repeats %d", err, p.dev.Stats(), p.srv.Stats().Repeats)
 				}
@@ -231,8 +238,8 @@ func TestQBlockUnderSegmentLoss(t *testing.T) {
 				if u := srv.uploads(); len(u) != 1 || !bytes.Equal(u[0], big) {
 					t.Fatalf("PUT under loss: %d uploads reached the handler", len(u))
 				}
-				t.Logf("%d KiB, 20%% segment loss: GET %d SMS (%d lost) in %v; PUT %d SMS (%d lost) in %v; minimum %d / %d; repeats device %d server %d",
-					size>>10, get, getLost, getTime.Round(time.Millisecond), p.net.Submitted.Load()-n0, p.net.Lost.Load()-l0,
+				t.Logf("%d KiB, 20%% segment loss: GET %d SMS (%d lost, %d request(s)) in %v; PUT %d SMS (%d lost) in %v; minimum %d / %d; repeats device %d server %d",
+					size>>10, get, getLost, attempts, getTime.Round(time.Millisecond), p.net.Submitted.Load()-n0, p.net.Lost.Load()-l0,
 					time.Since(t0).Round(time.Millisecond), minimumSMS(t, false, size), minimumSMS(t, true, size),
 					p.dev.Stats().Repeats, p.srv.Stats().Repeats)
 			})

@@ -164,6 +164,7 @@ func (b *Bearer) feed(s storedSegment, d *pdu.Deliver, from Addr) {
 		return
 	}
 	part.Originator = from.String()
+	b.usage.heard(from, time.Now()) // LastHeard, on the message layer's clock
 	dg, err := b.reasm.Add(part)
 	b.forgetDropped()
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 )
@@ -56,6 +57,8 @@ type peerUsage struct {
 	// hintTx: the purpose of the next DTLS application datagram to send.
 	hintTx    bearer.Purpose
 	hintTxSet bool
+	// heard: when a segment from the peer last arrived (Bearer.LastHeard).
+	heard time.Time
 }
 
 // usageBook keeps the per-peer and total accounting. Its size follows
@@ -107,6 +110,23 @@ func (ub *usageBook) received(a Addr, data []byte, segments int) bearer.Purpose 
 		pu.pendingRx = append(pu.pendingRx, c)
 	}
 	return p
+}
+
+// heard records a segment from a.
+func (ub *usageBook) heard(a Addr, now time.Time) {
+	ub.mu.Lock()
+	defer ub.mu.Unlock()
+	ub.peer(a).heard = now
+}
+
+// lastHeard returns when a's last segment arrived.
+func (ub *usageBook) lastHeard(a Addr) time.Time {
+	ub.mu.Lock()
+	defer ub.mu.Unlock()
+	if pu, ok := ub.peers[a]; ok {
+		return pu.heard
+	}
+	return time.Time{}
 }
 
 // hint records what a security layer says of a DTLS datagram.

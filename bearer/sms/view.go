@@ -176,4 +176,15 @@ func (v *DTLSView) Backlog(peer net.Addr) int {
 	return v.b.Backlog(peer)
 }
 
-var _ bearer.Backlogger = (*DTLSView)(nil)
+// LastHeard is the Bearer's (bearer.PeerActivity).
+func (v *DTLSView) LastHeard(peer net.Addr) time.Time {
+	if v.b == nil {
+		return time.Time{}
+	}
+	return v.b.LastHeard(peer)
+}
+
+var (
+	_ bearer.Backlogger   = (*DTLSView)(nil)
+	_ bearer.PeerActivity = (*DTLSView)(nil)
+)

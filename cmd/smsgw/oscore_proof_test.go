@@ -44,7 +44,7 @@ log:
 simulator:
   latency: 50ms
   send_time: 20ms
-  fleet: {udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 1, oscore_sms: 1, awake: 8s}
+  fleet: {udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 1, oscore_sms: 1, oscore_queue: 1, awake: 4s}
 `, fwProofToken)
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -57,7 +57,7 @@ simulator:
 			t.Logf("daemon stderr (last 4k):\n%s", tail(d.stderr.String(), 4096))
 		}
 	}()
-	d.waitFleet(3, 60*time.Second)
+	d.waitFleet(4, 60*time.Second)
 
 	// segments counts the light's own SMS (the fleet's other lights send
 	// and receive SMS at any time, so the gateway-wide counters are not
@@ -97,6 +97,9 @@ simulator:
 			}
 		})
 	}
+	t.Run("OSCORE queue light asleep, woken by an OSCORE SMS trigger", func(t *testing.T) {
+		oscoreQueueWake(t, d)
+	})
 	m := d.metrics()
 	for _, tr := range []string{"udp", "sms"} {
 		re := regexp.MustCompile(`smsgw_oscore_events_total\{event="verified",transport="` + tr + `"\} (\d+)`)
@@ -109,4 +112,59 @@ simulator:
 		}
 	}
 	t.Logf("\n%s", grepLines([]byte(m), "smsgw_oscore"))
+}
+
+// oscoreQueueWake: the OSCORE queue light (UDP in queue mode, its SMS
+// trigger under the same OSCORE context) falls asleep; a read through the
+// API is queued, the gateway wakes the light with one OSCORE-protected
+// SMS (Execute /1/0/8 with No-Response), the light verifies it, updates
+// over UDP and the queued read is answered over UDP: 1 SMS out, 0 in.
+// Before, the trigger went unprotected onto the SMS bearer and an OSCORE
+// device refused it (i19-oscore's note).
+func oscoreQueueWake(t *testing.T, d *daemon) {
+	const light = "light-oscore-queue-1"
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, v := d.call("GET", "/devices/"+light, ""); v["awake"] == false {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the OSCORE queue light never fell asleep")
+		}
+	}
+	use0 := d.smsUse(light)
+	wakes0 := d.metric(`smsgw_sms_wakeups_total`)
+	prot0 := d.metric(`smsgw_oscore_events_total{event="protected",transport="sms"}`)
+	start := time.Now()
+	code, v := d.call("GET", "/devices/"+light+"/data/3/0/0", "")
+	if code == 202 {
+		job, _ := v["job"].(map[string]any)
+		if job == nil {
+			t.Fatalf("queued read: %d %v", code, v)
+		}
+		code, v = d.call("GET", fmt.Sprintf("/jobs/%v?wait=60s", job["id"]), "")
+		if code != 200 || v["state"] != "done" {
+			t.Fatalf("wake-up: %d %v", code, v)
+		}
+	} else if job, _ := v["job"].(map[string]any); code != 200 || job == nil || job["state"] != "done" {
+		t.Fatalf("the sleeping light's read did not go through the queue: %d %v", code, v)
+	}
+	if !strings.Contains(fmt.Sprint(v), "m2mbearer") {
+		t.Fatalf("queued read answered %v", v)
+	}
+	took := time.Since(start)
+	// The SMS accounting settles when the trigger has left the outbox.
+	var use smsUse
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if use = d.smsUse(light).minus(use0); use.out >= 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	wakes, prot := d.metric(`smsgw_sms_wakeups_total`)-wakes0, d.metric(`smsgw_oscore_events_total{event="protected",transport="sms"}`)-prot0
+	t.Logf("%s woken and read in %v: %v; wake-ups %v, OSCORE-protected on SMS %v", light, took.Round(time.Millisecond), use, wakes, prot)
+	if use.out != 1 || use.in != 0 {
+		t.Errorf("wake-up + queued read cost %v SMS out, %v in; want 1, 0", use.out, use.in)
+	}
+	if wakes != 1 || prot != 1 {
+		t.Errorf("wake-ups %v, OSCORE-protected SMS %v; want 1 and 1 (the trigger)", wakes, prot)
+	}
 }

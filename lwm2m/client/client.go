@@ -56,6 +56,8 @@ type Client struct {
 	lastSeen atomic.Int64 // queue mode: Unix ns of the last exchange
 
 	obs observers
+
+	sess sessionState // WithRedial (session.go)
 }
 
 type config struct {
@@ -71,6 +73,7 @@ type config struct {
 	retrySet bool
 	clock    Clock
 	formats  []content.Format
+	redial   func(ctx context.Context) (*bearer.Endpoint, error)
 }
 
 // Option configures New. An option given a value out of its range makes
@@ -334,7 +337,7 @@ func (e *RegistrationError) Error() string {
 // update loop, which sends an Update before the lifetime runs out (at 90%
 // of it), re-registers when the server forgot the client (4.04), and
 // retries after errors. ep must have been created with the client as its
-// handler.
+// handler; nil with WithRedial (the client dials).
 func (c *Client) Start(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) error {
 	if c.stop == nil {
 		return ErrNotCreated
@@ -346,7 +349,11 @@ func (c *Client) Start(ctx context.Context, ep *bearer.Endpoint, addr net.Addr) 
 	}
 	c.ep, c.server = ep, addr
 	c.mu.Unlock()
+	if err := c.ensureSession(ctx); err != nil {
+		return err
+	}
 	if err := c.Register(ctx); err != nil {
+		c.sessionLost(err)
 		return err
 	}
 	c.mu.Lock()
@@ -499,11 +506,27 @@ func (c *Client) loop() {
 	defer t.Stop()
 	fails := 0 // Update failures in a row
 	for {
+		lost := false
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
 		case <-c.updateC:
+		case <-c.endpointDone():
+			// The session ended under the client (the server's
+			// close_notify or fatal alert): a new one and a new
+			// registration, through the registration procedure.
+			c.log.Warn("lwm2m client: the secured session ended", "ep", c.name)
+			c.sess.lost.Store(true)
+			lost = true
+		}
+		if lost {
+			if !c.reregister() {
+				return
+			}
+			fails = 0
+			t.Reset(period)
+			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(lt/2, 5*time.Second))
 		go func() {
@@ -517,6 +540,9 @@ func (c *Client) loop() {
 		cancel()
 		var re *RegistrationError
 		reregister := errors.As(err, &re) && re.Code == codes.NotFound // the server forgot us
+		// No answer on a secured session that can be renewed: the server
+		// may have lost it; a new session and a new registration.
+		reregister = reregister || c.sessionLost(err)
 		next := period
 		if err != nil && !reregister {
 			fails++
@@ -524,23 +550,10 @@ func (c *Client) loop() {
 			next, reregister = c.updateRetry(fails, period)
 		}
 		if reregister {
-			// The registration procedure, with its backoff: a refused
-			// device costs at most what the Server object allows.
-			rctx, rcancel := context.WithCancel(context.Background())
-			go func() {
-				select {
-				case <-c.stop:
-					rcancel()
-				case <-rctx.Done():
-				}
-			}()
-			err = c.RegisterWithRetry(rctx)
-			rcancel()
-			if err != nil {
-				c.log.Error("lwm2m client: registration failed, update loop stops", "ep", c.name, "err", err)
+			if !c.reregister() {
 				return
 			}
-			next = period
+			err, next = nil, period
 		}
 		if err == nil {
 			fails = 0
@@ -571,7 +584,31 @@ func (c *Client) Close() error {
 		<-done
 	}
 	c.obs.closeAll()
+	c.closeSession()
 	return nil
+}
+
+// reregister runs the registration procedure, with its backoff (a refused
+// device costs at most what the Server object allows), until Close. It
+// reports false when the procedure gave up or the client closed: the
+// loop stops.
+func (c *Client) reregister() bool {
+	rctx, rcancel := context.WithCancel(context.Background())
+	defer rcancel()
+	go func() {
+		select {
+		case <-c.stop:
+			rcancel()
+		case <-rctx.Done():
+		}
+	}()
+	if err := c.RegisterWithRetry(rctx); err != nil {
+		if rctx.Err() == nil {
+			c.log.Error("lwm2m client: registration failed, update loop stops", "ep", c.name, "err", err)
+		}
+		return false
+	}
+	return true
 }
 
 // Send sends the current values of paths to the server with the 1.1 Send

@@ -24,6 +24,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		{"retry 0", client.WithRetry(0), false},
 		{"retry -1ns", client.WithRetry(-1), false},
 		{"nil clock", client.WithClock(nil), false},
+		{"nil redial", client.WithRedial(nil), false},
 		{"version 1.0", client.WithVersion("1.0"), true},
 		{"binding UQS", client.WithBinding("UQS"), true},
 		{"lifetime 1", client.WithLifetime(1), true},

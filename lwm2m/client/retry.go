@@ -161,7 +161,9 @@ func (c *Client) clock() Clock {
 // (RetryPolicy): it returns nil once a Register succeeded, the context's
 // error, or a *RegistrationFailedError when every attempt failed. Over SMS
 // with the defaults that bounds a device refused by its server to 5
-// Register SMS (and their answers) a day.
+// Register SMS (and their answers) a day. With WithRedial, an attempt
+// first opens a new security context when the last one was lost (a
+// handshake that fails is a failed attempt).
 func (c *Client) RegisterWithRetry(ctx context.Context) error {
 	if c.stop == nil {
 		return ErrNotCreated
@@ -184,9 +186,13 @@ func (c *Client) RegisterWithRetry(ctx context.Context) error {
 				}
 			}
 			attempts++
-			last = c.Register(ctx)
+			last = c.ensureSession(ctx) // session.go: a new DTLS session when the last was lost
 			if last == nil {
-				return nil
+				last = c.Register(ctx)
+				if last == nil {
+					return nil
+				}
+				c.sessionLost(last)
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -210,7 +216,7 @@ func (c *Client) StartRetry(ctx context.Context, ep *bearer.Endpoint, addr net.A
 		c.mu.Unlock()
 		return errors.New("lwm2m client: already started or closed")
 	}
-	c.ep, c.server = ep, addr
+	c.ep, c.server = ep, addr // nil with WithRedial: the first attempt dials
 	c.mu.Unlock()
 	if err := c.RegisterWithRetry(ctx); err != nil {
 		return err

@@ -287,6 +287,7 @@ func (c *Client) sleepLoop() {
 		fails++
 		c.log.Warn("lwm2m client: update failed", "ep", c.name, "failures", fails, "err", err)
 		wait, giveUp := c.updateRetry(fails, period)
+		giveUp = giveUp || c.sessionLost(err) // session.go: a new session and a new registration
 		if !giveUp {
 			nextUpdate = time.Now().Add(wait)
 			continue

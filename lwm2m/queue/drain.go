@@ -386,6 +386,9 @@ func (m *Manager) wake(d *device, target WakeTarget, seen uint32) {
 		d.wakes = 0
 		m.mu.Unlock()
 		m.met.Add("wake_errors", 1)
+		if errors.Is(err, ErrUnprotectedTrigger) {
+			m.met.Add("wake_refused_unprotected", 1)
+		}
 		m.log.Warn("queue: wake-up failed", "endpoint", d.ep, "err", err)
 		m.failAll(d, &NotWokenError{Endpoint: d.ep, Wakes: wakes, Cause: err})
 		return

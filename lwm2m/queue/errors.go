@@ -60,6 +60,14 @@ var (
 	// a new attempt, and a non-idempotent request is not failed with
 	// ErrUnknownOutcome however late the device wakes.
 	ErrNotDelivered = errors.New("queue: request not delivered")
+	// ErrUnprotectedTrigger: the SMS waker refused to send a trigger to
+	// a device whose SMS binding is secured (DTLS or OSCORE) because the
+	// trigger would have gone out unprotected (no Endpoint carrying the
+	// device's security, or one without the device's OSCORE context). A
+	// secured peer is never downgraded to a NoSec trigger; the refusal
+	// costs no SMS, is permanent for the wake-up (ErrNotWoken) and is
+	// counted (SMSWaker.Refused, Manager metric "wake_refused_unprotected").
+	ErrUnprotectedTrigger = errors.New("queue: SMS trigger refused: the device's SMS binding is secured and the trigger would go out unprotected")
 	// ErrCorrupt: a stored record does not decode.
 	ErrCorrupt = errors.New("queue: corrupt record")
 )

@@ -10,7 +10,9 @@ import (
 //
 // Counters (Add): "queued", "sent", "done", "failed", "expired",
 // "cancelled", "unknown_outcome", "requeued" (device fell asleep mid-drain),
-// "wakeups" (trigger sent), "wake_errors", "not_woken" (devices given up),
+// "wakeups" (trigger sent), "wake_errors", "wake_refused_unprotected" (a
+// trigger to a secured peer that would have gone unprotected, refused:
+// ErrUnprotectedTrigger), "not_woken" (devices given up),
 // "rejected_full", "rejected_devices", "store_errors", "events_dropped",
 // "pruned".
 // Gauges (Set): "depth" (live requests), "bytes" (their encoded size),

@@ -172,10 +172,26 @@ type PeerSetter interface {
 // *sms.Bearer, or anything that writes datagrams to sms.Addr). The peer's
 // framing on the bearer decides raw CoAP or WAP Push; with Peers set, the
 // waker first configures the peer as NoSec (LwM2M allows unsecured SMS
-// triggers where configured) with the target's framing and SIM. Leave
-// Peers nil for devices that use DTLS over SMS: their peer entry must stay
-// ModeDTLS, and Conn is then the bearer/secure conn over the SMS
-// bearer, so the trigger goes through the DTLS session.
+// triggers where configured) with the target's framing and SIM, unless
+// the peer is configured for DTLS or OSCORE already (Peers that tell, as
+// *sms.Bearer does: a secured peer is never downgraded).
+//
+// A device that talks DTLS or OSCORE over SMS refuses an unprotected
+// trigger, and sending it one would downgrade a secured peer: set Endpoint
+// to the Endpoint whose bearer carries that security for the device
+// (smsgw: its SMS Endpoint, over OSCORE contexts bound to the devices'
+// numbers and the DTLS server), so the trigger is an OSCORE-protected
+// request (one SMS: the protected Execute with its No-Response option
+// fits one segment) or goes through the device's DTLS session (a DTLS
+// server cannot start a handshake: without a live session the Endpoint
+// fails the write, nothing is sent, and the Manager retries the wake-up
+// later). Without Endpoint, a trigger to a peer that Conn or Peers report
+// as DTLS or OSCORE (PeerMode, as *sms.Bearer does) is not written at
+// all; a write the bearer refuses for its security mode
+// (sms.ErrSecurityMode: no OSCORE context for the number on the
+// Endpoint's path) is the same case. Both fail with ErrUnprotectedTrigger
+// (which wraps sms.ErrSecurityMode), cost no SMS and are counted
+// (Refused).
 //
 // With Endpoint set (the server's SMS Endpoint, or the one over DTLS) the
 // trigger goes through it (Firer), so that the answer of a device that
@@ -189,6 +205,17 @@ type SMSWaker struct {
 	Peers    PeerSetter
 	Endpoint Firer
 	mid      atomic.Uint32
+	refused  atomic.Uint64
+}
+
+// Refused returns how many triggers the waker refused because they would
+// have gone unprotected to a secured peer (ErrUnprotectedTrigger).
+func (w *SMSWaker) Refused() uint64 { return w.refused.Load() }
+
+// unprotected counts and returns the refusal of a trigger to addr.
+func (w *SMSWaker) unprotected(ep string, addr sms.Addr, cause error) error {
+	w.refused.Add(1)
+	return fmt.Errorf("%w: wake %s via %s: %w", ErrUnprotectedTrigger, ep, addr, cause)
 }
 
 // NewSMSWaker returns a waker writing to conn; peers may be nil.
@@ -214,7 +241,11 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadTarget, err)
 	}
-	if w.Peers != nil {
+	secured := securedPeer(w.Peers, addr) || securedPeer(w.Conn, addr)
+	if w.Endpoint == nil && secured {
+		return w.unprotected(ep, addr, fmt.Errorf("%w: the peer is secured and the waker has no Endpoint to protect the trigger", sms.ErrSecurityMode))
+	}
+	if w.Peers != nil && !secured {
 		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.ModeNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
 			return fmt.Errorf("queue: wake %s: configure peer: %w", ep, err)
 		}
@@ -229,6 +260,9 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 		req := &bearer.Request{Code: msg.Code, Type: message.NonConfirmable, Token: token, Options: msg.Options,
 			Payload: msg.Payload, Peer: addr, Expires: t.Deadline}
 		if err := w.Endpoint.Fire(ctx, req, 0); err != nil {
+			if errors.Is(err, sms.ErrSecurityMode) {
+				return w.unprotected(ep, addr, err)
+			}
 			return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
 		}
 		return nil
@@ -242,10 +276,28 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 	} else {
 		_, err = w.Conn.WriteTo(msg, addr)
 	}
+	if errors.Is(err, sms.ErrSecurityMode) {
+		return w.unprotected(ep, addr, err)
+	}
 	if err != nil {
 		return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
 	}
 	return nil
+}
+
+// securedPeer reports whether peers (a PeerSetter or the Conn) has addr
+// as a DTLS or OSCORE peer (*sms.Bearer tells, PeerMode): the waker never
+// turns such a peer into a NoSec one, and sends its trigger only through
+// Endpoint, under the peer's security.
+func securedPeer(peers any, addr sms.Addr) bool {
+	pm, ok := peers.(interface {
+		PeerMode(net.Addr) (sms.Mode, bool)
+	})
+	if !ok {
+		return false
+	}
+	mode, known := pm.PeerMode(addr)
+	return known && mode != sms.ModeNoSec
 }
 
 // DeadlineWriter is a PacketConn that can be told when a datagram stops
@@ -254,8 +306,10 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 type DeadlineWriter = bearer.DeadlineWriter
 
 // permanentWakeError reports wake errors that retrying later today will
-// not cure: budget exhausted, unknown peer, wrong security mode, bad target.
+// not cure: budget exhausted, unknown peer, wrong security mode (an
+// unprotected trigger to a secured peer), bad target.
 func permanentWakeError(err error) bool {
 	return errors.Is(err, sms.ErrBudgetExceeded) || errors.Is(err, sms.ErrUnknownPeer) ||
-		errors.Is(err, sms.ErrSecurityMode) || errors.Is(err, ErrBadTarget) || errors.Is(err, ErrNotCreated)
+		errors.Is(err, sms.ErrSecurityMode) || errors.Is(err, ErrUnprotectedTrigger) || errors.Is(err, ErrBadTarget) ||
+		errors.Is(err, ErrNotCreated)
 }

@@ -294,6 +294,9 @@ type Fleet struct {
 	// OSCORE lights talk OSCORE over UDP, OSCORESMS over SMS only.
 	OSCORE    int `yaml:"oscore"`
 	OSCORESMS int `yaml:"oscore_sms"`
+	// OSCOREQueue lights are queue lights on OSCORE (UDP and the SMS
+	// trigger under one context).
+	OSCOREQueue int `yaml:"oscore_queue"`
 	// DTLSSMS lights are SMS only and talk DTLS (PSK) over SMS.
 	DTLSSMS int           `yaml:"dtls_sms"`
 	Awake   time.Duration `yaml:"awake"`
@@ -621,8 +624,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.DTLS < 0 || f.UDP+f.Queue+f.SMS+f.DTLS > 1000 {
 			ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
 		}
-		if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCORE+f.OSCORESMS > 100 {
-			ck.add("oscore and oscore_sms must be in 0..100", "simulator", "fleet")
+		if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCOREQueue < 0 || f.OSCORE+f.OSCORESMS+f.OSCOREQueue > 100 {
+			ck.add("oscore, oscore_sms and oscore_queue must be in 0..100", "simulator", "fleet")
 		}
 		if f.DTLSSMS < 0 || f.DTLSSMS > 100 {
 			ck.add("dtls_sms must be in 0..100", "simulator", "fleet", "dtls_sms")

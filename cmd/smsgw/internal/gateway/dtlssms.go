@@ -75,7 +75,7 @@ func (g *Gateway) dtlsOverSMS() bool {
 const (
 	smsFlightInterval    = 10 * time.Second
 	smsHandshakeTimeout  = 3 * time.Minute
-	smsHandshakeMTU      = 140 // one SMS segment per handshake datagram
+	smsHandshakeMTU      = secure.SMSHandshakeMTU // a flight in one concatenated SMS
 	defaultDTLSSMSIdle   = 10 * time.Minute
 	dtlsSessionsFileName = "dtls-sessions.db"
 )

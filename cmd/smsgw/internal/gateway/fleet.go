@@ -41,7 +41,14 @@ const (
 	// KindDTLSSMS lights are SMS only and talk DTLS (PSK) over SMS
 	// (fleet_dtlssms.go).
 	KindDTLSSMS = "dtls-sms"
+	// KindOSCOREQueue lights are queue lights on OSCORE: UDP in queue
+	// mode, woken by an OSCORE-protected SMS trigger; one context (one
+	// sequence number space) for both bearers.
+	KindOSCOREQueue = "oscore-queue"
 )
+
+// sleeps reports whether the light is in queue mode, woken by SMS.
+func (l *Light) sleeps() bool { return l.Kind == KindQueue || l.Kind == KindOSCOREQueue }
 
 // Light is one simulated streetlight of the demo fleet: our LwM2M client with
 // objects 3 (Device), 4 and 3311 (Light Control).
@@ -61,6 +68,7 @@ type Light struct {
 	fw     *firmware.Device
 	fwBase int // updates applied before this start
 	oscSt  *oscore.BoltStore
+	oscCtx *oscore.Context // OSCORE lights: one context for every bearer
 	wmu    sync.Mutex
 	writes map[string]int
 	dtls   *dtlsSMSLight // KindDTLSSMS
@@ -86,6 +94,7 @@ type FleetSpec struct {
 	UDP, Queue, SMS, DTLS int
 	OSCORE, OSCORESMS     int
 	DTLSSMS               int
+	OSCOREQueue           int
 	Awake                 time.Duration
 	ServerUDP, ServerDTLS net.Addr
 	ServerSIMs            []string
@@ -109,7 +118,7 @@ func FleetPlan(s FleetSpec) []*Light {
 	add := func(kind string, n int) {
 		for i := 0; i < n; i++ {
 			l := &Light{Name: fmt.Sprintf("light-%s-%d", kind, i+1), Kind: kind}
-			if (kind == KindQueue || kind == KindSMS || kind == KindOSCORESMS || kind == KindDTLSSMS) && len(s.ServerSIMs) > 0 {
+			if (kind == KindQueue || kind == KindSMS || kind == KindOSCORESMS || kind == KindDTLSSMS || kind == KindOSCOREQueue) && len(s.ServerSIMs) > 0 {
 				l.MSISDN = DeviceMSISDN(smsIdx)
 				l.ServerSIM = s.ServerSIMs[smsIdx%len(s.ServerSIMs)]
 				smsIdx++
@@ -124,6 +133,7 @@ func FleetPlan(s FleetSpec) []*Light {
 	add(KindOSCORE, s.OSCORE)
 	add(KindOSCORESMS, s.OSCORESMS)
 	add(KindDTLSSMS, s.DTLSSMS)
+	add(KindOSCOREQueue, s.OSCOREQueue)
 	nosc := 0
 	for _, l := range out {
 		if l.Kind == KindDTLS || l.Kind == KindDTLSSMS {
@@ -134,7 +144,7 @@ func FleetPlan(s FleetSpec) []*Light {
 				l.PSK.Key = lightPSK(filepath.Join(s.StateDir, l.Name), key)
 			}
 		}
-		if l.Kind == KindOSCORE || l.Kind == KindOSCORESMS {
+		if l.Kind == KindOSCORE || l.Kind == KindOSCORESMS || l.Kind == KindOSCOREQueue {
 			dir := ""
 			if s.StateDir != "" {
 				dir = filepath.Join(s.StateDir, l.Name)
@@ -165,12 +175,15 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	opts := []client.Option{client.WithLifetime(600), client.WithLogger(s.Logger.With("light", l.Name)), client.WithRetry(2 * time.Second)}
 	binding := "U"
 	switch l.Kind {
-	case KindQueue:
+	case KindQueue, KindOSCOREQueue:
 		binding = "US"
 		opts = append(opts, client.WithQueueMode(), client.WithSMSNumber(l.MSISDN[1:]))
 	case KindSMS, KindOSCORESMS, KindDTLSSMS:
 		binding = "S"
 		opts = append(opts, client.WithSMSNumber(l.MSISDN[1:]))
+	}
+	if l.Kind == KindDTLSSMS { // a new DTLS session when the server lost it (fleet_dtlssms.go)
+		opts = append(opts, client.WithRedial(func(ctx context.Context) (*bearer.Endpoint, error) { return f.dialDTLSSMS(ctx, s, l) }))
 	}
 	opts = append(opts, client.WithBinding(binding))
 	c, err := client.New(l.Name, opts...)
@@ -205,7 +218,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	); err != nil {
 		return err
 	}
-	if l.Kind == KindQueue {
+	if l.sleeps() {
 		if err := c.Set(path.Resource(1, 0, 21), content.NewBool(true)); err != nil {
 			return err
 		}
@@ -246,7 +259,11 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			if err != nil {
 				return err
 			}
-			if sb, err = l.wrapOSCORE(dir, b, a); err != nil {
+			var reg net.Addr = a
+			if l.sleeps() { // registers over UDP, woken over SMS
+				reg = s.ServerUDP
+			}
+			if sb, err = l.wrapOSCORE(dir, b, a, reg); err != nil {
 				return err
 			}
 		}
@@ -262,12 +279,12 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 		var b bearer.Bearer = u
-		if l.Kind == KindQueue {
+		if l.sleeps() {
 			l.sleepy = &sleepyBearer{Bearer: u, window: s.Awake}
 			b = l.sleepy
 		}
 		if l.OSCORE != nil {
-			if b, err = l.wrapOSCORE(dir, u, s.ServerUDP); err != nil {
+			if b, err = l.wrapOSCORE(dir, b, s.ServerUDP, s.ServerUDP); err != nil {
 				u.Close()
 				return err
 			}

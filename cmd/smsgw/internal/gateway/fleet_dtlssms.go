@@ -3,13 +3,11 @@ package gateway
 import (
 	"context"
 	"encoding/hex"
-	"fmt"
-	"net"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/secure"
@@ -64,11 +62,15 @@ func lightPSK(dir string, key []byte) []byte {
 	return key
 }
 
-// startDTLSSMS handshakes with the server over SMS (PSK, one SMS segment
-// per handshake datagram, the server's session resumed when the light has
-// one) and registers, in the background, trying again every 10 s while the
-// handshake fails.
-func (f *Fleet) startDTLSSMS(ctx context.Context, s FleetSpec, l *Light, dir string) error {
+// startDTLSSMS starts the light's registration procedure in the
+// background: its first attempt handshakes with the server over SMS (PSK,
+// one SMS segment per handshake datagram, the server's session resumed
+// when the light has one) and registers; a handshake or Register that
+// fails waits the procedure's backoff (/1/0/17-20), and a session the
+// server lost later (a restart: its Update goes unanswered) is dialled
+// again the same way (client.WithRedial, set by Fleet.start), so a light
+// whose server is gone costs the SMS the procedure allows, no more.
+func (f *Fleet) startDTLSSMS(ctx context.Context, _ FleetSpec, l *Light, dir string) error {
 	sess, err := secure.OpenSessionCache(filepath.Join(dir, dtlsSessionsFileName), secure.WithMaxEntries(4))
 	if err != nil {
 		return err
@@ -81,33 +83,34 @@ func (f *Fleet) startDTLSSMS(ctx context.Context, s FleetSpec, l *Light, dir str
 	f.wg.Add(1)
 	go func() {
 		defer f.wg.Done()
-		for ctx.Err() == nil {
-			err := f.dialDTLSSMS(ctx, s, l, srv)
-			if err == nil || ctx.Err() != nil {
-				return
-			}
-			f.log.Warn("demo light: DTLS over SMS failed, retrying", "light", l.Name, "err", err)
-			select {
-			case <-ctx.Done():
-			case <-time.After(10 * time.Second):
-			}
+		if err := l.c.StartRetry(ctx, nil, srv); err != nil && ctx.Err() == nil {
+			f.log.Error("demo light: DTLS over SMS registration failed", "light", l.Name, "err", err)
 		}
 	}()
 	return nil
 }
 
-func (f *Fleet) dialDTLSSMS(ctx context.Context, s FleetSpec, l *Light, srv net.Addr) error {
-	_ = l.smsB.SetReadDeadline(time.Time{}) // a failed attempt's lent bearer set it
+// dialDTLSSMS opens a DTLS session with the server over the light's SMS
+// bearer (resumed from its cache when the server still knows it) and an
+// Endpoint on it with the light's client as handler.
+func (f *Fleet) dialDTLSSMS(ctx context.Context, s FleetSpec, l *Light) (*bearer.Endpoint, error) {
+	if l.dtls == nil {
+		return nil, errors.New("demo light: DTLS over SMS not started")
+	}
+	srv, err := sms.ParseMSISDN(l.ServerSIM)
+	if err != nil {
+		return nil, err
+	}
 	hctx, cancel := context.WithTimeout(ctx, smsHandshakeTimeout)
 	defer cancel()
-	conn, err := secure.Dial(hctx, &lentBearer{Bearer: l.smsB}, srv, &secure.Config{
+	conn, err := secure.Dial(hctx, l.smsB.Lend(), srv, &secure.Config{
 		PSKIdentity: []byte(l.PSK.Identity), PSKKey: l.PSK.Key,
 		MTU: smsHandshakeMTU, CIDLength: new(0), FlightInterval: smsFlightInterval, HandshakeTimeout: smsHandshakeTimeout,
 		Sessions: l.dtls.sess, SessionKey: DTLSSMSSessionKey, QuietClose: true, // a light going dark says nothing
 		Logger: s.Logger.With("light", l.Name, "bearer", "dtls+sms"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if conn.Resumed() {
 		l.dtls.resumed.Add(1)
@@ -117,41 +120,10 @@ func (f *Fleet) dialDTLSSMS(ctx context.Context, s FleetSpec, l *Light, srv net.
 	ep, err := bearer.NewEndpoint(conn, bearer.WithHandler(l.c))
 	if err != nil {
 		conn.Close()
-		return err
+		return nil, err
 	}
 	f.mu.Lock()
 	l.smsEP = ep
 	f.mu.Unlock()
-	if err := l.c.StartRetry(ctx, ep, srv); err != nil {
-		return fmt.Errorf("register over DTLS over SMS: %w", err)
-	}
-	return nil
-}
-
-// lentBearer lends a light's SMS bearer to one DTLS session: secure.Dial
-// closes its bearer when the handshake fails, and the light tries again on
-// the same SMS bearer. Closing it ends the session's reads (a deadline
-// wakes the reader, which then sees it closed) and leaves the SMS bearer
-// open.
-type lentBearer struct {
-	*sms.Bearer
-	closed atomic.Bool
-}
-
-func (b *lentBearer) ReadFrom(p []byte) (int, net.Addr, error) {
-	if b.closed.Load() {
-		return 0, nil, net.ErrClosed
-	}
-	n, a, err := b.Bearer.ReadFrom(p)
-	if err != nil && b.closed.Load() {
-		return 0, nil, net.ErrClosed
-	}
-	return n, a, err
-}
-
-func (b *lentBearer) Close() error {
-	if !b.closed.Swap(true) {
-		_ = b.Bearer.SetReadDeadline(time.Now())
-	}
-	return nil
+	return ep, nil
 }

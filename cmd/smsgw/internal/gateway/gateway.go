@@ -246,7 +246,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	if cfg.Simulator.Enabled && len(g.plan) > 0 {
 		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, Awake: f.Awake,
+		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, Awake: f.Awake,
 			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
 			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
 		if g.dtlsEP != nil {
@@ -296,7 +296,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
 		}
 		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, ServerSIMs: sims(s.ServerSIMs),
+		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, ServerSIMs: sims(s.ServerSIMs),
 			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
 		for _, l := range g.plan {
 			if l.PSK != nil {
@@ -304,7 +304,7 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 			}
 			if l.MSISDN != "" {
 				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
-					Trigger: l.Kind == KindQueue, NoSec: l.Kind == KindQueue}
+					Trigger: l.sleeps(), NoSec: l.Kind == KindQueue}
 				if l.Kind == KindDTLSSMS {
 					d := g.devices[l.Name]
 					d.Security = config.SMSPSK

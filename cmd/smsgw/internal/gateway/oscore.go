@@ -58,11 +58,18 @@ func (k *OSCOREKeys) config(ep string) config.OSCORE {
 // wrapOSCORE gives a demo light its Object 21 and puts its bearer under
 // OSCORE with the context built from it, the sequence numbers and the ID
 // Context of its last Appendix B.2 run kept in <dir>/oscore.db (Appendix
-// B.1.1; B.2 when that file is lost).
-func (l *Light) wrapOSCORE(dir string, b bearer.Bearer, server net.Addr) (bearer.Bearer, error) {
-	uri := "coap://" + server.String()
-	if server.Network() == sms.Network {
-		uri = "sms://" + server.String()
+// B.1.1; B.2 when that file is lost). server is the peer on b; reg the
+// server the light registers with (its Security object's URI). A light
+// with two bearers (an OSCORE queue light: UDP, and SMS for the triggers)
+// uses one context on both: a second context from the same keys and store
+// would reuse nonces.
+func (l *Light) wrapOSCORE(dir string, b bearer.Bearer, server, reg net.Addr) (bearer.Bearer, error) {
+	if l.oscCtx != nil {
+		return oscore.New(b, oscore.WithPeer(server, l.oscCtx))
+	}
+	uri := "coap://" + reg.String()
+	if reg.Network() == sms.Network {
+		uri = "sms://" + reg.String()
 	}
 	if err := l.c.AddSecurity(client.Security{ServerURI: uri, Mode: 3, ShortID: 101}); err != nil {
 		return nil, err
@@ -83,6 +90,7 @@ func (l *Light) wrapOSCORE(dir string, b bearer.Bearer, server net.Addr) (bearer
 	if err != nil {
 		return nil, err
 	}
+	l.oscCtx = x
 	return oscore.New(b, oscore.WithPeer(server, x))
 }
 

@@ -213,6 +213,7 @@ function showValues(res) {
     if (cell) {
       cell.textContent = (cell.dataset.multi && cell.textContent && !cell.classList.contains("last") ? cell.textContent + ", " : "") + fmtValue(v.value);
       cell.classList.remove("last");
+      cell.removeAttribute("title"); // a "last known" tooltip, if the last values came first
     }
   }
 }
