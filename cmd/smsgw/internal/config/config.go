@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -319,11 +318,18 @@ type Problem struct {
 	Msg          string
 }
 
+// A message that names its field itself, in backquotes ("unknown key
+// `sms.dialy_budget` ...", "`api.listen` must be host:port ...") is shown
+// as it is after the line; others after "field: ".
 func (p Problem) String() string {
-	if p.Line > 0 {
-		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Field, p.Msg)
+	msg := p.Msg
+	if p.Field != "" && !strings.Contains(msg, "`"+p.Field+"`") {
+		msg = p.Field + ": " + msg
 	}
-	return fmt.Sprintf("%s: %s", p.Field, p.Msg)
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s", p.Line, msg)
+	}
+	return msg
 }
 
 // Error lists the problems of a configuration file. It matches ErrInvalid.
@@ -363,6 +369,16 @@ func Parse(data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
 	}
+	if ps := checkKeys(&root); len(ps) > 0 {
+		// The values that could be read are checked too (checkKeys took
+		// the refused ones out), so that one run lists every problem.
+		if root.Decode(&c) == nil {
+			c.proxyModeDefaults(&root)
+			ps = append(ps, c.validate(&root)...)
+		}
+		sortProblems(ps)
+		return nil, &Error{Problems: ps}
+	}
 	dec = yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -378,6 +394,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	c.proxyModeDefaults(&root)
 	if ps := c.validate(&root); len(ps) > 0 {
+		sortProblems(ps)
 		return nil, &Error{Problems: ps}
 	}
 	return &c, nil
@@ -444,7 +461,7 @@ func lineProblem(msg string) Problem {
 			msg = strings.TrimSpace(msg[i+1:])
 		}
 	}
-	return Problem{Line: line, Field: "yaml", Msg: msg}
+	return Problem{Line: line, Field: "YAML syntax", Msg: msg}
 }
 
 // locate returns the key node at a key path ("api", "listen"; list indexes as
@@ -500,18 +517,6 @@ func (c *checker) add(msg string, keys ...string) {
 	c.ps = append(c.ps, p)
 }
 
-func validHostPort(s string) bool {
-	if _, err := netip.ParseAddrPort(s); err == nil {
-		return true
-	}
-	_, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return false
-	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	return err == nil && n <= 65535
-}
-
 // Validate checks a configuration built in Go (no line numbers).
 func (c *Config) Validate() error {
 	if ps := c.validate(nil); len(ps) > 0 {
@@ -525,8 +530,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	switch c.Mode {
 	case "server":
 	case "proxy":
-		if !validHostPort(c.Proxy.Server) {
-			ck.add(fmt.Sprintf("proxy mode needs the external LwM2M server as host:port, not %q", c.Proxy.Server), "proxy", "server")
+		if addrProblem(c.Proxy.Server, dialPort) != "" {
+			ck.add(fmt.Sprintf("`proxy.server`: proxy mode needs the external LwM2M server; it %s", addrProblem(c.Proxy.Server, dialPort)), "proxy", "server")
 		}
 		if c.Proxy.Bind != "" {
 			if _, err := netip.ParseAddr(c.Proxy.Bind); err != nil {
@@ -553,15 +558,13 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	default:
 		ck.add(fmt.Sprintf("unknown format %q; use text or json", c.Log.Format), "log", "format")
 	}
-	if !validHostPort(c.API.Listen) {
-		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.API.Listen), "api", "listen")
-	}
+	ck.checkAddr(c.API.Listen, listenPort, "api", "listen")
 	c.API.Limits.validate(ck)
-	if c.LwM2M.UDP != "" && !validHostPort(c.LwM2M.UDP) {
-		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.LwM2M.UDP), "lwm2m", "udp")
+	if c.LwM2M.UDP != "" {
+		ck.checkAddr(c.LwM2M.UDP, listenPort, "lwm2m", "udp")
 	}
-	if c.LwM2M.DTLS != "" && !validHostPort(c.LwM2M.DTLS) {
-		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.LwM2M.DTLS), "lwm2m", "dtls")
+	if c.LwM2M.DTLS != "" {
+		ck.checkAddr(c.LwM2M.DTLS, listenPort, "lwm2m", "dtls")
 	}
 	ids, bound := map[string]bool{}, map[string]bool{}
 	for i, p := range c.LwM2M.PSK {
