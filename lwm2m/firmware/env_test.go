@@ -160,6 +160,9 @@ type sleepy struct {
 	until   time.Time // awake until
 	wakes   int
 	dropped int
+	// slow, if set, says how long the device takes to answer r (a
+	// radio with latency); 0 answers at once.
+	slow func(r *bearer.Request) time.Duration
 }
 
 // awakeFor is how long a sleepy device stays awake after a wake-up or
@@ -174,9 +177,13 @@ func (s *sleepy) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	} else if s.sleeps {
 		s.until = time.Now().Add(awakeFor) // traffic keeps the radio awake
 	}
+	slow := s.slow
 	s.mu.Unlock()
 	if asleep {
 		return // no answer: the request times out
+	}
+	if slow != nil {
+		time.Sleep(slow(r))
 	}
 	s.h.ServeCoAP(w, r)
 }

@@ -420,6 +420,14 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 	q.mu.Lock()
 	q.inflight[ep] = inflight{steer: st, transport: reg.Transport()}
 	q.mu.Unlock()
+	// A message of the device handled between q.s.target and here found
+	// nothing in flight to steer, and peer may be its old address (a
+	// re-registration from a new port, the old one silent behind a stale
+	// NAT mapping): look again now that the request is in flight, so
+	// either that message's q.seen steers it or this does.
+	if cur, _, _, err := q.s.target(ep); err == nil && (cur.Transport() != reg.Transport() || bearer.AddrKey(cur.PeerAddr()) != bearer.AddrKey(peer)) {
+		q.resendInFlight(cur)
+	}
 	resp, err := e.Do(ctx, creq)
 	q.mu.Lock()
 	if q.inflight[ep].steer == st {
