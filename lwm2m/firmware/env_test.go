@@ -81,7 +81,7 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 		smsNet = smstest.NewNetwork(5, smstest.Faults{})
 		peers := map[string]sms.Peer{}
 		for i := range smsDevices {
-			peers[smsNumber(i)] = sms.Peer{Security: sms.SecurityNoSec, SIM: gwNum}
+			peers[smsNumber(i)] = sms.Peer{Security: sms.ModeNoSec, SIM: gwNum}
 		}
 		sb, err := sms.New(smsNet.AddSIM(gwNum), sms.Config{StateDir: t.TempDir(), Worker: smsWorker, Peers: peers})
 		if err != nil {
@@ -112,7 +112,7 @@ func newSMSLight(t testing.TB, e *env, name string, i int) *light {
 	t.Helper()
 	num := smsNumber(i)
 	db, err := sms.New(e.net.AddSIM(num), sms.Config{StateDir: t.TempDir(), Worker: smsWorker,
-		Peers: map[string]sms.Peer{gwNum: {Security: sms.SecurityNoSec, SIM: num}}})
+		Peers: map[string]sms.Peer{gwNum: {Security: sms.ModeNoSec, SIM: num}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,9 +48,14 @@ type Config struct {
 
 // SMPPLink is one SMPP 3.4 account at an operator's SMSC.
 type SMPPLink struct {
-	Name       string `yaml:"name"`
-	Host       string `yaml:"host"`
-	Port       int    `yaml:"port"`
+	// Name names the link in logs, metrics and routes (default host:port).
+	Name string `yaml:"name"`
+	// Host and Port are the SMSC's address (SMPP is usually port 2775,
+	// 3550 with TLS).
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// SystemID, Password and SystemType are the bind credentials the
+	// operator gives (at most 15, 8 and 12 characters in SMPP 3.4).
 	SystemID   string `yaml:"system_id"`
 	Password   string `yaml:"password"`
 	SystemType string `yaml:"system_type"`
@@ -62,7 +67,8 @@ type SMPPLink struct {
 	// TLSKeyFile are a client certificate for SMSCs that ask for one.
 	TLSCAFile   string `yaml:"tls_ca_file"`
 	TLSCertFile string `yaml:"tls_cert_file"`
-	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSKeyFile is the PEM private key of TLSCertFile.
+	TLSKeyFile string `yaml:"tls_key_file"`
 	// Bind is "transceiver" (default) or "transmitter-receiver".
 	Bind string `yaml:"bind"`
 	// Sources are the numbers the account may send from; devices that know
@@ -121,6 +127,8 @@ type Log struct {
 
 // API configures the HTTP API.
 type API struct {
+	// Listen is the host:port of the HTTP API, the web UI, /metrics and
+	// the HTTP Package URI server (/fw/).
 	Listen string `yaml:"listen"`
 	// Token is the bearer token (the SMSGW_TOKEN environment variable
 	// overrides it). Empty: TokenFile.
@@ -188,8 +196,8 @@ type LwM2M struct {
 	Certificate string `yaml:"certificate"`
 	PrivateKey  string `yaml:"private_key"`
 	CA          string `yaml:"ca"`
-	RPK         []RPK  `yaml:"rpk"`
-	X509        []X509 `yaml:"x509"`
+	RPK         []RPK  `yaml:"rpk"`  // devices' raw public keys, each bound to its endpoint name
+	X509        []X509 `yaml:"x509"` // devices' certificates, each bound to its endpoint name
 	// DTLSSessionTTL is how long a DTLS session may be resumed with an
 	// abbreviated handshake (both listeners, UDP and SMS; sessions kept
 	// in <data_dir>/dtls-sessions.db); 0: no resumption.
@@ -205,8 +213,11 @@ const (
 
 // PSK is one entry of the DTLS PSK store.
 type PSK struct {
+	// Identity is the PSK identity the device sends in its handshake.
 	Identity string `yaml:"identity"`
 	Key      string `yaml:"key"` // hex
+	// Endpoint is the endpoint name the identity may register as, and
+	// the only one.
 	Endpoint string `yaml:"endpoint"`
 }
 
@@ -215,8 +226,11 @@ func (p PSK) KeyBytes() ([]byte, error) { return hex.DecodeString(p.Key) }
 
 // Modem is one real AT modem.
 type Modem struct {
-	Device  string `yaml:"device"`
-	Baud    int    `yaml:"baud"`
+	Device string `yaml:"device"`
+	// Baud is the serial speed (0: 115200).
+	Baud int `yaml:"baud"`
+	// PIN is the SIM PIN, sent once when the SIM asks for it; a PIN the
+	// SIM refuses is never sent again (docs/operations.md).
 	PIN     string `yaml:"pin"`
 	MSISDN  string `yaml:"msisdn"`
 	Profile string `yaml:"profile"`
@@ -228,7 +242,7 @@ type SMS struct {
 	DailyBudget          int         `yaml:"daily_budget"`
 	DailyBudgetPerDevice int         `yaml:"daily_budget_per_device"`
 	PeerRate             float64     `yaml:"peer_rate"`
-	PeerBurst            int         `yaml:"peer_burst"`
+	PeerBurst            int         `yaml:"peer_burst"` // segments one destination may get at once before peer_rate applies (0: 1)
 	Devices              []SMSDevice `yaml:"devices"`
 	// BudgetWarn is the share of a daily budget at which an alert is
 	// raised (event sms-budget, metric smsgw_sms_budget_alerts_total).
@@ -248,8 +262,13 @@ type SMS struct {
 // SMSDevice binds a device's number to its endpoint name and the server SIM
 // it accepts SMS from.
 type SMSDevice struct {
-	Endpoint  string `yaml:"endpoint"`
-	MSISDN    string `yaml:"msisdn"`
+	// Endpoint is the device's LwM2M endpoint name.
+	Endpoint string `yaml:"endpoint"`
+	// MSISDN is the device's own number (E.164): the only number its SMS
+	// are accepted from and sent to.
+	MSISDN string `yaml:"msisdn"`
+	// ServerSIM is the number of our SIM the device accepts SMS from (its
+	// provisioned server number); its SMS leave from that SIM.
 	ServerSIM string `yaml:"server_sim"`
 	Trigger   bool   `yaml:"trigger"`
 	// NoSec lets the device also register over UDP without DTLS, where
@@ -275,8 +294,8 @@ type Simulator struct {
 	Enabled    bool          `yaml:"enabled"`
 	Latency    time.Duration `yaml:"latency"`
 	SendTime   time.Duration `yaml:"send_time"`
-	ServerSIMs []string      `yaml:"server_sims"`
-	Fleet      Fleet         `yaml:"fleet"`
+	ServerSIMs []string      `yaml:"server_sims"` // numbers of the simulated server modems
+	Fleet      Fleet         `yaml:"fleet"`       // the demo fleet of streetlights, by kind
 	// SMPP serves the server SIMs' numbers through a simulated SMSC over an
 	// SMPP link on loopback instead of simulated modems; SMPPRate is that
 	// link's rate (SMS a second, 0: no limit).
