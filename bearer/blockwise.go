@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"strings"
 	"sync"
 	"time"
@@ -142,8 +141,18 @@ type block1Result struct {
 	size1  uint32     // Size1 for 4.13
 }
 
-// block1 handles one Block1 request block (RFC 7959 §2.3, §2.5).
-func (s *blockStore) block1(peer, key string, v, size1 uint32, payload []byte, ourSZX uint32, now time.Time, m Metrics) block1Result {
+// block1Part is one Block1 request block as received: the peer's key, the
+// body's key (blockKey), the Block1 and Size1 option values and the block.
+type block1Part struct {
+	peer, key string
+	v, size1  uint32
+	payload   []byte
+}
+
+// block1 handles one Block1 request block (RFC 7959 §2.3, §2.5); ourSZX is
+// the largest block size this endpoint asks for.
+func (s *blockStore) block1(in block1Part, ourSZX uint32, now time.Time, m Metrics) block1Result {
+	peer, key, v, size1, payload := in.peer, in.key, in.v, in.size1, in.payload
 	num, more, szx := parseBlock(v)
 	if szx == 7 { // BERT is for reliable transports only
 		m.Count(EventBlockError, 1)
@@ -300,7 +309,7 @@ func (e *Endpoint) blockResponse(pkey string, req *Request, opts message.Options
 
 // serveCachedBlock2 answers a Block2 continuation request (NUM > 0) from a
 // kept body, without running the handler. It reports false on a miss.
-func (e *Endpoint) serveCachedBlock2(m *message.Message, peer net.Addr, pkey string, dk midKey, con bool, mid uint16, v uint32) bool {
+func (e *Endpoint) serveCachedBlock2(m *message.Message, in inbound, pkey string, v uint32) bool {
 	b := e.blocks.getBody(blockKey(pkey, m.Code, m.Options, false), time.Now())
 	if b == nil {
 		return false
@@ -313,7 +322,7 @@ func (e *Endpoint) serveCachedBlock2(m *message.Message, peer net.Addr, pkey str
 	offset := int(num) * size
 	if offset >= len(b.data) {
 		e.m.Count(EventBlockError, 1)
-		e.replyDirect(peer, dk, con, mid, m.Token, codes.BadOption, nil, nil)
+		e.replyDirect(in, m.Token, codes.BadOption, nil, nil)
 		return true
 	}
 	end := offset + size
@@ -323,7 +332,7 @@ func (e *Endpoint) serveCachedBlock2(m *message.Message, peer net.Addr, pkey str
 	}
 	opts := cloneOptions(b.opts).Remove(message.Observe).Remove(message.Size2)
 	opts = opts.Set(UintOption(message.Block2, blockValue(num, more, szx)))
-	e.replyDirect(peer, dk, con, mid, m.Token, codes.Content, opts, b.data[offset:end])
+	e.replyDirect(in, m.Token, codes.Content, opts, b.data[offset:end])
 	if !more {
 		e.m.Count(EventBlockTransfer, 1)
 	}
@@ -392,7 +401,7 @@ func (e *Endpoint) doBlock1(ctx context.Context, req *Request, token message.Tok
 			buf = payload
 		}
 		m := message.Message{Code: req.Code, Token: token, Options: opts, Payload: payload}
-		resp, err := e.roundTripWith(ctx, peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: -1, steer: req.steer})
+		resp, err := e.roundTrip(ctx, peer, &m, rtOpts{con: req.Type == message.Confirmable, steer: req.steer})
 		if err != nil {
 			var ab *AbortError
 			if errors.As(err, &ab) {
@@ -458,7 +467,7 @@ func (e *Endpoint) completeBlock2(ctx context.Context, req *Request, resp *Respo
 			payload = req.Payload
 		}
 		m := message.Message{Code: code, Token: token, Options: opts, Payload: payload}
-		r, err := e.roundTripWith(ctx, peer, &m, rtOpts{con: true, mid: -1, steer: req.steer})
+		r, err := e.roundTrip(ctx, peer, &m, rtOpts{con: true, steer: req.steer})
 		if err != nil {
 			return nil, err
 		}

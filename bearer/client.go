@@ -91,11 +91,7 @@ func (e *Endpoint) Do(ctx context.Context, req *Request) (*Response, error) {
 		resp, err = e.doBlock1(ctx, req, token)
 	} else {
 		m := message.Message{Code: req.Code, Token: token, Options: req.Options, Payload: req.Payload}
-		mid := int32(-1)
-		if req.midSet {
-			mid = int32(req.mid)
-		}
-		resp, err = e.roundTripWith(ctx, req.Peer, &m, rtOpts{con: req.Type == message.Confirmable, mid: mid, steer: req.steer})
+		resp, err = e.roundTrip(ctx, req.Peer, &m, rtOpts{con: req.Type == message.Confirmable, midSet: req.midSet, mid: req.mid, steer: req.steer})
 	}
 	if err != nil {
 		return nil, err
@@ -117,12 +113,12 @@ func (e *Endpoint) Get(ctx context.Context, peer net.Addr, path string, opts ...
 
 // Post sends a confirmable POST with payload in content format cf.
 func (e *Endpoint) Post(ctx context.Context, peer net.Addr, path string, cf message.MediaType, payload []byte, opts ...message.Option) (*Response, error) {
-	return e.doBody(ctx, codes.POST, peer, path, cf, payload, opts)
+	return e.Do(ctx, withBody(NewRequest(codes.POST, peer, path), cf, payload, opts))
 }
 
 // Put sends a confirmable PUT with payload in content format cf.
 func (e *Endpoint) Put(ctx context.Context, peer net.Addr, path string, cf message.MediaType, payload []byte, opts ...message.Option) (*Response, error) {
-	return e.doBody(ctx, codes.PUT, peer, path, cf, payload, opts)
+	return e.Do(ctx, withBody(NewRequest(codes.PUT, peer, path), cf, payload, opts))
 }
 
 // Delete sends a confirmable DELETE for path.
@@ -134,14 +130,14 @@ func (e *Endpoint) Delete(ctx context.Context, peer net.Addr, path string, opts 
 	return e.Do(ctx, r)
 }
 
-func (e *Endpoint) doBody(ctx context.Context, code codes.Code, peer net.Addr, path string, cf message.MediaType, payload []byte, opts []message.Option) (*Response, error) {
-	r := NewRequest(code, peer, path)
+// withBody sets r's payload in content format cf and adds opts.
+func withBody(r *Request, cf message.MediaType, payload []byte, opts []message.Option) *Request {
 	r.SetOption(ContentFormatOption(cf))
 	for _, o := range opts {
 		r.AddOption(o)
 	}
 	r.Payload = payload
-	return e.Do(ctx, r)
+	return r
 }
 
 // Ping sends an empty CON message (CoAP ping) and waits for the RST that
@@ -151,7 +147,7 @@ func (e *Endpoint) Ping(ctx context.Context, peer net.Addr) error {
 		return ErrClosed
 	}
 	m := message.Message{Code: codes.Empty}
-	_, err := e.roundTrip(ctx, peer, &m, true, nil, false)
+	_, err := e.roundTrip(ctx, peer, &m, rtOpts{con: true})
 	if errors.Is(err, ErrReset) {
 		return nil
 	}
@@ -214,202 +210,273 @@ func (e *Endpoint) releasePeerRef(pkey string, ps *peerState) {
 	e.exMu.Unlock()
 }
 
-// roundTrip sends m (type set here, MID allocated) to peer and waits for
-// the ACK/RST and, for requests, the response. For an empty CON (ping)
-// the RST is the expected answer. obs, if set, receives later
-// notifications on the token. With ackOnly (separate responses and
-// notifications) it returns on the ACK and NSTART does not apply.
-func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, con bool, obs *Observation, ackOnly bool) (*Response, error) {
-	return e.roundTripWith(ctx, peer, m, rtOpts{con: con, obs: obs, ackOnly: ackOnly, mid: -1})
-}
-
-// rtOpts are the knobs of roundTripWith.
+// rtOpts are the knobs of roundTrip.
 type rtOpts struct {
 	con     bool
-	obs     *Observation
-	ackOnly bool
-	mid     int32  // fixed message ID (Request.SetMessageID) when >= 0, else allocated
+	obs     *Observation // receives later notifications on the token
+	ackOnly bool         // return on the ACK; NSTART does not apply
+	midSet  bool         // mid is fixed by the caller (Request.SetMessageID), else allocated
+	mid     uint16
 	steer   *Steer // re-send/abort while in flight (Request.SetSteer)
 }
 
-// roundTripWith is roundTrip with the message ID fixed by the caller when
-// o.mid >= 0 and an optional Steer.
-func (e *Endpoint) roundTripWith(ctx context.Context, peer net.Addr, m *message.Message, o rtOpts) (*Response, error) {
-	con, obs, ackOnly, mid := o.con, o.obs, o.ackOnly, o.mid
+// roundTrip sends m (type set here, MID allocated unless o fixes it) to
+// peer and waits for the ACK/RST and, for requests, the response. For an
+// empty CON (ping) the RST is the expected answer. o.obs, if set, receives
+// later notifications on the token. With o.ackOnly (separate responses
+// and notifications) it returns on the ACK and NSTART does not apply.
+func (e *Endpoint) roundTrip(ctx context.Context, peer net.Addr, m *message.Message, o rtOpts) (*Response, error) {
 	pkey := AddrKey(peer)
-	var ps *peerState
-	if !ackOnly {
-		var err error
-		if ps, err = e.acquirePeer(ctx, pkey); err != nil {
-			return nil, err
-		}
+	release, err := e.holdSlot(ctx, pkey, o.ackOnly)
+	if err != nil {
+		return nil, err
 	}
-	slotHeld := ps != nil
-	release := func() {
-		if slotHeld {
-			slotHeld = false
+	defer release()
+	data, ex, err := e.newExchange(peer, pkey, m, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := e.register(ex, o.midSet); err != nil {
+		return nil, err
+	}
+	keepToken := false
+	defer func() { e.unregister(ex, keepToken) }()
+
+	w := &rtWait{e: e, ex: ex, data: data, peer: peer, o: o, release: release, start: time.Now(), op: "request"}
+	if err := e.writeRaw(data, peer); err != nil {
+		return nil, err
+	}
+	if m.Code == codes.Empty {
+		w.op = "ping"
+	}
+	resp, keep, err := w.run(ctx)
+	keepToken = keep
+	return resp, err
+}
+
+// holdSlot takes one of the peer's NSTART slots (none with ackOnly) and
+// returns the function that gives it back; calling it again does nothing.
+func (e *Endpoint) holdSlot(ctx context.Context, pkey string, ackOnly bool) (release func(), err error) {
+	if ackOnly {
+		return func() {}, nil
+	}
+	ps, err := e.acquirePeer(ctx, pkey)
+	if err != nil {
+		return nil, err
+	}
+	held := true
+	return func() {
+		if held {
+			held = false
 			<-ps.sem
 			e.releasePeerRef(pkey, ps)
 		}
-	}
-	defer release()
+	}, nil
+}
 
-	fixedMID := mid >= 0
-	if fixedMID {
-		m.MessageID = mid
+// newExchange sets m's message ID and type, encodes it and returns the
+// datagram and the exchange that will receive its answers.
+func (e *Endpoint) newExchange(peer net.Addr, pkey string, m *message.Message, o rtOpts) ([]byte, *exchange, error) {
+	if o.midSet {
+		m.MessageID = int32(o.mid)
 	} else {
 		m.MessageID = int32(e.newMID())
 	}
-	if con {
+	if o.con {
 		m.Type = message.Confirmable
 	} else {
 		m.Type = message.NonConfirmable
 	}
 	data, err := encode(m)
 	if err != nil {
-		return nil, fmt.Errorf("bearer: encode request: %w", err)
+		return nil, nil, fmt.Errorf("bearer: encode request: %w", err)
 	}
 	if len(data) > e.p.MaxDatagram {
-		return nil, fmt.Errorf("%w: request of %d bytes > %d", ErrTooLarge, len(data), e.p.MaxDatagram)
+		return nil, nil, fmt.Errorf("%w: request of %d bytes > %d", ErrTooLarge, len(data), e.p.MaxDatagram)
 	}
 	ex := &exchange{
-		peer: peer, pkey: pkey, mid: uint16(m.MessageID), con: con,
-		events: make(chan exResult, 2), obs: obs,
+		peer: peer, pkey: pkey, mid: uint16(m.MessageID), con: o.con,
+		events: make(chan exResult, 2), obs: o.obs,
 	}
-	if m.Code != codes.Empty && !ackOnly {
+	if m.Code != codes.Empty && !o.ackOnly {
 		ex.token = string(m.Token)
 	}
-	if err := e.register(ex, fixedMID); err != nil {
-		return nil, err
-	}
-	keepToken := false
-	defer func() { e.unregister(ex, keepToken) }()
+	return data, ex, nil
+}
 
-	start := time.Now()
-	if err := e.writeRaw(data, peer); err != nil {
-		return nil, err
-	}
-	transmissions := 1
-	// One timer serves both the next retransmission and giving up.
-	timeout := e.initialTimeout()
-	giveUpAt := start.Add(e.lim.ResponseTimeout)
-	var retransAt time.Time // zero: no more retransmissions
-	if con {
-		giveUpAt = start.Add(e.p.MaxTransmitWait())
+// rtWait is the wait of one sent request for its answer: the
+// retransmission schedule (RFC 7252 §4.2; one timer serves both the next
+// retransmission and giving up) and what has happened so far.
+type rtWait struct {
+	e       *Endpoint
+	ex      *exchange
+	data    []byte
+	peer    net.Addr
+	o       rtOpts
+	release func() // gives the NSTART slot back (on the empty ACK)
+	start   time.Time
+	op      string // named in a TimeoutError: "request", "ping", "separate response"
+
+	acked         bool
+	transmissions int
+	round         int // transmissions since the last (re)start of the schedule
+	timeout       time.Duration
+	giveUpAt      time.Time
+	retransAt     time.Time // zero: no more retransmissions
+	timer         *time.Timer
+}
+
+// run waits for the answer to the first transmission (sent at w.start),
+// retransmitting on schedule; keep says the exchange's token stays
+// registered (an observation was established).
+func (w *rtWait) run(ctx context.Context) (resp *Response, keep bool, err error) {
+	e := w.e
+	w.transmissions, w.round = 1, 1
+	w.timeout = e.initialTimeout()
+	w.giveUpAt = w.start.Add(e.lim.ResponseTimeout)
+	if w.o.con {
+		w.giveUpAt = w.start.Add(e.p.MaxTransmitWait())
 		if e.p.MaxRetransmit > 0 {
-			retransAt = start.Add(timeout)
+			w.retransAt = w.start.Add(w.timeout)
 		}
 	}
-	next := func() time.Duration {
-		if !retransAt.IsZero() && retransAt.Before(giveUpAt) {
-			return time.Until(retransAt)
-		}
-		return time.Until(giveUpAt)
-	}
-	timer := time.NewTimer(next())
-	defer timer.Stop()
-	acked := false
-	op := "request"
-	if m.Code == codes.Empty {
-		op = "ping"
-	}
-	round := 1 // transmissions since the last (re)start of the schedule
+	w.timer = time.NewTimer(w.next())
+	defer w.timer.Stop()
 	var steered <-chan struct{}
-	if o.steer != nil && con && !ackOnly {
-		steered = o.steer.signals()
+	if w.o.steer != nil && w.o.con && !w.o.ackOnly {
+		steered = w.o.steer.signals()
 	}
 	for {
+		var done bool
 		select {
 		case <-steered:
-			resend, to, abort := o.steer.take()
-			if abort != nil {
-				return nil, &AbortError{Err: abort, Transmissions: transmissions, Acked: acked}
-			}
-			if !resend || acked {
-				continue
-			}
-			if to != nil && AddrKey(to) != ex.pkey {
-				if !e.rekey(ex, to) {
-					e.m.Count(EventDropOverload, 1)
-					continue
-				}
-				peer = to
-			}
-			if err := e.writeRaw(data, peer); err != nil {
-				return nil, err
-			}
-			e.m.Count(EventRetransmission, 1)
-			transmissions++
-			round = 1
-			now := time.Now()
-			timeout = e.initialTimeout()
-			giveUpAt = now.Add(e.p.MaxTransmitWait())
-			retransAt = time.Time{}
-			if e.p.MaxRetransmit > 0 {
-				retransAt = now.Add(timeout)
-			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-			timer.Reset(next())
-		case r := <-ex.events:
-			if r.ack {
-				// Empty ACK: the interaction is no longer outstanding
-				// (§4.7); wait for the separate response.
-				if ackOnly {
-					return nil, nil
-				}
-				if acked {
-					continue
-				}
-				acked = true
-				release()
-				retransAt = time.Time{}
-				giveUpAt = time.Now().Add(e.lim.ResponseTimeout)
-				timer.Reset(next())
-				op = "separate response"
-				continue
-			}
-			if r.err == nil && obs != nil {
-				keepToken = true
-			}
-			return r.resp, r.err
-		case now := <-timer.C:
-			if !now.Before(giveUpAt) {
-				e.m.Count(EventTimeout, 1)
-				return nil, &TimeoutError{Op: op, Peer: peer, Waited: now.Sub(start), Transmissions: transmissions}
-			}
-			if !retransAt.IsZero() && !now.Before(retransAt) {
-				if err := e.writeRaw(data, peer); err != nil {
-					return nil, err
-				}
-				e.m.Count(EventRetransmission, 1)
-				transmissions++
-				round++
-				timeout *= 2
-				if round <= e.p.MaxRetransmit {
-					retransAt = retransAt.Add(timeout)
-				} else {
-					retransAt = time.Time{}
-				}
-			}
-			timer.Reset(next())
+			done, err = w.steer()
+		case r := <-w.ex.events:
+			done, resp, keep, err = w.event(r)
+		case now := <-w.timer.C:
+			done, err = w.tick(now)
 		case <-ctx.Done():
-			if acked && errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				// Acknowledged, and the separate response never came: say
-				// so (a peer that does not implement a method, such as
-				// Wakaama's client for FETCH and iPATCH, answers with an
-				// empty ACK and nothing after it). Still a deadline.
-				return nil, &TimeoutError{Op: op, Peer: peer, Waited: time.Since(start), Transmissions: transmissions}
-			}
-			return nil, ctx.Err()
+			return nil, false, w.ctxDone(ctx)
 		case <-e.ctx.Done():
-			return nil, ErrClosed
+			return nil, false, ErrClosed
+		}
+		if done {
+			return resp, keep, err
 		}
 	}
+}
+
+// next is the time until the timer should fire next.
+func (w *rtWait) next() time.Duration {
+	if !w.retransAt.IsZero() && w.retransAt.Before(w.giveUpAt) {
+		return time.Until(w.retransAt)
+	}
+	return time.Until(w.giveUpAt)
+}
+
+// resend sends the request again.
+func (w *rtWait) resend() error {
+	if err := w.e.writeRaw(w.data, w.peer); err != nil {
+		return err
+	}
+	w.e.m.Count(EventRetransmission, 1)
+	w.transmissions++
+	return nil
+}
+
+// steer applies the Steer: abort, or resend now (to a new address, if it
+// names one) and start the schedule over.
+func (w *rtWait) steer() (bool, error) {
+	e := w.e
+	resend, to, abort := w.o.steer.take()
+	if abort != nil {
+		return true, &AbortError{Err: abort, Transmissions: w.transmissions, Acked: w.acked}
+	}
+	if !resend || w.acked {
+		return false, nil
+	}
+	if to != nil && AddrKey(to) != w.ex.pkey {
+		if !e.rekey(w.ex, to) {
+			e.m.Count(EventDropOverload, 1)
+			return false, nil
+		}
+		w.peer = to
+	}
+	if err := w.resend(); err != nil {
+		return true, err
+	}
+	w.round = 1
+	now := time.Now()
+	w.timeout = e.initialTimeout()
+	w.giveUpAt = now.Add(e.p.MaxTransmitWait())
+	w.retransAt = time.Time{}
+	if e.p.MaxRetransmit > 0 {
+		w.retransAt = now.Add(w.timeout)
+	}
+	if !w.timer.Stop() {
+		select {
+		case <-w.timer.C:
+		default:
+		}
+	}
+	w.timer.Reset(w.next())
+	return false, nil
+}
+
+// event takes an answer: an empty ACK (the interaction is no longer
+// outstanding, §4.7: wait for the separate response) or the end.
+func (w *rtWait) event(r exResult) (done bool, resp *Response, keep bool, err error) {
+	if !r.ack {
+		return true, r.resp, r.err == nil && w.o.obs != nil, r.err
+	}
+	if w.o.ackOnly {
+		return true, nil, false, nil
+	}
+	if w.acked {
+		return false, nil, false, nil
+	}
+	w.acked = true
+	w.release()
+	w.retransAt = time.Time{}
+	w.giveUpAt = time.Now().Add(w.e.lim.ResponseTimeout)
+	w.timer.Reset(w.next())
+	w.op = "separate response"
+	return false, nil, false, nil
+}
+
+// tick gives up, or retransmits with the timeout doubled.
+func (w *rtWait) tick(now time.Time) (bool, error) {
+	e := w.e
+	if !now.Before(w.giveUpAt) {
+		e.m.Count(EventTimeout, 1)
+		return true, &TimeoutError{Op: w.op, Peer: w.peer, Waited: now.Sub(w.start), Transmissions: w.transmissions}
+	}
+	if !w.retransAt.IsZero() && !now.Before(w.retransAt) {
+		if err := w.resend(); err != nil {
+			return true, err
+		}
+		w.round++
+		w.timeout *= 2
+		if w.round <= e.p.MaxRetransmit {
+			w.retransAt = w.retransAt.Add(w.timeout)
+		} else {
+			w.retransAt = time.Time{}
+		}
+	}
+	w.timer.Reset(w.next())
+	return false, nil
+}
+
+// ctxDone is the error when the caller's context ends first.
+func (w *rtWait) ctxDone(ctx context.Context) error {
+	if w.acked && errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		// Acknowledged, and the separate response never came: say so (a
+		// peer that does not implement a method, such as Wakaama's client
+		// for FETCH and iPATCH, answers with an empty ACK and nothing
+		// after it). Still a deadline.
+		return &TimeoutError{Op: w.op, Peer: w.peer, Waited: time.Since(w.start), Transmissions: w.transmissions}
+	}
+	return ctx.Err()
 }
 
 func (e *Endpoint) register(ex *exchange, fixedMID bool) error {

@@ -17,6 +17,8 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message"
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // blockHeaderRoom is the room kept for the CoAP header, token and options
@@ -314,10 +316,14 @@ func (e *Endpoint) sendEmpty(typ message.Type, mid uint16, peer net.Addr, dk *mi
 	}
 }
 
+// readBackoff is the pause after failed reads in a row: 1 ms doubled up
+// to 1 s.
+var readBackoff = backoff.Policy{Min: time.Millisecond, Max: time.Second}
+
 func (e *Endpoint) readLoop() {
 	defer close(e.loop)
 	buf := make([]byte, e.p.MaxDatagram+1)
-	backoff := time.Duration(0)
+	fails := 0 // failed reads in a row
 	for {
 		n, peer, err := e.b.ReadFrom(buf)
 		if err != nil {
@@ -331,18 +337,15 @@ func (e *Endpoint) readLoop() {
 			// A failed read (one bad peer on a security layer, a short
 			// buffer) must not stop the server: count, back off, go on.
 			e.m.Count(EventReadError, 1)
-			backoff = min(max(2*backoff, time.Millisecond), time.Second)
-			e.log.Debug("bearer: read failed", "bearer", e.p.Name, "err", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-e.ctx.Done():
-				t.Stop()
+			d := readBackoff.Delay(fails)
+			fails++
+			e.log.Debug("bearer: read failed", "bearer", e.p.Name, "err", err, "retry_in", d)
+			if backoff.Wait(e.ctx, d) != nil {
 				return
 			}
 			continue
 		}
-		backoff = 0
+		fails = 0
 		e.m.Count(EventReceived, 1)
 		if n > e.p.MaxDatagram {
 			e.m.Count(EventDropMalformed, 1)
@@ -387,42 +390,14 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	class := code >> 5
 	switch m.Type {
 	case message.Acknowledgement, message.Reset:
-		if m.Type == message.Reset {
-			e.m.Count(EventRSTReceived, 1)
-			if code != codes.Empty || len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0 {
-				e.m.Count(EventDropMalformed, 1)
-				return
-			}
+		if e.validAckOrReset(m) {
+			e.handleAckOrReset(m, data, peer)
 		}
-		if m.Type == message.Acknowledgement && (class == 0 && code != codes.Empty || class == 1 || class >= 6) {
-			e.m.Count(EventDropUnexpected, 1)
-			return
-		}
-		if m.Type == message.Acknowledgement && code == codes.Empty && (len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0) {
-			e.m.Count(EventDropMalformed, 1)
-			return
-		}
-		e.handleAckOrReset(m, data, peer)
 		return
 	}
 	// CON or NON.
 	con := m.Type == message.Confirmable
-	if code == codes.Empty {
-		if con && len(m.Token) == 0 && len(m.Options) == 0 && len(m.Payload) == 0 {
-			e.sendEmpty(message.Reset, mid, peer, nil) // CoAP ping
-			return
-		}
-		e.m.Count(EventDropMalformed, 1)
-		if con {
-			e.sendEmpty(message.Reset, mid, peer, nil)
-		}
-		return
-	}
-	if class == 1 || class >= 6 {
-		e.m.Count(EventDropUnexpected, 1)
-		if con {
-			e.sendEmpty(message.Reset, mid, peer, nil)
-		}
+	if e.refuseNonRequest(m, peer) {
 		return
 	}
 	pkey := AddrKey(peer)
@@ -431,23 +406,9 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 	if con {
 		lifetime = e.p.ExchangeLifetime()
 	}
-	dup, hit := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m)
-	if dup {
+	if dup, hit := e.dedup.check(dk, m.Token, lifetime, time.Now(), e.m); dup {
 		e.m.Count(EventDuplicate, 1)
-		switch running := hit.running; {
-		case con && hit.reply != nil:
-			_ = e.writeRaw(hit.reply, peer)
-		case con && hit.regen:
-			e.regenerate(hit.sum, data, peer, dk) // regen.go
-		case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
-			// The client retransmits while the handler runs: acknowledge
-			// now (RFC 7252 §4.5) and answer separately. A copy arriving
-			// sooner than a client can retransmit was duplicated by the
-			// network and is just dropped.
-			running.lateAck()
-		case !con && class == 0:
-			e.qbDuplicate(m, peer, pkey) // qblock_server.go
-		}
+		e.answerDuplicate(m, data, peer, dk, hit)
 		return
 	}
 	if class == 0 {
@@ -455,6 +416,80 @@ func (e *Endpoint) handleDatagram(data []byte, peer net.Addr) {
 		return
 	}
 	e.handleResponse(m, data, peer, pkey, dk)
+}
+
+// validAckOrReset reports whether an ACK or RST is well formed (RFC 7252
+// §4.1–4.2: an RST and an empty ACK carry nothing; an ACK carries no
+// request); it counts what it drops.
+func (e *Endpoint) validAckOrReset(m *message.Message) bool {
+	code := m.Code
+	class := code >> 5
+	if m.Type == message.Reset {
+		e.m.Count(EventRSTReceived, 1)
+		if code != codes.Empty || len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0 {
+			e.m.Count(EventDropMalformed, 1)
+			return false
+		}
+	}
+	if m.Type == message.Acknowledgement && (class == 0 && code != codes.Empty || class == 1 || class >= 6) {
+		e.m.Count(EventDropUnexpected, 1)
+		return false
+	}
+	if m.Type == message.Acknowledgement && code == codes.Empty && (len(m.Token) > 0 || len(m.Options) > 0 || len(m.Payload) > 0) {
+		e.m.Count(EventDropMalformed, 1)
+		return false
+	}
+	return true
+}
+
+// refuseNonRequest answers a CON or NON that is neither a request nor a
+// response: an empty CON is a CoAP ping (answered with RST), anything else
+// empty or of a reserved class is dropped (a CON with an RST). It reports
+// whether it did.
+func (e *Endpoint) refuseNonRequest(m *message.Message, peer net.Addr) bool {
+	con, mid := m.Type == message.Confirmable, uint16(m.MessageID)
+	class := m.Code >> 5
+	if m.Code == codes.Empty {
+		if con && len(m.Token) == 0 && len(m.Options) == 0 && len(m.Payload) == 0 {
+			e.sendEmpty(message.Reset, mid, peer, nil) // CoAP ping
+			return true
+		}
+		e.m.Count(EventDropMalformed, 1)
+		if con {
+			e.sendEmpty(message.Reset, mid, peer, nil)
+		}
+		return true
+	}
+	if class == 1 || class >= 6 {
+		e.m.Count(EventDropUnexpected, 1)
+		if con {
+			e.sendEmpty(message.Reset, mid, peer, nil)
+		}
+		return true
+	}
+	return false
+}
+
+// answerDuplicate answers a duplicate of message m (key dk) as the
+// deduplication cache's hit says: the kept reply again, a regenerated
+// one, a late empty ACK for a request whose handler still runs, or the
+// Q-Block answer of a NON request; else nothing.
+func (e *Endpoint) answerDuplicate(m *message.Message, data []byte, peer net.Addr, dk midKey, hit dedupHit) {
+	con, class := m.Type == message.Confirmable, m.Code>>5
+	switch running := hit.running; {
+	case con && hit.reply != nil:
+		_ = e.writeRaw(hit.reply, peer)
+	case con && hit.regen:
+		e.regenerate(hit.sum, data, peer, dk) // regen.go
+	case con && running != nil && time.Since(running.arrived) >= e.p.AckTimeout/2:
+		// The client retransmits while the handler runs: acknowledge
+		// now (RFC 7252 §4.5) and answer separately. A copy arriving
+		// sooner than a client can retransmit was duplicated by the
+		// network and is just dropped.
+		running.lateAck()
+	case !con && class == 0:
+		e.qbDuplicate(m, peer, dk.peer) // qblock_server.go
+	}
 }
 
 // handlerCount counts running handlers. Unlike a sync.WaitGroup it may be

@@ -178,7 +178,7 @@ func FuzzBlockReassembly(f *testing.F) {
 			}
 			payload := bytes.Repeat([]byte{byte(i)}, n)
 			num, _, szx := parseBlock(v)
-			res := s.block1("peer", "peer|"+key, v, 0, payload, 6, now, &m)
+			res := s.block1(block1Part{peer: "peer", key: "peer|" + key, v: v, payload: payload}, 6, now, &m)
 			now = now.Add(time.Millisecond)
 			if s.memory > l.MaxBlockMemory || len(s.bufs) > l.MaxBlockBuffers {
 				t.Fatalf("bounds broken: %d bytes, %d buffers", s.memory, len(s.bufs))

@@ -132,7 +132,7 @@ func (o *Observer) Notify(ctx context.Context, code codes.Code, payload []byte, 
 		e.obs.setMID(o, midKey{o.pkey, uint16(m.MessageID)})
 		return e.writeRaw(data, o.peer)
 	}
-	_, err := e.roundTrip(ctx, o.peer, &m, true, nil, true)
+	_, err := e.roundTrip(ctx, o.peer, &m, rtOpts{con: true, ackOnly: true})
 	o.sinceCon, o.lastCon = 0, time.Now()
 	switch {
 	case err == nil && final:
@@ -320,7 +320,7 @@ func (e *Endpoint) ObserveRequest(ctx context.Context, req *Request, fn func(*Re
 		return nil, fmt.Errorf("%w: %d client observations", ErrLimit, e.lim.MaxClientObservations)
 	}
 	m := message.Message{Code: req.Code, Token: req.Token, Options: req.Options, Payload: req.Payload}
-	resp, err := e.roundTrip(ctx, peer, &m, true, o, false)
+	resp, err := e.roundTrip(ctx, peer, &m, rtOpts{con: true, obs: o})
 	if err != nil {
 		return nil, err
 	}
@@ -485,7 +485,7 @@ func (o *Observation) Cancel(ctx context.Context) error {
 	if !o.e.closing.Load() {
 		opts := cloneOptions(o.req.Options).Set(UintOption(message.Observe, 1))
 		m := message.Message{Code: o.req.Code, Token: o.token, Options: opts, Payload: o.req.Payload}
-		_, err = o.e.roundTrip(ctx, o.peer, &m, true, nil, false)
+		_, err = o.e.roundTrip(ctx, o.peer, &m, rtOpts{con: true})
 	}
 	select {
 	case <-o.done:

@@ -394,7 +394,7 @@ func (e *Endpoint) doQBProbe(ctx context.Context, req *Request, token message.To
 	}
 	t := e.qbNewTransfer(req.Peer)
 	defer t.close()
-	resp, err := e.roundTrip(ctx, req.Peer, &m, true, nil, false)
+	resp, err := e.roundTrip(ctx, req.Peer, &m, rtOpts{con: true})
 	if err != nil {
 		return nil, err, true
 	}

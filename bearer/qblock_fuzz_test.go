@@ -105,7 +105,7 @@ func FuzzQBlockReassembly(f *testing.F) {
 				m.Type = message.Confirmable
 			}
 			key := blockKey("fuzz|peer", m.Code, m.Options, true) + "|q"
-			res := s.qblock1(e, peer, "fuzz|peer", key, &m, qbBlock{num, more, szx}, now)
+			res := s.qblock1(e, qb1Part{peer: peer, pkey: "fuzz|peer", key: key, m: &m, b: qbBlock{num, more, szx}}, now)
 			now = now.Add(time.Millisecond)
 			s.mu.Lock()
 			total := 0

@@ -84,31 +84,23 @@ type qb1Result struct {
 	ignore  bool       // the body's handler runs: its answer will come
 }
 
+// qb1Part is one Q-Block1 request block as received: its peer (and the
+// peer's key), the body's key, the message and its Q-Block1 option.
+type qb1Part struct {
+	peer      net.Addr
+	pkey, key string
+	m         *message.Message
+	b         qbBlock
+}
+
 // qblock1 takes one Q-Block1 block (RFC 9177 §4.3).
-func (s *blockStore) qblock1(e *Endpoint, peer net.Addr, pkey, key string, m *message.Message, b qbBlock, now time.Time) qb1Result {
-	bad := func() qb1Result { e.m.Count(EventBlockError, 1); return qb1Result{code: codes.BadRequest} }
-	size1, hasSize := optionUint(m.Options, message.Size1)
-	if _, ok := optionBytes(m.Options, message.RequestTag); !ok || !hasSize {
-		return bad() // §4.3: Q-Block1 needs Request-Tag and Size1
+func (s *blockStore) qblock1(e *Endpoint, in qb1Part, now time.Time) qb1Result {
+	peer, pkey, key, m, b := in.peer, in.pkey, in.key, in.m, in.b
+	size, n, refused, ok := s.qb1Check(e, m, b)
+	if !ok {
+		return refused
 	}
-	if b.szx > 6 {
-		return bad()
-	}
-	if int64(size1) > int64(s.lim.MaxBodySize) {
-		e.m.Count(EventBlockError, 1)
-		return qb1Result{code: codes.RequestEntityTooLarge, opts: message.Options{UintOption(message.Size1, uint32(s.lim.MaxBodySize))}}
-	}
-	bs := 16 << b.szx
-	size := int(size1)
-	n := max((size+bs-1)/bs, 1)
-	num := int(b.num)
-	want := bs
-	if num == n-1 {
-		want = size - num*bs
-	}
-	if num >= n || b.more != (num < n-1) || len(m.Payload) != want {
-		return bad()
-	}
+	bs, num := 16<<b.szx, int(b.num)
 	cf, _ := optionBytes(m.Options, message.ContentFormat)
 	con := m.Type == message.Confirmable
 	s.mu.Lock()
@@ -174,6 +166,46 @@ func (s *blockStore) qblock1(e *Endpoint, peer net.Addr, pkey, key string, m *me
 	if con {
 		return qb1Result{ack: true}
 	}
+	return q.nonAnswer(e, num, len(m.Token), now)
+}
+
+// qb1Check checks a Q-Block1 block against its Size1 (§4.3): it returns the
+// body's size and block count, or the refusal (ok false).
+func (s *blockStore) qb1Check(e *Endpoint, m *message.Message, b qbBlock) (size, n int, refused qb1Result, ok bool) {
+	bad := func() (int, int, qb1Result, bool) {
+		e.m.Count(EventBlockError, 1)
+		return 0, 0, qb1Result{code: codes.BadRequest}, false
+	}
+	size1, hasSize := optionUint(m.Options, message.Size1)
+	if _, ok := optionBytes(m.Options, message.RequestTag); !ok || !hasSize {
+		return bad() // §4.3: Q-Block1 needs Request-Tag and Size1
+	}
+	if b.szx > 6 {
+		return bad()
+	}
+	if int64(size1) > int64(s.lim.MaxBodySize) {
+		e.m.Count(EventBlockError, 1)
+		return 0, 0, qb1Result{code: codes.RequestEntityTooLarge, opts: message.Options{UintOption(message.Size1, uint32(s.lim.MaxBodySize))}}, false
+	}
+	bs := 16 << b.szx
+	size = int(size1)
+	n = max((size+bs-1)/bs, 1)
+	num := int(b.num)
+	want := bs
+	if num == n-1 {
+		want = size - num*bs
+	}
+	if num >= n || b.more != (num < n-1) || len(m.Payload) != want {
+		return bad()
+	}
+	return size, n, qb1Result{}, true
+}
+
+// nonAnswer is the answer to NON block num of an incomplete body (the
+// store's lock held): 2.31 when its set is complete, 4.08 with the missing
+// blocks when an earlier set has holes, else nothing (the timer asks
+// later). tokLen is the request's token length.
+func (q *qbRecv) nonAnswer(e *Endpoint, num, tokLen int, now time.Time) qb1Result {
 	q.askAt = now.Add(e.p.NonReceiveTimeout())
 	e.qb.kick()
 	mp := e.p.MaxPayloads()
@@ -193,7 +225,7 @@ func (s *blockStore) qblock1(e *Endpoint, peer net.Addr, pkey, key string, m *me
 	}
 	if set > q.askedSet && set > q.acked {
 		q.askedSet = set
-		if miss := q.missing(set*mp, e.qbMaxListed(len(m.Token))); len(miss) > 0 {
+		if miss := q.missing(set*mp, e.qbMaxListed(tokLen)); len(miss) > 0 {
 			// A block of a later set while an earlier one has holes:
 			// ask for them now (§7.2).
 			q.asks++
@@ -228,7 +260,7 @@ func (e *Endpoint) qbDuplicate(m *message.Message, peer net.Addr, pkey string) {
 	}
 	code, opts, payload := d.code, d.opts, d.payload
 	e.blocks.mu.Unlock()
-	e.replyDirect(peer, midKey{}, false, 0, m.Token, code, opts, payload)
+	e.replyDirect(inbound{peer: peer}, m.Token, code, opts, payload)
 }
 
 // qbMaxListed is how many block numbers one 4.08 or one request for
@@ -291,11 +323,10 @@ type qbReq struct {
 // needs no answer) and the handler slot was released; otherwise the
 // handler runs with what qbReq says.
 func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey string, dk midKey) (qbReq, bool) {
-	con := m.Type == message.Confirmable
-	mid := uint16(m.MessageID)
+	in := inboundOf(m, peer, dk)
 	direct := func(code codes.Code, opts message.Options, payload []byte) {
 		<-e.hsem
-		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+		e.replyDirect(in, m.Token, code, opts, payload)
 	}
 	q1, bad1 := qbOptions(m.Options, message.QBlock1)
 	q2, bad2 := qbOptions(m.Options, message.QBlock2)
@@ -325,7 +356,7 @@ func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey strin
 	}
 	if len(q1) == 1 {
 		key := blockKey(pkey, m.Code, m.Options, true) + "|q"
-		res := e.blocks.qblock1(e, peer, pkey, key, m, q1[0], time.Now())
+		res := e.blocks.qblock1(e, qb1Part{peer: peer, pkey: pkey, key: key, m: m, b: q1[0]}, time.Now())
 		switch {
 		case res.done:
 			r.body, r.hasBody, r.last, r.doneKey = res.body, true, res.last, key
@@ -341,7 +372,7 @@ func (e *Endpoint) qbHandleRequest(m *message.Message, peer net.Addr, pkey strin
 			<-e.hsem
 		case res.ack:
 			<-e.hsem
-			e.sendEmpty(message.Acknowledgement, mid, peer, &dk)
+			e.sendEmpty(message.Acknowledgement, in.mid, peer, &dk)
 		case res.code != 0:
 			direct(res.code, res.opts, res.payload)
 		default:
@@ -456,13 +487,13 @@ func qbWanted(want []qbBlock, n, mp int) (nums []int, goOn bool) {
 	return nums, goOn
 }
 
-// qbBlockMessage builds block i of body.
-func qbBlockMessage(code codes.Code, token []byte, opts message.Options, body []byte, i int, szx uint32) message.Message {
-	bs := 16 << szx
-	end := min((i+1)*bs, len(body))
-	o := cloneOptions(opts).Set(UintOption(message.QBlock2, blockValue(uint32(i), end < len(body), szx)))
-	o = o.Set(UintOption(message.Size2, uint32(len(body))))
-	return message.Message{Code: code, Token: token, Options: o, Payload: body[i*bs : end]}
+// block builds block i of the body with token.
+func (o qbOut) block(i int, token []byte) message.Message {
+	bs := 16 << o.szx
+	end := min((i+1)*bs, len(o.body))
+	opts := cloneOptions(o.opts).Set(UintOption(message.QBlock2, blockValue(uint32(i), end < len(o.body), o.szx)))
+	opts = opts.Set(UintOption(message.Size2, uint32(len(o.body))))
+	return message.Message{Code: o.code, Token: token, Options: opts, Payload: o.body[i*bs : end]}
 }
 
 // qbResponse turns a handler's answer to a Q-Block2 request into its
@@ -520,7 +551,7 @@ func (e *Endpoint) qbResponse(sx *serverExchange, code codes.Code, opts message.
 		e.qb.kick()
 	}
 	out := qbOut{peer: sx.peer, con: sx.con, token: st.token, code: code, opts: opts, body: payload, szx: szx, st: st}
-	first := qbBlockMessage(code, nil, opts, payload, nums[0], szx)
+	first := out.block(nums[0], nil)
 	if !sx.con {
 		return first.Options, first.Payload, func() { e.qbSendBlocks(out, nums) }, true
 	}
@@ -548,10 +579,10 @@ func (e *Endpoint) nonTimeoutRandom() time.Duration {
 // CON. A NON block sent before goes again with its message ID and token.
 func (e *Endpoint) qbSendBlocks(o qbOut, nums []int) {
 	for _, i := range nums {
-		m := qbBlockMessage(o.code, o.token, o.opts, o.body, i, o.szx)
+		m := o.block(i, o.token)
 		if o.con {
 			ctx, cancel := context.WithTimeout(e.ctx, e.p.MaxTransmitWait()+time.Second)
-			_, err := e.roundTrip(ctx, o.peer, &m, true, nil, true)
+			_, err := e.roundTrip(ctx, o.peer, &m, rtOpts{con: true, ackOnly: true})
 			cancel()
 			if err != nil {
 				e.log.Debug("bearer: Q-Block2 block not acknowledged", "peer", o.peer, "block", i, "err", err)
@@ -637,12 +668,12 @@ func (e *Endpoint) qbServeCached(m *message.Message, peer net.Addr, pkey string,
 	if len(nums) == 0 {
 		e.m.Count(EventBlockError, 1)
 		<-e.hsem
-		e.replyDirect(peer, dk, con, uint16(m.MessageID), m.Token, codes.BadOption, nil, nil)
+		e.replyDirect(inboundOf(m, peer, dk), m.Token, codes.BadOption, nil, nil)
 		return true
 	}
 	e.qb.kick()
 	out := qbOut{peer: peer, con: con, token: append([]byte(nil), token...), code: code, opts: opts, body: body, szx: szx, st: st}
-	first := qbBlockMessage(code, append([]byte(nil), m.Token...), opts, body, nums[0], szx)
+	first := out.block(nums[0], append([]byte(nil), m.Token...))
 	mid := uint16(m.MessageID)
 	e.hwg.Add(1)
 	go func() {
@@ -651,7 +682,7 @@ func (e *Endpoint) qbServeCached(m *message.Message, peer net.Addr, pkey string,
 			e.qbSendBlocks(out, nums)
 			return
 		}
-		e.replyDirect(peer, dk, con, mid, first.Token, code, first.Options, first.Payload)
+		e.replyDirect(inbound{peer: peer, dk: dk, con: con, mid: mid}, first.Token, code, first.Options, first.Payload)
 		e.qbSendBlocks(out, nums[1:])
 	}()
 	return true
@@ -675,17 +706,8 @@ func (e *Endpoint) qbWriteAnswer(peer net.Addr, token []byte, code codes.Code, o
 // giving up bodies asked for too often, the next set of Q-Block2 bodies.
 // It returns when it next has something to do (zero: nothing pending).
 func (e *Endpoint) qbTick(now time.Time) time.Time {
-	type ask struct {
-		peer  net.Addr
-		token []byte
-		miss  []uint32
-	}
-	type set struct {
-		out  qbOut
-		nums []int
-	}
-	var asks []ask
-	var sets []set
+	var asks []qbAsk
+	var sets []qbSet
 	var next time.Time
 	soon := func(t time.Time) {
 		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
@@ -693,55 +715,21 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 		}
 	}
 	s := &e.blocks
-	mp := e.p.MaxPayloads()
 	s.mu.Lock()
 	for k, b := range s.bufs {
 		switch {
 		case b.qr != nil:
-			q := b.qr
-			if !now.Before(b.expires) {
-				s.drop(k)
-				e.m.Count(EventBlockError, 1)
-				continue
+			a, at := e.qbRecvDue(k, b, now)
+			soon(at)
+			if a != nil {
+				asks = append(asks, *a)
 			}
-			if q.con || q.askAt.IsZero() {
-				continue
-			}
-			if now.Before(q.askAt) {
-				soon(q.askAt)
-				continue
-			}
-			if q.asks >= e.p.NonMaxRetransmit() {
-				// §7.2: NON_MAX_RETRANSMIT asks without an answer: give
-				// the body up.
-				s.drop(k)
-				e.m.Count(EventBlockError, 1)
-				continue
-			}
-			q.asks++
-			q.askAt = now.Add(e.p.NonReceiveTimeout() << min(q.asks, 16))
-			soon(q.askAt)
-			asks = append(asks, ask{q.peer, append([]byte(nil), q.token...), q.missing(q.n, e.qbMaxListed(len(q.token)))})
 		case b.qs != nil && b.qs.nextSet >= 0:
-			st := b.qs
-			if now.Before(st.nextAt) {
-				soon(st.nextAt)
-				continue
+			set, at := e.qbSendDue(b, now)
+			soon(at)
+			if set != nil {
+				sets = append(sets, *set)
 			}
-			var nums []int
-			for i := st.nextSet * mp; i < min((st.nextSet+1)*mp, st.n); i++ {
-				nums = append(nums, i)
-			}
-			st.nextSet++
-			st.sentSets = max(st.sentSets, st.nextSet)
-			if st.nextSet*mp >= st.n {
-				st.nextSet = -1
-			} else {
-				st.nextAt = now.Add(e.nonTimeoutRandom())
-				soon(st.nextAt)
-			}
-			b.expires = now.Add(s.qbKeep)
-			sets = append(sets, set{qbOut{st.peer, st.con, st.token, st.code, b.opts, b.data, st.szx, st}, nums})
 		}
 	}
 	for k, d := range s.done {
@@ -768,6 +756,71 @@ func (e *Endpoint) qbTick(now time.Time) time.Time {
 		e.qbSendBlocks(st.out, st.nums)
 	}
 	return next
+}
+
+// qbAsk is a request for missing blocks qbTick sends.
+type qbAsk struct {
+	peer  net.Addr
+	token []byte
+	miss  []uint32
+}
+
+// qbSet is the next set of a Q-Block2 body qbTick sends.
+type qbSet struct {
+	out  qbOut
+	nums []int
+}
+
+// qbRecvDue looks at body k being received (b.qr; the store's lock held):
+// it gives up a body past its time or asked for NON_MAX_RETRANSMIT times
+// without an answer (§7.2), or returns the request for its missing blocks
+// when one is due; at is when to look again (zero: no need).
+func (e *Endpoint) qbRecvDue(k string, b *blockBuf, now time.Time) (a *qbAsk, at time.Time) {
+	s, q := &e.blocks, b.qr
+	if !now.Before(b.expires) {
+		s.drop(k)
+		e.m.Count(EventBlockError, 1)
+		return nil, time.Time{}
+	}
+	if q.con || q.askAt.IsZero() {
+		return nil, time.Time{}
+	}
+	if now.Before(q.askAt) {
+		return nil, q.askAt
+	}
+	if q.asks >= e.p.NonMaxRetransmit() {
+		// §7.2: NON_MAX_RETRANSMIT asks without an answer: give
+		// the body up.
+		s.drop(k)
+		e.m.Count(EventBlockError, 1)
+		return nil, time.Time{}
+	}
+	q.asks++
+	q.askAt = now.Add(e.p.NonReceiveTimeout() << min(q.asks, 16))
+	return &qbAsk{q.peer, append([]byte(nil), q.token...), q.missing(q.n, e.qbMaxListed(len(q.token)))}, q.askAt
+}
+
+// qbSendDue returns the next set of body b being sent (b.qs; the store's
+// lock held) when it is due; at is when to look again (zero: no need).
+func (e *Endpoint) qbSendDue(b *blockBuf, now time.Time) (set *qbSet, at time.Time) {
+	st, mp := b.qs, e.p.MaxPayloads()
+	if now.Before(st.nextAt) {
+		return nil, st.nextAt
+	}
+	var nums []int
+	for i := st.nextSet * mp; i < min((st.nextSet+1)*mp, st.n); i++ {
+		nums = append(nums, i)
+	}
+	st.nextSet++
+	st.sentSets = max(st.sentSets, st.nextSet)
+	if st.nextSet*mp >= st.n {
+		st.nextSet = -1
+	} else {
+		st.nextAt = now.Add(e.nonTimeoutRandom())
+		at = st.nextAt
+	}
+	b.expires = now.Add(e.blocks.qbKeep)
+	return &qbSet{qbOut{st.peer, st.con, st.token, st.code, b.opts, b.data, st.szx, st}, nums}, at
 }
 
 // qbGo runs fn on a handler slot (bounded by Limits.MaxHandlers, waited for

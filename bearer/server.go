@@ -59,22 +59,8 @@ func defaultCode(method codes.Code) codes.Code {
 // handleRequest processes a new (not duplicate) CON or NON request. data
 // and m are only valid during the call.
 func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr, pkey string, dk midKey) {
-	con := m.Type == message.Confirmable
-	mid := uint16(m.MessageID)
-	direct := func(code codes.Code, opts message.Options, payload []byte) {
-		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
-	}
-	if e.closing.Load() {
-		direct(codes.ServiceUnavailable, nil, nil)
-		return
-	}
-	if id, bad := badCriticalOption(m.Options); bad {
-		e.m.Count(EventBadOption, 1)
-		if id == message.ProxyURI || id == message.ProxyScheme {
-			direct(codes.ProxyingNotSupported, nil, nil)
-			return
-		}
-		direct(codes.BadOption, nil, nil)
+	in := inboundOf(m, peer, dk)
+	if e.refuseEarly(m, in) {
 		return
 	}
 	// A handler slot is taken before any state changes (a final Block1
@@ -87,9 +73,9 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		e.dedup.forget(dk)
 		return
 	}
-	direct = func(code codes.Code, opts message.Options, payload []byte) {
+	direct := func(code codes.Code, opts message.Options, payload []byte) {
 		<-e.hsem
-		e.replyDirect(peer, dk, con, mid, m.Token, code, opts, payload)
+		e.replyDirect(in, m.Token, code, opts, payload)
 	}
 	var qb *qbReq
 	if hasQBlock(m.Options) {
@@ -109,16 +95,10 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	hasBlock1 := false
 	var payload []byte
 	if v, ok := optionUint(m.Options, message.Block1); ok {
-		res := e.blocks.block1(pkey, blockKey(pkey, m.Code, m.Options, true), v, optUint(m.Options, message.Size1), m.Payload, e.szx, time.Now(), e.m)
+		res := e.blocks.block1(block1Part{peer: pkey, key: blockKey(pkey, m.Code, m.Options, true), v: v,
+			size1: optUint(m.Options, message.Size1), payload: m.Payload}, e.szx, time.Now(), e.m)
 		if !res.done {
-			var opts message.Options
-			if res.block1 != 0 || res.code == codes.Continue {
-				opts = opts.Add(UintOption(message.Block1, res.block1))
-			}
-			if res.size1 > 0 {
-				opts = opts.Add(UintOption(message.Size1, res.size1))
-			}
-			direct(res.code, opts, nil)
+			direct(res.code, res.replyOptions(), nil)
 			return
 		}
 		hasBlock1, block1Echo, payload = true, res.block1, res.body
@@ -127,7 +107,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		payload = qb.body
 	}
 	if v, ok := optionUint(m.Options, message.Block2); ok && v>>4 > 0 && !hasBlock1 {
-		if e.serveCachedBlock2(m, peer, pkey, dk, con, mid, v) {
+		if e.serveCachedBlock2(m, in, pkey, v) {
 			<-e.hsem
 			return
 		}
@@ -135,10 +115,53 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 	// One allocation holds the exchange, the request, its options and (if
 	// small) a copy of the datagram: the handler outlives the read buffer.
 	sx := &serverExchange{
-		e: e, peer: peer, pkey: pkey, dk: dk, mid: mid, con: con, arrived: time.Now(),
+		e: e, peer: peer, pkey: pkey, dk: dk, mid: in.mid, con: in.con, arrived: time.Now(),
 		block1: block1Echo, hasBlock1: hasBlock1,
 		obsReg: hasObs && obsVal == 0 && (m.Code == codes.GET || m.Code == codes.FETCH), qb: qb,
 	}
+	e.startServe(sx, data, payload)
+}
+
+// refuseEarly answers, from the read loop, a request that no handler may
+// see: the endpoint is closing (5.03), or an unknown critical option
+// (4.02, or 5.05 for proxying). It reports whether it did.
+func (e *Endpoint) refuseEarly(m *message.Message, in inbound) bool {
+	direct := func(code codes.Code) { e.replyDirect(in, m.Token, code, nil, nil) }
+	if e.closing.Load() {
+		direct(codes.ServiceUnavailable)
+		return true
+	}
+	if id, bad := badCriticalOption(m.Options); bad {
+		e.m.Count(EventBadOption, 1)
+		if id == message.ProxyURI || id == message.ProxyScheme {
+			direct(codes.ProxyingNotSupported)
+			return true
+		}
+		direct(codes.BadOption)
+		return true
+	}
+	return false
+}
+
+// replyOptions are the options of the answer to a Block1 block that does
+// not complete the body: Block1 (2.31 Continue or an error echoing it) and
+// Size1 (4.13).
+func (res block1Result) replyOptions() message.Options {
+	var opts message.Options
+	if res.block1 != 0 || res.code == codes.Continue {
+		opts = opts.Add(UintOption(message.Block1, res.block1))
+	}
+	if res.size1 > 0 {
+		opts = opts.Add(UintOption(message.Size1, res.size1))
+	}
+	return opts
+}
+
+// startServe copies the datagram into sx (the handler outlives the read
+// buffer), builds its Request with payload (the whole body when blocks
+// made it), and starts the handler. The handler slot is held.
+func (e *Endpoint) startServe(sx *serverExchange, data, payload []byte) {
+	hasBlock1, qb, dk, peer := sx.hasBlock1, sx.qb, sx.dk, sx.peer
 	var buf []byte
 	if len(data) <= len(sx.datav) {
 		buf = sx.datav[:len(data)]
@@ -163,7 +186,7 @@ func (e *Endpoint) handleRequest(m *message.Message, data []byte, peer net.Addr,
 		Peer: peer, Identity: PeerIdentity(peer), ctx: e.ctx,
 	}
 	sx.req = &sx.reqv
-	if con {
+	if sx.con {
 		e.dedup.setRunning(dk, sx)
 	}
 	e.hwg.Add(1)
@@ -218,12 +241,27 @@ func suppressed(opts message.Options, code codes.Code) bool {
 	return false
 }
 
+// inbound is where the read loop's replies to one received request go:
+// its peer, the deduplication key the reply is kept under, and whether it
+// came CON (the reply is then piggybacked in an ACK with its message ID).
+type inbound struct {
+	peer net.Addr
+	dk   midKey
+	con  bool
+	mid  uint16
+}
+
+// inboundOf is the inbound of request m from peer.
+func inboundOf(m *message.Message, peer net.Addr, dk midKey) inbound {
+	return inbound{peer: peer, dk: dk, con: m.Type == message.Confirmable, mid: uint16(m.MessageID)}
+}
+
 // replyDirect answers a request from the read loop (errors, 2.31
 // Continue, cached blocks): piggybacked in an ACK for CON, a NON otherwise.
-func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, token message.Token, code codes.Code, opts message.Options, payload []byte) {
+func (e *Endpoint) replyDirect(in inbound, token message.Token, code codes.Code, opts message.Options, payload []byte) {
 	rm := message.Message{Code: code, Token: token, Options: opts, Payload: payload}
-	if con {
-		rm.Type, rm.MessageID = message.Acknowledgement, int32(mid)
+	if in.con {
+		rm.Type, rm.MessageID = message.Acknowledgement, int32(in.mid)
 	} else {
 		rm.Type, rm.MessageID = message.NonConfirmable, int32(e.newMID())
 	}
@@ -232,10 +270,10 @@ func (e *Endpoint) replyDirect(peer net.Addr, dk midKey, con bool, mid uint16, t
 		e.log.Warn("bearer: encode reply", "err", err)
 		return
 	}
-	if con {
-		e.dedup.setReply(dk, data)
+	if in.con {
+		e.dedup.setReply(in.dk, data)
 	}
-	_ = e.writeRaw(data, peer)
+	_ = e.writeRaw(data, in.peer)
 }
 
 // serverExchange is the ResponseWriter of one request.
@@ -452,7 +490,15 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 	if after != nil {
 		defer after()
 	}
-	rm := message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload}
+	return sx.send(message.Message{Code: code, Token: sx.req.Token, Options: opts, Payload: payload})
+}
+
+// send sends the response rm (sx.mu held; send releases it): piggybacked
+// in the ACK of a CON not yet acknowledged (kept for duplicates, or sent
+// as a regenerated reply), else separately, CON retransmitted until
+// acknowledged, or NON.
+func (sx *serverExchange) send(rm message.Message) error {
+	e := sx.e
 	if sx.con && !sx.acked {
 		rm.Type, rm.MessageID = message.Acknowledgement, int32(sx.mid)
 		data, err := encode(&rm)
@@ -474,7 +520,7 @@ func (sx *serverExchange) WriteResponse(code codes.Code, payload []byte) error {
 		// Separate response: CON, retransmitted until ACKed.
 		ctx, cancel := context.WithTimeout(e.ctx, e.p.MaxTransmitWait()+time.Second)
 		defer cancel()
-		_, err := e.roundTrip(ctx, sx.peer, &rm, true, nil, true)
+		_, err := e.roundTrip(ctx, sx.peer, &rm, rtOpts{con: true, ackOnly: true})
 		return err
 	}
 	rm.Type, rm.MessageID = message.NonConfirmable, int32(e.newMID())

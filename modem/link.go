@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 	"github.com/m2mbearer/m2mbearer/modem/at"
 )
 
@@ -167,7 +168,7 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	if err := s.e.Escape(ctx); err != nil {
 		return fmt.Errorf("modem: init: %w", mapEngineError(err))
 	}
-	run := func(cmd string) ([]string, error) { return m.exec(ctx, s, cmd, "", to) }
+	run := func(cmd string) ([]string, error) { return m.exec(ctx, s, cmd, to) }
 	for _, c := range []string{"Z", "E0"} {
 		if _, err := run(c); err != nil {
 			return fmt.Errorf("modem: init: %w", err)
@@ -179,6 +180,24 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	if err := m.unlockSIM(ctx, s, strict); err != nil {
 		return err
 	}
+	id, err := m.identify(ctx, run)
+	if err != nil {
+		return err
+	}
+	p := m.adoptProfile(id)
+	s.e.SetDialect(dialectOf(p))
+	if err := m.setupSMS(ctx, run, p, strict); err != nil {
+		return err
+	}
+	return m.setupStorage(ctx, run, p, strict)
+}
+
+// atRun runs one init command on the session being set up.
+type atRun func(cmd string) ([]string, error)
+
+// identify reads the modem's identity (each command optional), its
+// number (configured, else +CNUM) and its SMSC.
+func (m *Modem) identify(ctx context.Context, run atRun) (Identity, error) {
 	var id Identity
 	for _, q := range []struct {
 		cmd string
@@ -187,7 +206,7 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 		info, err := run(q.cmd)
 		if err != nil {
 			if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
-				return fmt.Errorf("modem: identity: %w", err)
+				return id, fmt.Errorf("modem: identity: %w", err)
 			}
 			continue // optional
 		}
@@ -212,8 +231,14 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 			}
 		}
 	} else if errors.Is(err, ErrLinkLost) || ctx.Err() != nil {
-		return fmt.Errorf("modem: identity: %w", err)
+		return id, fmt.Errorf("modem: identity: %w", err)
 	}
+	return id, nil
+}
+
+// adoptProfile chooses the profile (forced, named in the configuration,
+// else detected from the identity) and records it with the identity.
+func (m *Modem) adoptProfile(id Identity) Profile {
 	p := m.Profile()
 	if m.forced == nil {
 		if named, ok := ProfileByName(m.cfg.Profile); ok {
@@ -227,7 +252,11 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 	m.id = id
 	m.profile = p
 	m.mu.Unlock()
-	s.e.SetDialect(dialectOf(p))
+	return p
+}
+
+// setupSMS selects PDU mode, the message service and the vendor extras.
+func (m *Modem) setupSMS(ctx context.Context, run atRun, p Profile, strict bool) error {
 	if _, err := run("+CMGF=0"); err != nil {
 		return fmt.Errorf("modem: init: %w", err)
 	}
@@ -251,6 +280,12 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 			m.log.Info("modem: vendor init command refused", "cmd", c, "err", err)
 		}
 	}
+	return nil
+}
+
+// setupStorage notes the storages in use, selects the preferred ones and
+// turns on new-message indications.
+func (m *Modem) setupStorage(ctx context.Context, run atRun, p Profile, strict bool) error {
 	// Messages that came before this init are stored where the modem put
 	// them at power-up (its saved <mem3>), which may not be the preferred
 	// storage: those memories are swept too.
@@ -294,11 +329,11 @@ func (m *Modem) setupOnce(ctx context.Context, s *session, strict bool) error {
 func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 	to := m.Profile().CommandTimeout
 	for attempt := 0; attempt < 10; attempt++ {
-		info, err := m.exec(ctx, s, "+CPIN?", "", to, at.WithEndOnInfo(cpinGrace))
+		info, err := m.exec(ctx, s, "+CPIN?", to, at.WithEndOnInfo(cpinGrace))
 		if err != nil {
 			var cme *CMEError
 			if errors.As(err, &cme) && cme.Code == 14 { // SIM busy just after power-up
-				if werr := sleepCtx(ctx, 500*time.Millisecond); werr != nil {
+				if werr := backoff.Wait(ctx, 500*time.Millisecond); werr != nil {
 					return werr
 				}
 				continue
@@ -317,7 +352,7 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 			if m.cfg.PIN == "" || attempt > 0 {
 				return fmt.Errorf("%w (state %q)", ErrSIMPIN, state)
 			}
-			if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPIN="%s"`, m.cfg.PIN), "", to); err != nil {
+			if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPIN="%s"`, m.cfg.PIN), to); err != nil {
 				return fmt.Errorf("%w: %w", ErrSIMPIN, err)
 			}
 		default:
@@ -325,17 +360,6 @@ func (m *Modem) unlockSIM(ctx context.Context, s *session, strict bool) error {
 		}
 	}
 	return fmt.Errorf("%w: SIM not ready", ErrSIMPIN)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // supervise waits for the link to fail and re-opens it with backoff.
@@ -365,9 +389,10 @@ func (m *Modem) supervise() {
 			s.waitReader()
 			m.emit(EventDisconnected, reason, "")
 		}
-		backoff := m.cfg.ReconnectMin
-		for {
-			if err := sleepCtx(ctx, backoff); err != nil {
+		reopen := backoff.Policy{Min: m.cfg.ReconnectMin, Max: m.cfg.ReconnectMax}
+		for fails := 0; ; fails++ {
+			wait := reopen.Delay(fails)
+			if err := backoff.Wait(ctx, wait); err != nil {
 				return
 			}
 			err := m.connect(ctx)
@@ -377,11 +402,7 @@ func (m *Modem) supervise() {
 			if m.isClosing() {
 				return
 			}
-			m.emit(EventReconnectFailed, err, fmt.Sprintf("retry in %v", backoff))
-			backoff *= 2
-			if backoff > m.cfg.ReconnectMax {
-				backoff = m.cfg.ReconnectMax
-			}
+			m.emit(EventReconnectFailed, err, fmt.Sprintf("retry in %v", wait))
 		}
 	}
 }
@@ -415,7 +436,7 @@ func (m *Modem) healthOnce(ctx context.Context) {
 	p := m.Profile()
 	if p.DirectDelivery() || p.DirectStatusReports() || p.NoStorage {
 		if s, err := m.current(); err == nil {
-			_, _ = m.exec(ctx, s, "+CNMI="+p.CNMI, "", p.CommandTimeout)
+			_, _ = m.exec(ctx, s, "+CNMI="+p.CNMI, p.CommandTimeout)
 		}
 	}
 	used := 0

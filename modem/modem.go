@@ -482,7 +482,7 @@ func (m *Modem) Command(ctx context.Context, cmd string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	return m.run(ctx, s, cmd, "", m.Profile().CommandTimeout, at.WithShape(at.ShapeText))
+	return m.run(ctx, s, atRequest{cmd: cmd, timeout: m.Profile().CommandTimeout}, at.WithShape(at.ShapeText))
 }
 
 // shapeOf returns which lines belong to the answer of a driver command:
@@ -501,14 +501,28 @@ func shapeOf(cmd string) at.Shape {
 	return at.ShapePrefixed
 }
 
+// atRequest is one AT command: the command line without "AT", the PDU
+// line that follows its prompt (+CMGS; "" for none), and its timeout (<= 0:
+// 5 s).
+type atRequest struct {
+	cmd, pdu string
+	timeout  time.Duration
+}
+
 // exec runs one driver command on session s, bounded by timeout and ctx.
-func (m *Modem) exec(ctx context.Context, s *session, cmd, pdu string, timeout time.Duration, opts ...at.Option) ([]string, error) {
-	return m.run(ctx, s, cmd, pdu, timeout, append([]at.Option{at.WithShape(shapeOf(cmd))}, opts...)...)
+func (m *Modem) exec(ctx context.Context, s *session, cmd string, timeout time.Duration, opts ...at.Option) ([]string, error) {
+	return m.execRequest(ctx, s, atRequest{cmd: cmd, timeout: timeout}, opts...)
+}
+
+// execRequest is exec for a request that may carry a PDU line.
+func (m *Modem) execRequest(ctx context.Context, s *session, r atRequest, opts ...at.Option) ([]string, error) {
+	return m.run(ctx, s, r, append([]at.Option{at.WithShape(shapeOf(r.cmd))}, opts...)...)
 }
 
 // run runs one command; see exec. When ctx ends first it returns ctx.Err()
 // at once; the engine keeps the command until its answer or timeout.
-func (m *Modem) run(ctx context.Context, s *session, cmd, pdu string, timeout time.Duration, opts ...at.Option) ([]string, error) {
+func (m *Modem) run(ctx context.Context, s *session, r atRequest, opts ...at.Option) ([]string, error) {
+	cmd, pdu, timeout := r.cmd, r.pdu, r.timeout
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
@@ -570,7 +584,7 @@ func (m *Modem) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 		m.st.sendErr.Add(1)
 		return 0, err
 	}
-	info, err := m.exec(ctx, s, fmt.Sprintf("+CMGS=%d", len(tpdu)), line, m.Profile().SendTimeout)
+	info, err := m.execRequest(ctx, s, atRequest{cmd: fmt.Sprintf("+CMGS=%d", len(tpdu)), pdu: line, timeout: m.Profile().SendTimeout})
 	if err != nil {
 		m.st.sendErr.Add(1)
 		return 0, err
@@ -636,7 +650,7 @@ func (m *Modem) poll(ctx context.Context, s *session, h *Health) error {
 		}
 	}
 	step := func(cmd, prefix string, parse func(string) error) error {
-		info, err := m.exec(ctx, s, cmd, "", to)
+		info, err := m.exec(ctx, s, cmd, to)
 		if err != nil {
 			if fatal(err) {
 				return err
@@ -669,7 +683,7 @@ func (m *Modem) poll(ctx context.Context, s *session, h *Health) error {
 		return err
 	}
 	// +CEREG? is refused by 2G modems: not a degradation.
-	if info, err := m.exec(ctx, s, "+CEREG?", "", to); err == nil {
+	if info, err := m.exec(ctx, s, "+CEREG?", to); err == nil {
 		for _, l := range info {
 			if r, perr := ParseCREG(l, true); perr == nil && strings.HasPrefix(l, "+CEREG:") {
 				h.EPSReg = r

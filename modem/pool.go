@@ -8,6 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // ErrUnknownSIM is returned by Pool.Send when a named MSISDN is not in the
@@ -107,8 +111,7 @@ type member struct {
 	interval time.Duration
 	burst    int
 
-	mu  sync.Mutex
-	tat time.Time // GCRA theoretical arrival time
+	sends *rate.Limiter // nil: no rate limit (interval <= 0)
 
 	inflight atomic.Int32
 	sent     atomic.Uint64
@@ -119,34 +122,21 @@ type member struct {
 
 // reserve takes a token and returns how long to wait before using it.
 func (m *member) reserve(now time.Time) time.Duration {
-	if m.interval <= 0 {
+	if m.sends == nil {
 		return 0
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.tat.Before(now) {
-		m.tat = now
-	}
-	m.tat = m.tat.Add(m.interval)
-	allowAt := m.tat.Add(-time.Duration(m.burst) * m.interval)
-	if allowAt.After(now) {
-		return allowAt.Sub(now)
-	}
-	return 0
+	return m.sends.ReserveN(now, 1).DelayFrom(now)
 }
 
 // backlog estimates how long a new send would wait for the rate limit.
 func (m *member) backlog(now time.Time) time.Duration {
-	if m.interval <= 0 {
+	if m.sends == nil {
 		return 0
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	d := m.tat.Sub(now) - time.Duration(m.burst-1)*m.interval
-	if d < 0 {
-		return 0
+	if t := m.sends.TokensAt(now); t < 1 {
+		return time.Duration((1 - t) * float64(m.interval))
 	}
-	return d
+	return 0
 }
 
 // MemberStatus is a snapshot of one pool member.
@@ -220,6 +210,9 @@ func (p *Pool) Add(dev Member, opts ...MemberOption) error {
 		if err := o(m); err != nil {
 			return fmt.Errorf("modem: Pool.Add %s: %w", msisdn, err)
 		}
+	}
+	if m.interval > 0 {
+		m.sends = rate.NewLimiter(rate.Every(m.interval), m.burst)
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -360,7 +353,7 @@ func (p *Pool) sendOn(ctx context.Context, m *member, tpdu []byte) (int, error) 
 	p.metrics.Queue(m.msisdn, "pool-inflight", int(n))
 	defer func() { p.metrics.Queue(m.msisdn, "pool-inflight", int(m.inflight.Add(-1))) }()
 	if wait := m.reserve(time.Now()); wait > 0 {
-		if err := sleepCtx(ctx, wait); err != nil {
+		if err := backoff.Wait(ctx, wait); err != nil {
 			return 0, err
 		}
 	}

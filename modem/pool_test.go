@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // memberStub is a Member whose sends take a fixed time; it is a stand-in
@@ -43,7 +45,7 @@ func (s *memberStub) SendPDU(ctx context.Context, tpdu []byte) (int, error) {
 		return 0, s.fail
 	}
 	if s.sendTime > 0 {
-		if err := sleepCtx(ctx, s.sendTime); err != nil {
+		if err := backoff.Wait(ctx, s.sendTime); err != nil {
 			return 0, err
 		}
 	}

@@ -136,7 +136,7 @@ func (m *Modem) cnma(ctx context.Context, cmd string) error {
 	if err != nil {
 		return err
 	}
-	_, err = m.exec(ctx, s, cmd, "", m.Profile().CommandTimeout)
+	_, err = m.exec(ctx, s, cmd, m.Profile().CommandTimeout)
 	var cms *CMSError
 	if errors.As(err, &cms) && cms.Code == 340 {
 		return fmt.Errorf("modem: acknowledgement came too late, the network will redeliver: %w", err)
@@ -153,11 +153,11 @@ func (m *Modem) withMem(ctx context.Context, s *session, mem string, f func() er
 	if mem == "" || mem == p.Storage {
 		return f()
 	}
-	if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPMS="%s"`, mem), "", p.CommandTimeout); err != nil {
+	if _, err := m.exec(ctx, s, fmt.Sprintf(`+CPMS="%s"`, mem), p.CommandTimeout); err != nil {
 		return err
 	}
 	ferr := f()
-	_, err := m.exec(ctx, s, p.cpmsSet(), "", p.CommandTimeout)
+	_, err := m.exec(ctx, s, p.cpmsSet(), p.CommandTimeout)
 	if ferr != nil {
 		return ferr
 	}
@@ -170,7 +170,7 @@ func (m *Modem) deleteStored(ctx context.Context, mem string, idx int) error {
 		return err
 	}
 	return m.withMem(ctx, s, mem, func() error {
-		_, err := m.exec(ctx, s, fmt.Sprintf("+CMGD=%d", idx), "", m.Profile().CommandTimeout)
+		_, err := m.exec(ctx, s, fmt.Sprintf("+CMGD=%d", idx), m.Profile().CommandTimeout)
 		return err
 	})
 }

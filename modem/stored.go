@@ -36,8 +36,21 @@ type storedMsg struct {
 	v      verdict
 }
 
+// slotAnswer is what one +CMGR answer or +CMGL entry holds: its lines as
+// the modem sent them, the header's <stat> and <length> (hdrErr when the
+// header did not parse) and the PDU line (hasPDU false: none).
+type slotAnswer struct {
+	lines   []string
+	stat    MessageStat
+	length  int
+	hdrErr  error
+	pduLine string
+	hasPDU  bool
+}
+
 // judge decides on a slot from its header (parsed or not) and PDU line.
-func judge(lines []string, stat MessageStat, length int, hdrErr error, pduLine string, hasPDU bool) storedMsg {
+func judge(a slotAnswer) storedMsg {
+	lines, stat, length, hdrErr, pduLine, hasPDU := a.lines, a.stat, a.length, a.hdrErr, a.pduLine, a.hasPDU
 	sm := storedMsg{stat: stat, lines: lines}
 	switch {
 	case len(lines) > 0 && textMode(lines[0]):
@@ -106,12 +119,13 @@ func judgeCMGR(info []string) storedMsg {
 			return storedMsg{v: vEmpty}
 		}
 		pdu, _ := pduOf(info)
-		return judge(info, StatUnknown, -1, fmt.Errorf("%w: +CMGR answer without a header: %q", ErrBadResponse, clip(strings.Join(info, "|"))), pdu, at.IsHex(pdu))
+		return judge(slotAnswer{lines: info, stat: StatUnknown, length: -1, pduLine: pdu, hasPDU: at.IsHex(pdu),
+			hdrErr: fmt.Errorf("%w: +CMGR answer without a header: %q", ErrBadResponse, clip(strings.Join(info, "|")))})
 	}
 	h, err := ParseCMGR(info[hi])
 	pdu, has := pduOf(info[hi+1:])
 	lines := append([]string(nil), info[hi:]...)
-	return judge(lines, h.Stat, h.Length, err, pdu, has)
+	return judge(slotAnswer{lines, h.Stat, h.Length, err, pdu, has})
 }
 
 // readStored reads one stored message with +CMGR and acts on it.
@@ -136,7 +150,7 @@ func (m *Modem) cmgr(ctx context.Context, mem string, idx int) (storedMsg, error
 	var info []string
 	err = m.withMem(ctx, s, mem, func() error {
 		var e error
-		info, e = m.exec(ctx, s, fmt.Sprintf("+CMGR=%d", idx), "", m.Profile().CommandTimeout)
+		info, e = m.exec(ctx, s, fmt.Sprintf("+CMGR=%d", idx), m.Profile().CommandTimeout)
 		return e
 	})
 	if err != nil {
@@ -267,7 +281,7 @@ func (m *Modem) resetTextMode(ctx context.Context, lines []string) {
 		return
 	}
 	if s, err := m.current(); err == nil {
-		if _, err := m.exec(ctx, s, "+CMGF=0", "", m.Profile().CommandTimeout); err != nil {
+		if _, err := m.exec(ctx, s, "+CMGF=0", m.Profile().CommandTimeout); err != nil {
 			m.log.Warn("modem: +CMGF=0 after a text-mode answer failed", "modem", m.Name(), "err", err)
 		}
 	}
@@ -319,7 +333,7 @@ func (m *Modem) sweepMem(ctx context.Context, mem string) error {
 	// that duplicate deleted the new message unread.)
 	var claimed []cmglEntry
 	err = m.withMem(ctx, s, mem, func() error {
-		info, e := m.exec(ctx, s, "+CMGL=4", "", m.Profile().CommandTimeout)
+		info, e := m.exec(ctx, s, "+CMGL=4", m.Profile().CommandTimeout)
 		if e != nil {
 			return e
 		}
@@ -378,7 +392,7 @@ func parseCMGLList(info []string) []cmglEntry {
 		}
 		pdu, has := pduOf(info[i+1 : j])
 		lines := append([]string(nil), info[i:j]...)
-		out = append(out, cmglEntry{idx: idx, sm: judge(lines, h.Stat, h.Length, err, pdu, has)})
+		out = append(out, cmglEntry{idx: idx, sm: judge(slotAnswer{lines, h.Stat, h.Length, err, pdu, has})})
 		i = j - 1
 	}
 	return out

@@ -97,7 +97,7 @@ func (m *Modem) handleURC(u urc) {
 	case matchAny(head, p.RearmOn):
 		m.log.Warn("modem: message routing dropped by the modem; sending +CNMI again", "modem", m.Name(), "line", head)
 		if s, err := m.current(); err == nil {
-			if _, err := m.exec(ctx, s, "+CNMI="+p.CNMI, "", p.CommandTimeout); err != nil {
+			if _, err := m.exec(ctx, s, "+CNMI="+p.CNMI, p.CommandTimeout); err != nil {
 				m.log.Warn("modem: +CNMI after "+head+" failed", "modem", m.Name(), "err", err)
 			}
 		}

@@ -335,7 +335,7 @@ func (b *Bindings) EndpointOf(id bearer.Identity) (string, bool) {
 	return b.local.Load().EndpointOf(id)
 }
 
-// IdentityOf implements server.Security.
+// IdentityOf implements server.IdentityBinding.
 func (b *Bindings) IdentityOf(ep string) (bearer.Identity, bool) {
 	if b == nil || b.db == nil {
 		return bearer.Identity{}, false

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // feed keeps a node's in-memory copy of a shared table in step with Redis:
@@ -140,7 +142,7 @@ func streamLess(a, b string) bool {
 
 func (f *feed) run(ctx context.Context) {
 	defer close(f.done)
-	backoff := 100 * time.Millisecond
+	fails := 0 // failures in a row: the backoff's attempt
 	broken := false
 	lastGapCheck := time.Now()
 	for ctx.Err() == nil {
@@ -156,10 +158,10 @@ func (f *feed) run(ctx context.Context) {
 			}
 			if need {
 				if err := f.resync(ctx); err != nil {
-					f.fail(ctx, err, &backoff)
+					f.fail(ctx, err, &fails)
 					continue
 				}
-				broken, backoff = false, 100*time.Millisecond
+				broken, fails = false, 0
 			}
 		}
 		res, err := f.db.c.XRead(ctx, &redis.XReadArgs{Streams: []string{f.stream, f.last}, Count: 512, Block: feedBlock}).Result()
@@ -168,7 +170,7 @@ func (f *feed) run(ctx context.Context) {
 		}
 		if err != nil {
 			broken = true
-			f.fail(ctx, err, &backoff)
+			f.fail(ctx, err, &fails)
 			continue
 		}
 		for _, s := range res {
@@ -183,7 +185,7 @@ func (f *feed) run(ctx context.Context) {
 			f.mu.Unlock()
 			if err != nil {
 				broken = true
-				f.fail(ctx, err, &backoff)
+				f.fail(ctx, err, &fails)
 				break
 			}
 			f.stats.mu.Lock()
@@ -193,7 +195,13 @@ func (f *feed) run(ctx context.Context) {
 	}
 }
 
-func (f *feed) fail(ctx context.Context, err error, backoff *time.Duration) {
+// feedBackoff is the change feed's wait after failures in a row: 100 ms
+// doubled up to 2 s.
+var feedBackoff = backoff.Policy{Min: 100 * time.Millisecond, Max: 2 * time.Second}
+
+// fail counts err, logs it at the start of an outage and then every 30
+// failures, and waits the backoff of the fails-th failure in a row.
+func (f *feed) fail(ctx context.Context, err error, fails *int) {
 	if ctx.Err() != nil {
 		return
 	}
@@ -204,16 +212,11 @@ func (f *feed) fail(ctx context.Context, err error, backoff *time.Duration) {
 	f.stats.mu.Unlock()
 	// The first failure of an outage, then one line a minute (the feed
 	// retries every 2 s).
-	if *backoff == 100*time.Millisecond || n%30 == 0 {
+	if *fails == 0 || n%30 == 0 {
 		f.log.Warn("redisstore: change feed interrupted; reloading when Redis answers", "table", f.name, "failures", n, "err", err)
 	}
-	t := time.NewTimer(*backoff)
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-	t.Stop()
-	*backoff = min(*backoff*2, 2*time.Second)
+	_ = backoff.Wait(ctx, feedBackoff.Delay(*fails)) // ctx ending ends the feed's loop
+	*fails++
 }
 
 // FeedStats is what a store's change feed did.

@@ -64,14 +64,29 @@ func (c *Conn) receive(data []byte, peer net.Addr) ([]byte, net.Addr, bool) {
 		// (RST or drop); empty ACK/RST/ping are not protected.
 		return data, peer, true
 	}
-	opt, has, oerr := findOption(m)
+	in := inbound{m: m, data: data, peer: peer, pk: pk}
+	in.opt, in.has, in.oerr = findOption(m)
 	if m.Code>>5 == 0 {
-		return c.receiveRequest(m, data, peer, pk, opt, has, oerr)
+		return c.receiveRequest(in)
 	}
-	return c.receiveResponse(m, data, peer, pk, opt, has, oerr)
+	return c.receiveResponse(in)
 }
 
-func (c *Conn) receiveRequest(m *message.Message, data []byte, peer net.Addr, pk string, opt OptionValue, has bool, oerr error) ([]byte, net.Addr, bool) {
+// inbound is one received message being unprotected: the message, its
+// datagram, its sender (and the sender's key), and its OSCORE option as
+// findOption found it (has false: none; oerr: malformed).
+type inbound struct {
+	m    *message.Message
+	data []byte
+	peer net.Addr
+	pk   string
+	opt  OptionValue
+	has  bool
+	oerr error
+}
+
+func (c *Conn) receiveRequest(in inbound) ([]byte, net.Addr, bool) {
+	m, data, peer, pk, opt, has, oerr := in.m, in.data, in.peer, in.pk, in.opt, in.has, in.oerr
 	if !has {
 		if c.cfg.allowPlain && !c.configured(pk) {
 			c.m.Count(EventPlainPassed, 1)
@@ -290,7 +305,8 @@ func (x *Context) reopenRequest(m *message.Message, opt OptionValue, ks *keyset)
 	return merge(m, code, inner, payload, false), rid, nil
 }
 
-func (c *Conn) receiveResponse(m *message.Message, data []byte, peer net.Addr, pk string, opt OptionValue, has bool, oerr error) ([]byte, net.Addr, bool) {
+func (c *Conn) receiveResponse(in inbound) ([]byte, net.Addr, bool) {
+	m, data, peer, pk, opt, has, oerr := in.m, in.data, in.peer, in.pk, in.opt, in.has, in.oerr
 	now := time.Now()
 	tk := tokKey{pk, string(m.Token)}
 	c.mu.Lock()

@@ -138,6 +138,26 @@ func (ss *session) run() {
 	defer ss.cleanup()
 
 	v := &peerVerifier{roots: s.cfg.RootCAs, rawKey: s.cfg.VerifyRawKey}
+	conn, err := dtls.ServerWithOptions(ss.vc, ss.addr, ss.serverOptions(v)...)
+	if err != nil {
+		s.st.handshakesFailed.Add(1)
+		s.log.Warn("dtls server: cannot start session", "peer", ss.addr, "err", err)
+		return
+	}
+	ss.conn = conn
+	if !ss.handshake(conn, v) {
+		return
+	}
+	st, _ := conn.ConnectionState()
+	if !ss.establish(st, v) {
+		return
+	}
+	ss.read(conn)
+}
+
+// serverOptions are pion's options for this session's handshake.
+func (ss *session) serverOptions(v *peerVerifier) []dtls.ServerOption {
+	s := ss.srv
 	var opts []dtls.ServerOption
 	for _, o := range s.cfg.pionOptions(true, s.mtu, v) {
 		opts = append(opts, o)
@@ -164,14 +184,13 @@ func (ss *session) run() {
 	if s.cfg.Sessions != nil && s.cidLen > 0 {
 		opts = append(opts, dtls.WithSessionStore(sessionGate{s.cfg.Sessions, ss}))
 	}
-	conn, err := dtls.ServerWithOptions(ss.vc, ss.addr, opts...)
-	if err != nil {
-		s.st.handshakesFailed.Add(1)
-		s.log.Warn("dtls server: cannot start session", "peer", ss.addr, "err", err)
-		return
-	}
-	ss.conn = conn
+	return opts
+}
 
+// handshake runs the handshake within Config.HandshakeTimeout (or until
+// the session closes); false: it failed, counted and logged.
+func (ss *session) handshake(conn *dtls.Conn, v *peerVerifier) bool {
+	s := ss.srv
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.HandshakeTimeout)
 	go func() {
 		select {
@@ -180,7 +199,7 @@ func (ss *session) run() {
 		case <-ctx.Done():
 		}
 	}()
-	err = conn.HandshakeContext(ctx)
+	err := conn.HandshakeContext(ctx)
 	timedOut := ctx.Err() != nil && s.ctx.Err() == nil
 	cancel()
 	if err != nil {
@@ -188,21 +207,28 @@ func (ss *session) run() {
 		if id, ok := ss.pskIdentity.Load().(string); ok && ss.verified.Load() && timedOut {
 			s.logFailure("dtls server: handshake failed: no valid Finished after the PSK key exchange (wrong PSK key?)",
 				"peer", ss.addr, "psk_identity", id, "err", err)
-			return
+			return false
 		}
 		if verr := v.failure(); verr != nil {
 			err = verr
 		}
 		s.logFailure("dtls server: handshake failed", "peer", ss.addr, "err", err)
-		return
+		return false
 	}
-	st, _ := conn.ConnectionState()
+	return true
+}
+
+// establish records the established session in the server's tables (it
+// replaces the session it succeeds from the same address); false: the
+// session was removed meanwhile.
+func (ss *session) establish(st dtls.State, v *peerVerifier) bool {
+	s := ss.srv
 	ss.ident = identityFromState(st, v.mode, true)
 	ss.suite = dtls.CipherSuiteName(st.CipherSuiteID)
 	s.mu.Lock()
 	if ss.removed {
 		s.mu.Unlock()
-		return
+		return false
 	}
 	ss.resumed = len(ss.offered) > 0 && bytes.Equal(ss.offered, st.SessionID)
 	delete(s.half, ss)
@@ -232,7 +258,12 @@ func (ss *session) run() {
 	s.log.Debug("dtls server: session established", "peer", ss.addr, "identity", ss.ident.String(),
 		"suite", dtls.CipherSuiteName(st.CipherSuiteID), "cid", len(ss.cid) > 0, "resumed", ss.resumed)
 	ss.touch()
+	return true
+}
 
+// read moves decrypted datagrams to srv.incoming until the session ends.
+func (ss *session) read(conn *dtls.Conn) {
+	s := ss.srv
 	go func() {
 		<-ss.closing
 		ss.closeConn() // sends close_notify; unblocks Read

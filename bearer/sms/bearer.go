@@ -23,27 +23,28 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
 )
 
-// Security is a peer's security mode on the SMS binding.
-type Security int
+// Mode is a peer's security mode on the SMS binding (Peer.Security).
+type Mode int
 
 const (
-	// SecurityDTLS: only DTLS records are exchanged with the peer (the
+	// ModeDTLS: only DTLS records are exchanged with the peer (the
 	// bearer/secure layer runs over this bearer). The default.
-	SecurityDTLS Security = iota
-	// SecurityNoSec: plain CoAP. LwM2M allows it on SMS only where it was
+	ModeDTLS Mode = iota
+	// ModeNoSec: plain CoAP. LwM2M allows it on SMS only where it was
 	// configured (triggers, tests); it must be chosen explicitly.
-	SecurityNoSec
-	// SecurityOSCORE: CoAP messages protected end to end by OSCORE
+	ModeNoSec
+	// ModeOSCORE: CoAP messages protected end to end by OSCORE
 	// (bearer/oscore runs over this bearer); on the SMS they travel as CoAP,
 	// like NoSec, and the OSCORE layer refuses what it cannot verify.
-	SecurityOSCORE
+	ModeOSCORE
 )
 
-func (s Security) String() string {
+// String returns "dtls", "nosec" or "oscore".
+func (s Mode) String() string {
 	switch s {
-	case SecurityNoSec:
+	case ModeNoSec:
 		return "nosec"
-	case SecurityOSCORE:
+	case ModeOSCORE:
 		return "oscore"
 	}
 	return "dtls"
@@ -63,7 +64,7 @@ const (
 // Peer configures one SMS peer.
 type Peer struct {
 	// Security is the mode datagrams to and from the peer must be in.
-	Security Security
+	Security Mode
 	// SIM is the MSISDN of our SIM the peer knows (it accepts SMS only from
 	// that number); "" lets the transport choose.
 	SIM string
@@ -436,8 +437,8 @@ func (b *Bearer) LocalAddr() net.Addr { return b.local }
 // RFC 6347 §4.1 and RFC 9146's tls12_cid).
 func isDTLS(p []byte) bool { return len(p) >= 13 && p[0] >= 20 && p[0] <= 25 && p[1] == 254 }
 
-func checkMode(sec Security, p []byte) error {
-	if (sec == SecurityDTLS) != isDTLS(p) {
+func checkMode(sec Mode, p []byte) error {
+	if (sec == ModeDTLS) != isDTLS(p) {
 		return fmt.Errorf("%w: peer mode %s", ErrSecurityMode, sec)
 	}
 	return nil
@@ -449,11 +450,11 @@ func checkMode(sec Security, p []byte) error {
 // Endpoint without the peer's OSCORE context) would cost an SMS the
 // device refuses. Empty messages and responses pass (an OSCORE endpoint
 // may answer a request it cannot verify with an unprotected error).
-func checkSend(sec Security, p []byte) error {
+func checkSend(sec Mode, p []byte) error {
 	if err := checkMode(sec, p); err != nil {
 		return err
 	}
-	if sec == SecurityOSCORE && plainRequest(p) {
+	if sec == ModeOSCORE && plainRequest(p) {
 		return fmt.Errorf("%w: peer mode %s: CoAP request without the OSCORE option", ErrSecurityMode, sec)
 	}
 	return nil

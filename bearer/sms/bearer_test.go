@@ -54,7 +54,7 @@ func newPairSeed(t *testing.T, seed uint64, f smstest.Faults, mut func(side stri
 	mk := func(side string, sim *smstest.SIM, peer, own string) *sms.Bearer {
 		c := sms.Config{
 			StateDir: t.TempDir(),
-			Peers:    map[string]sms.Peer{peer: {Security: sms.SecurityNoSec, SIM: own}},
+			Peers:    map[string]sms.Peer{peer: {Security: sms.ModeNoSec, SIM: own}},
 			Params:   testParams(2 * time.Second),
 			Worker:   outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
 		}
@@ -281,7 +281,7 @@ func TestWriteErrors(t *testing.T) {
 	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
 		if side == "server" {
 			c.DailyBudgetPerDevice = new(3)
-			c.Peers["+491710000003"] = sms.Peer{Security: sms.SecurityDTLS}
+			c.Peers["+491710000003"] = sms.Peer{Security: sms.ModeDTLS}
 		}
 	})
 	dev := mustAddr(t, deviceNum)
@@ -382,7 +382,7 @@ func TestDeliveredReport(t *testing.T) {
 func TestWAPPushFraming(t *testing.T) {
 	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
 		if side == "server" {
-			c.Peers[deviceNum] = sms.Peer{Security: sms.SecurityNoSec, Framing: sms.FramingWAPPush}
+			c.Peers[deviceNum] = sms.Peer{Security: sms.ModeNoSec, Framing: sms.FramingWAPPush}
 		}
 	})
 	coap := []byte{0x50, 0x02, 0x00, 0x01, 0xb1, '1', 0x01, '0', 0x01, '8'} // NON POST /1/0/8
@@ -425,7 +425,7 @@ func TestInboxReplay(t *testing.T) {
 	defer n.Close()
 	sim := n.AddSIM(serverNum)
 	dir := t.TempDir()
-	cfg := sms.Config{StateDir: dir, Peers: map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec}}}
+	cfg := sms.Config{StateDir: dir, Peers: map[string]sms.Peer{deviceNum: {Security: sms.ModeNoSec}}}
 	b, err := sms.New(sim, cfg)
 	if err != nil {
 		t.Fatal(err)

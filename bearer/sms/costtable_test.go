@@ -105,7 +105,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 	exchanges(t, m, dev, &run)
 
 	// The device restarts (power cut): it resumes its session.
-	reopen(t, p, false, sms.SecurityDTLS)
+	reopen(t, p, false, sms.ModeDTLS)
 	dev.Close()
 	dev, run.abbreviated = dial(m)
 	m.start()
@@ -120,7 +120,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 	// what it retransmits before it gives up is its own policy) and
 	// handshakes again (abbreviated), then reads.
 	sep.Close() // closes the server's SMS bearer
-	reopen(t, p, true, sms.SecurityDTLS)
+	reopen(t, p, true, sms.ModeDTLS)
 	sep = startServer()
 	defer sep.Close()
 	m.start()
@@ -134,7 +134,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 		t.Fatalf("the lost request took %v", lost)
 	}
 	dev.Close()
-	reopen(t, p, false, sms.SecurityDTLS) // a fresh device bearer for the new session
+	reopen(t, p, false, sms.ModeDTLS) // a fresh device bearer for the new session
 	dev, hs := dial(m)
 	defer dev.Close()
 	m.start()
@@ -145,7 +145,7 @@ func costDTLS(t *testing.T, cid int) costRun {
 }
 
 func costOSCORE(t *testing.T) costRun {
-	p := newPair(t, smstest.Faults{}, peersIn(sms.SecurityOSCORE))
+	p := newPair(t, smstest.Faults{}, peersIn(sms.ModeOSCORE))
 	devP, srvP := oscoreParams()
 	devStore, srvStore := oscore.NewMemoryStore(), oscore.NewMemoryStore()
 	server, device := mustAddr(t, serverNum), mustAddr(t, deviceNum)
@@ -175,7 +175,7 @@ func costOSCORE(t *testing.T) costRun {
 	exchanges(t, m, dev, &run)
 
 	// The device restarts: its sequence numbers come from its store.
-	reopen(t, p, false, sms.SecurityOSCORE)
+	reopen(t, p, false, sms.ModeOSCORE)
 	dev.Close()
 	dev = newSide(p.dev, devP, devStore, server, nil)
 	m.start()
@@ -185,7 +185,7 @@ func costOSCORE(t *testing.T) costRun {
 	// The server restarts: its replay window is unknown, the first
 	// request gets an Echo challenge (RFC 8613 Appendix B.1.2).
 	sep.Close()
-	reopen(t, p, true, sms.SecurityOSCORE)
+	reopen(t, p, true, sms.ModeOSCORE)
 	sep = newSide(p.srv, srvP, srvStore, device, costMux())
 	defer sep.Close()
 	defer dev.Close()

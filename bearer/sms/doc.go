@@ -11,7 +11,7 @@
 //	b, err := sms.New(link, sms.Config{
 //		StateDir: dir,
 //		Peers: map[string]sms.Peer{
-//			"+33612345678": {Security: sms.SecurityNoSec},
+//			"+33612345678": {Security: sms.ModeNoSec},
 //		},
 //		DailyBudget: &budget, // segments per UTC day; nil: unlimited
 //	})

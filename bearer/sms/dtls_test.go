@@ -53,7 +53,7 @@ func runDTLS(t *testing.T, mtu int) dtlsRun {
 	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
 		for k := range c.Peers {
 			pc := c.Peers[k]
-			pc.Security = sms.SecurityDTLS
+			pc.Security = sms.ModeDTLS
 			c.Peers[k] = pc
 		}
 	})

@@ -43,7 +43,7 @@ func (c *countBearer) WriteTo(p []byte, a net.Addr) (int, error) {
 // the first GET again (Appendix B.1.2 Echo round trip).
 func runOSCORE(t *testing.T) oscoreRun {
 	t.Helper()
-	p := newPair(t, smstest.Faults{}, peersIn(sms.SecurityOSCORE))
+	p := newPair(t, smstest.Faults{}, peersIn(sms.ModeOSCORE))
 	devP, srvP := oscoreParams()
 	devCtx, err := oscore.NewContext(devP, oscore.NewMemoryStore(), oscore.WithTrustedReplayWindow())
 	if err != nil {

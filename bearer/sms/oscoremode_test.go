@@ -32,15 +32,15 @@ func TestOSCOREPeerRefusesPlainRequest(t *testing.T) {
 	osc := message.Option{ID: 9, Value: []byte{0x09, 0x01}}
 	for _, tc := range []struct {
 		name    string
-		mode    sms.Security
+		mode    sms.Mode
 		dg      []byte
 		refused bool
 	}{
-		{"OSCORE peer, plain request (a raw trigger)", sms.SecurityOSCORE, enc(message.NonConfirmable, codes.POST, path), true},
-		{"OSCORE peer, protected request", sms.SecurityOSCORE, enc(message.Confirmable, codes.POST, osc), false},
-		{"OSCORE peer, unprotected error response", sms.SecurityOSCORE, enc(message.Acknowledgement, codes.Unauthorized), false},
-		{"OSCORE peer, empty ACK", sms.SecurityOSCORE, []byte{0x60, 0x00, 0x00, 0x07}, false},
-		{"NoSec peer, plain request", sms.SecurityNoSec, enc(message.NonConfirmable, codes.POST, path), false},
+		{"OSCORE peer, plain request (a raw trigger)", sms.ModeOSCORE, enc(message.NonConfirmable, codes.POST, path), true},
+		{"OSCORE peer, protected request", sms.ModeOSCORE, enc(message.Confirmable, codes.POST, osc), false},
+		{"OSCORE peer, unprotected error response", sms.ModeOSCORE, enc(message.Acknowledgement, codes.Unauthorized), false},
+		{"OSCORE peer, empty ACK", sms.ModeOSCORE, []byte{0x60, 0x00, 0x00, 0x07}, false},
+		{"NoSec peer, plain request", sms.ModeNoSec, enc(message.NonConfirmable, codes.POST, path), false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newPair(t, smstest.Faults{}, peersIn(tc.mode))

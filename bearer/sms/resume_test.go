@@ -15,7 +15,7 @@ import (
 )
 
 // peersIn makes every peer of a pair's bearers a peer in mode.
-func peersIn(mode sms.Security) func(side string, c *sms.Config) {
+func peersIn(mode sms.Mode) func(side string, c *sms.Config) {
 	return func(_ string, c *sms.Config) {
 		for k, pc := range c.Peers {
 			pc.Security = mode
@@ -25,7 +25,7 @@ func peersIn(mode sms.Security) func(side string, c *sms.Config) {
 }
 
 // dtlsPeers makes every peer of a pair's bearers a DTLS peer.
-var dtlsPeers = peersIn(sms.SecurityDTLS)
+var dtlsPeers = peersIn(sms.ModeDTLS)
 
 // oscoreParams are the device's and the server's halves of the OSCORE
 // context of the SMS tests.
@@ -38,7 +38,7 @@ func oscoreParams() (dev, srv oscore.Params) {
 // reopen closes one side of the pair (a power cut: nothing more goes out)
 // and opens a new bearer on the same SIM with a fresh state, its peer in
 // mode.
-func reopen(t *testing.T, p *pair, server bool, mode sms.Security) {
+func reopen(t *testing.T, p *pair, server bool, mode sms.Mode) {
 	t.Helper()
 	sim, peer, own := p.devSIM, serverNum, deviceNum
 	old := &p.dev
@@ -120,8 +120,8 @@ func TestDTLSResumptionAfterDeviceRestart(t *testing.T) {
 				if resp, err := dev.Get(ctx, srv, "/3/0/0"); err != nil || string(resp.Payload) != "m2mbearer" {
 					t.Fatalf("first request after handshake %d: %v", i, err)
 				}
-				reopen(t, p, false, sms.SecurityDTLS) // the device restarts: its bearer goes, the session with it
-				dev.Close()                           // quietly, and on a closed bearer
+				reopen(t, p, false, sms.ModeDTLS) // the device restarts: its bearer goes, the session with it
+				dev.Close()                       // quietly, and on a closed bearer
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for ss.Stats().Replaced != 4 && time.Now().Before(deadline) {

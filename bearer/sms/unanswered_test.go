@@ -56,14 +56,14 @@ func TestUnansweredRequestOverSMS(t *testing.T) {
 	}
 	modes := []struct {
 		name string
-		sec  sms.Security
+		sec  sms.Mode
 		dial func(t *testing.T, p *pair) (dev *bearer.Endpoint)
 	}{
-		{"NoSec", sms.SecurityNoSec, func(t *testing.T, p *pair) *bearer.Endpoint {
+		{"NoSec", sms.ModeNoSec, func(t *testing.T, p *pair) *bearer.Endpoint {
 			_, dev := endpoints(t, p, costMux())
 			return dev
 		}},
-		{"DTLS PSK", sms.SecurityDTLS, func(t *testing.T, p *pair) *bearer.Endpoint {
+		{"DTLS PSK", sms.ModeDTLS, func(t *testing.T, p *pair) *bearer.Endpoint {
 			ss, err := secure.NewServer(p.srv, smsServerDTLS(nil, new(0)))
 			if err != nil {
 				t.Fatal(err)
@@ -83,7 +83,7 @@ func TestUnansweredRequestOverSMS(t *testing.T) {
 			t.Cleanup(func() { dev.Close(); sep.Close() })
 			return dev
 		}},
-		{"OSCORE", sms.SecurityOSCORE, func(t *testing.T, p *pair) *bearer.Endpoint {
+		{"OSCORE", sms.ModeOSCORE, func(t *testing.T, p *pair) *bearer.Endpoint {
 			devP, srvP := oscoreParams()
 			side := func(b bearer.Bearer, params oscore.Params, peer sms.Addr, h bearer.Handler) *bearer.Endpoint {
 				x, err := oscore.NewContext(params, oscore.NewMemoryStore(), oscore.WithTrustedReplayWindow())

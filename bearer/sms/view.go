@@ -53,8 +53,8 @@ func (b *Bearer) DTLS() *DTLSView { return b.dtls }
 
 // queueFor returns the queue a datagram from a peer in mode sec goes to,
 // and a channel closed when that queue's reader is gone (nil: never).
-func (b *Bearer) queueFor(sec Security) (chan received, <-chan struct{}) {
-	if b.dtls != nil && sec == SecurityDTLS {
+func (b *Bearer) queueFor(sec Mode) (chan received, <-chan struct{}) {
+	if b.dtls != nil && sec == ModeDTLS {
 		return b.dtls.q, b.dtls.done
 	}
 	return b.readq, nil
@@ -62,7 +62,7 @@ func (b *Bearer) queueFor(sec Security) (chan received, <-chan struct{}) {
 
 // isSplitDTLS reports whether writes to a peer in mode sec belong to the
 // DTLS view rather than to the Bearer.
-func (b *Bearer) isSplitDTLS(sec Security) bool { return b.dtls != nil && sec == SecurityDTLS }
+func (b *Bearer) isSplitDTLS(sec Mode) bool { return b.dtls != nil && sec == ModeDTLS }
 
 // Params returns the Bearer's parameters (zero for a zero view).
 func (v *DTLSView) Params() bearer.Params {
@@ -148,7 +148,7 @@ func (v *DTLSView) Close() error {
 
 // modeError is the error of a write to a peer whose mode belongs to the
 // other side of a split Bearer.
-func modeError(sec Security, view bool) error {
+func modeError(sec Mode, view bool) error {
 	if view {
 		return fmt.Errorf("%w: peer mode %s, not dtls (write it through the Bearer)", ErrSecurityMode, sec)
 	}
@@ -158,7 +158,7 @@ func modeError(sec Security, view bool) error {
 // PeerMode returns the configured security mode of the peer at addr (an
 // Addr or any address whose String is its number, such as a security
 // layer's), and whether it is a peer at all.
-func (b *Bearer) PeerMode(addr net.Addr) (Security, bool) {
+func (b *Bearer) PeerMode(addr net.Addr) (Mode, bool) {
 	a, err := toAddr(addr, b.parse)
 	if err != nil {
 		return 0, false

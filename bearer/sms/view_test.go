@@ -57,11 +57,11 @@ func newMixedWorld(t *testing.T) *mixedWorld {
 	t.Cleanup(w.net.Close)
 	w.srvSIM = w.net.AddSIM(serverNum)
 	w.srvB = smsBearer(t, w.srvSIM, true, t.TempDir(), map[string]sms.Peer{
-		dtlsDevNum:  {Security: sms.SecurityDTLS, SIM: serverNum},
-		plainDevNum: {Security: sms.SecurityNoSec, SIM: serverNum},
+		dtlsDevNum:  {Security: sms.ModeDTLS, SIM: serverNum},
+		plainDevNum: {Security: sms.ModeNoSec, SIM: serverNum},
 	})
-	w.dtlsDev = smsBearer(t, w.net.AddSIM(dtlsDevNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.SecurityDTLS, SIM: dtlsDevNum}})
-	w.plainDv = smsBearer(t, w.net.AddSIM(plainDevNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: plainDevNum}})
+	w.dtlsDev = smsBearer(t, w.net.AddSIM(dtlsDevNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.ModeDTLS, SIM: dtlsDevNum}})
+	w.plainDv = smsBearer(t, w.net.AddSIM(plainDevNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.ModeNoSec, SIM: plainDevNum}})
 	t.Cleanup(func() { w.dtlsDev.Close(); w.plainDv.Close() })
 	scfg, _ := secureCfg(140)
 	scfg.CIDLength = new(0)
@@ -71,7 +71,7 @@ func newMixedWorld(t *testing.T) *mixedWorld {
 	}
 	m, err := secure.NewMixed(w.srvB, w.srv, func(a net.Addr) bool {
 		mode, ok := w.srvB.PeerMode(a)
-		return ok && mode == sms.SecurityDTLS
+		return ok && mode == sms.ModeDTLS
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -159,12 +159,12 @@ func TestMixedSMSPeers(t *testing.T) {
 		c0 := calls()
 		// A device configured for DTLS sends plain CoAP: its own bearer
 		// is told it is a NoSec peer, the server's is not.
-		w.dtlsDev.AddPeer(serverNum, sms.Peer{Security: sms.SecurityNoSec, SIM: dtlsDevNum})
+		w.dtlsDev.AddPeer(serverNum, sms.Peer{Security: sms.ModeNoSec, SIM: dtlsDevNum})
 		if _, err := w.dtlsDev.WriteTo([]byte{0x40, 0x02, 0x12, 0x34, 0xb2, 'r', 'd'}, srv); err != nil {
 			t.Fatal(err)
 		}
 		// A NoSec device sends something that looks like a DTLS record.
-		w.plainDv.AddPeer(serverNum, sms.Peer{Security: sms.SecurityDTLS, SIM: plainDevNum})
+		w.plainDv.AddPeer(serverNum, sms.Peer{Security: sms.ModeDTLS, SIM: plainDevNum})
 		rec := append([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}, 1, 0, 0)
 		if _, err := w.plainDv.WriteTo(rec, srv); err != nil {
 			t.Fatal(err)
@@ -202,9 +202,9 @@ func TestDTLSViewClosedKeepsDatagrams(t *testing.T) {
 	defer n.Close()
 	srvSIM := n.AddSIM(serverNum)
 	dir := t.TempDir()
-	peers := map[string]sms.Peer{deviceNum: {Security: sms.SecurityDTLS, SIM: serverNum}}
+	peers := map[string]sms.Peer{deviceNum: {Security: sms.ModeDTLS, SIM: serverNum}}
 	srvB := smsBearer(t, srvSIM, true, dir, peers)
-	dev := smsBearer(t, n.AddSIM(deviceNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.SecurityDTLS, SIM: deviceNum}})
+	dev := smsBearer(t, n.AddSIM(deviceNum), false, t.TempDir(), map[string]sms.Peer{serverNum: {Security: sms.ModeDTLS, SIM: deviceNum}})
 	defer dev.Close()
 	_ = srvB.DTLS().Close()
 	rec := append([]byte{22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}, 1, 0, 0)

@@ -17,13 +17,17 @@ import (
 func runClient(cmd string, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("smsgw "+cmd, flag.ContinueOnError)
 	af := addAPIFlags(fs)
+	af.pending202 = true
 	wait := fs.Duration("wait", 60*time.Second, "for queue-mode devices: how long to wait for the device to wake up and answer")
 	limit := fs.Int("limit", 0, "devices, jobs: items per page (default 100, at most 1000)")
 	cursor := fs.String("cursor", "", "devices, jobs: the next_cursor of the previous page")
-	if err := fs.Parse(args); err != nil {
+	a, err := parseInterspersed(fs, args) // a VALUE starting with '-' goes after "--"
+	if err != nil {
 		return err
 	}
-	a := fs.Args() // flags first: a VALUE may start with '-'
+	if n, ok := wantArgs[cmd]; ok && len(a) > n {
+		return usageError{fmt.Sprintf("unexpected arguments %q", a[n:])}
+	}
 	need := func(n int, u string) error {
 		if len(a) < n {
 			return usageError{"usage: smsgw " + cmd + " " + u}
@@ -134,6 +138,10 @@ func runClient(cmd string, args []string, stdout io.Writer) error {
 	}
 	return af.call(stdout, method, u, jsonBody(body), "application/json")
 }
+
+// wantArgs is the most positional arguments a command takes (absent: no
+// limit).
+var wantArgs = map[string]int{"devices": 0, "jobs": 0, "cluster": 0, "objects": 0, "values": 1, "discover": 2, "exec": 3, "read": 3, "write": 4}
 
 // isTypeName reports an LwM2M data type name as write-composite takes it.
 func isTypeName(s string) bool {

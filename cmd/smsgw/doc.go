@@ -25,11 +25,13 @@
 //	smsgw fw update EP IMAGE [-dry-run]       update one device
 //	smsgw campaign create -image ID -prefix P update a group
 //
-// smsgw help lists every subcommand (discover, attrs, the composite
-// operations, values, objects, fw, campaign). The API client subcommands
-// take -api URL (default http://127.0.0.1:8080, or $SMSGW_API) and the
-// token from $SMSGW_TOKEN, else -token-file, else the api-token file of the
-// data dir. The daemon takes its token from $SMSGW_TOKEN, api.token,
+// smsgw --help lists every subcommand (discover, attrs, the composite
+// operations, values, objects, fw, campaign, state), smsgw CMD --help its
+// flags. The API client subcommands take -api URL (default
+// http://127.0.0.1:8080, or $SMSGW_API) and the token from $SMSGW_TOKEN,
+// else -token-file, else the api-token file of the data dir, before or
+// after the command name, and -o table (default) or json; the exit codes
+// are the constants of cli.go (docs/cli.md). The daemon takes its token from $SMSGW_TOKEN, api.token,
 // api.token_file (-token-file) or the data dir's api-token (generated
 // once); it prints the file's path, never the token.
 //

@@ -137,7 +137,7 @@ func (d *daemon) cli(args ...string) map[string]any {
 			d.t.Fatal(err)
 		}
 	}
-	args = append(args, "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token-file", d.tokenFile)
+	args = append(args, "-o", "json", "-api", strings.TrimSuffix(d.api, "/api/v1"), "-token-file", d.tokenFile)
 	if rc := run(args, &out, &errb); rc != 0 {
 		d.t.Fatalf("smsgw %v: rc %d: %s %s", args, rc, errb.String(), out.String())
 	}

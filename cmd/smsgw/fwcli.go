@@ -23,10 +23,20 @@ import (
 // parseInterspersed parses flags placed before, between or after the
 // positional arguments ("fw upload FILE -version 2.0") and returns the
 // positional ones.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
+//
+// "--" ends the flags: what follows is positional even if it starts with
+// '-' (smsgw write EP PATH -- -5).
+func parseInterspersed(fs *flag.FlagSet, args []string) (pos []string, err error) {
+	var after []string
+	for i, a := range args {
+		if a == "--" {
+			args, after = args[:i], args[i+1:]
+			break
+		}
+	}
+	defer func() { pos = append(pos, after...) }()
 	for {
-		if err := fs.Parse(args); err != nil {
+		if err := parseFlags(fs, args); err != nil {
 			return nil, err
 		}
 		args = fs.Args()
@@ -42,6 +52,9 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 type apiFlags struct {
 	api, tokenFile, data *string
 	timeout              *time.Duration
+	// pending202 makes an HTTP 202 answer a *pendingError (exit code 5):
+	// for device requests, 202 means the device has not answered yet.
+	pending202 bool
 }
 
 func addAPIFlags(fs *flag.FlagSet) apiFlags {
@@ -88,7 +101,7 @@ func apiToken(tokenFile, data string) (string, error) {
 func (f apiFlags) call(stdout io.Writer, method, path string, body io.Reader, ctype string) error {
 	token, err := apiToken(*f.tokenFile, *f.data)
 	if err != nil {
-		return err
+		return &authError{err}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *f.timeout)
 	defer cancel()
@@ -102,16 +115,23 @@ func (f apiFlags) call(stdout io.Writer, method, path string, body io.Reader, ct
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return &unreachableError{api: *f.api, err: err}
 	}
 	defer resp.Body.Close()
 	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return err
+		return &unreachableError{api: *f.api, err: err}
 	}
 	stdout.Write(out)
 	if resp.StatusCode >= 300 {
-		return fmt.Errorf("HTTP %d %s", resp.StatusCode, http.StatusText(resp.StatusCode))
+		var e struct {
+			Error string `json:"error"`
+		}
+		json.Unmarshal(out, &e)
+		return &apiError{status: resp.StatusCode, text: http.StatusText(resp.StatusCode), msg: e.Error}
+	}
+	if resp.StatusCode == http.StatusAccepted && f.pending202 {
+		return &pendingError{"no answer yet (HTTP 202): the request stays queued until the device wakes up; follow it with smsgw jobs"}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -26,22 +27,37 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	cmd := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
-		cmd, args = args[0], args[1:]
+	cmd, args, help := splitCommand(args)
+	if help {
+		printHelp(stdout)
+		return exitOK
+	}
+	if groups[cmd] && (len(args) == 0 || isHelpFlag(args[0])) {
+		if len(args) == 0 {
+			printCommandHelp(stderr, cmd, nil)
+			return exitUsage
+		}
+		printCommandHelp(stdout, cmd, nil)
+		return exitOK
 	}
 	var err error
 	switch cmd {
 	case "run":
-		if err := runDaemon(args, stdout, stderr); err != nil && !errors.Is(err, flag.ErrHelp) {
+		// A daemon's error is one line naming the option to change.
+		if err := runDaemon(args, stdout, stderr); err != nil {
+			var hr *helpRequest
+			if errors.As(err, &hr) {
+				printCommandHelp(stdout, hr.name, hr.fs)
+				return exitOK
+			}
 			fmt.Fprintf(stderr, "smsgw: %v\n", err)
 			var ue usageError
 			if errors.As(err, &ue) {
-				return 2
+				return exitUsage
 			}
-			return 1
+			return exitFailed
 		}
-		return 0
+		return exitOK
 	case "state":
 		err = runState(args, stdout)
 	case "sim":
@@ -49,66 +65,66 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "check-config":
 		err = checkConfig(args, stdout)
 	case "default-config":
-		_, err = stdout.Write(config.DefaultYAML)
-	case "devices", "read", "write", "exec", "jobs", "cluster", "discover", "attrs", "read-composite", "write-composite", "observe-composite", "values", "objects":
-		err = runClient(cmd, args, stdout)
+		if err = parseFlags(flag.NewFlagSet("smsgw default-config", flag.ContinueOnError), args); err == nil {
+			_, err = stdout.Write(config.DefaultYAML)
+		}
 	case "fw":
-		err = runFW(args, stdout)
+		err = apiCommand(args, stdout, runFW)
 	case "campaign":
-		err = runCampaign(args, stdout)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return 0
+		err = apiCommand(args, stdout, runCampaign)
+	case "help":
+		if len(args) > 0 && known(args[0]) {
+			return run(append(args, "--help"), stdout, stderr)
+		}
+		printHelp(stdout)
+		return exitOK
 	default:
-		fmt.Fprintf(stderr, "smsgw: unknown command %q\n\n%s", cmd, usage)
-		return 2
+		// The device commands of runClient: every client command of the
+		// table that is not a group's.
+		if c, ok := findCommand(cmd); !ok || !c.client {
+			fmt.Fprintf(stderr, "smsgw: unknown command %q; the commands are listed by smsgw --help\n", cmd)
+			return exitUsage
+		}
+		err = apiCommand(args, stdout, func(args []string, w io.Writer) error { return runClient(cmd, args, w) })
 	}
 	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+		var hr *helpRequest
+		if errors.As(err, &hr) {
+			printCommandHelp(stdout, hr.name, hr.fs)
+			return exitOK
 		}
 		fmt.Fprintf(stderr, "smsgw %s: %v\n", cmd, err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			return 2
+		code := exitCode(err)
+		if code == exitUsage {
+			fmt.Fprintf(stderr, "Run 'smsgw %s --help' for usage.\n", cmd)
 		}
-		return 1
+		return code
 	}
-	return 0
+	return exitOK
 }
 
-const usage = `usage:
-  smsgw [run] [-config FILE] [-data DIR] [-api ADDR] [-udp ADDR] [-token-file F] [-log-level L] [-log-format F]
-  smsgw sim                      run only the simulated SMS network, print the pty paths
-  smsgw state check [-data DIR]          check every state file (through the daemon when it runs)
-  smsgw state backup [-data DIR] DIR     consistent copies of the state files (also while the daemon runs)
-  smsgw state reset [-data DIR] NAME     set a damaged state file aside (daemon stopped); it starts empty
-  smsgw check-config FILE        validate a configuration file (line-numbered errors)
-  smsgw default-config           print the embedded default configuration (every option)
-  smsgw devices                  list registered devices          (API client)
-  smsgw read  EP PATH            read, e.g. smsgw read light-udp-1 /3/0
-  smsgw write EP PATH VALUE      write a resource, e.g. smsgw write light-udp-1 /3311/0/5851 40
-  smsgw exec  EP PATH [ARGS]     execute a resource
-  smsgw jobs                     list pending jobs
-  smsgw cluster                  cluster mode: nodes and their health, which node holds which device and modem, leases
-  smsgw write EP PATH VALUE TYPE write a resource outside the object model raw, e.g. /31024/10/1 7 Integer
-  smsgw read  EP PATH TYPE       read it as that type, e.g. smsgw read wak-1 /31024/10/1 Integer
-  smsgw discover EP PATH         Discover, e.g. smsgw discover light-udp-1 /3/0
-  smsgw attrs EP PATH pmin=10 pmax=60 [gt]   Write-Attributes (a bare name removes it)
-  smsgw read-composite EP PATH...            Read-Composite
-  smsgw write-composite EP PATH=VALUE[:TYPE]...  Write-Composite
-  smsgw observe-composite EP PATH...         Observe-Composite (notifications on the event stream)
-  smsgw values EP                last known values (also of a sleeping device)
-  smsgw objects                  the object model (built-in and lwm2m.models)
-  smsgw fw upload FILE -version V [-name N]     store a firmware image (SHA-256 computed and checked)
-  smsgw fw list | show ID | delete ID           firmware images
-  smsgw fw update EP IMAGE [-sms] [-dry-run]    update one device (-dry-run: plan and SMS cost)
-  smsgw fw job ID                               a single-device update's progress
-  smsgw campaign create -image ID (-prefix P | -endpoints A,B | -filter K=V) [-concurrency N] [-retries N] [-sms-budget N] [-sms]
-  smsgw campaign list | status ID [-devices] | pause ID | resume ID | cancel ID
-API client flags: -api URL (default $SMSGW_API or http://127.0.0.1:8080), -token-file F (default $SMSGW_TOKEN, else the
-api-token file of -data), -wait D, -limit N -cursor C (devices, jobs: one page of the list)
-`
+// apiCommand runs an API client command with -o: its answer is copied as
+// it is (json) or shown as tables (table, the default; an error answer then
+// goes to stderr only, as the error's message).
+func apiCommand(args []string, stdout io.Writer, f func([]string, io.Writer) error) error {
+	format, args, err := takeOutput(args)
+	if err != nil {
+		return err
+	}
+	var body bytes.Buffer
+	err = f(args, &body)
+	var ae *apiError
+	switch {
+	case body.Len() == 0:
+	case format == "json":
+		stdout.Write(body.Bytes())
+	case !errors.As(err, &ae):
+		if rerr := renderTable(stdout, body.Bytes()); err == nil {
+			err = rerr
+		}
+	}
+	return err
+}
 
 type usageError struct{ msg string }
 
@@ -154,8 +170,7 @@ func loadConfig(file string) (*config.Config, error) {
 }
 
 func runDaemon(args []string, stdout, stderr io.Writer) (err error) {
-	fs := flag.NewFlagSet("smsgw", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := flag.NewFlagSet("smsgw run", flag.ContinueOnError)
 	cfgFile := fs.String("config", "", "YAML configuration file (default: the embedded demo configuration)")
 	dataDir := fs.String("data", "", "state directory (default: data_dir of the config, else "+defaultDataDir()+")")
 	apiAddr := fs.String("api", "", "HTTP API listen address (overrides api.listen)")
@@ -165,14 +180,16 @@ func runDaemon(args []string, stdout, stderr io.Writer) (err error) {
 	removedTokenFlag(fs)
 	logLevel := fs.String("log-level", "", "debug, info, warn, error (overrides log.level)")
 	logFormat := fs.String("log-format", "", "text or json (overrides log.format)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, errTokenFlag) {
-			return usageError{errTokenFlag.Error()}
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
+	}
+	if strings.Contains(*apiAddr, "://") {
+		// "smsgw -api http://gw:8080" without a command runs the daemon,
+		// whose -api is the address it listens on.
+		return usageError{fmt.Sprintf("-api %s: the daemon's -api is the host:port it listens on; an API client command takes a URL: smsgw -api %s devices", *apiAddr, *apiAddr)}
 	}
 	cfg, err := loadConfig(*cfgFile)
 	if err != nil {
@@ -280,7 +297,7 @@ func runSim(args []string, stdout io.Writer) error {
 	n := fs.Int("modems", 2, "number of virtual modems")
 	latency := fs.Duration("latency", 150*time.Millisecond, "SMSC transit time")
 	first := fs.String("msisdn", "+491710000001", "number of the first modem (the others count up)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *n < 1 || *n > 64 {
@@ -311,7 +328,11 @@ func runSim(args []string, stdout io.Writer) error {
 }
 
 func checkConfig(args []string, stdout io.Writer) error {
-	if len(args) != 1 {
+	fs := flag.NewFlagSet("smsgw check-config", flag.ContinueOnError)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if args = fs.Args(); len(args) != 1 {
 		return usageError{"usage: smsgw check-config FILE"}
 	}
 	data, err := os.ReadFile(args[0])

@@ -146,7 +146,7 @@ func oscoreEvents(metrics string) map[string]int {
 func smsSegments(d *daemon) (out, in float64) {
 	_, v := d.call("GET", "/sms", "")
 	st, _ := v["stats"].(map[string]any)
-	o, _ := st["SegmentsQueued"].(float64)
-	i, _ := st["SegmentsReceived"].(float64)
+	o, _ := st["segments_queued"].(float64)
+	i, _ := st["segments_received"].(float64)
 	return o, i
 }

@@ -179,6 +179,20 @@ func (c *Client) AddFirmware(fw Firmware) error {
 	h := Handlers{
 		Write: func(p path.Path, v content.Value) error {
 			switch p.ResourceID() {
+			case 0, 1:
+				// A write of Package or Package URI starts (or resets)
+				// the process: Update Result goes back to Initial before
+				// the server has the answer to its write (Object 5,
+				// resource 5: "Once the updating process is initiated
+				// (Download /Update), this Resource MUST be reset to
+				// Initial value"), so it never reads the previous
+				// attempt's failure as this one's. The handler runs
+				// under the client's object lock: set it in place.
+				if c.t.set(path.Resource(5, 0, 5), content.NewInt(FwResultInitial)) == nil {
+					go c.obs.changed(path.Resource(5, 0, 5))
+				}
+			}
+			switch p.ResourceID() {
 			case 0:
 				if fw.Package != nil {
 					if err := fw.Package(v.Bytes()); err != nil {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // Clock is the time source of the registration procedure's waits (tests
@@ -126,20 +127,12 @@ func (e *RegistrationFailedError) Is(target error) bool { return target == ErrRe
 func (e *RegistrationFailedError) Unwrap() error { return e.Last }
 
 // jitter spreads d by ±25 %.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return d*3/4 + time.Duration(rand.Int64N(int64(d/2)+1))
-}
+func jitter(d time.Duration) time.Duration { return backoff.Spread(d, 0.25, rand.Float64()) }
 
-// retryWait is the wait before retry n (n ≥ 1) of a sequence.
+// retryWait is the wait before retry n (n ≥ 1) of a sequence: the
+// Communication Retry Timer × 2^(n−1), with no cap but no overflow.
 func (p RetryPolicy) retryWait(n int) time.Duration {
-	d := p.RetryTimer
-	for i := 1; i < n && d < 1<<40; i++ {
-		d *= 2
-	}
-	return d
+	return backoff.Policy{Min: p.RetryTimer}.Delay(n - 1)
 }
 
 // wait waits d on the client's clock, or until ctx ends or Close.

@@ -286,7 +286,7 @@ func smsSide(t *testing.T) dtlsSide {
 	mk := func(t *testing.T, sim *smstest.SIM, own, peer string) *sms.Bearer {
 		b, err := sms.New(sim, sms.Config{StateDir: t.TempDir(), Params: &params,
 			Worker: outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
-			Peers:  map[string]sms.Peer{peer: {Security: sms.SecurityDTLS, SIM: own}}})
+			Peers:  map[string]sms.Peer{peer: {Security: sms.ModeDTLS, SIM: own}}})
 		if err != nil {
 			t.Fatal(err)
 		}

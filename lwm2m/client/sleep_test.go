@@ -39,7 +39,7 @@ func smsEndpointsH(t *testing.T, h, srvH bearer.Handler) (dev, srv, stranger *be
 	mk := func(own string, peers ...string) *sms.Bearer {
 		ps := map[string]sms.Peer{}
 		for _, p := range peers {
-			ps[p] = sms.Peer{Security: sms.SecurityNoSec, SIM: own}
+			ps[p] = sms.Peer{Security: sms.ModeNoSec, SIM: own}
 		}
 		b, err := sms.New(n.AddSIM(own), sms.Config{StateDir: t.TempDir(), Worker: worker, Peers: ps})
 		if err != nil {

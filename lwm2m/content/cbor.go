@@ -285,41 +285,8 @@ func (r *cborReader) item(depth int) (cborItem, error) {
 			}
 		}
 	case cborArray, cborMap:
-		per := 1
-		it.kind = ckArray
-		if major == cborMap {
-			per, it.kind = 2, ckMap
-		}
-		if info == 31 {
-			for {
-				if r.pos >= len(r.data) {
-					return it, r.err(nil, "unterminated indefinite-length container")
-				}
-				if r.data[r.pos] == 0xff {
-					r.pos++
-					break
-				}
-				for k := 0; k < per; k++ {
-					c, err := r.item(depth + 1)
-					if err != nil {
-						return it, err
-					}
-					it.items = append(it.items, c)
-				}
-			}
-			return it, nil
-		}
-		if arg > uint64(len(r.data)-r.pos) { // every item takes at least one byte
-			return it, r.err(nil, "CBOR container of %d items past the end", arg)
-		}
-		it.items = make([]cborItem, 0, int(arg)*per)
-		for k := 0; k < int(arg)*per; k++ {
-			c, err := r.item(depth + 1)
-			if err != nil {
-				return it, err
-			}
-			it.items = append(it.items, c)
-		}
+		err := r.container(&it, major == cborMap, info, arg, depth)
+		return it, err
 	case cborTag:
 		c, err := r.item(depth + 1)
 		if err != nil {
@@ -327,24 +294,73 @@ func (r *cborReader) item(depth int) (cborItem, error) {
 		}
 		it.kind, it.u, it.items = ckTag, arg, []cborItem{c}
 	case cborSimple:
-		switch info {
-		case 20, 21:
-			it.kind, it.b = ckBool, info == 21
-		case 22:
-			it.kind = ckNull
-		case 25:
-			it.kind, it.f = ckFloat, fromHalf(uint16(arg))
-		case 26:
-			it.kind, it.f = ckFloat, float64(math.Float32frombits(uint32(arg)))
-		case 27:
-			it.kind, it.f = ckFloat, math.Float64frombits(arg)
-		case 31:
-			return it, decErr(r.f, off, nil, "unexpected CBOR break")
-		default:
-			return it, decErr(r.f, off, nil, "unsupported CBOR simple value %d", info)
-		}
+		err := r.simple(&it, info, arg)
+		return it, err
 	}
 	return it, nil
+}
+
+// container reads the items of an array or map (isMap) whose head had
+// additional information info and argument arg (the count, or 31 for an
+// indefinite length ended by a break) into it.
+func (r *cborReader) container(it *cborItem, isMap bool, info byte, arg uint64, depth int) error {
+	per := 1
+	it.kind = ckArray
+	if isMap {
+		per, it.kind = 2, ckMap
+	}
+	if info == 31 {
+		for {
+			if r.pos >= len(r.data) {
+				return r.err(nil, "unterminated indefinite-length container")
+			}
+			if r.data[r.pos] == 0xff {
+				r.pos++
+				break
+			}
+			for k := 0; k < per; k++ {
+				c, err := r.item(depth + 1)
+				if err != nil {
+					return err
+				}
+				it.items = append(it.items, c)
+			}
+		}
+		return nil
+	}
+	if arg > uint64(len(r.data)-r.pos) { // every item takes at least one byte
+		return r.err(nil, "CBOR container of %d items past the end", arg)
+	}
+	it.items = make([]cborItem, 0, int(arg)*per)
+	for k := 0; k < int(arg)*per; k++ {
+		c, err := r.item(depth + 1)
+		if err != nil {
+			return err
+		}
+		it.items = append(it.items, c)
+	}
+	return nil
+}
+
+// simple reads a simple value or float (major type 7) into it.
+func (r *cborReader) simple(it *cborItem, info byte, arg uint64) error {
+	switch info {
+	case 20, 21:
+		it.kind, it.b = ckBool, info == 21
+	case 22:
+		it.kind = ckNull
+	case 25:
+		it.kind, it.f = ckFloat, fromHalf(uint16(arg))
+	case 26:
+		it.kind, it.f = ckFloat, float64(math.Float32frombits(uint32(arg)))
+	case 27:
+		it.kind, it.f = ckFloat, math.Float64frombits(arg)
+	case 31:
+		return decErr(r.f, it.off, nil, "unexpected CBOR break")
+	default:
+		return decErr(r.f, it.off, nil, "unsupported CBOR simple value %d", info)
+	}
+	return nil
 }
 
 func (r *cborReader) str(major, info byte, arg uint64) (string, error) {

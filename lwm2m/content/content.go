@@ -14,11 +14,14 @@ import (
 // Format is a CoAP Content-Format number.
 type Format uint16
 
-// LwM2M content formats (IANA CoAP Content-Formats registry).
+// LwM2M content formats (IANA CoAP Content-Formats registry). These are
+// the project's one list: lwm2m/server's Format constants and
+// lwm2m/registry's Formats bits are defined from them.
 const (
 	Text      Format = 0     // text/plain;charset=utf-8
 	CoreLink  Format = 40    // application/link-format
 	Opaque    Format = 42    // application/octet-stream
+	CBOR      Format = 60    // application/cbor (no LwM2M payload; announced in "ct")
 	SenMLJSON Format = 110   // application/senml+json
 	SenMLCBOR Format = 112   // application/senml+cbor
 	TLV       Format = 11542 // application/vnd.oma.lwm2m+tlv
@@ -40,6 +43,8 @@ func (f Format) String() string {
 		return "application/link-format"
 	case Opaque:
 		return "application/octet-stream"
+	case CBOR:
+		return "application/cbor"
 	case SenMLJSON:
 		return "application/senml+json"
 	case SenMLCBOR:

@@ -58,86 +58,108 @@ func decodeOldJSON(base path.Path, data []byte, m model.Resolver) ([]Record, err
 		bt = f
 	}
 	st := &senmlState{f: OldJSON, base: base, m: m, bn: bn}
-	recs := make([]Record, 0, len(doc.E))
-	for idx, e := range doc.E {
-		bad := func(k string) error { return decErr(OldJSON, -1, nil, "entry %d: bad %q", idx, k) }
-		var n string
-		if raw, ok := e["n"]; ok {
-			if string(raw) == "null" || json.Unmarshal(raw, &n) != nil {
-				return nil, bad("n")
-			}
+	return eachRecord(doc.E, func(idx int, e map[string]json.RawMessage) (Record, error) {
+		return st.oldJSONEntry(oldJSONEntry{idx: idx, e: e}, bt)
+	})
+}
+
+// oldJSONEntry is one entry (the idx-th) of the "e" array.
+type oldJSONEntry struct {
+	idx int
+	e   map[string]json.RawMessage
+}
+
+func (o oldJSONEntry) bad(k string) error {
+	return decErr(OldJSON, -1, nil, "entry %d: bad %q", o.idx, k)
+}
+
+// oldJSONEntry decodes one entry: its name against the base name, its one
+// value, its time (bt plus its "t").
+func (st *senmlState) oldJSONEntry(o oldJSONEntry, bt float64) (Record, error) {
+	var n string
+	if raw, ok := o.e["n"]; ok {
+		if string(raw) == "null" || json.Unmarshal(raw, &n) != nil {
+			return Record{}, o.bad("n")
 		}
-		p, err := st.resolve(n, true, idx)
-		if err != nil {
-			return nil, err
-		}
-		mt := resolveType(m, p)
-		var v Value
-		nvals := 0
-		if raw, ok := e["v"]; ok {
-			nvals++
-			var num json.Number
-			if json.Unmarshal(raw, &num) != nil || len(raw) == 0 || raw[0] == '"' {
-				return nil, bad("v")
-			}
-			if v, ok = numberTyped(num.String(), mt); !ok {
-				return nil, bad("v")
-			}
-		}
-		if raw, ok := e["sv"]; ok {
-			nvals++
-			var s string
-			if string(raw) == "null" || json.Unmarshal(raw, &s) != nil {
-				return nil, bad("sv")
-			}
-			v = NewString(s)
-			if mt == model.Opaque {
-				b, err := base64.StdEncoding.DecodeString(s)
-				if err != nil {
-					return nil, bad("sv")
-				}
-				v = NewOpaque(b)
-			}
-		}
-		if raw, ok := e["bv"]; ok {
-			nvals++
-			var b bool
-			if json.Unmarshal(raw, &b) != nil || string(raw) == "null" {
-				return nil, bad("bv")
-			}
-			v = NewBool(b)
-		}
-		if raw, ok := e["ov"]; ok {
-			nvals++
-			var s string
-			if string(raw) == "null" || json.Unmarshal(raw, &s) != nil {
-				return nil, bad("ov")
-			}
-			if v, ok = parseObjlnk(s); !ok {
-				return nil, bad("ov")
-			}
-		}
-		if nvals != 1 {
-			return nil, decErr(OldJSON, -1, nil, "entry %d has %d values", idx, nvals)
-		}
-		if v, err = typed(OldJSON, m, p, v); err != nil {
-			return nil, err
-		}
-		r := Record{Path: p, Value: v}
-		if raw, ok := e["t"]; ok {
-			var num json.Number
-			if string(raw) == "null" || json.Unmarshal(raw, &num) != nil {
-				return nil, bad("t")
-			}
-			t, err := strconv.ParseFloat(num.String(), 64)
-			if err != nil {
-				return nil, bad("t")
-			}
-			r.Time = bt + t
-		} else if bt != 0 {
-			r.Time = bt
-		}
-		recs = append(recs, r)
 	}
-	return recs, nil
+	p, err := st.resolve(n, true, o.idx)
+	if err != nil {
+		return Record{}, err
+	}
+	v, err := o.value(resolveType(st.m, p))
+	if err != nil {
+		return Record{}, err
+	}
+	if v, err = typed(OldJSON, st.m, p, v); err != nil {
+		return Record{}, err
+	}
+	r := Record{Path: p, Value: v}
+	if raw, ok := o.e["t"]; ok {
+		var num json.Number
+		if string(raw) == "null" || json.Unmarshal(raw, &num) != nil {
+			return Record{}, o.bad("t")
+		}
+		t, err := strconv.ParseFloat(num.String(), 64)
+		if err != nil {
+			return Record{}, o.bad("t")
+		}
+		r.Time = bt + t
+	} else if bt != 0 {
+		r.Time = bt
+	}
+	return r, nil
+}
+
+// value is the entry's one value ("v", "sv", "bv" or "ov") for a resource
+// of type mt; none or several are refused.
+func (o oldJSONEntry) value(mt model.Type) (Value, error) {
+	var v Value
+	nvals := 0
+	if raw, ok := o.e["v"]; ok {
+		nvals++
+		var num json.Number
+		if json.Unmarshal(raw, &num) != nil || len(raw) == 0 || raw[0] == '"' {
+			return v, o.bad("v")
+		}
+		if v, ok = numberTyped(num.String(), mt); !ok {
+			return v, o.bad("v")
+		}
+	}
+	if raw, ok := o.e["sv"]; ok {
+		nvals++
+		var s string
+		if string(raw) == "null" || json.Unmarshal(raw, &s) != nil {
+			return v, o.bad("sv")
+		}
+		v = NewString(s)
+		if mt == model.Opaque {
+			b, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return v, o.bad("sv")
+			}
+			v = NewOpaque(b)
+		}
+	}
+	if raw, ok := o.e["bv"]; ok {
+		nvals++
+		var b bool
+		if json.Unmarshal(raw, &b) != nil || string(raw) == "null" {
+			return v, o.bad("bv")
+		}
+		v = NewBool(b)
+	}
+	if raw, ok := o.e["ov"]; ok {
+		nvals++
+		var s string
+		if string(raw) == "null" || json.Unmarshal(raw, &s) != nil {
+			return v, o.bad("ov")
+		}
+		if v, ok = parseObjlnk(s); !ok {
+			return v, o.bad("ov")
+		}
+	}
+	if nvals != 1 {
+		return v, decErr(OldJSON, -1, nil, "entry %d has %d values", o.idx, nvals)
+	}
+	return v, nil
 }

@@ -138,124 +138,152 @@ func decodeSenMLCBOR(base path.Path, data []byte, m model.Resolver) ([]Record, e
 		return nil, decErr(SenMLCBOR, 0, ErrLimit, "more than %d records", MaxRecords)
 	}
 	st := &senmlState{f: SenMLCBOR, base: base, m: m}
-	recs := make([]Record, 0, len(top.items))
-	for idx, rec := range top.items {
-		if rec.kind != ckMap {
-			return nil, decErr(SenMLCBOR, rec.off, nil, "record %d is not a map", idx)
-		}
-		var (
-			n       string
-			hasN    bool
-			t       float64
-			valItem *cborItem
-			valKey  string
-			nvals   int
-		)
-		bad := func(it cborItem, what string) error {
-			return decErr(SenMLCBOR, it.off, nil, "record %d: bad %s", idx, what)
-		}
-		for k := 0; k+1 < len(rec.items); k += 2 {
-			key, val := rec.items[k], rec.items[k+1]
-			if key.kind == ckText {
-				if key.s == senmlVLO {
-					nvals++
-					valItem, valKey = &rec.items[k+1], senmlVLO
-				} else if len(key.s) > 0 && key.s[len(key.s)-1] == '_' {
-					return nil, decErr(SenMLCBOR, key.off, nil, "record %d: must-understand label %q", idx, key.s)
-				}
-				continue
-			}
-			label, ok := key.int64()
-			if !ok {
-				return nil, decErr(SenMLCBOR, key.off, nil, "record %d: label is not an integer or text", idx)
-			}
-			switch label {
-			case senmlBN:
-				if val.kind != ckText {
-					return nil, bad(val, "bn")
-				}
-				st.bn = val.s
-			case senmlBT:
-				f, ok := cborNumberFloat(val)
-				if !ok {
-					return nil, bad(val, "bt")
-				}
-				st.bt = f
-			case senmlN:
-				if val.kind != ckText {
-					return nil, bad(val, "n")
-				}
-				n, hasN = val.s, true
-			case senmlT:
-				f, ok := cborNumberFloat(val)
-				if !ok {
-					return nil, bad(val, "t")
-				}
-				t = f
-			case senmlV, senmlVS, senmlVB, senmlVD:
-				nvals++
-				valItem = &rec.items[k+1]
-				switch label {
-				case senmlV:
-					valKey = "v"
-				case senmlVS:
-					valKey = "vs"
-				case senmlVB:
-					valKey = "vb"
-				default:
-					valKey = "vd"
-				}
-			}
-		}
-		if nvals > 1 {
-			return nil, decErr(SenMLCBOR, rec.off, nil, "record %d has %d values", idx, nvals)
-		}
-		p, err := st.resolve(n, hasN, idx)
-		if err != nil {
-			return nil, err
-		}
-		var v Value
-		if valItem != nil {
-			it := *valItem
-			switch valKey {
-			case "v":
-				var ok bool
-				if v, ok = cborNumber(it, resolveType(m, p)); !ok {
-					return nil, bad(it, "v")
-				}
-			case "vs":
-				if it.kind != ckText {
-					return nil, bad(it, "vs")
-				}
-				v = NewString(it.s)
-			case "vb":
-				if it.kind != ckBool {
-					return nil, bad(it, "vb")
-				}
-				v = NewBool(it.b)
-			case "vd":
-				if it.kind != ckBytes {
-					return nil, bad(it, "vd")
-				}
-				v = NewOpaque([]byte(it.s))
-			case senmlVLO:
-				var ok bool
-				if it.kind != ckText {
-					return nil, bad(it, "vlo")
-				}
-				if v, ok = parseObjlnk(it.s); !ok {
-					return nil, bad(it, "vlo")
-				}
-			}
-		}
-		if v, err = typed(SenMLCBOR, m, p, v); err != nil {
-			return nil, err
-		}
-		r := Record{Path: p, Value: v}
-		if t != 0 || st.bt != 0 {
-			r.Time = st.bt + t
-		}
-		recs = append(recs, r)
+	return eachRecord(top.items, st.cborRecord)
+}
+
+// cborLabels is what one SenML CBOR record's labels say: its name (hasN:
+// present), time, and its value's item and label (nvals: how many values).
+type cborLabels struct {
+	n     string
+	hasN  bool
+	t     float64
+	item  *cborItem
+	key   string
+	nvals int
+}
+
+// cborRecord decodes the idx-th record: its labels (base labels kept in st
+// for the records after it) and its one value.
+func (st *senmlState) cborRecord(idx int, rec cborItem) (Record, error) {
+	if rec.kind != ckMap {
+		return Record{}, decErr(SenMLCBOR, rec.off, nil, "record %d is not a map", idx)
 	}
-	return recs, nil
+	l, err := st.cborLabels(idx, rec)
+	if err != nil {
+		return Record{}, err
+	}
+	if l.nvals > 1 {
+		return Record{}, decErr(SenMLCBOR, rec.off, nil, "record %d has %d values", idx, l.nvals)
+	}
+	p, err := st.resolve(l.n, l.hasN, idx)
+	if err != nil {
+		return Record{}, err
+	}
+	var v Value
+	if l.item != nil {
+		if v, err = cborValue(idx, *l.item, l.key, resolveType(st.m, p)); err != nil {
+			return Record{}, err
+		}
+	}
+	if v, err = typed(SenMLCBOR, st.m, p, v); err != nil {
+		return Record{}, err
+	}
+	r := Record{Path: p, Value: v}
+	if l.t != 0 || st.bt != 0 {
+		r.Time = st.bt + l.t
+	}
+	return r, nil
+}
+
+func cborBad(idx int, it cborItem, what string) error {
+	return decErr(SenMLCBOR, it.off, nil, "record %d: bad %s", idx, what)
+}
+
+// cborLabels reads the labels of record idx: bn and bt into st, the rest
+// into the cborLabels returned.
+func (st *senmlState) cborLabels(idx int, rec cborItem) (cborLabels, error) {
+	var l cborLabels
+	bad := func(it cborItem, what string) error { return cborBad(idx, it, what) }
+	for k := 0; k+1 < len(rec.items); k += 2 {
+		key, val := rec.items[k], rec.items[k+1]
+		if key.kind == ckText {
+			if key.s == senmlVLO {
+				l.nvals++
+				l.item, l.key = &rec.items[k+1], senmlVLO
+			} else if len(key.s) > 0 && key.s[len(key.s)-1] == '_' {
+				return l, decErr(SenMLCBOR, key.off, nil, "record %d: must-understand label %q", idx, key.s)
+			}
+			continue
+		}
+		label, ok := key.int64()
+		if !ok {
+			return l, decErr(SenMLCBOR, key.off, nil, "record %d: label is not an integer or text", idx)
+		}
+		switch label {
+		case senmlBN:
+			if val.kind != ckText {
+				return l, bad(val, "bn")
+			}
+			st.bn = val.s
+		case senmlBT:
+			f, ok := cborNumberFloat(val)
+			if !ok {
+				return l, bad(val, "bt")
+			}
+			st.bt = f
+		case senmlN:
+			if val.kind != ckText {
+				return l, bad(val, "n")
+			}
+			l.n, l.hasN = val.s, true
+		case senmlT:
+			f, ok := cborNumberFloat(val)
+			if !ok {
+				return l, bad(val, "t")
+			}
+			l.t = f
+		case senmlV, senmlVS, senmlVB, senmlVD:
+			l.nvals++
+			l.item = &rec.items[k+1]
+			switch label {
+			case senmlV:
+				l.key = "v"
+			case senmlVS:
+				l.key = "vs"
+			case senmlVB:
+				l.key = "vb"
+			default:
+				l.key = "vd"
+			}
+		}
+	}
+	return l, nil
+}
+
+// cborValue is the value of item it under label key ("v", "vs", "vb", "vd"
+// or vlo) for a resource of type mt.
+func cborValue(idx int, it cborItem, key string, mt model.Type) (Value, error) {
+	var v Value
+	bad := func(it cborItem, what string) error { return cborBad(idx, it, what) }
+	switch key {
+	case "v":
+		var ok bool
+		if v, ok = cborNumber(it, mt); !ok {
+			return v, bad(it, "v")
+		}
+	case "vs":
+		if it.kind != ckText {
+			return v, bad(it, "vs")
+		}
+		v = NewString(it.s)
+	case "vb":
+		if it.kind != ckBool {
+			return v, bad(it, "vb")
+		}
+		v = NewBool(it.b)
+	case "vd":
+		if it.kind != ckBytes {
+			return v, bad(it, "vd")
+		}
+		v = NewOpaque([]byte(it.s))
+	case senmlVLO:
+		var ok bool
+		if it.kind != ckText {
+			return v, bad(it, "vlo")
+		}
+		if v, ok = parseObjlnk(it.s); !ok {
+			return v, bad(it, "vlo")
+		}
+	}
+	return v, nil
 }

@@ -262,128 +262,175 @@ func decodeSenMLJSON(base path.Path, data []byte, m model.Resolver) ([]Record, e
 		return nil, decErr(SenMLJSON, -1, ErrLimit, "more than %d records", MaxRecords)
 	}
 	st := &senmlState{f: SenMLJSON, base: base, m: m}
-	recs := make([]Record, 0, len(raw))
-	for idx, obj := range raw {
-		var (
-			n, hasN  = "", false
-			t        float64
-			v        Value
-			nvals    int
-			badField = func(k string) error { return decErr(SenMLJSON, -1, nil, "record %d: bad %q", idx, k) }
-			str      = func(k string) (string, error) {
-				var s string
-				if string(obj[k]) == "null" {
-					return "", badField(k)
-				}
-				return s, json.Unmarshal(obj[k], &s)
-			}
-			numberLit = func(k string) (string, error) {
-				var num json.Number
-				if err := json.Unmarshal(obj[k], &num); err != nil || len(obj[k]) == 0 || obj[k][0] == '"' {
-					return "", badField(k)
-				}
-				return num.String(), nil
-			}
-		)
-		for k := range obj {
-			if strings.HasSuffix(k, "_") {
-				return nil, decErr(SenMLJSON, -1, nil, "record %d: must-understand label %q", idx, k)
-			}
-		}
-		if _, ok := obj["bn"]; ok {
-			s, err := str("bn")
-			if err != nil {
-				return nil, badField("bn")
-			}
-			st.bn = s
-		}
-		if _, ok := obj["bt"]; ok {
-			lit, err := numberLit("bt")
-			if err != nil {
-				return nil, err
-			}
-			st.bt, _ = strconv.ParseFloat(lit, 64)
-		}
-		if _, ok := obj["n"]; ok {
-			s, err := str("n")
-			if err != nil {
-				return nil, badField("n")
-			}
-			n, hasN = s, true
-		}
-		if _, ok := obj["t"]; ok {
-			lit, err := numberLit("t")
-			if err != nil {
-				return nil, err
-			}
-			t, _ = strconv.ParseFloat(lit, 64)
-		}
-		p, err := st.resolve(n, hasN, idx)
+	return eachRecord(raw, func(idx int, obj map[string]json.RawMessage) (Record, error) {
+		return st.jsonRecord(jsonRecord{idx: idx, obj: obj})
+	})
+}
+
+// eachRecord decodes items in order, one record each, with dec.
+func eachRecord[T any](items []T, dec func(idx int, it T) (Record, error)) ([]Record, error) {
+	recs := make([]Record, 0, len(items))
+	for idx, it := range items {
+		r, err := dec(idx, it)
 		if err != nil {
 			return nil, err
 		}
-		mt := resolveType(m, p)
-		if _, ok := obj["v"]; ok {
-			nvals++
-			lit, err := numberLit("v")
-			if err != nil {
-				return nil, err
-			}
-			var ok bool
-			if v, ok = numberTyped(lit, mt); !ok {
-				return nil, decErr(SenMLJSON, -1, ErrTypeMismatch, "record %d: %v: number %s does not fit %v", idx, p, lit, mt)
-			}
-		}
-		if _, ok := obj["vs"]; ok {
-			nvals++
-			s, err := str("vs")
-			if err != nil {
-				return nil, badField("vs")
-			}
-			v = NewString(s)
-		}
-		if _, ok := obj["vb"]; ok {
-			nvals++
-			var bv bool
-			if err := json.Unmarshal(obj["vb"], &bv); err != nil || string(obj["vb"]) == "null" {
-				return nil, badField("vb")
-			}
-			v = NewBool(bv)
-		}
-		if _, ok := obj["vd"]; ok {
-			nvals++
-			s, err := str("vd")
-			if err != nil {
-				return nil, badField("vd")
-			}
-			bs, ok := decodeBase64Any(s)
-			if !ok {
-				return nil, badField("vd")
-			}
-			v = NewOpaque(bs)
-		}
-		if _, ok := obj["vlo"]; ok {
-			nvals++
-			s, err := str("vlo")
-			if err != nil {
-				return nil, badField("vlo")
-			}
-			var ok bool
-			if v, ok = parseObjlnk(s); !ok {
-				return nil, badField("vlo")
-			}
-		}
-		if nvals > 1 {
-			return nil, decErr(SenMLJSON, -1, nil, "record %d has %d values", idx, nvals)
-		}
-		if v, err = typed(SenMLJSON, m, p, v); err != nil {
-			return nil, err
-		}
-		rec := Record{Path: p, Value: v}
-		if t != 0 || st.bt != 0 {
-			rec.Time = st.bt + t
-		}
-		recs = append(recs, rec)
+		recs = append(recs, r)
 	}
 	return recs, nil
+}
+
+// jsonRecord is one SenML JSON record (the idx-th) as its labels' raw
+// JSON values.
+type jsonRecord struct {
+	idx int
+	obj map[string]json.RawMessage
+}
+
+func (r jsonRecord) has(k string) bool { _, ok := r.obj[k]; return ok }
+
+func (r jsonRecord) bad(k string) error {
+	return decErr(SenMLJSON, -1, nil, "record %d: bad %q", r.idx, k)
+}
+
+// str is the string value of label k (null refused).
+func (r jsonRecord) str(k string) (string, error) {
+	var s string
+	if string(r.obj[k]) == "null" {
+		return "", r.bad(k)
+	}
+	return s, json.Unmarshal(r.obj[k], &s)
+}
+
+// numberLit is the number literal of label k (a string refused).
+func (r jsonRecord) numberLit(k string) (string, error) {
+	var num json.Number
+	if err := json.Unmarshal(r.obj[k], &num); err != nil || len(r.obj[k]) == 0 || r.obj[k][0] == '"' {
+		return "", r.bad(k)
+	}
+	return num.String(), nil
+}
+
+// jsonRecord decodes one record: its base labels (which st keeps for the
+// records after it), its name and time, and its one value.
+func (st *senmlState) jsonRecord(r jsonRecord) (Record, error) {
+	for k := range r.obj {
+		if strings.HasSuffix(k, "_") {
+			return Record{}, decErr(SenMLJSON, -1, nil, "record %d: must-understand label %q", r.idx, k)
+		}
+	}
+	n, hasN, t, err := st.jsonNames(r)
+	if err != nil {
+		return Record{}, err
+	}
+	p, err := st.resolve(n, hasN, r.idx)
+	if err != nil {
+		return Record{}, err
+	}
+	v, err := r.value(p, resolveType(st.m, p))
+	if err != nil {
+		return Record{}, err
+	}
+	if v, err = typed(SenMLJSON, st.m, p, v); err != nil {
+		return Record{}, err
+	}
+	rec := Record{Path: p, Value: v}
+	if t != 0 || st.bt != 0 {
+		rec.Time = st.bt + t
+	}
+	return rec, nil
+}
+
+// jsonNames reads bn and bt into st, and returns n (hasN: present) and t.
+func (st *senmlState) jsonNames(r jsonRecord) (n string, hasN bool, t float64, err error) {
+	if r.has("bn") {
+		s, err := r.str("bn")
+		if err != nil {
+			return "", false, 0, r.bad("bn")
+		}
+		st.bn = s
+	}
+	if r.has("bt") {
+		lit, err := r.numberLit("bt")
+		if err != nil {
+			return "", false, 0, err
+		}
+		st.bt, _ = strconv.ParseFloat(lit, 64)
+	}
+	if r.has("n") {
+		s, err := r.str("n")
+		if err != nil {
+			return "", false, 0, r.bad("n")
+		}
+		n, hasN = s, true
+	}
+	if r.has("t") {
+		lit, err := r.numberLit("t")
+		if err != nil {
+			return "", false, 0, err
+		}
+		t, _ = strconv.ParseFloat(lit, 64)
+	}
+	return n, hasN, t, nil
+}
+
+// value returns the record's value (v, vs, vb, vd or vlo; none is a nil
+// Value) for path p of type mt; two values are refused.
+func (r jsonRecord) value(p path.Path, mt model.Type) (Value, error) {
+	var v Value
+	nvals := 0
+	if r.has("v") {
+		nvals++
+		lit, err := r.numberLit("v")
+		if err != nil {
+			return v, err
+		}
+		var ok bool
+		if v, ok = numberTyped(lit, mt); !ok {
+			return v, decErr(SenMLJSON, -1, ErrTypeMismatch, "record %d: %v: number %s does not fit %v", r.idx, p, lit, mt)
+		}
+	}
+	if r.has("vs") {
+		nvals++
+		s, err := r.str("vs")
+		if err != nil {
+			return v, r.bad("vs")
+		}
+		v = NewString(s)
+	}
+	if r.has("vb") {
+		nvals++
+		var bv bool
+		if err := json.Unmarshal(r.obj["vb"], &bv); err != nil || string(r.obj["vb"]) == "null" {
+			return v, r.bad("vb")
+		}
+		v = NewBool(bv)
+	}
+	if r.has("vd") {
+		nvals++
+		s, err := r.str("vd")
+		if err != nil {
+			return v, r.bad("vd")
+		}
+		bs, ok := decodeBase64Any(s)
+		if !ok {
+			return v, r.bad("vd")
+		}
+		v = NewOpaque(bs)
+	}
+	if r.has("vlo") {
+		nvals++
+		s, err := r.str("vlo")
+		if err != nil {
+			return v, r.bad("vlo")
+		}
+		var ok bool
+		if v, ok = parseObjlnk(s); !ok {
+			return v, r.bad("vlo")
+		}
+	}
+	if nvals > 1 {
+		return v, decErr(SenMLJSON, -1, nil, "record %d has %d values", r.idx, nvals)
+	}
+	return v, nil
 }

@@ -81,7 +81,7 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 		smsNet = smstest.NewNetwork(5, smstest.Faults{})
 		peers := map[string]sms.Peer{}
 		for i := range smsDevices {
-			peers[smsNumber(i)] = sms.Peer{Security: sms.SecurityNoSec, SIM: gwNum}
+			peers[smsNumber(i)] = sms.Peer{Security: sms.ModeNoSec, SIM: gwNum}
 		}
 		sb, err := sms.New(smsNet.AddSIM(gwNum), sms.Config{StateDir: t.TempDir(), Worker: smsWorker, Peers: peers})
 		if err != nil {
@@ -112,7 +112,7 @@ func newSMSLight(t testing.TB, e *env, name string, i int) *light {
 	t.Helper()
 	num := smsNumber(i)
 	db, err := sms.New(e.net.AddSIM(num), sms.Config{StateDir: t.TempDir(), Worker: smsWorker,
-		Peers: map[string]sms.Peer{gwNum: {Security: sms.SecurityNoSec, SIM: num}}})
+		Peers: map[string]sms.Peer{gwNum: {Security: sms.ModeNoSec, SIM: num}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +160,9 @@ type sleepy struct {
 	until   time.Time // awake until
 	wakes   int
 	dropped int
+	// slow, if set, says how long the device takes to answer r (a
+	// radio with latency); 0 answers at once.
+	slow func(r *bearer.Request) time.Duration
 }
 
 // awakeFor is how long a sleepy device stays awake after a wake-up or
@@ -174,9 +177,13 @@ func (s *sleepy) ServeCoAP(w bearer.ResponseWriter, r *bearer.Request) {
 	} else if s.sleeps {
 		s.until = time.Now().Add(awakeFor) // traffic keeps the radio awake
 	}
+	slow := s.slow
 	s.mu.Unlock()
 	if asleep {
 		return // no answer: the request times out
+	}
+	if slow != nil {
+		time.Sleep(slow(r))
 	}
 	s.h.ServeCoAP(w, r)
 }

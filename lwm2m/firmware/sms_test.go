@@ -36,12 +36,12 @@ func newSMSPushRig(ctx context.Context, t *testing.T) *smsPushRig {
 	n := smstest.NewNetwork(11, smstest.Faults{})
 	worker := outbox.WorkerConfig{Poll: 5 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond}
 	sb, err := sms.New(n.AddSIM(srvNum), sms.Config{StateDir: t.TempDir(), Worker: worker,
-		Peers: map[string]sms.Peer{devNum: {Security: sms.SecurityNoSec, SIM: srvNum}}})
+		Peers: map[string]sms.Peer{devNum: {Security: sms.ModeNoSec, SIM: srvNum}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	db, err := sms.New(n.AddSIM(devNum), sms.Config{StateDir: t.TempDir(), Worker: worker,
-		Peers: map[string]sms.Peer{srvNum: {Security: sms.SecurityNoSec, SIM: devNum}}})
+		Peers: map[string]sms.Peer{srvNum: {Security: sms.ModeNoSec, SIM: devNum}}})
 	if err != nil {
 		t.Fatal(err)
 	}

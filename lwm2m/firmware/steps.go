@@ -96,6 +96,7 @@ func (d *devUpdate) run(ctx context.Context) error {
 		})
 		cancel()
 		if err == nil {
+			d.u.touch(d.ep) // it answered: heard from now
 			defer func() {
 				cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -133,6 +134,7 @@ func (d *devUpdate) deliver(ctx context.Context) error {
 	if err := d.push(ctx); err != nil {
 		return d.deviceError(ctx, err)
 	}
+	d.u.touch(d.ep)
 	return nil
 }
 
@@ -350,6 +352,7 @@ func (d *devUpdate) verify(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("firmware: read /3/0/3 of %s: %w", d.ep, err)
 	}
+	d.u.touch(d.ep)
 	if len(recs) != 1 || recs[0].Value.Str() != d.plan.Image.Version {
 		got := ""
 		if len(recs) == 1 {

@@ -168,66 +168,50 @@ type Upload struct {
 	SHA256 string
 }
 
-// Put stores the image read from r. The bytes are streamed to a temporary
-// file while hashed, so memory does not grow with the image; the image is
-// accepted only when exactly u.Size bytes (or, for Size -1, the whole
-// stream) with checksum u.SHA256 arrived, and is durable (fsync'd) when Put
-// returns. The bounds hold while streaming: an image over the per-image
-// bound fails with ErrTooLarge, one over the store's free space with
-// ErrStoreFull, as soon as the first byte too many arrives; the partial
-// file is removed on every failure. Images are named by content: storing
-// the same bytes again with the same version returns the existing image,
-// with another version fails with ErrInvalid.
-func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
-	if s.images == nil {
-		return ImageInfo{}, ErrNotCreated
-	}
+// checkUpload checks u against the store's bounds and returns its
+// SHA-256 in lower-case hex.
+func (s *Store) checkUpload(u Upload) (string, error) {
 	want, err := hex.DecodeString(strings.ToLower(u.SHA256))
 	if err != nil || len(want) != sha256.Size {
-		return ImageInfo{}, fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
+		return "", fmt.Errorf("%w: sha256 must be 64 hex digits", ErrInvalid)
 	}
 	if u.Version == "" || len(u.Version) > 255 || len(u.Name) > 255 {
-		return ImageInfo{}, fmt.Errorf("%w: version must be 1..255 bytes, name at most 255", ErrInvalid)
+		return "", fmt.Errorf("%w: version must be 1..255 bytes, name at most 255", ErrInvalid)
 	}
 	if u.Size == 0 || u.Size < -1 {
-		return ImageInfo{}, fmt.Errorf("%w: size must be positive, or -1 when not known", ErrInvalid)
+		return "", fmt.Errorf("%w: size must be positive, or -1 when not known", ErrInvalid)
 	}
 	if u.Size > s.maxImage {
-		return ImageInfo{}, fmt.Errorf("%w: %d bytes, at most %d an image", ErrTooLarge, u.Size, s.maxImage)
+		return "", fmt.Errorf("%w: %d bytes, at most %d an image", ErrTooLarge, u.Size, s.maxImage)
 	}
-	sumHex := hex.EncodeToString(want)
-	id := sumHex[:16]
+	return hex.EncodeToString(want), nil
+}
+
+// storedAlready answers an upload of image id before any byte is read
+// (done true): the image is here already (with its size and version
+// checked against u's), or the store holds its most images.
+func (s *Store) storedAlready(id string, u Upload) (info ImageInfo, done bool, err error) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if info, ok := s.images[id]; ok && u.Size >= 0 && s.local(id) {
-		s.mu.Unlock()
 		if info.Size != u.Size {
-			return ImageInfo{}, fmt.Errorf("%w: image %s has %d bytes", ErrSize, id, info.Size)
+			return ImageInfo{}, true, fmt.Errorf("%w: image %s has %d bytes", ErrSize, id, info.Size)
 		}
 		if info.Version != u.Version {
-			return ImageInfo{}, fmt.Errorf("%w: the same bytes are stored as version %q (image %s)", ErrInvalid, info.Version, id)
+			return ImageInfo{}, true, fmt.Errorf("%w: the same bytes are stored as version %q (image %s)", ErrInvalid, info.Version, id)
 		}
-		return info, nil
+		return info, true, nil
 	}
 	if len(s.images) >= s.maxImages {
-		s.mu.Unlock()
-		return ImageInfo{}, fmt.Errorf("%w: %d images", ErrStoreFull, s.maxImages)
+		return ImageInfo{}, true, fmt.Errorf("%w: %d images", ErrStoreFull, s.maxImages)
 	}
-	s.mu.Unlock()
-	// Space is reserved as bytes arrive (all at once for a declared size),
-	// so concurrent uploads never pass the store's bound together.
-	res := &reservation{s: s}
-	defer res.release()
-	if u.Size > 0 {
-		if err := res.grow(u.Size); err != nil {
-			return ImageInfo{}, err
-		}
-	}
+	return ImageInfo{}, false, nil
+}
 
-	tmp, err := os.CreateTemp(s.dir, id+"-*.tmp")
-	if err != nil {
-		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
-	}
-	defer func() { _ = os.Remove(tmp.Name()) }()
+// fill streams the image from r into tmp, hashing it and reserving space
+// as it goes, checks its size and checksum against u, and makes it
+// durable; it closes tmp and returns the image's size.
+func (s *Store) fill(ctx context.Context, tmp *os.File, r io.Reader, u Upload, res *reservation) (int64, error) {
 	h := sha256.New()
 	limit := u.Size
 	if limit < 0 {
@@ -244,31 +228,74 @@ func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, erro
 	if err != nil {
 		_ = tmp.Close()
 		if errors.Is(err, ErrTooLarge) || errors.Is(err, ErrStoreFull) {
-			return ImageInfo{}, err
+			return 0, err
 		}
-		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+		return 0, fmt.Errorf("firmware: put: %w", err)
 	}
 	if u.Size < 0 {
 		if n == 0 {
 			_ = tmp.Close()
-			return ImageInfo{}, fmt.Errorf("%w: empty image", ErrSize)
+			return 0, fmt.Errorf("%w: empty image", ErrSize)
 		}
 		u.Size = n
 	}
 	if n != u.Size {
 		_ = tmp.Close()
-		return ImageInfo{}, fmt.Errorf("%w: read %d bytes, declared %d", ErrSize, n, u.Size)
+		return 0, fmt.Errorf("%w: read %d bytes, declared %d", ErrSize, n, u.Size)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sumHex {
+	if got, sumHex := hex.EncodeToString(h.Sum(nil)), strings.ToLower(u.SHA256); got != sumHex {
 		_ = tmp.Close()
-		return ImageInfo{}, fmt.Errorf("%w: got %s, declared %s", ErrChecksum, got, sumHex)
+		return 0, fmt.Errorf("%w: got %s, declared %s", ErrChecksum, got, sumHex)
 	}
 	if err := tmp.Sync(); err != nil {
 		_ = tmp.Close()
-		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+		return 0, fmt.Errorf("firmware: put: %w", err)
 	}
 	if err := tmp.Close(); err != nil {
+		return 0, fmt.Errorf("firmware: put: %w", err)
+	}
+	return n, nil
+}
+
+// Put stores the image read from r. The bytes are streamed to a temporary
+// file while hashed, so memory does not grow with the image; the image is
+// accepted only when exactly u.Size bytes (or, for Size -1, the whole
+// stream) with checksum u.SHA256 arrived, and is durable (fsync'd) when Put
+// returns. The bounds hold while streaming: an image over the per-image
+// bound fails with ErrTooLarge, one over the store's free space with
+// ErrStoreFull, as soon as the first byte too many arrives; the partial
+// file is removed on every failure. Images are named by content: storing
+// the same bytes again with the same version returns the existing image,
+// with another version fails with ErrInvalid.
+func (s *Store) Put(ctx context.Context, u Upload, r io.Reader) (ImageInfo, error) {
+	if s.images == nil {
+		return ImageInfo{}, ErrNotCreated
+	}
+	sumHex, err := s.checkUpload(u)
+	if err != nil {
+		return ImageInfo{}, err
+	}
+	id := sumHex[:16]
+	if info, done, err := s.storedAlready(id, u); done {
+		return info, err
+	}
+	// Space is reserved as bytes arrive (all at once for a declared size),
+	// so concurrent uploads never pass the store's bound together.
+	res := &reservation{s: s}
+	defer res.release()
+	if u.Size > 0 {
+		if err := res.grow(u.Size); err != nil {
+			return ImageInfo{}, err
+		}
+	}
+
+	tmp, err := os.CreateTemp(s.dir, id+"-*.tmp")
+	if err != nil {
 		return ImageInfo{}, fmt.Errorf("firmware: put: %w", err)
+	}
+	defer func() { _ = os.Remove(tmp.Name()) }()
+	if u.Size, err = s.fill(ctx, tmp, r, u, res); err != nil {
+		return ImageInfo{}, err
 	}
 	s.mu.Lock()
 	if info, ok := s.images[id]; ok && s.local(id) {

@@ -67,7 +67,8 @@ type Options struct {
 	// WakeTimeout bounds the wait for a woken device (default 5 min).
 	WakeTimeout time.Duration
 	// AwakeWindow is how long a queue-mode device is taken to be awake
-	// after it was last heard from (default its bearer's MAX_TRANSMIT_WAIT).
+	// after it was last heard from: its Register/Update or any answer to
+	// the Updater's requests (default its bearer's MAX_TRANSMIT_WAIT).
 	AwakeWindow time.Duration
 	// NoObserve disables the /5/0/3 observation (polling only).
 	NoObserve bool
@@ -326,6 +327,7 @@ func (u *Updater) Version(ctx context.Context, ep string, opts Options) (string,
 	if err != nil {
 		return "", fmt.Errorf("firmware: read /3/0/3 of %s: %w", ep, err)
 	}
+	u.touch(ep) // it answered: the update that follows shares this wake-up
 	if len(recs) != 1 {
 		return "", fmt.Errorf("firmware: %s: /3/0/3 has %d values", ep, len(recs))
 	}

@@ -124,7 +124,7 @@ func benchWakeLatency(b *testing.B, smsLatency time.Duration) {
 	}
 	defer srv.Close()
 	dev, err := sms.New(n.AddSIM(devNum), sms.Config{StateDir: b.TempDir(), Worker: worker,
-		Peers: map[string]sms.Peer{srvNum: {Security: sms.SecurityNoSec}}})
+		Peers: map[string]sms.Peer{srvNum: {Security: sms.ModeNoSec}}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -246,7 +246,7 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 		return w.unprotected(ep, addr, fmt.Errorf("%w: the peer is secured and the waker has no Endpoint to protect the trigger", sms.ErrSecurityMode))
 	}
 	if w.Peers != nil && !secured {
-		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.SecurityNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
+		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.ModeNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
 			return fmt.Errorf("queue: wake %s: configure peer: %w", ep, err)
 		}
 	}
@@ -291,13 +291,13 @@ func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
 // Endpoint, under the peer's security.
 func securedPeer(peers any, addr sms.Addr) bool {
 	pm, ok := peers.(interface {
-		PeerMode(net.Addr) (sms.Security, bool)
+		PeerMode(net.Addr) (sms.Mode, bool)
 	})
 	if !ok {
 		return false
 	}
 	mode, known := pm.PeerMode(addr)
-	return known && mode != sms.SecurityNoSec
+	return known && mode != sms.ModeNoSec
 }
 
 // DeadlineWriter is a PacketConn that can be told when a datagram stops

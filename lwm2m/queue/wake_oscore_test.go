@@ -56,21 +56,21 @@ func TestWakeSecuredDevice(t *testing.T) {
 	target := WakeTarget{MSISDN: devNum, Version: "1.1", Trigger: true, SIM: srvNum}
 	for _, tc := range []struct {
 		name     string
-		mode     sms.Security
+		mode     sms.Mode
 		endpoint string // "oscore": over the device's context; "plain": over the bare bearer; "": none
 		peers    bool   // the waker's Peers set (it would configure the peer as NoSec)
 	}{
-		{"OSCORE peer, through the Endpoint over its context", sms.SecurityOSCORE, "oscore", true},
-		{"OSCORE peer, straight onto the SMS bearer", sms.SecurityOSCORE, "", true},
-		{"OSCORE peer, straight onto the SMS bearer, no Peers", sms.SecurityOSCORE, "", false},
-		{"OSCORE peer, through an Endpoint without its context", sms.SecurityOSCORE, "plain", false},
-		{"DTLS peer, straight onto the SMS bearer", sms.SecurityDTLS, "", true},
+		{"OSCORE peer, through the Endpoint over its context", sms.ModeOSCORE, "oscore", true},
+		{"OSCORE peer, straight onto the SMS bearer", sms.ModeOSCORE, "", true},
+		{"OSCORE peer, straight onto the SMS bearer, no Peers", sms.ModeOSCORE, "", false},
+		{"OSCORE peer, through an Endpoint without its context", sms.ModeOSCORE, "plain", false},
+		{"DTLS peer, straight onto the SMS bearer", sms.ModeDTLS, "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, dev := smsPair(t, func(c *sms.Config) {
 				c.Peers = map[string]sms.Peer{devNum: {Security: tc.mode, SIM: srvNum}}
 			})
-			if err := dev.AddPeer(srvNum, sms.Peer{Security: sms.SecurityOSCORE, SIM: devNum}); err != nil {
+			if err := dev.AddPeer(srvNum, sms.Peer{Security: sms.ModeOSCORE, SIM: devNum}); err != nil {
 				t.Fatal(err)
 			}
 			srvAddr, _ := sms.ParseMSISDN(srvNum)
@@ -142,7 +142,7 @@ func TestWakeSecuredDevice(t *testing.T) {
 // wake_refused_unprotected, and no SMS left.
 func TestManagerUnprotectedTrigger(t *testing.T) {
 	srv, _ := smsPair(t, func(c *sms.Config) {
-		c.Peers = map[string]sms.Peer{devNum: {Security: sms.SecurityOSCORE, SIM: srvNum}}
+		c.Peers = map[string]sms.Peer{devNum: {Security: sms.ModeOSCORE, SIM: srvNum}}
 	})
 	met := &testMetrics{}
 	w := NewSMSWaker(srv, srv)

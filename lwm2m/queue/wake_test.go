@@ -95,7 +95,7 @@ func smsPair(t *testing.T, srvCfg func(*sms.Config)) (srv, dev *sms.Bearer) {
 		t.Fatal(err)
 	}
 	dev, err = sms.New(devSIM, sms.Config{StateDir: t.TempDir(), Worker: worker,
-		Peers: map[string]sms.Peer{srvNum: {Security: sms.SecurityNoSec, SIM: devNum}}})
+		Peers: map[string]sms.Peer{srvNum: {Security: sms.ModeNoSec, SIM: devNum}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -113,7 +113,7 @@ func TestTriggerFromStrangerRefused(t *testing.T) {
 	l := w.newLight(lightConfig{name: "guarded", number: "+491720000005", version: "1.0", binding: "UQS", udp: true,
 		awake: 400 * time.Millisecond, extraPeers: []string{stranger}})
 	l.waitAsleep(t, 20*time.Second)
-	side := openSide(t, w.net, stranger, map[string]sms.Peer{l.number: {Security: sms.SecurityNoSec, SIM: stranger}})
+	side := openSide(t, w.net, stranger, map[string]sms.Peer{l.number: {Security: sms.ModeNoSec, SIM: stranger}})
 	ep, err := bearer.NewEndpoint(side.b, bearer.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)

@@ -126,7 +126,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	t.Cleanup(func() { n.Close() })
 	peers := map[string]sms.Peer{}
 	for _, num := range wc.smsOnly {
-		peers[num] = sms.Peer{Security: sms.SecurityNoSec, SIM: serverNum}
+		peers[num] = sms.Peer{Security: sms.ModeNoSec, SIM: serverNum}
 	}
 	side := openSide(t, n, serverNum, peers)
 	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
@@ -169,7 +169,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 				}
 			},
 		},
-		Peers: side.b, PeerSecurity: sms.SecurityNoSec, Device: w.device,
+		Peers: side.b, PeerSecurity: sms.ModeNoSec, Device: w.device,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -255,9 +255,9 @@ func (w *world) newLight(lc lightConfig) *light {
 		w.devices[lc.name] = d
 	}
 	w.mu.Unlock()
-	peers := map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec, SIM: lc.number}}
+	peers := map[string]sms.Peer{serverNum: {Security: sms.ModeNoSec, SIM: lc.number}}
 	for _, p := range lc.extraPeers {
-		peers[p] = sms.Peer{Security: sms.SecurityNoSec, SIM: lc.number}
+		peers[p] = sms.Peer{Security: sms.ModeNoSec, SIM: lc.number}
 	}
 	side := openSide(t, w.net, lc.number, peers)
 	opts := []client.Option{client.WithVersion(lc.version), client.WithBinding(lc.binding),

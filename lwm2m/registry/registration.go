@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	"unique"
+
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 )
 
 // Version is the LwM2M enabler version a client registered with.
@@ -100,12 +102,14 @@ const (
 	FormatLwM2MCBOR                     // 11544
 )
 
-var formatNumbers = [...]uint16{0, 40, 42, 60, 110, 112, 11542, 11543, 11544}
+// formatNumbers are the formats of the bits above, in bit order.
+var formatNumbers = [...]content.Format{content.Text, content.CoreLink, content.Opaque, content.CBOR,
+	content.SenMLJSON, content.SenMLCBOR, content.TLV, content.OldJSON, content.LwM2MCBOR}
 
 // FormatOf returns the bit of a CoAP content-format number, or 0.
 func FormatOf(ct uint16) Formats {
 	for i, n := range formatNumbers {
-		if n == ct {
+		if n == content.Format(ct) {
 			return 1 << i
 		}
 	}
@@ -120,7 +124,7 @@ func (f Formats) Numbers() []uint16 {
 	var out []uint16
 	for i, n := range formatNumbers {
 		if f&(1<<i) != 0 {
-			out = append(out, n)
+			out = append(out, uint16(n))
 		}
 	}
 	return out

@@ -12,23 +12,25 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/link"
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
-// LwM2M content formats (CoAP Content-Format numbers) used by the API.
+// LwM2M content formats (CoAP Content-Format numbers) used by the API:
+// lwm2m/content's list as go-coap media types.
 const (
-	FormatText      message.MediaType = 0     // text/plain
-	FormatLink      message.MediaType = 40    // application/link-format
-	FormatOpaque    message.MediaType = 42    // application/octet-stream
-	FormatCBOR      message.MediaType = 60    // application/cbor
-	FormatSenMLJSON message.MediaType = 110   // application/senml+json
-	FormatSenMLCBOR message.MediaType = 112   // application/senml+cbor
-	FormatTLV       message.MediaType = 11542 // application/vnd.oma.lwm2m+tlv
-	FormatJSON      message.MediaType = 11543 // application/vnd.oma.lwm2m+json (1.0, read only)
-	FormatLwM2MCBOR message.MediaType = 11544 // application/vnd.oma.lwm2m+cbor
+	FormatText      = message.MediaType(content.Text)      // text/plain
+	FormatLink      = message.MediaType(content.CoreLink)  // application/link-format
+	FormatOpaque    = message.MediaType(content.Opaque)    // application/octet-stream
+	FormatCBOR      = message.MediaType(content.CBOR)      // application/cbor
+	FormatSenMLJSON = message.MediaType(content.SenMLJSON) // application/senml+json
+	FormatSenMLCBOR = message.MediaType(content.SenMLCBOR) // application/senml+cbor
+	FormatTLV       = message.MediaType(content.TLV)       // application/vnd.oma.lwm2m+tlv
+	FormatJSON      = message.MediaType(content.OldJSON)   // application/vnd.oma.lwm2m+json (1.0, read only)
+	FormatLwM2MCBOR = message.MediaType(content.LwM2MCBOR) // application/vnd.oma.lwm2m+cbor
 )
 
 // Error is a device management failure reported by the device: the CoAP
@@ -164,7 +166,17 @@ func devicePath(reg *registry.Registration, p path.Path) string {
 	return alt + p.String()
 }
 
-func (s *Server) do(ctx context.Context, op string, ep string, p path.Path, build func(reg *registry.Registration, req *bearer.Request), want ...codes.Code) (*bearer.Response, *registry.Registration, error) {
+// dmOp names one device management operation: what it is ("read",
+// "write", ...; the Error's Op), on which endpoint, at which path.
+type dmOp struct {
+	op, ep string
+	p      path.Path
+}
+
+// do sends the request build fills in for o (through the queue when the
+// device has one) and checks its answer against want.
+func (s *Server) do(ctx context.Context, o dmOp, build func(reg *registry.Registration, req *bearer.Request), want ...codes.Code) (*bearer.Response, *registry.Registration, error) {
+	op, ep, p := o.op, o.ep, o.p
 	reg, e, peer, err := s.target(ep)
 	if err != nil {
 		return nil, nil, err
@@ -177,23 +189,23 @@ func (s *Server) do(ctx context.Context, op string, ep string, p path.Path, buil
 			if err != nil {
 				return nil, reg, err
 			}
-			return checkCode(op, ep, p, resp, reg, want)
+			return checkCode(o, resp, reg, want)
 		}
 	}
 	resp, err := e.Do(ctx, req)
 	if err != nil {
 		return nil, reg, fmt.Errorf("lwm2m %s %s %s: %w", op, ep, p, err)
 	}
-	return checkCode(op, ep, p, resp, reg, want)
+	return checkCode(o, resp, reg, want)
 }
 
-func checkCode(op, ep string, p path.Path, resp *bearer.Response, reg *registry.Registration, want []codes.Code) (*bearer.Response, *registry.Registration, error) {
+func checkCode(o dmOp, resp *bearer.Response, reg *registry.Registration, want []codes.Code) (*bearer.Response, *registry.Registration, error) {
 	for _, c := range want {
 		if resp.Code == c {
 			return resp, reg, nil
 		}
 	}
-	return resp, reg, &Error{Op: op, Endpoint: ep, Path: p.String(), Code: resp.Code, Message: diag(resp.Payload)}
+	return resp, reg, &Error{Op: o.op, Endpoint: o.ep, Path: o.p.String(), Code: resp.Code, Message: diag(resp.Payload)}
 }
 
 func diag(b []byte) string {
@@ -225,7 +237,7 @@ func contentOf(resp *bearer.Response, fallback message.MediaType) Content {
 // PreferredFormat.
 func (s *Server) Read(ctx context.Context, ep string, p path.Path, opts ...RequestOption) (Content, error) {
 	o := applyOpts(opts)
-	resp, _, err := s.do(ctx, "read", ep, p, func(reg *registry.Registration, req *bearer.Request) {
+	resp, _, err := s.do(ctx, dmOp{"read", ep, p}, func(reg *registry.Registration, req *bearer.Request) {
 		req.Code = codes.GET
 		if o.hasFmt {
 			req.SetOption(bearer.UintOption(message.Accept, uint32(o.format)))
@@ -244,7 +256,7 @@ func (s *Server) Read(ctx context.Context, ep string, p path.Path, opts ...Reque
 // Discover returns the client's link-format description of p (Core
 // §6.3.3: GET with Accept 40), with attributes.
 func (s *Server) Discover(ctx context.Context, ep string, p path.Path) ([]link.Link, error) {
-	resp, _, err := s.do(ctx, "discover", ep, p, func(_ *registry.Registration, req *bearer.Request) {
+	resp, _, err := s.do(ctx, dmOp{"discover", ep, p}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.GET
 		req.SetOption(bearer.UintOption(message.Accept, uint32(FormatLink)))
 	}, codes.Content)
@@ -283,7 +295,7 @@ func (s *Server) write(ctx context.Context, ep string, p path.Path, mode WriteMo
 	if p.IsRoot() || p.IsObject() {
 		return &Error{Op: "write", Endpoint: ep, Path: p.String(), Code: codes.MethodNotAllowed, Message: "write needs an object instance or deeper"}
 	}
-	_, _, err := s.do(ctx, "write", ep, p, func(_ *registry.Registration, req *bearer.Request) {
+	_, _, err := s.do(ctx, dmOp{"write", ep, p}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.PUT
 		if mode == PartialUpdate {
 			req.Code = codes.POST
@@ -300,7 +312,7 @@ func (s *Server) WriteAttributes(ctx context.Context, ep string, p path.Path, a 
 	if err := a.Check(); err != nil {
 		return fmt.Errorf("lwm2m write-attributes %s %s: %w", ep, p, err)
 	}
-	_, _, err := s.do(ctx, "write-attributes", ep, p, func(_ *registry.Registration, req *bearer.Request) {
+	_, _, err := s.do(ctx, dmOp{"write-attributes", ep, p}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.PUT
 		for _, prm := range a.Params() {
 			req.AddOption(bearer.StringOption(message.URIQuery, prm.Name+"="+prm.Value))
@@ -318,7 +330,7 @@ func (s *Server) Execute(ctx context.Context, ep string, p path.Path, args strin
 	if !p.IsResource() {
 		return &Error{Op: "execute", Endpoint: ep, Path: p.String(), Code: codes.MethodNotAllowed, Message: "execute needs a resource path"}
 	}
-	_, _, err := s.do(ctx, "execute", ep, p, func(_ *registry.Registration, req *bearer.Request) {
+	_, _, err := s.do(ctx, dmOp{"execute", ep, p}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.POST
 		if args != "" {
 			req.SetOption(bearer.ContentFormatOption(FormatText))
@@ -335,7 +347,7 @@ func (s *Server) Create(ctx context.Context, ep string, p path.Path, c Content) 
 	if !p.IsObject() {
 		return path.Path{}, &Error{Op: "create", Endpoint: ep, Path: p.String(), Code: codes.BadRequest, Message: "create needs an object path"}
 	}
-	resp, reg, err := s.do(ctx, "create", ep, p, func(_ *registry.Registration, req *bearer.Request) {
+	resp, reg, err := s.do(ctx, dmOp{"create", ep, p}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.POST
 		req.SetOption(bearer.ContentFormatOption(c.Format))
 		req.Payload = c.Payload
@@ -363,7 +375,7 @@ func (s *Server) Delete(ctx context.Context, ep string, p path.Path) error {
 	if !p.IsInstance() && !p.IsRoot() {
 		return &Error{Op: "delete", Endpoint: ep, Path: p.String(), Code: codes.MethodNotAllowed, Message: "delete needs an object instance"}
 	}
-	_, _, err := s.do(ctx, "delete", ep, p, func(_ *registry.Registration, req *bearer.Request) {
+	_, _, err := s.do(ctx, dmOp{"delete", ep, p}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.DELETE
 	}, codes.Deleted)
 	return err
@@ -374,7 +386,7 @@ func (s *Server) Delete(ctx context.Context, ep string, p path.Path) error {
 // request body in format reqFormat (110 or 112; a SenML array of {"n":
 // path} records); the response comes in the client's composite format.
 func (s *Server) ReadComposite(ctx context.Context, ep string, reqBody Content) (Content, error) {
-	resp, _, err := s.do(ctx, "read-composite", ep, path.Root, func(reg *registry.Registration, req *bearer.Request) {
+	resp, _, err := s.do(ctx, dmOp{"read-composite", ep, path.Root}, func(reg *registry.Registration, req *bearer.Request) {
 		req.Code = codes.FETCH
 		req.SetOption(bearer.ContentFormatOption(reqBody.Format))
 		req.SetOption(bearer.UintOption(message.Accept, uint32(compositeFormat(reg))))
@@ -400,7 +412,7 @@ func (s *Server) WriteComposite(ctx context.Context, ep string, c Content) error
 }
 
 func (s *Server) writeComposite(ctx context.Context, ep string, c Content) error {
-	_, _, err := s.do(ctx, "write-composite", ep, path.Root, func(_ *registry.Registration, req *bearer.Request) {
+	_, _, err := s.do(ctx, dmOp{"write-composite", ep, path.Root}, func(_ *registry.Registration, req *bearer.Request) {
 		req.Code = codes.IPATCH
 		req.SetOption(bearer.ContentFormatOption(c.Format))
 		req.Payload = c.Payload

@@ -37,7 +37,7 @@
 // the same Server serves every transport at once ([Server.Attach] one
 // Endpoint per transport name).
 //
-// Who may register as whom. A [Security] (or [Bindings], the operator's
+// Who may register as whom. An [IdentityBinding] (or [Bindings], the operator's
 // table, with [StaticSecurity] in memory) binds each endpoint name to a
 // DTLS, OSCORE or SMS identity: a device authenticated as A cannot register
 // or update as B ([Authorize], [ErrForbidden]). NoSec is refused unless

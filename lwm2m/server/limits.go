@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/ratelimit"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -105,29 +105,16 @@ func sourceKey(peer net.Addr) string {
 }
 
 // sourceLimiter is a token bucket per source, bounded: buckets that have
-// refilled are forgotten, and when MaxSources are active the rest share
-// one bucket.
-type sourceLimiter struct {
-	rate, burst float64
-	max         int
-
-	mu        sync.Mutex
-	buckets   map[string]*bucket
-	overflow  bucket
-	lastSweep time.Time
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
+// refilled are forgotten (at most once a second), and when MaxSources are
+// active the rest share one bucket.
+type sourceLimiter struct{ k *ratelimit.Keyed }
 
 func newSourceLimiter(l Limits) *sourceLimiter {
 	if l.SourceRate < 0 {
 		return nil
 	}
-	return &sourceLimiter{rate: l.SourceRate, burst: float64(l.SourceBurst), max: l.MaxSources,
-		buckets: map[string]*bucket{}}
+	return &sourceLimiter{ratelimit.NewKeyed(ratelimit.Config{Rate: l.SourceRate, Burst: l.SourceBurst,
+		MaxKeys: l.MaxSources, Overflow: ratelimit.Share, SweepEvery: time.Second})}
 }
 
 // take takes one token for key at now; when none is left it returns false
@@ -136,43 +123,7 @@ func (l *sourceLimiter) take(key string, now time.Time) (bool, time.Duration) {
 	if l == nil {
 		return true, 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[key]
-	if b == nil {
-		if len(l.buckets) >= l.max {
-			l.sweep(now)
-		}
-		if len(l.buckets) >= l.max {
-			b = &l.overflow
-		} else {
-			b = &bucket{tokens: l.burst, last: now}
-			l.buckets[key] = b
-		}
-	}
-	if el := now.Sub(b.last); el > 0 {
-		b.tokens = min(l.burst, b.tokens+el.Seconds()*l.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
-		return true, 0
-	}
-	return false, time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
-}
-
-// sweep forgets the buckets that are full again (no different from a new
-// one), at most once a second.
-func (l *sourceLimiter) sweep(now time.Time) {
-	if now.Sub(l.lastSweep) < time.Second {
-		return
-	}
-	l.lastSweep = now
-	for k, b := range l.buckets {
-		if b.tokens+now.Sub(b.last).Seconds()*l.rate >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
+	return l.k.Take(key, 1, now)
 }
 
 // tracked returns the number of sources tracked.
@@ -180,9 +131,7 @@ func (l *sourceLimiter) tracked() int {
 	if l == nil {
 		return 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.buckets)
+	return l.k.Len()
 }
 
 // maxAgeSeconds is the Max-Age of a 4.29 or 5.03: the wait rounded up to

@@ -117,9 +117,9 @@ func PSKLookup(b Bindings) func(identity []byte) ([]byte, error) {
 	}
 }
 
-// securityBindings adapts a Security that is not a Bindings: identities
+// securityBindings adapts an IdentityBinding that is not a Bindings: identities
 // only.
-type securityBindings struct{ Security }
+type securityBindings struct{ IdentityBinding }
 
 func (s securityBindings) Binding(ep string) (Binding, bool) {
 	id, ok := s.IdentityOf(ep)
@@ -128,7 +128,7 @@ func (s securityBindings) Binding(ep string) (Binding, bool) {
 
 func (securityBindings) EndpointOfNumber(string) (string, bool) { return "", false }
 
-func bindingsOf(s Security) Bindings {
+func bindingsOf(s IdentityBinding) Bindings {
 	switch b := s.(type) {
 	case nil:
 		return nil

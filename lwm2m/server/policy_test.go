@@ -487,7 +487,7 @@ func TestSecurityDefaults(t *testing.T) {
 			t.Fatal(w.code)
 		}
 		got := peers.get()
-		if len(got) != 1 || got["+491720000001"].Security != sms.SecurityDTLS {
+		if len(got) != 1 || got["+491720000001"].Security != sms.ModeDTLS {
 			t.Fatalf("peers added %+v; want the configured number as DTLS", got)
 		}
 	})
@@ -498,7 +498,7 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers, PeerSecurity: sms.SecurityNoSec})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers, PeerSecurity: sms.ModeNoSec})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -58,10 +58,10 @@ type QueueConfig struct {
 	// number is never added.
 	Peers queue.PeerSetter
 	// PeerSecurity is the SMS security mode of peers added through Peers.
-	// Its zero value is sms.SecurityDTLS, as for sms.Peer: unsecured SMS
+	// Its zero value is sms.ModeDTLS, as for sms.Peer: unsecured SMS
 	// (what LwM2M permits for triggers where configured) must be chosen
-	// explicitly with sms.SecurityNoSec.
-	PeerSecurity sms.Security
+	// explicitly with sms.ModeNoSec.
+	PeerSecurity sms.Mode
 	// Device returns the per-device settings (number override, server
 	// SIM, framing, transport argument, awake window); nil uses the
 	// registration alone.
@@ -409,6 +409,48 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 		creq.SetOption(bearer.ContentFormatOption(message.MediaType(req.ContentFormat)))
 	}
 	creq.Payload = req.Payload
+	if err := setQueuedMethod(creq, req); err != nil {
+		return nil, err
+	}
+	// While it is on the wire, the device's next message re-sends it at
+	// once to where the device is now (q.seen), and an ICMP port
+	// unreachable from the device's port aborts it (q.unreachable).
+	st := bearer.NewSteer()
+	creq.SetSteer(st)
+	q.mu.Lock()
+	q.inflight[ep] = inflight{steer: st, transport: reg.Transport()}
+	q.mu.Unlock()
+	// A message of the device handled between q.s.target and here found
+	// nothing in flight to steer, and peer may be its old address (a
+	// re-registration from a new port, the old one silent behind a stale
+	// NAT mapping): look again now that the request is in flight, so
+	// either that message's q.seen steers it or this does.
+	if cur, _, _, err := q.s.target(ep); err == nil && (cur.Transport() != reg.Transport() || bearer.AddrKey(cur.PeerAddr()) != bearer.AddrKey(peer)) {
+		q.resendInFlight(cur)
+	}
+	resp, err := e.Do(ctx, creq)
+	q.mu.Lock()
+	if q.inflight[ep].steer == st {
+		delete(q.inflight, ep)
+	}
+	q.mu.Unlock()
+	if err != nil {
+		return nil, queuedError(err)
+	}
+	q.seen(reg, reg.Transport()) // it answered: it is awake
+	res := &queue.Result{Code: uint8(resp.Code), ContentFormat: queue.NoContentFormat, Payload: resp.Payload}
+	if cf, ok := resp.ContentFormat(); ok {
+		res.ContentFormat = int32(cf)
+	}
+	if req.Kind == queue.KindCreate && resp.Code == codes.Created {
+		res.Payload = []byte(resp.LocationPath())
+	}
+	return res, nil
+}
+
+// setQueuedMethod gives creq the method (and Accept or Uri-Query) of the
+// queued request's kind.
+func setQueuedMethod(creq *bearer.Request, req *queue.Request) error {
 	accept := func() {
 		if a, err := strconv.ParseUint(req.Args, 10, 16); err == nil {
 			creq.SetOption(bearer.UintOption(message.Accept, uint32(a)))
@@ -436,47 +478,29 @@ func (q *Queue) Execute(ctx context.Context, ep string, req *queue.Request) (*qu
 	case queue.KindWriteComposite:
 		creq.Code = codes.IPATCH
 	default:
-		return nil, fmt.Errorf("lwm2m server: queued %v is not supported", req.Kind)
+		return fmt.Errorf("lwm2m server: queued %v is not supported", req.Kind)
 	}
-	// While it is on the wire, the device's next message re-sends it at
-	// once to where the device is now (q.seen), and an ICMP port
-	// unreachable from the device's port aborts it (q.unreachable).
-	st := bearer.NewSteer()
-	creq.SetSteer(st)
-	q.mu.Lock()
-	q.inflight[ep] = inflight{steer: st, transport: reg.Transport()}
-	q.mu.Unlock()
-	resp, err := e.Do(ctx, creq)
-	q.mu.Lock()
-	if q.inflight[ep].steer == st {
-		delete(q.inflight, ep)
+	return nil
+}
+
+// queuedError turns the error of a queued request's exchange into what the
+// queue branches on: ErrNotDelivered (the one datagram met a closed port),
+// ErrDeviceAsleep (no answer), or the error itself.
+func queuedError(err error) error {
+	var ab *bearer.AbortError
+	if errors.Is(err, errUnreachable) && errors.As(err, &ab) && ab.Transmissions == 1 && !ab.Acked && ab.Blocks == 0 {
+		// Sent once, and that one datagram met a closed port: the
+		// device never got it, so a later send is a first one (an
+		// Execute is not failed as "unknown outcome").
+		return fmt.Errorf("%w: %w", queue.ErrNotDelivered, err)
 	}
-	q.mu.Unlock()
-	if err != nil {
-		var ab *bearer.AbortError
-		if errors.Is(err, errUnreachable) && errors.As(err, &ab) && ab.Transmissions == 1 && !ab.Acked && ab.Blocks == 0 {
-			// Sent once, and that one datagram met a closed port: the
-			// device never got it, so a later send is a first one (an
-			// Execute is not failed as "unknown outcome").
-			return nil, fmt.Errorf("%w: %w", queue.ErrNotDelivered, err)
-		}
-		if errors.Is(err, queue.ErrDeviceAsleep) {
-			return nil, err
-		}
-		if isNoAnswer(err) {
-			return nil, fmt.Errorf("%w: %w", queue.ErrDeviceAsleep, err)
-		}
-		return nil, err
+	if errors.Is(err, queue.ErrDeviceAsleep) {
+		return err
 	}
-	q.seen(reg, reg.Transport()) // it answered: it is awake
-	res := &queue.Result{Code: uint8(resp.Code), ContentFormat: queue.NoContentFormat, Payload: resp.Payload}
-	if cf, ok := resp.ContentFormat(); ok {
-		res.ContentFormat = int32(cf)
+	if isNoAnswer(err) {
+		return fmt.Errorf("%w: %w", queue.ErrDeviceAsleep, err)
 	}
-	if req.Kind == queue.KindCreate && resp.Code == codes.Created {
-		res.Payload = []byte(resp.LocationPath())
-	}
-	return res, nil
+	return err
 }
 
 func isNoAnswer(err error) bool {

@@ -13,9 +13,9 @@ import (
 // ErrForbidden is wrapped by security binding refusals (answered 4.03).
 var ErrForbidden = errors.New("lwm2m server: forbidden")
 
-// Security binds security identities to endpoint names (Core 1.1 §7.3,
+// IdentityBinding binds security identities to endpoint names (Core 1.1 §7.3,
 // issue: a device authenticated as A cannot register or update as B).
-type Security interface {
+type IdentityBinding interface {
 	// IdentityOf returns the identity configured for an endpoint name.
 	IdentityOf(endpoint string) (bearer.Identity, bool)
 	// EndpointOf returns the endpoint name an identity is bound to.
@@ -30,7 +30,7 @@ type Security interface {
 //     for a name with a Binding unless the Binding allows NoSec.
 //
 // A nil sec configures nothing (only the NoSec rule applies).
-func Authorize(sec Security, allowNoSec bool, ep string, id bearer.Identity) error {
+func Authorize(sec IdentityBinding, allowNoSec bool, ep string, id bearer.Identity) error {
 	p := policy{bindings: bindingsOf(sec), nosec: NoSecNone()}
 	if allowNoSec {
 		p.nosec = NoSecAll()
@@ -87,7 +87,7 @@ func identityKey(id bearer.Identity) string {
 	}
 }
 
-// StaticSecurity is a Security and Bindings held in memory, bounded by
+// StaticSecurity is an IdentityBinding and Bindings held in memory, bounded by
 // the number of bindings the operator configures. It is safe for
 // concurrent use; the zero value is an empty table holding at most
 // 1,000,000 bindings.
@@ -100,8 +100,8 @@ type StaticSecurity struct {
 }
 
 var (
-	_ Security = (*StaticSecurity)(nil)
-	_ Bindings = (*StaticSecurity)(nil)
+	_ IdentityBinding = (*StaticSecurity)(nil)
+	_ Bindings        = (*StaticSecurity)(nil)
 )
 
 // NewStaticSecurity returns an empty binding table holding at most max
@@ -224,7 +224,7 @@ func (s *StaticSecurity) Unbind(ep string) {
 	s.removeLocked(ep)
 }
 
-// IdentityOf implements Security.
+// IdentityOf implements IdentityBinding.
 func (s *StaticSecurity) IdentityOf(ep string) (bearer.Identity, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -232,7 +232,7 @@ func (s *StaticSecurity) IdentityOf(ep string) (bearer.Identity, bool) {
 	return b.Identity, ok && !b.Identity.IsZero()
 }
 
-// EndpointOf implements Security and Bindings.
+// EndpointOf implements IdentityBinding and Bindings.
 func (s *StaticSecurity) EndpointOf(id bearer.Identity) (string, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()

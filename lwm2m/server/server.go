@@ -56,7 +56,7 @@ type Option func(*config) error
 
 type config struct {
 	logger        *slog.Logger
-	security      Security
+	security      IdentityBinding
 	nosec         NoSecRule
 	nameFromID    func(bearer.Identity) (string, bool)
 	peerCheck     PeerCheck
@@ -96,10 +96,12 @@ func (s *Server) parseOptions() registry.ParseOptions {
 func WithLogger(l *slog.Logger) Option { return func(c *config) error { c.logger = l; return nil } }
 
 // WithSecurity sets the endpoint bindings checked on Register, Update and
-// De-register (default: none configured). A Security that is also a
+// De-register (default: none configured). An IdentityBinding that is also a
 // Bindings (StaticSecurity) binds SMS numbers too; see policy.go for the
 // rules.
-func WithSecurity(s Security) Option { return func(c *config) error { c.security = s; return nil } }
+func WithSecurity(s IdentityBinding) Option {
+	return func(c *config) error { c.security = s; return nil }
+}
 
 // WithNoSec allows (true, the default) or refuses every client that is
 // not authenticated by a security layer: WithNoSecRule(NoSecAll()) or
@@ -118,7 +120,7 @@ func WithNoSec(allow bool) Option {
 // WithEndpointNameFromIdentity sets how a 1.1+ Register without "ep" gets
 // its endpoint name from the peer's identity (Core 1.1 §6.2.1: the name may
 // be omitted when the server can derive it from the security layer). The
-// default uses the PSK identity, or the Security binding.
+// default uses the PSK identity, or the IdentityBinding.
 func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option {
 	return func(c *config) error { c.nameFromID = f; return nil }
 }
@@ -135,7 +137,7 @@ func WithEndpointNameFromIdentity(f func(bearer.Identity) (string, bool)) Option
 // another and have that one's commands and wake-ups sent to itself).
 type PeerCheck func(ep, transport string, peer net.Addr, id bearer.Identity) error
 
-// WithPeerCheck sets a PeerCheck run on Register (after the Security
+// WithPeerCheck sets a PeerCheck run on Register (after the IdentityBinding
 // rules), Update and De-register (default: none).
 func WithPeerCheck(f PeerCheck) Option { return func(c *config) error { c.peerCheck = f; return nil } }
 

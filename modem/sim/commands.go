@@ -67,220 +67,268 @@ func (s *sess) exec(c atCmd) result {
 	m := s.m
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	st := &m.st
-	if needsSIM[c.name] && !st.pinOK && c.op != opTest {
+	if needsSIM[c.name] && !m.st.pinOK && c.op != opTest {
 		if smsCmd(c.name) {
 			return fail(cmsErr(cmsPINRequired))
 		}
 		return fail(cmeErr(cmePINRequired))
 	}
 	args := splitArgs(c.args)
+	for _, group := range []func(atCmd, []string) (result, bool){s.execV250, s.execIdentity, s.execTS27007, s.execNetwork, s.execTS27005} {
+		if r, handled := group(c, args); handled {
+			return r
+		}
+	}
+	return fail(s.unsupported())
+}
+
+// execV250 runs the V.250 basic commands (E, V, Q, Z, I, ...); handled is false for a
+// command not in the group.
+func (s *sess) execV250(c atCmd, args []string) (r result, handled bool) {
+	m := s.m
+	st := &m.st
 	switch c.name {
-	// V.250 basic commands.
 	case "E":
 		v, okv := intArg([]string{c.args}, 0, 0, 0, 1)
 		if !okv {
-			return fail(errPlain)
+			return fail(errPlain), true
 		}
 		st.echo = v == 1 || m.echoStuck
-		return ok()
+		return ok(), true
 	case "V", "Q":
 		// Only verbose results (V1) and results on (Q0) are simulated.
 		v, okv := intArg([]string{c.args}, 0, 0, 0, 1)
 		if !okv || (c.name == "V" && v != 1) || (c.name == "Q" && v != 0) {
 			if c.name == "V" && c.args == "" {
-				return fail(errPlain)
+				return fail(errPlain), true
 			}
 			if !okv {
-				return fail(errPlain)
+				return fail(errPlain), true
 			}
 		}
-		return ok()
+		return ok(), true
 	case "Z", "&F":
 		// Settings back to power-up values; the SIM stays unlocked.
 		pinOK := st.pinOK
 		m.resetLocked()
 		st.pinOK = pinOK
-		return ok()
+		return ok(), true
 	case "&W", "&C", "&D", "X", "L", "M":
-		return ok()
+		return ok(), true
 	case "I":
-		return ok(m.prof.Manufacturer, m.prof.Model, "Revision: "+m.prof.Revision)
-	// TS 27.007 identification.
+		return ok(m.prof.Manufacturer, m.prof.Model, "Revision: "+m.prof.Revision), true
+	}
+	return result{}, false
+}
+
+// execIdentity runs the TS 27.007 identification commands; handled is false for a
+// command not in the group.
+func (s *sess) execIdentity(c atCmd, _ []string) (r result, handled bool) {
+	m := s.m
+	switch c.name {
 	case "+CGMI", "+GMI":
 		if c.op == opTest {
-			return ok()
+			return ok(), true
 		}
-		return ok(m.pad(m.prof.Manufacturer))
+		return ok(m.pad(m.prof.Manufacturer)), true
 	case "+CGMM", "+GMM":
 		if c.op == opTest {
-			return ok()
+			return ok(), true
 		}
-		return ok(m.pad(m.prof.Model))
+		return ok(m.pad(m.prof.Model)), true
 	case "+CGMR", "+GMR":
 		if c.op == opTest {
-			return ok()
+			return ok(), true
 		}
-		return ok(m.prof.RevisionPrefix + m.prof.Revision)
+		return ok(m.prof.RevisionPrefix + m.prof.Revision), true
 	case "+CGSN", "+GSN":
 		if c.op == opTest {
-			return ok()
+			return ok(), true
 		}
-		return ok(m.imei)
+		return ok(m.imei), true
 	case "+CIMI":
 		if c.op == opTest {
-			return ok()
+			return ok(), true
 		}
-		return ok(m.imsi)
+		return ok(m.imsi), true
 	case "+CNUM":
 		if c.op == opTest {
-			return ok()
+			return ok(), true
 		}
-		return ok("+CNUM: \"\"," + q(m.msisdn) + ",145")
+		return ok("+CNUM: \"\"," + q(m.msisdn) + ",145"), true
+	}
+	return result{}, false
+}
+
+// execTS27007 runs the TS 27.007 settings commands (+CSCS, +CMEE, +CFUN,
+// +CPIN); handled is false for a command not in the group.
+func (s *sess) execTS27007(c atCmd, args []string) (r result, handled bool) {
+	m := s.m
+	st := &m.st
+	switch c.name {
 	case "+CSCS":
 		switch c.op {
 		case opRead:
-			return ok("+CSCS: " + q(st.cscs))
+			return ok("+CSCS: " + q(st.cscs)), true
 		case opTest:
-			return ok("+CSCS: (\"IRA\",\"GSM\",\"UCS2\",\"HEX\")")
+			return ok("+CSCS: (\"IRA\",\"GSM\",\"UCS2\",\"HEX\")"), true
 		}
 		if len(args) != 1 || (args[0] != "IRA" && args[0] != "GSM" && args[0] != "UCS2" && args[0] != "HEX") {
-			return fail(cmeErr(cmeBadParameters))
+			return fail(cmeErr(cmeBadParameters)), true
 		}
 		st.cscs = args[0]
-		return ok()
+		return ok(), true
 	case "+CMEE":
 		switch c.op {
 		case opRead:
-			return ok("+CMEE: " + itoa(st.cmee))
+			return ok("+CMEE: " + itoa(st.cmee)), true
 		case opTest:
-			return ok("+CMEE: (0-2)")
+			return ok("+CMEE: (0-2)"), true
 		}
 		v, okv := intArg(args, 0, 0, 0, 2)
 		if !okv {
-			return fail(errPlain)
+			return fail(errPlain), true
 		}
 		st.cmee = v
-		return ok()
+		return ok(), true
 	case "+CFUN":
 		switch c.op {
 		case opRead:
-			return ok("+CFUN: " + itoa(st.cfun))
+			return ok("+CFUN: " + itoa(st.cfun)), true
 		case opTest:
-			return ok("+CFUN: (0,1,4),(0,1)")
+			return ok("+CFUN: (0,1,4),(0,1)"), true
 		}
 		v, okv := intArg(args, 0, 1, 0, 4)
 		if !okv || v == 2 || v == 3 {
-			return fail(cmeErr(cmeBadParameters))
+			return fail(cmeErr(cmeBadParameters)), true
 		}
 		st.cfun = v
 		if v == 1 {
 			defer m.net.ready(m.msisdn)
 		}
-		return ok()
+		return ok(), true
 	case "+CPIN":
-		return s.cpin(c, args)
+		return s.cpin(c, args), true
+	}
+	return result{}, false
+}
+
+// execNetwork runs the TS 27.007 network commands (+CSQ, +CREG/+CGREG/
+// +CEREG, +CGATT, +COPS); handled is false for a command not in the group.
+func (s *sess) execNetwork(c atCmd, args []string) (r result, handled bool) {
+	m := s.m
+	st := &m.st
+	switch c.name {
 	case "+CSQ":
 		if c.op == opTest {
-			return ok("+CSQ: (0-31,99),(0-7,99)")
+			return ok("+CSQ: (0-31,99),(0-7,99)"), true
 		}
 		rssi := m.rssi
 		if st.cfun == 0 || m.detached {
 			rssi = 99
 		}
-		return ok("+CSQ: " + itoa(rssi) + ",99")
+		return ok("+CSQ: " + itoa(rssi) + ",99"), true
 	case "+CREG", "+CGREG", "+CEREG":
-		return s.creg(c, args)
+		return s.creg(c, args), true
 	case "+CGATT":
 		// TS 27.007 §10.1.9: packet domain attach follows registration.
 		switch c.op {
 		case opRead:
 			if m.registeredLocked() {
-				return ok("+CGATT: 1")
+				return ok("+CGATT: 1"), true
 			}
-			return ok("+CGATT: 0")
+			return ok("+CGATT: 0"), true
 		case opTest:
-			return ok("+CGATT: (0,1)")
+			return ok("+CGATT: (0,1)"), true
 		}
 		if _, okv := intArg(args, 0, 1, 0, 1); !okv || len(args) != 1 {
-			return fail(cmeErr(cmeBadParameters))
+			return fail(cmeErr(cmeBadParameters)), true
 		}
-		return ok()
+		return ok(), true
 	case "+COPS":
 		switch c.op {
 		case opRead:
 			if m.registeredLocked() {
-				return ok("+COPS: 0,0,\"SIMNET\",7")
+				return ok("+COPS: 0,0,\"SIMNET\",7"), true
 			}
-			return ok("+COPS: 0")
+			return ok("+COPS: 0"), true
 		case opTest:
-			return ok("+COPS: (2,\"SIMNET\",\"SIMNET\",\"00101\",7),,(0-4),(0-2)")
+			return ok("+COPS: (2,\"SIMNET\",\"SIMNET\",\"00101\",7),,(0-4),(0-2)"), true
 		}
-		return ok()
-	// TS 27.005.
+		return ok(), true
+	}
+	return result{}, false
+}
+
+// execTS27005 runs the TS 27.005 SMS commands; handled is false for a
+// command not in the group.
+func (s *sess) execTS27005(c atCmd, args []string) (r result, handled bool) {
+	m := s.m
+	st := &m.st
+	switch c.name {
 	case "+CMGF":
 		switch c.op {
 		case opRead:
-			return ok("+CMGF: " + itoa(st.cmgf))
+			return ok("+CMGF: " + itoa(st.cmgf)), true
 		case opTest:
-			return ok("+CMGF: (0)")
+			return ok("+CMGF: (0)"), true
 		}
 		v, okv := intArg(args, 0, 0, 0, 1)
 		if !okv {
-			return fail(errPlain)
+			return fail(errPlain), true
 		}
 		if v != 0 {
 			// Text mode is not simulated.
-			return fail(cmsErr(cmsNotSupported))
+			return fail(cmsErr(cmsNotSupported)), true
 		}
 		st.cmgf = v
-		return ok()
+		return ok(), true
 	case "+CSMS":
 		switch c.op {
 		case opRead:
-			return ok("+CSMS: " + itoa(st.csms) + ",1,1,1")
+			return ok("+CSMS: " + itoa(st.csms) + ",1,1,1"), true
 		case opTest:
-			return ok("+CSMS: " + rangeList(m.prof.CSMSModes))
+			return ok("+CSMS: " + rangeList(m.prof.CSMSModes)), true
 		}
 		v, okv := intArg(args, 0, 0, 0, 128)
 		if !okv || !contains(m.prof.CSMSModes, v) {
-			return fail(cmsErr(cmsNotSupported))
+			return fail(cmsErr(cmsNotSupported)), true
 		}
 		st.csms = v
-		return ok("+CSMS: 1,1,1")
+		return ok("+CSMS: 1,1,1"), true
 	case "+CPMS":
-		return s.cpms(c, args)
+		return s.cpms(c, args), true
 	case "+CNMI":
-		return s.cnmi(c, args)
+		return s.cnmi(c, args), true
 	case "+CSCA":
 		switch c.op {
 		case opRead:
-			return ok("+CSCA: " + q(st.smsc) + ",145")
+			return ok("+CSCA: " + q(st.smsc) + ",145"), true
 		case opTest:
-			return ok()
+			return ok(), true
 		}
 		if len(args) == 0 || args[0] == "" {
-			return fail(cmsErr(cmsNotAllowed))
+			return fail(cmsErr(cmsNotAllowed)), true
 		}
 		st.smsc = args[0]
-		return ok()
+		return ok(), true
 	case "+CMGS", "+CMGW":
-		return s.cmgsPrompt(c, args)
+		return s.cmgsPrompt(c, args), true
 	case "+CMGR", "+CMGL", "+CMGD":
 		if m.prof.NoStorage {
-			return fail(s.unsupported())
+			return fail(s.unsupported()), true
 		}
 		switch c.name {
 		case "+CMGR":
-			return s.cmgr(c, args)
+			return s.cmgr(c, args), true
 		case "+CMGL":
-			return s.cmgl(c, args)
+			return s.cmgl(c, args), true
 		}
-		return s.cmgd(c, args)
+		return s.cmgd(c, args), true
 	case "+CNMA":
-		return s.cnma(c, args)
+		return s.cnma(c, args), true
 	}
-	return fail(s.unsupported())
+	return result{}, false
 }
 
 // pad puts the spaces of Profile.PadIdentity around an identity answer.

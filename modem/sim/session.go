@@ -332,85 +332,13 @@ func (s *sess) route() {
 		m.urcBuf = nil
 	}
 	for _, msg := range inbox {
-		msg := msg
-		mode, mt, ds := m.st.cnmi[0], m.st.cnmi[1], m.st.cnmi[3]
-		needAck := (m.st.csms == 1 && m.prof.AckWithCSMS1) || m.prof.AckAlways
-		// TS 27.005 §3.4.1 <mt>: 2 routes all but class 2 directly (+CMT),
-		// 3 routes class 3 directly; the rest is stored with +CMTI.
-		class := messageClass(msg)
-		direct := (msg.kind == kindDeliver && ((mt == 2 && class != tpdu.MClass2) ||
-			(mt == 3 && class == tpdu.MClass3))) ||
-			(msg.kind == kindStatusReport && ds == 1)
-		if mode == 0 {
-			// buffered in the TA: direct routing is not possible, store.
-			direct = false
+		text, result := m.routeLocked(msg)
+		if text != "" {
+			texts = append(texts, text)
 		}
-		if msg.kind == kindStatusReport && ds == 0 {
-			m.stats.StatusReports++
-			results = append(results, func() { msg.done(true) })
-			continue
+		if result != nil {
+			results = append(results, result)
 		}
-		if direct {
-			if needAck && m.ack != nil {
-				m.direct = append(m.direct, msg)
-				continue
-			}
-			texts = append(texts, m.directURC(msg))
-			m.countLocked(msg)
-			if needAck {
-				m.ack = msg
-				m.ackTimer = m.net.clock.AfterFunc(m.ackTimeout, func() { m.ackExpired(msg) })
-			} else {
-				results = append(results, func() { msg.done(true) })
-			}
-			continue
-		}
-		if m.prof.NoStorage {
-			// Nowhere to keep it: the network tries again later.
-			m.stats.Refused++
-			results = append(results, func() { msg.done(false) })
-			continue
-		}
-		mem := m.st.mem[2]
-		x := &stored{stat: 0, pdu: hexOf(m, msg), n: len(msg.tpdu)}
-		if msg.kind == kindStatusReport {
-			if r := m.prof.ReportStorage; r != "" && m.stores[r] != nil {
-				mem = r
-			}
-			x.emptyStat = m.prof.EmptyReportStat
-		}
-		idx, ok := m.storeLocked(mem, x)
-		if !ok {
-			m.stats.Refused++
-			results = append(results, func() { msg.done(false) })
-			continue
-		}
-		m.countLocked(msg)
-		results = append(results, func() { msg.done(true) })
-		urc := ""
-		switch {
-		case msg.kind == kindStatusReport && (ds == 2 || ds == 1):
-			// ds=2 stores with +CDSI; ds=1 under <mode> 0 cannot route the
-			// +CDS directly, so the report is stored and its +CDSI
-			// buffered like any other indication (never stored silently).
-			urc = "+CDSI: \"" + mem + "\"," + strconv.Itoa(idx)
-		case msg.kind == kindDeliver && mt != 0:
-			urc = "+CMTI: \"" + mem + "\"," + strconv.Itoa(idx)
-		}
-		if urc == "" {
-			continue
-		}
-		if mode == 0 {
-			if len(m.urcBuf) < maxInbox {
-				m.urcBuf = append(m.urcBuf, urc)
-			} else {
-				// The TA buffer overflows: the indication is lost (the
-				// message itself is stored).
-				m.stats.URCsDropped++
-			}
-			continue
-		}
-		texts = append(texts, urc)
 	}
 	m.mu.Unlock()
 	for _, t := range texts {
@@ -419,6 +347,88 @@ func (s *sess) route() {
 	for _, r := range results {
 		r()
 	}
+}
+
+// routeLocked routes one offered message (m.mu held) by +CNMI and the
+// acknowledgement rules: it returns the line for the driver ("" for none:
+// stored silently, buffered in the TA, or waiting for the acknowledgement
+// of another) and the network's answer to give once the lock is released
+// (nil while the driver's acknowledgement is awaited).
+func (m *Modem) routeLocked(msg *mtMessage) (string, func()) {
+	mode, mt, ds := m.st.cnmi[0], m.st.cnmi[1], m.st.cnmi[3]
+	needAck := (m.st.csms == 1 && m.prof.AckWithCSMS1) || m.prof.AckAlways
+	// TS 27.005 §3.4.1 <mt>: 2 routes all but class 2 directly (+CMT),
+	// 3 routes class 3 directly; the rest is stored with +CMTI.
+	class := messageClass(msg)
+	direct := (msg.kind == kindDeliver && ((mt == 2 && class != tpdu.MClass2) ||
+		(mt == 3 && class == tpdu.MClass3))) ||
+		(msg.kind == kindStatusReport && ds == 1)
+	if mode == 0 {
+		// buffered in the TA: direct routing is not possible, store.
+		direct = false
+	}
+	if msg.kind == kindStatusReport && ds == 0 {
+		m.stats.StatusReports++
+		return "", func() { msg.done(true) }
+	}
+	if direct {
+		if needAck && m.ack != nil {
+			m.direct = append(m.direct, msg)
+			return "", nil
+		}
+		text := m.directURC(msg)
+		m.countLocked(msg)
+		if needAck {
+			m.ack = msg
+			m.ackTimer = m.net.clock.AfterFunc(m.ackTimeout, func() { m.ackExpired(msg) })
+			return text, nil
+		}
+		return text, func() { msg.done(true) }
+	}
+	if m.prof.NoStorage {
+		// Nowhere to keep it: the network tries again later.
+		m.stats.Refused++
+		return "", func() { msg.done(false) }
+	}
+	mem := m.st.mem[2]
+	x := &stored{stat: 0, pdu: hexOf(m, msg), n: len(msg.tpdu)}
+	if msg.kind == kindStatusReport {
+		if r := m.prof.ReportStorage; r != "" && m.stores[r] != nil {
+			mem = r
+		}
+		x.emptyStat = m.prof.EmptyReportStat
+	}
+	idx, ok := m.storeLocked(mem, x)
+	if !ok {
+		m.stats.Refused++
+		return "", func() { msg.done(false) }
+	}
+	m.countLocked(msg)
+	result := func() { msg.done(true) }
+	urc := ""
+	switch {
+	case msg.kind == kindStatusReport && (ds == 2 || ds == 1):
+		// ds=2 stores with +CDSI; ds=1 under <mode> 0 cannot route the
+		// +CDS directly, so the report is stored and its +CDSI
+		// buffered like any other indication (never stored silently).
+		urc = "+CDSI: \"" + mem + "\"," + strconv.Itoa(idx)
+	case msg.kind == kindDeliver && mt != 0:
+		urc = "+CMTI: \"" + mem + "\"," + strconv.Itoa(idx)
+	}
+	if urc == "" {
+		return "", result
+	}
+	if mode == 0 {
+		if len(m.urcBuf) < maxInbox {
+			m.urcBuf = append(m.urcBuf, urc)
+		} else {
+			// The TA buffer overflows: the indication is lost (the
+			// message itself is stored).
+			m.stats.URCsDropped++
+		}
+		return "", result
+	}
+	return urc, result
 }
 
 // messageClass returns the TS 23.038 class of a delivered message.

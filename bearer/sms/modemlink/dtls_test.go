@@ -49,7 +49,7 @@ func TestDTLSOverPTYModems(t *testing.T) {
 		}
 		p := params(10 * time.Second)
 		b, err := sms.New(link, sms.Config{StateDir: t.TempDir(), Params: &p, Logger: quiet(),
-			Peers:  map[string]sms.Peer{peer: {Security: sms.SecurityDTLS, SIM: own}},
+			Peers:  map[string]sms.Peer{peer: {Security: sms.ModeDTLS, SIM: own}},
 			Worker: outbox.WorkerConfig{Poll: 10 * time.Millisecond}})
 		if err != nil {
 			t.Fatal(err)

@@ -94,7 +94,7 @@ func openSide(path, own, peer string, params bearer.Params, stateDir string) (*s
 	}
 	b, err := sms.New(link, sms.Config{
 		StateDir: stateDir,
-		Peers:    map[string]sms.Peer{peer: {Security: sms.SecurityNoSec, SIM: own}},
+		Peers:    map[string]sms.Peer{peer: {Security: sms.ModeNoSec, SIM: own}},
 		Params:   &params,
 		Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond},
 		Logger:   quiet(),

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 )
 
 // Sender sends one SMS-SUBMIT TPDU. from names the SIM it must leave from, or
@@ -323,15 +325,9 @@ func (w *Worker) failed(e *Entry, err error) {
 }
 
 func (w *Worker) backoff(attempts int) time.Duration {
-	d := w.cfg.BackoffMin
-	for i := 0; i < attempts && d < w.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, w.cfg.BackoffMax)
 	w.mu.Lock()
-	j := 0.8 + 0.4*w.rng.Float64()
-	w.mu.Unlock()
-	return time.Duration(float64(d) * j)
+	defer w.mu.Unlock()
+	return backoff.Policy{Min: w.cfg.BackoffMin, Max: w.cfg.BackoffMax, Jitter: 0.2}.Next(attempts, w.rng.Float64)
 }
 
 // HandleReport applies a status report (see Outbox.Report) and reports the

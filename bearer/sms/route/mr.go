@@ -639,18 +639,29 @@ func (m *Mux) translateIn(r *route, msg sms.Inbound) (sms.Inbound, bool) {
 		if m.held.Add(1) <= maxHeld {
 			m.tr.held.Add(1)
 			m.heldWG.Add(1)
-			go m.holdReport(r, msg, sr, from, to, snap)
+			go m.holdReport(inReport{r, msg, sr, from, to}, snap)
 			return msg, false
 		}
 		m.held.Add(-1)
 		m.log.Warn("route: too many status reports held for their mapping; this one is decided now", "route", r.Name)
 	}
-	return m.unmapped(r, msg, sr, from, to)
+	return m.unmapped(inReport{r, msg, sr, from, to})
+}
+
+// inReport is a status report that came in on route r for a number with
+// several routes: the message, its decoded report, and the SIM (from) and
+// recipient (to) its TP-MR belongs to.
+type inReport struct {
+	r        *route
+	msg      sms.Inbound
+	sr       *pdu.StatusReport
+	from, to string
 }
 
 // holdReport waits for the mapping of a report that overtook it, then hands
 // the report on (or decides it as unmapped).
-func (m *Mux) holdReport(r *route, msg sms.Inbound, sr *pdu.StatusReport, from, to string, snap uint64) {
+func (m *Mux) holdReport(in inReport, snap uint64) {
+	r, msg, sr, from, to := in.r, in.msg, in.sr, in.from, in.to
 	defer m.heldWG.Done()
 	defer m.held.Add(-1)
 	t := time.NewTimer(mrHold)
@@ -676,7 +687,7 @@ func (m *Mux) holdReport(r *route, msg sms.Inbound, sr *pdu.StatusReport, from, 
 		}
 		break
 	}
-	if msg, ok := m.unmapped(r, msg, sr, from, to); ok {
+	if msg, ok := m.unmapped(in); ok {
 		m.handOn(msg)
 	}
 }
@@ -718,7 +729,8 @@ func (m *Mux) rewrite(msg sms.Inbound, sr *pdu.StatusReport, k mrKey, mp mapping
 
 // unmapped decides a report with no mapping: passed on unchanged when its
 // TP-MR awaits no report, else acknowledged and dropped (false).
-func (m *Mux) unmapped(r *route, msg sms.Inbound, sr *pdu.StatusReport, from, to string) (sms.Inbound, bool) {
+func (m *Mux) unmapped(in inReport) (sms.Inbound, bool) {
+	r, msg, sr, from, to := in.r, in.msg, in.sr, in.from, in.to
 	if !m.tr.used(from, to, sr.MR) {
 		m.tr.unmapped.Add(1)
 		return msg, true

@@ -249,7 +249,7 @@ func TestSubmitErrors(t *testing.T) {
 func submitTPDU(t *testing.T) []byte {
 	t.Helper()
 	tr := &capture{}
-	b, err := sms.New(tr, sms.Config{StateDir: t.TempDir(), Peers: map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec}}})
+	b, err := sms.New(tr, sms.Config{StateDir: t.TempDir(), Peers: map[string]sms.Peer{deviceNum: {Security: sms.ModeNoSec}}})
 	if err != nil {
 		t.Fatal(err)
 	}

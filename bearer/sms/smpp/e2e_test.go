@@ -111,7 +111,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 		submit = append(submit, pdu.WithStatusReport(true))
 	}
 	r.gw, err = sms.New(r.link, sms.Config{StateDir: lc.StateDir, Submit: submit, Logger: quiet(),
-		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
+		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.ModeNoSec, SIM: serverNum}},
 		Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond, BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond},
 		OnResult: func(res outbox.Result) { r.results <- res }})
 	if err != nil {
@@ -119,7 +119,7 @@ func newRig(t *testing.T, o rigOpts) *rig {
 	}
 	t.Cleanup(func() { r.gw.Close() })
 	r.dev, err = sms.New(newEPLink(t, r.net, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
-		Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
+		Peers: map[string]sms.Peer{serverNum: {Security: sms.ModeNoSec}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package smpp
 
 import (
 	"errors"
-	"time"
 
 	"github.com/m2mbearer/m2mbearer/internal/smppwire"
 )
@@ -42,19 +41,3 @@ func (e *kindError) Error() string   { return e.msg }
 func (e *kindError) Retryable() bool { return e.retryable }
 func (e *kindError) Temporary() bool { return e.retryable }
 func (e *kindError) Timeout() bool   { return e == ErrResponseTimeout }
-
-// backoff returns min doubled attempts times, capped at max.
-func backoff(min, max time.Duration, attempts int) time.Duration {
-	d := min
-	for i := 0; i < attempts && d < max; i++ {
-		d *= 2
-	}
-	return minDur(d, max)
-}
-
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
-}

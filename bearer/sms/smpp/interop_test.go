@@ -169,7 +169,7 @@ func TestInteropNodeSMSC(t *testing.T) {
 			defer link.Close()
 			results := make(chan outbox.Result, 16)
 			b, err := sms.New(link, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
-				Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
+				Peers:    map[string]sms.Peer{deviceNum: {Security: sms.ModeNoSec, SIM: serverNum}},
 				Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond},
 				OnResult: func(r outbox.Result) { results <- r }})
 			if err != nil {
@@ -249,7 +249,7 @@ func TestInteropNodeESME(t *testing.T) {
 	}
 	defer srv.Close()
 	dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
-		Peers: map[string]sms.Peer{esmeNum: {Security: sms.SecurityNoSec}}})
+		Peers: map[string]sms.Peer{esmeNum: {Security: sms.ModeNoSec}}})
 	if err != nil {
 		t.Fatal(err)
 	}

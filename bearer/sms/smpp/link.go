@@ -10,7 +10,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/internal/backoff"
 	"github.com/m2mbearer/m2mbearer/internal/smppwire"
 )
 
@@ -40,8 +43,8 @@ type Link struct {
 	thrUntil time.Time
 	thrN     int
 
-	rate    gcra
-	held    atomic.Int32 // receipts held now (holdReceipt)
+	submits *rate.Limiter // submit_sm rate (Config.Rate, Burst)
+	held    atomic.Int32  // receipts held now (holdReceipt)
 	inRef   atomic.Uint32
 	c       counters
 	lastErr atomic.Pointer[string] // the last failed bind's error; nil after a bind
@@ -67,9 +70,9 @@ func Dial(cfg Config) (*Link, error) {
 			l.defSrc = k
 		}
 	}
-	l.rate = gcra{burst: cfg.Burst}
+	l.submits = rate.NewLimiter(rate.Inf, cfg.Burst)
 	if cfg.Rate > 0 {
-		l.rate.interval = time.Duration(float64(time.Second) / cfg.Rate)
+		l.submits.SetLimit(rate.Limit(cfg.Rate))
 	}
 	if l.state == nil {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
@@ -172,7 +175,7 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 		return "", 0, err
 	}
 	if l.cfg.Concat == ConcatPayload && p.concat.Total > 1 {
-		return l.sendPayloadSegment(ctx, src, srcAddr, to, p, tpdu)
+		return l.sendPayloadSegment(ctx, src, to, p, tpdu)
 	}
 	sm, err := l.segmentSM(srcAddr, to, p)
 	if err != nil {
@@ -187,7 +190,7 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 		return "", 0, err
 	}
 	defer l.stored(id)
-	mrs, err := l.state.st.accepted(id, src, to, 1, p.sub.StatusReport, l.cfg.Now())
+	mrs, err := l.state.st.accepted(id, leg{src, to}, 1, p.sub.StatusReport, l.cfg.Now())
 	if err != nil {
 		return "", 0, err
 	}
@@ -195,13 +198,16 @@ func (l *Link) SendTPDU(ctx context.Context, from, to string, tpdu []byte) (stri
 }
 
 // sendPayloadSegment keeps a segment of a set durably and, once the set is
-// complete, submits it whole as one message_payload.
-func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Address, to string, p *submitParts, tpdu []byte) (string, uint8, error) {
+// complete, submits it whole as one message_payload from source src (a key
+// of l.sources, checked by the caller).
+func (l *Link) sendPayloadSegment(ctx context.Context, src, to string, p *submitParts, tpdu []byte) (string, uint8, error) {
+	srcAddr := l.sources[src]
 	c := p.concat
 	if c.Seq < 1 || c.Seq > c.Total {
 		return "", 0, fmt.Errorf("%w: segment %d of %d", ErrBadTPDU, c.Seq, c.Total)
 	}
-	segs, mrs, evicted, err := l.state.st.addSegment(src, to, c.Ref, c.Total, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
+	set := segSet{leg{src, to}, c.Ref, c.Total}
+	segs, mrs, evicted, err := l.state.st.addSegment(set, c.Seq, tpdu, l.cfg.Now(), l.cfg.MaxPayloadSets)
 	if err != nil {
 		return "", 0, err
 	}
@@ -232,7 +238,7 @@ func (l *Link) sendPayloadSegment(ctx context.Context, src string, srcAddr Addre
 		return "", 0, err
 	}
 	defer l.stored(id)
-	if err := l.state.st.setSubmitted(src, to, c.Ref, c.Total, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
+	if err := l.state.st.setSubmitted(set, id, mrs, p.sub.StatusReport, l.cfg.Now()); err != nil {
 		return "", 0, err
 	}
 	return src, mrs[c.Seq-1], nil
@@ -264,8 +270,8 @@ func (l *Link) submit(ctx context.Context, sm *smppwire.SM) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if d := l.rate.reserve(time.Now()); d > 0 {
-			if err := sleepCtx(ctx, d); err != nil {
+		if d := l.submitDelay(time.Now()); d > 0 {
+			if err := backoff.Wait(ctx, d); err != nil {
 				return "", fmt.Errorf("%w: %w", ErrNotBound, err)
 			}
 		}
@@ -298,7 +304,7 @@ func (l *Link) submit(ctx context.Context, sm *smppwire.SM) (string, error) {
 
 func (l *Link) throttle() {
 	l.mu.Lock()
-	d := backoff(l.cfg.ThrottleMin, l.cfg.ThrottleMax, l.thrN)
+	d := backoff.Policy{Min: l.cfg.ThrottleMin, Max: l.cfg.ThrottleMax}.Delay(l.thrN)
 	l.thrN++
 	l.thrUntil = time.Now().Add(d)
 	l.mu.Unlock()
@@ -311,6 +317,15 @@ func (l *Link) unthrottle() {
 	l.mu.Unlock()
 }
 
+// submitDelay takes a submit_sm slot of the configured rate at now and
+// returns how long to wait before using it.
+func (l *Link) submitDelay(now time.Time) time.Duration {
+	if l.submits == nil {
+		return 0
+	}
+	return l.submits.ReserveN(now, 1).DelayFrom(now)
+}
+
 func (l *Link) waitThrottle(ctx context.Context) error {
 	l.mu.Lock()
 	d := time.Until(l.thrUntil)
@@ -318,7 +333,7 @@ func (l *Link) waitThrottle(ctx context.Context) error {
 	if d <= 0 {
 		return nil
 	}
-	if err := sleepCtx(ctx, d); err != nil {
+	if err := backoff.Wait(ctx, d); err != nil {
 		return fmt.Errorf("%w: throttled by the SMSC: %w", ErrNotBound, err)
 	}
 	return nil
@@ -373,10 +388,10 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 			msg := err.Error()
 			l.lastErr.Store(&msg)
 			l.c.bindFailures.Add(1)
-			d := backoff(l.cfg.ReconnectMin, l.cfg.ReconnectMax, fails)
+			d := backoff.Policy{Min: l.cfg.ReconnectMin, Max: l.cfg.ReconnectMax}.Delay(fails)
 			fails++
 			l.log.Warn("smpp: bind failed", "bind", cmd.String(), "err", err, "retry_in", d)
-			if sleepCtx(l.ctx, d) != nil {
+			if backoff.Wait(l.ctx, d) != nil {
 				return
 			}
 			continue
@@ -393,7 +408,7 @@ func (l *Link) keepBound(cmd smppwire.CommandID) {
 		}
 		l.c.linkDrops.Add(1)
 		l.log.Warn("smpp: session ended, binding again", "bind", cmd.String(), "err", s.err())
-		if sleepCtx(l.ctx, l.cfg.ReconnectMin) != nil {
+		if backoff.Wait(l.ctx, l.cfg.ReconnectMin) != nil {
 			return
 		}
 	}

@@ -222,7 +222,7 @@ func muxBearers(t *testing.T, n *sim.Network, mux *route.Mux, dir string, links 
 	t.Helper()
 	results := make(chan outbox.Result, 64)
 	gw, err := sms.New(mux, sms.Config{StateDir: dir, Submit: []pdu.Option{pdu.WithStatusReport(true)}, Logger: quiet(),
-		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.SecurityNoSec, SIM: serverNum}},
+		Peers:    map[string]sms.Peer{deviceNum: {Security: sms.ModeNoSec, SIM: serverNum}},
 		Worker:   outbox.WorkerConfig{Poll: 10 * time.Millisecond, BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond},
 		OnResult: func(r outbox.Result) { results <- r }})
 	if err != nil {
@@ -230,7 +230,7 @@ func muxBearers(t *testing.T, n *sim.Network, mux *route.Mux, dir string, links 
 	}
 	t.Cleanup(func() { gw.Close() })
 	dev, err := sms.New(newEPLink(t, n, deviceNum), sms.Config{StateDir: t.TempDir(), Logger: quiet(),
-		Peers: map[string]sms.Peer{serverNum: {Security: sms.SecurityNoSec}}})
+		Peers: map[string]sms.Peer{serverNum: {Security: sms.ModeNoSec}}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -291,39 +291,3 @@ func (s *session) readLoop() {
 		}
 	}
 }
-
-// gcra is a token bucket as a generic cell rate algorithm: reserve returns
-// how long to wait before the send it admits.
-type gcra struct {
-	mu       sync.Mutex
-	interval time.Duration
-	burst    int
-	tat      time.Time
-}
-
-func (g *gcra) reserve(now time.Time) time.Duration {
-	if g.interval <= 0 {
-		return 0
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.tat.Before(now) {
-		g.tat = now
-	}
-	g.tat = g.tat.Add(g.interval)
-	if at := g.tat.Add(-time.Duration(g.burst) * g.interval); at.After(now) {
-		return at.Sub(now)
-	}
-	return 0
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -104,7 +104,8 @@ func nextMR(tx *bolt.Tx, sim, to string) uint8 {
 // accepted records message id (when want is set) with fresh TP-MRs for n
 // segments, and returns the TP-MRs. Without a receipt to wait for, nothing
 // needs to be stored but the TP-MR counter.
-func (s *store) accepted(id string, sim, to string, n int, want bool, now time.Time) ([]uint8, error) {
+func (s *store) accepted(id string, lg leg, n int, want bool, now time.Time) ([]uint8, error) {
+	sim, to := lg.sim, lg.to
 	var mrs []uint8
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		mrs = mrs[:0]
@@ -221,21 +222,34 @@ func (s *store) pending() int {
 	return n
 }
 
-func setKey(sim, to string, ref uint16, total uint8) []byte {
-	return fmt.Appendf(nil, "%s|%s|%d|%d", sim, to, ref, total)
+// leg is the SIM (source address) a message leaves from and the number
+// it goes to: the TP-MR counters and correlations are kept per leg.
+type leg struct{ sim, to string }
+
+// segSet names a set of concatenated segments (payload mode): its leg,
+// its reference number and its segment count.
+type segSet struct {
+	leg
+	ref   uint16
+	total uint8
+}
+
+func (c segSet) key() []byte {
+	return fmt.Appendf(nil, "%s|%s|%d|%d", c.sim, c.to, c.ref, c.total)
 }
 
 // addSegment stores one segment of a set (payload mode) with a fresh TP-MR
 // and returns the set's segments so far (index seq-1; nil where missing)
 // and their TP-MRs. A segment stored before (a resend after a crash) keeps
 // its TP-MR. A new set beyond maxSets evicts the oldest one, returned.
-func (s *store) addSegment(sim, to string, ref uint16, total, seq uint8, tpdu []byte, now time.Time, maxSets int) ([][]byte, []uint8, string, error) {
+func (s *store) addSegment(set segSet, seq uint8, tpdu []byte, now time.Time, maxSets int) ([][]byte, []uint8, string, error) {
+	sim, to, total := set.sim, set.to, set.total
 	segs := make([][]byte, total)
 	mrs := make([]uint8, total)
 	var evicted string
 	err := s.db.Batch(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSets)
-		k := setKey(sim, to, ref, total)
+		k := set.key()
 		evicted = ""
 		for i := range segs {
 			segs[i], mrs[i] = nil, 0
@@ -307,9 +321,10 @@ func oldestSet(tx *bolt.Tx) []byte {
 
 // setSubmitted replaces a complete set by the correlation of its
 // message_id (when want is set), in one transaction.
-func (s *store) setSubmitted(sim, to string, ref uint16, total uint8, id string, mrs []uint8, want bool, now time.Time) error {
+func (s *store) setSubmitted(set segSet, id string, mrs []uint8, want bool, now time.Time) error {
+	sim, to := set.sim, set.to
 	return s.db.Batch(func(tx *bolt.Tx) error {
-		if err := deleteSet(tx, setKey(sim, to, ref, total)); err != nil {
+		if err := deleteSet(tx, set.key()); err != nil {
 			return err
 		}
 		if !want {

@@ -157,34 +157,7 @@ func (c *conn) submit(p smppwire.PDU) {
 	c.mu.Lock()
 	acc, bind := c.acc, c.bind
 	c.mu.Unlock()
-	answer := func(st smppwire.Status, id string) {
-		var body []byte
-		if st == smppwire.ROK {
-			body, _ = (&smppwire.SubmitResp{MessageID: id}).Marshal()
-		} else {
-			c.s.st.submitsRefused.Add(1)
-		}
-		b := smppwire.Marshal(smppwire.SubmitSMResp, st, p.Sequence, body)
-		v, held := c.s.receiptOut.Load(id)
-		if st != smppwire.ROK || !held {
-			c.write(b)
-			return
-		}
-		c.late.Add(1)
-		go func() {
-			defer c.late.Done()
-			t := time.NewTimer(respTimeout)
-			defer t.Stop()
-			select {
-			case <-v.(chan struct{}):
-			case <-t.C:
-				c.s.receiptOut.Delete(id)
-			case <-c.done:
-				return
-			}
-			c.write(b)
-		}()
-	}
+	answer := func(st smppwire.Status, id string) { c.answerSubmit(p.Sequence, st, id) }
 	if acc == nil || bind == smppwire.BindReceiver {
 		answer(smppwire.RInvBndSts, "")
 		return
@@ -195,29 +168,9 @@ func (c *conn) submit(p smppwire.PDU) {
 		answer(smppwire.RInvMsgLen, "")
 		return
 	}
-	// Source address rules: an international number of the account's
-	// (TON 1, NPI 1), or the same digits with TON unknown.
-	if sm.SourceTON != smppwire.TONInternational && sm.SourceTON != smppwire.TONUnknown {
-		answer(smppwire.RInvSrcTON, "")
-		return
-	}
-	if sm.SourceNPI != smppwire.NPIISDN && sm.SourceNPI != smppwire.NPIUnknown {
-		answer(smppwire.RInvSrcNPI, "")
-		return
-	}
-	from := sim.NormalizeMSISDN(sm.SourceAddr)
-	ep := acc.eps[from]
-	if ep == nil {
-		answer(smppwire.RInvSrcAdr, "")
-		return
-	}
-	if sm.DestTON != smppwire.TONInternational {
-		answer(smppwire.RInvDstTON, "")
-		return
-	}
-	to := sim.NormalizeMSISDN(sm.DestAddr)
-	if to == "" {
-		answer(smppwire.RInvDstAdr, "")
+	ep, from, to, st := acc.addresses(sm)
+	if st != smppwire.ROK {
+		answer(st, "")
 		return
 	}
 	if st := c.s.admit(); st != smppwire.ROK {
@@ -230,8 +183,7 @@ func (c *conn) submit(p smppwire.PDU) {
 		answer(smppwire.RInvMsgLen, "")
 		return
 	}
-	id := c.s.nextID()
-	want := sm.RegisteredDelivery&3 != 0
+	sub := submission{id: c.s.nextID(), from: from, to: to, tpdus: tpdus, want: sm.RegisteredDelivery&3 != 0}
 	c.s.mu.Lock()
 	first := c.s.faults.ReceiptFirst
 	hold := c.s.faults.HoldResponses > 0
@@ -239,36 +191,113 @@ func (c *conn) submit(p smppwire.PDU) {
 		c.s.faults.HoldResponses--
 	}
 	c.s.mu.Unlock()
-	if want && first && !hold {
-		c.s.receiptOut.Store(id, make(chan struct{}))
+	if sub.want && first && !hold {
+		c.s.receiptOut.Store(sub.id, make(chan struct{}))
 	}
-	for _, t := range tpdus {
-		mr, err := ep.Send(context.Background(), t)
-		if err != nil {
+	if !c.send(acc, ep, sub) {
+		c.s.receiptOut.Delete(sub.id)
+		answer(smppwire.RMsgQFul, "")
+		return
+	}
+	c.s.st.submits.Add(1)
+	if c.s.cfg.OnSubmit != nil {
+		c.s.cfg.OnSubmit(Submitted{ID: sub.id, Session: c.id, From: from, To: to, TPDUs: tpdus})
+	}
+	if hold {
+		c.s.st.responsesHeld.Add(1)
+		return // accepted and sent; the ESME never hears of it
+	}
+	answer(smppwire.ROK, sub.id)
+}
+
+// answerSubmit sends the submit_sm_resp of sequence seq: at once, or, when
+// the receipt of message id is to go first (Faults.ReceiptFirst), once it
+// has gone (or after respTimeout).
+func (c *conn) answerSubmit(seq uint32, st smppwire.Status, id string) {
+	var body []byte
+	if st == smppwire.ROK {
+		body, _ = (&smppwire.SubmitResp{MessageID: id}).Marshal()
+	} else {
+		c.s.st.submitsRefused.Add(1)
+	}
+	b := smppwire.Marshal(smppwire.SubmitSMResp, st, seq, body)
+	v, held := c.s.receiptOut.Load(id)
+	if st != smppwire.ROK || !held {
+		c.write(b)
+		return
+	}
+	c.late.Add(1)
+	go func() {
+		defer c.late.Done()
+		t := time.NewTimer(respTimeout)
+		defer t.Stop()
+		select {
+		case <-v.(chan struct{}):
+		case <-t.C:
 			c.s.receiptOut.Delete(id)
-			answer(smppwire.RMsgQFul, "")
+		case <-c.done:
 			return
 		}
+		c.write(b)
+	}()
+}
+
+// addresses applies the source and destination address rules to sm: the
+// source an international number of the account's (TON 1, NPI 1), or the
+// same digits with TON unknown; the destination international. It returns
+// the source's endpoint and both numbers, or the refusal's status.
+func (acc *account) addresses(sm *smppwire.SM) (*sim.Endpoint, string, string, smppwire.Status) {
+	if sm.SourceTON != smppwire.TONInternational && sm.SourceTON != smppwire.TONUnknown {
+		return nil, "", "", smppwire.RInvSrcTON
+	}
+	if sm.SourceNPI != smppwire.NPIISDN && sm.SourceNPI != smppwire.NPIUnknown {
+		return nil, "", "", smppwire.RInvSrcNPI
+	}
+	from := sim.NormalizeMSISDN(sm.SourceAddr)
+	ep := acc.eps[from]
+	if ep == nil {
+		return nil, "", "", smppwire.RInvSrcAdr
+	}
+	if sm.DestTON != smppwire.TONInternational {
+		return nil, "", "", smppwire.RInvDstTON
+	}
+	to := sim.NormalizeMSISDN(sm.DestAddr)
+	if to == "" {
+		return nil, "", "", smppwire.RInvDstAdr
+	}
+	return ep, from, to, smppwire.ROK
+}
+
+// submission is one accepted submit_sm: its message id, numbers, TPDUs and
+// whether a receipt is wanted.
+type submission struct {
+	id, from, to string
+	tpdus        [][]byte
+	want         bool
+}
+
+// send sends the TPDUs from ep and remembers, for the receipt, which
+// message id the first segment's TP-MR stands for; false: the network
+// refused one.
+func (c *conn) send(acc *account, ep *sim.Endpoint, sub submission) bool {
+	want := sub.want
+	for _, t := range sub.tpdus {
+		mr, err := ep.Send(context.Background(), t)
+		if err != nil {
+			return false
+		}
 		if want {
-			k := idKey{from, to, mr}
+			k := idKey{sub.from, sub.to, mr}
 			acc.attMu.Lock()
 			if len(acc.ids[k]) < 16 {
-				acc.ids[k] = append(acc.ids[k], id)
+				acc.ids[k] = append(acc.ids[k], sub.id)
 			}
 			acc.attMu.Unlock()
 		}
 		// Only the first segment of a split payload carries the receipt.
 		want = false
 	}
-	c.s.st.submits.Add(1)
-	if c.s.cfg.OnSubmit != nil {
-		c.s.cfg.OnSubmit(Submitted{ID: id, Session: c.id, From: from, To: to, TPDUs: tpdus})
-	}
-	if hold {
-		c.s.st.responsesHeld.Add(1)
-		return // accepted and sent; the ESME never hears of it
-	}
-	answer(smppwire.ROK, id)
+	return true
 }
 
 // deliverLoop hands the account's queued messages to this session, a

@@ -53,14 +53,14 @@ func submitTPDUs(sm *smppwire.SM, to string, ref uint16) ([][]byte, error) {
 		}
 		septets = s
 	}
-	srr := sm.RegisteredDelivery&3 != 0
+	head := submitHead{to: to, pid: sm.ProtocolID, dcs: dcs, srr: sm.RegisteredDelivery&3 != 0}
 	hdr := (&pdu.UDH{IEs: ies}).Len()
 	fits := hdr+len(data) <= pdu.MaxUserData
 	if gsm {
 		fits = (hdr*8+6)/7+len(septets) <= 160
 	}
 	if fits {
-		t, err := marshalSubmit(to, sm.ProtocolID, dcs, srr, ies, data, septets, gsm)
+		t, err := marshalSubmit(head, ies, data, septets)
 		return [][]byte{t}, err
 	}
 	if concat || gsm {
@@ -74,7 +74,7 @@ func submitTPDUs(sm *smppwire.SM, to string, ref uint16) ([][]byte, error) {
 	var out [][]byte
 	for i := 0; i < total; i++ {
 		seg := append(append([]pdu.IE(nil), ies...), pdu.IE{ID: 0x08, Data: []byte{byte(ref >> 8), byte(ref), byte(total), byte(i + 1)}})
-		t, err := marshalSubmit(to, sm.ProtocolID, dcs, srr, seg, data[i*room:min((i+1)*room, len(data))], nil, false)
+		t, err := marshalSubmit(head, seg, data[i*room:min((i+1)*room, len(data))], nil)
 		if err != nil {
 			return nil, err
 		}
@@ -95,9 +95,20 @@ func dcsOf(dc byte) byte {
 	return 0x00
 }
 
+// submitHead is what every SMS-SUBMIT of one submit_sm shares: the
+// destination, TP-PID, TP-DCS and whether a status report is requested.
+type submitHead struct {
+	to       string
+	pid, dcs byte
+	srr      bool
+}
+
 // marshalSubmit encodes an SMS-SUBMIT (TP-VPF relative, 24 h; TP-MR 0,
-// which the sending Endpoint sets).
-func marshalSubmit(to string, pid, dcs byte, srr bool, ies []pdu.IE, data, septets []byte, gsm bool) ([]byte, error) {
+// which the sending Endpoint sets) with the UDH ies and the user data:
+// septets for the GSM 7-bit alphabet of h.dcs, data otherwise.
+func marshalSubmit(h submitHead, ies []pdu.IE, data, septets []byte) ([]byte, error) {
+	to, pid, dcs, srr := h.to, h.pid, h.dcs, h.srr
+	gsm := pdu.DCS(dcs).Alphabet() == pdu.AlphabetGSM7
 	digits := to
 	if len(digits) > 0 && digits[0] == '+' {
 		digits = digits[1:]

@@ -139,9 +139,8 @@ func Run(ctx context.Context, target *net.UDPAddr, cfg Config) (Result, error) {
 	})
 	defer stop()
 
-	var ok, lost, bad atomic.Int64
-	var budget atomic.Int64
-	budget.Store(int64(cfg.Requests))
+	var t tally
+	t.budget.Store(int64(cfg.Requests))
 	var wg sync.WaitGroup
 	start := time.Now()
 	for i, c := range conns {
@@ -150,7 +149,7 @@ func Run(ctx context.Context, target *net.UDPAddr, cfg Config) (Result, error) {
 			mid: uint16(i * 7919), token: uint32(i) << 24,
 		}
 		wg.Go(func() {
-			w.run(ctx, cfg.Requests > 0, &budget, &ok, &lost, &bad)
+			w.run(ctx, cfg.Requests > 0, &t)
 		})
 	}
 	wg.Wait()
@@ -158,7 +157,7 @@ func Run(ctx context.Context, target *net.UDPAddr, cfg Config) (Result, error) {
 	for _, c := range conns {
 		_ = c.Close()
 	}
-	return Result{OK: ok.Load(), Lost: lost.Load(), Bad: bad.Load(), Elapsed: elapsed}, nil
+	return Result{OK: t.ok.Load(), Lost: t.lost.Load(), Bad: t.bad.Load(), Elapsed: elapsed}, nil
 }
 
 type worker struct {
@@ -170,7 +169,14 @@ type worker struct {
 	token   uint32
 }
 
-func (w *worker) run(ctx context.Context, counted bool, budget, ok, lost, bad *atomic.Int64) {
+// tally is what the workers share: the requests left to send (when
+// counted) and the answers counted by kind.
+type tally struct {
+	budget, ok, lost, bad atomic.Int64
+}
+
+func (w *worker) run(ctx context.Context, counted bool, t *tally) {
+	budget, ok, lost, bad := &t.budget, &t.ok, &t.lost, &t.bad
 	buf := make([]byte, 2048)
 	wantType := byte(message.Acknowledgement)
 	for ctx.Err() == nil {

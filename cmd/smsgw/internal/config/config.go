@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"os"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -49,9 +48,14 @@ type Config struct {
 
 // SMPPLink is one SMPP 3.4 account at an operator's SMSC.
 type SMPPLink struct {
-	Name       string `yaml:"name"`
-	Host       string `yaml:"host"`
-	Port       int    `yaml:"port"`
+	// Name names the link in logs, metrics and routes (default host:port).
+	Name string `yaml:"name"`
+	// Host and Port are the SMSC's address (SMPP is usually port 2775,
+	// 3550 with TLS).
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// SystemID, Password and SystemType are the bind credentials the
+	// operator gives (at most 15, 8 and 12 characters in SMPP 3.4).
 	SystemID   string `yaml:"system_id"`
 	Password   string `yaml:"password"`
 	SystemType string `yaml:"system_type"`
@@ -63,7 +67,8 @@ type SMPPLink struct {
 	// TLSKeyFile are a client certificate for SMSCs that ask for one.
 	TLSCAFile   string `yaml:"tls_ca_file"`
 	TLSCertFile string `yaml:"tls_cert_file"`
-	TLSKeyFile  string `yaml:"tls_key_file"`
+	// TLSKeyFile is the PEM private key of TLSCertFile.
+	TLSKeyFile string `yaml:"tls_key_file"`
 	// Bind is "transceiver" (default) or "transmitter-receiver".
 	Bind string `yaml:"bind"`
 	// Sources are the numbers the account may send from; devices that know
@@ -122,6 +127,8 @@ type Log struct {
 
 // API configures the HTTP API.
 type API struct {
+	// Listen is the host:port of the HTTP API, the web UI, /metrics and
+	// the HTTP Package URI server (/fw/).
 	Listen string `yaml:"listen"`
 	// Token is the bearer token (the SMSGW_TOKEN environment variable
 	// overrides it). Empty: TokenFile.
@@ -189,8 +196,8 @@ type LwM2M struct {
 	Certificate string `yaml:"certificate"`
 	PrivateKey  string `yaml:"private_key"`
 	CA          string `yaml:"ca"`
-	RPK         []RPK  `yaml:"rpk"`
-	X509        []X509 `yaml:"x509"`
+	RPK         []RPK  `yaml:"rpk"`  // devices' raw public keys, each bound to its endpoint name
+	X509        []X509 `yaml:"x509"` // devices' certificates, each bound to its endpoint name
 	// DTLSSessionTTL is how long a DTLS session may be resumed with an
 	// abbreviated handshake (both listeners, UDP and SMS; sessions kept
 	// in <data_dir>/dtls-sessions.db); 0: no resumption.
@@ -206,8 +213,11 @@ const (
 
 // PSK is one entry of the DTLS PSK store.
 type PSK struct {
+	// Identity is the PSK identity the device sends in its handshake.
 	Identity string `yaml:"identity"`
 	Key      string `yaml:"key"` // hex
+	// Endpoint is the endpoint name the identity may register as, and
+	// the only one.
 	Endpoint string `yaml:"endpoint"`
 }
 
@@ -216,8 +226,11 @@ func (p PSK) KeyBytes() ([]byte, error) { return hex.DecodeString(p.Key) }
 
 // Modem is one real AT modem.
 type Modem struct {
-	Device  string `yaml:"device"`
-	Baud    int    `yaml:"baud"`
+	Device string `yaml:"device"`
+	// Baud is the serial speed (0: 115200).
+	Baud int `yaml:"baud"`
+	// PIN is the SIM PIN, sent once when the SIM asks for it; a PIN the
+	// SIM refuses is never sent again (docs/operations.md).
 	PIN     string `yaml:"pin"`
 	MSISDN  string `yaml:"msisdn"`
 	Profile string `yaml:"profile"`
@@ -229,7 +242,7 @@ type SMS struct {
 	DailyBudget          int         `yaml:"daily_budget"`
 	DailyBudgetPerDevice int         `yaml:"daily_budget_per_device"`
 	PeerRate             float64     `yaml:"peer_rate"`
-	PeerBurst            int         `yaml:"peer_burst"`
+	PeerBurst            int         `yaml:"peer_burst"` // segments one destination may get at once before peer_rate applies (0: 1)
 	Devices              []SMSDevice `yaml:"devices"`
 	// BudgetWarn is the share of a daily budget at which an alert is
 	// raised (event sms-budget, metric smsgw_sms_budget_alerts_total).
@@ -249,8 +262,13 @@ type SMS struct {
 // SMSDevice binds a device's number to its endpoint name and the server SIM
 // it accepts SMS from.
 type SMSDevice struct {
-	Endpoint  string `yaml:"endpoint"`
-	MSISDN    string `yaml:"msisdn"`
+	// Endpoint is the device's LwM2M endpoint name.
+	Endpoint string `yaml:"endpoint"`
+	// MSISDN is the device's own number (E.164): the only number its SMS
+	// are accepted from and sent to.
+	MSISDN string `yaml:"msisdn"`
+	// ServerSIM is the number of our SIM the device accepts SMS from (its
+	// provisioned server number); its SMS leave from that SIM.
 	ServerSIM string `yaml:"server_sim"`
 	Trigger   bool   `yaml:"trigger"`
 	// NoSec lets the device also register over UDP without DTLS, where
@@ -276,8 +294,8 @@ type Simulator struct {
 	Enabled    bool          `yaml:"enabled"`
 	Latency    time.Duration `yaml:"latency"`
 	SendTime   time.Duration `yaml:"send_time"`
-	ServerSIMs []string      `yaml:"server_sims"`
-	Fleet      Fleet         `yaml:"fleet"`
+	ServerSIMs []string      `yaml:"server_sims"` // numbers of the simulated server modems
+	Fleet      Fleet         `yaml:"fleet"`       // the demo fleet of streetlights, by kind
 	// SMPP serves the server SIMs' numbers through a simulated SMSC over an
 	// SMPP link on loopback instead of simulated modems; SMPPRate is that
 	// link's rate (SMS a second, 0: no limit).
@@ -319,11 +337,18 @@ type Problem struct {
 	Msg          string
 }
 
+// A message that names its field itself, in backquotes ("unknown key
+// `sms.dialy_budget` ...", "`api.listen` must be host:port ...") is shown
+// as it is after the line; others after "field: ".
 func (p Problem) String() string {
-	if p.Line > 0 {
-		return fmt.Sprintf("line %d: %s: %s", p.Line, p.Field, p.Msg)
+	msg := p.Msg
+	if p.Field != "" && !strings.Contains(msg, "`"+p.Field+"`") {
+		msg = p.Field + ": " + msg
 	}
-	return fmt.Sprintf("%s: %s", p.Field, p.Msg)
+	if p.Line > 0 {
+		return fmt.Sprintf("line %d: %s", p.Line, msg)
+	}
+	return msg
 }
 
 // Error lists the problems of a configuration file. It matches ErrInvalid.
@@ -363,6 +388,16 @@ func Parse(data []byte) (*Config, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{Problems: []Problem{yamlProblem(err)}}
 	}
+	if ps := checkKeys(&root); len(ps) > 0 {
+		// The values that could be read are checked too (checkKeys took
+		// the refused ones out), so that one run lists every problem.
+		if root.Decode(&c) == nil {
+			c.proxyModeDefaults(&root)
+			ps = append(ps, c.validate(&root)...)
+		}
+		sortProblems(ps)
+		return nil, &Error{Problems: ps}
+	}
 	dec = yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
@@ -378,6 +413,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	c.proxyModeDefaults(&root)
 	if ps := c.validate(&root); len(ps) > 0 {
+		sortProblems(ps)
 		return nil, &Error{Problems: ps}
 	}
 	return &c, nil
@@ -444,7 +480,7 @@ func lineProblem(msg string) Problem {
 			msg = strings.TrimSpace(msg[i+1:])
 		}
 	}
-	return Problem{Line: line, Field: "yaml", Msg: msg}
+	return Problem{Line: line, Field: "YAML syntax", Msg: msg}
 }
 
 // locate returns the key node at a key path ("api", "listen"; list indexes as
@@ -500,18 +536,6 @@ func (c *checker) add(msg string, keys ...string) {
 	c.ps = append(c.ps, p)
 }
 
-func validHostPort(s string) bool {
-	if _, err := netip.ParseAddrPort(s); err == nil {
-		return true
-	}
-	_, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return false
-	}
-	n, err := strconv.ParseUint(port, 10, 16)
-	return err == nil && n <= 65535
-}
-
 // Validate checks a configuration built in Go (no line numbers).
 func (c *Config) Validate() error {
 	if ps := c.validate(nil); len(ps) > 0 {
@@ -525,8 +549,8 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	switch c.Mode {
 	case "server":
 	case "proxy":
-		if !validHostPort(c.Proxy.Server) {
-			ck.add(fmt.Sprintf("proxy mode needs the external LwM2M server as host:port, not %q", c.Proxy.Server), "proxy", "server")
+		if addrProblem(c.Proxy.Server, dialPort) != "" {
+			ck.add(fmt.Sprintf("`proxy.server`: proxy mode needs the external LwM2M server; it %s", addrProblem(c.Proxy.Server, dialPort)), "proxy", "server")
 		}
 		if c.Proxy.Bind != "" {
 			if _, err := netip.ParseAddr(c.Proxy.Bind); err != nil {
@@ -553,15 +577,13 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	default:
 		ck.add(fmt.Sprintf("unknown format %q; use text or json", c.Log.Format), "log", "format")
 	}
-	if !validHostPort(c.API.Listen) {
-		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.API.Listen), "api", "listen")
-	}
+	ck.checkAddr(c.API.Listen, listenPort, "api", "listen")
 	c.API.Limits.validate(ck)
-	if c.LwM2M.UDP != "" && !validHostPort(c.LwM2M.UDP) {
-		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.LwM2M.UDP), "lwm2m", "udp")
+	if c.LwM2M.UDP != "" {
+		ck.checkAddr(c.LwM2M.UDP, listenPort, "lwm2m", "udp")
 	}
-	if c.LwM2M.DTLS != "" && !validHostPort(c.LwM2M.DTLS) {
-		ck.add(fmt.Sprintf("%q is not host:port (port 0..65535)", c.LwM2M.DTLS), "lwm2m", "dtls")
+	if c.LwM2M.DTLS != "" {
+		ck.checkAddr(c.LwM2M.DTLS, listenPort, "lwm2m", "dtls")
 	}
 	ids, bound := map[string]bool{}, map[string]bool{}
 	for i, p := range c.LwM2M.PSK {

@@ -35,7 +35,7 @@ func TestParseErrors(t *testing.T) {
 		{"bad format", "log:\n  format: xml\n", 2, "text or json"},
 		{"bad listen", "api:\n  listen: nowhere\n", 2, "host:port"},
 		{"bad udp", "lwm2m:\n  udp: ':::'\n", 2, "host:port"},
-		{"port out of range", "api:\n  listen: 127.0.0.1:99999\n", 2, "port 0..65535"},
+		{"port out of range", "api:\n  listen: 127.0.0.1:99999\n", 2, "port in 1..65535, or 0 for any free port"},
 		{"port not a number", "lwm2m:\n  dtls: 127.0.0.1:coaps\n", 2, "host:port"},
 		{"header timeout", "api:\n  limits:\n    header_timeout: 0s\n", 3, "(0, 1h]"},
 		{"conns per client", "api:\n  limits:\n    max_conns_per_client: 5000\n", 3, "1..max_conns"},

@@ -12,7 +12,10 @@ import (
 // The device authenticated by it may register only as Endpoint; over SMS
 // (a device listed in sms.devices) its messages must be OSCORE-protected.
 type OSCORE struct {
-	Endpoint     string `yaml:"endpoint"`
+	// Endpoint is the endpoint name the context may register as.
+	Endpoint string `yaml:"endpoint"`
+	// MasterSecret (at least 16 bytes) and the optional MasterSalt are
+	// the context's input keying material, in hex.
 	MasterSecret string `yaml:"master_secret"`
 	MasterSalt   string `yaml:"master_salt"`
 	// SenderID is the server's Sender ID (the device's Recipient ID).

@@ -24,6 +24,8 @@ func (c *Config) validateSMPP(ck *checker, sims map[string]bool) {
 		names[name] = true
 		if l.Host == "" {
 			at("host is required (the SMSC's name or address)", "host")
+		} else if msg := hostProblem(l.Host); msg != "" {
+			at(fmt.Sprintf("`smpp.%s.host`: %s", idx, msg), "host")
 		}
 		if l.Port < 1 || l.Port > 65535 {
 			at(fmt.Sprintf("port %d is not in 1..65535 (SMPP is usually 2775, 3550 with TLS)", l.Port), "port")

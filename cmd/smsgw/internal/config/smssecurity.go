@@ -66,6 +66,7 @@ func (c *Config) DTLSOverSMS() bool {
 // TLS_ECDHE_ECDSA_WITH_AES_128_CCM_8, the key pinned: RFC 7250's trust
 // decision, see bearer/secure).
 type RPK struct {
+	// Endpoint is the endpoint name the key may register as.
 	Endpoint string `yaml:"endpoint"`
 	// PublicKey is the device's DER SubjectPublicKeyInfo in hex (LwM2M
 	// /0/x/3 Public Key or Identity), or a PEM "PUBLIC KEY" block.
@@ -98,6 +99,7 @@ func (r RPK) SPKI() ([]byte, error) {
 // authenticates with it (its chain verified against lwm2m.ca) and may
 // register only as Endpoint.
 type X509 struct {
+	// Endpoint is the endpoint name the certificate may register as.
 	Endpoint string `yaml:"endpoint"`
 	// Certificate is a PEM file holding the device's certificate.
 	Certificate string `yaml:"certificate"`

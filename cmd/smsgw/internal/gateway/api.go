@@ -57,7 +57,13 @@ func (g *Gateway) Handler() http.Handler {
 	if g.web == nil {
 		g.web = newHTTPGuard(g.cfg, g.log, g.metrics)
 	}
-	mux := http.NewServeMux()
+	return g.guard(g.routes().ServeMux)
+}
+
+// routes registers every route on a mux that remembers their patterns
+// (TestRoutesMatchOpenAPI holds them against openapi.json).
+func (g *Gateway) routes() *routeMux {
+	mux := &routeMux{ServeMux: http.NewServeMux()}
 	handle := func(pattern string, h http.HandlerFunc, auth bool) {
 		route := pattern
 		if i := strings.IndexByte(route, ' '); i >= 0 {
@@ -108,9 +114,9 @@ func (g *Gateway) Handler() http.Handler {
 	g.dmRoutes(handle)
 	g.fwRoutes(handle, mux)
 	g.stateRoutes(handle)
-	mux.Handle("GET /ui/", uiHandler())
+	mux.Handle("GET /ui/", jsonErrors(uiHandler(), "file of the web UI"))
 	mux.Handle("GET /{$}", http.RedirectHandler("/ui/", http.StatusFound))
-	return g.guard(mux)
+	return mux
 }
 
 type statusRecorder struct {
@@ -872,10 +878,10 @@ func (g *Gateway) smsStats(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	used, _ := g.smsB.BudgetUsed("")
-	out := map[string]any{"enabled": true, "stats": g.smsB.Stats(), "budget_used_today": used,
-		"daily_budget": g.cfg.SMS.DailyBudget, "queue": g.qm.Stats()}
+	out := map[string]any{"enabled": true, "stats": snakeJSON(g.smsB.Stats()), "budget_used_today": used,
+		"daily_budget": g.cfg.SMS.DailyBudget, "queue": snakeJSON(g.qm.Stats())}
 	if g.proxy != nil {
-		out["proxy"] = g.proxy.stats()
+		out["proxy"] = snakeJSON(g.proxy.stats())
 	}
 	writeJSON(w, 200, out)
 }

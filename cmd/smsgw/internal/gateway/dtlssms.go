@@ -50,20 +50,20 @@ func (g *Gateway) smsSecurity(d config.SMSDevice) string {
 }
 
 // smsPeerMode maps a configured mode to the SMS bearer's.
-func smsPeerMode(mode string) sms.Security {
+func smsPeerMode(mode string) sms.Mode {
 	switch mode {
 	case config.SMSPSK, config.SMSRPK, config.SMSX509:
-		return sms.SecurityDTLS
+		return sms.ModeDTLS
 	case config.SMSOSCORE:
-		return sms.SecurityOSCORE
+		return sms.ModeOSCORE
 	}
-	return sms.SecurityNoSec
+	return sms.ModeNoSec
 }
 
 // dtlsOverSMS reports whether any SMS device speaks DTLS.
 func (g *Gateway) dtlsOverSMS() bool {
 	for _, d := range g.devices {
-		if smsPeerMode(g.smsSecurity(d)) == sms.SecurityDTLS {
+		if smsPeerMode(g.smsSecurity(d)) == sms.ModeDTLS {
 			return true
 		}
 	}
@@ -205,7 +205,7 @@ func (g *Gateway) smsServerBearer() (bearer.Bearer, error) {
 // smsDTLSPeer reports whether an SMS peer is configured for DTLS.
 func (g *Gateway) smsDTLSPeer(peer net.Addr) bool {
 	mode, ok := g.smsB.PeerMode(peer)
-	return ok && mode == sms.SecurityDTLS
+	return ok && mode == sms.ModeDTLS
 }
 
 // smsPeerCheck is the policy's last rule for SMS devices: over SMS a

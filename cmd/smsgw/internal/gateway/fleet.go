@@ -236,12 +236,12 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			}
 			l.link, tr = link, link
 		}
-		mode := sms.SecurityNoSec
+		mode := sms.ModeNoSec
 		if l.OSCORE != nil {
-			mode = sms.SecurityOSCORE
+			mode = sms.ModeOSCORE
 		}
 		if l.Kind == KindDTLSSMS {
-			mode = sms.SecurityDTLS
+			mode = sms.ModeDTLS
 		}
 		b, err := sms.New(tr, sms.Config{
 			StateDir: dir,

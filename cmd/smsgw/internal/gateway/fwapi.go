@@ -18,12 +18,12 @@ import (
 // fwRoutes mounts the firmware API and the HTTP Package URI server. The
 // Package URI server has no bearer token: devices cannot send one, and the
 // image ids are the images' SHA-256 prefixes.
-func (g *Gateway) fwRoutes(handle func(string, http.HandlerFunc, bool), mux *http.ServeMux) {
+func (g *Gateway) fwRoutes(handle func(string, http.HandlerFunc, bool), mux *routeMux) {
 	if g.fw == nil {
 		return
 	}
 	served := g.metrics.fwServed.WithLabelValues("http")
-	fh := firmware.HTTPHandler(g.fw.store, fwPrefix)
+	fh := jsonErrors(firmware.HTTPHandler(g.fw.store, fwPrefix), "firmware image")
 	mux.Handle("GET "+fwPrefix, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw := &countWriter{ResponseWriter: w}
 		fh.ServeHTTP(cw, r)

@@ -384,7 +384,7 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 		}
 		mode := smsPeerMode(g.smsSecurity(d))
 		framing := g.framing()
-		if mode == sms.SecurityDTLS {
+		if mode == sms.ModeDTLS {
 			framing = sms.FramingCoAP // DTLS records go bare, never WAP-Push framed
 		}
 		peers[d.MSISDN] = sms.Peer{Security: mode, SIM: sim, Framing: framing}

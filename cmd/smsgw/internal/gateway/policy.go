@@ -39,7 +39,7 @@ func (g *Gateway) policyOptions() ([]server.Option, error) {
 		MinLifetime: l.LifetimeMin, MaxLifetime: l.LifetimeMax}
 	g.log.Info("registration policy", "nosec", l.NoSec.String(), "bindings", bindings.Len(),
 		"register_rate", l.RegisterRate, "lifetime_max", l.LifetimeMax, "max_registrations", l.MaxRegistrations)
-	var sec server.Security = bindings
+	var sec server.IdentityBinding = bindings
 	if shared, err := g.redisBindings(bindings); err != nil {
 		return nil, err
 	} else if shared != nil {

@@ -137,16 +137,7 @@ func TestMetricsAuth(t *testing.T) {
 	defer g.Shutdown(context.Background())
 	root := strings.TrimSuffix(g.Info().API, "/api/v1")
 	get := func(p, token string) (int, string) {
-		req, _ := http.NewRequestWithContext(ctx, "GET", root+p, nil)
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := rawCall(t, ctx, "GET", root+p, token)
 		return resp.StatusCode, string(b)
 	}
 	if code, _ := get("/metrics", ""); code != http.StatusUnauthorized {

@@ -94,7 +94,7 @@ func newTestPKI(t *testing.T, dir string) *pki {
 // smsTestDevice attaches a device with its own number to the gateway's
 // simulated SMS network: an SMS bearer whose peer is the server SIM in
 // mode, and, for DTLS, a session with cfg.
-func smsTestDevice(t *testing.T, g *Gateway, msisdn string, mode sms.Security, cfg *secure.Config) (bearer.Bearer, *sms.Bearer) {
+func smsTestDevice(t *testing.T, g *Gateway, msisdn string, mode sms.Mode, cfg *secure.Config) (bearer.Bearer, *sms.Bearer) {
 	t.Helper()
 	link, err := newEndpointLink(g.simNet, msisdn)
 	if err != nil {
@@ -170,14 +170,14 @@ func TestSMSDeviceModes(t *testing.T) {
 
 	for _, tc := range []struct {
 		ep, num  string
-		mode     sms.Security
+		mode     sms.Mode
 		cfg      *secure.Config
 		identity string // prefix of the registration's identity
 	}{
-		{"meter-psk", "+491729900001", sms.SecurityDTLS, &secure.Config{PSKIdentity: []byte("meter-psk"), PSKKey: mustHex(t, pskKey)}, "psk:meter-psk"},
-		{"meter-rpk", "+491729900002", sms.SecurityDTLS, &secure.Config{Certificate: &rpkCert, VerifyRawKey: secure.TrustKeys(leafSPKI(t, p.server))}, "rpk:"},
-		{"meter-x509", "+491729900003", sms.SecurityDTLS, &secure.Config{Certificate: &p.device, RootCAs: p.pool}, "x509:"},
-		{"meter-nosec", "+491729900004", sms.SecurityNoSec, nil, ""},
+		{"meter-psk", "+491729900001", sms.ModeDTLS, &secure.Config{PSKIdentity: []byte("meter-psk"), PSKKey: mustHex(t, pskKey)}, "psk:meter-psk"},
+		{"meter-rpk", "+491729900002", sms.ModeDTLS, &secure.Config{Certificate: &rpkCert, VerifyRawKey: secure.TrustKeys(leafSPKI(t, p.server))}, "rpk:"},
+		{"meter-x509", "+491729900003", sms.ModeDTLS, &secure.Config{Certificate: &p.device, RootCAs: p.pool}, "x509:"},
+		{"meter-nosec", "+491729900004", sms.ModeNoSec, nil, ""},
 	} {
 		t.Run(tc.ep, func(t *testing.T) {
 			b, raw := smsTestDevice(t, g, tc.num, tc.mode, tc.cfg)
@@ -201,7 +201,7 @@ func TestSMSDeviceModes(t *testing.T) {
 	// woken by a trigger that can only reach it over its DTLS session
 	// (its SMS bearer takes nothing else from the server's number).
 	t.Run("queue-mode DTLS device woken over its session", func(t *testing.T) {
-		b, _ := smsTestDevice(t, g, "+491729900006", sms.SecurityDTLS, &secure.Config{PSKIdentity: []byte("meter-sleepy"), PSKKey: mustHex(t, pskKey)})
+		b, _ := smsTestDevice(t, g, "+491729900006", sms.ModeDTLS, &secure.Config{PSKIdentity: []byte("meter-sleepy"), PSKKey: mustHex(t, pskKey)})
 		startSMSClient(t, ctx, b, "meter-sleepy", "+491729900006", true)
 		deadline := time.Now().Add(20 * time.Second)
 		for {
@@ -226,7 +226,7 @@ func TestSMSDeviceModes(t *testing.T) {
 
 	t.Run("DTLS device in plain is refused and counted", func(t *testing.T) {
 		before := g.smsB.Stats().DroppedSecurity
-		b, _ := smsTestDevice(t, g, "+491729900005", sms.SecurityNoSec, nil) // the device believes it may speak plain
+		b, _ := smsTestDevice(t, g, "+491729900005", sms.ModeNoSec, nil) // the device believes it may speak plain
 		req := []byte{0x40, 0x02, 0x00, 0x01, 0xb2, 'r', 'd', 0x4d, 0x01, 'e', 'p', '=', 'm', 'e', 't', 'e', 'r', '-', 'l', 'i', 'a', 'r'}
 		if _, err := b.WriteTo(req, srvSIM); err != nil {
 			t.Fatal(err)

@@ -1,0 +1,433 @@
+package docs
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// openAPIPath is the gateway's OpenAPI document, served at /openapi.json.
+var openAPIPath = filepath.Join("..", "cmd", "smsgw", "internal", "gateway", "openapi.json")
+
+// TestAPIReference regenerates docs/api.md from the OpenAPI document and
+// fails when the file differs. M2M_UPDATE_DOCS=1 (or go generate) writes it.
+func TestAPIReference(t *testing.T) {
+	src, err := os.ReadFile(openAPIPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := apiReference(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkGenerated(t, "api.md", want, "TestAPIReference")
+}
+
+// checkGenerated compares docs/name with want, or writes it when
+// M2M_UPDATE_DOCS is set.
+func checkGenerated(t *testing.T, name string, want []byte, test string) {
+	t.Helper()
+	if os.Getenv("M2M_UPDATE_DOCS") != "" {
+		if err := os.WriteFile(name, want, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	got, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatalf("%v: generate it with M2M_UPDATE_DOCS=1 go test -run %s ./docs", err, test)
+	}
+	if !bytes.Equal(got, want) {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		line := min(len(gl), len(wl)) + 1
+		for i := 0; i < len(gl) && i < len(wl); i++ {
+			if gl[i] != wl[i] {
+				line = i + 1
+				break
+			}
+		}
+		t.Errorf("docs/%s differs from what its source gives (first difference at line %d); regenerate it: "+
+			"M2M_UPDATE_DOCS=1 go test -run %s ./docs", name, line, test)
+	}
+}
+
+// The parts of OpenAPI 3 the reference shows.
+type (
+	oaDoc struct {
+		Info struct {
+			Title, Version, Description string
+		}
+		Paths      map[string]map[string]json.RawMessage
+		Components struct {
+			Schemas         map[string]*oaSchema
+			Parameters      map[string]oaParameter
+			Responses       map[string]oaResponse
+			SecuritySchemes map[string]struct{ Type, Scheme string }
+		}
+	}
+	oaOperation struct {
+		OperationID string `json:"operationId"`
+		Summary     string
+		Description string
+		Tags        []string
+		Parameters  []oaParameter
+		RequestBody *struct {
+			Description string
+			Required    bool
+			Content     map[string]struct{ Schema *oaSchema }
+		} `json:"requestBody"`
+		Responses map[string]oaResponse
+		Security  *[]map[string][]string
+	}
+	oaResponse struct {
+		Ref         string `json:"$ref"`
+		Description string
+		Content     map[string]struct{ Schema *oaSchema }
+	}
+	oaParameter struct {
+		Ref         string `json:"$ref"`
+		Name, In    string
+		Required    bool
+		Description string
+		Schema      *oaSchema
+	}
+	oaSchema struct {
+		Ref         string `json:"$ref"`
+		Type        string
+		Format      string
+		Description string
+		Enum        []any
+		Items       *oaSchema
+		Properties  map[string]*oaSchema
+		Required    []string
+		OneOf       []*oaSchema `json:"oneOf"`
+		AnyOf       []*oaSchema `json:"anyOf"`
+	}
+)
+
+var httpMethods = []string{"get", "put", "post", "patch", "delete", "head", "options"}
+
+// schemaType is a short type for a schema: a link to a named schema, or
+// its type with items and format.
+func schemaType(s *oaSchema) string {
+	switch {
+	case s == nil:
+		return ""
+	case s.Ref != "":
+		n := refName(s.Ref)
+		return fmt.Sprintf("[%s](#schema-%s)", n, strings.ToLower(n))
+	case s.Type == "array":
+		return "array of " + schemaType(s.Items)
+	case len(s.OneOf) > 0 || len(s.AnyOf) > 0:
+		var alts []string
+		for _, a := range append(s.OneOf, s.AnyOf...) {
+			alts = append(alts, schemaType(a))
+		}
+		return strings.Join(alts, " or ")
+	}
+	t := s.Type
+	if t == "" {
+		t = "any"
+	}
+	if s.Format != "" {
+		t += " (" + s.Format + ")"
+	}
+	if len(s.Enum) > 0 {
+		var vs []string
+		for _, v := range s.Enum {
+			vs = append(vs, fmt.Sprintf("`%v`", v))
+		}
+		t += ": " + strings.Join(vs, ", ")
+	}
+	return t
+}
+
+// cell makes text safe in a table cell.
+func cell(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	return strings.ReplaceAll(s, "|", `\|`)
+}
+
+// writeProperties writes an object schema's properties as a table.
+func writeProperties(b *bytes.Buffer, s *oaSchema) {
+	if s == nil || len(s.Properties) == 0 {
+		return
+	}
+	req := map[string]bool{}
+	for _, r := range s.Required {
+		req[r] = true
+	}
+	names := make([]string, 0, len(s.Properties))
+	for n := range s.Properties {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	b.WriteString("| field | type | description |\n|---|---|---|\n")
+	for _, n := range names {
+		p := s.Properties[n]
+		name := "`" + n + "`"
+		if req[n] {
+			name += " (required)"
+		}
+		fmt.Fprintf(b, "| %s | %s | %s |\n", name, cell(schemaType(p)), cell(p.Description))
+	}
+	b.WriteString("\n")
+}
+
+// apiReference renders docs/api.md from an OpenAPI 3 document.
+func apiReference(src []byte) ([]byte, error) {
+	var d oaDoc
+	if err := json.Unmarshal(src, &d); err != nil {
+		return nil, fmt.Errorf("openapi.json: %w", err)
+	}
+	var b bytes.Buffer
+	b.WriteString(`<!-- Generated by TestAPIReference (docs/api_test.go) from cmd/smsgw/internal/gateway/openapi.json.
+     Do not edit: change openapi.json and run M2M_UPDATE_DOCS=1 go test -run TestAPIReference ./docs -->
+
+`)
+	fmt.Fprintf(&b, "# HTTP API reference (%s %s)\n\n", d.Info.Title, d.Info.Version)
+	b.WriteString(cell(d.Info.Description) + "\n\n")
+	b.WriteString("The daemon serves this document at `/openapi.json` (no token needed). Every `/api/v1` route takes\n" +
+		"`Authorization: Bearer <token>` (the `api.token` option, else the `api-token` file of the data dir); errors are\n" +
+		"JSON `{\"error\": \"...\"}`. The `smsgw` subcommands are clients of these routes.\n\n")
+	type op struct {
+		path, method string
+		o            oaOperation
+	}
+	var ops []op
+	for p, item := range d.Paths {
+		for _, m := range httpMethods {
+			raw, ok := item[m]
+			if !ok {
+				continue
+			}
+			var o oaOperation
+			if err := json.Unmarshal(raw, &o); err != nil {
+				return nil, fmt.Errorf("openapi.json: %s %s: %w", m, p, err)
+			}
+			ops = append(ops, op{p, m, o})
+		}
+	}
+	if len(ops) == 0 {
+		return nil, fmt.Errorf("openapi.json: no operations")
+	}
+	sort.Slice(ops, func(i, j int) bool {
+		if ops[i].path != ops[j].path {
+			return ops[i].path < ops[j].path
+		}
+		return methodRank(ops[i].method) < methodRank(ops[j].method)
+	})
+	// Index: one line per operation.
+	b.WriteString("## Operations\n\n| method | path | operationId | summary |\n|---|---|---|---|\n")
+	for _, o := range ops {
+		fmt.Fprintf(&b, "| %s | [`%s`](#%s) | %s | %s |\n", strings.ToUpper(o.method), o.path, anchor(o.method, o.path),
+			cellCode(o.o.OperationID), cell(firstSentence(o.o.Summary)))
+	}
+	b.WriteString("\n")
+	for _, o := range ops {
+		fmt.Fprintf(&b, "<a id=\"%s\"></a>\n### %s `%s`\n\n", anchor(o.method, o.path), strings.ToUpper(o.method), o.path)
+		if o.o.OperationID != "" {
+			fmt.Fprintf(&b, "operationId: `%s`", o.o.OperationID)
+		}
+		if o.o.Security != nil && len(*o.o.Security) == 0 {
+			if o.o.OperationID != "" {
+				b.WriteString(" · ")
+			}
+			b.WriteString("no token")
+		}
+		if o.o.OperationID != "" || o.o.Security != nil && len(*o.o.Security) == 0 {
+			b.WriteString("\n\n")
+		}
+		if o.o.Summary != "" {
+			b.WriteString(cell(o.o.Summary) + "\n\n")
+		}
+		if o.o.Description != "" {
+			b.WriteString(strings.TrimSpace(o.o.Description) + "\n\n")
+		}
+		if len(o.o.Parameters) > 0 {
+			b.WriteString("| parameter | in | type | description |\n|---|---|---|---|\n")
+			for _, p := range o.o.Parameters {
+				if p.Ref != "" {
+					shared, ok := d.Components.Parameters[refName(p.Ref)]
+					if !ok {
+						return nil, fmt.Errorf("openapi.json: %s %s: unknown parameter %s", o.method, o.path, p.Ref)
+					}
+					p = shared
+				}
+				name := "`" + p.Name + "`"
+				if p.Required {
+					name += " (required)"
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, p.In, cell(schemaType(p.Schema)), cell(p.Description))
+			}
+			b.WriteString("\n")
+		}
+		if rb := o.o.RequestBody; rb != nil {
+			b.WriteString("Request body")
+			if rb.Required {
+				b.WriteString(" (required)")
+			}
+			b.WriteString(":")
+			if rb.Description != "" {
+				b.WriteString(" " + cell(rb.Description))
+			}
+			b.WriteString("\n\n")
+			for _, ct := range sortedKeys(rb.Content) {
+				s := rb.Content[ct].Schema
+				fmt.Fprintf(&b, "- `%s`", ct)
+				if t := schemaType(s); t != "" && t != "object" {
+					b.WriteString(": " + t)
+				}
+				b.WriteString("\n")
+			}
+			b.WriteString("\n")
+			for _, ct := range sortedKeys(rb.Content) {
+				writeProperties(&b, rb.Content[ct].Schema)
+			}
+		}
+		if len(o.o.Responses) > 0 {
+			b.WriteString("| response | description | body |\n|---|---|---|\n")
+			for _, code := range sortedKeys(o.o.Responses) {
+				r := o.o.Responses[code]
+				if r.Ref != "" {
+					shared, ok := d.Components.Responses[refName(r.Ref)]
+					if !ok {
+						return nil, fmt.Errorf("openapi.json: %s %s: unknown response %s", o.method, o.path, r.Ref)
+					}
+					r = shared
+				}
+				var bodies []string
+				for _, ct := range sortedKeys(r.Content) {
+					t := schemaType(r.Content[ct].Schema)
+					if t == "" {
+						t = "`" + ct + "`"
+					}
+					bodies = append(bodies, t)
+				}
+				fmt.Fprintf(&b, "| %s | %s | %s |\n", code, cell(r.Description), cell(strings.Join(bodies, ", ")))
+			}
+			b.WriteString("\n")
+		}
+	}
+	if len(d.Components.Schemas) > 0 {
+		b.WriteString("## Schemas\n\n")
+		for _, n := range sortedKeys(d.Components.Schemas) {
+			s := d.Components.Schemas[n]
+			fmt.Fprintf(&b, "<a id=\"schema-%s\"></a>\n### %s\n\n", strings.ToLower(n), n)
+			if s.Description != "" {
+				b.WriteString(cell(s.Description) + "\n\n")
+			}
+			if len(s.Properties) == 0 {
+				fmt.Fprintf(&b, "Type: %s\n\n", schemaType(s))
+			}
+			writeProperties(&b, s)
+		}
+	}
+	return b.Bytes(), nil
+}
+
+// refName is the last element of a local $ref.
+func refName(ref string) string { return ref[strings.LastIndexByte(ref, '/')+1:] }
+
+func methodRank(m string) int {
+	for i, x := range httpMethods {
+		if x == m {
+			return i
+		}
+	}
+	return len(httpMethods)
+}
+
+// anchor is the id of an operation's heading.
+func anchor(method, path string) string {
+	var b strings.Builder
+	b.WriteString(method)
+	for _, r := range path {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r >= 'A' && r <= 'Z':
+			b.WriteRune(r - 'A' + 'a')
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return b.String()
+}
+
+func cellCode(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "`" + s + "`"
+}
+
+// firstSentence shortens a summary for the index: up to its first ": "
+// or "; " outside parentheses.
+func firstSentence(s string) string {
+	depth := 0
+	for i, r := range s {
+		switch r {
+		case '(':
+			depth++
+		case ')':
+			depth--
+		case ':', ';':
+			if depth == 0 && strings.HasPrefix(s[i+1:], " ") {
+				return s[:i]
+			}
+		}
+	}
+	return s
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func TestAPIReferenceCases(t *testing.T) {
+	const comps = `"components":{"parameters":{"Limit":{"name":"limit","in":"query","schema":{"type":"integer"},"description":"page size"}},` +
+		`"responses":{"NotFound":{"description":"no such thing"}},"schemas":{"E":{"type":"object","properties":{"error":{"type":"string"}}}}}`
+	for _, c := range []struct {
+		name, doc string
+		want      []string // substrings of the page
+		err       string   // substring of the error
+	}{
+		{name: "shared parameter and response resolved",
+			doc:  `{"info":{"title":"t","version":"1"},` + comps + `,"paths":{"/x":{"get":{"operationId":"getX","summary":"x: y","parameters":[{"$ref":"#/components/parameters/Limit"}],"responses":{"404":{"$ref":"#/components/responses/NotFound"},"400":{"description":"bad","content":{"application/json":{"schema":{"$ref":"#/components/schemas/E"}}}}}}}}}`,
+			want: []string{"| GET | [`/x`](#get-x) | `getX` | x |", "| `limit` | query | integer | page size |", "| 404 | no such thing |", "[E](#schema-e)", "### E"}},
+		{name: "unknown shared parameter",
+			doc: `{"info":{"title":"t","version":"1"},` + comps + `,"paths":{"/x":{"get":{"parameters":[{"$ref":"#/components/parameters/Nope"}]}}}}`,
+			err: "unknown parameter"},
+		{name: "no operations", doc: `{"info":{"title":"t","version":"1"},"paths":{}}`, err: "no operations"},
+		{name: "not JSON", doc: `{`, err: "openapi.json"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := apiReference([]byte(c.doc))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want one containing %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(string(got), w) {
+					t.Errorf("page lacks %q:\n%s", w, got)
+				}
+			}
+		})
+	}
+}

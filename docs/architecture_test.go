@@ -1,0 +1,81 @@
+package docs
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// TestImportRules checks the dependency rules architecture.md states
+// against the packages' imports (go list; test files aside).
+func TestImportRules(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	const mod = "github.com/m2mbearer/m2mbearer/"
+	under := func(pkg, dir string) bool { return pkg == dir || strings.HasPrefix(pkg, dir+"/") }
+	rules := []struct {
+		name   string
+		broken func(pkg, imp string) bool
+	}{
+		{"nothing in bearer imports lwm2m", func(p, i string) bool { return under(p, "bearer") && under(i, "lwm2m") }},
+		{"nothing in modem imports bearer", func(p, i string) bool { return under(p, "modem") && under(i, "bearer") }},
+		{"only modemlink and the simulated SMSC import modem", func(p, i string) bool {
+			return under(p, "bearer") && under(i, "modem") && p != "bearer/sms/modemlink" && p != "bearer/sms/smpp/smsc"
+		}},
+		{"the SMS bearer imports none of its transports", func(p, i string) bool {
+			return p == "bearer/sms" && (under(i, "bearer/sms/smpp") || i == "bearer/sms/route" || i == "bearer/sms/modemlink")
+		}},
+		{"nothing outside cmd imports cmd", func(p, i string) bool { return !under(p, "cmd") && under(i, "cmd") }},
+		{"only cmd imports redisstore", func(p, i string) bool {
+			return under(i, "redisstore") && !under(p, "cmd") && !under(p, "redisstore")
+		}},
+	}
+	pkgs := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || !strings.HasPrefix(f[0], mod) {
+			continue
+		}
+		pkgs++
+		p := strings.TrimPrefix(f[0], mod)
+		for _, imp := range f[1:] {
+			if !strings.HasPrefix(imp, mod) {
+				continue
+			}
+			i := strings.TrimPrefix(imp, mod)
+			for _, r := range rules {
+				if r.broken(p, i) {
+					t.Errorf("%s imports %s: breaks %q (docs/architecture.md)", p, i, r.name)
+				}
+			}
+		}
+	}
+	if pkgs < 20 {
+		t.Fatalf("go list gave %d packages of the module", pkgs)
+	}
+}
+
+// TestEveryPackageDocumented fails when a package of the module is not
+// named in architecture.md (each package says there what it owns).
+func TestEveryPackageDocumented(t *testing.T) {
+	out, err := exec.Command("go", "list", "../...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	arch, err := os.ReadFile("architecture.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range strings.Fields(string(out)) {
+		rel, ok := strings.CutPrefix(p, "github.com/m2mbearer/m2mbearer/")
+		if !ok {
+			continue
+		}
+		if !strings.Contains(string(arch), "`"+rel+"`") {
+			t.Errorf("package %s is not in docs/architecture.md: say what it owns there", rel)
+		}
+	}
+}
