@@ -9,7 +9,11 @@
 // # Design
 //
 // A test can SIGKILL the server and start it again on the same port and
-// directory; with AOF on, what was acknowledged survives. Tests skip when
+// directory; with AOF on, what was acknowledged survives. The port stays
+// reserved for the Server's whole life (a bound socket that never listens,
+// with SO_REUSEADDR), so no other test's server or client takes it while the
+// server is down, and every start checks that the server answering is the
+// process it started (INFO server's process_id). Tests skip when
 // redis-server is not installed (exec.LookPath fails); .ci/run installs
 // Debian's redis-server.
 package redistest

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -24,6 +25,7 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	hold int // fd of the socket reserving port (bound, never listening)
 	args []string
 
 	mu  sync.Mutex
@@ -48,7 +50,7 @@ func Start(t testing.TB, o Options) *Server {
 	if err != nil {
 		t.Skip("redis-server not installed (Debian package redis-server; .ci/run installs it)")
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), hold: -1}
 	s.args = []string{"--bind", "127.0.0.1", "--dir", s.dir, "--save", "", "--protected-mode", "no",
 		"--daemonize", "no", "--loglevel", "warning", "--logfile", filepath.Join(s.dir, "redis.log")}
 	if o.AOF {
@@ -59,25 +61,55 @@ func Start(t testing.TB, o Options) *Server {
 	s.args = append(s.args, o.Extra...)
 	var lastErr error
 	for range 5 {
-		if s.port, err = freePort(); err != nil {
+		if s.hold, s.port, err = reservePort(); err != nil {
 			t.Fatal(err)
 		}
 		if lastErr = s.start(); lastErr == nil {
-			t.Cleanup(s.Stop)
+			t.Cleanup(s.release)
+			t.Cleanup(s.Stop) // runs first: the port is held until the server is gone
 			return s
 		}
+		s.release()
 	}
 	t.Fatalf("redistest: redis-server did not start: %v", lastErr)
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+// reservePort binds a TCP socket to 127.0.0.1 and a port the kernel picks,
+// with SO_REUSEADDR, and never listens on it. It holds the port for the
+// Server's whole life, across Kill and Restart: the kernel hands a port
+// with a bound socket to no one asking for "port 0" (another test's
+// server, any client's connect), while redis-server, which sets
+// SO_REUSEADDR too, may still bind and listen on it (Linux allows that
+// beside a non-listening socket). A connection to the port while the
+// server is down is refused, as with a free port. Without it, a port
+// freed by Kill could be handed to another test's redis-server, which
+// then answered the restart's PING (TestRedisRestartLosesNothing's flake).
+func reservePort() (fd, port int, err error) {
+	fd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		return -1, 0, fmt.Errorf("redistest: reserve a port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	if err = syscall.SetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1); err == nil {
+		err = syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
+	}
+	var sa syscall.Sockaddr
+	if err == nil {
+		sa, err = syscall.Getsockname(fd)
+	}
+	if err != nil {
+		_ = syscall.Close(fd)
+		return -1, 0, fmt.Errorf("redistest: reserve a port: %w", err)
+	}
+	return fd, sa.(*syscall.SockaddrInet4).Port, nil
+}
+
+// release closes the socket reserving the port.
+func (s *Server) release() {
+	if s.hold >= 0 {
+		_ = syscall.Close(s.hold)
+		s.hold = -1
+	}
 }
 
 func (s *Server) start() error {
@@ -100,6 +132,13 @@ func (s *Server) start() error {
 		default:
 		}
 		if s.pingLocked() == nil {
+			// PING proves a server answers, not that it is ours: check
+			// its process id.
+			if err := s.owned(cmd.Process.Pid); err != nil {
+				_ = cmd.Process.Kill()
+				<-exited
+				return err
+			}
 			s.cmd = cmd // the goroutine above reaps it
 			return nil
 		}
@@ -130,6 +169,43 @@ func (s *Server) pingLocked() error {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
+}
+
+// owned checks that the server answering on the port is process pid
+// (INFO server's process_id), not another one that took the port.
+func (s *Server) owned(pid int) error {
+	c, err := net.DialTimeout("tcp", s.Addr(), time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	if _, err := c.Write([]byte("INFO server\r\n")); err != nil {
+		return err
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil || n < 0 || n > 1<<16 {
+		return fmt.Errorf("redistest: INFO server answered %q", strings.TrimSpace(head))
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			if v != strconv.Itoa(pid) {
+				return fmt.Errorf("redistest: port %d is answered by redis-server pid %s, not ours (pid %d); log: %s",
+					s.port, v, pid, s.logTail())
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("redistest: INFO server has no process_id")
 }
 
 func (s *Server) logTail() string {
@@ -184,7 +260,9 @@ func (s *Server) signal(sig syscall.Signal) {
 }
 
 // Restart starts the server again on the same port and directory (after
-// Kill or Stop), waiting until it answers PING (its AOF loaded).
+// Kill or Stop), waiting until it answers PING (its AOF loaded) and checking
+// the server answering is the one it started. The port stayed reserved
+// (reservePort) while the server was down.
 func (s *Server) Restart() {
 	s.t.Helper()
 	var err error
