@@ -35,7 +35,7 @@
 // Only what it needs. A [Transport] sends a TPDU from a SIM and delivers
 // received TPDUs: the bearer knows no modem and no SMSC.
 //
-// One security mode per peer. [Peer] names the [Security] a peer's
+// One security mode per peer. [Peer] names the [Mode] a peer's
 // datagrams must use (DTLS by default, NoSec only when chosen); anything
 // else is refused. With [Config.SplitDTLS] the DTLS peers' records go to
 // [Bearer.DTLS] so that a bearer/secure server runs beside plain and

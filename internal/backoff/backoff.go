@@ -15,6 +15,8 @@
 //		}
 //	}
 //
+// # Design
+//
 // Users: the SMPP link's re-bind and throttle waits (bearer/sms/smpp), the
 // SMS outbox's retry schedule (bearer/sms/outbox), the Redis change feed's
 // reconnection (redisstore) and the LwM2M registration procedure's waits

@@ -4,16 +4,18 @@
 // the caller passes in (tests drive it by hand; rate.Limiter takes explicit
 // times through AllowN, ReserveN and TokensAt).
 //
-// A single bucket is a rate.Limiter used directly (the SMPP link's submit
-// rate, a modem pool member's send rate); this package only adds the keys
-// and their bound.
-//
 // # Usage
 //
 //	l := ratelimit.NewKeyed(ratelimit.Config{Rate: 50, Burst: 500, MaxKeys: 65536, Overflow: ratelimit.Share})
 //	if ok, wait := l.Take(peer, 1, time.Now()); !ok {
 //		// refuse, retry after wait
 //	}
+//
+// # Design
+//
+// A single bucket is a rate.Limiter used directly (the SMPP link's submit
+// rate, a modem pool member's send rate); this package only adds the keys
+// and their bound.
 package ratelimit
 
 import (

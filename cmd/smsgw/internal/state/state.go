@@ -3,6 +3,19 @@
 // it, the marker that tells a fresh data dir from one whose files were
 // lost, and consistent snapshots for backups.
 //
+// # Usage
+//
+//	lock, err := state.Acquire(dataDir) // a second daemon gets ErrLocked
+//	if err != nil {
+//		return err
+//	}
+//	defer lock.Release()
+//	if err := state.Preflight(dataDir); err != nil { // every state file checked
+//		return err // one line: path, problem, what to do
+//	}
+//
+// # Design
+//
 // bbolt trusts its file: a damaged page makes it panic or fault, and an
 // empty file is silently initialised as a new, empty database. So every
 // state file is checked here first, with offsets checked against the file
