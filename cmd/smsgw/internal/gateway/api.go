@@ -257,8 +257,7 @@ func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, bad)
 		return
 	}
-	items, more := pg.page()
-	writeJSON(w, 200, pageBody("devices", items, more, pg.total, func(reg *registry.Registration) any { return g.device(reg) }, nil))
+	writeJSON(w, 200, pg.body("devices", func(reg *registry.Registration) any { return g.device(reg) }, nil))
 }
 
 func (g *Gateway) lookup(w http.ResponseWriter, ep string) (*registry.Registration, bool) {
@@ -776,8 +775,7 @@ func (g *Gateway) listJobs(w http.ResponseWriter, r *http.Request) {
 			return true
 		})
 	}
-	items, more := pg.page()
-	writeJSON(w, 200, pageBody("jobs", items, more, pg.total, func(id uint64) any {
+	writeJSON(w, 200, pg.body("jobs", func(id uint64) any {
 		if rec, err := g.qm.Get(id); err == nil {
 			return g.job(rec)
 		}
