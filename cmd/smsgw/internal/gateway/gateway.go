@@ -168,8 +168,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 }
 
 // start starts the parts in order; New stops them again on an error.
+// The order matters: each part uses the ones started before it (the
+// LwM2M server the SMS bearers, the queue the server, the API both), and
+// the data dir is marked initialised last, once everything runs.
 func (g *Gateway) start(ctx context.Context) error {
-	cfg, log := g.cfg, g.log
 	err := g.setToken()
 	if err != nil {
 		return err
@@ -177,38 +179,82 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err = g.openRedis(ctx); err != nil {
 		return err
 	}
-	for _, d := range cfg.SMS.Devices {
-		g.devices[d.Endpoint] = d
-	}
-	g.psk = map[string]config.PSK{}
-	for _, p := range cfg.LwM2M.PSK {
-		g.psk[p.Identity] = p
-	}
-	sims, err := g.startModems(ctx)
+	g.indexDevices()
+	sims, err := g.startSMSBearers(ctx)
 	if err != nil {
 		return err
 	}
+	if err = g.startLwM2M(ctx, sims); err != nil {
+		return err
+	}
+	if err = g.startAPI(); err != nil {
+		return err
+	}
+	if err = g.cluster.start(ctx); err != nil {
+		return err
+	}
+	if err = g.startFirmware(ctx); err != nil {
+		return err
+	}
+	if err = g.startDemoFleet(ctx, sims); err != nil {
+		return err
+	}
+	if err := g.lock.SetAPI(strings.TrimSuffix(g.Info().API, "/api/v1")); err != nil {
+		return err
+	}
+	return state.MarkInitialised(g.cfg.DataDir)
+}
+
+// indexDevices indexes the configured SMS devices by endpoint and the
+// configured PSKs by identity (startModems adds the demo lights').
+func (g *Gateway) indexDevices() {
+	for _, d := range g.cfg.SMS.Devices {
+		g.devices[d.Endpoint] = d
+	}
+	g.psk = map[string]config.PSK{}
+	for _, p := range g.cfg.LwM2M.PSK {
+		g.psk[p.Identity] = p
+	}
+}
+
+// startSMSBearers opens the modems, the simulated SMSC and the SMPP links,
+// the OSCORE contexts and the SMS bearer over them, and returns the server
+// SIMs (the modems' first, then the SMPP links').
+func (g *Gateway) startSMSBearers(ctx context.Context) ([]string, error) {
+	sims, err := g.startModems(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var simLinks []config.SMPPLink
-	if cfg.Simulator.Enabled && cfg.Simulator.SMPP {
+	if g.cfg.Simulator.Enabled && g.cfg.Simulator.SMPP {
 		l, err := g.startSimSMSC()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		simLinks = append(simLinks, l)
 	}
 	modemSIMs := sims
 	smppSIMs, err := g.startSMPP(simLinks)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sims = append(append([]string(nil), sims...), smppSIMs...)
 	if err = g.startOSCORE(); err != nil {
-		return err
+		return nil, err
 	}
 	if err = g.startSMS(sims, modemSIMs); err != nil {
-		return err
+		return nil, err
 	}
-	if err = g.newCluster(sims); err != nil {
+	return sims, nil
+}
+
+// startLwM2M starts the LwM2M side on the bearers: the cluster, the
+// firmware store, the object models, the server and its queue, the stored
+// values and SMS spend, and the loops that keep them (stopped by the
+// gateway's context and waited for by Shutdown).
+func (g *Gateway) startLwM2M(ctx context.Context, sims []string) error {
+	err := g.newCluster(sims)
+	if err != nil {
 		return err
 	}
 	if err = g.openFirmwareStore(); err != nil {
@@ -235,32 +281,26 @@ func (g *Gateway) start(ctx context.Context) error {
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
 	go g.spendLoop(ctx)
-	if err = g.startAPI(); err != nil {
-		return err
+	return nil
+}
+
+// startDemoFleet starts the simulator's demo lights (when there are any)
+// against the server's UDP and DTLS addresses and sims.
+func (g *Gateway) startDemoFleet(ctx context.Context, sims []string) error {
+	cfg := g.cfg
+	if !cfg.Simulator.Enabled || len(g.plan) == 0 {
+		return nil
 	}
-	if err = g.cluster.start(ctx); err != nil {
-		return err
+	f := cfg.Simulator.Fleet
+	spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, Awake: f.Awake,
+		ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
+		StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: g.log.With("component", "fleet")}
+	if g.dtlsEP != nil {
+		spec.ServerDTLS = g.dtlsEP.LocalAddr()
 	}
-	if err = g.startFirmware(ctx); err != nil {
-		return err
-	}
-	if cfg.Simulator.Enabled && len(g.plan) > 0 {
-		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, Awake: f.Awake,
-			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
-			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
-		if g.dtlsEP != nil {
-			spec.ServerDTLS = g.dtlsEP.LocalAddr()
-		}
-		g.fleet, err = StartFleet(ctx, spec, g.plan)
-		if err != nil {
-			return err
-		}
-	}
-	if err := g.lock.SetAPI(strings.TrimSuffix(g.Info().API, "/api/v1")); err != nil {
-		return err
-	}
-	return state.MarkInitialised(g.cfg.DataDir)
+	var err error
+	g.fleet, err = StartFleet(ctx, spec, g.plan)
+	return err
 }
 
 // startModems opens the modems (virtual ones on ptys in simulator mode) and
