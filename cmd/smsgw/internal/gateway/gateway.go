@@ -465,7 +465,39 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
 }
 
-func (g *Gateway) startServer() (err error) {
+// startServer opens the registration store and starts the LwM2M server,
+// then attaches its bearers in order: UDP, DTLS, SMS (or, in proxy mode,
+// the proxy of the SMS devices).
+func (g *Gateway) startServer() error {
+	err := g.openRegistry()
+	if err != nil {
+		return err
+	}
+	policy, err := g.policyOptions()
+	if err != nil {
+		return err
+	}
+	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
+		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
+	g.srv, err = server.New(g.regs, opts...)
+	if err != nil {
+		return err
+	}
+	if err = g.attachUDP(); err != nil {
+		return err
+	}
+	if err = g.attachDTLS(); err != nil {
+		return err
+	}
+	if err = g.attachSMS(); err != nil {
+		return err
+	}
+	return g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
+}
+
+// openRegistry opens the registration store (g.regs): the shared one in
+// Redis, else registrations.db.
+func (g *Gateway) openRegistry() error {
 	ropts := registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations}
 	dec := func(network, addr string) (net.Addr, error) {
 		if network == sms.Network {
@@ -489,85 +521,90 @@ func (g *Gateway) startServer() (err error) {
 		regs = b
 	}
 	g.regs = regs
-	policy, err := g.policyOptions()
+	return nil
+}
+
+// attachUDP listens on lwm2m.udp (when set) and attaches the CoAP Endpoint
+// there (OSCORE-wrapped when contexts are configured) to the server.
+func (g *Gateway) attachUDP() error {
+	if g.cfg.LwM2M.UDP == "" {
+		return nil
+	}
+	u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
 	if err != nil {
+		return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
+	}
+	ub, err := g.wrapOSCORE(u, "udp")
+	if err != nil {
+		u.Close()
 		return err
 	}
-	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
-	g.srv, err = server.New(regs, opts...)
-	if err != nil {
+	if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
+		bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
+		u.Close()
 		return err
 	}
-	defer func() {
-		if err == nil {
-			err = g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
-		}
-	}()
-	if g.cfg.LwM2M.UDP != "" {
-		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
-		if err != nil {
-			return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
-		}
-		ub, err := g.wrapOSCORE(u, "udp")
-		if err != nil {
-			u.Close()
-			return err
-		}
-		if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
-			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
-			u.Close()
-			return err
-		}
-		g.srv.Attach("udp", g.udpEP)
+	g.srv.Attach("udp", g.udpEP)
+	return nil
+}
+
+// attachDTLS listens on lwm2m.dtls (when set) and attaches the CoAP
+// Endpoint over the DTLS server there (g.dtls) to the server.
+func (g *Gateway) attachDTLS() error {
+	if g.cfg.LwM2M.DTLS == "" {
+		return nil
 	}
-	if g.cfg.LwM2M.DTLS != "" {
-		u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
-		if err != nil {
-			return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
-		}
-		dcfg, err := g.dtlsConfig("udp")
-		if err != nil {
-			u.Close()
-			return err
-		}
-		ds, err := secure.NewServer(u, dcfg)
-		if err != nil {
-			u.Close()
-			return fmt.Errorf("dtls: %w", err)
-		}
-		g.dtls = ds
-		if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.lwm2mHandler("dtls", &g.dtlsEP)),
-			bearer.WithMetrics(endpointMetrics{g.metrics, "dtls"}), bearer.WithLogger(g.log.With("component", "coap-dtls"))); err != nil {
-			ds.Close()
-			return err
-		}
-		g.srv.Attach("dtls", g.dtlsEP)
-		if err := g.metrics.reg.Register(newDTLSCollector(ds)); err != nil {
-			return err
-		}
+	u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
+	if err != nil {
+		return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
 	}
-	if g.smsB != nil && g.cfg.Mode == "proxy" {
+	dcfg, err := g.dtlsConfig("udp")
+	if err != nil {
+		u.Close()
+		return err
+	}
+	ds, err := secure.NewServer(u, dcfg)
+	if err != nil {
+		u.Close()
+		return fmt.Errorf("dtls: %w", err)
+	}
+	g.dtls = ds
+	if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.lwm2mHandler("dtls", &g.dtlsEP)),
+		bearer.WithMetrics(endpointMetrics{g.metrics, "dtls"}), bearer.WithLogger(g.log.With("component", "coap-dtls"))); err != nil {
+		ds.Close()
+		return err
+	}
+	g.srv.Attach("dtls", g.dtlsEP)
+	return g.metrics.reg.Register(newDTLSCollector(ds))
+}
+
+// attachSMS attaches the CoAP Endpoint over the SMS bearer (when there is
+// one) to the server, or in proxy mode bridges the SMS devices that are
+// not woken by trigger to the external server (g.proxy).
+func (g *Gateway) attachSMS() error {
+	if g.smsB == nil {
+		return nil
+	}
+	var err error
+	if g.cfg.Mode == "proxy" {
 		bridged := map[string]string{}
 		for _, d := range g.devices {
 			if !d.Trigger {
 				bridged[d.MSISDN] = d.Endpoint
 			}
 		}
-		if g.proxy, err = newProxy(g.smsB, g.cfg.Proxy.Server, g.cfg.Proxy.Bind, bridged, g.log.With("component", "proxy")); err != nil {
-			return err
-		}
-	} else if g.smsB != nil {
-		sb, err := g.smsServerBearer()
-		if err != nil {
-			return err
-		}
-		if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
-			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
-			return err
-		}
-		g.srv.Attach("sms", g.smsEP)
+		g.proxy, err = newProxy(g.smsB, g.cfg.Proxy.Server, g.cfg.Proxy.Bind, bridged, g.log.With("component", "proxy"))
+		return err
 	}
+	sb, err := g.smsServerBearer()
+	if err != nil {
+		return err
+	}
+	if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
+		bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
+		return err
+	}
+	g.srv.Attach("sms", g.smsEP)
 	return nil
 }
 
