@@ -831,83 +831,124 @@ func (g *Gateway) Info() Info {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var errs []error
 	g.closed.Do(func() {
-		if g.httpSrv != nil {
-			g.hub.close()
-			if err := g.httpSrv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("http: %w", err))
-				g.httpSrv.Close()
-			}
-		}
+		errs = append(errs, g.stopAPI(ctx)...)
 		if g.fleet != nil {
 			g.fleet.Close()
 		}
 		g.cluster.stop()
 		g.cancel()
-		errs = append(errs, g.closeFirmware())
-		if g.squeue != nil {
-			errs = append(errs, g.squeue.Close())
-		}
-		if g.srv != nil {
-			errs = append(errs, g.srv.Close())
-		}
-		g.wg.Wait()
-		if g.udpEP != nil {
-			errs = append(errs, g.udpEP.Close())
-		}
-		if g.dtlsEP != nil {
-			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
-		}
-		if g.proxy != nil {
-			// De-register the bridged devices upstream while their
-			// sockets are still open (the external server would
-			// otherwise keep them until their lifetime runs out).
-			g.proxy.deregisterAll(ctx)
-			g.proxy.Close()
-		}
-		if g.smsEP != nil {
-			errs = append(errs, g.smsEP.Close()) // closes g.smsB
-		} else if g.smsB != nil {
-			errs = append(errs, g.smsB.Close())
-		}
-		if g.proxy != nil {
-			g.proxy.wait()
-		}
-		g.closeSMPP()
-		if g.oscStore != nil {
-			errs = append(errs, g.oscStore.Close())
-		}
-		if g.dtlsSess != nil {
-			errs = append(errs, g.dtlsSess.Close())
-		}
-		if g.link != nil {
-			g.link.Close()
-		}
-		if g.pool != nil {
-			g.pool.Close()
-		}
-		for _, m := range g.modems {
-			m.Close()
-		}
-		if g.quar != nil {
-			errs = append(errs, g.quar.Close())
-		}
-		if g.simNet != nil {
-			g.simNet.Close()
-		}
-		if g.qs != nil {
-			errs = append(errs, g.qs.Close())
-		}
-		if g.regs != nil {
-			errs = append(errs, g.regs.Close())
-		}
-		if g.sharedBind != nil {
-			errs = append(errs, g.sharedBind.Close())
-		}
-		if g.rdb != nil {
-			errs = append(errs, g.rdb.Close())
-		}
-		errs = append(errs, g.closeStateDBs())
-		errs = append(errs, g.lock.Release())
+		errs = append(errs, g.stopLwM2M()...)
+		errs = append(errs, g.closeBearers(ctx)...)
+		errs = append(errs, g.closeModems()...)
+		errs = append(errs, g.closeStores()...)
 	})
 	return errors.Join(errs...)
+}
+
+// stopAPI stops the event streams and the HTTP server, waiting for the
+// requests in flight until ctx ends (then it closes their connections).
+func (g *Gateway) stopAPI(ctx context.Context) []error {
+	if g.httpSrv == nil {
+		return nil
+	}
+	g.hub.close()
+	if err := g.httpSrv.Shutdown(ctx); err != nil {
+		g.httpSrv.Close()
+		return []error{fmt.Errorf("http: %w", err)}
+	}
+	return nil
+}
+
+// stopLwM2M stops firmware updates, the queue (queued requests stay in the
+// store) and the server, then waits for the gateway's loops (start).
+func (g *Gateway) stopLwM2M() []error {
+	errs := []error{g.closeFirmware()}
+	if g.squeue != nil {
+		errs = append(errs, g.squeue.Close())
+	}
+	if g.srv != nil {
+		errs = append(errs, g.srv.Close())
+	}
+	g.wg.Wait()
+	return errs
+}
+
+// closeBearers closes the CoAP Endpoints and their bearers (the SMS outbox
+// keeps what is not sent), the proxy (de-registering its devices upstream
+// first), the SMPP links and the security state (OSCORE contexts, DTLS
+// sessions).
+func (g *Gateway) closeBearers(ctx context.Context) []error {
+	var errs []error
+	if g.udpEP != nil {
+		errs = append(errs, g.udpEP.Close())
+	}
+	if g.dtlsEP != nil {
+		errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
+	}
+	if g.proxy != nil {
+		// De-register the bridged devices upstream while their
+		// sockets are still open (the external server would
+		// otherwise keep them until their lifetime runs out).
+		g.proxy.deregisterAll(ctx)
+		g.proxy.Close()
+	}
+	if g.smsEP != nil {
+		errs = append(errs, g.smsEP.Close()) // closes g.smsB
+	} else if g.smsB != nil {
+		errs = append(errs, g.smsB.Close())
+	}
+	if g.proxy != nil {
+		g.proxy.wait()
+	}
+	g.closeSMPP()
+	if g.oscStore != nil {
+		errs = append(errs, g.oscStore.Close())
+	}
+	if g.dtlsSess != nil {
+		errs = append(errs, g.dtlsSess.Close())
+	}
+	return errs
+}
+
+// closeModems closes the modem link, the pool and the modems, the
+// quarantine of undeliverable SMS, and the simulated network.
+func (g *Gateway) closeModems() []error {
+	if g.link != nil {
+		g.link.Close()
+	}
+	if g.pool != nil {
+		g.pool.Close()
+	}
+	for _, m := range g.modems {
+		m.Close()
+	}
+	var errs []error
+	if g.quar != nil {
+		errs = append(errs, g.quar.Close())
+	}
+	if g.simNet != nil {
+		g.simNet.Close()
+	}
+	return errs
+}
+
+// closeStores closes the queue and registration stores, the shared store,
+// the state files, and releases the data dir's lock last.
+func (g *Gateway) closeStores() []error {
+	var errs []error
+	if g.qs != nil {
+		errs = append(errs, g.qs.Close())
+	}
+	if g.regs != nil {
+		errs = append(errs, g.regs.Close())
+	}
+	if g.sharedBind != nil {
+		errs = append(errs, g.sharedBind.Close())
+	}
+	if g.rdb != nil {
+		errs = append(errs, g.rdb.Close())
+	}
+	errs = append(errs, g.closeStateDBs())
+	errs = append(errs, g.lock.Release())
+	return errs
 }
