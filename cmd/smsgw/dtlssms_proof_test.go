@@ -60,23 +60,7 @@ func TestDTLSOverSMSProof(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 0, oscore_sms: 0, dtls_sms: 1, awake: 8s}
-`, fwProofToken)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeProofConfig(t, dir, "{udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 0, oscore_sms: 0, dtls_sms: 1, awake: 8s}")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	data := filepath.Join(dir, "data")

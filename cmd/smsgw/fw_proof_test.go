@@ -95,6 +95,34 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 	return d
 }
 
+// writeProofConfig writes the configuration of a daemon proof test to
+// dir/smsgw.yaml and returns its path: the API and the UDP listener on
+// ephemeral loopback ports with fwProofToken, no DTLS listener, warnings
+// only, the simulator's 50ms latency and 20ms send time, the demo fleet
+// given as a YAML flow mapping (e.g. "{udp: 2, sms: 1, awake: 8s}"), and
+// the YAML sections of extra after it.
+func writeProofConfig(t *testing.T, dir, fleet string, extra ...string) string {
+	t.Helper()
+	cfgFile := filepath.Join(dir, "smsgw.yaml")
+	cfg := fmt.Sprintf(`api:
+  listen: 127.0.0.1:0
+  token: %s
+lwm2m:
+  udp: 127.0.0.1:0
+  dtls: ""
+log:
+  level: warn
+simulator:
+  latency: 50ms
+  send_time: 20ms
+  fleet: %s
+`, fwProofToken, fleet) + strings.Join(extra, "")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgFile
+}
+
 // kill sends SIGKILL and waits for the process.
 func (d *daemon) kill() {
 	d.once.Do(func() {
@@ -221,31 +249,11 @@ func TestFirmwareProof(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "smsgw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
 	const nUDP, nQueue, nSMS = 24, 6, 2
 	data := filepath.Join(dir, "data")
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: %d, queue: %d, sms: %d, dtls: 0, awake: 8s}
-firmware:
-  concurrency: 6
-`, fwProofToken, nUDP, nQueue, nSMS)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeProofConfig(t, dir, fmt.Sprintf("{udp: %d, queue: %d, sms: %d, dtls: 0, awake: 8s}", nUDP, nQueue, nSMS),
+		"firmware:\n  concurrency: 6\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
 	defer cancel()
 	args := []string{"-config", cfgFile, "-data", data}

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,27 +26,8 @@ func TestOSCOREProof(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "smsgw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 1, oscore_sms: 1, oscore_queue: 1, awake: 4s}
-`, fwProofToken)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
+	cfgFile := writeProofConfig(t, dir, "{udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 1, oscore_sms: 1, oscore_queue: 1, awake: 4s}")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	d := startDaemon(t, ctx, bin, "-config", cfgFile, "-data", filepath.Join(dir, "data"))
