@@ -177,27 +177,31 @@ func TestDaemonProof(t *testing.T) {
 	}
 
 	// Bad input gets clear errors.
+	// The cases run in order: "write" sets what "read back" reads.
 	for _, c := range []struct {
+		name                    string
 		method, path, body, tok string
 		want                    int
 	}{
-		{"GET", "/devices", "", "", 401},
-		{"GET", "/devices", "", "wrong", 401},
-		{"GET", "/devices/no-such-light/data/3/0", "", token, 404},
-		{"GET", "/devices/light-udp-1/data/3/zero", "", token, 400},
-		{"PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":"bright"}`, token, 400},
-		{"PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":40}`, token, 200},
-		{"GET", "/devices/light-udp-1/data/3311/0/5851", "", token, 200},
-		{"GET", "/devices/light-udp-1/data/3311/7", "", token, 404},
-		{"GET", "/jobs/notanumber", "", token, 400},
+		{"no token", "GET", "/devices", "", "", 401},
+		{"wrong token", "GET", "/devices", "", "wrong", 401},
+		{"unknown device", "GET", "/devices/no-such-light/data/3/0", "", token, 404},
+		{"bad path", "GET", "/devices/light-udp-1/data/3/zero", "", token, 400},
+		{"value of the wrong type", "PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":"bright"}`, token, 400},
+		{"write", "PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":40}`, token, 200},
+		{"read back", "GET", "/devices/light-udp-1/data/3311/0/5851", "", token, 200},
+		{"unknown instance", "GET", "/devices/light-udp-1/data/3311/7", "", token, 404},
+		{"bad job id", "GET", "/jobs/notanumber", "", token, 400},
 	} {
-		code, v := call(c.method, c.path, c.body, c.tok)
-		if code != c.want {
-			t.Errorf("%s %s: HTTP %d %v, want %d", c.method, c.path, code, v, c.want)
-		}
-		if code >= 400 && (v["error"] == nil || v["error"] == "") {
-			t.Errorf("%s %s: no error message", c.method, c.path)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			code, v := call(c.method, c.path, c.body, c.tok)
+			if code != c.want {
+				t.Errorf("%s %s: HTTP %d %v, want %d", c.method, c.path, code, v, c.want)
+			}
+			if code >= 400 && (v["error"] == nil || v["error"] == "") {
+				t.Errorf("%s %s: no error message", c.method, c.path)
+			}
+		})
 	}
 
 	// Graceful stop on SIGINT.

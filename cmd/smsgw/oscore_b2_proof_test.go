@@ -97,17 +97,25 @@ func TestOSCOREAppendixB2Proof(t *testing.T) {
 		}
 	}
 	second := run("second run (the lights' OSCORE state deleted)")
-	for _, ev := range []map[string]int{first, second} {
+	for _, r := range []struct {
+		name string
+		ev   map[string]int
+	}{{"first run", first}, {"second run", second}} {
+		ev := r.ev
 		for _, tr := range []string{"udp", "sms"} {
-			if ev[tr+"/b2_response1"] < 1 || ev[tr+"/replay"] != 0 || ev[tr+"/decrypt_failed"] != 0 {
-				t.Errorf("%s: response #1 %d, replay %d, decrypt_failed %d", tr, ev[tr+"/b2_response1"], ev[tr+"/replay"], ev[tr+"/decrypt_failed"])
-			}
+			t.Run(r.name+" "+tr, func(t *testing.T) {
+				if ev[tr+"/b2_response1"] < 1 || ev[tr+"/replay"] != 0 || ev[tr+"/decrypt_failed"] != 0 {
+					t.Errorf("%s: response #1 %d, replay %d, decrypt_failed %d", tr, ev[tr+"/b2_response1"], ev[tr+"/replay"], ev[tr+"/decrypt_failed"])
+				}
+			})
 		}
 	}
 	for _, l := range lights {
-		if _, err := os.Stat(filepath.Join(data, "fleet", l, "oscore.db")); err != nil {
-			t.Errorf("%s: no new OSCORE state after the run: %v", l, err)
-		}
+		t.Run("new OSCORE state of "+l, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(data, "fleet", l, "oscore.db")); err != nil {
+				t.Errorf("%s: no new OSCORE state after the run: %v", l, err)
+			}
+		})
 	}
 }
 

@@ -83,10 +83,12 @@ simulator:
 		atk := newCoAPPeer(t, "127.0.0.2")
 		before := d.metric(`smsgw_lwm2m_refused_total{reason="forbidden"}`)
 		for _, ep := range []string{"light-sms-1", "light-dtls-1", "meter-7"} {
-			code, _, diag := atk.call(server, codes.POST, "/rd", []string{"ep=" + ep, "lt=300", "b=U"}, "</1/0>,</3/0>")
-			if code != codes.Forbidden {
-				t.Errorf("register %s over UDP: %v %s, want 4.03", ep, code, diag)
-			}
+			t.Run(ep, func(t *testing.T) {
+				code, _, diag := atk.call(server, codes.POST, "/rd", []string{"ep=" + ep, "lt=300", "b=U"}, "</1/0>,</3/0>")
+				if code != codes.Forbidden {
+					t.Errorf("register %s over UDP: %v %s, want 4.03", ep, code, diag)
+				}
+			})
 		}
 		if _, v := d.call("GET", "/devices/light-sms-1", ""); v["transport"] != "sms" {
 			t.Errorf("light-sms-1 after the attempt: %v", v)
@@ -204,9 +206,11 @@ simulator:
 			{"lifetime 2^32-1", []string{"ep=lt-max", "lt=4294967295"}, "</1/0>", codes.BadRequest},
 			{"1,000-byte link attribute", []string{"ep=big-attr"}, `</1/0>;x="` + strings.Repeat("a", 1000) + `"`, codes.BadRequest},
 		} {
-			if code, _, diag := p.call(server, codes.POST, "/rd", c.queries, c.payload); code != c.want {
-				t.Errorf("%s: %v %s, want %v", c.name, code, diag, c.want)
-			}
+			t.Run(c.name, func(t *testing.T) {
+				if code, _, diag := p.call(server, codes.POST, "/rd", c.queries, c.payload); code != c.want {
+					t.Errorf("%s: %v %s, want %v", c.name, code, diag, c.want)
+				}
+			})
 		}
 	})
 
