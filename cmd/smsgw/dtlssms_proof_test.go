@@ -99,6 +99,7 @@ func TestDTLSOverSMSProof(t *testing.T) {
 	}
 	for _, ep := range []string{light, plain} {
 		t.Run("read and write "+ep, func(t *testing.T) {
+			d := d.on(t)
 			r := step(t, d, "read /3/0/0", ep, "GET", "3/0/0", "", 200)
 			if r.out != 1 || r.in != 1 || r.hsOut+r.hsIn != 0 {
 				t.Errorf("read of %s: %v, want 1 SMS each way and no handshake", ep, r)
@@ -120,6 +121,7 @@ func TestDTLSOverSMSProof(t *testing.T) {
 	id, _ := d.cli("fw", "upload", pkgFile, "-version", "2.0.0")["id"].(string)
 	for _, ep := range []string{light, plain} {
 		t.Run("firmware push to "+ep, func(t *testing.T) {
+			d := d.on(t)
 			before := d.smsUse(ep)
 			start := time.Now()
 			job := d.cli("fw", "update", ep, id, "-sms")

@@ -30,7 +30,7 @@ type daemon struct {
 	done   chan error
 	stderr *lockedBuffer
 	stdout *lockedBuffer // the banner and anything else printed
-	once   sync.Once
+	once   *sync.Once    // shared by the copies on returns
 
 	// tokenFile holds fwProofToken for the CLI (-token-file).
 	tokenFile string
@@ -40,7 +40,7 @@ const fwProofToken = "fw-proof-token"
 
 func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}}
+	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, once: new(sync.Once)}
 	d.cmd = exec.CommandContext(ctx, bin, args...)
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
@@ -121,6 +121,14 @@ simulator:
 		t.Fatal(err)
 	}
 	return cfgFile
+}
+
+// on returns d reporting to t, a subtest of d's test: a failed request
+// then ends the subtest, not its parent from the subtest's goroutine.
+func (d *daemon) on(t *testing.T) *daemon {
+	c := *d
+	c.t = t
+	return &c
 }
 
 // kill sends SIGKILL and waits for the process.

@@ -84,7 +84,7 @@ simulator:
 		before := d.metric(`smsgw_lwm2m_refused_total{reason="forbidden"}`)
 		for _, ep := range []string{"light-sms-1", "light-dtls-1", "meter-7"} {
 			t.Run(ep, func(t *testing.T) {
-				code, _, diag := atk.call(server, codes.POST, "/rd", []string{"ep=" + ep, "lt=300", "b=U"}, "</1/0>,</3/0>")
+				code, _, diag := atk.on(t).call(server, codes.POST, "/rd", []string{"ep=" + ep, "lt=300", "b=U"}, "</1/0>,</3/0>")
 				if code != codes.Forbidden {
 					t.Errorf("register %s over UDP: %v %s, want 4.03", ep, code, diag)
 				}
@@ -207,7 +207,7 @@ simulator:
 			{"1,000-byte link attribute", []string{"ep=big-attr"}, `</1/0>;x="` + strings.Repeat("a", 1000) + `"`, codes.BadRequest},
 		} {
 			t.Run(c.name, func(t *testing.T) {
-				if code, _, diag := p.call(server, codes.POST, "/rd", c.queries, c.payload); code != c.want {
+				if code, _, diag := p.on(t).call(server, codes.POST, "/rd", c.queries, c.payload); code != c.want {
 					t.Errorf("%s: %v %s, want %v", c.name, code, diag, c.want)
 				}
 			})
@@ -324,7 +324,14 @@ func vmRSS(t *testing.T, pid int) int64 {
 type coapPeer struct {
 	t    *testing.T
 	conn *net.UDPConn
-	mid  atomic.Uint32
+	mid  *atomic.Uint32 // shared by the copies on returns
+}
+
+// on returns p reporting to t, a subtest of p's test (see daemon.on).
+func (p *coapPeer) on(t *testing.T) *coapPeer {
+	c := *p
+	c.t = t
+	return &c
 }
 
 func newCoAPPeer(t *testing.T, ip string) *coapPeer { return newCoAPPeerPort(t, ip, 0) }
@@ -336,7 +343,7 @@ func newCoAPPeerPort(t *testing.T, ip string, port int) *coapPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	p := &coapPeer{t: t, conn: c}
+	p := &coapPeer{t: t, conn: c, mid: new(atomic.Uint32)}
 	p.mid.Store(uint32(time.Now().UnixNano()))
 	return p
 }
