@@ -41,7 +41,7 @@ func TestOSCOREProof(t *testing.T) {
 	// segments counts the light's own SMS (the fleet's other lights send
 	// and receive SMS at any time, so the gateway-wide counters are not
 	// exact); a light with no SMS number has none (404).
-	segments := func(light string) (out, in float64) {
+	segments := func(d *daemon, light string) (out, in float64) {
 		code, v := d.call("GET", "/devices/"+light+"/sms", "")
 		if code == 404 {
 			return 0, 0
@@ -63,13 +63,14 @@ func TestOSCOREProof(t *testing.T) {
 		{"NoSec over SMS", "light-sms-1", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o0, i0 := segments(tc.light)
+			d := d.on(t)
+			o0, i0 := segments(d, tc.light)
 			start := time.Now()
 			code, v := d.call("GET", "/devices/"+tc.light+"/data/3/0/0", "")
 			if code != 200 || !strings.Contains(fmt.Sprint(v), "m2mbearer") {
 				t.Fatalf("read /3/0/0: %d %v", code, v)
 			}
-			o1, i1 := segments(tc.light)
+			o1, i1 := segments(d, tc.light)
 			t.Logf("%s: read /3/0/0 in %v, SMS out %v, in %v", tc.light, time.Since(start).Round(time.Millisecond), o1-o0, i1-i0)
 			if o1-o0 != tc.sms || i1-i0 != tc.sms {
 				t.Errorf("SMS segments out %v in %v, want %v each", o1-o0, i1-i0, tc.sms)
@@ -77,7 +78,7 @@ func TestOSCOREProof(t *testing.T) {
 		})
 	}
 	t.Run("OSCORE queue light asleep, woken by an OSCORE SMS trigger", func(t *testing.T) {
-		oscoreQueueWake(t, d)
+		oscoreQueueWake(t, d.on(t))
 	})
 	m := d.metrics()
 	for _, tr := range []string{"udp", "sms"} {

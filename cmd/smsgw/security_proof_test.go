@@ -80,6 +80,7 @@ simulator:
 	dtlsAddr := d.bannerAddr(`LwM2M DTLS:\s+coaps://(\S+)`)
 
 	t.Run("hijack", func(t *testing.T) {
+		d := d.on(t)
 		atk := newCoAPPeer(t, "127.0.0.2")
 		before := d.metric(`smsgw_lwm2m_refused_total{reason="forbidden"}`)
 		for _, ep := range []string{"light-sms-1", "light-dtls-1", "meter-7"} {
@@ -102,6 +103,7 @@ simulator:
 	})
 
 	t.Run("sms injection", func(t *testing.T) {
+		d := d.on(t)
 		atk := newCoAPPeer(t, "127.0.0.2")
 		peers := d.metric(`smsgw_sms_state{what="peers"}`)
 		wakeups := d.metric(`smsgw_sms_wakeups_total`)
@@ -131,6 +133,7 @@ simulator:
 	})
 
 	t.Run("id guessing", func(t *testing.T) {
+		d := d.on(t)
 		victim := newCoAPPeer(t, "127.0.0.4")
 		code, loc, diag := victim.call(server, codes.POST, "/rd", []string{"ep=victim", "lt=300", "b=U"}, "</1/0>,</3/0>")
 		if code != codes.Created {
@@ -168,6 +171,7 @@ simulator:
 	})
 
 	t.Run("update and de-register from another source", func(t *testing.T) {
+		d := d.on(t)
 		victim := newCoAPPeer(t, "127.0.0.4")
 		code, loc, diag := victim.call(server, codes.POST, "/rd", []string{"ep=victim-2", "lt=300", "b=U"}, "</1/0>,</3/0>")
 		if code != codes.Created {
@@ -215,6 +219,7 @@ simulator:
 	})
 
 	t.Run("registration flood", func(t *testing.T) {
+		d := d.on(t)
 		pid := d.cmd.Process.Pid
 		rssBefore := vmRSS(t, pid)
 		_, v := d.call("GET", "/devices", "")
@@ -244,6 +249,7 @@ simulator:
 	})
 
 	t.Run("dtls hello flood", func(t *testing.T) {
+		d := d.on(t)
 		res := helloFlood(t, d, dtlsAddr, "127.0.0.6", 10000)
 		t.Logf("10,000 ClientHellos: %s", res)
 		if res.logBytes > 16<<10 {
