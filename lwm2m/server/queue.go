@@ -43,7 +43,7 @@ import (
 type QueueConfig struct {
 	// Config configures the queue.Manager; Config.Store is required
 	// (queue.BoltStore for durability) and Config.Waker sends the SMS
-	// wake-ups (queue.NewSMSWaker over the SMS bearer; nil disables
+	// wake-ups (smswake.New over the SMS bearer; nil disables
 	// them). EnableQueue sets Config.Executor to the Server (it must be
 	// left nil) and, when Config.Logger is nil, gives the Manager the
 	// Server's logger. Config.DefaultWindow is the awake window after the
@@ -56,7 +56,9 @@ type QueueConfig struct {
 	// registered over another transport, so the SMS bearer accepts its
 	// messages and sends from the right SIM. A registration's own "sms="
 	// number is never added.
-	Peers queue.PeerSetter
+	Peers interface {
+		AddPeer(number string, p sms.Peer) error
+	}
 	// PeerSecurity is the SMS security mode of peers added through Peers.
 	// Its zero value is sms.ModeDTLS, as for sms.Peer: unsecured SMS
 	// (what LwM2M permits for triggers where configured) must be chosen
@@ -633,7 +635,7 @@ func (q *Queue) configure(reg *registry.Registration, probe bool) {
 	if t != nil {
 		dc.Wake = t
 		if q.cfg.Peers != nil && reg.Transport() != "sms" {
-			if err := q.cfg.Peers.AddPeer(t.MSISDN, sms.Peer{Security: q.cfg.PeerSecurity, SIM: t.SIM, Framing: t.Framing}); err != nil {
+			if err := q.cfg.Peers.AddPeer(t.MSISDN, sms.Peer{Security: q.cfg.PeerSecurity, SIM: t.SIM, Framing: d.Framing}); err != nil {
 				q.s.log.Warn("lwm2m queue: SMS peer not added", "ep", reg.Endpoint, "err", err)
 			}
 		}
@@ -695,7 +697,7 @@ func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.
 	}
 	return &queue.WakeTarget{MSISDN: a.String(), Version: reg.Version.String(),
 		Binding: registry.BindingMode(reg.Version, reg.Binding, reg.Queue),
-		Framing: d.Framing, TransportArg: d.TransportArg, SIM: d.SIM}
+		WAPPush: d.Framing == sms.FramingWAPPush, TransportArg: d.TransportArg, SIM: d.SIM}
 }
 
 // readTrigger reads /1 of an LwM2M 1.1+ device to learn the instance x of

@@ -649,7 +649,7 @@ func (g *Gateway) wakeTarget(r *registry.Registration) *queue.WakeTarget {
 	}
 	return &queue.WakeTarget{MSISDN: a.String(), Version: r.Version.String(),
 		Binding: registry.BindingMode(r.Version, r.Binding, r.Queue), Trigger: d.Trigger,
-		Framing: g.framing(), SIM: d.ServerSIM}
+		WAPPush: g.framing() == sms.FramingWAPPush, SIM: d.ServerSIM}
 }
 
 // events turns registration events into queue-mode state, metrics and SSE.
