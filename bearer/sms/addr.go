@@ -8,7 +8,7 @@ import (
 )
 
 // Network is the network name of SMS addresses.
-const Network = "sms"
+const Network = msisdn.Network
 
 // E.164 limits: at most 15 digits (E.164 §6.1); we also refuse fewer than
 // 7, shorter than the shortest national number plus country code in use

@@ -26,6 +26,10 @@ import (
 	"strings"
 )
 
+// Network is the network name of SMS addresses (net.Addr.Network of
+// bearer/sms.Addr).
+const Network = "sms"
+
 // E.164 limits: at most 15 digits (E.164 §6.1); we also refuse fewer than
 // 7, shorter than the shortest national number plus country code in use
 // (short codes are not MSISDNs).

@@ -203,7 +203,7 @@ func TestCrashChild(t *testing.T) {
 	qc := server.QueueConfig{Config: queue.Config{Store: qs,
 		DefaultWindow: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
 		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: new(8), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
-		Concurrency: crashDevices}, Peers: smsB, PeerSecurity: sms.ModeNoSec, Device: device}
+		Concurrency: crashDevices}, Peers: smswake.Peers{Setter: smsB, Security: sms.ModeNoSec}, Device: device}
 	if phase == "drain" {
 		qc.Waker = smswake.New(smsB, smsB)
 	}

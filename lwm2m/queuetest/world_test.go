@@ -170,7 +170,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 				}
 			},
 		},
-		Peers: side.b, PeerSecurity: sms.ModeNoSec, Device: w.device,
+		Peers: smswake.Peers{Setter: side.b, Security: sms.ModeNoSec}, Device: w.device,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -616,7 +616,7 @@ func (g *Gateway) deviceSettings(r *registry.Registration) server.DeviceSettings
 	g.devMu.RLock()
 	d, ok := g.devices[r.Endpoint]
 	g.devMu.RUnlock()
-	ds := server.DeviceSettings{Framing: g.framing(), Window: g.awakeWindow()}
+	ds := server.DeviceSettings{WAPPush: g.framing() == sms.FramingWAPPush, Window: g.awakeWindow()}
 	if ok {
 		ds.MSISDN, ds.SIM = d.MSISDN, d.ServerSIM
 	}
