@@ -349,79 +349,114 @@ func (x *Context) reopenRequest(m *message.Message, opt OptionValue, ks *keyset)
 	return merge(m, code, inner, payload, false), rid, nil
 }
 
+// receiveResponse verifies a response with the context its token is
+// bound to; an Echo challenge or an Appendix B.2 response #1 makes the
+// request go again (retry) instead of going up.
 func (c *Conn) receiveResponse(in inbound) ([]byte, net.Addr, bool) {
-	m, data, peer, pk, opt, has, oerr := in.m, in.data, in.peer, in.pk, in.opt, in.has, in.oerr
+	m, peer := in.m, in.peer
 	now := time.Now()
-	tk := tokKey{pk, string(m.Token)}
+	tk := tokKey{in.pk, string(m.Token)}
 	c.mu.Lock()
 	b, ok := c.cli.get(tk, now)
 	c.mu.Unlock()
-	if !ok {
-		if !has && c.cfg.allowPlain && !c.configured(pk) {
+	if !ok || !in.has || in.oerr != nil {
+		return c.unverifiedResponse(in, ok)
+	}
+	r, err := b.ctx.unprotectResponse(m, in.opt, b.rid)
+	if err != nil {
+		c.dropResponse(peer, err)
+		return nil, nil, false
+	}
+	if r.confirmed {
+		c.m.Count(EventB2Established, 1)
+		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
+	}
+	fresh, retry, ev := c.admitResponse(b, tk, r, now)
+	if !fresh {
+		c.m.Count(EventNotificationReplay, 1)
+		c.ackIfCON(m, peer)
+		return nil, nil, false
+	}
+	if retry {
+		return c.retry(m, peer, in.pk, b, ev)
+	}
+	return c.deliverResponse(in, b, r.msg)
+}
+
+// unverifiedResponse takes a response that cannot be verified: bound
+// false, its token is bound to no request of ours (up as it is from a
+// peer allowed to talk plain, else dropped and a CON acknowledged); or it
+// has no valid OSCORE option (an unprotected error goes up: it can only
+// fail the request).
+func (c *Conn) unverifiedResponse(in inbound, bound bool) ([]byte, net.Addr, bool) {
+	m, peer := in.m, in.peer
+	if !bound {
+		if !in.has && c.cfg.allowPlain && !c.configured(in.pk) {
 			c.m.Count(EventPlainPassed, 1)
-			return data, peer, true
+			return in.data, peer, true
 		}
 		c.m.Count(EventUnexpected, 1)
 		c.ackIfCON(m, peer)
 		return nil, nil, false
 	}
-	if !has {
+	if !in.has {
 		if m.Code>>5 >= 4 {
 			// An unprotected error (the peer could not verify the request:
 			// 4.01, 4.02, 4.00): the requester learns it failed. It is not
 			// authenticated, so it can only ever fail a request.
 			c.m.Count(EventPlainError, 1)
-			return data, peer, true
+			return in.data, peer, true
 		}
 		c.m.Count(EventPlainRefused, 1)
 		return nil, nil, false
 	}
-	if oerr != nil {
+	c.m.Count(EventBadOption, 1)
+	return nil, nil, false
+}
+
+// dropResponse counts a response that failed verification.
+func (c *Conn) dropResponse(peer net.Addr, err error) {
+	switch {
+	case errors.Is(err, ErrDecrypt):
+		c.m.Count(EventDecryptFailed, 1)
+	case errors.Is(err, ErrBadOption):
 		c.m.Count(EventBadOption, 1)
-		return nil, nil, false
+	default:
+		c.m.Count(EventDecodeError, 1)
 	}
-	r, err := b.ctx.unprotectResponse(m, opt, b.rid)
-	if err != nil {
-		switch {
-		case errors.Is(err, ErrDecrypt):
-			c.m.Count(EventDecryptFailed, 1)
-		case errors.Is(err, ErrBadOption):
-			c.m.Count(EventBadOption, 1)
-		default:
-			c.m.Count(EventDecodeError, 1)
-		}
-		c.log.Debug("oscore: response dropped", "peer", peer.String(), "err", err)
-		return nil, nil, false
-	}
-	inner, seq, own := r.msg, r.seq, r.own
-	if r.confirmed {
-		c.m.Count(EventB2Established, 1)
-		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
-	}
+	c.log.Debug("oscore: response dropped", "peer", peer.String(), "err", err)
+}
+
+// admitResponse updates b for a verified response r: fresh false for a
+// notification older than the last one (§7.4.1: accepted in Partial IV
+// order only); retry when the request must go again (an Echo challenge
+// or a B.2 response #1, at most maxRetries times), ev saying which.
+func (c *Conn) admitResponse(b *cliBinding, tk tokKey, r responseResult, now time.Time) (fresh, retry bool, ev Event) {
 	c.mu.Lock()
-	if b.observe && own {
-		// §7.4.1: notifications are accepted in Partial IV order only.
-		if b.notified && seq <= b.lastNotif {
-			c.mu.Unlock()
-			c.m.Count(EventNotificationReplay, 1)
-			c.ackIfCON(m, peer)
-			return nil, nil, false
+	defer c.mu.Unlock()
+	if b.observe && r.own {
+		if b.notified && r.seq <= b.lastNotif {
+			return false, false, 0
 		}
-		b.notified, b.lastNotif = true, seq
+		b.notified, b.lastNotif = true, r.seq
 		c.cli.touch(tk, now.Add(c.cfg.obsIdle))
 	}
-	ev := EventEchoRetry
+	ev = EventEchoRetry
 	if r.rederive {
 		ev = EventB2Request2
 	}
-	retry := (r.rederive || inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo)) && b.retries < maxRetries
+	inner := r.msg
+	retry = (r.rederive || inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo)) && b.retries < maxRetries
 	if retry {
 		b.retries++
 	}
-	c.mu.Unlock()
-	if retry {
-		return c.retry(m, peer, pk, b, ev)
-	}
+	return true, retry, ev
+}
+
+// deliverResponse hands a verified response up, ending the Echo retry it
+// answers.
+func (c *Conn) deliverResponse(in inbound, b *cliBinding, inner *message.Message) ([]byte, net.Addr, bool) {
+	m := in.m
 	if b.retryMID >= 0 && m.Type == message.Acknowledgement && m.MessageID == b.retryMID {
 		// The answer to our Echo retry, piggybacked on an ACK the message
 		// layer never sent a request for: hand it up as a separate
@@ -437,7 +472,7 @@ func (c *Conn) receiveResponse(in inbound) ([]byte, net.Addr, bool) {
 		return nil, nil, false
 	}
 	c.m.Count(EventVerified, 1)
-	return out, &Addr{Inner: peer, Identity: b.ctx.Identity()}, true
+	return out, &Addr{Inner: in.peer, Identity: b.ctx.Identity()}, true
 }
 
 func (c *Conn) ackIfCON(m *message.Message, peer net.Addr) {
