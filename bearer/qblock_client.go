@@ -479,6 +479,7 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 	for n := 0; ; n++ {
 		mm := m
 		mm.Options = cloneOptions(m.Options)
+		sent := time.Now() // before the write: the answer can be heard before it returns
 		if err := t.sendMID(&mm, mid); err != nil {
 			return nil, err
 		}
@@ -493,7 +494,7 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 			// 9177 §4.4), on SMS byte for byte.
 			mid = -1
 		}
-		resp, again, err := s.await(ctx, t, n)
+		resp, again, err := s.await(ctx, t, n, sent)
 		if err != nil {
 			return nil, err
 		}
