@@ -51,19 +51,14 @@ type Conn struct {
 // closed too.
 func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) (*Conn, error) {
 	if inner == nil || peer == nil {
+		if inner != nil {
+			_ = inner.Close()
+		}
 		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrConfig)
 	}
-	if err := cfg.validate(false); err != nil {
-		return nil, err
-	}
-	c := cfg.withDefaults()
-	if err := checkSuitesKnown(c.CipherSuites); err != nil {
-		return nil, err
-	}
-	// The client pays for the CIDs the server issues (DefaultCIDLength by
-	// default); it asks for its own only when CIDLength was set > 0.
-	params, mtu, err := wrapParams(inner.Params(), c.suites(false), c.issuedCIDLen(), c.MTU)
+	c, params, mtu, err := dialSetup(inner, cfg)
 	if err != nil {
+		_ = inner.Close() // as documented: on error inner is closed too
 		return nil, err
 	}
 	cn := &Conn{
@@ -87,6 +82,26 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	}
 	cn.established(conn, &c, v, offered)
 	return cn, nil
+}
+
+// dialSetup checks cfg and computes what Dial needs before it starts:
+// the config with its defaults, and inner's parameters and MTU adapted to
+// DTLS with the chosen suites and CIDs.
+func dialSetup(inner bearer.Bearer, cfg *Config) (Config, bearer.Params, int, error) {
+	if err := cfg.validate(false); err != nil {
+		return Config{}, bearer.Params{}, 0, err
+	}
+	c := cfg.withDefaults()
+	if err := checkSuitesKnown(c.CipherSuites); err != nil {
+		return Config{}, bearer.Params{}, 0, err
+	}
+	// The client pays for the CIDs the server issues (DefaultCIDLength by
+	// default); it asks for its own only when CIDLength was set > 0.
+	params, mtu, err := wrapParams(inner.Params(), c.suites(false), c.issuedCIDLen(), c.MTU)
+	if err != nil {
+		return Config{}, bearer.Params{}, 0, err
+	}
+	return c, params, mtu, nil
 }
 
 // offeredSession returns the ID of the session the client offers to
