@@ -57,6 +57,10 @@ type Client struct {
 
 	obs observers
 
+	// fwProcess numbers the Firmware Update processes (AddFirmware): a
+	// write of /5/0/0 or /5/0/1 starts the next one. Written under t.mu.
+	fwProcess atomic.Uint64
+
 	sess sessionState // WithRedial (session.go)
 }
 

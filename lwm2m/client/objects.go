@@ -172,26 +172,54 @@ type Firmware struct {
 	Update func() error
 }
 
-// AddFirmware adds object 5 with instance 0 and its state machine:
-// a written package moves State to Downloaded; Execute Update moves it
-// to Updating, then Idle with Update Result success (1) or failure (8).
+// AddFirmware adds object 5 with instance 0 and its state machine
+// (Core Appendix E.6): a written package moves State to Downloaded;
+// Execute Update moves it to Updating, then Idle with Update Result
+// success (1) or failure (8); writing an empty Package or Package URI
+// resets it to Idle with Update Result 0. Every write of Package or
+// Package URI starts a new process (FirmwareProcess): the state changes
+// the client makes itself are applied in place, before the server has
+// the answer to its request, and a change the application reports for an
+// earlier process (SetFirmwareStateFor) is dropped, so a late one cannot
+// overwrite the state of a newer process.
 func (c *Client) AddFirmware(fw Firmware) error {
 	h := Handlers{
 		Write: func(p path.Path, v content.Value) error {
-			switch p.ResourceID() {
-			case 0, 1:
-				// A write of Package or Package URI starts (or resets)
-				// the process: Update Result goes back to Initial before
-				// the server has the answer to its write (Object 5,
-				// resource 5: "Once the updating process is initiated
-				// (Download /Update), this Resource MUST be reset to
-				// Initial value"), so it never reads the previous
-				// attempt's failure as this one's. The handler runs
-				// under the client's object lock: set it in place.
-				if c.t.set(path.Resource(5, 0, 5), content.NewInt(FwResultInitial)) == nil {
-					go c.obs.changed(path.Resource(5, 0, 5))
+			// The handler runs under the client's object lock: the
+			// state is set in place and observers are told after.
+			var changed []path.Path
+			defer func() {
+				if len(changed) > 0 {
+					go c.notifyAll(changed)
+				}
+			}()
+			set := func(rid uint16, v int64) {
+				if c.t.set(path.Resource(5, 0, rid), content.NewInt(v)) == nil {
+					changed = append(changed, path.Resource(5, 0, rid))
 				}
 			}
+			var empty bool
+			switch p.ResourceID() {
+			case 0:
+				empty = len(v.Bytes()) == 0
+			case 1:
+				empty = v.Str() == ""
+			default:
+				return nil
+			}
+			// A write of Package or Package URI starts a new process
+			// (or resets): what is pending for the previous one is
+			// stale. Update Result goes back to Initial before the
+			// server has the answer to its write (Object 5, resource
+			// 5: "Once the updating process is initiated (Download
+			// /Update), this Resource MUST be reset to Initial value"),
+			// so it never reads the previous attempt's failure as this
+			// one's; an empty one resets State to Idle too.
+			c.fwProcess.Add(1)
+			if empty {
+				set(3, FwIdle)
+			}
+			set(5, FwResultInitial)
 			switch p.ResourceID() {
 			case 0:
 				if fw.Package != nil {
@@ -199,7 +227,9 @@ func (c *Client) AddFirmware(fw Firmware) error {
 						return err
 					}
 				}
-				go c.SetFirmwareState(FwDownloaded, FwResultInitial)
+				if !empty {
+					set(3, FwDownloaded)
+				}
 			case 1:
 				if fw.URI != nil {
 					return fw.URI(v.Str())
@@ -211,17 +241,28 @@ func (c *Client) AddFirmware(fw Firmware) error {
 			if p.ResourceID() != 2 {
 				return nil
 			}
-			st, _ := c.Get(path.Resource(5, 0, 3))
-			if st.Int() != FwDownloaded {
+			// Check Downloaded and move to Updating in one step: a
+			// second Execute, or a write starting a new process, sees
+			// Updating, not Downloaded.
+			c.t.mu.Lock()
+			recs, err := c.t.records(path.Resource(5, 0, 3))
+			if err != nil || len(recs) != 1 || recs[0].Value.Int() != FwDownloaded {
+				c.t.mu.Unlock()
 				return &Error{Code: 0x85, Message: "no package downloaded"} // 4.05
 			}
+			err = c.t.set(path.Resource(5, 0, 3), content.NewInt(FwUpdating))
+			process := c.fwProcess.Load()
+			c.t.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			c.obs.changed(path.Resource(5, 0, 3))
 			go func() {
-				c.SetFirmwareState(FwUpdating, FwResultInitial)
 				res := int64(FwResultSuccess)
 				if fw.Update != nil && fw.Update() != nil {
 					res = FwResultFailed
 				}
-				c.SetFirmwareState(FwIdle, res)
+				c.SetFirmwareStateFor(process, FwIdle, res)
 			}()
 			return nil
 		},
@@ -236,10 +277,52 @@ func (c *Client) AddFirmware(fw Firmware) error {
 	)
 }
 
-// SetFirmwareState sets /5/0/3 State and /5/0/5 Update Result.
+// FirmwareProcess returns the number of the current Firmware Update
+// process: each write of /5/0/0 Package or /5/0/1 Package URI starts the
+// next one. The Firmware hooks may call it (it takes no lock) to tag the
+// state changes they report later with SetFirmwareStateFor.
+func (c *Client) FirmwareProcess() uint64 { return c.fwProcess.Load() }
+
+// SetFirmwareState sets /5/0/3 State and /5/0/5 Update Result together,
+// whatever the current process.
 func (c *Client) SetFirmwareState(state, result int64) {
-	_ = c.Set(path.Resource(5, 0, 3), content.NewInt(state))
-	_ = c.Set(path.Resource(5, 0, 5), content.NewInt(result))
+	c.t.mu.Lock()
+	c.setFirmwareLocked(state, result)
+}
+
+// SetFirmwareStateFor sets /5/0/3 State and /5/0/5 Update Result together
+// if process (FirmwareProcess) is still the current Firmware Update
+// process; it reports whether it did. A change for an earlier process
+// (the server wrote a new Package URI, or reset the state machine, since)
+// is stale and dropped.
+func (c *Client) SetFirmwareStateFor(process uint64, state, result int64) bool {
+	c.t.mu.Lock()
+	if c.fwProcess.Load() != process {
+		c.t.mu.Unlock()
+		return false
+	}
+	c.setFirmwareLocked(state, result)
+	return true
+}
+
+// setFirmwareLocked sets State and Update Result under t.mu (held by the
+// caller, released here) and then tells observers.
+func (c *Client) setFirmwareLocked(state, result int64) {
+	var changed []path.Path
+	if c.t.set(path.Resource(5, 0, 3), content.NewInt(state)) == nil {
+		changed = append(changed, path.Resource(5, 0, 3))
+	}
+	if c.t.set(path.Resource(5, 0, 5), content.NewInt(result)) == nil {
+		changed = append(changed, path.Resource(5, 0, 5))
+	}
+	c.t.mu.Unlock()
+	c.notifyAll(changed)
+}
+
+func (c *Client) notifyAll(ps []path.Path) {
+	for _, p := range ps {
+		c.obs.changed(p)
+	}
 }
 
 func rec(p path.Path, v content.Value) content.Record { return content.Record{Path: p, Value: v} }

@@ -70,7 +70,14 @@ type Device struct {
 	mu      sync.Mutex
 	closed  bool   // set by Close: no goroutine starts after it
 	pending string // version of the downloaded package
-	applied int    // updates applied
+	// stopPull cancels the download in flight, if any: a new write of
+	// Package or Package URI (or a reset) ends the process it serves.
+	stopPull context.CancelFunc
+	applied  int // updates applied
+
+	// stateHook, set only by tests (export_test.go), runs each deferred
+	// transition of setState: it must call apply.
+	stateHook func(st, res int64, apply func())
 }
 
 // spawn runs f in a goroutine that Close waits for, unless the device is
@@ -160,13 +167,27 @@ func resultOf(err error) int64 {
 	return ResultUpdateFailed
 }
 
+// newProcess ends what the device does for the previous Firmware Update
+// process (a write of Package or Package URI starts a new one): the
+// download in flight stops and its package is forgotten.
+func (d *Device) newProcess() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopPull != nil {
+		d.stopPull()
+		d.stopPull = nil
+	}
+	d.pending = ""
+}
+
 // push checks a package written to /5/0/0. A failed check answers the
 // Write with an error and leaves State Idle with the Update Result.
+// An empty package resets the state machine: the client has already set
+// State Idle and Update Result 0.
 func (d *Device) push(pkg []byte) error {
+	d.newProcess()
 	if len(pkg) == 0 {
-		// Writing an empty package resets the state machine (Object 5).
-		d.setState(StateIdle, ResultInitial)
-		return &client.Error{Code: uint8(codes.Changed)}
+		return nil
 	}
 	if len(pkg) > d.cfg.MaxPackage {
 		d.setState(StateIdle, ResultNoStorage)
@@ -184,15 +205,30 @@ func (d *Device) push(pkg []byte) error {
 }
 
 // setState sets State and Update Result from outside the client's write
-// handler (the hooks run under the client's object lock).
+// handler (the hooks run under the client's object lock), for the
+// Firmware Update process of the write being handled: if the server has
+// started another one (or reset) by the time it runs, it is dropped.
 func (d *Device) setState(st, res int64) {
-	d.spawn(func() { d.c.SetFirmwareState(st, res) })
+	process := d.c.FirmwareProcess()
+	d.mu.Lock()
+	hook := d.stateHook
+	d.mu.Unlock()
+	apply := func() { d.c.SetFirmwareStateFor(process, st, res) }
+	d.spawn(func() {
+		if hook != nil {
+			hook(st, res, apply)
+			return
+		}
+		apply()
+	})
 }
 
 // pull starts the download of uri in the background (State Downloading).
+// An empty URI resets the state machine: the client has already set State
+// Idle and Update Result 0.
 func (d *Device) pull(uri string) error {
+	d.newProcess()
 	if uri == "" {
-		d.setState(StateIdle, ResultInitial)
 		return nil
 	}
 	u, err := url.Parse(uri)
@@ -208,25 +244,36 @@ func (d *Device) pull(uri string) error {
 		d.setState(StateIdle, ResultUnsupportedProto)
 		return nil
 	}
-	d.spawn(func() {
-		d.c.SetFirmwareState(StateDownloading, ResultInitial)
-		ctx, cancel := context.WithTimeout(d.ctx, d.cfg.PullTimeout)
+	process := d.c.FirmwareProcess()
+	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.PullTimeout)
+	d.mu.Lock()
+	d.stopPull = cancel
+	d.mu.Unlock()
+	started := d.spawn(func() {
 		defer cancel()
+		if !d.c.SetFirmwareStateFor(process, StateDownloading, ResultInitial) {
+			return // a newer write came first
+		}
 		pkg, res := d.fetch(ctx, u)
 		if res != ResultInitial {
-			d.c.SetFirmwareState(StateIdle, res)
+			d.c.SetFirmwareStateFor(process, StateIdle, res)
 			return
 		}
 		v, _, err := ParsePackage(pkg)
 		if err != nil {
-			d.c.SetFirmwareState(StateIdle, resultOf(err))
+			d.c.SetFirmwareStateFor(process, StateIdle, resultOf(err))
 			return
 		}
 		d.mu.Lock()
-		d.pending = v
+		if d.c.FirmwareProcess() == process {
+			d.pending = v
+		}
 		d.mu.Unlock()
-		d.c.SetFirmwareState(StateDownloaded, ResultInitial)
+		d.c.SetFirmwareStateFor(process, StateDownloaded, ResultInitial)
 	})
+	if !started {
+		cancel()
+	}
 	return nil
 }
 

@@ -67,6 +67,8 @@ func TestDeviceResults(t *testing.T) {
 	l := newLight(t, e, "sl-res", lightOpts{})
 	ctx := ctxT(t, 20*time.Second)
 	// waitState polls the device's own state until want holds (bounded).
+	// The write before it reset Update Result to 0 in place, so a result
+	// other than 0 is this write's (an earlier process's is dropped).
 	waitState := func(want func(st, res int64) bool) (int64, int64) {
 		deadline := time.Now().Add(10 * time.Second)
 		for {
@@ -99,9 +101,14 @@ func TestDeviceResults(t *testing.T) {
 			if st, res := waitState(func(_, res int64) bool { return res != 0 }); st != firmware.StateIdle || res != tc.want {
 				t.Fatalf("%s: state %d result %d, want %d", tc.uri, st, res, tc.want)
 			}
-			write(t, "") // reset
-			if _, res := waitState(func(st, res int64) bool { return st == firmware.StateIdle && res == 0 }); res != 0 {
-				t.Fatalf("reset: result %d", res)
+			// Reset: the client applies it before answering the Write,
+			// and the result above (an earlier process's) can no longer
+			// land after it, so it holds at the answer, with no wait.
+			write(t, "")
+			st, _ := l.c.Get(path.Resource(5, 0, 3))
+			res, _ := l.c.Get(path.Resource(5, 0, 5))
+			if st.Int() != firmware.StateIdle || res.Int() != firmware.ResultInitial {
+				t.Fatalf("reset: state %d result %d at the Write's answer, want 0 0", st.Int(), res.Int())
 			}
 		})
 	}
