@@ -355,3 +355,19 @@ func (e *clusterEnv) logOnFailure() {
 		}
 	}
 }
+
+// waitMetric waits until series reaches at least min and returns its last
+// value (below min when within passed). A node counts what it did after
+// doing it: B pushes a forwarded call's answer, then counts it as served,
+// so the caller may have the answer before B's counter moved.
+func (d *daemon) waitMetric(series string, min float64, within time.Duration) float64 {
+	d.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v := d.metric(series)
+		if v >= min || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
