@@ -183,7 +183,7 @@ func randomBytes(t *testing.T, n int) []byte {
 // message references in segment order.
 func sendSegments(t *testing.T, src *modem.Modem, dst string, data []byte, srr bool) []int {
 	t.Helper()
-	segs, err := pdu.NewEncoder().Encode(dst, data, pdu.WithStatusReport(srr))
+	segs, err := new(pdu.Encoder).Encode(dst, data, pdu.WithStatusReport(srr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,10 @@ func sendSegments(t *testing.T, src *modem.Modem, dst string, data []byte, srr b
 // receiveDatagram reassembles the next datagram from originator on m.
 func (r *rig) receiveDatagram(t *testing.T, m *modem.Modem, originator string) *pdu.Datagram {
 	t.Helper()
-	re := pdu.NewReassembler(pdu.ReassemblerConfig{Timeout: r.wait})
+	re, err := pdu.NewReassembler(pdu.ReassemblerConfig{Timeout: r.wait})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for {
 		x := r.await(t, m, modem.KindDeliver, func(x *modem.Received) bool {
 			in, err := pdu.Decode(x.TPDU)
@@ -431,7 +434,7 @@ func (r *rig) decoy(t *testing.T, freed string) *sim.Modem {
 }
 
 func mustSubmit(t *testing.T, dst string) []byte {
-	segs, err := pdu.NewEncoder().Encode(dst, []byte("after replug"))
+	segs, err := new(pdu.Encoder).Encode(dst, []byte("after replug"))
 	if err != nil || len(segs) != 1 {
 		t.Fatal(err)
 	}

@@ -568,7 +568,7 @@ func TestSeqStoreSteps(t *testing.T) {
 	if y.Seq() != 30 {
 		t.Fatalf("restart resumes at %d, want 30 (the stored bound)", y.Seq())
 	}
-	if _, err := oscore.NewContext(dp, nil); !errors.Is(err, oscore.ErrConfig) {
+	if _, err := oscore.NewContext(dp, nil); !errors.Is(err, oscore.ErrInvalidOption) {
 		t.Fatalf("a context without a store: %v", err)
 	}
 }

@@ -51,7 +51,7 @@ type Conn struct {
 // closed too.
 func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) (*Conn, error) {
 	if inner == nil || peer == nil {
-		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrConfig)
+		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrInvalidOption)
 	}
 	if err := cfg.validate(false); err != nil {
 		return nil, err
@@ -113,7 +113,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
 	if err != nil {
 		cn.shutdown()
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	hctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
 	defer cancel()

@@ -113,7 +113,7 @@ var refusals = []struct {
 		}
 		return err
 	}, oscore.ErrNotCreated},
-	{"oscore.Params is refused", func(context.Context) error { return oscore.Params{}.Validate() }, oscore.ErrConfig},
+	{"oscore.Params is refused", func(context.Context) error { return oscore.Params{}.Validate() }, oscore.ErrInvalidOption},
 	{"oscore.BoltStore.LoadSeq", func(context.Context) error {
 		_, _, err := new(oscore.BoltStore).LoadSeq("k")
 		return err
