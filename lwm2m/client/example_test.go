@@ -21,7 +21,7 @@ func Example() {
 	defer cancel()
 	serverSide, deviceSide := pipe.New(pipe.WithNames("server", "light"))
 
-	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(new(registry.Memory))
 	if err != nil {
 		fmt.Println(err)
 		return

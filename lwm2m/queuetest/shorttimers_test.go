@@ -60,7 +60,7 @@ func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTi
 	t.Helper()
 	w := &shortTimerWorld{clk: sc.clock, woke: make(chan time.Time, 16), slept: make(chan struct{}, 16)}
 	var err error
-	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	w.srv, err = server.New(new(registry.Memory), server.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)
 	}

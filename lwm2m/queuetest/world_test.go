@@ -131,7 +131,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	side := openSide(t, n, serverNum, peers)
 	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
 	var err error
-	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	w.srv, err = server.New(new(registry.Memory), server.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)
 	}
