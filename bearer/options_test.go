@@ -30,7 +30,10 @@ func TestEndpointOptionsRefuse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := pipe.New()
+			a, b, err := pipe.New()
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer b.Close()
 			e, err := bearer.NewEndpoint(a, tc.opt)
 			if tc.ok {

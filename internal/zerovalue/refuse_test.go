@@ -306,7 +306,10 @@ func TestZeroUsable(t *testing.T) {
 		{"bearer.Steer", func() error {
 			// A request to a peer that never answers, aborted through
 			// a zero Steer: Do returns at once with the *AbortError.
-			a, b := pipe.New()
+			a, b, err := pipe.New()
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer b.Close()
 			e, err := bearer.NewEndpoint(a)
 			if err != nil {
