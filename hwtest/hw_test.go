@@ -75,7 +75,10 @@ func setup(t *testing.T) *rig {
 	} else {
 		r.report = NewReport("simulator")
 		r.wait = 30 * time.Second
-		r.net = sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(10*time.Millisecond, 60*time.Millisecond)}))
+		r.net, err = sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(10*time.Millisecond, 60*time.Millisecond)}))
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = r.net.Close() })
 		dir := t.TempDir()
 		r.simNames = [2]string{envOr("M2M_HWTEST_SIM_A", "ec25"), envOr("M2M_HWTEST_SIM_B", "sim800")}
@@ -416,7 +419,10 @@ func awaitEvent(t *testing.T, m *modem.Modem, typ modem.EventType, wait time.Dur
 // used. It answers AT commands like B's model, with B's number.
 func (r *rig) decoy(t *testing.T, freed string) *sim.Modem {
 	t.Helper()
-	n := sim.NewNetwork()
+	n, err := sim.NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	d, err := n.AddModem(r.simB.MSISDN(), sim.WithProfile(mustProfile(t, "sim800")))
 	if err != nil {

@@ -90,14 +90,9 @@ func WithParams(p bearer.Params) Option {
 func WithFaults(f Faults) Option {
 	return func(c *config) error {
 		var bad cfgcheck.Fields
-		for _, p := range []struct {
-			name string
-			v    float64
-		}{{"Loss", f.Loss}, {"Duplicate", f.Duplicate}, {"Reorder", f.Reorder}} {
-			if !(p.v >= 0 && p.v <= 1) {
-				bad.Badf("%s %v is not a probability in [0, 1]", p.name, p.v)
-			}
-		}
+		cfgcheck.Probability(&bad, "Loss", f.Loss)
+		cfgcheck.Probability(&bad, "Duplicate", f.Duplicate)
+		cfgcheck.Probability(&bad, "Reorder", f.Reorder)
 		cfgcheck.NonNegative(&bad, "ReorderDelay", f.ReorderDelay)
 		cfgcheck.NonNegative(&bad, "Delay", f.Delay)
 		cfgcheck.NonNegative(&bad, "Jitter", f.Jitter)
@@ -116,11 +111,8 @@ func WithSeed(seed int64) Option { return func(c *config) error { c.seed = seed;
 // datagrams); datagrams arriving at a full queue are dropped and counted.
 func WithQueue(n int) Option {
 	return func(c *config) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithQueue(%d): at least 1", ErrInvalidOption, n)
-		}
 		c.queue = n
-		return nil
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithQueue", n)
 	}
 }
 

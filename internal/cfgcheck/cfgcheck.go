@@ -62,6 +62,13 @@ func NonNegative[T Number](f *Fields, name string, v T) {
 	}
 }
 
+// Probability records name when v is not in [0, 1] (NaN included).
+func Probability(f *Fields, name string, v float64) {
+	if !(v >= 0 && v <= 1) {
+		f.Badf("%s %v is not a probability in [0, 1]", name, v)
+	}
+}
+
 func negative[T Number](v T) bool {
 	return v < 0 || math.IsNaN(float64(v))
 }
@@ -97,3 +104,13 @@ type refined struct {
 
 func (e *refined) Error() string { return e.msg }
 func (e *refined) Unwrap() error { return e.parent }
+
+// AtLeast1 returns nil when n ≥ 1, otherwise an error wrapping sentinel
+// that names the option and its value: the check of an option such as
+// WithQueue(n), where an explicit 0 is no more meaningful than -1.
+func AtLeast1[T ~int | ~int64](sentinel error, option string, n T) error {
+	if n < 1 {
+		return fmt.Errorf("%w: %s(%d): at least 1", sentinel, option, n)
+	}
+	return nil
+}

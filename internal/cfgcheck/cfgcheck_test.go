@@ -2,6 +2,7 @@ package cfgcheck
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -37,6 +38,13 @@ func TestFields(t *testing.T) {
 			}
 		}, "x: invalid option: C: N -3 is negative"},
 		{"NaN refused", func(f *Fields) { NonNegative(f, "Rate", math.NaN()) }, "x: invalid option: C: Rate NaN is negative"},
+		{"probabilities", func(f *Fields) {
+			Probability(f, "P0", 0)
+			Probability(f, "P1", 1)
+			Probability(f, "Big", 1.5)
+			Probability(f, "Neg", -0.1)
+			Probability(f, "NaN", math.NaN())
+		}, "x: invalid option: C: Big 1.5 is not a probability in [0, 1]; Neg -0.1 is not a probability in [0, 1]; NaN NaN is not a probability in [0, 1]"},
 		{"every problem named", func(f *Fields) {
 			NonNegative(f, "A", -1)
 			NonNegative(f, "B", 2)
@@ -55,6 +63,20 @@ func TestFields(t *testing.T) {
 				t.Fatalf("Err = %v, want %q", err, tc.want)
 			case tc.want != "" && !errors.Is(err, errTest):
 				t.Fatalf("Err = %v does not wrap the sentinel", err)
+			}
+		})
+	}
+}
+
+func TestAtLeast1(t *testing.T) {
+	for _, tc := range []struct {
+		n    int
+		want string
+	}{{1, ""}, {7, ""}, {0, "x: invalid option: WithN(0): at least 1"}, {-2, "x: invalid option: WithN(-2): at least 1"}} {
+		t.Run(fmt.Sprint(tc.n), func(t *testing.T) {
+			err := AtLeast1(errTest, "WithN", tc.n)
+			if (err == nil) != (tc.want == "") || (err != nil && (err.Error() != tc.want || !errors.Is(err, errTest))) {
+				t.Fatalf("AtLeast1(%d) = %v, want %q", tc.n, err, tc.want)
 			}
 		})
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // ImageInfo describes a stored firmware image.
@@ -40,10 +42,7 @@ type StoreOption func(*Store) error
 
 // atLeast1 is the check of a bound option: n below 1 is refused.
 func atLeast1[T ~int | ~int64](option string, n T) error {
-	if n < 1 {
-		return fmt.Errorf("%w: %s(%d): at least 1", ErrInvalidOption, option, n)
-	}
-	return nil
+	return cfgcheck.AtLeast1(ErrInvalidOption, option, n)
 }
 
 // WithMaxBytes bounds the total bytes of stored images, at least 1

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Sizes of the SMS user data (TS 23.040 §9.2.3.16, §9.2.3.24).
@@ -237,11 +239,8 @@ func WithDefaults(opts ...Option) EncoderOption {
 // least 1 (default 65,536).
 func WithMaxDestinations(n int) EncoderOption {
 	return func(e *Encoder) error {
-		if n < 1 {
-			return fmt.Errorf("%w: WithMaxDestinations(%d): at least 1", ErrInvalidOption, n)
-		}
 		e.maxDest = n
-		return nil
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithMaxDestinations", n)
 	}
 }
 

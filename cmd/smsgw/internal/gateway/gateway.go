@@ -277,8 +277,11 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 	var cfgs []modem.Config
 	if g.cfg.Simulator.Enabled {
 		s := g.cfg.Simulator
-		g.simNet = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
+		g.simNet, err = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
 			sim.WithConditions(sim.Conditions{Latency: sim.Fixed(s.Latency)}), sim.WithLogger(g.log.With("component", "simnet")))
+		if err != nil {
+			return nil, fmt.Errorf("simulated network: %w", err)
+		}
 		for _, n := range s.ServerSIMs {
 			if s.SMPP {
 				break // served by the simulated SMSC over SMPP (startSimSMSC)
