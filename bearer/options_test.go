@@ -47,6 +47,12 @@ func TestEndpointOptionsRefuse(t *testing.T) {
 			if !errors.Is(err, bearer.ErrInvalidParams) {
 				t.Fatalf("NewEndpoint = %v, want an error wrapping ErrInvalidParams", err)
 			}
+			if !errors.Is(err, bearer.ErrInvalidOption) {
+				t.Fatalf("NewEndpoint = %v, want an error wrapping ErrInvalidOption", err)
+			}
 		})
+	}
+	if _, err := bearer.NewEndpoint(nil); !errors.Is(err, bearer.ErrInvalidOption) {
+		t.Fatalf("NewEndpoint(nil) = %v, want ErrInvalidOption", err)
 	}
 }
