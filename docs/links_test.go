@@ -132,8 +132,10 @@ func TestSlug(t *testing.T) {
 		{"1. Start the gateway", "1-start-the-gateway"},
 		{"GET `/api/v1/devices/{ep}`", "get-apiv1devicesep"},
 	} {
-		if got := slug(c.in); got != c.want {
-			t.Errorf("slug(%q) = %q, want %q", c.in, got, c.want)
-		}
+		t.Run(c.in, func(t *testing.T) {
+			if got := slug(c.in); got != c.want {
+				t.Errorf("slug(%q) = %q, want %q", c.in, got, c.want)
+			}
+		})
 	}
 }

@@ -561,82 +561,21 @@ func (b *Bearer) WriteToBefore(p []byte, addr net.Addr, deadline time.Time) (int
 }
 
 // writeTo is WriteToBefore from the Bearer (view false) or its DTLS view.
+// Its steps: resolve the peer and check the datagram against it, encode
+// the segments, admit them (rate limit, loop guard, daily budgets), then
+// store them in the outbox. Every error is returned as a *net.OpError.
 func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool) (int, error) {
-	if b.ctx == nil {
-		return 0, b.opErr("write", addr, ErrNotCreated)
-	}
-	if b.ctx.Err() != nil {
-		return 0, b.opErr("write", addr, net.ErrClosed)
-	}
-	to, err := toAddr(addr, b.parse)
+	to, peer, err := b.sendPeer(p, addr, view)
 	if err != nil {
 		return 0, b.opErr("write", addr, err)
 	}
-	peer, ok := b.peer(to)
-	if !ok {
-		return 0, b.opErr("write", addr, ErrUnknownPeer)
-	}
-	if b.isSplitDTLS(peer.Security) != view {
-		return 0, b.opErr("write", addr, modeError(peer.Security, view))
-	}
-	if err := checkSend(peer.Security, p); err != nil {
-		return 0, b.opErr("write", addr, err)
-	}
-	if len(p) > b.params.MaxDatagram {
-		return 0, b.opErr("write", addr, fmt.Errorf("%w: %d > %d bytes", bearer.ErrTooLarge, len(p), b.params.MaxDatagram))
-	}
-	data, opts := p, []pdu.Option(nil)
-	if peer.Framing == FramingWAPPush {
-		data = pdu.BuildWAPPush(byte(b.c.datagramsSent.Load()), p)
-		opts = append(opts, pdu.WAPPushOptions(pdu.WAPPushPort))
-	}
-	ref, repeat := b.rep.lookup(to.String(), data)
-	if repeat {
-		opts = append(opts, pdu.WithRepeat(ref))
-	}
-	segs, err := b.enc.Encode(to.String(), data, opts...)
-	if err == nil && len(segs) > 1 {
-		if repeat {
-			b.c.repeats.Add(1)
-		} else {
-			b.rep.record(to.String(), data, segs[0].Concat.Ref)
-		}
-	}
+	segs, err := b.encodeFor(to, peer, p)
 	if err != nil {
-		if errors.Is(err, pdu.ErrTooLarge) {
-			err = fmt.Errorf("%w: %w", bearer.ErrTooLarge, err)
-		}
 		return 0, b.opErr("write", addr, err)
 	}
-	now := b.now()
-	if ok, wait, err := b.lim.Take(to.String(), len(segs), now); err != nil {
-		return 0, b.opErr("write", addr, err)
-	} else if !ok {
-		b.c.rateRejected.Add(1)
-		return 0, b.opErr("write", addr, &RateError{Peer: to.String(), RetryAfter: wait})
-	}
-	if n, loop := b.guard.check(to, false, p, now); loop {
-		b.c.loopRefused.Add(1)
-		b.loopAlert(LoopAlert{Peer: to.String(), Count: n, Window: b.guard.window})
-		return 0, b.opErr("write", addr, &LoopError{Peer: to.String(), Count: n, Window: b.guard.window})
-	}
-	day := now.UTC().Format(time.DateOnly)
-	dev, dep, err := b.spend(day, to.String(), len(segs))
+	day, err := b.admit(to, p, len(segs))
 	if err != nil {
-		var be *BudgetError
-		if errors.As(err, &be) {
-			b.c.budgetRejected.Add(1)
-			if b.budget.once(day, be.Scope+"|"+to.String()+"|exhausted") {
-				b.budgetAlert(BudgetAlert{Scope: be.Scope, Peer: to.String(), Used: be.Used, Limit: be.Limit, Exhausted: true})
-			}
-		}
 		return 0, b.opErr("write", addr, err)
-	}
-	if b.budget.crossed(dev-len(segs), dev, limitOf(b.cfg.DailyBudgetPerDevice)) && b.budget.once(day, "device|"+to.String()) {
-		b.budgetAlert(BudgetAlert{Scope: "device", Peer: to.String(), Used: dev, Limit: limitOf(b.cfg.DailyBudgetPerDevice)})
-	}
-	if b.budget.crossed(dep-len(segs), dep, limitOf(b.cfg.DailyBudget)) && b.budget.once(day, "deployment|") {
-		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: to.String(), Used: dep, Limit: limitOf(b.cfg.DailyBudget)})
 	}
 	e := &outbox.Entry{From: peer.SIM, To: to.String(), WantReport: b.enc.Defaults().StatusReport, Expires: deadline}
 	for _, s := range segs {
@@ -652,6 +591,113 @@ func (b *Bearer) writeTo(p []byte, addr net.Addr, deadline time.Time, view bool)
 	b.c.segmentsQueued.Add(uint64(len(segs)))
 	b.usage.sent(to, p, len(segs))
 	return len(p), nil
+}
+
+// sendPeer is writeTo's first step: the bearer is open, addr names a known
+// peer written through the right view, and p fits the peer's security mode
+// and the bearer's datagram size.
+func (b *Bearer) sendPeer(p []byte, addr net.Addr, view bool) (Addr, Peer, error) {
+	if b.ctx == nil {
+		return Addr{}, Peer{}, ErrNotCreated
+	}
+	if b.ctx.Err() != nil {
+		return Addr{}, Peer{}, net.ErrClosed
+	}
+	to, err := toAddr(addr, b.parse)
+	if err != nil {
+		return Addr{}, Peer{}, err
+	}
+	peer, ok := b.peer(to)
+	if !ok {
+		return Addr{}, Peer{}, ErrUnknownPeer
+	}
+	if b.isSplitDTLS(peer.Security) != view {
+		return Addr{}, Peer{}, modeError(peer.Security, view)
+	}
+	if err := checkSend(peer.Security, p); err != nil {
+		return Addr{}, Peer{}, err
+	}
+	if len(p) > b.params.MaxDatagram {
+		return Addr{}, Peer{}, fmt.Errorf("%w: %d > %d bytes", bearer.ErrTooLarge, len(p), b.params.MaxDatagram)
+	}
+	return to, peer, nil
+}
+
+// encodeFor is writeTo's second step: p framed for the peer (WAP push or
+// plain) and encoded into SMS-SUBMIT segments; a repeat of the last
+// concatenated datagram to the peer reuses its concatenation reference.
+func (b *Bearer) encodeFor(to Addr, peer Peer, p []byte) ([]pdu.Segment, error) {
+	data, opts := p, []pdu.Option(nil)
+	if peer.Framing == FramingWAPPush {
+		data = pdu.BuildWAPPush(byte(b.c.datagramsSent.Load()), p)
+		opts = append(opts, pdu.WAPPushOptions(pdu.WAPPushPort))
+	}
+	ref, repeat := b.rep.lookup(to.String(), data)
+	if repeat {
+		opts = append(opts, pdu.WithRepeat(ref))
+	}
+	segs, err := b.enc.Encode(to.String(), data, opts...)
+	if err != nil {
+		if errors.Is(err, pdu.ErrTooLarge) {
+			err = fmt.Errorf("%w: %w", bearer.ErrTooLarge, err)
+		}
+		return nil, err
+	}
+	if len(segs) > 1 {
+		if repeat {
+			b.c.repeats.Add(1)
+		} else {
+			b.rep.record(to.String(), data, segs[0].Concat.Ref)
+		}
+	}
+	return segs, nil
+}
+
+// admit is writeTo's third step: n segments of p to the peer pass the rate
+// limiter, the loop guard and the daily budgets, in that order; it returns
+// the budget day they were charged to.
+func (b *Bearer) admit(to Addr, p []byte, n int) (string, error) {
+	now := b.now()
+	if ok, wait, err := b.lim.Take(to.String(), n, now); err != nil {
+		return "", err
+	} else if !ok {
+		b.c.rateRejected.Add(1)
+		return "", &RateError{Peer: to.String(), RetryAfter: wait}
+	}
+	if count, loop := b.guard.check(to, false, p, now); loop {
+		b.c.loopRefused.Add(1)
+		b.loopAlert(LoopAlert{Peer: to.String(), Count: count, Window: b.guard.window})
+		return "", &LoopError{Peer: to.String(), Count: count, Window: b.guard.window}
+	}
+	day := now.UTC().Format(time.DateOnly)
+	if err := b.charge(day, to.String(), n); err != nil {
+		return "", err
+	}
+	return day, nil
+}
+
+// charge takes n segments for peer from the budgets of day and raises the
+// budget alerts: exhausted when a budget refuses them, warned when they
+// cross a budget's warning ratio.
+func (b *Bearer) charge(day, peer string, n int) error {
+	dev, dep, err := b.spend(day, peer, n)
+	if err != nil {
+		var be *BudgetError
+		if errors.As(err, &be) {
+			b.c.budgetRejected.Add(1)
+			if b.budget.once(day, be.Scope+"|"+peer+"|exhausted") {
+				b.budgetAlert(BudgetAlert{Scope: be.Scope, Peer: peer, Used: be.Used, Limit: be.Limit, Exhausted: true})
+			}
+		}
+		return err
+	}
+	if b.budget.crossed(dev-n, dev, limitOf(b.cfg.DailyBudgetPerDevice)) && b.budget.once(day, "device|"+peer) {
+		b.budgetAlert(BudgetAlert{Scope: "device", Peer: peer, Used: dev, Limit: limitOf(b.cfg.DailyBudgetPerDevice)})
+	}
+	if b.budget.crossed(dep-n, dep, limitOf(b.cfg.DailyBudget)) && b.budget.once(day, "deployment|") {
+		b.budgetAlert(BudgetAlert{Scope: "deployment", Peer: peer, Used: dep, Limit: limitOf(b.cfg.DailyBudget)})
+	}
+	return nil
 }
 
 func toAddr(addr net.Addr, parse func(string) (Addr, error)) (Addr, error) {

@@ -473,13 +473,15 @@ func TestControlCharactersRefused(t *testing.T) {
 }
 
 func TestPrefix(t *testing.T) {
-	for in, want := range map[string]string{
-		"+CMGR: 0,,22": "+CMGR:", "^RSSI: 14": "^RSSI:", "+CPIN: READY": "+CPIN:",
-		"OK": "", "0791AB": "", "Manufacturer: X": "", "+: x": "", "+A B: x": "",
+	for _, c := range []struct{ in, want string }{
+		{"+CMGR: 0,,22", "+CMGR:"}, {"^RSSI: 14", "^RSSI:"}, {"+CPIN: READY", "+CPIN:"},
+		{"OK", ""}, {"0791AB", ""}, {"Manufacturer: X", ""}, {"+: x", ""}, {"+A B: x", ""},
 	} {
-		if got := Prefix(in); got != want {
-			t.Errorf("Prefix(%q) = %q, want %q", in, got, want)
-		}
+		t.Run(c.in, func(t *testing.T) {
+			if got := Prefix(c.in); got != c.want {
+				t.Errorf("Prefix(%q) = %q, want %q", c.in, got, c.want)
+			}
+		})
 	}
 	if commandPrefix("+cmgr=3") != "+CMGR:" || commandPrefix("Z") != "" || commandPrefix("^SCFG?") != "^SCFG:" {
 		t.Fatal("commandPrefix")

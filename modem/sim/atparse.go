@@ -40,81 +40,114 @@ func parseCommandLine(line string) ([]atCmd, error) {
 	s := line[2:]
 	var cmds []atCmd
 	for len(s) > 0 {
-		c := s[0]
+		var (
+			parse func(string) (atCmd, string, error)
+			c     = s[0]
+		)
 		switch {
 		case c == ' ' || c == ';':
 			s = s[1:]
+			continue
 		case c == '+' || c == '^' || c == '$' || c == '%' || c == '*' || c == '#':
-			// extended command: prefix, name chars, then =, ?, =? or end.
-			i := 1
-			for i < len(s) && isNameChar(s[i]) {
-				i++
-			}
-			if i == 1 {
-				return nil, errSyntax
-			}
-			cmd := atCmd{name: strings.ToUpper(s[:i])}
-			s = s[i:]
-			switch {
-			case strings.HasPrefix(s, "=?"):
-				cmd.op = opTest
-				s = s[2:]
-			case strings.HasPrefix(s, "?"):
-				cmd.op = opRead
-				s = s[1:]
-			case strings.HasPrefix(s, "="):
-				cmd.op = opSet
-				end := argsEnd(s[1:])
-				if end < 0 {
-					return nil, errSyntax
-				}
-				cmd.args = s[1 : 1+end]
-				s = s[1+end:]
-			}
-			if len(s) > 0 && s[0] != ';' {
-				return nil, errSyntax
-			}
-			cmds = append(cmds, cmd)
+			parse = parseExtended
 		case c == '&':
-			if len(s) < 2 || !isLetter(s[1]) {
-				return nil, errSyntax
-			}
-			cmd := atCmd{name: "&" + strings.ToUpper(s[1:2])}
-			s = s[2:]
-			d := digits(s)
-			cmd.args, s = s[:d], s[d:]
-			cmds = append(cmds, cmd)
+			parse = parseAmpersand
 		case c == 'S' || c == 's':
-			d := digits(s[1:])
-			if d == 0 {
-				return nil, errSyntax
-			}
-			cmd := atCmd{name: "S" + s[1:1+d]}
-			s = s[1+d:]
-			switch {
-			case strings.HasPrefix(s, "?"):
-				cmd.op = opRead
-				s = s[1:]
-			case strings.HasPrefix(s, "="):
-				cmd.op = opSet
-				v := digits(s[1:])
-				cmd.args = s[1 : 1+v]
-				s = s[1+v:]
-			default:
-				return nil, errSyntax
-			}
-			cmds = append(cmds, cmd)
+			parse = parseSRegister
 		case isLetter(c):
-			cmd := atCmd{name: strings.ToUpper(s[:1])}
-			s = s[1:]
-			d := digits(s)
-			cmd.args, s = s[:d], s[d:]
-			cmds = append(cmds, cmd)
+			parse = parseBasic
 		default:
 			return nil, errSyntax
 		}
+		cmd, rest, err := parse(s)
+		if err != nil {
+			return nil, err
+		}
+		cmds, s = append(cmds, cmd), rest
 	}
 	return cmds, nil
+}
+
+// parseExtended parses the extended command at the start of s: prefix
+// (+, ^, $, %, *, #), name, then =<args>, ?, =? or nothing, up to ';' or
+// the end. It returns the command and the rest of s.
+func parseExtended(s string) (atCmd, string, error) {
+	i := 1
+	for i < len(s) && isNameChar(s[i]) {
+		i++
+	}
+	if i == 1 {
+		return atCmd{}, "", errSyntax
+	}
+	cmd := atCmd{name: strings.ToUpper(s[:i])}
+	s = s[i:]
+	switch {
+	case strings.HasPrefix(s, "=?"):
+		cmd.op = opTest
+		s = s[2:]
+	case strings.HasPrefix(s, "?"):
+		cmd.op = opRead
+		s = s[1:]
+	case strings.HasPrefix(s, "="):
+		cmd.op = opSet
+		end := argsEnd(s[1:])
+		if end < 0 {
+			return atCmd{}, "", errSyntax
+		}
+		cmd.args = s[1 : 1+end]
+		s = s[1+end:]
+	}
+	if len(s) > 0 && s[0] != ';' {
+		return atCmd{}, "", errSyntax
+	}
+	return cmd, s, nil
+}
+
+// parseAmpersand parses the &-command at the start of s (&F, &W0): a
+// letter and optional digits.
+func parseAmpersand(s string) (atCmd, string, error) {
+	if len(s) < 2 || !isLetter(s[1]) {
+		return atCmd{}, "", errSyntax
+	}
+	cmd := atCmd{name: "&" + strings.ToUpper(s[1:2])}
+	s = s[2:]
+	d := digits(s)
+	cmd.args, s = s[:d], s[d:]
+	return cmd, s, nil
+}
+
+// parseSRegister parses the S-register command at the start of s: Sn? or
+// Sn=<digits>.
+func parseSRegister(s string) (atCmd, string, error) {
+	d := digits(s[1:])
+	if d == 0 {
+		return atCmd{}, "", errSyntax
+	}
+	cmd := atCmd{name: "S" + s[1:1+d]}
+	s = s[1+d:]
+	switch {
+	case strings.HasPrefix(s, "?"):
+		cmd.op = opRead
+		s = s[1:]
+	case strings.HasPrefix(s, "="):
+		cmd.op = opSet
+		v := digits(s[1:])
+		cmd.args = s[1 : 1+v]
+		s = s[1+v:]
+	default:
+		return atCmd{}, "", errSyntax
+	}
+	return cmd, s, nil
+}
+
+// parseBasic parses the basic command at the start of s (E0, V1, Z, I): a
+// letter and optional digits.
+func parseBasic(s string) (atCmd, string, error) {
+	cmd := atCmd{name: strings.ToUpper(s[:1])}
+	s = s[1:]
+	d := digits(s)
+	cmd.args, s = s[:d], s[d:]
+	return cmd, s, nil
 }
 
 func isLetter(c byte) bool { return c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"errors"
+	"time"
 )
 
 func (s *sess) cmgsPrompt(c atCmd, args []string) result {
@@ -50,45 +51,37 @@ func (s *sess) finishPDU() {
 		return
 	}
 	if s.pduCmd == "+CMGW" {
-		m.mu.Lock()
-		mem := m.st.mem[1]
-		h, n := pduModeHex(m.st.smsc, tp)
-		idx, okStore := m.storeLocked(mem, &stored{stat: s.pduStat, pdu: h, n: n})
-		m.mu.Unlock()
-		if !okStore {
-			s.final(nil, cmsErr(cmsMemoryFull))
-			return
-		}
-		s.final([]string{"+CMGW: " + itoa(idx)}, nil)
+		s.writePDU(tp)
 		return
 	}
+	s.sendPDU(tp, start)
+}
+
+// writePDU completes +CMGW: tp is stored in the write memory with the
+// status the command gave.
+func (s *sess) writePDU(tp []byte) {
+	m := s.m
 	m.mu.Lock()
-	if m.inject.n > 0 {
-		m.inject.n--
-		code := m.inject.code
-		m.stats.SendFailed++
-		m.mu.Unlock()
-		s.final(nil, cmsErr(code))
-		return
-	}
-	if !m.registeredLocked() {
-		m.stats.SendFailed++
-		m.mu.Unlock()
-		s.final(nil, cmsErr(cmsNoNetwork))
-		return
-	}
-	if len(tp) < 2 || tp[0]&0x03 != 0x01 {
-		m.stats.SendFailed++
-		m.mu.Unlock()
-		s.final(nil, cmsErr(cmsInvalidPDUParam))
-		return
-	}
-	// The ME assigns TP-MR (TS 23.040 §9.2.3.6) and reports it.
-	mr := m.mr
-	m.mr++
-	tp[1] = mr
-	d := m.sendTime
+	mem := m.st.mem[1]
+	h, n := pduModeHex(m.st.smsc, tp)
+	idx, okStore := m.storeLocked(mem, &stored{stat: s.pduStat, pdu: h, n: n})
 	m.mu.Unlock()
+	if !okStore {
+		s.final(nil, cmsErr(cmsMemoryFull))
+		return
+	}
+	s.final([]string{"+CMGW: " + itoa(idx)}, nil)
+}
+
+// sendPDU completes +CMGS: the SMS-SUBMIT tp is given its TP-MR, held for
+// the modem's send time counted from start, then handed to the network.
+func (s *sess) sendPDU(tp []byte, start time.Time) {
+	m := s.m
+	mr, d, refused := m.acceptSubmit(tp)
+	if refused != nil {
+		s.final(nil, refused)
+		return
+	}
 	if !s.sleep(d - m.net.clock.Now().Sub(start)) {
 		return
 	}
@@ -103,14 +96,46 @@ func (s *sess) finishPDU() {
 		}
 	}
 	m.mu.Unlock()
+	s.final(submitResult(mr, err))
+}
+
+// acceptSubmit refuses tp with the +CMS ERROR a modem gives (an injected
+// failure, no network, not an SMS-SUBMIT), counting a failed send, or
+// assigns its TP-MR (TS 23.040 §9.2.3.6) and returns it with the send
+// time.
+func (m *Modem) acceptSubmit(tp []byte) (byte, time.Duration, *atError) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.inject.n > 0 {
+		m.inject.n--
+		m.stats.SendFailed++
+		return 0, 0, cmsErr(m.inject.code)
+	}
+	if !m.registeredLocked() {
+		m.stats.SendFailed++
+		return 0, 0, cmsErr(cmsNoNetwork)
+	}
+	if len(tp) < 2 || tp[0]&0x03 != 0x01 {
+		m.stats.SendFailed++
+		return 0, 0, cmsErr(cmsInvalidPDUParam)
+	}
+	mr := m.mr
+	m.mr++
+	tp[1] = mr
+	return mr, m.sendTime, nil
+}
+
+// submitResult is the final result of +CMGS for the network's answer err
+// to the message given TP-MR mr.
+func submitResult(mr byte, err error) ([]string, *atError) {
 	switch {
 	case err == nil:
-		s.final([]string{"+CMGS: " + itoa(int(mr))}, nil)
+		return []string{"+CMGS: " + itoa(int(mr))}, nil
 	case errors.Is(err, ErrCongestion):
-		s.final(nil, cmsErr(cmsCongestion))
+		return nil, cmsErr(cmsCongestion)
 	case errors.Is(err, ErrBadPDU):
-		s.final(nil, cmsErr(cmsInvalidPDUParam))
+		return nil, cmsErr(cmsInvalidPDUParam)
 	default:
-		s.final(nil, cmsErr(cmsUnknown))
+		return nil, cmsErr(cmsUnknown)
 	}
 }

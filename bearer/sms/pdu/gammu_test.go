@@ -97,12 +97,13 @@ func TestGammuDecodesOurPDUs(t *testing.T) {
 				for i := range data {
 					data[i] = byte(i*31 + n)
 				}
+				name := fmt.Sprintf("%d/ref16=%v/ports=%v", n, ref16, ports)
 				da, _ := NumberAddress("+4915112345678")
 				segs, err := e.EncodeTo(da, data, o)
 				if err != nil {
-					t.Fatal(err)
+					t.Fatalf("%s: %v", name, err)
 				}
-				cases = append(cases, &enc{fmt.Sprintf("%d/ref16=%v/ports=%v", n, ref16, ports), data, o, segs})
+				cases = append(cases, &enc{name, data, o, segs})
 			}
 		}
 	}
@@ -119,62 +120,64 @@ func TestGammuDecodesOurPDUs(t *testing.T) {
 	if len(got) != len(hexes) {
 		t.Fatalf("gammu returned %d results for %d PDUs", len(got), len(hexes))
 	}
-	k := 0
+	first := 0 // index in got of the case's first segment
 	for _, c := range cases {
-		var all []byte
-		for _, s := range c.segs {
-			g := got[k]
-			k++
-			wantClass := -1
-			if cl, ok := c.opts.DCS.Class(); ok {
-				wantClass = cl
-			}
-			if g.Number != "+4915112345678" || g.Type != "Submit" || g.Coding != "8bit" || g.Class != wantClass || g.Validity != "1440M" {
-				t.Errorf("%s: gammu read %+v", c.name, g)
-			}
-			// The header gammu saw is byte for byte ours.
-			sub, err := ParseSubmit(s.TPDU)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var wantUDH string
-			if sub.HasUDH {
-				h, _ := AppendUDH(nil, sub.UDH)
-				wantUDH = hex.EncodeToString(h)
-			}
-			if g.UDH != wantUDH {
-				t.Errorf("%s: gammu UDH %s, ours %s", c.name, g.UDH, wantUDH)
-			}
-			// Where gammu recognises the concatenation IE alone, its fields match.
-			switch g.UDHType {
-			case "ConcatenatedMessages":
-				if s.Concat.Ref16 || g.ID8 != int(s.Concat.Ref) || g.Part != int(s.Concat.Seq) || g.All != int(s.Concat.Total) {
-					t.Errorf("%s: gammu concat %+v, ours %+v", c.name, g, s.Concat)
+		t.Run(c.name, func(t *testing.T) {
+			var all []byte
+			for i, s := range c.segs {
+				g := got[first+i]
+				wantClass := -1
+				if cl, ok := c.opts.DCS.Class(); ok {
+					wantClass = cl
 				}
-			case "ConcatenatedMessages16bit":
-				if !s.Concat.Ref16 || g.ID16 != int(s.Concat.Ref) || g.Part != int(s.Concat.Seq) || g.All != int(s.Concat.Total) {
-					t.Errorf("%s: gammu concat16 %+v, ours %+v", c.name, g, s.Concat)
+				if g.Number != "+4915112345678" || g.Type != "Submit" || g.Coding != "8bit" || g.Class != wantClass || g.Validity != "1440M" {
+					t.Errorf("%s: gammu read %+v", c.name, g)
 				}
-			case "NoUDH":
-				if len(c.segs) != 1 || c.opts.Ports.Present {
-					t.Errorf("%s: gammu saw no UDH", c.name)
+				// The header gammu saw is byte for byte ours.
+				sub, err := ParseSubmit(s.TPDU)
+				if err != nil {
+					t.Fatal(err)
 				}
-			case "UserUDH": // concat + port IE together: gammu does not name it
-				if !c.opts.Ports.Present {
-					t.Errorf("%s: gammu did not recognise a plain concatenation UDH", c.name)
+				var wantUDH string
+				if sub.HasUDH {
+					h, _ := AppendUDH(nil, sub.UDH)
+					wantUDH = hex.EncodeToString(h)
 				}
-			default:
-				t.Errorf("%s: gammu UDH type %s", c.name, g.UDHType)
+				if g.UDH != wantUDH {
+					t.Errorf("%s: gammu UDH %s, ours %s", c.name, g.UDH, wantUDH)
+				}
+				// Where gammu recognises the concatenation IE alone, its fields match.
+				switch g.UDHType {
+				case "ConcatenatedMessages":
+					if s.Concat.Ref16 || g.ID8 != int(s.Concat.Ref) || g.Part != int(s.Concat.Seq) || g.All != int(s.Concat.Total) {
+						t.Errorf("%s: gammu concat %+v, ours %+v", c.name, g, s.Concat)
+					}
+				case "ConcatenatedMessages16bit":
+					if !s.Concat.Ref16 || g.ID16 != int(s.Concat.Ref) || g.Part != int(s.Concat.Seq) || g.All != int(s.Concat.Total) {
+						t.Errorf("%s: gammu concat16 %+v, ours %+v", c.name, g, s.Concat)
+					}
+				case "NoUDH":
+					if len(c.segs) != 1 || c.opts.Ports.Present {
+						t.Errorf("%s: gammu saw no UDH", c.name)
+					}
+				case "UserUDH": // concat + port IE together: gammu does not name it
+					if !c.opts.Ports.Present {
+						t.Errorf("%s: gammu did not recognise a plain concatenation UDH", c.name)
+					}
+				default:
+					t.Errorf("%s: gammu UDH type %s", c.name, g.UDHType)
+				}
+				d, err := hex.DecodeString(g.Data)
+				if err != nil {
+					t.Fatal(err)
+				}
+				all = append(all, d...)
 			}
-			d, err := hex.DecodeString(g.Data)
-			if err != nil {
-				t.Fatal(err)
+			if !bytes.Equal(all, c.data) {
+				t.Errorf("%s: gammu user data differs from the payload", c.name)
 			}
-			all = append(all, d...)
-		}
-		if !bytes.Equal(all, c.data) {
-			t.Errorf("%s: gammu user data differs from the payload", c.name)
-		}
+		})
+		first += len(c.segs)
 	}
 	t.Logf("gammu decoded %d PDUs of %d messages", len(hexes), len(cases))
 }
@@ -284,28 +287,32 @@ json.dump(out, sys.stdout)
 func TestGammuStatusReports(t *testing.T) {
 	needGammu(t)
 	scts := time.Date(2026, 11, 25, 14, 3, 9, 0, time.FixedZone("", 3600))
-	var hexes []string
+	var hexes, names []string
 	var want []*StatusReport
 	for i, st := range []byte{0x00, 0x01, 0x21, 0x25, 0x41, 0x45, 0x62, 0x64} {
 		sr := &StatusReport{MR: byte(i * 37), Recipient: Address{TON: TONInternational, NPI: NPIISDN, Value: "4915112345678"},
 			SCTS: scts, Discharge: scts.Add(time.Duration(i) * time.Minute), Status: st}
+		name := fmt.Sprintf("ours TP-ST=0x%02X", st)
 		tp, err := sr.Marshal()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		hexes = append(hexes, "00"+hex.EncodeToString(tp))
+		names = append(names, name)
 		want = append(want, sr)
 	}
-	for _, h := range []string{
+	for i, h := range []string{
 		"07915391131213F406030C91539133131316218030612015402180306120654000",
 		"07914356060013F10659098136395339F6219011707193802190117071938030",
 		"0891683108608805F906750D91683109731147F4313050913492003130509134430000",
 	} {
+		name := fmt.Sprintf("real %d", i+1)
 		in, err := DecodeModemHex(h, 0)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
 		hexes = append(hexes, h)
+		names = append(names, name)
 		want = append(want, in.StatusReport)
 	}
 	var got []struct {
@@ -317,14 +324,16 @@ func TestGammuStatusReports(t *testing.T) {
 	}
 	gammuClass := map[string]DeliveryStatus{"Delivered": StatusDelivered, "Pending": StatusPending, "Failed": StatusFailed}
 	for i, g := range got {
-		w := want[i]
-		local := func(t time.Time) string { return t.Format("2006-01-02T15:04:05") } // gammu drops the zone
-		if g.Type != "Status_Report" || g.Number != w.Recipient.String() || g.MR != int(w.MR) || g.ST != int(w.Status) ||
-			g.SCTS != local(w.SCTS) || g.DT != local(w.Discharge) {
-			t.Errorf("%s: gammu %+v, ours %+v", hexes[i], g, w)
-		}
-		if c, ok := gammuClass[g.Text]; !ok || c != w.Outcome() {
-			t.Errorf("TP-ST 0x%02X: gammu says %q, we say %v", w.Status, g.Text, w.Outcome())
-		}
+		t.Run(names[i], func(t *testing.T) {
+			w := want[i]
+			local := func(t time.Time) string { return t.Format("2006-01-02T15:04:05") } // gammu drops the zone
+			if g.Type != "Status_Report" || g.Number != w.Recipient.String() || g.MR != int(w.MR) || g.ST != int(w.Status) ||
+				g.SCTS != local(w.SCTS) || g.DT != local(w.Discharge) {
+				t.Errorf("%s: gammu %+v, ours %+v", hexes[i], g, w)
+			}
+			if c, ok := gammuClass[g.Text]; !ok || c != w.Outcome() {
+				t.Errorf("TP-ST 0x%02X: gammu says %q, we say %v", w.Status, g.Text, w.Outcome())
+			}
+		})
 	}
 }

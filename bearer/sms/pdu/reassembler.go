@@ -386,35 +386,75 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 	id := setID{p.Originator, c.Ref, c.Ref16}
 	s := r.sets[id]
 	r.pruneDoneLocked(now)
-	// A segment equal to one of a set completed within Timeout is most
-	// likely a late SMSC duplicate. It is not dropped (a new message that
-	// reuses the reference may share a segment byte for byte): it opens or
-	// joins a set marked suspect, which, if it expires holding only such
-	// segments, is reported as DropLateDuplicate rather than as a loss.
-	late := false
-	if d := r.done[id]; d != nil {
-		if d.total == c.Total && d.hashes[c.Seq-1] == segHash(p.Data) {
-			late = true
-		} else if s == nil {
-			delete(r.done, id) // a new message reusing the reference
-		}
+	late := r.lateDuplicateLocked(id, s, p)
+	if err := r.checkSlotLocked(s, p); err != nil {
+		return nil, err
 	}
-	if s != nil && s.key.Total != c.Total {
+	s = r.makeRoomLocked(s, len(p.Data), now, drops)
+	if s == nil {
+		s = r.openLocked(id, p, now, drops)
+		s.suspect = late
+	} else if !late {
+		s.suspect = false
+	}
+	r.fillLocked(s, p)
+	if s.have < int(s.key.Total) {
+		return nil, nil
+	}
+	return r.completeLocked(id, s, now), nil
+}
+
+// lateDuplicateLocked reports whether p equals the segment at its place
+// in a set of id completed within Timeout: most likely a late SMSC
+// duplicate. It is not dropped (a new message that reuses the reference
+// may share a segment byte for byte): it opens or joins a set marked
+// suspect, which, if it expires holding only such segments, is reported as
+// DropLateDuplicate rather than as a loss. A differing segment with no set
+// of id pending forgets the completed set: a new message reuses the
+// reference.
+func (r *Reassembler) lateDuplicateLocked(id setID, s *pendingSet, p Part) bool {
+	d := r.done[id]
+	if d == nil {
+		return false
+	}
+	c := p.Concat
+	if d.total == c.Total && d.hashes[c.Seq-1] == segHash(p.Data) {
+		return true
+	}
+	if s == nil {
+		delete(r.done, id)
+	}
+	return false
+}
+
+// checkSlotLocked refuses p when the pending set s (nil: none) has
+// another total, or already holds segment p.Concat.Seq (a duplicate when
+// equal, a conflict when not).
+func (r *Reassembler) checkSlotLocked(s *pendingSet, p Part) error {
+	if s == nil {
+		return nil
+	}
+	c := p.Concat
+	if s.key.Total != c.Total {
 		r.st.Mismatches++
-		return nil, fmt.Errorf("%w: %s got a segment with total %d", ErrTotalMismatch, s.key, c.Total)
+		return fmt.Errorf("%w: %s got a segment with total %d", ErrTotalMismatch, s.key, c.Total)
 	}
-	if s != nil {
-		if old := s.parts[c.Seq-1]; old != nil {
-			if bytes.Equal(old, p.Data) {
-				r.st.Duplicates++
-				return nil, fmt.Errorf("%w: %s segment %d", ErrDuplicate, s.key, c.Seq)
-			}
-			r.st.Conflicts++
-			return nil, fmt.Errorf("%w: %s segment %d", ErrConflict, s.key, c.Seq)
+	if old := s.parts[c.Seq-1]; old != nil {
+		if bytes.Equal(old, p.Data) {
+			r.st.Duplicates++
+			return fmt.Errorf("%w: %s segment %d", ErrDuplicate, s.key, c.Seq)
 		}
+		r.st.Conflicts++
+		return fmt.Errorf("%w: %s segment %d", ErrConflict, s.key, c.Seq)
 	}
-	// Make room for the bytes (never evicting the set being filled).
-	for r.bytes+len(p.Data) > r.cfg.MaxBytes && r.oldest != nil {
+	return nil
+}
+
+// makeRoomLocked evicts the oldest sets until n more bytes fit MaxBytes,
+// never the set s being filled; when only s is left and the bytes still do
+// not fit, s is given up too and makeRoomLocked returns nil, else s.
+func (r *Reassembler) makeRoomLocked(s *pendingSet, n int, now time.Time, drops *[]Dropped) *pendingSet {
+	for r.bytes+n > r.cfg.MaxBytes && r.oldest != nil {
 		victim := r.oldest
 		if victim == s {
 			if victim = s.next; victim == nil {
@@ -423,46 +463,56 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 		}
 		*drops = append(*drops, r.removeLocked(victim, DropByteCap, now))
 	}
-	if r.bytes+len(p.Data) > r.cfg.MaxBytes {
-		// Only s itself is held and it cannot grow: give it up too.
+	if r.bytes+n > r.cfg.MaxBytes {
 		*drops = append(*drops, r.removeLocked(s, DropByteCap, now))
-		s = nil
+		return nil
 	}
-	if s == nil {
-		for r.perOA[p.Originator] >= r.cfg.MaxSetsPerOriginator {
-			victim := r.oldestOf(p.Originator)
-			if victim == nil {
-				break
-			}
-			*drops = append(*drops, r.removeLocked(victim, DropOriginatorCap, now))
+	return s
+}
+
+// openLocked opens the set of id for p's message, first evicting the
+// originator's oldest sets past MaxSetsPerOriginator and the oldest sets
+// past MaxSets.
+func (r *Reassembler) openLocked(id setID, p Part, now time.Time, drops *[]Dropped) *pendingSet {
+	for r.perOA[p.Originator] >= r.cfg.MaxSetsPerOriginator {
+		victim := r.oldestOf(p.Originator)
+		if victim == nil {
+			break
 		}
-		for len(r.sets) >= r.cfg.MaxSets && r.oldest != nil {
-			*drops = append(*drops, r.removeLocked(r.oldest, DropSetCap, now))
-		}
-		s = &pendingSet{
-			key:     SetKey{Originator: p.Originator, Ref: c.Ref, Ref16: c.Ref16, Total: c.Total},
-			ports:   p.Ports,
-			created: now, deadline: now.Add(r.cfg.Timeout),
-			parts: make([][]byte, c.Total),
-		}
-		r.sets[id] = s
-		r.perOA[p.Originator]++
-		r.pushLocked(s)
-		s.suspect = late
-	} else if !late {
-		s.suspect = false
+		*drops = append(*drops, r.removeLocked(victim, DropOriginatorCap, now))
 	}
-	s.parts[c.Seq-1] = bytes.Clone(p.Data)
-	if s.parts[c.Seq-1] == nil {
-		s.parts[c.Seq-1] = []byte{}
+	for len(r.sets) >= r.cfg.MaxSets && r.oldest != nil {
+		*drops = append(*drops, r.removeLocked(r.oldest, DropSetCap, now))
+	}
+	c := p.Concat
+	s := &pendingSet{
+		key:     SetKey{Originator: p.Originator, Ref: c.Ref, Ref16: c.Ref16, Total: c.Total},
+		ports:   p.Ports,
+		created: now, deadline: now.Add(r.cfg.Timeout),
+		parts: make([][]byte, c.Total),
+	}
+	r.sets[id] = s
+	r.perOA[p.Originator]++
+	r.pushLocked(s)
+	return s
+}
+
+// fillLocked stores a copy of p's data at its place in s and counts it.
+func (r *Reassembler) fillLocked(s *pendingSet, p Part) {
+	seq := p.Concat.Seq
+	s.parts[seq-1] = bytes.Clone(p.Data)
+	if s.parts[seq-1] == nil {
+		s.parts[seq-1] = []byte{}
 	}
 	s.have++
 	s.bytes += len(p.Data)
 	r.bytes += len(p.Data)
 	r.st.Segments++
-	if s.have < int(s.key.Total) {
-		return nil, nil
-	}
+}
+
+// completeLocked joins the segments of the full set s, unlinks it and
+// remembers it as completed for the late-duplicate check.
+func (r *Reassembler) completeLocked(id setID, s *pendingSet, now time.Time) *Datagram {
 	data := make([]byte, 0, s.bytes)
 	for _, b := range s.parts {
 		data = append(data, b...)
@@ -470,7 +520,7 @@ func (r *Reassembler) addLocked(p Part, now time.Time, drops *[]Dropped) (*Datag
 	r.unlinkLocked(s)
 	r.st.Completed++
 	r.rememberLocked(id, s, now)
-	return &Datagram{Originator: p.Originator, Data: data, Ports: s.ports, Segments: int(s.key.Total), Key: s.key}, nil
+	return &Datagram{Originator: s.key.Originator, Data: data, Ports: s.ports, Segments: int(s.key.Total), Key: s.key}
 }
 
 func (r *Reassembler) rememberLocked(id setID, s *pendingSet, now time.Time) {

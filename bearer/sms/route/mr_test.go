@@ -500,9 +500,14 @@ func TestMRStateSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer one.Close()
-	for name, m := range map[string]*Mux{"one route per number": one, "zero": {}} {
-		if _, err := m.WriteStateTo(&buf); m.KeepsState() || !errors.Is(err, ErrNoStateFile) {
-			t.Errorf("%s: KeepsState %v, WriteStateTo %v", name, m.KeepsState(), err)
-		}
+	for _, c := range []struct {
+		name string
+		m    *Mux
+	}{{"one route per number", one}, {"zero", &Mux{}}} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := c.m.WriteStateTo(&buf); c.m.KeepsState() || !errors.Is(err, ErrNoStateFile) {
+				t.Errorf("%s: KeepsState %v, WriteStateTo %v", c.name, c.m.KeepsState(), err)
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -182,22 +183,26 @@ func TestRoundTrip(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			r := newRig(t, rigOpts{link: smpp.Config{Concat: c.concat, Bind: c.bind}, reports: true})
 			for i, size := range []int{20, 500} {
-				out := datagram(size, byte(i))
-				if _, err := r.gw.WriteTo(out, addr(deviceNum)); err != nil {
-					t.Fatal(err)
-				}
-				got, from := read(t, r.dev)
-				if !bytes.Equal(got, out) || from != serverNum {
-					t.Fatalf("device got %d bytes from %s", len(got), from)
-				}
-				waitResult(t, r, outbox.DeliveredOutcome)
-				back := datagram(size+3, byte(i+9))
-				if _, err := r.dev.WriteTo(back, addr(serverNum)); err != nil {
-					t.Fatal(err)
-				}
-				got, from = read(t, r.gw)
-				if !bytes.Equal(got, back) || from != deviceNum {
-					t.Fatalf("gateway got %d bytes from %s", len(got), from)
+				if !t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
+					out := datagram(size, byte(i))
+					if _, err := r.gw.WriteTo(out, addr(deviceNum)); err != nil {
+						t.Fatal(err)
+					}
+					got, from := read(t, r.dev)
+					if !bytes.Equal(got, out) || from != serverNum {
+						t.Fatalf("device got %d bytes from %s", len(got), from)
+					}
+					waitResult(t, r, outbox.DeliveredOutcome)
+					back := datagram(size+3, byte(i+9))
+					if _, err := r.dev.WriteTo(back, addr(serverNum)); err != nil {
+						t.Fatal(err)
+					}
+					got, from = read(t, r.gw)
+					if !bytes.Equal(got, back) || from != deviceNum {
+						t.Fatalf("gateway got %d bytes from %s", len(got), from)
+					}
+				}) {
+					return
 				}
 			}
 			st := settled(r.link)

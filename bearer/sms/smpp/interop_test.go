@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,54 +178,58 @@ func TestInteropNodeSMSC(t *testing.T) {
 			}
 			defer b.Close()
 			for i, size := range []int{30, 300} {
-				out := datagram(size, byte(i))
-				if _, err := b.WriteTo(out, addr(deviceNum)); err != nil {
-					t.Fatal(err)
-				}
-				segs := 1
-				if size > 140 && c.concat != smpp.ConcatPayload {
-					segs = 3
-				}
-				var got []byte
-				for s := 0; s < segs; s++ {
-					v := node.next(t, "submit")
-					if v["src"] != serverNum[1:] || v["src_ton"] != float64(1) || v["src_npi"] != float64(1) ||
-						v["dst"] != deviceNum[1:] || v["dst_ton"] != float64(1) || v["dc"] != float64(4) || v["rd"] != float64(1) {
-						t.Fatalf("submit_sm as the SMSC saw it: %v", v)
+				if !t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
+					out := datagram(size, byte(i))
+					if _, err := b.WriteTo(out, addr(deviceNum)); err != nil {
+						t.Fatal(err)
 					}
-					esm, _ := v["esm"].(float64)
-					switch {
-					case c.concat == smpp.ConcatUDH && segs > 1 && int(esm)&0x40 == 0:
-						t.Fatalf("concatenated segment without UDHI: %v", v)
-					case c.concat == smpp.ConcatSAR && segs > 1 && (v["sar"] == nil || int(esm)&0x40 != 0):
-						t.Fatalf("sar mode: %v", v)
-					case c.concat == smpp.ConcatPayload && size > 254 && v["payload"] == nil:
-						t.Fatalf("payload mode without message_payload: %v", v)
+					segs := 1
+					if size > 140 && c.concat != smpp.ConcatPayload {
+						segs = 3
 					}
-					h, _ := v["sm"].(string)
-					if p, ok := v["payload"].(string); ok {
-						h = p
+					var got []byte
+					for s := 0; s < segs; s++ {
+						v := node.next(t, "submit")
+						if v["src"] != serverNum[1:] || v["src_ton"] != float64(1) || v["src_npi"] != float64(1) ||
+							v["dst"] != deviceNum[1:] || v["dst_ton"] != float64(1) || v["dc"] != float64(4) || v["rd"] != float64(1) {
+							t.Fatalf("submit_sm as the SMSC saw it: %v", v)
+						}
+						esm, _ := v["esm"].(float64)
+						switch {
+						case c.concat == smpp.ConcatUDH && segs > 1 && int(esm)&0x40 == 0:
+							t.Fatalf("concatenated segment without UDHI: %v", v)
+						case c.concat == smpp.ConcatSAR && segs > 1 && (v["sar"] == nil || int(esm)&0x40 != 0):
+							t.Fatalf("sar mode: %v", v)
+						case c.concat == smpp.ConcatPayload && size > 254 && v["payload"] == nil:
+							t.Fatalf("payload mode without message_payload: %v", v)
+						}
+						h, _ := v["sm"].(string)
+						if p, ok := v["payload"].(string); ok {
+							h = p
+						}
+						raw, _ := hex.DecodeString(h)
+						if int(esm)&0x40 != 0 {
+							raw = raw[1+int(raw[0]):]
+						}
+						got = append(got, raw...)
 					}
-					raw, _ := hex.DecodeString(h)
-					if int(esm)&0x40 != 0 {
-						raw = raw[1+int(raw[0]):]
+					if !bytes.Equal(got, out) {
+						t.Fatalf("the SMSC got %x\nwant %x", got, out)
 					}
-					got = append(got, raw...)
-				}
-				if !bytes.Equal(got, out) {
-					t.Fatalf("the SMSC got %x\nwant %x", got, out)
-				}
-				back, from := read(t, b)
-				if !bytes.Equal(back, out) || from != deviceNum {
-					t.Fatalf("echo: %d bytes from %s", len(back), from)
-				}
-				select {
-				case r := <-results:
-					if r.Outcome != outbox.DeliveredOutcome {
-						t.Fatalf("outcome %v %v", r.Outcome, r.Err)
+					back, from := read(t, b)
+					if !bytes.Equal(back, out) || from != deviceNum {
+						t.Fatalf("echo: %d bytes from %s", len(back), from)
 					}
-				case <-time.After(30 * time.Second):
-					t.Fatalf("no receipt correlated: %+v", link.Stats())
+					select {
+					case r := <-results:
+						if r.Outcome != outbox.DeliveredOutcome {
+							t.Fatalf("outcome %v %v", r.Outcome, r.Err)
+						}
+					case <-time.After(30 * time.Second):
+						t.Fatalf("no receipt correlated: %+v", link.Stats())
+					}
+				}) {
+					return
 				}
 			}
 			if st := settled(link); st.Receipts == 0 || st.ReceiptsUnknown != 0 || st.Malformed != 0 || st.AwaitingReceipt != 0 {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -185,20 +186,24 @@ func TestTLS(t *testing.T) {
 			}
 			r := newRig(t, rigOpts{smscTLS: srvTLS, link: smpp.Config{Bind: c.bind, TLS: cfg}, reports: true})
 			for i, size := range []int{20, 500} {
-				out := datagram(size, byte(i))
-				if _, err := r.gw.WriteTo(out, addr(deviceNum)); err != nil {
-					t.Fatal(err)
-				}
-				if got, from := read(t, r.dev); !bytes.Equal(got, out) || from != serverNum {
-					t.Fatalf("device got %d bytes from %s", len(got), from)
-				}
-				waitResult(t, r, outbox.DeliveredOutcome)
-				back := datagram(size+3, byte(i+9))
-				if _, err := r.dev.WriteTo(back, addr(serverNum)); err != nil {
-					t.Fatal(err)
-				}
-				if got, from := read(t, r.gw); !bytes.Equal(got, back) || from != deviceNum {
-					t.Fatalf("gateway got %d bytes from %s", len(got), from)
+				if !t.Run(fmt.Sprintf("%d bytes", size), func(t *testing.T) {
+					out := datagram(size, byte(i))
+					if _, err := r.gw.WriteTo(out, addr(deviceNum)); err != nil {
+						t.Fatal(err)
+					}
+					if got, from := read(t, r.dev); !bytes.Equal(got, out) || from != serverNum {
+						t.Fatalf("device got %d bytes from %s", len(got), from)
+					}
+					waitResult(t, r, outbox.DeliveredOutcome)
+					back := datagram(size+3, byte(i+9))
+					if _, err := r.dev.WriteTo(back, addr(serverNum)); err != nil {
+						t.Fatal(err)
+					}
+					if got, from := read(t, r.gw); !bytes.Equal(got, back) || from != deviceNum {
+						t.Fatalf("gateway got %d bytes from %s", len(got), from)
+					}
+				}) {
+					return
 				}
 			}
 			st := settled(r.link)

@@ -1,6 +1,22 @@
 // Package gwtest holds what the gateway's tests and the daemon's proof
-// tests share: a data dir filled with many registrations, as a gateway
-// that had them would have left it. Only tests import it.
+// tests share: a data dir filled with many registrations, and busy ports.
+//
+// # Usage
+//
+//	dir := t.TempDir()
+//	if err := gwtest.FillRegistrations(dir, 5000, 300); err != nil {
+//		t.Fatal(err)
+//	}
+//	// start the gateway or the smsgw binary with data_dir: dir
+//
+//	tcp, udp := gwtest.BusyPorts(t) // start-up must refuse these
+//
+// # Design
+//
+// [FillRegistrations] writes registrations.db through the same
+// bbolt-backed registry the gateway opens, so the file is what a gateway
+// that had those devices would have left, not a hand-built imitation.
+// Only tests import this package.
 package gwtest
 
 import (
