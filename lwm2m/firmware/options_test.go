@@ -63,7 +63,8 @@ func TestOptionsRefuse(t *testing.T) {
 }
 
 // TestUpdaterRefuses: NewUpdater without its Server or Store, or with a
-// negative MaxWaiters (which used to become 100,000), fails with
+// negative MaxWaiters (which used to become 100,000), and NewDevice with a
+// negative MaxPackage or PullTimeout (defaults before), fail with
 // ErrInvalidOption; so do an update, a version read and a campaign given
 // negative per-update Options (which used to take the defaults), before
 // anything is sent. ErrInvalidOption is a kind of ErrInvalid.
@@ -117,6 +118,14 @@ func TestUpdaterRefuses(t *testing.T) {
 		{Name: "Update negative MaxSMS", Field: "MaxSMS", Make: update(firmware.Options{MaxSMS: -1})},
 		{Name: "Version negative WakeTimeout", Field: "WakeTimeout", Make: version(firmware.Options{WakeTimeout: -time.Second})},
 		{Name: "Create negative UpdateTimeout", Field: "UpdateTimeout", Make: campaign(firmware.Options{UpdateTimeout: -time.Second})},
+		{Name: "NewDevice negative MaxPackage", Field: "MaxPackage", Make: func() error {
+			_, err := firmware.NewDevice(nil, firmware.DeviceConfig{MaxPackage: -1})
+			return err
+		}},
+		{Name: "NewDevice negative PullTimeout", Field: "PullTimeout", Make: func() error {
+			_, err := firmware.NewDevice(nil, firmware.DeviceConfig{PullTimeout: -time.Second})
+			return err
+		}},
 	}
 	cfgchecktest.Refuses(t, firmware.ErrInvalidOption, cases)
 	cfgchecktest.Refuses(t, firmware.ErrInvalid, cases[:1])
