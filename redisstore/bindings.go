@@ -89,7 +89,7 @@ func (d *DB) OpenBindings(ctx context.Context, max int) (*Bindings, error) {
 	}
 	var f cfgcheck.Fields
 	cfgcheck.Default(&f, "max", &max, 1_000_000)
-	if err := f.Err(ErrInvalidOption, "redisstore: OpenBindings"); err != nil {
+	if err := f.Err(ErrInvalidOption, "OpenBindings"); err != nil {
 		return nil, err
 	}
 	b := &Bindings{db: d, max: max}

@@ -213,7 +213,7 @@ func (o *Options) check() error {
 	var f cfgcheck.Fields
 	cfgcheck.Default(&f, "DialTimeout", &o.DialTimeout, 2*time.Second)
 	cfgcheck.Default(&f, "OpTimeout", &o.OpTimeout, 3*time.Second)
-	return f.Err(ErrInvalidOption, "redisstore: Options")
+	return f.Err(ErrInvalidOption, "Options")
 }
 
 // New uses a client made elsewhere (its own timeouts apply: Options'
@@ -222,7 +222,7 @@ func (o *Options) check() error {
 // wrapping ErrInvalidOption.
 func New(c *redis.Client, o Options) (*DB, error) {
 	if c == nil {
-		return nil, fmt.Errorf("%w: redisstore: New needs a client", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: New needs a client", ErrInvalidOption)
 	}
 	if err := o.check(); err != nil {
 		return nil, err

@@ -69,7 +69,7 @@ func (d *DB) OpenRegistry(ctx context.Context, o RegistryOptions) (*Registry, er
 	var f cfgcheck.Fields
 	cfgcheck.Default(&f, "MaxRegistrations", &opts.MaxRegistrations, 1_000_000)
 	cfgcheck.NonNegative(&f, "Grace", opts.Grace)
-	if err := f.Err(ErrInvalidOption, "redisstore: RegistryOptions"); err != nil {
+	if err := f.Err(ErrInvalidOption, "RegistryOptions"); err != nil {
 		return nil, err
 	}
 	log := o.Logger

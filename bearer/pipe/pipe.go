@@ -96,7 +96,7 @@ func WithFaults(f Faults) Option {
 		cfgcheck.NonNegative(&bad, "ReorderDelay", f.ReorderDelay)
 		cfgcheck.NonNegative(&bad, "Delay", f.Delay)
 		cfgcheck.NonNegative(&bad, "Jitter", f.Jitter)
-		if err := bad.Err(ErrInvalidOption, "pipe: WithFaults"); err != nil {
+		if err := bad.Err(ErrInvalidOption, "WithFaults"); err != nil {
 			return err
 		}
 		c.faults = f

@@ -342,7 +342,7 @@ func (c *Config) validate(server bool) error {
 	cfgcheck.NonNegative(&f, "QueueLen", c.QueueLen)
 	cfgcheck.NonNegative(&f, "FlightInterval", c.FlightInterval)
 	cfgcheck.NonNegative(&f, "MTU", c.MTU)
-	return f.Err(ErrInvalidOption, "secure: Config")
+	return f.Err(ErrInvalidOption, "Config")
 }
 
 // peerVerifier checks a peer's certificate chain: X.509 against RootCAs,

@@ -313,12 +313,12 @@ func (c *Config) check(t Transport) error {
 		f.Badf("BudgetWarnRatio %v is not a share of a budget (0..1; negative: never)", c.BudgetWarnRatio)
 	}
 	ownBudgets(&f, c)
-	if err := f.Err(ErrInvalidOption, "sms: Config"); err != nil {
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
 		return err
 	}
 	if c.Params != nil {
 		if err := c.Params.Validate(); err != nil {
-			return fmt.Errorf("%w: sms: Config.Params: %w", ErrInvalidOption, err)
+			return fmt.Errorf("%w: Config.Params: %w", ErrInvalidOption, err)
 		}
 	}
 	return nil
@@ -348,7 +348,7 @@ func newBearer(t Transport, cfg Config) (*Bearer, error) {
 	}
 	var err error
 	if b.enc, err = pdu.NewEncoder(pdu.WithDefaults(cfg.Submit...)); err != nil {
-		return nil, fmt.Errorf("%w: sms: Config.Submit: %w", ErrInvalidOption, err)
+		return nil, fmt.Errorf("%w: Config.Submit: %w", ErrInvalidOption, err)
 	}
 	b.rep = newRepeats()
 	rc := cfg.Reassembly
@@ -361,7 +361,7 @@ func newBearer(t Transport, cfg Config) (*Bearer, error) {
 	rc.Now = b.now
 	rc.OnDrop = b.onDrop
 	if b.reasm, err = pdu.NewReassembler(rc); err != nil {
-		return nil, fmt.Errorf("%w: sms: Config.Reassembly: %w", ErrInvalidOption, err)
+		return nil, fmt.Errorf("%w: Config.Reassembly: %w", ErrInvalidOption, err)
 	}
 	if b.lim = cfg.RateLimiter; b.lim == nil {
 		b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
@@ -419,7 +419,7 @@ func (b *Bearer) start() error {
 	}
 	var err error
 	if b.worker, err = outbox.NewWorker(b.ob, b.t, wc); err != nil {
-		err = fmt.Errorf("%w: sms: Config.Worker: %w", ErrInvalidOption, err)
+		err = fmt.Errorf("%w: Config.Worker: %w", ErrInvalidOption, err)
 	} else {
 		b.ctx, b.cancel = context.WithCancel(context.Background())
 		if err = b.replay(); err != nil {

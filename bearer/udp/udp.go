@@ -138,7 +138,7 @@ func newConfig(opts []Option) (config, error) {
 	var f cfgcheck.Fields
 	cfgcheck.NonNegative(&f, "WithReadBuffer", c.readBuffer)
 	cfgcheck.NonNegative(&f, "WithWriteBuffer", c.writeBuffer)
-	return c, f.Err(ErrInvalidOption, "udp")
+	return c, f.Err(ErrInvalidOption, "options")
 }
 
 // Listen opens a UDP socket on address ("127.0.0.1:5683", "[::]:5683",

@@ -12,7 +12,7 @@
 //	if c.ReconnectMax < c.ReconnectMin {
 //		f.Badf("ReconnectMax %v is below ReconnectMin %v", c.ReconnectMax, c.ReconnectMin)
 //	}
-//	if err := f.Err(ErrInvalidOption, "smpp: Config"); err != nil {
+//	if err := f.Err(ErrInvalidOption, "Config"); err != nil { // "smpp: invalid option: Config: Window -1 is negative"
 //		return err
 //	}
 //

@@ -101,7 +101,7 @@ func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
 	var f cfgcheck.Fields
 	cfgcheck.Default(&f, "MaxPackage", &cfg.MaxPackage, 1<<20)
 	cfgcheck.Default(&f, "PullTimeout", &cfg.PullTimeout, 2*time.Minute)
-	if err := f.Err(ErrInvalidOption, "firmware: DeviceConfig"); err != nil {
+	if err := f.Err(ErrInvalidOption, "DeviceConfig"); err != nil {
 		return nil, err
 	}
 	delivery := int64(DeliveryBoth)

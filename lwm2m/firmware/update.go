@@ -90,7 +90,7 @@ func (o *Options) check() error {
 	cfgcheck.Default(&f, "WakeTimeout", &o.WakeTimeout, 5*time.Minute)
 	cfgcheck.NonNegative(&f, "AwakeWindow", o.AwakeWindow)
 	cfgcheck.NonNegative(&f, "MaxSMS", o.MaxSMS)
-	return f.Err(ErrInvalidOption, "firmware: Options")
+	return f.Err(ErrInvalidOption, "Options")
 }
 
 // Step names a stage of a single-device update.
@@ -136,7 +136,7 @@ func NewUpdater(cfg Config) (*Updater, error) {
 		f.Badf("Server and Store are required")
 	}
 	cfgcheck.Default(&f, "MaxWaiters", &cfg.MaxWaiters, 100000)
-	if err := f.Err(ErrInvalidOption, "firmware: Config"); err != nil {
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
 		return nil, err
 	}
 	log := cfg.Logger

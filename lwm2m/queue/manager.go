@@ -167,7 +167,7 @@ func (c *Config) defaults() error {
 	setD("Retention", &c.Retention, 24*time.Hour)
 	setI("MaxResults", &c.MaxResults, 100_000)
 	setI("MaxDevices", &c.MaxDevices, 1_000_000)
-	if err := bad.Err(ErrInvalidOption, "queue: Config"); err != nil {
+	if err := bad.Err(ErrInvalidOption, "Config"); err != nil {
 		return err
 	}
 	if c.Metrics == nil {

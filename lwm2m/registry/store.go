@@ -80,7 +80,7 @@ func (o *Options) check() error {
 	var f cfgcheck.Fields
 	cfgcheck.Default(&f, "MaxRegistrations", &o.MaxRegistrations, 1_000_000)
 	cfgcheck.NonNegative(&f, "Grace", o.Grace)
-	return f.Err(ErrInvalidOption, "lwm2m registry: Options")
+	return f.Err(ErrInvalidOption, "Options")
 }
 
 // index is the in-memory part shared by Memory and Bolt: two maps and an

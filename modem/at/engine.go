@@ -140,7 +140,7 @@ func (c *Config) check(rw io.ReadWriter) error {
 	if c.QuietMax < c.Quiet {
 		f.Badf("QuietMax %v is below Quiet %v", c.QuietMax, c.Quiet)
 	}
-	return f.Err(ErrInvalidOption, "at: Config")
+	return f.Err(ErrInvalidOption, "Config")
 }
 
 // SetDialect replaces the dialect (after the modem's profile is known).

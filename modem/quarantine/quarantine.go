@@ -62,7 +62,7 @@ var bucket = []byte("quarantine")
 // Open opens (creating if needed) the store at path.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Max < 0 {
-		return nil, fmt.Errorf("%w: quarantine: Options: Max %d is negative", ErrInvalidOption, opts.Max)
+		return nil, fmt.Errorf("%w: Options: Max %d is negative", ErrInvalidOption, opts.Max)
 	}
 	if opts.Max == 0 {
 		opts.Max = DefaultMax

@@ -122,7 +122,7 @@ func (c Conditions) check() error {
 	cfgcheck.Probability(&f, "Duplicate", c.Duplicate)
 	cfgcheck.Probability(&f, "Reorder", c.Reorder)
 	cfgcheck.NonNegative(&f, "ReorderDelay", c.ReorderDelay)
-	return f.Err(ErrInvalidOption, "sim: Conditions")
+	return f.Err(ErrInvalidOption, "Conditions")
 }
 
 // WithLogger sets the logger (default: none, a discard logger).

@@ -124,7 +124,7 @@ func (c *WorkerConfig) check() error {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	return f.Err(ErrInvalidOption, "outbox: WorkerConfig")
+	return f.Err(ErrInvalidOption, "WorkerConfig")
 }
 
 // Worker drains an Outbox through a Sender. Run owns every goroutine it starts.
@@ -166,7 +166,7 @@ const (
 // out of its range (named in the error).
 func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) (*Worker, error) {
 	if ob == nil || s == nil {
-		return nil, fmt.Errorf("%w: outbox: NewWorker needs an Outbox and a Sender", ErrInvalidOption)
+		return nil, fmt.Errorf("%w: NewWorker needs an Outbox and a Sender", ErrInvalidOption)
 	}
 	if err := cfg.check(); err != nil {
 		return nil, err

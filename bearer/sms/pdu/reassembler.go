@@ -258,7 +258,7 @@ func (c *ReassemblerConfig) check() error {
 	case c.MaxBytes > 0 && c.MaxBytes < MaxUserData:
 		f.Badf("MaxBytes %d is below one SMS's user data (%d)", c.MaxBytes, MaxUserData)
 	}
-	return f.Err(ErrInvalidOption, "pdu: ReassemblerConfig")
+	return f.Err(ErrInvalidOption, "ReassemblerConfig")
 }
 
 // initLocked applies the defaults on first use; r.mu is held (or r is not

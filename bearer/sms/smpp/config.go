@@ -188,7 +188,7 @@ func (c *Config) defaults() error {
 			f.Badf("%s: %v", b.name, err)
 		}
 	}
-	if err := f.Err(ErrInvalidOption, "smpp: Config"); err != nil {
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
 		return err
 	}
 	if c.Logger == nil {

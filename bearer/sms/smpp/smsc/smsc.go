@@ -162,7 +162,7 @@ func Start(cfg Config) (*Server, error) {
 	cfgcheck.Default(&f, "Window", &cfg.Window, 10)
 	cfgcheck.Default(&f, "QueueLen", &cfg.QueueLen, 100_000)
 	cfgcheck.Default(&f, "MaxSessions", &cfg.MaxSessions, 64)
-	if err := f.Err(ErrInvalidOption, "smsc: Config"); err != nil {
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
 		return nil, err
 	}
 	if cfg.Listen == "" {
