@@ -248,12 +248,23 @@ func (s *blockStore) putBody(key string, b *blockBuf, now time.Time, m Metrics) 
 	m.Set(GaugeBlockBuffers, len(s.bufs))
 }
 
+// getBody returns the kept Block2 body of key, or nil. A body being
+// fetched is not idle: each hit keeps it another BlockExpiry (qbKeep for
+// a Q-Block2 body), so a long transfer on a slow link is not cut off
+// BlockExpiry after its first block and the handler is not run again.
 func (s *blockStore) getBody(key string, now time.Time) *blockBuf {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b, ok := s.bufs[key]
 	if !ok || !now.Before(b.expires) {
 		return nil
+	}
+	keep := s.lim.BlockExpiry
+	if b.qs != nil {
+		keep = s.qbKeep
+	}
+	if e := now.Add(keep); e.After(b.expires) {
+		b.expires = e
 	}
 	return b
 }

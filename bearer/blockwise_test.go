@@ -290,3 +290,35 @@ func TestBlock1SizeShrinksForLongOptions(t *testing.T) {
 		t.Fatalf("client sent a %d-byte datagram over SMS", l)
 	}
 }
+
+// TestBlock2BodyKeptWhileFetched: the kept Block2 body expires when it is
+// idle for BlockExpiry, not BlockExpiry after its first block. Here the
+// whole transfer (32 blocks, 10 ms each way) takes several times
+// BlockExpiry while no gap between two blocks comes near it; the handler
+// must run once.
+func TestBlock2BodyKeptWhileFetched(t *testing.T) {
+	const expiry = 150 * time.Millisecond
+	body := randomBody(32<<10, 7)
+	var runs atomic.Int64
+	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
+		runs.Add(1)
+		_ = w.WriteResponse(codes.Content, body)
+	})
+	p := newPair(t, h, []pipe.Option{pipe.WithParams(fastParams(time.Second, 4)), pipe.WithFaults(pipe.Faults{Delay: 10 * time.Millisecond})},
+		bearer.WithLimits(bearer.Limits{BlockExpiry: expiry}))
+	start := time.Now()
+	resp, err := p.cli.Get(ctxT(t, 30*time.Second), p.sconn.LocalAddr(), "/fw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if !bytes.Equal(resp.Payload, body) {
+		t.Fatalf("body of %d bytes differs from the %d sent", len(resp.Payload), len(body))
+	}
+	if took < 2*expiry {
+		t.Fatalf("transfer took %v, not longer than 2 × BlockExpiry (%v): the test proves nothing", took, expiry)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("handler ran %d times over a %v transfer; a body being fetched is not idle", n, took)
+	}
+}

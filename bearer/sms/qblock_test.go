@@ -106,6 +106,10 @@ func runTransfers(t *testing.T, size int, qblock bool) (get, put int) {
 	big := body(size, uint64(size))
 	srv := newBodyServer(big)
 	p := newPair(t, smstest.Faults{}, func(side string, c *sms.Config) {
+		// The counts are exact only if no timer fires: the network
+		// loses nothing, so a re-sending could only come from a timer
+		// outrun by a loaded machine (seen at load 17 with 2 s: 1.053).
+		c.Params = testParams(8 * time.Second)
 		if side == "device" && !qblock {
 			c.Params.QBlock.Enabled = false
 		}

@@ -15,20 +15,30 @@ import (
 // "smsgw help CMD") prints its usage and flags to stdout and exits 0.
 func TestHelp(t *testing.T) {
 	t.Setenv("XDG_STATE_HOME", t.TempDir())
-	var out, errb bytes.Buffer
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"help"}, {"-api", "http://x", "--help"}} {
-		out.Reset()
-		if rc := run(args, &out, &errb); rc != exitOK {
-			t.Fatalf("%v: exit %d", args, rc)
-		}
-		for _, c := range commands {
-			if c.group != "" && !strings.Contains(out.String(), "  "+c.name+" ") {
-				t.Fatalf("%v does not list %q:\n%s", args, c.name, out.String())
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"--help", []string{"--help"}},
+		{"-h", []string{"-h"}},
+		{"help", []string{"help"}},
+		{"flag before --help", []string{"-api", "http://x", "--help"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			args := tc.args
+			var out, errb bytes.Buffer
+			if rc := run(args, &out, &errb); rc != exitOK {
+				t.Fatalf("%v: exit %d", args, rc)
 			}
-		}
-		if !strings.Contains(out.String(), "Exit codes:") || !strings.Contains(out.String(), "-o FORMAT") {
-			t.Fatalf("%v: no exit codes or -o:\n%s", args, out.String())
-		}
+			for _, c := range commands {
+				if c.group != "" && !strings.Contains(out.String(), "  "+c.name+" ") {
+					t.Fatalf("%v does not list %q:\n%s", args, c.name, out.String())
+				}
+			}
+			if !strings.Contains(out.String(), "Exit codes:") || !strings.Contains(out.String(), "-o FORMAT") {
+				t.Fatalf("%v: no exit codes or -o:\n%s", args, out.String())
+			}
+		})
 	}
 	for _, c := range commands {
 		if c.name == "help" {

@@ -60,23 +60,7 @@ func TestDTLSOverSMSProof(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 0, oscore_sms: 0, dtls_sms: 1, awake: 8s}
-`, fwProofToken)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeProofConfig(t, dir, "{udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 0, oscore_sms: 0, dtls_sms: 1, awake: 8s}")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	data := filepath.Join(dir, "data")
@@ -101,7 +85,7 @@ simulator:
 		t.Fatalf("no handshake counted: %v", first)
 	}
 
-	step := func(d *daemon, name, ep, method, path, body string, want int) smsUse {
+	step := func(t *testing.T, d *daemon, name, ep, method, path, body string, want int) smsUse {
 		t.Helper()
 		before := d.smsUse(ep)
 		start := time.Now()
@@ -114,14 +98,17 @@ simulator:
 		return u
 	}
 	for _, ep := range []string{light, plain} {
-		r := step(d, "read /3/0/0", ep, "GET", "3/0/0", "", 200)
-		if r.out != 1 || r.in != 1 || r.hsOut+r.hsIn != 0 {
-			t.Errorf("read of %s: %v, want 1 SMS each way and no handshake", ep, r)
-		}
-		step(d, "write /3311/0/5851", ep, "PUT", "3311/0/5851", `{"value": 40}`, 200)
-		if _, v := d.call("GET", "/devices/"+ep+"/data/3311/0/5851", ""); !strings.Contains(fmt.Sprint(v), "40") {
-			t.Fatalf("read back /3311/0/5851 of %s: %v", ep, v)
-		}
+		t.Run("read and write "+ep, func(t *testing.T) {
+			d := d.on(t)
+			r := step(t, d, "read /3/0/0", ep, "GET", "3/0/0", "", 200)
+			if r.out != 1 || r.in != 1 || r.hsOut+r.hsIn != 0 {
+				t.Errorf("read of %s: %v, want 1 SMS each way and no handshake", ep, r)
+			}
+			step(t, d, "write /3311/0/5851", ep, "PUT", "3311/0/5851", `{"value": 40}`, 200)
+			if _, v := d.call("GET", "/devices/"+ep+"/data/3311/0/5851", ""); !strings.Contains(fmt.Sprint(v), "40") {
+				t.Fatalf("read back /3311/0/5851 of %s: %v", ep, v)
+			}
+		})
 	}
 
 	// Firmware pushed over DTLS over SMS.
@@ -133,16 +120,19 @@ simulator:
 	os.WriteFile(pkgFile, pkg, 0o600)
 	id, _ := d.cli("fw", "upload", pkgFile, "-version", "2.0.0")["id"].(string)
 	for _, ep := range []string{light, plain} {
-		before := d.smsUse(ep)
-		start := time.Now()
-		job := d.cli("fw", "update", ep, id, "-sms")
-		if j := d.waitJob(job["id"].(string), 120*time.Second); j["state"] != "done" || j["version"] != "2.0.0" {
-			t.Fatalf("firmware over SMS to %s: %v", ep, j)
-		}
-		if v := d.version(ep); v != "2.0.0" {
-			t.Fatalf("%s /3/0/3 %q", ep, v)
-		}
-		t.Logf("firmware push of %d bytes to %s in %v: %v", len(pkg), ep, time.Since(start).Round(time.Millisecond), d.smsUse(ep).minus(before))
+		t.Run("firmware push to "+ep, func(t *testing.T) {
+			d := d.on(t)
+			before := d.smsUse(ep)
+			start := time.Now()
+			job := d.cli("fw", "update", ep, id, "-sms")
+			if j := d.waitJob(job["id"].(string), 120*time.Second); j["state"] != "done" || j["version"] != "2.0.0" {
+				t.Fatalf("firmware over SMS to %s: %v", ep, j)
+			}
+			if v := d.version(ep); v != "2.0.0" {
+				t.Fatalf("%s /3/0/3 %q", ep, v)
+			}
+			t.Logf("firmware push of %d bytes to %s in %v: %v", len(pkg), ep, time.Since(start).Round(time.Millisecond), d.smsUse(ep).minus(before))
+		})
 	}
 	if st := lightFirmware(t, data, light); st.Applied != 1 || st.Version != "2.0.0" {
 		t.Fatalf("%s firmware state %+v", light, st)
@@ -196,7 +186,7 @@ simulator:
 		t.Errorf("the abbreviated handshake cost %v SMS, %v bytes; the full one %v, %v", again.hsOut+again.hsIn, again.hsBytes,
 			first.hsOut+first.hsIn, first.hsBytes)
 	}
-	r := step(d2, "read /3/0/3 after the restart", light, "GET", "3/0/3", "", 200)
+	r := step(t, d2, "read /3/0/3 after the restart", light, "GET", "3/0/3", "", 200)
 	if r.out != 1 || r.in != 1 {
 		t.Errorf("read after the restart: %v", r)
 	}

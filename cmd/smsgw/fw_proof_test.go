@@ -30,7 +30,7 @@ type daemon struct {
 	done   chan error
 	stderr *lockedBuffer
 	stdout *lockedBuffer // the banner and anything else printed
-	once   sync.Once
+	once   *sync.Once    // shared by the copies on returns
 
 	// tokenFile holds fwProofToken for the CLI (-token-file).
 	tokenFile string
@@ -40,7 +40,7 @@ const fwProofToken = "fw-proof-token"
 
 func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) *daemon {
 	t.Helper()
-	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}}
+	d := &daemon{t: t, done: make(chan error, 1), stderr: &lockedBuffer{}, stdout: &lockedBuffer{}, once: new(sync.Once)}
 	d.cmd = exec.CommandContext(ctx, bin, args...)
 	d.cmd.Stderr = d.stderr
 	stdout, err := d.cmd.StdoutPipe()
@@ -93,6 +93,42 @@ func startDaemon(t *testing.T, ctx context.Context, bin string, args ...string) 
 		}
 	}()
 	return d
+}
+
+// writeProofConfig writes the configuration of a daemon proof test to
+// dir/smsgw.yaml and returns its path: the API and the UDP listener on
+// ephemeral loopback ports with fwProofToken, no DTLS listener, warnings
+// only, the simulator's 50ms latency and 20ms send time, the demo fleet
+// given as a YAML flow mapping (e.g. "{udp: 2, sms: 1, awake: 8s}"), and
+// the YAML sections of extra after it.
+func writeProofConfig(t *testing.T, dir, fleet string, extra ...string) string {
+	t.Helper()
+	cfgFile := filepath.Join(dir, "smsgw.yaml")
+	cfg := fmt.Sprintf(`api:
+  listen: 127.0.0.1:0
+  token: %s
+lwm2m:
+  udp: 127.0.0.1:0
+  dtls: ""
+log:
+  level: warn
+simulator:
+  latency: 50ms
+  send_time: 20ms
+  fleet: %s
+`, fwProofToken, fleet) + strings.Join(extra, "")
+	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return cfgFile
+}
+
+// on returns d reporting to t, a subtest of d's test: a failed request
+// then ends the subtest, not its parent from the subtest's goroutine.
+func (d *daemon) on(t *testing.T) *daemon {
+	c := *d
+	c.t = t
+	return &c
 }
 
 // kill sends SIGKILL and waits for the process.
@@ -221,31 +257,11 @@ func TestFirmwareProof(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "smsgw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
 	const nUDP, nQueue, nSMS = 24, 6, 2
 	data := filepath.Join(dir, "data")
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: %d, queue: %d, sms: %d, dtls: 0, awake: 8s}
-firmware:
-  concurrency: 6
-`, fwProofToken, nUDP, nQueue, nSMS)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	cfgFile := writeProofConfig(t, dir, fmt.Sprintf("{udp: %d, queue: %d, sms: %d, dtls: 0, awake: 8s}", nUDP, nQueue, nSMS),
+		"firmware:\n  concurrency: 6\n")
 	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
 	defer cancel()
 	args := []string{"-config", cfgFile, "-data", data}

@@ -86,7 +86,8 @@ func TestDaemonProof(t *testing.T) {
 		}
 	}()
 
-	call := func(method, path string, body string, tok string) (int, map[string]any) {
+	// call takes the (sub)test whose t.Fatalf a failed request ends.
+	call := func(t *testing.T, method, path string, body string, tok string) (int, map[string]any) {
 		t.Helper()
 		var rd io.Reader
 		if body != "" {
@@ -109,7 +110,7 @@ func TestDaemonProof(t *testing.T) {
 	// Wait for the fleet: 7 lights registered.
 	deadline := time.Now().Add(45 * time.Second)
 	for {
-		code, v := call("GET", "/devices", "", token)
+		code, v := call(t, "GET", "/devices", "", token)
 		if code == 200 && v["count"] == float64(7) {
 			break
 		}
@@ -122,7 +123,7 @@ func TestDaemonProof(t *testing.T) {
 	read := func(ep string) (map[string]any, time.Duration) {
 		t.Helper()
 		start := time.Now()
-		code, v := call("GET", "/devices/"+ep+"/data/3/0?wait=40s", "", token)
+		code, v := call(t, "GET", "/devices/"+ep+"/data/3/0?wait=40s", "", token)
 		el := time.Since(start)
 		if code != 200 || v["code"] != "2.05" {
 			t.Fatalf("read %s /3/0: HTTP %d %v", ep, code, v)
@@ -146,7 +147,7 @@ func TestDaemonProof(t *testing.T) {
 	// The queue-mode light is asleep once its awake window (8 s in the demo
 	// config, 4 s as the server counts it) has passed since it registered.
 	for {
-		_, d := call("GET", "/devices/light-queue-1", "", token)
+		_, d := call(t, "GET", "/devices/light-queue-1", "", token)
 		if d["awake"] == false {
 			break
 		}
@@ -177,27 +178,31 @@ func TestDaemonProof(t *testing.T) {
 	}
 
 	// Bad input gets clear errors.
+	// The cases run in order: "write" sets what "read back" reads.
 	for _, c := range []struct {
+		name                    string
 		method, path, body, tok string
 		want                    int
 	}{
-		{"GET", "/devices", "", "", 401},
-		{"GET", "/devices", "", "wrong", 401},
-		{"GET", "/devices/no-such-light/data/3/0", "", token, 404},
-		{"GET", "/devices/light-udp-1/data/3/zero", "", token, 400},
-		{"PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":"bright"}`, token, 400},
-		{"PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":40}`, token, 200},
-		{"GET", "/devices/light-udp-1/data/3311/0/5851", "", token, 200},
-		{"GET", "/devices/light-udp-1/data/3311/7", "", token, 404},
-		{"GET", "/jobs/notanumber", "", token, 400},
+		{"no token", "GET", "/devices", "", "", 401},
+		{"wrong token", "GET", "/devices", "", "wrong", 401},
+		{"unknown device", "GET", "/devices/no-such-light/data/3/0", "", token, 404},
+		{"bad path", "GET", "/devices/light-udp-1/data/3/zero", "", token, 400},
+		{"value of the wrong type", "PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":"bright"}`, token, 400},
+		{"write", "PUT", "/devices/light-udp-1/data/3311/0/5851", `{"value":40}`, token, 200},
+		{"read back", "GET", "/devices/light-udp-1/data/3311/0/5851", "", token, 200},
+		{"unknown instance", "GET", "/devices/light-udp-1/data/3311/7", "", token, 404},
+		{"bad job id", "GET", "/jobs/notanumber", "", token, 400},
 	} {
-		code, v := call(c.method, c.path, c.body, c.tok)
-		if code != c.want {
-			t.Errorf("%s %s: HTTP %d %v, want %d", c.method, c.path, code, v, c.want)
-		}
-		if code >= 400 && (v["error"] == nil || v["error"] == "") {
-			t.Errorf("%s %s: no error message", c.method, c.path)
-		}
+		t.Run(c.name, func(t *testing.T) {
+			code, v := call(t, c.method, c.path, c.body, c.tok)
+			if code != c.want {
+				t.Errorf("%s %s: HTTP %d %v, want %d", c.method, c.path, code, v, c.want)
+			}
+			if code >= 400 && (v["error"] == nil || v["error"] == "") {
+				t.Errorf("%s %s: no error message", c.method, c.path)
+			}
+		})
 	}
 
 	// Graceful stop on SIGINT.

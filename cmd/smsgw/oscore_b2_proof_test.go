@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -27,27 +26,8 @@ func TestOSCOREAppendixB2Proof(t *testing.T) {
 		t.Skip("builds and runs the daemon twice")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "smsgw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: 0, queue: 0, sms: 0, dtls: 0, oscore: 1, oscore_sms: 1, awake: 8s}
-`, fwProofToken)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
+	cfgFile := writeProofConfig(t, dir, "{udp: 0, queue: 0, sms: 0, dtls: 0, oscore: 1, oscore_sms: 1, awake: 8s}")
 	data := filepath.Join(dir, "data")
 	lights := []string{"light-oscore-1", "light-oscore-sms-1"}
 	run := func(name string) map[string]int {
@@ -117,17 +97,25 @@ simulator:
 		}
 	}
 	second := run("second run (the lights' OSCORE state deleted)")
-	for _, ev := range []map[string]int{first, second} {
+	for _, r := range []struct {
+		name string
+		ev   map[string]int
+	}{{"first run", first}, {"second run", second}} {
+		ev := r.ev
 		for _, tr := range []string{"udp", "sms"} {
-			if ev[tr+"/b2_response1"] < 1 || ev[tr+"/replay"] != 0 || ev[tr+"/decrypt_failed"] != 0 {
-				t.Errorf("%s: response #1 %d, replay %d, decrypt_failed %d", tr, ev[tr+"/b2_response1"], ev[tr+"/replay"], ev[tr+"/decrypt_failed"])
-			}
+			t.Run(r.name+" "+tr, func(t *testing.T) {
+				if ev[tr+"/b2_response1"] < 1 || ev[tr+"/replay"] != 0 || ev[tr+"/decrypt_failed"] != 0 {
+					t.Errorf("%s: response #1 %d, replay %d, decrypt_failed %d", tr, ev[tr+"/b2_response1"], ev[tr+"/replay"], ev[tr+"/decrypt_failed"])
+				}
+			})
 		}
 	}
 	for _, l := range lights {
-		if _, err := os.Stat(filepath.Join(data, "fleet", l, "oscore.db")); err != nil {
-			t.Errorf("%s: no new OSCORE state after the run: %v", l, err)
-		}
+		t.Run("new OSCORE state of "+l, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(data, "fleet", l, "oscore.db")); err != nil {
+				t.Errorf("%s: no new OSCORE state after the run: %v", l, err)
+			}
+		})
 	}
 }
 

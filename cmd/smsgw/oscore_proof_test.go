@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,27 +26,8 @@ func TestOSCOREProof(t *testing.T) {
 		t.Skip("builds and runs the daemon")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "smsgw")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	cfgFile := filepath.Join(dir, "smsgw.yaml")
-	cfg := fmt.Sprintf(`api:
-  listen: 127.0.0.1:0
-  token: %s
-lwm2m:
-  udp: 127.0.0.1:0
-  dtls: ""
-log:
-  level: warn
-simulator:
-  latency: 50ms
-  send_time: 20ms
-  fleet: {udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 1, oscore_sms: 1, oscore_queue: 1, awake: 4s}
-`, fwProofToken)
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
+	cfgFile := writeProofConfig(t, dir, "{udp: 0, queue: 0, sms: 1, dtls: 0, oscore: 1, oscore_sms: 1, oscore_queue: 1, awake: 4s}")
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
 	d := startDaemon(t, ctx, bin, "-config", cfgFile, "-data", filepath.Join(dir, "data"))
@@ -62,7 +41,7 @@ simulator:
 	// segments counts the light's own SMS (the fleet's other lights send
 	// and receive SMS at any time, so the gateway-wide counters are not
 	// exact); a light with no SMS number has none (404).
-	segments := func(light string) (out, in float64) {
+	segments := func(d *daemon, light string) (out, in float64) {
 		code, v := d.call("GET", "/devices/"+light+"/sms", "")
 		if code == 404 {
 			return 0, 0
@@ -84,13 +63,14 @@ simulator:
 		{"NoSec over SMS", "light-sms-1", 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o0, i0 := segments(tc.light)
+			d := d.on(t)
+			o0, i0 := segments(d, tc.light)
 			start := time.Now()
 			code, v := d.call("GET", "/devices/"+tc.light+"/data/3/0/0", "")
 			if code != 200 || !strings.Contains(fmt.Sprint(v), "m2mbearer") {
 				t.Fatalf("read /3/0/0: %d %v", code, v)
 			}
-			o1, i1 := segments(tc.light)
+			o1, i1 := segments(d, tc.light)
 			t.Logf("%s: read /3/0/0 in %v, SMS out %v, in %v", tc.light, time.Since(start).Round(time.Millisecond), o1-o0, i1-i0)
 			if o1-o0 != tc.sms || i1-i0 != tc.sms {
 				t.Errorf("SMS segments out %v in %v, want %v each", o1-o0, i1-i0, tc.sms)
@@ -98,18 +78,20 @@ simulator:
 		})
 	}
 	t.Run("OSCORE queue light asleep, woken by an OSCORE SMS trigger", func(t *testing.T) {
-		oscoreQueueWake(t, d)
+		oscoreQueueWake(t, d.on(t))
 	})
 	m := d.metrics()
 	for _, tr := range []string{"udp", "sms"} {
-		re := regexp.MustCompile(`smsgw_oscore_events_total\{event="verified",transport="` + tr + `"\} (\d+)`)
-		mm := re.FindStringSubmatch(m)
-		if mm == nil {
-			t.Fatalf("no verified OSCORE messages on %s:\n%s", tr, grepLines([]byte(m), "smsgw_oscore"))
-		}
-		if n, _ := strconv.Atoi(mm[1]); n < 2 {
-			t.Errorf("%s: %d verified", tr, n)
-		}
+		t.Run("verified over "+tr, func(t *testing.T) {
+			re := regexp.MustCompile(`smsgw_oscore_events_total\{event="verified",transport="` + tr + `"\} (\d+)`)
+			mm := re.FindStringSubmatch(m)
+			if mm == nil {
+				t.Fatalf("no verified OSCORE messages on %s:\n%s", tr, grepLines([]byte(m), "smsgw_oscore"))
+			}
+			if n, _ := strconv.Atoi(mm[1]); n < 2 {
+				t.Errorf("%s: %d verified", tr, n)
+			}
+		})
 	}
 	t.Logf("\n%s", grepLines([]byte(m), "smsgw_oscore"))
 }

@@ -80,13 +80,16 @@ simulator:
 	dtlsAddr := d.bannerAddr(`LwM2M DTLS:\s+coaps://(\S+)`)
 
 	t.Run("hijack", func(t *testing.T) {
+		d := d.on(t)
 		atk := newCoAPPeer(t, "127.0.0.2")
 		before := d.metric(`smsgw_lwm2m_refused_total{reason="forbidden"}`)
 		for _, ep := range []string{"light-sms-1", "light-dtls-1", "meter-7"} {
-			code, _, diag := atk.call(server, codes.POST, "/rd", []string{"ep=" + ep, "lt=300", "b=U"}, "</1/0>,</3/0>")
-			if code != codes.Forbidden {
-				t.Errorf("register %s over UDP: %v %s, want 4.03", ep, code, diag)
-			}
+			t.Run(ep, func(t *testing.T) {
+				code, _, diag := atk.on(t).call(server, codes.POST, "/rd", []string{"ep=" + ep, "lt=300", "b=U"}, "</1/0>,</3/0>")
+				if code != codes.Forbidden {
+					t.Errorf("register %s over UDP: %v %s, want 4.03", ep, code, diag)
+				}
+			})
 		}
 		if _, v := d.call("GET", "/devices/light-sms-1", ""); v["transport"] != "sms" {
 			t.Errorf("light-sms-1 after the attempt: %v", v)
@@ -100,6 +103,7 @@ simulator:
 	})
 
 	t.Run("sms injection", func(t *testing.T) {
+		d := d.on(t)
 		atk := newCoAPPeer(t, "127.0.0.2")
 		peers := d.metric(`smsgw_sms_state{what="peers"}`)
 		wakeups := d.metric(`smsgw_sms_wakeups_total`)
@@ -129,6 +133,7 @@ simulator:
 	})
 
 	t.Run("id guessing", func(t *testing.T) {
+		d := d.on(t)
 		victim := newCoAPPeer(t, "127.0.0.4")
 		code, loc, diag := victim.call(server, codes.POST, "/rd", []string{"ep=victim", "lt=300", "b=U"}, "</1/0>,</3/0>")
 		if code != codes.Created {
@@ -166,6 +171,7 @@ simulator:
 	})
 
 	t.Run("update and de-register from another source", func(t *testing.T) {
+		d := d.on(t)
 		victim := newCoAPPeer(t, "127.0.0.4")
 		code, loc, diag := victim.call(server, codes.POST, "/rd", []string{"ep=victim-2", "lt=300", "b=U"}, "</1/0>,</3/0>")
 		if code != codes.Created {
@@ -204,13 +210,16 @@ simulator:
 			{"lifetime 2^32-1", []string{"ep=lt-max", "lt=4294967295"}, "</1/0>", codes.BadRequest},
 			{"1,000-byte link attribute", []string{"ep=big-attr"}, `</1/0>;x="` + strings.Repeat("a", 1000) + `"`, codes.BadRequest},
 		} {
-			if code, _, diag := p.call(server, codes.POST, "/rd", c.queries, c.payload); code != c.want {
-				t.Errorf("%s: %v %s, want %v", c.name, code, diag, c.want)
-			}
+			t.Run(c.name, func(t *testing.T) {
+				if code, _, diag := p.on(t).call(server, codes.POST, "/rd", c.queries, c.payload); code != c.want {
+					t.Errorf("%s: %v %s, want %v", c.name, code, diag, c.want)
+				}
+			})
 		}
 	})
 
 	t.Run("registration flood", func(t *testing.T) {
+		d := d.on(t)
 		pid := d.cmd.Process.Pid
 		rssBefore := vmRSS(t, pid)
 		_, v := d.call("GET", "/devices", "")
@@ -240,6 +249,7 @@ simulator:
 	})
 
 	t.Run("dtls hello flood", func(t *testing.T) {
+		d := d.on(t)
 		res := helloFlood(t, d, dtlsAddr, "127.0.0.6", 10000)
 		t.Logf("10,000 ClientHellos: %s", res)
 		if res.logBytes > 16<<10 {
@@ -320,7 +330,14 @@ func vmRSS(t *testing.T, pid int) int64 {
 type coapPeer struct {
 	t    *testing.T
 	conn *net.UDPConn
-	mid  atomic.Uint32
+	mid  *atomic.Uint32 // shared by the copies on returns
+}
+
+// on returns p reporting to t, a subtest of p's test (see daemon.on).
+func (p *coapPeer) on(t *testing.T) *coapPeer {
+	c := *p
+	c.t = t
+	return &c
 }
 
 func newCoAPPeer(t *testing.T, ip string) *coapPeer { return newCoAPPeerPort(t, ip, 0) }
@@ -332,7 +349,7 @@ func newCoAPPeerPort(t *testing.T, ip string, port int) *coapPeer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	p := &coapPeer{t: t, conn: c}
+	p := &coapPeer{t: t, conn: c, mid: new(atomic.Uint32)}
 	p.mid.Store(uint32(time.Now().UnixNano()))
 	return p
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/config"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/gateway"
 	"github.com/m2mbearer/m2mbearer/cmd/smsgw/internal/state"
 )
@@ -29,6 +30,55 @@ func runState(args []string, stdout io.Writer) error {
 		return usageError{"usage: smsgw state check | backup DIR | reset NAME  [-data DIR] [-config FILE]"}
 	}
 	sub, args := args[0], args[1:]
+	o, a, err := parseStateFlags(sub, args)
+	if err != nil {
+		return err
+	}
+	if err := checkStateArgs(sub, a); err != nil {
+		return err
+	}
+	lock, err := state.Acquire(o.dir)
+	var locked *state.LockedError
+	switch {
+	case errors.As(err, &locked):
+		if sub == "reset" {
+			return fmt.Errorf("%w; stop it first: reset changes files the daemon has open", err)
+		}
+		d, err := o.daemon(locked, err)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "data dir %s: smsgw runs (pid %d); reading consistent snapshots through its API %s\n", o.dir, locked.Owner.PID, d.api)
+		if sub == "check" {
+			return d.check(stdout)
+		}
+		return d.backup(stdout, a[0])
+	case err != nil:
+		return err
+	}
+	defer lock.Release()
+	switch sub {
+	case "reset":
+		return stateReset(stdout, o.dir, a[0])
+	case "check":
+		return stateCheck(stdout, o.dir)
+	}
+	return stateBackup(stdout, o.dir, a[0])
+}
+
+// stateOptions are the flags of a state command, resolved: the data dir
+// (absolute, a directory) and the configuration.
+type stateOptions struct {
+	dir       string
+	cfg       *config.Config
+	cfgFile   string // -config as given ("": the embedded default)
+	api       string // -api
+	tokenFile string // -token-file, else api.token_file of cfg
+}
+
+// parseStateFlags parses the flags of "smsgw state SUB" and resolves the
+// data dir: -data, else data_dir of -config, else the default.
+func parseStateFlags(sub string, args []string) (stateOptions, []string, error) {
 	fs := flag.NewFlagSet("smsgw state "+sub, flag.ContinueOnError)
 	dataDir := fs.String("data", "", "data dir (default: data_dir of -config, else "+defaultDataDir()+")")
 	cfgFile := fs.String("config", "", "the daemon's configuration file (for data_dir and the API token)")
@@ -36,28 +86,33 @@ func runState(args []string, stdout io.Writer) error {
 	tokenFile := fs.String("token-file", "", "file holding the API token (default: $SMSGW_TOKEN, api.token of -config, else the data dir's api-token)")
 	a, err := parseInterspersed(fs, args)
 	if err != nil {
-		return err
+		return stateOptions{}, nil, err
 	}
 	cfg, err := loadConfig(*cfgFile)
 	if err != nil {
-		return err
+		return stateOptions{}, nil, err
 	}
-	dir := *dataDir
-	if dir == "" {
-		dir = cfg.DataDir
+	o := stateOptions{dir: *dataDir, cfg: cfg, cfgFile: *cfgFile, api: *apiURL, tokenFile: *tokenFile}
+	if o.dir == "" {
+		o.dir = cfg.DataDir
 	}
-	if dir == "" {
-		dir = defaultDataDir()
+	if o.dir == "" {
+		o.dir = defaultDataDir()
 	}
-	if abs, err := filepath.Abs(dir); err == nil {
-		dir = abs
+	if abs, err := filepath.Abs(o.dir); err == nil {
+		o.dir = abs
 	}
-	if *tokenFile == "" {
-		*tokenFile = cfg.API.TokenFile
+	if o.tokenFile == "" {
+		o.tokenFile = cfg.API.TokenFile
 	}
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return fmt.Errorf("data dir %s: not a directory (give -data DIR)", dir)
+	if st, err := os.Stat(o.dir); err != nil || !st.IsDir() {
+		return stateOptions{}, nil, fmt.Errorf("data dir %s: not a directory (give -data DIR)", o.dir)
 	}
+	return o, a, nil
+}
+
+// checkStateArgs checks the sub-command and its positional arguments.
+func checkStateArgs(sub string, a []string) error {
 	switch sub {
 	case "check":
 		if len(a) != 0 {
@@ -74,64 +129,63 @@ func runState(args []string, stdout io.Writer) error {
 	default:
 		return usageError{fmt.Sprintf("unknown state command %q; use check, backup or reset", sub)}
 	}
+	return nil
+}
 
-	lock, err := state.Acquire(dir)
-	var locked *state.LockedError
-	switch {
-	case errors.As(err, &locked):
-		if sub == "reset" {
-			return fmt.Errorf("%w; stop it first: reset changes files the daemon has open", err)
+// daemon is the running daemon that holds the data dir's lock (lockErr):
+// its API (-api, else the lock file's) and the token to call it with
+// ($SMSGW_TOKEN, else api.token of -config, else the token file).
+func (o stateOptions) daemon(locked *state.LockedError, lockErr error) (daemonState, error) {
+	api := o.api
+	if api == "" {
+		api = locked.Owner.API
+	}
+	if api == "" {
+		return daemonState{}, fmt.Errorf("%w, and its lock file names no API; pass -api URL", lockErr)
+	}
+	token := strings.TrimSpace(os.Getenv("SMSGW_TOKEN"))
+	if token == "" && o.cfgFile != "" {
+		token = o.cfg.API.Token
+	}
+	if token == "" {
+		var err error
+		if token, err = apiToken(o.tokenFile, o.dir); err != nil {
+			return daemonState{}, err
 		}
-		api := *apiURL
-		if api == "" {
-			api = locked.Owner.API
-		}
-		if api == "" {
-			return fmt.Errorf("%w, and its lock file names no API; pass -api URL", err)
-		}
-		token := strings.TrimSpace(os.Getenv("SMSGW_TOKEN"))
-		if token == "" && *cfgFile != "" {
-			token = cfg.API.Token
-		}
-		if token == "" {
-			if token, err = apiToken(*tokenFile, dir); err != nil {
-				return err
-			}
-		}
-		d := daemonState{api: strings.TrimRight(api, "/"), token: token}
-		fmt.Fprintf(stdout, "data dir %s: smsgw runs (pid %d); reading consistent snapshots through its API %s\n", dir, locked.Owner.PID, d.api)
-		if sub == "check" {
-			return d.check(stdout)
-		}
-		return d.backup(stdout, a[0])
-	case err != nil:
+	}
+	return daemonState{api: strings.TrimRight(api, "/"), token: token}, nil
+}
+
+// stateReset sets the state file name aside, the daemon stopped.
+func stateReset(stdout io.Writer, dir, name string) error {
+	aside, err := state.Reset(dir, name)
+	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	switch sub {
-	case "reset":
-		aside, err := state.Reset(dir, a[0])
-		if err != nil {
-			return err
-		}
-		if aside == "" {
-			fmt.Fprintf(stdout, "%s was absent; the next start creates it empty\n", filepath.Join(dir, a[0]))
-		} else {
-			fmt.Fprintf(stdout, "set aside as %s; the next start creates %s empty\n", aside, a[0])
-		}
-		return nil
-	case "check":
-		fmt.Fprintf(stdout, "data dir %s: smsgw is not running; checking the files\n", dir)
-		files, fresh, err := state.Report(dir)
-		if err != nil {
-			return err
-		}
-		if fresh {
-			fmt.Fprintln(stdout, "  (a fresh data dir: no state yet)")
-		}
-		return printStatuses(stdout, files)
+	if aside == "" {
+		fmt.Fprintf(stdout, "%s was absent; the next start creates it empty\n", filepath.Join(dir, name))
+	} else {
+		fmt.Fprintf(stdout, "set aside as %s; the next start creates %s empty\n", aside, name)
 	}
-	// backup, offline
+	return nil
+}
+
+// stateCheck checks the state files, the daemon stopped.
+func stateCheck(stdout io.Writer, dir string) error {
+	fmt.Fprintf(stdout, "data dir %s: smsgw is not running; checking the files\n", dir)
+	files, fresh, err := state.Report(dir)
+	if err != nil {
+		return err
+	}
+	if fresh {
+		fmt.Fprintln(stdout, "  (a fresh data dir: no state yet)")
+	}
+	return printStatuses(stdout, files)
+}
+
+// stateBackup copies the state files to dst and checks the copies, the
+// daemon stopped.
+func stateBackup(stdout io.Writer, dir, dst string) error {
 	fmt.Fprintf(stdout, "data dir %s: smsgw is not running; copying the files\n", dir)
 	files, _, err := state.Report(dir)
 	if err != nil {
@@ -148,10 +202,10 @@ func runState(args []string, stdout io.Writer) error {
 			continue
 		}
 		src := filepath.Join(dir, f.Name)
-		n, err := state.WriteCopy(filepath.Join(a[0], f.Name), func(w io.Writer) (int64, error) { return state.SnapshotFile(src, w) })
+		n, err := state.WriteCopy(filepath.Join(dst, f.Name), func(w io.Writer) (int64, error) { return state.SnapshotFile(src, w) })
 		bad += printCopy(stdout, f.Name, n, err)
 	}
-	return backupResult(stdout, a[0], bad)
+	return backupResult(stdout, dst, bad)
 }
 
 func printStatuses(stdout io.Writer, files []state.FileStatus) error {

@@ -544,29 +544,67 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// validate checks every section in a fixed order, the order in which
+// Load and check-config report the problems: mode, store, log, listeners,
+// PSK identities, models, security, modems, SMPP, simulator, OSCORE, SMS
+// security, firmware, SMS, queue, and last whether there is anything to
+// serve. The numbers of the modems, SMPP sources and simulator SIMs
+// (sims) gathered on the way are those sms.devices[].server_sim may name.
 func (c *Config) validate(root *yaml.Node) []Problem {
 	ck := &checker{root: root}
+	c.validateMode(ck)
+	c.validateStore(ck)
+	c.validateLog(ck)
+	c.validateListeners(ck)
+	c.validatePSK(ck)
+	c.validateModels(ck)
+	c.validateSecurity(ck)
+	sims := c.validateModems(ck)
+	c.validateSMPP(ck, sims)
+	c.validateSimulator(ck, sims)
+	c.validateOSCORE(ck)
+	c.validateSMSSecurity(ck)
+	c.validateFirmware(ck)
+	c.validateSMS(ck)
+	c.validateSMSDevices(ck, sims)
+	c.validateQueue(ck)
+	if !c.Simulator.Enabled && len(c.Modems) == 0 && len(c.SMPP) == 0 && c.LwM2M.UDP == "" {
+		ck.add("nothing to serve: enable the simulator, configure modems or a UDP listener", "modems")
+	}
+	return ck.ps
+}
+
+// validateMode checks mode and, in proxy mode, the proxy section and that
+// the embedded server's listeners are not the external server's port.
+func (c *Config) validateMode(ck *checker) {
 	switch c.Mode {
 	case "server":
 	case "proxy":
-		if addrProblem(c.Proxy.Server, dialPort) != "" {
-			ck.add(fmt.Sprintf("`proxy.server`: proxy mode needs the external LwM2M server; it %s", addrProblem(c.Proxy.Server, dialPort)), "proxy", "server")
-		}
-		if c.Proxy.Bind != "" {
-			if _, err := netip.ParseAddr(c.Proxy.Bind); err != nil {
-				ck.add(fmt.Sprintf("bind %q is not an IP address", c.Proxy.Bind), "proxy", "bind")
-			}
-		}
-		for _, l := range []struct{ key, addr, def string }{{"udp", c.LwM2M.UDP, ProxyModeUDP}, {"dtls", c.LwM2M.DTLS, ProxyModeDTLS}} {
-			if l.addr != "" && sameSocket(l.addr, c.Proxy.Server) {
-				ck.add(fmt.Sprintf("%s is the port of the external server proxy.server %s; give the embedded server another one (proxy-mode default %s)",
-					l.addr, c.Proxy.Server, l.def), "lwm2m", l.key)
-			}
-		}
+		c.validateProxy(ck)
 	default:
 		ck.add(fmt.Sprintf("unknown mode %q; use \"server\" or \"proxy\"", c.Mode), "mode")
 	}
-	c.validateStore(ck)
+}
+
+func (c *Config) validateProxy(ck *checker) {
+	if addrProblem(c.Proxy.Server, dialPort) != "" {
+		ck.add(fmt.Sprintf("`proxy.server`: proxy mode needs the external LwM2M server; it %s", addrProblem(c.Proxy.Server, dialPort)), "proxy", "server")
+	}
+	if c.Proxy.Bind != "" {
+		if _, err := netip.ParseAddr(c.Proxy.Bind); err != nil {
+			ck.add(fmt.Sprintf("bind %q is not an IP address", c.Proxy.Bind), "proxy", "bind")
+		}
+	}
+	for _, l := range []struct{ key, addr, def string }{{"udp", c.LwM2M.UDP, ProxyModeUDP}, {"dtls", c.LwM2M.DTLS, ProxyModeDTLS}} {
+		if l.addr != "" && sameSocket(l.addr, c.Proxy.Server) {
+			ck.add(fmt.Sprintf("%s is the port of the external server proxy.server %s; give the embedded server another one (proxy-mode default %s)",
+				l.addr, c.Proxy.Server, l.def), "lwm2m", l.key)
+		}
+	}
+}
+
+// validateLog checks log.level and log.format.
+func (c *Config) validateLog(ck *checker) {
 	switch strings.ToLower(c.Log.Level) {
 	case "debug", "info", "warn", "error":
 	default:
@@ -577,6 +615,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	default:
 		ck.add(fmt.Sprintf("unknown format %q; use text or json", c.Log.Format), "log", "format")
 	}
+}
+
+// validateListeners checks the API's address and limits and the LwM2M
+// UDP and DTLS listeners.
+func (c *Config) validateListeners(ck *checker) {
 	ck.checkAddr(c.API.Listen, listenPort, "api", "listen")
 	c.API.Limits.validate(ck)
 	if c.LwM2M.UDP != "" {
@@ -585,6 +628,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if c.LwM2M.DTLS != "" {
 		ck.checkAddr(c.LwM2M.DTLS, listenPort, "lwm2m", "dtls")
 	}
+}
+
+// validatePSK checks lwm2m.psk: one identity per endpoint, one endpoint
+// per identity, keys of 8..64 bytes.
+func (c *Config) validatePSK(ck *checker) {
 	ids, bound := map[string]bool{}, map[string]bool{}
 	for i, p := range c.LwM2M.PSK {
 		idx := fmt.Sprint(i)
@@ -604,12 +652,20 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 		}
 		bound[p.Endpoint] = true
 	}
+}
+
+// validateModels checks that lwm2m.models, if set, is a directory.
+func (c *Config) validateModels(ck *checker) {
 	if m := c.LwM2M.Models; m != "" {
 		if st, err := os.Stat(m); err != nil || !st.IsDir() {
 			ck.add(fmt.Sprintf("models %q is not a readable directory of DDF XML files", m), "lwm2m", "models")
 		}
 	}
-	c.validateSecurity(ck)
+}
+
+// validateModems checks modems[] and returns the set of their numbers
+// (E.164, as sms.Address.String gives them).
+func (c *Config) validateModems(ck *checker) map[string]bool {
 	sims := map[string]bool{}
 	for i, m := range c.Modems {
 		idx := fmt.Sprint(i)
@@ -629,41 +685,55 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("unknown profile %q; use one of %s, or leave empty to detect it", m.Profile, strings.Join(profileNames(), ", ")), "modems", idx, "profile")
 		}
 	}
-	c.validateSMPP(ck, sims)
-	if c.Simulator.Enabled {
-		for i, s := range c.Simulator.ServerSIMs {
-			a, err := sms.ParseMSISDN(s)
-			if err != nil {
-				ck.add(fmt.Sprintf("%q: %v", s, err), "simulator", "server_sims", fmt.Sprint(i))
-				continue
-			}
-			sims[a.String()] = true
-		}
-		if len(c.Simulator.ServerSIMs) == 0 {
-			ck.add("at least one server SIM is needed", "simulator", "server_sims")
-		}
-		f := c.Simulator.Fleet
-		if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.DTLS < 0 || f.UDP+f.Queue+f.SMS+f.DTLS > 1000 {
-			ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
-		}
-		if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCOREQueue < 0 || f.OSCORE+f.OSCORESMS+f.OSCOREQueue > 100 {
-			ck.add("oscore, oscore_sms and oscore_queue must be in 0..100", "simulator", "fleet")
-		}
-		if f.DTLSSMS < 0 || f.DTLSSMS > 100 {
-			ck.add("dtls_sms must be in 0..100", "simulator", "fleet", "dtls_sms")
-		}
-		if f.DTLS > 0 && c.LwM2M.DTLS == "" {
-			ck.add("DTLS lights need the lwm2m.dtls listener", "simulator", "fleet", "dtls")
-		}
-		if f.Awake <= 0 {
-			ck.add("awake must be positive", "simulator", "fleet", "awake")
-		}
-		if c.Simulator.Latency < 0 || c.Simulator.SendTime < 0 {
-			ck.add("latency and send_time must not be negative", "simulator")
-		}
+	return sims
+}
+
+// validateSimulator checks the simulator section when it is enabled and
+// adds its server SIMs to sims.
+func (c *Config) validateSimulator(ck *checker, sims map[string]bool) {
+	if !c.Simulator.Enabled {
+		return
 	}
-	c.validateOSCORE(ck)
-	c.validateSMSSecurity(ck)
+	for i, s := range c.Simulator.ServerSIMs {
+		a, err := sms.ParseMSISDN(s)
+		if err != nil {
+			ck.add(fmt.Sprintf("%q: %v", s, err), "simulator", "server_sims", fmt.Sprint(i))
+			continue
+		}
+		sims[a.String()] = true
+	}
+	if len(c.Simulator.ServerSIMs) == 0 {
+		ck.add("at least one server SIM is needed", "simulator", "server_sims")
+	}
+	c.validateFleet(ck)
+	if c.Simulator.Latency < 0 || c.Simulator.SendTime < 0 {
+		ck.add("latency and send_time must not be negative", "simulator")
+	}
+}
+
+// validateFleet checks simulator.fleet: the sizes of each kind of light
+// and their awake time.
+func (c *Config) validateFleet(ck *checker) {
+	f := c.Simulator.Fleet
+	if f.UDP < 0 || f.Queue < 0 || f.SMS < 0 || f.DTLS < 0 || f.UDP+f.Queue+f.SMS+f.DTLS > 1000 {
+		ck.add("fleet sizes must be in 0..1000 in all", "simulator", "fleet")
+	}
+	if f.OSCORE < 0 || f.OSCORESMS < 0 || f.OSCOREQueue < 0 || f.OSCORE+f.OSCORESMS+f.OSCOREQueue > 100 {
+		ck.add("oscore, oscore_sms and oscore_queue must be in 0..100", "simulator", "fleet")
+	}
+	if f.DTLSSMS < 0 || f.DTLSSMS > 100 {
+		ck.add("dtls_sms must be in 0..100", "simulator", "fleet", "dtls_sms")
+	}
+	if f.DTLS > 0 && c.LwM2M.DTLS == "" {
+		ck.add("DTLS lights need the lwm2m.dtls listener", "simulator", "fleet", "dtls")
+	}
+	if f.Awake <= 0 {
+		ck.add("awake must be positive", "simulator", "fleet", "awake")
+	}
+}
+
+// validateFirmware checks the firmware section's bounds.
+func (c *Config) validateFirmware(ck *checker) {
 	fw := c.Firmware
 	if fw.MaxBytes <= 0 {
 		ck.add("max_bytes must be positive", "firmware", "max_bytes")
@@ -683,6 +753,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if fw.SMSBudget < -1 {
 		ck.add("sms_budget must be -1 (no limit), 0 (no SMS) or a positive number of SMS", "firmware", "sms_budget")
 	}
+}
+
+// validateSMS checks the sms section's framing, budgets and loop guard
+// (sms.devices: validateSMSDevices).
+func (c *Config) validateSMS(ck *checker) {
 	switch c.SMS.Framing {
 	case "coap", "wap-push":
 	default:
@@ -697,6 +772,11 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if c.SMS.LoopMax < 0 || c.SMS.LoopWindow < 0 {
 		ck.add("loop_max and loop_window must not be negative", "sms", "loop_max")
 	}
+}
+
+// validateSMSDevices checks sms.devices[]: one entry per endpoint, their
+// numbers, and that a server_sim is one of sims (outside a cluster).
+func (c *Config) validateSMSDevices(ck *checker, sims map[string]bool) {
 	eps := map[string]bool{}
 	for i, d := range c.SMS.Devices {
 		idx := fmt.Sprint(i)
@@ -710,16 +790,25 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 			ck.add(fmt.Sprintf("msisdn %q: %v", d.MSISDN, err), "sms", "devices", idx, "msisdn")
 		}
 		if d.ServerSIM != "" {
-			a, err := sms.ParseMSISDN(d.ServerSIM)
-			switch {
-			case err != nil:
-				ck.add(fmt.Sprintf("server_sim %q: %v", d.ServerSIM, err), "sms", "devices", idx, "server_sim")
-			case !sims[a.String()] && !c.RedisStore():
-				// In a cluster the SIM may be on another node's modem.
-				ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem or SMPP source (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
-			}
+			c.validateServerSIM(ck, d.ServerSIM, sims, idx)
 		}
 	}
+}
+
+// validateServerSIM checks sms.devices[idx].server_sim against sims.
+func (c *Config) validateServerSIM(ck *checker, sim string, sims map[string]bool, idx string) {
+	a, err := sms.ParseMSISDN(sim)
+	switch {
+	case err != nil:
+		ck.add(fmt.Sprintf("server_sim %q: %v", sim, err), "sms", "devices", idx, "server_sim")
+	case !sims[a.String()] && !c.RedisStore():
+		// In a cluster the SIM may be on another node's modem.
+		ck.add(fmt.Sprintf("server_sim %s is not the number of a configured modem or SMPP source (%s)", a, strings.Join(sortedKeys(sims), ", ")), "sms", "devices", idx, "server_sim")
+	}
+}
+
+// validateQueue checks the queue section.
+func (c *Config) validateQueue(ck *checker) {
 	if c.Queue.Expiry <= 0 {
 		ck.add("expiry must be positive", "queue", "expiry")
 	}
@@ -735,10 +824,6 @@ func (c *Config) validate(root *yaml.Node) []Problem {
 	if c.Queue.AwakeWindow < 0 {
 		ck.add("awake_window must not be negative", "queue", "awake_window")
 	}
-	if !c.Simulator.Enabled && len(c.Modems) == 0 && len(c.SMPP) == 0 && c.LwM2M.UDP == "" {
-		ck.add("nothing to serve: enable the simulator, configure modems or a UDP listener", "modems")
-	}
-	return ck.ps
 }
 
 func (l HTTPLimits) validate(ck *checker) {

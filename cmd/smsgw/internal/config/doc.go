@@ -18,4 +18,10 @@
 // is an error, not silence. The validation rules and the mapping of each
 // problem ([Problem]) to the yaml.Node line it came from are hand-written
 // here; the [*Error] they make matches [ErrInvalid].
+//
+// One method per section. Validation calls one method per section of the
+// file (mode and proxy, store, log, listeners, PSKs, models, security,
+// modems, SMPP, simulator, OSCORE, SMS security, firmware, SMS, SMS
+// devices, queue) in a fixed order, which is the order check-config lists
+// the problems in; a new check goes into its section's method.
 package config

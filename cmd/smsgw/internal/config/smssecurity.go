@@ -167,75 +167,18 @@ func (l LwM2M) ServerCertificate(rawKey func(key any) (tls.Certificate, error)) 
 // each mode needs, lwm2m.rpk and lwm2m.x509, and the server's credentials.
 func (c *Config) validateSMSSecurity(ck *checker) {
 	l := c.LwM2M
-	psk, osc := map[string]bool{}, map[string]bool{}
+	ids := identities{psk: map[string]bool{}, osc: map[string]bool{}, rpk: map[string]bool{}, x5: map[string]bool{}}
 	for _, p := range l.PSK {
-		psk[p.Endpoint] = true
+		ids.psk[p.Endpoint] = true
 	}
 	for _, o := range l.OSCORE {
-		osc[o.Endpoint] = true
+		ids.osc[o.Endpoint] = true
 	}
-	rpk, x5 := map[string]bool{}, map[string]bool{}
-	for i, r := range l.RPK {
-		idx := fmt.Sprint(i)
-		switch {
-		case r.Endpoint == "":
-			ck.add("endpoint is required: the endpoint name this key may register as", "lwm2m", "rpk", idx, "endpoint")
-		case rpk[r.Endpoint] || psk[r.Endpoint] || osc[r.Endpoint]:
-			ck.add(fmt.Sprintf("endpoint %q has another key, PSK or OSCORE context: one identity per endpoint", r.Endpoint), "lwm2m", "rpk", idx, "endpoint")
-		}
-		rpk[r.Endpoint] = true
-		if _, err := r.SPKI(); err != nil {
-			ck.add(fmt.Sprintf("public_key: %v", err), "lwm2m", "rpk", idx, "public_key")
-		}
-	}
-	for i, x := range l.X509 {
-		idx := fmt.Sprint(i)
-		switch {
-		case x.Endpoint == "":
-			ck.add("endpoint is required: the endpoint name this certificate may register as", "lwm2m", "x509", idx, "endpoint")
-		case x5[x.Endpoint] || rpk[x.Endpoint] || psk[x.Endpoint] || osc[x.Endpoint]:
-			ck.add(fmt.Sprintf("endpoint %q has another certificate, key, PSK or OSCORE context: one identity per endpoint", x.Endpoint), "lwm2m", "x509", idx, "endpoint")
-		}
-		x5[x.Endpoint] = true
-		if _, err := x.Leaf(); err != nil {
-			ck.add(fmt.Sprintf("certificate: %v", err), "lwm2m", "x509", idx, "certificate")
-		}
-	}
+	c.validateRPK(ck, ids)
+	c.validateX509(ck, ids)
 	c.validateServerCredentials(ck, len(l.RPK) > 0, len(l.X509) > 0)
 	for i, d := range c.SMS.Devices {
-		idx := fmt.Sprint(i)
-		mode := c.SecurityMode(d)
-		need := func(have map[string]bool, list string) {
-			if !have[d.Endpoint] {
-				ck.add(fmt.Sprintf("security %s needs an lwm2m.%s entry with endpoint %q", mode, list, d.Endpoint), "sms", "devices", idx, "security")
-			}
-		}
-		switch mode {
-		case SMSNoSec:
-			if !l.NoSec.Allows(d.Endpoint) && !d.Trigger {
-				ck.add(fmt.Sprintf("device %q would register over SMS without security, which lwm2m.nosec (%s) does not allow: "+
-					"set security (psk, rpk, x509 or oscore) with its credentials, or allow the name in lwm2m.nosec", d.Endpoint, l.NoSec),
-					"sms", "devices", idx, "security")
-			}
-		case SMSPSK:
-			need(psk, "psk")
-		case SMSRPK:
-			need(rpk, "rpk")
-		case SMSX509:
-			need(x5, "x509")
-		case SMSOSCORE:
-			need(osc, "oscore")
-		default:
-			ck.add(fmt.Sprintf("unknown security %q; use nosec, psk, rpk, x509 or oscore", d.Security), "sms", "devices", idx, "security")
-			continue
-		}
-		if mode != SMSOSCORE && osc[d.Endpoint] {
-			ck.add(fmt.Sprintf("device %q has an OSCORE context (lwm2m.oscore) but security %s: use security oscore, or remove the context", d.Endpoint, mode),
-				"sms", "devices", idx, "security")
-		}
-		if smsDTLS(mode) && c.Mode == "proxy" && !d.Trigger {
-			ck.add("proxy mode relays SMS-only devices in plain to the external server; DTLS over SMS needs mode: server", "sms", "devices", idx, "security")
-		}
+		c.validateSMSDeviceSecurity(ck, ids, fmt.Sprint(i), d)
 	}
 	if c.SMS.DTLSIdle < 0 {
 		ck.add("dtls_idle must not be negative (0: the DTLS default of 10 minutes)", "sms", "dtls_idle")
@@ -244,6 +187,87 @@ func (c *Config) validateSMSSecurity(ck *checker) {
 		ck.add("dtls_session_ttl must not be negative (0: no session resumption)", "lwm2m", "dtls_session_ttl")
 	} else if l.DTLSSessionTTL > 7*24*time.Hour {
 		ck.add("dtls_session_ttl is at most 168h (RFC 5246 §F.1.4 suggests 24h)", "lwm2m", "dtls_session_ttl")
+	}
+}
+
+// identities are the endpoint names that have credentials, by kind:
+// lwm2m.psk, lwm2m.oscore, lwm2m.rpk and lwm2m.x509.
+type identities struct {
+	psk, osc, rpk, x5 map[string]bool
+}
+
+// validateRPK checks lwm2m.rpk (one identity per endpoint, a readable
+// public key) and adds its endpoints to ids.rpk.
+func (c *Config) validateRPK(ck *checker, ids identities) {
+	for i, r := range c.LwM2M.RPK {
+		idx := fmt.Sprint(i)
+		switch {
+		case r.Endpoint == "":
+			ck.add("endpoint is required: the endpoint name this key may register as", "lwm2m", "rpk", idx, "endpoint")
+		case ids.rpk[r.Endpoint] || ids.psk[r.Endpoint] || ids.osc[r.Endpoint]:
+			ck.add(fmt.Sprintf("endpoint %q has another key, PSK or OSCORE context: one identity per endpoint", r.Endpoint), "lwm2m", "rpk", idx, "endpoint")
+		}
+		ids.rpk[r.Endpoint] = true
+		if _, err := r.SPKI(); err != nil {
+			ck.add(fmt.Sprintf("public_key: %v", err), "lwm2m", "rpk", idx, "public_key")
+		}
+	}
+}
+
+// validateX509 checks lwm2m.x509 (one identity per endpoint, a readable
+// certificate) and adds its endpoints to ids.x5.
+func (c *Config) validateX509(ck *checker, ids identities) {
+	for i, x := range c.LwM2M.X509 {
+		idx := fmt.Sprint(i)
+		switch {
+		case x.Endpoint == "":
+			ck.add("endpoint is required: the endpoint name this certificate may register as", "lwm2m", "x509", idx, "endpoint")
+		case ids.x5[x.Endpoint] || ids.rpk[x.Endpoint] || ids.psk[x.Endpoint] || ids.osc[x.Endpoint]:
+			ck.add(fmt.Sprintf("endpoint %q has another certificate, key, PSK or OSCORE context: one identity per endpoint", x.Endpoint), "lwm2m", "x509", idx, "endpoint")
+		}
+		ids.x5[x.Endpoint] = true
+		if _, err := x.Leaf(); err != nil {
+			ck.add(fmt.Sprintf("certificate: %v", err), "lwm2m", "x509", idx, "certificate")
+		}
+	}
+}
+
+// validateSMSDeviceSecurity checks the security of sms.devices[idx]: the
+// credentials its mode needs, no OSCORE context for another mode, and no
+// DTLS over SMS in proxy mode.
+func (c *Config) validateSMSDeviceSecurity(ck *checker, ids identities, idx string, d SMSDevice) {
+	l := c.LwM2M
+	mode := c.SecurityMode(d)
+	need := func(have map[string]bool, list string) {
+		if !have[d.Endpoint] {
+			ck.add(fmt.Sprintf("security %s needs an lwm2m.%s entry with endpoint %q", mode, list, d.Endpoint), "sms", "devices", idx, "security")
+		}
+	}
+	switch mode {
+	case SMSNoSec:
+		if !l.NoSec.Allows(d.Endpoint) && !d.Trigger {
+			ck.add(fmt.Sprintf("device %q would register over SMS without security, which lwm2m.nosec (%s) does not allow: "+
+				"set security (psk, rpk, x509 or oscore) with its credentials, or allow the name in lwm2m.nosec", d.Endpoint, l.NoSec),
+				"sms", "devices", idx, "security")
+		}
+	case SMSPSK:
+		need(ids.psk, "psk")
+	case SMSRPK:
+		need(ids.rpk, "rpk")
+	case SMSX509:
+		need(ids.x5, "x509")
+	case SMSOSCORE:
+		need(ids.osc, "oscore")
+	default:
+		ck.add(fmt.Sprintf("unknown security %q; use nosec, psk, rpk, x509 or oscore", d.Security), "sms", "devices", idx, "security")
+		return
+	}
+	if mode != SMSOSCORE && ids.osc[d.Endpoint] {
+		ck.add(fmt.Sprintf("device %q has an OSCORE context (lwm2m.oscore) but security %s: use security oscore, or remove the context", d.Endpoint, mode),
+			"sms", "devices", idx, "security")
+	}
+	if smsDTLS(mode) && c.Mode == "proxy" && !d.Trigger {
+		ck.add("proxy mode relays SMS-only devices in plain to the external server; DTLS over SMS needs mode: server", "sms", "devices", idx, "security")
 	}
 }
 
