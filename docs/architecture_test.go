@@ -28,6 +28,9 @@ func TestImportRules(t *testing.T) {
 		{"the SMS bearer imports none of its transports", func(p, i string) bool {
 			return p == "bearer/sms" && (under(i, "bearer/sms/smpp") || i == "bearer/sms/route" || i == "bearer/sms/modemlink")
 		}},
+		{"the queue core and the server import the bearer interface, no transport", func(p, i string) bool {
+			return (p == "lwm2m/queue" || p == "lwm2m/server") && under(i, "bearer") && i != "bearer"
+		}},
 		{"nothing outside cmd imports cmd", func(p, i string) bool { return !under(p, "cmd") && under(i, "cmd") }},
 		{"only cmd imports redisstore", func(p, i string) bool {
 			return under(i, "redisstore") && !under(p, "cmd") && !under(p, "redisstore")
@@ -55,6 +58,33 @@ func TestImportRules(t *testing.T) {
 	}
 	if pkgs < 20 {
 		t.Fatalf("go list gave %d packages of the module", pkgs)
+	}
+}
+
+// TestCoreKnowsNoSMS: neither lwm2m/queue nor lwm2m/server depends on
+// a bearer transport, directly or through another package (go list
+// -deps; test files aside): SMS reaches them only through lwm2m/smswake,
+// which the gateway wires.
+func TestCoreKnowsNoSMS(t *testing.T) {
+	const mod = "github.com/m2mbearer/m2mbearer/"
+	out, err := exec.Command("go", "list", "-deps", "../lwm2m/queue", "../lwm2m/server").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	found := false
+	for _, d := range deps {
+		rel, ok := strings.CutPrefix(d, mod)
+		if !ok {
+			continue
+		}
+		found = found || rel == "lwm2m/queue"
+		if strings.HasPrefix(rel, "bearer/") && !strings.HasPrefix(rel, "bearer/internal/") {
+			t.Errorf("lwm2m/queue or lwm2m/server depends on %s: breaks \"the queue core and the server import the bearer interface, no transport\" (docs/architecture.md)", rel)
+		}
+	}
+	if !found {
+		t.Fatalf("go list -deps gave no lwm2m/queue in %d packages", len(deps))
 	}
 }
 

@@ -1,37 +1,30 @@
 package sms
 
 import (
-	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/m2mbearer/m2mbearer/internal/msisdn"
 )
 
 // Network is the network name of SMS addresses.
-const Network = "sms"
+const Network = msisdn.Network
 
 // E.164 limits: at most 15 digits (E.164 §6.1); we also refuse fewer than
 // 7, shorter than the shortest national number plus country code in use
-// (short codes are not MSISDNs).
+// (short codes are not MSISDNs). The rules are internal/msisdn's, shared
+// with lwm2m/server.
 const (
-	MaxDigits = 15
-	MinDigits = 7
+	MaxDigits = msisdn.MaxDigits
+	MinDigits = msisdn.MinDigits
 )
 
 // ErrInvalidNumber is wrapped by every *NumberError.
-var ErrInvalidNumber = errors.New("sms: invalid number")
+var ErrInvalidNumber = msisdn.ErrInvalid
 
-// NumberError reports a number that is not a usable MSISDN.
-type NumberError struct {
-	Input  string
-	Reason string
-}
-
-func (e *NumberError) Error() string {
-	return fmt.Sprintf("sms: invalid number %q: %s", e.Input, e.Reason)
-}
-
-// Unwrap returns ErrInvalidNumber.
-func (e *NumberError) Unwrap() error { return ErrInvalidNumber }
+// NumberError reports a number that is not a usable MSISDN: its Input and
+// the Reason. The zero NumberError has neither.
+type NumberError = msisdn.Error
 
 // Addr is the address of an SMS peer: an international MSISDN. It
 // implements net.Addr with network "sms" and String "+<digits>". The zero
@@ -58,32 +51,12 @@ func (a Addr) Digits() string { return a.digits }
 // IsZero reports whether a is the zero Addr.
 func (a Addr) IsZero() bool { return a.digits == "" }
 
-// cleanNumber removes the visual separators people and modems use: spaces,
-// hyphens, dots, parentheses, slashes.
-func cleanNumber(s string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case ' ', '-', '.', '(', ')', '/', '\t':
-			return -1
-		}
-		return r
-	}, strings.TrimSpace(s))
-}
-
 func e164(input, digits string) (Addr, error) {
-	switch {
-	case digits == "":
-		return Addr{}, &NumberError{input, "no digits"}
-	case strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }) >= 0:
-		return Addr{}, &NumberError{input, "only digits may follow the optional +"}
-	case digits[0] == '0':
-		return Addr{}, &NumberError{input, "an E.164 country code does not start with 0"}
-	case len(digits) > MaxDigits:
-		return Addr{}, &NumberError{input, fmt.Sprintf("%d digits > %d (E.164)", len(digits), MaxDigits)}
-	case len(digits) < MinDigits:
-		return Addr{}, &NumberError{input, fmt.Sprintf("%d digits < %d", len(digits), MinDigits)}
+	d, err := msisdn.E164(input, digits)
+	if err != nil {
+		return Addr{}, err
 	}
-	return Addr{digits: digits}, nil
+	return Addr{digits: d}, nil
 }
 
 // ParseMSISDN parses an international number: "+4915112345678",
@@ -91,21 +64,18 @@ func e164(input, digits string) (Addr, error) {
 // parameter give it) or "004915112345678" (international prefix 00).
 // Spaces, hyphens, dots, slashes and parentheses are ignored.
 func ParseMSISDN(s string) (Addr, error) {
-	c := cleanNumber(s)
-	switch {
-	case strings.HasPrefix(c, "+"):
-		return e164(s, c[1:])
-	case strings.HasPrefix(c, "00"):
-		return e164(s, c[2:])
+	d, err := msisdn.Parse(s)
+	if err != nil {
+		return Addr{}, err
 	}
-	return e164(s, c)
+	return Addr{digits: d}, nil
 }
 
 // ParseLwM2M parses the LwM2M "sms=" registration parameter and MSISDN
 // resource form: E.164 digits only, no "+", no separators.
 func ParseLwM2M(s string) (Addr, error) {
 	if strings.HasPrefix(s, "+") {
-		return Addr{}, &NumberError{s, `the LwM2M form has no "+"`}
+		return Addr{}, &NumberError{Input: s, Reason: `the LwM2M form has no "+"`}
 	}
 	return e164(s, s)
 }
@@ -125,7 +95,7 @@ type Numbering struct {
 // with neither "+", "00" nor the trunk prefix is taken as E.164 without
 // "+".
 func (n Numbering) Parse(s string) (Addr, error) {
-	c := cleanNumber(s)
+	c := msisdn.Clean(s)
 	trunk := n.TrunkPrefix
 	if trunk == "" {
 		trunk = "0"
@@ -135,10 +105,10 @@ func (n Numbering) Parse(s string) (Addr, error) {
 	}
 	if strings.HasPrefix(c, trunk) {
 		if n.CountryCode == "" {
-			return Addr{}, &NumberError{s, "national number but no country code configured"}
+			return Addr{}, &NumberError{Input: s, Reason: "national number but no country code configured"}
 		}
 		if _, err := e164(n.CountryCode, n.CountryCode+"0000000"); err != nil || len(n.CountryCode) > 3 {
-			return Addr{}, &NumberError{s, fmt.Sprintf("bad configured country code %q", n.CountryCode)}
+			return Addr{}, &NumberError{Input: s, Reason: fmt.Sprintf("bad configured country code %q", n.CountryCode)}
 		}
 		return e164(s, n.CountryCode+c[len(trunk):])
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/model"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+	"github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -85,12 +86,15 @@ var refusals = []struct {
 	{"server.Observation.Cancel", func(ctx context.Context) error {
 		return new(server.Observation).Cancel(ctx)
 	}, server.ErrNotCreated},
-	{"queue.SMSWaker.Wake", func(ctx context.Context) error {
-		return new(queue.SMSWaker).Wake(ctx, "lamp", queue.WakeTarget{MSISDN: "+15550000001"})
+	{"smswake.Waker.Wake", func(ctx context.Context) error {
+		return new(smswake.Waker).Wake(ctx, "lamp", queue.WakeTarget{MSISDN: "+15550000001"})
 	}, queue.ErrNotCreated},
 	{"queue.WakeTarget names no number", func(ctx context.Context) error {
-		return (&queue.SMSWaker{Conn: new(sms.Bearer)}).Wake(ctx, "lamp", queue.WakeTarget{})
+		return (&smswake.Waker{Conn: new(sms.Bearer)}).Wake(ctx, "lamp", queue.WakeTarget{})
 	}, queue.ErrBadTarget},
+	{"smswake.Peers.AddWakePeer", func(context.Context) error {
+		return smswake.Peers{}.AddWakePeer(queue.WakeTarget{MSISDN: "+15550000001"})
+	}, queue.ErrNotCreated},
 	{"firmware.Store.Put", func(ctx context.Context) error {
 		_, err := new(firmware.Store).PutBytes(ctx, "img", "1.0", []byte{1})
 		return err

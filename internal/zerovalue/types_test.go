@@ -27,6 +27,7 @@ import (
 	lwm2m_queue "github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	lwm2m_registry "github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	lwm2m_server "github.com/m2mbearer/m2mbearer/lwm2m/server"
+	lwm2m_smswake "github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 	modem "github.com/m2mbearer/m2mbearer/modem"
 	modem_at "github.com/m2mbearer/m2mbearer/modem/at"
 	modem_quarantine "github.com/m2mbearer/m2mbearer/modem/quarantine"
@@ -121,7 +122,6 @@ var zeroTypes = map[string]reflect.Type{
 	"lwm2m/queue.NotWokenError":            reflect.TypeFor[lwm2m_queue.NotWokenError](),
 	"lwm2m/queue.Record":                   reflect.TypeFor[lwm2m_queue.Record](),
 	"lwm2m/queue.RequestError":             reflect.TypeFor[lwm2m_queue.RequestError](),
-	"lwm2m/queue.SMSWaker":                 reflect.TypeFor[lwm2m_queue.SMSWaker](),
 	"lwm2m/queue.Subscription":             reflect.TypeFor[lwm2m_queue.Subscription](),
 	"lwm2m/queue.WakeTarget":               reflect.TypeFor[lwm2m_queue.WakeTarget](),
 	"lwm2m/registry.Bolt":                  reflect.TypeFor[lwm2m_registry.Bolt](),
@@ -143,6 +143,8 @@ var zeroTypes = map[string]reflect.Type{
 	"lwm2m/server.Server":                  reflect.TypeFor[lwm2m_server.Server](),
 	"lwm2m/server.StaticSecurity":          reflect.TypeFor[lwm2m_server.StaticSecurity](),
 	"lwm2m/server.Subscription":            reflect.TypeFor[lwm2m_server.Subscription](),
+	"lwm2m/smswake.Peers":                  reflect.TypeFor[lwm2m_smswake.Peers](),
+	"lwm2m/smswake.Waker":                  reflect.TypeFor[lwm2m_smswake.Waker](),
 	"modem.CMEError":                       reflect.TypeFor[modem.CMEError](),
 	"modem.CMSError":                       reflect.TypeFor[modem.CMSError](),
 	"modem.Event":                          reflect.TypeFor[modem.Event](),

@@ -8,7 +8,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
-// QueueWaker adapts lwm2m/queue's SMS waker (queue.NewSMSWaker) to Waker:
+// QueueWaker adapts a queue.Waker (the SMS waker, smswake.New) to Waker:
 // it builds each device's queue.WakeTarget from its registration (version,
 // binding) and Target's additions (the device's number, server SIM,
 // /1/x/21 Trigger, framing), then sends the trigger.
@@ -21,12 +21,12 @@ import (
 // The zero QueueWaker, without Registrations or Waker, wakes nothing: Wake
 // fails with ErrUnsupported.
 type QueueWaker struct {
-	// Waker sends the trigger (a *queue.SMSWaker).
+	// Waker sends the trigger (a *smswake.Waker).
 	Waker queue.Waker
 	// Registrations looks endpoints up (the server's store).
 	Registrations registry.Store
 	// Target completes the wake target of a device: MSISDN (required for
-	// a wake-up), SIM, Trigger, Framing, TransportArg. Nil: no device can
+	// a wake-up), SIM, Trigger, WAPPush, TransportArg. Nil: no device can
 	// be woken.
 	Target func(reg *registry.Registration, t *queue.WakeTarget)
 }

@@ -36,10 +36,12 @@
 // queue, never failed for that alone; the server re-sends it on the wire
 // at once when the device shows up again (bearer.Steer).
 //
-// Woken by SMS. A sleeping device that may be woken by SMS gets a trigger
-// from the [Waker] (an Execute of /1/x/8 as a CoAP NON over SMS: see
-// [SMSWaker] and [TriggerMessage]), again with exponential backoff
-// ([WakePolicy]), until it shows up or its requests fail with [ErrNotWoken].
+// Woken by SMS, knowing no SMS. A sleeping device that may be woken by
+// SMS gets a trigger from the [Waker] (an Execute of /1/x/8 as a CoAP NON:
+// [TriggerMessage]; the SMS waker is lwm2m/smswake, wired by the
+// gateway), again with exponential backoff ([WakePolicy]), until it shows
+// up or its requests fail with [ErrNotWoken]. A refusal the Waker marks
+// as final ([RefuseWake], [ErrWakeRefused]) fails them at once.
 //
 // One final state each. Every request ends in exactly one reported state:
 // done, failed, expired or cancelled ([State]), retrievable by Get and Wait
@@ -73,5 +75,5 @@
 // themselves. Durability is go.etcd.io/bbolt ([BoltStore]; [MemStore] for
 // tests), the trigger datagram is encoded by go-coap v3's udp/coder, and
 // the SMS side (segmentation, WAP Push framing, budgets, the durable
-// outbox) is bearer/sms.
+// outbox) is bearer/sms, behind lwm2m/smswake.
 package queue

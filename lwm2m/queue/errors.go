@@ -37,8 +37,9 @@ var (
 	ErrClosed = errors.New("queue: closed")
 	// ErrNotCreated: a zero Manager or BoltStore (not made by New,
 	// OpenBoltStore or NewBoltStore), which behaves as a closed one (it
-	// matches ErrClosed too), or a zero SMSWaker (no Conn, no Endpoint).
-	ErrNotCreated = fmt.Errorf("%w: zero value, not made by New, OpenBoltStore, NewBoltStore or NewSMSWaker", ErrClosed)
+	// matches ErrClosed too), or a zero SMS waker (lwm2m/smswake: no
+	// Conn, no Endpoint).
+	ErrNotCreated = fmt.Errorf("%w: zero value, not made by New, OpenBoltStore, NewBoltStore or smswake.New", ErrClosed)
 	// ErrInvalidRequest: Enqueue of a request without endpoint, with an
 	// unknown kind, or with a past expiry.
 	ErrInvalidRequest = errors.New("queue: invalid request")
@@ -71,8 +72,15 @@ var (
 	// device's security, or one without the device's OSCORE context). A
 	// secured peer is never downgraded to a NoSec trigger; the refusal
 	// costs no SMS, is permanent for the wake-up (ErrNotWoken) and is
-	// counted (SMSWaker.Refused, Manager metric "wake_refused_unprotected").
+	// counted (smswake.Waker.Refused, Manager metric
+	// "wake_refused_unprotected").
 	ErrUnprotectedTrigger = errors.New("queue: SMS trigger refused: the device's SMS binding is secured and the trigger would go out unprotected")
+	// ErrWakeRefused is matched by a Waker's error that retrying later
+	// will not cure (see RefuseWake): for the SMS waker, the day's budget
+	// spent, a number the SMS bearer does not know, a trigger the peer's
+	// security mode refuses. The Manager gives such a wake-up up at once:
+	// the device's requests fail with ErrNotWoken.
+	ErrWakeRefused = errors.New("queue: wake-up refused")
 	// ErrCorrupt: a stored record does not decode.
 	ErrCorrupt = errors.New("queue: corrupt record")
 )

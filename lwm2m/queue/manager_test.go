@@ -344,11 +344,12 @@ func TestNeverWakes(t *testing.T) {
 	}
 }
 
-// A budget error of the SMS bearer fails the requests at once, with the
+// A wake-up the waker refuses (ErrWakeRefused: the SMS waker so marks a
+// budget error of the SMS bearer) fails the requests at once, with the
 // budget error as the cause.
 func TestWakeBudgetExceeded(t *testing.T) {
 	r := newRig(t, nil)
-	r.waker.err = fmt.Errorf("send: %w", &sms.BudgetError{Scope: "device", Peer: "+491710000002", Limit: 5, Used: 5, Need: 1})
+	r.waker.err = RefuseWake(fmt.Errorf("send: %w", &sms.BudgetError{Scope: "device", Peer: "+491710000002", Limit: 5, Used: 5, Need: 1}))
 	r.m.SetDevice("lamp", DeviceConfig{Wake: wakeable("+491710000002")})
 	id := r.enqueue(t, "lamp", KindRead, "/3/0")
 	_, err := r.wait(t, id)

@@ -2,13 +2,10 @@ package queue
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/plgd-dev/go-coap/v3/message"
@@ -16,14 +13,13 @@ import (
 	"github.com/plgd-dev/go-coap/v3/udp/coder"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
-	"github.com/m2mbearer/m2mbearer/bearer/sms"
 )
 
 // WakeTarget says how to wake one device by SMS. The zero WakeTarget
 // names no number: Wake fails with ErrBadTarget.
 type WakeTarget struct {
-	// MSISDN is the device's number (any form sms.ParseMSISDN accepts;
-	// the "sms=" registration parameter or configuration).
+	// MSISDN is the device's number (any form bearer/sms.ParseMSISDN
+	// accepts; the "sms=" registration parameter or configuration).
 	MSISDN string
 	// Version is the device's LwM2M version: "1.0", "1.1" or "1.2".
 	Version string
@@ -35,8 +31,9 @@ type WakeTarget struct {
 	Trigger bool
 	// ServerInstance is x in /1/x/8.
 	ServerInstance uint16
-	// Framing is raw CoAP or WAP Push (LwM2M 1.1 Core appendix).
-	Framing sms.Framing
+	// WAPPush frames the trigger as WAP Push (LwM2M 1.1 Core appendix)
+	// rather than raw CoAP; the SMS waker (lwm2m/smswake) applies it.
+	WAPPush bool
 	// TransportArg, if set, is the binding letter ("U", "T", "S" or "N")
 	// passed as Execute argument 0 of /1/x/8 (LwM2M 1.1 "0='U'"): the
 	// transport the device should send its Update over.
@@ -156,160 +153,45 @@ func TriggerMessage(t WakeTarget, mid uint16, token []byte) ([]byte, error) {
 	return out[:n], nil
 }
 
-// Firer sends a NON request without waiting for its answer and matches a
-// late answer instead of resetting it; *bearer.Endpoint implements it
-// (Endpoint.Fire).
-type Firer interface {
-	Fire(ctx context.Context, req *bearer.Request, keep time.Duration) error
+// TriggerRequest returns the trigger of TriggerMessage as a request for
+// a bearer.Endpoint (bearer.Endpoint.Fire), with token and t.Deadline as
+// its expiry; the caller sets Peer. The Endpoint picks the message ID.
+func TriggerRequest(t WakeTarget, token []byte) (*bearer.Request, error) {
+	if len(token) > message.MaxTokenSize {
+		return nil, fmt.Errorf("%w: token of %d bytes", ErrBadTarget, len(token))
+	}
+	msg, err := triggerMessage(t)
+	if err != nil {
+		return nil, err
+	}
+	return &bearer.Request{Code: msg.Code, Type: message.NonConfirmable, Token: token, Options: msg.Options,
+		Payload: msg.Payload, Expires: t.Deadline}, nil
 }
 
-// PeerSetter configures SMS peers; *sms.Bearer implements it.
-type PeerSetter interface {
-	AddPeer(number string, p sms.Peer) error
-}
-
-// SMSWaker is the Waker that sends the trigger over an SMS bearer (an
-// *sms.Bearer, or anything that writes datagrams to sms.Addr). The peer's
-// framing on the bearer decides raw CoAP or WAP Push; with Peers set, the
-// waker first configures the peer as NoSec (LwM2M allows unsecured SMS
-// triggers where configured) with the target's framing and SIM, unless
-// the peer is configured for DTLS or OSCORE already (Peers that tell, as
-// *sms.Bearer does: a secured peer is never downgraded).
-//
-// A device that talks DTLS or OSCORE over SMS refuses an unprotected
-// trigger, and sending it one would downgrade a secured peer: set Endpoint
-// to the Endpoint whose bearer carries that security for the device
-// (smsgw: its SMS Endpoint, over OSCORE contexts bound to the devices'
-// numbers and the DTLS server), so the trigger is an OSCORE-protected
-// request (one SMS: the protected Execute with its No-Response option
-// fits one segment) or goes through the device's DTLS session (a DTLS
-// server cannot start a handshake: without a live session the Endpoint
-// fails the write, nothing is sent, and the Manager retries the wake-up
-// later). Without Endpoint, a trigger to a peer that Conn or Peers report
-// as DTLS or OSCORE (PeerMode, as *sms.Bearer does) is not written at
-// all; a write the bearer refuses for its security mode
-// (sms.ErrSecurityMode: no OSCORE context for the number on the
-// Endpoint's path) is the same case. Both fail with ErrUnprotectedTrigger
-// (which wraps sms.ErrSecurityMode), cost no SMS and are counted
-// (Refused).
-//
-// With Endpoint set (the server's SMS Endpoint, or the one over DTLS) the
-// trigger goes through it (Firer), so that the answer of a device that
-// ignores the No-Response option is matched and dropped rather than reset:
-// a wake-up then costs one SMS, or two with such a device, never three.
-//
-// The zero SMSWaker has neither: Wake fails with ErrNotCreated (use
-// NewSMSWaker or set Conn or Endpoint).
-type SMSWaker struct {
-	Conn     net.PacketConn
-	Peers    PeerSetter
-	Endpoint Firer
-	mid      atomic.Uint32
-	refused  atomic.Uint64
-}
-
-// Refused returns how many triggers the waker refused because they would
-// have gone unprotected to a secured peer (ErrUnprotectedTrigger).
-func (w *SMSWaker) Refused() uint64 { return w.refused.Load() }
-
-// unprotected counts and returns the refusal of a trigger to addr.
-func (w *SMSWaker) unprotected(ep string, addr sms.Addr, cause error) error {
-	w.refused.Add(1)
-	return fmt.Errorf("%w: wake %s via %s: %w", ErrUnprotectedTrigger, ep, addr, cause)
-}
-
-// NewSMSWaker returns a waker writing to conn; peers may be nil.
-func NewSMSWaker(conn net.PacketConn, peers PeerSetter) *SMSWaker {
-	w := &SMSWaker{Conn: conn, Peers: peers}
-	var b [2]byte
-	_, _ = rand.Read(b[:])
-	w.mid.Store(uint32(b[0])<<8 | uint32(b[1]))
-	return w
-}
-
-// Wake implements Waker. Errors of the bearer (sms.ErrBudgetExceeded,
-// sms.ErrRateLimited, sms.ErrUnknownPeer) are wrapped, so callers and the
-// Manager branch on them with errors.Is.
-func (w *SMSWaker) Wake(ctx context.Context, ep string, t WakeTarget) error {
-	if err := ctx.Err(); err != nil {
+// RefuseWake marks err, a Waker's error, as one that retrying later will
+// not cure (the day's SMS budget spent, a number the bearer does not
+// know, a trigger the peer's security mode refuses): the result matches
+// ErrWakeRefused and everything err matches, and reads as err. The
+// Manager then gives the wake-up up at once (ErrNotWoken). RefuseWake(nil)
+// is nil.
+func RefuseWake(err error) error {
+	if err == nil || errors.Is(err, ErrWakeRefused) {
 		return err
 	}
-	if w.Conn == nil && w.Endpoint == nil {
-		return fmt.Errorf("queue: SMSWaker without Conn or Endpoint: %w", ErrNotCreated)
-	}
-	addr, err := sms.ParseMSISDN(t.MSISDN)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrBadTarget, err)
-	}
-	secured := securedPeer(w.Peers, addr) || securedPeer(w.Conn, addr)
-	if w.Endpoint == nil && secured {
-		return w.unprotected(ep, addr, fmt.Errorf("%w: the peer is secured and the waker has no Endpoint to protect the trigger", sms.ErrSecurityMode))
-	}
-	if w.Peers != nil && !secured {
-		if err := w.Peers.AddPeer(addr.String(), sms.Peer{Security: sms.ModeNoSec, SIM: t.SIM, Framing: t.Framing}); err != nil {
-			return fmt.Errorf("queue: wake %s: configure peer: %w", ep, err)
-		}
-	}
-	token := make([]byte, 4)
-	_, _ = rand.Read(token)
-	if w.Endpoint != nil {
-		msg, err := triggerMessage(t)
-		if err != nil {
-			return err
-		}
-		req := &bearer.Request{Code: msg.Code, Type: message.NonConfirmable, Token: token, Options: msg.Options,
-			Payload: msg.Payload, Peer: addr, Expires: t.Deadline}
-		if err := w.Endpoint.Fire(ctx, req, 0); err != nil {
-			if errors.Is(err, sms.ErrSecurityMode) {
-				return w.unprotected(ep, addr, err)
-			}
-			return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
-		}
-		return nil
-	}
-	msg, err := TriggerMessage(t, uint16(w.mid.Add(1)), token)
-	if err != nil {
-		return err
-	}
-	if dw, ok := w.Conn.(DeadlineWriter); ok && !t.Deadline.IsZero() {
-		_, err = dw.WriteToBefore(msg, addr, t.Deadline)
-	} else {
-		_, err = w.Conn.WriteTo(msg, addr)
-	}
-	if errors.Is(err, sms.ErrSecurityMode) {
-		return w.unprotected(ep, addr, err)
-	}
-	if err != nil {
-		return fmt.Errorf("queue: wake %s via %s: %w", ep, addr, err)
-	}
-	return nil
+	return &refusedError{err}
 }
 
-// securedPeer reports whether peers (a PeerSetter or the Conn) has addr
-// as a DTLS or OSCORE peer (*sms.Bearer tells, PeerMode): the waker never
-// turns such a peer into a NoSec one, and sends its trigger only through
-// Endpoint, under the peer's security.
-func securedPeer(peers any, addr sms.Addr) bool {
-	pm, ok := peers.(interface {
-		PeerMode(net.Addr) (sms.Mode, bool)
-	})
-	if !ok {
-		return false
-	}
-	mode, known := pm.PeerMode(addr)
-	return known && mode != sms.ModeNoSec
-}
+// refusedError is err, matching ErrWakeRefused as well.
+type refusedError struct{ err error }
 
-// DeadlineWriter is a PacketConn that can be told when a datagram stops
-// being worth sending (*sms.Bearer: its outbox sends the earliest deadline
-// first and gives up at the deadline).
-type DeadlineWriter = bearer.DeadlineWriter
+func (e *refusedError) Error() string   { return e.err.Error() }
+func (e *refusedError) Unwrap() []error { return []error{ErrWakeRefused, e.err} }
 
 // permanentWakeError reports wake errors that retrying later today will
-// not cure: budget exhausted, unknown peer, wrong security mode (an
-// unprotected trigger to a secured peer), bad target.
+// not cure: those the Waker refused (ErrWakeRefused: for SMS, budget
+// exhausted, unknown peer, wrong security mode), an unprotected trigger
+// to a secured peer, a bad target, a waker not made by its constructor.
 func permanentWakeError(err error) bool {
-	return errors.Is(err, sms.ErrBudgetExceeded) || errors.Is(err, sms.ErrUnknownPeer) ||
-		errors.Is(err, sms.ErrSecurityMode) || errors.Is(err, ErrUnprotectedTrigger) || errors.Is(err, ErrBadTarget) ||
+	return errors.Is(err, ErrWakeRefused) || errors.Is(err, ErrUnprotectedTrigger) || errors.Is(err, ErrBadTarget) ||
 		errors.Is(err, ErrNotCreated)
 }

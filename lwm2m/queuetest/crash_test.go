@@ -21,6 +21,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+	"github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -205,9 +206,9 @@ func TestCrashChild(t *testing.T) {
 	qc := server.QueueConfig{Config: queue.Config{Store: qs,
 		DefaultWindow: 300 * time.Millisecond, ExecTimeout: 3 * time.Second,
 		Wake:        queue.WakePolicy{Timeout: 3 * time.Second, MaxTimeout: 8 * time.Second, MaxWakes: new(8), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second},
-		Concurrency: crashDevices}, Peers: smsB, PeerSecurity: sms.ModeNoSec, Device: device}
+		Concurrency: crashDevices}, Peers: smswake.Peers{Setter: smsB, Security: sms.ModeNoSec}, Device: device}
 	if phase == "drain" {
-		qc.Waker = queue.NewSMSWaker(smsB, smsB)
+		qc.Waker = smswake.New(smsB, smsB)
 	}
 	q, err := srv.EnableQueue(qc)
 	if err != nil {

@@ -26,7 +26,7 @@ func TestSleepingUDPLightWokenBySMS(t *testing.T) {
 	}{
 		{"uqs-1.0", "1.0", "UQS", false, false, server.DeviceSettings{}},
 		{"trigger-1.1", "1.1", "US", true, true, server.DeviceSettings{}},
-		{"trigger-1.2-wap-push", "1.2", "US", true, true, server.DeviceSettings{Framing: sms.FramingWAPPush, TransportArg: "U", SIM: serverNum}},
+		{"trigger-1.2-wap-push", "1.2", "US", true, true, server.DeviceSettings{WAPPush: true, TransportArg: "U", SIM: serverNum}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := newWorld(t, worldConfig{latency: 50 * time.Millisecond, window: 300 * time.Millisecond})

@@ -25,6 +25,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
+	"github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -157,7 +158,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	if wc.wake.Timeout == 0 {
 		wc.wake = queue.WakePolicy{Timeout: 3 * time.Second, MaxWakes: new(3), MinInterval: 50 * time.Millisecond, CallTimeout: 10 * time.Second}
 	}
-	waker := queue.NewSMSWaker(side.b, side.b)
+	waker := smswake.New(side.b, side.b)
 	waker.Endpoint = w.smsEP // the device's answer, if any, is matched, never reset
 	w.qsrv, err = w.srv.EnableQueue(server.QueueConfig{
 		Config: queue.Config{
@@ -171,7 +172,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 				}
 			},
 		},
-		Peers: side.b, PeerSecurity: sms.ModeNoSec, Device: w.device,
+		Peers: smswake.Peers{Setter: side.b, Security: sms.ModeNoSec}, Device: w.device,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -49,7 +49,11 @@
 // one. A call whose context ends while its request waits returns a
 // [*QueuedError]; the request stays queued and [Queue.Wait] gets its result
 // later. The queue, its store and the trigger are
-// lwm2m/queue's; the mapping of DM calls to queued requests is here.
+// lwm2m/queue's; the mapping of DM calls to queued requests is here. The
+// server knows no SMS bearer: the SMS waker (lwm2m/smswake) comes in as
+// the queue's Waker, the SMS peers it learns go out through a
+// [PeerAdder] (smswake.Peers), and SMS numbers are compared by the
+// module's one E.164 rule set.
 //
 // Registrations live in a registry.Store (in memory, bbolt or Redis).
 // Bootstrap is served by [BootstrapServer]. A device's error response is an

@@ -6,7 +6,7 @@ import (
 	"strings"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
-	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/internal/msisdn"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -44,8 +44,8 @@ type Binding struct {
 	// certificate) the endpoint authenticates with, over DTLS on any
 	// bearer. Zero: none.
 	Identity bearer.Identity
-	// MSISDN is the device's own SMS number (any form sms.ParseMSISDN
-	// takes). Over SMS the endpoint registers only from it, and the
+	// MSISDN is the device's own SMS number (any form
+	// bearer/sms.ParseMSISDN takes). Over SMS the endpoint registers only from it, and the
 	// server sends SMS to the endpoint (wake-ups, queued requests) only
 	// to it, never to the "sms=" number of a registration. "": none.
 	MSISDN string
@@ -224,14 +224,11 @@ type policy struct {
 }
 
 // isSMS reports whether peer is an SMS address (plain, or under DTLS).
-func isSMS(peer net.Addr) bool { return peer != nil && peer.Network() == sms.Network }
+func isSMS(peer net.Addr) bool { return peer != nil && peer.Network() == msisdn.Network }
 
-// sameNumber compares two numbers in any form sms.ParseMSISDN takes.
-func sameNumber(a, b string) bool {
-	x, err1 := sms.ParseMSISDN(a)
-	y, err2 := sms.ParseMSISDN(b)
-	return err1 == nil && err2 == nil && x == y
-}
+// sameNumber compares two numbers in any form bearer/sms.ParseMSISDN
+// takes.
+func sameNumber(a, b string) bool { return msisdn.Same(a, b) }
 
 func forbidden(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrForbidden, fmt.Sprintf(format, args...))
@@ -258,8 +255,8 @@ func (p *policy) bound(ep string, peer net.Addr, id bearer.Identity) error {
 	viaSMS := isSMS(peer)
 	var number string
 	if viaSMS {
-		if a, err := sms.ParseMSISDN(peer.String()); err == nil {
-			number = a.String()
+		if n, err := msisdn.Normalize(peer.String()); err == nil {
+			number = n
 		} else {
 			return forbidden("SMS peer %q is not a number", peer.String())
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+	"github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 )
 
 // policyPeer is one way a request arrives: over transport, from addr,
@@ -472,7 +473,7 @@ func TestSecurityDefaults(t *testing.T) {
 			t.Fatal("negative rate does not lift the limit")
 		}
 	})
-	t.Run("QueueConfig zero PeerSecurity is DTLS", func(t *testing.T) {
+	t.Run("QueueConfig Peers: zero smswake.Peers Security is DTLS", func(t *testing.T) {
 		sec := NewStaticSecurity(0)
 		sec.Set("q", Binding{MSISDN: "+491720000001", NoSec: true})
 		srv, err := New(new(registry.Memory), WithSecurity(sec))
@@ -481,7 +482,7 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: smswake.Peers{Setter: peers}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -501,7 +502,7 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 		defer srv.Close()
 		peers := &peerRecorder{}
-		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: peers, PeerSecurity: sms.ModeNoSec})
+		q, err := srv.EnableQueue(QueueConfig{Config: queue.Config{Store: queue.NewMemStore()}, Peers: smswake.Peers{Setter: peers, Security: sms.ModeNoSec}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 	"github.com/plgd-dev/go-coap/v3/message/codes"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
-	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/internal/msisdn"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
@@ -43,7 +43,7 @@ import (
 type QueueConfig struct {
 	// Config configures the queue.Manager; Config.Store is required
 	// (queue.BoltStore for durability) and Config.Waker sends the SMS
-	// wake-ups (queue.NewSMSWaker over the SMS bearer; nil disables
+	// wake-ups (smswake.New over the SMS bearer; nil disables
 	// them). EnableQueue sets Config.Executor to the Server (it must be
 	// left nil) and, when Config.Logger is nil, gives the Manager the
 	// Server's logger. Config.DefaultWindow is the awake window after the
@@ -51,17 +51,13 @@ type QueueConfig struct {
 	// Config.ExecTimeout bounds one attempt (default: DefaultWindow, or
 	// 30 s).
 	queue.Config
-	// Peers, if set (an *sms.Bearer), learns the configured SMS number
-	// (DeviceSettings.MSISDN or the endpoint's Binding) of a device that
-	// registered over another transport, so the SMS bearer accepts its
-	// messages and sends from the right SIM. A registration's own "sms="
-	// number is never added.
-	Peers queue.PeerSetter
-	// PeerSecurity is the SMS security mode of peers added through Peers.
-	// Its zero value is sms.ModeDTLS, as for sms.Peer: unsecured SMS
-	// (what LwM2M permits for triggers where configured) must be chosen
-	// explicitly with sms.ModeNoSec.
-	PeerSecurity sms.Mode
+	// Peers, if set (smswake.Peers over the *sms.Bearer, which also sets
+	// their SMS security mode: DTLS unless NoSec is chosen explicitly),
+	// learns the configured SMS number (DeviceSettings.MSISDN or the
+	// endpoint's Binding) of a device that registered over another
+	// transport, so the SMS bearer accepts its messages and sends from
+	// the right SIM. A registration's own "sms=" number is never added.
+	Peers PeerAdder
 	// Device returns the per-device settings (number override, server
 	// SIM, framing, transport argument, awake window); nil uses the
 	// registration alone.
@@ -75,6 +71,13 @@ type QueueConfig struct {
 	// without it that is known only to the node that read it, until the
 	// device registers again.
 	Triggers TriggerStore
+}
+
+// PeerAdder learns the SMS peer of a device from its wake target: its
+// number (MSISDN), the server SIM it knows and its framing (WAPPush).
+// smswake.Peers implements it over the SMS bearer.
+type PeerAdder interface {
+	AddWakePeer(t queue.WakeTarget) error
 }
 
 // TriggerStore keeps the /1 instance of this server and the Trigger value
@@ -97,8 +100,8 @@ type DeviceSettings struct {
 	MSISDN string
 	// SIM is the server number the device accepts SMS from.
 	SIM string
-	// Framing is raw CoAP or WAP Push for the trigger.
-	Framing sms.Framing
+	// WAPPush frames the trigger as WAP Push rather than raw CoAP.
+	WAPPush bool
 	// TransportArg is the /1/x/8 Execute argument ("U": send the Update
 	// over UDP), LwM2M 1.1+.
 	TransportArg string
@@ -633,7 +636,7 @@ func (q *Queue) configure(reg *registry.Registration, probe bool) {
 	if t != nil {
 		dc.Wake = t
 		if q.cfg.Peers != nil && reg.Transport() != "sms" {
-			if err := q.cfg.Peers.AddPeer(t.MSISDN, sms.Peer{Security: q.cfg.PeerSecurity, SIM: t.SIM, Framing: t.Framing}); err != nil {
+			if err := q.cfg.Peers.AddWakePeer(*t); err != nil {
 				q.s.log.Warn("lwm2m queue: SMS peer not added", "ep", reg.Endpoint, "err", err)
 			}
 		}
@@ -667,35 +670,43 @@ func (q *Queue) wakeTarget(reg *registry.Registration, d DeviceSettings) *queue.
 		configured = q.s.policy.msisdn(reg.Endpoint)
 	}
 	if configured != "" {
-		a, err := sms.ParseMSISDN(configured)
+		a, err := msisdn.Normalize(configured)
 		if err != nil {
 			return nil
 		}
 		if reg.SMS != "" {
-			r, err := sms.ParseMSISDN(reg.SMS)
-			if err != nil || r.String() != a.String() {
+			r, err := msisdn.Normalize(reg.SMS)
+			if err != nil || r != a {
 				q.s.log.Warn("lwm2m queue: registered sms= differs from the configured number; no SMS wake-up",
 					"ep", reg.Endpoint, "sms", reg.SMS, "configured", configured)
 				return nil
 			}
 		}
-		number = a.String()
+		number = a
 	}
 	if number == "" {
-		if a, ok := reg.PeerAddr().(sms.Addr); ok && reg.Transport() == "sms" {
+		if a, ok := reg.PeerAddr().(smsAddr); ok && reg.Transport() == "sms" {
 			number = a.String()
 		}
 	}
 	if number == "" {
 		return nil
 	}
-	a, err := sms.ParseMSISDN(number)
+	a, err := msisdn.Normalize(number)
 	if err != nil {
 		return nil
 	}
-	return &queue.WakeTarget{MSISDN: a.String(), Version: reg.Version.String(),
+	return &queue.WakeTarget{MSISDN: a, Version: reg.Version.String(),
 		Binding: registry.BindingMode(reg.Version, reg.Binding, reg.Queue),
-		Framing: d.Framing, TransportArg: d.TransportArg, SIM: d.SIM}
+		WAPPush: d.WAPPush, TransportArg: d.TransportArg, SIM: d.SIM}
+}
+
+// smsAddr is the plain SMS bearer's peer address (bearer/sms.Addr): a
+// number the SMS bearer read from the network. A DTLS or OSCORE address
+// over SMS (secure.Addr, oscore.Addr) has no Digits and is not taken.
+type smsAddr interface {
+	net.Addr
+	Digits() string
 }
 
 // readTrigger reads /1 of an LwM2M 1.1+ device to learn the instance x of

@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
-	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/internal/msisdn"
 )
 
 // ErrForbidden is wrapped by security binding refusals (answered 4.03).
@@ -140,17 +140,17 @@ func (s *StaticSecurity) Bind(ep string, id bearer.Identity) error {
 
 // Set replaces the binding of endpoint ep by b (a zero b removes it). The
 // identity and the SMS number of b are taken from any other endpoint they
-// were bound to. b.MSISDN must parse with sms.ParseMSISDN.
+// were bound to. b.MSISDN must parse with bearer/sms.ParseMSISDN.
 func (s *StaticSecurity) Set(ep string, b Binding) error {
 	if ep == "" {
 		return fmt.Errorf("lwm2m server: Set needs an endpoint")
 	}
 	if b.MSISDN != "" {
-		a, err := sms.ParseMSISDN(b.MSISDN)
+		n, err := msisdn.Normalize(b.MSISDN)
 		if err != nil {
 			return fmt.Errorf("lwm2m server: binding of %q: %w", ep, err)
 		}
-		b.MSISDN = a.String()
+		b.MSISDN = n
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -249,14 +249,14 @@ func (s *StaticSecurity) Binding(ep string) (Binding, bool) {
 }
 
 // EndpointOfNumber implements Bindings.
-func (s *StaticSecurity) EndpointOfNumber(msisdn string) (string, bool) {
-	a, err := sms.ParseMSISDN(msisdn)
+func (s *StaticSecurity) EndpointOfNumber(number string) (string, bool) {
+	n, err := msisdn.Normalize(number)
 	if err != nil {
 		return "", false
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	ep, ok := s.byNumber[a.String()]
+	ep, ok := s.byNumber[n]
 	return ep, ok
 }
 

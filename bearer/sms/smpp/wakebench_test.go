@@ -18,6 +18,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/smpp/smsc"
 	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
+	"github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 	"github.com/m2mbearer/m2mbearer/modem"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
 )
@@ -91,7 +92,7 @@ func runWakeups(t *testing.T, net *sim.Network, tr sms.Transport, sims []string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := queue.New(queue.Config{Store: queue.NewMemStore(), Executor: noExec{}, Waker: queue.NewSMSWaker(b, b),
+	m, err := queue.New(queue.Config{Store: queue.NewMemStore(), Executor: noExec{}, Waker: smswake.New(b, b),
 		Concurrency: 64, Logger: quiet()})
 	if err != nil {
 		t.Fatal(err)

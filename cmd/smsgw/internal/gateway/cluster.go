@@ -129,9 +129,13 @@ func (c *cluster) start(ctx context.Context) error {
 			return err
 		}
 	}
+	from, err := c.rpcFrom(ctx)
+	if err != nil {
+		return err
+	}
 	c.wg.Add(2)
 	go c.heartbeats(ctx)
-	go c.serveRPC(ctx)
+	go c.serveRPC(ctx, from)
 	for sim := range c.localSIMs {
 		c.wg.Add(1)
 		go c.consumeSIM(ctx, sim)

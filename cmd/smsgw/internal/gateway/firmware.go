@@ -166,7 +166,7 @@ func (g *Gateway) startFirmware(ctx context.Context) error {
 		cfg.Waker = &firmware.QueueWaker{Waker: g.smsWaker(), Registrations: g.srv.Store(),
 			Target: func(reg *registry.Registration, t *queue.WakeTarget) {
 				if wt := g.wakeTarget(reg); wt != nil {
-					t.MSISDN, t.SIM, t.Trigger, t.Framing = wt.MSISDN, wt.SIM, wt.Trigger, wt.Framing
+					t.MSISDN, t.SIM, t.Trigger, t.WAPPush = wt.MSISDN, wt.SIM, wt.Trigger, wt.WAPPush
 				}
 				g.metrics.wakeups.Inc()
 			}}

@@ -619,7 +619,7 @@ func (g *Gateway) deviceSettings(r *registry.Registration) server.DeviceSettings
 	g.devMu.RLock()
 	d, ok := g.devices[r.Endpoint]
 	g.devMu.RUnlock()
-	ds := server.DeviceSettings{Framing: g.framing(), Window: g.awakeWindow()}
+	ds := server.DeviceSettings{WAPPush: g.framing() == sms.FramingWAPPush, Window: g.awakeWindow()}
 	if ok {
 		ds.MSISDN, ds.SIM = d.MSISDN, d.ServerSIM
 	}
@@ -652,7 +652,7 @@ func (g *Gateway) wakeTarget(r *registry.Registration) *queue.WakeTarget {
 	}
 	return &queue.WakeTarget{MSISDN: a.String(), Version: r.Version.String(),
 		Binding: registry.BindingMode(r.Version, r.Binding, r.Queue), Trigger: d.Trigger,
-		Framing: g.framing(), SIM: d.ServerSIM}
+		WAPPush: g.framing() == sms.FramingWAPPush, SIM: d.ServerSIM}
 }
 
 // events turns registration events into queue-mode state, metrics and SSE.

@@ -149,12 +149,28 @@ func (c *cluster) forward(w http.ResponseWriter, r *http.Request, node, ep strin
 	w.Write(a.Body)
 }
 
-// serveRPC answers the calls other nodes forward to this one.
-func (c *cluster) serveRPC(ctx context.Context) {
+// rpcFrom returns the stream ID after which serveRPC reads this node's
+// forwarded calls: the last one there when the node starts ("0-0" for an
+// empty stream). It is taken before start returns, not by serveRPC's
+// first XREAD with "$": a call forwarded between the two would be lost,
+// and its caller would wait for an answer until its deadline.
+func (c *cluster) rpcFrom(ctx context.Context) (string, error) {
+	last, err := c.db.Client().XRevRangeN(ctx, c.db.Key("rpc", c.self), "+", "-", 1).Result()
+	if err != nil {
+		return "", fmt.Errorf("cluster: forwarded-call stream: %w", err)
+	}
+	if len(last) == 0 {
+		return "0-0", nil
+	}
+	return last[0].ID, nil
+}
+
+// serveRPC answers the calls other nodes forward to this one, those after
+// the stream ID last.
+func (c *cluster) serveRPC(ctx context.Context, last string) {
 	defer c.wg.Done()
 	rdb := c.db.Client()
 	stream := c.db.Key("rpc", c.self)
-	last := "$"
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		res, err := rdb.XRead(ctx, &redis.XReadArgs{Streams: []string{stream, last}, Count: 64, Block: 200 * time.Millisecond}).Result()

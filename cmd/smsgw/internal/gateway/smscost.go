@@ -7,15 +7,15 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
-	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
+	"github.com/m2mbearer/m2mbearer/lwm2m/smswake"
 )
 
 // smsWaker returns the SMS trigger sender: through the server's SMS
 // Endpoint when there is one, so that the answer of a device that ignores
 // the trigger's No-Response option is matched and dropped, never reset.
-func (g *Gateway) smsWaker() *queue.SMSWaker {
-	w := queue.NewSMSWaker(g.smsB, nil) // peers come from the device table only
+func (g *Gateway) smsWaker() *smswake.Waker {
+	w := smswake.New(g.smsB, nil) // peers come from the device table only
 	if g.smsEP != nil {
 		w.Endpoint = g.smsEP
 	}

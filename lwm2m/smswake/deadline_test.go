@@ -1,4 +1,4 @@
-package queue
+package smswake
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 )
 
 // deadlineConn records what the SMS waker writes and with which deadline.
@@ -14,12 +16,21 @@ type deadlineConn struct {
 	mu        sync.Mutex
 	deadlines []time.Time
 	plain     int
+	wrote     chan struct{} // one token per write
+}
+
+func (c *deadlineConn) written() {
+	select {
+	case c.wrote <- struct{}{}:
+	default:
+	}
 }
 
 func (c *deadlineConn) WriteTo(p []byte, a net.Addr) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.plain++
+	c.written()
 	return len(p), nil
 }
 
@@ -27,6 +38,7 @@ func (c *deadlineConn) WriteToBefore(p []byte, a net.Addr, d time.Time) (int, er
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.deadlines = append(c.deadlines, d)
+	c.written()
 	return len(p), nil
 }
 
@@ -34,9 +46,9 @@ func (c *deadlineConn) WriteToBefore(p []byte, a net.Addr, d time.Time) (int, er
 // the earliest expiry of its queued requests, so the SMS outbox can send
 // the most urgent wake-ups first.
 func TestWakeCarriesEarliestDeadline(t *testing.T) {
-	conn := &deadlineConn{}
-	m, err := New(Config{Store: NewMemStore(), Executor: newFleet(), Waker: NewSMSWaker(conn, nil),
-		Wake: WakePolicy{MinInterval: time.Hour, Timeout: time.Hour}})
+	conn := &deadlineConn{wrote: make(chan struct{}, 8)}
+	m, err := queue.New(queue.Config{Store: queue.NewMemStore(), Executor: executor, Waker: New(conn, nil),
+		Wake: queue.WakePolicy{MinInterval: time.Hour, Timeout: time.Hour}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,16 +56,16 @@ func TestWakeCarriesEarliestDeadline(t *testing.T) {
 	soon := time.Now().Add(3 * time.Minute).Truncate(time.Millisecond)
 	// Requests queued before the device is wakeable, so one wake-up sees both.
 	for _, exp := range []time.Time{time.Now().Add(time.Hour), soon} {
-		if _, err := m.Enqueue(context.Background(), Request{Endpoint: "lamp", Kind: KindRead, Paths: []string{"/3/0"}, Expires: exp}); err != nil {
+		if _, err := m.Enqueue(context.Background(), queue.Request{Endpoint: "lamp", Kind: queue.KindRead, Paths: []string{"/3/0"}, Expires: exp}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	m.SetDevice("lamp", DeviceConfig{Wake: wakeable("+491720000001")})
-	waitFor(t, "a wake-up", func() bool {
-		conn.mu.Lock()
-		defer conn.mu.Unlock()
-		return len(conn.deadlines)+conn.plain > 0
-	})
+	m.SetDevice("lamp", queue.DeviceConfig{Wake: &queue.WakeTarget{MSISDN: "+491720000001", Version: "1.1", Trigger: true}})
+	select {
+	case <-conn.wrote:
+	case <-time.After(20 * time.Second):
+		t.Fatal("timed out waiting for a wake-up")
+	}
 	conn.mu.Lock()
 	defer conn.mu.Unlock()
 	if conn.plain != 0 || len(conn.deadlines) != 1 || !conn.deadlines[0].Equal(soon) {

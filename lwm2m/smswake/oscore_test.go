@@ -1,4 +1,4 @@
-package queue
+package smswake
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/oscore"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/lwm2m/queue"
 )
 
 // oscoreSide puts b under OSCORE with the context of p for peer and
@@ -53,7 +54,7 @@ func TestWakeSecuredDevice(t *testing.T) {
 	secret := bytes.Repeat([]byte{0x5a}, 16)
 	devP := oscore.Params{MasterSecret: secret, SenderID: []byte{0x01}, RecipientID: []byte{}}
 	srvP := oscore.Params{MasterSecret: secret, SenderID: []byte{}, RecipientID: []byte{0x01}}
-	target := WakeTarget{MSISDN: devNum, Version: "1.1", Trigger: true, SIM: srvNum}
+	target := queue.WakeTarget{MSISDN: devNum, Version: "1.1", Trigger: true, SIM: srvNum}
 	for _, tc := range []struct {
 		name     string
 		mode     sms.Mode
@@ -86,7 +87,7 @@ func TestWakeSecuredDevice(t *testing.T) {
 			if tc.peers {
 				peers = srv
 			}
-			w := NewSMSWaker(srv, peers)
+			w := New(srv, peers)
 			switch tc.endpoint {
 			case "oscore":
 				w.Endpoint, _ = oscoreSide(t, srv, srvP, devAddr, nil)
@@ -105,7 +106,7 @@ func TestWakeSecuredDevice(t *testing.T) {
 				t.Fatalf("the waker turned the %v peer into %v", tc.mode, mode)
 			}
 			if tc.endpoint != "oscore" {
-				if !errors.Is(err, ErrUnprotectedTrigger) || !errors.Is(err, sms.ErrSecurityMode) || !permanentWakeError(err) {
+				if !errors.Is(err, queue.ErrUnprotectedTrigger) || !errors.Is(err, sms.ErrSecurityMode) || !errors.Is(err, queue.ErrWakeRefused) {
 					t.Fatalf("unprotected trigger to a %v peer: %v, want ErrUnprotectedTrigger", tc.mode, err)
 				}
 				time.Sleep(100 * time.Millisecond) // the outbox would have sent it by now
@@ -144,28 +145,26 @@ func TestManagerUnprotectedTrigger(t *testing.T) {
 	srv, _ := smsPair(t, func(c *sms.Config) {
 		c.Peers = map[string]sms.Peer{devNum: {Security: sms.ModeOSCORE, SIM: srvNum}}
 	})
-	met := &testMetrics{}
-	w := NewSMSWaker(srv, srv)
-	m, err := New(Config{Store: NewMemStore(), Executor: newFleet(), Waker: w, Metrics: met,
-		Wake: WakePolicy{MinInterval: time.Millisecond, Timeout: 10 * time.Millisecond}})
+	met := &counters{}
+	w := New(srv, srv)
+	m, err := queue.New(queue.Config{Store: queue.NewMemStore(), Executor: executor, Waker: w, Metrics: met,
+		Wake: queue.WakePolicy{MinInterval: time.Millisecond, Timeout: 10 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	m.SetDevice("lamp", DeviceConfig{Wake: &WakeTarget{MSISDN: devNum, Version: "1.1", Trigger: true, SIM: srvNum}})
-	id, err := m.Enqueue(context.Background(), Request{Endpoint: "lamp", Kind: KindRead, Paths: []string{"/3/0"}})
+	m.SetDevice("lamp", queue.DeviceConfig{Wake: &queue.WakeTarget{MSISDN: devNum, Version: "1.1", Trigger: true, SIM: srvNum}})
+	id, err := m.Enqueue(context.Background(), queue.Request{Endpoint: "lamp", Kind: queue.KindRead, Paths: []string{"/3/0"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, err = m.Wait(ctx, id)
-	if !errors.Is(err, ErrNotWoken) || !errors.Is(err, ErrUnprotectedTrigger) {
+	if !errors.Is(err, queue.ErrNotWoken) || !errors.Is(err, queue.ErrUnprotectedTrigger) {
 		t.Fatalf("err %v, want ErrNotWoken caused by ErrUnprotectedTrigger", err)
 	}
-	met.mu.Lock()
-	refused, wakeErrs, wakeups := met.c["wake_refused_unprotected"], met.c["wake_errors"], met.c["wakeups"]
-	met.mu.Unlock()
+	refused, wakeErrs, wakeups := met.get("wake_refused_unprotected"), met.get("wake_errors"), met.get("wakeups")
 	if refused != 1 || wakeErrs != 1 || wakeups != 0 || w.Refused() != 1 {
 		t.Fatalf("wake_refused_unprotected %v, wake_errors %v, wakeups %v, waker refused %d; want 1, 1, 0, 1", refused, wakeErrs, wakeups, w.Refused())
 	}
