@@ -45,13 +45,21 @@ func TestFireExpires(t *testing.T) {
 	dev, _ := hub.Conn("dev")
 	defer dev.Close()
 	exp := time.Now().Add(time.Hour).Truncate(time.Second)
-	for _, e := range []time.Time{exp, {}} {
-		req := bearer.NewRequest(codes.POST, pipe.Addr("dev"), "/1/0/8")
-		req.Type, req.Expires = message.NonConfirmable, e
-		if err := srv.Fire(context.Background(), req, time.Minute); err != nil {
-			t.Fatal(err)
-		}
-		readRaw(t, dev, 2*time.Second)
+	for _, tc := range []struct {
+		name    string
+		expires time.Time
+	}{
+		{"with Expires", exp},
+		{"without Expires", time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := bearer.NewRequest(codes.POST, pipe.Addr("dev"), "/1/0/8")
+			req.Type, req.Expires = message.NonConfirmable, tc.expires
+			if err := srv.Fire(context.Background(), req, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			readRaw(t, dev, 2*time.Second)
+		})
 	}
 	dc.mu.Lock()
 	defer dc.mu.Unlock()

@@ -479,6 +479,7 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 	for n := 0; ; n++ {
 		mm := m
 		mm.Options = cloneOptions(m.Options)
+		sent := time.Now() // before the write: the answer can be heard before it returns
 		if err := t.sendMID(&mm, mid); err != nil {
 			return nil, err
 		}
@@ -493,7 +494,7 @@ func (e *Endpoint) doQBlock2(ctx context.Context, req *Request, token message.To
 			// 9177 §4.4), on SMS byte for byte.
 			mid = -1
 		}
-		resp, again, err := s.await(ctx, t, n)
+		resp, again, err := s.await(ctx, t, n, sent)
 		if err != nil {
 			return nil, err
 		}
@@ -523,143 +524,194 @@ func (e *Endpoint) doQBlock1(ctx context.Context, req *Request, token message.To
 		return nil, err
 	}
 	defer release()
+	u := e.newQB1Upload(req, token)
+	defer u.t.close()
+	if err := u.sendSet(); err != nil {
+		return nil, err
+	}
+	for {
+		wait := e.nonTimeoutRandom()
+		if u.next == u.n {
+			// All sent: the server answers, or lists what it misses
+			// after its NON_RECEIVE_TIMEOUT.
+			wait = e.p.NonReceiveTimeout()<<min(u.retries, 16) + e.p.NonTimeout()
+		}
+		resp, timedOut, err := e.qbAwait(ctx, u.t, wait)
+		if err != nil {
+			return nil, err
+		}
+		final, err := u.step(resp, timedOut)
+		switch {
+		case err != nil:
+			return nil, err
+		case final == nil:
+			continue
+		}
+		e.learnQBlock(pkey, false, final)
+		e.m.Count(EventQBlockTransfer, 1)
+		if b, _ := qbOptions(final.Options, message.QBlock2); len(b) == 1 && (b[0].more || b[0].num > 0) {
+			return e.qbReceive(ctx, u.t, req, final, false)
+		}
+		return final, nil
+	}
+}
+
+// qb1Upload is one Q-Block1 upload (doQBlock1): the body cut in blocks,
+// how each block went, and where the exchange stands.
+type qb1Upload struct {
+	e     *Endpoint
+	req   *Request
+	t     *qbTransfer
+	token message.Token // the request's: the first block goes with it
+	szx   uint32
+	bs    int             // block size
+	total int             // body size
+	n     int             // blocks
+	mp    int             // MAX_PAYLOADS: blocks in a set
+	base  message.Options // every block's options but Q-Block1
+	buf   []byte
+	// The message ID and token each block first went with: a block the
+	// server reports missing goes again byte for byte (a server that got
+	// it after all drops the copy as a duplicate; on SMS the copy's
+	// segments join those of the first sending).
+	sentAs   []qbSentAs
+	next     int  // the first block not sent yet
+	answered bool // the server showed it knows the body (2.31, a list of missing blocks)
+	retries  int  // elicitations since the last list of missing blocks
+}
+
+// qbSentAs is how a Q-Block1 block was first sent.
+type qbSentAs struct {
+	mid int32
+	tok message.Token
+}
+
+func (e *Endpoint) newQB1Upload(req *Request, token message.Token) *qb1Upload {
 	szx := e.blockSZXFor(req, token, message.QBlock1)
 	bs := 16 << szx
 	total := req.bodyLen()
 	n := max((total+bs-1)/bs, 1)
 	mp := e.p.MaxPayloads()
 	t := e.qbNewTransfer(req.Peer)
-	defer t.close()
 	base := cloneOptions(req.Options).Set(message.Option{ID: message.RequestTag, Value: e.qbNewTag()}).
 		Set(UintOption(message.Size1, uint32(total)))
-	var buf []byte
-	// The message ID and token each block first went with: a block the
-	// server reports missing goes again byte for byte (a server that got
-	// it after all drops the copy as a duplicate; on SMS the copy's
-	// segments join those of the first sending).
-	sentAs := make([]struct {
-		mid int32
-		tok message.Token
-	}, n)
-	send := func(i int, again bool) error {
-		off := i * bs
-		payload, err := req.readBody(buf, off, min(bs, total-off))
-		if err != nil {
+	return &qb1Upload{e: e, req: req, t: t, token: token, szx: szx, bs: bs, total: total, n: n, mp: mp,
+		base: base, sentAs: make([]qbSentAs, n)}
+}
+
+// send sends block i; again: as it was first sent, if it was.
+func (u *qb1Upload) send(i int, again bool) error {
+	e, req, t := u.e, u.req, u.t
+	off := i * u.bs
+	payload, err := req.readBody(u.buf, off, min(u.bs, u.total-off))
+	if err != nil {
+		return err
+	}
+	if req.body != nil {
+		u.buf = payload
+	}
+	tok, mid := u.token, int32(-1)
+	switch {
+	case again && u.sentAs[i].tok != nil:
+		tok, mid = u.sentAs[i].tok, u.sentAs[i].mid
+	case t.sent > 0:
+		tok = e.newToken() // every block is a request of its own (§6)
+	}
+	m := message.Message{Code: req.Code, Token: tok, Payload: payload,
+		Options: cloneOptions(u.base).Set(UintOption(message.QBlock1, blockValue(uint32(i), i < u.n-1, u.szx)))}
+	if err := t.sendMID(&m, mid); err != nil {
+		return err
+	}
+	if u.sentAs[i].tok == nil {
+		u.sentAs[i].tok, u.sentAs[i].mid = tok, m.MessageID
+	}
+	t.writes = append(t.writes, i)
+	return nil
+}
+
+// sendSet sends the blocks not sent yet up to the end of the next set.
+func (u *qb1Upload) sendSet() error {
+	for end := min((u.next/u.mp+1)*u.mp, u.n); u.next < end; u.next++ {
+		if err := u.send(u.next, false); err != nil {
 			return err
 		}
-		if req.body != nil {
-			buf = payload
+	}
+	return nil
+}
+
+// elicit asks for the server's answer when none came after the last
+// block. The server answers a block received again as if it were new
+// (§4.3; also a duplicate message, see qbDuplicate). Before the
+// server showed it knows the body, that is the last block byte for
+// byte (on SMS the copy also completes a block whose segments were
+// lost in part); after, the first 16 bytes as a 16-byte block, which
+// fits one SMS: the server answers it with its final answer or the
+// blocks it misses.
+func (u *qb1Upload) elicit() error {
+	if !u.answered || u.szx == 0 {
+		return u.send(u.n-1, true)
+	}
+	payload, err := u.req.readBody(nil, 0, min(16, u.total))
+	if err != nil {
+		return err
+	}
+	m := message.Message{Code: u.req.Code, Token: u.e.newToken(), Payload: payload,
+		Options: cloneOptions(u.base).Set(UintOption(message.QBlock1, blockValue(0, u.total > 16, 0)))}
+	return u.t.send(&m)
+}
+
+// step acts on what one wait brought: an answer (nil: an RST), or
+// timedOut. It returns the server's final answer when the upload is
+// over, nil while it goes on.
+func (u *qb1Upload) step(resp *Response, timedOut bool) (*Response, error) {
+	e := u.e
+	switch {
+	case timedOut && u.next < u.n:
+		return nil, u.sendSet() // NON_TIMEOUT_RANDOM after a set without a 2.31
+	case timedOut:
+		if u.retries++; u.retries > e.p.NonMaxRetransmit() {
+			return nil, u.t.timeout("Q-Block1 upload")
 		}
-		tok, mid := token, int32(-1)
-		switch {
-		case again && sentAs[i].tok != nil:
-			tok, mid = sentAs[i].tok, sentAs[i].mid
-		case t.sent > 0:
-			tok = e.newToken() // every block is a request of its own (§6)
+		return nil, u.elicit()
+	case resp == nil || resp.Code == codes.BadOption && !u.answered:
+		if !u.answered {
+			e.qb.peers.set(u.t.pkey, qbNo)
+			return nil, errQBFallback
 		}
-		m := message.Message{Code: req.Code, Token: tok, Payload: payload,
-			Options: cloneOptions(base).Set(UintOption(message.QBlock1, blockValue(uint32(i), i < n-1, szx)))}
-		if err := t.sendMID(&m, mid); err != nil {
-			return err
+		return nil, ErrReset
+	case resp.Code == codes.Continue:
+		u.answered = true
+		if u.next < u.n {
+			return nil, u.sendSet()
 		}
-		if sentAs[i].tok == nil {
-			sentAs[i].tok, sentAs[i].mid = tok, m.MessageID
-		}
-		t.writes = append(t.writes, i)
+		return nil, nil
+	case resp.Code == codes.RequestEntityIncomplete && isMissingBlocks(resp):
+		u.answered = true
+		return nil, u.resend(resp)
+	}
+	return resp, nil
+}
+
+// resend sends again the blocks a 4.08 lists as missing, but for those
+// still waiting in the bearer.
+func (u *qb1Upload) resend(resp *Response) error {
+	e := u.e
+	miss, derr := decodeMissingBlocks(resp.Payload, u.n)
+	if derr != nil {
+		e.m.Count(EventDropMalformed, 1) // §5: dropped silently
 		return nil
 	}
-	next := 0
-	sendSet := func() error {
-		for end := min((next/mp+1)*mp, n); next < end; next++ {
-			if err := send(next, false); err != nil {
+	e.m.Count(EventQBlockMissing, 1)
+	u.retries = 0
+	queued := u.t.queued(e.backlog(u.t.peer))
+	for _, i := range miss {
+		if int(i) < u.next && !queued[int(i)] {
+			if err := u.send(int(i), true); err != nil {
 				return err
 			}
 		}
-		return nil
 	}
-	if err := sendSet(); err != nil {
-		return nil, err
-	}
-	answered := false
-	// elicit asks for the server's answer when none came after the last
-	// block. The server answers a block received again as if it were new
-	// (§4.3; also a duplicate message, see qbDuplicate). Before the
-	// server showed it knows the body, that is the last block byte for
-	// byte (on SMS the copy also completes a block whose segments were
-	// lost in part); after, the first 16 bytes as a 16-byte block, which
-	// fits one SMS: the server answers it with its final answer or the
-	// blocks it misses.
-	elicit := func() error {
-		if !answered || szx == 0 {
-			return send(n-1, true)
-		}
-		payload, err := req.readBody(nil, 0, min(16, total))
-		if err != nil {
-			return err
-		}
-		m := message.Message{Code: req.Code, Token: e.newToken(), Payload: payload,
-			Options: cloneOptions(base).Set(UintOption(message.QBlock1, blockValue(0, total > 16, 0)))}
-		return t.send(&m)
-	}
-	retries := 0
-	for {
-		wait := e.nonTimeoutRandom()
-		if next == n {
-			// All sent: the server answers, or lists what it misses
-			// after its NON_RECEIVE_TIMEOUT.
-			wait = e.p.NonReceiveTimeout()<<min(retries, 16) + e.p.NonTimeout()
-		}
-		resp, timedOut, err := e.qbAwait(ctx, t, wait)
-		switch {
-		case err != nil:
-			return nil, err
-		case timedOut && next < n:
-			err = sendSet() // NON_TIMEOUT_RANDOM after a set without a 2.31
-		case timedOut:
-			if retries++; retries > e.p.NonMaxRetransmit() {
-				return nil, t.timeout("Q-Block1 upload")
-			}
-			err = elicit()
-		case resp == nil || resp.Code == codes.BadOption && !answered:
-			if !answered {
-				e.qb.peers.set(pkey, qbNo)
-				return nil, errQBFallback
-			}
-			return nil, ErrReset
-		case resp.Code == codes.Continue:
-			answered = true
-			if next < n {
-				err = sendSet()
-			}
-		case resp.Code == codes.RequestEntityIncomplete && isMissingBlocks(resp):
-			answered = true
-			miss, derr := decodeMissingBlocks(resp.Payload, n)
-			if derr != nil {
-				e.m.Count(EventDropMalformed, 1) // §5: dropped silently
-				continue
-			}
-			e.m.Count(EventQBlockMissing, 1)
-			retries = 0
-			queued := t.queued(e.backlog(t.peer))
-			for _, i := range miss {
-				if int(i) < next && !queued[int(i)] {
-					if err = send(int(i), true); err != nil {
-						break
-					}
-				}
-			}
-		default:
-			e.learnQBlock(pkey, false, resp)
-			e.m.Count(EventQBlockTransfer, 1)
-			if b, _ := qbOptions(resp.Options, message.QBlock2); len(b) == 1 && (b[0].more || b[0].num > 0) {
-				return e.qbReceive(ctx, t, req, resp, false)
-			}
-			return resp, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
+	return nil
 }
 
 func isMissingBlocks(r *Response) bool {

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,5 +143,71 @@ func TestQBlock2NoBlockOfFirstAnswer(t *testing.T) {
 			}
 			t.Logf("client sent %d datagrams, handler ran %d times, %d lost blocks sent again byte for byte", b.Stats().Sent-sent0, q.gets.Load()-gets0, again)
 		})
+	}
+}
+
+// lateClient is lossyClient whose next write, once armed, returns only
+// after the server has written something (its answer): a client
+// goroutine descheduled between its write and what follows, while the
+// server already answers (a loaded machine does that).
+type lateClient struct {
+	lossyClient
+	armed atomic.Bool
+}
+
+func (c *lateClient) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.armed.CompareAndSwap(true, false) {
+		return c.lossyClient.WriteTo(p, addr)
+	}
+	start := time.Now()
+	n, err := c.lossyClient.WriteTo(p, addr)
+	for deadline := start.Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if c.LastHeard(addr).After(start) {
+			break
+		}
+	}
+	return n, err
+}
+
+// TestQBlock2AnswerHeardBeforeWriteReturns: the server's answer (every
+// block lost) is heard before the client's write of the request returns.
+// The client must still count it as heard after its request and ask
+// again: it took the time after the write as the request's time, so the
+// answer looked older than the request, the server silent, and the GET
+// timed out at MAX_TRANSMIT_WAIT after 1 transmission
+// (TestQBlock2NoBlockOfFirstAnswer failed that way under load).
+func TestQBlock2AnswerHeardBeforeWriteReturns(t *testing.T) {
+	big := randomBody(4<<10, 9)
+	q := newQBMux(big)
+	params := qbParams(time.Second, 8)
+	params.MaxLatency = 5 * time.Second
+	a, b, err := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lossyLink{}
+	srv, err := bearer.NewEndpoint(lossyServer{a, l}, bearer.WithHandler(q.mux), bearer.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := &lateClient{lossyClient: lossyClient{b, l}}
+	cli, err := bearer.NewEndpoint(cb, bearer.WithSeed(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cli.Close(); _ = srv.Close() })
+	ctx := ctxT(t, 30*time.Second)
+	peer := a.LocalAddr()
+	if resp, err := cli.Get(ctx, peer, "/big"); err != nil || !bytes.Equal(resp.Payload, big) {
+		t.Fatalf("probe GET: %v", err)
+	}
+	l.mu.Lock()
+	l.drop = 4
+	l.mu.Unlock()
+	cb.armed.Store(true)
+	gets0 := q.gets.Load()
+	resp, err := cli.Get(ctx, peer, "/big")
+	if err != nil || !bytes.Equal(resp.Payload, big) {
+		t.Fatalf("GET whose lost answer was heard before the write returned: %v (server handler runs %d)", err, q.gets.Load()-gets0)
 	}
 }

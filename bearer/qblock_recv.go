@@ -160,76 +160,23 @@ func qbFollowOptions(req message.Options, ask []qbBlock, etag []byte) message.Op
 // row). With ask set the server is not sending (resp answered a probe
 // for block 0 only): the rest of set 0 is asked for at once.
 func (e *Endpoint) qbReceive(ctx context.Context, t *qbTransfer, req *Request, resp *Response, ask bool) (*Response, error) {
-	r := &qb2rx{max: e.lim.MaxBodySize, mp: e.p.MaxPayloads(), askedSet: -1}
+	d := &qb2Download{e: e, t: t, req: req, r: &qb2rx{max: e.lim.MaxBodySize, mp: e.p.MaxPayloads(), askedSet: -1}}
+	r := d.r
 	if _, err := r.add(resp); err != nil {
 		return nil, err
 	}
-	send := func(blocks []qbBlock) error {
-		if len(blocks) == 0 {
-			return nil
-		}
-		m := message.Message{Code: req.Code, Token: e.newToken(), Options: qbFollowOptions(req.Options, blocks, r.etag)}
-		return t.send(&m)
-	}
-	askMissing := func(limit int) error {
-		miss := r.missing(limit, e.qbMaxListed(8))
-		if len(miss) > 0 {
-			e.m.Count(EventQBlockMissing, 1)
-		}
-		return send(miss)
-	}
-	// after a new block: 'Continue' when a set is complete, holes of
-	// earlier sets asked for when a later set begins (§7.2).
-	after := func(num int) error {
-		for r.contig*r.mp < r.n && r.setComplete(r.contig) {
-			r.contig++
-		}
-		if r.contig > r.continued && r.contig*r.mp < r.n && !r.seenSet(r.contig) {
-			r.continued = r.contig
-			if err := send([]qbBlock{{uint32(r.contig * r.mp), true, r.szx}}); err != nil {
-				return err
-			}
-		}
-		if set := num / r.mp; set > r.askedSet && set > r.contig {
-			r.askedSet = set
-			return askMissing(set * r.mp)
-		}
-		return nil
-	}
 	if !r.complete() && ask {
-		if err := askMissing(r.mp); err != nil {
+		if err := d.askMissing(r.mp); err != nil {
 			return nil, err
 		}
 	}
-	asks := 0
 	for !r.complete() {
-		resp, timedOut, err := e.qbAwait(ctx, t, e.p.NonReceiveTimeout()<<min(asks, 16))
-		switch {
-		case err != nil:
-			return nil, err
-		case timedOut:
-			if asks++; asks > e.p.NonMaxRetransmit() {
-				return nil, t.timeout("Q-Block2 download")
-			}
-			err = askMissing(r.n)
-		case resp == nil:
-			return nil, ErrReset
-		default:
-			if bs, _ := qbOptions(resp.Options, message.QBlock2); len(bs) == 0 {
-				return resp, nil // an error answer (the body is gone, ...)
-			}
-			fresh, aerr := r.add(resp)
-			if aerr != nil {
-				return nil, aerr
-			}
-			if fresh {
-				asks = 0
-				b, _ := qbOptions(resp.Options, message.QBlock2)
-				err = after(int(b[0].num))
-			}
-		}
+		resp, timedOut, err := e.qbAwait(ctx, t, e.p.NonReceiveTimeout()<<min(d.asks, 16))
 		if err != nil {
 			return nil, err
+		}
+		if other, err := d.step(resp, timedOut); err != nil || other != nil {
+			return other, err
 		}
 	}
 	if r.first == nil {
@@ -240,4 +187,77 @@ func (e *Endpoint) qbReceive(ctx context.Context, t *qbTransfer, req *Request, r
 	out.Payload = r.body
 	out.Options = cloneOptions(r.first.Options).Remove(message.QBlock2).Remove(message.Size2)
 	return &out, nil
+}
+
+// qb2Download is the client's side of one Q-Block2 download (qbReceive):
+// the blocks gathered and the requests that ask for more.
+type qb2Download struct {
+	e    *Endpoint
+	t    *qbTransfer
+	req  *Request
+	r    *qb2rx
+	asks int // requests for missing blocks since the last new block
+}
+
+// step acts on what one wait brought: an answer (nil: an RST), or
+// timedOut. It returns an answer other than a block of the body (an
+// error answer: the body is gone, ...), which ends the download.
+func (d *qb2Download) step(resp *Response, timedOut bool) (*Response, error) {
+	switch {
+	case timedOut:
+		if d.asks++; d.asks > d.e.p.NonMaxRetransmit() {
+			return nil, d.t.timeout("Q-Block2 download")
+		}
+		return nil, d.askMissing(d.r.n)
+	case resp == nil:
+		return nil, ErrReset
+	}
+	if bs, _ := qbOptions(resp.Options, message.QBlock2); len(bs) == 0 {
+		return resp, nil // an error answer (the body is gone, ...)
+	}
+	fresh, err := d.r.add(resp)
+	if err != nil || !fresh {
+		return nil, err
+	}
+	d.asks = 0
+	b, _ := qbOptions(resp.Options, message.QBlock2)
+	return nil, d.after(int(b[0].num))
+}
+
+// send asks for blocks of the body, in a request of its own.
+func (d *qb2Download) send(blocks []qbBlock) error {
+	if len(blocks) == 0 {
+		return nil
+	}
+	m := message.Message{Code: d.req.Code, Token: d.e.newToken(), Options: qbFollowOptions(d.req.Options, blocks, d.r.etag)}
+	return d.t.send(&m)
+}
+
+// askMissing asks for the blocks missing below limit.
+func (d *qb2Download) askMissing(limit int) error {
+	miss := d.r.missing(limit, d.e.qbMaxListed(8))
+	if len(miss) > 0 {
+		d.e.m.Count(EventQBlockMissing, 1)
+	}
+	return d.send(miss)
+}
+
+// after a new block num: 'Continue' when a set is complete, holes of
+// earlier sets asked for when a later set begins (§7.2).
+func (d *qb2Download) after(num int) error {
+	r := d.r
+	for r.contig*r.mp < r.n && r.setComplete(r.contig) {
+		r.contig++
+	}
+	if r.contig > r.continued && r.contig*r.mp < r.n && !r.seenSet(r.contig) {
+		r.continued = r.contig
+		if err := d.send([]qbBlock{{uint32(r.contig * r.mp), true, r.szx}}); err != nil {
+			return err
+		}
+	}
+	if set := num / r.mp; set > r.askedSet && set > r.contig {
+		r.askedSet = set
+		return d.askMissing(set * r.mp)
+	}
+	return nil
 }

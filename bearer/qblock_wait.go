@@ -71,9 +71,9 @@ func (e *Endpoint) qb2Schedule(safe bool) *qb2Schedule {
 }
 
 // await waits for the first answer to transmission n (0: the first) of
-// t's request. again true: send the request again; a nil answer with no
-// error is an RST.
-func (s *qb2Schedule) await(ctx context.Context, t *qbTransfer, n int) (resp *Response, again bool, err error) {
+// t's request, whose write began at sent. again true: send the request
+// again; a nil answer with no error is an RST.
+func (s *qb2Schedule) await(ctx context.Context, t *qbTransfer, n int, sent time.Time) (resp *Response, again bool, err error) {
 	e := s.e
 	if !s.partial {
 		d := s.wait
@@ -90,7 +90,6 @@ func (s *qb2Schedule) await(ctx context.Context, t *qbTransfer, n int) (resp *Re
 		}
 		return nil, false, t.timeout("request")
 	}
-	sent := time.Now()
 	mtw := e.p.MaxTransmitWait()
 	for {
 		heard := e.lastHeard(t.peer).After(sent)

@@ -85,58 +85,36 @@ type inbound struct {
 	oerr error
 }
 
+// receiveRequest verifies a request: through the context its kid (and
+// kid context) name, once per protected datagram (a copy of the same
+// datagram goes up for the message layer's duplicate detection), and
+// binds its token to the context for the response.
 func (c *Conn) receiveRequest(in inbound) ([]byte, net.Addr, bool) {
-	m, data, peer, pk, opt, has, oerr := in.m, in.data, in.peer, in.pk, in.opt, in.has, in.oerr
-	if !has {
-		if c.cfg.allowPlain && !c.configured(pk) {
-			c.m.Count(EventPlainPassed, 1)
-			return data, peer, true
-		}
-		c.m.Count(EventPlainRefused, 1)
-		c.replyError(m, peer, &Error{Code: codes.Unauthorized, Reason: ErrNotProtected})
-		return nil, nil, false
+	m, peer := in.m, in.peer
+	if !in.has || in.oerr != nil {
+		return c.unprotectedRequest(in)
 	}
-	if oerr != nil {
-		c.m.Count(EventBadOption, 1)
-		c.replyError(m, peer, &Error{Code: codes.BadOption, Reason: ErrBadOption, Detail: oerr.Error()})
-		return nil, nil, false
-	}
-	c.mu.Lock()
-	x, ok := c.byRID[string(opt.KID)]
-	if !ok {
-		x, ok = c.byKID[kidKey(ctxOf(opt), opt.KID)]
-	}
-	if !ok && !opt.HasKIDCtx {
-		// A peer that does not send its kid context: match by kid alone
-		// when exactly one context has that Recipient ID.
-		x = c.byKIDOnlyLocked(opt.KID)
-		ok = x != nil
-	}
-	c.mu.Unlock()
-	if !ok || !opt.HasKID {
+	x, ok := c.requestContext(in.opt)
+	if !ok || !in.opt.HasKID {
 		c.m.Count(EventNoContext, 1)
 		c.replyError(m, peer, &Error{Code: codes.Unauthorized, Reason: ErrNoContext})
 		return nil, nil, false
 	}
 	now := time.Now()
-	mk := midKey{pk, uint16(m.MessageID)}
-	d := digest(data)
-	c.mu.Lock()
-	prev, dup := c.seen.get(mk, now)
-	c.mu.Unlock()
+	sn := c.seenRequest(in, now)
 	var inner *message.Message
 	var rid RequestID
 	var err error
-	if dup && prev.digest == d {
+	if sn.again {
 		// The same protected request again (a CON retransmission, or the
 		// network duplicated it): give it to the message layer, whose
 		// duplicate detection answers it from its cache without running
 		// the handler. The replay window is not consulted: it would
 		// refuse it, and the peer would get 4.01 for its own retransmission.
-		inner, rid, err = x.reopenRequest(m, opt, prev.ks)
+		inner, rid, err = x.reopenRequest(m, in.opt, sn.prev.ks)
 		c.m.Count(EventDuplicate, 1)
 	} else {
-		inner, rid, err = x.UnprotectRequest(m, opt, now)
+		inner, rid, err = x.UnprotectRequest(m, in.opt, now)
 	}
 	if err != nil {
 		c.refuse(m, peer, x, rid, err)
@@ -146,28 +124,7 @@ func (c *Conn) receiveRequest(in inbound) ([]byte, net.Addr, bool) {
 		c.m.Count(EventB2Established, 1)
 		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
 	}
-	obs, oe := inner.Options.Observe()
-	b := &srvBinding{ctx: x, rid: rid, observe: oe == nil && obs == 0}
-	exp := now.Add(c.lifetime())
-	if b.observe {
-		exp = now.Add(c.cfg.obsIdle)
-	}
-	c.mu.Lock()
-	c.seen.put(mk, seenEntry{d, rid.ks}, now.Add(c.lifetime()), now)
-	tk := tokKey{pk, string(m.Token)}
-	if old, ok := c.srv.get(tk, now); !(ok && dup && prev.digest == d && old.rid.seq == rid.seq) {
-		c.srv.put(tk, b, exp, now)
-	}
-	if _, bound := c.byPeer[pk]; !bound {
-		c.learned[pk] = x
-		if len(c.learned) > c.cfg.maxBindings {
-			for k := range c.learned {
-				delete(c.learned, k)
-				break
-			}
-		}
-	}
-	c.mu.Unlock()
+	c.bindRequest(in, x, inner, rid, sn)
 	out, err := encodeDatagram(inner)
 	if err != nil {
 		c.m.Count(EventDecodeError, 1)
@@ -176,6 +133,93 @@ func (c *Conn) receiveRequest(in inbound) ([]byte, net.Addr, bool) {
 	}
 	c.m.Count(EventVerified, 1)
 	return out, &Addr{Inner: peer, Identity: x.Identity()}, true
+}
+
+// unprotectedRequest takes a request without a valid OSCORE option: up
+// as it is from a peer allowed to talk plain (AllowPlain), else refused
+// with 4.01 (no option) or 4.02 (a malformed one).
+func (c *Conn) unprotectedRequest(in inbound) ([]byte, net.Addr, bool) {
+	if !in.has {
+		if c.cfg.allowPlain && !c.configured(in.pk) {
+			c.m.Count(EventPlainPassed, 1)
+			return in.data, in.peer, true
+		}
+		c.m.Count(EventPlainRefused, 1)
+		c.replyError(in.m, in.peer, &Error{Code: codes.Unauthorized, Reason: ErrNotProtected})
+		return nil, nil, false
+	}
+	c.m.Count(EventBadOption, 1)
+	c.replyError(in.m, in.peer, &Error{Code: codes.BadOption, Reason: ErrBadOption, Detail: in.oerr.Error()})
+	return nil, nil, false
+}
+
+// requestContext returns the context a request's option names: by
+// Recipient ID, by kid and kid context, or, for a peer that does not send
+// its kid context, by kid alone when exactly one context has that
+// Recipient ID.
+func (c *Conn) requestContext(opt OptionValue) (*Context, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	x, ok := c.byRID[string(opt.KID)]
+	if !ok {
+		x, ok = c.byKID[kidKey(ctxOf(opt), opt.KID)]
+	}
+	if !ok && !opt.HasKIDCtx {
+		x = c.byKIDOnlyLocked(opt.KID)
+		ok = x != nil
+	}
+	return x, ok
+}
+
+// seenReq is what the Conn remembers of a request's message ID when the
+// request arrives (at): mk, the datagram's digest d, the entry of an
+// earlier request with that ID (prev), and again: it was this very
+// datagram.
+type seenReq struct {
+	at    time.Time
+	mk    midKey
+	d     [32]byte
+	prev  seenEntry
+	again bool
+}
+
+func (c *Conn) seenRequest(in inbound, now time.Time) seenReq {
+	sn := seenReq{at: now, mk: midKey{in.pk, uint16(in.m.MessageID)}, d: digest(in.data)}
+	c.mu.Lock()
+	prev, dup := c.seen.get(sn.mk, now)
+	c.mu.Unlock()
+	sn.prev, sn.again = prev, dup && prev.digest == sn.d
+	return sn
+}
+
+// bindRequest remembers a verified request: its datagram (for copies),
+// its token bound to x for the response (kept for the observation's idle
+// time when it registers one), and x as the peer's context when none is
+// configured for it.
+func (c *Conn) bindRequest(in inbound, x *Context, inner *message.Message, rid RequestID, sn seenReq) {
+	now := sn.at
+	obs, oe := inner.Options.Observe()
+	b := &srvBinding{ctx: x, rid: rid, observe: oe == nil && obs == 0}
+	exp := now.Add(c.lifetime())
+	if b.observe {
+		exp = now.Add(c.cfg.obsIdle)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen.put(sn.mk, seenEntry{sn.d, rid.ks}, now.Add(c.lifetime()), now)
+	tk := tokKey{in.pk, string(in.m.Token)}
+	if old, ok := c.srv.get(tk, now); !(ok && sn.again && old.rid.seq == rid.seq) {
+		c.srv.put(tk, b, exp, now)
+	}
+	if _, bound := c.byPeer[in.pk]; !bound {
+		c.learned[in.pk] = x
+		if len(c.learned) > c.cfg.maxBindings {
+			for k := range c.learned {
+				delete(c.learned, k)
+				break
+			}
+		}
+	}
 }
 
 func ctxOf(o OptionValue) []byte {
@@ -305,79 +349,114 @@ func (x *Context) reopenRequest(m *message.Message, opt OptionValue, ks *keyset)
 	return merge(m, code, inner, payload, false), rid, nil
 }
 
+// receiveResponse verifies a response with the context its token is
+// bound to; an Echo challenge or an Appendix B.2 response #1 makes the
+// request go again (retry) instead of going up.
 func (c *Conn) receiveResponse(in inbound) ([]byte, net.Addr, bool) {
-	m, data, peer, pk, opt, has, oerr := in.m, in.data, in.peer, in.pk, in.opt, in.has, in.oerr
+	m, peer := in.m, in.peer
 	now := time.Now()
-	tk := tokKey{pk, string(m.Token)}
+	tk := tokKey{in.pk, string(m.Token)}
 	c.mu.Lock()
 	b, ok := c.cli.get(tk, now)
 	c.mu.Unlock()
-	if !ok {
-		if !has && c.cfg.allowPlain && !c.configured(pk) {
+	if !ok || !in.has || in.oerr != nil {
+		return c.unverifiedResponse(in, ok)
+	}
+	r, err := b.ctx.unprotectResponse(m, in.opt, b.rid)
+	if err != nil {
+		c.dropResponse(peer, err)
+		return nil, nil, false
+	}
+	if r.confirmed {
+		c.m.Count(EventB2Established, 1)
+		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
+	}
+	fresh, retry, ev := c.admitResponse(b, tk, r, now)
+	if !fresh {
+		c.m.Count(EventNotificationReplay, 1)
+		c.ackIfCON(m, peer)
+		return nil, nil, false
+	}
+	if retry {
+		return c.retry(m, peer, in.pk, b, ev)
+	}
+	return c.deliverResponse(in, b, r.msg)
+}
+
+// unverifiedResponse takes a response that cannot be verified: bound
+// false, its token is bound to no request of ours (up as it is from a
+// peer allowed to talk plain, else dropped and a CON acknowledged); or it
+// has no valid OSCORE option (an unprotected error goes up: it can only
+// fail the request).
+func (c *Conn) unverifiedResponse(in inbound, bound bool) ([]byte, net.Addr, bool) {
+	m, peer := in.m, in.peer
+	if !bound {
+		if !in.has && c.cfg.allowPlain && !c.configured(in.pk) {
 			c.m.Count(EventPlainPassed, 1)
-			return data, peer, true
+			return in.data, peer, true
 		}
 		c.m.Count(EventUnexpected, 1)
 		c.ackIfCON(m, peer)
 		return nil, nil, false
 	}
-	if !has {
+	if !in.has {
 		if m.Code>>5 >= 4 {
 			// An unprotected error (the peer could not verify the request:
 			// 4.01, 4.02, 4.00): the requester learns it failed. It is not
 			// authenticated, so it can only ever fail a request.
 			c.m.Count(EventPlainError, 1)
-			return data, peer, true
+			return in.data, peer, true
 		}
 		c.m.Count(EventPlainRefused, 1)
 		return nil, nil, false
 	}
-	if oerr != nil {
+	c.m.Count(EventBadOption, 1)
+	return nil, nil, false
+}
+
+// dropResponse counts a response that failed verification.
+func (c *Conn) dropResponse(peer net.Addr, err error) {
+	switch {
+	case errors.Is(err, ErrDecrypt):
+		c.m.Count(EventDecryptFailed, 1)
+	case errors.Is(err, ErrBadOption):
 		c.m.Count(EventBadOption, 1)
-		return nil, nil, false
+	default:
+		c.m.Count(EventDecodeError, 1)
 	}
-	r, err := b.ctx.unprotectResponse(m, opt, b.rid)
-	if err != nil {
-		switch {
-		case errors.Is(err, ErrDecrypt):
-			c.m.Count(EventDecryptFailed, 1)
-		case errors.Is(err, ErrBadOption):
-			c.m.Count(EventBadOption, 1)
-		default:
-			c.m.Count(EventDecodeError, 1)
-		}
-		c.log.Debug("oscore: response dropped", "peer", peer.String(), "err", err)
-		return nil, nil, false
-	}
-	inner, seq, own := r.msg, r.seq, r.own
-	if r.confirmed {
-		c.m.Count(EventB2Established, 1)
-		c.log.Info("oscore: Appendix B.2 run completed, new context in use", "peer", peer.String())
-	}
+	c.log.Debug("oscore: response dropped", "peer", peer.String(), "err", err)
+}
+
+// admitResponse updates b for a verified response r: fresh false for a
+// notification older than the last one (§7.4.1: accepted in Partial IV
+// order only); retry when the request must go again (an Echo challenge
+// or a B.2 response #1, at most maxRetries times), ev saying which.
+func (c *Conn) admitResponse(b *cliBinding, tk tokKey, r responseResult, now time.Time) (fresh, retry bool, ev Event) {
 	c.mu.Lock()
-	if b.observe && own {
-		// §7.4.1: notifications are accepted in Partial IV order only.
-		if b.notified && seq <= b.lastNotif {
-			c.mu.Unlock()
-			c.m.Count(EventNotificationReplay, 1)
-			c.ackIfCON(m, peer)
-			return nil, nil, false
+	defer c.mu.Unlock()
+	if b.observe && r.own {
+		if b.notified && r.seq <= b.lastNotif {
+			return false, false, 0
 		}
-		b.notified, b.lastNotif = true, seq
+		b.notified, b.lastNotif = true, r.seq
 		c.cli.touch(tk, now.Add(c.cfg.obsIdle))
 	}
-	ev := EventEchoRetry
+	ev = EventEchoRetry
 	if r.rederive {
 		ev = EventB2Request2
 	}
-	retry := (r.rederive || inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo)) && b.retries < maxRetries
+	inner := r.msg
+	retry = (r.rederive || inner.Code == codes.Unauthorized && inner.Options.HasOption(message.Echo)) && b.retries < maxRetries
 	if retry {
 		b.retries++
 	}
-	c.mu.Unlock()
-	if retry {
-		return c.retry(m, peer, pk, b, ev)
-	}
+	return true, retry, ev
+}
+
+// deliverResponse hands a verified response up, ending the Echo retry it
+// answers.
+func (c *Conn) deliverResponse(in inbound, b *cliBinding, inner *message.Message) ([]byte, net.Addr, bool) {
+	m := in.m
 	if b.retryMID >= 0 && m.Type == message.Acknowledgement && m.MessageID == b.retryMID {
 		// The answer to our Echo retry, piggybacked on an ACK the message
 		// layer never sent a request for: hand it up as a separate
@@ -393,7 +472,7 @@ func (c *Conn) receiveResponse(in inbound) ([]byte, net.Addr, bool) {
 		return nil, nil, false
 	}
 	c.m.Count(EventVerified, 1)
-	return out, &Addr{Inner: peer, Identity: b.ctx.Identity()}, true
+	return out, &Addr{Inner: in.peer, Identity: b.ctx.Identity()}, true
 }
 
 func (c *Conn) ackIfCON(m *message.Message, peer net.Addr) {

@@ -243,65 +243,113 @@ func (c *Context) requestKeyset(withKC bool) (*keyset, []byte, b2Phase, error) {
 // request #2 whose R2 we sent) or step 2 (a request to answer with
 // response #1).
 func (c *Context) unprotectRederivable(m *message.Message, opt OptionValue, now time.Time) (*message.Message, RequestID, error) {
-	k, hasK := opt.KIDContext, opt.HasKIDCtx
-	var inner []byte
-	isBstr := false
-	if hasK {
-		inner, isBstr = unwrapBstr(k)
-	}
-	match := func(ks *keyset) bool {
-		return !hasK || bytes.Equal(ks.idctx, k) || (isBstr && bytes.Equal(ks.idctx, inner))
-	}
-	c.mu.Lock()
-	b := c.b2
-	var cands []*keyset
-	if b.established && match(c.cur) {
-		cands = append(cands, c.cur)
-	}
-	if b.pend != nil && match(b.pend) {
-		cands = append(cands, b.pend)
-	}
-	established := b.established
-	c.mu.Unlock()
-	var last error
+	kc := newKIDContext(opt)
+	cands, established := c.candidates(kc)
 	seq := decodePIV(opt.PIV)
 	rid := RequestID{KID: append([]byte{}, opt.KID...), PIV: append([]byte{}, opt.PIV...), seq: seq}
-	for _, ks := range cands {
-		msg, r, err := c.unprotectWith(ks, m, opt, now)
-		if err == nil {
-			if c.verifiedWith(ks) {
-				r.phase = b2Complete
-			}
-			return msg, r, nil
-		}
-		if !errors.Is(err, ErrDecrypt) {
-			return nil, r, err
-		}
-		last = err
+	msg, r, done, last := c.unprotectWithAny(cands, m, opt, now)
+	if done {
+		return msg, r, last
 	}
-	if hasK && len(cands) > 0 {
+	if kc.has && len(cands) > 0 {
 		// The kid context named keys we have and the request does not
 		// verify with them: tampered, not a run.
 		return nil, rid, last
 	}
 	// Step 4: request #2 of a run we answered.
-	if isBstr && c.sentR2(inner, now) {
-		msg, r, err := c.request2(m, rid, inner)
+	if kc.isBstr && c.sentR2(kc.inner, now) {
+		msg, r, err := c.request2(m, rid, kc.inner)
 		if err == nil || !errors.Is(err, ErrDecrypt) {
 			return msg, r, err
 		}
 		last = err
 	}
 	// Step 2: verify with ID1 and answer with response #1.
-	var ids [][]byte
-	switch {
-	case hasK && isBstr:
-		ids = [][]byte{inner, k} // B.2 wraps ID1 in a bstr; §5.1 sends it bare
-	case hasK:
-		ids = [][]byte{k}
-	case !established:
-		ids = [][]byte{c.p.IDContext} // we lost our state: the responder starts the run
+	return c.startRun(m, rid, kc.id1s(established, c.p.IDContext), last, now)
+}
+
+// kidContext is a request's kid context as Appendix B.2 reads it: has
+// false for none; inner is its content when it is one CBOR byte string
+// (isBstr), as B.2 wraps it.
+type kidContext struct {
+	k      []byte
+	has    bool
+	inner  []byte
+	isBstr bool
+}
+
+func newKIDContext(opt OptionValue) kidContext {
+	kc := kidContext{k: opt.KIDContext, has: opt.HasKIDCtx}
+	if kc.has {
+		kc.inner, kc.isBstr = unwrapBstr(kc.k)
 	}
+	return kc
+}
+
+// names reports whether the kid context names ks's ID Context (bare or
+// wrapped), or is absent.
+func (kc kidContext) names(ks *keyset) bool {
+	return !kc.has || bytes.Equal(ks.idctx, kc.k) || (kc.isBstr && bytes.Equal(ks.idctx, kc.inner))
+}
+
+// id1s are the ID1 values step 2 tries for a request with this kid
+// context: what it carries, or, without one, the provisioned ID Context
+// when we lost our state (not established: the responder starts the run).
+func (kc kidContext) id1s(established bool, provisioned []byte) [][]byte {
+	switch {
+	case kc.has && kc.isBstr:
+		return [][]byte{kc.inner, kc.k} // B.2 wraps ID1 in a bstr; §5.1 sends it bare
+	case kc.has:
+		return [][]byte{kc.k}
+	case !established:
+		return [][]byte{provisioned}
+	}
+	return nil
+}
+
+// candidates returns the keys a request with kid context kc may be
+// protected with: those in use (once established) and a run's pending
+// keys, as kc names them; and whether keys are established.
+func (c *Context) candidates(kc kidContext) ([]*keyset, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.b2
+	var cands []*keyset
+	if b.established && kc.names(c.cur) {
+		cands = append(cands, c.cur)
+	}
+	if b.pend != nil && kc.names(b.pend) {
+		cands = append(cands, b.pend)
+	}
+	return cands, b.established
+}
+
+// unprotectWithAny tries cands in turn. done: the request verified with
+// one (err nil) or failed otherwise than by decryption (err says why);
+// else err is the last decryption failure (nil: no candidate).
+func (c *Context) unprotectWithAny(cands []*keyset, m *message.Message, opt OptionValue, now time.Time) (msg *message.Message, r RequestID, done bool, err error) {
+	var last error
+	for _, ks := range cands {
+		msg, r, err := c.unprotectWith(ks, m, opt, now)
+		if err == nil {
+			if c.verifiedWith(ks) {
+				r.phase = b2Complete
+			}
+			return msg, r, true, nil
+		}
+		if !errors.Is(err, ErrDecrypt) {
+			return nil, r, true, err
+		}
+		last = err
+	}
+	return nil, RequestID{}, false, last
+}
+
+// startRun is step 2: it verifies the request with the keys of each ID1
+// in ids and, with the first that fits, starts a run: a fresh R2 and the
+// keys of R2||ID1 for response #1, returned as an ErrRederive Error. The
+// request fits none: last, or a decryption error when nothing was tried.
+func (c *Context) startRun(m *message.Message, rid RequestID, ids [][]byte, last error, now time.Time) (*message.Message, RequestID, error) {
 	for _, id1 := range ids {
 		ks1, err := c.derive(append([]byte(nil), id1...), false, false)
 		if err != nil {
@@ -323,7 +371,7 @@ func (c *Context) unprotectRederivable(m *message.Message, opt OptionValue, now 
 			Detail: fmt.Sprintf("Appendix B.2 step 2: ID1 of %d bytes", len(id1))}
 	}
 	if last == nil {
-		last = newErr(codes.BadRequest, ErrDecrypt, "request Partial IV %d", seq)
+		last = newErr(codes.BadRequest, ErrDecrypt, "request Partial IV %d", rid.seq)
 	}
 	return nil, rid, last
 }

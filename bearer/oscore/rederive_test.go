@@ -169,10 +169,18 @@ func TestAppendixB2LostState(t *testing.T) {
 			if echo := w.rsp.conn.Counter(oscore.EventEchoChallenge) > 0; echo != tc.echoAtRsp {
 				t.Fatalf("Echo challenge at the responder: %v, want %v", echo, tc.echoAtRsp)
 			}
-			for _, s := range []*b2Side{w.req, w.rsp} {
-				if n := s.conn.Counter(oscore.EventReplay); n != 0 {
-					t.Fatalf("replay refusals: %v", s.conn.Stats())
-				}
+			for _, side := range []struct {
+				name string
+				s    *b2Side
+			}{
+				{"requester", w.req},
+				{"responder", w.rsp},
+			} {
+				t.Run(side.name, func(t *testing.T) {
+					if n := side.s.conn.Counter(oscore.EventReplay); n != 0 {
+						t.Fatalf("replay refusals: %v", side.s.conn.Stats())
+					}
+				})
 			}
 			// And it goes on without another run.
 			w.get(t)

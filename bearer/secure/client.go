@@ -51,19 +51,14 @@ type Conn struct {
 // closed too.
 func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) (*Conn, error) {
 	if inner == nil || peer == nil {
+		if inner != nil {
+			_ = inner.Close()
+		}
 		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrInvalidOption)
 	}
-	if err := cfg.validate(false); err != nil {
-		return nil, err
-	}
-	c := cfg.withDefaults()
-	if err := checkSuitesKnown(c.CipherSuites); err != nil {
-		return nil, err
-	}
-	// The client pays for the CIDs the server issues (DefaultCIDLength by
-	// default); it asks for its own only when CIDLength was set > 0.
-	params, mtu, err := wrapParams(inner.Params(), c.suites(false), c.issuedCIDLen(), c.MTU)
+	c, params, mtu, err := dialSetup(inner, cfg)
 	if err != nil {
+		_ = inner.Close() // as documented: on error inner is closed too
 		return nil, err
 	}
 	cn := &Conn{
@@ -73,6 +68,59 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	cn.vc = newVConn(inner, c.QueueLen, nil, nil)
 
 	v := &peerVerifier{roots: c.RootCAs, serverName: c.ServerName, rawKey: c.VerifyRawKey}
+	offered := c.offeredSession(peer)
+	opts := c.clientOptions(mtu, v, offered)
+	cn.wg.Add(1)
+	go cn.pump()
+	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
+	if err != nil {
+		cn.shutdown()
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
+	}
+	if err := cn.handshake(ctx, conn, &c, v); err != nil {
+		return nil, err
+	}
+	cn.established(conn, &c, v, offered)
+	return cn, nil
+}
+
+// dialSetup checks cfg and computes what Dial needs before it starts:
+// the config with its defaults, and inner's parameters and MTU adapted to
+// DTLS with the chosen suites and CIDs.
+func dialSetup(inner bearer.Bearer, cfg *Config) (Config, bearer.Params, int, error) {
+	if err := cfg.validate(false); err != nil {
+		return Config{}, bearer.Params{}, 0, err
+	}
+	c := cfg.withDefaults()
+	if err := checkSuitesKnown(c.CipherSuites); err != nil {
+		return Config{}, bearer.Params{}, 0, err
+	}
+	// The client pays for the CIDs the server issues (DefaultCIDLength by
+	// default); it asks for its own only when CIDLength was set > 0.
+	params, mtu, err := wrapParams(inner.Params(), c.suites(false), c.issuedCIDLen(), c.MTU)
+	if err != nil {
+		return Config{}, bearer.Params{}, 0, err
+	}
+	return c, params, mtu, nil
+}
+
+// offeredSession returns the ID of the session the client offers to
+// resume with peer (Config.Sessions), nil for none.
+func (c *Config) offeredSession(peer net.Addr) []byte {
+	if c.Sessions == nil {
+		return nil
+	}
+	key := c.SessionKey
+	if key == "" {
+		key = peer.String() + "_" + c.ServerName // pion's client key
+	}
+	return c.Sessions.peek(key)
+}
+
+// clientOptions are pion's options for a client with c (defaults
+// applied): credentials, server name, and the connection IDs it sends
+// and asks for, offering session offered.
+func (c *Config) clientOptions(mtu int, v *peerVerifier, offered []byte) []dtls.ClientOption {
 	var opts []dtls.ClientOption
 	for _, o := range c.pionOptions(false, mtu, v) {
 		opts = append(opts, o)
@@ -87,14 +135,6 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	if c.ServerName != "" {
 		opts = append(opts, dtls.WithServerName(c.ServerName))
 	}
-	var offered []byte
-	if c.Sessions != nil {
-		key := c.SessionKey
-		if key == "" {
-			key = peer.String() + "_" + c.ServerName // pion's client key
-		}
-		offered = c.Sessions.peek(key)
-	}
 	switch own := c.ownCIDLen(); {
 	case c.CIDLength != nil && own == 0:
 		// No connection IDs: no connection_id extension at all.
@@ -108,45 +148,52 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 		// the client asked for, which the client then cannot read.
 		opts = append(opts, dtls.WithConnectionIDGenerator(dtls.OnlySendCIDGenerator()))
 	}
-	cn.wg.Add(1)
-	go cn.pump()
-	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
-	if err != nil {
-		cn.shutdown()
-		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
-	}
+	return opts
+}
+
+// handshake runs conn's handshake within ctx and c.HandshakeTimeout. On
+// failure it shuts cn down (inner closed) and says why, naming a likely
+// wrong PSK key or the verifier's refusal.
+func (cn *Conn) handshake(ctx context.Context, conn *dtls.Conn, c *Config, v *peerVerifier) error {
 	hctx, cancel := context.WithTimeout(ctx, c.HandshakeTimeout)
 	defer cancel()
-	if err := conn.HandshakeContext(hctx); err != nil {
-		_ = conn.Close()
-		cn.shutdown()
-		if hctx.Err() != nil && cn.serverCID.Load() > 0 && c.hasPSKClient() {
-			// The server answered the hello but never sent a Finished we
-			// could decrypt: DTLS drops undecryptable records silently,
-			// which is what a key mismatch looks like.
-			return nil, fmt.Errorf("%w with %s: no Finished from the server after the PSK key exchange "+
-				"(wrong PSK key for identity %q?): %w", ErrHandshake, peer, c.PSKIdentity, err)
-		}
-		if verr := v.failure(); verr != nil {
-			err = verr
-		}
-		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, peer, err)
+	err := conn.HandshakeContext(hctx)
+	if err == nil {
+		return nil
 	}
+	_ = conn.Close()
+	cn.shutdown()
+	if hctx.Err() != nil && cn.serverCID.Load() > 0 && c.hasPSKClient() {
+		// The server answered the hello but never sent a Finished we
+		// could decrypt: DTLS drops undecryptable records silently,
+		// which is what a key mismatch looks like.
+		return fmt.Errorf("%w with %s: no Finished from the server after the PSK key exchange "+
+			"(wrong PSK key for identity %q?): %w", ErrHandshake, cn.peer, c.PSKIdentity, err)
+	}
+	if verr := v.failure(); verr != nil {
+		err = verr
+	}
+	return fmt.Errorf("%w with %s: %w", ErrHandshake, cn.peer, err)
+}
+
+// established takes the handshook conn: the negotiated suite, the
+// server's identity, whether the offered session was resumed, and the
+// parameters with the real overhead.
+func (cn *Conn) established(conn *dtls.Conn, c *Config, v *peerVerifier, offered []byte) {
 	st, _ := conn.ConnectionState()
 	cn.conn = conn
 	cn.suite = st.CipherSuiteID
 	cn.ident = identityFromState(st, v.mode, false)
 	cn.resumed = len(offered) > 0 && bytes.Equal(offered, st.SessionID)
 	cn.quiet = c.QuietClose
-	cn.addr = &Addr{Inner: peer, Identity: cn.ident}
+	cn.addr = &Addr{Inner: cn.peer, Identity: cn.ident}
 	cn.handshook.Store(true)
 	// Now the real overhead is known: the negotiated suite, and the CID
 	// the server issued (which the client's records carry).
 	cidLen := max(int(cn.serverCID.Load())-1, 0)
-	if p, _, err := wrapParams(inner.Params(), []CipherSuiteID{st.CipherSuiteID}, cidLen, c.MTU); err == nil {
+	if p, _, err := wrapParams(cn.inner.Params(), []CipherSuiteID{st.CipherSuiteID}, cidLen, c.MTU); err == nil {
 		cn.params = p
 	}
-	return cn, nil
 }
 
 // pump moves datagrams from the inner bearer to the DTLS conn, dropping

@@ -427,10 +427,18 @@ func TestSessionCacheWriteTo(t *testing.T) {
 		t.Fatalf("session in the copy: %+v", s)
 	}
 	mem, _ := NewSessionCache()
-	for name, c := range map[string]*SessionCache{"memory only": mem, "zero": {}} {
-		if _, err := c.WriteTo(&buf); !errors.Is(err, ErrSessionCache) {
-			t.Errorf("%s: WriteTo %v, want ErrSessionCache", name, err)
-		}
+	for _, tc := range []struct {
+		name string
+		c    *SessionCache
+	}{
+		{"memory only", mem},
+		{"zero", &SessionCache{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := tc.c.WriteTo(&buf); !errors.Is(err, ErrSessionCache) {
+				t.Errorf("%s: WriteTo %v, want ErrSessionCache", tc.name, err)
+			}
+		})
 	}
 }
 

@@ -506,8 +506,40 @@ func (s *Server) route(b []byte, addr net.Addr) {
 		s.st.helloVersion.Add(1)
 	}
 	key := bearer.AddrKey(addr)
-	var target, also *session
 	s.mu.Lock()
+	target, also := s.pickLocked(ri, addr, key)
+	if ri.clientHello && target != nil {
+		s.noteHelloLocked(target, b)
+	}
+	dg := datagram{b: b, addr: addr}
+	var out []delivery
+	if target != nil {
+		out = s.admitLocked(target, ri, dg, out)
+	}
+	if also != nil {
+		out = s.admitLocked(also, ri, dg, out)
+	}
+	s.mu.Unlock()
+	if target == nil {
+		if !ri.clientHello {
+			s.st.unknownPeer.Add(1)
+		}
+		return
+	}
+	// No touch here: only authenticated traffic (decrypted data, our own
+	// writes) keeps a session from expiring, not datagrams anyone can spoof.
+	for _, d := range out {
+		if !d.ss.vc.deliver(d.dg) {
+			s.st.queueDrops.Add(1)
+		}
+	}
+}
+
+// pickLocked returns the session a datagram from addr (key its AddrKey)
+// whose first record is ri goes to, starting one for a ClientHello, and
+// the session that gets it too (nil: none). target nil: no session takes
+// it.
+func (s *Server) pickLocked(ri recordInfo, addr net.Addr, key string) (target, also *session) {
 	switch est, nxt := s.byAddr[key], s.next[key]; {
 	case ri.cid != nil:
 		target = s.byCID[string(ri.cid)]
@@ -538,43 +570,25 @@ func (s *Server) route(b []byte, addr net.Addr) {
 		// header says which session a record belongs to, so both get it:
 		// the one whose keys fit decrypts it, the other drops it (DTLS
 		// drops records that fail authentication silently).
-		also = est
-		target = nxt
+		return nxt, est
 	default:
 		target = est
 	}
-	if ri.clientHello && target != nil {
-		if id := helloSessionID(b); id != nil {
-			target.offered = id
-		}
-		if s.cidLen > 0 && s.cfg.Sessions != nil {
-			// Before pion reads the last fragment: it looks the
-			// session up as soon as it has the whole ClientHello.
-			if m := target.hello.add(b); m != nil {
-				target.ownCID.Store(wantsOwnCID(m))
-			}
-		}
+	return target, nil
+}
+
+// noteHelloLocked notes what target's ClientHello b says: the session it
+// offers to resume, and, once the whole hello is in, whether the client
+// asks for a connection ID of its own.
+func (s *Server) noteHelloLocked(target *session, b []byte) {
+	if id := helloSessionID(b); id != nil {
+		target.offered = id
 	}
-	dg := datagram{b: b, addr: addr}
-	var out []delivery
-	if target != nil {
-		out = s.admitLocked(target, ri, dg, out)
-	}
-	if also != nil {
-		out = s.admitLocked(also, ri, dg, out)
-	}
-	s.mu.Unlock()
-	if target == nil {
-		if !ri.clientHello {
-			s.st.unknownPeer.Add(1)
-		}
-		return
-	}
-	// No touch here: only authenticated traffic (decrypted data, our own
-	// writes) keeps a session from expiring, not datagrams anyone can spoof.
-	for _, d := range out {
-		if !d.ss.vc.deliver(d.dg) {
-			s.st.queueDrops.Add(1)
+	if s.cidLen > 0 && s.cfg.Sessions != nil {
+		// Before pion reads the last fragment: it looks the
+		// session up as soon as it has the whole ClientHello.
+		if m := target.hello.add(b); m != nil {
+			target.ownCID.Store(wantsOwnCID(m))
 		}
 	}
 }

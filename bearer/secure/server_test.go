@@ -577,7 +577,13 @@ func TestConfigErrors(t *testing.T) {
 			if tc.server {
 				_, err = NewServer(n.attach("s", memParams()), tc.cfg)
 			} else {
-				_, err = Dial(testCtx(t), n.attach("c", memParams()), memAddr("s"), tc.cfg)
+				inner := n.attach("c", memParams())
+				_, err = Dial(testCtx(t), inner, memAddr("s"), tc.cfg)
+				select {
+				case <-inner.closed: // Dial's doc: on error inner is closed too
+				default:
+					t.Errorf("Dial refused the config (%v) and left inner open", err)
+				}
 			}
 			if !errors.Is(err, ErrInvalidOption) {
 				t.Fatalf("err %v, want ErrInvalidOption", err)
