@@ -222,24 +222,13 @@ func (b *Bindings) Set(ep string, bd server.Binding) error {
 // endpoints whose binding changes (nil: removed) and a func that queues
 // the index changes into Set's MULTI.
 func (b *Bindings) plan(ctx context.Context, tx *redis.Tx, ep string, bd server.Binding) (map[string]*server.Binding, func(redis.Pipeliner), error) {
-	kb, kid, knum := b.db.Key("bind"), b.db.Key("bind:id"), b.db.Key("bind:num")
-	read := func(e string) (*server.Binding, error) {
-		v, err := tx.HGet(ctx, kb, e).Bytes()
-		if errors.Is(err, redis.Nil) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		x, err := decodeBinding(v)
-		return &x, err
-	}
-	old, err := read(ep)
+	t := bindTx{ctx: ctx, tx: tx, kb: b.db.Key("bind"), kid: b.db.Key("bind:id"), knum: b.db.Key("bind:num")}
+	old, err := t.read(ep)
 	if err != nil {
 		return nil, nil, err
 	}
 	if old == nil && !bd.IsZero() {
-		n, err := tx.HLen(ctx, kb).Result()
+		n, err := tx.HLen(ctx, t.kb).Result()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -247,6 +236,38 @@ func (b *Bindings) plan(ctx context.Context, tx *redis.Tx, ep string, bd server.
 			return nil, nil, server.ErrTooManyBindings
 		}
 	}
+	changed := t.changes(ep, bd)
+	return changed, t.indexes(ep, old, changed), nil
+}
+
+// bindTx reads the bindings and their indexes inside Set's watched
+// transaction.
+type bindTx struct {
+	ctx           context.Context
+	tx            *redis.Tx
+	kb, kid, knum string // the bindings, identity index and number index hashes
+}
+
+// bindIndex is one entry of an index hash: field → endpoint.
+type bindIndex struct{ hash, field, ep string }
+
+// read returns the stored binding of e (nil when there is none).
+func (t bindTx) read(e string) (*server.Binding, error) {
+	v, err := t.tx.HGet(t.ctx, t.kb, e).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	x, err := decodeBinding(v)
+	return &x, err
+}
+
+// changes returns the endpoints whose binding changes when ep is bound to
+// bd (nil: removed): ep itself, and the endpoints that held bd's identity
+// or number, which lose it.
+func (t bindTx) changes(ep string, bd server.Binding) map[string]*server.Binding {
 	changed := map[string]*server.Binding{}
 	if bd.IsZero() {
 		changed[ep] = nil
@@ -256,18 +277,18 @@ func (b *Bindings) plan(ctx context.Context, tx *redis.Tx, ep string, bd server.
 	}
 	// Identity and number taken from other endpoints.
 	if !bd.Identity.IsZero() {
-		if other, err := tx.HGet(ctx, kid, server.IdentityKey(bd.Identity)).Result(); err == nil && other != ep {
-			if ob, err := read(other); err == nil && ob != nil {
+		if other, err := t.tx.HGet(t.ctx, t.kid, server.IdentityKey(bd.Identity)).Result(); err == nil && other != ep {
+			if ob, err := t.read(other); err == nil && ob != nil {
 				ob.Identity, ob.PSK = bearer.Identity{}, nil
 				changed[other] = ob
 			}
 		}
 	}
 	if bd.MSISDN != "" {
-		if other, err := tx.HGet(ctx, knum, bd.MSISDN).Result(); err == nil && other != ep {
+		if other, err := t.tx.HGet(t.ctx, t.knum, bd.MSISDN).Result(); err == nil && other != ep {
 			ob := changed[other]
 			if ob == nil {
-				ob, _ = read(other)
+				ob, _ = t.read(other)
 			}
 			if ob != nil {
 				ob.MSISDN = ""
@@ -280,47 +301,51 @@ func (b *Bindings) plan(ctx context.Context, tx *redis.Tx, ep string, bd server.
 			changed[e] = nil
 		}
 	}
-	// The index changes, queued in the same MULTI by Set: drop the old
-	// entries of every endpoint changed (when they still name it), then
-	// add the new ones.
-	type idx struct{ hash, field, ep string }
-	var drop, put []idx
+	return changed
+}
+
+// indexes returns the index changes, queued in the same MULTI by Set: drop
+// the old entries of every endpoint changed (when they still name it),
+// then add the new ones. old is ep's binding before the change.
+func (t bindTx) indexes(ep string, old *server.Binding, changed map[string]*server.Binding) func(redis.Pipeliner) {
+	var drop, put []bindIndex
 	for e, nb := range changed {
 		prev := old
 		if e != ep {
-			prev, _ = read(e)
+			prev, _ = t.read(e)
 		}
 		if prev != nil {
 			if !prev.Identity.IsZero() {
-				drop = append(drop, idx{kid, server.IdentityKey(prev.Identity), e})
+				drop = append(drop, bindIndex{t.kid, server.IdentityKey(prev.Identity), e})
 			}
 			if prev.MSISDN != "" {
-				drop = append(drop, idx{knum, prev.MSISDN, e})
+				drop = append(drop, bindIndex{t.knum, prev.MSISDN, e})
 			}
 		}
 		if nb != nil {
 			if !nb.Identity.IsZero() {
-				put = append(put, idx{kid, server.IdentityKey(nb.Identity), e})
+				put = append(put, bindIndex{t.kid, server.IdentityKey(nb.Identity), e})
 			}
 			if nb.MSISDN != "" {
-				put = append(put, idx{knum, nb.MSISDN, e})
+				put = append(put, bindIndex{t.knum, nb.MSISDN, e})
 			}
 		}
 	}
-	var dropNow []idx
+	var dropNow []bindIndex
 	for _, d := range drop {
-		if cur, err := tx.HGet(ctx, d.hash, d.field).Result(); err == nil && cur == d.ep {
+		if cur, err := t.tx.HGet(t.ctx, d.hash, d.field).Result(); err == nil && cur == d.ep {
 			dropNow = append(dropNow, d)
 		}
 	}
-	return changed, func(p redis.Pipeliner) {
+	ctx := t.ctx
+	return func(p redis.Pipeliner) {
 		for _, d := range dropNow {
 			p.HDel(ctx, d.hash, d.field)
 		}
 		for _, x := range put {
 			p.HSet(ctx, x.hash, x.field, x.ep)
 		}
-	}, nil
+	}
 }
 
 // Binding implements server.Bindings (from the node's copy).

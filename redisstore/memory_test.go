@@ -78,7 +78,7 @@ func TestRegistryMemoryPerDevice(t *testing.T) {
 	for _, k := range []string{"mem:reg", "mem:reg:ep", "mem:reg:exp", "mem:reg:log"} {
 		u, err := db.Client().MemoryUsage(ctx, k, 0).Result()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("MEMORY USAGE %s: %v", k, err)
 		}
 		total += u
 		keys = append(keys, fmt.Sprintf("%s %d B", k, u))

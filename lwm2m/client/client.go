@@ -529,13 +529,7 @@ func (c *Client) loop() {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), max(lt/2, 5*time.Second))
-		go func() {
-			select {
-			case <-c.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		c.cancelOnStop(ctx, cancel)
 		err := c.Update(ctx, false)
 		cancel()
 		var re *RegistrationError
@@ -595,13 +589,7 @@ func (c *Client) Close() error {
 func (c *Client) reregister() bool {
 	rctx, rcancel := context.WithCancel(context.Background())
 	defer rcancel()
-	go func() {
-		select {
-		case <-c.stop:
-			rcancel()
-		case <-rctx.Done():
-		}
-	}()
+	c.cancelOnStop(rctx, rcancel)
 	if err := c.RegisterWithRetry(rctx); err != nil {
 		if rctx.Err() == nil {
 			c.log.Error("lwm2m client: registration failed, update loop stops", "ep", c.name, "err", err)

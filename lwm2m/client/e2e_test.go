@@ -121,11 +121,20 @@ func TestClientAgainstServer(t *testing.T) {
 	if err != nil || len(recs) < 4 || recs[0].Value.Str() != "ACME" {
 		t.Fatalf("ReadValues /3/0: %v %v", recs, err)
 	}
-	for _, f := range []server.RequestOption{server.WithFormat(server.FormatTLV), server.WithFormat(server.FormatSenMLJSON), server.WithFormat(server.FormatLwM2MCBOR)} {
-		recs, err := srv.ReadValues(ctx, "light-1", path.Instance(3311, 0), f)
-		if err != nil || len(recs) != 2 {
-			t.Fatalf("ReadValues /3311/0: %v %v", recs, err)
-		}
+	for _, f := range []struct {
+		name string
+		opt  server.RequestOption
+	}{
+		{"TLV", server.WithFormat(server.FormatTLV)},
+		{"SenML JSON", server.WithFormat(server.FormatSenMLJSON)},
+		{"LwM2M CBOR", server.WithFormat(server.FormatLwM2MCBOR)},
+	} {
+		t.Run("ReadValues in "+f.name, func(t *testing.T) {
+			recs, err := srv.ReadValues(ctx, "light-1", path.Instance(3311, 0), f.opt)
+			if err != nil || len(recs) != 2 {
+				t.Fatalf("ReadValues /3311/0: %v %v", recs, err)
+			}
+		})
 	}
 	if _, err := srv.Read(ctx, "light-1", path.Resource(3, 0, 4)); server.Code(err) != codes.MethodNotAllowed {
 		t.Fatalf("Read executable: %v", err)

@@ -177,7 +177,7 @@ func TestClientAgainstServerOSCOREAppendixB2(t *testing.T) {
 	sec := server.NewStaticSecurity(0)
 	for ep, x := range map[string]*oscore.Context{"dev-a": srvA, "dev-b": srvB} {
 		if err := sec.Bind(ep, x.Identity()); err != nil {
-			t.Fatal(err)
+			t.Fatalf("bind %s: %v", ep, err)
 		}
 	}
 	inner := listen(t)

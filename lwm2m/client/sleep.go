@@ -217,32 +217,9 @@ func (c *Client) sleepLoop() {
 	defer t.Stop()
 	fails := 0 // Update failures in a row
 	for {
-		now := time.Now()
-		wait := time.Until(nextUpdate)
-		if c.awakeNow.Load() {
-			idle := now.Sub(time.Unix(0, c.lastSeen.Load()))
-			if idle >= awake {
-				c.closeUDP()
-				c.log.Info("lwm2m client asleep", "ep", c.name)
-			} else {
-				wait = min(wait, awake-idle)
-			}
-		}
-		t.Reset(max(wait, time.Millisecond))
-		update := false
-		select {
-		case <-c.stop:
+		update, stop := c.sleepUntilDue(t, awake, nextUpdate)
+		if stop {
 			return
-		case <-c.updateC:
-			update = true
-		case <-t.C:
-			update = !time.Now().Before(nextUpdate)
-		}
-		if !t.Stop() {
-			select {
-			case <-t.C:
-			default:
-			}
 		}
 		if !update {
 			continue
@@ -255,30 +232,7 @@ func (c *Client) sleepLoop() {
 			}
 			woke = true
 		}
-		c.touch()
-		ctx, cancel := context.WithTimeout(context.Background(), max(awake, 5*time.Second))
-		go func() {
-			select {
-			case <-c.stop:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		var err error
-		c.mu.Lock()
-		register := woke && c.sleep.cfg.RegisterOnWake
-		c.mu.Unlock()
-		if register {
-			err = c.Register(ctx)
-		} else {
-			err = c.Update(ctx, false)
-		}
-		var re *RegistrationError
-		if errors.As(err, &re) && re.Code == codes.NotFound { // the server forgot us
-			err = c.Register(ctx)
-		}
-		cancel()
-		c.touch()
+		err := c.updateNow(awake, woke)
 		if err == nil {
 			fails = 0
 			nextUpdate = time.Now().Add(period)
@@ -292,19 +246,7 @@ func (c *Client) sleepLoop() {
 			nextUpdate = time.Now().Add(wait)
 			continue
 		}
-		// The registration procedure with its backoff (RetryPolicy); when
-		// it gives up, so does the client.
-		rctx, rcancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-c.stop:
-				rcancel()
-			case <-rctx.Done():
-			}
-		}()
-		err = c.RegisterWithRetry(rctx)
-		rcancel()
-		if err != nil {
+		if err := c.registerAgain(); err != nil {
 			c.log.Error("lwm2m client: registration failed, the client stops", "ep", c.name, "err", err)
 			return
 		}
@@ -312,4 +254,86 @@ func (c *Client) sleepLoop() {
 		c.touch()
 		nextUpdate = time.Now().Add(period)
 	}
+}
+
+// sleepUntilDue falls asleep (closes the UDP socket) when the awake window
+// passed without traffic, then waits on t for a trigger, the next Update
+// or the end of the awake window. update reports an Update due now; stop
+// that the client stops.
+func (c *Client) sleepUntilDue(t *time.Timer, awake time.Duration, nextUpdate time.Time) (update, stop bool) {
+	now := time.Now()
+	wait := time.Until(nextUpdate)
+	if c.awakeNow.Load() {
+		idle := now.Sub(time.Unix(0, c.lastSeen.Load()))
+		if idle >= awake {
+			c.closeUDP()
+			c.log.Info("lwm2m client asleep", "ep", c.name)
+		} else {
+			wait = min(wait, awake-idle)
+		}
+	}
+	t.Reset(max(wait, time.Millisecond))
+	select {
+	case <-c.stop:
+		return false, true
+	case <-c.updateC:
+		update = true
+	case <-t.C:
+		update = !time.Now().Before(nextUpdate)
+	}
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	return update, false
+}
+
+// updateNow sends the Update of a sleep cycle, with the transport awake:
+// a Register instead when the client woke for it and RegisterOnWake is
+// set, and a Register when the server answers 4.04 (it forgot us).
+func (c *Client) updateNow(awake time.Duration, woke bool) error {
+	c.touch()
+	ctx, cancel := context.WithTimeout(context.Background(), max(awake, 5*time.Second))
+	c.cancelOnStop(ctx, cancel)
+	var err error
+	c.mu.Lock()
+	register := woke && c.sleep.cfg.RegisterOnWake
+	c.mu.Unlock()
+	if register {
+		err = c.Register(ctx)
+	} else {
+		err = c.Update(ctx, false)
+	}
+	var re *RegistrationError
+	if errors.As(err, &re) && re.Code == codes.NotFound { // the server forgot us
+		err = c.Register(ctx)
+	}
+	cancel()
+	c.touch()
+	return err
+}
+
+// registerAgain runs the registration procedure with its backoff
+// (RetryPolicy) after the Updates gave up; when it gives up, so does the
+// client.
+func (c *Client) registerAgain() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancelOnStop(ctx, cancel)
+	err := c.RegisterWithRetry(ctx)
+	cancel()
+	return err
+}
+
+// cancelOnStop calls cancel when the client stops before ctx is done; the
+// goroutine it starts ends with ctx.
+func (c *Client) cancelOnStop(ctx context.Context, cancel context.CancelFunc) {
+	go func() {
+		select {
+		case <-c.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 }

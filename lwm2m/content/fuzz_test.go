@@ -129,17 +129,17 @@ func FuzzDecodeText(f *testing.F) {
 			recs, err := Decode(Text, p, data, m)
 			if err != nil {
 				if !errors.Is(err, ErrMalformed) {
-					t.Fatalf("untyped error %v", err)
+					t.Fatalf("%v: untyped error %v", p, err)
 				}
 				continue
 			}
 			enc, err := Encode(Text, p, recs)
 			if err != nil {
-				t.Fatalf("re-encode %v: %v", recs, err)
+				t.Fatalf("%v: re-encode %v: %v", p, recs, err)
 			}
 			again, err := Decode(Text, p, enc, m)
 			if err != nil || !again[0].Value.Equal(recs[0].Value) {
-				t.Fatalf("unstable %q -> %v -> %q -> %v %v", data, recs, enc, again, err)
+				t.Fatalf("%v: unstable %q -> %v -> %q -> %v %v", p, data, recs, enc, again, err)
 			}
 		}
 	})

@@ -11,16 +11,16 @@ const OSCOREID = 21
 func OSCORE() *Object {
 	return &Object{
 		ID: OSCOREID, Name: "OSCORE", URN: "urn:oma:lwm2m:oma:21:2.0", Version: "2.0", LwM2MVersion: "1.1",
-		Multiple: multi, Mandatory: opt,
+		Multiple:    true,
 		Description: "This LwM2M Object provides the keying material and related information of a LwM2M Client appropriate to access a specified LwM2M Server using OSCORE (RFC 8613).",
 		Resources: []Resource{
-			res(0, "OSCORE Master Secret", NoOps, single, mand, Opaque, "", ""),
-			res(1, "OSCORE Sender ID", NoOps, single, mand, Opaque, "", ""),
-			res(2, "OSCORE Recipient ID", NoOps, single, mand, Opaque, "", ""),
-			res(3, "OSCORE AEAD Algorithm", NoOps, single, opt, Integer, "", ""),
-			res(4, "OSCORE HMAC Algorithm", NoOps, single, opt, Integer, "", ""),
-			res(5, "OSCORE Master Salt", NoOps, single, opt, Opaque, "", ""),
-			res(6, "OSCORE ID Context", NoOps, single, opt, Opaque, "", ""),
+			{ID: 0, Name: "OSCORE Master Secret", Mandatory: true, Type: Opaque},
+			{ID: 1, Name: "OSCORE Sender ID", Mandatory: true, Type: Opaque},
+			{ID: 2, Name: "OSCORE Recipient ID", Mandatory: true, Type: Opaque},
+			{ID: 3, Name: "OSCORE AEAD Algorithm", Type: Integer},
+			{ID: 4, Name: "OSCORE HMAC Algorithm", Type: Integer},
+			{ID: 5, Name: "OSCORE Master Salt", Type: Opaque},
+			{ID: 6, Name: "OSCORE ID Context", Type: Opaque},
 		},
 	}
 }

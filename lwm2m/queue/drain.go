@@ -409,106 +409,36 @@ func (m *Manager) wake(d *device, target WakeTarget, seen uint32) {
 	}
 }
 
-// sendHead runs the head request of d once. It returns true to go on
-// draining, false when the worker has released d.
+// headSend is one send of a device's head request, carried through the
+// steps of sendHead.
+type headSend struct {
+	d     *device
+	id    uint64
+	rec   *Record
+	fresh bool // this send is the attempt's first: nothing of it was delivered before
+	// When the request went out: the device's Seen count, to tell whether
+	// it spoke during the send, and the time, to learn its listening time.
+	seen   uint32
+	sentAt int64
+}
+
+// sendHead runs the head request of d once: read its record, open the
+// attempt, persist it as sending, execute it and file the outcome. It
+// returns true to go on draining, false when the worker has released d.
 func (m *Manager) sendHead(d *device, id uint64) bool {
-	release := func() bool {
-		m.mu.Lock()
-		d.busy, d.sending = false, 0
-		m.scheduleLocked(d, m.now())
-		m.mu.Unlock()
-		return false
-	}
-	dequeue := func() {
-		m.mu.Lock()
-		d.sending = 0
-		if len(d.queue) > 0 && d.queue[0].id == id {
-			m.removeLocked(d, 0)
-		}
-		m.mu.Unlock()
-	}
-	retry := func() bool {
-		// The store is out of reach (a Redis outage): the request stays
-		// queued and is looked at again shortly, without spinning.
-		m.mu.Lock()
-		d.busy, d.sending = false, 0
-		m.pushTimerLocked(timer{at: m.now() + int64(m.cfg.LeaseRetry), kind: timerRetry, dev: d})
-		m.mu.Unlock()
-		return false
-	}
-	rec, err := m.cfg.Store.Get(id)
-	if err != nil && unavailable(err) {
-		m.met.Add("store_errors", 1)
-		return retry()
-	}
-	if err != nil {
-		// The record cannot be read (corrupt, or the disk fails): take it
-		// out of the queue so the drain goes on, and report it.
-		m.met.Add("store_errors", 1)
-		m.log.Error("queue: read request", "id", id, "err", err)
-		dequeue()
-		m.reportBroken(d.ep, id, err)
-		return true
+	h := &headSend{d: d, id: id}
+	if goOn, ok := m.readHead(h); !ok {
+		return goOn
 	}
 	now := m.clk.Now()
-	m.mu.Lock()
-	window := d.cfg.DedupWindow
-	m.mu.Unlock()
-	if window <= 0 {
-		window = m.cfg.DedupWindow
-	}
-	if !rec.Expires.After(now) {
-		dequeue()
-		msg := "expired before it could be sent"
-		if !rec.SendingSince.IsZero() {
-			msg = "expired after a send whose answer was lost"
-		}
-		m.finish(rec, StateExpired, ErrKindExpired, msg, nil)
+	if !m.openAttempt(h, now) {
 		return true
 	}
-	// At most once: a request sent before (answer lost, or a crash) is
-	// re-sent as the same attempt only while the device's CoAP
-	// deduplication still knows it; later, only idempotent kinds get a
-	// fresh attempt.
-	fresh := false // this send is the attempt's first: nothing of it was delivered before
-	switch {
-	case rec.SendingSince.IsZero() || rec.Attempt.N == 0:
-		rec.Attempt.N++
-		rec.SendingSince = now
-		fresh = true
-	case now.Sub(rec.SendingSince) > window:
-		if !rec.Kind.Idempotent() {
-			dequeue()
-			m.finish(rec, StateFailed, ErrKindUnknownOutcome,
-				fmt.Sprintf("sent at %s, no answer, dedup window %s passed; %s is not idempotent", rec.SendingSince.UTC().Format(time.RFC3339), window, rec.Kind), nil)
-			return true
-		}
-		rec.Attempt.N++
-		rec.SendingSince = now
-		fresh = true
+	if goOn, ok := m.markSending(h, now); !ok {
+		return goOn
 	}
-	rec.Attempt.ID = rec.ID
-	rec.State = StateSending
-	if err := m.cfg.Store.Put(rec); err != nil {
-		if errors.Is(err, ErrNotOwner) {
-			return m.ceded(d, id, err)
-		}
-		m.met.Add("store_errors", 1)
-		m.log.Error("queue: persist sending state", "id", id, "err", err)
-		if unavailable(err) {
-			return retry()
-		}
-		return release()
-	}
-	m.met.Add("sent", 1)
-	m.mu.Lock()
-	seen := d.seen
-	m.emitLocked(Event{Type: EventSent, Endpoint: d.ep, ID: id, State: StateSending, Time: now})
-	m.mu.Unlock()
-	sentAt := now.UnixNano()
-
 	ctx, cancel := context.WithTimeout(m.ctx, m.cfg.ExecTimeout)
-	req := rec.Request
+	req := h.rec.Request
 	res, err := m.cfg.Executor.Execute(ctx, d.ep, &req)
 	cancel()
 	if m.ctx.Err() != nil && err != nil {
@@ -519,6 +449,136 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		m.mu.Unlock()
 		return false
 	}
+	return m.fileOutcome(h, res, err)
+}
+
+// releaseHead ends the worker's hold on d and schedules it again; it
+// returns false (the drain stops) for sendHead to return.
+func (m *Manager) releaseHead(d *device) bool {
+	m.mu.Lock()
+	d.busy, d.sending = false, 0
+	m.scheduleLocked(d, m.now())
+	m.mu.Unlock()
+	return false
+}
+
+// dequeueHead takes h's request out of the device's queue if it is still
+// its head.
+func (m *Manager) dequeueHead(h *headSend) {
+	m.mu.Lock()
+	h.d.sending = 0
+	if len(h.d.queue) > 0 && h.d.queue[0].id == h.id {
+		m.removeLocked(h.d, 0)
+	}
+	m.mu.Unlock()
+}
+
+// retryHead is for a store out of reach (a Redis outage): the request
+// stays queued and is looked at again shortly, without spinning. It
+// returns false (the drain stops) for sendHead to return.
+func (m *Manager) retryHead(d *device) bool {
+	m.mu.Lock()
+	d.busy, d.sending = false, 0
+	m.pushTimerLocked(timer{at: m.now() + int64(m.cfg.LeaseRetry), kind: timerRetry, dev: d})
+	m.mu.Unlock()
+	return false
+}
+
+// readHead reads h's record into h.rec. When it cannot (ok false), goOn
+// is sendHead's answer.
+func (m *Manager) readHead(h *headSend) (goOn, ok bool) {
+	rec, err := m.cfg.Store.Get(h.id)
+	if err != nil && unavailable(err) {
+		m.met.Add("store_errors", 1)
+		return m.retryHead(h.d), false
+	}
+	if err != nil {
+		// The record cannot be read (corrupt, or the disk fails): take it
+		// out of the queue so the drain goes on, and report it.
+		m.met.Add("store_errors", 1)
+		m.log.Error("queue: read request", "id", h.id, "err", err)
+		m.dequeueHead(h)
+		m.reportBroken(h.d.ep, h.id, err)
+		return true, false
+	}
+	h.rec = rec
+	return false, true
+}
+
+// openAttempt decides whether h's request may go out now and as which
+// attempt. It returns false when the request was finished instead
+// (expired, or an unknown outcome that must not be repeated).
+func (m *Manager) openAttempt(h *headSend, now time.Time) bool {
+	rec := h.rec
+	m.mu.Lock()
+	window := h.d.cfg.DedupWindow
+	m.mu.Unlock()
+	if window <= 0 {
+		window = m.cfg.DedupWindow
+	}
+	if !rec.Expires.After(now) {
+		m.dequeueHead(h)
+		msg := "expired before it could be sent"
+		if !rec.SendingSince.IsZero() {
+			msg = "expired after a send whose answer was lost"
+		}
+		m.finish(rec, StateExpired, ErrKindExpired, msg, nil)
+		return false
+	}
+	// At most once: a request sent before (answer lost, or a crash) is
+	// re-sent as the same attempt only while the device's CoAP
+	// deduplication still knows it; later, only idempotent kinds get a
+	// fresh attempt.
+	switch {
+	case rec.SendingSince.IsZero() || rec.Attempt.N == 0:
+		rec.Attempt.N++
+		rec.SendingSince = now
+		h.fresh = true
+	case now.Sub(rec.SendingSince) > window:
+		if !rec.Kind.Idempotent() {
+			m.dequeueHead(h)
+			m.finish(rec, StateFailed, ErrKindUnknownOutcome,
+				fmt.Sprintf("sent at %s, no answer, dedup window %s passed; %s is not idempotent", rec.SendingSince.UTC().Format(time.RFC3339), window, rec.Kind), nil)
+			return false
+		}
+		rec.Attempt.N++
+		rec.SendingSince = now
+		h.fresh = true
+	}
+	return true
+}
+
+// markSending persists h's record as sending and tells subscribers. When
+// it cannot (ok false), goOn is sendHead's answer.
+func (m *Manager) markSending(h *headSend, now time.Time) (goOn, ok bool) {
+	rec := h.rec
+	rec.Attempt.ID = rec.ID
+	rec.State = StateSending
+	if err := m.cfg.Store.Put(rec); err != nil {
+		if errors.Is(err, ErrNotOwner) {
+			return m.ceded(h.d, h.id, err), false
+		}
+		m.met.Add("store_errors", 1)
+		m.log.Error("queue: persist sending state", "id", h.id, "err", err)
+		if unavailable(err) {
+			return m.retryHead(h.d), false
+		}
+		return m.releaseHead(h.d), false
+	}
+	m.met.Add("sent", 1)
+	m.mu.Lock()
+	h.seen = h.d.seen
+	m.emitLocked(Event{Type: EventSent, Endpoint: h.d.ep, ID: h.id, State: StateSending, Time: now})
+	m.mu.Unlock()
+	h.sentAt = now.UnixNano()
+	return false, true
+}
+
+// fileOutcome records what the executor answered for h's request: done,
+// queued again (the device is asleep), or failed. It returns sendHead's
+// answer.
+func (m *Manager) fileOutcome(h *headSend, res *Result, err error) bool {
+	d, rec := h.d, h.rec
 	switch {
 	case err == nil:
 		if res == nil {
@@ -526,16 +586,16 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 		}
 		rec.Result = res
 		m.mu.Lock()
-		if d.seen == seen {
-			m.learnLocked(d, sentAt, true)
+		if d.seen == h.seen {
+			m.learnLocked(d, h.sentAt, true)
 		}
 		m.mu.Unlock()
-		dequeue()
+		m.dequeueHead(h)
 		m.finish(rec, StateDone, ErrKindNone, "", nil)
 		return true
 	case asleep(err):
 		rec.State = StateQueued
-		if fresh && errors.Is(err, ErrNotDelivered) {
+		if h.fresh && errors.Is(err, ErrNotDelivered) {
 			// Certainly not delivered: as if never sent.
 			rec.SendingSince = time.Time{}
 			m.met.Add("not_delivered", 1)
@@ -544,20 +604,20 @@ func (m *Manager) sendHead(d *device, id uint64) bool {
 			m.met.Add("store_errors", 1)
 		}
 		m.met.Add("requeued", 1)
-		m.log.Debug("queue: device asleep mid-drain", "endpoint", d.ep, "id", id, "err", err)
+		m.log.Debug("queue: device asleep mid-drain", "endpoint", d.ep, "id", h.id, "err", err)
 		m.mu.Lock()
-		if d.seen == seen {
+		if d.seen == h.seen {
 			// Unanswered while the device said nothing: it was asleep
 			// when the request went out, so it listens less long after
 			// its messages than we assumed. It waits, never failed for
 			// this alone, for the device's next message.
-			m.learnLocked(d, sentAt, false)
+			m.learnLocked(d, h.sentAt, false)
 			d.awakeUntil = 0
 		}
 		m.mu.Unlock()
-		return release()
+		return m.releaseHead(d)
 	default:
-		dequeue()
+		m.dequeueHead(h)
 		m.finish(rec, StateFailed, ErrKindExecutor, err.Error(), err)
 		return true
 	}

@@ -327,12 +327,17 @@ func TestNeverWakes(t *testing.T) {
 		r.waitTimer(t, timerWake, due)
 		r.clk.Advance(time.Second)
 	}
-	for _, id := range []uint64{a, b} {
-		rec, err := r.wait(t, id)
-		var nw *NotWokenError
-		if !errors.Is(err, ErrNotWoken) || !errors.As(err, &nw) || nw.Wakes != 3 || rec.State != StateFailed {
-			t.Fatalf("%d: %v %v", id, rec.State, err)
-		}
+	for _, c := range []struct {
+		name string
+		id   uint64
+	}{{"read", a}, {"write", b}} {
+		t.Run(c.name+" fails not woken", func(t *testing.T) {
+			rec, err := r.wait(t, c.id)
+			var nw *NotWokenError
+			if !errors.Is(err, ErrNotWoken) || !errors.As(err, &nw) || nw.Wakes != 3 || rec.State != StateFailed {
+				t.Fatalf("%d: %v %v", c.id, rec.State, err)
+			}
+		})
 	}
 	if r.waker.count("lamp") != 3 || r.met.get("not_woken") != 1 || r.met.get("wakeups") != 3 {
 		t.Fatalf("wakes %d metrics %v", r.waker.count("lamp"), r.met.c)
@@ -408,10 +413,15 @@ func TestAsleepMidDrain(t *testing.T) {
 	}
 	close(r.fleet.gate)
 	r.m.Seen("lamp", 0)
-	for _, id := range []uint64{a, b, c} {
-		if _, err := r.wait(t, id); err != nil {
-			t.Fatal(err)
-		}
+	for _, q := range []struct {
+		name string
+		id   uint64
+	}{{"execute", a}, {"create (answer lost)", b}, {"read", c}} {
+		t.Run(q.name+" done", func(t *testing.T) {
+			if _, err := r.wait(t, q.id); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 	if got := r.fleet.order("lamp"); !equalIDs(got, []uint64{a, b, c}) {
 		t.Fatalf("ran %v", got)

@@ -27,6 +27,48 @@ type ObjectList struct {
 // wrapping ErrBadRequest; a payload over MaxLinkPayload bytes wraps
 // ErrTooLarge.
 func ParseObjectLinks(payload []byte) (*ObjectList, error) {
+	links, err := parseLinkPayload(payload)
+	if err != nil {
+		return nil, err
+	}
+	ol := &ObjectList{AltPath: "/"}
+	rootIdx, err := findRoot(links, ol)
+	if err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if ol.AltPath != "/" {
+		prefix = ol.AltPath
+	}
+	ol.Objects = make([]ObjectLink, 0, len(links))
+	for i, l := range links {
+		if i == rootIdx || l.Target == ol.AltPath || l.Target == ol.AltPath+"/" {
+			// The root link: its ct lists the supported content formats.
+			if ct, ok := l.Get("ct"); ok {
+				f, err := parseCT(ct)
+				if err != nil {
+					return nil, err
+				}
+				ol.Formats |= f
+			}
+			continue
+		}
+		o, err := objectLinkOf(l, prefix)
+		if err != nil {
+			return nil, err
+		}
+		ol.Objects = append(ol.Objects, o)
+	}
+	if len(ol.Objects) == 0 {
+		ol.Objects = nil
+	}
+	return ol, nil
+}
+
+// parseLinkPayload parses the link-format syntax within the limits:
+// MaxLinkPayload bytes, MaxObjectLinks links, MaxAttrLen bytes per
+// attribute value.
+func parseLinkPayload(payload []byte) ([]link.Link, error) {
 	if len(payload) > MaxLinkPayload {
 		return nil, &ParamError{Param: "payload", Reason: fmt.Sprintf("%d bytes, more than %d", len(payload), MaxLinkPayload), Err: ErrTooLarge}
 	}
@@ -44,15 +86,20 @@ func ParseObjectLinks(payload []byte) (*ObjectList, error) {
 			}
 		}
 	}
-	ol := &ObjectList{AltPath: "/"}
+	return links, nil
+}
+
+// findRoot finds the one root link (rt="oma.lwm2m"), sets ol.AltPath from
+// it and returns its index, or -1 when there is none.
+func findRoot(links []link.Link, ol *ObjectList) (int, error) {
 	rootIdx := -1
 	for i, l := range links {
 		if rt, ok := l.Get("rt"); ok && hasToken(rt, "oma.lwm2m") {
 			if rootIdx >= 0 {
-				return nil, bad("payload", "more than one rt=\"oma.lwm2m\" link")
+				return 0, bad("payload", "more than one rt=\"oma.lwm2m\" link")
 			}
 			if err := checkAltPath(l.Target); err != nil {
-				return nil, err
+				return 0, err
 			}
 			rootIdx, ol.AltPath = i, strings.TrimSuffix(l.Target, "/")
 			if ol.AltPath == "" {
@@ -60,57 +107,41 @@ func ParseObjectLinks(payload []byte) (*ObjectList, error) {
 			}
 		}
 	}
-	prefix := ""
-	if ol.AltPath != "/" {
-		prefix = ol.AltPath
+	return rootIdx, nil
+}
+
+// objectLinkOf interprets a link to an object or object instance under
+// the root path prefix ("" for the default root), with its "ver".
+func objectLinkOf(l link.Link, prefix string) (ObjectLink, error) {
+	target := l.Target
+	if prefix != "" {
+		rest, ok := strings.CutPrefix(target, prefix)
+		if !ok || !strings.HasPrefix(rest, "/") {
+			return ObjectLink{}, bad("payload", "link %q is outside the root path %q", truncate(target, 32), prefix)
+		}
+		target = rest
 	}
-	ol.Objects = make([]ObjectLink, 0, len(links))
-	for i, l := range links {
-		target := l.Target
-		if i == rootIdx || target == ol.AltPath || target == ol.AltPath+"/" {
-			// The root link: its ct lists the supported content formats.
-			if ct, ok := l.Get("ct"); ok {
-				f, err := parseCT(ct)
-				if err != nil {
-					return nil, err
-				}
-				ol.Formats |= f
-			}
-			continue
-		}
-		if prefix != "" {
-			rest, ok := strings.CutPrefix(target, prefix)
-			if !ok || !strings.HasPrefix(rest, "/") {
-				return nil, bad("payload", "link %q is outside the root path %q", truncate(target, 32), prefix)
-			}
-			target = rest
-		}
-		p, err := path.Parse(target)
+	p, err := path.Parse(target)
+	if err != nil {
+		return ObjectLink{}, &ParamError{Param: "payload", Reason: err.Error(), Err: ErrBadRequest}
+	}
+	var o ObjectLink
+	switch {
+	case p.IsObject():
+		o = ObjectLink{Object: p.ObjectID(), Instance: NoInstance}
+	case p.IsInstance():
+		o = ObjectLink{Object: p.ObjectID(), Instance: p.InstanceID()}
+	default:
+		return ObjectLink{}, bad("payload", "link %q is not an object or object instance", truncate(l.Target, 32))
+	}
+	if v, ok := l.Get("ver"); ok {
+		maj, min, err := parseObjectVersion(v)
 		if err != nil {
-			return nil, &ParamError{Param: "payload", Reason: err.Error(), Err: ErrBadRequest}
+			return ObjectLink{}, err
 		}
-		var ol1 ObjectLink
-		switch {
-		case p.IsObject():
-			ol1 = ObjectLink{Object: p.ObjectID(), Instance: NoInstance}
-		case p.IsInstance():
-			ol1 = ObjectLink{Object: p.ObjectID(), Instance: p.InstanceID()}
-		default:
-			return nil, bad("payload", "link %q is not an object or object instance", truncate(l.Target, 32))
-		}
-		if v, ok := l.Get("ver"); ok {
-			maj, min, err := parseObjectVersion(v)
-			if err != nil {
-				return nil, err
-			}
-			ol1.VerMajor, ol1.VerMinor = maj, min
-		}
-		ol.Objects = append(ol.Objects, ol1)
+		o.VerMajor, o.VerMinor = maj, min
 	}
-	if len(ol.Objects) == 0 {
-		ol.Objects = nil
-	}
-	return ol, nil
+	return o, nil
 }
 
 func hasToken(list, tok string) bool {

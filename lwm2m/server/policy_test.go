@@ -80,7 +80,7 @@ func policyFixture(t testing.TB, nosec NoSecRule, opts ...Option) *Server {
 			MSISDN: "+491720000005", SMSSecured: true},
 	} {
 		if err := sec.Set(ep, b); err != nil {
-			t.Fatal(err)
+			t.Fatalf("bind %s: %v", ep, err)
 		}
 	}
 	srv, err := New(new(registry.Memory), append([]Option{WithSecurity(sec), WithNoSecRule(nosec)}, opts...)...)

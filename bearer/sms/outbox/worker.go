@@ -143,6 +143,11 @@ type Worker struct {
 	// early holds status reports that arrived before the acceptance of
 	// their segment was recorded (the SMSC can be faster than our fsync).
 	early map[earlyKey]earlyReport
+	// reportMu orders a report that finds no segment (the lookup, then
+	// keepEarly) against the record of an acceptance (Accepted, then the
+	// look for a kept report): one of the two always sees the other. Not
+	// held while a kept report is applied.
+	reportMu sync.Mutex
 }
 
 type earlyKey struct {
@@ -294,7 +299,15 @@ func (w *Worker) send(ctx context.Context, e *Entry) {
 			w.failed(e, err)
 			return
 		}
+		w.reportMu.Lock()
 		ne, finished, err := w.ob.Accepted(e.ID, i, sim, mr)
+		var early earlyReport
+		var ek earlyKey
+		kept := false
+		if err == nil && !finished && ne.WantReport {
+			ek, early, kept = w.takeEarly(ne.From, ne.To, mr)
+		}
+		w.reportMu.Unlock()
 		if err != nil {
 			if !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrClosed) {
 				w.cfg.Logger.Error("outbox: recording accepted segment", "id", e.ID, "seg", i, "err", err)
@@ -305,7 +318,7 @@ func (w *Worker) send(ctx context.Context, e *Entry) {
 			w.done(Result{Entry: ne, Outcome: Sent})
 			return
 		}
-		if ne.WantReport && w.applyEarly(ne.From, ne.To, mr) {
+		if kept && w.applyEarly(ek, early) {
 			if _, err := w.ob.Get(e.ID); errors.Is(err, ErrNotFound) {
 				return // the early report finished it
 			}
@@ -349,13 +362,16 @@ func (w *Worker) HandleReportTo(from, to string, mr uint8, status ReportStatus, 
 	if w.inflight == nil {
 		return ErrNotCreated
 	}
+	w.reportMu.Lock()
 	e, _, finished, err := w.ob.ReportTo(from, to, mr, status)
 	if err == nil && e == nil {
 		// No stored segment waits for this reference yet: the report may
 		// have overtaken the record of the acceptance. Keep it a while.
 		w.keepEarly(earlyKey{from, to, mr}, status, cause)
+		w.reportMu.Unlock()
 		return nil
 	}
+	w.reportMu.Unlock()
 	if err != nil || !finished {
 		return err
 	}
@@ -384,23 +400,29 @@ func (w *Worker) keepEarly(k earlyKey, status ReportStatus, cause error) {
 	w.early[k] = earlyReport{status: status, cause: cause, at: now}
 }
 
-// applyEarly applies a kept report for (from, to, mr), or for (from, mr)
+// takeEarly takes the kept report for (from, to, mr), or for (from, mr)
 // from a report that named no recipient, if any.
-func (w *Worker) applyEarly(from, to string, mr uint8) bool {
+func (w *Worker) takeEarly(from, to string, mr uint8) (earlyKey, earlyReport, bool) {
 	k := earlyKey{from, to, mr}
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	r, ok := w.early[k]
 	if !ok {
 		k = earlyKey{from, "", mr}
 		r, ok = w.early[k]
 	}
 	delete(w.early, k)
-	w.mu.Unlock()
-	if !ok || w.ob.now().Sub(r.at) > earlyTTL {
+	return k, r, ok
+}
+
+// applyEarly applies report r taken for k unless it is older than
+// earlyTTL; it reports whether it applied it.
+func (w *Worker) applyEarly(k earlyKey, r earlyReport) bool {
+	if w.ob.now().Sub(r.at) > earlyTTL {
 		return false
 	}
-	if err := w.HandleReportTo(from, k.to, mr, r.status, r.cause); err != nil {
-		w.cfg.Logger.Error("outbox: applying an early status report", "from", from, "mr", mr, "err", err)
+	if err := w.HandleReportTo(k.from, k.to, k.mr, r.status, r.cause); err != nil {
+		w.cfg.Logger.Error("outbox: applying an early status report", "from", k.from, "mr", k.mr, "err", err)
 	}
 	return true
 }

@@ -108,45 +108,109 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	if cfg.N <= 0 {
 		return Result{}, errors.New("loadgen: N must be positive")
 	}
-	srvConn, err := udp.Listen("udp", "127.0.0.1:0", udp.WithReadBuffer(8<<20), udp.WithWriteBuffer(8<<20))
+	r, err := newRig(cfg)
 	if err != nil {
 		return Result{}, err
+	}
+	defer r.close()
+
+	before := heap()
+	pr := drive(ctx, cfg, r.clients, r.target)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	// Let in-flight duplicates settle, then measure the heap with the
+	// server still alive (the deferred close ends it after).
+	after := heap()
+	res := Result{N: cfg.N, Elapsed: pr.elapsed, Rate: float64(cfg.N) / pr.elapsed.Seconds(), Errors: pr.errs}
+	if after > before {
+		res.HeapPerDevice = float64(after-before) / float64(r.srv.Store().Len())
+	}
+	res.Checkpoints = checkpoints(cfg.Checkpoints, pr)
+	if got := r.srv.Store().Len(); got != cfg.N-int(res.Errors) {
+		return res, fmt.Errorf("loadgen: store holds %d registrations, want %d", got, cfg.N-int(res.Errors))
+	}
+	runtime.KeepAlive(r.srv)
+	return res, nil
+}
+
+// rig is the server under load and the client sockets that load it.
+type rig struct {
+	srv     *server.Server
+	srvEP   *bearer.Endpoint
+	target  net.Addr
+	clients []*bearer.Endpoint
+}
+
+// newRig starts the server on a loopback UDP socket and opens the client
+// sockets; on an error it closes what it opened.
+func newRig(cfg Config) (_ *rig, err error) {
+	r := &rig{}
+	defer func() {
+		if err != nil {
+			r.close()
+		}
+	}()
+	srvConn, err := udp.Listen("udp", "127.0.0.1:0", udp.WithReadBuffer(8<<20), udp.WithWriteBuffer(8<<20))
+	if err != nil {
+		return nil, err
 	}
 	// Every simulated device is on 127.0.0.1: one source, whose rate the
 	// server would hold to its default (a flood from one address).
-	srv, err := server.New(cfg.Store, server.WithLimits(server.Limits{SourceRate: -1}))
-	if err != nil {
-		return Result{}, err
+	if r.srv, err = server.New(cfg.Store, server.WithLimits(server.Limits{SourceRate: -1})); err != nil {
+		return nil, err
 	}
-	defer srv.Close()
-	srvEP, err := bearer.NewEndpoint(srvConn, bearer.WithHandler(srv.Handler("udp")),
+	r.srvEP, err = bearer.NewEndpoint(srvConn, bearer.WithHandler(r.srv.Handler("udp")),
 		bearer.WithLimits(bearer.Limits{MaxHandlers: 1024}))
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	defer srvEP.Close()
-	srv.Attach("udp", srvEP)
-	target := srvConn.LocalAddr()
+	r.srv.Attach("udp", r.srvEP)
+	r.target = srvConn.LocalAddr()
 
 	// Client sockets: NSTART raised so one socket carries many outstanding
 	// Registers (each is a different LwM2M client multiplexed on it).
 	p := bearer.UDPParams("udp")
 	p.NStart = cfg.Workers
-	clients := make([]*bearer.Endpoint, cfg.Sockets)
-	for i := range clients {
+	for range cfg.Sockets {
 		c, err := udp.Listen("udp", "127.0.0.1:0", udp.WithParams(p), udp.WithReadBuffer(4<<20))
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
 		ep, err := bearer.NewEndpoint(c)
 		if err != nil {
-			return Result{}, err
+			return nil, err
 		}
-		defer ep.Close()
-		clients[i] = ep
+		r.clients = append(r.clients, ep)
 	}
+	return r, nil
+}
 
-	before := heap()
+// close closes the client sockets (last first), then the server's
+// endpoint and the server.
+func (r *rig) close() {
+	for i := len(r.clients) - 1; i >= 0; i-- {
+		r.clients[i].Close()
+	}
+	if r.srvEP != nil {
+		r.srvEP.Close()
+	}
+	if r.srv != nil {
+		r.srv.Close()
+	}
+}
+
+// progress is what the workers of a run measured.
+type progress struct {
+	start   time.Time
+	elapsed time.Duration
+	errs    int64
+	stamps  map[int]time.Time // registrations → time reached, at the checkpoints and their window starts
+}
+
+// drive runs cfg.Workers closed-loop workers, spread over the client
+// sockets, until cfg.N Registers were answered or ctx ends.
+func drive(ctx context.Context, cfg Config, clients []*bearer.Endpoint, target net.Addr) progress {
 	var (
 		next   atomic.Int64
 		done   atomic.Int64
@@ -187,34 +251,26 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 		}()
 	}
 	wg.Wait()
-	elapsed := time.Since(start)
-	if err := ctx.Err(); err != nil {
-		return Result{}, err
-	}
-	// Let in-flight duplicates settle, then measure the heap with the
-	// server still alive (defers close it after).
-	after := heap()
-	res := Result{N: cfg.N, Elapsed: elapsed, Rate: float64(cfg.N) / elapsed.Seconds(), Errors: errs.Load()}
-	if after > before {
-		res.HeapPerDevice = float64(after-before) / float64(srv.Store().Len())
-	}
-	for _, c := range cfg.Checkpoints {
+	return progress{start: start, elapsed: time.Since(start), errs: errs.Load(), stamps: stamps}
+}
+
+// checkpoints computes the rate over the last 10% of registrations before
+// each checkpoint.
+func checkpoints(marks []int, pr progress) []Checkpoint {
+	var cps []Checkpoint
+	for _, c := range marks {
 		from := c - c/10
-		t0, t1 := start, stamps[c]
+		t0, t1 := pr.start, pr.stamps[c]
 		if from > 0 {
-			t0 = stamps[from]
+			t0 = pr.stamps[from]
 		}
-		cp := Checkpoint{Registered: c, Elapsed: t1.Sub(start)}
+		cp := Checkpoint{Registered: c, Elapsed: t1.Sub(pr.start)}
 		if d := t1.Sub(t0); d > 0 {
 			cp.Rate = float64(c-from) / d.Seconds()
 		}
-		res.Checkpoints = append(res.Checkpoints, cp)
+		cps = append(cps, cp)
 	}
-	if got := srv.Store().Len(); got != cfg.N-int(res.Errors) {
-		return res, fmt.Errorf("loadgen: store holds %d registrations, want %d", got, cfg.N-int(res.Errors))
-	}
-	runtime.KeepAlive(srv)
-	return res, nil
+	return cps
 }
 
 func register(ctx context.Context, ep *bearer.Endpoint, to net.Addr, i int, payload []byte) error {
