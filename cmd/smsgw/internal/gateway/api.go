@@ -257,8 +257,7 @@ func (g *Gateway) listDevices(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, bad)
 		return
 	}
-	items, more := pg.page()
-	writeJSON(w, 200, pageBody("devices", items, more, pg.total, func(reg *registry.Registration) any { return g.device(reg) }, nil))
+	writeJSON(w, 200, pg.body("devices", func(reg *registry.Registration) any { return g.device(reg) }, nil))
 }
 
 func (g *Gateway) lookup(w http.ResponseWriter, ep string) (*registry.Registration, bool) {
@@ -364,23 +363,24 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		op := &opCall{reg: reg, kind: kind, p: p, body: body, recs: recs, req: req, wait: wait, start: start}
 		if reg.Queue && kind != queue.KindObserve && kind != queue.KindCancelObserve {
 			// Observe is not queued (its callback cannot outlive a
 			// restart): it goes directly and needs an awake device.
-			g.queued(w, r, req, p, wait, start)
+			g.queued(w, r, op)
 			return
 		}
 		timeout := opTimeout(reg, wait)
 		ctx, cancel := context.WithTimeout(r.Context(), timeout)
 		defer cancel()
-		res, err := g.direct(ctx, reg, kind, p, body, recs, req)
+		res, err := g.direct(ctx, op)
 		outcome := "ok"
 		if err != nil {
 			outcome = "error"
 		}
 		g.metrics.opLatency.WithLabelValues(kind.String(), outcome).Observe(since(start))
 		if err != nil {
-			writeOpError(w, ep, kind.String(), p.String(), timeout, err)
+			writeOpError(w, opRef{ep: ep, op: kind.String(), what: p.String(), timeout: timeout}, err)
 			return
 		}
 		res.Endpoint, res.Op, res.Path = ep, kind.String(), p.String()
@@ -388,9 +388,31 @@ func (g *Gateway) opHandler(kind queue.Kind) http.HandlerFunc {
 	}
 }
 
-// writeOpError answers the error of a device management call op on what
-// (a path, or the paths of a composite operation) that had timeout.
-func writeOpError(w http.ResponseWriter, ep, op, what string, timeout time.Duration, err error) {
+// opCall is one operation of the API's operation routes (opHandler), parsed
+// and validated, on its way to a device: directly (direct) or through the
+// device's queue (queued).
+type opCall struct {
+	reg   *registry.Registration
+	kind  queue.Kind
+	p     path.Path
+	body  OpBody
+	recs  []content.Record // the payload's values (buildRequest)
+	req   queue.Request    // the request a queue-mode device gets
+	wait  time.Duration    // ?wait=, 0 when not given
+	start time.Time        // when the API request arrived (latency metric)
+}
+
+// opRef names a device management call in the answer to its error: op on
+// what (a path, or the paths of a composite operation) of device ep, sent
+// with timeout.
+type opRef struct {
+	ep, op, what string
+	timeout      time.Duration
+}
+
+// writeOpError answers the error of the device management call o.
+func writeOpError(w http.ResponseWriter, o opRef, err error) {
+	ep, op, what, timeout := o.ep, o.op, o.what, o.timeout
 	var se *server.Error
 	var te *bearer.TimeoutError
 	switch {
@@ -578,8 +600,8 @@ func (g *Gateway) parseValues(inst path.Path, vals map[string]any, types map[str
 }
 
 // direct runs an operation on a device that is not in queue mode.
-func (g *Gateway) direct(ctx context.Context, reg *registry.Registration, kind queue.Kind, p path.Path, body OpBody, recs []content.Record, req queue.Request) (*OpResult, error) {
-	ep := reg.Endpoint
+func (g *Gateway) direct(ctx context.Context, op *opCall) (*OpResult, error) {
+	ep, kind, p, body, recs := op.reg.Endpoint, op.kind, op.p, op.body, op.recs
 	res := &OpResult{}
 	switch kind {
 	case queue.KindRead, queue.KindObserve:
@@ -647,7 +669,8 @@ func (g *Gateway) fillContent(res *OpResult, p path.Path, c server.Content, m mo
 
 // queued enqueues an operation for a queue-mode device and, with wait,
 // answers with its result if it arrives in time.
-func (g *Gateway) queued(w http.ResponseWriter, r *http.Request, req queue.Request, p path.Path, wait time.Duration, start time.Time) {
+func (g *Gateway) queued(w http.ResponseWriter, r *http.Request, op *opCall) {
+	req, p, wait, start := op.req, op.p, op.wait, op.start
 	id, err := g.squeue.Enqueue(r.Context(), req)
 	if err != nil {
 		if storeDown(w, err) {
@@ -752,8 +775,7 @@ func (g *Gateway) listJobs(w http.ResponseWriter, r *http.Request) {
 			return true
 		})
 	}
-	items, more := pg.page()
-	writeJSON(w, 200, pageBody("jobs", items, more, pg.total, func(id uint64) any {
+	writeJSON(w, 200, pg.body("jobs", func(id uint64) any {
 		if rec, err := g.qm.Get(id); err == nil {
 			return g.job(rec)
 		}

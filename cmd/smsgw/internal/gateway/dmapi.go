@@ -158,7 +158,7 @@ func (g *Gateway) dmCall(w http.ResponseWriter, r *http.Request, op string, what
 		return
 	case err != nil:
 		g.metrics.opLatency.WithLabelValues(op, "error").Observe(since(start))
-		writeOpError(w, ep, op, what, timeout, err)
+		writeOpError(w, opRef{ep: ep, op: op, what: what, timeout: timeout}, err)
 		return
 	}
 	g.metrics.opLatency.WithLabelValues(op, "ok").Observe(since(start))

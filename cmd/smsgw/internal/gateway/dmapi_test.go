@@ -192,9 +192,11 @@ func TestDeviceManagementAPI(t *testing.T) {
 	got := toJSON(v)
 	for _, w := range []string{`{"path":"/31024/10/3","source":"send","text":"9.25","time":"`, `"type":"Float","value":9.25}`,
 		`{"path":"/31024/10/5","source":"write-composite","text":"x"`, `{"path":"/3/0/0","source":"send"`} {
-		if code != 200 || !strings.Contains(got, w) {
-			t.Errorf("values: %d %s lacks %s", code, got, w)
-		}
+		t.Run(w, func(t *testing.T) {
+			if code != 200 || !strings.Contains(got, w) {
+				t.Errorf("values: %d %s lacks %s", code, got, w)
+			}
+		})
 	}
 }
 
@@ -236,9 +238,11 @@ func TestOpenAPIDocumentsDMRoutes(t *testing.T) {
 	for _, p := range []string{"/api/v1/devices/{ep}/discover/{path}", "/api/v1/devices/{ep}/attributes/{path}",
 		"/api/v1/devices/{ep}/composite/read", "/api/v1/devices/{ep}/composite/write", "/api/v1/devices/{ep}/composite/observe",
 		"/api/v1/devices/{ep}/values", "/api/v1/objects", "/api/v1/devices/{ep}/sms"} {
-		if doc.Paths[p] == nil {
-			t.Errorf("openapi.json lacks %s", p)
-		}
+		t.Run(p, func(t *testing.T) {
+			if doc.Paths[p] == nil {
+				t.Errorf("openapi.json lacks %s", p)
+			}
+		})
 	}
 }
 

@@ -56,13 +56,19 @@ func TestDTLSOverSMSLight(t *testing.T) {
 	a := apiClient{t, g.Info().API}
 	waitFleet(t, a, 2)
 	for _, ep := range []string{"light-dtls-sms-1", "light-sms-1"} {
-		code, v := a.do("GET", "/devices/"+ep+"/data/3/0/0", "")
-		if code != 200 {
-			t.Fatalf("read %s: %d %v", ep, code, v)
-		}
-		_, d := a.do("GET", "/devices/"+ep, "")
-		if d["transport"] != "sms" {
-			t.Fatalf("%s: %v", ep, d)
+		ok := t.Run(ep, func(t *testing.T) {
+			a := apiClient{t, a.base}
+			code, v := a.do("GET", "/devices/"+ep+"/data/3/0/0", "")
+			if code != 200 {
+				t.Fatalf("read %s: %d %v", ep, code, v)
+			}
+			_, d := a.do("GET", "/devices/"+ep, "")
+			if d["transport"] != "sms" {
+				t.Fatalf("%s: %v", ep, d)
+			}
+		})
+		if !ok {
+			t.FailNow()
 		}
 	}
 	reg, ok := g.srv.Lookup("light-dtls-sms-1")

@@ -171,9 +171,46 @@ func StartFleet(ctx context.Context, s FleetSpec, plan []*Light) (*Fleet, error)
 	return f, nil
 }
 
+// start brings one light up, step by step: its LwM2M client and objects,
+// its bearers (SMS, then UDP), its firmware object, then its registration
+// in the background.
 func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
+	binding, err := f.newClient(s, l)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(s.StateDir, l.Name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	fwState, err := loadLightFirmware(dir)
+	if err != nil {
+		return err
+	}
+	if err := l.addObjects(binding, fwState); err != nil {
+		return err
+	}
+	if l.MSISDN != "" {
+		if err := l.openSMS(s, dir); err != nil {
+			return err
+		}
+	}
+	if l.Kind != KindSMS && l.Kind != KindDTLS && l.Kind != KindOSCORESMS && l.Kind != KindDTLSSMS {
+		if err := l.openUDP(s, dir); err != nil {
+			return err
+		}
+	}
+	if err := l.addFirmware(s, dir, fwState); err != nil {
+		return err
+	}
+	return f.register(ctx, s, l, dir)
+}
+
+// newClient creates the light's LwM2M client (l.c) for its kind and returns
+// its binding (U, US or S).
+func (f *Fleet) newClient(s FleetSpec, l *Light) (binding string, err error) {
 	opts := []client.Option{client.WithLifetime(600), client.WithLogger(s.Logger.With("light", l.Name)), client.WithRetry(2 * time.Second)}
-	binding := "U"
+	binding = "U"
 	switch l.Kind {
 	case KindQueue, KindOSCOREQueue:
 		binding = "US"
@@ -188,17 +225,17 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 	opts = append(opts, client.WithBinding(binding))
 	c, err := client.New(l.Name, opts...)
 	if err != nil {
-		return err
+		return "", err
 	}
 	l.c = c
-	dir := filepath.Join(s.StateDir, l.Name)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	fwState, err := loadLightFirmware(dir)
-	if err != nil {
-		return err
-	}
+	return binding, nil
+}
+
+// addObjects gives the light's client its objects: Server, Device (with
+// the firmware version it runs), Connectivity, Light Control, and the
+// registration procedure's settings.
+func (l *Light) addObjects(binding string, fwState *LightFirmware) error {
+	c := l.c
 	must := func(err error) error { return err }
 	if err := errors.Join(
 		must(c.AddServer(client.Server{ShortID: 101, Lifetime: 600, Binding: binding})),
@@ -223,81 +260,96 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 			return err
 		}
 	}
-	if l.MSISDN != "" {
-		var tr sms.Transport
-		if s.SMSTransport != nil {
-			if tr, err = s.SMSTransport(l.MSISDN); err != nil {
-				return err
-			}
-		} else {
-			link, err := newEndpointLink(s.Network, l.MSISDN)
-			if err != nil {
-				return err
-			}
-			l.link, tr = link, link
+	return nil
+}
+
+// openSMS opens the light's SMS bearer (l.smsB, state in dir) on its SIM,
+// OSCORE-wrapped for OSCORE lights, and its SMS Endpoint (l.smsEP) but for
+// DTLS-over-SMS lights, whose Endpoint comes with their DTLS session.
+func (l *Light) openSMS(s FleetSpec, dir string) error {
+	var tr sms.Transport
+	var err error
+	if s.SMSTransport != nil {
+		if tr, err = s.SMSTransport(l.MSISDN); err != nil {
+			return err
 		}
-		mode := sms.ModeNoSec
-		if l.OSCORE != nil {
-			mode = sms.ModeOSCORE
-		}
-		if l.Kind == KindDTLSSMS {
-			mode = sms.ModeDTLS
-		}
-		b, err := sms.New(tr, sms.Config{
-			StateDir: dir,
-			Peers:    map[string]sms.Peer{l.ServerSIM: {Security: mode, SIM: l.MSISDN}},
-			Worker:   outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second},
-			Logger:   s.Logger.With("light", l.Name, "bearer", "sms"),
-		})
+	} else {
+		link, err := newEndpointLink(s.Network, l.MSISDN)
 		if err != nil {
 			return err
 		}
-		l.smsB = b
-		var sb bearer.Bearer = b
-		if l.OSCORE != nil {
-			a, err := sms.ParseMSISDN(l.ServerSIM)
-			if err != nil {
-				return err
-			}
-			var reg net.Addr = a
-			if l.sleeps() { // registers over UDP, woken over SMS
-				reg = s.ServerUDP
-			}
-			if sb, err = l.wrapOSCORE(dir, b, a, reg); err != nil {
-				return err
-			}
-		}
-		if l.Kind != KindDTLSSMS { // a DTLS light's Endpoint comes with its session (startDTLSSMS)
-			if l.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(c)); err != nil {
-				return err
-			}
-		}
+		l.link, tr = link, link
 	}
-	if l.Kind != KindSMS && l.Kind != KindDTLS && l.Kind != KindOSCORESMS && l.Kind != KindDTLSSMS {
-		u, err := listenStable(dir)
+	mode := sms.ModeNoSec
+	if l.OSCORE != nil {
+		mode = sms.ModeOSCORE
+	}
+	if l.Kind == KindDTLSSMS {
+		mode = sms.ModeDTLS
+	}
+	b, err := sms.New(tr, sms.Config{
+		StateDir: dir,
+		Peers:    map[string]sms.Peer{l.ServerSIM: {Security: mode, SIM: l.MSISDN}},
+		Worker:   outbox.WorkerConfig{Poll: 20 * time.Millisecond, BackoffMin: 50 * time.Millisecond, BackoffMax: time.Second},
+		Logger:   s.Logger.With("light", l.Name, "bearer", "sms"),
+	})
+	if err != nil {
+		return err
+	}
+	l.smsB = b
+	var sb bearer.Bearer = b
+	if l.OSCORE != nil {
+		a, err := sms.ParseMSISDN(l.ServerSIM)
 		if err != nil {
 			return err
 		}
-		var b bearer.Bearer = u
-		if l.sleeps() {
-			l.sleepy = &sleepyBearer{Bearer: u, window: s.Awake}
-			b = l.sleepy
+		var reg net.Addr = a
+		if l.sleeps() { // registers over UDP, woken over SMS
+			reg = s.ServerUDP
 		}
-		if l.OSCORE != nil {
-			if b, err = l.wrapOSCORE(dir, b, s.ServerUDP, s.ServerUDP); err != nil {
-				u.Close()
-				return err
-			}
-		}
-		if l.udpEP, err = bearer.NewEndpoint(b, bearer.WithHandler(c)); err != nil {
+		if sb, err = l.wrapOSCORE(dir, b, a, reg); err != nil {
 			return err
 		}
 	}
-	// Object 5: the light checks, applies and "reboots" into a package
-	// (bad checksum: Update Result 5). UDP lights pull over CoAP too; SMS
-	// and DTLS lights take pushes only.
+	if l.Kind != KindDTLSSMS { // a DTLS light's Endpoint comes with its session (startDTLSSMS)
+		if l.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(l.c)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openUDP opens the light's UDP Endpoint (l.udpEP) on its stable port
+// (listenStable), asleep between wake-ups for queue lights and
+// OSCORE-wrapped for OSCORE lights.
+func (l *Light) openUDP(s FleetSpec, dir string) error {
+	u, err := listenStable(dir)
+	if err != nil {
+		return err
+	}
+	var b bearer.Bearer = u
+	if l.sleeps() {
+		l.sleepy = &sleepyBearer{Bearer: u, window: s.Awake}
+		b = l.sleepy
+	}
+	if l.OSCORE != nil {
+		if b, err = l.wrapOSCORE(dir, b, s.ServerUDP, s.ServerUDP); err != nil {
+			u.Close()
+			return err
+		}
+	}
+	if l.udpEP, err = bearer.NewEndpoint(b, bearer.WithHandler(l.c)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// addFirmware gives the light Object 5 (l.fw): the light checks, applies
+// and "reboots" into a package (bad checksum: Update Result 5). UDP lights
+// pull over CoAP too; SMS and DTLS lights take pushes only.
+func (l *Light) addFirmware(s FleetSpec, dir string, fwState *LightFirmware) error {
 	l.fwBase = fwState.Applied
-	fw, err := firmware.NewDevice(c, firmware.DeviceConfig{Endpoint: l.udpEP, PushOnly: l.udpEP == nil,
+	fw, err := firmware.NewDevice(l.c, firmware.DeviceConfig{Endpoint: l.udpEP, PushOnly: l.udpEP == nil,
 		Applied: func(v string) {
 			// The light "flashes" the version before it reboots: it
 			// survives a restart of the daemon, and so does the count.
@@ -311,6 +363,13 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		return err
 	}
 	l.fw = fw
+	return nil
+}
+
+// register starts the light's registration in the background, on its
+// bearer: over a DTLS session (startDTLS, startDTLSSMS), over SMS for SMS
+// lights, else over UDP.
+func (f *Fleet) register(ctx context.Context, s FleetSpec, l *Light, dir string) error {
 	ep, srv := l.udpEP, s.ServerUDP
 	if l.Kind == KindSMS || l.Kind == KindOSCORESMS {
 		a, err := sms.ParseMSISDN(l.ServerSIM)
@@ -335,7 +394,7 @@ func (f *Fleet) start(ctx context.Context, s FleetSpec, l *Light) error {
 		defer f.wg.Done()
 		// The registration procedure with its backoff; it gives up for
 		// good when every attempt failed (no SMS storm).
-		if err := c.StartRetry(ctx, ep, srv); err != nil && ctx.Err() == nil {
+		if err := l.c.StartRetry(ctx, ep, srv); err != nil && ctx.Err() == nil {
 			f.log.Error("demo light: registration failed", "light", l.Name, "err", err)
 		}
 	}()

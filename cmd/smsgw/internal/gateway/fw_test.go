@@ -227,9 +227,11 @@ func TestFirmwareAPI(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{`smsgw_firmware_campaigns{state="done"} 1`, `smsgw_firmware_devices_total{outcome="failed"} 1`,
 		fmt.Sprintf(`smsgw_firmware_served_bytes_total{server="coap+udp"} %d`+"\n", 2*len(pkg)), `smsgw_firmware_store{gauge="images"} 2`, `smsgw_firmware_served_bytes_total{server="http"}`} {
-		if !strings.Contains(string(m), want) {
-			t.Errorf("metrics lack %s", want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		})
 	}
 }
 
@@ -279,9 +281,11 @@ func TestFirmwareWebUI(t *testing.T) {
 		regexp.MustCompile(`id="campaign-name">` + cid + ` → 2\.5\.0: done, 1 failed<`),
 		regexp.MustCompile(`<tr data-endpoint="light-udp-1"[^>]*><td>light-udp-1</td><td class="dev-failed">failed</td>.*?<td>5</td><td class="reason"></td><td class="err">[^<]*integrity`),
 	} {
-		if !want.MatchString(dom) {
-			t.Errorf("page lacks %s", want)
-		}
+		t.Run(want.String(), func(t *testing.T) {
+			if !want.MatchString(dom) {
+				t.Errorf("page lacks %s", want)
+			}
+		})
 	}
 	if t.Failed() {
 		t.Logf("DOM:\n%s", dom)

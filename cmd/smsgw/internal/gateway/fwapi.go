@@ -72,8 +72,7 @@ func (g *Gateway) listImages(w http.ResponseWriter, r *http.Request) {
 	for _, im := range g.fw.store.List() {
 		pg.add(timeKey(im.Created.UnixNano(), im.ID), im)
 	}
-	items, more := pg.page()
-	writeJSON(w, 200, pageBody("images", items, more, pg.total, func(im firmware.ImageInfo) any { return im }, nil))
+	writeJSON(w, 200, pg.body("images", func(im firmware.ImageInfo) any { return im }, nil))
 }
 
 func (g *Gateway) getImage(w http.ResponseWriter, r *http.Request) {
@@ -296,8 +295,7 @@ func (g *Gateway) listCampaigns(w http.ResponseWriter, r *http.Request) {
 	for _, c := range g.fw.campaigns() {
 		pg.add(timeKey(c.Created.UnixNano(), c.ID), c)
 	}
-	items, more := pg.page()
-	writeJSON(w, 200, pageBody("campaigns", items, more, pg.total, func(c firmware.Report) any { return c }, nil))
+	writeJSON(w, 200, pg.body("campaigns", func(c firmware.Report) any { return c }, nil))
 }
 
 func (g *Gateway) getCampaign(w http.ResponseWriter, r *http.Request) {
@@ -323,9 +321,8 @@ func (g *Gateway) getCampaign(w http.ResponseWriter, r *http.Request) {
 	for _, d := range rep.Devices {
 		pg.add(d.Endpoint, d)
 	}
-	items, more := pg.page()
 	rep.Devices = nil
-	body := pageBody("devices", items, more, pg.total, func(d firmware.DeviceState) any { return d },
+	body := pg.body("devices", func(d firmware.DeviceState) any { return d },
 		map[string]any{"failed": rep.Failed()})
 	body["campaign"] = campaignPage{Report: rep, Devices: body["devices"].([]json.RawMessage)}
 	delete(body, "devices")

@@ -168,8 +168,10 @@ func New(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Gateway, e
 }
 
 // start starts the parts in order; New stops them again on an error.
+// The order matters: each part uses the ones started before it (the
+// LwM2M server the SMS bearers, the queue the server, the API both), and
+// the data dir is marked initialised last, once everything runs.
 func (g *Gateway) start(ctx context.Context) error {
-	cfg, log := g.cfg, g.log
 	err := g.setToken()
 	if err != nil {
 		return err
@@ -177,38 +179,82 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err = g.openRedis(ctx); err != nil {
 		return err
 	}
-	for _, d := range cfg.SMS.Devices {
-		g.devices[d.Endpoint] = d
-	}
-	g.psk = map[string]config.PSK{}
-	for _, p := range cfg.LwM2M.PSK {
-		g.psk[p.Identity] = p
-	}
-	sims, err := g.startModems(ctx)
+	g.indexDevices()
+	sims, err := g.startSMSBearers(ctx)
 	if err != nil {
 		return err
 	}
+	if err = g.startLwM2M(ctx, sims); err != nil {
+		return err
+	}
+	if err = g.startAPI(); err != nil {
+		return err
+	}
+	if err = g.cluster.start(ctx); err != nil {
+		return err
+	}
+	if err = g.startFirmware(ctx); err != nil {
+		return err
+	}
+	if err = g.startDemoFleet(ctx, sims); err != nil {
+		return err
+	}
+	if err := g.lock.SetAPI(strings.TrimSuffix(g.Info().API, "/api/v1")); err != nil {
+		return err
+	}
+	return state.MarkInitialised(g.cfg.DataDir)
+}
+
+// indexDevices indexes the configured SMS devices by endpoint and the
+// configured PSKs by identity (startModems adds the demo lights').
+func (g *Gateway) indexDevices() {
+	for _, d := range g.cfg.SMS.Devices {
+		g.devices[d.Endpoint] = d
+	}
+	g.psk = map[string]config.PSK{}
+	for _, p := range g.cfg.LwM2M.PSK {
+		g.psk[p.Identity] = p
+	}
+}
+
+// startSMSBearers opens the modems, the simulated SMSC and the SMPP links,
+// the OSCORE contexts and the SMS bearer over them, and returns the server
+// SIMs (the modems' first, then the SMPP links').
+func (g *Gateway) startSMSBearers(ctx context.Context) ([]string, error) {
+	sims, err := g.startModems(ctx)
+	if err != nil {
+		return nil, err
+	}
 	var simLinks []config.SMPPLink
-	if cfg.Simulator.Enabled && cfg.Simulator.SMPP {
+	if g.cfg.Simulator.Enabled && g.cfg.Simulator.SMPP {
 		l, err := g.startSimSMSC()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		simLinks = append(simLinks, l)
 	}
 	modemSIMs := sims
 	smppSIMs, err := g.startSMPP(simLinks)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	sims = append(append([]string(nil), sims...), smppSIMs...)
 	if err = g.startOSCORE(); err != nil {
-		return err
+		return nil, err
 	}
 	if err = g.startSMS(sims, modemSIMs); err != nil {
-		return err
+		return nil, err
 	}
-	if err = g.newCluster(sims); err != nil {
+	return sims, nil
+}
+
+// startLwM2M starts the LwM2M side on the bearers: the cluster, the
+// firmware store, the object models, the server and its queue, the stored
+// values and SMS spend, and the loops that keep them (stopped by the
+// gateway's context and waited for by Shutdown).
+func (g *Gateway) startLwM2M(ctx context.Context, sims []string) error {
+	err := g.newCluster(sims)
+	if err != nil {
 		return err
 	}
 	if err = g.openFirmwareStore(); err != nil {
@@ -235,32 +281,26 @@ func (g *Gateway) start(ctx context.Context) error {
 	go g.snapshotValues(ctx)
 	go g.events(ctx)
 	go g.spendLoop(ctx)
-	if err = g.startAPI(); err != nil {
-		return err
+	return nil
+}
+
+// startDemoFleet starts the simulator's demo lights (when there are any)
+// against the server's UDP and DTLS addresses and sims.
+func (g *Gateway) startDemoFleet(ctx context.Context, sims []string) error {
+	cfg := g.cfg
+	if !cfg.Simulator.Enabled || len(g.plan) == 0 {
+		return nil
 	}
-	if err = g.cluster.start(ctx); err != nil {
-		return err
+	f := cfg.Simulator.Fleet
+	spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, Awake: f.Awake,
+		ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
+		StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: g.log.With("component", "fleet")}
+	if g.dtlsEP != nil {
+		spec.ServerDTLS = g.dtlsEP.LocalAddr()
 	}
-	if err = g.startFirmware(ctx); err != nil {
-		return err
-	}
-	if cfg.Simulator.Enabled && len(g.plan) > 0 {
-		f := cfg.Simulator.Fleet
-		spec := FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, Awake: f.Awake,
-			ServerUDP: g.udpEP.LocalAddr(), ServerSIMs: sims, Network: g.simNet,
-			StateDir: filepath.Join(cfg.DataDir, "fleet"), Logger: log.With("component", "fleet")}
-		if g.dtlsEP != nil {
-			spec.ServerDTLS = g.dtlsEP.LocalAddr()
-		}
-		g.fleet, err = StartFleet(ctx, spec, g.plan)
-		if err != nil {
-			return err
-		}
-	}
-	if err := g.lock.SetAPI(strings.TrimSuffix(g.Info().API, "/api/v1")); err != nil {
-		return err
-	}
-	return state.MarkInitialised(g.cfg.DataDir)
+	var err error
+	g.fleet, err = StartFleet(ctx, spec, g.plan)
+	return err
 }
 
 // startModems opens the modems (virtual ones on ptys in simulator mode) and
@@ -428,7 +468,39 @@ func (g *Gateway) startSMS(sims, modemSIMs []string) error {
 	return g.metrics.reg.Register(newSMSCollector(b, g.pool, func() []*modem.Modem { return g.modems }))
 }
 
-func (g *Gateway) startServer() (err error) {
+// startServer opens the registration store and starts the LwM2M server,
+// then attaches its bearers in order: UDP, DTLS, SMS (or, in proxy mode,
+// the proxy of the SMS devices).
+func (g *Gateway) startServer() error {
+	err := g.openRegistry()
+	if err != nil {
+		return err
+	}
+	policy, err := g.policyOptions()
+	if err != nil {
+		return err
+	}
+	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
+		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
+	g.srv, err = server.New(g.regs, opts...)
+	if err != nil {
+		return err
+	}
+	if err = g.attachUDP(); err != nil {
+		return err
+	}
+	if err = g.attachDTLS(); err != nil {
+		return err
+	}
+	if err = g.attachSMS(); err != nil {
+		return err
+	}
+	return g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
+}
+
+// openRegistry opens the registration store (g.regs): the shared one in
+// Redis, else registrations.db.
+func (g *Gateway) openRegistry() error {
 	ropts := registry.Options{Grace: 30 * time.Second, MaxRegistrations: g.cfg.LwM2M.MaxRegistrations}
 	dec := func(network, addr string) (net.Addr, error) {
 		if network == sms.Network {
@@ -452,85 +524,90 @@ func (g *Gateway) startServer() (err error) {
 		regs = b
 	}
 	g.regs = regs
-	policy, err := g.policyOptions()
+	return nil
+}
+
+// attachUDP listens on lwm2m.udp (when set) and attaches the CoAP Endpoint
+// there (OSCORE-wrapped when contexts are configured) to the server.
+func (g *Gateway) attachUDP() error {
+	if g.cfg.LwM2M.UDP == "" {
+		return nil
+	}
+	u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
 	if err != nil {
+		return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
+	}
+	ub, err := g.wrapOSCORE(u, "udp")
+	if err != nil {
+		u.Close()
 		return err
 	}
-	opts := append([]server.Option{server.WithLogger(g.log.With("component", "lwm2m")), server.WithModel(g.model),
-		server.WithStrictBinding(g.cfg.LwM2M.StrictBinding)}, append(policy, g.serverNode()...)...)
-	g.srv, err = server.New(regs, opts...)
-	if err != nil {
+	if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
+		bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
+		u.Close()
 		return err
 	}
-	defer func() {
-		if err == nil {
-			err = g.metrics.reg.Register(newPolicyCollector(g.srv, g.dtls))
-		}
-	}()
-	if g.cfg.LwM2M.UDP != "" {
-		u, err := udp.Listen("udp", g.cfg.LwM2M.UDP)
-		if err != nil {
-			return listenError("lwm2m.udp", g.cfg.LwM2M.UDP, err)
-		}
-		ub, err := g.wrapOSCORE(u, "udp")
-		if err != nil {
-			u.Close()
-			return err
-		}
-		if g.udpEP, err = bearer.NewEndpoint(ub, bearer.WithHandler(g.lwm2mHandler("udp", &g.udpEP)),
-			bearer.WithMetrics(endpointMetrics{g.metrics, "udp"}), bearer.WithLogger(g.log.With("component", "coap-udp"))); err != nil {
-			u.Close()
-			return err
-		}
-		g.srv.Attach("udp", g.udpEP)
+	g.srv.Attach("udp", g.udpEP)
+	return nil
+}
+
+// attachDTLS listens on lwm2m.dtls (when set) and attaches the CoAP
+// Endpoint over the DTLS server there (g.dtls) to the server.
+func (g *Gateway) attachDTLS() error {
+	if g.cfg.LwM2M.DTLS == "" {
+		return nil
 	}
-	if g.cfg.LwM2M.DTLS != "" {
-		u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
-		if err != nil {
-			return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
-		}
-		dcfg, err := g.dtlsConfig("udp")
-		if err != nil {
-			u.Close()
-			return err
-		}
-		ds, err := secure.NewServer(u, dcfg)
-		if err != nil {
-			u.Close()
-			return fmt.Errorf("dtls: %w", err)
-		}
-		g.dtls = ds
-		if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.lwm2mHandler("dtls", &g.dtlsEP)),
-			bearer.WithMetrics(endpointMetrics{g.metrics, "dtls"}), bearer.WithLogger(g.log.With("component", "coap-dtls"))); err != nil {
-			ds.Close()
-			return err
-		}
-		g.srv.Attach("dtls", g.dtlsEP)
-		if err := g.metrics.reg.Register(newDTLSCollector(ds)); err != nil {
-			return err
-		}
+	u, err := udp.Listen("udp", g.cfg.LwM2M.DTLS)
+	if err != nil {
+		return listenError("lwm2m.dtls", g.cfg.LwM2M.DTLS, err)
 	}
-	if g.smsB != nil && g.cfg.Mode == "proxy" {
+	dcfg, err := g.dtlsConfig("udp")
+	if err != nil {
+		u.Close()
+		return err
+	}
+	ds, err := secure.NewServer(u, dcfg)
+	if err != nil {
+		u.Close()
+		return fmt.Errorf("dtls: %w", err)
+	}
+	g.dtls = ds
+	if g.dtlsEP, err = bearer.NewEndpoint(ds, bearer.WithHandler(g.lwm2mHandler("dtls", &g.dtlsEP)),
+		bearer.WithMetrics(endpointMetrics{g.metrics, "dtls"}), bearer.WithLogger(g.log.With("component", "coap-dtls"))); err != nil {
+		ds.Close()
+		return err
+	}
+	g.srv.Attach("dtls", g.dtlsEP)
+	return g.metrics.reg.Register(newDTLSCollector(ds))
+}
+
+// attachSMS attaches the CoAP Endpoint over the SMS bearer (when there is
+// one) to the server, or in proxy mode bridges the SMS devices that are
+// not woken by trigger to the external server (g.proxy).
+func (g *Gateway) attachSMS() error {
+	if g.smsB == nil {
+		return nil
+	}
+	var err error
+	if g.cfg.Mode == "proxy" {
 		bridged := map[string]string{}
 		for _, d := range g.devices {
 			if !d.Trigger {
 				bridged[d.MSISDN] = d.Endpoint
 			}
 		}
-		if g.proxy, err = newProxy(g.smsB, g.cfg.Proxy.Server, g.cfg.Proxy.Bind, bridged, g.log.With("component", "proxy")); err != nil {
-			return err
-		}
-	} else if g.smsB != nil {
-		sb, err := g.smsServerBearer()
-		if err != nil {
-			return err
-		}
-		if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
-			bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
-			return err
-		}
-		g.srv.Attach("sms", g.smsEP)
+		g.proxy, err = newProxy(g.smsB, g.cfg.Proxy.Server, g.cfg.Proxy.Bind, bridged, g.log.With("component", "proxy"))
+		return err
 	}
+	sb, err := g.smsServerBearer()
+	if err != nil {
+		return err
+	}
+	if g.smsEP, err = bearer.NewEndpoint(sb, bearer.WithHandler(g.srv.Handler("sms")),
+		bearer.WithMetrics(endpointMetrics{g.metrics, "sms"}), bearer.WithLogger(g.log.With("component", "coap-sms"))); err != nil {
+		return err
+	}
+	g.srv.Attach("sms", g.smsEP)
 	return nil
 }
 
@@ -757,83 +834,124 @@ func (g *Gateway) Info() Info {
 func (g *Gateway) Shutdown(ctx context.Context) error {
 	var errs []error
 	g.closed.Do(func() {
-		if g.httpSrv != nil {
-			g.hub.close()
-			if err := g.httpSrv.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("http: %w", err))
-				g.httpSrv.Close()
-			}
-		}
+		errs = append(errs, g.stopAPI(ctx)...)
 		if g.fleet != nil {
 			g.fleet.Close()
 		}
 		g.cluster.stop()
 		g.cancel()
-		errs = append(errs, g.closeFirmware())
-		if g.squeue != nil {
-			errs = append(errs, g.squeue.Close())
-		}
-		if g.srv != nil {
-			errs = append(errs, g.srv.Close())
-		}
-		g.wg.Wait()
-		if g.udpEP != nil {
-			errs = append(errs, g.udpEP.Close())
-		}
-		if g.dtlsEP != nil {
-			errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
-		}
-		if g.proxy != nil {
-			// De-register the bridged devices upstream while their
-			// sockets are still open (the external server would
-			// otherwise keep them until their lifetime runs out).
-			g.proxy.deregisterAll(ctx)
-			g.proxy.Close()
-		}
-		if g.smsEP != nil {
-			errs = append(errs, g.smsEP.Close()) // closes g.smsB
-		} else if g.smsB != nil {
-			errs = append(errs, g.smsB.Close())
-		}
-		if g.proxy != nil {
-			g.proxy.wait()
-		}
-		g.closeSMPP()
-		if g.oscStore != nil {
-			errs = append(errs, g.oscStore.Close())
-		}
-		if g.dtlsSess != nil {
-			errs = append(errs, g.dtlsSess.Close())
-		}
-		if g.link != nil {
-			g.link.Close()
-		}
-		if g.pool != nil {
-			g.pool.Close()
-		}
-		for _, m := range g.modems {
-			m.Close()
-		}
-		if g.quar != nil {
-			errs = append(errs, g.quar.Close())
-		}
-		if g.simNet != nil {
-			g.simNet.Close()
-		}
-		if g.qs != nil {
-			errs = append(errs, g.qs.Close())
-		}
-		if g.regs != nil {
-			errs = append(errs, g.regs.Close())
-		}
-		if g.sharedBind != nil {
-			errs = append(errs, g.sharedBind.Close())
-		}
-		if g.rdb != nil {
-			errs = append(errs, g.rdb.Close())
-		}
-		errs = append(errs, g.closeStateDBs())
-		errs = append(errs, g.lock.Release())
+		errs = append(errs, g.stopLwM2M()...)
+		errs = append(errs, g.closeBearers(ctx)...)
+		errs = append(errs, g.closeModems()...)
+		errs = append(errs, g.closeStores()...)
 	})
 	return errors.Join(errs...)
+}
+
+// stopAPI stops the event streams and the HTTP server, waiting for the
+// requests in flight until ctx ends (then it closes their connections).
+func (g *Gateway) stopAPI(ctx context.Context) []error {
+	if g.httpSrv == nil {
+		return nil
+	}
+	g.hub.close()
+	if err := g.httpSrv.Shutdown(ctx); err != nil {
+		g.httpSrv.Close()
+		return []error{fmt.Errorf("http: %w", err)}
+	}
+	return nil
+}
+
+// stopLwM2M stops firmware updates, the queue (queued requests stay in the
+// store) and the server, then waits for the gateway's loops (start).
+func (g *Gateway) stopLwM2M() []error {
+	errs := []error{g.closeFirmware()}
+	if g.squeue != nil {
+		errs = append(errs, g.squeue.Close())
+	}
+	if g.srv != nil {
+		errs = append(errs, g.srv.Close())
+	}
+	g.wg.Wait()
+	return errs
+}
+
+// closeBearers closes the CoAP Endpoints and their bearers (the SMS outbox
+// keeps what is not sent), the proxy (de-registering its devices upstream
+// first), the SMPP links and the security state (OSCORE contexts, DTLS
+// sessions).
+func (g *Gateway) closeBearers(ctx context.Context) []error {
+	var errs []error
+	if g.udpEP != nil {
+		errs = append(errs, g.udpEP.Close())
+	}
+	if g.dtlsEP != nil {
+		errs = append(errs, g.dtlsEP.Close()) // closes g.dtls
+	}
+	if g.proxy != nil {
+		// De-register the bridged devices upstream while their
+		// sockets are still open (the external server would
+		// otherwise keep them until their lifetime runs out).
+		g.proxy.deregisterAll(ctx)
+		g.proxy.Close()
+	}
+	if g.smsEP != nil {
+		errs = append(errs, g.smsEP.Close()) // closes g.smsB
+	} else if g.smsB != nil {
+		errs = append(errs, g.smsB.Close())
+	}
+	if g.proxy != nil {
+		g.proxy.wait()
+	}
+	g.closeSMPP()
+	if g.oscStore != nil {
+		errs = append(errs, g.oscStore.Close())
+	}
+	if g.dtlsSess != nil {
+		errs = append(errs, g.dtlsSess.Close())
+	}
+	return errs
+}
+
+// closeModems closes the modem link, the pool and the modems, the
+// quarantine of undeliverable SMS, and the simulated network.
+func (g *Gateway) closeModems() []error {
+	if g.link != nil {
+		g.link.Close()
+	}
+	if g.pool != nil {
+		g.pool.Close()
+	}
+	for _, m := range g.modems {
+		m.Close()
+	}
+	var errs []error
+	if g.quar != nil {
+		errs = append(errs, g.quar.Close())
+	}
+	if g.simNet != nil {
+		g.simNet.Close()
+	}
+	return errs
+}
+
+// closeStores closes the queue and registration stores, the shared store,
+// the state files, and releases the data dir's lock last.
+func (g *Gateway) closeStores() []error {
+	var errs []error
+	if g.qs != nil {
+		errs = append(errs, g.qs.Close())
+	}
+	if g.regs != nil {
+		errs = append(errs, g.regs.Close())
+	}
+	if g.sharedBind != nil {
+		errs = append(errs, g.sharedBind.Close())
+	}
+	if g.rdb != nil {
+		errs = append(errs, g.rdb.Close())
+	}
+	errs = append(errs, g.closeStateDBs())
+	errs = append(errs, g.lock.Release())
+	return errs
 }

@@ -223,9 +223,11 @@ func TestGatewayAPI(t *testing.T) {
 		`smsgw_lwm2m_operation_seconds_count{op="read",outcome="ok"}`,
 		`smsgw_modem_commands_total{`,
 	} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		})
 	}
 
 	// The event stream takes the token as access_token for browsers.
@@ -257,9 +259,11 @@ func TestOpenAPIDocument(t *testing.T) {
 		"/api/v1/firmware", "/api/v1/firmware/{id}", "/api/v1/devices/{ep}/firmware", "/api/v1/firmware-jobs/{id}",
 		"/api/v1/campaigns", "/api/v1/campaigns/{id}", "/api/v1/campaigns/{id}/{action}", "/fw/{id}",
 		"/api/v1/sms/quarantine", "/api/v1/sms/quarantine/{id}"} {
-		if doc.Paths[p] == nil {
-			t.Errorf("openapi.json lacks %s", p)
-		}
+		t.Run(p, func(t *testing.T) {
+			if doc.Paths[p] == nil {
+				t.Errorf("openapi.json lacks %s", p)
+			}
+		})
 	}
 }
 

@@ -127,9 +127,11 @@ func TestHTTPRefusals(t *testing.T) {
 	m, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, reason := range []string{"body_too_large", "header_too_large", "not_found", "method_not_allowed"} {
-		if !strings.Contains(string(m), `smsgw_api_refused_total{reason="`+reason+`"}`) {
-			t.Errorf("no smsgw_api_refused_total for %s", reason)
-		}
+		t.Run(reason, func(t *testing.T) {
+			if !strings.Contains(string(m), `smsgw_api_refused_total{reason="`+reason+`"}`) {
+				t.Errorf("no smsgw_api_refused_total for %s", reason)
+			}
+		})
 	}
 }
 
@@ -188,10 +190,12 @@ func TestClientKey(t *testing.T) {
 		{"[2001:db8:1:2:bbbb::9]:80", "2001:db8:1:2::/64"},
 		{"[::ffff:192.0.2.7]:1", "192.0.2.7/32"},
 	} {
-		a, _ := net.ResolveTCPAddr("tcp", c.addr)
-		if got := clientKey(a); got != netip.MustParsePrefix(c.want) {
-			t.Errorf("%s: %v, want %s", c.addr, got, c.want)
-		}
+		t.Run(c.addr, func(t *testing.T) {
+			a, _ := net.ResolveTCPAddr("tcp", c.addr)
+			if got := clientKey(a); got != netip.MustParsePrefix(c.want) {
+				t.Errorf("%s: %v, want %s", c.addr, got, c.want)
+			}
+		})
 	}
 }
 

@@ -111,10 +111,12 @@ func (h *keyHeap[T]) Pop() any {
 	return x
 }
 
-// pageBody encodes a page's items (render turns one into its JSON value)
-// into the answer body under name, stopping at maxPageBytes: then the next
-// cursor is that of the last item included. extra fields are added.
-func pageBody[T any](name string, items []keyed[T], more bool, total int, render func(T) any, extra map[string]any) map[string]any {
+// body encodes the page's items (render turns one into its JSON value)
+// into the answer body under name, with the count and the total, stopping
+// at maxPageBytes: then the next cursor is that of the last item included.
+// extra fields are added.
+func (p *pager[T]) body(name string, render func(T) any, extra map[string]any) map[string]any {
+	items, more := p.page()
 	out := make([]json.RawMessage, 0, len(items))
 	size, last := 0, ""
 	var ind bytes.Buffer
@@ -134,7 +136,7 @@ func pageBody[T any](name string, items []keyed[T], more bool, total int, render
 		out = append(out, b)
 		last = it.key
 	}
-	body := map[string]any{name: out, "count": len(out), "total": total}
+	body := map[string]any{name: out, "count": len(out), "total": p.total}
 	if more && last != "" {
 		body["next_cursor"] = cursorOf(last)
 	}

@@ -52,9 +52,14 @@ func TestProxyMode(t *testing.T) {
 		t.Fatalf("devices share a UDP socket: %v", addrs)
 	}
 	for _, name := range []string{"light-sms-1", "light-sms-2"} {
-		c, err := ext.Read(ctx, name, path.Resource(3, 0, 2))
-		if err != nil || c.Text() != name {
-			t.Fatalf("external server reads %s /3/0/2 through the proxy: %q %v", name, c.Text(), err)
+		ok := t.Run(name, func(t *testing.T) {
+			c, err := ext.Read(ctx, name, path.Resource(3, 0, 2))
+			if err != nil || c.Text() != name {
+				t.Fatalf("external server reads %s /3/0/2 through the proxy: %q %v", name, c.Text(), err)
+			}
+		})
+		if !ok {
+			t.FailNow()
 		}
 	}
 	// Not registered with the embedded server: the proxy owns SMS.
@@ -171,23 +176,28 @@ func TestProxyRefusesForeignEndpointName(t *testing.T) {
 		return b
 	}
 	for _, typ := range []message.Type{message.Confirmable, message.NonConfirmable} {
-		stub.in <- smsDatagram{register("light-sms-2", typ, 0x1234), from}
-		select {
-		case d := <-stub.out:
-			var m message.Message
-			if _, err := coder.DefaultCoder.Decode(d.b, &m); err != nil {
-				t.Fatal(err)
+		ok := t.Run(typ.String(), func(t *testing.T) {
+			stub.in <- smsDatagram{register("light-sms-2", typ, 0x1234), from}
+			select {
+			case d := <-stub.out:
+				var m message.Message
+				if _, err := coder.DefaultCoder.Decode(d.b, &m); err != nil {
+					t.Fatal(err)
+				}
+				wantType := message.Acknowledgement
+				if typ == message.NonConfirmable {
+					wantType = message.NonConfirmable
+				}
+				if m.Code != codes.Forbidden || m.Type != wantType || !bytes.Equal(m.Token, []byte{1, 2, 3, 4}) ||
+					(typ == message.Confirmable && m.MessageID != 0x1234) || d.addr.String() != from.String() {
+					t.Fatalf("answer to %v: %+v to %v", typ, m, d.addr)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no 4.03 for %v", typ)
 			}
-			wantType := message.Acknowledgement
-			if typ == message.NonConfirmable {
-				wantType = message.NonConfirmable
-			}
-			if m.Code != codes.Forbidden || m.Type != wantType || !bytes.Equal(m.Token, []byte{1, 2, 3, 4}) ||
-				(typ == message.Confirmable && m.MessageID != 0x1234) || d.addr.String() != from.String() {
-				t.Fatalf("answer to %v: %+v to %v", typ, m, d.addr)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("no 4.03 for %v", typ)
+		})
+		if !ok {
+			t.FailNow() // the datagrams below follow on the same stub
 		}
 	}
 	// Its own name is relayed upstream (and is the first datagram there).

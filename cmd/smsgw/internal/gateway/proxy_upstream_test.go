@@ -149,9 +149,11 @@ func TestProxyUpstreamLifecycle(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{`smsgw_proxy_devices{state="registered"} 2`, `smsgw_proxy_devices{state="bridged"} 2`,
 		`smsgw_proxy_total{what="binding_rewritten"}`, `smsgw_proxy_total{what="up"}`, `smsgw_lwm2m_server_total{what="lenient_binding"} 0`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		})
 	}
 
 	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)

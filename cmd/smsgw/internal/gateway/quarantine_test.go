@@ -54,9 +54,11 @@ func TestQuarantineAPI(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{`smsgw_sms_quarantine{what="entries"} 1`, `smsgw_sms_quarantine{what="put"} 1`,
 		`smsgw_modem_events_total{modem="` + sm.MSISDN() + `",type="quarantined"} 1`} {
-		if !strings.Contains(string(body), want) {
-			t.Errorf("metrics lack %s", want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !strings.Contains(string(body), want) {
+				t.Errorf("metrics lack %s", want)
+			}
+		})
 	}
 	id := itoa(int(e["id"].(float64)))
 	if code, v := a.do("DELETE", "/sms/quarantine/"+id, ""); code != 200 {

@@ -174,24 +174,26 @@ func TestErrorShape(t *testing.T) {
 			// limit (twice that), whose refusal is plain text
 			{"headers too large", 0, 20 << 10, http.StatusRequestHeaderFieldsTooLarge},
 		} {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			req, _ := http.NewRequestWithContext(ctx, "PUT", base+"/api/v1/devices/x/data/3/0/1", strings.NewReader(strings.Repeat("x", tc.body)))
-			req.Header.Set("Authorization", "Bearer "+testToken)
-			if tc.header > 0 {
-				req.Header.Set("X-Padding", strings.Repeat("p", tc.header))
-			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
+			t.Run(tc.name, func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				req, _ := http.NewRequestWithContext(ctx, "PUT", base+"/api/v1/devices/x/data/3/0/1", strings.NewReader(strings.Repeat("x", tc.body)))
+				req.Header.Set("Authorization", "Bearer "+testToken)
+				if tc.header > 0 {
+					req.Header.Set("X-Padding", strings.Repeat("p", tc.header))
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					cancel()
+					t.Fatalf("%s: %v", tc.name, err)
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
 				cancel()
-				t.Fatalf("%s: %v", tc.name, err)
-			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			cancel()
-			var v map[string]any
-			if resp.StatusCode != tc.want || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &v) != nil || v["error"] == nil {
-				t.Fatalf("%s: HTTP %d %q %s, want %d with a JSON error", tc.name, resp.StatusCode, resp.Header.Get("Content-Type"), b, tc.want)
-			}
+				var v map[string]any
+				if resp.StatusCode != tc.want || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || json.Unmarshal(b, &v) != nil || v["error"] == nil {
+					t.Fatalf("%s: HTTP %d %q %s, want %d with a JSON error", tc.name, resp.StatusCode, resp.Header.Get("Content-Type"), b, tc.want)
+				}
+			})
 		}
 	})
 	t.Run("documented errors use the Error schema", func(t *testing.T) {

@@ -150,9 +150,11 @@ func TestMetricsAuth(t *testing.T) {
 		t.Fatalf("/metrics with the token: %d", code)
 	}
 	for _, p := range []string{"/healthz", "/openapi.json"} {
-		if code, _ := get(p, ""); code != 200 {
-			t.Fatalf("%s: %d", p, code)
-		}
+		t.Run(p, func(t *testing.T) {
+			if resp, _ := rawCall(t, ctx, "GET", root+p, ""); resp.StatusCode != 200 {
+				t.Fatalf("%s: %d", p, resp.StatusCode)
+			}
+		})
 	}
 }
 

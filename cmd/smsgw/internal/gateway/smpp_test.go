@@ -57,13 +57,15 @@ func TestGatewaySMPPSimulator(t *testing.T) {
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	for _, what := range []string{"submitted", "receipts", "received"} {
-		m := regexp.MustCompile(`smsgw_smpp_total\{link="simulator",what="` + what + `"\} (\d+)`).FindSubmatch(body)
-		if m == nil {
-			t.Fatalf("no %s metric", what)
-		}
-		if n, _ := strconv.Atoi(string(m[1])); n == 0 {
-			t.Errorf("smpp %s = 0", what)
-		}
+		t.Run(what, func(t *testing.T) {
+			m := regexp.MustCompile(`smsgw_smpp_total\{link="simulator",what="` + what + `"\} (\d+)`).FindSubmatch(body)
+			if m == nil {
+				t.Fatalf("no %s metric", what)
+			}
+			if n, _ := strconv.Atoi(string(m[1])); n == 0 {
+				t.Errorf("smpp %s = 0", what)
+			}
+		})
 	}
 	if !strings.Contains(string(body), `smsgw_smpp_state{link="simulator",what="bound"} 1`) {
 		t.Error("link not bound in metrics")

@@ -111,9 +111,11 @@ func TestSpendBookBoundsAndSnapshot(t *testing.T) {
 		t.Fatalf("restored %v", c.recent(3))
 	}
 	for _, bad := range []string{`{`, `{"day": "x"}`, strings.Repeat("[", 10)} {
-		if err := c.load(strings.NewReader(bad)); err == nil {
-			t.Errorf("%q loaded", bad)
-		}
+		t.Run(bad, func(t *testing.T) {
+			if err := c.load(strings.NewReader(bad)); err == nil {
+				t.Errorf("%q loaded", bad)
+			}
+		})
 	}
 	// Entries with a bad day or no numbers are left out; of a day given
 	// twice the first is kept.

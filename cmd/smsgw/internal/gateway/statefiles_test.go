@@ -44,9 +44,11 @@ func TestStateFilesOfEveryPart(t *testing.T) {
 		names = append(names, f.(map[string]any)["name"].(string))
 	}
 	for _, want := range []string{"dtls-sessions.db", "sms/smpp-simulator.db", "sms/outbox.db", "registrations.db"} {
-		if !slices.Contains(names, want) {
-			t.Errorf("GET /state lists %v, not %s", names, want)
-		}
+		t.Run(want, func(t *testing.T) {
+			if !slices.Contains(names, want) {
+				t.Errorf("GET /state lists %v, not %s", names, want)
+			}
+		})
 	}
 	copies := t.TempDir()
 	for _, n := range names {

@@ -137,8 +137,14 @@ func TestWebUIDeviceManagement(t *testing.T) {
 				{"GET", "/devices/qdev/data/31024/10/1?type=Integer&wait=30s", ""},
 				{"PUT", "/devices/qdev/data/31024/10/5?wait=30s", `{"value": "queued write", "type": "String"}`},
 			} {
-				if code, v := a.do(c.method, c.path, c.body); code != 200 {
-					t.Fatalf("%s %s: %d %v", c.method, c.path, code, v)
+				ok := t.Run(c.method+" "+c.path, func(t *testing.T) {
+					a := apiClient{t, a.base}
+					if code, v := a.do(c.method, c.path, c.body); code != 200 {
+						t.Fatalf("%s %s: %d %v", c.method, c.path, code, v)
+					}
+				})
+				if !ok {
+					t.FailNow() // the page below shows what these requests did
 				}
 			}
 			for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -173,9 +179,11 @@ func TestWebUIDeviceManagement(t *testing.T) {
 			notice := b.waitText("#device-sleep", "Asleep", time.Second)
 			for _, want := range []string{"last heard", "s ago", "the last the server saw", "Read at next wake-up",
 				"queues a read of its 3 object instances", "cannot be woken by SMS"} {
-				if !strings.Contains(notice, want) {
-					t.Errorf("notice %q lacks %q", notice, want)
-				}
+				t.Run(want, func(t *testing.T) {
+					if !strings.Contains(notice, want) {
+						t.Errorf("notice %q lacks %q", notice, want)
+					}
+				})
 			}
 			if err := qc.Set(path.Resource(3, 0, 9), content.NewInt(77)); err != nil {
 				t.Fatal(err)

@@ -39,9 +39,11 @@ func TestWebUIPagesTheFleet(t *testing.T) {
 		regexp.MustCompile(`<button id="fleet-prev" onclick="fleetPage\(-1\)" disabled="">`),
 		regexp.MustCompile(`data-endpoint="light-00099"`),
 	} {
-		if !want.MatchString(dom) {
-			t.Errorf("page lacks %s", want)
-		}
+		t.Run(want.String(), func(t *testing.T) {
+			if !want.MatchString(dom) {
+				t.Errorf("page lacks %s", want)
+			}
+		})
 	}
 	if n := strings.Count(dom, `<tr data-endpoint="light-`); n != 100 {
 		t.Errorf("%d fleet rows, want 100", n)

@@ -81,9 +81,11 @@ func TestWebUIHeadlessChromium(t *testing.T) {
 			regexp.MustCompile(`no queued work`),
 			regexp.MustCompile(`<td>\+491710000001</td>.*?<td>ready</td>`),
 		} {
-			if !want.MatchString(dom) {
-				t.Errorf("page lacks %s", want)
-			}
+			t.Run(want.String(), func(t *testing.T) {
+				if !want.MatchString(dom) {
+					t.Errorf("page lacks %s", want)
+				}
+			})
 		}
 		// A cell the page's read filled says nothing of a "last known"
 		// value (the tooltip of the last values, which may arrive first).

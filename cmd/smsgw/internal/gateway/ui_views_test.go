@@ -62,11 +62,15 @@ func TestWebUICampaignSkipped(t *testing.T) {
 	b.waitExact(row+".count-sms", "0 / none", time.Second)
 	b.waitExact("#campaign-summary", "7 devices: 5 done, 2 skipped (2 over the SMS budget); SMS 0 used of none", 5*time.Second)
 	for _, ep := range []string{"light-sms-1", "light-sms-2"} {
-		r := b.waitText(`#campaign-devices tr[data-endpoint="`+ep+`"]`, "skipped", time.Second)
-		if !strings.Contains(r, "over the SMS budget") || !strings.Contains(r, "budget") {
-			t.Errorf("%s: %q", ep, r)
-		}
+		t.Run(ep, func(t *testing.T) {
+			b.t = t
+			r := b.waitText(`#campaign-devices tr[data-endpoint="`+ep+`"]`, "skipped", time.Second)
+			if !strings.Contains(r, "over the SMS budget") || !strings.Contains(r, "budget") {
+				t.Errorf("%s: %q", ep, r)
+			}
+		})
 	}
+	b.t = t
 	b.waitText(`#campaign-devices tr[data-endpoint="light-udp-1"]`, "done", time.Second)
 	b.screenshot(t, "campaign-skipped", "#firmware-section")
 	if errs := b.errors(); len(errs) > 0 {
@@ -124,9 +128,11 @@ func TestWebUISMSSpendAndWakeups(t *testing.T) {
 		m, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		for _, want := range []string{fmt.Sprintf("smsgw_wakeup_latency_seconds_count %v\n", wakeups), "smsgw_wakeup_waking 0\n", "smsgw_wakeup_dropped_total 0\n"} {
-			if !strings.Contains(string(m), want) {
-				t.Errorf("metrics lack %q", want)
-			}
+			t.Run(want, func(t *testing.T) {
+				if !strings.Contains(string(m), want) {
+					t.Errorf("metrics lack %q", want)
+				}
+			})
 		}
 	})
 	t.Run("api-spend", func(t *testing.T) {
@@ -153,9 +159,12 @@ func TestWebUISMSSpendAndWakeups(t *testing.T) {
 			t.Errorf("light-queue-1 (woken by SMS) not in today's spend: %v", d)
 		}
 		for _, q := range []string{"0", "32", "x", "-1"} {
-			if code, v := a.do("GET", "/sms/spend?days="+q, ""); code != 400 || !strings.Contains(toJSON(v), "days") {
-				t.Errorf("days=%s: %d %v", q, code, v)
-			}
+			t.Run(q, func(t *testing.T) {
+				a := apiClient{t, a.base}
+				if code, v := a.do("GET", "/sms/spend?days="+q, ""); code != 400 || !strings.Contains(toJSON(v), "days") {
+					t.Errorf("days=%s: %d %v", q, code, v)
+				}
+			})
 		}
 	})
 	t.Run("ui", func(t *testing.T) {
