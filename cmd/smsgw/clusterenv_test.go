@@ -71,7 +71,11 @@ func newClusterEnv(t *testing.T, ctx context.Context, n int, devices string, sha
 	}
 	e.bin = buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
 	e.redis = redistest.Start(t, redistest.Options{AOF: true})
-	e.net = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}))
+	var err error
+	e.net, err = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { e.net.Close() })
 	for i := 0; i < n; i++ {
 		nd := &clusterNode{name: clusterNames[i], sim: clusterSIM(i), data: filepath.Join(dir, clusterNames[i])}
