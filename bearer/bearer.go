@@ -6,6 +6,8 @@ import (
 	"math"
 	"net"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Bearer is a datagram transport for whole CoAP messages.
@@ -106,6 +108,12 @@ func UDPParams(name string) Params {
 
 // ErrInvalidParams is wrapped by Params.Validate errors.
 var ErrInvalidParams = errors.New("bearer: invalid params")
+
+// ErrInvalidOption is wrapped by NewEndpoint's error for an option out of
+// its range or a nil bearer (the same name in every package of the module).
+// The Endpoint's options are CoAP transmission parameters, so it is a kind
+// of ErrInvalidParams: errors.Is(err, ErrInvalidParams) holds for it too.
+var ErrInvalidOption = cfgcheck.Refines("bearer: invalid option", ErrInvalidParams)
 
 // Validate reports whether p is usable by the message layer.
 func (p Params) Validate() error {

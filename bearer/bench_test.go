@@ -71,7 +71,10 @@ func BenchmarkBlock2_64KiB(b *testing.B) {
 // BenchmarkServe measures the server side alone: a raw peer sends encoded
 // CON GETs (new MID and token each) and reads the piggybacked responses.
 func BenchmarkServe(b *testing.B) {
-	a, c := pipe.New(pipe.WithParams(fastParams(2*time.Second, 4)), pipe.WithQueue(8192))
+	a, c, err := pipe.New(pipe.WithParams(fastParams(2*time.Second, 4)), pipe.WithQueue(8192))
+	if err != nil {
+		b.Fatal(err)
+	}
 	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
 		_ = w.WriteResponse(codes.Content, []byte("hello"))
 	})

@@ -110,7 +110,10 @@ func TestBlock1Upload(t *testing.T) {
 				got <- r.Payload
 				_ = w.WriteResponse(codes.Changed, nil)
 			})
-			a, b := pipe.New(pipe.WithParams(tc.params))
+			a, b, err := pipe.New(pipe.WithParams(tc.params))
+			if err != nil {
+				t.Fatal(err)
+			}
 			srv, err := bearer.NewEndpoint(a, bearer.WithHandler(h), bearer.WithLimits(tc.limits))
 			if err != nil {
 				t.Fatal(err)
@@ -181,7 +184,10 @@ func TestBlockLimitsPerEndpoint(t *testing.T) {
 	params := fastParams(50*time.Millisecond, 4)
 	body := randomBody(3000, 9)
 	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) { _ = w.WriteResponse(codes.Content, body) })
-	a, b := pipe.New(pipe.WithParams(params))
+	a, b, err := pipe.New(pipe.WithParams(params))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := bearer.NewEndpoint(a, bearer.WithHandler(h))
 	if err != nil {
 		t.Fatal(err)
@@ -201,7 +207,10 @@ func TestBlockLimitsPerEndpoint(t *testing.T) {
 // TestBlock2ETagChangeRejected: a server whose body changes between blocks
 // (different ETag) makes the download fail instead of mixing two bodies.
 func TestBlock2ETagChangeRejected(t *testing.T) {
-	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	a, b, err := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cli, err := bearer.NewEndpoint(b)
 	if err != nil {
 		t.Fatal(err)

@@ -49,7 +49,10 @@ func expectNothing(t *testing.T, c *pipe.Conn, d time.Duration) {
 // answer but still its 4.xx; a CON one gets an empty ACK instead of the
 // suppressed response; value 0 suppresses nothing.
 func TestNoResponse(t *testing.T) {
-	hub := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 0)))
+	hub, err := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc, _ := hub.Conn("srv")
 	mux := bearer.NewServeMux()
 	mux.HandleFunc("/ok", func(w bearer.ResponseWriter, r *bearer.Request) { _ = w.WriteResponse(codes.Changed, nil) })
@@ -113,7 +116,10 @@ func TestNoResponse(t *testing.T) {
 // answer to it is dropped and counted, not reset (a Reset would cost one
 // more SMS); an answer to an unknown token is still reset.
 func TestFire(t *testing.T) {
-	hub := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 0)))
+	hub, err := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc, _ := hub.Conn("srv")
 	m := &countMetrics{}
 	srv, err := bearer.NewEndpoint(sc, bearer.WithMetrics(m))
@@ -221,7 +227,10 @@ func TestClassify(t *testing.T) {
 // blocks go there, and an Abort ends it with an *AbortError that says
 // how many times the block on the wire went out.
 func TestSteerBlock1(t *testing.T) {
-	hub := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 4)))
+	hub, err := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc, _ := hub.Conn("srv")
 	srv, err := bearer.NewEndpoint(sc, bearer.WithBlockSize(16))
 	if err != nil {

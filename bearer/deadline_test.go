@@ -31,7 +31,10 @@ func (c *deadlineConn) WriteToBefore(p []byte, a net.Addr, d time.Time) (int, er
 // TestFireExpires: a fired request with Expires reaches a DeadlineWriter
 // bearer with that deadline; without Expires it is a plain write.
 func TestFireExpires(t *testing.T) {
-	hub := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 0)))
+	hub, err := pipe.NewHub(pipe.WithParams(fastParams(5*time.Second, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc, _ := hub.Conn("srv")
 	dc := &deadlineConn{Conn: sc}
 	srv, err := bearer.NewEndpoint(dc)

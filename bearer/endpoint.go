@@ -98,7 +98,7 @@ type tokenKey struct {
 // have valid Params. The Endpoint takes ownership of b: Close closes it.
 func NewEndpoint(b Bearer, opts ...EndpointOption) (*Endpoint, error) {
 	if b == nil {
-		return nil, errors.New("bearer: NewEndpoint: nil bearer")
+		return nil, fmt.Errorf("%w: NewEndpoint: nil bearer", ErrInvalidOption)
 	}
 	p := b.Params()
 	if err := p.Validate(); err != nil {

@@ -47,9 +47,11 @@ type pair struct {
 
 func newPair(t testing.TB, h bearer.Handler, popts []pipe.Option, eopts ...bearer.EndpointOption) *pair {
 	t.Helper()
-	a, b := pipe.New(popts...)
+	a, b, err := pipe.New(popts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &pair{sconn: a, cconn: b, smet: new(bearer.Counters), cmet: new(bearer.Counters)}
-	var err error
 	p.srv, err = bearer.NewEndpoint(a, append([]bearer.EndpointOption{bearer.WithHandler(h), bearer.WithSeed(1), bearer.WithMetrics(p.smet)}, eopts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -325,7 +327,10 @@ func TestIdentityReachesHandler(t *testing.T) {
 		got <- r.Identity
 		_ = w.WriteResponse(codes.Content, nil)
 	})
-	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	a, b, err := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, err := bearer.NewEndpoint(identityBearer{a}, bearer.WithHandler(h))
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +420,10 @@ func TestBlockSizeFromPreferredDatagram(t *testing.T) {
 			params := fastParams(time.Second, 4)
 			params.PreferredDatagram = tc.preferred
 			params.BlockDatagram = tc.block
-			a, _ := pipe.New(pipe.WithParams(params))
+			a, _, err := pipe.New(pipe.WithParams(params))
+			if err != nil {
+				t.Fatal(err)
+			}
 			e, err := bearer.NewEndpoint(a)
 			if err != nil {
 				t.Fatal(err)
@@ -544,7 +552,10 @@ func TestShutdownRefusesNewRequests(t *testing.T) {
 		}
 		_ = w.WriteResponse(codes.Content, nil)
 	})
-	hub := pipe.NewHub(pipe.WithParams(fastParams(time.Second, 4)))
+	hub, err := pipe.NewHub(pipe.WithParams(fastParams(time.Second, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sconn, _ := hub.Conn("server")
 	cconn, _ := hub.Conn("client")
 	rconn, _ := hub.Conn("raw")
@@ -616,7 +627,10 @@ func (f *flakyBearer) ReadFrom(p []byte) (int, net.Addr, error) {
 }
 
 func TestReadErrorsDoNotStopTheEndpoint(t *testing.T) {
-	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	a, b, err := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	fb := &flakyBearer{Conn: a}
 	fb.fails.Store(3)
 	met := new(bearer.Counters)
@@ -652,7 +666,10 @@ func TestManyClientsOneServer(t *testing.T) {
 	})
 	params := fastParams(50*time.Millisecond, 4)
 	params.PreferredDatagram = 300
-	hub := pipe.NewHub(pipe.WithParams(params), pipe.WithFaults(pipe.Faults{Loss: 0.05, Duplicate: 0.05}), pipe.WithSeed(3))
+	hub, err := pipe.NewHub(pipe.WithParams(params), pipe.WithFaults(pipe.Faults{Loss: 0.05, Duplicate: 0.05}), pipe.WithSeed(3))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sconn, _ := hub.Conn("server")
 	srv, err := bearer.NewEndpoint(sconn, bearer.WithHandler(mux))
 	if err != nil {

@@ -14,7 +14,10 @@ import (
 // A server and a client Endpoint on an in-memory pipe: the same code runs
 // on bearer/udp, bearer/secure or bearer/sms.
 func ExampleEndpoint() {
-	srvConn, cliConn := pipe.New(pipe.WithNames("server", "device"))
+	srvConn, cliConn, err := pipe.New(pipe.WithNames("server", "device"))
+	if err != nil {
+		panic(err)
+	}
 
 	mux := bearer.NewServeMux()
 	mux.HandleFunc("/3/0/0", func(w bearer.ResponseWriter, r *bearer.Request) {
@@ -46,7 +49,10 @@ func ExampleEndpoint() {
 // Observing a resource: the handler accepts the observation and the
 // resource code notifies through the Observer.
 func ExampleEndpoint_Observe() {
-	srvConn, cliConn := pipe.New()
+	srvConn, cliConn, err := pipe.New()
+	if err != nil {
+		panic(err)
+	}
 	observers := make(chan *bearer.Observer, 1)
 	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
 		if o, err := w.Observe(); err == nil {
@@ -84,7 +90,10 @@ func ExampleEndpoint_Observe() {
 func ExampleEndpoint_BlockSize() {
 	p := bearer.UDPParams("sms-like")
 	p.PreferredDatagram = 140
-	srvConn, cliConn := pipe.New(pipe.WithParams(p))
+	srvConn, cliConn, err := pipe.New(pipe.WithParams(p))
+	if err != nil {
+		panic(err)
+	}
 	h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
 		_ = w.WriteResponse(codes.Changed, []byte(fmt.Sprintf("stored %d bytes", len(r.Payload))))
 	})

@@ -65,7 +65,10 @@ func (r *rawPeer) recv(wait time.Duration) *message.Message {
 }
 
 func newRaw(t *testing.T, h bearer.Handler, params bearer.Params, opts ...bearer.EndpointOption) (*rawPeer, *bearer.Counters) {
-	a, b := pipe.New(pipe.WithParams(params))
+	a, b, err := pipe.New(pipe.WithParams(params))
+	if err != nil {
+		t.Fatal(err)
+	}
 	met := new(bearer.Counters)
 	e, err := bearer.NewEndpoint(a, append([]bearer.EndpointOption{bearer.WithHandler(h), bearer.WithMetrics(met)}, opts...)...)
 	if err != nil {
@@ -174,7 +177,10 @@ func TestMessageLayerRules(t *testing.T) {
 // bare other end (a peer the test answers for by hand).
 func newClientPipe(t *testing.T) (*bearer.Endpoint, *pipe.Conn) {
 	t.Helper()
-	a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	a, b, err := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	cli, err := bearer.NewEndpoint(b)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +208,10 @@ func TestResetFailsExchange(t *testing.T) {
 func TestResponseWithUnknownCriticalOptionRejected(t *testing.T) {
 	for _, separate := range []bool{false, true} {
 		t.Run(fmt.Sprintf("separate=%v", separate), func(t *testing.T) {
-			a, b := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+			a, b, err := pipe.New(pipe.WithParams(fastParams(time.Second, 4)))
+			if err != nil {
+				t.Fatal(err)
+			}
 			cli, err := bearer.NewEndpoint(b)
 			if err != nil {
 				t.Fatal(err)

@@ -244,7 +244,10 @@ func TestObserveServerRules(t *testing.T) {
 
 // TestObserveClientOrdering drives the client with a raw server.
 func TestObserveClientOrdering(t *testing.T) {
-	a, b := pipe.New(pipe.WithParams(fastParams(200*time.Millisecond, 4)))
+	a, b, err := pipe.New(pipe.WithParams(fastParams(200*time.Millisecond, 4)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	met := new(bearer.Counters)
 	cli, err := bearer.NewEndpoint(b, bearer.WithMetrics(met))
 	if err != nil {

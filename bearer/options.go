@@ -126,7 +126,7 @@ func (l Limits) withDefaults(p Params) Limits {
 
 // EndpointOption configures NewEndpoint. An option given a value out of
 // its range makes NewEndpoint fail with an error wrapping
-// ErrInvalidParams (WithTokenLength(9) is refused, not made 8).
+// ErrInvalidOption (WithTokenLength(9) is refused, not made 8).
 type EndpointOption func(*endpointConfig) error
 
 type endpointConfig struct {
@@ -170,11 +170,11 @@ func WithSeed(seed int64) EndpointOption {
 
 // WithBlockSize overrides the block size chosen from the bearer's
 // BlockTarget(): one of 16, 32, 64, 128, 256, 512, 1024 (another value is
-// an error wrapping ErrInvalidParams).
+// an error wrapping ErrInvalidOption).
 func WithBlockSize(n int) EndpointOption {
 	return func(c *endpointConfig) error {
 		if _, ok := szxForSize(n); !ok {
-			return fmt.Errorf("%w: block size %d is not a power of two in 16..1024", ErrInvalidParams, n)
+			return fmt.Errorf("%w: WithBlockSize(%d): not a power of two in 16..1024", ErrInvalidOption, n)
 		}
 		c.blockSize = n
 		return nil
@@ -182,11 +182,11 @@ func WithBlockSize(n int) EndpointOption {
 }
 
 // WithTokenLength sets the length of generated tokens, 1..8 (default 8;
-// another value is an error wrapping ErrInvalidParams).
+// another value is an error wrapping ErrInvalidOption).
 func WithTokenLength(n int) EndpointOption {
 	return func(c *endpointConfig) error {
 		if n < 1 || n > 8 {
-			return fmt.Errorf("%w: token length %d not in 1..8", ErrInvalidParams, n)
+			return fmt.Errorf("%w: WithTokenLength(%d): not in 1..8", ErrInvalidOption, n)
 		}
 		c.tokenLen = n
 		return nil

@@ -30,7 +30,10 @@ func TestEndpointOptionsRefuse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a, b := pipe.New()
+			a, b, err := pipe.New()
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer b.Close()
 			e, err := bearer.NewEndpoint(a, tc.opt)
 			if tc.ok {
@@ -44,6 +47,12 @@ func TestEndpointOptionsRefuse(t *testing.T) {
 			if !errors.Is(err, bearer.ErrInvalidParams) {
 				t.Fatalf("NewEndpoint = %v, want an error wrapping ErrInvalidParams", err)
 			}
+			if !errors.Is(err, bearer.ErrInvalidOption) {
+				t.Fatalf("NewEndpoint = %v, want an error wrapping ErrInvalidOption", err)
+			}
 		})
+	}
+	if _, err := bearer.NewEndpoint(nil); !errors.Is(err, bearer.ErrInvalidOption) {
+		t.Fatalf("NewEndpoint(nil) = %v, want ErrInvalidOption", err)
 	}
 }

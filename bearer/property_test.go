@@ -31,7 +31,10 @@ func TestPropertyEchoThroughBlocks(t *testing.T) {
 		h := bearer.HandlerFunc(func(w bearer.ResponseWriter, r *bearer.Request) {
 			_ = w.WriteResponse(codes.Changed, r.Payload)
 		})
-		a, b := pipe.New(pipe.WithParams(params), pipe.WithFaults(faults), pipe.WithSeed(seed))
+		a, b, err := pipe.New(pipe.WithParams(params), pipe.WithFaults(faults), pipe.WithSeed(seed))
+		if err != nil {
+			rt.Fatal(err)
+		}
 		srv, err := bearer.NewEndpoint(a, bearer.WithHandler(h), bearer.WithSeed(seed))
 		if err != nil {
 			rt.Fatal(err)

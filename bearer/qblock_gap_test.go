@@ -91,7 +91,10 @@ func TestQBlock2NoBlockOfFirstAnswer(t *testing.T) {
 			// NON_RECEIVE_TIMEOUT (NON_LIFETIME = MAX_LATENCY here): a
 			// copy of the request is a duplicate to the server.
 			params.MaxLatency = 5 * time.Second
-			a, b := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
+			a, b, err := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
+			if err != nil {
+				t.Fatal(err)
+			}
 			l := &lossyLink{}
 			srv, err := bearer.NewEndpoint(lossyServer{a, l}, bearer.WithHandler(q.mux), bearer.WithSeed(1))
 			if err != nil {
@@ -178,7 +181,10 @@ func TestQBlock2AnswerHeardBeforeWriteReturns(t *testing.T) {
 	q := newQBMux(big)
 	params := qbParams(time.Second, 8)
 	params.MaxLatency = 5 * time.Second
-	a, b := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
+	a, b, err := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
 	l := &lossyLink{}
 	srv, err := bearer.NewEndpoint(lossyServer{a, l}, bearer.WithHandler(q.mux), bearer.WithSeed(1))
 	if err != nil {

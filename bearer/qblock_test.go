@@ -213,7 +213,10 @@ func TestQBlockFallback(t *testing.T) {
 	cp := qbParams(40*time.Millisecond, 8)
 	sp := cp
 	sp.QBlock = bearer.QBlockParams{}
-	a, b := pipe.New(pipe.WithParams(cp))
+	a, b, err := pipe.New(pipe.WithParams(cp))
+	if err != nil {
+		t.Fatal(err)
+	}
 	// The server side imitates a peer without RFC 9177: Q-Block options
 	// are unknown critical options to it.
 	srv, err := bearer.NewEndpoint(a, bearer.WithHandler(rejectQBlock(q.mux)))

@@ -12,7 +12,10 @@ import (
 )
 
 func TestSmoke(t *testing.T) {
-	a, b := pipe.New()
+	a, b, err := pipe.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mux := bearer.NewServeMux()
 	mux.HandleFunc("/hello", func(w bearer.ResponseWriter, r *bearer.Request) {
 		w.SetOption(bearer.ContentFormatOption(message.TextPlain))

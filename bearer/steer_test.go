@@ -32,7 +32,10 @@ func readRaw(t *testing.T, c *pipe.Conn, d time.Duration) []byte {
 // up on, and its answer from there completes Do; Abort ends Do at once.
 func TestSteer(t *testing.T) {
 	slow := fastParams(5*time.Second, 4) // no retransmission within the test
-	hub := pipe.NewHub(pipe.WithParams(slow))
+	hub, err := pipe.NewHub(pipe.WithParams(slow))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sc, err := hub.Conn("srv")
 	if err != nil {
 		t.Fatal(err)

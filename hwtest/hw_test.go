@@ -75,7 +75,10 @@ func setup(t *testing.T) *rig {
 	} else {
 		r.report = NewReport("simulator")
 		r.wait = 30 * time.Second
-		r.net = sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(10*time.Millisecond, 60*time.Millisecond)}))
+		r.net, err = sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(10*time.Millisecond, 60*time.Millisecond)}))
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = r.net.Close() })
 		dir := t.TempDir()
 		r.simNames = [2]string{envOr("M2M_HWTEST_SIM_A", "ec25"), envOr("M2M_HWTEST_SIM_B", "sim800")}
@@ -183,7 +186,7 @@ func randomBytes(t *testing.T, n int) []byte {
 // message references in segment order.
 func sendSegments(t *testing.T, src *modem.Modem, dst string, data []byte, srr bool) []int {
 	t.Helper()
-	segs, err := pdu.NewEncoder().Encode(dst, data, pdu.WithStatusReport(srr))
+	segs, err := new(pdu.Encoder).Encode(dst, data, pdu.WithStatusReport(srr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +206,10 @@ func sendSegments(t *testing.T, src *modem.Modem, dst string, data []byte, srr b
 // receiveDatagram reassembles the next datagram from originator on m.
 func (r *rig) receiveDatagram(t *testing.T, m *modem.Modem, originator string) *pdu.Datagram {
 	t.Helper()
-	re := pdu.NewReassembler(pdu.ReassemblerConfig{Timeout: r.wait})
+	re, err := pdu.NewReassembler(pdu.ReassemblerConfig{Timeout: r.wait})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for {
 		x := r.await(t, m, modem.KindDeliver, func(x *modem.Received) bool {
 			in, err := pdu.Decode(x.TPDU)
@@ -413,7 +419,10 @@ func awaitEvent(t *testing.T, m *modem.Modem, typ modem.EventType, wait time.Dur
 // used. It answers AT commands like B's model, with B's number.
 func (r *rig) decoy(t *testing.T, freed string) *sim.Modem {
 	t.Helper()
-	n := sim.NewNetwork()
+	n, err := sim.NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	d, err := n.AddModem(r.simB.MSISDN(), sim.WithProfile(mustProfile(t, "sim800")))
 	if err != nil {
@@ -431,7 +440,7 @@ func (r *rig) decoy(t *testing.T, freed string) *sim.Modem {
 }
 
 func mustSubmit(t *testing.T, dst string) []byte {
-	segs, err := pdu.NewEncoder().Encode(dst, []byte("after replug"))
+	segs, err := new(pdu.Encoder).Encode(dst, []byte("after replug"))
 	if err != nil || len(segs) != 1 {
 		t.Fatal(err)
 	}

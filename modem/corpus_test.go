@@ -246,11 +246,14 @@ func dumpAnswer(t *testing.T, path string) (cmd string, info, unsolicited []stri
 	cmd = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(first), "AT"))
 	er, mw := io.Pipe()
 	mr, ew := io.Pipe()
-	e := at.New(struct {
+	e, err := at.New(struct {
 		io.Reader
 		io.Writer
 	}{er, ew}, at.Config{Dialect: allURCs(), Timeout: 2 * time.Second,
 		OnUnsolicited: func(l []string) { unsolicited = append(unsolicited, l...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		br := bufio.NewReader(mr)
 		if _, err := br.ReadString('\r'); err == nil {

@@ -24,7 +24,10 @@ func exampleSubmit(dst string, data []byte) []byte {
 // /dev/ttyUSB2, instead of WithDialer), send a binary SMS from one to the
 // other, and acknowledge it once stored.
 func ExampleOpen() {
-	net := sim.NewNetwork()
+	net, err := sim.NewNetwork()
+	if err != nil {
+		panic(err)
+	}
 	defer net.Close()
 	sa, _ := net.AddModem("+4915100000001")
 	sb, _ := net.AddModem("+4915100000002")
@@ -60,7 +63,10 @@ func ExampleOpen() {
 // A pool sends from the SIM a device knows, and merges what all modems
 // receive.
 func ExamplePool() {
-	net := sim.NewNetwork()
+	net, err := sim.NewNetwork()
+	if err != nil {
+		panic(err)
+	}
 	defer net.Close()
 	pool, err := modem.NewPool(modem.WithPoolLogger(quiet()))
 	if err != nil {

@@ -39,13 +39,18 @@ func (m *Modem) connect(ctx context.Context) error {
 	if to <= 0 {
 		to = 5 * time.Second
 	}
-	e := at.New(rw, at.Config{
+	e, err := at.New(rw, at.Config{
 		Dialect: dialectOf(m.Profile()), Timeout: to, Quiet: syncQuiet, QuietMax: syncQuietMax,
 		OnUnsolicited: func(lines []string) { m.queueURC(gen, lines) },
 		OnDropped: func(what, line string) {
 			m.emit(EventBadInput, fmt.Errorf("%w: %s", ErrBadResponse, what), clip(line))
 		},
 	})
+	if err != nil { // a Profile timeout out of range
+		_ = port.Close()
+		fail()
+		return fmt.Errorf("modem: %w", err)
+	}
 	s := &session{e: e, port: port, gen: gen}
 	if err := m.setup(ctx, s); err != nil {
 		_ = port.Close()

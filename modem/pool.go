@@ -199,7 +199,7 @@ func (p *Pool) Add(dev Member, opts ...MemberOption) error {
 		return ErrNotCreated
 	}
 	if dev == nil {
-		return errors.New("modem: Pool.Add of a nil Member")
+		return fmt.Errorf("%w: Pool.Add of a nil Member", ErrInvalidOption)
 	}
 	msisdn := dev.MSISDN()
 	if msisdn == "" {

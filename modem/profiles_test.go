@@ -191,8 +191,11 @@ func TestEveryDialectSendsReceivesSurvivesUnplug(t *testing.T) {
 	for _, sp := range sim.Profiles() {
 		t.Run(sp.Name, func(t *testing.T) {
 			t.Parallel()
-			n := sim.NewNetwork(sim.WithSeed(11), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(2*time.Millisecond, 10*time.Millisecond)}),
+			n, err := sim.NewNetwork(sim.WithSeed(11), sim.WithConditions(sim.Conditions{Latency: sim.Uniform(2*time.Millisecond, 10*time.Millisecond)}),
 				sim.WithValidity(time.Hour, 50*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { _ = n.Close() })
 			link := filepath.Join(t.TempDir(), "ttyModem")
 			sx, err := n.AddModem("+15557001", sim.WithProfile(sp), sim.WithPTYLink(link))
@@ -260,7 +263,10 @@ func TestEveryDialectSendsReceivesSurvivesUnplug(t *testing.T) {
 // or in the quarantine.
 func lossPath(t *testing.T, sp sim.Profile, opts []sim.ModemOption, put func(*sim.Modem) int) (*modem.Modem, *sim.Modem, *quarantine.Store, int) {
 	t.Helper()
-	n := sim.NewNetwork(sim.WithSeed(12))
+	n, err := sim.NewNetwork(sim.WithSeed(12))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	link := filepath.Join(t.TempDir(), "ttyLoss")
 	sm, err := n.AddModem("+15557101", append([]sim.ModemOption{sim.WithProfile(sp), sim.WithPTYLink(link)}, opts...)...)
@@ -332,7 +338,10 @@ func TestLossPathsThroughPTY(t *testing.T) {
 		}
 	})
 	t.Run("Huawei ^RSSI inside +CMGL (start-up sweep)", func(t *testing.T) {
-		n := sim.NewNetwork(sim.WithSeed(13))
+		n, err := sim.NewNetwork(sim.WithSeed(13))
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = n.Close() })
 		link := filepath.Join(t.TempDir(), "ttyHW")
 		sm, _ := n.AddModem("+15557102", sim.WithProfile(huawei), sim.WithPTYLink(link))
@@ -411,7 +420,10 @@ func TestLossPathsThroughPTY(t *testing.T) {
 		})
 	}
 	t.Run("quarantine full keeps the message", func(t *testing.T) {
-		n := sim.NewNetwork(sim.WithSeed(14))
+		n, err := sim.NewNetwork(sim.WithSeed(14))
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = n.Close() })
 		link := filepath.Join(t.TempDir(), "ttyFull")
 		sm, _ := n.AddModem("+15557103", sim.WithPTYLink(link))
@@ -443,7 +455,10 @@ func TestNRF91RearmsSMSClient(t *testing.T) {
 	for _, rearm := range []bool{true, false} {
 		t.Run(fmt.Sprintf("rearm=%v", rearm), func(t *testing.T) {
 			sp, _ := sim.ProfileByName("nrf91")
-			n := sim.NewNetwork(sim.WithSeed(15), sim.WithValidity(time.Hour, 50*time.Millisecond))
+			n, err := sim.NewNetwork(sim.WithSeed(15), sim.WithValidity(time.Hour, 50*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { _ = n.Close() })
 			sx, _ := n.AddModem("+15557201", sim.WithProfile(sp))
 			sy, _ := n.AddModem("+15557202")

@@ -87,7 +87,10 @@ func next(t *testing.T, m *modem.Modem, kind modem.Kind) *modem.Received {
 func TestDriverOnEverySimProfile(t *testing.T) {
 	for _, sp := range sim.Profiles() {
 		t.Run(sp.Name, func(t *testing.T) {
-			n := sim.NewNetwork(sim.WithSeed(1))
+			n, err := sim.NewNetwork(sim.WithSeed(1))
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { _ = n.Close() })
 			sa, err := n.AddModem("+15550001", sim.WithProfile(sp))
 			if err != nil {
@@ -142,7 +145,10 @@ func TestDriverOnEverySimProfile(t *testing.T) {
 }
 
 func TestSimUnplugRecoveryNothingLost(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(2))
+	n, err := sim.NewNetwork(sim.WithSeed(2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	sa, _ := n.AddModem("+15550001")
 	sb, _ := n.AddModem("+15550002", sim.WithSendTime(300*time.Millisecond))
@@ -184,7 +190,10 @@ func TestSimUnplugRecoveryNothingLost(t *testing.T) {
 }
 
 func TestSimHangReopens(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(3))
+	n, err := sim.NewNetwork(sim.WithSeed(3))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	sa, _ := n.AddModem("+15550001")
 	p, _ := modem.ProfileByName("generic")
@@ -229,14 +238,17 @@ func TestSimHangReopens(t *testing.T) {
 
 func TestSimCMSInjectionAndStorageFull(t *testing.T) {
 	// The SMSC retries refused deliveries every 50 ms.
-	n := sim.NewNetwork(sim.WithSeed(4), sim.WithValidity(time.Hour, 50*time.Millisecond))
+	n, err := sim.NewNetwork(sim.WithSeed(4), sim.WithValidity(time.Hour, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	sa, _ := n.AddModem("+15550001")
 	sb, _ := n.AddModem("+15550002", sim.WithStorageCapacity(2))
 	a := openSim(t, sa, modem.Config{})
 	b := openSim(t, sb, modem.Config{InboxSize: 1})
 	sa.InjectCMSError(42, 1)
-	_, err := a.SendPDU(context.Background(), submit(t, "+15550002", []byte{9}, false))
+	_, err = a.SendPDU(context.Background(), submit(t, "+15550002", []byte{9}, false))
 	var cms *modem.CMSError
 	if !errors.As(err, &cms) || cms.Code != 42 || !modem.Retryable(err) {
 		t.Fatalf("injected: %v", err)
@@ -280,7 +292,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func TestPoolOverSim(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(5))
+	n, err := sim.NewNetwork(sim.WithSeed(5))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	p, err := modem.NewPool(modem.WithPoolLogger(quiet()))
 	if err != nil {
@@ -328,7 +343,10 @@ func TestPoolOverSim(t *testing.T) {
 // A direct delivery (+CMT, u-blox profile, +CSMS=1) that the consumer
 // rejects is negatively acknowledged and redelivered by the network.
 func TestSimDirectRejectRedelivers(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(6), sim.WithValidity(time.Hour, 50*time.Millisecond))
+	n, err := sim.NewNetwork(sim.WithSeed(6), sim.WithValidity(time.Hour, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	sa, _ := n.AddModem("+15550001")
 	sb, _ := n.AddModem("+15550002", sim.WithProfile(mustSimProfile(t, "sara-r4")))

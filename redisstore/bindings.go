@@ -13,6 +13,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/sms"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
 
@@ -80,13 +81,16 @@ func decodeBinding(v []byte) (server.Binding, error) {
 }
 
 // OpenBindings loads the deployment's bindings and follows their changes;
-// the store holds at most max bindings (0: 1,000,000). Close stops it.
+// the store holds at most max bindings (0: 1,000,000; negative is refused
+// with ErrInvalidOption). Close stops it.
 func (d *DB) OpenBindings(ctx context.Context, max int) (*Bindings, error) {
 	if d == nil || d.c == nil {
 		return nil, ErrClosed
 	}
-	if max <= 0 {
-		max = 1_000_000
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "max", &max, 1_000_000)
+	if err := f.Err(ErrInvalidOption, "OpenBindings"); err != nil {
+		return nil, err
 	}
 	b := &Bindings{db: d, max: max}
 	b.local.Store(server.NewStaticSecurity(0))

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 	"github.com/redis/go-redis/v9"
 	"github.com/redis/go-redis/v9/maintnotifications"
 )
@@ -97,7 +98,8 @@ func isOutage(err error) bool {
 	return false
 }
 
-// Options configure Open.
+// Options configure Open and New. A zero field takes its default; a
+// negative timeout makes them fail with an error wrapping ErrInvalidOption.
 type Options struct {
 	// Prefix starts every key of this deployment ("smsgw:" when empty), so
 	// several deployments can share one Redis. docs/redis.md lists the keys.
@@ -170,11 +172,8 @@ func Open(ctx context.Context, rawURL string, o Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.DialTimeout <= 0 {
-		o.DialTimeout = 2 * time.Second
-	}
-	if o.OpTimeout <= 0 {
-		o.OpTimeout = 3 * time.Second
+	if err := o.check(); err != nil {
+		return nil, err
 	}
 	ro.DialTimeout, ro.ReadTimeout, ro.WriteTimeout = o.DialTimeout, o.OpTimeout, o.OpTimeout
 	ro.DialerRetries = 1
@@ -184,7 +183,10 @@ func Open(ctx context.Context, rawURL string, o Options) (*DB, error) {
 	ro.Protocol = 2
 	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	quietOnce.Do(func() { redis.SetLogger(quiet{}) })
-	d := New(redis.NewClient(ro), o)
+	d, err := New(redis.NewClient(ro), o)
+	if err != nil {
+		return nil, err
+	}
 	if err := d.Ping(ctx); err != nil {
 		d.Close()
 		return nil, err
@@ -202,8 +204,29 @@ func (quiet) Printf(context.Context, string, ...any) {}
 
 var quietOnce sync.Once
 
-// New uses a client made elsewhere. Close closes it.
-func New(c *redis.Client, o Options) *DB {
+// ErrInvalidOption is wrapped by the error of Open, New, OpenRegistry and
+// OpenBindings for an option out of its range (named in the error).
+var ErrInvalidOption = errors.New("redisstore: invalid option")
+
+// check refuses negative timeouts and fills in the defaults of zero ones.
+func (o *Options) check() error {
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "DialTimeout", &o.DialTimeout, 2*time.Second)
+	cfgcheck.Default(&f, "OpTimeout", &o.OpTimeout, 3*time.Second)
+	return f.Err(ErrInvalidOption, "Options")
+}
+
+// New uses a client made elsewhere (its own timeouts apply: Options'
+// DialTimeout and OpTimeout are checked but only Open uses them). Close
+// closes it. A nil client or an invalid option is refused with an error
+// wrapping ErrInvalidOption.
+func New(c *redis.Client, o Options) (*DB, error) {
+	if c == nil {
+		return nil, fmt.Errorf("%w: New needs a client", ErrInvalidOption)
+	}
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if o.Prefix == "" {
 		o.Prefix = "smsgw:"
 	}
@@ -213,7 +236,7 @@ func New(c *redis.Client, o Options) *DB {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &DB{c: c, prefix: o.Prefix, node: o.Node, log: o.Logger}
+	return &DB{c: c, prefix: o.Prefix, node: o.Node, log: o.Logger}, nil
 }
 
 // DefaultNode is the host name, or "node" when it cannot be read.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 	"github.com/m2mbearer/m2mbearer/lwm2m/registry"
 )
 
@@ -65,8 +66,11 @@ func (d *DB) OpenRegistry(ctx context.Context, o RegistryOptions) (*Registry, er
 		return nil, ErrClosed
 	}
 	opts := o.Options
-	if opts.MaxRegistrations <= 0 {
-		opts.MaxRegistrations = 1_000_000
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "MaxRegistrations", &opts.MaxRegistrations, 1_000_000)
+	cfgcheck.NonNegative(&f, "Grace", opts.Grace)
+	if err := f.Err(ErrInvalidOption, "RegistryOptions"); err != nil {
+		return nil, err
 	}
 	log := o.Logger
 	if log == nil {
@@ -74,12 +78,22 @@ func (d *DB) OpenRegistry(ctx context.Context, o RegistryOptions) (*Registry, er
 	}
 	r := &Registry{db: d, opts: opts, dec: o.AddrDecoder, seed: maphash.MakeSeed()}
 	// The copy is bounded by the shared bound, which the scripts enforce.
-	r.cache.Store(registry.NewMemory(registry.Options{MaxRegistrations: 1 << 62, Grace: opts.Grace}))
+	cache, err := r.newCache()
+	if err != nil {
+		return nil, err
+	}
+	r.cache.Store(cache)
 	r.feed = feed{db: d, stream: d.Key("reg:log"), name: "registry", log: log, reload: r.reload, apply: r.apply}
 	if err := r.feed.start(ctx); err != nil {
 		return nil, err
 	}
 	return r, nil
+}
+
+// newCache is an empty local copy: bounded by the shared bound (which the
+// scripts enforce), not by its own.
+func (r *Registry) newCache() (*registry.Memory, error) {
+	return registry.NewMemory(registry.Options{MaxRegistrations: 1 << 62, Grace: r.opts.Grace})
 }
 
 func (r *Registry) keys() []string {
@@ -88,7 +102,10 @@ func (r *Registry) keys() []string {
 
 // reload replaces the copy by what Redis holds (feed.mu held).
 func (r *Registry) reload(ctx context.Context) error {
-	fresh := registry.NewMemory(registry.Options{MaxRegistrations: 1 << 62, Grace: r.opts.Grace})
+	fresh, err := r.newCache()
+	if err != nil {
+		return err
+	}
 	var cursor uint64
 	for {
 		kv, next, err := r.db.c.HScan(ctx, r.db.Key("reg"), cursor, "", 1000).Result()

@@ -91,7 +91,7 @@ type peerCtx struct {
 func WithContext(c *Context) ConnOption {
 	return func(cfg *connConfig) error {
 		if c == nil {
-			return fmt.Errorf("%w: nil context", ErrConfig)
+			return fmt.Errorf("%w: nil context", ErrInvalidOption)
 		}
 		cfg.contexts = append(cfg.contexts, c)
 		return nil
@@ -104,7 +104,7 @@ func WithContext(c *Context) ConnOption {
 func WithPeer(peer net.Addr, c *Context) ConnOption {
 	return func(cfg *connConfig) error {
 		if c == nil || peer == nil {
-			return fmt.Errorf("%w: WithPeer needs an address and a context", ErrConfig)
+			return fmt.Errorf("%w: WithPeer needs an address and a context", ErrInvalidOption)
 		}
 		cfg.contexts = append(cfg.contexts, c)
 		if cfg.peers == nil {
@@ -120,7 +120,7 @@ func WithPeer(peer net.Addr, c *Context) ConnOption {
 func WithDefault(c *Context) ConnOption {
 	return func(cfg *connConfig) error {
 		if c == nil {
-			return fmt.Errorf("%w: nil context", ErrConfig)
+			return fmt.Errorf("%w: nil context", ErrInvalidOption)
 		}
 		cfg.contexts = append(cfg.contexts, c)
 		cfg.def = c
@@ -160,7 +160,7 @@ func WithLogger(l *slog.Logger) ConnOption {
 func WithLimits(bindings, cacheEntries, cacheBytes int) ConnOption {
 	return func(c *connConfig) error {
 		if bindings < 1 || cacheEntries < 1 || cacheBytes < 1 {
-			return fmt.Errorf("%w: limits must be positive", ErrConfig)
+			return fmt.Errorf("%w: limits must be positive", ErrInvalidOption)
 		}
 		c.maxBindings, c.maxCache, c.maxCacheB = bindings, cacheEntries, cacheBytes
 		return nil
@@ -250,7 +250,7 @@ type cliBinding struct {
 // New wraps inner. At least one context is needed unless AllowPlain.
 func New(inner bearer.Bearer, opts ...ConnOption) (*Conn, error) {
 	if inner == nil {
-		return nil, fmt.Errorf("%w: nil bearer", ErrConfig)
+		return nil, fmt.Errorf("%w: nil bearer", ErrInvalidOption)
 	}
 	cfg := connConfig{maxBindings: 16384, maxCache: 16384, maxCacheB: 4 << 20, obsIdle: 24 * time.Hour}
 	for _, o := range opts {
@@ -259,7 +259,7 @@ func New(inner bearer.Bearer, opts ...ConnOption) (*Conn, error) {
 		}
 	}
 	if len(cfg.contexts) == 0 && !cfg.allowPlain {
-		return nil, fmt.Errorf("%w: no context and plain not allowed", ErrConfig)
+		return nil, fmt.Errorf("%w: no context and plain not allowed", ErrInvalidOption)
 	}
 	c := &Conn{
 		inner: inner, cfg: cfg, log: cfg.log,
@@ -339,12 +339,12 @@ func kidKey(idctx, kid []byte) string {
 func (c *Conn) indexLocked(x *Context) error {
 	rid := string(x.p.RecipientID)
 	if other, ok := c.byRID[rid]; ok && other != x {
-		return fmt.Errorf("%w: two contexts with Recipient ID %x and Appendix B.2", ErrConfig, x.p.RecipientID)
+		return fmt.Errorf("%w: two contexts with Recipient ID %x and Appendix B.2", ErrInvalidOption, x.p.RecipientID)
 	}
 	if x.b2 != nil {
 		for _, y := range c.byKID {
 			if string(y.p.RecipientID) == rid {
-				return fmt.Errorf("%w: Recipient ID %x of a context with Appendix B.2 is used by another context", ErrConfig, x.p.RecipientID)
+				return fmt.Errorf("%w: Recipient ID %x of a context with Appendix B.2 is used by another context", ErrInvalidOption, x.p.RecipientID)
 			}
 		}
 		c.byRID[rid] = x

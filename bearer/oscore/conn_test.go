@@ -54,7 +54,10 @@ type world struct {
 func newWorld(t *testing.T, p bearer.Params, fresh bool, faults pipe.Faults) *world {
 	t.Helper()
 	w := &world{t: t, srvStore: oscore.NewMemoryStore(), devStore: oscore.NewMemoryStore()}
-	hub := pipe.NewHub(pipe.WithParams(p), pipe.WithFaults(faults), pipe.WithSeed(7))
+	hub, err := pipe.NewHub(pipe.WithParams(p), pipe.WithFaults(faults), pipe.WithSeed(7))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.a, _ = hub.Conn("server")
 	w.b, _ = hub.Conn("device")
 	w.evil, _ = hub.Conn("attacker")
@@ -221,7 +224,10 @@ func (tp *tap) WriteTo(p []byte, addr net.Addr) (int, error) {
 func newTapWorld(t *testing.T, fresh bool) (*world, *tap) {
 	t.Helper()
 	w := &world{t: t, srvStore: oscore.NewMemoryStore(), devStore: oscore.NewMemoryStore()}
-	hub := pipe.NewHub(pipe.WithParams(testParams()))
+	hub, err := pipe.NewHub(pipe.WithParams(testParams()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	w.a, _ = hub.Conn("server")
 	w.b, _ = hub.Conn("device")
 	w.evil, _ = hub.Conn("attacker")
@@ -568,7 +574,7 @@ func TestSeqStoreSteps(t *testing.T) {
 	if y.Seq() != 30 {
 		t.Fatalf("restart resumes at %d, want 30 (the stored bound)", y.Seq())
 	}
-	if _, err := oscore.NewContext(dp, nil); !errors.Is(err, oscore.ErrConfig) {
+	if _, err := oscore.NewContext(dp, nil); !errors.Is(err, oscore.ErrInvalidOption) {
 		t.Fatalf("a context without a store: %v", err)
 	}
 }

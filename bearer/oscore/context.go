@@ -60,21 +60,21 @@ type Params struct {
 func (p Params) Validate() error {
 	switch {
 	case len(p.MasterSecret) == 0:
-		return fmt.Errorf("%w: empty master secret", ErrConfig)
+		return fmt.Errorf("%w: empty master secret", ErrInvalidOption)
 	case len(p.SenderID) > MaxIDLen:
-		return fmt.Errorf("%w: sender ID of %d bytes > %d", ErrConfig, len(p.SenderID), MaxIDLen)
+		return fmt.Errorf("%w: sender ID of %d bytes > %d", ErrInvalidOption, len(p.SenderID), MaxIDLen)
 	case len(p.RecipientID) > MaxIDLen:
-		return fmt.Errorf("%w: recipient ID of %d bytes > %d", ErrConfig, len(p.RecipientID), MaxIDLen)
+		return fmt.Errorf("%w: recipient ID of %d bytes > %d", ErrInvalidOption, len(p.RecipientID), MaxIDLen)
 	case string(p.SenderID) == string(p.RecipientID):
-		return fmt.Errorf("%w: sender and recipient ID are both %x; they must differ", ErrConfig, p.SenderID)
+		return fmt.Errorf("%w: sender and recipient ID are both %x; they must differ", ErrInvalidOption, p.SenderID)
 	case p.AEAD != 0 && p.AEAD != AESCCM16_64_128:
-		return fmt.Errorf("%w: AEAD algorithm %d not supported (only 10, AES-CCM-16-64-128)", ErrConfig, p.AEAD)
+		return fmt.Errorf("%w: AEAD algorithm %d not supported (only 10, AES-CCM-16-64-128)", ErrInvalidOption, p.AEAD)
 	case p.HKDF != 0 && p.HKDF != HKDFSHA256 && p.HKDF != 5:
 		// LwM2M Object 21 /21/x/4 names HMAC-SHA256 as 5 (COSE HMAC 256/256),
 		// which is what HKDF SHA-256 is built on.
-		return fmt.Errorf("%w: HKDF algorithm %d not supported (only -10, HKDF SHA-256)", ErrConfig, p.HKDF)
+		return fmt.Errorf("%w: HKDF algorithm %d not supported (only -10, HKDF SHA-256)", ErrInvalidOption, p.HKDF)
 	case len(p.IDContext) > 255:
-		return fmt.Errorf("%w: ID context of %d bytes > 255", ErrConfig, len(p.IDContext))
+		return fmt.Errorf("%w: ID context of %d bytes > 255", ErrInvalidOption, len(p.IDContext))
 	}
 	return nil
 }
@@ -229,7 +229,7 @@ type contextConfig struct {
 func WithSeqStep(k uint64) ContextOption {
 	return func(c *contextConfig) error {
 		if k == 0 || k > 1<<20 {
-			return fmt.Errorf("%w: sequence step %d not in 1..2^20", ErrConfig, k)
+			return fmt.Errorf("%w: sequence step %d not in 1..2^20", ErrInvalidOption, k)
 		}
 		c.step = k
 		return nil
@@ -241,7 +241,7 @@ func WithSeqStep(k uint64) ContextOption {
 func WithReplayWindow(n int) ContextOption {
 	return func(c *contextConfig) error {
 		if n < 1 || n > 64 {
-			return fmt.Errorf("%w: replay window %d not in 1..64", ErrConfig, n)
+			return fmt.Errorf("%w: replay window %d not in 1..64", ErrInvalidOption, n)
 		}
 		c.window = n
 		return nil
@@ -254,7 +254,7 @@ func WithReplayWindow(n int) ContextOption {
 func WithEchoLifetime(d time.Duration) ContextOption {
 	return func(c *contextConfig) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: echo lifetime %v", ErrConfig, d)
+			return fmt.Errorf("%w: echo lifetime %v", ErrInvalidOption, d)
 		}
 		c.echoTTL = d
 		return nil
@@ -282,7 +282,7 @@ func WithSenderSequence(seq uint64) ContextOption {
 // process (tests).
 func NewContext(p Params, store SeqStore, opts ...ContextOption) (*Context, error) {
 	if store == nil {
-		return nil, fmt.Errorf("%w: a SeqStore is required (RFC 8613 Appendix B.1.1)", ErrConfig)
+		return nil, fmt.Errorf("%w: a SeqStore is required (RFC 8613 Appendix B.1.1)", ErrInvalidOption)
 	}
 	cfg := contextConfig{step: 64, window: 32, echoTTL: 5 * time.Minute}
 	for _, o := range opts {
@@ -296,7 +296,7 @@ func NewContext(p Params, store SeqStore, opts ...ContextOption) (*Context, erro
 	c := &Context{p: clone(p), store: store, cfg: cfg}
 	if cfg.b2 {
 		if cfg.haveStart {
-			return nil, fmt.Errorf("%w: WithSenderSequence and WithRederivation exclude each other", ErrConfig)
+			return nil, fmt.Errorf("%w: WithSenderSequence and WithRederivation exclude each other", ErrInvalidOption)
 		}
 		return c, c.loadRederivation()
 	}

@@ -39,8 +39,13 @@ var (
 	// ErrSeqStore: the next step of the sender sequence number could not be
 	// stored (Appendix B.1.1), so no message is protected until it can.
 	ErrSeqStore = errors.New("oscore: cannot persist the sender sequence number")
-	// ErrConfig is wrapped by errors about unusable Params.
-	ErrConfig = errors.New("oscore: invalid parameters")
+	// ErrInvalidOption is wrapped by errors about unusable Params or
+	// options (the same name in every package of the module).
+	ErrInvalidOption = errors.New("oscore: invalid option")
+	// ErrConfig is the old name of ErrInvalidOption.
+	//
+	// Deprecated: use ErrInvalidOption.
+	ErrConfig = ErrInvalidOption
 	// ErrRederive: the request was verified with keys derived for an
 	// Appendix B.2 run (step 2) and is not executed; it is answered with a
 	// protected 4.01 response #1 carrying R2 in its kid context.

@@ -131,7 +131,7 @@ type r2Entry struct {
 func (c *Context) loadRederivation() error {
 	st, ok := c.store.(IDContextStore)
 	if !ok {
-		return fmt.Errorf("%w: WithRederivation needs a store that implements IDContextStore", ErrConfig)
+		return fmt.Errorf("%w: WithRederivation needs a store that implements IDContextStore", ErrInvalidOption)
 	}
 	c.b2 = &rederivation{store: st, origin: storeKey(c.p)}
 	idctx, ok, err := st.LoadIDContext(c.b2.origin)

@@ -65,7 +65,10 @@ type b2World struct {
 
 func newB2World(t *testing.T) *b2World {
 	t.Helper()
-	hub := pipe.NewHub(pipe.WithParams(testParams()))
+	hub, err := pipe.NewHub(pipe.WithParams(testParams()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, _ := hub.Conn("requester")
 	b, _ := hub.Conn("responder")
 	w := &b2World{}
@@ -299,7 +302,10 @@ func TestAppendixB2NotEnabled(t *testing.T) {
 	dp, sp := pair()
 	b2, _ := oscore.NewContext(sp, oscore.NewMemoryStore(), oscore.WithRederivation())
 	plain, _ := oscore.NewContext(sp, oscore.NewMemoryStore())
-	hub := pipe.NewHub(pipe.WithParams(testParams()))
+	hub, err := pipe.NewHub(pipe.WithParams(testParams()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, _ := hub.Conn("a")
 	if _, err := oscore.New(a, oscore.WithContext(b2), oscore.WithContext(plain)); err == nil {
 		t.Fatal("two contexts with one Recipient ID and Appendix B.2 accepted")

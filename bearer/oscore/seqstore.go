@@ -2,7 +2,6 @@ package oscore
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -113,7 +112,7 @@ type BoltStore struct {
 // NewBoltStore uses db (not closed by Close).
 func NewBoltStore(db *bolt.DB) (*BoltStore, error) {
 	if db == nil {
-		return nil, errors.New("oscore: NewBoltStore: nil db")
+		return nil, fmt.Errorf("%w: NewBoltStore: nil db", ErrInvalidOption)
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
 		if _, err := tx.CreateBucketIfNotExists(seqBucket); err != nil {

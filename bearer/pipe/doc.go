@@ -3,7 +3,7 @@
 //
 // # Usage
 //
-//	srvConn, cliConn := pipe.New(pipe.WithNames("server", "device"),
+//	srvConn, cliConn, err := pipe.New(pipe.WithNames("server", "device"),
 //		pipe.WithParams(sms.DefaultParams()), // imitate an SMS bearer
 //		pipe.WithFaults(pipe.Faults{Loss: 0.1}), pipe.WithSeed(7))
 //	server, _ := bearer.NewEndpoint(srvConn, bearer.WithHandler(mux))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/m2mbearer/m2mbearer/bearer"
 	"github.com/m2mbearer/m2mbearer/bearer/internal/deadline"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Addr is the address of a pipe endpoint (network "pipe").
@@ -55,8 +56,13 @@ type Stats struct {
 	Largest    int64 // size of the largest datagram accepted by WriteTo
 }
 
-// Option configures New and NewHub.
-type Option func(*config)
+// Option configures New and NewHub. An option given a value out of its
+// range makes them fail with an error wrapping ErrInvalidOption.
+type Option func(*config) error
+
+// ErrInvalidOption is wrapped by the error of New and NewHub for an option
+// out of its range (named in the error).
+var ErrInvalidOption = errors.New("pipe: invalid option")
 
 type config struct {
 	params bearer.Params
@@ -67,21 +73,60 @@ type config struct {
 }
 
 // WithParams sets the bearer parameters every Conn reports (default:
-// bearer.UDPParams("pipe")). MaxDatagram is enforced by WriteTo.
-func WithParams(p bearer.Params) Option { return func(c *config) { c.params = p } }
+// bearer.UDPParams("pipe")); they must pass Params.Validate. MaxDatagram is
+// enforced by WriteTo.
+func WithParams(p bearer.Params) Option {
+	return func(c *config) error {
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("%w: WithParams: %w", ErrInvalidOption, err)
+		}
+		c.params = p
+		return nil
+	}
+}
 
-// WithFaults sets the faults of every Conn's outgoing datagrams.
-func WithFaults(f Faults) Option { return func(c *config) { c.faults = f } }
+// WithFaults sets the faults of every Conn's outgoing datagrams: each
+// probability in [0, 1], no negative duration.
+func WithFaults(f Faults) Option {
+	return func(c *config) error {
+		var bad cfgcheck.Fields
+		cfgcheck.Probability(&bad, "Loss", f.Loss)
+		cfgcheck.Probability(&bad, "Duplicate", f.Duplicate)
+		cfgcheck.Probability(&bad, "Reorder", f.Reorder)
+		cfgcheck.NonNegative(&bad, "ReorderDelay", f.ReorderDelay)
+		cfgcheck.NonNegative(&bad, "Delay", f.Delay)
+		cfgcheck.NonNegative(&bad, "Jitter", f.Jitter)
+		if err := bad.Err(ErrInvalidOption, "WithFaults"); err != nil {
+			return err
+		}
+		c.faults = f
+		return nil
+	}
+}
 
 // WithSeed seeds the fault decisions (default 1).
-func WithSeed(seed int64) Option { return func(c *config) { c.seed = seed } }
+func WithSeed(seed int64) Option { return func(c *config) error { c.seed = seed; return nil } }
 
-// WithQueue bounds each Conn's receive queue (default 1024 datagrams);
-// datagrams arriving at a full queue are dropped and counted.
-func WithQueue(n int) Option { return func(c *config) { c.queue = n } }
+// WithQueue bounds each Conn's receive queue, at least 1 (default 1024
+// datagrams); datagrams arriving at a full queue are dropped and counted.
+func WithQueue(n int) Option {
+	return func(c *config) error {
+		c.queue = n
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithQueue", n)
+	}
+}
 
-// WithNames names the two Conns returned by New (default "a" and "b").
-func WithNames(a, b string) Option { return func(c *config) { c.names = [2]string{a, b} } }
+// WithNames names the two Conns returned by New (default "a" and "b"):
+// two different, non-empty names.
+func WithNames(a, b string) Option {
+	return func(c *config) error {
+		if a == "" || b == "" || a == b {
+			return fmt.Errorf("%w: WithNames(%q, %q): two different names", ErrInvalidOption, a, b)
+		}
+		c.names = [2]string{a, b}
+		return nil
+	}
+}
 
 // Hub connects named Conns; any Conn can send to any other by Addr. The
 // zero Hub is ready to use, with NewHub's defaults.
@@ -92,28 +137,31 @@ type Hub struct {
 	nseed atomic.Int64
 }
 
-// NewHub returns an empty Hub.
-func NewHub(opts ...Option) *Hub {
+// NewHub returns an empty Hub, or an error wrapping ErrInvalidOption.
+func NewHub(opts ...Option) (*Hub, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		o(&cfg)
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
-	if cfg.queue <= 0 {
-		cfg.queue = 1024
-	}
-	return &Hub{cfg: cfg, conns: make(map[Addr]*Conn)}
+	return &Hub{cfg: cfg, conns: make(map[Addr]*Conn)}, nil
 }
 
 func defaultConfig() config {
 	return config{params: bearer.UDPParams("pipe"), seed: 1, queue: 1024, names: [2]string{"a", "b"}}
 }
 
-// New returns two connected Conns, a pair of bearers.
-func New(opts ...Option) (a, b *Conn) {
-	h := NewHub(opts...)
-	a, _ = h.Conn(h.cfg.names[0])
+// New returns two connected Conns, a pair of bearers, or an error
+// wrapping ErrInvalidOption.
+func New(opts ...Option) (a, b *Conn, err error) {
+	h, err := NewHub(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, _ = h.Conn(h.cfg.names[0]) // a new Hub: the two names are free
 	b, _ = h.Conn(h.cfg.names[1])
-	return a, b
+	return a, b, nil
 }
 
 // ErrNameInUse is returned by Hub.Conn for a name already attached.

@@ -22,7 +22,10 @@ func read(t *testing.T, c *pipe.Conn, wait time.Duration) ([]byte, net.Addr, err
 }
 
 func TestPairDelivers(t *testing.T) {
-	a, b := pipe.New(pipe.WithNames("srv", "dev"))
+	a, b, err := pipe.New(pipe.WithNames("srv", "dev"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a.LocalAddr().Network() != "pipe" || a.LocalAddr().String() != "srv" {
 		t.Fatalf("addr %v", a.LocalAddr())
 	}
@@ -38,11 +41,14 @@ func TestPairDelivers(t *testing.T) {
 func TestTooLarge(t *testing.T) {
 	p := bearer.UDPParams("sms")
 	p.MaxDatagram, p.PreferredDatagram = 140, 140
-	a, b := pipe.New(pipe.WithParams(p))
+	a, b, err := pipe.New(pipe.WithParams(p))
+	if err != nil {
+		t.Fatal(err)
+	}
 	if a.Params().MaxDatagram != 140 {
 		t.Fatal("params not reported")
 	}
-	_, err := a.WriteTo(make([]byte, 141), b.LocalAddr())
+	_, err = a.WriteTo(make([]byte, 141), b.LocalAddr())
 	if !errors.Is(err, bearer.ErrTooLarge) {
 		t.Fatalf("err %v, want ErrTooLarge", err)
 	}
@@ -55,9 +61,12 @@ func TestTooLarge(t *testing.T) {
 }
 
 func TestDeadlineAndClose(t *testing.T) {
-	a, b := pipe.New()
+	a, b, err := pipe.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
-	_, _, err := read(t, a, 20*time.Millisecond)
+	_, _, err = read(t, a, 20*time.Millisecond)
 	var ne net.Error
 	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("err %v, want a timeout", err)
@@ -98,7 +107,10 @@ func TestDeadlineAndClose(t *testing.T) {
 }
 
 func TestQueueOverflowCounted(t *testing.T) {
-	a, b := pipe.New(pipe.WithQueue(4))
+	a, b, err := pipe.New(pipe.WithQueue(4))
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i := range 10 {
 		_, _ = a.WriteTo([]byte{byte(i)}, b.LocalAddr())
 	}
@@ -108,7 +120,10 @@ func TestQueueOverflowCounted(t *testing.T) {
 }
 
 func TestHub(t *testing.T) {
-	h := pipe.NewHub()
+	h, err := pipe.NewHub()
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv, _ := h.Conn("server")
 	d1, _ := h.Conn("d1")
 	d2, _ := h.Conn("d2")
@@ -133,7 +148,10 @@ func TestHub(t *testing.T) {
 // faultRun sends n datagrams with the given faults and seed and returns
 // the sender's stats once everything has arrived.
 func faultRun(t *rapid.T, f pipe.Faults, seed int64, n int) pipe.Stats {
-	a, b := pipe.New(pipe.WithFaults(f), pipe.WithSeed(seed), pipe.WithQueue(4*n))
+	a, b, err := pipe.New(pipe.WithFaults(f), pipe.WithSeed(seed), pipe.WithQueue(4*n))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer a.Close()
 	defer b.Close()
 	for i := range n {
@@ -175,7 +193,10 @@ func TestFaultsAreSeededAndConserved(t *testing.T) {
 }
 
 func TestDelayAndReorder(t *testing.T) {
-	a, b := pipe.New(pipe.WithFaults(pipe.Faults{Delay: 30 * time.Millisecond}))
+	a, b, err := pipe.New(pipe.WithFaults(pipe.Faults{Delay: 30 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	_, _ = a.WriteTo([]byte("x"), b.LocalAddr())
 	if _, _, err := read(t, b, 5*time.Second); err != nil {

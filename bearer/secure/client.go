@@ -54,7 +54,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 		if inner != nil {
 			_ = inner.Close()
 		}
-		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrConfig)
+		return nil, fmt.Errorf("%w: nil inner bearer or peer", ErrInvalidOption)
 	}
 	c, params, mtu, err := dialSetup(inner, cfg)
 	if err != nil {
@@ -75,7 +75,7 @@ func Dial(ctx context.Context, inner bearer.Bearer, peer net.Addr, cfg *Config) 
 	conn, err := dtls.ClientWithOptions(cn.vc, peer, opts...)
 	if err != nil {
 		cn.shutdown()
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	if err := cn.handshake(ctx, conn, &c, v); err != nil {
 		return nil, err

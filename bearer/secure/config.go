@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 	"github.com/pion/dtls/v3"
 	"github.com/pion/dtls/v3/pkg/crypto/elliptic"
 )
@@ -39,8 +40,15 @@ const (
 
 // Sentinel errors callers branch on.
 var (
-	// ErrConfig is wrapped by errors about an unusable Config.
-	ErrConfig = errors.New("secure: invalid config")
+	// ErrInvalidOption is wrapped by errors about an unusable Config or
+	// option (the same name in every package of the module): credentials
+	// missing or contradicting each other, a negative duration or size.
+	// The error names the field.
+	ErrInvalidOption = errors.New("secure: invalid option")
+	// ErrConfig is the old name of ErrInvalidOption.
+	//
+	// Deprecated: use ErrInvalidOption.
+	ErrConfig = ErrInvalidOption
 	// ErrNoSession is wrapped by WriteTo errors when the destination has no
 	// established DTLS session.
 	ErrNoSession = errors.New("secure: no established DTLS session with peer")
@@ -59,7 +67,9 @@ var (
 )
 
 // Config configures a Server or a client Conn. The zero value of every knob
-// means its default; credentials must be set. A Config is not modified by
+// means its default; a negative one (IdleTimeout aside: negative disables
+// the expiry) makes NewServer and Dial fail with an error wrapping
+// ErrInvalidOption that names it. Credentials must be set. A Config is not modified by
 // this package and may be shared.
 //
 // Credentials, by security mode:
@@ -103,7 +113,7 @@ type Config struct {
 	CipherSuites []CipherSuiteID
 
 	// CIDLength sets RFC 9146 connection IDs; negative is refused
-	// (ErrConfig), more than 255 too.
+	// (ErrInvalidOption), more than 255 too.
 	//
 	// nil (the default): a server issues DefaultCIDLength-byte CIDs; a
 	// client asks for no CID of its own but sends the CID a server
@@ -203,22 +213,22 @@ func (c *Config) hasPSKClient() bool { return len(c.PSKIdentity) > 0 || len(c.PS
 // withDefaults returns a copy of c with defaults filled in.
 func (c *Config) withDefaults() Config {
 	d := *c
-	if d.HandshakeTimeout <= 0 {
+	if d.HandshakeTimeout == 0 {
 		d.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	if d.IdleTimeout == 0 {
 		d.IdleTimeout = DefaultIdleTimeout
 	}
-	if d.MaxSessions <= 0 {
+	if d.MaxSessions == 0 {
 		d.MaxSessions = DefaultMaxSessions
 	}
-	if d.MaxHandshakes <= 0 {
+	if d.MaxHandshakes == 0 {
 		d.MaxHandshakes = DefaultMaxHandshakes
 	}
-	if d.QueueLen <= 0 {
+	if d.QueueLen == 0 {
 		d.QueueLen = DefaultQueueLen
 	}
-	if d.FlightInterval <= 0 {
+	if d.FlightInterval == 0 {
 		d.FlightInterval = DefaultFlightInterval
 	}
 	if d.Logger == nil {
@@ -292,39 +302,47 @@ const (
 	minFragment               = 32
 )
 
-// validate reports config errors common to both sides.
+// validate reports config errors common to both sides: every field that
+// cannot work, named in one error wrapping ErrInvalidOption.
 func (c *Config) validate(server bool) error {
 	if c == nil {
-		return fmt.Errorf("%w: nil config", ErrConfig)
+		return fmt.Errorf("%w: nil config", ErrInvalidOption)
 	}
+	var f cfgcheck.Fields
 	if server {
 		if c.PSKLookup == nil && c.Certificate == nil {
-			return fmt.Errorf("%w: server needs PSKLookup or Certificate", ErrConfig)
+			f.Badf("server needs PSKLookup or Certificate")
 		}
 	} else {
 		if c.hasPSKClient() && (len(c.PSKIdentity) == 0 || len(c.PSKKey) == 0) {
-			return fmt.Errorf("%w: PSK needs both PSKIdentity and PSKKey", ErrConfig)
+			f.Badf("PSK needs both PSKIdentity and PSKKey")
 		}
 		if !c.hasPSKClient() && c.Certificate == nil {
-			return fmt.Errorf("%w: client needs PSK or Certificate", ErrConfig)
+			f.Badf("client needs PSK or Certificate")
 		}
 		if c.Certificate != nil && c.RootCAs == nil && c.VerifyRawKey == nil {
-			return fmt.Errorf("%w: certificate mode needs RootCAs or VerifyRawKey to authenticate the server", ErrConfig)
+			f.Badf("certificate mode needs RootCAs or VerifyRawKey to authenticate the server")
 		}
 	}
 	if c.Certificate != nil && len(c.Certificate.Certificate) == 0 {
-		return fmt.Errorf("%w: empty certificate chain", ErrConfig)
+		f.Badf("empty certificate chain")
 	}
 	if server && c.Certificate != nil && c.PSKLookup == nil && c.RootCAs == nil && c.VerifyRawKey == nil {
-		return fmt.Errorf("%w: certificate mode needs RootCAs or VerifyRawKey to authenticate clients", ErrConfig)
+		f.Badf("certificate mode needs RootCAs or VerifyRawKey to authenticate clients")
 	}
 	if c.SessionKey != "" && c.Sessions == nil {
-		return fmt.Errorf("%w: SessionKey without Sessions", ErrConfig)
+		f.Badf("SessionKey without Sessions")
 	}
 	if n := c.CIDLength; n != nil && (*n < 0 || *n > 255) {
-		return fmt.Errorf("%w: CIDLength %d: want nil (default), 0 (no connection IDs) or 1..255", ErrConfig, *n)
+		f.Badf("CIDLength %d: want nil (default), 0 (no connection IDs) or 1..255", *n)
 	}
-	return nil
+	cfgcheck.NonNegative(&f, "HandshakeTimeout", c.HandshakeTimeout)
+	cfgcheck.NonNegative(&f, "MaxSessions", c.MaxSessions)
+	cfgcheck.NonNegative(&f, "MaxHandshakes", c.MaxHandshakes)
+	cfgcheck.NonNegative(&f, "QueueLen", c.QueueLen)
+	cfgcheck.NonNegative(&f, "FlightInterval", c.FlightInterval)
+	cfgcheck.NonNegative(&f, "MTU", c.MTU)
+	return f.Err(ErrInvalidOption, "Config")
 }
 
 // peerVerifier checks a peer's certificate chain: X.509 against RootCAs,
@@ -490,7 +508,7 @@ func pionMTU(mtu int, certificates bool) int {
 func checkSuitesKnown(ids []dtls.CipherSuiteID) error {
 	for _, id := range ids {
 		if name := dtls.CipherSuiteName(id); len(name) > 2 && name[:2] == "0x" {
-			return fmt.Errorf("%w: unknown cipher suite %s", ErrConfig, name)
+			return fmt.Errorf("%w: unknown cipher suite %s", ErrInvalidOption, name)
 		}
 	}
 	return nil

@@ -121,7 +121,10 @@ func TestEndpointOverSecure(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			hub := pipe.NewHub(pipe.WithFaults(pipe.Faults{Loss: 0.1}), pipe.WithSeed(7))
+			hub, err := pipe.NewHub(pipe.WithFaults(pipe.Faults{Loss: 0.1}), pipe.WithSeed(7))
+			if err != nil {
+				t.Fatal(err)
+			}
 			sb, _ := hub.Conn("server")
 			cb, _ := hub.Conn("device")
 			tc.srv.FlightInterval = 100 * time.Millisecond

@@ -19,7 +19,10 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	serverSide, deviceSide := pipe.New(pipe.WithNames("server", "device"))
+	serverSide, deviceSide, err := pipe.New(pipe.WithNames("server", "device"))
+	if err != nil {
+		panic(err)
+	}
 
 	// Server: keys by PSK identity; the handler sees who is calling.
 	keys := map[string][]byte{"urn:imei:490154203237518": []byte("0123456789abcdef")}

@@ -20,7 +20,10 @@ import (
 func TestEndpointSessionExpiry(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hub := pipe.NewHub()
+	hub, err := pipe.NewHub()
+	if err != nil {
+		t.Fatal(err)
+	}
 	sb, _ := hub.Conn("server")
 	psk := []byte("expiry-psk-16byt")
 	srv, err := secure.NewServer(sb, &secure.Config{

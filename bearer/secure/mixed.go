@@ -45,7 +45,7 @@ type Mixed struct {
 // concurrent use. The Mixed owns both bearers: Close closes them.
 func NewMixed(plain bearer.Bearer, srv *Server, secured func(peer net.Addr) bool) (*Mixed, error) {
 	if plain == nil || srv == nil || secured == nil {
-		return nil, fmt.Errorf("%w: Mixed needs a plain bearer, a Server and a Secured function", ErrConfig)
+		return nil, fmt.Errorf("%w: Mixed needs a plain bearer, a Server and a Secured function", ErrInvalidOption)
 	}
 	m := &Mixed{plain: plain, srv: srv, secured: secured, params: srv.Params(),
 		in: make(chan datagram, DefaultQueueLen), done: make(chan struct{})}

@@ -35,7 +35,7 @@ func TestMixed(t *testing.T) {
 		t.Fatal(err)
 	}
 	plain := &deadlinePlain{memBearer: n.attach("srv-plain", memParams())}
-	if _, err := NewMixed(nil, srv, func(net.Addr) bool { return false }); !errors.Is(err, ErrConfig) {
+	if _, err := NewMixed(nil, srv, func(net.Addr) bool { return false }); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("nil plain: %v", err)
 	}
 	m, err := NewMixed(plain, srv, func(a net.Addr) bool { return a.String() == "dtls-dev" })

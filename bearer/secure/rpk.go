@@ -32,7 +32,7 @@ func NewRawKeyCertificate(key crypto.Signer) (tls.Certificate, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("%w: raw key certificate: %w", ErrConfig, err)
+		return tls.Certificate{}, fmt.Errorf("%w: raw key certificate: %w", ErrInvalidOption, err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
@@ -42,7 +42,7 @@ func NewRawKeyCertificate(key crypto.Signer) (tls.Certificate, error) {
 func PublicKeyInfo(pub crypto.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrInvalidOption, err)
 	}
 	return der, nil
 }

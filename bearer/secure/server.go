@@ -138,7 +138,7 @@ type Stats struct {
 // and the datagram sizes reduced by the record overhead (see Overhead).
 func NewServer(inner bearer.Bearer, cfg *Config) (*Server, error) {
 	if inner == nil {
-		return nil, fmt.Errorf("%w: nil inner bearer", ErrConfig)
+		return nil, fmt.Errorf("%w: nil inner bearer", ErrInvalidOption)
 	}
 	if err := cfg.validate(true); err != nil {
 		return nil, err
@@ -191,7 +191,7 @@ func wrapParams(p bearer.Params, suites []dtls.CipherSuiteID, cidLen, mtu int) (
 		q.BlockDatagram = max(q.BlockDatagram-o, q.PreferredDatagram)
 	}
 	if err := q.Validate(); err != nil {
-		return q, 0, fmt.Errorf("%w: inner bearer too small for %d bytes of record overhead: %w", ErrConfig, o, err)
+		return q, 0, fmt.Errorf("%w: inner bearer too small for %d bytes of record overhead: %w", ErrInvalidOption, o, err)
 	}
 	if mtu <= 0 {
 		mtu = min(p.MaxDatagram, 1200)

@@ -585,8 +585,8 @@ func TestConfigErrors(t *testing.T) {
 					t.Errorf("Dial refused the config (%v) and left inner open", err)
 				}
 			}
-			if !errors.Is(err, ErrConfig) {
-				t.Fatalf("err %v, want ErrConfig", err)
+			if !errors.Is(err, ErrInvalidOption) {
+				t.Fatalf("err %v, want ErrInvalidOption", err)
 			}
 			if !strings.HasPrefix(err.Error(), "secure:") {
 				t.Errorf("error not prefixed: %v", err)
@@ -596,7 +596,7 @@ func TestConfigErrors(t *testing.T) {
 	// An inner bearer too small for the record overhead is refused.
 	p := memParams()
 	p.MaxDatagram, p.PreferredDatagram = 40, 40
-	if _, err := NewServer(n.attach("tiny", p), &Config{PSKLookup: pskLookup}); !errors.Is(err, ErrConfig) {
+	if _, err := NewServer(n.attach("tiny", p), &Config{PSKLookup: pskLookup}); !errors.Is(err, ErrInvalidOption) {
 		t.Fatalf("tiny bearer: %v", err)
 	}
 }

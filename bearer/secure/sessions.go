@@ -76,7 +76,7 @@ type SessionCacheOption func(*SessionCache) error
 func WithSessionTTL(d time.Duration) SessionCacheOption {
 	return func(c *SessionCache) error {
 		if d <= 0 {
-			return fmt.Errorf("%w: session TTL %v must be positive", ErrConfig, d)
+			return fmt.Errorf("%w: session TTL %v must be positive", ErrInvalidOption, d)
 		}
 		c.ttl = d
 		return nil
@@ -88,7 +88,7 @@ func WithSessionTTL(d time.Duration) SessionCacheOption {
 func WithMaxEntries(n int) SessionCacheOption {
 	return func(c *SessionCache) error {
 		if n <= 0 {
-			return fmt.Errorf("%w: session cache size %d must be positive", ErrConfig, n)
+			return fmt.Errorf("%w: session cache size %d must be positive", ErrInvalidOption, n)
 		}
 		c.max = n
 		return nil
@@ -99,7 +99,7 @@ func WithMaxEntries(n int) SessionCacheOption {
 func WithSessionClock(now func() time.Time) SessionCacheOption {
 	return func(c *SessionCache) error {
 		if now == nil {
-			return fmt.Errorf("%w: nil clock", ErrConfig)
+			return fmt.Errorf("%w: nil clock", ErrInvalidOption)
 		}
 		c.now = now
 		return nil

@@ -31,7 +31,10 @@ func smsLikeParams() bearer.Params {
 func TestOverSMSLikeBearer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	hub := pipe.NewHub(pipe.WithParams(smsLikeParams()), pipe.WithFaults(pipe.Faults{Delay: 5 * time.Millisecond}))
+	hub, err := pipe.NewHub(pipe.WithParams(smsLikeParams()), pipe.WithFaults(pipe.Faults{Delay: 5 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	sb, _ := hub.Conn("+15550001")
 	cb, _ := hub.Conn("+15550002")
 	psk := []byte("sms-psk-16-bytes")

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/internal/deadline"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/outbox"
 	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Mode is a peer's security mode on the SMS binding (Peer.Security).
@@ -101,7 +103,9 @@ func DefaultParams() bearer.Params {
 	}
 }
 
-// Config configures a Bearer.
+// Config configures a Bearer. A zero field takes its default; a negative
+// size, count, rate or duration makes New fail with an error wrapping
+// ErrInvalidOption that names the field.
 type Config struct {
 	// StateDir holds outbox.db and sms-state.db. Required.
 	StateDir string
@@ -266,51 +270,89 @@ type Bearer struct {
 
 // New opens the bearer's state in cfg.StateDir, replays the segments that
 // were stored but not yet handed on, and starts the receive loop and the
-// outbox worker. Close stops them.
+// outbox worker. Close stops them. A Config that cannot work (see
+// ErrInvalidOption) is refused before anything is opened.
 func New(t Transport, cfg Config) (*Bearer, error) {
-	if t == nil {
-		return nil, errors.New("sms: nil transport")
-	}
-	if cfg.StateDir == "" {
-		return nil, errors.New("sms: Config.StateDir is required (the outbox and inbox are durable)")
-	}
-	if err := ownBudgets(&cfg); err != nil {
+	b, err := newBearer(t, cfg)
+	if err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("sms: state dir: %w", err)
+	}
+	if err := b.openStores(); err != nil {
+		return nil, err
+	}
+	if err := b.start(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// check refuses a Config that cannot work and fills in the defaults of
+// the Bearer's own fields; the sub-configs are checked by the
+// constructors they go to.
+func (c *Config) check(t Transport) error {
+	var f cfgcheck.Fields
+	if t == nil {
+		f.Badf("Transport is nil")
+	}
+	if c.StateDir == "" {
+		f.Badf("StateDir is required (the outbox and inbox are durable)")
+	}
+	cfgcheck.Default(&f, "MaxPeers", &c.MaxPeers, 1_000_000)
+	cfgcheck.Default(&f, "ReadQueue", &c.ReadQueue, 256)
+	cfgcheck.NonNegative(&f, "LoopMax", c.LoopMax)
+	cfgcheck.NonNegative(&f, "LoopWindow", c.LoopWindow)
+	cfgcheck.NonNegative(&f, "PeerRate", c.PeerRate)
+	cfgcheck.NonNegative(&f, "PeerBurst", c.PeerBurst)
+	cfgcheck.NonNegative(&f, "Outbox.MaxEntries", c.Outbox.MaxEntries)
+	cfgcheck.NonNegative(&f, "Outbox.MaxBytes", c.Outbox.MaxBytes)
+	cfgcheck.NonNegative(&f, "Outbox.MaxAge", c.Outbox.MaxAge)
+	if c.BudgetWarnRatio > 1 || math.IsNaN(c.BudgetWarnRatio) {
+		f.Badf("BudgetWarnRatio %v is not a share of a budget (0..1; negative: never)", c.BudgetWarnRatio)
+	}
+	ownBudgets(&f, c)
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
+		return err
+	}
+	if c.Params != nil {
+		if err := c.Params.Validate(); err != nil {
+			return fmt.Errorf("%w: Config.Params: %w", ErrInvalidOption, err)
+		}
+	}
+	return nil
+}
+
+// newBearer checks cfg and makes the Bearer's in-memory parts: peers,
+// encoder, reassembler, limits, read queue. Nothing is opened yet.
+func newBearer(t Transport, cfg Config) (*Bearer, error) {
+	if err := cfg.check(t); err != nil {
+		return nil, err
 	}
 	b := &Bearer{cfg: cfg, t: t, peers: map[Addr]Peer{}, setIDs: map[pdu.SetKey][]uint64{}}
 	b.params = DefaultParams()
 	if cfg.Params != nil {
 		b.params = *cfg.Params
 	}
-	if err := b.params.Validate(); err != nil {
-		return nil, err
-	}
-	b.log = cfg.Logger
-	if b.log == nil {
+	if b.log = cfg.Logger; b.log == nil {
 		b.log = slog.New(slog.DiscardHandler)
 	}
-	b.now = cfg.Now
-	if b.now == nil {
+	if b.now = cfg.Now; b.now == nil {
 		b.now = time.Now
-	}
-	if b.cfg.MaxPeers <= 0 {
-		b.cfg.MaxPeers = 1_000_000
-	}
-	if b.cfg.ReadQueue <= 0 {
-		b.cfg.ReadQueue = 256
 	}
 	for n, p := range cfg.Peers {
 		if err := b.AddPeer(n, p); err != nil {
 			return nil, err
 		}
 	}
-	b.enc = pdu.NewEncoder(pdu.WithDefaults(cfg.Submit...))
+	var err error
+	if b.enc, err = pdu.NewEncoder(pdu.WithDefaults(cfg.Submit...)); err != nil {
+		return nil, fmt.Errorf("%w: Config.Submit: %w", ErrInvalidOption, err)
+	}
 	b.rep = newRepeats()
 	rc := cfg.Reassembly
-	if rc.MaxSetsPerOriginator <= 0 {
+	if rc.MaxSetsPerOriginator == 0 {
 		// A peer sends up to MAX_PAYLOADS concatenated SMS in one RFC 9177
 		// burst; under loss each may be pending (incomplete) at once and
 		// must stay until its missing segments come again.
@@ -318,13 +360,14 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	}
 	rc.Now = b.now
 	rc.OnDrop = b.onDrop
-	b.reasm = pdu.NewReassembler(rc)
+	if b.reasm, err = pdu.NewReassembler(rc); err != nil {
+		return nil, fmt.Errorf("%w: Config.Reassembly: %w", ErrInvalidOption, err)
+	}
 	if b.lim = cfg.RateLimiter; b.lim == nil {
 		b.lim = newLimiter(cfg.PeerRate, cfg.PeerBurst, 0)
 	}
 	b.guard = newLoopGuard(cfg.LoopMax, cfg.LoopWindow)
-	b.budget.ratio = cfg.BudgetWarnRatio
-	if b.budget.ratio == 0 {
+	if b.budget.ratio = cfg.BudgetWarnRatio; b.budget.ratio == 0 {
 		b.budget.ratio = 0.8
 	}
 	b.readq = make(chan received, b.cfg.ReadQueue)
@@ -332,17 +375,24 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	if cfg.SplitDTLS {
 		b.dtls = newDTLSView(b, b.cfg.ReadQueue)
 	}
+	return b, nil
+}
 
-	var err error
+// openStores opens the inbox and budget state and the durable outbox (in
+// StateDir unless the Config gives its own), closing what it opened when
+// a later one fails.
+func (b *Bearer) openStores() error {
+	cfg := &b.cfg
 	if cfg.State != nil {
 		b.st = &state{cfg.State}
 	} else {
 		bs, err := OpenBoltState(filepath.Join(cfg.StateDir, "sms-state.db"))
 		if err != nil {
-			return nil, err
+			return err
 		}
 		b.st = &state{bs}
 	}
+	var err error
 	oopts := []outbox.Option{outbox.WithLimits(cfg.Outbox), outbox.WithClock(b.now)}
 	if cfg.OutboxBackend != nil {
 		b.ob, err = outbox.OpenBackend(cfg.OutboxBackend, oopts...)
@@ -354,26 +404,37 @@ func New(t Transport, cfg Config) (*Bearer, error) {
 	}
 	if err != nil {
 		b.st.close()
-		return nil, err
+		return err
 	}
-	wc := cfg.Worker
+	return nil
+}
+
+// start makes the outbox worker, replays the stored inbound segments and
+// starts the worker and the receive loop; on error it closes the stores.
+func (b *Bearer) start() error {
+	wc := b.cfg.Worker
 	wc.OnDone = b.onResult
 	if wc.Logger == nil {
 		wc.Logger = b.log
 	}
-	b.worker = outbox.NewWorker(b.ob, t, wc)
-	b.ctx, b.cancel = context.WithCancel(context.Background())
-
-	if err := b.replay(); err != nil {
-		b.cancel()
+	var err error
+	if b.worker, err = outbox.NewWorker(b.ob, b.t, wc); err != nil {
+		err = fmt.Errorf("%w: Config.Worker: %w", ErrInvalidOption, err)
+	} else {
+		b.ctx, b.cancel = context.WithCancel(context.Background())
+		if err = b.replay(); err != nil {
+			b.cancel()
+		}
+	}
+	if err != nil {
 		b.ob.Close()
 		b.st.close()
-		return nil, err
+		return err
 	}
 	b.wg.Add(2)
 	go func() { defer b.wg.Done(); b.worker.Run(b.ctx) }()
 	go func() { defer b.wg.Done(); b.receiveLoop() }()
-	return b, nil
+	return nil
 }
 
 // AddPeer configures (or reconfigures) the peer with MSISDN number.

@@ -252,7 +252,7 @@ func TestUnknownSenderDropped(t *testing.T) {
 	p := newPair(t, smstest.Faults{}, nil)
 	stranger := p.net.AddSIM("+491719999999")
 	// The stranger sends a valid CoAP GET to the server's number.
-	enc := pdu.NewEncoder()
+	enc := new(pdu.Encoder)
 	segs, err := enc.Encode(serverNum, []byte{0x40, 0x01, 0x12, 0x34})
 	if err != nil {
 		t.Fatal(err)
@@ -430,7 +430,7 @@ func TestInboxReplay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc := pdu.NewEncoder()
+	enc := new(pdu.Encoder)
 	data := bytes.Repeat([]byte{0x42}, 300)
 	segs, err := enc.Encode(serverNum, data)
 	if err != nil || len(segs) != 3 {

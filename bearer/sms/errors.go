@@ -27,6 +27,11 @@ var (
 	// BoltState (not made by New or OpenBoltState). It matches
 	// net.ErrClosed too: a zero value behaves as a closed one.
 	ErrNotCreated = fmt.Errorf("%w: zero value, not made by New or OpenBoltState", net.ErrClosed)
+	// ErrInvalidOption is wrapped by New's error for a Config that cannot
+	// work: no Transport or StateDir, a negative size, count, rate or
+	// duration, a BudgetWarnRatio above 1, invalid Params, Submit options,
+	// Reassembly or Worker fields. The error names every such field.
+	ErrInvalidOption = errors.New("sms: invalid option")
 )
 
 // BudgetError says which daily SMS budget a send would exceed.

@@ -1,10 +1,11 @@
 package sms
 
 import (
-	"fmt"
 	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // maxLoopKeys bounds the loop guard's table (identical datagrams tracked
@@ -153,17 +154,20 @@ func (w *budgetWatch) crossed(before, after, limit int) bool {
 
 // ownBudgets checks cfg's daily budgets and gives the bearer its own
 // copies (the caller's variables may change afterwards).
-func ownBudgets(cfg *Config) error {
-	for _, p := range []**int{&cfg.DailyBudgetPerDevice, &cfg.DailyBudget} {
-		if *p == nil {
+func ownBudgets(f *cfgcheck.Fields, cfg *Config) {
+	for _, z := range []struct {
+		name string
+		p    **int
+	}{{"DailyBudgetPerDevice", &cfg.DailyBudgetPerDevice}, {"DailyBudget", &cfg.DailyBudget}} {
+		if *z.p == nil {
 			continue
 		}
-		if **p < 0 {
-			return fmt.Errorf("sms: daily budget %d is negative (nil: unlimited, new(0): no SMS)", **p)
+		if **z.p < 0 {
+			f.Badf("%s %d is negative (nil: unlimited, new(0): no SMS)", z.name, **z.p)
+			continue
 		}
-		*p = new(**p)
+		*z.p = new(**z.p)
 	}
-	return nil
 }
 
 // limitOf is a budget as the StateStore takes it: 0 is unlimited.

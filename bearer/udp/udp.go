@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // DefaultBufferSize is the socket receive and send buffer size requested by
@@ -30,8 +31,13 @@ var ErrBadAddr = errors.New("udp: not a UDP address")
 // destination is not the peer it was dialed to.
 var ErrWrongPeer = errors.New("udp: destination is not the dialed peer")
 
-// Option configures Listen and Dial.
+// Option configures Listen and Dial. An option out of its range makes
+// them fail with an error wrapping ErrInvalidOption.
 type Option func(*config)
+
+// ErrInvalidOption is wrapped by the error of Listen, Dial and New for an
+// option out of its range (invalid Params, a negative buffer size).
+var ErrInvalidOption = errors.New("udp: invalid option")
 
 type config struct {
 	params       bearer.Params
@@ -127,12 +133,12 @@ func newConfig(opts []Option) (config, error) {
 		c.params = bearer.UDPParams("udp")
 	}
 	if err := c.params.Validate(); err != nil {
-		return c, fmt.Errorf("udp: %w", err)
+		return c, fmt.Errorf("%w: WithParams: %w", ErrInvalidOption, err)
 	}
-	if c.readBuffer < 0 || c.writeBuffer < 0 {
-		return c, fmt.Errorf("udp: negative socket buffer size")
-	}
-	return c, nil
+	var f cfgcheck.Fields
+	cfgcheck.NonNegative(&f, "WithReadBuffer", c.readBuffer)
+	cfgcheck.NonNegative(&f, "WithWriteBuffer", c.writeBuffer)
+	return c, f.Err(ErrInvalidOption, "options")
 }
 
 // Listen opens a UDP socket on address ("127.0.0.1:5683", "[::]:5683",
@@ -184,7 +190,7 @@ func Dial(ctx context.Context, network, address string, opts ...Option) (*Conn, 
 // Closing the Conn closes uc.
 func New(uc *net.UDPConn, opts ...Option) (*Conn, error) {
 	if uc == nil {
-		return nil, errors.New("udp: nil *net.UDPConn")
+		return nil, fmt.Errorf("%w: nil *net.UDPConn", ErrInvalidOption)
 	}
 	cfg, err := newConfig(opts)
 	if err != nil {

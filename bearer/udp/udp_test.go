@@ -324,11 +324,11 @@ func TestOptionsAndErrors(t *testing.T) {
 	}
 	bad := bearer.UDPParams("udp")
 	bad.MaxRetransmit = -1
-	if _, err := Listen("udp", "127.0.0.1:0", WithParams(bad)); !errors.Is(err, bearer.ErrInvalidParams) {
+	if _, err := Listen("udp", "127.0.0.1:0", WithParams(bad)); !errors.Is(err, bearer.ErrInvalidParams) || !errors.Is(err, ErrInvalidOption) {
 		t.Errorf("bad params: %v", err)
 	}
-	if _, err := Listen("udp", "127.0.0.1:0", WithReadBuffer(-1)); err == nil {
-		t.Error("negative buffer accepted")
+	if _, err := Listen("udp", "127.0.0.1:0", WithReadBuffer(-1)); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("negative buffer: %v", err)
 	}
 	if _, err := Listen("udp", "256.0.0.1:0"); err == nil {
 		t.Error("bad address accepted")

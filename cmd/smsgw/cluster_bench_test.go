@@ -53,7 +53,10 @@ func TestClusterBenchmark(t *testing.T) {
 	dir := t.TempDir()
 	bin := buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
 	redis := redistest.Start(t, redistest.Options{AOF: true})
-	simNet := sim.NewNetwork()
+	simNet, err := sim.NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer simNet.Close()
 	type row struct {
 		nodes             int

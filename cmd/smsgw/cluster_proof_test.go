@@ -65,7 +65,7 @@ func TestClusterRouting(t *testing.T) {
 	if got := a.metric(`smsgw_cluster_forwarded_total{result="ok"}`); got < 1 {
 		t.Fatalf("A forwarded %v calls", got)
 	}
-	if got := b.metric(`smsgw_cluster_rpc_served_total`); got < 1 {
+	if got := b.waitMetric(`smsgw_cluster_rpc_served_total`, 1, 10*time.Second); got < 1 {
 		t.Fatalf("B served %v forwarded calls", got)
 	}
 
@@ -83,13 +83,13 @@ func TestClusterRouting(t *testing.T) {
 		t.Fatalf("queued read through A: %d %v", code, v)
 	}
 	t.Logf("queued read issued on gw-a, device at gw-b, SIM on gw-c: %v, %v", time.Since(start).Round(time.Millisecond), v["values"])
-	if got := b.metric(`smsgw_cluster_sms_relayed_total{direction="out"}`); got < 1 {
+	if got := b.waitMetric(`smsgw_cluster_sms_relayed_total{direction="out"}`, 1, 10*time.Second); got < 1 {
 		t.Fatalf("B relayed %v SMS", got)
 	}
-	if got := c.metric(`smsgw_cluster_sms_relayed_total{direction="in"}`); got < 1 {
+	if got := c.waitMetric(`smsgw_cluster_sms_relayed_total{direction="in"}`, 1, 10*time.Second); got < 1 {
 		t.Fatalf("C took %v relayed SMS", got)
 	}
-	if got := b.metric(`smsgw_queue_events_total{event="wakeups"}`); got < 1 {
+	if got := b.waitMetric(`smsgw_queue_events_total{event="wakeups"}`, 1, 10*time.Second); got < 1 {
 		t.Fatalf("B sent %v wake-ups", got)
 	}
 	if got := a.metric(`smsgw_queue_events_total{event="wakeups"}`) + c.metric(`smsgw_queue_events_total{event="wakeups"}`); got != 0 {

@@ -71,7 +71,11 @@ func newClusterEnv(t *testing.T, ctx context.Context, n int, devices string, sha
 	}
 	e.bin = buildSmsgw(t, ".", filepath.Join(dir, "smsgw"))
 	e.redis = redistest.Start(t, redistest.Options{AOF: true})
-	e.net = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}))
+	var err error
+	e.net, err = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { e.net.Close() })
 	for i := 0; i < n; i++ {
 		nd := &clusterNode{name: clusterNames[i], sim: clusterSIM(i), data: filepath.Join(dir, clusterNames[i])}
@@ -353,5 +357,21 @@ func (e *clusterEnv) logOnFailure() {
 		if os.Getenv("M2M_CLUSTER_LOG") != "" {
 			os.WriteFile(filepath.Join(os.TempDir(), "cluster-"+nd.name+".log"), []byte(nd.d.stderr.String()), 0o600)
 		}
+	}
+}
+
+// waitMetric waits until series reaches at least min and returns its last
+// value (below min when within passed). A node counts what it did after
+// doing it: B pushes a forwarded call's answer, then counts it as served,
+// so the caller may have the answer before B's counter moved.
+func (d *daemon) waitMetric(series string, min float64, within time.Duration) float64 {
+	d.t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		v := d.metric(series)
+		if v >= min || time.Now().After(deadline) {
+			return v
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

@@ -307,7 +307,10 @@ func runSim(args []string, stdout io.Writer) error {
 	if _, err := fmt.Sscanf(strings.TrimPrefix(*first, "+"), "%d", &base); err != nil {
 		return usageError{fmt.Sprintf("-msisdn %q is not a number", *first)}
 	}
-	net := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(*latency)}), sim.WithLogger(slog.Default()))
+	net, err := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(*latency)}), sim.WithLogger(slog.Default()))
+	if err != nil {
+		return err
+	}
 	defer net.Close()
 	for i := 0; i < *n; i++ {
 		m, err := net.AddModem(fmt.Sprintf("+%d", base+uint64(i)))

@@ -152,8 +152,11 @@ func TestSMPPProof(t *testing.T) {
 	if os.Getenv("SMPP_PROOF_DEBUG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(30 * time.Millisecond)}), sim.WithLogger(log),
+	n, err := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(30 * time.Millisecond)}), sim.WithLogger(log),
 		sim.WithValidity(time.Hour, 200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer n.Close()
 	// Which connection the SMSC accepted each segment on (the daemon
 	// before the kill, or after the restart).

@@ -117,7 +117,7 @@ var refusals = []struct {
 		}
 		return err
 	}, oscore.ErrNotCreated},
-	{"oscore.Params is refused", func(context.Context) error { return oscore.Params{}.Validate() }, oscore.ErrConfig},
+	{"oscore.Params is refused", func(context.Context) error { return oscore.Params{}.Validate() }, oscore.ErrInvalidOption},
 	{"oscore.BoltStore.LoadSeq", func(context.Context) error {
 		_, _, err := new(oscore.BoltStore).LoadSeq("k")
 		return err
@@ -310,7 +310,10 @@ func TestZeroUsable(t *testing.T) {
 		{"bearer.Steer", func() error {
 			// A request to a peer that never answers, aborted through
 			// a zero Steer: Do returns at once with the *AbortError.
-			a, b := pipe.New()
+			a, b, err := pipe.New()
+			if err != nil {
+				t.Fatal(err)
+			}
 			defer b.Close()
 			e, err := bearer.NewEndpoint(a)
 			if err != nil {

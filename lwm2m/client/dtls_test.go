@@ -33,7 +33,7 @@ func TestClientAgainstServerDTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false))
+	srv, err := server.New(new(registry.Memory), server.WithSecurity(sec), server.WithNoSec(false))
 	if err != nil {
 		t.Fatal(err)
 	}

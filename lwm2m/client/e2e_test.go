@@ -32,7 +32,7 @@ func listen(t *testing.T) bearer.Bearer {
 func startServer(t *testing.T, opts ...server.Option) (*server.Server, net.Addr) {
 	t.Helper()
 	b := listen(t)
-	srv, err := server.New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := server.New(new(registry.Memory), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

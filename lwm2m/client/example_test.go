@@ -19,9 +19,12 @@ import (
 func Example() {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	serverSide, deviceSide := pipe.New(pipe.WithNames("server", "light"))
+	serverSide, deviceSide, err := pipe.New(pipe.WithNames("server", "light"))
+	if err != nil {
+		panic(err)
+	}
 
-	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(new(registry.Memory))
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -41,7 +41,7 @@ func TestClientAgainstServerOSCORE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	srv, err := server.New(new(registry.Memory), server.WithSecurity(sec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestClientAgainstServerOSCOREAppendixB2(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec))
+	srv, err := server.New(new(registry.Memory), server.WithSecurity(sec))
 	if err != nil {
 		t.Fatal(err)
 	}

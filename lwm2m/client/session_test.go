@@ -66,7 +66,7 @@ func (s *dtlsServer) start() {
 		t.Fatal(err)
 	}
 	s.dsrv = dsrv
-	if s.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithSecurity(sec), server.WithNoSec(false)); err != nil {
+	if s.srv, err = server.New(new(registry.Memory), server.WithSecurity(sec), server.WithNoSec(false)); err != nil {
 		t.Fatal(err)
 	}
 	s.sep, err = bearer.NewEndpoint(dsrv, bearer.WithHandler(s.srv.Handler("dtls")))

@@ -160,7 +160,7 @@ func TestQueueModeSleepAndTrigger(t *testing.T) {
 
 // An SMS-only client (no UDP) registers over SMS and answers over SMS.
 func TestQueueModeSMSOnly(t *testing.T) {
-	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(new(registry.Memory))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -134,7 +134,7 @@ type CampaignEvent struct {
 }
 
 // ManagerOption configures a Manager. An option given a value out of its
-// range makes NewManager fail with an error wrapping ErrInvalid.
+// range makes NewManager fail with an error wrapping ErrInvalidOption.
 type ManagerOption func(*Manager) error
 
 // WithCampaignHook sets a hook called on each device state change (for
@@ -280,6 +280,10 @@ func (m *Manager) Close() error {
 func (m *Manager) Create(ctx context.Context, spec Spec) (string, error) {
 	if m.runs == nil {
 		return "", ErrNotCreated
+	}
+	uo := spec.Options
+	if err := uo.check(); err != nil { // refused now, not once per device
+		return "", err
 	}
 	info, err := m.upd.cfg.Store.Get(spec.Image)
 	if err != nil {

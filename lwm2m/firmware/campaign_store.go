@@ -74,7 +74,7 @@ var _ CampaignStore = (*BoltCampaigns)(nil)
 // NewBoltCampaigns creates the buckets it needs in db.
 func NewBoltCampaigns(db *bolt.DB) (*BoltCampaigns, error) {
 	if db == nil {
-		return nil, fmt.Errorf("firmware: campaigns: nil database")
+		return nil, fmt.Errorf("%w: NewBoltCampaigns: nil database", ErrInvalidOption)
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bktCampaigns, bktDevices, bktCampMeta} {

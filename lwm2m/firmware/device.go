@@ -17,6 +17,8 @@ import (
 	"github.com/m2mbearer/m2mbearer/lwm2m/client"
 	"github.com/m2mbearer/m2mbearer/lwm2m/content"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Protocol Support (/5/0/8) and Delivery Method (/5/0/9) values.
@@ -31,7 +33,9 @@ const (
 	DeliveryBoth = 2
 )
 
-// DeviceConfig configures the demo-device firmware behaviour.
+// DeviceConfig configures the demo-device firmware behaviour. A zero
+// MaxPackage or PullTimeout takes its default; a negative one makes
+// NewDevice fail with an error wrapping ErrInvalidOption.
 type DeviceConfig struct {
 	// Endpoint is the client's CoAP endpoint, used to pull coap:// URIs
 	// (coaps:// when Secure). Nil disables CoAP pull.
@@ -101,11 +105,11 @@ func (d *Device) spawn(f func()) bool {
 // client must already have object 3 (AddDevice). Close stops downloads
 // and re-registrations in flight.
 func NewDevice(c *client.Client, cfg DeviceConfig) (*Device, error) {
-	if cfg.MaxPackage <= 0 {
-		cfg.MaxPackage = 1 << 20
-	}
-	if cfg.PullTimeout <= 0 {
-		cfg.PullTimeout = 2 * time.Minute
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "MaxPackage", &cfg.MaxPackage, 1<<20)
+	cfgcheck.Default(&f, "PullTimeout", &cfg.PullTimeout, 2*time.Minute)
+	if err := f.Err(ErrInvalidOption, "DeviceConfig"); err != nil {
+		return nil, err
 	}
 	delivery := int64(DeliveryBoth)
 	switch {

@@ -55,7 +55,7 @@ func newEnvSMS(t testing.TB, waker firmware.Waker, smsDevices int) *env {
 		t.Fatal(err)
 	}
 	// The fleet is on 127.0.0.1: one source for the server's rate limit.
-	srv, err := server.New(registry.NewMemory(registry.Options{}), server.WithMaxObservations(100000),
+	srv, err := server.New(new(registry.Memory), server.WithMaxObservations(100000),
 		server.WithLimits(server.Limits{SourceRate: -1}))
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package firmware
 import (
 	"errors"
 	"fmt"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Sentinel errors callers branch on.
@@ -21,6 +23,11 @@ var (
 	ErrTooLarge = errors.New("firmware: image too large")
 	// ErrInvalid: a bad argument (empty version, bad checksum text, ...).
 	ErrInvalid = errors.New("firmware: invalid argument")
+	// ErrInvalidOption is wrapped by the error of a constructor (OpenStore,
+	// NewManager, NewUpdater) given an option or Config field out of its
+	// range, and of an update given Options out of theirs. It is a kind of
+	// ErrInvalid: errors.Is(err, ErrInvalid) holds for it too.
+	ErrInvalidOption = cfgcheck.Refines("firmware: invalid option", ErrInvalid)
 	// ErrUnsupported: the device supports no delivery method usable on its
 	// bearer with the given options (for example an SMS-only device when
 	// SMS push is not allowed).

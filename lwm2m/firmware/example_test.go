@@ -40,7 +40,7 @@ func ExampleStore() {
 func gateway(dir string) (*server.Server, *bearer.Endpoint, *firmware.Store, *firmware.Updater) {
 	store, _ := firmware.OpenStore(filepath.Join(dir, "images"))
 	b, _ := udp.Listen("udp", "127.0.0.1:0")
-	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(new(registry.Memory))
 	if err != nil {
 		panic(err)
 	}

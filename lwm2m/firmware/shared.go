@@ -33,14 +33,14 @@ type Shared struct {
 
 // WithShared makes the Manager one of several nodes on a shared store.
 // Holds and Lease are required and Poll must not be negative (an error
-// wrapping ErrInvalid otherwise; a Shared without them used to be ignored).
+// wrapping ErrInvalidOption otherwise; a Shared without them used to be ignored).
 func WithShared(s Shared) ManagerOption {
 	return func(m *Manager) error {
 		if s.Holds == nil || s.Lease == nil {
-			return fmt.Errorf("%w: WithShared needs Holds and Lease", ErrInvalid)
+			return fmt.Errorf("%w: WithShared needs Holds and Lease", ErrInvalidOption)
 		}
 		if s.Poll < 0 {
-			return fmt.Errorf("%w: WithShared Poll %v is negative", ErrInvalid, s.Poll)
+			return fmt.Errorf("%w: WithShared Poll %v is negative", ErrInvalidOption, s.Poll)
 		}
 		if s.Poll == 0 {
 			s.Poll = time.Second

@@ -49,7 +49,7 @@ func newSMSPushRig(ctx context.Context, t *testing.T) *smsPushRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(new(registry.Memory))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // ImageInfo describes a stored firmware image.
@@ -35,15 +37,12 @@ type ImageInfo struct {
 }
 
 // StoreOption configures a Store. An option given a value out of its
-// range makes OpenStore fail with an error wrapping ErrInvalid.
+// range makes OpenStore fail with an error wrapping ErrInvalidOption.
 type StoreOption func(*Store) error
 
 // atLeast1 is the check of a bound option: n below 1 is refused.
 func atLeast1[T ~int | ~int64](option string, n T) error {
-	if n < 1 {
-		return fmt.Errorf("%w: %s(%d): at least 1", ErrInvalid, option, n)
-	}
-	return nil
+	return cfgcheck.AtLeast1(ErrInvalidOption, option, n)
 }
 
 // WithMaxBytes bounds the total bytes of stored images, at least 1
@@ -102,7 +101,7 @@ func OpenStore(dir string, opts ...StoreOption) (*Store, error) {
 		}
 	}
 	if s.maxImage > s.maxBytes {
-		return nil, fmt.Errorf("firmware: OpenStore: %w: WithMaxImageBytes(%d) above the store's %d bytes", ErrInvalid, s.maxImage, s.maxBytes)
+		return nil, fmt.Errorf("%w: OpenStore: WithMaxImageBytes(%d) above the store's %d bytes", ErrInvalidOption, s.maxImage, s.maxBytes)
 	}
 	if s.maxImage == 0 {
 		s.maxImage = s.maxBytes

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 	"github.com/m2mbearer/m2mbearer/lwm2m/path"
 	"github.com/m2mbearer/m2mbearer/lwm2m/server"
 )
@@ -25,7 +26,9 @@ type WakerFunc func(ctx context.Context, endpoint string) error
 // Wake implements Waker.
 func (f WakerFunc) Wake(ctx context.Context, ep string) error { return f(ctx, ep) }
 
-// Config configures an Updater.
+// Config configures an Updater. Server and Store are required; a zero
+// MaxWaiters takes its default, a negative one makes
+// NewUpdater fail with an error wrapping ErrInvalidOption.
 type Config struct {
 	// Server is the LwM2M server the devices are registered with.
 	Server *server.Server
@@ -46,7 +49,9 @@ type Config struct {
 	MaxWaiters int
 }
 
-// Options are per-update choices.
+// Options are per-update choices. A zero duration takes its default; a
+// negative one (or MaxSMS) fails the update with an error wrapping
+// ErrInvalidOption, before anything is sent.
 type Options struct {
 	// Prefer picks push or pull when the device supports both (default
 	// pull on IP bearers, push on SMS).
@@ -76,19 +81,16 @@ type Options struct {
 	Progress func(Step) `json:"-"`
 }
 
-func (o *Options) defaults() {
-	if o.PollInterval <= 0 {
-		o.PollInterval = 5 * time.Second
-	}
-	if o.DownloadTimeout <= 0 {
-		o.DownloadTimeout = 10 * time.Minute
-	}
-	if o.UpdateTimeout <= 0 {
-		o.UpdateTimeout = 10 * time.Minute
-	}
-	if o.WakeTimeout <= 0 {
-		o.WakeTimeout = 5 * time.Minute
-	}
+// check refuses negative fields and fills in the defaults of zero ones.
+func (o *Options) check() error {
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "PollInterval", &o.PollInterval, 5*time.Second)
+	cfgcheck.Default(&f, "DownloadTimeout", &o.DownloadTimeout, 10*time.Minute)
+	cfgcheck.Default(&f, "UpdateTimeout", &o.UpdateTimeout, 10*time.Minute)
+	cfgcheck.Default(&f, "WakeTimeout", &o.WakeTimeout, 5*time.Minute)
+	cfgcheck.NonNegative(&f, "AwakeWindow", o.AwakeWindow)
+	cfgcheck.NonNegative(&f, "MaxSMS", o.MaxSMS)
+	return f.Err(ErrInvalidOption, "Options")
 }
 
 // Step names a stage of a single-device update.
@@ -129,11 +131,13 @@ type Updater struct {
 
 // NewUpdater returns an Updater. Close it to end its subscription.
 func NewUpdater(cfg Config) (*Updater, error) {
+	var f cfgcheck.Fields
 	if cfg.Server == nil || cfg.Store == nil {
-		return nil, fmt.Errorf("%w: Server and Store are required", ErrInvalid)
+		f.Badf("Server and Store are required")
 	}
-	if cfg.MaxWaiters <= 0 {
-		cfg.MaxWaiters = 100000
+	cfgcheck.Default(&f, "MaxWaiters", &cfg.MaxWaiters, 100000)
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
+		return nil, err
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -271,7 +275,9 @@ func (u *Updater) Update(ctx context.Context, ep, imageID string, opts Options) 
 // update runs an update with a plan made earlier (campaigns plan before
 // reserving SMS budget), or plans first when planned is nil.
 func (u *Updater) update(ctx context.Context, ep, imageID string, opts Options, planned *Plan) (*Result, error) {
-	opts.defaults()
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	events, stop, err := u.watch(ep)
 	if err != nil {
@@ -306,7 +312,9 @@ func (u *Updater) Version(ctx context.Context, ep string, opts Options) (string,
 	if u.done == nil {
 		return "", ErrNotCreated
 	}
-	opts.defaults()
+	if err := opts.check(); err != nil {
+		return "", err
+	}
 	reg, ok := u.cfg.Server.Lookup(ep)
 	if !ok {
 		return "", fmt.Errorf("firmware: %s: %w", ep, server.ErrNotRegistered)

@@ -312,7 +312,7 @@ var embedded embed.FS
 // Embedded returns fresh definitions of the objects shipped with the
 // package as DDF files (3311 Light Control).
 func Embedded() []*Object {
-	r := NewRegistry()
+	r := new(Registry)
 	objs, err := r.LoadDir(embedded, "ddf")
 	if err != nil {
 		// The embedded files are tested; an error here is a build defect.

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Type is an LwM2M resource data type (Core Appendix C).
@@ -220,6 +222,9 @@ var (
 	ErrFull = errors.New("lwm2m model: registry full")
 	// ErrExists is returned when an object ID (and version) is already registered.
 	ErrExists = errors.New("lwm2m model: object already registered")
+	// ErrInvalidOption is wrapped by NewRegistry's error for an option out
+	// of its range.
+	ErrInvalidOption = errors.New("lwm2m model: invalid option")
 )
 
 // Registry holds object definitions by ID. It is safe for concurrent use.
@@ -231,25 +236,35 @@ type Registry struct {
 	max  int
 }
 
-// Option configures a Registry.
-type Option func(*Registry)
+// Option configures a Registry. An option given a value out of its range
+// makes NewRegistry fail with an error wrapping ErrInvalidOption.
+type Option func(*Registry) error
 
-// WithMaxObjects bounds the number of objects (default DefaultMaxObjects).
-func WithMaxObjects(n int) Option { return func(r *Registry) { r.max = n } }
+// WithMaxObjects bounds the number of objects, at least 1 (default
+// DefaultMaxObjects).
+func WithMaxObjects(n int) Option {
+	return func(r *Registry) error {
+		r.max = n
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithMaxObjects", n)
+	}
+}
 
-// NewRegistry returns an empty registry.
-func NewRegistry(opts ...Option) *Registry {
+// NewRegistry returns an empty registry, or an error wrapping
+// ErrInvalidOption.
+func NewRegistry(opts ...Option) (*Registry, error) {
 	r := &Registry{objs: make(map[uint16]*Object), max: DefaultMaxObjects}
 	for _, o := range opts {
-		o(r)
+		if err := o(r); err != nil {
+			return nil, err
+		}
 	}
-	return r
+	return r, nil
 }
 
 // DefaultRegistry returns a new registry with the core objects 0–7 and the
 // embedded objects (3311 Light Control).
 func DefaultRegistry() *Registry {
-	r := NewRegistry()
+	r := new(Registry)
 	for _, o := range Core() {
 		_ = r.Put(o)
 	}

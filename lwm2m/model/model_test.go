@@ -142,7 +142,10 @@ func TestParseDDFErrors(t *testing.T) {
 }
 
 func TestRegistry(t *testing.T) {
-	r := NewRegistry(WithMaxObjects(2))
+	r, err := NewRegistry(WithMaxObjects(2))
+	if err != nil {
+		t.Fatal(err)
+	}
 	core := Core()
 	if err := r.Add(core[0]); err != nil {
 		t.Fatal(err)
@@ -177,7 +180,7 @@ func TestLoadDir(t *testing.T) {
 		"objs/README":    {Data: []byte("ignored")},
 		"bad/broken.xml": {Data: []byte("<LWM2M>")},
 	}
-	r := NewRegistry()
+	r := new(Registry)
 	objs, err := r.LoadDir(fsys, "objs")
 	if err != nil || len(objs) != 1 || objs[0].ID != 3311 {
 		t.Fatalf("LoadDir: %v %v", objs, err)

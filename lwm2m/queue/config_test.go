@@ -9,7 +9,7 @@ import (
 
 // TestNewRefusesBadConfig: a negative limit or duration (which used to
 // take the default) and a Wake.Factor below 1 (which became 2) fail New
-// with ErrInvalidConfig; zero fields still take the defaults.
+// with ErrInvalidOption; zero fields still take the defaults.
 func TestNewRefusesBadConfig(t *testing.T) {
 	exec := ExecutorFunc(func(context.Context, string, *Request) (*Result, error) { return &Result{}, nil })
 	cases := []struct {
@@ -30,11 +30,11 @@ func TestNewRefusesBadConfig(t *testing.T) {
 			cfg := Config{Store: NewMemStore(), Executor: exec}
 			tc.set(&cfg)
 			m, err := New(cfg)
-			if !errors.Is(err, ErrInvalidConfig) || m != nil {
+			if !errors.Is(err, ErrInvalidOption) || m != nil {
 				if m != nil {
 					m.Close()
 				}
-				t.Fatalf("New = %v, %v; want nil and ErrInvalidConfig", m, err)
+				t.Fatalf("New = %v, %v; want nil and ErrInvalidOption", m, err)
 			}
 		})
 	}

@@ -43,9 +43,14 @@ var (
 	// ErrInvalidRequest: Enqueue of a request without endpoint, with an
 	// unknown kind, or with a past expiry.
 	ErrInvalidRequest = errors.New("queue: invalid request")
-	// ErrInvalidConfig is wrapped by New's error for a Config field out
+	// ErrInvalidOption is wrapped by New's error for a Config field out
 	// of its range (a negative limit or duration, a Wake.Factor below 1).
-	ErrInvalidConfig = errors.New("queue: invalid config")
+	// The same name is used in every package of the module.
+	ErrInvalidOption = errors.New("queue: invalid option")
+	// ErrInvalidConfig is the old name of ErrInvalidOption.
+	//
+	// Deprecated: use ErrInvalidOption.
+	ErrInvalidConfig = ErrInvalidOption
 	// ErrTooManyDevices: the device table is at Config.MaxDevices.
 	ErrTooManyDevices = errors.New("queue: too many devices")
 	// ErrDeviceAsleep is returned (wrapped) by an Executor when the device

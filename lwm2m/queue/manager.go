@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/bearer"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Executor runs one request on an awake device and returns its answer.
@@ -64,7 +64,7 @@ const DefaultMaxWakes = 4
 // Config configures a Manager. Store and Executor are required. A zero
 // limit or duration takes its default; a negative one (or a Wake.Factor
 // between 0 and 1) makes New fail with an error wrapping
-// ErrInvalidConfig.
+// ErrInvalidOption.
 type Config struct {
 	Store    Store
 	Executor Executor
@@ -124,31 +124,31 @@ type Config struct {
 
 func (c *Config) defaults() error {
 	if c.Store == nil || c.Executor == nil {
-		return errors.New("queue: Config.Store and Config.Executor are required")
+		return fmt.Errorf("%w: Config.Store and Config.Executor are required", ErrInvalidOption)
 	}
 	// A zero field takes its default; a negative one is refused (it used
 	// to take the default too).
-	var bad []string
-	setD := func(name string, d *time.Duration, v time.Duration) { orDefault(&bad, name, d, v) }
-	setI := func(name string, i *int, v int) { orDefault(&bad, name, i, v) }
+	var bad cfgcheck.Fields
+	setD := func(name string, d *time.Duration, v time.Duration) { cfgcheck.Default(&bad, name, d, v) }
+	setI := func(name string, i *int, v int) { cfgcheck.Default(&bad, name, i, v) }
 	udp := bearer.UDPParams("udp")
 	setI("Limits.PerDevice", &c.Limits.PerDevice, 64)
-	orDefault(&bad, "Limits.PerDeviceBytes", &c.Limits.PerDeviceBytes, 256<<10)
+	cfgcheck.Default(&bad, "Limits.PerDeviceBytes", &c.Limits.PerDeviceBytes, 256<<10)
 	setI("Limits.Total", &c.Limits.Total, 1_000_000)
-	orDefault(&bad, "Limits.TotalBytes", &c.Limits.TotalBytes, 512<<20)
+	cfgcheck.Default(&bad, "Limits.TotalBytes", &c.Limits.TotalBytes, 512<<20)
 	setD("Wake.Timeout", &c.Wake.Timeout, 2*time.Minute)
 	switch {
 	case c.Wake.Factor == 0:
 		c.Wake.Factor = 2
 	case c.Wake.Factor < 1:
-		bad = append(bad, fmt.Sprintf("Wake.Factor %v is below 1", c.Wake.Factor))
+		bad.Badf("Wake.Factor %v is below 1", c.Wake.Factor)
 	}
 	setD("Wake.MaxTimeout", &c.Wake.MaxTimeout, 30*time.Minute)
 	switch {
 	case c.Wake.MaxWakes == nil:
 		c.Wake.MaxWakes = new(DefaultMaxWakes)
 	case *c.Wake.MaxWakes < 0:
-		return fmt.Errorf("queue: Wake.MaxWakes %d is negative (new(0): no wake-ups)", *c.Wake.MaxWakes)
+		bad.Badf("Wake.MaxWakes %d is negative (new(0): no wake-ups)", *c.Wake.MaxWakes)
 	default:
 		c.Wake.MaxWakes = new(*c.Wake.MaxWakes) // the Manager's own copy
 	}
@@ -167,8 +167,8 @@ func (c *Config) defaults() error {
 	setD("Retention", &c.Retention, 24*time.Hour)
 	setI("MaxResults", &c.MaxResults, 100_000)
 	setI("MaxDevices", &c.MaxDevices, 1_000_000)
-	if len(bad) > 0 {
-		return fmt.Errorf("%w: %s", ErrInvalidConfig, strings.Join(bad, "; "))
+	if err := bad.Err(ErrInvalidOption, "Config"); err != nil {
+		return err
 	}
 	if c.Metrics == nil {
 		c.Metrics = nopMetrics{}
@@ -180,16 +180,6 @@ func (c *Config) defaults() error {
 		c.Clock = realClock{}
 	}
 	return nil
-}
-
-// orDefault sets *p to def when it is 0 and adds a negative *p to bad.
-func orDefault[T ~int | ~int64](bad *[]string, name string, p *T, def T) {
-	switch {
-	case *p < 0:
-		*bad = append(*bad, fmt.Sprintf("%s %v is negative", name, *p))
-	case *p == 0:
-		*p = def
-	}
 }
 
 // DeviceConfig is the queue-mode configuration of one device.

@@ -123,7 +123,7 @@ func BenchmarkMemoryPerSleepingDevice(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		store := registry.NewMemory(registry.Options{})
+		store := new(registry.Memory)
 		srv, err := server.New(store, server.WithLogger(quiet()))
 		if err != nil {
 			b.Fatal(err)

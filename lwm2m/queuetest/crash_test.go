@@ -41,8 +41,11 @@ func TestCrashRestartExactlyOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("child processes")
 	}
-	n := sim.NewNetwork(sim.WithSeed(9), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}), sim.WithLogger(quiet()),
+	n, err := sim.NewNetwork(sim.WithSeed(9), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(20 * time.Millisecond)}), sim.WithLogger(quiet()),
 		sim.WithValidity(time.Hour, fastRetry))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.Close() })
 	sm, err := n.AddModem(serverNum, sim.WithSendTime(2*time.Millisecond))
 	if err != nil {

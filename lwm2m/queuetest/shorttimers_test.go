@@ -60,7 +60,7 @@ func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTi
 	t.Helper()
 	w := &shortTimerWorld{clk: sc.clock, woke: make(chan time.Time, 16), slept: make(chan struct{}, 16)}
 	var err error
-	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	w.srv, err = server.New(new(registry.Memory), server.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,10 @@ func newShortTimerWorld(t *testing.T, name string, sc shortTimerConfig) *shortTi
 	}
 	// The SMS side is required by the client's queue mode; nothing is
 	// ever sent on it here (NoSec UDP device, no SMS wake-up).
-	smsA, smsB := pipe.New()
+	smsA, smsB, err := pipe.New()
+	if err != nil {
+		t.Fatal(err)
+	}
 	smsEP, err := bearer.NewEndpoint(smsA, bearer.WithHandler(w.light), bearer.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)

@@ -122,8 +122,11 @@ type worldConfig struct {
 
 func newWorld(t testing.TB, wc worldConfig) *world {
 	t.Helper()
-	n := sim.NewNetwork(sim.WithSeed(8), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(wc.latency)}), sim.WithLogger(quiet()),
+	n, err := sim.NewNetwork(sim.WithSeed(8), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(wc.latency)}), sim.WithLogger(quiet()),
 		sim.WithValidity(time.Hour, fastRetry))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.Close() })
 	peers := map[string]sms.Peer{}
 	for _, num := range wc.smsOnly {
@@ -131,8 +134,7 @@ func newWorld(t testing.TB, wc worldConfig) *world {
 	}
 	side := openSide(t, n, serverNum, peers)
 	w := &world{t: t, net: n, smsB: side.b, events: make(chan queue.Event, 1024), devices: map[string]server.DeviceSettings{}}
-	var err error
-	w.srv, err = server.New(registry.NewMemory(registry.Options{}), server.WithLogger(quiet()))
+	w.srv, err = server.New(new(registry.Memory), server.WithLogger(quiet()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -44,7 +44,7 @@ type Bolt struct {
 
 var _ Store = (*Bolt)(nil)
 
-// BoltOptions configure OpenBolt.
+// BoltOptions configure OpenBolt and NewBolt; see Options for the ranges.
 type BoltOptions struct {
 	Options
 	// AddrDecoder rebuilds non-UDP addresses at load; nil keeps StoredAddr.
@@ -57,6 +57,9 @@ type BoltOptions struct {
 // OpenBolt opens (creating if needed) the bbolt file at path and loads its
 // registrations.
 func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
+	if err := o.check(); err != nil { // before the file is made
+		return nil, err
+	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("lwm2m registry: open %s: %w", path, err)
@@ -73,13 +76,17 @@ func OpenBolt(path string, o BoltOptions) (*Bolt, error) {
 // NewBolt uses an open bbolt database (shared with other stores of the
 // daemon; Close then leaves it open) and loads its registrations.
 func NewBolt(db *bolt.DB, o BoltOptions) (*Bolt, error) {
-	b := &Bolt{db: db, x: newIndex(o.Options), dec: o.AddrDecoder, seed: maphash.MakeSeed()}
+	x, err := newIndex(o.Options)
+	if err != nil {
+		return nil, err
+	}
+	b := &Bolt{db: db, x: x, dec: o.AddrDecoder, seed: maphash.MakeSeed()}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	var corrupt [][]byte
-	err := db.Update(func(tx *bolt.Tx) error {
+	err = db.Update(func(tx *bolt.Tx) error {
 		regs, err := tx.CreateBucketIfNotExists(bucketRegs)
 		if err != nil {
 			return err

@@ -14,7 +14,13 @@ import (
 func TestConformance(t *testing.T) {
 	t.Run("memory", func(t *testing.T) {
 		registrytest.Run(t, registrytest.Factory{
-			New: func(_ *testing.T, o registry.Options) registry.Store { return registry.NewMemory(o) },
+			New: func(t *testing.T, o registry.Options) registry.Store {
+				m, err := registry.NewMemory(o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return m
+			},
 		})
 	})
 	t.Run("bolt", func(t *testing.T) {

@@ -12,7 +12,7 @@
 //	p, err := registry.ParseRegister(queries, payload) // "ep=...", "lt=300", "lwm2m=1.1", "b=U"
 //	if err != nil { ... }                               // a *ParamError: answer 4.00
 //
-//	s := registry.NewMemory(registry.Options{Grace: 2 * time.Second})
+//	s, err := registry.NewMemory(registry.Options{Grace: 2 * time.Second})
 //	// or: s, err := registry.OpenBolt(path, registry.BoltOptions{})
 //	prev, err := s.Add(ctx, reg)                        // reg.Location(): /rd/<64 random bits>
 //	gone, err := s.Expire(ctx, time.Now(), 100)         // lifetimes run out

@@ -29,7 +29,10 @@ func ExampleParseRegister() {
 
 func ExampleMemory() {
 	ctx := context.Background()
-	s := registry.NewMemory(registry.Options{Grace: 2 * time.Second})
+	s, err := registry.NewMemory(registry.Options{Grace: 2 * time.Second})
+	if err != nil {
+		panic(err)
+	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	r := &registry.Registration{Endpoint: "dev-1", Lifetime: 60, Version: registry.V1_1,
 		Binding: registry.BindingU, Registered: now.UnixNano(), Updated: now.UnixNano()}

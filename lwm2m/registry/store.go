@@ -8,6 +8,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Store errors.
@@ -18,6 +20,9 @@ var (
 	ErrFull = errors.New("lwm2m registry: store full")
 	// ErrClosed: the store was closed.
 	ErrClosed = errors.New("lwm2m registry: store closed")
+	// ErrInvalidOption is wrapped by the error of NewMemory, NewBolt and
+	// OpenBolt for an Options field out of its range (named in the error).
+	ErrInvalidOption = errors.New("lwm2m registry: invalid option")
 )
 
 // Store keeps registrations, indexed by ID (the location) and by endpoint
@@ -57,7 +62,9 @@ type Store interface {
 	Close() error
 }
 
-// Options configure a store.
+// Options configure a store. A zero field takes its default; a negative
+// one makes the store's constructor fail with an error wrapping
+// ErrInvalidOption.
 type Options struct {
 	// MaxRegistrations bounds the store (default 1,000,000); Add of a new
 	// endpoint beyond it fails with ErrFull.
@@ -68,14 +75,12 @@ type Options struct {
 	Grace time.Duration
 }
 
-func (o Options) withDefaults() Options {
-	if o.MaxRegistrations <= 0 {
-		o.MaxRegistrations = 1_000_000
-	}
-	if o.Grace < 0 {
-		o.Grace = 0
-	}
-	return o
+// check refuses negative fields and fills in the default of zero ones.
+func (o *Options) check() error {
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "MaxRegistrations", &o.MaxRegistrations, 1_000_000)
+	cfgcheck.NonNegative(&f, "Grace", o.Grace)
+	return f.Err(ErrInvalidOption, "Options")
 }
 
 // index is the in-memory part shared by Memory and Bolt: two maps and an
@@ -97,8 +102,11 @@ type node struct {
 	hidx int
 }
 
-func newIndex(o Options) *index {
-	return &index{opts: o.withDefaults(), byID: map[uint64]*node{}, byName: map[string]*node{}}
+func newIndex(o Options) (*index, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	return &index{opts: o, byID: map[uint64]*node{}, byName: map[string]*node{}}, nil
 }
 
 // freshID returns a random non-zero ID not in use. Locations are the only
@@ -267,14 +275,21 @@ type Memory struct {
 func (m *Memory) index() *index {
 	m.once.Do(func() {
 		if m.x == nil {
-			m.x = newIndex(Options{})
+			m.x, _ = newIndex(Options{}) // zero Options: never refused
 		}
 	})
 	return m.x
 }
 
-// NewMemory returns an empty in-memory store.
-func NewMemory(o Options) *Memory { return &Memory{x: newIndex(o)} }
+// NewMemory returns an empty in-memory store, or an error wrapping
+// ErrInvalidOption when a field of o is out of its range.
+func NewMemory(o Options) (*Memory, error) {
+	x, err := newIndex(o)
+	if err != nil {
+		return nil, err
+	}
+	return &Memory{x: x}, nil
+}
 
 var _ Store = (*Memory)(nil)
 

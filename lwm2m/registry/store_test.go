@@ -27,7 +27,13 @@ func stores(t *testing.T) map[string]func(o Options) Store {
 	dir := t.TempDir()
 	n := 0
 	return map[string]func(o Options) Store{
-		"memory": func(o Options) Store { return NewMemory(o) },
+		"memory": func(o Options) Store {
+			m, err := NewMemory(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return m
+		},
 		"bolt": func(o Options) Store {
 			n++
 			b, err := OpenBolt(filepath.Join(dir, fmt.Sprintf("s%d.db", n)), BoltOptions{Options: o})
@@ -192,7 +198,7 @@ func TestBoltDurable(t *testing.T) {
 func TestExpiryHeapProperty(t *testing.T) {
 	rapid.Check(t, func(t *rapid.T) {
 		ctx := context.Background()
-		s := NewMemory(Options{})
+		s := new(Memory)
 		want := map[string]int64{}
 		ops := rapid.IntRange(1, 60).Draw(t, "ops")
 		for range ops {

@@ -12,7 +12,7 @@
 // transport, and sends its own requests through the Endpoint the device
 // last used:
 //
-//	srv, err := server.New(registry.NewMemory(registry.Options{}))
+//	srv, err := server.New(new(registry.Memory))
 //	defer srv.Close()
 //	ep, err := bearer.NewEndpoint(conn, bearer.WithHandler(srv.Handler("udp")))
 //	if err != nil { ... }

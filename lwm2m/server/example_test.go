@@ -18,7 +18,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	srv, err := server.New(registry.NewMemory(registry.Options{}))
+	srv, err := server.New(new(registry.Memory))
 	if err != nil {
 		fmt.Println(err)
 		return

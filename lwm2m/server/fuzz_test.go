@@ -30,7 +30,11 @@ func FuzzRegistrationInterface(f *testing.F) {
 	}
 	// One peer at fuzzing speed: the source rate would answer 4.29 to
 	// nearly everything and hide the parsers from the fuzzer.
-	srv, err := New(registry.NewMemory(registry.Options{MaxRegistrations: 64}), WithLimits(Limits{SourceRate: -1}))
+	store, err := registry.NewMemory(registry.Options{MaxRegistrations: 64})
+	if err != nil {
+		f.Fatal(err)
+	}
+	srv, err := New(store, WithLimits(Limits{SourceRate: -1}))
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -26,7 +26,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := New(registry.NewMemory(registry.Options{}), tc.opt)
+			s, err := New(new(registry.Memory), tc.opt)
 			if !errors.Is(err, ErrInvalidOption) || s != nil {
 				t.Fatalf("New = %v, %v; want nil and ErrInvalidOption", s, err)
 			}
@@ -38,7 +38,7 @@ func TestNewRefusesBadOptions(t *testing.T) {
 		}
 	})
 	t.Run("a negative SourceRate is no limit", func(t *testing.T) {
-		s, err := New(registry.NewMemory(registry.Options{}), WithLimits(Limits{SourceRate: -1}), WithLifetimeBounds(60, 60))
+		s, err := New(new(registry.Memory), WithLimits(Limits{SourceRate: -1}), WithLifetimeBounds(60, 60))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -83,7 +83,7 @@ func policyFixture(t testing.TB, nosec NoSecRule, opts ...Option) *Server {
 			t.Fatalf("bind %s: %v", ep, err)
 		}
 	}
-	srv, err := New(registry.NewMemory(registry.Options{}), append([]Option{WithSecurity(sec), WithNoSecRule(nosec)}, opts...)...)
+	srv, err := New(new(registry.Memory), append([]Option{WithSecurity(sec), WithNoSecRule(nosec)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestRegistrationFlood(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	srv, err := New(registry.NewMemory(registry.Options{}), WithClock(clock),
+	srv, err := New(new(registry.Memory), WithClock(clock),
 		WithLimits(Limits{SourceRate: 10, SourceBurst: 20, MaxSources: 8}))
 	if err != nil {
 		t.Fatal(err)
@@ -319,7 +319,10 @@ func TestRegistrationLimits(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			store := registry.NewMemory(tc.store)
+			store, err := registry.NewMemory(tc.store)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.store.MaxRegistrations == 1 {
 				now := time.Now().UnixNano()
 				if _, err := store.Add(context.Background(), &registry.Registration{Endpoint: "first", Lifetime: 3600,
@@ -370,7 +373,7 @@ func TestRegistrationLimits(t *testing.T) {
 func TestRefusalLogBounded(t *testing.T) {
 	var buf bytes.Buffer
 	var mu sync.Mutex
-	srv, err := New(registry.NewMemory(registry.Options{}), WithNoSec(false),
+	srv, err := New(new(registry.Memory), WithNoSec(false),
 		WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&mu, &buf}, nil))), WithLimits(Limits{SourceRate: -1}))
 	if err != nil {
 		t.Fatal(err)
@@ -449,7 +452,7 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 	})
 	t.Run("library NoSec default is allow, documented", func(t *testing.T) {
-		srv, err := New(registry.NewMemory(registry.Options{}))
+		srv, err := New(new(registry.Memory))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -473,7 +476,7 @@ func TestSecurityDefaults(t *testing.T) {
 	t.Run("QueueConfig Peers: zero smswake.Peers Security is DTLS", func(t *testing.T) {
 		sec := NewStaticSecurity(0)
 		sec.Set("q", Binding{MSISDN: "+491720000001", NoSec: true})
-		srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+		srv, err := New(new(registry.Memory), WithSecurity(sec))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -493,7 +496,7 @@ func TestSecurityDefaults(t *testing.T) {
 		}
 	})
 	t.Run("sms= of a registration never becomes an SMS peer", func(t *testing.T) {
-		srv, err := New(registry.NewMemory(registry.Options{}))
+		srv, err := New(new(registry.Memory))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -15,7 +15,7 @@ import (
 // (queue.OpenBoltStore in production). Here a sleeping 1.0 "UQS" light
 // gets a queued Read; without a Waker it waits for the light to show up.
 func ExampleServer_EnableQueue() {
-	store := registry.NewMemory(registry.Options{})
+	store := new(registry.Memory)
 	srv, err := server.New(store)
 	if err != nil {
 		fmt.Println(err)

@@ -49,7 +49,7 @@ func (s *pausingStore) ByEndpoint(name string) (*registry.Registration, bool) {
 // ExecTimeout; TestShortTimerClient/silent_old_port hit it under load.
 func TestQueueSendFollowsMoveDuringLookup(t *testing.T) {
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	store := &pausingStore{Store: registry.NewMemory(registry.Options{})}
+	store := &pausingStore{Store: new(registry.Memory)}
 	s, err := New(store, WithLogger(quiet))
 	if err != nil {
 		t.Fatal(err)

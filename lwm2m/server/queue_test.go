@@ -32,7 +32,7 @@ func TestWakeTarget(t *testing.T) {
 	if err := sec.Set("bound", Binding{MSISDN: "+491710000009", NoSec: true}); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec))
+	srv, err := New(new(registry.Memory), WithSecurity(sec))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +174,7 @@ func FuzzResultResponse(f *testing.F) {
 // when the caller's context ends first it gets a *QueuedError with the id,
 // and the request stays queued until cancelled.
 func TestQueuedErrorKeepsRequest(t *testing.T) {
-	store := registry.NewMemory(registry.Options{})
+	store := new(registry.Memory)
 	srv, err := New(store)
 	if err != nil {
 		t.Fatal(err)

@@ -34,7 +34,7 @@ func newFixture(t *testing.T, opts ...Option) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := New(new(registry.Memory), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -343,7 +343,7 @@ func TestSecurityOverRegistration(t *testing.T) {
 	sec := NewStaticSecurity(0)
 	idA := bearer.Identity{Mode: "psk", PSKIdentity: []byte("id-a")}
 	sec.Bind("dev-a", idA)
-	srv, err := New(registry.NewMemory(registry.Options{}), WithSecurity(sec), WithNoSec(false))
+	srv, err := New(new(registry.Memory), WithSecurity(sec), WithNoSec(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -404,7 +404,7 @@ func TestExpiry(t *testing.T) {
 	var mu sync.Mutex
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
-	srv, err := New(registry.NewMemory(registry.Options{}), WithClock(clock))
+	srv, err := New(new(registry.Memory), WithClock(clock))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -639,7 +639,7 @@ func TestSend(t *testing.T) {
 }
 
 func TestSubscriptionBounded(t *testing.T) {
-	srv, err := New(registry.NewMemory(registry.Options{}))
+	srv, err := New(new(registry.Memory))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,7 +687,7 @@ func TestPeerCheck(t *testing.T) {
 		}
 		return nil
 	}
-	srv, err := New(registry.NewMemory(registry.Options{}), WithPeerCheck(check))
+	srv, err := New(new(registry.Memory), WithPeerCheck(check))
 	if err != nil {
 		t.Fatal(err)
 	}

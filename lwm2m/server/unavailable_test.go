@@ -53,7 +53,7 @@ func (f *flakyStore) Remove(ctx context.Context, id uint64) (*registry.Registrat
 // again, nor 5.00), counted in Stats.Unavailable and not as "registry
 // full"; once it is back, the same requests succeed.
 func TestStoreUnavailable(t *testing.T) {
-	st := &flakyStore{Store: registry.NewMemory(registry.Options{})}
+	st := &flakyStore{Store: new(registry.Memory)}
 	srv, err := New(st, WithNoSecRule(NoSecAll()))
 	if err != nil {
 		t.Fatal(err)

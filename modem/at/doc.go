@@ -9,7 +9,7 @@
 //
 // # Usage
 //
-//	e := at.New(port, at.Config{
+//	e, err := at.New(port, at.Config{
 //		OnUnsolicited: func(lines []string) { urcs <- lines }, // must not block
 //	})
 //	lines, err := e.Exec(ctx, "+CSQ")                        // writes AT+CSQ; ["+CSQ: 21,99"]

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Errors of Exec and Send. A final result code other than OK is a
@@ -22,7 +24,8 @@ var (
 	// ErrTooLong: the answer had more lines than MaxAnswerLines.
 	ErrTooLong = errors.New("at: answer too long")
 	// ErrInvalidOption is wrapped by the error of a command given an
-	// option out of its range (WithTimeout(0), WithEndOnInfo(-1)).
+	// option out of its range (WithTimeout(0), WithEndOnInfo(-1)), and by
+	// New's for a Config field out of its range (named in the error).
 	ErrInvalidOption = errors.New("at: invalid option")
 )
 
@@ -36,7 +39,9 @@ type ResultError struct {
 
 func (e *ResultError) Error() string { return "at: final result code " + fmt.Sprintf("%q", e.Line) }
 
-// Config configures an Engine. The zero value works.
+// Config configures an Engine. The zero value works: a zero field takes
+// its default. A negative one, or a QuietMax below Quiet, makes New fail
+// with an error wrapping ErrInvalidOption.
 type Config struct {
 	// Dialect adds final result codes and URCs; SetDialect changes it.
 	Dialect Dialect
@@ -107,30 +112,35 @@ type request struct {
 }
 
 // New starts an engine on rw: its reader goroutine runs until a Read
-// fails (close the port to stop it; Done tells when it has).
-func New(rw io.ReadWriter, cfg Config) *Engine {
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	if cfg.MaxLine <= 0 {
-		cfg.MaxLine = 4096
-	}
-	if cfg.MaxAnswerLines <= 0 {
-		cfg.MaxAnswerLines = 2048
-	}
-	if cfg.Quiet <= 0 {
-		cfg.Quiet = 200 * time.Millisecond
-	}
-	if cfg.QuietMax < cfg.Quiet {
-		cfg.QuietMax = 2 * time.Second
-		if cfg.QuietMax < cfg.Quiet {
-			cfg.QuietMax = cfg.Quiet
-		}
+// fails (close the port to stop it; Done tells when it has). A nil rw or a
+// Config field out of its range is refused with an error wrapping
+// ErrInvalidOption, and nothing is started.
+func New(rw io.ReadWriter, cfg Config) (*Engine, error) {
+	if err := cfg.check(rw); err != nil {
+		return nil, err
 	}
 	e := &Engine{rw: rw, cfg: cfg, sem: make(chan struct{}, 1), done: make(chan struct{}), dialect: cfg.Dialect}
 	e.lastRx.Store(time.Now().UnixNano())
 	go e.readLoop()
-	return e
+	return e, nil
+}
+
+// check refuses negative fields and a QuietMax below Quiet, and fills in
+// the defaults of zero ones.
+func (c *Config) check(rw io.ReadWriter) error {
+	var f cfgcheck.Fields
+	if rw == nil {
+		f.Badf("the line (rw) is nil")
+	}
+	cfgcheck.Default(&f, "Timeout", &c.Timeout, 5*time.Second)
+	cfgcheck.Default(&f, "MaxLine", &c.MaxLine, 4096)
+	cfgcheck.Default(&f, "MaxAnswerLines", &c.MaxAnswerLines, 2048)
+	cfgcheck.Default(&f, "Quiet", &c.Quiet, 200*time.Millisecond)
+	cfgcheck.Default(&f, "QuietMax", &c.QuietMax, max(2*time.Second, c.Quiet))
+	if c.QuietMax < c.Quiet {
+		f.Badf("QuietMax %v is below Quiet %v", c.QuietMax, c.Quiet)
+	}
+	return f.Err(ErrInvalidOption, "Config")
 }
 
 // SetDialect replaces the dialect (after the modem's profile is known).

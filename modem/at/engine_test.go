@@ -36,7 +36,8 @@ func newLineQuiet(t *testing.T, d Dialect, quiet time.Duration) *line {
 	er, mw := io.Pipe() // modem -> engine
 	mr, ew := io.Pipe() // engine -> modem
 	l := &line{t: t, mr: mr, mw: mw, cmds: make(chan string, 64)}
-	l.e = New(duplex{er, ew}, Config{
+	var err error
+	l.e, err = New(duplex{er, ew}, Config{
 		Dialect: d, Timeout: 2 * time.Second, Quiet: quiet, QuietMax: 5 * quiet,
 		OnUnsolicited: func(lines []string) {
 			l.mu.Lock()
@@ -49,6 +50,9 @@ func newLineQuiet(t *testing.T, d Dialect, quiet time.Duration) *line {
 			l.mu.Unlock()
 		},
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	go func() {
 		br := bufio.NewReader(mr)
 		var b strings.Builder
@@ -433,11 +437,14 @@ func TestBounds(t *testing.T) {
 	mr, ew := io.Pipe()
 	var mu sync.Mutex
 	var drops []string
-	e := New(duplex{er, ew}, Config{MaxLine: 64, MaxAnswerLines: 3, OnDropped: func(w, _ string) {
+	e, err := New(duplex{er, ew}, Config{MaxLine: 64, MaxAnswerLines: 3, OnDropped: func(w, _ string) {
 		mu.Lock()
 		drops = append(drops, w)
 		mu.Unlock()
 	}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer func() { mw.Close(); mr.Close(); <-e.Done() }()
 	go io.Copy(io.Discard, mr)
 	ch := make(chan result, 1)

@@ -3,8 +3,12 @@ package at
 import (
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck/cfgchecktest"
 )
 
 // TestOptionsRefuse: a command given an option out of its range fails
@@ -33,4 +37,28 @@ func TestOptionsRefuse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestNewRefuses: a Config field out of its range fails New with
+// ErrInvalidOption naming it, and no reader starts (a negative field used
+// to take its default, a QuietMax below Quiet became 2 s or Quiet).
+func TestNewRefuses(t *testing.T) {
+	rw := duplex{strings.NewReader(""), io.Discard}
+	newE := func(rw io.ReadWriter, c Config) func() error {
+		return func() error { _, err := New(rw, c); return err }
+	}
+	cfgchecktest.Refuses(t, ErrInvalidOption, []cfgchecktest.Case{
+		{Name: "nil line", Field: "rw", Make: newE(nil, Config{})},
+		{Name: "negative Timeout", Field: "Timeout", Make: newE(rw, Config{Timeout: -time.Second})},
+		{Name: "negative MaxLine", Field: "MaxLine", Make: newE(rw, Config{MaxLine: -1})},
+		{Name: "negative MaxAnswerLines", Field: "MaxAnswerLines", Make: newE(rw, Config{MaxAnswerLines: -1})},
+		{Name: "negative Quiet", Field: "Quiet", Make: newE(rw, Config{Quiet: -time.Millisecond})},
+		{Name: "negative QuietMax", Field: "QuietMax", Make: newE(rw, Config{QuietMax: -time.Millisecond})},
+		{Name: "QuietMax below Quiet", Field: "QuietMax 1s is below Quiet 3s", Make: newE(rw, Config{Quiet: 3 * time.Second, QuietMax: time.Second})},
+	})
+	e, err := New(rw, Config{Quiet: 3 * time.Second})
+	if err != nil || e.cfg.QuietMax != 3*time.Second || e.cfg.Timeout != 5*time.Second {
+		t.Fatalf("New(defaults) = %+v, %v", e, err)
+	}
+	<-e.Done()
 }

@@ -22,6 +22,10 @@ var ErrCorrupt = errors.New("quarantine: corrupt entry")
 // value): it holds nothing and refuses everything.
 var ErrNotOpen = errors.New("quarantine: store not opened (use Open)")
 
+// ErrInvalidOption is wrapped by Open's error for an Options field out of
+// its range (a negative Max).
+var ErrInvalidOption = errors.New("quarantine: invalid option")
+
 // DefaultMax is the bound used when Options.Max is 0.
 const DefaultMax = 1000
 
@@ -58,7 +62,7 @@ var bucket = []byte("quarantine")
 // Open opens (creating if needed) the store at path.
 func Open(path string, opts Options) (*Store, error) {
 	if opts.Max < 0 {
-		return nil, fmt.Errorf("quarantine: Max %d < 0", opts.Max)
+		return nil, fmt.Errorf("%w: Options: Max %d is negative", ErrInvalidOption, opts.Max)
 	}
 	if opts.Max == 0 {
 		opts.Max = DefaultMax

@@ -3,12 +3,14 @@ package quarantine
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck/cfgchecktest"
 	"github.com/m2mbearer/m2mbearer/modem"
 )
 
@@ -127,4 +129,16 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOpenRefuses: a negative Max fails Open with ErrInvalidOption, before
+// the file is made.
+func TestOpenRefuses(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "q.db")
+	cfgchecktest.Refuses(t, ErrInvalidOption, []cfgchecktest.Case{
+		{Name: "negative Max", Field: "Max -1", Make: func() error { _, err := Open(path, Options{Max: -1}); return err }},
+	})
+	if _, err := os.Stat(path); !os.IsNotExist(err) {
+		t.Fatalf("Open made %s before refusing: %v", path, err)
+	}
 }

@@ -8,7 +8,10 @@ import (
 
 func newPair(t *testing.T, opts ...NetworkOption) (*Network, *term, *term, *Modem, *Modem) {
 	t.Helper()
-	n := NewNetwork(opts...)
+	n, err := NewNetwork(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	a, err := n.AddModem("+15550001")
 	if err != nil {

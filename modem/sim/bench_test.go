@@ -14,7 +14,10 @@ import (
 // BenchmarkCMGS measures the simulator's own cost per SMS: AT+CMGS over
 // the in-memory pipe, SMSC, delivery to an Endpoint.
 func BenchmarkCMGS(b *testing.B) {
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer n.Close()
 	var got atomic.Int64
 	if _, err := n.AddEndpoint("+15550002", func(EndpointMessage) bool { got.Add(1); return true }); err != nil {
@@ -81,7 +84,10 @@ func BenchmarkModemsParallel(b *testing.B) {
 func benchParallel(b *testing.B, nm int, sendTime time.Duration) {
 	{
 		{
-			n := NewNetwork()
+			n, err := NewNetwork()
+			if err != nil {
+				b.Fatal(err)
+			}
 			defer n.Close()
 			var got atomic.Int64
 			if _, err := n.AddEndpoint("+19990000", func(EndpointMessage) bool { got.Add(1); return true }); err != nil {
@@ -133,7 +139,10 @@ func benchParallel(b *testing.B, nm int, sendTime time.Duration) {
 // of the SMSC itself per message (no AT, no goroutine per device).
 func BenchmarkEndpointFleet(b *testing.B) {
 	const fleet = 2000
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		b.Fatal(err)
+	}
 	defer n.Close()
 	var got atomic.Int64
 	eps := make([]*Endpoint, fleet)

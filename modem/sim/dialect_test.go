@@ -9,7 +9,10 @@ import (
 // text already read.
 func plugged(t *testing.T, p Profile, opts ...ModemOption) (*Network, *Modem, *term) {
 	t.Helper()
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	m, err := n.AddModem("+4915100000"+itoa(len(t.Name())%10), append([]ModemOption{WithProfile(p)}, opts...)...)
 	if err != nil {

@@ -6,7 +6,7 @@
 //
 // # Usage
 //
-//	net := sim.NewNetwork(sim.WithSeed(1), sim.WithConditions(sim.Conditions{
+//	net, err := sim.NewNetwork(sim.WithSeed(1), sim.WithConditions(sim.Conditions{
 //		Latency: sim.Uniform(10*time.Millisecond, 50*time.Millisecond),
 //	}))
 //	defer net.Close()

@@ -15,9 +15,12 @@ import (
 // Two modems on one simulated network: A sends an SMS with AT+CMGS, B gets
 // it as a +CMT unsolicited result code.
 func Example() {
-	net := sim.NewNetwork(sim.WithSeed(1), sim.WithConditions(sim.Conditions{
+	net, err := sim.NewNetwork(sim.WithSeed(1), sim.WithConditions(sim.Conditions{
 		Latency: sim.Uniform(10*time.Millisecond, 50*time.Millisecond),
 	}))
+	if err != nil {
+		panic(err)
+	}
 	defer net.Close()
 	sim800, _ := sim.ProfileByName("sim800")
 	a, _ := net.AddModem("+4915110000001", sim.WithProfile(sim800))
@@ -67,7 +70,10 @@ func Example() {
 
 // An Endpoint is a number without a modem, for large simulated fleets.
 func ExampleNetwork_AddEndpoint() {
-	net := sim.NewNetwork()
+	net, err := sim.NewNetwork()
+	if err != nil {
+		panic(err)
+	}
 	defer net.Close()
 	got := make(chan []byte, 1)
 	_, _ = net.AddEndpoint("+15550002", func(m sim.EndpointMessage) bool {

@@ -23,7 +23,10 @@ func (c *bufConn) Close() error { return nil }
 
 // fuzzSession is a modem session driven synchronously, with no goroutines.
 func fuzzSession(t testing.TB) (*sess, *bufConn) {
-	n := NewNetwork(WithClock(NewManualClock(t0)))
+	n, err := NewNetwork(WithClock(NewManualClock(t0)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	m, err := n.AddModem("+15550001", WithStorageCapacity(3))
 	if err != nil {
 		t.Fatal(err)

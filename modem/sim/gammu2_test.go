@@ -11,7 +11,10 @@ import (
 // (+CPMS, +CMGL/+CMGR in PDU mode) over its pty.
 func TestGammuReadsStored(t *testing.T) {
 	clk := NewManualClock(t0)
-	n := NewNetwork(WithClock(clk))
+	n, err := NewNetwork(WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	a, _ := n.AddModem("+15550201")
 	p, _ := ProfileByName("ec25")

@@ -46,7 +46,10 @@ func TestGammuIdentifyAndSend(t *testing.T) {
 	if _, err := exec.LookPath("gammu"); err != nil {
 		t.Skip("gammu not installed")
 	}
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	p, _ := ProfileByName("sim800")
 	a, err := n.AddModem("+15550101", WithProfile(p), WithIdentity("356938035643809", "001010123456789"),

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Errors of Modem methods.
@@ -33,52 +35,93 @@ type ModemStats struct {
 	Plugs         uint64 // times plugged in
 }
 
-// ModemOption configures Network.AddModem.
-type ModemOption func(*Modem)
+// ModemOption configures Network.AddModem. An option given a value out
+// of its range makes AddModem fail with an error wrapping ErrInvalidOption.
+type ModemOption func(*Modem) error
 
 // WithProfile sets the vendor profile (default: the generic 27.005 modem).
-func WithProfile(p Profile) ModemOption { return func(m *Modem) { m.prof = p } }
+func WithProfile(p Profile) ModemOption { return func(m *Modem) error { m.prof = p; return nil } }
 
 // WithIdentity sets the IMEI (+CGSN) and IMSI (+CIMI).
 func WithIdentity(imei, imsi string) ModemOption {
-	return func(m *Modem) { m.imei, m.imsi = imei, imsi }
+	return func(m *Modem) error { m.imei, m.imsi = imei, imsi; return nil }
 }
 
 // WithPIN makes the SIM require PIN pin after each plug-in.
-func WithPIN(pin string) ModemOption { return func(m *Modem) { m.pin = pin } }
+func WithPIN(pin string) ModemOption { return func(m *Modem) error { m.pin = pin; return nil } }
 
 // WithSendTime sets how long a +CMGS takes between the PDU and the final
-// result (real modems: about 1 to 4 s; default 0).
-func WithSendTime(d time.Duration) ModemOption { return func(m *Modem) { m.sendTime = d } }
+// result (real modems: about 1 to 4 s; default 0); negative is refused.
+func WithSendTime(d time.Duration) ModemOption {
+	return func(m *Modem) error {
+		m.sendTime = d
+		return nonNegative("WithSendTime", d)
+	}
+}
 
 // WithAckTimeout sets how long the modem waits for +CNMA after a +CMT or
-// +CDS that needs one (TS 27.005 leaves it to the network; default 15 s).
-func WithAckTimeout(d time.Duration) ModemOption { return func(m *Modem) { m.ackTimeout = d } }
+// +CDS that needs one (TS 27.005 leaves it to the network; default 15 s);
+// it must be positive.
+func WithAckTimeout(d time.Duration) ModemOption {
+	return func(m *Modem) error {
+		m.ackTimeout = d
+		if d <= 0 {
+			return fmt.Errorf("%w: WithAckTimeout(%v): positive", ErrInvalidOption, d)
+		}
+		return nil
+	}
+}
 
-// WithStorageCapacity sets the number of messages each storage holds
-// (default 30, a typical SIM).
-func WithStorageCapacity(n int) ModemOption { return func(m *Modem) { m.capacity = n } }
+// WithStorageCapacity sets the number of messages each storage holds, at
+// least 1 (default 30, a typical SIM).
+func WithStorageCapacity(n int) ModemOption {
+	return func(m *Modem) error {
+		m.capacity = n
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithStorageCapacity", n)
+	}
+}
 
 // WithTrace logs every AT exchange on l at Debug level.
-func WithTrace(l *slog.Logger) ModemOption { return func(m *Modem) { m.trace = l } }
+func WithTrace(l *slog.Logger) ModemOption { return func(m *Modem) error { m.trace = l; return nil } }
 
 // WithPTYLink makes OpenPTY maintain a symlink at path that points to the
 // current pseudo-terminal, like a udev name, across unplug and replug.
-func WithPTYLink(path string) ModemOption { return func(m *Modem) { m.link = path } }
+func WithPTYLink(path string) ModemOption { return func(m *Modem) error { m.link = path; return nil } }
 
-// WithSignal sets the +CSQ <rssi> (0..31, 99 unknown; default 20).
-func WithSignal(rssi int) ModemOption { return func(m *Modem) { m.rssi = rssi } }
+// WithSignal sets the +CSQ <rssi> (0..31, 99 unknown; default 20); any
+// other value is refused.
+func WithSignal(rssi int) ModemOption {
+	return func(m *Modem) error {
+		if (rssi < 0 || rssi > 31) && rssi != 99 {
+			return fmt.Errorf("%w: WithSignal(%d): 0..31 or 99", ErrInvalidOption, rssi)
+		}
+		m.rssi = rssi
+		return nil
+	}
+}
 
-// WithChunkedWrites makes the modem write its output n bytes at a time,
-// so that lines reach the driver split across reads.
-func WithChunkedWrites(n int) ModemOption { return func(m *Modem) { m.chunk = n } }
+// WithChunkedWrites makes the modem write its output n bytes at a time
+// (n at least 1), so that lines reach the driver split across reads.
+func WithChunkedWrites(n int) ModemOption {
+	return func(m *Modem) error {
+		m.chunk = n
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithChunkedWrites", n)
+	}
+}
 
 // WithLengthSkew makes the modem print every <length> (+CMGR, +CMGL, +CMT,
 // +CDS) off by d octets, as the phones in gammu's test dumps do.
-func WithLengthSkew(d int) ModemOption { return func(m *Modem) { m.lengthSkew = d } }
+func WithLengthSkew(d int) ModemOption { return func(m *Modem) error { m.lengthSkew = d; return nil } }
 
 // WithEchoStuck makes ATE0 answer OK but leave the echo on.
-func WithEchoStuck() ModemOption { return func(m *Modem) { m.echoStuck = true } }
+func WithEchoStuck() ModemOption { return func(m *Modem) error { m.echoStuck = true; return nil } }
+
+func nonNegative(option string, d time.Duration) error {
+	if d < 0 {
+		return fmt.Errorf("%w: %s(%v): negative", ErrInvalidOption, option, d)
+	}
+	return nil
+}
 
 // maxInbox bounds the messages offered to a modem and not yet handled.
 const maxInbox = 256
@@ -161,7 +204,8 @@ func (x *stored) statText() string {
 }
 
 // AddModem adds a modem owning msisdn to the network. It is unplugged:
-// call Pipe or OpenPTY to plug it in.
+// call Pipe or OpenPTY to plug it in. An option out of its range is
+// refused with an error wrapping ErrInvalidOption.
 func (n *Network) AddModem(msisdn string, opts ...ModemOption) (*Modem, error) {
 	m := &Modem{
 		net: n, msisdn: NormalizeMSISDN(msisdn), prof: genericProfile(),
@@ -169,7 +213,9 @@ func (n *Network) AddModem(msisdn string, opts ...ModemOption) (*Modem, error) {
 		wake: make(chan struct{}, 1),
 	}
 	for _, o := range opts {
-		o(m)
+		if err := o(m); err != nil {
+			return nil, err
+		}
 	}
 	if m.imei == "" {
 		m.imei = fmt.Sprintf("35%013d", len(m.msisdn)*7919+int(hash(m.msisdn)%1e9))

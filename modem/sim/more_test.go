@@ -198,7 +198,10 @@ func TestTrace(t *testing.T) {
 
 func TestEndpointRefuseAndDetach(t *testing.T) {
 	clk := NewManualClock(t0)
-	n := NewNetwork(WithClock(clk), WithValidity(time.Hour, 10*time.Second))
+	n, err := NewNetwork(WithClock(clk), WithValidity(time.Hour, 10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	var mu sync.Mutex
 	accept, got := false, 0
@@ -247,7 +250,10 @@ func TestEndpointRefuseAndDetach(t *testing.T) {
 
 func TestCongestionAndClose(t *testing.T) {
 	clk := NewManualClock(t0)
-	n := NewNetwork(WithClock(clk), WithMaxStored(1))
+	n, err := NewNetwork(WithClock(clk), WithMaxStored(1))
+	if err != nil {
+		t.Fatal(err)
+	}
 	a, _ := n.AddModem("+15550001")
 	ca, _ := a.Pipe()
 	ta := newTerm(t, ca)

@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Errors returned by Network methods. A modem turns them into the +CMS ERROR
@@ -21,6 +23,9 @@ var (
 	// ErrNotCreated is returned by a zero Network or Modem (not made by
 	// NewNetwork or Network.AddModem).
 	ErrNotCreated = errors.New("sim: zero value, not made by NewNetwork or Network.AddModem")
+	// ErrInvalidOption is wrapped by the error of NewNetwork and AddModem
+	// for an option out of its range (named in the error).
+	ErrInvalidOption = errors.New("sim: invalid option")
 )
 
 // Latency draws one SMSC transit delay from r. Fixed, Uniform and
@@ -80,40 +85,90 @@ type NetworkStats struct {
 	Scheduled     int    // timer events pending now (deliveries, retries, expiries)
 }
 
-// NetworkOption configures NewNetwork.
-type NetworkOption func(*Network)
+// NetworkOption configures NewNetwork. An option given a value out of its
+// range makes NewNetwork fail with an error wrapping ErrInvalidOption.
+type NetworkOption func(*Network) error
 
 // WithSeed seeds the network's random generator (default 1).
-func WithSeed(seed uint64) NetworkOption { return func(n *Network) { n.seed = seed } }
+func WithSeed(seed uint64) NetworkOption { return func(n *Network) error { n.seed = seed; return nil } }
 
-// WithClock sets the clock (default: the wall clock).
-func WithClock(c Clock) NetworkOption { return func(n *Network) { n.clock = c } }
+// WithClock sets the clock (default: the wall clock); nil is refused.
+func WithClock(c Clock) NetworkOption {
+	return func(n *Network) error {
+		if c == nil {
+			return fmt.Errorf("%w: WithClock(nil)", ErrInvalidOption)
+		}
+		n.clock = c
+		return nil
+	}
+}
 
-// WithConditions sets the initial delay and fault settings.
-func WithConditions(c Conditions) NetworkOption { return func(n *Network) { n.cond = c } }
+// WithConditions sets the initial delay and fault settings: each
+// probability in [0, 1], no negative ReorderDelay.
+func WithConditions(c Conditions) NetworkOption {
+	return func(n *Network) error {
+		if err := c.check(); err != nil {
+			return err
+		}
+		n.cond = c
+		return nil
+	}
+}
+
+// check refuses probabilities outside [0, 1] and a negative ReorderDelay.
+func (c Conditions) check() error {
+	var f cfgcheck.Fields
+	cfgcheck.Probability(&f, "Loss", c.Loss)
+	cfgcheck.Probability(&f, "Duplicate", c.Duplicate)
+	cfgcheck.Probability(&f, "Reorder", c.Reorder)
+	cfgcheck.NonNegative(&f, "ReorderDelay", c.ReorderDelay)
+	return f.Err(ErrInvalidOption, "Conditions")
+}
 
 // WithLogger sets the logger (default: none, a discard logger).
-func WithLogger(l *slog.Logger) NetworkOption { return func(n *Network) { n.log = l } }
+func WithLogger(l *slog.Logger) NetworkOption {
+	return func(n *Network) error { n.log = l; return nil }
+}
 
 // WithSMSC sets the SMSC address shown in PDUs and by +CSCA
-// (default "+10000000000").
-func WithSMSC(addr string) NetworkOption { return func(n *Network) { n.smsc = NormalizeMSISDN(addr) } }
+// (default "+10000000000"); an address without digits is refused.
+func WithSMSC(addr string) NetworkOption {
+	return func(n *Network) error {
+		if n.smsc = NormalizeMSISDN(addr); n.smsc == "" {
+			return fmt.Errorf("%w: WithSMSC(%q): no digits", ErrInvalidOption, addr)
+		}
+		return nil
+	}
+}
 
 // WithValidity sets how long the SMSC keeps an undeliverable message
 // (default 24 h) and the interval between retries to a subscriber that
-// refused a message (default 30 s).
+// refused a message (default 30 s); both must be positive.
 func WithValidity(validity, retry time.Duration) NetworkOption {
-	return func(n *Network) { n.validity, n.retry = validity, retry }
+	return func(n *Network) error {
+		if validity <= 0 || retry <= 0 {
+			return fmt.Errorf("%w: WithValidity(%v, %v): both positive", ErrInvalidOption, validity, retry)
+		}
+		n.validity, n.retry = validity, retry
+		return nil
+	}
 }
 
-// WithMaxStored bounds the messages the SMSC holds (default 100,000);
-// beyond it SUBMITs fail with ErrCongestion (+CMS ERROR: 42).
-func WithMaxStored(max int) NetworkOption { return func(n *Network) { n.maxStored = max } }
+// WithMaxStored bounds the messages the SMSC holds, at least 1 (default
+// 100,000); beyond it SUBMITs fail with ErrCongestion (+CMS ERROR: 42).
+func WithMaxStored(max int) NetworkOption {
+	return func(n *Network) error {
+		n.maxStored = max
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithMaxStored", max)
+	}
+}
 
 // WithRejectUnknown makes messages to numbers that are neither a modem's nor
 // provisioned (Network.Provision) fail at once, with a "not obtainable"
 // status report, instead of waiting for the number to appear.
-func WithRejectUnknown() NetworkOption { return func(n *Network) { n.rejectUnknown = true } }
+func WithRejectUnknown() NetworkOption {
+	return func(n *Network) error { n.rejectUnknown = true; return nil }
+}
 
 // Network is a simulated SMS network: an SMSC that stores and forwards
 // short messages between the MSISDNs of its modems.
@@ -176,8 +231,9 @@ type mtMessage struct {
 	done func(ok bool)
 }
 
-// NewNetwork returns a network with no modems.
-func NewNetwork(opts ...NetworkOption) *Network {
+// NewNetwork returns a network with no modems, or an error wrapping
+// ErrInvalidOption when an option is out of its range.
+func NewNetwork(opts ...NetworkOption) (*Network, error) {
 	n := &Network{
 		clock: realClock{}, seed: 1, smsc: "+10000000000",
 		validity: 24 * time.Hour, retry: 30 * time.Second, maxStored: 100000,
@@ -185,13 +241,15 @@ func NewNetwork(opts ...NetworkOption) *Network {
 		waiting: map[string]map[*mtMessage]struct{}{},
 	}
 	for _, o := range opts {
-		o(n)
+		if err := o(n); err != nil {
+			return nil, err
+		}
 	}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.rng = rand.New(rand.NewPCG(n.seed, n.seed^0x9e3779b97f4a7c15))
-	return n
+	return n, nil
 }
 
 // SMSC returns the SMSC address.

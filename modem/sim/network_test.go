@@ -210,7 +210,10 @@ func TestFaultsDeterministicBySeed(t *testing.T) {
 
 func TestStorageFullRetry(t *testing.T) {
 	clk := NewManualClock(t0)
-	n := NewNetwork(WithClock(clk), WithValidity(time.Hour, 30*time.Second))
+	n, err := NewNetwork(WithClock(clk), WithValidity(time.Hour, 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	a, _ := n.AddModem("+15550001")
 	b, _ := n.AddModem("+15550002", WithStorageCapacity(2))
@@ -296,7 +299,10 @@ func TestRejectUnknown(t *testing.T) {
 
 func TestCMSInjectionAndSendTime(t *testing.T) {
 	clk := NewManualClock(t0)
-	n := NewNetwork(WithClock(clk))
+	n, err := NewNetwork(WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	a, _ := n.AddModem("+15550001", WithSendTime(2*time.Second))
 	ca, _ := a.Pipe()
@@ -340,7 +346,10 @@ func TestCMSInjectionAndSendTime(t *testing.T) {
 }
 
 func TestLatencyDistributions(t *testing.T) {
-	n := NewNetwork(WithSeed(3))
+	n, err := NewNetwork(WithSeed(3))
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := n.rng
 	for i := range 1000 {
 		if d := Fixed(time.Second)(r); d != time.Second {
@@ -365,7 +374,10 @@ func TestLatencyDistributions(t *testing.T) {
 // TestOrderKeptWallClock: with the wall clock and no faults, messages
 // from one sender arrive in the order sent.
 func TestOrderKeptWallClock(t *testing.T) {
-	n := NewNetwork(WithConditions(Conditions{Latency: Fixed(time.Millisecond)}))
+	n, err := NewNetwork(WithConditions(Conditions{Latency: Fixed(time.Millisecond)}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	var mu sync.Mutex
 	var got []byte

@@ -83,7 +83,10 @@ func (r *rawConn) quiet(t *testing.T, s string, d time.Duration) string {
 
 func plugRaw(t *testing.T, p Profile, opts ...ModemOption) (*Network, *Modem, *rawConn) {
 	t.Helper()
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	m, err := n.AddModem("+15550601", append([]ModemOption{WithProfile(p)}, opts...)...)
 	if err != nil {
@@ -250,7 +253,10 @@ func TestVendorDialects(t *testing.T) {
 		}
 	})
 	t.Run("cinterion boot", func(t *testing.T) {
-		n := NewNetwork()
+		n, err := NewNetwork()
+		if err != nil {
+			t.Fatal(err)
+		}
 		t.Cleanup(func() { _ = n.Close() })
 		m, _ := n.AddModem("+15550611", WithProfile(cinterionProfile()))
 		c, _ := m.Pipe()

@@ -11,7 +11,10 @@ import (
 )
 
 func TestHangMidCommand(t *testing.T) {
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	m, _ := n.AddModem("+15550001", WithSendTime(time.Hour))
 	c, _ := m.Pipe()
@@ -51,7 +54,10 @@ func TestHangMidCommand(t *testing.T) {
 
 func TestUnplugPipe(t *testing.T) {
 	clk := NewManualClock(t0)
-	n := NewNetwork(WithClock(clk))
+	n, err := NewNetwork(WithClock(clk))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	a, _ := n.AddModem("+15550001")
 	b, _ := n.AddModem("+15550002")
@@ -93,7 +99,10 @@ func TestUnplugPipe(t *testing.T) {
 }
 
 func TestPTYUnplugReplug(t *testing.T) {
-	n := NewNetwork()
+	n, err := NewNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	link := filepath.Join(t.TempDir(), "ttyUSB-sim0")
 	p, _ := ProfileByName("ec25")

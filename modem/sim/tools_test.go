@@ -37,7 +37,10 @@ func needTool(t *testing.T, name string) string {
 // driver opened on modem b (over its own pty).
 func toolPair(t *testing.T, numA, numB string, optsA ...ModemOption) (*Network, *Modem, string, *modem.Modem) {
 	t.Helper()
-	n := NewNetwork(WithSeed(3), WithConditions(Conditions{Latency: Fixed(20 * time.Millisecond)}))
+	n, err := NewNetwork(WithSeed(3), WithConditions(Conditions{Latency: Fixed(20 * time.Millisecond)}))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	a, err := n.AddModem(numA, optsA...)
 	if err != nil {

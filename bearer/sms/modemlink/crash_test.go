@@ -68,7 +68,10 @@ func crashChildSender(pty, dir string) error {
 // SMS outbox; after a restart on the same state every one is delivered to
 // the device's CoAP layer exactly once.
 func TestKill9Outbox(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(3), sim.WithLogger(quiet()))
+	n, err := sim.NewNetwork(sim.WithSeed(3), sim.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer n.Close()
 	sm, err := n.AddModem(serverNum, sim.WithSendTime(100*time.Millisecond))
 	if err != nil {

@@ -23,7 +23,10 @@ import (
 // SMS bearer over simulated modems on ptys, then a GET and a 500-byte PUT.
 func TestDTLSOverPTYModems(t *testing.T) {
 	key := []byte("0123456789abcdef")
-	n := sim.NewNetwork(sim.WithSeed(11), sim.WithLogger(quiet()))
+	n, err := sim.NewNetwork(sim.WithSeed(11), sim.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer n.Close()
 	mk := func(own, peer string) *sms.Bearer {
 		sm, err := n.AddModem(own, sim.WithSendTime(2*time.Millisecond))

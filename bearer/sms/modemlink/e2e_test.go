@@ -127,7 +127,10 @@ type world struct {
 
 func newWorld(t *testing.T, cond sim.Conditions, ack time.Duration, h bearer.Handler) *world {
 	t.Helper()
-	n := sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(cond), sim.WithLogger(quiet()))
+	n, err := sim.NewNetwork(sim.WithSeed(7), sim.WithConditions(cond), sim.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.Close() })
 	sm, err := n.AddModem(serverNum, sim.WithSendTime(2*time.Millisecond))
 	if err != nil {

@@ -35,7 +35,10 @@ func submitTo(t *testing.T, dst string) []byte {
 // quarantined before it is acknowledged, instead of being acknowledged and
 // dropped by the bearer; a decodable one still reaches the bearer.
 func TestUndecodableTPDUQuarantined(t *testing.T) {
-	n := sim.NewNetwork(sim.WithSeed(21))
+	n, err := sim.NewNetwork(sim.WithSeed(21))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = n.Close() })
 	sm, err := n.AddModem(serverNum)
 	if err != nil {

@@ -71,7 +71,10 @@ func crashChild(dir string) error {
 	if err != nil {
 		return err
 	}
-	w := NewWorker(ob, &logSender{f: f, delay: 2 * time.Millisecond}, WorkerConfig{MaxInFlight: 4, Poll: 5 * time.Millisecond})
+	w, err := NewWorker(ob, &logSender{f: f, delay: 2 * time.Millisecond}, WorkerConfig{MaxInFlight: 4, Poll: 5 * time.Millisecond})
+	if err != nil {
+		return err
+	}
 	go w.Run(context.Background())
 	for n := 0; n < 60; n++ {
 		if _, err := ob.Enqueue(crashEntry(n, 3)); err != nil {

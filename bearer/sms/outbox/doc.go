@@ -10,7 +10,7 @@
 //	id, err := ob.Enqueue(&outbox.Entry{To: "+4915112345678", Segments: segs,
 //		Expires: time.Now().Add(time.Hour)}) // returns once fsync'd
 //
-//	w := outbox.NewWorker(ob, sender, outbox.WorkerConfig{OnDone: report})
+//	w, err := outbox.NewWorker(ob, sender, outbox.WorkerConfig{OnDone: report})
 //	go w.Run(ctx) // sends, retries, reports
 //	_ = w.HandleReport(sim, mr, outbox.ReportDelivered, nil) // a status report arrived
 //

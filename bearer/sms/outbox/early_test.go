@@ -78,7 +78,10 @@ func TestEarlyReportRacingAcceptance(t *testing.T) {
 	}
 	results := make(chan Result, 4)
 	s := &racingSender{missed: missed, reports: make(chan error, 4)}
-	w = NewWorker(ob, s, WorkerConfig{Poll: 5 * time.Millisecond, OnDone: func(r Result) { results <- r }})
+	w, err = NewWorker(ob, s, WorkerConfig{Poll: 5 * time.Millisecond, OnDone: func(r Result) { results <- r }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	s.w = w
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)

@@ -23,7 +23,8 @@ var (
 	// ErrInvalid is wrapped by Enqueue errors for entries that cannot be stored.
 	ErrInvalid = errors.New("outbox: invalid entry")
 	// ErrInvalidOption is wrapped by Open's error for an option given a
-	// value out of its range (a negative limit, WithClock(nil)).
+	// value out of its range (a negative limit, WithClock(nil)), and by
+	// NewWorker's for a WorkerConfig field out of its range.
 	ErrInvalidOption = errors.New("outbox: invalid option")
 	// ErrNotCreated is returned by a zero Outbox or Worker (not made by
 	// Open or NewWorker). It matches ErrClosed too: a zero Outbox holds

@@ -234,7 +234,10 @@ func runWorker(t *testing.T, ob *Outbox, s Sender, cfg WorkerConfig, until func(
 	if cfg.Poll == 0 {
 		cfg.Poll = 5 * time.Millisecond
 	}
-	w := NewWorker(ob, s, cfg)
+	w, err := NewWorker(ob, s, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- w.Run(ctx) }()
@@ -362,7 +365,10 @@ func TestWorkerHandleReport(t *testing.T) {
 	ob.Enqueue(e)
 	runWorker(t, ob, s, WorkerConfig{}, func() bool { return ob.Stats().AwaitingReport == 1 })
 	var got []Result
-	w := NewWorker(ob, s, WorkerConfig{OnDone: func(r Result) { got = append(got, r) }})
+	w, err := NewWorker(ob, s, WorkerConfig{OnDone: func(r Result) { got = append(got, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := w.HandleReport("+15559999", s.mr, ReportDelivered, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/m2mbearer/m2mbearer/internal/backoff"
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Sender sends one SMS-SUBMIT TPDU. from names the SIM it must leave from, or
@@ -84,7 +85,9 @@ type Result struct {
 	Err     error
 }
 
-// WorkerConfig configures a Worker.
+// WorkerConfig configures a Worker. A zero field takes its default; a
+// negative one, or a BackoffMax below BackoffMin, makes NewWorker fail with
+// an error wrapping ErrInvalidOption.
 type WorkerConfig struct {
 	// MaxInFlight bounds entries being sent at once (default 16). Entries for
 	// the same destination are sent one at a time, in order.
@@ -106,25 +109,22 @@ type WorkerConfig struct {
 	Seed uint64
 }
 
-func (c *WorkerConfig) defaults() {
-	if c.MaxInFlight <= 0 {
-		c.MaxInFlight = 16
-	}
-	if c.SendTimeout <= 0 {
-		c.SendTimeout = 60 * time.Second
-	}
-	if c.BackoffMin <= 0 {
-		c.BackoffMin = 2 * time.Second
-	}
+// check refuses negative fields and a BackoffMax below BackoffMin, and
+// fills in the defaults of zero ones.
+func (c *WorkerConfig) check() error {
+	var f cfgcheck.Fields
+	cfgcheck.Default(&f, "MaxInFlight", &c.MaxInFlight, 16)
+	cfgcheck.Default(&f, "SendTimeout", &c.SendTimeout, 60*time.Second)
+	cfgcheck.Default(&f, "BackoffMin", &c.BackoffMin, 2*time.Second)
+	cfgcheck.Default(&f, "BackoffMax", &c.BackoffMax, max(10*time.Minute, c.BackoffMin))
 	if c.BackoffMax < c.BackoffMin {
-		c.BackoffMax = max(10*time.Minute, c.BackoffMin)
+		f.Badf("BackoffMax %v is below BackoffMin %v", c.BackoffMax, c.BackoffMin)
 	}
-	if c.Poll <= 0 {
-		c.Poll = time.Second
-	}
+	cfgcheck.Default(&f, "Poll", &c.Poll, time.Second)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	return f.Err(ErrInvalidOption, "WorkerConfig")
 }
 
 // Worker drains an Outbox through a Sender. Run owns every goroutine it starts.
@@ -166,15 +166,22 @@ const (
 	earlyTTL = 10 * time.Minute
 )
 
-// NewWorker returns a worker for ob sending through s.
-func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) *Worker {
-	cfg.defaults()
+// NewWorker returns a worker for ob sending through s, or an error
+// wrapping ErrInvalidOption when ob or s is nil or a WorkerConfig field is
+// out of its range (named in the error).
+func NewWorker(ob *Outbox, s Sender, cfg WorkerConfig) (*Worker, error) {
+	if ob == nil || s == nil {
+		return nil, fmt.Errorf("%w: NewWorker needs an Outbox and a Sender", ErrInvalidOption)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
 	return &Worker{ob: ob, snd: s, cfg: cfg, inflight: map[uint64]string{}, busyTo: map[string]bool{}, early: map[earlyKey]earlyReport{},
-		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+		rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}, nil
 }
 
 // Run sends due entries until ctx is done, then waits for the sends in

@@ -13,8 +13,8 @@ func BenchmarkEncodeReassemble(b *testing.B) {
 	for _, n := range []int{100, 1024, 34170} {
 		b.Run(sizeName(n), func(b *testing.B) {
 			data := make([]byte, n)
-			e := NewEncoder()
-			r := NewReassembler(ReassemblerConfig{})
+			e := new(Encoder)
+			r := mustReassembler(b, ReassemblerConfig{})
 			oa := Address{TON: TONInternational, NPI: NPIISDN, Value: "4930123456"}
 			scts := time.Unix(1_700_000_000, 0).UTC()
 			// The DELIVER side is prepared per segment outside the timer's
@@ -64,7 +64,7 @@ func BenchmarkEncodeReassemble(b *testing.B) {
 // BenchmarkEncode measures the encoder alone.
 func BenchmarkEncode(b *testing.B) {
 	data := make([]byte, 1024)
-	e := NewEncoder()
+	e := new(Encoder)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -76,7 +76,7 @@ func BenchmarkEncode(b *testing.B) {
 
 // BenchmarkDecodeDeliver measures decoding one 8-bit concatenated DELIVER.
 func BenchmarkDecodeDeliver(b *testing.B) {
-	segs, _ := NewEncoder().Encode("+4915112345678", make([]byte, 300), WithPorts(2948, 9200))
+	segs, _ := new(Encoder).Encode("+4915112345678", make([]byte, 300), WithPorts(2948, 9200))
 	sub, _ := ParseSubmit(segs[0].TPDU)
 	tp, _ := DeliverOf(sub, Address{TON: TONInternational, NPI: NPIISDN, Value: "4930123456"}, time.Now()).Marshal()
 	b.SetBytes(int64(len(tp)))
@@ -99,7 +99,7 @@ func BenchmarkPendingSetMemory(b *testing.B) {
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		r := NewReassembler(ReassemblerConfig{MaxSets: sets, MaxSetsPerOriginator: sets, MaxBytes: 64 << 20})
+		r := mustReassembler(b, ReassemblerConfig{MaxSets: sets, MaxSetsPerOriginator: sets, MaxBytes: 64 << 20})
 		for i := 0; i < sets; i++ {
 			p := Part{Originator: "+4915112345678", Concat: Concat{Ref: uint16(i), Ref16: true, Total: 2, Seq: 1}, Data: seg}
 			if _, err := r.Add(p); err != nil {

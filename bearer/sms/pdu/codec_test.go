@@ -22,7 +22,7 @@ func mustHex(t testing.TB, s string) []byte {
 }
 
 func TestEncodeSingle(t *testing.T) {
-	e := NewEncoder(WithRefSeed(func() uint16 { return 0x1234 }))
+	e := mustEncoder(t, WithRefSeed(func() uint16 { return 0x1234 }))
 	segs, err := e.Encode("+491701234567", []byte{0x44, 0x02, 0xb6, 0x0b})
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +66,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 			for i := range data {
 				data[i] = byte(i * 7)
 			}
-			segs, err := NewEncoder().Encode("+15551234567", data, tc.opts...)
+			segs, err := new(Encoder).Encode("+15551234567", data, tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -99,7 +99,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 }
 
 func TestEncodeTooLarge(t *testing.T) {
-	e := NewEncoder()
+	e := new(Encoder)
 	for _, tc := range []struct {
 		n    int
 		opts []Option
@@ -122,7 +122,7 @@ func TestEncodeTooLarge(t *testing.T) {
 
 func TestDecodeDeliverRoundTrip(t *testing.T) {
 	scts := time.Date(2026, 11, 25, 14, 3, 9, 0, time.FixedZone("", -5*3600-30*60))
-	segs, err := NewEncoder().Encode("+15551234567", bytes.Repeat([]byte{0xAB}, 300), WithPorts(2948, 9200))
+	segs, err := new(Encoder).Encode("+15551234567", bytes.Repeat([]byte{0xAB}, 300), WithPorts(2948, 9200))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestLibraryDecodesOurTPDUs(t *testing.T) {
 	for _, opts := range [][]Option{nil, {With16BitRef(true)}, {WithPorts(2948, 9200), WithStatusReport(true)}} {
 		t.Run(fmt.Sprintf("%d options", len(opts)), func(t *testing.T) {
 			data := bytes.Repeat([]byte{0x00, 0xFF, 0x7E}, 200)
-			segs, err := NewEncoder().Encode("+4915112345678", data, opts...)
+			segs, err := new(Encoder).Encode("+4915112345678", data, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -206,7 +206,7 @@ func TestEncodeGolden(t *testing.T) {
 			if tc.name == "digits without + (TON unknown)" {
 				dest = "0123456789"
 			}
-			segs, err := NewEncoder(seed).Encode(dest, make([]byte, tc.n), tc.opts...)
+			segs, err := mustEncoder(t, seed).Encode(dest, make([]byte, tc.n), tc.opts...)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,7 +10,7 @@
 // Encode a datagram into as many segments as it needs, each ready for
 // AT+CMGS:
 //
-//	e := pdu.NewEncoder()
+//	e, err := pdu.NewEncoder() // options: WithDefaults, WithRefSeed, …
 //	segs, err := e.Encode("+4915112345678", coap, pdu.WithStatusReport(true))
 //	for _, s := range segs {
 //		// AT+CMGS=<s.Length>, then s.PDU and Ctrl-Z (or s.TPDU to an SMSC)

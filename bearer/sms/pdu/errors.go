@@ -13,7 +13,9 @@ var (
 	// bearer.ErrTooLarge.)
 	ErrTooLarge = errors.New("pdu: datagram does not fit in 255 SMS segments")
 	// ErrInvalidOption is returned for unusable submit options (a DCS that is
-	// not 8-bit, a port IE with invalid values, ...).
+	// not 8-bit, a port IE with invalid values, ...), and wrapped by the
+	// error of NewEncoder or NewReassembler for an option or
+	// ReassemblerConfig field out of its range.
 	ErrInvalidOption = errors.New("pdu: invalid option")
 	// ErrInvalidAddress is returned for an address that cannot be encoded or
 	// decoded.

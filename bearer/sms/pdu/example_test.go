@@ -8,7 +8,10 @@ import (
 )
 
 func ExampleEncoder_Encode() {
-	e := pdu.NewEncoder(pdu.WithRefSeed(func() uint16 { return 0x42 }))
+	e, err := pdu.NewEncoder(pdu.WithRefSeed(func() uint16 { return 0x42 }))
+	if err != nil {
+		panic(err)
+	}
 	coap := make([]byte, 300) // a CoAP datagram
 	segs, err := e.Encode("+4915112345678", coap, pdu.WithStatusReport(true))
 	if err != nil {
@@ -39,11 +42,14 @@ func ExampleDecodeModemHex() {
 }
 
 func ExampleReassembler() {
-	r := pdu.NewReassembler(pdu.ReassemblerConfig{
+	r, err := pdu.NewReassembler(pdu.ReassemblerConfig{
 		Timeout: 5 * time.Minute,
 		OnDrop:  func(d pdu.Dropped) { fmt.Println("dropped", d.Key, d.Reason) },
 	})
-	segs, _ := pdu.NewEncoder().Encode("+4930123456", make([]byte, 200))
+	if err != nil {
+		panic(err)
+	}
+	segs, _ := new(pdu.Encoder).Encode("+4930123456", make([]byte, 200))
 	for i := len(segs) - 1; i >= 0; i-- { // out of order
 		sub, _ := pdu.ParseSubmit(segs[i].TPDU)
 		// What the far end receives: an SMS-DELIVER from our number.
@@ -62,7 +68,7 @@ func ExampleReassembler() {
 func ExampleParseTrigger() {
 	coap := []byte{0x44, 0x02, 0xb6, 0x0b, 0x21, 0x61, 0xfb, 0x63, 0xb1, 0x31, 0x01, 0x30, 0x01, 0x38}
 	body := pdu.BuildWAPPush(1, coap) // LwM2M 1.1 Core Appendix L
-	segs, _ := pdu.NewEncoder().Encode("+4915112345678", body, pdu.WAPPushOptions(pdu.WAPPushSourcePort))
+	segs, _ := new(pdu.Encoder).Encode("+4915112345678", body, pdu.WAPPushOptions(pdu.WAPPushSourcePort))
 	sub, _ := pdu.ParseSubmit(segs[0].TPDU)
 	tr, err := pdu.ParseTrigger(sub.UDH.Ports, sub.Data)
 	fmt.Println(tr.Form, len(tr.CoAP), err)

@@ -56,7 +56,7 @@ func FuzzDecodePDU(f *testing.F) {
 }
 
 func FuzzParseSubmit(f *testing.F) {
-	segs, _ := NewEncoder().Encode("+4915112345678", bytes.Repeat([]byte{7}, 300), WithPorts(2948, 9200), WithStatusReport(true))
+	segs, _ := new(Encoder).Encode("+4915112345678", bytes.Repeat([]byte{7}, 300), WithPorts(2948, 9200), WithStatusReport(true))
 	for _, s := range segs {
 		f.Add(s.TPDU)
 	}
@@ -108,7 +108,7 @@ func FuzzReassembler(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		clk := newClock()
 		var dropped int
-		r := NewReassembler(ReassemblerConfig{
+		r := mustReassembler(t, ReassemblerConfig{
 			Timeout: time.Minute, MaxSetsPerOriginator: 2, MaxSets: 3, MaxBytes: 300,
 			Now: clk.Now, OnDrop: func(Dropped) { dropped++ },
 		})

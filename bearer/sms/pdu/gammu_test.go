@@ -81,7 +81,7 @@ func TestGammuDecodesOurPDUs(t *testing.T) {
 		segs []Segment
 	}
 	var cases []*enc
-	e := NewEncoder()
+	e := new(Encoder)
 	for _, n := range []int{1, 134, 135, 300, 5000} {
 		for _, ref16 := range []bool{false, true} {
 			for _, ports := range []bool{false, true} {
@@ -232,7 +232,7 @@ func TestGammuEncodedConcatenatedReassemble(t *testing.T) {
 	if err := json.Unmarshal(runGammu(t, gammuEncodeScript, reqs), &pdus); err != nil {
 		t.Fatal(err)
 	}
-	r := NewReassembler(ReassemblerConfig{})
+	r := mustReassembler(t, ReassemblerConfig{})
 	// Feed in reverse order, to exercise out-of-order reassembly.
 	var done []*Datagram
 	for i := len(pdus) - 1; i >= 0; i-- {

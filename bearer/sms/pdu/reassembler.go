@@ -7,6 +7,8 @@ import (
 	"hash/fnv"
 	"sync"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Reassembler errors.
@@ -137,7 +139,8 @@ type Dropped struct {
 }
 
 // ReassemblerConfig sets the Reassembler's limits. Zero fields take the
-// defaults shown.
+// defaults shown; a negative one, or a MaxBytes below one SMS, makes
+// NewReassembler fail with an error wrapping ErrInvalidOption.
 type ReassemblerConfig struct {
 	// Timeout is how long a set may stay incomplete after its first
 	// segment arrived (default 10 min; SMS may be delayed by minutes).
@@ -147,7 +150,7 @@ type ReassemblerConfig struct {
 	// MaxSets caps pending sets in all (default 4,096).
 	MaxSets int
 	// MaxBytes caps payload bytes held in all (default 16 MiB; at least
-	// 140).
+	// 140, MaxUserData).
 	MaxBytes int
 	// OnDrop, if set, is called for every set given up, after the
 	// Reassembler's lock is released, on the goroutine that caused it.
@@ -230,12 +233,32 @@ type pendingSet struct {
 	prev, next *pendingSet
 }
 
-// NewReassembler returns a Reassembler with cfg's limits. A zero
+// NewReassembler returns a Reassembler with cfg's limits, or an error
+// wrapping ErrInvalidOption naming the fields out of range. A zero
 // Reassembler is usable too, with the defaults of a zero config.
-func NewReassembler(cfg ReassemblerConfig) *Reassembler {
+func NewReassembler(cfg ReassemblerConfig) (*Reassembler, error) {
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
 	r := &Reassembler{cfg: cfg}
 	r.initLocked()
-	return r
+	return r, nil
+}
+
+// check refuses negative fields and a MaxBytes that cannot hold one SMS;
+// zero fields take their defaults in initLocked.
+func (c *ReassemblerConfig) check() error {
+	var f cfgcheck.Fields
+	cfgcheck.NonNegative(&f, "Timeout", c.Timeout)
+	cfgcheck.NonNegative(&f, "MaxSetsPerOriginator", c.MaxSetsPerOriginator)
+	cfgcheck.NonNegative(&f, "MaxSets", c.MaxSets)
+	switch {
+	case c.MaxBytes < 0:
+		cfgcheck.NonNegative(&f, "MaxBytes", c.MaxBytes)
+	case c.MaxBytes > 0 && c.MaxBytes < MaxUserData:
+		f.Badf("MaxBytes %d is below one SMS's user data (%d)", c.MaxBytes, MaxUserData)
+	}
+	return f.Err(ErrInvalidOption, "ReassemblerConfig")
 }
 
 // initLocked applies the defaults on first use; r.mu is held (or r is not
@@ -256,9 +279,6 @@ func (r *Reassembler) initLocked() {
 	}
 	if cfg.MaxBytes <= 0 {
 		cfg.MaxBytes = 16 << 20
-	}
-	if cfg.MaxBytes < MaxUserData {
-		cfg.MaxBytes = MaxUserData
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

@@ -49,7 +49,7 @@ func part(oa string, ref uint16, total, seq uint8, data string) Part {
 func TestReassemblerBasics(t *testing.T) {
 	clk := newClock()
 	var log dropLog
-	r := NewReassembler(ReassemblerConfig{Timeout: time.Minute, Now: clk.Now, OnDrop: log.add})
+	r := mustReassembler(t, ReassemblerConfig{Timeout: time.Minute, Now: clk.Now, OnDrop: log.add})
 
 	// Single SMS passes straight through.
 	dg, err := r.Add(Part{Originator: "+1", Data: []byte("x"), Ports: Ports{Present: true, Wide: true, Dst: 5683}})
@@ -112,7 +112,7 @@ func TestReassemblerBasics(t *testing.T) {
 func TestReassemblerLateDuplicates(t *testing.T) {
 	clk := newClock()
 	var log dropLog
-	r := NewReassembler(ReassemblerConfig{Timeout: time.Minute, Now: clk.Now, OnDrop: log.add})
+	r := mustReassembler(t, ReassemblerConfig{Timeout: time.Minute, Now: clk.Now, OnDrop: log.add})
 	for _, p := range []Part{part("+1", 7, 2, 1, "AA"), part("+1", 7, 2, 2, "BB")} {
 		if _, err := r.Add(p); err != nil {
 			t.Fatal(err)
@@ -192,7 +192,7 @@ func TestReassemblerCaps(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var log dropLog
 			tc.cfg.OnDrop = log.add
-			r := NewReassembler(tc.cfg)
+			r := mustReassembler(t, tc.cfg)
 			for _, p := range tc.feed {
 				if _, err := r.Add(p); err != nil {
 					t.Fatal(err)
@@ -263,7 +263,7 @@ func TestPropertyRoundTrip(t *testing.T) {
 		}
 		n := rapid.OneOf(rapid.IntRange(0, 600), rapid.IntRange(0, max)).Draw(rt, "n")
 		data := rapid.SliceOfN(rapid.Byte(), n, n).Draw(rt, "data")
-		e := NewEncoder()
+		e := new(Encoder)
 		parts := roundTripParts(rt, e, data, opts...)
 
 		// Delivery order: a permutation, with duplicates and a segment held
@@ -279,7 +279,7 @@ func TestPropertyRoundTrip(t *testing.T) {
 
 		clk := newClock()
 		var log dropLog
-		r := NewReassembler(ReassemblerConfig{Timeout: time.Minute, Now: clk.Now, OnDrop: log.add})
+		r := mustReassembler(t, ReassemblerConfig{Timeout: time.Minute, Now: clk.Now, OnDrop: log.add})
 		var got *Datagram
 		feed := func(i int) {
 			dg, err := r.Add(parts[i])
@@ -333,7 +333,7 @@ func indexes(n int) []int {
 }
 
 func TestReferencesRotatePerDestination(t *testing.T) {
-	e := NewEncoder(WithRefSeed(func() uint16 { return 0xFFFE }), WithMaxDestinations(2))
+	e := mustEncoder(t, WithRefSeed(func() uint16 { return 0xFFFE }), WithMaxDestinations(2))
 	ref := func(dest string, ref16 bool) uint16 {
 		segs, err := e.Encode(dest, make([]byte, 200), With16BitRef(ref16))
 		if err != nil {

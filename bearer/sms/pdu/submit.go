@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Sizes of the SMS user data (TS 23.040 §9.2.3.16, §9.2.3.24).
@@ -214,44 +216,53 @@ type refEntry struct {
 	next uint16
 }
 
-// EncoderOption configures an Encoder.
-type EncoderOption func(*Encoder)
+// EncoderOption configures an Encoder. An option given a value out of its
+// range makes NewEncoder fail with an error wrapping ErrInvalidOption.
+type EncoderOption func(*Encoder) error
 
-// WithDefaults sets the options every Encode starts from.
+// WithDefaults sets the options every Encode starts from; defaults that
+// no Encode could use (a DCS that is not 8-bit data, a negative validity)
+// are refused.
 func WithDefaults(opts ...Option) EncoderOption {
-	return func(e *Encoder) {
+	return func(e *Encoder) error {
 		for _, o := range opts {
 			o(&e.defaults)
 		}
+		if err := e.defaults.validate(); err != nil {
+			return fmt.Errorf("WithDefaults: %w", err)
+		}
+		return nil
 	}
 }
 
-// WithMaxDestinations caps the per-destination reference counters
-// (default 65,536).
+// WithMaxDestinations caps the per-destination reference counters, at
+// least 1 (default 65,536).
 func WithMaxDestinations(n int) EncoderOption {
-	return func(e *Encoder) {
-		if n > 0 {
-			e.maxDest = n
-		}
+	return func(e *Encoder) error {
+		e.maxDest = n
+		return cfgcheck.AtLeast1(ErrInvalidOption, "WithMaxDestinations", n)
 	}
 }
 
 // WithRefSeed sets the function that gives the first reference for a
 // destination the Encoder has not seen (default: random, so that a restart
-// does not reuse references a receiver may still hold).
+// does not reuse references a receiver may still hold); nil is refused.
 func WithRefSeed(f func() uint16) EncoderOption {
-	return func(e *Encoder) {
-		if f != nil {
-			e.seed = f
+	return func(e *Encoder) error {
+		if f == nil {
+			return fmt.Errorf("%w: WithRefSeed(nil)", ErrInvalidOption)
 		}
+		e.seed = f
+		return nil
 	}
 }
 
 // defaultMaxDest is the default of WithMaxDestinations.
 const defaultMaxDest = 1 << 16
 
-// NewEncoder returns an Encoder.
-func NewEncoder(opts ...EncoderOption) *Encoder {
+// NewEncoder returns an Encoder, or an error wrapping ErrInvalidOption when
+// an option is out of its range.
+func NewEncoder(opts ...EncoderOption) (*Encoder, error) {
 	e := &Encoder{
 		defaults: DefaultSubmitOptions(),
 		maxDest:  defaultMaxDest,
@@ -259,9 +270,11 @@ func NewEncoder(opts ...EncoderOption) *Encoder {
 		refs:     make(map[string]*list.Element),
 	}
 	for _, o := range opts {
-		o(e)
+		if err := o(e); err != nil {
+			return nil, err
+		}
 	}
-	return e
+	return e, nil
 }
 
 // Defaults returns the options Encode starts from.

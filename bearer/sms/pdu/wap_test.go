@@ -17,7 +17,7 @@ func TestWAPPushAppendixL(t *testing.T) {
 		t.Fatalf("WSP % X\nwant % X", body, want)
 	}
 	// The whole SMS user data of Appendix L: UDH 06 05 04 0B 84 C0 02.
-	segs, err := NewEncoder().Encode("+4915112345678", body, WAPPushOptions(0xC002))
+	segs, err := new(Encoder).Encode("+4915112345678", body, WAPPushOptions(0xC002))
 	if err != nil {
 		t.Fatal(err)
 	}

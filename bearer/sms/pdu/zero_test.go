@@ -32,7 +32,7 @@ func TestZeroEncoder(t *testing.T) {
 		}
 		return out
 	}
-	want := encode(t, NewEncoder())
+	want := encode(t, mustEncoder(t))
 	got := encode(t, &Encoder{})
 	for i := range want {
 		if !bytes.Equal(got[i], want[i]) {

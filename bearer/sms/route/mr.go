@@ -467,7 +467,7 @@ func (m *Mux) setupMR(o options) error {
 		return nil
 	}
 	if o.statePath == "" {
-		return errors.New("route: a number has several routes: WithStateFile is required to keep their TP-MRs apart across restarts")
+		return fmt.Errorf("%w: a number has several routes: WithStateFile is required to keep their TP-MRs apart across restarts", ErrInvalidOption)
 	}
 	if o.maxAge == 0 {
 		o.maxAge = 72 * time.Hour

@@ -76,7 +76,7 @@ func (s *simRoute) report(t *testing.T, sim, recipient string, mr, status byte) 
 	s.in <- sms.Inbound{SIM: sim, TPDU: b, Ack: func(context.Context) error { s.acks <- mr; return nil }}
 }
 
-var reportEnc = pdu.NewEncoder(pdu.WithDefaults(pdu.WithStatusReport(true)))
+var submitEnc = new(pdu.Encoder)
 
 // fataler is testing.TB or *rapid.T.
 type fataler interface {
@@ -85,11 +85,7 @@ type fataler interface {
 }
 
 func submit(t fataler, to string, report bool) []byte {
-	enc := reportEnc
-	if !report {
-		enc = pdu.NewEncoder()
-	}
-	segs, err := enc.Encode(to, []byte{0x40, 1, 2, 3})
+	segs, err := submitEnc.Encode(to, []byte{0x40, 1, 2, 3}, pdu.WithStatusReport(report))
 	if err != nil {
 		t.Fatal(err)
 	}

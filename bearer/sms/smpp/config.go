@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 	"github.com/m2mbearer/m2mbearer/internal/smppwire"
 )
 
@@ -56,7 +57,9 @@ func (c Concat) String() string {
 }
 
 // Config configures a Link. The zero value of every optional field is a
-// working default.
+// working default; a negative size, rate or duration, or a maximum below
+// its minimum, makes Dial fail with an error wrapping ErrInvalidOption that
+// names the field.
 type Config struct {
 	// Name identifies the link in logs, metrics and its state file.
 	Name string
@@ -95,7 +98,7 @@ type Config struct {
 	// ResponseTimeout bounds the wait for any response (default 10 s).
 	ResponseTimeout time.Duration
 	// ReconnectMin and ReconnectMax bound the re-bind backoff (defaults 1 s
-	// and 60 s); ThrottleMin and ThrottleMax the pause after
+	// and 60 s, or ReconnectMin if longer); ThrottleMin and ThrottleMax the pause after
 	// ESME_RTHROTTLED / ESME_RMSGQFUL (defaults 200 ms and 30 s).
 	ReconnectMin, ReconnectMax time.Duration
 	ThrottleMin, ThrottleMax   time.Duration
@@ -129,51 +132,64 @@ type Config struct {
 	Now func() time.Time
 }
 
+// ErrInvalidOption is wrapped by Dial's error for a Config that cannot work:
+// a required field missing, a negative size, rate or duration, or bounds
+// that contradict each other (ReconnectMax below ReconnectMin). The error
+// names every such field.
+var ErrInvalidOption = errors.New("smpp: invalid option")
+
 func (c *Config) defaults() error {
+	var f cfgcheck.Fields
 	if c.Addr == "" {
-		return errors.New("smpp: Config.Addr is required")
+		f.Badf("Addr is required")
 	}
 	if c.StateDir == "" && c.State == nil {
-		return errors.New("smpp: Config.StateDir or State is required (receipt correlation is durable)")
+		f.Badf("StateDir or State is required (receipt correlation is durable)")
 	}
 	if len(c.Sources) == 0 {
-		return errors.New("smpp: Config.Sources needs at least one number")
+		f.Badf("Sources needs at least one number")
 	}
 	if c.Name == "" {
 		c.Name = c.Addr
 	}
-	if c.Window <= 0 {
-		c.Window = 10
+	cfgcheck.Default(&f, "Window", &c.Window, 10)
+	cfgcheck.Default(&f, "Burst", &c.Burst, 1)
+	cfgcheck.NonNegative(&f, "Rate", c.Rate)
+	if c.Concat < ConcatUDH || c.Concat > ConcatPayload {
+		f.Badf("Concat %d is not ConcatUDH, ConcatSAR or ConcatPayload", int(c.Concat))
 	}
-	if c.Burst <= 0 {
-		c.Burst = 1
+	if c.Bind < Transceiver || c.Bind > TransmitterReceiver {
+		f.Badf("Bind %d is not Transceiver or TransmitterReceiver", int(c.Bind))
 	}
-	if c.Rate < 0 {
-		return fmt.Errorf("smpp: negative rate %v", c.Rate)
+	cfgcheck.Default(&f, "EnquireLink", &c.EnquireLink, 30*time.Second)
+	cfgcheck.Default(&f, "ResponseTimeout", &c.ResponseTimeout, 10*time.Second)
+	cfgcheck.Default(&f, "ReconnectMin", &c.ReconnectMin, time.Second)
+	cfgcheck.Default(&f, "ReconnectMax", &c.ReconnectMax, max(60*time.Second, c.ReconnectMin))
+	cfgcheck.Default(&f, "ThrottleMin", &c.ThrottleMin, 200*time.Millisecond)
+	cfgcheck.Default(&f, "ThrottleMax", &c.ThrottleMax, max(30*time.Second, c.ThrottleMin))
+	cfgcheck.Default(&f, "ReceiptMaxAge", &c.ReceiptMaxAge, 72*time.Hour)
+	cfgcheck.Default(&f, "ReceiptHold", &c.ReceiptHold, c.ResponseTimeout)
+	cfgcheck.Default(&f, "PayloadSetMaxAge", &c.PayloadSetMaxAge, 72*time.Hour)
+	cfgcheck.Default(&f, "PruneInterval", &c.PruneInterval, time.Hour)
+	cfgcheck.Default(&f, "MaxPayloadSets", &c.MaxPayloadSets, 4096)
+	cfgcheck.Default(&f, "InboundBuffer", &c.InboundBuffer, 256)
+	if c.ReconnectMax > 0 && c.ReconnectMax < c.ReconnectMin {
+		f.Badf("ReconnectMax %v is below ReconnectMin %v", c.ReconnectMax, c.ReconnectMin)
 	}
-	if _, err := (&smppwire.Bind{SystemID: c.SystemID, Password: c.Password, SystemType: c.SystemType}).Marshal(); err != nil {
-		return err
+	if c.ThrottleMax > 0 && c.ThrottleMax < c.ThrottleMin {
+		f.Badf("ThrottleMax %v is below ThrottleMin %v", c.ThrottleMax, c.ThrottleMin)
 	}
-	def := func(d *time.Duration, v time.Duration) {
-		if *d <= 0 {
-			*d = v
+	for _, b := range []struct {
+		name string
+		bind smppwire.Bind
+	}{{"SystemID", smppwire.Bind{SystemID: c.SystemID}}, {"Password", smppwire.Bind{Password: c.Password}},
+		{"SystemType", smppwire.Bind{SystemType: c.SystemType}}} {
+		if _, err := b.bind.Marshal(); err != nil {
+			f.Badf("%s: %v", b.name, err)
 		}
 	}
-	def(&c.EnquireLink, 30*time.Second)
-	def(&c.ResponseTimeout, 10*time.Second)
-	def(&c.ReconnectMin, time.Second)
-	def(&c.ReconnectMax, 60*time.Second)
-	def(&c.ThrottleMin, 200*time.Millisecond)
-	def(&c.ThrottleMax, 30*time.Second)
-	def(&c.ReceiptMaxAge, 72*time.Hour)
-	def(&c.ReceiptHold, c.ResponseTimeout)
-	def(&c.PayloadSetMaxAge, 72*time.Hour)
-	def(&c.PruneInterval, time.Hour)
-	if c.MaxPayloadSets <= 0 {
-		c.MaxPayloadSets = 4096
-	}
-	if c.InboundBuffer <= 0 {
-		c.InboundBuffer = 256
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
+		return err
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

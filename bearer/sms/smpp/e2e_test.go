@@ -82,10 +82,13 @@ type rigOpts struct {
 func newRig(t *testing.T, o rigOpts) *rig {
 	t.Helper()
 	r := &rig{results: make(chan outbox.Result, 1024)}
-	r.net = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()),
-		sim.WithValidity(time.Hour, 50*time.Millisecond))
-	t.Cleanup(func() { r.net.Close() })
 	var err error
+	r.net, err = sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()),
+		sim.WithValidity(time.Hour, 50*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.net.Close() })
 	r.smsc, err = smsc.Start(smsc.Config{Network: r.net, Faults: o.faults, Logger: quiet(), TLS: o.smscTLS,
 		Accounts: []smsc.Account{{SystemID: "gw", Password: "pw", Numbers: []string{serverNum}}}})
 	if err != nil {

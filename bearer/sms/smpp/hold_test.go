@@ -61,7 +61,7 @@ func TestReceiptBeforeSubmitResp(t *testing.T) {
 // reportTPDU is an SMS-SUBMIT asking for a status report.
 func reportTPDU(t *testing.T) []byte {
 	t.Helper()
-	segs, err := pdu.NewEncoder(pdu.WithDefaults(pdu.WithStatusReport(true))).Encode(deviceNum, datagram(10, 1))
+	segs, err := new(pdu.Encoder).Encode(deviceNum, datagram(10, 1), pdu.WithStatusReport(true))
 	if err != nil || len(segs) != 1 {
 		t.Fatalf("%d segments, %v", len(segs), err)
 	}
@@ -192,9 +192,9 @@ func (c *clock) add(d time.Duration) {
 // never come is kept (durably, across a restart) until PayloadSetMaxAge,
 // then removed and counted; beyond MaxPayloadSets the oldest set goes.
 func TestPayloadSetExpiry(t *testing.T) {
-	enc := pdu.NewEncoder(pdu.WithDefaults(pdu.WithStatusReport(true)))
+	enc := new(pdu.Encoder)
 	set := func() [][]byte { // a three-segment set for the device
-		segs, err := enc.Encode(deviceNum, datagram(300, 7))
+		segs, err := enc.Encode(deviceNum, datagram(300, 7), pdu.WithStatusReport(true))
 		if err != nil || len(segs) != 3 {
 			t.Fatalf("%d segments, %v", len(segs), err)
 		}

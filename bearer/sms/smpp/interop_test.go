@@ -245,7 +245,10 @@ func TestInteropNodeSMSC(t *testing.T) {
 // deliver_sm, and so do the receipts of both segments.
 func TestInteropNodeESME(t *testing.T) {
 	const esmeNum = "+15550200"
-	n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+	n, err := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer n.Close()
 	srv, err := smsc.Start(smsc.Config{Network: n, Logger: quiet(),
 		Accounts: []smsc.Account{{SystemID: "node", Password: "pw", Numbers: []string{esmeNum}}}})

@@ -62,7 +62,7 @@ func Dial(cfg Config) (*Link, error) {
 	for i, s := range cfg.Sources {
 		a, err := SourceAddress(s)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: Config.Sources[%d]: %w", ErrInvalidOption, i, err)
 		}
 		k := normalise(s)
 		l.sources[k] = a

@@ -55,7 +55,10 @@ func (m *modemRoute) Inbound() <-chan sms.Inbound { return m.in }
 // own delivered; every report must reach its own outbox entry: an entry
 // fails exactly when one of its segments went through the modem.
 func TestSharedNumberReports(t *testing.T) {
-	n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+	n, err := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.Close() })
 	// The SMSC's receipts come 300 ms late, after the modem's reports.
 	srv, err := smsc.Start(smsc.Config{Network: n, Logger: quiet(), Faults: smsc.Faults{ReceiptDelay: 300 * time.Millisecond},
@@ -146,7 +149,10 @@ func TestAccountSharedByLinks(t *testing.T) {
 	for _, shared := range []bool{true, false} {
 		name := map[bool]string{true: "one State", false: "a State each"}[shared]
 		t.Run(name, func(t *testing.T) {
-			n := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+			n, err := sim.NewNetwork(sim.WithConditions(sim.Conditions{Latency: sim.Fixed(5 * time.Millisecond)}), sim.WithLogger(quiet()))
+			if err != nil {
+				t.Fatal(err)
+			}
 			t.Cleanup(func() { n.Close() })
 			srv, err := smsc.Start(smsc.Config{Network: n, Logger: quiet(),
 				Accounts: []smsc.Account{{SystemID: "gw", Password: "pw", Numbers: []string{serverNum}}}})

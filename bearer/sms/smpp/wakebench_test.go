@@ -177,7 +177,10 @@ func TestWakeupThroughput(t *testing.T) {
 	}
 	var results []wakeResult
 	t.Run("smpp", func(t *testing.T) {
-		net := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
+		net, err := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer net.Close()
 		const src = "+15550100"
 		srv, err := smsc.Start(smsc.Config{Network: net, Logger: quiet(), Accounts: []smsc.Account{{SystemID: "gw", Password: "pw", Numbers: []string{src}}}})
@@ -210,7 +213,10 @@ func TestWakeupThroughput(t *testing.T) {
 			mrate = f
 		}
 		sendTime := time.Duration(float64(nModems) / mrate * float64(time.Second)) // N/T = mrate
-		net := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
+		net, err := sim.NewNetwork(sim.WithLogger(quiet()), sim.WithConditions(sim.Conditions{Latency: sim.Fixed(10 * time.Millisecond)}))
+		if err != nil {
+			t.Fatal(err)
+		}
 		defer net.Close()
 		pool, err := modem.NewPool(modem.WithPoolLogger(quiet()), modem.WithMaxQueue(1024))
 		if err != nil {

@@ -90,7 +90,7 @@ func (c *Config) defaults() {
 		c.Checkpoints = append(c.Checkpoints, c.N)
 	}
 	if c.Store == nil {
-		c.Store = registry.NewMemory(registry.Options{MaxRegistrations: c.N + 1})
+		c.Store, _ = registry.NewMemory(registry.Options{MaxRegistrations: c.N + 1}) // c.N ≥ 0: never refused
 	}
 }
 
@@ -314,7 +314,10 @@ func StateBytes(n int, payload string) (float64, error) {
 	if payload == "" {
 		payload = "</1/0>,</3/0>,</4/0>,</5/0>"
 	}
-	store := registry.NewMemory(registry.Options{MaxRegistrations: n + 1})
+	store, err := registry.NewMemory(registry.Options{MaxRegistrations: n + 1})
+	if err != nil {
+		return 0, err
+	}
 	srv, err := server.New(store, server.WithLimits(server.Limits{SourceRate: -1}))
 	if err != nil {
 		return 0, err

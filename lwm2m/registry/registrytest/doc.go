@@ -7,7 +7,13 @@
 // In an implementation's tests:
 //
 //	registrytest.Run(t, registrytest.Factory{
-//		New: func(t *testing.T, o registry.Options) registry.Store { return registry.NewMemory(o) },
+//		New: func(t *testing.T, o registry.Options) registry.Store {
+//			m, err := registry.NewMemory(o)
+//			if err != nil {
+//				t.Fatal(err)
+//			}
+//			return m
+//		},
 //	})
 //
 // [NewReg] builds a registration (times from [T0]); [Same] compares two.

@@ -275,13 +275,13 @@ var cases = []tcase{
 			mustAdd(t, s, NewReg(fmt.Sprintf("r%d", i), 60, T0))
 		}
 		done := make(chan struct{})
+		added := make(chan struct{}) // closed when the writer's Add returned
 		go func() {
 			defer close(done)
 			first := true
 			s.Range(func(r *registry.Registration) bool {
 				if first {
 					first = false
-					added := make(chan struct{})
 					go func() {
 						defer close(added)
 						if _, err := s.Add(ctx, NewReg("writer", 60, T0)); err != nil {
@@ -303,6 +303,12 @@ var cases = []tcase{
 		case <-done:
 		case <-time.After(10 * time.Second):
 			t.Fatal("Range with a callback reading the store did not return within 10 s (deadlock)")
+		}
+		// Range may end before the writer (a slow machine): wait for it.
+		select {
+		case <-added:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the concurrent Add did not return within 10 s after Range")
 		}
 		if _, ok := s.ByEndpoint("writer"); !ok {
 			t.Fatal("the concurrent Add was lost")

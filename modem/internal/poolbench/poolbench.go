@@ -53,7 +53,10 @@ type Rig struct {
 // a pool over them.
 func NewRig(ctx context.Context, n int, t time.Duration) (*Rig, error) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	net := sim.NewNetwork(sim.WithSeed(1), sim.WithRejectUnknown(), sim.WithLogger(log))
+	net, err := sim.NewNetwork(sim.WithSeed(1), sim.WithRejectUnknown(), sim.WithLogger(log))
+	if err != nil {
+		return nil, err
+	}
 	pool, err := modem.NewPool(modem.WithPoolLogger(log), modem.WithMaxQueue(1024))
 	if err != nil {
 		net.Close()

@@ -4,7 +4,7 @@
 //
 // # Usage
 //
-//	net := sim.NewNetwork()
+//	net, err := sim.NewNetwork()
 //	srv, err := smsc.Start(smsc.Config{Network: net, Accounts: []smsc.Account{
 //		{SystemID: "city", Password: "secret", Numbers: []string{"+15550100"}},
 //	}})

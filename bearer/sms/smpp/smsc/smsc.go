@@ -15,6 +15,8 @@ import (
 	"github.com/m2mbearer/m2mbearer/bearer/sms/pdu"
 	"github.com/m2mbearer/m2mbearer/internal/smppwire"
 	"github.com/m2mbearer/m2mbearer/modem/sim"
+
+	"github.com/m2mbearer/m2mbearer/internal/cfgcheck"
 )
 
 // Account is one ESME account: its credentials and the numbers it sends
@@ -146,22 +148,25 @@ type idKey struct {
 	mr       uint8
 }
 
+// ErrInvalidOption is wrapped by Start's error for a Config that cannot
+// work: no Network, a negative Window, QueueLen or MaxSessions (named in
+// the error).
+var ErrInvalidOption = errors.New("smsc: invalid option")
+
 // Start listens and serves until Close.
 func Start(cfg Config) (*Server, error) {
+	var f cfgcheck.Fields
 	if cfg.Network == nil {
-		return nil, errors.New("smsc: Config.Network is required")
+		f.Badf("Network is required")
+	}
+	cfgcheck.Default(&f, "Window", &cfg.Window, 10)
+	cfgcheck.Default(&f, "QueueLen", &cfg.QueueLen, 100_000)
+	cfgcheck.Default(&f, "MaxSessions", &cfg.MaxSessions, 64)
+	if err := f.Err(ErrInvalidOption, "Config"); err != nil {
+		return nil, err
 	}
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
-	}
-	if cfg.Window <= 0 {
-		cfg.Window = 10
-	}
-	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = 100_000
-	}
-	if cfg.MaxSessions <= 0 {
-		cfg.MaxSessions = 64
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

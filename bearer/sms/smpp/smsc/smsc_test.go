@@ -15,7 +15,10 @@ import (
 func start(t *testing.T) *Server {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n := sim.NewNetwork(sim.WithLogger(log))
+	n, err := sim.NewNetwork(sim.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.Close() })
 	s, err := Start(Config{Network: n, Logger: log, Accounts: []Account{{SystemID: "gw", Password: "pw", Numbers: []string{"+15550100"}}}})
 	if err != nil {
@@ -118,7 +121,10 @@ func TestThrottleFaults(t *testing.T) {
 // came on and the SMS-SUBMITs it became; refused ones are not.
 func TestOnSubmit(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	n := sim.NewNetwork(sim.WithLogger(log))
+	n, err := sim.NewNetwork(sim.WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { n.Close() })
 	got := make(chan Submitted, 4)
 	s, err := Start(Config{Network: n, Logger: log, OnSubmit: func(x Submitted) { got <- x },

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -79,6 +81,71 @@ func TestClusterAbuse(t *testing.T) {
 			t.Fatalf("%d entries left in the SIM's stream", n)
 		}
 	})
+}
+
+// TestClusterCallBetweenIdleReads: a call forwarded to a node that has
+// been idle for a while, landing between two of serveRPC's XREADs, is
+// served. serveRPC read from "$" until its first call (before 38935e8),
+// so each idle XREAD (BLOCK 200 ms, nothing) was followed by another from
+// "$", and a call added in the gap between the two was never read: its
+// caller waited until its deadline. That was TestClusterRouting's failure
+// under load in cmd/smsgw ("forwarded read: 504 ... node gw-b holds device
+// u-1 and did not answer within 40s": the first call ever forwarded to
+// gw-b, the read of u-1). Here a go-redis hook on the node's own client
+// adds the call just before serveRPC's third XREAD is sent, after two
+// idle ones: the gap made certain. Without the fix: "no answer".
+func TestClusterCallBetweenIdleReads(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	g := clusterGateway(t, srv, "gw-i", config.Fleet{Awake: time.Second}, []string{"+491710000056"})
+	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	stream := g.cluster.db.Key("rpc", "gw-i")
+	b, _ := json.Marshal(rpcCall{ID: "gap", From: "gw-o", Method: "GET", URI: "/api/v1/cluster", Deadline: time.Now().Add(30 * time.Second).UnixMilli()})
+	var reads atomic.Int32
+	added := make(chan error, 1)
+	g.cluster.db.Client().AddHook(xreadHook{stream: stream, before: func() {
+		if reads.Add(1) == 3 {
+			added <- c.XAdd(ctx, &redis.XAddArgs{Stream: stream, Values: map[string]any{"m": b}}).Err()
+		}
+	}})
+	select {
+	case err := <-added:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serveRPC did not read its stream three times in 30 s")
+	}
+	res, err := c.BLPop(ctx, 10*time.Second, g.cluster.db.Key("rpc:r", "gap")).Result()
+	if err != nil {
+		t.Fatalf("a call added between two idle reads got no answer: %v", err)
+	}
+	var a rpcAnswer
+	if err := json.Unmarshal([]byte(res[1]), &a); err != nil || a.Status != 200 || a.Node != "gw-i" {
+		t.Fatalf("answer %+v %v", a, err)
+	}
+}
+
+// xreadHook calls before just before each XREAD of stream is sent.
+type xreadHook struct {
+	stream string
+	before func()
+}
+
+func (xreadHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (xreadHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h xreadHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if cmd.Name() == "xread" && slices.Contains(cmd.Args(), any(h.stream)) {
+			h.before()
+		}
+		return next(ctx, cmd)
+	}
 }
 
 func waitUntil(t *testing.T, within time.Duration, what string, cond func() bool) {

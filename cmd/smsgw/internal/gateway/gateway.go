@@ -316,41 +316,8 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 	}
 	var cfgs []modem.Config
 	if g.cfg.Simulator.Enabled {
-		s := g.cfg.Simulator
-		g.simNet = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
-			sim.WithConditions(sim.Conditions{Latency: sim.Fixed(s.Latency)}), sim.WithLogger(g.log.With("component", "simnet")))
-		for _, n := range s.ServerSIMs {
-			if s.SMPP {
-				break // served by the simulated SMSC over SMPP (startSimSMSC)
-			}
-			a, _ := sms.ParseMSISDN(n)
-			m, err := g.simNet.AddModem(a.String(), sim.WithSendTime(s.SendTime))
-			if err != nil {
-				return nil, fmt.Errorf("simulated modem %s: %w", a, err)
-			}
-			p, err := m.OpenPTY()
-			if err != nil {
-				return nil, fmt.Errorf("simulated modem %s: pty: %w", a, err)
-			}
-			g.simModems = append(g.simModems, m)
-			cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
-		}
-		f := s.Fleet
-		g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, ServerSIMs: sims(s.ServerSIMs),
-			StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
-		for _, l := range g.plan {
-			if l.PSK != nil {
-				g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
-			}
-			if l.MSISDN != "" {
-				g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
-					Trigger: l.sleeps(), NoSec: l.Kind == KindQueue}
-				if l.Kind == KindDTLSSMS {
-					d := g.devices[l.Name]
-					d.Security = config.SMSPSK
-					g.devices[l.Name] = d
-				}
-			}
+		if cfgs, err = g.startSimModems(); err != nil {
+			return nil, err
 		}
 	} else {
 		for _, m := range g.cfg.Modems {
@@ -382,6 +349,55 @@ func (g *Gateway) startModems(ctx context.Context) ([]string, error) {
 		out = append(out, c.MSISDN)
 	}
 	return out, nil
+}
+
+// startSimModems starts the simulated network and its server modems (on
+// ptys, unless the simulated SMSC serves the server SIMs over SMPP), plans
+// the demo fleet and records its lights' PSKs and SMS devices, and returns
+// the modems' configs.
+func (g *Gateway) startSimModems() ([]modem.Config, error) {
+	s := g.cfg.Simulator
+	var err error
+	g.simNet, err = sim.NewNetwork(sim.WithSeed(uint64(time.Now().UnixNano())),
+		sim.WithConditions(sim.Conditions{Latency: sim.Fixed(s.Latency)}), sim.WithLogger(g.log.With("component", "simnet")))
+	if err != nil {
+		return nil, fmt.Errorf("simulated network: %w", err)
+	}
+	var cfgs []modem.Config
+	for _, n := range s.ServerSIMs {
+		if s.SMPP {
+			break // served by the simulated SMSC over SMPP (startSimSMSC)
+		}
+		a, _ := sms.ParseMSISDN(n)
+		m, err := g.simNet.AddModem(a.String(), sim.WithSendTime(s.SendTime))
+		if err != nil {
+			return nil, fmt.Errorf("simulated modem %s: %w", a, err)
+		}
+		p, err := m.OpenPTY()
+		if err != nil {
+			return nil, fmt.Errorf("simulated modem %s: pty: %w", a, err)
+		}
+		g.simModems = append(g.simModems, m)
+		cfgs = append(cfgs, modem.Config{Device: p, MSISDN: a.String()})
+	}
+	f := s.Fleet
+	g.plan = FleetPlan(FleetSpec{UDP: f.UDP, Queue: f.Queue, SMS: f.SMS, DTLS: f.DTLS, OSCORE: f.OSCORE, OSCORESMS: f.OSCORESMS, DTLSSMS: f.DTLSSMS, OSCOREQueue: f.OSCOREQueue, ServerSIMs: sims(s.ServerSIMs),
+		StateDir: filepath.Join(g.cfg.DataDir, "fleet")})
+	for _, l := range g.plan {
+		if l.PSK != nil {
+			g.psk[string(l.PSK.Identity)] = config.PSK{Identity: l.PSK.Identity, Key: hex.EncodeToString(l.PSK.Key), Endpoint: l.Name}
+		}
+		if l.MSISDN != "" {
+			g.devices[l.Name] = config.SMSDevice{Endpoint: l.Name, MSISDN: l.MSISDN, ServerSIM: l.ServerSIM,
+				Trigger: l.sleeps(), NoSec: l.Kind == KindQueue}
+			if l.Kind == KindDTLSSMS {
+				d := g.devices[l.Name]
+				d.Security = config.SMSPSK
+				g.devices[l.Name] = d
+			}
+		}
+	}
+	return cfgs, nil
 }
 
 func sims(in []string) []string {

@@ -26,7 +26,7 @@ func startExternal(t *testing.T) (*server.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext, err := server.New(registry.NewMemory(registry.Options{}))
+	ext, err := server.New(new(registry.Memory))
 	if err != nil {
 		t.Fatal(err)
 	}

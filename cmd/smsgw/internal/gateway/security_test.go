@@ -43,7 +43,7 @@ func TestGatewayPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(registry.NewMemory(registry.Options{}), opts...)
+	srv, err := server.New(new(registry.Memory), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
