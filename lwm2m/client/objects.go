@@ -184,88 +184,8 @@ type Firmware struct {
 // overwrite the state of a newer process.
 func (c *Client) AddFirmware(fw Firmware) error {
 	h := Handlers{
-		Write: func(p path.Path, v content.Value) error {
-			// The handler runs under the client's object lock: the
-			// state is set in place and observers are told after.
-			var changed []path.Path
-			defer func() {
-				if len(changed) > 0 {
-					go c.notifyAll(changed)
-				}
-			}()
-			set := func(rid uint16, v int64) {
-				if c.t.set(path.Resource(5, 0, rid), content.NewInt(v)) == nil {
-					changed = append(changed, path.Resource(5, 0, rid))
-				}
-			}
-			var empty bool
-			switch p.ResourceID() {
-			case 0:
-				empty = len(v.Bytes()) == 0
-			case 1:
-				empty = v.Str() == ""
-			default:
-				return nil
-			}
-			// A write of Package or Package URI starts a new process
-			// (or resets): what is pending for the previous one is
-			// stale. Update Result goes back to Initial before the
-			// server has the answer to its write (Object 5, resource
-			// 5: "Once the updating process is initiated (Download
-			// /Update), this Resource MUST be reset to Initial value"),
-			// so it never reads the previous attempt's failure as this
-			// one's; an empty one resets State to Idle too.
-			c.fwProcess.Add(1)
-			if empty {
-				set(3, FwIdle)
-			}
-			set(5, FwResultInitial)
-			switch p.ResourceID() {
-			case 0:
-				if fw.Package != nil {
-					if err := fw.Package(v.Bytes()); err != nil {
-						return err
-					}
-				}
-				if !empty {
-					set(3, FwDownloaded)
-				}
-			case 1:
-				if fw.URI != nil {
-					return fw.URI(v.Str())
-				}
-			}
-			return nil
-		},
-		Execute: func(p path.Path, _ string) error {
-			if p.ResourceID() != 2 {
-				return nil
-			}
-			// Check Downloaded and move to Updating in one step: a
-			// second Execute, or a write starting a new process, sees
-			// Updating, not Downloaded.
-			c.t.mu.Lock()
-			recs, err := c.t.records(path.Resource(5, 0, 3))
-			if err != nil || len(recs) != 1 || recs[0].Value.Int() != FwDownloaded {
-				c.t.mu.Unlock()
-				return &Error{Code: 0x85, Message: "no package downloaded"} // 4.05
-			}
-			err = c.t.set(path.Resource(5, 0, 3), content.NewInt(FwUpdating))
-			process := c.fwProcess.Load()
-			c.t.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			c.obs.changed(path.Resource(5, 0, 3))
-			go func() {
-				res := int64(FwResultSuccess)
-				if fw.Update != nil && fw.Update() != nil {
-					res = FwResultFailed
-				}
-				c.SetFirmwareStateFor(process, FwIdle, res)
-			}()
-			return nil
-		},
+		Write:   func(p path.Path, v content.Value) error { return c.firmwareWrite(fw, p, v) },
+		Execute: func(p path.Path, _ string) error { return c.firmwareExecute(fw, p) },
 	}
 	if err := c.AddObject(5, h); err != nil {
 		return err
@@ -275,6 +195,96 @@ func (c *Client) AddFirmware(fw Firmware) error {
 		rec(path.Resource(5, 0, 3), content.NewInt(FwIdle)),
 		rec(path.Resource(5, 0, 5), content.NewInt(FwResultInitial)),
 	)
+}
+
+// firmwareWrite is the Write handler of /5/0: a write of Package (0) or
+// Package URI (1) starts a new process, resets Update Result, and moves
+// State to Downloaded (a package) or Idle (an empty one).
+func (c *Client) firmwareWrite(fw Firmware, p path.Path, v content.Value) error {
+	// The handler runs under the client's object lock: the
+	// state is set in place and observers are told after.
+	var changed []path.Path
+	defer func() {
+		if len(changed) > 0 {
+			go c.notifyAll(changed)
+		}
+	}()
+	set := func(rid uint16, v int64) {
+		if c.t.set(path.Resource(5, 0, rid), content.NewInt(v)) == nil {
+			changed = append(changed, path.Resource(5, 0, rid))
+		}
+	}
+	var empty bool
+	switch p.ResourceID() {
+	case 0:
+		empty = len(v.Bytes()) == 0
+	case 1:
+		empty = v.Str() == ""
+	default:
+		return nil
+	}
+	// A write of Package or Package URI starts a new process
+	// (or resets): what is pending for the previous one is
+	// stale. Update Result goes back to Initial before the
+	// server has the answer to its write (Object 5, resource
+	// 5: "Once the updating process is initiated (Download
+	// /Update), this Resource MUST be reset to Initial value"),
+	// so it never reads the previous attempt's failure as this
+	// one's; an empty one resets State to Idle too.
+	c.fwProcess.Add(1)
+	if empty {
+		set(3, FwIdle)
+	}
+	set(5, FwResultInitial)
+	switch p.ResourceID() {
+	case 0:
+		if fw.Package != nil {
+			if err := fw.Package(v.Bytes()); err != nil {
+				return err
+			}
+		}
+		if !empty {
+			set(3, FwDownloaded)
+		}
+	case 1:
+		if fw.URI != nil {
+			return fw.URI(v.Str())
+		}
+	}
+	return nil
+}
+
+// firmwareExecute is the Execute handler of /5/0: Update (2) checks that a
+// package is Downloaded, moves to Updating, and applies it in the
+// background, reporting the result for this process only.
+func (c *Client) firmwareExecute(fw Firmware, p path.Path) error {
+	if p.ResourceID() != 2 {
+		return nil
+	}
+	// Check Downloaded and move to Updating in one step: a
+	// second Execute, or a write starting a new process, sees
+	// Updating, not Downloaded.
+	c.t.mu.Lock()
+	recs, err := c.t.records(path.Resource(5, 0, 3))
+	if err != nil || len(recs) != 1 || recs[0].Value.Int() != FwDownloaded {
+		c.t.mu.Unlock()
+		return &Error{Code: 0x85, Message: "no package downloaded"} // 4.05
+	}
+	err = c.t.set(path.Resource(5, 0, 3), content.NewInt(FwUpdating))
+	process := c.fwProcess.Load()
+	c.t.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	c.obs.changed(path.Resource(5, 0, 3))
+	go func() {
+		res := int64(FwResultSuccess)
+		if fw.Update != nil && fw.Update() != nil {
+			res = FwResultFailed
+		}
+		c.SetFirmwareStateFor(process, FwIdle, res)
+	}()
+	return nil
 }
 
 // FirmwareProcess returns the number of the current Firmware Update
