@@ -91,15 +91,7 @@ func TestQBlock2NoBlockOfFirstAnswer(t *testing.T) {
 			// NON_RECEIVE_TIMEOUT (NON_LIFETIME = MAX_LATENCY here): a
 			// copy of the request is a duplicate to the server.
 			params.MaxLatency = 5 * time.Second
-			a, b, err := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
-			if err != nil {
-				t.Fatal(err)
-			}
-			l := &lossyLink{}
-			srv, err := bearer.NewEndpoint(lossyServer{a, l}, bearer.WithHandler(q.mux), bearer.WithSeed(1))
-			if err != nil {
-				t.Fatal(err)
-			}
+			a, b, l, srv := lossyQBServer(t, params, q)
 			cmet := new(bearer.Counters)
 			cli, err := bearer.NewEndpoint(lossyClient{b, l}, bearer.WithSeed(2), bearer.WithMetrics(cmet))
 			if err != nil {
@@ -181,15 +173,7 @@ func TestQBlock2AnswerHeardBeforeWriteReturns(t *testing.T) {
 	q := newQBMux(big)
 	params := qbParams(time.Second, 8)
 	params.MaxLatency = 5 * time.Second
-	a, b, err := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := &lossyLink{}
-	srv, err := bearer.NewEndpoint(lossyServer{a, l}, bearer.WithHandler(q.mux), bearer.WithSeed(1))
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, l, srv := lossyQBServer(t, params, q)
 	cb := &lateClient{lossyClient: lossyClient{b, l}}
 	cli, err := bearer.NewEndpoint(cb, bearer.WithSeed(2))
 	if err != nil {
@@ -210,4 +194,20 @@ func TestQBlock2AnswerHeardBeforeWriteReturns(t *testing.T) {
 	if err != nil || !bytes.Equal(resp.Payload, big) {
 		t.Fatalf("GET whose lost answer was heard before the write returned: %v (server handler runs %d)", err, q.gets.Load()-gets0)
 	}
+}
+
+// lossyQBServer makes a pipe with params and serves q on its first side
+// through a lossyServer; the caller makes the client on b with l.
+func lossyQBServer(t *testing.T, params bearer.Params, q *qbMux) (a, b *pipe.Conn, l *lossyLink, srv *bearer.Endpoint) {
+	t.Helper()
+	a, b, err := pipe.New(pipe.WithParams(params), pipe.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = &lossyLink{}
+	srv, err = bearer.NewEndpoint(lossyServer{a, l}, bearer.WithHandler(q.mux), bearer.WithSeed(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a, b, l, srv
 }

@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"sync/atomic"
 	"time"
 
@@ -26,19 +27,7 @@ func TestFirmwareWriteResetsResult(t *testing.T) {
 		{"package", content.Record{Path: path.Resource(5, 0, 0), Value: content.NewOpaque([]byte("pkg"))}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, addr := startServer(t)
-			sub := srv.Subscribe(16)
-			c, cep := newClient(t, "fw-1", client.WithLifetime(60))
-			// Hooks that leave the state alone: the application downloads
-			// or checks later (as a real device does).
-			if err := c.AddFirmware(client.Firmware{URI: func(string) error { return nil }, Package: func([]byte) error { return nil }}); err != nil {
-				t.Fatal(err)
-			}
-			ctx := ctxT(t)
-			if err := c.Start(ctx, cep, addr); err != nil {
-				t.Fatal(err)
-			}
-			waitEvent(t, sub, server.Registered)
+			srv, c, ctx := registeredFirmwareClient(t, "fw-1")
 			c.SetFirmwareState(client.FwIdle, 5) // the previous attempt failed: integrity
 			if err := srv.WriteValues(ctx, "fw-1", tc.rec.Path, server.Replace, tc.rec); err != nil {
 				t.Fatal(err)
@@ -85,17 +74,7 @@ func TestFirmwareStateMachine(t *testing.T) {
 		{"older process's result dropped after reset", state{client.FwDownloading, 0}, uri(""), true, state{client.FwIdle, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv, addr := startServer(t)
-			sub := srv.Subscribe(16)
-			c, cep := newClient(t, "fw-sm", client.WithLifetime(60))
-			if err := c.AddFirmware(client.Firmware{URI: func(string) error { return nil }, Package: func([]byte) error { return nil }}); err != nil {
-				t.Fatal(err)
-			}
-			ctx := ctxT(t)
-			if err := c.Start(ctx, cep, addr); err != nil {
-				t.Fatal(err)
-			}
-			waitEvent(t, sub, server.Registered)
+			srv, c, ctx := registeredFirmwareClient(t, "fw-sm")
 			c.SetFirmwareState(tc.before.st, tc.before.res)
 			old := c.FirmwareProcess()
 			if err := srv.WriteValues(ctx, "fw-sm", tc.write.Path, server.Replace, tc.write); err != nil {
@@ -183,4 +162,24 @@ func TestFirmwareExecuteOnce(t *testing.T) {
 	if n := updates.Load(); n != 1 {
 		t.Fatalf("%d updates, want 1", n)
 	}
+}
+
+// registeredFirmwareClient starts a server and a client named ep with
+// object 5 whose hooks leave the state alone (the application downloads
+// or checks later, as a real device does), and waits for its
+// registration.
+func registeredFirmwareClient(t *testing.T, ep string) (*server.Server, *client.Client, context.Context) {
+	t.Helper()
+	srv, addr := startServer(t)
+	sub := srv.Subscribe(16)
+	c, cep := newClient(t, ep, client.WithLifetime(60))
+	if err := c.AddFirmware(client.Firmware{URI: func(string) error { return nil }, Package: func([]byte) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	if err := c.Start(ctx, cep, addr); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, sub, server.Registered)
+	return srv, c, ctx
 }
