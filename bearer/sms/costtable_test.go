@@ -150,23 +150,7 @@ func costOSCORE(t *testing.T) costRun {
 	devStore, srvStore := oscore.NewMemoryStore(), oscore.NewMemoryStore()
 	server, device := mustAddr(t, serverNum), mustAddr(t, deviceNum)
 	newSide := func(b bearer.Bearer, params oscore.Params, st oscore.SeqStore, peer sms.Addr, h bearer.Handler, opts ...oscore.ContextOption) *bearer.Endpoint {
-		x, err := oscore.NewContext(params, st, opts...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		conn, err := oscore.New(b, oscore.WithPeer(peer, x))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var eo []bearer.EndpointOption
-		if h != nil {
-			eo = append(eo, bearer.WithHandler(h))
-		}
-		ep, err := bearer.NewEndpoint(conn, eo...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ep
+		return oscoreEndpoint(t, b, oscore.WithPeer(peer, newOSCOREContext(t, params, st, opts...)), h)
 	}
 	sep := newSide(p.srv, srvP, srvStore, device, costMux(), oscore.WithTrustedReplayWindow())
 	dev := newSide(p.dev, devP, devStore, server, nil, oscore.WithTrustedReplayWindow())
@@ -249,4 +233,33 @@ func TestSMSCostTable(t *testing.T) {
 	if o.srvRestartRead.segs != 2*n.read.segs || o.devRestartRead.segs != n.read.segs {
 		t.Errorf("OSCORE after restarts: device %v, server %v", o.devRestartRead, o.srvRestartRead)
 	}
+}
+
+// newOSCOREContext is oscore.NewContext that fails t on error.
+func newOSCOREContext(t *testing.T, params oscore.Params, st oscore.SeqStore, opts ...oscore.ContextOption) *oscore.Context {
+	t.Helper()
+	x, err := oscore.NewContext(params, st, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return x
+}
+
+// oscoreEndpoint is an Endpoint over an OSCORE connection on b with peer,
+// serving h when h is not nil. The caller closes it.
+func oscoreEndpoint(t *testing.T, b bearer.Bearer, peer oscore.ConnOption, h bearer.Handler) *bearer.Endpoint {
+	t.Helper()
+	conn, err := oscore.New(b, peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var eo []bearer.EndpointOption
+	if h != nil {
+		eo = append(eo, bearer.WithHandler(h))
+	}
+	ep, err := bearer.NewEndpoint(conn, eo...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ep
 }

@@ -86,22 +86,8 @@ func TestUnansweredRequestOverSMS(t *testing.T) {
 		{"OSCORE", sms.ModeOSCORE, func(t *testing.T, p *pair) *bearer.Endpoint {
 			devP, srvP := oscoreParams()
 			side := func(b bearer.Bearer, params oscore.Params, peer sms.Addr, h bearer.Handler) *bearer.Endpoint {
-				x, err := oscore.NewContext(params, oscore.NewMemoryStore(), oscore.WithTrustedReplayWindow())
-				if err != nil {
-					t.Fatal(err)
-				}
-				conn, err := oscore.New(b, oscore.WithPeer(peer, x))
-				if err != nil {
-					t.Fatal(err)
-				}
-				var eo []bearer.EndpointOption
-				if h != nil {
-					eo = append(eo, bearer.WithHandler(h))
-				}
-				ep, err := bearer.NewEndpoint(conn, eo...)
-				if err != nil {
-					t.Fatal(err)
-				}
+				x := newOSCOREContext(t, params, oscore.NewMemoryStore(), oscore.WithTrustedReplayWindow())
+				ep := oscoreEndpoint(t, b, oscore.WithPeer(peer, x), h)
 				t.Cleanup(func() { ep.Close() })
 				return ep
 			}
